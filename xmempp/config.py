@@ -1,0 +1,36 @@
+"""Inference settings. The defaults are XMem++'s (max810/XMem2, `VIDEO_INFERENCE_CONFIG`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """How propagation and memory behave. Derive variants with `dataclasses.replace`."""
+
+    size: int | None = 480  # short side of the processed frames; None keeps the original resolution
+    mem_every: int = 10  # a propagated frame becomes a working-memory frame every this many frames
+    top_k: int = 30  # memory elements each query pixel reads from
+    enable_long_term: bool = True  # consolidate old working memory into long-term prototypes
+    min_working_frames: int = 5  # working memory kept after a consolidation
+    max_working_frames: int = 10  # working memory size that triggers a consolidation
+    num_prototypes: int = 128  # long-term prototypes made per consolidation
+    max_long_term_elements: int = 10000  # long-term memory cap; least used prototypes are dropped beyond it
+    key_dim: int = 64
+    value_dim: int = 512
+    hidden_dim: int = 64
+    use_amp: bool = True  # mixed precision on CUDA, as the reference; ignored on CPU
+
+    def __post_init__(self) -> None:
+        if self.size is not None and self.size < 16:
+            raise ValueError(f"size must be at least 16 pixels (or None for the original size), got {self.size}")
+        if self.mem_every < 1 or self.top_k < 1:
+            raise ValueError("mem_every and top_k must be positive")
+        if not 0 < self.min_working_frames < self.max_working_frames:
+            raise ValueError("need 0 < min_working_frames < max_working_frames")
+
+    def counts_long_term_usage(self, num_frames: int) -> bool:
+        """Whether long-term usage is tracked: only when a video is long enough to fill long-term memory."""
+        consolidations = num_frames / (self.max_working_frames - self.min_working_frames)
+        return self.enable_long_term and consolidations * self.num_prototypes >= self.max_long_term_elements

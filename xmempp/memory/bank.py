@@ -1,0 +1,93 @@
+"""Reading from and writing to XMem++'s memory: permanent + working + long-term, with consolidation."""
+
+from __future__ import annotations
+
+import torch
+
+from xmempp.config import InferenceConfig
+from xmempp.memory.similarity import similarity, softmax, top_k_softmax
+from xmempp.memory.stores import LongTermMemory, PermanentMemory, WorkingMemory
+
+
+class MemoryBank:
+    """The memory one propagation reads: a shared permanent memory plus its own working and long-term memory."""
+
+    def __init__(self, permanent: PermanentMemory, config: InferenceConfig, count_long_term_usage: bool):
+        self.permanent = permanent
+        self.config = config
+        self.working = WorkingMemory()
+        self.long_term = LongTermMemory(count_usage=count_long_term_usage)
+
+    def read(self, query_key: torch.Tensor, query_selection: torch.Tensor) -> torch.Tensor:
+        """Read memory for one frame.
+
+        Args:
+            query_key, query_selection: (1, Ck, h, w).
+        Returns:
+            readout (1, num_objects, Cv, h, w).
+        """
+        h, w = query_key.shape[-2:]
+        query_key, query_selection = query_key.flatten(2), query_selection.flatten(2)
+        long_term, working, permanent = self.long_term, self.working, self.permanent
+
+        entries = permanent.entries_for(permanent.object_groups()[0])  # the first group reads every entry
+        perm_key, perm_shrinkage = permanent.keys(entries)
+        keys = [t for t in (long_term.key, working.key, perm_key) if t is not None]
+        shrinkages = [t for t in (long_term.shrinkage, working.shrinkage, perm_shrinkage) if t is not None]
+        sim = similarity(torch.cat(keys, -1), torch.cat(shrinkages, -1), query_key, query_selection)
+        n_long, n_work = long_term.size, working.size
+        n_recent = n_long + n_work
+        elements_per_frame = perm_key.shape[-1] // len(entries)
+
+        readouts = []
+        for group_index, group in enumerate(permanent.object_groups()):
+            if group_index == 0:
+                group_entries, group_sim = entries, sim
+            else:
+                # Later groups (objects first annotated later) read only the annotations that know them.
+                group_entries = permanent.entries_for(group)
+                columns = [n_recent + i * elements_per_frame + j for i, e in enumerate(entries)
+                           if e.num_objects >= group.stop for j in range(elements_per_frame)]
+                group_sim = torch.cat([sim[:, :n_recent], sim[:, columns]], 1)
+            affinity = top_k_softmax(group_sim, self.config.top_k)
+            if group_index == 0 and self.config.enable_long_term:
+                usage = affinity.sum(dim=2)
+                if n_work:
+                    working.update_usage(usage[:, n_long:n_recent].flatten())
+                if n_long:
+                    long_term.update_usage(usage[:, :n_long].flatten())
+            values = [t[group.start:group.stop] for t in (long_term.value, working.value) if t is not None]
+            values.append(permanent.values(group_entries, group))
+            readouts.append(torch.cat(values, -1) @ affinity)
+        readout = torch.cat(readouts, 0)
+        return readout.view(1, readout.shape[0], readout.shape[1], h, w)
+
+    def add_working(self, key: torch.Tensor, shrinkage: torch.Tensor, selection: torch.Tensor,
+                    value: torch.Tensor) -> None:
+        """Add a memory frame: key/selection (1, Ck, h, w), shrinkage (1, 1, h, w), value (1, N, Cv, h, w)."""
+        elements_per_frame = key.shape[-2] * key.shape[-1]
+        self.working.add(key.flatten(2), shrinkage.flatten(2), selection.flatten(2), value[0].flatten(2))
+        if self.config.enable_long_term and self.working.size >= self.config.max_working_frames * elements_per_frame:
+            prototypes_cap = self.config.max_long_term_elements - self.config.num_prototypes
+            if self.long_term.size >= prototypes_cap:
+                self.long_term.remove_least_used(prototypes_cap)
+            self._consolidate(elements_per_frame)
+
+    def _consolidate(self, elements_per_frame: int) -> None:
+        """Turn all but the newest `min_working_frames` of working memory into long-term prototypes."""
+        working = self.working
+        count = working.size - self.config.min_working_frames * elements_per_frame
+        key, shrinkage = working.key[..., :count], working.shrinkage[..., :count]
+        selection, value = working.selection[..., :count], working.value[..., :count]
+        usage = working.usage()[..., :count]
+
+        num_prototypes = min(self.config.num_prototypes, count)
+        indices = torch.topk(usage, k=num_prototypes, dim=-1, sorted=True)[1].flatten()
+        prototype_key = key[:, :, indices]
+        # Potentiation: each prototype's value and shrinkage are a soft average of similar candidates.
+        affinity = softmax(similarity(key, shrinkage, prototype_key, selection[:, :, indices]))
+        prototype_value = value @ affinity
+        prototype_shrinkage = shrinkage @ affinity
+
+        working.drop_oldest(count)
+        self.long_term.add(prototype_key, prototype_shrinkage, prototype_value)

@@ -1,0 +1,152 @@
+"""The three key-value stores of XMem++: permanent (annotations), working (recent frames) and long-term.
+
+Keys are (1, Ck, N), shrinkage (1, 1, N), selection (1, Ck, N) and values (num_objects, Cv, N), where N
+counts memory elements (a frame contributes H/16 * W/16 of them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class PermanentEntry:
+    """One annotated frame, encoded. `value` covers the objects known when it was encoded."""
+
+    key: torch.Tensor
+    shrinkage: torch.Tensor
+    selection: torch.Tensor
+    value: torch.Tensor
+
+    @property
+    def num_objects(self) -> int:
+        return self.value.shape[0]
+
+
+class PermanentMemory:
+    """Annotated frames, never evicted; add, replace and remove one frame without touching the others."""
+
+    def __init__(self) -> None:
+        self._entries: dict[int, PermanentEntry] = {}
+
+    def __contains__(self, frame_index: int) -> bool:
+        return frame_index in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def frame_indices(self) -> list[int]:
+        """Annotated frames in the order they are read (the order they were first added)."""
+        return list(self._entries)
+
+    def put(self, frame_index: int, entry: PermanentEntry) -> None:
+        """Add a frame, or replace it in place if it is already there."""
+        self._entries[frame_index] = entry
+
+    def remove(self, frame_index: int) -> None:
+        del self._entries[frame_index]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    @property
+    def num_objects(self) -> int:
+        return max((e.num_objects for e in self._entries.values()), default=0)
+
+    def object_groups(self) -> list[range]:
+        """Objects introduced together, in order; a group reads only the entries that know its objects."""
+        bounds = sorted({e.num_objects for e in self._entries.values()})
+        return [range(start, end) for start, end in zip([0, *bounds[:-1]], bounds)]
+
+    def entries_for(self, group: range) -> list[PermanentEntry]:
+        return [e for e in self._entries.values() if e.num_objects >= group.stop]
+
+    def keys(self, entries: list[PermanentEntry]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Concatenated keys and shrinkage of `entries`."""
+        return (torch.cat([e.key for e in entries], -1), torch.cat([e.shrinkage for e in entries], -1))
+
+    def values(self, entries: list[PermanentEntry], group: range) -> torch.Tensor:
+        return torch.cat([e.value[group.start:group.stop] for e in entries], -1)
+
+
+class WorkingMemory:
+    """Recent memory frames, with usage counts that decide what long-term consolidation keeps."""
+
+    def __init__(self) -> None:
+        self.key = self.shrinkage = self.selection = self.value = None
+        self.use_count = self.life_count = None
+
+    @property
+    def size(self) -> int:
+        return 0 if self.key is None else self.key.shape[-1]
+
+    def add(self, key: torch.Tensor, shrinkage: torch.Tensor, selection: torch.Tensor, value: torch.Tensor) -> None:
+        new_use = torch.zeros_like(shrinkage, dtype=torch.float32)
+        new_life = new_use + 1e-7  # new elements are not penalised for being unused yet
+        if self.key is None:
+            self.key, self.shrinkage, self.selection, self.value = key, shrinkage, selection, value
+            self.use_count, self.life_count = new_use, new_life
+            return
+        self.key = torch.cat([self.key, key], -1)
+        self.shrinkage = torch.cat([self.shrinkage, shrinkage], -1)
+        self.selection = torch.cat([self.selection, selection], -1)
+        self.value = torch.cat([self.value, value], -1)
+        self.use_count = torch.cat([self.use_count, new_use], -1)
+        self.life_count = torch.cat([self.life_count, new_life], -1)
+
+    def update_usage(self, usage: torch.Tensor) -> None:
+        """usage: (N,) read weight each element received for one query frame."""
+        self.use_count += usage.view_as(self.use_count)
+        self.life_count += 1
+
+    def usage(self) -> torch.Tensor:
+        return self.use_count / self.life_count
+
+    def drop_oldest(self, count: int) -> None:
+        """Forget the first `count` elements (they went to long-term memory)."""
+        for name in ("key", "shrinkage", "selection", "value", "use_count", "life_count"):
+            setattr(self, name, getattr(self, name)[..., count:])
+
+
+class LongTermMemory:
+    """Prototypes consolidated from working memory; the least used are dropped when it is full."""
+
+    def __init__(self, count_usage: bool) -> None:
+        self.count_usage = count_usage
+        self.key = self.shrinkage = self.value = None
+        self.use_count = self.life_count = None
+
+    @property
+    def size(self) -> int:
+        return 0 if self.key is None else self.key.shape[-1]
+
+    def add(self, key: torch.Tensor, shrinkage: torch.Tensor, value: torch.Tensor) -> None:
+        new_use = torch.zeros_like(shrinkage, dtype=torch.float32)
+        new_life = new_use + 1e-7
+        if self.key is None:
+            self.key, self.shrinkage, self.value = key, shrinkage, value
+            self.use_count, self.life_count = new_use, new_life
+            return
+        self.key = torch.cat([self.key, key], -1)
+        self.shrinkage = torch.cat([self.shrinkage, shrinkage], -1)
+        self.value = torch.cat([self.value, value], -1)
+        self.use_count = torch.cat([self.use_count, new_use], -1)
+        self.life_count = torch.cat([self.life_count, new_life], -1)
+
+    def update_usage(self, usage: torch.Tensor) -> None:
+        if self.count_usage:
+            self.use_count += usage.view_as(self.use_count)
+            self.life_count += 1
+
+    def remove_least_used(self, max_size: int) -> None:
+        """Shrink to at most `max_size` elements, dropping every element tied with the cut-off."""
+        if not self.count_usage:
+            raise RuntimeError("long-term memory is full but usage was not counted")
+        usage = (self.use_count / self.life_count).flatten()
+        cutoff = torch.topk(usage, k=self.size - max_size, largest=False, sorted=True)[0][-1]
+        keep = usage > cutoff
+        for name in ("key", "shrinkage", "value", "use_count", "life_count"):
+            setattr(self, name, getattr(self, name)[..., keep])

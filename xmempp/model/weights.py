@@ -1,0 +1,155 @@
+"""Finding, downloading and strictly loading the official XMem weights."""
+
+from __future__ import annotations
+
+import logging
+import os
+import urllib.request
+from pathlib import Path
+
+import torch
+
+from xmempp.errors import XMemPPError
+from xmempp.model.network import XMem
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_URL = "https://github.com/hkchengrex/XMem/releases/download/v1.0/XMem.pth"
+DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+WEIGHTS_FILENAME = "XMem.pth"
+
+# The official checkpoint calls the key encoder's first ResNet stage `res2`; torchvision calls it `layer1`.
+_RENAMES = {"key_encoder.res2.": "key_encoder.layer1."}
+
+
+def checkpoint_to_model_names(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map official tensor names to this package's module names."""
+    renamed = {}
+    for name, tensor in state_dict.items():
+        for old, new in _RENAMES.items():
+            if name.startswith(old):
+                name = new + name[len(old):]
+        renamed[name] = tensor
+    return renamed
+
+
+def model_to_checkpoint_names(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map this package's module names to the official tensor names (to write checkpoints)."""
+    renamed = {}
+    for name, tensor in state_dict.items():
+        for old, new in _RENAMES.items():
+            if name.startswith(new):
+                name = old + name[len(new):]
+        renamed[name] = tensor
+    return renamed
+
+
+def load_network(path: str | Path, device: torch.device | str | None = None) -> XMem:
+    """Build XMem from an official-layout checkpoint, refusing missing, unexpected or mis-shaped tensors."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a bad file
+        raise XMemPPError(f"{path} is not a readable PyTorch checkpoint ({type(error).__name__}: {error})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise XMemPPError(f"{path} does not hold a state dict of tensors")
+
+    network = XMem()
+    expected = network.state_dict()
+    state = checkpoint_to_model_names(state)
+    official = model_to_checkpoint_names
+    missing = [n for n in expected if n not in state and not n.endswith("num_batches_tracked")]
+    unexpected = [n for n in state if n not in expected]
+    if missing:
+        raise XMemPPError(f"{path}: missing tensor {next(iter(official({missing[0]: 0})))}"
+                          + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    if unexpected:
+        raise XMemPPError(f"{path}: unexpected tensor {next(iter(official({unexpected[0]: 0})))}"
+                          + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""))
+    for name, tensor in state.items():
+        if tensor.shape != expected[name].shape:
+            official_name = next(iter(official({name: 0})))
+            raise XMemPPError(f"{path}: tensor {official_name} has shape {tuple(tensor.shape)}, "
+                              f"expected {tuple(expected[name].shape)}")
+    network.load_state_dict(state, strict=False)  # only num_batches_tracked may be absent, checked above
+    return network.to(resolve_device(device)).eval().requires_grad_(False)
+
+
+def resolve_device(device: torch.device | str | None) -> torch.device:
+    """`None` means CUDA when present, else the CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def find_weights(weights: str | Path | None = None) -> Path | None:
+    """The weights file to use: the argument, then $XMEMPP_WEIGHTS, then weights/XMem.pth; None if absent."""
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise FileNotFoundError(f"weights file not found: {path}")
+        return path
+    from_env = os.environ.get("XMEMPP_WEIGHTS")
+    if from_env:
+        path = Path(from_env)
+        if not path.is_file():
+            raise FileNotFoundError(f"XMEMPP_WEIGHTS points to {path}, which does not exist")
+        return path
+    default = DEFAULT_WEIGHTS_DIR / WEIGHTS_FILENAME
+    return default if default.is_file() else None
+
+
+def missing_weights_message() -> str:
+    return (f"XMem weights not found. Download {WEIGHTS_URL} and put it at {DEFAULT_WEIGHTS_DIR / WEIGHTS_FILENAME}, "
+            "or point XMEMPP_WEIGHTS (or --weights) at the file.")
+
+
+def ensure_weights(weights: str | Path | None = None, progress: bool = True) -> Path:
+    """Find the weights, downloading the official XMem.pth when none exist and XMEMPP_OFFLINE is not 1."""
+    found = find_weights(weights)
+    if found is not None:
+        return found
+    if os.environ.get("XMEMPP_OFFLINE") == "1":
+        raise XMemPPError(missing_weights_message() + " (XMEMPP_OFFLINE=1, so nothing was downloaded)")
+    return download_weights(DEFAULT_WEIGHTS_DIR / WEIGHTS_FILENAME, progress=progress)
+
+
+def download_weights(destination: Path, url: str = WEIGHTS_URL, progress: bool = True) -> Path:
+    """Download to a temporary file beside `destination`; rename it only once complete and loadable."""
+    from tqdm import tqdm
+
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".part")
+    log.info("downloading %s to %s", url, destination)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc="XMem.pth", disable=not progress) as bar:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        load_network(partial, device="cpu")
+    except Exception as error:
+        partial.unlink(missing_ok=True)
+        raise XMemPPError(f"could not download the XMem weights ({type(error).__name__}: {error}). "
+                          + missing_weights_message()) from None
+    partial.replace(destination)
+    return destination
+
+
+def save_random_checkpoint(path: str | Path, seed: int = 0, pred_bias: float = 1.0) -> Path:
+    """Write random weights in the official layout (for tests and demos without the real file).
+
+    The masks they give mean nothing; the raised decoder bias only makes them non-empty blobs.
+    """
+    torch.manual_seed(seed)
+    state = XMem().state_dict()
+    state["decoder.pred.bias"] = state["decoder.pred.bias"] + pred_bias
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model_to_checkpoint_names(state), path)
+    return path

@@ -1,0 +1,85 @@
+"""XMem++'s per-frame step: read memory, decode, and decide when a frame becomes memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from xmempp.config import InferenceConfig
+from xmempp.memory.bank import MemoryBank
+from xmempp.memory.stores import PermanentEntry, PermanentMemory
+from xmempp.model.network import XMem, aggregate
+
+
+@dataclass
+class FrameKeys:
+    """A frame's key features, kept for annotation-candidate selection: key/selection (Ck, h, w), shrinkage (1, h, w)."""
+
+    key: torch.Tensor
+    shrinkage: torch.Tensor
+    selection: torch.Tensor
+
+
+def encode_annotation(network: XMem, image: torch.Tensor, masks: torch.Tensor) -> tuple[PermanentEntry, FrameKeys]:
+    """Encode an annotated frame for permanent memory.
+
+    Args:
+        image: (1, 3, H, W) padded network input; masks: (N, H, W) one-hot over the known objects, padded.
+    """
+    key, shrinkage, selection, f16, _, _ = network.encode_key(image)
+    probs = aggregate(masks, dim=0)
+    no_hidden = torch.zeros(1, masks.shape[0], network.hidden_dim, *key.shape[-2:], device=key.device)
+    value, _ = network.encode_value(image, f16, no_hidden, probs[1:].unsqueeze(0), deep_update=False)
+    entry = PermanentEntry(key.flatten(2), shrinkage.flatten(2), selection.flatten(2), value[0].flatten(2))
+    return entry, FrameKeys(key[0], shrinkage[0], selection[0])
+
+
+class Propagation:
+    """One pass over a video, frame after frame, against a permanent memory that holds the annotations."""
+
+    def __init__(self, network: XMem, permanent: PermanentMemory, config: InferenceConfig, num_frames: int):
+        self.network = network
+        self.config = config
+        self.num_frames = num_frames
+        self.num_objects = permanent.num_objects
+        self.memory = MemoryBank(permanent, config, config.counts_long_term_usage(num_frames))
+        self.hidden: torch.Tensor | None = None
+        self.last_memory_frame = 0
+
+    def step(self, index: int, image: torch.Tensor, annotation: torch.Tensor | None) -> tuple[torch.Tensor, FrameKeys]:
+        """Process frame `index` (frames must come in order from 0).
+
+        Args:
+            image: (1, 3, H, W) padded network input.
+            annotation: (N, H, W) one-hot of the frame's annotation (padded), or None to predict it.
+        Returns:
+            probabilities (N + 1, H, W), background first, and the frame's keys.
+        """
+        is_last = index == self.num_frames - 1
+        is_memory_frame = (index - self.last_memory_frame >= self.config.mem_every or annotation is not None) \
+            and not is_last
+        # The sensory memory gets its deep update on memory frames, a light update on the others.
+        light_update = not is_memory_frame and not is_last
+
+        key, shrinkage, selection, f16, f8, f4 = self.network.encode_key(image)
+        if self.hidden is None:
+            self.hidden = torch.zeros(1, self.num_objects, self.network.hidden_dim, *key.shape[-2:],
+                                      device=key.device)
+        if annotation is not None:
+            probs = aggregate(annotation, dim=0)
+        else:
+            readout = self.memory.read(key, selection)
+            hidden, probs = self.network.segment(f16, f8, f4, readout, self.hidden, update_hidden=light_update)
+            probs = probs[0]
+            if light_update:
+                self.hidden = hidden
+
+        if is_memory_frame:
+            value, hidden = self.network.encode_value(image, f16, self.hidden, probs[1:].unsqueeze(0),
+                                                      deep_update=True)
+            if annotation is None:  # annotated frames are in permanent memory already
+                self.memory.add_working(key, shrinkage, selection, value)
+            self.last_memory_frame = index
+            self.hidden = hidden
+        return probs, FrameKeys(key[0], shrinkage[0], selection[0])

@@ -1,0 +1,240 @@
+"""One video's interactive state: frames, annotations (permanent memory), predictions and per-frame keys.
+
+Lifecycle: `VideoSession(network, frames)` -> `annotate(i, mask)` (any number, any frames) ->
+`propagate()` (a generator of finished frames) -> `suggest(k)` -> annotate the suggestions -> propagate
+again. The network is shared and read-only; everything that belongs to the video lives here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from xmempp.candidates import select_next_candidates
+from xmempp.config import InferenceConfig
+from xmempp.errors import XMemPPError
+from xmempp.masks import ObjectManager
+from xmempp.memory.stores import PermanentMemory
+from xmempp.model.network import XMem
+from xmempp.propagation import FrameKeys, Propagation, encode_annotation
+from xmempp.video import FrameFolder, pad_to_multiple, to_network_input, unpad
+
+log = logging.getLogger(__name__)
+
+
+class EmptyAnnotationError(XMemPPError):
+    """An annotation without any object pixel."""
+
+
+@dataclass(frozen=True)
+class PropagatedFrame:
+    """A frame finished by propagation: `mask` holds object ids at the frame's size."""
+
+    index: int
+    mask: np.ndarray
+    is_annotation: bool
+
+
+ProgressCallback = Callable[[int, int], None]  # (frames done, total frames)
+
+
+class VideoSession:
+    """XMem++ on one video: annotate frames, propagate, suggest the next frames to annotate."""
+
+    def __init__(self, network: XMem, frames: FrameFolder, config: InferenceConfig | None = None):
+        self.network = network
+        self.frames = frames
+        self.config = config or InferenceConfig()
+        self.objects = ObjectManager()
+        self.permanent = PermanentMemory()
+        self._annotations: dict[int, np.ndarray] = {}
+        self._predictions: list[np.ndarray | None] = [None] * len(frames)
+        self._keys: list[FrameKeys | None] = [None] * len(frames)
+        self._frame_size: tuple[int, int] | None = None
+
+    # ----- frames -------------------------------------------------------------------------------------
+    @property
+    def num_frames(self) -> int:
+        return len(self.frames)
+
+    @property
+    def frame_names(self) -> list[str]:
+        return self.frames.names
+
+    def frame(self, index: int) -> np.ndarray:
+        """Frame `index` as (H, W, 3) uint8 RGB."""
+        return self.frames.read(index)
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(H, W) of the video, from its first frame."""
+        if self._frame_size is None:
+            self._frame_size = self.frame(0).shape[:2]
+        return self._frame_size
+
+    # ----- annotations (permanent memory) --------------------------------------------------------------
+    @property
+    def annotated_frames(self) -> list[int]:
+        return sorted(self._annotations)
+
+    def annotation(self, index: int) -> np.ndarray | None:
+        return self._annotations.get(index)
+
+    def annotate(self, index: int, mask: np.ndarray) -> None:
+        """Put frame `index`'s mask ((H, W) object ids, 0 = background) into permanent memory, replacing any earlier one.
+
+        Raises EmptyAnnotationError when the mask has no object pixel; nothing changes then.
+        """
+        self._check_index(index)
+        rgb = self.frame(index)
+        mask = np.asarray(mask)
+        if mask.shape != rgb.shape[:2]:
+            raise XMemPPError(f"the mask for frame {index} is {mask.shape[1]}x{mask.shape[0]}, "
+                              f"but the frame is {rgb.shape[1]}x{rgb.shape[0]}")
+        if not mask.any():
+            raise EmptyAnnotationError(f"the annotation of frame {index} is empty (no object pixels)")
+        mask = mask.astype(np.uint8)
+        self.objects.register(mask)
+        self._encode(index, rgb, mask)
+        self._annotations[index] = mask.copy()
+        self._predictions[index] = mask.copy()
+        self._forget_unannotated_objects()
+
+    def remove_annotation(self, index: int) -> None:
+        """Take frame `index` out of permanent memory; the other annotations stay as they are."""
+        if index not in self._annotations:
+            raise XMemPPError(f"frame {index} has no annotation to remove")
+        del self._annotations[index]
+        self.permanent.remove(index)
+        self._forget_unannotated_objects()
+
+    def _forget_unannotated_objects(self) -> None:
+        """Drop objects that no annotation shows any more, re-encoding so that no channel refers to them."""
+        remaining = {int(i) for mask in self._annotations.values() for i in np.unique(mask) if i}
+        if remaining == set(self.objects.ids):
+            return
+        order = self.permanent.frame_indices
+        self.objects = ObjectManager()
+        self.permanent.clear()
+        for frame_index in order:
+            self.objects.register(self._annotations[frame_index])
+        for frame_index in order:
+            self._encode(frame_index, self.frame(frame_index), self._annotations[frame_index])
+
+    def _encode(self, index: int, rgb: np.ndarray, mask: np.ndarray) -> None:
+        """Encode an annotated frame into permanent memory (and keep its keys for suggestions)."""
+        image, one_hot, _ = self._network_inputs(rgb, mask)
+        with torch.inference_mode():
+            entry, keys = encode_annotation(self.network, image, one_hot)
+        self.permanent.put(index, entry)
+        self._keys[index] = _on_cpu(keys)
+
+    def _network_inputs(self, rgb: np.ndarray, mask: np.ndarray | None
+                        ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[int, int, int, int]]:
+        """Padded (1, 3, h, w) image, its padded (N, h, w) one-hot if a mask is given, and the padding."""
+        device = self.network.device
+        image = to_network_input(rgb, self.config.size).to(device)
+        one_hot = None
+        if mask is not None:
+            one_hot = self.objects.to_channels(mask).to(device)
+            if self.config.size is not None:
+                one_hot = F.interpolate(one_hot[None], size=image.shape[-2:], mode="nearest")[0]
+            one_hot, _ = pad_to_multiple(one_hot)
+        image, padding = pad_to_multiple(image)
+        return image[None], one_hot, padding
+
+    # ----- propagation -----------------------------------------------------------------------------------
+    def propagate(self, progress: ProgressCallback | None = None,
+                  cancel: threading.Event | None = None) -> Iterator[PropagatedFrame]:
+        """Segment every frame from the first to the last, yielding each as it is done.
+
+        Annotated frames yield their annotation. Setting `cancel` (or closing the generator) stops after
+        the current frame; frames done so far keep their masks, the others have none.
+        """
+        if not self._annotations:
+            raise XMemPPError("annotate at least one frame before propagating")
+        self._predictions = [self._annotations.get(i) for i in range(self.num_frames)]
+        propagation = Propagation(self.network, self.permanent, self.config, self.num_frames)
+        size = self.frame_size
+        for index in range(self.num_frames):
+            if cancel is not None and cancel.is_set():
+                return
+            rgb = self.frame(index)
+            if rgb.shape[:2] != size:
+                raise XMemPPError(f"frame {index} ({self.frame_names[index]}) is {rgb.shape[1]}x{rgb.shape[0]}, "
+                                  f"but the video is {size[1]}x{size[0]}")
+            annotation = self._annotations.get(index)
+            image, one_hot, padding = self._network_inputs(rgb, annotation)
+            with torch.inference_mode(), self._autocast():
+                probs, keys = propagation.step(index, image, one_hot)
+                mask = annotation if annotation is not None else self._to_ids(unpad(probs, padding), size)
+            self._keys[index] = _on_cpu(keys)
+            self._predictions[index] = mask
+            if progress is not None:
+                progress(index + 1, self.num_frames)
+            yield PropagatedFrame(index, mask, annotation is not None)
+
+    def _to_ids(self, probs: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+        """Probabilities (N + 1, h, w) -> (H, W) object ids: resized to the frame's size before the argmax."""
+        if self.config.size is not None:
+            probs = F.interpolate(probs[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+        return self.objects.to_ids(torch.argmax(probs, dim=0).cpu().numpy())
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.network.device.type == "cuda" and self.config.use_amp:
+            return torch.autocast("cuda")
+        return contextlib.nullcontext()
+
+    def prediction(self, index: int) -> np.ndarray | None:
+        """The mask of frame `index` from the last propagation (its annotation if annotated), or None."""
+        self._check_index(index)
+        return self._predictions[index]
+
+    # ----- suggestions -----------------------------------------------------------------------------------
+    def suggest(self, k: int = 5, alpha: float = 0.5, min_mask_presence_percent: float = 0.25) -> list[int]:
+        """The k frames to annotate next, from the keys and masks of the last propagation (no encoder pass)."""
+        if not self._annotations:
+            raise XMemPPError("annotate at least one frame before asking for suggestions")
+        missing = [i for i in self._annotations if self._keys[i] is None]
+        if missing:
+            raise XMemPPError("propagate before asking for suggestions")
+        foregrounds = [None if m is None else torch.from_numpy(m > 0) for m in self._predictions]
+        return select_next_candidates(self._keys, foregrounds, k, self.annotated_frames, alpha=alpha,
+                                      min_mask_presence_percent=min_mask_presence_percent)
+
+    def encode_keys(self, progress: bool = False) -> list[FrameKeys]:
+        """Compute every frame's keys with the key encoder alone (when no propagation provided them)."""
+        from tqdm import tqdm
+
+        for index in tqdm(range(self.num_frames), disable=not progress, desc="encoding keys", unit="frame"):
+            if self._keys[index] is None:
+                image, _, _ = self._network_inputs(self.frame(index), None)
+                with torch.inference_mode(), self._autocast():
+                    key, shrinkage, selection, *_ = self.network.encode_key(image)
+                self._keys[index] = _on_cpu(FrameKeys(key[0], shrinkage[0], selection[0]))
+        return list(self._keys)
+
+    @property
+    def frame_keys(self) -> list[FrameKeys | None]:
+        """Per-frame keys computed by propagation (None for frames not reached yet)."""
+        return list(self._keys)
+
+    def set_frame_keys(self, keys: list[FrameKeys | None]) -> None:
+        if len(keys) != self.num_frames:
+            raise XMemPPError(f"got keys for {len(keys)} frames, the video has {self.num_frames}")
+        self._keys = list(keys)
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < self.num_frames:
+            raise XMemPPError(f"frame {index} is past the end of the video ({self.num_frames} frames, 0-based)")
+
+
+def _on_cpu(keys: FrameKeys) -> FrameKeys:
+    return FrameKeys(keys.key.float().cpu(), keys.shrinkage.float().cpu(), keys.selection.float().cpu())

@@ -1,0 +1,122 @@
+"""Reading video frames (a folder of images or a video file) and preparing them for the network."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision.transforms.functional as TF
+from PIL import Image, UnidentifiedImageError
+
+from xmempp.errors import XMemPPError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".avi", ".mkv", ".gif")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class FrameFolder:
+    """A video as a folder of image files, sorted by name; frames are read lazily."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise FileNotFoundError(f"frame folder not found: {self.folder}")
+        self.paths = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.paths:
+            raise XMemPPError(f"no frames (.jpg or .png files) in {self.folder}")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def names(self) -> list[str]:
+        """Frame names without extension; masks share them."""
+        return [p.stem for p in self.paths]
+
+    def read(self, index: int) -> np.ndarray:
+        """Frame `index` as (H, W, 3) uint8 RGB."""
+        if not 0 <= index < len(self.paths):
+            raise XMemPPError(f"frame {index} is past the end of the video ({len(self.paths)} frames, 0-based)")
+        return read_rgb(self.paths[index])
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Read an image as (H, W, 3) uint8 RGB with Pillow (as the reference does), naming the file on failure."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise XMemPPError(f"cannot read frame {path.name}: the file is corrupt or not an image ({error})") from None
+
+
+def open_frames(source: str | Path, work_dir: str | Path | None = None, max_frames: int | None = None) -> FrameFolder:
+    """Open a folder of frames, or extract a video file into `work_dir` as frame_%06d.png first."""
+    source = Path(source)
+    if source.is_dir():
+        return FrameFolder(source)
+    if not source.exists():
+        raise FileNotFoundError(f"video or frame folder not found: {source}")
+    if work_dir is None:
+        raise ValueError("a work_dir is needed to extract the frames of a video file")
+    return FrameFolder(extract_frames(source, Path(work_dir), max_frames=max_frames))
+
+
+def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None) -> Path:
+    """Decode a video file with imageio-ffmpeg into lossless PNG frames named frame_%06d.png."""
+    import imageio.v3 as iio
+
+    if video.suffix.lower() not in VIDEO_SUFFIXES:
+        raise XMemPPError(f"{video.name} is not a supported video ({', '.join(VIDEO_SUFFIXES)}) or frame folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    count = 0
+    try:
+        for frame in iio.imiter(video, plugin="FFMPEG"):
+            if max_frames is not None and count >= max_frames:
+                break
+            Image.fromarray(np.ascontiguousarray(frame[..., :3])).save(out_dir / f"frame_{count:06d}.png",
+                                                                       compress_level=1)
+            count += 1
+    except Exception as error:  # imageio raises OSError, RuntimeError, StopIteration... for bad files
+        raise XMemPPError(f"cannot decode {video.name}: not a readable video ({type(error).__name__}: "
+                          f"{str(error).splitlines()[0] if str(error) else 'no details'})") from None
+    if count == 0:
+        raise XMemPPError(f"{video.name} contains no frames")
+    return out_dir
+
+
+def processing_size(height: int, width: int, size: int | None) -> tuple[int, int]:
+    """Size the network sees: short side `size` (torchvision's rounding), or unchanged when size is None."""
+    if size is None:
+        return height, width
+    if height <= width:
+        return size, int(size * width / height)
+    return int(size * height / width), size
+
+
+def to_network_input(rgb: np.ndarray, size: int | None) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, h, w) float: ImageNet-normalised, then resized (bilinear, antialiased)."""
+    image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255)
+    image = TF.normalize(image, IMAGENET_MEAN, IMAGENET_STD)
+    if size is not None:
+        image = TF.resize(image, [size], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    return image
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = 16) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """Zero-pad the last two dims to multiples of `multiple`, centred; returns the padding (left, right, top, bottom)."""
+    h, w = x.shape[-2:]
+    pad_h, pad_w = -h % multiple, -w % multiple
+    padding = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
+    return F.pad(x, padding), padding
+
+
+def unpad(x: torch.Tensor, padding: tuple[int, int, int, int]) -> torch.Tensor:
+    left, right, top, bottom = padding
+    return x[..., top:x.shape[-2] - bottom, left:x.shape[-1] - right]
