@@ -58,6 +58,7 @@ class VideoSession:
         self._predictions: list[np.ndarray | None] = [None] * len(frames)
         self._keys: list[FrameKeys | None] = [None] * len(frames)
         self._frame_size: tuple[int, int] | None = None
+        self._propagation: Propagation | None = None
 
     # ----- frames -------------------------------------------------------------------------------------
     @property
@@ -161,7 +162,7 @@ class VideoSession:
         if not self._annotations:
             raise XMemPPError("annotate at least one frame before propagating")
         self._predictions = [self._annotations.get(i) for i in range(self.num_frames)]
-        propagation = Propagation(self.network, self.permanent, self.config, self.num_frames)
+        propagation = self._propagation = Propagation(self.network, self.permanent, self.config, self.num_frames)
         size = self.frame_size
         for index in range(self.num_frames):
             if cancel is not None and cancel.is_set():
@@ -191,6 +192,13 @@ class VideoSession:
         if self.network.device.type == "cuda" and self.config.use_amp:
             return torch.autocast("cuda")
         return contextlib.nullcontext()
+
+    def memory_sizes(self) -> dict[str, int]:
+        """Elements in each memory store (working and long-term: of the current or last propagation)."""
+        memory = self._propagation.memory if self._propagation is not None else None
+        return {"permanent": sum(e.key.shape[-1] for e in self.permanent.entries_for(range(0))),
+                "working": memory.working.size if memory else 0,
+                "long_term": memory.long_term.size if memory else 0}
 
     def prediction(self, index: int) -> np.ndarray | None:
         """The mask of frame `index` from the last propagation (its annotation if annotated), or None."""

@@ -51,7 +51,7 @@ def read_rgb(path: Path) -> np.ndarray:
     """Read an image as (H, W, 3) uint8 RGB with Pillow (as the reference does), naming the file on failure."""
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            return np.array(image.convert("RGB"))
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise XMemPPError(f"cannot read frame {path.name}: the file is corrupt or not an image ({error})") from None
 

@@ -1,0 +1,156 @@
+"""The session: permanent memory semantics, propagation as a generator, suggestions from cached keys."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from tests.conftest import moving_square_frames, square_mask, write_frames
+from xmempp import EmptyAnnotationError, FrameFolder, InferenceConfig, VideoSession, XMemPPError
+
+SMALL = InferenceConfig(size=96)
+
+
+@pytest.fixture
+def session(network, tmp_path) -> VideoSession:
+    return VideoSession(network, FrameFolder(write_frames(tmp_path / "frames", moving_square_frames(12))), SMALL)
+
+
+def predictions(session: VideoSession) -> list[np.ndarray]:
+    return [frame.mask for frame in session.propagate()]
+
+
+def test_annotated_frames_return_their_annotation(session):
+    first, last = square_mask(0), square_mask(11, object_id=3)
+    first[60:80, 100:120] = 3
+    session.annotate(0, first)
+    session.annotate(11, last)
+    masks = predictions(session)
+    assert np.array_equal(masks[0], first)
+    assert np.array_equal(masks[11], last)
+
+
+def test_an_annotation_on_the_last_frame_changes_the_prediction_on_frame_1(session):
+    session.annotate(0, square_mask(0))
+    before = predictions(session)[1]
+    session.annotate(11, square_mask(11))
+    after = predictions(session)[1]
+    assert not np.array_equal(before, after)
+
+
+def test_removing_an_annotation_restores_the_earlier_result(session):
+    session.annotate(0, square_mask(0))
+    before = predictions(session)
+    session.annotate(11, square_mask(11))
+    session.remove_annotation(11)
+    after = predictions(session)
+    assert session.annotated_frames == [0]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def test_replacing_an_annotation_keeps_one_entry_per_frame(session):
+    session.annotate(0, square_mask(0))
+    session.annotate(0, square_mask(1))
+    assert session.annotated_frames == [0]
+    assert len(session.permanent) == 1
+    assert np.array_equal(predictions(session)[0], square_mask(1))
+
+
+def test_object_ids_are_kept_in_the_output(session):
+    mask = square_mask(0, object_id=7)
+    mask[70:90, 0:30] = 42
+    session.annotate(0, mask)
+    ids = set(np.unique(np.concatenate([m.ravel() for m in predictions(session)])))
+    assert ids <= {0, 7, 42}
+
+
+def test_an_object_first_annotated_later_reads_only_annotations_that_know_it(session):
+    session.annotate(0, square_mask(0, object_id=1))
+    later = square_mask(6, object_id=1)
+    later[70:90, 0:30] = 2
+    session.annotate(6, later)
+    assert [list(g) for g in session.permanent.object_groups()] == [[0], [1]]
+    masks = predictions(session)
+    assert len(masks) == 12 and np.array_equal(masks[6], later)
+
+
+def test_removing_the_only_annotation_of_an_object_forgets_that_object(session):
+    session.annotate(0, square_mask(0, object_id=1))
+    two = square_mask(6, object_id=1)
+    two[70:90, 0:30] = 2
+    session.annotate(6, two)
+    session.remove_annotation(6)
+    assert session.objects.ids == [1]
+    assert set(np.unique(np.concatenate([m.ravel() for m in predictions(session)]))) <= {0, 1}
+
+
+def test_an_empty_annotation_is_refused_and_changes_nothing(session):
+    session.annotate(0, square_mask(0))
+    with pytest.raises(EmptyAnnotationError, match="frame 3"):
+        session.annotate(3, np.zeros((96, 128), np.uint8))
+    assert session.annotated_frames == [0]
+
+
+def test_a_mask_of_the_wrong_size_is_refused_with_both_sizes(session):
+    with pytest.raises(XMemPPError, match="64x32.*128x96"):
+        session.annotate(0, np.ones((32, 64), np.uint8))
+
+
+def test_a_frame_past_the_end_is_named(session):
+    with pytest.raises(XMemPPError, match="frame 12 is past the end"):
+        session.annotate(12, square_mask(0))
+
+
+def test_propagating_without_annotations_says_what_to_do(session):
+    with pytest.raises(XMemPPError, match="annotate at least one frame"):
+        list(session.propagate())
+
+
+def test_propagation_yields_frames_in_order_and_reports_progress(session):
+    session.annotate(0, square_mask(0))
+    seen = []
+    indices = [f.index for f in session.propagate(progress=lambda done, total: seen.append((done, total)))]
+    assert indices == list(range(12))
+    assert seen[-1] == (12, 12)
+
+
+def test_cancelling_keeps_the_frames_already_done(session):
+    session.annotate(0, square_mask(0))
+    cancel = threading.Event()
+    done = []
+    for frame in session.propagate(cancel=cancel):
+        done.append(frame.index)
+        if frame.index == 4:
+            cancel.set()
+    assert done == [0, 1, 2, 3, 4]
+    assert all(session.prediction(i) is not None for i in range(5))
+    assert all(session.prediction(i) is None for i in range(5, 12))
+
+
+def test_suggestions_reuse_the_keys_of_propagation(session, monkeypatch):
+    session.annotate(0, square_mask(0))
+    predictions(session)
+
+    def no_encoder(*args, **kwargs):
+        raise AssertionError("suggest() must not run the key encoder")
+
+    monkeypatch.setattr(session.network, "encode_key", no_encoder)
+    picks = session.suggest(k=3, min_mask_presence_percent=0)
+    assert len(picks) == 3 and 0 not in picks and len(set(picks)) == 3
+
+
+def test_long_videos_go_through_long_term_consolidation(network, tmp_path):
+    frames = FrameFolder(write_frames(tmp_path / "frames", moving_square_frames(24)))
+    config = replace(SMALL, mem_every=1, min_working_frames=2, max_working_frames=4, num_prototypes=16,
+                     max_long_term_elements=40)
+    session = VideoSession(network, frames, config)
+    session.annotate(0, square_mask(0))
+    consolidated = []
+    for frame in session.propagate():
+        consolidated.append(session.memory_sizes())
+    assert max(sizes["long_term"] for sizes in consolidated) > 0
+    assert all(sizes["long_term"] <= 40 for sizes in consolidated)
+    assert all(sizes["working"] < 4 * 48 for sizes in consolidated)

@@ -1,0 +1,130 @@
+"""Weights: strict loading of the official layout, and where the file is looked for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import SHARED
+from xmempp.errors import XMemPPError
+from xmempp.model import weights
+from xmempp.model.network import XMem
+from xmempp.model.weights import load_network, model_to_checkpoint_names
+
+
+@pytest.fixture(scope="module")
+def official_state(checkpoint) -> dict[str, torch.Tensor]:
+    return torch.load(checkpoint, weights_only=True)
+
+
+def save(state: dict, path: Path) -> Path:
+    torch.save(state, path)
+    return path
+
+
+def test_the_network_has_the_official_size():
+    assert sum(p.numel() for p in XMem().parameters()) == 62_185_224
+
+
+@pytest.mark.skipif(not (SHARED / "reference").is_dir(), reason="needs ../shared/reference")
+def test_the_state_dict_is_exactly_the_official_layout():
+    rows = (SHARED / "reference" / "xmem_checkpoint_layout.tsv").read_text().splitlines()
+    layout = {name: shape for name, shape, _ in (row.split("\t") for row in rows)}
+    ours = model_to_checkpoint_names(XMem().state_dict())
+    assert len(layout) == 412
+    assert {n: "x".join(map(str, t.shape)) for n, t in ours.items()} == layout
+
+
+def test_a_checkpoint_in_the_official_layout_loads(checkpoint, official_state):
+    network = load_network(checkpoint, device="cpu")
+    loaded = model_to_checkpoint_names(network.state_dict())
+    assert torch.equal(loaded["key_encoder.res2.0.conv1.weight"], official_state["key_encoder.res2.0.conv1.weight"])
+    assert not network.training
+
+
+def test_batchnorm_counters_may_be_absent(official_state, tmp_path):
+    state = {k: v for k, v in official_state.items() if not k.endswith("num_batches_tracked")}
+    assert len(official_state) - len(state) == 58
+    load_network(save(state, tmp_path / "no-counters.pth"))
+
+
+def test_a_missing_tensor_is_named(official_state, tmp_path):
+    state = dict(official_state)
+    del state["decoder.pred.weight"]
+    with pytest.raises(XMemPPError, match="missing tensor decoder.pred.weight"):
+        load_network(save(state, tmp_path / "missing.pth"))
+
+
+def test_an_unexpected_tensor_is_named(official_state, tmp_path):
+    state = {**official_state, "decoder.extra.weight": torch.zeros(1)}
+    with pytest.raises(XMemPPError, match="unexpected tensor decoder.extra.weight"):
+        load_network(save(state, tmp_path / "unexpected.pth"))
+
+
+def test_a_mis_shaped_tensor_is_named_with_both_shapes(official_state, tmp_path):
+    state = {**official_state, "value_encoder.conv1.weight": torch.zeros(64, 4, 7, 7)}
+    with pytest.raises(XMemPPError, match=r"value_encoder.conv1.weight has shape \(64, 4, 7, 7\), expected \(64, 5, 7, 7\)"):
+        load_network(save(state, tmp_path / "shape.pth"))
+
+
+def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "XMem.pth"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(XMemPPError, match="not a readable PyTorch checkpoint"):
+        load_network(path)
+
+
+def test_pickled_code_is_never_executed(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('executed')",))
+
+    path = tmp_path / "evil.pth"
+    torch.save({"x": Payload()}, path)
+    with pytest.raises(XMemPPError):
+        load_network(path)
+
+
+def test_the_argument_wins_over_the_environment(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("XMEMPP_WEIGHTS", str(tmp_path / "elsewhere.pth"))
+    assert weights.find_weights(checkpoint) == checkpoint
+
+
+def test_the_environment_wins_over_the_default_folder(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setattr(weights, "DEFAULT_WEIGHTS_DIR", tmp_path)
+    (tmp_path / "XMem.pth").write_bytes(b"")
+    monkeypatch.setenv("XMEMPP_WEIGHTS", str(checkpoint))
+    assert weights.find_weights() == checkpoint
+
+
+def test_the_default_folder_is_used_last(tmp_path, monkeypatch):
+    monkeypatch.delenv("XMEMPP_WEIGHTS", raising=False)
+    monkeypatch.setattr(weights, "DEFAULT_WEIGHTS_DIR", tmp_path)
+    assert weights.find_weights() is None
+    (tmp_path / "XMem.pth").write_bytes(b"")
+    assert weights.find_weights() == tmp_path / "XMem.pth"
+
+
+def test_offline_without_weights_says_where_to_put_the_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("XMEMPP_WEIGHTS", raising=False)
+    monkeypatch.setattr(weights, "DEFAULT_WEIGHTS_DIR", tmp_path)
+    monkeypatch.setenv("XMEMPP_OFFLINE", "1")
+    with pytest.raises(XMemPPError, match=str(tmp_path / "XMem.pth")):
+        weights.ensure_weights()
+
+
+def test_a_download_is_renamed_only_when_complete_and_loadable(checkpoint, tmp_path):
+    target = tmp_path / "XMem.pth"
+    weights.download_weights(target, url=checkpoint.as_uri(), progress=False)
+    assert target.is_file() and not (tmp_path / "XMem.pth.part").exists()
+
+
+def test_a_broken_download_leaves_nothing_behind(tmp_path):
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(b"truncated")
+    target = tmp_path / "weights" / "XMem.pth"
+    with pytest.raises(XMemPPError, match="could not download"):
+        weights.download_weights(target, url=broken.as_uri(), progress=False)
+    assert list(target.parent.iterdir()) == []

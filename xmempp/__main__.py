@@ -1,0 +1,5 @@
+import sys
+
+from xmempp.cli import main
+
+sys.exit(main())
