@@ -1,0 +1,78 @@
+"""Between the ImageEditor's value (a background and RGBA layers) and object-id masks, and small pictures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from xmempp.errors import XMemPPError
+from xmempp.masks import davis_palette, overlay
+
+PALETTE = davis_palette()
+LAYER_ALPHA = 255  # masks handed to the editor are opaque, as the person's strokes are
+THUMBNAIL_SIDE = 240
+
+
+def object_colour(object_id: int) -> tuple[int, int, int]:
+    """The palette colour of an object id (1 is red, 2 green, 3 yellow...)."""
+    r, g, b = PALETTE[object_id * 3:object_id * 3 + 3]
+    return r, g, b
+
+
+def hex_colour(object_id: int) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*object_colour(object_id))
+
+
+def ids_to_layer(ids: np.ndarray) -> np.ndarray:
+    """(H, W) ids -> (H, W, 4) uint8 layer: each object in its colour, background transparent."""
+    colours = np.asarray(PALETTE, np.uint8).reshape(-1, 3)
+    layer = np.zeros((*ids.shape, 4), np.uint8)
+    layer[..., :3] = colours[ids]
+    layer[..., 3] = np.where(ids > 0, LAYER_ALPHA, 0)
+    return layer
+
+
+def editor_value(rgb: np.ndarray, ids: np.ndarray | None) -> dict[str, Any]:
+    """The editor's value for a frame, with its mask (if any) as one editable layer."""
+    layers = [ids_to_layer(ids)] if ids is not None and ids.any() else []
+    return {"background": rgb, "layers": layers, "composite": None}
+
+
+def layers_to_ids(value: dict[str, Any] | None, frame_size: tuple[int, int], num_objects: int) -> np.ndarray:
+    """The editor's painted pixels as (H, W) ids: `alpha > 0` is painted, the object is the nearest brush colour.
+
+    Later layers are drawn over earlier ones. Raises XMemPPError when the editor holds no picture.
+    """
+    layers = [] if value is None else [layer for layer in (value.get("layers") or []) if layer is not None]
+    if value is None or value.get("background") is None and not layers:
+        raise XMemPPError("the editor is empty: load a video and pick a frame first")
+    ids = np.zeros(frame_size, np.uint8)
+    colours = np.asarray([object_colour(i) for i in range(1, num_objects + 1)], np.float32)
+    for layer in layers:
+        layer = np.asarray(layer)
+        if layer.ndim != 3 or layer.shape[2] != 4:
+            continue
+        if layer.shape[:2] != tuple(frame_size):
+            layer = cv2.resize(layer, (frame_size[1], frame_size[0]), interpolation=cv2.INTER_NEAREST)
+        painted = layer[..., 3] > 0
+        if not painted.any():
+            continue
+        pixels = layer[painted][:, :3].astype(np.float32)
+        distances = ((pixels[:, None, :] - colours[None, :, :]) ** 2).sum(-1)
+        ids[painted] = np.argmin(distances, axis=1).astype(np.uint8) + 1
+    return ids
+
+
+def overlay_image(rgb: np.ndarray, ids: np.ndarray | None) -> np.ndarray:
+    return rgb if ids is None else overlay(rgb, ids, PALETTE)
+
+
+def thumbnail(image: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:
+    """Downscaled so that the long side is at most `side` (galleries need no more)."""
+    scale = side / max(image.shape[:2])
+    if scale >= 1:
+        return image
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
