@@ -1,0 +1,151 @@
+"""The batch API end to end, and every bad input it meets: a clear message naming the problem."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import moving_square_frames, square_mask, write_frames, write_palette_mask
+from xmempp import XMemPPError, run_on_video, select_k_next_best_annotation_candidates
+from xmempp.masks import davis_palette
+
+
+def run(frames, masks, out, network, **kwargs):
+    return run_on_video(frames, masks, out, print_progress=False, network=network, size=96, **kwargs)
+
+
+def test_writes_palette_masks_and_overlays_for_every_frame(square_clip, tmp_path, network):
+    frames, masks = square_clip
+    stats = run(frames, masks, tmp_path / "out", network, frames_with_masks=[0, 6], compute_iou=True)
+    written = sorted((tmp_path / "out" / "masks").iterdir())
+    assert [p.name for p in written] == [f"frame_{i:06d}.png" for i in range(12)]
+    assert len(list((tmp_path / "out" / "overlay").iterdir())) == 12
+    first = Image.open(written[0])
+    assert first.mode == "P" and first.getpalette()[:6] == davis_palette()[:6]
+    assert np.array_equal(np.array(first), square_mask(0))
+    assert list(stats.columns) == ["frame", "mask_provided", "iou"]
+    assert stats.mask_provided.tolist() == [i in (0, 6) for i in range(12)]
+    assert (stats.iou[stats.mask_provided] == -1).all()
+    assert stats.iou[~stats.mask_provided].between(0, 1).all()
+
+
+def test_colour_masks_give_one_object_per_colour_and_keep_the_colours(tmp_path, network):
+    frames = write_frames(tmp_path / "frames", moving_square_frames(4))
+    colour = np.zeros((96, 128, 3), np.uint8)
+    colour[24:64, 8:48] = (10, 200, 30)
+    colour[70:90, 90:120] = (250, 250, 0)
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(colour).save(tmp_path / "masks" / "frame_000000.png")
+    run(frames, tmp_path / "masks", tmp_path / "out", network)
+    out = Image.open(tmp_path / "out" / "masks" / "frame_000000.png")
+    assert np.array(out.convert("RGB")).tolist() == colour.tolist()
+
+
+def test_a_video_file_is_read_with_frames_named_frame_000000(tmp_path, network):
+    import imageio.v3 as iio
+
+    video = tmp_path / "clip.mp4"
+    iio.imwrite(video, np.stack(moving_square_frames(6)), fps=10, plugin="FFMPEG", codec="libx264",
+                macro_block_size=1)
+    write_palette_mask(tmp_path / "masks" / "frame_000000.png", square_mask(0))
+    stats = run(video, tmp_path / "masks", tmp_path / "out", network)
+    assert stats.frame.tolist() == [f"frame_{i:06d}" for i in range(6)]
+
+
+def test_suggestions_reuse_the_saved_keys(square_clip, tmp_path, network, monkeypatch):
+    frames, masks = square_clip
+    run(frames, masks, tmp_path / "out", network)
+    assert (tmp_path / "out" / "keys.pt").is_file()
+    monkeypatch.setattr(network, "encode_key", lambda *a, **k: pytest.fail("keys must come from keys.pt"))
+    picks = select_k_next_best_annotation_candidates(frames, masks, tmp_path / "out", k=3, network=network,
+                                                     print_progress=False, size=96, min_mask_presence_percent=0)
+    assert len(picks) == 3 and 0 not in picks
+
+
+def test_suggestions_without_earlier_masks_propagate_first(square_clip, network):
+    frames, masks = square_clip
+    picks = select_k_next_best_annotation_candidates(frames, masks, None, k=2, use_previously_predicted_masks=False,
+                                                     network=network, print_progress=False, size=96,
+                                                     min_mask_presence_percent=0)
+    assert len(picks) == 2
+
+
+def test_an_annotated_frame_without_a_mask_file_names_the_file(square_clip, tmp_path, network):
+    frames, masks = square_clip
+    (masks / "frame_000003.png").unlink()
+    with pytest.raises(FileNotFoundError, match="frame_000003.png"):
+        run(frames, masks, tmp_path / "out", network, frames_with_masks=[0, 3])
+
+
+def test_a_frame_index_past_the_end_is_named(square_clip, tmp_path, network):
+    frames, masks = square_clip
+    with pytest.raises(XMemPPError, match="frame 40 is past the end of the video \\(12 frames"):
+        run(frames, masks, tmp_path / "out", network, frames_with_masks=[40])
+
+
+def test_an_empty_frame_folder_is_named(tmp_path, network):
+    (tmp_path / "frames").mkdir()
+    with pytest.raises(XMemPPError, match="no frames"):
+        run(tmp_path / "frames", tmp_path, tmp_path / "out", network)
+
+
+def test_a_corrupt_frame_is_named(square_clip, tmp_path, network):
+    frames, masks = square_clip
+    (frames / "frame_000005.jpg").write_bytes(b"\xff\xd8 broken")
+    with pytest.raises(XMemPPError, match="frame_000005.jpg"):
+        run(frames, masks, tmp_path / "out", network)
+
+
+def test_a_file_that_is_not_a_video_is_named(tmp_path, network):
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("hello")
+    with pytest.raises(XMemPPError, match="notes.mp4"):
+        run(fake, tmp_path, tmp_path / "out", network)
+
+
+def test_an_unsupported_file_type_is_named(tmp_path, network):
+    fake = tmp_path / "notes.txt"
+    fake.write_text("hello")
+    with pytest.raises(XMemPPError, match="notes.txt is not a supported video"):
+        run(fake, tmp_path, tmp_path / "out", network)
+
+
+def test_a_mask_of_another_size_is_resized_with_a_warning(square_clip, tmp_path, network, caplog):
+    frames, masks = square_clip
+    big = np.array(Image.open(masks / "frame_000000.png").resize((256, 192), Image.NEAREST))
+    write_palette_mask(masks / "frame_000000.png", big)
+    run(frames, masks, tmp_path / "out", network)
+    assert "frame_000000.png is 256x192 but its frame is 128x96" in caplog.text
+
+
+def test_more_colours_than_the_palette_holds_is_refused(square_clip, tmp_path, network):
+    frames, masks = square_clip
+    noise = np.random.default_rng(0).integers(1, 255, size=(96, 128, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(masks / "frame_000000.png")
+    with pytest.raises(XMemPPError, match="past 255"):
+        run(frames, masks, tmp_path / "out", network)
+
+
+def test_empty_masks_are_skipped_with_a_warning(square_clip, tmp_path, network):
+    frames, masks = square_clip
+    write_palette_mask(masks / "frame_000004.png", np.zeros((96, 128), np.uint8))
+    with pytest.warns(UserWarning, match="skipping frame 4"):
+        stats = run(frames, masks, tmp_path / "out", network, frames_with_masks=[0, 4])
+    assert stats.mask_provided.tolist() == [i == 0 for i in range(12)]
+
+
+def test_only_empty_masks_is_an_error(square_clip, tmp_path, network):
+    frames, masks = square_clip
+    write_palette_mask(masks / "frame_000000.png", np.zeros((96, 128), np.uint8))
+    with pytest.raises(XMemPPError, match="every given mask is empty"), pytest.warns(UserWarning):
+        run(frames, masks, tmp_path / "out", network)
+
+
+def test_outputs_never_overwrite_the_annotations(square_clip, network):
+    frames, masks = square_clip
+    masks = masks.rename(masks.parent / "masks")  # so that OUTPUT/masks would be the annotation folder
+    before = {p.name: p.read_bytes() for p in masks.iterdir()}
+    with pytest.raises(XMemPPError, match="would overwrite the annotations"):
+        run(frames, masks, masks.parent, network)
+    assert {p.name: p.read_bytes() for p in masks.iterdir()} == before
