@@ -97,7 +97,7 @@ class Handlers:
 
     @staticmethod
     def suggestions(state: UserState) -> list[tuple[np.ndarray, str]]:
-        return [(thumbnail(state.view(i)), f"frame {i} (suggestion {rank})")
+        return [(thumbnail(state.view(i)), f"frame {i}")
                 for rank, i in enumerate(state.suggested, start=1)]
 
     def _require(self, state: UserState | None) -> UserState:

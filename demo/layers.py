@@ -11,7 +11,7 @@ from xmempp.errors import XMemPPError
 from xmempp.masks import davis_palette, overlay
 
 PALETTE = davis_palette()
-LAYER_ALPHA = 255  # masks handed to the editor are opaque, as the person's strokes are
+LAYER_ALPHA = 150  # masks handed to the editor are see-through, so the object stays visible under them
 THUMBNAIL_SIDE = 240
 
 

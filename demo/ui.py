@@ -28,7 +28,8 @@ CSS = """
 #status textarea { font-weight: 500; }
 .run-progress { display: flex; gap: 8px; align-items: center; font-size: 0.9em; }
 .run-progress progress { flex: 1; height: 14px; }
-#upload { min-height: 0; }
+.hint { font-size: 0.85em; opacity: 0.8; }
+#references .grid-container, #suggestions .grid-container { grid-template-columns: repeat(5, minmax(0, 1fr)) !important; }
 """
 
 
@@ -47,48 +48,54 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
 
     with gr.Blocks(title="XMem++ video segmentation", delete_cache=(1800, 3600)) as demo:
         state = gr.State(None, delete_callback=Handlers.close_state)
-        gr.Markdown("## XMem++ — annotate a few frames, propagate to the whole video")
+        gr.Markdown("### XMem++ video segmentation: annotate a few frames, propagate to the whole video")
         with gr.Row(equal_height=True):
-            upload = gr.File(label=f"Video ({', '.join(UPLOAD_SUFFIXES)}) — {limits.describe()}", elem_id="upload",
-                             file_count="multiple", file_types=list(UPLOAD_SUFFIXES), height=110, scale=3)
-            with gr.Column(scale=1, min_width=160):
+            with gr.Column(scale=1, min_width=200):
+                upload = gr.UploadButton("Upload video or .zip", elem_id="upload", file_count="multiple",
+                                         file_types=list(UPLOAD_SUFFIXES), variant="primary")
                 example = gr.Button("Example clip", elem_id="example")
-                size = gr.Radio(sizes, value=settings.size, label="Processing size (px)", elem_id="size")
-            status = gr.Textbox(label="Status", elem_id="status", interactive=False, lines=3, max_lines=5, scale=4,
+            status = gr.Textbox(label="Status", elem_id="status", interactive=False, lines=2, max_lines=4, scale=4,
                                 value=settings.weights_message or "Upload a video or press Example clip to start.")
+        gr.Markdown(f"Accepts {', '.join(UPLOAD_SUFFIXES)} ({limits.describe()}). To resume, upload the video "
+                    "together with an exported zip. See Help at the bottom.", elem_classes="hint")
         with gr.Row():
             with gr.Column(scale=3):
                 editor = gr.ImageEditor(label="Annotate (paint objects, then Save annotation)", elem_id="editor",
                                         type="numpy", image_mode="RGBA", format="png", sources=(), transforms=(),
-                                        brush=brush(1), eraser=gr.Eraser(default_size=12), height=420)
+                                        brush=brush(1), eraser=gr.Eraser(default_size=12), height=380)
                 frame = gr.Slider(0, 1, value=0, step=1, label="Frame", elem_id="frame")
                 obj = gr.Radio(objects, value=1, label="Object (brush colour)", elem_id="object")
                 with gr.Row():
                     save = gr.Button("Save annotation", variant="primary", elem_id="save-annotation")
                     remove = gr.Button("Remove annotation", elem_id="remove-annotation")
-                    grabcut = gr.Button("GrabCut from box/scribble", elem_id="grabcut")
+                    grabcut = gr.Button("GrabCut (box or scribble)", elem_id="grabcut")
             with gr.Column(scale=2):
-                viewer = gr.Image(label="Result (overlay)", elem_id="viewer", interactive=False, height=300,
+                viewer = gr.Image(label="Result (overlay)", elem_id="viewer", interactive=False, height=260,
                                   format="jpeg")
                 with gr.Row():
                     propagate = gr.Button("Propagate", variant="primary", elem_id="propagate")
                     stop = gr.Button("Stop", variant="stop", elem_id="stop")
                 progress = gr.HTML(progress_html(), elem_id="progress")
+                size = gr.Radio(sizes, value=settings.size, label="Processing size (short side, px; smaller is faster)",
+                                elem_id="size")
                 video = gr.Video(label="Overlay video", elem_id="result-video", interactive=False, height=220)
         with gr.Row():
             with gr.Column():
                 references = gr.Gallery(label="References (annotated frames) — click to edit or remove",
-                                        elem_id="references", columns=6, height=170, format="png",
-                                        allow_preview=False)
+                                        elem_id="references", columns=5, height=170, format="png",
+                                        allow_preview=False, preview=False, object_fit="contain")
             with gr.Column():
                 suggestions = gr.Gallery(label="Suggested frames to annotate next — click to correct",
-                                         elem_id="suggestions", columns=6, height=170, format="png",
-                                         allow_preview=False)
+                                         elem_id="suggestions", columns=5, height=170, format="png",
+                                         allow_preview=False, preview=False, object_fit="contain")
                 k = gr.Slider(1, 10, value=5, step=1, label="Number of suggestions (k)", elem_id="k")
-        with gr.Row(equal_height=True):
-            export = gr.Button("Export masks + video", elem_id="export", scale=1)
+        with gr.Row():
+            with gr.Column(scale=1, min_width=200):
+                export = gr.Button("Export masks + video", elem_id="export")
+                gr.Markdown("A zip of palette PNG masks (DAVIS layout), your annotations and the overlay video.",
+                            elem_classes="hint")
             download = gr.File(label="Exported files", elem_id="download", file_count="multiple", scale=3,
-                               height=100, interactive=False)
+                               height=120, interactive=False)
         with gr.Accordion("Help", open=False):
             gr.Markdown(HELP)
 
