@@ -1,0 +1,375 @@
+"""The app's handlers without a browser: loading, bad input, annotating, propagating, stopping, suggestions, export.
+
+Random weights (their masks mean nothing) and tiny generated clips keep this fast on CPU.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+from PIL import Image
+
+from demo.handlers import Handlers
+from demo.layers import LAYER_ALPHA, ids_to_layer, layers_to_ids, object_colour
+from demo.media import Limits, safe_member_path, write_video
+from demo.state import AppSettings, UserState
+from xmempp.masks import davis_palette
+from xmempp.model.weights import load_network, missing_weights_message, save_random_checkpoint
+
+FRAMES, HEIGHT, WIDTH = 8, 96, 128
+
+
+def clip_frames(count: int = FRAMES) -> list[np.ndarray]:
+    """A textured background with an orange square moving right."""
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 90, size=(HEIGHT, WIDTH, 3), dtype=np.uint8)
+    frames = []
+    for i in range(count):
+        frame = background.copy()
+        frame[24:64, 8 + 4 * i:48 + 4 * i] = (220, 180, 40)
+        frames.append(frame)
+    return frames
+
+
+def square(index: int, object_id: int = 1) -> np.ndarray:
+    ids = np.zeros((HEIGHT, WIDTH), np.uint8)
+    ids[24:64, 8 + 4 * index:48 + 4 * index] = object_id
+    return ids
+
+
+def painted(ids: np.ndarray) -> dict:
+    """An editor value as the browser sends it: strokes in the brush colour, alpha 255."""
+    layer = ids_to_layer(ids)
+    layer[..., 3] = np.where(ids > 0, 255, 0)
+    return {"background": np.zeros((*ids.shape, 4), np.uint8), "layers": [layer], "composite": None}
+
+
+@pytest.fixture(scope="module")
+def shared_network(tmp_path_factory):
+    path = save_random_checkpoint(tmp_path_factory.mktemp("weights") / "random.pth", seed=1)
+    return load_network(path, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("clips") / "square.mp4"
+    return write_video(path, clip_frames(), fps=8)
+
+
+@pytest.fixture
+def settings(shared_network, clip, tmp_path) -> AppSettings:
+    return AppSettings(network=shared_network, limits=Limits(max_frames=50, max_side=1280, max_upload_mb=5),
+                       work_root=tmp_path / "work", example=clip, size=64)
+
+
+@pytest.fixture
+def handlers(settings) -> Handlers:
+    return Handlers(settings)
+
+
+def status_of(outputs: tuple) -> str:
+    return outputs[-1]
+
+
+def loaded(handlers: Handlers, files: list | None = None) -> UserState:
+    outputs = handlers.load_example(None) if files is None else handlers.load_files(None, files)
+    assert outputs[0].loaded, status_of(outputs)
+    return outputs[0]
+
+
+def annotated(handlers: Handlers, frames: tuple[int, ...] = (0,)) -> UserState:
+    state = loaded(handlers)
+    for index in frames:
+        status = status_of(handlers.save(state, index, painted(square(index))))
+        assert status.startswith("Saved"), status
+    return state
+
+
+def run(handlers: Handlers, state: UserState, k: int = 3) -> list[tuple]:
+    return list(handlers.propagate(state, k))
+
+
+# ----- loading -----------------------------------------------------------------------------------------------
+def test_example_loads_into_the_editor_and_viewer(handlers):
+    state, slider, editor, viewer, references, suggestions, *_, status = handlers.load_example(None)
+    assert status.startswith("Loaded the example clip: 8 frames of 128x96")
+    assert state.num_frames == FRAMES and slider.maximum == FRAMES - 1
+    assert editor["background"].shape == (HEIGHT, WIDTH, 3) and editor["layers"] == []
+    assert viewer.shape == (HEIGHT, WIDTH, 3)
+    assert references == [] and suggestions == []
+
+
+def test_long_and_large_videos_are_cut_to_the_limits_with_a_note(settings, clip):
+    small = Handlers(AppSettings(**{**settings.__dict__, "limits": Limits(max_frames=5, max_side=64)}))
+    state, *_, status = small.load_files(None, [str(clip)])
+    assert state.num_frames == 5 and state.frame_size == (48, 64)
+    assert "cut to its first 5 frames" in status and "downscaled from 128x96 to 64x48" in status
+
+
+@pytest.mark.parametrize("name, content, expected", [
+    ("notes.txt", b"hello", "is not a video"),
+    ("fake.mp4", b"this is not a video at all", "not a readable video"),
+    ("garbage.zip", b"PK\x03\x04 broken", "not a readable zip"),
+])
+def test_bad_files_give_a_message_and_keep_the_session(handlers, tmp_path, name, content, expected):
+    state = annotated(handlers)
+    bad = tmp_path / name
+    bad.write_bytes(content)
+    outputs = handlers.load_files(state, [str(bad)])
+    assert outputs[0] is state
+    assert expected in status_of(outputs) and "Traceback" not in status_of(outputs)
+    assert list(state.annotations) == [0] and state.session.annotated_frames == [0]
+    assert state.num_frames == FRAMES
+
+
+def test_a_video_without_frames_is_refused(handlers, tmp_path):
+    audio_only = tmp_path / "silence.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
+                    "anullsrc=r=8000:cl=mono", "-t", "0.5", str(audio_only)], check=True)
+    status = status_of(handlers.load_files(None, [str(audio_only)]))
+    assert status.startswith("⚠") and ("no frames" in status or "not a readable video" in status)
+
+
+def test_uploads_over_the_size_limit_are_refused(handlers, tmp_path):
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\0" * (6 * 2**20))
+    assert "uploads are limited to 5 MB" in status_of(handlers.load_files(None, [str(big)]))
+
+
+def write_zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def png_bytes(array: np.ndarray, palette: bool = False) -> bytes:
+    from io import BytesIO
+
+    image = Image.fromarray(array, mode="P" if palette else None)
+    if palette:
+        image.putpalette(davis_palette())
+    buffer = BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_zip_with_something_other_than_images_is_refused(handlers, tmp_path):
+    archive = write_zip(tmp_path / "frames.zip", {"f0.png": png_bytes(clip_frames(1)[0]), "run.sh": b"rm -rf /"})
+    status = status_of(handlers.load_files(None, [str(archive)]))
+    assert "contains 'run.sh', which is not an image" in status
+
+
+@pytest.mark.parametrize("member", ["../escape.png", "/etc/escape.png", "a/../../escape.png", "C:/escape.png",
+                                    "..\\escape.png"])
+def test_zip_members_that_leave_the_folder_are_never_extracted(handlers, tmp_path, member):
+    archive = write_zip(tmp_path / "evil.zip", {"f0.png": png_bytes(clip_frames(1)[0]), member: b"x"})
+    status = status_of(handlers.load_files(None, [str(archive)]))
+    assert "points outside the zip's folder; nothing was extracted" in status
+    assert not (tmp_path / "escape.png").exists() and not Path("/etc/escape.png").exists()
+
+
+@pytest.mark.parametrize("name", ["ok.png", "dir/ok.png", "Annotations/00000.png"])
+def test_ordinary_zip_member_names_are_accepted(name):
+    assert str(safe_member_path(name)) == name
+
+
+def test_a_zip_of_frames_with_annotations_resumes_them_as_references(handlers, tmp_path):
+    frames = clip_frames()
+    members = {f"JPEGImages/{i:05d}.png": png_bytes(f) for i, f in enumerate(frames)}
+    members["Annotations/00000.png"] = png_bytes(square(0, 2), palette=True)
+    state = loaded(handlers, [str(write_zip(tmp_path / "frames.zip", members))])
+    assert state.frame_name(0) == "00000" and list(state.annotations) == [0]
+    assert set(np.unique(state.annotations[0])) == {0, 2}
+
+
+# ----- annotating --------------------------------------------------------------------------------------------
+def test_saving_an_annotation_adds_a_reference_with_its_object_ids(handlers):
+    state = loaded(handlers)
+    ids = square(2, object_id=3)
+    references, viewer, status = handlers.save(state, 2, painted(ids))
+    assert status.startswith("Saved the annotation of frame 2 (objects 3)")
+    assert [caption for _, caption in references] == ["frame 2"]
+    assert np.array_equal(state.annotations[2], ids)
+    assert state.session.annotated_frames == [2]
+
+
+def test_an_empty_annotation_is_refused_with_a_message(handlers):
+    state = annotated(handlers)
+    empty = {"background": np.zeros((HEIGHT, WIDTH, 4), np.uint8), "layers": [np.zeros((HEIGHT, WIDTH, 4), np.uint8)]}
+    status = status_of(handlers.save(state, 3, empty))
+    assert "annotation of frame 3 is empty" in status
+    assert list(state.annotations) == [0]
+
+
+def test_editor_layers_map_to_the_nearest_object_colour():
+    layer = np.zeros((4, 4, 4), np.uint8)
+    layer[0, 0] = (*object_colour(2), 255)
+    layer[1, 1] = (*object_colour(5), LAYER_ALPHA)
+    layer[2, 2] = (120, 10, 5, 255)  # near object 1's red
+    ids = layers_to_ids({"background": None, "layers": [layer]}, (4, 4), num_objects=8)
+    assert ids[0, 0] == 2 and ids[1, 1] == 5 and ids[2, 2] == 1 and ids.sum() == 8
+
+
+def test_a_reference_opens_with_its_mask_and_can_be_removed(handlers):
+    state = annotated(handlers, (0, 4))
+    index, editor, _, status = handlers.select_reference(state, SimpleNamespace(index=1))
+    assert index == 4 and "Reference frame 4" in status
+    assert np.array_equal(layers_to_ids(editor, (HEIGHT, WIDTH), 8), square(4))
+    references, *_, status = handlers.remove(state, 4)
+    assert [caption for _, caption in references] == ["frame 0"] and status.startswith("Removed frame 4")
+    assert state.session.annotated_frames == [0]
+
+
+def test_grabcut_grows_a_rough_box_into_the_object(handlers):
+    state = loaded(handlers)
+    box = np.zeros((HEIGHT, WIDTH), np.uint8)  # an outline a few pixels around the square of frame 0
+    box[18:70, 2:54] = 1
+    box[21:67, 5:51] = 0
+    editor, status = handlers.grabcut(state, 0, painted(box), 1)
+    mask = layers_to_ids(editor, (HEIGHT, WIDTH), 8) == 1
+    truth = square(0) == 1
+    assert "GrabCut filled object 1" in status
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.8
+
+
+def test_grabcut_without_strokes_asks_for_some(handlers):
+    state = loaded(handlers)
+    assert "Draw a rough box or a scribble" in status_of(handlers.grabcut(state, 0, painted(square(0, 2)), 1))
+
+
+def test_changing_the_processing_size_keeps_the_references(handlers):
+    state = annotated(handlers, (0, 3))
+    _, status = handlers.set_size(state, 96)
+    assert "Processing size 96" in status
+    assert state.session.config.size == 96 and state.session.annotated_frames == [0, 3]
+
+
+# ----- propagation, stop, suggestions --------------------------------------------------------------------------
+def test_propagating_without_an_annotation_says_what_to_do(handlers):
+    state = loaded(handlers)
+    outputs = run(handlers, state)
+    assert len(outputs) == 1 and "annotate at least one frame before propagating" in status_of(outputs[0]).lower()
+
+
+def test_propagation_streams_frames_then_gives_the_video_and_k_suggestions(handlers):
+    state = annotated(handlers)
+    outputs = run(handlers, state, k=3)
+    assert any(isinstance(o[0], np.ndarray) for o in outputs)  # the viewer updates while it runs
+    viewer, progress, video, suggestions, status = outputs[-1]
+    assert status.startswith(f"Propagated {FRAMES} frames") and f"{FRAMES} / {FRAMES} frames" in progress
+    assert Path(video).suffix == ".mp4" and Path(video).stat().st_size > 0
+    assert len(suggestions) == 3 and all(caption.startswith("frame ") for _, caption in suggestions)
+    assert sorted(state.results) == list(range(FRAMES))
+
+
+def test_a_suggestion_opens_with_its_prediction_and_saving_it_adds_a_reference(handlers):
+    state = annotated(handlers)
+    run(handlers, state, k=2)
+    index, editor, _, status = handlers.select_suggestion(state, SimpleNamespace(index=0))
+    assert index == state.suggested[0] and "Suggested frame" in status
+    assert np.array_equal(editor["background"], state.frame(index))
+    references, _, status = handlers.save(state, index, painted(square(index)))
+    assert len(references) == 2
+    assert status_of(run(handlers, state)[-1]).startswith("Propagated")
+
+
+def test_k_changes_the_number_of_suggestions(handlers):
+    state = annotated(handlers)
+    run(handlers, state, k=5)
+    suggestions, status = handlers.suggest(state, 2)
+    assert len(suggestions) == 2 and status.startswith("2 suggested")
+
+
+def test_suggestions_before_propagating_say_to_propagate(handlers):
+    state = annotated(handlers)
+    suggestions, status = handlers.suggest(state, 3)
+    assert suggestions == [] and "propagate first" in status
+
+
+def test_stop_ends_the_run_and_keeps_the_frames_done(handlers):
+    state = annotated(handlers)
+    outputs = []
+    for output in handlers.propagate(state, 3):
+        outputs.append(output)
+        if len(state.results) >= 3 and not state.cancel.is_set():
+            assert handlers.stop(state).startswith("Stopping")
+    status = status_of(outputs[-1])
+    assert status.startswith("Stopped after"), status
+    done = len(state.results)
+    assert 3 <= done < FRAMES and sorted(state.results) == list(range(done))
+    assert outputs[-1][2] is not None  # an overlay video of what was done
+    assert handlers.stop(state) == "Nothing is running."
+
+
+def test_an_error_in_one_session_leaves_another_alone(handlers, tmp_path):
+    first, second = annotated(handlers), annotated(handlers)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"nope")
+    handlers.load_files(first, [str(bad)])
+    assert status_of(run(handlers, second)[-1]).startswith("Propagated")
+    assert first.work_dir != second.work_dir
+    first_dir = first.work_dir
+    Handlers.close_state(first)
+    assert not first_dir.exists() and second.work_dir.exists()
+
+
+# ----- export and resume ------------------------------------------------------------------------------------------
+def test_export_holds_davis_masks_the_users_annotations_and_an_h264_video(handlers, tmp_path):
+    state = annotated(handlers)
+    run(handlers, state)
+    files, status = handlers.export(state)
+    assert "To resume later, upload the video together with" in status
+    archive = Path(files[0])
+    with zipfile.ZipFile(archive) as opened:
+        names = opened.namelist()
+        opened.extractall(tmp_path / "out")
+    names_of = state.frames.names
+    assert sorted(n for n in names if n.startswith("Annotations/")) == [f"Annotations/{n}.png" for n in names_of]
+    assert "UserAnnotations/frame_000000.png" in names and "overlay.mp4" in names and "README.txt" in names
+    mask = Image.open(tmp_path / "out" / "UserAnnotations" / "frame_000000.png")
+    assert mask.mode == "P" and np.array_equal(np.asarray(mask), square(0))
+    assert mask.getpalette()[3:6] == [128, 0, 0]
+    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-i", str(tmp_path / "out" / "overlay.mp4")],
+                           capture_output=True, text=True).stderr
+    assert "h264" in probe and "yuv420p" in probe
+
+
+def test_export_before_anything_is_annotated_says_so(handlers):
+    state = loaded(handlers)
+    assert "Nothing to export yet" in status_of(handlers.export(state))
+
+
+def test_uploading_the_video_with_the_export_zip_resumes_the_session(handlers, clip):
+    state = annotated(handlers, (0, 5))
+    run(handlers, state)
+    files, _ = handlers.export(state)
+    results = {i: m.copy() for i, m in state.results.items()}
+    resumed, *_, status = handlers.load_files(None, [str(clip), files[0]])
+    assert "resumed 2 reference(s)" in status
+    assert sorted(resumed.annotations) == [0, 5] and resumed.session.annotated_frames == [0, 5]
+    assert all(np.array_equal(resumed.results[i], results[i]) for i in results)
+    assert status_of(run(handlers, resumed)[-1]).startswith("Propagated")
+
+
+def test_the_export_zip_alone_asks_for_the_video(handlers):
+    state = annotated(handlers)
+    files, _ = handlers.export(state)
+    assert "upload the video together with the zip" in status_of(handlers.load_files(None, [files[0]]))
+
+
+# ----- without weights -------------------------------------------------------------------------------------------
+def test_without_weights_the_app_loads_and_refuses_to_propagate_with_the_message(settings):
+    message = missing_weights_message()
+    handlers = Handlers(AppSettings(**{**settings.__dict__, "network": None, "weights_message": message}))
+    state, *_, status = handlers.load_example(None)
+    assert message in status
+    assert handlers.save(state, 0, painted(square(0)))[-1].startswith("Saved")
+    outputs = run(handlers, state)
+    assert status_of(outputs[-1]) == "⚠ " + message
