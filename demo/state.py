@@ -84,6 +84,7 @@ class UserState:
         self._busy = threading.Lock()
         self._dir: Path | None = None
         self._loads = 0
+        self._videos = 0
 
     def __deepcopy__(self, memo: dict) -> UserState:  # Gradio may copy state values; this one is a handle
         return self
@@ -260,9 +261,10 @@ class UserState:
         if self.frames is None or not self.results:
             return None
         if self.video is None or not self.video.is_file():
-            folder = self.frames.folder.parent / "out"
-            folder.mkdir(exist_ok=True)
-            path = folder / f"overlay-{time.time_ns()}.mp4"
+            self._videos += 1
+            folder = self.frames.folder.parent / "out" / f"video-{self._videos}"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / "xmempp-overlay.mp4"
             write_video(path, (self.view(i) for i in range(self.num_frames)), self.fps)
             self.video = path
         return self.video
