@@ -29,7 +29,7 @@ SHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 BROWSER_ARGS = ["--no-sandbox", "--use-angle=swiftshader", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-MAX_FRAMES = 8
+MAX_FRAMES = 16
 K = 3
 
 
@@ -174,7 +174,7 @@ def test_the_whole_loop_in_a_browser(page):
     shot(page, "07-propagated-again")
 
     page.click("#export")
-    expect_status(page, r"^Exported masks for 8 of 8 frames and 2 reference")
+    expect_status(page, rf"^Exported masks for {MAX_FRAMES} of {MAX_FRAMES} frames and 2 reference")
     link = page.locator("#download a[href*='xmempp-masks.zip']").first
     expect(link).to_have_count(1)
     page.locator("#download").scroll_into_view_if_needed()
@@ -188,3 +188,22 @@ def test_the_whole_loop_in_a_browser(page):
     assert {f"Annotations/frame_{i:06d}.png" for i in range(MAX_FRAMES)} <= names
     assert {"UserAnnotations/frame_000000.png", f"UserAnnotations/frame_{suggested:06d}.png"} <= names
     assert "overlay.mp4" in names
+
+
+def test_stop_ends_a_run_and_keeps_the_frames_done(page):
+    from playwright.sync_api import expect
+
+    page.click("#example")
+    expect_status(page, r"^Loaded the example clip")
+    editor_ready(page)
+    paint(page, (0.3, 0.35), (0.45, 0.5))
+    page.click("#save-annotation")
+    expect_status(page, r"^Saved the annotation of frame 0")
+    page.click("#propagate")
+    expect(page.locator("#progress")).to_contain_text(re.compile(rf"[1-9] / {MAX_FRAMES} frames"))
+    page.click("#stop")
+    status = expect_status(page, r"^Stopped after \d+ of")
+    done = int(re.match(r"Stopped after (\d+) of", status).group(1))
+    assert 1 <= done < MAX_FRAMES and "the frames done are kept" in status
+    expect(page.locator("#progress")).to_contain_text(f"stopped: {done} / {MAX_FRAMES} frames done")
+    shot(page, "10-stopped")
