@@ -148,9 +148,7 @@ def test_long_videos_go_through_long_term_consolidation(network, tmp_path):
                      max_long_term_elements=40)
     session = VideoSession(network, frames, config)
     session.annotate(0, square_mask(0))
-    consolidated = []
-    for frame in session.propagate():
-        consolidated.append(session.memory_sizes())
+    consolidated = [session.memory_sizes() for _ in session.propagate()]
     assert max(sizes["long_term"] for sizes in consolidated) > 0
     assert all(sizes["long_term"] <= 40 for sizes in consolidated)
     assert all(sizes["working"] < 4 * 48 for sizes in consolidated)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import tempfile
 import warnings
+from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -55,19 +57,24 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
 
         rows = []
         bar = tqdm(total=session.num_frames, disable=not print_progress, desc="propagating", unit="frame")
-        for result in session.propagate():
-            name = session.frame_names[result.index]
-            write_mask(masks_out / "masks" / f"{name}.png", result.mask, palette)
-            if save_overlay:
-                Image.fromarray(overlay(session.frame(result.index), result.mask, palette)).save(
-                    masks_out / "overlay" / f"{name}.jpg", quality=90)
-            iou = -1.0
-            if compute_iou and result.index not in annotated:
-                truth_path = _mask_path(masks_in, name)
-                if truth_path is not None:
-                    iou = mean_iou(result.mask, reader.read(truth_path, session.frame_size))
-            rows.append({"frame": name, "mask_provided": result.index in annotated, "iou": iou})
-            bar.update()
+        # PNG and overlay encoding run in a writer thread, overlapped with the network's next frame.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="xmempp-writer") as writer:
+            pending = deque()
+            for result in session.propagate():
+                name = session.frame_names[result.index]
+                pending.append(writer.submit(_write_outputs, session, result.index, result.mask, masks_out / name,
+                                             palette, save_overlay))
+                while len(pending) > 4:
+                    pending.popleft().result()
+                iou = -1.0
+                if compute_iou and result.index not in annotated:
+                    truth_path = _mask_path(masks_in, name)
+                    if truth_path is not None:
+                        iou = mean_iou(result.mask, reader.read(truth_path, session.frame_size))
+                rows.append({"frame": name, "mask_provided": result.index in annotated, "iou": iou})
+                bar.update()
+            for job in pending:
+                job.result()
         bar.close()
         save_keys(masks_out / "keys.pt", session, network_fingerprint(network))
     return pd.DataFrame(rows, columns=["frame", "mask_provided", "iou"])
@@ -122,6 +129,15 @@ def _select_from_outputs(imgs_in_path, masks_out: Path, chosen: list[int], k: in
 
         return select_next_candidates(keys, foregrounds, k, chosen, alpha=alpha,
                                       min_mask_presence_percent=min_mask_presence_percent)
+
+
+def _write_outputs(session: VideoSession, index: int, mask: np.ndarray, stem: Path, palette: list[int],
+                   save_overlay: bool) -> None:
+    """Write masks/<frame>.png and, if asked, overlay/<frame>.jpg (stem is masks_out/<frame>)."""
+    write_mask(stem.parent / "masks" / f"{stem.name}.png", mask, palette)
+    if save_overlay:
+        Image.fromarray(overlay(session.frame(index), mask, palette)).save(
+            stem.parent / "overlay" / f"{stem.name}.jpg", quality=90)
 
 
 def network_fingerprint(network: XMem) -> str:

@@ -11,18 +11,23 @@ from xmempp.memory.similarity import similarity
 from xmempp.propagation import FrameKeys
 
 
-def cycle_dissimilarity(a: FrameKeys, a_key: torch.Tensor, b: FrameKeys, b_key: torch.Tensor) -> float:
-    """Mean positive part of (A-to-B similarity minus B-to-A similarity), over all element pairs.
+def cycle_dissimilarities(a: FrameKeys, a_key: torch.Tensor, others: Sequence[FrameKeys],
+                          other_keys: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Cycle dissimilarity of frame A to each other frame B, as a (len(others),) float32 tensor.
 
-    Mapping A onto B and B onto A agree when the frames look alike, and disagree the more they differ.
-    `a_key`/`b_key` are the (possibly mask-weighted) keys of shape (Ck, h, w).
+    The score is the mean positive part of (A-to-B similarity minus B-to-A similarity) over all element
+    pairs: mapping A onto B and B onto A agree when the frames look alike, and disagree the more they differ.
+    `a_key` / `other_keys` are the (possibly mask-weighted) keys, each (Ck, h, w).
     """
-    forward = similarity(a_key.flatten(1)[None], a.shrinkage.flatten(1)[None], b_key.flatten(1)[None],
-                         b.selection.flatten(1)[None])
-    backward = similarity(b_key.flatten(1)[None], b.shrinkage.flatten(1)[None], a_key.flatten(1)[None],
-                          a.selection.flatten(1)[None])
+    count = len(others)
+    b_key = torch.stack([k.flatten(1) for k in other_keys])
+    b_shrinkage = torch.stack([o.shrinkage.flatten(1) for o in others])
+    b_selection = torch.stack([o.selection.flatten(1) for o in others])
+    a_key = a_key.flatten(1)[None].expand(count, -1, -1)
+    forward = similarity(a_key, a.shrinkage.flatten(1)[None].expand(count, -1, -1), b_key, b_selection)
+    backward = similarity(b_key, b_shrinkage, a_key, a.selection.flatten(1)[None].expand(count, -1, -1))
     difference = (forward - backward).float()
-    return float(F.relu(difference).sum() / difference.numel())
+    return F.relu(difference).flatten(1).sum(1) / difference[0].numel()
 
 
 def mask_weighted_key(keys: FrameKeys, foreground: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -75,10 +80,15 @@ def select_next_candidates(keys: Sequence[FrameKeys | None], foregrounds: Sequen
     device_keys = {i: _to_device(keys[i], device) for i, w in enumerate(weighted) if w is not None}
     closest = torch.full((len(keys),), float("inf"), dtype=torch.float64)
 
-    def account_for(new: int) -> None:
-        for j in device_keys:
-            score = cycle_dissimilarity(device_keys[new], weighted[new], device_keys[j], weighted[j])
-            closest[j] = min(float(closest[j]), score)
+    def account_for(new: int, batch: int = 8) -> None:
+        """Lower each frame's distance-to-chosen with its dissimilarity to the newly chosen frame."""
+        frames = list(device_keys)
+        for start in range(0, len(frames), batch):
+            chunk = frames[start:start + batch]
+            scores = cycle_dissimilarities(device_keys[new], weighted[new], [device_keys[j] for j in chunk],
+                                           [weighted[j] for j in chunk])
+            for j, score in zip(chunk, scores.tolist()):
+                closest[j] = min(float(closest[j]), score)
 
     for index in chosen:
         account_for(index)

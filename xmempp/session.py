@@ -24,7 +24,7 @@ from xmempp.masks import ObjectManager
 from xmempp.memory.stores import PermanentMemory
 from xmempp.model.network import XMem
 from xmempp.propagation import FrameKeys, Propagation, encode_annotation
-from xmempp.video import FrameFolder, pad_to_multiple, to_network_input, unpad
+from xmempp.video import FrameFolder, pad_to_multiple, prefetched, to_network_input, unpad
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class VideoSession:
         self._keys: list[FrameKeys | None] = [None] * len(frames)
         self._frame_size: tuple[int, int] | None = None
         self._propagation: Propagation | None = None
+        self._propagating = False
 
     # ----- frames -------------------------------------------------------------------------------------
     @property
@@ -93,6 +94,7 @@ class VideoSession:
 
         Raises EmptyAnnotationError when the mask has no object pixel; nothing changes then.
         """
+        self._check_not_propagating()
         self._check_index(index)
         rgb = self.frame(index)
         mask = np.asarray(mask)
@@ -110,6 +112,7 @@ class VideoSession:
 
     def remove_annotation(self, index: int) -> None:
         """Take frame `index` out of permanent memory; the other annotations stay as they are."""
+        self._check_not_propagating()
         if index not in self._annotations:
             raise XMemPPError(f"frame {index} has no annotation to remove")
         del self._annotations[index]
@@ -164,15 +167,26 @@ class VideoSession:
         self._predictions = [self._annotations.get(i) for i in range(self.num_frames)]
         propagation = self._propagation = Propagation(self.network, self.permanent, self.config, self.num_frames)
         size = self.frame_size
-        for index in range(self.num_frames):
-            if cancel is not None and cancel.is_set():
-                return
+        self._propagating = True
+        try:
+            yield from self._propagate(propagation, size, progress, cancel)
+        finally:
+            self._propagating = False
+
+    def _propagate(self, propagation: Propagation, size: tuple[int, int], progress: ProgressCallback | None,
+                   cancel: threading.Event | None) -> Iterator[PropagatedFrame]:
+
+        def load(index: int):
             rgb = self.frame(index)
             if rgb.shape[:2] != size:
                 raise XMemPPError(f"frame {index} ({self.frame_names[index]}) is {rgb.shape[1]}x{rgb.shape[0]}, "
                                   f"but the video is {size[1]}x{size[0]}")
             annotation = self._annotations.get(index)
-            image, one_hot, padding = self._network_inputs(rgb, annotation)
+            return annotation, self._network_inputs(rgb, annotation)
+
+        for index, (annotation, (image, one_hot, padding)) in enumerate(prefetched(load, self.num_frames)):
+            if cancel is not None and cancel.is_set():
+                return
             with torch.inference_mode(), self._autocast():
                 probs, keys = propagation.step(index, image, one_hot)
                 mask = annotation if annotation is not None else self._to_ids(unpad(probs, padding), size)
@@ -238,6 +252,10 @@ class VideoSession:
         if len(keys) != self.num_frames:
             raise XMemPPError(f"got keys for {len(keys)} frames, the video has {self.num_frames}")
         self._keys = list(keys)
+
+    def _check_not_propagating(self) -> None:
+        if self._propagating:
+            raise XMemPPError("annotations cannot change while propagation runs: wait for it or stop it")
 
     def _check_index(self, index: int) -> None:
         if not 0 <= index < self.num_frames:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -15,6 +19,7 @@ from xmempp.errors import XMemPPError
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".avi", ".mkv", ".gif")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -120,3 +125,17 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = 16) -> tuple[torch.Tensor, 
 def unpad(x: torch.Tensor, padding: tuple[int, int, int, int]) -> torch.Tensor:
     left, right, top, bottom = padding
     return x[..., top:x.shape[-2] - bottom, left:x.shape[-1] - right]
+
+
+def prefetched(load: Callable[[int], T], count: int, lookahead: int = 3) -> Iterator[T]:
+    """Yield load(0), load(1), ... while a background thread already loads the next `lookahead` items.
+
+    Decoding and resizing frames then overlaps with the network's work on the current frame.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="xmempp-prefetch") as pool:
+        pending = deque(pool.submit(load, i) for i in range(min(lookahead, count)))
+        for index in range(count):
+            result = pending.popleft().result()
+            if index + lookahead < count:
+                pending.append(pool.submit(load, index + lookahead))
+            yield result

@@ -1,0 +1,225 @@
+"""Propagation and suggestion speed of xmempp (and, optionally, of the reference XMem++) on a generated clip.
+
+    python benchmarks/propagation.py [--frames 30] [--objects 1 3] [--size 480 360 240] [--weights XMem.pth]
+                                     [--device cpu|cuda] [--reference /path/to/XMem2] [--ram-frames 300]
+
+Each measurement runs in a fresh process so that peak RAM is its own. Prints a Markdown table for
+docs/BENCHMARKS.md. Without --weights it uses random weights in the official layout: speed does not depend
+on the weight values, and the masks they give are meaningless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def make_clip(folder: Path, frames: int, objects: int, height: int = 480, width: int = 854) -> None:
+    """Textured background with `objects` shapes drifting across it; palette mask for frame 0."""
+    from xmempp.masks import davis_palette
+
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 255, size=(height // 8, width // 8, 3)).astype(np.uint8).repeat(8, 0).repeat(8, 1)
+    (folder / "JPEGImages").mkdir(parents=True)
+    (folder / "Annotations").mkdir()
+    for t in range(frames):
+        frame = background[:height, :width].copy()
+        mask = np.zeros((height, width), np.uint8)
+        for k in range(objects):
+            y = 60 + 130 * k
+            x = int(40 + 6 * t + 90 * k) % (width - 160)
+            frame[y:y + 110, x:x + 150] = (60 + 60 * k, 200 - 50 * k, 90)
+            mask[y:y + 110, x:x + 150] = k + 1
+        Image.fromarray(frame).save(folder / "JPEGImages" / f"frame_{t:06d}.jpg", quality=92)
+        if t == 0:
+            image = Image.fromarray(mask, mode="P")
+            image.putpalette(davis_palette())
+            image.save(folder / "Annotations" / "frame_000000.png")
+
+
+def peak_ram_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_xmempp(clip: Path, weights: Path, size: int, device: str) -> dict:
+    """Model-only FPS, end-to-end FPS, time to first frames, suggestions: one process, one clip."""
+    import torch
+
+    import xmempp
+    from xmempp.config import InferenceConfig
+    from xmempp.model.weights import load_network
+    from xmempp.propagation import Propagation
+
+    network = load_network(weights, device)
+    frames = xmempp.FrameFolder(clip / "JPEGImages")
+    session = xmempp.VideoSession(network, frames, InferenceConfig(size=size))
+    from xmempp.masks import MaskReader
+
+    session.annotate(0, MaskReader().read(clip / "Annotations" / "frame_000000.png"))
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+    # Model only: inputs decoded and resized beforehand, outputs left on the device.
+    inputs = [session._network_inputs(session.frame(i), session.annotation(i)) for i in range(len(frames))]
+    propagation = Propagation(network, session.permanent, session.config, len(frames))
+    with torch.inference_mode(), session._autocast():
+        propagation.step(0, inputs[0][0], inputs[0][1])  # warm-up (allocator, kernels)
+        propagation = Propagation(network, session.permanent, session.config, len(frames))
+        sync()
+        start = time.perf_counter()
+        for index, (image, one_hot, _) in enumerate(inputs):
+            propagation.step(index, image, one_hot)
+        sync()
+        model_seconds = time.perf_counter() - start
+    del inputs
+
+    # Interactive: time to the first frame shown, and to the first propagated (not annotated) frame.
+    start = time.perf_counter()
+    first = first_propagated = None
+    for frame in session.propagate():
+        now = time.perf_counter() - start
+        first = first if first is not None else now
+        if not frame.is_annotation and first_propagated is None:
+            first_propagated = now
+    propagate_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    session.suggest(5)
+    suggest_seconds = time.perf_counter() - start
+
+    # End to end: frames on disk -> PNG masks and overlays written.
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        xmempp.run_on_video(clip / "JPEGImages", clip / "Annotations", out, print_progress=False, size=size,
+                            network=network)
+        end_to_end_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        xmempp.select_k_next_best_annotation_candidates(clip / "JPEGImages", clip / "Annotations", out, k=5,
+                                                        print_progress=False, size=size, network=network)
+        api_suggest_seconds = time.perf_counter() - start
+    n = len(frames)
+    result = {"model_fps": n / model_seconds, "end_to_end_fps": n / end_to_end_seconds,
+              "end_to_end_overhead": end_to_end_seconds / model_seconds - 1,
+              "first_frame_s": first, "first_propagated_frame_s": first_propagated,
+              "session_propagate_s": propagate_seconds, "suggest_s": suggest_seconds,
+              "api_suggest_s": api_suggest_seconds, "suggest_share": suggest_seconds / propagate_seconds,
+              "peak_ram_mb": peak_ram_mb()}
+    if device.startswith("cuda"):
+        result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
+
+
+def measure_ram(clip: Path, weights: Path, size: int, device: str) -> dict:
+    """Peak RAM of a plain propagation through the session (masks kept, nothing written)."""
+    import xmempp
+    from xmempp.config import InferenceConfig
+    from xmempp.masks import MaskReader
+    from xmempp.model.weights import load_network
+
+    session = xmempp.VideoSession(load_network(weights, device), xmempp.FrameFolder(clip / "JPEGImages"),
+                                  InferenceConfig(size=size))
+    session.annotate(0, MaskReader().read(clip / "Annotations" / "frame_000000.png"))
+    start = time.perf_counter()
+    count = sum(1 for _ in session.propagate())
+    return {"frames": count, "seconds": time.perf_counter() - start, "peak_ram_mb": peak_ram_mb()}
+
+
+def measure_reference(clip: Path, weights: Path, size: int, xmem2: Path, cache: Path) -> dict:
+    """The reference's run_on_video on the same clip and weights (a CPU-patched copy made in `cache`)."""
+    copy = cache / "XMem2-cpu"
+    if not copy.exists():
+        shutil.copytree(xmem2, copy)
+        core = copy / "inference" / "inference_core.py"
+        core.write_text(core.read_text().replace("device='cuda:0'", "device=next(self.network.parameters()).device"))
+        rov = copy / "inference" / "run_on_video.py"
+        rov.write_text(rov.read_text().replace("torch.load(model_path)", "torch.load(model_path, map_location='cpu')"))
+    code = f"""
+import sys, time, json, resource
+sys.path.insert(0, {str(copy)!r})
+from inference.run_on_video import run_on_video
+from util.configuration import VIDEO_INFERENCE_CONFIG
+VIDEO_INFERENCE_CONFIG['model'] = {str(weights)!r}; VIDEO_INFERENCE_CONFIG['size'] = {size}
+start = time.perf_counter()
+run_on_video({str(clip / 'JPEGImages')!r}, {str(clip / 'Annotations')!r}, {str(cache / 'ref-out')!r}, [0],
+             print_progress=False)
+seconds = time.perf_counter() - start
+print(json.dumps({{"seconds": seconds, "peak_ram_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=copy)
+    if run.returncode:
+        raise RuntimeError(run.stderr[-2000:])
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def in_subprocess(function: str, *args) -> dict:
+    code = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks.propagation import *; "
+            f"print(json.dumps({function}(*{args!r})))")
+    run = subprocess.run([sys.executable, "-c", code.replace("PosixPath", "Path")], capture_output=True, text=True)
+    if run.returncode:
+        raise RuntimeError(run.stderr[-3000:])
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=30)
+    parser.add_argument("--objects", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--size", type=int, nargs="+", default=[480])
+    parser.add_argument("--weights", type=Path)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--reference", type=Path, help="a local copy of max810/XMem2, to run it on the same clip")
+    parser.add_argument("--ram-frames", type=int, nargs="*", default=[], help="also measure peak RAM for these lengths")
+    args = parser.parse_args()
+
+    import torch
+
+    with tempfile.TemporaryDirectory(prefix="xmempp-bench-") as scratch:
+        scratch = Path(scratch)
+        weights = args.weights
+        if weights is None:
+            from xmempp.model.weights import save_random_checkpoint
+
+            weights = save_random_checkpoint(scratch / "random.pth", seed=1)
+        print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+              f"device {args.device}; python {platform.python_version()}, torch {torch.__version__}; "
+              f"{time.strftime('%Y-%m-%d')}")
+        print("| objects | size | model fps | end-to-end fps | e2e overhead | first frame s | first propagated s "
+              "| suggest k=5 s | suggest / propagate | peak RAM MB | reference fps | speed-up |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for objects in args.objects:
+            clip = scratch / f"clip-{objects}"
+            make_clip(clip, args.frames, objects)
+            for size in args.size:
+                r = in_subprocess("measure_xmempp", clip, weights, size, args.device)
+                ref_fps = speedup = "-"
+                if args.reference is not None:
+                    ref = measure_reference(clip, weights, size, args.reference, scratch)
+                    ref_fps = f"{args.frames / ref['seconds']:.2f}"
+                    speedup = f"{r['end_to_end_fps'] / (args.frames / ref['seconds']):.2f}x"
+                print(f"| {objects} | {size} | {r['model_fps']:.2f} | {r['end_to_end_fps']:.2f} | "
+                      f"{100 * r['end_to_end_overhead']:+.1f}% | {r['first_frame_s']:.2f} | "
+                      f"{r['first_propagated_frame_s']:.2f} | {r['suggest_s']:.2f} | {100 * r['suggest_share']:.1f}% | "
+                      f"{r['peak_ram_mb']:.0f} | {ref_fps} | {speedup} |", flush=True)
+        for frames in args.ram_frames:
+            clip = scratch / f"ram-{frames}"
+            make_clip(clip, frames, 1)
+            r = in_subprocess("measure_ram", clip, weights, args.size[0], args.device)
+            print(f"peak RAM, {frames} frames at {args.size[0]}: {r['peak_ram_mb']:.0f} MB "
+                  f"({r['frames']} frames in {r['seconds']:.0f} s)", flush=True)
+            shutil.rmtree(clip)
+
+
+if __name__ == "__main__":
+    main()
