@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from xmempp.candidates import select_next_candidates
 from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
+from xmempp.frame_store import KeyStore, MaskStore
 from xmempp.masks import ObjectManager
 from xmempp.memory.stores import PermanentMemory
 from xmempp.model.network import XMem
@@ -55,8 +56,8 @@ class VideoSession:
         self.objects = ObjectManager()
         self.permanent = PermanentMemory()
         self._annotations: dict[int, np.ndarray] = {}
-        self._predictions: list[np.ndarray | None] = [None] * len(frames)
-        self._keys: list[FrameKeys | None] = [None] * len(frames)
+        self._predictions = MaskStore(len(frames))
+        self._keys = KeyStore(len(frames))
         self._frame_size: tuple[int, int] | None = None
         self._propagation: Propagation | None = None
         self._propagating = False
@@ -138,7 +139,7 @@ class VideoSession:
         with torch.inference_mode():
             entry, keys = encode_annotation(self.network, image, one_hot)
         self.permanent.put(index, entry)
-        self._keys[index] = _on_cpu(keys)
+        self._keys[index] = keys
 
     def _network_inputs(self, rgb: np.ndarray, mask: np.ndarray | None
                         ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[int, int, int, int]]:
@@ -164,7 +165,9 @@ class VideoSession:
         """
         if not self._annotations:
             raise XMemPPError("annotate at least one frame before propagating")
-        self._predictions = [self._annotations.get(i) for i in range(self.num_frames)]
+        self._predictions.clear()
+        for index, annotation in self._annotations.items():
+            self._predictions[index] = annotation
         propagation = self._propagation = Propagation(self.network, self.permanent, self.config, self.num_frames)
         size = self.frame_size
         self._propagating = True
@@ -190,7 +193,7 @@ class VideoSession:
             with torch.inference_mode(), self._autocast():
                 probs, keys = propagation.step(index, image, one_hot)
                 mask = annotation if annotation is not None else self._to_ids(unpad(probs, padding), size)
-            self._keys[index] = _on_cpu(keys)
+            self._keys[index] = keys
             self._predictions[index] = mask
             if progress is not None:
                 progress(index + 1, self.num_frames)
@@ -227,8 +230,9 @@ class VideoSession:
         missing = [i for i in self._annotations if self._keys[i] is None]
         if missing:
             raise XMemPPError("propagate before asking for suggestions")
-        foregrounds = [None if m is None else torch.from_numpy(m > 0) for m in self._predictions]
-        return select_next_candidates(self._keys, foregrounds, k, self.annotated_frames, alpha=alpha,
+        foregrounds = [None if m is None else torch.from_numpy(m > 0)
+                       for m in (self._predictions[i] for i in range(self.num_frames))]
+        return select_next_candidates(self._keys.as_list(), foregrounds, k, self.annotated_frames, alpha=alpha,
                                       min_mask_presence_percent=min_mask_presence_percent)
 
     def encode_keys(self, progress: bool = False) -> list[FrameKeys]:
@@ -240,18 +244,13 @@ class VideoSession:
                 image, _, _ = self._network_inputs(self.frame(index), None)
                 with torch.inference_mode(), self._autocast():
                     key, shrinkage, selection, *_ = self.network.encode_key(image)
-                self._keys[index] = _on_cpu(FrameKeys(key[0], shrinkage[0], selection[0]))
-        return list(self._keys)
+                self._keys[index] = FrameKeys(key[0], shrinkage[0], selection[0])
+        return self._keys.as_list()
 
     @property
     def frame_keys(self) -> list[FrameKeys | None]:
         """Per-frame keys computed by propagation (None for frames not reached yet)."""
-        return list(self._keys)
-
-    def set_frame_keys(self, keys: list[FrameKeys | None]) -> None:
-        if len(keys) != self.num_frames:
-            raise XMemPPError(f"got keys for {len(keys)} frames, the video has {self.num_frames}")
-        self._keys = list(keys)
+        return self._keys.as_list()
 
     def _check_not_propagating(self) -> None:
         if self._propagating:
@@ -260,7 +259,3 @@ class VideoSession:
     def _check_index(self, index: int) -> None:
         if not 0 <= index < self.num_frames:
             raise XMemPPError(f"frame {index} is past the end of the video ({self.num_frames} frames, 0-based)")
-
-
-def _on_cpu(keys: FrameKeys) -> FrameKeys:
-    return FrameKeys(keys.key.float().cpu(), keys.shrinkage.float().cpu(), keys.selection.float().cpu())
