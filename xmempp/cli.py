@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
                 use_previously_predicted_masks=args.output is not None, alpha=args.alpha,
                 min_mask_presence_percent=args.min_mask_percent, weights=args.weights, device=args.device,
                 print_progress=progress, size=args.size)
+            if not picks:
+                print(f"no frame to suggest: every frame not yet annotated has a predicted mask covering less than "
+                      f"{args.min_mask_percent}% of the frame (see --min-mask-percent)", file=sys.stderr)
             print(",".join(str(i) for i in picks))
     except (XMemPPError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
