@@ -80,9 +80,18 @@ class Handlers:
 
     def __init__(self, settings: AppSettings):
         self.settings = settings
+        # Browser session -> its state, only so that `unload` can free it at once (Gradio's own
+        # State deletion comes an hour after the tab closes).
+        self._open: dict[str, UserState] = {}
 
     def new_state(self) -> UserState:
         return UserState(self.settings)
+
+    def unload(self, request: gr.Request) -> None:
+        """The tab closed: stop its run and delete its files now."""
+        state = self._open.pop(getattr(request, "session_hash", None) or "", None)
+        if state is not None:
+            state.close()
 
     @staticmethod
     def close_state(state: UserState | None) -> None:
@@ -106,18 +115,21 @@ class Handlers:
         return state
 
     # ----- loading ------------------------------------------------------------------------------------------
-    def load_files(self, state: UserState | None, files: list[str] | str | None) -> tuple:
+    def load_files(self, state: UserState | None, files: list[str] | str | None,
+                   request: gr.Request | None = None) -> tuple:
         """Outputs: state, frame slider, editor, viewer, references, suggestions, video, download, progress, status."""
         if isinstance(files, str | Path):
             files = [files]
         names = ", ".join(Path(f).name for f in files or [])
-        return self._load(state, list(files or []), names)
+        return self._load(state, list(files or []), names, request)
 
-    def load_example(self, state: UserState | None) -> tuple:
-        return self._load(state, [self.settings.example], "the example clip")
+    def load_example(self, state: UserState | None, request: gr.Request | None = None) -> tuple:
+        return self._load(state, [self.settings.example], "the example clip", request)
 
-    def _load(self, state: UserState | None, files: list, label: str) -> tuple:
+    def _load(self, state: UserState | None, files: list, label: str, request: gr.Request | None = None) -> tuple:
         state = state or self.new_state()
+        if getattr(request, "session_hash", None):
+            self._open[request.session_hash] = state
         try:
             notes = state.load(files)
         except Exception as error:

@@ -103,6 +103,7 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
         quiet = {"show_progress": "hidden"}
         upload.upload(handlers.load_files, [state, upload], loaded, show_progress_on=[status])
         example.click(handlers.load_example, [state], loaded, show_progress_on=[status])
+        demo.unload(handlers.unload)
         frame.release(handlers.show_frame, [state, frame], [editor, viewer, status], **quiet)
         obj.change(handlers.pick_object, [obj], [editor], **quiet)
         save.click(handlers.save, [state, frame, editor], [references, viewer, status], **quiet)

@@ -373,3 +373,13 @@ def test_without_weights_the_app_loads_and_refuses_to_propagate_with_the_message
     assert handlers.save(state, 0, painted(square(0)))[-1].startswith("Saved")
     outputs = run(handlers, state)
     assert status_of(outputs[-1]) == "⚠ " + message
+
+
+def test_closing_the_tab_deletes_that_sessions_files_at_once(handlers, clip):
+    mine, theirs = SimpleNamespace(session_hash="mine"), SimpleNamespace(session_hash="theirs")
+    my_state = handlers.load_files(None, [str(clip)], mine)[0]
+    their_state = handlers.load_files(None, [str(clip)], theirs)[0]
+    my_folder, their_folder = my_state.work_dir, their_state.work_dir
+    handlers.unload(mine)
+    assert not my_folder.exists()
+    assert their_folder.exists() and their_state.loaded
