@@ -82,14 +82,14 @@ class Handlers:
         self.settings = settings
         # Browser session -> its state, only so that `unload` can free it at once (Gradio's own
         # State deletion comes an hour after the tab closes).
-        self._open: dict[str, UserState] = {}
+        self._states_by_session: dict[str, UserState] = {}
 
     def new_state(self) -> UserState:
         return UserState(self.settings)
 
     def unload(self, request: gr.Request) -> None:
         """The tab closed: stop its run and delete its files now."""
-        state = self._open.pop(getattr(request, "session_hash", None) or "", None)
+        state = self._states_by_session.pop(getattr(request, "session_hash", None) or "", None)
         if state is not None:
             state.close()
 
@@ -129,7 +129,7 @@ class Handlers:
     def _load(self, state: UserState | None, files: list, label: str, request: gr.Request | None = None) -> tuple:
         state = state or self.new_state()
         if getattr(request, "session_hash", None):
-            self._open[request.session_hash] = state
+            self._states_by_session[request.session_hash] = state
         try:
             notes = state.load(files)
         except Exception as error:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -97,5 +98,15 @@ def main(argv: list[str] | None = None) -> int:
             print(",".join(str(i) for i in picks))
     except (XMemPPError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: masks written so far are kept", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug, not bad input: say so without a traceback, keep it in the log
+        logging.getLogger("xmempp").debug("unexpected failure", exc_info=True)
+        print(f"error: unexpected internal failure ({type(error).__name__}); set XMEMPP_DEBUG=1 for details "
+              "and report it", file=sys.stderr)
+        if os.environ.get("XMEMPP_DEBUG") == "1":
+            raise
         return 1
     return 0
