@@ -72,30 +72,38 @@ class PermanentMemory:
         return torch.cat([e.value[group.start:group.stop] for e in entries], -1)
 
 
-class WorkingMemory:
-    """Recent memory frames, with usage counts that decide what long-term consolidation keeps."""
+class _GrowingStore:
+    """Tensors that grow together along the last (element) dimension, with usage counters."""
+
+    _fields: tuple[str, ...] = ()
 
     def __init__(self) -> None:
-        self.key = self.shrinkage = self.selection = self.value = None
-        self.use_count = self.life_count = None
+        for name in (*self._fields, "use_count", "life_count"):
+            setattr(self, name, None)
 
     @property
     def size(self) -> int:
         return 0 if self.key is None else self.key.shape[-1]
 
+    def _append(self, **tensors: torch.Tensor) -> None:
+        new_use = torch.zeros_like(tensors["shrinkage"], dtype=torch.float32)
+        tensors.update(use_count=new_use, life_count=new_use + 1e-7)  # new elements are not penalised yet
+        for name, tensor in tensors.items():
+            current = getattr(self, name)
+            setattr(self, name, tensor if current is None else torch.cat([current, tensor], -1))
+
+    def _keep(self, index: slice | torch.Tensor) -> None:
+        for name in (*self._fields, "use_count", "life_count"):
+            setattr(self, name, getattr(self, name)[..., index])
+
+
+class WorkingMemory(_GrowingStore):
+    """Recent memory frames, with usage counts that decide what long-term consolidation keeps."""
+
+    _fields = ("key", "shrinkage", "selection", "value")
+
     def add(self, key: torch.Tensor, shrinkage: torch.Tensor, selection: torch.Tensor, value: torch.Tensor) -> None:
-        new_use = torch.zeros_like(shrinkage, dtype=torch.float32)
-        new_life = new_use + 1e-7  # new elements are not penalised for being unused yet
-        if self.key is None:
-            self.key, self.shrinkage, self.selection, self.value = key, shrinkage, selection, value
-            self.use_count, self.life_count = new_use, new_life
-            return
-        self.key = torch.cat([self.key, key], -1)
-        self.shrinkage = torch.cat([self.shrinkage, shrinkage], -1)
-        self.selection = torch.cat([self.selection, selection], -1)
-        self.value = torch.cat([self.value, value], -1)
-        self.use_count = torch.cat([self.use_count, new_use], -1)
-        self.life_count = torch.cat([self.life_count, new_life], -1)
+        self._append(key=key, shrinkage=shrinkage, selection=selection, value=value)
 
     def update_usage(self, usage: torch.Tensor) -> None:
         """usage: (N,) read weight each element received for one query frame."""
@@ -107,34 +115,20 @@ class WorkingMemory:
 
     def drop_oldest(self, count: int) -> None:
         """Forget the first `count` elements (they went to long-term memory)."""
-        for name in ("key", "shrinkage", "selection", "value", "use_count", "life_count"):
-            setattr(self, name, getattr(self, name)[..., count:])
+        self._keep(slice(count, None))
 
 
-class LongTermMemory:
+class LongTermMemory(_GrowingStore):
     """Prototypes consolidated from working memory; the least used are dropped when it is full."""
 
-    def __init__(self, count_usage: bool) -> None:
-        self.count_usage = count_usage
-        self.key = self.shrinkage = self.value = None
-        self.use_count = self.life_count = None
+    _fields = ("key", "shrinkage", "value")
 
-    @property
-    def size(self) -> int:
-        return 0 if self.key is None else self.key.shape[-1]
+    def __init__(self, count_usage: bool) -> None:
+        super().__init__()
+        self.count_usage = count_usage
 
     def add(self, key: torch.Tensor, shrinkage: torch.Tensor, value: torch.Tensor) -> None:
-        new_use = torch.zeros_like(shrinkage, dtype=torch.float32)
-        new_life = new_use + 1e-7
-        if self.key is None:
-            self.key, self.shrinkage, self.value = key, shrinkage, value
-            self.use_count, self.life_count = new_use, new_life
-            return
-        self.key = torch.cat([self.key, key], -1)
-        self.shrinkage = torch.cat([self.shrinkage, shrinkage], -1)
-        self.value = torch.cat([self.value, value], -1)
-        self.use_count = torch.cat([self.use_count, new_use], -1)
-        self.life_count = torch.cat([self.life_count, new_life], -1)
+        self._append(key=key, shrinkage=shrinkage, value=value)
 
     def update_usage(self, usage: torch.Tensor) -> None:
         if self.count_usage:
@@ -147,6 +141,4 @@ class LongTermMemory:
             raise RuntimeError("long-term memory is full but usage was not counted")
         usage = (self.use_count / self.life_count).flatten()
         cutoff = torch.topk(usage, k=self.size - max_size, largest=False, sorted=True)[0][-1]
-        keep = usage > cutoff
-        for name in ("key", "shrinkage", "value", "use_count", "life_count"):
-            setattr(self, name, getattr(self, name)[..., keep])
+        self._keep(usage > cutoff)

@@ -22,26 +22,26 @@ WEIGHTS_FILENAME = "XMem.pth"
 _RENAMES = {"key_encoder.res2.": "key_encoder.layer1."}
 
 
+def _rename(name: str, renames: dict[str, str]) -> str:
+    for old, new in renames.items():
+        if name.startswith(old):
+            return new + name[len(old):]
+    return name
+
+
 def checkpoint_to_model_names(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Map official tensor names to this package's module names."""
-    renamed = {}
-    for name, tensor in state_dict.items():
-        for old, new in _RENAMES.items():
-            if name.startswith(old):
-                name = new + name[len(old):]
-        renamed[name] = tensor
-    return renamed
+    return {_rename(name, _RENAMES): tensor for name, tensor in state_dict.items()}
 
 
 def model_to_checkpoint_names(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Map this package's module names to the official tensor names (to write checkpoints)."""
-    renamed = {}
-    for name, tensor in state_dict.items():
-        for old, new in _RENAMES.items():
-            if name.startswith(new):
-                name = old + name[len(new):]
-        renamed[name] = tensor
-    return renamed
+    return {official_name(name): tensor for name, tensor in state_dict.items()}
+
+
+def official_name(name: str) -> str:
+    """The checkpoint's name for one of our parameters."""
+    return _rename(name, {new: old for old, new in _RENAMES.items()})
 
 
 def load_network(path: str | Path, device: torch.device | str | None = None) -> XMem:
@@ -61,19 +61,15 @@ def load_network(path: str | Path, device: torch.device | str | None = None) -> 
     network = XMem()
     expected = network.state_dict()
     state = checkpoint_to_model_names(state)
-    official = model_to_checkpoint_names
-    missing = [n for n in expected if n not in state and not n.endswith("num_batches_tracked")]
-    unexpected = [n for n in state if n not in expected]
-    if missing:
-        raise XMemPPError(f"{path}: missing tensor {next(iter(official({missing[0]: 0})))}"
-                          + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-    if unexpected:
-        raise XMemPPError(f"{path}: unexpected tensor {next(iter(official({unexpected[0]: 0})))}"
-                          + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""))
+    missing = [official_name(n) for n in expected if n not in state and not n.endswith("num_batches_tracked")]
+    unexpected = [official_name(n) for n in state if n not in expected]
+    for problem, names in (("missing", missing), ("unexpected", unexpected)):
+        if names:
+            more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
+            raise XMemPPError(f"{path}: {problem} tensor {names[0]}{more}")
     for name, tensor in state.items():
         if tensor.shape != expected[name].shape:
-            official_name = next(iter(official({name: 0})))
-            raise XMemPPError(f"{path}: tensor {official_name} has shape {tuple(tensor.shape)}, "
+            raise XMemPPError(f"{path}: tensor {official_name(name)} has shape {tuple(tensor.shape)}, "
                               f"expected {tuple(expected[name].shape)}")
     network.load_state_dict(state, strict=False)  # only num_batches_tracked may be absent, checked above
     return network.to(resolve_device(device)).eval().requires_grad_(False)
