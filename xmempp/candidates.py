@@ -2,32 +2,38 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from xmempp.memory.similarity import similarity
 from xmempp.propagation import FrameKeys
 
 
-def cycle_dissimilarities(a: FrameKeys, a_key: torch.Tensor, others: Sequence[FrameKeys],
-                          other_keys: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Cycle dissimilarity of frame A to each other frame B, as a (len(others),) float32 tensor.
+def _as_memory(key: torch.Tensor, shrinkage: torch.Tensor) -> torch.Tensor:
+    """(2Ck + 1, N) factors such that factors.T @ _as_query(...) is `similarity` (see memory.similarity)."""
+    scale = shrinkage.flatten(1) / math.sqrt(key.shape[0])
+    key = key.flatten(1)
+    return torch.cat([-key.pow(2), 2 * key, -torch.ones_like(key[:1])]) * scale
 
-    The score is the mean positive part of (A-to-B similarity minus B-to-A similarity) over all element
-    pairs: mapping A onto B and B onto A agree when the frames look alike, and disagree the more they differ.
-    `a_key` / `other_keys` are the (possibly mask-weighted) keys, each (Ck, h, w).
+
+def _as_query(key: torch.Tensor, selection: torch.Tensor) -> torch.Tensor:
+    key, selection = key.flatten(1), selection.flatten(1)
+    return torch.cat([selection, key * selection, (selection * key.pow(2)).sum(0, keepdim=True)])
+
+
+def cycle_dissimilarity(a: FrameKeys, a_key: torch.Tensor, b: FrameKeys, b_key: torch.Tensor) -> float:
+    """Mean positive part of (A-to-B similarity minus B-to-A similarity) over all element pairs.
+
+    Mapping A onto B and B onto A agree when the frames look alike, and disagree the more they differ.
+    `a_key` / `b_key` are the (possibly mask-weighted) keys, (Ck, h, w). Both similarities come from one
+    matrix product, so the (N, N) matrices are never built apart.
     """
-    count = len(others)
-    b_key = torch.stack([k.flatten(1) for k in other_keys])
-    b_shrinkage = torch.stack([o.shrinkage.flatten(1) for o in others])
-    b_selection = torch.stack([o.selection.flatten(1) for o in others])
-    a_key = a_key.flatten(1)[None].expand(count, -1, -1)
-    forward = similarity(a_key, a.shrinkage.flatten(1)[None].expand(count, -1, -1), b_key, b_selection)
-    backward = similarity(b_key, b_shrinkage, a_key, a.selection.flatten(1)[None].expand(count, -1, -1))
-    difference = (forward - backward).float()
-    return F.relu(difference).flatten(1).sum(1) / difference[0].numel()
+    left = torch.cat([_as_memory(a_key, a.shrinkage), _as_memory(b_key, b.shrinkage)])
+    right = torch.cat([_as_query(b_key, b.selection), -_as_query(a_key, a.selection)])
+    difference = left.T @ right
+    return float(difference.clamp_(min=0).sum() / difference.numel())
 
 
 def mask_weighted_key(keys: FrameKeys, foreground: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -78,28 +84,25 @@ def select_next_candidates(keys: Sequence[FrameKeys | None], foregrounds: Sequen
         weighted.append(mask_weighted_key(_to_device(frame_keys, device), foreground.to(device), alpha))
 
     device_keys = {i: _to_device(keys[i], device) for i, w in enumerate(weighted) if w is not None}
-    closest = torch.full((len(keys),), float("inf"), dtype=torch.float64)
+    closest = [float("inf")] * len(keys)
 
-    def account_for(new: int, batch: int = 8) -> None:
+    def account_for(new: int) -> None:
         """Lower each frame's distance-to-chosen with its dissimilarity to the newly chosen frame."""
-        frames = list(device_keys)
-        for start in range(0, len(frames), batch):
-            chunk = frames[start:start + batch]
-            scores = cycle_dissimilarities(device_keys[new], weighted[new], [device_keys[j] for j in chunk],
-                                           [weighted[j] for j in chunk])
-            for j, score in zip(chunk, scores.tolist()):
-                closest[j] = min(float(closest[j]), score)
+        for j in device_keys:
+            if j not in chosen:  # chosen frames are never proposed, so their distances do not matter
+                score = cycle_dissimilarity(device_keys[new], weighted[new], device_keys[j], weighted[j])
+                closest[j] = min(closest[j], score)
 
     for index in chosen:
         account_for(index)
     picks: list[int] = []
-    for _ in range(k):
+    for round_ in range(k):
         eligible = [j for j in device_keys if j not in chosen]
         if not eligible:
             break
-        scores = torch.tensor([float(closest[j]) for j in eligible], dtype=torch.float64)
-        pick = eligible[int(torch.argmax(scores))]
+        pick = max(eligible, key=lambda j: closest[j])  # the first of equals, as torch.argmax
         chosen.append(pick)
         picks.append(pick)
-        account_for(pick)
+        if round_ < k - 1:  # the last pick changes nothing that is still to be decided
+            account_for(pick)
     return picks

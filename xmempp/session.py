@@ -213,7 +213,7 @@ class VideoSession:
     def memory_sizes(self) -> dict[str, int]:
         """Elements in each memory store (working and long-term: of the current or last propagation)."""
         memory = self._propagation.memory if self._propagation is not None else None
-        return {"permanent": sum(e.key.shape[-1] for e in self.permanent.entries_for(range(0))),
+        return {"permanent": self.permanent.num_elements,
                 "working": memory.working.size if memory else 0,
                 "long_term": memory.long_term.size if memory else 0}
 

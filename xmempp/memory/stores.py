@@ -53,6 +53,10 @@ class PermanentMemory:
         self._entries.clear()
 
     @property
+    def num_elements(self) -> int:
+        return sum(e.key.shape[-1] for e in self._entries.values())
+
+    @property
     def num_objects(self) -> int:
         return max((e.num_objects for e in self._entries.values()), default=0)
 
