@@ -179,17 +179,19 @@ class VideoSession:
     def _propagate(self, propagation: Propagation, size: tuple[int, int], progress: ProgressCallback | None,
                    cancel: threading.Event | None) -> Iterator[PropagatedFrame]:
 
-        def load(index: int):
+        def decode(index: int) -> np.ndarray:
             rgb = self.frame(index)
             if rgb.shape[:2] != size:
                 raise XMemPPError(f"frame {index} ({self.frame_names[index]}) is {rgb.shape[1]}x{rgb.shape[0]}, "
                                   f"but the video is {size[1]}x{size[0]}")
-            annotation = self._annotations.get(index)
-            return annotation, self._network_inputs(rgb, annotation)
+            return rgb
 
-        for index, (annotation, (image, one_hot, padding)) in enumerate(prefetched(load, self.num_frames)):
+        # Only decoding runs ahead in a thread: torch work there would compete with the network for the cores.
+        for index, rgb in enumerate(prefetched(decode, self.num_frames)):
             if cancel is not None and cancel.is_set():
                 return
+            annotation = self._annotations.get(index)
+            image, one_hot, padding = self._network_inputs(rgb, annotation)
             with torch.inference_mode(), self._autocast():
                 probs, keys = propagation.step(index, image, one_hot)
                 mask = annotation if annotation is not None else self._to_ids(unpad(probs, padding), size)
