@@ -30,6 +30,7 @@ def cycle_dissimilarity(a: FrameKeys, a_key: torch.Tensor, b: FrameKeys, b_key: 
     `a_key` / `b_key` are the (possibly mask-weighted) keys, (Ck, h, w). Both similarities come from one
     matrix product, so the (N, N) matrices are never built apart.
     """
+    # As in XMem++, entry (i, j) pairs A_i -> B_j with B_i -> A_j (not the transpose): kept for identical picks.
     left = torch.cat([_as_memory(a_key, a.shrinkage), _as_memory(b_key, b.shrinkage)])
     right = torch.cat([_as_query(b_key, b.selection), -_as_query(a_key, a.selection)])
     difference = left.T @ right
