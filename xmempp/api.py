@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from xmempp.candidates import select_next_candidates
 from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.keys_cache import load_keys, save_keys
@@ -24,7 +25,7 @@ from xmempp.masks import MaskReader, davis_palette, overlay, write_mask
 from xmempp.model.network import XMem
 from xmempp.model.weights import ensure_weights, load_network
 from xmempp.session import EmptyAnnotationError, VideoSession
-from xmempp.video import FrameFolder, open_frames
+from xmempp.video import open_frames
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +126,6 @@ def _select_from_outputs(imgs_in_path, masks_out: Path, chosen: list[int], k: in
         keys = load_keys(masks_out / "keys.pt", frames.names, config.size, network_fingerprint(network))
         if keys is None:
             keys = session.encode_keys(progress=print_progress)
-        from xmempp.candidates import select_next_candidates
-
         return select_next_candidates(keys, foregrounds, k, chosen, alpha=alpha,
                                       min_mask_presence_percent=min_mask_presence_percent)
 
@@ -190,6 +189,3 @@ def mean_iou(prediction: np.ndarray, truth: np.ndarray) -> float:
         return 1.0
     scores = [((prediction == o) & (truth == o)).sum() / ((prediction == o) | (truth == o)).sum() for o in objects]
     return float(np.mean(scores))
-
-
-__all__ = ["run_on_video", "select_k_next_best_annotation_candidates", "FrameFolder"]
