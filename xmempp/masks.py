@@ -141,5 +141,5 @@ def overlay(rgb: np.ndarray, ids: np.ndarray, palette: list[int], opacity: float
     edge[1:, :] |= ids[1:, :] != ids[:-1, :]
     edge[:, 1:] |= ids[:, 1:] != ids[:, :-1]
     edge &= foreground | np.roll(foreground, 1, 0) | np.roll(foreground, 1, 1)
-    out[edge] = colours[ids[edge]] * 0.6 if edge.any() else out[edge]
+    out[edge] = colours[ids[edge]] * 0.6
     return out.clip(0, 255).astype(np.uint8)

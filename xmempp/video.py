@@ -96,15 +96,6 @@ def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None) ->
     return out_dir
 
 
-def processing_size(height: int, width: int, size: int | None) -> tuple[int, int]:
-    """Size the network sees: short side `size` (torchvision's rounding), or unchanged when size is None."""
-    if size is None:
-        return height, width
-    if height <= width:
-        return size, int(size * width / height)
-    return int(size * height / width), size
-
-
 def to_network_input(rgb: np.ndarray, size: int | None) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, h, w) float: ImageNet-normalised, then resized (bilinear, antialiased)."""
     image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255)

@@ -30,24 +30,20 @@ class MemoryBank:
         query_key, query_selection = query_key.flatten(2), query_selection.flatten(2)
         long_term, working, permanent = self.long_term, self.working, self.permanent
 
-        entries = permanent.entries_for(permanent.object_groups()[0])  # the first group reads every entry
-        perm_key, perm_shrinkage = permanent.keys(entries)
+        perm_key, perm_shrinkage = permanent.keys()
         keys = [t for t in (long_term.key, working.key, perm_key) if t is not None]
         shrinkages = [t for t in (long_term.shrinkage, working.shrinkage, perm_shrinkage) if t is not None]
         sim = similarity(torch.cat(keys, -1), torch.cat(shrinkages, -1), query_key, query_selection)
         n_long, n_work = long_term.size, working.size
         n_recent = n_long + n_work
-        elements_per_frame = perm_key.shape[-1] // len(entries)
 
         readouts = []
         for group_index, group in enumerate(permanent.object_groups()):
-            if group_index == 0:
-                group_entries, group_sim = entries, sim
+            if group_index == 0:  # the first group's objects are known to every annotation
+                group_sim = sim
             else:
                 # Later groups (objects first annotated later) read only the annotations that know them.
-                group_entries = permanent.entries_for(group)
-                columns = [n_recent + i * elements_per_frame + j for i, e in enumerate(entries)
-                           if e.num_objects >= group.stop for j in range(elements_per_frame)]
+                columns = permanent.columns(group).to(sim.device) + n_recent
                 group_sim = torch.cat([sim[:, :n_recent], sim[:, columns]], 1)
             affinity = top_k_softmax(group_sim, self.config.top_k)
             if group_index == 0 and self.config.enable_long_term:
@@ -57,7 +53,7 @@ class MemoryBank:
                 if n_long:
                     long_term.update_usage(usage[:, :n_long].flatten())
             values = [t[group.start:group.stop] for t in (long_term.value, working.value) if t is not None]
-            values.append(permanent.values(group_entries, group))
+            values.append(permanent.values(group))
             readouts.append(torch.cat(values, -1) @ affinity)
         readout = torch.cat(readouts, 0)
         return readout.view(1, readout.shape[0], readout.shape[1], h, w)

@@ -30,6 +30,8 @@ class PermanentMemory:
 
     def __init__(self) -> None:
         self._entries: dict[int, PermanentEntry] = {}
+        # Concatenations read for every propagated frame; rebuilt only when an annotation changes.
+        self._cache: dict[object, object] = {}
 
     def __contains__(self, frame_index: int) -> bool:
         return frame_index in self._entries
@@ -45,12 +47,20 @@ class PermanentMemory:
     def put(self, frame_index: int, entry: PermanentEntry) -> None:
         """Add a frame, or replace it in place if it is already there."""
         self._entries[frame_index] = entry
+        self._cache.clear()
 
     def remove(self, frame_index: int) -> None:
         del self._entries[frame_index]
+        self._cache.clear()
 
     def clear(self) -> None:
         self._entries.clear()
+        self._cache.clear()
+
+    def _cached(self, name: object, build):
+        if name not in self._cache:
+            self._cache[name] = build()
+        return self._cache[name]
 
     @property
     def num_elements(self) -> int:
@@ -68,12 +78,24 @@ class PermanentMemory:
     def entries_for(self, group: range) -> list[PermanentEntry]:
         return [e for e in self._entries.values() if e.num_objects >= group.stop]
 
-    def keys(self, entries: list[PermanentEntry]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Concatenated keys and shrinkage of `entries`."""
-        return (torch.cat([e.key for e in entries], -1), torch.cat([e.shrinkage for e in entries], -1))
+    def keys(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and shrinkage of every entry, concatenated in reading order: (1, Ck, M), (1, 1, M)."""
+        return self._cached("keys", lambda: (torch.cat([e.key for e in self._entries.values()], -1),
+                                             torch.cat([e.shrinkage for e in self._entries.values()], -1)))
 
-    def values(self, entries: list[PermanentEntry], group: range) -> torch.Tensor:
-        return torch.cat([e.value[group.start:group.stop] for e in entries], -1)
+    def columns(self, group: range) -> torch.Tensor:
+        """Positions, within `keys()`, of the elements of the entries that `group` reads."""
+        def build() -> torch.Tensor:
+            sizes = [e.key.shape[-1] for e in self._entries.values()]
+            starts = [sum(sizes[:i]) for i in range(len(sizes))]
+            return torch.cat([torch.arange(start, start + size) for start, size, e
+                              in zip(starts, sizes, self._entries.values()) if e.num_objects >= group.stop])
+        return self._cached(("columns", group.start, group.stop), build)
+
+    def values(self, group: range) -> torch.Tensor:
+        """Values of `group`'s objects over the entries it reads: (len(group), Cv, elements)."""
+        return self._cached(("values", group.start, group.stop), lambda: torch.cat(
+            [e.value[group.start:group.stop] for e in self.entries_for(group)], -1))
 
 
 class _GrowingStore:
