@@ -136,8 +136,18 @@ def measure_xmempp(clip: Path, weights: Path, size: int, device: str) -> dict:
     return result
 
 
+def resident_mb() -> float:
+    """The process's resident size now (Linux; 0 elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except OSError:
+        return 0.0
+    return pages * resource.getpagesize() / 2**20
+
+
 def measure_ram(clip: Path, weights: Path, size: int, device: str) -> dict:
-    """Peak RAM of a plain propagation through the session (masks kept, nothing written)."""
+    """Peak RAM of a plain propagation through the session (masks kept, nothing written), with the resident
+    size after every tenth of the video, to show whether it grows with the number of frames."""
     import xmempp
     from xmempp.config import InferenceConfig
     from xmempp.masks import MaskReader
@@ -146,9 +156,17 @@ def measure_ram(clip: Path, weights: Path, size: int, device: str) -> dict:
     session = xmempp.VideoSession(load_network(weights, device), xmempp.FrameFolder(clip / "JPEGImages"),
                                   InferenceConfig(size=size))
     session.annotate(0, MaskReader().read(clip / "Annotations" / "frame_000000.png"))
+    checkpoints = {max(1, session.num_frames * tenth // 10) for tenth in range(1, 11)}
+    resident = {}
     start = time.perf_counter()
-    count = sum(1 for _ in session.propagate())
-    return {"frames": count, "seconds": time.perf_counter() - start, "peak_ram_mb": peak_ram_mb()}
+    for frame in session.propagate():
+        done = frame.index + 1
+        if done in checkpoints:
+            resident[done] = round(resident_mb())
+            print(f"{done} frames, {time.perf_counter() - start:.0f} s: resident {resident[done]} MB, "
+                  f"peak {peak_ram_mb():.0f} MB", file=sys.stderr, flush=True)
+    return {"frames": session.num_frames, "seconds": time.perf_counter() - start, "peak_ram_mb": peak_ram_mb(),
+            "resident_mb": resident}
 
 
 def measure_reference(clip: Path, weights: Path, size: int, xmem2: Path, cache: Path) -> dict:
@@ -185,9 +203,10 @@ print(json.dumps({{"seconds": seconds, "peak_ram_mb": resource.getrusage(resourc
 def in_subprocess(function: str, *args) -> dict:
     code = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r}); from benchmarks.propagation import *; "
             f"print(json.dumps({function}(*{args!r})))")
-    run = subprocess.run([sys.executable, "-c", code.replace("PosixPath", "Path")], capture_output=True, text=True)
+    # stderr passes through, so long runs show their progress.
+    run = subprocess.run([sys.executable, "-c", code.replace("PosixPath", "Path")], stdout=subprocess.PIPE, text=True)
     if run.returncode:
-        raise RuntimeError(run.stderr[-3000:])
+        raise RuntimeError(f"{function} failed (exit {run.returncode}); see its error above")
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
@@ -236,7 +255,8 @@ def main() -> None:
             make_clip(clip, frames, 1)
             r = in_subprocess("measure_ram", clip, weights, args.size[0], args.device)
             print(f"peak RAM, {frames} frames at {args.size[0]}: {r['peak_ram_mb']:.0f} MB "
-                  f"({r['frames']} frames in {r['seconds']:.0f} s)", flush=True)
+                  f"({r['frames']} frames in {r['seconds']:.0f} s); resident MB after n frames: "
+                  f"{r['resident_mb']}", flush=True)
             shutil.rmtree(clip)
 
 

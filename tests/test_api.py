@@ -56,8 +56,8 @@ def test_a_video_file_is_read_with_frames_named_frame_000000(tmp_path, network):
 def test_suggestions_reuse_the_saved_keys(square_clip, tmp_path, network, monkeypatch):
     frames, masks = square_clip
     run(frames, masks, tmp_path / "out", network)
-    assert (tmp_path / "out" / "keys.pt").is_file()
-    monkeypatch.setattr(network, "encode_key", lambda *a, **k: pytest.fail("keys must come from keys.pt"))
+    assert (tmp_path / "out" / "keys.npy").is_file() and (tmp_path / "out" / "keys.json").is_file()
+    monkeypatch.setattr(network, "encode_key", lambda *a, **k: pytest.fail("keys must come from keys.npy"))
     picks = select_k_next_best_annotation_candidates(frames, masks, tmp_path / "out", k=3, network=network,
                                                      print_progress=False, size=96, min_mask_presence_percent=0)
     assert len(picks) == 3 and 0 not in picks

@@ -6,7 +6,7 @@ import logging
 import tempfile
 import warnings
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -77,7 +77,7 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
             for job in pending:
                 job.result()
         bar.close()
-        save_keys(masks_out / "keys.pt", session, network_fingerprint(network))
+        save_keys(masks_out, session.frame_keys, session.frame_names, config.size, network_fingerprint(network))
     return pd.DataFrame(rows, columns=["frame", "mask_provided", "iou"])
 
 
@@ -114,20 +114,34 @@ def _select_from_outputs(imgs_in_path, masks_out: Path, chosen: list[int], k: in
     with tempfile.TemporaryDirectory(prefix="xmempp-frames-") as work_dir:
         frames = open_frames(imgs_in_path, work_dir)
         session = VideoSession(network, frames, config)
-        foregrounds = []
-        for name in frames.names:
-            path = masks_out / "masks" / f"{name}.png"
+        mask_paths = [masks_out / "masks" / f"{name}.png" for name in frames.names]
+        for path in mask_paths:
             if not path.exists():
                 raise FileNotFoundError(f"no predicted mask {path}; run run_on_video (or `xmempp run`) first")
-            foregrounds.append(torch.from_numpy(np.asarray(Image.open(path)) > 0))
         for index in chosen:
             if not 0 <= index < len(frames):
                 raise XMemPPError(f"frame {index} is past the end of the video ({len(frames)} frames, 0-based)")
-        keys = load_keys(masks_out / "keys.pt", frames.names, config.size, network_fingerprint(network))
+        keys = load_keys(masks_out, frames.names, config.size, network_fingerprint(network))
         if keys is None:
             keys = session.encode_keys(progress=print_progress)
-        return select_next_candidates(keys, foregrounds, k, chosen, alpha=alpha,
-                                      min_mask_presence_percent=min_mask_presence_percent)
+        try:
+            return select_next_candidates(keys, _MaskFiles(mask_paths), k, chosen, alpha=alpha,
+                                          min_mask_presence_percent=min_mask_presence_percent)
+        finally:
+            keys.close()
+
+
+class _MaskFiles(Sequence):
+    """Predicted masks on disk as 0/1 tensors, read one at a time."""
+
+    def __init__(self, paths: list[Path]):
+        self._paths = paths
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(Image.open(self._paths[index])) > 0)
 
 
 def _write_outputs(session: VideoSession, index: int, mask: np.ndarray, stem: Path, palette: list[int],

@@ -38,9 +38,14 @@ def cycle_dissimilarity(a: FrameKeys, a_key: torch.Tensor, b: FrameKeys, b_key: 
 
 
 def mask_weighted_key(keys: FrameKeys, foreground: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Blend the key with its object-only version: alpha 0 ignores the mask, 1 keeps only the object's region."""
+    """Blend the key with its object-only version: alpha 0 ignores the mask, 1 keeps only the object's region.
+
+    `foreground` is the frame's 0/1 mask, at any size (it is resized to the key's, nearest neighbour).
+    """
     h, w = keys.key.shape[-2:]
-    mask = F.interpolate(foreground[None, None].float(), size=(h, w), mode="nearest")[0]
+    if foreground.shape[-2:] != (h, w):
+        foreground = F.interpolate(foreground[None, None].float(), size=(h, w), mode="nearest")[0, 0]
+    mask = foreground.float()[None]
     return keys.key * mask * alpha + keys.key * (1 - alpha)
 
 
@@ -61,6 +66,9 @@ def select_next_candidates(keys: Sequence[FrameKeys | None], foregrounds: Sequen
         min_mask_presence_percent: frames whose mask covers less of the frame are never proposed.
     Returns:
         New frame indices in the order chosen; fewer than k when no other frame qualifies.
+
+    Both sequences are read frame by frame (each mask once, the keys once per pick), never held whole, so
+    they may load lazily from disk: a long video's keys need not fit in memory.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
@@ -73,32 +81,41 @@ def select_next_candidates(keys: Sequence[FrameKeys | None], foregrounds: Sequen
         if not 0 <= index < len(keys) or keys[index] is None or foregrounds[index] is None:
             raise ValueError(f"annotated frame {index} has no keys or mask")
 
-    weighted: list[torch.Tensor | None] = []
-    for index, (frame_keys, foreground) in enumerate(zip(keys, foregrounds)):
-        if frame_keys is None or foreground is None:
-            weighted.append(None)
+    # Each usable frame's mask, shrunk to the keys' resolution (the only resolution the weighting uses).
+    key_size = keys[chosen[0]].key.shape[-2:]
+    key_masks: dict[int, torch.Tensor] = {}
+    for index in range(len(keys)):
+        foreground = foregrounds[index]
+        if foreground is None:
             continue
         coverage = 100 * float((foreground > epsilon).sum()) / foreground.numel()
         if coverage < min_mask_presence_percent and index not in chosen:
-            weighted.append(None)  # (nearly) empty prediction: nothing to learn from annotating it
-            continue
-        weighted.append(mask_weighted_key(_to_device(frame_keys, device), foreground.to(device), alpha))
+            continue  # (nearly) empty prediction: nothing to learn from annotating it
+        key_masks[index] = F.interpolate(foreground[None, None].float(), size=key_size, mode="nearest")[0, 0]
 
-    device_keys = {i: _to_device(keys[i], device) for i, w in enumerate(weighted) if w is not None}
-    closest = [float("inf")] * len(keys)
+    def load(index: int) -> tuple[FrameKeys, torch.Tensor] | None:
+        frame_keys = keys[index]
+        if frame_keys is None:
+            return None
+        frame_keys = _to_device(frame_keys, device)
+        return frame_keys, mask_weighted_key(frame_keys, key_masks[index].to(device), alpha)
+
+    candidates = [j for j in key_masks if j not in chosen and keys[j] is not None]
+    closest = dict.fromkeys(candidates, float("inf"))
 
     def account_for(new: int) -> None:
-        """Lower each frame's distance-to-chosen with its dissimilarity to the newly chosen frame."""
-        for j in device_keys:
+        """Lower each candidate's distance-to-chosen with its dissimilarity to the newly chosen frame."""
+        new_keys, new_weighted = load(new)
+        for j in candidates:
             if j not in chosen:  # chosen frames are never proposed, so their distances do not matter
-                score = cycle_dissimilarity(device_keys[new], weighted[new], device_keys[j], weighted[j])
-                closest[j] = min(closest[j], score)
+                j_keys, j_weighted = load(j)
+                closest[j] = min(closest[j], cycle_dissimilarity(new_keys, new_weighted, j_keys, j_weighted))
 
     for index in chosen:
         account_for(index)
     picks: list[int] = []
     for round_ in range(k):
-        eligible = [j for j in device_keys if j not in chosen]
+        eligible = [j for j in candidates if j not in chosen]
         if not eligible:
             break
         pick = max(eligible, key=lambda j: closest[j])  # the first of equals, as torch.argmax

@@ -1,13 +1,18 @@
 """Per-frame results held compactly, so long videos do not fill RAM.
 
-Masks are PNG-compressed in memory (a 480p mask: ~10 KB instead of 400 KB). Keys live in memory-mapped
-files in a temporary folder (about 0.8 MB per 480p frame), deleted with the store.
+Masks are PNG-compressed in memory (a 480p mask: ~10 KB instead of 400 KB). Keys (about 0.8 MB per 480p
+frame) live in a temporary file, deleted with the store.
 """
 
 from __future__ import annotations
 
+import math
+import shutil
 import tempfile
+import threading
+from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -44,45 +49,109 @@ class MaskStore:
         self._encoded = [None] * len(self._encoded)
 
 
-class KeyStore:
-    """Each frame's key, shrinkage and selection (float32, on the CPU) in memory-mapped files."""
+class KeyStore(Sequence):
+    """Each frame's key, shrinkage and selection (float32, on the CPU), one record per frame in a .npy file.
+
+    The file is read and written with plain file I/O, not memory-mapped: a long video's keys (0.8 MB a frame
+    at 480p) then sit in the OS page cache, which the kernel may drop, instead of in the process's resident
+    memory. A record is (2 Ck + 1, h, w): key, then shrinkage, then selection.
+    """
 
     def __init__(self, count: int, directory: str | Path | None = None):
         self.count = count
         self._directory = directory
-        self._folder: tempfile.TemporaryDirectory | None = None
-        self._arrays: dict[str, np.ndarray] = {}
+        self._file: BinaryIO | None = None
+        self._record_shape: tuple[int, int, int] | None = None
+        self._data_offset = 0
         self._filled = np.zeros(count, dtype=bool)
+        self._writable = True
+        self._lock = threading.Lock()  # a seek and its read or write must not interleave with another's
+
+    @classmethod
+    def open(cls, path: str | Path) -> KeyStore:
+        """A read-only store over a file written by `save`. Raises ValueError if it is not such a file."""
+        file = open(path, "rb")  # noqa: SIM115 (the store owns it until close)
+        try:
+            version = np.lib.format.read_magic(file)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, fortran_order, dtype = read_header(file)
+            if dtype != np.float32 or fortran_order or len(shape) != 4:
+                raise ValueError(f"{path} does not hold float32 keys of shape (frames, channels, h, w)")
+            store = cls(shape[0])
+            store._file, store._record_shape, store._data_offset = file, tuple(shape[1:]), file.tell()
+            if Path(path).stat().st_size < store._data_offset + store.count * store._record_bytes:
+                raise ValueError(f"{path} is truncated")
+        except Exception:
+            file.close()
+            raise
+        store._filled[:] = True
+        store._writable = False
+        return store
+
+    @property
+    def _record_bytes(self) -> int:
+        return 4 * math.prod(self._record_shape)
+
+    @property
+    def is_complete(self) -> bool:
+        """Whether every frame has its keys."""
+        return bool(self._filled.all())
 
     def __len__(self) -> int:
         return self.count
 
-    def _allocate(self, keys: FrameKeys) -> None:
-        self._folder = tempfile.TemporaryDirectory(prefix="xmempp-keys-", dir=self._directory)
-        for name in ("key", "shrinkage", "selection"):
-            shape = (self.count, *getattr(keys, name).shape)
-            self._arrays[name] = np.lib.format.open_memmap(Path(self._folder.name) / f"{name}.npy", mode="w+",
-                                                           dtype=np.float32, shape=shape)
+    def _create_file(self, record_shape: tuple[int, int, int]) -> None:
+        self._file = tempfile.TemporaryFile(prefix="xmempp-keys-", suffix=".npy", dir=self._directory)  # noqa: SIM115
+        self._record_shape = record_shape
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                  "shape": (self.count, *record_shape)}
+        np.lib.format.write_array_header_2_0(self._file, header)
+        self._data_offset = self._file.tell()
+        self._file.truncate(self._data_offset + self.count * self._record_bytes)
 
     def __setitem__(self, index: int, keys: FrameKeys) -> None:
-        if not self._arrays:
-            self._allocate(keys)
-        for name, array in self._arrays.items():
-            array[index] = getattr(keys, name).detach().float().cpu().numpy()
+        if not self._writable:
+            raise ValueError("this key store is read-only")
+        record = torch.cat([keys.key, keys.shrinkage, keys.selection]).detach().float().cpu().contiguous().numpy()
+        with self._lock:
+            if self._file is None:
+                self._create_file(record.shape)
+            if record.shape != self._record_shape:
+                raise ValueError(f"keys of shape {record.shape} in a store of {self._record_shape}")
+            self._file.seek(self._data_offset + index * self._record_bytes)
+            self._file.write(record.data)
         self._filled[index] = True
 
     def __getitem__(self, index: int) -> FrameKeys | None:
+        if not 0 <= index < self.count:
+            raise IndexError(f"frame {index} is out of range ({self.count} frames)")
         if not self._filled[index]:
             return None
-        return FrameKeys(*(torch.from_numpy(np.array(self._arrays[n][index])) for n in ("key", "shrinkage", "selection")))
+        record = np.empty(self._record_shape, np.float32)
+        with self._lock:
+            self._file.seek(self._data_offset + index * self._record_bytes)
+            if self._file.readinto(record.data) != record.nbytes:
+                raise OSError(f"the keys of frame {index} could not be read back")
+        keys = torch.from_numpy(record)
+        key_dim = (keys.shape[0] - 1) // 2
+        return FrameKeys(keys[:key_dim], keys[key_dim:key_dim + 1], keys[key_dim + 1:])
 
-    def as_list(self) -> list[FrameKeys | None]:
-        return [self[i] for i in range(self.count)]
+    def save(self, path: str | Path) -> None:
+        """Copy the keys of every frame to `path` (a .npy file, written whole or not at all)."""
+        if not self.is_complete:
+            raise ValueError("only a store with the keys of every frame can be saved")
+        path = Path(path)
+        partial = path.with_name(path.name + ".part")
+        with self._lock, open(partial, "wb") as target:
+            self._file.seek(0)
+            shutil.copyfileobj(self._file, target)
+        partial.replace(path)
 
     def close(self) -> None:
-        """Delete the files now (they are deleted with the store anyway)."""
-        self._arrays.clear()
-        self._filled[:] = False
-        if self._folder is not None:
-            self._folder.cleanup()
-            self._folder = None
+        """Release the file now (it is released with the store anyway)."""
+        with self._lock:
+            self._filled[:] = False
+            if self._file is not None:
+                self._file.close()
+                self._file = None

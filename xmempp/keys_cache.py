@@ -1,38 +1,48 @@
-"""Per-frame keys saved beside the predicted masks, so suggestions never re-run the key encoder."""
+"""Per-frame keys saved beside the predicted masks, so suggestions never re-run the key encoder.
+
+`keys.npy` holds one (2 Ck + 1, h, w) float32 record per frame (see `KeyStore`); `keys.json` says which
+frames, processing size and weights they belong to.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
-import torch
-
-from xmempp.propagation import FrameKeys
+from xmempp.frame_store import KeyStore
 
 log = logging.getLogger(__name__)
 
+KEYS_FILE, KEYS_INFO_FILE = "keys.npy", "keys.json"
 
-def save_keys(path: Path, session, fingerprint: str) -> bool:
-    """Write the session's keys (only when every frame has them); returns whether a file was written."""
-    keys = session.frame_keys
-    if any(k is None for k in keys):
+
+def save_keys(folder: Path, keys: KeyStore, frame_names: list[str], size: int | None, fingerprint: str) -> bool:
+    """Write the keys into `folder` (only when every frame has them); returns whether they were written."""
+    if not keys.is_complete:
         return False
-    torch.save({"frame_names": session.frame_names, "size": session.config.size, "weights": fingerprint,
-                "key": torch.stack([k.key for k in keys]), "shrinkage": torch.stack([k.shrinkage for k in keys]),
-                "selection": torch.stack([k.selection for k in keys])}, path)
+    (folder / KEYS_INFO_FILE).unlink(missing_ok=True)  # never leave old metadata beside new keys
+    keys.save(folder / KEYS_FILE)
+    info = {"frame_names": frame_names, "size": size, "weights": fingerprint}
+    (folder / KEYS_INFO_FILE).write_text(json.dumps(info))
     return True
 
 
-def load_keys(path: Path, frame_names: list[str], size: int | None, fingerprint: str) -> list[FrameKeys] | None:
-    """The keys saved at `path` if they belong to these frames, size and weights; None otherwise."""
-    if not path.is_file():
+def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprint: str) -> KeyStore | None:
+    """The keys saved in `folder` if they belong to these frames, size and weights; None otherwise."""
+    info_path, keys_path = folder / KEYS_INFO_FILE, folder / KEYS_FILE
+    if not (info_path.is_file() and keys_path.is_file()):
         return None
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # an unreadable cache is recomputed, never trusted
-        log.warning("ignoring unreadable key cache %s (%s)", path, error)
+        info = json.loads(info_path.read_text())
+        if not isinstance(info, dict) or info.get("frame_names") != frame_names or info.get("size") != size or info.get("weights") != fingerprint:
+            log.info("keys in %s belong to other frames, size or weights: recomputing", folder)
+            return None
+        keys = KeyStore.open(keys_path)
+    except (OSError, ValueError) as error:  # an unreadable cache is recomputed, never trusted
+        log.warning("ignoring unreadable keys in %s (%s)", folder, error)
         return None
-    if saved.get("frame_names") != frame_names or saved.get("size") != size or saved.get("weights") != fingerprint:
-        log.info("key cache %s belongs to other frames, size or weights: recomputing", path)
+    if len(keys) != len(frame_names):
+        keys.close()
         return None
-    return [FrameKeys(k, s, e) for k, s, e in zip(saved["key"], saved["shrinkage"], saved["selection"])]
+    return keys

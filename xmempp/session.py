@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -232,12 +232,10 @@ class VideoSession:
         missing = [i for i in self._annotations if self._keys[i] is None]
         if missing:
             raise XMemPPError("propagate before asking for suggestions")
-        foregrounds = [None if m is None else torch.from_numpy(m > 0)
-                       for m in (self._predictions[i] for i in range(self.num_frames))]
-        return select_next_candidates(self._keys.as_list(), foregrounds, k, self.annotated_frames, alpha=alpha,
-                                      min_mask_presence_percent=min_mask_presence_percent)
+        return select_next_candidates(self._keys, _Foregrounds(self._predictions), k, self.annotated_frames,
+                                      alpha=alpha, min_mask_presence_percent=min_mask_presence_percent)
 
-    def encode_keys(self, progress: bool = False) -> list[FrameKeys]:
+    def encode_keys(self, progress: bool = False) -> KeyStore:
         """Compute every frame's keys with the key encoder alone (when no propagation provided them)."""
         from tqdm import tqdm
 
@@ -247,12 +245,12 @@ class VideoSession:
                 with torch.inference_mode(), self._autocast():
                     key, shrinkage, selection, *_ = self.network.encode_key(image)
                 self._keys[index] = FrameKeys(key[0], shrinkage[0], selection[0])
-        return self._keys.as_list()
+        return self._keys
 
     @property
-    def frame_keys(self) -> list[FrameKeys | None]:
-        """Per-frame keys computed by propagation (None for frames not reached yet)."""
-        return self._keys.as_list()
+    def frame_keys(self) -> KeyStore:
+        """Per-frame keys computed by propagation (None for frames not reached yet), read from disk on access."""
+        return self._keys
 
     def _check_not_propagating(self) -> None:
         if self._propagating:
@@ -261,3 +259,17 @@ class VideoSession:
     def _check_index(self, index: int) -> None:
         if not 0 <= index < self.num_frames:
             raise XMemPPError(f"frame {index} is past the end of the video ({self.num_frames} frames, 0-based)")
+
+
+class _Foregrounds(Sequence):
+    """The frames' predicted masks as 0/1 tensors, decoded one at a time (a long video's do not fit in RAM)."""
+
+    def __init__(self, masks: MaskStore):
+        self._masks = masks
+
+    def __len__(self) -> int:
+        return len(self._masks)
+
+    def __getitem__(self, index: int) -> torch.Tensor | None:
+        mask = self._masks[index]
+        return None if mask is None else torch.from_numpy(mask > 0)

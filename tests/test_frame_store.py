@@ -1,0 +1,93 @@
+"""Per-frame results kept off the heap: masks compressed, keys in a file read back frame by frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from xmempp.frame_store import KeyStore, MaskStore
+from xmempp.keys_cache import load_keys, save_keys
+from xmempp.propagation import FrameKeys
+
+
+def random_keys(seed: int, key_dim: int = 4, h: int = 3, w: int = 5) -> FrameKeys:
+    generator = torch.Generator().manual_seed(seed)
+    return FrameKeys(torch.randn(key_dim, h, w, generator=generator), torch.rand(1, h, w, generator=generator),
+                     torch.rand(key_dim, h, w, generator=generator))
+
+
+def assert_same(a: FrameKeys, b: FrameKeys) -> None:
+    for name in ("key", "shrinkage", "selection"):
+        assert torch.equal(getattr(a, name), getattr(b, name))
+
+
+def test_masks_come_back_exactly():
+    store = MaskStore(3)
+    mask = np.random.default_rng(0).integers(0, 4, size=(48, 64)).astype(np.uint8)
+    store[1] = mask
+    assert store[0] is None and np.array_equal(store[1], mask)
+
+
+def test_keys_come_back_exactly_and_unset_frames_are_none():
+    store = KeyStore(4)
+    store[2], store[0] = random_keys(2), random_keys(0)
+    assert_same(store[2], random_keys(2))
+    assert_same(store[0], random_keys(0))
+    assert store[1] is None and not store.is_complete
+    with pytest.raises(IndexError):
+        store[4]
+
+
+def test_keys_of_another_shape_are_refused():
+    store = KeyStore(2)
+    store[0] = random_keys(0)
+    with pytest.raises(ValueError, match="shape"):
+        store[1] = random_keys(1, h=4)
+
+
+def test_saved_keys_load_only_for_the_same_frames_size_and_weights(tmp_path):
+    store = KeyStore(3)
+    for index in range(3):
+        store[index] = random_keys(index)
+    names = ["a", "b", "c"]
+    assert save_keys(tmp_path, store, names, 480, "w1")
+    loaded = load_keys(tmp_path, names, 480, "w1")
+    assert len(loaded) == 3
+    assert_same(loaded[1], random_keys(1))
+    with pytest.raises(ValueError, match="read-only"):
+        loaded[0] = random_keys(5)
+    assert load_keys(tmp_path, ["a", "b", "x"], 480, "w1") is None
+    assert load_keys(tmp_path, names, 360, "w1") is None
+    assert load_keys(tmp_path, names, 480, "w2") is None
+
+
+def test_incomplete_keys_are_not_saved(tmp_path):
+    store = KeyStore(2)
+    store[0] = random_keys(0)
+    assert not save_keys(tmp_path, store, ["a", "b"], 480, "w")
+    assert not (tmp_path / "keys.npy").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "bad-info"])
+def test_damaged_saved_keys_are_ignored(tmp_path, damage):
+    store = KeyStore(2)
+    store[0], store[1] = random_keys(0), random_keys(1)
+    save_keys(tmp_path, store, ["a", "b"], 480, "w")
+    keys_file, info_file = tmp_path / "keys.npy", tmp_path / "keys.json"
+    if damage == "truncate":
+        keys_file.write_bytes(keys_file.read_bytes()[:-8])
+    elif damage == "garbage":
+        keys_file.write_bytes(b"not keys at all")
+    else:
+        info_file.write_text("[1, 2")
+    assert load_keys(tmp_path, ["a", "b"], 480, "w") is None
+
+
+def test_saved_keys_are_a_plain_npy_array(tmp_path):
+    store = KeyStore(2)
+    store[0], store[1] = random_keys(0), random_keys(1)
+    save_keys(tmp_path, store, ["a", "b"], 480, "w")
+    array = np.load(tmp_path / "keys.npy")
+    assert array.shape == (2, 9, 3, 5)
+    assert np.array_equal(array[1, :4], random_keys(1).key.numpy())
