@@ -24,7 +24,7 @@ from xmempp.keys_cache import load_keys, save_keys
 from xmempp.masks import MaskReader, davis_palette, overlay, write_mask
 from xmempp.model.network import XMem
 from xmempp.model.weights import ensure_weights, load_network
-from xmempp.session import EmptyAnnotationError, VideoSession
+from xmempp.session import EmptyAnnotationError, PropagatedFrame, VideoSession
 from xmempp.video import open_frames
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,7 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
             pending = deque()
             for result in session.propagate():
                 name = session.frame_names[result.index]
-                pending.append(writer.submit(_write_outputs, session, result.index, result.mask, masks_out / name,
-                                             palette, save_overlay))
+                pending.append(writer.submit(_write_outputs, result, masks_out / name, palette, save_overlay))
                 while len(pending) > 4:
                     pending.popleft().result()
                 iou = -1.0
@@ -144,12 +143,11 @@ class _MaskFiles(Sequence):
         return torch.from_numpy(np.asarray(Image.open(self._paths[index])) > 0)
 
 
-def _write_outputs(session: VideoSession, index: int, mask: np.ndarray, stem: Path, palette: list[int],
-                   save_overlay: bool) -> None:
+def _write_outputs(frame: PropagatedFrame, stem: Path, palette: list[int], save_overlay: bool) -> None:
     """Write masks/<frame>.png and, if asked, overlay/<frame>.jpg (stem is masks_out/<frame>)."""
-    write_mask(stem.parent / "masks" / f"{stem.name}.png", mask, palette)
+    write_mask(stem.parent / "masks" / f"{stem.name}.png", frame.mask, palette)
     if save_overlay:
-        Image.fromarray(overlay(session.frame(index), mask, palette)).save(
+        Image.fromarray(overlay(frame.image, frame.mask, palette)).save(
             stem.parent / "overlay" / f"{stem.name}.jpg", quality=90)
 
 

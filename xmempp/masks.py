@@ -133,13 +133,33 @@ def write_mask(path: Path, ids: np.ndarray, palette: list[int]) -> None:
 
 def overlay(rgb: np.ndarray, ids: np.ndarray, palette: list[int], opacity: float = 0.5) -> np.ndarray:
     """Blend each object's palette colour over the frame, with a 1-pixel darker outline."""
+    out = rgb.copy()
+    rows, cols = np.flatnonzero(ids.any(axis=1)), np.flatnonzero(ids.any(axis=0))
+    if rows.size == 0:
+        return out
+    # Only the objects' bounding box changes, grown by a pixel for the outline (most of a frame is background).
+    box = np.s_[max(rows[0] - 1, 0):rows[-1] + 2, max(cols[0] - 1, 0):cols[-1] + 2]
+    region, region_ids = out[box], ids[box]
     colours = np.asarray(palette, dtype=np.float32).reshape(-1, 3)
-    out = rgb.astype(np.float32)
-    foreground = ids > 0
-    out[foreground] = out[foreground] * (1 - opacity) + colours[ids[foreground]] * opacity
+    foreground = region_ids > 0
+    region[foreground] = region[foreground] * (1 - opacity) + colours[region_ids[foreground]] * opacity
+    # An outline pixel differs from its upper or left neighbour (one of the two is then an object).
     edge = np.zeros_like(foreground)
-    edge[1:, :] |= ids[1:, :] != ids[:-1, :]
-    edge[:, 1:] |= ids[:, 1:] != ids[:, :-1]
-    edge &= foreground | np.roll(foreground, 1, 0) | np.roll(foreground, 1, 1)
-    out[edge] = colours[ids[edge]] * 0.6
-    return out.clip(0, 255).astype(np.uint8)
+    edge[1:, :] |= region_ids[1:, :] != region_ids[:-1, :]
+    edge[:, 1:] |= region_ids[:, 1:] != region_ids[:, :-1]
+    region[edge] = colours[region_ids[edge]] * 0.6
+    return out
+
+
+def first_argmax(probs: torch.Tensor) -> torch.Tensor:
+    """torch.argmax(probs, dim=0), ties and NaNs included, without its slow strided reduction on the CPU.
+
+    Channel by channel, a later channel wins only when strictly greater (or the first NaN), as in argmax.
+    """
+    best, best_index = probs[0], torch.zeros(probs.shape[1:], dtype=torch.long, device=probs.device)
+    for channel in range(1, probs.shape[0]):
+        candidate = probs[channel]
+        wins = (candidate > best) | (candidate.isnan() & ~best.isnan())
+        best_index[wins] = channel
+        best = torch.where(wins, candidate, best)
+    return best_index

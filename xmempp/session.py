@@ -21,7 +21,7 @@ from xmempp.candidates import select_next_candidates
 from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.frame_store import KeyStore, MaskStore
-from xmempp.masks import ObjectManager
+from xmempp.masks import ObjectManager, first_argmax
 from xmempp.memory.stores import PermanentMemory
 from xmempp.model.network import XMem
 from xmempp.propagation import FrameKeys, Propagation, encode_annotation
@@ -36,11 +36,12 @@ class EmptyAnnotationError(XMemPPError):
 
 @dataclass(frozen=True)
 class PropagatedFrame:
-    """A frame finished by propagation: `mask` holds object ids at the frame's size."""
+    """A frame finished by propagation: `mask` holds object ids at the frame's size; `image` is the RGB frame."""
 
     index: int
     mask: np.ndarray
     is_annotation: bool
+    image: np.ndarray
 
 
 ProgressCallback = Callable[[int, int], None]  # (frames done, total frames)
@@ -199,13 +200,13 @@ class VideoSession:
             self._predictions[index] = mask
             if progress is not None:
                 progress(index + 1, self.num_frames)
-            yield PropagatedFrame(index, mask, annotation is not None)
+            yield PropagatedFrame(index, mask, annotation is not None, rgb)
 
     def _to_ids(self, probs: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
         """Probabilities (N + 1, h, w) -> (H, W) object ids: resized to the frame's size before the argmax."""
         if self.config.size is not None:
-            probs = F.interpolate(probs[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-        return self.objects.to_ids(torch.argmax(probs, dim=0).cpu().numpy())
+            probs = F.interpolate(probs[None], size=size, mode="bilinear", align_corners=False)[0]
+        return self.objects.to_ids(first_argmax(probs).cpu().numpy())
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.network.device.type == "cuda" and self.config.use_amp:

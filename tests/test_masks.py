@@ -1,0 +1,43 @@
+"""Mask helpers: the argmax that turns probabilities into ids, and the overlay drawn for people."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from xmempp.masks import davis_palette, first_argmax, overlay
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 9])
+def test_first_argmax_is_torch_argmax(channels):
+    probs = torch.rand(channels, 37, 53, generator=torch.Generator().manual_seed(channels)).softmax(0)
+    assert torch.equal(first_argmax(probs), torch.argmax(probs, dim=0))
+
+
+def test_first_argmax_breaks_ties_and_nans_as_torch_argmax():
+    probs = torch.tensor([[0.5, 0.2, float("nan"), 0.1, 0.3],
+                          [0.5, 0.4, 0.9, float("nan"), float("nan")],
+                          [0.0, 0.4, float("nan"), 0.8, float("nan")]])[:, None, :]
+    assert torch.equal(first_argmax(probs), torch.argmax(probs, dim=0))
+
+
+def test_overlay_tints_objects_outlines_them_and_leaves_the_rest():
+    rgb = np.full((40, 60, 3), 200, np.uint8)
+    ids = np.zeros((40, 60), np.uint8)
+    ids[10:20, 15:30] = 1
+    ids[25:35, 40:50] = 2
+    out = overlay(rgb, ids, davis_palette())
+    background = np.ones((40, 60), bool)
+    background[10:21, 15:31] = background[25:36, 40:51] = False  # objects and the pixel past their far edges
+    assert (out[background] == 200).all()
+    colours = np.asarray(davis_palette()).reshape(-1, 3)
+    inside = out[14, 20].astype(int)
+    assert np.abs(inside - (200 * 0.5 + colours[1] * 0.5)).max() <= 1
+    assert (out[10, 20] == (colours[1] * 0.6).astype(np.uint8)).all()  # top edge
+    assert (rgb == 200).all()  # the input is untouched
+
+
+def test_overlay_of_an_empty_mask_is_the_frame():
+    rgb = np.random.default_rng(0).integers(0, 255, (8, 8, 3)).astype(np.uint8)
+    assert np.array_equal(overlay(rgb, np.zeros((8, 8), np.uint8), davis_palette()), rgb)
