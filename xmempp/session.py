@@ -136,25 +136,28 @@ class VideoSession:
 
     def _encode(self, index: int, rgb: np.ndarray, mask: np.ndarray) -> None:
         """Encode an annotated frame into permanent memory (and keep its keys for suggestions)."""
-        image, one_hot, _ = self._network_inputs(rgb, mask)
+        image, padding = self._network_image(rgb)
+        one_hot = self._network_mask(mask, image, padding)
         with torch.inference_mode():
+            image = image.to(self.network.device)
             entry, keys = encode_annotation(self.network, image, one_hot)
         self.permanent.put(index, entry)
         self._keys[index] = keys
 
-    def _network_inputs(self, rgb: np.ndarray, mask: np.ndarray | None
-                        ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[int, int, int, int]]:
-        """Padded (1, 3, h, w) image, its padded (N, h, w) one-hot if a mask is given, and the padding."""
-        device = self.network.device
-        image = to_network_input(rgb, self.config.size).to(device)
-        one_hot = None
-        if mask is not None:
-            one_hot = self.objects.to_channels(mask).to(device)
-            if self.config.size is not None:
-                one_hot = F.interpolate(one_hot[None], size=image.shape[-2:], mode="nearest")[0]
-            one_hot, _ = pad_to_multiple(one_hot)
-        image, padding = pad_to_multiple(image)
-        return image[None], one_hot, padding
+    def _network_image(self, rgb: np.ndarray) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+        """The padded (1, 3, h, w) network input (on the CPU) and its padding (left, right, top, bottom)."""
+        image, padding = pad_to_multiple(to_network_input(rgb, self.config.size))
+        return image[None], padding
+
+    def _network_mask(self, mask: np.ndarray, image: torch.Tensor, padding: tuple[int, int, int, int]
+                      ) -> torch.Tensor:
+        """The (N, h, w) one-hot of `mask`, resized and padded like `image`, on the network's device."""
+        left, right, top, bottom = padding
+        one_hot = self.objects.to_channels(mask).to(self.network.device)
+        if self.config.size is not None:
+            size = (image.shape[-2] - top - bottom, image.shape[-1] - left - right)
+            one_hot = F.interpolate(one_hot[None], size=size, mode="nearest")[0]
+        return pad_to_multiple(one_hot)[0]
 
     # ----- propagation -----------------------------------------------------------------------------------
     def propagate(self, progress: ProgressCallback | None = None,
@@ -180,19 +183,20 @@ class VideoSession:
     def _propagate(self, propagation: Propagation, size: tuple[int, int], progress: ProgressCallback | None,
                    cancel: threading.Event | None) -> Iterator[PropagatedFrame]:
 
-        def decode(index: int) -> np.ndarray:
+        def load(index: int) -> tuple[np.ndarray, torch.Tensor, tuple[int, int, int, int]]:
             rgb = self.frame(index)
             if rgb.shape[:2] != size:
                 raise XMemPPError(f"frame {index} ({self.frame_names[index]}) is {rgb.shape[1]}x{rgb.shape[0]}, "
                                   f"but the video is {size[1]}x{size[0]}")
-            return rgb
+            return rgb, *self._network_image(rgb)
 
-        # Only decoding runs ahead in a thread: torch work there would compete with the network for the cores.
-        for index, rgb in enumerate(prefetched(decode, self.num_frames)):
+        # Decoding and resizing run ahead in a thread, overlapped with the network's work on earlier frames.
+        for index, (rgb, image, padding) in enumerate(prefetched(load, self.num_frames)):
             if cancel is not None and cancel.is_set():
                 return
             annotation = self._annotations.get(index)
-            image, one_hot, padding = self._network_inputs(rgb, annotation)
+            one_hot = None if annotation is None else self._network_mask(annotation, image, padding)
+            image = image.to(self.network.device)
             with torch.inference_mode(), self._autocast():
                 probs, keys = propagation.step(index, image, one_hot)
                 mask = annotation if annotation is not None else self._to_ids(unpad(probs, padding), size)
@@ -242,9 +246,9 @@ class VideoSession:
 
         for index in tqdm(range(self.num_frames), disable=not progress, desc="encoding keys", unit="frame"):
             if self._keys[index] is None:
-                image, _, _ = self._network_inputs(self.frame(index), None)
+                image, _ = self._network_image(self.frame(index))
                 with torch.inference_mode(), self._autocast():
-                    key, shrinkage, selection, *_ = self.network.encode_key(image)
+                    key, shrinkage, selection, *_ = self.network.encode_key(image.to(self.network.device))
                 self._keys[index] = FrameKeys(key[0], shrinkage[0], selection[0])
         return self._keys
 
