@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from tests.conftest import moving_square_frames, square_mask, write_frames
 from xmempp import EmptyAnnotationError, FrameFolder, InferenceConfig, VideoSession, XMemPPError
@@ -152,3 +153,16 @@ def test_long_videos_go_through_long_term_consolidation(network, tmp_path):
     assert max(sizes["long_term"] for sizes in consolidated) > 0
     assert all(sizes["long_term"] <= 40 for sizes in consolidated)
     assert all(sizes["working"] < 4 * 48 for sizes in consolidated)
+
+
+def test_the_key_encoder_may_run_over_several_frames_at_once(network, tmp_path):
+    frames = FrameFolder(write_frames(tmp_path / "frames", moving_square_frames(12)))
+    masks, keys = [], []
+    for batch in (1, 5):  # 5 does not divide 12: the last pass is shorter
+        session = VideoSession(network, frames, replace(SMALL, key_batch_size=batch))
+        session.annotate(0, square_mask(0))
+        masks.append(np.stack(predictions(session)))
+        keys.append(torch.stack([session.frame_keys[i].key for i in range(12)]))
+    assert (masks[0] == masks[1]).mean() >= 0.999
+    # Batched convolutions may sum in another order: floating-point noise, small against the keys' range.
+    assert (keys[0] - keys[1]).abs().max() <= 1e-4 * keys[0].abs().max()

@@ -21,12 +21,15 @@ class InferenceConfig:
     value_dim: int = 512
     hidden_dim: int = 64
     use_amp: bool = True  # mixed precision on CUDA, as the reference; ignored on CPU
+    key_batch_size: int | None = None  # frames per key-encoder pass; None: 8 on CUDA, 1 on the CPU (no gain there)
 
     def __post_init__(self) -> None:
         if self.size is not None and self.size < 16:
             raise ValueError(f"size must be at least 16 pixels (or None for the original size), got {self.size}")
         if self.mem_every < 1 or self.top_k < 1:
             raise ValueError("mem_every and top_k must be positive")
+        if self.key_batch_size is not None and self.key_batch_size < 1:
+            raise ValueError(f"key_batch_size must be at least 1 (or None), got {self.key_batch_size}")
         if not 0 < self.min_working_frames < self.max_working_frames:
             raise ValueError("need 0 < min_working_frames < max_working_frames")
 

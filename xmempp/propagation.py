@@ -47,12 +47,15 @@ class Propagation:
         self.hidden: torch.Tensor | None = None
         self.last_memory_frame = 0
 
-    def step(self, index: int, image: torch.Tensor, annotation: torch.Tensor | None) -> tuple[torch.Tensor, FrameKeys]:
+    def step(self, index: int, image: torch.Tensor, annotation: torch.Tensor | None,
+             encoded: tuple[torch.Tensor, ...] | None = None) -> tuple[torch.Tensor, FrameKeys]:
         """Process frame `index` (frames must come in order from 0).
 
         Args:
             image: (1, 3, H, W) padded network input.
             annotation: (N, H, W) one-hot of the frame's annotation (padded), or None to predict it.
+            encoded: `network.encode_key(image)` when already computed (the key encoder needs no memory, so
+                it can run ahead over several frames at once).
         Returns:
             probabilities (N + 1, H, W), background first, and the frame's keys.
         """
@@ -62,7 +65,7 @@ class Propagation:
         # The sensory memory gets its deep update on memory frames, a light update on the others.
         light_update = not is_memory_frame and not is_last
 
-        key, shrinkage, selection, f16, f8, f4 = self.network.encode_key(image)
+        key, shrinkage, selection, f16, f8, f4 = encoded if encoded is not None else self.network.encode_key(image)
         if self.hidden is None:
             self.hidden = torch.zeros(1, self.num_objects, self.network.hidden_dim, *key.shape[-2:],
                                       device=key.device)

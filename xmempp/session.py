@@ -8,6 +8,7 @@ again. The network is shared and read-only; everything that belongs to the video
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -191,20 +192,35 @@ class VideoSession:
             return rgb, *self._network_image(rgb)
 
         # Decoding and resizing run ahead in a thread, overlapped with the network's work on earlier frames.
-        for index, (rgb, image, padding) in enumerate(prefetched(load, self.num_frames)):
-            if cancel is not None and cancel.is_set():
-                return
-            annotation = self._annotations.get(index)
-            one_hot = None if annotation is None else self._network_mask(annotation, image, padding)
-            image = image.to(self.network.device)
+        # The key encoder then runs over `batch` frames at once: it does not depend on memory.
+        batch = self.config.key_batch_size or (8 if self.network.device.type == "cuda" else 1)
+        loaded = prefetched(load, self.num_frames, lookahead=max(3, batch))
+        index = 0
+        while chunk := list(itertools.islice(loaded, batch)):
             with torch.inference_mode(), self._autocast():
-                probs, keys = propagation.step(index, image, one_hot)
-                mask = annotation if annotation is not None else self._to_ids(unpad(probs, padding), size)
-            self._keys[index] = keys
-            self._predictions[index] = mask
-            if progress is not None:
-                progress(index + 1, self.num_frames)
-            yield PropagatedFrame(index, mask, annotation is not None, rgb)
+                images = torch.cat([image for _, image, _ in chunk]).to(self.network.device)
+                encoded = self.network.encode_key(images)
+            for offset, (rgb, _, padding) in enumerate(chunk):
+                if cancel is not None and cancel.is_set():
+                    return
+                frame_encoded = tuple(t[offset:offset + 1] for t in encoded)
+                frame = self._step(propagation, index, images[offset:offset + 1], frame_encoded, rgb, padding, size)
+                if progress is not None:
+                    progress(index + 1, self.num_frames)
+                yield frame
+                index += 1
+
+    def _step(self, propagation: Propagation, index: int, image: torch.Tensor, encoded: tuple[torch.Tensor, ...],
+              rgb: np.ndarray, padding: tuple[int, int, int, int], size: tuple[int, int]) -> PropagatedFrame:
+        """Segment one frame (or take its annotation) and keep its mask and keys."""
+        annotation = self._annotations.get(index)
+        one_hot = None if annotation is None else self._network_mask(annotation, image, padding)
+        with torch.inference_mode(), self._autocast():
+            probs, keys = propagation.step(index, image, one_hot, encoded)
+            mask = annotation if annotation is not None else self._to_ids(unpad(probs, padding), size)
+        self._keys[index] = keys
+        self._predictions[index] = mask
+        return PropagatedFrame(index, mask, annotation is not None, rgb)
 
     def _to_ids(self, probs: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
         """Probabilities (N + 1, h, w) -> (H, W) object ids: resized to the frame's size before the argmax."""
