@@ -3,6 +3,10 @@
     python benchmarks/propagation.py [--frames 30] [--objects 1 3] [--size 480 360 240] [--weights XMem.pth]
                                      [--device cpu|cuda] [--reference /path/to/XMem2] [--ram-frames 300]
 
+On CUDA it also prints peak GPU memory and how many mask pixels under mixed precision equal fp32's (only
+meaningful with the real weights: random ones can give all-background or all-object masks, shown as the
+object share). `--ram-frames 1000 --device cuda` gives the peak GPU memory of a long video.
+
 Each measurement runs in a fresh process so that peak RAM is its own. Prints a Markdown table for
 docs/BENCHMARKS.md. Without --weights it uses random weights in the official layout: speed does not depend
 on the weight values, and the masks they give are meaningless.
@@ -165,8 +169,31 @@ def measure_ram(clip: Path, weights: Path, size: int, device: str) -> dict:
             resident[done] = round(resident_mb())
             print(f"{done} frames, {time.perf_counter() - start:.0f} s: resident {resident[done]} MB, "
                   f"peak {peak_ram_mb():.0f} MB", file=sys.stderr, flush=True)
-    return {"frames": session.num_frames, "seconds": time.perf_counter() - start, "peak_ram_mb": peak_ram_mb(),
-            "resident_mb": resident}
+    result = {"frames": session.num_frames, "seconds": time.perf_counter() - start, "peak_ram_mb": peak_ram_mb(),
+              "resident_mb": resident}
+    if device.startswith("cuda"):
+        import torch
+
+        result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
+
+
+def measure_amp_agreement(clip: Path, weights: Path, size: int, device: str) -> dict:
+    """Share of pixels on which masks under mixed precision equal those in fp32 (same device, same weights)."""
+    import xmempp
+    from xmempp.config import InferenceConfig
+    from xmempp.masks import MaskReader
+    from xmempp.model.weights import load_network
+
+    network = load_network(weights, device)
+    masks = []
+    for use_amp in (False, True):
+        session = xmempp.VideoSession(network, xmempp.FrameFolder(clip / "JPEGImages"),
+                                      InferenceConfig(size=size, use_amp=use_amp))
+        session.annotate(0, MaskReader().read(clip / "Annotations" / "frame_000000.png"))
+        masks.append(np.stack([frame.mask for frame in session.propagate()]))
+    # With random weights masks can be all background or all object, which agree trivially: say how much is object.
+    return {"agreement": float((masks[0] == masks[1]).mean()), "object_share": float((masks[0] > 0).mean())}
 
 
 def measure_reference(clip: Path, weights: Path, size: int, xmem2: Path, cache: Path) -> dict:
@@ -233,9 +260,11 @@ def main() -> None:
         print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
               f"device {args.device}; python {platform.python_version()}, torch {torch.__version__}; "
               f"{time.strftime('%Y-%m-%d')}")
+        cuda = args.device.startswith("cuda")
+        gpu_columns = " peak GPU MB | AMP agreement (object share) |" if cuda else ""
         print("| objects | size | model fps | end-to-end fps | e2e overhead | first frame s | first propagated s "
-              "| suggest k=5 s | suggest / propagate | peak RAM MB | reference fps | speed-up |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+              f"| suggest k=5 s | suggest / propagate | peak RAM MB | reference fps | speed-up |{gpu_columns}")
+        print("|---" * (14 if cuda else 12) + "|")
         for objects in args.objects:
             clip = scratch / f"clip-{objects}"
             make_clip(clip, args.frames, objects)
@@ -249,14 +278,19 @@ def main() -> None:
                 print(f"| {objects} | {size} | {r['model_fps']:.2f} | {r['end_to_end_fps']:.2f} | "
                       f"{100 * r['end_to_end_overhead']:+.1f}% | {r['first_frame_s']:.2f} | "
                       f"{r['first_propagated_frame_s']:.2f} | {r['suggest_s']:.2f} | {100 * r['suggest_share']:.1f}% | "
-                      f"{r['peak_ram_mb']:.0f} | {ref_fps} | {speedup} |", flush=True)
+                      f"{r['peak_ram_mb']:.0f} | {ref_fps} | {speedup} |", end="", flush=True)
+                if cuda:
+                    amp = in_subprocess("measure_amp_agreement", clip, weights, size, args.device)
+                    print(f" {r['peak_gpu_mb']:.0f} | {100 * amp['agreement']:.2f}% ({100 * amp['object_share']:.0f}%) |",
+                          end="")
+                print(flush=True)
         for frames in args.ram_frames:
             clip = scratch / f"ram-{frames}"
             make_clip(clip, frames, 1)
             r = in_subprocess("measure_ram", clip, weights, args.size[0], args.device)
             print(f"peak RAM, {frames} frames at {args.size[0]}: {r['peak_ram_mb']:.0f} MB "
                   f"({r['frames']} frames in {r['seconds']:.0f} s); resident MB after n frames: "
-                  f"{r['resident_mb']}", flush=True)
+                  f"{r['resident_mb']}" + (f"; peak GPU {r['peak_gpu_mb']:.0f} MB" if cuda else ""), flush=True)
             shutil.rmtree(clip)
 
 
