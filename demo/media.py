@@ -7,7 +7,7 @@ import logging
 import shutil
 import stat
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -285,8 +285,8 @@ def write_video(path: Path, frames: Iterable[np.ndarray], fps: float) -> Path:
     return path
 
 
-def write_export_zip(path: Path, names: list[str], results: dict[int, np.ndarray],
-                     annotations: dict[int, np.ndarray], palette: list[int], video: Path | None) -> Path:
+def write_export_zip(path: Path, names: list[str], results: Mapping[int, np.ndarray],
+                     annotations: Mapping[int, np.ndarray], palette: list[int], video: Path | None) -> Path:
     """The DAVIS-layout zip: Annotations/ (results), UserAnnotations/ (references), the overlay video, a README."""
     staging = path.with_suffix("")
     if staging.exists():

@@ -23,6 +23,7 @@ from demo.layers import PALETTE, overlay_image
 from demo.media import Limits, load_upload, write_export_zip, write_video
 from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
+from xmempp.frame_store import CompressedMasks
 from xmempp.masks import MaskReader
 from xmempp.model.network import XMem
 from xmempp.session import EmptyAnnotationError, VideoSession
@@ -76,7 +77,7 @@ class UserState:
         self.fps = 10.0
         self.session: VideoSession | None = None
         self.annotations: dict[int, np.ndarray] = {}
-        self.results: dict[int, np.ndarray] = {}
+        self.results = CompressedMasks()  # PNG-compressed: a few KB a frame, for every user of a shared app
         self.suggested: list[int] = []
         self.has_run = False  # a propagation gave keys for suggestions
         self.video: Path | None = None  # the overlay video of the current results
@@ -134,7 +135,7 @@ class UserState:
                 notes.append(f"{len(results)} masks without UserAnnotations/ were loaded as results, not references")
             previous = self.frames.folder.parent if self.frames is not None else None
             self.frames, self.fps = frames, loaded.fps
-            self.annotations, self.results, self.suggested, self.video = {}, dict(results), [], None
+            self.annotations, self.results, self.suggested, self.video = {}, CompressedMasks(results), [], None
             self.session = self._new_session()
             for index, ids in sorted(user.items()):
                 try:
@@ -241,7 +242,7 @@ class UserState:
     def _run(self) -> Iterator[RunProgress]:
         with self._exclusive("propagating again"):
             self.cancel.clear()
-            self.results = dict(self.annotations)
+            self.results = CompressedMasks(self.annotations)
             self.suggested, self.video = [], None
             start = time.monotonic()
             for done, frame in enumerate(self.session.propagate(cancel=self.cancel), start=1):

@@ -10,7 +10,7 @@ import math
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -19,6 +19,18 @@ import numpy as np
 import torch
 
 from xmempp.propagation import FrameKeys
+
+
+def compress_mask(mask: np.ndarray) -> bytes:
+    """An (H, W) uint8 mask as PNG bytes (lossless, fast setting)."""
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(mask, dtype=np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise RuntimeError(f"could not compress a mask of shape {mask.shape}")
+    return data.tobytes()
+
+
+def decompress_mask(data: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
 
 
 class MaskStore:
@@ -31,22 +43,40 @@ class MaskStore:
         return len(self._encoded)
 
     def __setitem__(self, index: int, mask: np.ndarray | None) -> None:
-        if mask is None:
-            self._encoded[index] = None
-            return
-        ok, data = cv2.imencode(".png", np.ascontiguousarray(mask, dtype=np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 1])
-        if not ok:
-            raise RuntimeError(f"could not encode the mask of frame {index}")
-        self._encoded[index] = data.tobytes()
+        self._encoded[index] = None if mask is None else compress_mask(mask)
 
     def __getitem__(self, index: int) -> np.ndarray | None:
         data = self._encoded[index]
-        if data is None:
-            return None
-        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        return None if data is None else decompress_mask(data)
 
     def clear(self) -> None:
         self._encoded = [None] * len(self._encoded)
+
+
+class CompressedMasks(MutableMapping):
+    """A dict of frame index -> (H, W) uint8 mask, each kept as PNG bytes."""
+
+    def __init__(self, masks: Mapping[int, np.ndarray] | None = None):
+        self._encoded: dict[int, bytes] = {}
+        self.update(masks or {})
+
+    def __setitem__(self, index: int, mask: np.ndarray) -> None:
+        self._encoded[index] = compress_mask(mask)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return decompress_mask(self._encoded[index])
+
+    def __delitem__(self, index: int) -> None:
+        del self._encoded[index]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._encoded)
+
+    def __len__(self) -> int:
+        return len(self._encoded)
+
+    def __contains__(self, index: object) -> bool:
+        return index in self._encoded  # without decoding
 
 
 class KeyStore(Sequence):
