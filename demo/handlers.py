@@ -228,7 +228,12 @@ class Handlers:
         last: RunProgress | None = None
         try:
             run = self._require(state).propagate()
-            yield skip, progress_html(0, state.num_frames, "starting…"), None, [], "Propagating…"
+            # An annotated first frame needs no network: show it at once, while the model works on it.
+            if 0 in state.annotations:
+                yield (state.view(0), progress_html(0, state.num_frames, "starting…"), None, [],
+                       "Propagating: frame 0…")
+            else:
+                yield skip, progress_html(0, state.num_frames, "starting…"), None, [], "Propagating…"
             shown = 0.0
             for last in run:
                 if time.monotonic() - shown >= VIEWER_UPDATE_S or last.done == last.total:

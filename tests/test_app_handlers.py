@@ -269,6 +269,12 @@ def test_propagation_streams_frames_then_gives_the_video_and_k_suggestions(handl
     assert sorted(state.results) == list(range(FRAMES))
 
 
+def test_an_annotated_first_frame_shows_as_soon_as_propagate_is_pressed(handlers):
+    state = annotated(handlers)
+    viewer, *_, status = next(handlers.propagate(state, 3))
+    assert isinstance(viewer, np.ndarray) and status == "Propagating: frame 0…"
+
+
 def test_a_suggestion_opens_with_its_prediction_and_saving_it_adds_a_reference(handlers):
     state = annotated(handlers)
     run(handlers, state, k=2)
