@@ -1,10 +1,11 @@
 """Seconds from pressing Propagate in the app to the first frames on screen, in headless Chromium.
 
-    python benchmarks/app_first_frame.py [--size 480] [--frames 6] [--chromium /usr/bin/chromium]
+    python benchmarks/app_first_frame.py [--size 480] [--frames 6] [--chromium /usr/bin/chromium] [--no-browser]
 
 Starts `app.py` with random weights on a generated 854x480 clip (uploaded as an .mp4), paints frame 0, saves
 it, presses Propagate and reads the status line: "Propagating: frame 0" is the first frame shown (the
 annotated one), "Propagating: frame 1" the first the model predicted. Times include the browser and Gradio.
+With --no-browser, the app's propagate handler is called directly instead (no browser or Gradio taking CPU).
 """
 
 from __future__ import annotations
@@ -36,11 +37,42 @@ def write_video(frames_dir: Path, path: Path) -> None:
     iio.imwrite(path, np.stack(frames), fps=12, plugin="FFMPEG", codec="libx264", quality=9, macro_block_size=1)
 
 
+def handler_times(clip: Path, video: Path, weights: Path, size: int) -> tuple[float, float]:
+    """First frame and first predicted frame from the app's propagate handler, without a browser."""
+    import numpy as np
+    from PIL import Image
+
+    from demo.handlers import Handlers
+    from demo.layers import ids_to_layer
+    from demo.media import Limits
+    from demo.state import AppSettings
+    from xmempp.model.weights import load_network
+
+    settings = AppSettings(network=load_network(weights, "cpu"), limits=Limits(), work_root=clip / "work",
+                           example=video, size=size)
+    handlers = Handlers(settings)
+    state = handlers.load_example(None)[0]
+    mask = np.asarray(Image.open(clip / "Annotations" / "frame_000000.png"))
+    layer = ids_to_layer(mask)
+    layer[..., 3] = np.where(mask > 0, 255, 0)
+    handlers.save(state, 0, {"background": np.zeros((*mask.shape, 4), np.uint8), "layers": [layer], "composite": None})
+    start = time.perf_counter()
+    first = first_propagated = None
+    for *_, status in handlers.propagate(state, 3):
+        now = time.perf_counter() - start
+        if first is None and status.startswith("Propagating: frame 0"):
+            first = now
+        if first_propagated is None and re.match(r"Propagating: frame [1-9]", status):
+            first_propagated = now
+    return first, first_propagated
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=480, help="processing size (short side)")
     parser.add_argument("--frames", type=int, default=6)
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    parser.add_argument("--no-browser", action="store_true", help="call the app's handler directly")
     args = parser.parse_args()
 
     from playwright.sync_api import expect, sync_playwright
@@ -53,6 +85,11 @@ def main() -> None:
         video = scratch / "clip.mp4"
         write_video(scratch / "clip" / "JPEGImages", video)
         weights = save_random_checkpoint(scratch / "random.pth", seed=1)
+        if args.no_browser:
+            first, first_propagated = handler_times(scratch / "clip", video, weights, args.size)
+            print(f"app handler, size {args.size}: first frame {first:.2f} s, first propagated frame "
+                  f"{first_propagated:.2f} s")
+            return
         port = free_port()
         env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
                "XMEMPP_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
