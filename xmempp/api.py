@@ -6,7 +6,7 @@ import logging
 import tempfile
 import warnings
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from xmempp.candidates import select_next_candidates
+from xmempp.candidates import Foregrounds, select_next_candidates
 from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.keys_cache import load_keys, save_keys
@@ -124,23 +124,10 @@ def _select_from_outputs(imgs_in_path, masks_out: Path, chosen: list[int], k: in
         if keys is None:
             keys = session.encode_keys(progress=print_progress)
         try:
-            return select_next_candidates(keys, _MaskFiles(mask_paths), k, chosen, alpha=alpha,
+            return select_next_candidates(keys, Foregrounds(len(mask_paths), lambda i: np.asarray(Image.open(mask_paths[i]))), k, chosen, alpha=alpha,
                                           min_mask_presence_percent=min_mask_presence_percent)
         finally:
             keys.close()
-
-
-class _MaskFiles(Sequence):
-    """Predicted masks on disk as 0/1 tensors, read one at a time."""
-
-    def __init__(self, paths: list[Path]):
-        self._paths = paths
-
-    def __len__(self) -> int:
-        return len(self._paths)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(Image.open(self._paths[index])) > 0)
 
 
 def _write_outputs(frame: PropagatedFrame, stem: Path, palette: list[int], save_overlay: bool) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -35,6 +36,23 @@ def cycle_dissimilarity(a: FrameKeys, a_key: torch.Tensor, b: FrameKeys, b_key: 
     right = torch.cat([_as_query(b_key, b.selection), -_as_query(a_key, a.selection)])
     difference = left.T @ right
     return float(difference.clamp_(min=0).sum() / difference.numel())
+
+
+class Foregrounds(Sequence):
+    """Per-frame 0/1 foregrounds of id masks that `load_mask(index)` returns (or None), loaded one at a time,
+    so a long video's masks never need to fit in memory."""
+
+    def __init__(self, count: int, load_mask: Callable[[int], np.ndarray | None]):
+        self._count, self._load_mask = count, load_mask
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: int) -> torch.Tensor | None:
+        if not 0 <= index < self._count:
+            raise IndexError(f"frame {index} is out of range ({self._count} frames)")
+        mask = self._load_mask(index)
+        return None if mask is None else torch.from_numpy(np.asarray(mask) > 0)
 
 
 def mask_weighted_key(keys: FrameKeys, foreground: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -93,11 +111,8 @@ def select_next_candidates(keys: Sequence[FrameKeys | None], foregrounds: Sequen
             continue  # (nearly) empty prediction: nothing to learn from annotating it
         key_masks[index] = F.interpolate(foreground[None, None].float(), size=key_size, mode="nearest")[0, 0]
 
-    def load(index: int) -> tuple[FrameKeys, torch.Tensor] | None:
-        frame_keys = keys[index]
-        if frame_keys is None:
-            return None
-        frame_keys = _to_device(frame_keys, device)
+    def load(index: int) -> tuple[FrameKeys, torch.Tensor]:
+        frame_keys = _to_device(keys[index], device)
         return frame_keys, mask_weighted_key(frame_keys, key_masks[index].to(device), alpha)
 
     candidates = [j for j in key_masks if j not in chosen and keys[j] is not None]

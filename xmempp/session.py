@@ -11,14 +11,14 @@ import contextlib
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xmempp.candidates import select_next_candidates
+from xmempp.candidates import Foregrounds, select_next_candidates
 from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.frame_store import KeyStore, MaskStore
@@ -253,7 +253,7 @@ class VideoSession:
         missing = [i for i in self._annotations if self._keys[i] is None]
         if missing:
             raise XMemPPError("propagate before asking for suggestions")
-        return select_next_candidates(self._keys, _Foregrounds(self._predictions), k, self.annotated_frames,
+        return select_next_candidates(self._keys, Foregrounds(self.num_frames, self._predictions.__getitem__), k, self.annotated_frames,
                                       alpha=alpha, min_mask_presence_percent=min_mask_presence_percent)
 
     def encode_keys(self, progress: bool = False) -> KeyStore:
@@ -281,16 +281,3 @@ class VideoSession:
         if not 0 <= index < self.num_frames:
             raise XMemPPError(f"frame {index} is past the end of the video ({self.num_frames} frames, 0-based)")
 
-
-class _Foregrounds(Sequence):
-    """The frames' predicted masks as 0/1 tensors, decoded one at a time (a long video's do not fit in RAM)."""
-
-    def __init__(self, masks: MaskStore):
-        self._masks = masks
-
-    def __len__(self) -> int:
-        return len(self._masks)
-
-    def __getitem__(self, index: int) -> torch.Tensor | None:
-        mask = self._masks[index]
-        return None if mask is None else torch.from_numpy(mask > 0)
