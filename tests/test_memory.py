@@ -9,7 +9,7 @@ import torch
 
 from xmempp.config import InferenceConfig
 from xmempp.memory.bank import MemoryBank
-from xmempp.memory.similarity import similarity, top_k_softmax
+from xmempp.memory.similarity import read_values, similarity, top_k_weights, usage
 from xmempp.memory.stores import PermanentEntry, PermanentMemory
 
 
@@ -31,14 +31,26 @@ def test_similarity_is_the_negative_selection_weighted_distance_scaled_by_shrink
             assert sim[0, i, j] == pytest.approx(float(-distance * shrinkage[0, 0, i] / math.sqrt(4)), rel=1e-5)
 
 
-def test_top_k_softmax_reads_only_the_k_most_similar_elements():
-    sim = -torch.rand(1, 50, 7) * 10
-    affinity = top_k_softmax(sim, top_k=30)
-    assert ((affinity > 0).sum(dim=1) == 30).all()
-    assert torch.allclose(affinity.sum(dim=1), torch.ones(1, 7))
-    weakest_read = torch.where(affinity > 0, sim, torch.inf).min(dim=1).values
-    strongest_unread = torch.where(affinity == 0, sim, -torch.inf).max(dim=1).values
+def test_top_k_weights_are_a_softmax_over_the_k_most_similar_elements_only():
+    sim = -torch.rand(7, 50) * 10
+    indices, weights = top_k_weights(sim, top_k=30)
+    assert indices.shape == weights.shape == (7, 30)
+    assert torch.allclose(weights.sum(dim=1), torch.ones(7))
+    read = torch.zeros_like(sim, dtype=torch.bool).scatter_(1, indices, True)
+    weakest_read = torch.where(read, sim, torch.inf).min(dim=1).values
+    strongest_unread = torch.where(read, -torch.inf, sim).max(dim=1).values
     assert (weakest_read >= strongest_unread).all()
+    expected = torch.softmax(torch.gather(sim, 1, indices), dim=1)
+    assert torch.allclose(weights, expected)
+
+
+def test_reading_k_elements_equals_the_dense_top_k_affinity_product():
+    sim = -torch.rand(7, 50) * 10
+    values = torch.randn(2, 3, 50)
+    indices, weights = top_k_weights(sim, top_k=30)
+    affinity = torch.zeros(50, 7).scatter_(0, indices.T, weights.T)  # (N, M), zero outside the top k
+    assert torch.allclose(read_values(values, indices, weights), values @ affinity, atol=1e-6)
+    assert torch.allclose(usage(indices, weights, 50), affinity.sum(dim=1), atol=1e-6)
 
 
 def test_long_term_usage_is_counted_only_when_a_video_can_fill_long_term_memory():

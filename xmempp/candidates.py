@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from xmempp.memory.similarity import memory_factors, query_factors
 from xmempp.propagation import FrameKeys
-
-
-def _as_memory(key: torch.Tensor, shrinkage: torch.Tensor) -> torch.Tensor:
-    """(2Ck + 1, N) factors such that factors.T @ _as_query(...) is `similarity` (see memory.similarity)."""
-    scale = shrinkage.flatten(1) / math.sqrt(key.shape[0])
-    key = key.flatten(1)
-    return torch.cat([-key.pow(2), 2 * key, -torch.ones_like(key[:1])]) * scale
-
-
-def _as_query(key: torch.Tensor, selection: torch.Tensor) -> torch.Tensor:
-    key, selection = key.flatten(1), selection.flatten(1)
-    return torch.cat([selection, key * selection, (selection * key.pow(2)).sum(0, keepdim=True)])
 
 
 def cycle_dissimilarity(a: FrameKeys, a_key: torch.Tensor, b: FrameKeys, b_key: torch.Tensor) -> float:
@@ -32,8 +20,10 @@ def cycle_dissimilarity(a: FrameKeys, a_key: torch.Tensor, b: FrameKeys, b_key: 
     matrix product, so the (N, N) matrices are never built apart.
     """
     # As in XMem++, entry (i, j) pairs A_i -> B_j with B_i -> A_j (not the transpose): kept for identical picks.
-    left = torch.cat([_as_memory(a_key, a.shrinkage), _as_memory(b_key, b.shrinkage)])
-    right = torch.cat([_as_query(b_key, b.selection), -_as_query(a_key, a.selection)])
+    left = torch.cat([memory_factors(a_key.flatten(1), a.shrinkage.flatten(1)),
+                      memory_factors(b_key.flatten(1), b.shrinkage.flatten(1))])
+    right = torch.cat([query_factors(b_key.flatten(1), b.selection.flatten(1)),
+                       -query_factors(a_key.flatten(1), a.selection.flatten(1))])
     difference = left.T @ right
     return float(difference.clamp_(min=0).sum() / difference.numel())
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import torch
 
 from xmempp.config import InferenceConfig
-from xmempp.memory.similarity import similarity, softmax, top_k_softmax
+from xmempp.memory.similarity import (
+    memory_factors,
+    query_factors,
+    read_values,
+    similarity,
+    softmax,
+    top_k_weights,
+    usage,
+)
 from xmempp.memory.stores import LongTermMemory, PermanentMemory, WorkingMemory
 
 
@@ -27,13 +35,15 @@ class MemoryBank:
             readout (1, num_objects, Cv, h, w).
         """
         h, w = query_key.shape[-2:]
-        query_key, query_selection = query_key.flatten(2), query_selection.flatten(2)
+        query_key, query_selection = query_key[0].flatten(1), query_selection[0].flatten(1)
         long_term, working, permanent = self.long_term, self.working, self.permanent
 
         perm_key, perm_shrinkage = permanent.keys()
         keys = [t for t in (long_term.key, working.key, perm_key) if t is not None]
         shrinkages = [t for t in (long_term.shrinkage, working.shrinkage, perm_shrinkage) if t is not None]
-        sim = similarity(torch.cat(keys, -1), torch.cat(shrinkages, -1), query_key, query_selection)
+        mem_factors = memory_factors(torch.cat(keys, -1)[0], torch.cat(shrinkages, -1)[0])
+        # (M, N): a row per query element, so the top-k runs along contiguous memory.
+        sim = query_factors(query_key, query_selection).T @ mem_factors
         n_long, n_work = long_term.size, working.size
         n_recent = n_long + n_work
 
@@ -45,16 +55,16 @@ class MemoryBank:
                 # Later groups (objects first annotated later) read only the annotations that know them.
                 columns = permanent.columns(group).to(sim.device) + n_recent
                 group_sim = torch.cat([sim[:, :n_recent], sim[:, columns]], 1)
-            affinity = top_k_softmax(group_sim, self.config.top_k)
+            indices, weights = top_k_weights(group_sim, self.config.top_k)
             if group_index == 0 and self.config.enable_long_term:
-                usage = affinity.sum(dim=2)
+                read_weight = usage(indices, weights, group_sim.shape[1])
                 if n_work:
-                    working.update_usage(usage[:, n_long:n_recent].flatten())
+                    working.update_usage(read_weight[n_long:n_recent])
                 if n_long:
-                    long_term.update_usage(usage[:, :n_long].flatten())
+                    long_term.update_usage(read_weight[:n_long])
             values = [t[group.start:group.stop] for t in (long_term.value, working.value) if t is not None]
             values.append(permanent.values(group))
-            readouts.append(torch.cat(values, -1) @ affinity)
+            readouts.append(read_values(torch.cat(values, -1), indices, weights))
         readout = torch.cat(readouts, 0)
         return readout.view(1, readout.shape[0], readout.shape[1], h, w)
 
