@@ -124,7 +124,8 @@ def _select_from_outputs(imgs_in_path, masks_out: Path, chosen: list[int], k: in
         if keys is None:
             keys = session.encode_keys(progress=print_progress)
         try:
-            return select_next_candidates(keys, Foregrounds(len(mask_paths), lambda i: np.asarray(Image.open(mask_paths[i]))), k, chosen, alpha=alpha,
+            foregrounds = Foregrounds(len(mask_paths), lambda i: np.asarray(Image.open(mask_paths[i])))
+            return select_next_candidates(keys, foregrounds, k, chosen, alpha=alpha,
                                           min_mask_presence_percent=min_mask_presence_percent)
         finally:
             keys.close()

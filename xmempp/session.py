@@ -253,7 +253,8 @@ class VideoSession:
         missing = [i for i in self._annotations if self._keys[i] is None]
         if missing:
             raise XMemPPError("propagate before asking for suggestions")
-        return select_next_candidates(self._keys, Foregrounds(self.num_frames, self._predictions.__getitem__), k, self.annotated_frames,
+        foregrounds = Foregrounds(self.num_frames, self._predictions.__getitem__)
+        return select_next_candidates(self._keys, foregrounds, k, self.annotated_frames,
                                       alpha=alpha, min_mask_presence_percent=min_mask_presence_percent)
 
     def encode_keys(self, progress: bool = False) -> KeyStore:
