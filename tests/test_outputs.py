@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -222,3 +223,17 @@ def test_the_config_alone_sets_the_size(square_clip, tmp_path, network):
     run_on_video(frames, masks, tmp_path / "out", print_progress=False, network=network,
                  config=InferenceConfig(size=64))
     assert read_manifest(tmp_path / "out").size == 64
+
+
+def test_suggestions_on_a_video_file_reuse_the_runs_frames_without_decoding(tmp_path, network, monkeypatch):
+    import imageio.v3 as iio
+
+    from xmempp import video
+
+    clip = tmp_path / "clip.mp4"
+    iio.imwrite(clip, np.stack(moving_square_frames(6)), fps=10, plugin="FFMPEG", codec="libx264",
+                macro_block_size=1)
+    write_palette_mask(tmp_path / "masks" / "frame_000000.png", square_mask(0))
+    run(clip, tmp_path / "masks", tmp_path / "out", network)
+    monkeypatch.setattr(video, "extract_frames", lambda *a, **k: pytest.fail("the manifest vouches for the video"))
+    assert len(suggest(clip, tmp_path / "masks", tmp_path / "out", network)) == 2

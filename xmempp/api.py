@@ -168,24 +168,25 @@ def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: in
         raise FileNotFoundError(f"video or frame folder not found: {source}")
     manifest = read_manifest(masks_out)
     with tempfile.TemporaryDirectory(prefix="xmempp-frames-") as work_dir:
-        if manifest is not None and source.is_file() and source_digest(source) == manifest.source_digest:
-            names, frames = manifest.frame_names, None  # the video is the one the run decoded: no need to again
+        frames = None
+        if manifest is not None:
+            _check_manifest(manifest, masks_out, source)
+            names = manifest.frame_names  # a video file is then not decoded at all
         else:
-            frames = open_frames(source, work_dir)
-            names = frames.names
-        if manifest is None:
             warnings.warn(f"{masks_out} has no {MANIFEST_FILE} (written by an older xmempp or another tool): the masks "
                           "cannot be checked against the frames; run `xmempp run` again to be sure", stacklevel=3)
-        else:
-            _check_manifest(manifest, masks_out, source, frames, chosen)
+            frames = open_frames(source, work_dir)
+            names = frames.names
         for index in chosen:
             if not 0 <= index < len(names):
                 raise XMemPPError(f"frame {index} is past the end of the video ({len(names)} frames, 0-based)")
+        if manifest is not None and sorted(chosen) != manifest.annotated_frames:
+            log.warning("the run annotated frames %s but suggestions were asked for with %s",
+                        manifest.annotated_frames, sorted(chosen))
         mask_paths = [masks_out / MASKS_DIR / f"{name}.png" for name in names]
         for path in mask_paths:
             if not path.exists():
                 raise FileNotFoundError(f"no predicted mask {path}; run run_on_video (or `xmempp run`) first")
-        frame_size = manifest.frame_size if manifest is not None else None
         fingerprint = fingerprint or weights_fingerprint(get_network())
         keys = load_keys(masks_out, names, size, fingerprint, manifest.run_id if manifest is not None else None)
         if keys is None:
@@ -194,6 +195,7 @@ def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: in
                               stacklevel=3)
             session = VideoSession(get_network(), frames or open_frames(source, work_dir), InferenceConfig(size=size))
             keys = session.encode_keys(progress=print_progress)
+        frame_size = manifest.frame_size if manifest is not None else None
         try:
             foregrounds = Foregrounds(len(mask_paths), lambda i: read_output_mask(mask_paths[i], frame_size))
             return select_next_candidates(keys, foregrounds, k, chosen, alpha=alpha,
@@ -202,15 +204,15 @@ def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: in
             keys.close()
 
 
-def _check_manifest(manifest: Manifest, masks_out: Path, source: Path, frames: FrameFolder | None,
-                    chosen: list[int]) -> None:
+def _check_manifest(manifest: Manifest, masks_out: Path, source: Path) -> None:
     """Refuse outputs that an interrupted run, another video or a mix of runs left."""
     again = "run `xmempp run` (run_on_video) again"
     if not manifest.finished:
         raise XMemPPError(f"the run that wrote {masks_out} did not finish (its {MANIFEST_FILE} says so): its masks "
                           f"are incomplete; {again}")
-    if frames is not None and (frames.names != manifest.frame_names
-                               or source_digest(source, frames.paths) != manifest.source_digest):
+    frame_paths = None if source.is_file() else FrameFolder(source).paths
+    same_names = frame_paths is None or [p.stem for p in frame_paths] == manifest.frame_names
+    if not same_names or source_digest(source, frame_paths) != manifest.source_digest:
         raise XMemPPError(f"the masks in {masks_out} were made from other frames than those in {source} (names or "
                           f"content differ); {again} on this video")
     changed = [name for name in manifest.frame_names
@@ -219,9 +221,6 @@ def _check_manifest(manifest: Manifest, masks_out: Path, source: Path, frames: F
         more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
         raise XMemPPError(f"{masks_out / MASKS_DIR / (changed[0] + '.png')}{more} changed since the run that wrote "
                           f"{masks_out} (masks of two runs mixed, or edited); {again}")
-    if sorted(chosen) != manifest.annotated_frames:
-        log.warning("the run annotated frames %s but suggestions were asked for with %s", manifest.annotated_frames,
-                    sorted(chosen))
 
 
 def file_digest_or_none(path: Path) -> str | None:
