@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import write_frames
+from tests.helpers import write_frames
 from xmempp import FrameFolder, InferenceConfig, VideoSession
 from xmempp.candidates import select_next_candidates
 

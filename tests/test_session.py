@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import moving_square_frames, square_mask, write_frames
+from tests.helpers import moving_square_frames, square_mask, write_frames
 from xmempp import EmptyAnnotationError, FrameFolder, InferenceConfig, VideoSession, XMemPPError
 
 SMALL = InferenceConfig(size=96)

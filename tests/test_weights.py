@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import SHARED
+from tests.helpers import SHARED
 from xmempp.errors import XMemPPError
 from xmempp.model import weights
 from xmempp.model.network import XMem
