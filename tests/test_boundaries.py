@@ -16,3 +16,10 @@ def test_tests_collect_without_the_repository_on_sys_path():
     result = subprocess.run([sys.executable, "-P", "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
                              "tests/test_session.py"], cwd=root, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_an_xmempp_error_is_not_a_value_error():
+    """A ValueError from inside the engine is a bug; only XMemPPError is shown to people as their problem."""
+    from xmempp.errors import XMemPPError
+
+    assert not issubclass(XMemPPError, ValueError)
