@@ -95,6 +95,7 @@ class KeyStore(Sequence):
         self._data_offset = 0
         self._filled = np.zeros(count, dtype=bool)
         self._writable = True
+        self._closed = False
         self._lock = threading.Lock()  # a seek and its read or write must not interleave with another's
 
     @classmethod
@@ -141,8 +142,8 @@ class KeyStore(Sequence):
         self._file.truncate(self._data_offset + self.count * self._record_bytes)
 
     def __setitem__(self, index: int, keys: FrameKeys) -> None:
-        if not self._writable:
-            raise ValueError("this key store is read-only")
+        if not self._writable or self._closed:
+            raise ValueError(f"this key store is {'closed' if self._closed else 'read-only'}")
         record = torch.cat([keys.key, keys.shrinkage, keys.selection]).detach().float().cpu().contiguous().numpy()
         with self._lock:
             if self._file is None:
@@ -181,6 +182,7 @@ class KeyStore(Sequence):
     def close(self) -> None:
         """Release the file now (it is released with the store anyway)."""
         with self._lock:
+            self._closed = True
             self._filled[:] = False
             if self._file is not None:
                 self._file.close()
