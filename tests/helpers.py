@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from xmempp.masks import davis_palette
+from xmempp.masks.drawing import davis_palette
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

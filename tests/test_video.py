@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from xmempp import FrameFolder, XMemPPError
+from xmempp.video import IMAGENET_MEAN, IMAGENET_STD, to_network_input
 
 
 def write_jpegs(folder, names: list[str]):
@@ -53,3 +55,13 @@ def test_a_16_bit_greyscale_frame_keeps_its_values(tmp_path):
     expected = np.round(grey / 257).astype(np.uint8)
     assert rgb.dtype == np.uint8 and rgb.shape == (2, 3, 3)
     assert np.array_equal(rgb, np.repeat(expected[..., None], 3, axis=2))
+
+
+@pytest.mark.parametrize(("height", "width", "size"), [(96, 128, 96), (96, 128, 64), (128, 96, 80), (75, 75, 50),
+                                                       (480, 854, 480), (97, 131, 200)])
+def test_the_network_input_equals_torchvisions_normalise_and_resize(height, width, size):
+    tf = pytest.importorskip("torchvision.transforms.functional")
+    rgb = np.random.default_rng(height + width).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    expected = tf.normalize(torch.from_numpy(rgb).permute(2, 0, 1).float().div(255), IMAGENET_MEAN, IMAGENET_STD)
+    expected = tf.resize(expected, [size], interpolation=tf.InterpolationMode.BILINEAR, antialias=True)
+    assert torch.equal(to_network_input(rgb, size), expected)

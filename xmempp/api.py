@@ -21,7 +21,8 @@ from xmempp.candidates import Foregrounds, select_next_candidates
 from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.keys_cache import load_keys, save_keys
-from xmempp.masks import MaskReader, davis_palette, overlay, write_mask
+from xmempp.masks.drawing import davis_palette, overlay
+from xmempp.masks.files import MaskReader, write_mask
 from xmempp.model.network import XMem
 from xmempp.model.weights import ensure_weights, load_network
 from xmempp.session import EmptyAnnotationError, PropagatedFrame, VideoSession

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from xmempp.errors import XMemPPError
+from xmempp.frame_store import FrameKeys
 from xmempp.memory.similarity import memory_factors, query_factors
-from xmempp.propagation import FrameKeys
 
 
 def cycle_dissimilarity(a: FrameKeys, a_key: torch.Tensor, b: FrameKeys, b_key: torch.Tensor) -> float:

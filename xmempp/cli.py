@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--images", required=True, type=Path, help="folder of frames, or a video file")
         sub.add_argument("--masks", required=True, type=Path,
                          help="folder of annotation PNGs named like the frames (frame_%%06d.png for a video file)")
-        sub.add_argument("--weights", type=Path, help="XMem.pth (default: $XMEMPP_WEIGHTS, then weights/XMem.pth)")
+        sub.add_argument("--weights", type=Path, help="XMem.pth (default: $XMEMPP_WEIGHTS, then weights/XMem.pth in a "
+                         "checkout, or torch hub's checkpoints folder for an installed package)")
         sub.add_argument("--device", help="cpu, cuda, cuda:1... (default: CUDA when present)")
         sub.add_argument("--size", type=_size, default=480,
                          help="short side the frames are processed at (default 480; 'original' keeps the size)")
@@ -100,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     suggest.add_argument("--min-mask-percent", type=_number_between(0, 100), default=0.25,
                          help="never suggest frames whose mask covers less of the frame (default 0.25)")
 
-    download = commands.add_parser("download-weights", help="download the official XMem.pth into weights/")
+    download = commands.add_parser("download-weights", help="download the official XMem.pth (into weights/ in a "
+                                   "checkout, else torch hub's checkpoints folder)")
     download.add_argument("--quiet", action="store_true")
     return parser
 

@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,7 +19,14 @@ import cv2
 import numpy as np
 import torch
 
-from xmempp.propagation import FrameKeys
+
+@dataclass
+class FrameKeys:
+    """A frame's key features, kept for annotation-candidate selection: key/selection (Ck, h, w), shrinkage (1, h, w)."""
+
+    key: torch.Tensor
+    shrinkage: torch.Tensor
+    selection: torch.Tensor
 
 
 def compress_mask(mask: np.ndarray) -> bytes:

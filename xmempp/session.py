@@ -21,11 +21,11 @@ import torch.nn.functional as F
 from xmempp.candidates import Foregrounds, select_next_candidates
 from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError, out_of_memory_as_error
-from xmempp.frame_store import KeyStore, MaskStore
-from xmempp.masks import MAX_OBJECTS, ObjectManager, first_argmax
+from xmempp.frame_store import FrameKeys, KeyStore, MaskStore
+from xmempp.masks.ids import MAX_OBJECTS, ObjectManager, first_argmax
 from xmempp.memory.stores import PermanentMemory
 from xmempp.model.network import XMem
-from xmempp.propagation import FrameKeys, Propagation, encode_annotation
+from xmempp.propagation import Propagation, encode_annotation
 from xmempp.video import FrameFolder, pad_to_multiple, prefetched, to_network_input, unpad
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,6 @@ from typing import TypeVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.functional as TF
 from PIL import Image, UnidentifiedImageError
 
 from xmempp.errors import XMemPPError
@@ -137,12 +136,29 @@ def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None) ->
 
 
 def to_network_input(rgb: np.ndarray, size: int | None) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, h, w) float: ImageNet-normalised, then resized (bilinear, antialiased)."""
+    """(H, W, 3) uint8 -> (3, h, w) float: ImageNet-normalised, then resized (bilinear, antialiased).
+
+    The same operations as torchvision's `normalize` and `resize(image, [size])`, without importing torchvision
+    (seconds at start-up) for them.
+    """
     image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255)
-    image = TF.normalize(image, IMAGENET_MEAN, IMAGENET_STD)
+    mean = torch.as_tensor(IMAGENET_MEAN, dtype=image.dtype).view(-1, 1, 1)
+    std = torch.as_tensor(IMAGENET_STD, dtype=image.dtype).view(-1, 1, 1)
+    image = image.sub_(mean).div_(std)
     if size is not None:
-        image = TF.resize(image, [size], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+        height, width = image.shape[-2:]
+        resized = short_side_resized(height, width, size)
+        if resized != (height, width):
+            image = F.interpolate(image[None], size=list(resized), mode="bilinear", align_corners=False,
+                                  antialias=True)[0]
     return image
+
+
+def short_side_resized(height: int, width: int, size: int) -> tuple[int, int]:
+    """(H, W) with the short side `size` and the long side scaled alike, rounded down (as torchvision)."""
+    if width <= height:
+        return int(size * height / width), size
+    return size, int(size * width / height)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int = 16) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
