@@ -20,7 +20,8 @@ from xmempp.candidates import Foregrounds, select_next_candidates
 from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.keys_cache import load_keys, save_keys
-from xmempp.masks import MaskReader, davis_palette, mask_image, overlay
+from xmempp.masks.drawing import davis_palette, overlay
+from xmempp.masks.files import MaskReader, mask_image
 from xmempp.model.network import XMem
 from xmempp.model.weights import ensure_weights, load_network, weights_fingerprint
 from xmempp.outputs import (
