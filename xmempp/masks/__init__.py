@@ -10,7 +10,7 @@ import importlib
 
 _EXPORTS = {
     "davis_palette": "drawing", "overlay": "drawing",
-    "MaskReader": "files", "resize_ids": "files", "write_mask": "files",
+    "MaskReader": "files", "mask_image": "files", "resize_ids": "files", "write_mask": "files",
     "MAX_OBJECTS": "ids", "ObjectManager": "ids", "first_argmax": "ids",
 }
 

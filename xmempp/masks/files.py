@@ -80,8 +80,13 @@ def resize_ids(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return torch.nn.functional.interpolate(tensor, size=size, mode="nearest")[0, 0].to(torch.uint8).numpy()
 
 
-def write_mask(path: Path, ids: np.ndarray, palette: list[int]) -> None:
-    """Save ids as an indexed (palette) PNG."""
+def mask_image(ids: np.ndarray, palette: list[int]) -> Image.Image:
+    """Ids as an indexed (palette) image."""
     image = Image.fromarray(ids.astype(np.uint8), mode="P")
     image.putpalette(palette)
-    image.save(path, optimize=False, compress_level=1)
+    return image
+
+
+def write_mask(path: Path, ids: np.ndarray, palette: list[int]) -> None:
+    """Save ids as an indexed (palette) PNG."""
+    mask_image(ids, palette).save(path, optimize=False, compress_level=1)
