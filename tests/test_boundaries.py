@@ -23,3 +23,17 @@ def test_an_xmempp_error_is_not_a_value_error():
     from xmempp.errors import XMemPPError
 
     assert not issubclass(XMemPPError, ValueError)
+
+
+def test_importing_xmempp_loads_no_heavy_library():
+    code = ("import sys, xmempp; heavy = {'torch', 'torchvision', 'pandas', 'cv2', 'PIL'} & set(sys.modules); "
+            "assert not heavy, sorted(heavy)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_the_commands_never_import_torchvision_pandas_or_opencv_up_front():
+    """`run` and `suggest` import xmempp.cli and xmempp.api; pandas comes with run's table, OpenCV with masks kept
+    in memory, torchvision only when the network is built (suggestions with valid keys never build it)."""
+    code = ("import sys, xmempp.cli, xmempp.api, xmempp.session; heavy = {'torchvision', 'pandas', 'cv2'} & "
+            "set(sys.modules); assert not heavy, sorted(heavy)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

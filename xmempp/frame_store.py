@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import cv2
 import numpy as np
 import torch
 
@@ -31,6 +30,8 @@ class FrameKeys:
 
 def compress_mask(mask: np.ndarray) -> bytes:
     """An (H, W) uint8 mask as PNG bytes (lossless, fast setting)."""
+    import cv2  # here, not at the top: commands that only read keys never load OpenCV
+
     ok, data = cv2.imencode(".png", np.ascontiguousarray(mask, dtype=np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise RuntimeError(f"could not compress a mask of shape {mask.shape}")
@@ -38,6 +39,8 @@ def compress_mask(mask: np.ndarray) -> bytes:
 
 
 def decompress_mask(data: bytes) -> np.ndarray:
+    import cv2
+
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
 
 

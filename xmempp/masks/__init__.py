@@ -1,9 +1,21 @@
 """Object masks, one module per job: `files` (reading and writing PNGs), `ids` (object ids <-> network
-channels), `drawing` (palette and overlays). The names below are re-exported for code written before the split."""
+channels), `drawing` (palette and overlays).
 
-from xmempp.masks.drawing import davis_palette, overlay
-from xmempp.masks.files import MaskReader, mask_image, resize_ids, write_mask
-from xmempp.masks.ids import MAX_OBJECTS, ObjectManager, first_argmax
+The names below still import from `xmempp.masks` (code written before the split), each loaded on first use.
+"""
 
-__all__ = ["MAX_OBJECTS", "MaskReader", "ObjectManager", "davis_palette", "first_argmax", "mask_image", "overlay",
-           "resize_ids", "write_mask"]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "davis_palette": "drawing", "overlay": "drawing",
+    "MaskReader": "files", "mask_image": "files", "resize_ids": "files", "write_mask": "files",
+    "MAX_OBJECTS": "ids", "ObjectManager": "ids", "first_argmax": "ids",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'xmempp.masks' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"xmempp.masks.{_EXPORTS[name]}"), name)
