@@ -1,4 +1,4 @@
-"""Command line: `python -m xmempp run | suggest | download-weights`.
+"""Command line: `python -m xmempp run | suggest | batch | evaluate | download-weights`.
 
 Exit codes: 0 success, 1 a problem with the input or weights (the message says which), 2 bad arguments.
 """
@@ -25,6 +25,34 @@ def _size(text: str) -> int | None:
     if text.lower() in ("none", "original", "0"):
         return None
     return int(text)
+
+
+def _strategy_list(text: str) -> list[str]:
+    strategies = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [s for s in strategies if s not in ("xmempp", "uniform", "random")]
+    if unknown or not strategies:
+        raise argparse.ArgumentTypeError(f"strategies are xmempp, uniform and random — got {text!r}")
+    return list(dict.fromkeys(strategies))
+
+
+def add_dataset_options(sub: argparse.ArgumentParser) -> None:
+    """The options of the dataset commands: `run`'s engine options, the dataset, and where videos run."""
+    sub.add_argument("--dataset", required=True, type=Path,
+                     help="DAVIS layout (JPEGImages/<video>/, Annotations/<video>/) or YouTube-VOS (<split>/JPEGImages/...)")
+    sub.add_argument("--output", required=True, type=Path, help="folder outside the dataset")
+    sub.add_argument("--videos", type=lambda t: [v for v in t.split(",") if v],
+                     help="comma-separated video names (default: every video)")
+    sub.add_argument("--weights", type=Path, help="XMem.pth (default: $XMEMPP_WEIGHTS, then weights/XMem.pth)")
+    sub.add_argument("--device", help="cpu, cuda, cuda:1... (default: CUDA when present)")
+    sub.add_argument("--size", type=_size, default=480,
+                     help="short side the frames are processed at (default 480; 'original' keeps the size)")
+    sub.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                     help="run videos as Ray workers: alone, a local Ray; with an address, that cluster")
+    sub.add_argument("--workers", type=int, help="Ray workers (default: as many as the cluster's CPUs or GPUs hold)")
+    sub.add_argument("--gpus-per-worker", type=float,
+                     help="GPUs each Ray worker asks for, fractions allowed (default 1 on CUDA, else 0)")
+    sub.add_argument("--cpus-per-worker", type=float, default=1, help="CPUs each Ray worker asks for (default 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,9 +87,32 @@ def build_parser() -> argparse.ArgumentParser:
     suggest.add_argument("--min-mask-percent", type=float, default=0.25,
                          help="never suggest frames whose mask covers less of the frame (default 0.25)")
 
+    batch = commands.add_parser("batch", help="propagate every video of a DAVIS or YouTube-VOS dataset")
+    add_dataset_options(batch)
+    batch.add_argument("--frames", choices=("all", "first"), default="all",
+                       help="annotations used: every one present (default) or each object's first annotated frame")
+    batch.add_argument("--no-overlay", action="store_true", help="skip the overlay previews")
+
+    evaluate = commands.add_parser("evaluate", help="score annotation strategies round by round with ground truth")
+    add_dataset_options(evaluate)
+    evaluate.add_argument("--rounds", type=int, default=3, help="rounds after round 0 (default 3)")
+    evaluate.add_argument("-k", "--k", type=int, default=1, help="frames added per round (default 1)")
+    evaluate.add_argument("--strategies", type=_strategy_list, default=["xmempp", "uniform", "random"],
+                          help="comma-separated: xmempp, uniform, random (default all three)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the random strategy (default 0)")
+
     download = commands.add_parser("download-weights", help="download the official XMem.pth into weights/")
     download.add_argument("--quiet", action="store_true")
     return parser
+
+
+def _execution(args: argparse.Namespace, progress: bool):
+    from xmempp.jobs import Execution, NetworkSpec
+    from xmempp.model.weights import ensure_weights
+
+    spec = NetworkSpec(ensure_weights(args.weights, progress=progress).resolve(), args.device)
+    return Execution(spec, ray=args.ray is not None, ray_address=args.ray or None, workers=args.workers,
+                     gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,6 +135,26 @@ def main(argv: list[str] | None = None) -> int:
                 scored = stats[stats.iou >= 0]
                 if len(scored):
                     print(f"mean IoU over {len(scored)} frames: {scored.iou.mean():.4f}")
+        elif args.command == "batch":
+            from xmempp.batch import run_batch
+
+            outcomes = run_batch(args.dataset, args.output, _execution(args, progress), first_only=args.frames == "first",
+                                 size=args.size, save_overlay=not args.no_overlay, progress=progress, videos=args.videos)
+            failed = [o for o in outcomes if o.status == "failed"]
+            for outcome in failed:
+                print(f"video {outcome.video} failed: {outcome.reason}", file=sys.stderr)
+            counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "skipped", "failed")}
+            print(f"{len(outcomes)} videos: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed;"
+                  f" summary in {args.output / 'summary.csv'}")
+            if failed:
+                return 1
+        elif args.command == "evaluate":
+            from xmempp.evaluate import run_evaluation
+
+            summary = run_evaluation(args.dataset, args.output, _execution(args, progress), strategies=args.strategies,
+                                     rounds=args.rounds, k=args.k, seed=args.seed, size=args.size, progress=progress,
+                                     videos=args.videos)
+            print(summary.to_string(index=False, float_format="%.4f"))
         else:
             from xmempp.api import select_k_next_best_annotation_candidates
 

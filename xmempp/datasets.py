@@ -129,3 +129,13 @@ def _image_size(path: Path, kind: str) -> tuple[int, int]:
             return image.size
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise XMemPPError(f"cannot read {kind} {path}: the file is corrupt or not an image ({error})") from None
+
+
+def refuse_output_inside(dataset: Path, output: Path) -> None:
+    """The dataset is never written to: an output folder inside it (or equal to it) is refused."""
+    dataset, resolved = Path(dataset).resolve(), Path(output).resolve()
+    if resolved == dataset or dataset in resolved.parents:
+        raise XMemPPError(f"the output folder {output} is inside the dataset {dataset}: the dataset is never "
+                          "written to, choose a folder outside it")
+    if resolved.exists() and not resolved.is_dir():
+        raise XMemPPError(f"the output folder {output} is a file")
