@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--strategies", type=_strategy_list, default=["xmempp", "uniform", "random"],
                           help="comma-separated: xmempp, uniform, random (default all three)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the random strategy (default 0)")
+    evaluate.add_argument("--min-mask-percent", type=float, default=0.25,
+                          help="the xmempp strategy never picks frames whose predicted mask covers less of the frame "
+                               "(default 0.25, as suggest); a round may then add fewer than k frames")
 
     download = commands.add_parser("download-weights", help="download the official XMem.pth into weights/")
     download.add_argument("--quiet", action="store_true")
@@ -151,10 +154,17 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "evaluate":
             from xmempp.evaluate import run_evaluation
 
-            summary = run_evaluation(args.dataset, args.output, _execution(args, progress), strategies=args.strategies,
-                                     rounds=args.rounds, k=args.k, seed=args.seed, size=args.size, progress=progress,
-                                     videos=args.videos)
-            print(summary.to_string(index=False, float_format="%.4f"))
+            evaluation = run_evaluation(args.dataset, args.output, _execution(args, progress),
+                                        strategies=args.strategies, rounds=args.rounds, k=args.k, seed=args.seed,
+                                        size=args.size, progress=progress, videos=args.videos,
+                                        min_mask_presence_percent=args.min_mask_percent)
+            print(evaluation.summary.to_string(index=False, float_format="%.4f"))
+            print(f"scores in {args.output / 'per_frame.csv'} and {args.output / 'summary.csv'}, "
+                  f"plot in {args.output / 'j_and_f.png'}")
+            for video, reason in evaluation.failures.items():
+                print(f"video {video} failed: {reason}", file=sys.stderr)
+            if evaluation.failures:
+                return 1
         else:
             from xmempp.api import select_k_next_best_annotation_candidates
 
