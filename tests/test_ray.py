@@ -26,7 +26,7 @@ def local_ray():
 
 def test_batch_on_ray_writes_the_same_masks_as_in_one_process(tmp_path, checkpoint):
     dataset = write_davis(tmp_path / "davis", {"a": 3, "b": 3})
-    spec = NetworkSpec(checkpoint)
+    spec = NetworkSpec(checkpoint, threads=1)  # the same CPU threads in both, so sums round the same
     local = run_batch(dataset, tmp_path / "local", Execution(spec), size=96, progress=False)
     distributed = run_batch(dataset, tmp_path / "ray", Execution(spec, ray=True, workers=2), size=96, progress=False)
     assert [o.status for o in local] == [o.status for o in distributed] == ["done", "done"]
@@ -39,8 +39,9 @@ def test_evaluate_on_ray_gives_the_same_scores_as_in_one_process(tmp_path, check
     dataset = write_davis(tmp_path / "davis", {"a": 4, "b": 3}, annotated=None)
     options = dict(strategies=["xmempp", "uniform", "random"], rounds=1, k=1, size=96, progress=False,
                    min_mask_presence_percent=0)
-    local = run_evaluation(dataset, tmp_path / "local", Execution(NetworkSpec(checkpoint)), **options)
-    distributed = run_evaluation(dataset, tmp_path / "ray", Execution(NetworkSpec(checkpoint), ray=True), **options)
+    spec = NetworkSpec(checkpoint, threads=1)
+    local = run_evaluation(dataset, tmp_path / "local", Execution(spec), **options)
+    distributed = run_evaluation(dataset, tmp_path / "ray", Execution(spec, ray=True), **options)
     pd.testing.assert_frame_equal(local.per_frame, distributed.per_frame)
     assert (tmp_path / "ray" / "summary.csv").read_text() == (tmp_path / "local" / "summary.csv").read_text()
 

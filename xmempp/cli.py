@@ -53,6 +53,9 @@ def add_dataset_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--gpus-per-worker", type=float,
                      help="GPUs each Ray worker asks for, fractions allowed (default 1 on CUDA, else 0)")
     sub.add_argument("--cpus-per-worker", type=float, default=1, help="CPUs each Ray worker asks for (default 1)")
+    sub.add_argument("--threads", type=int,
+                     help="PyTorch CPU threads per worker (default: all cores here, --cpus-per-worker on Ray); "
+                          "CPU masks are byte-identical between runs with the same count")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,7 +116,7 @@ def _execution(args: argparse.Namespace, progress: bool):
     from xmempp.jobs import Execution, NetworkSpec
     from xmempp.model.weights import ensure_weights
 
-    spec = NetworkSpec(ensure_weights(args.weights, progress=progress).resolve(), args.device)
+    spec = NetworkSpec(ensure_weights(args.weights, progress=progress).resolve(), args.device, args.threads)
     return Execution(spec, ray=args.ray is not None, ray_address=args.ray or None, workers=args.workers,
                      gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker)
 

@@ -23,14 +23,24 @@ VideoFunction = Callable[[XMem, Job], Result]
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """What each worker builds its network from: a weights file and a device (None: CUDA when present)."""
+    """What each worker builds its network from: a weights file, a device (None: CUDA when present), and the
+    number of PyTorch CPU threads (None: PyTorch's default, which Ray sets to the worker's CPUs).
+
+    On CPU, sums split over another number of threads round differently: masks are byte-identical between
+    runs with the same thread count, and may differ in a few boundary pixels otherwise.
+    """
 
     weights: Path
     device: str | None = None
+    threads: int | None = None
 
     def build(self) -> XMem:
+        import torch
+
         from xmempp.model.weights import load_network
 
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
         return load_network(self.weights, self.device)
 
 
@@ -63,10 +73,16 @@ def one_line_reason(error: BaseException) -> str:
 
 def run_locally(jobs: Iterable[Job], function: VideoFunction, network: XMem | NetworkSpec
                 ) -> Iterator[tuple[Job, Result | JobFailure]]:
-    """Yield (job, result) for each job, in order, all with one network."""
-    network = network.build() if isinstance(network, NetworkSpec) else network
-    for job in jobs:
-        yield job, run_safely(function, network, job)
+    """Yield (job, result) for each job, in order, all with one network (this process's thread count restored after)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        network = network.build() if isinstance(network, NetworkSpec) else network
+        for job in jobs:
+            yield job, run_safely(function, network, job)
+    finally:
+        torch.set_num_threads(threads)
 
 
 @dataclass(frozen=True)
