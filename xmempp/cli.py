@@ -1,6 +1,7 @@
 """Command line: `python -m xmempp run | suggest | batch | evaluate | download-weights`.
 
-Exit codes: 0 success, 1 a problem with the input or weights (the message says which), 2 bad arguments.
+Exit codes: 0 success, 1 a problem with the input or weights (the message says which) or, for batch and
+evaluate, a video that failed; 2 bad arguments.
 """
 
 from __future__ import annotations
