@@ -101,3 +101,14 @@ def test_a_bad_dataset_exits_1_with_a_one_line_message(tmp_path, engine_options,
     message = capsys.readouterr().err
     assert message.startswith("error: ") and message.count("\n") == 1 and str(dataset.name) in message
     assert not output.exists() or problem != "output inside"
+
+
+def test_the_dataset_is_checked_before_the_weights_are_looked_for(tmp_path, monkeypatch, capsys):
+    from xmempp.model import weights
+
+    monkeypatch.setattr(weights, "DEFAULT_WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.delenv("XMEMPP_WEIGHTS", raising=False)
+    monkeypatch.setenv("XMEMPP_OFFLINE", "1")
+    (tmp_path / "davis" / "JPEGImages").mkdir(parents=True)
+    assert main(["batch", "--dataset", str(tmp_path / "davis"), "--output", str(tmp_path / "out"), "--quiet"]) == 1
+    assert "no videos in" in capsys.readouterr().err

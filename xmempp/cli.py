@@ -114,11 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _execution(args: argparse.Namespace, progress: bool):
+    """Where videos run; the weights are looked for once the dataset has been checked."""
     from xmempp.jobs import Execution, NetworkSpec
-    from xmempp.model.weights import ensure_weights
 
-    spec = NetworkSpec(ensure_weights(args.weights, progress=progress).resolve(), args.device, args.threads)
-    return Execution(spec, ray=args.ray is not None, ray_address=args.ray or None, workers=args.workers,
+    spec = NetworkSpec(args.weights, args.device, args.threads)
+    return Execution(spec, progress=progress, ray=args.ray is not None, ray_address=args.ray or None, workers=args.workers,
                      gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker)
 
 

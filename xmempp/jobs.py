@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -30,9 +30,15 @@ class NetworkSpec:
     runs with the same thread count, and may differ in a few boundary pixels otherwise.
     """
 
-    weights: Path
+    weights: Path | None  # None: $XMEMPP_WEIGHTS, then weights/XMem.pth, downloaded if missing
     device: str | None = None
     threads: int | None = None
+
+    def with_weights_found(self, progress: bool = True) -> NetworkSpec:
+        """The same spec with the weights file found (or downloaded) here, before any worker starts."""
+        from xmempp.model.weights import ensure_weights
+
+        return replace(self, weights=ensure_weights(self.weights, progress=progress).resolve())
 
     def build(self) -> XMem:
         import torch
@@ -90,6 +96,7 @@ class Execution:
     """Where per-video jobs run: in this process (default) or on Ray (`ray=True`, `ray_address` None: local)."""
 
     network: NetworkSpec
+    progress: bool = True  # a progress bar if the weights are downloaded
     ray: bool = False
     ray_address: str | None = None
     workers: int | None = None
@@ -99,9 +106,10 @@ class Execution:
 
 def run_jobs(jobs: list[Job], function: VideoFunction, execution: Execution) -> Iterator[tuple[Job, Result | JobFailure]]:
     """Yield (job, result) for every job: in order in this process, or as they finish on Ray."""
+    spec = execution.network.with_weights_found(execution.progress)
     if not execution.ray:
-        return run_locally(jobs, function, execution.network)
+        return run_locally(jobs, function, spec)
     from xmempp.ray_runner import run_on_ray
 
-    return run_on_ray(jobs, function, execution.network, address=execution.ray_address, workers=execution.workers,
+    return run_on_ray(jobs, function, spec, address=execution.ray_address, workers=execution.workers,
                       gpus_per_worker=execution.gpus_per_worker, cpus_per_worker=execution.cpus_per_worker)
