@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from tests.conftest import write_palette_mask
 from tests.tiny_datasets import write_davis, write_video
 from xmempp.cli import main
+from xmempp.outputs import read_manifest, write_manifest
 
 
 def read_summary(output) -> dict[str, dict[str, str]]:
@@ -50,7 +52,8 @@ def test_a_complete_video_is_skipped_and_an_interrupted_one_redone(tmp_path, eng
     assert main(command) == 0
     assert read_summary(tmp_path / "out")["v"]["reason"] == "already complete"
     assert mask.stat().st_mtime_ns == written
-    (tmp_path / "out" / "v" / "manifest.json").unlink()  # as if killed before its completion marker
+    manifest = read_manifest(tmp_path / "out" / "v")
+    write_manifest(tmp_path / "out" / "v", replace(manifest, finished=False))  # as if killed before the end
     assert main(command) == 0
     assert read_summary(tmp_path / "out")["v"]["status"] == "done"
     assert mask.stat().st_mtime_ns > written

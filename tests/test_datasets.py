@@ -85,3 +85,10 @@ def test_a_mask_of_the_wrong_size_is_named(tmp_path):
     (video,) = find_videos(tmp_path)
     with pytest.raises(XMemPPError, match="video v: mask frame_000001.png is 60x50 but its frames are 128x96"):
         annotated_frames(video, video.frames())
+
+
+def test_an_empty_mask_annotates_nothing(tmp_path):
+    write_video(tmp_path, "v", 4, annotated=(0,))
+    write_palette_mask(tmp_path / "Annotations" / "v" / "frame_000002.png", np.zeros((96, 128), np.uint8))
+    (video,) = find_videos(tmp_path)
+    assert annotated_frames(video, video.frames()) == [0]

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import csv
-import json
 import logging
-import os
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TextIO
 
 from tqdm import tqdm
 
-from xmempp.api import network_fingerprint, run_on_video
+from xmempp.api import run_on_video
 from xmempp.datasets import DatasetVideo, annotated_frames, find_videos, refuse_output_inside
 from xmempp.jobs import Execution, JobFailure, run_jobs
 from xmempp.model.network import XMem
+from xmempp.model.weights import weights_fingerprint
+from xmempp.outputs import atomic_path, read_manifest, source_digest
+from xmempp.video import FrameFolder
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +53,17 @@ class VideoOutcome:
 
 
 def propagate_video(network: XMem, job: BatchJob) -> VideoOutcome:
-    """Propagate one video's annotations with `run_on_video`, unless a finished output for the same inputs exists."""
+    """Propagate one video's annotations with `run_on_video`, unless its manifest vouches for a finished run of the same inputs."""
     started = time.perf_counter()
     frames = job.video.frames()
     annotated = annotated_frames(job.video, frames, first_only=job.first_only)
     if not annotated:
-        return VideoOutcome(job.name, SKIPPED, len(frames), reason=f"no annotations in {job.video.masks_dir}")
-    fingerprint = network_fingerprint(network)
-    if _is_finished(job.output, frames.names, annotated, job.size, fingerprint):
+        return VideoOutcome(job.name, SKIPPED, len(frames), reason=f"no annotations (masks with an object) in "
+                            f"{job.video.masks_dir}")
+    if _is_finished(job, frames, annotated, weights_fingerprint(network)):
         return VideoOutcome(job.name, SKIPPED, len(frames), annotated, reason="already complete")
-    _forget_finished(job.output)
     run_on_video(job.video.frames_dir, job.video.masks_dir, job.output, frames_with_masks=annotated,
                  print_progress=job.progress, size=job.size, network=network, save_overlay=job.save_overlay)
-    _write_finished(job.output, frames.names, annotated, job.size, fingerprint)
     return VideoOutcome(job.name, DONE, len(frames), annotated, round(time.perf_counter() - started, 2))
 
 
@@ -100,47 +95,16 @@ def write_summary(path: Path, outcomes: list[VideoOutcome]) -> None:
         row = asdict(outcome)
         row["annotated_frames"] = " ".join(str(i) for i in outcome.annotated_frames)
         rows.append(row)
-    with atomic_write(path) as file:
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]) if rows else ["video", "status"])
         writer.writeheader()
         writer.writerows(rows)
 
 
-@contextmanager
-def atomic_write(path: Path) -> Iterator[TextIO]:
-    """A text file opened beside `path` that replaces `path` only when the block ends without error."""
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", newline="") as file:
-            yield file
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-# Completion marker. TODO(data): replace these three with xmempp.outputs.read_manifest once it lands on main
-# (run_on_video will then write manifest.json itself, finished=True last and atomically).
-MANIFEST_FILE = "manifest.json"
-
-
-def _is_finished(folder: Path, frame_names: list[str], annotated: list[int], size: int | None, weights: str) -> bool:
-    try:
-        manifest = json.loads((folder / MANIFEST_FILE).read_text())
-    except (OSError, ValueError):
-        return False
-    return (manifest.get("finished") is True and manifest.get("frame_names") == frame_names
-            and manifest.get("annotated_frames") == annotated and manifest.get("size") == size
-            and manifest.get("weights") == weights)
-
-
-def _forget_finished(folder: Path) -> None:
-    (folder / MANIFEST_FILE).unlink(missing_ok=True)
-
-
-def _write_finished(folder: Path, frame_names: list[str], annotated: list[int], size: int | None,
-                    weights: str) -> None:
-    manifest = {"frame_names": frame_names, "annotated_frames": annotated, "size": size, "weights": weights,
-                "finished": True}
-    with atomic_write(folder / MANIFEST_FILE) as file:
-        json.dump(manifest, file)
+def _is_finished(job: BatchJob, frames: FrameFolder, annotated: list[int], weights: str) -> bool:
+    """Whether OUTPUT/<video> holds a finished run of these frames (same content), annotations, size and weights."""
+    manifest = read_manifest(job.output)
+    return (manifest is not None and manifest.finished and manifest.frame_names == frames.names
+            and manifest.annotated_frames == annotated and manifest.size == job.size
+            and manifest.weights == weights and (manifest.overlay or not job.save_overlay)
+            and manifest.source_digest == source_digest(job.video.frames_dir, frames.paths))

@@ -81,7 +81,7 @@ def _davis_pair(root: Path) -> tuple[Path, Path]:
 
 
 def annotated_frames(video: DatasetVideo, frames: FrameFolder, first_only: bool = False) -> list[int]:
-    """Indices of the frames with an annotation; with `first_only`, only each object's first annotated frame.
+    """Indices of the frames with a mask showing an object; with `first_only`, only each object's first such frame.
 
     Refuses (naming the file) a mask without a frame of the same name, or of another size than its frame.
     """
@@ -96,18 +96,15 @@ def annotated_frames(video: DatasetVideo, frames: FrameFolder, first_only: bool 
             raise XMemPPError(f"video {video.name}: mask {name}.png is {size[0]}x{size[1]} but its frames are "
                               f"{frame_size[0]}x{frame_size[1]}")
         indices.append(index_of[name])
-    indices.sort()
-    if not first_only:
-        return indices
     reader = MaskReader()  # colour masks too, with ids numbered consistently across the video
     seen: set[int] = set()
-    firsts = []
-    for index in indices:
+    used = []
+    for index in sorted(indices):
         objects = set(np.unique(reader.read(video.mask_path(frames.names[index])))) - {0}
-        if objects - seen:
-            firsts.append(index)
+        if objects and (not first_only or objects - seen):  # an empty mask annotates nothing (`run` skips it)
+            used.append(index)
             seen |= objects
-    return firsts
+    return used
 
 
 def read_ids(path: Path) -> np.ndarray:

@@ -19,12 +19,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from xmempp.api import run_on_video, select_k_next_best_annotation_candidates
-from xmempp.batch import atomic_write
 from xmempp.datasets import DatasetVideo, find_videos, read_ids, refuse_output_inside
 from xmempp.errors import XMemPPError
 from xmempp.jobs import Execution, JobFailure, run_jobs
 from xmempp.metrics import frame_scores
 from xmempp.model.network import XMem
+from xmempp.outputs import atomic_path
 from xmempp.video import FrameFolder
 
 log = logging.getLogger(__name__)
@@ -224,10 +224,10 @@ def run_evaluation(dataset: Path, output: Path, execution: Execution, strategies
     rows = [row for job in jobs for row in results.get(job.name, [])]
     per_frame = pd.DataFrame(rows, columns=PER_FRAME_COLUMNS)
     summary = summarise(per_frame)
-    with atomic_write(output / PER_FRAME_FILE) as file:
-        per_frame.to_csv(file, index=False)
-    with atomic_write(output / SUMMARY_FILE) as file:
-        summary.to_csv(file, index=False)
+    with atomic_path(output / PER_FRAME_FILE) as temporary:
+        per_frame.to_csv(temporary, index=False)
+    with atomic_path(output / SUMMARY_FILE) as temporary:
+        summary.to_csv(temporary, index=False)
     if not summary.empty:
         from xmempp.plots import plot_j_and_f
 

@@ -124,11 +124,16 @@ class ObjectManager:
         return lookup[np.asarray(channel_index)]
 
 
-def write_mask(path: Path, ids: np.ndarray, palette: list[int]) -> None:
-    """Save ids as an indexed (palette) PNG."""
+def mask_image(ids: np.ndarray, palette: list[int]) -> Image.Image:
+    """Ids as an indexed (palette) image."""
     image = Image.fromarray(ids.astype(np.uint8), mode="P")
     image.putpalette(palette)
-    image.save(path, optimize=False, compress_level=1)
+    return image
+
+
+def write_mask(path: Path, ids: np.ndarray, palette: list[int]) -> None:
+    """Save ids as an indexed (palette) PNG."""
+    mask_image(ids, palette).save(path, optimize=False, compress_level=1)
 
 
 def overlay(rgb: np.ndarray, ids: np.ndarray, palette: list[int], opacity: float = 0.5) -> np.ndarray:

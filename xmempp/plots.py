@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
+
+from xmempp.outputs import atomic_path
 
 
 def plot_j_and_f(summary: pd.DataFrame, path: Path) -> None:
@@ -23,10 +23,5 @@ def plot_j_and_f(summary: pd.DataFrame, path: Path) -> None:
     axes.grid(alpha=0.3)
     axes.legend(title="strategy")
     figure.tight_layout()
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(descriptor)
-    try:
+    with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png")
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import urllib.request
@@ -149,3 +150,30 @@ def save_random_checkpoint(path: str | Path, seed: int = 0, pred_bias: float = 1
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model_to_checkpoint_names(state), path)
     return path
+
+
+FINGERPRINT_TENSOR = "key_proj.key_proj.weight"  # the same name in the checkpoint and in the network
+
+
+def weights_fingerprint(source: XMem | str | Path) -> str:
+    """A short identity of the weights, from a loaded network or a checkpoint file (without building a network).
+
+    Both give the same value for the same weights: a digest of one trained tensor's float32 bytes.
+    """
+    if isinstance(source, XMem):
+        tensor = source.state_dict()[FINGERPRINT_TENSOR]
+    else:
+        path = Path(source)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # a checkpoint in the legacy (non-zip) format cannot be memory-mapped
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise XMemPPError(f"{path} is not a readable PyTorch checkpoint ({type(error).__name__}: {error})") from None
+        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+            state = state["state_dict"]
+        tensor = state.get(FINGERPRINT_TENSOR) if isinstance(state, dict) else None
+        if not isinstance(tensor, torch.Tensor):
+            raise XMemPPError(f"{path}: missing tensor {FINGERPRINT_TENSOR}")
+    data = tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
+    return "blake2b:" + hashlib.blake2b(data, digest_size=16).hexdigest()
