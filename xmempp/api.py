@@ -40,7 +40,8 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
     `imgs_in_path` is a folder of frames (sorted by name) or a video file; `masks_in_path` holds PNG masks
     named like their frames (frame_%06d.png for a video file). Writes `masks_out_path/masks/<frame>.png`
     (palette PNGs with the input's ids and palette) and `masks_out_path/overlay/<frame>.jpg`.
-    Returns one row per frame: `frame`, `mask_provided`, `iou` (-1 where the model saw the mask or none exists).
+    Returns one row per frame: `frame`, `mask_provided`, `iou` (-1 where the model saw the mask or none exists),
+    `unsure` (0..1, see xmempp.uncertainty: how unsure the propagation was; 0 on annotated frames).
     """
     masks_in, masks_out = Path(masks_in_path), Path(masks_out_path)
     config = replace(config or InferenceConfig(), size=size)
@@ -71,13 +72,14 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
                     truth_path = _mask_path(masks_in, name)
                     if truth_path is not None:
                         iou = mean_iou(result.mask, reader.read(truth_path, session.frame_size))
-                rows.append({"frame": name, "mask_provided": result.index in annotated, "iou": iou})
+                rows.append({"frame": name, "mask_provided": result.index in annotated, "iou": iou,
+                             "unsure": result.uncertainty.score})
                 bar.update()
             for job in pending:
                 job.result()
         bar.close()
         save_keys(masks_out, session.frame_keys, session.frame_names, config.size, network_fingerprint(network))
-    return pd.DataFrame(rows, columns=["frame", "mask_provided", "iou"])
+    return pd.DataFrame(rows, columns=["frame", "mask_provided", "iou", "unsure"])
 
 
 def select_k_next_best_annotation_candidates(

@@ -2,7 +2,9 @@
 
 Lifecycle: `VideoSession(network, frames)` -> `annotate(i, mask)` (any number, any frames) ->
 `propagate()` (a generator of finished frames) -> `suggest(k)` -> annotate the suggestions -> propagate
-again. The network is shared and read-only; everything that belongs to the video lives here.
+again. The network is shared and read-only; everything that belongs to the video lives here. Without a
+network (None) a session still holds annotations and predictions (for annotating and exporting); only
+propagation and suggestions need one.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from xmempp.masks import ObjectManager, first_argmax
 from xmempp.memory.stores import PermanentMemory
 from xmempp.model.network import XMem
 from xmempp.propagation import FrameKeys, Propagation, encode_annotation
+from xmempp.uncertainty import FrameUncertainty, measure_annotation, measure_probabilities
 from xmempp.video import FrameFolder, pad_to_multiple, prefetched, to_network_input, unpad
 
 log = logging.getLogger(__name__)
@@ -37,12 +40,14 @@ class EmptyAnnotationError(XMemPPError):
 
 @dataclass(frozen=True)
 class PropagatedFrame:
-    """A frame finished by propagation: `mask` holds object ids at the frame's size; `image` is the RGB frame."""
+    """A frame finished by propagation: `mask` holds object ids at the frame's size; `image` is the RGB frame;
+    `uncertainty` says how unsure the mask is (measured from the same probabilities, which it never changes)."""
 
     index: int
     mask: np.ndarray
     is_annotation: bool
     image: np.ndarray
+    uncertainty: FrameUncertainty = FrameUncertainty()
 
 
 ProgressCallback = Callable[[int, int], None]  # (frames done, total frames)
@@ -51,7 +56,7 @@ ProgressCallback = Callable[[int, int], None]  # (frames done, total frames)
 class VideoSession:
     """XMem++ on one video: annotate frames, propagate, suggest the next frames to annotate."""
 
-    def __init__(self, network: XMem, frames: FrameFolder, config: InferenceConfig | None = None):
+    def __init__(self, network: XMem | None, frames: FrameFolder, config: InferenceConfig | None = None):
         self.network = network
         self.frames = frames
         self.config = config or InferenceConfig()
@@ -59,6 +64,8 @@ class VideoSession:
         self.permanent = PermanentMemory()
         self._annotations: dict[int, np.ndarray] = {}
         self._predictions = MaskStore(len(frames))
+        self._uncertainty: list[FrameUncertainty | None] = [None] * len(frames)
+        self._from_latest_run = np.zeros(len(frames), dtype=bool)  # predicted by the latest propagation
         self._keys = KeyStore(len(frames))
         self._frame_size: tuple[int, int] | None = None
         self._propagation: Propagation | None = None
@@ -110,7 +117,7 @@ class VideoSession:
         self.objects.register(mask)
         self._encode(index, rgb, mask)
         self._annotations[index] = mask.copy()
-        self._predictions[index] = mask.copy()
+        self._set_prediction(index, mask, measure_annotation(mask, self.objects.ids), latest=True)
         self._forget_unannotated_objects()
 
     def remove_annotation(self, index: int) -> None:
@@ -120,6 +127,7 @@ class VideoSession:
             raise XMemPPError(f"frame {index} has no annotation to remove")
         del self._annotations[index]
         self.permanent.remove(index)
+        self._set_prediction(index, None, None, latest=False)  # it was the annotation, which is gone
         self._forget_unannotated_objects()
 
     def _forget_unannotated_objects(self) -> None:
@@ -136,7 +144,9 @@ class VideoSession:
             self._encode(frame_index, self.frame(frame_index), self._annotations[frame_index])
 
     def _encode(self, index: int, rgb: np.ndarray, mask: np.ndarray) -> None:
-        """Encode an annotated frame into permanent memory (and keep its keys for suggestions)."""
+        """Encode an annotated frame into permanent memory (and keep its keys for suggestions); needs a network."""
+        if self.network is None:
+            return
         image, padding = self._network_image(rgb)
         one_hot = self._network_mask(mask, image, padding)
         with torch.inference_mode():
@@ -166,13 +176,16 @@ class VideoSession:
         """Segment every frame from the first to the last, yielding each as it is done.
 
         Annotated frames yield their annotation. Setting `cancel` (or closing the generator) stops after
-        the current frame; frames done so far keep their masks, the others have none.
+        the current frame; frames done so far get new masks, the others keep the previous run's (see
+        `prediction_is_from_previous_run`).
         """
         if not self._annotations:
             raise XMemPPError("annotate at least one frame before propagating")
-        self._predictions.clear()
-        for index, annotation in self._annotations.items():
-            self._predictions[index] = annotation
+        if self.network is None:
+            raise XMemPPError("propagation needs the XMem weights, and none are loaded")
+        self._from_latest_run[:] = False
+        for index in self._annotations:
+            self._from_latest_run[index] = True
         propagation = self._propagation = Propagation(self.network, self.permanent, self.config, self.num_frames)
         size = self.frame_size
         self._propagating = True
@@ -217,10 +230,21 @@ class VideoSession:
         one_hot = None if annotation is None else self._network_mask(annotation, image, padding)
         with torch.inference_mode(), self._autocast():
             probs, keys = propagation.step(index, image, one_hot, encoded)
-            mask = annotation if annotation is not None else self._to_ids(unpad(probs, padding), size)
+            if annotation is not None:
+                mask, uncertainty = annotation, measure_annotation(annotation, self.objects.ids)
+            else:
+                probs = unpad(probs, padding)
+                mask = self._to_ids(probs, size)
+                uncertainty = measure_probabilities(probs, self.objects.ids)
         self._keys[index] = keys
+        self._set_prediction(index, mask, uncertainty, latest=True)
+        return PropagatedFrame(index, mask, annotation is not None, rgb, uncertainty)
+
+    def _set_prediction(self, index: int, mask: np.ndarray | None, uncertainty: FrameUncertainty | None,
+                        latest: bool) -> None:
         self._predictions[index] = mask
-        return PropagatedFrame(index, mask, annotation is not None, rgb)
+        self._uncertainty[index] = uncertainty
+        self._from_latest_run[index] = latest
 
     def _to_ids(self, probs: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
         """Probabilities (N + 1, h, w) -> (H, W) object ids: resized to the frame's size before the argmax."""
@@ -244,6 +268,42 @@ class VideoSession:
         """The mask of frame `index` from the last propagation (its annotation if annotated), or None."""
         self._check_index(index)
         return self._predictions[index]
+
+    def prediction_is_from_previous_run(self, index: int) -> bool:
+        """Whether frame `index`'s prediction is older than the latest propagation (a stopped run did not
+        reach it, or it was restored with `restore_predictions`)."""
+        self._check_index(index)
+        return self._predictions.has(index) and not self._from_latest_run[index]
+
+    def uncertainty(self, index: int) -> FrameUncertainty | None:
+        """How unsure frame `index`'s prediction is (None without a prediction or a measure)."""
+        self._check_index(index)
+        return self._uncertainty[index]
+
+    def restore_predictions(self, masks: dict[int, np.ndarray]) -> None:
+        """Take masks from an earlier run (e.g. an exported zip) as predictions of the frames without an
+        annotation; they count as from a previous run."""
+        self._check_not_propagating()
+        for index, mask in masks.items():
+            self._check_index(index)
+            if index not in self._annotations:
+                self._set_prediction(index, np.asarray(mask, dtype=np.uint8), None, latest=False)
+
+    def reconfigure(self, config: InferenceConfig) -> None:
+        """Use another configuration (e.g. processing size): annotations are encoded again, keys are
+        dropped (they belong to the old size); predictions stay until the next propagation."""
+        self._check_not_propagating()
+        self.config = config
+        self.permanent.clear()
+        self._keys.close()
+        self._keys = KeyStore(self.num_frames)
+        self._propagation = None
+        # As a new session annotated frame by frame in order would: same objects' channels, same memory order.
+        self.objects = ObjectManager()
+        for index in sorted(self._annotations):
+            self.objects.register(self._annotations[index])
+        for index in sorted(self._annotations):
+            self._encode(index, self.frame(index), self._annotations[index])
 
     # ----- suggestions -----------------------------------------------------------------------------------
     def suggest(self, k: int = 5, alpha: float = 0.5, min_mask_presence_percent: float = 0.25) -> list[int]:
