@@ -130,12 +130,41 @@ class VideoSession:
         self._set_prediction(index, None, None, latest=False)  # it was the annotation, which is gone
         self._forget_unannotated_objects()
 
+    def remove_object(self, object_id: int) -> list[int]:
+        """Remove an object's pixels from every annotation and prediction; annotations left without any object
+        are removed. Returns the annotated frames that changed."""
+        self._check_not_propagating()
+        changed = sorted(i for i, mask in self._annotations.items() if (mask == object_id).any())
+        for index in changed:
+            mask = np.where(self._annotations[index] == object_id, 0, self._annotations[index]).astype(np.uint8)
+            if mask.any():
+                self._annotations[index] = mask
+            else:
+                del self._annotations[index]
+                self.permanent.remove(index)
+        for index in range(self.num_frames):
+            mask = self._predictions[index]
+            if mask is not None and (mask == object_id).any():
+                kept = self._uncertainty[index]
+                if kept is not None:
+                    kept = FrameUncertainty(tuple(m for m in kept.objects if m.object_id != object_id))
+                mask = np.where(mask == object_id, 0, mask).astype(np.uint8)
+                self._set_prediction(index, mask if mask.any() or index not in changed else None, kept,
+                                     latest=bool(self._from_latest_run[index]))
+        # Every changed annotation is encoded again (with the objects that remain in their channels).
+        if changed:
+            self._encode_again()
+        return changed
+
     def _forget_unannotated_objects(self) -> None:
         """Drop objects that no annotation shows any more, re-encoding so that no channel refers to them."""
         remaining = {int(i) for mask in self._annotations.values() for i in np.unique(mask) if i}
-        if remaining == set(self.objects.ids):
-            return
-        order = self.permanent.frame_indices
+        if remaining != set(self.objects.ids):
+            self._encode_again()
+
+    def _encode_again(self) -> None:
+        """Rebuild objects and permanent memory from the annotations, in the order they were first added."""
+        order = self.permanent.frame_indices if self.network is not None else sorted(self._annotations)
         self.objects = ObjectManager()
         self.permanent.clear()
         for frame_index in order:
@@ -268,6 +297,11 @@ class VideoSession:
         """The mask of frame `index` from the last propagation (its annotation if annotated), or None."""
         self._check_index(index)
         return self._predictions[index]
+
+    def has_prediction(self, index: int) -> bool:
+        """Whether frame `index` has a mask (without decoding it)."""
+        self._check_index(index)
+        return self._predictions.has(index)
 
     def prediction_is_from_previous_run(self, index: int) -> bool:
         """Whether frame `index`'s prediction is older than the latest propagation (a stopped run did not
