@@ -154,22 +154,24 @@ class Handlers:
             state.close()
 
     # ----- what the screen shows ----------------------------------------------------------------------------
+    # Updates (not new components) so that each component's own format (PNG galleries, JPEG viewer) applies.
     @staticmethod
-    def references(state: UserState) -> gr.Gallery:
+    def references(state: UserState) -> dict:
         items = [(thumbnail(state.view(i)), f"frame {i}") for i in state.annotated_frames]
-        return gr.Gallery(value=items, selected_index=None)
+        return gr.update(value=items, selected_index=None)
 
     @staticmethod
-    def suggestions(state: UserState) -> gr.Gallery:
+    def suggestions(state: UserState) -> dict:
         items = [(thumbnail(state.view(i)), f"frame {i}") for i in state.suggested]
-        return gr.Gallery(value=items, selected_index=None)
+        return gr.update(value=items, selected_index=None)
 
     @staticmethod
-    def viewer(state: UserState, index: int, running: bool = False) -> gr.Image:
+    def viewer(state: UserState, index: int, running: bool = False) -> dict:
+        """The viewer shows frame `index` with its mask, labelled with its number."""
         label = f"Result · frame {index}" + (" (propagating)" if running else "")
         if not running and state.is_from_previous_run(index):
             label += " · from the previous run"
-        return gr.Image(value=state.view(index), label=label)
+        return gr.update(value=state.view(index), label=label)
 
     @staticmethod
     def timeline(state: UserState, current: int) -> np.ndarray:
