@@ -185,11 +185,17 @@ def main(argv: list[str] | None = None) -> int:
             print(ensure_weights(progress=progress))
         elif args.command == "run":
             from xmempp.api import run_on_video
+            from xmempp.uncertainty import UNSURE_BELOW
 
             stats = run_on_video(args.images, args.masks, args.output, frames_with_masks=args.frames,
                                  compute_iou=args.iou, print_progress=progress, weights=args.weights,
                                  device=args.device, size=args.size, save_overlay=not args.no_overlay)
             print(f"wrote {len(stats)} masks to {args.output / 'masks'}")
+            unsure = stats[~stats.mask_provided].nlargest(3, "unsure")
+            if len(unsure):
+                print("most unsure frames (share of an object's pixels below "
+                      f"{UNSURE_BELOW:.0%} confidence): " + ", ".join(f"{row.frame} {row.unsure:.2f}"
+                                                                    for row in unsure.itertuples()))
             if args.iou:
                 scored = stats[stats.iou >= 0]
                 if len(scored):
