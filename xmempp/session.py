@@ -2,7 +2,8 @@
 
 Lifecycle: `VideoSession(network, frames)` -> `annotate(i, mask)` (any number, any frames) ->
 `propagate()` (a generator of finished frames) -> `suggest(k)` -> annotate the suggestions -> propagate
-again. The network is shared and read-only; everything that belongs to the video lives here.
+again -> `close()` (or leave a `with` block), which releases the key file at once. The network is shared and
+read-only; everything that belongs to the video lives here.
 """
 
 from __future__ import annotations
