@@ -332,7 +332,6 @@ class VideoSession:
             raise XMemPPError(f"frame {index} is past the end of the video ({self.num_frames} frames, 0-based)")
 
 
-
 def checked_mask(index: int, mask: object, frame_size: tuple[int, int]) -> np.ndarray:
     """`mask` as (H, W) uint8 object ids, or an XMemPPError that says what an annotation must be."""
     must_be = (f"the mask for frame {index} must be an (H, W) array of integer object ids 0..{MAX_OBJECTS} "
