@@ -28,6 +28,18 @@ def _size(text: str) -> int | None:
     return int(text)
 
 
+def _count(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, got {text!r}")
+        return value
+    return parse
+
+
 def _strategy_list(text: str) -> list[str]:
     strategies = [part.strip() for part in text.split(",") if part.strip()]
     unknown = [s for s in strategies if s not in ("xmempp", "uniform", "random")]
@@ -50,11 +62,11 @@ def add_dataset_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--quiet", action="store_true", help="no progress bars")
     sub.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                      help="run videos as Ray workers: alone, a local Ray; with an address, that cluster")
-    sub.add_argument("--workers", type=int, help="Ray workers (default: as many as the cluster's CPUs or GPUs hold)")
+    sub.add_argument("--workers", type=_count(1), help="Ray workers (default: as many as the cluster's CPUs or GPUs hold)")
     sub.add_argument("--gpus-per-worker", type=float,
                      help="GPUs each Ray worker asks for, fractions allowed (default 1 on CUDA, else 0)")
     sub.add_argument("--cpus-per-worker", type=float, default=1, help="CPUs each Ray worker asks for (default 1)")
-    sub.add_argument("--threads", type=int,
+    sub.add_argument("--threads", type=_count(1),
                      help="PyTorch CPU threads per worker (default: all cores here, --cpus-per-worker on Ray); "
                           "CPU masks are byte-identical between runs with the same count")
 
@@ -99,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="score annotation strategies round by round with ground truth")
     add_dataset_options(evaluate)
-    evaluate.add_argument("--rounds", type=int, default=3, help="rounds after round 0 (default 3)")
-    evaluate.add_argument("-k", "--k", type=int, default=1, help="frames added per round (default 1)")
+    evaluate.add_argument("--rounds", type=_count(0), default=3, help="rounds after round 0 (default 3)")
+    evaluate.add_argument("-k", "--k", type=_count(1), default=1, help="frames added per round (default 1)")
     evaluate.add_argument("--strategies", type=_strategy_list, default=["xmempp", "uniform", "random"],
                           help="comma-separated: xmempp, uniform, random (default all three)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the random strategy (default 0)")
@@ -123,7 +135,10 @@ def _execution(args: argparse.Namespace, progress: bool):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in ("batch", "evaluate") and args.ray is None and (args.workers or args.gpus_per_worker):
+        parser.error("--workers and --gpus-per-worker need --ray (without it, videos run one after another here)")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     progress = not args.quiet
     try:
