@@ -24,7 +24,7 @@ from demo.media import Limits, load_upload, write_export_zip, write_video
 from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.frame_store import CompressedMasks
-from xmempp.masks import MaskReader
+from xmempp.masks.files import MaskReader
 from xmempp.model.network import XMem
 from xmempp.session import EmptyAnnotationError, VideoSession
 from xmempp.video import FrameFolder

@@ -9,9 +9,9 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
@@ -20,7 +20,8 @@ from xmempp.candidates import Foregrounds, select_next_candidates
 from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.keys_cache import load_keys, save_keys
-from xmempp.masks import MaskReader, davis_palette, mask_image, overlay
+from xmempp.masks.drawing import davis_palette, overlay
+from xmempp.masks.files import MaskReader, mask_image
 from xmempp.model.network import XMem
 from xmempp.model.weights import ensure_weights, load_network, weights_fingerprint
 from xmempp.outputs import (
@@ -39,6 +40,9 @@ from xmempp.outputs import (
 )
 from xmempp.session import EmptyAnnotationError, PropagatedFrame, VideoSession
 from xmempp.video import FrameFolder, open_frames
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +120,8 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
         bar.close()
         save_keys(masks_out, session.frame_keys, session.frame_names, config.size, manifest.weights, manifest.run_id)
         write_manifest(masks_out, manifest.finish(digests))
+    import pandas as pd  # only here: importing pandas costs a second that suggestions need not pay
+
     return pd.DataFrame(rows, columns=["frame", "mask_provided", "iou"])
 
 
