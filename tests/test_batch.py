@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from tests.conftest import write_palette_mask
+from tests.helpers import write_palette_mask
 from tests.tiny_datasets import write_davis, write_video
 from xmempp.cli import main
 from xmempp.outputs import read_manifest, write_manifest
