@@ -64,10 +64,12 @@ CSS = """
 #prev-frame, #next-frame { max-width: 44px; min-width: 44px; }
 #confirm-delete-object { flex-grow: 0; }
 @media (max-width: 640px) {
-  #editor { height: auto !important; }
-  #editor .image-container, #editor .pixi-target { min-height: 300px; }
-  #top-row { flex-direction: column; }
-  #run-column { order: -1; }
+  /* A phone: the picture fills the editor's width, so its tools go below the picture, not over it. */
+  #editor .toolbar-wrap { top: auto !important; bottom: 4px !important; left: 40px !important;
+    transform: none !important;
+    display: flex !important; flex-direction: row !important; }
+  #editor .toolbar-wrap .half-container { display: flex !important; flex-direction: row !important; gap: 6px;
+    width: auto !important; height: auto !important; padding: 2px 4px; }
 }
 """
 
@@ -132,7 +134,7 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
                     elem_classes="hint")
         with gr.Row(elem_id="top-row"):
             with gr.Column(scale=3):
-                editor = gr.ImageEditor(label="Annotate: paint objects (see-through), then Save annotation",
+                editor = gr.ImageEditor(label="Annotate",
                                         elem_id="editor", type="numpy", image_mode="RGBA", format="png", sources=(),
                                         transforms=(), layers=False, brush=brush(1),
                                         eraser=gr.Eraser(default_size=12), height=360)
