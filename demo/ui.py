@@ -51,7 +51,9 @@ CSS = """
 .note.ok { background: #ecfdf3; color: #14532d; }
 .note.warn { background: #fff7ed; color: #7c2d12; }
 #references .grid-container, #suggestions .grid-container { grid-template-columns: repeat(5, minmax(0, 1fr)) !important; }
-#references .thumbnail-item, #suggestions .thumbnail-item { flex-direction: column; }
+#references .thumbnail-item, #suggestions .thumbnail-item { flex-direction: column; aspect-ratio: auto !important;
+  height: auto !important; }
+#references .thumbnail-item img, #suggestions .thumbnail-item img { height: 84px !important; }
 #references .caption-label, #suggestions .caption-label { position: static !important; transform: none !important;
   background: none !important; color: inherit !important; max-width: 100% !important; padding: 2px 0 0 0 !important;
   font-size: 0.8em; text-align: center; }

@@ -470,4 +470,6 @@ def test_a_phone_screen_shows_the_editor_and_the_run_beside_propagate(browser, a
     expect_status(page, r"^Propagated 16 frames", timeout=120_000)
     thumbnail = page.locator("#references button.thumbnail-item").first
     image, caption = thumbnail.locator("img").bounding_box(), thumbnail.locator(".caption-label").bounding_box()
-    assert caption["y"] >= image["y"] + image["height"] - 1
+    item = thumbnail.bounding_box()
+    assert caption["y"] >= image["y"] + image["height"] - 1  # below the picture, not over it
+    assert caption["y"] + caption["height"] <= item["y"] + item["height"] + 1  # and not clipped
