@@ -28,7 +28,7 @@ from demo.grabcut import grabcut_mask
 from demo.layers import brush_colour, editor_value, layers_to_ids, new_strokes, thumbnail
 from demo.state import AppSettings, RunProgress, UserState
 from demo.timeline import TimelineData, frame_at, render_timeline
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, is_out_of_memory
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,10 @@ SPEED_MEMORY = 0.5  # weight of the newest run in the measured seconds per megap
 
 
 def _message(error: BaseException) -> str:
-    if isinstance(error, XMemPPError | FileNotFoundError | ValueError):
+    if isinstance(error, XMemPPError | FileNotFoundError) or is_out_of_memory(error):
         text = str(error)
+        if is_out_of_memory(error):
+            text += "; choose a smaller processing size (or start the app with a smaller --max-side)"
         return "⚠ " + (text[:1].upper() + text[1:] if text else type(error).__name__)
     log.exception("unexpected error in a handler", exc_info=error)
     return f"⚠ Something went wrong ({type(error).__name__}); your session is unchanged. Details are in the server log."

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from xmempp.errors import XMemPPError
-from xmempp.masks import davis_palette, overlay
+from xmempp.masks.drawing import davis_palette, overlay
 
 PALETTE = davis_palette()
 STROKE_OPACITY = 0.6  # brush strokes and masks handed to the editor are see-through: the object stays visible

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from xmempp.errors import XMemPPError
-from xmempp.masks import write_mask
+from xmempp.masks.files import write_mask
 from xmempp.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, open_frames
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from demo.layers import PALETTE, overlay_image
 from demo.media import Limits, load_upload, write_export_zip, write_video
 from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
-from xmempp.masks import MaskReader
+from xmempp.masks.files import MaskReader
 from xmempp.model.network import XMem
 from xmempp.session import EmptyAnnotationError, VideoSession
 from xmempp.uncertainty import FrameUncertainty

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import moving_square_frames, square_mask, write_frames, write_palette_mask
+from tests.helpers import moving_square_frames, square_mask, write_frames, write_palette_mask
 from xmempp import XMemPPError, run_on_video, select_k_next_best_annotation_candidates
-from xmempp.masks import davis_palette
+from xmempp.masks.drawing import davis_palette
 
 
 def run(frames, masks, out, network, **kwargs):

@@ -19,7 +19,7 @@ from demo.handlers import Handlers
 from demo.layers import LAYER_ALPHA, ids_to_layer, layers_to_ids, object_colour
 from demo.media import Limits, safe_member_path, write_video
 from demo.state import AppSettings, UserState
-from xmempp.masks import davis_palette
+from xmempp.masks.drawing import davis_palette
 from xmempp.model.weights import load_network, missing_weights_message, save_random_checkpoint
 
 FRAMES, HEIGHT, WIDTH = 8, 96, 128

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from tests.conftest import moving_square_frames, square_mask, write_frames
+from tests.helpers import moving_square_frames, square_mask, write_frames
 from xmempp import EmptyAnnotationError, FrameFolder, InferenceConfig, VideoSession, XMemPPError
+from xmempp.errors import OutOfMemoryError
 from xmempp.uncertainty import FrameUncertainty, ObjectMeasure, measure_probabilities
 
 SMALL = InferenceConfig(size=96)
@@ -233,3 +236,138 @@ def test_the_key_encoder_may_run_over_several_frames_at_once(network, tmp_path):
     assert (masks[0] == masks[1]).mean() >= 0.999
     # Batched convolutions may sum in another order: floating-point noise, small against the keys' range.
     assert (keys[0] - keys[1]).abs().max() <= 1e-4 * keys[0].abs().max()
+
+
+@pytest.mark.parametrize(("mask", "says"), [
+    (square_mask(1).astype(np.float32), "float32"),
+    (-square_mask(1).astype(np.int16), "ids from -1 to 0"),
+    (square_mask(1).astype(np.int32) * 300, "ids from 0 to 300"),
+    (None, "got None"),
+    (np.stack([square_mask(1)] * 3, axis=-1), r"shape \(96, 128, 3\)"),
+])
+def test_a_mask_that_is_not_integer_ids_says_what_a_mask_must_be(session, mask, says):
+    with pytest.raises(XMemPPError, match=rf"\(H, W\) array of integer object ids 0\.\.255 \(0 = background.*{says}"):
+        session.annotate(1, mask)
+    assert session.annotated_frames == []
+
+
+def test_a_boolean_mask_is_object_1(session):
+    session.annotate(1, square_mask(1) > 0)
+    assert session.objects.ids == [1]
+
+
+def test_suggestions_before_any_propagation_say_to_propagate_first(session):
+    session.annotate(0, square_mask(0))
+    with pytest.raises(XMemPPError, match="propagate first"):
+        session.suggest(k=2, min_mask_presence_percent=0)
+
+
+def test_propagate_checks_the_session_when_called_not_at_the_first_frame(session):
+    with pytest.raises(XMemPPError, match="annotate at least one frame"):
+        session.propagate()
+
+
+def test_propagate_checks_its_arguments_when_called(session):
+    session.annotate(0, square_mask(0))
+    with pytest.raises(TypeError, match="progress"):
+        session.propagate(progress=5)
+    with pytest.raises(TypeError, match="cancel"):
+        session.propagate(cancel=True)
+
+
+def test_annotating_while_a_propagation_runs_is_refused(session):
+    session.annotate(0, square_mask(0))
+    running = session.propagate()
+    next(running)
+    with pytest.raises(XMemPPError, match="while propagation runs"):
+        session.annotate(5, square_mask(5))
+    with pytest.raises(XMemPPError, match="while propagation runs"):
+        session.remove_annotation(0)
+    running.close()
+    session.annotate(5, square_mask(5))  # accepted once the run is over
+    assert session.annotated_frames == [0, 5]
+
+
+def test_an_annotation_in_progress_when_a_propagation_starts_never_breaks_it(session, monkeypatch):
+    """Another thread annotates a new object; the propagation starts while its encoding is under way."""
+    session.annotate(0, square_mask(0))
+    encoding, finish = threading.Event(), threading.Event()
+    encode = session._encode
+
+    def slow_encode(*args):
+        encoding.set()
+        finish.wait(10)
+        encode(*args)
+
+    monkeypatch.setattr(session, "_encode", slow_encode)
+    two_objects = square_mask(6)
+    two_objects[70:90, 0:30] = 2
+    annotating = threading.Thread(target=session.annotate, args=(6, two_objects))
+    annotating.start()
+    assert encoding.wait(10)
+    results, errors = [], []
+
+    def propagate() -> None:
+        try:
+            results.extend(frame.mask for frame in session.propagate())
+        except Exception as error:  # noqa: BLE001 (the test reports whatever breaks)
+            errors.append(error)
+
+    propagating = threading.Thread(target=propagate)
+    propagating.start()
+    propagating.join(0.5)  # the propagation has had time to start (and to break, without a lock)
+    finish.set()
+    annotating.join(30)
+    propagating.join(60)
+    assert errors == []
+    assert len(results) == 12 and np.array_equal(results[6], two_objects)
+
+
+def test_two_propagations_of_one_session_at_once_are_refused(session):
+    session.annotate(0, square_mask(0))
+    first = session.propagate()
+    next(first)
+    with pytest.raises(XMemPPError, match="being propagated already"):
+        next(session.propagate())
+    first.close()
+
+
+def _open_deleted_files() -> int:
+    """Open files without a name: the key file is an anonymous temporary file."""
+    fd_dir = Path("/proc/self/fd")
+    return sum(os.readlink(fd).endswith("(deleted)") for fd in fd_dir.iterdir() if fd.is_symlink())
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files through /proc")
+def test_closing_a_session_releases_its_key_file_at_once(network, tmp_path):
+    frames = FrameFolder(write_frames(tmp_path / "frames", moving_square_frames(4)))
+    before = _open_deleted_files()
+    with VideoSession(network, frames, SMALL) as session:
+        session.annotate(0, square_mask(0))
+        list(session.propagate())
+        assert _open_deleted_files() == before + 1
+    assert _open_deleted_files() == before
+    with pytest.raises(XMemPPError, match="closed"):
+        session.propagate()
+
+
+def test_closing_a_session_stops_its_running_propagation(session):
+    session.annotate(0, square_mask(0))
+    done = []
+    for frame in session.propagate():
+        done.append(frame.index)
+        if frame.index == 2:
+            session.close()
+    assert done == [0, 1, 2]
+
+
+def test_running_out_of_memory_names_the_frame_and_the_size(session, monkeypatch):
+    session.annotate(0, square_mask(0))
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory: you tried "
+                           "to allocate 9663676416 bytes.")
+
+    monkeypatch.setattr(session.network, "encode_key", no_memory)
+    with pytest.raises(OutOfMemoryError, match="propagating frame 0 at processing size 96"):
+        list(session.propagate())
