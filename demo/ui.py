@@ -51,7 +51,9 @@ CSS = """
 .note.ok { background: #ecfdf3; color: #14532d; }
 .note.warn { background: #fff7ed; color: #7c2d12; }
 #references .grid-container, #suggestions .grid-container { grid-template-columns: repeat(5, minmax(0, 1fr)) !important; }
-#references .thumbnail-item, #suggestions .thumbnail-item { flex-direction: column; }
+#references .thumbnail-item, #suggestions .thumbnail-item { flex-direction: column; aspect-ratio: auto !important;
+  height: auto !important; }
+#references .thumbnail-item img, #suggestions .thumbnail-item img { height: 84px !important; }
 #references .caption-label, #suggestions .caption-label { position: static !important; transform: none !important;
   background: none !important; color: inherit !important; max-width: 100% !important; padding: 2px 0 0 0 !important;
   font-size: 0.8em; text-align: center; }
@@ -64,10 +66,12 @@ CSS = """
 #prev-frame, #next-frame { max-width: 44px; min-width: 44px; }
 #confirm-delete-object { flex-grow: 0; }
 @media (max-width: 640px) {
-  #editor { height: auto !important; }
-  #editor .image-container, #editor .pixi-target { min-height: 300px; }
-  #top-row { flex-direction: column; }
-  #run-column { order: -1; }
+  /* A phone: the picture fills the editor's width, so its tools go below the picture, not over it. */
+  #editor .toolbar-wrap { top: auto !important; bottom: 4px !important; left: 40px !important;
+    transform: none !important;
+    display: flex !important; flex-direction: row !important; }
+  #editor .toolbar-wrap .half-container { display: flex !important; flex-direction: row !important; gap: 6px;
+    width: auto !important; height: auto !important; padding: 2px 4px; }
 }
 """
 
@@ -132,7 +136,7 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
                     elem_classes="hint")
         with gr.Row(elem_id="top-row"):
             with gr.Column(scale=3):
-                editor = gr.ImageEditor(label="Annotate: paint objects (see-through), then Save annotation",
+                editor = gr.ImageEditor(label="Annotate",
                                         elem_id="editor", type="numpy", image_mode="RGBA", format="png", sources=(),
                                         transforms=(), layers=False, brush=brush(1),
                                         eraser=gr.Eraser(default_size=12), height=360)

@@ -139,7 +139,7 @@ def picture_box(page) -> dict:
     box = canvas.bounding_box()
     pixels = np.asarray(Image.open(io.BytesIO(page.screenshot(clip=box))).convert("RGB")).astype(int)
     dark = pixels.sum(axis=2) < 600
-    columns, rows = np.flatnonzero(dark.mean(axis=0) > 0.6), np.flatnonzero(dark.mean(axis=1) > 0.6)
+    columns, rows = np.flatnonzero(dark.mean(axis=0) > 0.3), np.flatnonzero(dark.mean(axis=1) > 0.3)
     scale_x, scale_y = box["width"] / pixels.shape[1], box["height"] / pixels.shape[0]
     return {"x": box["x"] + columns[0] * scale_x, "y": box["y"] + rows[0] * scale_y,
             "width": (columns[-1] + 1 - columns[0]) * scale_x, "height": (rows[-1] + 1 - rows[0]) * scale_y}
@@ -331,7 +331,9 @@ def test_the_whole_loop_in_a_browser(page):
     editor_ready(page)
     shot(page, "05-suggestion-in-editor")
 
-    page.locator("#object label", has_text="Object 2").click()
+    page.click("#add-object")
+    expect(page.locator("#object-name :is(input, textarea)")).to_have_value("Object 2")
+    page.wait_for_timeout(1000)  # the brush arrives in two updates (see demo/ui.py)
     editor_ready(page)
     paint(page, (0.55, 0.6), (0.65, 0.7))
     page.click("#save-annotation")
@@ -361,20 +363,113 @@ def test_the_whole_loop_in_a_browser(page):
     assert "overlay.mp4" in names
 
 
-def test_stop_ends_a_run_and_keeps_the_frames_done(page):
-    from playwright.sync_api import expect
+@pytest.fixture
+def browser(app_url):
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=30_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+        yield browser
+        browser.close()
+
+
+def visitor(browser, app_url, **options):
+    page = browser.new_context(**{"viewport": {"width": 1280, "height": 800}, **options}).new_page()
+    page.set_default_timeout(60_000)
+    page.goto(app_url)
     page.click("#example")
     expect_status(page, r"^Loaded the example clip")
     editor_ready(page)
+    return page
+
+
+def annotate_frame_0(page) -> None:
     paint(page, (0.3, 0.35), (0.45, 0.5))
     page.click("#save-annotation")
     expect_status(page, r"^Saved the annotation of frame 0")
-    page.click("#propagate")
-    expect(page.locator("#progress")).to_contain_text(re.compile(rf"[1-9] / {MAX_FRAMES} frames"))
-    page.click("#stop")
-    status = expect_status(page, r"^Stopped after \d+ of")
-    done = int(re.match(r"Stopped after (\d+) of", status).group(1))
-    assert 1 <= done < MAX_FRAMES and "the frames done are kept" in status
-    expect(page.locator("#progress")).to_contain_text(f"stopped: {done} / {MAX_FRAMES} frames done")
-    shot(page, "10-stopped")
+
+
+def test_runs_say_where_they_stand_and_stop_keeps_the_previous_masks(browser, app_url):
+    """A second visitor's Propagate shows its place in the queue within 2 s; Stop keeps the previous run's masks
+    for frames not reached; the viewer follows the editor's frame; the timeline shows the run; loading another
+    video keeps unexported work."""
+    from playwright.sync_api import expect
+
+    first, second = visitor(browser, app_url), visitor(browser, app_url)
+    annotate_frame_0(first)
+    annotate_frame_0(second)
+    first.locator("#size label", has_text="480").click()  # a slow run (the clip at 720x480) holds the model
+    expect_status(first, r"^Processing size 480")
+    first.click("#propagate")
+    expect(first.locator("#progress")).to_contain_text(re.compile(r"[1-9] / 16 frames"), timeout=120_000)
+    asked = time.monotonic()
+    second.click("#propagate")
+    expect(second.locator("#progress")).to_contain_text("Waiting for the model: 1 run(s) ahead of yours",
+                                                        timeout=5_000)
+    assert time.monotonic() - asked < 2.5
+    shot(second, "13-queued")
+    first.click("#stop")
+    status = expect_status(first, r"^Stopped after \d+ of 16 frames")
+    expect_status(second, r"^Propagated 16 frames")
+    expect(second.locator("#viewer")).to_contain_text("Result · frame 0")
+    second.close()
+
+    first.locator("#size label", has_text="96").click()
+    expect_status(first, r"^Processing size 96")
+    first.click("#propagate")
+    expect_status(first, r"^Propagated 16 frames", timeout=120_000)
+    open_frame_by_typing(first, 5)
+    expect(first.locator("#viewer")).to_contain_text("Result · frame 5")
+    first.locator("#size label", has_text="480").click()
+    expect_status(first, r"^Processing size 480")
+    first.click("#propagate")
+    expect(first.locator("#progress")).to_contain_text(re.compile(r"[1-9] / 16 frames"), timeout=120_000)
+    first.click("#stop")
+    status = expect_status(first, r"^Stopped after \d+ of 16 frames")
+    assert "keep the previous run's masks" in status, status
+    open_frame_by_typing(first, 15)
+    expect(first.locator("#viewer")).to_contain_text("Result · frame 15 · from the previous run")
+    expect(first.locator("#editor-message")).to_contain_text("kept from the previous run")
+    assert first.locator("#timeline img").get_attribute("src")
+    shot(first, "14-stopped-rerun")
+
+    first.click("#example")
+    expect_status(first, r"Your unexported work on the previous video is kept in previous-work-1.zip")
+    expect(first.locator("#download a[href*='previous-work-1.zip']")).to_have_count(1)
+
+
+def test_a_phone_screen_shows_the_editor_and_the_run_beside_propagate(browser, app_url):
+    """At 390x844: the editor's picture and toolbar fit the screen without covering each other; Propagate and
+    the run's progress are on screen together; no idle progress bar; gallery captions below their thumbnails."""
+    from playwright.sync_api import expect
+
+    page = visitor(browser, app_url, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    shot(page, "15-phone-loaded")
+    expect(page.locator("#progress progress")).to_have_count(0)
+    canvas = page.locator("#editor .pixi-target canvas")
+    canvas.scroll_into_view_if_needed()
+    picture = picture_box(page)
+    tools = page.locator("#editor button[aria-label=Brush]").bounding_box()
+    label = page.locator("#editor label, #editor [data-testid=block-label]").first.bounding_box()
+    editor, panel = page.locator("#editor").bounding_box(), page.locator("#editor .top-panel").bounding_box()
+    assert picture["x"] >= 0 and picture["x"] + picture["width"] <= 390
+    assert tools["x"] >= editor["x"] and tools["y"] + tools["height"] <= editor["y"] + editor["height"]
+    assert label["x"] + label["width"] <= panel["x"], (label, panel)  # the label is not cut by the toolbar
+    assert tools["x"] + tools["width"] <= picture["x"] or tools["y"] >= picture["y"] + picture["height"] \
+        or tools["y"] + tools["height"] <= picture["y"], (tools, picture)
+    assert label["y"] + label["height"] <= picture["y"] + 1, (label, picture)
+    annotate_frame_0(page)
+    page.locator("#propagate").scroll_into_view_if_needed()
+    page.locator("#propagate").tap()
+    expect(page.locator("#progress")).to_contain_text(re.compile(r"\d+ / 16 frames"), timeout=120_000)
+    button, progress = page.locator("#propagate").bounding_box(), page.locator("#progress").bounding_box()
+    assert button["y"] >= 0 and progress["y"] + progress["height"] <= 844
+    shot(page, "16-phone-propagating")
+    expect_status(page, r"^Propagated 16 frames", timeout=120_000)
+    thumbnail = page.locator("#references button.thumbnail-item").first
+    image, caption = thumbnail.locator("img").bounding_box(), thumbnail.locator(".caption-label").bounding_box()
+    item = thumbnail.bounding_box()
+    assert caption["y"] >= image["y"] + image["height"] - 1  # below the picture, not over it
+    assert caption["y"] + caption["height"] <= item["y"] + item["height"] + 1  # and not clipped

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from xmempp.masks import first_argmax
+from xmempp.masks.ids import first_argmax
 
 UNSURE_BELOW = 0.75  # a pixel whose winning probability is below this counts as unsure
 
