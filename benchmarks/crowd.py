@@ -328,7 +328,7 @@ async def crowd(browser, server: Server, args, out: Path) -> dict:
     clock = time.monotonic()
     frame_counts: dict[str, int] = {}
 
-    async def visit(visitor: Visitor, last: bool) -> None:
+    async def visit(visitor: Visitor) -> None:
         await open_app(browser, server.url, visitor.name, visitor)
         picture = await load_example(visitor)
         frame_counts[visitor.name] = frames_in(await status_value(visitor.page))
@@ -336,14 +336,14 @@ async def crowd(browser, server: Server, args, out: Path) -> dict:
         await annotate(visitor, picture)
         await choose_size(visitor, args.size)
         visitor.times["annotated"] = time.monotonic() - clock
-        status = await propagate(visitor, out, "crowd-waiting-" + visitor.name if last else None, clock)
+        status = await propagate(visitor, out, "crowd-waiting-" + visitor.name, clock)
         if not status.startswith("Propagated"):
             visitor.errors.append(f"propagation ended with: {status}")
             return
         data = await export(visitor, clock)
         visitor.check = check_zip(data, visitor.cell, frame_counts[visitor.name])
 
-    results = await asyncio.gather(*(visit(v, i == len(visitors) - 1) for i, v in enumerate(visitors)),
+    results = await asyncio.gather(*(visit(v) for v in visitors),
                                    return_exceptions=True)
     finished = time.monotonic() - clock
     for visitor, result in zip(visitors, results, strict=True):
@@ -409,11 +409,13 @@ async def tab_closed_mid_run(browser, server: Server, args, out: Path) -> dict:
             visitor.check = check_zip(await export(visitor, clock), visitor.cell, frames)
         results.append({"name": visitor.name, "status": status, "times_s": {k: round(t, 1) for k, t in visitor.times.items()},
                         "zip": visitor.check, "errors": visitor.errors})
-    next_start = others[0].times.get("propagate_started")
+    starts = [v.times["propagate_started"] for v in others if "propagate_started" in v.times]
+    closer_folder_gone = len(server.session_folders()) == len(others)
     for visitor in others:
         await visitor.context.close()
     return {"queued_before_close": queued, "closed_at_s": round(closed_at, 1),
-            "next_run_started_after_close_s": None if next_start is None else round(next_start - closed_at, 1),
+            "next_run_started_after_close_s": round(min(starts) - closed_at, 1) if starts else None,
+            "closer_session_folder_gone": closer_folder_gone,
             "others": results, "others_ok": all(v.check.get("ok") for v in others),
             "log_after_close": _log_tail(server.log_path, 15)}
 
@@ -441,6 +443,11 @@ async def server_restart(browser, server: Server, args, out: Path) -> dict:
     await visitor.page.screenshot(path=str(out / "restart-after-kill.png"))
     restart_s = server.start()
     stale_removed = not any(root.exists() for root in old_roots)
+    await asyncio.sleep(5)  # the page reconnects on its own; its session's state is gone with the old server
+    await visitor.page.click("#propagate")
+    await asyncio.sleep(3)
+    propagate_without_reload = await page_texts(visitor.page)
+    await visitor.page.screenshot(path=str(out / "restart-propagate-without-reload.png"))
     await visitor.page.reload()
     async with visitor.page.expect_file_chooser() as chooser:
         await visitor.page.click("#upload")
@@ -453,6 +460,7 @@ async def server_restart(browser, server: Server, args, out: Path) -> dict:
     await visitor.context.close()
     return {"first_export": before, "left_by_the_kill": killed_left, "page_after_kill": shown_after_kill,
             "restart_s": round(restart_s, 1), "stale_work_root_removed_on_restart": stale_removed,
+            "propagate_pressed_after_restart_without_reload": propagate_without_reload,
             "status_after_upload": resumed, "propagation_after_resume": status, "export_after_resume": after}
 
 
