@@ -52,6 +52,7 @@ from xmempp.model.weights import save_random_checkpoint  # noqa: E402
 EXAMPLE = ROOT / "examples" / "shapes.mp4"
 BROWSER_ARGS = ["--no-sandbox", "--use-angle=swiftshader", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+TIMER = re.compile(r"\b\d+(?:\.\d+)?(?:/\d+(?:\.\d+)?)?s\b")  # Gradio's elapsed/estimated seconds
 STEP_TIMEOUT_MS = 30 * 60_000  # a visitor may wait behind five others' runs on a busy 2-core machine
 QUEUE_TEXT = re.compile(r"queue[^\n]{0,40}?\d+\s*/\s*\d+|position\s*\d+|\d+\s*(?:run|visitor|person|people)s?\s+"
                         r"(?:ahead|before|waiting)|waiting[^\n]{0,60}", re.IGNORECASE)
@@ -244,12 +245,28 @@ async def choose_size(visitor: Visitor, size: int) -> None:
     await wait_status(visitor.page, rf"^Processing size {size} px")
 
 
+VISIBLE_TEXTS = """(root) => {
+    // Texts a person can see: Gradio keeps hidden loading overlays (with their queue text) in the page.
+    const texts = [];
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const element = node.parentElement;
+        const box = element.getBoundingClientRect();
+        if (node.textContent.trim() && box.width > 0 && box.height > 0
+                && element.checkVisibility({opacityProperty: true, visibilityProperty: true})) {
+            texts.push(node.textContent.trim());
+        }
+    }
+    return texts.join(" ");
+}"""
+
+
 async def page_texts(page) -> tuple[str, str, str]:
-    """(status, the Propagate area's progress text, any queue text anywhere on the page)."""
+    """(status, the visible text of the Propagate area's progress, any visible queue text on the page)."""
     status = await status_value(page)
-    progress = (await page.locator("#progress").inner_text()).strip()
-    body = await page.evaluate("() => document.body.innerText")
-    queue = " | ".join(dict.fromkeys(m.group(0).strip() for m in QUEUE_TEXT.finditer(body)))
+    visible = await page.locator("body").evaluate(VISIBLE_TEXTS)
+    progress = await page.locator("#progress").evaluate(VISIBLE_TEXTS)
+    queue = " | ".join(dict.fromkeys(m.group(0).strip() for m in QUEUE_TEXT.finditer(visible)))
     return status, progress, queue
 
 
@@ -267,7 +284,7 @@ async def propagate(visitor: Visitor, out: Path, shot_name: str | None = None, s
             return ""
         started = status.startswith("Propagating") or "frames/s" in progress
         if "propagate_started" not in visitor.times and not started:
-            seen = f"status: {status!r}; progress: {progress!r}; queue text: {queue!r}"
+            seen = TIMER.sub("…s", f"status: {status!r}; progress: {progress!r}; queue text: {queue!r}")
             if seen not in visitor.waiting_texts:
                 visitor.waiting_texts.append(seen)
             visitor.queue_seen = visitor.queue_seen or bool(queue)
@@ -277,6 +294,10 @@ async def propagate(visitor: Visitor, out: Path, shot_name: str | None = None, s
                 shot_taken = True
         if started and "propagate_started" not in visitor.times:
             visitor.times["propagate_started"] = time.monotonic() - start_clock
+        running = time.monotonic() - start_clock - visitor.times.get("propagate_started", math.inf)
+        if shot_name and running > 3 and not visitor.times.get("running_shot"):
+            await page.screenshot(path=str(out / f"{shot_name.replace('waiting', 'running')}.png"))
+            visitor.times["running_shot"] = time.monotonic() - start_clock
         if status.startswith("Propagated") or status.startswith("Stopped") or status.startswith("⚠"):
             visitor.times["propagate_done"] = time.monotonic() - start_clock
             return status
@@ -453,6 +474,8 @@ async def server_restart(browser, server: Server, args, out: Path) -> dict:
         await visitor.page.click("#upload")
     await (await chooser.value).set_files([str(EXAMPLE), str(zip_path)])
     resumed = await wait_status(visitor.page, r"^Loaded|^⚠", 10 * 60_000)
+    await editor_ready(visitor.page)
+    await asyncio.sleep(2)
     await visitor.page.screenshot(path=str(out / "restart-resumed.png"))
     await choose_size(visitor, args.size)
     status = await propagate(visitor, out)

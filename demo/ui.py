@@ -113,7 +113,8 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
         suggestions.select(handlers.select_suggestion, [state], [frame, editor, viewer, status], **quiet)
         size.change(handlers.set_size, [state, size], [suggestions, status], **quiet)
         propagate.click(handlers.propagate, [state, k], [viewer, progress, video, suggestions, status],
-                        concurrency_id="propagation", concurrency_limit=settings.max_runs, show_progress="hidden")
+                        concurrency_id="propagation", concurrency_limit=settings.max_runs,
+                        show_progress_on=[progress])  # its loading overlay shows the queue position
         stop.click(handlers.stop, [state], [status], concurrency_limit=None, show_progress="hidden")
         k.release(handlers.suggest, [state, k], [suggestions, status], **quiet)
         export.click(handlers.export, [state], [download, status], show_progress_on=[status])
