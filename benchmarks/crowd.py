@@ -469,7 +469,7 @@ async def server_restart(browser, server: Server, args, out: Path) -> dict:
     await asyncio.sleep(3)
     propagate_without_reload = await page_texts(visitor.page)
     await visitor.page.screenshot(path=str(out / "restart-propagate-without-reload.png"))
-    await visitor.page.reload()
+    # as the message says: upload the video with the zip, on the same page (no reload)
     async with visitor.page.expect_file_chooser() as chooser:
         await visitor.page.click("#upload")
     await (await chooser.value).set_files([str(EXAMPLE), str(zip_path)])
