@@ -14,8 +14,8 @@ Starts `app.py --max-runs 1` with random weights (the masks mean nothing) on --p
 2. tab closed mid-propagation: three visitors; the first closes its context while its run is going and the
    others wait; recorded: seconds until the next run starts, and the others' results checked as above.
 3. server restarted mid-session: a visitor exports, propagates again, the server is killed (SIGKILL) mid-run and
-   started again; on the same page (no reload) Propagate says the session is gone, and the visitor uploads the
-   example video together with its zip: its reference comes back and propagates. Also checked: the killed server's work root is removed by the new one.
+   started again; Propagate is pressed on that page (what it says is recorded), then the visitor uploads the
+   example video together with its zip on the same page: its reference comes back and propagates. Also checked: the killed server's work root is removed by the new one.
 
 Results go to --out (default artifacts/crowd/): results.json, screenshots, the server logs.
 """
