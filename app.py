@@ -7,6 +7,7 @@ import atexit
 import logging
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from xmempp.model.weights import ensure_weights, find_weights, load_network, mis
 log = logging.getLogger("xmempp.app")
 ROOT = Path(__file__).resolve().parent
 EXAMPLE = ROOT / "examples" / "shapes.mp4"
+WORK_ROOT_PREFIX = "xmempp-app-"  # then the server's process id: xmempp-app-<pid>-<random>
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,6 +58,47 @@ def load_shared_network(weights: str | None, device: str | None) -> tuple[object
     return load_network(path, device), ""
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_work_roots(parent: Path) -> list[Path]:
+    """Delete the work roots of app servers that died without cleaning up (killed, crashed); returns them.
+
+    A server removes its own work root when it exits; a killed one cannot, and every visitor's frames stay behind.
+    """
+    removed = []
+    for folder in parent.glob(f"{WORK_ROOT_PREFIX}*-*"):
+        pid = folder.name[len(WORK_ROOT_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def make_work_root() -> Path:
+    """This server's folder for every session's files (under $TMPDIR), deleted when the server exits."""
+    parent = Path(tempfile.gettempdir())
+    for folder in remove_stale_work_roots(parent):
+        log.info("removed %s, left by a server that is no longer running", folder)
+    work_root = Path(tempfile.mkdtemp(prefix=f"{WORK_ROOT_PREFIX}{os.getpid()}-", dir=parent))
+    atexit.register(shutil.rmtree, work_root, ignore_errors=True)
+    # A stopped server (SIGTERM, as a Space restart sends) would otherwise die without running atexit.
+    signal.signal(signal.SIGTERM, _interrupt)
+    log.info("session files go to %s", work_root)
+    return work_root
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # Gradio's launch ends on it, closing its server; then atexit cleans up
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
@@ -63,8 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         network, message = load_shared_network(args.weights, args.device)
     except (XMemPPError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
-    work_root = Path(tempfile.mkdtemp(prefix="xmempp-app-"))
-    atexit.register(shutil.rmtree, work_root, ignore_errors=True)
+    work_root = make_work_root()
     settings = AppSettings(network=network, weights_message=message, work_root=work_root, example=EXAMPLE,
                            limits=Limits(args.max_frames, args.max_side, args.max_upload_mb), size=args.size,
                            max_runs=args.max_runs)

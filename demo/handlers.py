@@ -224,7 +224,10 @@ class Handlers:
 
     def _require(self, state: UserState | None) -> UserState:
         if state is None or not state.loaded:
-            raise XMemPPError("load a video first: upload one or press the example button")
+            # A page that still shows a video but has no state here outlived a server restart.
+            raise XMemPPError("load a video first: upload one or press the example button. If this page already "
+                              "showed your video, the app was restarted and this session is gone: upload the video "
+                              "together with your exported zip to continue from it")
         return state
 
     # ----- loading ------------------------------------------------------------------------------------------

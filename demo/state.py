@@ -125,8 +125,12 @@ class UserState:
         return self._dir
 
     def close(self) -> None:
-        """Stop any run and delete this session's files."""
+        """Stop any run, delete this session's files and let go of its video, masks and engine session."""
         self.cancel.set()
+        # Gradio keeps a closed tab's state object for up to an hour: drop what is large in it now.
+        if self.session is not None:
+            self.session.close()
+        self.session, self.frames, self.video, self.suggested = None, None, None, []
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 import app
@@ -48,3 +56,42 @@ def test_the_ui_builds_without_weights(tmp_path):
     assert {"upload", "example", "frame", "editor", "object", "save-annotation", "references", "propagate", "k",
             "suggestions", "export", "download", "status"} <= ids
     assert app.EXAMPLE.is_file() and app.EXAMPLE.stat().st_size < 500_000
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_work_roots_of_servers_no_longer_running_are_removed(tmp_path):
+    dead = tmp_path / f"xmempp-app-{_dead_pid()}-abc"
+    (dead / "session-x").mkdir(parents=True)
+    ours = tmp_path / f"xmempp-app-{os.getpid()}-def"
+    living = tmp_path / f"xmempp-app-{os.getppid()}-ghi"
+    unnamed = tmp_path / "xmempp-app-old"
+    for folder in (ours, living, unnamed):
+        folder.mkdir()
+    assert app.remove_stale_work_roots(tmp_path) == [dead]
+    assert not dead.exists() and ours.is_dir() and living.is_dir() and unnamed.is_dir()
+
+
+@pytest.mark.slow
+def test_a_stopped_server_deletes_its_work_root(tmp_path, checkpoint):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "TMPDIR": str(tmp_path), "XMEMPP_OFFLINE": "1", "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    server = subprocess.Popen([sys.executable, str(Path(app.__file__)), "--weights", str(checkpoint), "--device", "cpu"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob("xmempp-app-*")) and time.monotonic() < deadline and server.poll() is None:
+            time.sleep(0.2)
+        assert list(tmp_path.glob(f"xmempp-app-{server.pid}-*")), "the server made no work root"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) is not None
+    finally:
+        server.kill()
+    assert not list(tmp_path.glob("xmempp-app-*"))

@@ -380,6 +380,27 @@ def test_an_error_in_one_session_leaves_another_alone(handlers, tmp_path):
     assert not first_dir.exists() and second.work_dir.exists()
 
 
+def test_a_closed_session_lets_go_of_its_video_masks_and_engine_session(handlers):
+    state = annotated(handlers)
+    run(handlers, state)
+    work_dir = state.work_dir
+    Handlers.close_state(state)
+    assert state.session is None and state.frames is None and not state.results and not state.suggested
+    assert not work_dir.exists()
+
+
+def test_a_tab_closed_mid_run_ends_the_run_and_writes_nothing_after(handlers):
+    state = annotated(handlers)
+    work_dir = state.work_dir
+    outputs = []
+    for output in handlers.propagate(state, 3):
+        outputs.append(output)
+        if len(outputs) == 3:
+            Handlers.close_state(state)
+    assert len(outputs) < FRAMES
+    assert not work_dir.exists()
+
+
 # ----- export and resume ------------------------------------------------------------------------------------------
 def test_export_holds_davis_masks_the_users_annotations_and_an_h264_video(handlers, tmp_path):
     state = annotated(handlers)
