@@ -523,6 +523,8 @@ class Handlers:
         finally:
             with self._tickets_lock:
                 self._tickets.pop(id(state), None)
+        if not state.loaded:  # the tab closed during the run: nothing is left to show or to write
+            return
         if last is None:
             yield skip, progress_html(), skip, skip, skip, skip, "Stopped before the first frame; nothing changed."
             return
