@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import gradio as gr
 
+from demo.clicks import HELP_LINE, ClickControls
 from demo.handlers import Handlers, brush, progress_html
 from demo.layers import hex_colour
 from demo.media import UPLOAD_SUFFIXES
 from demo.state import AppSettings
 
-HELP = """
+HELP = f"""
 **How it works.** 1. Upload a video (or a .zip of frames) or press *Example*. 2. Pick a frame with the slider,
 choose an object and paint it (one colour per object; the eraser and undo are in the editor's toolbar). For a
 quick start draw a rough box or scribble over the object and press *GrabCut*, then correct. Press *Save annotation*:
@@ -20,6 +21,8 @@ your own annotations (`UserAnnotations/`) and the overlay video.
 
 **Resume a session:** upload the same video *together with* the exported zip (select both files): your references
 come back from `UserAnnotations/` and the results from `Annotations/`.
+
+{HELP_LINE}
 
 **Processing size:** 480 px (short side) is XMem++'s setting; 360 and 240 run faster on CPU, with coarser masks.
 """
@@ -60,6 +63,7 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
                     "together with an exported zip. See Help at the bottom.", elem_classes="hint")
         with gr.Row():
             with gr.Column(scale=3):
+                clicks = ClickControls(settings.prompt_model, settings.prompt_message, settings.num_objects)
                 editor = gr.ImageEditor(label="Annotate (paint objects, then Save annotation)", elem_id="editor",
                                         type="numpy", image_mode="RGBA", format="png", sources=(), transforms=(),
                                         brush=brush(1), eraser=gr.Eraser(default_size=12), height=380)
@@ -99,6 +103,7 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
         with gr.Accordion("Help", open=False):
             gr.Markdown(HELP)
 
+        clicks.wire(editor, obj)
         loaded = [state, frame, editor, viewer, references, suggestions, video, download, progress, status]
         quiet = {"show_progress": "hidden"}
         upload.upload(handlers.load_files, [state, upload], loaded, show_progress_on=[status])
