@@ -99,7 +99,7 @@ def apply_object_mask(ids: np.ndarray, object_id: int, mask: np.ndarray) -> np.n
 def click_picture(rgb: np.ndarray, ids: np.ndarray, prompts: dict[int, ObjectPrompts]) -> np.ndarray:
     """The frame with its objects' masks and every object's markers: + and − points, box, a box's first corner."""
     picture = np.ascontiguousarray(overlay_image(rgb, ids if ids.any() else None))
-    radius = max(4, round(min(rgb.shape[:2]) / 60))
+    radius = max(5, round(min(rgb.shape[:2]) / 40))
     for object_id, prompt in prompts.items():
         colour = object_colour(object_id)
         if prompt.box is not None:
@@ -147,45 +147,48 @@ class ClickControls:
                 self.clear = gr.Button("Clear points", elem_id="click-clear", size="sm", scale=1)
             self.message = gr.Markdown("", elem_id="click-status")
 
-    def wire(self, editor: gr.ImageEditor, object_picker: gr.Radio) -> None:
-        """Connect to the annotation editor and the object choice (events write to the editor quietly)."""
+    def wire(self, editor: gr.ImageEditor, object_picker: gr.Radio, app_state: gr.State, frame: gr.Slider) -> None:
+        """Connect to the annotation editor, the object choice, and the app's state and frame number (whose
+        `frame(i)` and `mask(i)` give a frame and what the editor was last given for it)."""
         quiet = {"show_progress": "hidden"}
+        # The editor can leave an event that writes to it pending in the browser, and an event's default
+        # trigger mode ignores its trigger while pending: every click must count.
+        each = {"concurrency_id": "clicks", "trigger_mode": "multiple", **quiet}
+        where = [app_state, frame, editor]
         outputs = [self.state, editor, self.picture, self.message]
-        self.mode.change(self.toggle, [self.mode, self.state, editor], [self.panel, self.state, self.picture,
-                                                                      self.message], **quiet)
-        self.picture.select(self.click, [self.state, editor, object_picker, self.kind], outputs,
-                            concurrency_id="clicks", **quiet)
-        self.undo.click(self.undo_last, [self.state, editor, object_picker], outputs, concurrency_id="clicks", **quiet)
-        self.clear.click(self.clear_object, [self.state, editor, object_picker], outputs, concurrency_id="clicks",
-                         **quiet)
+        self.mode.change(self.toggle, [self.mode, self.state, *where], [self.panel, self.state, self.picture,
+                                                                        self.message], **quiet)
+        self.picture.select(self.click, [self.state, *where, object_picker, self.kind], outputs, **each)
+        self.undo.click(self.undo_last, [self.state, *where, object_picker], outputs, **each)
+        self.clear.click(self.clear_object, [self.state, *where, object_picker], outputs, **each)
         # A new frame, a gallery pick or a brush stroke changes the editor: the picture follows it.
-        editor.change(self.refresh, [self.mode, self.state, editor], [self.picture], trigger_mode="always_last",
+        editor.change(self.refresh, [self.mode, self.state, *where], [self.picture], trigger_mode="always_last",
                       **quiet)
 
     # ----- handlers (each returns its outputs in the order `wire` gives them) ---------------------------
-    def toggle(self, on: bool, state: ClickState | None, value: dict | None) -> tuple:
+    def toggle(self, on: bool, state: ClickState | None, app: Any, index: float, value: dict | None) -> tuple:
         """Outputs: panel, state, picture, message."""
         if not on or self.model is None:
             return gr.Column(visible=False), state, gr.skip(), gr.skip()
         state = state or ClickState(self.model)
         try:
-            rgb, ids = self._editor_frame(value)
+            rgb, ids = self._editor_frame(app, index, value)
         except XMemPPError as error:
             return gr.Column(visible=True), state, None, f"⚠ {error}"
         return (gr.Column(visible=True), state, click_picture(rgb, ids, state.prompts(rgb)),
                 "Pick the object, then click on it.")
 
-    def refresh(self, on: bool, state: ClickState | None, value: dict | None) -> Any:
+    def refresh(self, on: bool, state: ClickState | None, app: Any, index: float, value: dict | None) -> Any:
         """Output: picture (unchanged while the click mode is off)."""
         if not on or state is None:
             return gr.skip()
         try:
-            rgb, ids = self._editor_frame(value)
+            rgb, ids = self._editor_frame(app, index, value)
         except XMemPPError:
             return None
         return click_picture(rgb, ids, state.prompts(rgb))
 
-    def click(self, state: ClickState | None, value: dict | None, object_id: int, kind: str,
+    def click(self, state: ClickState | None, app: Any, index: float, value: dict | None, object_id: int, kind: str,
               evt: gr.SelectData) -> tuple:
         """Outputs: state, editor, picture, message."""
         x, y = (float(v) for v in evt.index)
@@ -201,9 +204,9 @@ class ClickControls:
             prompt.corner = None
             return ""
 
-        return self._update(state, value, int(object_id), add)
+        return self._update(state, app, index, value, int(object_id), add)
 
-    def undo_last(self, state: ClickState | None, value: dict | None, object_id: int) -> tuple:
+    def undo_last(self, state: ClickState | None, app: Any, index: float, value: dict | None, object_id: int) -> tuple:
         """Outputs: state, editor, picture, message. Drops the chosen object's last point, box or first corner."""
 
         def undo(prompt: ObjectPrompts) -> str:
@@ -215,9 +218,10 @@ class ClickControls:
                 return "Nothing to undo for this object on this frame."
             return ""
 
-        return self._update(state, value, int(object_id), undo)
+        return self._update(state, app, index, value, int(object_id), undo)
 
-    def clear_object(self, state: ClickState | None, value: dict | None, object_id: int) -> tuple:
+    def clear_object(self, state: ClickState | None, app: Any, index: float, value: dict | None,
+                     object_id: int) -> tuple:
         """Outputs: state, editor, picture, message. The object's pixels go back to what they were before."""
 
         def clear(prompt: ObjectPrompts) -> str:
@@ -225,16 +229,17 @@ class ClickControls:
             prompt.corner = None
             return ""
 
-        return self._update(state, value, int(object_id), clear)
+        return self._update(state, app, index, value, int(object_id), clear)
 
     # ----- shared steps ------------------------------------------------------------------------------------
-    def _update(self, state: ClickState | None, value: dict | None, object_id: int, change) -> tuple:
+    def _update(self, state: ClickState | None, app: Any, index: float, value: dict | None, object_id: int,
+                change) -> tuple:
         """Apply `change` to the object's prompts, segment, and put the result in the editor and the picture."""
         if self.model is None:
             return state, gr.skip(), gr.skip(), NO_WEIGHTS
         state = state or ClickState(self.model)
         try:
-            rgb, ids = self._editor_frame(value)
+            rgb, ids = self._editor_frame(app, index, value)
             frame_prompts = state.prompts(rgb)
             prompt = frame_prompts.get(object_id) or ObjectPrompts(before=ids == object_id)
             note = change(prompt)
@@ -254,13 +259,20 @@ class ClickControls:
         message = note or self._describe(object_id, prompt, int((ids == object_id).sum()))
         return state, editor_value(rgb, ids), click_picture(rgb, ids, frame_prompts), message
 
-    def _editor_frame(self, value: dict | None) -> tuple[np.ndarray, np.ndarray]:
-        """The editor's frame as (H, W, 3) RGB and its painted pixels as object ids."""
-        background = None if value is None else value.get("background")
-        if background is None:
+    def _editor_frame(self, app: Any, index: float, value: dict | None) -> tuple[np.ndarray, np.ndarray]:
+        """The frame being annotated as (H, W, 3) RGB, and the editor's pixels as object ids.
+
+        The browser sends the editor's picture only once it holds one of its own (a stroke, a click's layer);
+        until then the editor shows what the app gave it for this frame, which `app.mask` still holds.
+        """
+        if app is None or not getattr(app, "loaded", False):
             raise XMemPPError("load a video and pick a frame first")
-        rgb = np.ascontiguousarray(np.asarray(background)[..., :3])
-        return rgb, layers_to_ids(value, rgb.shape[:2], self.num_objects)
+        rgb = app.frame(int(index))
+        background = None if value is None else value.get("background")
+        if background is not None and np.asarray(background).shape[:2] == rgb.shape[:2]:
+            return rgb, layers_to_ids(value, rgb.shape[:2], self.num_objects)
+        shown = app.mask(int(index))
+        return rgb, np.zeros(rgb.shape[:2], np.uint8) if shown is None else shown.astype(np.uint8)
 
     @staticmethod
     def _describe(object_id: int, prompt: ObjectPrompts, pixels: int) -> str:

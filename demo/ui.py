@@ -103,7 +103,7 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
         with gr.Accordion("Help", open=False):
             gr.Markdown(HELP)
 
-        clicks.wire(editor, obj)
+        clicks.wire(editor, obj, state, frame)
         loaded = [state, frame, editor, viewer, references, suggestions, video, download, progress, status]
         quiet = {"show_progress": "hidden"}
         upload.upload(handlers.load_files, [state, upload], loaded, show_progress_on=[status])

@@ -54,6 +54,24 @@ def editor(ids: np.ndarray | None = None) -> dict:
     return {"background": background, "layers": [layer], "composite": None}
 
 
+class ShownFrame:
+    """The app's side: the frame being annotated and what the editor was given for it."""
+
+    loaded = True
+
+    def __init__(self, shown: np.ndarray | None = None):
+        self.shown = shown
+
+    def frame(self, index: int) -> np.ndarray:
+        return frame()
+
+    def mask(self, index: int) -> np.ndarray | None:
+        return self.shown
+
+
+APP = ShownFrame()
+
+
 def at(x: float, y: float) -> SimpleNamespace:
     return SimpleNamespace(index=[x, y])
 
@@ -69,7 +87,7 @@ def fixed_mask(state: ClickState, mask: np.ndarray, calls: list | None = None) -
 
 
 def test_a_click_makes_the_chosen_objects_layer_in_the_editor(controls, prompt_model):
-    state, value, picture, message = controls.click(None, editor(), 3, POSITIVE, at(40, 30))
+    state, value, picture, message = controls.click(None, APP, 0, editor(), 3, POSITIVE, at(40, 30))
     expected = ClickState(prompt_model).session.segment(frame(), [Point(40, 30)])
     assert expected.any()  # random weights still give some pixels, else the check below would be empty
     np.testing.assert_array_equal(ids_of(value), np.where(expected, 3, 0))
@@ -82,7 +100,7 @@ def test_a_new_objects_mask_never_erases_another_objects_pixels(controls, prompt
     painted[:, :45] = 1
     state = ClickState(prompt_model)
     fixed_mask(state, np.ones((HEIGHT, WIDTH), bool))
-    _, value, _, _ = controls.click(state, editor(painted), 2, POSITIVE, at(60, 30))
+    _, value, _, _ = controls.click(state, APP, 0, editor(painted), 2, POSITIVE, at(60, 30))
     ids = ids_of(value)
     assert (ids[:, :45] == 1).all() and (ids[:, 45:] == 2).all()
 
@@ -96,37 +114,37 @@ def test_apply_object_mask_replaces_only_that_objects_pixels():
 def test_negative_clicks_reach_the_model_as_negative_points(controls, prompt_model):
     state, calls = ClickState(prompt_model), []
     fixed_mask(state, np.zeros((HEIGHT, WIDTH), bool), calls)
-    controls.click(state, editor(), 1, POSITIVE, at(10, 20))
-    controls.click(state, editor(), 1, NEGATIVE, at(50, 40))
+    controls.click(state, APP, 0, editor(), 1, POSITIVE, at(10, 20))
+    controls.click(state, APP, 0, editor(), 1, NEGATIVE, at(50, 40))
     assert calls[-1] == ([Point(10, 20), Point(50, 40, positive=False)], None)
 
 
 def test_two_corner_clicks_make_a_box(controls, prompt_model):
     state, calls = ClickState(prompt_model), []
     fixed_mask(state, np.zeros((HEIGHT, WIDTH), bool), calls)
-    _, _, _, message = controls.click(state, editor(), 1, BOX, at(70, 50))
+    _, _, _, message = controls.click(state, APP, 0, editor(), 1, BOX, at(70, 50))
     assert calls == [] and "opposite corner" in message
-    controls.click(state, editor(), 1, BOX, at(10, 5))
+    controls.click(state, APP, 0, editor(), 1, BOX, at(10, 5))
     assert calls == [([], Box(70, 50, 10, 5))]
 
 
 def test_each_object_keeps_its_own_points(controls, prompt_model):
     state, calls = ClickState(prompt_model), []
     fixed_mask(state, np.zeros((HEIGHT, WIDTH), bool), calls)
-    controls.click(state, editor(), 1, POSITIVE, at(10, 10))
-    controls.click(state, editor(), 2, POSITIVE, at(80, 50))
-    controls.click(state, editor(), 1, POSITIVE, at(20, 20))
+    controls.click(state, APP, 0, editor(), 1, POSITIVE, at(10, 10))
+    controls.click(state, APP, 0, editor(), 2, POSITIVE, at(80, 50))
+    controls.click(state, APP, 0, editor(), 1, POSITIVE, at(20, 20))
     assert calls[-1] == ([Point(10, 10), Point(20, 20)], None)
-    controls.click(state, editor(), 2, NEGATIVE, at(30, 30))
+    controls.click(state, APP, 0, editor(), 2, NEGATIVE, at(30, 30))
     assert calls[-1] == ([Point(80, 50), Point(30, 30, positive=False)], None)
 
 
 def test_undo_drops_the_last_point_of_the_chosen_object(controls, prompt_model):
     state, calls = ClickState(prompt_model), []
     fixed_mask(state, np.zeros((HEIGHT, WIDTH), bool), calls)
-    controls.click(state, editor(), 1, POSITIVE, at(10, 10))
-    controls.click(state, editor(), 1, NEGATIVE, at(20, 20))
-    controls.undo_last(state, editor(), 1)
+    controls.click(state, APP, 0, editor(), 1, POSITIVE, at(10, 10))
+    controls.click(state, APP, 0, editor(), 1, NEGATIVE, at(20, 20))
+    controls.undo_last(state, APP, 0, editor(), 1)
     assert calls[-1] == ([Point(10, 10)], None)
 
 
@@ -136,9 +154,9 @@ def test_clearing_gives_the_object_back_its_pixels_from_before_the_clicks(contro
     before[40:50, 60:80] = 1
     state = ClickState(prompt_model)
     fixed_mask(state, np.ones((HEIGHT, WIDTH), bool))
-    _, value, _, _ = controls.click(state, editor(before), 4, POSITIVE, at(30, 30))
+    _, value, _, _ = controls.click(state, APP, 0, editor(before), 4, POSITIVE, at(30, 30))
     assert (ids_of(value) == 4).sum() == HEIGHT * WIDTH - 200  # everything but object 1
-    _, value, _, message = controls.clear_object(state, value, 4)
+    _, value, _, message = controls.clear_object(state, APP, 0, value, 4)
     np.testing.assert_array_equal(ids_of(value), before)
     assert "no points" in message
 
@@ -146,14 +164,14 @@ def test_clearing_gives_the_object_back_its_pixels_from_before_the_clicks(contro
 def test_points_belong_to_their_frame(controls, prompt_model):
     state = ClickState(prompt_model)
     fixed_mask(state, np.zeros((HEIGHT, WIDTH), bool))
-    controls.click(state, editor(), 1, POSITIVE, at(10, 10))
+    controls.click(state, APP, 0, editor(), 1, POSITIVE, at(10, 10))
     other = frame()[::-1].copy()
     assert state.prompts(frame())[1].points == [Point(10, 10)]
     assert state.prompts(other) == {}
 
 
 def test_the_picture_shows_a_marker_where_the_click_was(controls, prompt_model):
-    _, value, picture, _ = controls.click(None, editor(), 2, POSITIVE, at(45, 30))
+    _, value, picture, _ = controls.click(None, APP, 0, editor(), 2, POSITIVE, at(45, 30))
     plain = overlay_image(frame(), ids_of(value))
     assert not np.array_equal(picture[27:34, 42:49], plain[27:34, 42:49])
     assert np.array_equal(picture[:5, :5], plain[:5, :5])
@@ -167,8 +185,20 @@ def test_click_picture_draws_a_boxes_first_corner():
     assert not np.array_equal(picture[18:23, 18:23], frame()[18:23, 18:23])
 
 
+def test_without_a_picture_from_the_browser_the_click_keeps_what_the_app_showed(controls, prompt_model):
+    """An editor the person has not touched sends no picture: the other objects come from what it was given."""
+    shown = np.zeros((HEIGHT, WIDTH), np.uint8)
+    shown[:, :30] = 5
+    state = ClickState(prompt_model)
+    fixed_mask(state, np.ones((HEIGHT, WIDTH), bool))
+    untouched = {"background": None, "layers": None, "composite": None}
+    _, value, _, _ = controls.click(state, ShownFrame(shown), 0, untouched, 2, POSITIVE, at(60, 30))
+    ids = ids_of(value)
+    assert (ids[:, :30] == 5).all() and (ids[:, 30:] == 2).all()
+
+
 def test_a_click_before_a_video_is_loaded_says_so(controls):
-    _, value, _, message = controls.click(None, None, 1, POSITIVE, at(1, 1))
+    _, value, _, message = controls.click(None, None, 0, None, 1, POSITIVE, at(1, 1))
     assert message == "⚠ load a video and pick a frame first"
 
 
