@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 def make_clip(folder: Path, frames: int, objects: int, height: int = 480, width: int = 854) -> None:
     """Textured background with `objects` shapes drifting across it; palette mask for frame 0."""
-    from xmempp.masks import davis_palette
+    from xmempp.masks.drawing import davis_palette
 
     rng = np.random.default_rng(0)
     background = rng.integers(0, 255, size=(height // 8 + 1, width // 8 + 1, 3)).astype(np.uint8).repeat(8, 0).repeat(8, 1)
@@ -72,7 +72,7 @@ def measure_xmempp(clip: Path, weights: Path, size: int, device: str) -> dict:
     network = load_network(weights, device)
     frames = xmempp.FrameFolder(clip / "JPEGImages")
     session = xmempp.VideoSession(network, frames, InferenceConfig(size=size))
-    from xmempp.masks import MaskReader
+    from xmempp.masks.files import MaskReader
 
     session.annotate(0, MaskReader().read(clip / "Annotations" / "frame_000000.png"))
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
@@ -154,7 +154,7 @@ def measure_ram(clip: Path, weights: Path, size: int, device: str) -> dict:
     size after every tenth of the video, to show whether it grows with the number of frames."""
     import xmempp
     from xmempp.config import InferenceConfig
-    from xmempp.masks import MaskReader
+    from xmempp.masks.files import MaskReader
     from xmempp.model.weights import load_network
 
     session = xmempp.VideoSession(load_network(weights, device), xmempp.FrameFolder(clip / "JPEGImages"),
@@ -182,7 +182,7 @@ def measure_amp_agreement(clip: Path, weights: Path, size: int, device: str) -> 
     """Share of pixels on which masks under mixed precision equal those in fp32 (same device, same weights)."""
     import xmempp
     from xmempp.config import InferenceConfig
-    from xmempp.masks import MaskReader
+    from xmempp.masks.files import MaskReader
     from xmempp.model.weights import load_network
 
     network = load_network(weights, device)

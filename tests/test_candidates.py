@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import write_frames
+from tests.helpers import write_frames
 from xmempp import FrameFolder, InferenceConfig, VideoSession
 from xmempp.candidates import select_next_candidates
+from xmempp.errors import XMemPPError
 
 SCENE_LENGTH = 4
 
@@ -76,5 +77,5 @@ def test_fewer_than_k_when_no_other_frame_qualifies(scene_keys):
 
 
 def test_alpha_outside_0_to_1_is_refused(scene_keys):
-    with pytest.raises(ValueError, match="alpha"):
+    with pytest.raises(XMemPPError, match="alpha"):
         select_next_candidates(scene_keys, full_masks(20), k=1, previously_chosen=[0], alpha=1.5)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import SHARED
+from tests.helpers import SHARED
 from xmempp import run_on_video
 
 CHAIR = SHARED / "data" / "chair"

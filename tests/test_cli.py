@@ -1,4 +1,4 @@
-"""The command line: subcommands, progress-free output for scripts, and exit codes."""
+"""The command line: subcommands, progress-free output for scripts, exit codes, and messages for people."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from xmempp.cli import main
+from xmempp.errors import OutOfMemoryError, XMemPPError
 
 
 def test_help_lists_the_subcommands():
@@ -22,7 +24,8 @@ def test_run_then_suggest(square_clip, tmp_path, checkpoint, capsys):
     out = tmp_path / "out"
     common = ["--images", str(frames), "--masks", str(masks), "--weights", str(checkpoint), "--size", "96", "--quiet"]
     assert main(["run", *common, "--output", str(out), "--frames", "0,6", "--iou"]) == 0
-    assert "wrote 12 masks" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "wrote 12 masks" in printed and "most unsure frames" in printed
     assert main(["suggest", *common, "--output", str(out), "--frames", "0,6", "-k", "2",
                  "--min-mask-percent", "0"]) == 0
     picks = [int(i) for i in capsys.readouterr().out.strip().split(",")]
@@ -52,3 +55,61 @@ def test_bad_arguments_exit_2():
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--frames", "a,b"])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("arguments", [["-k", "0"], ["--alpha", "2"], ["--size", "8"], ["--frames", "-1"],
+                                       ["--frames", "0,-3"], ["--min-mask-percent", "101"], ["-k", "two"]])
+def test_argument_errors_exit_2_before_the_weights_load(arguments, tmp_path, monkeypatch, capsys):
+    from xmempp.model import weights
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the weights must not load for bad arguments")
+
+    monkeypatch.setattr(weights, "ensure_weights", no_loading)
+    monkeypatch.setattr(weights, "load_network", no_loading)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["suggest", "--images", str(tmp_path), "--masks", str(tmp_path), "--output", str(tmp_path), *arguments])
+    assert exit_info.value.code == 2
+    assert arguments[0] in capsys.readouterr().err
+
+
+def _failing_run(monkeypatch, error: BaseException) -> None:
+    import xmempp.api
+
+    def run_on_video(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(xmempp.api, "run_on_video", run_on_video)
+
+
+def _run(tmp_path, *extra: str) -> int:
+    return main(["run", "--images", str(tmp_path), "--masks", str(tmp_path), "--output", str(tmp_path / "o"),
+                 "--quiet", *extra])
+
+
+@pytest.mark.parametrize("error", [
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: you tried to "
+                 "allocate 9663676416 bytes."),
+    torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    OutOfMemoryError("out of memory while propagating frame 3 at processing size 480"),
+])
+def test_out_of_memory_says_so_and_suggests_a_smaller_size(error, tmp_path, monkeypatch, capsys):
+    _failing_run(monkeypatch, error)
+    assert _run(tmp_path, "--size", "480") == 1
+    message = capsys.readouterr().err
+    assert "out of memory" in message and "--size 360" in message
+    assert "bug" not in message
+
+
+def test_a_bug_is_reported_as_a_bug_with_its_traceback(tmp_path, monkeypatch, capsys, caplog):
+    _failing_run(monkeypatch, ValueError("operands could not be broadcast together"))
+    assert _run(tmp_path) == 1
+    assert "bug" in capsys.readouterr().err
+    assert any(record.exc_info and record.exc_info[0] is ValueError for record in caplog.records)
+
+
+def test_an_input_error_is_not_reported_as_a_bug(tmp_path, monkeypatch, capsys):
+    _failing_run(monkeypatch, XMemPPError("mask frame_000003.png is truncated"))
+    assert _run(tmp_path) == 1
+    message = capsys.readouterr().err
+    assert message.strip() == "error: mask frame_000003.png is truncated"

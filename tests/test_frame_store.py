@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from xmempp.frame_store import CompressedMasks, KeyStore, MaskStore
+from xmempp.frame_store import CompressedMasks, FrameKeys, KeyStore, MaskStore
 from xmempp.keys_cache import load_keys, save_keys
-from xmempp.propagation import FrameKeys
 
 
 def random_keys(seed: int, key_dim: int = 4, h: int = 3, w: int = 5) -> FrameKeys:

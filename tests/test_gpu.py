@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import moving_square_frames, square_mask, write_frames
+from tests.helpers import moving_square_frames, square_mask, write_frames
 from xmempp import FrameFolder, InferenceConfig, VideoSession
 from xmempp.model.weights import load_network
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 
-from xmempp.masks import davis_palette, first_argmax, overlay
+from xmempp.masks.drawing import davis_palette, overlay
+from xmempp.masks.ids import first_argmax
 
 
 @pytest.mark.parametrize("channels", [1, 2, 3, 9])
@@ -41,3 +45,10 @@ def test_overlay_tints_objects_outlines_them_and_leaves_the_rest():
 def test_overlay_of_an_empty_mask_is_the_frame():
     rgb = np.random.default_rng(0).integers(0, 255, (8, 8, 3)).astype(np.uint8)
     assert np.array_equal(overlay(rgb, np.zeros((8, 8), np.uint8), davis_palette()), rgb)
+
+
+def test_drawing_masks_needs_neither_torch_nor_image_files():
+    """masks/ is split by job: drawing (palette, overlays) is plain numpy."""
+    code = ("import sys, xmempp.masks.drawing; "
+            "assert not {'torch', 'PIL'} & set(sys.modules), sorted({'torch', 'PIL'} & set(sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from tests.conftest import moving_square_frames, square_mask, write_frames
+from tests.helpers import moving_square_frames, square_mask, write_frames
 from xmempp import EmptyAnnotationError, FrameFolder, InferenceConfig, VideoSession, XMemPPError
+from xmempp.errors import OutOfMemoryError
+from xmempp.uncertainty import FrameUncertainty, ObjectMeasure, measure_probabilities
 
 SMALL = InferenceConfig(size=96)
 
@@ -131,6 +135,72 @@ def test_cancelling_keeps_the_frames_already_done(session):
     assert all(session.prediction(i) is None for i in range(5, 12))
 
 
+def test_stopping_a_rerun_keeps_the_previous_runs_masks_for_frames_not_reached(session):
+    session.annotate(0, square_mask(0))
+    first = predictions(session)
+    session.annotate(6, square_mask(6))
+    cancel = threading.Event()
+    for frame in session.propagate(cancel=cancel):
+        if frame.index == 3:
+            cancel.set()
+    assert all(np.array_equal(session.prediction(i), first[i]) for i in range(4, 12) if i != 6)
+    assert [i for i in range(12) if session.prediction_is_from_previous_run(i)] == [4, 5, 7, 8, 9, 10, 11]
+
+
+def test_a_finished_run_leaves_no_frame_from_a_previous_run(session):
+    session.annotate(0, square_mask(0))
+    predictions(session)
+    predictions(session)
+    assert not any(session.prediction_is_from_previous_run(i) for i in range(12))
+
+
+def test_the_uncertainty_measure_changes_no_mask(session, monkeypatch):
+    from xmempp import session as session_module
+
+    session.annotate(0, square_mask(0))
+    measured = [(f.mask, f.uncertainty) for f in session.propagate()]
+    assert session.uncertainty(5) == measured[5][1]
+    monkeypatch.setattr(session_module, "measure_probabilities", lambda probs, ids: FrameUncertainty())
+    unmeasured = predictions(session)
+    assert all(np.array_equal(mask, other) for (mask, _), other in zip(measured, unmeasured))
+    assert measured[0][1].score == 0 and measured[0][1].objects[0].area == (square_mask(0) > 0).mean()
+    assert all(0 <= u.score <= 1 and [m.object_id for m in u.objects] == [1] for _, u in measured)
+
+
+def test_unsure_pixels_are_those_whose_winning_probability_is_low():
+    probs = torch.tensor([[[0.9, 0.2, 0.1, 0.6]], [[0.1, 0.8, 0.3, 0.4]], [[0.0, 0.0, 0.6, 0.0]]])
+    measure = measure_probabilities(probs, [4, 7])
+    assert measure.objects == (ObjectMeasure(4, 0.25, 0.0), ObjectMeasure(7, 0.25, 1.0))
+    assert measure.score == 1.0
+
+
+def test_an_object_that_wins_no_pixel_counts_as_unsure():
+    probs = torch.tensor([[[0.9, 0.95]], [[0.1, 0.05]]])
+    assert measure_probabilities(probs, [1]).objects == (ObjectMeasure(1, 0.0, 1.0),)
+
+
+def test_without_a_network_annotations_are_kept_and_propagation_asks_for_weights(tmp_path):
+    session = VideoSession(None, FrameFolder(write_frames(tmp_path / "frames", moving_square_frames(4))))
+    session.annotate(1, square_mask(1))
+    session.restore_predictions({2: square_mask(2)})
+    assert session.annotated_frames == [1] and np.array_equal(session.prediction(1), square_mask(1))
+    assert session.prediction_is_from_previous_run(2) and not session.prediction_is_from_previous_run(1)
+    with pytest.raises(XMemPPError, match="weights"):
+        list(session.propagate())
+
+
+def test_reconfiguring_the_size_equals_a_new_session_at_that_size(network, tmp_path):
+    frames = FrameFolder(write_frames(tmp_path / "frames", moving_square_frames(6)))
+    resized = VideoSession(network, frames, SMALL)
+    resized.annotate(3, square_mask(3, object_id=2))
+    resized.annotate(0, square_mask(0))
+    resized.reconfigure(replace(SMALL, size=64))
+    fresh = VideoSession(network, frames, replace(SMALL, size=64))
+    fresh.annotate(0, square_mask(0))
+    fresh.annotate(3, square_mask(3, object_id=2))
+    assert all(np.array_equal(a.mask, b.mask) for a, b in zip(resized.propagate(), fresh.propagate()))
+
+
 def test_suggestions_reuse_the_keys_of_propagation(session, monkeypatch):
     session.annotate(0, square_mask(0))
     predictions(session)
@@ -166,3 +236,138 @@ def test_the_key_encoder_may_run_over_several_frames_at_once(network, tmp_path):
     assert (masks[0] == masks[1]).mean() >= 0.999
     # Batched convolutions may sum in another order: floating-point noise, small against the keys' range.
     assert (keys[0] - keys[1]).abs().max() <= 1e-4 * keys[0].abs().max()
+
+
+@pytest.mark.parametrize(("mask", "says"), [
+    (square_mask(1).astype(np.float32), "float32"),
+    (-square_mask(1).astype(np.int16), "ids from -1 to 0"),
+    (square_mask(1).astype(np.int32) * 300, "ids from 0 to 300"),
+    (None, "got None"),
+    (np.stack([square_mask(1)] * 3, axis=-1), r"shape \(96, 128, 3\)"),
+])
+def test_a_mask_that_is_not_integer_ids_says_what_a_mask_must_be(session, mask, says):
+    with pytest.raises(XMemPPError, match=rf"\(H, W\) array of integer object ids 0\.\.255 \(0 = background.*{says}"):
+        session.annotate(1, mask)
+    assert session.annotated_frames == []
+
+
+def test_a_boolean_mask_is_object_1(session):
+    session.annotate(1, square_mask(1) > 0)
+    assert session.objects.ids == [1]
+
+
+def test_suggestions_before_any_propagation_say_to_propagate_first(session):
+    session.annotate(0, square_mask(0))
+    with pytest.raises(XMemPPError, match="propagate first"):
+        session.suggest(k=2, min_mask_presence_percent=0)
+
+
+def test_propagate_checks_the_session_when_called_not_at_the_first_frame(session):
+    with pytest.raises(XMemPPError, match="annotate at least one frame"):
+        session.propagate()
+
+
+def test_propagate_checks_its_arguments_when_called(session):
+    session.annotate(0, square_mask(0))
+    with pytest.raises(TypeError, match="progress"):
+        session.propagate(progress=5)
+    with pytest.raises(TypeError, match="cancel"):
+        session.propagate(cancel=True)
+
+
+def test_annotating_while_a_propagation_runs_is_refused(session):
+    session.annotate(0, square_mask(0))
+    running = session.propagate()
+    next(running)
+    with pytest.raises(XMemPPError, match="while propagation runs"):
+        session.annotate(5, square_mask(5))
+    with pytest.raises(XMemPPError, match="while propagation runs"):
+        session.remove_annotation(0)
+    running.close()
+    session.annotate(5, square_mask(5))  # accepted once the run is over
+    assert session.annotated_frames == [0, 5]
+
+
+def test_an_annotation_in_progress_when_a_propagation_starts_never_breaks_it(session, monkeypatch):
+    """Another thread annotates a new object; the propagation starts while its encoding is under way."""
+    session.annotate(0, square_mask(0))
+    encoding, finish = threading.Event(), threading.Event()
+    encode = session._encode
+
+    def slow_encode(*args):
+        encoding.set()
+        finish.wait(10)
+        encode(*args)
+
+    monkeypatch.setattr(session, "_encode", slow_encode)
+    two_objects = square_mask(6)
+    two_objects[70:90, 0:30] = 2
+    annotating = threading.Thread(target=session.annotate, args=(6, two_objects))
+    annotating.start()
+    assert encoding.wait(10)
+    results, errors = [], []
+
+    def propagate() -> None:
+        try:
+            results.extend(frame.mask for frame in session.propagate())
+        except Exception as error:  # noqa: BLE001 (the test reports whatever breaks)
+            errors.append(error)
+
+    propagating = threading.Thread(target=propagate)
+    propagating.start()
+    propagating.join(0.5)  # the propagation has had time to start (and to break, without a lock)
+    finish.set()
+    annotating.join(30)
+    propagating.join(60)
+    assert errors == []
+    assert len(results) == 12 and np.array_equal(results[6], two_objects)
+
+
+def test_two_propagations_of_one_session_at_once_are_refused(session):
+    session.annotate(0, square_mask(0))
+    first = session.propagate()
+    next(first)
+    with pytest.raises(XMemPPError, match="being propagated already"):
+        next(session.propagate())
+    first.close()
+
+
+def _open_deleted_files() -> int:
+    """Open files without a name: the key file is an anonymous temporary file."""
+    fd_dir = Path("/proc/self/fd")
+    return sum(os.readlink(fd).endswith("(deleted)") for fd in fd_dir.iterdir() if fd.is_symlink())
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files through /proc")
+def test_closing_a_session_releases_its_key_file_at_once(network, tmp_path):
+    frames = FrameFolder(write_frames(tmp_path / "frames", moving_square_frames(4)))
+    before = _open_deleted_files()
+    with VideoSession(network, frames, SMALL) as session:
+        session.annotate(0, square_mask(0))
+        list(session.propagate())
+        assert _open_deleted_files() == before + 1
+    assert _open_deleted_files() == before
+    with pytest.raises(XMemPPError, match="closed"):
+        session.propagate()
+
+
+def test_closing_a_session_stops_its_running_propagation(session):
+    session.annotate(0, square_mask(0))
+    done = []
+    for frame in session.propagate():
+        done.append(frame.index)
+        if frame.index == 2:
+            session.close()
+    assert done == [0, 1, 2]
+
+
+def test_running_out_of_memory_names_the_frame_and_the_size(session, monkeypatch):
+    session.annotate(0, square_mask(0))
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory: you tried "
+                           "to allocate 9663676416 bytes.")
+
+    monkeypatch.setattr(session.network, "encode_key", no_memory)
+    with pytest.raises(OutOfMemoryError, match="propagating frame 0 at processing size 96"):
+        list(session.propagate())

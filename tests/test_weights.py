@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import SHARED
+from tests.helpers import SHARED
 from xmempp.errors import XMemPPError
 from xmempp.model import weights
 from xmempp.model.network import XMem
@@ -128,3 +128,39 @@ def test_a_broken_download_leaves_nothing_behind(tmp_path):
     with pytest.raises(XMemPPError, match="could not download"):
         weights.download_weights(target, url=broken.as_uri(), progress=False)
     assert list(target.parent.iterdir()) == []
+
+
+def test_a_checkout_keeps_weights_in_its_weights_folder(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("[project]\n")
+    assert weights.default_weights_dir(tmp_path / "xmempp") == tmp_path / "weights"
+
+
+def test_an_installed_package_keeps_weights_in_the_torch_hub_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    site_packages = tmp_path / "lib" / "python3.11" / "site-packages"
+    assert weights.default_weights_dir(site_packages / "xmempp") == tmp_path / "torch-home" / "hub" / "checkpoints"
+
+
+def test_this_checkout_uses_its_weights_folder():
+    assert Path(__file__).resolve().parents[1] / "weights" == weights.DEFAULT_WEIGHTS_DIR
+
+
+def test_loading_never_initialises_weights_that_the_checkpoint_replaces(checkpoint, monkeypatch):
+    touched = []
+    for name in ("kaiming_uniform_", "kaiming_normal_", "uniform_", "normal_", "ones_", "zeros_", "constant_"):
+        original = getattr(torch.nn.init, name)
+
+        def spy(tensor, *args, _original=original, **kwargs):
+            touched.append(tensor.device.type)
+            return _original(tensor, *args, **kwargs)
+
+        monkeypatch.setattr(torch.nn.init, name, spy)
+    network = load_network(checkpoint, device="cpu")
+    assert set(touched) <= {"meta"}
+    assert not any(t.is_meta for t in [*network.parameters(), *network.buffers()])
+
+
+def test_loading_gives_exactly_the_checkpoint(checkpoint, official_state):
+    loaded = model_to_checkpoint_names(load_network(checkpoint, device="cpu").state_dict())
+    assert loaded.keys() == official_state.keys()
+    assert all(torch.equal(loaded[name], tensor) for name, tensor in official_state.items())

@@ -1,11 +1,26 @@
-"""xmempp: XMem++ video object segmentation from a few annotated frames."""
+"""xmempp: XMem++ video object segmentation from a few annotated frames.
 
-from xmempp.api import run_on_video, select_k_next_best_annotation_candidates
-from xmempp.config import InferenceConfig
-from xmempp.errors import XMemPPError
-from xmempp.model.weights import ensure_weights, load_network
-from xmempp.session import EmptyAnnotationError, PropagatedFrame, VideoSession
-from xmempp.video import FrameFolder, open_frames
+The names below load on first use, so `import xmempp` (and a command that needs little of it) stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "EmptyAnnotationError": "xmempp.session",
+    "FrameFolder": "xmempp.video",
+    "InferenceConfig": "xmempp.config",
+    "PropagatedFrame": "xmempp.session",
+    "VideoSession": "xmempp.session",
+    "XMemPPError": "xmempp.errors",
+    "ensure_weights": "xmempp.model.weights",
+    "load_network": "xmempp.model.weights",
+    "open_frames": "xmempp.video",
+    "run_on_video": "xmempp.api",
+    "select_k_next_best_annotation_candidates": "xmempp.api",
+}
 
 __all__ = [
     "EmptyAnnotationError",
@@ -20,3 +35,24 @@ __all__ = [
     "run_on_video",
     "select_k_next_best_annotation_candidates",
 ]
+
+if TYPE_CHECKING:
+    from xmempp.api import run_on_video, select_k_next_best_annotation_candidates
+    from xmempp.config import InferenceConfig
+    from xmempp.errors import XMemPPError
+    from xmempp.model.weights import ensure_weights, load_network
+    from xmempp.session import EmptyAnnotationError, PropagatedFrame, VideoSession
+    from xmempp.video import FrameFolder, open_frames
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'xmempp' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

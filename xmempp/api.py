@@ -6,78 +6,134 @@ import logging
 import tempfile
 import warnings
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from xmempp.candidates import Foregrounds, select_next_candidates
 from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.keys_cache import load_keys, save_keys
-from xmempp.masks import MaskReader, davis_palette, overlay, write_mask
+from xmempp.masks.drawing import davis_palette, overlay
+from xmempp.masks.files import MaskReader, mask_image
 from xmempp.model.network import XMem
-from xmempp.model.weights import ensure_weights, load_network
+from xmempp.model.weights import ensure_weights, load_network, weights_fingerprint
+from xmempp.outputs import (
+    KEYS_INFO_FILE,
+    MANIFEST_FILE,
+    MASKS_DIR,
+    OVERLAY_DIR,
+    Manifest,
+    file_digest,
+    prepare_output_folder,
+    read_manifest,
+    refuse_overlap,
+    save_image_atomically,
+    source_digest,
+    write_manifest,
+)
 from xmempp.session import EmptyAnnotationError, PropagatedFrame, VideoSession
-from xmempp.video import open_frames
+from xmempp.video import FrameFolder, open_frames
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
 
+class _Unset:
+    """The type of `UNSET`: an argument that was not given."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = _Unset()
+
+
 def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_path: str | Path,
                  frames_with_masks: Iterable[int] = (0,), compute_iou: bool = False, print_progress: bool = True,
-                 weights: str | Path | None = None, device: torch.device | str | None = None, size: int | None = 480,
-                 config: InferenceConfig | None = None, save_overlay: bool = True,
+                 weights: str | Path | None = None, device: torch.device | str | None = None,
+                 size: int | None | _Unset = UNSET, config: InferenceConfig | None = None, save_overlay: bool = True,
                  network: XMem | None = None) -> pd.DataFrame:
     """Propagate the masks of `frames_with_masks` to the whole video with XMem++.
 
     `imgs_in_path` is a folder of frames (sorted by name) or a video file; `masks_in_path` holds PNG masks
     named like their frames (frame_%06d.png for a video file). Writes `masks_out_path/masks/<frame>.png`
-    (palette PNGs with the input's ids and palette) and `masks_out_path/overlay/<frame>.jpg`.
-    Returns one row per frame: `frame`, `mask_provided`, `iou` (-1 where the model saw the mask or none exists).
+    (palette PNGs with the input's ids and palette), `masks_out_path/overlay/<frame>.jpg`, the keys for
+    suggestions and `manifest.json`. Every file is written whole or not at all; nothing is written into a
+    folder or file that is read. The processing size comes from `size` (default 480) or `config.size`, not both.
+    Returns one row per frame: `frame`, `mask_provided`, `iou` (-1 where the model saw the mask or none exists),
+    `unsure` (0..1, see xmempp.uncertainty: how unsure the propagation was; 0 on annotated frames).
     """
-    masks_in, masks_out = Path(masks_in_path), Path(masks_out_path)
-    config = replace(config or InferenceConfig(), size=size)
+    source, masks_in, masks_out = Path(imgs_in_path), Path(masks_in_path), Path(masks_out_path)
+    config = _resolve_config(config, size)
+    if not source.exists():
+        raise FileNotFoundError(f"video or frame folder not found: {source}")
+    if not masks_in.is_dir():
+        raise FileNotFoundError(f"mask folder not found: {masks_in}")
+    refuse_overlap({"frames": source, "annotations": masks_in}, masks_out)
+    prepare_output_folder(masks_out)
     network = network or load_network(ensure_weights(weights, progress=print_progress), device)
     with tempfile.TemporaryDirectory(prefix="xmempp-frames-") as work_dir:
-        frames = open_frames(imgs_in_path, work_dir)
-        _refuse_overwriting_annotations(masks_in, masks_out)
+        frames = open_frames(source, work_dir)
         session = VideoSession(network, frames, config)
         reader = MaskReader()
         annotated = _annotate(session, reader, masks_in, frames_with_masks)
         palette = reader.palette or davis_palette()
-        (masks_out / "masks").mkdir(parents=True, exist_ok=True)
+        manifest = Manifest(frame_names=session.frame_names, frame_size=tuple(session.frame_size),
+                            annotated_frames=sorted(annotated), size=config.size,
+                            weights=weights_fingerprint(network), source_digest=source_digest(source, frames.paths),
+                            overlay=save_overlay)
+        # The old keys and an unfinished manifest go first: a run killed from here on is never taken for whole.
+        (masks_out / KEYS_INFO_FILE).unlink(missing_ok=True)
+        write_manifest(masks_out, manifest)
+        (masks_out / MASKS_DIR).mkdir(exist_ok=True)
         if save_overlay:
-            (masks_out / "overlay").mkdir(parents=True, exist_ok=True)
+            (masks_out / OVERLAY_DIR).mkdir(exist_ok=True)
 
-        rows = []
+        rows, digests = [], {}
         bar = tqdm(total=session.num_frames, disable=not print_progress, desc="propagating", unit="frame")
         # PNG and overlay encoding run in a writer thread, overlapped with the network's next frame.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="xmempp-writer") as writer:
             pending = deque()
             for result in session.propagate():
                 name = session.frame_names[result.index]
-                pending.append(writer.submit(_write_outputs, result, masks_out / name, palette, save_overlay))
+                pending.append((name, writer.submit(_write_outputs, result, masks_out, name, palette, save_overlay)))
                 while len(pending) > 4:
-                    pending.popleft().result()
+                    done_name, job = pending.popleft()
+                    digests[done_name] = job.result()
                 iou = -1.0
                 if compute_iou and result.index not in annotated:
                     truth_path = _mask_path(masks_in, name)
                     if truth_path is not None:
                         iou = mean_iou(result.mask, reader.read(truth_path, session.frame_size))
-                rows.append({"frame": name, "mask_provided": result.index in annotated, "iou": iou})
+                rows.append({"frame": name, "mask_provided": result.index in annotated, "iou": iou,
+                             "unsure": result.uncertainty.score})
                 bar.update()
-            for job in pending:
-                job.result()
+            for done_name, job in pending:
+                digests[done_name] = job.result()
         bar.close()
-        save_keys(masks_out, session.frame_keys, session.frame_names, config.size, network_fingerprint(network))
-    return pd.DataFrame(rows, columns=["frame", "mask_provided", "iou"])
+        save_keys(masks_out, session.frame_keys, session.frame_names, config.size, manifest.weights, manifest.run_id)
+        write_manifest(masks_out, manifest.finish(digests))
+    import pandas as pd  # only here: importing pandas costs a second that suggestions need not pay
+
+    return pd.DataFrame(rows, columns=["frame", "mask_provided", "iou", "unsure"])
+
+
+def _resolve_config(config: InferenceConfig | None, size: int | None | _Unset) -> InferenceConfig:
+    """One way to say the processing size: `size=` or `config.size`; both only when they agree."""
+    if config is None:
+        return InferenceConfig() if size is UNSET else InferenceConfig(size=size)
+    if size is not UNSET and size != config.size:
+        raise XMemPPError(f"size={size} disagrees with config.size={config.size}: give the size in one place")
+    return config
 
 
 def select_k_next_best_annotation_candidates(
@@ -88,61 +144,121 @@ def select_k_next_best_annotation_candidates(
         network: XMem | None = None) -> list[int]:
     """The k frames to annotate next, as XMem++ selects them.
 
-    With `use_previously_predicted_masks`, the masks (and keys, when `run_on_video` saved them) come from
-    `masks_out_path`; otherwise the video is propagated first from `previously_chosen_candidates`.
+    With `use_previously_predicted_masks`, the masks and keys come from `masks_out_path`, as `run_on_video`
+    wrote them: its manifest must vouch for them (a finished run, on these frames, with these weights and size).
+    Without the network: it is built only when the keys must be computed again. Otherwise the video is
+    propagated first from `previously_chosen_candidates`.
     """
     chosen = list(dict.fromkeys(int(i) for i in previously_chosen_candidates))
-    network = network or load_network(ensure_weights(weights, progress=print_progress), device)
-    config = InferenceConfig(size=size)
     if not use_previously_predicted_masks:
+        network = network or load_network(ensure_weights(weights, progress=print_progress), device)
         with tempfile.TemporaryDirectory(prefix="xmempp-suggest-") as scratch:
             out = Path(masks_out_path) if masks_out_path is not None else Path(scratch)
             run_on_video(imgs_in_path, masks_in_path, out, frames_with_masks=chosen, print_progress=print_progress,
                          size=size, network=network, save_overlay=False)
-            return _select_from_outputs(imgs_in_path, out, chosen, k, alpha, min_mask_presence_percent, network,
-                                        config, print_progress)
+            return _select_from_outputs(Path(imgs_in_path), out, chosen, k, alpha, min_mask_presence_percent,
+                                        lambda: network, size, print_progress)
     if masks_out_path is None:
         raise XMemPPError("use_previously_predicted_masks=True needs masks_out_path (the folder run_on_video wrote)")
-    return _select_from_outputs(imgs_in_path, Path(masks_out_path), chosen, k, alpha, min_mask_presence_percent,
-                                network, config, print_progress)
+
+    def get_network() -> XMem:
+        return network or load_network(ensure_weights(weights, progress=print_progress), device)
+
+    return _select_from_outputs(Path(imgs_in_path), Path(masks_out_path), chosen, k, alpha,
+                                min_mask_presence_percent, get_network, size, print_progress,
+                                fingerprint=weights_fingerprint(network or ensure_weights(weights, print_progress)))
 
 
-def _select_from_outputs(imgs_in_path, masks_out: Path, chosen: list[int], k: int, alpha: float,
-                         min_mask_presence_percent: float, network: XMem, config: InferenceConfig,
-                         print_progress: bool) -> list[int]:
+def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: int, alpha: float,
+                         min_mask_presence_percent: float, get_network: Callable[[], XMem], size: int | None,
+                         print_progress: bool, fingerprint: str | None = None) -> list[int]:
+    if not source.exists():
+        raise FileNotFoundError(f"video or frame folder not found: {source}")
+    manifest = read_manifest(masks_out)
     with tempfile.TemporaryDirectory(prefix="xmempp-frames-") as work_dir:
-        frames = open_frames(imgs_in_path, work_dir)
-        session = VideoSession(network, frames, config)
-        mask_paths = [masks_out / "masks" / f"{name}.png" for name in frames.names]
+        frames = None
+        if manifest is not None:
+            _check_manifest(manifest, masks_out, source)
+            names = manifest.frame_names  # a video file is then not decoded at all
+        else:
+            warnings.warn(f"{masks_out} has no {MANIFEST_FILE} (written by an older xmempp or another tool): the masks "
+                          "cannot be checked against the frames; run `xmempp run` again to be sure", stacklevel=3)
+            frames = open_frames(source, work_dir)
+            names = frames.names
+        for index in chosen:
+            if not 0 <= index < len(names):
+                raise XMemPPError(f"frame {index} is past the end of the video ({len(names)} frames, 0-based)")
+        if manifest is not None and sorted(chosen) != manifest.annotated_frames:
+            log.warning("the run annotated frames %s but suggestions were asked for with %s",
+                        manifest.annotated_frames, sorted(chosen))
+        mask_paths = [masks_out / MASKS_DIR / f"{name}.png" for name in names]
         for path in mask_paths:
             if not path.exists():
                 raise FileNotFoundError(f"no predicted mask {path}; run run_on_video (or `xmempp run`) first")
-        for index in chosen:
-            if not 0 <= index < len(frames):
-                raise XMemPPError(f"frame {index} is past the end of the video ({len(frames)} frames, 0-based)")
-        keys = load_keys(masks_out, frames.names, config.size, network_fingerprint(network))
+        fingerprint = fingerprint or weights_fingerprint(get_network())
+        keys = load_keys(masks_out, names, size, fingerprint, manifest.run_id if manifest is not None else None)
         if keys is None:
+            if manifest is not None:
+                warnings.warn(f"the keys in {masks_out} do not match these weights or size: computing them again",
+                              stacklevel=3)
+            session = VideoSession(get_network(), frames or open_frames(source, work_dir), InferenceConfig(size=size))
             keys = session.encode_keys(progress=print_progress)
+        frame_size = manifest.frame_size if manifest is not None else None
         try:
-            foregrounds = Foregrounds(len(mask_paths), lambda i: np.asarray(Image.open(mask_paths[i])))
+            foregrounds = Foregrounds(len(mask_paths), lambda i: read_output_mask(mask_paths[i], frame_size))
             return select_next_candidates(keys, foregrounds, k, chosen, alpha=alpha,
                                           min_mask_presence_percent=min_mask_presence_percent)
         finally:
             keys.close()
 
 
-def _write_outputs(frame: PropagatedFrame, stem: Path, palette: list[int], save_overlay: bool) -> None:
-    """Write masks/<frame>.png and, if asked, overlay/<frame>.jpg (stem is masks_out/<frame>)."""
-    write_mask(stem.parent / "masks" / f"{stem.name}.png", frame.mask, palette)
+def _check_manifest(manifest: Manifest, masks_out: Path, source: Path) -> None:
+    """Refuse outputs that an interrupted run, another video or a mix of runs left."""
+    again = "run `xmempp run` (run_on_video) again"
+    if not manifest.finished:
+        raise XMemPPError(f"the run that wrote {masks_out} did not finish (its {MANIFEST_FILE} says so): its masks "
+                          f"are incomplete; {again}")
+    frame_paths = None if source.is_file() else FrameFolder(source).paths
+    same_names = frame_paths is None or [p.stem for p in frame_paths] == manifest.frame_names
+    if not same_names or source_digest(source, frame_paths) != manifest.source_digest:
+        raise XMemPPError(f"the masks in {masks_out} were made from other frames than those in {source} (names or "
+                          f"content differ); {again} on this video")
+    changed = [name for name in manifest.frame_names
+               if file_digest_or_none(masks_out / MASKS_DIR / f"{name}.png") != manifest.mask_digests.get(name)]
+    if changed:
+        more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+        raise XMemPPError(f"{masks_out / MASKS_DIR / (changed[0] + '.png')}{more} changed since the run that wrote "
+                          f"{masks_out} (masks of two runs mixed, or edited); {again}")
+
+
+def file_digest_or_none(path: Path) -> str | None:
+    return file_digest(path) if path.is_file() else None
+
+
+def read_output_mask(path: Path, frame_size: tuple[int, int] | None = None) -> np.ndarray:
+    """A predicted mask written by `run`: a palette (or greyscale) PNG of object ids, named in any error."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.format != "PNG" or image.mode not in ("P", "L"):
+                raise XMemPPError(f"{path} is not a mask written by xmempp run (a {image.format} image in mode "
+                                  f"{image.mode}; expected a palette PNG of object ids)")
+            ids = np.asarray(image)
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise XMemPPError(f"cannot read the mask {path}: the file is truncated or not a PNG ({error})") from None
+    if frame_size is not None and ids.shape != tuple(frame_size):
+        raise XMemPPError(f"the mask {path} is {ids.shape[1]}x{ids.shape[0]}, but the video is "
+                          f"{frame_size[1]}x{frame_size[0]}")
+    return ids
+
+
+def _write_outputs(frame: PropagatedFrame, out: Path, name: str, palette: list[int], save_overlay: bool) -> str:
+    """Write masks/<name>.png and, if asked, overlay/<name>.jpg, each atomically; returns the mask's digest."""
     if save_overlay:
-        Image.fromarray(overlay(frame.image, frame.mask, palette)).save(
-            stem.parent / "overlay" / f"{stem.name}.jpg", quality=90)
-
-
-def network_fingerprint(network: XMem) -> str:
-    """A cheap identity of the weights, so cached keys are never reused with other weights."""
-    probe = network.key_proj.key_proj.weight.detach().float().cpu()
-    return f"{float(probe.sum()):.8e}/{float(probe.abs().sum()):.8e}/{float(probe[0, 0, 0, 0]):.8e}"
+        save_image_atomically(out / OVERLAY_DIR / f"{name}.jpg",
+                              Image.fromarray(overlay(frame.image, frame.mask, palette)), quality=90)
+    return save_image_atomically(out / MASKS_DIR / f"{name}.png", mask_image(frame.mask, palette),
+                                 optimize=False, compress_level=1)
 
 
 def _annotate(session: VideoSession, reader: MaskReader, masks_in: Path, frames_with_masks: Iterable[int]) -> set[int]:
@@ -170,16 +286,6 @@ def _mask_path(masks_in: Path, name: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-def _refuse_overwriting_annotations(masks_in: Path, masks_out: Path) -> None:
-    """Outputs go to masks_out/masks and masks_out/overlay: neither may be the annotation folder."""
-    if not masks_in.is_dir():
-        raise FileNotFoundError(f"mask folder not found: {masks_in}")
-    for sub in ("masks", "overlay"):
-        if (masks_out / sub).resolve() == masks_in.resolve():
-            raise XMemPPError(f"writing to {masks_out / sub} would overwrite the annotations in {masks_in}: "
-                              "choose another masks_out_path")
 
 
 def mean_iou(prediction: np.ndarray, truth: np.ndarray) -> float:

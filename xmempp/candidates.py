@@ -8,8 +8,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from xmempp.errors import XMemPPError
+from xmempp.frame_store import FrameKeys
 from xmempp.memory.similarity import memory_factors, query_factors
-from xmempp.propagation import FrameKeys
 
 
 def cycle_dissimilarity(a: FrameKeys, a_key: torch.Tensor, b: FrameKeys, b_key: torch.Tensor) -> float:
@@ -79,15 +80,15 @@ def select_next_candidates(keys: Sequence[FrameKeys | None], foregrounds: Sequen
     they may load lazily from disk: a long video's keys need not fit in memory.
     """
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+        raise XMemPPError(f"alpha must be between 0 and 1, got {alpha}")
     if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+        raise XMemPPError(f"k must be at least 1, got {k}")
     chosen = list(dict.fromkeys(previously_chosen))
     if not chosen:
-        raise ValueError("at least one frame must be annotated before candidates can be selected")
+        raise XMemPPError("at least one frame must be annotated before candidates can be selected")
     for index in chosen:
         if not 0 <= index < len(keys) or keys[index] is None or foregrounds[index] is None:
-            raise ValueError(f"annotated frame {index} has no keys or mask")
+            raise XMemPPError(f"annotated frame {index} has no keys or mask")
 
     # Each usable frame's mask, shrunk to the keys' resolution (the only resolution the weighting uses).
     key_size = keys[chosen[0]].key.shape[-2:]

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from xmempp.errors import XMemPPError
+
+MIN_SIZE = 16  # the network downsamples by 16: a smaller short side leaves no feature map
+
 
 @dataclass(frozen=True)
 class InferenceConfig:
@@ -17,21 +21,18 @@ class InferenceConfig:
     max_working_frames: int = 10  # working memory size that triggers a consolidation
     num_prototypes: int = 128  # long-term prototypes made per consolidation
     max_long_term_elements: int = 10000  # long-term memory cap; least used prototypes are dropped beyond it
-    key_dim: int = 64
-    value_dim: int = 512
-    hidden_dim: int = 64
     use_amp: bool = True  # mixed precision on CUDA, as the reference; ignored on CPU
     key_batch_size: int | None = None  # frames per key-encoder pass; None: 8 on CUDA, 1 on the CPU (no gain there)
 
     def __post_init__(self) -> None:
-        if self.size is not None and self.size < 16:
-            raise ValueError(f"size must be at least 16 pixels (or None for the original size), got {self.size}")
+        if self.size is not None and self.size < MIN_SIZE:
+            raise XMemPPError(f"size must be at least {MIN_SIZE} pixels (or None for the original size), got {self.size}")
         if self.mem_every < 1 or self.top_k < 1:
-            raise ValueError("mem_every and top_k must be positive")
+            raise XMemPPError("mem_every and top_k must be positive")
         if self.key_batch_size is not None and self.key_batch_size < 1:
-            raise ValueError(f"key_batch_size must be at least 1 (or None), got {self.key_batch_size}")
+            raise XMemPPError(f"key_batch_size must be at least 1 (or None), got {self.key_batch_size}")
         if not 0 < self.min_working_frames < self.max_working_frames:
-            raise ValueError("need 0 < min_working_frames < max_working_frames")
+            raise XMemPPError("need 0 < min_working_frames < max_working_frames")
 
     def counts_long_term_usage(self, num_frames: int) -> bool:
         """Whether long-term usage is tracked: only when a video is long enough to fill long-term memory."""

@@ -11,18 +11,27 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import cv2
 import numpy as np
 import torch
 
-from xmempp.propagation import FrameKeys
+
+@dataclass
+class FrameKeys:
+    """A frame's key features, kept for annotation-candidate selection: key/selection (Ck, h, w), shrinkage (1, h, w)."""
+
+    key: torch.Tensor
+    shrinkage: torch.Tensor
+    selection: torch.Tensor
 
 
 def compress_mask(mask: np.ndarray) -> bytes:
     """An (H, W) uint8 mask as PNG bytes (lossless, fast setting)."""
+    import cv2  # here, not at the top: commands that only read keys never load OpenCV
+
     ok, data = cv2.imencode(".png", np.ascontiguousarray(mask, dtype=np.uint8), [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise RuntimeError(f"could not compress a mask of shape {mask.shape}")
@@ -30,6 +39,8 @@ def compress_mask(mask: np.ndarray) -> bytes:
 
 
 def decompress_mask(data: bytes) -> np.ndarray:
+    import cv2
+
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
 
 
@@ -51,6 +62,10 @@ class MaskStore:
 
     def clear(self) -> None:
         self._encoded = [None] * len(self._encoded)
+
+    def has(self, index: int) -> bool:
+        """Whether frame `index` holds a mask (without decoding it)."""
+        return self._encoded[index] is not None
 
 
 class CompressedMasks(MutableMapping):
@@ -95,6 +110,7 @@ class KeyStore(Sequence):
         self._data_offset = 0
         self._filled = np.zeros(count, dtype=bool)
         self._writable = True
+        self._closed = False
         self._lock = threading.Lock()  # a seek and its read or write must not interleave with another's
 
     @classmethod
@@ -141,8 +157,8 @@ class KeyStore(Sequence):
         self._file.truncate(self._data_offset + self.count * self._record_bytes)
 
     def __setitem__(self, index: int, keys: FrameKeys) -> None:
-        if not self._writable:
-            raise ValueError("this key store is read-only")
+        if not self._writable or self._closed:
+            raise ValueError(f"this key store is {'closed' if self._closed else 'read-only'}")
         record = torch.cat([keys.key, keys.shrinkage, keys.selection]).detach().float().cpu().contiguous().numpy()
         with self._lock:
             if self._file is None:
@@ -181,6 +197,7 @@ class KeyStore(Sequence):
     def close(self) -> None:
         """Release the file now (it is released with the store anyway)."""
         with self._lock:
+            self._closed = True
             self._filled[:] = False
             if self._file is not None:
                 self._file.close()

@@ -1,7 +1,7 @@
 """Per-frame keys saved beside the predicted masks, so suggestions never re-run the key encoder.
 
 `keys.npy` holds one (2 Ck + 1, h, w) float32 record per frame (see `KeyStore`); `keys.json` says which
-frames, processing size and weights they belong to.
+frames, processing size, weights and run (the manifest's `run_id`) they belong to.
 """
 
 from __future__ import annotations
@@ -11,32 +11,36 @@ import logging
 from pathlib import Path
 
 from xmempp.frame_store import KeyStore
+from xmempp.outputs import KEYS_FILE, KEYS_INFO_FILE, write_bytes_atomically
 
 log = logging.getLogger(__name__)
 
-KEYS_FILE, KEYS_INFO_FILE = "keys.npy", "keys.json"
 
-
-def save_keys(folder: Path, keys: KeyStore, frame_names: list[str], size: int | None, fingerprint: str) -> bool:
+def save_keys(folder: Path, keys: KeyStore, frame_names: list[str], size: int | None, fingerprint: str,
+              run_id: str | None = None) -> bool:
     """Write the keys into `folder` (only when every frame has them); returns whether they were written."""
     if not keys.is_complete:
         return False
     (folder / KEYS_INFO_FILE).unlink(missing_ok=True)  # never leave old metadata beside new keys
     keys.save(folder / KEYS_FILE)
-    info = {"frame_names": frame_names, "size": size, "weights": fingerprint}
-    (folder / KEYS_INFO_FILE).write_text(json.dumps(info))
+    info = {"frame_names": frame_names, "size": size, "weights": fingerprint, "run_id": run_id}
+    write_bytes_atomically(folder / KEYS_INFO_FILE, json.dumps(info).encode())
     return True
 
 
-def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprint: str) -> KeyStore | None:
-    """The keys saved in `folder` if they belong to these frames, size and weights; None otherwise."""
+def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprint: str,
+              run_id: str | None = None) -> KeyStore | None:
+    """The keys saved in `folder` if they belong to these frames, size, weights (and run); None otherwise."""
     info_path, keys_path = folder / KEYS_INFO_FILE, folder / KEYS_FILE
     if not (info_path.is_file() and keys_path.is_file()):
         return None
     try:
         info = json.loads(info_path.read_text())
-        if not isinstance(info, dict) or info.get("frame_names") != frame_names or info.get("size") != size or info.get("weights") != fingerprint:
-            log.info("keys in %s belong to other frames, size or weights: recomputing", folder)
+        expected = {"frame_names": frame_names, "size": size, "weights": fingerprint}
+        if run_id is not None:
+            expected["run_id"] = run_id
+        if not isinstance(info, dict) or any(info.get(name) != value for name, value in expected.items()):
+            log.info("keys in %s belong to other frames, size, weights or run: recomputing", folder)
             return None
         keys = KeyStore.open(keys_path)
     except (OSError, ValueError) as error:  # an unreadable cache is recomputed, never trusted

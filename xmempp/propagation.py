@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from xmempp.config import InferenceConfig
+from xmempp.frame_store import FrameKeys
 from xmempp.memory.bank import MemoryBank
 from xmempp.memory.stores import PermanentEntry, PermanentMemory
 from xmempp.model.network import XMem, aggregate
-
-
-@dataclass
-class FrameKeys:
-    """A frame's key features, kept for annotation-candidate selection: key/selection (Ck, h, w), shrinkage (1, h, w)."""
-
-    key: torch.Tensor
-    shrinkage: torch.Tensor
-    selection: torch.Tensor
 
 
 def encode_annotation(network: XMem, image: torch.Tensor, masks: torch.Tensor) -> tuple[PermanentEntry, FrameKeys]:

@@ -2,7 +2,9 @@
 
 Lifecycle: `VideoSession(network, frames)` -> `annotate(i, mask)` (any number, any frames) ->
 `propagate()` (a generator of finished frames) -> `suggest(k)` -> annotate the suggestions -> propagate
-again. The network is shared and read-only; everything that belongs to the video lives here.
+again -> `close()` (or leave a `with` block), which releases the key file at once. The network is shared and
+read-only; everything that belongs to the video lives here. Without a network (None) a session still holds
+annotations and predictions (for annotating and exporting); only propagation and suggestions need one.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import torch.nn.functional as F
 
 from xmempp.candidates import Foregrounds, select_next_candidates
 from xmempp.config import InferenceConfig
-from xmempp.errors import XMemPPError
-from xmempp.frame_store import KeyStore, MaskStore
-from xmempp.masks import ObjectManager, first_argmax
+from xmempp.errors import XMemPPError, out_of_memory_as_error
+from xmempp.frame_store import FrameKeys, KeyStore, MaskStore
+from xmempp.masks.ids import MAX_OBJECTS, ObjectManager, first_argmax
 from xmempp.memory.stores import PermanentMemory
 from xmempp.model.network import XMem
-from xmempp.propagation import FrameKeys, Propagation, encode_annotation
+from xmempp.propagation import Propagation, encode_annotation
+from xmempp.uncertainty import FrameUncertainty, measure_annotation, measure_probabilities
 from xmempp.video import FrameFolder, pad_to_multiple, prefetched, to_network_input, unpad
 
 log = logging.getLogger(__name__)
@@ -37,12 +40,14 @@ class EmptyAnnotationError(XMemPPError):
 
 @dataclass(frozen=True)
 class PropagatedFrame:
-    """A frame finished by propagation: `mask` holds object ids at the frame's size; `image` is the RGB frame."""
+    """A frame finished by propagation: `mask` holds object ids at the frame's size; `image` is the RGB frame;
+    `uncertainty` says how unsure the mask is (measured from the same probabilities, which it never changes)."""
 
     index: int
     mask: np.ndarray
     is_annotation: bool
     image: np.ndarray
+    uncertainty: FrameUncertainty = FrameUncertainty()
 
 
 ProgressCallback = Callable[[int, int], None]  # (frames done, total frames)
@@ -51,7 +56,7 @@ ProgressCallback = Callable[[int, int], None]  # (frames done, total frames)
 class VideoSession:
     """XMem++ on one video: annotate frames, propagate, suggest the next frames to annotate."""
 
-    def __init__(self, network: XMem, frames: FrameFolder, config: InferenceConfig | None = None):
+    def __init__(self, network: XMem | None, frames: FrameFolder, config: InferenceConfig | None = None):
         self.network = network
         self.frames = frames
         self.config = config or InferenceConfig()
@@ -59,10 +64,31 @@ class VideoSession:
         self.permanent = PermanentMemory()
         self._annotations: dict[int, np.ndarray] = {}
         self._predictions = MaskStore(len(frames))
+        self._uncertainty: list[FrameUncertainty | None] = [None] * len(frames)
+        self._from_latest_run = np.zeros(len(frames), dtype=bool)  # predicted by the latest propagation
         self._keys = KeyStore(len(frames))
         self._frame_size: tuple[int, int] | None = None
         self._propagation: Propagation | None = None
         self._propagating = False
+        self._closed = False
+        # Held while annotations change and while a propagation starts, so that a propagation never starts
+        # against half-made annotations (a check alone would let one slip in between check and change).
+        self._state_lock = threading.RLock()
+
+    # ----- lifecycle ------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the session's key file now; a running propagation stops after its current frame.
+
+        A closed session refuses further work. Closing twice is harmless.
+        """
+        self._closed = True
+        self._keys.close()
+
+    def __enter__(self) -> VideoSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # ----- frames -------------------------------------------------------------------------------------
     @property
@@ -95,39 +121,68 @@ class VideoSession:
     def annotate(self, index: int, mask: np.ndarray) -> None:
         """Put frame `index`'s mask ((H, W) object ids, 0 = background) into permanent memory, replacing any earlier one.
 
-        Raises EmptyAnnotationError when the mask has no object pixel; nothing changes then.
+        Raises EmptyAnnotationError when the mask has no object pixel, XMemPPError when it is not an (H, W)
+        integer (or boolean) array of ids 0..255 at the frame's size, or while a propagation runs; nothing
+        changes then.
         """
-        self._check_not_propagating()
-        self._check_index(index)
-        rgb = self.frame(index)
-        mask = np.asarray(mask)
-        if mask.shape != rgb.shape[:2]:
-            raise XMemPPError(f"the mask for frame {index} is {mask.shape[1]}x{mask.shape[0]}, "
-                              f"but the frame is {rgb.shape[1]}x{rgb.shape[0]}")
-        if not mask.any():
-            raise EmptyAnnotationError(f"the annotation of frame {index} is empty (no object pixels)")
-        mask = mask.astype(np.uint8)
-        self.objects.register(mask)
-        self._encode(index, rgb, mask)
-        self._annotations[index] = mask.copy()
-        self._predictions[index] = mask.copy()
-        self._forget_unannotated_objects()
+        with self._state_lock:
+            self._check_can_change_annotations()
+            self._check_index(index)
+            rgb = self.frame(index)
+            mask = checked_mask(index, mask, rgb.shape[:2])
+            self.objects.register(mask)
+            with out_of_memory_as_error(f"encoding the annotation of frame {index}", self.config.size):
+                self._encode(index, rgb, mask)
+            self._annotations[index] = mask.copy()
+            self._set_prediction(index, mask, measure_annotation(mask, self.objects.ids), latest=True)
+            self._forget_unannotated_objects()
 
     def remove_annotation(self, index: int) -> None:
         """Take frame `index` out of permanent memory; the other annotations stay as they are."""
-        self._check_not_propagating()
-        if index not in self._annotations:
-            raise XMemPPError(f"frame {index} has no annotation to remove")
-        del self._annotations[index]
-        self.permanent.remove(index)
-        self._forget_unannotated_objects()
+        with self._state_lock:
+            self._check_can_change_annotations()
+            if index not in self._annotations:
+                raise XMemPPError(f"frame {index} has no annotation to remove")
+            del self._annotations[index]
+            self.permanent.remove(index)
+            self._set_prediction(index, None, None, latest=False)  # it was the annotation, which is gone
+            self._forget_unannotated_objects()
+
+    def remove_object(self, object_id: int) -> list[int]:
+        """Remove an object's pixels from every annotation and prediction; annotations left without any object
+        are removed. Returns the annotated frames that changed."""
+        self._check_can_change_annotations()
+        changed = sorted(i for i, mask in self._annotations.items() if (mask == object_id).any())
+        for index in changed:
+            mask = np.where(self._annotations[index] == object_id, 0, self._annotations[index]).astype(np.uint8)
+            if mask.any():
+                self._annotations[index] = mask
+            else:
+                del self._annotations[index]
+                self.permanent.remove(index)
+        for index in range(self.num_frames):
+            mask = self._predictions[index]
+            if mask is not None and (mask == object_id).any():
+                kept = self._uncertainty[index]
+                if kept is not None:
+                    kept = FrameUncertainty(tuple(m for m in kept.objects if m.object_id != object_id))
+                mask = np.where(mask == object_id, 0, mask).astype(np.uint8)
+                self._set_prediction(index, mask if mask.any() or index not in changed else None, kept,
+                                     latest=bool(self._from_latest_run[index]))
+        # Every changed annotation is encoded again (with the objects that remain in their channels).
+        if changed:
+            self._encode_again()
+        return changed
 
     def _forget_unannotated_objects(self) -> None:
         """Drop objects that no annotation shows any more, re-encoding so that no channel refers to them."""
         remaining = {int(i) for mask in self._annotations.values() for i in np.unique(mask) if i}
-        if remaining == set(self.objects.ids):
-            return
-        order = self.permanent.frame_indices
+        if remaining != set(self.objects.ids):
+            self._encode_again()
+
+    def _encode_again(self) -> None:
+        """Rebuild objects and permanent memory from the annotations, in the order they were first added."""
+        order = self.permanent.frame_indices if self.network is not None else sorted(self._annotations)
         self.objects = ObjectManager()
         self.permanent.clear()
         for frame_index in order:
@@ -136,7 +191,9 @@ class VideoSession:
             self._encode(frame_index, self.frame(frame_index), self._annotations[frame_index])
 
     def _encode(self, index: int, rgb: np.ndarray, mask: np.ndarray) -> None:
-        """Encode an annotated frame into permanent memory (and keep its keys for suggestions)."""
+        """Encode an annotated frame into permanent memory (and keep its keys for suggestions); needs a network."""
+        if self.network is None:
+            return
         image, padding = self._network_image(rgb)
         one_hot = self._network_mask(mask, image, padding)
         with torch.inference_mode():
@@ -165,17 +222,35 @@ class VideoSession:
                   cancel: threading.Event | None = None) -> Iterator[PropagatedFrame]:
         """Segment every frame from the first to the last, yielding each as it is done.
 
-        Annotated frames yield their annotation. Setting `cancel` (or closing the generator) stops after
-        the current frame; frames done so far keep their masks, the others have none.
+        The arguments and the session are checked now; the work starts at the first `next()` and uses the
+        annotations as they are then. Annotated frames yield their annotation. Setting `cancel` (or closing the
+        generator, or the session) stops after the current frame; frames done so far get new masks, the others
+        keep the previous run's (see `prediction_is_from_previous_run`).
         """
-        if not self._annotations:
-            raise XMemPPError("annotate at least one frame before propagating")
-        self._predictions.clear()
-        for index, annotation in self._annotations.items():
-            self._predictions[index] = annotation
-        propagation = self._propagation = Propagation(self.network, self.permanent, self.config, self.num_frames)
-        size = self.frame_size
-        self._propagating = True
+        self._check_open()
+        if progress is not None and not callable(progress):
+            raise TypeError(f"progress must be a function (frames done, total frames), got {type(progress).__name__}")
+        if cancel is not None and not callable(getattr(cancel, "is_set", None)):
+            raise TypeError(f"cancel must be a threading.Event, got {type(cancel).__name__}")
+        self._check_annotated("propagating")
+        if self.network is None:
+            raise XMemPPError("propagation needs the XMem weights, and none are loaded")
+        return self._run_propagation(progress, cancel)
+
+    def _run_propagation(self, progress: ProgressCallback | None,
+                         cancel: threading.Event | None) -> Iterator[PropagatedFrame]:
+        with self._state_lock:  # annotations may have changed since propagate() was called
+            self._check_open()
+            self._check_annotated("propagating")
+            if self._propagating:
+                raise XMemPPError("this video is being propagated already: wait for that run or stop it")
+            self._from_latest_run[:] = False
+            for index in self._annotations:
+                self._from_latest_run[index] = True
+            propagation = self._propagation = Propagation(self.network, self.permanent, self.config,
+                                                          self.num_frames)
+            size = self.frame_size
+            self._propagating = True
         try:
             yield from self._propagate(propagation, size, progress, cancel)
         finally:
@@ -197,14 +272,17 @@ class VideoSession:
         loaded = prefetched(load, self.num_frames, lookahead=max(3, batch))
         index = 0
         while chunk := list(itertools.islice(loaded, batch)):
-            with torch.inference_mode(), self._autocast():
+            with torch.inference_mode(), self._autocast(), \
+                    out_of_memory_as_error(f"propagating frame {index}", self.config.size):
                 images = torch.cat([image for _, image, _ in chunk]).to(self.network.device)
                 encoded = self.network.encode_key(images)
             for offset, (rgb, _, padding) in enumerate(chunk):
-                if cancel is not None and cancel.is_set():
+                if (cancel is not None and cancel.is_set()) or self._closed:
                     return
                 frame_encoded = tuple(t[offset:offset + 1] for t in encoded)
-                frame = self._step(propagation, index, images[offset:offset + 1], frame_encoded, rgb, padding, size)
+                with out_of_memory_as_error(f"propagating frame {index}", self.config.size):
+                    frame = self._step(propagation, index, images[offset:offset + 1], frame_encoded, rgb, padding,
+                                       size)
                 if progress is not None:
                     progress(index + 1, self.num_frames)
                 yield frame
@@ -217,10 +295,21 @@ class VideoSession:
         one_hot = None if annotation is None else self._network_mask(annotation, image, padding)
         with torch.inference_mode(), self._autocast():
             probs, keys = propagation.step(index, image, one_hot, encoded)
-            mask = annotation if annotation is not None else self._to_ids(unpad(probs, padding), size)
+            if annotation is not None:
+                mask, uncertainty = annotation, measure_annotation(annotation, self.objects.ids)
+            else:
+                probs = unpad(probs, padding)
+                mask = self._to_ids(probs, size)
+                uncertainty = measure_probabilities(probs, self.objects.ids)
         self._keys[index] = keys
+        self._set_prediction(index, mask, uncertainty, latest=True)
+        return PropagatedFrame(index, mask, annotation is not None, rgb, uncertainty)
+
+    def _set_prediction(self, index: int, mask: np.ndarray | None, uncertainty: FrameUncertainty | None,
+                        latest: bool) -> None:
         self._predictions[index] = mask
-        return PropagatedFrame(index, mask, annotation is not None, rgb)
+        self._uncertainty[index] = uncertainty
+        self._from_latest_run[index] = latest
 
     def _to_ids(self, probs: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
         """Probabilities (N + 1, h, w) -> (H, W) object ids: resized to the frame's size before the argmax."""
@@ -245,14 +334,55 @@ class VideoSession:
         self._check_index(index)
         return self._predictions[index]
 
+    def has_prediction(self, index: int) -> bool:
+        """Whether frame `index` has a mask (without decoding it)."""
+        self._check_index(index)
+        return self._predictions.has(index)
+
+    def prediction_is_from_previous_run(self, index: int) -> bool:
+        """Whether frame `index`'s prediction is older than the latest propagation (a stopped run did not
+        reach it, or it was restored with `restore_predictions`)."""
+        self._check_index(index)
+        return self._predictions.has(index) and not self._from_latest_run[index]
+
+    def uncertainty(self, index: int) -> FrameUncertainty | None:
+        """How unsure frame `index`'s prediction is (None without a prediction or a measure)."""
+        self._check_index(index)
+        return self._uncertainty[index]
+
+    def restore_predictions(self, masks: dict[int, np.ndarray]) -> None:
+        """Take masks from an earlier run (e.g. an exported zip) as predictions of the frames without an
+        annotation; they count as from a previous run."""
+        self._check_can_change_annotations()
+        for index, mask in masks.items():
+            self._check_index(index)
+            if index not in self._annotations:
+                self._set_prediction(index, np.asarray(mask, dtype=np.uint8), None, latest=False)
+
+    def reconfigure(self, config: InferenceConfig) -> None:
+        """Use another configuration (e.g. processing size): annotations are encoded again, keys are
+        dropped (they belong to the old size); predictions stay until the next propagation."""
+        self._check_can_change_annotations()
+        self.config = config
+        self.permanent.clear()
+        self._keys.close()
+        self._keys = KeyStore(self.num_frames)
+        self._propagation = None
+        # As a new session annotated frame by frame in order would: same objects' channels, same memory order.
+        self.objects = ObjectManager()
+        for index in sorted(self._annotations):
+            self.objects.register(self._annotations[index])
+        for index in sorted(self._annotations):
+            self._encode(index, self.frame(index), self._annotations[index])
+
     # ----- suggestions -----------------------------------------------------------------------------------
     def suggest(self, k: int = 5, alpha: float = 0.5, min_mask_presence_percent: float = 0.25) -> list[int]:
         """The k frames to annotate next, from the keys and masks of the last propagation (no encoder pass)."""
-        if not self._annotations:
-            raise XMemPPError("annotate at least one frame before asking for suggestions")
-        missing = [i for i in self._annotations if self._keys[i] is None]
-        if missing:
-            raise XMemPPError("propagate before asking for suggestions")
+        self._check_open()
+        self._check_annotated("asking for suggestions")
+        if self._propagation is None:
+            raise XMemPPError("propagate first: suggestions compare the frames' predicted masks, and no frame "
+                              "has one before a propagation")
         foregrounds = Foregrounds(self.num_frames, self._predictions.__getitem__)
         return select_next_candidates(self._keys, foregrounds, k, self.annotated_frames,
                                       alpha=alpha, min_mask_presence_percent=min_mask_presence_percent)
@@ -261,10 +391,12 @@ class VideoSession:
         """Compute every frame's keys with the key encoder alone (when no propagation provided them)."""
         from tqdm import tqdm
 
+        self._check_open()
         for index in tqdm(range(self.num_frames), disable=not progress, desc="encoding keys", unit="frame"):
             if self._keys[index] is None:
                 image, _ = self._network_image(self.frame(index))
-                with torch.inference_mode(), self._autocast():
+                with torch.inference_mode(), self._autocast(), \
+                        out_of_memory_as_error(f"encoding the keys of frame {index}", self.config.size):
                     key, shrinkage, selection, *_ = self.network.encode_key(image.to(self.network.device))
                 self._keys[index] = FrameKeys(key[0], shrinkage[0], selection[0])
         return self._keys
@@ -274,7 +406,16 @@ class VideoSession:
         """Per-frame keys computed by propagation (None for frames not reached yet), read from disk on access."""
         return self._keys
 
-    def _check_not_propagating(self) -> None:
+    def _check_open(self) -> None:
+        if self._closed:
+            raise XMemPPError("this video session is closed: open a new one")
+
+    def _check_annotated(self, doing: str) -> None:
+        if not self._annotations:
+            raise XMemPPError(f"annotate at least one frame before {doing}")
+
+    def _check_can_change_annotations(self) -> None:
+        self._check_open()
         if self._propagating:
             raise XMemPPError("annotations cannot change while propagation runs: wait for it or stop it")
 
@@ -282,3 +423,23 @@ class VideoSession:
         if not 0 <= index < self.num_frames:
             raise XMemPPError(f"frame {index} is past the end of the video ({self.num_frames} frames, 0-based)")
 
+
+def checked_mask(index: int, mask: object, frame_size: tuple[int, int]) -> np.ndarray:
+    """`mask` as (H, W) uint8 object ids, or an XMemPPError that says what an annotation must be."""
+    must_be = (f"the mask for frame {index} must be an (H, W) array of integer object ids 0..{MAX_OBJECTS} "
+               "(0 = background; booleans count as object 1)")
+    if mask is None:
+        raise XMemPPError(f"{must_be}, got None")
+    array = np.asarray(mask)
+    if array.dtype != bool and not np.issubdtype(array.dtype, np.integer):
+        raise XMemPPError(f"{must_be}, got an array of {array.dtype}")
+    if array.ndim != 2:
+        raise XMemPPError(f"{must_be}, got an array of shape {array.shape}")
+    if array.shape != tuple(frame_size):
+        raise XMemPPError(f"the mask for frame {index} is {array.shape[1]}x{array.shape[0]}, "
+                          f"but the frame is {frame_size[1]}x{frame_size[0]}")
+    if array.size and (array.min() < 0 or array.max() > MAX_OBJECTS):
+        raise XMemPPError(f"{must_be}, got ids from {array.min()} to {array.max()}")
+    if not array.any():
+        raise EmptyAnnotationError(f"the annotation of frame {index} is empty (no object pixels)")
+    return array.astype(np.uint8)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,6 @@ from typing import TypeVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.functional as TF
 from PIL import Image, UnidentifiedImageError
 
 from xmempp.errors import XMemPPError
@@ -27,15 +27,22 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class FrameFolder:
-    """A video as a folder of image files, sorted by name; frames are read lazily."""
+    """A video as a folder of image files in natural name order (see `frame_order`); frames are read lazily.
+
+    Hidden files (names starting with a dot, such as macOS's `._frame.jpg`) are not frames.
+    """
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise FileNotFoundError(f"frame folder not found: {self.folder}")
-        self.paths = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        self.paths = sorted((p for p in self.folder.iterdir() if is_frame_file(p)), key=frame_order)
         if not self.paths:
             raise XMemPPError(f"no frames (.jpg or .png files) in {self.folder}")
+        _refuse_shared_stems(self.paths)
+        if self.paths != sorted(self.paths):
+            log.info("frames of %s are in natural order (%s before %s), not plain name order", self.folder,
+                     *next((a.name, b.name) for a, b in zip(self.paths, sorted(self.paths)) if a != b))
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -52,10 +59,42 @@ class FrameFolder:
         return read_rgb(self.paths[index])
 
 
+def is_frame_file(path: Path) -> bool:
+    """An image file that is not hidden (`._name.jpg` from macOS, `.DS_Store`; `Thumbs.db` is no image)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
+
+
+def frame_order(path: Path) -> tuple:
+    """Natural order: runs of digits compare as numbers (`frame_2` before `frame_10`).
+
+    Names whose numbers have equal widths (zero-padded, the usual case) keep their plain name order, which
+    is the official XMem++'s; names equal as numbers (`1` and `01`) fall back to plain name order.
+    """
+    parts = re.split(r"(\d+)", path.name)
+    return tuple(int(part) if i % 2 else part for i, part in enumerate(parts)), path.name
+
+
+def _refuse_shared_stems(paths: list[Path]) -> None:
+    """Masks and outputs are named after the frame without its extension, so two frames may not share it."""
+    by_stem: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in by_stem:
+            raise XMemPPError(f"{by_stem[path.stem].name} and {path.name} in {path.parent} are two frames with one "
+                              "name: keep only one of them")
+        by_stem[path.stem] = path
+
+
 def read_rgb(path: Path) -> np.ndarray:
-    """Read an image as (H, W, 3) uint8 RGB with Pillow (as the reference does), naming the file on failure."""
+    """Read an image as (H, W, 3) uint8 RGB with Pillow (as the reference does), naming the file on failure.
+
+    16-bit greyscale images keep their values, scaled to 0..255 (Pillow's own conversion clips them to 255).
+    """
     try:
         with Image.open(path) as image:
+            if image.mode.startswith("I"):  # I;16, I;16B...: 16-bit greyscale
+                grey = np.asarray(image).astype(np.uint32)
+                grey = ((grey * 255 + 32767) // 65535).clip(0, 255).astype(np.uint8)
+                return np.repeat(grey[..., None], 3, axis=2)
             return np.array(image.convert("RGB"))
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise XMemPPError(f"cannot read frame {path.name}: the file is corrupt or not an image ({error})") from None
@@ -97,12 +136,29 @@ def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None) ->
 
 
 def to_network_input(rgb: np.ndarray, size: int | None) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, h, w) float: ImageNet-normalised, then resized (bilinear, antialiased)."""
+    """(H, W, 3) uint8 -> (3, h, w) float: ImageNet-normalised, then resized (bilinear, antialiased).
+
+    The same operations as torchvision's `normalize` and `resize(image, [size])`, without importing torchvision
+    (seconds at start-up) for them.
+    """
     image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255)
-    image = TF.normalize(image, IMAGENET_MEAN, IMAGENET_STD)
+    mean = torch.as_tensor(IMAGENET_MEAN, dtype=image.dtype).view(-1, 1, 1)
+    std = torch.as_tensor(IMAGENET_STD, dtype=image.dtype).view(-1, 1, 1)
+    image = image.sub_(mean).div_(std)
     if size is not None:
-        image = TF.resize(image, [size], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+        height, width = image.shape[-2:]
+        resized = short_side_resized(height, width, size)
+        if resized != (height, width):
+            image = F.interpolate(image[None], size=list(resized), mode="bilinear", align_corners=False,
+                                  antialias=True)[0]
     return image
+
+
+def short_side_resized(height: int, width: int, size: int) -> tuple[int, int]:
+    """(H, W) with the short side `size` and the long side scaled alike, rounded down (as torchvision)."""
+    if width <= height:
+        return int(size * height / width), size
+    return size, int(size * width / height)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int = 16) -> tuple[torch.Tensor, tuple[int, int, int, int]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 from xmempp.model.modules import (
@@ -24,6 +23,8 @@ class KeyEncoder(nn.Module):
 
     def __init__(self):
         super().__init__()
+        import torchvision  # only where the network is built: importing it costs seconds
+
         resnet = torchvision.models.resnet50(weights=None)
         self.conv1, self.bn1, self.maxpool = resnet.conv1, resnet.bn1, resnet.maxpool
         self.layer1, self.layer2, self.layer3 = resnet.layer1, resnet.layer2, resnet.layer3
@@ -56,6 +57,8 @@ class ValueEncoder(nn.Module):
 
     def __init__(self, value_dim: int, hidden_dim: int):
         super().__init__()
+        import torchvision
+
         resnet = torchvision.models.resnet18(weights=None)
         self.conv1 = nn.Conv2d(5, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1, self.maxpool = resnet.bn1, resnet.maxpool

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import urllib.request
@@ -15,8 +16,21 @@ from xmempp.model.network import XMem
 log = logging.getLogger(__name__)
 
 WEIGHTS_URL = "https://github.com/hkchengrex/XMem/releases/download/v1.0/XMem.pth"
-DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 WEIGHTS_FILENAME = "XMem.pth"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+def default_weights_dir(package_dir: Path = PACKAGE_DIR) -> Path:
+    """Where the weights are looked for and downloaded: `weights/` in a checkout of the repository (beside the
+    `xmempp/` package and `pyproject.toml`), else, for an installed package, torch hub's `checkpoints` folder
+    (`$TORCH_HOME/hub/checkpoints`, by default `~/.cache/torch/hub/checkpoints`), never inside site-packages."""
+    checkout = package_dir.parent
+    if (checkout / "pyproject.toml").is_file():
+        return checkout / "weights"
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+DEFAULT_WEIGHTS_DIR = default_weights_dir()
 
 # The official checkpoint calls the key encoder's first ResNet stage `res2`; torchvision calls it `layer1`.
 _RENAMES = {"key_encoder.res2.": "key_encoder.layer1."}
@@ -58,7 +72,9 @@ def load_network(path: str | Path, device: torch.device | str | None = None) -> 
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise XMemPPError(f"{path} does not hold a state dict of tensors")
 
-    network = XMem()
+    # Built on the meta device: no memory and no random initialisation, which the checkpoint would replace.
+    with torch.device("meta"):
+        network = XMem()
     expected = network.state_dict()
     state = checkpoint_to_model_names(state)
     missing = [official_name(n) for n in expected if n not in state and not n.endswith("num_batches_tracked")]
@@ -71,7 +87,10 @@ def load_network(path: str | Path, device: torch.device | str | None = None) -> 
         if tensor.shape != expected[name].shape:
             raise XMemPPError(f"{path}: tensor {official_name(name)} has shape {tuple(tensor.shape)}, "
                               f"expected {tuple(expected[name].shape)}")
-    network.load_state_dict(state, strict=False)  # only num_batches_tracked may be absent, checked above
+    # Only num_batches_tracked may be absent (checked above); it counts training steps and changes nothing here.
+    state = {name: state[name].to(reference.dtype) if name in state else torch.zeros_like(reference, device="cpu")
+             for name, reference in expected.items()}
+    network.load_state_dict(state, strict=True, assign=True)
     return network.to(resolve_device(device)).eval().requires_grad_(False)
 
 
@@ -83,7 +102,7 @@ def resolve_device(device: torch.device | str | None) -> torch.device:
 
 
 def find_weights(weights: str | Path | None = None) -> Path | None:
-    """The weights file to use: the argument, then $XMEMPP_WEIGHTS, then weights/XMem.pth; None if absent."""
+    """The weights file to use: the argument, then $XMEMPP_WEIGHTS, then DEFAULT_WEIGHTS_DIR/XMem.pth; None if absent."""
     if weights is not None:
         path = Path(weights)
         if not path.is_file():
@@ -149,3 +168,30 @@ def save_random_checkpoint(path: str | Path, seed: int = 0, pred_bias: float = 1
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model_to_checkpoint_names(state), path)
     return path
+
+
+FINGERPRINT_TENSOR = "key_proj.key_proj.weight"  # the same name in the checkpoint and in the network
+
+
+def weights_fingerprint(source: XMem | str | Path) -> str:
+    """A short identity of the weights, from a loaded network or a checkpoint file (without building a network).
+
+    Both give the same value for the same weights: a digest of one trained tensor's float32 bytes.
+    """
+    if isinstance(source, XMem):
+        tensor = source.state_dict()[FINGERPRINT_TENSOR]
+    else:
+        path = Path(source)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # a checkpoint in the legacy (non-zip) format cannot be memory-mapped
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise XMemPPError(f"{path} is not a readable PyTorch checkpoint ({type(error).__name__}: {error})") from None
+        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+            state = state["state_dict"]
+        tensor = state.get(FINGERPRINT_TENSOR) if isinstance(state, dict) else None
+        if not isinstance(tensor, torch.Tensor):
+            raise XMemPPError(f"{path}: missing tensor {FINGERPRINT_TENSOR}")
+    data = tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
+    return "blake2b:" + hashlib.blake2b(data, digest_size=16).hexdigest()

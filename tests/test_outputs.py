@@ -1,0 +1,239 @@
+"""What `run` writes: never into what it reads, whole files only, and a manifest that `suggest` checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import moving_square_frames, square_mask, write_frames, write_palette_mask
+from xmempp import InferenceConfig, XMemPPError, run_on_video, select_k_next_best_annotation_candidates
+from xmempp.cli import main
+from xmempp.model.weights import weights_fingerprint
+from xmempp.outputs import MANIFEST_FILE, atomic_path, read_manifest
+
+
+def run(frames, masks, out, network, **kwargs):
+    kwargs.setdefault("size", 96)
+    return run_on_video(frames, masks, out, print_progress=False, network=network, **kwargs)
+
+
+def suggest(frames, masks, out, network=None, **kwargs):
+    return select_k_next_best_annotation_candidates(frames, masks, out, k=2, network=network, print_progress=False,
+                                                    size=96, min_mask_presence_percent=0, **kwargs)
+
+
+def snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture
+def finished_run(square_clip, tmp_path, network):
+    frames, masks = square_clip
+    out = tmp_path / "out"
+    run(frames, masks, out, network, frames_with_masks=[0, 6])
+    return frames, masks, out
+
+
+# ----- never write into what is read --------------------------------------------------------------------------
+def test_jpeg_frames_in_output_overlay_are_never_overwritten(tmp_path, network):
+    frames = write_frames(tmp_path / "d" / "overlay", moving_square_frames(4))
+    write_palette_mask(tmp_path / "m" / "frame_000000.png", square_mask(0))
+    before = snapshot(frames)
+    with pytest.raises(XMemPPError, match=f"{tmp_path / 'd' / 'overlay'}.*overwrite the frames in {frames}"):
+        run(frames, tmp_path / "m", tmp_path / "d", network)
+    assert snapshot(frames) == before
+
+
+def test_png_frames_in_output_masks_are_never_overwritten(tmp_path, network):
+    frames = write_frames(tmp_path / "d" / "masks", moving_square_frames(4), suffix=".png")
+    write_palette_mask(tmp_path / "m" / "frame_000000.png", square_mask(0))
+    before = snapshot(frames)
+    with pytest.raises(XMemPPError, match="overwrite the frames"):
+        run(frames, tmp_path / "m", tmp_path / "d", network)
+    assert snapshot(frames) == before
+
+
+def test_a_parent_relative_path_to_the_frames_is_caught(tmp_path, network):
+    frames = write_frames(tmp_path / "d" / "overlay", moving_square_frames(4))
+    (tmp_path / "d" / "x").mkdir()
+    write_palette_mask(tmp_path / "m" / "frame_000000.png", square_mask(0))
+    with pytest.raises(XMemPPError, match="overwrite the frames"):
+        run(tmp_path / "d" / "x" / ".." / "overlay", tmp_path / "m", tmp_path / "d", network)
+    assert len(list(frames.iterdir())) == 4
+
+
+def test_a_symlinked_output_folder_into_the_annotations_is_caught(square_clip, tmp_path, network):
+    frames, masks = square_clip
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "masks").symlink_to(masks, target_is_directory=True)
+    before = snapshot(masks)
+    with pytest.raises(XMemPPError, match="overwrite the annotations"):
+        run(frames, masks, tmp_path / "out", network)
+    assert snapshot(masks) == before
+
+
+def test_the_cli_refuses_before_loading_weights_and_names_both_paths(tmp_path, capsys):
+    frames = write_frames(tmp_path / "d" / "overlay", moving_square_frames(2))
+    write_palette_mask(tmp_path / "m" / "frame_000000.png", square_mask(0))
+    code = main(["run", "--images", str(frames), "--masks", str(tmp_path / "m"), "--output", str(tmp_path / "d"),
+                 "--weights", str(tmp_path / "no-such-weights.pth"), "--quiet"])
+    error = capsys.readouterr().err
+    assert code == 1 and str(frames) in error and "overwrite the frames" in error
+
+
+def test_an_output_that_is_a_file_is_named(square_clip, tmp_path, network):
+    frames, masks = square_clip
+    (tmp_path / "out").write_text("not a folder")
+    with pytest.raises(XMemPPError, match=f"the output {tmp_path / 'out'} is a file"):
+        run(frames, masks, tmp_path / "out", network)
+
+
+def test_an_output_folder_that_cannot_be_written_is_named(square_clip, tmp_path, network, monkeypatch):
+    import tempfile
+
+    frames, masks = square_clip
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    with pytest.raises(XMemPPError, match=f"the output folder {tmp_path / 'out'} is not writable"):
+        run(frames, masks, tmp_path / "out", network)
+
+
+# ----- whole files or nothing -----------------------------------------------------------------------------------
+def test_a_failed_write_keeps_the_previous_file_whole(tmp_path):
+    target = tmp_path / "mask.png"
+    target.write_bytes(b"previous")
+    with pytest.raises(RuntimeError), atomic_path(target) as temporary:
+        temporary.write_bytes(b"half")
+        raise RuntimeError("killed")
+    assert target.read_bytes() == b"previous"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_a_run_stopped_midway_leaves_only_whole_masks_and_an_unfinished_manifest(square_clip, tmp_path, network,
+                                                                                 monkeypatch):
+    from xmempp import outputs
+
+    frames, masks = square_clip
+    masks_written = []
+    real = outputs.write_bytes_atomically
+
+    def dies_halfway_through_the_sixth_mask(path, data):
+        if path.suffix == ".png" and len(masks_written) == 5:
+            with atomic_path(path) as temporary:
+                temporary.write_bytes(data[:len(data) // 2])
+                raise KeyboardInterrupt
+        real(path, data)
+        if path.suffix == ".png":
+            masks_written.append(path)
+
+    monkeypatch.setattr(outputs, "write_bytes_atomically", dies_halfway_through_the_sixth_mask)
+    with pytest.raises(KeyboardInterrupt):
+        run(frames, masks, tmp_path / "out", network, save_overlay=False)
+    files = sorted((tmp_path / "out" / "masks").iterdir())
+    assert [p.name for p in files] == [f"frame_{i:06d}.png" for i in range(5)]
+    for path in files:
+        Image.open(path).load()  # every file there decodes whole
+    assert read_manifest(tmp_path / "out").finished is False
+    monkeypatch.undo()
+    with pytest.raises(XMemPPError, match="did not finish"):
+        suggest(frames, masks, tmp_path / "out", network)
+
+
+# ----- the manifest -------------------------------------------------------------------------------------------
+def test_the_manifest_records_what_made_the_outputs(finished_run, checkpoint, network):
+    frames, masks, out = finished_run
+    manifest = read_manifest(out)
+    assert manifest.finished
+    assert manifest.frame_names == [f"frame_{i:06d}" for i in range(12)]
+    assert manifest.frame_size == (96, 128) and manifest.size == 96 and manifest.annotated_frames == [0, 6]
+    assert manifest.weights == weights_fingerprint(network) == weights_fingerprint(checkpoint)
+    assert sorted(manifest.mask_digests) == manifest.frame_names
+    assert json.loads((out / MANIFEST_FILE).read_text())["finished"] is True
+
+
+def test_suggestions_never_build_the_network_when_the_keys_are_valid(finished_run, checkpoint, monkeypatch):
+    from xmempp import api
+
+    frames, masks, out = finished_run
+    monkeypatch.setattr(api, "load_network", lambda *a, **k: pytest.fail("the saved keys make the network unneeded"))
+    picks = suggest(frames, masks, out, weights=checkpoint, previously_chosen_candidates=[0, 6])
+    assert len(picks) == 2 and not {0, 6} & set(picks)
+
+
+def test_masks_from_two_runs_mixed_are_refused_naming_the_file(finished_run, network, tmp_path):
+    frames, masks, out = finished_run
+    write_palette_mask(tmp_path / "other-annotations" / "frame_000009.png", square_mask(2))
+    run(frames, tmp_path / "other-annotations", tmp_path / "other", network, frames_with_masks=[9])
+    assert (tmp_path / "other" / "masks" / "frame_000009.png").read_bytes() != \
+        (out / "masks" / "frame_000009.png").read_bytes()
+    shutil.copy(tmp_path / "other" / "masks" / "frame_000009.png", out / "masks" / "frame_000009.png")
+    with pytest.raises(XMemPPError, match="frame_000009.png changed since the run"):
+        suggest(frames, masks, out, network)
+
+
+def test_outputs_of_another_video_with_the_same_frame_names_are_refused(finished_run, network, tmp_path):
+    frames, masks, out = finished_run
+    other = write_frames(tmp_path / "other", moving_square_frames(12, seed=5))
+    with pytest.raises(XMemPPError, match="made from other frames"):
+        suggest(other, masks, out, network)
+    bigger = write_frames(tmp_path / "bigger", moving_square_frames(12, height=100))
+    with pytest.raises(XMemPPError, match="made from other frames"):
+        suggest(bigger, masks, out, network)
+
+
+def test_keys_of_another_size_are_recomputed_with_a_warning(finished_run, network):
+    frames, masks, out = finished_run
+    with pytest.warns(UserWarning, match="computing them again"):
+        picks = select_k_next_best_annotation_candidates(frames, masks, out, k=2, network=network, size=64,
+                                                         print_progress=False, min_mask_presence_percent=0)
+    assert len(picks) == 2
+
+
+@pytest.mark.parametrize("damage", ["truncated", "rgb", "jpeg"])
+def test_a_damaged_mask_without_a_manifest_is_named(finished_run, network, damage):
+    frames, masks, out = finished_run
+    (out / MANIFEST_FILE).unlink()
+    path = out / "masks" / "frame_000004.png"
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:40])
+    elif damage == "rgb":
+        Image.new("RGB", (128, 96), (255, 0, 0)).save(path)
+    else:
+        Image.new("RGB", (128, 96)).save(path, format="JPEG")
+    with pytest.warns(UserWarning, match="no manifest.json"), pytest.raises(XMemPPError, match=str(path)):
+        suggest(frames, masks, out, network)
+
+
+# ----- one way to say the size ----------------------------------------------------------------------------------
+def test_size_and_a_config_that_disagree_are_refused(square_clip, tmp_path, network):
+    frames, masks = square_clip
+    with pytest.raises(XMemPPError, match="size=64 disagrees with config.size=96"):
+        run(frames, masks, tmp_path / "out", network, size=64, config=InferenceConfig(size=96))
+
+
+def test_the_config_alone_sets_the_size(square_clip, tmp_path, network):
+    frames, masks = square_clip
+    run_on_video(frames, masks, tmp_path / "out", print_progress=False, network=network,
+                 config=InferenceConfig(size=64))
+    assert read_manifest(tmp_path / "out").size == 64
+
+
+def test_suggestions_on_a_video_file_reuse_the_runs_frames_without_decoding(tmp_path, network, monkeypatch):
+    import imageio.v3 as iio
+
+    from xmempp import video
+
+    clip = tmp_path / "clip.mp4"
+    iio.imwrite(clip, np.stack(moving_square_frames(6)), fps=10, plugin="FFMPEG", codec="libx264",
+                macro_block_size=1)
+    write_palette_mask(tmp_path / "masks" / "frame_000000.png", square_mask(0))
+    run(clip, tmp_path / "masks", tmp_path / "out", network)
+    monkeypatch.setattr(video, "extract_frames", lambda *a, **k: pytest.fail("the manifest vouches for the video"))
+    assert len(suggest(clip, tmp_path / "masks", tmp_path / "out", network)) == 2

@@ -1,0 +1,67 @@
+"""Frame folders: which files are frames, in which order, and how their pixels are read."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from xmempp import FrameFolder, XMemPPError
+from xmempp.video import IMAGENET_MEAN, IMAGENET_STD, to_network_input
+
+
+def write_jpegs(folder, names: list[str]):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        Image.fromarray(np.full((8, 8, 3), 100, np.uint8)).save(folder / name)
+    return folder
+
+
+def test_hidden_files_are_not_frames(tmp_path):
+    folder = write_jpegs(tmp_path / "frames", ["00000.jpg", "00001.jpg"])
+    (folder / "._00000.jpg").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")
+    (folder / ".DS_Store").write_bytes(b"Bud1")
+    (folder / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    frames = FrameFolder(folder)
+    assert frames.names == ["00000", "00001"]
+    assert frames.read(0).shape == (8, 8, 3)
+
+
+def test_two_files_with_one_stem_are_refused_naming_both(tmp_path):
+    folder = write_jpegs(tmp_path / "frames", ["00002.jpg", "00003.jpg", "00003.png"])
+    with pytest.raises(XMemPPError, match=r"00003\.jpg and 00003\.png"):
+        FrameFolder(folder)
+
+
+def test_frames_are_in_natural_order(tmp_path):
+    folder = write_jpegs(tmp_path / "frames", ["frame_10.jpg", "frame_2.jpg", "frame_1.jpg", "frame_100.jpg"])
+    assert FrameFolder(folder).names == ["frame_1", "frame_2", "frame_10", "frame_100"]
+
+
+def test_zero_padded_names_keep_their_plain_name_order(tmp_path):
+    """The usual case, where natural order must equal the official XMem++'s (plain sorted names)."""
+    names = [f"{prefix}{i:05d}.jpg" for prefix in ("a_", "B_", "b_", "") for i in (0, 1, 9, 10, 99, 100)]
+    folder = write_jpegs(tmp_path / "frames", names)
+    assert FrameFolder(folder).names == [name[:-4] for name in sorted(names)]
+
+
+def test_a_16_bit_greyscale_frame_keeps_its_values(tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    grey = np.array([[0, 257, 32896], [65535, 1000, 60000]], np.uint16)
+    Image.fromarray(grey).save(folder / "00000.png")
+    rgb = FrameFolder(folder).read(0)
+    expected = np.round(grey / 257).astype(np.uint8)
+    assert rgb.dtype == np.uint8 and rgb.shape == (2, 3, 3)
+    assert np.array_equal(rgb, np.repeat(expected[..., None], 3, axis=2))
+
+
+@pytest.mark.parametrize(("height", "width", "size"), [(96, 128, 96), (96, 128, 64), (128, 96, 80), (75, 75, 50),
+                                                       (480, 854, 480), (97, 131, 200)])
+def test_the_network_input_equals_torchvisions_normalise_and_resize(height, width, size):
+    tf = pytest.importorskip("torchvision.transforms.functional")
+    rgb = np.random.default_rng(height + width).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    expected = tf.normalize(torch.from_numpy(rgb).permute(2, 0, 1).float().div(255), IMAGENET_MEAN, IMAGENET_STD)
+    expected = tf.resize(expected, [size], interpolation=tf.InterpolationMode.BILINEAR, antialias=True)
+    assert torch.equal(to_network_input(rgb, size), expected)

@@ -1,0 +1,92 @@
+"""Mask files: reading palette, greyscale and colour PNGs into object ids, and writing palette PNGs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from xmempp.errors import XMemPPError
+from xmempp.masks.drawing import davis_palette
+from xmempp.masks.ids import MAX_OBJECTS
+
+log = logging.getLogger(__name__)
+
+
+class MaskReader:
+    """Reads a video's annotation PNGs into object-id arrays.
+
+    Palette and greyscale PNGs give their indices as ids. RGB(A) PNGs give one id per colour (black is
+    background), numbered in the order colours are first met; the palette written back uses those colours.
+    """
+
+    def __init__(self) -> None:
+        self.palette: list[int] | None = None
+        self._colour_ids: dict[tuple[int, int, int], int] = {}
+
+    def read(self, path: Path, frame_size: tuple[int, int] | None = None) -> np.ndarray:
+        """Read a mask as (H, W) uint8 ids; resized (nearest neighbour, with a warning) to `frame_size` (H, W)."""
+        try:
+            with Image.open(path) as image:
+                image.load()
+                ids = self._to_ids(image, path)
+        except (UnidentifiedImageError, OSError, SyntaxError) as error:
+            raise XMemPPError(f"cannot read mask {path.name}: the file is corrupt or not a PNG ({error})") from None
+        if frame_size is not None and ids.shape != tuple(frame_size):
+            log.warning("mask %s is %dx%d but its frame is %dx%d: resized with nearest neighbour",
+                        path.name, ids.shape[1], ids.shape[0], frame_size[1], frame_size[0])
+            ids = resize_ids(ids, frame_size)
+        return ids
+
+    def _to_ids(self, image: Image.Image, path: Path) -> np.ndarray:
+        if image.mode == "P":
+            if self.palette is None:
+                self.palette = (image.getpalette() or []) + [0] * 768
+                self.palette = self.palette[:768]
+            return np.asarray(image, dtype=np.uint8).copy()
+        if image.mode in ("L", "1", "I", "I;16"):
+            ids = np.asarray(image.convert("I"))
+            if ids.max(initial=0) > MAX_OBJECTS:
+                raise XMemPPError(f"mask {path.name} has object id {ids.max()}; ids must be 0..{MAX_OBJECTS}")
+            return ids.astype(np.uint8)
+        rgb = np.asarray(image.convert("RGB"))
+        colours, inverse = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
+        lookup = np.zeros(len(colours), dtype=np.uint8)
+        for i, colour in enumerate(map(tuple, colours.tolist())):
+            if colour == (0, 0, 0):
+                continue
+            if colour not in self._colour_ids:
+                if len(self._colour_ids) >= MAX_OBJECTS:
+                    raise XMemPPError(f"mask {path.name} brings the number of colours (objects) past {MAX_OBJECTS}; "
+                                      "is it a JPEG-compressed or anti-aliased mask? Use flat colours or a palette PNG")
+                self._colour_ids[colour] = len(self._colour_ids) + 1
+            lookup[i] = self._colour_ids[colour]
+        self.palette = self._colour_palette()
+        return lookup[inverse.reshape(rgb.shape[:2])]
+
+    def _colour_palette(self) -> list[int]:
+        palette = davis_palette()
+        for colour, object_id in self._colour_ids.items():
+            palette[object_id * 3:object_id * 3 + 3] = colour
+        return palette
+
+
+def resize_ids(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of an id mask to (H, W)."""
+    tensor = torch.from_numpy(ids.astype(np.uint8))[None, None].float()
+    return torch.nn.functional.interpolate(tensor, size=size, mode="nearest")[0, 0].to(torch.uint8).numpy()
+
+
+def mask_image(ids: np.ndarray, palette: list[int]) -> Image.Image:
+    """Ids as an indexed (palette) image."""
+    image = Image.fromarray(ids.astype(np.uint8), mode="P")
+    image.putpalette(palette)
+    return image
+
+
+def write_mask(path: Path, ids: np.ndarray, palette: list[int]) -> None:
+    """Save ids as an indexed (palette) PNG."""
+    mask_image(ids, palette).save(path, optimize=False, compress_level=1)

@@ -1,0 +1,53 @@
+"""Object ids: the ids in people's masks, mapped to network channels and back."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from xmempp.errors import XMemPPError
+
+MAX_OBJECTS = 255  # a palette PNG holds ids 0..255, and 0 is background
+
+
+class ObjectManager:
+    """Maps object ids (as in the user's masks, never changed) to network channels (an internal detail)."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def register(self, mask_ids: np.ndarray) -> list[int]:
+        """Add the mask's objects that are new; returns them. New objects get the next channels."""
+        present = [int(i) for i in np.unique(mask_ids) if i != 0]
+        new = [i for i in present if i not in self.ids]
+        if len(self.ids) + len(new) > MAX_OBJECTS:
+            raise XMemPPError(f"too many objects: at most {MAX_OBJECTS}")
+        self.ids.extend(new)
+        return new
+
+    def to_channels(self, mask_ids: np.ndarray) -> torch.Tensor:
+        """(H, W) ids -> (N, H, W) float one-hot over the known objects (exhaustive: 0 is background)."""
+        mask = torch.from_numpy(np.ascontiguousarray(mask_ids))
+        return torch.stack([(mask == object_id) for object_id in self.ids]).float()
+
+    def to_ids(self, channel_index: torch.Tensor | np.ndarray) -> np.ndarray:
+        """(H, W) argmax over [background, objects...] -> (H, W) uint8 ids."""
+        lookup = np.array([0, *self.ids], dtype=np.uint8)
+        return lookup[np.asarray(channel_index)]
+
+
+def first_argmax(probs: torch.Tensor) -> torch.Tensor:
+    """torch.argmax(probs, dim=0), ties and NaNs included, without its slow strided reduction on the CPU.
+
+    Channel by channel, a later channel wins only when strictly greater (or the first NaN), as in argmax.
+    """
+    best, best_index = probs[0], torch.zeros(probs.shape[1:], dtype=torch.long, device=probs.device)
+    for channel in range(1, probs.shape[0]):
+        candidate = probs[channel]
+        wins = (candidate > best) | (candidate.isnan() & ~best.isnan())
+        best_index[wins] = channel
+        best = torch.where(wins, candidate, best)
+    return best_index

@@ -1,0 +1,169 @@
+"""What `run` writes, kept safe: never into what it reads, each file whole or not at all, with a manifest.
+
+An output folder holds `masks/<frame>.png`, `overlay/<frame>.jpg`, `keys.npy` + `keys.json` and
+`manifest.json`. The manifest says which frames (and their content), annotations, processing size and
+weights made the outputs, and whether the run finished; `suggest` trusts nothing it does not vouch for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from xmempp.errors import XMemPPError
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FILE = "manifest.json"
+MASKS_DIR, OVERLAY_DIR = "masks", "overlay"
+KEYS_FILE, KEYS_INFO_FILE = "keys.npy", "keys.json"
+MANIFEST_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The provenance of one output folder (`manifest.json`)."""
+
+    frame_names: list[str]
+    frame_size: tuple[int, int]  # (H, W) of the frames and masks
+    annotated_frames: list[int]
+    size: int | None  # processing size (short side), None for the original resolution
+    weights: str  # fingerprint of the weights (see `xmempp.model.weights.weights_fingerprint`)
+    source_digest: str  # content of the frames (a folder's files, or the video file)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    finished: bool = False  # written True last of all, once every mask and the keys are in place
+    overlay: bool = True
+    mask_digests: dict[str, str] = field(default_factory=dict)  # frame name -> digest of its mask PNG
+
+    def finish(self, mask_digests: dict[str, str]) -> Manifest:
+        return replace(self, finished=True, mask_digests=dict(mask_digests))
+
+    def to_json(self) -> str:
+        return json.dumps({"format": MANIFEST_FORMAT, **asdict(self)}, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.pop("format", None) != MANIFEST_FORMAT:
+            raise ValueError("not an xmempp manifest")
+        data["frame_size"] = tuple(data["frame_size"])
+        return cls(**data)
+
+
+def read_manifest(folder: str | Path) -> Manifest | None:
+    """The folder's manifest; None when there is none or it cannot be read (then nothing in it is trusted)."""
+    path = Path(folder) / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        return Manifest.from_json(path.read_text())
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        log.warning("ignoring unreadable %s (%s)", path, error)
+        return None
+
+
+def write_manifest(folder: Path, manifest: Manifest) -> None:
+    write_bytes_atomically(folder / MANIFEST_FILE, manifest.to_json().encode())
+
+
+# ----- never write into what is read -------------------------------------------------------------------------
+def written_folders(out: Path) -> list[Path]:
+    """The folders a run writes files into."""
+    return [out, out / MASKS_DIR, out / OVERLAY_DIR]
+
+
+def refuse_overlap(inputs: dict[str, Path], out: Path) -> None:
+    """Refuse when a folder the run writes into is a folder it reads, or a file it writes is one it reads.
+
+    `inputs` names what is read: {"frames": ..., "annotations": ...}. Paths are compared resolved, so
+    `d/x/../overlay`, `d/overlay` given as `--images` with `--output d`, and symlinks are all caught.
+    """
+    written_files = [out / KEYS_FILE, out / KEYS_INFO_FILE, out / MANIFEST_FILE]
+    for label, read in inputs.items():
+        source = read.resolve()
+        for written in [*written_folders(out), *written_files]:
+            if written.resolve() == source:
+                raise XMemPPError(f"writing into {written} would overwrite the {label} in {read} (the same "
+                                  f"{'folder' if source.is_dir() else 'file'}): choose an output folder apart from "
+                                  "the inputs")
+
+
+def prepare_output_folder(out: Path) -> None:
+    """Create `out` and check that it can be written, naming the path when it cannot."""
+    if out.exists() and not out.is_dir():
+        raise XMemPPError(f"the output {out} is a file, not a folder: choose a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for sub in (MASKS_DIR, OVERLAY_DIR):
+            if (out / sub).exists() and not (out / sub).is_dir():
+                raise XMemPPError(f"{out / sub} is a file, but the output needs a folder there")
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except PermissionError:
+        raise XMemPPError(f"the output folder {out} is not writable") from None
+    except OSError as error:
+        raise XMemPPError(f"cannot write in the output folder {out} ({error.strerror or error})") from None
+
+
+# ----- whole files or nothing --------------------------------------------------------------------------------
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary name beside `path`; renamed to `path` when the block succeeds, removed when it fails.
+
+    A kill leaves at most a hidden `.<name>.*.tmp` file, never a half-written `path`. The rename replaces a
+    symlink at `path` instead of writing through it.
+    """
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    temporary = Path(temporary)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(data)
+
+
+def save_image_atomically(path: Path, image, **save_options) -> str:
+    """Encode a PIL image in the format `path`'s suffix names, write it atomically; returns its digest."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG" if path.suffix.lower() == ".png" else "JPEG", **save_options)
+    data = buffer.getvalue()
+    write_bytes_atomically(path, data)
+    return bytes_digest(data)
+
+
+# ----- fingerprints ------------------------------------------------------------------------------------------
+def bytes_digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def source_digest(source: Path, frame_paths: Iterable[Path] | None = None) -> str:
+    """The content of a video: its file's bytes, or each frame file's name and bytes, in frame order."""
+    if source.is_file():
+        return file_digest(source)
+    digest = hashlib.blake2b(digest_size=16)
+    for path in frame_paths or ():
+        digest.update(path.name.encode() + b"\0" + file_digest(path).encode())
+    return digest.hexdigest()
