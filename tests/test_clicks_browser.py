@@ -88,14 +88,16 @@ def click_on_picture(page, fx: float, fy: float, tap: bool) -> None:
 
 
 def click_to_segment(page, name: str, tap: bool) -> None:
-    """Example clip -> object 2 -> click mode -> a click on the picture -> Save: the editor's layer is object 2's."""
+    """Example clip -> add object 2 -> click mode -> a click on the picture -> Save: the editor's layer is object 2's."""
     from playwright.sync_api import expect
 
     expect.set_options(timeout=60_000)  # a click runs the model on 2 shared CPU cores
     press = page.tap if tap else page.click
     press("#example")
     expect_value(page, "#status textarea", r"^Loaded the example clip")
-    press("#object label:has-text('Object 2')")
+    press("#add-object")
+    expect_value(page, "#status textarea", r"^Added Object 2")
+    expect(page.locator("#object input[value='2']")).to_be_checked()
     press("#click-mode input[type=checkbox]")
     expect(page.locator("#click-image img")).to_be_visible()
     page.screenshot(path=str(SHOTS / f"clicks-{name}-1-mode.png"))
