@@ -161,9 +161,10 @@ class ClickControls:
         self.picture.select(self.click, [self.state, *where, object_picker, self.kind], outputs, **each)
         self.undo.click(self.undo_last, [self.state, *where, object_picker], outputs, **each)
         self.clear.click(self.clear_object, [self.state, *where, object_picker], outputs, **each)
-        # A new frame, a gallery pick or a brush stroke changes the editor: the picture follows it.
-        editor.change(self.refresh, [self.mode, self.state, *where], [self.picture], trigger_mode="always_last",
-                      **quiet)
+        # Another frame (slider, buttons, galleries, timeline all set the frame number): the picture follows.
+        # Not on the editor's changes: an event reading the editor makes the browser upload its picture.
+        frame.change(self.refresh, [self.mode, self.state, app_state, frame], [self.picture],
+                     trigger_mode="always_last", **quiet)
 
     # ----- handlers (each returns its outputs in the order `wire` gives them) ---------------------------
     def toggle(self, on: bool, state: ClickState | None, app: Any, index: float, value: dict | None) -> tuple:
@@ -178,7 +179,7 @@ class ClickControls:
         return (gr.Column(visible=True), state, click_picture(rgb, ids, state.prompts(rgb)),
                 "Pick the object, then click on it.")
 
-    def refresh(self, on: bool, state: ClickState | None, app: Any, index: float, value: dict | None) -> Any:
+    def refresh(self, on: bool, state: ClickState | None, app: Any, index: float, value: dict | None = None) -> Any:
         """Output: picture (unchanged while the click mode is off)."""
         if not on or state is None:
             return gr.skip()
