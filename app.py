@@ -11,6 +11,7 @@ import signal
 import tempfile
 from pathlib import Path
 
+from demo.clicks import load_prompt_model
 from demo.media import Limits
 from demo.state import AppSettings
 from demo.ui import build_demo, launch_options
@@ -27,6 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--weights", help="XMem checkpoint (default: $XMEMPP_WEIGHTS, then weights/XMem.pth, "
                                           "downloaded when absent unless XMEMPP_OFFLINE=1)")
+    parser.add_argument("--sam-model", help="SAM 2.1 model for click to segment: a hub id or a save_pretrained folder, "
+                                            "or none (default: $XMEMPP_SAM_MODEL, then facebook/sam2.1-hiera-tiny, "
+                                            "downloaded when absent unless XMEMPP_OFFLINE=1)")
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda (default: CUDA when present)")
     parser.add_argument("--share", action="store_true", help="create a public Gradio share link")
     parser.add_argument("--max-frames", type=int, default=300, help="longer videos are cut to this many frames")
@@ -104,12 +108,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
         network, message = load_shared_network(args.weights, args.device)
+        prompt_model, prompt_message = load_prompt_model(args.sam_model, network.device if network else args.device)
     except (XMemPPError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
     work_root = make_work_root()
     settings = AppSettings(network=network, weights_message=message, work_root=work_root, example=EXAMPLE,
                            limits=Limits(args.max_frames, args.max_side, args.max_upload_mb), size=args.size,
-                           max_runs=args.max_runs)
+                           max_runs=args.max_runs, prompt_model=prompt_model, prompt_message=prompt_message)
     blocks = build_demo(settings)
     blocks.queue(default_concurrency_limit=4)
     blocks.launch(share=args.share, max_file_size=f"{args.max_upload_mb}mb", **launch_options(settings))

@@ -27,6 +27,7 @@ from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.masks.files import MaskReader
 from xmempp.model.network import XMem
+from xmempp.prompts import PromptModel
 from xmempp.session import EmptyAnnotationError, VideoSession
 from xmempp.uncertainty import FrameUncertainty
 from xmempp.video import FrameFolder
@@ -49,6 +50,8 @@ class AppSettings:
     num_objects: int = 8
     max_runs: int = 1  # propagations running at once, over all users (the queue holds the others)
     weights_message: str = ""  # why there is no network
+    prompt_model: PromptModel | None = None  # SAM 2.1 for click to segment, shared and read-only
+    prompt_message: str = ""  # why there are no clicks
 
 
 @dataclass(frozen=True)

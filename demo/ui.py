@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gradio as gr
 
+from demo.clicks import HELP_LINE, ClickControls
 from demo.handlers import Handlers, brush, progress_html
 from demo.layers import hex_colour
 from demo.media import UPLOAD_SUFFIXES
 from demo.state import AppSettings
 from demo.timeline import LEGEND
 
-HELP = """
+HELP = f"""
 **How it works.** 1. Upload a video (or a .zip of frames) or press *Example clip*. 2. Choose a frame (drag or type
 in *Frame* and press Enter, the ◀ ▶ buttons, the arrow keys, a gallery or a click on the timeline), choose an object
 and paint it: strokes are see-through, one colour per object; the eraser and undo are in the editor's toolbar, and
@@ -37,6 +38,8 @@ propagate.
 **Resume a session:** upload the same video *together with* the exported zip (select both files): your references
 come back from `UserAnnotations/`, the results from `Annotations/`, the names from `objects.csv`. Loading another
 video keeps unexported work as a zip in *Exported files*.
+
+{HELP_LINE}
 
 **Processing size:** 480 px (short side) is XMem++'s setting; 360 and 240 run faster on CPU, with coarser masks.
 After the first propagation each size shows the time this video should take on this machine.
@@ -136,6 +139,7 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
                     elem_classes="hint")
         with gr.Row(elem_id="top-row"):
             with gr.Column(scale=3):
+                clicks = ClickControls(settings.prompt_model, settings.prompt_message, settings.num_objects)
                 editor = gr.ImageEditor(label="Annotate",
                                         elem_id="editor", type="numpy", image_mode="RGBA", format="png", sources=(),
                                         transforms=(), layers=False, brush=brush(1),
@@ -196,6 +200,7 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
         with gr.Accordion("Help", open=False):
             gr.Markdown(HELP)
 
+        clicks.wire(editor, obj, state, frame)
         loaded = [state, frame, editor, viewer, timeline, references, suggestions, video, download, progress, obj,
                   visible, size, editor_note, status]
         quiet = {"show_progress": "hidden"}

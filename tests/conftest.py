@@ -31,3 +31,27 @@ def square_clip(tmp_path) -> tuple[Path, Path]:
     for i in range(12):
         write_palette_mask(masks / f"frame_{i:06d}.png", square_mask(i))
     return frames, masks
+
+
+def small_sam_config(image_size: int = 128):
+    """A SAM 2 architecture a few hundred times smaller than sam2.1-hiera-tiny, quick on 2 CPU cores."""
+    from transformers import Sam2Config
+
+    # Hiera: 4 stages of 8-64 channels on a 128-pixel input; a global-attention block may not open a stage.
+    backbone = dict(model_type="sam2_hiera_det_model", hidden_size=8, image_size=[image_size, image_size],
+                    blocks_per_stage=[1, 1, 2, 1], embed_dim_per_stage=[8, 16, 32, 64],
+                    num_attention_heads_per_stage=[1, 1, 1, 1], window_size_per_stage=[4, 4, 4, 4],
+                    global_attention_blocks=[3], window_positional_embedding_background_size=[2, 2])
+    vision = dict(model_type="sam2_vision_model", backbone_config=backbone, backbone_channel_list=[64, 32, 16, 8],
+                  backbone_feature_sizes=[[image_size // s] * 2 for s in (4, 8, 16)], fpn_hidden_size=32)
+    return Sam2Config(vision_config=vision, prompt_encoder_config=dict(hidden_size=32, image_size=image_size),
+                      mask_decoder_config=dict(hidden_size=32, mlp_dim=64, num_attention_heads=2,
+                                               iou_head_hidden_dim=32))
+
+
+@pytest.fixture(scope="session")
+def sam_model_folder(tmp_path_factory) -> Path:
+    """A small random-weight SAM 2 model saved with save_pretrained; its masks mean nothing."""
+    from xmempp.prompts import save_random_model
+
+    return save_random_model(tmp_path_factory.mktemp("sam") / "sam2-random", small_sam_config(), seed=0)

@@ -1,0 +1,288 @@
+"""Click to segment: points and boxes on the frame being annotated become an object's layer in the editor.
+
+A picture of the frame (shown while the click mode is on) takes the clicks; SAM 2.1 (xmempp.prompts) turns each
+object's points and box into its mask, which replaces that object's pixels in the editor without touching any
+other object's. The brush and eraser then correct it before Save. Each visitor's points and image embedding
+live in their own `ClickState`; the SAM model is shared and read-only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import gradio as gr
+import numpy as np
+
+from demo.layers import editor_value, layers_to_ids, object_colour, overlay_image
+from xmempp.errors import XMemPPError
+from xmempp.model.weights import resolve_device
+from xmempp.prompts import DEFAULT_SAM_MODEL, Box, Point, PromptModel, PromptSession, frame_digest
+
+log = logging.getLogger(__name__)
+
+POSITIVE, NEGATIVE, BOX = "+ point", "− point", "box (2 corners)"
+NO_WEIGHTS = (f"Needs the SAM 2.1 weights: start the app once online (it downloads {DEFAULT_SAM_MODEL}) or pass "
+              "--sam-model with a folder saved by save_pretrained.")
+TURNED_OFF = "Click to segment is turned off (--sam-model none)."
+HELP_LINE = ("**Click to segment:** turn on *Click to segment*, pick the object, click on it (+ point); switch to − point "
+             "to click what is not it, or box to click two opposite corners; its mask goes to the editor, where the "
+             "brush and eraser correct it before Save. Undo point and Clear points act on the chosen object.")
+
+
+def load_prompt_model(source: str | None, device: Any) -> tuple[PromptModel | None, str]:
+    """The shared SAM model for clicks, or None and the sentence the click control shows instead.
+
+    `source` None means $XMEMPP_SAM_MODEL, then facebook/sam2.1-hiera-tiny; "none" turns clicks off. A model
+    named by the person that cannot be loaded is an error; the default one missing (offline) is not.
+    """
+    named = source or os.environ.get("XMEMPP_SAM_MODEL")
+    if named and named.strip().lower() == "none":
+        return None, TURNED_OFF
+    try:
+        return PromptModel.load(named or DEFAULT_SAM_MODEL, resolve_device(device)), ""
+    except XMemPPError as error:
+        if named:
+            raise
+        log.warning("click to segment is off: %s", error)
+        return None, NO_WEIGHTS
+
+
+# ----- one visitor's prompts ---------------------------------------------------------------------------------
+@dataclass
+class ObjectPrompts:
+    """One object's clicks on one frame, in the order given (for undo); a later box replaces an earlier one."""
+
+    before: np.ndarray  # the object's pixels before its first click, given back when its clicks are cleared
+    items: list[Point | Box] = field(default_factory=list)
+    corner: tuple[float, float] | None = None  # the first corner of a box being drawn
+
+    @property
+    def points(self) -> list[Point]:
+        return [item for item in self.items if isinstance(item, Point)]
+
+    @property
+    def box(self) -> Box | None:
+        boxes = [item for item in self.items if isinstance(item, Box)]
+        return boxes[-1] if boxes else None
+
+
+class ClickState:
+    """A visitor's clicks, per frame (known by its pixels) and object, and their SAM session."""
+
+    def __init__(self, model: PromptModel):
+        self.session = PromptSession(model)
+        self.frames: dict[str, dict[int, ObjectPrompts]] = {}
+
+    def __deepcopy__(self, memo: dict) -> ClickState:  # Gradio may copy state values; this one is a handle
+        return self
+
+    def prompts(self, frame: np.ndarray) -> dict[int, ObjectPrompts]:
+        return self.frames.setdefault(frame_digest(frame), {})
+
+    def close(self) -> None:
+        self.session.forget()
+        self.frames.clear()
+
+
+def apply_object_mask(ids: np.ndarray, object_id: int, mask: np.ndarray) -> np.ndarray:
+    """`ids` with `object_id`'s pixels replaced by `mask`, never over another object's pixels."""
+    ids = ids.copy()
+    ids[ids == object_id] = 0
+    ids[mask & (ids == 0)] = object_id
+    return ids
+
+
+def click_picture(rgb: np.ndarray, ids: np.ndarray, prompts: dict[int, ObjectPrompts]) -> np.ndarray:
+    """The frame with its objects' masks and every object's markers: + and − points, box, a box's first corner."""
+    picture = np.ascontiguousarray(overlay_image(rgb, ids if ids.any() else None))
+    radius = max(5, round(min(rgb.shape[:2]) / 40))
+    for object_id, prompt in prompts.items():
+        colour = object_colour(object_id)
+        if prompt.box is not None:
+            left, top, right, bottom = (round(v) for v in prompt.box.corners())
+            cv2.rectangle(picture, (left, top), (right, bottom), (255, 255, 255), max(3, radius // 2))
+            cv2.rectangle(picture, (left, top), (right, bottom), colour, max(1, radius // 4))
+        if prompt.corner is not None:
+            x, y = (round(v) for v in prompt.corner)
+            cv2.rectangle(picture, (x - radius, y - radius), (x + radius, y + radius), colour, -1)
+            cv2.rectangle(picture, (x - radius, y - radius), (x + radius, y + radius), (255, 255, 255), 2)
+        for point in prompt.points:
+            _draw_point(picture, point, colour, radius)
+    return picture
+
+
+def _draw_point(picture: np.ndarray, point: Point, colour: tuple[int, int, int], radius: int) -> None:
+    """A disc in the object's colour with a white + (positive) or a black disc with a white − (negative)."""
+    centre = (round(point.x), round(point.y))
+    cv2.circle(picture, centre, radius + 2, (255, 255, 255), -1, cv2.LINE_AA)
+    cv2.circle(picture, centre, radius, colour if point.positive else (0, 0, 0), -1, cv2.LINE_AA)
+    arm, thickness = max(2, radius * 2 // 3), max(1, radius // 3)
+    cv2.line(picture, (centre[0] - arm, centre[1]), (centre[0] + arm, centre[1]), (255, 255, 255), thickness)
+    if point.positive:
+        cv2.line(picture, (centre[0], centre[1] - arm), (centre[0], centre[1] + arm), (255, 255, 255), thickness)
+
+
+# ----- the controls and their handlers -----------------------------------------------------------------------
+class ClickControls:
+    """The click mode's components (built where this is created) and their events; `wire` connects the editor."""
+
+    def __init__(self, model: PromptModel | None, message: str, num_objects: int):
+        self.model = model
+        self.num_objects = num_objects
+        self.state = gr.State(None, delete_callback=lambda state: state.close() if state is not None else None)
+        self.mode = gr.Checkbox(False, label="Click to segment (SAM 2.1)", elem_id="click-mode",
+                                interactive=model is not None, info=message or None)
+        with gr.Column(visible=False, elem_id="click-panel") as self.panel:
+            self.picture = gr.Image(label="Click on the chosen object: its mask goes to the editor below",
+                                    elem_id="click-image", interactive=False, format="jpeg", height=380,
+                                    buttons=[])
+            with gr.Row(equal_height=True):
+                self.kind = gr.Radio([POSITIVE, NEGATIVE, BOX], value=POSITIVE, label="A click adds",
+                                     elem_id="click-kind", scale=3)
+                self.undo = gr.Button("Undo point", elem_id="click-undo", size="sm", scale=1)
+                self.clear = gr.Button("Clear points", elem_id="click-clear", size="sm", scale=1)
+            self.message = gr.Markdown("", elem_id="click-status")
+
+    def wire(self, editor: gr.ImageEditor, object_picker: gr.Radio, app_state: gr.State, frame: gr.Slider) -> None:
+        """Connect to the annotation editor, the object choice, and the app's state and frame number (whose
+        `frame(i)` and `mask(i)` give a frame and what the editor was last given for it)."""
+        quiet = {"show_progress": "hidden"}
+        # The editor can leave an event that writes to it pending in the browser, and an event's default
+        # trigger mode ignores its trigger while pending: every click must count.
+        each = {"concurrency_id": "clicks", "trigger_mode": "multiple", **quiet}
+        where = [app_state, frame, editor]
+        outputs = [self.state, editor, self.picture, self.message]
+        self.mode.change(self.toggle, [self.mode, self.state, *where], [self.panel, self.state, self.picture,
+                                                                        self.message], **quiet)
+        self.picture.select(self.click, [self.state, *where, object_picker, self.kind], outputs, **each)
+        self.undo.click(self.undo_last, [self.state, *where, object_picker], outputs, **each)
+        self.clear.click(self.clear_object, [self.state, *where, object_picker], outputs, **each)
+        # Another frame (slider, buttons, galleries, timeline all set the frame number): the picture follows.
+        # Not on the editor's changes: an event reading the editor makes the browser upload its picture.
+        frame.change(self.refresh, [self.mode, self.state, app_state, frame], [self.picture],
+                     trigger_mode="always_last", **quiet)
+
+    # ----- handlers (each returns its outputs in the order `wire` gives them) ---------------------------
+    def toggle(self, on: bool, state: ClickState | None, app: Any, index: float, value: dict | None) -> tuple:
+        """Outputs: panel, state, picture, message."""
+        if not on or self.model is None:
+            return gr.Column(visible=False), state, gr.skip(), gr.skip()
+        state = state or ClickState(self.model)
+        try:
+            rgb, ids = self._editor_frame(app, index, value)
+        except XMemPPError as error:
+            return gr.Column(visible=True), state, None, f"⚠ {error}"
+        return (gr.Column(visible=True), state, click_picture(rgb, ids, state.prompts(rgb)),
+                "Pick the object, then click on it.")
+
+    def refresh(self, on: bool, state: ClickState | None, app: Any, index: float, value: dict | None = None) -> Any:
+        """Output: picture (unchanged while the click mode is off)."""
+        if not on or state is None:
+            return gr.skip()
+        try:
+            rgb, ids = self._editor_frame(app, index, value)
+        except XMemPPError:
+            return None
+        return click_picture(rgb, ids, state.prompts(rgb))
+
+    def click(self, state: ClickState | None, app: Any, index: float, value: dict | None, object_id: int, kind: str,
+              evt: gr.SelectData) -> tuple:
+        """Outputs: state, editor, picture, message."""
+        x, y = (float(v) for v in evt.index)
+
+        def add(prompt: ObjectPrompts) -> str:
+            if kind != BOX:
+                prompt.items.append(Point(x, y, positive=kind == POSITIVE))
+                return ""
+            if prompt.corner is None:
+                prompt.corner = (x, y)
+                return "First corner set: click the opposite corner."
+            prompt.items.append(Box(*prompt.corner, x, y))
+            prompt.corner = None
+            return ""
+
+        return self._update(state, app, index, value, int(object_id), add)
+
+    def undo_last(self, state: ClickState | None, app: Any, index: float, value: dict | None, object_id: int) -> tuple:
+        """Outputs: state, editor, picture, message. Drops the chosen object's last point, box or first corner."""
+
+        def undo(prompt: ObjectPrompts) -> str:
+            if prompt.corner is not None:
+                prompt.corner = None
+            elif prompt.items:
+                prompt.items.pop()
+            else:
+                return "Nothing to undo for this object on this frame."
+            return ""
+
+        return self._update(state, app, index, value, int(object_id), undo)
+
+    def clear_object(self, state: ClickState | None, app: Any, index: float, value: dict | None,
+                     object_id: int) -> tuple:
+        """Outputs: state, editor, picture, message. The object's pixels go back to what they were before."""
+
+        def clear(prompt: ObjectPrompts) -> str:
+            prompt.items.clear()
+            prompt.corner = None
+            return ""
+
+        return self._update(state, app, index, value, int(object_id), clear)
+
+    # ----- shared steps ------------------------------------------------------------------------------------
+    def _update(self, state: ClickState | None, app: Any, index: float, value: dict | None, object_id: int,
+                change) -> tuple:
+        """Apply `change` to the object's prompts, segment, and put the result in the editor and the picture."""
+        if self.model is None:
+            return state, gr.skip(), gr.skip(), NO_WEIGHTS
+        state = state or ClickState(self.model)
+        try:
+            rgb, ids = self._editor_frame(app, index, value)
+            frame_prompts = state.prompts(rgb)
+            prompt = frame_prompts.get(object_id) or ObjectPrompts(before=ids == object_id)
+            note = change(prompt)
+            frame_prompts[object_id] = prompt
+            if prompt.items:
+                mask = state.session.segment(rgb, prompt.points, prompt.box)
+            else:
+                mask = prompt.before & ((ids == 0) | (ids == object_id))
+            ids = apply_object_mask(ids, object_id, mask)
+            if not prompt.items and prompt.corner is None:
+                del frame_prompts[object_id]
+        except XMemPPError as error:
+            return state, gr.skip(), gr.skip(), f"⚠ {error}"
+        except Exception as error:
+            log.exception("unexpected error in a click", exc_info=error)
+            return state, gr.skip(), gr.skip(), f"⚠ Something went wrong ({type(error).__name__}); see the server log."
+        message = note or self._describe(object_id, prompt, int((ids == object_id).sum()))
+        return state, editor_value(rgb, ids), click_picture(rgb, ids, frame_prompts), message
+
+    def _editor_frame(self, app: Any, index: float, value: dict | None) -> tuple[np.ndarray, np.ndarray]:
+        """The frame being annotated as (H, W, 3) RGB, and the editor's pixels as object ids.
+
+        The browser sends the editor's picture only once it holds one of its own (a stroke, a click's layer);
+        until then the editor shows what the app gave it for this frame, which `app.mask` still holds.
+        """
+        if app is None or not getattr(app, "loaded", False):
+            raise XMemPPError("load a video and pick a frame first")
+        rgb = app.frame(int(index))
+        background = None if value is None else value.get("background")
+        if background is not None and np.asarray(background).shape[:2] == rgb.shape[:2]:
+            return rgb, layers_to_ids(value, rgb.shape[:2], self.num_objects)
+        shown = app.mask(int(index))
+        return rgb, np.zeros(rgb.shape[:2], np.uint8) if shown is None else shown.astype(np.uint8)
+
+    @staticmethod
+    def _describe(object_id: int, prompt: ObjectPrompts, pixels: int) -> str:
+        points = prompt.points
+        negative = sum(not p.positive for p in points)
+        parts = [f"{len(points)} point(s)" + (f" ({negative} −)" if negative else "")]
+        if prompt.box is not None:
+            parts.append("a box")
+        if not prompt.items:
+            return f"Object {object_id}: no points; its pixels are as before the clicks."
+        return (f"Object {object_id}: {' and '.join(parts)}, {pixels} pixels. Correct with the brush or eraser "
+                "after the last click, then Save annotation.")

@@ -1,0 +1,131 @@
+"""Click to segment in headless Chromium, on a desktop (mouse) and a phone (taps), against `python app.py`.
+
+The app gets a small random-weight SAM 2 saved by the test (`--sam-model <folder>`; nothing is downloaded) and no
+XMem weights: clicks and Save need none. The masks mean nothing. Screenshots go to artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import small_sam_config
+from tests.test_app_browser import BROWSER_ARGS, CHROMIUM, ROOT, SHOTS, free_port
+from xmempp.prompts import save_random_model
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    if CHROMIUM is None:
+        pytest.skip("no chromium binary (apt-get install -y chromium) for the browser test")
+    sam = save_random_model(tmp_path_factory.mktemp("sam") / "sam2-random", small_sam_config(), seed=0)
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "XMEMPP_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    log = open(tmp_path_factory.mktemp("app") / "app.log", "w")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--sam-model", str(sam), "--device", "cpu",
+                                "--max-frames", "4"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"app.py exited with {process.returncode}; see {log.name}")
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("app.py did not answer within 120 s")
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+        yield browser
+        browser.close()
+
+
+def expect_value(page, selector: str, pattern: str) -> str:
+    from playwright.sync_api import expect
+
+    box = page.locator(selector)
+    expect(box).to_have_value(re.compile(pattern), timeout=120_000)
+    return box.input_value()
+
+
+def click_on_picture(page, fx: float, fy: float, tap: bool) -> None:
+    """A click (or a tap) at a fraction of the click picture's width and height."""
+    picture = page.locator("#click-image img")
+    picture.scroll_into_view_if_needed()
+    box = picture.bounding_box()
+    x, y = box["x"] + box["width"] * fx, box["y"] + box["height"] * fy
+    if tap:
+        page.touchscreen.tap(x, y)
+    else:
+        page.mouse.click(x, y)
+
+
+def click_to_segment(page, name: str, tap: bool) -> None:
+    """Example clip -> add object 2 -> click mode -> a click on the picture -> Save: the editor's layer is object 2's."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=60_000)  # a click runs the model on 2 shared CPU cores
+    press = page.tap if tap else page.click
+    press("#example")
+    expect_value(page, "#status textarea", r"^Loaded the example clip")
+    press("#add-object")
+    expect_value(page, "#status textarea", r"^Added Object 2")
+    expect(page.locator("#object input[value='2']")).to_be_checked()
+    press("#click-mode input[type=checkbox]")
+    expect(page.locator("#click-image img")).to_be_visible()
+    page.screenshot(path=str(SHOTS / f"clicks-{name}-1-mode.png"))
+
+    click_on_picture(page, 0.5, 0.5, tap)
+    expect(page.locator("#click-status")).to_contain_text("Object 2: 1 point(s)")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(SHOTS / f"clicks-{name}-2-clicked.png"))
+
+    press("#save-annotation")
+    # Save reads the editor's layers: object 2 alone means the click's mask reached the editor as its layer.
+    expect_value(page, "#status textarea", r"^Saved the annotation of frame 0 \(objects 2\)")
+    page.screenshot(path=str(SHOTS / f"clicks-{name}-3-saved.png"), full_page=True)
+
+
+def test_clicks_on_a_desktop_make_the_chosen_objects_layer(app_url, browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(app_url)
+    click_to_segment(page, "desktop", tap=False)
+    context.close()
+
+
+def test_taps_on_a_phone_make_the_chosen_objects_layer(app_url, browser):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(app_url)
+    click_to_segment(page, "phone", tap=True)
+    context.close()
