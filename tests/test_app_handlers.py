@@ -511,3 +511,13 @@ def test_objects_can_be_added_named_and_hidden_in_the_viewer(handlers):
     handlers.save(state, 0, painted(square(0, 2)))
     viewer, _ = handlers.set_visible(state, [1], 0)
     assert np.array_equal(viewer["value"], state.frame(0))  # object 2 hidden: the plain frame
+
+
+def test_the_timeline_marks_references_suggestions_and_the_current_frame():
+    from demo.timeline import CURRENT, REFERENCE, SUGGESTION, TimelineData, _x, render_timeline
+
+    image = render_timeline(TimelineData(num_frames=10, current=5, references=[1], suggestions=[8],
+                                         unsure=[float("nan")] * 10))
+    assert tuple(image[30, _x(1, 10)]) == REFERENCE and tuple(image[2, _x(8, 10)]) == SUGGESTION
+    assert tuple(image[40, _x(5, 10)]) == CURRENT
+    assert not (image[12:51] == (200, 30, 60)).all(axis=-1).any()  # no curve without measures
