@@ -117,7 +117,10 @@ def cpu_reference(xmem2: Path) -> Path:
 
 
 def reference_code(reference: Path, checkpoint: Path, size: int, call: str) -> str:
-    return (f"import sys; sys.path.insert(0, {str(reference)!r})\n"
+    # The reference's selector defaults to device='cuda' and its API passes no device: point it at the CPU.
+    return (f"import sys, functools; sys.path.insert(0, {str(reference)!r})\n"
+            "import inference.run_on_video as api\n"
+            "api.select_next_candidates = functools.partial(api.select_next_candidates, device='cpu')\n"
             "from inference.run_on_video import run_on_video, select_k_next_best_annotation_candidates\n"
             "from util.configuration import VIDEO_INFERENCE_CONFIG\n"
             f"VIDEO_INFERENCE_CONFIG['model'] = {str(checkpoint)!r}; VIDEO_INFERENCE_CONFIG['size'] = {size}\n"

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from tests.conftest import write_palette_mask
+from tests.helpers import write_palette_mask
 from tests.tiny_datasets import write_davis, write_video
 from xmempp.cli import main
 from xmempp.outputs import read_manifest, write_manifest
@@ -115,3 +115,10 @@ def test_the_dataset_is_checked_before_the_weights_are_looked_for(tmp_path, monk
     (tmp_path / "davis" / "JPEGImages").mkdir(parents=True)
     assert main(["batch", "--dataset", str(tmp_path / "davis"), "--output", str(tmp_path / "out"), "--quiet"]) == 1
     assert "no videos in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arguments", [["--workers", "2"], ["--workers", "0", "--ray"], ["--threads", "x"]])
+def test_bad_worker_arguments_exit_2(tmp_path, arguments):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["batch", "--dataset", str(tmp_path), "--output", str(tmp_path / "out"), *arguments])
+    assert exit_info.value.code == 2

@@ -7,7 +7,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from tests.conftest import SHARED
+from tests.helpers import SHARED
 from xmempp.cli import main
 
 CHAIR = SHARED / "data" / "chair"

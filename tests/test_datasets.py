@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import moving_square_frames, square_mask, write_frames, write_palette_mask
+from tests.helpers import moving_square_frames, square_mask, write_frames, write_palette_mask
 from tests.tiny_datasets import write_davis, write_video
 from xmempp.datasets import annotated_frames, find_videos, refuse_output_inside
 from xmempp.errors import XMemPPError

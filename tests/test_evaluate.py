@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tests.conftest import write_palette_mask
+from tests.helpers import write_palette_mask
 from tests.tiny_datasets import write_davis
 from xmempp.cli import main
 from xmempp.datasets import find_videos

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import moving_square_frames, square_mask, write_frames, write_palette_mask
+from tests.helpers import moving_square_frames, square_mask, write_frames, write_palette_mask
 
 
 def write_video(root: Path, name: str, frames: int = 4, annotated: tuple[int, ...] = (0,), seed: int = 0,

@@ -175,7 +175,10 @@ def _execution(args: argparse.Namespace, progress: bool):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in ("batch", "evaluate") and args.ray is None and (args.workers or args.gpus_per_worker):
+        parser.error("--workers and --gpus-per-worker need --ray (without it, videos run one after another here)")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     progress = not args.quiet
     try:

@@ -2,9 +2,9 @@
 
 Lifecycle: `VideoSession(network, frames)` -> `annotate(i, mask)` (any number, any frames) ->
 `propagate()` (a generator of finished frames) -> `suggest(k)` -> annotate the suggestions -> propagate
-again. The network is shared and read-only; everything that belongs to the video lives here. Without a
-network (None) a session still holds annotations and predictions (for annotating and exporting); only
-propagation and suggestions need one.
+again -> `close()` (or leave a `with` block), which releases the key file at once. The network is shared and
+read-only; everything that belongs to the video lives here. Without a network (None) a session still holds
+annotations and predictions (for annotating and exporting); only propagation and suggestions need one.
 """
 
 from __future__ import annotations
@@ -422,7 +422,6 @@ class VideoSession:
     def _check_index(self, index: int) -> None:
         if not 0 <= index < self.num_frames:
             raise XMemPPError(f"frame {index} is past the end of the video ({self.num_frames} frames, 0-based)")
-
 
 
 def checked_mask(index: int, mask: object, frame_size: tuple[int, int]) -> np.ndarray:
