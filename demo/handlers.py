@@ -126,6 +126,7 @@ class _Ticket:
     asked: float
     progress: RunProgress | None = None
     running: bool = False
+    cancelled: bool = False  # Stop was pressed before the run began
 
 
 class Handlers:
@@ -497,6 +498,9 @@ class Handlers:
         current = int(current or 0)
         ticket = self._tickets.get(id(state)) if state is not None else None
         try:
+            if ticket is not None and ticket.cancelled:
+                yield skip, progress_html(), skip, skip, skip, skip, "Stopped before the run began; nothing changed."
+                return
             if ticket is not None:
                 ticket.running = True
             run = self._require(state).propagate()
@@ -557,8 +561,12 @@ class Handlers:
         previous = self.seconds_per_megapixel
         self.seconds_per_megapixel = rate if previous is None else SPEED_MEMORY * rate + (1 - SPEED_MEMORY) * previous
 
-    @staticmethod
-    def stop(state: UserState | None) -> str:
+    def stop(self, state: UserState | None) -> str:
+        ticket = self._tickets.get(id(state)) if state is not None else None
+        if ticket is not None and not ticket.running:
+            ticket.cancelled = True
+            toast("Your run will not start: stopped while it waited.")
+            return "Stopped while waiting: your run will not start."
         if state is None or not state.running:
             return "Nothing is running."
         state.stop()

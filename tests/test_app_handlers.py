@@ -368,6 +368,14 @@ def test_stop_ends_the_run_and_keeps_the_frames_done(handlers):
     assert handlers.stop(state) == "Nothing is running."
 
 
+def test_stop_pressed_while_a_run_waits_in_the_queue_cancels_it(handlers):
+    state = annotated(handlers)
+    handlers.queue_notice(state)
+    assert handlers.stop(state).startswith("Stopped while waiting")
+    outputs = run(handlers, state)
+    assert status_of(outputs[-1]) == "Stopped before the run began; nothing changed." and not state.has_run
+
+
 def test_an_error_in_one_session_leaves_another_alone(handlers, tmp_path):
     first, second = annotated(handlers), annotated(handlers)
     bad = tmp_path / "bad.mp4"
