@@ -366,11 +366,13 @@ class Handlers:
 
     @reports_errors(outputs=5, note_at=3)
     def show_frame(self, state: UserState | None, index: float) -> tuple:
-        """Outputs: editor, viewer, timeline, editor note, status."""
+        """Outputs: editor, viewer, timeline, editor note, status (left as it is: it may say what a load or run
+        did, and the note beside the editor describes the frame)."""
         state, index = self._require(state), int(index)
         state.frame(index)
         text = self.describe(state, index)
-        return self._editor(state, index), self.viewer(state, index), self.timeline(state, index), note(text), text
+        return (self._editor(state, index), self.viewer(state, index), self.timeline(state, index), note(text),
+                gr.skip())
 
     def step_frame(self, state: UserState | None, index: float, step: int) -> int | Any:
         """The frame `step` frames from `index`, kept inside the video (the slider's change then opens it)."""

@@ -226,8 +226,8 @@ def test_a_reference_opens_with_its_mask_and_can_be_removed(handlers):
     state = annotated(handlers, (0, 4))
     index, _, status = handlers.select_reference(state, SimpleNamespace(index=1))
     assert index == 4 and "Reference frame 4" in status
-    editor, *_, status = handlers.show_frame(state, index)
-    assert np.array_equal(layers_to_ids(editor, (HEIGHT, WIDTH), 8), square(4)) and "a reference" in status
+    editor, _, _, note, _ = handlers.show_frame(state, index)
+    assert np.array_equal(layers_to_ids(editor, (HEIGHT, WIDTH), 8), square(4)) and "a reference" in note
     references, *_, status = handlers.remove(state, 4)
     assert captions(references) == ["frame 0"] and status.startswith("Removed frame 4")
     assert state.session.annotated_frames == [0]
@@ -235,9 +235,9 @@ def test_a_reference_opens_with_its_mask_and_can_be_removed(handlers):
 
 def test_the_editor_opens_the_frame_the_slider_names_with_the_mask_that_save_would_store(handlers):
     state = annotated(handlers, (0, 5))
-    editor, viewer, timeline, note, status = handlers.show_frame(state, 5)
+    editor, viewer, timeline, note, _ = handlers.show_frame(state, 5)
     assert np.array_equal(editor["background"], state.frame(5)) and viewer["label"] == "Result · frame 5"
-    assert status.startswith("Frame 5 of 7: a reference")
+    assert "Frame 5 of 7: a reference" in note
     handlers.save(state, 5, editor)  # the prefilled layer saved unchanged is the same mask
     assert np.array_equal(state.annotation(5), square(5))
 
