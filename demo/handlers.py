@@ -126,6 +126,7 @@ class _Ticket:
     asked: float
     progress: RunProgress | None = None
     running: bool = False
+    cancelled: bool = False  # Stop was pressed before the run began
 
 
 class Handlers:
@@ -368,11 +369,13 @@ class Handlers:
 
     @reports_errors(outputs=5, note_at=3)
     def show_frame(self, state: UserState | None, index: float) -> tuple:
-        """Outputs: editor, viewer, timeline, editor note, status."""
+        """Outputs: editor, viewer, timeline, editor note, status (left as it is: it may say what a load or run
+        did, and the note beside the editor describes the frame)."""
         state, index = self._require(state), int(index)
         state.frame(index)
         text = self.describe(state, index)
-        return self._editor(state, index), self.viewer(state, index), self.timeline(state, index), note(text), text
+        return (self._editor(state, index), self.viewer(state, index), self.timeline(state, index), note(text),
+                gr.skip())
 
     def step_frame(self, state: UserState | None, index: float, step: int) -> int | Any:
         """The frame `step` frames from `index`, kept inside the video (the slider's change then opens it)."""
@@ -500,6 +503,9 @@ class Handlers:
         current = int(current or 0)
         ticket = self._tickets.get(id(state)) if state is not None else None
         try:
+            if ticket is not None and ticket.cancelled:
+                yield skip, progress_html(), skip, skip, skip, skip, "Stopped before the run began; nothing changed."
+                return
             if ticket is not None:
                 ticket.running = True
             run = self._require(state).propagate()
@@ -562,8 +568,12 @@ class Handlers:
         previous = self.seconds_per_megapixel
         self.seconds_per_megapixel = rate if previous is None else SPEED_MEMORY * rate + (1 - SPEED_MEMORY) * previous
 
-    @staticmethod
-    def stop(state: UserState | None) -> str:
+    def stop(self, state: UserState | None) -> str:
+        ticket = self._tickets.get(id(state)) if state is not None else None
+        if ticket is not None and not ticket.running:
+            ticket.cancelled = True
+            toast("Your run will not start: stopped while it waited.")
+            return "Stopped while waiting: your run will not start."
         if state is None or not state.running:
             return "Nothing is running."
         state.stop()

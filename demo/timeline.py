@@ -66,17 +66,19 @@ def render_timeline(data: TimelineData) -> np.ndarray:
             x = _x(i, n)
             cv2.rectangle(image, (x - column // 2, BAND_TOP), (x + (column - 1) // 2, HEIGHT - 1), colour, -1)
     scores = np.asarray(data.unsure, np.float32) if data.unsure else np.full(n, np.nan, np.float32)
-    points = [(_x(i, n), int(CURVE_BOTTOM - s * (CURVE_BOTTOM - CURVE_TOP)))
-              for i, s in enumerate(scores) if np.isfinite(s)]
+    points = {i: (_x(i, n), int(CURVE_BOTTOM - s * (CURVE_BOTTOM - CURVE_TOP)))
+              for i, s in enumerate(scores) if np.isfinite(s)}
     if points:
         fill = image.copy()
-        for x, y in points:
+        for x, y in points.values():
             cv2.rectangle(fill, (x - column // 2, y), (x + (column - 1) // 2, CURVE_BOTTOM), (245, 190, 200), -1)
         image = cv2.addWeighted(fill, 0.6, image, 0.4, 0)
-        if len(points) > 1:
-            cv2.polylines(image, [np.array(points, np.int32)], False, UNSURE, 2, cv2.LINE_AA)
-        else:
-            cv2.circle(image, points[0], 2, UNSURE, -1)
+        # The curve joins neighbouring frames only: a frame without a measure breaks it.
+        for i, point in points.items():
+            if i + 1 in points:
+                cv2.line(image, point, points[i + 1], UNSURE, 2, cv2.LINE_AA)
+            elif i - 1 not in points:
+                cv2.circle(image, point, 2, UNSURE, -1)
     for i in data.references:
         x = _x(i, n)
         cv2.rectangle(image, (x - 1, 0), (x + 1, HEIGHT - 1), REFERENCE, -1)

@@ -226,8 +226,8 @@ def test_a_reference_opens_with_its_mask_and_can_be_removed(handlers):
     state = annotated(handlers, (0, 4))
     index, _, status = handlers.select_reference(state, SimpleNamespace(index=1))
     assert index == 4 and "Reference frame 4" in status
-    editor, *_, status = handlers.show_frame(state, index)
-    assert np.array_equal(layers_to_ids(editor, (HEIGHT, WIDTH), 8), square(4)) and "a reference" in status
+    editor, _, _, note, _ = handlers.show_frame(state, index)
+    assert np.array_equal(layers_to_ids(editor, (HEIGHT, WIDTH), 8), square(4)) and "a reference" in note
     references, *_, status = handlers.remove(state, 4)
     assert captions(references) == ["frame 0"] and status.startswith("Removed frame 4")
     assert state.session.annotated_frames == [0]
@@ -235,9 +235,9 @@ def test_a_reference_opens_with_its_mask_and_can_be_removed(handlers):
 
 def test_the_editor_opens_the_frame_the_slider_names_with_the_mask_that_save_would_store(handlers):
     state = annotated(handlers, (0, 5))
-    editor, viewer, timeline, note, status = handlers.show_frame(state, 5)
+    editor, viewer, timeline, note, _ = handlers.show_frame(state, 5)
     assert np.array_equal(editor["background"], state.frame(5)) and viewer["label"] == "Result · frame 5"
-    assert status.startswith("Frame 5 of 7: a reference")
+    assert "Frame 5 of 7: a reference" in note
     handlers.save(state, 5, editor)  # the prefilled layer saved unchanged is the same mask
     assert np.array_equal(state.annotation(5), square(5))
 
@@ -366,6 +366,14 @@ def test_stop_ends_the_run_and_keeps_the_frames_done(handlers):
     assert 1 <= done < FRAMES and sorted(state.results) == list(range(done))
     assert outputs[-1][2] is not None  # an overlay video of what was done
     assert handlers.stop(state) == "Nothing is running."
+
+
+def test_stop_pressed_while_a_run_waits_in_the_queue_cancels_it(handlers):
+    state = annotated(handlers)
+    handlers.queue_notice(state)
+    assert handlers.stop(state).startswith("Stopped while waiting")
+    outputs = run(handlers, state)
+    assert status_of(outputs[-1]) == "Stopped before the run began; nothing changed." and not state.has_run
 
 
 def test_an_error_in_one_session_leaves_another_alone(handlers, tmp_path):
@@ -532,3 +540,13 @@ def test_objects_can_be_added_named_and_hidden_in_the_viewer(handlers):
     handlers.save(state, 0, painted(square(0, 2)))
     viewer, _ = handlers.set_visible(state, [1], 0)
     assert np.array_equal(viewer["value"], state.frame(0))  # object 2 hidden: the plain frame
+
+
+def test_the_timeline_marks_references_suggestions_and_the_current_frame():
+    from demo.timeline import CURRENT, REFERENCE, SUGGESTION, TimelineData, _x, render_timeline
+
+    image = render_timeline(TimelineData(num_frames=10, current=5, references=[1], suggestions=[8],
+                                         unsure=[float("nan")] * 10))
+    assert tuple(image[30, _x(1, 10)]) == REFERENCE and tuple(image[2, _x(8, 10)]) == SUGGESTION
+    assert tuple(image[40, _x(5, 10)]) == CURRENT
+    assert not (image[12:51] == (200, 30, 60)).all(axis=-1).any()  # no curve without measures
