@@ -12,7 +12,7 @@ from pathlib import Path
 
 from demo.media import Limits
 from demo.state import AppSettings
-from demo.ui import app_css, build_demo
+from demo.ui import build_demo, launch_options
 from xmempp.errors import XMemPPError
 from xmempp.model.weights import ensure_weights, find_weights, load_network, missing_weights_message
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
                            max_runs=args.max_runs)
     blocks = build_demo(settings)
     blocks.queue(default_concurrency_limit=4)
-    blocks.launch(share=args.share, max_file_size=f"{args.max_upload_mb}mb", css=app_css(settings.num_objects))
+    blocks.launch(share=args.share, max_file_size=f"{args.max_upload_mb}mb", **launch_options(settings))
 
 
 if __name__ == "__main__":

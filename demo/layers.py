@@ -11,7 +11,8 @@ from xmempp.errors import XMemPPError
 from xmempp.masks.drawing import davis_palette, overlay
 
 PALETTE = davis_palette()
-LAYER_ALPHA = 150  # masks handed to the editor are see-through, so the object stays visible under them
+STROKE_OPACITY = 0.6  # brush strokes and masks handed to the editor are see-through: the object stays visible
+LAYER_ALPHA = round(STROKE_OPACITY * 255)
 THUMBNAIL_SIDE = 240
 
 
@@ -25,6 +26,11 @@ def hex_colour(object_id: int) -> str:
     return "#{:02x}{:02x}{:02x}".format(*object_colour(object_id))
 
 
+def brush_colour(object_id: int) -> tuple[str, float]:
+    """The editor's brush colour of an object: its palette colour, as see-through as a prefilled mask."""
+    return hex_colour(object_id), STROKE_OPACITY
+
+
 def ids_to_layer(ids: np.ndarray) -> np.ndarray:
     """(H, W) ids -> (H, W, 4) uint8 layer: each object in its colour, background transparent."""
     colours = np.asarray(PALETTE, np.uint8).reshape(-1, 3)
@@ -35,9 +41,18 @@ def ids_to_layer(ids: np.ndarray) -> np.ndarray:
 
 
 def editor_value(rgb: np.ndarray, ids: np.ndarray | None) -> dict[str, Any]:
-    """The editor's value for a frame, with its mask (if any) as one editable layer."""
+    """The editor's value for a frame, with its mask (if any) as one editable layer of the frame's size.
+
+    Any mode that proposes a mask (GrabCut, a click-to-segment model) hands it to the editor through this.
+    """
     layers = [ids_to_layer(ids)] if ids is not None and ids.any() else []
     return {"background": rgb, "layers": layers, "composite": None}
+
+
+def new_strokes(ids: np.ndarray, prefill: np.ndarray | None, object_id: int) -> np.ndarray:
+    """(H, W) bool: the pixels of `object_id` in the editor that the mask the editor was given did not have."""
+    painted = ids == object_id
+    return painted if prefill is None else painted & (prefill != object_id)
 
 
 def layers_to_ids(value: dict[str, Any] | None, frame_size: tuple[int, int], num_objects: int) -> np.ndarray:

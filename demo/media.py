@@ -3,6 +3,8 @@ video, and the export zip that a later upload resumes from."""
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import shutil
 import stat
@@ -25,6 +27,8 @@ MASK_FOLDER = "Annotations"  # DAVIS layout: every frame's result, palette PNG, 
 USER_MASK_FOLDER = "UserAnnotations"  # the frames the person annotated (restored as references)
 OVERLAY_NAME = "overlay.mp4"
 README_NAME = "README.txt"
+MEASURES_NAME = "frames.csv"  # per frame: reference or not, how unsure the propagation was, object areas
+OBJECTS_NAME = "objects.csv"  # object id -> name
 DEFAULT_FPS = 10.0
 MAX_ZIP_EXPANSION = 20  # a zip may unpack to at most this many times the upload limit (zip bombs)
 
@@ -33,6 +37,10 @@ EXPORT_README = f"""Exported by the XMem++ app.
 {MASK_FOLDER}/<frame>.png      palette PNG masks (DAVIS layout), pixel value = object id, 0 = background
 {USER_MASK_FOLDER}/<frame>.png  the frames you annotated yourself (the references)
 {OVERLAY_NAME}                 the masks drawn over the video
+{MEASURES_NAME}                   one row per frame: reference, previous_run (mask kept from an earlier run),
+                             unsure (0..1: the largest share of an object's pixels predicted with low
+                             confidence), area_<id> / unsure_<id> per object
+{OBJECTS_NAME}                  object id, name
 
 To resume: upload the same video together with this zip (select both files in the upload box).
 The frames of {USER_MASK_FOLDER}/ come back as references and {MASK_FOLDER}/ as the results.
@@ -61,6 +69,7 @@ class LoadedVideo:
     notes: list[str] = field(default_factory=list)
     user_masks: dict[str, Path] = field(default_factory=dict)  # frame name -> palette PNG
     result_masks: dict[str, Path] = field(default_factory=dict)
+    object_names: dict[int, str] = field(default_factory=dict)
 
 
 def load_upload(paths: Iterable[str | Path], work_dir: Path, limits: Limits) -> LoadedVideo:
@@ -108,6 +117,7 @@ def load_upload(paths: Iterable[str | Path], work_dir: Path, limits: Limits) -> 
                 loaded.notes.append(f"{len(unknown)} mask(s) in {unpack.source.name} match no frame "
                                     f"(e.g. {unknown[0]}) and were ignored")
             target.update({name: path for name, path in folder.items() if name in names})
+        loaded.object_names.update(unpack.object_names)
     return loaded
 
 
@@ -168,6 +178,7 @@ class _Unpacked:
     frames: list[tuple[str, Path]] = field(default_factory=list)  # (frame name, extracted file)
     user_masks: dict[str, Path] = field(default_factory=dict)
     result_masks: dict[str, Path] = field(default_factory=dict)
+    object_names: dict[int, str] = field(default_factory=dict)
 
 
 def safe_member_path(name: str) -> PurePosixPath:
@@ -206,6 +217,8 @@ def _unpack_zip(source: Path, out_dir: Path, limits: Limits) -> _Unpacked:
         unpacked = _Unpacked(source)
         for index, (info, path, kind) in enumerate(members):
             if kind == "extra":
+                if path.name == OBJECTS_NAME:
+                    unpacked.object_names = read_object_names(archive.read(info).decode("utf-8", "replace"))
                 continue
             target = out_dir / kind / f"{index:06d}{path.suffix.lower()}"  # our own names, never the member's
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -229,7 +242,7 @@ def _member_kind(path: PurePosixPath) -> str | None:
         return MASK_FOLDER
     if suffix in IMAGE_SUFFIXES:
         return "frames"
-    if len(path.parts) == 1 and path.name in (OVERLAY_NAME, README_NAME):
+    if len(path.parts) == 1 and path.name in (OVERLAY_NAME, README_NAME, MEASURES_NAME, OBJECTS_NAME):
         return "extra"
     return None
 
@@ -285,9 +298,29 @@ def write_video(path: Path, frames: Iterable[np.ndarray], fps: float) -> Path:
     return path
 
 
+def read_object_names(text: str) -> dict[int, str]:
+    """objects.csv (id,name) -> {id: name}; rows that are not an id and a name are skipped."""
+    names = {}
+    for row in csv.reader(io.StringIO(text)):
+        if len(row) >= 2 and row[0].strip().isdigit() and 0 < int(row[0]) < 256:
+            names[int(row[0])] = row[1].strip()[:60]
+    return names
+
+
+def _csv_text(rows: list[dict]) -> str:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
 def write_export_zip(path: Path, names: list[str], results: Mapping[int, np.ndarray],
-                     annotations: Mapping[int, np.ndarray], palette: list[int], video: Path | None) -> Path:
-    """The DAVIS-layout zip: Annotations/ (results), UserAnnotations/ (references), the overlay video, a README."""
+                     annotations: Mapping[int, np.ndarray], palette: list[int], video: Path | None,
+                     measures: list[dict] | None = None, object_names: Mapping[int, str] | None = None) -> Path:
+    """The DAVIS-layout zip: Annotations/ (results), UserAnnotations/ (references), the overlay video, a README,
+    and (when given) the per-frame measures and the object names as CSV."""
     staging = path.with_suffix("")
     if staging.exists():
         shutil.rmtree(staging)
@@ -297,6 +330,10 @@ def write_export_zip(path: Path, names: list[str], results: Mapping[int, np.ndar
             write_mask(staging / folder / f"{names[index]}.png", ids, palette)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(README_NAME, EXPORT_README)
+        if measures:
+            archive.writestr(MEASURES_NAME, _csv_text(measures))
+        if object_names:
+            archive.writestr(OBJECTS_NAME, _csv_text([{"id": i, "name": n} for i, n in sorted(object_names.items())]))
         for file in sorted(staging.rglob("*.png")):
             archive.write(file, file.relative_to(staging).as_posix())
         if video is not None and video.is_file():

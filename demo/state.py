@@ -1,7 +1,9 @@
-"""One browser session's state: its video, annotations, results and files, around an engine VideoSession.
+"""One browser session's state: its video and files around an engine VideoSession, and the person's view.
 
-The network is shared by every user and only read; everything else here belongs to one person and lives in
-their own temporary folder, deleted by `close()` when Gradio drops the session.
+Annotations, predictions and how unsure each frame is live in the VideoSession (one place to check a mask);
+this object adds what is the person's own: object names and visibility, suggestions shown, the export, and
+the temporary folder (deleted by `close()` when Gradio drops the session). The network is shared by every
+user and only read.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +25,10 @@ from demo.layers import PALETTE, overlay_image
 from demo.media import Limits, load_upload, write_export_zip, write_video
 from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
-from xmempp.frame_store import CompressedMasks
 from xmempp.masks.files import MaskReader
 from xmempp.model.network import XMem
 from xmempp.session import EmptyAnnotationError, VideoSession
+from xmempp.uncertainty import FrameUncertainty
 from xmempp.video import FrameFolder
 
 log = logging.getLogger(__name__)
@@ -67,8 +69,28 @@ class RunProgress:
         return (self.total - self.done) / self.fps if self.fps > 0 else float("nan")
 
 
+class Predictions(Mapping):
+    """The session's predicted masks as a read-only mapping (frame index -> ids), decoded one at a time."""
+
+    def __init__(self, session: VideoSession | None):
+        self._session = session
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        mask = self._session.prediction(index) if self._session is not None else None
+        if mask is None:
+            raise KeyError(index)
+        return mask
+
+    def __iter__(self) -> Iterator[int]:
+        if self._session is not None:
+            yield from (i for i in range(self._session.num_frames) if self._session.has_prediction(i))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 class UserState:
-    """A person's video, annotations (references), results and suggestions."""
+    """A person's video (in an engine VideoSession) and their view of it."""
 
     def __init__(self, settings: AppSettings):
         self.settings = settings
@@ -76,11 +98,15 @@ class UserState:
         self.frames: FrameFolder | None = None
         self.fps = 10.0
         self.session: VideoSession | None = None
-        self.annotations: dict[int, np.ndarray] = {}
-        self.results = CompressedMasks()  # PNG-compressed: a few KB a frame, for every user of a shared app
         self.suggested: list[int] = []
         self.has_run = False  # a propagation gave keys for suggestions
         self.video: Path | None = None  # the overlay video of the current results
+        self.object_names: dict[int, str] = {}
+        self.hidden_objects: set[int] = set()
+        self.listed_objects = 1  # the object picker offers objects 1..listed_objects
+        self.unexported = False  # annotations changed since the last export
+        self.editor_frame: int | None = None  # the frame the editor was last given, and the mask it came with
+        self.editor_prefill: np.ndarray | None = None
         self.cancel = threading.Event()
         self._busy = threading.Lock()
         self._dir: Path | None = None
@@ -135,13 +161,18 @@ class UserState:
                 notes.append(f"{len(results)} masks without UserAnnotations/ were loaded as results, not references")
             previous = self.frames.folder.parent if self.frames is not None else None
             self.frames, self.fps = frames, loaded.fps
-            self.annotations, self.results, self.suggested, self.video = {}, CompressedMasks(results), [], None
-            self.session = self._new_session()
+            self.suggested, self.video, self.has_run = [], None, False
+            self.editor_frame, self.editor_prefill = None, None
+            self.session = VideoSession(self.settings.network, frames, self._config())
             for index, ids in sorted(user.items()):
                 try:
-                    self._annotate(index, ids)
+                    self.session.annotate(index, ids)
                 except XMemPPError as error:
                     notes.append(f"reference {frames.names[index]} was skipped: {error}")
+            self.session.restore_predictions(results)
+            self.object_names = dict(loaded.object_names)
+            self.hidden_objects = set()
+            self.unexported = False
             if previous is not None and previous != target:
                 shutil.rmtree(previous, ignore_errors=True)
             if user:
@@ -154,12 +185,8 @@ class UserState:
         reader = MaskReader()
         return {index_of[name]: reader.read(path, size) for name, path in masks.items() if name in index_of}
 
-    def _new_session(self) -> VideoSession | None:
-        self.has_run = False
-        if self.frames is None or self.settings.network is None:
-            return None
-        config = dataclasses.replace(InferenceConfig(), size=self.size)
-        return VideoSession(self.settings.network, self.frames, config)
+    def _config(self) -> InferenceConfig:
+        return dataclasses.replace(InferenceConfig(), size=self.size)
 
     @property
     def loaded(self) -> bool:
@@ -172,6 +199,8 @@ class UserState:
     def frame(self, index: int) -> np.ndarray:
         if self.frames is None:
             raise XMemPPError("load a video first (upload one or press the example button)")
+        if not 0 <= index < self.num_frames:
+            raise XMemPPError(f"frame {index} is past the end of the video ({self.num_frames} frames)")
         return self.frames.read(index)
 
     @property
@@ -181,60 +210,86 @@ class UserState:
     def frame_name(self, index: int) -> str:
         return self.frames.names[index] if self.frames is not None else str(index)
 
+    # ----- what each frame holds (all of it read from the engine session) --------------------------------
+    @property
+    def annotated_frames(self) -> list[int]:
+        return self.session.annotated_frames if self.session is not None else []
+
+    def annotation(self, index: int) -> np.ndarray | None:
+        return self.session.annotation(index) if self.session is not None else None
+
     def mask(self, index: int) -> np.ndarray | None:
-        """What the frame shows: its annotation, else its result, else None."""
-        if index in self.annotations:
-            return self.annotations[index]
-        return self.results.get(index)
+        """What the frame holds: its annotation, else its prediction, else None."""
+        return self.session.prediction(index) if self.session is not None else None
+
+    @property
+    def results(self) -> Predictions:
+        return Predictions(self.session)
+
+    def is_from_previous_run(self, index: int) -> bool:
+        return self.session is not None and self.session.prediction_is_from_previous_run(index)
+
+    def uncertainty(self, index: int) -> FrameUncertainty | None:
+        return self.session.uncertainty(index) if self.session is not None else None
 
     def view(self, index: int) -> np.ndarray:
-        return overlay_image(self.frame(index), self.mask(index))
+        """The frame with its mask drawn over it, hidden objects left out."""
+        ids = self.mask(index)
+        if ids is not None and self.hidden_objects:
+            ids = np.where(np.isin(ids, list(self.hidden_objects)), 0, ids).astype(np.uint8)
+        return overlay_image(self.frame(index), ids)
+
+    def object_name(self, object_id: int) -> str:
+        return self.object_names.get(object_id) or f"Object {object_id}"
 
     # ----- annotations ------------------------------------------------------------------------------------
     def annotate(self, index: int, ids: np.ndarray) -> None:
         """Save frame `index`'s mask as a reference (permanent memory), replacing an earlier one."""
         with self._exclusive("saving an annotation"):
-            self._annotate(index, ids)
-
-    def _annotate(self, index: int, ids: np.ndarray) -> None:
-        self.frame(index)
-        if not ids.any():
-            raise EmptyAnnotationError(f"the annotation of frame {index} is empty: paint the object(s) with the "
-                                       "brush (or use GrabCut) before saving")
-        if self.session is not None:
-            self.session.annotate(index, ids)
-        self.annotations[index] = ids.astype(np.uint8).copy()
-        self.results[index] = self.annotations[index]
-        self.video = None
+            self.frame(index)
+            if not ids.any():
+                raise EmptyAnnotationError(f"the annotation of frame {index} is empty: paint the object(s) with "
+                                           "the brush (or use GrabCut) before saving")
+            self.session.annotate(index, ids.astype(np.uint8))
+            self._changed()
 
     def remove(self, index: int) -> None:
         with self._exclusive("removing an annotation"):
-            if index not in self.annotations:
+            if self.session is None or self.session.annotation(index) is None:
                 raise XMemPPError(f"frame {index} is not a reference, so there is nothing to remove")
-            if self.session is not None:
-                self.session.remove_annotation(index)
-            del self.annotations[index]
-            self.results.pop(index, None)
-            self.video = None
+            self.session.remove_annotation(index)
+            self._changed()
+
+    def delete_object(self, object_id: int) -> list[int]:
+        """Remove an object's pixels from every reference (references left empty go); returns the frames changed."""
+        with self._exclusive("deleting an object"):
+            changed = self.session.remove_object(object_id) if self.session is not None else []
+            self.object_names.pop(object_id, None)
+            self.hidden_objects.discard(object_id)
+            self._changed()
+            return changed
+
+    def _changed(self) -> None:
+        self.video = None
+        self.unexported = True
 
     def set_size(self, size: int) -> None:
-        """Change the processing size: a new engine session, into which the references are encoded again."""
+        """Change the processing size: the references are encoded again at that size."""
         with self._exclusive("changing the processing size"):
             self.size = int(size)
-            self.session = self._new_session()
-            self.suggested = []
+            self.suggested, self.has_run = [], False
             if self.session is not None:
-                for index, ids in sorted(self.annotations.items()):
-                    self.session.annotate(index, ids)
+                self.session.reconfigure(self._config())
 
     # ----- propagation ------------------------------------------------------------------------------------
     def propagate(self) -> Iterator[RunProgress]:
-        """Propagate over the whole video, yielding each finished frame; `stop()` ends it, keeping what is done."""
+        """Propagate over the whole video, yielding each finished frame; `stop()` ends it, keeping what is done
+        and the previous run's masks of the frames not reached."""
         if self.frames is None:
             raise XMemPPError("load a video first (upload one or press the example button)")
-        if self.session is None:
+        if self.settings.network is None:
             raise XMemPPError(self.settings.weights_message or "no model is loaded")
-        if not self.annotations:
+        if not self.annotated_frames:
             raise XMemPPError("annotate at least one frame before propagating: paint the object on a frame and "
                               "press Save annotation")
         return self._run()
@@ -242,12 +297,11 @@ class UserState:
     def _run(self) -> Iterator[RunProgress]:
         with self._exclusive("propagating again"):
             self.cancel.clear()
-            self.results = CompressedMasks(self.annotations)
             self.suggested, self.video = [], None
             start = time.monotonic()
             for done, frame in enumerate(self.session.propagate(cancel=self.cancel), start=1):
-                self.results[frame.index] = frame.mask
                 self.has_run = True
+                self.unexported = True
                 yield RunProgress(frame.index, done, self.num_frames, time.monotonic() - start)
 
     def stop(self) -> None:
@@ -259,21 +313,21 @@ class UserState:
 
     def overlay_video(self) -> Path | None:
         """The overlay video of the current results (written once per change); None without results."""
-        if self.frames is None or not self.results:
+        if self.frames is None or not any(self.mask(i) is not None for i in range(self.num_frames)):
             return None
         if self.video is None or not self.video.is_file():
             self._videos += 1
             folder = self.frames.folder.parent / "out" / f"video-{self._videos}"
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / "xmempp-overlay.mp4"
-            write_video(path, (self.view(i) for i in range(self.num_frames)), self.fps)
+            write_video(path, (overlay_image(self.frame(i), self.mask(i)) for i in range(self.num_frames)), self.fps)
             self.video = path
         return self.video
 
     # ----- suggestions ------------------------------------------------------------------------------------
     def suggest(self, k: int) -> tuple[list[int], str]:
         """Up to k frames to annotate next, from the last propagation; and a note for the person."""
-        if self.session is None or not self.has_run or not self.annotations:
+        if self.session is None or not self.has_run or not self.annotated_frames:
             self.suggested = []
             return [], "suggestions come from a propagation: annotate a frame and propagate first"
         picks = self.session.suggest(int(k))
@@ -286,16 +340,49 @@ class UserState:
         return picks, note
 
     # ----- export -----------------------------------------------------------------------------------------
-    def export(self) -> tuple[Path, Path | None]:
-        """Write the export zip (DAVIS-layout masks, references, overlay video); returns (zip, video)."""
+    def export(self, folder: Path | None = None, name: str = "xmempp-masks.zip") -> tuple[Path, Path | None]:
+        """Write the export zip (DAVIS-layout masks, references, overlay video, per-frame measures, object
+        names); returns (zip, video)."""
         if self.frames is None:
             raise XMemPPError("load a video first (upload one or press the example button)")
-        if not self.results and not self.annotations:
+        if not self.annotated_frames and not self.results:
             raise XMemPPError("nothing to export yet: annotate a frame (and propagate) first")
         with self._exclusive("exporting"):
             video = self.overlay_video()
-            folder = self.frames.folder.parent / "out"
-            folder.mkdir(exist_ok=True)
-            path = folder / "xmempp-masks.zip"
-            write_export_zip(path, self.frames.names, self.results, self.annotations, PALETTE, video)
+            folder = folder or self.frames.folder.parent / "out"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / name
+            annotations = {i: self.session.annotation(i) for i in self.annotated_frames}
+            write_export_zip(path, self.frames.names, self.results, annotations, PALETTE, video,
+                             measures=self.frame_measures(), object_names=self._named_objects())
+            self.unexported = False
             return path, video
+
+    def _named_objects(self) -> dict[int, str]:
+        present = set(self.session.objects.ids) if self.session is not None else set()
+        return {i: self.object_name(i) for i in sorted(present | set(self.object_names))}
+
+    def frame_measures(self) -> list[dict]:
+        """One row per frame: name, reference or not, from the previous run or not, unsure score, per-object
+        area and unsure share (empty where a frame has no measure)."""
+        rows = []
+        for index in range(self.num_frames):
+            measure = self.uncertainty(index)
+            row = {"frame": self.frame_name(index), "index": index,
+                   "reference": self.annotation(index) is not None,
+                   "previous_run": self.is_from_previous_run(index),
+                   "unsure": "" if measure is None else round(measure.score, 4)}
+            for item in measure.objects if measure is not None else ():
+                row[f"area_{item.object_id}"] = round(item.area, 5)
+                row[f"unsure_{item.object_id}"] = round(item.unsure, 4)
+            rows.append(row)
+        return rows
+
+    def recover_previous_work(self) -> Path | None:
+        """Before another video replaces this one: its unexported work as a zip kept outside the video's folder."""
+        if self.frames is None or not self.unexported or not self.annotated_frames:
+            return None
+        folder = self.work_dir / "recovered"
+        count = len(list(folder.glob("*.zip"))) if folder.exists() else 0
+        path, _ = self.export(folder, f"previous-work-{count + 1}.zip")
+        return path

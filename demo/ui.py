@@ -8,42 +8,117 @@ from demo.handlers import Handlers, brush, progress_html
 from demo.layers import hex_colour
 from demo.media import UPLOAD_SUFFIXES
 from demo.state import AppSettings
+from demo.timeline import LEGEND
 
 HELP = """
-**How it works.** 1. Upload a video (or a .zip of frames) or press *Example*. 2. Pick a frame with the slider,
-choose an object and paint it (one colour per object; the eraser and undo are in the editor's toolbar). For a
-quick start draw a rough box or scribble over the object and press *GrabCut*, then correct. Press *Save annotation*:
-the frame becomes a reference. 3. Press *Propagate*: every frame gets a mask (*Stop* keeps the frames done).
-4. Annotate the *suggested* frames (click one: it opens with its predicted mask to correct), save, propagate again.
+**How it works.** 1. Upload a video (or a .zip of frames) or press *Example clip*. 2. Choose a frame (drag or type
+in *Frame* and press Enter, the ◀ ▶ buttons, the arrow keys, a gallery or a click on the timeline), choose an object
+and paint it: strokes are see-through, one colour per object; the eraser and undo are in the editor's toolbar, and
+*Clear mask* removes every mask pixel of the frame (the picture stays). For a quick start draw a rough box or
+scribble over the object and press *GrabCut*: the object gets the region found, replacing other labels there; then
+correct it. Press *Save annotation*: exactly what the editor shows becomes the frame's reference. 3. Press
+*Propagate*: every frame gets a mask. If another visitor's run holds the model, your place in the queue and the wait
+show under Propagate. *Stop* keeps the frames done; frames not reached keep the previous run's masks (pale green on
+the timeline, "from the previous run" in the viewer). 4. The **timeline** under the editor shows the whole video:
+blue bars are references, orange triangles the suggested frames, the red curve how unsure the mask of each frame
+is (higher: check it), the green band the frames done, the black line the current frame. Click it to open a frame.
+Annotate the suggested or unsure frames (they open with their predicted mask to correct), save, propagate again.
 5. *Export* gives a zip of palette PNG masks in DAVIS layout (`Annotations/<frame>.png`, pixel value = object id),
-your own annotations (`UserAnnotations/`) and the overlay video.
+your own annotations (`UserAnnotations/`), the overlay video, `frames.csv` (per frame: reference, kept from a
+previous run, unsure score, each object's area) and `objects.csv` (the object names).
+
+**Objects:** name the chosen object in *Name*, *Add object* for another colour, *Delete object* removes the
+object's pixels from every reference and result (after you confirm). *Show in viewer* hides or shows objects in
+the result viewer, which always shows the frame in the editor, labelled with its number.
+
+**Keyboard** (not while typing in a text box): ← → previous / next frame, 1-8 choose the object, S save, P
+propagate.
 
 **Resume a session:** upload the same video *together with* the exported zip (select both files): your references
-come back from `UserAnnotations/` and the results from `Annotations/`.
+come back from `UserAnnotations/`, the results from `Annotations/`, the names from `objects.csv`. Loading another
+video keeps unexported work as a zip in *Exported files*.
 
 **Processing size:** 480 px (short side) is XMem++'s setting; 360 and 240 run faster on CPU, with coarser masks.
+After the first propagation each size shows the time this video should take on this machine.
 """
 
 CSS = """
 #status textarea { font-weight: 500; }
-.run-progress { display: flex; gap: 8px; align-items: center; font-size: 0.9em; }
+.run-progress { display: flex; gap: 8px; align-items: center; font-size: 0.9em; min-height: 1.6em; }
 .run-progress progress { flex: 1; height: 14px; }
 .hint { font-size: 0.85em; opacity: 0.8; }
+.note { font-size: 0.9em; padding: 4px 8px; border-radius: 6px; }
+.note.ok { background: #ecfdf3; color: #14532d; }
+.note.warn { background: #fff7ed; color: #7c2d12; }
 #references .grid-container, #suggestions .grid-container { grid-template-columns: repeat(5, minmax(0, 1fr)) !important; }
+#references .thumbnail-item, #suggestions .thumbnail-item { flex-direction: column; aspect-ratio: auto !important;
+  height: auto !important; }
+#references .thumbnail-item img, #suggestions .thumbnail-item img { height: 84px !important; }
+#references .caption-label, #suggestions .caption-label { position: static !important; transform: none !important;
+  background: none !important; color: inherit !important; max-width: 100% !important; padding: 2px 0 0 0 !important;
+  font-size: 0.8em; text-align: center; }
+#references .thumbnail-item.selected, #suggestions .thumbnail-item.selected { box-shadow: none; }
+#editor button[aria-label="Clear canvas"] { display: none !important; }
+#timeline img { cursor: pointer; width: 100%; height: auto; image-rendering: pixelated; }
+#timeline { padding: 0 !important; }
+.legend { font-size: 0.8em; }
+#frame-row { align-items: center; flex-wrap: nowrap; }
+#prev-frame, #next-frame { max-width: 44px; min-width: 44px; }
+#confirm-delete-object { flex-grow: 0; }
+@media (max-width: 640px) {
+  /* A phone: the picture fills the editor's width, so its tools go below the picture, not over it. */
+  #editor .toolbar-wrap { top: auto !important; bottom: 4px !important; left: 40px !important;
+    transform: none !important;
+    display: flex !important; flex-direction: row !important; }
+  #editor .toolbar-wrap .half-container { display: flex !important; flex-direction: row !important; gap: 6px;
+    width: auto !important; height: auto !important; padding: 2px 4px; }
+}
+"""
+
+# Keyboard shortcuts; none fires while the person types in a text box (or uses a slider's own arrows).
+SHORTCUTS_JS = """
+() => {
+  document.addEventListener('keydown', (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const target = event.target;
+    const tag = target && target.tagName;
+    const typing = target && (target.isContentEditable || tag === 'TEXTAREA' || tag === 'SELECT' ||
+      (tag === 'INPUT' && !['radio', 'checkbox', 'button'].includes(target.type)));
+    if (typing) return;
+    const press = (selector) => {
+      const element = document.querySelector(selector);
+      if (element) { element.click(); event.preventDefault(); }
+    };
+    if (event.key === 'ArrowLeft') press('#prev-frame');
+    else if (event.key === 'ArrowRight') press('#next-frame');
+    else if (event.key === 's' || event.key === 'S') press('#save-annotation');
+    else if (event.key === 'p' || event.key === 'P') press('#propagate');
+    else if (/^[1-8]$/.test(event.key)) {
+      const choices = document.querySelectorAll('#object input[type=radio]');
+      const choice = choices[Number(event.key) - 1];
+      if (choice) { choice.click(); event.preventDefault(); }
+    }
+  });
+}
 """
 
 
 def app_css(num_objects: int) -> str:
     """The app's CSS (Gradio 6 takes it at launch); each object's choice is marked with its brush colour."""
-    rules = [f"#object label:nth-of-type({i}) {{ border-left: 14px solid {hex_colour(i)}; }}"
-             for i in range(1, num_objects + 1)]
+    rules = []
+    for i in range(1, num_objects + 1):
+        rules.append(f"#object label:nth-of-type({i}) {{ border-left: 14px solid {hex_colour(i)}; }}")
+        rules.append(f"#visible-objects label:nth-of-type({i}) {{ border-left: 8px solid {hex_colour(i)}; }}")
     return CSS + "\n".join(rules)
+
+
+def launch_options(settings: AppSettings) -> dict:
+    """What `Blocks.launch` needs besides the network options: the CSS and the keyboard shortcuts."""
+    return {"css": app_css(settings.num_objects), "js": SHORTCUTS_JS}
 
 
 def build_demo(settings: AppSettings) -> gr.Blocks:
     handlers = Handlers(settings)
-    objects = [(f"Object {i}", i) for i in range(1, settings.num_objects + 1)]
-    sizes = sorted({*settings.sizes, settings.size}, reverse=True)
     limits = settings.limits
 
     with gr.Blocks(title="XMem++ video segmentation", delete_cache=(1800, 3600)) as demo:
@@ -57,64 +132,118 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
             status = gr.Textbox(label="Status", elem_id="status", interactive=False, lines=2, max_lines=4, scale=4,
                                 value=settings.weights_message or "Upload a video or press Example clip to start.")
         gr.Markdown(f"Accepts {', '.join(UPLOAD_SUFFIXES)} ({limits.describe()}). To resume, upload the video "
-                    "together with an exported zip. See Help at the bottom.", elem_classes="hint")
-        with gr.Row():
+                    "together with an exported zip. Keys: ← → frames, 1-8 object, S save, P propagate; see Help.",
+                    elem_classes="hint")
+        with gr.Row(elem_id="top-row"):
             with gr.Column(scale=3):
-                editor = gr.ImageEditor(label="Annotate (paint objects, then Save annotation)", elem_id="editor",
-                                        type="numpy", image_mode="RGBA", format="png", sources=(), transforms=(),
-                                        brush=brush(1), eraser=gr.Eraser(default_size=12), height=380)
-                frame = gr.Slider(0, 1, value=0, step=1, label="Frame", elem_id="frame")
-                obj = gr.Radio(objects, value=1, label="Object (brush colour)", elem_id="object")
+                editor = gr.ImageEditor(label="Annotate",
+                                        elem_id="editor", type="numpy", image_mode="RGBA", format="png", sources=(),
+                                        transforms=(), layers=False, brush=brush(1),
+                                        eraser=gr.Eraser(default_size=12), height=360)
+                with gr.Row(elem_id="frame-row"):
+                    previous = gr.Button("◀", elem_id="prev-frame", size="sm", min_width=40, scale=0)
+                    frame = gr.Slider(0, 1, value=0, step=1, label="Frame", elem_id="frame", scale=1)
+                    following = gr.Button("▶", elem_id="next-frame", size="sm", min_width=40, scale=0)
+                timeline = gr.Image(None, elem_id="timeline", interactive=False, format="png", show_label=False,
+                                    buttons=[], container=False, placeholder="The timeline of the video shows here.")
+                gr.HTML(f'<div class="legend">{LEGEND}</div>')
                 with gr.Row():
                     save = gr.Button("Save annotation", variant="primary", elem_id="save-annotation")
-                    remove = gr.Button("Remove annotation", elem_id="remove-annotation")
+                    clear = gr.Button("Clear mask", elem_id="clear-mask")
                     grabcut = gr.Button("GrabCut (box or scribble)", elem_id="grabcut")
-            with gr.Column(scale=2):
-                viewer = gr.Image(label="Result (overlay)", elem_id="viewer", interactive=False, height=260,
-                                  format="jpeg")
+                    remove = gr.Button("Remove annotation", elem_id="remove-annotation")
+                editor_note = gr.HTML("", elem_id="editor-message")
+                with gr.Row(equal_height=True):
+                    obj = gr.Radio([("Object 1", 1)], value=1, label="Object (brush colour)", elem_id="object",
+                                   scale=3)
+                    object_name = gr.Textbox("Object 1", label="Name", elem_id="object-name", max_lines=1, scale=1,
+                                             min_width=120)
+                with gr.Row():
+                    add_object = gr.Button("Add object", elem_id="add-object", size="sm")
+                    delete_object = gr.Button("Delete object", elem_id="delete-object", size="sm")
+                    confirm_delete = gr.Button("Yes, delete", elem_id="confirm-delete-object", variant="stop",
+                                               size="sm", visible=False)
+            with gr.Column(scale=2, elem_id="run-column"):
+                viewer = gr.Image(label="Result", elem_id="viewer", interactive=False, height=250, format="jpeg")
+                visible = gr.CheckboxGroup([("Object 1", 1)], value=[1], label="Show in viewer",
+                                           elem_id="visible-objects")
                 with gr.Row():
                     propagate = gr.Button("Propagate", variant="primary", elem_id="propagate")
                     stop = gr.Button("Stop", variant="stop", elem_id="stop")
                 progress = gr.HTML(progress_html(), elem_id="progress")
-                size = gr.Radio(sizes, value=settings.size, label="Processing size (short side, px; smaller is faster)",
+                size = gr.Radio([(f"{s} px", s) for s in sorted({*settings.sizes, settings.size}, reverse=True)],
+                                value=settings.size, label="Processing size (short side; smaller is faster)",
                                 elem_id="size")
-                video = gr.Video(label="Overlay video", elem_id="result-video", interactive=False, height=220)
+                video = gr.Video(label="Overlay video", elem_id="result-video", interactive=False, height=200)
         with gr.Row():
             with gr.Column():
-                references = gr.Gallery(label="References (annotated frames) — click to edit or remove",
-                                        elem_id="references", columns=5, height=170, format="png",
+                references = gr.Gallery(label="References (annotated frames): click to edit or remove",
+                                        elem_id="references", columns=5, height=190, format="png",
                                         allow_preview=False, preview=False, object_fit="contain")
             with gr.Column():
-                suggestions = gr.Gallery(label="Suggested frames to annotate next — click to correct",
-                                         elem_id="suggestions", columns=5, height=170, format="png",
+                suggestions = gr.Gallery(label="Suggested frames to annotate next: click to correct",
+                                         elem_id="suggestions", columns=5, height=190, format="png",
                                          allow_preview=False, preview=False, object_fit="contain")
                 k = gr.Slider(1, 10, value=5, step=1, label="Number of suggestions (k)", elem_id="k")
         with gr.Row():
             with gr.Column(scale=1, min_width=200):
                 export = gr.Button("Export masks + video", elem_id="export")
-                gr.Markdown("A zip of palette PNG masks (DAVIS layout), your annotations and the overlay video.",
-                            elem_classes="hint")
+                export_note = gr.HTML("", elem_id="export-message")
+                gr.Markdown("A zip of palette PNG masks (DAVIS layout), your annotations, the overlay video, "
+                            "per-frame measures and object names.", elem_classes="hint")
             download = gr.File(label="Exported files", elem_id="download", file_count="multiple", scale=3,
-                               height=120, interactive=False)
+                               interactive=False)
         with gr.Accordion("Help", open=False):
             gr.Markdown(HELP)
 
-        loaded = [state, frame, editor, viewer, references, suggestions, video, download, progress, status]
+        loaded = [state, frame, editor, viewer, timeline, references, suggestions, video, download, progress, obj,
+                  visible, size, editor_note, status]
         quiet = {"show_progress": "hidden"}
-        upload.upload(handlers.load_files, [state, upload], loaded, show_progress_on=[status])
-        example.click(handlers.load_example, [state], loaded, show_progress_on=[status])
+
+        def give_brush(event: gr.events.Dependency) -> None:
+            """The editor takes the chosen object's brush. Gradio 6.31's editor applies a brush update only when
+            the next one arrives, and a radio set by a handler fires no change: so twice, after every event
+            that can change the object."""
+            event.then(handlers.pick_object, [state, obj], [editor, object_name], **quiet).then(
+                handlers.pick_object, [state, obj], [editor, object_name], **quiet)
+
+        give_brush(upload.upload(handlers.load_files, [state, upload], loaded, show_progress_on=[status]))
+        give_brush(example.click(handlers.load_example, [state], loaded, show_progress_on=[status]))
         demo.unload(handlers.unload)
-        frame.release(handlers.show_frame, [state, frame], [editor, viewer, status], **quiet)
-        obj.change(handlers.pick_object, [obj], [editor], **quiet)
-        save.click(handlers.save, [state, frame, editor], [references, viewer, status], **quiet)
-        remove.click(handlers.remove, [state, frame], [references, editor, viewer, status], **quiet)
-        grabcut.click(handlers.grabcut, [state, frame, editor, obj], [editor, status], **quiet)
-        references.select(handlers.select_reference, [state], [frame, editor, viewer, status], **quiet)
-        suggestions.select(handlers.select_suggestion, [state], [frame, editor, viewer, status], **quiet)
-        size.change(handlers.set_size, [state, size], [suggestions, status], **quiet)
-        propagate.click(handlers.propagate, [state, k], [viewer, progress, video, suggestions, status],
-                        concurrency_id="propagation", concurrency_limit=settings.max_runs, show_progress="hidden")
-        stop.click(handlers.stop, [state], [status], concurrency_limit=None, show_progress="hidden")
-        k.release(handlers.suggest, [state, k], [suggestions, status], **quiet)
-        export.click(handlers.export, [state], [download, status], show_progress_on=[status])
+        # The slider names the editor's frame: every way of choosing a frame sets it, its change opens the frame.
+        frame.change(handlers.show_frame, [state, frame], [editor, viewer, timeline, editor_note, status],
+                     trigger_mode="always_last", **quiet)
+        previous.click(lambda s, i: handlers.step_frame(s, i, -1), [state, frame], [frame], **quiet)
+        following.click(lambda s, i: handlers.step_frame(s, i, 1), [state, frame], [frame], **quiet)
+        timeline.select(handlers.open_clicked, [state], [frame, editor_note, status], **quiet)
+        references.select(handlers.select_reference, [state], [frame, editor_note, status], **quiet)
+        suggestions.select(handlers.select_suggestion, [state], [frame, editor_note, status], **quiet)
+
+        give_brush(obj.input(lambda: None, None, None, **quiet))
+        object_name.submit(handlers.rename_object, [state, obj, object_name], [obj, visible, editor_note, status],
+                           **quiet)
+        object_name.blur(handlers.rename_object, [state, obj, object_name], [obj, visible, editor_note, status],
+                         **quiet)
+        give_brush(add_object.click(handlers.add_object, [state], [obj, visible, editor_note, status], **quiet))
+        delete_object.click(handlers.ask_delete_object, [state, obj], [confirm_delete, editor_note, status], **quiet)
+        give_brush(confirm_delete.click(handlers.delete_object, [state, obj, frame],
+                                        [confirm_delete, obj, visible, references, editor, viewer, timeline,
+                                         editor_note, status], **quiet))
+        visible.change(handlers.set_visible, [state, visible, frame], [viewer, status], **quiet)
+
+        save.click(handlers.save, [state, frame, editor], [references, viewer, timeline, editor_note, status],
+                   **quiet)
+        clear.click(handlers.clear_mask, [state, frame], [editor, editor_note, status], **quiet)
+        remove.click(handlers.remove, [state, frame], [references, editor, viewer, timeline, editor_note, status],
+                     **quiet)
+        grabcut.click(handlers.grabcut, [state, frame, editor, obj], [editor, editor_note, status], **quiet)
+        size.input(handlers.set_size, [state, size], [suggestions, timeline, size, status], **quiet)
+
+        # A quick first step, never queued behind runs, says where this run stands; then the run itself.
+        propagate.click(handlers.queue_notice, [state], [progress], concurrency_limit=None, **quiet).then(
+            handlers.propagate, [state, k, frame], [viewer, progress, video, suggestions, timeline, size, status],
+            concurrency_id="propagation", concurrency_limit=settings.max_runs, **quiet)
+        stop.click(handlers.stop, [state], [status], concurrency_limit=None, **quiet)
+        k.release(handlers.suggest, [state, k, frame], [suggestions, timeline, status], **quiet)
+        export.click(handlers.export, [state], [download, export_note, status], show_progress_on=[status])
     return demo

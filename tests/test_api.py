@@ -24,7 +24,8 @@ def test_writes_palette_masks_and_overlays_for_every_frame(square_clip, tmp_path
     first = Image.open(written[0])
     assert first.mode == "P" and first.getpalette()[:6] == davis_palette()[:6]
     assert np.array_equal(np.array(first), square_mask(0))
-    assert list(stats.columns) == ["frame", "mask_provided", "iou"]
+    assert list(stats.columns) == ["frame", "mask_provided", "iou", "unsure"]
+    assert (stats.unsure[stats.mask_provided] == 0).all() and stats.unsure.between(0, 1).all()
     assert stats.mask_provided.tolist() == [i in (0, 6) for i in range(12)]
     assert (stats.iou[stats.mask_provided] == -1).all()
     assert stats.iou[~stats.mask_provided].between(0, 1).all()

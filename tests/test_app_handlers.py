@@ -95,14 +95,19 @@ def run(handlers: Handlers, state: UserState, k: int = 3) -> list[tuple]:
     return list(handlers.propagate(state, k))
 
 
+def captions(gallery) -> list[str]:
+    return [caption for _, caption in gallery["value"]]
+
+
 # ----- loading -----------------------------------------------------------------------------------------------
 def test_example_loads_into_the_editor_and_viewer(handlers):
-    state, slider, editor, viewer, references, suggestions, *_, status = handlers.load_example(None)
+    state, slider, editor, viewer, timeline, references, suggestions, *_, status = handlers.load_example(None)
     assert status.startswith("Loaded the example clip: 8 frames of 128x96")
     assert state.num_frames == FRAMES and slider.maximum == FRAMES - 1
     assert editor["background"].shape == (HEIGHT, WIDTH, 3) and editor["layers"] == []
-    assert viewer.shape == (HEIGHT, WIDTH, 3)
-    assert references == [] and suggestions == []
+    assert viewer["value"] is not None and viewer["label"] == "Result · frame 0"
+    assert timeline.ndim == 3
+    assert references["value"] == [] and suggestions["value"] == []
 
 
 def test_long_and_large_videos_are_cut_to_the_limits_with_a_note(settings, clip):
@@ -124,7 +129,7 @@ def test_bad_files_give_a_message_and_keep_the_session(handlers, tmp_path, name,
     outputs = handlers.load_files(state, [str(bad)])
     assert outputs[0] is state
     assert expected in status_of(outputs) and "Traceback" not in status_of(outputs)
-    assert list(state.annotations) == [0] and state.session.annotated_frames == [0]
+    assert state.annotated_frames == [0]
     assert state.num_frames == FRAMES
 
 
@@ -185,18 +190,18 @@ def test_a_zip_of_frames_with_annotations_resumes_them_as_references(handlers, t
     members = {f"JPEGImages/{i:05d}.png": png_bytes(f) for i, f in enumerate(frames)}
     members["Annotations/00000.png"] = png_bytes(square(0, 2), palette=True)
     state = loaded(handlers, [str(write_zip(tmp_path / "frames.zip", members))])
-    assert state.frame_name(0) == "00000" and list(state.annotations) == [0]
-    assert set(np.unique(state.annotations[0])) == {0, 2}
+    assert state.frame_name(0) == "00000" and state.annotated_frames == [0]
+    assert set(np.unique(state.annotation(0))) == {0, 2}
 
 
 # ----- annotating --------------------------------------------------------------------------------------------
 def test_saving_an_annotation_adds_a_reference_with_its_object_ids(handlers):
     state = loaded(handlers)
     ids = square(2, object_id=3)
-    references, viewer, status = handlers.save(state, 2, painted(ids))
-    assert status.startswith("Saved the annotation of frame 2 (objects 3)")
-    assert [caption for _, caption in references] == ["frame 2"]
-    assert np.array_equal(state.annotations[2], ids)
+    references, viewer, timeline, note, status = handlers.save(state, 2, painted(ids))
+    assert status.startswith("Saved the annotation of frame 2 (objects 3)") and "Saved the annotation" in note
+    assert captions(references) == ["frame 2"]
+    assert np.array_equal(state.annotation(2), ids)
     assert state.session.annotated_frames == [2]
 
 
@@ -205,7 +210,7 @@ def test_an_empty_annotation_is_refused_with_a_message(handlers):
     empty = {"background": np.zeros((HEIGHT, WIDTH, 4), np.uint8), "layers": [np.zeros((HEIGHT, WIDTH, 4), np.uint8)]}
     status = status_of(handlers.save(state, 3, empty))
     assert "annotation of frame 3 is empty" in status
-    assert list(state.annotations) == [0]
+    assert state.annotated_frames == [0]
 
 
 def test_editor_layers_map_to_the_nearest_object_colour():
@@ -219,12 +224,44 @@ def test_editor_layers_map_to_the_nearest_object_colour():
 
 def test_a_reference_opens_with_its_mask_and_can_be_removed(handlers):
     state = annotated(handlers, (0, 4))
-    index, editor, _, status = handlers.select_reference(state, SimpleNamespace(index=1))
+    index, _, status = handlers.select_reference(state, SimpleNamespace(index=1))
     assert index == 4 and "Reference frame 4" in status
-    assert np.array_equal(layers_to_ids(editor, (HEIGHT, WIDTH), 8), square(4))
+    editor, *_, status = handlers.show_frame(state, index)
+    assert np.array_equal(layers_to_ids(editor, (HEIGHT, WIDTH), 8), square(4)) and "a reference" in status
     references, *_, status = handlers.remove(state, 4)
-    assert [caption for _, caption in references] == ["frame 0"] and status.startswith("Removed frame 4")
+    assert captions(references) == ["frame 0"] and status.startswith("Removed frame 4")
     assert state.session.annotated_frames == [0]
+
+
+def test_the_editor_opens_the_frame_the_slider_names_with_the_mask_that_save_would_store(handlers):
+    state = annotated(handlers, (0, 5))
+    editor, viewer, timeline, note, status = handlers.show_frame(state, 5)
+    assert np.array_equal(editor["background"], state.frame(5)) and viewer["label"] == "Result · frame 5"
+    assert status.startswith("Frame 5 of 7: a reference")
+    handlers.save(state, 5, editor)  # the prefilled layer saved unchanged is the same mask
+    assert np.array_equal(state.annotation(5), square(5))
+
+
+def test_clear_mask_keeps_the_picture_and_removes_every_mask_pixel(handlers):
+    state = annotated(handlers, (3,))
+    editor, _, status = handlers.clear_mask(state, 3)
+    assert np.array_equal(editor["background"], state.frame(3)) and editor["layers"] == []
+    assert "Cleared the mask of frame 3" in status and state.annotated_frames == [3]
+
+
+def test_the_arrows_move_one_frame_and_stay_inside_the_video(handlers):
+    state = loaded(handlers)
+    assert handlers.step_frame(state, 0, -1) == 0 and handlers.step_frame(state, 3, 1) == 4
+    assert handlers.step_frame(state, FRAMES - 1, 1) == FRAMES - 1
+
+
+def test_a_click_on_the_timeline_opens_the_frame_under_it(handlers):
+    from demo.timeline import MARGIN, WIDTH
+
+    state = loaded(handlers)
+    x = MARGIN + 6.5 * (WIDTH - 2 * MARGIN) / FRAMES
+    index, _, status = handlers.open_clicked(state, SimpleNamespace(index=[x, 10]))
+    assert index == 6 and status == "Timeline: frame 6."
 
 
 def test_grabcut_grows_a_rough_box_into_the_object(handlers):
@@ -232,21 +269,34 @@ def test_grabcut_grows_a_rough_box_into_the_object(handlers):
     box = np.zeros((HEIGHT, WIDTH), np.uint8)  # an outline a few pixels around the square of frame 0
     box[18:70, 2:54] = 1
     box[21:67, 5:51] = 0
-    editor, status = handlers.grabcut(state, 0, painted(box), 1)
+    editor, _, status = handlers.grabcut(state, 0, painted(box), 1)
     mask = layers_to_ids(editor, (HEIGHT, WIDTH), 8) == 1
     truth = square(0) == 1
-    assert "GrabCut filled object 1" in status
+    assert "GrabCut gave Object 1" in status
     assert (mask & truth).sum() / (mask | truth).sum() > 0.8
+
+
+def test_grabcut_on_a_prefilled_frame_gives_the_object_the_region_replacing_other_labels(handlers):
+    state = annotated(handlers, (0,))
+    handlers.show_frame(state, 0)  # the editor shows the saved square as object 1
+    box = square(0).copy()
+    box[18:70, 2:54] = 2
+    box[21:67, 5:51] = square(0)[21:67, 5:51]  # object 2's outline around the square, drawn over the prefill
+    editor, _, status = handlers.grabcut(state, 0, painted(box), 2)
+    ids = layers_to_ids(editor, (HEIGHT, WIDTH), 8)
+    truth = square(0) == 1
+    assert "GrabCut gave Object 2" in status
+    assert (ids[truth] == 2).mean() > 0.8 and not (ids == 1).any()
 
 
 def test_grabcut_without_strokes_asks_for_some(handlers):
     state = loaded(handlers)
-    assert "Draw a rough box or a scribble" in status_of(handlers.grabcut(state, 0, painted(square(0, 2)), 1))
+    assert "Draw a rough box or a scribble" in status_of(handlers.grabcut(state, 0, painted(square(0, 1)), 2))
 
 
 def test_changing_the_processing_size_keeps_the_references(handlers):
     state = annotated(handlers, (0, 3))
-    _, status = handlers.set_size(state, 96)
+    *_, status = handlers.set_size(state, 96)
     assert "Processing size 96" in status
     assert state.session.config.size == 96 and state.session.annotated_frames == [0, 3]
 
@@ -261,41 +311,45 @@ def test_propagating_without_an_annotation_says_what_to_do(handlers):
 def test_propagation_streams_frames_then_gives_the_video_and_k_suggestions(handlers):
     state = annotated(handlers)
     outputs = run(handlers, state, k=3)
-    assert any(isinstance(o[0], np.ndarray) for o in outputs)  # the viewer updates while it runs
-    viewer, progress, video, suggestions, status = outputs[-1]
+    assert any("(propagating)" in str(o[0].get("label", "") if isinstance(o[0], dict) else "") for o in outputs)  # the viewer follows the run
+    viewer, progress, video, suggestions, timeline, size, status = outputs[-1]
     assert status.startswith(f"Propagated {FRAMES} frames") and f"{FRAMES} / {FRAMES} frames" in progress
     assert Path(video).suffix == ".mp4" and Path(video).stat().st_size > 0
-    assert len(suggestions) == 3 and all(caption.startswith("frame ") for _, caption in suggestions)
+    assert len(suggestions["value"]) == 3 and all(caption.startswith("frame ") for caption in captions(suggestions))
     assert sorted(state.results) == list(range(FRAMES))
+    assert viewer["label"] == "Result · frame 0"  # the viewer comes back to the editor's frame
+    assert all(state.uncertainty(i) is not None for i in range(FRAMES))
+    assert "about" in size.choices[0][0]  # each size with its measured time
 
 
 def test_an_annotated_first_frame_shows_as_soon_as_propagate_is_pressed(handlers):
     state = annotated(handlers)
     viewer, *_, status = next(handlers.propagate(state, 3))
-    assert isinstance(viewer, np.ndarray) and status == "Propagating: frame 0…"
+    assert viewer["label"] == "Result · frame 0 (propagating)" and status == "Propagating…"
 
 
 def test_a_suggestion_opens_with_its_prediction_and_saving_it_adds_a_reference(handlers):
     state = annotated(handlers)
     run(handlers, state, k=2)
-    index, editor, _, status = handlers.select_suggestion(state, SimpleNamespace(index=0))
+    index, _, status = handlers.select_suggestion(state, SimpleNamespace(index=0))
     assert index == state.suggested[0] and "Suggested frame" in status
+    editor, *_ = handlers.show_frame(state, index)
     assert np.array_equal(editor["background"], state.frame(index))
-    references, _, status = handlers.save(state, index, painted(square(index)))
-    assert len(references) == 2
+    references, *_ = handlers.save(state, index, painted(square(index)))
+    assert len(references["value"]) == 2
     assert status_of(run(handlers, state)[-1]).startswith("Propagated")
 
 
 def test_k_changes_the_number_of_suggestions(handlers):
     state = annotated(handlers)
     run(handlers, state, k=5)
-    suggestions, status = handlers.suggest(state, 2)
-    assert len(suggestions) == 2 and status.startswith("2 suggested")
+    suggestions, _, status = handlers.suggest(state, 2)
+    assert len(suggestions["value"]) == 2 and status.startswith("2 suggested")
 
 
 def test_suggestions_before_propagating_say_to_propagate(handlers):
     state = annotated(handlers)
-    suggestions, status = handlers.suggest(state, 3)
+    suggestions, _, status = handlers.suggest(state, 3)
     assert suggestions == [] and "propagate first" in status
 
 
@@ -304,12 +358,12 @@ def test_stop_ends_the_run_and_keeps_the_frames_done(handlers):
     outputs = []
     for output in handlers.propagate(state, 3):
         outputs.append(output)
-        if len(state.results) >= 3 and not state.cancel.is_set():
+        if state.running and not state.cancel.is_set():
             assert handlers.stop(state).startswith("Stopping")
     status = status_of(outputs[-1])
     assert status.startswith("Stopped after"), status
     done = len(state.results)
-    assert 3 <= done < FRAMES and sorted(state.results) == list(range(done))
+    assert 1 <= done < FRAMES and sorted(state.results) == list(range(done))
     assert outputs[-1][2] is not None  # an overlay video of what was done
     assert handlers.stop(state) == "Nothing is running."
 
@@ -330,7 +384,7 @@ def test_an_error_in_one_session_leaves_another_alone(handlers, tmp_path):
 def test_export_holds_davis_masks_the_users_annotations_and_an_h264_video(handlers, tmp_path):
     state = annotated(handlers)
     run(handlers, state)
-    files, status = handlers.export(state)
+    files, _, status = handlers.export(state)
     assert "To resume later, upload the video together with" in status
     archive = Path(files[0])
     with zipfile.ZipFile(archive) as opened:
@@ -339,6 +393,10 @@ def test_export_holds_davis_masks_the_users_annotations_and_an_h264_video(handle
     names_of = state.frames.names
     assert sorted(n for n in names if n.startswith("Annotations/")) == [f"Annotations/{n}.png" for n in names_of]
     assert "UserAnnotations/frame_000000.png" in names and "overlay.mp4" in names and "README.txt" in names
+    assert {"frames.csv", "objects.csv"} <= set(names)
+    measures = (tmp_path / "out" / "frames.csv").read_text().splitlines()
+    assert measures[0].startswith("frame,index,reference,previous_run,unsure,area_1,unsure_1")
+    assert len(measures) == FRAMES + 1 and measures[1].startswith("frame_000000,0,True,False,0.0,")
     mask = Image.open(tmp_path / "out" / "UserAnnotations" / "frame_000000.png")
     assert mask.mode == "P" and np.array_equal(np.asarray(mask), square(0))
     assert mask.getpalette()[3:6] == [128, 0, 0]
@@ -355,18 +413,20 @@ def test_export_before_anything_is_annotated_says_so(handlers):
 def test_uploading_the_video_with_the_export_zip_resumes_the_session(handlers, clip):
     state = annotated(handlers, (0, 5))
     run(handlers, state)
-    files, _ = handlers.export(state)
+    state.object_names[1] = "square"
+    files, *_ = handlers.export(state)
     results = {i: m.copy() for i, m in state.results.items()}
     resumed, *_, status = handlers.load_files(None, [str(clip), files[0]])
     assert "resumed 2 reference(s)" in status
-    assert sorted(resumed.annotations) == [0, 5] and resumed.session.annotated_frames == [0, 5]
+    assert resumed.annotated_frames == [0, 5] and resumed.object_name(1) == "square"
+    assert resumed.is_from_previous_run(3) and not resumed.is_from_previous_run(0)
     assert all(np.array_equal(resumed.results[i], results[i]) for i in results)
     assert status_of(run(handlers, resumed)[-1]).startswith("Propagated")
 
 
 def test_the_export_zip_alone_asks_for_the_video(handlers):
     state = annotated(handlers)
-    files, _ = handlers.export(state)
+    files, *_ = handlers.export(state)
     assert "upload the video together with the zip" in status_of(handlers.load_files(None, [files[0]]))
 
 
@@ -389,3 +449,65 @@ def test_closing_the_tab_deletes_that_sessions_files_at_once(handlers, clip):
     handlers.unload(mine)
     assert not my_folder.exists()
     assert their_folder.exists() and their_state.loaded
+
+
+# ----- feedback, objects, recovery -------------------------------------------------------------------------------
+def test_stopping_a_rerun_keeps_the_previous_runs_masks_and_says_so(handlers):
+    state = annotated(handlers)
+    run(handlers, state)
+    handlers.save(state, 4, painted(square(4)))
+    for progress in state.propagate():
+        if progress.index == 1:
+            state.stop()
+    assert state.mask(6) is not None and state.is_from_previous_run(6)
+    _, viewer, *_ = handlers.show_frame(state, 6)
+    assert viewer["label"] == "Result · frame 6 · from the previous run"
+    assert "kept from the previous run" in handlers.describe(state, 6)
+
+
+def test_a_run_asked_for_while_another_holds_the_model_hears_its_place_and_wait(handlers):
+    first, second = annotated(handlers), annotated(handlers)
+    assert "Starting" in handlers.queue_notice(first)
+    handlers._tickets[id(first)].running = True
+    handlers.seconds_per_megapixel = 2.0
+    text = handlers.queue_notice(second)
+    assert "1 run(s) ahead of yours" in text and "about" in text
+
+
+def test_loading_another_video_keeps_unexported_work_as_a_zip(handlers, clip):
+    state = annotated(handlers)
+    *_, download, _, _, _, _, _, status = handlers.load_files(state, [str(clip)])
+    assert "Your unexported work on the previous video is kept in previous-work-1.zip" in status
+    with zipfile.ZipFile(download[0]) as archive:
+        assert "UserAnnotations/frame_000000.png" in archive.namelist()
+    assert state.annotated_frames == []
+
+
+def test_an_exported_session_loads_another_video_without_a_recovery_zip(handlers, clip):
+    state = annotated(handlers)
+    handlers.export(state)
+    assert "unexported" not in status_of(handlers.load_files(state, [str(clip)]))
+
+
+def test_deleting_an_object_asks_first_then_removes_its_pixels_from_every_reference(handlers):
+    state = loaded(handlers)
+    both = square(2)
+    both[70:90, 100:120] = 2
+    handlers.save(state, 2, painted(both))
+    handlers.save(state, 5, painted(square(5, 2)))
+    button, _, question = handlers.ask_delete_object(state, 2)
+    assert button.visible and "frames 2, 5" in question and state.annotated_frames == [2, 5]
+    *_, status = handlers.delete_object(state, 2, 2)
+    assert status.startswith("Deleted Object 2 from 2 reference(s)")
+    assert state.annotated_frames == [2] and set(np.unique(state.annotation(2))) == {0, 1}
+
+
+def test_objects_can_be_added_named_and_hidden_in_the_viewer(handlers):
+    state = loaded(handlers)
+    picker, *_ = handlers.add_object(state)
+    assert [label for label, _ in picker.choices] == ["Object 1", "Object 2"] and picker.value == 2
+    picker, *_, status = handlers.rename_object(state, 2, "  the ball ")
+    assert picker.choices[1] == ("the ball", 2) and "now called the ball" in status
+    handlers.save(state, 0, painted(square(0, 2)))
+    viewer, _ = handlers.set_visible(state, [1], 0)
+    assert np.array_equal(viewer["value"], state.frame(0))  # object 2 hidden: the plain frame

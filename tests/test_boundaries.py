@@ -37,3 +37,9 @@ def test_the_commands_never_import_torchvision_pandas_or_opencv_up_front():
     code = ("import sys, xmempp.cli, xmempp.api, xmempp.session; heavy = {'torchvision', 'pandas', 'cv2'} & "
             "set(sys.modules); assert not heavy, sorted(heavy)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_ray_and_matplotlib_are_imported_only_when_used():
+    code = ("import sys, xmempp, xmempp.cli, xmempp.batch, xmempp.evaluate; "
+            "loaded = {'ray', 'matplotlib'} & set(sys.modules); assert not loaded, loaded")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

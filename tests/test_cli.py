@@ -24,7 +24,8 @@ def test_run_then_suggest(square_clip, tmp_path, checkpoint, capsys):
     out = tmp_path / "out"
     common = ["--images", str(frames), "--masks", str(masks), "--weights", str(checkpoint), "--size", "96", "--quiet"]
     assert main(["run", *common, "--output", str(out), "--frames", "0,6", "--iou"]) == 0
-    assert "wrote 12 masks" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "wrote 12 masks" in printed and "most unsure frames" in printed
     assert main(["suggest", *common, "--output", str(out), "--frames", "0,6", "-k", "2",
                  "--min-mask-percent", "0"]) == 0
     picks = [int(i) for i in capsys.readouterr().out.strip().split(",")]

@@ -14,6 +14,7 @@ import torch
 from tests.helpers import moving_square_frames, square_mask, write_frames
 from xmempp import EmptyAnnotationError, FrameFolder, InferenceConfig, VideoSession, XMemPPError
 from xmempp.errors import OutOfMemoryError
+from xmempp.uncertainty import FrameUncertainty, ObjectMeasure, measure_probabilities
 
 SMALL = InferenceConfig(size=96)
 
@@ -132,6 +133,72 @@ def test_cancelling_keeps_the_frames_already_done(session):
     assert done == [0, 1, 2, 3, 4]
     assert all(session.prediction(i) is not None for i in range(5))
     assert all(session.prediction(i) is None for i in range(5, 12))
+
+
+def test_stopping_a_rerun_keeps_the_previous_runs_masks_for_frames_not_reached(session):
+    session.annotate(0, square_mask(0))
+    first = predictions(session)
+    session.annotate(6, square_mask(6))
+    cancel = threading.Event()
+    for frame in session.propagate(cancel=cancel):
+        if frame.index == 3:
+            cancel.set()
+    assert all(np.array_equal(session.prediction(i), first[i]) for i in range(4, 12) if i != 6)
+    assert [i for i in range(12) if session.prediction_is_from_previous_run(i)] == [4, 5, 7, 8, 9, 10, 11]
+
+
+def test_a_finished_run_leaves_no_frame_from_a_previous_run(session):
+    session.annotate(0, square_mask(0))
+    predictions(session)
+    predictions(session)
+    assert not any(session.prediction_is_from_previous_run(i) for i in range(12))
+
+
+def test_the_uncertainty_measure_changes_no_mask(session, monkeypatch):
+    from xmempp import session as session_module
+
+    session.annotate(0, square_mask(0))
+    measured = [(f.mask, f.uncertainty) for f in session.propagate()]
+    assert session.uncertainty(5) == measured[5][1]
+    monkeypatch.setattr(session_module, "measure_probabilities", lambda probs, ids: FrameUncertainty())
+    unmeasured = predictions(session)
+    assert all(np.array_equal(mask, other) for (mask, _), other in zip(measured, unmeasured))
+    assert measured[0][1].score == 0 and measured[0][1].objects[0].area == (square_mask(0) > 0).mean()
+    assert all(0 <= u.score <= 1 and [m.object_id for m in u.objects] == [1] for _, u in measured)
+
+
+def test_unsure_pixels_are_those_whose_winning_probability_is_low():
+    probs = torch.tensor([[[0.9, 0.2, 0.1, 0.6]], [[0.1, 0.8, 0.3, 0.4]], [[0.0, 0.0, 0.6, 0.0]]])
+    measure = measure_probabilities(probs, [4, 7])
+    assert measure.objects == (ObjectMeasure(4, 0.25, 0.0), ObjectMeasure(7, 0.25, 1.0))
+    assert measure.score == 1.0
+
+
+def test_an_object_that_wins_no_pixel_counts_as_unsure():
+    probs = torch.tensor([[[0.9, 0.95]], [[0.1, 0.05]]])
+    assert measure_probabilities(probs, [1]).objects == (ObjectMeasure(1, 0.0, 1.0),)
+
+
+def test_without_a_network_annotations_are_kept_and_propagation_asks_for_weights(tmp_path):
+    session = VideoSession(None, FrameFolder(write_frames(tmp_path / "frames", moving_square_frames(4))))
+    session.annotate(1, square_mask(1))
+    session.restore_predictions({2: square_mask(2)})
+    assert session.annotated_frames == [1] and np.array_equal(session.prediction(1), square_mask(1))
+    assert session.prediction_is_from_previous_run(2) and not session.prediction_is_from_previous_run(1)
+    with pytest.raises(XMemPPError, match="weights"):
+        list(session.propagate())
+
+
+def test_reconfiguring_the_size_equals_a_new_session_at_that_size(network, tmp_path):
+    frames = FrameFolder(write_frames(tmp_path / "frames", moving_square_frames(6)))
+    resized = VideoSession(network, frames, SMALL)
+    resized.annotate(3, square_mask(3, object_id=2))
+    resized.annotate(0, square_mask(0))
+    resized.reconfigure(replace(SMALL, size=64))
+    fresh = VideoSession(network, frames, replace(SMALL, size=64))
+    fresh.annotate(0, square_mask(0))
+    fresh.annotate(3, square_mask(3, object_id=2))
+    assert all(np.array_equal(a.mask, b.mask) for a, b in zip(resized.propagate(), fresh.propagate()))
 
 
 def test_suggestions_reuse_the_keys_of_propagation(session, monkeypatch):

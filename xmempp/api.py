@@ -69,7 +69,8 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
     (palette PNGs with the input's ids and palette), `masks_out_path/overlay/<frame>.jpg`, the keys for
     suggestions and `manifest.json`. Every file is written whole or not at all; nothing is written into a
     folder or file that is read. The processing size comes from `size` (default 480) or `config.size`, not both.
-    Returns one row per frame: `frame`, `mask_provided`, `iou` (-1 where the model saw the mask or none exists).
+    Returns one row per frame: `frame`, `mask_provided`, `iou` (-1 where the model saw the mask or none exists),
+    `unsure` (0..1, see xmempp.uncertainty: how unsure the propagation was; 0 on annotated frames).
     """
     source, masks_in, masks_out = Path(imgs_in_path), Path(masks_in_path), Path(masks_out_path)
     config = _resolve_config(config, size)
@@ -113,7 +114,8 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
                     truth_path = _mask_path(masks_in, name)
                     if truth_path is not None:
                         iou = mean_iou(result.mask, reader.read(truth_path, session.frame_size))
-                rows.append({"frame": name, "mask_provided": result.index in annotated, "iou": iou})
+                rows.append({"frame": name, "mask_provided": result.index in annotated, "iou": iou,
+                             "unsure": result.uncertainty.score})
                 bar.update()
             for done_name, job in pending:
                 digests[done_name] = job.result()
@@ -122,7 +124,7 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
         write_manifest(masks_out, manifest.finish(digests))
     import pandas as pd  # only here: importing pandas costs a second that suggestions need not pay
 
-    return pd.DataFrame(rows, columns=["frame", "mask_provided", "iou"])
+    return pd.DataFrame(rows, columns=["frame", "mask_provided", "iou", "unsure"])
 
 
 def _resolve_config(config: InferenceConfig | None, size: int | None | _Unset) -> InferenceConfig:

@@ -1,7 +1,7 @@
-"""Command line: `python -m xmempp run | suggest | download-weights`.
+"""Command line: `python -m xmempp run | suggest | batch | evaluate | download-weights`.
 
-Exit codes: 0 success, 1 a problem with the input or weights (the message says which), 2 bad arguments (found
-before anything is loaded).
+Exit codes: 0 success, 1 a problem with the input or weights (the message says which) or, for batch and
+evaluate, a video that failed; 2 bad arguments (found before anything is loaded).
 """
 
 from __future__ import annotations
@@ -54,6 +54,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _number_between(low: float, high: float) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
@@ -66,6 +76,37 @@ def _number_between(low: float, high: float) -> Callable[[str], float]:
 
     parse.__name__ = "number"  # argparse names the type in some messages
     return parse
+
+
+def _strategy_list(text: str) -> list[str]:
+    strategies = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [s for s in strategies if s not in ("xmempp", "uniform", "random")]
+    if unknown or not strategies:
+        raise argparse.ArgumentTypeError(f"strategies are xmempp, uniform and random — got {text!r}")
+    return list(dict.fromkeys(strategies))
+
+
+def add_dataset_options(sub: argparse.ArgumentParser) -> None:
+    """The options of the dataset commands: `run`'s engine options, the dataset, and where videos run."""
+    sub.add_argument("--dataset", required=True, type=Path,
+                     help="DAVIS layout (JPEGImages/<video>/, Annotations/<video>/) or YouTube-VOS (<split>/JPEGImages/...)")
+    sub.add_argument("--output", required=True, type=Path, help="folder outside the dataset")
+    sub.add_argument("--videos", type=lambda t: [v for v in t.split(",") if v],
+                     help="comma-separated video names (default: every video)")
+    sub.add_argument("--weights", type=Path, help="XMem.pth (default: $XMEMPP_WEIGHTS, then weights/XMem.pth)")
+    sub.add_argument("--device", help="cpu, cuda, cuda:1... (default: CUDA when present)")
+    sub.add_argument("--size", type=_size, default=480,
+                     help="short side the frames are processed at (default 480; 'original' keeps the size)")
+    sub.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                     help="run videos as Ray workers: alone, a local Ray; with an address, that cluster")
+    sub.add_argument("--workers", type=_positive_int, help="Ray workers (default: as many as the cluster's CPUs or GPUs hold)")
+    sub.add_argument("--gpus-per-worker", type=_number_between(0, 64),
+                     help="GPUs each Ray worker asks for, fractions allowed (default 1 on CUDA, else 0)")
+    sub.add_argument("--cpus-per-worker", type=_number_between(0.01, 1024), default=1, help="CPUs each Ray worker asks for (default 1)")
+    sub.add_argument("--threads", type=_positive_int,
+                     help="PyTorch CPU threads per worker (default: all cores here, --cpus-per-worker on Ray); "
+                          "CPU masks are byte-identical between runs with the same count")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,14 +142,43 @@ def build_parser() -> argparse.ArgumentParser:
     suggest.add_argument("--min-mask-percent", type=_number_between(0, 100), default=0.25,
                          help="never suggest frames whose mask covers less of the frame (default 0.25)")
 
+    batch = commands.add_parser("batch", help="propagate every video of a DAVIS or YouTube-VOS dataset")
+    add_dataset_options(batch)
+    batch.add_argument("--frames", choices=("all", "first"), default="all",
+                       help="annotations used: every one present (default) or each object's first annotated frame")
+    batch.add_argument("--no-overlay", action="store_true", help="skip the overlay previews")
+
+    evaluate = commands.add_parser("evaluate", help="score annotation strategies round by round with ground truth")
+    add_dataset_options(evaluate)
+    evaluate.add_argument("--rounds", type=_count, default=3, help="rounds after round 0 (default 3)")
+    evaluate.add_argument("-k", "--k", type=_positive_int, default=1, help="frames added per round (default 1)")
+    evaluate.add_argument("--strategies", type=_strategy_list, default=["xmempp", "uniform", "random"],
+                          help="comma-separated: xmempp, uniform, random (default all three)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the random strategy (default 0)")
+    evaluate.add_argument("--min-mask-percent", type=_number_between(0, 100), default=0.25,
+                          help="the xmempp strategy never picks frames whose predicted mask covers less of the frame "
+                               "(default 0.25, as suggest); a round may then add fewer than k frames")
+
     download = commands.add_parser("download-weights", help="download the official XMem.pth (into weights/ in a "
                                    "checkout, else torch hub's checkpoints folder)")
     download.add_argument("--quiet", action="store_true")
     return parser
 
 
+def _execution(args: argparse.Namespace, progress: bool):
+    """Where videos run; the weights are looked for once the dataset has been checked."""
+    from xmempp.jobs import Execution, NetworkSpec
+
+    spec = NetworkSpec(args.weights, args.device, args.threads)
+    return Execution(spec, progress=progress, ray=args.ray is not None, ray_address=args.ray or None, workers=args.workers,
+                     gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in ("batch", "evaluate") and args.ray is None and (args.workers or args.gpus_per_worker):
+        parser.error("--workers and --gpus-per-worker need --ray (without it, videos run one after another here)")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     progress = not args.quiet
     try:
@@ -118,15 +188,48 @@ def main(argv: list[str] | None = None) -> int:
             print(ensure_weights(progress=progress))
         elif args.command == "run":
             from xmempp.api import run_on_video
+            from xmempp.uncertainty import UNSURE_BELOW
 
             stats = run_on_video(args.images, args.masks, args.output, frames_with_masks=args.frames,
                                  compute_iou=args.iou, print_progress=progress, weights=args.weights,
                                  device=args.device, size=args.size, save_overlay=not args.no_overlay)
             print(f"wrote {len(stats)} masks to {args.output / 'masks'}")
+            unsure = stats[~stats.mask_provided].nlargest(3, "unsure")
+            if len(unsure):
+                print("most unsure frames (share of an object's pixels below "
+                      f"{UNSURE_BELOW:.0%} confidence): " + ", ".join(f"{row.frame} {row.unsure:.2f}"
+                                                                    for row in unsure.itertuples()))
             if args.iou:
                 scored = stats[stats.iou >= 0]
                 if len(scored):
                     print(f"mean IoU over {len(scored)} frames: {scored.iou.mean():.4f}")
+        elif args.command == "batch":
+            from xmempp.batch import run_batch
+
+            outcomes = run_batch(args.dataset, args.output, _execution(args, progress), first_only=args.frames == "first",
+                                 size=args.size, save_overlay=not args.no_overlay, progress=progress, videos=args.videos)
+            failed = [o for o in outcomes if o.status == "failed"]
+            for outcome in failed:
+                print(f"video {outcome.video} failed: {outcome.reason}", file=sys.stderr)
+            counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "skipped", "failed")}
+            print(f"{len(outcomes)} videos: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed;"
+                  f" summary in {args.output / 'summary.csv'}")
+            if failed:
+                return 1
+        elif args.command == "evaluate":
+            from xmempp.evaluate import run_evaluation
+
+            evaluation = run_evaluation(args.dataset, args.output, _execution(args, progress),
+                                        strategies=args.strategies, rounds=args.rounds, k=args.k, seed=args.seed,
+                                        size=args.size, progress=progress, videos=args.videos,
+                                        min_mask_presence_percent=args.min_mask_percent)
+            print(evaluation.summary.to_string(index=False, float_format="%.4f"))
+            print(f"scores in {args.output / 'per_frame.csv'} and {args.output / 'summary.csv'}, "
+                  f"plot in {args.output / 'j_and_f.png'}")
+            for video, reason in evaluation.failures.items():
+                print(f"video {video} failed: {reason}", file=sys.stderr)
+            if evaluation.failures:
+                return 1
         else:
             from xmempp.api import select_k_next_best_annotation_candidates
 

@@ -63,6 +63,10 @@ class MaskStore:
     def clear(self) -> None:
         self._encoded = [None] * len(self._encoded)
 
+    def has(self, index: int) -> bool:
+        """Whether frame `index` holds a mask (without decoding it)."""
+        return self._encoded[index] is not None
+
 
 class CompressedMasks(MutableMapping):
     """A dict of frame index -> (H, W) uint8 mask, each kept as PNG bytes."""

@@ -3,7 +3,8 @@
 Lifecycle: `VideoSession(network, frames)` -> `annotate(i, mask)` (any number, any frames) ->
 `propagate()` (a generator of finished frames) -> `suggest(k)` -> annotate the suggestions -> propagate
 again -> `close()` (or leave a `with` block), which releases the key file at once. The network is shared and
-read-only; everything that belongs to the video lives here.
+read-only; everything that belongs to the video lives here. Without a network (None) a session still holds
+annotations and predictions (for annotating and exporting); only propagation and suggestions need one.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from xmempp.masks.ids import MAX_OBJECTS, ObjectManager, first_argmax
 from xmempp.memory.stores import PermanentMemory
 from xmempp.model.network import XMem
 from xmempp.propagation import Propagation, encode_annotation
+from xmempp.uncertainty import FrameUncertainty, measure_annotation, measure_probabilities
 from xmempp.video import FrameFolder, pad_to_multiple, prefetched, to_network_input, unpad
 
 log = logging.getLogger(__name__)
@@ -38,12 +40,14 @@ class EmptyAnnotationError(XMemPPError):
 
 @dataclass(frozen=True)
 class PropagatedFrame:
-    """A frame finished by propagation: `mask` holds object ids at the frame's size; `image` is the RGB frame."""
+    """A frame finished by propagation: `mask` holds object ids at the frame's size; `image` is the RGB frame;
+    `uncertainty` says how unsure the mask is (measured from the same probabilities, which it never changes)."""
 
     index: int
     mask: np.ndarray
     is_annotation: bool
     image: np.ndarray
+    uncertainty: FrameUncertainty = FrameUncertainty()
 
 
 ProgressCallback = Callable[[int, int], None]  # (frames done, total frames)
@@ -52,7 +56,7 @@ ProgressCallback = Callable[[int, int], None]  # (frames done, total frames)
 class VideoSession:
     """XMem++ on one video: annotate frames, propagate, suggest the next frames to annotate."""
 
-    def __init__(self, network: XMem, frames: FrameFolder, config: InferenceConfig | None = None):
+    def __init__(self, network: XMem | None, frames: FrameFolder, config: InferenceConfig | None = None):
         self.network = network
         self.frames = frames
         self.config = config or InferenceConfig()
@@ -60,6 +64,8 @@ class VideoSession:
         self.permanent = PermanentMemory()
         self._annotations: dict[int, np.ndarray] = {}
         self._predictions = MaskStore(len(frames))
+        self._uncertainty: list[FrameUncertainty | None] = [None] * len(frames)
+        self._from_latest_run = np.zeros(len(frames), dtype=bool)  # predicted by the latest propagation
         self._keys = KeyStore(len(frames))
         self._frame_size: tuple[int, int] | None = None
         self._propagation: Propagation | None = None
@@ -128,7 +134,7 @@ class VideoSession:
             with out_of_memory_as_error(f"encoding the annotation of frame {index}", self.config.size):
                 self._encode(index, rgb, mask)
             self._annotations[index] = mask.copy()
-            self._predictions[index] = mask.copy()
+            self._set_prediction(index, mask, measure_annotation(mask, self.objects.ids), latest=True)
             self._forget_unannotated_objects()
 
     def remove_annotation(self, index: int) -> None:
@@ -139,14 +145,44 @@ class VideoSession:
                 raise XMemPPError(f"frame {index} has no annotation to remove")
             del self._annotations[index]
             self.permanent.remove(index)
+            self._set_prediction(index, None, None, latest=False)  # it was the annotation, which is gone
             self._forget_unannotated_objects()
+
+    def remove_object(self, object_id: int) -> list[int]:
+        """Remove an object's pixels from every annotation and prediction; annotations left without any object
+        are removed. Returns the annotated frames that changed."""
+        self._check_can_change_annotations()
+        changed = sorted(i for i, mask in self._annotations.items() if (mask == object_id).any())
+        for index in changed:
+            mask = np.where(self._annotations[index] == object_id, 0, self._annotations[index]).astype(np.uint8)
+            if mask.any():
+                self._annotations[index] = mask
+            else:
+                del self._annotations[index]
+                self.permanent.remove(index)
+        for index in range(self.num_frames):
+            mask = self._predictions[index]
+            if mask is not None and (mask == object_id).any():
+                kept = self._uncertainty[index]
+                if kept is not None:
+                    kept = FrameUncertainty(tuple(m for m in kept.objects if m.object_id != object_id))
+                mask = np.where(mask == object_id, 0, mask).astype(np.uint8)
+                self._set_prediction(index, mask if mask.any() or index not in changed else None, kept,
+                                     latest=bool(self._from_latest_run[index]))
+        # Every changed annotation is encoded again (with the objects that remain in their channels).
+        if changed:
+            self._encode_again()
+        return changed
 
     def _forget_unannotated_objects(self) -> None:
         """Drop objects that no annotation shows any more, re-encoding so that no channel refers to them."""
         remaining = {int(i) for mask in self._annotations.values() for i in np.unique(mask) if i}
-        if remaining == set(self.objects.ids):
-            return
-        order = self.permanent.frame_indices
+        if remaining != set(self.objects.ids):
+            self._encode_again()
+
+    def _encode_again(self) -> None:
+        """Rebuild objects and permanent memory from the annotations, in the order they were first added."""
+        order = self.permanent.frame_indices if self.network is not None else sorted(self._annotations)
         self.objects = ObjectManager()
         self.permanent.clear()
         for frame_index in order:
@@ -155,7 +191,9 @@ class VideoSession:
             self._encode(frame_index, self.frame(frame_index), self._annotations[frame_index])
 
     def _encode(self, index: int, rgb: np.ndarray, mask: np.ndarray) -> None:
-        """Encode an annotated frame into permanent memory (and keep its keys for suggestions)."""
+        """Encode an annotated frame into permanent memory (and keep its keys for suggestions); needs a network."""
+        if self.network is None:
+            return
         image, padding = self._network_image(rgb)
         one_hot = self._network_mask(mask, image, padding)
         with torch.inference_mode():
@@ -186,8 +224,8 @@ class VideoSession:
 
         The arguments and the session are checked now; the work starts at the first `next()` and uses the
         annotations as they are then. Annotated frames yield their annotation. Setting `cancel` (or closing the
-        generator, or the session) stops after the current frame; frames done so far keep their masks, the
-        others have none.
+        generator, or the session) stops after the current frame; frames done so far get new masks, the others
+        keep the previous run's (see `prediction_is_from_previous_run`).
         """
         self._check_open()
         if progress is not None and not callable(progress):
@@ -195,6 +233,8 @@ class VideoSession:
         if cancel is not None and not callable(getattr(cancel, "is_set", None)):
             raise TypeError(f"cancel must be a threading.Event, got {type(cancel).__name__}")
         self._check_annotated("propagating")
+        if self.network is None:
+            raise XMemPPError("propagation needs the XMem weights, and none are loaded")
         return self._run_propagation(progress, cancel)
 
     def _run_propagation(self, progress: ProgressCallback | None,
@@ -204,9 +244,9 @@ class VideoSession:
             self._check_annotated("propagating")
             if self._propagating:
                 raise XMemPPError("this video is being propagated already: wait for that run or stop it")
-            self._predictions.clear()
-            for index, annotation in self._annotations.items():
-                self._predictions[index] = annotation
+            self._from_latest_run[:] = False
+            for index in self._annotations:
+                self._from_latest_run[index] = True
             propagation = self._propagation = Propagation(self.network, self.permanent, self.config,
                                                           self.num_frames)
             size = self.frame_size
@@ -255,10 +295,21 @@ class VideoSession:
         one_hot = None if annotation is None else self._network_mask(annotation, image, padding)
         with torch.inference_mode(), self._autocast():
             probs, keys = propagation.step(index, image, one_hot, encoded)
-            mask = annotation if annotation is not None else self._to_ids(unpad(probs, padding), size)
+            if annotation is not None:
+                mask, uncertainty = annotation, measure_annotation(annotation, self.objects.ids)
+            else:
+                probs = unpad(probs, padding)
+                mask = self._to_ids(probs, size)
+                uncertainty = measure_probabilities(probs, self.objects.ids)
         self._keys[index] = keys
+        self._set_prediction(index, mask, uncertainty, latest=True)
+        return PropagatedFrame(index, mask, annotation is not None, rgb, uncertainty)
+
+    def _set_prediction(self, index: int, mask: np.ndarray | None, uncertainty: FrameUncertainty | None,
+                        latest: bool) -> None:
         self._predictions[index] = mask
-        return PropagatedFrame(index, mask, annotation is not None, rgb)
+        self._uncertainty[index] = uncertainty
+        self._from_latest_run[index] = latest
 
     def _to_ids(self, probs: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
         """Probabilities (N + 1, h, w) -> (H, W) object ids: resized to the frame's size before the argmax."""
@@ -282,6 +333,47 @@ class VideoSession:
         """The mask of frame `index` from the last propagation (its annotation if annotated), or None."""
         self._check_index(index)
         return self._predictions[index]
+
+    def has_prediction(self, index: int) -> bool:
+        """Whether frame `index` has a mask (without decoding it)."""
+        self._check_index(index)
+        return self._predictions.has(index)
+
+    def prediction_is_from_previous_run(self, index: int) -> bool:
+        """Whether frame `index`'s prediction is older than the latest propagation (a stopped run did not
+        reach it, or it was restored with `restore_predictions`)."""
+        self._check_index(index)
+        return self._predictions.has(index) and not self._from_latest_run[index]
+
+    def uncertainty(self, index: int) -> FrameUncertainty | None:
+        """How unsure frame `index`'s prediction is (None without a prediction or a measure)."""
+        self._check_index(index)
+        return self._uncertainty[index]
+
+    def restore_predictions(self, masks: dict[int, np.ndarray]) -> None:
+        """Take masks from an earlier run (e.g. an exported zip) as predictions of the frames without an
+        annotation; they count as from a previous run."""
+        self._check_can_change_annotations()
+        for index, mask in masks.items():
+            self._check_index(index)
+            if index not in self._annotations:
+                self._set_prediction(index, np.asarray(mask, dtype=np.uint8), None, latest=False)
+
+    def reconfigure(self, config: InferenceConfig) -> None:
+        """Use another configuration (e.g. processing size): annotations are encoded again, keys are
+        dropped (they belong to the old size); predictions stay until the next propagation."""
+        self._check_can_change_annotations()
+        self.config = config
+        self.permanent.clear()
+        self._keys.close()
+        self._keys = KeyStore(self.num_frames)
+        self._propagation = None
+        # As a new session annotated frame by frame in order would: same objects' channels, same memory order.
+        self.objects = ObjectManager()
+        for index in sorted(self._annotations):
+            self.objects.register(self._annotations[index])
+        for index in sorted(self._annotations):
+            self._encode(index, self.frame(index), self._annotations[index])
 
     # ----- suggestions -----------------------------------------------------------------------------------
     def suggest(self, k: int = 5, alpha: float = 0.5, min_mask_presence_percent: float = 0.25) -> list[int]:

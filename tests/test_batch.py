@@ -1,0 +1,124 @@
+"""`python -m xmempp batch`: the same masks as `run`, resumable, and one broken video never stops the others."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from tests.helpers import write_palette_mask
+from tests.tiny_datasets import write_davis, write_video
+from xmempp.cli import main
+from xmempp.outputs import read_manifest, write_manifest
+
+
+def read_summary(output) -> dict[str, dict[str, str]]:
+    with open(output / "summary.csv", newline="") as file:
+        return {row["video"]: row for row in csv.DictReader(file)}
+
+
+@pytest.fixture
+def engine_options(checkpoint) -> list[str]:
+    return ["--weights", str(checkpoint), "--size", "96", "--quiet"]
+
+
+def test_batch_masks_are_byte_identical_to_run_on_the_video_alone(tmp_path, engine_options):
+    dataset = write_davis(tmp_path / "davis", {"one": 4, "two": 3}, annotated=(0, 2))
+    assert main(["batch", "--dataset", str(dataset), "--output", str(tmp_path / "batch"), *engine_options]) == 0
+    assert main(["run", "--images", str(dataset / "JPEGImages" / "one"), "--masks", str(dataset / "Annotations" / "one"),
+                 "--output", str(tmp_path / "run"), "--frames", "0,2", *engine_options]) == 0
+    batch_masks = sorted((tmp_path / "batch" / "one" / "masks").iterdir())
+    assert [p.name for p in batch_masks] == [f"frame_{i:06d}.png" for i in range(4)]
+    for path in batch_masks:
+        assert path.read_bytes() == (tmp_path / "run" / "masks" / path.name).read_bytes()
+    assert (tmp_path / "batch" / "two" / "overlay" / "frame_000002.jpg").is_file()
+    assert (tmp_path / "batch" / "two" / "keys.npy").is_file()
+
+
+def test_youtube_vos_layout_writes_one_folder_per_video(tmp_path, engine_options):
+    dataset = write_video(tmp_path / "ytvos" / "valid", "clip", 3).parent
+    assert main(["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), *engine_options]) == 0
+    assert len(list((tmp_path / "out" / "clip" / "masks").iterdir())) == 3
+
+
+def test_a_complete_video_is_skipped_and_an_interrupted_one_redone(tmp_path, engine_options, capsys):
+    dataset = write_davis(tmp_path / "davis", {"v": 3})
+    command = ["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), *engine_options]
+    assert main(command) == 0
+    mask = tmp_path / "out" / "v" / "masks" / "frame_000002.png"
+    written = mask.stat().st_mtime_ns
+    assert main(command) == 0
+    assert read_summary(tmp_path / "out")["v"]["reason"] == "already complete"
+    assert mask.stat().st_mtime_ns == written
+    manifest = read_manifest(tmp_path / "out" / "v")
+    write_manifest(tmp_path / "out" / "v", replace(manifest, finished=False))  # as if killed before the end
+    assert main(command) == 0
+    assert read_summary(tmp_path / "out")["v"]["status"] == "done"
+    assert mask.stat().st_mtime_ns > written
+
+
+def test_other_options_redo_a_complete_video(tmp_path, engine_options):
+    dataset = write_davis(tmp_path / "davis", {"v": 3})
+    command = ["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), *engine_options]
+    assert main(command) == 0
+    assert main([*command, "--size", "64"]) == 0
+    assert read_summary(tmp_path / "out")["v"]["status"] == "done"
+
+
+def test_broken_videos_are_named_in_the_summary_and_the_exit_code(tmp_path, engine_options, capsys):
+    dataset = write_davis(tmp_path / "davis", {"good": 3, "corrupt": 3, "unannotated": 2})
+    (dataset / "JPEGImages" / "corrupt" / "frame_000001.jpg").write_bytes(b"not a jpeg")
+    for mask in (dataset / "Annotations" / "unannotated").iterdir():
+        mask.unlink()
+    code = main(["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), *engine_options])
+    assert code == 1
+    summary = read_summary(tmp_path / "out")
+    assert summary["good"]["status"] == "done"
+    assert summary["corrupt"]["status"] == "failed" and "frame_000001.jpg" in summary["corrupt"]["reason"]
+    assert summary["unannotated"]["status"] == "skipped" and "no annotations" in summary["unannotated"]["reason"]
+    assert "video corrupt failed: cannot read frame frame_000001.jpg" in capsys.readouterr().err
+    assert len(list((tmp_path / "out" / "good" / "masks").iterdir())) == 3
+
+
+def test_a_mask_of_the_wrong_size_fails_its_video(tmp_path, engine_options):
+    dataset = write_davis(tmp_path / "davis", {"v": 2})
+    write_palette_mask(dataset / "Annotations" / "v" / "frame_000000.png", np.ones((48, 64), np.uint8))
+    assert main(["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), *engine_options]) == 1
+    row = read_summary(tmp_path / "out")["v"]
+    assert row["status"] == "failed" and row["reason"] == "video v: mask frame_000000.png is 64x48 but its frames are 128x96"
+
+
+@pytest.mark.parametrize("problem", ["empty", "file", "output inside"])
+def test_a_bad_dataset_exits_1_with_a_one_line_message(tmp_path, engine_options, capsys, problem):
+    dataset, output = tmp_path / "davis", tmp_path / "out"
+    if problem == "empty":
+        (dataset / "JPEGImages").mkdir(parents=True)
+    elif problem == "file":
+        dataset.write_bytes(b"")
+    else:
+        write_davis(dataset, {"v": 2})
+        output = dataset / "out"
+    assert main(["batch", "--dataset", str(dataset), "--output", str(output), *engine_options]) == 1
+    message = capsys.readouterr().err
+    assert message.startswith("error: ") and message.count("\n") == 1 and str(dataset.name) in message
+    assert not output.exists() or problem != "output inside"
+
+
+def test_the_dataset_is_checked_before_the_weights_are_looked_for(tmp_path, monkeypatch, capsys):
+    from xmempp.model import weights
+
+    monkeypatch.setattr(weights, "DEFAULT_WEIGHTS_DIR", tmp_path / "no-weights")
+    monkeypatch.delenv("XMEMPP_WEIGHTS", raising=False)
+    monkeypatch.setenv("XMEMPP_OFFLINE", "1")
+    (tmp_path / "davis" / "JPEGImages").mkdir(parents=True)
+    assert main(["batch", "--dataset", str(tmp_path / "davis"), "--output", str(tmp_path / "out"), "--quiet"]) == 1
+    assert "no videos in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arguments", [["--workers", "2"], ["--workers", "0", "--ray"], ["--threads", "x"]])
+def test_bad_worker_arguments_exit_2(tmp_path, arguments):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["batch", "--dataset", str(tmp_path), "--output", str(tmp_path / "out"), *arguments])
+    assert exit_info.value.code == 2

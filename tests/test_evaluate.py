@@ -1,0 +1,95 @@
+"""`python -m xmempp evaluate`: rounds of simulated annotation per strategy, J and F per frame and object."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from tests.helpers import write_palette_mask
+from tests.tiny_datasets import write_davis
+from xmempp.cli import main
+from xmempp.datasets import find_videos
+from xmempp.errors import XMemPPError
+from xmempp.evaluate import check_ground_truth, first_appearances, random_frames, summarise, uniform_frames
+
+
+def test_evaluate_scores_every_strategy_and_round(tmp_path, checkpoint, capsys):
+    dataset = write_davis(tmp_path / "davis", {"square": 6}, annotated=None)
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--dataset", str(dataset), "--output", str(out), "--rounds", "1", "--k", "1",
+                 "--min-mask-percent", "0", "--weights", str(checkpoint), "--size", "96", "--quiet"]) == 0
+    per_frame = pd.read_csv(out / "per_frame.csv")
+    assert list(per_frame.columns) == ["video", "strategy", "round", "frame", "object", "J", "F", "annotated"]
+    assert len(per_frame) == 3 * 2 * 6  # strategies x rounds x frames (one object)
+    annotated = per_frame[per_frame.annotated].groupby(["strategy", "round"]).frame.apply(list)
+    assert all(frames == ["frame_000000"] for frames in annotated.xs(0, level="round"))
+    assert all(len(frames) == 2 for frames in annotated.xs(1, level="round"))
+    assert per_frame[["J", "F"]].stack().between(0, 1).all()
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.columns) == ["strategy", "round", "annotated_frames", "J", "F", "J&F"]
+    assert summary.strategy.tolist() == ["xmempp", "xmempp", "uniform", "uniform", "random", "random"]
+    assert summary.annotated_frames.tolist() == [1, 2] * 3
+    for strategy in ("xmempp", "uniform", "random"):
+        for round_index in (0, 1):
+            assert len(list((out / strategy / f"round_{round_index}" / "square" / "masks").iterdir())) == 6
+    assert Image.open(out / "j_and_f.png").format == "PNG"
+    assert "j_and_f.png" in capsys.readouterr().out
+
+
+def test_round_0_annotates_each_objects_first_frame():
+    truths = [np.zeros((4, 4), np.uint8) for _ in range(5)]
+    truths[1][0, 0] = 1
+    truths[2][0, 0], truths[3][1, 1] = 1, 2
+    assert first_appearances(truths) == ([1, 2], [1, 3])
+
+
+def test_uniform_picks_the_middle_of_the_longest_unannotated_run():
+    assert uniform_frames([0], 100, 3) == [50, 25, 75]
+    assert uniform_frames([0, 1, 2], 3, 2) == []
+
+
+def test_random_picks_are_seeded_per_video_and_round():
+    picks = random_frames([0], 50, 3, seed=7, video="a", round_index=1)
+    assert picks == random_frames([0], 50, 3, seed=7, video="a", round_index=1)
+    assert 0 not in picks and len(set(picks)) == 3
+    assert picks != random_frames([0], 50, 3, seed=8, video="a", round_index=1)
+
+
+def test_means_leave_out_annotated_frames_and_average_objects_as_davis():
+    per_frame = pd.DataFrame(
+        [("v", "uniform", 0, "f0", 1, 1.0, 1.0, True),
+         ("v", "uniform", 0, "f1", 1, 0.5, 0.3, False),
+         ("v", "uniform", 0, "f2", 1, 0.3, 0.1, False),
+         ("v", "uniform", 0, "f1", 2, 1.0, 0.9, False)],
+        columns=["video", "strategy", "round", "frame", "object", "J", "F", "annotated"])
+    (row,) = summarise(per_frame).to_dict("records")
+    assert row["annotated_frames"] == 1
+    assert row["J"] == pytest.approx((0.4 + 1.0) / 2)  # object 1: mean of 0.5 and 0.3; object 2: 1.0
+    assert row["F"] == pytest.approx((0.2 + 0.9) / 2)
+    assert row["J&F"] == pytest.approx((0.7 + 0.55) / 2)
+
+
+def test_ground_truth_missing_for_some_frames_names_the_video_and_frames(tmp_path):
+    dataset = write_davis(tmp_path, {"v": 4}, annotated=(0, 2))
+    (video,) = find_videos(dataset)
+    with pytest.raises(XMemPPError, match=r"video v: no ground truth for 2 of 4 frames \(frame_000001, frame_000003\)"):
+        check_ground_truth(video, video.frames())
+
+
+def test_a_video_without_annotations_is_refused_before_any_propagation(tmp_path, checkpoint, capsys):
+    dataset = write_davis(tmp_path / "davis", {"v": 3}, annotated=())
+    code = main(["evaluate", "--dataset", str(dataset), "--output", str(tmp_path / "out"), "--weights", str(checkpoint),
+                 "--quiet"])
+    assert code == 1
+    assert "error: video v: no ground truth in" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_mask_named_unlike_any_frame_is_refused(tmp_path):
+    dataset = write_davis(tmp_path, {"v": 2}, annotated=None)
+    write_palette_mask(dataset / "Annotations" / "v" / "00000.png", np.zeros((96, 128), np.uint8))
+    (video,) = find_videos(dataset)
+    with pytest.raises(XMemPPError, match="video v: mask 00000.png has no frame of that name"):
+        check_ground_truth(video, video.frames())

@@ -1,0 +1,110 @@
+"""`python -m xmempp batch`: propagate every video of a dataset, resumably, into OUTPUT/<video>/ as `run` does."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from xmempp.api import run_on_video
+from xmempp.datasets import DatasetVideo, annotated_frames, find_videos, refuse_output_inside
+from xmempp.jobs import Execution, JobFailure, run_jobs
+from xmempp.model.network import XMem
+from xmempp.model.weights import weights_fingerprint
+from xmempp.outputs import atomic_path, read_manifest, source_digest
+from xmempp.video import FrameFolder
+
+log = logging.getLogger(__name__)
+
+SUMMARY_FILE = "summary.csv"
+DONE, SKIPPED, FAILED = "done", "skipped", "failed"
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """One video to propagate, with `run`'s options."""
+
+    video: DatasetVideo
+    output: Path  # OUTPUT/<video>
+    first_only: bool = False
+    size: int | None = 480
+    save_overlay: bool = True
+    progress: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.video.name
+
+
+@dataclass(frozen=True)
+class VideoOutcome:
+    """One row of summary.csv."""
+
+    video: str
+    status: str  # done, skipped or failed
+    frames: int = 0
+    annotated_frames: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+    reason: str = ""
+
+
+def propagate_video(network: XMem, job: BatchJob) -> VideoOutcome:
+    """Propagate one video's annotations with `run_on_video`, unless its manifest vouches for a finished run of the same inputs."""
+    started = time.perf_counter()
+    frames = job.video.frames()
+    annotated = annotated_frames(job.video, frames, first_only=job.first_only)
+    if not annotated:
+        return VideoOutcome(job.name, SKIPPED, len(frames), reason=f"no annotations (masks with an object) in "
+                            f"{job.video.masks_dir}")
+    if _is_finished(job, frames, annotated, weights_fingerprint(network)):
+        return VideoOutcome(job.name, SKIPPED, len(frames), annotated, reason="already complete")
+    run_on_video(job.video.frames_dir, job.video.masks_dir, job.output, frames_with_masks=annotated,
+                 print_progress=job.progress, size=job.size, network=network, save_overlay=job.save_overlay)
+    return VideoOutcome(job.name, DONE, len(frames), annotated, round(time.perf_counter() - started, 2))
+
+
+def run_batch(dataset: Path, output: Path, execution: Execution, first_only: bool = False, size: int | None = 480,
+              save_overlay: bool = True, progress: bool = True, videos: list[str] | None = None) -> list[VideoOutcome]:
+    """Propagate every video of `dataset` into `output/<video>/`; writes `output/summary.csv`, one row per video."""
+    dataset_videos = find_videos(dataset, videos)
+    refuse_output_inside(dataset, output)
+    output.mkdir(parents=True, exist_ok=True)
+    jobs = [BatchJob(video, output / video.name, first_only, size, save_overlay,
+                     progress=progress and not execution.ray) for video in dataset_videos]
+    outcomes: dict[str, VideoOutcome] = {}
+    with tqdm(total=len(jobs), disable=not progress, desc="videos", unit="video") as bar:
+        for job, result in run_jobs(jobs, propagate_video, execution):
+            if isinstance(result, JobFailure):
+                result = VideoOutcome(job.name, FAILED, reason=result.reason)
+                log.warning("video %s failed: %s", job.name, result.reason)
+            outcomes[job.name] = result
+            bar.update()
+    ordered = [outcomes[job.name] for job in jobs]
+    write_summary(output / SUMMARY_FILE, ordered)
+    return ordered
+
+
+def write_summary(path: Path, outcomes: list[VideoOutcome]) -> None:
+    """summary.csv: video, status, frames, annotated_frames (space-separated indices), seconds, reason."""
+    rows = []
+    for outcome in outcomes:
+        row = asdict(outcome)
+        row["annotated_frames"] = " ".join(str(i) for i in outcome.annotated_frames)
+        rows.append(row)
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]) if rows else ["video", "status"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _is_finished(job: BatchJob, frames: FrameFolder, annotated: list[int], weights: str) -> bool:
+    """Whether OUTPUT/<video> holds a finished run of these frames (same content), annotations, size and weights."""
+    manifest = read_manifest(job.output)
+    return (manifest is not None and manifest.finished and manifest.frame_names == frames.names
+            and manifest.annotated_frames == annotated and manifest.size == job.size
+            and manifest.weights == weights and (manifest.overlay or not job.save_overlay)
+            and manifest.source_digest == source_digest(job.video.frames_dir, frames.paths))

@@ -1,0 +1,138 @@
+"""Finding the videos of a dataset in DAVIS or YouTube-VOS layout, and their annotated frames.
+
+DAVIS: `ROOT/JPEGImages/<video>/*.jpg|png` and `ROOT/Annotations/<video>/*.png` (DAVIS 2017's extra
+`480p/` level is understood too). YouTube-VOS: the same pair of folders under each split,
+`ROOT/<split>/JPEGImages/<video>/`. Masks share their frame's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from xmempp.errors import XMemPPError
+from xmempp.masks.files import MaskReader
+from xmempp.video import FrameFolder
+
+FRAMES_DIR, MASKS_DIR = "JPEGImages", "Annotations"
+DAVIS_RESOLUTIONS = ("480p", "Full-Resolution")
+
+
+@dataclass(frozen=True)
+class DatasetVideo:
+    """One video of a dataset: its frames folder and its annotation folder (which may not exist)."""
+
+    name: str
+    frames_dir: Path
+    masks_dir: Path
+
+    def frames(self) -> FrameFolder:
+        return FrameFolder(self.frames_dir)
+
+    def mask_names(self) -> list[str]:
+        """Stems of the annotation PNGs present, sorted as the frames are."""
+        if not self.masks_dir.is_dir():
+            return []
+        return sorted(p.stem for p in self.masks_dir.iterdir() if p.suffix.lower() == ".png"
+                      and not p.name.startswith("."))
+
+    def mask_path(self, frame_name: str) -> Path:
+        return self.masks_dir / f"{frame_name}.png"
+
+
+def find_videos(root: str | Path, names: list[str] | None = None) -> list[DatasetVideo]:
+    """The videos of the dataset at `root`, sorted by name; `names` keeps only those (in that order)."""
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"dataset folder not found: {root}")
+    if not root.is_dir():
+        raise XMemPPError(f"the dataset {root} is a file: give the folder holding {FRAMES_DIR}/ and {MASKS_DIR}/")
+    if (root / FRAMES_DIR).is_dir():
+        pairs = [_davis_pair(root)]
+    else:
+        pairs = [_davis_pair(split) for split in sorted(root.iterdir()) if (split / FRAMES_DIR).is_dir()]
+    videos: dict[str, DatasetVideo] = {}
+    for frames_root, masks_root in pairs:
+        for folder in sorted(p for p in frames_root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if folder.name in videos:
+                raise XMemPPError(f"video {folder.name} is in two splits ({videos[folder.name].frames_dir.parent} "
+                                  f"and {frames_root}): give one split's folder as the dataset")
+            videos[folder.name] = DatasetVideo(folder.name, folder, masks_root / folder.name)
+    if not videos:
+        raise XMemPPError(f"no videos in {root}: expected {root}/{FRAMES_DIR}/<video>/ (DAVIS) or "
+                          f"{root}/<split>/{FRAMES_DIR}/<video>/ (YouTube-VOS)")
+    if names is None:
+        return list(videos.values())
+    unknown = [name for name in names if name not in videos]
+    if unknown:
+        raise XMemPPError(f"no video named {', '.join(unknown)} in {root}")
+    return [videos[name] for name in names]
+
+
+def _davis_pair(root: Path) -> tuple[Path, Path]:
+    frames_root, masks_root = root / FRAMES_DIR, root / MASKS_DIR
+    for resolution in DAVIS_RESOLUTIONS:
+        if (frames_root / resolution).is_dir():
+            return frames_root / resolution, masks_root / resolution
+    return frames_root, masks_root
+
+
+def annotated_frames(video: DatasetVideo, frames: FrameFolder, first_only: bool = False) -> list[int]:
+    """Indices of the frames with a mask showing an object; with `first_only`, only each object's first such frame.
+
+    Refuses (naming the file) a mask without a frame of the same name, or of another size than its frame.
+    """
+    index_of = {name: i for i, name in enumerate(frames.names)}
+    frame_size = _image_size(frames.paths[0], "frame")
+    indices = []
+    for name in video.mask_names():
+        if name not in index_of:
+            raise XMemPPError(f"video {video.name}: mask {name}.png has no frame of that name in {video.frames_dir}")
+        size = _image_size(video.mask_path(name), "mask")
+        if size != frame_size:
+            raise XMemPPError(f"video {video.name}: mask {name}.png is {size[0]}x{size[1]} but its frames are "
+                              f"{frame_size[0]}x{frame_size[1]}")
+        indices.append(index_of[name])
+    reader = MaskReader()  # colour masks too, with ids numbered consistently across the video
+    seen: set[int] = set()
+    used = []
+    for index in sorted(indices):
+        objects = set(np.unique(reader.read(video.mask_path(frames.names[index])))) - {0}
+        if objects and (not first_only or objects - seen):  # an empty mask annotates nothing (`run` skips it)
+            used.append(index)
+            seen |= objects
+    return used
+
+
+def read_ids(path: Path) -> np.ndarray:
+    """A palette or greyscale mask as (H, W) uint8 object ids (0 is background)."""
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("P", "L", "1"):
+                raise XMemPPError(f"mask {path} is {image.mode}: ground truth must be palette or greyscale PNGs "
+                                  "(as DAVIS and YouTube-VOS ship them)")
+            return np.array(image, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise XMemPPError(f"cannot read mask {path}: the file is corrupt or not a PNG ({error})") from None
+
+
+def _image_size(path: Path, kind: str) -> tuple[int, int]:
+    """(width, height) from the file header, without decoding the pixels."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise XMemPPError(f"cannot read {kind} {path}: the file is corrupt or not an image ({error})") from None
+
+
+def refuse_output_inside(dataset: Path, output: Path) -> None:
+    """The dataset is never written to: an output folder inside it (or equal to it) is refused."""
+    dataset, resolved = Path(dataset).resolve(), Path(output).resolve()
+    if resolved == dataset or dataset in resolved.parents:
+        raise XMemPPError(f"the output folder {output} is inside the dataset {dataset}: the dataset is never "
+                          "written to, choose a folder outside it")
+    if resolved.exists() and not resolved.is_dir():
+        raise XMemPPError(f"the output folder {output} is a file")

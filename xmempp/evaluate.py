@@ -1,0 +1,235 @@
+"""`python -m xmempp evaluate`: the XMem++ annotation-effort protocol with ground truth as the annotator.
+
+Round 0 annotates each object's first frame; each further round adds `k` frames chosen by a strategy
+(with their ground-truth masks) and propagates again. Every frame not given as an annotation is scored
+with J and F for every object of the video's ground truth.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm import tqdm
+
+from xmempp.api import run_on_video, select_k_next_best_annotation_candidates
+from xmempp.datasets import DatasetVideo, find_videos, read_ids, refuse_output_inside
+from xmempp.errors import XMemPPError
+from xmempp.jobs import Execution, JobFailure, run_jobs
+from xmempp.metrics import frame_scores
+from xmempp.model.network import XMem
+from xmempp.outputs import atomic_path
+from xmempp.video import FrameFolder
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("xmempp", "uniform", "random")
+PER_FRAME_FILE, SUMMARY_FILE, PLOT_FILE = "per_frame.csv", "summary.csv", "j_and_f.png"
+PER_FRAME_COLUMNS = ["video", "strategy", "round", "frame", "object", "J", "F", "annotated"]
+
+
+@dataclass(frozen=True)
+class EvaluationJob:
+    """One video through every strategy and round; masks go to OUTPUT/<strategy>/round_<r>/<video>/."""
+
+    video: DatasetVideo
+    output: Path
+    strategies: tuple[str, ...] = STRATEGIES
+    rounds: int = 3
+    k: int = 1
+    seed: int = 0
+    size: int | None = 480
+    min_mask_presence_percent: float = 0.25  # the xmempp strategy's, as `suggest`'s
+    progress: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.video.name
+
+    def folder(self, strategy: str, round_index: int) -> Path:
+        return self.output / strategy / f"round_{round_index}" / self.video.name
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The results: the per-frame scores, the summary per strategy and round, and the videos that failed."""
+
+    per_frame: pd.DataFrame
+    summary: pd.DataFrame
+    failures: dict[str, str]
+
+
+def check_ground_truth(video: DatasetVideo, frames: FrameFolder) -> None:
+    """Refuse a video without a ground-truth mask for every frame, naming the frames missing one."""
+    present = set(video.mask_names())
+    if not present:
+        raise XMemPPError(f"video {video.name}: no ground truth in {video.masks_dir}; evaluate needs a mask for "
+                          "every frame")
+    missing = [name for name in frames.names if name not in present]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise XMemPPError(f"video {video.name}: no ground truth for {len(missing)} of {len(frames)} frames ({shown}); "
+                          f"evaluate needs a mask for every frame")
+    extra = sorted(present - set(frames.names))
+    if extra:
+        raise XMemPPError(f"video {video.name}: mask {extra[0]}.png has no frame of that name in {video.frames_dir}")
+
+
+def first_appearances(truths: list[np.ndarray]) -> tuple[list[int], list[int]]:
+    """(objects of the video, the frames where each first appears): round 0's annotations."""
+    first: dict[int, int] = {}
+    for index, truth in enumerate(truths):
+        for obj in np.unique(truth):
+            first.setdefault(int(obj), index)
+    first.pop(0, None)
+    return sorted(first), sorted(set(first.values()))
+
+
+def uniform_frames(chosen: list[int], count: int, k: int) -> list[int]:
+    """k frames, each the middle of the longest run of frames not chosen yet (the earliest run on ties)."""
+    taken = set(chosen)
+    picks = []
+    for _ in range(min(k, count - len(taken))):
+        best_start, best_length, start = 0, 0, None
+        for index in range(count + 1):
+            if index < count and index not in taken:
+                start = index if start is None else start
+            elif start is not None:
+                if index - start > best_length:
+                    best_start, best_length = start, index - start
+                start = None
+        pick = best_start + best_length // 2
+        picks.append(pick)
+        taken.add(pick)
+    return picks
+
+
+def random_frames(chosen: list[int], count: int, k: int, seed: int, video: str, round_index: int) -> list[int]:
+    """k frames not chosen yet, drawn with a generator seeded by (seed, video, round): the same on any worker."""
+    free = [i for i in range(count) if i not in set(chosen)]
+    rng = np.random.default_rng([seed, zlib.crc32(video.encode()), round_index])
+    return sorted(int(i) for i in rng.choice(free, size=min(k, len(free)), replace=False))
+
+
+def evaluate_video(network: XMem, job: EvaluationJob) -> list[tuple]:
+    """Every strategy and round on one video; one row per (strategy, round, frame, object), see PER_FRAME_COLUMNS."""
+    frames = job.video.frames()
+    check_ground_truth(job.video, frames)
+    truths = [read_ids(job.video.mask_path(name)) for name in frames.names]
+    objects, round_zero = first_appearances(truths)
+    if not objects:
+        raise XMemPPError(f"video {job.name}: the ground truth has no object in any frame")
+
+    def propagate(folder: Path, annotated: list[int]) -> None:
+        run_on_video(job.video.frames_dir, job.video.masks_dir, folder, frames_with_masks=annotated,
+                     print_progress=job.progress, size=job.size, network=network, save_overlay=False)
+
+    first_folder = job.folder(job.strategies[0], 0)
+    propagate(first_folder, round_zero)
+    round_zero_rows = _score(first_folder, frames.names, truths, objects, round_zero)
+    rows = []
+    for strategy in job.strategies:
+        chosen = list(round_zero)
+        if strategy != job.strategies[0]:  # round 0 does not depend on the strategy: computed once, copied
+            shutil.copytree(first_folder, job.folder(strategy, 0), dirs_exist_ok=True)
+        rows += [(job.name, strategy, 0, *row) for row in round_zero_rows]
+        for round_index in range(1, job.rounds + 1):
+            previous, folder = job.folder(strategy, round_index - 1), job.folder(strategy, round_index)
+            picks = _next_frames(strategy, job, network, previous, chosen, len(frames), round_index)
+            chosen = sorted(set(chosen) | set(picks))
+            if picks:
+                propagate(folder, chosen)
+            else:  # every frame is annotated already: the masks cannot change
+                shutil.copytree(previous, folder, dirs_exist_ok=True)
+            rows += [(job.name, strategy, round_index, *row)
+                     for row in _score(folder, frames.names, truths, objects, chosen)]
+    return rows
+
+
+def _next_frames(strategy: str, job: EvaluationJob, network: XMem, previous: Path, chosen: list[int], count: int,
+                 round_index: int) -> list[int]:
+    if strategy == "xmempp":
+        return select_k_next_best_annotation_candidates(
+            job.video.frames_dir, job.video.masks_dir, previous, k=job.k, previously_chosen_candidates=chosen,
+            use_previously_predicted_masks=True, min_mask_presence_percent=job.min_mask_presence_percent,
+            print_progress=job.progress, size=job.size, network=network)
+    if strategy == "uniform":
+        return uniform_frames(chosen, count, job.k)
+    if strategy == "random":
+        return random_frames(chosen, count, job.k, job.seed, job.name, round_index)
+    raise XMemPPError(f"unknown strategy {strategy!r}: choose from {', '.join(STRATEGIES)}")
+
+
+def _score(folder: Path, names: list[str], truths: list[np.ndarray], objects: list[int], annotated: list[int]
+           ) -> list[tuple]:
+    rows = []
+    annotated_set = set(annotated)
+    for index, (name, truth) in enumerate(zip(names, truths)):
+        with Image.open(folder / "masks" / f"{name}.png") as image:
+            prediction = np.asarray(image)
+        for obj, j, f in frame_scores(prediction, truth, objects):
+            rows.append((name, obj, j, f, index in annotated_set))
+    return rows
+
+
+def summarise(per_frame: pd.DataFrame) -> pd.DataFrame:
+    """Per strategy and round: mean annotated frames per video, and J, F, J&F over frames not annotated.
+
+    As in DAVIS, J and F are averaged over each object's frames first, then over all objects of all videos.
+    """
+    columns = ["strategy", "round", "annotated_frames", "J", "F", "J&F"]
+    if per_frame.empty:
+        return pd.DataFrame(columns=columns)
+    annotated = (per_frame[per_frame.annotated].groupby(["strategy", "round", "video"]).frame.nunique()
+                 .groupby(["strategy", "round"]).mean().rename("annotated_frames"))
+    scored = per_frame[~per_frame.annotated]
+    per_object = scored.groupby(["strategy", "round", "video", "object"])[["J", "F"]].mean()
+    means = per_object.groupby(["strategy", "round"]).mean()
+    summary = pd.concat([annotated, means], axis=1).reset_index()
+    summary["J&F"] = (summary.J + summary.F) / 2
+    order = {name: i for i, name in enumerate(dict.fromkeys(per_frame.strategy))}
+    summary = summary.sort_values(["strategy", "round"], key=lambda c: c.map(order) if c.name == "strategy" else c)
+    return summary[columns].reset_index(drop=True)
+
+
+def run_evaluation(dataset: Path, output: Path, execution: Execution, strategies: list[str] | tuple[str, ...] = STRATEGIES,
+                   rounds: int = 3, k: int = 1, seed: int = 0, size: int | None = 480, progress: bool = True,
+                   videos: list[str] | None = None, min_mask_presence_percent: float = 0.25) -> Evaluation:
+    """Run the protocol on every video; writes per_frame.csv, summary.csv and j_and_f.png into `output`."""
+    if rounds < 0 or k < 1:
+        raise XMemPPError(f"--rounds must be 0 or more and --k at least 1 (got {rounds} and {k})")
+    dataset_videos = find_videos(dataset, videos)
+    refuse_output_inside(dataset, output)
+    for video in dataset_videos:
+        check_ground_truth(video, video.frames())
+    output.mkdir(parents=True, exist_ok=True)
+    jobs = [EvaluationJob(video, output, tuple(strategies), rounds, k, seed, size, min_mask_presence_percent,
+                          progress=progress and not execution.ray) for video in dataset_videos]
+    results: dict[str, list[tuple]] = {}
+    failures: dict[str, str] = {}
+    with tqdm(total=len(jobs), disable=not progress, desc="videos", unit="video") as bar:
+        for job, result in run_jobs(jobs, evaluate_video, execution):
+            if isinstance(result, JobFailure):
+                failures[job.name] = result.reason
+                log.warning("video %s failed: %s", job.name, result.reason)
+            else:
+                results[job.name] = result
+            bar.update()
+    rows = [row for job in jobs for row in results.get(job.name, [])]
+    per_frame = pd.DataFrame(rows, columns=PER_FRAME_COLUMNS)
+    summary = summarise(per_frame)
+    with atomic_path(output / PER_FRAME_FILE) as temporary:
+        per_frame.to_csv(temporary, index=False)
+    with atomic_path(output / SUMMARY_FILE) as temporary:
+        summary.to_csv(temporary, index=False)
+    if not summary.empty:
+        from xmempp.plots import plot_j_and_f
+
+        plot_j_and_f(summary, output / PLOT_FILE)
+    return Evaluation(per_frame, summary, failures)

@@ -1,0 +1,64 @@
+"""DAVIS 2017 scores of one object in one frame: J (region IoU) and F (boundary F-measure).
+
+F compares one-pixel-wide object boundaries: a boundary pixel of one mask counts as matched when a
+boundary pixel of the other lies within a disk whose radius is 0.008 of the image diagonal (rounded up).
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+BOUNDARY_TOLERANCE = 0.008  # of the image diagonal, as in the DAVIS 2017 benchmark
+
+
+def region_similarity(prediction: np.ndarray, truth: np.ndarray) -> float:
+    """J: intersection over union of two boolean (H, W) masks; 1.0 when both are empty."""
+    union = np.count_nonzero(prediction | truth)
+    if union == 0:
+        return 1.0
+    return np.count_nonzero(prediction & truth) / union
+
+
+def boundary_f_measure(prediction: np.ndarray, truth: np.ndarray, tolerance: float = BOUNDARY_TOLERANCE) -> float:
+    """F: harmonic mean of boundary precision and recall of two boolean (H, W) masks; 1.0 when both are empty."""
+    radius = math.ceil(tolerance * math.hypot(*prediction.shape))
+    predicted_boundary, true_boundary = boundary(prediction), boundary(truth)
+    predicted_count, true_count = np.count_nonzero(predicted_boundary), np.count_nonzero(true_boundary)
+    if predicted_count == 0 and true_count == 0:
+        return 1.0
+    if predicted_count == 0 or true_count == 0:
+        return 0.0
+    kernel = disk(radius)
+    near_truth = cv2.dilate(true_boundary.astype(np.uint8), kernel) > 0
+    near_prediction = cv2.dilate(predicted_boundary.astype(np.uint8), kernel) > 0
+    precision = np.count_nonzero(predicted_boundary & near_truth) / predicted_count
+    recall = np.count_nonzero(true_boundary & near_prediction) / true_count
+    if precision + recall == 0:
+        return 0.0
+    return 2 * precision * recall / (precision + recall)
+
+
+def boundary(mask: np.ndarray) -> np.ndarray:
+    """The object's pixels that touch the background (4-neighbourhood): a one-pixel-wide boundary.
+
+    The image border is not a boundary: an object running off the frame continues outside it.
+    """
+    padded = np.pad(mask.astype(bool), 1, mode="edge")
+    inside = padded[1:-1, 1:-1]
+    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    return inside & ~interior
+
+
+def disk(radius: int) -> np.ndarray:
+    """A (2r+1, 2r+1) uint8 kernel of the pixels within `radius` of its centre."""
+    offsets = np.arange(-radius, radius + 1)
+    return (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius ** 2).astype(np.uint8)
+
+
+def frame_scores(prediction: np.ndarray, truth: np.ndarray, objects: list[int]) -> list[tuple[int, float, float]]:
+    """(object, J, F) for each object id, from (H, W) id masks."""
+    return [(obj, region_similarity(prediction == obj, truth == obj), boundary_f_measure(prediction == obj, truth == obj))
+            for obj in objects]

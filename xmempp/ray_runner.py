@@ -1,0 +1,86 @@
+"""Running per-video jobs on Ray: a pool of actors, each holding one network, one video at a time.
+
+A worker process that dies takes only its video down: the actor is replaced and that video retried once.
+Every node needs the same Python environment (xmempp and its dependencies) and the same paths to the
+weights, dataset and output folder (a shared file system).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterator, Sequence
+
+from xmempp.jobs import Job, JobFailure, NetworkSpec, Result, VideoFunction, run_safely
+
+log = logging.getLogger(__name__)
+
+
+class VideoWorker:
+    """A Ray actor's state: one network, built when the actor starts."""
+
+    def __init__(self, spec: NetworkSpec):
+        self.network = spec.build()
+
+    def run(self, function: VideoFunction, job: Job) -> Result | JobFailure:
+        return run_safely(function, self.network, job)
+
+
+def run_on_ray(jobs: Sequence[Job], function: VideoFunction, spec: NetworkSpec, address: str | None = None,
+               workers: int | None = None, gpus_per_worker: float | None = None, cpus_per_worker: float = 1
+               ) -> Iterator[tuple[Job, Result | JobFailure]]:
+    """Yield (job, result) as videos finish, on the Ray cluster at `address` (None: a local one).
+
+    Uses the running Ray if this process already joined one. Each worker asks for `gpus_per_worker` GPUs
+    (default: one when the device is CUDA, or unset on a cluster that has GPUs); `workers` defaults to as
+    many as the cluster's resources hold.
+    """
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+    try:
+        resources = ray.cluster_resources()
+        if gpus_per_worker is None:
+            wants_gpu = spec.device.startswith("cuda") if spec.device else resources.get("GPU", 0) > 0
+            gpus_per_worker = 1.0 if wants_gpu else 0.0
+        if workers is None:
+            fit = resources.get("GPU", 0) / gpus_per_worker if gpus_per_worker else resources.get("CPU", 1) / cpus_per_worker
+            workers = max(1, int(fit))
+        actor_class = ray.remote(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=0)(VideoWorker)
+        yield from _dispatch(ray, actor_class, spec, function, list(jobs), max(1, min(workers, len(jobs))))
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _dispatch(ray, actor_class, spec: NetworkSpec, function: VideoFunction, jobs: list, workers: int) -> Iterator:
+    idle = [actor_class.remote(spec) for _ in range(workers)]
+    queue = deque((job, 0) for job in jobs)  # (job, how many times its worker died)
+    running = {}
+    try:
+        while queue or running:
+            while queue and idle:
+                actor = idle.pop()
+                job, deaths = queue.popleft()
+                running[actor.run.remote(function, job)] = (actor, job, deaths)
+            (done,), _ = ray.wait(list(running), num_returns=1)
+            actor, job, deaths = running.pop(done)
+            try:
+                result = ray.get(done)
+            except ray.exceptions.RayError as error:  # the worker process died (crash, OOM kill, node lost)
+                ray.kill(actor)
+                idle.append(actor_class.remote(spec))
+                if deaths == 0:
+                    log.warning("the worker running %s died; retrying it once (%s)", getattr(job, "name", job),
+                                " ".join(str(error).split())[:200])
+                    queue.appendleft((job, 1))
+                else:
+                    yield job, JobFailure(f"its worker died twice ({type(error).__name__})")
+                continue
+            idle.append(actor)
+            yield job, result
+    finally:
+        for actor in idle + [actor for actor, _, _ in running.values()]:
+            ray.kill(actor)
