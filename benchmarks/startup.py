@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -37,18 +38,30 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("XMEMPP_CHECK_CACHE", Path.home() / ".cache" / "xmempp-check"))
 
 
-def timed_process(args: list[str], cwd: Path = ROOT) -> float:
-    """Wall-clock seconds of one process, which must succeed."""
+def timed_process(args: list[str], cwd: Path = ROOT) -> tuple[float, float]:
+    """Wall-clock and CPU (user + system, all threads) seconds of one process, which must succeed.
+
+    On a shared machine the CPU time is the steadier of the two: wall time also counts waiting for a core.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     run = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if run.returncode:
         raise RuntimeError(f"{' '.join(args[:4])}... failed:\n{run.stderr[-2000:]}")
-    return seconds
+    return seconds, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
-def median_process(args: list[str], repeats: int, cwd: Path = ROOT) -> float:
-    return statistics.median(timed_process(args, cwd) for _ in range(repeats))
+def median_process(args: list[str], repeats: int, cwd: Path = ROOT) -> tuple[float, float]:
+    times = [timed_process(args, cwd) for _ in range(repeats)]
+    return statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
+
+
+def show(rows: list[tuple[str, str]], name: str, value: str) -> None:
+    """Keep a result, and print it at once (a long run still shows what it measured)."""
+    rows.append((name, value))
+    print(f"{name}: {value}", file=sys.stderr, flush=True)
 
 
 def make_clip(folder: Path, frames: int, chair: Path) -> tuple[Path, Path, list[int]]:
@@ -141,8 +154,9 @@ def main() -> None:
 
     baseline = median_process([python, "-c", "pass"], args.repeats)
     for module in ("torch", "xmempp", "xmempp.api"):
-        seconds = median_process([python, "-c", f"import {module}"], args.repeats) - baseline
-        rows.append((f"`import {module}`", f"{seconds:.2f} s"))
+        wall, cpu = median_process([python, "-c", f"import {module}"], args.repeats)
+        show(rows, f"`import {module}` (beyond an empty interpreter)",
+             f"{wall - baseline[0]:.2f} s ({cpu - baseline[1]:.2f} s CPU)")
 
     with tempfile.TemporaryDirectory(prefix="xmempp-startup-") as scratch:
         scratch = Path(scratch)
@@ -151,8 +165,8 @@ def main() -> None:
 
         checkpoint = save_random_checkpoint(scratch / "XMem-random.pth", seed=1)
         load, init = network_load(checkpoint, args.repeats)
-        rows.append(("network load (`load_network`, meta-device build + checkpoint)", f"{load:.2f} s"))
-        rows.append(("building XMem with random initialisation (no longer paid)", f"{init:.2f} s"))
+        show(rows, "network load (`load_network`: meta-device build + checkpoint), in process", f"{load:.2f} s")
+        show(rows, "building XMem with its random initialisation (what each load paid before)", f"{init:.2f} s")
 
         images, annotations, annotated = make_clip(scratch / "clip", args.frames, args.chair)
         frames = ",".join(map(str, annotated))
@@ -160,7 +174,8 @@ def main() -> None:
                   "--size", str(args.size), "--quiet"]
         output = scratch / "xmempp-out"
         run = timed_process([python, "-m", "xmempp", "run", *common, "--output", str(output), "--frames", frames])
-        rows.append((f"`python -m xmempp run` ({args.frames} frames, size {args.size}), once", f"{run:.1f} s"))
+        show(rows, f"`python -m xmempp run` ({args.frames} frames, size {args.size}), once",
+             f"{run[0]:.1f} s ({run[1]:.1f} s CPU)")
         suggest_args = [python, "-m", "xmempp", "suggest", *common, "--output", str(output), "--frames", frames,
                         "-k", "4"]
 
@@ -179,14 +194,19 @@ def main() -> None:
             for _ in range(args.repeats):  # interleaved, so that both see the same machine load
                 times.append(timed_process(suggest_args))
                 reference_times.append(timed_process(reference_args, cwd=reference))
-            suggest, reference_suggest = statistics.median(times), statistics.median(reference_times)
+                print(f"suggest: xmempp {times[-1]}, reference {reference_times[-1]}", file=sys.stderr, flush=True)
+            suggest = statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
+            reference_suggest = (statistics.median(t[0] for t in reference_times),
+                                 statistics.median(t[1] for t in reference_times))
         else:
             suggest = median_process(suggest_args, args.repeats)
-        rows.append(("`python -m xmempp suggest -k 4` after `run`, whole process", f"{suggest:.2f} s"))
+        show(rows, "`python -m xmempp suggest -k 4` after `run`, whole process",
+             f"{suggest[0]:.2f} s ({suggest[1]:.2f} s CPU)")
         if reference_suggest is not None:
-            rows.append(("reference: `select_k_next_best_annotation_candidates` process, k=4, on its own masks",
-                         f"{reference_suggest:.2f} s"))
-            rows.append(("suggestions, xmempp / reference", f"{suggest / reference_suggest:.2f}x"))
+            show(rows, "reference: a process calling `select_k_next_best_annotation_candidates`, k=4, on its masks",
+                 f"{reference_suggest[0]:.2f} s ({reference_suggest[1]:.2f} s CPU)")
+            show(rows, "suggestions, xmempp / reference", f"{suggest[0] / reference_suggest[0]:.2f}x wall, "
+                 f"{suggest[1] / reference_suggest[1]:.2f}x CPU")
 
     clip = f"chair, first {args.frames} frames" if args.chair.is_dir() else f"generated 480p, {args.frames} frames"
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from xmempp.errors import XMemPPError
-from xmempp.masks import MaskReader
+from xmempp.masks.files import MaskReader
 from xmempp.video import FrameFolder
 
 FRAMES_DIR, MASKS_DIR = "JPEGImages", "Annotations"
