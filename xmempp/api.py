@@ -83,45 +83,45 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
     network = network or load_network(ensure_weights(weights, progress=print_progress), device)
     with tempfile.TemporaryDirectory(prefix="xmempp-frames-") as work_dir:
         frames = open_frames(source, work_dir)
-        session = VideoSession(network, frames, config)
-        reader = MaskReader()
-        annotated = _annotate(session, reader, masks_in, frames_with_masks)
-        palette = reader.palette or davis_palette()
-        manifest = Manifest(frame_names=session.frame_names, frame_size=tuple(session.frame_size),
-                            annotated_frames=sorted(annotated), size=config.size,
-                            weights=weights_fingerprint(network), source_digest=source_digest(source, frames.paths),
-                            overlay=save_overlay)
-        # The old keys and an unfinished manifest go first: a run killed from here on is never taken for whole.
-        (masks_out / KEYS_INFO_FILE).unlink(missing_ok=True)
-        write_manifest(masks_out, manifest)
-        (masks_out / MASKS_DIR).mkdir(exist_ok=True)
-        if save_overlay:
-            (masks_out / OVERLAY_DIR).mkdir(exist_ok=True)
+        with VideoSession(network, frames, config) as session:  # its key file goes at once
+            reader = MaskReader()
+            annotated = _annotate(session, reader, masks_in, frames_with_masks)
+            palette = reader.palette or davis_palette()
+            manifest = Manifest(frame_names=session.frame_names, frame_size=tuple(session.frame_size),
+                                annotated_frames=sorted(annotated), size=config.size,
+                                weights=weights_fingerprint(network), source_digest=source_digest(source, frames.paths),
+                                overlay=save_overlay)
+            # The old keys and an unfinished manifest go first: a run killed from here on is never taken for whole.
+            (masks_out / KEYS_INFO_FILE).unlink(missing_ok=True)
+            write_manifest(masks_out, manifest)
+            (masks_out / MASKS_DIR).mkdir(exist_ok=True)
+            if save_overlay:
+                (masks_out / OVERLAY_DIR).mkdir(exist_ok=True)
 
-        rows, digests = [], {}
-        bar = tqdm(total=session.num_frames, disable=not print_progress, desc="propagating", unit="frame")
-        # PNG and overlay encoding run in a writer thread, overlapped with the network's next frame.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="xmempp-writer") as writer:
-            pending = deque()
-            for result in session.propagate():
-                name = session.frame_names[result.index]
-                pending.append((name, writer.submit(_write_outputs, result, masks_out, name, palette, save_overlay)))
-                while len(pending) > 4:
-                    done_name, job = pending.popleft()
+            rows, digests = [], {}
+            bar = tqdm(total=session.num_frames, disable=not print_progress, desc="propagating", unit="frame")
+            # PNG and overlay encoding run in a writer thread, overlapped with the network's next frame.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="xmempp-writer") as writer:
+                pending = deque()
+                for result in session.propagate():
+                    name = session.frame_names[result.index]
+                    pending.append((name, writer.submit(_write_outputs, result, masks_out, name, palette, save_overlay)))
+                    while len(pending) > 4:
+                        done_name, job = pending.popleft()
+                        digests[done_name] = job.result()
+                    iou = -1.0
+                    if compute_iou and result.index not in annotated:
+                        truth_path = _mask_path(masks_in, name)
+                        if truth_path is not None:
+                            iou = mean_iou(result.mask, reader.read(truth_path, session.frame_size))
+                    rows.append({"frame": name, "mask_provided": result.index in annotated, "iou": iou,
+                                 "unsure": result.uncertainty.score})
+                    bar.update()
+                for done_name, job in pending:
                     digests[done_name] = job.result()
-                iou = -1.0
-                if compute_iou and result.index not in annotated:
-                    truth_path = _mask_path(masks_in, name)
-                    if truth_path is not None:
-                        iou = mean_iou(result.mask, reader.read(truth_path, session.frame_size))
-                rows.append({"frame": name, "mask_provided": result.index in annotated, "iou": iou,
-                             "unsure": result.uncertainty.score})
-                bar.update()
-            for done_name, job in pending:
-                digests[done_name] = job.result()
-        bar.close()
-        save_keys(masks_out, session.frame_keys, session.frame_names, config.size, manifest.weights, manifest.run_id)
-        write_manifest(masks_out, manifest.finish(digests))
+            bar.close()
+            save_keys(masks_out, session.frame_keys, session.frame_names, config.size, manifest.weights, manifest.run_id)
+            write_manifest(masks_out, manifest.finish(digests))
     import pandas as pd  # only here: importing pandas costs a second that suggestions need not pay
 
     return pd.DataFrame(rows, columns=["frame", "mask_provided", "iou", "unsure"])
