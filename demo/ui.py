@@ -140,10 +140,12 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
         with gr.Row(elem_id="top-row"):
             with gr.Column(scale=3):
                 clicks = ClickControls(settings.prompt_model, settings.prompt_message, settings.num_objects)
+                # A tiny starting canvas: Gradio 6.31 places a layer handed by the app before any stroke in the
+                # bounds of everything the canvas ever held, the default 800x800 included, so it came out offset.
                 editor = gr.ImageEditor(label="Annotate",
                                         elem_id="editor", type="numpy", image_mode="RGBA", format="png", sources=(),
                                         transforms=(), layers=False, brush=brush(1),
-                                        eraser=gr.Eraser(default_size=12), height=360)
+                                        eraser=gr.Eraser(default_size=12), height=360, canvas_size=(16, 16))
                 with gr.Row(elem_id="frame-row"):
                     previous = gr.Button("◀", elem_id="prev-frame", size="sm", min_width=40, scale=0)
                     frame = gr.Slider(0, 1, value=0, step=1, label="Frame", elem_id="frame", scale=1)
