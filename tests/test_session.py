@@ -371,3 +371,26 @@ def test_running_out_of_memory_names_the_frame_and_the_size(session, monkeypatch
     monkeypatch.setattr(session.network, "encode_key", no_memory)
     with pytest.raises(OutOfMemoryError, match="propagating frame 0 at processing size 96"):
         list(session.propagate())
+
+
+def test_closing_a_session_from_another_thread_mid_frame_ends_the_run_cleanly(session, monkeypatch):
+    """A tab closed while its run is inside a frame: the frame finishes, the run ends, nothing fails."""
+    import threading
+
+    session.annotate(0, square_mask(0))
+    step = session._step
+    closed = threading.Event()
+
+    def close_during_frame_2(propagation, index, *args):
+        if index == 2:
+            closer = threading.Thread(target=session.close)
+            closer.start()
+            closer.join()
+            closed.set()
+        return step(propagation, index, *args)
+
+    monkeypatch.setattr(session, "_step", close_during_frame_2)
+    done = [frame.index for frame in session.propagate()]
+    assert closed.is_set() and done == [0, 1, 2]
+    with pytest.raises(XMemPPError, match="closed"):
+        session.propagate()

@@ -79,10 +79,13 @@ class VideoSession:
     def close(self) -> None:
         """Release the session's key file now; a running propagation stops after its current frame.
 
-        A closed session refuses further work. Closing twice is harmless.
+        A closed session refuses further work. Closing twice is harmless. Closed from another thread while a
+        propagation runs, the key file goes when that propagation ends, after the frame it is working on.
         """
-        self._closed = True
-        self._keys.close()
+        with self._state_lock:
+            self._closed = True
+            if not self._propagating:
+                self._keys.close()
 
     def __enter__(self) -> VideoSession:
         return self
@@ -254,7 +257,10 @@ class VideoSession:
         try:
             yield from self._propagate(propagation, size, progress, cancel)
         finally:
-            self._propagating = False
+            with self._state_lock:
+                self._propagating = False
+                if self._closed:  # close() came during the run and left the key file to this moment
+                    self._keys.close()
 
     def _propagate(self, propagation: Propagation, size: tuple[int, int], progress: ProgressCallback | None,
                    cancel: threading.Event | None) -> Iterator[PropagatedFrame]:
