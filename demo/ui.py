@@ -247,11 +247,9 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
         size.input(handlers.set_size, [state, size], [suggestions, timeline, size, status], **quiet)
 
         # A quick first step, never queued behind runs, says where this run stands; then the run itself.
-        # Gradio's own overlay on the progress bar adds the queue's real position: the notice counts clicks, and
-        # two clicks at once may reach the queue in the other order.
         propagate.click(handlers.queue_notice, [state], [progress], concurrency_limit=None, **quiet).then(
             handlers.propagate, [state, k, frame], [viewer, progress, video, suggestions, timeline, size, status],
-            concurrency_id="propagation", concurrency_limit=settings.max_runs, show_progress_on=[progress])
+            concurrency_id="propagation", concurrency_limit=settings.max_runs, **quiet)
         stop.click(handlers.stop, [state], [status], concurrency_limit=None, **quiet)
         k.release(handlers.suggest, [state, k, frame], [suggestions, timeline, status], **quiet)
         export.click(handlers.export, [state], [download, export_note, status], show_progress_on=[status])
