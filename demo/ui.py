@@ -60,7 +60,8 @@ CSS = """
 #references .caption-label, #suggestions .caption-label { position: static !important; transform: none !important;
   background: none !important; color: inherit !important; max-width: 100% !important; padding: 2px 0 0 0 !important;
   font-size: 0.8em; text-align: center; }
-#references .thumbnail-item.selected, #suggestions .thumbnail-item.selected { box-shadow: none; }
+#references .thumbnail-item.selected, #suggestions .thumbnail-item.selected { box-shadow: none;
+  border-color: var(--border-color-primary); }
 #editor button[aria-label="Clear canvas"] { display: none !important; }
 #timeline img { cursor: pointer; width: 100%; height: auto; image-rendering: pixelated; }
 #timeline { padding: 0 !important; }
