@@ -76,6 +76,12 @@ CSS = """
     display: flex !important; flex-direction: row !important; }
   #editor .toolbar-wrap .half-container { display: flex !important; flex-direction: row !important; gap: 6px;
     width: auto !important; height: auto !important; padding: 2px 4px; }
+  /* Toasts at the top covered the editor's toolbar and picture while one paints: small, at the bottom, and taps
+     go through them (the same message shows beside the control that was used). */
+  .toast-wrap { top: auto !important; bottom: 8px !important; left: 8px !important; right: 8px !important;
+    width: auto !important; }
+  .toast-body { pointer-events: none !important; font-size: 0.85em; }
+  .toast-header { padding: 2px 8px !important; }
 }
 """
 

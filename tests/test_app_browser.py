@@ -414,7 +414,8 @@ def visitor(browser, app_url, **options):
 
 def test_a_queued_run_shows_its_place_in_the_queue_within_2_seconds(browser, app_url):
     """Problem 4: a visitor pressing Propagate while another visitor's run held the model saw nothing for many
-    seconds. Now the Propagate area says how many runs are ahead within 2 s of the click."""
+    seconds (at best Gradio's "queue: 1/1 | 4.8s", counting up). Now the Propagate area says how many runs are ahead
+    and about how long the wait is, within 2 s of the click."""
     from playwright.sync_api import expect
 
     first, second = visitor(browser, app_url), visitor(browser, app_url)
@@ -426,8 +427,8 @@ def test_a_queued_run_shows_its_place_in_the_queue_within_2_seconds(browser, app
     expect(first.locator("#progress")).to_contain_text(re.compile(r"\b[1-9] / 16 frames"), timeout=120_000)
     asked = time.monotonic()
     second.click("#propagate")
-    expect(second.locator("#progress")).to_contain_text("Waiting for the model: 1 run(s) ahead of yours",
-                                                        timeout=5_000)
+    expect(second.locator("#progress")).to_contain_text(
+        re.compile(r"1 run\(s\) ahead of yours \(about \d+ (s|min)"), timeout=5_000)
     assert time.monotonic() - asked < 2.5
     shot(second, "13-queued")
     first.click("#stop")
@@ -449,7 +450,7 @@ def test_stop_keeps_the_previous_runs_masks_for_the_frames_not_reached(page):
     page.locator("#size label", has_text="480").click()  # a slow re-run, stopped long before frame 15
     expect_status(page, r"^Processing size 480")
     page.click("#propagate")
-    expect_status(page, r"^Propagating: frame")  # this run's, not the previous run's "16 / 16 frames"
+    expect(page.locator("#progress")).to_contain_text(re.compile(r"\b[1-9] / 16 frames"), timeout=120_000)  # not 16
     page.click("#stop")
     status = expect_status(page, r"^Stopped after \d+ of 16 frames")
     with export(page) as archive:
