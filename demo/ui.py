@@ -76,14 +76,24 @@ CSS = """
     display: flex !important; flex-direction: row !important; }
   #editor .toolbar-wrap .half-container { display: flex !important; flex-direction: row !important; gap: 6px;
     width: auto !important; height: auto !important; padding: 2px 4px; }
-  /* Toasts at the top covered the editor's toolbar and picture while one paints: small, at the bottom, and taps
-     go through them (the same message shows beside the control that was used). */
-  .toast-wrap { top: auto !important; bottom: 8px !important; left: 8px !important; right: 8px !important;
-    width: auto !important; }
-  .toast-body { pointer-events: none !important; font-size: 0.85em; }
-  .toast-header { padding: 2px 8px !important; }
 }
 """
+
+# Toasts live outside the app's container, where Gradio's scoping of `css` cannot reach inside media queries: these
+# rules go into the page's head as they are.
+PAGE_HEAD = """<style>
+/* Toasts at the top covered Propagate and Stop on a desktop, the editor's toolbar and picture on a phone: at the
+   bottom instead, and clicks and taps go through them but for their close button (the same message shows beside
+   the control that was used). */
+.toast-wrap { top: auto !important; bottom: 12px !important; }
+.toast-body { pointer-events: none !important; }
+.toast-close { pointer-events: auto !important; }
+@media (max-width: 640px) {
+  .toast-wrap { bottom: 8px !important; left: 8px !important; right: 8px !important; width: auto !important; }
+  .toast-body { font-size: 0.85em; }
+  .toast-header { padding: 2px 8px !important; }
+}
+</style>"""
 
 # Keyboard shortcuts; none fires while the person types in a text box (or uses a slider's own arrows).
 SHORTCUTS_JS = """
@@ -123,8 +133,8 @@ def app_css(num_objects: int) -> str:
 
 
 def launch_options(settings: AppSettings) -> dict:
-    """What `Blocks.launch` needs besides the network options: the CSS and the keyboard shortcuts."""
-    return {"css": app_css(settings.num_objects), "js": SHORTCUTS_JS}
+    """What `Blocks.launch` needs besides the network options: the CSS, the page's head and the keyboard shortcuts."""
+    return {"css": app_css(settings.num_objects), "head": PAGE_HEAD, "js": SHORTCUTS_JS}
 
 
 def build_demo(settings: AppSettings) -> gr.Blocks:
