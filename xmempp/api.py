@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm import tqdm
 
 from xmempp.candidates import Foregrounds, select_next_candidates
@@ -21,7 +21,7 @@ from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.keys_cache import load_keys, save_keys
 from xmempp.masks.drawing import davis_palette, overlay
-from xmempp.masks.files import MaskReader, mask_image
+from xmempp.masks.files import MaskReader, mask_image, read_id_mask
 from xmempp.model.network import XMem
 from xmempp.model.weights import ensure_weights, load_network, weights_fingerprint
 from xmempp.outputs import (
@@ -205,7 +205,7 @@ def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: in
             keys = session.encode_keys(progress=print_progress)
         frame_size = manifest.frame_size if manifest is not None else None
         try:
-            foregrounds = Foregrounds(len(mask_paths), lambda i: read_output_mask(mask_paths[i], frame_size))
+            foregrounds = Foregrounds(len(mask_paths), lambda i: read_predicted_mask(mask_paths[i], frame_size))
             return select_next_candidates(keys, foregrounds, k, chosen, alpha=alpha,
                                           min_mask_presence_percent=min_mask_presence_percent)
         finally:
@@ -235,21 +235,10 @@ def file_digest_or_none(path: Path) -> str | None:
     return file_digest(path) if path.is_file() else None
 
 
-def read_output_mask(path: Path, frame_size: tuple[int, int] | None = None) -> np.ndarray:
-    """A predicted mask written by `run`: a palette (or greyscale) PNG of object ids, named in any error."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.format != "PNG" or image.mode not in ("P", "L"):
-                raise XMemPPError(f"{path} is not a mask written by xmempp run (a {image.format} image in mode "
-                                  f"{image.mode}; expected a palette PNG of object ids)")
-            ids = np.asarray(image)
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise XMemPPError(f"cannot read the mask {path}: the file is truncated or not a PNG ({error})") from None
-    if frame_size is not None and ids.shape != tuple(frame_size):
-        raise XMemPPError(f"the mask {path} is {ids.shape[1]}x{ids.shape[0]}, but the video is "
-                          f"{frame_size[1]}x{frame_size[0]}")
-    return ids
+def read_predicted_mask(path: Path, frame_size: tuple[int, int] | None = None) -> np.ndarray:
+    """A mask that `run` wrote (a palette PNG of object ids) as (H, W) uint8; refused, naming it, if it is not one."""
+    return read_id_mask(path, frame_size, what="the predicted mask",
+                        expected="a palette PNG of object ids, as `xmempp run` writes them")
 
 
 def _write_outputs(frame: PropagatedFrame, out: Path, name: str, palette: list[int], save_overlay: bool) -> str:
