@@ -22,6 +22,7 @@ from xmempp.errors import XMemPPError
 from xmempp.keys_cache import load_keys, save_keys
 from xmempp.masks.drawing import davis_palette, overlay
 from xmempp.masks.files import MaskReader, mask_image, read_id_mask
+from xmempp.metrics import mean_iou
 from xmempp.model.network import XMem
 from xmempp.model.weights import ensure_weights, load_network, weights_fingerprint
 from xmempp.outputs import (
@@ -275,12 +276,3 @@ def _mask_path(masks_in: Path, name: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-def mean_iou(prediction: np.ndarray, truth: np.ndarray) -> float:
-    """Mean IoU over the objects in either mask; 1.0 when both are empty."""
-    objects = sorted((set(np.unique(prediction)) | set(np.unique(truth))) - {0})
-    if not objects:
-        return 1.0
-    scores = [((prediction == o) & (truth == o)).sum() / ((prediction == o) | (truth == o)).sum() for o in objects]
-    return float(np.mean(scores))
