@@ -7,7 +7,8 @@ import tempfile
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,6 @@ from xmempp.metrics import mean_iou
 from xmempp.model.network import XMem
 from xmempp.model.weights import ensure_weights, load_network, weights_fingerprint
 from xmempp.outputs import (
-    KEYS_INFO_FILE,
     MANIFEST_FILE,
     MASKS_DIR,
     OVERLAY_DIR,
@@ -37,6 +37,7 @@ from xmempp.outputs import (
     refuse_overlap,
     save_image_atomically,
     source_digest,
+    start_run,
     write_manifest,
 )
 from xmempp.session import EmptyAnnotationError, PropagatedFrame, VideoSession
@@ -87,45 +88,80 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
         with VideoSession(network, frames, config) as session:  # its key file goes at once
             reader = MaskReader()
             annotated = _annotate(session, reader, masks_in, frames_with_masks)
-            palette = reader.palette or davis_palette()
             manifest = Manifest(frame_names=session.frame_names, frame_size=tuple(session.frame_size),
                                 annotated_frames=sorted(annotated), size=config.size,
                                 weights=weights_fingerprint(network), source_digest=source_digest(source, frames.paths),
                                 overlay=save_overlay)
-            # The old keys and an unfinished manifest go first: a run killed from here on is never taken for whole.
-            (masks_out / KEYS_INFO_FILE).unlink(missing_ok=True)
-            write_manifest(masks_out, manifest)
-            (masks_out / MASKS_DIR).mkdir(exist_ok=True)
-            if save_overlay:
-                (masks_out / OVERLAY_DIR).mkdir(exist_ok=True)
-
-            rows, digests = [], {}
-            bar = tqdm(total=session.num_frames, disable=not print_progress, desc="propagating", unit="frame")
-            # PNG and overlay encoding run in a writer thread, overlapped with the network's next frame.
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="xmempp-writer") as writer:
-                pending = deque()
-                for result in session.propagate():
-                    name = session.frame_names[result.index]
-                    pending.append((name, writer.submit(_write_outputs, result, masks_out, name, palette, save_overlay)))
-                    while len(pending) > 4:
-                        done_name, job = pending.popleft()
-                        digests[done_name] = job.result()
-                    iou = -1.0
-                    if compute_iou and result.index not in annotated:
-                        truth_path = _mask_path(masks_in, name)
-                        if truth_path is not None:
-                            iou = mean_iou(result.mask, reader.read(truth_path, session.frame_size))
-                    rows.append({"frame": name, "mask_provided": result.index in annotated, "iou": iou,
-                                 "unsure": result.uncertainty.score})
-                    bar.update()
-                for done_name, job in pending:
-                    digests[done_name] = job.result()
-            bar.close()
+            start_run(masks_out, manifest)
+            iou = partial(_iou_with_given_mask, session, reader, masks_in) if compute_iou else None
+            with _FrameWriter(masks_out, reader.palette or davis_palette(), save_overlay) as writer:
+                rows = _propagate_and_write(session, writer, iou, print_progress)
             save_keys(masks_out, session.frame_keys, session.frame_names, config.size, manifest.weights, manifest.run_id)
-            write_manifest(masks_out, manifest.finish(digests))
+            write_manifest(masks_out, manifest.finish(writer.digests))
     import pandas as pd  # only here: importing pandas costs a second that suggestions need not pay
 
     return pd.DataFrame(rows, columns=["frame", "mask_provided", "iou", "unsure"])
+
+
+def _propagate_and_write(session: VideoSession, writer: _FrameWriter, iou: Callable[[PropagatedFrame], float] | None,
+                         progress: bool) -> list[dict]:
+    """Propagate the whole video, handing each frame to `writer`; returns one row of `run_on_video`'s table a frame."""
+    rows = []
+    with tqdm(total=session.num_frames, disable=not progress, desc="propagating", unit="frame") as bar:
+        for frame in session.propagate():
+            name = session.frame_names[frame.index]
+            writer.write(frame, name)
+            score = -1.0 if frame.is_annotation or iou is None else iou(frame)
+            rows.append({"frame": name, "mask_provided": frame.is_annotation, "iou": score,
+                         "unsure": frame.uncertainty.score})
+            bar.update()
+    return rows
+
+
+def _iou_with_given_mask(session: VideoSession, reader: MaskReader, masks_in: Path, frame: PropagatedFrame) -> float:
+    """The frame's mean IoU against the mask of its name in `masks_in` (read as the annotations were); -1 without one."""
+    truth_path = _mask_path(masks_in, session.frame_names[frame.index])
+    if truth_path is None:
+        return -1.0
+    return mean_iou(frame.mask, reader.read(truth_path, session.frame_size))
+
+
+class _FrameWriter:
+    """Writes each propagated frame's mask (and overlay) in a background thread, overlapped with the network's
+    next frame; at most `MAX_PENDING` frames wait, so a slow disk never piles masks up in memory.
+
+    `digests` maps each frame name to its mask file's digest once the block has ended without an error.
+    """
+
+    MAX_PENDING = 4
+
+    def __init__(self, out: Path, palette: list[int], save_overlay: bool):
+        self.out, self.palette, self.save_overlay = out, palette, save_overlay
+        self.digests: dict[str, str] = {}
+        self._pending: deque[tuple[str, Future[str]]] = deque()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> _FrameWriter:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xmempp-writer")
+        return self
+
+    def write(self, frame: PropagatedFrame, name: str) -> None:
+        """Queue masks/<name>.png and, if asked, overlay/<name>.jpg; waits while too many frames are queued."""
+        self._pending.append((name, self._pool.submit(_write_outputs, frame, self.out, name, self.palette,
+                                                      self.save_overlay)))
+        while len(self._pending) > self.MAX_PENDING:
+            self._finish_oldest()
+
+    def _finish_oldest(self) -> None:
+        name, job = self._pending.popleft()
+        self.digests[name] = job.result()  # a failed write raises here
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        try:
+            while exc_type is None and self._pending:
+                self._finish_oldest()
+        finally:
+            self._pool.shutdown(wait=True)  # after an error too: no write outlives the run
 
 
 def _resolve_config(config: InferenceConfig | None, size: int | None | _Unset) -> InferenceConfig:

@@ -75,6 +75,18 @@ def write_manifest(folder: Path, manifest: Manifest) -> None:
     write_bytes_atomically(folder / MANIFEST_FILE, manifest.to_json().encode())
 
 
+def start_run(folder: Path, manifest: Manifest) -> None:
+    """Mark `folder` as holding an unfinished run before any mask is written, and make its subfolders.
+
+    The old keys and an unfinished manifest go first: a run killed from here on is never taken for whole.
+    """
+    (folder / KEYS_INFO_FILE).unlink(missing_ok=True)
+    write_manifest(folder, manifest)
+    (folder / MASKS_DIR).mkdir(exist_ok=True)
+    if manifest.overlay:
+        (folder / OVERLAY_DIR).mkdir(exist_ok=True)
+
+
 # ----- never write into what is read -------------------------------------------------------------------------
 def written_folders(out: Path) -> list[Path]:
     """The folders a run writes files into."""
