@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import tempfile
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,7 +41,7 @@ from xmempp.outputs import (
     write_manifest,
 )
 from xmempp.session import EmptyAnnotationError, PropagatedFrame, VideoSession
-from xmempp.video import FrameFolder, open_frames
+from xmempp.video import FrameFolder, check_frame_index, open_frames
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,7 +93,7 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
                                 weights=weights_fingerprint(network), source_digest=source_digest(source, frames.paths),
                                 overlay=save_overlay)
             start_run(masks_out, manifest)
-            iou = partial(_iou_with_given_mask, session, reader, masks_in) if compute_iou else None
+            iou = functools.partial(_iou_with_given_mask, session, reader, masks_in) if compute_iou else None
             with _FrameWriter(masks_out, reader.palette or davis_palette(), save_overlay) as writer:
                 rows = _propagate_and_write(session, writer, iou, print_progress)
             save_keys(masks_out, session.frame_keys, session.frame_names, config.size, manifest.weights, manifest.run_id)
@@ -187,59 +187,55 @@ def select_k_next_best_annotation_candidates(
     propagated first from `previously_chosen_candidates`.
     """
     chosen = list(dict.fromkeys(int(i) for i in previously_chosen_candidates))
+    source = Path(imgs_in_path)
     if not use_previously_predicted_masks:
         network = network or load_network(ensure_weights(weights, progress=print_progress), device)
         with tempfile.TemporaryDirectory(prefix="xmempp-suggest-") as scratch:
             out = Path(masks_out_path) if masks_out_path is not None else Path(scratch)
-            run_on_video(imgs_in_path, masks_in_path, out, frames_with_masks=chosen, print_progress=print_progress,
+            run_on_video(source, masks_in_path, out, frames_with_masks=chosen, print_progress=print_progress,
                          size=size, network=network, save_overlay=False)
-            return _select_from_outputs(Path(imgs_in_path), out, chosen, k, alpha, min_mask_presence_percent,
-                                        lambda: network, size, print_progress)
+            return _select_from_outputs(source, out, chosen, k, alpha, min_mask_presence_percent, lambda: network,
+                                        weights_fingerprint(network), size, print_progress)
     if masks_out_path is None:
         raise XMemPPError("use_previously_predicted_masks=True needs masks_out_path (the folder run_on_video wrote)")
 
-    def get_network() -> XMem:
+    def get_network() -> XMem:  # only when the saved keys do not fit: most suggestions never build it
         return network or load_network(ensure_weights(weights, progress=print_progress), device)
 
-    return _select_from_outputs(Path(imgs_in_path), Path(masks_out_path), chosen, k, alpha,
-                                min_mask_presence_percent, get_network, size, print_progress,
-                                fingerprint=weights_fingerprint(network or ensure_weights(weights, print_progress)))
+    fingerprint = weights_fingerprint(network or ensure_weights(weights, print_progress))
+    return _select_from_outputs(source, Path(masks_out_path), chosen, k, alpha, min_mask_presence_percent,
+                                get_network, fingerprint, size, print_progress)
 
 
 def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: int, alpha: float,
-                         min_mask_presence_percent: float, get_network: Callable[[], XMem], size: int | None,
-                         print_progress: bool, fingerprint: str | None = None) -> list[int]:
+                         min_mask_presence_percent: float, get_network: Callable[[], XMem], fingerprint: str,
+                         size: int | None, print_progress: bool) -> list[int]:
+    """XMem++'s selection from the masks and keys a run wrote into `masks_out` (the keys computed again if they
+    belong to other weights or another size)."""
     if not source.exists():
         raise FileNotFoundError(f"video or frame folder not found: {source}")
     manifest = read_manifest(masks_out)
     with tempfile.TemporaryDirectory(prefix="xmempp-frames-") as work_dir:
-        frames = None
+        frames = functools.cache(lambda: open_frames(source, work_dir))  # a video file is decoded only if needed
         if manifest is not None:
             _check_manifest(manifest, masks_out, source)
-            names = manifest.frame_names  # a video file is then not decoded at all
+            names = manifest.frame_names
         else:
             warnings.warn(f"{masks_out} has no {MANIFEST_FILE} (written by an older xmempp or another tool): the masks "
                           "cannot be checked against the frames; run `xmempp run` again to be sure", stacklevel=3)
-            frames = open_frames(source, work_dir)
-            names = frames.names
+            names = frames().names
         for index in chosen:
-            if not 0 <= index < len(names):
-                raise XMemPPError(f"frame {index} is past the end of the video ({len(names)} frames, 0-based)")
+            check_frame_index(index, len(names))
         if manifest is not None and sorted(chosen) != manifest.annotated_frames:
             log.warning("the run annotated frames %s but suggestions were asked for with %s",
                         manifest.annotated_frames, sorted(chosen))
-        mask_paths = [masks_out / MASKS_DIR / f"{name}.png" for name in names]
-        for path in mask_paths:
-            if not path.exists():
-                raise FileNotFoundError(f"no predicted mask {path}; run run_on_video (or `xmempp run`) first")
-        fingerprint = fingerprint or weights_fingerprint(get_network())
+        mask_paths = _predicted_mask_paths(masks_out, names)
         keys = load_keys(masks_out, names, size, fingerprint, manifest.run_id if manifest is not None else None)
         if keys is None:
             if manifest is not None:
                 warnings.warn(f"the keys in {masks_out} do not match these weights or size: computing them again",
                               stacklevel=3)
-            session = VideoSession(get_network(), frames or open_frames(source, work_dir), InferenceConfig(size=size))
-            keys = session.encode_keys(progress=print_progress)
+            keys = VideoSession(get_network(), frames(), InferenceConfig(size=size)).encode_keys(progress=print_progress)
         frame_size = manifest.frame_size if manifest is not None else None
         try:
             foregrounds = Foregrounds(len(mask_paths), lambda i: read_predicted_mask(mask_paths[i], frame_size))
@@ -247,6 +243,15 @@ def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: in
                                           min_mask_presence_percent=min_mask_presence_percent)
         finally:
             keys.close()
+
+
+def _predicted_mask_paths(masks_out: Path, names: list[str]) -> list[Path]:
+    """masks/<name>.png of every frame, refusing (naming it) the first that is missing."""
+    paths = [masks_out / MASKS_DIR / f"{name}.png" for name in names]
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"no predicted mask {path}; run run_on_video (or `xmempp run`) first")
+    return paths
 
 
 def _check_manifest(manifest: Manifest, masks_out: Path, source: Path) -> None:
@@ -290,8 +295,7 @@ def _write_outputs(frame: PropagatedFrame, out: Path, name: str, palette: list[i
 def _annotate(session: VideoSession, reader: MaskReader, masks_in: Path, frames_with_masks: Iterable[int]) -> set[int]:
     annotated = set()
     for index in dict.fromkeys(int(i) for i in frames_with_masks):
-        if not 0 <= index < session.num_frames:
-            raise XMemPPError(f"frame {index} is past the end of the video ({session.num_frames} frames, 0-based)")
+        check_frame_index(index, session.num_frames)
         name = session.frame_names[index]
         path = _mask_path(masks_in, name)
         if path is None:

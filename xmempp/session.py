@@ -29,7 +29,7 @@ from xmempp.memory.stores import PermanentMemory
 from xmempp.model.network import XMem
 from xmempp.propagation import Propagation, encode_annotation
 from xmempp.uncertainty import FrameUncertainty, measure_annotation, measure_probabilities
-from xmempp.video import FrameFolder, pad_to_multiple, prefetched, to_network_input, unpad
+from xmempp.video import FrameFolder, check_frame_index, pad_to_multiple, prefetched, to_network_input, unpad
 
 log = logging.getLogger(__name__)
 
@@ -426,8 +426,7 @@ class VideoSession:
             raise XMemPPError("annotations cannot change while propagation runs: wait for it or stop it")
 
     def _check_index(self, index: int) -> None:
-        if not 0 <= index < self.num_frames:
-            raise XMemPPError(f"frame {index} is past the end of the video ({self.num_frames} frames, 0-based)")
+        check_frame_index(index, self.num_frames)
 
 
 def checked_mask(index: int, mask: object, frame_size: tuple[int, int]) -> np.ndarray:

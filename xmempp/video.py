@@ -55,9 +55,14 @@ class FrameFolder:
 
     def read(self, index: int) -> np.ndarray:
         """Frame `index` as (H, W, 3) uint8 RGB."""
-        if not 0 <= index < len(self.paths):
-            raise XMemPPError(f"frame {index} is past the end of the video ({len(self.paths)} frames, 0-based)")
+        check_frame_index(index, len(self.paths))
         return read_rgb(self.paths[index])
+
+
+def check_frame_index(index: int, count: int) -> None:
+    """Refuse an index that is not one of the `count` frames of a video, saying how many there are."""
+    if not 0 <= index < count:
+        raise XMemPPError(f"frame {index} is past the end of the video ({count} frames, 0-based)")
 
 
 def is_frame_file(path: Path) -> bool:
