@@ -22,7 +22,7 @@ from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.keys_cache import load_keys, save_keys
 from xmempp.masks.drawing import davis_palette, overlay
-from xmempp.masks.files import MaskReader, mask_image, read_id_mask
+from xmempp.masks.files import MaskReader, find_mask_file, mask_image, read_id_mask
 from xmempp.metrics import mean_iou
 from xmempp.model.network import XMem
 from xmempp.model.weights import ensure_weights, load_network, weights_fingerprint
@@ -120,7 +120,7 @@ def _propagate_and_write(session: VideoSession, writer: _FrameWriter, iou: Calla
 
 def _iou_with_given_mask(session: VideoSession, reader: MaskReader, masks_in: Path, frame: PropagatedFrame) -> float:
     """The frame's mean IoU against the mask of its name in `masks_in` (read as the annotations were); -1 without one."""
-    truth_path = _mask_path(masks_in, session.frame_names[frame.index])
+    truth_path = find_mask_file(masks_in, session.frame_names[frame.index])
     if truth_path is None:
         return -1.0
     return mean_iou(frame.mask, reader.read(truth_path, session.frame_size))
@@ -266,14 +266,14 @@ def _check_manifest(manifest: Manifest, masks_out: Path, source: Path) -> None:
         raise XMemPPError(f"the masks in {masks_out} were made from other frames than those in {source} (names or "
                           f"content differ); {again} on this video")
     changed = [name for name in manifest.frame_names
-               if file_digest_or_none(masks_out / MASKS_DIR / f"{name}.png") != manifest.mask_digests.get(name)]
+               if _digest_if_present(masks_out / MASKS_DIR / f"{name}.png") != manifest.mask_digests.get(name)]
     if changed:
         more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
         raise XMemPPError(f"{masks_out / MASKS_DIR / (changed[0] + '.png')}{more} changed since the run that wrote "
                           f"{masks_out} (masks of two runs mixed, or edited); {again}")
 
 
-def file_digest_or_none(path: Path) -> str | None:
+def _digest_if_present(path: Path) -> str | None:
     return file_digest(path) if path.is_file() else None
 
 
@@ -297,7 +297,7 @@ def _annotate(session: VideoSession, reader: MaskReader, masks_in: Path, frames_
     for index in dict.fromkeys(int(i) for i in frames_with_masks):
         check_frame_index(index, session.num_frames)
         name = session.frame_names[index]
-        path = _mask_path(masks_in, name)
+        path = find_mask_file(masks_in, name)
         if path is None:
             raise FileNotFoundError(f"no mask for annotated frame {index}: expected {masks_in / (name + '.png')}")
         try:
@@ -309,10 +309,3 @@ def _annotate(session: VideoSession, reader: MaskReader, masks_in: Path, frames_
     if not annotated:
         raise XMemPPError("no usable annotation: every given mask is empty")
     return annotated
-
-
-def _mask_path(masks_in: Path, name: str) -> Path | None:
-    for candidate in (masks_in / f"{name}.png", masks_in / f"{name}.PNG"):
-        if candidate.is_file():
-            return candidate
-    return None

@@ -14,7 +14,7 @@ import numpy as np
 
 from xmempp.errors import XMemPPError
 from xmempp.images import open_image
-from xmempp.masks.files import MaskReader, read_id_mask
+from xmempp.masks.files import MaskReader, find_mask_file, read_id_mask
 from xmempp.video import FrameFolder
 
 FRAMES_DIR, MASKS_DIR = "JPEGImages", "Annotations"
@@ -40,7 +40,8 @@ class DatasetVideo:
                       and not p.name.startswith("."))
 
     def mask_path(self, frame_name: str) -> Path:
-        return self.masks_dir / f"{frame_name}.png"
+        """The frame's annotation file: `<frame_name>.png`, or `.PNG` when only that exists (as `run` reads it)."""
+        return find_mask_file(self.masks_dir, frame_name) or self.masks_dir / f"{frame_name}.png"
 
 
 def find_videos(root: str | Path, names: list[str] | None = None) -> list[DatasetVideo]:

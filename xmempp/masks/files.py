@@ -76,6 +76,14 @@ class MaskReader:
         return palette
 
 
+def find_mask_file(folder: Path, frame_name: str) -> Path | None:
+    """A frame's mask in `folder`: `<frame_name>.png` (or `.PNG`); None when there is none."""
+    for candidate in (folder / f"{frame_name}.png", folder / f"{frame_name}.PNG"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 ID_MASK_MODES = ("P", "L", "1")  # palette, greyscale, 1-bit: the pixel values are the ids
 
 
