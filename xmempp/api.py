@@ -260,9 +260,7 @@ def _check_manifest(manifest: Manifest, masks_out: Path, source: Path) -> None:
     if not manifest.finished:
         raise XMemPPError(f"the run that wrote {masks_out} did not finish (its {MANIFEST_FILE} says so): its masks "
                           f"are incomplete; {again}")
-    frame_paths = None if source.is_file() else FrameFolder(source).paths
-    same_names = frame_paths is None or [p.stem for p in frame_paths] == manifest.frame_names
-    if not same_names or source_digest(source, frame_paths) != manifest.source_digest:
+    if not manifest.made_from(source, None if source.is_file() else FrameFolder(source).paths):
         raise XMemPPError(f"the masks in {masks_out} were made from other frames than those in {source} (names or "
                           f"content differ); {again} on this video")
     changed = [name for name in manifest.frame_names

@@ -47,6 +47,12 @@ class Manifest:
     def finish(self, mask_digests: dict[str, str]) -> Manifest:
         return replace(self, finished=True, mask_digests=dict(mask_digests))
 
+    def made_from(self, source: Path, frame_paths: list[Path] | None) -> bool:
+        """Whether these outputs were made from the video at `source` (its frame files `frame_paths`, or None for
+        a video file) as it is now: the same frame names and the same content."""
+        same_names = frame_paths is None or [path.stem for path in frame_paths] == self.frame_names
+        return same_names and source_digest(source, frame_paths) == self.source_digest
+
     def to_json(self) -> str:
         return json.dumps({"format": MANIFEST_FORMAT, **asdict(self)}, indent=1)
 
