@@ -66,7 +66,7 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
                  network: XMem | None = None) -> pd.DataFrame:
     """Propagate the masks of `frames_with_masks` to the whole video with XMem++.
 
-    `imgs_in_path` is a folder of frames (sorted by name) or a video file; `masks_in_path` holds PNG masks
+    `imgs_in_path` is a folder of frames (in natural name order) or a video file; `masks_in_path` holds PNG masks
     named like their frames (frame_%06d.png for a video file). Writes `masks_out_path/masks/<frame>.png`
     (palette PNGs with the input's ids and palette), `masks_out_path/overlay/<frame>.jpg`, the keys for
     suggestions and `manifest.json`. Every file is written whole or not at all; nothing is written into a
