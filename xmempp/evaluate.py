@@ -144,7 +144,7 @@ def evaluate_video(network: XMem, job: EvaluationJob) -> list[tuple]:
             chosen = sorted(set(chosen) | set(picks))
             if picks:
                 propagate(folder, chosen)
-            else:  # every frame is annotated already: the masks cannot change
+            else:  # no new frame (all are annotated, or none qualifies): the masks cannot change
                 shutil.copytree(previous, folder, dirs_exist_ok=True)
             rows += [(job.name, strategy, round_index, *row)
                      for row in _score(folder, frames.names, truths, objects, chosen)]
