@@ -13,7 +13,7 @@ from PIL import Image
 from tests.helpers import write_palette_mask
 from xmempp.errors import XMemPPError
 from xmempp.masks.drawing import davis_palette, overlay
-from xmempp.masks.files import read_id_mask
+from xmempp.masks.files import MaskReader, read_id_mask
 from xmempp.masks.ids import first_argmax
 
 
@@ -64,6 +64,15 @@ def test_an_id_mask_reads_its_pixel_values_as_ids(tmp_path):
     path = tmp_path / "m.png"
     Image.fromarray(ids, mode="L").save(path)
     assert np.array_equal(read_id_mask(path, (6, 8)), ids)
+
+
+@pytest.mark.parametrize("mode", ["P", "L", "1"])
+def test_an_id_mask_reads_as_the_annotation_reader_reads_it(tmp_path, mode):
+    ids = np.zeros((6, 8), np.uint8)
+    ids[1:3, 2:5] = 1
+    path = tmp_path / "m.png"
+    Image.fromarray(ids * 255 if mode == "1" else ids, mode="L").convert(mode).save(path)
+    assert np.array_equal(read_id_mask(path), MaskReader().read(path))
 
 
 @pytest.mark.parametrize("damage", ["truncated", "rgb", "jpeg", "size"])

@@ -98,6 +98,8 @@ def read_id_mask(path: Path, frame_size: tuple[int, int] | None = None, what: st
     with open_image(path, f"{what} {path}", "a PNG") as image:
         if image.format != "PNG" or image.mode not in ID_MASK_MODES:
             raise XMemPPError(f"{what} {path} is a {image.format} image in mode {image.mode}; expected {expected}")
+        if image.mode == "1":  # set pixels are object 255, as `MaskReader` (and the official code) read them
+            image = image.convert("L")
         ids = np.array(image, dtype=np.uint8)
     if frame_size is not None and ids.shape != tuple(frame_size):
         raise XMemPPError(f"{what} {path} is {ids.shape[1]}x{ids.shape[0]}, but the video is "
