@@ -18,6 +18,8 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
+from xmempp.outputs import atomic_path
+
 
 @dataclass
 class FrameKeys:
@@ -161,12 +163,9 @@ class KeyStore(Sequence):
         """Copy the keys of every frame to `path` (a .npy file, written whole or not at all)."""
         if not self.is_complete:
             raise ValueError("only a store with the keys of every frame can be saved")
-        path = Path(path)
-        partial = path.with_name(path.name + ".part")
-        with self._lock, open(partial, "wb") as target:
+        with self._lock, atomic_path(Path(path)) as temporary, open(temporary, "wb") as target:
             self._file.seek(0)
             shutil.copyfileobj(self._file, target)
-        partial.replace(path)
 
     def close(self) -> None:
         """Release the file now (it is released with the store anyway)."""
