@@ -49,6 +49,8 @@ class AppSettings:
     sizes: tuple[int, ...] = (480, 360, 240)
     num_objects: int = 8
     max_runs: int = 1  # propagations running at once, over all users (the queue holds the others)
+    max_waiting: int = 16  # propagations waiting for the model at once; more are refused with a message
+    speed_check: bool = False  # time the network at start-up, so that visitors see each size's wait
     weights_message: str = ""  # why there is no network
     prompt_model: PromptModel | None = None  # SAM 2.1 for click to segment, shared and read-only
     prompt_message: str = ""  # why there are no clicks

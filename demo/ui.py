@@ -122,6 +122,8 @@ def launch_options(settings: AppSettings) -> dict:
 
 def build_demo(settings: AppSettings) -> gr.Blocks:
     handlers = Handlers(settings)
+    if settings.speed_check:
+        handlers.start_speed_check()
     limits = settings.limits
 
     with gr.Blocks(title="XMem++ video segmentation", delete_cache=(1800, 3600)) as demo:
@@ -246,10 +248,11 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
         grabcut.click(handlers.grabcut, [state, frame, editor, obj], [editor, editor_note, status], **quiet)
         size.input(handlers.set_size, [state, size], [suggestions, timeline, size, status], **quiet)
 
-        # A quick first step, never queued behind runs, says where this run stands; then the run itself.
-        propagate.click(handlers.queue_notice, [state], [progress], concurrency_limit=None, **quiet).then(
-            handlers.propagate, [state, k, frame], [viewer, progress, video, suggestions, timeline, size, status],
-            concurrency_id="propagation", concurrency_limit=settings.max_runs, **quiet)
+        # Runs wait in the app's own queue (demo/run_queue.py), which tells each its place; Gradio's limit
+        # only bounds how many handlers exist, waiting or running.
+        propagate.click(handlers.propagate, [state, k, frame],
+                        [viewer, progress, video, suggestions, timeline, size, status], concurrency_id="propagation",
+                        concurrency_limit=settings.max_runs + settings.max_waiting, **quiet)
         stop.click(handlers.stop, [state], [status], concurrency_limit=None, **quiet)
         k.release(handlers.suggest, [state, k, frame], [suggestions, timeline, status], **quiet)
         export.click(handlers.export, [state], [download, export_note, status], show_progress_on=[status])
