@@ -517,6 +517,8 @@ class Handlers:
             state = self._require(state)
             estimate = functools.partial(self.estimate, state, state.size)
             run = self.queue.join(state, state.num_frames, estimate)
+            log.info("propagation of %d frames at %d px asked for, %d run(s) ahead", state.num_frames, state.size,
+                     len(self.queue.ahead_of(run)))
             for text in self._take_turn(state, run):
                 yield skip, progress_html(0, 0, text), skip, skip, skip, skip, text
             if run.cancelled:
