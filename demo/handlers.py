@@ -519,8 +519,9 @@ class Handlers:
             run = self.queue.join(state, state.num_frames, estimate)
             log.info("propagation of %d frames at %d px asked for, %d run(s) ahead", state.num_frames, state.size,
                      len(self.queue.ahead_of(run)))
-            for text in self._take_turn(state, run):
-                yield skip, progress_html(0, 0, text), skip, skip, skip, skip, text
+            for told, text in enumerate(self._take_turn(state, run)):
+                # The status says it once: a visitor may annotate while waiting, and must see those messages.
+                yield skip, progress_html(0, 0, text), skip, skip, skip, skip, skip if told else text
             if run.cancelled:
                 yield skip, progress_html(), skip, skip, skip, skip, "Stopped before the run began; nothing changed."
                 return
