@@ -39,8 +39,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=480,
                         help="default processing size, short side in pixels (480 is XMem++'s; 360/240 are faster)")
     parser.add_argument("--max-runs", type=int, default=1, help="propagations running at once over all users")
+    parser.add_argument("--max-waiting", type=int, default=16,
+                        help="propagations that may wait for the model at once; more are refused with a message")
+    parser.add_argument("--no-speed-check", dest="speed_check", action="store_false",
+                        help="skip timing the network at start-up (visitors then see each size's time only after "
+                             "the first propagation)")
     args = parser.parse_args(argv)
-    for name in ("max_frames", "max_side", "max_upload_mb", "max_runs"):
+    for name in ("max_frames", "max_side", "max_upload_mb", "max_runs", "max_waiting"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     if args.size < 16:
@@ -114,7 +119,8 @@ def main(argv: list[str] | None = None) -> None:
     work_root = make_work_root()
     settings = AppSettings(network=network, weights_message=message, work_root=work_root, example=EXAMPLE,
                            limits=Limits(args.max_frames, args.max_side, args.max_upload_mb), size=args.size,
-                           max_runs=args.max_runs, prompt_model=prompt_model, prompt_message=prompt_message)
+                           max_runs=args.max_runs, max_waiting=args.max_waiting, speed_check=args.speed_check,
+                           prompt_model=prompt_model, prompt_message=prompt_message)
     blocks = build_demo(settings)
     blocks.queue(default_concurrency_limit=4)
     blocks.launch(share=args.share, max_file_size=f"{args.max_upload_mb}mb", **launch_options(settings))

@@ -17,7 +17,6 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,8 @@ import numpy as np
 
 from demo.grabcut import grabcut_mask
 from demo.layers import brush_colour, editor_value, layers_to_ids, new_strokes, thumbnail
+from demo.run_queue import QueuedRun, RunQueue
+from demo.speed import SpeedTable, measure_speed
 from demo.state import AppSettings, RunProgress, UserState
 from demo.timeline import TimelineData, frame_at, render_timeline
 from xmempp.errors import XMemPPError, is_out_of_memory
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 
 VIEWER_UPDATE_S = 0.3  # a running propagation refreshes the viewer at most this often
 BRUSH_SIZE = 12
-SPEED_MEMORY = 0.5  # weight of the newest run in the measured seconds per megapixel
+QUEUE_UPDATE_S = 1.0  # a waiting propagation tells its place in the queue this often
+SPEED_CHECK = "the app's speed check"  # the owner of the start-up speed measurement in the run queue
 
 
 def _message(error: BaseException) -> str:
@@ -110,25 +112,6 @@ def _run_text(progress: RunProgress) -> str:
             f"{_duration(progress.seconds_left)} left")
 
 
-def network_megapixels(frame_size: tuple[int, int], size: int) -> float:
-    """Pixels (in millions) the network sees per frame at processing size `size` (short side)."""
-    height, width = frame_size
-    scale = size / min(height, width)
-    return height * scale * width * scale / 1e6
-
-
-@dataclass
-class _Ticket:
-    """A propagation asked for: waiting for the model, or running."""
-
-    frames: int
-    megapixels: float
-    asked: float
-    progress: RunProgress | None = None
-    running: bool = False
-    cancelled: bool = False  # Stop was pressed before the run began
-
-
 class Handlers:
     """The app's event handlers; `settings` (network, limits) is shared by every session, `state` is one user's."""
 
@@ -137,9 +120,29 @@ class Handlers:
         # Browser session -> its state, only so that `unload` can free it at once (Gradio's own
         # State deletion comes an hour after the tab closes).
         self._states_by_session: dict[str, UserState] = {}
-        self._tickets: dict[int, _Ticket] = {}  # id(state) -> its propagation, waiting or running
-        self._tickets_lock = threading.Lock()
-        self.seconds_per_megapixel: float | None = None  # measured on this machine by the runs so far
+        self.queue = RunQueue(settings.max_runs, settings.max_waiting)
+        self.speed = SpeedTable()  # measured on this machine: at start-up, then by every run
+        self._speed_check: threading.Thread | None = None
+
+    def start_speed_check(self) -> None:
+        """Time the network on a generated clip in the background, holding the model like any run, so that
+        the first visitor already sees what each processing size will cost."""
+        if self.settings.network is None or self._speed_check is not None:
+            return
+        run = self.queue.join(SPEED_CHECK, 0, lambda: math.nan)
+
+        def check() -> None:
+            try:
+                while not self.queue.wait_turn(run, QUEUE_UPDATE_S):
+                    pass
+                self.speed.add_measured(measure_speed(self.settings.network, self.settings.sizes))
+            except Exception:  # the app works without estimates; the log says why there are none
+                log.exception("the start-up speed check failed")
+            finally:
+                self.queue.leave(run)
+
+        self._speed_check = threading.Thread(target=check, name="speed-check", daemon=True)
+        self._speed_check.start()
 
     def new_state(self) -> UserState:
         return UserState(self.settings)
@@ -148,7 +151,14 @@ class Handlers:
         """The tab closed: stop its run and delete its files now."""
         state = self._states_by_session.pop(getattr(request, "session_hash", None) or "", None)
         if state is not None:
-            state.close()
+            self._forget(state)
+
+    def _forget(self, state: UserState) -> None:
+        # Its run leaves the queue now: a handler whose tab is gone may never be resumed to leave by itself.
+        run = self.queue.find(state)
+        if run is not None:
+            self.queue.leave(run)
+        state.close()
 
     @staticmethod
     def close_state(state: UserState | None) -> None:
@@ -210,18 +220,22 @@ class Handlers:
         value = state.size if state is not None else self.settings.size
         if state is None or not state.loaded or self.settings.network is None:
             return gr.Radio(choices=[(f"{s} px", s) for s in sizes], value=value)
-        if self.seconds_per_megapixel is None:
-            choices = [(f"{s} px", s) for s in sizes]
-            info = "The time each size takes shows here after the first propagation on this machine."
-        else:
-            choices = [(f"{s} px · about {_duration(self.estimate(state, s))}", s) for s in sizes]
+        choices, timed = [], 0
+        for size in sizes:
+            seconds = self.estimate(state, size)
+            timed += not math.isnan(seconds)
+            choices.append((f"{size} px" + ("" if math.isnan(seconds) else f" · about {_duration(seconds)}"), size))
+        if timed:
             info = f"Estimated time for this video's {state.num_frames} frames, measured on this machine."
+        elif self._speed_check is not None and self._speed_check.is_alive():
+            info = "Measuring this machine's speed: the time each size takes shows here in a moment."
+        else:
+            info = "The time each size takes shows here after the first propagation on this machine."
         return gr.Radio(choices=choices, value=value, info=info)
 
     def estimate(self, state: UserState, size: int, frames: int | None = None) -> float:
         """Seconds a propagation of `frames` (default: all) frames of this video at `size` should take here."""
-        rate = self.seconds_per_megapixel or math.nan
-        return rate * network_megapixels(state.frame_size, size) * (frames or state.num_frames)
+        return self.speed.seconds(size, state.frame_size, frames or state.num_frames)
 
     def _require(self, state: UserState | None) -> UserState:
         if state is None or not state.loaded:
@@ -470,52 +484,56 @@ class Handlers:
                 f"Processing size {size} px (short side); propagate again to use it.")
 
     # ----- propagation ---------------------------------------------------------------------------------------
-    def queue_notice(self, state: UserState | None) -> str | Any:
-        """Outputs: progress. Runs at once (never queued): says where this run stands in the queue."""
-        if state is None or not state.loaded:
-            return gr.skip()
-        megapixels = network_megapixels(state.frame_size, state.size)
-        with self._tickets_lock:
-            ahead = list(self._tickets.values())
-            self._tickets[id(state)] = _Ticket(state.num_frames, megapixels, time.monotonic())
-        running = [t for t in ahead if t.running]
-        waiting = [t for t in ahead if not t.running]
-        if len(running) < self.settings.max_runs and not waiting:
-            return progress_html(0, 0, "Starting…")
-        rate = self.seconds_per_megapixel
-        left = 0.0
-        for ticket in running:
-            if ticket.progress is not None and ticket.progress.fps > 0:
-                left += ticket.progress.seconds_left
-            elif rate is not None:
-                left += rate * ticket.megapixels * ticket.frames
-        left += sum(rate * t.megapixels * t.frames for t in waiting) if rate is not None else 0.0
-        wait = f"about {_duration(left / self.settings.max_runs)}" if left > 0 else "time not known yet"
-        text = (f"Waiting for the model: {len(ahead)} run(s) ahead of yours ({wait}). "
+    def _waiting_text(self, run: QueuedRun) -> str:
+        ahead = self.queue.ahead_of(run)
+        seconds = self.queue.wait_seconds(run)
+        wait = f"about {_duration(seconds)}" if not math.isnan(seconds) else "time not known yet"
+        checking = " (the app is measuring this machine's speed)" if any(r.owner is SPEED_CHECK for r in ahead) else ""
+        return (f"Waiting for the model: {len(ahead)} run(s) ahead of yours{checking}, {wait}. "
                 "Yours starts by itself; you can keep annotating.")
-        toast(text)
-        return progress_html(0, 0, text)
+
+    def _take_turn(self, state: UserState, run: QueuedRun) -> Iterator[str]:
+        """Wait for `run`'s turn with the model, yielding where it stands about every second."""
+        told = False
+        while not self.queue.wait_turn(run, 0 if not told else QUEUE_UPDATE_S):
+            if run.cancelled or not self.queue.holds(run) or not state.loaded:
+                return
+            text = self._waiting_text(run)
+            if not told:
+                toast(text)
+                told = True
+            yield text
 
     def propagate(self, state: UserState | None, k: float, current: float = 0) -> Iterator[tuple]:
-        """Outputs: viewer, progress, video, suggestions, timeline, size, status; streamed while the run goes on."""
+        """Outputs: viewer, progress, video, suggestions, timeline, size, status; streamed from the click on.
+
+        The run first waits for its turn in the app's queue, saying where it stands, then runs.
+        """
         skip = gr.skip()
         last: RunProgress | None = None
         current = int(current or 0)
-        ticket = self._tickets.get(id(state)) if state is not None else None
+        run = None
         try:
-            if ticket is not None and ticket.cancelled:
+            state = self._require(state)
+            estimate = functools.partial(self.estimate, state, state.size)
+            run = self.queue.join(state, state.num_frames, estimate)
+            log.info("propagation of %d frames at %d px asked for, %d run(s) ahead", state.num_frames, state.size,
+                     len(self.queue.ahead_of(run)))
+            for told, text in enumerate(self._take_turn(state, run)):
+                # The status says it once: a visitor may annotate while waiting, and must see those messages.
+                yield skip, progress_html(0, 0, text), skip, skip, skip, skip, skip if told else text
+            if run.cancelled:
                 yield skip, progress_html(), skip, skip, skip, skip, "Stopped before the run began; nothing changed."
                 return
-            if ticket is not None:
-                ticket.running = True
-            run = self._require(state).propagate()
+            if not self.queue.holds(run) or not state.loaded:  # the tab closed while it waited
+                return
+            frames = state.propagate()
             # An annotated first frame needs no network: show it at once, while the model works on it.
             first = (self.viewer(state, 0, running=True) if 0 in state.annotated_frames else skip)
             yield (first, progress_html(0, state.num_frames, "starting…"), None, [], skip, skip, "Propagating…")
             shown = 0.0
-            for last in run:
-                if ticket is not None:
-                    ticket.progress = last
+            for last in frames:
+                run.done = last.done
                 if time.monotonic() - shown >= VIEWER_UPDATE_S or last.done == last.total:
                     shown = time.monotonic()
                     yield (self.viewer(state, last.index, running=True),
@@ -527,14 +545,14 @@ class Handlers:
             yield skip, progress_html(0, 0, message), skip, skip, skip, skip, message
             return
         finally:
-            with self._tickets_lock:
-                self._tickets.pop(id(state), None)
+            if run is not None:
+                self.queue.leave(run)
         if not state.loaded:  # the tab closed during the run: nothing is left to show or to write
             return
         if last is None:
             yield skip, progress_html(), skip, skip, skip, skip, "Stopped before the first frame; nothing changed."
             return
-        self._measure_speed(state, last)
+        self.speed.record(state.size, last.elapsed, last.done, state.frame_size)
         stopped = last.done < last.total
         kept = sum(1 for i in range(state.num_frames) if state.is_from_previous_run(i))
         text = (_run_text(last) if not stopped else
@@ -561,17 +579,10 @@ class Handlers:
         yield (self.viewer(state, current), progress_html(last.done, last.total, text), str(video),
                self.suggestions(state), self.timeline(state, current), self.size_choices(state), status)
 
-    def _measure_speed(self, state: UserState, last: RunProgress) -> None:
-        if last.done < 2 or last.elapsed <= 0:
-            return
-        rate = last.elapsed / (last.done * network_megapixels(state.frame_size, state.size))
-        previous = self.seconds_per_megapixel
-        self.seconds_per_megapixel = rate if previous is None else SPEED_MEMORY * rate + (1 - SPEED_MEMORY) * previous
-
     def stop(self, state: UserState | None) -> str:
-        ticket = self._tickets.get(id(state)) if state is not None else None
-        if ticket is not None and not ticket.running:
-            ticket.cancelled = True
+        run = self.queue.find(state) if state is not None else None
+        if run is not None and not run.running:
+            self.queue.cancel(run)
             toast("Your run will not start: stopped while it waited.")
             return "Stopped while waiting: your run will not start."
         if state is None or not state.running:

@@ -9,6 +9,7 @@ user and only read.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import logging
 import shutil
@@ -37,6 +38,13 @@ log = logging.getLogger(__name__)
 MAX_RESUMED_REFERENCES = 10  # a zip's Annotations/ without UserAnnotations/ become references up to this many
 
 
+def _return_freed_memory() -> None:
+    """Hand memory freed by a closed session back to the system: glibc keeps freed heap pages for reuse, so
+    after a crowd the server would otherwise stay at its peak size for good."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 @dataclass(frozen=True)
 class AppSettings:
     """What every session shares: the read-only network (None without weights) and the app's limits."""
@@ -49,6 +57,8 @@ class AppSettings:
     sizes: tuple[int, ...] = (480, 360, 240)
     num_objects: int = 8
     max_runs: int = 1  # propagations running at once, over all users (the queue holds the others)
+    max_waiting: int = 16  # propagations waiting for the model at once; more are refused with a message
+    speed_check: bool = False  # time the network at start-up, so that visitors see each size's wait
     weights_message: str = ""  # why there is no network
     prompt_model: PromptModel | None = None  # SAM 2.1 for click to segment, shared and read-only
     prompt_message: str = ""  # why there are no clicks
@@ -137,6 +147,7 @@ class UserState:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+        _return_freed_memory()
 
     @contextlib.contextmanager
     def _exclusive(self, action: str) -> Iterator[None]:

@@ -18,8 +18,9 @@ and paint it: strokes are see-through, one colour per object; the eraser and und
 *Clear mask* removes every mask pixel of the frame (the picture stays). For a quick start draw a rough box or
 scribble over the object and press *GrabCut*: the object gets the region found, replacing other labels there; then
 correct it. Press *Save annotation*: exactly what the editor shows becomes the frame's reference. 3. Press
-*Propagate*: every frame gets a mask. If another visitor's run holds the model, your place in the queue and the wait
-show under Propagate. *Stop* keeps the frames done; frames not reached keep the previous run's masks (pale green on
+*Propagate*: every frame gets a mask. Runs take turns with the model in the order pressed: while others are
+ahead of yours, your place in the line and the expected wait show under Propagate at once (*Stop* then takes yours
+out of the line). *Stop* keeps the frames done; frames not reached keep the previous run's masks (pale green on
 the timeline, "from the previous run" in the viewer). 4. The **timeline** under the editor shows the whole video:
 blue bars are references, orange triangles the suggested frames, the red curve how unsure the mask of each frame
 is (higher: check it), the green band the frames done, the black line the current frame. Click it to open a frame.
@@ -42,7 +43,8 @@ video keeps unexported work as a zip in *Exported files*.
 {HELP_LINE}
 
 **Processing size:** 480 px (short side) is XMem++'s setting; 360 and 240 run faster on CPU, with coarser masks.
-After the first propagation each size shows the time this video should take on this machine.
+Each size shows the time this video should take at it on this machine: timed when the app starts, then by
+every run.
 """
 
 CSS = """
@@ -139,6 +141,8 @@ def launch_options(settings: AppSettings) -> dict:
 
 def build_demo(settings: AppSettings) -> gr.Blocks:
     handlers = Handlers(settings)
+    if settings.speed_check:
+        handlers.start_speed_check()
     limits = settings.limits
 
     with gr.Blocks(title="XMem++ video segmentation", delete_cache=(1800, 3600)) as demo:
@@ -263,10 +267,11 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
         grabcut.click(handlers.grabcut, [state, frame, editor, obj], [editor, editor_note, status], **quiet)
         size.input(handlers.set_size, [state, size], [suggestions, timeline, size, status], **quiet)
 
-        # A quick first step, never queued behind runs, says where this run stands; then the run itself.
-        propagate.click(handlers.queue_notice, [state], [progress], concurrency_limit=None, **quiet).then(
-            handlers.propagate, [state, k, frame], [viewer, progress, video, suggestions, timeline, size, status],
-            concurrency_id="propagation", concurrency_limit=settings.max_runs, **quiet)
+        # Runs wait in the app's own queue (demo/run_queue.py), which tells each its place; Gradio's limit
+        # only bounds how many handlers exist, waiting or running.
+        propagate.click(handlers.propagate, [state, k, frame],
+                        [viewer, progress, video, suggestions, timeline, size, status], concurrency_id="propagation",
+                        concurrency_limit=settings.max_runs + settings.max_waiting, **quiet)
         stop.click(handlers.stop, [state], [status], concurrency_limit=None, **quiet)
         k.release(handlers.suggest, [state, k, frame], [suggestions, timeline, status], **quiet)
         export.click(handlers.export, [state], [download, export_note, status], show_progress_on=[status])

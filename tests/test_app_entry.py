@@ -21,11 +21,14 @@ def test_flags_default_to_the_documented_limits():
     args = app.parse_args([])
     assert (args.max_frames, args.max_side, args.max_upload_mb, args.size) == (300, 1280, 200, 480)
     assert args.weights is None and args.device is None and not args.share
+    assert (args.max_runs, args.max_waiting) == (1, 16) and args.speed_check  # the start-up speed check is on
 
 
 def test_non_positive_limits_are_refused():
     with pytest.raises(SystemExit):
         app.parse_args(["--max-frames", "0"])
+    with pytest.raises(SystemExit):
+        app.parse_args(["--max-waiting", "0"])
 
 
 def test_offline_without_weights_gives_no_network_and_the_message(monkeypatch):

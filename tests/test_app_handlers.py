@@ -5,6 +5,7 @@ Random weights (their masks mean nothing) and tiny generated clips keep this fas
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import zipfile
 from pathlib import Path
@@ -369,11 +370,15 @@ def test_stop_ends_the_run_and_keeps_the_frames_done(handlers):
 
 
 def test_stop_pressed_while_a_run_waits_in_the_queue_cancels_it(handlers):
-    state = annotated(handlers)
-    handlers.queue_notice(state)
-    assert handlers.stop(state).startswith("Stopped while waiting")
-    outputs = run(handlers, state)
-    assert status_of(outputs[-1]) == "Stopped before the run began; nothing changed." and not state.has_run
+    first, second = annotated(handlers), annotated(handlers)
+    running = handlers.propagate(first, 3)
+    next(running)  # first holds the model
+    waiting = handlers.propagate(second, 3)
+    assert "1 run(s) ahead of yours" in status_of(next(waiting))
+    assert handlers.stop(second).startswith("Stopped while waiting")  # its very first run, never started
+    assert status_of(list(waiting)[-1]) == "Stopped before the run began; nothing changed."
+    assert not second.has_run
+    assert status_of(list(running)[-1]).startswith(f"Propagated {FRAMES} frames")
 
 
 def test_an_error_in_one_session_leaves_another_alone(handlers, tmp_path):
@@ -494,13 +499,56 @@ def test_stopping_a_rerun_keeps_the_previous_runs_masks_and_says_so(handlers):
     assert "kept from the previous run" in handlers.describe(state, 6)
 
 
-def test_a_run_asked_for_while_another_holds_the_model_hears_its_place_and_wait(handlers):
-    first, second = annotated(handlers), annotated(handlers)
-    assert "Starting" in handlers.queue_notice(first)
-    handlers._tickets[id(first)].running = True
-    handlers.seconds_per_megapixel = 2.0
-    text = handlers.queue_notice(second)
-    assert "1 run(s) ahead of yours" in text and "about" in text
+def test_a_run_asked_for_while_another_holds_the_model_hears_its_place_and_wait_at_once(handlers):
+    first, second, third = annotated(handlers), annotated(handlers), annotated(handlers)
+    handlers.speed.record(first.size, 2.0, 1, first.frame_size)
+    running = handlers.propagate(first, 3)
+    next(running)
+    second_run, third_run = handlers.propagate(second, 3), handlers.propagate(third, 3)
+    assert "1 run(s) ahead of yours, about" in status_of(next(second_run))
+    assert "2 run(s) ahead of yours, about" in status_of(next(third_run))
+    list(running)  # the first ends: the second, asked first, goes next
+    assert status_of(next(second_run)) == "Propagating…"
+    _, progress, *_, status = next(third_run)
+    assert "1 run(s) ahead of yours" in progress  # it moved up; the status keeps what the visitor did meanwhile
+    assert status is not None and "Waiting" not in str(status)
+    list(second_run)
+    list(third_run)
+    assert second.has_run and third.has_run
+
+
+def test_a_closed_tab_gives_its_place_with_the_model_to_the_next_run_at_once(handlers, clip):
+    mine = SimpleNamespace(session_hash="mine")
+    my_state = handlers.load_files(None, [str(clip)], mine)[0]
+    handlers.save(my_state, 0, painted(square(0)))
+    theirs = annotated(handlers)
+    mine_running = handlers.propagate(my_state, 3)
+    next(mine_running)  # a handler left suspended mid-run, as Gradio leaves it when the tab goes
+    their_run = handlers.propagate(theirs, 3)
+    assert "1 run(s) ahead" in status_of(next(their_run))
+    handlers.unload(mine)
+    assert status_of(next(their_run)) == "Propagating…"
+    assert status_of(list(their_run)[-1]).startswith(f"Propagated {FRAMES} frames")
+
+
+def test_a_second_propagate_of_one_visitor_is_refused_while_the_first_goes_on(handlers):
+    state = annotated(handlers)
+    first = handlers.propagate(state, 3)
+    next(first)
+    assert "already queued or running" in status_of(next(handlers.propagate(state, 3)))
+    assert status_of(list(first)[-1]).startswith(f"Propagated {FRAMES} frames")
+
+
+def test_each_size_shows_this_videos_wait_from_the_start_up_speed_check(settings):
+    handlers = Handlers(dataclasses.replace(settings, sizes=(64, 48, 32)))  # small sizes keep the check quick
+    state = annotated(handlers)
+    size = handlers.size_choices(state)
+    assert "after the first propagation" in size.info and "about" not in size.choices[0][0]
+    handlers.start_speed_check()
+    handlers._speed_check.join(timeout=120)
+    size = handlers.size_choices(state)
+    assert [label.split(" · ")[0] for label, _ in size.choices] == ["64 px", "48 px", "32 px"]
+    assert all(" · about " in label for label, _ in size.choices) and "measured on this machine" in size.info
 
 
 def test_loading_another_video_keeps_unexported_work_as_a_zip(handlers, clip):

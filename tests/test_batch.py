@@ -67,6 +67,16 @@ def test_other_options_redo_a_complete_video(tmp_path, engine_options):
     assert read_summary(tmp_path / "out")["v"]["status"] == "done"
 
 
+def test_a_complete_video_whose_frames_changed_is_redone(tmp_path, engine_options):
+    dataset = write_davis(tmp_path / "davis", {"v": 3})
+    command = ["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), *engine_options]
+    assert main(command) == 0
+    frame = dataset / "JPEGImages" / "v" / "frame_000001.jpg"
+    frame.write_bytes((dataset / "JPEGImages" / "v" / "frame_000002.jpg").read_bytes())
+    assert main(command) == 0
+    assert read_summary(tmp_path / "out")["v"]["status"] == "done"
+
+
 def test_broken_videos_are_named_in_the_summary_and_the_exit_code(tmp_path, engine_options, capsys):
     dataset = write_davis(tmp_path / "davis", {"good": 3, "corrupt": 3, "unannotated": 2})
     (dataset / "JPEGImages" / "corrupt" / "frame_000001.jpg").write_bytes(b"not a jpeg")

@@ -92,3 +92,10 @@ def test_an_empty_mask_annotates_nothing(tmp_path):
     write_palette_mask(tmp_path / "Annotations" / "v" / "frame_000002.png", np.zeros((96, 128), np.uint8))
     (video,) = find_videos(tmp_path)
     assert annotated_frames(video, video.frames()) == [0]
+
+
+def test_an_annotation_with_an_upper_case_suffix_is_used(tmp_path):
+    write_video(tmp_path, "v", 4, annotated=(0,))
+    write_palette_mask(tmp_path / "Annotations" / "v" / "frame_000002.PNG", square_mask(2))
+    (video,) = find_videos(tmp_path)
+    assert annotated_frames(video, video.frames()) == [0, 2]

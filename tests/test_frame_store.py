@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from xmempp.frame_store import CompressedMasks, FrameKeys, KeyStore, MaskStore
+from xmempp.frame_store import FrameKeys, KeyStore, MaskStore
 from xmempp.keys_cache import load_keys, save_keys
 
 
@@ -90,14 +90,3 @@ def test_saved_keys_are_a_plain_npy_array(tmp_path):
     array = np.load(tmp_path / "keys.npy")
     assert array.shape == (2, 9, 3, 5)
     assert np.array_equal(array[1, :4], random_keys(1).key.numpy())
-
-
-def test_compressed_masks_behave_as_a_dict_of_masks():
-    mask = np.random.default_rng(1).integers(0, 3, size=(30, 40)).astype(np.uint8)
-    masks = CompressedMasks({4: mask})
-    masks[7] = mask * 2
-    assert 4 in masks and 5 not in masks and len(masks) == 2
-    assert np.array_equal(masks[7], mask * 2) and masks.get(5) is None
-    assert sorted(index for index, _ in masks.items()) == [4, 7]
-    masks.pop(4)
-    assert list(masks) == [7]

@@ -1,4 +1,4 @@
-"""Mask helpers: the argmax that turns probabilities into ids, and the overlay drawn for people."""
+"""Mask helpers: the argmax that turns probabilities into ids, the overlay drawn for people, id mask files."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from tests.helpers import write_palette_mask
+from xmempp.errors import XMemPPError
 from xmempp.masks.drawing import davis_palette, overlay
+from xmempp.masks.files import MaskReader, read_id_mask
 from xmempp.masks.ids import first_argmax
 
 
@@ -52,3 +56,34 @@ def test_drawing_masks_needs_neither_torch_nor_image_files():
     code = ("import sys, xmempp.masks.drawing; "
             "assert not {'torch', 'PIL'} & set(sys.modules), sorted({'torch', 'PIL'} & set(sys.modules))")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_an_id_mask_reads_its_pixel_values_as_ids(tmp_path):
+    ids = np.zeros((6, 8), np.uint8)
+    ids[1:3, 2:5] = 7
+    path = tmp_path / "m.png"
+    Image.fromarray(ids, mode="L").save(path)
+    assert np.array_equal(read_id_mask(path, (6, 8)), ids)
+
+
+@pytest.mark.parametrize("mode", ["P", "L", "1"])
+def test_an_id_mask_reads_as_the_annotation_reader_reads_it(tmp_path, mode):
+    ids = np.zeros((6, 8), np.uint8)
+    ids[1:3, 2:5] = 1
+    path = tmp_path / "m.png"
+    Image.fromarray(ids * 255 if mode == "1" else ids, mode="L").convert(mode).save(path)
+    assert np.array_equal(read_id_mask(path), MaskReader().read(path))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "rgb", "jpeg", "size"])
+def test_an_id_mask_that_is_not_one_is_refused_naming_the_file(tmp_path, damage):
+    path = tmp_path / "m.png"
+    write_palette_mask(path, np.ones((6, 8), np.uint8))
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:40])
+    elif damage == "rgb":
+        Image.new("RGB", (8, 6), (255, 0, 0)).save(path)
+    elif damage == "jpeg":
+        Image.new("L", (8, 6)).save(path, format="JPEG")
+    with pytest.raises(XMemPPError, match=f"ground truth {path}"):
+        read_id_mask(path, (6, 6) if damage == "size" else (6, 8), what="ground truth")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xmempp.metrics import boundary, boundary_f_measure, frame_scores, region_similarity
+from xmempp.metrics import boundary, boundary_f_measure, frame_scores, mean_iou, region_similarity
 
 
 def square(top: int, left: int, side: int = 10, shape: tuple[int, int] = (100, 100)) -> np.ndarray:
@@ -71,3 +71,13 @@ def test_frame_scores_score_each_object_by_its_id():
     truth[square(60, 60)] = 2
     prediction = np.where(truth == 2, 0, truth).astype(np.uint8)
     assert frame_scores(prediction, truth, [1, 2]) == [(1, 1.0, 1.0), (2, 0.0, 0.0)]
+
+
+def test_mean_iou_averages_the_objects_of_either_mask():
+    prediction = square(10, 10).astype(np.uint8) + 2 * square(50, 50)  # object 1 shifted below, object 2 exact
+    truth = square(10, 11).astype(np.uint8) + 2 * square(50, 50) + 3 * square(80, 80)  # object 3 missed
+    assert mean_iou(prediction, truth) == pytest.approx((90 / 110 + 1 + 0) / 3)
+
+
+def test_mean_iou_of_two_empty_masks_is_1():
+    assert mean_iou(EMPTY.astype(np.uint8), EMPTY.astype(np.uint8)) == 1.0

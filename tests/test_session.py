@@ -201,6 +201,35 @@ def test_reconfiguring_the_size_equals_a_new_session_at_that_size(network, tmp_p
     assert all(np.array_equal(a.mask, b.mask) for a, b in zip(resized.propagate(), fresh.propagate()))
 
 
+def two_objects(index: int) -> np.ndarray:
+    mask = square_mask(index)
+    mask[70:90, 10:40] = 2
+    return mask
+
+
+def test_removing_an_object_takes_it_out_of_every_annotation_and_prediction(network, tmp_path):
+    session = VideoSession(network, FrameFolder(write_frames(tmp_path / "frames", moving_square_frames(6))), SMALL)
+    session.annotate(0, two_objects(0))
+    session.annotate(4, square_mask(4, object_id=2))
+    list(session.propagate())
+    assert session.remove_object(2) == [0, 4]
+    assert session.annotated_frames == [0]  # frame 4 showed nothing else
+    assert np.array_equal(session.annotation(0), square_mask(0))
+    assert session.prediction(4) is None
+    assert not any((session.prediction(i) == 2).any() for i in (0, 1, 2, 3, 5))
+
+
+def test_after_removing_an_object_propagation_equals_never_having_annotated_it(network, tmp_path):
+    frames = FrameFolder(write_frames(tmp_path / "frames", moving_square_frames(6)))
+    removed = VideoSession(network, frames, SMALL)
+    removed.annotate(0, two_objects(0))
+    removed.annotate(4, square_mask(4, object_id=2))
+    removed.remove_object(2)
+    fresh = VideoSession(network, frames, SMALL)
+    fresh.annotate(0, square_mask(0))
+    assert all(np.array_equal(a.mask, b.mask) for a, b in zip(removed.propagate(), fresh.propagate()))
+
+
 def test_suggestions_reuse_the_keys_of_propagation(session, monkeypatch):
     session.annotate(0, square_mask(0))
     predictions(session)

@@ -76,6 +76,20 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
         load_network(path)
 
 
+@pytest.mark.parametrize("content", [b"not a checkpoint", b"PK\x03\x04 a broken zip"])
+def test_the_fingerprint_of_a_file_that_is_not_a_checkpoint_is_refused(tmp_path, content):
+    path = tmp_path / "XMem.pth"
+    path.write_bytes(content)
+    with pytest.raises(XMemPPError, match=f"{path} is not a readable PyTorch checkpoint"):
+        weights.weights_fingerprint(path)
+
+
+def test_the_fingerprint_of_a_legacy_checkpoint_is_that_of_its_network(checkpoint, official_state, tmp_path):
+    legacy = tmp_path / "legacy.pth"
+    torch.save(official_state, legacy, _use_new_zipfile_serialization=False)
+    assert weights.weights_fingerprint(legacy) == weights.weights_fingerprint(load_network(checkpoint, "cpu"))
+
+
 def test_pickled_code_is_never_executed(tmp_path):
     class Payload:
         def __reduce__(self):

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import tempfile
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm import tqdm
 
 from xmempp.candidates import Foregrounds, select_next_candidates
@@ -21,11 +22,11 @@ from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.keys_cache import load_keys, save_keys
 from xmempp.masks.drawing import davis_palette, overlay
-from xmempp.masks.files import MaskReader, mask_image
+from xmempp.masks.files import MaskReader, find_mask_file, mask_image, read_id_mask
+from xmempp.metrics import mean_iou
 from xmempp.model.network import XMem
 from xmempp.model.weights import ensure_weights, load_network, weights_fingerprint
 from xmempp.outputs import (
-    KEYS_INFO_FILE,
     MANIFEST_FILE,
     MASKS_DIR,
     OVERLAY_DIR,
@@ -36,10 +37,11 @@ from xmempp.outputs import (
     refuse_overlap,
     save_image_atomically,
     source_digest,
+    start_run,
     write_manifest,
 )
 from xmempp.session import EmptyAnnotationError, PropagatedFrame, VideoSession
-from xmempp.video import FrameFolder, open_frames
+from xmempp.video import FrameFolder, check_frame_index, open_frames
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,7 +66,7 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
                  network: XMem | None = None) -> pd.DataFrame:
     """Propagate the masks of `frames_with_masks` to the whole video with XMem++.
 
-    `imgs_in_path` is a folder of frames (sorted by name) or a video file; `masks_in_path` holds PNG masks
+    `imgs_in_path` is a folder of frames (in natural name order) or a video file; `masks_in_path` holds PNG masks
     named like their frames (frame_%06d.png for a video file). Writes `masks_out_path/masks/<frame>.png`
     (palette PNGs with the input's ids and palette), `masks_out_path/overlay/<frame>.jpg`, the keys for
     suggestions and `manifest.json`. Every file is written whole or not at all; nothing is written into a
@@ -86,45 +88,80 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
         with VideoSession(network, frames, config) as session:  # its key file goes at once
             reader = MaskReader()
             annotated = _annotate(session, reader, masks_in, frames_with_masks)
-            palette = reader.palette or davis_palette()
             manifest = Manifest(frame_names=session.frame_names, frame_size=tuple(session.frame_size),
                                 annotated_frames=sorted(annotated), size=config.size,
                                 weights=weights_fingerprint(network), source_digest=source_digest(source, frames.paths),
                                 overlay=save_overlay)
-            # The old keys and an unfinished manifest go first: a run killed from here on is never taken for whole.
-            (masks_out / KEYS_INFO_FILE).unlink(missing_ok=True)
-            write_manifest(masks_out, manifest)
-            (masks_out / MASKS_DIR).mkdir(exist_ok=True)
-            if save_overlay:
-                (masks_out / OVERLAY_DIR).mkdir(exist_ok=True)
-
-            rows, digests = [], {}
-            bar = tqdm(total=session.num_frames, disable=not print_progress, desc="propagating", unit="frame")
-            # PNG and overlay encoding run in a writer thread, overlapped with the network's next frame.
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="xmempp-writer") as writer:
-                pending = deque()
-                for result in session.propagate():
-                    name = session.frame_names[result.index]
-                    pending.append((name, writer.submit(_write_outputs, result, masks_out, name, palette, save_overlay)))
-                    while len(pending) > 4:
-                        done_name, job = pending.popleft()
-                        digests[done_name] = job.result()
-                    iou = -1.0
-                    if compute_iou and result.index not in annotated:
-                        truth_path = _mask_path(masks_in, name)
-                        if truth_path is not None:
-                            iou = mean_iou(result.mask, reader.read(truth_path, session.frame_size))
-                    rows.append({"frame": name, "mask_provided": result.index in annotated, "iou": iou,
-                                 "unsure": result.uncertainty.score})
-                    bar.update()
-                for done_name, job in pending:
-                    digests[done_name] = job.result()
-            bar.close()
+            start_run(masks_out, manifest)
+            iou = functools.partial(_iou_with_given_mask, session, reader, masks_in) if compute_iou else None
+            with _FrameWriter(masks_out, reader.palette or davis_palette(), save_overlay) as writer:
+                rows = _propagate_and_write(session, writer, iou, print_progress)
             save_keys(masks_out, session.frame_keys, session.frame_names, config.size, manifest.weights, manifest.run_id)
-            write_manifest(masks_out, manifest.finish(digests))
+            write_manifest(masks_out, manifest.finish(writer.digests))
     import pandas as pd  # only here: importing pandas costs a second that suggestions need not pay
 
     return pd.DataFrame(rows, columns=["frame", "mask_provided", "iou", "unsure"])
+
+
+def _propagate_and_write(session: VideoSession, writer: _FrameWriter, iou: Callable[[PropagatedFrame], float] | None,
+                         progress: bool) -> list[dict]:
+    """Propagate the whole video, handing each frame to `writer`; returns one row of `run_on_video`'s table a frame."""
+    rows = []
+    with tqdm(total=session.num_frames, disable=not progress, desc="propagating", unit="frame") as bar:
+        for frame in session.propagate():
+            name = session.frame_names[frame.index]
+            writer.write(frame, name)
+            score = -1.0 if frame.is_annotation or iou is None else iou(frame)
+            rows.append({"frame": name, "mask_provided": frame.is_annotation, "iou": score,
+                         "unsure": frame.uncertainty.score})
+            bar.update()
+    return rows
+
+
+def _iou_with_given_mask(session: VideoSession, reader: MaskReader, masks_in: Path, frame: PropagatedFrame) -> float:
+    """The frame's mean IoU against the mask of its name in `masks_in` (read as the annotations were); -1 without one."""
+    truth_path = find_mask_file(masks_in, session.frame_names[frame.index])
+    if truth_path is None:
+        return -1.0
+    return mean_iou(frame.mask, reader.read(truth_path, session.frame_size))
+
+
+class _FrameWriter:
+    """Writes each propagated frame's mask (and overlay) in a background thread, overlapped with the network's
+    next frame; at most `MAX_PENDING` frames wait, so a slow disk never piles masks up in memory.
+
+    `digests` maps each frame name to its mask file's digest once the block has ended without an error.
+    """
+
+    MAX_PENDING = 4
+
+    def __init__(self, out: Path, palette: list[int], save_overlay: bool):
+        self.out, self.palette, self.save_overlay = out, palette, save_overlay
+        self.digests: dict[str, str] = {}
+        self._pending: deque[tuple[str, Future[str]]] = deque()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> _FrameWriter:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xmempp-writer")
+        return self
+
+    def write(self, frame: PropagatedFrame, name: str) -> None:
+        """Queue masks/<name>.png and, if asked, overlay/<name>.jpg; waits while too many frames are queued."""
+        self._pending.append((name, self._pool.submit(_write_outputs, frame, self.out, name, self.palette,
+                                                      self.save_overlay)))
+        while len(self._pending) > self.MAX_PENDING:
+            self._finish_oldest()
+
+    def _finish_oldest(self) -> None:
+        name, job = self._pending.popleft()
+        self.digests[name] = job.result()  # a failed write raises here
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        try:
+            while exc_type is None and self._pending:
+                self._finish_oldest()
+        finally:
+            self._pool.shutdown(wait=True)  # after an error too: no write outlives the run
 
 
 def _resolve_config(config: InferenceConfig | None, size: int | None | _Unset) -> InferenceConfig:
@@ -150,66 +187,71 @@ def select_k_next_best_annotation_candidates(
     propagated first from `previously_chosen_candidates`.
     """
     chosen = list(dict.fromkeys(int(i) for i in previously_chosen_candidates))
+    source = Path(imgs_in_path)
     if not use_previously_predicted_masks:
         network = network or load_network(ensure_weights(weights, progress=print_progress), device)
         with tempfile.TemporaryDirectory(prefix="xmempp-suggest-") as scratch:
             out = Path(masks_out_path) if masks_out_path is not None else Path(scratch)
-            run_on_video(imgs_in_path, masks_in_path, out, frames_with_masks=chosen, print_progress=print_progress,
+            run_on_video(source, masks_in_path, out, frames_with_masks=chosen, print_progress=print_progress,
                          size=size, network=network, save_overlay=False)
-            return _select_from_outputs(Path(imgs_in_path), out, chosen, k, alpha, min_mask_presence_percent,
-                                        lambda: network, size, print_progress)
+            return _select_from_outputs(source, out, chosen, k, alpha, min_mask_presence_percent, lambda: network,
+                                        weights_fingerprint(network), size, print_progress)
     if masks_out_path is None:
         raise XMemPPError("use_previously_predicted_masks=True needs masks_out_path (the folder run_on_video wrote)")
 
-    def get_network() -> XMem:
+    def get_network() -> XMem:  # only when the saved keys do not fit: most suggestions never build it
         return network or load_network(ensure_weights(weights, progress=print_progress), device)
 
-    return _select_from_outputs(Path(imgs_in_path), Path(masks_out_path), chosen, k, alpha,
-                                min_mask_presence_percent, get_network, size, print_progress,
-                                fingerprint=weights_fingerprint(network or ensure_weights(weights, print_progress)))
+    fingerprint = weights_fingerprint(network or ensure_weights(weights, print_progress))
+    return _select_from_outputs(source, Path(masks_out_path), chosen, k, alpha, min_mask_presence_percent,
+                                get_network, fingerprint, size, print_progress)
 
 
 def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: int, alpha: float,
-                         min_mask_presence_percent: float, get_network: Callable[[], XMem], size: int | None,
-                         print_progress: bool, fingerprint: str | None = None) -> list[int]:
+                         min_mask_presence_percent: float, get_network: Callable[[], XMem], fingerprint: str,
+                         size: int | None, print_progress: bool) -> list[int]:
+    """XMem++'s selection from the masks and keys a run wrote into `masks_out` (the keys computed again if they
+    belong to other weights or another size)."""
     if not source.exists():
         raise FileNotFoundError(f"video or frame folder not found: {source}")
     manifest = read_manifest(masks_out)
     with tempfile.TemporaryDirectory(prefix="xmempp-frames-") as work_dir:
-        frames = None
+        frames = functools.cache(lambda: open_frames(source, work_dir))  # a video file is decoded only if needed
         if manifest is not None:
             _check_manifest(manifest, masks_out, source)
-            names = manifest.frame_names  # a video file is then not decoded at all
+            names = manifest.frame_names
         else:
             warnings.warn(f"{masks_out} has no {MANIFEST_FILE} (written by an older xmempp or another tool): the masks "
                           "cannot be checked against the frames; run `xmempp run` again to be sure", stacklevel=3)
-            frames = open_frames(source, work_dir)
-            names = frames.names
+            names = frames().names
         for index in chosen:
-            if not 0 <= index < len(names):
-                raise XMemPPError(f"frame {index} is past the end of the video ({len(names)} frames, 0-based)")
+            check_frame_index(index, len(names))
         if manifest is not None and sorted(chosen) != manifest.annotated_frames:
             log.warning("the run annotated frames %s but suggestions were asked for with %s",
                         manifest.annotated_frames, sorted(chosen))
-        mask_paths = [masks_out / MASKS_DIR / f"{name}.png" for name in names]
-        for path in mask_paths:
-            if not path.exists():
-                raise FileNotFoundError(f"no predicted mask {path}; run run_on_video (or `xmempp run`) first")
-        fingerprint = fingerprint or weights_fingerprint(get_network())
+        mask_paths = _predicted_mask_paths(masks_out, names)
         keys = load_keys(masks_out, names, size, fingerprint, manifest.run_id if manifest is not None else None)
         if keys is None:
             if manifest is not None:
                 warnings.warn(f"the keys in {masks_out} do not match these weights or size: computing them again",
                               stacklevel=3)
-            session = VideoSession(get_network(), frames or open_frames(source, work_dir), InferenceConfig(size=size))
-            keys = session.encode_keys(progress=print_progress)
+            keys = VideoSession(get_network(), frames(), InferenceConfig(size=size)).encode_keys(progress=print_progress)
         frame_size = manifest.frame_size if manifest is not None else None
         try:
-            foregrounds = Foregrounds(len(mask_paths), lambda i: read_output_mask(mask_paths[i], frame_size))
+            foregrounds = Foregrounds(len(mask_paths), lambda i: read_predicted_mask(mask_paths[i], frame_size))
             return select_next_candidates(keys, foregrounds, k, chosen, alpha=alpha,
                                           min_mask_presence_percent=min_mask_presence_percent)
         finally:
             keys.close()
+
+
+def _predicted_mask_paths(masks_out: Path, names: list[str]) -> list[Path]:
+    """masks/<name>.png of every frame, refusing (naming it) the first that is missing."""
+    paths = [masks_out / MASKS_DIR / f"{name}.png" for name in names]
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"no predicted mask {path}; run run_on_video (or `xmempp run`) first")
+    return paths
 
 
 def _check_manifest(manifest: Manifest, masks_out: Path, source: Path) -> None:
@@ -218,38 +260,25 @@ def _check_manifest(manifest: Manifest, masks_out: Path, source: Path) -> None:
     if not manifest.finished:
         raise XMemPPError(f"the run that wrote {masks_out} did not finish (its {MANIFEST_FILE} says so): its masks "
                           f"are incomplete; {again}")
-    frame_paths = None if source.is_file() else FrameFolder(source).paths
-    same_names = frame_paths is None or [p.stem for p in frame_paths] == manifest.frame_names
-    if not same_names or source_digest(source, frame_paths) != manifest.source_digest:
+    if not manifest.made_from(source, None if source.is_file() else FrameFolder(source).paths):
         raise XMemPPError(f"the masks in {masks_out} were made from other frames than those in {source} (names or "
                           f"content differ); {again} on this video")
     changed = [name for name in manifest.frame_names
-               if file_digest_or_none(masks_out / MASKS_DIR / f"{name}.png") != manifest.mask_digests.get(name)]
+               if _digest_if_present(masks_out / MASKS_DIR / f"{name}.png") != manifest.mask_digests.get(name)]
     if changed:
         more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
         raise XMemPPError(f"{masks_out / MASKS_DIR / (changed[0] + '.png')}{more} changed since the run that wrote "
                           f"{masks_out} (masks of two runs mixed, or edited); {again}")
 
 
-def file_digest_or_none(path: Path) -> str | None:
+def _digest_if_present(path: Path) -> str | None:
     return file_digest(path) if path.is_file() else None
 
 
-def read_output_mask(path: Path, frame_size: tuple[int, int] | None = None) -> np.ndarray:
-    """A predicted mask written by `run`: a palette (or greyscale) PNG of object ids, named in any error."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.format != "PNG" or image.mode not in ("P", "L"):
-                raise XMemPPError(f"{path} is not a mask written by xmempp run (a {image.format} image in mode "
-                                  f"{image.mode}; expected a palette PNG of object ids)")
-            ids = np.asarray(image)
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise XMemPPError(f"cannot read the mask {path}: the file is truncated or not a PNG ({error})") from None
-    if frame_size is not None and ids.shape != tuple(frame_size):
-        raise XMemPPError(f"the mask {path} is {ids.shape[1]}x{ids.shape[0]}, but the video is "
-                          f"{frame_size[1]}x{frame_size[0]}")
-    return ids
+def read_predicted_mask(path: Path, frame_size: tuple[int, int] | None = None) -> np.ndarray:
+    """A mask that `run` wrote (a palette PNG of object ids) as (H, W) uint8; refused, naming it, if it is not one."""
+    return read_id_mask(path, frame_size, what="the predicted mask",
+                        expected="a palette PNG of object ids, as `xmempp run` writes them")
 
 
 def _write_outputs(frame: PropagatedFrame, out: Path, name: str, palette: list[int], save_overlay: bool) -> str:
@@ -264,10 +293,9 @@ def _write_outputs(frame: PropagatedFrame, out: Path, name: str, palette: list[i
 def _annotate(session: VideoSession, reader: MaskReader, masks_in: Path, frames_with_masks: Iterable[int]) -> set[int]:
     annotated = set()
     for index in dict.fromkeys(int(i) for i in frames_with_masks):
-        if not 0 <= index < session.num_frames:
-            raise XMemPPError(f"frame {index} is past the end of the video ({session.num_frames} frames, 0-based)")
+        check_frame_index(index, session.num_frames)
         name = session.frame_names[index]
-        path = _mask_path(masks_in, name)
+        path = find_mask_file(masks_in, name)
         if path is None:
             raise FileNotFoundError(f"no mask for annotated frame {index}: expected {masks_in / (name + '.png')}")
         try:
@@ -279,19 +307,3 @@ def _annotate(session: VideoSession, reader: MaskReader, masks_in: Path, frames_
     if not annotated:
         raise XMemPPError("no usable annotation: every given mask is empty")
     return annotated
-
-
-def _mask_path(masks_in: Path, name: str) -> Path | None:
-    for candidate in (masks_in / f"{name}.png", masks_in / f"{name}.PNG"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def mean_iou(prediction: np.ndarray, truth: np.ndarray) -> float:
-    """Mean IoU over the objects in either mask; 1.0 when both are empty."""
-    objects = sorted((set(np.unique(prediction)) | set(np.unique(truth))) - {0})
-    if not objects:
-        return 1.0
-    scores = [((prediction == o) & (truth == o)).sum() / ((prediction == o) | (truth == o)).sum() for o in objects]
-    return float(np.mean(scores))

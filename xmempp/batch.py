@@ -15,7 +15,7 @@ from xmempp.datasets import DatasetVideo, annotated_frames, find_videos, refuse_
 from xmempp.jobs import Execution, JobFailure, run_jobs
 from xmempp.model.network import XMem
 from xmempp.model.weights import weights_fingerprint
-from xmempp.outputs import atomic_path, read_manifest, source_digest
+from xmempp.outputs import atomic_path, read_manifest
 from xmempp.video import FrameFolder
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,6 @@ def write_summary(path: Path, outcomes: list[VideoOutcome]) -> None:
 def _is_finished(job: BatchJob, frames: FrameFolder, annotated: list[int], weights: str) -> bool:
     """Whether OUTPUT/<video> holds a finished run of these frames (same content), annotations, size and weights."""
     manifest = read_manifest(job.output)
-    return (manifest is not None and manifest.finished and manifest.frame_names == frames.names
-            and manifest.annotated_frames == annotated and manifest.size == job.size
-            and manifest.weights == weights and (manifest.overlay or not job.save_overlay)
-            and manifest.source_digest == source_digest(job.video.frames_dir, frames.paths))
+    return (manifest is not None and manifest.finished and manifest.annotated_frames == annotated
+            and manifest.size == job.size and manifest.weights == weights and (manifest.overlay or not job.save_overlay)
+            and manifest.made_from(job.video.frames_dir, frames.paths))

@@ -62,6 +62,36 @@ def _to_device(keys: FrameKeys, device: torch.device | str) -> FrameKeys:
     return FrameKeys(keys.key.to(device), keys.shrinkage.to(device), keys.selection.to(device))
 
 
+def _check_arguments(keys: Sequence[FrameKeys | None], foregrounds: Sequence[torch.Tensor | None], k: int,
+                     chosen: list[int], alpha: float) -> None:
+    if not 0.0 <= alpha <= 1.0:
+        raise XMemPPError(f"alpha must be between 0 and 1, got {alpha}")
+    if k < 1:
+        raise XMemPPError(f"k must be at least 1, got {k}")
+    if not chosen:
+        raise XMemPPError("at least one frame must be annotated before candidates can be selected")
+    for index in chosen:
+        if not 0 <= index < len(keys) or keys[index] is None or foregrounds[index] is None:
+            raise XMemPPError(f"annotated frame {index} has no keys or mask")
+
+
+def _usable_masks(foregrounds: Sequence[torch.Tensor | None], count: int, key_size: torch.Size, chosen: list[int],
+                  min_mask_presence_percent: float, epsilon: float) -> dict[int, torch.Tensor]:
+    """Each usable frame's mask among the first `count`, shrunk to the keys' (h, w) (the only resolution the
+    weighting uses): every chosen frame's, and those of the frames whose mask covers at least
+    `min_mask_presence_percent`."""
+    key_masks: dict[int, torch.Tensor] = {}
+    for index in range(count):
+        foreground = foregrounds[index]
+        if foreground is None:
+            continue
+        coverage = 100 * float((foreground > epsilon).sum()) / foreground.numel()
+        if coverage < min_mask_presence_percent and index not in chosen:
+            continue  # (nearly) empty prediction: nothing to learn from annotating it
+        key_masks[index] = F.interpolate(foreground[None, None].float(), size=key_size, mode="nearest")[0, 0]
+    return key_masks
+
+
 def select_next_candidates(keys: Sequence[FrameKeys | None], foregrounds: Sequence[torch.Tensor | None],
                            k: int, previously_chosen: Sequence[int], alpha: float = 0.5,
                            min_mask_presence_percent: float = 0.25, epsilon: float = 0.5,
@@ -79,28 +109,10 @@ def select_next_candidates(keys: Sequence[FrameKeys | None], foregrounds: Sequen
     Both sequences are read frame by frame (each mask once, the keys once per pick), never held whole, so
     they may load lazily from disk: a long video's keys need not fit in memory.
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise XMemPPError(f"alpha must be between 0 and 1, got {alpha}")
-    if k < 1:
-        raise XMemPPError(f"k must be at least 1, got {k}")
     chosen = list(dict.fromkeys(previously_chosen))
-    if not chosen:
-        raise XMemPPError("at least one frame must be annotated before candidates can be selected")
-    for index in chosen:
-        if not 0 <= index < len(keys) or keys[index] is None or foregrounds[index] is None:
-            raise XMemPPError(f"annotated frame {index} has no keys or mask")
-
-    # Each usable frame's mask, shrunk to the keys' resolution (the only resolution the weighting uses).
-    key_size = keys[chosen[0]].key.shape[-2:]
-    key_masks: dict[int, torch.Tensor] = {}
-    for index in range(len(keys)):
-        foreground = foregrounds[index]
-        if foreground is None:
-            continue
-        coverage = 100 * float((foreground > epsilon).sum()) / foreground.numel()
-        if coverage < min_mask_presence_percent and index not in chosen:
-            continue  # (nearly) empty prediction: nothing to learn from annotating it
-        key_masks[index] = F.interpolate(foreground[None, None].float(), size=key_size, mode="nearest")[0, 0]
+    _check_arguments(keys, foregrounds, k, chosen, alpha)
+    key_masks = _usable_masks(foregrounds, len(keys), keys[chosen[0]].key.shape[-2:], chosen,
+                              min_mask_presence_percent, epsilon)
 
     def load(index: int) -> tuple[FrameKeys, torch.Tensor]:
         frame_keys = _to_device(keys[index], device)

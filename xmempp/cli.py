@@ -44,24 +44,21 @@ def _size(text: str) -> int | None:
     return size
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "whole number"  # argparse names the type in some messages
+    return parse
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+_positive_int, _count = _whole_number(1), _whole_number(0)
 
 
 def _number_between(low: float, high: float) -> Callable[[str], float]:
@@ -86,6 +83,16 @@ def _strategy_list(text: str) -> list[str]:
     return list(dict.fromkeys(strategies))
 
 
+def add_engine_options(sub: argparse.ArgumentParser) -> None:
+    """The options every propagating command shares: weights, device, processing size, progress bars."""
+    sub.add_argument("--weights", type=Path, help="XMem.pth (default: $XMEMPP_WEIGHTS, then weights/XMem.pth in a "
+                     "checkout, or torch hub's checkpoints folder for an installed package)")
+    sub.add_argument("--device", help="cpu, cuda, cuda:1... (default: CUDA when present)")
+    sub.add_argument("--size", type=_size, default=480,
+                     help="short side the frames are processed at (default 480; 'original' keeps the size)")
+    sub.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def add_dataset_options(sub: argparse.ArgumentParser) -> None:
     """The options of the dataset commands: `run`'s engine options, the dataset, and where videos run."""
     sub.add_argument("--dataset", required=True, type=Path,
@@ -93,11 +100,7 @@ def add_dataset_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--output", required=True, type=Path, help="folder outside the dataset")
     sub.add_argument("--videos", type=lambda t: [v for v in t.split(",") if v],
                      help="comma-separated video names (default: every video)")
-    sub.add_argument("--weights", type=Path, help="XMem.pth (default: $XMEMPP_WEIGHTS, then weights/XMem.pth)")
-    sub.add_argument("--device", help="cpu, cuda, cuda:1... (default: CUDA when present)")
-    sub.add_argument("--size", type=_size, default=480,
-                     help="short side the frames are processed at (default 480; 'original' keeps the size)")
-    sub.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_engine_options(sub)
     sub.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                      help="run videos as Ray workers: alone, a local Ray; with an address, that cluster")
     sub.add_argument("--workers", type=_positive_int, help="Ray workers (default: as many as the cluster's CPUs or GPUs hold)")
@@ -118,12 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--images", required=True, type=Path, help="folder of frames, or a video file")
         sub.add_argument("--masks", required=True, type=Path,
                          help="folder of annotation PNGs named like the frames (frame_%%06d.png for a video file)")
-        sub.add_argument("--weights", type=Path, help="XMem.pth (default: $XMEMPP_WEIGHTS, then weights/XMem.pth in a "
-                         "checkout, or torch hub's checkpoints folder for an installed package)")
-        sub.add_argument("--device", help="cpu, cuda, cuda:1... (default: CUDA when present)")
-        sub.add_argument("--size", type=_size, default=480,
-                         help="short side the frames are processed at (default 480; 'original' keeps the size)")
-        sub.add_argument("--quiet", action="store_true", help="no progress bars")
+        add_engine_options(sub)
 
     run = commands.add_parser("run", help="propagate annotations to every frame")
     add_common(run)
@@ -174,6 +172,79 @@ def _execution(args: argparse.Namespace, progress: bool):
                      gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker)
 
 
+def _download_weights(args: argparse.Namespace, progress: bool) -> int:
+    from xmempp.model.weights import ensure_weights
+
+    print(ensure_weights(progress=progress))
+    return 0
+
+
+def _run(args: argparse.Namespace, progress: bool) -> int:
+    from xmempp.api import run_on_video
+    from xmempp.uncertainty import UNSURE_BELOW
+
+    stats = run_on_video(args.images, args.masks, args.output, frames_with_masks=args.frames, compute_iou=args.iou,
+                         print_progress=progress, weights=args.weights, device=args.device, size=args.size,
+                         save_overlay=not args.no_overlay)
+    print(f"wrote {len(stats)} masks to {args.output / 'masks'}")
+    unsure = stats[~stats.mask_provided].nlargest(3, "unsure")
+    if len(unsure):
+        print(f"most unsure frames (share of an object's pixels below {UNSURE_BELOW:.0%} confidence): "
+              + ", ".join(f"{row.frame} {row.unsure:.2f}" for row in unsure.itertuples()))
+    scored = stats[stats.iou >= 0]
+    if args.iou and len(scored):
+        print(f"mean IoU over {len(scored)} frames: {scored.iou.mean():.4f}")
+    return 0
+
+
+def _suggest(args: argparse.Namespace, progress: bool) -> int:
+    from xmempp.api import select_k_next_best_annotation_candidates
+
+    picks = select_k_next_best_annotation_candidates(
+        args.images, args.masks, args.output, k=args.k, previously_chosen_candidates=args.frames,
+        use_previously_predicted_masks=args.output is not None, alpha=args.alpha,
+        min_mask_presence_percent=args.min_mask_percent, weights=args.weights, device=args.device,
+        print_progress=progress, size=args.size)
+    if not picks:
+        print(f"no frame to suggest: every frame not yet annotated has a predicted mask covering less than "
+              f"{args.min_mask_percent}% of the frame (see --min-mask-percent)", file=sys.stderr)
+    print(",".join(str(i) for i in picks))
+    return 0
+
+
+def _batch(args: argparse.Namespace, progress: bool) -> int:
+    from xmempp.batch import run_batch
+
+    outcomes = run_batch(args.dataset, args.output, _execution(args, progress), first_only=args.frames == "first",
+                         size=args.size, save_overlay=not args.no_overlay, progress=progress, videos=args.videos)
+    failed = [o for o in outcomes if o.status == "failed"]
+    for outcome in failed:
+        print(f"video {outcome.video} failed: {outcome.reason}", file=sys.stderr)
+    counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "skipped", "failed")}
+    print(f"{len(outcomes)} videos: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed;"
+          f" summary in {args.output / 'summary.csv'}")
+    return 1 if failed else 0
+
+
+def _evaluate(args: argparse.Namespace, progress: bool) -> int:
+    from xmempp.evaluate import run_evaluation
+
+    evaluation = run_evaluation(args.dataset, args.output, _execution(args, progress), strategies=args.strategies,
+                                rounds=args.rounds, k=args.k, seed=args.seed, size=args.size, progress=progress,
+                                videos=args.videos, min_mask_presence_percent=args.min_mask_percent)
+    print(evaluation.summary.to_string(index=False, float_format="%.4f"))
+    print(f"scores in {args.output / 'per_frame.csv'} and {args.output / 'summary.csv'}, "
+          f"plot in {args.output / 'j_and_f.png'}")
+    for video, reason in evaluation.failures.items():
+        print(f"video {video} failed: {reason}", file=sys.stderr)
+    return 1 if evaluation.failures else 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, bool], int]] = {
+    "download-weights": _download_weights, "run": _run, "suggest": _suggest, "batch": _batch, "evaluate": _evaluate,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -182,66 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     progress = not args.quiet
     try:
-        if args.command == "download-weights":
-            from xmempp.model.weights import ensure_weights
-
-            print(ensure_weights(progress=progress))
-        elif args.command == "run":
-            from xmempp.api import run_on_video
-            from xmempp.uncertainty import UNSURE_BELOW
-
-            stats = run_on_video(args.images, args.masks, args.output, frames_with_masks=args.frames,
-                                 compute_iou=args.iou, print_progress=progress, weights=args.weights,
-                                 device=args.device, size=args.size, save_overlay=not args.no_overlay)
-            print(f"wrote {len(stats)} masks to {args.output / 'masks'}")
-            unsure = stats[~stats.mask_provided].nlargest(3, "unsure")
-            if len(unsure):
-                print("most unsure frames (share of an object's pixels below "
-                      f"{UNSURE_BELOW:.0%} confidence): " + ", ".join(f"{row.frame} {row.unsure:.2f}"
-                                                                    for row in unsure.itertuples()))
-            if args.iou:
-                scored = stats[stats.iou >= 0]
-                if len(scored):
-                    print(f"mean IoU over {len(scored)} frames: {scored.iou.mean():.4f}")
-        elif args.command == "batch":
-            from xmempp.batch import run_batch
-
-            outcomes = run_batch(args.dataset, args.output, _execution(args, progress), first_only=args.frames == "first",
-                                 size=args.size, save_overlay=not args.no_overlay, progress=progress, videos=args.videos)
-            failed = [o for o in outcomes if o.status == "failed"]
-            for outcome in failed:
-                print(f"video {outcome.video} failed: {outcome.reason}", file=sys.stderr)
-            counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "skipped", "failed")}
-            print(f"{len(outcomes)} videos: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed;"
-                  f" summary in {args.output / 'summary.csv'}")
-            if failed:
-                return 1
-        elif args.command == "evaluate":
-            from xmempp.evaluate import run_evaluation
-
-            evaluation = run_evaluation(args.dataset, args.output, _execution(args, progress),
-                                        strategies=args.strategies, rounds=args.rounds, k=args.k, seed=args.seed,
-                                        size=args.size, progress=progress, videos=args.videos,
-                                        min_mask_presence_percent=args.min_mask_percent)
-            print(evaluation.summary.to_string(index=False, float_format="%.4f"))
-            print(f"scores in {args.output / 'per_frame.csv'} and {args.output / 'summary.csv'}, "
-                  f"plot in {args.output / 'j_and_f.png'}")
-            for video, reason in evaluation.failures.items():
-                print(f"video {video} failed: {reason}", file=sys.stderr)
-            if evaluation.failures:
-                return 1
-        else:
-            from xmempp.api import select_k_next_best_annotation_candidates
-
-            picks = select_k_next_best_annotation_candidates(
-                args.images, args.masks, args.output, k=args.k, previously_chosen_candidates=args.frames,
-                use_previously_predicted_masks=args.output is not None, alpha=args.alpha,
-                min_mask_presence_percent=args.min_mask_percent, weights=args.weights, device=args.device,
-                print_progress=progress, size=args.size)
-            if not picks:
-                print(f"no frame to suggest: every frame not yet annotated has a predicted mask covering less than "
-                      f"{args.min_mask_percent}% of the frame (see --min-mask-percent)", file=sys.stderr)
-            print(",".join(str(i) for i in picks))
+        return COMMANDS[args.command](args, progress)
     except (XMemPPError, FileNotFoundError, MemoryError, RuntimeError) as error:
         if isinstance(error, RuntimeError) and not is_out_of_memory(error):
             return _report_bug(error)
@@ -252,7 +264,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as error:
         return _report_bug(error)
-    return 0
 
 
 def _describe(error: BaseException) -> str:

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from xmempp.errors import XMemPPError
-from xmempp.masks.files import MaskReader
+from xmempp.images import open_image
+from xmempp.masks.files import MaskReader, find_mask_file, read_id_mask
 from xmempp.video import FrameFolder
 
 FRAMES_DIR, MASKS_DIR = "JPEGImages", "Annotations"
@@ -40,7 +40,8 @@ class DatasetVideo:
                       and not p.name.startswith("."))
 
     def mask_path(self, frame_name: str) -> Path:
-        return self.masks_dir / f"{frame_name}.png"
+        """The frame's annotation file: `<frame_name>.png`, or `.PNG` when only that exists (as `run` reads it)."""
+        return find_mask_file(self.masks_dir, frame_name) or self.masks_dir / f"{frame_name}.png"
 
 
 def find_videos(root: str | Path, names: list[str] | None = None) -> list[DatasetVideo]:
@@ -107,25 +108,17 @@ def annotated_frames(video: DatasetVideo, frames: FrameFolder, first_only: bool 
     return used
 
 
-def read_ids(path: Path) -> np.ndarray:
-    """A palette or greyscale mask as (H, W) uint8 object ids (0 is background)."""
-    try:
-        with Image.open(path) as image:
-            if image.mode not in ("P", "L", "1"):
-                raise XMemPPError(f"mask {path} is {image.mode}: ground truth must be palette or greyscale PNGs "
-                                  "(as DAVIS and YouTube-VOS ship them)")
-            return np.array(image, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise XMemPPError(f"cannot read mask {path}: the file is corrupt or not a PNG ({error})") from None
+def read_ground_truth(path: Path) -> np.ndarray:
+    """A ground-truth mask as (H, W) uint8 object ids (0 is background); refused, naming it, unless it is a
+    palette or greyscale PNG."""
+    return read_id_mask(path, what="ground-truth mask",
+                        expected="a palette or greyscale PNG, as DAVIS and YouTube-VOS ship them")
 
 
 def _image_size(path: Path, kind: str) -> tuple[int, int]:
     """(width, height) from the file header, without decoding the pixels."""
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise XMemPPError(f"cannot read {kind} {path}: the file is corrupt or not an image ({error})") from None
+    with open_image(path, f"{kind} {path}", load=False) as image:
+        return image.size
 
 
 def refuse_output_inside(dataset: Path, output: Path) -> None:

@@ -15,16 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from tqdm import tqdm
 
-from xmempp.api import run_on_video, select_k_next_best_annotation_candidates
-from xmempp.datasets import DatasetVideo, find_videos, read_ids, refuse_output_inside
+from xmempp.api import read_predicted_mask, run_on_video, select_k_next_best_annotation_candidates
+from xmempp.datasets import DatasetVideo, find_videos, read_ground_truth, refuse_output_inside
 from xmempp.errors import XMemPPError
 from xmempp.jobs import Execution, JobFailure, run_jobs
 from xmempp.metrics import frame_scores
 from xmempp.model.network import XMem
-from xmempp.outputs import atomic_path
+from xmempp.outputs import MASKS_DIR, atomic_path
 from xmempp.video import FrameFolder
 
 log = logging.getLogger(__name__)
@@ -121,7 +120,7 @@ def evaluate_video(network: XMem, job: EvaluationJob) -> list[tuple]:
     """Every strategy and round on one video; one row per (strategy, round, frame, object), see PER_FRAME_COLUMNS."""
     frames = job.video.frames()
     check_ground_truth(job.video, frames)
-    truths = [read_ids(job.video.mask_path(name)) for name in frames.names]
+    truths = [read_ground_truth(job.video.mask_path(name)) for name in frames.names]
     objects, round_zero = first_appearances(truths)
     if not objects:
         raise XMemPPError(f"video {job.name}: the ground truth has no object in any frame")
@@ -145,7 +144,7 @@ def evaluate_video(network: XMem, job: EvaluationJob) -> list[tuple]:
             chosen = sorted(set(chosen) | set(picks))
             if picks:
                 propagate(folder, chosen)
-            else:  # every frame is annotated already: the masks cannot change
+            else:  # no new frame (all are annotated, or none qualifies): the masks cannot change
                 shutil.copytree(previous, folder, dirs_exist_ok=True)
             rows += [(job.name, strategy, round_index, *row)
                      for row in _score(folder, frames.names, truths, objects, chosen)]
@@ -171,8 +170,7 @@ def _score(folder: Path, names: list[str], truths: list[np.ndarray], objects: li
     rows = []
     annotated_set = set(annotated)
     for index, (name, truth) in enumerate(zip(names, truths)):
-        with Image.open(folder / "masks" / f"{name}.png") as image:
-            prediction = np.asarray(image)
+        prediction = read_predicted_mask(folder / MASKS_DIR / f"{name}.png")
         for obj, j, f in frame_scores(prediction, truth, objects):
             rows.append((name, obj, j, f, index in annotated_set))
     return rows

@@ -10,13 +10,15 @@ import math
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 import torch
+
+from xmempp.outputs import atomic_path
 
 
 @dataclass
@@ -66,32 +68,6 @@ class MaskStore:
     def has(self, index: int) -> bool:
         """Whether frame `index` holds a mask (without decoding it)."""
         return self._encoded[index] is not None
-
-
-class CompressedMasks(MutableMapping):
-    """A dict of frame index -> (H, W) uint8 mask, each kept as PNG bytes."""
-
-    def __init__(self, masks: Mapping[int, np.ndarray] | None = None):
-        self._encoded: dict[int, bytes] = {}
-        self.update(masks or {})
-
-    def __setitem__(self, index: int, mask: np.ndarray) -> None:
-        self._encoded[index] = compress_mask(mask)
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        return decompress_mask(self._encoded[index])
-
-    def __delitem__(self, index: int) -> None:
-        del self._encoded[index]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self._encoded)
-
-    def __len__(self) -> int:
-        return len(self._encoded)
-
-    def __contains__(self, index: object) -> bool:
-        return index in self._encoded  # without decoding
 
 
 class KeyStore(Sequence):
@@ -187,12 +163,9 @@ class KeyStore(Sequence):
         """Copy the keys of every frame to `path` (a .npy file, written whole or not at all)."""
         if not self.is_complete:
             raise ValueError("only a store with the keys of every frame can be saved")
-        path = Path(path)
-        partial = path.with_name(path.name + ".part")
-        with self._lock, open(partial, "wb") as target:
+        with self._lock, atomic_path(Path(path)) as temporary, open(temporary, "wb") as target:
             self._file.seek(0)
             shutil.copyfileobj(self._file, target)
-        partial.replace(path)
 
     def close(self) -> None:
         """Release the file now (it is released with the store anyway)."""

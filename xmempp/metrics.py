@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
 BOUNDARY_TOLERANCE = 0.008  # of the image diagonal, as in the DAVIS 2017 benchmark
@@ -22,8 +21,18 @@ def region_similarity(prediction: np.ndarray, truth: np.ndarray) -> float:
     return np.count_nonzero(prediction & truth) / union
 
 
+def mean_iou(prediction: np.ndarray, truth: np.ndarray) -> float:
+    """Mean J over the objects in either of two (H, W) id masks; 1.0 when both are empty."""
+    objects = sorted((set(np.unique(prediction)) | set(np.unique(truth))) - {0})
+    if not objects:
+        return 1.0
+    return float(np.mean([region_similarity(prediction == obj, truth == obj) for obj in objects]))
+
+
 def boundary_f_measure(prediction: np.ndarray, truth: np.ndarray, tolerance: float = BOUNDARY_TOLERANCE) -> float:
     """F: harmonic mean of boundary precision and recall of two boolean (H, W) masks; 1.0 when both are empty."""
+    import cv2  # here, not at the top: `run --iou` needs only J, and the commands never load OpenCV up front
+
     radius = math.ceil(tolerance * math.hypot(*prediction.shape))
     predicted_boundary, true_boundary = boundary(prediction), boundary(truth)
     predicted_count, true_count = np.count_nonzero(predicted_boundary), np.count_nonzero(true_boundary)

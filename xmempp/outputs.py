@@ -47,6 +47,12 @@ class Manifest:
     def finish(self, mask_digests: dict[str, str]) -> Manifest:
         return replace(self, finished=True, mask_digests=dict(mask_digests))
 
+    def made_from(self, source: Path, frame_paths: list[Path] | None) -> bool:
+        """Whether these outputs were made from the video at `source` (its frame files `frame_paths`, or None for
+        a video file) as it is now: the same frame names and the same content."""
+        same_names = frame_paths is None or [path.stem for path in frame_paths] == self.frame_names
+        return same_names and source_digest(source, frame_paths) == self.source_digest
+
     def to_json(self) -> str:
         return json.dumps({"format": MANIFEST_FORMAT, **asdict(self)}, indent=1)
 
@@ -73,6 +79,18 @@ def read_manifest(folder: str | Path) -> Manifest | None:
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
     write_bytes_atomically(folder / MANIFEST_FILE, manifest.to_json().encode())
+
+
+def start_run(folder: Path, manifest: Manifest) -> None:
+    """Mark `folder` as holding an unfinished run before any mask is written, and make its subfolders.
+
+    The old keys and an unfinished manifest go first: a run killed from here on is never taken for whole.
+    """
+    (folder / KEYS_INFO_FILE).unlink(missing_ok=True)
+    write_manifest(folder, manifest)
+    (folder / MASKS_DIR).mkdir(exist_ok=True)
+    if manifest.overlay:
+        (folder / OVERLAY_DIR).mkdir(exist_ok=True)
 
 
 # ----- never write into what is read -------------------------------------------------------------------------

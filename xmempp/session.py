@@ -29,7 +29,7 @@ from xmempp.memory.stores import PermanentMemory
 from xmempp.model.network import XMem
 from xmempp.propagation import Propagation, encode_annotation
 from xmempp.uncertainty import FrameUncertainty, measure_annotation, measure_probabilities
-from xmempp.video import FrameFolder, pad_to_multiple, prefetched, to_network_input, unpad
+from xmempp.video import FrameFolder, check_frame_index, pad_to_multiple, prefetched, to_network_input, unpad
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,9 @@ class VideoSession:
         self._propagation: Propagation | None = None
         self._propagating = False
         self._closed = False
-        # Held while annotations change and while a propagation starts, so that a propagation never starts
-        # against half-made annotations (a check alone would let one slip in between check and change).
+        # Held while annotations (or the configuration, or restored predictions) change and while a propagation
+        # starts, so that a propagation never starts against half-made annotations (a check alone would let one
+        # slip in between check and change).
         self._state_lock = threading.RLock()
 
     # ----- lifecycle ------------------------------------------------------------------------------------
@@ -154,28 +155,34 @@ class VideoSession:
     def remove_object(self, object_id: int) -> list[int]:
         """Remove an object's pixels from every annotation and prediction; annotations left without any object
         are removed. Returns the annotated frames that changed."""
-        self._check_can_change_annotations()
-        changed = sorted(i for i, mask in self._annotations.items() if (mask == object_id).any())
-        for index in changed:
-            mask = np.where(self._annotations[index] == object_id, 0, self._annotations[index]).astype(np.uint8)
-            if mask.any():
-                self._annotations[index] = mask
-            else:
-                del self._annotations[index]
-                self.permanent.remove(index)
-        for index in range(self.num_frames):
-            mask = self._predictions[index]
-            if mask is not None and (mask == object_id).any():
-                kept = self._uncertainty[index]
-                if kept is not None:
-                    kept = FrameUncertainty(tuple(m for m in kept.objects if m.object_id != object_id))
-                mask = np.where(mask == object_id, 0, mask).astype(np.uint8)
-                self._set_prediction(index, mask if mask.any() or index not in changed else None, kept,
-                                     latest=bool(self._from_latest_run[index]))
-        # Every changed annotation is encoded again (with the objects that remain in their channels).
-        if changed:
-            self._encode_again()
-        return changed
+        with self._state_lock:
+            self._check_can_change_annotations()
+            changed = sorted(i for i, mask in self._annotations.items() if (mask == object_id).any())
+            for index in changed:
+                mask = np.where(self._annotations[index] == object_id, 0, self._annotations[index]).astype(np.uint8)
+                if mask.any():
+                    self._annotations[index] = mask
+                else:
+                    del self._annotations[index]
+                    self.permanent.remove(index)
+            for index in range(self.num_frames):
+                self._remove_from_prediction(index, object_id, was_annotated=index in changed)
+            # Every changed annotation is encoded again (with the objects that remain in their channels).
+            if changed:
+                self._encode_again()
+            return changed
+
+    def _remove_from_prediction(self, index: int, object_id: int, was_annotated: bool) -> None:
+        """Take an object out of frame `index`'s prediction and its measure; an annotated frame left empty has none."""
+        mask = self._predictions[index]
+        if mask is None or not (mask == object_id).any():
+            return
+        kept = self._uncertainty[index]
+        if kept is not None:
+            kept = FrameUncertainty(tuple(m for m in kept.objects if m.object_id != object_id))
+        mask = np.where(mask == object_id, 0, mask).astype(np.uint8)
+        self._set_prediction(index, mask if mask.any() or not was_annotated else None, kept,
+                             latest=bool(self._from_latest_run[index]))
 
     def _forget_unannotated_objects(self) -> None:
         """Drop objects that no annotation shows any more, re-encoding so that no channel refers to them."""
@@ -185,7 +192,11 @@ class VideoSession:
 
     def _encode_again(self) -> None:
         """Rebuild objects and permanent memory from the annotations, in the order they were first added."""
-        order = self.permanent.frame_indices if self.network is not None else sorted(self._annotations)
+        self._rebuild_memory(self.permanent.frame_indices if self.network is not None else sorted(self._annotations))
+
+    def _rebuild_memory(self, order: list[int]) -> None:
+        """Objects and permanent memory made anew from the annotations of the frames in `order`: every object
+        gets its channel in the order the frames show it first, then each frame is encoded with all channels."""
         self.objects = ObjectManager()
         self.permanent.clear()
         for frame_index in order:
@@ -359,27 +370,24 @@ class VideoSession:
     def restore_predictions(self, masks: dict[int, np.ndarray]) -> None:
         """Take masks from an earlier run (e.g. an exported zip) as predictions of the frames without an
         annotation; they count as from a previous run."""
-        self._check_can_change_annotations()
-        for index, mask in masks.items():
-            self._check_index(index)
-            if index not in self._annotations:
-                self._set_prediction(index, np.asarray(mask, dtype=np.uint8), None, latest=False)
+        with self._state_lock:
+            self._check_can_change_annotations()
+            for index, mask in masks.items():
+                self._check_index(index)
+                if index not in self._annotations:
+                    self._set_prediction(index, np.asarray(mask, dtype=np.uint8), None, latest=False)
 
     def reconfigure(self, config: InferenceConfig) -> None:
         """Use another configuration (e.g. processing size): annotations are encoded again, keys are
         dropped (they belong to the old size); predictions stay until the next propagation."""
-        self._check_can_change_annotations()
-        self.config = config
-        self.permanent.clear()
-        self._keys.close()
-        self._keys = KeyStore(self.num_frames)
-        self._propagation = None
-        # As a new session annotated frame by frame in order would: same objects' channels, same memory order.
-        self.objects = ObjectManager()
-        for index in sorted(self._annotations):
-            self.objects.register(self._annotations[index])
-        for index in sorted(self._annotations):
-            self._encode(index, self.frame(index), self._annotations[index])
+        with self._state_lock:
+            self._check_can_change_annotations()
+            self.config = config
+            self._keys.close()
+            self._keys = KeyStore(self.num_frames)
+            self._propagation = None
+            # As a new session annotated frame by frame in order would: same objects' channels, same memory order.
+            self._rebuild_memory(sorted(self._annotations))
 
     # ----- suggestions -----------------------------------------------------------------------------------
     def suggest(self, k: int = 5, alpha: float = 0.5, min_mask_presence_percent: float = 0.25) -> list[int]:
@@ -426,8 +434,7 @@ class VideoSession:
             raise XMemPPError("annotations cannot change while propagation runs: wait for it or stop it")
 
     def _check_index(self, index: int) -> None:
-        if not 0 <= index < self.num_frames:
-            raise XMemPPError(f"frame {index} is past the end of the video ({self.num_frames} frames, 0-based)")
+        check_frame_index(index, self.num_frames)
 
 
 def checked_mask(index: int, mask: object, frame_size: tuple[int, int]) -> np.ndarray:

@@ -13,9 +13,10 @@ from typing import TypeVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from xmempp.errors import XMemPPError
+from xmempp.images import open_image
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,14 @@ class FrameFolder:
 
     def read(self, index: int) -> np.ndarray:
         """Frame `index` as (H, W, 3) uint8 RGB."""
-        if not 0 <= index < len(self.paths):
-            raise XMemPPError(f"frame {index} is past the end of the video ({len(self.paths)} frames, 0-based)")
+        check_frame_index(index, len(self.paths))
         return read_rgb(self.paths[index])
+
+
+def check_frame_index(index: int, count: int) -> None:
+    """Refuse an index that is not one of the `count` frames of a video, saying how many there are."""
+    if not 0 <= index < count:
+        raise XMemPPError(f"frame {index} is past the end of the video ({count} frames, 0-based)")
 
 
 def is_frame_file(path: Path) -> bool:
@@ -89,15 +95,12 @@ def read_rgb(path: Path) -> np.ndarray:
 
     16-bit greyscale images keep their values, scaled to 0..255 (Pillow's own conversion clips them to 255).
     """
-    try:
-        with Image.open(path) as image:
-            if image.mode.startswith("I"):  # I;16, I;16B...: 16-bit greyscale
-                grey = np.asarray(image).astype(np.uint32)
-                grey = ((grey * 255 + 32767) // 65535).clip(0, 255).astype(np.uint8)
-                return np.repeat(grey[..., None], 3, axis=2)
-            return np.array(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise XMemPPError(f"cannot read frame {path.name}: the file is corrupt or not an image ({error})") from None
+    with open_image(path, f"frame {path.name}") as image:
+        if image.mode.startswith("I"):  # I;16, I;16B...: 16-bit greyscale
+            grey = np.asarray(image).astype(np.uint32)
+            grey = ((grey * 255 + 32767) // 65535).clip(0, 255).astype(np.uint8)
+            return np.repeat(grey[..., None], 3, axis=2)
+        return np.array(image.convert("RGB"))
 
 
 def open_frames(source: str | Path, work_dir: str | Path | None = None, max_frames: int | None = None) -> FrameFolder:

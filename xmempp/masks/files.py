@@ -1,4 +1,9 @@
-"""Mask files: reading palette, greyscale and colour PNGs into object ids, and writing palette PNGs."""
+"""Mask files, read and written in one place.
+
+People's annotations (palette, greyscale or colour PNGs) go through `MaskReader`; masks of object ids that
+xmempp wrote, or that a dataset ships as ground truth, through `read_id_mask`; `write_mask` / `mask_image`
+make palette PNGs.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from xmempp.errors import XMemPPError
+from xmempp.images import open_image
 from xmempp.masks.drawing import davis_palette
 from xmempp.masks.ids import MAX_OBJECTS
 
@@ -29,12 +35,8 @@ class MaskReader:
 
     def read(self, path: Path, frame_size: tuple[int, int] | None = None) -> np.ndarray:
         """Read a mask as (H, W) uint8 ids; resized (nearest neighbour, with a warning) to `frame_size` (H, W)."""
-        try:
-            with Image.open(path) as image:
-                image.load()
-                ids = self._to_ids(image, path)
-        except (UnidentifiedImageError, OSError, SyntaxError) as error:
-            raise XMemPPError(f"cannot read mask {path.name}: the file is corrupt or not a PNG ({error})") from None
+        with open_image(path, f"mask {path.name}", "a PNG") as image:
+            ids = self._to_ids(image, path)
         if frame_size is not None and ids.shape != tuple(frame_size):
             log.warning("mask %s is %dx%d but its frame is %dx%d: resized with nearest neighbour",
                         path.name, ids.shape[1], ids.shape[0], frame_size[1], frame_size[0])
@@ -72,6 +74,37 @@ class MaskReader:
         for colour, object_id in self._colour_ids.items():
             palette[object_id * 3:object_id * 3 + 3] = colour
         return palette
+
+
+def find_mask_file(folder: Path, frame_name: str) -> Path | None:
+    """A frame's mask in `folder`: `<frame_name>.png` (or `.PNG`); None when there is none."""
+    for candidate in (folder / f"{frame_name}.png", folder / f"{frame_name}.PNG"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+ID_MASK_MODES = ("P", "L", "1")  # palette, greyscale, 1-bit: the pixel values are the ids
+
+
+def read_id_mask(path: Path, frame_size: tuple[int, int] | None = None, what: str = "mask",
+                 expected: str = "a palette or greyscale PNG of object ids") -> np.ndarray:
+    """A PNG whose pixel values are object ids (palette or greyscale), as (H, W) uint8, named in any error.
+
+    For masks xmempp wrote and ground truth: anything else (another format or mode, or another size than
+    `frame_size` (H, W)) is refused, never converted. `what` names the mask in messages, `expected` says
+    what it must be.
+    """
+    with open_image(path, f"{what} {path}", "a PNG") as image:
+        if image.format != "PNG" or image.mode not in ID_MASK_MODES:
+            raise XMemPPError(f"{what} {path} is a {image.format} image in mode {image.mode}; expected {expected}")
+        if image.mode == "1":  # set pixels are object 255, as `MaskReader` (and the official code) read them
+            image = image.convert("L")
+        ids = np.array(image, dtype=np.uint8)
+    if frame_size is not None and ids.shape != tuple(frame_size):
+        raise XMemPPError(f"{what} {path} is {ids.shape[1]}x{ids.shape[0]}, but the video is "
+                          f"{frame_size[1]}x{frame_size[0]}")
+    return ids
 
 
 def resize_ids(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:

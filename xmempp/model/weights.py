@@ -63,12 +63,7 @@ def load_network(path: str | Path, device: torch.device | str | None = None) -> 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a bad file
-        raise XMemPPError(f"{path} is not a readable PyTorch checkpoint ({type(error).__name__}: {error})") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
+    state = read_checkpoint(path)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise XMemPPError(f"{path} does not hold a state dict of tensors")
 
@@ -92,6 +87,26 @@ def load_network(path: str | Path, device: torch.device | str | None = None) -> 
              for name, reference in expected.items()}
     network.load_state_dict(state, strict=True, assign=True)
     return network.to(resolve_device(device)).eval().requires_grad_(False)
+
+
+def read_checkpoint(path: Path, mmap: bool = False) -> object:
+    """What a checkpoint file holds, on the CPU: its state dict (also when wrapped as {"state_dict": ...}).
+
+    With `mmap`, tensors are read from the file only when used (for a file in the zip format; a legacy one
+    is read whole). A file torch cannot read is an XMemPPError naming it.
+    """
+    try:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except RuntimeError:
+            if not mmap:
+                raise
+            state = torch.load(path, map_location="cpu", weights_only=True)  # legacy format: cannot be mapped
+    except Exception as error:  # torch raises many types for a bad file
+        raise XMemPPError(f"{path} is not a readable PyTorch checkpoint ({type(error).__name__}: {error})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    return state
 
 
 def resolve_device(device: torch.device | str | None) -> torch.device:
@@ -182,14 +197,7 @@ def weights_fingerprint(source: XMem | str | Path) -> str:
         tensor = source.state_dict()[FINGERPRINT_TENSOR]
     else:
         path = Path(source)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:  # a checkpoint in the legacy (non-zip) format cannot be memory-mapped
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:
-            raise XMemPPError(f"{path} is not a readable PyTorch checkpoint ({type(error).__name__}: {error})") from None
-        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-            state = state["state_dict"]
+        state = read_checkpoint(path, mmap=True)
         tensor = state.get(FINGERPRINT_TENSOR) if isinstance(state, dict) else None
         if not isinstance(tensor, torch.Tensor):
             raise XMemPPError(f"{path}: missing tensor {FINGERPRINT_TENSOR}")

@@ -1,0 +1,145 @@
+"""The app's own queue of propagations: first asked, first run, and every waiting run knows its place.
+
+Gradio's queue would also hold runs back, but it cannot tell a handler where it stands, and for clicks that
+arrive together its order is not the order the app saw them in. Here a run joins the moment Propagate's
+handler starts, waits for one of `slots` places with the model, and can read at any time how many runs are
+ahead of it and how long they should take.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from xmempp.errors import XMemPPError
+
+ABANDONED_AFTER_S = 30.0  # a waiting run whose handler stopped asking for its turn this long ago is dropped
+
+
+@dataclass(eq=False)
+class QueuedRun:
+    """One propagation asked for: waiting for the model, or running."""
+
+    owner: object
+    frames: int
+    seconds_expected: Callable[[], float]  # the whole run's expected seconds (nan when not known yet)
+    asked: float = field(default_factory=time.monotonic)
+    seen: float = field(default_factory=time.monotonic)
+    running: bool = False
+    cancelled: bool = False  # Stop was pressed while it waited
+    done: int = 0  # frames finished, once running
+    started: float | None = None
+
+    def seconds_left(self) -> float:
+        """Expected seconds until this run ends: from its own pace once it has one, else from the estimate."""
+        if self.running and self.started is not None and self.done > 0:
+            pace = (time.monotonic() - self.started) / self.done
+            return pace * (self.frames - self.done)
+        expected = self.seconds_expected()
+        if self.running and self.started is not None:
+            return max(expected - (time.monotonic() - self.started), 0.0)
+        return expected
+
+
+class RunQueue:
+    """Runs in the order they were asked for, `slots` at a time; at most `max_waiting` wait."""
+
+    def __init__(self, slots: int, max_waiting: int):
+        if slots < 1:
+            raise ValueError(f"slots must be at least 1, got {slots}")
+        self.slots = slots
+        self.max_waiting = max_waiting
+        self._runs: list[QueuedRun] = []  # in the order asked
+        self._changed = threading.Condition()
+
+    def join(self, owner: object, frames: int, seconds_expected: Callable[[], float]) -> QueuedRun:
+        """Put a run of `owner` at the end of the queue; refuse a second run of one owner, or a full queue."""
+        with self._changed:
+            self._drop_abandoned()
+            if any(run.owner is owner for run in self._runs):
+                raise XMemPPError("your propagation is already queued or running: wait for it, or press Stop")
+            waiting = sum(1 for run in self._runs if not run.running)
+            if waiting >= self.max_waiting:
+                raise XMemPPError(f"{waiting} propagations are already waiting, the most this app queues; "
+                                  "please try again in a few minutes")
+            run = QueuedRun(owner, frames, seconds_expected)
+            self._runs.append(run)
+            return run
+
+    def wait_turn(self, run: QueuedRun, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for `run`'s turn; True once it may start (it is then running)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                run.seen = time.monotonic()
+                if run.cancelled or run not in self._runs:
+                    return False
+                self._drop_abandoned(keep=run)
+                if run.running or self._may_start(run):
+                    run.running, run.started = True, time.monotonic()
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+
+    def ahead_of(self, run: QueuedRun) -> list[QueuedRun]:
+        """The runs that hold the model or were asked for before `run`."""
+        with self._changed:
+            if run not in self._runs:
+                return []
+            position = self._runs.index(run)
+            return [other for i, other in enumerate(self._runs) if other.running or i < position]
+
+    def wait_seconds(self, run: QueuedRun) -> float:
+        """Expected seconds until `run` gets the model (nan when some run ahead has no estimate yet)."""
+        ahead = self.ahead_of(run)
+        waiting_ahead = sum(1 for other in ahead if not other.running)
+        # With one slot the work ahead simply adds up; with more, it shares the slots.
+        total = sum(other.seconds_left() for other in ahead)
+        if math.isnan(total):
+            return math.nan
+        return total / self.slots if waiting_ahead or len(ahead) >= self.slots else 0.0
+
+    def holds(self, run: QueuedRun) -> bool:
+        with self._changed:
+            return run in self._runs
+
+    def find(self, owner: object) -> QueuedRun | None:
+        with self._changed:
+            return next((run for run in self._runs if run.owner is owner), None)
+
+    def cancel(self, run: QueuedRun) -> None:
+        """Stop a waiting run from ever starting."""
+        with self._changed:
+            run.cancelled = True
+            self._changed.notify_all()
+
+    def leave(self, run: QueuedRun) -> None:
+        """The run ended (or will never start): the next one may go."""
+        with self._changed:
+            if run in self._runs:
+                self._runs.remove(run)
+            self._changed.notify_all()
+
+    def __len__(self) -> int:
+        with self._changed:
+            return len(self._runs)
+
+    def _may_start(self, run: QueuedRun) -> bool:
+        running = sum(1 for other in self._runs if other.running)
+        waiting = [other for other in self._runs if not other.running and not other.cancelled]
+        return run in waiting[: max(self.slots - running, 0)]
+
+    def _drop_abandoned(self, keep: QueuedRun | None = None) -> None:
+        """A waiting run whose handler is gone (its tab closed without a word) must not hold the queue up."""
+        now = time.monotonic()
+        gone = [run for run in self._runs
+                if run is not keep and not run.running and (run.cancelled or now - run.seen > ABANDONED_AFTER_S)]
+        for run in gone:
+            self._runs.remove(run)
+        if gone:
+            self._changed.notify_all()

@@ -1,0 +1,120 @@
+"""How long a propagation takes on this machine, so that a visitor knows the wait before pressing Propagate.
+
+The app measures it once at start-up, on a generated clip at the smallest and the largest processing size, and
+each finished run refines the figure for its size. Per frame, the time grows with the pixels the network sees
+(its encoders are convolutions), so the table holds seconds per megapixel of network input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from xmempp.config import InferenceConfig
+from xmempp.model.network import XMem
+from xmempp.session import VideoSession
+from xmempp.video import FrameFolder
+
+log = logging.getLogger(__name__)
+
+NEWEST_RUN_WEIGHT = 0.5  # weight of the newest run in a size's figure
+CLIP_FRAMES = 4  # the generated clip: one annotated frame, then three frames whose time is measured
+CLIP_SIZE = (480, 854)  # (H, W): a 480p video, the most common upload
+
+
+def network_megapixels(frame_size: tuple[int, int], size: int) -> float:
+    """Pixels (in millions) the network sees per frame at processing size `size` (short side)."""
+    height, width = frame_size
+    scale = size / min(height, width)
+    return height * scale * width * scale / 1e6
+
+
+class SpeedTable:
+    """Seconds per megapixel of network input, for each processing size; shared by every session."""
+
+    def __init__(self, rates: dict[int, float] | None = None):
+        self._rates = dict(rates or {})
+        self._lock = threading.Lock()
+
+    def rate(self, size: int) -> float | None:
+        """This size's figure; for a size never timed, the nearest timed size's (per megapixel, it is close)."""
+        with self._lock:
+            if not self._rates:
+                return None
+            return self._rates[min(self._rates, key=lambda timed: (abs(timed - size), timed))]
+
+    def record(self, size: int, seconds: float, frames: int, frame_size: tuple[int, int]) -> None:
+        """A run at `size` took `seconds` for `frames` frames of `frame_size` (H, W)."""
+        if frames < 1 or seconds <= 0:
+            return
+        rate = seconds / (frames * network_megapixels(frame_size, size))
+        with self._lock:
+            previous = self._rates.get(size)
+            self._rates[size] = rate if previous is None else NEWEST_RUN_WEIGHT * rate + (1 - NEWEST_RUN_WEIGHT) * previous
+
+    def add_measured(self, rates: dict[int, float]) -> None:
+        """Take start-up measurements for the sizes that no run has timed yet."""
+        with self._lock:
+            for size, rate in rates.items():
+                self._rates.setdefault(size, rate)
+
+    def seconds(self, size: int, frame_size: tuple[int, int], frames: int) -> float:
+        """Expected seconds for `frames` frames of `frame_size` at `size`; nan when nothing was timed yet."""
+        rate = self.rate(size)
+        return math.nan if rate is None else rate * network_megapixels(frame_size, size) * frames
+
+
+def _write_clip(folder: Path) -> FrameFolder:
+    """A textured background with a square moving across it; its first frame's mask is the square."""
+    height, width = CLIP_SIZE
+    texture = np.random.default_rng(0).integers(0, 255, (height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
+    background = texture.repeat(8, 0).repeat(8, 1)[:height, :width]
+    for t in range(CLIP_FRAMES):
+        frame = background.copy()
+        frame[120:280, 100 + 20 * t:300 + 20 * t] = (40, 200, 90)
+        Image.fromarray(frame).save(folder / f"{t:05d}.jpg", quality=90)
+    return FrameFolder(folder)
+
+
+def _seconds_per_frame(network: XMem, frames: FrameFolder, size: int) -> float:
+    session = VideoSession(network, frames, dataclasses.replace(InferenceConfig(), size=size))
+    try:
+        mask = np.zeros(CLIP_SIZE, np.uint8)
+        mask[120:280, 100:300] = 1
+        session.annotate(0, mask)
+        times = []
+        start = time.perf_counter()
+        for _ in session.propagate():
+            times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+        # The annotated frame and the first propagated one carry one-off costs (on CUDA, kernel selection for a
+        # new size makes them 5 to 20 times slower than the rest): the fastest later frame is the pace.
+        return min(times[2:])
+    finally:
+        session.close()
+
+
+def measure_speed(network: XMem, sizes: tuple[int, ...]) -> dict[int, float]:
+    """Seconds per megapixel at each of `sizes`: timed here at the smallest and largest, the others interpolated."""
+    low, high = min(sizes), max(sizes)
+    with tempfile.TemporaryDirectory(prefix="xmempp-speed-") as folder:
+        frames = _write_clip(Path(folder))
+        measured = {size: _seconds_per_frame(network, frames, size) for size in {low, high}}
+    low_mp, high_mp = (network_megapixels(CLIP_SIZE, s) for s in (low, high))
+    # seconds per frame = fixed + per_megapixel * megapixels, through the two measured points.
+    per_megapixel = (measured[high] - measured[low]) / (high_mp - low_mp) if high != low else 0.0
+    fixed = measured[low] - per_megapixel * low_mp
+    rates = {}
+    for size in sizes:
+        megapixels = network_megapixels(CLIP_SIZE, size)
+        rates[size] = max(fixed + per_megapixel * megapixels, measured[low]) / megapixels
+    log.info("propagation speed here: %s", ", ".join(f"{s} px {measured[s]:.2f} s/frame" for s in sorted(measured)))
+    return rates

@@ -1,0 +1,44 @@
+"""How long a propagation should take here: seconds per megapixel of network input, per processing size."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from demo.speed import SpeedTable, network_megapixels
+
+
+def test_the_network_sees_the_short_side_at_the_processing_size():
+    assert network_megapixels((480, 854), 240) == pytest.approx(240 * 427 / 1e6)
+    assert network_megapixels((1080, 1920), 480) == pytest.approx(480 * 853.33 / 1e6, rel=1e-4)
+
+
+def test_nothing_timed_means_no_estimate():
+    assert math.isnan(SpeedTable().seconds(480, (480, 854), 60))
+
+
+def test_a_timed_run_predicts_a_video_of_another_length_and_shape_at_its_size():
+    table = SpeedTable()
+    table.record(240, seconds=10.0, frames=20, frame_size=(480, 854))  # 0.5 s per frame
+    assert table.seconds(240, (480, 854), 60) == pytest.approx(30.0)
+    assert table.seconds(240, (240, 854), 60) == pytest.approx(60.0, rel=1e-3)  # twice the pixels
+
+
+def test_a_size_never_timed_takes_the_nearest_timed_sizes_pace_per_pixel():
+    table = SpeedTable({240: 2.0, 480: 1.0})
+    assert table.rate(400) == 1.0 and table.rate(300) == 2.0 and table.rate(96) == 2.0
+    assert table.rate(360) == 2.0  # halfway: the smaller size's pace, the longer estimate
+
+
+def test_start_up_figures_never_replace_what_a_run_measured():
+    table = SpeedTable()
+    table.record(240, seconds=10.0, frames=10, frame_size=(240, 427))
+    table.add_measured({240: 99.0, 480: 3.0})
+    assert table.rate(240) == pytest.approx(1 / network_megapixels((240, 427), 240)) and table.rate(480) == 3.0
+
+
+def test_each_run_moves_its_sizes_figure_halfway_to_what_it_measured():
+    table = SpeedTable({240: 2.0})
+    table.record(240, seconds=4.0 * network_megapixels((240, 427), 240), frames=1, frame_size=(240, 427))
+    assert table.rate(240) == pytest.approx(3.0)
