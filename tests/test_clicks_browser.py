@@ -81,7 +81,7 @@ def click_on_picture(page, fx: float, fy: float, tap: bool) -> None:
     picture.evaluate("element => element.scrollIntoView({block: 'center'})")
     box = picture.bounding_box()
     x, y = box["x"] + box["width"] * fx, box["y"] + box["height"] * fy
-    # On a phone a toast (the load's message) covers the top of the screen for a few seconds: a tap there hits it.
+    # Nothing may lie over the spot (toasts let taps through since they moved to the bottom; this keeps it so).
     page.wait_for_function("([x, y]) => document.elementFromPoint(x, y)?.closest('#click-image') != null", arg=[x, y])
     if tap:
         page.touchscreen.tap(x, y)
