@@ -391,12 +391,6 @@ class Handlers:
         return (self._editor(state, index), self.viewer(state, index), self.timeline(state, index), note(text),
                 gr.skip())
 
-    def step_frame(self, state: UserState | None, index: float, step: int) -> int | Any:
-        """The frame `step` frames from `index`, kept inside the video (the slider's change then opens it)."""
-        if state is None or not state.loaded:
-            return gr.skip()
-        return int(min(max(int(index) + step, 0), state.num_frames - 1))
-
     @reports_errors(outputs=3)
     def open_clicked(self, state: UserState | None, evt: gr.SelectData) -> tuple:
         """Outputs: frame slider, editor note, status. A click on the timeline opens the frame under it."""

@@ -139,6 +139,14 @@ def launch_options(settings: AppSettings) -> dict:
     return {"css": app_css(settings.num_objects), "head": PAGE_HEAD, "js": SHORTCUTS_JS}
 
 
+def step_js(step: int) -> str:
+    """Browser code for the ◀ ▶ buttons: the frame `step` away from the slider's, kept inside the video."""
+    return f"""(index) => {{
+        const last = Number(document.querySelector('#frame input[type=range]')?.max ?? index);
+        return Math.min(Math.max(Number(index) + ({step}), 0), last);
+    }}"""
+
+
 def build_demo(settings: AppSettings) -> gr.Blocks:
     handlers = Handlers(settings)
     if settings.speed_check:
@@ -241,8 +249,10 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
         # The slider names the editor's frame: every way of choosing a frame sets it, its change opens the frame.
         frame.change(handlers.show_frame, [state, frame], [editor, viewer, timeline, editor_note, status],
                      trigger_mode="always_last", **quiet)
-        previous.click(lambda s, i: handlers.step_frame(s, i, -1), [state, frame], [frame], **quiet)
-        following.click(lambda s, i: handlers.step_frame(s, i, 1), [state, frame], [frame], **quiet)
+        # Stepped in the browser: each press starts from what the slider shows now, so quick presses all count
+        # (a server step would get the same slider value for every press sent before the first came back).
+        previous.click(None, [frame], [frame], js=step_js(-1), **quiet)
+        following.click(None, [frame], [frame], js=step_js(1), **quiet)
         timeline.select(handlers.open_clicked, [state], [frame, editor_note, status], **quiet)
         references.select(handlers.select_reference, [state], [frame, editor_note, status], **quiet)
         suggestions.select(handlers.select_suggestion, [state], [frame, editor_note, status], **quiet)

@@ -542,9 +542,9 @@ def test_keys_choose_frames_objects_save_and_propagate_but_not_while_typing(page
     expect(page.locator("#editor-message")).to_contain_text("Frame 4 of", timeout=30_000)
     page.keyboard.press("ArrowRight")
     expect(page.locator("#frame input[type=number]")).to_have_value("5")
-    for frame in (4, 3):
-        page.keyboard.press("ArrowLeft")
-        expect(page.locator("#frame input[type=number]")).to_have_value(str(frame))
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")  # at once: every press counts, none waits for the server
+    expect(page.locator("#frame input[type=number]")).to_have_value("3")
     expect(page.locator("#editor-message")).to_contain_text("Frame 3 of")
     editor_ready(page)
     picture = picture_box(page)
@@ -554,6 +554,11 @@ def test_keys_choose_frames_objects_save_and_propagate_but_not_while_typing(page
     page.keyboard.press("p")
     expect_status(page, r"^Propagat")
     expect_status(page, r"^Propagated 16 frames")
+    for typed, button in ((15, "#next-frame"), (0, "#prev-frame")):  # the buttons stay inside the video
+        open_frame_by_typing(page, typed)
+        page.click(button)
+        page.wait_for_timeout(500)
+        expect(page.locator("#frame input[type=number]")).to_have_value(str(typed))
 
 
 def test_the_whole_loop_in_a_browser(page):

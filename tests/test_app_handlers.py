@@ -250,12 +250,6 @@ def test_clear_mask_keeps_the_picture_and_removes_every_mask_pixel(handlers):
     assert "Cleared the mask of frame 3" in status and state.annotated_frames == [3]
 
 
-def test_the_arrows_move_one_frame_and_stay_inside_the_video(handlers):
-    state = loaded(handlers)
-    assert handlers.step_frame(state, 0, -1) == 0 and handlers.step_frame(state, 3, 1) == 4
-    assert handlers.step_frame(state, FRAMES - 1, 1) == FRAMES - 1
-
-
 def test_a_click_on_the_timeline_opens_the_frame_under_it(handlers):
     from demo.timeline import MARGIN, WIDTH
 
