@@ -233,6 +233,13 @@ class Handlers:
             info = "The time each size takes shows here after the first propagation on this machine."
         return gr.Radio(choices=choices, value=value, info=info)
 
+    def sizes_after_speed_check(self, state: UserState | None) -> tuple:
+        """Outputs: size, its timer. Ticks while the start-up speed check runs; then shows its times and stops."""
+        if self._speed_check is not None and self._speed_check.is_alive():
+            return gr.skip(), gr.skip()
+        sizes = self.size_choices(state) if state is not None and state.loaded else gr.skip()
+        return sizes, gr.Timer(active=False)
+
     def estimate(self, state: UserState, size: int, frames: int | None = None) -> float:
         """Seconds a propagation of `frames` (default: all) frames of this video at `size` should take here."""
         return self.speed.seconds(size, state.frame_size, frames or state.num_frames)

@@ -11,6 +11,8 @@ from demo.media import UPLOAD_SUFFIXES
 from demo.state import AppSettings
 from demo.timeline import LEGEND
 
+SPEED_CHECK_POLL_S = 3.0  # a page opened during the start-up speed check asks for its times this often
+
 HELP = f"""
 **How it works.** 1. Upload a video (or a .zip of frames) or press *Example clip*. 2. Choose a frame (drag or type
 in *Frame* and press Enter, the ◀ ▶ buttons, the arrow keys, a gallery or a click on the timeline), choose an object
@@ -276,6 +278,9 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
                      **quiet)
         grabcut.click(handlers.grabcut, [state, frame, editor, obj], [editor, editor_note, status], **quiet)
         size.input(handlers.set_size, [state, size], [suggestions, timeline, size, status], **quiet)
+        if settings.speed_check:  # a page opened while the app times itself gets the times when they come
+            sizes_timer = gr.Timer(SPEED_CHECK_POLL_S)
+            sizes_timer.tick(handlers.sizes_after_speed_check, [state], [size, sizes_timer], **quiet)
 
         # Runs wait in the app's own queue (demo/run_queue.py), which tells each its place; Gradio's limit
         # only bounds how many handlers exist, waiting or running.

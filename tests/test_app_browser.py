@@ -421,6 +421,9 @@ def test_a_queued_run_shows_its_place_in_the_queue_within_2_seconds(browser, app
     first, second = visitor(browser, app_url), visitor(browser, app_url)
     annotate_frame_0(first)
     annotate_frame_0(second)
+    # Before pressing, each size says how long this video takes at it here (the app timed itself at start-up).
+    expect(first.locator("#size")).to_contain_text(re.compile(r"480 px · about \d+ (s|min)"), timeout=60_000)
+    expect(first.locator("#size")).to_contain_text("measured on this machine")
     first.locator("#size label", has_text="480").click()  # a slow run (the clip at 720x480) holds the model
     expect_status(first, r"^Processing size 480")
     first.click("#propagate")

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
+import gradio as gr
 import imageio_ffmpeg
 import numpy as np
 import pytest
@@ -543,6 +544,17 @@ def test_each_size_shows_this_videos_wait_from_the_start_up_speed_check(settings
     size = handlers.size_choices(state)
     assert [label.split(" · ")[0] for label, _ in size.choices] == ["64 px", "48 px", "32 px"]
     assert all(" · about " in label for label, _ in size.choices) and "measured on this machine" in size.info
+
+
+def test_a_page_opened_during_the_speed_check_gets_the_times_when_it_ends(settings):
+    handlers = Handlers(dataclasses.replace(settings, sizes=(64, 48)))
+    state = annotated(handlers)
+    handlers.start_speed_check()
+    while handlers._speed_check.is_alive():
+        assert handlers.sizes_after_speed_check(state) == (gr.skip(), gr.skip())  # keeps ticking
+        handlers._speed_check.join(timeout=0.05)
+    size, timer = handlers.sizes_after_speed_check(state)
+    assert " · about " in size.choices[0][0] and timer.active is False
 
 
 def test_loading_another_video_keeps_unexported_work_as_a_zip(handlers, clip):
