@@ -494,16 +494,13 @@ class Handlers:
                 "Yours starts by itself; you can keep annotating.")
 
     def _take_turn(self, state: UserState, run: QueuedRun) -> Iterator[str]:
-        """Wait for `run`'s turn with the model, yielding where it stands about every second."""
-        told = False
-        while not self.queue.wait_turn(run, 0 if not told else QUEUE_UPDATE_S):
+        """Wait for `run`'s turn with the model, yielding where it stands at once and then about every second."""
+        timeout = 0.0
+        while not self.queue.wait_turn(run, timeout):
             if run.cancelled or not self.queue.holds(run) or not state.loaded:
                 return
-            text = self._waiting_text(run)
-            if not told:
-                toast(text)
-                told = True
-            yield text
+            yield self._waiting_text(run)
+            timeout = QUEUE_UPDATE_S
 
     def propagate(self, state: UserState | None, k: float, current: float = 0) -> Iterator[tuple]:
         """Outputs: viewer, progress, video, suggestions, timeline, size, status; streamed from the click on.
@@ -521,7 +518,9 @@ class Handlers:
             log.info("propagation of %d frames at %d px asked for, %d run(s) ahead", state.num_frames, state.size,
                      len(self.queue.ahead_of(run)))
             for told, text in enumerate(self._take_turn(state, run)):
-                # The status says it once: a visitor may annotate while waiting, and must see those messages.
+                # Toast and status say it once: a visitor may annotate while waiting, and must see those messages.
+                if not told:
+                    toast(text)
                 yield skip, progress_html(0, 0, text), skip, skip, skip, skip, skip if told else text
             if run.cancelled:
                 yield skip, progress_html(), skip, skip, skip, skip, "Stopped before the run began; nothing changed."
