@@ -135,7 +135,8 @@ class Handlers:
             try:
                 while not self.queue.wait_turn(run, QUEUE_UPDATE_S):
                     pass
-                self.speed.add_measured(measure_speed(self.settings.network, self.settings.sizes))
+                self.speed.add_measured(measure_speed(self.settings.network, self.settings.sizes,
+                                                      self.settings.precision))
             except Exception:  # the app works without estimates; the log says why there are none
                 log.exception("the start-up speed check failed")
             finally:
@@ -571,7 +572,7 @@ class Handlers:
             status = f"Stopped after {last.done} of {last.total} frames; the frames done are kept"
             status += (f", and {kept} frame(s) not reached keep the previous run's masks." if kept else ".")
         else:
-            status = f"Propagated {last.total} frames in {_duration(last.elapsed)}."
+            status = f"Propagated {last.total} frames in {_duration(last.elapsed)} ({state.precision})."
         status += f" {len(picks)} suggested frame(s) to annotate next." if picks else ""
         status += f" ({note_text})" if note_text else ""
         toast(status)

@@ -17,13 +17,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from demo.gpu import DeviceWork
 from demo.layers import PALETTE, overlay_image
 from demo.media import Limits, load_upload, write_export_zip, write_video
+from demo.speed import PrecisionChoice
 from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.masks.files import MaskReader
@@ -59,6 +61,8 @@ class AppSettings:
     max_runs: int = 1  # propagations running at once, over all users (the queue holds the others)
     max_waiting: int = 16  # propagations waiting for the model at once; more are refused with a message
     speed_check: bool = False  # time the network at start-up, so that visitors see each size's wait
+    precision: PrecisionChoice = field(default_factory=PrecisionChoice)  # auto: settled by the speed check
+    device_work: DeviceWork | None = None  # runs on ZeroGPU's GPU worker; None: always in this process
     weights_message: str = ""  # why there is no network
     prompt_model: PromptModel | None = None  # SAM 2.1 for click to segment, shared and read-only
     prompt_message: str = ""  # why there are no clicks
@@ -204,7 +208,14 @@ class UserState:
         return {index_of[name]: reader.read(path, size) for name, path in masks.items() if name in index_of}
 
     def _config(self) -> InferenceConfig:
-        return dataclasses.replace(InferenceConfig(), size=self.size)
+        return dataclasses.replace(InferenceConfig(), size=self.size,
+                                   precision=self.settings.precision.running(self.settings.network))
+
+    @property
+    def precision(self) -> str:
+        """`fp32` or `bf16`: what this visitor's runs compute in (the app's choice, see demo.speed)."""
+        return self.session.precision if self.session is not None else \
+            self.settings.precision.running(self.settings.network)
 
     @property
     def loaded(self) -> bool:
@@ -314,10 +325,14 @@ class UserState:
 
     def _run(self) -> Iterator[RunProgress]:
         with self._exclusive("propagating again"):
+            if self.session.config.precision != self.settings.precision.running(self.settings.network):
+                self.session.reconfigure(self._config())  # the speed check settled the precision since
             self.cancel.clear()
             self.suggested, self.video = [], None
             start = time.monotonic()
-            for done, frame in enumerate(self.session.propagate(cancel=self.cancel), start=1):
+            frames = (self.settings.device_work.run(self.session, self.cancel) if self.settings.device_work
+                      else self.session.propagate(cancel=self.cancel))
+            for done, frame in enumerate(frames, start=1):
                 self.has_run = True
                 self.unexported = True
                 yield RunProgress(frame.index, done, self.num_frames, time.monotonic() - start)

@@ -298,6 +298,13 @@ def test_changing_the_processing_size_keeps_the_references(handlers):
 
 
 # ----- propagation, stop, suggestions --------------------------------------------------------------------------
+def test_the_status_of_a_finished_run_names_the_precision_that_ran(handlers):
+    state = annotated(handlers)
+    status = status_of(run(handlers, state)[-1])
+    assert status.startswith(f"Propagated {FRAMES} frames") and f"({state.precision})" in status
+    assert state.precision == handlers.settings.precision.running(handlers.settings.network)
+
+
 def test_propagating_without_an_annotation_says_what_to_do(handlers):
     state = loaded(handlers)
     outputs = run(handlers, state)
