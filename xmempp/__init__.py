@@ -16,6 +16,7 @@ _EXPORTS = {
     "VideoSession": "xmempp.session",
     "XMemPPError": "xmempp.errors",
     "ensure_weights": "xmempp.model.weights",
+    "export_masks": "xmempp.exports",
     "load_network": "xmempp.model.weights",
     "open_frames": "xmempp.video",
     "run_on_video": "xmempp.api",
@@ -30,6 +31,7 @@ __all__ = [
     "VideoSession",
     "XMemPPError",
     "ensure_weights",
+    "export_masks",
     "load_network",
     "open_frames",
     "run_on_video",
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from xmempp.api import run_on_video, select_k_next_best_annotation_candidates
     from xmempp.config import InferenceConfig
     from xmempp.errors import XMemPPError
+    from xmempp.exports import export_masks
     from xmempp.model.weights import ensure_weights, load_network
     from xmempp.session import EmptyAnnotationError, PropagatedFrame, VideoSession
     from xmempp.video import FrameFolder, open_frames
