@@ -1,4 +1,4 @@
-"""Command line: `python -m xmempp run | suggest | batch | evaluate | download-weights`.
+"""Command line: `python -m xmempp run | suggest | export | batch | evaluate | download-weights`.
 
 Exit codes: 0 success, 1 a problem with the input or weights (the message says which) or, for batch and
 evaluate, a video that failed; 2 bad arguments (found before anything is loaded).
@@ -83,6 +83,16 @@ def _strategy_list(text: str) -> list[str]:
     return list(dict.fromkeys(strategies))
 
 
+def _format_list(text: str) -> list[str]:
+    from xmempp.exports import FORMATS
+
+    formats = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise argparse.ArgumentTypeError(f"formats are {', '.join(FORMATS)} — got {text!r}")
+    return list(dict.fromkeys(formats))
+
+
 def add_engine_options(sub: argparse.ArgumentParser) -> None:
     """The options every propagating command shares: weights, device, processing size, progress bars."""
     sub.add_argument("--weights", type=Path, help="XMem.pth (default: $XMEMPP_WEIGHTS, then weights/XMem.pth in a "
@@ -139,6 +149,19 @@ def build_parser() -> argparse.ArgumentParser:
     suggest.add_argument("--alpha", type=_number_between(0, 1), default=0.5, help="mask weight in the comparison, 0..1 (default 0.5)")
     suggest.add_argument("--min-mask-percent", type=_number_between(0, 100), default=0.25,
                          help="never suggest frames whose mask covers less of the frame (default 0.25)")
+
+    export = commands.add_parser("export", help="write a run's masks as DAVIS PNGs, COCO JSON, YouTube-VIS JSON, "
+                                 "per-object mattes")
+    export.add_argument("--run", required=True, type=Path,
+                        help="the folder `run` wrote (its masks/ are read), or a folder of mask PNGs")
+    export.add_argument("--to", required=True, type=Path, help="folder the formats are written into")
+    export.add_argument("--formats", type=_format_list, default=["davis", "coco", "youtube-vis", "mattes"],
+                        help="comma-separated: davis (Annotations/), coco (coco.json), youtube-vis (youtube_vis.json), "
+                             "mattes (mattes/<object>/) (default: all four)")
+    export.add_argument("--names", type=Path, help="CSV of object names with columns id,name (default: objects.csv "
+                        "in --run when there is one, as the app's export zip holds; else 'object <id>')")
+    export.add_argument("--video-name", help="the video's name in the JSON files (default: --run's folder name)")
+    export.add_argument("--overwrite", action="store_true", help="replace what an earlier export wrote in --to")
 
     batch = commands.add_parser("batch", help="propagate every video of a DAVIS or YouTube-VOS dataset")
     add_dataset_options(batch)
@@ -212,6 +235,18 @@ def _suggest(args: argparse.Namespace, progress: bool) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace, progress: bool) -> int:
+    from xmempp.exports import OBJECTS_FILE, export_masks, read_object_names
+
+    names_file = args.names or (args.run / OBJECTS_FILE if (args.run / OBJECTS_FILE).is_file() else None)
+    names = read_object_names(names_file) if names_file is not None else None
+    exported = export_masks(args.run, args.to, args.formats, names, video_name=args.video_name or
+                            args.run.resolve().name, overwrite=args.overwrite)
+    objects = ", ".join(f"{i} {name}" for i, name in exported.object_names.items())
+    print(f"exported objects {objects} to " + ", ".join(str(path) for path in exported.paths.values()))
+    return 0
+
+
 def _batch(args: argparse.Namespace, progress: bool) -> int:
     from xmempp.batch import run_batch
 
@@ -241,7 +276,8 @@ def _evaluate(args: argparse.Namespace, progress: bool) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, bool], int]] = {
-    "download-weights": _download_weights, "run": _run, "suggest": _suggest, "batch": _batch, "evaluate": _evaluate,
+    "download-weights": _download_weights, "run": _run, "suggest": _suggest, "export": _export, "batch": _batch,
+    "evaluate": _evaluate,
 }
 
 
@@ -251,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("batch", "evaluate") and args.ray is None and (args.workers or args.gpus_per_worker):
         parser.error("--workers and --gpus-per-worker need --ray (without it, videos run one after another here)")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    progress = not args.quiet
+    progress = not getattr(args, "quiet", False)  # export has no progress to show
     try:
         return COMMANDS[args.command](args, progress)
     except (XMemPPError, FileNotFoundError, MemoryError, RuntimeError) as error:
