@@ -132,3 +132,12 @@ def test_bad_worker_arguments_exit_2(tmp_path, arguments):
     with pytest.raises(SystemExit) as exit_info:
         main(["batch", "--dataset", str(tmp_path), "--output", str(tmp_path / "out"), *arguments])
     assert exit_info.value.code == 2
+
+
+def test_the_summary_lists_the_annotated_frames_under_a_name_that_says_they_are_indices(tmp_path):
+    from xmempp.batch import VideoOutcome, write_summary
+
+    write_summary(tmp_path / "summary.csv", [VideoOutcome("v", "done", 5, [0, 3], 1.5)])
+    with open(tmp_path / "summary.csv", newline="") as file:
+        assert list(csv.DictReader(file)) == [{"video": "v", "status": "done", "frames": "5",
+                                               "annotated_frame_indices": "0 3", "seconds": "1.5", "reason": ""}]
