@@ -93,13 +93,24 @@ def _format_list(text: str) -> list[str]:
     return list(dict.fromkeys(formats))
 
 
-def add_engine_options(sub: argparse.ArgumentParser) -> None:
+class _FromRun:
+    """The default of suggest's options that the run's manifest records (a string default would be parsed)."""
+
+    def __repr__(self) -> str:
+        return "from the run"
+
+
+FROM_RUN = _FromRun()
+
+
+def add_engine_options(sub: argparse.ArgumentParser, size_default: int | _FromRun = 480) -> None:
     """The options every propagating command shares: weights, device, processing size, progress bars."""
     sub.add_argument("--weights", type=Path, help="XMem.pth (default: $XMEMPP_WEIGHTS, then weights/XMem.pth in a "
                      "checkout, or torch hub's checkpoints folder for an installed package)")
     sub.add_argument("--device", help="cpu, cuda, cuda:1... (default: CUDA when present)")
-    sub.add_argument("--size", type=_size, default=480,
-                     help="short side the frames are processed at (default 480; 'original' keeps the size)")
+    default_text = "480" if size_default is not FROM_RUN else "the run's, from --output's manifest.json, else 480"
+    sub.add_argument("--size", type=_size, default=size_default,
+                     help=f"short side the frames are processed at (default {default_text}; 'original' keeps the size)")
     sub.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -127,11 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      "annotated frames.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def add_common(sub: argparse.ArgumentParser) -> None:
+    def add_common(sub: argparse.ArgumentParser, size_default: int | _FromRun = 480) -> None:
         sub.add_argument("--images", required=True, type=Path, help="folder of frames, or a video file")
         sub.add_argument("--masks", required=True, type=Path,
                          help="folder of annotation PNGs named like the frames (frame_%%06d.png for a video file)")
-        add_engine_options(sub)
+        add_engine_options(sub, size_default)
 
     run = commands.add_parser("run", help="propagate annotations to every frame")
     add_common(run)
@@ -141,10 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-overlay", action="store_true", help="skip the overlay previews")
 
     suggest = commands.add_parser("suggest", help="the frames to annotate next")
-    add_common(suggest)
+    add_common(suggest, size_default=FROM_RUN)
     suggest.add_argument("--output", type=Path,
                          help="folder written by `run` (masks and keys are reused); without it the video is propagated")
-    suggest.add_argument("--frames", type=_frame_list, default=[0], help="frames already annotated (default: 0)")
+    suggest.add_argument("--frames", type=_frame_list, default=FROM_RUN,
+                         help="frames already annotated (default: the run's, from --output's manifest.json, else 0)")
     suggest.add_argument("-k", type=_positive_int, default=5, help="how many frames to suggest (default 5)")
     suggest.add_argument("--alpha", type=_number_between(0, 1), default=0.5, help="mask weight in the comparison, 0..1 (default 0.5)")
     suggest.add_argument("--min-mask-percent", type=_number_between(0, 100), default=0.25,
@@ -223,11 +235,12 @@ def _run(args: argparse.Namespace, progress: bool) -> int:
 def _suggest(args: argparse.Namespace, progress: bool) -> int:
     from xmempp.api import select_k_next_best_annotation_candidates
 
+    size, frames = _run_options(args)
     picks = select_k_next_best_annotation_candidates(
-        args.images, args.masks, args.output, k=args.k, previously_chosen_candidates=args.frames,
+        args.images, args.masks, args.output, k=args.k, previously_chosen_candidates=frames,
         use_previously_predicted_masks=args.output is not None, alpha=args.alpha,
         min_mask_presence_percent=args.min_mask_percent, weights=args.weights, device=args.device,
-        print_progress=progress, size=args.size)
+        print_progress=progress, size=size)
     if not picks:
         print(f"no frame to suggest: every frame not yet annotated has a predicted mask covering less than "
               f"{args.min_mask_percent}% of the frame (see --min-mask-percent)", file=sys.stderr)
@@ -245,6 +258,26 @@ def _export(args: argparse.Namespace, progress: bool) -> int:
     objects = ", ".join(f"{i} {name}" for i, name in exported.object_names.items())
     print(f"exported objects {objects} to " + ", ".join(str(path) for path in exported.paths.values()))
     return 0
+
+
+def _run_options(args: argparse.Namespace) -> tuple[int | None, list[int]]:
+    """suggest's size and annotated frames: as given, else as the run in --output recorded them (saying so in one
+    line on stderr), else 480 and frame 0."""
+    from xmempp.outputs import MANIFEST_FILE, read_manifest
+
+    size, frames = args.size, args.frames
+    manifest = read_manifest(args.output) if args.output is not None else None
+    if manifest is not None and (size is FROM_RUN or frames is FROM_RUN):
+        taken = []
+        if size is FROM_RUN:
+            size = manifest.size
+            taken.append(f"size {'original' if size is None else size}")
+        if frames is FROM_RUN:
+            frames = manifest.annotated_frames
+            taken.append(f"annotated frames {','.join(map(str, frames))}")
+        print(f"using the run's {' and '.join(taken)}, from {args.output / MANIFEST_FILE} (give --size or --frames "
+              "for others)", file=sys.stderr)
+    return (480 if size is FROM_RUN else size), ([0] if frames is FROM_RUN else frames)
 
 
 def _batch(args: argparse.Namespace, progress: bool) -> int:
@@ -313,6 +346,7 @@ def _out_of_memory_hint(error: BaseException, args: argparse.Namespace) -> str:
     if not is_out_of_memory(error):
         return ""
     size = getattr(args, "size", None)
+    size = 480 if size is FROM_RUN else size
     smaller = 480 if size is None else max(MIN_SIZE, 360 if size > 360 else size // 2)
     return f"; try a smaller --size (for example --size {smaller})"
 
