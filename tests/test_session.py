@@ -122,6 +122,20 @@ def test_propagation_yields_frames_in_order_and_reports_progress(session):
     assert seen[-1] == (12, 12)
 
 
+def test_each_propagated_frame_carries_its_decoded_picture_read_once(session, monkeypatch):
+    session.annotate(0, square_mask(0))
+    expected = [session.frame(i) for i in range(session.num_frames)]
+    size = session.frame_size  # read once per session (from frame 0) and kept
+    reads = []
+    original_read = FrameFolder.read
+    monkeypatch.setattr(FrameFolder, "read", lambda self, i: reads.append(i) or original_read(self, i))
+    frames = list(session.propagate())
+    assert sorted(reads) == list(range(12))  # the picture is the one decoded for the network, not a second read
+    for frame in frames:
+        assert frame.image.dtype == np.uint8 and frame.image.shape == (*size, 3)
+        np.testing.assert_array_equal(frame.image, expected[frame.index])
+
+
 def test_cancelling_keeps_the_frames_already_done(session):
     session.annotate(0, square_mask(0))
     cancel = threading.Event()

@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PropagatedFrame:
-    """A frame finished by propagation: `mask` holds object ids at the frame's size; `image` is the RGB frame;
-    `uncertainty` says how unsure the mask is (measured from the same probabilities, which it never changes)."""
+    """A frame finished by propagation: `mask` holds object ids at the frame's size; `image` is the frame as
+    (H, W, 3) uint8 RGB at its own size, the very picture decoded for the network (viewers and overlays need no
+    second read); `uncertainty` says how unsure the mask is (measured from the same probabilities, which it never changes)."""
 
     index: int
     mask: np.ndarray
