@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from xmempp.candidates import Foregrounds, select_next_candidates
 from xmempp.config import InferenceConfig
-from xmempp.errors import XMemPPError
+from xmempp.errors import EmptyAnnotationError, XMemPPError
 from xmempp.keys_cache import load_keys, save_keys
 from xmempp.masks.drawing import davis_palette, overlay
 from xmempp.masks.files import MaskReader, find_mask_file, mask_image, read_id_mask
@@ -39,7 +39,7 @@ from xmempp.outputs import (
     start_run,
     write_manifest,
 )
-from xmempp.session import EmptyAnnotationError, PropagatedFrame, VideoSession
+from xmempp.session import PropagatedFrame, VideoSession
 from xmempp.video import FrameFolder, check_frame_index, open_frames
 
 if TYPE_CHECKING:

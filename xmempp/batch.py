@@ -11,7 +11,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from xmempp.api import run_on_video
-from xmempp.datasets import DatasetVideo, annotated_frames, find_videos, refuse_output_inside
+from xmempp.datasets import (
+    DatasetVideo,
+    annotated_frames,
+    find_videos,
+    refuse_output_inside,
+    refuse_video_outputs_inside,
+)
 from xmempp.jobs import Execution, JobFailure, run_jobs
 from xmempp.model.network import XMem
 from xmempp.model.weights import weights_fingerprint
@@ -73,6 +79,7 @@ def run_batch(dataset: Path, output: Path, execution: Execution, first_only: boo
     """Propagate every video of `dataset` into `output/<video>/`; writes `output/summary.csv`, one row per video."""
     dataset_videos = find_videos(dataset, videos)
     refuse_output_inside(dataset, output)
+    refuse_video_outputs_inside(dataset, {video.name: output / video.name for video in dataset_videos})
     output.mkdir(parents=True, exist_ok=True)
     jobs = [BatchJob(video, output / video.name, first_only, size, save_overlay,
                      progress=progress and not execution.ray) for video in dataset_videos]

@@ -18,7 +18,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from xmempp.api import read_predicted_mask, run_on_video, select_k_next_best_annotation_candidates
-from xmempp.datasets import DatasetVideo, find_videos, read_ground_truth, refuse_output_inside
+from xmempp.datasets import (
+    DatasetVideo,
+    find_videos,
+    read_ground_truth,
+    refuse_output_inside,
+    refuse_video_outputs_inside,
+)
 from xmempp.errors import XMemPPError
 from xmempp.jobs import Execution, JobFailure, run_jobs
 from xmempp.metrics import frame_scores
@@ -213,9 +219,11 @@ def run_evaluation(dataset: Path, output: Path, execution: Execution, strategies
     refuse_output_inside(dataset, output)
     for video in dataset_videos:
         check_ground_truth(video, video.frames())
-    output.mkdir(parents=True, exist_ok=True)
     jobs = [EvaluationJob(video, output, tuple(strategies), rounds, k, seed, size, min_mask_presence_percent,
                           progress=progress and not execution.ray) for video in dataset_videos]
+    refuse_video_outputs_inside(dataset, {job.name: job.folder(strategy, round_index) for job in jobs
+                                          for strategy in job.strategies for round_index in range(rounds + 1)})
+    output.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[tuple]] = {}
     failures: dict[str, str] = {}
     with tqdm(total=len(jobs), disable=not progress, desc="videos", unit="video") as bar:
