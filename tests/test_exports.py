@@ -82,7 +82,7 @@ def test_youtube_vis_tracks_equal_the_masks_and_are_null_where_absent(tmp_path):
     assert {c["id"]: c["name"] for c in document["categories"]} == NAMES
     rebuilt = np.zeros((5, 40, 56), np.uint8)
     for track in document["annotations"]:
-        assert len(track["segmentations"]) == 5
+        assert len(track["segmentations"]) == 5 and (track["height"], track["width"], track["length"]) == (40, 56, 5)
         for frame, segmentation in enumerate(track["segmentations"]):
             if segmentation is None:
                 continue

@@ -352,8 +352,8 @@ def youtube_vis_document(masks: Mapping[str, np.ndarray], names: dict[int, str],
             track["bboxes"].append(_box(binary) if area else None)
     video = {"id": 1, "name": video_name, "height": size[0], "width": size[1], "length": len(file_names),
              "file_names": file_names}
-    annotations = [{"id": object_id, "video_id": 1, "category_id": object_id, "iscrowd": 0, **track}
-                   for object_id, track in tracks.items()]
+    annotations = [{"id": object_id, "video_id": 1, "category_id": object_id, "iscrowd": 0, "height": size[0],
+                    "width": size[1], "length": len(file_names), **track} for object_id, track in tracks.items()]
     return {"info": _info(), "videos": [video], "annotations": annotations, "categories": _categories(names)}
 
 
