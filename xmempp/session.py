@@ -114,9 +114,9 @@ class VideoSession:
 
     # ----- objects and their names ----------------------------------------------------------------------
     def name_object(self, object_id: int, name: str) -> None:
-        """Give object `object_id` (1..MAX_OBJECTS) a name; an empty name gives back the default one."""
-        if not 1 <= int(object_id) <= MAX_OBJECTS:
-            raise XMemPPError(f"object ids are 1 to {MAX_OBJECTS}, got {object_id}")
+        """Give object `object_id` (1..MAX_OBJECT_ID) a name; an empty name gives back the default one."""
+        if not 1 <= int(object_id) <= MAX_OBJECT_ID:
+            raise XMemPPError(f"object ids are 1 to {MAX_OBJECT_ID}, got {object_id}")
         if name:
             self._object_names[int(object_id)] = str(name)
         else:
