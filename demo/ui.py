@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from demo.api import ScriptApi, hide_ui_events
 from demo.clicks import HELP_LINE, ClickControls
 from demo.handlers import Handlers, brush, progress_html
 from demo.layers import hex_colour
@@ -290,4 +291,8 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
         stop.click(handlers.stop, [state], [status], concurrency_limit=None, **quiet)
         k.release(handlers.suggest, [state, k, frame], [suggestions, timeline, status], **quiet)
         export.click(handlers.export, [state], [download, export_note, status], show_progress_on=[status])
+        # The API page lists only these endpoints for scripts (and MCP); runs queue with the page's propagations.
+        api = ScriptApi(settings, handlers.queue, handlers.speed)
+        public = api.register("propagation", settings.max_runs + settings.max_waiting)
+    hide_ui_events(demo, public)
     return demo
