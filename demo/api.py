@@ -14,6 +14,8 @@ with the browser sessions' propagations, so `--max-runs` holds for both. Every U
 No `from __future__ import annotations` here: Gradio reads the return types from the signature as objects.
 """
 
+import base64
+import binascii
 import logging
 import math
 import shutil
@@ -42,6 +44,8 @@ DEFAULT_FORMATS: list[ExportFormat] = ["davis"]
 MIN_SIZE = 16  # as the CLI: smaller processing sizes leave the network nothing to see
 MAX_K = 50  # suggestions one call may ask for
 TURN_POLL_S = 1.0  # a waiting call tells the run queue it is still there this often
+DATA_URI_SUFFIXES = {"image/png": ".png", "application/zip": ".zip", "application/x-zip-compressed": ".zip",
+                     "video/mp4": ".mp4", "video/quicktime": ".mov", "video/webm": ".webm", "image/gif": ".gif"}
 RESULTS_KEPT_S = 600.0  # Gradio copies a returned zip into its own cache at once; ours goes at a later call
 
 
@@ -175,13 +179,13 @@ class ScriptApi:
         returns the summary. Problems with the request raise ApiError, the engine's XMemPPError."""
         if self.settings.network is None:
             raise ApiError(f"the server has no weights: {self.settings.weights_message}")
-        video_path = _file_path(video, "video")
+        video_path = _file_path(video, "video", work)
         if video_path.suffix.lower() not in UPLOAD_SUFFIXES:
             raise ApiError(f"video: {video_path.name} is not a video or a .zip of frames "
                            f"({', '.join(UPLOAD_SUFFIXES)})")
         if not isinstance(annotations, list) or not annotations:
             raise ApiError("annotations: give at least one mask PNG")
-        masks = [_file_path(item, "annotations") for item in annotations]
+        masks = [_file_path(item, "annotations", work) for item in annotations]
         for mask in masks:
             if mask.suffix.lower() != ".png":
                 raise ApiError(f"annotations: {mask.name} is not a PNG mask")
@@ -288,12 +292,37 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _file_path(value: Any, parameter: str) -> Path:
-    """The local path of an uploaded file (Gradio has checked and cached it), or an error naming the parameter."""
+def _file_path(value: Any, parameter: str, work: Path) -> Path:
+    """The local path of an uploaded file (Gradio has checked and cached it), or an error naming the parameter.
+
+    A `data:` URI is decoded into `work`: Gradio's MCP server turns the URIs of file parameters into uploads, but
+    not those inside a list (the annotations).
+    """
+    if isinstance(value, str) and value.startswith("data:"):
+        return _decoded(value, parameter, work)
     path = value.get("path") if isinstance(value, dict) else getattr(value, "path", None)
     if not path or not Path(path).is_file():
-        raise ApiError(f"{parameter}: expected an uploaded file (gradio_client's handle_file), got {value!r:.80}")
+        raise ApiError(f"{parameter}: expected an uploaded file (gradio_client's handle_file) or a data: URI, got "
+                       f"{value!r:.80}")
     return Path(path)
+
+
+def _decoded(uri: str, parameter: str, work: Path) -> Path:
+    header, _, payload = uri.partition(",")
+    mime = header[len("data:"):].split(";")[0].strip().lower()
+    suffix = DATA_URI_SUFFIXES.get(mime)
+    if suffix is None or not header.endswith(";base64"):
+        raise ApiError(f"{parameter}: a data: URI must be base64 of one of {', '.join(DATA_URI_SUFFIXES)}, got "
+                       f"{header[:60]!r}")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except binascii.Error:
+        raise ApiError(f"{parameter}: the data: URI is not valid base64") from None
+    folder = work / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{parameter}-{sum(1 for _ in folder.iterdir())}{suffix}"
+    path.write_bytes(data)
+    return path
 
 
 def _frame_size(frames_dir: Path) -> tuple[int, int]:
