@@ -25,6 +25,7 @@ import numpy as np
 
 from demo.grabcut import grabcut_mask
 from demo.layers import brush_colour, editor_value, layers_to_ids, new_strokes, thumbnail
+from demo.media import EXTRA_FORMATS
 from demo.run_queue import QueuedRun, RunQueue
 from demo.speed import SpeedTable, measure_speed
 from demo.state import AppSettings, RunProgress, UserState
@@ -604,13 +605,16 @@ class Handlers:
 
     # ----- export ----------------------------------------------------------------------------------------------
     @reports_errors(outputs=3, note_at=1)
-    def export(self, state: UserState | None) -> tuple:
-        """Outputs: download, export note, status."""
+    def export(self, state: UserState | None, formats: list[str] | None = None) -> tuple:
+        """Outputs: download, export note, status. `formats`: demo.media.EXTRA_FORMATS to add to the DAVIS masks."""
         state = self._require(state)
-        archive, video = state.export()
+        formats = [f for f in formats or [] if f in EXTRA_FORMATS]
+        archive, video = state.export(formats=formats)
         files = [str(archive)] + ([str(video)] if video else [])
         status = (f"Exported masks for {len(state.results)} of {state.num_frames} frames and "
                   f"{len(state.annotated_frames)} reference(s). To resume later, upload the video together with "
                   f"{archive.name}.")
+        if formats and not state.results:
+            status += f" No propagated masks yet, so no {', '.join(formats)}: propagate, then export again."
         toast(status)
         return files, note(status), status

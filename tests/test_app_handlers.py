@@ -453,6 +453,30 @@ def test_uploading_the_video_with_the_export_zip_resumes_the_session(handlers, c
     assert status_of(run(handlers, resumed)[-1]).startswith("Propagated")
 
 
+def test_export_adds_the_chosen_formats_holding_the_davis_masks(handlers, tmp_path):
+    state = annotated(handlers)
+    run(handlers, state)
+    state.object_names[1] = "a/b: square"
+    files, *_ = handlers.export(state, ["coco", "mattes"])
+    with zipfile.ZipFile(files[0]) as opened:
+        names = opened.namelist()
+        opened.extractall(tmp_path / "out")
+    assert "coco.json" in names and "youtube_vis.json" not in names
+    matte_folder = next(p for p in (tmp_path / "out" / "mattes").iterdir() if p.is_dir())
+    for name in state.frames.names:
+        davis = np.asarray(Image.open(tmp_path / "out" / "Annotations" / f"{name}.png"))
+        assert np.array_equal(np.asarray(Image.open(matte_folder / f"{name}.png")) == 255, davis == 1), name
+
+
+def test_an_export_with_every_format_resumes_the_session(handlers, clip):
+    state = annotated(handlers, (0, 5))
+    run(handlers, state)
+    files, *_ = handlers.export(state, ["coco", "youtube-vis", "mattes"])
+    resumed, *_, status = handlers.load_files(None, [str(clip), files[0]])
+    assert "resumed 2 reference(s)" in status and resumed.num_frames == FRAMES  # the mattes are not frames
+    assert resumed.annotated_frames == [0, 5]
+
+
 def test_the_export_zip_alone_asks_for_the_video(handlers):
     state = annotated(handlers)
     files, *_ = handlers.export(state)

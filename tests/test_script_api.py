@@ -145,3 +145,15 @@ def test_server_limits_say_what_the_server_accepts(tmp_path, network):
     limits = ScriptApi(settings(tmp_path, network, max_frames=40), RunQueue(1, 4)).server_limits()
     assert limits["max_frames"] == 40 and limits["sizes"] == [480, 360, 240] and limits["ready"]
     assert "coco" in limits["formats"]
+
+
+def test_the_api_formats_and_the_export_choices_are_the_exporters():
+    from typing import get_args
+
+    from demo.api import ExportFormat
+    from demo.media import EXTRA_FORMATS
+    from demo.ui import EXPORT_FORMAT_CHOICES
+    from xmempp.exports import DAVIS, FORMATS
+
+    assert set(get_args(ExportFormat)) == set(FORMATS)
+    assert [value for _, value in EXPORT_FORMAT_CHOICES] == list(EXTRA_FORMATS) and DAVIS not in EXTRA_FORMATS
