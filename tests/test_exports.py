@@ -187,3 +187,57 @@ def test_a_mask_of_another_size_is_refused_naming_its_frame(tmp_path):
 def test_an_unknown_format_is_refused_naming_the_formats(tmp_path):
     with pytest.raises(XMemPPError, match="unknown export format 'png'.*davis, coco, youtube-vis, mattes"):
         export_masks(three_object_masks(), tmp_path, ["png"])
+
+
+def test_an_export_never_replaces_the_masks_it_reads(tmp_path):
+    masks = three_object_masks()
+    (tmp_path / "Annotations").mkdir()
+    for name, mask in masks.items():
+        mask_image(mask, davis_palette()).save(tmp_path / "Annotations" / f"{name}.png")
+    with pytest.raises(XMemPPError, match="would replace the masks it reads"):
+        export_masks(tmp_path / "Annotations", tmp_path, ["davis"], overwrite=True)
+    assert len(list((tmp_path / "Annotations").iterdir())) == 5
+
+
+def test_the_export_command_writes_every_format_of_a_run_with_the_names_beside_it(square_clip, tmp_path, checkpoint,
+                                                                                 capsys):
+    from xmempp.cli import main
+
+    frames, masks = square_clip
+    run = tmp_path / "run"
+    assert main(["run", "--images", str(frames), "--masks", str(masks), "--output", str(run), "--weights",
+                 str(checkpoint), "--size", "96", "--quiet", "--no-overlay"]) == 0
+    (run / "objects.csv").write_text("id,name\n1,yellow square\n", encoding="utf-8")
+    assert main(["export", "--run", str(run), "--to", str(tmp_path / "export")]) == 0
+    assert "1 yellow square" in capsys.readouterr().out
+    for path in sorted((run / "masks").iterdir()):
+        predicted = np.asarray(Image.open(path))
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "export" / "Annotations" / path.name)),
+                                      predicted)
+        matte = np.asarray(Image.open(tmp_path / "export" / "mattes" / "yellow square" / path.name))
+        np.testing.assert_array_equal(matte == 255, predicted == 1)
+    document = json.loads((tmp_path / "export" / "coco.json").read_text())
+    assert len(document["images"]) == 12 and document["categories"][0]["name"] == "yellow square"
+    assert document["videos"][0]["name"] == "run"
+    assert (tmp_path / "export" / "youtube_vis.json").is_file()
+
+
+def test_the_export_command_refuses_an_unfinished_run(tmp_path, capsys):
+    from xmempp.cli import main
+    from xmempp.outputs import Manifest, write_manifest
+
+    masks = three_object_masks()
+    (tmp_path / "run" / "masks").mkdir(parents=True)
+    for name, mask in masks.items():
+        mask_image(mask, davis_palette()).save(tmp_path / "run" / "masks" / f"{name}.png")
+    write_manifest(tmp_path / "run", Manifest(list(masks), (40, 56), [0], 480, "w", "s"))
+    assert main(["export", "--run", str(tmp_path / "run"), "--to", str(tmp_path / "export"), "--formats", "davis"]) == 1
+    assert "did not finish" in capsys.readouterr().err
+
+
+def test_the_export_command_refuses_an_unknown_format_before_reading(tmp_path, capsys):
+    from xmempp.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", "--run", str(tmp_path), "--to", str(tmp_path / "x"), "--formats", "coco,tiff"])
+    assert exit_.value.code == 2 and "formats are davis, coco, youtube-vis, mattes" in capsys.readouterr().err

@@ -34,7 +34,7 @@ from PIL import Image
 from xmempp.errors import XMemPPError
 from xmempp.masks.drawing import davis_palette
 from xmempp.masks.files import mask_image, read_id_mask
-from xmempp.outputs import MASKS_DIR, atomic_path
+from xmempp.outputs import MANIFEST_FILE, MASKS_DIR, atomic_path, read_manifest
 
 DAVIS, COCO, YOUTUBE_VIS, MATTES = "davis", "coco", "youtube-vis", "mattes"
 FORMATS = (DAVIS, COCO, YOUTUBE_VIS, MATTES)
@@ -65,6 +65,10 @@ class MaskFolder(Mapping[str, np.ndarray]):
 
         folder = Path(folder)
         if (folder / MASKS_DIR).is_dir():  # the folder that `run` wrote: its masks are in masks/
+            manifest = read_manifest(folder)
+            if manifest is not None and not manifest.finished:
+                raise XMemPPError(f"the run that wrote {folder} did not finish (its {MANIFEST_FILE} says so): its "
+                                  "masks are incomplete; run `xmempp run` again before exporting")
             folder = folder / MASKS_DIR
         if not folder.is_dir():
             raise FileNotFoundError(f"mask folder not found: {folder}")
@@ -175,6 +179,8 @@ def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
     if len(masks) == 0:
         raise XMemPPError("no masks to export")
     out = Path(out)
+    if isinstance(masks, MaskFolder):
+        _refuse_overwriting(masks.folder, out, formats)
     _prepare(out, formats, overwrite)
     ids = _object_ids(masks)
     names = {object_id: f"object {object_id}" for object_id in ids}
@@ -188,6 +194,16 @@ def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
     for name in formats:
         paths[name] = _write_whole(out / FORMAT_ENTRIES[name], writers[name])
     return ExportedVideo(paths, names, safe_folder_names(names) if MATTES in formats else {})
+
+
+def _refuse_overwriting(source: Path, out: Path, formats: list[str]) -> None:
+    """Refuse an export whose entry would replace the folder of masks it reads (or a folder holding it)."""
+    source = source.resolve()
+    for name in formats:
+        entry = (out / FORMAT_ENTRIES[name]).resolve()
+        if entry == source or entry in source.parents:
+            raise XMemPPError(f"exporting {name} into {out / FORMAT_ENTRIES[name]} would replace the masks it reads "
+                              f"in {source}: choose another export folder")
 
 
 def _prepare(out: Path, formats: list[str], overwrite: bool) -> None:

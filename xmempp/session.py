@@ -22,9 +22,9 @@ import torch.nn.functional as F
 
 from xmempp.candidates import Foregrounds, select_next_candidates
 from xmempp.config import InferenceConfig
-from xmempp.errors import XMemPPError, out_of_memory_as_error
+from xmempp.errors import EmptyAnnotationError, XMemPPError, out_of_memory_as_error
 from xmempp.frame_store import FrameKeys, KeyStore, MaskStore
-from xmempp.masks.ids import MAX_OBJECTS, ObjectManager, first_argmax
+from xmempp.masks.ids import MAX_OBJECT_ID, ObjectManager, first_argmax
 from xmempp.memory.stores import PermanentMemory
 from xmempp.model.network import XMem
 from xmempp.propagation import Propagation, encode_annotation
@@ -34,14 +34,11 @@ from xmempp.video import FrameFolder, check_frame_index, pad_to_multiple, prefet
 log = logging.getLogger(__name__)
 
 
-class EmptyAnnotationError(XMemPPError):
-    """An annotation without any object pixel."""
-
-
 @dataclass(frozen=True)
 class PropagatedFrame:
-    """A frame finished by propagation: `mask` holds object ids at the frame's size; `image` is the RGB frame;
-    `uncertainty` says how unsure the mask is (measured from the same probabilities, which it never changes)."""
+    """A frame finished by propagation: `mask` holds object ids at the frame's size; `image` is the frame as
+    (H, W, 3) uint8 RGB at its own size, the very picture decoded for the network (viewers and overlays need no
+    second read); `uncertainty` says how unsure the mask is (measured from the same probabilities, which it never changes)."""
 
     index: int
     mask: np.ndarray
@@ -439,7 +436,7 @@ class VideoSession:
 
 def checked_mask(index: int, mask: object, frame_size: tuple[int, int]) -> np.ndarray:
     """`mask` as (H, W) uint8 object ids, or an XMemPPError that says what an annotation must be."""
-    must_be = (f"the mask for frame {index} must be an (H, W) array of integer object ids 0..{MAX_OBJECTS} "
+    must_be = (f"the mask for frame {index} must be an (H, W) array of integer object ids 0..{MAX_OBJECT_ID} "
                "(0 = background; booleans count as object 1)")
     if mask is None:
         raise XMemPPError(f"{must_be}, got None")
@@ -451,7 +448,7 @@ def checked_mask(index: int, mask: object, frame_size: tuple[int, int]) -> np.nd
     if array.shape != tuple(frame_size):
         raise XMemPPError(f"the mask for frame {index} is {array.shape[1]}x{array.shape[0]}, "
                           f"but the frame is {frame_size[1]}x{frame_size[0]}")
-    if array.size and (array.min() < 0 or array.max() > MAX_OBJECTS):
+    if array.size and (array.min() < 0 or array.max() > MAX_OBJECT_ID):
         raise XMemPPError(f"{must_be}, got ids from {array.min()} to {array.max()}")
     if not array.any():
         raise EmptyAnnotationError(f"the annotation of frame {index} is empty (no object pixels)")
