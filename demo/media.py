@@ -285,24 +285,45 @@ def _frames_from_images(images: list[tuple[str, Path]], frames_dir: Path, limits
 # ----- out --------------------------------------------------------------------------------------------------
 def write_video(path: Path, frames: Iterable[np.ndarray], fps: float) -> Path:
     """Write RGB frames as H.264 yuv420p MP4 (plays in browsers); odd sizes are padded to even."""
-    import imageio_ffmpeg
-
-    writer = None
-    try:
+    with VideoWriter(path, fps) as writer:
         for frame in frames:
-            height, width = frame.shape[:2]
-            padded = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
-            if writer is None:
-                writer = imageio_ffmpeg.write_frames(
-                    str(path), (padded.shape[1], padded.shape[0]), fps=fps, codec="libx264", pix_fmt_in="rgb24",
-                    pix_fmt_out="yuv420p", macro_block_size=2, quality=7, ffmpeg_log_level="error",
-                    output_params=["-movflags", "+faststart"])
-                writer.send(None)
-            writer.send(np.ascontiguousarray(padded))
-    finally:
-        if writer is not None:
-            writer.close()
+            writer.add(frame)
     return path
+
+
+class VideoWriter:
+    """An H.264 MP4 written one RGB frame at a time (as a run yields them); odd sizes are padded to even.
+    Leaving a `with` block by an error (or a closed generator) deletes the unfinished file."""
+
+    def __init__(self, path: Path, fps: float):
+        self.path, self.fps = Path(path), fps
+        self._writer = None
+
+    def add(self, frame: np.ndarray) -> None:
+        import imageio_ffmpeg
+
+        height, width = frame.shape[:2]
+        padded = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+        if self._writer is None:
+            self._writer = imageio_ffmpeg.write_frames(
+                str(self.path), (padded.shape[1], padded.shape[0]), fps=self.fps, codec="libx264",
+                pix_fmt_in="rgb24", pix_fmt_out="yuv420p", macro_block_size=2, quality=7, ffmpeg_log_level="error",
+                output_params=["-movflags", "+faststart"])
+            self._writer.send(None)
+        self._writer.send(np.ascontiguousarray(padded))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, kind: type | None, *rest: object) -> None:
+        self.close()
+        if kind is not None:
+            self.path.unlink(missing_ok=True)
 
 
 def read_object_names(text: str) -> dict[int, str]:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import gradio as gr
 
 from demo.api import ScriptApi, hide_ui_events
 from demo.clicks import HELP_LINE, ClickControls
-from demo.handlers import Handlers, brush, progress_html
+from demo.feedback import progress_html
+from demo.handlers import Handlers
 from demo.layers import hex_colour
 from demo.media import UPLOAD_SUFFIXES
 from demo.state import AppSettings
 from demo.timeline import LEGEND
+from demo.views import brush
 
 SPEED_CHECK_POLL_S = 3.0
 # demo.media.EXTRA_FORMATS as the visitor reads them; the DAVIS palette masks are always in the zip (resume reads them).
@@ -155,6 +162,36 @@ def step_js(step: int) -> str:
     }}"""
 
 
+# Opening a frame from a gallery or the timeline, below the editor on a phone, scrolls back to the editor.
+SCROLL_TO_EDITOR_JS = """() => {
+  const editor = document.querySelector('#editor');
+  if (editor && editor.getBoundingClientRect().top < 0) editor.scrollIntoView({block: 'start', behavior: 'instant'});
+}"""
+
+
+def keyed_outputs(function: Callable, components: dict[str, gr.components.Component]) -> tuple[Callable, list]:
+    """`function` (whose outputs are keyed by component name, see demo/feedback.py) as Gradio calls it: outputs
+    keyed by component; and the components it declares."""
+    outputs = [components[name] for name in function.outputs]
+
+    def by_component(values: dict) -> dict:
+        return {components[name]: value for name, value in values.items()}
+
+    if inspect.isgeneratorfunction(function):
+        @functools.wraps(function)
+        def streamed(*args: Any, **kwargs: Any) -> Iterator[dict]:
+            for values in function(*args, **kwargs):
+                yield by_component(values)
+
+        return streamed, outputs
+
+    @functools.wraps(function)
+    def once(*args: Any, **kwargs: Any) -> dict:
+        return by_component(function(*args, **kwargs))
+
+    return once, outputs
+
+
 def build_demo(settings: AppSettings) -> gr.Blocks:
     handlers = Handlers(settings)
     if settings.speed_check:
@@ -243,63 +280,63 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
             gr.Markdown(HELP)
 
         clicks.wire(editor, obj, state, frame)
-        loaded = [state, frame, editor, viewer, timeline, references, suggestions, video, download, progress, obj,
-                  visible, size, editor_note, status]
+        components = {"state": state, "frame": frame, "editor": editor, "viewer": viewer, "timeline": timeline,
+                      "references": references, "suggestions": suggestions, "video": video, "download": download,
+                      "progress": progress, "object": obj, "visible": visible, "size": size,
+                      "editor_note": editor_note, "status": status, "export_note": export_note,
+                      "confirm_delete": confirm_delete, "object_name": object_name}
         quiet = {"show_progress": "hidden"}
+
+        def on(listener: Callable, function: Callable, inputs: list, **options: Any) -> gr.events.Dependency:
+            """`listener` (e.g. `save.click`) runs `function`, whose outputs are the components it declares."""
+            keyed, outputs = keyed_outputs(function, components)
+            return listener(keyed, inputs, outputs, **options)
 
         def give_brush(event: gr.events.Dependency) -> None:
             """The editor takes the chosen object's brush. Gradio 6.31's editor applies a brush update only when
             the next one arrives, and a radio set by a handler fires no change: so twice, after every event
             that can change the object."""
-            event.then(handlers.pick_object, [state, obj], [editor, object_name], **quiet).then(
-                handlers.pick_object, [state, obj], [editor, object_name], **quiet)
+            on(on(event.then, handlers.pick_object, [state, obj], **quiet).then, handlers.pick_object,
+               [state, obj], **quiet)
 
-        give_brush(upload.upload(handlers.load_files, [state, upload], loaded, show_progress_on=[status]))
-        give_brush(example.click(handlers.load_example, [state], loaded, show_progress_on=[status]))
+        give_brush(on(upload.upload, handlers.load_files, [state, upload], show_progress_on=[status]))
+        give_brush(on(example.click, handlers.load_example, [state], show_progress_on=[status]))
         demo.unload(handlers.unload)
         # The slider names the editor's frame: every way of choosing a frame sets it, its change opens the frame.
-        frame.change(handlers.show_frame, [state, frame], [editor, viewer, timeline, editor_note, status],
-                     trigger_mode="always_last", **quiet)
+        on(frame.change, handlers.show_frame, [state, frame], trigger_mode="always_last", **quiet)
         # Stepped in the browser: each press starts from what the slider shows now, so quick presses all count
         # (a server step would get the same slider value for every press sent before the first came back).
         previous.click(None, [frame], [frame], js=step_js(-1), **quiet)
         following.click(None, [frame], [frame], js=step_js(1), **quiet)
-        timeline.select(handlers.open_clicked, [state], [frame, editor_note, status], **quiet)
-        references.select(handlers.select_reference, [state], [frame, editor_note, status], **quiet)
-        suggestions.select(handlers.select_suggestion, [state], [frame, editor_note, status], **quiet)
+        # A frame opened from below the editor (a phone's long page) brings the editor into view.
+        for gallery, opens in ((timeline, handlers.open_clicked), (references, handlers.select_reference),
+                               (suggestions, handlers.select_suggestion)):
+            on(gallery.select, opens, [state], **quiet).then(None, js=SCROLL_TO_EDITOR_JS)
 
         give_brush(obj.input(lambda: None, None, None, **quiet))
-        object_name.submit(handlers.rename_object, [state, obj, object_name], [obj, visible, editor_note, status],
-                           **quiet)
-        object_name.blur(handlers.rename_object, [state, obj, object_name], [obj, visible, editor_note, status],
-                         **quiet)
-        give_brush(add_object.click(handlers.add_object, [state], [obj, visible, editor_note, status], **quiet))
-        delete_object.click(handlers.ask_delete_object, [state, obj], [confirm_delete, editor_note, status], **quiet)
-        give_brush(confirm_delete.click(handlers.delete_object, [state, obj, frame],
-                                        [confirm_delete, obj, visible, references, editor, viewer, timeline,
-                                         editor_note, status], **quiet))
-        visible.change(handlers.set_visible, [state, visible, frame], [viewer, status], **quiet)
+        on(object_name.submit, handlers.rename_object, [state, obj, object_name], **quiet)
+        on(object_name.blur, handlers.rename_object, [state, obj, object_name], **quiet)
+        give_brush(on(add_object.click, handlers.add_object, [state], **quiet))
+        on(delete_object.click, handlers.ask_delete_object, [state, obj], **quiet)
+        give_brush(on(confirm_delete.click, handlers.delete_object, [state, obj, frame], **quiet))
+        on(visible.change, handlers.set_visible, [state, visible, frame], **quiet)
 
-        save.click(handlers.save, [state, frame, editor], [references, viewer, timeline, editor_note, status],
-                   **quiet)
-        clear.click(handlers.clear_mask, [state, frame], [editor, editor_note, status], **quiet)
-        remove.click(handlers.remove, [state, frame], [references, editor, viewer, timeline, editor_note, status],
-                     **quiet)
-        grabcut.click(handlers.grabcut, [state, frame, editor, obj], [editor, editor_note, status], **quiet)
-        size.input(handlers.set_size, [state, size], [suggestions, timeline, size, status], **quiet)
+        on(save.click, handlers.save, [state, frame, editor], **quiet)
+        on(clear.click, handlers.clear_mask, [state, frame], **quiet)
+        on(remove.click, handlers.remove, [state, frame], **quiet)
+        on(grabcut.click, handlers.grabcut, [state, frame, editor, obj], **quiet)
+        on(size.input, handlers.set_size, [state, size], **quiet)
         if settings.speed_check:  # a page opened while the app times itself gets the times when they come
-            sizes_timer = gr.Timer(SPEED_CHECK_POLL_S)
-            sizes_timer.tick(handlers.sizes_after_speed_check, [state], [size, sizes_timer], **quiet)
+            components["sizes_timer"] = sizes_timer = gr.Timer(SPEED_CHECK_POLL_S)
+            on(sizes_timer.tick, handlers.sizes_after_speed_check, [state], **quiet)
 
         # Runs wait in the app's own queue (demo/run_queue.py), which tells each its place; Gradio's limit
         # only bounds how many handlers exist, waiting or running.
-        propagate.click(handlers.propagate, [state, k, frame],
-                        [viewer, progress, video, suggestions, timeline, size, status], concurrency_id="propagation",
-                        concurrency_limit=settings.max_runs + settings.max_waiting, **quiet)
-        stop.click(handlers.stop, [state], [status], concurrency_limit=None, **quiet)
-        k.release(handlers.suggest, [state, k, frame], [suggestions, timeline, status], **quiet)
-        export.click(handlers.export, [state, export_formats], [download, export_note, status],
-                     show_progress_on=[status])
+        on(propagate.click, handlers.propagate, [state, k], concurrency_id="propagation",
+           concurrency_limit=settings.max_runs + settings.max_waiting, **quiet)
+        on(stop.click, handlers.stop, [state], concurrency_limit=None, **quiet)
+        on(k.release, handlers.suggest, [state, k], **quiet)
+        on(export.click, handlers.export, [state, export_formats], show_progress_on=[export_note])
         # The API page lists only these endpoints for scripts (and MCP); runs queue with the page's propagations.
         api = ScriptApi(settings, handlers.queue, handlers.speed)
         public = api.register("propagation", settings.max_runs + settings.max_waiting)

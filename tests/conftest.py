@@ -55,3 +55,29 @@ def sam_model_folder(tmp_path_factory) -> Path:
     from xmempp.prompts import save_random_model
 
     return save_random_model(tmp_path_factory.mktemp("sam") / "sam2-random", small_sam_config(), seed=0)
+
+
+# ----- the app's handlers without a browser (tests/test_app_*.py) ----------------------------------------------
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory) -> Path:
+    """The app's example clip in the handler tests: 8 frames of 128x96 with an orange square moving right."""
+    from demo.media import write_video
+    from tests.app_helpers import clip_frames
+
+    return write_video(tmp_path_factory.mktemp("clips") / "square.mp4", clip_frames(), fps=8)
+
+
+@pytest.fixture
+def settings(network, clip, tmp_path):
+    from demo.media import Limits
+    from demo.state import AppSettings
+
+    return AppSettings(network=network, limits=Limits(max_frames=50, max_side=1280, max_upload_mb=5),
+                       work_root=tmp_path / "work", example=clip, size=64)
+
+
+@pytest.fixture
+def handlers(settings):
+    from demo.handlers import Handlers
+
+    return Handlers(settings)

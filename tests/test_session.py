@@ -322,9 +322,9 @@ def test_annotating_while_a_propagation_runs_is_refused(session):
     session.annotate(0, square_mask(0))
     running = session.propagate()
     next(running)
-    with pytest.raises(XMemPPError, match="while propagation runs"):
+    with pytest.raises(XMemPPError, match="propagation of this video is running"):
         session.annotate(5, square_mask(5))
-    with pytest.raises(XMemPPError, match="while propagation runs"):
+    with pytest.raises(XMemPPError, match="propagation of this video is running"):
         session.remove_annotation(0)
     running.close()
     session.annotate(5, square_mask(5))  # accepted once the run is over
@@ -370,7 +370,7 @@ def test_two_propagations_of_one_session_at_once_are_refused(session):
     session.annotate(0, square_mask(0))
     first = session.propagate()
     next(first)
-    with pytest.raises(XMemPPError, match="being propagated already"):
+    with pytest.raises(XMemPPError, match="propagation of this video is running"):
         next(session.propagate())
     first.close()
 
