@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import importlib.util
 import logging
 import os
 import shutil
@@ -46,12 +47,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-speed-check", dest="speed_check", action="store_false",
                         help="skip timing the network at start-up (visitors then see each size's time only after "
                              "the first propagation)")
+    parser.add_argument("--mcp", action="store_true",
+                        help="also serve the API's endpoints as MCP tools at /gradio_api/mcp/ (needs the MCP extra: "
+                             "pip install 'gradio[mcp]==6.31.0')")
     args = parser.parse_args(argv)
     for name in ("max_frames", "max_side", "max_upload_mb", "max_runs", "max_waiting"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     if args.size < 16:
         parser.error("--size must be at least 16")
+    if args.mcp and importlib.util.find_spec("mcp") is None:
+        parser.error("--mcp needs the MCP extra: pip install 'gradio[mcp]==6.31.0'")
     return args
 
 
@@ -158,7 +164,8 @@ def main(argv: list[str] | None = None) -> None:
                            prompt_model=prompt_model, prompt_message=prompt_message)
     blocks = build_demo(settings)
     blocks.queue(default_concurrency_limit=4)
-    blocks.launch(share=args.share, max_file_size=f"{args.max_upload_mb}mb", **launch_options(settings))
+    blocks.launch(share=args.share, max_file_size=f"{args.max_upload_mb}mb", mcp_server=args.mcp,
+                  **launch_options(settings))
 
 
 if __name__ == "__main__":

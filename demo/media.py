@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from xmempp.errors import XMemPPError
+from xmempp.exports import DAVIS, FORMAT_ENTRIES, MATTES, export_masks
 from xmempp.masks.files import write_mask
 from xmempp.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, open_frames
 
@@ -30,6 +31,7 @@ README_NAME = "README.txt"
 MEASURES_NAME = "frames.csv"  # per frame: reference or not, how unsure the propagation was, object areas
 OBJECTS_NAME = "objects.csv"  # object id -> name
 DEFAULT_FPS = 10.0
+EXTRA_FORMATS = tuple(f for f in FORMAT_ENTRIES if f != DAVIS)  # the export may add these to its DAVIS masks
 MAX_ZIP_EXPANSION = 20  # a zip may unpack to at most this many times the upload limit (zip bombs)
 
 EXPORT_README = f"""Exported by the XMem++ app.
@@ -41,6 +43,8 @@ EXPORT_README = f"""Exported by the XMem++ app.
                              unsure (0..1: the largest share of an object's pixels predicted with low
                              confidence), area_<id> / unsure_<id> per object
 {OBJECTS_NAME}                  object id, name
+coco.json, youtube_vis.json, mattes/<object>/<frame>.png   the same masks in the other formats you chose
+                             (COCO run-length JSON, YouTube-VIS JSON, white-on-black mattes per object)
 
 To resume: upload the same video together with this zip (select both files in the upload box).
 The frames of {USER_MASK_FOLDER}/ come back as references and {MASK_FOLDER}/ as the results.
@@ -236,13 +240,16 @@ def _member_kind(path: PurePosixPath) -> str | None:
     """'frames', a mask folder's name, 'extra' (files of our own export), or None (not accepted)."""
     folders = [part.lower() for part in path.parts[:-1]]
     suffix = path.suffix.lower()
+    if len(path.parts) > 1 and path.parts[0] == FORMAT_ENTRIES[MATTES]:  # our export's mattes (an object may be
+        return "extra"                                                    # named Annotations): not frames or masks
     if suffix == ".png" and USER_MASK_FOLDER.lower() in folders:
         return USER_MASK_FOLDER
     if suffix == ".png" and MASK_FOLDER.lower() in folders:
         return MASK_FOLDER
     if suffix in IMAGE_SUFFIXES:
         return "frames"
-    if len(path.parts) == 1 and path.name in (OVERLAY_NAME, README_NAME, MEASURES_NAME, OBJECTS_NAME):
+    if len(path.parts) == 1 and path.name in (OVERLAY_NAME, README_NAME, MEASURES_NAME, OBJECTS_NAME,
+                                              *(FORMAT_ENTRIES[f] for f in EXTRA_FORMATS if f != MATTES)):
         return "extra"
     return None
 
@@ -339,9 +346,11 @@ def _csv_text(rows: list[dict]) -> str:
 
 def write_export_zip(path: Path, names: list[str], results: Mapping[int, np.ndarray],
                      annotations: Mapping[int, np.ndarray], palette: list[int], video: Path | None,
-                     measures: list[dict] | None = None, object_names: Mapping[int, str] | None = None) -> Path:
+                     measures: list[dict] | None = None, object_names: Mapping[int, str] | None = None,
+                     formats: Iterable[str] = ()) -> Path:
     """The DAVIS-layout zip: Annotations/ (results), UserAnnotations/ (references), the overlay video, a README,
-    and (when given) the per-frame measures and the object names as CSV."""
+    (when given) the per-frame measures and the object names as CSV, and the results in the other `formats`
+    (EXTRA_FORMATS, written by xmempp.exports)."""
     staging = path.with_suffix("")
     if staging.exists():
         shutil.rmtree(staging)
@@ -349,14 +358,22 @@ def write_export_zip(path: Path, names: list[str], results: Mapping[int, np.ndar
         (staging / folder).mkdir(parents=True)
         for index, ids in sorted(masks.items()):
             write_mask(staging / folder / f"{names[index]}.png", ids, palette)
+    extra = [f for f in dict.fromkeys(formats) if f != DAVIS]
+    if extra and results:
+        by_name = {names[index]: results[index] for index in sorted(results)}
+        export_masks(by_name, staging / "formats", extra, object_names=object_names, palette=palette)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(README_NAME, EXPORT_README)
         if measures:
             archive.writestr(MEASURES_NAME, _csv_text(measures))
         if object_names:
             archive.writestr(OBJECTS_NAME, _csv_text([{"id": i, "name": n} for i, n in sorted(object_names.items())]))
-        for file in sorted(staging.rglob("*.png")):
-            archive.write(file, file.relative_to(staging).as_posix())
+        for folder in (MASK_FOLDER, USER_MASK_FOLDER):
+            for file in sorted((staging / folder).glob("*.png")):
+                archive.write(file, file.relative_to(staging).as_posix())
+        for file in sorted((staging / "formats").rglob("*")):
+            if file.is_file():
+                archive.write(file, file.relative_to(staging / "formats").as_posix())
         if video is not None and video.is_file():
             archive.write(video, OVERLAY_NAME)
     shutil.rmtree(staging)

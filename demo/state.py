@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -409,9 +409,10 @@ class UserState:
         return picks, note
 
     # ----- export -----------------------------------------------------------------------------------------
-    def export(self, folder: Path | None = None, name: str = "xmempp-masks.zip") -> tuple[Path, Path | None]:
+    def export(self, folder: Path | None = None, name: str = "xmempp-masks.zip",
+               formats: Iterable[str] = ()) -> tuple[Path, Path | None]:
         """Write the export zip (DAVIS-layout masks, references, overlay video, per-frame measures, object
-        names); returns (zip, video)."""
+        names, and the results in the other `formats` of demo.media.EXTRA_FORMATS); returns (zip, video)."""
         if self.frames is None:
             raise XMemPPError("load a video first (upload one or press the example button)")
         if not self.annotated_frames and not self.results:
@@ -423,7 +424,7 @@ class UserState:
         path = folder / name
         annotations = {i: self.session.annotation(i) for i in self.annotated_frames}
         write_export_zip(path, self.frames.names, self.results, annotations, PALETTE, video,
-                         measures=self.frame_measures(), object_names=self._named_objects())
+                         measures=self.frame_measures(), object_names=self._named_objects(), formats=formats)
         self.unexported = False
         return path, video
 

@@ -196,6 +196,30 @@ def test_uploading_the_video_with_the_export_zip_resumes_the_session(handlers, c
     assert text(last(run(handlers, resumed), "progress")).startswith("Propagated")
 
 
+def test_export_adds_the_chosen_formats_holding_the_davis_masks(handlers, tmp_path):
+    state = annotated(handlers)
+    run(handlers, state)
+    state.name_object(1, "a/b: square")
+    files = handlers.export(state, ["coco", "mattes"])["download"]
+    with zipfile.ZipFile(files[0]) as opened:
+        names = opened.namelist()
+        opened.extractall(tmp_path / "out")
+    assert "coco.json" in names and "youtube_vis.json" not in names
+    matte_folder = next(p for p in (tmp_path / "out" / "mattes").iterdir() if p.is_dir())
+    for name in state.frames.names:
+        davis = np.asarray(Image.open(tmp_path / "out" / "Annotations" / f"{name}.png"))
+        assert np.array_equal(np.asarray(Image.open(matte_folder / f"{name}.png")) == 255, davis == 1), name
+
+
+def test_an_export_with_every_format_resumes_the_session(handlers, clip):
+    state = annotated(handlers, (0, 5))
+    run(handlers, state)
+    files = handlers.export(state, ["coco", "youtube-vis", "mattes"])["download"]
+    outputs = handlers.load_files(None, [str(clip), files[0]])
+    assert "resumed 2 reference(s)" in outputs["status"]
+    assert outputs["state"].num_frames == FRAMES and outputs["state"].annotated_frames == [0, 5]  # mattes: no frames
+
+
 def test_the_export_zip_alone_asks_for_the_video(handlers):
     files = handlers.export(annotated(handlers))["download"]
     assert "upload the video together with the zip" in handlers.load_files(None, [files[0]])["status"]
