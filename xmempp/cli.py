@@ -164,13 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="write a run's masks as DAVIS PNGs, COCO JSON, YouTube-VIS JSON, "
                                  "per-object mattes")
-    export.add_argument("--run", required=True, type=Path,
-                        help="the folder `run` wrote (its masks/ are read), or a folder of mask PNGs")
-    export.add_argument("--to", required=True, type=Path, help="folder the formats are written into")
+    export.add_argument("--run", required=True, type=Path, metavar="FOLDER",
+                        help="the folder `run` wrote (its masks/ are read), an unzipped app export (its Annotations/), "
+                             "or a folder of mask PNGs")
+    export.add_argument("--to", required=True, type=Path, metavar="FOLDER", help="folder the formats are written into")
     export.add_argument("--formats", type=_format_list, default=["davis", "coco", "youtube-vis", "mattes"],
                         help="comma-separated: davis (Annotations/), coco (coco.json), youtube-vis (youtube_vis.json), "
                              "mattes (mattes/<object>/) (default: all four)")
-    export.add_argument("--names", type=Path, help="CSV of object names with columns id,name (default: objects.csv "
+    export.add_argument("--names", type=Path, metavar="CSV", help="CSV of object names with columns id,name (default: objects.csv "
                         "in --run when there is one, as the app's export zip holds; else 'object <id>')")
     export.add_argument("--video-name", help="the video's name in the JSON files (default: --run's folder name)")
     export.add_argument("--overwrite", action="store_true", help="replace what an earlier export wrote in --to")
