@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
 from xmempp.errors import XMemPPError
 from xmempp.model.weights import resolve_device
@@ -93,7 +94,7 @@ class PromptModel:
             model, info = Sam2Model.from_pretrained(source, use_safetensors=True, local_files_only=offline,
                                                     dtype=torch.float32, output_loading_info=True)
             processor = Sam2Processor.from_pretrained(source, local_files_only=offline)
-        except Exception as error:  # transformers, huggingface_hub and safetensors raise many types
+        except _UNLOADABLE_MODEL_ERRORS as error:
             raise XMemPPError(_load_error_message(source, error, offline)) from None
         for problem in ("missing_keys", "mismatched_keys"):
             names = [str(name) for name in info.get(problem, [])]
@@ -222,6 +223,12 @@ def _check_source(source: str | Path) -> str:
     if not HUB_ID.match(str(source)):
         raise XMemPPError(f"SAM model folder not found: {path}")
     return str(source)
+
+
+# What a folder or hub id that holds no loadable model raises: transformers and huggingface_hub say OSError (missing
+# files, network, hub errors) or ValueError (an unknown or invalid config, a bad repo id); safetensors has its own
+# error for damaged weights. Anything else is a bug and is not turned into a message about the model.
+_UNLOADABLE_MODEL_ERRORS = (OSError, ValueError, SafetensorError)
 
 
 def _load_error_message(source: str, error: Exception, offline: bool) -> str:
