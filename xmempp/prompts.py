@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, is_out_of_memory
 from xmempp.model.weights import resolve_device
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,8 @@ class PromptModel:
                                                     dtype=torch.float32, output_loading_info=True)
             processor = Sam2Processor.from_pretrained(source, local_files_only=offline)
         except _UNLOADABLE_MODEL_ERRORS as error:
+            if is_out_of_memory(error):
+                raise
             raise XMemPPError(_load_error_message(source, error, offline)) from None
         for problem in ("missing_keys", "mismatched_keys"):
             names = [str(name) for name in info.get(problem, [])]
@@ -226,9 +228,10 @@ def _check_source(source: str | Path) -> str:
 
 
 # What a folder or hub id that holds no loadable model raises: transformers and huggingface_hub say OSError (missing
-# files, network, hub errors) or ValueError (an unknown or invalid config, a bad repo id); safetensors has its own
-# error for damaged weights. Anything else is a bug and is not turned into a message about the model.
-_UNLOADABLE_MODEL_ERRORS = (OSError, ValueError, SafetensorError)
+# files, network, hub errors), ValueError (an unknown or invalid config, a bad repo id) or RuntimeError ("Error(s)
+# in loading state_dict": tensors of other shapes); safetensors has its own error for damaged weights. Anything
+# else is a bug and is not turned into a message about the model.
+_UNLOADABLE_MODEL_ERRORS = (OSError, ValueError, RuntimeError, SafetensorError)
 
 
 def _load_error_message(source: str, error: Exception, offline: bool) -> str:
