@@ -141,18 +141,18 @@ def test_annotations_that_together_hold_too_many_objects_are_refused_by_the_cli(
     assert code == 1 and "the video has 40 objects, more than the 32 one video may hold" in capsys.readouterr().err
 
 
-def test_empty_masks_are_skipped_with_a_warning(square_clip, tmp_path, network):
+def test_empty_masks_are_skipped_with_a_warning(square_clip, tmp_path, network, caplog):
     frames, masks = square_clip
     write_palette_mask(masks / "frame_000004.png", np.zeros((96, 128), np.uint8))
-    with pytest.warns(UserWarning, match="skipping frame 4"):
-        stats = run(frames, masks, tmp_path / "out", network, frames_with_masks=[0, 4])
+    stats = run(frames, masks, tmp_path / "out", network, frames_with_masks=[0, 4])
+    assert "skipping frame 4: its mask frame_000004.png is empty" in caplog.text
     assert stats.mask_provided.tolist() == [i == 0 for i in range(12)]
 
 
 def test_only_empty_masks_is_an_error(square_clip, tmp_path, network):
     frames, masks = square_clip
     write_palette_mask(masks / "frame_000000.png", np.zeros((96, 128), np.uint8))
-    with pytest.raises(XMemPPError, match="every given mask is empty"), pytest.warns(UserWarning):
+    with pytest.raises(XMemPPError, match="every given mask is empty"):
         run(frames, masks, tmp_path / "out", network)
 
 

@@ -158,3 +158,12 @@ def test_an_output_inside_a_bind_mount_of_the_dataset_is_refused(tmp_path, engin
         code = main(["evaluate", "--dataset", str(dataset), "--output", str(tmp_path / "view" / "eval"),
                      *engine_options])
     assert code == 1 and "inside the dataset" in capsys.readouterr().err and not (dataset / "eval").exists()
+
+
+def test_the_summary_lists_the_annotated_frames_under_a_name_that_says_they_are_indices(tmp_path):
+    from xmempp.batch import VideoOutcome, write_summary
+
+    write_summary(tmp_path / "summary.csv", [VideoOutcome("v", "done", 5, [0, 3], 1.5)])
+    with open(tmp_path / "summary.csv", newline="") as file:
+        assert list(csv.DictReader(file)) == [{"video": "v", "status": "done", "frames": "5",
+                                               "annotated_frame_indices": "0 3", "seconds": "1.5", "reason": ""}]

@@ -272,16 +272,17 @@ def test_outputs_of_another_video_with_the_same_frame_names_are_refused(finished
         suggest(bigger, masks, out, network)
 
 
-def test_keys_of_another_size_are_recomputed_with_a_warning(finished_run, network):
+def test_keys_of_another_size_are_recomputed_with_a_warning(finished_run, network, caplog):
     frames, masks, out = finished_run
-    with pytest.warns(UserWarning, match="computing them again"):
-        picks = select_k_next_best_annotation_candidates(frames, masks, out, k=2, network=network, size=64,
-                                                         print_progress=False, min_mask_presence_percent=0)
+    picks = select_k_next_best_annotation_candidates(frames, masks, out, k=2, network=network, size=64,
+                                                     print_progress=False, min_mask_presence_percent=0)
+    assert f"the run in {out} processed frames at size 96, these suggestions at 64: computing every frame's keys " \
+           "again" in caplog.text
     assert len(picks) == 2
 
 
 @pytest.mark.parametrize("damage", ["truncated", "rgb", "jpeg"])
-def test_a_damaged_mask_without_a_manifest_is_named(finished_run, network, damage):
+def test_a_damaged_mask_without_a_manifest_is_named(finished_run, network, damage, caplog):
     frames, masks, out = finished_run
     (out / MANIFEST_FILE).unlink()
     path = out / "masks" / "frame_000004.png"
@@ -291,8 +292,9 @@ def test_a_damaged_mask_without_a_manifest_is_named(finished_run, network, damag
         Image.new("RGB", (128, 96), (255, 0, 0)).save(path)
     else:
         Image.new("RGB", (128, 96)).save(path, format="JPEG")
-    with pytest.warns(UserWarning, match="no manifest.json"), pytest.raises(XMemPPError, match=str(path)):
+    with pytest.raises(XMemPPError, match=str(path)):
         suggest(frames, masks, out, network)
+    assert "has no manifest.json" in caplog.text
 
 
 # ----- one way to say the size ----------------------------------------------------------------------------------

@@ -122,6 +122,20 @@ def test_propagation_yields_frames_in_order_and_reports_progress(session):
     assert seen[-1] == (12, 12)
 
 
+def test_each_propagated_frame_carries_its_decoded_picture_read_once(session, monkeypatch):
+    session.annotate(0, square_mask(0))
+    expected = [session.frame(i) for i in range(session.num_frames)]
+    size = session.frame_size  # read once per session (from frame 0) and kept
+    reads = []
+    original_read = FrameFolder.read
+    monkeypatch.setattr(FrameFolder, "read", lambda self, i: reads.append(i) or original_read(self, i))
+    frames = list(session.propagate())
+    assert sorted(reads) == list(range(12))  # the picture is the one decoded for the network, not a second read
+    for frame in frames:
+        assert frame.image.dtype == np.uint8 and frame.image.shape == (*size, 3)
+        np.testing.assert_array_equal(frame.image, expected[frame.index])
+
+
 def test_cancelling_keeps_the_frames_already_done(session):
     session.annotate(0, square_mask(0))
     cancel = threading.Event()
@@ -308,9 +322,9 @@ def test_annotating_while_a_propagation_runs_is_refused(session):
     session.annotate(0, square_mask(0))
     running = session.propagate()
     next(running)
-    with pytest.raises(XMemPPError, match="while propagation runs"):
+    with pytest.raises(XMemPPError, match="propagation of this video is running"):
         session.annotate(5, square_mask(5))
-    with pytest.raises(XMemPPError, match="while propagation runs"):
+    with pytest.raises(XMemPPError, match="propagation of this video is running"):
         session.remove_annotation(0)
     running.close()
     session.annotate(5, square_mask(5))  # accepted once the run is over
@@ -356,7 +370,7 @@ def test_two_propagations_of_one_session_at_once_are_refused(session):
     session.annotate(0, square_mask(0))
     first = session.propagate()
     next(first)
-    with pytest.raises(XMemPPError, match="being propagated already"):
+    with pytest.raises(XMemPPError, match="propagation of this video is running"):
         next(session.propagate())
     first.close()
 

@@ -17,6 +17,7 @@ _EXPORTS = {
     "VideoSession": "xmempp.session",
     "XMemPPError": "xmempp.errors",
     "ensure_weights": "xmempp.model.weights",
+    "export_masks": "xmempp.exports",
     "load_network": "xmempp.model.weights",
     "open_frames": "xmempp.video",
     "run_on_video": "xmempp.api",
@@ -32,6 +33,7 @@ __all__ = [
     "VideoSession",
     "XMemPPError",
     "ensure_weights",
+    "export_masks",
     "load_network",
     "open_frames",
     "run_on_video",
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from xmempp.api import run_on_video, select_k_next_best_annotation_candidates
     from xmempp.config import InferenceConfig
     from xmempp.errors import EmptyAnnotationError, XMemPPError
+    from xmempp.exports import export_masks
     from xmempp.masks.ids import MAX_OBJECTS
     from xmempp.model.weights import ensure_weights, load_network
     from xmempp.session import PropagatedFrame, VideoSession

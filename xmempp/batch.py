@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
@@ -29,6 +29,7 @@ from xmempp.video import FrameFolder
 log = logging.getLogger(__name__)
 
 SUMMARY_FILE = "summary.csv"
+SUMMARY_COLUMNS = ["video", "status", "frames", "annotated_frame_indices", "seconds", "reason"]
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 
 
@@ -102,14 +103,12 @@ def run_batch(dataset: Path, output: Path, execution: Execution, first_only: boo
 
 
 def write_summary(path: Path, outcomes: list[VideoOutcome]) -> None:
-    """summary.csv: video, status, frames, annotated_frames (space-separated indices), seconds, reason."""
-    rows = []
-    for outcome in outcomes:
-        row = asdict(outcome)
-        row["annotated_frames"] = " ".join(str(i) for i in outcome.annotated_frames)
-        rows.append(row)
+    """summary.csv: video, status, frames, annotated_frame_indices (space-separated, 0-based), seconds, reason."""
+    rows = [{"video": o.video, "status": o.status, "frames": o.frames,
+             "annotated_frame_indices": " ".join(str(i) for i in o.annotated_frames),  # a list: unlike evaluate's mean
+             "seconds": o.seconds, "reason": o.reason} for o in outcomes]
     with atomic_path(path) as temporary, open(temporary, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]) if rows else ["video", "status"])
+        writer = csv.DictWriter(file, fieldnames=SUMMARY_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
 

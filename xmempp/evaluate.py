@@ -183,21 +183,28 @@ def _score(folder: Path, names: list[str], truths: list[np.ndarray], objects: li
     return rows
 
 
+ANNOTATED_COLUMN = "mean_annotated_frames_per_video"
+SCORED_FRAMES = ("frames not annotated in the round, the last frame included (the DAVIS 2017 evaluation leaves out "
+                 "the first and the last)")
+
+
 def summarise(per_frame: pd.DataFrame) -> pd.DataFrame:
-    """Per strategy and round: mean annotated frames per video, and J, F, J&F over frames not annotated.
+    """Per strategy and round: the mean number of annotated frames per video, and J, F, J&F over the frames not
+    annotated; `scored_frames` says which frames those are, in words.
 
     As in DAVIS, J and F are averaged over each object's frames first, then over all objects of all videos.
     """
-    columns = ["strategy", "round", "annotated_frames", "J", "F", "J&F"]
+    columns = ["strategy", "round", ANNOTATED_COLUMN, "J", "F", "J&F", "scored_frames"]
     if per_frame.empty:
         return pd.DataFrame(columns=columns)
     annotated = (per_frame[per_frame.annotated].groupby(["strategy", "round", "video"]).frame.nunique()
-                 .groupby(["strategy", "round"]).mean().rename("annotated_frames"))
+                 .groupby(["strategy", "round"]).mean().rename(ANNOTATED_COLUMN))
     scored = per_frame[~per_frame.annotated]
     per_object = scored.groupby(["strategy", "round", "video", "object"])[["J", "F"]].mean()
     means = per_object.groupby(["strategy", "round"]).mean()
     summary = pd.concat([annotated, means], axis=1).reset_index()
     summary["J&F"] = (summary.J + summary.F) / 2
+    summary["scored_frames"] = SCORED_FRAMES
     order = {name: i for i, name in enumerate(dict.fromkeys(per_frame.strategy))}
     summary = summary.sort_values(["strategy", "round"], key=lambda c: c.map(order) if c.name == "strategy" else c)
     return summary[columns].reset_index(drop=True)
