@@ -19,7 +19,7 @@ from tqdm import tqdm
 from xmempp.candidates import Foregrounds, select_next_candidates
 from xmempp.config import InferenceConfig
 from xmempp.errors import EmptyAnnotationError, XMemPPError
-from xmempp.keys_cache import load_keys, save_keys
+from xmempp.keys_cache import DamagedKeysError, load_keys, save_keys
 from xmempp.masks.drawing import davis_palette, overlay
 from xmempp.masks.files import MaskReader, find_mask_file, mask_image, read_id_mask
 from xmempp.metrics import mean_iou
@@ -31,6 +31,7 @@ from xmempp.outputs import (
     OVERLAY_DIR,
     Manifest,
     file_digest,
+    output_lock,
     prepare_output_folder,
     read_manifest,
     refuse_overlap,
@@ -81,22 +82,23 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
         raise FileNotFoundError(f"mask folder not found: {masks_in}")
     refuse_overlap({"frames": source, "annotations": masks_in}, masks_out)
     prepare_output_folder(masks_out)
-    network = network or load_network(ensure_weights(weights, progress=print_progress), device)
-    with tempfile.TemporaryDirectory(prefix="xmempp-frames-") as work_dir:
-        frames = open_frames(source, work_dir)
-        with VideoSession(network, frames, config) as session:  # its key file goes at once
-            reader = MaskReader()
-            annotated = _annotate(session, reader, masks_in, frames_with_masks)
-            manifest = Manifest(frame_names=session.frame_names, frame_size=tuple(session.frame_size),
-                                annotated_frames=sorted(annotated), size=config.size,
-                                weights=weights_fingerprint(network), source_digest=source_digest(source, frames.paths),
-                                overlay=save_overlay)
-            start_run(masks_out, manifest)
-            iou = functools.partial(_iou_with_given_mask, session, reader, masks_in) if compute_iou else None
-            with _FrameWriter(masks_out, reader.palette or davis_palette(), save_overlay) as writer:
-                rows = _propagate_and_write(session, writer, iou, print_progress)
-            save_keys(masks_out, session.frame_keys, session.frame_names, config.size, manifest.weights, manifest.run_id)
-            write_manifest(masks_out, manifest.finish(writer.digests))
+    with output_lock(masks_out):  # one run at a time into an output folder
+        network = network or load_network(ensure_weights(weights, progress=print_progress), device)
+        with tempfile.TemporaryDirectory(prefix="xmempp-frames-") as work_dir:
+            frames = open_frames(source, work_dir)
+            with VideoSession(network, frames, config) as session:  # its key file goes at once
+                reader = MaskReader()
+                annotated = _annotate(session, reader, masks_in, frames_with_masks)
+                manifest = Manifest(frame_names=session.frame_names, frame_size=tuple(session.frame_size),
+                                    annotated_frames=sorted(annotated), size=config.size,
+                                    weights=weights_fingerprint(network), source_digest=source_digest(source, frames.paths),
+                                    overlay=save_overlay)
+                start_run(masks_out, manifest)
+                iou = functools.partial(_iou_with_given_mask, session, reader, masks_in) if compute_iou else None
+                with _FrameWriter(masks_out, reader.palette or davis_palette(), save_overlay) as writer:
+                    rows = _propagate_and_write(session, writer, iou, print_progress)
+                save_keys(masks_out, session.frame_keys, session.frame_names, config.size, manifest.weights, manifest.run_id)
+                write_manifest(masks_out, manifest.finish(writer.digests))
     import pandas as pd  # only here: importing pandas costs a second that suggestions need not pay
 
     return pd.DataFrame(rows, columns=["frame", "mask_provided", "iou", "unsure"])
@@ -234,11 +236,15 @@ def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: in
             log.warning("the run annotated frames %s but suggestions were asked for with %s",
                         manifest.annotated_frames, sorted(chosen))
         mask_paths = _predicted_mask_paths(masks_out, names)
-        keys = load_keys(masks_out, names, size, fingerprint, manifest.run_id if manifest is not None else None)
-        if keys is None:
-            if manifest is not None:
+        try:
+            keys = load_keys(masks_out, names, size, fingerprint, manifest.run_id if manifest is not None else None)
+            if keys is None and manifest is not None:
                 log.warning("%s: computing every frame's keys again (the network runs on every frame)",
                             _keys_mismatch(manifest, masks_out, size, fingerprint))
+        except DamagedKeysError as error:  # a cache: computed again, and said to be damaged, not mismatched
+            log.warning("%s: computing every frame's keys again (the network runs on every frame)", error)
+            keys = None
+        if keys is None:
             keys = VideoSession(get_network(), frames(), InferenceConfig(size=size)).encode_keys(progress=print_progress)
         frame_size = manifest.frame_size if manifest is not None else None
         try:

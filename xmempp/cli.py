@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xmempp.config import MIN_SIZE
-from xmempp.errors import OutOfMemoryError, XMemPPError, is_out_of_memory
+from xmempp.errors import OutOfMemoryError, XMemPPError, file_system_problem, is_out_of_memory
 
 log = logging.getLogger("xmempp")
 
@@ -201,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _execution(args: argparse.Namespace, progress: bool):
     """Where videos run; the weights are looked for once the dataset has been checked."""
-    from xmempp.jobs import Execution, NetworkSpec
+    from xmempp.execution import Execution
+    from xmempp.jobs import NetworkSpec
 
     spec = NetworkSpec(args.weights, args.device, args.threads)
     return Execution(spec, progress=progress, ray=args.ray is not None, ray_address=args.ray or None, workers=args.workers,
@@ -332,6 +333,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: masks written so far are kept", file=sys.stderr)
         return 130
+    except OSError as error:  # the disk or the permissions where the engine did not name it itself
+        problem = file_system_problem(error)
+        if problem is None:
+            return _report_bug(error)
+        where = f" ({error.filename})" if error.filename is not None else ""
+        print(f"error: {problem}{where}", file=sys.stderr)
+        return 1
     except Exception as error:
         return _report_bug(error)
 
