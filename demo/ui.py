@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 
 from demo.api import ScriptApi, hide_ui_events
-from demo.clicks import HELP_LINE, ClickControls
+from demo.clicks import EDITOR_HEIGHT, HELP_LINE, ClickControls
 from demo.feedback import progress_html
 from demo.handlers import Handlers
 from demo.layers import hex_colour
@@ -66,10 +66,21 @@ CSS = """
 #status textarea { font-weight: 500; }
 .run-progress { display: flex; gap: 8px; align-items: center; font-size: 0.9em; min-height: 1.6em; }
 .run-progress progress { flex: 1; height: 14px; }
-.hint { font-size: 0.85em; opacity: 0.8; }
+.hint { font-size: 0.8em; opacity: 0.8; }
+#hint p { margin: 0; }
 .note { font-size: 0.9em; padding: 4px 8px; border-radius: 6px; }
 .note.ok { background: #ecfdf3; color: #14532d; }
 .note.warn { background: #fff7ed; color: #7c2d12; }
+/* A confirmation (a rename, an added object) fades after a few seconds: it sits in the page's flow, beside the
+   control used, so it never covers a control or the picture. */
+.note.transient { animation: fade-note 6s forwards; }
+@keyframes fade-note { 0%, 70% { opacity: 1; } 100% { opacity: 0; } }
+.run-progress.warn { color: #7c2d12; }
+#click-status .working { font-style: italic; opacity: 0.8; }
+#title h3 { margin: 0 0 4px 0; }
+#object-buttons { gap: 4px; }
+#click-status p { margin: 0; font-size: 0.9em; }
+#click-kind { flex-wrap: nowrap; }
 #references .grid-container, #suggestions .grid-container { grid-template-columns: repeat(5, minmax(0, 1fr)) !important; }
 #references .thumbnail-item, #suggestions .thumbnail-item { flex-direction: column; aspect-ratio: auto !important;
   height: auto !important; }
@@ -87,7 +98,9 @@ CSS = """
 #prev-frame, #next-frame { max-width: 44px; min-width: 44px; }
 #confirm-delete-object { flex-grow: 0; }
 @media (max-width: 640px) {
-  /* A phone: the picture fills the editor's width, so its tools go below the picture, not over it. */
+  /* A phone: the first screen after loading holds the picture, so the hint goes (Help has it all). */
+  #hint { display: none !important; }
+  /* The picture fills the editor's width, so its tools go below the picture, not over it. */
   #editor .toolbar-wrap { top: auto !important; bottom: 4px !important; left: 40px !important;
     transform: none !important;
     display: flex !important; flex-direction: row !important; }
@@ -200,26 +213,51 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
 
     with gr.Blocks(title="XMem++ video segmentation", delete_cache=(1800, 3600)) as demo:
         state = gr.State(None, delete_callback=Handlers.close_state)
-        gr.Markdown("### XMem++ video segmentation: annotate a few frames, propagate to the whole video")
-        with gr.Row(equal_height=True):
-            with gr.Column(scale=1, min_width=200):
-                upload = gr.UploadButton("Upload video or .zip", elem_id="upload", file_count="multiple",
-                                         file_types=list(UPLOAD_SUFFIXES), variant="primary")
-                example = gr.Button("Example clip", elem_id="example")
-            status = gr.Textbox(label="Status", elem_id="status", interactive=False, lines=2, max_lines=4, scale=4,
+        with gr.Row(equal_height=True, elem_id="header"):
+            with gr.Column(scale=1, min_width=300):
+                gr.Markdown("### XMem++ video segmentation", elem_id="title")
+                with gr.Row(elem_id="load-buttons"):
+                    upload = gr.UploadButton("Upload video or .zip", elem_id="upload", file_count="multiple",
+                                             file_types=list(UPLOAD_SUFFIXES), variant="primary", size="sm",
+                                             min_width=130)
+                    example = gr.Button("Example clip", elem_id="example", size="sm", min_width=100)
+            # The state of the video, and nothing else: what is loaded (with the load's warnings), the work on it.
+            status = gr.Textbox(label="Status", elem_id="status", interactive=False, lines=2, max_lines=4, scale=3,
                                 value=settings.weights_message or "Upload a video or press Example clip to start.")
-        gr.Markdown(f"Accepts {', '.join(UPLOAD_SUFFIXES)} ({limits.describe()}). To resume, upload the video "
-                    "together with an exported zip. Keys: ← → frames, 1-8 object, S save, P propagate; see Help.",
-                    elem_classes="hint")
+        gr.Markdown("To resume, upload the video with its exported zip. Keys: ← → frames, 1-8 object, S save, "
+                    "P propagate. Limits and more in Help.", elem_classes="hint", elem_id="hint")
+        clicks = ClickControls(settings.prompt_model, settings.prompt_message, settings.num_objects)
         with gr.Row(elem_id="top-row"):
             with gr.Column(scale=3):
-                clicks = ClickControls(settings.prompt_model, settings.prompt_message, settings.num_objects)
-                # A tiny starting canvas: Gradio 6.31 places a layer handed by the app before any stroke in the
-                # bounds of everything the canvas ever held, the default 800x800 included, so it came out offset.
-                editor = gr.ImageEditor(label="Annotate",
-                                        elem_id="editor", type="numpy", image_mode="RGBA", format="png", sources=(),
-                                        transforms=(), layers=False, brush=brush(1),
-                                        eraser=gr.Eraser(default_size=12), height=360, canvas_size=(16, 16))
+                # The object the brush, GrabCut and clicks go to, right above the picture they act on.
+                with gr.Row(equal_height=True, elem_id="object-row"):
+                    obj = gr.Radio([("Object 1", 1)], value=1, label="Object (brush colour)", elem_id="object",
+                                   scale=3, min_width=200)
+                    object_name = gr.Textbox("Object 1", label="Name", elem_id="object-name", max_lines=1, scale=1,
+                                             min_width=120)
+                    with gr.Column(scale=0, min_width=120, elem_id="object-buttons"):
+                        add_object = gr.Button("Add object", elem_id="add-object", size="sm")
+                        delete_object = gr.Button("Delete object", elem_id="delete-object", size="sm")
+                        confirm_delete = gr.Button("Yes, delete", elem_id="confirm-delete-object",
+                                                   variant="stop", size="sm", visible=False)
+                    clicks.build_mode()
+                clicks.build_tools()
+                with gr.Row(elem_id="picture-row"):
+                    clicks.build_picture()  # beside the editor while clicking: the point and its mask together
+                    # A tiny starting canvas: Gradio 6.31 places a layer handed by the app before any stroke in
+                    # the bounds of everything the canvas ever held, the default 800x800 included, so it came out
+                    # offset.
+                    editor = gr.ImageEditor(label="Annotate",
+                                            elem_id="editor", type="numpy", image_mode="RGBA", format="png",
+                                            sources=(), transforms=(), layers=False, brush=brush(1),
+                                            eraser=gr.Eraser(default_size=12), height=EDITOR_HEIGHT, canvas_size=(16, 16),
+                                            min_width=300)
+                with gr.Row(elem_id="editor-buttons"):
+                    save = gr.Button("Save annotation", variant="primary", elem_id="save-annotation")
+                    clear = gr.Button("Clear mask", elem_id="clear-mask")
+                    grabcut = gr.Button("GrabCut (box or scribble)", elem_id="grabcut")
+                    remove = gr.Button("Remove annotation", elem_id="remove-annotation")
+                editor_note = gr.HTML("", elem_id="editor-message")
                 with gr.Row(elem_id="frame-row"):
                     previous = gr.Button("◀", elem_id="prev-frame", size="sm", min_width=40, scale=0)
                     frame = gr.Slider(0, 1, value=0, step=1, label="Frame", elem_id="frame", scale=1)
@@ -227,22 +265,6 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
                 timeline = gr.Image(None, elem_id="timeline", interactive=False, format="png", show_label=False,
                                     buttons=[], container=False, placeholder="The timeline of the video shows here.")
                 gr.HTML(f'<div class="legend">{LEGEND}</div>')
-                with gr.Row():
-                    save = gr.Button("Save annotation", variant="primary", elem_id="save-annotation")
-                    clear = gr.Button("Clear mask", elem_id="clear-mask")
-                    grabcut = gr.Button("GrabCut (box or scribble)", elem_id="grabcut")
-                    remove = gr.Button("Remove annotation", elem_id="remove-annotation")
-                editor_note = gr.HTML("", elem_id="editor-message")
-                with gr.Row(equal_height=True):
-                    obj = gr.Radio([("Object 1", 1)], value=1, label="Object (brush colour)", elem_id="object",
-                                   scale=3)
-                    object_name = gr.Textbox("Object 1", label="Name", elem_id="object-name", max_lines=1, scale=1,
-                                             min_width=120)
-                with gr.Row():
-                    add_object = gr.Button("Add object", elem_id="add-object", size="sm")
-                    delete_object = gr.Button("Delete object", elem_id="delete-object", size="sm")
-                    confirm_delete = gr.Button("Yes, delete", elem_id="confirm-delete-object", variant="stop",
-                                               size="sm", visible=False)
             with gr.Column(scale=2, elem_id="run-column"):
                 viewer = gr.Image(label="Result", elem_id="viewer", interactive=False, height=250, format="jpeg")
                 visible = gr.CheckboxGroup([("Object 1", 1)], value=[1], label="Show in viewer",
@@ -277,7 +299,7 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
             download = gr.File(label="Exported files", elem_id="download", file_count="multiple", scale=3,
                                interactive=False)
         with gr.Accordion("Help", open=False):
-            gr.Markdown(HELP)
+            gr.Markdown(f"**Uploads:** {', '.join(UPLOAD_SUFFIXES)} ({limits.describe()}).\n\n{HELP}")
 
         clicks.wire(editor, obj, state, frame)
         components = {"state": state, "frame": frame, "editor": editor, "viewer": viewer, "timeline": timeline,

@@ -34,7 +34,7 @@ def test_editor_layers_map_to_the_nearest_object_colour():
     layer = np.zeros((4, 4, 4), np.uint8)
     layer[0, 0] = (*object_colour(2), 255)
     layer[1, 1] = (*object_colour(5), LAYER_ALPHA)
-    layer[2, 2] = (120, 10, 5, 255)  # near object 1's red
+    layer[2, 2] = (235, 20, 190, 255)  # near object 1's magenta
     ids = layers_to_ids({"background": None, "layers": [layer]}, (4, 4), num_objects=8)
     assert ids[0, 0] == 2 and ids[1, 1] == 5 and ids[2, 2] == 1 and ids.sum() == 8
 

@@ -16,7 +16,7 @@ from xmempp.errors import OutOfMemoryError, XMemPPError
 def test_help_lists_the_subcommands():
     result = subprocess.run([sys.executable, "-m", "xmempp", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
-    for command in ("run", "suggest", "download-weights"):
+    for command in ("run", "suggest", "export", "download-weights"):
         assert command in result.stdout
 
 

@@ -82,7 +82,7 @@ def test_youtube_vis_tracks_equal_the_masks_and_are_null_where_absent(tmp_path):
     assert {c["id"]: c["name"] for c in document["categories"]} == NAMES
     rebuilt = np.zeros((5, 40, 56), np.uint8)
     for track in document["annotations"]:
-        assert len(track["segmentations"]) == 5
+        assert len(track["segmentations"]) == 5 and (track["height"], track["width"], track["length"]) == (40, 56, 5)
         for frame, segmentation in enumerate(track["segmentations"]):
             if segmentation is None:
                 continue
@@ -241,3 +241,15 @@ def test_the_export_command_refuses_an_unknown_format_before_reading(tmp_path, c
     with pytest.raises(SystemExit) as exit_:
         main(["export", "--run", str(tmp_path), "--to", str(tmp_path / "x"), "--formats", "coco,tiff"])
     assert exit_.value.code == 2 and "formats are davis, coco, youtube-vis, mattes" in capsys.readouterr().err
+
+
+def test_an_unzipped_app_export_exports_with_its_object_names(tmp_path, capsys):
+    from xmempp.cli import main
+
+    masks = three_object_masks()
+    (tmp_path / "zip" / "Annotations").mkdir(parents=True)
+    for name, mask in masks.items():
+        mask_image(mask, davis_palette()).save(tmp_path / "zip" / "Annotations" / f"{name}.png")
+    (tmp_path / "zip" / "objects.csv").write_text("id,name\n1,chair\n2,left hand\n3,ball\n", encoding="utf-8")
+    assert main(["export", "--run", str(tmp_path / "zip"), "--to", str(tmp_path / "out"), "--formats", "mattes"]) == 0
+    assert {p.name for p in (tmp_path / "out" / "mattes").iterdir()} == {"chair", "left hand", "ball", "objects.csv"}

@@ -58,7 +58,10 @@ class ExportedVideo:
 
 # ----- the masks to export -----------------------------------------------------------------------------------
 class MaskFolder(Mapping[str, np.ndarray]):
-    """A folder of id-mask PNGs as frame name -> (H, W) uint8 ids, in natural name order, read when asked for."""
+    """A folder of id-mask PNGs as frame name -> (H, W) uint8 ids, in natural name order, read when asked for.
+
+    The folder that `run` wrote stands for its `masks/`, an unzipped app export for its `Annotations/`.
+    """
 
     def __init__(self, folder: str | Path):
         from xmempp.video import frame_order
@@ -70,6 +73,8 @@ class MaskFolder(Mapping[str, np.ndarray]):
                 raise XMemPPError(f"the run that wrote {folder} did not finish (its {MANIFEST_FILE} says so): its "
                                   "masks are incomplete; run `xmempp run` again before exporting")
             folder = folder / MASKS_DIR
+        elif (folder / FORMAT_ENTRIES[DAVIS]).is_dir():  # an unzipped export of the app: Annotations/ holds them
+            folder = folder / FORMAT_ENTRIES[DAVIS]
         if not folder.is_dir():
             raise FileNotFoundError(f"mask folder not found: {folder}")
         paths = [p for p in folder.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith(".")]
@@ -161,7 +166,8 @@ def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
     """Write a video's masks into `out` in each of `formats` (see FORMATS and this module's docstring).
 
     `masks` maps each frame name, in frame order, to its (H, W) integer object ids (0 = background), or is a
-    folder: one that `run` wrote (its `masks/` are read) or a folder of id-mask PNGs. `object_names` names objects
+    folder: one that `run` wrote (its `masks/` are read), an unzipped app export (its `Annotations/`) or a
+    folder of id-mask PNGs. `object_names` names objects
     by id (ids without a name are called "object <id>"; named objects absent from every frame still get a
     category and an all-black matte). `palette` (flattened RGB of 256 colours) colours the DAVIS PNGs: by default
     the masks' own (for a folder) or DAVIS's. An entry that already exists in `out` is refused, naming it, unless
@@ -346,8 +352,8 @@ def youtube_vis_document(masks: Mapping[str, np.ndarray], names: dict[int, str],
             track["bboxes"].append(_box(binary) if area else None)
     video = {"id": 1, "name": video_name, "height": size[0], "width": size[1], "length": len(file_names),
              "file_names": file_names}
-    annotations = [{"id": object_id, "video_id": 1, "category_id": object_id, "iscrowd": 0, **track}
-                   for object_id, track in tracks.items()]
+    annotations = [{"id": object_id, "video_id": 1, "category_id": object_id, "iscrowd": 0, "height": size[0],
+                    "width": size[1], "length": len(file_names), **track} for object_id, track in tracks.items()]
     return {"info": _info(), "videos": [video], "annotations": annotations, "categories": _categories(names)}
 
 
