@@ -31,6 +31,14 @@ def test_non_positive_limits_are_refused():
         app.parse_args(["--max-waiting", "0"])
 
 
+def test_mcp_is_off_unless_asked_for_and_without_its_extra_names_the_install(monkeypatch, capsys):
+    assert not app.parse_args([]).mcp
+    monkeypatch.setattr(app.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(SystemExit):
+        app.parse_args(["--mcp"])
+    assert "pip install 'gradio[mcp]==6.31.0'" in capsys.readouterr().err
+
+
 def test_offline_without_weights_gives_no_network_and_the_message(monkeypatch):
     monkeypatch.setattr(app, "find_weights", lambda weights: None)
     monkeypatch.setenv("XMEMPP_OFFLINE", "1")
