@@ -44,9 +44,16 @@ def _message(error: BaseException) -> str:
         text = str(error)
         if is_out_of_memory(error):
             text += "; choose a smaller processing size (or start the app with a smaller --max-side)"
-        return "⚠ " + (text[:1].upper() + text[1:] if text else type(error).__name__)
+        return "⚠ " + (sentence_case(text) if text else type(error).__name__)
     log.exception("unexpected error in a handler", exc_info=error)
     return f"⚠ Something went wrong ({type(error).__name__}); your session is unchanged. Details are in the server log."
+
+
+def sentence_case(text: str) -> str:
+    """`text` with a capital first letter when it starts with a plain word; a file name (zero.zip, clip.mp4)
+    stays as the person wrote it."""
+    first = text.split(" ", 1)[0].rstrip(",:;")
+    return text[:1].upper() + text[1:] if first.isalpha() and first.islower() else text
 
 
 def toast(text: str) -> None:
@@ -339,7 +346,7 @@ class Handlers:
         state = self._require(state)
         listed = state.listed_objects
         if listed >= self.settings.num_objects:
-            raise XMemPPError(f"at most {self.settings.num_objects} objects")
+            raise XMemPPError(f"at most {self.settings.num_objects} objects: the app's object limit")
         state.listed_objects = listed + 1
         new = listed + 1
         message = f"Added {state.object_name(new)}: paint it with its colour, then save."
@@ -502,6 +509,16 @@ class Handlers:
             yield self._waiting_text(run)
             timeout = QUEUE_UPDATE_S
 
+    def _computed(self, run: QueuedRun, frames: Iterator[RunProgress]) -> Iterator[RunProgress]:
+        """`frames`, each computed while the queue knows that the model works for `run` (a tab closed meanwhile
+        gives its place only when the frame is done)."""
+        while True:
+            with self.queue.computing(run):
+                progress = next(frames, None)
+            if progress is None:
+                return
+            yield progress
+
     def propagate(self, state: UserState | None, k: float, current: float = 0) -> Iterator[tuple]:
         """Outputs: viewer, progress, video, suggestions, timeline, size, status; streamed from the click on.
 
@@ -532,7 +549,7 @@ class Handlers:
             first = (self.viewer(state, 0, running=True) if 0 in state.annotated_frames else skip)
             yield (first, progress_html(0, state.num_frames, "starting…"), None, [], skip, skip, "Propagating…")
             shown = 0.0
-            for last in frames:
+            for last in self._computed(run, frames):
                 run.done = last.done
                 if time.monotonic() - shown >= VIEWER_UPDATE_S or last.done == last.total:
                     shown = time.monotonic()
@@ -598,7 +615,7 @@ class Handlers:
         picks, text = state.suggest(int(k))
         timeline = self.timeline(state, int(current or 0))
         if not picks:
-            return [], timeline, text[:1].upper() + text[1:] + "." if text else "No frame to suggest."
+            return [], timeline, sentence_case(text) + "." if text else "No frame to suggest."
         return (self.suggestions(state), timeline,
                 f"{len(picks)} suggested frame(s)" + (f" ({text})." if text else "."))
 

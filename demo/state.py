@@ -23,10 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from demo.layers import PALETTE, overlay_image
-from demo.media import Limits, load_upload, write_export_zip, write_video
+from demo.media import Limits, LoadedVideo, load_upload, write_export_zip, write_video
+from demo.resume import check_object_ids, check_resume, record_of
 from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.masks.files import MaskReader
+from xmempp.masks.ids import MAX_OBJECTS
 from xmempp.model.network import XMem
 from xmempp.prompts import PromptModel
 from xmempp.session import EmptyAnnotationError, VideoSession
@@ -55,7 +57,7 @@ class AppSettings:
     example: Path
     size: int = 480  # default processing size (short side), XMem++'s
     sizes: tuple[int, ...] = (480, 360, 240)
-    num_objects: int = 8
+    num_objects: int = MAX_OBJECTS  # the engine's limit, the same for the UI, resume zips and uploads
     max_runs: int = 1  # propagations running at once, over all users (the queue holds the others)
     max_waiting: int = 16  # propagations waiting for the model at once; more are refused with a message
     speed_check: bool = False  # time the network at start-up, so that visitors see each size's wait
@@ -109,6 +111,7 @@ class UserState:
         self.settings = settings
         self.size = settings.size
         self.frames: FrameFolder | None = None
+        self.source: Path | None = None  # the uploaded video the frames came from (None: a zip of frames)
         self.fps = 10.0
         self.session: VideoSession | None = None
         self.suggested: list[int] = []
@@ -160,15 +163,18 @@ class UserState:
 
     # ----- video ----------------------------------------------------------------------------------------
     def load(self, paths: list[str | Path]) -> list[str]:
-        """Load uploaded files (or the example); on failure the previous video and annotations stay."""
+        """Load uploaded files (or the example); on failure the previous video and annotations stay. A resumed
+        session's references are encoded by its next propagation, in that run's turn with the model."""
         with self._exclusive("loading another video"):
             self._loads += 1
             target = self.work_dir / f"video-{self._loads}"
             try:
                 loaded = load_upload(paths, target, self.settings.limits)
                 frames = FrameFolder(loaded.frames_dir)
-                user = self._read_masks(loaded.user_masks, frames)
-                results = self._read_masks(loaded.result_masks, frames)
+                check_resume(loaded, frames)
+                user = self._read_masks(loaded, loaded.user_masks, frames)
+                results = self._read_masks(loaded, loaded.result_masks, frames)
+                check_object_ids(loaded, [*user.values(), *results.values()], self.settings.num_objects)
             except BaseException:
                 shutil.rmtree(target, ignore_errors=True)
                 raise
@@ -178,15 +184,16 @@ class UserState:
             elif not user and results:
                 notes.append(f"{len(results)} masks without UserAnnotations/ were loaded as results, not references")
             previous = self.frames.folder.parent if self.frames is not None else None
-            self.frames, self.fps = frames, loaded.fps
+            self.frames, self.fps, self.source = frames, loaded.fps, loaded.source
             self.suggested, self.video, self.has_run = [], None, False
             self.editor_frame, self.editor_prefill = None, None
+            self.size = self._resumed_size(loaded, notes)
             self.session = VideoSession(self.settings.network, frames, self._config())
-            for index, ids in sorted(user.items()):
-                try:
-                    self.session.annotate(index, ids)
-                except XMemPPError as error:
-                    notes.append(f"reference {frames.names[index]} was skipped: {error}")
+            empty = sorted(frames.names[i] for i, ids in user.items() if not ids.any())
+            if empty:
+                notes.append(f"{len(empty)} empty reference(s) were skipped (e.g. {empty[0]})")
+            # Encoded by the next propagation, in its turn with the model: loading itself never uses the model.
+            self.session.restore_annotations({i: ids for i, ids in user.items() if ids.any()})
             self.session.restore_predictions(results)
             self.object_names = dict(loaded.object_names)
             self.hidden_objects = set()
@@ -197,11 +204,28 @@ class UserState:
                 notes.append(f"resumed {len(user)} reference(s) from the zip")
             return notes
 
-    def _read_masks(self, masks: dict[str, Path], frames: FrameFolder) -> dict[int, np.ndarray]:
+    def _resumed_size(self, loaded: LoadedVideo, notes: list[str]) -> int:
+        """The processing size an exported session was at, when this app offers it; else the current one."""
+        if loaded.record is None or loaded.record.size == self.size:
+            return self.size
+        if loaded.record.size in {*self.settings.sizes, self.settings.size}:
+            return loaded.record.size
+        notes.append(f"the zip's processing size {loaded.record.size} px is not offered here; using {self.size} px")
+        return self.size
+
+    @staticmethod
+    def _read_masks(loaded: LoadedVideo, masks: dict[str, Path], frames: FrameFolder) -> dict[int, np.ndarray]:
         index_of = {name: i for i, name in enumerate(frames.names)}
         size = frames.read(0).shape[:2]
         reader = MaskReader()
-        return {index_of[name]: reader.read(path, size) for name, path in masks.items() if name in index_of}
+        read = {}
+        for name, path in masks.items():
+            if name in index_of:
+                try:
+                    read[index_of[name]] = reader.read(path, size)
+                except XMemPPError as error:  # it names the file by its name here; say which member it is
+                    raise XMemPPError(f"{loaded.mask_names.get(path, path.name)}: {error}") from None
+        return read
 
     def _config(self) -> InferenceConfig:
         return dataclasses.replace(InferenceConfig(), size=self.size)
@@ -372,7 +396,9 @@ class UserState:
             path = folder / name
             annotations = {i: self.session.annotation(i) for i in self.annotated_frames}
             write_export_zip(path, self.frames.names, self.results, annotations, PALETTE, video,
-                             measures=self.frame_measures(), object_names=self._named_objects())
+                             measures=self.frame_measures(), object_names=self._named_objects(),
+                             record=record_of(self.frames, self.size), source=self.source,
+                             frames=None if self.source is not None else self.frames.folder)
             self.unexported = False
             return path, video
 

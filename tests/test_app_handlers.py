@@ -453,10 +453,9 @@ def test_uploading_the_video_with_the_export_zip_resumes_the_session(handlers, c
     assert status_of(run(handlers, resumed)[-1]).startswith("Propagated")
 
 
-def test_the_export_zip_alone_asks_for_the_video(handlers):
-    state = annotated(handlers)
-    files, *_ = handlers.export(state)
-    assert "upload the video together with the zip" in status_of(handlers.load_files(None, [files[0]]))
+def test_a_zip_of_masks_alone_asks_for_the_video(handlers, tmp_path):
+    archive = write_zip(tmp_path / "masks.zip", {"Annotations/frame_000000.png": png_bytes(square(0), palette=True)})
+    assert "upload the video together with it" in status_of(handlers.load_files(None, [str(archive)]))
 
 
 # ----- without weights -------------------------------------------------------------------------------------------
