@@ -56,6 +56,14 @@ def sentence_case(text: str) -> str:
     return text[:1].upper() + text[1:] if first.isalpha() and first.islower() else text
 
 
+def frame_index(value: float | None, num_frames: int) -> int:
+    """The frame that the slider shows for a value typed in its box: rounded half up, as a range input rounds
+    (2.5 is frame 3); XMemPPError for what is not a frame number."""
+    if value is None:
+        raise XMemPPError(f"type a frame number from 0 to {num_frames - 1} in Frame, then press Enter")
+    return math.floor(float(value) + 0.5)
+
+
 def toast(text: str) -> None:
     """Show `text` as a toast in the person's browser (nothing outside a Gradio event, e.g. in tests)."""
     from gradio.context import LocalContext
@@ -399,7 +407,8 @@ class Handlers:
     def show_frame(self, state: UserState | None, index: float) -> tuple:
         """Outputs: editor, viewer, timeline, editor note, status (left as it is: it may say what a load or run
         did, and the note beside the editor describes the frame)."""
-        state, index = self._require(state), int(index)
+        state = self._require(state)
+        index = frame_index(index, state.num_frames)
         state.frame(index)
         text = self.describe(state, index)
         return (self._editor(state, index), self.viewer(state, index), self.timeline(state, index), note(text),
@@ -439,7 +448,8 @@ class Handlers:
     @reports_errors(outputs=5, note_at=3)
     def save(self, state: UserState | None, index: float, value: dict | None) -> tuple:
         """Outputs: references, viewer, timeline, editor note, status. Saves exactly the mask the editor shows."""
-        state, index = self._require(state), int(index)
+        state = self._require(state)
+        index = frame_index(index, state.num_frames)
         ids = layers_to_ids(value, state.frame_size, self.settings.num_objects)
         replaced = state.annotation(index) is not None
         state.annotate(index, ids)

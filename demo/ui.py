@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from demo.clicks import HELP_LINE, ClickControls
+from demo.components import FrameSlider
 from demo.handlers import Handlers, brush, progress_html
 from demo.layers import hex_colour
 from demo.media import UPLOAD_SUFFIXES
@@ -179,7 +180,7 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
                                         eraser=gr.Eraser(default_size=12), height=360, canvas_size=(16, 16))
                 with gr.Row(elem_id="frame-row"):
                     previous = gr.Button("◀", elem_id="prev-frame", size="sm", min_width=40, scale=0)
-                    frame = gr.Slider(0, 1, value=0, step=1, label="Frame", elem_id="frame", scale=1)
+                    frame = FrameSlider(0, 1, value=0, step=1, label="Frame", elem_id="frame", scale=1)
                     following = gr.Button("▶", elem_id="next-frame", size="sm", min_width=40, scale=0)
                 timeline = gr.Image(None, elem_id="timeline", interactive=False, format="png", show_label=False,
                                     buttons=[], container=False, placeholder="The timeline of the video shows here.")

@@ -603,3 +603,26 @@ def test_the_timeline_marks_references_suggestions_and_the_current_frame():
     assert tuple(image[30, _x(1, 10)]) == REFERENCE and tuple(image[2, _x(8, 10)]) == SUGGESTION
     assert tuple(image[40, _x(5, 10)]) == CURRENT
     assert not (image[12:51] == (200, 30, 60)).all(axis=-1).any()  # no curve without measures
+
+
+# ----- the Frame box ----------------------------------------------------------------------------------------------
+def test_a_frame_typed_between_two_opens_the_one_the_slider_shows(handlers):
+    state = loaded(handlers)
+    *_, note, _ = handlers.show_frame(state, 2.5)  # the slider's range rounds 2.5 up, to 3
+    assert "Frame 3 of" in note and state.editor_frame == 3
+
+
+@pytest.mark.parametrize("typed", ["abc", "", None])
+def test_a_frame_box_without_a_number_gives_a_message_not_a_bare_error(handlers, typed):
+    from demo.components import FrameSlider
+
+    state = loaded(handlers)
+    value = FrameSlider(0, FRAMES - 1, step=1).preprocess(typed)
+    status = status_of(handlers.show_frame(state, value))
+    assert status == f"⚠ Type a frame number from 0 to {FRAMES - 1} in Frame, then press Enter"
+
+
+def test_the_frame_slider_is_drawn_by_gradios_own_slider():
+    from demo.components import FrameSlider
+
+    assert FrameSlider(0, 5).get_block_name() == "slider"
