@@ -20,6 +20,7 @@ from demo.resume import FRAMES_FOLDER, RECORD_NAME, SOURCE_FOLDER, SessionRecord
 from demo.unzip import Member, UnpackBudget, ZipPlan, open_zip
 from demo.unzip import safe_member_path as safe_member_path  # where the tests and older callers find it
 from xmempp.errors import XMemPPError
+from xmempp.exports import DAVIS, FORMAT_ENTRIES, MATTES, export_masks
 from xmempp.masks.files import write_mask
 from xmempp.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, open_frames
 
@@ -33,6 +34,7 @@ README_NAME = "README.txt"
 MEASURES_NAME = "frames.csv"  # per frame: reference or not, how unsure the propagation was, object areas
 OBJECTS_NAME = "objects.csv"  # object id -> name
 DEFAULT_FPS = 10.0
+EXTRA_FORMATS = tuple(f for f in FORMAT_ENTRIES if f != DAVIS)  # the export may add these to its DAVIS masks
 UNPACK_RATIO = 10  # an upload's zips unpack to at most this many times their size (plus UNPACK_SLACK_MB)...
 UNPACK_SLACK_MB = 16
 UNPACK_UPLOADS = 2  # ...and never past this many upload limits: frames and masks are compressed images already
@@ -46,9 +48,11 @@ EXPORT_README = f"""Exported by the XMem++ app.
                              unsure (0..1: the largest share of an object's pixels predicted with low
                              confidence), area_<id> / unsure_<id> per object
 {OBJECTS_NAME}                  object id, name
+coco.json, youtube_vis.json, mattes/<object>/<frame>.png   the same masks in the other formats you chose
+                             (COCO run-length JSON, YouTube-VIS JSON, white-on-black mattes per object)
 {RECORD_NAME}                 the video this session was on (frame count, size, a fingerprint) and its
                              processing size
-{SOURCE_FOLDER}/ or JPEGImages/     the video you uploaded, or the frames of the zip you uploaded
+{SOURCE_FOLDER}/ or {FRAMES_FOLDER}/     the video you uploaded, or the frames of the zip you uploaded
 
 To resume: upload this zip alone; it carries its video. (Uploading the video together with the zip works too.)
 The frames of {USER_MASK_FOLDER}/ come back as references and {MASK_FOLDER}/ as the results.
@@ -272,6 +276,8 @@ def _member_kind(path: PurePosixPath) -> str | None:
     or None (not accepted)."""
     folders = [part.lower() for part in path.parts[:-1]]
     suffix = path.suffix.lower()
+    if len(path.parts) > 1 and path.parts[0] == FORMAT_ENTRIES[MATTES]:  # our export's mattes (an object may be
+        return "extra"                                                    # named Annotations): not frames or masks
     if suffix == ".png" and USER_MASK_FOLDER.lower() in folders:
         return USER_MASK_FOLDER
     if suffix == ".png" and MASK_FOLDER.lower() in folders:
@@ -280,7 +286,8 @@ def _member_kind(path: PurePosixPath) -> str | None:
         return "frames"
     if len(path.parts) == 2 and path.parts[0] == SOURCE_FOLDER and suffix in VIDEO_SUFFIXES:
         return "video"
-    if len(path.parts) == 1 and path.name in (OVERLAY_NAME, README_NAME, MEASURES_NAME, OBJECTS_NAME, RECORD_NAME):
+    if len(path.parts) == 1 and path.name in (OVERLAY_NAME, README_NAME, MEASURES_NAME, OBJECTS_NAME, RECORD_NAME,
+                                              *(FORMAT_ENTRIES[f] for f in EXTRA_FORMATS if f != MATTES)):
         return "extra"
     return None
 
@@ -332,24 +339,45 @@ def _frames_from_images(images: list[tuple[str, Path, str]], frames_dir: Path, l
 # ----- out --------------------------------------------------------------------------------------------------
 def write_video(path: Path, frames: Iterable[np.ndarray], fps: float) -> Path:
     """Write RGB frames as H.264 yuv420p MP4 (plays in browsers); odd sizes are padded to even."""
-    import imageio_ffmpeg
-
-    writer = None
-    try:
+    with VideoWriter(path, fps) as writer:
         for frame in frames:
-            height, width = frame.shape[:2]
-            padded = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
-            if writer is None:
-                writer = imageio_ffmpeg.write_frames(
-                    str(path), (padded.shape[1], padded.shape[0]), fps=fps, codec="libx264", pix_fmt_in="rgb24",
-                    pix_fmt_out="yuv420p", macro_block_size=2, quality=7, ffmpeg_log_level="error",
-                    output_params=["-movflags", "+faststart"])
-                writer.send(None)
-            writer.send(np.ascontiguousarray(padded))
-    finally:
-        if writer is not None:
-            writer.close()
+            writer.add(frame)
     return path
+
+
+class VideoWriter:
+    """An H.264 MP4 written one RGB frame at a time (as a run yields them); odd sizes are padded to even.
+    Leaving a `with` block by an error (or a closed generator) deletes the unfinished file."""
+
+    def __init__(self, path: Path, fps: float):
+        self.path, self.fps = Path(path), fps
+        self._writer = None
+
+    def add(self, frame: np.ndarray) -> None:
+        import imageio_ffmpeg
+
+        height, width = frame.shape[:2]
+        padded = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+        if self._writer is None:
+            self._writer = imageio_ffmpeg.write_frames(
+                str(self.path), (padded.shape[1], padded.shape[0]), fps=self.fps, codec="libx264",
+                pix_fmt_in="rgb24", pix_fmt_out="yuv420p", macro_block_size=2, quality=7, ffmpeg_log_level="error",
+                output_params=["-movflags", "+faststart"])
+            self._writer.send(None)
+        self._writer.send(np.ascontiguousarray(padded))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, kind: type | None, *rest: object) -> None:
+        self.close()
+        if kind is not None:
+            self.path.unlink(missing_ok=True)
 
 
 def read_object_names(text: str) -> dict[int, str]:
@@ -373,12 +401,13 @@ def _csv_text(rows: list[dict]) -> str:
 def write_export_zip(path: Path, names: list[str], results: Mapping[int, np.ndarray],
                      annotations: Mapping[int, np.ndarray], palette: list[int], video: Path | None,
                      measures: list[dict] | None = None, object_names: Mapping[int, str] | None = None,
-                     record: SessionRecord | None = None, source: Path | None = None,
-                     frames: Path | None = None) -> Path:
+                     formats: Iterable[str] = (), record: SessionRecord | None = None,
+                     source: Path | None = None, frames: Path | None = None) -> Path:
     """The DAVIS-layout zip: Annotations/ (results), UserAnnotations/ (references), the overlay video, a README,
-    and (when given) the per-frame measures and the object names as CSV; for resuming from the zip alone, the
-    session's record and its video (`source`, stored as it was uploaded) or else its frames (`frames`, a folder
-    of PNGs, stored under JPEGImages/)."""
+    (when given) the per-frame measures and the object names as CSV, and the results in the other `formats`
+    (EXTRA_FORMATS, written by xmempp.exports); for resuming from the zip alone, the session's record and its
+    video (`source`, stored as it was uploaded) or else its frames (`frames`, a folder of PNGs, stored under
+    JPEGImages/)."""
     staging = path.with_suffix("")
     if staging.exists():
         shutil.rmtree(staging)
@@ -386,14 +415,22 @@ def write_export_zip(path: Path, names: list[str], results: Mapping[int, np.ndar
         (staging / folder).mkdir(parents=True)
         for index, ids in sorted(masks.items()):
             write_mask(staging / folder / f"{names[index]}.png", ids, palette)
+    extra = [f for f in dict.fromkeys(formats) if f != DAVIS]
+    if extra and results:
+        by_name = {names[index]: results[index] for index in sorted(results)}
+        export_masks(by_name, staging / "formats", extra, object_names=object_names, palette=palette)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(README_NAME, EXPORT_README)
         if measures:
             archive.writestr(MEASURES_NAME, _csv_text(measures))
         if object_names:
             archive.writestr(OBJECTS_NAME, _csv_text([{"id": i, "name": n} for i, n in sorted(object_names.items())]))
-        for file in sorted(staging.rglob("*.png")):
-            archive.write(file, file.relative_to(staging).as_posix())
+        for folder in (MASK_FOLDER, USER_MASK_FOLDER):
+            for file in sorted((staging / folder).glob("*.png")):
+                archive.write(file, file.relative_to(staging).as_posix())
+        for file in sorted((staging / "formats").rglob("*")):
+            if file.is_file():
+                archive.write(file, file.relative_to(staging / "formats").as_posix())
         if video is not None and video.is_file():
             archive.write(video, OVERLAY_NAME)
         if record is not None:

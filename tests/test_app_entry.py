@@ -47,6 +47,45 @@ def test_a_failed_download_still_starts_the_app(monkeypatch):
     assert app.load_shared_network(None, "cpu") == (None, missing_weights_message())
 
 
+def test_the_weights_message_names_the_download_command():
+    assert "python -m xmempp download-weights" in missing_weights_message()
+
+
+def test_an_offline_start_decides_within_2_seconds(monkeypatch, tmp_path):
+    """A network that swallows connections (3 s each, then an error) costs at most 2 s, told or not that it is offline."""
+    import huggingface_hub.constants
+    from transformers import Sam2Model, Sam2Processor  # noqa: F401  (imported here: its import time is no waiting)
+
+    from demo.clicks import NO_WEIGHTS
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # put back after the test
+    def black_hole(address, timeout=None, *args, **kwargs):
+        time.sleep(3)
+        raise OSError("timed out")
+
+    monkeypatch.setattr(socket, "create_connection", black_hole)
+    monkeypatch.setattr(app, "find_weights", lambda weights: None)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    for name in ("XMEMPP_SAM_MODEL", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # the start sets it to 1: put back after the test
+    args = app.parse_args([])
+
+    def start(offline: bool) -> tuple[float, tuple]:
+        if offline:
+            monkeypatch.setenv("XMEMPP_OFFLINE", "1")
+        else:
+            monkeypatch.delenv("XMEMPP_OFFLINE", raising=False)
+        started = time.perf_counter()
+        models = app.load_models(args)
+        return time.perf_counter() - started, models
+
+    told, told_models = start(offline=True)
+    found, found_models = start(offline=False)
+    assert found_models == told_models == (None, missing_weights_message(), None, NO_WEIGHTS)
+    assert told <= 2.0 and found <= 2.0
+
+
 def test_the_ui_builds_without_weights(tmp_path):
     from demo.media import Limits
     from demo.state import AppSettings

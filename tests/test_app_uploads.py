@@ -1,6 +1,5 @@
 """Hostile uploads: zip bombs, pixel bombs, damaged zips and object floods are refused with a message naming the
 file and the limit, within budgets counted on what is written; nothing of a refused upload stays on disk."""
-# ruff: noqa: F811  (the app's fixtures, imported from test_app_handlers, are arguments here)
 
 from __future__ import annotations
 
@@ -19,19 +18,8 @@ from demo import unzip
 from demo.handlers import Handlers
 from demo.media import Limits
 from demo.state import AppSettings
-from tests.test_app_handlers import (  # noqa: F401  (fixtures)
-    annotated,
-    clip,
-    clip_frames,
-    handlers,
-    painted,
-    png_bytes,
-    settings,
-    shared_network,
-    square,
-    status_of,
-    write_zip,
-)
+from tests.app_helpers import annotated, clip_frames, last, painted, square, text
+from tests.test_app_loading import png_bytes, write_zip
 from xmempp.session import VideoSession
 
 BOMB_MB = 90  # declared honestly; under the old per-zip limit of 20 uploads (100 MB here), far over the budget
@@ -63,7 +51,7 @@ def test_a_zip_bomb_stops_at_the_budget_while_unpacking(handlers, settings, tmp_
 
     monkeypatch.setattr(unzip.UnpackBudget, "add_bytes", counted)
     start = time.monotonic()
-    status = status_of(handlers.load_files(None, [str(archive)]))
+    status = handlers.load_files(None, [str(archive)])["status"]
     seconds = time.monotonic() - start
     budget = settings.limits.unpack_budget(archive.stat().st_size)
     assert "bomb.zip unpacks to more than the app accepts" in status and "'f0.png'" in status
@@ -81,7 +69,7 @@ def test_a_video_and_a_zip_of_frames_are_refused_before_anything_is_unpacked(han
         raise AssertionError("a member was unpacked")
 
     monkeypatch.setattr(zipfile.ZipFile, "open", never)
-    status = status_of(handlers.load_files(None, [str(clip), str(archive)]))
+    status = handlers.load_files(None, [str(clip), str(archive)])["status"]
     assert "Both square.mp4 and bomb.zip hold frames" in status
 
 
@@ -89,7 +77,7 @@ def test_a_zip_listing_more_entries_than_the_app_opens_is_refused_from_its_end_r
     small = Handlers(AppSettings(**{**settings.__dict__, "limits": Limits(max_frames=2)}))
     frame = png_bytes(clip_frames(1)[0])
     archive = write_zip(tmp_path / "many.zip", {f"f{i:04d}.png": frame for i in range(100)})
-    status = status_of(small.load_files(None, [str(archive)]))
+    status = small.load_files(None, [str(archive)])["status"]
     assert "many.zip lists 100 entries; the app opens zips of at most 88" in status
 
 
@@ -97,7 +85,7 @@ def test_an_image_over_the_pixel_limit_inside_a_zip_is_named_with_the_limit(hand
     huge = tmp_path / "huge.png"
     Image.new("1", (15000, 15000)).save(huge)
     archive = write_zip(tmp_path / "pixels.zip", {"frames/f0.png": huge.read_bytes()})
-    status = status_of(handlers.load_files(None, [str(archive)]))
+    status = handlers.load_files(None, [str(archive)])["status"]
     assert "frames/f0.png in pixels.zip has over 179 megapixels" in status
     assert "at most 40 megapixels" in status and "DecompressionBomb" not in status
     assert leftovers(settings) == []
@@ -107,7 +95,7 @@ def test_an_image_over_the_apps_pixel_limit_is_refused_from_its_header(handlers,
     large = tmp_path / "large.png"
     Image.new("1", (9000, 5000)).save(large)
     archive = write_zip(tmp_path / "pixels.zip", {"f0.png": large.read_bytes()})
-    status = status_of(handlers.load_files(None, [str(archive)]))
+    status = handlers.load_files(None, [str(archive)])["status"]
     assert "f0.png in pixels.zip is 9000x5000 pixels; the app reads images of at most 40 megapixels" in status
 
 
@@ -129,7 +117,7 @@ def damaged(path: Path, how: str) -> Path:
 @pytest.mark.parametrize("how", ["size", "crc"])
 def test_a_damaged_zip_member_is_named_with_its_zip(handlers, settings, tmp_path, how):
     archive = damaged(tmp_path / "broken.zip", how)
-    status = status_of(handlers.load_files(None, [str(archive)]))
+    status = handlers.load_files(None, [str(archive)])["status"]
     assert status.startswith("⚠ broken.zip is damaged: its member 'f1.png' cannot be read"), status
     assert "Something went wrong" not in status
     assert leftovers(settings) == []
@@ -139,19 +127,28 @@ def test_masks_over_the_object_limit_in_a_zip_are_refused_naming_it(settings, tm
     small = Handlers(AppSettings(**{**settings.__dict__, "num_objects": 2}))
     frames = {f"JPEGImages/{i:05d}.png": png_bytes(f) for i, f in enumerate(clip_frames())}
     flood = square(0, 1)
-    flood[:4, :40] = np.arange(40).reshape(1, 40)  # 39 objects, ids up to 39
+    flood[:4, :6] = np.arange(6).reshape(1, 6)  # 5 objects, ids up to 5
     frames["Annotations/00000.png"] = png_bytes(flood, palette=True)
-    state, *_, status = small.load_files(None, [str(write_zip(tmp_path / "flood.zip", frames))])
-    assert "The masks in flood.zip hold 39 object(s) with ids up to 39" in status
+    outputs = small.load_files(None, [str(write_zip(tmp_path / "flood.zip", frames))])
+    state, status = outputs["state"], outputs["status"]
+    assert "The masks in flood.zip hold 5 object(s) with ids up to 5" in status
     assert "at most 2 objects" in status
     assert state.session is None
+
+
+def test_a_mask_in_a_zip_with_more_colours_than_the_engine_takes_is_named_as_the_zip_has_it(handlers, tmp_path):
+    frames = {f"JPEGImages/{i:05d}.png": png_bytes(f) for i, f in enumerate(clip_frames())}
+    noise = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)  # a JPEG's noise, as RGB
+    frames["Annotations/00000.png"] = png_bytes(noise)
+    status = handlers.load_files(None, [str(write_zip(tmp_path / "noise.zip", frames))])["status"]
+    assert "Annotations/00000.png in noise.zip" in status and "/work/" not in status, status
 
 
 def test_the_ui_adds_objects_up_to_the_app_limit_and_says_it(settings):
     small = Handlers(AppSettings(**{**settings.__dict__, "num_objects": 2}))
     state = annotated(small)
-    assert status_of(small.add_object(state)).startswith("Added")
-    assert "At most 2 objects: the app's object limit" in status_of(small.add_object(state))
+    assert text(small.add_object(state)["editor_note"]).startswith("Added")
+    assert "At most 2 objects: the app's object limit" in text(small.add_object(state)["editor_note"])
 
 
 def test_two_runs_never_use_the_model_at_once_when_a_tab_closes_mid_frame(handlers, clip, monkeypatch):
@@ -172,7 +169,7 @@ def test_two_runs_never_use_the_model_at_once_when_a_tab_closes_mid_frame(handle
 
     monkeypatch.setattr(VideoSession, "_step", slow_step)
     mine = SimpleNamespace(session_hash="mine")
-    my_state = handlers.load_files(None, [str(clip)], mine)[0]
+    my_state = handlers.load_files(None, [str(clip)], mine)["state"]
     handlers.save(my_state, 0, painted(square(0)))
     theirs = annotated(handlers)
     my_run = threading.Thread(target=lambda: list(handlers.propagate(my_state, 3)))  # as Gradio's worker runs it
@@ -183,5 +180,5 @@ def test_two_runs_never_use_the_model_at_once_when_a_tab_closes_mid_frame(handle
     handlers.unload(mine)  # the tab closes while a frame of mine is being computed
     their_outputs = list(handlers.propagate(theirs, 3))
     my_run.join(30)
-    assert status_of(their_outputs[-1]).startswith("Propagated"), [status_of(o) for o in their_outputs]
+    assert text(last(their_outputs, "progress")).startswith("Propagated")
     assert most[0] == 1

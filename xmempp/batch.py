@@ -5,13 +5,19 @@ from __future__ import annotations
 import csv
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
 from xmempp.api import run_on_video
-from xmempp.datasets import DatasetVideo, annotated_frames, find_videos, refuse_output_inside
+from xmempp.datasets import (
+    DatasetVideo,
+    annotated_frames,
+    find_videos,
+    refuse_output_inside,
+    refuse_video_outputs_inside,
+)
 from xmempp.jobs import Execution, JobFailure, run_jobs
 from xmempp.model.network import XMem
 from xmempp.model.weights import weights_fingerprint
@@ -21,6 +27,7 @@ from xmempp.video import FrameFolder
 log = logging.getLogger(__name__)
 
 SUMMARY_FILE = "summary.csv"
+SUMMARY_COLUMNS = ["video", "status", "frames", "annotated_frame_indices", "seconds", "reason"]
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 
 
@@ -72,6 +79,7 @@ def run_batch(dataset: Path, output: Path, execution: Execution, first_only: boo
     """Propagate every video of `dataset` into `output/<video>/`; writes `output/summary.csv`, one row per video."""
     dataset_videos = find_videos(dataset, videos)
     refuse_output_inside(dataset, output)
+    refuse_video_outputs_inside(dataset, {video.name: output / video.name for video in dataset_videos})
     output.mkdir(parents=True, exist_ok=True)
     jobs = [BatchJob(video, output / video.name, first_only, size, save_overlay,
                      progress=progress and not execution.ray) for video in dataset_videos]
@@ -89,14 +97,12 @@ def run_batch(dataset: Path, output: Path, execution: Execution, first_only: boo
 
 
 def write_summary(path: Path, outcomes: list[VideoOutcome]) -> None:
-    """summary.csv: video, status, frames, annotated_frames (space-separated indices), seconds, reason."""
-    rows = []
-    for outcome in outcomes:
-        row = asdict(outcome)
-        row["annotated_frames"] = " ".join(str(i) for i in outcome.annotated_frames)
-        rows.append(row)
+    """summary.csv: video, status, frames, annotated_frame_indices (space-separated, 0-based), seconds, reason."""
+    rows = [{"video": o.video, "status": o.status, "frames": o.frames,
+             "annotated_frame_indices": " ".join(str(i) for i in o.annotated_frames),  # a list: unlike evaluate's mean
+             "seconds": o.seconds, "reason": o.reason} for o in outcomes]
     with atomic_path(path) as temporary, open(temporary, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]) if rows else ["video", "status"])
+        writer = csv.DictWriter(file, fieldnames=SUMMARY_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
 

@@ -14,6 +14,10 @@ class XMemPPError(Exception):
     """A problem with the input, named in the message (the file, the frame, the limit)."""
 
 
+class EmptyAnnotationError(XMemPPError):
+    """An annotation without any object pixel."""
+
+
 class OutOfMemoryError(XMemPPError):
     """The work did not fit in (GPU or CPU) memory at this processing size; a smaller size needs less."""
 

@@ -94,25 +94,78 @@ def start_run(folder: Path, manifest: Manifest) -> None:
 
 
 # ----- never write into what is read -------------------------------------------------------------------------
+# Paths are compared as file system objects (device and inode), not as spellings: a bind mount, a hard link
+# or a symlink reaches one folder or file by several paths, and `Path.resolve()` sees through symlinks only.
+def identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of what `path` reaches, following links; None when nothing is there (or it cannot be seen)."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def same_object(a: Path, b: Path) -> bool:
+    """Whether two paths reach one existing file or folder, whatever path, mount or link leads to each."""
+    first = identity(a)
+    return first is not None and first == identity(b)
+
+
+def enclosing_folder(path: Path, folders: dict[tuple[int, int], Path]) -> tuple[Path, Path] | None:
+    """(the folder on `path`'s way up, the entry of `folders`) when `path` is, or lies inside, one of `folders`
+    (keyed by identity); None otherwise. Parts of `path` that do not exist yet cannot be any of them."""
+    for folder in (path, *path.parents):
+        found = folders.get(identity(folder)) if folder.exists() else None
+        if found is not None:
+            return folder, found
+    return None
+
+
 def written_folders(out: Path) -> list[Path]:
     """The folders a run writes files into."""
     return [out, out / MASKS_DIR, out / OVERLAY_DIR]
 
 
-def refuse_overlap(inputs: dict[str, Path], out: Path) -> None:
-    """Refuse when a folder the run writes into is a folder it reads, or a file it writes is one it reads.
+def refuse_overlap(inputs: dict[str, Path], out: Path, never_inside: tuple[str, ...] = ("frames",)) -> None:
+    """Refuse when the run would write into what it reads: a folder or file it writes is one it reads, a file it
+    would replace in `out/masks` or `out/overlay` is an input file, or the output lies inside one of the input
+    folders named in `never_inside` (the frames folder, as `batch` keeps outputs out of a dataset; an annotations
+    folder may hold the output, as `--masks . --output out` does: no annotation is written there).
 
-    `inputs` names what is read: {"frames": ..., "annotations": ...}. Paths are compared resolved, so
-    `d/x/../overlay`, `d/overlay` given as `--images` with `--output d`, and symlinks are all caught.
+    `inputs` names what is read: {"frames": ..., "annotations": ...}. Folders and files are compared by device
+    and inode, so `d/x/../overlay`, `d/overlay` given as `--images` with `--output d`, symlinks, hard links and
+    bind mounts are all caught.
     """
+    absolute_out = Path(os.path.abspath(out))
     written_files = [out / KEYS_FILE, out / KEYS_INFO_FILE, out / MANIFEST_FILE]
     for label, read in inputs.items():
-        source = read.resolve()
         for written in [*written_folders(out), *written_files]:
-            if written.resolve() == source:
+            if same_object(written, read):
                 raise XMemPPError(f"writing into {written} would overwrite the {label} in {read} (the same "
-                                  f"{'folder' if source.is_dir() else 'file'}): choose an output folder apart from "
+                                  f"{'folder' if read.is_dir() else 'file'}): choose an output folder apart from "
                                   "the inputs")
+        if label in never_inside and read.is_dir():
+            inside = enclosing_folder(absolute_out.resolve(), {identity(read): read})
+            if inside is not None:
+                raise XMemPPError(f"the output folder {out} is inside the {label} folder {read} (through "
+                                  f"{inside[0]}): inputs are never written to, choose a folder outside it")
+    _refuse_hard_links_to_inputs(inputs, out)
+
+
+def _refuse_hard_links_to_inputs(inputs: dict[str, Path], out: Path) -> None:
+    """A file already in out/masks or out/overlay that is an input file under another name (a hard link) is
+    refused: the run would replace it."""
+    input_files: dict[tuple[int, int], Path] = {}
+    for read in inputs.values():
+        for path in (read.iterdir() if read.is_dir() else [read]):
+            if path.is_file():
+                input_files.setdefault(identity(path), path)
+    for folder in written_folders(out)[1:]:
+        for path in (folder.iterdir() if folder.is_dir() else []):
+            source = input_files.get(identity(path)) if path.is_file() else None
+            if source is not None:
+                raise XMemPPError(f"{path} is the same file as the input {source} (a hard link): the run would "
+                                  "replace it; choose an output folder apart from the inputs")
 
 
 def prepare_output_folder(out: Path) -> None:

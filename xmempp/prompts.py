@@ -228,7 +228,8 @@ def _load_error_message(source: str, error: Exception, offline: bool) -> str:
     first_line = (str(error).strip().splitlines() or [""])[0][:300]
     if Path(source).is_dir():
         return f"SAM model folder {source} cannot be loaded ({type(error).__name__}: {first_line})"
-    where = "the Hugging Face cache (XMEMPP_OFFLINE=1)" if offline else "the Hugging Face hub"
+    where = "the Hugging Face cache (offline: XMEMPP_OFFLINE=1, or the hub did not answer)" if offline else \
+        "the Hugging Face hub"
     return f"SAM model {source} is neither a folder nor loadable from {where} ({type(error).__name__}: {first_line})"
 
 

@@ -134,8 +134,9 @@ def find_weights(weights: str | Path | None = None) -> Path | None:
 
 
 def missing_weights_message() -> str:
-    return (f"XMem weights not found. Download {WEIGHTS_URL} and put it at {DEFAULT_WEIGHTS_DIR / WEIGHTS_FILENAME}, "
-            "or point XMEMPP_WEIGHTS (or --weights) at the file.")
+    return ("XMem weights not found. Run `python -m xmempp download-weights` (online), or download "
+            f"{WEIGHTS_URL} and put it at {DEFAULT_WEIGHTS_DIR / WEIGHTS_FILENAME}, or point XMEMPP_WEIGHTS (or "
+            "--weights) at the file.")
 
 
 def ensure_weights(weights: str | Path | None = None, progress: bool = True) -> Path:
