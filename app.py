@@ -146,6 +146,16 @@ def make_work_root() -> Path:
     return work_root
 
 
+def use_upload_folder(work_root: Path) -> Path:
+    """Gradio's upload cache inside this server's work root (Gradio reads GRADIO_TEMP_DIR when the app is built):
+    visitors' uploads then go with the work root, at exit and, after a kill, at the next start. Left in Gradio's
+    shared /tmp/gradio, a killed server's uploads stayed there for good."""
+    folder = work_root / "uploads"
+    folder.mkdir(exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    return folder
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # Gradio's launch ends on it, closing its server; then atexit cleans up
 
@@ -158,6 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     except (XMemPPError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
     work_root = make_work_root()
+    use_upload_folder(work_root)
     settings = AppSettings(network=network, weights_message=message, work_root=work_root, example=EXAMPLE,
                            limits=Limits(args.max_frames, args.max_side, args.max_upload_mb), size=args.size,
                            max_runs=args.max_runs, max_waiting=args.max_waiting, speed_check=args.speed_check,

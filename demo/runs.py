@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import gradio as gr
 
 from demo import views
-from demo.feedback import Outputs, duration, handler, progress_html
+from demo.feedback import Outputs, duration, handler, progress_html, sentence_case
 from demo.run_queue import QueuedRun
 from demo.speed import measure_speed
 from demo.state import RunProgress, UserState
@@ -119,6 +119,16 @@ class Runs(Visitors):
             yield self._waiting_text(run)
             timeout = QUEUE_UPDATE_S
 
+    def _computed(self, run: QueuedRun, frames: Iterator[RunProgress]) -> Iterator[RunProgress]:
+        """`frames`, each computed while the queue knows that the model works for `run` (a tab closed meanwhile
+        gives its place only when the frame is done)."""
+        while True:
+            with self.queue.computing(run):
+                progress = next(frames, None)
+            if progress is None:
+                return
+            yield progress
+
     @handler(*RUN_OUTPUTS, errors_to="progress")
     def propagate(self, state: UserState | None, k: float) -> Iterator[Outputs]:
         """Streamed from the click on: the run first waits for its turn in the app's queue (its place counting
@@ -143,7 +153,7 @@ class Runs(Visitors):
             yield {**first, "progress": progress_html(0, state.num_frames, "starting…"), "video": None,
                    "suggestions": [], "status": views.status(state, starting_run=True)}
             shown = 0.0
-            for last in frames:
+            for last in self._computed(run, frames):
                 run.done = last.done
                 if time.monotonic() - shown >= VIEWER_UPDATE_S or last.done == last.total:
                     shown = time.monotonic()
@@ -196,7 +206,7 @@ class Runs(Visitors):
         picks, text = state.suggest(int(k))
         timeline = views.timeline(state, state.editor_frame or 0)
         if not picks:
-            message = text[:1].upper() + text[1:] + "." if text else "No frame to suggest."
+            message = sentence_case(text) + "." if text else "No frame to suggest."
             return {"suggestions": [], "timeline": timeline, "progress": progress_html(0, 0, message)}
         message = f"{len(picks)} suggested frame(s)" + (f" ({text})." if text else ".")
         return {"suggestions": views.suggestions(state), "timeline": timeline,

@@ -11,6 +11,7 @@ import gradio as gr
 
 from demo.api import ScriptApi, hide_ui_events
 from demo.clicks import EDITOR_HEIGHT, HELP_LINE, ClickControls
+from demo.components import frame_slider
 from demo.feedback import progress_html
 from demo.handlers import Handlers
 from demo.layers import hex_colour
@@ -51,7 +52,8 @@ the result viewer, which always shows the frame in the editor, labelled with its
 **Keyboard** (not while typing in a text box): ← → previous / next frame, 1-8 choose the object, S save, P
 propagate.
 
-**Resume a session:** upload the same video *together with* the exported zip (select both files): your references
+**Resume a session:** upload the exported zip alone (it carries its video; a zip exported before it did needs
+the same video uploaded with it, both files selected): the processing size comes back, your references
 come back from `UserAnnotations/`, the results from `Annotations/`, the names from `objects.csv`. Loading another
 video keeps unexported work as a zip in *Exported files*.
 
@@ -224,7 +226,7 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
             # The state of the video, and nothing else: what is loaded (with the load's warnings), the work on it.
             status = gr.Textbox(label="Status", elem_id="status", interactive=False, lines=2, max_lines=4, scale=3,
                                 value=settings.weights_message or "Upload a video or press Example clip to start.")
-        gr.Markdown("To resume, upload the video with its exported zip. Keys: ← → frames, 1-8 object, S save, "
+        gr.Markdown("To resume, upload an exported zip. Keys: ← → frames, 1-8 object, S save, "
                     "P propagate. Limits and more in Help.", elem_classes="hint", elem_id="hint")
         clicks = ClickControls(settings.prompt_model, settings.prompt_message, settings.num_objects)
         with gr.Row(elem_id="top-row"):
@@ -260,7 +262,7 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
                 editor_note = gr.HTML("", elem_id="editor-message")
                 with gr.Row(elem_id="frame-row"):
                     previous = gr.Button("◀", elem_id="prev-frame", size="sm", min_width=40, scale=0)
-                    frame = gr.Slider(0, 1, value=0, step=1, label="Frame", elem_id="frame", scale=1)
+                    frame = frame_slider(0, 1, value=0, step=1, label="Frame", elem_id="frame", scale=1)
                     following = gr.Button("▶", elem_id="next-frame", size="sm", min_width=40, scale=0)
                 timeline = gr.Image(None, elem_id="timeline", interactive=False, format="png", show_label=False,
                                     buttons=[], container=False, placeholder="The timeline of the video shows here.")

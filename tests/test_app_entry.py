@@ -145,3 +145,47 @@ def test_a_stopped_server_deletes_its_work_root(tmp_path, checkpoint):
     finally:
         server.kill()
     assert not list(tmp_path.glob("xmempp-app-*"))
+
+
+def test_visitors_uploads_go_into_the_work_root(tmp_path, monkeypatch):
+    import gradio.utils
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "elsewhere"))  # restored after the test
+    work_root = tmp_path / "xmempp-app-1-abc"
+    work_root.mkdir()
+    folder = app.use_upload_folder(work_root)
+    assert Path(gradio.utils.get_upload_folder()) == folder and folder.parent == work_root
+
+
+@pytest.mark.slow
+def test_a_killed_servers_uploads_are_removed_with_its_work_root_at_the_next_start(tmp_path, checkpoint):
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "TMPDIR": str(tmp_path), "XMEMPP_OFFLINE": "1", "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env.pop("GRADIO_TEMP_DIR", None)
+    server = subprocess.Popen([sys.executable, str(Path(app.__file__)), "--weights", str(checkpoint), "--device",
+                               "cpu", "--sam-model", "none", "--no-speed-check"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        reply = httpx.post(f"http://127.0.0.1:{port}/gradio_api/upload",
+                           files={"files": ("visitor-upload.mp4", b"not really a video")}, timeout=30)
+        uploaded = Path(reply.json()[0])
+        assert uploaded.read_bytes() == b"not really a video"
+    finally:
+        server.kill()  # no clean-up of its own
+        server.wait(timeout=30)
+    work_roots = list(tmp_path.glob(f"xmempp-app-{server.pid}-*"))
+    assert work_roots and uploaded.is_relative_to(work_roots[0])
+    assert app.remove_stale_work_roots(tmp_path) == work_roots  # what the next server does first
+    assert not uploaded.exists()

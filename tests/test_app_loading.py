@@ -146,7 +146,7 @@ def test_export_holds_davis_masks_the_users_annotations_and_an_h264_video(handle
     state = annotated(handlers)
     run(handlers, state)
     outputs = handlers.export(state)
-    assert "To resume later, upload the video together with" in text(outputs["export_note"])
+    assert "To resume later, upload xmempp-masks.zip alone: it carries the video" in text(outputs["export_note"])
     with zipfile.ZipFile(outputs["download"][0]) as opened:
         names = opened.namelist()
         opened.extractall(tmp_path / "out")
@@ -220,9 +220,11 @@ def test_an_export_with_every_format_resumes_the_session(handlers, clip):
     assert outputs["state"].num_frames == FRAMES and outputs["state"].annotated_frames == [0, 5]  # mattes: no frames
 
 
-def test_the_export_zip_alone_asks_for_the_video(handlers):
-    files = handlers.export(annotated(handlers))["download"]
-    assert "upload the video together with the zip" in handlers.load_files(None, [files[0]])["status"]
+def test_a_zip_of_masks_alone_asks_for_the_video(handlers, tmp_path):
+    archive = tmp_path / "masks.zip"
+    with zipfile.ZipFile(archive, "w") as opened:
+        opened.writestr("Annotations/frame_000000.png", png_bytes(square(0), palette=True))
+    assert "upload the video together with it" in handlers.load_files(None, [str(archive)])["status"]
 
 
 def test_without_weights_the_app_loads_and_refuses_to_propagate_with_the_message(settings):

@@ -69,6 +69,7 @@ class VideoSession:
         self._propagating = False
         self._object_names: dict[int, str] = {}  # names people gave objects (an object may be named before painted)
         self._closed = False
+        self._memory_pending = False  # restored annotations wait to be encoded by the next propagation
         # Held while annotations (or the configuration, or restored predictions) change and while a propagation
         # starts, so that a propagation never starts against half-made annotations (a check alone would let one
         # slip in between check and change).
@@ -157,6 +158,28 @@ class VideoSession:
             self._set_prediction(index, mask, measure_annotation(mask, self.objects.ids), latest=True)
             self._forget_unannotated_objects()
 
+    def restore_annotations(self, masks: dict[int, np.ndarray]) -> None:
+        """Take annotations made earlier (e.g. from an exported zip) without encoding them now: the network
+        encodes them, in frame order, when the next propagation starts (so a server's model work for them
+        happens in that run's turn), exactly as `annotate` called in frame order would have.
+
+        Raises like `annotate` (an empty mask included); nothing changes then.
+        """
+        with self._state_lock:
+            self._check_can_change_annotations("restoring annotations")
+            checked = {}
+            for index in sorted(masks):
+                self._check_index(index)
+                checked[index] = checked_mask(index, masks[index], self.frame_size).copy()
+            objects = ObjectManager()
+            for mask in [*self._annotations.values(), *checked.values()]:
+                objects.register(mask)  # refuses too many objects before anything changes
+            self._annotations.update(checked)
+            self._memory_pending = self.network is not None
+            self._rebuild_memory(sorted(self._annotations))  # the objects now; their memory at the next run
+            for index, mask in checked.items():
+                self._set_prediction(index, mask, measure_annotation(mask, self.objects.ids), latest=True)
+
     def remove_annotation(self, index: int) -> None:
         """Take frame `index` out of permanent memory; the other annotations stay as they are."""
         with self._state_lock:
@@ -164,7 +187,8 @@ class VideoSession:
             if index not in self._annotations:
                 raise XMemPPError(f"frame {index} has no annotation to remove")
             del self._annotations[index]
-            self.permanent.remove(index)
+            if index in self.permanent:
+                self.permanent.remove(index)
             self._set_prediction(index, None, None, latest=False)  # it was the annotation, which is gone
             self._forget_unannotated_objects()
 
@@ -181,7 +205,8 @@ class VideoSession:
                     self._annotations[index] = mask
                 else:
                     del self._annotations[index]
-                    self.permanent.remove(index)
+                    if index in self.permanent:
+                        self.permanent.remove(index)
             for index in range(self.num_frames):
                 self._remove_from_prediction(index, object_id, was_annotated=index in changed)
             # Every changed annotation is encoded again (with the objects that remain in their channels).
@@ -209,7 +234,8 @@ class VideoSession:
 
     def _encode_again(self) -> None:
         """Rebuild objects and permanent memory from the annotations, in the order they were first added."""
-        self._rebuild_memory(self.permanent.frame_indices if self.network is not None else sorted(self._annotations))
+        encoded = self.network is not None and not self._memory_pending
+        self._rebuild_memory(self.permanent.frame_indices if encoded else sorted(self._annotations))
 
     def _rebuild_memory(self, order: list[int]) -> None:
         """Objects and permanent memory made anew from the annotations of the frames in `order`: every object
@@ -222,8 +248,9 @@ class VideoSession:
             self._encode(frame_index, self.frame(frame_index), self._annotations[frame_index])
 
     def _encode(self, index: int, rgb: np.ndarray, mask: np.ndarray) -> None:
-        """Encode an annotated frame into permanent memory (and keep its keys for suggestions); needs a network."""
-        if self.network is None:
+        """Encode an annotated frame into permanent memory (and keep its keys for suggestions); needs a network.
+        While restored annotations wait for the next propagation, that propagation encodes them all."""
+        if self.network is None or self._memory_pending:
             return
         image, padding = self._network_image(rgb)
         one_hot = self._network_mask(mask, image, padding)
@@ -275,6 +302,14 @@ class VideoSession:
             self._check_annotated("propagating")
             if self._propagating:
                 raise XMemPPError(running_message("propagating again"))
+            if self._memory_pending:  # restored annotations: encoded now, in the run's turn with the model
+                self._memory_pending = False
+                try:
+                    with out_of_memory_as_error("encoding the annotations", self.config.size):
+                        self._rebuild_memory(sorted(self._annotations))
+                except BaseException:
+                    self._memory_pending = True  # the next run tries again
+                    raise
             self._from_latest_run[:] = False
             for index in self._annotations:
                 self._from_latest_run[index] = True
