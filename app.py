@@ -156,6 +156,12 @@ def use_upload_folder(work_root: Path) -> Path:
     return folder
 
 
+def upload_limit_bytes(max_upload_mb: float) -> int:
+    """--max-upload-mb as the bytes Gradio's launch takes: a text such as "5.0mb" (argparse gives a float) is
+    refused by Gradio's parser at launch, "Invalid file size unit: .0MB"."""
+    return int(max_upload_mb * 2**20)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # Gradio's launch ends on it, closing its server; then atexit cleans up
 
@@ -175,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
                            prompt_model=prompt_model, prompt_message=prompt_message)
     blocks = build_demo(settings)
     blocks.queue(default_concurrency_limit=4)
-    blocks.launch(share=args.share, max_file_size=f"{args.max_upload_mb}mb", mcp_server=args.mcp,
+    blocks.launch(share=args.share, max_file_size=upload_limit_bytes(args.max_upload_mb), mcp_server=args.mcp,
                   **launch_options(settings))
 
 
