@@ -51,18 +51,19 @@ def handler_times(clip: Path, video: Path, weights: Path, size: int) -> tuple[fl
     settings = AppSettings(network=load_network(weights, "cpu"), limits=Limits(), work_root=clip / "work",
                            example=video, size=size)
     handlers = Handlers(settings)
-    state = handlers.load_example(None)[0]
+    state = handlers.load_example(None)["state"]
     mask = np.asarray(Image.open(clip / "Annotations" / "frame_000000.png"))
     layer = ids_to_layer(mask)
     layer[..., 3] = np.where(mask > 0, 255, 0)
     handlers.save(state, 0, {"background": np.zeros((*mask.shape, 4), np.uint8), "layers": [layer], "composite": None})
     start = time.perf_counter()
     first = first_propagated = None
-    for *_, status in handlers.propagate(state, 3):
+    for outputs in handlers.propagate(state, 3):
         now = time.perf_counter() - start
-        if first is None and status.startswith("Propagating: frame 0"):
+        label = outputs["viewer"]["label"] if "viewer" in outputs else ""
+        if first is None and label.startswith("Result · frame 0 (propagating)"):
             first = now
-        if first_propagated is None and re.match(r"Propagating: frame [1-9]", status):
+        if first_propagated is None and re.match(r"Result · frame [1-9]\d* \(propagating\)", label):
             first_propagated = now
     return first, first_propagated
 

@@ -8,6 +8,7 @@ live in their own `ClickState`; the SAM model is shared and read-only.
 
 from __future__ import annotations
 
+import html
 import logging
 import os
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from xmempp.prompts import DEFAULT_SAM_MODEL, Box, Point, PromptModel, PromptSes
 
 log = logging.getLogger(__name__)
 
+EDITOR_HEIGHT = 330  # pixels of the editor and of the click picture beside it
+
 POSITIVE, NEGATIVE, BOX = "+ point", "− point", "box (2 corners)"
 NO_WEIGHTS = (f"Needs the SAM 2.1 weights: start the app once online (it downloads {DEFAULT_SAM_MODEL}) or pass "
               "--sam-model with a folder saved by save_pretrained.")
@@ -33,22 +36,31 @@ HELP_LINE = ("**Click to segment:** turn on *Click to segment*, pick the object,
              "brush and eraser correct it before Save. Undo point and Clear points act on the chosen object.")
 
 
-def load_prompt_model(source: str | None, device: Any) -> tuple[PromptModel | None, str]:
+def load_prompt_model(source: str | None, device: Any, offline: bool | None = None) -> tuple[PromptModel | None, str]:
     """The shared SAM model for clicks, or None and the sentence the click control shows instead.
 
     `source` None means $XMEMPP_SAM_MODEL, then facebook/sam2.1-hiera-tiny; "none" turns clicks off. A model
-    named by the person that cannot be loaded is an error; the default one missing (offline) is not.
+    named by the person that cannot be loaded is an error; the default one missing (offline) is not. `offline`
+    (default: XMEMPP_OFFLINE=1) reads only local files and the Hugging Face cache.
     """
     named = source or os.environ.get("XMEMPP_SAM_MODEL")
     if named and named.strip().lower() == "none":
         return None, TURNED_OFF
     try:
-        return PromptModel.load(named or DEFAULT_SAM_MODEL, resolve_device(device)), ""
+        return PromptModel.load(named or DEFAULT_SAM_MODEL, resolve_device(device), offline=offline), ""
     except XMemPPError as error:
         if named:
             raise
         log.warning("click to segment is off: %s", error)
         return None, NO_WEIGHTS
+
+
+# Said in the browser as a click lands, before the server answers (the inputs pass through unchanged).
+WORKING_JS = """(...inputs) => {
+  const message = document.querySelector('#click-status');
+  if (message) message.innerHTML = '<p class="working">Working: segmenting…</p>';
+  return inputs;
+}"""
 
 
 # ----- one visitor's prompts ---------------------------------------------------------------------------------
@@ -131,53 +143,70 @@ class ClickControls:
     """The click mode's components (built where this is created) and their events; `wire` connects the editor."""
 
     def __init__(self, model: PromptModel | None, message: str, num_objects: int):
+        """Only the visitor's click state: `build_mode`, `build_tools` and `build_picture` place the components
+        where they are called (the switch beside the object picker, the tools and the picture above the editor)."""
         self.model = model
         self.num_objects = num_objects
+        self.unavailable = message
         self.state = gr.State(None, delete_callback=lambda state: state.close() if state is not None else None)
-        self.mode = gr.Checkbox(False, label="Click to segment (SAM 2.1)", elem_id="click-mode",
-                                interactive=model is not None, info=message or None)
-        with gr.Column(visible=False, elem_id="click-panel") as self.panel:
-            self.picture = gr.Image(label="Click on the chosen object: its mask goes to the editor below",
-                                    elem_id="click-image", interactive=False, format="jpeg", height=380,
-                                    buttons=[])
-            with gr.Row(equal_height=True):
-                self.kind = gr.Radio([POSITIVE, NEGATIVE, BOX], value=POSITIVE, label="A click adds",
-                                     elem_id="click-kind", scale=3)
-                self.undo = gr.Button("Undo point", elem_id="click-undo", size="sm", scale=1)
-                self.clear = gr.Button("Clear points", elem_id="click-clear", size="sm", scale=1)
-            self.message = gr.Markdown("", elem_id="click-status")
+
+    def build_mode(self) -> None:
+        """The switch; without a model it is off and says why in one word (Help gives the whole sentence, which
+        beside the object picker would push the editor below the fold)."""
+        label = "Click to segment (SAM 2.1)" if self.model is not None else "Click to segment: off (see Help)"
+        self.mode = gr.Checkbox(False, label=label, elem_id="click-mode", interactive=self.model is not None, scale=1,
+                                min_width=150)
+
+    def build_tools(self) -> None:
+        with gr.Row(visible=False, elem_id="click-tools", equal_height=True) as self.tools:
+            self.kind = gr.Radio([POSITIVE, NEGATIVE, BOX], value=POSITIVE, label="A click adds", elem_id="click-kind",
+                                 scale=0, min_width=330, container=False)
+            self.undo = gr.Button("Undo point", elem_id="click-undo", size="sm", scale=0, min_width=90)
+            self.clear = gr.Button("Clear points", elem_id="click-clear", size="sm", scale=0, min_width=90)
+            self.message = gr.Markdown("", elem_id="click-status", min_height=0)
+
+    def build_picture(self) -> None:
+        """The picture that takes the clicks and shows each point with the mask it gave (shown in click mode)."""
+        with gr.Column(visible=False, elem_id="click-panel", min_width=300) as self.panel:
+            self.picture = gr.Image(label="Click on the chosen object", elem_id="click-image", interactive=False,
+                                    format="jpeg", height=EDITOR_HEIGHT, buttons=[])
 
     def wire(self, editor: gr.ImageEditor, object_picker: gr.Radio, app_state: gr.State, frame: gr.Slider) -> None:
         """Connect to the annotation editor, the object choice, and the app's state and frame number (whose
         `frame(i)` and `mask(i)` give a frame and what the editor was last given for it)."""
         quiet = {"show_progress": "hidden"}
         # The editor can leave an event that writes to it pending in the browser, and an event's default
-        # trigger mode ignores its trigger while pending: every click must count.
+        # trigger mode ignores its trigger while pending: every click must count. The message says "Working" in
+        # the browser the moment the click lands, until the mask comes back.
         each = {"concurrency_id": "clicks", "trigger_mode": "multiple", **quiet}
         where = [app_state, frame, editor]
         outputs = [self.state, editor, self.picture, self.message]
-        self.mode.change(self.toggle, [self.mode, self.state, *where], [self.panel, self.state, self.picture,
-                                                                        self.message], **quiet)
-        self.picture.select(self.click, [self.state, *where, object_picker, self.kind], outputs, **each)
-        self.undo.click(self.undo_last, [self.state, *where, object_picker], outputs, **each)
-        self.clear.click(self.clear_object, [self.state, *where, object_picker], outputs, **each)
+        self.mode.change(self.toggle, [self.mode, self.state, *where, object_picker],
+                         [self.tools, self.panel, self.message, self.state, self.picture], **quiet)
+        self.picture.select(self.click, [self.state, *where, object_picker, self.kind], outputs, js=WORKING_JS,
+                            **each)
+        self.undo.click(self.undo_last, [self.state, *where, object_picker], outputs, js=WORKING_JS, **each)
+        self.clear.click(self.clear_object, [self.state, *where, object_picker], outputs, js=WORKING_JS, **each)
         # Another frame (slider, buttons, galleries, timeline all set the frame number): the picture follows.
         # Not on the editor's changes: an event reading the editor makes the browser upload its picture.
         frame.change(self.refresh, [self.mode, self.state, app_state, frame], [self.picture],
                      trigger_mode="always_last", **quiet)
 
     # ----- handlers (each returns its outputs in the order `wire` gives them) ---------------------------
-    def toggle(self, on: bool, state: ClickState | None, app: Any, index: float, value: dict | None) -> tuple:
-        """Outputs: panel, state, picture, message."""
+    def toggle(self, on: bool, state: ClickState | None, app: Any, index: float, value: dict | None,
+               object_id: int | None = None) -> tuple:
+        """Outputs: tools, picture panel, message, state, picture."""
+        shown = gr.Row(visible=bool(on)), gr.Column(visible=bool(on))
         if not on or self.model is None:
-            return gr.Column(visible=False), state, gr.skip(), gr.skip()
+            return *shown, gr.skip(), state, gr.skip()
         state = state or ClickState(self.model)
         try:
             rgb, ids = self._editor_frame(app, index, value)
         except XMemPPError as error:
-            return gr.Column(visible=True), state, None, f"⚠ {error}"
-        return (gr.Column(visible=True), state, click_picture(rgb, ids, state.prompts(rgb)),
-                "Pick the object, then click on it.")
+            return *shown, f"⚠ {error}", state, None
+        name = html.escape(app.object_name(int(object_id or 1)))  # the person's text, never markup
+        return (*shown, f"Click on {name}: its mask shows on the picture and in the editor.", state,
+                click_picture(rgb, ids, state.prompts(rgb)))
 
     def refresh(self, on: bool, state: ClickState | None, app: Any, index: float, value: dict | None = None) -> Any:
         """Output: picture (unchanged while the click mode is off)."""
@@ -257,7 +286,7 @@ class ClickControls:
         except Exception as error:
             log.exception("unexpected error in a click", exc_info=error)
             return state, gr.skip(), gr.skip(), f"⚠ Something went wrong ({type(error).__name__}); see the server log."
-        message = note or self._describe(object_id, prompt, int((ids == object_id).sum()))
+        message = note or self._describe(html.escape(app.object_name(object_id)), prompt, int((ids == object_id).sum()))
         return state, editor_value(rgb, ids), click_picture(rgb, ids, frame_prompts), message
 
     def _editor_frame(self, app: Any, index: float, value: dict | None) -> tuple[np.ndarray, np.ndarray]:
@@ -276,13 +305,13 @@ class ClickControls:
         return rgb, np.zeros(rgb.shape[:2], np.uint8) if shown is None else shown.astype(np.uint8)
 
     @staticmethod
-    def _describe(object_id: int, prompt: ObjectPrompts, pixels: int) -> str:
+    def _describe(name: str, prompt: ObjectPrompts, pixels: int) -> str:
         points = prompt.points
         negative = sum(not p.positive for p in points)
         parts = [f"{len(points)} point(s)" + (f" ({negative} −)" if negative else "")]
         if prompt.box is not None:
             parts.append("a box")
         if not prompt.items:
-            return f"Object {object_id}: no points; its pixels are as before the clicks."
-        return (f"Object {object_id}: {' and '.join(parts)}, {pixels} pixels. Correct with the brush or eraser "
+            return f"{name}: no points; its pixels are as before the clicks."
+        return (f"{name}: {' and '.join(parts)}, {pixels} pixels. Correct with the brush or eraser "
                 "after the last click, then Save annotation.")

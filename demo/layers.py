@@ -10,15 +10,23 @@ import numpy as np
 from xmempp.errors import XMemPPError
 from xmempp.masks.drawing import davis_palette, overlay
 
-PALETTE = davis_palette()
+PALETTE = davis_palette()  # of the exported mask PNGs (DAVIS)
+# On screen (brush, editor layers, viewer, click picture, overlay video) each object has its own bright colour:
+# DAVIS's dark ones vanished on some pictures (object 2's dark green on a green square). The contrast rule
+# (tests/test_layers.py): a see-through stroke of each colour differs from what it covers by at least 30 (CIE
+# Lab distance) over black, white, greys and the strong reds, greens and yellows of everyday scenes, and the
+# colours differ from each other by at least 35. Masks on screen also get an outline (masks.drawing.overlay).
+SCREEN_COLOURS = ((255, 0, 204), (0, 255, 255), (0, 0, 255), (0, 255, 0), (153, 102, 255), (255, 153, 255),
+                  (0, 0, 153), (102, 0, 102))
+SCREEN_PALETTE = [0, 0, 0, *(v for colour in SCREEN_COLOURS for v in colour)] + PALETTE[3 * (len(SCREEN_COLOURS) + 1):]
 STROKE_OPACITY = 0.6  # brush strokes and masks handed to the editor are see-through: the object stays visible
 LAYER_ALPHA = round(STROKE_OPACITY * 255)
 THUMBNAIL_SIDE = 240
 
 
 def object_colour(object_id: int) -> tuple[int, int, int]:
-    """The palette colour of an object id (1 is red, 2 green, 3 yellow...)."""
-    r, g, b = PALETTE[object_id * 3:object_id * 3 + 3]
+    """The screen colour of an object id (1 is magenta, 2 sky blue, 3 orange...)."""
+    r, g, b = SCREEN_PALETTE[object_id * 3:object_id * 3 + 3]
     return r, g, b
 
 
@@ -33,7 +41,7 @@ def brush_colour(object_id: int) -> tuple[str, float]:
 
 def ids_to_layer(ids: np.ndarray) -> np.ndarray:
     """(H, W) ids -> (H, W, 4) uint8 layer: each object in its colour, background transparent."""
-    colours = np.asarray(PALETTE, np.uint8).reshape(-1, 3)
+    colours = np.asarray(SCREEN_PALETTE, np.uint8).reshape(-1, 3)
     layer = np.zeros((*ids.shape, 4), np.uint8)
     layer[..., :3] = colours[ids]
     layer[..., 3] = np.where(ids > 0, LAYER_ALPHA, 0)
@@ -81,7 +89,7 @@ def layers_to_ids(value: dict[str, Any] | None, frame_size: tuple[int, int], num
 
 
 def overlay_image(rgb: np.ndarray, ids: np.ndarray | None) -> np.ndarray:
-    return rgb if ids is None else overlay(rgb, ids, PALETTE)
+    return rgb if ids is None else overlay(rgb, ids, SCREEN_PALETTE)
 
 
 def thumbnail(image: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:

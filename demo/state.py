@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,11 +24,13 @@ import numpy as np
 
 from demo.gpu import DeviceWork
 from demo.layers import PALETTE, overlay_image
-from demo.media import Limits, load_upload, write_export_zip, write_video
+from demo.media import Limits, LoadedVideo, VideoWriter, load_upload, write_export_zip, write_video
+from demo.resume import check_object_ids, check_resume, record_of
 from demo.speed import PrecisionChoice
 from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.masks.files import MaskReader
+from xmempp.masks.ids import MAX_OBJECTS
 from xmempp.model.network import XMem
 from xmempp.prompts import PromptModel
 from xmempp.session import EmptyAnnotationError, VideoSession
@@ -57,7 +59,7 @@ class AppSettings:
     example: Path
     size: int = 480  # default processing size (short side), XMem++'s
     sizes: tuple[int, ...] = (480, 360, 240)
-    num_objects: int = 8
+    num_objects: int = min(8, MAX_OBJECTS)  # objects the picker offers: 8 brush colours and keys 1-8, within the engine's limit
     max_runs: int = 1  # propagations running at once, over all users (the queue holds the others)
     max_waiting: int = 16  # propagations waiting for the model at once; more are refused with a message
     speed_check: bool = False  # time the network at start-up, so that visitors see each size's wait
@@ -76,6 +78,8 @@ class RunProgress:
     done: int
     total: int
     elapsed: float
+    image: np.ndarray | None = None  # the frame's picture as the run decoded it, (H, W, 3) RGB
+    mask: np.ndarray | None = None  # its mask, (H, W) object ids
 
     @property
     def fps(self) -> float:
@@ -107,25 +111,26 @@ class Predictions(Mapping):
 
 
 class UserState:
-    """A person's video (in an engine VideoSession) and their view of it."""
+    """A person's video (its engine VideoSession, the owner of every fact about it), their files and their view.
+
+    Frames, the processing size, whether a run exists or is going on, the guard against changes during a run,
+    and the objects with their names are the session's: read here, never copied.
+    """
 
     def __init__(self, settings: AppSettings):
         self.settings = settings
-        self.size = settings.size
-        self.frames: FrameFolder | None = None
-        self.fps = 10.0
+        self.fps = 10.0  # of the uploaded video: the overlay video plays at it
+        self.source: Path | None = None  # the uploaded video the frames came from (None: a zip of frames)
         self.session: VideoSession | None = None
-        self.suggested: list[int] = []
-        self.has_run = False  # a propagation gave keys for suggestions
+        self.load_message = settings.weights_message or "Upload a video or press Example clip to start."
+        self.suggested: list[int] = []  # the suggestions shown
         self.video: Path | None = None  # the overlay video of the current results
-        self.object_names: dict[int, str] = {}
         self.hidden_objects: set[int] = set()
         self.listed_objects = 1  # the object picker offers objects 1..listed_objects
         self.unexported = False  # annotations changed since the last export
         self.editor_frame: int | None = None  # the frame the editor was last given, and the mask it came with
         self.editor_prefill: np.ndarray | None = None
         self.cancel = threading.Event()
-        self._busy = threading.Lock()
         self._dir: Path | None = None
         self._loads = 0
         self._videos = 0
@@ -147,69 +152,98 @@ class UserState:
         # Gradio keeps a closed tab's state object for up to an hour: drop what is large in it now.
         if self.session is not None:
             self.session.close()
-        self.session, self.frames, self.video, self.suggested = None, None, None, []
+        self.session, self.video, self.suggested = None, None, []
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
         _return_freed_memory()
 
-    @contextlib.contextmanager
-    def _exclusive(self, action: str) -> Iterator[None]:
-        if not self._busy.acquire(blocking=False):
-            raise XMemPPError(f"a propagation is running: press Stop (or wait for it to end) before {action}")
-        try:
-            yield
-        finally:
-            self._busy.release()
+    def check_idle(self, doing: str) -> None:
+        """The session's one refusal of a change while its video is being propagated."""
+        if self.session is not None:
+            self.session.check_idle(doing)
 
     # ----- video ----------------------------------------------------------------------------------------
     def load(self, paths: list[str | Path]) -> list[str]:
-        """Load uploaded files (or the example); on failure the previous video and annotations stay."""
-        with self._exclusive("loading another video"):
-            self._loads += 1
-            target = self.work_dir / f"video-{self._loads}"
-            try:
-                loaded = load_upload(paths, target, self.settings.limits)
-                frames = FrameFolder(loaded.frames_dir)
-                user = self._read_masks(loaded.user_masks, frames)
-                results = self._read_masks(loaded.result_masks, frames)
-            except BaseException:
-                shutil.rmtree(target, ignore_errors=True)
-                raise
-            notes = list(loaded.notes)
-            if not user and 0 < len(results) <= MAX_RESUMED_REFERENCES:
-                user, results = results, {}
-            elif not user and results:
-                notes.append(f"{len(results)} masks without UserAnnotations/ were loaded as results, not references")
-            previous = self.frames.folder.parent if self.frames is not None else None
-            self.frames, self.fps = frames, loaded.fps
-            self.suggested, self.video, self.has_run = [], None, False
-            self.editor_frame, self.editor_prefill = None, None
-            self.session = VideoSession(self.settings.network, frames, self._config())
-            for index, ids in sorted(user.items()):
-                try:
-                    self.session.annotate(index, ids)
-                except XMemPPError as error:
-                    notes.append(f"reference {frames.names[index]} was skipped: {error}")
-            self.session.restore_predictions(results)
-            self.object_names = dict(loaded.object_names)
-            self.hidden_objects = set()
-            self.unexported = False
-            if previous is not None and previous != target:
-                shutil.rmtree(previous, ignore_errors=True)
-            if user:
-                notes.append(f"resumed {len(user)} reference(s) from the zip")
-            return notes
+        """Load uploaded files (or the example); on failure the previous video and annotations stay. A resumed
+        session's references are encoded by its next propagation, in that run's turn with the model."""
+        self.check_idle("loading another video")
+        self._loads += 1
+        target = self.work_dir / f"video-{self._loads}"
+        try:
+            loaded = load_upload(paths, target, self.settings.limits)
+            frames = FrameFolder(loaded.frames_dir)
+            check_resume(loaded, frames)
+            user = self._read_masks(loaded, loaded.user_masks, frames)
+            results = self._read_masks(loaded, loaded.result_masks, frames)
+            check_object_ids(loaded, [*user.values(), *results.values()], self.settings.num_objects)
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        notes = list(loaded.notes)
+        if not user and 0 < len(results) <= MAX_RESUMED_REFERENCES:
+            user, results = results, {}
+        elif not user and results:
+            notes.append(f"{len(results)} masks without UserAnnotations/ were loaded as results, not references")
+        previous = self.frames.folder.parent if self.frames is not None else None
+        session = VideoSession(self.settings.network, frames, self._config(self._resumed_size(loaded, notes)))
+        empty = sorted(frames.names[i] for i, ids in user.items() if not ids.any())
+        if empty:
+            notes.append(f"{len(empty)} empty reference(s) were skipped (e.g. {empty[0]})")
+        # Encoded by the next propagation, in its turn with the model: loading itself never uses the model.
+        session.restore_annotations({i: ids for i, ids in user.items() if ids.any()})
+        session.restore_predictions(results)
+        for object_id, name in loaded.object_names.items():
+            session.name_object(object_id, name)
+        if self.session is not None:
+            self.session.close()
+        self.session, self.fps, self.source = session, loaded.fps, loaded.source
+        self.suggested, self.video = [], None
+        self.editor_frame, self.editor_prefill = None, None
+        self.hidden_objects = set()
+        self.unexported = False
+        if previous is not None and previous != target:
+            shutil.rmtree(previous, ignore_errors=True)
+        if user:
+            notes.append(f"resumed {len(user)} reference(s) from the zip")
+        return notes
 
-    def _read_masks(self, masks: dict[str, Path], frames: FrameFolder) -> dict[int, np.ndarray]:
+    def _resumed_size(self, loaded: LoadedVideo, notes: list[str]) -> int:
+        """The processing size an exported session was at, when this app offers it; else the current one."""
+        if loaded.record is None or loaded.record.size == self.size:
+            return self.size
+        if loaded.record.size in {*self.settings.sizes, self.settings.size}:
+            return loaded.record.size
+        notes.append(f"the zip's processing size {loaded.record.size} px is not offered here; using {self.size} px")
+        return self.size
+
+    @staticmethod
+    def _read_masks(loaded: LoadedVideo, masks: dict[str, Path], frames: FrameFolder) -> dict[int, np.ndarray]:
         index_of = {name: i for i, name in enumerate(frames.names)}
         size = frames.read(0).shape[:2]
         reader = MaskReader()
-        return {index_of[name]: reader.read(path, size) for name, path in masks.items() if name in index_of}
+        read = {}
+        for name, path in masks.items():
+            if name in index_of:
+                try:
+                    read[index_of[name]] = reader.read(path, size)
+                except XMemPPError as error:  # it names the file unpacked here: name the zip's member instead
+                    member = loaded.mask_names.get(path, path.name)
+                    raise XMemPPError(str(error).replace(str(path), member).replace(path.name, member)) from None
+        return read
 
-    def _config(self) -> InferenceConfig:
-        return dataclasses.replace(InferenceConfig(), size=self.size,
+    def _config(self, size: int) -> InferenceConfig:
+        return dataclasses.replace(InferenceConfig(), size=size,
                                    precision=self.settings.precision.running(self.settings.network))
+
+    @property
+    def frames(self) -> FrameFolder | None:
+        return self.session.frames if self.session is not None else None
+
+    @property
+    def size(self) -> int:
+        """The processing size (short side): the session's, or the app's default before a video."""
+        return self.session.config.size if self.session is not None else self.settings.size
 
     @property
     def precision(self) -> str:
@@ -219,25 +253,27 @@ class UserState:
 
     @property
     def loaded(self) -> bool:
-        return self.frames is not None
+        return self.session is not None
 
     @property
     def num_frames(self) -> int:
-        return len(self.frames) if self.frames is not None else 0
+        return self.session.num_frames if self.session is not None else 0
 
     def frame(self, index: int) -> np.ndarray:
-        if self.frames is None:
+        if self.session is None:
             raise XMemPPError("load a video first (upload one or press the example button)")
         if not 0 <= index < self.num_frames:
             raise XMemPPError(f"frame {index} is past the end of the video ({self.num_frames} frames)")
-        return self.frames.read(index)
+        return self.session.frame(index)
 
     @property
     def frame_size(self) -> tuple[int, int]:
-        return self.frame(0).shape[:2]
+        if self.session is None:
+            raise XMemPPError("load a video first (upload one or press the example button)")
+        return self.session.frame_size
 
     def frame_name(self, index: int) -> str:
-        return self.frames.names[index] if self.frames is not None else str(index)
+        return self.session.frame_names[index] if self.session is not None else str(index)
 
     # ----- what each frame holds (all of it read from the engine session) --------------------------------
     @property
@@ -261,42 +297,52 @@ class UserState:
     def uncertainty(self, index: int) -> FrameUncertainty | None:
         return self.session.uncertainty(index) if self.session is not None else None
 
+    def shown(self, ids: np.ndarray | None) -> np.ndarray | None:
+        """`ids` without the objects hidden from the viewer."""
+        if ids is None or not self.hidden_objects:
+            return ids
+        return np.where(np.isin(ids, list(self.hidden_objects)), 0, ids).astype(np.uint8)
+
     def view(self, index: int) -> np.ndarray:
         """The frame with its mask drawn over it, hidden objects left out."""
-        ids = self.mask(index)
-        if ids is not None and self.hidden_objects:
-            ids = np.where(np.isin(ids, list(self.hidden_objects)), 0, ids).astype(np.uint8)
-        return overlay_image(self.frame(index), ids)
+        return overlay_image(self.frame(index), self.shown(self.mask(index)))
 
+    # ----- objects (the session owns them and their names) -------------------------------------------------
     def object_name(self, object_id: int) -> str:
-        return self.object_names.get(object_id) or f"Object {object_id}"
+        return self.session.object_name(object_id) if self.session is not None else f"Object {object_id}"
+
+    @property
+    def object_names(self) -> dict[int, str]:
+        return self.session.object_names if self.session is not None else {}
+
+    def name_object(self, object_id: int, name: str) -> None:
+        self.session.name_object(object_id, name)
+        self.unexported = True
 
     # ----- annotations ------------------------------------------------------------------------------------
     def annotate(self, index: int, ids: np.ndarray) -> None:
         """Save frame `index`'s mask as a reference (permanent memory), replacing an earlier one."""
-        with self._exclusive("saving an annotation"):
-            self.frame(index)
-            if not ids.any():
-                raise EmptyAnnotationError(f"the annotation of frame {index} is empty: paint the object(s) with "
-                                           "the brush (or use GrabCut) before saving")
-            self.session.annotate(index, ids.astype(np.uint8))
-            self._changed()
+        self.frame(index)
+        self.check_idle("saving an annotation")
+        if not ids.any():
+            raise EmptyAnnotationError(f"the annotation of frame {index} is empty: paint the object(s) with "
+                                       "the brush (or use GrabCut) before saving")
+        self.session.annotate(index, ids.astype(np.uint8))
+        self._changed()
 
     def remove(self, index: int) -> None:
-        with self._exclusive("removing an annotation"):
-            if self.session is None or self.session.annotation(index) is None:
-                raise XMemPPError(f"frame {index} is not a reference, so there is nothing to remove")
-            self.session.remove_annotation(index)
-            self._changed()
+        self.check_idle("removing an annotation")
+        if self.session is None or self.session.annotation(index) is None:
+            raise XMemPPError(f"frame {index} is not a reference, so there is nothing to remove")
+        self.session.remove_annotation(index)
+        self._changed()
 
     def delete_object(self, object_id: int) -> list[int]:
         """Remove an object's pixels from every reference (references left empty go); returns the frames changed."""
-        with self._exclusive("deleting an object"):
-            changed = self.session.remove_object(object_id) if self.session is not None else []
-            self.object_names.pop(object_id, None)
-            self.hidden_objects.discard(object_id)
-            self._changed()
-            return changed
+        changed = self.session.remove_object(object_id) if self.session is not None else []
+        self.hidden_objects.discard(object_id)
+        self._changed()
+        return changed
 
     def _changed(self) -> None:
         self.video = None
@@ -304,55 +350,81 @@ class UserState:
 
     def set_size(self, size: int) -> None:
         """Change the processing size: the references are encoded again at that size."""
-        with self._exclusive("changing the processing size"):
-            self.size = int(size)
-            self.suggested, self.has_run = [], False
-            if self.session is not None:
-                self.session.reconfigure(self._config())
+        if self.session is not None:
+            self.session.reconfigure(self._config(int(size)))
+            self.suggested = []
 
     # ----- propagation ------------------------------------------------------------------------------------
-    def propagate(self) -> Iterator[RunProgress]:
-        """Propagate over the whole video, yielding each finished frame; `stop()` ends it, keeping what is done
-        and the previous run's masks of the frames not reached."""
-        if self.frames is None:
+    def check_can_propagate(self) -> None:
+        """What a propagation needs, said before it waits for the model."""
+        if self.session is None:
             raise XMemPPError("load a video first (upload one or press the example button)")
         if self.settings.network is None:
             raise XMemPPError(self.settings.weights_message or "no model is loaded")
         if not self.annotated_frames:
             raise XMemPPError("annotate at least one frame before propagating: paint the object on a frame and "
                               "press Save annotation")
+        self.check_idle("propagating again")
+
+    def propagate(self) -> Iterator[RunProgress]:
+        """Propagate over the whole video, yielding each finished frame; `stop()` ends it, keeping what is done
+        and the previous run's masks of the frames not reached."""
+        self.check_can_propagate()
         return self._run()
 
     def _run(self) -> Iterator[RunProgress]:
-        with self._exclusive("propagating again"):
-            if self.session.config.precision != self.settings.precision.running(self.settings.network):
-                self.session.reconfigure(self._config())  # the speed check settled the precision since
-            self.cancel.clear()
-            self.suggested, self.video = [], None
-            start = time.monotonic()
-            frames = (self.settings.device_work.run(self.session, self.cancel) if self.settings.device_work
-                      else self.session.propagate(cancel=self.cancel))
+        """The overlay video is written from the frames the run yields (picture and mask in memory); frames a
+        stopped run did not reach are read to finish it."""
+        if self.session.config.precision != self.settings.precision.running(self.settings.network):
+            self.session.reconfigure(self._config(self.size))  # the speed check settled the precision since
+        self.cancel.clear()
+        frames = (self.settings.device_work.run(self.session, self.cancel) if self.settings.device_work
+                  else self.session.propagate(cancel=self.cancel))
+        self.suggested, self.video = [], None
+        path = self._new_video_path()
+        start, done, finished = time.monotonic(), 0, False
+        writer = VideoWriter(path, self.fps)
+        try:
             for done, frame in enumerate(frames, start=1):
-                self.has_run = True
                 self.unexported = True
-                yield RunProgress(frame.index, done, self.num_frames, time.monotonic() - start)
+                writer.add(overlay_image(frame.image, frame.mask))
+                yield RunProgress(frame.index, done, self.num_frames, time.monotonic() - start, frame.image,
+                                  frame.mask)
+            if self.session is not None and done:  # not closed, and at least one frame done
+                for index in range(done, self.num_frames):
+                    writer.add(overlay_image(self.frame(index), self.mask(index)))
+                finished = True
+        finally:
+            writer.close()
+            if finished:
+                self.video = path
+            else:
+                path.unlink(missing_ok=True)
+
+    def _new_video_path(self) -> Path:
+        self._videos += 1
+        folder = self.frames.folder.parent / "out" / f"video-{self._videos}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / "xmempp-overlay.mp4"
 
     def stop(self) -> None:
         self.cancel.set()
 
     @property
     def running(self) -> bool:
-        return self._busy.locked()
+        return self.session is not None and self.session.running
+
+    @property
+    def has_run(self) -> bool:
+        """A propagation at the current size gave keys for suggestions."""
+        return self.session is not None and self.session.has_run
 
     def overlay_video(self) -> Path | None:
         """The overlay video of the current results (written once per change); None without results."""
         if self.frames is None or not any(self.mask(i) is not None for i in range(self.num_frames)):
             return None
         if self.video is None or not self.video.is_file():
-            self._videos += 1
-            folder = self.frames.folder.parent / "out" / f"video-{self._videos}"
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / "xmempp-overlay.mp4"
+            path = self._new_video_path()
             write_video(path, (overlay_image(self.frame(i), self.mask(i)) for i in range(self.num_frames)), self.fps)
             self.video = path
         return self.video
@@ -373,23 +445,26 @@ class UserState:
         return picks, note
 
     # ----- export -----------------------------------------------------------------------------------------
-    def export(self, folder: Path | None = None, name: str = "xmempp-masks.zip") -> tuple[Path, Path | None]:
+    def export(self, folder: Path | None = None, name: str = "xmempp-masks.zip",
+               formats: Iterable[str] = ()) -> tuple[Path, Path | None]:
         """Write the export zip (DAVIS-layout masks, references, overlay video, per-frame measures, object
-        names); returns (zip, video)."""
+        names, and the results in the other `formats` of demo.media.EXTRA_FORMATS); returns (zip, video)."""
         if self.frames is None:
             raise XMemPPError("load a video first (upload one or press the example button)")
         if not self.annotated_frames and not self.results:
             raise XMemPPError("nothing to export yet: annotate a frame (and propagate) first")
-        with self._exclusive("exporting"):
-            video = self.overlay_video()
-            folder = folder or self.frames.folder.parent / "out"
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / name
-            annotations = {i: self.session.annotation(i) for i in self.annotated_frames}
-            write_export_zip(path, self.frames.names, self.results, annotations, PALETTE, video,
-                             measures=self.frame_measures(), object_names=self._named_objects())
-            self.unexported = False
-            return path, video
+        self.check_idle("exporting")
+        video = self.overlay_video()
+        folder = folder or self.frames.folder.parent / "out"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / name
+        annotations = {i: self.session.annotation(i) for i in self.annotated_frames}
+        write_export_zip(path, self.frames.names, self.results, annotations, PALETTE, video,
+                         measures=self.frame_measures(), object_names=self._named_objects(), formats=formats,
+                         record=record_of(self.frames, self.size), source=self.source,
+                         frames=None if self.source is not None else self.frames.folder)
+        self.unexported = False
+        return path, video
 
     def _named_objects(self) -> dict[int, str]:
         present = set(self.session.objects.ids) if self.session is not None else set()

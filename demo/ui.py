@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import gradio as gr
 
-from demo.clicks import HELP_LINE, ClickControls
-from demo.handlers import Handlers, brush, progress_html
+from demo.api import ScriptApi, hide_ui_events
+from demo.clicks import EDITOR_HEIGHT, HELP_LINE, ClickControls
+from demo.components import frame_slider
+from demo.feedback import progress_html
+from demo.handlers import Handlers
 from demo.layers import hex_colour
 from demo.media import UPLOAD_SUFFIXES
 from demo.state import AppSettings
 from demo.timeline import LEGEND
+from demo.views import brush
 
-SPEED_CHECK_POLL_S = 3.0  # a page opened during the start-up speed check asks for its times this often
+SPEED_CHECK_POLL_S = 3.0
+# demo.media.EXTRA_FORMATS as the visitor reads them; the DAVIS palette masks are always in the zip (resume reads them).
+EXPORT_FORMAT_CHOICES = [("COCO run-length JSON", "coco"), ("YouTube-VIS JSON", "youtube-vis"),
+                         ("Per-object mattes (white on black PNGs)", "mattes")]  # a page opened during the start-up speed check asks for its times this often
 
 HELP = f"""
 **How it works.** 1. Upload a video (or a .zip of frames) or press *Example clip*. 2. Choose a frame (drag or type
@@ -29,7 +41,9 @@ is (higher: check it), the green band the frames done, the black line the curren
 Annotate the suggested or unsure frames (they open with their predicted mask to correct), save, propagate again.
 5. *Export* gives a zip of palette PNG masks in DAVIS layout (`Annotations/<frame>.png`, pixel value = object id),
 your own annotations (`UserAnnotations/`), the overlay video, `frames.csv` (per frame: reference, kept from a
-previous run, unsure score, each object's area) and `objects.csv` (the object names).
+previous run, unsure score, each object's area) and `objects.csv` (the object names); tick *Also export as* for
+the same masks as COCO run-length JSON (`coco.json`, one category per object), YouTube-VIS JSON
+(`youtube_vis.json`) or per-object mattes (`mattes/<object name>/<frame>.png`, white on black).
 
 **Objects:** name the chosen object in *Name*, *Add object* for another colour, *Delete object* removes the
 object's pixels from every reference and result (after you confirm). *Show in viewer* hides or shows objects in
@@ -38,7 +52,8 @@ the result viewer, which always shows the frame in the editor, labelled with its
 **Keyboard** (not while typing in a text box): ← → previous / next frame, 1-8 choose the object, S save, P
 propagate.
 
-**Resume a session:** upload the same video *together with* the exported zip (select both files): your references
+**Resume a session:** upload the exported zip alone (it carries its video; a zip exported before it did needs
+the same video uploaded with it, both files selected): the processing size comes back, your references
 come back from `UserAnnotations/`, the results from `Annotations/`, the names from `objects.csv`. Loading another
 video keeps unexported work as a zip in *Exported files*.
 
@@ -53,10 +68,21 @@ CSS = """
 #status textarea { font-weight: 500; }
 .run-progress { display: flex; gap: 8px; align-items: center; font-size: 0.9em; min-height: 1.6em; }
 .run-progress progress { flex: 1; height: 14px; }
-.hint { font-size: 0.85em; opacity: 0.8; }
+.hint { font-size: 0.8em; opacity: 0.8; }
+#hint p { margin: 0; }
 .note { font-size: 0.9em; padding: 4px 8px; border-radius: 6px; }
 .note.ok { background: #ecfdf3; color: #14532d; }
 .note.warn { background: #fff7ed; color: #7c2d12; }
+/* A confirmation (a rename, an added object) fades after a few seconds: it sits in the page's flow, beside the
+   control used, so it never covers a control or the picture. */
+.note.transient { animation: fade-note 6s forwards; }
+@keyframes fade-note { 0%, 70% { opacity: 1; } 100% { opacity: 0; } }
+.run-progress.warn { color: #7c2d12; }
+#click-status .working { font-style: italic; opacity: 0.8; }
+#title h3 { margin: 0 0 4px 0; }
+#object-buttons { gap: 4px; }
+#click-status p { margin: 0; font-size: 0.9em; }
+#click-kind { flex-wrap: nowrap; }
 #references .grid-container, #suggestions .grid-container { grid-template-columns: repeat(5, minmax(0, 1fr)) !important; }
 #references .thumbnail-item, #suggestions .thumbnail-item { flex-direction: column; aspect-ratio: auto !important;
   height: auto !important; }
@@ -74,7 +100,9 @@ CSS = """
 #prev-frame, #next-frame { max-width: 44px; min-width: 44px; }
 #confirm-delete-object { flex-grow: 0; }
 @media (max-width: 640px) {
-  /* A phone: the picture fills the editor's width, so its tools go below the picture, not over it. */
+  /* A phone: the first screen after loading holds the picture, so the hint goes (Help has it all). */
+  #hint { display: none !important; }
+  /* The picture fills the editor's width, so its tools go below the picture, not over it. */
   #editor .toolbar-wrap { top: auto !important; bottom: 4px !important; left: 40px !important;
     transform: none !important;
     display: flex !important; flex-direction: row !important; }
@@ -149,6 +177,36 @@ def step_js(step: int) -> str:
     }}"""
 
 
+# Opening a frame from a gallery or the timeline, below the editor on a phone, scrolls back to the editor.
+SCROLL_TO_EDITOR_JS = """() => {
+  const editor = document.querySelector('#editor');
+  if (editor && editor.getBoundingClientRect().top < 0) editor.scrollIntoView({block: 'start', behavior: 'instant'});
+}"""
+
+
+def keyed_outputs(function: Callable, components: dict[str, gr.components.Component]) -> tuple[Callable, list]:
+    """`function` (whose outputs are keyed by component name, see demo/feedback.py) as Gradio calls it: outputs
+    keyed by component; and the components it declares."""
+    outputs = [components[name] for name in function.outputs]
+
+    def by_component(values: dict) -> dict:
+        return {components[name]: value for name, value in values.items()}
+
+    if inspect.isgeneratorfunction(function):
+        @functools.wraps(function)
+        def streamed(*args: Any, **kwargs: Any) -> Iterator[dict]:
+            for values in function(*args, **kwargs):
+                yield by_component(values)
+
+        return streamed, outputs
+
+    @functools.wraps(function)
+    def once(*args: Any, **kwargs: Any) -> dict:
+        return by_component(function(*args, **kwargs))
+
+    return once, outputs
+
+
 def build_demo(settings: AppSettings) -> gr.Blocks:
     handlers = Handlers(settings)
     if settings.speed_check:
@@ -157,49 +215,58 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
 
     with gr.Blocks(title="XMem++ video segmentation", delete_cache=(1800, 3600)) as demo:
         state = gr.State(None, delete_callback=Handlers.close_state)
-        gr.Markdown("### XMem++ video segmentation: annotate a few frames, propagate to the whole video")
-        with gr.Row(equal_height=True):
-            with gr.Column(scale=1, min_width=200):
-                upload = gr.UploadButton("Upload video or .zip", elem_id="upload", file_count="multiple",
-                                         file_types=list(UPLOAD_SUFFIXES), variant="primary")
-                example = gr.Button("Example clip", elem_id="example")
-            status = gr.Textbox(label="Status", elem_id="status", interactive=False, lines=2, max_lines=4, scale=4,
+        with gr.Row(equal_height=True, elem_id="header"):
+            with gr.Column(scale=1, min_width=300):
+                gr.Markdown("### XMem++ video segmentation", elem_id="title")
+                with gr.Row(elem_id="load-buttons"):
+                    upload = gr.UploadButton("Upload video or .zip", elem_id="upload", file_count="multiple",
+                                             file_types=list(UPLOAD_SUFFIXES), variant="primary", size="sm",
+                                             min_width=130)
+                    example = gr.Button("Example clip", elem_id="example", size="sm", min_width=100)
+            # The state of the video, and nothing else: what is loaded (with the load's warnings), the work on it.
+            status = gr.Textbox(label="Status", elem_id="status", interactive=False, lines=2, max_lines=4, scale=3,
                                 value=settings.weights_message or "Upload a video or press Example clip to start.")
-        gr.Markdown(f"Accepts {', '.join(UPLOAD_SUFFIXES)} ({limits.describe()}). To resume, upload the video "
-                    "together with an exported zip. Keys: ← → frames, 1-8 object, S save, P propagate; see Help.",
-                    elem_classes="hint")
+        gr.Markdown("To resume, upload an exported zip. Keys: ← → frames, 1-8 object, S save, "
+                    "P propagate. Limits and more in Help.", elem_classes="hint", elem_id="hint")
+        clicks = ClickControls(settings.prompt_model, settings.prompt_message, settings.num_objects)
         with gr.Row(elem_id="top-row"):
             with gr.Column(scale=3):
-                clicks = ClickControls(settings.prompt_model, settings.prompt_message, settings.num_objects)
-                # A tiny starting canvas: Gradio 6.31 places a layer handed by the app before any stroke in the
-                # bounds of everything the canvas ever held, the default 800x800 included, so it came out offset.
-                editor = gr.ImageEditor(label="Annotate",
-                                        elem_id="editor", type="numpy", image_mode="RGBA", format="png", sources=(),
-                                        transforms=(), layers=False, brush=brush(1),
-                                        eraser=gr.Eraser(default_size=12), height=360, canvas_size=(16, 16))
-                with gr.Row(elem_id="frame-row"):
-                    previous = gr.Button("◀", elem_id="prev-frame", size="sm", min_width=40, scale=0)
-                    frame = gr.Slider(0, 1, value=0, step=1, label="Frame", elem_id="frame", scale=1)
-                    following = gr.Button("▶", elem_id="next-frame", size="sm", min_width=40, scale=0)
-                timeline = gr.Image(None, elem_id="timeline", interactive=False, format="png", show_label=False,
-                                    buttons=[], container=False, placeholder="The timeline of the video shows here.")
-                gr.HTML(f'<div class="legend">{LEGEND}</div>')
-                with gr.Row():
+                # The object the brush, GrabCut and clicks go to, right above the picture they act on.
+                with gr.Row(equal_height=True, elem_id="object-row"):
+                    obj = gr.Radio([("Object 1", 1)], value=1, label="Object (brush colour)", elem_id="object",
+                                   scale=3, min_width=200)
+                    object_name = gr.Textbox("Object 1", label="Name", elem_id="object-name", max_lines=1, scale=1,
+                                             min_width=120)
+                    with gr.Column(scale=0, min_width=120, elem_id="object-buttons"):
+                        add_object = gr.Button("Add object", elem_id="add-object", size="sm")
+                        delete_object = gr.Button("Delete object", elem_id="delete-object", size="sm")
+                        confirm_delete = gr.Button("Yes, delete", elem_id="confirm-delete-object",
+                                                   variant="stop", size="sm", visible=False)
+                    clicks.build_mode()
+                clicks.build_tools()
+                with gr.Row(elem_id="picture-row"):
+                    clicks.build_picture()  # beside the editor while clicking: the point and its mask together
+                    # A tiny starting canvas: Gradio 6.31 places a layer handed by the app before any stroke in
+                    # the bounds of everything the canvas ever held, the default 800x800 included, so it came out
+                    # offset.
+                    editor = gr.ImageEditor(label="Annotate",
+                                            elem_id="editor", type="numpy", image_mode="RGBA", format="png",
+                                            sources=(), transforms=(), layers=False, brush=brush(1),
+                                            eraser=gr.Eraser(default_size=12), height=EDITOR_HEIGHT, canvas_size=(16, 16),
+                                            min_width=300)
+                with gr.Row(elem_id="editor-buttons"):
                     save = gr.Button("Save annotation", variant="primary", elem_id="save-annotation")
                     clear = gr.Button("Clear mask", elem_id="clear-mask")
                     grabcut = gr.Button("GrabCut (box or scribble)", elem_id="grabcut")
                     remove = gr.Button("Remove annotation", elem_id="remove-annotation")
                 editor_note = gr.HTML("", elem_id="editor-message")
-                with gr.Row(equal_height=True):
-                    obj = gr.Radio([("Object 1", 1)], value=1, label="Object (brush colour)", elem_id="object",
-                                   scale=3)
-                    object_name = gr.Textbox("Object 1", label="Name", elem_id="object-name", max_lines=1, scale=1,
-                                             min_width=120)
-                with gr.Row():
-                    add_object = gr.Button("Add object", elem_id="add-object", size="sm")
-                    delete_object = gr.Button("Delete object", elem_id="delete-object", size="sm")
-                    confirm_delete = gr.Button("Yes, delete", elem_id="confirm-delete-object", variant="stop",
-                                               size="sm", visible=False)
+                with gr.Row(elem_id="frame-row"):
+                    previous = gr.Button("◀", elem_id="prev-frame", size="sm", min_width=40, scale=0)
+                    frame = frame_slider(0, 1, value=0, step=1, label="Frame", elem_id="frame", scale=1)
+                    following = gr.Button("▶", elem_id="next-frame", size="sm", min_width=40, scale=0)
+                timeline = gr.Image(None, elem_id="timeline", interactive=False, format="png", show_label=False,
+                                    buttons=[], container=False, placeholder="The timeline of the video shows here.")
+                gr.HTML(f'<div class="legend">{LEGEND}</div>')
             with gr.Column(scale=2, elem_id="run-column"):
                 viewer = gr.Image(label="Result", elem_id="viewer", interactive=False, height=250, format="jpeg")
                 visible = gr.CheckboxGroup([("Object 1", 1)], value=[1], label="Show in viewer",
@@ -225,69 +292,78 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=1, min_width=200):
                 export = gr.Button("Export masks + video", elem_id="export")
+                export_formats = gr.CheckboxGroup(EXPORT_FORMAT_CHOICES, value=[], label="Also export as",
+                                                  elem_id="export-formats")
                 export_note = gr.HTML("", elem_id="export-message")
                 gr.Markdown("A zip of palette PNG masks (DAVIS layout), your annotations, the overlay video, "
-                            "per-frame measures and object names.", elem_classes="hint")
+                            "per-frame measures and object names, and the masks in the formats ticked above.",
+                            elem_classes="hint")
             download = gr.File(label="Exported files", elem_id="download", file_count="multiple", scale=3,
                                interactive=False)
         with gr.Accordion("Help", open=False):
-            gr.Markdown(HELP)
+            off = f"\n\n**Click to segment is off:** {settings.prompt_message}" if settings.prompt_message else ""
+            gr.Markdown(f"**Uploads:** {', '.join(UPLOAD_SUFFIXES)} ({limits.describe()}).\n\n{HELP}{off}")
 
         clicks.wire(editor, obj, state, frame)
-        loaded = [state, frame, editor, viewer, timeline, references, suggestions, video, download, progress, obj,
-                  visible, size, editor_note, status]
+        components = {"state": state, "frame": frame, "editor": editor, "viewer": viewer, "timeline": timeline,
+                      "references": references, "suggestions": suggestions, "video": video, "download": download,
+                      "progress": progress, "object": obj, "visible": visible, "size": size,
+                      "editor_note": editor_note, "status": status, "export_note": export_note,
+                      "confirm_delete": confirm_delete, "object_name": object_name}
         quiet = {"show_progress": "hidden"}
+
+        def on(listener: Callable, function: Callable, inputs: list, **options: Any) -> gr.events.Dependency:
+            """`listener` (e.g. `save.click`) runs `function`, whose outputs are the components it declares."""
+            keyed, outputs = keyed_outputs(function, components)
+            return listener(keyed, inputs, outputs, **options)
 
         def give_brush(event: gr.events.Dependency) -> None:
             """The editor takes the chosen object's brush. Gradio 6.31's editor applies a brush update only when
             the next one arrives, and a radio set by a handler fires no change: so twice, after every event
             that can change the object."""
-            event.then(handlers.pick_object, [state, obj], [editor, object_name], **quiet).then(
-                handlers.pick_object, [state, obj], [editor, object_name], **quiet)
+            on(on(event.then, handlers.pick_object, [state, obj], **quiet).then, handlers.pick_object,
+               [state, obj], **quiet)
 
-        give_brush(upload.upload(handlers.load_files, [state, upload], loaded, show_progress_on=[status]))
-        give_brush(example.click(handlers.load_example, [state], loaded, show_progress_on=[status]))
+        give_brush(on(upload.upload, handlers.load_files, [state, upload], show_progress_on=[status]))
+        give_brush(on(example.click, handlers.load_example, [state], show_progress_on=[status]))
         demo.unload(handlers.unload)
         # The slider names the editor's frame: every way of choosing a frame sets it, its change opens the frame.
-        frame.change(handlers.show_frame, [state, frame], [editor, viewer, timeline, editor_note, status],
-                     trigger_mode="always_last", **quiet)
+        on(frame.change, handlers.show_frame, [state, frame], trigger_mode="always_last", **quiet)
         # Stepped in the browser: each press starts from what the slider shows now, so quick presses all count
         # (a server step would get the same slider value for every press sent before the first came back).
         previous.click(None, [frame], [frame], js=step_js(-1), **quiet)
         following.click(None, [frame], [frame], js=step_js(1), **quiet)
-        timeline.select(handlers.open_clicked, [state], [frame, editor_note, status], **quiet)
-        references.select(handlers.select_reference, [state], [frame, editor_note, status], **quiet)
-        suggestions.select(handlers.select_suggestion, [state], [frame, editor_note, status], **quiet)
+        # A frame opened from below the editor (a phone's long page) brings the editor into view.
+        for gallery, opens in ((timeline, handlers.open_clicked), (references, handlers.select_reference),
+                               (suggestions, handlers.select_suggestion)):
+            on(gallery.select, opens, [state], **quiet).then(None, js=SCROLL_TO_EDITOR_JS)
 
         give_brush(obj.input(lambda: None, None, None, **quiet))
-        object_name.submit(handlers.rename_object, [state, obj, object_name], [obj, visible, editor_note, status],
-                           **quiet)
-        object_name.blur(handlers.rename_object, [state, obj, object_name], [obj, visible, editor_note, status],
-                         **quiet)
-        give_brush(add_object.click(handlers.add_object, [state], [obj, visible, editor_note, status], **quiet))
-        delete_object.click(handlers.ask_delete_object, [state, obj], [confirm_delete, editor_note, status], **quiet)
-        give_brush(confirm_delete.click(handlers.delete_object, [state, obj, frame],
-                                        [confirm_delete, obj, visible, references, editor, viewer, timeline,
-                                         editor_note, status], **quiet))
-        visible.change(handlers.set_visible, [state, visible, frame], [viewer, status], **quiet)
+        on(object_name.submit, handlers.rename_object, [state, obj, object_name], **quiet)
+        on(object_name.blur, handlers.rename_object, [state, obj, object_name], **quiet)
+        give_brush(on(add_object.click, handlers.add_object, [state], **quiet))
+        on(delete_object.click, handlers.ask_delete_object, [state, obj], **quiet)
+        give_brush(on(confirm_delete.click, handlers.delete_object, [state, obj, frame], **quiet))
+        on(visible.change, handlers.set_visible, [state, visible, frame], **quiet)
 
-        save.click(handlers.save, [state, frame, editor], [references, viewer, timeline, editor_note, status],
-                   **quiet)
-        clear.click(handlers.clear_mask, [state, frame], [editor, editor_note, status], **quiet)
-        remove.click(handlers.remove, [state, frame], [references, editor, viewer, timeline, editor_note, status],
-                     **quiet)
-        grabcut.click(handlers.grabcut, [state, frame, editor, obj], [editor, editor_note, status], **quiet)
-        size.input(handlers.set_size, [state, size], [suggestions, timeline, size, status], **quiet)
+        on(save.click, handlers.save, [state, frame, editor], **quiet)
+        on(clear.click, handlers.clear_mask, [state, frame], **quiet)
+        on(remove.click, handlers.remove, [state, frame], **quiet)
+        on(grabcut.click, handlers.grabcut, [state, frame, editor, obj], **quiet)
+        on(size.input, handlers.set_size, [state, size], **quiet)
         if settings.speed_check:  # a page opened while the app times itself gets the times when they come
-            sizes_timer = gr.Timer(SPEED_CHECK_POLL_S)
-            sizes_timer.tick(handlers.sizes_after_speed_check, [state], [size, sizes_timer], **quiet)
+            components["sizes_timer"] = sizes_timer = gr.Timer(SPEED_CHECK_POLL_S)
+            on(sizes_timer.tick, handlers.sizes_after_speed_check, [state], **quiet)
 
         # Runs wait in the app's own queue (demo/run_queue.py), which tells each its place; Gradio's limit
         # only bounds how many handlers exist, waiting or running.
-        propagate.click(handlers.propagate, [state, k, frame],
-                        [viewer, progress, video, suggestions, timeline, size, status], concurrency_id="propagation",
-                        concurrency_limit=settings.max_runs + settings.max_waiting, **quiet)
-        stop.click(handlers.stop, [state], [status], concurrency_limit=None, **quiet)
-        k.release(handlers.suggest, [state, k, frame], [suggestions, timeline, status], **quiet)
-        export.click(handlers.export, [state], [download, export_note, status], show_progress_on=[status])
+        on(propagate.click, handlers.propagate, [state, k], concurrency_id="propagation",
+           concurrency_limit=settings.max_runs + settings.max_waiting, **quiet)
+        on(stop.click, handlers.stop, [state], concurrency_limit=None, **quiet)
+        on(k.release, handlers.suggest, [state, k], **quiet)
+        on(export.click, handlers.export, [state, export_formats], show_progress_on=[export_note])
+        # The API page lists only these endpoints for scripts (and MCP); runs queue with the page's propagations.
+        api = ScriptApi(settings, handlers.queue, handlers.speed)
+        public = api.register("propagation", settings.max_runs + settings.max_waiting)
+    hide_ui_events(demo, public)
     return demo

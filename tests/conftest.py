@@ -55,3 +55,112 @@ def sam_model_folder(tmp_path_factory) -> Path:
     from xmempp.prompts import save_random_model
 
     return save_random_model(tmp_path_factory.mktemp("sam") / "sam2-random", small_sam_config(), seed=0)
+
+
+# ----- the app's handlers without a browser (tests/test_app_*.py) ----------------------------------------------
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory) -> Path:
+    """The app's example clip in the handler tests: 8 frames of 128x96 with an orange square moving right."""
+    from demo.media import write_video
+    from tests.app_helpers import clip_frames
+
+    return write_video(tmp_path_factory.mktemp("clips") / "square.mp4", clip_frames(), fps=8)
+
+
+@pytest.fixture
+def settings(network, clip, tmp_path):
+    from demo.media import Limits
+    from demo.state import AppSettings
+
+    return AppSettings(network=network, limits=Limits(max_frames=50, max_side=1280, max_upload_mb=5),
+                       work_root=tmp_path / "work", example=clip, size=64)
+
+
+@pytest.fixture
+def handlers(settings):
+    from demo.handlers import Handlers
+
+    return Handlers(settings)
+
+
+# ----- the app as a server, for the browser tests (tests/test_browser_*.py, tests/test_clicks_browser.py) ------
+ROOT = Path(__file__).resolve().parents[1]
+BROWSER_ARGS = ["--no-sandbox", "--use-angle=swiftshader", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"]
+APP_MAX_FRAMES = 16  # the example clip is cut to this many frames in the browser tests
+
+
+def chromium() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+
+
+def free_port() -> int:
+    """$XMEMPP_TEST_PORT when set (machines that give each user their own ports), else any free port."""
+    import os
+    import socket
+
+    if os.environ.get("XMEMPP_TEST_PORT"):
+        return int(os.environ["XMEMPP_TEST_PORT"])
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve_app(folder: Path, arguments: list[str]):
+    """Run `python app.py ARGUMENTS` on a free local port until the generator is closed; yields its URL."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    if chromium() is None:
+        pytest.skip("no chromium binary (apt-get install -y chromium) for the browser test")
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "XMEMPP_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    log = open(folder / "app.log", "w")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), *arguments], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"app.py exited with {process.returncode}; see {log.name}")
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("app.py did not answer within 120 s")
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    """The app with random XMem weights, the example cut to 16 frames, processing size 96."""
+    checkpoint = save_random_checkpoint(tmp_path_factory.mktemp("weights") / "random.pth", seed=1)
+    yield from serve_app(tmp_path_factory.mktemp("app"), [
+        "--weights", str(checkpoint), "--device", "cpu", "--max-frames", str(APP_MAX_FRAMES), "--size", "96"])
+
+
+@pytest.fixture(scope="module")
+def browser(app_url):
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=30_000)  # 2 shared cores: an event can wait seconds in the queue
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium(), headless=True, args=BROWSER_ARGS)
+        yield browser
+        browser.close()

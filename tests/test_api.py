@@ -124,22 +124,35 @@ def test_more_colours_than_the_palette_holds_is_refused(square_clip, tmp_path, n
     frames, masks = square_clip
     noise = np.random.default_rng(0).integers(1, 255, size=(96, 128, 3), dtype=np.uint8)
     Image.fromarray(noise).save(masks / "frame_000000.png")
-    with pytest.raises(XMemPPError, match="past 255"):
+    with pytest.raises(XMemPPError, match="different colours besides the background, more than the 32 objects"):
         run(frames, masks, tmp_path / "out", network)
 
 
-def test_empty_masks_are_skipped_with_a_warning(square_clip, tmp_path, network):
+def test_annotations_that_together_hold_too_many_objects_are_refused_by_the_cli(square_clip, tmp_path, checkpoint,
+                                                                                capsys):
+    from xmempp.cli import main
+
+    frames, masks = square_clip
+    for index, first_id in ((0, 1), (6, 21)):  # 20 objects on each frame, 40 in the video
+        stripes = (np.arange(128)[None, :].repeat(96, 0) // 6 % 20 + first_id).astype(np.uint8)
+        write_palette_mask(masks / f"frame_{index:06d}.png", stripes)
+    code = main(["run", "--images", str(frames), "--masks", str(masks), "--output", str(tmp_path / "out"),
+                 "--frames", "0,6", "--weights", str(checkpoint), "--device", "cpu", "--size", "96", "--quiet"])
+    assert code == 1 and "the video has 40 objects, more than the 32 one video may hold" in capsys.readouterr().err
+
+
+def test_empty_masks_are_skipped_with_a_warning(square_clip, tmp_path, network, caplog):
     frames, masks = square_clip
     write_palette_mask(masks / "frame_000004.png", np.zeros((96, 128), np.uint8))
-    with pytest.warns(UserWarning, match="skipping frame 4"):
-        stats = run(frames, masks, tmp_path / "out", network, frames_with_masks=[0, 4])
+    stats = run(frames, masks, tmp_path / "out", network, frames_with_masks=[0, 4])
+    assert "skipping frame 4: its mask frame_000004.png is empty" in caplog.text
     assert stats.mask_provided.tolist() == [i == 0 for i in range(12)]
 
 
 def test_only_empty_masks_is_an_error(square_clip, tmp_path, network):
     frames, masks = square_clip
     write_palette_mask(masks / "frame_000000.png", np.zeros((96, 128), np.uint8))
-    with pytest.raises(XMemPPError, match="every given mask is empty"), pytest.warns(UserWarning):
+    with pytest.raises(XMemPPError, match="every given mask is empty"):
         run(frames, masks, tmp_path / "out", network)
 
 

@@ -132,3 +132,38 @@ def test_bad_worker_arguments_exit_2(tmp_path, arguments):
     with pytest.raises(SystemExit) as exit_info:
         main(["batch", "--dataset", str(tmp_path), "--output", str(tmp_path / "out"), *arguments])
     assert exit_info.value.code == 2
+
+
+def test_a_video_named_like_the_dataset_is_never_written_into_the_dataset(tmp_path, engine_options, capsys):
+    """`--dataset b12/ds --output b12` with a video named ds: OUTPUT/ds would be the dataset's own folder."""
+    dataset = write_davis(tmp_path / "b12" / "ds", {"ds": 2})
+    before = sorted(p.relative_to(dataset) for p in dataset.rglob("*"))
+    assert main(["batch", "--dataset", str(dataset), "--output", str(tmp_path / "b12"), *engine_options]) == 1
+    assert "video ds would be written to" in capsys.readouterr().err
+    assert sorted(p.relative_to(dataset) for p in dataset.rglob("*")) == before
+
+
+def test_an_output_inside_the_dataset_through_a_symlink_is_refused(tmp_path, engine_options, capsys):
+    dataset = write_davis(tmp_path / "davis", {"v": 2})
+    (tmp_path / "link").symlink_to(dataset, target_is_directory=True)
+    assert main(["batch", "--dataset", str(dataset), "--output", str(tmp_path / "link" / "out"), *engine_options]) == 1
+    assert "inside the dataset" in capsys.readouterr().err and not (dataset / "out").exists()
+
+
+def test_an_output_inside_a_bind_mount_of_the_dataset_is_refused(tmp_path, engine_options, capsys):
+    from tests.test_outputs import bind_mounted
+
+    dataset = write_davis(tmp_path / "davis", {"v": 2})
+    with bind_mounted(dataset, tmp_path / "view"):
+        code = main(["evaluate", "--dataset", str(dataset), "--output", str(tmp_path / "view" / "eval"),
+                     *engine_options])
+    assert code == 1 and "inside the dataset" in capsys.readouterr().err and not (dataset / "eval").exists()
+
+
+def test_the_summary_lists_the_annotated_frames_under_a_name_that_says_they_are_indices(tmp_path):
+    from xmempp.batch import VideoOutcome, write_summary
+
+    write_summary(tmp_path / "summary.csv", [VideoOutcome("v", "done", 5, [0, 3], 1.5)])
+    with open(tmp_path / "summary.csv", newline="") as file:
+        assert list(csv.DictReader(file)) == [{"video": "v", "status": "done", "frames": "5",
+                                               "annotated_frame_indices": "0 3", "seconds": "1.5", "reason": ""}]

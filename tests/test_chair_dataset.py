@@ -33,4 +33,4 @@ def test_batch_and_evaluate_on_the_chair(chair_dataset, tmp_path, checkpoint):
     assert main(["evaluate", "--dataset", str(chair_dataset), "--output", str(tmp_path / "eval"), "--rounds", "1",
                  "--strategies", "uniform", *engine]) == 0
     summary = pd.read_csv(tmp_path / "eval" / "summary.csv")
-    assert summary.annotated_frames.tolist() == [1, 2]
+    assert summary.mean_annotated_frames_per_video.tolist() == [1, 2]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from xmempp.errors import OutOfMemoryError, XMemPPError
 def test_help_lists_the_subcommands():
     result = subprocess.run([sys.executable, "-m", "xmempp", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
-    for command in ("run", "suggest", "download-weights"):
+    for command in ("run", "suggest", "export", "download-weights"):
         assert command in result.stdout
 
 
@@ -30,6 +31,41 @@ def test_run_then_suggest(square_clip, tmp_path, checkpoint, capsys):
                  "--min-mask-percent", "0"]) == 0
     picks = [int(i) for i in capsys.readouterr().out.strip().split(",")]
     assert len(picks) == 2 and not {0, 6} & set(picks)
+
+
+def test_suggest_takes_the_size_and_frames_from_the_run_and_says_so(square_clip, tmp_path, checkpoint, capsys,
+                                                                    monkeypatch):
+    import xmempp.api
+
+    frames, masks = square_clip
+    common = ["--images", str(frames), "--masks", str(masks), "--weights", str(checkpoint), "--quiet"]
+    assert main(["run", *common, "--output", str(tmp_path / "out"), "--frames", "0,6", "--size", "96"]) == 0
+    capsys.readouterr()
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("suggest built the network: it recomputed the run's keys")
+
+    monkeypatch.setattr(xmempp.api, "load_network", no_network)
+    assert main(["suggest", *common, "--output", str(tmp_path / "out"), "-k", "2", "--min-mask-percent", "0"]) == 0
+    printed = capsys.readouterr()
+    assert printed.err.strip() == (f"using the run's size 96 and annotated frames 0,6, from {tmp_path / 'out' / 'manifest.json'}"
+                                   " (give --size or --frames for others)")
+    assert not {0, 6} & {int(i) for i in printed.out.strip().split(",")}
+
+
+def test_suggest_says_why_it_recomputes_keys_as_a_message_not_a_python_warning(square_clip, tmp_path, checkpoint):
+    frames, masks = square_clip
+    common = ["--images", str(frames), "--masks", str(masks), "--weights", str(checkpoint), "--quiet"]
+    assert main(["run", *common, "--output", str(tmp_path / "out"), "--size", "96"]) == 0
+    result = subprocess.run([sys.executable, "-m", "xmempp", "suggest", *common, "--output", str(tmp_path / "out"),
+                             "--size", "64", "-k", "1", "--min-mask-percent", "0"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"using the run's annotated frames 0, from {tmp_path / 'out' / 'manifest.json'} (give --size or --frames for "
+        "others)",
+        f"WARNING: the run in {tmp_path / 'out'} processed frames at size 96, these suggestions at 64: computing every "
+        "frame's keys again (the network runs on every frame)"]
 
 
 def test_a_bad_input_exits_1_with_the_message(square_clip, tmp_path, checkpoint, capsys):

@@ -38,7 +38,11 @@ def prompt_model(sam_model_folder) -> PromptModel:
 @pytest.fixture
 def controls(prompt_model) -> ClickControls:
     with gr.Blocks():
-        return ClickControls(prompt_model, "", OBJECTS)
+        controls = ClickControls(prompt_model, "", OBJECTS)
+        controls.build_mode()
+        controls.build_tools()
+        controls.build_picture()
+        return controls
 
 
 def frame() -> np.ndarray:
@@ -67,6 +71,9 @@ class ShownFrame:
 
     def mask(self, index: int) -> np.ndarray | None:
         return self.shown
+
+    def object_name(self, object_id: int) -> str:
+        return f"Object {object_id}"
 
 
 APP = ShownFrame()
@@ -197,6 +204,17 @@ def test_without_a_picture_from_the_browser_the_click_keeps_what_the_app_showed(
     assert (ids[:, :30] == 5).all() and (ids[:, 30:] == 2).all()
 
 
+def test_the_click_mode_names_the_object_its_clicks_go_to_as_text(controls):
+    class Named(ShownFrame):
+        def object_name(self, object_id: int) -> str:
+            return "<b>ball</b>"
+
+    *_, message, _, _ = controls.toggle(True, None, Named(), 0, editor(), 2)
+    assert "Click on &lt;b&gt;ball&lt;/b&gt;" in message
+    *_, message = controls.click(None, Named(), 0, editor(), 2, POSITIVE, at(40, 30))
+    assert message.startswith("&lt;b&gt;ball&lt;/b&gt;: 1 point(s)")
+
+
 def test_a_click_before_a_video_is_loaded_says_so(controls):
     _, value, _, message = controls.click(None, None, 0, None, 1, POSITIVE, at(1, 1))
     assert message == "⚠ load a video and pick a frame first"
@@ -205,8 +223,9 @@ def test_a_click_before_a_video_is_loaded_says_so(controls):
 def test_without_a_model_the_click_control_is_off_and_says_how_to_get_the_weights():
     with gr.Blocks():
         controls = ClickControls(None, NO_WEIGHTS, OBJECTS)
-    assert controls.mode.interactive is False
-    assert controls.mode.info == NO_WEIGHTS
+        controls.build_mode()
+    assert controls.mode.interactive is False and "off (see Help)" in controls.mode.label
+    assert controls.unavailable == NO_WEIGHTS
     assert NO_WEIGHTS.count(". ") == 0 and NO_WEIGHTS.endswith(".")  # one sentence
 
 

@@ -34,14 +34,14 @@ def test_other_errors_pass_through_unchanged():
 
 
 def test_the_app_shows_a_bug_as_a_bug_not_as_a_problem_with_the_input():
-    from demo.handlers import _message
+    from demo.feedback import message_for as _message
 
     assert "went wrong" in _message(ValueError("operands could not be broadcast together"))
     assert _message(XMemPPError("frame 3 is past the end")).endswith("Frame 3 is past the end")
 
 
 def test_the_app_suggests_a_smaller_size_when_out_of_memory():
-    from demo.handlers import _message
+    from demo.feedback import message_for as _message
 
     message = _message(OutOfMemoryError("out of memory while propagating frame 3 at processing size 480"))
     assert "out of memory" in message.lower() and "--max-side" in message

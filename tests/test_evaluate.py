@@ -28,9 +28,10 @@ def test_evaluate_scores_every_strategy_and_round(tmp_path, checkpoint, capsys):
     assert all(len(frames) == 2 for frames in annotated.xs(1, level="round"))
     assert per_frame[["J", "F"]].stack().between(0, 1).all()
     summary = pd.read_csv(out / "summary.csv")
-    assert list(summary.columns) == ["strategy", "round", "annotated_frames", "J", "F", "J&F"]
+    assert list(summary.columns) == ["strategy", "round", "mean_annotated_frames_per_video", "J", "F", "J&F",
+                                     "scored_frames"]
     assert summary.strategy.tolist() == ["xmempp", "xmempp", "uniform", "uniform", "random", "random"]
-    assert summary.annotated_frames.tolist() == [1, 2] * 3
+    assert summary.mean_annotated_frames_per_video.tolist() == [1, 2] * 3
     for strategy in ("xmempp", "uniform", "random"):
         for round_index in (0, 1):
             assert len(list((out / strategy / f"round_{round_index}" / "square" / "masks").iterdir())) == 6
@@ -65,10 +66,28 @@ def test_means_leave_out_annotated_frames_and_average_objects_as_davis():
          ("v", "uniform", 0, "f1", 2, 1.0, 0.9, False)],
         columns=["video", "strategy", "round", "frame", "object", "J", "F", "annotated"])
     (row,) = summarise(per_frame).to_dict("records")
-    assert row["annotated_frames"] == 1
+    assert row["mean_annotated_frames_per_video"] == 1
     assert row["J"] == pytest.approx((0.4 + 1.0) / 2)  # object 1: mean of 0.5 and 0.3; object 2: 1.0
     assert row["F"] == pytest.approx((0.2 + 0.9) / 2)
     assert row["J&F"] == pytest.approx((0.7 + 0.55) / 2)
+
+
+def test_the_summary_says_the_last_frame_is_scored_unlike_the_official_evaluation():
+    per_frame = pd.DataFrame([("v", "uniform", 0, "f0", 1, 1.0, 1.0, True), ("v", "uniform", 0, "f1", 1, 0.5, 0.3, False)],
+                             columns=["video", "strategy", "round", "frame", "object", "J", "F", "annotated"])
+    (row,) = summarise(per_frame).to_dict("records")
+    assert row["scored_frames"] == ("frames not annotated in the round, the last frame included (the DAVIS 2017 "
+                                    "evaluation leaves out the first and the last)")
+
+
+def test_the_plot_shows_j_and_f_from_0_to_1_however_close_the_strategies(tmp_path):
+    from xmempp.plots import plot_j_and_f
+
+    summary = pd.DataFrame({"strategy": ["xmempp", "xmempp", "uniform", "uniform"], "round": [0, 1, 0, 1],
+                            "mean_annotated_frames_per_video": [1, 2, 1, 2], "J&F": [0.01010, 0.01014, 0.01010, 0.01012]})
+    figure = plot_j_and_f(summary, tmp_path / "plot.png")
+    assert figure.axes[0].get_ylim() == (0, 1)
+    assert Image.open(tmp_path / "plot.png").format == "PNG"
 
 
 def test_ground_truth_missing_for_some_frames_names_the_video_and_frames(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 
@@ -14,7 +15,7 @@ from tests.helpers import write_palette_mask
 from xmempp.errors import XMemPPError
 from xmempp.masks.drawing import davis_palette, overlay
 from xmempp.masks.files import MaskReader, read_id_mask
-from xmempp.masks.ids import first_argmax
+from xmempp.masks.ids import MAX_OBJECTS, first_argmax
 
 
 @pytest.mark.parametrize("channels", [1, 2, 3, 9])
@@ -87,3 +88,46 @@ def test_an_id_mask_that_is_not_one_is_refused_naming_the_file(tmp_path, damage)
         Image.new("L", (8, 6)).save(path, format="JPEG")
     with pytest.raises(XMemPPError, match=f"ground truth {path}"):
         read_id_mask(path, (6, 6) if damage == "size" else (6, 8), what="ground truth")
+
+
+def jpeg_bytes(ids: np.ndarray) -> bytes:
+    """A colour mask as a person's paint program might save it with JPEG compression."""
+    colours = np.array([(0, 0, 0), (200, 30, 30), (30, 200, 30)], np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(colours[ids]).save(buffer, format="JPEG", quality=75)
+    return buffer.getvalue()
+
+
+def two_objects() -> np.ndarray:
+    ids = np.zeros((96, 128), np.uint8)
+    ids[10:50, 10:60], ids[40:90, 70:120] = 1, 2
+    return ids
+
+
+def test_a_jpeg_saved_as_png_is_refused_as_a_mask_naming_the_file(tmp_path):
+    path = tmp_path / "frame_000000.png"
+    path.write_bytes(jpeg_bytes(two_objects()))
+    with pytest.raises(XMemPPError, match=f"mask {path} is a JPEG image"):
+        MaskReader().read(path)
+
+
+def test_a_png_holding_a_jpegs_noise_is_refused_with_the_count_of_colours(tmp_path):
+    path = tmp_path / "frame_000000.png"
+    Image.open(io.BytesIO(jpeg_bytes(two_objects()))).save(path)  # a true PNG now, with the JPEG's fringes
+    with pytest.raises(XMemPPError, match=rf"mask {path} has \d+ different colours besides the background, more than "
+                                          f"the {MAX_OBJECTS} objects"):
+        MaskReader().read(path)
+
+
+def test_a_greyscale_mask_with_more_ids_than_objects_is_refused(tmp_path):
+    path = tmp_path / "frame_000000.png"
+    Image.fromarray((np.arange(96 * 128).reshape(96, 128) % 200).astype(np.uint8), mode="L").save(path)
+    with pytest.raises(XMemPPError, match="has 199 different ids"):
+        MaskReader().read(path)
+
+
+def test_a_mask_with_as_many_objects_as_the_limit_is_read(tmp_path):
+    path = tmp_path / "frame_000000.png"
+    ids = (np.arange(96 * 128).reshape(96, 128) % (MAX_OBJECTS + 1)).astype(np.uint8)
+    Image.fromarray(ids, mode="L").save(path)
+    assert np.array_equal(MaskReader().read(path), ids)

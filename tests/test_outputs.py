@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,6 +110,85 @@ def test_an_output_folder_that_cannot_be_written_is_named(square_clip, tmp_path,
         run(frames, masks, tmp_path / "out", network)
 
 
+# ----- the same file system object, however it is reached -------------------------------------------------------
+@contextlib.contextmanager
+def bind_mounted(source, target):
+    """`mount --bind source target` for the block; skips the test where this machine does not allow it."""
+    target.mkdir(parents=True, exist_ok=True)
+    if sys.platform != "linux" or shutil.which("mount") is None:
+        pytest.skip("bind mounts need Linux's mount")
+    done = subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"mount --bind is not allowed here ({done.stderr.decode().strip()})")
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+
+
+def test_a_bind_mounted_output_folder_onto_the_annotations_is_refused(square_clip, tmp_path, network):
+    frames, masks = square_clip
+    before = snapshot(masks)
+    with bind_mounted(masks, tmp_path / "out" / "masks"), pytest.raises(XMemPPError, match="overwrite the annotations"):
+        run(frames, masks, tmp_path / "out", network)
+    assert snapshot(masks) == before
+
+
+def test_an_output_bind_mounted_inside_the_frames_folder_is_refused(square_clip, tmp_path, network):
+    frames, masks = square_clip
+    with bind_mounted(frames, tmp_path / "view"), pytest.raises(XMemPPError, match="inside the frames"):
+        run(frames, masks, tmp_path / "view" / "out", network)
+    assert not (frames / "out").exists()
+
+
+def test_a_folder_is_compared_by_device_and_inode_not_by_path(square_clip, tmp_path, network, monkeypatch):
+    """Where bind mounts are not allowed: two spellings that name one object (same st_dev and st_ino) are one folder."""
+    frames, masks = square_clip
+    (tmp_path / "out" / "masks").mkdir(parents=True)
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):  # out/masks reports the annotations' identity, as a bind mount would
+        return real_stat(masks if Path(path) == tmp_path / "out" / "masks" else path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    with pytest.raises(XMemPPError, match="overwrite the annotations"):
+        run(frames, masks, tmp_path / "out", network)
+
+
+def test_a_hard_link_to_the_video_file_among_the_outputs_is_refused(tmp_path, network):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"not decoded: refused before")
+    write_palette_mask(tmp_path / "m" / "frame_000000.png", square_mask(0))
+    (tmp_path / "out").mkdir()
+    os.link(video, tmp_path / "out" / MANIFEST_FILE)
+    with pytest.raises(XMemPPError, match="overwrite the frames"):
+        run(video, tmp_path / "m", tmp_path / "out", network)
+    assert video.read_bytes() == b"not decoded: refused before"
+
+
+def test_a_hard_link_to_an_annotation_among_the_output_masks_is_refused(square_clip, tmp_path, network):
+    frames, masks = square_clip
+    (tmp_path / "out" / "masks").mkdir(parents=True)
+    os.link(masks / "frame_000003.png", tmp_path / "out" / "masks" / "frame_000003.png")
+    with pytest.raises(XMemPPError, match="frame_000003.png.*same file"):
+        run(frames, masks, tmp_path / "out", network)
+
+
+def test_a_symlinked_folder_above_the_output_into_the_frames_is_refused(square_clip, tmp_path, network):
+    frames, masks = square_clip
+    (tmp_path / "link").symlink_to(frames, target_is_directory=True)
+    with pytest.raises(XMemPPError, match="inside the frames"):
+        run(frames, masks, tmp_path / "link" / "out", network)
+    assert not (frames / "out").exists()
+
+
+def test_an_output_inside_the_frames_folder_is_refused_as_batch_refuses_it(square_clip, network):
+    frames, masks = square_clip
+    with pytest.raises(XMemPPError, match=f"the output folder {frames / 'out'} is inside the frames"):
+        run(frames, masks, frames / "out", network)
+    assert not (frames / "out").exists()
+
+
 # ----- whole files or nothing -----------------------------------------------------------------------------------
 def test_a_failed_write_keeps_the_previous_file_whole(tmp_path):
     target = tmp_path / "mask.png"
@@ -188,16 +272,17 @@ def test_outputs_of_another_video_with_the_same_frame_names_are_refused(finished
         suggest(bigger, masks, out, network)
 
 
-def test_keys_of_another_size_are_recomputed_with_a_warning(finished_run, network):
+def test_keys_of_another_size_are_recomputed_with_a_warning(finished_run, network, caplog):
     frames, masks, out = finished_run
-    with pytest.warns(UserWarning, match="computing them again"):
-        picks = select_k_next_best_annotation_candidates(frames, masks, out, k=2, network=network, size=64,
-                                                         print_progress=False, min_mask_presence_percent=0)
+    picks = select_k_next_best_annotation_candidates(frames, masks, out, k=2, network=network, size=64,
+                                                     print_progress=False, min_mask_presence_percent=0)
+    assert f"the run in {out} processed frames at size 96, these suggestions at 64: computing every frame's keys " \
+           "again" in caplog.text
     assert len(picks) == 2
 
 
 @pytest.mark.parametrize("damage", ["truncated", "rgb", "jpeg"])
-def test_a_damaged_mask_without_a_manifest_is_named(finished_run, network, damage):
+def test_a_damaged_mask_without_a_manifest_is_named(finished_run, network, damage, caplog):
     frames, masks, out = finished_run
     (out / MANIFEST_FILE).unlink()
     path = out / "masks" / "frame_000004.png"
@@ -207,8 +292,9 @@ def test_a_damaged_mask_without_a_manifest_is_named(finished_run, network, damag
         Image.new("RGB", (128, 96), (255, 0, 0)).save(path)
     else:
         Image.new("RGB", (128, 96)).save(path, format="JPEG")
-    with pytest.warns(UserWarning, match="no manifest.json"), pytest.raises(XMemPPError, match=str(path)):
+    with pytest.raises(XMemPPError, match=str(path)):
         suggest(frames, masks, out, network)
+    assert "has no manifest.json" in caplog.text
 
 
 # ----- one way to say the size ----------------------------------------------------------------------------------
@@ -237,3 +323,59 @@ def test_suggestions_on_a_video_file_reuse_the_runs_frames_without_decoding(tmp_
     run(clip, tmp_path / "masks", tmp_path / "out", network)
     monkeypatch.setattr(video, "extract_frames", lambda *a, **k: pytest.fail("the manifest vouches for the video"))
     assert len(suggest(clip, tmp_path / "masks", tmp_path / "out", network)) == 2
+
+
+# ----- one run at a time -----------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def held_by_another_process(folder):
+    """Another process holding `folder` as a running xmempp does (an exclusive flock on the folder)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
+                               "fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX)\n"
+                               "print('held', flush=True); time.sleep(120)", str(folder)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_second_run_into_an_output_in_use_is_refused_naming_it(square_clip, tmp_path, checkpoint, capsys):
+    frames, masks = square_clip
+    with held_by_another_process(tmp_path / "out"):
+        code = main(["run", "--images", str(frames), "--masks", str(masks), "--output", str(tmp_path / "out"),
+                     "--weights", str(checkpoint), "--device", "cpu", "--size", "96", "--quiet"])
+    assert code == 1
+    assert f"another xmempp run is writing into {tmp_path / 'out'}" in capsys.readouterr().err
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_second_batch_into_an_output_in_use_is_refused(tmp_path, checkpoint, capsys):
+    from tests.tiny_datasets import write_davis
+
+    dataset = write_davis(tmp_path / "davis", {"v": 2})
+    with held_by_another_process(tmp_path / "out"):
+        code = main(["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), "--weights",
+                     str(checkpoint), "--device", "cpu", "--size", "96", "--quiet"])
+    assert code == 1 and "another xmempp run is writing into" in capsys.readouterr().err
+
+
+def test_an_output_is_free_again_once_its_run_ended(finished_run, network):
+    from xmempp.outputs import output_lock
+
+    _, _, out = finished_run
+    with output_lock(out):
+        pass
+
+
+def test_output_files_get_the_mode_the_umask_gives(square_clip, tmp_path, network):
+    frames, masks = square_clip
+    previous = os.umask(0o022)
+    try:
+        run(frames, masks, tmp_path / "out", network)
+    finally:
+        os.umask(previous)
+    modes = {oct(path.stat().st_mode & 0o777) for path in (tmp_path / "out").rglob("*") if path.is_file()}
+    assert modes == {oct(0o644)}

@@ -322,9 +322,9 @@ def test_annotating_while_a_propagation_runs_is_refused(session):
     session.annotate(0, square_mask(0))
     running = session.propagate()
     next(running)
-    with pytest.raises(XMemPPError, match="while propagation runs"):
+    with pytest.raises(XMemPPError, match="propagation of this video is running"):
         session.annotate(5, square_mask(5))
-    with pytest.raises(XMemPPError, match="while propagation runs"):
+    with pytest.raises(XMemPPError, match="propagation of this video is running"):
         session.remove_annotation(0)
     running.close()
     session.annotate(5, square_mask(5))  # accepted once the run is over
@@ -370,7 +370,7 @@ def test_two_propagations_of_one_session_at_once_are_refused(session):
     session.annotate(0, square_mask(0))
     first = session.propagate()
     next(first)
-    with pytest.raises(XMemPPError, match="being propagated already"):
+    with pytest.raises(XMemPPError, match="propagation of this video is running"):
         next(session.propagate())
     first.close()
 
@@ -437,3 +437,20 @@ def test_closing_a_session_from_another_thread_mid_frame_ends_the_run_cleanly(se
     assert closed.is_set() and done == [0, 1, 2]
     with pytest.raises(XMemPPError, match="closed"):
         session.propagate()
+
+
+def test_more_objects_than_the_limit_are_refused_naming_it_and_change_nothing(session):
+    from xmempp import MAX_OBJECTS
+
+    session.annotate(0, square_mask(0))
+    crowd = np.arange(96 * 128).reshape(96, 128) % (MAX_OBJECTS + 2)  # ids 0..MAX_OBJECTS + 1: one object too many
+    with pytest.raises(XMemPPError, match=f"{MAX_OBJECTS + 1} objects, more than the {MAX_OBJECTS} one video may hold"):
+        session.annotate(3, crowd)
+    assert session.annotated_frames == [0] and session.objects.ids == [1]
+
+
+def test_the_empty_annotation_error_lives_with_the_other_errors():
+    from xmempp import errors, session
+
+    assert session.EmptyAnnotationError is errors.EmptyAnnotationError is EmptyAnnotationError
+    assert issubclass(EmptyAnnotationError, XMemPPError)

@@ -9,13 +9,15 @@ import importlib
 from typing import TYPE_CHECKING
 
 _EXPORTS = {
-    "EmptyAnnotationError": "xmempp.session",
+    "EmptyAnnotationError": "xmempp.errors",
     "FrameFolder": "xmempp.video",
     "InferenceConfig": "xmempp.config",
+    "MAX_OBJECTS": "xmempp.masks.ids",
     "PropagatedFrame": "xmempp.session",
     "VideoSession": "xmempp.session",
     "XMemPPError": "xmempp.errors",
     "ensure_weights": "xmempp.model.weights",
+    "export_masks": "xmempp.exports",
     "load_network": "xmempp.model.weights",
     "open_frames": "xmempp.video",
     "run_on_video": "xmempp.api",
@@ -26,10 +28,12 @@ __all__ = [
     "EmptyAnnotationError",
     "FrameFolder",
     "InferenceConfig",
+    "MAX_OBJECTS",
     "PropagatedFrame",
     "VideoSession",
     "XMemPPError",
     "ensure_weights",
+    "export_masks",
     "load_network",
     "open_frames",
     "run_on_video",
@@ -39,9 +43,11 @@ __all__ = [
 if TYPE_CHECKING:
     from xmempp.api import run_on_video, select_k_next_best_annotation_candidates
     from xmempp.config import InferenceConfig
-    from xmempp.errors import XMemPPError
+    from xmempp.errors import EmptyAnnotationError, XMemPPError
+    from xmempp.exports import export_masks
+    from xmempp.masks.ids import MAX_OBJECTS
     from xmempp.model.weights import ensure_weights, load_network
-    from xmempp.session import EmptyAnnotationError, PropagatedFrame, VideoSession
+    from xmempp.session import PropagatedFrame, VideoSession
     from xmempp.video import FrameFolder, open_frames
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import tempfile
-import warnings
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,8 +18,8 @@ from tqdm import tqdm
 
 from xmempp.candidates import Foregrounds, select_next_candidates
 from xmempp.config import InferenceConfig
-from xmempp.errors import XMemPPError
-from xmempp.keys_cache import load_keys, save_keys
+from xmempp.errors import EmptyAnnotationError, XMemPPError
+from xmempp.keys_cache import DamagedKeysError, load_keys, save_keys
 from xmempp.masks.drawing import davis_palette, overlay
 from xmempp.masks.files import MaskReader, find_mask_file, mask_image, read_id_mask
 from xmempp.metrics import mean_iou
@@ -32,6 +31,7 @@ from xmempp.outputs import (
     OVERLAY_DIR,
     Manifest,
     file_digest,
+    output_lock,
     prepare_output_folder,
     read_manifest,
     refuse_overlap,
@@ -40,7 +40,7 @@ from xmempp.outputs import (
     start_run,
     write_manifest,
 )
-from xmempp.session import EmptyAnnotationError, PropagatedFrame, VideoSession
+from xmempp.session import PropagatedFrame, VideoSession
 from xmempp.video import FrameFolder, check_frame_index, open_frames
 
 if TYPE_CHECKING:
@@ -84,22 +84,23 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
         raise FileNotFoundError(f"mask folder not found: {masks_in}")
     refuse_overlap({"frames": source, "annotations": masks_in}, masks_out)
     prepare_output_folder(masks_out)
-    network = network or load_network(ensure_weights(weights, progress=print_progress), device)
-    with tempfile.TemporaryDirectory(prefix="xmempp-frames-") as work_dir:
-        frames = open_frames(source, work_dir)
-        with VideoSession(network, frames, config) as session:  # its key file goes at once
-            reader = MaskReader()
-            annotated = _annotate(session, reader, masks_in, frames_with_masks)
-            manifest = Manifest(frame_names=session.frame_names, frame_size=tuple(session.frame_size),
-                                annotated_frames=sorted(annotated), size=config.size,
-                                weights=weights_fingerprint(network), source_digest=source_digest(source, frames.paths),
-                                overlay=save_overlay)
-            start_run(masks_out, manifest)
-            iou = functools.partial(_iou_with_given_mask, session, reader, masks_in) if compute_iou else None
-            with _FrameWriter(masks_out, reader.palette or davis_palette(), save_overlay) as writer:
-                rows = _propagate_and_write(session, writer, iou, print_progress)
-            save_keys(masks_out, session.frame_keys, session.frame_names, config.size, manifest.weights, manifest.run_id)
-            write_manifest(masks_out, manifest.finish(writer.digests))
+    with output_lock(masks_out):  # one run at a time into an output folder
+        network = network or load_network(ensure_weights(weights, progress=print_progress), device)
+        with tempfile.TemporaryDirectory(prefix="xmempp-frames-") as work_dir:
+            frames = open_frames(source, work_dir)
+            with VideoSession(network, frames, config) as session:  # its key file goes at once
+                reader = MaskReader()
+                annotated = _annotate(session, reader, masks_in, frames_with_masks)
+                manifest = Manifest(frame_names=session.frame_names, frame_size=tuple(session.frame_size),
+                                    annotated_frames=sorted(annotated), size=config.size,
+                                    weights=weights_fingerprint(network), source_digest=source_digest(source, frames.paths),
+                                    overlay=save_overlay)
+                start_run(masks_out, manifest)
+                iou = functools.partial(_iou_with_given_mask, session, reader, masks_in) if compute_iou else None
+                with _FrameWriter(masks_out, reader.palette or davis_palette(), save_overlay) as writer:
+                    rows = _propagate_and_write(session, writer, iou, print_progress)
+                save_keys(masks_out, session.frame_keys, session.frame_names, config.size, manifest.weights, manifest.run_id)
+                write_manifest(masks_out, manifest.finish(writer.digests))
     import pandas as pd  # only here: importing pandas costs a second that suggestions need not pay
 
     return pd.DataFrame(rows, columns=["frame", "mask_provided", "iou", "unsure"])
@@ -185,17 +186,22 @@ def select_k_next_best_annotation_candidates(
         imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_path: str | Path | None = None, k: int = 5,
         previously_chosen_candidates: Iterable[int] = (0,), use_previously_predicted_masks: bool = True,
         alpha: float = 0.5, min_mask_presence_percent: float = 0.25, weights: str | Path | None = None,
-        device: torch.device | str | None = None, print_progress: bool = True, size: int | None = 480,
+        device: torch.device | str | None = None, print_progress: bool = True, size: int | None | _Unset = UNSET,
         network: XMem | None = None, precision: str = "fp32") -> list[int]:
     """The k frames to annotate next, as XMem++ selects them.
 
     With `use_previously_predicted_masks`, the masks and keys come from `masks_out_path`, as `run_on_video`
-    wrote them: its manifest must vouch for them (a finished run, on these frames, with these weights and size).
-    Without the network: it is built only when the keys must be computed again. Otherwise the video is
-    propagated first from `previously_chosen_candidates`.
+    wrote them: its manifest must vouch for them (a finished run, on these frames, with these weights).
+    Without the network: it is built only when the keys must be computed again (other weights, or a `size`
+    given that differs from the run's). `size` defaults to the run's processing size, which its manifest
+    records (480 without a manifest). Otherwise the video is propagated first from
+    `previously_chosen_candidates`, at `size` (default 480).
     """
     chosen = list(dict.fromkeys(int(i) for i in previously_chosen_candidates))
     source = Path(imgs_in_path)
+    if size is UNSET:
+        manifest = read_manifest(masks_out_path) if use_previously_predicted_masks and masks_out_path else None
+        size = manifest.size if manifest is not None else InferenceConfig().size
     if not use_previously_predicted_masks:
         network = network or load_network(ensure_weights(weights, progress=print_progress), device)
         with tempfile.TemporaryDirectory(prefix="xmempp-suggest-") as scratch:
@@ -231,8 +237,8 @@ def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: in
             _check_manifest(manifest, masks_out, source)
             names = manifest.frame_names
         else:
-            warnings.warn(f"{masks_out} has no {MANIFEST_FILE} (written by an older xmempp or another tool): the masks "
-                          "cannot be checked against the frames; run `xmempp run` again to be sure", stacklevel=3)
+            log.warning("%s has no %s (written by an older xmempp or another tool): the masks cannot be checked "
+                        "against the frames; run `xmempp run` again to be sure", masks_out, MANIFEST_FILE)
             names = frames().names
         for index in chosen:
             check_frame_index(index, len(names))
@@ -240,11 +246,15 @@ def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: in
             log.warning("the run annotated frames %s but suggestions were asked for with %s",
                         manifest.annotated_frames, sorted(chosen))
         mask_paths = _predicted_mask_paths(masks_out, names)
-        keys = load_keys(masks_out, names, config.size, fingerprint, manifest.run_id if manifest is not None else None)
+        try:
+            keys = load_keys(masks_out, names, config.size, fingerprint, manifest.run_id if manifest is not None else None)
+            if keys is None and manifest is not None:
+                log.warning("%s: computing every frame's keys again (the network runs on every frame)",
+                            _keys_mismatch(manifest, masks_out, config.size, fingerprint))
+        except DamagedKeysError as error:  # a cache: computed again, and said to be damaged, not mismatched
+            log.warning("%s: computing every frame's keys again (the network runs on every frame)", error)
+            keys = None
         if keys is None:
-            if manifest is not None:
-                warnings.warn(f"the keys in {masks_out} do not match these weights or size: computing them again",
-                              stacklevel=3)
             keys = VideoSession(get_network(), frames(), config).encode_keys(progress=print_progress)
         frame_size = manifest.frame_size if manifest is not None else None
         try:
@@ -253,6 +263,20 @@ def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: in
                                           min_mask_presence_percent=min_mask_presence_percent)
         finally:
             keys.close()
+
+
+def _keys_mismatch(manifest: Manifest, masks_out: Path, size: int | None, fingerprint: str) -> str:
+    """Why the keys that a run saved cannot serve, in words."""
+    if manifest.size != size:
+        return (f"the run in {masks_out} processed frames at size {_size_name(manifest.size)}, these suggestions at "
+                f"{_size_name(size)}")
+    if manifest.weights != fingerprint:
+        return f"the run in {masks_out} used other weights than these"
+    return f"the keys in {masks_out} are missing or belong to another run"
+
+
+def _size_name(size: int | None) -> str:
+    return "original" if size is None else str(size)
 
 
 def _predicted_mask_paths(masks_out: Path, names: list[str]) -> list[Path]:
@@ -311,7 +335,7 @@ def _annotate(session: VideoSession, reader: MaskReader, masks_in: Path, frames_
         try:
             session.annotate(index, reader.read(path, session.frame_size))
         except EmptyAnnotationError:
-            warnings.warn(f"skipping frame {index}: its mask {path.name} is empty", stacklevel=3)
+            log.warning("skipping frame %d: its mask %s is empty", index, path.name)
             continue
         annotated.add(index)
     if not annotated:

@@ -5,22 +5,31 @@ from __future__ import annotations
 import csv
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
 from xmempp.api import run_on_video
-from xmempp.datasets import DatasetVideo, annotated_frames, find_videos, refuse_output_inside
-from xmempp.jobs import Execution, JobFailure, run_jobs
+from xmempp.datasets import (
+    DatasetVideo,
+    annotated_frames,
+    find_videos,
+    refuse_output_inside,
+    refuse_video_outputs_inside,
+)
+from xmempp.errors import XMemPPError
+from xmempp.execution import Execution, run_jobs
+from xmempp.jobs import JobFailure
 from xmempp.model.network import XMem
 from xmempp.model.weights import weights_fingerprint
-from xmempp.outputs import atomic_path, read_manifest
+from xmempp.outputs import DamagedManifestError, atomic_path, output_lock, read_manifest
 from xmempp.video import FrameFolder
 
 log = logging.getLogger(__name__)
 
 SUMMARY_FILE = "summary.csv"
+SUMMARY_COLUMNS = ["video", "status", "frames", "annotated_frame_indices", "seconds", "reason"]
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 
 
@@ -72,38 +81,45 @@ def run_batch(dataset: Path, output: Path, execution: Execution, first_only: boo
     """Propagate every video of `dataset` into `output/<video>/`; writes `output/summary.csv`, one row per video."""
     dataset_videos = find_videos(dataset, videos)
     refuse_output_inside(dataset, output)
+    refuse_video_outputs_inside(dataset, {video.name: output / video.name for video in dataset_videos})
+    if any(video.name == SUMMARY_FILE for video in dataset_videos):
+        raise XMemPPError(f"a video of {dataset} is named {SUMMARY_FILE}, the file batch writes beside the videos' "
+                          f"folders in {output}: rename that video's folder, or leave it out with --videos")
     output.mkdir(parents=True, exist_ok=True)
-    jobs = [BatchJob(video, output / video.name, first_only, size, save_overlay,
-                     progress=progress and not execution.ray) for video in dataset_videos]
-    outcomes: dict[str, VideoOutcome] = {}
-    with tqdm(total=len(jobs), disable=not progress, desc="videos", unit="video") as bar:
-        for job, result in run_jobs(jobs, propagate_video, execution):
-            if isinstance(result, JobFailure):
-                result = VideoOutcome(job.name, FAILED, reason=result.reason)
-                log.warning("video %s failed: %s", job.name, result.reason)
-            outcomes[job.name] = result
-            bar.update()
-    ordered = [outcomes[job.name] for job in jobs]
-    write_summary(output / SUMMARY_FILE, ordered)
-    return ordered
+    with output_lock(output):  # one batch at a time into an output folder
+        jobs = [BatchJob(video, output / video.name, first_only, size, save_overlay,
+                         progress=progress and not execution.ray) for video in dataset_videos]
+        outcomes: dict[str, VideoOutcome] = {}
+        with tqdm(total=len(jobs), disable=not progress, desc="videos", unit="video") as bar:
+            for job, result in run_jobs(jobs, propagate_video, execution):
+                if isinstance(result, JobFailure):
+                    result = VideoOutcome(job.name, FAILED, reason=result.reason)
+                    log.warning("video %s failed: %s", job.name, result.reason)
+                outcomes[job.name] = result
+                bar.update()
+        ordered = [outcomes[job.name] for job in jobs]
+        write_summary(output / SUMMARY_FILE, ordered)
+        return ordered
 
 
 def write_summary(path: Path, outcomes: list[VideoOutcome]) -> None:
-    """summary.csv: video, status, frames, annotated_frames (space-separated indices), seconds, reason."""
-    rows = []
-    for outcome in outcomes:
-        row = asdict(outcome)
-        row["annotated_frames"] = " ".join(str(i) for i in outcome.annotated_frames)
-        rows.append(row)
+    """summary.csv: video, status, frames, annotated_frame_indices (space-separated, 0-based), seconds, reason."""
+    rows = [{"video": o.video, "status": o.status, "frames": o.frames,
+             "annotated_frame_indices": " ".join(str(i) for i in o.annotated_frames),  # a list: unlike evaluate's mean
+             "seconds": o.seconds, "reason": o.reason} for o in outcomes]
     with atomic_path(path) as temporary, open(temporary, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]) if rows else ["video", "status"])
+        writer = csv.DictWriter(file, fieldnames=SUMMARY_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
 
 
 def _is_finished(job: BatchJob, frames: FrameFolder, annotated: list[int], weights: str) -> bool:
     """Whether OUTPUT/<video> holds a finished run of these frames (same content), annotations, size and weights."""
-    manifest = read_manifest(job.output)
+    try:
+        manifest = read_manifest(job.output)
+    except DamagedManifestError as error:  # redone: the run replaces the damaged manifest before any mask
+        log.warning("video %s: %s", job.name, error)
+        return False
     return (manifest is not None and manifest.finished and manifest.annotated_frames == annotated
             and manifest.size == job.size and manifest.weights == weights and (manifest.overlay or not job.save_overlay)
             and manifest.made_from(job.video.frames_dir, frames.paths))

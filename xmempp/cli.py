@@ -1,4 +1,4 @@
-"""Command line: `python -m xmempp run | suggest | batch | evaluate | download-weights`.
+"""Command line: `python -m xmempp run | suggest | export | batch | evaluate | download-weights`.
 
 Exit codes: 0 success, 1 a problem with the input or weights (the message says which) or, for batch and
 evaluate, a video that failed; 2 bad arguments (found before anything is loaded).
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xmempp.config import MIN_SIZE
-from xmempp.errors import OutOfMemoryError, XMemPPError, is_out_of_memory
+from xmempp.errors import OutOfMemoryError, XMemPPError, file_system_problem, is_out_of_memory
 from xmempp.precision import PRECISIONS
 
 log = logging.getLogger("xmempp")
@@ -84,13 +84,34 @@ def _strategy_list(text: str) -> list[str]:
     return list(dict.fromkeys(strategies))
 
 
-def add_engine_options(sub: argparse.ArgumentParser) -> None:
+def _format_list(text: str) -> list[str]:
+    from xmempp.exports import FORMATS
+
+    formats = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise argparse.ArgumentTypeError(f"formats are {', '.join(FORMATS)} — got {text!r}")
+    return list(dict.fromkeys(formats))
+
+
+class _FromRun:
+    """The default of suggest's options that the run's manifest records (a string default would be parsed)."""
+
+    def __repr__(self) -> str:
+        return "from the run"
+
+
+FROM_RUN = _FromRun()
+
+
+def add_engine_options(sub: argparse.ArgumentParser, size_default: int | _FromRun = 480) -> None:
     """The options every propagating command shares: weights, device, processing size, progress bars."""
     sub.add_argument("--weights", type=Path, help="XMem.pth (default: $XMEMPP_WEIGHTS, then weights/XMem.pth in a "
                      "checkout, or torch hub's checkpoints folder for an installed package)")
     sub.add_argument("--device", help="cpu, cuda, cuda:1... (default: CUDA when present)")
-    sub.add_argument("--size", type=_size, default=480,
-                     help="short side the frames are processed at (default 480; 'original' keeps the size)")
+    default_text = "480" if size_default is not FROM_RUN else "the run's, from --output's manifest.json, else 480"
+    sub.add_argument("--size", type=_size, default=size_default,
+                     help=f"short side the frames are processed at (default {default_text}; 'original' keeps the size)")
     sub.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -124,11 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      "annotated frames.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def add_common(sub: argparse.ArgumentParser) -> None:
+    def add_common(sub: argparse.ArgumentParser, size_default: int | _FromRun = 480) -> None:
         sub.add_argument("--images", required=True, type=Path, help="folder of frames, or a video file")
         sub.add_argument("--masks", required=True, type=Path,
                          help="folder of annotation PNGs named like the frames (frame_%%06d.png for a video file)")
-        add_engine_options(sub)
+        add_engine_options(sub, size_default)
 
     run = commands.add_parser("run", help="propagate annotations to every frame")
     add_common(run)
@@ -139,15 +160,30 @@ def build_parser() -> argparse.ArgumentParser:
     add_precision_option(run)
 
     suggest = commands.add_parser("suggest", help="the frames to annotate next")
-    add_common(suggest)
+    add_common(suggest, size_default=FROM_RUN)
     suggest.add_argument("--output", type=Path,
                          help="folder written by `run` (masks and keys are reused); without it the video is propagated")
-    suggest.add_argument("--frames", type=_frame_list, default=[0], help="frames already annotated (default: 0)")
+    suggest.add_argument("--frames", type=_frame_list, default=FROM_RUN,
+                         help="frames already annotated (default: the run's, from --output's manifest.json, else 0)")
     add_precision_option(suggest)
     suggest.add_argument("-k", type=_positive_int, default=5, help="how many frames to suggest (default 5)")
     suggest.add_argument("--alpha", type=_number_between(0, 1), default=0.5, help="mask weight in the comparison, 0..1 (default 0.5)")
     suggest.add_argument("--min-mask-percent", type=_number_between(0, 100), default=0.25,
                          help="never suggest frames whose mask covers less of the frame (default 0.25)")
+
+    export = commands.add_parser("export", help="write a run's masks as DAVIS PNGs, COCO JSON, YouTube-VIS JSON, "
+                                 "per-object mattes")
+    export.add_argument("--run", required=True, type=Path, metavar="FOLDER",
+                        help="the folder `run` wrote (its masks/ are read), an unzipped app export (its Annotations/), "
+                             "or a folder of mask PNGs")
+    export.add_argument("--to", required=True, type=Path, metavar="FOLDER", help="folder the formats are written into")
+    export.add_argument("--formats", type=_format_list, default=["davis", "coco", "youtube-vis", "mattes"],
+                        help="comma-separated: davis (Annotations/), coco (coco.json), youtube-vis (youtube_vis.json), "
+                             "mattes (mattes/<object>/) (default: all four)")
+    export.add_argument("--names", type=Path, metavar="CSV", help="CSV of object names with columns id,name (default: objects.csv "
+                        "in --run when there is one, as the app's export zip holds; else 'object <id>')")
+    export.add_argument("--video-name", help="the video's name in the JSON files (default: --run's folder name)")
+    export.add_argument("--overwrite", action="store_true", help="replace what an earlier export wrote in --to")
 
     batch = commands.add_parser("batch", help="propagate every video of a DAVIS or YouTube-VOS dataset")
     add_dataset_options(batch)
@@ -174,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _execution(args: argparse.Namespace, progress: bool):
     """Where videos run; the weights are looked for once the dataset has been checked."""
-    from xmempp.jobs import Execution, NetworkSpec
+    from xmempp.execution import Execution
+    from xmempp.jobs import NetworkSpec
 
     spec = NetworkSpec(args.weights, args.device, args.threads)
     return Execution(spec, progress=progress, ray=args.ray is not None, ray_address=args.ray or None, workers=args.workers,
@@ -209,16 +246,49 @@ def _run(args: argparse.Namespace, progress: bool) -> int:
 def _suggest(args: argparse.Namespace, progress: bool) -> int:
     from xmempp.api import select_k_next_best_annotation_candidates
 
+    size, frames = _run_options(args)
     picks = select_k_next_best_annotation_candidates(
-        args.images, args.masks, args.output, k=args.k, previously_chosen_candidates=args.frames,
+        args.images, args.masks, args.output, k=args.k, previously_chosen_candidates=frames,
         use_previously_predicted_masks=args.output is not None, alpha=args.alpha,
         min_mask_presence_percent=args.min_mask_percent, weights=args.weights, device=args.device,
-        print_progress=progress, size=args.size, precision=args.precision)
+        print_progress=progress, size=size, precision=args.precision)
     if not picks:
         print(f"no frame to suggest: every frame not yet annotated has a predicted mask covering less than "
               f"{args.min_mask_percent}% of the frame (see --min-mask-percent)", file=sys.stderr)
     print(",".join(str(i) for i in picks))
     return 0
+
+
+def _export(args: argparse.Namespace, progress: bool) -> int:
+    from xmempp.exports import OBJECTS_FILE, export_masks, read_object_names
+
+    names_file = args.names or (args.run / OBJECTS_FILE if (args.run / OBJECTS_FILE).is_file() else None)
+    names = read_object_names(names_file) if names_file is not None else None
+    exported = export_masks(args.run, args.to, args.formats, names, video_name=args.video_name or
+                            args.run.resolve().name, overwrite=args.overwrite)
+    objects = ", ".join(f"{i} {name}" for i, name in exported.object_names.items())
+    print(f"exported objects {objects} to " + ", ".join(str(path) for path in exported.paths.values()))
+    return 0
+
+
+def _run_options(args: argparse.Namespace) -> tuple[int | None, list[int]]:
+    """suggest's size and annotated frames: as given, else as the run in --output recorded them (saying so in one
+    line on stderr), else 480 and frame 0."""
+    from xmempp.outputs import MANIFEST_FILE, read_manifest
+
+    size, frames = args.size, args.frames
+    manifest = read_manifest(args.output) if args.output is not None else None
+    if manifest is not None and (size is FROM_RUN or frames is FROM_RUN):
+        taken = []
+        if size is FROM_RUN:
+            size = manifest.size
+            taken.append(f"size {'original' if size is None else size}")
+        if frames is FROM_RUN:
+            frames = manifest.annotated_frames
+            taken.append(f"annotated frames {','.join(map(str, frames))}")
+        print(f"using the run's {' and '.join(taken)}, from {args.output / MANIFEST_FILE} (give --size or --frames "
+              "for others)", file=sys.stderr)
+    return (480 if size is FROM_RUN else size), ([0] if frames is FROM_RUN else frames)
 
 
 def _batch(args: argparse.Namespace, progress: bool) -> int:
@@ -250,7 +320,8 @@ def _evaluate(args: argparse.Namespace, progress: bool) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, bool], int]] = {
-    "download-weights": _download_weights, "run": _run, "suggest": _suggest, "batch": _batch, "evaluate": _evaluate,
+    "download-weights": _download_weights, "run": _run, "suggest": _suggest, "export": _export, "batch": _batch,
+    "evaluate": _evaluate,
 }
 
 
@@ -260,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("batch", "evaluate") and args.ray is None and (args.workers or args.gpus_per_worker):
         parser.error("--workers and --gpus-per-worker need --ray (without it, videos run one after another here)")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    progress = not args.quiet
+    progress = not getattr(args, "quiet", False)  # export has no progress to show
     try:
         return COMMANDS[args.command](args, progress)
     except (XMemPPError, FileNotFoundError, MemoryError, RuntimeError) as error:
@@ -271,6 +342,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: masks written so far are kept", file=sys.stderr)
         return 130
+    except OSError as error:  # the disk or the permissions where the engine did not name it itself
+        problem = file_system_problem(error)
+        if problem is None:
+            return _report_bug(error)
+        where = f" ({error.filename})" if error.filename is not None else ""
+        print(f"error: {problem}{where}", file=sys.stderr)
+        return 1
     except Exception as error:
         return _report_bug(error)
 
@@ -286,6 +364,7 @@ def _out_of_memory_hint(error: BaseException, args: argparse.Namespace) -> str:
     if not is_out_of_memory(error):
         return ""
     size = getattr(args, "size", None)
+    size = 480 if size is FROM_RUN else size
     smaller = 480 if size is None else max(MIN_SIZE, 360 if size > 360 else size // 2)
     return f"; try a smaller --size (for example --size {smaller})"
 

@@ -7,6 +7,7 @@ DAVIS: `ROOT/JPEGImages/<video>/*.jpg|png` and `ROOT/Annotations/<video>/*.png` 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 from xmempp.errors import XMemPPError
 from xmempp.images import open_image
 from xmempp.masks.files import MaskReader, find_mask_file, read_id_mask
+from xmempp.outputs import enclosing_folder, identity
 from xmempp.video import FrameFolder
 
 FRAMES_DIR, MASKS_DIR = "JPEGImages", "Annotations"
@@ -122,10 +124,26 @@ def _image_size(path: Path, kind: str) -> tuple[int, int]:
 
 
 def refuse_output_inside(dataset: Path, output: Path) -> None:
-    """The dataset is never written to: an output folder inside it (or equal to it) is refused."""
-    dataset, resolved = Path(dataset).resolve(), Path(output).resolve()
-    if resolved == dataset or dataset in resolved.parents:
-        raise XMemPPError(f"the output folder {output} is inside the dataset {dataset}: the dataset is never "
-                          "written to, choose a folder outside it")
-    if resolved.exists() and not resolved.is_dir():
+    """The dataset is never written to: an output folder inside it (or equal to it) is refused.
+
+    Folders are compared as file system objects (device and inode), so a symlink, a bind mount or `..` that
+    leads into the dataset is caught as well as a plain subfolder.
+    """
+    inside = enclosing_folder(Path(os.path.abspath(output)).resolve(), {identity(dataset): dataset})
+    if inside is not None:
+        through = "" if inside[0] == Path(dataset).resolve() else f" (reached as {inside[0]})"
+        raise XMemPPError(f"the output folder {output} is inside the dataset {dataset}{through}: the dataset is "
+                          "never written to, choose a folder outside it")
+    if Path(output).exists() and not Path(output).is_dir():
         raise XMemPPError(f"the output folder {output} is a file")
+
+
+def refuse_video_outputs_inside(dataset: Path, folders: dict[str, Path]) -> None:
+    """Each video's output folder (by video name) must lie outside the dataset too: with `--output b12` and the
+    dataset `b12/ds`, a video named `ds` would write into the dataset's own folder."""
+    for video, folder in folders.items():
+        try:
+            refuse_output_inside(dataset, folder)
+        except XMemPPError:
+            raise XMemPPError(f"video {video} would be written to {folder}, which is the dataset {dataset} or "
+                              "inside it: the dataset is never written to, choose an output folder elsewhere") from None

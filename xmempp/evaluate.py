@@ -18,12 +18,19 @@ import pandas as pd
 from tqdm import tqdm
 
 from xmempp.api import read_predicted_mask, run_on_video, select_k_next_best_annotation_candidates
-from xmempp.datasets import DatasetVideo, find_videos, read_ground_truth, refuse_output_inside
+from xmempp.datasets import (
+    DatasetVideo,
+    find_videos,
+    read_ground_truth,
+    refuse_output_inside,
+    refuse_video_outputs_inside,
+)
 from xmempp.errors import XMemPPError
-from xmempp.jobs import Execution, JobFailure, run_jobs
+from xmempp.execution import Execution, run_jobs
+from xmempp.jobs import JobFailure
 from xmempp.metrics import frame_scores
 from xmempp.model.network import XMem
-from xmempp.outputs import MASKS_DIR, atomic_path
+from xmempp.outputs import MASKS_DIR, atomic_path, output_lock
 from xmempp.video import FrameFolder
 
 log = logging.getLogger(__name__)
@@ -176,21 +183,28 @@ def _score(folder: Path, names: list[str], truths: list[np.ndarray], objects: li
     return rows
 
 
+ANNOTATED_COLUMN = "mean_annotated_frames_per_video"
+SCORED_FRAMES = ("frames not annotated in the round, the last frame included (the DAVIS 2017 evaluation leaves out "
+                 "the first and the last)")
+
+
 def summarise(per_frame: pd.DataFrame) -> pd.DataFrame:
-    """Per strategy and round: mean annotated frames per video, and J, F, J&F over frames not annotated.
+    """Per strategy and round: the mean number of annotated frames per video, and J, F, J&F over the frames not
+    annotated; `scored_frames` says which frames those are, in words.
 
     As in DAVIS, J and F are averaged over each object's frames first, then over all objects of all videos.
     """
-    columns = ["strategy", "round", "annotated_frames", "J", "F", "J&F"]
+    columns = ["strategy", "round", ANNOTATED_COLUMN, "J", "F", "J&F", "scored_frames"]
     if per_frame.empty:
         return pd.DataFrame(columns=columns)
     annotated = (per_frame[per_frame.annotated].groupby(["strategy", "round", "video"]).frame.nunique()
-                 .groupby(["strategy", "round"]).mean().rename("annotated_frames"))
+                 .groupby(["strategy", "round"]).mean().rename(ANNOTATED_COLUMN))
     scored = per_frame[~per_frame.annotated]
     per_object = scored.groupby(["strategy", "round", "video", "object"])[["J", "F"]].mean()
     means = per_object.groupby(["strategy", "round"]).mean()
     summary = pd.concat([annotated, means], axis=1).reset_index()
     summary["J&F"] = (summary.J + summary.F) / 2
+    summary["scored_frames"] = SCORED_FRAMES
     order = {name: i for i, name in enumerate(dict.fromkeys(per_frame.strategy))}
     summary = summary.sort_values(["strategy", "round"], key=lambda c: c.map(order) if c.name == "strategy" else c)
     return summary[columns].reset_index(drop=True)
@@ -206,28 +220,31 @@ def run_evaluation(dataset: Path, output: Path, execution: Execution, strategies
     refuse_output_inside(dataset, output)
     for video in dataset_videos:
         check_ground_truth(video, video.frames())
-    output.mkdir(parents=True, exist_ok=True)
     jobs = [EvaluationJob(video, output, tuple(strategies), rounds, k, seed, size, min_mask_presence_percent,
                           progress=progress and not execution.ray) for video in dataset_videos]
-    results: dict[str, list[tuple]] = {}
-    failures: dict[str, str] = {}
-    with tqdm(total=len(jobs), disable=not progress, desc="videos", unit="video") as bar:
-        for job, result in run_jobs(jobs, evaluate_video, execution):
-            if isinstance(result, JobFailure):
-                failures[job.name] = result.reason
-                log.warning("video %s failed: %s", job.name, result.reason)
-            else:
-                results[job.name] = result
-            bar.update()
-    rows = [row for job in jobs for row in results.get(job.name, [])]
-    per_frame = pd.DataFrame(rows, columns=PER_FRAME_COLUMNS)
-    summary = summarise(per_frame)
-    with atomic_path(output / PER_FRAME_FILE) as temporary:
-        per_frame.to_csv(temporary, index=False)
-    with atomic_path(output / SUMMARY_FILE) as temporary:
-        summary.to_csv(temporary, index=False)
-    if not summary.empty:
-        from xmempp.plots import plot_j_and_f
+    refuse_video_outputs_inside(dataset, {job.name: job.folder(strategy, round_index) for job in jobs
+                                          for strategy in job.strategies for round_index in range(rounds + 1)})
+    output.mkdir(parents=True, exist_ok=True)
+    with output_lock(output):  # one evaluation at a time into an output folder
+        results: dict[str, list[tuple]] = {}
+        failures: dict[str, str] = {}
+        with tqdm(total=len(jobs), disable=not progress, desc="videos", unit="video") as bar:
+            for job, result in run_jobs(jobs, evaluate_video, execution):
+                if isinstance(result, JobFailure):
+                    failures[job.name] = result.reason
+                    log.warning("video %s failed: %s", job.name, result.reason)
+                else:
+                    results[job.name] = result
+                bar.update()
+        rows = [row for job in jobs for row in results.get(job.name, [])]
+        per_frame = pd.DataFrame(rows, columns=PER_FRAME_COLUMNS)
+        summary = summarise(per_frame)
+        with atomic_path(output / PER_FRAME_FILE) as temporary:
+            per_frame.to_csv(temporary, index=False)
+        with atomic_path(output / SUMMARY_FILE) as temporary:
+            summary.to_csv(temporary, index=False)
+        if not summary.empty:
+            from xmempp.plots import plot_j_and_f
 
-        plot_j_and_f(summary, output / PLOT_FILE)
-    return Evaluation(per_frame, summary, failures)
+            plot_j_and_f(summary, output / PLOT_FILE)
+        return Evaluation(per_frame, summary, failures)

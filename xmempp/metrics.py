@@ -1,7 +1,9 @@
 """DAVIS 2017 scores of one object in one frame: J (region IoU) and F (boundary F-measure).
 
-F compares one-pixel-wide object boundaries: a boundary pixel of one mask counts as matched when a
-boundary pixel of the other lies within a disk whose radius is 0.008 of the image diagonal (rounded up).
+Both follow the definitions of the DAVIS 2017 evaluation (davisvideochallenge/davis2017-evaluation), written
+here from them: F compares one-pixel-wide boundaries as its `seg2bmap` draws them (see `boundary`); a boundary
+pixel of one mask counts as matched when a boundary pixel of the other lies within a disk whose radius is
+0.008 of the image diagonal, rounded up. Which frames are scored is the caller's choice (see xmempp.evaluate).
 """
 
 from __future__ import annotations
@@ -51,14 +53,19 @@ def boundary_f_measure(prediction: np.ndarray, truth: np.ndarray, tolerance: flo
 
 
 def boundary(mask: np.ndarray) -> np.ndarray:
-    """The object's pixels that touch the background (4-neighbourhood): a one-pixel-wide boundary.
+    """DAVIS 2017's one-pixel boundary (its `seg2bmap`): the pixels, object or background, whose value differs from
+    that of their east, south or south-east neighbour inside the frame.
 
-    The image border is not a boundary: an object running off the frame continues outside it.
+    The boundary thus sits half a pixel towards the top-left of the true edge: a square's is the outline of the
+    square grown by one pixel up and left. Outside the frame there is no neighbour, so the image border is never a
+    boundary (on the last row only the east neighbour counts, on the last column only the south one).
     """
-    padded = np.pad(mask.astype(bool), 1, mode="edge")
-    inside = padded[1:-1, 1:-1]
-    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-    return inside & ~interior
+    mask = mask.astype(bool)
+    edge = np.zeros_like(mask)
+    edge[:, :-1] |= mask[:, :-1] != mask[:, 1:]  # east
+    edge[:-1, :] |= mask[:-1, :] != mask[1:, :]  # south
+    edge[:-1, :-1] |= mask[:-1, :-1] != mask[1:, 1:]  # south-east
+    return edge
 
 
 def disk(radius: int) -> np.ndarray:

@@ -23,9 +23,9 @@ import torch.nn.functional as F
 
 from xmempp.candidates import Foregrounds, select_next_candidates
 from xmempp.config import InferenceConfig
-from xmempp.errors import XMemPPError, out_of_memory_as_error
+from xmempp.errors import EmptyAnnotationError, XMemPPError, out_of_memory_as_error
 from xmempp.frame_store import FrameKeys, KeyStore, MaskStore
-from xmempp.masks.ids import MAX_OBJECTS, ObjectManager, first_argmax
+from xmempp.masks.ids import MAX_OBJECT_ID, ObjectManager, first_argmax
 from xmempp.memory.stores import PermanentMemory
 from xmempp.model.network import XMem
 from xmempp.precision import autocast, native_bf16, resolve_precision, warn_if_emulated
@@ -34,10 +34,6 @@ from xmempp.uncertainty import FrameUncertainty, measure_annotation, measure_pro
 from xmempp.video import FrameFolder, check_frame_index, pad_to_multiple, prefetched, to_network_input, unpad
 
 log = logging.getLogger(__name__)
-
-
-class EmptyAnnotationError(XMemPPError):
-    """An annotation without any object pixel."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +92,9 @@ class VideoSession:
         self._propagation: Propagation | None = None
         self._recorded_run = False  # the keys of a run made elsewhere were recorded (see `record`)
         self._propagating = False
+        self._object_names: dict[int, str] = {}  # names people gave objects (an object may be named before painted)
         self._closed = False
+        self._memory_pending = False  # restored annotations wait to be encoded by the next propagation
         # Held while annotations (or the configuration, or restored predictions) change and while a propagation
         # starts, so that a propagation never starts against half-made annotations (a check alone would let one
         # slip in between check and change).
@@ -115,7 +113,9 @@ class VideoSession:
         with self._state_lock:
             self._check_open()
             self._check_annotated("propagating")
-            order = self.permanent.frame_indices if self.network is not None else sorted(self._annotations)
+            # Annotations restored but not yet encoded enter memory in frame order, as the next run here would.
+            encoded = self.network is not None and not self._memory_pending
+            order = self.permanent.frame_indices if encoded else sorted(self._annotations)
             return RunRequest(str(self.frames.folder), tuple((i, self._annotations[i]) for i in order), self.config)
 
     # ----- lifecycle ------------------------------------------------------------------------------------
@@ -156,6 +156,24 @@ class VideoSession:
             self._frame_size = self.frame(0).shape[:2]
         return self._frame_size
 
+    # ----- objects and their names ----------------------------------------------------------------------
+    def name_object(self, object_id: int, name: str) -> None:
+        """Give object `object_id` (1..MAX_OBJECT_ID) a name; an empty name gives back the default one."""
+        if not 1 <= int(object_id) <= MAX_OBJECT_ID:
+            raise XMemPPError(f"object ids are 1 to {MAX_OBJECT_ID}, got {object_id}")
+        if name:
+            self._object_names[int(object_id)] = str(name)
+        else:
+            self._object_names.pop(int(object_id), None)
+
+    def object_name(self, object_id: int) -> str:
+        return self._object_names.get(int(object_id)) or f"Object {object_id}"
+
+    @property
+    def object_names(self) -> dict[int, str]:
+        """The names given, by object id (objects never named are absent)."""
+        return dict(self._object_names)
+
     # ----- annotations (permanent memory) --------------------------------------------------------------
     @property
     def annotated_frames(self) -> list[int]:
@@ -172,7 +190,7 @@ class VideoSession:
         changes then.
         """
         with self._state_lock:
-            self._check_can_change_annotations()
+            self._check_can_change_annotations("saving an annotation")
             self._check_index(index)
             rgb = self.frame(index)
             mask = checked_mask(index, mask, rgb.shape[:2])
@@ -183,14 +201,37 @@ class VideoSession:
             self._set_prediction(index, mask, measure_annotation(mask, self.objects.ids), latest=True)
             self._forget_unannotated_objects()
 
+    def restore_annotations(self, masks: dict[int, np.ndarray]) -> None:
+        """Take annotations made earlier (e.g. from an exported zip) without encoding them now: the network
+        encodes them, in frame order, when the next propagation starts (so a server's model work for them
+        happens in that run's turn), exactly as `annotate` called in frame order would have.
+
+        Raises like `annotate` (an empty mask included); nothing changes then.
+        """
+        with self._state_lock:
+            self._check_can_change_annotations("restoring annotations")
+            checked = {}
+            for index in sorted(masks):
+                self._check_index(index)
+                checked[index] = checked_mask(index, masks[index], self.frame_size).copy()
+            objects = ObjectManager()
+            for mask in [*self._annotations.values(), *checked.values()]:
+                objects.register(mask)  # refuses too many objects before anything changes
+            self._annotations.update(checked)
+            self._memory_pending = self.network is not None
+            self._rebuild_memory(sorted(self._annotations))  # the objects now; their memory at the next run
+            for index, mask in checked.items():
+                self._set_prediction(index, mask, measure_annotation(mask, self.objects.ids), latest=True)
+
     def remove_annotation(self, index: int) -> None:
         """Take frame `index` out of permanent memory; the other annotations stay as they are."""
         with self._state_lock:
-            self._check_can_change_annotations()
+            self._check_can_change_annotations("removing an annotation")
             if index not in self._annotations:
                 raise XMemPPError(f"frame {index} has no annotation to remove")
             del self._annotations[index]
-            self.permanent.remove(index)
+            if index in self.permanent:
+                self.permanent.remove(index)
             self._set_prediction(index, None, None, latest=False)  # it was the annotation, which is gone
             self._forget_unannotated_objects()
 
@@ -198,7 +239,8 @@ class VideoSession:
         """Remove an object's pixels from every annotation and prediction; annotations left without any object
         are removed. Returns the annotated frames that changed."""
         with self._state_lock:
-            self._check_can_change_annotations()
+            self._check_can_change_annotations("deleting an object")
+            self._object_names.pop(int(object_id), None)
             changed = sorted(i for i, mask in self._annotations.items() if (mask == object_id).any())
             for index in changed:
                 mask = np.where(self._annotations[index] == object_id, 0, self._annotations[index]).astype(np.uint8)
@@ -206,7 +248,8 @@ class VideoSession:
                     self._annotations[index] = mask
                 else:
                     del self._annotations[index]
-                    self.permanent.remove(index)
+                    if index in self.permanent:
+                        self.permanent.remove(index)
             for index in range(self.num_frames):
                 self._remove_from_prediction(index, object_id, was_annotated=index in changed)
             # Every changed annotation is encoded again (with the objects that remain in their channels).
@@ -234,7 +277,8 @@ class VideoSession:
 
     def _encode_again(self) -> None:
         """Rebuild objects and permanent memory from the annotations, in the order they were first added."""
-        self._rebuild_memory(self.permanent.frame_indices if self.network is not None else sorted(self._annotations))
+        encoded = self.network is not None and not self._memory_pending
+        self._rebuild_memory(self.permanent.frame_indices if encoded else sorted(self._annotations))
 
     def _rebuild_memory(self, order: list[int]) -> None:
         """Objects and permanent memory made anew from the annotations of the frames in `order`: every object
@@ -247,8 +291,9 @@ class VideoSession:
             self._encode(frame_index, self.frame(frame_index), self._annotations[frame_index])
 
     def _encode(self, index: int, rgb: np.ndarray, mask: np.ndarray) -> None:
-        """Encode an annotated frame into permanent memory (and keep its keys for suggestions); needs a network."""
-        if self.network is None:
+        """Encode an annotated frame into permanent memory (and keep its keys for suggestions); needs a network.
+        While restored annotations wait for the next propagation, that propagation encodes them all."""
+        if self.network is None or self._memory_pending:
             return
         image, padding = self._network_image(rgb)
         one_hot = self._network_mask(mask, image, padding)
@@ -299,7 +344,15 @@ class VideoSession:
             self._check_open()
             self._check_annotated("propagating")
             if self._propagating:
-                raise XMemPPError("this video is being propagated already: wait for that run or stop it")
+                raise XMemPPError(running_message("propagating again"))
+            if self._memory_pending:  # restored annotations: encoded now, in the run's turn with the model
+                self._memory_pending = False
+                try:
+                    with out_of_memory_as_error("encoding the annotations", self.config.size):
+                        self._rebuild_memory(sorted(self._annotations))
+                except BaseException:
+                    self._memory_pending = True  # the next run tries again
+                    raise
             propagation = self._propagation = Propagation(self.network, self.permanent, self.config,
                                                           self.num_frames)
             size = self.frame_size
@@ -459,7 +512,7 @@ class VideoSession:
         """Take masks from an earlier run (e.g. an exported zip) as predictions of the frames without an
         annotation; they count as from a previous run."""
         with self._state_lock:
-            self._check_can_change_annotations()
+            self._check_can_change_annotations("restoring predictions")
             for index, mask in masks.items():
                 self._check_index(index)
                 if index not in self._annotations:
@@ -469,7 +522,7 @@ class VideoSession:
         """Use another configuration (e.g. processing size): annotations are encoded again, keys are
         dropped (they belong to the old size); predictions stay until the next propagation."""
         with self._state_lock:
-            self._check_can_change_annotations()
+            self._check_can_change_annotations("changing the processing size")
             self.config = config
             self._keys.close()
             self._keys = KeyStore(self.num_frames)
@@ -517,18 +570,37 @@ class VideoSession:
         if not self._annotations:
             raise XMemPPError(f"annotate at least one frame before {doing}")
 
-    def _check_can_change_annotations(self) -> None:
+    def _check_can_change_annotations(self, doing: str) -> None:
         self._check_open()
+        self.check_idle(doing)
+
+    def check_idle(self, doing: str) -> None:
+        """Raise the one message for any change asked for while this video is being propagated."""
         if self._propagating:
-            raise XMemPPError("annotations cannot change while propagation runs: wait for it or stop it")
+            raise XMemPPError(running_message(doing))
+
+    @property
+    def running(self) -> bool:
+        """Whether a propagation of this video is under way (from its first frame to its end or stop)."""
+        return self._propagating
+
+    @property
+    def has_run(self) -> bool:
+        """Whether a propagation at the current configuration gave keys (what suggestions compare)."""
+        return self._propagation is not None
 
     def _check_index(self, index: int) -> None:
         check_frame_index(index, self.num_frames)
 
 
+def running_message(doing: str) -> str:
+    """What a person hears when they change a video while it is being propagated."""
+    return f"a propagation of this video is running: press Stop (or wait for it to end) before {doing}"
+
+
 def checked_mask(index: int, mask: object, frame_size: tuple[int, int]) -> np.ndarray:
     """`mask` as (H, W) uint8 object ids, or an XMemPPError that says what an annotation must be."""
-    must_be = (f"the mask for frame {index} must be an (H, W) array of integer object ids 0..{MAX_OBJECTS} "
+    must_be = (f"the mask for frame {index} must be an (H, W) array of integer object ids 0..{MAX_OBJECT_ID} "
                "(0 = background; booleans count as object 1)")
     if mask is None:
         raise XMemPPError(f"{must_be}, got None")
@@ -540,7 +612,7 @@ def checked_mask(index: int, mask: object, frame_size: tuple[int, int]) -> np.nd
     if array.shape != tuple(frame_size):
         raise XMemPPError(f"the mask for frame {index} is {array.shape[1]}x{array.shape[0]}, "
                           f"but the frame is {frame_size[1]}x{frame_size[0]}")
-    if array.size and (array.min() < 0 or array.max() > MAX_OBJECTS):
+    if array.size and (array.min() < 0 or array.max() > MAX_OBJECT_ID):
         raise XMemPPError(f"{must_be}, got ids from {array.min()} to {array.max()}")
     if not array.any():
         raise EmptyAnnotationError(f"the annotation of frame {index} is empty (no object pixels)")

@@ -17,7 +17,7 @@ from PIL import Image
 from xmempp.errors import XMemPPError
 from xmempp.images import open_image
 from xmempp.masks.drawing import davis_palette
-from xmempp.masks.ids import MAX_OBJECTS
+from xmempp.masks.ids import MAX_OBJECT_ID, MAX_OBJECTS
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,9 @@ class MaskReader:
     def read(self, path: Path, frame_size: tuple[int, int] | None = None) -> np.ndarray:
         """Read a mask as (H, W) uint8 ids; resized (nearest neighbour, with a warning) to `frame_size` (H, W)."""
         with open_image(path, f"mask {path.name}", "a PNG") as image:
+            if image.format == "JPEG":  # lossy compression turns every edge into a fringe of new colours
+                raise XMemPPError(f"mask {path} is a JPEG image (named {path.suffix}): its compression noise "
+                                  "would become dozens of objects; save the mask as a PNG with flat colours")
             ids = self._to_ids(image, path)
         if frame_size is not None and ids.shape != tuple(frame_size):
             log.warning("mask %s is %dx%d but its frame is %dx%d: resized with nearest neighbour",
@@ -48,22 +51,27 @@ class MaskReader:
             if self.palette is None:
                 self.palette = (image.getpalette() or []) + [0] * 768
                 self.palette = self.palette[:768]
-            return np.asarray(image, dtype=np.uint8).copy()
+            ids = np.asarray(image, dtype=np.uint8).copy()
+            _refuse_noise(path, np.unique(ids).tolist(), "ids")
+            return ids
         if image.mode in ("L", "1", "I", "I;16"):
             ids = np.asarray(image.convert("I"))
-            if ids.max(initial=0) > MAX_OBJECTS:
-                raise XMemPPError(f"mask {path.name} has object id {ids.max()}; ids must be 0..{MAX_OBJECTS}")
+            if ids.max(initial=0) > MAX_OBJECT_ID:
+                raise XMemPPError(f"mask {path.name} has object id {ids.max()}; ids must be 0..{MAX_OBJECT_ID}")
+            _refuse_noise(path, np.unique(ids).tolist(), "ids")
             return ids.astype(np.uint8)
         rgb = np.asarray(image.convert("RGB"))
         colours, inverse = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
+        _refuse_noise(path, [tuple(c) for c in colours.tolist()], "colours")
         lookup = np.zeros(len(colours), dtype=np.uint8)
         for i, colour in enumerate(map(tuple, colours.tolist())):
             if colour == (0, 0, 0):
                 continue
             if colour not in self._colour_ids:
-                if len(self._colour_ids) >= MAX_OBJECTS:
-                    raise XMemPPError(f"mask {path.name} brings the number of colours (objects) past {MAX_OBJECTS}; "
-                                      "is it a JPEG-compressed or anti-aliased mask? Use flat colours or a palette PNG")
+                if len(self._colour_ids) >= MAX_OBJECT_ID:
+                    raise XMemPPError(f"mask {path.name} brings the number of colours (objects) past "
+                                      f"{MAX_OBJECT_ID}; is it a JPEG-compressed or anti-aliased mask? Use flat "
+                                      "colours or a palette PNG")
                 self._colour_ids[colour] = len(self._colour_ids) + 1
             lookup[i] = self._colour_ids[colour]
         self.palette = self._colour_palette()
@@ -74,6 +82,16 @@ class MaskReader:
         for colour, object_id in self._colour_ids.items():
             palette[object_id * 3:object_id * 3 + 3] = colour
         return palette
+
+
+def _refuse_noise(path: Path, values, kind: str) -> None:
+    """A mask is a small set of ids: more distinct values than objects a video may hold (besides background)
+    is noise (a JPEG saved as .png, an anti-aliased drawing), refused with what was found."""
+    objects = [value for value in values if value not in (0, (0, 0, 0))]
+    if len(objects) > MAX_OBJECTS:
+        raise XMemPPError(f"mask {path} has {len(objects)} different {kind} besides the background, more than the "
+                          f"{MAX_OBJECTS} objects a video may hold (xmempp.MAX_OBJECTS): is it a JPEG saved as .png, "
+                          "or an anti-aliased drawing? Use flat colours or a palette PNG")
 
 
 def find_mask_file(folder: Path, frame_name: str) -> Path | None:

@@ -7,7 +7,22 @@ import torch
 
 from xmempp.errors import XMemPPError
 
-MAX_OBJECTS = 255  # a palette PNG holds ids 0..255, and 0 is background
+MAX_OBJECT_ID = 255  # a palette PNG holds ids 0..255, and 0 is background
+
+# How many objects one video may hold, for every way in: the app, a resume zip, the API and the CLI.
+# Every object costs the network a value encoding and a decoding per frame, so time and memory grow with the
+# count: issue 16's 200-object resume zip took 63 s to load and did not propagate 6 frames at 240 px in
+# 7 minutes. DAVIS 2017 holds 376 objects in 150 videos (2.5 a video) and YouTube-VOS 6,459 in 3,471 training
+# videos (under 2), with about a dozen in their busiest videos as far as this project knows (neither dataset is
+# here to count): 32 leaves them more than twice that room, is four times the app's 8 brush colours, and bounds a
+# run to about a sixth of that flood's work.
+MAX_OBJECTS = 32
+
+
+def too_many_objects(count: int, where: str) -> XMemPPError:
+    """The error for `count` objects (more than MAX_OBJECTS) found in `where`."""
+    return XMemPPError(f"{where} has {count} objects, more than the {MAX_OBJECTS} one video may hold "
+                       f"(xmempp.MAX_OBJECTS)")
 
 
 class ObjectManager:
@@ -24,7 +39,7 @@ class ObjectManager:
         present = [int(i) for i in np.unique(mask_ids) if i != 0]
         new = [i for i in present if i not in self.ids]
         if len(self.ids) + len(new) > MAX_OBJECTS:
-            raise XMemPPError(f"too many objects: at most {MAX_OBJECTS}")
+            raise too_many_objects(len(self.ids) + len(new), "with this annotation, the video")
         self.ids.extend(new)
         return new
 

@@ -1,0 +1,177 @@
+"""Handlers of the editor and what feeds it: choosing a frame, painting, saving, removing, GrabCut, objects.
+
+The Frame slider is the one place that names the frame in the editor: every way of choosing a frame (dragging,
+typing, arrows, galleries, the timeline) sets it, and its change loads that frame into the editor and viewer.
+Each result shows in the note under the editor's buttons; Status changes only with the references.
+"""
+
+from __future__ import annotations
+
+import math
+
+import gradio as gr
+import numpy as np
+
+from demo import views
+from demo.feedback import Outputs, handler, note
+from demo.grabcut import grabcut_mask
+from demo.layers import editor_value, layers_to_ids, new_strokes
+from demo.state import UserState
+from demo.timeline import frame_at
+from demo.visitors import Visitors
+from xmempp.errors import XMemPPError
+
+MAX_NAME = 60  # characters of an object's name
+
+
+def frame_index(value: float | None, num_frames: int) -> int:
+    """The frame that the slider shows for a value typed in its box: rounded half up, as a range input rounds
+    (2.5 is frame 3); XMemPPError for what is not a frame number (FrameSlider passes it on as None)."""
+    if value is None:
+        raise XMemPPError(f"type a frame number from 0 to {num_frames - 1} in Frame, then press Enter")
+    return math.floor(float(value) + 0.5)
+
+
+class Editing(Visitors):
+    # ----- choosing a frame ----------------------------------------------------------------------------------
+    @handler("editor", "viewer", "timeline", "editor_note", errors_to="editor_note")
+    def show_frame(self, state: UserState | None, index: float) -> Outputs:
+        """The frame the slider names, in the editor and the viewer; the note says what it holds."""
+        state = self._require(state)
+        index = frame_index(index, state.num_frames)
+        state.frame(index)
+        return {"editor": views.editor(state, index), "viewer": views.viewer(state, index),
+                "timeline": views.timeline(state, index), "editor_note": note(views.describe(state, index))}
+
+    @handler("frame", "editor_note", errors_to="editor_note")
+    def open_clicked(self, state: UserState | None, evt: gr.SelectData) -> Outputs:
+        """A click on the timeline opens the frame under it."""
+        state = self._require(state)
+        x = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
+        return {"frame": frame_at(float(x), state.num_frames)}
+
+    @handler("frame", "editor_note", errors_to="editor_note")
+    def select_reference(self, state: UserState | None, evt: gr.SelectData) -> Outputs:
+        return {"frame": self._require(state).annotated_frames[evt.index]}
+
+    @handler("frame", "editor_note", errors_to="editor_note")
+    def select_suggestion(self, state: UserState | None, evt: gr.SelectData) -> Outputs:
+        return {"frame": self._require(state).suggested[evt.index]}
+
+    # ----- the mask in the editor ---------------------------------------------------------------------------
+    @handler("editor", "editor_note", errors_to="editor_note")
+    def clear_mask(self, state: UserState | None, index: float) -> Outputs:
+        """Every mask pixel goes; the picture stays."""
+        state, index = self._require(state), int(index)
+        state.editor_frame, state.editor_prefill = index, None
+        message = f"Cleared the mask of frame {index} in the editor (nothing is saved until you press Save)."
+        return {"editor": editor_value(state.frame(index), None), "editor_note": note(message)}
+
+    @handler("references", "viewer", "timeline", "editor_note", "status", errors_to="editor_note")
+    def save(self, state: UserState | None, index: float, value: dict | None) -> Outputs:
+        """Saves exactly the mask the editor shows."""
+        state = self._require(state)
+        index = frame_index(index, state.num_frames)
+        ids = layers_to_ids(value, state.frame_size, self.settings.num_objects)
+        replaced = state.annotation(index) is not None
+        state.annotate(index, ids)
+        state.editor_frame, state.editor_prefill = index, ids
+        names = ", ".join(state.object_name(int(i)) for i in np.unique(ids) if i)
+        message = (f"{'Replaced' if replaced else 'Saved'} the annotation of frame {index} ({names}); "
+                   f"{len(state.annotated_frames)} reference(s).")
+        if self.settings.network is None:
+            message += " " + self.settings.weights_message
+        return {"references": views.references(state), "viewer": views.viewer(state, index),
+                "timeline": views.timeline(state, index), "editor_note": note(message), "status": views.status(state)}
+
+    @handler("references", "editor", "viewer", "timeline", "editor_note", "status", errors_to="editor_note")
+    def remove(self, state: UserState | None, index: float) -> Outputs:
+        state, index = self._require(state), int(index)
+        state.remove(index)
+        message = f"Removed frame {index} from the references; {len(state.annotated_frames)} left."
+        return {"references": views.references(state), "editor": views.editor(state, index),
+                "viewer": views.viewer(state, index), "timeline": views.timeline(state, index),
+                "editor_note": note(message), "status": views.status(state)}
+
+    @handler("editor", "editor_note", errors_to="editor_note")
+    def grabcut(self, state: UserState | None, index: float, value: dict | None, object_id: int) -> Outputs:
+        """The object's new strokes bound a region that GrabCut segments; the object gets that region, replacing
+        other labels there, and keeps no pixel outside it."""
+        state, index, object_id = self._require(state), int(index), int(object_id)
+        ids = layers_to_ids(value, state.frame_size, self.settings.num_objects)
+        prefill = state.editor_prefill if state.editor_frame == index else None
+        found = grabcut_mask(state.frame(index), new_strokes(ids, prefill, object_id))
+        ids[ids == object_id] = 0
+        ids[found] = object_id
+        state.editor_frame, state.editor_prefill = index, ids
+        message = (f"GrabCut gave {state.object_name(object_id)} {int(found.sum())} pixels on frame {index}: "
+                   "correct it with the brush or eraser, then save.")
+        return {"editor": editor_value(state.frame(index), ids), "editor_note": note(message)}
+
+    # ----- objects ------------------------------------------------------------------------------------------
+    @handler("editor", "object_name", "editor_note", errors_to="editor_note")
+    def pick_object(self, state: UserState | None, object_id: int) -> Outputs:
+        """The editor takes the object's brush; the name box shows its name."""
+        object_id = int(object_id or 1)
+        name = state.object_name(object_id) if state is not None else f"Object {object_id}"
+        return {"editor": gr.ImageEditor(brush=views.brush(object_id)), "object_name": gr.Textbox(value=name)}
+
+    @handler("object", "visible", "editor_note", errors_to="editor_note")
+    def rename_object(self, state: UserState | None, object_id: int, name: str) -> Outputs:
+        state, object_id = self._require(state), int(object_id)
+        name = " ".join((name or "").split())[:MAX_NAME]
+        if not name:
+            raise XMemPPError("an object's name cannot be empty")
+        if name == state.object_name(object_id):
+            return {}
+        state.name_object(object_id, name)
+        message = f"Object {object_id} is now called {name}; the export keeps the name."
+        return {"object": views.objects(state, object_id), "visible": views.visible(state),
+                "editor_note": note(message, transient=True)}
+
+    @handler("object", "visible", "editor_note", errors_to="editor_note")
+    def add_object(self, state: UserState | None) -> Outputs:
+        """The picker's new choice gives the editor the new object's brush."""
+        state = self._require(state)
+        listed = state.listed_objects
+        if listed >= self.settings.num_objects:
+            raise XMemPPError(f"at most {self.settings.num_objects} objects: the app's object limit")
+        state.listed_objects = new = listed + 1
+        message = f"Added {state.object_name(new)}: paint it with its colour, then save."
+        return {"object": views.objects(state, new), "visible": views.visible(state),
+                "editor_note": note(message, transient=True)}
+
+    @handler("confirm_delete", "editor_note", errors_to="editor_note")
+    def ask_delete_object(self, state: UserState | None, object_id: int) -> Outputs:
+        """Deleting waits for the person's confirmation."""
+        state, object_id = self._require(state), int(object_id)
+        frames = [i for i in state.annotated_frames if (state.annotation(i) == object_id).any()]
+        question = (f"Delete {state.object_name(object_id)}? Its pixels go from {len(frames)} reference(s)"
+                    f"{' (frames ' + ', '.join(map(str, frames)) + ')' if frames else ''} and from the results. "
+                    "Press the red button to confirm.")
+        return {"confirm_delete": gr.Button(f"Yes, delete {state.object_name(object_id)}", visible=True),
+                "editor_note": note(question)}
+
+    @handler("confirm_delete", "object", "visible", "references", "editor", "viewer", "timeline", "editor_note",
+             "status", errors_to="editor_note")
+    def delete_object(self, state: UserState | None, object_id: int, index: float) -> Outputs:
+        state, object_id, index = self._require(state), int(object_id), int(index)
+        name = state.object_name(object_id)
+        changed = state.delete_object(object_id)
+        listed = state.listed_objects
+        if object_id == listed and listed > 1:
+            state.listed_objects = listed - 1
+        message = f"Deleted {name} from {len(changed)} reference(s) and the results."
+        return {"confirm_delete": gr.Button(visible=False), "object": views.objects(state, 1),
+                "visible": views.visible(state), "references": views.references(state),
+                "editor": views.editor(state, index), "viewer": views.viewer(state, index),
+                "timeline": views.timeline(state, index), "editor_note": note(message),
+                "status": views.status(state)}
+
+    @handler("viewer", "editor_note", errors_to="editor_note")
+    def set_visible(self, state: UserState | None, visible: list[int], index: float) -> Outputs:
+        """The viewer shows the chosen objects (and says nothing else: the picture is the answer)."""
+        state = self._require(state)
+        listed = range(1, state.listed_objects + 1)
+        state.hidden_objects = {i for i in listed if i not in set(visible or [])}
+        return {"viewer": views.viewer(state, int(index))}

@@ -1,0 +1,112 @@
+"""Where each message goes, and how a handler declares what it updates.
+
+One place for each message: the result of an action shows beside the control that caused it (the editor's note,
+the run's progress line, the export note), as a note that fades when it is only a confirmation; the state of
+the video shows in Status, which only the handlers that change that state write. Nothing covers a control or
+the picture: notes sit in the page's flow.
+
+Handlers return their outputs keyed by component name ({"viewer": ..., "editor_note": ...}); `handler` records
+the names each may update, and ui.py turns names into components. A person's problem raised inside a handler
+becomes a message at the output that handler names for it, every other output left as it is.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import inspect
+import logging
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from xmempp.errors import XMemPPError, is_out_of_memory
+
+log = logging.getLogger(__name__)
+
+Outputs = dict[str, Any]
+
+
+def message_for(error: BaseException) -> str:
+    """A person's problem in their words (⚠ first); anything else is a bug: logged, and said without a traceback."""
+    if isinstance(error, XMemPPError | FileNotFoundError) or is_out_of_memory(error):
+        text = str(error)
+        if is_out_of_memory(error):
+            text += "; choose a smaller processing size (or start the app with a smaller --max-side)"
+        return "⚠ " + (sentence_case(text) if text else type(error).__name__)
+    log.exception("unexpected error in a handler", exc_info=error)
+    return f"⚠ Something went wrong ({type(error).__name__}); your session is unchanged. Details are in the server log."
+
+
+def sentence_case(text: str) -> str:
+    """`text` with a capital first letter when it starts with a plain word; a file name (zero.zip, clip.mp4)
+    stays as the person wrote it."""
+    first = text.split(" ", 1)[0].rstrip(",:;")
+    return text[:1].upper() + text[1:] if first.isalpha() and first.islower() else text
+
+
+def note(text: str, transient: bool = False) -> str:
+    """A message beside the control that was used; a `transient` confirmation fades after a few seconds.
+    The text is escaped: names and file names are the person's text, never markup."""
+    if not text:
+        return ""
+    kind = "warn" if text.startswith("⚠") else "ok"
+    fade = " transient" if transient and kind == "ok" else ""
+    return f'<div class="note {kind}{fade}">{html.escape(text)}</div>'
+
+
+def progress_html(done: int = 0, total: int = 0, text: str = "") -> str:
+    """The run's line beside Propagate: a bar only while there is something to measure, then its outcome."""
+    bar = f'<progress max="{max(total, 1)}" value="{done}"></progress>' if total else ""
+    kind = " warn" if text.startswith("⚠") else ""
+    return f'<div class="run-progress{kind}">{bar}<span>{html.escape(text)}</span></div>'
+
+
+def duration(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "?"
+    seconds = round(seconds)
+    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
+
+
+def shown_at(output: str, message: str) -> Any:
+    """`message` as the output named `output` shows it: HTML notes, the progress line, or plain text."""
+    if output.endswith("_note"):
+        return note(message)
+    if output == "progress":
+        return progress_html(0, 0, message)
+    return message
+
+
+def handler(*outputs: str, errors_to: str) -> Callable:
+    """Declare the outputs (by component name) a handler may update and where a person's problem is said.
+
+    On an error every output stays as it is and the message shows at `errors_to` (which must be one of them).
+    Generator handlers stream; an error ends the stream with the message.
+    """
+    if errors_to not in outputs:
+        raise ValueError(f"errors_to {errors_to!r} is not one of the outputs {outputs}")
+
+    def decorate(function: Callable) -> Callable:
+        if inspect.isgeneratorfunction(function):
+            @functools.wraps(function)
+            def streamed(*args: Any, **kwargs: Any) -> Iterator[Outputs]:
+                try:
+                    yield from function(*args, **kwargs)
+                except Exception as error:
+                    yield {errors_to: shown_at(errors_to, message_for(error))}
+
+            wrapper = streamed
+        else:
+            @functools.wraps(function)
+            def once(*args: Any, **kwargs: Any) -> Outputs:
+                try:
+                    return function(*args, **kwargs)
+                except Exception as error:
+                    return {errors_to: shown_at(errors_to, message_for(error))}
+
+            wrapper = once
+        wrapper.outputs = tuple(outputs)
+        return wrapper
+
+    return decorate

@@ -1,0 +1,85 @@
+"""Handlers that bring a video in (upload, the example, a resume zip) and take the work out (export)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from demo import views
+from demo.feedback import Outputs, handler, message_for, note, progress_html
+from demo.media import EXTRA_FORMATS
+from demo.state import UserState
+from demo.visitors import Visitors
+
+LOAD_OUTPUTS = ("state", "frame", "editor", "viewer", "timeline", "references", "suggestions", "video", "download",
+                "progress", "object", "visible", "size", "editor_note", "status")
+
+
+class Loading(Visitors):
+    """Load and export; the size choices come from the runs' handlers (demo/runs.py) beside these."""
+
+    @handler(*LOAD_OUTPUTS, errors_to="status")
+    def load_files(self, state: UserState | None, files: list[str] | str | None,
+                   request: gr.Request | None = None) -> Outputs:
+        if isinstance(files, str | Path):
+            files = [files]
+        names = ", ".join(Path(f).name for f in files or [])
+        return self._load(state, list(files or []), names, request)
+
+    @handler(*LOAD_OUTPUTS, errors_to="status")
+    def load_example(self, state: UserState | None, request: gr.Request | None = None) -> Outputs:
+        return self._load(state, [self.settings.example], "the example clip", request)
+
+    def _load(self, state: UserState | None, files: list, label: str, request: gr.Request | None) -> Outputs:
+        state = state or self.new_state()
+        self._remember(state, request)
+        recovered = None
+        try:
+            state.check_idle("loading another video")
+            recovered = state.recover_previous_work()
+            notes = state.load(files)
+        except Exception as error:
+            message = message_for(error)
+            if recovered is not None:
+                message += f" Your work so far is also saved in {recovered.name} (Exported files)."
+            if state.loaded:
+                message += "\n" + views.status(state)
+            return {"state": state, "status": message,
+                    **({"download": [str(recovered)]} if recovered is not None else {})}
+        height, width = state.frame_size
+        message = f"Loaded {label}: {state.num_frames} frames of {width}x{height}."
+        if notes:
+            message += " Note: " + "; ".join(notes) + "."
+        if recovered is not None:
+            message += (f" Your unexported work on the previous video is kept in {recovered.name} (Exported files):"
+                        " upload it to resume.")
+        if self.settings.network is None:
+            message += " " + self.settings.weights_message
+        state.load_message = message
+        slider = gr.Slider(minimum=0, maximum=max(state.num_frames - 1, 1), value=0, step=1, interactive=True)
+        listed = max([1, *state.session.objects.ids, *state.object_names])
+        state.listed_objects = min(listed, self.settings.num_objects)
+        return {"state": state, "frame": slider, "editor": views.editor(state, 0), "viewer": views.viewer(state, 0),
+                "timeline": views.timeline(state, 0), "references": views.references(state),
+                "suggestions": views.suggestions(state), "video": None,
+                "download": [str(recovered)] if recovered is not None else None, "progress": progress_html(),
+                "object": views.objects(state, 1), "visible": views.visible(state),
+                "size": self.size_choices(state), "editor_note": note(views.describe(state, 0)),
+                "status": views.status(state)}
+
+    @handler("download", "export_note", errors_to="export_note")
+    def export(self, state: UserState | None, formats: list[str] | None = None) -> Outputs:
+        """`formats`: demo.media.EXTRA_FORMATS to add to the DAVIS masks."""
+        state = self._require(state)
+        formats = [f for f in formats or [] if f in EXTRA_FORMATS]
+        archive, video = state.export(formats=formats)
+        files = [str(archive)] + ([str(video)] if video else [])
+        kept = sum(1 for i in state.results if state.is_from_previous_run(i))
+        source = f" ({len(state.results) - kept} from the latest run, {kept} kept from the previous run)" if kept else ""
+        message = (f"Exported masks of {len(state.results)} of {state.num_frames} frames{source} and "
+                   f"{len(state.annotated_frames)} reference(s). To resume later, upload {archive.name} alone: it "
+                   "carries the video.")
+        if formats and not state.results:
+            message += f" No propagated masks yet, so no {', '.join(formats)}: propagate, then export again."
+        return {"download": files, "export_note": note(message)}

@@ -1,0 +1,187 @@
+"""The app's editing handlers: choosing a frame, saving exactly what the editor shows, removing, GrabCut,
+objects and their names; each result beside the editor, names always as text."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from demo.layers import LAYER_ALPHA, layers_to_ids, object_colour
+from tests.app_helpers import FRAMES, HEIGHT, WIDTH, annotated, captions, loaded, painted, square, text
+
+
+def test_saving_an_annotation_adds_a_reference_with_its_object_ids(handlers):
+    state = loaded(handlers)
+    ids = square(2, object_id=3)
+    outputs = handlers.save(state, 2, painted(ids))
+    assert text(outputs["editor_note"]).startswith("Saved the annotation of frame 2 (Object 3); 1 reference(s).")
+    assert "1 reference(s) (frame 2). Next: Propagate." in outputs["status"]
+    assert captions(outputs["references"]) == ["frame 2"]
+    assert np.array_equal(state.annotation(2), ids)
+    assert state.session.annotated_frames == [2]
+
+
+def test_an_empty_annotation_is_refused_with_a_message_beside_the_editor(handlers):
+    state = annotated(handlers)
+    empty = {"background": np.zeros((HEIGHT, WIDTH, 4), np.uint8), "layers": [np.zeros((HEIGHT, WIDTH, 4), np.uint8)]}
+    outputs = handlers.save(state, 3, empty)
+    assert list(outputs) == ["editor_note"] and "annotation of frame 3 is empty" in text(outputs["editor_note"])
+    assert state.annotated_frames == [0]
+
+
+def test_editor_layers_map_to_the_nearest_object_colour():
+    layer = np.zeros((4, 4, 4), np.uint8)
+    layer[0, 0] = (*object_colour(2), 255)
+    layer[1, 1] = (*object_colour(5), LAYER_ALPHA)
+    layer[2, 2] = (235, 20, 190, 255)  # near object 1's magenta
+    ids = layers_to_ids({"background": None, "layers": [layer]}, (4, 4), num_objects=8)
+    assert ids[0, 0] == 2 and ids[1, 1] == 5 and ids[2, 2] == 1 and ids.sum() == 8
+
+
+def test_a_reference_opens_with_its_mask_and_can_be_removed(handlers):
+    state = annotated(handlers, (0, 4))
+    assert handlers.select_reference(state, SimpleNamespace(index=1)) == {"frame": 4}
+    outputs = handlers.show_frame(state, 4)
+    assert np.array_equal(layers_to_ids(outputs["editor"], (HEIGHT, WIDTH), 8), square(4))
+    assert "a reference" in text(outputs["editor_note"])
+    outputs = handlers.remove(state, 4)
+    assert captions(outputs["references"]) == ["frame 0"] and text(outputs["editor_note"]).startswith("Removed frame 4")
+    assert state.session.annotated_frames == [0]
+
+
+def test_the_editor_opens_the_frame_the_slider_names_with_the_mask_that_save_would_store(handlers):
+    state = annotated(handlers, (0, 5))
+    outputs = handlers.show_frame(state, 5)
+    assert np.array_equal(outputs["editor"]["background"], state.frame(5))
+    assert outputs["viewer"]["label"] == "Result · frame 5"
+    assert "Frame 5 of 7: a reference" in text(outputs["editor_note"])
+    handlers.save(state, 5, outputs["editor"])  # the prefilled layer saved unchanged is the same mask
+    assert np.array_equal(state.annotation(5), square(5))
+
+
+def test_clear_mask_keeps_the_picture_and_removes_every_mask_pixel(handlers):
+    state = annotated(handlers, (3,))
+    outputs = handlers.clear_mask(state, 3)
+    assert np.array_equal(outputs["editor"]["background"], state.frame(3)) and outputs["editor"]["layers"] == []
+    assert "Cleared the mask of frame 3" in text(outputs["editor_note"]) and state.annotated_frames == [3]
+
+
+def test_a_click_on_the_timeline_opens_the_frame_under_it(handlers):
+    from demo.timeline import MARGIN, WIDTH
+
+    state = loaded(handlers)
+    x = MARGIN + 6.5 * (WIDTH - 2 * MARGIN) / FRAMES
+    assert handlers.open_clicked(state, SimpleNamespace(index=[x, 10])) == {"frame": 6}
+
+
+def test_grabcut_grows_a_rough_box_into_the_object(handlers):
+    state = loaded(handlers)
+    box = np.zeros((HEIGHT, WIDTH), np.uint8)  # an outline a few pixels around the square of frame 0
+    box[18:70, 2:54] = 1
+    box[21:67, 5:51] = 0
+    outputs = handlers.grabcut(state, 0, painted(box), 1)
+    mask = layers_to_ids(outputs["editor"], (HEIGHT, WIDTH), 8) == 1
+    truth = square(0) == 1
+    assert "GrabCut gave Object 1" in text(outputs["editor_note"])
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.8
+
+
+def test_grabcut_on_a_prefilled_frame_gives_the_object_the_region_replacing_other_labels(handlers):
+    state = annotated(handlers, (0,))
+    handlers.show_frame(state, 0)  # the editor shows the saved square as object 1
+    box = square(0).copy()
+    box[18:70, 2:54] = 2
+    box[21:67, 5:51] = square(0)[21:67, 5:51]  # object 2's outline around the square, drawn over the prefill
+    outputs = handlers.grabcut(state, 0, painted(box), 2)
+    ids = layers_to_ids(outputs["editor"], (HEIGHT, WIDTH), 8)
+    truth = square(0) == 1
+    assert "GrabCut gave Object 2" in text(outputs["editor_note"])
+    assert (ids[truth] == 2).mean() > 0.8 and not (ids == 1).any()
+
+
+def test_grabcut_without_strokes_asks_for_some(handlers):
+    state = loaded(handlers)
+    assert "Draw a rough box or a scribble" in text(handlers.grabcut(state, 0, painted(square(0, 1)), 2)["editor_note"])
+
+
+# ----- objects -------------------------------------------------------------------------------------------------
+def test_deleting_an_object_asks_first_then_removes_its_pixels_from_every_reference(handlers):
+    state = loaded(handlers)
+    both = square(2)
+    both[70:90, 100:120] = 2
+    handlers.save(state, 2, painted(both))
+    handlers.save(state, 5, painted(square(5, 2)))
+    outputs = handlers.ask_delete_object(state, 2)
+    assert outputs["confirm_delete"].visible and "frames 2, 5" in text(outputs["editor_note"])
+    assert state.annotated_frames == [2, 5]
+    outputs = handlers.delete_object(state, 2, 2)
+    assert text(outputs["editor_note"]).startswith("Deleted Object 2 from 2 reference(s)")
+    assert state.annotated_frames == [2] and set(np.unique(state.annotation(2))) == {0, 1}
+
+
+def test_objects_can_be_added_named_and_hidden_in_the_viewer(handlers):
+    state = loaded(handlers)
+    picker = handlers.add_object(state)["object"]
+    assert [label for label, _ in picker.choices] == ["Object 1", "Object 2"] and picker.value == 2
+    outputs = handlers.rename_object(state, 2, "  the ball ")
+    assert outputs["object"].choices[1] == ("the ball", 2) and "now called the ball" in text(outputs["editor_note"])
+    assert "transient" in outputs["editor_note"]  # a confirmation: it fades
+    handlers.save(state, 0, painted(square(0, 2)))
+    outputs = handlers.set_visible(state, [1], 0)
+    assert list(outputs) == ["viewer"] and np.array_equal(outputs["viewer"]["value"], state.frame(0))
+
+
+def test_the_session_owns_the_objects_names(handlers):
+    state = loaded(handlers)
+    handlers.rename_object(state, 1, "ball")
+    assert state.session.object_names == {1: "ball"} and not hasattr(state, "_object_names")
+    handlers.save(state, 0, painted(square(0)))
+    handlers.delete_object(state, 1, 0)
+    assert state.session.object_names == {}
+
+
+MARKUP = ['<a href="http://evil.example/x">Click to re-login</a>', '<img src=x onerror="alert(1)">']
+
+
+def test_names_reach_every_message_as_text_never_as_markup(handlers):
+    state = loaded(handlers)
+    for name in MARKUP:
+        shown = []
+        shown.append(handlers.rename_object(state, 1, name)["editor_note"])
+        handlers.show_frame(state, 0)
+        box = np.zeros((HEIGHT, WIDTH), np.uint8)
+        box[18:70, 2:54] = 1
+        box[21:67, 5:51] = 0
+        shown.append(handlers.grabcut(state, 0, painted(box), 1)["editor_note"])
+        shown.append(handlers.save(state, 0, painted(square(0)))["editor_note"])
+        shown.append(handlers.ask_delete_object(state, 1)["editor_note"])
+        shown.append(handlers.delete_object(state, 1, 0)["editor_note"])
+        for html_value in shown:
+            assert "<a " not in html_value and "<img" not in html_value, html_value
+            assert "&lt;" in html_value and text(html_value).count(name.split(">")[0]) == 1, html_value
+
+
+def test_file_names_reach_the_notes_as_text(handlers, tmp_path):
+    from demo.feedback import note, progress_html
+
+    assert "<b>" not in note("Exported <b>x</b>.zip") and "&lt;b&gt;" in note("Exported <b>x</b>.zip")
+    assert "<b>" not in progress_html(1, 2, "<b>") and "&lt;b&gt;" in progress_html(1, 2, "<b>")
+
+
+# ----- the Frame box ----------------------------------------------------------------------------------------------
+def test_a_frame_typed_between_two_opens_the_one_the_slider_shows(handlers):
+    state = loaded(handlers)
+    outputs = handlers.show_frame(state, 2.5)  # the slider's range rounds 2.5 up, to 3
+    assert "Frame 3 of" in text(outputs["editor_note"]) and state.editor_frame == 3
+
+
+@pytest.mark.parametrize("typed", ["abc", "", None])
+def test_a_frame_box_without_a_number_gives_a_message_not_a_bare_error(handlers, typed):
+    from demo.components import frame_slider
+
+    state = loaded(handlers)
+    value = frame_slider(0, FRAMES - 1, step=1).preprocess(typed)
+    note = text(handlers.show_frame(state, value)["editor_note"])
+    assert note == f"⚠ Type a frame number from 0 to {FRAMES - 1} in Frame, then press Enter"

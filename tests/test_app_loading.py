@@ -1,0 +1,303 @@
+"""The app's handlers bring a video in and take the work out: loading, bad input, export, resume, recovery.
+
+Random weights (their masks mean nothing) and tiny generated clips keep this fast on CPU.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+from PIL import Image
+
+from demo.handlers import Handlers
+from demo.media import Limits, safe_member_path
+from demo.state import AppSettings
+from tests.app_helpers import (
+    FRAMES,
+    HEIGHT,
+    WIDTH,
+    annotated,
+    clip_frames,
+    last,
+    loaded,
+    painted,
+    run,
+    square,
+    text,
+)
+from xmempp.masks.drawing import davis_palette
+from xmempp.model.weights import missing_weights_message
+
+
+# ----- loading -----------------------------------------------------------------------------------------------
+def test_example_loads_into_the_editor_and_viewer(handlers):
+    outputs = handlers.load_example(None)
+    assert outputs["status"].startswith("Loaded the example clip: 8 frames of 128x96")
+    assert outputs["state"].num_frames == FRAMES and outputs["frame"].maximum == FRAMES - 1
+    assert outputs["editor"]["background"].shape == (HEIGHT, WIDTH, 3) and outputs["editor"]["layers"] == []
+    assert outputs["viewer"]["value"] is not None and outputs["viewer"]["label"] == "Result · frame 0"
+    assert outputs["timeline"].ndim == 3
+    assert outputs["references"]["value"] == [] and outputs["suggestions"]["value"] == []
+
+
+def test_long_and_large_videos_are_cut_to_the_limits_with_a_note(settings, clip):
+    small = Handlers(AppSettings(**{**settings.__dict__, "limits": Limits(max_frames=5, max_side=64)}))
+    outputs = small.load_files(None, [str(clip)])
+    assert outputs["state"].num_frames == 5 and outputs["state"].frame_size == (48, 64)
+    assert "cut to its first 5 frames" in outputs["status"] and "downscaled from 128x96 to 64x48" in outputs["status"]
+
+
+def test_the_load_message_stays_in_status_through_what_the_visitor_does_next(settings, clip):
+    small = Handlers(AppSettings(**{**settings.__dict__, "limits": Limits(max_frames=5, max_side=1280)}))
+    state = loaded(small, [str(clip)])
+    small.save(state, 0, painted(square(0)))
+    small.rename_object(state, 1, "ball")
+    small.add_object(state)
+    status = small.delete_object(state, 2, 0)["status"]
+    assert "cut to its first 5 frames" in status and "1 reference(s)" in status
+    for outputs in (small.set_visible(state, [], 0), small.show_frame(state, 2), small.rename_object(state, 1, "b")):
+        assert "status" not in outputs  # lesser messages never overwrite the state of the video
+
+
+@pytest.mark.parametrize("name, content, expected", [
+    ("notes.txt", b"hello", "is not a video"),
+    ("fake.mp4", b"this is not a video at all", "not a readable video"),
+    ("garbage.zip", b"PK\x03\x04 broken", "not a readable zip"),
+])
+def test_bad_files_give_a_message_and_keep_the_session(handlers, tmp_path, name, content, expected):
+    state = annotated(handlers)
+    bad = tmp_path / name
+    bad.write_bytes(content)
+    outputs = handlers.load_files(state, [str(bad)])
+    assert outputs["state"] is state
+    assert expected in outputs["status"] and "Traceback" not in outputs["status"]
+    assert "1 reference(s)" in outputs["status"]  # and what is still loaded
+    assert state.annotated_frames == [0] and state.num_frames == FRAMES
+
+
+def test_a_video_without_frames_is_refused(handlers, tmp_path):
+    audio_only = tmp_path / "silence.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
+                    "anullsrc=r=8000:cl=mono", "-t", "0.5", str(audio_only)], check=True)
+    status = handlers.load_files(None, [str(audio_only)])["status"]
+    assert status.startswith("⚠") and ("no frames" in status or "not a readable video" in status)
+
+
+def test_uploads_over_the_size_limit_are_refused(handlers, tmp_path):
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\0" * (6 * 2**20))
+    assert "uploads are limited to 5 MB" in handlers.load_files(None, [str(big)])["status"]
+
+
+def write_zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def png_bytes(array: np.ndarray, palette: bool = False) -> bytes:
+    from io import BytesIO
+
+    image = Image.fromarray(array, mode="P" if palette else None)
+    if palette:
+        image.putpalette(davis_palette())
+    buffer = BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_zip_with_something_other_than_images_is_refused(handlers, tmp_path):
+    archive = write_zip(tmp_path / "frames.zip", {"f0.png": png_bytes(clip_frames(1)[0]), "run.sh": b"rm -rf /"})
+    assert "contains 'run.sh', which is not an image" in handlers.load_files(None, [str(archive)])["status"]
+
+
+@pytest.mark.parametrize("member", ["../escape.png", "/etc/escape.png", "a/../../escape.png", "C:/escape.png",
+                                    "..\\escape.png"])
+def test_zip_members_that_leave_the_folder_are_never_extracted(handlers, tmp_path, member):
+    archive = write_zip(tmp_path / "evil.zip", {"f0.png": png_bytes(clip_frames(1)[0]), member: b"x"})
+    status = handlers.load_files(None, [str(archive)])["status"]
+    assert "points outside the zip's folder; nothing was extracted" in status
+    assert not (tmp_path / "escape.png").exists() and not Path("/etc/escape.png").exists()
+
+
+@pytest.mark.parametrize("name", ["ok.png", "dir/ok.png", "Annotations/00000.png"])
+def test_ordinary_zip_member_names_are_accepted(name):
+    assert str(safe_member_path(name)) == name
+
+
+def test_a_zip_of_frames_with_annotations_resumes_them_as_references(handlers, tmp_path):
+    frames = clip_frames()
+    members = {f"JPEGImages/{i:05d}.png": png_bytes(f) for i, f in enumerate(frames)}
+    members["Annotations/00000.png"] = png_bytes(square(0, 2), palette=True)
+    state = loaded(handlers, [str(write_zip(tmp_path / "frames.zip", members))])
+    assert state.frame_name(0) == "00000" and state.annotated_frames == [0]
+    assert set(np.unique(state.annotation(0))) == {0, 2}
+
+
+# ----- export and resume ------------------------------------------------------------------------------------------
+def test_export_holds_davis_masks_the_users_annotations_and_an_h264_video(handlers, tmp_path):
+    state = annotated(handlers)
+    run(handlers, state)
+    outputs = handlers.export(state)
+    assert "To resume later, upload xmempp-masks.zip alone: it carries the video" in text(outputs["export_note"])
+    with zipfile.ZipFile(outputs["download"][0]) as opened:
+        names = opened.namelist()
+        opened.extractall(tmp_path / "out")
+    names_of = state.frames.names
+    assert sorted(n for n in names if n.startswith("Annotations/")) == [f"Annotations/{n}.png" for n in names_of]
+    assert "UserAnnotations/frame_000000.png" in names and "overlay.mp4" in names and "README.txt" in names
+    assert {"frames.csv", "objects.csv"} <= set(names)
+    measures = (tmp_path / "out" / "frames.csv").read_text().splitlines()
+    assert measures[0].startswith("frame,index,reference,previous_run,unsure,area_1,unsure_1")
+    assert len(measures) == FRAMES + 1 and measures[1].startswith("frame_000000,0,True,False,0.0,")
+    mask = Image.open(tmp_path / "out" / "UserAnnotations" / "frame_000000.png")
+    assert mask.mode == "P" and np.array_equal(np.asarray(mask), square(0))
+    assert mask.getpalette()[3:6] == [128, 0, 0]
+    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-i", str(tmp_path / "out" / "overlay.mp4")],
+                           capture_output=True, text=True).stderr
+    assert "h264" in probe and "yuv420p" in probe
+
+
+def test_export_says_how_many_masks_are_kept_from_the_previous_run(handlers):
+    state = annotated(handlers)
+    run(handlers, state)
+    handlers.save(state, 4, painted(square(4)))
+    for progress in state.propagate():
+        if progress.index == 1:
+            state.stop()
+    message = text(handlers.export(state)["export_note"])
+    assert f"Exported masks of {FRAMES} of {FRAMES} frames (3 from the latest run, 5 kept from the previous run)" \
+        in message, message
+
+
+def test_export_before_anything_is_annotated_says_so(handlers):
+    assert "Nothing to export yet" in text(handlers.export(loaded(handlers))["export_note"])
+
+
+def test_uploading_the_video_with_the_export_zip_resumes_the_session(handlers, clip):
+    state = annotated(handlers, (0, 5))
+    run(handlers, state)
+    state.name_object(1, "square")
+    files = handlers.export(state)["download"]
+    results = {i: m.copy() for i, m in state.results.items()}
+    outputs = handlers.load_files(None, [str(clip), files[0]])
+    resumed = outputs["state"]
+    assert "resumed 2 reference(s)" in outputs["status"]
+    assert resumed.annotated_frames == [0, 5] and resumed.object_name(1) == "square"
+    assert resumed.is_from_previous_run(3) and not resumed.is_from_previous_run(0)
+    assert all(np.array_equal(resumed.results[i], results[i]) for i in results)
+    assert text(last(run(handlers, resumed), "progress")).startswith("Propagated")
+
+
+def test_export_adds_the_chosen_formats_holding_the_davis_masks(handlers, tmp_path):
+    state = annotated(handlers)
+    run(handlers, state)
+    state.name_object(1, "a/b: square")
+    files = handlers.export(state, ["coco", "mattes"])["download"]
+    with zipfile.ZipFile(files[0]) as opened:
+        names = opened.namelist()
+        opened.extractall(tmp_path / "out")
+    assert "coco.json" in names and "youtube_vis.json" not in names
+    matte_folder = next(p for p in (tmp_path / "out" / "mattes").iterdir() if p.is_dir())
+    for name in state.frames.names:
+        davis = np.asarray(Image.open(tmp_path / "out" / "Annotations" / f"{name}.png"))
+        assert np.array_equal(np.asarray(Image.open(matte_folder / f"{name}.png")) == 255, davis == 1), name
+
+
+def test_an_export_with_every_format_resumes_the_session(handlers, clip):
+    state = annotated(handlers, (0, 5))
+    run(handlers, state)
+    files = handlers.export(state, ["coco", "youtube-vis", "mattes"])["download"]
+    outputs = handlers.load_files(None, [str(clip), files[0]])
+    assert "resumed 2 reference(s)" in outputs["status"]
+    assert outputs["state"].num_frames == FRAMES and outputs["state"].annotated_frames == [0, 5]  # mattes: no frames
+
+
+def test_a_zip_of_masks_alone_asks_for_the_video(handlers, tmp_path):
+    archive = tmp_path / "masks.zip"
+    with zipfile.ZipFile(archive, "w") as opened:
+        opened.writestr("Annotations/frame_000000.png", png_bytes(square(0), palette=True))
+    assert "upload the video together with it" in handlers.load_files(None, [str(archive)])["status"]
+
+
+def test_without_weights_the_app_loads_and_refuses_to_propagate_with_the_message(settings):
+    message = missing_weights_message()
+    handlers = Handlers(AppSettings(**{**settings.__dict__, "network": None, "weights_message": message}))
+    outputs = handlers.load_example(None)
+    assert message in outputs["status"]
+    assert text(handlers.save(outputs["state"], 0, painted(square(0)))["editor_note"]).startswith("Saved")
+    assert run(handlers, outputs["state"]) == [{"progress": handlers_progress("⚠ " + message)}]
+
+
+def handlers_progress(message: str) -> str:
+    from demo.feedback import progress_html
+
+    return progress_html(0, 0, message)
+
+
+# ----- sessions and their files ------------------------------------------------------------------------------------
+def test_an_error_in_one_session_leaves_another_alone(handlers, tmp_path):
+    first, second = annotated(handlers), annotated(handlers)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"nope")
+    handlers.load_files(first, [str(bad)])
+    assert text(last(run(handlers, second), "progress")).startswith("Propagated")
+    assert first.work_dir != second.work_dir
+    first_dir = first.work_dir
+    Handlers.close_state(first)
+    assert not first_dir.exists() and second.work_dir.exists()
+
+
+def test_a_closed_session_lets_go_of_its_video_masks_and_engine_session(handlers):
+    state = annotated(handlers)
+    run(handlers, state)
+    work_dir = state.work_dir
+    Handlers.close_state(state)
+    assert state.session is None and state.frames is None and not state.results and not state.suggested
+    assert not work_dir.exists()
+
+
+def test_closing_the_tab_deletes_that_sessions_files_at_once(handlers, clip):
+    mine, theirs = SimpleNamespace(session_hash="mine"), SimpleNamespace(session_hash="theirs")
+    my_state = handlers.load_files(None, [str(clip)], mine)["state"]
+    their_state = handlers.load_files(None, [str(clip)], theirs)["state"]
+    my_folder, their_folder = my_state.work_dir, their_state.work_dir
+    handlers.unload(mine)
+    assert not my_folder.exists()
+    assert their_folder.exists() and their_state.loaded
+
+
+def test_loading_another_video_keeps_unexported_work_as_a_zip(handlers, clip):
+    state = annotated(handlers)
+    outputs = handlers.load_files(state, [str(clip)])
+    assert "Your unexported work on the previous video is kept in previous-work-1.zip" in outputs["status"]
+    with zipfile.ZipFile(outputs["download"][0]) as archive:
+        assert "UserAnnotations/frame_000000.png" in archive.namelist()
+    assert state.annotated_frames == []
+
+
+def test_an_exported_session_loads_another_video_without_a_recovery_zip(handlers, clip):
+    state = annotated(handlers)
+    handlers.export(state)
+    assert "unexported" not in handlers.load_files(state, [str(clip)])["status"]
+
+
+def test_an_export_zip_with_mattes_of_every_object_still_opens(tmp_path):
+    """Mattes add an entry per object and frame, never unpacked: they must not push the zip past its entry cap."""
+    from demo.media import load_upload
+    from xmempp.masks.ids import MAX_OBJECTS
+
+    frames = clip_frames(4)
+    members = {f"frame_{i:06d}.png": png_bytes(frame) for i, frame in enumerate(frames)}
+    members.update({f"Annotations/frame_{i:06d}.png": png_bytes(square(i), palette=True) for i in range(4)})
+    black = png_bytes(np.zeros(frames[0].shape[:2], np.uint8))
+    members.update({f"mattes/object {k}/frame_{i:06d}.png": black for k in range(1, MAX_OBJECTS + 1) for i in range(4)})
+    loaded = load_upload([write_zip(tmp_path / "export.zip", members)], tmp_path / "work", Limits(max_frames=4))
+    assert len(list(loaded.frames_dir.iterdir())) == 4 and len(loaded.result_masks) == 4

@@ -1,0 +1,254 @@
+"""The app's run handlers: propagation through the run queue, Stop, suggestions, the processing size and its
+estimated wait. The run line beside Propagate says how it goes; Status says what the video holds."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from demo import runs
+from demo.handlers import Handlers
+from tests.app_helpers import FRAMES, annotated, captions, last, loaded, painted, run, square, text
+
+
+@pytest.fixture
+def every_frame_shown(monkeypatch):
+    """The viewer follows every frame (not at most every 0.3 s), so that a test can act after frame n."""
+    monkeypatch.setattr(runs, "VIEWER_UPDATE_S", 0.0)
+
+
+def test_changing_the_processing_size_keeps_the_references(handlers):
+    state = annotated(handlers, (0, 3))
+    outputs = handlers.set_size(state, 96)
+    assert "Processing size 96" in text(outputs["progress"]) and "status" in outputs
+    assert state.size == 96 == state.session.config.size and state.session.annotated_frames == [0, 3]
+
+
+def test_the_run_line_of_a_finished_run_names_the_precision_that_ran(handlers):
+    state = annotated(handlers)
+    line = text(run(handlers, state)[-1]["progress"])
+    assert line.startswith(f"Propagated {FRAMES} frames") and f"{state.precision})." in line
+    assert state.precision == handlers.settings.precision.running(handlers.settings.network)
+
+
+def test_propagating_without_an_annotation_says_what_to_do(handlers):
+    outputs = run(handlers, loaded(handlers))
+    assert len(outputs) == 1 and "Annotate at least one frame before propagating" in text(outputs[0]["progress"])
+
+
+def test_propagation_streams_frames_then_gives_the_video_and_k_suggestions(handlers):
+    state = annotated(handlers)
+    outputs = run(handlers, state, k=3)
+    assert any("(propagating)" in o["viewer"]["label"] for o in outputs if "viewer" in o)  # the viewer follows
+    final = outputs[-1]
+    assert text(final["progress"]).startswith(f"Propagated {FRAMES} frames")
+    assert f"masks on {FRAMES} of {FRAMES} frames. 3 suggested frame(s)" in final["status"]
+    assert Path(final["video"]).suffix == ".mp4" and Path(final["video"]).stat().st_size > 0
+    assert len(final["suggestions"]["value"]) == 3 and all(c.startswith("frame ") for c in captions(final["suggestions"]))
+    assert sorted(state.results) == list(range(FRAMES))
+    assert final["viewer"]["label"] == "Result · frame 0"  # the viewer comes back to the editor's frame
+    assert all(state.uncertainty(i) is not None for i in range(FRAMES))
+    assert "about" in final["size"].choices[0][0]  # each size with its measured time
+
+
+def test_the_viewer_and_video_take_the_frames_the_run_yields_without_reading_them_again(handlers, every_frame_shown,
+                                                                                      monkeypatch):
+    state = annotated(handlers)
+    reads = []
+    read = state.session.frames.read
+    monkeypatch.setattr(state.session.frames, "read", lambda i: reads.append(i) or read(i))
+    outputs, reads_by_the_run = [], None
+    for output in handlers.propagate(state, 1):
+        outputs.append(output)
+        if "Writing the overlay video" in output.get("progress", ""):  # the run and its video are done
+            reads_by_the_run = list(reads)  # (a suggestion's thumbnail may read its frame after this)
+    during = [o for o in outputs if "viewer" in o and "(propagating)" in o["viewer"]["label"]]
+    assert len(during) >= FRAMES - 1 and Path(last(outputs, "video")).is_file()
+    assert reads_by_the_run.count(5) == 1  # decoded once, for the network; the viewer and the video took that picture
+
+
+def test_the_run_ends_on_the_frame_the_editor_shows_now(handlers, every_frame_shown):
+    state = annotated(handlers)
+    handlers.show_frame(state, 6)  # Propagate pressed on frame 6
+    outputs = []
+    for output in handlers.propagate(state, 3):
+        outputs.append(output)
+        if state.running and state.results and len(outputs) == 3:
+            handlers.show_frame(state, 2)  # the visitor types 2 during the run
+            handlers.stop(state)
+    assert outputs[-1]["viewer"]["label"].startswith("Result · frame 2")
+    timeline = outputs[-1]["timeline"]
+    from demo.timeline import CURRENT, _x
+
+    assert tuple(timeline[40, _x(2, FRAMES)]) == CURRENT and tuple(timeline[40, _x(6, FRAMES)]) != CURRENT
+    assert all(tuple(o["timeline"][40, _x(2, FRAMES)]) == CURRENT for o in outputs[3:] if "timeline" in o)
+
+
+def test_an_annotated_first_frame_shows_as_soon_as_propagate_is_pressed(handlers):
+    first = next(handlers.propagate(annotated(handlers), 3))
+    assert first["viewer"]["label"] == "Result · frame 0 (propagating)" and "Propagating at" in first["status"]
+
+
+def test_a_suggestion_opens_with_its_prediction_and_saving_it_adds_a_reference(handlers):
+    state = annotated(handlers)
+    run(handlers, state, k=2)
+    index = handlers.select_suggestion(state, SimpleNamespace(index=0))["frame"]
+    assert index == state.suggested[0]
+    outputs = handlers.show_frame(state, index)
+    assert np.array_equal(outputs["editor"]["background"], state.frame(index))
+    assert "predicted mask" in text(outputs["editor_note"])
+    assert len(handlers.save(state, index, painted(square(index)))["references"]["value"]) == 2
+    assert text(last(run(handlers, state), "progress")).startswith("Propagated")
+
+
+def test_k_changes_the_number_of_suggestions(handlers):
+    state = annotated(handlers)
+    run(handlers, state, k=5)
+    outputs = handlers.suggest(state, 2)
+    assert len(outputs["suggestions"]["value"]) == 2 and text(outputs["progress"]).startswith("2 suggested")
+
+
+def test_suggestions_before_propagating_say_to_propagate(handlers):
+    outputs = handlers.suggest(annotated(handlers), 3)
+    assert outputs["suggestions"] == [] and "propagate first" in text(outputs["progress"])
+
+
+def test_stop_ends_the_run_after_the_current_frame_and_keeps_the_frames_done(handlers, every_frame_shown):
+    state = annotated(handlers)
+    outputs = []
+    for output in handlers.propagate(state, 3):
+        outputs.append(output)
+        if "3 / 8 frames" in text(output.get("progress")):
+            assert text(handlers.stop(state)["progress"]).startswith("Stopping")
+    assert text(outputs[-1]["progress"]).startswith("Stopped after 3 of 8 frames"), outputs[-1]
+    assert sorted(state.results) == [0, 1, 2]
+    assert outputs[-1]["video"] is not None  # an overlay video of what was done
+    assert text(handlers.stop(state)["progress"]) == "Nothing is running."
+
+
+def test_stopping_a_rerun_keeps_the_previous_runs_masks_and_says_so(handlers):
+    state = annotated(handlers)
+    run(handlers, state)
+    handlers.save(state, 4, painted(square(4)))
+    for progress in state.propagate():
+        if progress.index == 1:
+            state.stop()
+    assert state.mask(6) is not None and state.is_from_previous_run(6)
+    assert handlers.show_frame(state, 6)["viewer"]["label"] == "Result · frame 6 · from the previous run"
+    assert "mask kept from the previous run" in text(handlers.show_frame(state, 6)["editor_note"])
+
+
+def test_editing_during_a_run_is_refused_with_the_sessions_one_message(handlers):
+    state = annotated(handlers)
+    running = handlers.propagate(state, 3)
+    next(running)
+    next(running)
+    assert state.running
+    refusals = [text(handlers.save(state, 3, painted(square(3)))["editor_note"]),
+                text(handlers.remove(state, 0)["editor_note"]),
+                text(handlers.delete_object(state, 1, 0)["editor_note"]),
+                text(handlers.set_size(state, 96)["progress"]), handlers.load_example(state)["status"],
+                text(handlers.export(state)["export_note"])]
+    assert all("A propagation of this video is running: press Stop" in r for r in refusals), refusals
+    list(running)
+
+
+def test_stop_pressed_while_a_run_waits_in_the_queue_cancels_it(handlers):
+    first, second = annotated(handlers), annotated(handlers)
+    running = handlers.propagate(first, 3)
+    next(running)  # first holds the model
+    waiting = handlers.propagate(second, 3)
+    assert "1 run(s) ahead of yours" in text(next(waiting)["progress"])
+    assert text(handlers.stop(second)["progress"]).startswith("Stopped while waiting")
+    assert text(last(list(waiting), "progress")) == "Stopped before the run began; nothing changed."
+    assert not second.has_run
+    assert text(last(list(running), "progress")).startswith(f"Propagated {FRAMES} frames")
+
+
+def test_a_tab_closed_mid_run_ends_the_run_and_writes_nothing_after(handlers):
+    state = annotated(handlers)
+    work_dir = state.work_dir
+    outputs = []
+    for output in handlers.propagate(state, 3):
+        outputs.append(output)
+        if len(outputs) == 3:
+            Handlers.close_state(state)
+    assert len(outputs) < FRAMES
+    assert not work_dir.exists()
+
+
+def test_a_waiting_run_counts_down_on_the_run_line_and_leaves_status_alone(handlers):
+    first, second, third = annotated(handlers), annotated(handlers), annotated(handlers)
+    handlers.speed.record(first.size, 2.0, 1, first.frame_size)
+    running = handlers.propagate(first, 3)
+    next(running)
+    second_run, third_run = handlers.propagate(second, 3), handlers.propagate(third, 3)
+    assert "1 run(s) ahead of yours, about" in text(next(second_run)["progress"])
+    waiting = next(third_run)
+    assert "2 run(s) ahead of yours, about" in text(waiting["progress"]) and list(waiting) == ["progress"]
+    list(running)  # the first ends: the second, asked first, goes next
+    assert "Propagating at" in next(second_run)["status"]
+    moved = next(third_run)
+    assert "1 run(s) ahead of yours" in text(moved["progress"]) and list(moved) == ["progress"]
+    list(second_run)
+    list(third_run)
+    assert second.has_run and third.has_run
+
+
+def test_a_closed_tab_gives_its_place_with_the_model_to_the_next_run_at_once(handlers, clip):
+    mine = SimpleNamespace(session_hash="mine")
+    my_state = handlers.load_files(None, [str(clip)], mine)["state"]
+    handlers.save(my_state, 0, painted(square(0)))
+    theirs = annotated(handlers)
+    mine_running = handlers.propagate(my_state, 3)
+    next(mine_running)  # a handler left suspended mid-run, as Gradio leaves it when the tab goes
+    their_run = handlers.propagate(theirs, 3)
+    assert "1 run(s) ahead" in text(next(their_run)["progress"])
+    handlers.unload(mine)
+    assert "Propagating at" in next(their_run)["status"]
+    assert text(last(list(their_run), "progress")).startswith(f"Propagated {FRAMES} frames")
+
+
+def test_a_second_propagate_of_one_visitor_is_refused_while_the_first_goes_on(handlers):
+    state = annotated(handlers)
+    first = handlers.propagate(state, 3)
+    next(first)
+    assert "already queued or running" in text(next(handlers.propagate(state, 3))["progress"])
+    assert text(last(list(first), "progress")).startswith(f"Propagated {FRAMES} frames")
+
+
+def test_each_size_shows_this_videos_wait_from_the_start_up_speed_check(settings):
+    handlers = Handlers(dataclasses.replace(settings, sizes=(64, 48, 32)))  # small sizes keep the check quick
+    state = annotated(handlers)
+    size = handlers.size_choices(state)
+    assert "after the first propagation" in size.info and "about" not in size.choices[0][0]
+    handlers.start_speed_check()
+    handlers._speed_check.join(timeout=120)
+    size = handlers.size_choices(state)
+    assert [label.split(" · ")[0] for label, _ in size.choices] == ["64 px", "48 px", "32 px"]
+    assert all(" · about " in label for label, _ in size.choices) and "measured on this machine" in size.info
+
+
+def test_a_page_opened_during_the_speed_check_gets_the_times_when_it_ends(settings):
+    handlers = Handlers(dataclasses.replace(settings, sizes=(64, 48)))
+    state = annotated(handlers)
+    handlers.start_speed_check()
+    while handlers._speed_check.is_alive():
+        assert handlers.sizes_after_speed_check(state) == {}  # keeps ticking
+        handlers._speed_check.join(timeout=0.05)
+    outputs = handlers.sizes_after_speed_check(state)
+    assert " · about " in outputs["size"].choices[0][0] and outputs["sizes_timer"].active is False
+
+
+def test_the_timeline_marks_references_suggestions_and_the_current_frame():
+    from demo.timeline import CURRENT, REFERENCE, SUGGESTION, TimelineData, _x, render_timeline
+
+    image = render_timeline(TimelineData(num_frames=10, current=5, references=[1], suggestions=[8],
+                                         unsure=[float("nan")] * 10))
+    assert tuple(image[30, _x(1, 10)]) == REFERENCE and tuple(image[2, _x(8, 10)]) == SUGGESTION
+    assert tuple(image[40, _x(5, 10)]) == CURRENT
+    assert not (image[12:51] == (200, 30, 60)).all(axis=-1).any()  # no curve without measures

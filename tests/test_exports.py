@@ -1,0 +1,308 @@
+"""Exports: every format read back (with its own reader where there is one) equals the masks pixel for pixel."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from xmempp.errors import XMemPPError
+from xmempp.exports import FORMATS, export_masks, safe_folder_names
+from xmempp.masks.drawing import davis_palette
+from xmempp.masks.files import mask_image
+
+NAMES = {1: "chair", 2: "left hand", 3: "ball"}
+
+
+def three_object_masks(count: int = 5, height: int = 40, width: int = 56) -> dict[str, np.ndarray]:
+    """Frames where objects move, touch, and leave (object 3 only in the middle frames)."""
+    masks = {}
+    for i in range(count):
+        mask = np.zeros((height, width), np.uint8)
+        mask[5:20, 3 + i:15 + i] = 1
+        mask[18:35, 20 + 2 * i:40] = 2  # overlaps object 1's rows: touching borders
+        if 1 <= i <= 3:
+            mask[30:38, 45:50 + i] = 3
+        masks[f"{i:05d}"] = mask
+    return masks
+
+
+def ids_from_coco(coco, image_id: int, shape: tuple[int, int]) -> np.ndarray:
+    ids = np.zeros(shape, np.uint8)
+    for annotation in coco.loadAnns(coco.getAnnIds(imgIds=[image_id])):
+        binary = coco.annToMask(annotation).astype(bool)
+        assert not ids[binary].any(), "objects overlap in the COCO export"
+        ids[binary] = annotation["category_id"]
+    return ids
+
+
+def test_davis_pngs_equal_the_masks_with_their_palette(tmp_path):
+    masks = three_object_masks()
+    export_masks(masks, tmp_path / "export", ["davis"], NAMES)
+    for name, mask in masks.items():
+        with Image.open(tmp_path / "export" / "Annotations" / f"{name}.png") as image:
+            assert image.mode == "P" and image.getpalette()[:768] == davis_palette()
+            np.testing.assert_array_equal(np.asarray(image), mask)
+
+
+def test_coco_json_read_by_pycocotools_equals_the_masks(tmp_path):
+    from pycocotools.coco import COCO
+
+    masks = three_object_masks()
+    export_masks(masks, tmp_path / "export", ["coco"], NAMES, video_name="clip")
+    coco = COCO(str(tmp_path / "export" / "coco.json"))
+    assert {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())} == NAMES
+    images = sorted(coco.loadImgs(coco.getImgIds()), key=lambda image: image["frame_index"])
+    assert [image["frame_name"] for image in images] == list(masks)
+    for image, mask in zip(images, masks.values()):
+        assert (image["height"], image["width"]) == mask.shape and image["video_id"] == 1
+        np.testing.assert_array_equal(ids_from_coco(coco, image["id"], mask.shape), mask)
+    assert coco.dataset["videos"] == [{"id": 1, "name": "clip", "height": 40, "width": 56, "length": 5}]
+
+
+def test_coco_areas_and_boxes_are_the_objects(tmp_path):
+    masks = three_object_masks()
+    export_masks(masks, tmp_path, ["coco"], NAMES)
+    document = json.loads((tmp_path / "coco.json").read_text())
+    first = [a for a in document["annotations"] if a["image_id"] == 1 and a["category_id"] == 1][0]
+    assert first["area"] == 15 * 12 and first["bbox"] == [3, 5, 12, 15] and first["iscrowd"] == 0
+
+
+def test_youtube_vis_tracks_equal_the_masks_and_are_null_where_absent(tmp_path):
+    from pycocotools import mask as coco_mask
+
+    masks = three_object_masks()
+    export_masks(masks, tmp_path, ["youtube-vis"], NAMES, video_name="clip")
+    document = json.loads((tmp_path / "youtube_vis.json").read_text(encoding="utf-8"))
+    (video,) = document["videos"]
+    assert video["length"] == 5 and video["file_names"][0] == "clip/00000.jpg"
+    assert {c["id"]: c["name"] for c in document["categories"]} == NAMES
+    rebuilt = np.zeros((5, 40, 56), np.uint8)
+    for track in document["annotations"]:
+        assert len(track["segmentations"]) == 5 and (track["height"], track["width"], track["length"]) == (40, 56, 5)
+        for frame, segmentation in enumerate(track["segmentations"]):
+            if segmentation is None:
+                continue
+            rle = {"size": segmentation["size"], "counts": segmentation["counts"].encode()}
+            rebuilt[frame][coco_mask.decode(rle).astype(bool)] = track["category_id"]
+    np.testing.assert_array_equal(rebuilt, np.stack(list(masks.values())))
+    ball = next(t for t in document["annotations"] if t["category_id"] == 3)
+    assert ball["segmentations"][0] is None and ball["segmentations"][4] is None and ball["areas"][0] is None
+
+
+def test_mattes_are_white_on_black_at_the_frame_size_and_rebuild_the_masks(tmp_path):
+    masks = three_object_masks()
+    exported = export_masks(masks, tmp_path, ["mattes"], NAMES)
+    assert exported.matte_folders == {1: "chair", 2: "left hand", 3: "ball"}
+    for name, mask in masks.items():
+        rebuilt = np.zeros_like(mask)
+        for object_id, folder in exported.matte_folders.items():
+            with Image.open(tmp_path / "mattes" / folder / f"{name}.png") as image:
+                assert image.mode == "L" and image.size == (56, 40)
+                matte = np.asarray(image)
+            assert set(np.unique(matte)) <= {0, 255}
+            rebuilt[matte == 255] = object_id
+        np.testing.assert_array_equal(rebuilt, mask)
+    with open(tmp_path / "mattes" / "objects.csv", newline="", encoding="utf-8") as file:
+        assert list(csv.reader(file))[1:] == [["1", "chair", "chair"], ["2", "left hand", "left hand"],
+                                              ["3", "ball", "ball"]]
+
+
+def test_a_named_object_absent_from_every_frame_gets_a_category_and_black_mattes(tmp_path):
+    masks = three_object_masks()
+    export_masks(masks, tmp_path, ["coco", "mattes"], {**NAMES, 7: "lost"})
+    document = json.loads((tmp_path / "coco.json").read_text())
+    assert {"id": 7, "name": "lost", "supercategory": "object"} in document["categories"]
+    assert not [a for a in document["annotations"] if a["category_id"] == 7]
+    for name in masks:
+        assert not np.asarray(Image.open(tmp_path / "mattes" / "lost" / f"{name}.png")).any()
+
+
+def test_unnamed_objects_are_called_by_their_id(tmp_path):
+    exported = export_masks(three_object_masks(), tmp_path, ["mattes"], {2: "hand"})
+    assert exported.object_names == {1: "object 1", 2: "hand", 3: "object 3"}
+    assert (tmp_path / "mattes" / "object 1" / "00000.png").is_file()
+
+
+AWKWARD = {1: "a/b", 2: "a:b", 3: "..", 4: "CON", 5: "", 6: "Äpfel 🍎 日本", 7: "Cat", 8: "cat", 9: "a_b",
+           10: "con.txt", 11: "x" * 300, 12: "trailing. ", 13: "tab\there", 14: "back\\slash"}
+
+
+def test_any_object_names_become_distinct_safe_folder_names():
+    folders = safe_folder_names(AWKWARD)
+    assert len({f.casefold() for f in folders.values()}) == len(AWKWARD)
+    for folder in folders.values():
+        assert folder and folder not in (".", "..") and not set('<>:"/\\|?*\t') & set(folder)
+        assert folder == folder.strip() and not folder.endswith(".")
+        assert folder.split(".")[0].upper() not in ("CON", "PRN", "AUX", "NUL")
+        assert len(folder.encode()) <= 100
+    assert folders[6] == "Äpfel 🍎 日本" and folders[1] == "a_b" and folders[3] == "object 3"
+
+
+def test_awkward_names_export_mattes_into_their_own_folders(tmp_path):
+    masks = {"00000": np.arange(15, dtype=np.uint8).repeat(4).reshape(6, 10)}
+    exported = export_masks(masks, tmp_path / "export", ["mattes"], AWKWARD)
+    children = {path.name for path in (tmp_path / "export" / "mattes").iterdir() if path.is_dir()}
+    assert children == set(exported.matte_folders.values()) and len(children) == 14
+    for object_id, folder in exported.matte_folders.items():
+        matte = np.asarray(Image.open(tmp_path / "export" / "mattes" / folder / "00000.png"))
+        np.testing.assert_array_equal(matte == 255, masks["00000"] == object_id)
+
+
+def test_a_run_folder_exports_its_masks_with_their_own_palette(tmp_path):
+    masks = three_object_masks()
+    palette = davis_palette()
+    palette[3:6] = [10, 200, 30]
+    (tmp_path / "run" / "masks").mkdir(parents=True)
+    for name, mask in masks.items():
+        mask_image(mask, palette).save(tmp_path / "run" / "masks" / f"{name}.png")
+    export_masks(tmp_path / "run", tmp_path / "export", FORMATS)
+    for name, mask in masks.items():
+        with Image.open(tmp_path / "export" / "Annotations" / f"{name}.png") as image:
+            assert image.getpalette()[3:6] == [10, 200, 30]
+            np.testing.assert_array_equal(np.asarray(image), mask)
+
+
+def test_an_existing_export_is_refused_unless_replaced(tmp_path):
+    masks = three_object_masks()
+    export_masks(masks, tmp_path, ["mattes"], NAMES)
+    with pytest.raises(XMemPPError, match="mattes already exists"):
+        export_masks(masks, tmp_path, ["mattes"], {1: "renamed"})
+    export_masks(masks, tmp_path, ["mattes"], {1: "renamed"}, overwrite=True)
+    assert {p.name for p in (tmp_path / "mattes").iterdir()} == {"renamed", "object 2", "object 3", "objects.csv"}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left behind
+
+
+def test_a_mask_of_another_size_is_refused_naming_its_frame(tmp_path):
+    masks = three_object_masks()
+    masks["00003"] = np.zeros((20, 20), np.uint8)
+    with pytest.raises(XMemPPError, match="frame 00003 is 20x20"):
+        export_masks(masks, tmp_path, ["davis"])
+    assert not (tmp_path / "Annotations").exists()
+
+
+def test_an_unknown_format_is_refused_naming_the_formats(tmp_path):
+    with pytest.raises(XMemPPError, match="unknown export format 'png'.*davis, coco, youtube-vis, mattes"):
+        export_masks(three_object_masks(), tmp_path, ["png"])
+
+
+def test_an_export_never_replaces_the_masks_it_reads(tmp_path):
+    masks = three_object_masks()
+    (tmp_path / "Annotations").mkdir()
+    for name, mask in masks.items():
+        mask_image(mask, davis_palette()).save(tmp_path / "Annotations" / f"{name}.png")
+    with pytest.raises(XMemPPError, match="would replace the masks it reads"):
+        export_masks(tmp_path / "Annotations", tmp_path, ["davis"], overwrite=True)
+    assert len(list((tmp_path / "Annotations").iterdir())) == 5
+
+
+def _masks_folder(folder):
+    folder.mkdir(parents=True)
+    for name, mask in three_object_masks().items():
+        mask_image(mask, davis_palette()).save(folder / f"{name}.png")
+    return folder
+
+
+def test_an_export_bind_mounted_onto_the_masks_it_reads_never_removes_them(tmp_path):
+    """`mount --bind run/masks to/Annotations`, then --overwrite: the masks were deleted (issue 16, round three)."""
+    from tests.test_outputs import bind_mounted
+
+    source = _masks_folder(tmp_path / "run" / "masks")
+    with bind_mounted(source, tmp_path / "to" / "Annotations"), pytest.raises(XMemPPError, match="would replace"):
+        export_masks(source, tmp_path / "to", ["davis"], overwrite=True)
+    assert len(list(source.iterdir())) == 5
+
+
+def test_an_export_entry_is_compared_with_the_masks_it_reads_by_device_and_inode(tmp_path, monkeypatch):
+    """Where bind mounts are not allowed: an entry that is the masks' folder (same st_dev and st_ino) is refused."""
+    source = _masks_folder(tmp_path / "run" / "masks")
+    entry = tmp_path / "to" / "Annotations"
+    entry.mkdir(parents=True)
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):  # to/Annotations reports the masks folder's identity, as a bind mount would
+        return real_stat(source if Path(path) == entry else path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    with pytest.raises(XMemPPError, match="would replace the masks it reads"):
+        export_masks(source, tmp_path / "to", ["davis"], overwrite=True)
+    monkeypatch.undo()
+    assert len(list(source.iterdir())) == 5
+
+
+def test_an_export_entry_that_holds_the_masks_it_reads_through_a_mount_is_refused(tmp_path, monkeypatch):
+    """A mattes/ or Annotations/ that is a folder above the masks (the run folder itself, mounted) is refused."""
+    source = _masks_folder(tmp_path / "run" / "masks")
+    entry = tmp_path / "to" / "Annotations"
+    entry.mkdir(parents=True)
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):  # to/Annotations is the run folder, as `mount --bind run to/Annotations` makes it
+        return real_stat(tmp_path / "run" if Path(path) == entry else path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    with pytest.raises(XMemPPError, match="would replace the masks it reads"):
+        export_masks(source, tmp_path / "to", ["davis"], overwrite=True)
+    monkeypatch.undo()
+    assert len(list(source.iterdir())) == 5
+
+
+def test_the_export_command_writes_every_format_of_a_run_with_the_names_beside_it(square_clip, tmp_path, checkpoint,
+                                                                                 capsys):
+    from xmempp.cli import main
+
+    frames, masks = square_clip
+    run = tmp_path / "run"
+    assert main(["run", "--images", str(frames), "--masks", str(masks), "--output", str(run), "--weights",
+                 str(checkpoint), "--size", "96", "--quiet", "--no-overlay"]) == 0
+    (run / "objects.csv").write_text("id,name\n1,yellow square\n", encoding="utf-8")
+    assert main(["export", "--run", str(run), "--to", str(tmp_path / "export")]) == 0
+    assert "1 yellow square" in capsys.readouterr().out
+    for path in sorted((run / "masks").iterdir()):
+        predicted = np.asarray(Image.open(path))
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "export" / "Annotations" / path.name)),
+                                      predicted)
+        matte = np.asarray(Image.open(tmp_path / "export" / "mattes" / "yellow square" / path.name))
+        np.testing.assert_array_equal(matte == 255, predicted == 1)
+    document = json.loads((tmp_path / "export" / "coco.json").read_text())
+    assert len(document["images"]) == 12 and document["categories"][0]["name"] == "yellow square"
+    assert document["videos"][0]["name"] == "run"
+    assert (tmp_path / "export" / "youtube_vis.json").is_file()
+
+
+def test_the_export_command_refuses_an_unfinished_run(tmp_path, capsys):
+    from xmempp.cli import main
+    from xmempp.outputs import Manifest, write_manifest
+
+    masks = three_object_masks()
+    (tmp_path / "run" / "masks").mkdir(parents=True)
+    for name, mask in masks.items():
+        mask_image(mask, davis_palette()).save(tmp_path / "run" / "masks" / f"{name}.png")
+    write_manifest(tmp_path / "run", Manifest(list(masks), (40, 56), [0], 480, "w", "s"))
+    assert main(["export", "--run", str(tmp_path / "run"), "--to", str(tmp_path / "export"), "--formats", "davis"]) == 1
+    assert "did not finish" in capsys.readouterr().err
+
+
+def test_the_export_command_refuses_an_unknown_format_before_reading(tmp_path, capsys):
+    from xmempp.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", "--run", str(tmp_path), "--to", str(tmp_path / "x"), "--formats", "coco,tiff"])
+    assert exit_.value.code == 2 and "formats are davis, coco, youtube-vis, mattes" in capsys.readouterr().err
+
+
+def test_an_unzipped_app_export_exports_with_its_object_names(tmp_path, capsys):
+    from xmempp.cli import main
+
+    masks = three_object_masks()
+    (tmp_path / "zip" / "Annotations").mkdir(parents=True)
+    for name, mask in masks.items():
+        mask_image(mask, davis_palette()).save(tmp_path / "zip" / "Annotations" / f"{name}.png")
+    (tmp_path / "zip" / "objects.csv").write_text("id,name\n1,chair\n2,left hand\n3,ball\n", encoding="utf-8")
+    assert main(["export", "--run", str(tmp_path / "zip"), "--to", str(tmp_path / "out"), "--formats", "mattes"]) == 0
+    assert {p.name for p in (tmp_path / "out" / "mattes").iterdir()} == {"chair", "left hand", "ball", "objects.csv"}

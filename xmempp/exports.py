@@ -1,0 +1,374 @@
+"""Exports other tools read: DAVIS palette PNGs, COCO run-length JSON (image and video level), per-object mattes.
+
+`export_masks` takes a video's masks (a folder that `run` wrote, a folder of mask PNGs, or masks in memory)
+and writes each chosen format into one folder:
+
+- `davis`: `Annotations/<frame>.png`, palette PNGs of object ids (the DAVIS layout);
+- `coco`: `coco.json`, COCO instance segmentation with run-length masks (pycocotools): one category per object
+  (named), one image per frame, one annotation per object present in a frame; TAO-style video fields
+  (`videos`, each image's `video_id` and `frame_index`, each annotation's `track_id`) ride along;
+- `youtube-vis`: `youtube_vis.json`, the YouTube-VIS layout: one video, one track per object holding a
+  run-length mask (or null where absent) per frame;
+- `mattes`: `mattes/<object name>/<frame>.png`, white (255) on black, the frame's size, for compositing;
+  `mattes/objects.csv` maps each object id and name to its folder.
+
+Each format is built under a hidden temporary name and renamed into place, so an export is whole or absent.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import tempfile
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from xmempp.errors import XMemPPError
+from xmempp.masks.drawing import davis_palette
+from xmempp.masks.files import mask_image, read_id_mask
+from xmempp.outputs import MANIFEST_FILE, MASKS_DIR, atomic_path, identity, read_manifest
+
+DAVIS, COCO, YOUTUBE_VIS, MATTES = "davis", "coco", "youtube-vis", "mattes"
+FORMATS = (DAVIS, COCO, YOUTUBE_VIS, MATTES)
+# What each format writes into the export folder (a folder or a file).
+FORMAT_ENTRIES = {DAVIS: "Annotations", COCO: "coco.json", YOUTUBE_VIS: "youtube_vis.json", MATTES: "mattes"}
+OBJECTS_FILE = "objects.csv"  # id,name: the app's export writes it, and mattes/ gets one with the folders
+
+MAX_FOLDER_BYTES = 100  # of a matte folder's name in UTF-8: far below every file system's 255
+WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+UNSAFE_CHARACTERS = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')  # not allowed in a name on Windows, or a separator
+
+
+@dataclass(frozen=True)
+class ExportedVideo:
+    """What `export_masks` wrote: the path of each format's entry, and the objects named as they were exported."""
+
+    paths: dict[str, Path]  # format -> Annotations/, coco.json, youtube_vis.json or mattes/
+    object_names: dict[int, str]  # object id -> name (the given one, or "object <id>")
+    matte_folders: dict[int, str]  # object id -> its folder under mattes/ (empty without the mattes format)
+
+
+# ----- the masks to export -----------------------------------------------------------------------------------
+class MaskFolder(Mapping[str, np.ndarray]):
+    """A folder of id-mask PNGs as frame name -> (H, W) uint8 ids, in natural name order, read when asked for.
+
+    The folder that `run` wrote stands for its `masks/`, an unzipped app export for its `Annotations/`.
+    """
+
+    def __init__(self, folder: str | Path):
+        from xmempp.video import frame_order
+
+        folder = Path(folder)
+        if (folder / MASKS_DIR).is_dir():  # the folder that `run` wrote: its masks are in masks/
+            manifest = read_manifest(folder)
+            if manifest is not None and not manifest.finished:
+                raise XMemPPError(f"the run that wrote {folder} did not finish (its {MANIFEST_FILE} says so): its "
+                                  "masks are incomplete; run `xmempp run` again before exporting")
+            folder = folder / MASKS_DIR
+        elif (folder / FORMAT_ENTRIES[DAVIS]).is_dir():  # an unzipped export of the app: Annotations/ holds them
+            folder = folder / FORMAT_ENTRIES[DAVIS]
+        if not folder.is_dir():
+            raise FileNotFoundError(f"mask folder not found: {folder}")
+        paths = [p for p in folder.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith(".")]
+        if not paths:
+            raise XMemPPError(f"no mask PNGs in {folder}")
+        self.folder = folder
+        self._paths = {p.stem: p for p in sorted(paths, key=frame_order)}  # the frames' order
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return read_id_mask(self._paths[name], what="mask", expected="a palette or greyscale PNG of object ids, as "
+                            "`xmempp run` writes them")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def palette(self) -> list[int] | None:
+        """The palette of the first mask (run writes the annotations' palette into every mask), if it has one."""
+        with Image.open(next(iter(self._paths.values()))) as image:
+            palette = image.getpalette() if image.mode == "P" else None
+        return (palette + [0] * 768)[:768] if palette else None
+
+
+def read_object_names(path: str | Path) -> dict[int, str]:
+    """Object names from a CSV with `id` and `name` columns (the app's export writes one, objects.csv)."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as file:
+            rows = list(csv.DictReader(file))
+    except OSError as error:
+        raise XMemPPError(f"cannot read object names from {path} ({error.strerror or error})") from None
+    names = {}
+    for line, row in enumerate(rows, start=2):
+        try:
+            object_id = int(row["id"])
+        except (KeyError, TypeError, ValueError):
+            raise XMemPPError(f"{path} line {line}: expected columns id,name with a whole-number id") from None
+        if not 1 <= object_id <= 255:
+            raise XMemPPError(f"{path} line {line}: object id {object_id} is not in 1..255")
+        names[object_id] = row.get("name") or ""
+    return names
+
+
+# ----- object names as folder names --------------------------------------------------------------------------
+def safe_folder_names(object_names: Mapping[int, str]) -> dict[int, str]:
+    """A folder name for each object that every common file system accepts, distinct from all the others.
+
+    Characters Windows refuses and path separators become `_`, control characters too; trailing dots and spaces go
+    (Windows drops them); `.`, `..` and empty names become `object <id>`; Windows' device names (`CON`, `com1.txt`)
+    get a `_` (`con_.txt`); long names are cut at MAX_FOLDER_BYTES bytes. Names that end up equal, ignoring case (macOS and
+    Windows ignore it), get `-<id>` after the first (in id order).
+    """
+    folders: dict[int, str] = {}
+    taken: set[str] = set()
+    for object_id in sorted(object_names):
+        base = _safe_name(object_names[object_id], object_id)
+        name, attempt = base, 1
+        while name.casefold() in taken:
+            suffix = f"-{object_id}" if attempt == 1 else f"-{object_id}-{attempt}"
+            name = _truncate(base, MAX_FOLDER_BYTES - len(suffix)) + suffix
+            attempt += 1
+        taken.add(name.casefold())
+        folders[object_id] = name
+    return folders
+
+
+def _safe_name(name: str, object_id: int) -> str:
+    name = UNSAFE_CHARACTERS.sub("_", unicodedata.normalize("NFC", name)).strip().rstrip(". ")
+    name = _truncate(name, MAX_FOLDER_BYTES).rstrip(". ")
+    if not name.strip("._ "):  # empty, dots or only replaced characters: nothing left that names the object
+        name = f"object {object_id}" if not name else f"object {object_id} {name}"
+    stem, dot, rest = name.partition(".")
+    if stem.rstrip().upper() in WINDOWS_RESERVED:  # with any extension: `con.txt` is the console too
+        name = f"{stem.rstrip()}_{dot}{rest}"
+    return name
+
+
+def _truncate(name: str, max_bytes: int) -> str:
+    encoded = name.encode("utf-8")[:max_bytes]
+    return encoded.decode("utf-8", errors="ignore")  # never half a character
+
+
+# ----- the export --------------------------------------------------------------------------------------------
+def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
+                 formats: Iterable[str] = (DAVIS,), object_names: Mapping[int, str] | None = None,
+                 palette: list[int] | None = None, video_name: str = "video", overwrite: bool = False) -> ExportedVideo:
+    """Write a video's masks into `out` in each of `formats` (see FORMATS and this module's docstring).
+
+    `masks` maps each frame name, in frame order, to its (H, W) integer object ids (0 = background), or is a
+    folder: one that `run` wrote (its `masks/` are read), an unzipped app export (its `Annotations/`) or a
+    folder of id-mask PNGs. `object_names` names objects
+    by id (ids without a name are called "object <id>"; named objects absent from every frame still get a
+    category and an all-black matte). `palette` (flattened RGB of 256 colours) colours the DAVIS PNGs: by default
+    the masks' own (for a folder) or DAVIS's. An entry that already exists in `out` is refused, naming it, unless
+    `overwrite`. Returns what was written.
+    """
+    formats = list(dict.fromkeys(formats))
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise XMemPPError(f"unknown export format {unknown[0] if unknown else '(none given)'!r}: choose from "
+                          f"{', '.join(FORMATS)}")
+    if not isinstance(masks, Mapping):
+        folder = MaskFolder(masks)
+        palette = palette or folder.palette()
+        masks = folder
+    if len(masks) == 0:
+        raise XMemPPError("no masks to export")
+    out = Path(out)
+    if isinstance(masks, MaskFolder):
+        _refuse_overwriting(masks.folder, out, formats)
+    _prepare(out, formats, overwrite)
+    ids = _object_ids(masks)
+    names = {object_id: f"object {object_id}" for object_id in ids}
+    names.update({int(i): str(n) for i, n in (object_names or {}).items() if str(n).strip()})
+    names = dict(sorted(names.items()))
+    writers = {DAVIS: lambda p: _write_davis(masks, p, palette or davis_palette()),
+               COCO: lambda p: _write_json(p, coco_document(masks, names, video_name)),
+               YOUTUBE_VIS: lambda p: _write_json(p, youtube_vis_document(masks, names, video_name)),
+               MATTES: lambda p: _write_mattes(masks, p, names)}
+    paths = {}
+    for name in formats:
+        paths[name] = _write_whole(out / FORMAT_ENTRIES[name], writers[name])
+    return ExportedVideo(paths, names, safe_folder_names(names) if MATTES in formats else {})
+
+
+def _refuse_overwriting(source: Path, out: Path, formats: list[str]) -> None:
+    """Refuse an export whose entry would replace the folder of masks it reads (or a folder holding it).
+
+    Folders are compared as file system objects (device and inode), so an entry that reaches the masks through a
+    symlink or a bind mount (`mount --bind run/masks to/Annotations`) is caught: `--overwrite` would empty it.
+    """
+    absolute = Path(os.path.abspath(source))
+    holding = {identity(folder): folder for folder in (absolute, *absolute.parents, *absolute.resolve().parents)}
+    holding.pop(None, None)
+    for name in formats:
+        entry = out / FORMAT_ENTRIES[name]
+        found = holding.get(identity(entry))
+        if found is not None:
+            raise XMemPPError(f"exporting {name} into {entry} would replace the masks it reads in {source} (it is "
+                              f"{'that folder' if found == absolute else f'the folder {found} that holds them'}): "
+                              "choose another export folder")
+
+
+def _prepare(out: Path, formats: list[str], overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise XMemPPError(f"the export folder {out} is a file: choose a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    existing = [out / FORMAT_ENTRIES[f] for f in formats if (out / FORMAT_ENTRIES[f]).exists()]
+    if existing and not overwrite:
+        raise XMemPPError(f"{existing[0]} already exists: export into another folder, or replace it (--overwrite)")
+
+
+def _write_whole(path: Path, write) -> Path:
+    """Build `path` (a folder or a file) under a hidden temporary name beside it, then rename it into place."""
+    if path.suffix:  # a file
+        with atomic_path(path) as temporary:
+            write(temporary)
+        return path
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        write(staging)
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        os.replace(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def _object_ids(masks: Mapping[str, np.ndarray]) -> list[int]:
+    present = np.zeros(256, dtype=bool)
+    for mask in masks.values():
+        present[np.unique(mask)] = True
+    present[0] = False
+    return np.flatnonzero(present).tolist()
+
+
+def _checked(name: str, mask: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """The mask as (H, W) uint8 ids, refused (naming the frame) when its size differs from the first frame's."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise XMemPPError(f"the mask of frame {name} has shape {mask.shape}; expected (H, W) object ids")
+    if size is not None and mask.shape != size:
+        raise XMemPPError(f"the mask of frame {name} is {mask.shape[1]}x{mask.shape[0]}, but the first frame's is "
+                          f"{size[1]}x{size[0]}: every frame of a video has one size")
+    if mask.dtype != np.uint8:
+        if mask.min(initial=0) < 0 or mask.max(initial=0) > 255:
+            raise XMemPPError(f"the mask of frame {name} has ids outside 0..255")
+        mask = mask.astype(np.uint8)
+    return mask
+
+
+def _frames(masks: Mapping[str, np.ndarray]) -> Iterator[tuple[str, np.ndarray]]:
+    """Each frame's name and checked mask, in order."""
+    size = None
+    for name, mask in masks.items():
+        mask = _checked(name, mask, size)
+        size = mask.shape
+        yield name, mask
+
+
+def _write_davis(masks: Mapping[str, np.ndarray], folder: Path, palette: list[int]) -> None:
+    for name, mask in _frames(masks):
+        mask_image(mask, palette).save(folder / f"{name}.png", optimize=False, compress_level=1)
+
+
+def _write_mattes(masks: Mapping[str, np.ndarray], folder: Path, names: dict[int, str]) -> None:
+    folders = safe_folder_names(names)
+    for object_id in names:
+        (folder / folders[object_id]).mkdir()
+    for name, mask in _frames(masks):
+        for object_id in names:
+            matte = np.where(mask == object_id, np.uint8(255), np.uint8(0))
+            Image.fromarray(matte, mode="L").save(folder / folders[object_id] / f"{name}.png", compress_level=1)
+    with open(folder / OBJECTS_FILE, "w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["id", "name", "folder"])
+        writer.writerows([object_id, names[object_id], folders[object_id]] for object_id in names)
+
+
+def _write_json(path: Path, document: dict) -> None:
+    path.write_text(json.dumps(document, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
+
+
+# ----- COCO and YouTube-VIS documents -----------------------------------------------------------------------
+def _rle(binary: np.ndarray) -> dict:
+    """pycocotools' run-length encoding of a boolean (H, W) mask, its counts as text (as COCO JSON holds them)."""
+    from pycocotools import mask as coco_mask  # here: only exports need it
+
+    encoded = coco_mask.encode(np.asfortranarray(binary.astype(np.uint8)))
+    return {"size": [int(s) for s in encoded["size"]], "counts": encoded["counts"].decode("ascii")}
+
+
+def _box(binary: np.ndarray) -> list[int]:
+    """[x, y, width, height] of the object's pixels, as COCO's bbox."""
+    rows, cols = np.flatnonzero(binary.any(axis=1)), np.flatnonzero(binary.any(axis=0))
+    return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
+
+
+def _categories(names: dict[int, str]) -> list[dict]:
+    return [{"id": object_id, "name": name, "supercategory": "object"} for object_id, name in names.items()]
+
+
+def _info() -> dict:
+    return {"description": "masks exported by xmempp (XMem++)"}
+
+
+def coco_document(masks: Mapping[str, np.ndarray], names: dict[int, str], video_name: str = "video") -> dict:
+    """COCO instance segmentation of a video: one image per frame, one annotation (run-length mask) per object
+    present in a frame, category = object; TAO-style `videos`, `video_id`, `frame_index` and `track_id` fields."""
+    images, annotations, size = [], [], None
+    for index, (name, mask) in enumerate(_frames(masks)):
+        size = mask.shape
+        images.append({"id": index + 1, "file_name": f"{name}.jpg", "frame_name": name, "height": size[0],
+                       "width": size[1], "video_id": 1, "frame_index": index})
+        for object_id in names:
+            binary = mask == object_id
+            area = int(np.count_nonzero(binary))
+            if area:
+                annotations.append({"id": len(annotations) + 1, "image_id": index + 1, "category_id": object_id,
+                                    "track_id": object_id, "video_id": 1, "segmentation": _rle(binary),
+                                    "area": area, "bbox": _box(binary), "iscrowd": 0})
+    videos = [{"id": 1, "name": video_name, "height": size[0], "width": size[1], "length": len(images)}]
+    return {"info": _info(), "videos": videos, "images": images, "annotations": annotations,
+            "categories": _categories(names)}
+
+
+def youtube_vis_document(masks: Mapping[str, np.ndarray], names: dict[int, str], video_name: str = "video") -> dict:
+    """The YouTube-VIS layout: one video (its frames' file names), one track per object holding, per frame, a
+    run-length mask, area and box, or null where the object is absent."""
+    file_names, size = [], None
+    tracks = {object_id: {"segmentations": [], "areas": [], "bboxes": []} for object_id in names}
+    for name, mask in _frames(masks):
+        size = mask.shape
+        file_names.append(f"{video_name}/{name}.jpg")
+        for object_id, track in tracks.items():
+            binary = mask == object_id
+            area = int(np.count_nonzero(binary))
+            track["segmentations"].append(_rle(binary) if area else None)
+            track["areas"].append(area if area else None)
+            track["bboxes"].append(_box(binary) if area else None)
+    video = {"id": 1, "name": video_name, "height": size[0], "width": size[1], "length": len(file_names),
+             "file_names": file_names}
+    annotations = [{"id": object_id, "video_id": 1, "category_id": object_id, "iscrowd": 0, "height": size[0],
+                    "width": size[1], "length": len(file_names), **track} for object_id, track in tracks.items()]
+    return {"info": _info(), "videos": [video], "annotations": annotations, "categories": _categories(names)}
+
+
+def decode_rle(segmentation: dict) -> np.ndarray:
+    """A COCO run-length mask (as written here, counts as text) back to a boolean (H, W) array."""
+    from pycocotools import mask as coco_mask
+
+    encoded = {"size": segmentation["size"], "counts": segmentation["counts"].encode("ascii")}
+    return coco_mask.decode(encoded).astype(bool)
+
