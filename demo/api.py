@@ -295,16 +295,30 @@ def _is_int(value: Any) -> bool:
 def _file_path(value: Any, parameter: str, work: Path) -> Path:
     """The local path of an uploaded file (Gradio has checked and cached it), or an error naming the parameter.
 
-    A `data:` URI is decoded into `work`: Gradio's MCP server turns the URIs of file parameters into uploads, but
-    not those inside a list (the annotations).
+    Gradio's MCP server turns the URIs of file parameters into uploads, but not those inside a list (the
+    annotations): there a `data:` URI is decoded into `work`, and a URL of a file this server already holds
+    (`.../gradio_api/file=<path>`, as its uploads are named) is that file. Nothing is fetched from elsewhere.
     """
     if isinstance(value, str) and value.startswith("data:"):
         return _decoded(value, parameter, work)
+    if isinstance(value, str) and "/gradio_api/file=" in value:
+        return _uploaded(value, parameter)
     path = value.get("path") if isinstance(value, dict) else getattr(value, "path", None)
     if not path or not Path(path).is_file():
         raise ApiError(f"{parameter}: expected an uploaded file (gradio_client's handle_file) or a data: URI, got "
                        f"{value!r:.80}")
     return Path(path)
+
+
+def _uploaded(url: str, parameter: str) -> Path:
+    from urllib.parse import unquote
+
+    from gradio.utils import get_upload_folder
+
+    path = Path(unquote(url.split("/gradio_api/file=", 1)[1].split("?")[0])).resolve()
+    if not path.is_relative_to(Path(get_upload_folder()).resolve()) or not path.is_file():
+        raise ApiError(f"{parameter}: {url[:80]} is not a file uploaded to this server")
+    return path
 
 
 def _decoded(uri: str, parameter: str, work: Path) -> Path:

@@ -151,8 +151,10 @@ class ClickControls:
         self.state = gr.State(None, delete_callback=lambda state: state.close() if state is not None else None)
 
     def build_mode(self) -> None:
-        self.mode = gr.Checkbox(False, label="Click to segment (SAM 2.1)", elem_id="click-mode",
-                                interactive=self.model is not None, info=self.unavailable or None, scale=1,
+        """The switch; without a model it is off and says why in one word (Help gives the whole sentence, which
+        beside the object picker would push the editor below the fold)."""
+        label = "Click to segment (SAM 2.1)" if self.model is not None else "Click to segment: off (see Help)"
+        self.mode = gr.Checkbox(False, label=label, elem_id="click-mode", interactive=self.model is not None, scale=1,
                                 min_width=150)
 
     def build_tools(self) -> None:

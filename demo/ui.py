@@ -301,7 +301,8 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
             download = gr.File(label="Exported files", elem_id="download", file_count="multiple", scale=3,
                                interactive=False)
         with gr.Accordion("Help", open=False):
-            gr.Markdown(f"**Uploads:** {', '.join(UPLOAD_SUFFIXES)} ({limits.describe()}).\n\n{HELP}")
+            off = f"\n\n**Click to segment is off:** {settings.prompt_message}" if settings.prompt_message else ""
+            gr.Markdown(f"**Uploads:** {', '.join(UPLOAD_SUFFIXES)} ({limits.describe()}).\n\n{HELP}{off}")
 
         clicks.wire(editor, obj, state, frame)
         components = {"state": state, "frame": frame, "editor": editor, "viewer": viewer, "timeline": timeline,

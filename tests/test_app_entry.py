@@ -31,6 +31,24 @@ def test_non_positive_limits_are_refused():
         app.parse_args(["--max-waiting", "0"])
 
 
+@pytest.mark.parametrize("given", ["5", "0.5", "200"])
+def test_an_upload_limit_given_on_the_command_line_reaches_gradio_as_bytes(given):
+    """`--max-upload-mb 5` reached Gradio's launch as "5.0mb", which stopped the app at start ("Invalid file size
+    unit: .0MB"); only the default 200 worked."""
+    from gradio.utils import _parse_file_size
+
+    limit = app.parse_args(["--max-upload-mb", given]).max_upload_mb
+    assert _parse_file_size(app.upload_limit_bytes(limit)) == int(float(given) * 2**20)
+
+
+def test_mcp_is_off_unless_asked_for_and_without_its_extra_names_the_install(monkeypatch, capsys):
+    assert not app.parse_args([]).mcp
+    monkeypatch.setattr(app.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(SystemExit):
+        app.parse_args(["--mcp"])
+    assert "pip install 'gradio[mcp]==6.31.0'" in capsys.readouterr().err
+
+
 def test_offline_without_weights_gives_no_network_and_the_message(monkeypatch):
     monkeypatch.setattr(app, "find_weights", lambda weights: None)
     monkeypatch.setenv("XMEMPP_OFFLINE", "1")

@@ -28,6 +28,13 @@ def test_changing_the_processing_size_keeps_the_references(handlers):
     assert state.size == 96 == state.session.config.size and state.session.annotated_frames == [0, 3]
 
 
+def test_the_run_line_of_a_finished_run_names_the_precision_that_ran(handlers):
+    state = annotated(handlers)
+    line = text(run(handlers, state)[-1]["progress"])
+    assert line.startswith(f"Propagated {FRAMES} frames") and f"{state.precision})." in line
+    assert state.precision == handlers.settings.precision.running(handlers.settings.network)
+
+
 def test_propagating_without_an_annotation_says_what_to_do(handlers):
     outputs = run(handlers, loaded(handlers))
     assert len(outputs) == 1 and "Annotate at least one frame before propagating" in text(outputs[0]["progress"])

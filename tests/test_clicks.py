@@ -224,8 +224,8 @@ def test_without_a_model_the_click_control_is_off_and_says_how_to_get_the_weight
     with gr.Blocks():
         controls = ClickControls(None, NO_WEIGHTS, OBJECTS)
         controls.build_mode()
-    assert controls.mode.interactive is False
-    assert controls.mode.info == NO_WEIGHTS
+    assert controls.mode.interactive is False and "off (see Help)" in controls.mode.label
+    assert controls.unavailable == NO_WEIGHTS
     assert NO_WEIGHTS.count(". ") == 0 and NO_WEIGHTS.endswith(".")  # one sentence
 
 

@@ -6,17 +6,12 @@ XMem weights: clicks and Save need none. The masks mean nothing. Screenshots go 
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
-from tests.conftest import small_sam_config
-from tests.test_app_browser import BROWSER_ARGS, CHROMIUM, ROOT, SHOTS, free_port
+from tests.browser_helpers import SHOTS
+from tests.conftest import serve_app, small_sam_config
 from xmempp.prompts import save_random_model
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -24,47 +19,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    if CHROMIUM is None:
-        pytest.skip("no chromium binary (apt-get install -y chromium) for the browser test")
+    """The app with a small random SAM 2 and no XMem weights, the example cut to 4 frames."""
     sam = save_random_model(tmp_path_factory.mktemp("sam") / "sam2-random", small_sam_config(), seed=0)
-    port = free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
-           "XMEMPP_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    log = open(tmp_path_factory.mktemp("app") / "app.log", "w")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--sam-model", str(sam), "--device", "cpu",
-                                "--max-frames", "4"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"app.py exited with {process.returncode}; see {log.name}")
-            try:
-                with urllib.request.urlopen(url, timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("app.py did not answer within 120 s")
-                time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
-        yield browser
-        browser.close()
+    yield from serve_app(tmp_path_factory.mktemp("app"), ["--sam-model", str(sam), "--device", "cpu",
+                                                          "--max-frames", "4"])
 
 
 def expect_value(page, selector: str, pattern: str) -> str:
@@ -115,7 +73,7 @@ def click_to_segment(page, name: str, tap: bool) -> None:
     press("#example")
     expect_value(page, "#status textarea", r"^Loaded the example clip")
     press("#add-object")
-    expect_value(page, "#status textarea", r"^Added Object 2")
+    expect(page.locator("#editor-message")).to_contain_text("Added Object 2")
     expect(page.locator("#object input[value='2']")).to_be_checked()
     press("#click-mode input[type=checkbox]")
     expect(page.locator("#click-image img")).to_be_visible()
@@ -134,7 +92,7 @@ def click_to_segment(page, name: str, tap: bool) -> None:
 
     press("#save-annotation")
     # Save reads the editor's layers: object 2 alone means the click's mask reached the editor as its layer.
-    expect_value(page, "#status textarea", r"^Saved the annotation of frame 0 \(objects 2\)")
+    expect(page.locator("#editor-message")).to_contain_text(re.compile(r"^Saved the annotation of frame 0 \(Object 2\)"))
     page.screenshot(path=str(SHOTS / f"clicks-{name}-3-saved.png"), full_page=True)
 
 
@@ -153,4 +111,57 @@ def test_taps_on_a_phone_make_the_chosen_objects_layer(app_url, browser):
     page.set_default_timeout(60_000)
     page.goto(app_url)
     click_to_segment(page, "phone", tap=True)
+    context.close()
+
+
+# What #click-status said, in order, from the moment it is watched (the "Working" line lasts only while SAM runs).
+WATCH_JS = """() => {
+  window.clickStatus = [];
+  const target = document.querySelector('#click-status');
+  new MutationObserver(() => window.clickStatus.push(target.innerText)).observe(target,
+    {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def test_case_5_the_point_its_mask_save_and_the_object_are_on_screen_together(app_url, browser):
+    """Issue 18 case 5: at 1280x800 the click picture (the point and the mask it gave), the object picker, the
+    editor and Save are in view together, and the line under the tools says Working while SAM computes (on
+    cb9639d the 380 px click picture pushed the editor and Save below the fold); on a phone the object picker is
+    just above the click picture (it was about 1,000 px below it)."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=60_000)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(app_url)
+    page.click("#example")
+    expect_value(page, "#status textarea", r"^Loaded the example clip")
+    page.click("#click-mode input[type=checkbox]")
+    expect(page.locator("#click-image img")).to_be_visible()
+    page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_timeout(500)
+    page.evaluate(WATCH_JS)
+    box = page.locator("#click-image img").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.35)  # the red disc
+    expect(page.locator("#click-status")).to_contain_text("Object 1: 1 point(s)")
+    said = page.evaluate("window.clickStatus")
+    assert any("Working" in text for text in said), said
+    for selector in ("#click-image", "#object", "#editor", "#save-annotation"):
+        found = page.locator(selector).bounding_box()
+        assert found["y"] >= 0 and found["y"] + found["height"] <= 800, f"{selector} out of view: {found}"
+    page.screenshot(path=str(SHOTS / "clicks-case-5-desktop.png"))
+    context.close()
+
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone = context.new_page()
+    phone.set_default_timeout(60_000)
+    phone.goto(app_url)
+    phone.tap("#example")
+    expect_value(phone, "#status textarea", r"^Loaded the example clip")
+    phone.tap("#click-mode input[type=checkbox]")
+    expect(phone.locator("#click-image img")).to_be_visible()
+    picker, picture = phone.locator("#object").bounding_box(), phone.locator("#click-image").bounding_box()
+    assert picker["y"] < picture["y"] and picture["y"] - (picker["y"] + picker["height"]) < 400, (picker, picture)
+    phone.screenshot(path=str(SHOTS / "clicks-case-5-phone.png"))
     context.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -197,6 +199,57 @@ def test_an_export_never_replaces_the_masks_it_reads(tmp_path):
     with pytest.raises(XMemPPError, match="would replace the masks it reads"):
         export_masks(tmp_path / "Annotations", tmp_path, ["davis"], overwrite=True)
     assert len(list((tmp_path / "Annotations").iterdir())) == 5
+
+
+def _masks_folder(folder):
+    folder.mkdir(parents=True)
+    for name, mask in three_object_masks().items():
+        mask_image(mask, davis_palette()).save(folder / f"{name}.png")
+    return folder
+
+
+def test_an_export_bind_mounted_onto_the_masks_it_reads_never_removes_them(tmp_path):
+    """`mount --bind run/masks to/Annotations`, then --overwrite: the masks were deleted (issue 16, round three)."""
+    from tests.test_outputs import bind_mounted
+
+    source = _masks_folder(tmp_path / "run" / "masks")
+    with bind_mounted(source, tmp_path / "to" / "Annotations"), pytest.raises(XMemPPError, match="would replace"):
+        export_masks(source, tmp_path / "to", ["davis"], overwrite=True)
+    assert len(list(source.iterdir())) == 5
+
+
+def test_an_export_entry_is_compared_with_the_masks_it_reads_by_device_and_inode(tmp_path, monkeypatch):
+    """Where bind mounts are not allowed: an entry that is the masks' folder (same st_dev and st_ino) is refused."""
+    source = _masks_folder(tmp_path / "run" / "masks")
+    entry = tmp_path / "to" / "Annotations"
+    entry.mkdir(parents=True)
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):  # to/Annotations reports the masks folder's identity, as a bind mount would
+        return real_stat(source if Path(path) == entry else path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    with pytest.raises(XMemPPError, match="would replace the masks it reads"):
+        export_masks(source, tmp_path / "to", ["davis"], overwrite=True)
+    monkeypatch.undo()
+    assert len(list(source.iterdir())) == 5
+
+
+def test_an_export_entry_that_holds_the_masks_it_reads_through_a_mount_is_refused(tmp_path, monkeypatch):
+    """A mattes/ or Annotations/ that is a folder above the masks (the run folder itself, mounted) is refused."""
+    source = _masks_folder(tmp_path / "run" / "masks")
+    entry = tmp_path / "to" / "Annotations"
+    entry.mkdir(parents=True)
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):  # to/Annotations is the run folder, as `mount --bind run to/Annotations` makes it
+        return real_stat(tmp_path / "run" if Path(path) == entry else path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    with pytest.raises(XMemPPError, match="would replace the masks it reads"):
+        export_masks(source, tmp_path / "to", ["davis"], overwrite=True)
+    monkeypatch.undo()
+    assert len(list(source.iterdir())) == 5
 
 
 def test_the_export_command_writes_every_format_of_a_run_with_the_names_beside_it(square_clip, tmp_path, checkpoint,

@@ -157,3 +157,28 @@ def test_the_api_formats_and_the_export_choices_are_the_exporters():
 
     assert set(get_args(ExportFormat)) == set(FORMATS)
     assert [value for _, value in EXPORT_FORMAT_CHOICES] == list(EXTRA_FORMATS) and DAVIS not in EXTRA_FORMATS
+
+
+def test_annotations_may_be_data_uris_or_urls_of_this_servers_uploads(tmp_path, network, clip, monkeypatch):
+    """Gradio's MCP server leaves the files inside a list (the annotations) as the text the agent sent."""
+    import base64
+
+    video, masks = clip
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "uploads"))
+    uploaded = tmp_path / "uploads" / "abc" / "file.png"
+    uploaded.parent.mkdir(parents=True)
+    uploaded.write_bytes((masks / "frame_000004.png").read_bytes())
+    uri = "data:image/png;base64," + base64.b64encode((masks / "frame_000000.png").read_bytes()).decode()
+    api = ScriptApi(settings(tmp_path, network), RunQueue(1, 4))
+    _, summary = api.segment(video, [uri, f"http://127.0.0.1:7860/gradio_api/file={uploaded}"], frames=[0, 4],
+                             size=SIZE, k=0)
+    assert summary["annotated_frames"] == [0, 4]
+
+
+def test_a_url_of_a_file_this_server_was_not_sent_is_refused(tmp_path, network, clip, monkeypatch):
+    video, masks = clip
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "uploads"))
+    elsewhere = f"http://127.0.0.1:7860/gradio_api/file={masks / 'frame_000000.png'}"
+    with pytest.raises(gr.Error) as raised:
+        ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(video, [elsewhere], frames=[0], size=SIZE)
+    assert raised.value.message.startswith("annotations: ") and "not a file uploaded to this server" in raised.value.message

@@ -34,7 +34,7 @@ from PIL import Image
 from xmempp.errors import XMemPPError
 from xmempp.masks.drawing import davis_palette
 from xmempp.masks.files import mask_image, read_id_mask
-from xmempp.outputs import MANIFEST_FILE, MASKS_DIR, atomic_path, read_manifest
+from xmempp.outputs import MANIFEST_FILE, MASKS_DIR, atomic_path, identity, read_manifest
 
 DAVIS, COCO, YOUTUBE_VIS, MATTES = "davis", "coco", "youtube-vis", "mattes"
 FORMATS = (DAVIS, COCO, YOUTUBE_VIS, MATTES)
@@ -203,13 +203,21 @@ def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
 
 
 def _refuse_overwriting(source: Path, out: Path, formats: list[str]) -> None:
-    """Refuse an export whose entry would replace the folder of masks it reads (or a folder holding it)."""
-    source = source.resolve()
+    """Refuse an export whose entry would replace the folder of masks it reads (or a folder holding it).
+
+    Folders are compared as file system objects (device and inode), so an entry that reaches the masks through a
+    symlink or a bind mount (`mount --bind run/masks to/Annotations`) is caught: `--overwrite` would empty it.
+    """
+    absolute = Path(os.path.abspath(source))
+    holding = {identity(folder): folder for folder in (absolute, *absolute.parents, *absolute.resolve().parents)}
+    holding.pop(None, None)
     for name in formats:
-        entry = (out / FORMAT_ENTRIES[name]).resolve()
-        if entry == source or entry in source.parents:
-            raise XMemPPError(f"exporting {name} into {out / FORMAT_ENTRIES[name]} would replace the masks it reads "
-                              f"in {source}: choose another export folder")
+        entry = out / FORMAT_ENTRIES[name]
+        found = holding.get(identity(entry))
+        if found is not None:
+            raise XMemPPError(f"exporting {name} into {entry} would replace the masks it reads in {source} (it is "
+                              f"{'that folder' if found == absolute else f'the folder {found} that holds them'}): "
+                              "choose another export folder")
 
 
 def _prepare(out: Path, formats: list[str], overwrite: bool) -> None:

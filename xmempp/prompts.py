@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, is_out_of_memory
 from xmempp.model.weights import resolve_device
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,9 @@ class PromptModel:
             model, info = Sam2Model.from_pretrained(source, use_safetensors=True, local_files_only=offline,
                                                     dtype=torch.float32, output_loading_info=True)
             processor = Sam2Processor.from_pretrained(source, local_files_only=offline)
-        except Exception as error:  # transformers, huggingface_hub and safetensors raise many types
+        except _UNLOADABLE_MODEL_ERRORS as error:
+            if is_out_of_memory(error):
+                raise
             raise XMemPPError(_load_error_message(source, error, offline)) from None
         for problem in ("missing_keys", "mismatched_keys"):
             names = [str(name) for name in info.get(problem, [])]
@@ -222,6 +225,13 @@ def _check_source(source: str | Path) -> str:
     if not HUB_ID.match(str(source)):
         raise XMemPPError(f"SAM model folder not found: {path}")
     return str(source)
+
+
+# What a folder or hub id that holds no loadable model raises: transformers and huggingface_hub say OSError (missing
+# files, network, hub errors), ValueError (an unknown or invalid config, a bad repo id) or RuntimeError ("Error(s)
+# in loading state_dict": tensors of other shapes); safetensors has its own error for damaged weights. Anything
+# else is a bug and is not turned into a message about the model.
+_UNLOADABLE_MODEL_ERRORS = (OSError, ValueError, RuntimeError, SafetensorError)
 
 
 def _load_error_message(source: str, error: Exception, offline: bool) -> str:
