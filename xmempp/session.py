@@ -118,7 +118,9 @@ class VideoSession:
         with self._state_lock:
             self._check_open()
             self._check_annotated("propagating")
-            order = self.permanent.frame_indices if self.network is not None else sorted(self._annotations)
+            # Annotations restored but not yet encoded enter memory in frame order, as the next run here would.
+            encoded = self.network is not None and not self._memory_pending
+            order = self.permanent.frame_indices if encoded else sorted(self._annotations)
             return RunRequest(str(self.frames.folder), tuple((i, self._annotations[i]) for i in order), self.config)
 
     # ----- lifecycle ------------------------------------------------------------------------------------
