@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import importlib.util
 import logging
 import os
 import shutil
@@ -11,12 +12,19 @@ import signal
 import tempfile
 from pathlib import Path
 
+import spaces  # noqa: F401  (first: on a ZeroGPU Space it must patch torch before torch touches CUDA)
+
 from demo.clicks import load_prompt_model
+from demo.gpu import DeviceWork, on_zero_gpu
 from demo.media import Limits
+from demo.speed import PrecisionChoice
 from demo.state import AppSettings
 from demo.ui import build_demo, launch_options
 from xmempp.errors import XMemPPError
-from xmempp.model.weights import ensure_weights, find_weights, load_network, missing_weights_message
+from xmempp.model.weights import WEIGHTS_URL, ensure_weights, find_weights, load_network, missing_weights_message
+from xmempp.online import reachable
+from xmempp.precision import PRECISIONS
+from xmempp.prompts import DEFAULT_SAM_MODEL
 
 log = logging.getLogger("xmempp.app")
 ROOT = Path(__file__).resolve().parent
@@ -38,25 +46,67 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-upload-mb", type=float, default=200, help="larger uploads are refused")
     parser.add_argument("--size", type=int, default=480,
                         help="default processing size, short side in pixels (480 is XMem++'s; 360/240 are faster)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="auto (default: bf16 where the device has native bfloat16 and the start-up check times "
+                             "it faster, else fp32), fp32 or bf16")
     parser.add_argument("--max-runs", type=int, default=1, help="propagations running at once over all users")
     parser.add_argument("--max-waiting", type=int, default=16,
                         help="propagations that may wait for the model at once; more are refused with a message")
     parser.add_argument("--no-speed-check", dest="speed_check", action="store_false",
                         help="skip timing the network at start-up (visitors then see each size's time only after "
                              "the first propagation)")
+    parser.add_argument("--mcp", action="store_true",
+                        help="also serve the API's endpoints as MCP tools at /gradio_api/mcp/ (needs the MCP extra: "
+                             "pip install 'gradio[mcp]==6.31.0')")
     args = parser.parse_args(argv)
     for name in ("max_frames", "max_side", "max_upload_mb", "max_runs", "max_waiting"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     if args.size < 16:
         parser.error("--size must be at least 16")
+    if args.mcp and importlib.util.find_spec("mcp") is None:
+        parser.error("--mcp needs the MCP extra: pip install 'gradio[mcp]==6.31.0'")
     return args
 
 
-def load_shared_network(weights: str | None, device: str | None) -> tuple[object | None, str]:
-    """The network every session shares, or None and the message that says why there is none."""
+def load_models(args: argparse.Namespace) -> tuple[object | None, str, object | None, str]:
+    """The shared XMem network and SAM model, each with the sentence saying why it is missing (else "").
+
+    Whether the download hosts answer is decided first, at once (xmempp.online): an offline machine starts
+    within about a second of the time it takes with XMEMPP_OFFLINE=1, instead of waiting on the hub's retries.
+    """
+    sam_source = args.sam_model or os.environ.get("XMEMPP_SAM_MODEL") or DEFAULT_SAM_MODEL
+    urls = {}
+    if os.environ.get("XMEMPP_OFFLINE") != "1":
+        if find_weights(args.weights) is None:
+            urls["xmem"] = WEIGHTS_URL
+        if sam_source.strip().lower() != "none" and not Path(sam_source).exists():  # a hub id, not a folder
+            urls["sam"] = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    answers = reachable(urls.values())
+    network, message = load_shared_network(args.weights, args.device, online=answers.get(urls.get("xmem"), False))
+    hub_online = answers.get(urls.get("sam"), False)
+    if not hub_online:
+        _hub_offline()
+    prompt_model, prompt_message = load_prompt_model(args.sam_model, network.device if network else args.device,
+                                                     offline=not hub_online)
+    return network, message, prompt_model, prompt_message
+
+
+def _hub_offline() -> None:
+    """Put Hugging Face's hub in offline mode for this process. It reads HF_HUB_OFFLINE when first imported (gradio
+    imports it before this runs), and without it even a load from the cache fetches a registry, waiting 3 s for
+    a network that does not answer."""
+    import huggingface_hub.constants
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    huggingface_hub.constants.HF_HUB_OFFLINE = True
+
+
+def load_shared_network(weights: str | None, device: str | None, online: bool = True) -> tuple[object | None, str]:
+    """The network every session shares, or None and the message that says why there is none; the official
+    weights are downloaded when none are found, `online` and XMEMPP_OFFLINE is not 1."""
     path = find_weights(weights)
-    if path is None and os.environ.get("XMEMPP_OFFLINE") != "1":
+    if path is None and online and os.environ.get("XMEMPP_OFFLINE") != "1":
         try:
             path = ensure_weights()
         except XMemPPError as error:
@@ -104,6 +154,22 @@ def make_work_root() -> Path:
     return work_root
 
 
+def use_upload_folder(work_root: Path) -> Path:
+    """Gradio's upload cache inside this server's work root (Gradio reads GRADIO_TEMP_DIR when the app is built):
+    visitors' uploads then go with the work root, at exit and, after a kill, at the next start. Left in Gradio's
+    shared /tmp/gradio, a killed server's uploads stayed there for good."""
+    folder = work_root / "uploads"
+    folder.mkdir(exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    return folder
+
+
+def upload_limit_bytes(max_upload_mb: float) -> int:
+    """--max-upload-mb as the bytes Gradio's launch takes: a text such as "5.0mb" (argparse gives a float) is
+    refused by Gradio's parser at launch, "Invalid file size unit: .0MB"."""
+    return int(max_upload_mb * 2**20)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # Gradio's launch ends on it, closing its server; then atexit cleans up
 
@@ -112,18 +178,22 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     try:
-        network, message = load_shared_network(args.weights, args.device)
-        prompt_model, prompt_message = load_prompt_model(args.sam_model, network.device if network else args.device)
+        network, message, prompt_model, prompt_message = load_models(args)
     except (XMemPPError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
     work_root = make_work_root()
+    use_upload_folder(work_root)
     settings = AppSettings(network=network, weights_message=message, work_root=work_root, example=EXAMPLE,
                            limits=Limits(args.max_frames, args.max_side, args.max_upload_mb), size=args.size,
-                           max_runs=args.max_runs, max_waiting=args.max_waiting, speed_check=args.speed_check,
-                           prompt_model=prompt_model, prompt_message=prompt_message)
+                           max_runs=args.max_runs, max_waiting=args.max_waiting,
+                           speed_check=args.speed_check and not on_zero_gpu(),  # no GPU outside its worker there
+                           prompt_model=prompt_model, prompt_message=prompt_message,
+                           precision=PrecisionChoice(args.precision),
+                           device_work=DeviceWork(network) if network is not None else None)
     blocks = build_demo(settings)
     blocks.queue(default_concurrency_limit=4)
-    blocks.launch(share=args.share, max_file_size=f"{args.max_upload_mb}mb", **launch_options(settings))
+    blocks.launch(share=args.share, max_file_size=upload_limit_bytes(args.max_upload_mb), mcp_server=args.mcp,
+                  **launch_options(settings))
 
 
 if __name__ == "__main__":

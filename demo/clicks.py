@@ -36,17 +36,18 @@ HELP_LINE = ("**Click to segment:** turn on *Click to segment*, pick the object,
              "brush and eraser correct it before Save. Undo point and Clear points act on the chosen object.")
 
 
-def load_prompt_model(source: str | None, device: Any) -> tuple[PromptModel | None, str]:
+def load_prompt_model(source: str | None, device: Any, offline: bool | None = None) -> tuple[PromptModel | None, str]:
     """The shared SAM model for clicks, or None and the sentence the click control shows instead.
 
     `source` None means $XMEMPP_SAM_MODEL, then facebook/sam2.1-hiera-tiny; "none" turns clicks off. A model
-    named by the person that cannot be loaded is an error; the default one missing (offline) is not.
+    named by the person that cannot be loaded is an error; the default one missing (offline) is not. `offline`
+    (default: XMEMPP_OFFLINE=1) reads only local files and the Hugging Face cache.
     """
     named = source or os.environ.get("XMEMPP_SAM_MODEL")
     if named and named.strip().lower() == "none":
         return None, TURNED_OFF
     try:
-        return PromptModel.load(named or DEFAULT_SAM_MODEL, resolve_device(device)), ""
+        return PromptModel.load(named or DEFAULT_SAM_MODEL, resolve_device(device), offline=offline), ""
     except XMemPPError as error:
         if named:
             raise

@@ -7,6 +7,8 @@ Each result shows in the note under the editor's buttons; Status changes only wi
 
 from __future__ import annotations
 
+import math
+
 import gradio as gr
 import numpy as np
 
@@ -22,12 +24,21 @@ from xmempp.errors import XMemPPError
 MAX_NAME = 60  # characters of an object's name
 
 
+def frame_index(value: float | None, num_frames: int) -> int:
+    """The frame that the slider shows for a value typed in its box: rounded half up, as a range input rounds
+    (2.5 is frame 3); XMemPPError for what is not a frame number (FrameSlider passes it on as None)."""
+    if value is None:
+        raise XMemPPError(f"type a frame number from 0 to {num_frames - 1} in Frame, then press Enter")
+    return math.floor(float(value) + 0.5)
+
+
 class Editing(Visitors):
     # ----- choosing a frame ----------------------------------------------------------------------------------
     @handler("editor", "viewer", "timeline", "editor_note", errors_to="editor_note")
     def show_frame(self, state: UserState | None, index: float) -> Outputs:
         """The frame the slider names, in the editor and the viewer; the note says what it holds."""
-        state, index = self._require(state), int(index)
+        state = self._require(state)
+        index = frame_index(index, state.num_frames)
         state.frame(index)
         return {"editor": views.editor(state, index), "viewer": views.viewer(state, index),
                 "timeline": views.timeline(state, index), "editor_note": note(views.describe(state, index))}
@@ -59,7 +70,8 @@ class Editing(Visitors):
     @handler("references", "viewer", "timeline", "editor_note", "status", errors_to="editor_note")
     def save(self, state: UserState | None, index: float, value: dict | None) -> Outputs:
         """Saves exactly the mask the editor shows."""
-        state, index = self._require(state), int(index)
+        state = self._require(state)
+        index = frame_index(index, state.num_frames)
         ids = layers_to_ids(value, state.frame_size, self.settings.num_objects)
         replaced = state.annotation(index) is not None
         state.annotate(index, ids)
@@ -123,7 +135,7 @@ class Editing(Visitors):
         state = self._require(state)
         listed = state.listed_objects
         if listed >= self.settings.num_objects:
-            raise XMemPPError(f"at most {self.settings.num_objects} objects")
+            raise XMemPPError(f"at most {self.settings.num_objects} objects: the app's object limit")
         state.listed_objects = new = listed + 1
         message = f"Added {state.object_name(new)}: paint it with its colour, then save."
         return {"object": views.objects(state, new), "visible": views.visible(state),

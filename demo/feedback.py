@@ -33,9 +33,16 @@ def message_for(error: BaseException) -> str:
         text = str(error)
         if is_out_of_memory(error):
             text += "; choose a smaller processing size (or start the app with a smaller --max-side)"
-        return "⚠ " + (text[:1].upper() + text[1:] if text else type(error).__name__)
+        return "⚠ " + (sentence_case(text) if text else type(error).__name__)
     log.exception("unexpected error in a handler", exc_info=error)
     return f"⚠ Something went wrong ({type(error).__name__}); your session is unchanged. Details are in the server log."
+
+
+def sentence_case(text: str) -> str:
+    """`text` with a capital first letter when it starts with a plain word; a file name (zero.zip, clip.mp4)
+    stays as the person wrote it."""
+    first = text.split(" ", 1)[0].rstrip(",:;")
+    return text[:1].upper() + text[1:] if first.isalpha() and first.islower() else text
 
 
 def note(text: str, transient: bool = False) -> str:

@@ -8,6 +8,7 @@ import gradio as gr
 
 from demo import views
 from demo.feedback import Outputs, handler, message_for, note, progress_html
+from demo.media import EXTRA_FORMATS
 from demo.state import UserState
 from demo.visitors import Visitors
 
@@ -52,7 +53,7 @@ class Loading(Visitors):
             message += " Note: " + "; ".join(notes) + "."
         if recovered is not None:
             message += (f" Your unexported work on the previous video is kept in {recovered.name} (Exported files):"
-                        " upload it with that video to resume.")
+                        " upload it to resume.")
         if self.settings.network is None:
             message += " " + self.settings.weights_message
         state.load_message = message
@@ -68,13 +69,17 @@ class Loading(Visitors):
                 "status": views.status(state)}
 
     @handler("download", "export_note", errors_to="export_note")
-    def export(self, state: UserState | None) -> Outputs:
+    def export(self, state: UserState | None, formats: list[str] | None = None) -> Outputs:
+        """`formats`: demo.media.EXTRA_FORMATS to add to the DAVIS masks."""
         state = self._require(state)
-        archive, video = state.export()
+        formats = [f for f in formats or [] if f in EXTRA_FORMATS]
+        archive, video = state.export(formats=formats)
         files = [str(archive)] + ([str(video)] if video else [])
         kept = sum(1 for i in state.results if state.is_from_previous_run(i))
         source = f" ({len(state.results) - kept} from the latest run, {kept} kept from the previous run)" if kept else ""
         message = (f"Exported masks of {len(state.results)} of {state.num_frames} frames{source} and "
-                   f"{len(state.annotated_frames)} reference(s). To resume later, upload the video together with "
-                   f"{archive.name}.")
+                   f"{len(state.annotated_frames)} reference(s). To resume later, upload {archive.name} alone: it "
+                   "carries the video.")
+        if formats and not state.results:
+            message += f" No propagated masks yet, so no {', '.join(formats)}: propagate, then export again."
         return {"download": files, "export_note": note(message)}

@@ -3,11 +3,11 @@ video, and the export zip that a later upload resumes from."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
 import shutil
-import stat
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -16,8 +16,13 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from demo.resume import FRAMES_FOLDER, RECORD_NAME, SOURCE_FOLDER, SessionRecord, parse_record
+from demo.unzip import Member, UnpackBudget, ZipPlan, open_zip
+from demo.unzip import safe_member_path as safe_member_path  # where the tests and older callers find it
 from xmempp.errors import XMemPPError
+from xmempp.exports import DAVIS, FORMAT_ENTRIES, MATTES, export_masks
 from xmempp.masks.files import write_mask
+from xmempp.masks.ids import MAX_OBJECTS
 from xmempp.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, open_frames
 
 log = logging.getLogger(__name__)
@@ -30,7 +35,10 @@ README_NAME = "README.txt"
 MEASURES_NAME = "frames.csv"  # per frame: reference or not, how unsure the propagation was, object areas
 OBJECTS_NAME = "objects.csv"  # object id -> name
 DEFAULT_FPS = 10.0
-MAX_ZIP_EXPANSION = 20  # a zip may unpack to at most this many times the upload limit (zip bombs)
+EXTRA_FORMATS = tuple(f for f in FORMAT_ENTRIES if f != DAVIS)  # the export may add these to its DAVIS masks
+UNPACK_RATIO = 10  # an upload's zips unpack to at most this many times their size (plus UNPACK_SLACK_MB)...
+UNPACK_SLACK_MB = 16
+UNPACK_UPLOADS = 2  # ...and never past this many upload limits: frames and masks are compressed images already
 
 EXPORT_README = f"""Exported by the XMem++ app.
 
@@ -41,8 +49,13 @@ EXPORT_README = f"""Exported by the XMem++ app.
                              unsure (0..1: the largest share of an object's pixels predicted with low
                              confidence), area_<id> / unsure_<id> per object
 {OBJECTS_NAME}                  object id, name
+coco.json, youtube_vis.json, mattes/<object>/<frame>.png   the same masks in the other formats you chose
+                             (COCO run-length JSON, YouTube-VIS JSON, white-on-black mattes per object)
+{RECORD_NAME}                 the video this session was on (frame count, size, a fingerprint) and its
+                             processing size
+{SOURCE_FOLDER}/ or {FRAMES_FOLDER}/     the video you uploaded, or the frames of the zip you uploaded
 
-To resume: upload the same video together with this zip (select both files in the upload box).
+To resume: upload this zip alone; it carries its video. (Uploading the video together with the zip works too.)
 The frames of {USER_MASK_FOLDER}/ come back as references and {MASK_FOLDER}/ as the results.
 """
 
@@ -54,10 +67,17 @@ class Limits:
     max_frames: int = 300  # frames after the first max_frames are dropped
     max_side: int = 1280  # frames whose long side is larger are downscaled to it
     max_upload_mb: float = 200  # files larger than this are refused
+    max_image_megapixels: float = 40  # larger images in a zip are refused from their header (8K video is 33)
 
     def describe(self) -> str:
         return (f"at most {self.max_frames} frames, frames downscaled to {self.max_side} px on the long side, "
                 f"uploads up to {self.max_upload_mb:g} MB")
+
+    def unpack_budget(self, zip_bytes: int) -> UnpackBudget:
+        """What the zips of one upload, `zip_bytes` in all, may write: frames, two mask folders and a few
+        files of our own export per frame kept; bytes a few times the zips' own size (images hardly compress)."""
+        max_bytes = min(UNPACK_RATIO * zip_bytes + UNPACK_SLACK_MB * 2**20, UNPACK_UPLOADS * self.max_upload_mb * 2**20)
+        return UnpackBudget(max_bytes=int(max_bytes), max_files=3 * self.max_frames + 16)
 
 
 @dataclass
@@ -70,12 +90,20 @@ class LoadedVideo:
     user_masks: dict[str, Path] = field(default_factory=dict)  # frame name -> palette PNG
     result_masks: dict[str, Path] = field(default_factory=dict)
     object_names: dict[int, str] = field(default_factory=dict)
+    source: Path | None = None  # the video the frames came from (kept for the export), None for a zip of frames
+    mask_names: dict[Path, str] = field(default_factory=dict)  # extracted mask -> its name in the zip
+    record: SessionRecord | None = None  # what an exported zip says about its video
+    record_source: Path | None = None  # the zip that said it
+    masks_zip: Path | None = None  # the zip the masks came from
 
 
 def load_upload(paths: Iterable[str | Path], work_dir: Path, limits: Limits) -> LoadedVideo:
-    """Turn uploaded files (one video or one zip of frames, optionally with an exported zip of masks) into frames.
+    """Turn uploaded files (one video or one zip of frames, optionally with an exported zip of masks; or an
+    exported zip alone, which carries its video) into frames.
 
-    Raises XMemPPError with a message for people when the files cannot be used; nothing is kept then.
+    Every zip is checked by its member names before anything is written, and unpacked within the upload's
+    budget (see demo/unzip.py). Raises XMemPPError with a message for people when the files cannot be used;
+    nothing is kept then.
     """
     paths = [Path(p) for p in paths if p]
     if not paths:
@@ -93,32 +121,105 @@ def load_upload(paths: Iterable[str | Path], work_dir: Path, limits: Limits) -> 
 
     if work_dir.exists():
         shutil.rmtree(work_dir)
+    try:
+        return _load(videos, zips, work_dir, limits)
+    except BaseException:
+        shutil.rmtree(work_dir, ignore_errors=True)  # a refused upload leaves nothing behind, half-unpacked or not
+        raise
+
+
+def _load(videos: list[Path], zips: list[Path], work_dir: Path, limits: Limits) -> LoadedVideo:
     frames_dir = work_dir / "frames"
     frames_dir.mkdir(parents=True)
     loaded = LoadedVideo(frames_dir=frames_dir, fps=DEFAULT_FPS)
-    unpacked = [_unpack_zip(z, work_dir / f"zip{i}", limits) for i, z in enumerate(zips)]
-    with_frames = [u for u in unpacked if u.frames]
-    if videos and with_frames:
-        raise XMemPPError(f"both {videos[0].name} and {with_frames[0].source.name} hold frames: upload only one of them")
-    if len(with_frames) > 1:
-        raise XMemPPError("more than one zip holds frames: upload only one video or zip of frames")
-    if videos:
-        _extract_video(videos[0], frames_dir, limits, loaded)
-    elif with_frames:
-        _frames_from_images(with_frames[0].frames, frames_dir, limits, loaded)
-        loaded.fps = DEFAULT_FPS
-    else:
-        raise XMemPPError(f"{zips[0].name} holds no frames: upload the video together with the zip of masks")
-    names = {p.stem for p in frames_dir.iterdir()}
-    for unpack in unpacked:
-        for folder, target in ((unpack.user_masks, loaded.user_masks), (unpack.result_masks, loaded.result_masks)):
-            unknown = sorted(set(folder) - names)
-            if unknown:
-                loaded.notes.append(f"{len(unknown)} mask(s) in {unpack.source.name} match no frame "
-                                    f"(e.g. {unknown[0]}) and were ignored")
-            target.update({name: path for name, path in folder.items() if name in names})
-        loaded.object_names.update(unpack.object_names)
+    budget = limits.unpack_budget(sum(z.stat().st_size for z in zips))
+    with contextlib.ExitStack() as stack:
+        # An export's mattes add an entry per object and frame (never unpacked) to what the zip may list.
+        max_entries = 4 * budget.max_files + MAX_OBJECTS * limits.max_frames
+        plans = [stack.enter_context(open_zip(z, _member_kind, max_entries, _not_an_image)) for z in zips]
+        # Which file holds the frames is decided from names alone, before a byte is unpacked.
+        with_images = [plan for plan in plans if plan.of_kind("frames")]
+        with_video = [plan for plan in plans if plan.of_kind("video")]
+        if videos and with_images:
+            raise XMemPPError(f"both {videos[0].name} and {with_images[0].source.name} hold frames: upload only "
+                              "one of them")
+        if len(with_images) + (0 if videos else len(with_video)) > 1:
+            raise XMemPPError("more than one zip holds frames: upload only one video or zip of frames")
+        if len(with_images) == 1 and with_video and with_video[0] is with_images[0]:
+            raise XMemPPError(f"{with_images[0].source.name} holds both frames and a video: it is not a zip the "
+                              "app exported")
+        for plan in with_video:
+            if len(plan.of_kind("video")) > 1:
+                raise XMemPPError(f"{plan.source.name} holds more than one video under {SOURCE_FOLDER}/")
+        if videos:
+            _extract_video(videos[0], frames_dir, limits, loaded)
+            loaded.source = _keep_source(videos[0], work_dir)
+        elif with_video:
+            plan = with_video[0]
+            member = plan.of_kind("video")[0]
+            source = plan.extract(member, work_dir / SOURCE_FOLDER / member.path.name, budget)
+            _extract_video(source, frames_dir, limits, loaded)
+            loaded.source = source
+        elif with_images:
+            plan = with_images[0]
+            kept = sorted(plan.of_kind("frames"), key=lambda m: m.path.stem)
+            _refuse_duplicate_names(kept, plan.source)
+            if len(kept) > limits.max_frames:
+                loaded.notes.append(f"the zip's {len(kept)} frames were cut to the first {limits.max_frames} "
+                                    "(the limit)")
+                kept = kept[:limits.max_frames]
+            images = [(m.path.stem, plan.extract(m, work_dir / "zip-frames" / f"{i:06d}{m.path.suffix.lower()}",
+                                                  budget), f"{m.info.filename} in {plan.source.name}")
+                      for i, m in enumerate(kept)]
+            _frames_from_images(images, frames_dir, limits, loaded)
+            loaded.fps = DEFAULT_FPS
+        else:
+            raise XMemPPError(f"{zips[0].name} holds no frames and no video (zips exported before the app kept "
+                              "the video in them): upload the video together with it")
+        names = {p.stem for p in frames_dir.iterdir()}
+        for number, plan in enumerate(plans):
+            _unpack_masks(plan, work_dir / f"zip{number}", names, budget, limits, loaded)
     return loaded
+
+
+def _keep_source(video: Path, work_dir: Path) -> Path:
+    """A copy of the uploaded video in the session's folder, for the export zip to carry (Gradio's upload cache
+    is emptied on its own schedule)."""
+    kept = work_dir / SOURCE_FOLDER / video.name
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(video, kept)
+    return kept
+
+
+def _refuse_duplicate_names(members: list[Member], source: Path) -> None:
+    names = [m.path.stem for m in members]
+    for first, second in zip(names, names[1:], strict=False):
+        if first == second:
+            raise XMemPPError(f"{source.name} holds two frames named {first}: frame names must be unique")
+
+
+def _unpack_masks(plan: ZipPlan, out_dir: Path, names: set[str], budget: UnpackBudget, limits: Limits,
+                  loaded: LoadedVideo) -> None:
+    """The zip's masks of known frames, its object names and its session record; masks of no frame are counted,
+    never written."""
+    for folder, target in ((USER_MASK_FOLDER, loaded.user_masks), (MASK_FOLDER, loaded.result_masks)):
+        members = plan.of_kind(folder)
+        unknown = sorted(m.path.stem for m in members if m.path.stem not in names)
+        if unknown:
+            loaded.notes.append(f"{len(unknown)} mask(s) in {plan.source.name} match no frame "
+                                f"(e.g. {unknown[0]}) and were ignored")
+        for index, member in enumerate(m for m in members if m.path.stem in names):
+            path = plan.extract(member, out_dir / folder / f"{index:06d}.png", budget)
+            check_pixels(path, f"mask {member.info.filename} in {plan.source.name}", limits)
+            target[member.path.stem] = path
+            loaded.mask_names[path] = f"{member.info.filename} in {plan.source.name}"
+            loaded.masks_zip = plan.source
+    for member in plan.of_kind("extra"):
+        if member.path.name == OBJECTS_NAME:
+            loaded.object_names.update(read_object_names(plan.read_text(member, budget)))
+        elif member.path.name == RECORD_NAME:
+            loaded.record = parse_record(plan.read_text(member, budget), plan.source)
+            loaded.record_source = plan.source
 
 
 # ----- videos -----------------------------------------------------------------------------------------------
@@ -172,100 +273,62 @@ def _save_frame(image: Image.Image, path: Path, max_side: int) -> tuple[int, int
 
 
 # ----- zips -------------------------------------------------------------------------------------------------
-@dataclass
-class _Unpacked:
-    source: Path
-    frames: list[tuple[str, Path]] = field(default_factory=list)  # (frame name, extracted file)
-    user_masks: dict[str, Path] = field(default_factory=dict)
-    result_masks: dict[str, Path] = field(default_factory=dict)
-    object_names: dict[int, str] = field(default_factory=dict)
-
-
-def safe_member_path(name: str) -> PurePosixPath:
-    """A zip member's name as a relative path inside the folder; XMemPPError for absolute or escaping names."""
-    cleaned = name.replace("\\", "/")
-    path = PurePosixPath(cleaned)
-    if (cleaned.startswith("/") or path.is_absolute() or ".." in path.parts
-            or (path.parts and ":" in path.parts[0]) or "\x00" in cleaned):
-        raise XMemPPError(f"the zip member '{name}' points outside the zip's folder; nothing was extracted")
-    return path
-
-
-def _unpack_zip(source: Path, out_dir: Path, limits: Limits) -> _Unpacked:
-    """Check every member first (names, types, total size), then write the accepted ones under out_dir."""
-    try:
-        archive = zipfile.ZipFile(source)
-    except (zipfile.BadZipFile, OSError) as error:
-        raise XMemPPError(f"{source.name} is not a readable zip file ({error})") from None
-    with archive:
-        members: list[tuple[zipfile.ZipInfo, PurePosixPath, str]] = []
-        total = 0
-        for info in archive.infolist():
-            path = safe_member_path(info.filename)
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise XMemPPError(f"the zip member '{info.filename}' is a link; nothing was extracted")
-            if info.is_dir() or path.parts[0] == "__MACOSX" or path.name.startswith("."):
-                continue
-            kind = _member_kind(path)
-            if kind is None:
-                raise XMemPPError(f"{source.name} contains '{info.filename}', which is not an image: a zip must hold "
-                                  f"frames ({', '.join(IMAGE_SUFFIXES)}) and optionally {MASK_FOLDER}/ masks")
-            total += info.file_size
-            members.append((info, path, kind))
-        if total > limits.max_upload_mb * MAX_ZIP_EXPANSION * 2**20:
-            raise XMemPPError(f"{source.name} unpacks to {total / 2**20:.0f} MB, too large for this app")
-        unpacked = _Unpacked(source)
-        for index, (info, path, kind) in enumerate(members):
-            if kind == "extra":
-                if path.name == OBJECTS_NAME:
-                    unpacked.object_names = read_object_names(archive.read(info).decode("utf-8", "replace"))
-                continue
-            target = out_dir / kind / f"{index:06d}{path.suffix.lower()}"  # our own names, never the member's
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(info) as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            if kind == "frames":
-                unpacked.frames.append((path.stem, target))
-            else:
-                folder = unpacked.user_masks if kind == USER_MASK_FOLDER else unpacked.result_masks
-                folder[path.stem] = target
-    return unpacked
-
-
 def _member_kind(path: PurePosixPath) -> str | None:
-    """'frames', a mask folder's name, 'extra' (files of our own export), or None (not accepted)."""
+    """'frames', a mask folder's name, 'video' (the source an export carries), 'extra' (files of our own export),
+    or None (not accepted)."""
     folders = [part.lower() for part in path.parts[:-1]]
     suffix = path.suffix.lower()
+    if len(path.parts) > 1 and path.parts[0] == FORMAT_ENTRIES[MATTES]:  # our export's mattes (an object may be
+        return "extra"                                                    # named Annotations): not frames or masks
     if suffix == ".png" and USER_MASK_FOLDER.lower() in folders:
         return USER_MASK_FOLDER
     if suffix == ".png" and MASK_FOLDER.lower() in folders:
         return MASK_FOLDER
     if suffix in IMAGE_SUFFIXES:
         return "frames"
-    if len(path.parts) == 1 and path.name in (OVERLAY_NAME, README_NAME, MEASURES_NAME, OBJECTS_NAME):
+    if len(path.parts) == 2 and path.parts[0] == SOURCE_FOLDER and suffix in VIDEO_SUFFIXES:
+        return "video"
+    if len(path.parts) == 1 and path.name in (OVERLAY_NAME, README_NAME, MEASURES_NAME, OBJECTS_NAME, RECORD_NAME,
+                                              *(FORMAT_ENTRIES[f] for f in EXTRA_FORMATS if f != MATTES)):
         return "extra"
     return None
 
 
-def _frames_from_images(images: list[tuple[str, Path]], frames_dir: Path, limits: Limits,
+def _not_an_image(source: Path, info: zipfile.ZipInfo) -> str:
+    return (f"{source.name} contains '{info.filename}', which is not an image: a zip must hold frames "
+            f"({', '.join(IMAGE_SUFFIXES)}) and optionally {MASK_FOLDER}/ masks")
+
+
+def check_pixels(path: Path, what: str, limits: Limits) -> None:
+    """Refuse an image larger than the app's pixel limit from its header alone, before its pixels are decoded
+    (Pillow would stop at 179 megapixels with a DecompressionBombError that names nothing)."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Image.DecompressionBombError:  # over twice Pillow's own limit: it keeps the size to itself
+        raise XMemPPError(f"{what} has over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; the app reads "
+                          f"images of at most {limits.max_image_megapixels:g} megapixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError):
+        raise XMemPPError(f"{what} is corrupt or not an image") from None
+    if width * height > limits.max_image_megapixels * 1e6:
+        raise XMemPPError(f"{what} is {width}x{height} pixels; the app reads images of at most "
+                          f"{limits.max_image_megapixels:g} megapixels")
+
+
+def _frames_from_images(images: list[tuple[str, Path, str]], frames_dir: Path, limits: Limits,
                         loaded: LoadedVideo) -> None:
-    named = sorted(images)
-    names = [name for name, _ in named]
-    if len(set(names)) != len(names):
-        duplicate = next(n for n in names if names.count(n) > 1)
-        raise XMemPPError(f"the zip holds two frames named {duplicate}: frame names must be unique")
-    if len(named) > limits.max_frames:
-        loaded.notes.append(f"the zip's {len(named)} frames were cut to the first {limits.max_frames} (the limit)")
-        named = named[:limits.max_frames]
+    """(frame name, extracted file, how to name it in a message) -> RGB PNG frames of one size."""
     sizes = set()
     first_size = None
-    for name, path in named:
+    for name, path, what in images:
+        check_pixels(path, f"frame {what}", limits)
         try:
             image = Image.open(path)
             image.load()
-        except (UnidentifiedImageError, OSError, SyntaxError):
-            raise XMemPPError(f"frame {name} in the zip is corrupt or not an image") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError):
+            raise XMemPPError(f"frame {what} is corrupt or not an image") from None
         original = _save_frame(image, frames_dir / f"{name}.png", limits.max_side)
+        path.unlink()
         first_size = first_size or original
         sizes.add(original)
         if len(sizes) > 1:
@@ -339,9 +402,14 @@ def _csv_text(rows: list[dict]) -> str:
 
 def write_export_zip(path: Path, names: list[str], results: Mapping[int, np.ndarray],
                      annotations: Mapping[int, np.ndarray], palette: list[int], video: Path | None,
-                     measures: list[dict] | None = None, object_names: Mapping[int, str] | None = None) -> Path:
+                     measures: list[dict] | None = None, object_names: Mapping[int, str] | None = None,
+                     formats: Iterable[str] = (), record: SessionRecord | None = None,
+                     source: Path | None = None, frames: Path | None = None) -> Path:
     """The DAVIS-layout zip: Annotations/ (results), UserAnnotations/ (references), the overlay video, a README,
-    and (when given) the per-frame measures and the object names as CSV."""
+    (when given) the per-frame measures and the object names as CSV, and the results in the other `formats`
+    (EXTRA_FORMATS, written by xmempp.exports); for resuming from the zip alone, the session's record and its
+    video (`source`, stored as it was uploaded) or else its frames (`frames`, a folder of PNGs, stored under
+    JPEGImages/)."""
     staging = path.with_suffix("")
     if staging.exists():
         shutil.rmtree(staging)
@@ -349,15 +417,31 @@ def write_export_zip(path: Path, names: list[str], results: Mapping[int, np.ndar
         (staging / folder).mkdir(parents=True)
         for index, ids in sorted(masks.items()):
             write_mask(staging / folder / f"{names[index]}.png", ids, palette)
+    extra = [f for f in dict.fromkeys(formats) if f != DAVIS]
+    if extra and results:
+        by_name = {names[index]: results[index] for index in sorted(results)}
+        export_masks(by_name, staging / "formats", extra, object_names=object_names, palette=palette)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(README_NAME, EXPORT_README)
         if measures:
             archive.writestr(MEASURES_NAME, _csv_text(measures))
         if object_names:
             archive.writestr(OBJECTS_NAME, _csv_text([{"id": i, "name": n} for i, n in sorted(object_names.items())]))
-        for file in sorted(staging.rglob("*.png")):
-            archive.write(file, file.relative_to(staging).as_posix())
+        for folder in (MASK_FOLDER, USER_MASK_FOLDER):
+            for file in sorted((staging / folder).glob("*.png")):
+                archive.write(file, file.relative_to(staging).as_posix())
+        for file in sorted((staging / "formats").rglob("*")):
+            if file.is_file():
+                archive.write(file, file.relative_to(staging / "formats").as_posix())
         if video is not None and video.is_file():
             archive.write(video, OVERLAY_NAME)
+        if record is not None:
+            archive.writestr(RECORD_NAME, record.to_json())
+        # Stored, not deflated: videos and PNG frames are compressed already.
+        if source is not None:
+            archive.write(source, f"{SOURCE_FOLDER}/{source.name}", compress_type=zipfile.ZIP_STORED)
+        elif frames is not None:
+            for frame in sorted(frames.glob("*.png")):
+                archive.write(frame, f"{FRAMES_FOLDER}/{frame.name}", compress_type=zipfile.ZIP_STORED)
     shutil.rmtree(staging)
     return path

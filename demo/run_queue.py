@@ -4,6 +4,10 @@ Gradio's queue would also hold runs back, but it cannot tell a handler where it 
 arrive together its order is not the order the app saw them in. Here a run joins the moment Propagate's
 handler starts, waits for one of `slots` places with the model, and can read at any time how many runs are
 ahead of it and how long they should take.
+
+A place is given back only when the model is no longer working for it: a run that leaves (its tab closed, Stop)
+while a frame is being computed keeps its place until that frame is done, so `slots` runs at most ever use the
+model at once.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from xmempp.errors import XMemPPError
@@ -32,9 +37,13 @@ class QueuedRun:
     cancelled: bool = False  # Stop was pressed while it waited
     done: int = 0  # frames finished, once running
     started: float | None = None
+    computing: bool = False  # the model is working for it now (see RunQueue.computing)
+    left: bool = False  # it left while computing: its place goes when the computation ends
 
     def seconds_left(self) -> float:
         """Expected seconds until this run ends: from its own pace once it has one, else from the estimate."""
+        if self.left:  # it ends with the frame being computed; its owner (and estimate) may be gone already
+            return 0.0
         if self.running and self.started is not None and self.done > 0:
             pace = (time.monotonic() - self.started) / self.done
             return pace * (self.frames - self.done)
@@ -119,11 +128,28 @@ class RunQueue:
             self._changed.notify_all()
 
     def leave(self, run: QueuedRun) -> None:
-        """The run ended (or will never start): the next one may go."""
+        """The run ended (or will never start): the next one may go, once the model is done working for it."""
         with self._changed:
+            if run.computing:
+                run.left = True
+                return
             if run in self._runs:
                 self._runs.remove(run)
             self._changed.notify_all()
+
+    @contextmanager
+    def computing(self, run: QueuedRun) -> Iterator[None]:
+        """Around each piece of model work of a running `run`: a `leave` meanwhile takes effect at its end."""
+        with self._changed:
+            run.computing = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                run.computing = False
+                if run.left and run in self._runs:
+                    self._runs.remove(run)
+                self._changed.notify_all()
 
     def __len__(self) -> int:
         with self._changed:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import gradio as gr
 
 from demo import views
-from demo.feedback import Outputs, duration, handler, progress_html
+from demo.feedback import Outputs, duration, handler, progress_html, sentence_case
 from demo.run_queue import QueuedRun
 from demo.speed import measure_speed
 from demo.state import RunProgress, UserState
@@ -50,7 +50,8 @@ class Runs(Visitors):
             try:
                 while not self.queue.wait_turn(run, QUEUE_UPDATE_S):
                     pass
-                self.speed.add_measured(measure_speed(self.settings.network, self.settings.sizes))
+                self.speed.add_measured(measure_speed(self.settings.network, self.settings.sizes,
+                                                      self.settings.precision))
             except Exception:  # the app works without estimates; the log says why there are none
                 log.exception("the start-up speed check failed")
             finally:
@@ -119,6 +120,16 @@ class Runs(Visitors):
             yield self._waiting_text(run)
             timeout = QUEUE_UPDATE_S
 
+    def _computed(self, run: QueuedRun, frames: Iterator[RunProgress]) -> Iterator[RunProgress]:
+        """`frames`, each computed while the queue knows that the model works for `run` (a tab closed meanwhile
+        gives its place only when the frame is done)."""
+        while True:
+            with self.queue.computing(run):
+                progress = next(frames, None)
+            if progress is None:
+                return
+            yield progress
+
     @handler(*RUN_OUTPUTS, errors_to="progress")
     def propagate(self, state: UserState | None, k: float) -> Iterator[Outputs]:
         """Streamed from the click on: the run first waits for its turn in the app's queue (its place counting
@@ -143,7 +154,7 @@ class Runs(Visitors):
             yield {**first, "progress": progress_html(0, state.num_frames, "starting…"), "video": None,
                    "suggestions": [], "status": views.status(state, starting_run=True)}
             shown = 0.0
-            for last in frames:
+            for last in self._computed(run, frames):
                 run.done = last.done
                 if time.monotonic() - shown >= VIEWER_UPDATE_S or last.done == last.total:
                     shown = time.monotonic()
@@ -171,7 +182,8 @@ class Runs(Visitors):
             text = f"Stopped after {last.done} of {last.total} frames; the frames done are kept"
             text += f", {kept} not reached keep the previous run's masks." if kept else "."
         else:
-            text = f"Propagated {last.total} frames in {duration(last.elapsed)} ({last.fps:.1f} frames/s)."
+            text = (f"Propagated {last.total} frames in {duration(last.elapsed)} ({last.fps:.1f} frames/s, "
+                    f"{state.precision}).")
         text += f" {len(picks)} suggested frame(s) to annotate next." if picks else ""
         text += f" ({remark})" if remark else ""
         yield {"viewer": views.viewer(state, current), "progress": progress_html(last.done, last.total, text),
@@ -196,7 +208,7 @@ class Runs(Visitors):
         picks, text = state.suggest(int(k))
         timeline = views.timeline(state, state.editor_frame or 0)
         if not picks:
-            message = text[:1].upper() + text[1:] + "." if text else "No frame to suggest."
+            message = sentence_case(text) + "." if text else "No frame to suggest."
             return {"suggestions": [], "timeline": timeline, "progress": progress_html(0, 0, message)}
         message = f"{len(picks)} suggested frame(s)" + (f" ({text})." if text else ".")
         return {"suggestions": views.suggestions(state), "timeline": timeline,

@@ -16,14 +16,17 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from demo.gpu import DeviceWork
 from demo.layers import PALETTE, overlay_image
-from demo.media import Limits, VideoWriter, load_upload, write_export_zip, write_video
+from demo.media import Limits, LoadedVideo, VideoWriter, load_upload, write_export_zip, write_video
+from demo.resume import check_object_ids, check_resume, record_of
+from demo.speed import PrecisionChoice
 from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.masks.files import MaskReader
@@ -60,6 +63,8 @@ class AppSettings:
     max_runs: int = 1  # propagations running at once, over all users (the queue holds the others)
     max_waiting: int = 16  # propagations waiting for the model at once; more are refused with a message
     speed_check: bool = False  # time the network at start-up, so that visitors see each size's wait
+    precision: PrecisionChoice = field(default_factory=PrecisionChoice)  # auto: settled by the speed check
+    device_work: DeviceWork | None = None  # runs on ZeroGPU's GPU worker; None: always in this process
     weights_message: str = ""  # why there is no network
     prompt_model: PromptModel | None = None  # SAM 2.1 for click to segment, shared and read-only
     prompt_message: str = ""  # why there are no clicks
@@ -115,6 +120,7 @@ class UserState:
     def __init__(self, settings: AppSettings):
         self.settings = settings
         self.fps = 10.0  # of the uploaded video: the overlay video plays at it
+        self.source: Path | None = None  # the uploaded video the frames came from (None: a zip of frames)
         self.session: VideoSession | None = None
         self.load_message = settings.weights_message or "Upload a video or press Example clip to start."
         self.suggested: list[int] = []  # the suggestions shown
@@ -159,15 +165,18 @@ class UserState:
 
     # ----- video ----------------------------------------------------------------------------------------
     def load(self, paths: list[str | Path]) -> list[str]:
-        """Load uploaded files (or the example); on failure the previous video and annotations stay."""
+        """Load uploaded files (or the example); on failure the previous video and annotations stay. A resumed
+        session's references are encoded by its next propagation, in that run's turn with the model."""
         self.check_idle("loading another video")
         self._loads += 1
         target = self.work_dir / f"video-{self._loads}"
         try:
             loaded = load_upload(paths, target, self.settings.limits)
             frames = FrameFolder(loaded.frames_dir)
-            user = self._read_masks(loaded.user_masks, frames)
-            results = self._read_masks(loaded.result_masks, frames)
+            check_resume(loaded, frames)
+            user = self._read_masks(loaded, loaded.user_masks, frames)
+            results = self._read_masks(loaded, loaded.result_masks, frames)
+            check_object_ids(loaded, [*user.values(), *results.values()], self.settings.num_objects)
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)
             raise
@@ -177,18 +186,18 @@ class UserState:
         elif not user and results:
             notes.append(f"{len(results)} masks without UserAnnotations/ were loaded as results, not references")
         previous = self.frames.folder.parent if self.frames is not None else None
-        session = VideoSession(self.settings.network, frames, self._config(self.size))
-        for index, ids in sorted(user.items()):
-            try:
-                session.annotate(index, ids)
-            except XMemPPError as error:
-                notes.append(f"reference {frames.names[index]} was skipped: {error}")
+        session = VideoSession(self.settings.network, frames, self._config(self._resumed_size(loaded, notes)))
+        empty = sorted(frames.names[i] for i, ids in user.items() if not ids.any())
+        if empty:
+            notes.append(f"{len(empty)} empty reference(s) were skipped (e.g. {empty[0]})")
+        # Encoded by the next propagation, in its turn with the model: loading itself never uses the model.
+        session.restore_annotations({i: ids for i, ids in user.items() if ids.any()})
         session.restore_predictions(results)
         for object_id, name in loaded.object_names.items():
             session.name_object(object_id, name)
         if self.session is not None:
             self.session.close()
-        self.session, self.fps = session, loaded.fps
+        self.session, self.fps, self.source = session, loaded.fps, loaded.source
         self.suggested, self.video = [], None
         self.editor_frame, self.editor_prefill = None, None
         self.hidden_objects = set()
@@ -199,15 +208,33 @@ class UserState:
             notes.append(f"resumed {len(user)} reference(s) from the zip")
         return notes
 
-    def _read_masks(self, masks: dict[str, Path], frames: FrameFolder) -> dict[int, np.ndarray]:
+    def _resumed_size(self, loaded: LoadedVideo, notes: list[str]) -> int:
+        """The processing size an exported session was at, when this app offers it; else the current one."""
+        if loaded.record is None or loaded.record.size == self.size:
+            return self.size
+        if loaded.record.size in {*self.settings.sizes, self.settings.size}:
+            return loaded.record.size
+        notes.append(f"the zip's processing size {loaded.record.size} px is not offered here; using {self.size} px")
+        return self.size
+
+    @staticmethod
+    def _read_masks(loaded: LoadedVideo, masks: dict[str, Path], frames: FrameFolder) -> dict[int, np.ndarray]:
         index_of = {name: i for i, name in enumerate(frames.names)}
         size = frames.read(0).shape[:2]
         reader = MaskReader()
-        return {index_of[name]: reader.read(path, size) for name, path in masks.items() if name in index_of}
+        read = {}
+        for name, path in masks.items():
+            if name in index_of:
+                try:
+                    read[index_of[name]] = reader.read(path, size)
+                except XMemPPError as error:  # it names the file unpacked here: name the zip's member instead
+                    member = loaded.mask_names.get(path, path.name)
+                    raise XMemPPError(str(error).replace(str(path), member).replace(path.name, member)) from None
+        return read
 
-    @staticmethod
-    def _config(size: int) -> InferenceConfig:
-        return dataclasses.replace(InferenceConfig(), size=size)
+    def _config(self, size: int) -> InferenceConfig:
+        return dataclasses.replace(InferenceConfig(), size=size,
+                                   precision=self.settings.precision.running(self.settings.network))
 
     @property
     def frames(self) -> FrameFolder | None:
@@ -217,6 +244,12 @@ class UserState:
     def size(self) -> int:
         """The processing size (short side): the session's, or the app's default before a video."""
         return self.session.config.size if self.session is not None else self.settings.size
+
+    @property
+    def precision(self) -> str:
+        """`fp32` or `bf16`: what this visitor's runs compute in (the app's choice, see demo.speed)."""
+        return self.session.precision if self.session is not None else \
+            self.settings.precision.running(self.settings.network)
 
     @property
     def loaded(self) -> bool:
@@ -342,8 +375,11 @@ class UserState:
     def _run(self) -> Iterator[RunProgress]:
         """The overlay video is written from the frames the run yields (picture and mask in memory); frames a
         stopped run did not reach are read to finish it."""
+        if self.session.config.precision != self.settings.precision.running(self.settings.network):
+            self.session.reconfigure(self._config(self.size))  # the speed check settled the precision since
         self.cancel.clear()
-        frames = self.session.propagate(cancel=self.cancel)
+        frames = (self.settings.device_work.run(self.session, self.cancel) if self.settings.device_work
+                  else self.session.propagate(cancel=self.cancel))
         self.suggested, self.video = [], None
         path = self._new_video_path()
         start, done, finished = time.monotonic(), 0, False
@@ -409,9 +445,10 @@ class UserState:
         return picks, note
 
     # ----- export -----------------------------------------------------------------------------------------
-    def export(self, folder: Path | None = None, name: str = "xmempp-masks.zip") -> tuple[Path, Path | None]:
+    def export(self, folder: Path | None = None, name: str = "xmempp-masks.zip",
+               formats: Iterable[str] = ()) -> tuple[Path, Path | None]:
         """Write the export zip (DAVIS-layout masks, references, overlay video, per-frame measures, object
-        names); returns (zip, video)."""
+        names, and the results in the other `formats` of demo.media.EXTRA_FORMATS); returns (zip, video)."""
         if self.frames is None:
             raise XMemPPError("load a video first (upload one or press the example button)")
         if not self.annotated_frames and not self.results:
@@ -423,7 +460,9 @@ class UserState:
         path = folder / name
         annotations = {i: self.session.annotation(i) for i in self.annotated_frames}
         write_export_zip(path, self.frames.names, self.results, annotations, PALETTE, video,
-                         measures=self.frame_measures(), object_names=self._named_objects())
+                         measures=self.frame_measures(), object_names=self._named_objects(), formats=formats,
+                         record=record_of(self.frames, self.size), source=self.source,
+                         frames=None if self.source is not None else self.frames.folder)
         self.unexported = False
         return path, video
 

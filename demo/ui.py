@@ -9,7 +9,9 @@ from typing import Any
 
 import gradio as gr
 
+from demo.api import ScriptApi, hide_ui_events
 from demo.clicks import EDITOR_HEIGHT, HELP_LINE, ClickControls
+from demo.components import frame_slider
 from demo.feedback import progress_html
 from demo.handlers import Handlers
 from demo.layers import hex_colour
@@ -18,7 +20,10 @@ from demo.state import AppSettings
 from demo.timeline import LEGEND
 from demo.views import brush
 
-SPEED_CHECK_POLL_S = 3.0  # a page opened during the start-up speed check asks for its times this often
+SPEED_CHECK_POLL_S = 3.0
+# demo.media.EXTRA_FORMATS as the visitor reads them; the DAVIS palette masks are always in the zip (resume reads them).
+EXPORT_FORMAT_CHOICES = [("COCO run-length JSON", "coco"), ("YouTube-VIS JSON", "youtube-vis"),
+                         ("Per-object mattes (white on black PNGs)", "mattes")]  # a page opened during the start-up speed check asks for its times this often
 
 HELP = f"""
 **How it works.** 1. Upload a video (or a .zip of frames) or press *Example clip*. 2. Choose a frame (drag or type
@@ -36,7 +41,9 @@ is (higher: check it), the green band the frames done, the black line the curren
 Annotate the suggested or unsure frames (they open with their predicted mask to correct), save, propagate again.
 5. *Export* gives a zip of palette PNG masks in DAVIS layout (`Annotations/<frame>.png`, pixel value = object id),
 your own annotations (`UserAnnotations/`), the overlay video, `frames.csv` (per frame: reference, kept from a
-previous run, unsure score, each object's area) and `objects.csv` (the object names).
+previous run, unsure score, each object's area) and `objects.csv` (the object names); tick *Also export as* for
+the same masks as COCO run-length JSON (`coco.json`, one category per object), YouTube-VIS JSON
+(`youtube_vis.json`) or per-object mattes (`mattes/<object name>/<frame>.png`, white on black).
 
 **Objects:** name the chosen object in *Name*, *Add object* for another colour, *Delete object* removes the
 object's pixels from every reference and result (after you confirm). *Show in viewer* hides or shows objects in
@@ -45,7 +52,8 @@ the result viewer, which always shows the frame in the editor, labelled with its
 **Keyboard** (not while typing in a text box): ← → previous / next frame, 1-8 choose the object, S save, P
 propagate.
 
-**Resume a session:** upload the same video *together with* the exported zip (select both files): your references
+**Resume a session:** upload the exported zip alone (it carries its video; a zip exported before it did needs
+the same video uploaded with it, both files selected): the processing size comes back, your references
 come back from `UserAnnotations/`, the results from `Annotations/`, the names from `objects.csv`. Loading another
 video keeps unexported work as a zip in *Exported files*.
 
@@ -219,7 +227,7 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
             # The state of the video, and nothing else: what is loaded (with the load's warnings), the work on it.
             status = gr.Textbox(label="Status", elem_id="status", interactive=False, lines=2, max_lines=4, scale=3,
                                 value=settings.weights_message or "Upload a video or press Example clip to start.")
-        gr.Markdown("To resume, upload the video with its exported zip. Keys: ← → frames, 1-8 object, S save, "
+        gr.Markdown("To resume, upload an exported zip. Keys: ← → frames, 1-8 object, S save, "
                     "P propagate. Limits and more in Help.", elem_classes="hint", elem_id="hint")
         clicks = ClickControls(settings.prompt_model, settings.prompt_message, settings.num_objects)
         with gr.Row(elem_id="top-row"):
@@ -255,7 +263,7 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
                 editor_note = gr.HTML("", elem_id="editor-message")
                 with gr.Row(elem_id="frame-row"):
                     previous = gr.Button("◀", elem_id="prev-frame", size="sm", min_width=40, scale=0)
-                    frame = gr.Slider(0, 1, value=0, step=1, label="Frame", elem_id="frame", scale=1)
+                    frame = frame_slider(0, 1, value=0, step=1, label="Frame", elem_id="frame", scale=1)
                     following = gr.Button("▶", elem_id="next-frame", size="sm", min_width=40, scale=0)
                 timeline = gr.Image(None, elem_id="timeline", interactive=False, format="png", show_label=False,
                                     buttons=[], container=False, placeholder="The timeline of the video shows here.")
@@ -285,9 +293,12 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=1, min_width=200):
                 export = gr.Button("Export masks + video", elem_id="export")
+                export_formats = gr.CheckboxGroup(EXPORT_FORMAT_CHOICES, value=[], label="Also export as",
+                                                  elem_id="export-formats")
                 export_note = gr.HTML("", elem_id="export-message")
                 gr.Markdown("A zip of palette PNG masks (DAVIS layout), your annotations, the overlay video, "
-                            "per-frame measures and object names.", elem_classes="hint")
+                            "per-frame measures and object names, and the masks in the formats ticked above.",
+                            elem_classes="hint")
             download = gr.File(label="Exported files", elem_id="download", file_count="multiple", scale=3,
                                interactive=False)
         with gr.Accordion("Help", open=False):
@@ -351,5 +362,9 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
            concurrency_limit=settings.max_runs + settings.max_waiting, **quiet)
         on(stop.click, handlers.stop, [state], concurrency_limit=None, **quiet)
         on(k.release, handlers.suggest, [state, k], **quiet)
-        on(export.click, handlers.export, [state], show_progress_on=[export_note])
+        on(export.click, handlers.export, [state, export_formats], show_progress_on=[export_note])
+        # The API page lists only these endpoints for scripts (and MCP); runs queue with the page's propagations.
+        api = ScriptApi(settings, handlers.queue, handlers.speed)
+        public = api.register("propagation", settings.max_runs + settings.max_waiting)
+    hide_ui_events(demo, public)
     return demo

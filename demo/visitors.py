@@ -60,6 +60,6 @@ class Visitors:
         if state is None or not state.loaded:
             # A page that still shows a video but has no state here outlived a server restart.
             raise XMemPPError("load a video first: upload one or press the example button. If this page already "
-                              "showed your video, the app was restarted and this session is gone: upload the video "
-                              "together with your exported zip to continue from it")
+                              "showed your video, the app was restarted and this session is gone: upload your exported "
+                              "zip to continue from it")
         return state

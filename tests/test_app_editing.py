@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from demo.layers import LAYER_ALPHA, layers_to_ids, object_colour
 from tests.app_helpers import FRAMES, HEIGHT, WIDTH, annotated, captions, loaded, painted, square, text
@@ -167,3 +168,20 @@ def test_file_names_reach_the_notes_as_text(handlers, tmp_path):
 
     assert "<b>" not in note("Exported <b>x</b>.zip") and "&lt;b&gt;" in note("Exported <b>x</b>.zip")
     assert "<b>" not in progress_html(1, 2, "<b>") and "&lt;b&gt;" in progress_html(1, 2, "<b>")
+
+
+# ----- the Frame box ----------------------------------------------------------------------------------------------
+def test_a_frame_typed_between_two_opens_the_one_the_slider_shows(handlers):
+    state = loaded(handlers)
+    outputs = handlers.show_frame(state, 2.5)  # the slider's range rounds 2.5 up, to 3
+    assert "Frame 3 of" in text(outputs["editor_note"]) and state.editor_frame == 3
+
+
+@pytest.mark.parametrize("typed", ["abc", "", None])
+def test_a_frame_box_without_a_number_gives_a_message_not_a_bare_error(handlers, typed):
+    from demo.components import frame_slider
+
+    state = loaded(handlers)
+    value = frame_slider(0, FRAMES - 1, step=1).preprocess(typed)
+    note = text(handlers.show_frame(state, value)["editor_note"])
+    assert note == f"⚠ Type a frame number from 0 to {FRAMES - 1} in Frame, then press Enter"

@@ -31,6 +31,24 @@ def test_non_positive_limits_are_refused():
         app.parse_args(["--max-waiting", "0"])
 
 
+@pytest.mark.parametrize("given", ["5", "0.5", "200"])
+def test_an_upload_limit_given_on_the_command_line_reaches_gradio_as_bytes(given):
+    """`--max-upload-mb 5` reached Gradio's launch as "5.0mb", which stopped the app at start ("Invalid file size
+    unit: .0MB"); only the default 200 worked."""
+    from gradio.utils import _parse_file_size
+
+    limit = app.parse_args(["--max-upload-mb", given]).max_upload_mb
+    assert _parse_file_size(app.upload_limit_bytes(limit)) == int(float(given) * 2**20)
+
+
+def test_mcp_is_off_unless_asked_for_and_without_its_extra_names_the_install(monkeypatch, capsys):
+    assert not app.parse_args([]).mcp
+    monkeypatch.setattr(app.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(SystemExit):
+        app.parse_args(["--mcp"])
+    assert "pip install 'gradio[mcp]==6.31.0'" in capsys.readouterr().err
+
+
 def test_offline_without_weights_gives_no_network_and_the_message(monkeypatch):
     monkeypatch.setattr(app, "find_weights", lambda weights: None)
     monkeypatch.setenv("XMEMPP_OFFLINE", "1")
@@ -45,6 +63,45 @@ def test_a_failed_download_still_starts_the_app(monkeypatch):
     monkeypatch.setattr(app, "ensure_weights", fail)
     monkeypatch.delenv("XMEMPP_OFFLINE", raising=False)
     assert app.load_shared_network(None, "cpu") == (None, missing_weights_message())
+
+
+def test_the_weights_message_names_the_download_command():
+    assert "python -m xmempp download-weights" in missing_weights_message()
+
+
+def test_an_offline_start_decides_within_2_seconds(monkeypatch, tmp_path):
+    """A network that swallows connections (3 s each, then an error) costs at most 2 s, told or not that it is offline."""
+    import huggingface_hub.constants
+    from transformers import Sam2Model, Sam2Processor  # noqa: F401  (imported here: its import time is no waiting)
+
+    from demo.clicks import NO_WEIGHTS
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # put back after the test
+    def black_hole(address, timeout=None, *args, **kwargs):
+        time.sleep(3)
+        raise OSError("timed out")
+
+    monkeypatch.setattr(socket, "create_connection", black_hole)
+    monkeypatch.setattr(app, "find_weights", lambda weights: None)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    for name in ("XMEMPP_SAM_MODEL", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # the start sets it to 1: put back after the test
+    args = app.parse_args([])
+
+    def start(offline: bool) -> tuple[float, tuple]:
+        if offline:
+            monkeypatch.setenv("XMEMPP_OFFLINE", "1")
+        else:
+            monkeypatch.delenv("XMEMPP_OFFLINE", raising=False)
+        started = time.perf_counter()
+        models = app.load_models(args)
+        return time.perf_counter() - started, models
+
+    told, told_models = start(offline=True)
+    found, found_models = start(offline=False)
+    assert found_models == told_models == (None, missing_weights_message(), None, NO_WEIGHTS)
+    assert told <= 2.0 and found <= 2.0
 
 
 def test_the_ui_builds_without_weights(tmp_path):
@@ -98,3 +155,47 @@ def test_a_stopped_server_deletes_its_work_root(tmp_path, checkpoint):
     finally:
         server.kill()
     assert not list(tmp_path.glob("xmempp-app-*"))
+
+
+def test_visitors_uploads_go_into_the_work_root(tmp_path, monkeypatch):
+    import gradio.utils
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "elsewhere"))  # restored after the test
+    work_root = tmp_path / "xmempp-app-1-abc"
+    work_root.mkdir()
+    folder = app.use_upload_folder(work_root)
+    assert Path(gradio.utils.get_upload_folder()) == folder and folder.parent == work_root
+
+
+@pytest.mark.slow
+def test_a_killed_servers_uploads_are_removed_with_its_work_root_at_the_next_start(tmp_path, checkpoint):
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "TMPDIR": str(tmp_path), "XMEMPP_OFFLINE": "1", "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env.pop("GRADIO_TEMP_DIR", None)
+    server = subprocess.Popen([sys.executable, str(Path(app.__file__)), "--weights", str(checkpoint), "--device",
+                               "cpu", "--sam-model", "none", "--no-speed-check"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        reply = httpx.post(f"http://127.0.0.1:{port}/gradio_api/upload",
+                           files={"files": ("visitor-upload.mp4", b"not really a video")}, timeout=30)
+        uploaded = Path(reply.json()[0])
+        assert uploaded.read_bytes() == b"not really a video"
+    finally:
+        server.kill()  # no clean-up of its own
+        server.wait(timeout=30)
+    work_roots = list(tmp_path.glob(f"xmempp-app-{server.pid}-*"))
+    assert work_roots and uploaded.is_relative_to(work_roots[0])
+    assert app.remove_stale_work_roots(tmp_path) == work_roots  # what the next server does first
+    assert not uploaded.exists()

@@ -146,7 +146,7 @@ def test_export_holds_davis_masks_the_users_annotations_and_an_h264_video(handle
     state = annotated(handlers)
     run(handlers, state)
     outputs = handlers.export(state)
-    assert "To resume later, upload the video together with" in text(outputs["export_note"])
+    assert "To resume later, upload xmempp-masks.zip alone: it carries the video" in text(outputs["export_note"])
     with zipfile.ZipFile(outputs["download"][0]) as opened:
         names = opened.namelist()
         opened.extractall(tmp_path / "out")
@@ -196,9 +196,35 @@ def test_uploading_the_video_with_the_export_zip_resumes_the_session(handlers, c
     assert text(last(run(handlers, resumed), "progress")).startswith("Propagated")
 
 
-def test_the_export_zip_alone_asks_for_the_video(handlers):
-    files = handlers.export(annotated(handlers))["download"]
-    assert "upload the video together with the zip" in handlers.load_files(None, [files[0]])["status"]
+def test_export_adds_the_chosen_formats_holding_the_davis_masks(handlers, tmp_path):
+    state = annotated(handlers)
+    run(handlers, state)
+    state.name_object(1, "a/b: square")
+    files = handlers.export(state, ["coco", "mattes"])["download"]
+    with zipfile.ZipFile(files[0]) as opened:
+        names = opened.namelist()
+        opened.extractall(tmp_path / "out")
+    assert "coco.json" in names and "youtube_vis.json" not in names
+    matte_folder = next(p for p in (tmp_path / "out" / "mattes").iterdir() if p.is_dir())
+    for name in state.frames.names:
+        davis = np.asarray(Image.open(tmp_path / "out" / "Annotations" / f"{name}.png"))
+        assert np.array_equal(np.asarray(Image.open(matte_folder / f"{name}.png")) == 255, davis == 1), name
+
+
+def test_an_export_with_every_format_resumes_the_session(handlers, clip):
+    state = annotated(handlers, (0, 5))
+    run(handlers, state)
+    files = handlers.export(state, ["coco", "youtube-vis", "mattes"])["download"]
+    outputs = handlers.load_files(None, [str(clip), files[0]])
+    assert "resumed 2 reference(s)" in outputs["status"]
+    assert outputs["state"].num_frames == FRAMES and outputs["state"].annotated_frames == [0, 5]  # mattes: no frames
+
+
+def test_a_zip_of_masks_alone_asks_for_the_video(handlers, tmp_path):
+    archive = tmp_path / "masks.zip"
+    with zipfile.ZipFile(archive, "w") as opened:
+        opened.writestr("Annotations/frame_000000.png", png_bytes(square(0), palette=True))
+    assert "upload the video together with it" in handlers.load_files(None, [str(archive)])["status"]
 
 
 def test_without_weights_the_app_loads_and_refuses_to_propagate_with_the_message(settings):
@@ -261,3 +287,17 @@ def test_an_exported_session_loads_another_video_without_a_recovery_zip(handlers
     state = annotated(handlers)
     handlers.export(state)
     assert "unexported" not in handlers.load_files(state, [str(clip)])["status"]
+
+
+def test_an_export_zip_with_mattes_of_every_object_still_opens(tmp_path):
+    """Mattes add an entry per object and frame, never unpacked: they must not push the zip past its entry cap."""
+    from demo.media import load_upload
+    from xmempp.masks.ids import MAX_OBJECTS
+
+    frames = clip_frames(4)
+    members = {f"frame_{i:06d}.png": png_bytes(frame) for i, frame in enumerate(frames)}
+    members.update({f"Annotations/frame_{i:06d}.png": png_bytes(square(i), palette=True) for i in range(4)})
+    black = png_bytes(np.zeros(frames[0].shape[:2], np.uint8))
+    members.update({f"mattes/object {k}/frame_{i:06d}.png": black for k in range(1, MAX_OBJECTS + 1) for i in range(4)})
+    loaded = load_upload([write_zip(tmp_path / "export.zip", members)], tmp_path / "work", Limits(max_frames=4))
+    assert len(list(loaded.frames_dir.iterdir())) == 4 and len(loaded.result_masks) == 4

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,7 +84,7 @@ def test_youtube_vis_tracks_equal_the_masks_and_are_null_where_absent(tmp_path):
     assert {c["id"]: c["name"] for c in document["categories"]} == NAMES
     rebuilt = np.zeros((5, 40, 56), np.uint8)
     for track in document["annotations"]:
-        assert len(track["segmentations"]) == 5
+        assert len(track["segmentations"]) == 5 and (track["height"], track["width"], track["length"]) == (40, 56, 5)
         for frame, segmentation in enumerate(track["segmentations"]):
             if segmentation is None:
                 continue
@@ -199,6 +201,57 @@ def test_an_export_never_replaces_the_masks_it_reads(tmp_path):
     assert len(list((tmp_path / "Annotations").iterdir())) == 5
 
 
+def _masks_folder(folder):
+    folder.mkdir(parents=True)
+    for name, mask in three_object_masks().items():
+        mask_image(mask, davis_palette()).save(folder / f"{name}.png")
+    return folder
+
+
+def test_an_export_bind_mounted_onto_the_masks_it_reads_never_removes_them(tmp_path):
+    """`mount --bind run/masks to/Annotations`, then --overwrite: the masks were deleted (issue 16, round three)."""
+    from tests.test_outputs import bind_mounted
+
+    source = _masks_folder(tmp_path / "run" / "masks")
+    with bind_mounted(source, tmp_path / "to" / "Annotations"), pytest.raises(XMemPPError, match="would replace"):
+        export_masks(source, tmp_path / "to", ["davis"], overwrite=True)
+    assert len(list(source.iterdir())) == 5
+
+
+def test_an_export_entry_is_compared_with_the_masks_it_reads_by_device_and_inode(tmp_path, monkeypatch):
+    """Where bind mounts are not allowed: an entry that is the masks' folder (same st_dev and st_ino) is refused."""
+    source = _masks_folder(tmp_path / "run" / "masks")
+    entry = tmp_path / "to" / "Annotations"
+    entry.mkdir(parents=True)
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):  # to/Annotations reports the masks folder's identity, as a bind mount would
+        return real_stat(source if Path(path) == entry else path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    with pytest.raises(XMemPPError, match="would replace the masks it reads"):
+        export_masks(source, tmp_path / "to", ["davis"], overwrite=True)
+    monkeypatch.undo()
+    assert len(list(source.iterdir())) == 5
+
+
+def test_an_export_entry_that_holds_the_masks_it_reads_through_a_mount_is_refused(tmp_path, monkeypatch):
+    """A mattes/ or Annotations/ that is a folder above the masks (the run folder itself, mounted) is refused."""
+    source = _masks_folder(tmp_path / "run" / "masks")
+    entry = tmp_path / "to" / "Annotations"
+    entry.mkdir(parents=True)
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):  # to/Annotations is the run folder, as `mount --bind run to/Annotations` makes it
+        return real_stat(tmp_path / "run" if Path(path) == entry else path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    with pytest.raises(XMemPPError, match="would replace the masks it reads"):
+        export_masks(source, tmp_path / "to", ["davis"], overwrite=True)
+    monkeypatch.undo()
+    assert len(list(source.iterdir())) == 5
+
+
 def test_the_export_command_writes_every_format_of_a_run_with_the_names_beside_it(square_clip, tmp_path, checkpoint,
                                                                                  capsys):
     from xmempp.cli import main
@@ -241,3 +294,15 @@ def test_the_export_command_refuses_an_unknown_format_before_reading(tmp_path, c
     with pytest.raises(SystemExit) as exit_:
         main(["export", "--run", str(tmp_path), "--to", str(tmp_path / "x"), "--formats", "coco,tiff"])
     assert exit_.value.code == 2 and "formats are davis, coco, youtube-vis, mattes" in capsys.readouterr().err
+
+
+def test_an_unzipped_app_export_exports_with_its_object_names(tmp_path, capsys):
+    from xmempp.cli import main
+
+    masks = three_object_masks()
+    (tmp_path / "zip" / "Annotations").mkdir(parents=True)
+    for name, mask in masks.items():
+        mask_image(mask, davis_palette()).save(tmp_path / "zip" / "Annotations" / f"{name}.png")
+    (tmp_path / "zip" / "objects.csv").write_text("id,name\n1,chair\n2,left hand\n3,ball\n", encoding="utf-8")
+    assert main(["export", "--run", str(tmp_path / "zip"), "--to", str(tmp_path / "out"), "--formats", "mattes"]) == 0
+    assert {p.name for p in (tmp_path / "out" / "mattes").iterdir()} == {"chair", "left hand", "ball", "objects.csv"}

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from xmempp.frame_store import FrameKeys, KeyStore, MaskStore
-from xmempp.keys_cache import load_keys, save_keys
+from xmempp.keys_cache import DamagedKeysError, load_keys, save_keys
 
 
 def random_keys(seed: int, key_dim: int = 4, h: int = 3, w: int = 5) -> FrameKeys:
@@ -69,7 +69,7 @@ def test_incomplete_keys_are_not_saved(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "bad-info"])
-def test_damaged_saved_keys_are_ignored(tmp_path, damage):
+def test_damaged_saved_keys_are_named(tmp_path, damage):
     store = KeyStore(2)
     store[0], store[1] = random_keys(0), random_keys(1)
     save_keys(tmp_path, store, ["a", "b"], 480, "w")
@@ -80,7 +80,8 @@ def test_damaged_saved_keys_are_ignored(tmp_path, damage):
         keys_file.write_bytes(b"not keys at all")
     else:
         info_file.write_text("[1, 2")
-    assert load_keys(tmp_path, ["a", "b"], 480, "w") is None
+    with pytest.raises(DamagedKeysError, match=f"the keys in {tmp_path} are damaged"):
+        load_keys(tmp_path, ["a", "b"], 480, "w")
 
 
 def test_saved_keys_are_a_plain_npy_array(tmp_path):
@@ -90,3 +91,16 @@ def test_saved_keys_are_a_plain_npy_array(tmp_path):
     array = np.load(tmp_path / "keys.npy")
     assert array.shape == (2, 9, 3, 5)
     assert np.array_equal(array[1, :4], random_keys(1).key.numpy())
+
+
+@pytest.mark.parametrize(("shape", "problem"), [((10**15, 9, 3, 5), "truncated"), ((10**15, 0, 3, 5), "does not hold")])
+def test_a_keys_file_whose_header_claims_more_frames_than_it_holds_is_damaged_not_out_of_memory(tmp_path, shape,
+                                                                                                problem):
+    """A keys.npy header saying 10^15 frames made the store allocate 909 TiB first: "out of memory, try a smaller
+    --size" for a damaged file (issue 16, round three)."""
+    path = tmp_path / "keys.npy"
+    with open(path, "wb") as file:
+        np.lib.format.write_array_header_1_0(file, {"descr": "<f4", "fortran_order": False, "shape": shape})
+        file.write(bytes(64))
+    with pytest.raises(ValueError, match=problem):
+        KeyStore.open(path)

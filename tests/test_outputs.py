@@ -323,3 +323,59 @@ def test_suggestions_on_a_video_file_reuse_the_runs_frames_without_decoding(tmp_
     run(clip, tmp_path / "masks", tmp_path / "out", network)
     monkeypatch.setattr(video, "extract_frames", lambda *a, **k: pytest.fail("the manifest vouches for the video"))
     assert len(suggest(clip, tmp_path / "masks", tmp_path / "out", network)) == 2
+
+
+# ----- one run at a time -----------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def held_by_another_process(folder):
+    """Another process holding `folder` as a running xmempp does (an exclusive flock on the folder)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
+                               "fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX)\n"
+                               "print('held', flush=True); time.sleep(120)", str(folder)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_second_run_into_an_output_in_use_is_refused_naming_it(square_clip, tmp_path, checkpoint, capsys):
+    frames, masks = square_clip
+    with held_by_another_process(tmp_path / "out"):
+        code = main(["run", "--images", str(frames), "--masks", str(masks), "--output", str(tmp_path / "out"),
+                     "--weights", str(checkpoint), "--device", "cpu", "--size", "96", "--quiet"])
+    assert code == 1
+    assert f"another xmempp run is writing into {tmp_path / 'out'}" in capsys.readouterr().err
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_second_batch_into_an_output_in_use_is_refused(tmp_path, checkpoint, capsys):
+    from tests.tiny_datasets import write_davis
+
+    dataset = write_davis(tmp_path / "davis", {"v": 2})
+    with held_by_another_process(tmp_path / "out"):
+        code = main(["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), "--weights",
+                     str(checkpoint), "--device", "cpu", "--size", "96", "--quiet"])
+    assert code == 1 and "another xmempp run is writing into" in capsys.readouterr().err
+
+
+def test_an_output_is_free_again_once_its_run_ended(finished_run, network):
+    from xmempp.outputs import output_lock
+
+    _, _, out = finished_run
+    with output_lock(out):
+        pass
+
+
+def test_output_files_get_the_mode_the_umask_gives(square_clip, tmp_path, network):
+    frames, masks = square_clip
+    previous = os.umask(0o022)
+    try:
+        run(frames, masks, tmp_path / "out", network)
+    finally:
+        os.umask(previous)
+    modes = {oct(path.stat().st_mode & 0o777) for path in (tmp_path / "out").rglob("*") if path.is_file()}
+    assert modes == {oct(0o644)}

@@ -165,7 +165,7 @@ def test_a_hub_id_missing_from_the_cache_offline_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     message = one_line_error("someone/no-such-sam-model")
     assert message.startswith("SAM model someone/no-such-sam-model is neither a folder nor loadable from "
-                              "the Hugging Face cache (XMEMPP_OFFLINE=1)")
+                              "the Hugging Face cache (offline: XMEMPP_OFFLINE=1, or the hub did not answer)")
 
 
 def test_xmempp_offline_reads_only_local_files(tmp_path, monkeypatch):

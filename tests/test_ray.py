@@ -12,7 +12,8 @@ import pytest
 from tests.tiny_datasets import write_davis
 from xmempp.batch import run_batch
 from xmempp.evaluate import run_evaluation
-from xmempp.jobs import Execution, JobFailure, NetworkSpec
+from xmempp.execution import Execution
+from xmempp.jobs import JobFailure, NetworkSpec
 
 ray = pytest.importorskip("ray")
 

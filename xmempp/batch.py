@@ -18,10 +18,12 @@ from xmempp.datasets import (
     refuse_output_inside,
     refuse_video_outputs_inside,
 )
-from xmempp.jobs import Execution, JobFailure, run_jobs
+from xmempp.errors import XMemPPError
+from xmempp.execution import Execution, run_jobs
+from xmempp.jobs import JobFailure
 from xmempp.model.network import XMem
 from xmempp.model.weights import weights_fingerprint
-from xmempp.outputs import atomic_path, read_manifest
+from xmempp.outputs import DamagedManifestError, atomic_path, output_lock, read_manifest
 from xmempp.video import FrameFolder
 
 log = logging.getLogger(__name__)
@@ -80,20 +82,24 @@ def run_batch(dataset: Path, output: Path, execution: Execution, first_only: boo
     dataset_videos = find_videos(dataset, videos)
     refuse_output_inside(dataset, output)
     refuse_video_outputs_inside(dataset, {video.name: output / video.name for video in dataset_videos})
+    if any(video.name == SUMMARY_FILE for video in dataset_videos):
+        raise XMemPPError(f"a video of {dataset} is named {SUMMARY_FILE}, the file batch writes beside the videos' "
+                          f"folders in {output}: rename that video's folder, or leave it out with --videos")
     output.mkdir(parents=True, exist_ok=True)
-    jobs = [BatchJob(video, output / video.name, first_only, size, save_overlay,
-                     progress=progress and not execution.ray) for video in dataset_videos]
-    outcomes: dict[str, VideoOutcome] = {}
-    with tqdm(total=len(jobs), disable=not progress, desc="videos", unit="video") as bar:
-        for job, result in run_jobs(jobs, propagate_video, execution):
-            if isinstance(result, JobFailure):
-                result = VideoOutcome(job.name, FAILED, reason=result.reason)
-                log.warning("video %s failed: %s", job.name, result.reason)
-            outcomes[job.name] = result
-            bar.update()
-    ordered = [outcomes[job.name] for job in jobs]
-    write_summary(output / SUMMARY_FILE, ordered)
-    return ordered
+    with output_lock(output):  # one batch at a time into an output folder
+        jobs = [BatchJob(video, output / video.name, first_only, size, save_overlay,
+                         progress=progress and not execution.ray) for video in dataset_videos]
+        outcomes: dict[str, VideoOutcome] = {}
+        with tqdm(total=len(jobs), disable=not progress, desc="videos", unit="video") as bar:
+            for job, result in run_jobs(jobs, propagate_video, execution):
+                if isinstance(result, JobFailure):
+                    result = VideoOutcome(job.name, FAILED, reason=result.reason)
+                    log.warning("video %s failed: %s", job.name, result.reason)
+                outcomes[job.name] = result
+                bar.update()
+        ordered = [outcomes[job.name] for job in jobs]
+        write_summary(output / SUMMARY_FILE, ordered)
+        return ordered
 
 
 def write_summary(path: Path, outcomes: list[VideoOutcome]) -> None:
@@ -109,7 +115,11 @@ def write_summary(path: Path, outcomes: list[VideoOutcome]) -> None:
 
 def _is_finished(job: BatchJob, frames: FrameFolder, annotated: list[int], weights: str) -> bool:
     """Whether OUTPUT/<video> holds a finished run of these frames (same content), annotations, size and weights."""
-    manifest = read_manifest(job.output)
+    try:
+        manifest = read_manifest(job.output)
+    except DamagedManifestError as error:  # redone: the run replaces the damaged manifest before any mask
+        log.warning("video %s: %s", job.name, error)
+        return False
     return (manifest is not None and manifest.finished and manifest.annotated_frames == annotated
             and manifest.size == job.size and manifest.weights == weights and (manifest.overlay or not job.save_overlay)
             and manifest.made_from(job.video.frames_dir, frames.paths))

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xmempp.config import MIN_SIZE
-from xmempp.errors import OutOfMemoryError, XMemPPError, is_out_of_memory
+from xmempp.errors import OutOfMemoryError, XMemPPError, file_system_problem, is_out_of_memory
+from xmempp.precision import PRECISIONS
 
 log = logging.getLogger("xmempp")
 
@@ -114,6 +115,12 @@ def add_engine_options(sub: argparse.ArgumentParser, size_default: int | _FromRu
     sub.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def add_precision_option(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                     help="fp32 (default: the reference's arithmetic), bf16, or auto: bf16 where the device has "
+                          "native bfloat16 (CUDA, a CPU with AVX512-BF16 or AMX), else fp32")
+
+
 def add_dataset_options(sub: argparse.ArgumentParser) -> None:
     """The options of the dataset commands: `run`'s engine options, the dataset, and where videos run."""
     sub.add_argument("--dataset", required=True, type=Path,
@@ -150,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--frames", type=_frame_list, default=[0], help="annotated frames, 0-based (default: 0)")
     run.add_argument("--iou", action="store_true", help="report IoU against masks in --masks for other frames")
     run.add_argument("--no-overlay", action="store_true", help="skip the overlay previews")
+    add_precision_option(run)
 
     suggest = commands.add_parser("suggest", help="the frames to annotate next")
     add_common(suggest, size_default=FROM_RUN)
@@ -157,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="folder written by `run` (masks and keys are reused); without it the video is propagated")
     suggest.add_argument("--frames", type=_frame_list, default=FROM_RUN,
                          help="frames already annotated (default: the run's, from --output's manifest.json, else 0)")
+    add_precision_option(suggest)
     suggest.add_argument("-k", type=_positive_int, default=5, help="how many frames to suggest (default 5)")
     suggest.add_argument("--alpha", type=_number_between(0, 1), default=0.5, help="mask weight in the comparison, 0..1 (default 0.5)")
     suggest.add_argument("--min-mask-percent", type=_number_between(0, 100), default=0.25,
@@ -164,13 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="write a run's masks as DAVIS PNGs, COCO JSON, YouTube-VIS JSON, "
                                  "per-object mattes")
-    export.add_argument("--run", required=True, type=Path,
-                        help="the folder `run` wrote (its masks/ are read), or a folder of mask PNGs")
-    export.add_argument("--to", required=True, type=Path, help="folder the formats are written into")
+    export.add_argument("--run", required=True, type=Path, metavar="FOLDER",
+                        help="the folder `run` wrote (its masks/ are read), an unzipped app export (its Annotations/), "
+                             "or a folder of mask PNGs")
+    export.add_argument("--to", required=True, type=Path, metavar="FOLDER", help="folder the formats are written into")
     export.add_argument("--formats", type=_format_list, default=["davis", "coco", "youtube-vis", "mattes"],
                         help="comma-separated: davis (Annotations/), coco (coco.json), youtube-vis (youtube_vis.json), "
                              "mattes (mattes/<object>/) (default: all four)")
-    export.add_argument("--names", type=Path, help="CSV of object names with columns id,name (default: objects.csv "
+    export.add_argument("--names", type=Path, metavar="CSV", help="CSV of object names with columns id,name (default: objects.csv "
                         "in --run when there is one, as the app's export zip holds; else 'object <id>')")
     export.add_argument("--video-name", help="the video's name in the JSON files (default: --run's folder name)")
     export.add_argument("--overwrite", action="store_true", help="replace what an earlier export wrote in --to")
@@ -200,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _execution(args: argparse.Namespace, progress: bool):
     """Where videos run; the weights are looked for once the dataset has been checked."""
-    from xmempp.jobs import Execution, NetworkSpec
+    from xmempp.execution import Execution
+    from xmempp.jobs import NetworkSpec
 
     spec = NetworkSpec(args.weights, args.device, args.threads)
     return Execution(spec, progress=progress, ray=args.ray is not None, ray_address=args.ray or None, workers=args.workers,
@@ -220,7 +231,7 @@ def _run(args: argparse.Namespace, progress: bool) -> int:
 
     stats = run_on_video(args.images, args.masks, args.output, frames_with_masks=args.frames, compute_iou=args.iou,
                          print_progress=progress, weights=args.weights, device=args.device, size=args.size,
-                         save_overlay=not args.no_overlay)
+                         save_overlay=not args.no_overlay, precision=args.precision)
     print(f"wrote {len(stats)} masks to {args.output / 'masks'}")
     unsure = stats[~stats.mask_provided].nlargest(3, "unsure")
     if len(unsure):
@@ -240,7 +251,7 @@ def _suggest(args: argparse.Namespace, progress: bool) -> int:
         args.images, args.masks, args.output, k=args.k, previously_chosen_candidates=frames,
         use_previously_predicted_masks=args.output is not None, alpha=args.alpha,
         min_mask_presence_percent=args.min_mask_percent, weights=args.weights, device=args.device,
-        print_progress=progress, size=size)
+        print_progress=progress, size=size, precision=args.precision)
     if not picks:
         print(f"no frame to suggest: every frame not yet annotated has a predicted mask covering less than "
               f"{args.min_mask_percent}% of the frame (see --min-mask-percent)", file=sys.stderr)
@@ -331,6 +342,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: masks written so far are kept", file=sys.stderr)
         return 130
+    except OSError as error:  # the disk or the permissions where the engine did not name it itself
+        problem = file_system_problem(error)
+        if problem is None:
+            return _report_bug(error)
+        where = f" ({error.filename})" if error.filename is not None else ""
+        print(f"error: {problem}{where}", file=sys.stderr)
+        return 1
     except Exception as error:
         return _report_bug(error)
 

@@ -7,6 +7,7 @@ callers that show `XMemPPError` messages to people must never show a bug as a pr
 from __future__ import annotations
 
 import contextlib
+import errno
 from collections.abc import Iterator
 
 
@@ -45,3 +46,40 @@ def out_of_memory_as_error(doing: str, size: int | None) -> Iterator[None]:
         at = "the original resolution" if size is None else f"processing size {size}"
         raise OutOfMemoryError(f"out of memory while {doing} at {at}: a smaller processing size needs less "
                                "memory") from error
+
+
+# What the system says when a file cannot be read or written for reasons outside the program: the disk, the
+# permissions, the kind of file at a path. Any other OSError may be a bug and is left as it is.
+_FILE_SYSTEM_PROBLEMS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "the file system is read-only",
+    errno.EISDIR: "it is a folder, not a file",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EIO: "input/output error from the device",
+    errno.ENAMETOOLONG: "the name is too long",
+    errno.EMFILE: "too many open files",
+    errno.ENFILE: "too many open files in the system",
+}
+
+
+def file_system_problem(error: BaseException) -> str | None:
+    """What went wrong in words, when `error` is a file system problem a person can fix (disk full,
+    permissions...); None for anything else."""
+    return _FILE_SYSTEM_PROBLEMS.get(error.errno) if isinstance(error, OSError) else None
+
+
+@contextlib.contextmanager
+def file_system_problems_as_error(doing: str) -> Iterator[None]:
+    """Turn a file system problem (see `file_system_problem`) into an XMemPPError "cannot <doing>: <problem>",
+    naming the path the system gives when `doing` does not already."""
+    try:
+        yield
+    except OSError as error:
+        problem = file_system_problem(error)
+        if problem is None:
+            raise
+        path = error.filename if error.filename is not None and str(error.filename) not in doing else None
+        raise XMemPPError(f"cannot {doing}: {problem}" + (f" ({path})" if path else "")) from error

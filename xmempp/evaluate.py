@@ -26,10 +26,11 @@ from xmempp.datasets import (
     refuse_video_outputs_inside,
 )
 from xmempp.errors import XMemPPError
-from xmempp.jobs import Execution, JobFailure, run_jobs
+from xmempp.execution import Execution, run_jobs
+from xmempp.jobs import JobFailure
 from xmempp.metrics import frame_scores
 from xmempp.model.network import XMem
-from xmempp.outputs import MASKS_DIR, atomic_path
+from xmempp.outputs import MASKS_DIR, atomic_path, output_lock
 from xmempp.video import FrameFolder
 
 log = logging.getLogger(__name__)
@@ -224,25 +225,26 @@ def run_evaluation(dataset: Path, output: Path, execution: Execution, strategies
     refuse_video_outputs_inside(dataset, {job.name: job.folder(strategy, round_index) for job in jobs
                                           for strategy in job.strategies for round_index in range(rounds + 1)})
     output.mkdir(parents=True, exist_ok=True)
-    results: dict[str, list[tuple]] = {}
-    failures: dict[str, str] = {}
-    with tqdm(total=len(jobs), disable=not progress, desc="videos", unit="video") as bar:
-        for job, result in run_jobs(jobs, evaluate_video, execution):
-            if isinstance(result, JobFailure):
-                failures[job.name] = result.reason
-                log.warning("video %s failed: %s", job.name, result.reason)
-            else:
-                results[job.name] = result
-            bar.update()
-    rows = [row for job in jobs for row in results.get(job.name, [])]
-    per_frame = pd.DataFrame(rows, columns=PER_FRAME_COLUMNS)
-    summary = summarise(per_frame)
-    with atomic_path(output / PER_FRAME_FILE) as temporary:
-        per_frame.to_csv(temporary, index=False)
-    with atomic_path(output / SUMMARY_FILE) as temporary:
-        summary.to_csv(temporary, index=False)
-    if not summary.empty:
-        from xmempp.plots import plot_j_and_f
+    with output_lock(output):  # one evaluation at a time into an output folder
+        results: dict[str, list[tuple]] = {}
+        failures: dict[str, str] = {}
+        with tqdm(total=len(jobs), disable=not progress, desc="videos", unit="video") as bar:
+            for job, result in run_jobs(jobs, evaluate_video, execution):
+                if isinstance(result, JobFailure):
+                    failures[job.name] = result.reason
+                    log.warning("video %s failed: %s", job.name, result.reason)
+                else:
+                    results[job.name] = result
+                bar.update()
+        rows = [row for job in jobs for row in results.get(job.name, [])]
+        per_frame = pd.DataFrame(rows, columns=PER_FRAME_COLUMNS)
+        summary = summarise(per_frame)
+        with atomic_path(output / PER_FRAME_FILE) as temporary:
+            per_frame.to_csv(temporary, index=False)
+        with atomic_path(output / SUMMARY_FILE) as temporary:
+            summary.to_csv(temporary, index=False)
+        if not summary.empty:
+            from xmempp.plots import plot_j_and_f
 
-        plot_j_and_f(summary, output / PLOT_FILE)
-    return Evaluation(per_frame, summary, failures)
+            plot_j_and_f(summary, output / PLOT_FILE)
+        return Evaluation(per_frame, summary, failures)

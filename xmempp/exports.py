@@ -34,7 +34,7 @@ from PIL import Image
 from xmempp.errors import XMemPPError
 from xmempp.masks.drawing import davis_palette
 from xmempp.masks.files import mask_image, read_id_mask
-from xmempp.outputs import MANIFEST_FILE, MASKS_DIR, atomic_path, read_manifest
+from xmempp.outputs import MANIFEST_FILE, MASKS_DIR, atomic_path, identity, read_manifest
 
 DAVIS, COCO, YOUTUBE_VIS, MATTES = "davis", "coco", "youtube-vis", "mattes"
 FORMATS = (DAVIS, COCO, YOUTUBE_VIS, MATTES)
@@ -58,7 +58,10 @@ class ExportedVideo:
 
 # ----- the masks to export -----------------------------------------------------------------------------------
 class MaskFolder(Mapping[str, np.ndarray]):
-    """A folder of id-mask PNGs as frame name -> (H, W) uint8 ids, in natural name order, read when asked for."""
+    """A folder of id-mask PNGs as frame name -> (H, W) uint8 ids, in natural name order, read when asked for.
+
+    The folder that `run` wrote stands for its `masks/`, an unzipped app export for its `Annotations/`.
+    """
 
     def __init__(self, folder: str | Path):
         from xmempp.video import frame_order
@@ -70,6 +73,8 @@ class MaskFolder(Mapping[str, np.ndarray]):
                 raise XMemPPError(f"the run that wrote {folder} did not finish (its {MANIFEST_FILE} says so): its "
                                   "masks are incomplete; run `xmempp run` again before exporting")
             folder = folder / MASKS_DIR
+        elif (folder / FORMAT_ENTRIES[DAVIS]).is_dir():  # an unzipped export of the app: Annotations/ holds them
+            folder = folder / FORMAT_ENTRIES[DAVIS]
         if not folder.is_dir():
             raise FileNotFoundError(f"mask folder not found: {folder}")
         paths = [p for p in folder.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith(".")]
@@ -161,7 +166,8 @@ def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
     """Write a video's masks into `out` in each of `formats` (see FORMATS and this module's docstring).
 
     `masks` maps each frame name, in frame order, to its (H, W) integer object ids (0 = background), or is a
-    folder: one that `run` wrote (its `masks/` are read) or a folder of id-mask PNGs. `object_names` names objects
+    folder: one that `run` wrote (its `masks/` are read), an unzipped app export (its `Annotations/`) or a
+    folder of id-mask PNGs. `object_names` names objects
     by id (ids without a name are called "object <id>"; named objects absent from every frame still get a
     category and an all-black matte). `palette` (flattened RGB of 256 colours) colours the DAVIS PNGs: by default
     the masks' own (for a folder) or DAVIS's. An entry that already exists in `out` is refused, naming it, unless
@@ -197,13 +203,21 @@ def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
 
 
 def _refuse_overwriting(source: Path, out: Path, formats: list[str]) -> None:
-    """Refuse an export whose entry would replace the folder of masks it reads (or a folder holding it)."""
-    source = source.resolve()
+    """Refuse an export whose entry would replace the folder of masks it reads (or a folder holding it).
+
+    Folders are compared as file system objects (device and inode), so an entry that reaches the masks through a
+    symlink or a bind mount (`mount --bind run/masks to/Annotations`) is caught: `--overwrite` would empty it.
+    """
+    absolute = Path(os.path.abspath(source))
+    holding = {identity(folder): folder for folder in (absolute, *absolute.parents, *absolute.resolve().parents)}
+    holding.pop(None, None)
     for name in formats:
-        entry = (out / FORMAT_ENTRIES[name]).resolve()
-        if entry == source or entry in source.parents:
-            raise XMemPPError(f"exporting {name} into {out / FORMAT_ENTRIES[name]} would replace the masks it reads "
-                              f"in {source}: choose another export folder")
+        entry = out / FORMAT_ENTRIES[name]
+        found = holding.get(identity(entry))
+        if found is not None:
+            raise XMemPPError(f"exporting {name} into {entry} would replace the masks it reads in {source} (it is "
+                              f"{'that folder' if found == absolute else f'the folder {found} that holds them'}): "
+                              "choose another export folder")
 
 
 def _prepare(out: Path, formats: list[str], overwrite: bool) -> None:
@@ -346,8 +360,8 @@ def youtube_vis_document(masks: Mapping[str, np.ndarray], names: dict[int, str],
             track["bboxes"].append(_box(binary) if area else None)
     video = {"id": 1, "name": video_name, "height": size[0], "width": size[1], "length": len(file_names),
              "file_names": file_names}
-    annotations = [{"id": object_id, "video_id": 1, "category_id": object_id, "iscrowd": 0, **track}
-                   for object_id, track in tracks.items()]
+    annotations = [{"id": object_id, "video_id": 1, "category_id": object_id, "iscrowd": 0, "height": size[0],
+                    "width": size[1], "length": len(file_names), **track} for object_id, track in tracks.items()]
     return {"info": _info(), "videos": [video], "annotations": annotations, "categories": _categories(names)}
 
 

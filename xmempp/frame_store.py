@@ -98,12 +98,15 @@ class KeyStore(Sequence):
             read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
                 np.lib.format.read_array_header_2_0
             shape, fortran_order, dtype = read_header(file)
-            if dtype != np.float32 or fortran_order or len(shape) != 4:
+            if dtype != np.float32 or fortran_order or len(shape) != 4 or min(shape) < 1:
                 raise ValueError(f"{path} does not hold float32 keys of shape (frames, channels, h, w)")
-            store = cls(shape[0])
-            store._file, store._record_shape, store._data_offset = file, tuple(shape[1:]), file.tell()
-            if Path(path).stat().st_size < store._data_offset + store.count * store._record_bytes:
+            data_offset, record_bytes = file.tell(), 4 * math.prod(shape[1:])
+            # The header's frame count is checked against the file's length before anything is sized by it: a
+            # damaged header must not make the store allocate for 10^15 frames.
+            if Path(path).stat().st_size < data_offset + shape[0] * record_bytes:
                 raise ValueError(f"{path} is truncated")
+            store = cls(shape[0])
+            store._file, store._record_shape, store._data_offset = file, tuple(shape[1:]), data_offset
         except Exception:
             file.close()
             raise

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, file_system_problem
 
 # What Pillow raises for a file that is truncated, corrupt or of an unknown format.
 UNREADABLE_IMAGE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError)
@@ -26,5 +27,19 @@ def open_image(path: Path, what: str, expected: str = "an image", load: bool = T
             if load:
                 image.load()
             yield image
+    except Image.DecompressionBombError as error:
+        raise XMemPPError(f"cannot read {what}: {_too_many_pixels(error)}") from None
     except UNREADABLE_IMAGE_ERRORS as error:
+        problem = file_system_problem(error)
+        if problem is not None:  # the disk or the permissions, not the file's content
+            raise XMemPPError(f"cannot read {what}: {problem}") from None
         raise XMemPPError(f"cannot read {what}: the file is corrupt or not {expected} ({error})") from None
+
+
+def _too_many_pixels(error: Exception) -> str:
+    """Why Pillow refused an image as a decompression bomb: its size and the limit, in pixels."""
+    limit = 2 * Image.MAX_IMAGE_PIXELS  # Pillow refuses past twice MAX_IMAGE_PIXELS (and warns past it)
+    found = re.search(r"\((\d+) pixels\)", str(error))  # Pillow says "Image size (N pixels) exceeds limit..."
+    pixels = f"{int(found.group(1)):,} pixels, " if found else ""
+    return (f"the image has {pixels}more than the {limit:,} pixels an image may have (Pillow's limit against "
+            "decompression bombs); scale it down")

@@ -1,7 +1,8 @@
 """Running one function per video with a network built once per worker: in this process, in order.
 
-The Ray runner (`xmempp.ray_runner`) runs the same jobs across machines; both report a video that fails
-as a `JobFailure` with a one-line reason, and the other videos go on.
+The Ray runner (`xmempp.ray_runner`) runs the same jobs across machines, and `xmempp.execution` chooses
+between the two; both report a video that fails as a `JobFailure` with a one-line reason, and the other
+videos go on. This module imports neither of them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
+from xmempp.errors import XMemPPError, file_system_problem, is_out_of_memory
 from xmempp.model.network import XMem
 
 log = logging.getLogger(__name__)
@@ -64,15 +66,21 @@ def run_safely(function: VideoFunction, network: XMem, job: Job) -> Result | Job
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as error:
-        log.debug("job %s failed", job, exc_info=True)
+        if not is_users_problem(error):  # a bug: its traceback goes where an operator sees it
+            log.error("job %s failed with an unexpected error, a bug in xmempp", getattr(job, "name", job),
+                      exc_info=True)
         return JobFailure(one_line_reason(error))
 
 
-def one_line_reason(error: BaseException) -> str:
-    from xmempp.errors import XMemPPError
+def is_users_problem(error: BaseException) -> bool:
+    """Whether `error` is a problem with the input or the machine that its message explains (not a bug)."""
+    return (isinstance(error, (XMemPPError, FileNotFoundError)) or file_system_problem(error) is not None
+            or is_out_of_memory(error))
 
+
+def one_line_reason(error: BaseException) -> str:
     message = " ".join(str(error).split())
-    if isinstance(error, (XMemPPError, FileNotFoundError)) and message:
+    if is_users_problem(error) and message:
         return message
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
@@ -89,27 +97,3 @@ def run_locally(jobs: Iterable[Job], function: VideoFunction, network: XMem | Ne
             yield job, run_safely(function, network, job)
     finally:
         torch.set_num_threads(threads)
-
-
-@dataclass(frozen=True)
-class Execution:
-    """Where per-video jobs run: in this process (default) or on Ray (`ray=True`, `ray_address` None: local)."""
-
-    network: NetworkSpec
-    progress: bool = True  # a progress bar if the weights are downloaded
-    ray: bool = False
-    ray_address: str | None = None
-    workers: int | None = None
-    gpus_per_worker: float | None = None
-    cpus_per_worker: float = 1
-
-
-def run_jobs(jobs: list[Job], function: VideoFunction, execution: Execution) -> Iterator[tuple[Job, Result | JobFailure]]:
-    """Yield (job, result) for every job: in order in this process, or as they finish on Ray."""
-    spec = execution.network.with_weights_found(execution.progress)
-    if not execution.ray:
-        return run_locally(jobs, function, spec)
-    from xmempp.ray_runner import run_on_ray
-
-    return run_on_ray(jobs, function, spec, address=execution.ray_address, workers=execution.workers,
-                      gpus_per_worker=execution.gpus_per_worker, cpus_per_worker=execution.cpus_per_worker)

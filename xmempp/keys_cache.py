@@ -10,6 +10,7 @@ import json
 import logging
 from pathlib import Path
 
+from xmempp.errors import XMemPPError, file_system_problem
 from xmempp.frame_store import KeyStore
 from xmempp.outputs import KEYS_FILE, KEYS_INFO_FILE, write_bytes_atomically
 
@@ -28,25 +29,35 @@ def save_keys(folder: Path, keys: KeyStore, frame_names: list[str], size: int | 
     return True
 
 
+class DamagedKeysError(XMemPPError):
+    """Saved keys that are there but cannot be read: corrupt, truncated, or not what keys.json describes."""
+
+
 def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprint: str,
               run_id: str | None = None) -> KeyStore | None:
-    """The keys saved in `folder` if they belong to these frames, size, weights (and run); None otherwise."""
+    """The keys saved in `folder` if they belong to these frames, size, weights (and run); None when there are
+    none or they belong to others. Files that are there but cannot be read are a DamagedKeysError naming them."""
     info_path, keys_path = folder / KEYS_INFO_FILE, folder / KEYS_FILE
     if not (info_path.is_file() and keys_path.is_file()):
         return None
     try:
-        info = json.loads(info_path.read_text())
-        expected = {"frame_names": frame_names, "size": size, "weights": fingerprint}
-        if run_id is not None:
-            expected["run_id"] = run_id
-        if not isinstance(info, dict) or any(info.get(name) != value for name, value in expected.items()):
-            log.info("keys in %s belong to other frames, size, weights or run: recomputing", folder)
-            return None
-        keys = KeyStore.open(keys_path)
-    except (OSError, ValueError) as error:  # an unreadable cache is recomputed, never trusted
-        log.warning("ignoring unreadable keys in %s (%s)", folder, error)
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise DamagedKeysError(f"the keys in {folder} are damaged ({info_path.name}: "
+                               f"{file_system_problem(error) or error})") from None
+    expected = {"frame_names": frame_names, "size": size, "weights": fingerprint}
+    if run_id is not None:
+        expected["run_id"] = run_id
+    if not isinstance(info, dict) or any(info.get(name) != value for name, value in expected.items()):
+        log.info("keys in %s belong to other frames, size, weights or run: recomputing", folder)
         return None
+    try:
+        keys = KeyStore.open(keys_path)
+    except (OSError, ValueError) as error:
+        raise DamagedKeysError(f"the keys in {folder} are damaged ({keys_path.name}: "
+                               f"{file_system_problem(error) or error})") from None
     if len(keys) != len(frame_names):
         keys.close()
-        return None
+        raise DamagedKeysError(f"the keys in {folder} are damaged ({keys_path.name} holds {len(keys)} frames, "
+                               f"{info_path.name} names {len(frame_names)})")
     return keys

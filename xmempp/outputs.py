@@ -13,13 +13,19 @@ import io
 import json
 import logging
 import os
+import secrets
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 log = logging.getLogger(__name__)
 
@@ -58,23 +64,72 @@ class Manifest:
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
+        """The manifest in `text`; a ValueError saying what is wrong when it is not exactly an xmempp manifest of
+        this format (a field missing, unknown, or of the wrong type)."""
         data = json.loads(text)
-        if not isinstance(data, dict) or data.pop("format", None) != MANIFEST_FORMAT:
-            raise ValueError("not an xmempp manifest")
+        if not isinstance(data, dict):
+            raise ValueError("it is not a JSON object")
+        version = data.pop("format", None)
+        if version != MANIFEST_FORMAT:
+            raise ValueError(f"it has format {version!r}, and this xmempp reads format {MANIFEST_FORMAT}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        missing = sorted(name for name in known - set(data) if name not in _OPTIONAL_FIELDS)
+        if unknown or missing:
+            raise ValueError(f"unknown field {unknown[0]!r}" if unknown else f"no field {missing[0]!r}")
+        for name, check in _FIELD_CHECKS.items():
+            if name in data and not check(data[name]):
+                raise ValueError(f"its field {name!r} is {json.dumps(data[name])[:80]}, not {_FIELD_TYPES[name]}")
         data["frame_size"] = tuple(data["frame_size"])
         return cls(**data)
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_list_of(check):
+    return lambda value: isinstance(value, list) and all(check(item) for item in value)
+
+
+_OPTIONAL_FIELDS = ("run_id", "finished", "overlay", "mask_digests")  # older manifests may lack them
+_FIELD_CHECKS = {
+    "frame_names": _is_list_of(lambda item: isinstance(item, str)),
+    "frame_size": lambda value: _is_list_of(_is_int)(value) and len(value) == 2,
+    "annotated_frames": _is_list_of(_is_int),
+    "size": lambda value: value is None or _is_int(value),
+    "weights": lambda value: isinstance(value, str),
+    "source_digest": lambda value: isinstance(value, str),
+    "run_id": lambda value: isinstance(value, str),
+    "finished": lambda value: isinstance(value, bool),
+    "overlay": lambda value: isinstance(value, bool),
+    "mask_digests": lambda value: isinstance(value, dict) and all(isinstance(v, str) for v in value.values()),
+}
+_FIELD_TYPES = {
+    "frame_names": "a list of names", "frame_size": "[height, width]", "annotated_frames": "a list of frame indices",
+    "size": "a number of pixels or null", "weights": "a text", "source_digest": "a text", "run_id": "a text",
+    "finished": "true or false", "overlay": "true or false", "mask_digests": "an object of texts",
+}
+
+
+class DamagedManifestError(XMemPPError):
+    """A manifest.json that is there but cannot be trusted: unreadable, not JSON, or not a manifest of this format."""
+
+
 def read_manifest(folder: str | Path) -> Manifest | None:
-    """The folder's manifest; None when there is none or it cannot be read (then nothing in it is trusted)."""
+    """The folder's manifest; None when there is none. A manifest that is there but unreadable, unparseable or
+    unknown (another format, a field missing, unknown or of the wrong type) is a DamagedManifestError naming it:
+    nothing it describes is trusted, and it is never taken for "no manifest"."""
     path = Path(folder) / MANIFEST_FILE
-    if not path.is_file():
+    if not path.exists():
         return None
     try:
-        return Manifest.from_json(path.read_text())
-    except (OSError, ValueError, TypeError, KeyError) as error:
-        log.warning("ignoring unreadable %s (%s)", path, error)
-        return None
+        return Manifest.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        reason = file_system_problem(error) or (f"not JSON: {error}" if isinstance(error, json.JSONDecodeError)
+                                                else str(error))
+        raise DamagedManifestError(f"{path} is damaged ({reason}): nothing in {Path(folder)} can be trusted; run "
+                                   "`xmempp run` again into it, or remove it") from None
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> None:
@@ -147,8 +202,9 @@ def refuse_overlap(inputs: dict[str, Path], out: Path, never_inside: tuple[str, 
         if label in never_inside and read.is_dir():
             inside = enclosing_folder(absolute_out.resolve(), {identity(read): read})
             if inside is not None:
-                raise XMemPPError(f"the output folder {out} is inside the {label} folder {read} (through "
-                                  f"{inside[0]}): inputs are never written to, choose a folder outside it")
+                through = "" if inside[0] == read.resolve() else f" (reached as {inside[0]})"
+                raise XMemPPError(f"the output folder {out} is inside the {label} folder {read}{through}: inputs are "
+                                  "never written to, choose a folder outside it")
     _refuse_hard_links_to_inputs(inputs, out)
 
 
@@ -156,10 +212,11 @@ def _refuse_hard_links_to_inputs(inputs: dict[str, Path], out: Path) -> None:
     """A file already in out/masks or out/overlay that is an input file under another name (a hard link) is
     refused: the run would replace it."""
     input_files: dict[tuple[int, int], Path] = {}
-    for read in inputs.values():
-        for path in (read.iterdir() if read.is_dir() else [read]):
-            if path.is_file():
-                input_files.setdefault(identity(path), path)
+    for label, read in inputs.items():
+        with file_system_problems_as_error(f"read the {label} folder {read}"):
+            for path in (read.iterdir() if read.is_dir() else [read]):
+                if path.is_file():
+                    input_files.setdefault(identity(path), path)
     for folder in written_folders(out)[1:]:
         for path in (folder.iterdir() if folder.is_dir() else []):
             source = input_files.get(identity(path)) if path.is_file() else None
@@ -169,20 +226,53 @@ def _refuse_hard_links_to_inputs(inputs: dict[str, Path], out: Path) -> None:
 
 
 def prepare_output_folder(out: Path) -> None:
-    """Create `out` and check that it can be written, naming the path when it cannot."""
+    """Create `out` and check that it (and its masks and overlay folders, where they exist) can be written,
+    naming the path when it cannot."""
     if out.exists() and not out.is_dir():
         raise XMemPPError(f"the output {out} is a file, not a folder: choose a folder")
+    folder = out
     try:
         out.mkdir(parents=True, exist_ok=True)
         for sub in (MASKS_DIR, OVERLAY_DIR):
             if (out / sub).exists() and not (out / sub).is_dir():
                 raise XMemPPError(f"{out / sub} is a file, but the output needs a folder there")
-        with tempfile.TemporaryFile(dir=out):
-            pass
+        for folder in [out, *(out / sub for sub in (MASKS_DIR, OVERLAY_DIR) if (out / sub).is_dir())]:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
     except PermissionError:
-        raise XMemPPError(f"the output folder {out} is not writable") from None
+        raise XMemPPError(f"the output folder {folder} is not writable") from None
     except OSError as error:
-        raise XMemPPError(f"cannot write in the output folder {out} ({error.strerror or error})") from None
+        raise XMemPPError(f"cannot write in the output folder {folder} "
+                          f"({file_system_problem(error) or error.strerror or error})") from None
+
+
+# ----- one run at a time -------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def output_lock(folder: Path) -> Iterator[None]:
+    """Hold `folder` for one run at a time: while the block runs, another run into it (another process, or a
+    thread of this one) is refused, naming the folder.
+
+    The lock is an exclusive `flock` on the folder itself, so nothing is left in it, and every path that reaches
+    it (a symlink, a bind mount) takes the same lock; the system releases it when the process ends, even killed.
+    Where folders cannot be locked (some network file systems) the run goes on unlocked, with a warning.
+    """
+    if fcntl is None:  # Windows: no flock
+        yield
+        return
+    with file_system_problems_as_error(f"open the output folder {folder}"):
+        descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise XMemPPError(f"another xmempp run is writing into {folder}: wait for it to end, or choose another "
+                              "output folder") from None
+        except OSError as error:
+            log.warning("cannot lock %s (%s): runs into it at the same time would mix their files", folder,
+                        error.strerror or error)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 # ----- whole files or nothing --------------------------------------------------------------------------------
@@ -191,16 +281,29 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary name beside `path`; renamed to `path` when the block succeeds, removed when it fails.
 
     A kill leaves at most a hidden `.<name>.*.tmp` file, never a half-written `path`. The rename replaces a
-    symlink at `path` instead of writing through it.
+    symlink at `path` instead of writing through it. The file gets the mode the umask gives (as `open` would
+    create it), so a group that shares the output folder can read it. A full disk or a permission problem is an
+    XMemPPError naming `path`.
     """
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    temporary = Path(temporary)
+    with file_system_problems_as_error(f"write {path}"):
+        temporary = _new_temporary_beside(path)
     try:
-        yield temporary
-        os.replace(temporary, path)
+        with file_system_problems_as_error(f"write {path}"):
+            yield temporary
+            os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _new_temporary_beside(path: Path) -> Path:
+    """Create an empty hidden file beside `path`, mode 0666 less the umask (`tempfile.mkstemp` makes 0600)."""
+    while True:
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return temporary
 
 
 def write_bytes_atomically(path: Path, data: bytes) -> None:

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, is_out_of_memory
 from xmempp.model.weights import resolve_device
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,9 @@ class PromptModel:
             model, info = Sam2Model.from_pretrained(source, use_safetensors=True, local_files_only=offline,
                                                     dtype=torch.float32, output_loading_info=True)
             processor = Sam2Processor.from_pretrained(source, local_files_only=offline)
-        except Exception as error:  # transformers, huggingface_hub and safetensors raise many types
+        except _UNLOADABLE_MODEL_ERRORS as error:
+            if is_out_of_memory(error):
+                raise
             raise XMemPPError(_load_error_message(source, error, offline)) from None
         for problem in ("missing_keys", "mismatched_keys"):
             names = [str(name) for name in info.get(problem, [])]
@@ -224,11 +227,19 @@ def _check_source(source: str | Path) -> str:
     return str(source)
 
 
+# What a folder or hub id that holds no loadable model raises: transformers and huggingface_hub say OSError (missing
+# files, network, hub errors), ValueError (an unknown or invalid config, a bad repo id) or RuntimeError ("Error(s)
+# in loading state_dict": tensors of other shapes); safetensors has its own error for damaged weights. Anything
+# else is a bug and is not turned into a message about the model.
+_UNLOADABLE_MODEL_ERRORS = (OSError, ValueError, RuntimeError, SafetensorError)
+
+
 def _load_error_message(source: str, error: Exception, offline: bool) -> str:
     first_line = (str(error).strip().splitlines() or [""])[0][:300]
     if Path(source).is_dir():
         return f"SAM model folder {source} cannot be loaded ({type(error).__name__}: {first_line})"
-    where = "the Hugging Face cache (XMEMPP_OFFLINE=1)" if offline else "the Hugging Face hub"
+    where = "the Hugging Face cache (offline: XMEMPP_OFFLINE=1, or the hub did not answer)" if offline else \
+        "the Hugging Face hub"
     return f"SAM model {source} is neither a folder nor loadable from {where} ({type(error).__name__}: {first_line})"
 
 

@@ -8,9 +8,14 @@ weights, dataset and output folder (a shared file system).
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import subprocess
+import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
 
+from xmempp.errors import XMemPPError
 from xmempp.jobs import Job, JobFailure, NetworkSpec, Result, VideoFunction, run_safely
 
 log = logging.getLogger(__name__)
@@ -38,8 +43,11 @@ def run_on_ray(jobs: Sequence[Job], function: VideoFunction, spec: NetworkSpec, 
     import ray
 
     started_here = not ray.is_initialized()
+    reaper = None
     if started_here:
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+        if address is None:  # a local Ray, started here: its agents must not outlive this process
+            reaper = _start_reaper()
+        _connect(ray, address)
     try:
         resources = ray.cluster_resources()
         if gpus_per_worker is None:
@@ -53,6 +61,53 @@ def run_on_ray(jobs: Sequence[Job], function: VideoFunction, spec: NetworkSpec, 
     finally:
         if started_here:
             ray.shutdown()
+        if reaper is not None:
+            reaper.stdin.close()  # the reaper finds nothing left, and ends
+            reaper.wait(timeout=REAPER_EXIT_SECONDS)
+
+
+REACH_SECONDS = 10  # for a TCP connection to a cluster's address: Ray alone waited minutes for an unreachable one
+REAPER_EXIT_SECONDS = 10
+DEFAULT_GCS_PORT = 6379
+
+
+def _connect(ray, address: str | None) -> None:
+    """Start a local Ray (`address` None) or join the cluster at `address`; an XMemPPError naming the address when
+    it cannot be reached (within REACH_SECONDS for a HOST:PORT) or refuses the connection."""
+    if address is not None and address != "auto":
+        _check_reachable(address)
+    try:
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+    except ConnectionError as error:  # Ray's word for a cluster it could not join, or no cluster for "auto"
+        details = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        where = "a local Ray could not start" if address is None else f"cannot join the Ray cluster at {address}"
+        raise XMemPPError(f"{where} ({details}); a head may advertise another address than the one given: on "
+                          "one of its nodes, --ray auto finds it") from None
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse, naming it, an address whose host and port take no TCP connection within REACH_SECONDS."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host:
+        host, port = port, str(DEFAULT_GCS_PORT)
+    if not port.isdigit():
+        raise XMemPPError(f"--ray {address}: expected HOST:PORT (as `ray start --head` prints it), ray://HOST:PORT "
+                          "or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=REACH_SECONDS).close()
+    except OSError as error:
+        reason = "no answer" if isinstance(error, TimeoutError) else (error.strerror or str(error))
+        raise XMemPPError(f"cannot reach the Ray cluster at {address} ({reason} within {REACH_SECONDS} s): is a "
+                          "Ray head running there? `ray start --head` prints its address") from None
+
+
+def _start_reaper() -> subprocess.Popen | None:
+    """The watcher that kills what Ray started here once this process ends, however it ends (see
+    `xmempp.ray_reaper`); None where it cannot work (no /proc)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    return subprocess.Popen([sys.executable, "-m", "xmempp.ray_reaper", str(os.getpid())], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def _dispatch(ray, actor_class, spec: NetworkSpec, function: VideoFunction, jobs: list, workers: int) -> Iterator:

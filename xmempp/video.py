@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error
 from xmempp.images import open_image
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,8 @@ class FrameFolder:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise FileNotFoundError(f"frame folder not found: {self.folder}")
-        self.paths = sorted((p for p in self.folder.iterdir() if is_frame_file(p)), key=frame_order)
+        with file_system_problems_as_error(f"read the frame folder {self.folder}"):
+            self.paths = sorted((p for p in self.folder.iterdir() if is_frame_file(p)), key=frame_order)
         if not self.paths:
             raise XMemPPError(f"no frames (.jpg or .png files) in {self.folder}")
         _refuse_shared_stems(self.paths)
@@ -127,10 +128,14 @@ def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None) ->
         for frame in iio.imiter(video, plugin="FFMPEG"):
             if max_frames is not None and count >= max_frames:
                 break
-            Image.fromarray(np.ascontiguousarray(frame[..., :3])).save(out_dir / f"frame_{count:06d}.png",
-                                                                       compress_level=1)
+            with file_system_problems_as_error(f"write the frames of {video.name} into {out_dir}"):
+                Image.fromarray(np.ascontiguousarray(frame[..., :3])).save(out_dir / f"frame_{count:06d}.png",
+                                                                           compress_level=1)
             count += 1
-    except Exception as error:  # imageio raises OSError, RuntimeError, StopIteration... for bad files
+    except (OSError, RuntimeError, ValueError) as error:  # what imageio and its ffmpeg reader raise for bad files
+        problem = file_system_problem(error)
+        if problem is not None:
+            raise XMemPPError(f"cannot read {video}: {problem}") from None
         raise XMemPPError(f"cannot decode {video.name}: not a readable video ({type(error).__name__}: "
                           f"{str(error).splitlines()[0] if str(error) else 'no details'})") from None
     if count == 0:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pickle
+import struct
 import urllib.request
+from http.client import HTTPException
 from pathlib import Path
 
 import torch
 
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, file_system_problem
 from xmempp.model.network import XMem
 
 log = logging.getLogger(__name__)
@@ -58,8 +61,13 @@ def official_name(name: str) -> str:
     return _rename(name, {new: old for old, new in _RENAMES.items()})
 
 
-def load_network(path: str | Path, device: torch.device | str | None = None) -> XMem:
-    """Build XMem from an official-layout checkpoint, refusing missing, unexpected or mis-shaped tensors."""
+def load_network(path: str | Path, device: torch.device | str | None = None,
+                 channels_last: bool | None = None) -> XMem:
+    """Build XMem from an official-layout checkpoint, refusing missing, unexpected or mis-shaped tensors.
+
+    `channels_last` stores the convolution weights channels-last, so that every convolution runs in that
+    layout; None: on the CPU, where it is faster (measured in docs/BENCHMARKS.md), not on CUDA (not measured).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
@@ -86,7 +94,17 @@ def load_network(path: str | Path, device: torch.device | str | None = None) -> 
     state = {name: state[name].to(reference.dtype) if name in state else torch.zeros_like(reference, device="cpu")
              for name, reference in expected.items()}
     network.load_state_dict(state, strict=True, assign=True)
-    return network.to(resolve_device(device)).eval().requires_grad_(False)
+    device = resolve_device(device)
+    network = network.to(device).eval().requires_grad_(False)
+    if channels_last if channels_last is not None else device.type == "cpu":
+        network = network.to(memory_format=torch.channels_last)
+    return network
+
+
+# What torch.load raises for a file that is truncated, damaged or no checkpoint at all: its zip reader says
+# RuntimeError, the weights-only unpickler EOFError, ValueError, or IndexError / KeyError / struct.error when
+# malformed data empties its stack or memo. A TypeError or AttributeError, the marks of a bug, pass through.
+_MALFORMED_CHECKPOINT_ERRORS = (RuntimeError, EOFError, ValueError, IndexError, KeyError, struct.error)
 
 
 def read_checkpoint(path: Path, mmap: bool = False) -> object:
@@ -102,8 +120,16 @@ def read_checkpoint(path: Path, mmap: bool = False) -> object:
             if not mmap:
                 raise
             state = torch.load(path, map_location="cpu", weights_only=True)  # legacy format: cannot be mapped
-    except Exception as error:  # torch raises many types for a bad file
-        raise XMemPPError(f"{path} is not a readable PyTorch checkpoint ({type(error).__name__}: {error})") from None
+    except pickle.UnpicklingError:  # torch's long text ("Weights only load failed... Unsupported operand 149")
+        raise XMemPPError(f"{path} is not a readable PyTorch checkpoint: it is damaged, or it holds Python objects "
+                          "besides tensors, which are never loaded (loading them could run any code)") from None
+    except OSError as error:  # the disk or the permissions, or (mmap, reading) a file too short to be one
+        raise XMemPPError(f"cannot read the weights {path}: {file_system_problem(error) or error}") from None
+    except _MALFORMED_CHECKPOINT_ERRORS as error:  # torch's words for a truncated or foreign file
+        if isinstance(error, (IndexError, KeyError, struct.error)):  # the unpickler's stack or memo ran dry
+            error = "its data ends early or is not a checkpoint's"
+        first_line = (str(error).strip().splitlines() or ["the file ends too early"])[0][:200]
+        raise XMemPPError(f"{path} is not a readable PyTorch checkpoint ({first_line})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     return state
@@ -134,8 +160,9 @@ def find_weights(weights: str | Path | None = None) -> Path | None:
 
 
 def missing_weights_message() -> str:
-    return (f"XMem weights not found. Download {WEIGHTS_URL} and put it at {DEFAULT_WEIGHTS_DIR / WEIGHTS_FILENAME}, "
-            "or point XMEMPP_WEIGHTS (or --weights) at the file.")
+    return ("XMem weights not found. Run `python -m xmempp download-weights` (online), or download "
+            f"{WEIGHTS_URL} and put it at {DEFAULT_WEIGHTS_DIR / WEIGHTS_FILENAME}, or point XMEMPP_WEIGHTS (or "
+            "--weights) at the file.")
 
 
 def ensure_weights(weights: str | Path | None = None, progress: bool = True) -> Path:
@@ -163,7 +190,7 @@ def download_weights(destination: Path, url: str = WEIGHTS_URL, progress: bool =
                     out.write(chunk)
                     bar.update(len(chunk))
         load_network(partial, device="cpu")
-    except Exception as error:
+    except (OSError, HTTPException, XMemPPError) as error:  # the network, the disk, or what was downloaded
         partial.unlink(missing_ok=True)
         raise XMemPPError(f"could not download the XMem weights ({type(error).__name__}: {error}). "
                           + missing_weights_message()) from None

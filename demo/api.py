@@ -1,0 +1,380 @@
+"""The app's API for scripts and agents: a few named endpoints on the engine, the only ones on its API page.
+
+- `/segment`: a video and its annotations in, every frame's mask out (a zip in the chosen export formats),
+  with the frames to annotate next;
+- `/suggest_frames`: the same run, answering only which frames to annotate next;
+- `/server_limits`: what this server accepts (sizes, frames, upload size, formats).
+
+Each endpoint is a typed function (Gradio's `gr.api`): its parameters' types and docstring make the API page,
+`gradio_client`'s `view_api` and, with `--mcp`, the MCP tools. Values are checked here, and a bad one gets a
+one-line error naming the parameter. Runs take turns with the model in the app's run queue (demo/run_queue.py)
+with the browser sessions' propagations, so `--max-runs` holds for both. Every UI event is kept off the API page
+(`hide_ui_events`): they are the page's own plumbing, not an interface.
+
+No `from __future__ import annotations` here: Gradio reads the return types from the signature as objects.
+"""
+
+import base64
+import binascii
+import logging
+import math
+import shutil
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from typing import Any, Literal
+
+import gradio as gr
+from gradio import FileData
+
+from demo.media import UPLOAD_SUFFIXES, load_upload
+from demo.run_queue import RunQueue
+from demo.speed import SpeedTable
+from demo.state import AppSettings
+from xmempp.api import run_on_video, select_k_next_best_annotation_candidates
+from xmempp.errors import XMemPPError
+from xmempp.exports import FORMATS, export_masks
+from xmempp.precision import PRECISIONS
+from xmempp.video import FrameFolder
+
+log = logging.getLogger(__name__)
+
+ExportFormat = Literal["davis", "coco", "youtube-vis", "mattes"]
+Precision = Literal["fp32", "bf16", "auto"]  # xmempp.precision.PRECISIONS
+DEFAULT_FORMATS: list[ExportFormat] = ["davis"]
+MIN_SIZE = 16  # as the CLI: smaller processing sizes leave the network nothing to see
+MAX_K = 50  # suggestions one call may ask for
+TURN_POLL_S = 1.0  # a waiting call tells the run queue it is still there this often
+DATA_URI_SUFFIXES = {"image/png": ".png", "application/zip": ".zip", "application/x-zip-compressed": ".zip",
+                     "video/mp4": ".mp4", "video/quicktime": ".mov", "video/webm": ".webm", "image/gif": ".gif"}
+RESULTS_KEPT_S = 600.0  # Gradio copies a returned zip into its own cache at once; ours goes at a later call
+
+
+class ApiError(gr.Error):
+    """A bad request, in one line; no traceback in the server's log (the caller's mistake, not the server's)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, print_exception=False)
+
+
+class ScriptApi:
+    """The public endpoints, sharing the app's network, limits, run queue and speed table."""
+
+    def __init__(self, settings: AppSettings, queue: RunQueue, speed: SpeedTable | None = None):
+        self.settings = settings
+        self.queue = queue
+        self.speed = speed
+
+    def register(self, concurrency_id: str, concurrency_limit: int) -> list:
+        """Add the endpoints to the Blocks being built; returns their functions (for `hide_ui_events`).
+
+        The runs share Gradio's concurrency group of the page's propagations (`concurrency_id`): Gradio bounds
+        how many handlers exist, the app's run queue how many hold the model.
+        """
+        runs = {"concurrency_id": concurrency_id, "concurrency_limit": concurrency_limit}
+        gr.api(self.segment, api_name="segment", **runs)
+        gr.api(self.suggest_frames, api_name="suggest_frames", **runs)
+        gr.api(self.server_limits, api_name="server_limits", concurrency_limit=None)
+        return [self.segment, self.suggest_frames, self.server_limits]
+
+    # ----- the endpoints ------------------------------------------------------------------------------------
+    def segment(self, video: FileData, annotations: list[FileData], frames: list[int] | None = None,
+                size: int = 480, formats: list[ExportFormat] = DEFAULT_FORMATS, k: int = 5,
+                precision: Precision = "fp32") -> tuple[FileData, dict]:
+        """Segment every frame of a video from a few annotated frames with XMem++, as `python -m xmempp run` does.
+
+        Args:
+            video: the video file (.mp4, .mov, .webm, .avi, .gif, .mkv) or a .zip of its frames (.jpg/.png, in name order).
+            annotations: one mask PNG per annotated frame (palette or index PNG: pixel value = object id, 0 = background; or RGB, one colour per object), the frame's size.
+            frames: the frame number (from 0) of each annotation, in the same order; when empty, each file is named like its frame (frame_000020.png for frame 20 of a video file; a zip's frames keep their names).
+            size: processing size, the short side in pixels (480 is XMem++'s; smaller is faster and coarser).
+            formats: what the zip holds: davis (Annotations/<frame>.png palette masks), coco (coco.json, run-length masks), youtube-vis (youtube_vis.json), mattes (mattes/<object>/<frame>.png, white on black).
+            k: how many frames to suggest annotating next (0 for none).
+            precision: fp32 (the reference's arithmetic, as run's default), bf16, or auto (bf16 where the device has it natively).
+        Returns:
+            the zip of masks in the chosen formats, and a summary: frames, annotated_frames, objects, size, precision, formats, suggested_frames, unsure (per frame, 0..1) and seconds.
+        """
+        self._check_size(size)
+        formats = self._check_formats(formats)
+        self._check_k(k)
+        self._check_precision(precision)
+        work = self._call_folder()
+        try:
+            summary = self._run(work, video, annotations, frames, size, k, precision)
+            staging = work / "export"
+            export_masks(work / "output", staging, formats)
+            archive = _zip_folder(staging, work / "masks.zip")
+        except XMemPPError as error:
+            shutil.rmtree(work, ignore_errors=True)
+            raise ApiError(str(error).splitlines()[0]) from None
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        for folder in work.iterdir():  # only the zip stays, until Gradio has copied it
+            if folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
+        return FileData(path=str(archive)), {**summary, "formats": formats}
+
+    def suggest_frames(self, video: FileData, annotations: list[FileData], frames: list[int] | None = None,
+                       size: int = 480, k: int = 5, precision: Precision = "fp32") -> list[int]:
+        """The frames to annotate next (XMem++'s candidate selection), after segmenting the video from its annotations.
+
+        Args:
+            video: the video file (.mp4, .mov, .webm, .avi, .gif, .mkv) or a .zip of its frames (.jpg/.png, in name order).
+            annotations: one mask PNG per annotated frame (pixel value = object id, 0 = background), the frame's size.
+            frames: the frame number (from 0) of each annotation, in the same order; when empty, each file is named like its frame.
+            size: processing size, the short side in pixels (480 is XMem++'s; smaller is faster and coarser).
+            k: how many frames to suggest.
+            precision: fp32 (the reference's arithmetic, as run's default), bf16, or auto (bf16 where the device has it natively).
+        Returns:
+            up to k frame numbers, best first (fewer when the other frames show too little of the objects).
+        """
+        self._check_size(size)
+        self._check_k(k, at_least=1)
+        self._check_precision(precision)
+        work = self._call_folder()
+        try:
+            return self._run(work, video, annotations, frames, size, k, precision)["suggested_frames"]
+        except XMemPPError as error:
+            raise ApiError(str(error).splitlines()[0]) from None
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def server_limits(self) -> dict:
+        """What this server accepts and offers: processing sizes, frame and upload limits, export formats, queue.
+
+        Returns:
+            sizes (the app's processing sizes; any size from min_size to max_size works), min_size, max_size, default_size, max_frames, max_side (pixels, long side), max_upload_mb, formats, max_runs (runs holding the model at once), ready (false without weights) and, if not ready, why.
+        """
+        limits = self.settings.limits
+        return {"sizes": list(self._sizes), "min_size": MIN_SIZE, "max_size": max(self._sizes),
+                "default_size": self.settings.size, "max_frames": limits.max_frames, "max_side": limits.max_side,
+                "max_upload_mb": limits.max_upload_mb, "formats": list(FORMATS), "max_runs": self.settings.max_runs,
+                "ready": self.settings.network is not None, "why_not_ready": self.settings.weights_message}
+
+    # ----- checks: one line each, naming the parameter ----------------------------------------------------------
+    @property
+    def _sizes(self) -> tuple[int, ...]:
+        return tuple(sorted({*self.settings.sizes, self.settings.size}, reverse=True))
+
+    def _check_size(self, size: Any) -> None:
+        largest = max(self._sizes)
+        if not _is_int(size) or not MIN_SIZE <= size <= largest:
+            raise ApiError(f"size: {size!r} is not a whole number from {MIN_SIZE} to {largest} (this server's "
+                           f"sizes: {', '.join(map(str, self._sizes))})")
+
+    @staticmethod
+    def _check_k(k: Any, at_least: int = 0) -> None:
+        if not _is_int(k) or not at_least <= k <= MAX_K:
+            raise ApiError(f"k: {k!r} is not a whole number from {at_least} to {MAX_K}")
+
+    @staticmethod
+    def _check_precision(precision: Any) -> None:
+        if precision not in PRECISIONS:
+            raise ApiError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+
+    @staticmethod
+    def _check_formats(formats: Any) -> list[str]:
+        if isinstance(formats, str):
+            formats = [formats]
+        if not isinstance(formats, list | tuple) or not formats:
+            raise ApiError(f"formats: give a list of one or more of {', '.join(FORMATS)}")
+        unknown = [f for f in formats if f not in FORMATS]
+        if unknown:
+            raise ApiError(f"formats: {unknown[0]!r} is not one of {', '.join(FORMATS)}")
+        return list(dict.fromkeys(formats))
+
+    # ----- the run -------------------------------------------------------------------------------------------
+    def _run(self, work: Path, video: Any, annotations: Any, frames: Any, size: int, k: int, precision: str) -> dict:
+        """Load the video, place the annotations, take a turn with the model and run into `work`/output;
+        returns the summary. Problems with the request raise ApiError, the engine's XMemPPError."""
+        if self.settings.network is None:
+            raise ApiError(f"the server has no weights: {self.settings.weights_message}")
+        video_path = _file_path(video, "video", work)
+        if video_path.suffix.lower() not in UPLOAD_SUFFIXES:
+            raise ApiError(f"video: {video_path.name} is not a video or a .zip of frames "
+                           f"({', '.join(UPLOAD_SUFFIXES)})")
+        if not isinstance(annotations, list) or not annotations:
+            raise ApiError("annotations: give at least one mask PNG")
+        masks = [_file_path(item, "annotations", work) for item in annotations]
+        for mask in masks:
+            if mask.suffix.lower() != ".png":
+                raise ApiError(f"annotations: {mask.name} is not a PNG mask")
+        if frames is not None and (not isinstance(frames, list) or not all(_is_int(i) for i in frames)):
+            raise ApiError(f"frames: {frames!r} is not a list of frame numbers")
+        if frames and len(frames) != len(masks):
+            raise ApiError(f"frames: {len(frames)} frame number(s) for {len(masks)} annotation(s); give one each")
+        try:
+            loaded = load_upload([video_path], work / "video", self.settings.limits)
+        except XMemPPError as error:
+            raise ApiError(f"video: {error}") from None
+        if loaded.notes:  # cut or downscaled: the masks would not fit the video the caller has
+            raise ApiError(f"video: too large for this server ({'; '.join(loaded.notes)}); send at most "
+                           f"{self.settings.limits.max_frames} frames of at most {self.settings.limits.max_side} px "
+                           "on the long side")
+        names = FrameFolder(loaded.frames_dir).names
+        indices = self._place_annotations(masks, frames, names, work / "annotations")
+        return self._propagate(loaded.frames_dir, work, indices, names, size, k, precision)
+
+    def _place_annotations(self, masks: list[Path], frames: list[int] | None, names: list[str],
+                           folder: Path) -> list[int]:
+        """Copy each annotation to <frame name>.png in `folder`, as run_on_video reads them; returns the frames."""
+        if frames:
+            indices = list(frames)
+            for index in indices:
+                if not 0 <= index < len(names):
+                    raise ApiError(f"frames: {index} is not a frame of this video (0 to {len(names) - 1})")
+        else:
+            position = {name: i for i, name in enumerate(names)}
+            indices = []
+            for mask in masks:
+                if mask.stem not in position:
+                    raise ApiError(f"annotations: {mask.name} is named like no frame of this video ({names[0]} to "
+                                   f"{names[-1]}); name each mask after its frame, or give frames")
+                indices.append(position[mask.stem])
+        if len(set(indices)) != len(indices):
+            repeated = next(i for i in indices if indices.count(i) > 1)
+            raise ApiError(f"frames: frame {repeated} has two annotations; give one mask a frame")
+        folder.mkdir(parents=True)
+        for mask, index in zip(masks, indices, strict=True):
+            shutil.copyfile(mask, folder / f"{names[index]}.png")
+        return indices
+
+    def _propagate(self, frames_dir: Path, work: Path, indices: list[int], names: list[str], size: int,
+                   k: int, precision: str) -> dict:
+        """Run XMem++ into `work`/output in its turn in the app's run queue; returns the summary."""
+        output = work / "output"
+        try:
+            run = self.queue.join(work, len(names), lambda: self._estimate(frames_dir, size, len(names)))
+        except XMemPPError as error:  # the queue is full
+            raise ApiError(str(error)) from None
+        try:
+            while not self.queue.wait_turn(run, TURN_POLL_S):
+                if run.cancelled or not self.queue.holds(run):
+                    raise ApiError("the run was dropped from the queue before it started; please try again")
+            log.info("API run of %d frames at %d px from frames %s", len(names), size, sorted(indices))
+            started = time.monotonic()
+            table = run_on_video(frames_dir, work / "annotations", output, frames_with_masks=indices,
+                                 print_progress=False, size=size, save_overlay=False, network=self.settings.network,
+                                 precision=precision)
+            seconds = time.monotonic() - started
+            suggested = select_k_next_best_annotation_candidates(
+                frames_dir, work / "annotations", output, k=k, previously_chosen_candidates=indices,
+                print_progress=False, size=size, network=self.settings.network, precision=precision) if k else []
+        finally:
+            self.queue.leave(run)
+        if self.speed is not None:
+            self.speed.record(size, seconds, len(names), _frame_size(frames_dir))
+        objects = sorted({int(i) for i in _object_ids(output)})
+        return {"frames": len(names), "annotated_frames": sorted(indices), "objects": objects, "size": size,
+                "precision": precision,
+                "suggested_frames": [int(i) for i in suggested],
+                "unsure": [round(float(u), 4) for u in table["unsure"]], "seconds": round(seconds, 2)}
+
+    def _estimate(self, frames_dir: Path, size: int, frames: int) -> float:
+        if self.speed is None:
+            return math.nan
+        return self.speed.seconds(size, _frame_size(frames_dir), frames)
+
+    def _call_folder(self) -> Path:
+        """A new folder for one call under the server's work root; folders of calls long finished go."""
+        root = self.settings.work_root / "api"
+        root.mkdir(parents=True, exist_ok=True)
+        for old in root.iterdir():
+            try:
+                if time.time() - old.stat().st_mtime > RESULTS_KEPT_S:
+                    shutil.rmtree(old, ignore_errors=True)
+            except FileNotFoundError:  # another call removed it first
+                pass
+        return Path(tempfile.mkdtemp(prefix="call-", dir=root))
+
+
+def hide_ui_events(blocks: gr.Blocks, public: list) -> None:
+    """Keep every event but the `public` endpoints off the API page, `gradio_client` and MCP.
+
+    The page itself still calls them (private events stay callable by the browser, Gradio only leaves them out
+    of the API's description).
+    """
+    for block_fn in blocks.fns.values():
+        if block_fn.fn not in public:  # bound methods compare equal, not identical
+            block_fn.api_visibility = "private"
+
+
+# ----- helpers ----------------------------------------------------------------------------------------------
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _file_path(value: Any, parameter: str, work: Path) -> Path:
+    """The local path of an uploaded file (Gradio has checked and cached it), or an error naming the parameter.
+
+    Gradio's MCP server turns the URIs of file parameters into uploads, but not those inside a list (the
+    annotations): there a `data:` URI is decoded into `work`, and a URL of a file this server already holds
+    (`.../gradio_api/file=<path>`, as its uploads are named) is that file. Nothing is fetched from elsewhere.
+    """
+    if isinstance(value, str) and value.startswith("data:"):
+        return _decoded(value, parameter, work)
+    if isinstance(value, str) and "/gradio_api/file=" in value:
+        return _uploaded(value, parameter)
+    path = value.get("path") if isinstance(value, dict) else getattr(value, "path", None)
+    if not path or not Path(path).is_file():
+        raise ApiError(f"{parameter}: expected an uploaded file (gradio_client's handle_file) or a data: URI, got "
+                       f"{value!r:.80}")
+    return Path(path)
+
+
+def _uploaded(url: str, parameter: str) -> Path:
+    from urllib.parse import unquote
+
+    from gradio.utils import get_upload_folder
+
+    path = Path(unquote(url.split("/gradio_api/file=", 1)[1].split("?")[0])).resolve()
+    if not path.is_relative_to(Path(get_upload_folder()).resolve()) or not path.is_file():
+        raise ApiError(f"{parameter}: {url[:80]} is not a file uploaded to this server")
+    return path
+
+
+def _decoded(uri: str, parameter: str, work: Path) -> Path:
+    header, _, payload = uri.partition(",")
+    mime = header[len("data:"):].split(";")[0].strip().lower()
+    suffix = DATA_URI_SUFFIXES.get(mime)
+    if suffix is None or not header.endswith(";base64"):
+        raise ApiError(f"{parameter}: a data: URI must be base64 of one of {', '.join(DATA_URI_SUFFIXES)}, got "
+                       f"{header[:60]!r}")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except binascii.Error:
+        raise ApiError(f"{parameter}: the data: URI is not valid base64") from None
+    folder = work / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{parameter}-{sum(1 for _ in folder.iterdir())}{suffix}"
+    path.write_bytes(data)
+    return path
+
+
+def _frame_size(frames_dir: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(next(iter(sorted(frames_dir.iterdir())))) as image:
+        return image.height, image.width
+
+
+def _object_ids(output: Path) -> set[int]:
+    import numpy as np
+    from PIL import Image
+
+    ids: set[int] = set()
+    for mask in (output / "masks").glob("*.png"):
+        with Image.open(mask) as image:
+            ids.update(np.unique(np.asarray(image)).tolist())
+    ids.discard(0)
+    return ids
+
+
+def _zip_folder(folder: Path, archive: Path) -> Path:
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        for file in sorted(folder.rglob("*")):
+            if file.is_file():
+                zipped.write(file, file.relative_to(folder).as_posix())
+    return archive

@@ -1,0 +1,151 @@
+"""Unpacking uploaded zips within a budget counted on what is written, never on what the zip declares.
+
+A zip's central directory says how large each member is, but nothing makes it tell the truth, and a 2 MB zip can
+hold a 2 GB member. So nothing is trusted: the entries are counted from the end record before the directory is
+parsed, members are classified by name before any byte is written, and each member is copied in chunks against
+a running count of the bytes and files the whole upload may write. The first chunk over the budget stops the
+copy with a message naming the zip, the member and the limit.
+"""
+
+from __future__ import annotations
+
+import stat
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from xmempp.errors import XMemPPError
+
+CHUNK_BYTES = 1 << 20  # copied at a time, then counted against the budget
+MB = 2**20
+
+
+@dataclass
+class UnpackBudget:
+    """What one upload's zips may write in all: bytes and files, counted as they are written."""
+
+    max_bytes: int
+    max_files: int
+    written_bytes: int = 0
+    written_files: int = 0
+
+    def describe(self) -> str:
+        return f"{self.max_bytes / MB:.0f} MB and {self.max_files} files unpacked per upload"
+
+    def add_file(self, source: Path, member: str) -> None:
+        if self.written_files >= self.max_files:
+            raise XMemPPError(f"{source.name} holds more files than the app unpacks ({self.describe()}); stopped "
+                              f"at '{member}', nothing was loaded")
+        self.written_files += 1
+
+    def add_bytes(self, count: int, source: Path, member: str) -> None:
+        self.written_bytes += count
+        if self.written_bytes > self.max_bytes:
+            raise XMemPPError(f"{source.name} unpacks to more than the app accepts ({self.describe()}); stopped "
+                              f"at '{member}', nothing was loaded")
+
+
+@dataclass(frozen=True)
+class Member:
+    """A zip member accepted by name: where it is in the zip and what it is for."""
+
+    info: zipfile.ZipInfo
+    path: PurePosixPath
+    kind: str
+
+
+@dataclass
+class ZipPlan:
+    """A zip whose members were checked by name only: nothing of it is written yet."""
+
+    source: Path
+    archive: zipfile.ZipFile
+    members: list[Member] = field(default_factory=list)
+
+    def of_kind(self, kind: str) -> list[Member]:
+        return [member for member in self.members if member.kind == kind]
+
+    def extract(self, member: Member, target: Path, budget: UnpackBudget) -> Path:
+        """Copy `member` to `target`, counting every chunk against `budget`; a damaged member is named."""
+        budget.add_file(self.source, member.info.filename)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with self._reading(member) as src, open(target, "wb") as dst:
+            while chunk := src.read(CHUNK_BYTES):
+                budget.add_bytes(len(chunk), self.source, member.info.filename)
+                dst.write(chunk)
+        return target
+
+    def read_text(self, member: Member, budget: UnpackBudget, max_bytes: int = MB) -> str:
+        """A small text member (a CSV, the session record), read whole into memory but never past max_bytes."""
+        budget.add_file(self.source, member.info.filename)
+        with self._reading(member) as src:
+            data = src.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise XMemPPError(f"'{member.info.filename}' in {self.source.name} is larger than {max_bytes // 1024} "
+                              "KB, more than the app reads from it")
+        budget.add_bytes(len(data), self.source, member.info.filename)
+        return data.decode("utf-8", "replace")
+
+    @contextmanager
+    def _reading(self, member: Member) -> Iterator:
+        # A damaged member shows only while it is read: a wrong CRC or a size that lies is BadZipFile, a broken
+        # deflate stream zlib.error, a cut-off file EOFError; encryption and unknown methods come as Runtime/
+        # NotImplementedError.
+        try:
+            with self.archive.open(member.info) as src:
+                yield src
+        except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as error:
+            raise XMemPPError(f"{self.source.name} is damaged: its member '{member.info.filename}' cannot be read "
+                              f"({error or type(error).__name__}); nothing was loaded") from None
+
+
+def safe_member_path(name: str) -> PurePosixPath:
+    """A zip member's name as a relative path inside the folder; XMemPPError for absolute or escaping names."""
+    cleaned = name.replace("\\", "/")
+    path = PurePosixPath(cleaned)
+    if (cleaned.startswith("/") or path.is_absolute() or ".." in path.parts
+            or (path.parts and ":" in path.parts[0]) or "\x00" in cleaned):
+        raise XMemPPError(f"the zip member '{name}' points outside the zip's folder; nothing was extracted")
+    return path
+
+
+def count_entries(source: Path) -> int | None:
+    """The number of entries the zip's end record announces, read before the directory is parsed (None when
+    the record cannot be found: the zip is then refused as unreadable when opened)."""
+    with open(source, "rb") as file:
+        try:
+            end = zipfile._EndRecData(file)  # the standard library's own reader of that record
+        except (OSError, AttributeError):
+            return None
+    return None if end is None else int(end[zipfile._ECD_ENTRIES_TOTAL])
+
+
+@contextmanager
+def open_zip(source: Path, classify: Callable[[PurePosixPath], str | None], max_entries: int,
+             refused: Callable[[Path, zipfile.ZipInfo], str]) -> Iterator[ZipPlan]:
+    """Check `source` by its member names alone: links, escaping names, entries past `max_entries`, and members
+    that `classify` does not know (kind None; `refused` words the message) are refused before anything is
+    written. Directories and hidden files (macOS's __MACOSX/, ._ files) are skipped."""
+    entries = count_entries(source) if source.is_file() else None
+    if entries is not None and entries > max_entries:
+        raise XMemPPError(f"{source.name} lists {entries} entries; the app opens zips of at most {max_entries}")
+    try:
+        archive = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise XMemPPError(f"{source.name} is not a readable zip file ({error})") from None
+    with archive:
+        plan = ZipPlan(source, archive)
+        for info in archive.infolist():
+            path = safe_member_path(info.filename)
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise XMemPPError(f"the zip member '{info.filename}' is a link; nothing was extracted")
+            if info.is_dir() or not path.parts or path.parts[0] == "__MACOSX" or path.name.startswith("."):
+                continue
+            kind = classify(path)
+            if kind is None:
+                raise XMemPPError(refused(source, info))
+            plan.members.append(Member(info, path, kind))
+        yield plan

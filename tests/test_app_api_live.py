@@ -1,0 +1,169 @@
+"""The app's API against a live `python app.py --mcp` (random weights: the masks mean nothing), as a script and an
+MCP agent reach it: README's gradio_client example, a bad value, and the MCP tools over Streamable HTTP."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import base64
+import importlib.util
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.helpers import SHARED, moving_square_frames, square_mask, write_palette_mask
+from xmempp.model.weights import save_random_checkpoint
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAIR = SHARED / "data" / "chair"
+HAS_MCP = importlib.util.find_spec("mcp") is not None
+
+
+def free_port() -> int:
+    """$XMEMPP_TEST_PORT when set (machines that give each user their own ports), else any free port."""
+    if os.environ.get("XMEMPP_TEST_PORT"):
+        return int(os.environ["XMEMPP_TEST_PORT"])
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return save_random_checkpoint(tmp_path_factory.mktemp("weights") / "random.pth", seed=1)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, checkpoint):
+    """(the app's URL, its log file): `python app.py` with random weights, and `--mcp` when the extra is installed."""
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "XMEMPP_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    log_path = tmp_path_factory.mktemp("app") / "app.log"
+    log = open(log_path, "w")  # noqa: SIM115 (closed below)
+    command = [sys.executable, str(ROOT / "app.py"), "--weights", str(checkpoint), "--device", "cpu",
+               "--sam-model", "none", "--no-speed-check", *(["--mcp"] if HAS_MCP else [])]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"app.py exited with {process.returncode}: {log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("app.py did not answer within 120 s")
+                time.sleep(0.5)
+        yield url, log_path
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def readme_example() -> str:
+    """The gradio_client example of README's section on the API."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Scripts and agents"):]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def ids(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+@pytest.mark.skipif(not CHAIR.is_dir(), reason="needs ../shared/data/chair")
+def test_readmes_example_segments_chair_as_the_cli_does(app, checkpoint, tmp_path):
+    url, _ = app
+    example = readme_example()
+    assert '"http://127.0.0.1:7860/"' in example and '"../shared/data/chair"' in example
+    script = example.replace('"http://127.0.0.1:7860/"', repr(url)).replace('"../shared/data/chair"', repr(str(CHAIR)))
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    size = re.search(r"size=(\d+)", example).group(1)
+    subprocess.run([sys.executable, "-m", "xmempp", "run", "--weights", str(checkpoint), "--device", "cpu",
+                    "--images", str(CHAIR / "chair.mp4"), "--masks", str(CHAIR / "Annotations"), "--output",
+                    str(tmp_path / "cli"), "--frames", "0,20", "--size", size, "--quiet"], check=True, timeout=900)
+    expected = sorted((tmp_path / "cli" / "masks").glob("*.png"))
+    assert len(expected) == 60
+    for path in expected:
+        assert np.array_equal(ids(tmp_path / "chair-masks" / "Annotations" / path.name), ids(path)), path.name
+    assert (tmp_path / "chair-masks" / "coco.json").is_file()
+
+
+def test_a_size_sent_as_text_gets_one_line_and_no_traceback_in_the_log(app):
+    from gradio_client import Client
+
+    url, log_path = app
+    client = Client(url, verbose=False)
+    with pytest.raises(Exception, match=r"size: '240' is not a whole number from 16 to 480") as raised:
+        client.predict(video=None, annotations=[], size="240", api_name="/segment")
+    assert "\n" not in str(raised.value)
+    time.sleep(0.5)
+    assert "Traceback" not in log_path.read_text()
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def tiny_clip(folder: Path) -> tuple[str, str]:
+    """(12 frames of the moving square as a zip, the first frame's mask as a PNG), as data: URIs."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for i, frame in enumerate(moving_square_frames(12)):
+            png = io.BytesIO()
+            Image.fromarray(frame).save(png, format="PNG")
+            zipped.writestr(f"frame_{i:06d}.png", png.getvalue())
+    mask = write_palette_mask(folder / "mask.png", square_mask(0)).read_bytes()
+    return data_uri(archive.getvalue(), "application/zip"), data_uri(mask, "image/png")
+
+
+@pytest.mark.skipif(not HAS_MCP, reason="needs the MCP extra: pip install 'gradio[mcp]==6.31.0'")
+def test_an_mcp_client_lists_the_endpoints_as_tools_and_segments_with_one(app, tmp_path):
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    url, _ = app
+    video, mask = tiny_clip(tmp_path)
+
+    async def session_calls():
+        async with streamable_http_client(url + "gradio_api/mcp/") as (read, write, _), \
+                ClientSession(read, write) as session:
+            await session.initialize()
+            tools = await session.list_tools()
+            result = await session.call_tool("segment", {"video": video, "annotations": [mask], "frames": [0],
+                                                         "size": 64, "formats": ["davis"], "k": 1})
+            return tools, result
+
+    tools, result = asyncio.run(asyncio.wait_for(session_calls(), timeout=600))
+    assert {tool.name for tool in tools.tools} == {"segment", "suggest_frames", "server_limits"}
+    segment = next(tool for tool in tools.tools if tool.name == "segment")
+    assert segment.inputSchema["properties"]["size"]["type"] == "integer"
+    assert not result.isError, result.content
+    # Gradio's MCP server answers a queued tool with its outputs as one text, Python's repr of them.
+    archive, summary = ast.literal_eval(next(item.text for item in result.content if item.type == "text"))
+    zip_url = archive["url"]
+    assert summary["frames"] == 12 and summary["annotated_frames"] == [0]
+    with urllib.request.urlopen(zip_url, timeout=30) as response:
+        names = zipfile.ZipFile(io.BytesIO(response.read())).namelist()
+    assert sorted(names) == [f"Annotations/frame_{i:06d}.png" for i in range(12)]

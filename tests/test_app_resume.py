@@ -1,0 +1,131 @@
+"""Resuming from an exported zip: the zip alone brings the session back as it was; a zip from another video or
+of another size loads nothing; older zips still resume with their video; loading waits its turn for the model."""
+
+from __future__ import annotations
+
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from demo.handlers import Handlers
+from demo.media import write_video
+from demo.state import AppSettings, UserState
+from tests.app_helpers import clip_frames, last, painted, run, square, text
+from tests.test_app_loading import png_bytes, write_zip
+
+
+@pytest.fixture
+def sized(settings) -> Handlers:
+    """The app offering 64 and 48 px, 64 by default."""
+    return Handlers(AppSettings(**{**settings.__dict__, "sizes": (64, 48), "size": 64}))
+
+
+def exported(handlers: Handlers, files: list[str] | None = None, size: int | None = None) -> tuple[UserState, Path]:
+    state = (handlers.load_example(None) if files is None else handlers.load_files(None, files))["state"]
+    for index in (0, 5):
+        handlers.save(state, index, painted(square(index)))
+    if size is not None:
+        handlers.set_size(state, size)
+    run(handlers, state)
+    state.name_object(1, "square")
+    return state, Path(handlers.export(state)["download"][0])
+
+
+def old_style(export: Path, path: Path) -> Path:
+    """The export as the app wrote it before zips carried their video: masks, README, CSVs."""
+    with zipfile.ZipFile(export) as source, zipfile.ZipFile(path, "w") as target:
+        for name in source.namelist():
+            if not name.startswith(("source/", "JPEGImages/")) and name != "session.json":
+                target.writestr(name, source.read(name))
+    return path
+
+
+def test_the_export_zip_alone_resumes_the_example_as_it_was(sized):
+    state, archive = exported(sized, size=48)
+    results = {i: m.copy() for i, m in state.results.items()}
+    outputs = sized.load_files(None, [str(archive)])
+    resumed, status = outputs["state"], outputs["status"]
+    assert "resumed 2 reference(s)" in status, status
+    assert resumed.num_frames == state.num_frames
+    assert all(np.array_equal(resumed.frame(i), state.frame(i)) for i in range(state.num_frames))
+    assert resumed.size == 48 and resumed.session.config.size == 48 and outputs["size"].value == 48
+    assert resumed.annotated_frames == [0, 5] and resumed.object_name(1) == "square"
+    assert set(resumed.results) == set(results)
+    assert all(np.array_equal(resumed.results[i], results[i]) for i in results)
+    assert text(last(run(sized, resumed), "progress")).startswith("Propagated")
+
+
+def test_a_session_on_a_zip_of_frames_resumes_from_its_export_alone(handlers, tmp_path):
+    frames = {f"JPEGImages/{i:05d}.png": png_bytes(f) for i, f in enumerate(clip_frames())}
+    state, archive = exported(handlers, [str(write_zip(tmp_path / "frames.zip", frames))])
+    resumed = handlers.load_files(None, [str(archive)])["state"]
+    assert resumed.frames.names == state.frames.names and resumed.annotated_frames == [0, 5]
+
+
+def test_resuming_the_example_takes_at_most_3_seconds(handlers):
+    _, archive = exported(handlers)
+    start = time.monotonic()
+    status = handlers.load_files(None, [str(archive)])["status"]
+    assert "resumed 2 reference(s)" in status
+    assert time.monotonic() - start < 3
+
+
+def test_an_old_export_zip_alone_says_the_video_is_missing_naming_the_file_as_written(handlers, tmp_path):
+    _, archive = exported(handlers)
+    status = handlers.load_files(None, [str(old_style(archive, tmp_path / "export_desktop.zip"))])["status"]
+    assert status.startswith("⚠ export_desktop.zip holds no frames and no video"), status
+    assert "upload the video together with it" in status
+
+
+def test_an_old_export_zip_with_its_video_still_resumes(handlers, clip, tmp_path):
+    _, archive = exported(handlers)
+    old = old_style(archive, tmp_path / "old.zip")
+    status = handlers.load_files(None, [str(clip), str(old)])["status"]
+    assert "resumed 2 reference(s)" in status, status
+
+
+def test_a_zip_from_another_video_is_refused_and_loads_nothing(handlers, tmp_path):
+    state, archive = exported(handlers)
+    other = write_video(tmp_path / "other.mp4", [255 - f for f in clip_frames()], fps=8)
+    mine = handlers.load_files(None, [str(other)])["state"]
+    outputs = handlers.load_files(mine, [str(other), str(archive)])
+    assert "xmempp-masks.zip was exported from another video" in outputs["status"]
+    assert "nothing was loaded" in outputs["status"]
+    assert outputs["state"] is mine and mine.annotated_frames == [] and not mine.results
+
+
+def test_a_zip_of_another_size_is_refused_and_loads_nothing(handlers, tmp_path):
+    _, archive = exported(handlers)
+    larger = write_video(tmp_path / "larger.mp4", [np.kron(f, np.ones((2, 2, 1), np.uint8)) for f in clip_frames()],
+                         fps=8)
+    status = handlers.load_files(None, [str(larger), str(archive)])["status"]
+    assert "exported from frames of 128x96, but these frames are 256x192" in status
+
+
+def test_an_old_zip_whose_masks_have_another_size_is_refused(handlers, clip, tmp_path):
+    big = np.zeros((480, 720), np.uint8)
+    big[100:200, 100:200] = 1
+    old = write_zip(tmp_path / "old.zip", {"Annotations/frame_000000.png": png_bytes(big, palette=True)})
+    outputs = handlers.load_files(None, [str(clip), str(old)])
+    state, status = outputs["state"], outputs["status"]
+    assert "Mask Annotations/frame_000000.png in old.zip is 720x480, but the frames are 128x96" in status
+    assert state.session is None
+
+
+def test_loading_a_resume_uses_no_model_its_references_are_encoded_in_the_runs_turn(handlers, monkeypatch):
+    _, archive = exported(handlers)
+    network = handlers.settings.network
+    encoded = []
+    monkeypatch.setattr(network, "encode_value", lambda *a, **k: encoded.append(1) or type(network).encode_value(
+        network, *a, **k))
+    resumed = handlers.load_files(None, [str(archive)])["state"]
+    assert resumed.annotated_frames == [0, 5] and encoded == []
+    holder = handlers.queue.join("another visitor", 8, lambda: 1.0)
+    assert handlers.queue.wait_turn(holder, 0)
+    running = handlers.propagate(resumed, 3)
+    assert "1 run(s) ahead" in text(next(running)["progress"]) and encoded == []
+    handlers.queue.leave(holder)
+    assert text(last(list(running), "progress")).startswith("Propagated") and len(encoded) >= 2

@@ -1,0 +1,185 @@
+"""Hostile uploads: zip bombs, pixel bombs, damaged zips and object floods are refused with a message naming the
+file and the limit, within budgets counted on what is written; nothing of a refused upload stays on disk."""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from demo import unzip
+from demo.handlers import Handlers
+from demo.media import Limits
+from demo.state import AppSettings
+from tests.app_helpers import annotated, clip_frames, last, painted, square, text
+from tests.test_app_loading import png_bytes, write_zip
+from xmempp.session import VideoSession
+
+BOMB_MB = 90  # declared honestly; under the old per-zip limit of 20 uploads (100 MB here), far over the budget
+
+
+def bomb(path: Path, member: str = "f0.png", megabytes: int = BOMB_MB) -> Path:
+    """A zip of about 100 KB holding one member of `megabytes` zeros."""
+    block = bytes(2**20)
+    with (zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive,
+          archive.open(member, "w", force_zip64=True) as out):
+        for _ in range(megabytes):
+            out.write(block)
+    return path
+
+
+def leftovers(settings: AppSettings) -> list[Path]:
+    """Files left under the work root, besides the folders of empty sessions."""
+    return [p for p in settings.work_root.rglob("*") if p.is_file()]
+
+
+def test_a_zip_bomb_stops_at_the_budget_while_unpacking(handlers, settings, tmp_path, monkeypatch):
+    archive = bomb(tmp_path / "bomb.zip")
+    written = []
+    add_bytes = unzip.UnpackBudget.add_bytes
+
+    def counted(budget, count, source, member):
+        written.append(budget.written_bytes + count)
+        return add_bytes(budget, count, source, member)
+
+    monkeypatch.setattr(unzip.UnpackBudget, "add_bytes", counted)
+    start = time.monotonic()
+    status = handlers.load_files(None, [str(archive)])["status"]
+    seconds = time.monotonic() - start
+    budget = settings.limits.unpack_budget(archive.stat().st_size)
+    assert "bomb.zip unpacks to more than the app accepts" in status and "'f0.png'" in status
+    assert f"{budget.max_bytes / 2**20:.0f} MB" in status
+    assert max(written) <= budget.max_bytes + unzip.CHUNK_BYTES  # the chunk that crossed it was never written
+    assert budget.max_bytes < 20 * 2**20 and seconds < 5
+    assert leftovers(settings) == []
+
+
+def test_a_video_and_a_zip_of_frames_are_refused_before_anything_is_unpacked(handlers, clip, tmp_path,
+                                                                             monkeypatch):
+    archive = bomb(tmp_path / "bomb.zip")
+
+    def never(*args, **kwargs):
+        raise AssertionError("a member was unpacked")
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", never)
+    status = handlers.load_files(None, [str(clip), str(archive)])["status"]
+    assert "Both square.mp4 and bomb.zip hold frames" in status
+
+
+def test_a_zip_listing_more_entries_than_the_app_opens_is_refused_from_its_end_record(settings, tmp_path):
+    small = Handlers(AppSettings(**{**settings.__dict__, "limits": Limits(max_frames=2)}))
+    frame = png_bytes(clip_frames(1)[0])
+    archive = write_zip(tmp_path / "many.zip", {f"f{i:04d}.png": frame for i in range(200)})
+    status = small.load_files(None, [str(archive)])["status"]
+    # 4 x 22 files a 2-frame upload may unpack, plus an export's mattes: 32 objects x 2 frames.
+    assert "many.zip lists 200 entries; the app opens zips of at most 152" in status
+
+
+def test_an_image_over_the_pixel_limit_inside_a_zip_is_named_with_the_limit(handlers, settings, tmp_path):
+    huge = tmp_path / "huge.png"
+    Image.new("1", (15000, 15000)).save(huge)
+    archive = write_zip(tmp_path / "pixels.zip", {"frames/f0.png": huge.read_bytes()})
+    status = handlers.load_files(None, [str(archive)])["status"]
+    assert "frames/f0.png in pixels.zip has over 179 megapixels" in status
+    assert "at most 40 megapixels" in status and "DecompressionBomb" not in status
+    assert leftovers(settings) == []
+
+
+def test_an_image_over_the_apps_pixel_limit_is_refused_from_its_header(handlers, tmp_path):
+    large = tmp_path / "large.png"
+    Image.new("1", (9000, 5000)).save(large)
+    archive = write_zip(tmp_path / "pixels.zip", {"f0.png": large.read_bytes()})
+    status = handlers.load_files(None, [str(archive)])["status"]
+    assert "f0.png in pixels.zip is 9000x5000 pixels; the app reads images of at most 40 megapixels" in status
+
+
+def damaged(path: Path, how: str) -> Path:
+    frames = {f"f{i}.png": png_bytes(frame) for i, frame in enumerate(clip_frames(2))}
+    data = bytearray(write_zip(path, frames).read_bytes())
+    local = data.find(b"PK\x03\x04", 1)  # the second member, f1.png
+    central = data.find(b"PK\x01\x02", data.find(b"PK\x01\x02") + 1)
+    if how == "size":  # both headers say the member is shorter than it is
+        struct.pack_into("<I", data, local + 22, 100)
+        struct.pack_into("<I", data, central + 24, 100)
+    else:  # the stored bytes are changed: their CRC no longer matches
+        name_length, extra_length = struct.unpack_from("<HH", data, local + 26)
+        data[local + 30 + name_length + extra_length + 50] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("how", ["size", "crc"])
+def test_a_damaged_zip_member_is_named_with_its_zip(handlers, settings, tmp_path, how):
+    archive = damaged(tmp_path / "broken.zip", how)
+    status = handlers.load_files(None, [str(archive)])["status"]
+    assert status.startswith("⚠ broken.zip is damaged: its member 'f1.png' cannot be read"), status
+    assert "Something went wrong" not in status
+    assert leftovers(settings) == []
+
+
+def test_masks_over_the_object_limit_in_a_zip_are_refused_naming_it(settings, tmp_path):
+    small = Handlers(AppSettings(**{**settings.__dict__, "num_objects": 2}))
+    frames = {f"JPEGImages/{i:05d}.png": png_bytes(f) for i, f in enumerate(clip_frames())}
+    flood = square(0, 1)
+    flood[:4, :6] = np.arange(6).reshape(1, 6)  # 5 objects, ids up to 5
+    frames["Annotations/00000.png"] = png_bytes(flood, palette=True)
+    outputs = small.load_files(None, [str(write_zip(tmp_path / "flood.zip", frames))])
+    state, status = outputs["state"], outputs["status"]
+    assert "The masks in flood.zip hold 5 object(s) with ids up to 5" in status
+    assert "at most 2 objects" in status
+    assert state.session is None
+
+
+def test_a_mask_in_a_zip_with_more_colours_than_the_engine_takes_is_named_as_the_zip_has_it(handlers, tmp_path):
+    frames = {f"JPEGImages/{i:05d}.png": png_bytes(f) for i, f in enumerate(clip_frames())}
+    noise = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)  # a JPEG's noise, as RGB
+    frames["Annotations/00000.png"] = png_bytes(noise)
+    status = handlers.load_files(None, [str(write_zip(tmp_path / "noise.zip", frames))])["status"]
+    assert "Annotations/00000.png in noise.zip" in status and "/work/" not in status, status
+
+
+def test_the_ui_adds_objects_up_to_the_app_limit_and_says_it(settings):
+    small = Handlers(AppSettings(**{**settings.__dict__, "num_objects": 2}))
+    state = annotated(small)
+    assert text(small.add_object(state)["editor_note"]).startswith("Added")
+    assert "At most 2 objects: the app's object limit" in text(small.add_object(state)["editor_note"])
+
+
+def test_two_runs_never_use_the_model_at_once_when_a_tab_closes_mid_frame(handlers, clip, monkeypatch):
+    using, most = [0], [0]
+    counting = threading.Lock()
+    step = VideoSession._step
+
+    def slow_step(self, *args, **kwargs):  # a frame that takes a while, as a frame of many objects does
+        with counting:
+            using[0] += 1
+            most[0] = max(most[0], using[0])
+        try:
+            time.sleep(0.4)
+            return step(self, *args, **kwargs)
+        finally:
+            with counting:
+                using[0] -= 1
+
+    monkeypatch.setattr(VideoSession, "_step", slow_step)
+    mine = SimpleNamespace(session_hash="mine")
+    my_state = handlers.load_files(None, [str(clip)], mine)["state"]
+    handlers.save(my_state, 0, painted(square(0)))
+    theirs = annotated(handlers)
+    my_run = threading.Thread(target=lambda: list(handlers.propagate(my_state, 3)))  # as Gradio's worker runs it
+    my_run.start()
+    deadline = time.monotonic() + 30
+    while not using[0] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    handlers.unload(mine)  # the tab closes while a frame of mine is being computed
+    their_outputs = list(handlers.propagate(theirs, 3))
+    my_run.join(30)
+    assert text(last(their_outputs, "progress")).startswith("Propagated")
+    assert most[0] == 1

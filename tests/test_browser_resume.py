@@ -1,0 +1,86 @@
+"""Issue 18, case 4, in headless Chromium: a session on the example clip, exported, comes back from the zip alone
+in a new tab, with its processing size, object name, reference and the last run's masks (random weights: the
+masks mean nothing). On cb9639d the zip alone was refused ("holds no frames")."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+import zipfile
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def status(page, pattern: str, timeout: float = 180_000) -> str:
+    from playwright.sync_api import expect
+
+    box = page.locator("#status textarea")
+    expect(box).to_have_value(re.compile(pattern), timeout=timeout)
+    return box.input_value()
+
+
+def paint_and_save_frame_0(page) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.locator("#editor > [data-testid=status-tracker]")).to_have_class(re.compile("hide"))
+    canvas = page.locator("#editor .pixi-target canvas")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + 4, box["y"] + box["height"] / 2)  # the margin first, then the picture
+    page.mouse.move(box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.4)
+    page.mouse.down()
+    for step in range(1, 4):
+        page.mouse.move(box["x"] + box["width"] * (0.35 + 0.05 * step), box["y"] + box["height"] * (0.4 + 0.04 * step))
+    page.mouse.up()
+    page.click("#save-annotation")
+    expect(page.locator("#editor-message")).to_contain_text("Saved the annotation of frame 0")
+
+
+def test_a_session_on_the_example_resumes_from_its_export_zip_alone(browser, app_url, tmp_path):
+    from playwright.sync_api import expect
+
+    first = browser.new_page(viewport={"width": 1280, "height": 800})
+    first.set_default_timeout(120_000)
+    first.goto(app_url)
+    first.click("#example")
+    status(first, r"^Loaded the example clip")
+    paint_and_save_frame_0(first)
+    name = first.locator("#object-name input, #object-name textarea").first
+    name.fill("ball")
+    name.press("Enter")
+    expect(first.locator("#object")).to_contain_text("ball")
+    first.click("#propagate")
+    expect(first.locator("#progress")).to_contain_text("Propagated", timeout=300_000)
+    first.locator("#size label").filter(has_text="240 px").click()
+    expect(first.locator("#progress")).to_contain_text("Processing size 240 px")
+    first.click("#export")
+    expect(first.locator("#export-message")).to_contain_text("Exported masks")
+    href = first.locator("#download a[href*='xmempp-masks.zip']").first.get_attribute("href")
+    archive = tmp_path / "xmempp-masks.zip"
+    archive.write_bytes(first.request.get(href if href.startswith("http") else app_url.rstrip("/") + href).body())
+    with zipfile.ZipFile(io.BytesIO(archive.read_bytes())) as opened:
+        assert "session.json" in opened.namelist()
+    first.close()
+
+    later = browser.new_page(viewport={"width": 1280, "height": 800})  # a new tab: a new, empty session
+    later.set_default_timeout(120_000)
+    later.goto(app_url)
+    with later.expect_file_chooser() as chooser:
+        later.click("#upload")
+    start = time.monotonic()
+    chooser.value.set_files(str(archive))
+    message = status(later, r"^(Loaded|⚠)")
+    seconds = time.monotonic() - start
+    assert message.startswith("Loaded xmempp-masks.zip"), message
+    assert "resumed 1 reference(s)" in message, message
+    expect(later.locator("#size input[type=radio]:checked")).to_have_value("240")
+    expect(later.locator("#object")).to_contain_text("ball")
+    expect(later.locator("#references button.thumbnail-item")).to_have_count(1)
+    later.locator("#frame input[type=number]").fill("9")
+    later.locator("#frame input[type=number]").press("Enter")
+    expect(later.locator("#viewer")).to_contain_text("from the previous run")
+    later.close()
+    print(f"resumed in the browser {seconds:.1f} s after the file was chosen (upload included)")

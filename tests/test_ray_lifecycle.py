@@ -1,0 +1,89 @@
+"""Ray's processes and addresses: a killed driver leaves none of Ray's processes behind; an address that cannot be
+joined fails soon, naming it, as a problem with the input (not a bug)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.tiny_datasets import write_davis
+from xmempp import XMemPPError
+from xmempp.jobs import NetworkSpec
+
+ray = pytest.importorskip("ray")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_an_unreachable_ray_address_fails_within_30_seconds_naming_it(tmp_path, checkpoint):
+    dataset = write_davis(tmp_path / "davis", {"v": 2})
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "xmempp", "batch", "--dataset", str(dataset), "--output",
+                           str(tmp_path / "out"), "--weights", str(checkpoint), "--device", "cpu", "--quiet",
+                           "--ray", "127.0.0.1:1"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - started < 30
+    assert done.returncode == 1 and "cannot reach the Ray cluster at 127.0.0.1:1" in done.stderr
+    assert "bug" not in done.stderr
+
+
+def test_a_cluster_that_refuses_the_connection_is_a_users_problem(monkeypatch, checkpoint):
+    from xmempp.ray_runner import run_on_ray
+
+    def refuse(*args, **kwargs):
+        raise ConnectionError("Failed to connect to Ray cluster at 10.1.2.3:6390")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", refuse)
+    with pytest.raises(XMemPPError, match="cannot join the Ray cluster at auto \\(Failed to connect to Ray cluster at "
+                                          "10.1.2.3:6390\\); .* --ray auto finds it"):
+        list(run_on_ray(["v"], lambda network, job: job, NetworkSpec(checkpoint), address="auto"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the reaper reads /proc")
+def test_a_killed_driver_leaves_none_of_rays_processes_running(tmp_path, checkpoint):
+    from xmempp.ray_reaper import descendants, process_start, reap
+
+    script = textwrap.dedent(f"""
+        import time
+        from xmempp.jobs import NetworkSpec
+        from xmempp.ray_runner import run_on_ray
+
+        def wait(network, job):
+            time.sleep(600)
+
+        for _ in run_on_ray(["v"], wait, NetworkSpec({str(checkpoint)!r}, "cpu"), workers=1):
+            pass
+    """)
+    driver = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    seen: dict[int, int] = {}
+    try:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and not any(_title(pid).startswith("ray::VideoWorker") for pid in seen):
+            time.sleep(1)
+            seen.update(descendants(driver.pid))
+        agents = [pid for pid in seen if _title(pid).startswith(("ray::DashboardAgent", "ray::RuntimeEnvAgent"))]
+        assert agents, f"Ray's agents never started: {[_title(pid) for pid in seen]}"
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(process_start(pid) == start for pid, start in seen.items()):
+            time.sleep(1)
+        left = [_title(pid) for pid, start in seen.items() if process_start(pid) == start]
+        assert left == []
+    finally:
+        driver.kill()
+        reap(seen)  # never leave this test's processes to the machine
+
+
+def _title(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""

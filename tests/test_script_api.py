@@ -1,0 +1,185 @@
+"""The app's API for scripts (demo/api.py): its endpoints called directly, on small generated clips with random
+weights (the masks mean nothing as segmentation: they check plumbing and equality with the engine's run)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from PIL import Image
+
+from demo.api import ScriptApi
+from demo.media import Limits
+from demo.run_queue import RunQueue
+from demo.state import AppSettings
+from demo.ui import build_demo
+from xmempp.api import run_on_video
+
+SIZE = 64  # processing size: quick on 2 CPU cores
+
+
+def settings(tmp_path: Path, network, **changes) -> AppSettings:
+    return AppSettings(network=network, limits=Limits(**changes), work_root=tmp_path / "work",
+                       example=tmp_path / "none.mp4")
+
+
+def upload(path: Path) -> dict:
+    """A file as Gradio hands an uploaded one to an endpoint."""
+    return {"path": str(path), "orig_name": path.name, "meta": {"_type": "gradio.FileData"}}
+
+
+def zip_frames(frames: Path, archive: Path) -> Path:
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for frame in sorted(frames.iterdir()):
+            zipped.write(frame, frame.name)
+    return archive
+
+
+def ids(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+@pytest.fixture
+def clip(tmp_path, square_clip) -> tuple[dict, Path]:
+    """(the video as an uploaded zip of frames, the folder of every frame's palette mask)."""
+    frames, masks = square_clip
+    return upload(zip_frames(frames, tmp_path / "clip.zip")), masks
+
+
+def test_the_api_page_lists_only_the_script_endpoints(tmp_path):
+    info = build_demo(settings(tmp_path, None)).get_api_info()
+    assert set(info["named_endpoints"]) == {"/segment", "/suggest_frames", "/server_limits"}
+    assert not info["unnamed_endpoints"]
+
+
+def test_sizes_and_counts_are_integers_on_the_api_page(tmp_path):
+    info = build_demo(settings(tmp_path, None)).get_api_info()
+    types = {p["parameter_name"]: p["python_type"]["type"] for p in info["named_endpoints"]["/segment"]["parameters"]}
+    assert types["size"] == "int" and types["k"] == "int" and types["frames"] == "None | list[int]"
+
+
+@pytest.mark.parametrize(("change", "parameter"), [
+    ({"size": "240"}, "size"), ({"size": 8}, "size"), ({"size": 4096}, "size"), ({"k": -1}, "k"),
+    ({"formats": ["png"]}, "formats"), ({"precision": "fp16"}, "precision"), ({"frames": [0, 1]}, "frames"), ({"frames": [99]}, "frames"),
+    ({"annotations": []}, "annotations")])
+def test_a_bad_value_gets_one_line_naming_the_parameter(tmp_path, network, clip, change, parameter):
+    video, masks = clip
+    arguments = {"video": video, "annotations": [upload(masks / "frame_000000.png")], "frames": [0], "size": SIZE}
+    with pytest.raises(gr.Error) as raised:
+        ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(**{**arguments, **change})
+    assert raised.value.message.startswith(f"{parameter}: ") and "\n" not in raised.value.message
+    assert not raised.value.print_exception  # the caller's mistake: no traceback in the server's log
+
+
+def test_an_annotation_named_like_no_frame_is_refused_naming_it(tmp_path, network, clip):
+    video, masks = clip
+    (tmp_path / "mask.png").write_bytes((masks / "frame_000003.png").read_bytes())
+    with pytest.raises(gr.Error) as raised:
+        ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(video, [upload(tmp_path / "mask.png")],
+                                                                       size=SIZE)
+    assert raised.value.message.startswith("annotations: mask.png is named like no frame of this video")
+
+
+def test_a_video_over_the_frame_limit_is_refused_naming_the_limit(tmp_path, network, clip):
+    video, masks = clip
+    api = ScriptApi(settings(tmp_path, network, max_frames=5), RunQueue(1, 4))
+    with pytest.raises(gr.Error) as raised:
+        api.segment(video, [upload(masks / "frame_000000.png")], size=SIZE)
+    assert raised.value.message.startswith("video: too large") and "at most 5 frames" in raised.value.message
+
+
+def test_segment_gives_the_masks_of_run_on_video_in_every_chosen_format(tmp_path, network, clip, square_clip):
+    video, masks = clip
+    api = ScriptApi(settings(tmp_path, network), RunQueue(1, 4))
+    archive, summary = api.segment(video, [upload(masks / "frame_000000.png"), upload(masks / "frame_000008.png")],
+                                   size=SIZE, formats=["davis", "coco", "mattes"], k=2)
+    run_on_video(square_clip[0], masks, tmp_path / "run", frames_with_masks=[0, 8], size=SIZE, network=network,
+                 print_progress=False, save_overlay=False)
+    zipfile.ZipFile(archive.path).extractall(tmp_path / "api")
+    expected = {p.stem: ids(p) for p in sorted((tmp_path / "run" / "masks").glob("*.png"))}
+    assert len(expected) == 12
+    for name, mask in expected.items():
+        assert np.array_equal(ids(tmp_path / "api" / "Annotations" / f"{name}.png"), mask), name
+    # The other formats' round trips are the exporter's tests; here: each chosen one is in the zip, whole.
+    assert len(json.loads((tmp_path / "api" / "coco.json").read_text())["images"]) == 12
+    assert len(list((tmp_path / "api" / "mattes" / "object 1").glob("*.png"))) == 12
+    assert summary["frames"] == 12 and summary["annotated_frames"] == [0, 8] and summary["size"] == SIZE
+    assert summary["formats"] == ["davis", "coco", "mattes"] and len(summary["unsure"]) == 12
+    assert len(summary["suggested_frames"]) <= 2 and not set(summary["suggested_frames"]) & {0, 8}
+
+
+def test_frames_say_which_frame_each_annotation_is(tmp_path, network, clip):
+    video, masks = clip
+    (tmp_path / "file.png").write_bytes((masks / "frame_000005.png").read_bytes())  # a name MCP's uploads get
+    api = ScriptApi(settings(tmp_path, network), RunQueue(1, 4))
+    assert api.segment(video, [upload(tmp_path / "file.png")], frames=[5], size=SIZE, k=0)[1]["annotated_frames"] == [5]
+
+
+def test_a_call_waits_for_its_turn_in_the_apps_run_queue(tmp_path, network, clip):
+    video, masks = clip
+    queue = RunQueue(1, 4)
+    page_run = queue.join("a page's propagation", 12, lambda: 1.0)
+    assert queue.wait_turn(page_run, 0)  # it holds the model
+    api = ScriptApi(settings(tmp_path, network), queue)
+    answers = []
+    call = threading.Thread(target=lambda: answers.append(api.suggest_frames(
+        video, [upload(masks / "frame_000000.png")], size=SIZE, k=1)))
+    call.start()
+    deadline = time.monotonic() + 60
+    while len(queue) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.5)
+    assert len(queue) == 2 and not answers  # waiting behind the page's run, not running beside it
+    queue.leave(page_run)
+    call.join(timeout=120)
+    assert len(answers) == 1 and len(queue) == 0
+
+
+def test_server_limits_say_what_the_server_accepts(tmp_path, network):
+    limits = ScriptApi(settings(tmp_path, network, max_frames=40), RunQueue(1, 4)).server_limits()
+    assert limits["max_frames"] == 40 and limits["sizes"] == [480, 360, 240] and limits["ready"]
+    assert "coco" in limits["formats"]
+
+
+def test_the_api_formats_and_the_export_choices_are_the_exporters():
+    from typing import get_args
+
+    from demo.api import ExportFormat, Precision
+    from demo.media import EXTRA_FORMATS
+    from demo.ui import EXPORT_FORMAT_CHOICES
+    from xmempp.exports import DAVIS, FORMATS
+    from xmempp.precision import PRECISIONS
+
+    assert set(get_args(ExportFormat)) == set(FORMATS) and set(get_args(Precision)) == set(PRECISIONS)
+    assert [value for _, value in EXPORT_FORMAT_CHOICES] == list(EXTRA_FORMATS) and DAVIS not in EXTRA_FORMATS
+
+
+def test_annotations_may_be_data_uris_or_urls_of_this_servers_uploads(tmp_path, network, clip, monkeypatch):
+    """Gradio's MCP server leaves the files inside a list (the annotations) as the text the agent sent."""
+    import base64
+
+    video, masks = clip
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "uploads"))
+    uploaded = tmp_path / "uploads" / "abc" / "file.png"
+    uploaded.parent.mkdir(parents=True)
+    uploaded.write_bytes((masks / "frame_000004.png").read_bytes())
+    uri = "data:image/png;base64," + base64.b64encode((masks / "frame_000000.png").read_bytes()).decode()
+    api = ScriptApi(settings(tmp_path, network), RunQueue(1, 4))
+    _, summary = api.segment(video, [uri, f"http://127.0.0.1:7860/gradio_api/file={uploaded}"], frames=[0, 4],
+                             size=SIZE, k=0)
+    assert summary["annotated_frames"] == [0, 4]
+
+
+def test_a_url_of_a_file_this_server_was_not_sent_is_refused(tmp_path, network, clip, monkeypatch):
+    video, masks = clip
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "uploads"))
+    elsewhere = f"http://127.0.0.1:7860/gradio_api/file={masks / 'frame_000000.png'}"
+    with pytest.raises(gr.Error) as raised:
+        ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(video, [elsewhere], frames=[0], size=SIZE)
+    assert raised.value.message.startswith("annotations: ") and "not a file uploaded to this server" in raised.value.message

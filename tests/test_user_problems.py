@@ -1,0 +1,321 @@
+"""Every problem a person can fix (a full disk, permissions, a huge image, a damaged file) is an XMemPPError that
+names the file, folder or limit; and the converse: a bug is never relabelled as a problem with the input."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from tests.helpers import square_mask, write_palette_mask
+from tests.tiny_datasets import write_davis
+from xmempp import XMemPPError, run_on_video, select_k_next_best_annotation_candidates
+from xmempp.cli import main
+from xmempp.model import weights
+from xmempp.outputs import KEYS_FILE, MANIFEST_FILE, atomic_path, read_manifest
+
+
+def run(frames, masks, out, network, **kwargs):
+    return run_on_video(frames, masks, out, print_progress=False, network=network, size=96, **kwargs)
+
+
+def suggest(frames, masks, out, network):
+    return select_k_next_best_annotation_candidates(frames, masks, out, k=2, network=network, print_progress=False,
+                                                    size=96, min_mask_presence_percent=0)
+
+
+@pytest.fixture
+def cli_options(checkpoint) -> list[str]:
+    return ["--weights", str(checkpoint), "--device", "cpu", "--size", "96", "--quiet"]
+
+
+def cli_run(frames: Path, masks: Path, out: Path, options: list[str]) -> int:
+    return main(["run", "--images", str(frames), "--masks", str(masks), "--output", str(out), *options])
+
+
+def assert_said_as_a_users_problem(capsys, *parts: str) -> None:
+    error = capsys.readouterr().err
+    assert "bug" not in error and "Traceback" not in error, error
+    for part in parts:
+        assert part in error, error
+
+
+@contextlib.contextmanager
+def tiny_file_system(folder: Path, size: str = "96k"):
+    """A tmpfs of `size` mounted at `folder` for the block (a disk that fills up); skips where mounting is not allowed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if sys.platform != "linux" or shutil.which("mount") is None:
+        pytest.skip("a tmpfs needs Linux's mount")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"mounting a tmpfs is not allowed here ({done.stderr.decode().strip()})")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+# ----- the disk and the permissions -----------------------------------------------------------------------------
+def test_a_full_disk_is_named_not_reported_as_a_bug(square_clip, tmp_path, cli_options, capsys):
+    frames, masks = square_clip
+    with tiny_file_system(tmp_path / "small") as small:
+        code = cli_run(frames, masks, small / "out", cli_options)
+    assert code == 1
+    assert_said_as_a_users_problem(capsys, "no space left on the device", str(tmp_path / "small" / "out"))
+
+
+def test_a_write_that_fails_for_want_of_space_names_the_file(tmp_path, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    refused = pytest.raises(XMemPPError, match=f"cannot write {tmp_path / 'mask.png'}: no space left on the device")
+    with refused, atomic_path(tmp_path / "mask.png") as temporary:
+        monkeypatch.setattr(Path, "write_bytes", full)
+        temporary.write_bytes(b"png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unreadable_frame_is_a_permission_problem_not_a_corrupt_file(square_clip, tmp_path, cli_options, capsys,
+                                                                       monkeypatch):
+    frames, masks = square_clip
+    real_open = Image.open
+
+    def open_image(path, *args, **kwargs):  # as root, chmod 000 would not stop the read: the error is simulated
+        if Path(path).name == "frame_000003.jpg":
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", open_image)
+    assert cli_run(frames, masks, tmp_path / "out", cli_options) == 1
+    error = capsys.readouterr().err
+    assert "cannot read frame frame_000003.jpg: permission denied" in error and "corrupt" not in error
+
+
+def test_an_unreadable_frame_folder_is_named(square_clip, tmp_path, cli_options, capsys, monkeypatch):
+    frames, masks = square_clip
+    real_iterdir = Path.iterdir
+
+    def iterdir(self):
+        if self == frames:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    assert cli_run(frames, masks, tmp_path / "out", cli_options) == 1
+    assert_said_as_a_users_problem(capsys, "cannot read the frame", f"folder {frames}: permission denied")
+
+
+def test_an_existing_masks_folder_that_cannot_be_written_is_named(square_clip, tmp_path, cli_options, capsys,
+                                                                 monkeypatch):
+    import tempfile
+
+    frames, masks = square_clip
+    (tmp_path / "out" / "masks").mkdir(parents=True)
+    real_temporary_file = tempfile.TemporaryFile
+
+    def temporary_file(*args, dir=None, **kwargs):  # noqa: A002 (tempfile's own name)
+        if dir is not None and Path(dir) == tmp_path / "out" / "masks":
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_temporary_file(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", temporary_file)
+    assert cli_run(frames, masks, tmp_path / "out", cli_options) == 1
+    assert_said_as_a_users_problem(capsys, f"the output folder {tmp_path / 'out' / 'masks'} is not writable")
+
+
+# ----- images too large to decode --------------------------------------------------------------------------------
+def test_a_frame_past_pillows_pixel_limit_names_the_file_and_the_limit(square_clip, tmp_path, cli_options, capsys,
+                                                                       monkeypatch):
+    frames, masks = square_clip
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 96x128 frames stand for a 15000x15000 one
+    assert cli_run(frames, masks, tmp_path / "out", cli_options) == 1
+    assert_said_as_a_users_problem(capsys, "cannot read frame frame_000000.jpg: the image has 12,288 pixels, more "
+                                   "than the 2,000 pixels an image may have")
+
+
+# ----- datasets --------------------------------------------------------------------------------------------------
+def test_a_video_named_like_the_summary_file_is_refused_before_any_work(tmp_path, cli_options, capsys):
+    dataset = write_davis(tmp_path / "davis", {"summary.csv": 2, "v": 2})
+    code = main(["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), *cli_options])
+    assert code == 1
+    assert_said_as_a_users_problem(capsys, "a video of", "is named summary.csv")
+    assert not (tmp_path / "out").exists()
+
+
+# ----- damaged files -----------------------------------------------------------------------------------------------
+@pytest.fixture
+def finished_run(square_clip, tmp_path, network):
+    frames, masks = square_clip
+    run(frames, masks, tmp_path / "out", network, frames_with_masks=[0, 6])
+    return frames, masks, tmp_path / "out"
+
+
+def edit_manifest(out: Path, **changes) -> None:
+    data = json.loads((out / MANIFEST_FILE).read_text())
+    data.update(changes)
+    (out / MANIFEST_FILE).write_text(json.dumps(data))
+
+
+def test_a_manifest_whose_mask_digests_are_null_is_damaged(finished_run, network):
+    frames, masks, out = finished_run
+    edit_manifest(out, mask_digests=None)
+    with pytest.raises(XMemPPError, match=f"{out / MANIFEST_FILE} is damaged \\(its field 'mask_digests' is null"):
+        suggest(frames, masks, out, network)
+
+
+def test_an_unparseable_manifest_is_damaged_never_no_manifest(finished_run, network, caplog):
+    frames, masks, out = finished_run
+    (out / MANIFEST_FILE).write_text('{"format": 1, "frame_names": [')
+    with pytest.raises(XMemPPError, match=f"{out / MANIFEST_FILE} is damaged \\(not JSON"):
+        suggest(frames, masks, out, network)
+    assert "has no manifest.json" not in caplog.text
+
+
+def test_an_unfinished_manifest_with_an_unknown_field_is_damaged_not_trusted(finished_run, network):
+    frames, masks, out = finished_run
+    edit_manifest(out, finished=False, written_by="someone else")
+    with pytest.raises(XMemPPError, match="is damaged \\(unknown field 'written_by'\\)"):
+        read_manifest(out)
+
+
+def test_a_manifest_of_another_format_is_damaged(finished_run):
+    _, _, out = finished_run
+    edit_manifest(out, format=2)
+    with pytest.raises(XMemPPError, match="is damaged \\(it has format 2, and this xmempp reads format 1\\)"):
+        read_manifest(out)
+
+
+def test_batch_redoes_a_video_whose_manifest_is_damaged(tmp_path, cli_options, caplog):
+    dataset = write_davis(tmp_path / "davis", {"v": 3})
+    assert main(["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), *cli_options]) == 0
+    (tmp_path / "out" / "v" / MANIFEST_FILE).write_text("{")
+    with caplog.at_level(logging.WARNING):
+        assert main(["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), *cli_options]) == 0
+    assert "manifest.json is damaged" in caplog.text and read_manifest(tmp_path / "out" / "v").finished
+
+
+def test_corrupt_keys_are_said_to_be_corrupt_not_mismatched(finished_run, network, caplog):
+    frames, masks, out = finished_run
+    (out / KEYS_FILE).write_bytes((out / KEYS_FILE).read_bytes()[:200])
+    with caplog.at_level(logging.WARNING):
+        suggest(frames, masks, out, network)
+    assert f"the keys in {out} are damaged (keys.npy: " in caplog.text and "truncated" in caplog.text
+    assert "belong to another run" not in caplog.text and "do not match" not in caplog.text
+
+
+def test_a_refused_pickle_in_a_checkpoint_is_said_plainly(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("executed",))
+
+    path = tmp_path / "evil.pth"
+    torch.save({"x": Payload()}, path)
+    with pytest.raises(XMemPPError) as refused:
+        weights.load_network(path)
+    assert str(refused.value) == (f"{path} is not a readable PyTorch checkpoint: it is damaged, or it holds Python "
+                                  "objects besides tensors, which are never loaded (loading them could run any code)")
+
+
+# ----- the converse: a bug stays a bug ----------------------------------------------------------------------------
+def test_a_bug_while_reading_weights_is_not_called_a_bad_file(checkpoint, monkeypatch):
+    def broken(*args, **kwargs):
+        raise TypeError("load() got an unexpected keyword argument")
+
+    monkeypatch.setattr(torch, "load", broken)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        weights.load_network(checkpoint)
+
+
+def test_a_bug_while_downloading_weights_is_not_called_a_failed_download(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setattr(weights, "load_network", lambda *args, **kwargs: {}["a bug"])
+    with pytest.raises(KeyError):
+        weights.download_weights(tmp_path / "XMem.pth", url=checkpoint.as_uri(), progress=False)
+
+
+def test_a_bug_while_decoding_a_video_is_not_called_an_unreadable_video(tmp_path, monkeypatch):
+    import imageio.v3 as iio
+
+    from xmempp.video import extract_frames
+
+    def broken(*args, **kwargs):
+        raise TypeError("imiter() got an unexpected keyword argument")
+
+    monkeypatch.setattr(iio, "imiter", broken)
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    with pytest.raises(TypeError):
+        extract_frames(tmp_path / "clip.mp4", tmp_path / "frames")
+
+
+def test_a_bug_while_loading_a_sam_model_is_not_called_a_bad_model(sam_model_folder, monkeypatch):
+    from transformers import Sam2Model
+
+    from xmempp.prompts import PromptModel
+
+    def broken(*args, **kwargs):
+        raise TypeError("from_pretrained() got an unexpected keyword argument")
+
+    monkeypatch.setattr(Sam2Model, "from_pretrained", broken)
+    with pytest.raises(TypeError):
+        PromptModel.load(sam_model_folder, device="cpu", offline=True)
+
+
+def test_a_failed_jobs_traceback_is_logged_where_an_operator_sees_it(caplog):
+    from xmempp.jobs import JobFailure, run_safely
+
+    def buggy(network, job):
+        return {}["missing"]
+
+    with caplog.at_level(logging.INFO, logger="xmempp.jobs"):
+        result = run_safely(buggy, None, "video-7")
+    assert isinstance(result, JobFailure) and result.reason == "KeyError: 'missing'"
+    record = next(r for r in caplog.records if "video-7" in r.getMessage())
+    assert record.levelno >= logging.ERROR and record.exc_info is not None
+
+
+def test_a_users_problem_in_a_job_logs_no_traceback(caplog):
+    from xmempp.jobs import run_safely
+
+    def refused(network, job):
+        raise XMemPPError("video v: mask 00003.png is 64x48 but its frames are 128x96")
+
+    with caplog.at_level(logging.DEBUG, logger="xmempp.jobs"):
+        result = run_safely(refused, None, "v")
+    assert result.reason == "video v: mask 00003.png is 64x48 but its frames are 128x96"
+    assert not any(record.exc_info for record in caplog.records)
+
+
+def test_the_job_runners_do_not_import_each_other():
+    """jobs.py runs jobs here; ray_runner.py on Ray; execution.py chooses. jobs.py imports neither of the others."""
+    import ast
+
+    source = Path(__file__).resolve().parents[1] / "xmempp" / "jobs.py"
+    imported = {node.module for node in ast.walk(ast.parse(source.read_text()))
+                if isinstance(node, ast.ImportFrom) and node.module}
+    imported |= {alias.name for node in ast.walk(ast.parse(source.read_text())) if isinstance(node, ast.Import)
+                 for alias in node.names}
+    assert not imported & {"xmempp.ray_runner", "xmempp.execution"}
+
+
+def test_empty_annotations_and_the_object_limit_come_from_the_package():
+    import xmempp
+
+    assert issubclass(xmempp.EmptyAnnotationError, XMemPPError) and xmempp.MAX_OBJECTS == 32
+
+
+def test_a_mask_as_large_as_a_bomb_is_named_too(tmp_path, monkeypatch):
+    from xmempp.masks.files import MaskReader
+
+    path = write_palette_mask(tmp_path / "frame_000000.png", square_mask(0))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(XMemPPError, match="cannot read mask frame_000000.png: the image has 12,288 pixels"):
+        MaskReader().read(path)
+
