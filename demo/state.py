@@ -186,7 +186,9 @@ class UserState:
         elif not user and results:
             notes.append(f"{len(results)} masks without UserAnnotations/ were loaded as results, not references")
         previous = self.frames.folder.parent if self.frames is not None else None
-        session = VideoSession(self.settings.network, frames, self._config(self._resumed_size(loaded, notes)))
+        # Every encoding of the video's references waits for its next run, which holds a place in the run queue.
+        session = VideoSession(self.settings.network, frames, self._config(self._resumed_size(loaded, notes)),
+                               defer_encoding=True)
         empty = sorted(frames.names[i] for i, ids in user.items() if not ids.any())
         if empty:
             notes.append(f"{len(empty)} empty reference(s) were skipped (e.g. {empty[0]})")

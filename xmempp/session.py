@@ -77,8 +77,13 @@ ProgressCallback = Callable[[int, int], None]  # (frames done, total frames)
 class VideoSession:
     """XMem++ on one video: annotate frames, propagate, suggest the next frames to annotate."""
 
-    def __init__(self, network: XMem | None, frames: FrameFolder, config: InferenceConfig | None = None):
+    def __init__(self, network: XMem | None, frames: FrameFolder, config: InferenceConfig | None = None,
+                 defer_encoding: bool = False):
+        """`defer_encoding`: annotations (and a new configuration) are encoded by the next propagation rather
+        than at once, so that a server's model work happens only in a run (its turn in a queue); the masks of
+        that run are those of a session annotated in frame order."""
         self.network = network
+        self.defer_encoding = defer_encoding
         self.frames = frames
         self.config = config or InferenceConfig()
         self.objects = ObjectManager()
@@ -195,6 +200,7 @@ class VideoSession:
             rgb = self.frame(index)
             mask = checked_mask(index, mask, rgb.shape[:2])
             self.objects.register(mask)
+            self._defer_if_asked()
             with out_of_memory_as_error(f"encoding the annotation of frame {index}", self.config.size):
                 self._encode(index, rgb, mask)
             self._annotations[index] = mask.copy()
@@ -229,6 +235,7 @@ class VideoSession:
             self._check_can_change_annotations("removing an annotation")
             if index not in self._annotations:
                 raise XMemPPError(f"frame {index} has no annotation to remove")
+            self._defer_if_asked()
             del self._annotations[index]
             if index in self.permanent:
                 self.permanent.remove(index)
@@ -242,6 +249,8 @@ class VideoSession:
             self._check_can_change_annotations("deleting an object")
             self._object_names.pop(int(object_id), None)
             changed = sorted(i for i, mask in self._annotations.items() if (mask == object_id).any())
+            if changed:
+                self._defer_if_asked()
             for index in changed:
                 mask = np.where(self._annotations[index] == object_id, 0, self._annotations[index]).astype(np.uint8)
                 if mask.any():
@@ -279,6 +288,11 @@ class VideoSession:
         """Rebuild objects and permanent memory from the annotations, in the order they were first added."""
         encoded = self.network is not None and not self._memory_pending
         self._rebuild_memory(self.permanent.frame_indices if encoded else sorted(self._annotations))
+
+    def _defer_if_asked(self) -> None:
+        """With defer_encoding, the memory is built anew by the next propagation (see restore_annotations)."""
+        if self.defer_encoding and self.network is not None:
+            self._memory_pending = True
 
     def _rebuild_memory(self, order: list[int]) -> None:
         """Objects and permanent memory made anew from the annotations of the frames in `order`: every object
@@ -528,6 +542,7 @@ class VideoSession:
             self._keys = KeyStore(self.num_frames)
             self._propagation = None
             self._recorded_run = False
+            self._defer_if_asked()
             # As a new session annotated frame by frame in order would: same objects' channels, same memory order.
             self._rebuild_memory(sorted(self._annotations))
 
