@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.propagation import make_clip  # noqa: E402
-from tests.test_app_browser import BROWSER_ARGS, editor_ready, free_port, paint  # noqa: E402
+from tests.browser_helpers import editor_ready, paint  # noqa: E402
+from tests.conftest import BROWSER_ARGS, free_port  # noqa: E402
 
 
 def write_video(frames_dir: Path, path: Path) -> None:

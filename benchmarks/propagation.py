@@ -59,7 +59,7 @@ def peak_ram_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure_xmempp(clip: Path, weights: Path, size: int, device: str) -> dict:
+def measure_xmempp(clip: Path, weights: Path, size: int, device: str, precision: str = "fp32") -> dict:
     """Model-only FPS, end-to-end FPS, time to first frames, suggestions: one process, one clip."""
     import torch
 
@@ -71,7 +71,7 @@ def measure_xmempp(clip: Path, weights: Path, size: int, device: str) -> dict:
 
     network = load_network(weights, device)
     frames = xmempp.FrameFolder(clip / "JPEGImages")
-    session = xmempp.VideoSession(network, frames, InferenceConfig(size=size))
+    session = xmempp.VideoSession(network, frames, InferenceConfig(size=size, precision=precision))
     from xmempp.masks.files import MaskReader
 
     session.annotate(0, MaskReader().read(clip / "Annotations" / "frame_000000.png"))
@@ -119,7 +119,7 @@ def measure_xmempp(clip: Path, weights: Path, size: int, device: str) -> dict:
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         xmempp.run_on_video(clip / "JPEGImages", clip / "Annotations", out, print_progress=False, size=size,
-                            network=network)
+                            network=network, precision=precision)
         end_to_end_seconds = time.perf_counter() - start
         Propagation.step, session_module.encode_annotation, network.encode_key = originals
         start = time.perf_counter()
@@ -244,6 +244,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, nargs="+", default=[480])
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"),
+                        help="xmempp's precision (the reference runs as it does: fp32 on the CPU, AMP on CUDA)")
     parser.add_argument("--reference", type=Path, help="a local copy of max810/XMem2, to run it on the same clip")
     parser.add_argument("--ram-frames", type=int, nargs="*", default=[], help="also measure peak RAM for these lengths")
     args = parser.parse_args()
@@ -258,7 +260,7 @@ def main() -> None:
 
             weights = save_random_checkpoint(scratch / "random.pth", seed=1)
         print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-              f"device {args.device}; python {platform.python_version()}, torch {torch.__version__}; "
+              f"device {args.device}, precision {args.precision}; python {platform.python_version()}, torch {torch.__version__}; "
               f"{time.strftime('%Y-%m-%d')}")
         cuda = args.device.startswith("cuda")
         gpu_columns = " peak GPU MB | AMP agreement (object share) |" if cuda else ""
@@ -269,7 +271,7 @@ def main() -> None:
             clip = scratch / f"clip-{objects}"
             make_clip(clip, args.frames, objects)
             for size in args.size:
-                r = in_subprocess("measure_xmempp", clip, weights, size, args.device)
+                r = in_subprocess("measure_xmempp", clip, weights, size, args.device, args.precision)
                 ref_fps = speedup = "-"
                 if args.reference is not None:
                     ref = measure_reference(clip, weights, size, args.reference, scratch)
