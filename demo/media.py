@@ -222,6 +222,7 @@ def _unpack_masks(plan: ZipPlan, out_dir: Path, names: set[str], budget: UnpackB
 
 # ----- videos -----------------------------------------------------------------------------------------------
 def _extract_video(video: Path, frames_dir: Path, limits: Limits, loaded: LoadedVideo) -> None:
+    _check_video_pixels(video, limits)
     folder = open_frames(video, frames_dir, max_frames=limits.max_frames + 1)
     if len(folder) > limits.max_frames:
         for extra in folder.paths[limits.max_frames:]:
@@ -236,6 +237,21 @@ def _extract_video(video: Path, frames_dir: Path, limits: Limits, loaded: Loaded
         height, width = _image_size(paths[0])
         loaded.notes.append(f"frames were downscaled from {first[1]}x{first[0]} to {width}x{height} "
                             f"(limit {limits.max_side} px)")
+
+
+def _check_video_pixels(video: Path, limits: Limits) -> None:
+    """Refuse a video whose frames are larger than the app's pixel limit from its header, before a frame is
+    decoded: a few hundred KB of 8000x8000 frames would otherwise cost minutes of CPU and gigabytes of memory
+    before the downscale. A header that cannot be read is left to the decoder, which names the problem."""
+    import imageio.v3 as iio
+
+    try:
+        width, height = iio.immeta(video, plugin="FFMPEG").get("size") or (0, 0)
+    except (OSError, RuntimeError, ValueError, TypeError):
+        return
+    if width * height > limits.max_image_megapixels * 1e6:
+        raise XMemPPError(f"{video.name} has frames of {width}x{height} pixels; the app reads videos of at most "
+                          f"{limits.max_image_megapixels:g} megapixels a frame (8K video is 33)")
 
 
 def video_fps(video: Path) -> float:
