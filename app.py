@@ -12,13 +12,18 @@ import signal
 import tempfile
 from pathlib import Path
 
+import spaces  # noqa: F401  (first: on a ZeroGPU Space it must patch torch before torch touches CUDA)
+
 from demo.clicks import load_prompt_model
+from demo.gpu import DeviceWork, on_zero_gpu
 from demo.media import Limits
+from demo.speed import PrecisionChoice
 from demo.state import AppSettings
 from demo.ui import build_demo, launch_options
 from xmempp.errors import XMemPPError
 from xmempp.model.weights import WEIGHTS_URL, ensure_weights, find_weights, load_network, missing_weights_message
 from xmempp.online import reachable
+from xmempp.precision import PRECISIONS
 from xmempp.prompts import DEFAULT_SAM_MODEL
 
 log = logging.getLogger("xmempp.app")
@@ -41,6 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-upload-mb", type=float, default=200, help="larger uploads are refused")
     parser.add_argument("--size", type=int, default=480,
                         help="default processing size, short side in pixels (480 is XMem++'s; 360/240 are faster)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="auto (default: bf16 where the device has native bfloat16 and the start-up check times "
+                             "it faster, else fp32), fp32 or bf16")
     parser.add_argument("--max-runs", type=int, default=1, help="propagations running at once over all users")
     parser.add_argument("--max-waiting", type=int, default=16,
                         help="propagations that may wait for the model at once; more are refused with a message")
@@ -177,8 +185,11 @@ def main(argv: list[str] | None = None) -> None:
     use_upload_folder(work_root)
     settings = AppSettings(network=network, weights_message=message, work_root=work_root, example=EXAMPLE,
                            limits=Limits(args.max_frames, args.max_side, args.max_upload_mb), size=args.size,
-                           max_runs=args.max_runs, max_waiting=args.max_waiting, speed_check=args.speed_check,
-                           prompt_model=prompt_model, prompt_message=prompt_message)
+                           max_runs=args.max_runs, max_waiting=args.max_waiting,
+                           speed_check=args.speed_check and not on_zero_gpu(),  # no GPU outside its worker there
+                           prompt_model=prompt_model, prompt_message=prompt_message,
+                           precision=PrecisionChoice(args.precision),
+                           device_work=DeviceWork(network) if network is not None else None)
     blocks = build_demo(settings)
     blocks.queue(default_concurrency_limit=4)
     blocks.launch(share=args.share, max_file_size=upload_limit_bytes(args.max_upload_mb), mcp_server=args.mcp,

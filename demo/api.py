@@ -35,11 +35,13 @@ from demo.state import AppSettings
 from xmempp.api import run_on_video, select_k_next_best_annotation_candidates
 from xmempp.errors import XMemPPError
 from xmempp.exports import FORMATS, export_masks
+from xmempp.precision import PRECISIONS
 from xmempp.video import FrameFolder
 
 log = logging.getLogger(__name__)
 
 ExportFormat = Literal["davis", "coco", "youtube-vis", "mattes"]
+Precision = Literal["fp32", "bf16", "auto"]  # xmempp.precision.PRECISIONS
 DEFAULT_FORMATS: list[ExportFormat] = ["davis"]
 MIN_SIZE = 16  # as the CLI: smaller processing sizes leave the network nothing to see
 MAX_K = 50  # suggestions one call may ask for
@@ -78,7 +80,8 @@ class ScriptApi:
 
     # ----- the endpoints ------------------------------------------------------------------------------------
     def segment(self, video: FileData, annotations: list[FileData], frames: list[int] | None = None,
-                size: int = 480, formats: list[ExportFormat] = DEFAULT_FORMATS, k: int = 5) -> tuple[FileData, dict]:
+                size: int = 480, formats: list[ExportFormat] = DEFAULT_FORMATS, k: int = 5,
+                precision: Precision = "fp32") -> tuple[FileData, dict]:
         """Segment every frame of a video from a few annotated frames with XMem++, as `python -m xmempp run` does.
 
         Args:
@@ -88,15 +91,17 @@ class ScriptApi:
             size: processing size, the short side in pixels (480 is XMem++'s; smaller is faster and coarser).
             formats: what the zip holds: davis (Annotations/<frame>.png palette masks), coco (coco.json, run-length masks), youtube-vis (youtube_vis.json), mattes (mattes/<object>/<frame>.png, white on black).
             k: how many frames to suggest annotating next (0 for none).
+            precision: fp32 (the reference's arithmetic, as run's default), bf16, or auto (bf16 where the device has it natively).
         Returns:
-            the zip of masks in the chosen formats, and a summary: frames, annotated_frames, objects, size, formats, suggested_frames, unsure (per frame, 0..1) and seconds.
+            the zip of masks in the chosen formats, and a summary: frames, annotated_frames, objects, size, precision, formats, suggested_frames, unsure (per frame, 0..1) and seconds.
         """
         self._check_size(size)
         formats = self._check_formats(formats)
         self._check_k(k)
+        self._check_precision(precision)
         work = self._call_folder()
         try:
-            summary = self._run(work, video, annotations, frames, size, k)
+            summary = self._run(work, video, annotations, frames, size, k, precision)
             staging = work / "export"
             export_masks(work / "output", staging, formats)
             archive = _zip_folder(staging, work / "masks.zip")
@@ -112,7 +117,7 @@ class ScriptApi:
         return FileData(path=str(archive)), {**summary, "formats": formats}
 
     def suggest_frames(self, video: FileData, annotations: list[FileData], frames: list[int] | None = None,
-                       size: int = 480, k: int = 5) -> list[int]:
+                       size: int = 480, k: int = 5, precision: Precision = "fp32") -> list[int]:
         """The frames to annotate next (XMem++'s candidate selection), after segmenting the video from its annotations.
 
         Args:
@@ -121,14 +126,16 @@ class ScriptApi:
             frames: the frame number (from 0) of each annotation, in the same order; when empty, each file is named like its frame.
             size: processing size, the short side in pixels (480 is XMem++'s; smaller is faster and coarser).
             k: how many frames to suggest.
+            precision: fp32 (the reference's arithmetic, as run's default), bf16, or auto (bf16 where the device has it natively).
         Returns:
             up to k frame numbers, best first (fewer when the other frames show too little of the objects).
         """
         self._check_size(size)
         self._check_k(k, at_least=1)
+        self._check_precision(precision)
         work = self._call_folder()
         try:
-            return self._run(work, video, annotations, frames, size, k)["suggested_frames"]
+            return self._run(work, video, annotations, frames, size, k, precision)["suggested_frames"]
         except XMemPPError as error:
             raise ApiError(str(error).splitlines()[0]) from None
         finally:
@@ -163,6 +170,11 @@ class ScriptApi:
             raise ApiError(f"k: {k!r} is not a whole number from {at_least} to {MAX_K}")
 
     @staticmethod
+    def _check_precision(precision: Any) -> None:
+        if precision not in PRECISIONS:
+            raise ApiError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+
+    @staticmethod
     def _check_formats(formats: Any) -> list[str]:
         if isinstance(formats, str):
             formats = [formats]
@@ -174,7 +186,7 @@ class ScriptApi:
         return list(dict.fromkeys(formats))
 
     # ----- the run -------------------------------------------------------------------------------------------
-    def _run(self, work: Path, video: Any, annotations: Any, frames: Any, size: int, k: int) -> dict:
+    def _run(self, work: Path, video: Any, annotations: Any, frames: Any, size: int, k: int, precision: str) -> dict:
         """Load the video, place the annotations, take a turn with the model and run into `work`/output;
         returns the summary. Problems with the request raise ApiError, the engine's XMemPPError."""
         if self.settings.network is None:
@@ -203,7 +215,7 @@ class ScriptApi:
                            "on the long side")
         names = FrameFolder(loaded.frames_dir).names
         indices = self._place_annotations(masks, frames, names, work / "annotations")
-        return self._propagate(loaded.frames_dir, work, indices, names, size, k)
+        return self._propagate(loaded.frames_dir, work, indices, names, size, k, precision)
 
     def _place_annotations(self, masks: list[Path], frames: list[int] | None, names: list[str],
                            folder: Path) -> list[int]:
@@ -230,7 +242,7 @@ class ScriptApi:
         return indices
 
     def _propagate(self, frames_dir: Path, work: Path, indices: list[int], names: list[str], size: int,
-                   k: int) -> dict:
+                   k: int, precision: str) -> dict:
         """Run XMem++ into `work`/output in its turn in the app's run queue; returns the summary."""
         output = work / "output"
         try:
@@ -244,17 +256,19 @@ class ScriptApi:
             log.info("API run of %d frames at %d px from frames %s", len(names), size, sorted(indices))
             started = time.monotonic()
             table = run_on_video(frames_dir, work / "annotations", output, frames_with_masks=indices,
-                                 print_progress=False, size=size, save_overlay=False, network=self.settings.network)
+                                 print_progress=False, size=size, save_overlay=False, network=self.settings.network,
+                                 precision=precision)
             seconds = time.monotonic() - started
             suggested = select_k_next_best_annotation_candidates(
                 frames_dir, work / "annotations", output, k=k, previously_chosen_candidates=indices,
-                print_progress=False, size=size, network=self.settings.network) if k else []
+                print_progress=False, size=size, network=self.settings.network, precision=precision) if k else []
         finally:
             self.queue.leave(run)
         if self.speed is not None:
             self.speed.record(size, seconds, len(names), _frame_size(frames_dir))
         objects = sorted({int(i) for i in _object_ids(output)})
         return {"frames": len(names), "annotated_frames": sorted(indices), "objects": objects, "size": size,
+                "precision": precision,
                 "suggested_frames": [int(i) for i in suggested],
                 "unsure": [round(float(u), 4) for u in table["unsure"]], "seconds": round(seconds, 2)}
 

@@ -22,6 +22,7 @@ from demo.unzip import safe_member_path as safe_member_path  # where the tests a
 from xmempp.errors import XMemPPError
 from xmempp.exports import DAVIS, FORMAT_ENTRIES, MATTES, export_masks
 from xmempp.masks.files import write_mask
+from xmempp.masks.ids import MAX_OBJECTS
 from xmempp.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, open_frames
 
 log = logging.getLogger(__name__)
@@ -133,8 +134,9 @@ def _load(videos: list[Path], zips: list[Path], work_dir: Path, limits: Limits) 
     loaded = LoadedVideo(frames_dir=frames_dir, fps=DEFAULT_FPS)
     budget = limits.unpack_budget(sum(z.stat().st_size for z in zips))
     with contextlib.ExitStack() as stack:
-        plans = [stack.enter_context(open_zip(z, _member_kind, 4 * budget.max_files, _not_an_image))
-                 for z in zips]
+        # An export's mattes add an entry per object and frame (never unpacked) to what the zip may list.
+        max_entries = 4 * budget.max_files + MAX_OBJECTS * limits.max_frames
+        plans = [stack.enter_context(open_zip(z, _member_kind, max_entries, _not_an_image)) for z in zips]
         # Which file holds the frames is decided from names alone, before a byte is unpacked.
         with_images = [plan for plan in plans if plan.of_kind("frames")]
         with_video = [plan for plan in plans if plan.of_kind("video")]

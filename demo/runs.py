@@ -50,7 +50,8 @@ class Runs(Visitors):
             try:
                 while not self.queue.wait_turn(run, QUEUE_UPDATE_S):
                     pass
-                self.speed.add_measured(measure_speed(self.settings.network, self.settings.sizes))
+                self.speed.add_measured(measure_speed(self.settings.network, self.settings.sizes,
+                                                      self.settings.precision))
             except Exception:  # the app works without estimates; the log says why there are none
                 log.exception("the start-up speed check failed")
             finally:
@@ -181,7 +182,8 @@ class Runs(Visitors):
             text = f"Stopped after {last.done} of {last.total} frames; the frames done are kept"
             text += f", {kept} not reached keep the previous run's masks." if kept else "."
         else:
-            text = f"Propagated {last.total} frames in {duration(last.elapsed)} ({last.fps:.1f} frames/s)."
+            text = (f"Propagated {last.total} frames in {duration(last.elapsed)} ({last.fps:.1f} frames/s, "
+                    f"{state.precision}).")
         text += f" {len(picks)} suggested frame(s) to annotate next." if picks else ""
         text += f" ({remark})" if remark else ""
         yield {"viewer": views.viewer(state, current), "progress": progress_html(last.done, last.total, text),

@@ -3,6 +3,9 @@
 The app measures it once at start-up, on a generated clip at the smallest and the largest processing size, and
 each finished run refines the figure for its size. Per frame, the time grows with the pixels the network sees
 (its encoders are convolutions), so the table holds seconds per megapixel of network input.
+
+The same check settles the `auto` precision: where the device has native bfloat16, the largest size is timed in
+fp32 and in bf16 and the faster one runs from then on (`PrecisionChoice`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from PIL import Image
 
 from xmempp.config import InferenceConfig
 from xmempp.model.network import XMem
+from xmempp.precision import check_precision, resolve_precision
 from xmempp.session import VideoSession
 from xmempp.video import FrameFolder
 
@@ -72,6 +76,37 @@ class SpeedTable:
         return math.nan if rate is None else rate * network_megapixels(frame_size, size) * frames
 
 
+class PrecisionChoice:
+    """The precision every session of the app runs in; shared. `auto` starts as bf16 where the device has it
+    natively (else fp32) and becomes whichever of fp32 and bf16 the start-up check timed faster."""
+
+    def __init__(self, asked: str = "auto"):
+        self.asked = check_precision(asked)
+        self._running: str | None = None if asked == "auto" else asked
+        self.timed = False  # whether `running` comes from timing both
+        self._lock = threading.Lock()
+
+    def running(self, network: XMem | None) -> str:
+        """`fp32` or `bf16`: what runs now."""
+        with self._lock:
+            if self._running is not None:
+                return self._running
+        return resolve_precision(self.asked, network.device) if network is not None else "fp32"
+
+    def candidates(self, network: XMem) -> tuple[str, ...]:
+        """The precisions worth timing: both where `auto` would pick bf16, else the one that runs."""
+        if self.asked == "auto" and not self.timed and resolve_precision("auto", network.device) == "bf16":
+            return ("fp32", "bf16")
+        return (self.running(network),)
+
+    def settle(self, timings: dict[str, float]) -> str:
+        """Keep the fastest of the timed precisions (seconds per frame each)."""
+        with self._lock:
+            self._running = min(timings, key=timings.get)
+            self.timed = len(timings) > 1
+            return self._running
+
+
 def _write_clip(folder: Path) -> FrameFolder:
     """A textured background with a square moving across it; its first frame's mask is the square."""
     height, width = CLIP_SIZE
@@ -84,8 +119,8 @@ def _write_clip(folder: Path) -> FrameFolder:
     return FrameFolder(folder)
 
 
-def _seconds_per_frame(network: XMem, frames: FrameFolder, size: int) -> float:
-    session = VideoSession(network, frames, dataclasses.replace(InferenceConfig(), size=size))
+def _seconds_per_frame(network: XMem, frames: FrameFolder, size: int, precision: str = "fp32") -> float:
+    session = VideoSession(network, frames, dataclasses.replace(InferenceConfig(), size=size, precision=precision))
     try:
         mask = np.zeros(CLIP_SIZE, np.uint8)
         mask[120:280, 100:300] = 1
@@ -102,12 +137,24 @@ def _seconds_per_frame(network: XMem, frames: FrameFolder, size: int) -> float:
         session.close()
 
 
-def measure_speed(network: XMem, sizes: tuple[int, ...]) -> dict[int, float]:
-    """Seconds per megapixel at each of `sizes`: timed here at the smallest and largest, the others interpolated."""
+def measure_speed(network: XMem, sizes: tuple[int, ...], precision: PrecisionChoice | None = None
+                  ) -> dict[int, float]:
+    """Seconds per megapixel at each of `sizes`: timed here at the smallest and largest, the others interpolated.
+
+    With a `precision` still to settle (auto, on a device with native bfloat16), the largest size is timed in
+    fp32 and bf16 first and the faster one is kept, for `precision` and for the figures.
+    """
+    precision = precision or PrecisionChoice("fp32")
     low, high = min(sizes), max(sizes)
     with tempfile.TemporaryDirectory(prefix="xmempp-speed-") as folder:
         frames = _write_clip(Path(folder))
-        measured = {size: _seconds_per_frame(network, frames, size) for size in {low, high}}
+        timings = {name: _seconds_per_frame(network, frames, high, name) for name in precision.candidates(network)}
+        chosen = precision.settle(timings)
+        log.info("precision: %s (%s)", chosen, ", ".join(f"{name} {seconds:.2f} s/frame at {high} px"
+                                                         for name, seconds in timings.items()))
+        measured = {high: timings[chosen]}
+        if low != high:
+            measured[low] = _seconds_per_frame(network, frames, low, chosen)
     low_mp, high_mp = (network_megapixels(CLIP_SIZE, s) for s in (low, high))
     # seconds per frame = fixed + per_megapixel * megapixels, through the two measured points.
     per_megapixel = (measured[high] - measured[low]) / (high_mp - low_mp) if high != low else 0.0

@@ -17,14 +17,16 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from demo.gpu import DeviceWork
 from demo.layers import PALETTE, overlay_image
 from demo.media import Limits, LoadedVideo, VideoWriter, load_upload, write_export_zip, write_video
 from demo.resume import check_object_ids, check_resume, record_of
+from demo.speed import PrecisionChoice
 from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.masks.files import MaskReader
@@ -61,6 +63,8 @@ class AppSettings:
     max_runs: int = 1  # propagations running at once, over all users (the queue holds the others)
     max_waiting: int = 16  # propagations waiting for the model at once; more are refused with a message
     speed_check: bool = False  # time the network at start-up, so that visitors see each size's wait
+    precision: PrecisionChoice = field(default_factory=PrecisionChoice)  # auto: settled by the speed check
+    device_work: DeviceWork | None = None  # runs on ZeroGPU's GPU worker; None: always in this process
     weights_message: str = ""  # why there is no network
     prompt_model: PromptModel | None = None  # SAM 2.1 for click to segment, shared and read-only
     prompt_message: str = ""  # why there are no clicks
@@ -232,9 +236,9 @@ class UserState:
                     raise XMemPPError(str(error).replace(str(path), member).replace(path.name, member)) from None
         return read
 
-    @staticmethod
-    def _config(size: int) -> InferenceConfig:
-        return dataclasses.replace(InferenceConfig(), size=size)
+    def _config(self, size: int) -> InferenceConfig:
+        return dataclasses.replace(InferenceConfig(), size=size,
+                                   precision=self.settings.precision.running(self.settings.network))
 
     @property
     def frames(self) -> FrameFolder | None:
@@ -244,6 +248,12 @@ class UserState:
     def size(self) -> int:
         """The processing size (short side): the session's, or the app's default before a video."""
         return self.session.config.size if self.session is not None else self.settings.size
+
+    @property
+    def precision(self) -> str:
+        """`fp32` or `bf16`: what this visitor's runs compute in (the app's choice, see demo.speed)."""
+        return self.session.precision if self.session is not None else \
+            self.settings.precision.running(self.settings.network)
 
     @property
     def loaded(self) -> bool:
@@ -369,8 +379,11 @@ class UserState:
     def _run(self) -> Iterator[RunProgress]:
         """The overlay video is written from the frames the run yields (picture and mask in memory); frames a
         stopped run did not reach are read to finish it."""
+        if self.session.config.precision != self.settings.precision.running(self.settings.network):
+            self.session.reconfigure(self._config(self.size))  # the speed check settled the precision since
         self.cancel.clear()
-        frames = self.session.propagate(cancel=self.cancel)
+        frames = (self.settings.device_work.run(self.session, self.cancel) if self.settings.device_work
+                  else self.session.propagate(cancel=self.cancel))
         self.suggested, self.video = [], None
         path = self._new_video_path()
         start, done, finished = time.monotonic(), 0, False

@@ -303,3 +303,17 @@ def test_an_exported_session_loads_another_video_without_a_recovery_zip(handlers
     state = annotated(handlers)
     handlers.export(state)
     assert "unexported" not in handlers.load_files(state, [str(clip)])["status"]
+
+
+def test_an_export_zip_with_mattes_of_every_object_still_opens(tmp_path):
+    """Mattes add an entry per object and frame, never unpacked: they must not push the zip past its entry cap."""
+    from demo.media import load_upload
+    from xmempp.masks.ids import MAX_OBJECTS
+
+    frames = clip_frames(4)
+    members = {f"frame_{i:06d}.png": png_bytes(frame) for i, frame in enumerate(frames)}
+    members.update({f"Annotations/frame_{i:06d}.png": png_bytes(square(i), palette=True) for i in range(4)})
+    black = png_bytes(np.zeros(frames[0].shape[:2], np.uint8))
+    members.update({f"mattes/object {k}/frame_{i:06d}.png": black for k in range(1, MAX_OBJECTS + 1) for i in range(4)})
+    loaded = load_upload([write_zip(tmp_path / "export.zip", members)], tmp_path / "work", Limits(max_frames=4))
+    assert len(list(loaded.frames_dir.iterdir())) == 4 and len(loaded.result_masks) == 4

@@ -28,6 +28,13 @@ def test_changing_the_processing_size_keeps_the_references(handlers):
     assert state.size == 96 == state.session.config.size and state.session.annotated_frames == [0, 3]
 
 
+def test_the_run_line_of_a_finished_run_names_the_precision_that_ran(handlers):
+    state = annotated(handlers)
+    line = text(run(handlers, state)[-1]["progress"])
+    assert line.startswith(f"Propagated {FRAMES} frames") and f"{state.precision})." in line
+    assert state.precision == handlers.settings.precision.running(handlers.settings.network)
+
+
 def test_propagating_without_an_annotation_says_what_to_do(handlers):
     outputs = run(handlers, loaded(handlers))
     assert len(outputs) == 1 and "Annotate at least one frame before propagating" in text(outputs[0]["progress"])
@@ -54,10 +61,14 @@ def test_the_viewer_and_video_take_the_frames_the_run_yields_without_reading_the
     reads = []
     read = state.session.frames.read
     monkeypatch.setattr(state.session.frames, "read", lambda i: reads.append(i) or read(i))
-    outputs = run(handlers, state, k=1)
+    outputs, reads_by_the_run = [], None
+    for output in handlers.propagate(state, 1):
+        outputs.append(output)
+        if "Writing the overlay video" in output.get("progress", ""):  # the run and its video are done
+            reads_by_the_run = list(reads)  # (a suggestion's thumbnail may read its frame after this)
     during = [o for o in outputs if "viewer" in o and "(propagating)" in o["viewer"]["label"]]
     assert len(during) >= FRAMES - 1 and Path(last(outputs, "video")).is_file()
-    assert reads.count(5) == 1  # decoded once, for the network; the viewer and the video took that picture
+    assert reads_by_the_run.count(5) == 1  # decoded once, for the network; the viewer and the video took that picture
 
 
 def test_the_run_ends_on_the_frame_the_editor_shows_now(handlers, every_frame_shown):

@@ -109,6 +109,25 @@ def test_argument_errors_exit_2_before_the_weights_load(arguments, tmp_path, mon
     assert arguments[0] in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["run", "suggest"])
+def test_a_bad_precision_name_is_an_argument_error_naming_the_choices(command, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--images", str(tmp_path), "--masks", str(tmp_path), "--output", str(tmp_path),
+              "--precision", "fp16"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "--precision" in error and "'fp32', 'bf16', 'auto'" in error
+
+
+def test_run_with_precision_auto_names_the_precision_that_runs(square_clip, tmp_path, checkpoint, capsys):
+    frames, masks = square_clip
+    assert main(["run", "--images", str(frames), "--masks", str(masks), "--weights", str(checkpoint), "--size", "96",
+                 "--output", str(tmp_path / "out"), "--precision", "auto"]) == 0
+    from xmempp.precision import resolve_precision
+
+    assert f"propagating ({resolve_precision('auto', torch.device('cpu'))})" in capsys.readouterr().err
+
+
 def _failing_run(monkeypatch, error: BaseException) -> None:
     import xmempp.api
 

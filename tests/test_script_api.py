@@ -66,7 +66,7 @@ def test_sizes_and_counts_are_integers_on_the_api_page(tmp_path):
 
 @pytest.mark.parametrize(("change", "parameter"), [
     ({"size": "240"}, "size"), ({"size": 8}, "size"), ({"size": 4096}, "size"), ({"k": -1}, "k"),
-    ({"formats": ["png"]}, "formats"), ({"frames": [0, 1]}, "frames"), ({"frames": [99]}, "frames"),
+    ({"formats": ["png"]}, "formats"), ({"precision": "fp16"}, "precision"), ({"frames": [0, 1]}, "frames"), ({"frames": [99]}, "frames"),
     ({"annotations": []}, "annotations")])
 def test_a_bad_value_gets_one_line_naming_the_parameter(tmp_path, network, clip, change, parameter):
     video, masks = clip
@@ -150,12 +150,13 @@ def test_server_limits_say_what_the_server_accepts(tmp_path, network):
 def test_the_api_formats_and_the_export_choices_are_the_exporters():
     from typing import get_args
 
-    from demo.api import ExportFormat
+    from demo.api import ExportFormat, Precision
     from demo.media import EXTRA_FORMATS
     from demo.ui import EXPORT_FORMAT_CHOICES
     from xmempp.exports import DAVIS, FORMATS
+    from xmempp.precision import PRECISIONS
 
-    assert set(get_args(ExportFormat)) == set(FORMATS)
+    assert set(get_args(ExportFormat)) == set(FORMATS) and set(get_args(Precision)) == set(PRECISIONS)
     assert [value for _, value in EXPORT_FORMAT_CHOICES] == list(EXTRA_FORMATS) and DAVIS not in EXTRA_FORMATS
 
 

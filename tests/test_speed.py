@@ -42,3 +42,47 @@ def test_each_run_moves_its_sizes_figure_halfway_to_what_it_measured():
     table = SpeedTable({240: 2.0})
     table.record(240, seconds=4.0 * network_megapixels((240, 427), 240), frames=1, frame_size=(240, 427))
     assert table.rate(240) == pytest.approx(3.0)
+
+
+def test_the_speed_check_keeps_the_faster_precision_where_bf16_is_native(network, monkeypatch):
+    import demo.speed as speed
+    import xmempp.precision as precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    timed = []
+
+    def seconds_per_frame(network, frames, size, name="fp32"):
+        timed.append((size, name))
+        return {"fp32": 1.0, "bf16": 0.4}[name] * size / 480
+
+    monkeypatch.setattr(speed, "_seconds_per_frame", seconds_per_frame)
+    choice = speed.PrecisionChoice("auto")
+    assert choice.running(network) == "bf16"  # before the check: what the hardware promises
+    speed.measure_speed(network, (480, 240), choice)
+    assert choice.running(network) == "bf16" and choice.timed
+    assert timed == [(480, "fp32"), (480, "bf16"), (240, "bf16")]
+
+
+def test_the_speed_check_keeps_fp32_where_bf16_is_slower(network, monkeypatch):
+    import demo.speed as speed
+    import xmempp.precision as precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(speed, "_seconds_per_frame", lambda network, frames, size, name="fp32":
+                        {"fp32": 1.0, "bf16": 1.5}[name])
+    choice = speed.PrecisionChoice("auto")
+    speed.measure_speed(network, (480, 240), choice)
+    assert choice.running(network) == "fp32"
+
+
+def test_without_native_bf16_the_speed_check_times_fp32_alone(network, monkeypatch):
+    import demo.speed as speed
+    import xmempp.precision as precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    timed = []
+    monkeypatch.setattr(speed, "_seconds_per_frame", lambda network, frames, size, name="fp32":
+                        timed.append(name) or 1.0)
+    choice = speed.PrecisionChoice("auto")
+    speed.measure_speed(network, (480, 240), choice)
+    assert set(timed) == {"fp32"} and choice.running(network) == "fp32"

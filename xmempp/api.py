@@ -63,19 +63,21 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
                  frames_with_masks: Iterable[int] = (0,), compute_iou: bool = False, print_progress: bool = True,
                  weights: str | Path | None = None, device: torch.device | str | None = None,
                  size: int | None | _Unset = UNSET, config: InferenceConfig | None = None, save_overlay: bool = True,
-                 network: XMem | None = None) -> pd.DataFrame:
+                 network: XMem | None = None, precision: str | _Unset = UNSET) -> pd.DataFrame:
     """Propagate the masks of `frames_with_masks` to the whole video with XMem++.
 
     `imgs_in_path` is a folder of frames (in natural name order) or a video file; `masks_in_path` holds PNG masks
     named like their frames (frame_%06d.png for a video file). Writes `masks_out_path/masks/<frame>.png`
     (palette PNGs with the input's ids and palette), `masks_out_path/overlay/<frame>.jpg`, the keys for
     suggestions and `manifest.json`. Every file is written whole or not at all; nothing is written into a
-    folder or file that is read. The processing size comes from `size` (default 480) or `config.size`, not both.
+    folder or file that is read. The processing size comes from `size` (default 480) or `config.size`, not both;
+    likewise the precision from `precision` (`fp32` (default), `bf16` or `auto`, see xmempp.precision) or
+    `config.precision`.
     Returns one row per frame: `frame`, `mask_provided`, `iou` (-1 where the model saw the mask or none exists),
     `unsure` (0..1, see xmempp.uncertainty: how unsure the propagation was; 0 on annotated frames).
     """
     source, masks_in, masks_out = Path(imgs_in_path), Path(masks_in_path), Path(masks_out_path)
-    config = _resolve_config(config, size)
+    config = _resolve_config(config, size, precision)
     if not source.exists():
         raise FileNotFoundError(f"video or frame folder not found: {source}")
     if not masks_in.is_dir():
@@ -108,7 +110,8 @@ def _propagate_and_write(session: VideoSession, writer: _FrameWriter, iou: Calla
                          progress: bool) -> list[dict]:
     """Propagate the whole video, handing each frame to `writer`; returns one row of `run_on_video`'s table a frame."""
     rows = []
-    with tqdm(total=session.num_frames, disable=not progress, desc="propagating", unit="frame") as bar:
+    with tqdm(total=session.num_frames, disable=not progress, desc=f"propagating ({session.precision})",
+              unit="frame") as bar:
         for frame in session.propagate():
             name = session.frame_names[frame.index]
             writer.write(frame, name)
@@ -165,12 +168,17 @@ class _FrameWriter:
             self._pool.shutdown(wait=True)  # after an error too: no write outlives the run
 
 
-def _resolve_config(config: InferenceConfig | None, size: int | None | _Unset) -> InferenceConfig:
-    """One way to say the processing size: `size=` or `config.size`; both only when they agree."""
+def _resolve_config(config: InferenceConfig | None, size: int | None | _Unset,
+                    precision: str | _Unset = UNSET) -> InferenceConfig:
+    """One way to say the processing size (`size=` or `config.size`) and the precision (`precision=` or
+    `config.precision`); both only when they agree."""
+    given = {name: value for name, value in (("size", size), ("precision", precision)) if value is not UNSET}
     if config is None:
-        return InferenceConfig() if size is UNSET else InferenceConfig(size=size)
-    if size is not UNSET and size != config.size:
-        raise XMemPPError(f"size={size} disagrees with config.size={config.size}: give the size in one place")
+        return InferenceConfig(**given)
+    for name, value in given.items():
+        if value != getattr(config, name):
+            raise XMemPPError(f"{name}={value!r} disagrees with config.{name}={getattr(config, name)!r}: give the "
+                              f"{name} in one place")
     return config
 
 
@@ -179,7 +187,7 @@ def select_k_next_best_annotation_candidates(
         previously_chosen_candidates: Iterable[int] = (0,), use_previously_predicted_masks: bool = True,
         alpha: float = 0.5, min_mask_presence_percent: float = 0.25, weights: str | Path | None = None,
         device: torch.device | str | None = None, print_progress: bool = True, size: int | None | _Unset = UNSET,
-        network: XMem | None = None) -> list[int]:
+        network: XMem | None = None, precision: str = "fp32") -> list[int]:
     """The k frames to annotate next, as XMem++ selects them.
 
     With `use_previously_predicted_masks`, the masks and keys come from `masks_out_path`, as `run_on_video`
@@ -199,9 +207,10 @@ def select_k_next_best_annotation_candidates(
         with tempfile.TemporaryDirectory(prefix="xmempp-suggest-") as scratch:
             out = Path(masks_out_path) if masks_out_path is not None else Path(scratch)
             run_on_video(source, masks_in_path, out, frames_with_masks=chosen, print_progress=print_progress,
-                         size=size, network=network, save_overlay=False)
+                         size=size, network=network, save_overlay=False, precision=precision)
             return _select_from_outputs(source, out, chosen, k, alpha, min_mask_presence_percent, lambda: network,
-                                        weights_fingerprint(network), size, print_progress)
+                                        weights_fingerprint(network), InferenceConfig(size=size, precision=precision),
+                                        print_progress)
     if masks_out_path is None:
         raise XMemPPError("use_previously_predicted_masks=True needs masks_out_path (the folder run_on_video wrote)")
 
@@ -210,12 +219,13 @@ def select_k_next_best_annotation_candidates(
 
     fingerprint = weights_fingerprint(network or ensure_weights(weights, print_progress))
     return _select_from_outputs(source, Path(masks_out_path), chosen, k, alpha, min_mask_presence_percent,
-                                get_network, fingerprint, size, print_progress)
+                                get_network, fingerprint, InferenceConfig(size=size, precision=precision),
+                                print_progress)
 
 
 def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: int, alpha: float,
                          min_mask_presence_percent: float, get_network: Callable[[], XMem], fingerprint: str,
-                         size: int | None, print_progress: bool) -> list[int]:
+                         config: InferenceConfig, print_progress: bool) -> list[int]:
     """XMem++'s selection from the masks and keys a run wrote into `masks_out` (the keys computed again if they
     belong to other weights or another size)."""
     if not source.exists():
@@ -237,15 +247,15 @@ def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: in
                         manifest.annotated_frames, sorted(chosen))
         mask_paths = _predicted_mask_paths(masks_out, names)
         try:
-            keys = load_keys(masks_out, names, size, fingerprint, manifest.run_id if manifest is not None else None)
+            keys = load_keys(masks_out, names, config.size, fingerprint, manifest.run_id if manifest is not None else None)
             if keys is None and manifest is not None:
                 log.warning("%s: computing every frame's keys again (the network runs on every frame)",
-                            _keys_mismatch(manifest, masks_out, size, fingerprint))
+                            _keys_mismatch(manifest, masks_out, config.size, fingerprint))
         except DamagedKeysError as error:  # a cache: computed again, and said to be damaged, not mismatched
             log.warning("%s: computing every frame's keys again (the network runs on every frame)", error)
             keys = None
         if keys is None:
-            keys = VideoSession(get_network(), frames(), InferenceConfig(size=size)).encode_keys(progress=print_progress)
+            keys = VideoSession(get_network(), frames(), config).encode_keys(progress=print_progress)
         frame_size = manifest.frame_size if manifest is not None else None
         try:
             foregrounds = Foregrounds(len(mask_paths), lambda i: read_predicted_mask(mask_paths[i], frame_size))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from xmempp.config import MIN_SIZE
 from xmempp.errors import OutOfMemoryError, XMemPPError, file_system_problem, is_out_of_memory
+from xmempp.precision import PRECISIONS
 
 log = logging.getLogger("xmempp")
 
@@ -114,6 +115,12 @@ def add_engine_options(sub: argparse.ArgumentParser, size_default: int | _FromRu
     sub.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def add_precision_option(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                     help="fp32 (default: the reference's arithmetic), bf16, or auto: bf16 where the device has "
+                          "native bfloat16 (CUDA, a CPU with AVX512-BF16 or AMX), else fp32")
+
+
 def add_dataset_options(sub: argparse.ArgumentParser) -> None:
     """The options of the dataset commands: `run`'s engine options, the dataset, and where videos run."""
     sub.add_argument("--dataset", required=True, type=Path,
@@ -150,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--frames", type=_frame_list, default=[0], help="annotated frames, 0-based (default: 0)")
     run.add_argument("--iou", action="store_true", help="report IoU against masks in --masks for other frames")
     run.add_argument("--no-overlay", action="store_true", help="skip the overlay previews")
+    add_precision_option(run)
 
     suggest = commands.add_parser("suggest", help="the frames to annotate next")
     add_common(suggest, size_default=FROM_RUN)
@@ -157,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="folder written by `run` (masks and keys are reused); without it the video is propagated")
     suggest.add_argument("--frames", type=_frame_list, default=FROM_RUN,
                          help="frames already annotated (default: the run's, from --output's manifest.json, else 0)")
+    add_precision_option(suggest)
     suggest.add_argument("-k", type=_positive_int, default=5, help="how many frames to suggest (default 5)")
     suggest.add_argument("--alpha", type=_number_between(0, 1), default=0.5, help="mask weight in the comparison, 0..1 (default 0.5)")
     suggest.add_argument("--min-mask-percent", type=_number_between(0, 100), default=0.25,
@@ -222,7 +231,7 @@ def _run(args: argparse.Namespace, progress: bool) -> int:
 
     stats = run_on_video(args.images, args.masks, args.output, frames_with_masks=args.frames, compute_iou=args.iou,
                          print_progress=progress, weights=args.weights, device=args.device, size=args.size,
-                         save_overlay=not args.no_overlay)
+                         save_overlay=not args.no_overlay, precision=args.precision)
     print(f"wrote {len(stats)} masks to {args.output / 'masks'}")
     unsure = stats[~stats.mask_provided].nlargest(3, "unsure")
     if len(unsure):
@@ -242,7 +251,7 @@ def _suggest(args: argparse.Namespace, progress: bool) -> int:
         args.images, args.masks, args.output, k=args.k, previously_chosen_candidates=frames,
         use_previously_predicted_masks=args.output is not None, alpha=args.alpha,
         min_mask_presence_percent=args.min_mask_percent, weights=args.weights, device=args.device,
-        print_progress=progress, size=size)
+        print_progress=progress, size=size, precision=args.precision)
     if not picks:
         print(f"no frame to suggest: every frame not yet annotated has a predicted mask covering less than "
               f"{args.min_mask_percent}% of the frame (see --min-mask-percent)", file=sys.stderr)

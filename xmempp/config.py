@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xmempp.errors import XMemPPError
+from xmempp.precision import check_precision
 
 MIN_SIZE = 16  # the network downsamples by 16: a smaller short side leaves no feature map
 
@@ -21,7 +22,8 @@ class InferenceConfig:
     max_working_frames: int = 10  # working memory size that triggers a consolidation
     num_prototypes: int = 128  # long-term prototypes made per consolidation
     max_long_term_elements: int = 10000  # long-term memory cap; least used prototypes are dropped beyond it
-    use_amp: bool = True  # mixed precision on CUDA, as the reference; ignored on CPU
+    use_amp: bool = True  # float16 mixed precision on CUDA under fp32, as the reference; ignored on CPU
+    precision: str = "fp32"  # fp32 (the reference's arithmetic), bf16, or auto: bf16 where the device has it natively
     key_batch_size: int | None = None  # frames per key-encoder pass; None: 8 on CUDA, 1 on the CPU (no gain there)
 
     def __post_init__(self) -> None:
@@ -31,6 +33,7 @@ class InferenceConfig:
             raise XMemPPError("mem_every and top_k must be positive")
         if self.key_batch_size is not None and self.key_batch_size < 1:
             raise XMemPPError(f"key_batch_size must be at least 1 (or None), got {self.key_batch_size}")
+        check_precision(self.precision)
         if not 0 < self.min_working_frames < self.max_working_frames:
             raise XMemPPError("need 0 < min_working_frames < max_working_frames")
 

@@ -131,7 +131,7 @@ def refuse_output_inside(dataset: Path, output: Path) -> None:
     """
     inside = enclosing_folder(Path(os.path.abspath(output)).resolve(), {identity(dataset): dataset})
     if inside is not None:
-        through = "" if inside[0] == Path(output).resolve() else f" (through {inside[0]})"
+        through = "" if inside[0] == Path(dataset).resolve() else f" (reached as {inside[0]})"
         raise XMemPPError(f"the output folder {output} is inside the dataset {dataset}{through}: the dataset is "
                           "never written to, choose a folder outside it")
     if Path(output).exists() and not Path(output).is_dir():

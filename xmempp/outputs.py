@@ -202,8 +202,9 @@ def refuse_overlap(inputs: dict[str, Path], out: Path, never_inside: tuple[str, 
         if label in never_inside and read.is_dir():
             inside = enclosing_folder(absolute_out.resolve(), {identity(read): read})
             if inside is not None:
-                raise XMemPPError(f"the output folder {out} is inside the {label} folder {read} (through "
-                                  f"{inside[0]}): inputs are never written to, choose a folder outside it")
+                through = "" if inside[0] == read.resolve() else f" (reached as {inside[0]})"
+                raise XMemPPError(f"the output folder {out} is inside the {label} folder {read}{through}: inputs are "
+                                  "never written to, choose a folder outside it")
     _refuse_hard_links_to_inputs(inputs, out)
 
 

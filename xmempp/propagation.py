@@ -62,9 +62,10 @@ class Propagation:
         if annotation is not None:
             probs = aggregate(annotation, dim=0)
         else:
-            readout = self.memory.read(key, selection)
+            with float32_memory(key.device):
+                readout = self.memory.read(key.float(), selection.float())
             hidden, probs = self.network.segment(f16, f8, f4, readout, self.hidden, update_hidden=light_update)
-            probs = probs[0]
+            probs = probs[0].float()
             if light_update:
                 self.hidden = hidden
 
@@ -72,7 +73,14 @@ class Propagation:
             value, hidden = self.network.encode_value(image, f16, self.hidden, probs[1:].unsqueeze(0),
                                                       deep_update=True)
             if annotation is None:  # annotated frames are in permanent memory already
-                self.memory.add_working(key, shrinkage, selection, value)
+                with float32_memory(key.device):
+                    self.memory.add_working(key.float(), shrinkage.float(), selection.float(), value.float())
             self.last_memory_frame = index
             self.hidden = hidden
         return probs, FrameKeys(key[0], shrinkage[0], selection[0])
+
+
+def float32_memory(device: torch.device) -> torch.autocast:
+    """Memory reads and writes in float32 even when the network runs in bfloat16: the similarity is a difference
+    of large squared terms, which bfloat16's 8-bit mantissa would cancel into noise."""
+    return torch.autocast(device.type, enabled=False)

@@ -10,6 +10,7 @@ annotations and predictions (for annotating and exporting); only propagation and
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import logging
 import threading
@@ -27,6 +28,7 @@ from xmempp.frame_store import FrameKeys, KeyStore, MaskStore
 from xmempp.masks.ids import MAX_OBJECT_ID, MAX_OBJECTS, ObjectManager, first_argmax, too_many_objects
 from xmempp.memory.stores import PermanentMemory
 from xmempp.model.network import XMem
+from xmempp.precision import autocast, native_bf16, resolve_precision, warn_if_emulated
 from xmempp.propagation import Propagation, encode_annotation
 from xmempp.uncertainty import FrameUncertainty, measure_annotation, measure_probabilities
 from xmempp.video import FrameFolder, check_frame_index, pad_to_multiple, prefetched, to_network_input, unpad
@@ -45,6 +47,28 @@ class PropagatedFrame:
     is_annotation: bool
     image: np.ndarray
     uncertainty: FrameUncertainty = FrameUncertainty()
+    keys: FrameKeys | None = None  # the frame's keys (for suggestions): tensors, or numpy arrays in a plain frame
+
+    def plain(self) -> PropagatedFrame:
+        """This frame as plain CPU data (its keys as numpy arrays), to cross to another process: pickled torch
+        tensors would be shared through file handles that die with the process that made them, and CUDA
+        tensors may not cross at all."""
+        if self.keys is None:
+            return self
+        key, shrinkage, selection = (t.detach().float().cpu().numpy()
+                                     for t in (self.keys.key, self.keys.shrinkage, self.keys.selection))
+        return dataclasses.replace(self, keys=FrameKeys(key, shrinkage, selection))
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything a propagation needs besides the network, as plain CPU data: the frames' folder, the annotations
+    in the order they entered memory (which fixes objects' channels), and the configuration. A session made from it
+    elsewhere (`VideoSession.from_request`, e.g. in ZeroGPU's forked GPU worker) propagates exactly as this one."""
+
+    frames_folder: str
+    annotations: tuple[tuple[int, np.ndarray], ...]
+    config: InferenceConfig
 
 
 ProgressCallback = Callable[[int, int], None]  # (frames done, total frames)
@@ -66,6 +90,7 @@ class VideoSession:
         self._keys = KeyStore(len(frames))
         self._frame_size: tuple[int, int] | None = None
         self._propagation: Propagation | None = None
+        self._recorded_run = False  # the keys of a run made elsewhere were recorded (see `record`)
         self._propagating = False
         self._object_names: dict[int, str] = {}  # names people gave objects (an object may be named before painted)
         self._closed = False
@@ -74,6 +99,24 @@ class VideoSession:
         # starts, so that a propagation never starts against half-made annotations (a check alone would let one
         # slip in between check and change).
         self._state_lock = threading.RLock()
+
+    @classmethod
+    def from_request(cls, network: XMem, request: RunRequest) -> VideoSession:
+        """A session holding `request`'s frames and annotations (encoded in their order) on `network`."""
+        session = cls(network, FrameFolder(request.frames_folder), request.config)
+        for index, mask in request.annotations:
+            session.annotate(index, mask)
+        return session
+
+    def run_request(self) -> RunRequest:
+        """This video's frames, annotations and configuration as plain data, for a propagation elsewhere."""
+        with self._state_lock:
+            self._check_open()
+            self._check_annotated("propagating")
+            # Annotations restored but not yet encoded enter memory in frame order, as the next run here would.
+            encoded = self.network is not None and not self._memory_pending
+            order = self.permanent.frame_indices if encoded else sorted(self._annotations)
+            return RunRequest(str(self.frames.folder), tuple((i, self._annotations[i]) for i in order), self.config)
 
     # ----- lifecycle ------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -313,20 +356,57 @@ class VideoSession:
                 except BaseException:
                     self._memory_pending = True  # the next run tries again
                     raise
-            self._from_latest_run[:] = False
-            for index in self._annotations:
-                self._from_latest_run[index] = True
             propagation = self._propagation = Propagation(self.network, self.permanent, self.config,
                                                           self.num_frames)
             size = self.frame_size
-            self._propagating = True
+            self._begin_run()
         try:
             yield from self._propagate(propagation, size, progress, cancel)
         finally:
-            with self._state_lock:
-                self._propagating = False
-                if self._closed:  # close() came during the run and left the key file to this moment
-                    self._keys.close()
+            self._end_run()
+
+    def _begin_run(self) -> None:
+        """Mark a run as started (under the state lock): annotations are its frames, nothing else is yet."""
+        self._from_latest_run[:] = False
+        for index in self._annotations:
+            self._from_latest_run[index] = True
+        self._propagating = True
+
+    def _end_run(self) -> None:
+        with self._state_lock:
+            self._propagating = False
+            if self._closed:  # close() came during the run and left the key file to this moment
+                self._keys.close()
+
+    def record(self, frames: Iterator[PropagatedFrame], cancel: threading.Event | None = None
+               ) -> Iterator[PropagatedFrame]:
+        """Take a propagation made elsewhere from this session's `run_request()` (in another process: ZeroGPU's
+        GPU worker), yielding each frame once its mask, unsure measure and keys are kept here as `propagate()`
+        keeps its own; setting `cancel` (or closing the session) stops after the current frame."""
+        with self._state_lock:
+            self._check_open()
+            self._check_annotated("propagating")
+            if self._propagating:
+                raise XMemPPError("this video is being propagated already: wait for that run or stop it")
+            self._propagation = None
+            self._begin_run()
+        try:
+            for frame in frames:
+                if (cancel is not None and cancel.is_set()) or self._closed:
+                    return
+                self._check_index(frame.index)
+                if frame.keys is not None:
+                    self._keys[frame.index] = FrameKeys(torch.as_tensor(frame.keys.key),
+                                                        torch.as_tensor(frame.keys.shrinkage),
+                                                        torch.as_tensor(frame.keys.selection))
+                self._set_prediction(frame.index, frame.mask, frame.uncertainty, latest=True)
+                self._recorded_run = True
+                yield frame
+        finally:
+            self._end_run()
+            close = getattr(frames, "close", None)
+            if close is not None:  # a stopped run tells the worker to stop too
+                close()
 
     def _propagate(self, propagation: Propagation, size: tuple[int, int], progress: ProgressCallback | None,
                    cancel: threading.Event | None) -> Iterator[PropagatedFrame]:
@@ -375,7 +455,7 @@ class VideoSession:
                 uncertainty = measure_probabilities(probs, self.objects.ids)
         self._keys[index] = keys
         self._set_prediction(index, mask, uncertainty, latest=True)
-        return PropagatedFrame(index, mask, annotation is not None, rgb, uncertainty)
+        return PropagatedFrame(index, mask, annotation is not None, rgb, uncertainty, keys)
 
     def _set_prediction(self, index: int, mask: np.ndarray | None, uncertainty: FrameUncertainty | None,
                         latest: bool) -> None:
@@ -389,10 +469,19 @@ class VideoSession:
             probs = F.interpolate(probs[None], size=size, mode="bilinear", align_corners=False)[0]
         return self.objects.to_ids(first_argmax(probs).cpu().numpy())
 
+    @property
+    def precision(self) -> str:
+        """The precision the network runs in for this session: `fp32` or `bf16` (`auto` resolved for its device)."""
+        if self.network is None:
+            return resolve_precision(self.config.precision, torch.device("cpu"))
+        return resolve_precision(self.config.precision, self.network.device)
+
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.network.device.type == "cuda" and self.config.use_amp:
-            return torch.autocast("cuda")
-        return contextlib.nullcontext()
+        device = self.network.device
+        precision = self.precision
+        if precision == "bf16" and not native_bf16(device):
+            warn_if_emulated(device.type)
+        return autocast(device, precision, self.config.use_amp)
 
     def memory_sizes(self) -> dict[str, int]:
         """Elements in each memory store (working and long-term: of the current or last propagation)."""
@@ -441,6 +530,7 @@ class VideoSession:
             self._keys.close()
             self._keys = KeyStore(self.num_frames)
             self._propagation = None
+            self._recorded_run = False
             # As a new session annotated frame by frame in order would: same objects' channels, same memory order.
             self._rebuild_memory(sorted(self._annotations))
 
@@ -449,7 +539,7 @@ class VideoSession:
         """The k frames to annotate next, from the keys and masks of the last propagation (no encoder pass)."""
         self._check_open()
         self._check_annotated("asking for suggestions")
-        if self._propagation is None:
+        if self._propagation is None and not self._recorded_run:
             raise XMemPPError("propagate first: suggestions compare the frames' predicted masks, and no frame "
                               "has one before a propagation")
         foregrounds = Foregrounds(self.num_frames, self._predictions.__getitem__)

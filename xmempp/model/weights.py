@@ -61,8 +61,13 @@ def official_name(name: str) -> str:
     return _rename(name, {new: old for old, new in _RENAMES.items()})
 
 
-def load_network(path: str | Path, device: torch.device | str | None = None) -> XMem:
-    """Build XMem from an official-layout checkpoint, refusing missing, unexpected or mis-shaped tensors."""
+def load_network(path: str | Path, device: torch.device | str | None = None,
+                 channels_last: bool | None = None) -> XMem:
+    """Build XMem from an official-layout checkpoint, refusing missing, unexpected or mis-shaped tensors.
+
+    `channels_last` stores the convolution weights channels-last, so that every convolution runs in that
+    layout; None: on the CPU, where it is faster (measured in docs/BENCHMARKS.md), not on CUDA (not measured).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
@@ -89,7 +94,11 @@ def load_network(path: str | Path, device: torch.device | str | None = None) -> 
     state = {name: state[name].to(reference.dtype) if name in state else torch.zeros_like(reference, device="cpu")
              for name, reference in expected.items()}
     network.load_state_dict(state, strict=True, assign=True)
-    return network.to(resolve_device(device)).eval().requires_grad_(False)
+    device = resolve_device(device)
+    network = network.to(device).eval().requires_grad_(False)
+    if channels_last if channels_last is not None else device.type == "cpu":
+        network = network.to(memory_format=torch.channels_last)
+    return network
 
 
 # What torch.load raises for a file that is truncated, damaged or no checkpoint at all: its zip reader says
