@@ -176,6 +176,23 @@ def test_annotations_may_be_data_uris_or_urls_of_this_servers_uploads(tmp_path, 
     assert summary["annotated_frames"] == [0, 4]
 
 
+def test_a_data_uri_past_the_upload_limit_is_refused_before_it_is_decoded(tmp_path, network, clip, monkeypatch):
+    """A 40 MB data: URI was decoded and written into the work root before the 5 MB upload limit refused it."""
+    import base64
+
+    from demo import api
+
+    video, masks = clip
+    decoded = []
+    monkeypatch.setattr(api.base64, "b64decode", lambda *args, **kwargs: decoded.append(args))
+    uri = "data:video/mp4;base64," + base64.b64encode(bytes(2 * 2**20 + 3)).decode()
+    with pytest.raises(gr.Error) as raised:
+        ScriptApi(settings(tmp_path, network, max_upload_mb=2), RunQueue(1, 4)).segment(
+            uri, [upload(masks / "frame_000000.png")], frames=[0], size=SIZE)
+    assert raised.value.message == "video: the data: URI holds about 2 MB; uploads are limited to 2 MB"
+    assert not decoded
+
+
 def test_a_url_of_a_file_this_server_was_not_sent_is_refused(tmp_path, network, clip, monkeypatch):
     video, masks = clip
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "uploads"))

@@ -454,6 +454,19 @@ def test_more_objects_than_the_limit_are_refused_naming_it_and_change_nothing(se
     assert session.annotated_frames == [0] and session.objects.ids == [1]
 
 
+def test_names_for_more_objects_than_the_limit_are_refused_naming_it(session):
+    """objects.csv in a resume zip named ids 1..255: the video then held 255 objects (its export wrote a black
+    matte per object and frame), past MAX_OBJECTS (issue 16, round three)."""
+    from xmempp import MAX_OBJECTS
+
+    for object_id in range(1, MAX_OBJECTS + 1):
+        session.name_object(object_id, f"o{object_id}")
+    session.name_object(MAX_OBJECTS, "renamed")  # an object already named keeps its place
+    with pytest.raises(XMemPPError, match=f"{MAX_OBJECTS + 1} objects, more than the {MAX_OBJECTS} one video may hold"):
+        session.name_object(MAX_OBJECTS + 1, "one too many")
+    assert len(session.object_names) == MAX_OBJECTS and session.object_name(MAX_OBJECTS) == "renamed"
+
+
 def test_the_empty_annotation_error_lives_with_the_other_errors():
     from xmempp import errors, session
 

@@ -25,7 +25,7 @@ from xmempp.candidates import Foregrounds, select_next_candidates
 from xmempp.config import InferenceConfig
 from xmempp.errors import EmptyAnnotationError, XMemPPError, out_of_memory_as_error
 from xmempp.frame_store import FrameKeys, KeyStore, MaskStore
-from xmempp.masks.ids import MAX_OBJECT_ID, ObjectManager, first_argmax
+from xmempp.masks.ids import MAX_OBJECT_ID, MAX_OBJECTS, ObjectManager, first_argmax, too_many_objects
 from xmempp.memory.stores import PermanentMemory
 from xmempp.model.network import XMem
 from xmempp.precision import autocast, native_bf16, resolve_precision, warn_if_emulated
@@ -166,6 +166,9 @@ class VideoSession:
         """Give object `object_id` (1..MAX_OBJECT_ID) a name; an empty name gives back the default one."""
         if not 1 <= int(object_id) <= MAX_OBJECT_ID:
             raise XMemPPError(f"object ids are 1 to {MAX_OBJECT_ID}, got {object_id}")
+        known = {*self._object_names, *self.objects.ids, int(object_id)}
+        if name and len(known) > MAX_OBJECTS:  # names alone (a resume zip's objects.csv) count too
+            raise too_many_objects(len(known), "with this name, the video")
         if name:
             self._object_names[int(object_id)] = str(name)
         else:
