@@ -472,3 +472,11 @@ def test_the_empty_annotation_error_lives_with_the_other_errors():
 
     assert session.EmptyAnnotationError is errors.EmptyAnnotationError is EmptyAnnotationError
     assert issubclass(EmptyAnnotationError, XMemPPError)
+
+
+def test_frames_far_from_any_video_shape_are_refused_naming_their_size(network, tmp_path):
+    """A 4x400 strip at size 64 would be a 64x6400 network input: its long side grows the work without bound."""
+    strip = write_frames(tmp_path / "strip", [np.full((4, 400, 3), 128, np.uint8)] * 2)
+    with VideoSession(network, FrameFolder(strip), InferenceConfig(size=64)) as session, \
+            pytest.raises(XMemPPError, match=r"the frames are 400x4: one side is more than 8 times the other"):
+        session.annotate(0, np.ones((4, 400), np.uint8))

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from xmempp.candidates import Foregrounds, select_next_candidates
-from xmempp.config import InferenceConfig
+from xmempp.config import MAX_ASPECT_RATIO, InferenceConfig
 from xmempp.errors import EmptyAnnotationError, XMemPPError, out_of_memory_as_error
 from xmempp.frame_store import FrameKeys, KeyStore, MaskStore
 from xmempp.masks.ids import MAX_OBJECT_ID, MAX_OBJECTS, ObjectManager, first_argmax, too_many_objects
@@ -158,7 +158,7 @@ class VideoSession:
     def frame_size(self) -> tuple[int, int]:
         """(H, W) of the video, from its first frame."""
         if self._frame_size is None:
-            self._frame_size = self.frame(0).shape[:2]
+            self._frame_size = checked_video_shape(self.frame(0).shape[:2])
         return self._frame_size
 
     # ----- objects and their names ----------------------------------------------------------------------
@@ -201,7 +201,7 @@ class VideoSession:
             self._check_can_change_annotations("saving an annotation")
             self._check_index(index)
             rgb = self.frame(index)
-            mask = checked_mask(index, mask, rgb.shape[:2])
+            mask = checked_mask(index, mask, checked_video_shape(rgb.shape[:2]))
             self.objects.register(mask)
             self._defer_if_asked()
             with out_of_memory_as_error(f"encoding the annotation of frame {index}", self.config.size):
@@ -614,6 +614,16 @@ class VideoSession:
 def running_message(doing: str) -> str:
     """What a person hears when they change a video while it is being propagated."""
     return f"a propagation of this video is running: press Stop (or wait for it to end) before {doing}"
+
+
+def checked_video_shape(frame_size: tuple[int, int]) -> tuple[int, int]:
+    """(H, W), or an XMemPPError when one side is more than MAX_ASPECT_RATIO times the other (see config)."""
+    height, width = (int(side) for side in frame_size)
+    if max(height, width) > MAX_ASPECT_RATIO * min(height, width):
+        raise XMemPPError(f"the frames are {width}x{height}: one side is more than {MAX_ASPECT_RATIO} times the "
+                          "other, which no video has (its long side would grow the network's input without bound); "
+                          f"at most {MAX_ASPECT_RATIO}:1 is accepted")
+    return height, width
 
 
 def checked_mask(index: int, mask: object, frame_size: tuple[int, int]) -> np.ndarray:
