@@ -198,6 +198,9 @@ class ScriptApi:
                            f"({', '.join(UPLOAD_SUFFIXES)})")
         if not isinstance(annotations, list) or not annotations:
             raise ApiError("annotations: give at least one mask PNG")
+        if len(annotations) > self.settings.limits.max_frames:  # counted before any is decoded or written
+            raise ApiError(f"annotations: {len(annotations)} masks, more than the {self.settings.limits.max_frames} "
+                           "frames a video may have here; give at most one a frame")
         masks = [_file_path(item, "annotations", work, max_bytes) for item in annotations]
         for mask in masks:
             if mask.suffix.lower() != ".png":

@@ -94,6 +94,18 @@ def test_a_video_over_the_frame_limit_is_refused_naming_the_limit(tmp_path, netw
     assert raised.value.message.startswith("video: too large") and "at most 5 frames" in raised.value.message
 
 
+def test_more_annotations_than_frames_allowed_are_refused_before_any_is_decoded(tmp_path, network, clip, monkeypatch):
+    from demo import api as api_module
+
+    video, masks = clip
+    decoded = []
+    monkeypatch.setattr(api_module, "_file_path", lambda item, *rest: decoded.append(item) or Path(item["path"]))
+    api = ScriptApi(settings(tmp_path, network, max_frames=5), RunQueue(1, 4))
+    with pytest.raises(gr.Error) as raised:
+        api.segment(video, [upload(masks / "frame_000000.png")] * 6, size=SIZE)
+    assert raised.value.message.startswith("annotations: 6 masks, more than the 5 frames") and decoded == [video]
+
+
 def test_segment_gives_the_masks_of_run_on_video_in_every_chosen_format(tmp_path, network, clip, square_clip):
     video, masks = clip
     api = ScriptApi(settings(tmp_path, network), RunQueue(1, 4))
