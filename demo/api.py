@@ -191,13 +191,17 @@ class ScriptApi:
         returns the summary. Problems with the request raise ApiError, the engine's XMemPPError."""
         if self.settings.network is None:
             raise ApiError(f"the server has no weights: {self.settings.weights_message}")
-        video_path = _file_path(video, "video", work)
+        max_bytes = int(self.settings.limits.max_upload_mb * 2**20)
+        video_path = _file_path(video, "video", work, max_bytes)
         if video_path.suffix.lower() not in UPLOAD_SUFFIXES:
             raise ApiError(f"video: {video_path.name} is not a video or a .zip of frames "
                            f"({', '.join(UPLOAD_SUFFIXES)})")
         if not isinstance(annotations, list) or not annotations:
             raise ApiError("annotations: give at least one mask PNG")
-        masks = [_file_path(item, "annotations", work) for item in annotations]
+        if len(annotations) > self.settings.limits.max_frames:  # counted before any is decoded or written
+            raise ApiError(f"annotations: {len(annotations)} masks, more than the {self.settings.limits.max_frames} "
+                           "frames a video may have here; give at most one a frame")
+        masks = [_file_path(item, "annotations", work, max_bytes) for item in annotations]
         for mask in masks:
             if mask.suffix.lower() != ".png":
                 raise ApiError(f"annotations: {mask.name} is not a PNG mask")
@@ -306,7 +310,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _file_path(value: Any, parameter: str, work: Path) -> Path:
+def _file_path(value: Any, parameter: str, work: Path, max_bytes: int) -> Path:
     """The local path of an uploaded file (Gradio has checked and cached it), or an error naming the parameter.
 
     Gradio's MCP server turns the URIs of file parameters into uploads, but not those inside a list (the
@@ -314,7 +318,7 @@ def _file_path(value: Any, parameter: str, work: Path) -> Path:
     (`.../gradio_api/file=<path>`, as its uploads are named) is that file. Nothing is fetched from elsewhere.
     """
     if isinstance(value, str) and value.startswith("data:"):
-        return _decoded(value, parameter, work)
+        return _decoded(value, parameter, work, max_bytes)
     if isinstance(value, str) and "/gradio_api/file=" in value:
         return _uploaded(value, parameter)
     path = value.get("path") if isinstance(value, dict) else getattr(value, "path", None)
@@ -335,13 +339,18 @@ def _uploaded(url: str, parameter: str) -> Path:
     return path
 
 
-def _decoded(uri: str, parameter: str, work: Path) -> Path:
+def _decoded(uri: str, parameter: str, work: Path, max_bytes: int) -> Path:
+    """The file a data: URI holds, written into `work`; one larger than the upload limit is refused from the
+    URI's length, before it is decoded or written (a 40 MB URI went to disk before the limit was checked)."""
     header, _, payload = uri.partition(",")
     mime = header[len("data:"):].split(";")[0].strip().lower()
     suffix = DATA_URI_SUFFIXES.get(mime)
     if suffix is None or not header.endswith(";base64"):
         raise ApiError(f"{parameter}: a data: URI must be base64 of one of {', '.join(DATA_URI_SUFFIXES)}, got "
                        f"{header[:60]!r}")
+    if len(payload) // 4 * 3 > max_bytes + 2:  # base64: 4 characters for 3 bytes, and up to 2 bytes of padding
+        raise ApiError(f"{parameter}: the data: URI holds about {len(payload) // 4 * 3 / 2**20:.0f} MB; uploads are "
+                       f"limited to {max_bytes / 2**20:g} MB")
     try:
         data = base64.b64decode(payload, validate=True)
     except binascii.Error:

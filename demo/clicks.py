@@ -55,10 +55,15 @@ def load_prompt_model(source: str | None, device: Any, offline: bool | None = No
         return None, NO_WEIGHTS
 
 
-# Said in the browser as a click lands, before the server answers (the inputs pass through unchanged).
+# Said in the browser as a click lands, until the server's answer changes the message (the inputs pass through
+# unchanged). A class on the message's block, not new content: the block's content belongs to Gradio.
 WORKING_JS = """(...inputs) => {
-  const message = document.querySelector('#click-status');
-  if (message) message.innerHTML = '<p class="working">Working: segmenting…</p>';
+  const status = document.querySelector('#click-status');
+  if (status) {
+    status.classList.add('working');
+    new MutationObserver((changes, observer) => { status.classList.remove('working'); observer.disconnect(); })
+      .observe(status, {subtree: true, childList: true, characterData: true});
+  }
   return inputs;
 }"""
 
@@ -160,10 +165,10 @@ class ClickControls:
     def build_tools(self) -> None:
         with gr.Row(visible=False, elem_id="click-tools", equal_height=True) as self.tools:
             self.kind = gr.Radio([POSITIVE, NEGATIVE, BOX], value=POSITIVE, label="A click adds", elem_id="click-kind",
-                                 scale=0, min_width=330, container=False)
+                                 scale=1, min_width=380, container=False)
             self.undo = gr.Button("Undo point", elem_id="click-undo", size="sm", scale=0, min_width=90)
             self.clear = gr.Button("Clear points", elem_id="click-clear", size="sm", scale=0, min_width=90)
-            self.message = gr.Markdown("", elem_id="click-status", min_height=0)
+        self.message = gr.Markdown("", elem_id="click-status", min_height=0)
 
     def build_picture(self) -> None:
         """The picture that takes the clicks and shows each point with the mask it gave (shown in click mode)."""
@@ -198,7 +203,7 @@ class ClickControls:
         """Outputs: tools, picture panel, message, state, picture."""
         shown = gr.Row(visible=bool(on)), gr.Column(visible=bool(on))
         if not on or self.model is None:
-            return *shown, gr.skip(), state, gr.skip()
+            return *shown, "", state, gr.skip()
         state = state or ClickState(self.model)
         try:
             rgb, ids = self._editor_frame(app, index, value)
@@ -313,5 +318,4 @@ class ClickControls:
             parts.append("a box")
         if not prompt.items:
             return f"{name}: no points; its pixels are as before the clicks."
-        return (f"{name}: {' and '.join(parts)}, {pixels} pixels. Correct with the brush or eraser "
-                "after the last click, then Save annotation.")
+        return f"{name}: {' and '.join(parts)}, {pixels} pixels. Correct it with the brush or eraser, then Save."

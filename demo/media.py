@@ -224,12 +224,14 @@ def _unpack_masks(plan: ZipPlan, out_dir: Path, names: set[str], budget: UnpackB
 
 # ----- videos -----------------------------------------------------------------------------------------------
 def _extract_video(video: Path, frames_dir: Path, limits: Limits, loaded: LoadedVideo) -> None:
+    meta = _video_meta(video)  # one probe of the file for both its frame size and its frame rate
+    _check_video_pixels(video, meta, limits)
     folder = open_frames(video, frames_dir, max_frames=limits.max_frames + 1)
     if len(folder) > limits.max_frames:
         for extra in folder.paths[limits.max_frames:]:
             extra.unlink()
         loaded.notes.append(f"the video was cut to its first {limits.max_frames} frames (the limit)")
-    loaded.fps = video_fps(video)
+    loaded.fps = video_fps(video, meta)
     paths = sorted(frames_dir.iterdir())
     first = _image_size(paths[0])
     if max(first) > limits.max_side:
@@ -240,19 +242,40 @@ def _extract_video(video: Path, frames_dir: Path, limits: Limits, loaded: Loaded
                             f"(limit {limits.max_side} px)")
 
 
-def video_fps(video: Path) -> float:
-    """The frame rate from the file's metadata, or DEFAULT_FPS when it has none."""
+def _video_meta(video: Path) -> dict:
+    """What the file's header says (frame size, frame rate...); empty when it cannot be read: the decoder then
+    names the problem."""
     import imageio.v3 as iio
 
     try:
-        meta = iio.immeta(video, plugin="FFMPEG")
+        return iio.immeta(video, plugin="FFMPEG")
+    except Exception:  # metadata is optional; imageio's ffmpeg reader raises several kinds for bad files
+        log.info("no metadata in %s", video.name)
+        return {}
+
+
+def _check_video_pixels(video: Path, meta: dict, limits: Limits) -> None:
+    """Refuse a video whose frames are larger than the app's pixel limit from its header, before a frame is
+    decoded: a few hundred KB of 8000x8000 frames would otherwise cost minutes of CPU and gigabytes of memory
+    before the downscale."""
+    width, height = meta.get("size") or (0, 0)
+    if width * height > limits.max_image_megapixels * 1e6:
+        raise XMemPPError(f"{video.name} has frames of {width}x{height} pixels; the app reads videos of at most "
+                          f"{limits.max_image_megapixels:g} megapixels a frame (8K video is 33)")
+
+
+def video_fps(video: Path, meta: dict) -> float:
+    """The frame rate from the file's metadata `meta`, or DEFAULT_FPS when it has none."""
+    try:
         fps = float(meta.get("fps") or 0)
         if not fps and meta.get("duration"):  # GIFs give a per-frame duration in ms
             fps = 1000.0 / float(meta["duration"])
-    except Exception:  # metadata is optional; the frames were decoded already
+    except (TypeError, ValueError, ZeroDivisionError):
+        fps = 0.0
+    if not 0 < fps <= 240:
         log.info("no frame rate in %s; using %s", video.name, DEFAULT_FPS)
         return DEFAULT_FPS
-    return fps if 0 < fps <= 240 else DEFAULT_FPS
+    return fps
 
 
 def _image_size(path: Path) -> tuple[int, int]:

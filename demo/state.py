@@ -186,15 +186,21 @@ class UserState:
         elif not user and results:
             notes.append(f"{len(results)} masks without UserAnnotations/ were loaded as results, not references")
         previous = self.frames.folder.parent if self.frames is not None else None
-        session = VideoSession(self.settings.network, frames, self._config(self._resumed_size(loaded, notes)))
+        # Every encoding of the video's references waits for its next run, which holds a place in the run queue.
+        session = VideoSession(self.settings.network, frames, self._config(self._resumed_size(loaded, notes)),
+                               defer_encoding=True)
         empty = sorted(frames.names[i] for i, ids in user.items() if not ids.any())
         if empty:
             notes.append(f"{len(empty)} empty reference(s) were skipped (e.g. {empty[0]})")
         # Encoded by the next propagation, in its turn with the model: loading itself never uses the model.
-        session.restore_annotations({i: ids for i, ids in user.items() if ids.any()})
-        session.restore_predictions(results)
-        for object_id, name in loaded.object_names.items():
-            session.name_object(object_id, name)
+        try:
+            session.restore_annotations({i: ids for i, ids in user.items() if ids.any()})
+            session.restore_predictions(results)
+            for object_id, name in loaded.object_names.items():
+                session.name_object(object_id, name)
+        except BaseException:  # a refused zip (too many objects) leaves the session being viewed as it was
+            session.close()
+            raise
         if self.session is not None:
             self.session.close()
         self.session, self.fps, self.source = session, loaded.fps, loaded.source

@@ -78,7 +78,8 @@ CSS = """
 .note.transient { animation: fade-note 6s forwards; }
 @keyframes fade-note { 0%, 70% { opacity: 1; } 100% { opacity: 0; } }
 .run-progress.warn { color: #7c2d12; }
-#click-status .working { font-style: italic; opacity: 0.8; }
+#click-status.working > * { opacity: 0.35; }
+#click-status.working::before { content: "Working: segmenting…"; font-style: italic; font-size: 0.9em; }
 #title h3 { margin: 0 0 4px 0; }
 #object-buttons { gap: 4px; }
 #click-status p { margin: 0; font-size: 0.9em; }
@@ -255,10 +256,10 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
                                             eraser=gr.Eraser(default_size=12), height=EDITOR_HEIGHT, canvas_size=(16, 16),
                                             min_width=300)
                 with gr.Row(elem_id="editor-buttons"):
-                    save = gr.Button("Save annotation", variant="primary", elem_id="save-annotation")
-                    clear = gr.Button("Clear mask", elem_id="clear-mask")
-                    grabcut = gr.Button("GrabCut (box or scribble)", elem_id="grabcut")
-                    remove = gr.Button("Remove annotation", elem_id="remove-annotation")
+                    save = gr.Button("Save annotation", variant="primary", elem_id="save-annotation", size="md")
+                    clear = gr.Button("Clear mask", elem_id="clear-mask", size="md")
+                    grabcut = gr.Button("GrabCut (box or scribble)", elem_id="grabcut", size="md")
+                    remove = gr.Button("Remove annotation", elem_id="remove-annotation", size="md")
                 editor_note = gr.HTML("", elem_id="editor-message")
                 with gr.Row(elem_id="frame-row"):
                     previous = gr.Button("◀", elem_id="prev-frame", size="sm", min_width=40, scale=0)

@@ -31,6 +31,7 @@ from tests.app_helpers import (
     square,
     text,
 )
+from xmempp.errors import XMemPPError
 from xmempp.masks.drawing import davis_palette
 from xmempp.model.weights import missing_weights_message
 
@@ -51,6 +52,21 @@ def test_long_and_large_videos_are_cut_to_the_limits_with_a_note(settings, clip)
     outputs = small.load_files(None, [str(clip)])
     assert outputs["state"].num_frames == 5 and outputs["state"].frame_size == (48, 64)
     assert "cut to its first 5 frames" in outputs["status"] and "downscaled from 128x96 to 64x48" in outputs["status"]
+
+
+def test_a_video_past_the_pixel_limit_is_refused_before_its_frames_are_decoded(settings, clip, tmp_path,
+                                                                               monkeypatch):
+    """A 190 KB mp4 of 8000x8000 black frames was decoded in full (30 frames: 4 minutes of server CPU, 0.8 GB more
+    memory) before being downscaled or refused: a video's frame size is read from its header first, as a zip's
+    images are (issue 16, round three)."""
+    from demo.media import load_upload
+    from xmempp import video
+
+    decoded = []
+    monkeypatch.setattr(video, "extract_frames", lambda *args, **kwargs: decoded.append(args))
+    with pytest.raises(XMemPPError, match=r"square\.mp4 has frames of 128x96 pixels.*at most 0\.005 megapixels"):
+        load_upload([clip], tmp_path / "work", Limits(max_image_megapixels=0.005))
+    assert not decoded and not (tmp_path / "work").exists()
 
 
 def test_the_load_message_stays_in_status_through_what_the_visitor_does_next(settings, clip):

@@ -129,3 +129,20 @@ def test_loading_a_resume_uses_no_model_its_references_are_encoded_in_the_runs_t
     assert "1 run(s) ahead" in text(next(running)["progress"]) and encoded == []
     handlers.queue.leave(holder)
     assert text(last(list(running), "progress")).startswith("Propagated") and len(encoded) >= 2
+
+
+def test_a_zip_naming_more_objects_than_the_limit_is_refused_and_loads_nothing(handlers, tmp_path):
+    """objects.csv naming ids 1..255 loaded a video of 255 objects, past MAX_OBJECTS (issue 16, round three)."""
+    from xmempp import MAX_OBJECTS
+
+    _, archive = exported(handlers)
+    flooded = tmp_path / "flooded.zip"
+    with zipfile.ZipFile(archive) as source, zipfile.ZipFile(flooded, "w") as target:
+        for name in source.namelist():
+            if name != "objects.csv":
+                target.writestr(name, source.read(name))
+        target.writestr("objects.csv", "id,name\n" + "".join(f"{i},o{i}\n" for i in range(1, 256)))
+    mine = handlers.load_example(None)["state"]
+    outputs = handlers.load_files(mine, [str(flooded)])
+    assert f"more than the {MAX_OBJECTS} one video may hold" in outputs["status"]
+    assert outputs["state"] is mine and mine.annotated_frames == [] and len(mine.object_names) <= 1

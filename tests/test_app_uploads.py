@@ -183,3 +183,19 @@ def test_two_runs_never_use_the_model_at_once_when_a_tab_closes_mid_frame(handle
     my_run.join(30)
     assert text(last(their_outputs, "progress")).startswith("Propagated")
     assert most[0] == 1
+
+
+def test_saving_and_changing_the_size_use_no_model_until_the_run_takes_its_turn(handlers, monkeypatch):
+    network = handlers.settings.network
+    used = []
+    monkeypatch.setattr(network, "encode_value", lambda *args, **kwargs: used.append(1) or type(network).encode_value(
+        network, *args, **kwargs))
+    state = annotated(handlers, (0, 3))
+    handlers.set_size(state, 48)
+    assert used == [] and state.annotated_frames == [0, 3]
+    holder = handlers.queue.join("another visitor", 8, lambda: 1.0)
+    assert handlers.queue.wait_turn(holder, 0)
+    running = handlers.propagate(state, 3)
+    assert "1 run(s) ahead" in text(next(running)["progress"]) and used == []
+    handlers.queue.leave(holder)
+    assert text(last(list(running), "progress")).startswith("Propagated") and used

@@ -167,3 +167,12 @@ def test_the_summary_lists_the_annotated_frames_under_a_name_that_says_they_are_
     with open(tmp_path / "summary.csv", newline="") as file:
         assert list(csv.DictReader(file)) == [{"video": "v", "status": "done", "frames": "5",
                                                "annotated_frame_indices": "0 3", "seconds": "1.5", "reason": ""}]
+
+
+@pytest.mark.parametrize("command", ["batch", "evaluate"])
+def test_a_videos_option_naming_no_video_is_refused(tmp_path, command, capsys):
+    """`--videos ,` ran no video, wrote an empty summary and exited 0."""
+    with pytest.raises(SystemExit) as stopped:
+        main([command, "--dataset", str(tmp_path / "ds"), "--output", str(tmp_path / "out"), "--videos", ","])
+    assert stopped.value.code == 2 and "expected comma-separated video names" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -22,6 +22,13 @@ def status(page, pattern: str, timeout: float = 180_000) -> str:
     return box.input_value()
 
 
+def said(page, text: str, timeout: float = 120_000) -> None:
+    """Wait until the run line or Status says `text` (the run's outcome moved from Status to the run line)."""
+    page.wait_for_function(
+        "(text) => (document.querySelector('#progress')?.innerText ?? '').includes(text)"
+        " || (document.querySelector('#status textarea')?.value ?? '').includes(text)", arg=text, timeout=timeout)
+
+
 def paint_and_save_frame_0(page) -> None:
     from playwright.sync_api import expect
 
@@ -53,9 +60,9 @@ def test_a_session_on_the_example_resumes_from_its_export_zip_alone(browser, app
     name.press("Enter")
     expect(first.locator("#object")).to_contain_text("ball")
     first.click("#propagate")
-    expect(first.locator("#progress")).to_contain_text("Propagated", timeout=300_000)
+    said(first, "Propagated", timeout=300_000)
     first.locator("#size label").filter(has_text="240 px").click()
-    expect(first.locator("#progress")).to_contain_text("Processing size 240 px")
+    said(first, "Processing size 240 px")
     first.click("#export")
     expect(first.locator("#export-message")).to_contain_text("Exported masks")
     href = first.locator("#download a[href*='xmempp-masks.zip']").first.get_attribute("href")

@@ -92,7 +92,7 @@ def click_to_segment(page, name: str, tap: bool) -> None:
 
     press("#save-annotation")
     # Save reads the editor's layers: object 2 alone means the click's mask reached the editor as its layer.
-    expect(page.locator("#editor-message")).to_contain_text(re.compile(r"^Saved the annotation of frame 0 \(Object 2\)"))
+    expect(page.locator("#editor-message")).to_contain_text(re.compile(r"^\s*Saved the annotation of frame 0 \(Object 2\)"))
     page.screenshot(path=str(SHOTS / f"clicks-{name}-3-saved.png"), full_page=True)
 
 
@@ -118,8 +118,9 @@ def test_taps_on_a_phone_make_the_chosen_objects_layer(app_url, browser):
 WATCH_JS = """() => {
   window.clickStatus = [];
   const target = document.querySelector('#click-status');
-  new MutationObserver(() => window.clickStatus.push(target.innerText)).observe(target,
-    {subtree: true, childList: true, characterData: true});
+  new MutationObserver(() => window.clickStatus.push(
+    (target.classList.contains('working') ? 'Working ' : '') + target.innerText)).observe(target,
+    {subtree: true, childList: true, characterData: true, attributes: true});
 }"""
 
 
@@ -147,10 +148,10 @@ def test_case_5_the_point_its_mask_save_and_the_object_are_on_screen_together(ap
     expect(page.locator("#click-status")).to_contain_text("Object 1: 1 point(s)")
     said = page.evaluate("window.clickStatus")
     assert any("Working" in text for text in said), said
+    page.screenshot(path=str(SHOTS / "clicks-case-5-desktop.png"))
     for selector in ("#click-image", "#object", "#editor", "#save-annotation"):
         found = page.locator(selector).bounding_box()
         assert found["y"] >= 0 and found["y"] + found["height"] <= 800, f"{selector} out of view: {found}"
-    page.screenshot(path=str(SHOTS / "clicks-case-5-desktop.png"))
     context.close()
 
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)

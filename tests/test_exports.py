@@ -186,6 +186,21 @@ def test_a_mask_of_another_size_is_refused_naming_its_frame(tmp_path):
     assert not (tmp_path / "Annotations").exists()
 
 
+def test_a_full_disk_during_an_export_names_the_export_folder(tmp_path, monkeypatch):
+    """`export --to` on a full disk said only "error: no space left on the device", naming no folder."""
+    import errno
+
+    from xmempp import exports
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(exports, "_write_davis", full)
+    with pytest.raises(XMemPPError, match=f"cannot export davis into {tmp_path / 'to'}: no space left on the device"):
+        export_masks(three_object_masks(), tmp_path / "to", ["davis"])
+    assert list((tmp_path / "to").iterdir()) == []
+
+
 def test_an_unknown_format_is_refused_naming_the_formats(tmp_path):
     with pytest.raises(XMemPPError, match="unknown export format 'png'.*davis, coco, youtube-vis, mattes"):
         export_masks(three_object_masks(), tmp_path, ["png"])

@@ -94,6 +94,18 @@ def test_a_video_over_the_frame_limit_is_refused_naming_the_limit(tmp_path, netw
     assert raised.value.message.startswith("video: too large") and "at most 5 frames" in raised.value.message
 
 
+def test_more_annotations_than_frames_allowed_are_refused_before_any_is_decoded(tmp_path, network, clip, monkeypatch):
+    from demo import api as api_module
+
+    video, masks = clip
+    decoded = []
+    monkeypatch.setattr(api_module, "_file_path", lambda item, *rest: decoded.append(item) or Path(item["path"]))
+    api = ScriptApi(settings(tmp_path, network, max_frames=5), RunQueue(1, 4))
+    with pytest.raises(gr.Error) as raised:
+        api.segment(video, [upload(masks / "frame_000000.png")] * 6, size=SIZE)
+    assert raised.value.message.startswith("annotations: 6 masks, more than the 5 frames") and decoded == [video]
+
+
 def test_segment_gives_the_masks_of_run_on_video_in_every_chosen_format(tmp_path, network, clip, square_clip):
     video, masks = clip
     api = ScriptApi(settings(tmp_path, network), RunQueue(1, 4))
@@ -174,6 +186,23 @@ def test_annotations_may_be_data_uris_or_urls_of_this_servers_uploads(tmp_path, 
     _, summary = api.segment(video, [uri, f"http://127.0.0.1:7860/gradio_api/file={uploaded}"], frames=[0, 4],
                              size=SIZE, k=0)
     assert summary["annotated_frames"] == [0, 4]
+
+
+def test_a_data_uri_past_the_upload_limit_is_refused_before_it_is_decoded(tmp_path, network, clip, monkeypatch):
+    """A 40 MB data: URI was decoded and written into the work root before the 5 MB upload limit refused it."""
+    import base64
+
+    from demo import api
+
+    video, masks = clip
+    decoded = []
+    monkeypatch.setattr(api.base64, "b64decode", lambda *args, **kwargs: decoded.append(args))
+    uri = "data:video/mp4;base64," + base64.b64encode(bytes(2 * 2**20 + 3)).decode()
+    with pytest.raises(gr.Error) as raised:
+        ScriptApi(settings(tmp_path, network, max_upload_mb=2), RunQueue(1, 4)).segment(
+            uri, [upload(masks / "frame_000000.png")], frames=[0], size=SIZE)
+    assert raised.value.message == "video: the data: URI holds about 2 MB; uploads are limited to 2 MB"
+    assert not decoded
 
 
 def test_a_url_of_a_file_this_server_was_not_sent_is_refused(tmp_path, network, clip, monkeypatch):

@@ -38,12 +38,17 @@ def test_annotated_frames_return_their_annotation(session):
     assert np.array_equal(masks[11], last)
 
 
-def test_an_annotation_on_the_last_frame_changes_the_prediction_on_frame_1(session):
+def test_an_annotation_on_the_last_frame_changes_the_prediction_on_frame_1(session, network):
     session.annotate(0, square_mask(0))
     before = predictions(session)[1]
     session.annotate(11, square_mask(11))
     after = predictions(session)[1]
     assert not np.array_equal(before, after)
+    # The change is the second annotation's, and only its: a new session given both from the start agrees.
+    with VideoSession(network, session.frames, SMALL) as fresh:
+        fresh.annotate(0, square_mask(0))
+        fresh.annotate(11, square_mask(11))
+        assert np.array_equal(predictions(fresh)[1], after)
 
 
 def test_removing_an_annotation_restores_the_earlier_result(session):
@@ -449,8 +454,29 @@ def test_more_objects_than_the_limit_are_refused_naming_it_and_change_nothing(se
     assert session.annotated_frames == [0] and session.objects.ids == [1]
 
 
+def test_names_for_more_objects_than_the_limit_are_refused_naming_it(session):
+    """objects.csv in a resume zip named ids 1..255: the video then held 255 objects (its export wrote a black
+    matte per object and frame), past MAX_OBJECTS (issue 16, round three)."""
+    from xmempp import MAX_OBJECTS
+
+    for object_id in range(1, MAX_OBJECTS + 1):
+        session.name_object(object_id, f"o{object_id}")
+    session.name_object(MAX_OBJECTS, "renamed")  # an object already named keeps its place
+    with pytest.raises(XMemPPError, match=f"{MAX_OBJECTS + 1} objects, more than the {MAX_OBJECTS} one video may hold"):
+        session.name_object(MAX_OBJECTS + 1, "one too many")
+    assert len(session.object_names) == MAX_OBJECTS and session.object_name(MAX_OBJECTS) == "renamed"
+
+
 def test_the_empty_annotation_error_lives_with_the_other_errors():
     from xmempp import errors, session
 
     assert session.EmptyAnnotationError is errors.EmptyAnnotationError is EmptyAnnotationError
     assert issubclass(EmptyAnnotationError, XMemPPError)
+
+
+def test_frames_far_from_any_video_shape_are_refused_naming_their_size(network, tmp_path):
+    """A 4x400 strip at size 64 would be a 64x6400 network input: its long side grows the work without bound."""
+    strip = write_frames(tmp_path / "strip", [np.full((4, 400, 3), 128, np.uint8)] * 2)
+    with VideoSession(network, FrameFolder(strip), InferenceConfig(size=64)) as session, \
+            pytest.raises(XMemPPError, match=r"the frames are 400x4: one side is more than 8 times the other"):
+        session.annotate(0, np.ones((4, 400), np.uint8))

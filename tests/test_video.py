@@ -34,6 +34,26 @@ def test_two_files_with_one_stem_are_refused_naming_both(tmp_path):
         FrameFolder(folder)
 
 
+@pytest.mark.parametrize("kind", ["dangling symlink", "symlink loop", "folder", "fifo"])
+def test_a_frame_name_that_is_no_readable_file_is_refused_naming_it(tmp_path, kind):
+    """A broken link, a folder or a pipe named 00001.jpg was skipped without a word: the video lost a frame, and
+    every later frame's index moved (issue 16, round three)."""
+    import os
+
+    folder = write_jpegs(tmp_path / "frames", ["00000.jpg", "00002.jpg"])
+    odd = folder / "00001.jpg"
+    if kind == "dangling symlink":
+        odd.symlink_to(tmp_path / "gone.jpg")
+    elif kind == "symlink loop":
+        odd.symlink_to(odd)
+    elif kind == "folder":
+        odd.mkdir()
+    else:
+        os.mkfifo(odd)
+    with pytest.raises(XMemPPError, match=r"00001\.jpg in .*frames is not a readable image file"):
+        FrameFolder(folder)
+
+
 def test_frames_are_in_natural_order(tmp_path):
     folder = write_jpegs(tmp_path / "frames", ["frame_10.jpg", "frame_2.jpg", "frame_1.jpg", "frame_100.jpg"])
     assert FrameFolder(folder).names == ["frame_1", "frame_2", "frame_10", "frame_100"]

@@ -32,6 +32,13 @@ def _frame_list(text: str) -> list[int]:
     return frames
 
 
+def _video_list(text: str) -> list[str]:
+    videos = [name.strip() for name in text.split(",") if name.strip()]
+    if not videos:  # `--videos ,` ran nothing and exited 0
+        raise argparse.ArgumentTypeError(f"expected comma-separated video names like bear,dog, got {text!r}")
+    return videos
+
+
 def _size(text: str) -> int | None:
     if text.lower() in ("none", "original", "0"):
         return None
@@ -126,7 +133,7 @@ def add_dataset_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--dataset", required=True, type=Path,
                      help="DAVIS layout (JPEGImages/<video>/, Annotations/<video>/) or YouTube-VOS (<split>/JPEGImages/...)")
     sub.add_argument("--output", required=True, type=Path, help="folder outside the dataset")
-    sub.add_argument("--videos", type=lambda t: [v for v in t.split(",") if v],
+    sub.add_argument("--videos", type=_video_list,
                      help="comma-separated video names (default: every video)")
     add_engine_options(sub)
     sub.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",

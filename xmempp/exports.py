@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, file_system_problems_as_error
 from xmempp.masks.drawing import davis_palette
 from xmempp.masks.files import mask_image, read_id_mask
 from xmempp.outputs import MANIFEST_FILE, MASKS_DIR, atomic_path, identity, read_manifest
@@ -198,7 +198,8 @@ def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
                MATTES: lambda p: _write_mattes(masks, p, names)}
     paths = {}
     for name in formats:
-        paths[name] = _write_whole(out / FORMAT_ENTRIES[name], writers[name])
+        with file_system_problems_as_error(f"export {name} into {out}"):  # a full disk names the export folder
+            paths[name] = _write_whole(out / FORMAT_ENTRIES[name], writers[name])
     return ExportedVideo(paths, names, safe_folder_names(names) if MATTES in formats else {})
 
 
@@ -223,7 +224,8 @@ def _refuse_overwriting(source: Path, out: Path, formats: list[str]) -> None:
 def _prepare(out: Path, formats: list[str], overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise XMemPPError(f"the export folder {out} is a file: choose a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    with file_system_problems_as_error(f"create the export folder {out}"):
+        out.mkdir(parents=True, exist_ok=True)
     existing = [out / FORMAT_ENTRIES[f] for f in formats if (out / FORMAT_ENTRIES[f]).exists()]
     if existing and not overwrite:
         raise XMemPPError(f"{existing[0]} already exists: export into another folder, or replace it (--overwrite)")

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from xmempp.candidates import Foregrounds, select_next_candidates
-from xmempp.config import InferenceConfig
+from xmempp.config import MAX_ASPECT_RATIO, InferenceConfig
 from xmempp.errors import EmptyAnnotationError, XMemPPError, out_of_memory_as_error
 from xmempp.frame_store import FrameKeys, KeyStore, MaskStore
-from xmempp.masks.ids import MAX_OBJECT_ID, ObjectManager, first_argmax
+from xmempp.masks.ids import MAX_OBJECT_ID, MAX_OBJECTS, ObjectManager, first_argmax, too_many_objects
 from xmempp.memory.stores import PermanentMemory
 from xmempp.model.network import XMem
 from xmempp.precision import autocast, native_bf16, resolve_precision, warn_if_emulated
@@ -77,8 +77,13 @@ ProgressCallback = Callable[[int, int], None]  # (frames done, total frames)
 class VideoSession:
     """XMem++ on one video: annotate frames, propagate, suggest the next frames to annotate."""
 
-    def __init__(self, network: XMem | None, frames: FrameFolder, config: InferenceConfig | None = None):
+    def __init__(self, network: XMem | None, frames: FrameFolder, config: InferenceConfig | None = None,
+                 defer_encoding: bool = False):
+        """`defer_encoding`: annotations (and a new configuration) are encoded by the next propagation rather
+        than at once, so that a server's model work happens only in a run (its turn in a queue); the masks of
+        that run are those of a session annotated in frame order."""
         self.network = network
+        self.defer_encoding = defer_encoding
         self.frames = frames
         self.config = config or InferenceConfig()
         self.objects = ObjectManager()
@@ -153,7 +158,7 @@ class VideoSession:
     def frame_size(self) -> tuple[int, int]:
         """(H, W) of the video, from its first frame."""
         if self._frame_size is None:
-            self._frame_size = self.frame(0).shape[:2]
+            self._frame_size = checked_video_shape(self.frame(0).shape[:2])
         return self._frame_size
 
     # ----- objects and their names ----------------------------------------------------------------------
@@ -161,6 +166,9 @@ class VideoSession:
         """Give object `object_id` (1..MAX_OBJECT_ID) a name; an empty name gives back the default one."""
         if not 1 <= int(object_id) <= MAX_OBJECT_ID:
             raise XMemPPError(f"object ids are 1 to {MAX_OBJECT_ID}, got {object_id}")
+        known = {*self._object_names, *self.objects.ids, int(object_id)}
+        if name and len(known) > MAX_OBJECTS:  # names alone (a resume zip's objects.csv) count too
+            raise too_many_objects(len(known), "with this name, the video")
         if name:
             self._object_names[int(object_id)] = str(name)
         else:
@@ -193,8 +201,9 @@ class VideoSession:
             self._check_can_change_annotations("saving an annotation")
             self._check_index(index)
             rgb = self.frame(index)
-            mask = checked_mask(index, mask, rgb.shape[:2])
+            mask = checked_mask(index, mask, checked_video_shape(rgb.shape[:2]))
             self.objects.register(mask)
+            self._defer_if_asked()
             with out_of_memory_as_error(f"encoding the annotation of frame {index}", self.config.size):
                 self._encode(index, rgb, mask)
             self._annotations[index] = mask.copy()
@@ -229,6 +238,7 @@ class VideoSession:
             self._check_can_change_annotations("removing an annotation")
             if index not in self._annotations:
                 raise XMemPPError(f"frame {index} has no annotation to remove")
+            self._defer_if_asked()
             del self._annotations[index]
             if index in self.permanent:
                 self.permanent.remove(index)
@@ -242,6 +252,8 @@ class VideoSession:
             self._check_can_change_annotations("deleting an object")
             self._object_names.pop(int(object_id), None)
             changed = sorted(i for i, mask in self._annotations.items() if (mask == object_id).any())
+            if changed:
+                self._defer_if_asked()
             for index in changed:
                 mask = np.where(self._annotations[index] == object_id, 0, self._annotations[index]).astype(np.uint8)
                 if mask.any():
@@ -279,6 +291,11 @@ class VideoSession:
         """Rebuild objects and permanent memory from the annotations, in the order they were first added."""
         encoded = self.network is not None and not self._memory_pending
         self._rebuild_memory(self.permanent.frame_indices if encoded else sorted(self._annotations))
+
+    def _defer_if_asked(self) -> None:
+        """With defer_encoding, the memory is built anew by the next propagation (see restore_annotations)."""
+        if self.defer_encoding and self.network is not None:
+            self._memory_pending = True
 
     def _rebuild_memory(self, order: list[int]) -> None:
         """Objects and permanent memory made anew from the annotations of the frames in `order`: every object
@@ -528,6 +545,7 @@ class VideoSession:
             self._keys = KeyStore(self.num_frames)
             self._propagation = None
             self._recorded_run = False
+            self._defer_if_asked()
             # As a new session annotated frame by frame in order would: same objects' channels, same memory order.
             self._rebuild_memory(sorted(self._annotations))
 
@@ -596,6 +614,16 @@ class VideoSession:
 def running_message(doing: str) -> str:
     """What a person hears when they change a video while it is being propagated."""
     return f"a propagation of this video is running: press Stop (or wait for it to end) before {doing}"
+
+
+def checked_video_shape(frame_size: tuple[int, int]) -> tuple[int, int]:
+    """(H, W), or an XMemPPError when one side is more than MAX_ASPECT_RATIO times the other (see config)."""
+    height, width = (int(side) for side in frame_size)
+    if max(height, width) > MAX_ASPECT_RATIO * min(height, width):
+        raise XMemPPError(f"the frames are {width}x{height}: one side is more than {MAX_ASPECT_RATIO} times the "
+                          "other, which no video has (its long side would grow the network's input without bound); "
+                          f"at most {MAX_ASPECT_RATIO}:1 is accepted")
+    return height, width
 
 
 def checked_mask(index: int, mask: object, frame_size: tuple[int, int]) -> np.ndarray:

@@ -38,7 +38,8 @@ class FrameFolder:
         if not self.folder.is_dir():
             raise FileNotFoundError(f"frame folder not found: {self.folder}")
         with file_system_problems_as_error(f"read the frame folder {self.folder}"):
-            self.paths = sorted((p for p in self.folder.iterdir() if is_frame_file(p)), key=frame_order)
+            self.paths = sorted((p for p in self.folder.iterdir() if is_frame_name(p)), key=frame_order)
+        _refuse_entries_that_are_no_files(self.paths)
         if not self.paths:
             raise XMemPPError(f"no frames (.jpg or .png files) in {self.folder}")
         _refuse_shared_stems(self.paths)
@@ -66,9 +67,20 @@ def check_frame_index(index: int, count: int) -> None:
         raise XMemPPError(f"frame {index} is past the end of the video ({count} frames, 0-based)")
 
 
-def is_frame_file(path: Path) -> bool:
-    """An image file that is not hidden (`._name.jpg` from macOS, `.DS_Store`; `Thumbs.db` is no image)."""
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
+def is_frame_name(path: Path) -> bool:
+    """An image's name that is not hidden (`._name.jpg` from macOS, `.DS_Store`; `Thumbs.db` is no image)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def _refuse_entries_that_are_no_files(paths: list[Path]) -> None:
+    """A frame's name on something that is not a file (a broken link, a folder, a pipe) is refused, naming it:
+    skipped, it would take a frame out of the video and move every later frame's index; read, a pipe blocks."""
+    for path in paths:
+        if not path.is_file():
+            kind = ("a folder" if path.is_dir() else "a broken symbolic link" if path.is_symlink()
+                    else "not a regular file")
+            raise XMemPPError(f"{path.name} in {path.parent} is not a readable image file ({kind}): replace it with "
+                              "the frame, or remove it")
 
 
 def frame_order(path: Path) -> tuple:

@@ -15,7 +15,8 @@ MAX_OBJECT_ID = 255  # a palette PNG holds ids 0..255, and 0 is background
 # 7 minutes. DAVIS 2017 holds 376 objects in 150 videos (2.5 a video) and YouTube-VOS 6,459 in 3,471 training
 # videos (under 2), with about a dozen in their busiest videos as far as this project knows (neither dataset is
 # here to count): 32 leaves them more than twice that room, is four times the app's 8 brush colours, and bounds a
-# run to about a sixth of that flood's work.
+# run to about a sixth of that flood's work. Measured on 2 shared CPU cores at 240 px (random weights): 1.9, 6.4
+# and 21.5 s a propagated frame for 1, 8 and 32 objects.
 MAX_OBJECTS = 32
 
 
