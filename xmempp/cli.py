@@ -273,8 +273,9 @@ def _export(args: argparse.Namespace, progress: bool) -> int:
     names = read_object_names(names_file) if names_file is not None else None
     exported = export_masks(args.run, args.to, args.formats, names, video_name=args.video_name or
                             args.run.resolve().name, overwrite=args.overwrite)
-    objects = ", ".join(f"{i} {name}" for i, name in exported.object_names.items())
-    print(f"exported objects {objects} to " + ", ".join(str(path) for path in exported.paths.values()))
+    objects = ", ".join(f"{name!r} (id {i})" for i, name in exported.object_names.items())
+    print(f"exported {len(exported.object_names)} object(s), {objects}, to "
+          + ", ".join(str(path) for path in exported.paths.values()))
     return 0
 
 
