@@ -5,13 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xmempp.errors import XMemPPError
-from xmempp.precision import check_precision
 
 MIN_SIZE = 16  # the network downsamples by 16: a smaller short side leaves no feature map
 # The short side is resized to `size`, so the network's input grows with the long side: a 4x4000 strip at size 64
 # is a 64x64000 input, and at 480 a 4x1280 one is 74 megapixels (gigabytes for the first convolution alone).
 # No video shape comes near 8:1 (cinema 2.76:1, a 360-degree panorama 2:1).
 MAX_ASPECT_RATIO = 8
+PRECISIONS = ("fp32", "bf16", "auto")  # what each means: xmempp.precision
+
+
+def check_precision(precision: str) -> str:
+    """`precision` itself, or an XMemPPError naming the choices."""
+    if precision not in PRECISIONS:
+        raise XMemPPError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return precision
 
 
 @dataclass(frozen=True)

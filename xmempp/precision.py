@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from xmempp.config import PRECISIONS, check_precision  # noqa: F401  (the choices live with the configuration)
 from xmempp.errors import XMemPPError
 
 if TYPE_CHECKING:  # torch is imported where it is used: the configuration and the CLI's checks load without it
@@ -22,17 +23,9 @@ if TYPE_CHECKING:  # torch is imported where it is used: the configuration and t
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16", "auto")
 # CPU flags (Linux /proc/cpuinfo names, also torch's) of native bfloat16 arithmetic: x86 AVX512-BF16 and AMX,
 # Arm's BF16 extension.
 NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
-
-
-def check_precision(precision: str) -> str:
-    """`precision` itself, or an XMemPPError naming the choices."""
-    if precision not in PRECISIONS:
-        raise XMemPPError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    return precision
 
 
 @functools.cache
