@@ -8,6 +8,7 @@ live in their own `ClickState`; the SAM model is shared and read-only.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import os
@@ -19,6 +20,7 @@ import gradio as gr
 import numpy as np
 
 from demo.layers import editor_value, layers_to_ids, object_colour, overlay_image
+from demo.run_queue import RunQueue
 from xmempp.errors import XMemPPError
 from xmempp.model.weights import resolve_device
 from xmempp.prompts import DEFAULT_SAM_MODEL, Box, Point, PromptModel, PromptSession, frame_digest
@@ -26,6 +28,7 @@ from xmempp.prompts import DEFAULT_SAM_MODEL, Box, Point, PromptModel, PromptSes
 log = logging.getLogger(__name__)
 
 EDITOR_HEIGHT = 330  # pixels of the editor and of the click picture beside it
+CLICK_SECONDS = 1.0  # what a click's segmentation is expected to hold the models for (SAM 2.1 tiny on 2 cores)
 
 POSITIVE, NEGATIVE, BOX = "+ point", "− point", "box (2 corners)"
 NO_WEIGHTS = (f"Needs the SAM 2.1 weights: start the app once online (it downloads {DEFAULT_SAM_MODEL}) or pass "
@@ -147,10 +150,12 @@ def _draw_point(picture: np.ndarray, point: Point, colour: tuple[int, int, int],
 class ClickControls:
     """The click mode's components (built where this is created) and their events; `wire` connects the editor."""
 
-    def __init__(self, model: PromptModel | None, message: str, num_objects: int):
+    def __init__(self, model: PromptModel | None, message: str, num_objects: int, queue: RunQueue | None = None):
         """Only the visitor's click state: `build_mode`, `build_tools` and `build_picture` place the components
-        where they are called (the switch beside the object picker, the tools and the picture above the editor)."""
+        where they are called (the switch beside the object picker, the tools and the picture above the editor).
+        `queue`: the app's run queue, in which each click's segmentation takes its turn with the models."""
         self.model = model
+        self.queue = queue
         self.num_objects = num_objects
         self.unavailable = message
         self.state = gr.State(None, delete_callback=lambda state: state.close() if state is not None else None)
@@ -280,7 +285,8 @@ class ClickControls:
             note = change(prompt)
             frame_prompts[object_id] = prompt
             if prompt.items:
-                mask = state.session.segment(rgb, prompt.points, prompt.box)
+                with self._turn(state):
+                    mask = state.session.segment(rgb, prompt.points, prompt.box)
             else:
                 mask = prompt.before & ((ids == 0) | (ids == object_id))
             ids = apply_object_mask(ids, object_id, mask)
@@ -293,6 +299,12 @@ class ClickControls:
             return state, gr.skip(), gr.skip(), f"⚠ Something went wrong ({type(error).__name__}); see the server log."
         message = note or self._describe(html.escape(app.object_name(object_id)), prompt, int((ids == object_id).sum()))
         return state, editor_value(rgb, ids), click_picture(rgb, ids, frame_prompts), message
+
+    def _turn(self, state: ClickState) -> contextlib.AbstractContextManager:
+        """The click's turn with the models in the app's run queue (none without one: each computes at once)."""
+        if self.queue is None:
+            return contextlib.nullcontext()
+        return self.queue.turn(state, CLICK_SECONDS, "the click")
 
     def _editor_frame(self, app: Any, index: float, value: dict | None) -> tuple[np.ndarray, np.ndarray]:
         """The frame being annotated as (H, W, 3) RGB, and the editor's pixels as object ids.

@@ -138,6 +138,20 @@ class RunQueue:
             self._changed.notify_all()
 
     @contextmanager
+    def turn(self, owner: object, seconds_expected: float, what: str) -> Iterator[None]:
+        """One short piece of model work for `owner` (a click's segmentation): it waits in line like a run and
+        holds a place while it computes, so `slots` pieces of work at most use the models at once."""
+        run = self.join(owner, 0, lambda: seconds_expected)
+        try:
+            while not self.wait_turn(run, 1.0):  # asked again each second: a waiting turn is never taken as abandoned
+                if run.cancelled or not self.holds(run):
+                    raise XMemPPError(f"{what} gave up its place in the queue; try again")
+            with self.computing(run):
+                yield
+        finally:
+            self.leave(run)
+
+    @contextmanager
     def computing(self, run: QueuedRun) -> Iterator[None]:
         """Around each piece of model work of a running `run`: a `leave` meanwhile takes effect at its end."""
         with self._changed:

@@ -229,7 +229,7 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
                                 value=settings.weights_message or "Upload a video or press Example clip to start.")
         gr.Markdown("To resume, upload an exported zip. Keys: ← → frames, 1-8 object, S save, "
                     "P propagate. Limits and more in Help.", elem_classes="hint", elem_id="hint")
-        clicks = ClickControls(settings.prompt_model, settings.prompt_message, settings.num_objects)
+        clicks = ClickControls(settings.prompt_model, settings.prompt_message, settings.num_objects, handlers.queue)
         with gr.Row(elem_id="top-row"):
             with gr.Column(scale=3):
                 # The object the brush, GrabCut and clicks go to, right above the picture they act on.

@@ -250,3 +250,27 @@ def test_the_environment_names_the_model(monkeypatch, sam_model_folder):
     monkeypatch.setenv("XMEMPP_SAM_MODEL", str(sam_model_folder))
     model, message = load_prompt_model(None, "cpu")
     assert model.source == str(sam_model_folder) and message == ""
+
+
+def test_a_click_takes_its_turn_with_the_models_in_the_apps_run_queue(prompt_model):
+    """Issue 16: every model computation of a visitor goes through the run queue, so --max-runs holds for clicks."""
+    import threading
+
+    from demo.run_queue import RunQueue
+
+    queue = RunQueue(1, 4)
+    with gr.Blocks():
+        controls = ClickControls(prompt_model, "", OBJECTS, queue)
+    propagation = queue.join("another visitor's run", 10, lambda: 5.0)
+    assert queue.wait_turn(propagation, 0)
+    results = []
+    click = threading.Thread(target=lambda: results.append(controls.click(None, APP, 0, editor(), 3, POSITIVE,
+                                                                          at(40, 30))))
+    click.start()
+    click.join(timeout=1.5)
+    assert click.is_alive() and not results  # waiting: the only place with the models is taken
+    queue.leave(propagation)
+    click.join(timeout=60)
+    assert results and results[0][3].startswith("Object 3: 1 point(s)")
+    following = queue.join("the next run", 10, lambda: 5.0)
+    assert queue.wait_turn(following, 0)  # the click gave its place back
