@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tests.browser_helpers import (
+    DESKTOP,
     FRAME_SIZE,
     PHONE,
     annotate_frame_0,
@@ -103,12 +104,13 @@ def test_case_1_the_run_ends_on_the_frame_the_editor_shows(browser, app_url):
     page.context.close()
 
 
-def test_case_2_status_keeps_the_state_of_the_video(browser, app_url):
+@pytest.mark.parametrize("screen", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_case_2_status_keeps_the_state_of_the_video(browser, app_url, screen):
     """The load's warning stays in Status through naming, adding, hiding and deleting objects (on cb9639d Status
     said "The viewer shows Object 1." and the warning only flashed in a toast)."""
     from playwright.sync_api import expect
 
-    page = visitor(browser, app_url)
+    page = visitor(browser, app_url, **screen)
     assert "cut to its first 16 frames" in expect_status(page, "^Loaded")
     name = page.locator("#object-name :is(input, textarea)")
     name.fill("ball")
@@ -182,17 +184,18 @@ def lab(rgb: tuple) -> np.ndarray:
     return cv2.cvtColor(np.uint8([[rgb]]), cv2.COLOR_RGB2LAB)[0, 0].astype(float) * [100 / 255, 1, 1] - [0, 128, 128]
 
 
-def test_case_7_object_2s_stroke_is_plain_to_see_on_the_green_square(browser, app_url):
+@pytest.mark.parametrize("screen", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_case_7_object_2s_stroke_is_plain_to_see_on_the_green_square(browser, app_url, screen):
     """Object 2's brush over the example's green square changes what the eye sees (CIE Lab distance at least 25);
     on cb9639d its dark green was nearly invisible there."""
-    page = visitor(browser, app_url)
+    page = visitor(browser, app_url, **screen)
     choose_object(page, 2)
     editor_ready(page)
     picture = picture_box(page)
     under = screen_colour(page, picture, (300, 140), FRAME_SIZE)  # the green square of frame 0
     stroke(page, picture, [(280, 140), (300, 140), (320, 140)], FRAME_SIZE)
     painted = screen_colour(page, picture, (300, 140), FRAME_SIZE)
-    shot(page, "24-object-2-on-green")
+    shot(page, f"24-object-2-on-green-{screen['viewport']['width']}")
     assert np.linalg.norm(lab(painted) - lab(under)) >= 25, (under, painted)
     page.context.close()
 
