@@ -277,7 +277,7 @@ def test_the_export_command_writes_every_format_of_a_run_with_the_names_beside_i
                  str(checkpoint), "--size", "96", "--quiet", "--no-overlay"]) == 0
     (run / "objects.csv").write_text("id,name\n1,yellow square\n", encoding="utf-8")
     assert main(["export", "--run", str(run), "--to", str(tmp_path / "export")]) == 0
-    assert "1 yellow square" in capsys.readouterr().out
+    assert "exported 1 object(s), 'yellow square' (id 1), to " in capsys.readouterr().out
     for path in sorted((run / "masks").iterdir()):
         predicted = np.asarray(Image.open(path))
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "export" / "Annotations" / path.name)),
