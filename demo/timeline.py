@@ -24,6 +24,10 @@ UNSURE = (200, 30, 60)
 DONE = (46, 160, 90)
 PREVIOUS = (190, 215, 195)
 CURRENT = (20, 20, 20)
+# The page shrinks the strip to its column: 720 px at 1280x800, 326 px on a 390-px phone, where the browser keeps
+# about one column in three (pixelated). A line this wide keeps at least one column down to a fifth of the width;
+# a 1-px line vanished on the phone.
+CURRENT_WIDTH = 5
 
 LEGEND = ("<span style='color:#2563eb'>▮ reference</span> · <span style='color:#ea8000'>▼ suggested</span> · "
           "<span style='color:#c81e3c'>⌇ unsure (higher: check it)</span> · "
@@ -88,9 +92,11 @@ def render_timeline(data: TimelineData) -> np.ndarray:
         cv2.fillPoly(image, [triangle], SUGGESTION, cv2.LINE_AA)
     if 0 <= data.current < n:
         x = _x(data.current, n)
-        cv2.line(image, (x, 0), (x, HEIGHT - 1), CURRENT, 1)
+        half = CURRENT_WIDTH // 2
+        cv2.rectangle(image, (x - half - 1, 0), (x + half + 1, HEIGHT - 1), BACKGROUND, -1)  # apart from the rest
+        cv2.rectangle(image, (x - half, 0), (x + half, HEIGHT - 1), CURRENT, -1)
         label = str(data.current)
         (text_width, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.35, 1)
-        tx = x + 3 if x + 3 + text_width < WIDTH else x - 3 - text_width
+        tx = x + half + 3 if x + half + 3 + text_width < WIDTH else x - half - 3 - text_width
         cv2.putText(image, label, (tx, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.35, CURRENT, 1, cv2.LINE_AA)
     return image

@@ -103,6 +103,8 @@ CSS = """
 @media (max-width: 640px) {
   /* A phone: the first screen after loading holds the picture, so the hint goes (Help has it all). */
   #hint { display: none !important; }
+  /* The strip keeps its 15:1 shape at any width: 22 px tall on a phone, too thin to read or tap; 44 px instead. */
+  #timeline img { height: 44px !important; object-fit: fill !important; }
   /* The picture fills the editor's width, so its tools go below the picture, not over it. */
   #editor .toolbar-wrap { top: auto !important; bottom: 4px !important; left: 40px !important;
     transform: none !important;

@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 
@@ -252,3 +253,20 @@ def test_the_timeline_marks_references_suggestions_and_the_current_frame():
     assert tuple(image[30, _x(1, 10)]) == REFERENCE and tuple(image[2, _x(8, 10)]) == SUGGESTION
     assert tuple(image[40, _x(5, 10)]) == CURRENT
     assert not (image[12:51] == (200, 30, 60)).all(axis=-1).any()  # no curve without measures
+
+
+@pytest.mark.parametrize("shown_width", [720, 326], ids=["desktop-1280", "phone-390"])
+def test_the_current_frame_line_survives_the_strip_shown_narrower(shown_width):
+    """The page draws the strip 720 px wide at 1280x800 and 326 px on a 390-px phone, keeping the nearest column
+    (`image-rendering: pixelated`): the current frame's line stays, at the frame (a 1-px line vanished on the
+    phone for most frames, and for one frame in four at 1280x800)."""
+    from demo.timeline import HEIGHT, TimelineData, frame_at, render_timeline
+
+    for num_frames in (16, 48):
+        for current in range(num_frames):
+            image = render_timeline(TimelineData(num_frames=num_frames, current=current, references=[0],
+                                                 done=list(range(num_frames))))
+            shown = cv2.resize(image, (shown_width, HEIGHT), interpolation=cv2.INTER_NEAREST)
+            dark = (shown[14:50].sum(axis=2) < 150).all(axis=0)  # columns dark from the top band to the bottom's
+            assert dark.any(), (num_frames, current)
+            assert frame_at(np.flatnonzero(dark).mean() + 0.5, num_frames, shown_width) == current

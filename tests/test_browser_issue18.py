@@ -77,12 +77,14 @@ def marked_frame(page, frames: int = 16) -> int:
     return int(np.clip((x - MARGIN) / (WIDTH - 2 * MARGIN) * frames, 0, frames - 1))
 
 
-def test_case_1_the_run_ends_on_the_frame_the_editor_shows(browser, app_url):
+@pytest.mark.parametrize("screen", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_case_1_the_run_ends_on_the_frame_the_editor_shows(browser, app_url, screen):
     """Propagate pressed on frame 12; frame 5 typed during the run; Stop: the viewer and the timeline's marker show
-    frame 5, the editor's (on cb9639d they went back to 12, the frame current when Propagate was pressed)."""
+    frame 5, the editor's (on cb9639d they went back to 12, the frame current when Propagate was pressed). On the
+    phone the strip is shown at a third of its width: its 1-px line was lost there, and the marker read 0."""
     from playwright.sync_api import expect
 
-    page = visitor(browser, app_url)
+    page = visitor(browser, app_url, **screen)
     annotate_frame_0(page)
     page.locator("#size label", has_text="480").click()  # a run slow enough to act during it
     expect(page.locator("#size input[value='480']")).to_be_checked()
@@ -100,7 +102,7 @@ def test_case_1_the_run_ends_on_the_frame_the_editor_shows(browser, app_url):
     label = page.locator("#viewer").inner_text()
     assert "frame 5" in label and "frame 12" not in label, label
     assert marked_frame(page) == 5
-    shot(page, "20-case-1-run-ends-on-editor-frame")
+    shot(page, f"20-case-1-run-ends-on-editor-frame-{screen['viewport']['width']}")
     page.context.close()
 
 
