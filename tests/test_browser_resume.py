@@ -11,6 +11,8 @@ import zipfile
 
 import pytest
 
+from tests.browser_helpers import DESKTOP, PHONE, shot
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
@@ -46,10 +48,11 @@ def paint_and_save_frame_0(page) -> None:
     expect(page.locator("#editor-message")).to_contain_text("Saved the annotation of frame 0")
 
 
-def test_a_session_on_the_example_resumes_from_its_export_zip_alone(browser, app_url, tmp_path):
+@pytest.mark.parametrize("screen", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_session_on_the_example_resumes_from_its_export_zip_alone(browser, app_url, tmp_path, screen):
     from playwright.sync_api import expect
 
-    first = browser.new_page(viewport={"width": 1280, "height": 800})
+    first = browser.new_context(**screen).new_page()
     first.set_default_timeout(120_000)
     first.goto(app_url)
     first.click("#example")
@@ -70,9 +73,9 @@ def test_a_session_on_the_example_resumes_from_its_export_zip_alone(browser, app
     archive.write_bytes(first.request.get(href if href.startswith("http") else app_url.rstrip("/") + href).body())
     with zipfile.ZipFile(io.BytesIO(archive.read_bytes())) as opened:
         assert "session.json" in opened.namelist()
-    first.close()
+    first.context.close()
 
-    later = browser.new_page(viewport={"width": 1280, "height": 800})  # a new tab: a new, empty session
+    later = browser.new_context(**screen).new_page()  # a new visitor: a new, empty session
     later.set_default_timeout(120_000)
     later.goto(app_url)
     with later.expect_file_chooser() as chooser:
@@ -89,5 +92,6 @@ def test_a_session_on_the_example_resumes_from_its_export_zip_alone(browser, app
     later.locator("#frame input[type=number]").fill("9")
     later.locator("#frame input[type=number]").press("Enter")
     expect(later.locator("#viewer")).to_contain_text("from the previous run")
-    later.close()
+    shot(later, f"30-resumed-{screen['viewport']['width']}")
+    later.context.close()
     print(f"resumed in the browser {seconds:.1f} s after the file was chosen (upload included)")

@@ -9,7 +9,9 @@ import time
 import pytest
 
 from tests.browser_helpers import (
+    DESKTOP,
     MAX_FRAMES,
+    PHONE,
     K,
     annotate_frame_0,
     choose_object,
@@ -64,12 +66,14 @@ def test_a_queued_run_shows_its_place_in_the_queue_within_2_seconds(browser, app
     second.context.close()
 
 
-def test_stop_keeps_the_previous_runs_masks_for_the_frames_not_reached(page):
+@pytest.mark.parametrize("screen", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_stop_keeps_the_previous_runs_masks_for_the_frames_not_reached(browser, app_url, screen):
     """Issue 10's problem 5 and issue 18's wording (case 8): stopping a re-run keeps the earlier run's masks for the
     frames not reached, exported as such; the editor calls them a "mask kept from the previous run", Export counts
     them apart, and no "Next: Propagate" is left over from before the runs."""
     from playwright.sync_api import expect
 
+    page = visitor(browser, app_url, **screen)
     annotate_frame_0(page)
     assert "Next: Propagate" in expect_status(page, "1 reference")
     page.click("#propagate")
@@ -95,7 +99,8 @@ def test_stop_keeps_the_previous_runs_masks_for_the_frames_not_reached(page):
     expect(page.locator("#viewer")).to_contain_text("Result · frame 15 · from the previous run")
     note = expect_note(page, "Frame 15 of 15: mask kept from the previous run")
     assert "previous run mask" not in note
-    shot(page, "14-stopped-rerun")
+    shot(page, f"14-stopped-rerun-{screen['viewport']['width']}")
+    page.context.close()
 
 
 def test_the_whole_loop_in_a_browser(page):
