@@ -98,8 +98,11 @@ class Runs(Visitors):
             return {}
         state.set_size(int(size))
         current = state.editor_frame or 0
+        references = set(state.annotated_frames)
+        ran = any(state.mask(i) is not None for i in range(state.num_frames) if i not in references)
         return {"suggestions": [], "timeline": views.timeline(state, current), "size": self.size_choices(state),
-                "progress": progress_html(0, 0, f"Processing size {size} px (short side): propagate again to use it."),
+                "progress": progress_html(0, 0, f"Processing size {size} px (short side): "
+                                          + ("propagate again to use it." if ran else "the next run will use it.")),
                 "status": views.status(state)}
 
     # ----- propagation ------------------------------------------------------------------------------------

@@ -29,6 +29,13 @@ def test_changing_the_processing_size_keeps_the_references(handlers):
     assert state.size == 96 == state.session.config.size and state.session.annotated_frames == [0, 3]
 
 
+def test_a_size_chosen_before_any_run_is_not_asked_to_propagate_again(handlers):
+    state = annotated(handlers)
+    assert text(handlers.set_size(state, 96)["progress"]).endswith("the next run will use it.")
+    run(handlers, state)
+    assert text(handlers.set_size(state, 48)["progress"]).endswith("propagate again to use it.")
+
+
 def test_the_run_line_of_a_finished_run_names_the_precision_that_ran(handlers):
     state = annotated(handlers)
     line = text(run(handlers, state)[-1]["progress"])
