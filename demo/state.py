@@ -446,7 +446,7 @@ class UserState:
         if len(picks) < k:  # frames whose prediction is (nearly) empty are skipped by XMem++'s selection
             more = self.session.suggest(int(k), min_mask_presence_percent=0)
             if len(more) > len(picks):
-                picks, note = more, "some suggested frames have no predicted object (it may be lost there)"
+                picks, note = more, "some suggested frames have no predicted object: it may be lost there"
         self.suggested = picks
         return picks, note
 
