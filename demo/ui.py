@@ -108,9 +108,13 @@ CSS = """
   /* The picture fills the editor's width, so its tools go below the picture, not over it. */
   #editor .toolbar-wrap { top: auto !important; bottom: 4px !important; left: 40px !important;
     transform: none !important;
-    display: flex !important; flex-direction: row !important; }
+    display: flex !important; flex-direction: row !important;
+    /* Sized for the tools in a row, not for the desktop's column: its white box sat over the eraser. */
+    width: max-content !important; height: auto !important; }
   #editor .toolbar-wrap .half-container { display: flex !important; flex-direction: row !important; gap: 6px;
     width: auto !important; height: auto !important; padding: 2px 4px; }
+  #editor .toolbar-wrap .half-container.right { border-top: none !important;
+    border-left: 1px solid var(--border-color-primary) !important; }
 }
 """
 

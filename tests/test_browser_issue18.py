@@ -154,8 +154,9 @@ def test_case_3_each_message_shows_once_and_nothing_covers_a_control_or_the_pict
 
 def test_case_6_the_picture_and_save_are_in_the_first_screen_and_a_suggestion_opens_at_the_editor(browser, app_url):
     """At 1280x800 the editor, Save and the object picker are in view together after loading (Save was below the
-    fold); on a phone the picture is in the first screen after loading (it started about 1,000 px down), and
-    tapping a suggestion brings the editor into view (the page stayed at the gallery)."""
+    fold); on a phone the picture is in the first screen after loading (it started about 1,000 px down), its tools
+    in a row inside their box (the box, sized for a column, lay over the eraser), and tapping a suggestion brings the
+    editor into view (the page stayed at the gallery)."""
     page = visitor(browser, app_url)
     for selector in ("#editor", "#save-annotation", "#object"):
         assert in_view(page, selector), f"{selector} is out of view at 1280x800: {page.locator(selector).bounding_box()}"
@@ -165,6 +166,10 @@ def test_case_6_the_picture_and_save_are_in_the_first_screen_and_a_suggestion_op
     phone = visitor(browser, app_url, **PHONE)
     canvas = phone.locator("#editor .pixi-target canvas").bounding_box()
     assert canvas["y"] >= 0 and canvas["y"] + canvas["height"] * 0.75 <= 844, canvas  # the picture, not scrolled to
+    toolbar = phone.locator("#editor .toolbar-wrap").bounding_box()
+    tools = [t.bounding_box() for t in phone.locator("#editor .toolbar-wrap button").all()]
+    outside = [t for t in tools if t["x"] < toolbar["x"] or t["x"] + t["width"] > toolbar["x"] + toolbar["width"]]
+    assert not outside, (toolbar, outside)  # the toolbar's white box surrounds its tools, none lies over another
     shot(phone, "22-phone-loaded")
     annotate_frame_0(phone)
     phone.locator("#propagate").scroll_into_view_if_needed()
