@@ -128,3 +128,37 @@ def test_an_mcp_client_lists_the_endpoints_as_tools_and_segments_with_one(app, t
         names = zipfile.ZipFile(io.BytesIO(response.read())).namelist()
     assert sorted(names) == [f"Annotations/frame_{i:06d}.png" for i in range(12)]
 
+
+def raw_call(url: str, endpoint: str, data: list) -> tuple[str, dict]:
+    """Call an endpoint over Gradio's HTTP API with `data` as sent, not as gradio_client would upload it first;
+    returns the last event's name and data."""
+    import json
+
+    request = urllib.request.Request(f"{url}gradio_api/call/{endpoint}", data=json.dumps({"data": data}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        event_id = json.load(response)["event_id"]
+    with urllib.request.urlopen(f"{url}gradio_api/call/{endpoint}/{event_id}", timeout=120) as response:
+        events = re.findall(r"^event: (\w+)\ndata: (.*)$", response.read().decode(), re.M)
+    name, payload = events[-1]
+    return name, json.loads(payload)
+
+
+@pytest.mark.parametrize(("video", "refused"), [
+    ("/etc/hostname", "/etc/hostname"),  # a file of the server it was not sent
+    (str(ROOT / "app.py"), "app.py"),  # the app's own folder
+    ("/no/such/clip.mp4", "/no/such/clip.mp4"),
+    ("http://127.0.0.1:1/clip.mp4", "127.0.0.1"),  # Gradio fetches no local address
+])
+def test_a_file_the_server_refuses_to_take_gets_one_line_naming_the_parameter(app, video, refused):
+    """Gradio's refusal, before the endpoint runs, reached the client as {"error": null}, a traceback in the log."""
+    url, log_path = app
+    file = {"path": video, "meta": {"_type": "gradio.FileData"}}
+    if video.startswith("http"):
+        file["url"] = video
+    event, payload = raw_call(url, "segment", [file, [], None, 64, ["davis"], 1, "fp32"])
+    assert event == "error"
+    message = payload["error"]
+    assert message and message.startswith("video: ") and refused in message and "\n" not in message
+    time.sleep(0.5)
+    assert "Traceback" not in log_path.read_text()
