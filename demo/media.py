@@ -208,7 +208,7 @@ def _unpack_masks(plan: ZipPlan, out_dir: Path, names: set[str], budget: UnpackB
         unknown = sorted(m.path.stem for m in members if m.path.stem not in names)
         if unknown:
             loaded.notes.append(f"{len(unknown)} mask(s) in {shown(plan.source.name)} match no frame "
-                                f"(e.g. {unknown[0]}) and were ignored")
+                                f"(e.g. {shown(unknown[0])}) and were ignored")
         for index, member in enumerate(m for m in members if m.path.stem in names):
             path = plan.extract(member, out_dir / folder / f"{index:06d}.png", budget)
             check_pixels(path, f"mask {shown(member.info.filename)} in {shown(plan.source.name)}", limits)

@@ -102,7 +102,7 @@ class ZipPlan:
         except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as error:
             raise XMemPPError(f"{shown(self.source.name)} is damaged: its member "
                               f"{shown(member.info.filename, quoted=True)} cannot be read "
-                              f"({error or type(error).__name__}); nothing was loaded") from None
+                              f"({shown(error or type(error).__name__)}); nothing was loaded") from None
 
 
 def safe_member_path(name: str) -> PurePosixPath:
