@@ -47,8 +47,14 @@ def app_url(tmp_path_factory):
         "--max-frames", str(APP_MAX_FRAMES), "--size", "96"])
 
 
-def name_object(page, name: str) -> None:
+def name_object(page, name: str, was: str) -> None:
+    """Name the chosen object, once the picker's two updates have put its name `was` in the box (a late update
+    would overwrite the name typed, and leaving the box would then rename the object back)."""
+    from playwright.sync_api import expect
+
     box = page.locator("#object-name :is(input, textarea)")
+    expect(box).to_have_value(was)
+    page.wait_for_timeout(1500)
     box.fill(name)
     box.press("Enter")
     expect_note(page, f"now called {name}")
@@ -88,12 +94,12 @@ def test_the_whole_loop_comes_back_from_its_export_zip_alone(browser, app_url, t
     expect_run(page, rf"^Processing size {SIZE}")
 
     # Object 1 painted on frame 0, object 2 by a click on frame 0; both saved.
-    name_object(page, "ball")
+    name_object(page, "ball", "Object 1")
     paint(page, (0.3, 0.35), (0.45, 0.5))
     page.click("#save-annotation")
     expect_note(page, r"^Saved the annotation of frame 0 \(ball\)")
     choose_object(page, 2)
-    name_object(page, "square")
+    name_object(page, "square", "Object 2")
     page.click("#click-mode input[type=checkbox]")
     expect(page.locator("#click-image img")).to_be_visible()
     click_on_picture(page, 0.75, 0.55)
