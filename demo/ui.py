@@ -19,6 +19,7 @@ from demo.media import UPLOAD_SUFFIXES
 from demo.state import AppSettings
 from demo.timeline import LEGEND
 from demo.views import brush
+from xmempp.masks.ids import MAX_OBJECTS
 
 SPEED_CHECK_POLL_S = 3.0
 # demo.media.EXTRA_FORMATS as the visitor reads them; the DAVIS palette masks are always in the zip (resume reads them).
@@ -146,7 +147,7 @@ SHORTCUTS_JS = """
     else if (event.key === 'ArrowRight') press('#next-frame');
     else if (event.key === 's' || event.key === 'S') press('#save-annotation');
     else if (event.key === 'p' || event.key === 'P') press('#propagate');
-    else if (/^[1-8]$/.test(event.key)) {
+    else if (/^[1-9]$/.test(event.key)) {  // objects past 9 are picked in the picker
       const choices = document.querySelectorAll('#object input[type=radio]');
       const choice = choices[Number(event.key) - 1];
       if (choice) { choice.click(); event.preventDefault(); }
@@ -167,7 +168,7 @@ def app_css(num_objects: int) -> str:
 
 def launch_options(settings: AppSettings) -> dict:
     """What `Blocks.launch` needs besides the network options: the CSS, the page's head and the keyboard shortcuts."""
-    return {"css": app_css(settings.num_objects), "head": PAGE_HEAD, "js": SHORTCUTS_JS}
+    return {"css": app_css(MAX_OBJECTS), "head": PAGE_HEAD, "js": SHORTCUTS_JS}
 
 
 def step_js(step: int) -> str:
@@ -229,7 +230,7 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
                                 value=settings.weights_message or "Upload a video or press Example clip to start.")
         gr.Markdown("To resume, upload an exported zip. Keys: ← → frames, 1-8 object, S save, "
                     "P propagate. Limits and more in Help.", elem_classes="hint", elem_id="hint")
-        clicks = ClickControls(settings.prompt_model, settings.prompt_message, settings.num_objects, handlers.queue)
+        clicks = ClickControls(settings.prompt_model, settings.prompt_message, MAX_OBJECTS, handlers.queue)
         with gr.Row(elem_id="top-row"):
             with gr.Column(scale=3):
                 # The object the brush, GrabCut and clicks go to, right above the picture they act on.
