@@ -68,9 +68,9 @@ class Editing(Visitors):
         message = f"Cleared the mask of frame {index} in the editor (nothing is saved until you press Save)."
         return {"editor": editor_value(state.frame(index), None), "editor_note": note(message)}
 
-    @handler("references", "viewer", "timeline", "editor_note", "status", errors_to="editor_note")
+    @handler("references", "viewer", "timeline", "editor_note", "status", "size", errors_to="editor_note")
     def save(self, state: UserState | None, index: float, value: dict | None) -> Outputs:
-        """Saves exactly the mask the editor shows."""
+        """Saves exactly the mask the editor shows; each size's estimated time follows the objects' count."""
         state = self._require(state)
         index = frame_index(index, state.num_frames)
         ids = layers_to_ids(value, state.frame_size)
@@ -83,7 +83,8 @@ class Editing(Visitors):
         if self.settings.network is None:
             message += " " + self.settings.weights_message
         return {"references": views.references(state), "viewer": views.viewer(state, index),
-                "timeline": views.timeline(state, index), "editor_note": note(message), "status": views.status(state)}
+                "timeline": views.timeline(state, index), "editor_note": note(message), "status": views.status(state),
+                "size": self.size_choices(state)}
 
     @handler("references", "editor", "viewer", "timeline", "editor_note", "status", errors_to="editor_note")
     def remove(self, state: UserState | None, index: float) -> Outputs:

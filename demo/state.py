@@ -284,6 +284,11 @@ class UserState:
     def annotated_frames(self) -> list[int]:
         return self.session.annotated_frames if self.session is not None else []
 
+    @property
+    def object_count(self) -> int:
+        """The objects of the references: each one costs every propagated frame its own network passes."""
+        return len(self.session.objects) if self.session is not None else 0
+
     def annotation(self, index: int) -> np.ndarray | None:
         return self.session.annotation(index) if self.session is not None else None
 
