@@ -46,12 +46,13 @@ previous run, unsure score, each object's area) and `objects.csv` (the object na
 the same masks as COCO run-length JSON (`coco.json`, one category per object), YouTube-VIS JSON
 (`youtube_vis.json`) or per-object mattes (`mattes/<object name>/<frame>.png`, white on black).
 
-**Objects:** name the chosen object in *Name*, *Add object* for another colour, *Delete object* removes the
-object's pixels from every reference and result (after you confirm). *Show in viewer* hides or shows objects in
+**Objects:** name the chosen object in *Name*, *Add object* for another colour (up to {MAX_OBJECTS}, the most
+one video may hold), *Delete object* removes the object's pixels from every reference and result (after you
+confirm). *Show in viewer* hides or shows objects in
 the result viewer, which always shows the frame in the editor, labelled with its number.
 
-**Keyboard** (not while typing in a text box): ← → previous / next frame, 1-8 choose the object, S save, P
-propagate.
+**Keyboard** (not while typing in a text box): ← → previous / next frame, 1-9 choose the object (the others in
+the picker), S save, P propagate.
 
 **Resume a session:** upload the exported zip alone (it carries its video; a zip exported before it did needs
 the same video uploaded with it, both files selected): the processing size comes back, your references
@@ -101,6 +102,10 @@ CSS = """
 #frame-row { align-items: center; flex-wrap: nowrap; }
 #prev-frame, #next-frame { max-width: 44px; min-width: 44px; }
 #confirm-delete-object { flex-grow: 0; }
+/* Up to 32 objects (xmempp.MAX_OBJECTS): past about four rows of choices the picker scrolls, so the editor stays
+   right below it (and Save on a 1280x800 screen). */
+#object .wrap:not([data-testid=status-tracker]), #visible-objects .wrap:not([data-testid=status-tracker]) {
+  max-height: 116px; overflow-y: auto; }
 @media (max-width: 640px) {
   /* A phone: the first screen after loading holds the picture, so the hint goes (Help has it all). */
   #hint { display: none !important; }
@@ -228,7 +233,7 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
             # The state of the video, and nothing else: what is loaded (with the load's warnings), the work on it.
             status = gr.Textbox(label="Status", elem_id="status", interactive=False, lines=2, max_lines=4, scale=3,
                                 value=settings.weights_message or "Upload a video or press Example clip to start.")
-        gr.Markdown("To resume, upload an exported zip. Keys: ← → frames, 1-8 object, S save, "
+        gr.Markdown("To resume, upload an exported zip. Keys: ← → frames, 1-9 object, S save, "
                     "P propagate. Limits and more in Help.", elem_classes="hint", elem_id="hint")
         clicks = ClickControls(settings.prompt_model, settings.prompt_message, MAX_OBJECTS, handlers.queue)
         with gr.Row(elem_id="top-row"):
@@ -346,7 +351,7 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
         give_brush(on(add_object.click, handlers.add_object, [state], **quiet))
         on(delete_object.click, handlers.ask_delete_object, [state, obj], **quiet)
         give_brush(on(confirm_delete.click, handlers.delete_object, [state, obj, frame], **quiet))
-        on(visible.change, handlers.set_visible, [state, visible, frame], **quiet)
+        on(visible.input, handlers.set_visible, [state, visible, frame], **quiet)  # not the app's own updates
 
         on(save.click, handlers.save, [state, frame, editor], **quiet)
         on(clear.click, handlers.clear_mask, [state, frame], **quiet)
