@@ -19,11 +19,11 @@ from xmempp.datasets import (
     refuse_video_outputs_inside,
 )
 from xmempp.errors import XMemPPError
-from xmempp.execution import Execution, run_jobs
 from xmempp.jobs import JobFailure
 from xmempp.model.network import XMem
 from xmempp.model.weights import weights_fingerprint
 from xmempp.outputs import DamagedManifestError, atomic_path, output_lock, read_manifest
+from xmempp.ray_runner import Execution, run_jobs
 from xmempp.video import FrameFolder
 
 log = logging.getLogger(__name__)

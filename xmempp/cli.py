@@ -217,8 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _execution(args: argparse.Namespace, progress: bool):
     """Where videos run; the weights are looked for once the dataset has been checked."""
-    from xmempp.execution import Execution
     from xmempp.jobs import NetworkSpec
+    from xmempp.ray_runner import Execution
 
     spec = NetworkSpec(args.weights, args.device, args.threads)
     return Execution(spec, progress=progress, ray=args.ray is not None, ray_address=args.ray or None, workers=args.workers,

@@ -26,11 +26,11 @@ from xmempp.datasets import (
     refuse_video_outputs_inside,
 )
 from xmempp.errors import XMemPPError
-from xmempp.execution import Execution, run_jobs
 from xmempp.jobs import JobFailure
 from xmempp.metrics import frame_scores
 from xmempp.model.network import XMem
 from xmempp.outputs import MASKS_DIR, atomic_path, output_lock
+from xmempp.ray_runner import Execution, run_jobs
 from xmempp.video import FrameFolder
 
 log = logging.getLogger(__name__)
