@@ -116,10 +116,10 @@ class Runs(Visitors):
     def _starting_text(self, state: UserState) -> str:
         """The run line until the first frame is done, which takes minutes with many objects on a CPU."""
         seconds = self.estimate(state, state.size)
+        work = f"{state.num_frames} frames with {state.object_count} object(s) at {state.size} px"
         if math.isnan(seconds):
-            return "starting…"
-        return (f"starting: about {duration(seconds)} for {state.num_frames} frames with {state.object_count} "
-                f"object(s) at {state.size} px…")
+            return f"starting: {work} (the time left shows after the first frame)…"
+        return f"starting: about {duration(seconds)} for {work}…"
 
     def _take_turn(self, state: UserState, run: QueuedRun) -> Iterator[str]:
         """Wait for `run`'s turn with the model, yielding where it stands at once and then about every second."""

@@ -236,6 +236,9 @@ def test_each_size_shows_this_videos_wait_from_the_start_up_speed_check(settings
 def test_each_sizes_estimate_and_the_run_line_count_the_videos_objects(handlers):
     """A visitor with many objects on a CPU is told the wait before a first frame that takes minutes."""
     state = annotated(handlers)
+    unknown = handlers.propagate(state, 3)
+    assert "the time left shows after the first frame" in text(next(unknown)["progress"])  # nothing timed yet
+    unknown.close()
     handlers.speed.add_measured({handlers.settings.size: 60.0})
     one = handlers.estimate(state, state.size)
     assert "with 1 object(s)" in handlers.size_choices(state).info
