@@ -35,6 +35,8 @@ CLIP_FRAMES = 4  # the generated clip: one annotated frame, then three frames wh
 CLIP_SIZE = (480, 854)  # (H, W): a 480p video, the most common upload
 # Each object past the first adds about a third of a one-object frame's time: on 2 shared CPU cores at 240 px a
 # frame took 1.9, 6.4 and 21.5 s for 1, 8 and 32 objects (xmempp/masks/ids.py), 1 + 7/3 and 1 + 31/3 times one.
+# A later trial under another load took 3.7 and 25 s for 1 and 32 objects (6.8 times, docs/BENCHMARKS.md): the
+# figure errs long rather than short, and each run refines the pace per object-weighted frame.
 EXTRA_OBJECT_SHARE = 1 / 3
 
 
