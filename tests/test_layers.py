@@ -102,3 +102,11 @@ def test_every_objects_mask_keeps_its_outline_on_screen():
         fill, outline = shown[4, 4], shown[2, 2]
         assert np.abs(outline - np.multiply(object_colour(object_id), 0.6)).max() <= 1, f"object {object_id}"
         assert not np.array_equal(outline, fill), f"object {object_id} has no outline"
+
+
+def test_exported_masks_keep_davis_palette_for_every_object():
+    from demo.layers import PALETTE, SCREEN_PALETTE
+    from xmempp.masks.drawing import davis_palette
+
+    assert davis_palette() == PALETTE
+    assert SCREEN_PALETTE[3 * (MAX_OBJECTS + 1):] == PALETTE[3 * (MAX_OBJECTS + 1):] and len(SCREEN_PALETTE) == 768
