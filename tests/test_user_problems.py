@@ -316,6 +316,6 @@ def test_a_mask_as_large_as_a_bomb_is_named_too(tmp_path, monkeypatch):
 
     path = write_palette_mask(tmp_path / "frame_000000.png", square_mask(0))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
-    with pytest.raises(XMemPPError, match="cannot read mask frame_000000.png: the image has 12,288 pixels"):
+    with pytest.raises(XMemPPError, match=f"cannot read mask {path}: the image has 12,288 pixels"):
         MaskReader().read(path)
 
