@@ -111,15 +111,18 @@ class Editing(Visitors):
         return {"editor": editor_value(state.frame(index), ids), "editor_note": note(message)}
 
     # ----- objects ------------------------------------------------------------------------------------------
-    @handler("editor", "object_name", "editor_note", errors_to="editor_note")
+    @handler("editor", "editor_note", errors_to="editor_note")
     def pick_object(self, state: UserState | None, object_id: int) -> Outputs:
-        """The editor takes the object's brush; the name box shows its name."""
-        object_id = int(object_id or 1)
-        name = state.object_name(object_id) if state is not None else f"Object {object_id}"
-        return {"editor": gr.ImageEditor(brush=views.brush(object_id)), "object_name": gr.Textbox(value=name)}
+        """The editor takes the object's brush. The name box is left alone: this update comes late (twice, see
+        ui.py), and a name typed meanwhile would be overwritten, then renamed back when the box is left. The box
+        takes the name with the choice itself: in the browser when the person picks, with the picker's update when
+        a handler picks."""
+        return {"editor": gr.ImageEditor(brush=views.brush(int(object_id or 1)))}
 
     @handler("object", "visible", "editor_note", errors_to="editor_note")
     def rename_object(self, state: UserState | None, object_id: int, name: str) -> Outputs:
+        """`object_id` is the object chosen when the name was typed; the picker takes the new name but keeps the
+        person's choice (leaving the box for another object renames the first, and must not choose it again)."""
         state, object_id = self._require(state), int(object_id)
         name = " ".join((name or "").split())[:MAX_NAME]
         if not name:
@@ -128,10 +131,10 @@ class Editing(Visitors):
             return {}
         state.name_object(object_id, name)
         message = f"Object {object_id} is now called {name}; the export keeps the name."
-        return {"object": views.objects(state, object_id), "visible": views.visible(state),
+        return {"object": views.object_labels(state), "visible": views.visible(state),
                 "editor_note": note(message, transient=True)}
 
-    @handler("object", "visible", "editor_note", errors_to="editor_note")
+    @handler("object", "object_name", "visible", "editor_note", errors_to="editor_note")
     def add_object(self, state: UserState | None) -> Outputs:
         """The picker's new choice gives the editor the new object's brush."""
         state = self._require(state)
@@ -140,8 +143,8 @@ class Editing(Visitors):
             raise too_many_objects(listed + 1, "with a new object, the video")
         state.listed_objects = new = listed + 1
         message = f"Added {state.object_name(new)}: paint it with its colour, then save."
-        return {"object": views.objects(state, new), "visible": views.visible(state),
-                "editor_note": note(message, transient=True)}
+        return {"object": views.objects(state, new), "object_name": state.object_name(new),
+                "visible": views.visible(state), "editor_note": note(message, transient=True)}
 
     @handler("confirm_delete", "editor_note", errors_to="editor_note")
     def ask_delete_object(self, state: UserState | None, object_id: int) -> Outputs:
@@ -154,8 +157,8 @@ class Editing(Visitors):
         return {"confirm_delete": gr.Button(f"Yes, delete {state.object_name(object_id)}", visible=True),
                 "editor_note": note(question)}
 
-    @handler("confirm_delete", "object", "visible", "references", "editor", "viewer", "timeline", "editor_note",
-             "status", errors_to="editor_note")
+    @handler("confirm_delete", "object", "object_name", "visible", "references", "editor", "viewer", "timeline",
+             "editor_note", "status", errors_to="editor_note")
     def delete_object(self, state: UserState | None, object_id: int, index: float) -> Outputs:
         state, object_id, index = self._require(state), int(object_id), int(index)
         name = state.object_name(object_id)
@@ -165,7 +168,7 @@ class Editing(Visitors):
             state.listed_objects = listed - 1
         message = f"Deleted {name} from {len(changed)} reference(s) and the results."
         return {"confirm_delete": gr.Button(visible=False), "object": views.objects(state, 1),
-                "visible": views.visible(state), "references": views.references(state),
+                "object_name": state.object_name(1), "visible": views.visible(state), "references": views.references(state),
                 "editor": views.editor(state, index), "viewer": views.viewer(state, index),
                 "timeline": views.timeline(state, index), "editor_note": note(message),
                 "status": views.status(state)}

@@ -14,7 +14,7 @@ from demo.visitors import Visitors
 from xmempp.masks.ids import MAX_OBJECTS
 
 LOAD_OUTPUTS = ("state", "frame", "editor", "viewer", "timeline", "references", "suggestions", "video", "download",
-                "progress", "object", "visible", "size", "editor_note", "status")
+                "progress", "object", "object_name", "visible", "size", "editor_note", "status")
 
 
 class Loading(Visitors):
@@ -65,7 +65,7 @@ class Loading(Visitors):
                 "timeline": views.timeline(state, 0), "references": views.references(state),
                 "suggestions": views.suggestions(state), "video": None,
                 "download": [str(recovered)] if recovered is not None else None, "progress": progress_html(),
-                "object": views.objects(state, 1), "visible": views.visible(state),
+                "object": views.objects(state, 1), "object_name": state.object_name(1), "visible": views.visible(state),
                 "size": self.size_choices(state), "editor_note": note(views.describe(state, 0)),
                 "status": views.status(state)}
 

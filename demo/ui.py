@@ -190,6 +190,13 @@ def step_js(step: int) -> str:
     }}"""
 
 
+# The name of the object chosen in the picker (`id`), as its choice shows it.
+CHOSEN_NAME_JS = """(id) => {
+  const choice = document.querySelector(`#object input[type=radio][value="${id}"]`);
+  return choice?.closest('label')?.innerText.trim() || `Object ${id}`;
+}"""
+
+
 # Opening a frame from a gallery or the timeline, below the editor on a phone, scrolls back to the editor.
 SCROLL_TO_EDITOR_JS = """() => {
   const editor = document.querySelector('#editor');
@@ -351,7 +358,9 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
                                (suggestions, handlers.select_suggestion)):
             on(gallery.select, opens, [state], **quiet).then(None, js=SCROLL_TO_EDITOR_JS)
 
-        give_brush(obj.input(lambda: None, None, None, **quiet))
+        # The name box takes the chosen object's name in the browser, as the choice is made: a server update could
+        # arrive after the person has started typing a new name, and overwrite it.
+        give_brush(obj.input(None, [obj], [object_name], js=CHOSEN_NAME_JS, **quiet))
         on(object_name.submit, handlers.rename_object, [state, obj, object_name], **quiet)
         on(object_name.blur, handlers.rename_object, [state, obj, object_name], **quiet)
         give_brush(on(add_object.click, handlers.add_object, [state], **quiet))

@@ -84,6 +84,11 @@ def objects(state: UserState, selected: int) -> gr.Radio:
     return gr.Radio(choices=[(state.object_name(i), i) for i in listed], value=min(selected, max(listed)))
 
 
+def object_labels(state: UserState) -> gr.Radio:
+    """The picker with the objects' current names, its choice left as the person made it."""
+    return gr.Radio(choices=[(state.object_name(i), i) for i in range(1, state.listed_objects + 1)])
+
+
 def visible(state: UserState) -> gr.CheckboxGroup:
     listed = range(1, state.listed_objects + 1)
     return gr.CheckboxGroup(choices=[(state.object_name(i), i) for i in listed],

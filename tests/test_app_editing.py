@@ -142,6 +142,43 @@ def test_the_session_owns_the_objects_names(handlers):
     assert state.session.object_names == {}
 
 
+# A name typed in the name box is the person's until they submit it (issue 18's loop test saw 'Object 2' come back
+# after 'now called square'): only an update that chooses an object says which name the box shows.
+def test_the_brushs_late_updates_leave_the_name_box_alone(handlers):
+    state = loaded(handlers)
+    handlers.add_object(state)
+    assert list(handlers.pick_object(state, 2)) == ["editor"]
+
+
+def test_the_name_box_takes_the_name_of_the_object_a_handler_chooses(handlers):
+    state = loaded(handlers)
+    handlers.rename_object(state, 1, "ball")
+    assert handlers.add_object(state)["object_name"] == "Object 2"
+    handlers.save(state, 0, painted(square(0, 2)))
+    assert handlers.delete_object(state, 2, 0)["object_name"] == "ball"
+
+
+def test_a_rename_keeps_the_persons_choice_in_the_picker(handlers):
+    """Leaving the box to choose another object renames the first one; its update must not choose it again."""
+    state = loaded(handlers)
+    handlers.add_object(state)
+    picker = handlers.rename_object(state, 1, "ball")["object"]
+    assert picker.choices == [("ball", 1), ("Object 2", 2)] and "value" not in picker.constructor_args
+
+
+def test_no_chained_update_writes_the_name_box(settings):
+    """The picker's brush arrives in steps chained after the choice, late on a busy server: none may touch the box
+    (in the browser the choice itself puts the name there)."""
+    from demo.ui import build_demo
+
+    blocks = build_demo(settings)
+    name_box = next(block for block in blocks.blocks.values() if block.elem_id == "object-name")
+    writers = [fn for fn in blocks.fns.values() if name_box in fn.outputs]
+    assert writers and all(fn.trigger_after is None for fn in writers), [fn.name for fn in writers]
+    picks = [fn for fn in writers if any(target[1] == "input" for target in fn.targets)]
+    assert len(picks) == 1 and picks[0].fn is None and picks[0].js  # the picker's own choice, in the browser
+
+
 MARKUP = ['<a href="http://evil.example/x">Click to re-login</a>', '<img src=x onerror="alert(1)">']
 
 

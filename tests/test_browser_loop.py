@@ -48,13 +48,11 @@ def app_url(tmp_path_factory):
 
 
 def name_object(page, name: str, was: str) -> None:
-    """Name the chosen object, once the picker's two updates have put its name `was` in the box (a late update
-    would overwrite the name typed, and leaving the box would then rename the object back)."""
+    """Name the chosen object once the name box shows its name `was`, as a person reads it before typing."""
     from playwright.sync_api import expect
 
     box = page.locator("#object-name :is(input, textarea)")
     expect(box).to_have_value(was)
-    page.wait_for_timeout(1500)
     box.fill(name)
     box.press("Enter")
     expect_note(page, f"now called {name}")

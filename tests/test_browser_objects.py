@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser_helpers import DESKTOP, PHONE, choose_object, expect_note, paint, shot, visitor
+from tests.browser_helpers import DESKTOP, PHONE, choose_object, expect_brush, expect_note, paint, shot, visitor
 from xmempp import MAX_OBJECTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -42,4 +42,27 @@ def test_the_picker_holds_32_objects_in_a_few_rows_and_object_20s_stroke_saves_a
         page.evaluate("window.scrollTo(0, 0)")
         save = page.locator("#save-annotation").bounding_box()
         assert save["y"] + save["height"] <= page.viewport_size["height"], save
+    page.context.close()
+
+
+def test_a_name_typed_at_once_after_choosing_an_object_is_kept(browser, app_url):
+    """The picker's brush arrives late (two updates); a name typed and submitted before it came stays in the box
+    and on the object, and leaving the box does not rename the object back (issue 18's loop test saw it)."""
+    from playwright.sync_api import expect
+
+    page = visitor(browser, app_url)
+    box = page.locator("#object-name :is(input, textarea)")
+    page.click("#add-object")
+    expect(box).to_have_value("Object 2")
+    expect_brush(page, 2)
+    page.locator("#object label").filter(has=page.locator('input[value="1"]')).click()
+    box.fill("ball")  # at once, before the brush's updates come back
+    box.press("Enter")
+    expect_note(page, "Object 1 is now called ball")
+    expect_brush(page, 1)  # the picker's late updates have all come
+    expect(box).to_have_value("ball")
+    box.blur()  # leaving the box keeps the name
+    page.click("#add-object")
+    expect(box).to_have_value("Object 3")
+    expect(page.locator("#object label").filter(has=page.locator('input[value="1"]'))).to_have_text("ball")
     page.context.close()
