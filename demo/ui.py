@@ -210,7 +210,9 @@ def keyed_outputs(function: Callable, components: dict[str, gr.components.Compon
     outputs = [components[name] for name in function.outputs]
 
     def by_component(values: dict) -> dict:
-        return {components[name]: value for name, value in values.items()}
+        # Nothing to change (a name left as it was, a timer's tick with no news): Gradio takes an empty dict for
+        # one value, fails the event and shows "Error" on its outputs; skip() leaves every output as it is.
+        return {components[name]: value for name, value in values.items()} or gr.skip()
 
     if inspect.isgeneratorfunction(function):
         @functools.wraps(function)

@@ -179,6 +179,31 @@ def test_no_chained_update_writes_the_name_box(settings):
     assert len(picks) == 1 and picks[0].fn is None and picks[0].js  # the picker's own choice, in the browser
 
 
+def test_leaving_the_name_box_unchanged_changes_nothing_and_is_no_error(handlers):
+    """Each blur after a submit renames to the same name: nothing to update, which Gradio must not take for a
+    wrong count of outputs (it failed the event and showed "Error" over the editor's note)."""
+    import asyncio
+
+    import gradio as gr
+
+    from demo.ui import keyed_outputs
+
+    state = loaded(handlers)
+    assert handlers.rename_object(state, 1, " Object  1") == {}
+    with gr.Blocks() as blocks:
+        name_box = gr.Textbox()
+        components = {"object": gr.Radio([("Object 1", 1)]), "visible": gr.CheckboxGroup(), "editor_note": gr.HTML()}
+
+        def rename_first(name: str) -> dict:
+            return handlers.rename_object(state, 1, name)
+
+        rename_first.outputs = handlers.rename_object.outputs
+        renamed, outputs = keyed_outputs(rename_first, components)
+        name_box.blur(renamed, [name_box], outputs)
+    result = asyncio.run(blocks.process_api(block_fn=next(iter(blocks.fns.values())), inputs=["Object 1"]))
+    assert len(result["data"]) == 3 and not any("value" in update for update in result["data"])
+
+
 MARKUP = ['<a href="http://evil.example/x">Click to re-login</a>', '<img src=x onerror="alert(1)">']
 
 
