@@ -23,7 +23,7 @@ from xmempp.errors import XMemPPError
 from xmempp.exports import DAVIS, FORMAT_ENTRIES, MATTES, export_masks
 from xmempp.masks.files import write_mask
 from xmempp.masks.ids import MAX_OBJECTS
-from xmempp.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, open_frames
+from xmempp.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, downscaled, open_frames
 
 log = logging.getLogger(__name__)
 
@@ -226,20 +226,21 @@ def _unpack_masks(plan: ZipPlan, out_dir: Path, names: set[str], budget: UnpackB
 def _extract_video(video: Path, frames_dir: Path, limits: Limits, loaded: LoadedVideo) -> None:
     meta = _video_meta(video)  # one probe of the file for both its frame size and its frame rate
     _check_video_pixels(video, meta, limits)
-    folder = open_frames(video, frames_dir, max_frames=limits.max_frames + 1)
+    # Frames are downscaled as they are decoded: never on disk at full size.
+    folder = open_frames(video, frames_dir, max_frames=limits.max_frames + 1, max_side=limits.max_side)
     if len(folder) > limits.max_frames:
         for extra in folder.paths[limits.max_frames:]:
             extra.unlink()
         loaded.notes.append(f"the video was cut to its first {limits.max_frames} frames (the limit)")
     loaded.fps = video_fps(video, meta)
-    paths = sorted(frames_dir.iterdir())
-    first = _image_size(paths[0])
-    if max(first) > limits.max_side:
-        for path in paths:
-            _save_frame(Image.open(path), path, limits.max_side)
-        height, width = _image_size(paths[0])
-        loaded.notes.append(f"frames were downscaled from {first[1]}x{first[0]} to {width}x{height} "
-                            f"(limit {limits.max_side} px)")
+    height, width = _image_size(folder.paths[0])
+    if max(height, width) == limits.max_side:
+        original = meta.get("size")  # the header's (width, height); the frames no longer say it
+        if original and max(original) > limits.max_side:
+            loaded.notes.append(f"frames were downscaled from {original[0]}x{original[1]} to {width}x{height} "
+                                f"(limit {limits.max_side} px)")
+        elif not original:
+            loaded.notes.append(f"frames were downscaled to {width}x{height} (limit {limits.max_side} px)")
 
 
 def _video_meta(video: Path) -> dict:
@@ -288,10 +289,7 @@ def _save_frame(image: Image.Image, path: Path, max_side: int) -> tuple[int, int
     with image:
         original = (image.height, image.width)
         rgb = image.convert("RGB")
-    scale = max_side / max(original)
-    if scale < 1:
-        rgb = rgb.resize((max(1, round(original[1] * scale)), max(1, round(original[0] * scale))), Image.BOX)
-    rgb.save(path, compress_level=1)
+    downscaled(rgb, max_side).save(path, compress_level=1)
     return original
 
 
