@@ -200,6 +200,18 @@ def test_a_failed_write_keeps_the_previous_file_whole(tmp_path):
     assert list(tmp_path.iterdir()) == [target]
 
 
+def test_a_file_whose_name_takes_nearly_all_a_file_name_may_hold_is_written(tmp_path):
+    """Frames named with 250 bytes (and masks with 254) stopped every run: 'the name is too long', about the
+    temporary name the mask was written under, 18 bytes longer than the mask's (issue 16, round four)."""
+    from xmempp.outputs import write_bytes_atomically
+
+    for target in (tmp_path / f"{'x' * 250}.png", tmp_path / f"{'é' * 125}.png", tmp_path / f"{'🎬' * 62}ab.png"):
+        assert len(os.fsencode(target.name)) >= 254
+        write_bytes_atomically(target, b"mask")
+        assert target.read_bytes() == b"mask"
+    assert len(list(tmp_path.iterdir())) == 3
+
+
 def test_a_run_stopped_midway_leaves_only_whole_masks_and_an_unfinished_manifest(square_clip, tmp_path, network,
                                                                                  monkeypatch):
     from xmempp import outputs
