@@ -82,6 +82,25 @@ def test_a_zip_listing_more_entries_than_the_app_opens_is_refused_from_its_end_r
     assert "many.zip lists 200 entries; the app opens zips of at most 152" in status
 
 
+def test_a_zip_whose_end_record_understates_its_entries_is_refused_before_its_directory_is_parsed(
+        settings, tmp_path, monkeypatch):
+    """A 185 MB zip whose end record claimed 1 entry held 2,000,000 in its directory: Python's zipfile parsed
+    them all (35 s, 1.7 GB of server memory) before a member was checked (issue 16, round four)."""
+    small = Handlers(AppSettings(**{**settings.__dict__, "limits": Limits(max_frames=2)}))
+    frame = png_bytes(clip_frames(1)[0])
+    archive = write_zip(tmp_path / "liar.zip", {f"f{i:04d}.png": frame for i in range(200)})
+    data = bytearray(archive.read_bytes())
+    struct.pack_into("<HH", data, data.rfind(b"PK\x05\x06") + 8, 1, 1)  # entries on this disk, in all
+    archive.write_bytes(bytes(data))
+
+    def never(*args, **kwargs):
+        raise AssertionError("the zip's directory was parsed")
+
+    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents", never)
+    status = small.load_files(None, [str(archive)])["status"]
+    assert "liar.zip lists more than 152 entries; the app opens zips of at most 152" in status
+
+
 def test_an_image_over_the_pixel_limit_inside_a_zip_is_named_with_the_limit(handlers, settings, tmp_path):
     huge = tmp_path / "huge.png"
     Image.new("1", (15000, 15000)).save(huge)
