@@ -7,6 +7,7 @@ import contextlib
 import csv
 import io
 import logging
+import os
 import shutil
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -38,6 +39,7 @@ DEFAULT_FPS = 10.0
 EXTRA_FORMATS = tuple(f for f in FORMAT_ENTRIES if f != DAVIS)  # the export may add these to its DAVIS masks
 UNPACK_RATIO = 10  # an upload's zips unpack to at most this many times their size (plus UNPACK_SLACK_MB)...
 UNPACK_SLACK_MB = 16
+MAX_FRAME_NAME_BYTES = 251  # <name>.png in the 255 bytes a file name may have
 UNPACK_UPLOADS = 2  # ...and never past this many upload limits: frames and masks are compressed images already
 
 EXPORT_README = f"""Exported by the XMem++ app.
@@ -164,6 +166,7 @@ def _load(videos: list[Path], zips: list[Path], work_dir: Path, limits: Limits) 
             plan = with_images[0]
             kept = sorted(plan.of_kind("frames"), key=lambda m: m.path.stem)
             _refuse_duplicate_names(kept, plan.source)
+            _refuse_long_names(kept, plan.source)
             if len(kept) > limits.max_frames:
                 loaded.notes.append(f"the zip's {len(kept)} frames were cut to the first {limits.max_frames} "
                                     "(the limit)")
@@ -196,6 +199,15 @@ def _refuse_duplicate_names(members: list[Member], source: Path) -> None:
     for first, second in zip(names, names[1:], strict=False):
         if first == second:
             raise XMemPPError(f"{source.name} holds two frames named {first}: frame names must be unique")
+
+
+def _refuse_long_names(members: list[Member], source: Path) -> None:
+    """A frame is kept as `<name>.png`, which a file system takes up to 255 bytes (a zip's names may have 65535)."""
+    for member in members:
+        size = len(os.fsencode(member.path.stem))
+        if size > MAX_FRAME_NAME_BYTES:
+            raise XMemPPError(f"{source.name} holds a frame whose name has {size} bytes ('{member.path.stem[:40]}...'); "
+                              f"frame names may have at most {MAX_FRAME_NAME_BYTES}")
 
 
 def _unpack_masks(plan: ZipPlan, out_dir: Path, names: set[str], budget: UnpackBudget, limits: Limits,

@@ -101,6 +101,19 @@ def test_a_zip_whose_end_record_understates_its_entries_is_refused_before_its_di
     assert "liar.zip lists more than 152 entries; the app opens zips of at most 152" in status
 
 
+def test_a_zip_of_frames_named_past_what_a_file_name_holds_is_refused_naming_the_limit(handlers, settings, tmp_path):
+    """Frames named with 300 bytes ended in an internal failure (OSError: File name too long) when the first was
+    kept as <name>.png (issue 16, round four); 251 bytes fit."""
+    frame = png_bytes(clip_frames(1)[0])
+    archive = write_zip(tmp_path / "long.zip", {f"{i}{'x' * 300}.png": frame for i in range(2)})
+    status = handlers.load_files(None, [str(archive)])["status"]
+    assert "long.zip holds a frame whose name has 301 bytes ('0xxx" in status
+    assert "frame names may have at most 251" in status and "Something went wrong" not in status
+    assert leftovers(settings) == []
+    fits = write_zip(tmp_path / "fits.zip", {f"{i}{'x' * 250}.png": frame for i in range(2)})
+    assert handlers.load_files(None, [str(fits)])["state"].num_frames == 2
+
+
 def test_an_image_over_the_pixel_limit_inside_a_zip_is_named_with_the_limit(handlers, settings, tmp_path):
     huge = tmp_path / "huge.png"
     Image.new("1", (15000, 15000)).save(huge)
