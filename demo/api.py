@@ -16,6 +16,8 @@ No `from __future__ import annotations` here: Gradio reads the return types from
 
 import base64
 import binascii
+import dataclasses
+import inspect
 import logging
 import math
 import shutil
@@ -26,15 +28,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import gradio as gr
+import httpx
 from gradio import FileData
+from gradio.exceptions import InvalidPathError
 
+from demo.feedback import without_server_paths
 from demo.media import UPLOAD_SUFFIXES, load_upload
 from demo.run_queue import RunQueue
 from demo.speed import SpeedTable
 from demo.state import AppSettings
 from xmempp.api import run_on_video, select_k_next_best_annotation_candidates
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, shown
 from xmempp.exports import FORMATS, export_masks
+from xmempp.masks.files import MaskReader
 from xmempp.precision import PRECISIONS
 from xmempp.video import FrameFolder
 
@@ -56,6 +62,21 @@ class ApiError(gr.Error):
 
     def __init__(self, message: str):
         super().__init__(message, print_exception=False)
+
+    @classmethod
+    def refusing(cls, error: XMemPPError, parameter: str | None = None) -> "ApiError":
+        """The engine's or the upload's refusal as the client gets it: one line, the parameter first when it is
+        known, files named as the client sent them (no path of the server's)."""
+        text = without_server_paths(str(error).splitlines()[0] if str(error) else type(error).__name__)
+        return cls(f"{parameter}: {text}" if parameter else text)
+
+
+@dataclasses.dataclass(frozen=True)
+class Upload:
+    """A file a call sent: where the server holds it, and the name messages call it by (the client's)."""
+
+    path: Path
+    name: str
 
 
 class ScriptApi:
@@ -107,7 +128,7 @@ class ScriptApi:
             archive = _zip_folder(staging, work / "masks.zip")
         except XMemPPError as error:
             shutil.rmtree(work, ignore_errors=True)
-            raise ApiError(str(error).splitlines()[0]) from None
+            raise ApiError.refusing(error) from None
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
@@ -137,7 +158,7 @@ class ScriptApi:
         try:
             return self._run(work, video, annotations, frames, size, k, precision)["suggested_frames"]
         except XMemPPError as error:
-            raise ApiError(str(error).splitlines()[0]) from None
+            raise ApiError.refusing(error) from None
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -192,36 +213,37 @@ class ScriptApi:
         if self.settings.network is None:
             raise ApiError(f"the server has no weights: {self.settings.weights_message}")
         max_bytes = int(self.settings.limits.max_upload_mb * 2**20)
-        video_path = _file_path(video, "video", work, max_bytes)
-        if video_path.suffix.lower() not in UPLOAD_SUFFIXES:
-            raise ApiError(f"video: {video_path.name} is not a video or a .zip of frames "
+        video_file = _uploaded_file(video, "video", work, max_bytes)
+        if video_file.path.suffix.lower() not in UPLOAD_SUFFIXES:
+            raise ApiError(f"video: {shown(video_file.name)} is not a video or a .zip of frames "
                            f"({', '.join(UPLOAD_SUFFIXES)})")
         if not isinstance(annotations, list) or not annotations:
             raise ApiError("annotations: give at least one mask PNG")
         if len(annotations) > self.settings.limits.max_frames:  # counted before any is decoded or written
             raise ApiError(f"annotations: {len(annotations)} masks, more than the {self.settings.limits.max_frames} "
                            "frames a video may have here; give at most one a frame")
-        masks = [_file_path(item, "annotations", work, max_bytes) for item in annotations]
+        masks = [_uploaded_file(item, "annotations", work, max_bytes, i) for i, item in enumerate(annotations)]
         for mask in masks:
-            if mask.suffix.lower() != ".png":
-                raise ApiError(f"annotations: {mask.name} is not a PNG mask")
+            if mask.path.suffix.lower() != ".png":
+                raise ApiError(f"annotations: {shown(mask.name)} is not a PNG mask")
         if frames is not None and (not isinstance(frames, list) or not all(_is_int(i) for i in frames)):
             raise ApiError(f"frames: {frames!r} is not a list of frame numbers")
         if frames and len(frames) != len(masks):
             raise ApiError(f"frames: {len(frames)} frame number(s) for {len(masks)} annotation(s); give one each")
         try:
-            loaded = load_upload([video_path], work / "video", self.settings.limits)
+            loaded = load_upload([video_file.path], work / "video", self.settings.limits)
         except XMemPPError as error:
-            raise ApiError(f"video: {error}") from None
+            raise ApiError.refusing(error, "video") from None
         if loaded.notes:  # cut or downscaled: the masks would not fit the video the caller has
             raise ApiError(f"video: too large for this server ({'; '.join(loaded.notes)}); send at most "
                            f"{self.settings.limits.max_frames} frames of at most {self.settings.limits.max_side} px "
                            "on the long side")
         names = FrameFolder(loaded.frames_dir).names
         indices = self._place_annotations(masks, frames, names, work / "annotations")
+        _read_annotations(masks, _frame_size(loaded.frames_dir))
         return self._propagate(loaded.frames_dir, work, indices, names, size, k, precision)
 
-    def _place_annotations(self, masks: list[Path], frames: list[int] | None, names: list[str],
+    def _place_annotations(self, masks: list[Upload], frames: list[int] | None, names: list[str],
                            folder: Path) -> list[int]:
         """Copy each annotation to <frame name>.png in `folder`, as run_on_video reads them; returns the frames."""
         if frames:
@@ -233,16 +255,17 @@ class ScriptApi:
             position = {name: i for i, name in enumerate(names)}
             indices = []
             for mask in masks:
-                if mask.stem not in position:
-                    raise ApiError(f"annotations: {mask.name} is named like no frame of this video ({names[0]} to "
-                                   f"{names[-1]}); name each mask after its frame, or give frames")
-                indices.append(position[mask.stem])
+                if mask.path.stem not in position:
+                    raise ApiError(f"annotations: {shown(mask.name)} is named like no frame of this video "
+                                   f"({shown(names[0])} to {shown(names[-1])}); name each mask after its frame, or "
+                                   "give frames")
+                indices.append(position[mask.path.stem])
         if len(set(indices)) != len(indices):
             repeated = next(i for i in indices if indices.count(i) > 1)
             raise ApiError(f"frames: frame {repeated} has two annotations; give one mask a frame")
         folder.mkdir(parents=True)
         for mask, index in zip(masks, indices, strict=True):
-            shutil.copyfile(mask, folder / f"{names[index]}.png")
+            shutil.copyfile(mask.path, folder / f"{names[index]}.png")
         return indices
 
     def _propagate(self, frames_dir: Path, work: Path, indices: list[int], names: list[str], size: int,
@@ -252,7 +275,7 @@ class ScriptApi:
         try:
             run = self.queue.join(work, len(names), lambda: self._estimate(frames_dir, size, len(names)))
         except XMemPPError as error:  # the queue is full
-            raise ApiError(str(error)) from None
+            raise ApiError.refusing(error) from None
         try:
             while not self.queue.wait_turn(run, TURN_POLL_S):
                 if run.cancelled or not self.queue.holds(run):
@@ -305,27 +328,100 @@ def hide_ui_events(blocks: gr.Blocks, public: list) -> None:
             block_fn.api_visibility = "private"
 
 
+def name_refused_files(blocks: gr.Blocks, public: list) -> None:
+    """Say which parameter's file Gradio refused, and why, in one line, for the `public` endpoints.
+
+    Gradio takes each file a call names into its upload cache before the endpoint runs, and refuses a path the
+    client did not upload (a file of the server's, such as /etc/hostname) or a URL it may not fetch (a local
+    address); its refusal is no `gr.Error`, so the client got `{"error": null}` and the server's log a traceback.
+    Gradio offers no hook there, so this Blocks' step that takes the files is wrapped: when it fails, each file
+    of the call is taken again alone, and the first that fails is named with its parameter.
+    """
+    parameters = {fn: list(inspect.signature(fn).parameters) for fn in public}
+    take_files = blocks.preprocess_data
+
+    async def take_files_naming_the_refused(block_fn, inputs, state, explicit_call=False):
+        try:
+            return await take_files(block_fn, inputs, state, explicit_call)
+        except REFUSED_FILE_ERRORS:
+            names = parameters.get(block_fn.fn)
+            refusal = names and await _refused_file(block_fn, inputs, names, explicit_call)
+            if not refusal:
+                raise
+            raise ApiError(refusal) from None
+
+    blocks.preprocess_data = take_files_naming_the_refused
+
+
+# What Gradio raises for a file it will not take: a path not uploaded (InvalidPathError is a ValueError), a URL
+# refused or not fetched (ValueError, httpx's errors), a file that is not there (OSError).
+REFUSED_FILE_ERRORS = (ValueError, OSError, httpx.HTTPError)
+
+
+async def _refused_file(block_fn, inputs: list, names: list[str], explicit_call: bool) -> str | None:
+    """"<parameter>: <the file> <why>" for the first file of the call that Gradio refuses alone; None if none is."""
+    from gradio.processing_utils import async_move_files_to_cache
+    from gradio_client.utils import is_file_obj_with_meta
+
+    for name, value, block in zip(names, inputs, block_fn.inputs, strict=False):
+        for file in _files_in(value, is_file_obj_with_meta):
+            try:
+                await async_move_files_to_cache(file, block, check_in_upload_folder=not explicit_call)
+            except REFUSED_FILE_ERRORS as error:
+                where = shown(file.get("url") or file["path"])
+                if isinstance(error, InvalidPathError):
+                    return (f"{name}: {where} is not a file uploaded to this server: upload it first (gradio_client's "
+                            "handle_file does) or send a data: URI")
+                reason = shown(str(error).splitlines()[0] if str(error) else type(error).__name__)
+                return f"{name}: this server does not take {where} ({reason})"
+    return None
+
+
+def _files_in(value: Any, is_file) -> list[dict]:
+    """The file objects in a parameter's value (a file, or a list of them), in order."""
+    if is_file(value):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [file for item in value for file in _files_in(item, is_file)]
+    if isinstance(value, dict):
+        return [file for item in value.values() for file in _files_in(item, is_file)]
+    return []
+
+
 # ----- helpers ----------------------------------------------------------------------------------------------
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _file_path(value: Any, parameter: str, work: Path, max_bytes: int) -> Path:
-    """The local path of an uploaded file (Gradio has checked and cached it), or an error naming the parameter.
+def _uploaded_file(value: Any, parameter: str, work: Path, max_bytes: int, index: int | None = None) -> Upload:
+    """An uploaded file (Gradio has checked and cached it), or an error naming the parameter.
 
     Gradio's MCP server turns the URIs of file parameters into uploads, but not those inside a list (the
     annotations): there a `data:` URI is decoded into `work`, and a URL of a file this server already holds
     (`.../gradio_api/file=<path>`, as its uploads are named) is that file. Nothing is fetched from elsewhere.
+    Messages name an upload by its file name (Gradio keeps the client's), a data: URI by its parameter.
     """
     if isinstance(value, str) and value.startswith("data:"):
-        return _decoded(value, parameter, work, max_bytes)
+        return Upload(_decoded(value, parameter, work, max_bytes), parameter + ("" if index is None else f"[{index}]"))
     if isinstance(value, str) and "/gradio_api/file=" in value:
-        return _uploaded(value, parameter)
+        path = _uploaded(value, parameter)
+        return Upload(path, path.name)
     path = value.get("path") if isinstance(value, dict) else getattr(value, "path", None)
     if not path or not Path(path).is_file():
         raise ApiError(f"{parameter}: expected an uploaded file (gradio_client's handle_file) or a data: URI, got "
                        f"{value!r:.80}")
-    return Path(path)
+    return Upload(Path(path), Path(path).name)
+
+
+def _read_annotations(masks: list[Upload], frame_size: tuple[int, int]) -> None:
+    """Read every annotation as the run will, in its order, so that a bad one is refused before the call waits
+    for the model, named as the client sent it (the run reads the copies in the call's folder)."""
+    reader = MaskReader()
+    for mask in masks:
+        try:
+            reader.read(mask.path, frame_size, name=mask.name)
+        except XMemPPError as error:
+            raise ApiError.refusing(error, "annotations") from None
 
 
 def _uploaded(url: str, parameter: str) -> Path:
@@ -335,7 +431,7 @@ def _uploaded(url: str, parameter: str) -> Path:
 
     path = Path(unquote(url.split("/gradio_api/file=", 1)[1].split("?")[0])).resolve()
     if not path.is_relative_to(Path(get_upload_folder()).resolve()) or not path.is_file():
-        raise ApiError(f"{parameter}: {url[:80]} is not a file uploaded to this server")
+        raise ApiError(f"{parameter}: {shown(url[:80])} is not a file uploaded to this server")
     return path
 
 

@@ -17,7 +17,10 @@ import html
 import inspect
 import logging
 import math
+import re
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from xmempp.errors import XMemPPError, is_out_of_memory
@@ -33,9 +36,20 @@ def message_for(error: BaseException) -> str:
         text = str(error)
         if is_out_of_memory(error):
             text += "; choose a smaller processing size (or start the app with a smaller --max-side)"
+        text = without_server_paths(text)
         return "⚠ " + (sentence_case(text) if text else type(error).__name__)
     log.exception("unexpected error in a handler", exc_info=error)
     return f"⚠ Something went wrong ({type(error).__name__}); your session is unchanged. Details are in the server log."
+
+
+def without_server_paths(text: str) -> str:
+    """`text` with every path under the server's temporary folder (the app's work root, Gradio's upload cache)
+    shown by its file name: an uploaded file keeps the name it was uploaded with, and nothing of the server's
+    layout reaches a visitor or a script (a corrupt mask was named /tmp/xmempp-app-<pid>-*/api/call-*/...)."""
+    roots = {tempfile.gettempdir(), str(Path(tempfile.gettempdir()).resolve())}
+    for root in sorted(roots, key=len, reverse=True):
+        text = re.sub(re.escape(root) + r"/[^\s'\":;,()]*", lambda found: Path(found.group(0)).name, text)
+    return text
 
 
 def sentence_case(text: str) -> str:

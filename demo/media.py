@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from demo.resume import FRAMES_FOLDER, RECORD_NAME, SOURCE_FOLDER, SessionRecord, parse_record
 from demo.unzip import Member, UnpackBudget, ZipPlan, open_zip
 from demo.unzip import safe_member_path as safe_member_path  # where the tests and older callers find it
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, shown
 from xmempp.exports import DAVIS, FORMAT_ENTRIES, MATTES, export_masks
 from xmempp.masks.files import write_mask
 from xmempp.masks.ids import MAX_OBJECTS
@@ -112,10 +112,11 @@ def load_upload(paths: Iterable[str | Path], work_dir: Path, limits: Limits) -> 
         raise XMemPPError("no file was uploaded")
     for path in paths:
         if path.suffix.lower() not in UPLOAD_SUFFIXES:
-            raise XMemPPError(f"{path.name} is not a video ({', '.join(VIDEO_SUFFIXES)}) or a .zip of frames")
+            raise XMemPPError(f"{shown(path.name)} is not a video ({', '.join(VIDEO_SUFFIXES)}) or a .zip of frames")
         size_mb = path.stat().st_size / 2**20
         if size_mb > limits.max_upload_mb:
-            raise XMemPPError(f"{path.name} is {size_mb:.0f} MB; uploads are limited to {limits.max_upload_mb:g} MB")
+            raise XMemPPError(f"{shown(path.name)} is {size_mb:.0f} MB; uploads are limited to "
+                              f"{limits.max_upload_mb:g} MB")
     videos = [p for p in paths if p.suffix.lower() != ".zip"]
     zips = [p for p in paths if p.suffix.lower() == ".zip"]
     if len(videos) > 1 or len(zips) > 2:
@@ -143,16 +144,16 @@ def _load(videos: list[Path], zips: list[Path], work_dir: Path, limits: Limits) 
         with_images = [plan for plan in plans if plan.of_kind("frames")]
         with_video = [plan for plan in plans if plan.of_kind("video")]
         if videos and with_images:
-            raise XMemPPError(f"both {videos[0].name} and {with_images[0].source.name} hold frames: upload only "
-                              "one of them")
+            raise XMemPPError(f"both {shown(videos[0].name)} and {shown(with_images[0].source.name)} hold frames: "
+                              "upload only one of them")
         if len(with_images) + (0 if videos else len(with_video)) > 1:
             raise XMemPPError("more than one zip holds frames: upload only one video or zip of frames")
         if len(with_images) == 1 and with_video and with_video[0] is with_images[0]:
-            raise XMemPPError(f"{with_images[0].source.name} holds both frames and a video: it is not a zip the "
+            raise XMemPPError(f"{shown(with_images[0].source.name)} holds both frames and a video: it is not a zip the "
                               "app exported")
         for plan in with_video:
             if len(plan.of_kind("video")) > 1:
-                raise XMemPPError(f"{plan.source.name} holds more than one video under {SOURCE_FOLDER}/")
+                raise XMemPPError(f"{shown(plan.source.name)} holds more than one video under {SOURCE_FOLDER}/")
         if videos:
             _extract_video(videos[0], frames_dir, limits, loaded)
             loaded.source = _keep_source(videos[0], work_dir)
@@ -172,12 +173,12 @@ def _load(videos: list[Path], zips: list[Path], work_dir: Path, limits: Limits) 
                                     "(the limit)")
                 kept = kept[:limits.max_frames]
             images = [(m.path.stem, plan.extract(m, work_dir / "zip-frames" / f"{i:06d}{m.path.suffix.lower()}",
-                                                  budget), f"{m.info.filename} in {plan.source.name}")
+                                                  budget), f"{shown(m.info.filename)} in {shown(plan.source.name)}")
                       for i, m in enumerate(kept)]
             _frames_from_images(images, frames_dir, limits, loaded)
             loaded.fps = DEFAULT_FPS
         else:
-            raise XMemPPError(f"{zips[0].name} holds no frames and no video (zips exported before the app kept "
+            raise XMemPPError(f"{shown(zips[0].name)} holds no frames and no video (zips exported before the app kept "
                               "the video in them): upload the video together with it")
         names = {p.stem for p in frames_dir.iterdir()}
         for number, plan in enumerate(plans):
@@ -198,7 +199,7 @@ def _refuse_duplicate_names(members: list[Member], source: Path) -> None:
     names = [m.path.stem for m in members]
     for first, second in zip(names, names[1:], strict=False):
         if first == second:
-            raise XMemPPError(f"{source.name} holds two frames named {first}: frame names must be unique")
+            raise XMemPPError(f"{shown(source.name)} holds two frames named {shown(first)}: frame names must be unique")
 
 
 def _refuse_long_names(members: list[Member], source: Path) -> None:
@@ -218,13 +219,13 @@ def _unpack_masks(plan: ZipPlan, out_dir: Path, names: set[str], budget: UnpackB
         members = plan.of_kind(folder)
         unknown = sorted(m.path.stem for m in members if m.path.stem not in names)
         if unknown:
-            loaded.notes.append(f"{len(unknown)} mask(s) in {plan.source.name} match no frame "
-                                f"(e.g. {unknown[0]}) and were ignored")
+            loaded.notes.append(f"{len(unknown)} mask(s) in {shown(plan.source.name)} match no frame "
+                                f"(e.g. {shown(unknown[0])}) and were ignored")
         for index, member in enumerate(m for m in members if m.path.stem in names):
             path = plan.extract(member, out_dir / folder / f"{index:06d}.png", budget)
-            check_pixels(path, f"mask {member.info.filename} in {plan.source.name}", limits)
+            check_pixels(path, f"mask {shown(member.info.filename)} in {shown(plan.source.name)}", limits)
             target[member.path.stem] = path
-            loaded.mask_names[path] = f"{member.info.filename} in {plan.source.name}"
+            loaded.mask_names[path] = f"{shown(member.info.filename)} in {shown(plan.source.name)}"
             loaded.masks_zip = plan.source
     for member in plan.of_kind("extra"):
         if member.path.name == OBJECTS_NAME:
@@ -273,7 +274,7 @@ def _check_video_pixels(video: Path, meta: dict, limits: Limits) -> None:
     before the downscale."""
     width, height = meta.get("size") or (0, 0)
     if width * height > limits.max_image_megapixels * 1e6:
-        raise XMemPPError(f"{video.name} has frames of {width}x{height} pixels; the app reads videos of at most "
+        raise XMemPPError(f"{shown(video.name)} has frames of {width}x{height} pixels; the app reads videos of at most "
                           f"{limits.max_image_megapixels:g} megapixels a frame (8K video is 33)")
 
 
@@ -328,8 +329,8 @@ def _member_kind(path: PurePosixPath) -> str | None:
 
 
 def _not_an_image(source: Path, info: zipfile.ZipInfo) -> str:
-    return (f"{source.name} contains '{info.filename}', which is not an image: a zip must hold frames "
-            f"({', '.join(IMAGE_SUFFIXES)}) and optionally {MASK_FOLDER}/ masks")
+    return (f"{shown(source.name)} contains {shown(info.filename, quoted=True)}, which is not an image: a zip must "
+            f"hold frames ({', '.join(IMAGE_SUFFIXES)}) and optionally {MASK_FOLDER}/ masks")
 
 
 def check_pixels(path: Path, what: str, limits: Limits) -> None:
@@ -365,7 +366,7 @@ def _frames_from_images(images: list[tuple[str, Path, str]], frames_dir: Path, l
         first_size = first_size or original
         sizes.add(original)
         if len(sizes) > 1:
-            raise XMemPPError(f"frame {name} is {original[1]}x{original[0]}, but the first frame is "
+            raise XMemPPError(f"frame {shown(name)} is {original[1]}x{original[0]}, but the first frame is "
                               f"{first_size[1]}x{first_size[0]}: all frames must have the same size")
     if first_size and max(first_size) > limits.max_side:
         loaded.notes.append(f"frames were downscaled to {limits.max_side} px on the long side (the limit)")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, shown
 from xmempp.video import FrameFolder
 
 if TYPE_CHECKING:
@@ -63,10 +63,10 @@ def parse_record(text: str, source: Path) -> SessionRecord:
                                fingerprint=str(data["fingerprint"]), size=int(data["size"]),
                                version=int(data.get("version", RECORD_VERSION)))
     except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise XMemPPError(f"{RECORD_NAME} in {source.name} is damaged ({type(error).__name__}: {error}); nothing "
-                          "was loaded") from None
+        raise XMemPPError(f"{RECORD_NAME} in {shown(source.name)} is damaged ({type(error).__name__}: {error}); "
+                          "nothing was loaded") from None
     if record.version > RECORD_VERSION:
-        raise XMemPPError(f"{source.name} was exported by a newer version of the app (record version "
+        raise XMemPPError(f"{shown(source.name)} was exported by a newer version of the app (record version "
                           f"{record.version}); nothing was loaded")
     return record
 
@@ -78,21 +78,21 @@ def check_resume(loaded: LoadedVideo, frames: FrameFolder) -> None:
     record, zip_name = loaded.record, loaded.record_source.name if loaded.record_source else "the zip"
     if record is not None:
         if (record.width, record.height) != (width, height):
-            raise XMemPPError(f"{zip_name} was exported from frames of {record.width}x{record.height}, but these "
-                              f"frames are {width}x{height} (another video, or another size limit on this "
+            raise XMemPPError(f"{shown(zip_name)} was exported from frames of {record.width}x{record.height}, but "
+                              f"these frames are {width}x{height} (another video, or another size limit on this "
                               "server); nothing was loaded")
         if record.frames != len(frames):
-            raise XMemPPError(f"{zip_name} was exported from a video of {record.frames} frames, but this one has "
-                              f"{len(frames)}; nothing was loaded")
+            raise XMemPPError(f"{shown(zip_name)} was exported from a video of {record.frames} frames, but this one "
+                              f"has {len(frames)}; nothing was loaded")
         if record.fingerprint != fingerprint(frames):
-            raise XMemPPError(f"{zip_name} was exported from another video: its frames differ from these; "
+            raise XMemPPError(f"{shown(zip_name)} was exported from another video: its frames differ from these; "
                               "nothing was loaded")
         return
     for path in [*loaded.user_masks.values(), *loaded.result_masks.values()]:
         with Image.open(path) as image:
             if image.size != (width, height):
                 name = loaded.mask_names.get(path, path.name)
-                raise XMemPPError(f"mask {name} is {image.width}x{image.height}, but the frames are "
+                raise XMemPPError(f"mask {shown(name)} is {image.width}x{image.height}, but the frames are "
                                   f"{width}x{height}: the zip is from another video or another size; nothing "
                                   "was loaded")
 
@@ -104,5 +104,5 @@ def check_object_ids(loaded: LoadedVideo, masks: list[np.ndarray], limit: int) -
     ids = [int(i) for i in present if i]
     if ids and max(ids) > limit:
         zip_name = loaded.masks_zip.name if loaded.masks_zip else "the upload"
-        raise XMemPPError(f"the masks in {zip_name} hold {len(ids)} object(s) with ids up to {max(ids)}; the app "
-                          f"works with at most {limit} objects (ids 1..{limit}); nothing was loaded")
+        raise XMemPPError(f"the masks in {shown(zip_name)} hold {len(ids)} object(s) with ids up to {max(ids)}; the "
+                          f"app works with at most {limit} objects (ids 1..{limit}); nothing was loaded")

@@ -231,11 +231,8 @@ class UserState:
         read = {}
         for name, path in masks.items():
             if name in index_of:
-                try:
-                    read[index_of[name]] = reader.read(path, size)
-                except XMemPPError as error:  # it names the file unpacked here: name the zip's member instead
-                    member = loaded.mask_names.get(path, path.name)
-                    raise XMemPPError(str(error).replace(str(path), member).replace(path.name, member)) from None
+                # named as the zip's member, not as the file unpacked here
+                read[index_of[name]] = reader.read(path, size, name=loaded.mask_names.get(path, path.name))
         return read
 
     def _config(self, size: int) -> InferenceConfig:

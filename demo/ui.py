@@ -9,7 +9,7 @@ from typing import Any
 
 import gradio as gr
 
-from demo.api import ScriptApi, hide_ui_events
+from demo.api import ScriptApi, hide_ui_events, name_refused_files
 from demo.clicks import EDITOR_HEIGHT, HELP_LINE, ClickControls
 from demo.components import frame_slider
 from demo.feedback import progress_html
@@ -367,4 +367,5 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
         api = ScriptApi(settings, handlers.queue, handlers.speed)
         public = api.register("propagation", settings.max_runs + settings.max_waiting)
     hide_ui_events(demo, public)
+    name_refused_files(demo, public)
     return demo

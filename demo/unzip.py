@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, shown
 
 CHUNK_BYTES = 1 << 20  # copied at a time, then counted against the budget
 MB = 2**20
@@ -39,15 +39,16 @@ class UnpackBudget:
 
     def add_file(self, source: Path, member: str) -> None:
         if self.written_files >= self.max_files:
-            raise XMemPPError(f"{source.name} holds more files than the app unpacks ({self.describe()}); stopped "
-                              f"at '{member}', nothing was loaded")
+            raise XMemPPError(f"{shown(source.name)} holds more files than the app unpacks ({self.describe()}); "
+                              "stopped "
+                              f"at {shown(member, quoted=True)}, nothing was loaded")
         self.written_files += 1
 
     def add_bytes(self, count: int, source: Path, member: str) -> None:
         self.written_bytes += count
         if self.written_bytes > self.max_bytes:
-            raise XMemPPError(f"{source.name} unpacks to more than the app accepts ({self.describe()}); stopped "
-                              f"at '{member}', nothing was loaded")
+            raise XMemPPError(f"{shown(source.name)} unpacks to more than the app accepts ({self.describe()}); stopped "
+                              f"at {shown(member, quoted=True)}, nothing was loaded")
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ class ZipPlan:
         with self._reading(member) as src:
             data = src.read(max_bytes + 1)
         if len(data) > max_bytes:
-            raise XMemPPError(f"'{member.info.filename}' in {self.source.name} is larger than {max_bytes // 1024} "
+            raise XMemPPError(f"{shown(member.info.filename, quoted=True)} in {shown(self.source.name)} is larger "
+                              f"than {max_bytes // 1024} "
                               "KB, more than the app reads from it")
         budget.add_bytes(len(data), self.source, member.info.filename)
         return data.decode("utf-8", "replace")
@@ -100,8 +102,9 @@ class ZipPlan:
             with self.archive.open(member.info) as src:
                 yield src
         except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as error:
-            raise XMemPPError(f"{self.source.name} is damaged: its member '{member.info.filename}' cannot be read "
-                              f"({error or type(error).__name__}); nothing was loaded") from None
+            raise XMemPPError(f"{shown(self.source.name)} is damaged: its member "
+                              f"{shown(member.info.filename, quoted=True)} cannot be read "
+                              f"({shown(error or type(error).__name__)}); nothing was loaded") from None
 
 
 def safe_member_path(name: str) -> PurePosixPath:
@@ -110,7 +113,8 @@ def safe_member_path(name: str) -> PurePosixPath:
     path = PurePosixPath(cleaned)
     if (cleaned.startswith("/") or path.is_absolute() or ".." in path.parts
             or (path.parts and ":" in path.parts[0]) or "\x00" in cleaned):
-        raise XMemPPError(f"the zip member '{name}' points outside the zip's folder; nothing was extracted")
+        raise XMemPPError(f"the zip member {shown(name, quoted=True)} points outside the zip's folder; nothing was "
+                          "extracted")
     return path
 
 
@@ -157,17 +161,18 @@ def open_zip(source: Path, classify: Callable[[PurePosixPath], str | None], max_
     entries = count_entries(source, max_entries) if source.is_file() else None
     if entries is not None and entries > max_entries:
         listed = f"more than {max_entries}" if entries == max_entries + 1 else entries  # the walk stops there
-        raise XMemPPError(f"{source.name} lists {listed} entries; the app opens zips of at most {max_entries}")
+        raise XMemPPError(f"{shown(source.name)} lists {listed} entries; the app opens zips of at most {max_entries}")
     try:
         archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError, ValueError) as error:
-        raise XMemPPError(f"{source.name} is not a readable zip file ({error})") from None
+        raise XMemPPError(f"{shown(source.name)} is not a readable zip file ({error})") from None
     with archive:
         plan = ZipPlan(source, archive)
         for info in archive.infolist():
             path = safe_member_path(info.filename)
             if stat.S_ISLNK(info.external_attr >> 16):
-                raise XMemPPError(f"the zip member '{info.filename}' is a link; nothing was extracted")
+                raise XMemPPError(f"the zip member {shown(info.filename, quoted=True)} is a link; nothing was "
+                                  "extracted")
             if info.is_dir() or not path.parts or path.parts[0] == "__MACOSX" or path.name.startswith("."):
                 continue
             kind = classify(path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -108,20 +110,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def serve_app(folder: Path, arguments: list[str]):
-    """Run `python app.py ARGUMENTS` on a free local port until the generator is closed; yields its URL."""
+@contextlib.contextmanager
+def start_app(log_path: Path, arguments: list[str]) -> Iterator[str]:
+    """Run `python app.py ARGUMENTS` on a free local port, its output in `log_path`, while the block runs; gives its
+    URL once it answers. The app's API tests use it as it is, the browser tests through `serve_app`."""
     import os
     import subprocess
     import sys
     import time
     import urllib.request
 
-    if chromium() is None:
-        pytest.skip("no chromium binary (apt-get install -y chromium) for the browser test")
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
            "XMEMPP_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    log = open(folder / "app.log", "w")  # noqa: SIM115 (closed below)
+    log = open(log_path, "w")  # noqa: SIM115 (closed below)
     process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), *arguments], cwd=ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
@@ -129,13 +131,13 @@ def serve_app(folder: Path, arguments: list[str]):
         deadline = time.monotonic() + 120
         while True:
             if process.poll() is not None:
-                pytest.fail(f"app.py exited with {process.returncode}; see {log.name}")
+                pytest.fail(f"app.py exited with {process.returncode}: {log_path.read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(url, timeout=2):
                     break
             except OSError:
                 if time.monotonic() > deadline:
-                    pytest.fail("app.py did not answer within 120 s")
+                    pytest.fail(f"app.py did not answer within 120 s; see {log_path}")
                 time.sleep(0.5)
         yield url
     finally:
@@ -145,6 +147,14 @@ def serve_app(folder: Path, arguments: list[str]):
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+def serve_app(folder: Path, arguments: list[str]):
+    """`start_app` for the browser tests, which skip without Chromium; yields the app's URL."""
+    if chromium() is None:
+        pytest.skip("no chromium binary (apt-get install -y chromium) for the browser test")
+    with start_app(folder / "app.log", arguments) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,7 @@ import asyncio
 import base64
 import importlib.util
 import io
-import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -22,8 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import start_app
 from tests.helpers import SHARED, moving_square_frames, square_mask, write_palette_mask
-from xmempp.model.weights import save_random_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -32,52 +30,14 @@ CHAIR = SHARED / "data" / "chair"
 HAS_MCP = importlib.util.find_spec("mcp") is not None
 
 
-def free_port() -> int:
-    """$XMEMPP_TEST_PORT when set (machines that give each user their own ports), else any free port."""
-    if os.environ.get("XMEMPP_TEST_PORT"):
-        return int(os.environ["XMEMPP_TEST_PORT"])
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    return save_random_checkpoint(tmp_path_factory.mktemp("weights") / "random.pth", seed=1)
-
-
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, checkpoint):
     """(the app's URL, its log file): `python app.py` with random weights, and `--mcp` when the extra is installed."""
-    port = free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
-           "XMEMPP_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     log_path = tmp_path_factory.mktemp("app") / "app.log"
-    log = open(log_path, "w")  # noqa: SIM115 (closed below)
-    command = [sys.executable, str(ROOT / "app.py"), "--weights", str(checkpoint), "--device", "cpu",
-               "--sam-model", "none", "--no-speed-check", *(["--mcp"] if HAS_MCP else [])]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"app.py exited with {process.returncode}: {log_path.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("app.py did not answer within 120 s")
-                time.sleep(0.5)
+    arguments = ["--weights", str(checkpoint), "--device", "cpu", "--sam-model", "none", "--no-speed-check",
+                 *(["--mcp"] if HAS_MCP else [])]
+    with start_app(log_path, arguments) as url:
         yield url, log_path
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def readme_example() -> str:
@@ -167,3 +127,38 @@ def test_an_mcp_client_lists_the_endpoints_as_tools_and_segments_with_one(app, t
     with urllib.request.urlopen(zip_url, timeout=30) as response:
         names = zipfile.ZipFile(io.BytesIO(response.read())).namelist()
     assert sorted(names) == [f"Annotations/frame_{i:06d}.png" for i in range(12)]
+
+
+def raw_call(url: str, endpoint: str, data: list) -> tuple[str, dict]:
+    """Call an endpoint over Gradio's HTTP API with `data` as sent, not as gradio_client would upload it first;
+    returns the last event's name and data."""
+    import json
+
+    request = urllib.request.Request(f"{url}gradio_api/call/{endpoint}", data=json.dumps({"data": data}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        event_id = json.load(response)["event_id"]
+    with urllib.request.urlopen(f"{url}gradio_api/call/{endpoint}/{event_id}", timeout=120) as response:
+        events = re.findall(r"^event: (\w+)\ndata: (.*)$", response.read().decode(), re.M)
+    name, payload = events[-1]
+    return name, json.loads(payload)
+
+
+@pytest.mark.parametrize(("video", "refused"), [
+    ("/etc/hostname", "/etc/hostname"),  # a file of the server it was not sent
+    (str(ROOT / "app.py"), "app.py"),  # the app's own folder
+    ("/no/such/clip.mp4", "/no/such/clip.mp4"),
+    ("http://127.0.0.1:1/clip.mp4", "127.0.0.1"),  # Gradio fetches no local address
+])
+def test_a_file_the_server_refuses_to_take_gets_one_line_naming_the_parameter(app, video, refused):
+    """Gradio's refusal, before the endpoint runs, reached the client as {"error": null}, a traceback in the log."""
+    url, log_path = app
+    file = {"path": video, "meta": {"_type": "gradio.FileData"}}
+    if video.startswith("http"):
+        file["url"] = video
+    event, payload = raw_call(url, "segment", [file, [], None, 64, ["davis"], 1, "fp32"])
+    assert event == "error"
+    message = payload["error"]
+    assert message and message.startswith("video: ") and refused in message and "\n" not in message
+    time.sleep(0.5)
+    assert "Traceback" not in log_path.read_text()

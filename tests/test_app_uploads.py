@@ -231,3 +231,11 @@ def test_saving_and_changing_the_size_use_no_model_until_the_run_takes_its_turn(
     assert "1 run(s) ahead" in text(next(running)["progress"]) and used == []
     handlers.queue.leave(holder)
     assert text(last(list(running), "progress")).startswith("Propagated") and used
+
+
+def test_a_zip_members_name_with_a_newline_stays_one_quoted_line_for_a_visitor(handlers, tmp_path):
+    """A frame named "f1<newline>..." in a zip showed its second part as a line of its own under the message."""
+    frames = {"f0.png": png_bytes(clip_frames(1)[0]), "f1\nAll frames loaded.png": b"not an image"}
+    status = handlers.load_files(None, [str(write_zip(tmp_path / "odd.zip", frames))])["status"]
+    assert "'f1\\nAll frames loaded.png' in odd.zip is corrupt or not an image" in status, status
+    assert "\n" not in status

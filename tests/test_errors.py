@@ -45,3 +45,40 @@ def test_the_app_suggests_a_smaller_size_when_out_of_memory():
 
     message = _message(OutOfMemoryError("out of memory while propagating frame 3 at processing size 480"))
     assert "out of memory" in message.lower() and "--max-side" in message
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("frame_000001.png", "frame_000001.png"),
+    ("my clip (1).mp4", "my clip (1).mp4"),
+    ("é ü.png", "é ü.png"),
+    ("a\nforged line.png", r"'a\nforged line.png'"),
+    ("b\r\x1b[2Kc.png", r"'b\r\x1b[2Kc.png'"),
+    ("d\u2028e.png", r"'d\u2028e.png'"),
+])
+def test_a_name_is_shown_as_it_is_unless_a_character_would_break_the_line(name, expected):
+    from xmempp.errors import shown
+
+    assert shown(name) == expected and "\n" not in shown(name) and shown(name).isprintable()
+
+
+def test_a_file_system_problem_names_the_destination_when_the_system_names_a_temporary(tmp_path):
+    """An atomic write's refused hidden file (.coco.json.<hex>.tmp) was the path the message named."""
+    import errno
+
+    from xmempp.errors import file_system_problems_as_error
+
+    with pytest.raises(XMemPPError) as raised, file_system_problems_as_error(f"write {tmp_path}/coco.json",
+                                                                              name_the_path=False):
+        raise PermissionError(errno.EPERM, "Operation not permitted", str(tmp_path / ".coco.json.ab12.tmp"))
+    assert str(raised.value) == f"cannot write {tmp_path}/coco.json: operation not permitted"
+
+
+def test_the_app_names_files_under_the_servers_temporary_folder_by_their_name_alone():
+    import tempfile
+    from pathlib import Path
+
+    from demo.feedback import message_for as _message
+
+    work = Path(tempfile.gettempdir()) / "xmempp-app-1-abc" / "session-x" / "annotations" / "frame_000000.png"
+    message = _message(XMemPPError(f"cannot read mask frame_000000.png: the file is corrupt ('{work}')"))
+    assert message == "⚠ Cannot read mask frame_000000.png: the file is corrupt ('frame_000000.png')"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -199,6 +200,36 @@ def test_a_full_disk_during_an_export_names_the_export_folder(tmp_path, monkeypa
     with pytest.raises(XMemPPError, match=f"cannot export davis into {tmp_path / 'to'}: no space left on the device"):
         export_masks(three_object_masks(), tmp_path / "to", ["davis"])
     assert list((tmp_path / "to").iterdir()) == []
+
+
+@pytest.fixture
+def folder_taking_no_new_file(tmp_path):
+    """A folder where no file may be created: immutable (`chattr +i`) for root, whom permissions do not stop."""
+    import shutil
+    import subprocess
+
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)]).returncode != 0:
+        pytest.skip("root without chattr +i on this file system: no folder refuses root a new file")
+    yield folder
+    subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_export_into_a_folder_taking_no_new_file_names_the_destination_not_a_temporary(folder_taking_no_new_file,
+                                                                                           fmt):
+    """`export --to` an immutable folder named its hidden temporary (.coco.json.<hex>.tmp), not the destination."""
+    with pytest.raises(XMemPPError) as raised:
+        export_masks(three_object_masks(), folder_taking_no_new_file, [fmt])
+    message = str(raised.value)
+    assert str(folder_taking_no_new_file) in message and ".tmp" not in message
+    assert re.search(r": (permission denied|operation not permitted)$", message), message
 
 
 def test_an_unknown_format_is_refused_naming_the_formats(tmp_path):

@@ -12,8 +12,8 @@ import pytest
 from tests.tiny_datasets import write_davis
 from xmempp.batch import run_batch
 from xmempp.evaluate import run_evaluation
-from xmempp.execution import Execution
 from xmempp.jobs import JobFailure, NetworkSpec
+from xmempp.ray_runner import Execution
 
 ray = pytest.importorskip("ray")
 

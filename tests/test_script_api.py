@@ -99,7 +99,8 @@ def test_more_annotations_than_frames_allowed_are_refused_before_any_is_decoded(
 
     video, masks = clip
     decoded = []
-    monkeypatch.setattr(api_module, "_file_path", lambda item, *rest: decoded.append(item) or Path(item["path"]))
+    monkeypatch.setattr(api_module, "_uploaded_file", lambda item, *rest: decoded.append(item) or
+                        api_module.Upload(Path(item["path"]), Path(item["path"]).name))
     api = ScriptApi(settings(tmp_path, network, max_frames=5), RunQueue(1, 4))
     with pytest.raises(gr.Error) as raised:
         api.segment(video, [upload(masks / "frame_000000.png")] * 6, size=SIZE)
@@ -212,3 +213,56 @@ def test_a_url_of_a_file_this_server_was_not_sent_is_refused(tmp_path, network, 
     with pytest.raises(gr.Error) as raised:
         ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(video, [elsewhere], frames=[0], size=SIZE)
     assert raised.value.message.startswith("annotations: ") and "not a file uploaded to this server" in raised.value.message
+
+
+def corrupt_png(path: Path) -> Path:
+    path.write_bytes(b"\x89PNG\r\n\x1a\n but cut short")
+    return path
+
+
+def jpeg_named_png(path: Path) -> Path:
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(path, format="JPEG")
+    return path
+
+
+def noise_png(path: Path) -> Path:
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("bad_mask", [corrupt_png, jpeg_named_png, noise_png])
+def test_a_bad_annotation_is_named_as_the_client_sent_it_never_by_a_path_of_the_server(tmp_path, network, clip,
+                                                                                        bad_mask):
+    """A corrupt mask was named /tmp/.../work/api/call-*/annotations/frame_000000.png, the server's copy."""
+    video, _ = clip
+    sent = bad_mask(tmp_path / "my mask.png")
+    api = ScriptApi(settings(tmp_path, network), RunQueue(1, 4))
+    with pytest.raises(gr.Error) as raised:
+        api.segment(video, [upload(sent)], frames=[0], size=SIZE, k=0)
+    message = raised.value.message
+    assert message.startswith("annotations: ") and "mask my mask.png" in message, message
+    assert "/" not in message.replace(".zip of", "") and "frame_000000" not in message, message
+
+
+@pytest.mark.parametrize("name", ["a\nforged: line.png", "b\r\x1b[2Kc.png", "d\u2028e.png"])
+def test_a_mask_name_with_control_characters_stays_one_quoted_line(tmp_path, network, clip, name):
+    video, _ = clip
+    sent = corrupt_png(tmp_path / name)
+    with pytest.raises(gr.Error) as raised:
+        ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(video, [upload(sent)], frames=[0], size=SIZE)
+    message = raised.value.message
+    assert message.isprintable() and repr(name) in message, message
+
+
+def test_a_frame_name_with_a_newline_in_a_zip_stays_one_quoted_line(tmp_path, network, square_clip):
+    frames, masks = square_clip
+    archive = tmp_path / "clip.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for i, frame in enumerate(sorted(frames.iterdir())):
+            zipped.writestr(frame.name if i != 2 else "frame_2\nAll frames loaded.jpg",
+                            frame.read_bytes() if i != 2 else b"not an image")
+    with pytest.raises(gr.Error) as raised:
+        ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(
+            upload(archive), [upload(masks / "frame_000000.png")], frames=[0], size=SIZE)
+    message = raised.value.message
+    assert message.isprintable() and "'frame_2\\nAll frames loaded.jpg' in clip.zip" in message, message

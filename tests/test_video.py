@@ -54,6 +54,18 @@ def test_a_frame_name_that_is_no_readable_file_is_refused_naming_it(tmp_path, ki
         FrameFolder(folder)
 
 
+def test_a_corrupt_frame_with_a_newline_in_its_name_is_named_on_one_line(tmp_path):
+    """A frame named "a<newline>forged.jpg" split the message into two lines, the second one the name's."""
+    folder = write_jpegs(tmp_path / "frames", ["00000.jpg"])
+    (folder / "00001\nforged: all fine.jpg").write_bytes(b"not a jpeg")
+    frames = FrameFolder(folder)
+    with pytest.raises(XMemPPError) as raised:
+        frames.read(1)
+    message = str(raised.value)
+    assert message.isprintable() and "frame '00001\\nforged: all fine.jpg'" in message, message
+    assert str(folder) not in message  # Pillow's own text named the whole path
+
+
 def test_frames_are_in_natural_order(tmp_path):
     folder = write_jpegs(tmp_path / "frames", ["frame_10.jpg", "frame_2.jpg", "frame_1.jpg", "frame_100.jpg"])
     assert FrameFolder(folder).names == ["frame_1", "frame_2", "frame_10", "frame_100"]

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from xmempp.candidates import Foregrounds, select_next_candidates
 from xmempp.config import InferenceConfig
-from xmempp.errors import EmptyAnnotationError, XMemPPError
+from xmempp.errors import EmptyAnnotationError, XMemPPError, shown
 from xmempp.keys_cache import DamagedKeysError, load_keys, save_keys
 from xmempp.masks.drawing import davis_palette, overlay
 from xmempp.masks.files import MaskReader, find_mask_file, mask_image, read_id_mask
@@ -79,9 +79,9 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
     source, masks_in, masks_out = Path(imgs_in_path), Path(masks_in_path), Path(masks_out_path)
     config = _resolve_config(config, size, precision)
     if not source.exists():
-        raise FileNotFoundError(f"video or frame folder not found: {source}")
+        raise FileNotFoundError(f"video or frame folder not found: {shown(source)}")
     if not masks_in.is_dir():
-        raise FileNotFoundError(f"mask folder not found: {masks_in}")
+        raise FileNotFoundError(f"mask folder not found: {shown(masks_in)}")
     refuse_overlap({"frames": source, "annotations": masks_in}, masks_out)
     prepare_output_folder(masks_out)
     with output_lock(masks_out):  # one run at a time into an output folder
@@ -229,7 +229,7 @@ def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: in
     """XMem++'s selection from the masks and keys a run wrote into `masks_out` (the keys computed again if they
     belong to other weights or another size)."""
     if not source.exists():
-        raise FileNotFoundError(f"video or frame folder not found: {source}")
+        raise FileNotFoundError(f"video or frame folder not found: {shown(source)}")
     manifest = read_manifest(masks_out)
     with tempfile.TemporaryDirectory(prefix="xmempp-frames-") as work_dir:
         frames = functools.cache(lambda: open_frames(source, work_dir))  # a video file is decoded only if needed
@@ -284,7 +284,7 @@ def _predicted_mask_paths(masks_out: Path, names: list[str]) -> list[Path]:
     paths = [masks_out / MASKS_DIR / f"{name}.png" for name in names]
     for path in paths:
         if not path.exists():
-            raise FileNotFoundError(f"no predicted mask {path}; run run_on_video (or `xmempp run`) first")
+            raise FileNotFoundError(f"no predicted mask {shown(path)}; run run_on_video (or `xmempp run`) first")
     return paths
 
 
@@ -292,17 +292,20 @@ def _check_manifest(manifest: Manifest, masks_out: Path, source: Path) -> None:
     """Refuse outputs that an interrupted run, another video or a mix of runs left."""
     again = "run `xmempp run` (run_on_video) again"
     if not manifest.finished:
-        raise XMemPPError(f"the run that wrote {masks_out} did not finish (its {MANIFEST_FILE} says so): its masks "
+        raise XMemPPError(f"the run that wrote {shown(masks_out)} did not finish (its {MANIFEST_FILE} says so): its "
+                          "masks "
                           f"are incomplete; {again}")
     if not manifest.made_from(source, None if source.is_file() else FrameFolder(source).paths):
-        raise XMemPPError(f"the masks in {masks_out} were made from other frames than those in {source} (names or "
+        raise XMemPPError(f"the masks in {shown(masks_out)} were made from other frames than those in {shown(source)} "
+                          "(names or "
                           f"content differ); {again} on this video")
     changed = [name for name in manifest.frame_names
                if _digest_if_present(masks_out / MASKS_DIR / f"{name}.png") != manifest.mask_digests.get(name)]
     if changed:
         more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
-        raise XMemPPError(f"{masks_out / MASKS_DIR / (changed[0] + '.png')}{more} changed since the run that wrote "
-                          f"{masks_out} (masks of two runs mixed, or edited); {again}")
+        raise XMemPPError(f"{shown(masks_out / MASKS_DIR / (changed[0] + '.png'))}{more} changed since the run that "
+                          "wrote "
+                          f"{shown(masks_out)} (masks of two runs mixed, or edited); {again}")
 
 
 def _digest_if_present(path: Path) -> str | None:
@@ -331,7 +334,8 @@ def _annotate(session: VideoSession, reader: MaskReader, masks_in: Path, frames_
         name = session.frame_names[index]
         path = find_mask_file(masks_in, name)
         if path is None:
-            raise FileNotFoundError(f"no mask for annotated frame {index}: expected {masks_in / (name + '.png')}")
+            raise FileNotFoundError(f"no mask for annotated frame {index}: expected "
+                                    f"{shown(masks_in / (name + '.png'))}")
         try:
             session.annotate(index, reader.read(path, session.frame_size))
         except EmptyAnnotationError:

@@ -18,12 +18,12 @@ from xmempp.datasets import (
     refuse_output_inside,
     refuse_video_outputs_inside,
 )
-from xmempp.errors import XMemPPError
-from xmempp.execution import Execution, run_jobs
+from xmempp.errors import XMemPPError, shown
 from xmempp.jobs import JobFailure
 from xmempp.model.network import XMem
 from xmempp.model.weights import weights_fingerprint
 from xmempp.outputs import DamagedManifestError, atomic_path, output_lock, read_manifest
+from xmempp.ray_runner import Execution, run_jobs
 from xmempp.video import FrameFolder
 
 log = logging.getLogger(__name__)
@@ -83,8 +83,9 @@ def run_batch(dataset: Path, output: Path, execution: Execution, first_only: boo
     refuse_output_inside(dataset, output)
     refuse_video_outputs_inside(dataset, {video.name: output / video.name for video in dataset_videos})
     if any(video.name == SUMMARY_FILE for video in dataset_videos):
-        raise XMemPPError(f"a video of {dataset} is named {SUMMARY_FILE}, the file batch writes beside the videos' "
-                          f"folders in {output}: rename that video's folder, or leave it out with --videos")
+        raise XMemPPError(f"a video of {shown(dataset)} is named {SUMMARY_FILE}, the file batch writes beside the "
+                          "videos' "
+                          f"folders in {shown(output)}: rename that video's folder, or leave it out with --videos")
     output.mkdir(parents=True, exist_ok=True)
     with output_lock(output):  # one batch at a time into an output folder
         jobs = [BatchJob(video, output / video.name, first_only, size, save_overlay,

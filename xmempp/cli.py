@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xmempp.config import MIN_SIZE
-from xmempp.errors import OutOfMemoryError, XMemPPError, file_system_problem, is_out_of_memory
+from xmempp.errors import OutOfMemoryError, XMemPPError, file_system_problem, is_out_of_memory, shown
 from xmempp.precision import PRECISIONS
 
 log = logging.getLogger("xmempp")
@@ -217,8 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _execution(args: argparse.Namespace, progress: bool):
     """Where videos run; the weights are looked for once the dataset has been checked."""
-    from xmempp.execution import Execution
     from xmempp.jobs import NetworkSpec
+    from xmempp.ray_runner import Execution
 
     spec = NetworkSpec(args.weights, args.device, args.threads)
     return Execution(spec, progress=progress, ray=args.ray is not None, ray_address=args.ray or None, workers=args.workers,
@@ -306,7 +306,7 @@ def _batch(args: argparse.Namespace, progress: bool) -> int:
                          size=args.size, save_overlay=not args.no_overlay, progress=progress, videos=args.videos)
     failed = [o for o in outcomes if o.status == "failed"]
     for outcome in failed:
-        print(f"video {outcome.video} failed: {outcome.reason}", file=sys.stderr)
+        print(f"video {shown(outcome.video)} failed: {outcome.reason}", file=sys.stderr)
     counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "skipped", "failed")}
     print(f"{len(outcomes)} videos: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed;"
           f" summary in {args.output / 'summary.csv'}")
@@ -323,7 +323,7 @@ def _evaluate(args: argparse.Namespace, progress: bool) -> int:
     print(f"scores in {args.output / 'per_frame.csv'} and {args.output / 'summary.csv'}, "
           f"plot in {args.output / 'j_and_f.png'}")
     for video, reason in evaluation.failures.items():
-        print(f"video {video} failed: {reason}", file=sys.stderr)
+        print(f"video {shown(video)} failed: {reason}", file=sys.stderr)
     return 1 if evaluation.failures else 0
 
 
@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         problem = file_system_problem(error)
         if problem is None:
             return _report_bug(error)
-        where = f" ({error.filename})" if error.filename is not None else ""
+        where = f" ({shown(error.filename)})" if error.filename is not None else ""
         print(f"error: {problem}{where}", file=sys.stderr)
         return 1
     except Exception as error:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, shown
 from xmempp.images import open_image
 from xmempp.masks.files import MaskReader, find_mask_file, read_id_mask
 from xmempp.outputs import enclosing_folder, identity
@@ -50,9 +50,10 @@ def find_videos(root: str | Path, names: list[str] | None = None) -> list[Datase
     """The videos of the dataset at `root`, sorted by name; `names` keeps only those (in that order)."""
     root = Path(root)
     if not root.exists():
-        raise FileNotFoundError(f"dataset folder not found: {root}")
+        raise FileNotFoundError(f"dataset folder not found: {shown(root)}")
     if not root.is_dir():
-        raise XMemPPError(f"the dataset {root} is a file: give the folder holding {FRAMES_DIR}/ and {MASKS_DIR}/")
+        raise XMemPPError(f"the dataset {shown(root)} is a file: give the folder holding {FRAMES_DIR}/ and "
+                          f"{MASKS_DIR}/")
     if (root / FRAMES_DIR).is_dir():
         pairs = [_davis_pair(root)]
     else:
@@ -61,17 +62,18 @@ def find_videos(root: str | Path, names: list[str] | None = None) -> list[Datase
     for frames_root, masks_root in pairs:
         for folder in sorted(p for p in frames_root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             if folder.name in videos:
-                raise XMemPPError(f"video {folder.name} is in two splits ({videos[folder.name].frames_dir.parent} "
-                                  f"and {frames_root}): give one split's folder as the dataset")
+                raise XMemPPError(f"video {shown(folder.name)} is in two splits "
+                                  f"({shown(videos[folder.name].frames_dir.parent)} "
+                                  f"and {shown(frames_root)}): give one split's folder as the dataset")
             videos[folder.name] = DatasetVideo(folder.name, folder, masks_root / folder.name)
     if not videos:
-        raise XMemPPError(f"no videos in {root}: expected {root}/{FRAMES_DIR}/<video>/ (DAVIS) or "
-                          f"{root}/<split>/{FRAMES_DIR}/<video>/ (YouTube-VOS)")
+        raise XMemPPError(f"no videos in {shown(root)}: expected {shown(root)}/{FRAMES_DIR}/<video>/ (DAVIS) or "
+                          f"{shown(root)}/<split>/{FRAMES_DIR}/<video>/ (YouTube-VOS)")
     if names is None:
         return list(videos.values())
     unknown = [name for name in names if name not in videos]
     if unknown:
-        raise XMemPPError(f"no video named {', '.join(unknown)} in {root}")
+        raise XMemPPError(f"no video named {', '.join(map(shown, unknown))} in {shown(root)}")
     return [videos[name] for name in names]
 
 
@@ -93,10 +95,12 @@ def annotated_frames(video: DatasetVideo, frames: FrameFolder, first_only: bool 
     indices = []
     for name in video.mask_names():
         if name not in index_of:
-            raise XMemPPError(f"video {video.name}: mask {name}.png has no frame of that name in {video.frames_dir}")
+            raise XMemPPError(f"video {shown(video.name)}: mask {shown(name)}.png has no frame of that name in "
+                              f"{shown(video.frames_dir)}")
         size = _image_size(video.mask_path(name), "mask")
         if size != frame_size:
-            raise XMemPPError(f"video {video.name}: mask {name}.png is {size[0]}x{size[1]} but its frames are "
+            raise XMemPPError(f"video {shown(video.name)}: mask {shown(name)}.png is {size[0]}x{size[1]} but its "
+                              "frames are "
                               f"{frame_size[0]}x{frame_size[1]}")
         indices.append(index_of[name])
     reader = MaskReader()  # colour masks too, with ids numbered consistently across the video
@@ -132,10 +136,11 @@ def refuse_output_inside(dataset: Path, output: Path) -> None:
     inside = enclosing_folder(Path(os.path.abspath(output)).resolve(), {identity(dataset): dataset})
     if inside is not None:
         through = "" if inside[0] == Path(dataset).resolve() else f" (reached as {inside[0]})"
-        raise XMemPPError(f"the output folder {output} is inside the dataset {dataset}{through}: the dataset is "
+        raise XMemPPError(f"the output folder {shown(output)} is inside the dataset {shown(dataset)}{through}: the "
+                          "dataset is "
                           "never written to, choose a folder outside it")
     if Path(output).exists() and not Path(output).is_dir():
-        raise XMemPPError(f"the output folder {output} is a file")
+        raise XMemPPError(f"the output folder {shown(output)} is a file")
 
 
 def refuse_video_outputs_inside(dataset: Path, folders: dict[str, Path]) -> None:
@@ -145,5 +150,6 @@ def refuse_video_outputs_inside(dataset: Path, folders: dict[str, Path]) -> None
         try:
             refuse_output_inside(dataset, folder)
         except XMemPPError:
-            raise XMemPPError(f"video {video} would be written to {folder}, which is the dataset {dataset} or "
+            raise XMemPPError(f"video {shown(video)} would be written to {shown(folder)}, which is the dataset "
+                              f"{shown(dataset)} or "
                               "inside it: the dataset is never written to, choose an output folder elsewhere") from None

@@ -11,6 +11,15 @@ import errno
 from collections.abc import Iterator
 
 
+def shown(name: object, quoted: bool = False) -> str:
+    """A name (a file, a frame, a folder, an object) as every message shows it: as it is when all its characters
+    are printable, else quoted with escapes ('a\\nb.png'), so that a message stays one line and a name cannot
+    forge a line (or a terminal's control sequence) of its own. `quoted`: in quotes always (where a message sets
+    names apart so: "contains 'notes.txt'")."""
+    text = str(name)
+    return text if text.isprintable() and not quoted else repr(text)
+
+
 class XMemPPError(Exception):
     """A problem with the input, named in the message (the file, the frame, the limit)."""
 
@@ -72,14 +81,17 @@ def file_system_problem(error: BaseException) -> str | None:
 
 
 @contextlib.contextmanager
-def file_system_problems_as_error(doing: str) -> Iterator[None]:
+def file_system_problems_as_error(doing: str, name_the_path: bool = True) -> Iterator[None]:
     """Turn a file system problem (see `file_system_problem`) into an XMemPPError "cannot <doing>: <problem>",
-    naming the path the system gives when `doing` does not already."""
+    naming the path the system gives when `doing` does not already, and `name_the_path` is left on: off where
+    that path is a temporary name of what `doing` names (an atomic write's hidden file, an export's staging
+    folder), which its owner never gave and would look for in vain."""
     try:
         yield
     except OSError as error:
         problem = file_system_problem(error)
         if problem is None:
             raise
-        path = error.filename if error.filename is not None and str(error.filename) not in doing else None
-        raise XMemPPError(f"cannot {doing}: {problem}" + (f" ({path})" if path else "")) from error
+        path = error.filename if name_the_path and error.filename is not None and \
+            str(error.filename) not in doing else None
+        raise XMemPPError(f"cannot {doing}: {problem}" + (f" ({shown(path)})" if path else "")) from error

@@ -25,12 +25,12 @@ from xmempp.datasets import (
     refuse_output_inside,
     refuse_video_outputs_inside,
 )
-from xmempp.errors import XMemPPError
-from xmempp.execution import Execution, run_jobs
+from xmempp.errors import XMemPPError, shown
 from xmempp.jobs import JobFailure
 from xmempp.metrics import frame_scores
 from xmempp.model.network import XMem
 from xmempp.outputs import MASKS_DIR, atomic_path, output_lock
+from xmempp.ray_runner import Execution, run_jobs
 from xmempp.video import FrameFolder
 
 log = logging.getLogger(__name__)
@@ -75,16 +75,19 @@ def check_ground_truth(video: DatasetVideo, frames: FrameFolder) -> None:
     """Refuse a video without a ground-truth mask for every frame, naming the frames missing one."""
     present = set(video.mask_names())
     if not present:
-        raise XMemPPError(f"video {video.name}: no ground truth in {video.masks_dir}; evaluate needs a mask for "
+        raise XMemPPError(f"video {shown(video.name)}: no ground truth in {shown(video.masks_dir)}; evaluate needs a "
+                          "mask for "
                           "every frame")
     missing = [name for name in frames.names if name not in present]
     if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise XMemPPError(f"video {video.name}: no ground truth for {len(missing)} of {len(frames)} frames ({shown}); "
+        listed = ", ".join(map(shown, missing[:5])) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise XMemPPError(f"video {shown(video.name)}: no ground truth for {len(missing)} of {len(frames)} frames "
+                          f"({listed}); "
                           f"evaluate needs a mask for every frame")
     extra = sorted(present - set(frames.names))
     if extra:
-        raise XMemPPError(f"video {video.name}: mask {extra[0]}.png has no frame of that name in {video.frames_dir}")
+        raise XMemPPError(f"video {shown(video.name)}: mask {shown(extra[0])}.png has no frame of that name in "
+                          f"{shown(video.frames_dir)}")
 
 
 def first_appearances(truths: list[np.ndarray]) -> tuple[list[int], list[int]]:
@@ -130,7 +133,7 @@ def evaluate_video(network: XMem, job: EvaluationJob) -> list[tuple]:
     truths = [read_ground_truth(job.video.mask_path(name)) for name in frames.names]
     objects, round_zero = first_appearances(truths)
     if not objects:
-        raise XMemPPError(f"video {job.name}: the ground truth has no object in any frame")
+        raise XMemPPError(f"video {shown(job.name)}: the ground truth has no object in any frame")
 
     def propagate(folder: Path, annotated: list[int]) -> None:
         run_on_video(job.video.frames_dir, job.video.masks_dir, folder, frames_with_masks=annotated,

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from xmempp.errors import XMemPPError, file_system_problems_as_error
+from xmempp.errors import XMemPPError, file_system_problems_as_error, shown
 from xmempp.masks.drawing import davis_palette
 from xmempp.masks.files import mask_image, read_id_mask
 from xmempp.outputs import MANIFEST_FILE, MASKS_DIR, atomic_path, identity, read_manifest
@@ -70,16 +70,17 @@ class MaskFolder(Mapping[str, np.ndarray]):
         if (folder / MASKS_DIR).is_dir():  # the folder that `run` wrote: its masks are in masks/
             manifest = read_manifest(folder)
             if manifest is not None and not manifest.finished:
-                raise XMemPPError(f"the run that wrote {folder} did not finish (its {MANIFEST_FILE} says so): its "
+                raise XMemPPError(f"the run that wrote {shown(folder)} did not finish (its {MANIFEST_FILE} says so): "
+                                  "its "
                                   "masks are incomplete; run `xmempp run` again before exporting")
             folder = folder / MASKS_DIR
         elif (folder / FORMAT_ENTRIES[DAVIS]).is_dir():  # an unzipped export of the app: Annotations/ holds them
             folder = folder / FORMAT_ENTRIES[DAVIS]
         if not folder.is_dir():
-            raise FileNotFoundError(f"mask folder not found: {folder}")
+            raise FileNotFoundError(f"mask folder not found: {shown(folder)}")
         paths = [p for p in folder.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith(".")]
         if not paths:
-            raise XMemPPError(f"no mask PNGs in {folder}")
+            raise XMemPPError(f"no mask PNGs in {shown(folder)}")
         self.folder = folder
         self._paths = {p.stem: p for p in sorted(paths, key=frame_order)}  # the frames' order
 
@@ -107,15 +108,15 @@ def read_object_names(path: str | Path) -> dict[int, str]:
         with open(path, newline="", encoding="utf-8") as file:
             rows = list(csv.DictReader(file))
     except OSError as error:
-        raise XMemPPError(f"cannot read object names from {path} ({error.strerror or error})") from None
+        raise XMemPPError(f"cannot read object names from {shown(path)} ({error.strerror or error})") from None
     names = {}
     for line, row in enumerate(rows, start=2):
         try:
             object_id = int(row["id"])
         except (KeyError, TypeError, ValueError):
-            raise XMemPPError(f"{path} line {line}: expected columns id,name with a whole-number id") from None
+            raise XMemPPError(f"{shown(path)} line {line}: expected columns id,name with a whole-number id") from None
         if not 1 <= object_id <= 255:
-            raise XMemPPError(f"{path} line {line}: object id {object_id} is not in 1..255")
+            raise XMemPPError(f"{shown(path)} line {line}: object id {object_id} is not in 1..255")
         names[object_id] = row.get("name") or ""
     return names
 
@@ -198,7 +199,8 @@ def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
                MATTES: lambda p: _write_mattes(masks, p, names)}
     paths = {}
     for name in formats:
-        with file_system_problems_as_error(f"export {name} into {out}"):  # a full disk names the export folder
+        # A full disk or a folder that takes no new file names the export folder, not the hidden staging name.
+        with file_system_problems_as_error(f"export {name} into {shown(out)}", name_the_path=False):
             paths[name] = _write_whole(out / FORMAT_ENTRIES[name], writers[name])
     return ExportedVideo(paths, names, safe_folder_names(names) if MATTES in formats else {})
 
@@ -216,19 +218,21 @@ def _refuse_overwriting(source: Path, out: Path, formats: list[str]) -> None:
         entry = out / FORMAT_ENTRIES[name]
         found = holding.get(identity(entry))
         if found is not None:
-            raise XMemPPError(f"exporting {name} into {entry} would replace the masks it reads in {source} (it is "
-                              f"{'that folder' if found == absolute else f'the folder {found} that holds them'}): "
+            raise XMemPPError(f"exporting {name} into {shown(entry)} would replace the masks it reads in "
+                              f"{shown(source)} (it is "
+                              f"{'that folder' if found == absolute else f'the folder {shown(found)} that holds them'}): "
                               "choose another export folder")
 
 
 def _prepare(out: Path, formats: list[str], overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
-        raise XMemPPError(f"the export folder {out} is a file: choose a folder")
+        raise XMemPPError(f"the export folder {shown(out)} is a file: choose a folder")
     with file_system_problems_as_error(f"create the export folder {out}"):
         out.mkdir(parents=True, exist_ok=True)
     existing = [out / FORMAT_ENTRIES[f] for f in formats if (out / FORMAT_ENTRIES[f]).exists()]
     if existing and not overwrite:
-        raise XMemPPError(f"{existing[0]} already exists: export into another folder, or replace it (--overwrite)")
+        raise XMemPPError(f"{shown(existing[0])} already exists: export into another folder, or replace it "
+                          "(--overwrite)")
 
 
 def _write_whole(path: Path, write) -> Path:
@@ -260,13 +264,14 @@ def _checked(name: str, mask: np.ndarray, size: tuple[int, int] | None) -> np.nd
     """The mask as (H, W) uint8 ids, refused (naming the frame) when its size differs from the first frame's."""
     mask = np.asarray(mask)
     if mask.ndim != 2:
-        raise XMemPPError(f"the mask of frame {name} has shape {mask.shape}; expected (H, W) object ids")
+        raise XMemPPError(f"the mask of frame {shown(name)} has shape {mask.shape}; expected (H, W) object ids")
     if size is not None and mask.shape != size:
-        raise XMemPPError(f"the mask of frame {name} is {mask.shape[1]}x{mask.shape[0]}, but the first frame's is "
+        raise XMemPPError(f"the mask of frame {shown(name)} is {mask.shape[1]}x{mask.shape[0]}, but the first frame's "
+                          "is "
                           f"{size[1]}x{size[0]}: every frame of a video has one size")
     if mask.dtype != np.uint8:
         if mask.min(initial=0) < 0 or mask.max(initial=0) > 255:
-            raise XMemPPError(f"the mask of frame {name} has ids outside 0..255")
+            raise XMemPPError(f"the mask of frame {shown(name)} has ids outside 0..255")
         mask = mask.astype(np.uint8)
     return mask
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from xmempp.errors import XMemPPError, file_system_problem
+from xmempp.errors import XMemPPError, file_system_problem, shown
 
 # What Pillow raises for a file that is truncated, corrupt or of an unknown format.
 UNREADABLE_IMAGE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError)
@@ -33,7 +33,15 @@ def open_image(path: Path, what: str, expected: str = "an image", load: bool = T
         problem = file_system_problem(error)
         if problem is not None:  # the disk or the permissions, not the file's content
             raise XMemPPError(f"cannot read {what}: {problem}") from None
-        raise XMemPPError(f"cannot read {what}: the file is corrupt or not {expected} ({error})") from None
+        raise XMemPPError(f"cannot read {what}: the file is corrupt or not {expected} "
+                          f"({_reason(error, path)})") from None
+
+
+def _reason(error: Exception, path: Path) -> str:
+    """Pillow's reason without the path it names (`what` names the file, as its owner knows it)."""
+    if isinstance(error, UnidentifiedImageError):  # "cannot identify image file '<path>'"
+        return "no image format recognised"
+    return shown(str(error).replace(repr(str(path)), "").replace(str(path), "").strip() or type(error).__name__)
 
 
 def _too_many_pixels(error: Exception) -> str:

@@ -1,8 +1,8 @@
 """Running one function per video with a network built once per worker: in this process, in order.
 
-The Ray runner (`xmempp.ray_runner`) runs the same jobs across machines, and `xmempp.execution` chooses
-between the two; both report a video that fails as a `JobFailure` with a one-line reason, and the other
-videos go on. This module imports neither of them.
+`xmempp.ray_runner` runs the same jobs across machines and chooses between the two (`run_jobs`); both report
+a video that fails as a `JobFailure` with a one-line reason, and the other videos go on. This module does not
+import it.
 """
 
 from __future__ import annotations

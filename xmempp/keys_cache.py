@@ -10,7 +10,7 @@ import json
 import logging
 from pathlib import Path
 
-from xmempp.errors import XMemPPError, file_system_problem
+from xmempp.errors import XMemPPError, file_system_problem, shown
 from xmempp.frame_store import KeyStore
 from xmempp.outputs import KEYS_FILE, KEYS_INFO_FILE, write_bytes_atomically
 
@@ -43,7 +43,7 @@ def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprin
     try:
         info = json.loads(info_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise DamagedKeysError(f"the keys in {folder} are damaged ({info_path.name}: "
+        raise DamagedKeysError(f"the keys in {shown(folder)} are damaged ({shown(info_path.name)}: "
                                f"{file_system_problem(error) or error})") from None
     expected = {"frame_names": frame_names, "size": size, "weights": fingerprint}
     if run_id is not None:
@@ -54,10 +54,11 @@ def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprin
     try:
         keys = KeyStore.open(keys_path)
     except (OSError, ValueError) as error:
-        raise DamagedKeysError(f"the keys in {folder} are damaged ({keys_path.name}: "
+        raise DamagedKeysError(f"the keys in {shown(folder)} are damaged ({shown(keys_path.name)}: "
                                f"{file_system_problem(error) or error})") from None
     if len(keys) != len(frame_names):
         keys.close()
-        raise DamagedKeysError(f"the keys in {folder} are damaged ({keys_path.name} holds {len(keys)} frames, "
-                               f"{info_path.name} names {len(frame_names)})")
+        raise DamagedKeysError(f"the keys in {shown(folder)} are damaged ({shown(keys_path.name)} holds {len(keys)} "
+                               "frames, "
+                               f"{shown(info_path.name)} names {len(frame_names)})")
     return keys

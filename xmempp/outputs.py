@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error
+from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error, shown
 
 try:
     import fcntl
@@ -129,7 +129,8 @@ def read_manifest(folder: str | Path) -> Manifest | None:
     except (OSError, UnicodeDecodeError, ValueError) as error:
         reason = file_system_problem(error) or (f"not JSON: {error}" if isinstance(error, json.JSONDecodeError)
                                                 else str(error))
-        raise DamagedManifestError(f"{path} is damaged ({reason}): nothing in {Path(folder)} can be trusted; run "
+        raise DamagedManifestError(f"{shown(path)} is damaged ({reason}): nothing in {shown(Path(folder))} can be "
+                                   "trusted; run "
                                    "`xmempp run` again into it, or remove it") from None
 
 
@@ -197,14 +198,16 @@ def refuse_overlap(inputs: dict[str, Path], out: Path, never_inside: tuple[str, 
     for label, read in inputs.items():
         for written in [*written_folders(out), *written_files]:
             if same_object(written, read):
-                raise XMemPPError(f"writing into {written} would overwrite the {label} in {read} (the same "
+                raise XMemPPError(f"writing into {shown(written)} would overwrite the {label} in {shown(read)} (the "
+                                  "same "
                                   f"{'folder' if read.is_dir() else 'file'}): choose an output folder apart from "
                                   "the inputs")
         if label in never_inside and read.is_dir():
             inside = enclosing_folder(absolute_out.resolve(), {identity(read): read})
             if inside is not None:
                 through = "" if inside[0] == read.resolve() else f" (reached as {inside[0]})"
-                raise XMemPPError(f"the output folder {out} is inside the {label} folder {read}{through}: inputs are "
+                raise XMemPPError(f"the output folder {shown(out)} is inside the {label} folder "
+                                  f"{shown(read)}{through}: inputs are "
                                   "never written to, choose a folder outside it")
     _refuse_hard_links_to_inputs(inputs, out)
 
@@ -222,7 +225,8 @@ def _refuse_hard_links_to_inputs(inputs: dict[str, Path], out: Path) -> None:
         for path in (folder.iterdir() if folder.is_dir() else []):
             source = input_files.get(identity(path)) if path.is_file() else None
             if source is not None:
-                raise XMemPPError(f"{path} is the same file as the input {source} (a hard link): the run would "
+                raise XMemPPError(f"{shown(path)} is the same file as the input {shown(source)} (a hard link): the run "
+                                  "would "
                                   "replace it; choose an output folder apart from the inputs")
 
 
@@ -230,20 +234,20 @@ def prepare_output_folder(out: Path) -> None:
     """Create `out` and check that it (and its masks and overlay folders, where they exist) can be written,
     naming the path when it cannot."""
     if out.exists() and not out.is_dir():
-        raise XMemPPError(f"the output {out} is a file, not a folder: choose a folder")
+        raise XMemPPError(f"the output {shown(out)} is a file, not a folder: choose a folder")
     folder = out
     try:
         out.mkdir(parents=True, exist_ok=True)
         for sub in (MASKS_DIR, OVERLAY_DIR):
             if (out / sub).exists() and not (out / sub).is_dir():
-                raise XMemPPError(f"{out / sub} is a file, but the output needs a folder there")
+                raise XMemPPError(f"{shown(out / sub)} is a file, but the output needs a folder there")
         for folder in [out, *(out / sub for sub in (MASKS_DIR, OVERLAY_DIR) if (out / sub).is_dir())]:
             with tempfile.TemporaryFile(dir=folder):
                 pass
     except PermissionError:
-        raise XMemPPError(f"the output folder {folder} is not writable") from None
+        raise XMemPPError(f"the output folder {shown(folder)} is not writable") from None
     except OSError as error:
-        raise XMemPPError(f"cannot write in the output folder {folder} "
+        raise XMemPPError(f"cannot write in the output folder {shown(folder)} "
                           f"({file_system_problem(error) or error.strerror or error})") from None
 
 
@@ -266,7 +270,8 @@ def output_lock(folder: Path) -> Iterator[None]:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise XMemPPError(f"another xmempp run is writing into {folder}: wait for it to end, or choose another "
+            raise XMemPPError(f"another xmempp run is writing into {shown(folder)}: wait for it to end, or choose "
+                              "another "
                               "output folder") from None
         except OSError as error:
             log.warning("cannot lock %s (%s): runs into it at the same time would mix their files", folder,
@@ -286,10 +291,10 @@ def atomic_path(path: Path) -> Iterator[Path]:
     create it), so a group that shares the output folder can read it. A full disk or a permission problem is an
     XMemPPError naming `path`.
     """
-    with file_system_problems_as_error(f"write {path}"):
+    with file_system_problems_as_error(f"write {shown(path)}", name_the_path=False):
         temporary = _new_temporary_beside(path)
     try:
-        with file_system_problems_as_error(f"write {path}"):
+        with file_system_problems_as_error(f"write {shown(path)}", name_the_path=False):
             yield temporary
             os.replace(temporary, path)
     finally:

@@ -1,6 +1,7 @@
-"""Running per-video jobs on Ray: a pool of actors, each holding one network, one video at a time.
+"""Where per-video jobs run: in this process, in order (`xmempp.jobs`), or on Ray, a pool of actors, each
+holding one network, one video at a time.
 
-A worker process that dies takes only its video down: the actor is replaced and that video retried once.
+On Ray, a worker process that dies takes only its video down: the actor is replaced and that video retried once.
 Every node needs the same Python environment (xmempp and its dependencies) and the same paths to the
 weights, dataset and output folder (a shared file system).
 """
@@ -14,11 +15,34 @@ import subprocess
 import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from xmempp.errors import XMemPPError
-from xmempp.jobs import Job, JobFailure, NetworkSpec, Result, VideoFunction, run_safely
+from xmempp.jobs import Job, JobFailure, NetworkSpec, Result, VideoFunction, run_locally, run_safely
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Where per-video jobs run: in this process (default) or on Ray (`ray=True`, `ray_address` None: local)."""
+
+    network: NetworkSpec
+    progress: bool = True  # a progress bar if the weights are downloaded
+    ray: bool = False
+    ray_address: str | None = None
+    workers: int | None = None
+    gpus_per_worker: float | None = None
+    cpus_per_worker: float = 1
+
+
+def run_jobs(jobs: list[Job], function: VideoFunction, execution: Execution) -> Iterator[tuple[Job, Result | JobFailure]]:
+    """Yield (job, result) for every job: in order in this process, or as they finish on Ray."""
+    spec = execution.network.with_weights_found(execution.progress)
+    if not execution.ray:
+        return run_locally(jobs, function, spec)
+    return run_on_ray(jobs, function, spec, address=execution.ray_address, workers=execution.workers,
+                      gpus_per_worker=execution.gpus_per_worker, cpus_per_worker=execution.cpus_per_worker)
 
 
 class VideoWorker:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from xmempp.candidates import Foregrounds, select_next_candidates
 from xmempp.config import MAX_ASPECT_RATIO, InferenceConfig
-from xmempp.errors import EmptyAnnotationError, XMemPPError, out_of_memory_as_error
+from xmempp.errors import EmptyAnnotationError, XMemPPError, out_of_memory_as_error, shown
 from xmempp.frame_store import FrameKeys, KeyStore, MaskStore
 from xmempp.masks.ids import MAX_OBJECT_ID, MAX_OBJECTS, ObjectManager, first_argmax, too_many_objects
 from xmempp.memory.stores import PermanentMemory
@@ -428,7 +428,7 @@ class VideoSession:
         def load(index: int) -> tuple[np.ndarray, torch.Tensor, tuple[int, int, int, int]]:
             rgb = self.frame(index)
             if rgb.shape[:2] != size:
-                raise XMemPPError(f"frame {index} ({self.frame_names[index]}) is {rgb.shape[1]}x{rgb.shape[0]}, "
+                raise XMemPPError(f"frame {index} ({shown(self.frame_names[index])}) is {rgb.shape[1]}x{rgb.shape[0]}, "
                                   f"but the video is {size[1]}x{size[0]}")
             return rgb, *self._network_image(rgb)
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error
+from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error, shown
 from xmempp.images import open_image
 
 log = logging.getLogger(__name__)
@@ -36,12 +36,12 @@ class FrameFolder:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise FileNotFoundError(f"frame folder not found: {self.folder}")
-        with file_system_problems_as_error(f"read the frame folder {self.folder}"):
+            raise FileNotFoundError(f"frame folder not found: {shown(self.folder)}")
+        with file_system_problems_as_error(f"read the frame folder {shown(self.folder)}"):
             self.paths = sorted((p for p in self.folder.iterdir() if is_frame_name(p)), key=frame_order)
         _refuse_entries_that_are_no_files(self.paths)
         if not self.paths:
-            raise XMemPPError(f"no frames (.jpg or .png files) in {self.folder}")
+            raise XMemPPError(f"no frames (.jpg or .png files) in {shown(self.folder)}")
         _refuse_shared_stems(self.paths)
         if self.paths != sorted(self.paths):
             log.info("frames of %s are in natural order (%s before %s), not plain name order", self.folder,
@@ -79,7 +79,8 @@ def _refuse_entries_that_are_no_files(paths: list[Path]) -> None:
         if not path.is_file():
             kind = ("a folder" if path.is_dir() else "a broken symbolic link" if path.is_symlink()
                     else "not a regular file")
-            raise XMemPPError(f"{path.name} in {path.parent} is not a readable image file ({kind}): replace it with "
+            raise XMemPPError(f"{shown(path.name)} in {shown(path.parent)} is not a readable image file ({kind}): "
+                              "replace it with "
                               "the frame, or remove it")
 
 
@@ -98,7 +99,8 @@ def _refuse_shared_stems(paths: list[Path]) -> None:
     by_stem: dict[str, Path] = {}
     for path in paths:
         if path.stem in by_stem:
-            raise XMemPPError(f"{by_stem[path.stem].name} and {path.name} in {path.parent} are two frames with one "
+            raise XMemPPError(f"{shown(by_stem[path.stem].name)} and {shown(path.name)} in {shown(path.parent)} are "
+                              "two frames with one "
                               "name: keep only one of them")
         by_stem[path.stem] = path
 
@@ -108,7 +110,7 @@ def read_rgb(path: Path) -> np.ndarray:
 
     16-bit greyscale images keep their values, scaled to 0..255 (Pillow's own conversion clips them to 255).
     """
-    with open_image(path, f"frame {path.name}") as image:
+    with open_image(path, f"frame {shown(path.name)}") as image:
         if image.mode.startswith("I"):  # I;16, I;16B...: 16-bit greyscale
             grey = np.asarray(image).astype(np.uint32)
             grey = ((grey * 255 + 32767) // 65535).clip(0, 255).astype(np.uint8)
@@ -124,7 +126,7 @@ def open_frames(source: str | Path, work_dir: str | Path | None = None, max_fram
     if source.is_dir():
         return FrameFolder(source)
     if not source.exists():
-        raise FileNotFoundError(f"video or frame folder not found: {source}")
+        raise FileNotFoundError(f"video or frame folder not found: {shown(source)}")
     if work_dir is None:
         raise ValueError("a work_dir is needed to extract the frames of a video file")
     return FrameFolder(extract_frames(source, Path(work_dir), max_frames=max_frames, max_side=max_side))
@@ -139,25 +141,25 @@ def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None, ma
     import imageio.v3 as iio
 
     if video.suffix.lower() not in VIDEO_SUFFIXES:
-        raise XMemPPError(f"{video.name} is not a supported video ({', '.join(VIDEO_SUFFIXES)}) or frame folder")
+        raise XMemPPError(f"{shown(video.name)} is not a supported video ({', '.join(VIDEO_SUFFIXES)}) or frame folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     count = 0
     try:
         for frame in iio.imiter(video, plugin="FFMPEG"):
             if max_frames is not None and count >= max_frames:
                 break
-            with file_system_problems_as_error(f"write the frames of {video.name} into {out_dir}"):
+            with file_system_problems_as_error(f"write the frames of {shown(video.name)} into {shown(out_dir)}"):
                 image = Image.fromarray(np.ascontiguousarray(frame[..., :3]))
                 downscaled(image, max_side).save(out_dir / f"frame_{count:06d}.png", compress_level=1)
             count += 1
     except (OSError, RuntimeError, ValueError) as error:  # what imageio and its ffmpeg reader raise for bad files
         problem = file_system_problem(error)
         if problem is not None:
-            raise XMemPPError(f"cannot read {video}: {problem}") from None
-        raise XMemPPError(f"cannot decode {video.name}: not a readable video ({type(error).__name__}: "
+            raise XMemPPError(f"cannot read {shown(video)}: {problem}") from None
+        raise XMemPPError(f"cannot decode {shown(video.name)}: not a readable video ({type(error).__name__}: "
                           f"{str(error).splitlines()[0] if str(error) else 'no details'})") from None
     if count == 0:
-        raise XMemPPError(f"{video.name} contains no frames")
+        raise XMemPPError(f"{shown(video.name)} contains no frames")
     return out_dir
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, shown
 from xmempp.images import open_image
 from xmempp.masks.drawing import davis_palette
 from xmempp.masks.ids import MAX_OBJECT_ID, MAX_OBJECTS
@@ -33,43 +33,48 @@ class MaskReader:
         self.palette: list[int] | None = None
         self._colour_ids: dict[tuple[int, int, int], int] = {}
 
-    def read(self, path: Path, frame_size: tuple[int, int] | None = None) -> np.ndarray:
-        """Read a mask as (H, W) uint8 ids; resized (nearest neighbour, with a warning) to `frame_size` (H, W)."""
-        with open_image(path, f"mask {path.name}", "a PNG") as image:
+    def read(self, path: Path, frame_size: tuple[int, int] | None = None, name: str | None = None) -> np.ndarray:
+        """Read a mask as (H, W) uint8 ids; resized (nearest neighbour, with a warning) to `frame_size` (H, W).
+
+        `name` is what messages call the file (the name its owner gave it, where `path` is a copy); by default
+        its path.
+        """
+        name = shown(path if name is None else name)
+        with open_image(path, f"mask {name}", "a PNG") as image:
             if image.format == "JPEG":  # lossy compression turns every edge into a fringe of new colours
-                raise XMemPPError(f"mask {path} is a JPEG image (named {path.suffix}): its compression noise "
+                raise XMemPPError(f"mask {name} is a JPEG image (named {shown(path.suffix)}): its compression noise "
                                   "would become dozens of objects; save the mask as a PNG with flat colours")
-            ids = self._to_ids(image, path)
+            ids = self._to_ids(image, name)
         if frame_size is not None and ids.shape != tuple(frame_size):
             log.warning("mask %s is %dx%d but its frame is %dx%d: resized with nearest neighbour",
-                        path.name, ids.shape[1], ids.shape[0], frame_size[1], frame_size[0])
+                        name, ids.shape[1], ids.shape[0], frame_size[1], frame_size[0])
             ids = resize_ids(ids, frame_size)
         return ids
 
-    def _to_ids(self, image: Image.Image, path: Path) -> np.ndarray:
+    def _to_ids(self, image: Image.Image, name: str) -> np.ndarray:
         if image.mode == "P":
             if self.palette is None:
                 self.palette = (image.getpalette() or []) + [0] * 768
                 self.palette = self.palette[:768]
             ids = np.asarray(image, dtype=np.uint8).copy()
-            _refuse_noise(path, np.unique(ids).tolist(), "ids")
+            _refuse_noise(name, np.unique(ids).tolist(), "ids")
             return ids
         if image.mode in ("L", "1", "I", "I;16"):
             ids = np.asarray(image.convert("I"))
             if ids.max(initial=0) > MAX_OBJECT_ID:
-                raise XMemPPError(f"mask {path.name} has object id {ids.max()}; ids must be 0..{MAX_OBJECT_ID}")
-            _refuse_noise(path, np.unique(ids).tolist(), "ids")
+                raise XMemPPError(f"mask {name} has object id {ids.max()}; ids must be 0..{MAX_OBJECT_ID}")
+            _refuse_noise(name, np.unique(ids).tolist(), "ids")
             return ids.astype(np.uint8)
         rgb = np.asarray(image.convert("RGB"))
         colours, inverse = distinct_colours(rgb)
-        _refuse_noise(path, [tuple(c) for c in colours.tolist()], "colours")
+        _refuse_noise(name, [tuple(c) for c in colours.tolist()], "colours")
         lookup = np.zeros(len(colours), dtype=np.uint8)
         for i, colour in enumerate(map(tuple, colours.tolist())):
             if colour == (0, 0, 0):
                 continue
             if colour not in self._colour_ids:
                 if len(self._colour_ids) >= MAX_OBJECT_ID:
-                    raise XMemPPError(f"mask {path.name} brings the number of colours (objects) past "
+                    raise XMemPPError(f"mask {name} brings the number of colours (objects) past "
                                       f"{MAX_OBJECT_ID}; is it a JPEG-compressed or anti-aliased mask? Use flat "
                                       "colours or a palette PNG")
                 self._colour_ids[colour] = len(self._colour_ids) + 1
@@ -99,12 +104,12 @@ def distinct_colours(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return colours, position[packed.ravel()]
 
 
-def _refuse_noise(path: Path, values, kind: str) -> None:
+def _refuse_noise(name: str, values, kind: str) -> None:
     """A mask is a small set of ids: more distinct values than objects a video may hold (besides background)
     is noise (a JPEG saved as .png, an anti-aliased drawing), refused with what was found."""
     objects = [value for value in values if value not in (0, (0, 0, 0))]
     if len(objects) > MAX_OBJECTS:
-        raise XMemPPError(f"mask {path} has {len(objects)} different {kind} besides the background, more than the "
+        raise XMemPPError(f"mask {name} has {len(objects)} different {kind} besides the background, more than the "
                           f"{MAX_OBJECTS} objects a video may hold (xmempp.MAX_OBJECTS): is it a JPEG saved as .png, "
                           "or an anti-aliased drawing? Use flat colours or a palette PNG")
 
@@ -128,14 +133,15 @@ def read_id_mask(path: Path, frame_size: tuple[int, int] | None = None, what: st
     `frame_size` (H, W)) is refused, never converted. `what` names the mask in messages, `expected` says
     what it must be.
     """
-    with open_image(path, f"{what} {path}", "a PNG") as image:
+    with open_image(path, f"{what} {shown(path)}", "a PNG") as image:
         if image.format != "PNG" or image.mode not in ID_MASK_MODES:
-            raise XMemPPError(f"{what} {path} is a {image.format} image in mode {image.mode}; expected {expected}")
+            raise XMemPPError(f"{what} {shown(path)} is a {image.format} image in mode {image.mode}; expected "
+                              f"{expected}")
         if image.mode == "1":  # set pixels are object 255, as `MaskReader` (and the official code) read them
             image = image.convert("L")
         ids = np.array(image, dtype=np.uint8)
     if frame_size is not None and ids.shape != tuple(frame_size):
-        raise XMemPPError(f"{what} {path} is {ids.shape[1]}x{ids.shape[0]}, but the video is "
+        raise XMemPPError(f"{what} {shown(path)} is {ids.shape[1]}x{ids.shape[0]}, but the video is "
                           f"{frame_size[1]}x{frame_size[0]}")
     return ids
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from xmempp.errors import XMemPPError, file_system_problem
+from xmempp.errors import XMemPPError, file_system_problem, shown
 from xmempp.model.network import XMem
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,10 @@ def load_network(path: str | Path, device: torch.device | str | None = None,
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
+        raise FileNotFoundError(f"weights file not found: {shown(path)}")
     state = read_checkpoint(path)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise XMemPPError(f"{path} does not hold a state dict of tensors")
+        raise XMemPPError(f"{shown(path)} does not hold a state dict of tensors")
 
     # Built on the meta device: no memory and no random initialisation, which the checkpoint would replace.
     with torch.device("meta"):
@@ -85,10 +85,10 @@ def load_network(path: str | Path, device: torch.device | str | None = None,
     for problem, names in (("missing", missing), ("unexpected", unexpected)):
         if names:
             more = f" (and {len(names) - 1} more)" if len(names) > 1 else ""
-            raise XMemPPError(f"{path}: {problem} tensor {names[0]}{more}")
+            raise XMemPPError(f"{shown(path)}: {problem} tensor {names[0]}{more}")
     for name, tensor in state.items():
         if tensor.shape != expected[name].shape:
-            raise XMemPPError(f"{path}: tensor {official_name(name)} has shape {tuple(tensor.shape)}, "
+            raise XMemPPError(f"{shown(path)}: tensor {official_name(name)} has shape {tuple(tensor.shape)}, "
                               f"expected {tuple(expected[name].shape)}")
     # Only num_batches_tracked may be absent (checked above); it counts training steps and changes nothing here.
     state = {name: state[name].to(reference.dtype) if name in state else torch.zeros_like(reference, device="cpu")
@@ -121,15 +121,16 @@ def read_checkpoint(path: Path, mmap: bool = False) -> object:
                 raise
             state = torch.load(path, map_location="cpu", weights_only=True)  # legacy format: cannot be mapped
     except pickle.UnpicklingError:  # torch's long text ("Weights only load failed... Unsupported operand 149")
-        raise XMemPPError(f"{path} is not a readable PyTorch checkpoint: it is damaged, or it holds Python objects "
+        raise XMemPPError(f"{shown(path)} is not a readable PyTorch checkpoint: it is damaged, or it holds Python "
+                          "objects "
                           "besides tensors, which are never loaded (loading them could run any code)") from None
     except OSError as error:  # the disk or the permissions, or (mmap, reading) a file too short to be one
-        raise XMemPPError(f"cannot read the weights {path}: {file_system_problem(error) or error}") from None
+        raise XMemPPError(f"cannot read the weights {shown(path)}: {file_system_problem(error) or error}") from None
     except _MALFORMED_CHECKPOINT_ERRORS as error:  # torch's words for a truncated or foreign file
         if isinstance(error, (IndexError, KeyError, struct.error)):  # the unpickler's stack or memo ran dry
             error = "its data ends early or is not a checkpoint's"
         first_line = (str(error).strip().splitlines() or ["the file ends too early"])[0][:200]
-        raise XMemPPError(f"{path} is not a readable PyTorch checkpoint ({first_line})") from None
+        raise XMemPPError(f"{shown(path)} is not a readable PyTorch checkpoint ({first_line})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     return state
@@ -147,13 +148,13 @@ def find_weights(weights: str | Path | None = None) -> Path | None:
     if weights is not None:
         path = Path(weights)
         if not path.is_file():
-            raise FileNotFoundError(f"weights file not found: {path}")
+            raise FileNotFoundError(f"weights file not found: {shown(path)}")
         return path
     from_env = os.environ.get("XMEMPP_WEIGHTS")
     if from_env:
         path = Path(from_env)
         if not path.is_file():
-            raise FileNotFoundError(f"XMEMPP_WEIGHTS points to {path}, which does not exist")
+            raise FileNotFoundError(f"XMEMPP_WEIGHTS points to {shown(path)}, which does not exist")
         return path
     default = DEFAULT_WEIGHTS_DIR / WEIGHTS_FILENAME
     return default if default.is_file() else None
@@ -227,6 +228,6 @@ def weights_fingerprint(source: XMem | str | Path) -> str:
         state = read_checkpoint(path, mmap=True)
         tensor = state.get(FINGERPRINT_TENSOR) if isinstance(state, dict) else None
         if not isinstance(tensor, torch.Tensor):
-            raise XMemPPError(f"{path}: missing tensor {FINGERPRINT_TENSOR}")
+            raise XMemPPError(f"{shown(path)}: missing tensor {FINGERPRINT_TENSOR}")
     data = tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
     return "blake2b:" + hashlib.blake2b(data, digest_size=16).hexdigest()
