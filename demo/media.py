@@ -229,7 +229,7 @@ def _unpack_masks(plan: ZipPlan, out_dir: Path, names: set[str], budget: UnpackB
             loaded.masks_zip = plan.source
     for member in plan.of_kind("extra"):
         if member.path.name == OBJECTS_NAME:
-            loaded.object_names.update(read_object_names(plan.read_text(member, budget)))
+            loaded.object_names.update(read_object_names(plan.read_text(member, budget), plan.source))
         elif member.path.name == RECORD_NAME:
             loaded.record = parse_record(plan.read_text(member, budget), plan.source)
             loaded.record_source = plan.source
@@ -416,12 +416,17 @@ class VideoWriter:
             self.path.unlink(missing_ok=True)
 
 
-def read_object_names(text: str) -> dict[int, str]:
-    """objects.csv (id,name) -> {id: name}; rows that are not an id and a name are skipped."""
+def read_object_names(text: str, source: Path) -> dict[int, str]:
+    """objects.csv (id,name) of the zip `source` -> {id: name}; rows that are not an id and a name are skipped,
+    a file the csv module cannot read (a field past its 128 KB) is refused as damaged."""
     names = {}
-    for row in csv.reader(io.StringIO(text)):
-        if len(row) >= 2 and row[0].strip().isdigit() and 0 < int(row[0]) < 256:
-            names[int(row[0])] = row[1].strip()[:60]
+    try:
+        for row in csv.reader(io.StringIO(text)):
+            object_id = row[0].strip() if row else ""
+            if len(row) >= 2 and object_id.isascii() and object_id.isdigit() and 0 < int(object_id) < 256:
+                names[int(object_id)] = row[1].strip()[:60]  # isdigit() alone takes '²', which int() refuses
+    except csv.Error as error:
+        raise XMemPPError(f"{OBJECTS_NAME} in {shown(source.name)} is damaged ({error}); nothing was loaded") from None
     return names
 
 

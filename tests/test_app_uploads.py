@@ -114,6 +114,31 @@ def test_a_zip_of_frames_named_past_what_a_file_name_holds_is_refused_naming_the
     assert handlers.load_files(None, [str(fits)])["state"].num_frames == 2
 
 
+@pytest.mark.parametrize(("member", "text", "message"), [
+    ("session.json", '{"frames": Infinity, "width": 1, "height": 1, "fingerprint": "x", "size": 480}',
+     "session.json in odd.zip is damaged (OverflowError"),
+    ("session.json", "[" * 100_000 + "]" * 100_000, "session.json in odd.zip is damaged (RecursionError"),
+    ("objects.csv", "id,name\n1," + "a" * 200_000 + "\n", "objects.csv in odd.zip is damaged (field larger"),
+])
+def test_a_resume_zips_record_or_names_that_python_cannot_parse_are_named_as_damaged(handlers, settings, tmp_path,
+                                                                                    member, text, message):
+    """JSON's Infinity (int() overflows), arrays nested past the recursion limit and a CSV field past the csv
+    module's 128 KB ended in 'Something went wrong' (issue 16, round four)."""
+    archive = write_zip(tmp_path / "odd.zip", {"JPEGImages/00000.png": png_bytes(clip_frames(1)[0]),
+                                               member: text.encode()})
+    status = handlers.load_files(None, [str(archive)])["status"]
+    assert message in status and "nothing was loaded" in status and "Something went wrong" not in status
+    assert leftovers(settings) == []
+
+
+def test_an_object_id_in_digits_other_than_ascii_is_skipped_as_no_id(handlers, tmp_path):
+    """'²' passes str.isdigit() but not int(): the upload ended in 'Something went wrong (ValueError)'."""
+    archive = write_zip(tmp_path / "names.zip", {"JPEGImages/00000.png": png_bytes(clip_frames(1)[0]),
+                                                 "objects.csv": "id,name\n\u00b2,chair\n1,table\n".encode()})
+    outputs = handlers.load_files(None, [str(archive)])
+    assert "Something went wrong" not in outputs["status"] and outputs["state"].num_frames == 1
+
+
 def test_an_image_over_the_pixel_limit_inside_a_zip_is_named_with_the_limit(handlers, settings, tmp_path):
     huge = tmp_path / "huge.png"
     Image.new("1", (15000, 15000)).save(huge)
