@@ -189,6 +189,16 @@ def test_an_output_inside_the_frames_folder_is_refused_as_batch_refuses_it(squar
     assert not (frames / "out").exists()
 
 
+def test_a_manifest_nested_past_pythons_recursion_limit_is_damaged(tmp_path):
+    """JSON arrays nested 100,000 deep made json.loads raise RecursionError: suggest ended in 'unexpected internal
+    failure ... this is a bug' (issue 16, round four)."""
+    from xmempp.outputs import DamagedManifestError
+
+    (tmp_path / MANIFEST_FILE).write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(DamagedManifestError, match="manifest.json is damaged"):
+        read_manifest(tmp_path)
+
+
 # ----- whole files or nothing -----------------------------------------------------------------------------------
 def test_a_failed_write_keeps_the_previous_file_whole(tmp_path):
     target = tmp_path / "mask.png"

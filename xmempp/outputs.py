@@ -126,7 +126,7 @@ def read_manifest(folder: str | Path) -> Manifest | None:
         return None
     try:
         return Manifest.from_json(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # arrays nested 100,000 deep
         reason = file_system_problem(error) or (f"not JSON: {error}" if isinstance(error, json.JSONDecodeError)
                                                 else str(error))
         raise DamagedManifestError(f"{shown(path)} is damaged ({reason}): nothing in {shown(Path(folder))} can be "
