@@ -182,6 +182,17 @@ def test_a_videos_masks_folder_reaching_another_videos_annotations_is_refused(tm
     assert {p: p.read_bytes() for p in (dataset / "Annotations" / "two").iterdir()} == before
 
 
+def test_a_video_named_twice_in_videos_runs_once_and_is_reported_done(tmp_path, engine_options):
+    """`--videos one,one` ran one, then its second job found it complete: the summary said 'skipped, already
+    complete' twice and '0 done' for a video that had just run (issue 16, round four)."""
+    dataset = write_davis(tmp_path / "davis", {"one": 2, "two": 2})
+    output = tmp_path / "out"
+    assert main(["batch", "--dataset", str(dataset), "--output", str(output), "--videos", "one,one",
+                 *engine_options]) == 0
+    with open(output / "summary.csv", newline="") as file:
+        assert [(row["video"], row["status"]) for row in csv.DictReader(file)] == [("one", "done")]
+
+
 def test_the_summary_lists_the_annotated_frames_under_a_name_that_says_they_are_indices(tmp_path):
     from xmempp.batch import VideoOutcome, write_summary
 

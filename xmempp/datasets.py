@@ -71,6 +71,7 @@ def find_videos(root: str | Path, names: list[str] | None = None) -> list[Datase
                           f"{shown(root)}/<split>/{FRAMES_DIR}/<video>/ (YouTube-VOS)")
     if names is None:
         return list(videos.values())
+    names = list(dict.fromkeys(names))  # a video named twice runs once (it ran, then its second job found it done)
     unknown = [name for name in names if name not in videos]
     if unknown:
         raise XMemPPError(f"no video named {', '.join(map(shown, unknown))} in {shown(root)}")
