@@ -123,3 +123,17 @@ def test_more_rounds_than_the_longest_video_can_use_are_refused_at_once(tmp_path
     assert code == 1 and not (tmp_path / "out").exists()
     assert ("--rounds 1000000000000 is more than the longest video (long, 6 frames) can use: every frame is "
             "annotated after 5 rounds at the latest") in capsys.readouterr().err
+
+
+def test_a_negative_seed_is_an_argument_error_not_a_failed_video(tmp_path, checkpoint, capsys):
+    """--seed -1 ran round 0, then failed every video in its random rounds ('video v1 failed: ValueError: expected
+    non-negative integer'), exit 1 (issue 16, round four)."""
+    dataset = write_davis(tmp_path / "davis", {"v": 3}, annotated=None)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--dataset", str(dataset), "--output", str(tmp_path / "out"), "--seed", "-1", "--rounds",
+              "1", "--strategies", "random", "--weights", str(checkpoint), "--quiet"])
+    assert exit_info.value.code == 2 and "--seed" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    from xmempp.evaluate import run_evaluation
+
+    with pytest.raises(XMemPPError, match="--seed must be 0 or more, got -1"):
+        run_evaluation(dataset, tmp_path / "out", execution=None, seed=-1)

@@ -219,6 +219,8 @@ def run_evaluation(dataset: Path, output: Path, execution: Execution, strategies
     """Run the protocol on every video; writes per_frame.csv, summary.csv and j_and_f.png into `output`."""
     if rounds < 0 or k < 1:
         raise XMemPPError(f"--rounds must be 0 or more and --k at least 1 (got {rounds} and {k})")
+    if seed < 0:  # numpy's generators take non-negative seeds: each video would fail in its random rounds
+        raise XMemPPError(f"--seed must be 0 or more, got {seed}")
     dataset_videos = find_videos(dataset, videos)
     refuse_output_inside(dataset, output)
     lengths = {}
