@@ -39,8 +39,8 @@ DEFAULT_FPS = 10.0
 EXTRA_FORMATS = tuple(f for f in FORMAT_ENTRIES if f != DAVIS)  # the export may add these to its DAVIS masks
 UNPACK_RATIO = 10  # an upload's zips unpack to at most this many times their size (plus UNPACK_SLACK_MB)...
 UNPACK_SLACK_MB = 16
-MAX_FRAME_NAME_BYTES = 251  # <name>.png in the 255 bytes a file name may have
 UNPACK_UPLOADS = 2  # ...and never past this many upload limits: frames and masks are compressed images already
+MAX_FRAME_NAME_BYTES = 251  # <name>.png in the 255 bytes a file name may have
 
 EXPORT_README = f"""Exported by the XMem++ app.
 
@@ -207,8 +207,9 @@ def _refuse_long_names(members: list[Member], source: Path) -> None:
     for member in members:
         size = len(os.fsencode(member.path.stem))
         if size > MAX_FRAME_NAME_BYTES:
-            raise XMemPPError(f"{source.name} holds a frame whose name has {size} bytes ('{member.path.stem[:40]}...'); "
-                              f"frame names may have at most {MAX_FRAME_NAME_BYTES}")
+            raise XMemPPError(f"{shown(source.name)} holds a frame whose name has {size} bytes "
+                              f"({shown(member.path.stem[:40] + '...')}); frame names may have at most "
+                              f"{MAX_FRAME_NAME_BYTES}")
 
 
 def _unpack_masks(plan: ZipPlan, out_dir: Path, names: set[str], budget: UnpackBudget, limits: Limits,

@@ -107,7 +107,7 @@ def test_a_zip_of_frames_named_past_what_a_file_name_holds_is_refused_naming_the
     frame = png_bytes(clip_frames(1)[0])
     archive = write_zip(tmp_path / "long.zip", {f"{i}{'x' * 300}.png": frame for i in range(2)})
     status = handlers.load_files(None, [str(archive)])["status"]
-    assert "long.zip holds a frame whose name has 301 bytes ('0xxx" in status
+    assert "long.zip holds a frame whose name has 301 bytes (0xxx" in status
     assert "frame names may have at most 251" in status and "Something went wrong" not in status
     assert leftovers(settings) == []
     fits = write_zip(tmp_path / "fits.zip", {f"{i}{'x' * 250}.png": frame for i in range(2)})
