@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import resource
 import shutil
@@ -32,6 +33,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def object_boxes(objects: int, t: int, height: int, width: int) -> list[tuple[int, int, int, int]]:
+    """(y, x, h, w) of each object at frame t: up to 3 in rows of 110x150 drifting right (the layout the tables
+    were measured with), more in a grid of cells, each shape drifting within its own cell."""
+    if objects <= 3:
+        return [(60 + 130 * k, int(40 + 6 * t + 90 * k) % (width - 160), 110, 150) for k in range(objects)]
+    columns = math.ceil(math.sqrt(objects * width / height))
+    rows = math.ceil(objects / columns)
+    cell_h, cell_w = height // rows, width // columns
+    h, w = cell_h * 2 // 3, cell_w * 2 // 3
+    return [((k // columns) * cell_h + cell_h // 6, (k % columns) * cell_w + (2 * t) % (cell_w - w), h, w)
+            for k in range(objects)]
+
+
 def make_clip(folder: Path, frames: int, objects: int, height: int = 480, width: int = 854) -> None:
     """Textured background with `objects` shapes drifting across it; palette mask for frame 0."""
     from xmempp.masks.drawing import davis_palette
@@ -43,11 +57,9 @@ def make_clip(folder: Path, frames: int, objects: int, height: int = 480, width:
     for t in range(frames):
         frame = background[:height, :width].copy()
         mask = np.zeros((height, width), np.uint8)
-        for k in range(objects):
-            y = 60 + 130 * k
-            x = int(40 + 6 * t + 90 * k) % (width - 160)
-            frame[y:y + 110, x:x + 150] = (60 + 60 * k, 200 - 50 * k, 90)
-            mask[y:y + 110, x:x + 150] = k + 1
+        for k, (y, x, h, w) in enumerate(object_boxes(objects, t, height, width)):
+            frame[y:y + h, x:x + w] = ((60 + 60 * k) % 256, (200 - 50 * k) % 256, 90)
+            mask[y:y + h, x:x + w] = k + 1
         Image.fromarray(frame).save(folder / "JPEGImages" / f"frame_{t:06d}.jpg", quality=92)
         if t == 0:
             image = Image.fromarray(mask, mode="P")

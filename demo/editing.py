@@ -20,6 +20,7 @@ from demo.state import UserState
 from demo.timeline import frame_at
 from demo.visitors import Visitors
 from xmempp.errors import XMemPPError
+from xmempp.masks.ids import MAX_OBJECTS, too_many_objects
 
 MAX_NAME = 60  # characters of an object's name
 
@@ -67,12 +68,12 @@ class Editing(Visitors):
         message = f"Cleared the mask of frame {index} in the editor (nothing is saved until you press Save)."
         return {"editor": editor_value(state.frame(index), None), "editor_note": note(message)}
 
-    @handler("references", "viewer", "timeline", "editor_note", "status", errors_to="editor_note")
+    @handler("references", "viewer", "timeline", "editor_note", "status", "size", errors_to="editor_note")
     def save(self, state: UserState | None, index: float, value: dict | None) -> Outputs:
-        """Saves exactly the mask the editor shows."""
+        """Saves exactly the mask the editor shows; each size's estimated time follows the objects' count."""
         state = self._require(state)
         index = frame_index(index, state.num_frames)
-        ids = layers_to_ids(value, state.frame_size, self.settings.num_objects)
+        ids = layers_to_ids(value, state.frame_size)
         replaced = state.annotation(index) is not None
         state.annotate(index, ids)
         state.editor_frame, state.editor_prefill = index, ids
@@ -82,7 +83,8 @@ class Editing(Visitors):
         if self.settings.network is None:
             message += " " + self.settings.weights_message
         return {"references": views.references(state), "viewer": views.viewer(state, index),
-                "timeline": views.timeline(state, index), "editor_note": note(message), "status": views.status(state)}
+                "timeline": views.timeline(state, index), "editor_note": note(message), "status": views.status(state),
+                "size": self.size_choices(state)}
 
     @handler("references", "editor", "viewer", "timeline", "editor_note", "status", errors_to="editor_note")
     def remove(self, state: UserState | None, index: float) -> Outputs:
@@ -98,7 +100,7 @@ class Editing(Visitors):
         """The object's new strokes bound a region that GrabCut segments; the object gets that region, replacing
         other labels there, and keeps no pixel outside it."""
         state, index, object_id = self._require(state), int(index), int(object_id)
-        ids = layers_to_ids(value, state.frame_size, self.settings.num_objects)
+        ids = layers_to_ids(value, state.frame_size)
         prefill = state.editor_prefill if state.editor_frame == index else None
         found = grabcut_mask(state.frame(index), new_strokes(ids, prefill, object_id))
         ids[ids == object_id] = 0
@@ -134,8 +136,8 @@ class Editing(Visitors):
         """The picker's new choice gives the editor the new object's brush."""
         state = self._require(state)
         listed = state.listed_objects
-        if listed >= self.settings.num_objects:
-            raise XMemPPError(f"at most {self.settings.num_objects} objects: the app's object limit")
+        if listed >= MAX_OBJECTS:
+            raise too_many_objects(listed + 1, "with a new object, the video")
         state.listed_objects = new = listed + 1
         message = f"Added {state.object_name(new)}: paint it with its colour, then save."
         return {"object": views.objects(state, new), "visible": views.visible(state),

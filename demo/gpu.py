@@ -23,6 +23,7 @@ import numpy as np
 import spaces
 import torch
 
+from xmempp.errors import XMemPPError
 from xmempp.model.network import XMem
 from xmempp.session import PropagatedFrame, RunRequest, VideoSession
 
@@ -41,14 +42,20 @@ def on_zero_gpu() -> bool:
     return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
 
 
-def gpu_seconds(num_frames: int, frame_size: tuple[int, int], size: int | None, num_objects: int) -> int:
-    """Seconds of GPU to ask for: `num_frames` frames of `frame_size` (H, W) at processing size `size` (short
-    side; None: the frame's own), `num_objects` objects."""
+def gpu_seconds_needed(num_frames: int, frame_size: tuple[int, int], size: int | None, num_objects: int) -> int:
+    """Seconds of GPU a run should take: `num_frames` frames of `frame_size` (H, W) at processing size `size`
+    (short side; None: the frame's own), `num_objects` objects."""
     height, width = frame_size
     scale = 1.0 if size is None else size / min(height, width)
     megapixels = height * width * scale * scale / 1e6
     work = num_frames * megapixels * GPU_SECONDS_PER_FRAME_MEGAPIXEL * (1 + EXTRA_OBJECT_SHARE * (num_objects - 1))
-    return int(min(MAX_GPU_SECONDS, max(MIN_GPU_SECONDS, math.ceil(GPU_START_SECONDS + work))))
+    return math.ceil(GPU_START_SECONDS + work)
+
+
+def gpu_seconds(num_frames: int, frame_size: tuple[int, int], size: int | None, num_objects: int) -> int:
+    """Seconds of GPU to ask for (as `gpu_seconds_needed`, within what ZeroGPU grants)."""
+    needed = gpu_seconds_needed(num_frames, frame_size, size, num_objects)
+    return int(min(MAX_GPU_SECONDS, max(MIN_GPU_SECONDS, needed)))
 
 
 class DeviceWork:
@@ -64,16 +71,35 @@ class DeviceWork:
         """The frames of a propagation of `session`, each kept in `session` before it is yielded."""
         if not self.zero_gpu:
             return session.propagate(cancel=cancel)
-        return session.record(self.propagate_request(session.run_request()), cancel=cancel)
+        request = session.run_request()
+        self.check_fits(request)
+        return session.record(self.propagate_request(request), cancel=cancel)
 
-    def request_seconds(self, request: RunRequest) -> int:
-        """The duration ZeroGPU is asked for (called by `spaces` with the function's own arguments)."""
+    @staticmethod
+    def check_fits(request: RunRequest) -> None:
+        """Refuse, before asking for a GPU, a run that ZeroGPU would cut off past MAX_GPU_SECONDS (many objects
+        on a long video of wide frames), saying what would make it fit."""
+        frames, frame_size, objects = DeviceWork._measures(request)
+        needed = gpu_seconds_needed(frames, frame_size, request.config.size, objects)
+        if needed > MAX_GPU_SECONDS:
+            raise XMemPPError(f"this run would need about {needed} s of GPU ({frames} frames at "
+                              f"{request.config.size} px with {objects} object(s)), more than the {MAX_GPU_SECONDS} s "
+                              "a run may hold here: choose a smaller processing size or fewer objects")
+
+    @staticmethod
+    def _measures(request: RunRequest) -> tuple[int, tuple[int, int], int]:
+        """(frames, (H, W), objects) of a run."""
         from xmempp.video import FrameFolder
 
         frames = FrameFolder(request.frames_folder)
         height, width = frames.read(0).shape[:2]
         objects = {int(i) for _, mask in request.annotations for i in np.unique(mask) if i}
-        return gpu_seconds(len(frames), (height, width), request.config.size, max(1, len(objects)))
+        return len(frames), (height, width), max(1, len(objects))
+
+    def request_seconds(self, request: RunRequest) -> int:
+        """The duration ZeroGPU is asked for (called by `spaces` with the function's own arguments)."""
+        frames, frame_size, objects = self._measures(request)
+        return gpu_seconds(frames, frame_size, request.config.size, objects)
 
     def _propagate_request(self, request: RunRequest) -> Iterator[PropagatedFrame]:
         """The GPU work: a session made from `request` propagates; each frame leaves as CPU data."""

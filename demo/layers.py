@@ -9,23 +9,37 @@ import numpy as np
 
 from xmempp.errors import XMemPPError
 from xmempp.masks.drawing import davis_palette, overlay
+from xmempp.masks.ids import MAX_OBJECTS
 
 PALETTE = davis_palette()  # of the exported mask PNGs (DAVIS)
 # On screen (brush, editor layers, viewer, click picture, overlay video) each object has its own bright colour:
 # DAVIS's dark ones vanished on some pictures (object 2's dark green on a green square). The contrast rule
-# (tests/test_layers.py): a see-through stroke of each colour differs from what it covers by at least 30 (CIE
-# Lab distance) over black, white, greys and the strong reds, greens and yellows of everyday scenes, and the
-# colours differ from each other by at least 35. Masks on screen also get an outline (masks.drawing.overlay).
+# (tests/test_layers.py): a see-through stroke of each of the first 8 colours differs from what it covers by at
+# least 30 (CIE Lab distance) over black, white, greys and the strong reds, greens and yellows of everyday scenes,
+# and those 8 differ from each other by at least 35. Objects 9 to 32 (up to xmempp.MAX_OBJECTS) take what room
+# is left: their strokes differ from those pictures by at least 20, and all 32 colours from each other by at
+# least 28 (Lab) and 60 (RGB), so a stroke maps back to its own object even where the browser rounds a faint
+# edge's colour. They were chosen in this order, each the farthest from those before it (a 17-step RGB grid).
+# Masks on screen also get an outline (masks.drawing.overlay).
 SCREEN_COLOURS = ((255, 0, 204), (0, 255, 255), (0, 0, 255), (0, 255, 0), (153, 102, 255), (255, 153, 255),
-                  (0, 0, 153), (102, 0, 102))
+                  (0, 0, 153), (102, 0, 102),
+                  (255, 153, 0), (17, 51, 0), (119, 0, 0), (221, 255, 136), (0, 170, 255), (255, 170, 153),
+                  (255, 0, 102), (136, 119, 17), (51, 136, 136), (221, 255, 0), (0, 68, 153), (170, 85, 119),
+                  (204, 0, 255), (0, 187, 136), (68, 0, 34), (187, 255, 204), (34, 119, 34), (85, 51, 0),
+                  (204, 34, 136), (102, 204, 238), (153, 0, 170), (102, 136, 255), (0, 0, 68), (153, 102, 187))
 SCREEN_PALETTE = [0, 0, 0, *(v for colour in SCREEN_COLOURS for v in colour)] + PALETTE[3 * (len(SCREEN_COLOURS) + 1):]
 STROKE_OPACITY = 0.6  # brush strokes and masks handed to the editor are see-through: the object stays visible
 LAYER_ALPHA = round(STROKE_OPACITY * 255)
+# A layer pixel is painted from this alpha on (2% opacity). The browser keeps a canvas's colours multiplied by
+# their alpha in 8 bits, so a faint anti-aliased edge's colour comes back rounded: from alpha 5 on it is still
+# nearest its own object's colour among all 32 (tests/test_layers.py), below it may be nearest another's, and such
+# a pixel, invisible on screen, would put a speck of another object into the annotation.
+FAINTEST_PAINTED_ALPHA = 5
 THUMBNAIL_SIDE = 240
 
 
 def object_colour(object_id: int) -> tuple[int, int, int]:
-    """The screen colour of an object id (1 is magenta, 2 sky blue, 3 orange...)."""
+    """The screen colour of an object id (1 is magenta, 2 cyan, 3 blue...)."""
     r, g, b = SCREEN_PALETTE[object_id * 3:object_id * 3 + 3]
     return r, g, b
 
@@ -63,8 +77,10 @@ def new_strokes(ids: np.ndarray, prefill: np.ndarray | None, object_id: int) -> 
     return painted if prefill is None else painted & (prefill != object_id)
 
 
-def layers_to_ids(value: dict[str, Any] | None, frame_size: tuple[int, int], num_objects: int) -> np.ndarray:
-    """The editor's painted pixels as (H, W) ids: `alpha > 0` is painted, the object is the nearest brush colour.
+def layers_to_ids(value: dict[str, Any] | None, frame_size: tuple[int, int],
+                  num_objects: int = MAX_OBJECTS) -> np.ndarray:
+    """The editor's painted pixels as (H, W) ids: alpha from FAINTEST_PAINTED_ALPHA on is painted, the object is
+    the nearest brush colour of objects 1..num_objects.
 
     Later layers are drawn over earlier ones. Raises XMemPPError when the editor holds no picture.
     """
@@ -79,7 +95,7 @@ def layers_to_ids(value: dict[str, Any] | None, frame_size: tuple[int, int], num
             continue
         if layer.shape[:2] != tuple(frame_size):
             layer = cv2.resize(layer, (frame_size[1], frame_size[0]), interpolation=cv2.INTER_NEAREST)
-        painted = layer[..., 3] > 0
+        painted = layer[..., 3] >= FAINTEST_PAINTED_ALPHA
         if not painted.any():
             continue
         pixels = layer[painted][:, :3].astype(np.float32)

@@ -11,6 +11,7 @@ from demo.feedback import Outputs, handler, message_for, note, progress_html
 from demo.media import EXTRA_FORMATS
 from demo.state import UserState
 from demo.visitors import Visitors
+from xmempp.masks.ids import MAX_OBJECTS
 
 LOAD_OUTPUTS = ("state", "frame", "editor", "viewer", "timeline", "references", "suggestions", "video", "download",
                 "progress", "object", "visible", "size", "editor_note", "status")
@@ -59,7 +60,7 @@ class Loading(Visitors):
         state.load_message = message
         slider = gr.Slider(minimum=0, maximum=max(state.num_frames - 1, 1), value=0, step=1, interactive=True)
         listed = max([1, *state.session.objects.ids, *state.object_names])
-        state.listed_objects = min(listed, self.settings.num_objects)
+        state.listed_objects = min(listed, MAX_OBJECTS)
         return {"state": state, "frame": slider, "editor": views.editor(state, 0), "viewer": views.viewer(state, 0),
                 "timeline": views.timeline(state, 0), "references": views.references(state),
                 "suggestions": views.suggestions(state), "video": None,

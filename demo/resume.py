@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from xmempp.errors import XMemPPError, shown
+from xmempp.masks.ids import MAX_OBJECTS, OBJECT_LIMIT, too_many_objects
 from xmempp.video import FrameFolder
 
 if TYPE_CHECKING:
@@ -98,12 +99,15 @@ def check_resume(loaded: LoadedVideo, frames: FrameFolder) -> None:
                                   "was loaded")
 
 
-def check_object_ids(loaded: LoadedVideo, masks: list[np.ndarray], limit: int) -> None:
-    """Refuse masks with object ids past the app's object limit (a zip of 200 objects, a JPEG's noise read as
-    colours), naming the limit, before any of them costs the model a thing."""
+def check_object_ids(loaded: LoadedVideo, masks: list[np.ndarray]) -> None:
+    """Refuse a zip past the object limit (200 objects in its masks, or named in its objects.csv), with the
+    engine's sentence, before any of them costs the model a thing; and ids past it, which the app's picker
+    (objects 1..MAX_OBJECTS) cannot offer."""
     present = np.unique(np.concatenate([np.unique(mask) for mask in masks])) if masks else np.array([], np.uint8)
-    ids = [int(i) for i in present if i]
-    if ids and max(ids) > limit:
-        zip_name = loaded.masks_zip.name if loaded.masks_zip else "the upload"
-        raise XMemPPError(f"the masks in {shown(zip_name)} hold {len(ids)} object(s) with ids up to {max(ids)}; the "
-                          f"app works with at most {limit} objects (ids 1..{limit}); nothing was loaded")
+    ids = sorted({*(int(i) for i in present if i), *loaded.object_names})
+    zip_name = shown(loaded.masks_zip.name) if loaded.masks_zip else "the upload"
+    if len(ids) > MAX_OBJECTS:
+        raise XMemPPError(f"{too_many_objects(len(ids), zip_name)}; nothing was loaded")
+    if ids and ids[-1] > MAX_OBJECTS:
+        raise XMemPPError(f"{zip_name} holds object id {ids[-1]}; the app numbers objects 1 to {MAX_OBJECTS}, "
+                          f"{OBJECT_LIMIT}; nothing was loaded")

@@ -72,7 +72,8 @@ class Runs(Visitors):
             timed += not math.isnan(seconds)
             choices.append((f"{size} px" + ("" if math.isnan(seconds) else f" · about {duration(seconds)}"), size))
         if timed:
-            info = f"Estimated time for this video's {state.num_frames} frames, measured on this machine."
+            info = (f"Estimated time for this video's {state.num_frames} frames with {max(state.object_count, 1)} "
+                    "object(s), measured on this machine.")
         elif self._speed_check is not None and self._speed_check.is_alive():
             info = "Measuring this machine's speed: the time each size takes shows here in a moment."
         else:
@@ -88,8 +89,9 @@ class Runs(Visitors):
                 "sizes_timer": gr.Timer(active=False)}
 
     def estimate(self, state: UserState, size: int, frames: int | None = None) -> float:
-        """Seconds a propagation of `frames` (default: all) frames of this video at `size` should take here."""
-        return self.speed.seconds(size, state.frame_size, frames or state.num_frames)
+        """Seconds a propagation of `frames` (default: all) frames of this video, with its objects, at `size`
+        should take here."""
+        return self.speed.seconds(size, state.frame_size, frames or state.num_frames, state.object_count)
 
     @handler("suggestions", "timeline", "size", "progress", "status", errors_to="progress")
     def set_size(self, state: UserState | None, size: int) -> Outputs:
@@ -110,6 +112,14 @@ class Runs(Visitors):
         checking = " (the app is measuring this machine's speed)" if any(r.owner is SPEED_CHECK for r in ahead) else ""
         return (f"Waiting for the model: {len(ahead)} run(s) ahead of yours{checking}, {wait}. "
                 "Yours starts by itself; you can keep annotating.")
+
+    def _starting_text(self, state: UserState) -> str:
+        """The run line until the first frame is done, which takes minutes with many objects on a CPU."""
+        seconds = self.estimate(state, state.size)
+        work = f"{state.num_frames} frames with {state.object_count} object(s) at {state.size} px"
+        if math.isnan(seconds):
+            return f"starting: {work} (the time left shows after the first frame)…"
+        return f"starting: about {duration(seconds)} for {work}…"
 
     def _take_turn(self, state: UserState, run: QueuedRun) -> Iterator[str]:
         """Wait for `run`'s turn with the model, yielding where it stands at once and then about every second."""
@@ -151,7 +161,7 @@ class Runs(Visitors):
             frames = state.propagate()
             # An annotated first frame needs no network: show it at once, while the model works on it.
             first = {"viewer": views.viewer(state, 0, running=True)} if 0 in state.annotated_frames else {}
-            yield {**first, "progress": progress_html(0, state.num_frames, "starting…"), "video": None,
+            yield {**first, "progress": progress_html(0, state.num_frames, self._starting_text(state)), "video": None,
                    "suggestions": [], "status": views.status(state, starting_run=True)}
             shown = 0.0
             for last in self._computed(run, frames):
@@ -171,7 +181,7 @@ class Runs(Visitors):
                    "progress": progress_html(0, 0, "Stopped before the first frame; nothing changed."),
                    "status": views.status(state)}
             return
-        self.speed.record(state.size, last.elapsed, last.done, state.frame_size)
+        self.speed.record(state.size, last.elapsed, last.done, state.frame_size, state.object_count)
         stopped = last.done < last.total
         kept = sum(1 for i in range(state.num_frames) if state.is_from_previous_run(i))
         yield {"viewer": views.viewer(state, current), "timeline": views.timeline(state, current),

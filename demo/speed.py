@@ -2,7 +2,8 @@
 
 The app measures it once at start-up, on a generated clip at the smallest and the largest processing size, and
 each finished run refines the figure for its size. Per frame, the time grows with the pixels the network sees
-(its encoders are convolutions), so the table holds seconds per megapixel of network input.
+(its encoders are convolutions) and with the objects (each has its own value encoding and decoding), so the table
+holds seconds per megapixel of network input for one object, and `object_factor` scales it to a video's objects.
 
 The same check settles the `auto` precision: where the device has native bfloat16, the largest size is timed in
 fp32 and in bf16 and the faster one runs from then on (`PrecisionChoice`).
@@ -32,6 +33,16 @@ log = logging.getLogger(__name__)
 NEWEST_RUN_WEIGHT = 0.5  # weight of the newest run in a size's figure
 CLIP_FRAMES = 4  # the generated clip: one annotated frame, then three frames whose time is measured
 CLIP_SIZE = (480, 854)  # (H, W): a 480p video, the most common upload
+# Each object past the first adds about a third of a one-object frame's time: on 2 shared CPU cores at 240 px a
+# frame took 1.9, 6.4 and 21.5 s for 1, 8 and 32 objects (xmempp/masks/ids.py), 1 + 7/3 and 1 + 31/3 times one.
+# A later trial under another load took 3.7 and 25 s for 1 and 32 objects (6.8 times, docs/BENCHMARKS.md): the
+# figure errs long rather than short, and each run refines the pace per object-weighted frame.
+EXTRA_OBJECT_SHARE = 1 / 3
+
+
+def object_factor(objects: int) -> float:
+    """How many times a one-object frame's time a frame of `objects` objects takes (no object yet counts as one)."""
+    return 1 + EXTRA_OBJECT_SHARE * (max(objects, 1) - 1)
 
 
 def network_megapixels(frame_size: tuple[int, int], size: int) -> float:
@@ -42,7 +53,7 @@ def network_megapixels(frame_size: tuple[int, int], size: int) -> float:
 
 
 class SpeedTable:
-    """Seconds per megapixel of network input, for each processing size; shared by every session."""
+    """Seconds per megapixel of network input for one object, for each processing size; shared by every session."""
 
     def __init__(self, rates: dict[int, float] | None = None):
         self._rates = dict(rates or {})
@@ -55,11 +66,11 @@ class SpeedTable:
                 return None
             return self._rates[min(self._rates, key=lambda timed: (abs(timed - size), timed))]
 
-    def record(self, size: int, seconds: float, frames: int, frame_size: tuple[int, int]) -> None:
-        """A run at `size` took `seconds` for `frames` frames of `frame_size` (H, W)."""
+    def record(self, size: int, seconds: float, frames: int, frame_size: tuple[int, int], objects: int = 1) -> None:
+        """A run at `size` took `seconds` for `frames` frames of `frame_size` (H, W) with `objects` objects."""
         if frames < 1 or seconds <= 0:
             return
-        rate = seconds / (frames * network_megapixels(frame_size, size))
+        rate = seconds / (frames * network_megapixels(frame_size, size) * object_factor(objects))
         with self._lock:
             previous = self._rates.get(size)
             self._rates[size] = rate if previous is None else NEWEST_RUN_WEIGHT * rate + (1 - NEWEST_RUN_WEIGHT) * previous
@@ -70,10 +81,13 @@ class SpeedTable:
             for size, rate in rates.items():
                 self._rates.setdefault(size, rate)
 
-    def seconds(self, size: int, frame_size: tuple[int, int], frames: int) -> float:
-        """Expected seconds for `frames` frames of `frame_size` at `size`; nan when nothing was timed yet."""
+    def seconds(self, size: int, frame_size: tuple[int, int], frames: int, objects: int = 1) -> float:
+        """Expected seconds for `frames` frames of `frame_size` at `size` with `objects` objects; nan when nothing
+        was timed yet."""
         rate = self.rate(size)
-        return math.nan if rate is None else rate * network_megapixels(frame_size, size) * frames
+        if rate is None:
+            return math.nan
+        return rate * network_megapixels(frame_size, size) * frames * object_factor(objects)
 
 
 class PrecisionChoice:

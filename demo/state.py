@@ -30,7 +30,6 @@ from demo.speed import PrecisionChoice
 from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.masks.files import MaskReader
-from xmempp.masks.ids import MAX_OBJECTS
 from xmempp.model.network import XMem
 from xmempp.prompts import PromptModel
 from xmempp.session import EmptyAnnotationError, VideoSession
@@ -59,7 +58,6 @@ class AppSettings:
     example: Path
     size: int = 480  # default processing size (short side), XMem++'s
     sizes: tuple[int, ...] = (480, 360, 240)
-    num_objects: int = min(8, MAX_OBJECTS)  # objects the picker offers: 8 brush colours and keys 1-8, within the engine's limit
     max_runs: int = 1  # propagations running at once, over all users (the queue holds the others)
     max_waiting: int = 16  # propagations waiting for the model at once; more are refused with a message
     speed_check: bool = False  # time the network at start-up, so that visitors see each size's wait
@@ -176,7 +174,7 @@ class UserState:
             check_resume(loaded, frames)
             user = self._read_masks(loaded, loaded.user_masks, frames)
             results = self._read_masks(loaded, loaded.result_masks, frames)
-            check_object_ids(loaded, [*user.values(), *results.values()], self.settings.num_objects)
+            check_object_ids(loaded, [*user.values(), *results.values()])
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)
             raise
@@ -282,6 +280,11 @@ class UserState:
     @property
     def annotated_frames(self) -> list[int]:
         return self.session.annotated_frames if self.session is not None else []
+
+    @property
+    def object_count(self) -> int:
+        """The objects of the references: each one costs every propagated frame its own network passes."""
+        return len(self.session.objects) if self.session is not None else 0
 
     def annotation(self, index: int) -> np.ndarray | None:
         return self.session.annotation(index) if self.session is not None else None

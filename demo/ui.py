@@ -19,6 +19,7 @@ from demo.media import UPLOAD_SUFFIXES
 from demo.state import AppSettings
 from demo.timeline import LEGEND
 from demo.views import brush
+from xmempp.masks.ids import MAX_OBJECTS
 
 SPEED_CHECK_POLL_S = 3.0
 # demo.media.EXTRA_FORMATS as the visitor reads them; the DAVIS palette masks are always in the zip (resume reads them).
@@ -45,12 +46,13 @@ previous run, unsure score, each object's area) and `objects.csv` (the object na
 the same masks as COCO run-length JSON (`coco.json`, one category per object), YouTube-VIS JSON
 (`youtube_vis.json`) or per-object mattes (`mattes/<object name>/<frame>.png`, white on black).
 
-**Objects:** name the chosen object in *Name*, *Add object* for another colour, *Delete object* removes the
-object's pixels from every reference and result (after you confirm). *Show in viewer* hides or shows objects in
+**Objects:** name the chosen object in *Name*, *Add object* for another colour (up to {MAX_OBJECTS}, the most
+one video may hold), *Delete object* removes the object's pixels from every reference and result (after you
+confirm). *Show in viewer* hides or shows objects in
 the result viewer, which always shows the frame in the editor, labelled with its number.
 
-**Keyboard** (not while typing in a text box): ← → previous / next frame, 1-8 choose the object, S save, P
-propagate.
+**Keyboard** (not while typing in a text box): ← → previous / next frame, 1-9 choose the object (the others in
+the picker), S save, P propagate.
 
 **Resume a session:** upload the exported zip alone (it carries its video; a zip exported before it did needs
 the same video uploaded with it, both files selected): the processing size comes back, your references
@@ -100,6 +102,10 @@ CSS = """
 #frame-row { align-items: center; flex-wrap: nowrap; }
 #prev-frame, #next-frame { max-width: 44px; min-width: 44px; }
 #confirm-delete-object { flex-grow: 0; }
+/* Up to 32 objects (xmempp.MAX_OBJECTS): past about four rows of choices the picker scrolls, so the editor stays
+   right below it (and Save on a 1280x800 screen). */
+#object .wrap:not([data-testid=status-tracker]), #visible-objects .wrap:not([data-testid=status-tracker]) {
+  max-height: 116px; overflow-y: auto; }
 @media (max-width: 640px) {
   /* A phone: the first screen after loading holds the picture, so the hint goes (Help has it all). */
   #hint { display: none !important; }
@@ -146,7 +152,7 @@ SHORTCUTS_JS = """
     else if (event.key === 'ArrowRight') press('#next-frame');
     else if (event.key === 's' || event.key === 'S') press('#save-annotation');
     else if (event.key === 'p' || event.key === 'P') press('#propagate');
-    else if (/^[1-8]$/.test(event.key)) {
+    else if (/^[1-9]$/.test(event.key)) {  // objects past 9 are picked in the picker
       const choices = document.querySelectorAll('#object input[type=radio]');
       const choice = choices[Number(event.key) - 1];
       if (choice) { choice.click(); event.preventDefault(); }
@@ -167,7 +173,7 @@ def app_css(num_objects: int) -> str:
 
 def launch_options(settings: AppSettings) -> dict:
     """What `Blocks.launch` needs besides the network options: the CSS, the page's head and the keyboard shortcuts."""
-    return {"css": app_css(settings.num_objects), "head": PAGE_HEAD, "js": SHORTCUTS_JS}
+    return {"css": app_css(MAX_OBJECTS), "head": PAGE_HEAD, "js": SHORTCUTS_JS}
 
 
 def step_js(step: int) -> str:
@@ -227,9 +233,9 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
             # The state of the video, and nothing else: what is loaded (with the load's warnings), the work on it.
             status = gr.Textbox(label="Status", elem_id="status", interactive=False, lines=2, max_lines=4, scale=3,
                                 value=settings.weights_message or "Upload a video or press Example clip to start.")
-        gr.Markdown("To resume, upload an exported zip. Keys: ← → frames, 1-8 object, S save, "
+        gr.Markdown("To resume, upload an exported zip. Keys: ← → frames, 1-9 object, S save, "
                     "P propagate. Limits and more in Help.", elem_classes="hint", elem_id="hint")
-        clicks = ClickControls(settings.prompt_model, settings.prompt_message, settings.num_objects, handlers.queue)
+        clicks = ClickControls(settings.prompt_model, settings.prompt_message, MAX_OBJECTS, handlers.queue)
         with gr.Row(elem_id="top-row"):
             with gr.Column(scale=3):
                 # The object the brush, GrabCut and clicks go to, right above the picture they act on.
@@ -345,7 +351,7 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
         give_brush(on(add_object.click, handlers.add_object, [state], **quiet))
         on(delete_object.click, handlers.ask_delete_object, [state, obj], **quiet)
         give_brush(on(confirm_delete.click, handlers.delete_object, [state, obj, frame], **quiet))
-        on(visible.change, handlers.set_visible, [state, visible, frame], **quiet)
+        on(visible.input, handlers.set_visible, [state, visible, frame], **quiet)  # not the app's own updates
 
         on(save.click, handlers.save, [state, frame, editor], **quiet)
         on(clear.click, handlers.clear_mask, [state, frame], **quiet)

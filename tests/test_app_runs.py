@@ -233,6 +233,26 @@ def test_each_size_shows_this_videos_wait_from_the_start_up_speed_check(settings
     assert all(" · about " in label for label, _ in size.choices) and "measured on this machine" in size.info
 
 
+def test_each_sizes_estimate_and_the_run_line_count_the_videos_objects(handlers):
+    """A visitor with many objects on a CPU is told the wait before a first frame that takes minutes."""
+    state = annotated(handlers)
+    unknown = handlers.propagate(state, 3)
+    assert "the time left shows after the first frame" in text(next(unknown)["progress"])  # nothing timed yet
+    unknown.close()
+    handlers.speed.add_measured({handlers.settings.size: 60.0})
+    one = handlers.estimate(state, state.size)
+    assert "with 1 object(s)" in handlers.size_choices(state).info
+    ids = square(0)
+    ids[:4, :32] = np.arange(1, 33)[None, :]  # 32 objects: a column each (object 1 also keeps its square)
+    outputs = handlers.save(state, 0, painted(ids))
+    assert state.object_count == 32 and "with 32 object(s)" in outputs["size"].info
+    assert handlers.estimate(state, state.size) == pytest.approx(one * (1 + 31 / 3))
+    running = handlers.propagate(state, 3)
+    starting = text(next(running)["progress"])
+    running.close()
+    assert f"for {FRAMES} frames with 32 object(s) at {state.size} px" in starting and "about" in starting
+
+
 def test_a_page_opened_during_the_speed_check_gets_the_times_when_it_ends(settings):
     handlers = Handlers(dataclasses.replace(settings, sizes=(64, 48)))
     state = annotated(handlers)

@@ -181,32 +181,12 @@ def test_a_damaged_zip_member_is_named_with_its_zip(handlers, settings, tmp_path
     assert leftovers(settings) == []
 
 
-def test_masks_over_the_object_limit_in_a_zip_are_refused_naming_it(settings, tmp_path):
-    small = Handlers(AppSettings(**{**settings.__dict__, "num_objects": 2}))
-    frames = {f"JPEGImages/{i:05d}.png": png_bytes(f) for i, f in enumerate(clip_frames())}
-    flood = square(0, 1)
-    flood[:4, :6] = np.arange(6).reshape(1, 6)  # 5 objects, ids up to 5
-    frames["Annotations/00000.png"] = png_bytes(flood, palette=True)
-    outputs = small.load_files(None, [str(write_zip(tmp_path / "flood.zip", frames))])
-    state, status = outputs["state"], outputs["status"]
-    assert "The masks in flood.zip hold 5 object(s) with ids up to 5" in status
-    assert "at most 2 objects" in status
-    assert state.session is None
-
-
 def test_a_mask_in_a_zip_with_more_colours_than_the_engine_takes_is_named_as_the_zip_has_it(handlers, tmp_path):
     frames = {f"JPEGImages/{i:05d}.png": png_bytes(f) for i, f in enumerate(clip_frames())}
     noise = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)  # a JPEG's noise, as RGB
     frames["Annotations/00000.png"] = png_bytes(noise)
     status = handlers.load_files(None, [str(write_zip(tmp_path / "noise.zip", frames))])["status"]
     assert "Annotations/00000.png in noise.zip" in status and "/work/" not in status, status
-
-
-def test_the_ui_adds_objects_up_to_the_app_limit_and_says_it(settings):
-    small = Handlers(AppSettings(**{**settings.__dict__, "num_objects": 2}))
-    state = annotated(small)
-    assert text(small.add_object(state)["editor_note"]).startswith("Added")
-    assert "At most 2 objects: the app's object limit" in text(small.add_object(state)["editor_note"])
 
 
 def test_two_runs_never_use_the_model_at_once_when_a_tab_closes_mid_frame(handlers, clip, monkeypatch):

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from demo.speed import SpeedTable, network_megapixels
+from demo.speed import SpeedTable, network_megapixels, object_factor
 
 
 def test_the_network_sees_the_short_side_at_the_processing_size():
@@ -23,6 +23,24 @@ def test_a_timed_run_predicts_a_video_of_another_length_and_shape_at_its_size():
     table.record(240, seconds=10.0, frames=20, frame_size=(480, 854))  # 0.5 s per frame
     assert table.seconds(240, (480, 854), 60) == pytest.approx(30.0)
     assert table.seconds(240, (240, 854), 60) == pytest.approx(60.0, rel=1e-3)  # twice the pixels
+
+
+def test_a_video_of_32_objects_is_estimated_at_the_measured_11_times_one_objects_time():
+    """On 2 CPU cores a frame took 1.9 s for one object, 21.5 s (11.3 times) for 32 (xmempp/masks/ids.py)."""
+    table = SpeedTable()
+    table.record(240, seconds=19.0, frames=10, frame_size=(240, 427))
+    one = table.seconds(240, (240, 427), 10)
+    assert one == pytest.approx(19.0)
+    assert table.seconds(240, (240, 427), 10, objects=8) == pytest.approx(19.0 * (1 + 7 / 3))  # 6.4 s measured
+    assert table.seconds(240, (240, 427), 10, objects=32) / one == pytest.approx(21.5 / 1.9, rel=0.01)
+    assert table.seconds(240, (240, 427), 10, objects=0) == one  # nothing annotated yet: one object's time
+
+
+def test_a_run_of_many_objects_leaves_one_objects_estimate_as_it_was():
+    table = SpeedTable({240: 2.0})
+    frame_seconds = 2.0 * network_megapixels((240, 427), 240)
+    table.record(240, seconds=frame_seconds * object_factor(32), frames=1, frame_size=(240, 427), objects=32)
+    assert table.rate(240) == pytest.approx(2.0)
 
 
 def test_a_size_never_timed_takes_the_nearest_timed_sizes_pace_per_pixel():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -155,3 +156,22 @@ def test_the_gpu_time_asked_for_grows_with_frames_size_and_objects(frames, size,
 
 def test_a_300_frame_480p_video_fits_zerogpus_default_60_seconds():
     assert gpu_seconds(300, (480, 854), 480, 1) <= 60
+
+
+def test_32_objects_on_a_300_frame_720p_video_at_480_fit_what_zerogpu_grants():
+    from demo.gpu import gpu_seconds_needed
+
+    assert gpu_seconds_needed(300, (720, 1280), 480, 32) <= MAX_GPU_SECONDS
+
+
+def test_a_run_zerogpu_would_cut_off_is_refused_before_a_gpu_is_asked_for(monkeypatch):
+    """300 frames of 1280x160 at 480 px (3840x480 network input) with 32 objects: about 1065 s of GPU."""
+    from xmempp.errors import XMemPPError
+
+    monkeypatch.setattr(DeviceWork, "_measures", staticmethod(lambda request: (300, (160, 1280), 32)))
+    request = SimpleNamespace(config=SimpleNamespace(size=480))
+    with pytest.raises(XMemPPError, match=r"about \d+ s of GPU \(300 frames at 480 px with 32 object\(s\)\), more "
+                                          rf"than the {MAX_GPU_SECONDS} s a run may hold here"):
+        DeviceWork.check_fits(request)
+    monkeypatch.setattr(DeviceWork, "_measures", staticmethod(lambda request: (300, (160, 1280), 1)))
+    DeviceWork.check_fits(request)  # one object fits

@@ -17,7 +17,7 @@ from PIL import Image
 from xmempp.errors import XMemPPError, shown
 from xmempp.images import open_image
 from xmempp.masks.drawing import davis_palette
-from xmempp.masks.ids import MAX_OBJECT_ID, MAX_OBJECTS
+from xmempp.masks.ids import MAX_OBJECT_ID, MAX_OBJECTS, too_many_objects
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +108,10 @@ def _refuse_noise(name: str, values, kind: str) -> None:
     """A mask is a small set of ids: more distinct values than objects a video may hold (besides background)
     is noise (a JPEG saved as .png, an anti-aliased drawing), refused with what was found."""
     objects = [value for value in values if value not in (0, (0, 0, 0))]
-    if len(objects) > MAX_OBJECTS:
-        raise XMemPPError(f"mask {name} has {len(objects)} different {kind} besides the background, more than the "
-                          f"{MAX_OBJECTS} objects a video may hold (xmempp.MAX_OBJECTS): is it a JPEG saved as .png, "
-                          "or an anti-aliased drawing? Use flat colours or a palette PNG")
+    if len(objects) > MAX_OBJECTS:  # the limit's one sentence, as for objects spread over several masks
+        raise XMemPPError(f"{too_many_objects(len(objects), f'mask {name}')} ({len(objects)} different {kind} besides "
+                          "the background): is it a JPEG saved as .png, or an anti-aliased drawing? Use flat colours "
+                          "or a palette PNG")
 
 
 def find_mask_file(folder: Path, frame_name: str) -> Path | None:

@@ -14,16 +14,17 @@ MAX_OBJECT_ID = 255  # a palette PNG holds ids 0..255, and 0 is background
 # count: issue 16's 200-object resume zip took 63 s to load and did not propagate 6 frames at 240 px in
 # 7 minutes. DAVIS 2017 holds 376 objects in 150 videos (2.5 a video) and YouTube-VOS 6,459 in 3,471 training
 # videos (under 2), with about a dozen in their busiest videos as far as this project knows (neither dataset is
-# here to count): 32 leaves them more than twice that room, is four times the app's 8 brush colours, and bounds a
-# run to about a sixth of that flood's work. Measured on 2 shared CPU cores at 240 px (random weights): 1.9, 6.4
+# here to count): 32 leaves them more than twice that room, still gets a screen colour each that people tell
+# apart (demo/layers.py), and bounds a run to about a sixth of that flood's work. Measured on 2 shared CPU cores at 240 px (random weights): 1.9, 6.4
 # and 21.5 s a propagated frame for 1, 8 and 32 objects.
 MAX_OBJECTS = 32
+OBJECT_LIMIT = f"the {MAX_OBJECTS} one video may hold (xmempp.MAX_OBJECTS)"  # the limit as every message names it
 
 
 def too_many_objects(count: int, where: str) -> XMemPPError:
-    """The error for `count` objects (more than MAX_OBJECTS) found in `where`."""
-    return XMemPPError(f"{where} has {count} objects, more than the {MAX_OBJECTS} one video may hold "
-                       f"(xmempp.MAX_OBJECTS)")
+    """The error for `count` objects (more than MAX_OBJECTS) found in `where`: one sentence for every way in (the
+    CLI's and the API's masks, a session's annotations and names, the app's picker and its resume zips)."""
+    return XMemPPError(f"{where} has {count} objects, more than {OBJECT_LIMIT}")
 
 
 class ObjectManager:
