@@ -7,6 +7,7 @@ import contextlib
 import csv
 import io
 import logging
+import os
 import shutil
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -23,7 +24,7 @@ from xmempp.errors import XMemPPError, shown
 from xmempp.exports import DAVIS, FORMAT_ENTRIES, MATTES, export_masks
 from xmempp.masks.files import write_mask
 from xmempp.masks.ids import MAX_OBJECTS
-from xmempp.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, open_frames
+from xmempp.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, downscaled, open_frames
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ EXTRA_FORMATS = tuple(f for f in FORMAT_ENTRIES if f != DAVIS)  # the export may
 UNPACK_RATIO = 10  # an upload's zips unpack to at most this many times their size (plus UNPACK_SLACK_MB)...
 UNPACK_SLACK_MB = 16
 UNPACK_UPLOADS = 2  # ...and never past this many upload limits: frames and masks are compressed images already
+MAX_FRAME_NAME_BYTES = 251  # <name>.png in the 255 bytes a file name may have
 
 EXPORT_README = f"""Exported by the XMem++ app.
 
@@ -165,6 +167,7 @@ def _load(videos: list[Path], zips: list[Path], work_dir: Path, limits: Limits) 
             plan = with_images[0]
             kept = sorted(plan.of_kind("frames"), key=lambda m: m.path.stem)
             _refuse_duplicate_names(kept, plan.source)
+            _refuse_long_names(kept, plan.source)
             if len(kept) > limits.max_frames:
                 loaded.notes.append(f"the zip's {len(kept)} frames were cut to the first {limits.max_frames} "
                                     "(the limit)")
@@ -199,6 +202,16 @@ def _refuse_duplicate_names(members: list[Member], source: Path) -> None:
             raise XMemPPError(f"{shown(source.name)} holds two frames named {shown(first)}: frame names must be unique")
 
 
+def _refuse_long_names(members: list[Member], source: Path) -> None:
+    """A frame is kept as `<name>.png`, which a file system takes up to 255 bytes (a zip's names may have 65535)."""
+    for member in members:
+        size = len(os.fsencode(member.path.stem))
+        if size > MAX_FRAME_NAME_BYTES:
+            raise XMemPPError(f"{shown(source.name)} holds a frame whose name has {size} bytes "
+                              f"({shown(member.path.stem[:40] + '...')}); frame names may have at most "
+                              f"{MAX_FRAME_NAME_BYTES}")
+
+
 def _unpack_masks(plan: ZipPlan, out_dir: Path, names: set[str], budget: UnpackBudget, limits: Limits,
                   loaded: LoadedVideo) -> None:
     """The zip's masks of known frames, its object names and its session record; masks of no frame are counted,
@@ -217,7 +230,7 @@ def _unpack_masks(plan: ZipPlan, out_dir: Path, names: set[str], budget: UnpackB
             loaded.masks_zip = plan.source
     for member in plan.of_kind("extra"):
         if member.path.name == OBJECTS_NAME:
-            loaded.object_names.update(read_object_names(plan.read_text(member, budget)))
+            loaded.object_names.update(read_object_names(plan.read_text(member, budget), plan.source))
         elif member.path.name == RECORD_NAME:
             loaded.record = parse_record(plan.read_text(member, budget), plan.source)
             loaded.record_source = plan.source
@@ -227,20 +240,21 @@ def _unpack_masks(plan: ZipPlan, out_dir: Path, names: set[str], budget: UnpackB
 def _extract_video(video: Path, frames_dir: Path, limits: Limits, loaded: LoadedVideo) -> None:
     meta = _video_meta(video)  # one probe of the file for both its frame size and its frame rate
     _check_video_pixels(video, meta, limits)
-    folder = open_frames(video, frames_dir, max_frames=limits.max_frames + 1)
+    # Frames are downscaled as they are decoded: never on disk at full size.
+    folder = open_frames(video, frames_dir, max_frames=limits.max_frames + 1, max_side=limits.max_side)
     if len(folder) > limits.max_frames:
         for extra in folder.paths[limits.max_frames:]:
             extra.unlink()
         loaded.notes.append(f"the video was cut to its first {limits.max_frames} frames (the limit)")
     loaded.fps = video_fps(video, meta)
-    paths = sorted(frames_dir.iterdir())
-    first = _image_size(paths[0])
-    if max(first) > limits.max_side:
-        for path in paths:
-            _save_frame(Image.open(path), path, limits.max_side)
-        height, width = _image_size(paths[0])
-        loaded.notes.append(f"frames were downscaled from {first[1]}x{first[0]} to {width}x{height} "
-                            f"(limit {limits.max_side} px)")
+    height, width = _image_size(folder.paths[0])
+    if max(height, width) == limits.max_side:
+        original = meta.get("size")  # the header's (width, height); the frames no longer say it
+        if original and max(original) > limits.max_side:
+            loaded.notes.append(f"frames were downscaled from {original[0]}x{original[1]} to {width}x{height} "
+                                f"(limit {limits.max_side} px)")
+        elif not original:
+            loaded.notes.append(f"frames were downscaled to {width}x{height} (limit {limits.max_side} px)")
 
 
 def _video_meta(video: Path) -> dict:
@@ -289,10 +303,7 @@ def _save_frame(image: Image.Image, path: Path, max_side: int) -> tuple[int, int
     with image:
         original = (image.height, image.width)
         rgb = image.convert("RGB")
-    scale = max_side / max(original)
-    if scale < 1:
-        rgb = rgb.resize((max(1, round(original[1] * scale)), max(1, round(original[0] * scale))), Image.BOX)
-    rgb.save(path, compress_level=1)
+    downscaled(rgb, max_side).save(path, compress_level=1)
     return original
 
 
@@ -406,12 +417,17 @@ class VideoWriter:
             self.path.unlink(missing_ok=True)
 
 
-def read_object_names(text: str) -> dict[int, str]:
-    """objects.csv (id,name) -> {id: name}; rows that are not an id and a name are skipped."""
+def read_object_names(text: str, source: Path) -> dict[int, str]:
+    """objects.csv (id,name) of the zip `source` -> {id: name}; rows that are not an id and a name are skipped,
+    a file the csv module cannot read (a field past its 128 KB) is refused as damaged."""
     names = {}
-    for row in csv.reader(io.StringIO(text)):
-        if len(row) >= 2 and row[0].strip().isdigit() and 0 < int(row[0]) < 256:
-            names[int(row[0])] = row[1].strip()[:60]
+    try:
+        for row in csv.reader(io.StringIO(text)):
+            object_id = row[0].strip() if row else ""
+            if len(row) >= 2 and object_id.isascii() and object_id.isdigit() and 0 < int(object_id) < 256:
+                names[int(object_id)] = row[1].strip()[:60]  # isdigit() alone takes '²', which int() refuses
+    except csv.Error as error:
+        raise XMemPPError(f"{OBJECTS_NAME} in {shown(source.name)} is damaged ({error}); nothing was loaded") from None
     return names
 
 

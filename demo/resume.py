@@ -63,7 +63,8 @@ def parse_record(text: str, source: Path) -> SessionRecord:
         record = SessionRecord(frames=int(data["frames"]), width=int(data["width"]), height=int(data["height"]),
                                fingerprint=str(data["fingerprint"]), size=int(data["size"]),
                                version=int(data.get("version", RECORD_VERSION)))
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
+    # JSON allows Infinity and 1e400 (int() overflows) and arrays nested past Python's recursion limit.
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as error:
         raise XMemPPError(f"{RECORD_NAME} in {shown(source.name)} is damaged ({type(error).__name__}: {error}); "
                           "nothing was loaded") from None
     if record.version > RECORD_VERSION:

@@ -54,6 +54,24 @@ def test_long_and_large_videos_are_cut_to_the_limits_with_a_note(settings, clip)
     assert "cut to its first 5 frames" in outputs["status"] and "downscaled from 128x96 to 64x48" in outputs["status"]
 
 
+def test_a_large_videos_frames_are_downscaled_before_they_are_written(clip, tmp_path, monkeypatch):
+    """A 30 MB mp4 of 301 identical 8K frames (under the pixel limit) was written out as full-size PNGs, about
+    66 MB each, 20 GB for the upload, before the frames were downscaled; each frame is now downscaled as it is
+    decoded, to the same pixels as before (issue 16, round four)."""
+    from demo.media import load_upload
+
+    written = []
+    save = Image.Image.save
+    monkeypatch.setattr(Image.Image, "save", lambda image, *a, **k: (written.append(image.size), save(image, *a, **k)))
+    loaded = load_upload([clip], tmp_path / "work", Limits(max_side=64))
+    assert written and max(max(size) for size in written) == 64
+    assert loaded.notes == ["frames were downscaled from 128x96 to 64x48 (limit 64 px)"]
+    full = load_upload([clip], tmp_path / "full", Limits())
+    for name in ("frame_000000.png", f"frame_{FRAMES - 1:06d}.png"):
+        expected = Image.open(full.frames_dir / name).resize((64, 48), Image.BOX)
+        assert np.array_equal(np.array(Image.open(loaded.frames_dir / name)), np.array(expected))
+
+
 def test_a_video_past_the_pixel_limit_is_refused_before_its_frames_are_decoded(settings, clip, tmp_path,
                                                                                monkeypatch):
     """A 190 KB mp4 of 8000x8000 black frames was decoded in full (30 frames: 4 minutes of server CPU, 0.8 GB more

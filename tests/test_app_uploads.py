@@ -82,6 +82,63 @@ def test_a_zip_listing_more_entries_than_the_app_opens_is_refused_from_its_end_r
     assert "many.zip lists 200 entries; the app opens zips of at most 152" in status
 
 
+def test_a_zip_whose_end_record_understates_its_entries_is_refused_before_its_directory_is_parsed(
+        settings, tmp_path, monkeypatch):
+    """A 185 MB zip whose end record claimed 1 entry held 2,000,000 in its directory: Python's zipfile parsed
+    them all (35 s, 1.7 GB of server memory) before a member was checked (issue 16, round four)."""
+    small = Handlers(AppSettings(**{**settings.__dict__, "limits": Limits(max_frames=2)}))
+    frame = png_bytes(clip_frames(1)[0])
+    archive = write_zip(tmp_path / "liar.zip", {f"f{i:04d}.png": frame for i in range(200)})
+    data = bytearray(archive.read_bytes())
+    struct.pack_into("<HH", data, data.rfind(b"PK\x05\x06") + 8, 1, 1)  # entries on this disk, in all
+    archive.write_bytes(bytes(data))
+
+    def never(*args, **kwargs):
+        raise AssertionError("the zip's directory was parsed")
+
+    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents", never)
+    status = small.load_files(None, [str(archive)])["status"]
+    assert "liar.zip lists more than 152 entries; the app opens zips of at most 152" in status
+
+
+def test_a_zip_of_frames_named_past_what_a_file_name_holds_is_refused_naming_the_limit(handlers, settings, tmp_path):
+    """Frames named with 300 bytes ended in an internal failure (OSError: File name too long) when the first was
+    kept as <name>.png (issue 16, round four); 251 bytes fit."""
+    frame = png_bytes(clip_frames(1)[0])
+    archive = write_zip(tmp_path / "long.zip", {f"{i}{'x' * 300}.png": frame for i in range(2)})
+    status = handlers.load_files(None, [str(archive)])["status"]
+    assert "long.zip holds a frame whose name has 301 bytes (0xxx" in status
+    assert "frame names may have at most 251" in status and "Something went wrong" not in status
+    assert leftovers(settings) == []
+    fits = write_zip(tmp_path / "fits.zip", {f"{i}{'x' * 250}.png": frame for i in range(2)})
+    assert handlers.load_files(None, [str(fits)])["state"].num_frames == 2
+
+
+@pytest.mark.parametrize(("member", "text", "message"), [
+    ("session.json", '{"frames": Infinity, "width": 1, "height": 1, "fingerprint": "x", "size": 480}',
+     "session.json in odd.zip is damaged (OverflowError"),
+    ("session.json", "[" * 100_000 + "]" * 100_000, "session.json in odd.zip is damaged (RecursionError"),
+    ("objects.csv", "id,name\n1," + "a" * 200_000 + "\n", "objects.csv in odd.zip is damaged (field larger"),
+])
+def test_a_resume_zips_record_or_names_that_python_cannot_parse_are_named_as_damaged(handlers, settings, tmp_path,
+                                                                                    member, text, message):
+    """JSON's Infinity (int() overflows), arrays nested past the recursion limit and a CSV field past the csv
+    module's 128 KB ended in 'Something went wrong' (issue 16, round four)."""
+    archive = write_zip(tmp_path / "odd.zip", {"JPEGImages/00000.png": png_bytes(clip_frames(1)[0]),
+                                               member: text.encode()})
+    status = handlers.load_files(None, [str(archive)])["status"]
+    assert message in status and "nothing was loaded" in status and "Something went wrong" not in status
+    assert leftovers(settings) == []
+
+
+def test_an_object_id_in_digits_other_than_ascii_is_skipped_as_no_id(handlers, tmp_path):
+    """'²' passes str.isdigit() but not int(): the upload ended in 'Something went wrong (ValueError)'."""
+    archive = write_zip(tmp_path / "names.zip", {"JPEGImages/00000.png": png_bytes(clip_frames(1)[0]),
+                                                 "objects.csv": "id,name\n\u00b2,chair\n1,table\n".encode()})
+    outputs = handlers.load_files(None, [str(archive)])
+    assert "Something went wrong" not in outputs["status"] and outputs["state"].num_frames == 1
+
+
 def test_an_image_over_the_pixel_limit_inside_a_zip_is_named_with_the_limit(handlers, settings, tmp_path):
     huge = tmp_path / "huge.png"
     Image.new("1", (15000, 15000)).save(huge)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from dataclasses import replace
 
@@ -158,6 +159,38 @@ def test_an_output_inside_a_bind_mount_of_the_dataset_is_refused(tmp_path, engin
         code = main(["evaluate", "--dataset", str(dataset), "--output", str(tmp_path / "view" / "eval"),
                      *engine_options])
     assert code == 1 and "inside the dataset" in capsys.readouterr().err and not (dataset / "eval").exists()
+
+
+@pytest.mark.parametrize("reach", ["symlink", "bind mount"])
+def test_a_videos_masks_folder_reaching_another_videos_annotations_is_refused(tmp_path, engine_options, capsys,
+                                                                               reach):
+    """OUTPUT/one/masks linked (or mounted) onto the dataset's Annotations/two: batch exited 0 with two's
+    annotation replaced by one's predicted mask, and five more PNGs beside it (issue 16, round four)."""
+    from tests.test_outputs import bind_mounted
+
+    dataset = write_davis(tmp_path / "davis", {"one": 3, "two": 3})
+    before = {p: p.read_bytes() for p in (dataset / "Annotations" / "two").iterdir()}
+    masks = tmp_path / "out" / "one" / "masks"
+    masks.parent.mkdir(parents=True)
+    with contextlib.ExitStack() as stack:
+        if reach == "symlink":
+            masks.symlink_to(dataset / "Annotations" / "two", target_is_directory=True)
+        else:
+            stack.enter_context(bind_mounted(dataset / "Annotations" / "two", masks))
+        code = main(["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), *engine_options])
+    assert code == 1 and f"video one would be written to {masks}" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in (dataset / "Annotations" / "two").iterdir()} == before
+
+
+def test_a_video_named_twice_in_videos_runs_once_and_is_reported_done(tmp_path, engine_options):
+    """`--videos one,one` ran one, then its second job found it complete: the summary said 'skipped, already
+    complete' twice and '0 done' for a video that had just run (issue 16, round four)."""
+    dataset = write_davis(tmp_path / "davis", {"one": 2, "two": 2})
+    output = tmp_path / "out"
+    assert main(["batch", "--dataset", str(dataset), "--output", str(output), "--videos", "one,one",
+                 *engine_options]) == 0
+    with open(output / "summary.csv", newline="") as file:
+        assert [(row["video"], row["status"]) for row in csv.DictReader(file)] == [("one", "done")]
 
 
 def test_the_summary_lists_the_annotated_frames_under_a_name_that_says_they_are_indices(tmp_path):

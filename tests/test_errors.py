@@ -18,6 +18,15 @@ def test_allocation_failures_are_recognised(error):
     assert is_out_of_memory(error)
 
 
+def test_a_tensor_too_large_to_count_is_out_of_memory_not_a_bug():
+    """--size 1000000000000 (or a manifest's size) asked torch for a tensor whose byte count overflows: its
+    RuntimeError ended `run` and `suggest` in 'unexpected internal failure ... this is a bug' (issue 16, round
+    four)."""
+    with pytest.raises(RuntimeError) as raised:
+        torch.empty(1, 3, 10**12, 10**12)
+    assert is_out_of_memory(raised.value)
+
+
 def test_other_runtime_errors_are_not_out_of_memory():
     assert not is_out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
 

@@ -112,3 +112,28 @@ def test_a_mask_named_unlike_any_frame_is_refused(tmp_path):
     (video,) = find_videos(dataset)
     with pytest.raises(XMemPPError, match="video v: mask 00000.png has no frame of that name"):
         check_ground_truth(video, video.frames())
+
+
+def test_more_rounds_than_the_longest_video_can_use_are_refused_at_once(tmp_path, checkpoint, capsys):
+    """`--rounds 1000000000000` (a typo) hung: every round's output folder was listed before anything ran, and
+    rounds past the one where every frame is annotated only copy a folder of masks (issue 16, round four)."""
+    dataset = write_davis(tmp_path / "davis", {"short": 3, "long": 6}, annotated=None)
+    code = main(["evaluate", "--dataset", str(dataset), "--output", str(tmp_path / "out"), "--rounds",
+                 str(10**12), "--weights", str(checkpoint), "--quiet"])
+    assert code == 1 and not (tmp_path / "out").exists()
+    assert ("--rounds 1000000000000 is more than the longest video (long, 6 frames) can use: every frame is "
+            "annotated after 5 rounds at the latest") in capsys.readouterr().err
+
+
+def test_a_negative_seed_is_an_argument_error_not_a_failed_video(tmp_path, checkpoint, capsys):
+    """--seed -1 ran round 0, then failed every video in its random rounds ('video v1 failed: ValueError: expected
+    non-negative integer'), exit 1 (issue 16, round four)."""
+    dataset = write_davis(tmp_path / "davis", {"v": 3}, annotated=None)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--dataset", str(dataset), "--output", str(tmp_path / "out"), "--seed", "-1", "--rounds",
+              "1", "--strategies", "random", "--weights", str(checkpoint), "--quiet"])
+    assert exit_info.value.code == 2 and "--seed" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    from xmempp.evaluate import run_evaluation
+
+    with pytest.raises(XMemPPError, match="--seed must be 0 or more, got -1"):
+        run_evaluation(dataset, tmp_path / "out", execution=None, seed=-1)

@@ -352,3 +352,22 @@ def test_an_unzipped_app_export_exports_with_its_object_names(tmp_path, capsys):
     (tmp_path / "zip" / "objects.csv").write_text("id,name\n1,chair\n2,left hand\n3,ball\n", encoding="utf-8")
     assert main(["export", "--run", str(tmp_path / "zip"), "--to", str(tmp_path / "out"), "--formats", "mattes"]) == 0
     assert {p.name for p in (tmp_path / "out" / "mattes").iterdir()} == {"chair", "left hand", "ball", "objects.csv"}
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ("\ufeffid,name\n1,chair\n".encode(), {1: "chair"}),  # a spreadsheet's "CSV UTF-8" starts with a BOM
+    ("id,name\n1,café\n".encode("latin-1"), "names.csv: it is not UTF-8 text (byte 13); save it as CSV UTF-8"),
+    (b"id,name\n1," + b"a" * 200_000 + b"\n", "names.csv: not a readable CSV (field larger than field limit"),
+])
+def test_object_names_from_a_spreadsheets_csv_are_read_or_named_as_unreadable(tmp_path, data, expected):
+    """export --names: a BOM hid the id column ('expected columns id,name'); Latin-1 text and a field past the
+    csv module's limit were 'unexpected internal failure ... this is a bug' (issue 16, round four)."""
+    from xmempp.exports import read_object_names
+
+    path = tmp_path / "names.csv"
+    path.write_bytes(data)
+    if isinstance(expected, dict):
+        assert read_object_names(path) == expected
+    else:
+        with pytest.raises(XMemPPError, match=re.escape(expected)):
+            read_object_names(path)

@@ -68,7 +68,7 @@ def test_incomplete_keys_are_not_saved(tmp_path):
     assert not (tmp_path / "keys.npy").exists()
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "bad-info"])
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "bad-info", "deep-info"])
 def test_damaged_saved_keys_are_named(tmp_path, damage):
     store = KeyStore(2)
     store[0], store[1] = random_keys(0), random_keys(1)
@@ -78,8 +78,10 @@ def test_damaged_saved_keys_are_named(tmp_path, damage):
         keys_file.write_bytes(keys_file.read_bytes()[:-8])
     elif damage == "garbage":
         keys_file.write_bytes(b"not keys at all")
-    else:
+    elif damage == "bad-info":
         info_file.write_text("[1, 2")
+    else:  # JSON arrays nested past Python's recursion limit: RecursionError, 'a bug' (issue 16, round four)
+        info_file.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(DamagedKeysError, match=f"the keys in {tmp_path} are damaged"):
         load_keys(tmp_path, ["a", "b"], 480, "w")
 

@@ -131,3 +131,20 @@ def test_a_mask_with_as_many_objects_as_the_limit_is_read(tmp_path):
     ids = (np.arange(96 * 128).reshape(96, 128) % (MAX_OBJECTS + 1)).astype(np.uint8)
     Image.fromarray(ids, mode="L").save(path)
     assert np.array_equal(MaskReader().read(path), ids)
+
+
+@pytest.mark.parametrize("colours", [1, 2, 33, 4096])
+def test_distinct_colours_are_numpys_unique_rows_counted_in_linear_time(colours):
+    """The colours of an RGB mask come from counting packed pixels, not sorting rows: np.unique(axis=0) took
+    462 s and 6.8 GB for a 170-megapixel two-colour mask (0.5 MB as a PNG), 11 s and 3.7 GB now (issue 16,
+    round four). Same colours, same order, same indices."""
+    from xmempp.masks.files import distinct_colours
+
+    rng = np.random.default_rng(colours)
+    palette = rng.integers(0, 256, (colours, 3), dtype=np.uint8)
+    palette[0] = (255, 255, 254)  # the order is (r, g, b): 24-bit packing must keep it
+    rgb = palette[rng.integers(0, colours, (37, 53))]
+    expected_colours, expected_inverse = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
+    found_colours, found_inverse = distinct_colours(rgb)
+    assert np.array_equal(found_colours, expected_colours)
+    assert np.array_equal(found_inverse, expected_inverse.ravel())

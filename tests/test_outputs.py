@@ -189,6 +189,16 @@ def test_an_output_inside_the_frames_folder_is_refused_as_batch_refuses_it(squar
     assert not (frames / "out").exists()
 
 
+def test_a_manifest_nested_past_pythons_recursion_limit_is_damaged(tmp_path):
+    """JSON arrays nested 100,000 deep made json.loads raise RecursionError: suggest ended in 'unexpected internal
+    failure ... this is a bug' (issue 16, round four)."""
+    from xmempp.outputs import DamagedManifestError
+
+    (tmp_path / MANIFEST_FILE).write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(DamagedManifestError, match="manifest.json is damaged"):
+        read_manifest(tmp_path)
+
+
 # ----- whole files or nothing -----------------------------------------------------------------------------------
 def test_a_failed_write_keeps_the_previous_file_whole(tmp_path):
     target = tmp_path / "mask.png"
@@ -198,6 +208,18 @@ def test_a_failed_write_keeps_the_previous_file_whole(tmp_path):
         raise RuntimeError("killed")
     assert target.read_bytes() == b"previous"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_a_file_whose_name_takes_nearly_all_a_file_name_may_hold_is_written(tmp_path):
+    """Frames named with 250 bytes (and masks with 254) stopped every run: 'the name is too long', about the
+    temporary name the mask was written under, 18 bytes longer than the mask's (issue 16, round four)."""
+    from xmempp.outputs import write_bytes_atomically
+
+    for target in (tmp_path / f"{'x' * 250}.png", tmp_path / f"{'é' * 125}.png", tmp_path / f"{'🎬' * 62}ab.png"):
+        assert len(os.fsencode(target.name)) >= 254
+        write_bytes_atomically(target, b"mask")
+        assert target.read_bytes() == b"mask"
+    assert len(list(tmp_path.iterdir())) == 3
 
 
 def test_a_run_stopped_midway_leaves_only_whole_masks_and_an_unfinished_manifest(square_clip, tmp_path, network,

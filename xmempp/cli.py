@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("-k", "--k", type=_positive_int, default=1, help="frames added per round (default 1)")
     evaluate.add_argument("--strategies", type=_strategy_list, default=["xmempp", "uniform", "random"],
                           help="comma-separated: xmempp, uniform, random (default all three)")
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the random strategy (default 0)")
+    evaluate.add_argument("--seed", type=_count, default=0, help="seed of the random strategy, 0 or more (default 0)")
     evaluate.add_argument("--min-mask-percent", type=_number_between(0, 100), default=0.25,
                           help="the xmempp strategy never picks frames whose predicted mask covers less of the frame "
                                "(default 0.25, as suggest); a round may then add fewer than k frames")

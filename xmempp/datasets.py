@@ -16,7 +16,7 @@ import numpy as np
 from xmempp.errors import XMemPPError, shown
 from xmempp.images import open_image
 from xmempp.masks.files import MaskReader, find_mask_file, read_id_mask
-from xmempp.outputs import enclosing_folder, identity
+from xmempp.outputs import enclosing_folder, identity, written_folders
 from xmempp.video import FrameFolder
 
 FRAMES_DIR, MASKS_DIR = "JPEGImages", "Annotations"
@@ -71,6 +71,7 @@ def find_videos(root: str | Path, names: list[str] | None = None) -> list[Datase
                           f"{shown(root)}/<split>/{FRAMES_DIR}/<video>/ (YouTube-VOS)")
     if names is None:
         return list(videos.values())
+    names = list(dict.fromkeys(names))  # a video named twice runs once (it ran, then its second job found it done)
     unknown = [name for name in names if name not in videos]
     if unknown:
         raise XMemPPError(f"no video named {', '.join(map(shown, unknown))} in {shown(root)}")
@@ -127,13 +128,15 @@ def _image_size(path: Path, kind: str) -> tuple[int, int]:
         return image.size
 
 
-def refuse_output_inside(dataset: Path, output: Path) -> None:
+def refuse_output_inside(dataset: Path, output: Path, folders: dict[tuple[int, int], Path] | None = None) -> None:
     """The dataset is never written to: an output folder inside it (or equal to it) is refused.
 
     Folders are compared as file system objects (device and inode), so a symlink, a bind mount or `..` that
-    leads into the dataset is caught as well as a plain subfolder.
+    leads into the dataset is caught as well as a plain subfolder; a bind mount of a folder inside the dataset
+    only when `folders` (from `dataset_folders`) holds that folder.
     """
-    inside = enclosing_folder(Path(os.path.abspath(output)).resolve(), {identity(dataset): dataset})
+    folders = folders or {identity(dataset): dataset}
+    inside = enclosing_folder(Path(os.path.abspath(output)).resolve(), folders)
     if inside is not None:
         through = "" if inside[0] == Path(dataset).resolve() else f" (reached as {inside[0]})"
         raise XMemPPError(f"the output folder {shown(output)} is inside the dataset {shown(dataset)}{through}: the "
@@ -143,13 +146,27 @@ def refuse_output_inside(dataset: Path, output: Path) -> None:
         raise XMemPPError(f"the output folder {shown(output)} is a file")
 
 
+def dataset_folders(dataset: Path) -> dict[tuple[int, int], Path]:
+    """The dataset's folder and every folder in it (a linked one by its target), keyed by identity: what an output
+    folder reached by another path (a bind mount of `Annotations/<video>`) must not be."""
+    folders = {identity(dataset): dataset}
+    for root, subfolders, _ in os.walk(dataset):
+        folders.update({identity(Path(root) / name): Path(root) / name for name in subfolders})
+    folders.pop(None, None)
+    return folders
+
+
 def refuse_video_outputs_inside(dataset: Path, folders: dict[str, Path]) -> None:
-    """Each video's output folder (by video name) must lie outside the dataset too: with `--output b12` and the
-    dataset `b12/ds`, a video named `ds` would write into the dataset's own folder."""
+    """Each video's output folder (by video name), and the masks and overlay folders a run writes in it, must lie
+    outside the dataset too: with `--output b12` and the dataset `b12/ds`, a video named `ds` would write into
+    the dataset's own folder, and `OUTPUT/<video>/masks` linked or mounted onto another video's annotations
+    would have them replaced by this video's masks."""
+    inside_dataset = dataset_folders(dataset)
     for video, folder in folders.items():
-        try:
-            refuse_output_inside(dataset, folder)
-        except XMemPPError:
-            raise XMemPPError(f"video {shown(video)} would be written to {shown(folder)}, which is the dataset "
-                              f"{shown(dataset)} or "
-                              "inside it: the dataset is never written to, choose an output folder elsewhere") from None
+        for written in written_folders(folder):
+            try:
+                refuse_output_inside(dataset, written, inside_dataset)
+            except XMemPPError:
+                raise XMemPPError(f"video {shown(video)} would be written to {shown(written)}, which is the dataset "
+                                  f"{shown(dataset)} or inside it: the dataset is never written to, choose an output "
+                                  "folder elsewhere") from None

@@ -32,7 +32,10 @@ class OutOfMemoryError(XMemPPError):
     """The work did not fit in (GPU or CPU) memory at this processing size; a smaller size needs less."""
 
 
-_OUT_OF_MEMORY_MARKERS = ("out of memory", "not enough memory", "defaultcpuallocator", "can't allocate memory")
+# torch says "Storage size calculation overflowed" for a tensor of more bytes than a 64-bit count holds: a
+# processing size of 10^12 (a --size typed with extra zeros, a manifest's) asks for more memory than exists.
+_OUT_OF_MEMORY_MARKERS = ("out of memory", "not enough memory", "defaultcpuallocator", "can't allocate memory",
+                          "storage size calculation overflowed")
 
 
 def is_out_of_memory(error: BaseException) -> bool:

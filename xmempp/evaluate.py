@@ -219,10 +219,20 @@ def run_evaluation(dataset: Path, output: Path, execution: Execution, strategies
     """Run the protocol on every video; writes per_frame.csv, summary.csv and j_and_f.png into `output`."""
     if rounds < 0 or k < 1:
         raise XMemPPError(f"--rounds must be 0 or more and --k at least 1 (got {rounds} and {k})")
+    if seed < 0:  # numpy's generators take non-negative seeds: each video would fail in its random rounds
+        raise XMemPPError(f"--seed must be 0 or more, got {seed}")
     dataset_videos = find_videos(dataset, videos)
     refuse_output_inside(dataset, output)
+    lengths = {}
     for video in dataset_videos:
-        check_ground_truth(video, video.frames())
+        frames = video.frames()
+        check_ground_truth(video, frames)
+        lengths[video.name] = len(frames)
+    longest = max(lengths, key=lengths.get)
+    if rounds >= lengths[longest]:  # each round annotates k >= 1 more frames until none is left
+        raise XMemPPError(f"--rounds {rounds} is more than the longest video ({shown(longest)}, "
+                          f"{lengths[longest]} frames) can use: every frame is annotated after "
+                          f"{lengths[longest] - 1} rounds at the latest, and each round writes a folder of masks")
     jobs = [EvaluationJob(video, output, tuple(strategies), rounds, k, seed, size, min_mask_presence_percent,
                           progress=progress and not execution.ray) for video in dataset_videos]
     refuse_video_outputs_inside(dataset, {job.name: job.folder(strategy, round_index) for job in jobs

@@ -104,11 +104,16 @@ class MaskFolder(Mapping[str, np.ndarray]):
 def read_object_names(path: str | Path) -> dict[int, str]:
     """Object names from a CSV with `id` and `name` columns (the app's export writes one, objects.csv)."""
     path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8") as file:
+    try:  # utf-8-sig: spreadsheets save "CSV UTF-8" with a byte order mark, which would hide the id column
+        with open(path, newline="", encoding="utf-8-sig") as file:
             rows = list(csv.DictReader(file))
     except OSError as error:
         raise XMemPPError(f"cannot read object names from {shown(path)} ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise XMemPPError(f"cannot read object names from {shown(path)}: it is not UTF-8 text (byte {error.start}); "
+                          "save it as CSV UTF-8") from None
+    except csv.Error as error:
+        raise XMemPPError(f"cannot read object names from {shown(path)}: not a readable CSV ({error})") from None
     names = {}
     for line, row in enumerate(rows, start=2):
         try:

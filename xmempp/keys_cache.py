@@ -42,7 +42,7 @@ def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprin
         return None
     try:
         info = json.loads(info_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:  # RecursionError: arrays nested 100,000 deep
         raise DamagedKeysError(f"the keys in {shown(folder)} are damaged ({shown(info_path.name)}: "
                                f"{file_system_problem(error) or error})") from None
     expected = {"frame_names": frame_names, "size": size, "weights": fingerprint}

@@ -33,6 +33,7 @@ MANIFEST_FILE = "manifest.json"
 MASKS_DIR, OVERLAY_DIR = "masks", "overlay"
 KEYS_FILE, KEYS_INFO_FILE = "keys.npy", "keys.json"
 MANIFEST_FORMAT = 1
+NAME_MAX_BYTES = 255  # the longest file name ext4, XFS, btrfs, APFS and NTFS take
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def read_manifest(folder: str | Path) -> Manifest | None:
         return None
     try:
         return Manifest.from_json(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # arrays nested 100,000 deep
         reason = file_system_problem(error) or (f"not JSON: {error}" if isinstance(error, json.JSONDecodeError)
                                                 else str(error))
         raise DamagedManifestError(f"{shown(path)} is damaged ({reason}): nothing in {shown(Path(folder))} can be "
@@ -301,14 +302,26 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 
 def _new_temporary_beside(path: Path) -> Path:
-    """Create an empty hidden file beside `path`, mode 0666 less the umask (`tempfile.mkstemp` makes 0600)."""
+    """Create an empty hidden file beside `path`, mode 0666 less the umask (`tempfile.mkstemp` makes 0600).
+
+    Its name holds as much of `path`'s name as fits in a file name: a frame named with 250 bytes has masks named
+    with 254, which the file system takes, but no run could write them under a temporary name 18 bytes longer.
+    """
     while True:
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        suffix = f".{secrets.token_hex(6)}.tmp"
+        temporary = path.with_name(f".{_cut_to_bytes(path.name, NAME_MAX_BYTES - 1 - len(suffix))}{suffix}")
         try:
             os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:
             continue
         return temporary
+
+
+def _cut_to_bytes(name: str, max_bytes: int) -> str:
+    """`name`'s first characters, as many as take at most `max_bytes` in a file name."""
+    while len(os.fsencode(name)) > max_bytes:
+        name = name[:-1]
+    return name
 
 
 def write_bytes_atomically(path: Path, data: bytes) -> None:

@@ -66,7 +66,7 @@ class MaskReader:
             _refuse_noise(name, np.unique(ids).tolist(), "ids")
             return ids.astype(np.uint8)
         rgb = np.asarray(image.convert("RGB"))
-        colours, inverse = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
+        colours, inverse = distinct_colours(rgb)
         _refuse_noise(name, [tuple(c) for c in colours.tolist()], "colours")
         lookup = np.zeros(len(colours), dtype=np.uint8)
         for i, colour in enumerate(map(tuple, colours.tolist())):
@@ -87,6 +87,21 @@ class MaskReader:
         for colour, object_id in self._colour_ids.items():
             palette[object_id * 3:object_id * 3 + 3] = colour
         return palette
+
+
+def distinct_colours(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct colours of (H, W, 3) uint8 `rgb` as (N, 3) in (r, g, b) order, and each pixel's index among
+    them as (H * W,), as `np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)` gives them.
+
+    Each pixel is packed into one 24-bit number and the numbers counted, in time linear in the pixels: np.unique
+    sorts rows, and a 170-megapixel RGB mask (a 0.5 MB PNG of two colours) took 462 s and 6.8 GB.
+    """
+    packed = rgb[..., 0].astype(np.int32) << 16 | rgb[..., 1].astype(np.int32) << 8 | rgb[..., 2]
+    codes = np.flatnonzero(np.bincount(packed.ravel(), minlength=1 << 24))
+    position = np.zeros(1 << 24, dtype=np.int32)
+    position[codes] = np.arange(len(codes), dtype=np.int32)
+    colours = np.stack([codes >> 16, codes >> 8 & 255, codes & 255], axis=1).astype(np.uint8)
+    return colours, position[packed.ravel()]
 
 
 def _refuse_noise(name: str, values, kind: str) -> None:
