@@ -190,8 +190,11 @@ def step_js(step: int) -> str:
     }}"""
 
 
-# The name of the object chosen in the picker (`id`), as its choice shows it.
+# The name of the object chosen in the picker (`id`), as its choice shows it; but a name box the person is typing in
+# keeps what they typed (this runs a moment after the click, and typing may already have started).
 CHOSEN_NAME_JS = """(id) => {
+  const box = document.querySelector('#object-name :is(input, textarea)');
+  if (box && document.activeElement === box) return box.value;
   const choice = document.querySelector(`#object input[type=radio][value="${id}"]`);
   return choice?.closest('label')?.innerText.trim() || `Object ${id}`;
 }"""
