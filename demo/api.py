@@ -22,6 +22,7 @@ import logging
 import math
 import shutil
 import tempfile
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -86,6 +87,8 @@ class ScriptApi:
         self.settings = settings
         self.queue = queue
         self.speed = speed
+        self._live_calls: set[Path] = set()  # the folders of calls still running: never swept
+        self._live_lock = threading.Lock()
 
     def register(self, concurrency_id: str, concurrency_limit: int) -> list:
         """Add the endpoints to the Blocks being built; returns their functions (for `hide_ui_events`).
@@ -126,15 +129,17 @@ class ScriptApi:
             staging = work / "export"
             export_masks(work / "output", staging, formats)
             archive = _zip_folder(staging, work / "masks.zip")
+            for folder in work.iterdir():  # only the zip stays, until Gradio has copied it
+                if folder.is_dir():
+                    shutil.rmtree(folder, ignore_errors=True)
         except XMemPPError as error:
             shutil.rmtree(work, ignore_errors=True)
             raise ApiError.refusing(error) from None
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
-        for folder in work.iterdir():  # only the zip stays, until Gradio has copied it
-            if folder.is_dir():
-                shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            self._call_ended(work)
         return FileData(path=str(archive)), {**summary, "formats": formats}
 
     def suggest_frames(self, video: FileData, annotations: list[FileData], frames: list[int] | None = None,
@@ -160,6 +165,7 @@ class ScriptApi:
         except XMemPPError as error:
             raise ApiError.refusing(error) from None
         finally:
+            self._call_ended(work)
             shutil.rmtree(work, ignore_errors=True)
 
     def server_limits(self) -> dict:
@@ -305,16 +311,29 @@ class ScriptApi:
         return self.speed.seconds(size, _frame_size(frames_dir), frames)
 
     def _call_folder(self) -> Path:
-        """A new folder for one call under the server's work root; folders of calls long finished go."""
+        """A new folder for one call under the server's work root, live until `_call_ended`.
+
+        Folders of calls that are over go once older than RESULTS_KEPT_S (a finished call's zip, or whatever a
+        call that crashed left); a live call's folder stays, however long it has waited or run.
+        """
         root = self.settings.work_root / "api"
         root.mkdir(parents=True, exist_ok=True)
-        for old in root.iterdir():
-            try:
-                if time.time() - old.stat().st_mtime > RESULTS_KEPT_S:
-                    shutil.rmtree(old, ignore_errors=True)
-            except FileNotFoundError:  # another call removed it first
-                pass
-        return Path(tempfile.mkdtemp(prefix="call-", dir=root))
+        with self._live_lock:
+            for old in root.iterdir():
+                if old in self._live_calls:
+                    continue
+                try:
+                    if time.time() - old.stat().st_mtime > RESULTS_KEPT_S:
+                        shutil.rmtree(old, ignore_errors=True)
+                except FileNotFoundError:  # another call removed it first
+                    pass
+            work = Path(tempfile.mkdtemp(prefix="call-", dir=root))
+            self._live_calls.add(work)
+        return work
+
+    def _call_ended(self, work: Path) -> None:
+        with self._live_lock:
+            self._live_calls.discard(work)
 
 
 def hide_ui_events(blocks: gr.Blocks, public: list) -> None:
