@@ -309,3 +309,39 @@ def test_a_finished_calls_folder_goes_once_old(tmp_path, network, clip):
     with pytest.raises(gr.Error):
         api.segment(video, [upload(corrupt_png(tmp_path / "b.png"))], frames=[0], size=SIZE)
     assert not finished.exists() and not list((tmp_path / "work" / "api").iterdir())
+
+
+def test_an_annotation_past_the_pixel_limit_is_refused_from_its_header(tmp_path, network, clip, monkeypatch):
+    """A 509 KB PNG of a 17000x10000 mask took 11 s and 3.7 GB inside the run queue: the app's zips get the pixel
+    limit from the header, the API's annotations did not (issue 16, round four)."""
+    from xmempp.masks import files
+
+    video, _ = clip
+    big = tmp_path / "big.png"
+    Image.new("P", (3000, 2000)).save(big)  # 6 megapixels, over a limit of 5
+    decoded = []
+    monkeypatch.setattr(files.MaskReader, "read", lambda *args, **kwargs: decoded.append(args))
+    api = ScriptApi(settings(tmp_path, network, max_image_megapixels=5), RunQueue(1, 4))
+    with pytest.raises(gr.Error) as raised:
+        api.segment(video, [upload(big)], frames=[0], size=SIZE)
+    assert raised.value.message == ("annotations: mask big.png is 3000x2000 pixels; the app reads images of at most "
+                                    "5 megapixels")
+    assert not decoded
+
+
+def test_a_video_larger_than_the_server_takes_is_refused_from_its_header(tmp_path, network, clip, monkeypatch):
+    """An 8K mp4 was decoded (downscaled as decoded) and only then refused because it had been downscaled."""
+    from demo.media import write_video
+    from tests.app_helpers import clip_frames
+    from xmempp import video as video_module
+
+    mp4 = write_video(tmp_path / "square.mp4", clip_frames(), fps=8)  # 128x96
+    _, masks = clip
+    decoded = []
+    monkeypatch.setattr(video_module, "extract_frames", lambda *args, **kwargs: decoded.append(args))
+    api = ScriptApi(settings(tmp_path, network, max_side=64), RunQueue(1, 4))
+    with pytest.raises(gr.Error) as raised:
+        api.segment(upload(mp4), [upload(masks / "frame_000000.png")], frames=[0], size=SIZE)
+    assert raised.value.message.startswith("video: square.mp4 has frames of 128x96 pixels; this server takes at most "
+                                           "64 px on the long side"), raised.value.message
+    assert not decoded
