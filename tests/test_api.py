@@ -163,3 +163,28 @@ def test_outputs_never_overwrite_the_annotations(square_clip, network):
     with pytest.raises(XMemPPError, match="would overwrite the annotations"):
         run(frames, masks, masks.parent, network)
     assert {p.name: p.read_bytes() for p in masks.iterdir()} == before
+
+
+@pytest.mark.parametrize(("arguments", "says"), [
+    ({"frames_with_masks": [0.0]}, "each of frames_with_masks must be a whole number (an int), got 0.0 (float)"),
+    ({"frames_with_masks": 0}, "frames_with_masks must be a list of frame numbers (ints), got 0 (int)"),
+    ({"size": "64"}, "size must be a whole number (an int), got '64' (str)")])
+def test_run_on_video_refuses_a_wrong_type_naming_the_parameter(square_clip, tmp_path, network, arguments, says):
+    frames, masks = square_clip
+    with pytest.raises(XMemPPError) as raised:
+        run_on_video(frames, masks, tmp_path / "out", network=network, print_progress=False,
+                     **{"size": 64, **arguments})
+    assert says in str(raised.value) and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("arguments", "says"), [
+    ({"k": 1.5}, "k must be a whole number (an int), got 1.5 (float)"),
+    ({"previously_chosen_candidates": [0.5]}, "each of previously_chosen_candidates must be a whole number"),
+    ({"min_mask_presence_percent": "1"}, "min_mask_presence_percent must be a number, got '1' (str)")])
+def test_candidate_selection_refuses_a_wrong_type_naming_the_parameter(square_clip, tmp_path, network, arguments,
+                                                                        says):
+    frames, masks = square_clip
+    with pytest.raises(XMemPPError) as raised:
+        select_k_next_best_annotation_candidates(frames, masks, tmp_path / "none", network=network,
+                                                 print_progress=False, **arguments)
+    assert says in str(raised.value)

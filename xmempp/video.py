@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from xmempp.arguments import whole_number
 from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error, shown
 from xmempp.images import open_image
 
@@ -61,8 +62,10 @@ class FrameFolder:
         return read_rgb(self.paths[index])
 
 
-def check_frame_index(index: int, count: int) -> None:
-    """Refuse an index that is not one of the `count` frames of a video, saying how many there are."""
+def check_frame_index(index: int, count: int, parameter: str = "index") -> None:
+    """Refuse an index that is not one of the `count` frames of a video (or not a whole number, naming the
+    `parameter`), saying how many there are."""
+    whole_number(index, parameter)
     if not 0 <= index < count:
         raise XMemPPError(f"frame {index} is past the end of the video ({count} frames, 0-based)")
 
