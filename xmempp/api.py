@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import tempfile
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -321,6 +322,14 @@ def read_predicted_mask(path: Path, frame_size: tuple[int, int] | None = None) -
                         expected="a palette PNG of object ids, as `xmempp run` writes them")
 
 
+def _unicode_form_note(name: str) -> str:
+    """For a name not in Unicode's composed form (NFC), the name with its code points escaped: two names that
+    differ only in the form look the same in a message."""
+    if unicodedata.normalize("NFC", name) == name:
+        return ""
+    return f" (the frame's name, {ascii(name)}, has decomposed accents: Unicode NFD)"
+
+
 def _write_outputs(frame: PropagatedFrame, out: Path, name: str, palette: list[int], save_overlay: bool) -> str:
     """Write masks/<name>.png and, if asked, overlay/<name>.jpg, each atomically; returns the mask's digest."""
     if save_overlay:
@@ -338,7 +347,7 @@ def _annotate(session: VideoSession, reader: MaskReader, masks_in: Path, frames_
         path = find_mask_file(masks_in, name)
         if path is None:
             raise FileNotFoundError(f"no mask for annotated frame {index}: expected "
-                                    f"{shown(masks_in / (name + '.png'))}")
+                                    f"{shown(masks_in / (name + '.png'))}{_unicode_form_note(name)}")
         try:
             session.annotate(index, reader.read(path, session.frame_size))
         except EmptyAnnotationError:
