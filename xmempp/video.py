@@ -62,10 +62,10 @@ class FrameFolder:
         return read_rgb(self.paths[index])
 
 
-def check_frame_index(index: int, count: int, parameter: str = "index") -> None:
-    """Refuse an index that is not one of the `count` frames of a video (or not a whole number, naming the
-    `parameter`), saying how many there are."""
-    whole_number(index, parameter)
+def check_frame_index(index: int, count: int) -> None:
+    """Refuse an index that is not one of the `count` frames of a video, saying how many there are (or that is not
+    a whole number: the public methods call their frame parameter `index`)."""
+    whole_number(index, "index")
     if not 0 <= index < count:
         raise XMemPPError(f"frame {index} is past the end of the video ({count} frames, 0-based)")
 
