@@ -17,10 +17,9 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from xmempp.arguments import frame_numbers
 from xmempp.candidates import Foregrounds, check_options, select_next_candidates
 from xmempp.config import InferenceConfig
-from xmempp.errors import EmptyAnnotationError, XMemPPError, shown
+from xmempp.errors import EmptyAnnotationError, XMemPPError, frame_numbers, shown
 from xmempp.keys_cache import DamagedKeysError, load_keys, save_keys
 from xmempp.masks.drawing import davis_palette, overlay
 from xmempp.masks.files import MaskReader, find_mask_file, mask_image, read_id_mask

@@ -8,8 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xmempp.arguments import frame_numbers, real_number, whole_number
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, frame_numbers, real_number, whole_number
 from xmempp.frame_store import FrameKeys
 from xmempp.memory.similarity import memory_factors, query_factors
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xmempp.arguments import whole_number
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, whole_number
 
 MIN_SIZE = 16  # the network downsamples by 16: a smaller short side leaves no feature map
 # The short side is resized to `size`, so the network's input grows with the long side: a 4x4000 strip at size 64

@@ -21,10 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xmempp.arguments import whole_number
 from xmempp.candidates import Foregrounds, check_options, select_next_candidates
 from xmempp.config import MAX_ASPECT_RATIO, InferenceConfig
-from xmempp.errors import EmptyAnnotationError, XMemPPError, out_of_memory_as_error, shown
+from xmempp.errors import EmptyAnnotationError, XMemPPError, out_of_memory_as_error, shown, whole_number
 from xmempp.frame_store import FrameKeys, KeyStore, MaskStore
 from xmempp.masks.ids import MAX_OBJECT_ID, MAX_OBJECTS, ObjectManager, first_argmax, too_many_objects
 from xmempp.memory.stores import PermanentMemory

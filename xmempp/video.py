@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from xmempp.arguments import whole_number
-from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error, shown
+from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error, shown, whole_number
 from xmempp.images import open_image
 
 log = logging.getLogger(__name__)
