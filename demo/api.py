@@ -22,6 +22,7 @@ import logging
 import math
 import shutil
 import tempfile
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -33,16 +34,17 @@ from gradio import FileData
 from gradio.exceptions import InvalidPathError
 
 from demo.feedback import without_server_paths
-from demo.media import UPLOAD_SUFFIXES, load_upload
+from demo.media import UPLOAD_SUFFIXES, Limits, check_image_size, load_upload, video_frame_size
 from demo.run_queue import RunQueue
 from demo.speed import SpeedTable
 from demo.state import AppSettings
 from xmempp.api import run_on_video, select_k_next_best_annotation_candidates
 from xmempp.errors import XMemPPError, shown
 from xmempp.exports import FORMATS, export_masks
+from xmempp.images import open_image
 from xmempp.masks.files import MaskReader
 from xmempp.precision import PRECISIONS
-from xmempp.video import FrameFolder
+from xmempp.video import VIDEO_SUFFIXES, FrameFolder
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,8 @@ class ScriptApi:
         self.settings = settings
         self.queue = queue
         self.speed = speed
+        self._live_calls: set[Path] = set()  # the folders of calls still running: never swept
+        self._live_lock = threading.Lock()
 
     def register(self, concurrency_id: str, concurrency_limit: int) -> list:
         """Add the endpoints to the Blocks being built; returns their functions (for `hide_ui_events`).
@@ -126,15 +130,17 @@ class ScriptApi:
             staging = work / "export"
             export_masks(work / "output", staging, formats)
             archive = _zip_folder(staging, work / "masks.zip")
+            for folder in work.iterdir():  # only the zip stays, until Gradio has copied it
+                if folder.is_dir():
+                    shutil.rmtree(folder, ignore_errors=True)
         except XMemPPError as error:
             shutil.rmtree(work, ignore_errors=True)
             raise ApiError.refusing(error) from None
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
-        for folder in work.iterdir():  # only the zip stays, until Gradio has copied it
-            if folder.is_dir():
-                shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            self._call_ended(work)
         return FileData(path=str(archive)), {**summary, "formats": formats}
 
     def suggest_frames(self, video: FileData, annotations: list[FileData], frames: list[int] | None = None,
@@ -160,6 +166,7 @@ class ScriptApi:
         except XMemPPError as error:
             raise ApiError.refusing(error) from None
         finally:
+            self._call_ended(work)
             shutil.rmtree(work, ignore_errors=True)
 
     def server_limits(self) -> dict:
@@ -217,6 +224,7 @@ class ScriptApi:
         if video_file.path.suffix.lower() not in UPLOAD_SUFFIXES:
             raise ApiError(f"video: {shown(video_file.name)} is not a video or a .zip of frames "
                            f"({', '.join(UPLOAD_SUFFIXES)})")
+        self._check_video_header(video_file)
         if not isinstance(annotations, list) or not annotations:
             raise ApiError("annotations: give at least one mask PNG")
         if len(annotations) > self.settings.limits.max_frames:  # counted before any is decoded or written
@@ -226,6 +234,7 @@ class ScriptApi:
         for mask in masks:
             if mask.path.suffix.lower() != ".png":
                 raise ApiError(f"annotations: {shown(mask.name)} is not a PNG mask")
+        _check_annotation_pixels(masks, self.settings.limits)
         if frames is not None and (not isinstance(frames, list) or not all(_is_int(i) for i in frames)):
             raise ApiError(f"frames: {frames!r} is not a list of frame numbers")
         if frames and len(frames) != len(masks):
@@ -242,6 +251,18 @@ class ScriptApi:
         indices = self._place_annotations(masks, frames, names, work / "annotations")
         _read_annotations(masks, _frame_size(loaded.frames_dir))
         return self._propagate(loaded.frames_dir, work, indices, names, size, k, precision)
+
+    def _check_video_header(self, video: Upload) -> None:
+        """Refuse a video whose frames are larger than this server takes from its header, before a frame is decoded
+        (an 8K video was decoded, downscaled, then refused: the masks would not fit the frames the caller has)."""
+        if video.path.suffix.lower() not in VIDEO_SUFFIXES:
+            return  # a zip of frames: each is checked from its header as it is unpacked
+        size = video_frame_size(video.path)  # load_upload checks the pixel limit from the same header
+        max_side = self.settings.limits.max_side
+        if size is not None and max(size) > max_side:
+            raise ApiError(f"video: {shown(video.name)} has frames of {size[0]}x{size[1]} pixels; this server takes "
+                           f"at most {max_side} px on the long side (masks must fit the frames as sent): scale it "
+                           "down first")
 
     def _place_annotations(self, masks: list[Upload], frames: list[int] | None, names: list[str],
                            folder: Path) -> list[int]:
@@ -305,16 +326,29 @@ class ScriptApi:
         return self.speed.seconds(size, _frame_size(frames_dir), frames)
 
     def _call_folder(self) -> Path:
-        """A new folder for one call under the server's work root; folders of calls long finished go."""
+        """A new folder for one call under the server's work root, live until `_call_ended`.
+
+        Folders of calls that are over go once older than RESULTS_KEPT_S (a finished call's zip, or whatever a
+        call that crashed left); a live call's folder stays, however long it has waited or run.
+        """
         root = self.settings.work_root / "api"
         root.mkdir(parents=True, exist_ok=True)
-        for old in root.iterdir():
-            try:
-                if time.time() - old.stat().st_mtime > RESULTS_KEPT_S:
-                    shutil.rmtree(old, ignore_errors=True)
-            except FileNotFoundError:  # another call removed it first
-                pass
-        return Path(tempfile.mkdtemp(prefix="call-", dir=root))
+        with self._live_lock:
+            for old in root.iterdir():
+                if old in self._live_calls:
+                    continue
+                try:
+                    if time.time() - old.stat().st_mtime > RESULTS_KEPT_S:
+                        shutil.rmtree(old, ignore_errors=True)
+                except FileNotFoundError:  # another call removed it first
+                    pass
+            work = Path(tempfile.mkdtemp(prefix="call-", dir=root))
+            self._live_calls.add(work)
+        return work
+
+    def _call_ended(self, work: Path) -> None:
+        with self._live_lock:
+            self._live_calls.discard(work)
 
 
 def hide_ui_events(blocks: gr.Blocks, public: list) -> None:
@@ -411,6 +445,18 @@ def _uploaded_file(value: Any, parameter: str, work: Path, max_bytes: int, index
         raise ApiError(f"{parameter}: expected an uploaded file (gradio_client's handle_file) or a data: URI, got "
                        f"{value!r:.80}")
     return Upload(Path(path), Path(path).name)
+
+
+def _check_annotation_pixels(masks: list[Upload], limits: Limits) -> None:
+    """Refuse an annotation larger than the app's pixel limit from its PNG header, before its pixels are decoded,
+    as the app refuses a zip's masks (a 17000x10000 PNG of 509 KB took seconds and gigabytes to decode)."""
+    for mask in masks:
+        try:
+            with open_image(mask.path, f"mask {shown(mask.name)}", "a PNG", load=False) as image:
+                size = image.size
+            check_image_size(size, f"mask {shown(mask.name)}", limits)
+        except XMemPPError as error:
+            raise ApiError.refusing(error, "annotations") from None
 
 
 def _read_annotations(masks: list[Upload], frame_size: tuple[int, int]) -> None:

@@ -257,6 +257,13 @@ def _extract_video(video: Path, frames_dir: Path, limits: Limits, loaded: Loaded
             loaded.notes.append(f"frames were downscaled to {width}x{height} (limit {limits.max_side} px)")
 
 
+def video_frame_size(video: Path) -> tuple[int, int] | None:
+    """The (width, height) of a video's frames as its header says, without decoding a frame; None when the header
+    does not say."""
+    size = _video_meta(video).get("size")
+    return (int(size[0]), int(size[1])) if size else None
+
+
 def _video_meta(video: Path) -> dict:
     """What the file's header says (frame size, frame rate...); empty when it cannot be read: the decoder then
     names the problem."""
@@ -345,6 +352,12 @@ def check_pixels(path: Path, what: str, limits: Limits) -> None:
                           f"images of at most {limits.max_image_megapixels:g} megapixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError):
         raise XMemPPError(f"{what} is corrupt or not an image") from None
+    check_image_size((width, height), what, limits)
+
+
+def check_image_size(size: tuple[int, int], what: str, limits: Limits) -> None:
+    """Refuse an image of `size` (width, height, as its header says) larger than the app's pixel limit."""
+    width, height = size
     if width * height > limits.max_image_megapixels * 1e6:
         raise XMemPPError(f"{what} is {width}x{height} pixels; the app reads images of at most "
                           f"{limits.max_image_megapixels:g} megapixels")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -163,3 +165,54 @@ def test_outputs_never_overwrite_the_annotations(square_clip, network):
     with pytest.raises(XMemPPError, match="would overwrite the annotations"):
         run(frames, masks, masks.parent, network)
     assert {p.name: p.read_bytes() for p in masks.iterdir()} == before
+
+
+@pytest.mark.parametrize(("arguments", "says"), [
+    ({"frames_with_masks": [0.0]}, "each of frames_with_masks must be a whole number (an int), got 0.0 (float)"),
+    ({"frames_with_masks": 0}, "frames_with_masks must be a list of frame numbers (ints), got 0 (int)"),
+    ({"size": "64"}, "size must be a whole number (an int), got '64' (str)")])
+def test_run_on_video_refuses_a_wrong_type_naming_the_parameter(square_clip, tmp_path, network, arguments, says):
+    frames, masks = square_clip
+    with pytest.raises(XMemPPError) as raised:
+        run_on_video(frames, masks, tmp_path / "out", network=network, print_progress=False,
+                     **{"size": 64, **arguments})
+    assert says in str(raised.value) and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("arguments", "says"), [
+    ({"k": 1.5}, "k must be a whole number (an int), got 1.5 (float)"),
+    ({"previously_chosen_candidates": [0.5]}, "each of previously_chosen_candidates must be a whole number"),
+    ({"min_mask_presence_percent": "1"}, "min_mask_presence_percent must be a number, got '1' (str)")])
+def test_candidate_selection_refuses_a_wrong_type_naming_the_parameter(square_clip, tmp_path, network, arguments,
+                                                                        says):
+    frames, masks = square_clip
+    with pytest.raises(XMemPPError) as raised:
+        select_k_next_best_annotation_candidates(frames, masks, tmp_path / "none", network=network,
+                                                 print_progress=False, **arguments)
+    assert says in str(raised.value)
+
+
+def nfd_named_clip(tmp_path) -> Path:
+    """6 frames named 'éframe_<n>.jpg' with the accent decomposed (NFD: 'e' and U+0301), as macOS's file systems name them."""
+    frames = write_frames(tmp_path / "frames", moving_square_frames(6))
+    for frame in sorted(frames.iterdir()):
+        frame.rename(frames / f"e\u0301{frame.name}")
+    return frames
+
+
+def test_a_mask_named_in_another_unicode_form_than_its_frame_is_its_mask(tmp_path, network):
+    """Frame 'é00000.jpg' in NFD, its mask 'é00000.png' in NFC: refused with "no mask for annotated frame 0:
+    expected .../é00000.png", the two names looking the same."""
+    frames = nfd_named_clip(tmp_path)
+    write_palette_mask(tmp_path / "masks" / "\u00e9frame_000000.png", square_mask(0))  # NFC: one code point
+    table = run_on_video(frames, tmp_path / "masks", tmp_path / "out", network=network, size=64,
+                         print_progress=False, save_overlay=False)
+    assert list(table["mask_provided"]) == [True] + [False] * 5
+
+
+def test_a_missing_mask_of_a_frame_named_in_nfd_shows_the_names_code_points(tmp_path, network):
+    frames = nfd_named_clip(tmp_path)
+    write_palette_mask(tmp_path / "masks" / "other.png", square_mask(0))
+    with pytest.raises(FileNotFoundError) as raised:
+        run_on_video(frames, tmp_path / "masks", tmp_path / "out", network=network, size=64, print_progress=False)
+    assert "'e\\u0301frame_000000'" in str(raised.value) and "NFD" in str(raised.value)

@@ -371,3 +371,33 @@ def test_object_names_from_a_spreadsheets_csv_are_read_or_named_as_unreadable(tm
     else:
         with pytest.raises(XMemPPError, match=re.escape(expected)):
             read_object_names(path)
+
+
+def test_a_second_export_into_a_folder_being_exported_into_is_refused_naming_it(tmp_path, monkeypatch):
+    """Six concurrent `export --overwrite` into one folder: one failed with "[Errno 2] No such file or directory:
+    'objects.csv'", naming no folder (each replaced the entries another was writing)."""
+    import threading
+
+    from xmempp import exports
+
+    masks = three_object_masks()
+    out = tmp_path / "export"
+    writing, release = threading.Event(), threading.Event()
+    write_mattes = exports._write_mattes
+
+    def slow_mattes(*args):
+        write_mattes(*args)
+        writing.set()
+        release.wait(30)
+
+    monkeypatch.setattr(exports, "_write_mattes", slow_mattes)
+    first = threading.Thread(target=export_masks, args=(masks, out, ["davis", "mattes"], NAMES), daemon=True)
+    first.start()
+    assert writing.wait(30)
+    monkeypatch.setattr(exports, "_write_mattes", write_mattes)
+    with pytest.raises(XMemPPError, match=f"another xmempp export is writing into {re.escape(str(out))}"):
+        export_masks(masks, out, ["davis", "mattes"], NAMES, overwrite=True)
+    release.set()
+    first.join(30)
+    assert len(list((out / "Annotations").glob("*.png"))) == len(masks)
+    assert (out / "mattes" / "objects.csv").is_file() and len(list((out / "mattes" / "chair").glob("*.png"))) == 5

@@ -4,6 +4,7 @@ weights (the masks mean nothing as segmentation: they check plumbing and equalit
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import zipfile
@@ -266,3 +267,81 @@ def test_a_frame_name_with_a_newline_in_a_zip_stays_one_quoted_line(tmp_path, ne
             upload(archive), [upload(masks / "frame_000000.png")], frames=[0], size=SIZE)
     message = raised.value.message
     assert message.isprintable() and "'frame_2\\nAll frames loaded.jpg' in clip.zip" in message, message
+
+
+def test_a_call_that_waited_or_ran_long_keeps_its_files_when_another_call_comes(tmp_path, network, clip):
+    """A's folder kept the mtime of its start while A waited in the queue: after 10 minutes B's call removed it,
+    and A failed with "cannot read frame 00005.png: the file is corrupt or not an image ([Errno 2] ...)"."""
+    video, masks = clip
+    queue = RunQueue(1, 4)
+    page_run = queue.join("a page's propagation", 12, lambda: 1.0)
+    assert queue.wait_turn(page_run, 0)
+    api = ScriptApi(settings(tmp_path, network), queue)
+    answers, failures = [], []
+
+    def call_a():
+        try:
+            answers.append(api.suggest_frames(video, [upload(masks / "frame_000000.png")], size=SIZE, k=1))
+        except Exception as error:  # noqa: BLE001 - the assertion below shows it
+            failures.append(error)
+
+    a = threading.Thread(target=call_a, daemon=True)  # a failing test must not hang on it
+    a.start()
+    deadline = time.monotonic() + 60
+    while len(queue) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (a_folder,) = (tmp_path / "work" / "api").iterdir()
+    os.utime(a_folder, (time.time() - 700, time.time() - 700))  # as if A had waited 700 s in the queue
+    with pytest.raises(gr.Error):  # B: any call, refused or not, makes a call folder
+        api.segment(video, [upload(corrupt_png(tmp_path / "b.png"))], frames=[0], size=SIZE)
+    assert a_folder.is_dir()
+    queue.leave(page_run)
+    a.join(timeout=120)
+    assert not failures and len(answers) == 1
+
+
+def test_a_finished_calls_folder_goes_once_old(tmp_path, network, clip):
+    video, masks = clip
+    api = ScriptApi(settings(tmp_path, network), RunQueue(1, 4))
+    archive, _ = api.segment(video, [upload(masks / "frame_000000.png")], frames=[0], size=SIZE, k=0)
+    finished = Path(archive.path).parent
+    os.utime(finished, (time.time() - 700, time.time() - 700))
+    with pytest.raises(gr.Error):
+        api.segment(video, [upload(corrupt_png(tmp_path / "b.png"))], frames=[0], size=SIZE)
+    assert not finished.exists() and not list((tmp_path / "work" / "api").iterdir())
+
+
+def test_an_annotation_past_the_pixel_limit_is_refused_from_its_header(tmp_path, network, clip, monkeypatch):
+    """A 509 KB PNG of a 17000x10000 mask took 11 s and 3.7 GB inside the run queue: the app's zips get the pixel
+    limit from the header, the API's annotations did not (issue 16, round four)."""
+    from xmempp.masks import files
+
+    video, _ = clip
+    big = tmp_path / "big.png"
+    Image.new("P", (3000, 2000)).save(big)  # 6 megapixels, over a limit of 5
+    decoded = []
+    monkeypatch.setattr(files.MaskReader, "read", lambda *args, **kwargs: decoded.append(args))
+    api = ScriptApi(settings(tmp_path, network, max_image_megapixels=5), RunQueue(1, 4))
+    with pytest.raises(gr.Error) as raised:
+        api.segment(video, [upload(big)], frames=[0], size=SIZE)
+    assert raised.value.message == ("annotations: mask big.png is 3000x2000 pixels; the app reads images of at most "
+                                    "5 megapixels")
+    assert not decoded
+
+
+def test_a_video_larger_than_the_server_takes_is_refused_from_its_header(tmp_path, network, clip, monkeypatch):
+    """An 8K mp4 was decoded (downscaled as decoded) and only then refused because it had been downscaled."""
+    from demo.media import write_video
+    from tests.app_helpers import clip_frames
+    from xmempp import video as video_module
+
+    mp4 = write_video(tmp_path / "square.mp4", clip_frames(), fps=8)  # 128x96
+    _, masks = clip
+    decoded = []
+    monkeypatch.setattr(video_module, "extract_frames", lambda *args, **kwargs: decoded.append(args))
+    api = ScriptApi(settings(tmp_path, network, max_side=64), RunQueue(1, 4))
+    with pytest.raises(gr.Error) as raised:
+        api.segment(upload(mp4), [upload(masks / "frame_000000.png")], frames=[0], size=SIZE)
+    assert raised.value.message.startswith("video: square.mp4 has frames of 128x96 pixels; this server takes at most "
+                                           "64 px on the long side"), raised.value.message
+    assert not decoded

@@ -480,3 +480,26 @@ def test_frames_far_from_any_video_shape_are_refused_naming_their_size(network, 
     with VideoSession(network, FrameFolder(strip), InferenceConfig(size=64)) as session, \
             pytest.raises(XMemPPError, match=r"the frames are 400x4: one side is more than 8 times the other"):
         session.annotate(0, np.ones((4, 400), np.uint8))
+
+
+@pytest.mark.parametrize(("call", "says"), [
+    (lambda s: s.annotate(1.0, square_mask(1)), "index must be a whole number (an int), got 1.0 (float)"),
+    (lambda s: s.annotate("1", square_mask(1)), "index must be a whole number (an int), got '1' (str)"),
+    (lambda s: s.prediction(1.0), "index must be a whole number (an int), got 1.0 (float)"),
+    (lambda s: s.remove_annotation(0.0), "index must be a whole number (an int), got 0.0 (float)"),
+    (lambda s: s.restore_annotations({1.0: square_mask(1)}), "index must be a whole number (an int), got 1.0"),
+    (lambda s: s.name_object(1.5, "ball"), "object_id must be a whole number (an int), got 1.5 (float)"),
+    (lambda s: s.remove_object("a"), "object_id must be a whole number (an int), got 'a' (str)"),
+    (lambda s: s.suggest(k=1.5), "k must be a whole number (an int), got 1.5 (float)"),
+    (lambda s: s.suggest(alpha="x"), "alpha must be a number, got 'x' (str)")])
+def test_a_wrong_type_is_refused_naming_the_parameter_and_what_it_takes(session, call, says):
+    """annotate(1.0, mask) raised a bare TypeError (list indices must be integers or slices, not float)."""
+    with pytest.raises(XMemPPError) as raised:
+        call(session)
+    assert says in str(raised.value)
+    assert session.annotated_frames == []
+
+
+def test_numpy_integers_are_frame_numbers(session):
+    session.annotate(np.int64(3), square_mask(3))
+    assert session.annotated_frames == [3]

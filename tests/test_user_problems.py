@@ -20,6 +20,7 @@ from tests.helpers import square_mask, write_palette_mask
 from tests.tiny_datasets import write_davis
 from xmempp import XMemPPError, run_on_video, select_k_next_best_annotation_candidates
 from xmempp.cli import main
+from xmempp.images import open_image
 from xmempp.model import weights
 from xmempp.outputs import KEYS_FILE, MANIFEST_FILE, atomic_path, read_manifest
 
@@ -98,6 +99,14 @@ def test_an_unreadable_frame_is_a_permission_problem_not_a_corrupt_file(square_c
     assert cli_run(frames, masks, tmp_path / "out", cli_options) == 1
     error = capsys.readouterr().err
     assert "cannot read frame frame_000003.jpg: permission denied" in error and "corrupt" not in error
+
+
+def test_an_image_that_vanished_is_said_to_be_missing_not_corrupt(tmp_path):
+    """A frame removed while a run used it (another API call swept its folder) was called "corrupt or not an image
+    ([Errno 2] No such file or directory ...)"."""
+    with pytest.raises(XMemPPError) as raised, open_image(tmp_path / "00005.png", "frame 00005.png"):
+        pass
+    assert str(raised.value) == "cannot read frame 00005.png: the file is not there (moved or deleted?)"
 
 
 def test_an_unreadable_frame_folder_is_named(square_clip, tmp_path, cli_options, capsys, monkeypatch):

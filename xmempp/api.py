@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import tempfile
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,9 +17,9 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from xmempp.candidates import Foregrounds, select_next_candidates
+from xmempp.candidates import Foregrounds, check_options, select_next_candidates
 from xmempp.config import InferenceConfig
-from xmempp.errors import EmptyAnnotationError, XMemPPError, shown
+from xmempp.errors import EmptyAnnotationError, XMemPPError, frame_numbers, shown
 from xmempp.keys_cache import DamagedKeysError, load_keys, save_keys
 from xmempp.masks.drawing import davis_palette, overlay
 from xmempp.masks.files import MaskReader, find_mask_file, mask_image, read_id_mask
@@ -77,6 +78,7 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
     `unsure` (0..1, see xmempp.uncertainty: how unsure the propagation was; 0 on annotated frames).
     """
     source, masks_in, masks_out = Path(imgs_in_path), Path(masks_in_path), Path(masks_out_path)
+    frames_with_masks = frame_numbers(frames_with_masks, "frames_with_masks")
     config = _resolve_config(config, size, precision)
     if not source.exists():
         raise FileNotFoundError(f"video or frame folder not found: {shown(source)}")
@@ -197,7 +199,8 @@ def select_k_next_best_annotation_candidates(
     records (480 without a manifest). Otherwise the video is propagated first from
     `previously_chosen_candidates`, at `size` (default 480).
     """
-    chosen = list(dict.fromkeys(int(i) for i in previously_chosen_candidates))
+    chosen = list(dict.fromkeys(frame_numbers(previously_chosen_candidates, "previously_chosen_candidates")))
+    check_options(k, alpha, min_mask_presence_percent)
     source = Path(imgs_in_path)
     if size is UNSET:
         manifest = read_manifest(masks_out_path) if use_previously_predicted_masks and masks_out_path else None
@@ -318,6 +321,14 @@ def read_predicted_mask(path: Path, frame_size: tuple[int, int] | None = None) -
                         expected="a palette PNG of object ids, as `xmempp run` writes them")
 
 
+def _unicode_form_note(name: str) -> str:
+    """For a name not in Unicode's composed form (NFC), the name with its code points escaped: two names that
+    differ only in the form look the same in a message."""
+    if unicodedata.normalize("NFC", name) == name:
+        return ""
+    return f" (the frame's name, {ascii(name)}, has decomposed accents: Unicode NFD)"
+
+
 def _write_outputs(frame: PropagatedFrame, out: Path, name: str, palette: list[int], save_overlay: bool) -> str:
     """Write masks/<name>.png and, if asked, overlay/<name>.jpg, each atomically; returns the mask's digest."""
     if save_overlay:
@@ -327,15 +338,15 @@ def _write_outputs(frame: PropagatedFrame, out: Path, name: str, palette: list[i
                                  optimize=False, compress_level=1)
 
 
-def _annotate(session: VideoSession, reader: MaskReader, masks_in: Path, frames_with_masks: Iterable[int]) -> set[int]:
+def _annotate(session: VideoSession, reader: MaskReader, masks_in: Path, frames_with_masks: list[int]) -> set[int]:
     annotated = set()
-    for index in dict.fromkeys(int(i) for i in frames_with_masks):
+    for index in dict.fromkeys(frames_with_masks):
         check_frame_index(index, session.num_frames)
         name = session.frame_names[index]
         path = find_mask_file(masks_in, name)
         if path is None:
             raise FileNotFoundError(f"no mask for annotated frame {index}: expected "
-                                    f"{shown(masks_in / (name + '.png'))}")
+                                    f"{shown(masks_in / (name + '.png'))}{_unicode_form_note(name)}")
         try:
             session.annotate(index, reader.read(path, session.frame_size))
         except EmptyAnnotationError:

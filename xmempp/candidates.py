@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, frame_numbers, real_number, whole_number
 from xmempp.frame_store import FrameKeys
 from xmempp.memory.similarity import memory_factors, query_factors
 
@@ -62,12 +62,17 @@ def _to_device(keys: FrameKeys, device: torch.device | str) -> FrameKeys:
     return FrameKeys(keys.key.to(device), keys.shrinkage.to(device), keys.selection.to(device))
 
 
-def _check_arguments(keys: Sequence[FrameKeys | None], foregrounds: Sequence[torch.Tensor | None], k: int,
-                     chosen: list[int], alpha: float) -> None:
-    if not 0.0 <= alpha <= 1.0:
-        raise XMemPPError(f"alpha must be between 0 and 1, got {alpha}")
-    if k < 1:
+def check_options(k: int, alpha: float, min_mask_presence_percent: float = 0.0) -> None:
+    """Refuse a selection's options of the wrong type or out of range, naming the option."""
+    if whole_number(k, "k") < 1:
         raise XMemPPError(f"k must be at least 1, got {k}")
+    if not 0.0 <= real_number(alpha, "alpha") <= 1.0:
+        raise XMemPPError(f"alpha must be between 0 and 1, got {alpha}")
+    real_number(min_mask_presence_percent, "min_mask_presence_percent")
+
+
+def _check_arguments(keys: Sequence[FrameKeys | None], foregrounds: Sequence[torch.Tensor | None],
+                     chosen: list[int]) -> None:
     if not chosen:
         raise XMemPPError("at least one frame must be annotated before candidates can be selected")
     for index in chosen:
@@ -109,8 +114,9 @@ def select_next_candidates(keys: Sequence[FrameKeys | None], foregrounds: Sequen
     Both sequences are read frame by frame (each mask once, the keys once per pick), never held whole, so
     they may load lazily from disk: a long video's keys need not fit in memory.
     """
-    chosen = list(dict.fromkeys(previously_chosen))
-    _check_arguments(keys, foregrounds, k, chosen, alpha)
+    check_options(k, alpha, min_mask_presence_percent)
+    chosen = list(dict.fromkeys(frame_numbers(previously_chosen, "previously_chosen")))
+    _check_arguments(keys, foregrounds, chosen)
     key_masks = _usable_masks(foregrounds, len(keys), keys[chosen[0]].key.shape[-2:], chosen,
                               min_mask_presence_percent, epsilon)
 

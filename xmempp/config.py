@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, whole_number
 
 MIN_SIZE = 16  # the network downsamples by 16: a smaller short side leaves no feature map
 # The short side is resized to `size`, so the network's input grows with the long side: a 4x4000 strip at size 64
@@ -38,7 +38,7 @@ class InferenceConfig:
     key_batch_size: int | None = None  # frames per key-encoder pass; None: 8 on CUDA, 1 on the CPU (no gain there)
 
     def __post_init__(self) -> None:
-        if self.size is not None and self.size < MIN_SIZE:
+        if self.size is not None and whole_number(self.size, "size") < MIN_SIZE:
             raise XMemPPError(f"size must be at least {MIN_SIZE} pixels (or None for the original size), got {self.size}")
         if self.mem_every < 1 or self.top_k < 1:
             raise XMemPPError("mem_every and top_k must be positive")

@@ -34,7 +34,7 @@ from PIL import Image
 from xmempp.errors import XMemPPError, file_system_problems_as_error, shown
 from xmempp.masks.drawing import davis_palette
 from xmempp.masks.files import mask_image, read_id_mask
-from xmempp.outputs import MANIFEST_FILE, MASKS_DIR, atomic_path, identity, read_manifest
+from xmempp.outputs import MANIFEST_FILE, MASKS_DIR, atomic_path, identity, output_lock, read_manifest
 
 DAVIS, COCO, YOUTUBE_VIS, MATTES = "davis", "coco", "youtube-vis", "mattes"
 FORMATS = (DAVIS, COCO, YOUTUBE_VIS, MATTES)
@@ -177,7 +177,8 @@ def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
     by id (ids without a name are called "object <id>"; named objects absent from every frame still get a
     category and an all-black matte). `palette` (flattened RGB of 256 colours) colours the DAVIS PNGs: by default
     the masks' own (for a folder) or DAVIS's. An entry that already exists in `out` is refused, naming it, unless
-    `overwrite`. Returns what was written.
+    `overwrite`. Another export (or run) into `out` at the same time is refused, naming it. Returns what was
+    written.
     """
     formats = list(dict.fromkeys(formats))
     unknown = [f for f in formats if f not in FORMATS]
@@ -193,7 +194,15 @@ def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
     out = Path(out)
     if isinstance(masks, MaskFolder):
         _refuse_overwriting(masks.folder, out, formats)
-    _prepare(out, formats, overwrite)
+    _create_folder(out)
+    # One export at a time into a folder: two replacing the same entries at once removed each other's files.
+    with output_lock(out, "export"):
+        _refuse_existing(out, formats, overwrite)
+        return _export(masks, out, formats, object_names, palette, video_name)
+
+
+def _export(masks: Mapping[str, np.ndarray], out: Path, formats: list[str], object_names: Mapping[int, str] | None,
+            palette: list[int] | None, video_name: str) -> ExportedVideo:
     ids = _object_ids(masks)
     names = {object_id: f"object {object_id}" for object_id in ids}
     names.update({int(i): str(n) for i, n in (object_names or {}).items() if str(n).strip()})
@@ -229,11 +238,14 @@ def _refuse_overwriting(source: Path, out: Path, formats: list[str]) -> None:
                               "choose another export folder")
 
 
-def _prepare(out: Path, formats: list[str], overwrite: bool) -> None:
+def _create_folder(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise XMemPPError(f"the export folder {shown(out)} is a file: choose a folder")
     with file_system_problems_as_error(f"create the export folder {out}"):
         out.mkdir(parents=True, exist_ok=True)
+
+
+def _refuse_existing(out: Path, formats: list[str], overwrite: bool) -> None:
     existing = [out / FORMAT_ENTRIES[f] for f in formats if (out / FORMAT_ENTRIES[f]).exists()]
     if existing and not overwrite:
         raise XMemPPError(f"{shown(existing[0])} already exists: export into another folder, or replace it "

@@ -20,7 +20,8 @@ def open_image(path: Path, what: str, expected: str = "an image", load: bool = T
     """The image at `path`, its pixels loaded unless `load` is False (then only its header is read).
 
     A file Pillow cannot read, while opening or inside the block, becomes an XMemPPError that says
-    "cannot read <what>: the file is corrupt or not <expected>".
+    "cannot read <what>: the file is corrupt or not <expected>"; one that is not there, or that the system will not
+    open (permissions, a folder...), says that instead: its content is not at fault.
     """
     try:
         with Image.open(path) as image:
@@ -29,6 +30,8 @@ def open_image(path: Path, what: str, expected: str = "an image", load: bool = T
             yield image
     except Image.DecompressionBombError as error:
         raise XMemPPError(f"cannot read {what}: {_too_many_pixels(error)}") from None
+    except FileNotFoundError:
+        raise XMemPPError(f"cannot read {what}: the file is not there (moved or deleted?)") from None
     except UNREADABLE_IMAGE_ERRORS as error:
         problem = file_system_problem(error)
         if problem is not None:  # the disk or the permissions, not the file's content

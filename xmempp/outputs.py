@@ -253,9 +253,9 @@ def prepare_output_folder(out: Path) -> None:
 
 # ----- one run at a time -------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def output_lock(folder: Path) -> Iterator[None]:
+def output_lock(folder: Path, writer: str = "run") -> Iterator[None]:
     """Hold `folder` for one run at a time: while the block runs, another run into it (another process, or a
-    thread of this one) is refused, naming the folder.
+    thread of this one) is refused, naming the folder; `writer` says what holds it in that message.
 
     The lock is an exclusive `flock` on the folder itself, so nothing is left in it, and every path that reaches
     it (a symlink, a bind mount) takes the same lock; the system releases it when the process ends, even killed.
@@ -270,9 +270,8 @@ def output_lock(folder: Path) -> Iterator[None]:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise XMemPPError(f"another xmempp run is writing into {shown(folder)}: wait for it to end, or choose "
-                              "another "
-                              "output folder") from None
+            raise XMemPPError(f"another xmempp {writer} is writing into {shown(folder)}: wait for it to end, or "
+                              "choose another output folder") from None
         except OSError as error:
             log.warning("cannot lock %s (%s): runs into it at the same time would mix their files", folder,
                         error.strerror or error)

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xmempp.candidates import Foregrounds, select_next_candidates
+from xmempp.candidates import Foregrounds, check_options, select_next_candidates
 from xmempp.config import MAX_ASPECT_RATIO, InferenceConfig
-from xmempp.errors import EmptyAnnotationError, XMemPPError, out_of_memory_as_error, shown
+from xmempp.errors import EmptyAnnotationError, XMemPPError, out_of_memory_as_error, shown, whole_number
 from xmempp.frame_store import FrameKeys, KeyStore, MaskStore
 from xmempp.masks.ids import MAX_OBJECT_ID, MAX_OBJECTS, ObjectManager, first_argmax, too_many_objects
 from xmempp.memory.stores import PermanentMemory
@@ -164,7 +164,7 @@ class VideoSession:
     # ----- objects and their names ----------------------------------------------------------------------
     def name_object(self, object_id: int, name: str) -> None:
         """Give object `object_id` (1..MAX_OBJECT_ID) a name; an empty name gives back the default one."""
-        if not 1 <= int(object_id) <= MAX_OBJECT_ID:
+        if not 1 <= whole_number(object_id, "object_id") <= MAX_OBJECT_ID:
             raise XMemPPError(f"object ids are 1 to {MAX_OBJECT_ID}, got {object_id}")
         known = {*self._object_names, *self.objects.ids, int(object_id)}
         if name and len(known) > MAX_OBJECTS:  # names alone (a resume zip's objects.csv) count too
@@ -175,7 +175,7 @@ class VideoSession:
             self._object_names.pop(int(object_id), None)
 
     def object_name(self, object_id: int) -> str:
-        return self._object_names.get(int(object_id)) or f"Object {object_id}"
+        return self._object_names.get(whole_number(object_id, "object_id")) or f"Object {object_id}"
 
     @property
     def object_names(self) -> dict[int, str]:
@@ -188,7 +188,7 @@ class VideoSession:
         return sorted(self._annotations)
 
     def annotation(self, index: int) -> np.ndarray | None:
-        return self._annotations.get(index)
+        return self._annotations.get(whole_number(index, "index"))
 
     def annotate(self, index: int, mask: np.ndarray) -> None:
         """Put frame `index`'s mask ((H, W) object ids, 0 = background) into permanent memory, replacing any earlier one.
@@ -220,8 +220,9 @@ class VideoSession:
         with self._state_lock:
             self._check_can_change_annotations("restoring annotations")
             checked = {}
+            for index in masks:
+                self._check_index(index)  # before sorting: a key of another type would not compare
             for index in sorted(masks):
-                self._check_index(index)
                 checked[index] = checked_mask(index, masks[index], self.frame_size).copy()
             objects = ObjectManager()
             for mask in [*self._annotations.values(), *checked.values()]:
@@ -236,7 +237,7 @@ class VideoSession:
         """Take frame `index` out of permanent memory; the other annotations stay as they are."""
         with self._state_lock:
             self._check_can_change_annotations("removing an annotation")
-            if index not in self._annotations:
+            if whole_number(index, "index") not in self._annotations:
                 raise XMemPPError(f"frame {index} has no annotation to remove")
             self._defer_if_asked()
             del self._annotations[index]
@@ -250,7 +251,7 @@ class VideoSession:
         are removed. Returns the annotated frames that changed."""
         with self._state_lock:
             self._check_can_change_annotations("deleting an object")
-            self._object_names.pop(int(object_id), None)
+            self._object_names.pop(whole_number(object_id, "object_id"), None)
             changed = sorted(i for i, mask in self._annotations.items() if (mask == object_id).any())
             if changed:
                 self._defer_if_asked()
@@ -553,6 +554,7 @@ class VideoSession:
     def suggest(self, k: int = 5, alpha: float = 0.5, min_mask_presence_percent: float = 0.25) -> list[int]:
         """The k frames to annotate next, from the keys and masks of the last propagation (no encoder pass)."""
         self._check_open()
+        check_options(k, alpha, min_mask_presence_percent)
         self._check_annotated("asking for suggestions")
         if self._propagation is None and not self._recorded_run:
             raise XMemPPError("propagate first: suggestions compare the frames' predicted masks, and no frame "

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error, shown
+from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error, shown, whole_number
 from xmempp.images import open_image
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,9 @@ class FrameFolder:
 
 
 def check_frame_index(index: int, count: int) -> None:
-    """Refuse an index that is not one of the `count` frames of a video, saying how many there are."""
+    """Refuse an index that is not one of the `count` frames of a video, saying how many there are (or that is not
+    a whole number: the public methods call their frame parameter `index`)."""
+    whole_number(index, "index")
     if not 0 <= index < count:
         raise XMemPPError(f"frame {index} is past the end of the video ({count} frames, 0-based)")
 

@@ -8,6 +8,7 @@ make palette PNGs.
 from __future__ import annotations
 
 import logging
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -115,11 +116,24 @@ def _refuse_noise(name: str, values, kind: str) -> None:
 
 
 def find_mask_file(folder: Path, frame_name: str) -> Path | None:
-    """A frame's mask in `folder`: `<frame_name>.png` (or `.PNG`); None when there is none."""
+    """A frame's mask in `folder`: `<frame_name>.png` (or `.PNG`); None when there is none.
+
+    Names that differ only in their Unicode form match when exactly one mask does: `é` is one code point (NFC,
+    as Windows and Linux tools write it) or `e` and a combining accent (NFD, as macOS's file systems gave it),
+    and the two look the same in every message.
+    """
     for candidate in (folder / f"{frame_name}.png", folder / f"{frame_name}.PNG"):
         if candidate.is_file():
             return candidate
-    return None
+    if frame_name.isascii():
+        return None  # one form only: nothing more to look for
+    wanted = unicodedata.normalize("NFC", frame_name)
+    try:
+        alike = [path for path in folder.iterdir() if path.suffix in (".png", ".PNG") and path.is_file()
+                 and unicodedata.normalize("NFC", path.stem) == wanted]
+    except OSError:
+        return None  # as `is_file` above: an unreadable folder holds no mask found; the caller names it missing
+    return alike[0] if len(alike) == 1 else None
 
 
 ID_MASK_MODES = ("P", "L", "1")  # palette, greyscale, 1-bit: the pixel values are the ids
