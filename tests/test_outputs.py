@@ -401,3 +401,25 @@ def test_output_files_get_the_mode_the_umask_gives(square_clip, tmp_path, networ
         os.umask(previous)
     modes = {oct(path.stat().st_mode & 0o777) for path in (tmp_path / "out").rglob("*") if path.is_file()}
     assert modes == {oct(0o644)}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux file names are bytes; macOS and Windows refuse these")
+def test_frames_named_in_bytes_that_are_not_utf8_are_segmented(tmp_path, network):
+    """A frame name from a Latin-1 system (b'\\xff00000.jpg') ended the run in an internal UnicodeEncodeError from
+    the manifest's digest of the frames' names."""
+    images = write_frames(tmp_path / "img", moving_square_frames(3))
+    for path in sorted(images.iterdir()):
+        os.rename(path, os.fsencode(path.parent) + b"/\xff" + os.fsencode(path.name))
+    annotations = tmp_path / "ann"
+    write_palette_mask(annotations / (os.fsdecode(b"\xff") + "frame_000000.png"), square_mask(0))
+    run_on_video(images, annotations, tmp_path / "out", network=network, size=32, print_progress=False)
+    assert read_manifest(tmp_path / "out").finished
+    assert len(list((tmp_path / "out" / "masks").iterdir())) == 3
+
+
+def test_a_numpy_integer_size_is_recorded_as_a_number(square_clip, tmp_path, network):
+    """size=np.int64(64), as a script computing it with numpy passes it, failed writing the manifest with an
+    internal TypeError (numpy integers are no JSON)."""
+    frames, masks = square_clip
+    run_on_video(frames, masks, tmp_path / "out", network=network, size=np.int64(32), print_progress=False)
+    assert json.loads((tmp_path / "out" / MANIFEST_FILE).read_text())["size"] == 32

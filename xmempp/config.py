@@ -38,7 +38,9 @@ class InferenceConfig:
     key_batch_size: int | None = None  # frames per key-encoder pass; None: 8 on CUDA, 1 on the CPU (no gain there)
 
     def __post_init__(self) -> None:
-        if self.size is not None and whole_number(self.size, "size") < MIN_SIZE:
+        if self.size is not None:  # a numpy integer becomes an int: the manifest's JSON takes no numpy types
+            object.__setattr__(self, "size", whole_number(self.size, "size"))
+        if self.size is not None and self.size < MIN_SIZE:
             raise XMemPPError(f"size must be at least {MIN_SIZE} pixels (or None for the original size), got {self.size}")
         if self.mem_every < 1 or self.top_k < 1:
             raise XMemPPError("mem_every and top_k must be positive")

@@ -356,5 +356,6 @@ def source_digest(source: Path, frame_paths: Iterable[Path] | None = None) -> st
         return file_digest(source)
     digest = hashlib.blake2b(digest_size=16)
     for path in frame_paths or ():
-        digest.update(path.name.encode() + b"\0" + file_digest(path).encode())
+        # os.fsencode: the name's bytes as on disk, also for a name that is not valid UTF-8 (str.encode refuses it)
+        digest.update(os.fsencode(path.name) + b"\0" + file_digest(path).encode())
     return digest.hexdigest()
