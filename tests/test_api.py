@@ -170,6 +170,8 @@ def test_outputs_never_overwrite_the_annotations(square_clip, network):
 @pytest.mark.parametrize(("arguments", "says"), [
     ({"frames_with_masks": [0.0]}, "each of frames_with_masks must be a whole number (an int), got 0.0 (float)"),
     ({"frames_with_masks": 0}, "frames_with_masks must be a list of frame numbers (ints), got 0 (int)"),
+    # a 0-d array looks iterable (it has __iter__) but iterating it raised an internal TypeError
+    ({"frames_with_masks": np.array(0)}, "frames_with_masks must be a list of frame numbers (ints), got array(0)"),
     ({"size": "64"}, "size must be a whole number (an int), got '64' (str)")])
 def test_run_on_video_refuses_a_wrong_type_naming_the_parameter(square_clip, tmp_path, network, arguments, says):
     frames, masks = square_clip
@@ -182,7 +184,9 @@ def test_run_on_video_refuses_a_wrong_type_naming_the_parameter(square_clip, tmp
 @pytest.mark.parametrize(("arguments", "says"), [
     ({"k": 1.5}, "k must be a whole number (an int), got 1.5 (float)"),
     ({"previously_chosen_candidates": [0.5]}, "each of previously_chosen_candidates must be a whole number"),
-    ({"min_mask_presence_percent": "1"}, "min_mask_presence_percent must be a number, got '1' (str)")])
+    ({"min_mask_presence_percent": "1"}, "min_mask_presence_percent must be a number, got '1' (str)"),
+    ({"alpha": 10**400}, "alpha must be between 0 and 1, got 1000"),  # too large for a float: was an OverflowError
+])
 def test_candidate_selection_refuses_a_wrong_type_naming_the_parameter(square_clip, tmp_path, network, arguments,
                                                                         says):
     frames, masks = square_clip

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import numbers
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -116,12 +117,16 @@ def real_number(value: Any, parameter: str) -> float:
     """`value` as a float when it is a real number (an int or a float; a bool is no number), else an XMemPPError."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise XMemPPError(f"{parameter} must be a number, got {_described(value)}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int past float's range (10**400) is past any limit the caller checks
+        return math.inf if value > 0 else -math.inf
 
 
 def frame_numbers(values: Any, parameter: str) -> list[int]:
     """The frame numbers in an iterable of whole numbers (a list, a tuple, a range...), in order."""
-    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable) or getattr(values, "ndim", 1) == 0:
+        # a 0-d numpy array has __iter__ but cannot be iterated
         raise XMemPPError(f"{parameter} must be a list of frame numbers (ints), got {_described(values)}")
     return [whole_number(value, f"each of {parameter}") for value in values]
 
