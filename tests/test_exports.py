@@ -401,3 +401,13 @@ def test_a_second_export_into_a_folder_being_exported_into_is_refused_naming_it(
     first.join(30)
     assert len(list((out / "Annotations").glob("*.png"))) == len(masks)
     assert (out / "mattes" / "objects.csv").is_file() and len(list((out / "mattes" / "chair").glob("*.png"))) == 5
+
+
+def test_a_frame_name_that_is_not_utf8_is_refused_for_json_before_anything_is_written(tmp_path):
+    """A frame named b'\\xff00000.png' ended `export` in an internal UnicodeEncodeError writing coco.json, its
+    Annotations/ already written."""
+    masks = {os.fsdecode(b"\xff") + name: mask for name, mask in three_object_masks().items()}
+    with pytest.raises(XMemPPError, match=r"not UTF-8 text, and coco name frames in JSON"):
+        export_masks(masks, tmp_path / "export", ["davis", "coco"], NAMES)
+    assert not (tmp_path / "export" / "Annotations").exists()
+    export_masks(masks, tmp_path / "export", ["davis", "mattes"], NAMES)  # these name frames as files: written

@@ -211,12 +211,26 @@ def _export(masks: Mapping[str, np.ndarray], out: Path, formats: list[str], obje
                COCO: lambda p: _write_json(p, coco_document(masks, names, video_name)),
                YOUTUBE_VIS: lambda p: _write_json(p, youtube_vis_document(masks, names, video_name)),
                MATTES: lambda p: _write_mattes(masks, p, names)}
+    _refuse_names_json_cannot_hold(masks, formats)
     paths = {}
     for name in formats:
         # A full disk or a folder that takes no new file names the export folder, not the hidden staging name.
         with file_system_problems_as_error(f"export {name} into {shown(out)}", name_the_path=False):
             paths[name] = _write_whole(out / FORMAT_ENTRIES[name], writers[name])
     return ExportedVideo(paths, names, safe_folder_names(names) if MATTES in formats else {})
+
+
+def _refuse_names_json_cannot_hold(masks: Mapping[str, np.ndarray], formats: list[str]) -> None:
+    """Before anything is written: a frame named in bytes that are not UTF-8 (b'\\xff00000.png', from a Latin-1
+    system) cannot be named in JSON text, which coco and youtube-vis name each frame in."""
+    json_formats = [name for name in formats if name in (COCO, YOUTUBE_VIS)]
+    for frame in masks if json_formats else ():
+        try:
+            frame.encode("utf-8")
+        except UnicodeEncodeError:
+            raise XMemPPError(f"frame {shown(frame)} is named in bytes that are not UTF-8 text, and "
+                              f"{' and '.join(json_formats)} name frames in JSON text: rename the frames, or export "
+                              "--formats davis,mattes") from None
 
 
 def _refuse_overwriting(source: Path, out: Path, formats: list[str]) -> None:
