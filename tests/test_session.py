@@ -503,3 +503,12 @@ def test_a_wrong_type_is_refused_naming_the_parameter_and_what_it_takes(session,
 def test_numpy_integers_are_frame_numbers(session):
     session.annotate(np.int64(3), square_mask(3))
     assert session.annotated_frames == [3]
+
+
+def test_a_numpy_integer_frame_is_listed_as_a_plain_int(session):
+    """annotate(np.int64(1), mask) listed its frame as np.int64(1), so annotated_frames and remove_object gave
+    numpy integers back (json.dumps refuses them)."""
+    session.annotate(np.int64(1), square_mask(1))
+    session.restore_annotations({np.int64(2): square_mask(2)})
+    assert [type(i) for i in session.annotated_frames] == [int, int]
+    assert [type(i) for i in session.remove_object(1)] == [int, int]

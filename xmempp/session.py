@@ -200,6 +200,7 @@ class VideoSession:
         with self._state_lock:
             self._check_can_change_annotations("saving an annotation")
             self._check_index(index)
+            index = int(index)  # a numpy integer is kept as the int it is: frame lists hold plain ints
             rgb = self.frame(index)
             mask = checked_mask(index, mask, checked_video_shape(rgb.shape[:2]))
             self.objects.register(mask)
@@ -223,7 +224,7 @@ class VideoSession:
             for index in masks:
                 self._check_index(index)  # before sorting: a key of another type would not compare
             for index in sorted(masks):
-                checked[index] = checked_mask(index, masks[index], self.frame_size).copy()
+                checked[int(index)] = checked_mask(index, masks[index], self.frame_size).copy()
             objects = ObjectManager()
             for mask in [*self._annotations.values(), *checked.values()]:
                 objects.register(mask)  # refuses too many objects before anything changes
