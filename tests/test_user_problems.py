@@ -328,3 +328,21 @@ def test_a_mask_as_large_as_a_bomb_is_named_too(tmp_path, monkeypatch):
     with pytest.raises(XMemPPError, match=f"cannot read mask {path}: the image has 12,288 pixels"):
         MaskReader().read(path)
 
+
+
+@pytest.mark.parametrize("size", [4321, 2**70])
+def test_a_processing_size_past_8ks_short_side_is_refused_naming_the_range(size):
+    """A huge --size ended in an internal overflow deep in torch's resize; now it is refused before any work."""
+    from xmempp.config import InferenceConfig
+
+    with pytest.raises(XMemPPError, match=f"size must be from 16 to 4320 pixels .*got {size}"):
+        InferenceConfig(size=size)
+
+
+def test_the_cli_refuses_a_huge_size_as_an_argument_error(square_clip, tmp_path, capsys):
+    frames, masks = square_clip
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--images", str(frames), "--masks", str(masks), "--output", str(tmp_path / "o"),
+              "--size", str(2**70)])
+    assert exit_.value.code == 2
+    assert "the short side must be from 16 to 4320 pixels" in capsys.readouterr().err

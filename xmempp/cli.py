@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from xmempp.config import MIN_SIZE
+from xmempp.config import MAX_SIZE, MIN_SIZE
 from xmempp.errors import OutOfMemoryError, XMemPPError, file_system_problem, is_out_of_memory, shown
 from xmempp.precision import PRECISIONS
 
@@ -46,9 +46,9 @@ def _size(text: str) -> int | None:
         size = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of pixels or 'original', got {text!r}") from None
-    if size < MIN_SIZE:
-        raise argparse.ArgumentTypeError(f"the short side must be at least {MIN_SIZE} pixels (or 'original'), "
-                                         f"got {size}")
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"the short side must be from {MIN_SIZE} to {MAX_SIZE} pixels (or "
+                                         f"'original'), got {size}")
     return size
 
 

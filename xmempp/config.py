@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from xmempp.errors import XMemPPError, whole_number
 
 MIN_SIZE = 16  # the network downsamples by 16: a smaller short side leaves no feature map
+MAX_SIZE = 4320  # an 8K frame's short side: larger only upsamples every video there is, into memory no machine has
 # The short side is resized to `size`, so the network's input grows with the long side: a 4x4000 strip at size 64
 # is a 64x64000 input, and at 480 a 4x1280 one is 74 megapixels (gigabytes for the first convolution alone).
 # No video shape comes near 8:1 (cinema 2.76:1, a 360-degree panorama 2:1).
@@ -40,8 +41,9 @@ class InferenceConfig:
     def __post_init__(self) -> None:
         if self.size is not None:  # a numpy integer becomes an int: the manifest's JSON takes no numpy types
             object.__setattr__(self, "size", whole_number(self.size, "size"))
-        if self.size is not None and self.size < MIN_SIZE:
-            raise XMemPPError(f"size must be at least {MIN_SIZE} pixels (or None for the original size), got {self.size}")
+        if self.size is not None and not MIN_SIZE <= self.size <= MAX_SIZE:
+            raise XMemPPError(f"size must be from {MIN_SIZE} to {MAX_SIZE} pixels (or None for the original size), "
+                              f"got {self.size}")
         if self.mem_every < 1 or self.top_k < 1:
             raise XMemPPError("mem_every and top_k must be positive")
         if self.key_batch_size is not None and self.key_batch_size < 1:
