@@ -186,6 +186,10 @@ def test_run_on_video_refuses_a_wrong_type_naming_the_parameter(square_clip, tmp
     ({"previously_chosen_candidates": [0.5]}, "each of previously_chosen_candidates must be a whole number"),
     ({"min_mask_presence_percent": "1"}, "min_mask_presence_percent must be a number, got '1' (str)"),
     ({"alpha": 10**400}, "alpha must be between 0 and 1, got 1000"),  # too large for a float: was an OverflowError
+    # out of range: inf quietly gave no suggestion at all
+    ({"min_mask_presence_percent": float("nan")}, "min_mask_presence_percent must be between 0 and 100, got nan"),
+    ({"min_mask_presence_percent": float("inf")}, "min_mask_presence_percent must be between 0 and 100, got inf"),
+    ({"min_mask_presence_percent": -5}, "min_mask_presence_percent must be between 0 and 100, got -5"),
 ])
 def test_candidate_selection_refuses_a_wrong_type_naming_the_parameter(square_clip, tmp_path, network, arguments,
                                                                         says):

@@ -68,7 +68,8 @@ def check_options(k: int, alpha: float, min_mask_presence_percent: float = 0.0) 
         raise XMemPPError(f"k must be at least 1, got {k}")
     if not 0.0 <= real_number(alpha, "alpha") <= 1.0:
         raise XMemPPError(f"alpha must be between 0 and 1, got {alpha}")
-    real_number(min_mask_presence_percent, "min_mask_presence_percent")
+    if not 0.0 <= real_number(min_mask_presence_percent, "min_mask_presence_percent") <= 100.0:  # NaN too
+        raise XMemPPError(f"min_mask_presence_percent must be between 0 and 100, got {min_mask_presence_percent}")
 
 
 def _check_arguments(keys: Sequence[FrameKeys | None], foregrounds: Sequence[torch.Tensor | None],

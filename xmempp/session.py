@@ -163,9 +163,11 @@ class VideoSession:
 
     # ----- objects and their names ----------------------------------------------------------------------
     def name_object(self, object_id: int, name: str) -> None:
-        """Give object `object_id` (1..MAX_OBJECT_ID) a name; an empty name gives back the default one."""
+        """Give object `object_id` (1..MAX_OBJECT_ID) a name; an empty name (or None) gives back the default one."""
         if not 1 <= whole_number(object_id, "object_id") <= MAX_OBJECT_ID:
             raise XMemPPError(f"object ids are 1 to {MAX_OBJECT_ID}, got {object_id}")
+        if name is not None and not isinstance(name, str):  # bytes would become the name "b'...'"
+            raise XMemPPError(f"name must be text (a str) or None, got {type(name).__name__}")
         known = {*self._object_names, *self.objects.ids, int(object_id)}
         if name and len(known) > MAX_OBJECTS:  # names alone (a resume zip's objects.csv) count too
             raise too_many_objects(len(known), "with this name, the video")
