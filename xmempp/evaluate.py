@@ -30,6 +30,7 @@ from xmempp.jobs import JobFailure
 from xmempp.metrics import frame_scores
 from xmempp.model.network import XMem
 from xmempp.outputs import MASKS_DIR, atomic_path, output_lock
+from xmempp.plots import ANNOTATED_COLUMN, plot_j_and_f  # matplotlib itself loads only to draw
 from xmempp.ray_runner import Execution, run_jobs
 from xmempp.video import FrameFolder
 
@@ -186,7 +187,6 @@ def _score(folder: Path, names: list[str], truths: list[np.ndarray], objects: li
     return rows
 
 
-ANNOTATED_COLUMN = "mean_annotated_frames_per_video"
 SCORED_FRAMES = ("frames not annotated in the round, the last frame included (the DAVIS 2017 evaluation leaves out "
                  "the first and the last)")
 
@@ -257,7 +257,5 @@ def run_evaluation(dataset: Path, output: Path, execution: Execution, strategies
         with atomic_path(output / SUMMARY_FILE) as temporary:
             summary.to_csv(temporary, index=False)
         if not summary.empty:
-            from xmempp.plots import plot_j_and_f
-
             plot_j_and_f(summary, output / PLOT_FILE)
         return Evaluation(per_frame, summary, failures)

@@ -12,6 +12,8 @@ from xmempp.outputs import atomic_path
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+ANNOTATED_COLUMN = "mean_annotated_frames_per_video"  # the summary's x: evaluate.py writes it, the plot reads it
+
 
 def plot_j_and_f(summary: pd.DataFrame, path: Path) -> Figure:
     """Write a PNG of summary's J&F against annotated frames per video, one line per strategy; returns the figure.
@@ -21,8 +23,6 @@ def plot_j_and_f(summary: pd.DataFrame, path: Path) -> Figure:
     """
     from matplotlib.figure import Figure  # no pyplot: no global figure state, PNG written by the Agg canvas
     from matplotlib.ticker import MaxNLocator
-
-    from xmempp.evaluate import ANNOTATED_COLUMN
 
     figure = Figure(figsize=(6, 4), dpi=120)
     axes = figure.subplots()
