@@ -29,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.propagation import reference_copy  # noqa: E402
+
 CHAIR = ROOT.parent / "shared" / "data" / "chair"
 CACHE = Path(tempfile.gettempdir()) / "xmempp-chair-speed"
 SIZE, K = 480, 4
@@ -84,20 +86,8 @@ def measure_xmempp(frames: int, precision: str, threads: int | None) -> dict:
             "suggest_s": suggest}
 
 
-def reference_copy(xmem2: Path) -> Path:
-    """A copy of the reference patched to run on the CPU (never committed)."""
-    copy = CACHE / "XMem2-cpu"
-    if not copy.exists():
-        shutil.copytree(xmem2, copy)
-        core = copy / "inference" / "inference_core.py"
-        core.write_text(core.read_text().replace("device='cuda:0'", "device=next(self.network.parameters()).device"))
-        rov = copy / "inference" / "run_on_video.py"
-        rov.write_text(rov.read_text().replace("torch.load(model_path)", "torch.load(model_path, map_location='cpu')"))
-    return copy
-
-
 def measure_reference(frames: int, xmem2: Path) -> dict:
-    clip, weights, copy = chair_clip(frames), random_weights(), reference_copy(xmem2)
+    clip, weights, copy = chair_clip(frames), random_weights(), reference_copy(xmem2, CACHE)
     images, masks, out = str(clip / "JPEGImages"), str(clip / "Annotations"), str(CACHE / f"ref-out-{frames}")
     code = f"""
 import sys, time, json, torch, numpy as np

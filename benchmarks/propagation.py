@@ -208,8 +208,8 @@ def measure_amp_agreement(clip: Path, weights: Path, size: int, device: str) -> 
     return {"agreement": float((masks[0] == masks[1]).mean()), "object_share": float((masks[0] > 0).mean())}
 
 
-def measure_reference(clip: Path, weights: Path, size: int, xmem2: Path, cache: Path) -> dict:
-    """The reference's run_on_video on the same clip and weights (a CPU-patched copy made in `cache`)."""
+def reference_copy(xmem2: Path, cache: Path) -> Path:
+    """A copy of the reference in `cache`, patched to run on the CPU (never committed)."""
     copy = cache / "XMem2-cpu"
     if not copy.exists():
         shutil.copytree(xmem2, copy)
@@ -217,6 +217,12 @@ def measure_reference(clip: Path, weights: Path, size: int, xmem2: Path, cache: 
         core.write_text(core.read_text().replace("device='cuda:0'", "device=next(self.network.parameters()).device"))
         rov = copy / "inference" / "run_on_video.py"
         rov.write_text(rov.read_text().replace("torch.load(model_path)", "torch.load(model_path, map_location='cpu')"))
+    return copy
+
+
+def measure_reference(clip: Path, weights: Path, size: int, xmem2: Path, cache: Path) -> dict:
+    """The reference's run_on_video on the same clip and weights (a CPU-patched copy made in `cache`)."""
+    copy = reference_copy(xmem2, cache)
     code = f"""
 import sys, time, json, resource
 sys.path.insert(0, {str(copy)!r})
