@@ -200,7 +200,7 @@ def select_k_next_best_annotation_candidates(
     `previously_chosen_candidates`, at `size` (default 480).
     """
     chosen = list(dict.fromkeys(frame_numbers(previously_chosen_candidates, "previously_chosen_candidates")))
-    check_options(k, alpha, min_mask_presence_percent)
+    k, alpha, min_mask_presence_percent = check_options(k, alpha, min_mask_presence_percent)
     source = Path(imgs_in_path)
     if size is UNSET:
         manifest = read_manifest(masks_out_path) if use_previously_predicted_masks and masks_out_path else None
