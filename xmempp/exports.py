@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from xmempp.errors import XMemPPError, file_system_problems_as_error, shown
+from xmempp.errors import InputNotFoundError, XMemPPError, file_system_problems_as_error, shown
 from xmempp.masks.drawing import davis_palette
 from xmempp.masks.files import mask_image, read_id_mask
 from xmempp.outputs import MANIFEST_FILE, MASKS_DIR, atomic_path, identity, output_lock, read_manifest
@@ -77,7 +77,7 @@ class MaskFolder(Mapping[str, np.ndarray]):
         elif (folder / FORMAT_ENTRIES[DAVIS]).is_dir():  # an unzipped export of the app: Annotations/ holds them
             folder = folder / FORMAT_ENTRIES[DAVIS]
         if not folder.is_dir():
-            raise FileNotFoundError(f"mask folder not found: {shown(folder)}")
+            raise InputNotFoundError(f"mask folder not found: {shown(folder)}")
         paths = [p for p in folder.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith(".")]
         if not paths:
             raise XMemPPError(f"no mask PNGs in {shown(folder)}")

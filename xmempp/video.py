@@ -15,7 +15,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error, shown, whole_number
+from xmempp.errors import (
+    InputNotFoundError,
+    XMemPPError,
+    file_system_problem,
+    file_system_problems_as_error,
+    shown,
+    whole_number,
+)
 from xmempp.images import open_image
 
 log = logging.getLogger(__name__)
@@ -36,7 +43,7 @@ class FrameFolder:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise FileNotFoundError(f"frame folder not found: {shown(self.folder)}")
+            raise InputNotFoundError(f"frame folder not found: {shown(self.folder)}")
         with file_system_problems_as_error(f"read the frame folder {shown(self.folder)}"):
             self.paths = sorted((p for p in self.folder.iterdir() if is_frame_name(p)), key=frame_order)
         _refuse_entries_that_are_no_files(self.paths)
@@ -128,7 +135,7 @@ def open_frames(source: str | Path, work_dir: str | Path | None = None, max_fram
     if source.is_dir():
         return FrameFolder(source)
     if not source.exists():
-        raise FileNotFoundError(f"video or frame folder not found: {shown(source)}")
+        raise InputNotFoundError(f"video or frame folder not found: {shown(source)}")
     if work_dir is None:
         raise ValueError("a work_dir is needed to extract the frames of a video file")
     return FrameFolder(extract_frames(source, Path(work_dir), max_frames=max_frames, max_side=max_side))
