@@ -35,6 +35,7 @@ from xmempp.outputs import (
     output_lock,
     prepare_output_folder,
     read_manifest,
+    reading_lock,
     refuse_overlap,
     save_image_atomically,
     source_digest,
@@ -234,8 +235,10 @@ def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: in
     belong to other weights or another size)."""
     if not source.exists():
         raise InputNotFoundError(f"video or frame folder not found: {shown(source)}")
-    manifest = read_manifest(masks_out)
-    with tempfile.TemporaryDirectory(prefix="xmempp-frames-") as work_dir:
+    # From its manifest to its last mask and key, the run's folder is read under a shared lock: a run rewriting it
+    # meanwhile would mix two runs' masks and keys.
+    with reading_lock(masks_out, "suggest"), tempfile.TemporaryDirectory(prefix="xmempp-frames-") as work_dir:
+        manifest = read_manifest(masks_out)
         frames = functools.cache(lambda: open_frames(source, work_dir))  # a video file is decoded only if needed
         if manifest is not None:
             _check_manifest(manifest, masks_out, source)

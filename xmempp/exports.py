@@ -17,6 +17,7 @@ Each format is built under a hidden temporary name and renamed into place, so an
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -34,7 +35,15 @@ from PIL import Image
 from xmempp.errors import InputNotFoundError, XMemPPError, file_system_problems_as_error, shown
 from xmempp.masks.drawing import davis_palette
 from xmempp.masks.files import mask_image, read_id_mask
-from xmempp.outputs import MANIFEST_FILE, MASKS_DIR, atomic_path, identity, output_lock, read_manifest
+from xmempp.outputs import (
+    MANIFEST_FILE,
+    MASKS_DIR,
+    atomic_path,
+    identity,
+    output_lock,
+    read_manifest,
+    reading_lock,
+)
 
 DAVIS, COCO, YOUTUBE_VIS, MATTES = "davis", "coco", "youtube-vis", "mattes"
 FORMATS = (DAVIS, COCO, YOUTUBE_VIS, MATTES)
@@ -185,20 +194,37 @@ def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
     if unknown or not formats:
         raise XMemPPError(f"unknown export format {unknown[0] if unknown else '(none given)'!r}: choose from "
                           f"{', '.join(FORMATS)}")
-    if not isinstance(masks, Mapping):
-        folder = MaskFolder(masks)
-        palette = palette or folder.palette()
-        masks = folder
-    if len(masks) == 0:
-        raise XMemPPError("no masks to export")
     out = Path(out)
-    if isinstance(masks, MaskFolder):
-        _refuse_overwriting(masks.folder, out, formats)
-    _create_folder(out)
-    # One export at a time into a folder: two replacing the same entries at once removed each other's files.
-    with output_lock(out, "export"):
-        _refuse_existing(out, formats, overwrite)
-        return _export(masks, out, formats, object_names, palette, video_name)
+    with contextlib.ExitStack() as held:
+        if not isinstance(masks, Mapping):
+            # From its manifest to its last mask, a run's folder is read under a shared lock: a run rewriting it
+            # meanwhile would have mixed two runs' masks into one export (other exports may read it too).
+            for folder in _folders_a_run_may_write(Path(masks), out):
+                held.enter_context(reading_lock(folder, "this export"))
+            folder = MaskFolder(masks)
+            palette = palette or folder.palette()
+            masks = folder
+        if len(masks) == 0:
+            raise XMemPPError("no masks to export")
+        if isinstance(masks, MaskFolder):
+            _refuse_overwriting(masks.folder, out, formats)
+        _create_folder(out)
+        # One export at a time into a folder: two replacing the same entries at once removed each other's files.
+        with output_lock(out, "export"):
+            _refuse_existing(out, formats, overwrite)
+            return _export(masks, out, formats, object_names, palette, video_name)
+
+
+def _folders_a_run_may_write(given: Path, out: Path) -> list[Path]:
+    """The folders that a run writing the masks at `given` holds: `given` (the folder `run` wrote) and, for a
+    `masks/` folder given itself, the folder holding it (a run's OUTPUT). The export folder `out` is left out:
+    the export holds it whole, exclusively."""
+    absolute = Path(os.path.abspath(given))
+    candidates = [absolute, *([absolute.parent] if absolute.name == MASKS_DIR else [])]
+    folders = {identity(folder): folder for folder in reversed(candidates) if folder.is_dir()}
+    folders.pop(identity(out), None)
+    folders.pop(None, None)
+    return list(folders.values())
 
 
 def _export(masks: Mapping[str, np.ndarray], out: Path, formats: list[str], object_names: Mapping[int, str] | None,
