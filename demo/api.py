@@ -40,7 +40,7 @@ from demo.speed import SpeedTable
 from demo.state import AppSettings
 from xmempp.api import run_on_video, select_k_next_best_annotation_candidates
 from xmempp.errors import XMemPPError, shown
-from xmempp.exports import FORMATS, export_masks
+from xmempp.exports import FORMATS, export_masks, repeated_format
 from xmempp.images import open_image
 from xmempp.masks.files import MaskReader
 from xmempp.precision import PRECISIONS
@@ -211,7 +211,9 @@ class ScriptApi:
         unknown = [f for f in formats if f not in FORMATS]
         if unknown:
             raise ApiError(f"formats: {unknown[0]!r} is not one of {', '.join(FORMATS)}")
-        return list(dict.fromkeys(formats))
+        if repeated_format(list(formats)) is not None:  # a caller's slip, refused rather than guessed at
+            raise ApiError(f"formats: {repeated_format(list(formats))!r} is given twice; give each format once")
+        return list(formats)
 
     # ----- the run -------------------------------------------------------------------------------------------
     def _run(self, work: Path, video: Any, annotations: Any, frames: Any, size: int, k: int, precision: str) -> dict:

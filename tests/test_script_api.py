@@ -67,7 +67,7 @@ def test_sizes_and_counts_are_integers_on_the_api_page(tmp_path):
 
 @pytest.mark.parametrize(("change", "parameter"), [
     ({"size": "240"}, "size"), ({"size": 8}, "size"), ({"size": 4096}, "size"), ({"k": -1}, "k"),
-    ({"formats": ["png"]}, "formats"), ({"precision": "fp16"}, "precision"), ({"frames": [0, 1]}, "frames"), ({"frames": [99]}, "frames"),
+    ({"formats": ["png"]}, "formats"), ({"formats": ["davis", "davis"]}, "formats"), ({"precision": "fp16"}, "precision"), ({"frames": [0, 1]}, "frames"), ({"frames": [99]}, "frames"),
     ({"annotations": []}, "annotations")])
 def test_a_bad_value_gets_one_line_naming_the_parameter(tmp_path, network, clip, change, parameter):
     video, masks = clip

@@ -187,13 +187,15 @@ def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
     category and an all-black matte). `palette` (flattened RGB of 256 colours) colours the DAVIS PNGs: by default
     the masks' own (for a folder) or DAVIS's. An entry that already exists in `out` is refused, naming it, unless
     `overwrite`. Another export (or run) into `out` at the same time is refused, naming it. Returns what was
-    written.
+    written. Formats are named once each: a repeated one is refused, naming it.
     """
-    formats = list(dict.fromkeys(formats))
+    formats = list(formats)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise XMemPPError(f"unknown export format {unknown[0] if unknown else '(none given)'!r}: choose from "
                           f"{', '.join(FORMATS)}")
+    if repeated_format(formats) is not None:  # a caller's slip, refused rather than guessed at
+        raise XMemPPError(f"export format {repeated_format(formats)!r} is given twice: give each format once")
     out = Path(out)
     with contextlib.ExitStack() as held:
         if not isinstance(masks, Mapping):
@@ -213,6 +215,11 @@ def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
         with output_lock(out, "export"):
             _refuse_existing(out, formats, overwrite)
             return _export(masks, out, formats, object_names, palette, video_name)
+
+
+def repeated_format(formats: list[str]) -> str | None:
+    """The first format named twice in `formats`, or None."""
+    return next((name for i, name in enumerate(formats) if name in formats[:i]), None)
 
 
 def _folders_a_run_may_write(given: Path, out: Path) -> list[Path]:
