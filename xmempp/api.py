@@ -362,7 +362,7 @@ def _annotate(session: VideoSession, reader: MaskReader, masks_in: Path, frames_
         path = find_mask_file(masks_in, name)
         if path is None:
             raise InputNotFoundError(f"no mask for annotated frame {index}: expected "
-                                    f"{shown(masks_in / (name + '.png'))}{_unicode_form_note(name)}")
+                                     f"{shown(masks_in / (name + '.png'))}{_unicode_form_note(name)}")
         try:
             session.annotate(index, reader.read(path, session.frame_size))
         except EmptyAnnotationError:
