@@ -516,8 +516,21 @@ def _uploaded_file(value: Any, parameter: str, work: Path, max_bytes: int, index
     path = value.get("path") if isinstance(value, dict) else getattr(value, "path", None)
     if not path or not Path(path).is_file():
         raise ApiError(f"{parameter}: expected an uploaded file (gradio_client's handle_file) or a data: URI, got "
-                       f"{value!r:.80}")
+                       f"{_described(value)}")
     return Upload(Path(path), Path(path).name)
+
+
+def _described(value: Any) -> str:
+    """What a value that is no file is, by its type and shape: never its text, which may hold a path of this
+    server's (a file dict's upload path, sent back inside a list)."""
+    if isinstance(value, str):
+        return f"a text of {len(value)} characters, neither a data: URI nor a URL of a file on this server"
+    if isinstance(value, dict):
+        keys = ", ".join(shown(key, quoted=True) for key in sorted(map(str, value))[:5])
+        return f"a dict with keys {keys}, not a file this server holds" if keys else "an empty dict"
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value)} item(s); give each file itself, not in a list of its own"
+    return f"a value of type {type(value).__name__}"
 
 
 def _check_annotation_pixels(masks: list[Upload], limits: Limits) -> None:
@@ -544,11 +557,15 @@ def _read_annotations(masks: list[Upload], frame_size: tuple[int, int]) -> None:
     """Read every annotation as the run will, in its order, so that a bad one is refused before the call waits
     for the model, named as the client sent it (the run reads the copies in the call's folder)."""
     reader = MaskReader()
+    height, width = frame_size
     for mask in masks:
         try:
-            reader.read(mask.path, frame_size, name=mask.name)
+            ids = reader.read(mask.path, name=mask.name)
         except XMemPPError as error:
             raise ApiError.refusing(error, "annotations") from None
+        if ids.shape != (height, width):  # resized, a 1x1 mask would make the whole frame one object
+            raise ApiError(f"annotations: mask {shown(mask.name)} is {ids.shape[1]}x{ids.shape[0]}, but the frames "
+                           f"are {width}x{height}: draw each annotation on its frame, at the frame's size")
 
 
 def _uploaded(url: str, parameter: str) -> Path:

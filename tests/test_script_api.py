@@ -420,3 +420,31 @@ def test_a_served_call_gives_the_plain_endpoints_result_last(tmp_path, network, 
         assert last[1]["suggested_frames"] == plain[1]["suggested_frames"] and zipfile.is_zipfile(last[0].path)
     else:
         assert last == plain
+
+
+@pytest.mark.parametrize("endpoint", ["segment", "suggest_frames"])
+@pytest.mark.parametrize("mask_size", [(1, 1), (10, 10)])
+def test_an_annotation_of_another_size_than_the_frames_is_refused_naming_both_sizes(tmp_path, network, clip,
+                                                                                     endpoint, mask_size):
+    """A 1x1 annotation was resized to the frame without a word: the whole frame became object 1 (round five)."""
+    video, _ = clip
+    small = tmp_path / "small.png"
+    Image.new("P", mask_size, 1).save(small)
+    api = ScriptApi(settings(tmp_path, network), RunQueue(1, 4))
+    with pytest.raises(gr.Error) as raised:
+        getattr(api, endpoint)(video, [upload(small)], frames=[0], size=SIZE)
+    width, height = mask_size
+    assert raised.value.message.startswith(f"annotations: mask small.png is {width}x{height}, but the frames are "
+                                           "128x96"), raised.value.message
+
+
+@pytest.mark.parametrize("annotation", [
+    lambda path: [upload(path)], lambda path: upload(path.parent / "gone.png"), lambda path: str(path)])
+def test_a_value_that_is_no_file_is_described_without_any_path(tmp_path, network, clip, annotation):
+    """[[file]] was shown as a repr holding the server's upload path (/tmp/xmempp-app-<pid>-.../uploads/...)."""
+    video, masks = clip
+    value = annotation(masks / "frame_000000.png")
+    with pytest.raises(gr.Error) as raised:
+        ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(video, [value], frames=[0], size=SIZE)
+    message = raised.value.message
+    assert message.startswith("annotations: expected an uploaded file") and "/" not in message, message
