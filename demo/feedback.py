@@ -36,8 +36,8 @@ def message_for(error: BaseException) -> str:
         text = str(error)
         if is_out_of_memory(error):
             text += "; choose a smaller processing size (or start the app with a smaller --max-side)"
-        text = without_server_paths(text)
-        return "⚠ " + (sentence_case(text) if text else type(error).__name__)
+        text = without_server_paths(text)  # shown as written: it may start with a name, whose spelling is the person's
+        return "⚠ " + (text or type(error).__name__)
     log.exception("unexpected error in a handler", exc_info=error)
     return f"⚠ Something went wrong ({type(error).__name__}); your session is unchanged. Details are in the server log."
 
@@ -53,10 +53,10 @@ def without_server_paths(text: str) -> str:
 
 
 def sentence_case(text: str) -> str:
-    """`text` with a capital first letter when it starts with a plain word; a file name (zero.zip, clip.mp4)
-    stays as the person wrote it."""
-    first = text.split(" ", 1)[0].rstrip(",:;")
-    return text[:1].upper() + text[1:] if first.isalpha() and first.islower() else text
+    """One of the app's own sentences with a capital first letter. Never for a message that may start with a name:
+    no rule tells a name from a word ("nosuffix is not a video", "app is not a video" became "Nosuffix", "App"),
+    so a person's problem is shown as the engine wrote it, in the lower case the CLI prints after "error: "."""
+    return text[:1].upper() + text[1:]
 
 
 def note(text: str, transient: bool = False) -> str:

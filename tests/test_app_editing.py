@@ -103,7 +103,7 @@ def test_grabcut_on_a_prefilled_frame_gives_the_object_the_region_replacing_othe
 
 def test_grabcut_without_strokes_asks_for_some(handlers):
     state = loaded(handlers)
-    assert "Draw a rough box or a scribble" in text(handlers.grabcut(state, 0, painted(square(0, 1)), 2)["editor_note"])
+    assert "draw a rough box or a scribble" in text(handlers.grabcut(state, 0, painted(square(0, 1)), 2)["editor_note"])
 
 
 # ----- objects -------------------------------------------------------------------------------------------------
@@ -246,4 +246,4 @@ def test_a_frame_box_without_a_number_gives_a_message_not_a_bare_error(handlers,
     state = loaded(handlers)
     value = frame_slider(0, FRAMES - 1, step=1).preprocess(typed)
     note = text(handlers.show_frame(state, value)["editor_note"])
-    assert note == f"⚠ Type a frame number from 0 to {FRAMES - 1} in Frame, then press Enter"
+    assert note == f"⚠ type a frame number from 0 to {FRAMES - 1} in Frame, then press Enter"

@@ -135,6 +135,15 @@ def test_bad_files_give_a_message_and_keep_the_session(handlers, tmp_path, name,
     assert state.annotated_frames == [0] and state.num_frames == FRAMES
 
 
+@pytest.mark.parametrize("name", ["nosuffix", "app", "zero.zip.txt"])
+def test_a_message_that_starts_with_a_file_name_keeps_its_spelling(handlers, tmp_path, name):
+    """"nosuffix is not a video" was shown as "Nosuffix is not a video" (round five)."""
+    bad = tmp_path / name
+    bad.write_bytes(b"hello")
+    status = handlers.load_files(None, [str(bad)])["status"]
+    assert f"⚠ {name} is not a video" in status, status
+
+
 def test_a_video_without_frames_is_refused(handlers, tmp_path):
     audio_only = tmp_path / "silence.mp4"
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
@@ -232,7 +241,7 @@ def test_export_says_how_many_masks_are_kept_from_the_previous_run(handlers):
 
 
 def test_export_before_anything_is_annotated_says_so(handlers):
-    assert "Nothing to export yet" in text(handlers.export(loaded(handlers))["export_note"])
+    assert "nothing to export yet" in text(handlers.export(loaded(handlers))["export_note"])
 
 
 def test_uploading_the_video_with_the_export_zip_resumes_the_session(handlers, clip):

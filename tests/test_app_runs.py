@@ -45,7 +45,7 @@ def test_the_run_line_of_a_finished_run_names_the_precision_that_ran(handlers):
 
 def test_propagating_without_an_annotation_says_what_to_do(handlers):
     outputs = run(handlers, loaded(handlers))
-    assert len(outputs) == 1 and "Annotate at least one frame before propagating" in text(outputs[0]["progress"])
+    assert len(outputs) == 1 and "annotate at least one frame before propagating" in text(outputs[0]["progress"])
 
 
 def test_propagation_streams_frames_then_gives_the_video_and_k_suggestions(handlers):

@@ -46,7 +46,7 @@ def test_the_app_shows_a_bug_as_a_bug_not_as_a_problem_with_the_input():
     from demo.feedback import message_for as _message
 
     assert "went wrong" in _message(ValueError("operands could not be broadcast together"))
-    assert _message(XMemPPError("frame 3 is past the end")).endswith("Frame 3 is past the end")
+    assert _message(XMemPPError("frame 3 is past the end")) == "⚠ frame 3 is past the end"
 
 
 def test_the_app_suggests_a_smaller_size_when_out_of_memory():
@@ -90,4 +90,4 @@ def test_the_app_names_files_under_the_servers_temporary_folder_by_their_name_al
 
     work = Path(tempfile.gettempdir()) / "xmempp-app-1-abc" / "session-x" / "annotations" / "frame_000000.png"
     message = _message(XMemPPError(f"cannot read mask frame_000000.png: the file is corrupt ('{work}')"))
-    assert message == "⚠ Cannot read mask frame_000000.png: the file is corrupt ('frame_000000.png')"
+    assert message == "⚠ cannot read mask frame_000000.png: the file is corrupt ('frame_000000.png')"
