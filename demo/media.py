@@ -345,6 +345,8 @@ def _member_kind(path: PurePosixPath) -> str | None:
         return USER_MASK_FOLDER
     if suffix == ".png" and MASK_FOLDER.lower() in folders:
         return MASK_FOLDER
+    if _mask_folder(path) is not None:  # another image there is a mask that is no PNG, not a frame
+        return None
     if suffix in IMAGE_SUFFIXES:
         return "frames"
     if len(path.parts) == 2 and path.parts[0] == SOURCE_FOLDER and suffix in VIDEO_SUFFIXES:
@@ -355,7 +357,18 @@ def _member_kind(path: PurePosixPath) -> str | None:
     return None
 
 
+def _mask_folder(path: PurePosixPath) -> str | None:
+    """The mask folder (Annotations/, UserAnnotations/) `path` is in, or None."""
+    folders = [part.lower() for part in path.parts[:-1]]
+    return next((folder for folder in (USER_MASK_FOLDER, MASK_FOLDER) if folder.lower() in folders), None)
+
+
 def _not_an_image(source: Path, info: zipfile.ZipInfo) -> str:
+    folder = _mask_folder(PurePosixPath(info.filename))
+    if folder is not None and PurePosixPath(info.filename).suffix.lower() in IMAGE_SUFFIXES:
+        return (f"{shown(source.name)} contains {shown(info.filename, quoted=True)}: a mask under {folder}/ must be a "
+                "PNG (a JPEG's compression noise would become objects); save it as a PNG, or move it out of the "
+                "folder if it is a frame")
     return (f"{shown(source.name)} contains {shown(info.filename, quoted=True)}, which is not an image: a zip must "
             f"hold frames ({', '.join(IMAGE_SUFFIXES)}) and optionally {MASK_FOLDER}/ masks")
 

@@ -102,7 +102,7 @@ def test_an_old_zip_whose_masks_have_another_size_is_refused(handlers, clip, tmp
     old = write_zip(tmp_path / "old.zip", {"Annotations/frame_000000.png": png_bytes(big, palette=True)})
     outputs = handlers.load_files(None, [str(clip), str(old)])
     state, status = outputs["state"], outputs["status"]
-    assert "Mask Annotations/frame_000000.png in old.zip is 720x480, but the frames are 128x96" in status
+    assert "mask Annotations/frame_000000.png in old.zip is 720x480, but the frames are 128x96" in status
     assert state.session is None
 
 
@@ -137,3 +137,19 @@ def test_a_zip_naming_more_objects_than_the_limit_is_refused_and_loads_nothing(h
     outputs = handlers.load_files(mine, [str(flooded)])
     assert f"more than the {MAX_OBJECTS} one video may hold" in outputs["status"]
     assert outputs["state"] is mine and mine.annotated_frames == [] and len(mine.object_names) <= 1
+
+
+@pytest.mark.parametrize("folder", ["Annotations", "UserAnnotations"])
+def test_a_jpeg_under_a_mask_folder_is_refused_as_a_mask_that_must_be_a_png(handlers, tmp_path, folder):
+    """Annotations/00000.jpg was taken for a frame: "jpgmask.zip holds two frames named 00000" (round five)."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    frames = {f"{i:05d}.png": png_bytes(f) for i, f in enumerate(clip_frames())}
+    jpeg = BytesIO()
+    Image.fromarray(square(0)).save(jpeg, format="JPEG")
+    archive = write_zip(tmp_path / "jpgmask.zip", {**frames, f"{folder}/00000.jpg": jpeg.getvalue()})
+    status = handlers.load_files(None, [str(archive)])["status"]
+    assert status.startswith(f"⚠ jpgmask.zip contains '{folder}/00000.jpg': a mask under {folder}/ must be a PNG"), \
+        status

@@ -70,7 +70,7 @@ def test_a_video_and_a_zip_of_frames_are_refused_before_anything_is_unpacked(han
 
     monkeypatch.setattr(zipfile.ZipFile, "open", never)
     status = handlers.load_files(None, [str(clip), str(archive)])["status"]
-    assert "Both square.mp4 and bomb.zip hold frames" in status
+    assert "both square.mp4 and bomb.zip hold frames" in status
 
 
 def test_a_zip_listing_more_entries_than_the_app_opens_is_refused_from_its_end_record(settings, tmp_path):
