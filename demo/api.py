@@ -45,7 +45,7 @@ from demo.speed import SpeedTable
 from demo.state import AppSettings
 from xmempp.api import run_on_video_frames, select_k_next_best_annotation_candidates
 from xmempp.errors import XMemPPError, shown
-from xmempp.exports import FORMATS, export_masks, repeated_format
+from xmempp.exports import EXPORT_MARKER, FORMATS, export_masks, repeated_format
 from xmempp.images import open_image, png_size
 from xmempp.masks.files import MaskReader
 from xmempp.precision import PRECISIONS
@@ -624,6 +624,6 @@ def _object_ids(output: Path) -> set[int]:
 def _zip_folder(folder: Path, archive: Path) -> Path:
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
         for file in sorted(folder.rglob("*")):
-            if file.is_file():
+            if file.is_file() and file.name != EXPORT_MARKER:  # the export's note to itself, not the caller's
                 zipped.write(file, file.relative_to(folder).as_posix())
     return archive

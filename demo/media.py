@@ -22,7 +22,7 @@ from demo.resume import FRAMES_FOLDER, RECORD_NAME, SOURCE_FOLDER, SessionRecord
 from demo.unzip import Member, UnpackBudget, ZipPlan, open_zip
 from demo.unzip import safe_member_path as safe_member_path  # where the tests and older callers find it
 from xmempp.errors import XMemPPError, shown
-from xmempp.exports import DAVIS, FORMAT_ENTRIES, MATTES, export_masks
+from xmempp.exports import DAVIS, EXPORT_MARKER, FORMAT_ENTRIES, MATTES, export_masks
 from xmempp.masks.files import write_mask
 from xmempp.masks.ids import MAX_OBJECTS
 from xmempp.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, downscaled, gif_screen_size, open_frames
@@ -516,7 +516,7 @@ def write_export_zip(path: Path, names: list[str], results: Mapping[int, np.ndar
             for file in sorted((staging / folder).glob("*.png")):
                 archive.write(file, file.relative_to(staging).as_posix())
         for file in sorted((staging / "formats").rglob("*")):
-            if file.is_file():
+            if file.is_file() and file.name != EXPORT_MARKER:  # the export's note to itself, not the person's
                 archive.write(file, file.relative_to(staging / "formats").as_posix())
         if video is not None and video.is_file():
             archive.write(video, OVERLAY_NAME)

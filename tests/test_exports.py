@@ -426,3 +426,47 @@ def test_a_frame_name_that_is_not_utf8_is_refused_for_json_before_anything_is_wr
         export_masks(masks, tmp_path / "export", ["davis", "coco"], NAMES)
     assert not (tmp_path / "export" / "Annotations").exists()
     export_masks(masks, tmp_path / "export", ["davis", "mattes"], NAMES)  # these name frames as files: written
+
+
+def _cli_run(frames: Path, masks: Path, out: Path, checkpoint: Path) -> Path:
+    from xmempp.cli import main
+
+    assert main(["run", "--images", str(frames), "--masks", str(masks), "--output", str(out), "--weights",
+                 str(checkpoint), "--size", "96", "--quiet", "--no-overlay", "--frames", "0"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("to", ["dataset", "dataset link", "Annotations", "inside Annotations", "JPEGImages"])
+def test_an_export_into_the_runs_own_inputs_is_refused_even_with_overwrite(square_clip, tmp_path, checkpoint, capsys,
+                                                                           to):
+    """`export --run out --to <the folder holding the run's Annotations/> --overwrite --formats davis` replaced
+    the person's hand annotations with the run's masks, exit 0 (issue 16, round five)."""
+    from xmempp.cli import main
+
+    frames, masks = square_clip  # tmp_path/JPEGImages and tmp_path/Annotations, as a DAVIS folder holds them
+    run = _cli_run(frames, masks, tmp_path / "out", checkpoint)
+    (tmp_path / "link").symlink_to(tmp_path)
+    to = {"dataset": tmp_path, "dataset link": tmp_path / "link", "Annotations": masks,
+          "inside Annotations": masks / "sub", "JPEGImages": frames}[to]
+    before = {path: path.read_bytes() for folder in (masks, frames) for path in folder.iterdir()}
+    assert main(["export", "--run", str(run), "--to", str(to), "--overwrite", "--formats", "davis,coco"]) == 1
+    error = capsys.readouterr().err
+    assert "choose an export folder apart from the run's inputs" in error and str(masks.parent) in error, error
+    assert {path: path.read_bytes() for folder in (masks, frames) for path in folder.iterdir()} == before
+
+
+def test_overwrite_refuses_a_folder_no_export_wrote_naming_it(tmp_path):
+    """--overwrite replaced any Annotations/ in --to, someone's hand-made masks included."""
+    theirs = tmp_path / "to" / "Annotations"
+    theirs.mkdir(parents=True)
+    (theirs / "00000.png").write_bytes(b"their mask")
+    with pytest.raises(XMemPPError, match=re.escape(f"{theirs} is not an export's")):
+        export_masks(three_object_masks(), tmp_path / "to", ["davis"], overwrite=True)
+    assert [path.read_bytes() for path in theirs.iterdir()] == [b"their mask"]
+
+
+def test_overwrite_replaces_what_an_earlier_export_wrote_or_an_empty_folder(tmp_path):
+    (tmp_path / "to" / "mattes").mkdir(parents=True)  # empty: nothing of anyone's to lose
+    export_masks(three_object_masks(), tmp_path / "to", ["davis", "mattes"], overwrite=True)
+    export_masks(three_object_masks(), tmp_path / "to", ["davis", "mattes"], {1: "renamed"}, overwrite=True)
+    assert (tmp_path / "to" / "mattes" / "renamed").is_dir()

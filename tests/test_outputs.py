@@ -189,6 +189,24 @@ def test_an_output_inside_the_frames_folder_is_refused_as_batch_refuses_it(squar
     assert not (frames / "out").exists()
 
 
+def test_a_runs_manifest_records_its_input_folders_by_device_and_inode(finished_run):
+    """What an export needs to refuse writing into the run's inputs, whatever path reaches them."""
+    frames, masks, out = finished_run
+    recorded = read_manifest(out).input_folders
+    for label, folder in (("frames", frames), ("annotations", masks)):
+        status = os.stat(folder)
+        assert recorded[label] == {"path": str(folder), "device": status.st_dev, "inode": status.st_ino}
+
+
+def test_a_manifest_of_format_1_without_input_folders_is_still_read(finished_run):
+    _, _, out = finished_run
+    document = json.loads((out / MANIFEST_FILE).read_text())
+    del document["input_folders"]
+    (out / MANIFEST_FILE).write_text(json.dumps({**document, "format": 1}))
+    manifest = read_manifest(out)
+    assert manifest.finished and manifest.input_folders == {}
+
+
 def test_a_manifest_nested_past_pythons_recursion_limit_is_damaged(tmp_path):
     """JSON arrays nested 100,000 deep made json.loads raise RecursionError: suggest ended in 'unexpected internal
     failure ... this is a bug' (issue 16, round four)."""

@@ -33,6 +33,7 @@ from xmempp.outputs import (
     OVERLAY_DIR,
     Manifest,
     file_digest,
+    folder_identities,
     output_lock,
     prepare_output_folder,
     read_manifest,
@@ -130,7 +131,8 @@ def _run_frames(source: Path, masks_in: Path, masks_out: Path, frames_with_masks
                 manifest = Manifest(frame_names=session.frame_names, frame_size=tuple(session.frame_size),
                                     annotated_frames=sorted(annotated), size=config.size,
                                     weights=weights_fingerprint(network), source_digest=source_digest(source, frames.paths),
-                                    overlay=save_overlay)
+                                    overlay=save_overlay,
+                                    input_folders=folder_identities({"frames": source, "annotations": masks_in}))
                 start_run(masks_out, manifest)
                 iou = functools.partial(_iou_with_given_mask, session, reader, masks_in) if compute_iou else None
                 with _FrameWriter(masks_out, reader.palette or davis_palette(), save_overlay) as writer:

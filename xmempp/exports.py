@@ -43,6 +43,7 @@ from xmempp.outputs import (
     output_lock,
     read_manifest,
     reading_lock,
+    write_bytes_atomically,
 )
 
 DAVIS, COCO, YOUTUBE_VIS, MATTES = "davis", "coco", "youtube-vis", "mattes"
@@ -50,6 +51,9 @@ FORMATS = (DAVIS, COCO, YOUTUBE_VIS, MATTES)
 # What each format writes into the export folder (a folder or a file).
 FORMAT_ENTRIES = {DAVIS: "Annotations", COCO: "coco.json", YOUTUBE_VIS: "youtube_vis.json", MATTES: "mattes"}
 OBJECTS_FILE = "objects.csv"  # id,name: the app's export writes it, and mattes/ gets one with the folders
+# Which entries exports wrote into a folder: --overwrite replaces only those (or an empty folder), never a folder
+# of someone's files that happens to be named Annotations/. Written by every export; left out of the app's zips.
+EXPORT_MARKER = "xmempp-export.json"
 
 MAX_FOLDER_BYTES = 100  # of a matte folder's name in UTF-8: far below every file system's 255
 WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
@@ -76,6 +80,7 @@ class MaskFolder(Mapping[str, np.ndarray]):
         from xmempp.video import frame_order
 
         folder = Path(folder)
+        manifest = None
         if (folder / MASKS_DIR).is_dir():  # the folder that `run` wrote: its masks are in masks/
             manifest = read_manifest(folder)
             if manifest is not None and not manifest.finished:
@@ -83,6 +88,8 @@ class MaskFolder(Mapping[str, np.ndarray]):
                                   "its "
                                   "masks are incomplete; run `xmempp run` again before exporting")
             folder = folder / MASKS_DIR
+        elif folder.name == MASKS_DIR and (folder.parent / MANIFEST_FILE).is_file():  # a run's masks/ given itself
+            manifest = read_manifest(folder.parent)
         elif (folder / FORMAT_ENTRIES[DAVIS]).is_dir():  # an unzipped export of the app: Annotations/ holds them
             folder = folder / FORMAT_ENTRIES[DAVIS]
         if not folder.is_dir():
@@ -91,6 +98,9 @@ class MaskFolder(Mapping[str, np.ndarray]):
         if not paths:
             raise XMemPPError(f"no mask PNGs in {shown(folder)}")
         self.folder = folder
+        # The folders the run read its frames and annotations from (empty for manifests of format 1, and for
+        # masks no run wrote): an export never writes into them.
+        self.input_folders = manifest.input_folders if manifest is not None else {}
         self._paths = {p.stem: p for p in sorted(paths, key=frame_order)}  # the frames' order
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -211,11 +221,14 @@ def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
             raise XMemPPError("no masks to export")
         if isinstance(masks, MaskFolder):
             _refuse_overwriting(masks.folder, out, formats)
+            _refuse_writing_into_inputs(masks.input_folders, out, formats)
         _create_folder(out)
         # One export at a time into a folder: two replacing the same entries at once removed each other's files.
         with output_lock(out, "export"):
             _refuse_existing(out, formats, overwrite)
-            return _export(masks, out, formats, object_names, palette, video_name)
+            exported = _export(masks, out, formats, object_names, palette, video_name)
+            _mark_exported(out, formats)
+            return exported
 
 
 def repeated_format(formats: list[str]) -> str | None:
@@ -286,6 +299,48 @@ def _refuse_overwriting(source: Path, out: Path, formats: list[str]) -> None:
                               "choose another export folder")
 
 
+def _refuse_writing_into_inputs(input_folders: dict[str, dict], out: Path, formats: list[str]) -> None:
+    """Refuse an export into a folder the run read (its frames or annotations, as its manifest records them by
+    device and inode), into a folder inside one, or whose entry would replace a folder holding one: `--to` the
+    DAVIS folder that holds the run's Annotations/ replaced the person's hand-made annotations with the run's masks.
+    """
+    recorded = {(folder["device"], folder["inode"]): (label, folder["path"]) for label, folder in input_folders.items()}
+    holding = {}  # the folders that hold an input still there: replacing one would remove the input
+    for key, (label, path) in recorded.items():
+        if identity(Path(path)) == key:
+            for folder in (*Path(path).parents, *Path(path).resolve().parents):
+                holding.setdefault(identity(folder), (label, path))
+    holding.pop(None, None)
+    absolute = Path(os.path.abspath(out))
+    for target in (absolute, *(absolute / FORMAT_ENTRIES[name] for name in formats)):
+        for folder in (target, *target.parents):
+            found = recorded.get(identity(folder)) if folder.exists() else None
+            if found is not None:
+                raise XMemPPError(f"exporting into {shown(target)} would write into the {found[0]} the run read, "
+                                  f"{shown(found[1])}{'' if folder == target else ' (it lies inside it)'}: "
+                                  "choose an export folder apart from the run's inputs")
+        if target != absolute and target.exists() and identity(target) in holding:
+            label, path = holding[identity(target)]
+            raise XMemPPError(f"exporting into {shown(target)} would replace the folder that holds the {label} the "
+                              f"run read, {shown(path)}: choose an export folder apart from the run's inputs")
+
+
+def _exported_entries(out: Path) -> set[str]:
+    """The entries earlier exports wrote into `out`, as its marker lists them (none without a readable marker)."""
+    try:
+        listed = json.loads((out / EXPORT_MARKER).read_text(encoding="utf-8")).get("entries")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return set()
+    return {entry for entry in listed if isinstance(entry, str)} if isinstance(listed, list) else set()
+
+
+def _mark_exported(out: Path, formats: list[str]) -> None:
+    entries = sorted(_exported_entries(out) | {FORMAT_ENTRIES[name] for name in formats})
+    document = {"written_by": "xmempp export", "entries": entries}
+    with file_system_problems_as_error(f"write {shown(out / EXPORT_MARKER)}", name_the_path=False):
+        write_bytes_atomically(out / EXPORT_MARKER, json.dumps(document, indent=1).encode())
+
+
 def _create_folder(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise XMemPPError(f"the export folder {shown(out)} is a file: choose a folder")
@@ -294,7 +349,15 @@ def _create_folder(out: Path) -> None:
 
 
 def _refuse_existing(out: Path, formats: list[str], overwrite: bool) -> None:
-    existing = [out / FORMAT_ENTRIES[f] for f in formats if (out / FORMAT_ENTRIES[f]).exists()]
+    """Refuse to replace an existing entry unless `overwrite`, and even then one no export wrote (not listed in
+    `out`'s marker, and not an empty folder): --overwrite is for an earlier export, not for someone's files."""
+    existing = [out / FORMAT_ENTRIES[f] for f in formats if os.path.lexists(out / FORMAT_ENTRIES[f])]
+    exported = _exported_entries(out)
+    for entry in existing:
+        if entry.name not in exported and not (entry.is_dir() and not entry.is_symlink() and not any(entry.iterdir())):
+            raise XMemPPError(f"{shown(entry)} is not an export's: {shown(out / EXPORT_MARKER)}, which every export "
+                              "writes, does not list it, and an export replaces only what an export wrote (or an "
+                              "empty folder): export into another folder, or move it away first")
     if existing and not overwrite:
         raise XMemPPError(f"{shown(existing[0])} already exists: export into another folder, or replace it "
                           "(--overwrite)")

@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 MANIFEST_FILE = "manifest.json"
 MASKS_DIR, OVERLAY_DIR = "masks", "overlay"
 KEYS_FILE, KEYS_INFO_FILE = "keys.npy", "keys.json"
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 2 added `input_folders`; format 1 (without it) is still read
+READABLE_MANIFEST_FORMATS = (1, 2)
 NAME_MAX_BYTES = 255  # the longest file name ext4, XFS, btrfs, APFS and NTFS take
 
 
@@ -50,6 +51,9 @@ class Manifest:
     finished: bool = False  # written True last of all, once every mask and the keys are in place
     overlay: bool = True
     mask_digests: dict[str, str] = field(default_factory=dict)  # frame name -> digest of its mask PNG
+    # "frames" / "annotations" -> {"path", "device", "inode"} of the folders the run read (a video file is no
+    # folder): an export refuses to write into them, whatever path reaches them. Empty in format 1.
+    input_folders: dict[str, dict] = field(default_factory=dict)
 
     def finish(self, mask_digests: dict[str, str]) -> Manifest:
         return replace(self, finished=True, mask_digests=dict(mask_digests))
@@ -71,9 +75,10 @@ class Manifest:
         if not isinstance(data, dict):
             raise ValueError("it is not a JSON object")
         version = data.pop("format", None)
-        if version != MANIFEST_FORMAT:
-            raise ValueError(f"it has format {version!r}, and this xmempp reads format {MANIFEST_FORMAT}")
-        known = {f.name for f in fields(cls)}
+        if version not in READABLE_MANIFEST_FORMATS or isinstance(version, bool):
+            raise ValueError(f"it has format {version!r}, and this xmempp reads formats "
+                             f"{', '.join(map(str, READABLE_MANIFEST_FORMATS))}")
+        known = {f.name for f in fields(cls)} - ({"input_folders"} if version == 1 else set())
         unknown = sorted(set(data) - known)
         missing = sorted(name for name in known - set(data) if name not in _OPTIONAL_FIELDS)
         if unknown or missing:
@@ -105,12 +110,29 @@ _FIELD_CHECKS = {
     "finished": lambda value: isinstance(value, bool),
     "overlay": lambda value: isinstance(value, bool),
     "mask_digests": lambda value: isinstance(value, dict) and all(isinstance(v, str) for v in value.values()),
+    "input_folders": lambda value: isinstance(value, dict) and all(_is_folder_identity(v) for v in value.values()),
 }
 _FIELD_TYPES = {
     "frame_names": "a list of names", "frame_size": "[height, width]", "annotated_frames": "a list of frame indices",
     "size": "a number of pixels or null", "weights": "a text", "source_digest": "a text", "run_id": "a text",
     "finished": "true or false", "overlay": "true or false", "mask_digests": "an object of texts",
+    "input_folders": "an object of folders ({path, device, inode})",
 }
+
+
+def _is_folder_identity(value: object) -> bool:
+    return (isinstance(value, dict) and set(value) == {"path", "device", "inode"} and isinstance(value["path"], str)
+            and _is_int(value["device"]) and _is_int(value["inode"]))
+
+
+def folder_identities(folders: dict[str, Path]) -> dict[str, dict]:
+    """The manifest's `input_folders`: each of `folders` that is a folder, as its path and (device, inode)."""
+    found = {}
+    for label, folder in folders.items():
+        status = identity(folder) if folder.is_dir() else None
+        if status is not None:
+            found[label] = {"path": os.path.abspath(folder), "device": status[0], "inode": status[1]}
+    return found
 
 
 class DamagedManifestError(XMemPPError):
