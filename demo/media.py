@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from demo.resume import FRAMES_FOLDER, RECORD_NAME, SOURCE_FOLDER, SessionRecord, parse_record
 from demo.unzip import Member, UnpackBudget, ZipPlan, open_zip
 from demo.unzip import safe_member_path as safe_member_path  # where the tests and older callers find it
+from xmempp.csv_cells import read_cell, written_cell
 from xmempp.errors import XMemPPError, shown
 from xmempp.exports import DAVIS, EXPORT_MARKER, FORMAT_ENTRIES, MATTES, export_masks
 from xmempp.masks.files import write_mask
@@ -470,7 +471,7 @@ def read_object_names(text: str, source: Path) -> dict[int, str]:
         for row in csv.reader(io.StringIO(text)):
             object_id = row[0].strip() if row else ""
             if len(row) >= 2 and object_id.isascii() and object_id.isdigit() and 0 < int(object_id) < 256:
-                names[int(object_id)] = row[1].strip()[:60]  # isdigit() alone takes '²', which int() refuses
+                names[int(object_id)] = read_cell(row[1].strip())[:60]  # isdigit() alone takes '²', which int() refuses
     except csv.Error as error:
         raise XMemPPError(f"{OBJECTS_NAME} in {shown(source.name)} is damaged ({error}); nothing was loaded") from None
     return names
@@ -481,7 +482,7 @@ def _csv_text(rows: list[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, columns, restval="", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({key: written_cell(value) for key, value in row.items()} for row in rows)
     return buffer.getvalue()
 
 

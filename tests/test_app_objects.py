@@ -46,7 +46,7 @@ def test_the_app_adds_objects_up_to_max_objects_and_refuses_the_next_naming_the_
     assert state.listed_objects == MAX_OBJECTS == 32
     assert [value for _, value in outputs["object"].choices] == list(range(1, MAX_OBJECTS + 1))
     refused = text(handlers.add_object(state)["editor_note"])
-    assert f"With a new object, the video has 33 objects, more than {OBJECT_LIMIT}" in refused, refused
+    assert f"with a new object, the video has 33 objects, more than {OBJECT_LIMIT}" in refused, refused
     assert state.listed_objects == MAX_OBJECTS
 
 

@@ -153,3 +153,19 @@ def test_a_jpeg_under_a_mask_folder_is_refused_as_a_mask_that_must_be_a_png(hand
     status = handlers.load_files(None, [str(archive)])["status"]
     assert status.startswith(f"⚠ jpgmask.zip contains '{folder}/00000.jpg': a mask under {folder}/ must be a PNG"), \
         status
+
+
+FORMULA_NAMES = ['=HYPERLINK("http://evil.example","x")', "+1", "-left", "@sum", "'quoted"]
+
+
+def test_object_names_a_spreadsheet_would_run_are_written_as_text_and_resume_exactly(handlers, tmp_path):
+    """A name starting with =, +, -, @ was written as is into objects.csv: a formula when opened (round five)."""
+    state, _ = exported(handlers)
+    for object_id, name in enumerate(FORMULA_NAMES, start=1):
+        state.name_object(object_id, name)
+    archive = Path(handlers.export(state)["download"][0])
+    with zipfile.ZipFile(archive) as opened:
+        cells = [line.split(",", 1)[1] for line in opened.read("objects.csv").decode().splitlines()[1:]]
+    assert all(cell.startswith("'") or cell.startswith("\"'") for cell in cells), cells
+    resumed = handlers.load_files(None, [str(archive)])["state"]
+    assert [resumed.object_name(i) for i in range(1, len(FORMULA_NAMES) + 1)] == FORMULA_NAMES

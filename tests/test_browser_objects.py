@@ -17,7 +17,7 @@ PICKER_MAX_HEIGHT = 130  # px: the picker's choices scroll past about four rows,
 def add_objects_up_to_the_limit(page) -> None:
     choose_object(page, MAX_OBJECTS)
     page.click("#add-object")
-    expect_note(page, rf"With a new object, the video has {MAX_OBJECTS + 1} objects, more than the {MAX_OBJECTS} "
+    expect_note(page, rf"with a new object, the video has {MAX_OBJECTS + 1} objects, more than the {MAX_OBJECTS} "
                       r"one video may hold \(xmempp.MAX_OBJECTS\)")
 
 

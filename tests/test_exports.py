@@ -470,3 +470,15 @@ def test_overwrite_replaces_what_an_earlier_export_wrote_or_an_empty_folder(tmp_
     export_masks(three_object_masks(), tmp_path / "to", ["davis", "mattes"], overwrite=True)
     export_masks(three_object_masks(), tmp_path / "to", ["davis", "mattes"], {1: "renamed"}, overwrite=True)
     assert (tmp_path / "to" / "mattes" / "renamed").is_dir()
+
+
+def test_mattes_objects_csv_writes_formula_like_names_as_text_and_reads_them_back_exactly(tmp_path):
+    """`=HYPERLINK(...)` was written as is into mattes/objects.csv, a formula in a spreadsheet (round five)."""
+    from xmempp.exports import read_object_names
+
+    names = {1: '=HYPERLINK("http://evil.example","x")', 2: "-left", 3: "'quoted"}
+    export_masks(three_object_masks(), tmp_path, ["mattes"], names)
+    with open(tmp_path / "mattes" / "objects.csv", newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["name"] for row in rows] == ["'" + name for name in names.values()]
+    assert read_object_names(tmp_path / "mattes" / "objects.csv") == names

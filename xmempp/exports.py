@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from xmempp.csv_cells import read_cell, written_cell
 from xmempp.errors import InputNotFoundError, XMemPPError, file_system_problems_as_error, shown
 from xmempp.masks.drawing import davis_palette
 from xmempp.masks.files import mask_image, read_id_mask
@@ -141,7 +142,7 @@ def read_object_names(path: str | Path) -> dict[int, str]:
             raise XMemPPError(f"{shown(path)} line {line}: expected columns id,name with a whole-number id") from None
         if not 1 <= object_id <= 255:
             raise XMemPPError(f"{shown(path)} line {line}: object id {object_id} is not in 1..255")
-        names[object_id] = row.get("name") or ""
+        names[object_id] = read_cell(row.get("name") or "")
     return names
 
 
@@ -429,7 +430,8 @@ def _write_mattes(masks: Mapping[str, np.ndarray], folder: Path, names: dict[int
     with open(folder / OBJECTS_FILE, "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(["id", "name", "folder"])
-        writer.writerows([object_id, names[object_id], folders[object_id]] for object_id in names)
+        writer.writerows([object_id, written_cell(names[object_id]), written_cell(folders[object_id])]
+                         for object_id in names)
 
 
 def _write_json(path: Path, document: dict) -> None:
