@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -33,6 +35,28 @@ def test_two_files_with_one_stem_are_refused_naming_both(tmp_path):
     folder = write_jpegs(tmp_path / "frames", ["00002.jpg", "00003.jpg", "00003.png"])
     with pytest.raises(XMemPPError, match=r"00003\.jpg and 00003\.png"):
         FrameFolder(folder)
+
+
+@pytest.mark.parametrize("names", [["A00000.jpg", "a00000.jpg"], ["\u00e900000.jpg", "e\u030100000.jpg"]])
+def test_two_frames_named_alike_but_for_case_or_accent_encoding_are_refused_naming_both(tmp_path, names):
+    """On macOS or Windows their masks (A00000.png, a00000.png) would be one file, the second replacing the first
+    (round five): refused everywhere, since outputs made here are copied and unzipped there."""
+    folder = write_jpegs(tmp_path / "frames", names)
+    first, second = sorted(names)  # natural order, as the frames are listed
+    with pytest.raises(XMemPPError, match=f"{re.escape(first)} and {re.escape(second)} in .* named alike but for "
+                                          "letter case"):
+        FrameFolder(folder)
+
+
+def test_a_run_refuses_frames_named_alike_but_for_case_before_writing_anything(tmp_path, network):
+    from tests.conftest import square_mask, write_palette_mask
+    from xmempp import run_on_video
+
+    folder = write_jpegs(tmp_path / "frames", ["A00000.jpg", "a00000.jpg"])
+    write_palette_mask(tmp_path / "masks" / "A00000.png", square_mask(0)[:8, :8])
+    with pytest.raises(XMemPPError, match="A00000.jpg and a00000.jpg"):
+        run_on_video(folder, tmp_path / "masks", tmp_path / "out", network=network)
+    assert not (tmp_path / "out" / "masks").exists()
 
 
 @pytest.mark.parametrize("kind", ["dangling symlink", "symlink loop", "folder", "fifo"])
@@ -74,7 +98,7 @@ def test_frames_are_in_natural_order(tmp_path):
 
 def test_zero_padded_names_keep_their_plain_name_order(tmp_path):
     """The usual case, where natural order must equal the official XMem++'s (plain sorted names)."""
-    names = [f"{prefix}{i:05d}.jpg" for prefix in ("a_", "B_", "b_", "") for i in (0, 1, 9, 10, 99, 100)]
+    names = [f"{prefix}{i:05d}.jpg" for prefix in ("a_", "B_", "c_", "") for i in (0, 1, 9, 10, 99, 100)]
     folder = write_jpegs(tmp_path / "frames", names)
     assert FrameFolder(folder).names == [name[:-4] for name in sorted(names)]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import struct
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -113,6 +114,22 @@ def _refuse_shared_stems(paths: list[Path]) -> None:
                               "two frames with one "
                               "name: keep only one of them")
         by_stem[path.stem] = path
+    _refuse_stems_one_on_other_file_systems(paths)
+
+
+def _refuse_stems_one_on_other_file_systems(paths: list[Path]) -> None:
+    """Two frames whose names differ only in case (`A00000.jpg`, `a00000.jpg`) or in Unicode normalisation are
+    refused on every system, not only where the output's file system folds them: there (macOS, Windows, their
+    shares) their masks would be one file, the second replacing the first, and outputs made here are copied and
+    unzipped there. One rule everywhere also needs no probe of a folder that may not exist yet."""
+    by_folded: dict[str, Path] = {}
+    for path in paths:
+        folded = unicodedata.normalize("NFC", path.stem).casefold()
+        if folded in by_folded:
+            raise XMemPPError(f"{shown(by_folded[folded].name)} and {shown(path.name)} in {shown(path.parent)} are "
+                              "named alike but for letter case (or accents' encoding): their masks would be one file "
+                              "on macOS or Windows (and wherever the outputs are copied there); rename one of them")
+        by_folded[folded] = path
 
 
 def read_rgb(path: Path) -> np.ndarray:
