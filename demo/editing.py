@@ -33,6 +33,17 @@ def frame_index(value: float | None, num_frames: int) -> int:
     return math.floor(float(value) + 0.5)
 
 
+def refuse_unlisted_objects(ids: np.ndarray, listed: int) -> None:
+    """XMemPPError when the editor's strokes hold an object the picker does not offer (1..`listed`): only a brush
+    that kept a deleted object's colour paints one, and saving it would bring that object back unasked. (A stroke
+    in another listed object's colour cannot be told from a person's own: one save may hold strokes of several
+    objects. The browser gives each stroke the chosen object's colour, demo/brush.py.)"""
+    unlisted = sorted(int(i) for i in np.unique(ids[ids > listed]))
+    if unlisted:
+        raise XMemPPError(f"the editor holds strokes in the colour of object {', '.join(map(str, unlisted))}, which "
+                          f"the picker does not list (objects 1 to {listed}): erase them, then save")
+
+
 class Editing(Visitors):
     # ----- choosing a frame ----------------------------------------------------------------------------------
     @handler("editor", "viewer", "timeline", "editor_note", errors_to="editor_note")
@@ -74,6 +85,7 @@ class Editing(Visitors):
         state = self._require(state)
         index = frame_index(index, state.num_frames)
         ids = layers_to_ids(value, state.frame_size)
+        refuse_unlisted_objects(ids, state.listed_objects)
         replaced = state.annotation(index) is not None
         state.annotate(index, ids)
         state.editor_frame, state.editor_prefill = index, ids
@@ -111,14 +123,6 @@ class Editing(Visitors):
         return {"editor": editor_value(state.frame(index), ids), "editor_note": note(message)}
 
     # ----- objects ------------------------------------------------------------------------------------------
-    @handler("editor", "editor_note", errors_to="editor_note")
-    def pick_object(self, state: UserState | None, object_id: int) -> Outputs:
-        """The editor takes the object's brush. The name box is left alone: this update comes late (twice, see
-        ui.py), and a name typed meanwhile would be overwritten, then renamed back when the box is left. The box
-        takes the name with the choice itself: in the browser when the person picks, with the picker's update when
-        a handler picks."""
-        return {"editor": gr.ImageEditor(brush=views.brush(int(object_id or 1)))}
-
     @handler("object", "visible", "editor_note", errors_to="editor_note")
     def rename_object(self, state: UserState | None, object_id: int, name: str) -> Outputs:
         """`object_id` is the object chosen when the name was typed; the picker takes the new name but keeps the

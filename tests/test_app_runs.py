@@ -252,6 +252,7 @@ def test_each_sizes_estimate_and_the_run_line_count_the_videos_objects(handlers)
     assert "with 1 object(s)" in handlers.size_choices(state).info
     ids = square(0)
     ids[:4, :32] = np.arange(1, 33)[None, :]  # 32 objects: a column each (object 1 also keeps its square)
+    state.listed_objects = 32
     outputs = handlers.save(state, 0, painted(ids))
     assert state.object_count == 32 and "with 32 object(s)" in outputs["size"].info
     assert handlers.estimate(state, state.size) == pytest.approx(one * (1 + 31 / 3))
