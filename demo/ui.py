@@ -374,8 +374,7 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
         give_brush(obj.input(None, [obj], [object_name], js=CHOSEN_NAME_JS, **quiet))
         on(object_name.submit, handlers.rename_object, [state, obj, object_name], **quiet)
         on(object_name.blur, handlers.rename_object, [state, obj, object_name], **quiet)
-        # Every press adds an object (Gradio's default drops the presses made while the one before is on its way).
-        give_brush(on(add_object.click, handlers.add_object, [state], trigger_mode="multiple", **quiet))
+        give_brush(on(add_object.click, handlers.add_object, [state], **quiet))
         on(delete_object.click, handlers.ask_delete_object, [state, obj], **quiet)
         give_brush(on(confirm_delete.click, handlers.delete_object, [state, obj, frame], **quiet))
         on(visible.input, handlers.set_visible, [state, visible, frame], **quiet)  # not the app's own updates
