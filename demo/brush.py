@@ -1,11 +1,12 @@
 """The editor's brush follows the object picker, in the browser.
 
 The chosen object is what the person sees checked in the picker, so the browser, not the server, gives the
-editor its brush. A server round trip made it unreliable: Gradio 6.31 applies an update of the editor's props
-only after re-reading the editor's value (an upload of its layers), so updates sent in quick succession (quick
-"Add object" clicks, quick choices) could be applied out of order or the last one lost, and the brush kept an
-earlier object's colour; the person's stroke was then saved as that object. Two parts, each enough for the
-stroke on its own:
+editor its brush. The server's brush updates were unreliable after quick "Add object" clicks or quick choices:
+each came a round trip after the choice; Gradio drops an event's new run while its last is still on its way
+(the default trigger mode); and Gradio 6.31 applies an update of the editor's props only after re-reading the
+editor's value (an upload of its layers), so updates could land out of order. The brush kept an earlier
+object's colour and the person's stroke was saved as that object. Two parts, each enough for the stroke on its
+own (tests/test_browser_objects.py checked each alone):
 
 - STROKE_COLOUR_JS (runs once with the page): as the pointer goes down on the editor's canvas, before the editor
   starts the stroke, the brush takes the colour of the object checked in the picker at that moment. Whatever

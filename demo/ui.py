@@ -348,10 +348,10 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
 
         def give_brush(event: gr.events.Dependency) -> None:
             """The editor's brush (its swatch and cursor) takes the chosen object's colour, after every event that
-            can change the object. Set in the browser from the picker's value (demo/brush.py): a server's updates
-            could come out of order. Gradio 6.31's editor shows a brush option only when the next one arrives, so
-            twice; each reads the picker as it is then. The stroke itself takes the picker's colour as it starts
-            (STROKE_COLOUR_JS), whatever this shows."""
+            can change the object. Set in the browser from the picker's value (demo/brush.py): the server's updates
+            came late and out of order. Twice, each reading the picker as it is then, as the server's were (an
+            option was seen to show only when the next one came). The stroke itself takes the picker's colour as
+            it starts (STROKE_COLOUR_JS), whatever this shows."""
             event.then(None, [obj], [editor], js=BRUSH_UPDATE_JS, **quiet).then(
                 None, [obj], [editor], js=BRUSH_UPDATE_JS, **quiet)
 
