@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import tempfile
 import unicodedata
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ from tqdm import tqdm
 
 from xmempp.candidates import Foregrounds, check_options, select_next_candidates
 from xmempp.config import InferenceConfig
-from xmempp.errors import EmptyAnnotationError, XMemPPError, frame_numbers, shown
+from xmempp.errors import EmptyAnnotationError, InputNotFoundError, XMemPPError, frame_numbers, shown
 from xmempp.keys_cache import DamagedKeysError, load_keys, save_keys
 from xmempp.masks.drawing import davis_palette, overlay
 from xmempp.masks.files import MaskReader, find_mask_file, mask_image, read_id_mask
@@ -35,6 +36,7 @@ from xmempp.outputs import (
     output_lock,
     prepare_output_folder,
     read_manifest,
+    reading_lock,
     refuse_overlap,
     save_image_atomically,
     source_digest,
@@ -60,6 +62,9 @@ class _Unset:
 UNSET = _Unset()
 
 
+TABLE_COLUMNS = ["frame", "mask_provided", "iou", "unsure"]  # run_on_video's table, one row a frame
+
+
 def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_path: str | Path,
                  frames_with_masks: Iterable[int] = (0,), compute_iou: bool = False, print_progress: bool = True,
                  weights: str | Path | None = None, device: torch.device | str | None = None,
@@ -77,14 +82,43 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
     Returns one row per frame: `frame`, `mask_provided`, `iou` (-1 where the model saw the mask or none exists),
     `unsure` (0..1, see xmempp.uncertainty: how unsure the propagation was; 0 on annotated frames).
     """
+    rows = list(run_on_video_frames(imgs_in_path, masks_in_path, masks_out_path, frames_with_masks, compute_iou,
+                                    print_progress, weights, device, size, config, save_overlay, network, precision))
+    import pandas as pd  # only here: importing pandas costs a second that suggestions need not pay
+
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def run_on_video_frames(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_path: str | Path,
+                        frames_with_masks: Iterable[int] = (0,), compute_iou: bool = False,
+                        print_progress: bool = True, weights: str | Path | None = None,
+                        device: torch.device | str | None = None, size: int | None | _Unset = UNSET,
+                        config: InferenceConfig | None = None, save_overlay: bool = True, network: XMem | None = None,
+                        precision: str | _Unset = UNSET) -> Iterator[dict]:
+    """`run_on_video` one frame at a time, for a caller that may stop it: checks the arguments now, then gives a
+    generator of each frame's row of `run_on_video`'s table (a dict), yielded once the frame is segmented.
+
+    The work starts at the first `next()` (annotations encoded, then the first frame), and each later `next()`
+    segments one frame; the keys and the finished manifest are written when it is exhausted. Closing it sooner
+    (`close()`) stops it between two frames: the network does nothing more for it, the output folder keeps the
+    masks written so far and a manifest that says the run did not finish (suggestions refuse such masks), and
+    the folder's lock is released.
+    """
     source, masks_in, masks_out = Path(imgs_in_path), Path(masks_in_path), Path(masks_out_path)
     frames_with_masks = frame_numbers(frames_with_masks, "frames_with_masks")
     config = _resolve_config(config, size, precision)
     if not source.exists():
-        raise FileNotFoundError(f"video or frame folder not found: {shown(source)}")
+        raise InputNotFoundError(f"video or frame folder not found: {shown(source)}")
     if not masks_in.is_dir():
-        raise FileNotFoundError(f"mask folder not found: {shown(masks_in)}")
+        raise InputNotFoundError(f"mask folder not found: {shown(masks_in)}")
     refuse_overlap({"frames": source, "annotations": masks_in}, masks_out)
+    return _run_frames(source, masks_in, masks_out, frames_with_masks, compute_iou, print_progress, weights, device,
+                       config, save_overlay, network)
+
+
+def _run_frames(source: Path, masks_in: Path, masks_out: Path, frames_with_masks: list[int], compute_iou: bool,
+                print_progress: bool, weights: str | Path | None, device: torch.device | str | None,
+                config: InferenceConfig, save_overlay: bool, network: XMem | None) -> Iterator[dict]:
     prepare_output_folder(masks_out)
     with output_lock(masks_out):  # one run at a time into an output folder
         network = network or load_network(ensure_weights(weights, progress=print_progress), device)
@@ -100,28 +134,23 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
                 start_run(masks_out, manifest)
                 iou = functools.partial(_iou_with_given_mask, session, reader, masks_in) if compute_iou else None
                 with _FrameWriter(masks_out, reader.palette or davis_palette(), save_overlay) as writer:
-                    rows = _propagate_and_write(session, writer, iou, print_progress)
+                    yield from _propagate_and_write(session, writer, iou, print_progress)
                 save_keys(masks_out, session.frame_keys, session.frame_names, config.size, manifest.weights, manifest.run_id)
                 write_manifest(masks_out, manifest.finish(writer.digests))
-    import pandas as pd  # only here: importing pandas costs a second that suggestions need not pay
-
-    return pd.DataFrame(rows, columns=["frame", "mask_provided", "iou", "unsure"])
 
 
 def _propagate_and_write(session: VideoSession, writer: _FrameWriter, iou: Callable[[PropagatedFrame], float] | None,
-                         progress: bool) -> list[dict]:
-    """Propagate the whole video, handing each frame to `writer`; returns one row of `run_on_video`'s table a frame."""
-    rows = []
+                         progress: bool) -> Iterator[dict]:
+    """Propagate the whole video, handing each frame to `writer`; yields each frame's row of `run_on_video`'s table."""
     with tqdm(total=session.num_frames, disable=not progress, desc=f"propagating ({session.precision})",
-              unit="frame") as bar:
-        for frame in session.propagate():
+              unit="frame") as bar, contextlib.closing(session.propagate()) as frames:
+        for frame in frames:
             name = session.frame_names[frame.index]
             writer.write(frame, name)
             score = -1.0 if frame.is_annotation or iou is None else iou(frame)
-            rows.append({"frame": name, "mask_provided": frame.is_annotation, "iou": score,
-                         "unsure": frame.uncertainty.score})
             bar.update()
-    return rows
+            yield {"frame": name, "mask_provided": frame.is_annotation, "iou": score,
+                   "unsure": frame.uncertainty.score}
 
 
 def _iou_with_given_mask(session: VideoSession, reader: MaskReader, masks_in: Path, frame: PropagatedFrame) -> float:
@@ -200,7 +229,7 @@ def select_k_next_best_annotation_candidates(
     `previously_chosen_candidates`, at `size` (default 480).
     """
     chosen = list(dict.fromkeys(frame_numbers(previously_chosen_candidates, "previously_chosen_candidates")))
-    check_options(k, alpha, min_mask_presence_percent)
+    k, alpha, min_mask_presence_percent = check_options(k, alpha, min_mask_presence_percent)
     source = Path(imgs_in_path)
     if size is UNSET:
         manifest = read_manifest(masks_out_path) if use_previously_predicted_masks and masks_out_path else None
@@ -216,6 +245,7 @@ def select_k_next_best_annotation_candidates(
                                         print_progress)
     if masks_out_path is None:
         raise XMemPPError("use_previously_predicted_masks=True needs masks_out_path (the folder run_on_video wrote)")
+    _check_run_folder(Path(masks_out_path))  # before the weights: they may be a download
 
     def get_network() -> XMem:  # only when the saved keys do not fit: most suggestions never build it
         return network or load_network(ensure_weights(weights, progress=print_progress), device)
@@ -232,9 +262,11 @@ def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: in
     """XMem++'s selection from the masks and keys a run wrote into `masks_out` (the keys computed again if they
     belong to other weights or another size)."""
     if not source.exists():
-        raise FileNotFoundError(f"video or frame folder not found: {shown(source)}")
-    manifest = read_manifest(masks_out)
-    with tempfile.TemporaryDirectory(prefix="xmempp-frames-") as work_dir:
+        raise InputNotFoundError(f"video or frame folder not found: {shown(source)}")
+    # From its manifest to its last mask and key, the run's folder is read under a shared lock: a run rewriting it
+    # meanwhile would mix two runs' masks and keys.
+    with reading_lock(masks_out, "suggest"), tempfile.TemporaryDirectory(prefix="xmempp-frames-") as work_dir:
+        manifest = read_manifest(masks_out)
         frames = functools.cache(lambda: open_frames(source, work_dir))  # a video file is decoded only if needed
         if manifest is not None:
             _check_manifest(manifest, masks_out, source)
@@ -282,12 +314,24 @@ def _size_name(size: int | None) -> str:
     return "original" if size is None else str(size)
 
 
+def _check_run_folder(masks_out: Path) -> None:
+    """Refuse, naming it, a folder that holds no run's outputs: not there, or without masks/."""
+    run_first = "run run_on_video (or `xmempp run`) into it first, or give the folder a run wrote"
+    if not masks_out.is_dir():
+        raise InputNotFoundError(f"no run's outputs in {shown(masks_out)}: "
+                                 f"{'it is not a folder' if masks_out.exists() else 'the folder does not exist'}; "
+                                 f"{run_first}")
+    if not (masks_out / MASKS_DIR).is_dir():
+        raise InputNotFoundError(f"no run's outputs in {shown(masks_out)}: it holds no {MASKS_DIR}/ folder of "
+                                 f"predicted masks; {run_first}")
+
+
 def _predicted_mask_paths(masks_out: Path, names: list[str]) -> list[Path]:
     """masks/<name>.png of every frame, refusing (naming it) the first that is missing."""
     paths = [masks_out / MASKS_DIR / f"{name}.png" for name in names]
     for path in paths:
         if not path.exists():
-            raise FileNotFoundError(f"no predicted mask {shown(path)}; run run_on_video (or `xmempp run`) first")
+            raise InputNotFoundError(f"no predicted mask {shown(path)}; run run_on_video (or `xmempp run`) first")
     return paths
 
 
@@ -345,8 +389,8 @@ def _annotate(session: VideoSession, reader: MaskReader, masks_in: Path, frames_
         name = session.frame_names[index]
         path = find_mask_file(masks_in, name)
         if path is None:
-            raise FileNotFoundError(f"no mask for annotated frame {index}: expected "
-                                    f"{shown(masks_in / (name + '.png'))}{_unicode_form_note(name)}")
+            raise InputNotFoundError(f"no mask for annotated frame {index}: expected "
+                                     f"{shown(masks_in / (name + '.png'))}{_unicode_form_note(name)}")
         try:
             session.annotate(index, reader.read(path, session.frame_size))
         except EmptyAnnotationError:
