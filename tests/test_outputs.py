@@ -423,3 +423,12 @@ def test_a_numpy_integer_size_is_recorded_as_a_number(square_clip, tmp_path, net
     frames, masks = square_clip
     run_on_video(frames, masks, tmp_path / "out", network=network, size=np.int64(32), print_progress=False)
     assert json.loads((tmp_path / "out" / MANIFEST_FILE).read_text())["size"] == 32
+
+
+def test_an_output_folder_that_is_a_symlink_loop_is_named_before_loading_weights(square_clip, tmp_path, capsys):
+    frames, masks = square_clip
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")  # a link to itself: following it never ends
+    code = main(["run", "--images", str(frames), "--masks", str(masks), "--output", str(tmp_path / "loop"),
+                 "--weights", str(tmp_path / "no-such-weights.pth"), "--quiet"])
+    error = capsys.readouterr().err
+    assert code == 1 and f"{tmp_path / 'loop'} cannot be followed" in error and "internal failure" not in error

@@ -34,7 +34,16 @@ from PIL import Image
 from xmempp.errors import XMemPPError, file_system_problems_as_error, shown
 from xmempp.masks.drawing import davis_palette
 from xmempp.masks.files import mask_image, read_id_mask
-from xmempp.outputs import MANIFEST_FILE, MASKS_DIR, atomic_path, identity, output_lock, read_manifest
+from xmempp.outputs import (
+    MANIFEST_FILE,
+    MASKS_DIR,
+    atomic_path,
+    followed,
+    identity,
+    output_lock,
+    read_manifest,
+    refuse_link_to_nothing,
+)
 
 DAVIS, COCO, YOUTUBE_VIS, MATTES = "davis", "coco", "youtube-vis", "mattes"
 FORMATS = (DAVIS, COCO, YOUTUBE_VIS, MATTES)
@@ -240,7 +249,7 @@ def _refuse_overwriting(source: Path, out: Path, formats: list[str]) -> None:
     symlink or a bind mount (`mount --bind run/masks to/Annotations`) is caught: `--overwrite` would empty it.
     """
     absolute = Path(os.path.abspath(source))
-    holding = {identity(folder): folder for folder in (absolute, *absolute.parents, *absolute.resolve().parents)}
+    holding = {identity(folder): folder for folder in (absolute, *absolute.parents, *followed(absolute).parents)}
     holding.pop(None, None)
     for name in formats:
         entry = out / FORMAT_ENTRIES[name]
@@ -255,6 +264,7 @@ def _refuse_overwriting(source: Path, out: Path, formats: list[str]) -> None:
 def _create_folder(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise XMemPPError(f"the export folder {shown(out)} is a file: choose a folder")
+    refuse_link_to_nothing(out, "export folder")
     with file_system_problems_as_error(f"create the export folder {out}"):
         out.mkdir(parents=True, exist_ok=True)
 
