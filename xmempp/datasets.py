@@ -115,10 +115,10 @@ def annotated_frames(video: DatasetVideo, frames: FrameFolder, first_only: bool 
     return used
 
 
-def read_ground_truth(path: Path) -> np.ndarray:
+def read_ground_truth(path: Path, frame_size: tuple[int, int] | None = None) -> np.ndarray:
     """A ground-truth mask as (H, W) uint8 object ids (0 is background); refused, naming it, unless it is a
-    palette or greyscale PNG."""
-    return read_id_mask(path, what="ground-truth mask",
+    palette or greyscale PNG of `frame_size` (H, W) when given."""
+    return read_id_mask(path, frame_size, what="ground-truth mask",
                         expected="a palette or greyscale PNG, as DAVIS and YouTube-VOS ship them")
 
 
