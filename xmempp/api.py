@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import tempfile
 import unicodedata
 from collections import deque
@@ -42,7 +43,7 @@ from xmempp.outputs import (
     write_manifest,
 )
 from xmempp.session import PropagatedFrame, VideoSession
-from xmempp.video import FrameFolder, check_frame_index, open_frames
+from xmempp.video import FrameFolder, check_frame_index, kind_of_entry, open_frames
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -344,6 +345,10 @@ def _annotate(session: VideoSession, reader: MaskReader, masks_in: Path, frames_
         check_frame_index(index, session.num_frames)
         name = session.frame_names[index]
         path = find_mask_file(masks_in, name)
+        expected = masks_in / f"{name}.png"
+        if path is None and os.path.lexists(expected):  # there, but no file: a folder, a pipe, a broken link
+            raise XMemPPError(f"the mask of annotated frame {index}, {shown(expected)}, is not a readable image file "
+                              f"({kind_of_entry(expected)}): replace it with the mask, or remove it")
         if path is None:
             raise FileNotFoundError(f"no mask for annotated frame {index}: expected "
                                     f"{shown(masks_in / (name + '.png'))}{_unicode_form_note(name)}")

@@ -79,11 +79,20 @@ def _refuse_entries_that_are_no_files(paths: list[Path]) -> None:
     skipped, it would take a frame out of the video and move every later frame's index; read, a pipe blocks."""
     for path in paths:
         if not path.is_file():
-            kind = ("a folder" if path.is_dir() else "a broken symbolic link" if path.is_symlink()
-                    else "not a regular file")
-            raise XMemPPError(f"{shown(path.name)} in {shown(path.parent)} is not a readable image file ({kind}): "
+            raise XMemPPError(f"{shown(path.name)} in {shown(path.parent)} is not a readable image file "
+                              f"({kind_of_entry(path)}): "
                               "replace it with "
                               "the frame, or remove it")
+
+
+def kind_of_entry(path: Path) -> str:
+    """What a name that is not a regular file is, in words: a folder, a link to nothing (or a loop of links), or
+    something else (a pipe, a device, a socket)."""
+    if path.is_dir():
+        return "a folder"
+    if path.is_symlink() and not path.exists():
+        return "a broken symbolic link"
+    return "not a regular file"
 
 
 def frame_order(path: Path) -> tuple:
