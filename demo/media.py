@@ -222,7 +222,9 @@ def _unpack_masks(plan: ZipPlan, out_dir: Path, names: set[str], budget: UnpackB
         if unknown:
             loaded.notes.append(f"{len(unknown)} mask(s) in {shown(plan.source.name)} match no frame "
                                 f"(e.g. {shown(unknown[0])}) and were ignored")
-        for index, member in enumerate(m for m in members if m.path.stem in names):
+        known = [m for m in members if m.path.stem in names]
+        _refuse_two_masks_of_a_frame(known, target, plan.source, loaded)
+        for index, member in enumerate(known):
             path = plan.extract(member, out_dir / folder / f"{index:06d}.png", budget)
             check_pixels(path, f"mask {shown(member.info.filename)} in {shown(plan.source.name)}", limits)
             target[member.path.stem] = path
@@ -234,6 +236,23 @@ def _unpack_masks(plan: ZipPlan, out_dir: Path, names: set[str], budget: UnpackB
         elif member.path.name == RECORD_NAME:
             loaded.record = parse_record(plan.read_text(member, budget), plan.source)
             loaded.record_source = plan.source
+
+
+def _refuse_two_masks_of_a_frame(members: list[Member], target: dict[str, Path], source: Path,
+                                 loaded: LoadedVideo) -> None:
+    """Two masks for one frame (`00000.png` and `00000.PNG`, in two folders or two zips) are refused, naming both:
+    keeping the one unpacked last would be a guess, as `run` refuses it."""
+    seen: dict[str, str] = {}
+    for member in members:
+        stem = member.path.stem
+        if stem in seen:
+            raise XMemPPError(f"{shown(source.name)} holds two masks for frame {shown(stem)} ({seen[stem]} and "
+                              f"{shown(member.info.filename)}): keep only one of them; nothing was loaded")
+        if stem in target:
+            raise XMemPPError(f"two masks for frame {shown(stem)}: {loaded.mask_names[target[stem]]} and "
+                              f"{shown(member.info.filename)} in {shown(source.name)}; keep only one of them; nothing "
+                              "was loaded")
+        seen[stem] = shown(member.info.filename)
 
 
 # ----- videos -----------------------------------------------------------------------------------------------
