@@ -140,7 +140,7 @@ class Editing(Visitors):
         ui.py), and a name typed meanwhile would be overwritten, then renamed back when the box is left. The box
         takes the name with the choice itself: in the browser when the person picks, with the picker's update when
         a handler picks."""
-        return {"editor": gr.ImageEditor(brush=views.brush(int(object_id or 1)))}
+        return {"editor": gr.ImageEditor(brush=views.brush(object_number(object_id or 1)))}
 
     @handler("object", "visible", "editor_note", errors_to="editor_note")
     def rename_object(self, state: UserState | None, object_id: int, name: str) -> Outputs:

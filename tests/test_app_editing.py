@@ -258,9 +258,9 @@ NOT_A_NUMBER = [float("nan"), float("inf"), "abc", None]
     lambda h, s, v: h.grabcut(s, v, painted(square(1)), 1), lambda h, s, v: h.set_visible(s, [1], v),
     lambda h, s, v: h.delete_object(s, 1, v), lambda h, s, v: h.grabcut(s, 1, painted(square(1)), v),
     lambda h, s, v: h.rename_object(s, v, "ball"), lambda h, s, v: h.delete_object(s, v, 1),
-    lambda h, s, v: h.ask_delete_object(s, v),
+    lambda h, s, v: h.ask_delete_object(s, v), lambda h, s, v: h.pick_object(s, v or "x"),
 ], ids=["show_frame", "save", "remove", "clear_mask", "grabcut frame", "set_visible", "delete_object frame",
-        "grabcut object", "rename_object", "delete_object object", "ask_delete_object"])
+        "grabcut object", "rename_object", "delete_object object", "ask_delete_object", "pick_object"])
 @pytest.mark.parametrize("value", NOT_A_NUMBER, ids=["nan", "inf", "text", "none"])
 def test_a_frame_or_object_that_is_no_number_is_said_not_something_went_wrong(handlers, event, value):
     """The page's events take what the browser sends; a hand-made request with NaN, inf or text for a frame or
