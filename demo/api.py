@@ -40,8 +40,8 @@ from demo.speed import SpeedTable
 from demo.state import AppSettings
 from xmempp.api import run_on_video, select_k_next_best_annotation_candidates
 from xmempp.errors import XMemPPError, shown
-from xmempp.exports import FORMATS, export_masks
-from xmempp.images import open_image
+from xmempp.exports import FORMATS, export_masks, repeated_format
+from xmempp.images import open_image, png_size
 from xmempp.masks.files import MaskReader
 from xmempp.precision import PRECISIONS
 from xmempp.video import VIDEO_SUFFIXES, FrameFolder
@@ -211,7 +211,9 @@ class ScriptApi:
         unknown = [f for f in formats if f not in FORMATS]
         if unknown:
             raise ApiError(f"formats: {unknown[0]!r} is not one of {', '.join(FORMATS)}")
-        return list(dict.fromkeys(formats))
+        if repeated_format(list(formats)) is not None:  # a caller's slip, refused rather than guessed at
+            raise ApiError(f"formats: {repeated_format(list(formats))!r} is given twice; give each format once")
+        return list(formats)
 
     # ----- the run -------------------------------------------------------------------------------------------
     def _run(self, work: Path, video: Any, annotations: Any, frames: Any, size: int, k: int, precision: str) -> dict:
@@ -449,11 +451,19 @@ def _uploaded_file(value: Any, parameter: str, work: Path, max_bytes: int, index
 
 def _check_annotation_pixels(masks: list[Upload], limits: Limits) -> None:
     """Refuse an annotation larger than the app's pixel limit from its PNG header, before its pixels are decoded,
-    as the app refuses a zip's masks (a 17000x10000 PNG of 509 KB took seconds and gigabytes to decode)."""
+    as the app refuses a zip's masks (a 17000x10000 PNG of 509 KB took seconds and gigabytes to decode).
+
+    The header's 24 bytes are read directly: Pillow warned (DecompressionBombWarning) past 89 megapixels, and past
+    179 refused with its own limit rather than this server's. A file that is no PNG is for Pillow to name."""
     for mask in masks:
         try:
-            with open_image(mask.path, f"mask {shown(mask.name)}", "a PNG", load=False) as image:
-                size = image.size
+            try:
+                size = png_size(mask.path)
+            except OSError:
+                size = None  # open_image says what the system said
+            if size is None:
+                with open_image(mask.path, f"mask {shown(mask.name)}", "a PNG", load=False) as image:
+                    size = image.size
             check_image_size(size, f"mask {shown(mask.name)}", limits)
         except XMemPPError as error:
             raise ApiError.refusing(error, "annotations") from None

@@ -9,6 +9,7 @@ import io
 import logging
 import os
 import shutil
+import warnings
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from xmempp.errors import XMemPPError, shown
 from xmempp.exports import DAVIS, FORMAT_ENTRIES, MATTES, export_masks
 from xmempp.masks.files import write_mask
 from xmempp.masks.ids import MAX_OBJECTS
-from xmempp.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, downscaled, open_frames
+from xmempp.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, downscaled, gif_screen_size, open_frames
 
 log = logging.getLogger(__name__)
 
@@ -288,11 +289,29 @@ def _video_meta(video: Path) -> dict:
     names the problem."""
     import imageio.v3 as iio
 
+    if video.suffix.lower() == ".gif":  # imageio's ffmpeg reader refuses the .gif name; the frames are Pillow's
+        return _gif_meta(video)
     try:
         return iio.immeta(video, plugin="FFMPEG")
     except Exception:  # metadata is optional; imageio's ffmpeg reader raises several kinds for bad files
         log.info("no metadata in %s", video.name)
         return {}
+
+
+def _gif_meta(video: Path) -> dict:
+    """A GIF's frame size from its header, and its first frame's duration (ms) where Pillow reads it: a header
+    claiming past Pillow's decompression-bomb limit (65535x65535) is for the pixel limit to refuse, by name."""
+    size = gif_screen_size(video)
+    if size is None:
+        return {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked from the header
+            with Image.open(video) as image:
+                duration = image.info.get("duration")
+    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, SyntaxError):
+        duration = None
+    return {"size": size, **({"duration": duration} if duration else {})}
 
 
 def _check_video_pixels(video: Path, meta: dict, limits: Limits) -> None:

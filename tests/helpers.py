@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -45,4 +46,17 @@ def write_palette_mask(path: Path, ids: np.ndarray) -> Path:
     image = Image.fromarray(ids.astype(np.uint8), mode="P")
     image.putpalette(davis_palette())
     image.save(path)
+    return path
+
+
+def write_gif(path: Path, frames: list[np.ndarray], claimed_size: tuple[int, int] | None = None) -> Path:
+    """An animated GIF of `frames`; with `claimed_size` (width, height), its header claims frames of that size
+    (a hostile file: 65535x65535 is 4.3 gigapixels) while its data stays small."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [Image.fromarray(frame) for frame in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=50, loop=0)
+    if claimed_size is not None:
+        data = bytearray(path.read_bytes())
+        data[6:10] = struct.pack("<HH", *claimed_size)  # the logical screen, right after "GIF89a"
+        path.write_bytes(bytes(data))
     return path

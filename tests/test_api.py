@@ -237,3 +237,25 @@ def test_an_annotation_name_on_something_that_is_not_a_file_says_what_it_is(tmp_
     with pytest.raises(XMemPPError, match=f"the mask of annotated frame 0, {tmp_path / 'masks' / 'frame_000000.png'}, "
                                           f"is not a readable image file \\({kind}\\)"):
         run_on_video(frames, tmp_path / "masks", tmp_path / "out", network=network, size=64, print_progress=False)
+
+
+@pytest.mark.parametrize("folder", ["never-written", "empty"])
+def test_suggestions_from_a_folder_without_a_run_are_refused_naming_it(square_clip, tmp_path, network, folder):
+    """An empty or missing output folder raised a bare FileNotFoundError naming one mask file, not an
+    XMemPPError naming the folder."""
+    frames, masks = square_clip
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(XMemPPError, match=f"no run's outputs in {tmp_path / folder}: "):
+        select_k_next_best_annotation_candidates(frames, masks, tmp_path / folder, network=network,
+                                                 print_progress=False)
+
+
+@pytest.mark.parametrize("missing", ["frames", "masks"])
+def test_a_missing_input_folder_is_an_xmempp_error_naming_it(square_clip, tmp_path, network, missing):
+    """run_on_video raised a bare FileNotFoundError; it stays one (for callers that catch it) and is an
+    XMemPPError, as every problem with the input."""
+    frames, masks = square_clip
+    given = {"frames": frames, "masks": masks, missing: tmp_path / "nowhere"}
+    with pytest.raises(XMemPPError, match=f"not found: {tmp_path / 'nowhere'}") as raised:
+        run(given["frames"], given["masks"], tmp_path / "out", network)
+    assert isinstance(raised.value, FileNotFoundError)

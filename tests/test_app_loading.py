@@ -87,6 +87,26 @@ def test_a_video_past_the_pixel_limit_is_refused_before_its_frames_are_decoded(s
     assert not decoded and not (tmp_path / "work").exists()
 
 
+def test_a_gif_whose_header_claims_65535x65535_is_refused_naming_it_and_the_limit(tmp_path):
+    """It showed ffmpeg's raw text ("`FFMPEG` can not handle the given uri"), as every GIF did."""
+    from demo.media import load_upload
+    from tests.helpers import moving_square_frames, write_gif
+
+    gif = write_gif(tmp_path / "huge.gif", moving_square_frames(2), claimed_size=(65535, 65535))
+    with pytest.raises(XMemPPError, match=r"^huge\.gif has frames of 65535x65535 pixels; the app reads videos of at "
+                                          r"most 40 megapixels a frame"):
+        load_upload([gif], tmp_path / "work", Limits())
+    assert not (tmp_path / "work").exists()
+
+
+def test_a_gif_loads_its_frames_and_frame_rate(tmp_path):
+    from demo.media import load_upload
+    from tests.helpers import moving_square_frames, write_gif
+
+    loaded = load_upload([write_gif(tmp_path / "clip.gif", moving_square_frames(5))], tmp_path / "work", Limits())
+    assert len(list(loaded.frames_dir.iterdir())) == 5 and loaded.fps == 20 and not loaded.notes
+
+
 def test_the_load_message_stays_in_status_through_what_the_visitor_does_next(settings, clip):
     small = Handlers(AppSettings(**{**settings.__dict__, "limits": Limits(max_frames=5, max_side=1280)}))
     state = loaded(small, [str(clip)])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import torch
@@ -79,3 +81,10 @@ def test_fewer_than_k_when_no_other_frame_qualifies(scene_keys):
 def test_alpha_outside_0_to_1_is_refused(scene_keys):
     with pytest.raises(XMemPPError, match="alpha"):
         select_next_candidates(scene_keys, full_masks(20), k=1, previously_chosen=[0], alpha=1.5)
+
+
+@pytest.mark.parametrize("alpha", [Fraction(1, 2), np.float32(0.5)])
+def test_alpha_of_any_real_number_type_selects_as_its_float(scene_keys, alpha):
+    """alpha=Fraction(1, 2) passed the argument check, then failed inside torch multiplying the keys by it."""
+    expected = select_next_candidates(scene_keys, full_masks(20), k=3, previously_chosen=[0], alpha=0.5)
+    assert select_next_candidates(scene_keys, full_masks(20), k=3, previously_chosen=[0], alpha=alpha) == expected

@@ -168,3 +168,12 @@ def test_an_input_error_is_not_reported_as_a_bug(tmp_path, monkeypatch, capsys):
     assert _run(tmp_path) == 1
     message = capsys.readouterr().err
     assert message.strip() == "error: mask frame_000003.png is truncated"
+
+
+def test_suggest_from_a_folder_without_a_run_names_the_folder(square_clip, tmp_path, checkpoint, capsys):
+    frames, masks = square_clip
+    (tmp_path / "empty").mkdir()
+    code = main(["suggest", "--images", str(frames), "--masks", str(masks), "--output", str(tmp_path / "empty"),
+                 "--weights", str(checkpoint), "--frames", "0", "--size", "96"])
+    assert code == 1
+    assert f"error: no run's outputs in {tmp_path / 'empty'}: it holds no masks/ folder" in capsys.readouterr().err

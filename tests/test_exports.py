@@ -237,6 +237,21 @@ def test_an_unknown_format_is_refused_naming_the_formats(tmp_path):
         export_masks(three_object_masks(), tmp_path, ["png"])
 
 
+def test_a_repeated_format_is_refused_naming_it(tmp_path):
+    """["davis", "davis"] was taken silently as ["davis"]."""
+    with pytest.raises(XMemPPError, match="export format 'davis' is given twice"):
+        export_masks(three_object_masks(), tmp_path, ["davis", "coco", "davis"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_export_command_refuses_a_repeated_format_as_an_argument_error(tmp_path, capsys):
+    from xmempp.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", "--run", str(tmp_path), "--to", str(tmp_path / "x"), "--formats", "coco,davis,coco"])
+    assert exit_.value.code == 2 and "'coco' is given twice in 'coco,davis,coco'" in capsys.readouterr().err
+
+
 def test_an_export_never_replaces_the_masks_it_reads(tmp_path):
     masks = three_object_masks()
     (tmp_path / "Annotations").mkdir()

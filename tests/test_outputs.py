@@ -349,11 +349,13 @@ def test_suggestions_on_a_video_file_reuse_the_runs_frames_without_decoding(tmp_
 
 # ----- one run at a time -----------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def held_by_another_process(folder):
-    """Another process holding `folder` as a running xmempp does (an exclusive flock on the folder)."""
+def held_by_another_process(folder, reading=False):
+    """Another process holding `folder` as a running xmempp does: a run writing into it (an exclusive flock on
+    the folder), or with `reading`, an export reading it (a shared one)."""
     folder.mkdir(parents=True, exist_ok=True)
+    mode = "LOCK_SH" if reading else "LOCK_EX"
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
-                               "fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX)\n"
+                               f"fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.{mode})\n"
                                "print('held', flush=True); time.sleep(120)", str(folder)],
                               stdout=subprocess.PIPE, text=True)
     try:
@@ -382,6 +384,64 @@ def test_a_second_batch_into_an_output_in_use_is_refused(tmp_path, checkpoint, c
         code = main(["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), "--weights",
                      str(checkpoint), "--device", "cpu", "--size", "96", "--quiet"])
     assert code == 1 and "another xmempp run is writing into" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("given", [".", "masks"])
+def test_an_export_is_refused_while_a_run_writes_into_the_folder_it_reads(finished_run, tmp_path, capsys, given):
+    """export checked the manifest once, then read the masks one by one: a run rewriting the folder meanwhile
+    could mix two runs' masks in one export."""
+    _, _, out = finished_run
+    with held_by_another_process(out):
+        code = main(["export", "--run", str(out / given), "--to", str(tmp_path / "exported")])
+    assert code == 1
+    assert f"another xmempp run (or batch, evaluate, export) is writing into {out}: this export would read" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "exported").exists() or list((tmp_path / "exported").iterdir()) == []
+
+
+def test_a_run_is_refused_while_an_export_reads_its_output(finished_run, tmp_path, monkeypatch):
+    from xmempp import exports
+
+    frames, masks, out = finished_run
+    read_mask, refusals = exports.read_id_mask, []
+
+    def read_while_a_run_starts(*args, **kwargs):
+        if not refusals:
+            with pytest.raises(XMemPPError) as raised:
+                run_on_video(frames, masks, out, size=96, print_progress=False, network=pytest.fail)
+            refusals.append(str(raised.value))
+        return read_mask(*args, **kwargs)
+
+    monkeypatch.setattr(exports, "read_id_mask", read_while_a_run_starts)
+    before = {path.name: path.read_bytes() for path in (out / "masks").iterdir()}
+    exports.export_masks(out, tmp_path / "exported", ["davis"])
+    assert refusals == [f"an xmempp export (or suggest) is reading the outputs in {out}: wait for it to end, or "
+                        "choose another output folder"]
+    assert {path.name: path.read_bytes() for path in (tmp_path / "exported" / "Annotations").iterdir()} == before
+
+
+def test_several_exports_may_read_one_run_at_once(finished_run, tmp_path):
+    from xmempp.exports import export_masks
+
+    _, _, out = finished_run
+    with held_by_another_process(out, reading=True):
+        export_masks(out, tmp_path / "exported", ["davis"])
+    assert len(list((tmp_path / "exported" / "Annotations").iterdir())) == 12
+
+
+def test_a_run_may_be_exported_into_its_own_folder(finished_run):
+    from xmempp.exports import export_masks
+
+    _, _, out = finished_run
+    export_masks(out, out, ["davis", "coco"])
+    assert len(list((out / "Annotations").iterdir())) == 12 and (out / "coco.json").is_file()
+
+
+def test_suggestions_are_refused_while_a_run_writes_into_their_folder(finished_run, network):
+    frames, masks, out = finished_run
+    with held_by_another_process(out), pytest.raises(XMemPPError, match=f"is writing into {out}: suggest would"):
+        select_k_next_best_annotation_candidates(frames, masks, out, k=2, previously_chosen_candidates=[0, 6],
+                                                 network=network, print_progress=False)
 
 
 def test_an_output_is_free_again_once_its_run_ended(finished_run, network):

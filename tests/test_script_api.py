@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import threading
 import time
+import warnings
 import zipfile
+import zlib
 from pathlib import Path
 
 import gradio as gr
@@ -67,7 +70,7 @@ def test_sizes_and_counts_are_integers_on_the_api_page(tmp_path):
 
 @pytest.mark.parametrize(("change", "parameter"), [
     ({"size": "240"}, "size"), ({"size": 8}, "size"), ({"size": 4096}, "size"), ({"k": -1}, "k"),
-    ({"formats": ["png"]}, "formats"), ({"precision": "fp16"}, "precision"), ({"frames": [0, 1]}, "frames"), ({"frames": [99]}, "frames"),
+    ({"formats": ["png"]}, "formats"), ({"formats": ["davis", "davis"]}, "formats"), ({"precision": "fp16"}, "precision"), ({"frames": [0, 1]}, "frames"), ({"frames": [99]}, "frames"),
     ({"annotations": []}, "annotations")])
 def test_a_bad_value_gets_one_line_naming_the_parameter(tmp_path, network, clip, change, parameter):
     video, masks = clip
@@ -338,6 +341,33 @@ def test_an_annotation_past_the_pixel_limit_is_refused_from_its_header(tmp_path,
     assert raised.value.message == ("annotations: mask big.png is 3000x2000 pixels; the app reads images of at most "
                                     "5 megapixels")
     assert not decoded
+
+
+def png_claiming(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header says width x height, its pixel data left out: 57 bytes, which only a decoder would
+    find short."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize(("width", "height"), [(12000, 8000), (20000, 10000)])  # 96 and 200 megapixels
+def test_an_annotation_pillow_calls_a_bomb_is_refused_with_the_servers_limit_and_no_warning(
+        tmp_path, network, clip, monkeypatch, width, height):
+    """Past 89 megapixels Pillow's header read warned (a Python warning in the server's log), past 179 it refused
+    with its own limit ("more than the 178,956,970 pixels"), not the server's 40 megapixels."""
+    video, _ = clip
+    big = png_claiming(tmp_path / "big.png", width, height)
+    api = ScriptApi(settings(tmp_path, network), RunQueue(1, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a DecompressionBombWarning fails the test
+        with pytest.raises(gr.Error) as raised:
+            api.segment(video, [upload(big)], frames=[0], size=SIZE)
+    assert raised.value.message == (f"annotations: mask big.png is {width}x{height} pixels; the app reads images of "
+                                    "at most 40 megapixels")
 
 
 def test_a_video_larger_than_the_server_takes_is_refused_from_its_header(tmp_path, network, clip, monkeypatch):

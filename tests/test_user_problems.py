@@ -10,8 +10,10 @@ import logging
 import shutil
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -337,6 +339,23 @@ def test_a_processing_size_past_8ks_short_side_is_refused_naming_the_range(size)
 
     with pytest.raises(XMemPPError, match=f"size must be from 16 to 4320 pixels .*got {size}"):
         InferenceConfig(size=size)
+
+
+@pytest.mark.parametrize(("field", "value"), [("top_k", 2.5), ("mem_every", Fraction(10)),
+                                               ("key_batch_size", "8")])
+def test_a_count_in_the_config_that_is_not_a_whole_number_is_refused_naming_it(field, value):
+    """top_k=2.5 or mem_every=Fraction(10) passed InferenceConfig's range checks and failed later inside torch."""
+    from xmempp.config import InferenceConfig
+
+    with pytest.raises(XMemPPError, match=f"{field} must be a whole number"):
+        InferenceConfig(**{field: value})
+
+
+def test_a_numpy_count_in_the_config_is_kept_as_an_int():
+    from xmempp.config import InferenceConfig
+
+    config = InferenceConfig(top_k=np.int64(20), key_batch_size=np.int32(4))
+    assert type(config.top_k) is int and type(config.key_batch_size) is int
 
 
 def test_the_cli_refuses_a_huge_size_as_an_argument_error(square_clip, tmp_path, capsys):

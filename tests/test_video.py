@@ -7,8 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.helpers import moving_square_frames, write_gif
 from xmempp import FrameFolder, XMemPPError
-from xmempp.video import IMAGENET_MEAN, IMAGENET_STD, to_network_input
+from xmempp.video import IMAGENET_MEAN, IMAGENET_STD, extract_frames, to_network_input
 
 
 def write_jpegs(folder, names: list[str]):
@@ -97,3 +98,23 @@ def test_the_network_input_equals_torchvisions_normalise_and_resize(height, widt
     expected = tf.normalize(torch.from_numpy(rgb).permute(2, 0, 1).float().div(255), IMAGENET_MEAN, IMAGENET_STD)
     expected = tf.resize(expected, [size], interpolation=tf.InterpolationMode.BILINEAR, antialias=True)
     assert torch.equal(to_network_input(rgb, size), expected)
+
+
+def test_a_gif_is_read_frame_by_frame(tmp_path):
+    """Every GIF ended in "cannot decode ...: not a readable video (OSError: `FFMPEG` can not handle the given
+    uri.)": imageio's ffmpeg reader refuses the .gif name."""
+    frames = moving_square_frames(4)
+    folder = extract_frames(write_gif(tmp_path / "clip.gif", frames), tmp_path / "frames")
+    decoded = [np.array(Image.open(path)) for path in sorted(folder.iterdir())]
+    assert [path.name for path in sorted(folder.iterdir())] == [f"frame_{i:06d}.png" for i in range(4)]
+    for got, sent in zip(decoded, frames, strict=True):  # a GIF's 256 colours: close, not equal
+        assert got.shape == sent.shape and np.abs(got.astype(int) - sent).mean() < 8
+
+
+def test_a_gif_whose_header_claims_4_gigapixels_is_refused_naming_it_and_the_limit(tmp_path):
+    """A GIF claiming 65535x65535 frames showed ffmpeg's raw text; its header is read first, as Pillow's
+    decompression-bomb limit is."""
+    gif = write_gif(tmp_path / "huge.gif", moving_square_frames(2), claimed_size=(65535, 65535))
+    with pytest.raises(XMemPPError, match=r"cannot read video huge\.gif: the image has 4,294,836,225 pixels, more "
+                                          r"than the 178,956,970 pixels"):
+        extract_frames(gif, tmp_path / "frames")

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from xmempp.candidates import Foregrounds, check_options, select_next_candidates
 from xmempp.config import InferenceConfig
-from xmempp.errors import EmptyAnnotationError, XMemPPError, frame_numbers, shown
+from xmempp.errors import EmptyAnnotationError, InputNotFoundError, XMemPPError, frame_numbers, shown
 from xmempp.keys_cache import DamagedKeysError, load_keys, save_keys
 from xmempp.masks.drawing import davis_palette, overlay
 from xmempp.masks.files import MaskReader, find_mask_file, mask_image, read_id_mask
@@ -36,6 +36,7 @@ from xmempp.outputs import (
     output_lock,
     prepare_output_folder,
     read_manifest,
+    reading_lock,
     refuse_overlap,
     save_image_atomically,
     source_digest,
@@ -82,9 +83,9 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
     frames_with_masks = frame_numbers(frames_with_masks, "frames_with_masks")
     config = _resolve_config(config, size, precision)
     if not source.exists():
-        raise FileNotFoundError(f"video or frame folder not found: {shown(source)}")
+        raise InputNotFoundError(f"video or frame folder not found: {shown(source)}")
     if not masks_in.is_dir():
-        raise FileNotFoundError(f"mask folder not found: {shown(masks_in)}")
+        raise InputNotFoundError(f"mask folder not found: {shown(masks_in)}")
     refuse_overlap({"frames": source, "annotations": masks_in}, masks_out)
     prepare_output_folder(masks_out)
     with output_lock(masks_out):  # one run at a time into an output folder
@@ -201,7 +202,7 @@ def select_k_next_best_annotation_candidates(
     `previously_chosen_candidates`, at `size` (default 480).
     """
     chosen = list(dict.fromkeys(frame_numbers(previously_chosen_candidates, "previously_chosen_candidates")))
-    check_options(k, alpha, min_mask_presence_percent)
+    k, alpha, min_mask_presence_percent = check_options(k, alpha, min_mask_presence_percent)
     source = Path(imgs_in_path)
     if size is UNSET:
         manifest = read_manifest(masks_out_path) if use_previously_predicted_masks and masks_out_path else None
@@ -217,6 +218,7 @@ def select_k_next_best_annotation_candidates(
                                         print_progress)
     if masks_out_path is None:
         raise XMemPPError("use_previously_predicted_masks=True needs masks_out_path (the folder run_on_video wrote)")
+    _check_run_folder(Path(masks_out_path))  # before the weights: they may be a download
 
     def get_network() -> XMem:  # only when the saved keys do not fit: most suggestions never build it
         return network or load_network(ensure_weights(weights, progress=print_progress), device)
@@ -233,9 +235,11 @@ def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: in
     """XMem++'s selection from the masks and keys a run wrote into `masks_out` (the keys computed again if they
     belong to other weights or another size)."""
     if not source.exists():
-        raise FileNotFoundError(f"video or frame folder not found: {shown(source)}")
-    manifest = read_manifest(masks_out)
-    with tempfile.TemporaryDirectory(prefix="xmempp-frames-") as work_dir:
+        raise InputNotFoundError(f"video or frame folder not found: {shown(source)}")
+    # From its manifest to its last mask and key, the run's folder is read under a shared lock: a run rewriting it
+    # meanwhile would mix two runs' masks and keys.
+    with reading_lock(masks_out, "suggest"), tempfile.TemporaryDirectory(prefix="xmempp-frames-") as work_dir:
+        manifest = read_manifest(masks_out)
         frames = functools.cache(lambda: open_frames(source, work_dir))  # a video file is decoded only if needed
         if manifest is not None:
             _check_manifest(manifest, masks_out, source)
@@ -283,12 +287,24 @@ def _size_name(size: int | None) -> str:
     return "original" if size is None else str(size)
 
 
+def _check_run_folder(masks_out: Path) -> None:
+    """Refuse, naming it, a folder that holds no run's outputs: not there, or without masks/."""
+    run_first = "run run_on_video (or `xmempp run`) into it first, or give the folder a run wrote"
+    if not masks_out.is_dir():
+        raise InputNotFoundError(f"no run's outputs in {shown(masks_out)}: "
+                                 f"{'it is not a folder' if masks_out.exists() else 'the folder does not exist'}; "
+                                 f"{run_first}")
+    if not (masks_out / MASKS_DIR).is_dir():
+        raise InputNotFoundError(f"no run's outputs in {shown(masks_out)}: it holds no {MASKS_DIR}/ folder of "
+                                 f"predicted masks; {run_first}")
+
+
 def _predicted_mask_paths(masks_out: Path, names: list[str]) -> list[Path]:
     """masks/<name>.png of every frame, refusing (naming it) the first that is missing."""
     paths = [masks_out / MASKS_DIR / f"{name}.png" for name in names]
     for path in paths:
         if not path.exists():
-            raise FileNotFoundError(f"no predicted mask {shown(path)}; run run_on_video (or `xmempp run`) first")
+            raise InputNotFoundError(f"no predicted mask {shown(path)}; run run_on_video (or `xmempp run`) first")
     return paths
 
 
@@ -350,8 +366,8 @@ def _annotate(session: VideoSession, reader: MaskReader, masks_in: Path, frames_
             raise XMemPPError(f"the mask of annotated frame {index}, {shown(expected)}, is not a readable image file "
                               f"({kind_of_entry(expected)}): replace it with the mask, or remove it")
         if path is None:
-            raise FileNotFoundError(f"no mask for annotated frame {index}: expected "
-                                    f"{shown(masks_in / (name + '.png'))}{_unicode_form_note(name)}")
+            raise InputNotFoundError(f"no mask for annotated frame {index}: expected "
+                                     f"{shown(masks_in / (name + '.png'))}{_unicode_form_note(name)}")
         try:
             session.annotate(index, reader.read(path, session.frame_size))
         except EmptyAnnotationError:

@@ -62,14 +62,20 @@ def _to_device(keys: FrameKeys, device: torch.device | str) -> FrameKeys:
     return FrameKeys(keys.key.to(device), keys.shrinkage.to(device), keys.selection.to(device))
 
 
-def check_options(k: int, alpha: float, min_mask_presence_percent: float = 0.0) -> None:
-    """Refuse a selection's options of the wrong type or out of range, naming the option."""
-    if whole_number(k, "k") < 1:
+def check_options(k: int, alpha: float, min_mask_presence_percent: float = 0.0) -> tuple[int, float, float]:
+    """A selection's options as an int and two floats, refusing (naming the option) one of the wrong type or out
+    of range. Callers go on with what this returns: a number type that passes (Fraction(1, 2), a numpy float)
+    is not one torch multiplies keys by."""
+    k = whole_number(k, "k")
+    if k < 1:
         raise XMemPPError(f"k must be at least 1, got {k}")
-    if not 0.0 <= real_number(alpha, "alpha") <= 1.0:
+    alpha_value = real_number(alpha, "alpha")
+    if not 0.0 <= alpha_value <= 1.0:
         raise XMemPPError(f"alpha must be between 0 and 1, got {alpha}")
-    if not 0.0 <= real_number(min_mask_presence_percent, "min_mask_presence_percent") <= 100.0:  # NaN too
+    percent = real_number(min_mask_presence_percent, "min_mask_presence_percent")
+    if not 0.0 <= percent <= 100.0:  # NaN too
         raise XMemPPError(f"min_mask_presence_percent must be between 0 and 100, got {min_mask_presence_percent}")
+    return k, alpha_value, percent
 
 
 def _check_arguments(keys: Sequence[FrameKeys | None], foregrounds: Sequence[torch.Tensor | None],
@@ -115,7 +121,7 @@ def select_next_candidates(keys: Sequence[FrameKeys | None], foregrounds: Sequen
     Both sequences are read frame by frame (each mask once, the keys once per pick), never held whole, so
     they may load lazily from disk: a long video's keys need not fit in memory.
     """
-    check_options(k, alpha, min_mask_presence_percent)
+    k, alpha, min_mask_presence_percent = check_options(k, alpha, min_mask_presence_percent)
     chosen = list(dict.fromkeys(frame_numbers(previously_chosen, "previously_chosen")))
     _check_arguments(keys, foregrounds, chosen)
     key_masks = _usable_masks(foregrounds, len(keys), keys[chosen[0]].key.shape[-2:], chosen,

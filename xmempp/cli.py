@@ -92,13 +92,16 @@ def _strategy_list(text: str) -> list[str]:
 
 
 def _format_list(text: str) -> list[str]:
-    from xmempp.exports import FORMATS
+    from xmempp.exports import FORMATS, repeated_format
 
     formats = [part.strip().lower() for part in text.split(",") if part.strip()]
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise argparse.ArgumentTypeError(f"formats are {', '.join(FORMATS)} — got {text!r}")
-    return list(dict.fromkeys(formats))
+    if repeated_format(formats) is not None:
+        raise argparse.ArgumentTypeError(f"{repeated_format(formats)!r} is given twice in {text!r}: give each "
+                                         "format once")
+    return formats
 
 
 class _FromRun:

@@ -22,6 +22,10 @@ def check_precision(precision: str) -> str:
     return precision
 
 
+WHOLE_NUMBER_FIELDS = ("mem_every", "top_k", "min_working_frames", "max_working_frames", "num_prototypes",
+                       "max_long_term_elements", "key_batch_size")
+
+
 @dataclass(frozen=True)
 class InferenceConfig:
     """How propagation and memory behave. Derive variants with `dataclasses.replace`."""
@@ -41,6 +45,11 @@ class InferenceConfig:
     def __post_init__(self) -> None:
         if self.size is not None:  # a numpy integer becomes an int: the manifest's JSON takes no numpy types
             object.__setattr__(self, "size", whole_number(self.size, "size"))
+        # Checked and kept as ints: a count that passes the range checks as a float (top_k=2.5) or a Fraction
+        # failed later inside torch.
+        for name in WHOLE_NUMBER_FIELDS:
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, whole_number(getattr(self, name), name))
         if self.size is not None and not MIN_SIZE <= self.size <= MAX_SIZE:
             raise XMemPPError(f"size must be from {MIN_SIZE} to {MAX_SIZE} pixels (or None for the original size), "
                               f"got {self.size}")

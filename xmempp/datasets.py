@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xmempp.errors import XMemPPError, shown
+from xmempp.errors import InputNotFoundError, XMemPPError, shown
 from xmempp.images import open_image
 from xmempp.masks.files import MaskReader, find_mask_file, read_id_mask
 from xmempp.outputs import enclosing_folder, followed, identity, written_folders
@@ -50,7 +50,7 @@ def find_videos(root: str | Path, names: list[str] | None = None) -> list[Datase
     """The videos of the dataset at `root`, sorted by name; `names` keeps only those (in that order)."""
     root = Path(root)
     if not root.exists():
-        raise FileNotFoundError(f"dataset folder not found: {shown(root)}")
+        raise InputNotFoundError(f"dataset folder not found: {shown(root)}")
     if not root.is_dir():
         raise XMemPPError(f"the dataset {shown(root)} is a file: give the folder holding {FRAMES_DIR}/ and "
                           f"{MASKS_DIR}/")

@@ -27,6 +27,12 @@ class XMemPPError(Exception):
     """A problem with the input, named in the message (the file, the frame, the limit)."""
 
 
+class InputNotFoundError(XMemPPError, FileNotFoundError):
+    """A file or folder given as input (frames, masks, a run's outputs, weights) is not there, named in the
+    message. An XMemPPError like every problem a person can fix; still a FileNotFoundError for callers that
+    catch that."""
+
+
 class EmptyAnnotationError(XMemPPError):
     """An annotation without any object pixel."""
 

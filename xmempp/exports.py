@@ -17,6 +17,7 @@ Each format is built under a hidden temporary name and renamed into place, so an
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from xmempp.errors import XMemPPError, file_system_problems_as_error, shown
+from xmempp.errors import InputNotFoundError, XMemPPError, file_system_problems_as_error, shown
 from xmempp.masks.drawing import davis_palette
 from xmempp.masks.files import mask_image, read_id_mask
 from xmempp.outputs import (
@@ -42,6 +43,7 @@ from xmempp.outputs import (
     identity,
     output_lock,
     read_manifest,
+    reading_lock,
     refuse_link_to_nothing,
 )
 
@@ -86,7 +88,7 @@ class MaskFolder(Mapping[str, np.ndarray]):
         elif (folder / FORMAT_ENTRIES[DAVIS]).is_dir():  # an unzipped export of the app: Annotations/ holds them
             folder = folder / FORMAT_ENTRIES[DAVIS]
         if not folder.is_dir():
-            raise FileNotFoundError(f"mask folder not found: {shown(folder)}")
+            raise InputNotFoundError(f"mask folder not found: {shown(folder)}")
         paths = [p for p in folder.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith(".")]
         if not paths:
             raise XMemPPError(f"no mask PNGs in {shown(folder)}")
@@ -186,28 +188,53 @@ def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
     by id (ids without a name are called "object <id>"; named objects absent from every frame still get a
     category and an all-black matte). `palette` (flattened RGB of 256 colours) colours the DAVIS PNGs: by default
     the masks' own (for a folder) or DAVIS's. An entry that already exists in `out` is refused, naming it, unless
-    `overwrite`. Another export (or run) into `out` at the same time is refused, naming it. Returns what was
-    written.
+    `overwrite`. Another export (or run) into `out` at the same time is refused, naming it; so is a run into the
+    folder `masks` reads while this export reads it, and this export while a run writes there. Returns what was
+    written. Formats are named once each: a repeated one is refused, naming it.
     """
-    formats = list(dict.fromkeys(formats))
+    formats = list(formats)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise XMemPPError(f"unknown export format {unknown[0] if unknown else '(none given)'!r}: choose from "
                           f"{', '.join(FORMATS)}")
-    if not isinstance(masks, Mapping):
-        folder = MaskFolder(masks)
-        palette = palette or folder.palette()
-        masks = folder
-    if len(masks) == 0:
-        raise XMemPPError("no masks to export")
+    if repeated_format(formats) is not None:  # a caller's slip, refused rather than guessed at
+        raise XMemPPError(f"export format {repeated_format(formats)!r} is given twice: give each format once")
     out = Path(out)
-    if isinstance(masks, MaskFolder):
-        _refuse_overwriting(masks.folder, out, formats)
-    _create_folder(out)
-    # One export at a time into a folder: two replacing the same entries at once removed each other's files.
-    with output_lock(out, "export"):
-        _refuse_existing(out, formats, overwrite)
-        return _export(masks, out, formats, object_names, palette, video_name)
+    with contextlib.ExitStack() as held:
+        if not isinstance(masks, Mapping):
+            # From its manifest to its last mask, a run's folder is read under a shared lock: a run rewriting it
+            # meanwhile would have mixed two runs' masks into one export (other exports may read it too).
+            for folder in _folders_a_run_may_write(Path(masks), out):
+                held.enter_context(reading_lock(folder, "this export"))
+            folder = MaskFolder(masks)
+            palette = palette or folder.palette()
+            masks = folder
+        if len(masks) == 0:
+            raise XMemPPError("no masks to export")
+        if isinstance(masks, MaskFolder):
+            _refuse_overwriting(masks.folder, out, formats)
+        _create_folder(out)
+        # One export at a time into a folder: two replacing the same entries at once removed each other's files.
+        with output_lock(out, "export"):
+            _refuse_existing(out, formats, overwrite)
+            return _export(masks, out, formats, object_names, palette, video_name)
+
+
+def repeated_format(formats: list[str]) -> str | None:
+    """The first format named twice in `formats`, or None."""
+    return next((name for i, name in enumerate(formats) if name in formats[:i]), None)
+
+
+def _folders_a_run_may_write(given: Path, out: Path) -> list[Path]:
+    """The folders that a run writing the masks at `given` holds: `given` (the folder `run` wrote) and, for a
+    `masks/` folder given itself, the folder holding it (a run's OUTPUT). The export folder `out` is left out:
+    the export holds it whole, exclusively."""
+    absolute = Path(os.path.abspath(given))
+    candidates = [absolute, *([absolute.parent] if absolute.name == MASKS_DIR else [])]
+    folders = {identity(folder): folder for folder in reversed(candidates) if folder.is_dir()}
+    folders.pop(identity(out), None)
+    folders.pop(None, None)
+    return list(folders.values())
 
 
 def _export(masks: Mapping[str, np.ndarray], out: Path, formats: list[str], object_names: Mapping[int, str] | None,

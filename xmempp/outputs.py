@@ -16,7 +16,7 @@ import os
 import secrets
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -273,32 +273,68 @@ def prepare_output_folder(out: Path) -> None:
 
 
 # ----- one run at a time -------------------------------------------------------------------------------------
+# Every writer (run, batch, evaluate, export) holds its output folder with an exclusive `flock`, every reader of a
+# run's outputs (export, suggest) with a shared one: readers together are fine, a writer and anyone else are not.
 @contextlib.contextmanager
 def output_lock(folder: Path, writer: str = "run") -> Iterator[None]:
     """Hold `folder` for one run at a time: while the block runs, another run into it (another process, or a
-    thread of this one) is refused, naming the folder; `writer` says what holds it in that message.
+    thread of this one), or an export reading it, is refused, naming the folder; `writer` says what holds it in
+    that message.
 
     The lock is an exclusive `flock` on the folder itself, so nothing is left in it, and every path that reaches
     it (a symlink, a bind mount) takes the same lock; the system releases it when the process ends, even killed.
     Where folders cannot be locked (some network file systems) the run goes on unlocked, with a warning.
     """
+    with _folder_lock(folder, exclusive=True, busy=lambda readers_only: (
+            f"an xmempp export (or suggest) is reading the outputs in {shown(folder)}: wait for it to end, or "
+            "choose another output folder" if readers_only else
+            f"another xmempp {writer} is writing into {shown(folder)}: wait for it to end, or choose another "
+            "output folder")):
+        yield
+
+
+@contextlib.contextmanager
+def reading_lock(folder: Path, reader: str = "export") -> Iterator[None]:
+    """Hold `folder` (a run's outputs) for reading while the block runs: a run, batch, evaluate or export that
+    writes into it meanwhile is refused, and this one is refused, naming the folder, while one writes (its masks
+    would be read half replaced, two runs' mixed). Readers do not exclude each other: a shared `flock`."""
+    with _folder_lock(folder, exclusive=False, busy=lambda _: (
+            f"another xmempp run (or batch, evaluate, export) is writing into {shown(folder)}: {reader} would read "
+            "its masks half replaced; wait for it to end")):
+        yield
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path, exclusive: bool, busy: Callable[[bool], str]) -> Iterator[None]:
+    """A `flock` on `folder`, exclusive or shared, held while the block runs; when another process holds it in a
+    way that excludes this one, an XMemPPError of `busy(readers_only)`, `readers_only` saying whether only
+    readers (shared locks) hold it."""
     if fcntl is None:  # Windows: no flock
         yield
         return
-    with file_system_problems_as_error(f"open the output folder {folder}"):
+    with file_system_problems_as_error(f"open the output folder {folder}" if exclusive else f"read {folder}"):
         descriptor = os.open(folder, os.O_RDONLY)
     try:
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(descriptor, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise XMemPPError(f"another xmempp {writer} is writing into {shown(folder)}: wait for it to end, or "
-                              "choose another output folder") from None
+            raise XMemPPError(busy(exclusive and _only_readers_hold(descriptor))) from None
         except OSError as error:
             log.warning("cannot lock %s (%s): runs into it at the same time would mix their files", folder,
                         error.strerror or error)
         yield
     finally:
         os.close(descriptor)  # releases the lock
+
+
+def _only_readers_hold(descriptor: int) -> bool:
+    """Whether the folder that an exclusive lock was refused on is held by readers alone: a shared lock is
+    granted then (and released when the descriptor closes)."""
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
 
 
 # ----- whole files or nothing --------------------------------------------------------------------------------

@@ -560,7 +560,7 @@ class VideoSession:
     def suggest(self, k: int = 5, alpha: float = 0.5, min_mask_presence_percent: float = 0.25) -> list[int]:
         """The k frames to annotate next, from the keys and masks of the last propagation (no encoder pass)."""
         self._check_open()
-        check_options(k, alpha, min_mask_presence_percent)
+        k, alpha, min_mask_presence_percent = check_options(k, alpha, min_mask_presence_percent)
         self._check_annotated("asking for suggestions")
         if self._propagation is None and not self._recorded_run:
             raise XMemPPError("propagate first: suggestions compare the frames' predicted masks, and no frame "

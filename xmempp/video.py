@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import struct
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,9 +14,16 @@ from typing import TypeVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageSequence
 
-from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error, shown, whole_number
+from xmempp.errors import (
+    InputNotFoundError,
+    XMemPPError,
+    file_system_problem,
+    file_system_problems_as_error,
+    shown,
+    whole_number,
+)
 from xmempp.images import open_image
 
 log = logging.getLogger(__name__)
@@ -36,7 +44,7 @@ class FrameFolder:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise FileNotFoundError(f"frame folder not found: {shown(self.folder)}")
+            raise InputNotFoundError(f"frame folder not found: {shown(self.folder)}")
         with file_system_problems_as_error(f"read the frame folder {shown(self.folder)}"):
             self.paths = sorted((p for p in self.folder.iterdir() if is_frame_name(p)), key=frame_order)
         _refuse_entries_that_are_no_files(self.paths)
@@ -137,7 +145,7 @@ def open_frames(source: str | Path, work_dir: str | Path | None = None, max_fram
     if source.is_dir():
         return FrameFolder(source)
     if not source.exists():
-        raise FileNotFoundError(f"video or frame folder not found: {shown(source)}")
+        raise InputNotFoundError(f"video or frame folder not found: {shown(source)}")
     if work_dir is None:
         raise ValueError("a work_dir is needed to extract the frames of a video file")
     return FrameFolder(extract_frames(source, Path(work_dir), max_frames=max_frames, max_side=max_side))
@@ -156,7 +164,7 @@ def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None, ma
     out_dir.mkdir(parents=True, exist_ok=True)
     count = 0
     try:
-        for frame in iio.imiter(video, plugin="FFMPEG"):
+        for frame in _gif_frames(video) if video.suffix.lower() == ".gif" else iio.imiter(video, plugin="FFMPEG"):
             if max_frames is not None and count >= max_frames:
                 break
             with file_system_problems_as_error(f"write the frames of {shown(video.name)} into {shown(out_dir)}"):
@@ -172,6 +180,25 @@ def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None, ma
     if count == 0:
         raise XMemPPError(f"{shown(video.name)} contains no frames")
     return out_dir
+
+
+def _gif_frames(video: Path) -> Iterator[np.ndarray]:
+    """A GIF's frames as (H, W, 3) RGB, each as the viewer shows it (Pillow applies the disposal and palette of
+    each): imageio's ffmpeg reader refuses the .gif name. One whose header claims more pixels than Pillow's
+    decompression-bomb limit is refused from the header, naming the file and the limit."""
+    with open_image(video, f"video {shown(video.name)}", "a GIF", load=False) as image:
+        for frame in ImageSequence.Iterator(image):
+            yield np.asarray(frame.convert("RGB"))
+
+
+def gif_screen_size(path: Path) -> tuple[int, int] | None:
+    """The (width, height) of a GIF's frames (its logical screen) as its header says, read without decoding;
+    None when the file does not begin as a GIF."""
+    with file_system_problems_as_error(f"read {shown(path)}"), open(path, "rb") as file:
+        header = file.read(10)
+    if len(header) < 10 or header[:6] not in (b"GIF87a", b"GIF89a"):
+        return None
+    return struct.unpack("<HH", header[6:10])
 
 
 def downscaled(image: Image.Image, max_side: int | None) -> Image.Image:

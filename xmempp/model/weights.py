@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from xmempp.errors import XMemPPError, file_system_problem, shown
+from xmempp.errors import InputNotFoundError, XMemPPError, file_system_problem, shown
 from xmempp.model.network import XMem
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def load_network(path: str | Path, device: torch.device | str | None = None,
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {shown(path)}")
+        raise InputNotFoundError(f"weights file not found: {shown(path)}")
     state = read_checkpoint(path)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise XMemPPError(f"{shown(path)} does not hold a state dict of tensors")
@@ -148,13 +148,13 @@ def find_weights(weights: str | Path | None = None) -> Path | None:
     if weights is not None:
         path = Path(weights)
         if not path.is_file():
-            raise FileNotFoundError(f"weights file not found: {shown(path)}")
+            raise InputNotFoundError(f"weights file not found: {shown(path)}")
         return path
     from_env = os.environ.get("XMEMPP_WEIGHTS")
     if from_env:
         path = Path(from_env)
         if not path.is_file():
-            raise FileNotFoundError(f"XMEMPP_WEIGHTS points to {shown(path)}, which does not exist")
+            raise InputNotFoundError(f"XMEMPP_WEIGHTS points to {shown(path)}, which does not exist")
         return path
     default = DEFAULT_WEIGHTS_DIR / WEIGHTS_FILENAME
     return default if default.is_file() else None
