@@ -96,7 +96,7 @@ def _is_list_of(check):
 _OPTIONAL_FIELDS = ("run_id", "finished", "overlay", "mask_digests")  # older manifests may lack them
 _FIELD_CHECKS = {
     "frame_names": _is_list_of(lambda item: isinstance(item, str)),
-    "frame_size": lambda value: _is_list_of(_is_int)(value) and len(value) == 2,
+    "frame_size": lambda value: _is_list_of(_is_int)(value) and len(value) == 2 and min(value) > 0,
     "annotated_frames": _is_list_of(_is_int),
     "size": lambda value: value is None or _is_int(value),
     "weights": lambda value: isinstance(value, str),
@@ -107,7 +107,7 @@ _FIELD_CHECKS = {
     "mask_digests": lambda value: isinstance(value, dict) and all(isinstance(v, str) for v in value.values()),
 }
 _FIELD_TYPES = {
-    "frame_names": "a list of names", "frame_size": "[height, width]", "annotated_frames": "a list of frame indices",
+    "frame_names": "a list of names", "frame_size": "[height, width] in pixels", "annotated_frames": "a list of frame indices",
     "size": "a number of pixels or null", "weights": "a text", "source_digest": "a text", "run_id": "a text",
     "finished": "true or false", "overlay": "true or false", "mask_digests": "an object of texts",
 }
