@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -538,3 +539,16 @@ def test_a_restored_prediction_is_checked_as_an_annotation_is(session, mask, say
 def test_a_restored_prediction_may_be_empty(session):
     session.restore_predictions({1: np.zeros((96, 128), np.uint8)})
     assert not session.prediction(1).any()
+
+
+@pytest.mark.parametrize(("call", "says"), [
+    (lambda s: s.reconfigure(None), "config must be an InferenceConfig, got None"),
+    (lambda s: s.reconfigure({"size": 64}), "config must be an InferenceConfig, got {'size': 64} (dict)"),
+    (lambda s: s.restore_annotations(None), "masks must map frame numbers to masks ({index: mask}), got None"),
+    (lambda s: s.restore_predictions([np.zeros((96, 128), np.uint8)]), "masks must map frame numbers to masks ({index: mask}), got [array("),
+], ids=["reconfigure None", "reconfigure dict", "restore_annotations None", "restore_predictions list"])
+def test_a_wrong_argument_type_is_named_by_the_session(session, call, says):
+    """reconfigure(None) raised AttributeError ('NoneType' object has no attribute 'size'), restore_annotations(None)
+    TypeError (fifth hostile round), unlike every other method's argument check."""
+    with pytest.raises(XMemPPError, match=re.escape(says)):
+        call(session)

@@ -14,7 +14,7 @@ import dataclasses
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -219,6 +219,7 @@ class VideoSession:
 
         Raises like `annotate` (an empty mask included); nothing changes then.
         """
+        check_frame_mapping(masks)
         with self._state_lock:
             self._check_can_change_annotations("restoring annotations")
             checked = {}
@@ -532,6 +533,7 @@ class VideoSession:
     def restore_predictions(self, masks: dict[int, np.ndarray]) -> None:
         """Take masks from an earlier run (e.g. an exported zip) as predictions of the frames without an
         annotation; they count as from a previous run."""
+        check_frame_mapping(masks)
         with self._state_lock:
             self._check_can_change_annotations("restoring predictions")
             checked = {}
@@ -545,6 +547,8 @@ class VideoSession:
     def reconfigure(self, config: InferenceConfig) -> None:
         """Use another configuration (e.g. processing size): annotations are encoded again, keys are
         dropped (they belong to the old size); predictions stay until the next propagation."""
+        if not isinstance(config, InferenceConfig):
+            raise XMemPPError(f"config must be an InferenceConfig, got {config!r:.60} ({type(config).__name__})")
         with self._state_lock:
             self._check_can_change_annotations("changing the processing size")
             self.config = config
@@ -632,6 +636,13 @@ def checked_video_shape(frame_size: tuple[int, int]) -> tuple[int, int]:
                           "other, which no video has (its long side would grow the network's input without bound); "
                           f"at most {MAX_ASPECT_RATIO}:1 is accepted")
     return height, width
+
+
+def check_frame_mapping(masks: object) -> None:
+    """Refuse what is not a mapping of frame numbers to masks (None, a list of masks), naming the parameter."""
+    if not isinstance(masks, Mapping):
+        raise XMemPPError(f"masks must map frame numbers to masks ({{index: mask}}), got {masks!r:.60} "
+                          f"({type(masks).__name__})")
 
 
 def check_object_id(object_id: object) -> None:
