@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 UPLOAD_SUFFIXES = (".mp4", ".mov", ".webm", ".avi", ".gif", ".mkv", ".zip")
 MASK_FOLDER = "Annotations"  # DAVIS layout: every frame's result, palette PNG, object ids kept
 USER_MASK_FOLDER = "UserAnnotations"  # the frames the person annotated (restored as references)
+NOT_PNG_MASK = "not a PNG mask"  # a zip member's kind: an image in a mask folder that is no PNG
 OVERLAY_NAME = "overlay.mp4"
 README_NAME = "README.txt"
 MEASURES_NAME = "frames.csv"  # per frame: reference or not, how unsure the propagation was, object areas
@@ -141,6 +142,10 @@ def _load(videos: list[Path], zips: list[Path], work_dir: Path, limits: Limits) 
         # An export's mattes add an entry per object and frame (never unpacked) to what the zip may list.
         max_entries = 4 * budget.max_files + MAX_OBJECTS * limits.max_frames
         plans = [stack.enter_context(open_zip(z, _member_kind, max_entries, _not_an_image)) for z in zips]
+        for plan in plans:
+            for member in plan.of_kind(NOT_PNG_MASK)[:1]:
+                raise XMemPPError(f"{shown(plan.source.name)} holds {shown(member.info.filename)} in a mask folder: "
+                                  "masks must be PNG files (a JPEG's compression changes the ids); nothing was loaded")
         # Which file holds the frames is decided from names alone, before a byte is unpacked.
         with_images = [plan for plan in plans if plan.of_kind("frames")]
         with_video = [plan for plan in plans if plan.of_kind("video")]
@@ -364,6 +369,8 @@ def _member_kind(path: PurePosixPath) -> str | None:
         return USER_MASK_FOLDER
     if suffix == ".png" and MASK_FOLDER.lower() in folders:
         return MASK_FOLDER
+    if suffix in IMAGE_SUFFIXES and {MASK_FOLDER.lower(), USER_MASK_FOLDER.lower()} & set(folders):
+        return NOT_PNG_MASK  # refused by name: taken for a frame, a JPEG mask joined the video
     if suffix in IMAGE_SUFFIXES:
         return "frames"
     if len(path.parts) == 2 and path.parts[0] == SOURCE_FOLDER and suffix in VIDEO_SUFFIXES:
