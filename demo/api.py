@@ -8,7 +8,9 @@
 Each endpoint is a typed function (Gradio's `gr.api`): its parameters' types and docstring make the API page,
 `gradio_client`'s `view_api` and, with `--mcp`, the MCP tools. Values are checked here, and a bad one gets a
 one-line error naming the parameter. Runs take turns with the model in the app's run queue (demo/run_queue.py)
-with the browser sessions' propagations, so `--max-runs` holds for both. Every UI event is kept off the API page
+with the browser sessions' propagations, so `--max-runs` holds for both. Gradio serves the running endpoints as
+generators (`_stoppable`), so that a call whose client cancels or goes away stops after the frame being computed
+and gives its place back then. Every UI event is kept off the API page
 (`hide_ui_events`): they are the page's own plumbing, not an interface.
 
 No `from __future__ import annotations` here: Gradio reads the return types from the signature as objects.
@@ -16,7 +18,9 @@ No `from __future__ import annotations` here: Gradio reads the return types from
 
 import base64
 import binascii
+import contextlib
 import dataclasses
+import functools
 import inspect
 import logging
 import math
@@ -25,8 +29,9 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import gradio as gr
 import httpx
@@ -38,7 +43,7 @@ from demo.media import UPLOAD_SUFFIXES, Limits, check_image_size, load_upload, v
 from demo.run_queue import RunQueue
 from demo.speed import SpeedTable
 from demo.state import AppSettings
-from xmempp.api import run_on_video, select_k_next_best_annotation_candidates
+from xmempp.api import run_on_video_frames, select_k_next_best_annotation_candidates
 from xmempp.errors import XMemPPError, shown
 from xmempp.exports import FORMATS, export_masks, repeated_format
 from xmempp.images import open_image, png_size
@@ -57,6 +62,7 @@ TURN_POLL_S = 1.0  # a waiting call tells the run queue it is still there this o
 DATA_URI_SUFFIXES = {"image/png": ".png", "application/zip": ".zip", "application/x-zip-compressed": ".zip",
                      "video/mp4": ".mp4", "video/quicktime": ".mov", "video/webm": ".webm", "image/gif": ".gif"}
 RESULTS_KEPT_S = 600.0  # Gradio copies a returned zip into its own cache at once; ours goes at a later call
+Result = TypeVar("Result")
 
 
 class ApiError(gr.Error):
@@ -98,10 +104,12 @@ class ScriptApi:
         how many handlers exist, the app's run queue how many hold the model.
         """
         runs = {"concurrency_id": concurrency_id, "concurrency_limit": concurrency_limit}
-        gr.api(self.segment, api_name="segment", **runs)
-        gr.api(self.suggest_frames, api_name="suggest_frames", **runs)
+        segment = _stoppable(self.segment, self._segment, waiting=(None, None))
+        suggest_frames = _stoppable(self.suggest_frames, self._suggest_frames, waiting=None)
+        gr.api(segment, api_name="segment", **runs)
+        gr.api(suggest_frames, api_name="suggest_frames", **runs)
         gr.api(self.server_limits, api_name="server_limits", concurrency_limit=None)
-        return [self.segment, self.suggest_frames, self.server_limits]
+        return [segment, suggest_frames, self.server_limits]
 
     # ----- the endpoints ------------------------------------------------------------------------------------
     def segment(self, video: FileData, annotations: list[FileData], frames: list[int] | None = None,
@@ -120,13 +128,18 @@ class ScriptApi:
         Returns:
             the zip of masks in the chosen formats, and a summary: frames, annotated_frames, objects, size, precision, formats, suggested_frames, unsure (per frame, 0..1) and seconds.
         """
+        return _finished(self._segment(video, annotations, frames, size, formats, k, precision))
+
+    def _segment(self, video: Any, annotations: Any, frames: Any, size: Any, formats: Any, k: Any,
+                 precision: Any) -> Generator[None, None, tuple[FileData, dict]]:
+        """`segment`'s work, yielding wherever the call may stop (see `_stoppable`)."""
         self._check_size(size)
         formats = self._check_formats(formats)
         self._check_k(k)
         self._check_precision(precision)
         work = self._call_folder()
         try:
-            summary = self._run(work, video, annotations, frames, size, k, precision)
+            summary = yield from self._run(work, video, annotations, frames, size, k, precision)
             staging = work / "export"
             export_masks(work / "output", staging, formats)
             archive = _zip_folder(staging, work / "masks.zip")
@@ -136,7 +149,7 @@ class ScriptApi:
         except XMemPPError as error:
             shutil.rmtree(work, ignore_errors=True)
             raise ApiError.refusing(error) from None
-        except BaseException:
+        except BaseException:  # a refusal, a bug, or the call stopped (GeneratorExit): nothing of it stays
             shutil.rmtree(work, ignore_errors=True)
             raise
         finally:
@@ -157,12 +170,18 @@ class ScriptApi:
         Returns:
             up to k frame numbers, best first (fewer when the other frames show too little of the objects).
         """
+        return _finished(self._suggest_frames(video, annotations, frames, size, k, precision))
+
+    def _suggest_frames(self, video: Any, annotations: Any, frames: Any, size: Any, k: Any,
+                        precision: Any) -> Generator[None, None, list[int]]:
+        """`suggest_frames`' work, yielding wherever the call may stop (see `_stoppable`)."""
         self._check_size(size)
         self._check_k(k, at_least=1)
         self._check_precision(precision)
         work = self._call_folder()
         try:
-            return self._run(work, video, annotations, frames, size, k, precision)["suggested_frames"]
+            summary = yield from self._run(work, video, annotations, frames, size, k, precision)
+            return summary["suggested_frames"]
         except XMemPPError as error:
             raise ApiError.refusing(error) from None
         finally:
@@ -216,9 +235,11 @@ class ScriptApi:
         return list(formats)
 
     # ----- the run -------------------------------------------------------------------------------------------
-    def _run(self, work: Path, video: Any, annotations: Any, frames: Any, size: int, k: int, precision: str) -> dict:
+    def _run(self, work: Path, video: Any, annotations: Any, frames: Any, size: int, k: int,
+             precision: str) -> Generator[None, None, dict]:
         """Load the video, place the annotations, take a turn with the model and run into `work`/output;
-        returns the summary. Problems with the request raise ApiError, the engine's XMemPPError."""
+        returns the summary, yielding while it waits and after each frame. Problems with the request raise
+        ApiError, the engine's XMemPPError."""
         if self.settings.network is None:
             raise ApiError(f"the server has no weights: {self.settings.weights_message}")
         max_bytes = int(self.settings.limits.max_upload_mb * 2**20)
@@ -252,7 +273,7 @@ class ScriptApi:
         names = FrameFolder(loaded.frames_dir).names
         indices = self._place_annotations(masks, frames, names, work / "annotations")
         _read_annotations(masks, _frame_size(loaded.frames_dir))
-        return self._propagate(loaded.frames_dir, work, indices, names, size, k, precision)
+        return (yield from self._propagate(loaded.frames_dir, work, indices, names, size, k, precision))
 
     def _check_video_header(self, video: Upload) -> None:
         """Refuse a video whose frames are larger than this server takes from its header, before a frame is decoded
@@ -292,9 +313,14 @@ class ScriptApi:
         return indices
 
     def _propagate(self, frames_dir: Path, work: Path, indices: list[int], names: list[str], size: int,
-                   k: int, precision: str) -> dict:
-        """Run XMem++ into `work`/output in its turn in the app's run queue; returns the summary."""
+                   k: int, precision: str) -> Generator[None, None, dict]:
+        """Run XMem++ into `work`/output in its turn in the app's run queue; returns the summary.
+
+        Yields about every TURN_POLL_S while it waits for its turn and after each frame, with the model idle: a
+        call stopped there (closed) leaves the queue at once, and the next run gets the model only then.
+        """
         output = work / "output"
+        yield  # the video is unpacked: a call stopped meanwhile goes before it joins the queue
         try:
             run = self.queue.join(work, len(names), lambda: self._estimate(frames_dir, size, len(names)))
         except XMemPPError as error:  # the queue is full
@@ -303,15 +329,26 @@ class ScriptApi:
             while not self.queue.wait_turn(run, TURN_POLL_S):
                 if run.cancelled or not self.queue.holds(run):
                     raise ApiError("the run was dropped from the queue before it started; please try again")
+                yield
             log.info("API run of %d frames at %d px from frames %s", len(names), size, sorted(indices))
             started = time.monotonic()
-            table = run_on_video(frames_dir, work / "annotations", output, frames_with_masks=indices,
-                                 print_progress=False, size=size, save_overlay=False, network=self.settings.network,
-                                 precision=precision)
+            rows = []
+            with contextlib.closing(run_on_video_frames(
+                    frames_dir, work / "annotations", output, frames_with_masks=indices, print_progress=False,
+                    size=size, save_overlay=False, network=self.settings.network, precision=precision)) as frames:
+                while True:
+                    with self.queue.computing(run):  # the annotations' encoding, a frame, then keys and manifest
+                        row = next(frames, None)
+                    if row is None:
+                        break
+                    rows.append(row)
+                    run.done = len(rows)
+                    yield
             seconds = time.monotonic() - started
-            suggested = select_k_next_best_annotation_candidates(
-                frames_dir, work / "annotations", output, k=k, previously_chosen_candidates=indices,
-                print_progress=False, size=size, network=self.settings.network, precision=precision) if k else []
+            with self.queue.computing(run):
+                suggested = select_k_next_best_annotation_candidates(
+                    frames_dir, work / "annotations", output, k=k, previously_chosen_candidates=indices,
+                    print_progress=False, size=size, network=self.settings.network, precision=precision) if k else []
         finally:
             self.queue.leave(run)
         if self.speed is not None:
@@ -320,7 +357,7 @@ class ScriptApi:
         return {"frames": len(names), "annotated_frames": sorted(indices), "objects": objects, "size": size,
                 "precision": precision,
                 "suggested_frames": [int(i) for i in suggested],
-                "unsure": [round(float(u), 4) for u in table["unsure"]], "seconds": round(seconds, 2)}
+                "unsure": [round(float(row["unsure"]), 4) for row in rows], "seconds": round(seconds, 2)}
 
     def _estimate(self, frames_dir: Path, size: int, frames: int) -> float:
         if self.speed is None:
@@ -351,6 +388,40 @@ class ScriptApi:
     def _call_ended(self, work: Path) -> None:
         with self._live_lock:
             self._live_calls.discard(work)
+
+
+def _stoppable(documented: Callable, steps: Callable[..., Generator[None, None, Result]], waiting: Any) -> Callable:
+    """The endpoint Gradio serves for `documented` (its parameters, types and docstring make the API page): a
+    generator that runs `steps`, yielding `waiting` at each point where the call may stop, then the result.
+
+    Gradio stops a generator endpoint at its next yield when the client cancels (gradio_client's `job.cancel()`)
+    or goes away (its connection closes: the process killed, the script stopped), and closes it there, which
+    runs `steps`' clean-up: the call leaves the run queue and its folder goes. A plain function would run on
+    to its end for nobody, holding the model. `client.predict` returns the last value, the result; the values
+    before it (`waiting`: None in place of each output) are only signs of life.
+    """
+    @functools.wraps(documented)
+    def endpoint(*args: Any, **kwargs: Any):
+        with contextlib.closing(steps(*args, **kwargs)) as running:
+            while True:
+                try:
+                    next(running)
+                except StopIteration as done:
+                    result = done.value
+                    break
+                yield waiting
+        yield result
+
+    return endpoint
+
+
+def _finished(steps: Generator[None, None, Result]) -> Result:
+    """Run `steps` to its end in this thread; its result (the endpoints as plain functions, for Python callers)."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
 
 
 def hide_ui_events(blocks: gr.Blocks, public: list) -> None:

@@ -111,9 +111,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def start_app(log_path: Path, arguments: list[str]) -> Iterator[str]:
+def start_app(log_path: Path, arguments: list[str], program: Path | None = None,
+              env: dict[str, str] | None = None) -> Iterator[str]:
     """Run `python app.py ARGUMENTS` on a free local port, its output in `log_path`, while the block runs; gives its
-    URL once it answers. The app's API tests use it as it is, the browser tests through `serve_app`."""
+    URL once it answers. The app's API tests use it as it is, the browser tests through `serve_app`. `program`
+    runs instead of app.py (a wrapper around it), with `env` added to the environment."""
     import os
     import subprocess
     import sys
@@ -122,9 +124,9 @@ def start_app(log_path: Path, arguments: list[str]) -> Iterator[str]:
 
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
-           "XMEMPP_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+           "XMEMPP_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
     log = open(log_path, "w")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen([sys.executable, str(ROOT / "app.py"), *arguments], cwd=ROOT, env=env, stdout=log,
+    process = subprocess.Popen([sys.executable, str(program or ROOT / "app.py"), *arguments], cwd=ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:

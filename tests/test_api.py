@@ -11,6 +11,7 @@ from PIL import Image
 
 from tests.helpers import moving_square_frames, square_mask, write_frames, write_palette_mask
 from xmempp import XMemPPError, run_on_video, select_k_next_best_annotation_candidates
+from xmempp.api import run_on_video_frames
 from xmempp.masks.drawing import davis_palette
 
 
@@ -237,6 +238,41 @@ def test_an_annotation_name_on_something_that_is_not_a_file_says_what_it_is(tmp_
     with pytest.raises(XMemPPError, match=f"the mask of annotated frame 0, {tmp_path / 'masks' / 'frame_000000.png'}, "
                                           f"is not a readable image file \\({kind}\\)"):
         run_on_video(frames, tmp_path / "masks", tmp_path / "out", network=network, size=64, print_progress=False)
+
+
+def test_run_on_video_frames_yields_the_rows_of_run_on_videos_table_and_writes_the_same_masks(square_clip, tmp_path,
+                                                                                            network):
+    frames, masks = square_clip
+    table = run(frames, masks, tmp_path / "whole", network, frames_with_masks=[0, 6])
+    rows = list(run_on_video_frames(frames, masks, tmp_path / "stepwise", frames_with_masks=[0, 6],
+                                    print_progress=False, network=network, size=96))
+    assert rows == table.to_dict("records")
+    for mask in sorted((tmp_path / "whole" / "masks").iterdir()):
+        assert np.array_equal(np.array(Image.open(mask)), np.array(Image.open(tmp_path / "stepwise" / "masks" / mask.name)))
+    assert select_k_next_best_annotation_candidates(frames, masks, tmp_path / "stepwise", k=3,
+                                                    previously_chosen_candidates=[0, 6], print_progress=False,
+                                                    network=network) == \
+        select_k_next_best_annotation_candidates(frames, masks, tmp_path / "whole", k=3,
+                                                 previously_chosen_candidates=[0, 6], print_progress=False,
+                                                 network=network)
+
+
+def test_run_on_video_frames_closed_early_stops_the_network_and_leaves_an_unfinished_run(square_clip, tmp_path,
+                                                                                       network, monkeypatch):
+    frames, masks = square_clip
+    out = tmp_path / "out"
+    keys_encoded = []
+    encode_key = type(network).encode_key
+    monkeypatch.setattr(type(network), "encode_key",
+                        lambda self, image: keys_encoded.append(1) or encode_key(self, image))
+    steps = run_on_video_frames(frames, masks, out, print_progress=False, network=network, size=96)
+    next(steps), next(steps), next(steps)
+    encoded = len(keys_encoded)
+    steps.close()
+    assert len(keys_encoded) == encoded < 12
+    with pytest.raises(XMemPPError, match="did not finish"):  # suggestions refuse its masks
+        select_k_next_best_annotation_candidates(frames, masks, out, k=1, print_progress=False, network=network)
+    run(frames, masks, out, network)  # the output folder's lock went with it
 
 
 @pytest.mark.parametrize("folder", ["never-written", "empty"])

@@ -386,3 +386,48 @@ def test_a_video_larger_than_the_server_takes_is_refused_from_its_header(tmp_pat
     assert raised.value.message.startswith("video: square.mp4 has frames of 128x96 pixels; this server takes at most "
                                            "64 px on the long side"), raised.value.message
     assert not decoded
+
+
+def served(api: ScriptApi, name: str):
+    """The function Gradio serves for the endpoint `name` (a generator, see demo.api._stoppable)."""
+    with gr.Blocks():
+        endpoints = api.register("propagation", 4)
+    return next(endpoint for endpoint in endpoints if endpoint.__name__ == name)
+
+
+@pytest.mark.parametrize("name", ["segment", "suggest_frames"])
+def test_a_served_call_closed_after_a_frame_leaves_the_queue_and_removes_its_folder(tmp_path, network, clip, name,
+                                                                                     monkeypatch):
+    """Gradio closes a generator endpoint at a yield when its client cancels or goes away."""
+    video, masks = clip
+    queue = RunQueue(1, 4)
+    api = ScriptApi(settings(tmp_path, network), queue)
+    keys_encoded = []
+    encode_key = type(network).encode_key
+    monkeypatch.setattr(type(network), "encode_key",
+                        lambda self, image: keys_encoded.append(1) or encode_key(self, image))
+    call = served(api, name)(video, [upload(masks / "frame_000000.png")], [0], SIZE, *(
+        [["davis"]] if name == "segment" else []), 1, "fp32")
+    while not keys_encoded:  # it runs: its first frame is done
+        next(call)
+    next(call)
+    encoded = len(keys_encoded)
+    assert len(queue) == 1 and len(list((tmp_path / "work" / "api").iterdir())) == 1
+    call.close()
+    assert len(queue) == 0 and not list((tmp_path / "work" / "api").iterdir())
+    assert len(keys_encoded) == encoded < 12
+
+
+@pytest.mark.parametrize("name", ["segment", "suggest_frames"])
+def test_a_served_call_gives_the_plain_endpoints_result_last(tmp_path, network, clip, name):
+    video, masks = clip
+    api = ScriptApi(settings(tmp_path, network), RunQueue(1, 4))
+    arguments = (video, [upload(masks / "frame_000000.png")], [0], SIZE, *([["davis"]] if name == "segment" else []),
+                 2, "fp32")
+    *before, last = list(served(api, name)(*arguments))
+    plain = getattr(api, name)(*arguments)
+    assert set(map(repr, before)) == {repr((None, None) if name == "segment" else None)}
+    if name == "segment":
+        assert last[1]["suggested_frames"] == plain[1]["suggested_frames"] and zipfile.is_zipfile(last[0].path)
+    else:
+        assert last == plain

@@ -21,6 +21,7 @@ _EXPORTS = {
     "load_network": "xmempp.model.weights",
     "open_frames": "xmempp.video",
     "run_on_video": "xmempp.api",
+    "run_on_video_frames": "xmempp.api",
     "select_k_next_best_annotation_candidates": "xmempp.api",
 }
 
@@ -37,11 +38,12 @@ __all__ = [
     "load_network",
     "open_frames",
     "run_on_video",
+    "run_on_video_frames",
     "select_k_next_best_annotation_candidates",
 ]
 
 if TYPE_CHECKING:
-    from xmempp.api import run_on_video, select_k_next_best_annotation_candidates
+    from xmempp.api import run_on_video, run_on_video_frames, select_k_next_best_annotation_candidates
     from xmempp.config import InferenceConfig
     from xmempp.errors import EmptyAnnotationError, XMemPPError
     from xmempp.exports import export_masks

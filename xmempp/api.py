@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import tempfile
 import unicodedata
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,6 +63,9 @@ class _Unset:
 UNSET = _Unset()
 
 
+TABLE_COLUMNS = ["frame", "mask_provided", "iou", "unsure"]  # run_on_video's table, one row a frame
+
+
 def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_path: str | Path,
                  frames_with_masks: Iterable[int] = (0,), compute_iou: bool = False, print_progress: bool = True,
                  weights: str | Path | None = None, device: torch.device | str | None = None,
@@ -79,6 +83,28 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
     Returns one row per frame: `frame`, `mask_provided`, `iou` (-1 where the model saw the mask or none exists),
     `unsure` (0..1, see xmempp.uncertainty: how unsure the propagation was; 0 on annotated frames).
     """
+    rows = list(run_on_video_frames(imgs_in_path, masks_in_path, masks_out_path, frames_with_masks, compute_iou,
+                                    print_progress, weights, device, size, config, save_overlay, network, precision))
+    import pandas as pd  # only here: importing pandas costs a second that suggestions need not pay
+
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+
+
+def run_on_video_frames(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_path: str | Path,
+                        frames_with_masks: Iterable[int] = (0,), compute_iou: bool = False,
+                        print_progress: bool = True, weights: str | Path | None = None,
+                        device: torch.device | str | None = None, size: int | None | _Unset = UNSET,
+                        config: InferenceConfig | None = None, save_overlay: bool = True, network: XMem | None = None,
+                        precision: str | _Unset = UNSET) -> Iterator[dict]:
+    """`run_on_video` one frame at a time, for a caller that may stop it: checks the arguments now, then gives a
+    generator of each frame's row of `run_on_video`'s table (a dict), yielded once the frame is segmented.
+
+    The work starts at the first `next()` (annotations encoded, then the first frame), and each later `next()`
+    segments one frame; the keys and the finished manifest are written when it is exhausted. Closing it sooner
+    (`close()`) stops it between two frames: the network does nothing more for it, the output folder keeps the
+    masks written so far and a manifest that says the run did not finish (suggestions refuse such masks), and
+    the folder's lock is released.
+    """
     source, masks_in, masks_out = Path(imgs_in_path), Path(masks_in_path), Path(masks_out_path)
     frames_with_masks = frame_numbers(frames_with_masks, "frames_with_masks")
     config = _resolve_config(config, size, precision)
@@ -87,6 +113,13 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
     if not masks_in.is_dir():
         raise InputNotFoundError(f"mask folder not found: {shown(masks_in)}")
     refuse_overlap({"frames": source, "annotations": masks_in}, masks_out)
+    return _run_frames(source, masks_in, masks_out, frames_with_masks, compute_iou, print_progress, weights, device,
+                       config, save_overlay, network)
+
+
+def _run_frames(source: Path, masks_in: Path, masks_out: Path, frames_with_masks: list[int], compute_iou: bool,
+                print_progress: bool, weights: str | Path | None, device: torch.device | str | None,
+                config: InferenceConfig, save_overlay: bool, network: XMem | None) -> Iterator[dict]:
     prepare_output_folder(masks_out)
     with output_lock(masks_out):  # one run at a time into an output folder
         network = network or load_network(ensure_weights(weights, progress=print_progress), device)
@@ -102,28 +135,23 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
                 start_run(masks_out, manifest)
                 iou = functools.partial(_iou_with_given_mask, session, reader, masks_in) if compute_iou else None
                 with _FrameWriter(masks_out, reader.palette or davis_palette(), save_overlay) as writer:
-                    rows = _propagate_and_write(session, writer, iou, print_progress)
+                    yield from _propagate_and_write(session, writer, iou, print_progress)
                 save_keys(masks_out, session.frame_keys, session.frame_names, config.size, manifest.weights, manifest.run_id)
                 write_manifest(masks_out, manifest.finish(writer.digests))
-    import pandas as pd  # only here: importing pandas costs a second that suggestions need not pay
-
-    return pd.DataFrame(rows, columns=["frame", "mask_provided", "iou", "unsure"])
 
 
 def _propagate_and_write(session: VideoSession, writer: _FrameWriter, iou: Callable[[PropagatedFrame], float] | None,
-                         progress: bool) -> list[dict]:
-    """Propagate the whole video, handing each frame to `writer`; returns one row of `run_on_video`'s table a frame."""
-    rows = []
+                         progress: bool) -> Iterator[dict]:
+    """Propagate the whole video, handing each frame to `writer`; yields each frame's row of `run_on_video`'s table."""
     with tqdm(total=session.num_frames, disable=not progress, desc=f"propagating ({session.precision})",
-              unit="frame") as bar:
-        for frame in session.propagate():
+              unit="frame") as bar, contextlib.closing(session.propagate()) as frames:
+        for frame in frames:
             name = session.frame_names[frame.index]
             writer.write(frame, name)
             score = -1.0 if frame.is_annotation or iou is None else iou(frame)
-            rows.append({"frame": name, "mask_provided": frame.is_annotation, "iou": score,
-                         "unsure": frame.uncertainty.score})
             bar.update()
-    return rows
+            yield {"frame": name, "mask_provided": frame.is_annotation, "iou": score,
+                   "unsure": frame.uncertainty.score}
 
 
 def _iou_with_given_mask(session: VideoSession, reader: MaskReader, masks_in: Path, frame: PropagatedFrame) -> float:
