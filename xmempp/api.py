@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from xmempp.candidates import Foregrounds, check_options, select_next_candidates
 from xmempp.config import InferenceConfig
-from xmempp.errors import EmptyAnnotationError, InputNotFoundError, XMemPPError, frame_numbers, shown
+from xmempp.errors import EmptyAnnotationError, InputNotFoundError, XMemPPError, frame_numbers, kind_of_entry, shown
 from xmempp.keys_cache import DamagedKeysError, load_keys, save_keys
 from xmempp.masks.drawing import davis_palette, overlay
 from xmempp.masks.files import MaskReader, find_mask_file, mask_image, read_id_mask
@@ -45,7 +45,7 @@ from xmempp.outputs import (
     write_manifest,
 )
 from xmempp.session import PropagatedFrame, VideoSession
-from xmempp.video import FrameFolder, check_frame_index, kind_of_entry, open_frames
+from xmempp.video import FrameFolder, check_frame_index, open_frames
 
 if TYPE_CHECKING:
     import pandas as pd

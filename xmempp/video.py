@@ -21,6 +21,7 @@ from xmempp.errors import (
     XMemPPError,
     file_system_problem,
     file_system_problems_as_error,
+    kind_of_entry,
     shown,
     whole_number,
 )
@@ -91,16 +92,6 @@ def _refuse_entries_that_are_no_files(paths: list[Path]) -> None:
                               f"({kind_of_entry(path)}): "
                               "replace it with "
                               "the frame, or remove it")
-
-
-def kind_of_entry(path: Path) -> str:
-    """What a name that is not a regular file is, in words: a folder, a link to nothing (or a loop of links), or
-    something else (a pipe, a device, a socket)."""
-    if path.is_dir():
-        return "a folder"
-    if path.is_symlink() and not path.exists():
-        return "a broken symbolic link"
-    return "not a regular file"
 
 
 def frame_order(path: Path) -> tuple:
