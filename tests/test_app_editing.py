@@ -254,3 +254,27 @@ def test_a_frame_box_without_a_number_gives_a_message_not_a_bare_error(handlers,
     value = frame_slider(0, FRAMES - 1, step=1).preprocess(typed)
     note = text(handlers.show_frame(state, value)["editor_note"])
     assert note == f"⚠ Type a frame number from 0 to {FRAMES - 1} in Frame, then press Enter"
+
+
+NOT_A_NUMBER = [float("nan"), float("inf"), "abc", None]
+
+
+@pytest.mark.parametrize("event", [
+    lambda h, s, v: h.show_frame(s, v), lambda h, s, v: h.save(s, v, painted(square(1))),
+    lambda h, s, v: h.remove(s, v), lambda h, s, v: h.clear_mask(s, v),
+    lambda h, s, v: h.grabcut(s, v, painted(square(1)), 1), lambda h, s, v: h.set_visible(s, [1], v),
+    lambda h, s, v: h.delete_object(s, 1, v), lambda h, s, v: h.grabcut(s, 1, painted(square(1)), v),
+    lambda h, s, v: h.rename_object(s, v, "ball"), lambda h, s, v: h.delete_object(s, v, 1),
+    lambda h, s, v: h.ask_delete_object(s, v),
+], ids=["show_frame", "save", "remove", "clear_mask", "grabcut frame", "set_visible", "delete_object frame",
+        "grabcut object", "rename_object", "delete_object object", "ask_delete_object"])
+@pytest.mark.parametrize("value", NOT_A_NUMBER, ids=["nan", "inf", "text", "none"])
+def test_a_frame_or_object_that_is_no_number_is_said_not_something_went_wrong(handlers, event, value):
+    """The page's events take what the browser sends; a hand-made request with NaN, inf or text for a frame or
+    an object ended in 'Something went wrong (ValueError)' and a traceback in the server's log (fifth hostile
+    round). Nothing changes."""
+    state = annotated(handlers)
+    outputs = event(handlers, state, value)
+    message = text(outputs.get("editor_note"))
+    assert message.startswith("⚠") and "Something went wrong" not in message, message
+    assert state.annotated_frames == [0]
