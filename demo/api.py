@@ -573,9 +573,13 @@ def _uploaded(url: str, parameter: str) -> Path:
 
     from gradio.utils import get_upload_folder
 
-    path = Path(unquote(url.split("/gradio_api/file=", 1)[1].split("?")[0])).resolve()
+    refused = ApiError(f"{parameter}: {shown(url[:80])} is not a file uploaded to this server")
+    try:
+        path = Path(unquote(url.split("/gradio_api/file=", 1)[1].split("?")[0])).resolve()
+    except (ValueError, OSError, RuntimeError):  # a NUL in the path (%00), a loop of links: no upload's path
+        raise refused from None
     if not path.is_relative_to(Path(get_upload_folder()).resolve()) or not path.is_file():
-        raise ApiError(f"{parameter}: {shown(url[:80])} is not a file uploaded to this server")
+        raise refused
     return path
 
 

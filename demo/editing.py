@@ -19,7 +19,7 @@ from demo.layers import editor_value, layers_to_ids, new_strokes
 from demo.state import UserState
 from demo.timeline import frame_at
 from demo.visitors import Visitors
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, shown
 from xmempp.masks.ids import MAX_OBJECTS, too_many_objects
 
 MAX_NAME = 60  # characters of an object's name
@@ -28,9 +28,40 @@ MAX_NAME = 60  # characters of an object's name
 def frame_index(value: float | None, num_frames: int) -> int:
     """The frame that the slider shows for a value typed in its box: rounded half up, as a range input rounds
     (2.5 is frame 3); XMemPPError for what is not a frame number (FrameSlider passes it on as None)."""
+    typed = f"type a frame number from 0 to {num_frames - 1} in Frame, then press Enter"
     if value is None:
-        raise XMemPPError(f"type a frame number from 0 to {num_frames - 1} in Frame, then press Enter")
-    return math.floor(float(value) + 0.5)
+        raise XMemPPError(typed)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):  # the page sends numbers; a hand-made request may send anything
+        number = math.nan
+    if not math.isfinite(number):
+        raise XMemPPError(f"{shown(value)} is not a frame number: {typed}")
+    return math.floor(number + 0.5)
+
+
+def object_number(value: object) -> int:
+    """The object the picker names: a whole number from 1 to MAX_OBJECTS; XMemPPError for anything else (the
+    page sends one of its choices; a hand-made request may send NaN, text or None)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        number = 0
+    if isinstance(value, bool) or not 1 <= number <= MAX_OBJECTS or number != value:
+        raise XMemPPError(f"{shown(value)} is not an object here: choose one of objects 1 to {MAX_OBJECTS} in the "
+                          "picker")
+    return number
+
+
+def refuse_unlisted_objects(ids: np.ndarray, listed: int) -> None:
+    """XMemPPError when the editor's strokes hold an object the picker does not offer (1..`listed`): only a brush
+    that kept a deleted object's colour paints one, and saving it would bring that object back unasked. (A stroke
+    in another listed object's colour cannot be told from a person's own: one save may hold strokes of several
+    objects. The browser gives each stroke the chosen object's colour, demo/brush.py.)"""
+    unlisted = sorted(int(i) for i in np.unique(ids[ids > listed]))
+    if unlisted:
+        raise XMemPPError(f"the editor holds strokes in the colour of object {', '.join(map(str, unlisted))}, which "
+                          f"the picker does not list (objects 1 to {listed}): erase them, then save")
 
 
 class Editing(Visitors):
@@ -63,7 +94,8 @@ class Editing(Visitors):
     @handler("editor", "editor_note", errors_to="editor_note")
     def clear_mask(self, state: UserState | None, index: float) -> Outputs:
         """Every mask pixel goes; the picture stays."""
-        state, index = self._require(state), int(index)
+        state = self._require(state)
+        index = frame_index(index, state.num_frames)
         state.editor_frame, state.editor_prefill = index, None
         message = f"Cleared the mask of frame {index} in the editor (nothing is saved until you press Save)."
         return {"editor": editor_value(state.frame(index), None), "editor_note": note(message)}
@@ -74,6 +106,7 @@ class Editing(Visitors):
         state = self._require(state)
         index = frame_index(index, state.num_frames)
         ids = layers_to_ids(value, state.frame_size)
+        refuse_unlisted_objects(ids, state.listed_objects)
         replaced = state.annotation(index) is not None
         state.annotate(index, ids)
         state.editor_frame, state.editor_prefill = index, ids
@@ -88,7 +121,8 @@ class Editing(Visitors):
 
     @handler("references", "editor", "viewer", "timeline", "editor_note", "status", errors_to="editor_note")
     def remove(self, state: UserState | None, index: float) -> Outputs:
-        state, index = self._require(state), int(index)
+        state = self._require(state)
+        index = frame_index(index, state.num_frames)
         state.remove(index)
         message = f"Removed frame {index} from the references; {len(state.annotated_frames)} left."
         return {"references": views.references(state), "editor": views.editor(state, index),
@@ -99,7 +133,8 @@ class Editing(Visitors):
     def grabcut(self, state: UserState | None, index: float, value: dict | None, object_id: int) -> Outputs:
         """The object's new strokes bound a region that GrabCut segments; the object gets that region, replacing
         other labels there, and keeps no pixel outside it."""
-        state, index, object_id = self._require(state), int(index), int(object_id)
+        state = self._require(state)
+        index, object_id = frame_index(index, state.num_frames), object_number(object_id)
         ids = layers_to_ids(value, state.frame_size)
         prefill = state.editor_prefill if state.editor_frame == index else None
         found = grabcut_mask(state.frame(index), new_strokes(ids, prefill, object_id))
@@ -111,19 +146,11 @@ class Editing(Visitors):
         return {"editor": editor_value(state.frame(index), ids), "editor_note": note(message)}
 
     # ----- objects ------------------------------------------------------------------------------------------
-    @handler("editor", "editor_note", errors_to="editor_note")
-    def pick_object(self, state: UserState | None, object_id: int) -> Outputs:
-        """The editor takes the object's brush. The name box is left alone: this update comes late (twice, see
-        ui.py), and a name typed meanwhile would be overwritten, then renamed back when the box is left. The box
-        takes the name with the choice itself: in the browser when the person picks, with the picker's update when
-        a handler picks."""
-        return {"editor": gr.ImageEditor(brush=views.brush(int(object_id or 1)))}
-
     @handler("object", "visible", "editor_note", errors_to="editor_note")
     def rename_object(self, state: UserState | None, object_id: int, name: str) -> Outputs:
         """`object_id` is the object chosen when the name was typed; the picker takes the new name but keeps the
         person's choice (leaving the box for another object renames the first, and must not choose it again)."""
-        state, object_id = self._require(state), int(object_id)
+        state, object_id = self._require(state), object_number(object_id)
         name = " ".join((name or "").split())[:MAX_NAME]
         if not name:
             raise XMemPPError("an object's name cannot be empty")
@@ -149,7 +176,7 @@ class Editing(Visitors):
     @handler("confirm_delete", "editor_note", errors_to="editor_note")
     def ask_delete_object(self, state: UserState | None, object_id: int) -> Outputs:
         """Deleting waits for the person's confirmation."""
-        state, object_id = self._require(state), int(object_id)
+        state, object_id = self._require(state), object_number(object_id)
         frames = [i for i in state.annotated_frames if (state.annotation(i) == object_id).any()]
         question = (f"Delete {state.object_name(object_id)}? Its pixels go from {len(frames)} reference(s)"
                     f"{' (frames ' + ', '.join(map(str, frames)) + ')' if frames else ''} and from the results. "
@@ -160,7 +187,8 @@ class Editing(Visitors):
     @handler("confirm_delete", "object", "object_name", "visible", "references", "editor", "viewer", "timeline",
              "editor_note", "status", errors_to="editor_note")
     def delete_object(self, state: UserState | None, object_id: int, index: float) -> Outputs:
-        state, object_id, index = self._require(state), int(object_id), int(index)
+        state = self._require(state)
+        object_id, index = object_number(object_id), frame_index(index, state.num_frames)
         name = state.object_name(object_id)
         changed = state.delete_object(object_id)
         listed = state.listed_objects
@@ -177,6 +205,7 @@ class Editing(Visitors):
     def set_visible(self, state: UserState | None, visible: list[int], index: float) -> Outputs:
         """The viewer shows the chosen objects (and says nothing else: the picture is the answer)."""
         state = self._require(state)
+        index = frame_index(index, state.num_frames)
         listed = range(1, state.listed_objects + 1)
         state.hidden_objects = {i for i in listed if i not in set(visible or [])}
-        return {"viewer": views.viewer(state, int(index))}
+        return {"viewer": views.viewer(state, index)}

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 UPLOAD_SUFFIXES = (".mp4", ".mov", ".webm", ".avi", ".gif", ".mkv", ".zip")
 MASK_FOLDER = "Annotations"  # DAVIS layout: every frame's result, palette PNG, object ids kept
 USER_MASK_FOLDER = "UserAnnotations"  # the frames the person annotated (restored as references)
+NOT_PNG_MASK = "not a PNG mask"  # a zip member's kind: an image in a mask folder that is no PNG
 OVERLAY_NAME = "overlay.mp4"
 README_NAME = "README.txt"
 MEASURES_NAME = "frames.csv"  # per frame: reference or not, how unsure the propagation was, object areas
@@ -142,6 +143,10 @@ def _load(videos: list[Path], zips: list[Path], work_dir: Path, limits: Limits) 
         # An export's mattes add an entry per object and frame (never unpacked) to what the zip may list.
         max_entries = 4 * budget.max_files + MAX_OBJECTS * limits.max_frames
         plans = [stack.enter_context(open_zip(z, _member_kind, max_entries, _not_an_image)) for z in zips]
+        for plan in plans:
+            for member in plan.of_kind(NOT_PNG_MASK)[:1]:
+                raise XMemPPError(f"{shown(plan.source.name)} holds {shown(member.info.filename)} in a mask folder: "
+                                  "masks must be PNG files (a JPEG's compression changes the ids); nothing was loaded")
         # Which file holds the frames is decided from names alone, before a byte is unpacked.
         with_images = [plan for plan in plans if plan.of_kind("frames")]
         with_video = [plan for plan in plans if plan.of_kind("video")]
@@ -224,7 +229,9 @@ def _unpack_masks(plan: ZipPlan, out_dir: Path, names: set[str], budget: UnpackB
         if unknown:
             loaded.notes.append(f"{len(unknown)} mask(s) in {shown(plan.source.name)} match no frame "
                                 f"(e.g. {shown(unknown[0])}) and were ignored")
-        for index, member in enumerate(m for m in members if m.path.stem in names):
+        known = [m for m in members if m.path.stem in names]
+        _refuse_two_masks_of_a_frame(known, target, plan.source, loaded)
+        for index, member in enumerate(known):
             path = plan.extract(member, out_dir / folder / f"{index:06d}.png", budget)
             check_pixels(path, f"mask {shown(member.info.filename)} in {shown(plan.source.name)}", limits)
             target[member.path.stem] = path
@@ -236,6 +243,23 @@ def _unpack_masks(plan: ZipPlan, out_dir: Path, names: set[str], budget: UnpackB
         elif member.path.name == RECORD_NAME:
             loaded.record = parse_record(plan.read_text(member, budget), plan.source)
             loaded.record_source = plan.source
+
+
+def _refuse_two_masks_of_a_frame(members: list[Member], target: dict[str, Path], source: Path,
+                                 loaded: LoadedVideo) -> None:
+    """Two masks for one frame (`00000.png` and `00000.PNG`, in two folders or two zips) are refused, naming both:
+    keeping the one unpacked last would be a guess, as `run` refuses it."""
+    seen: dict[str, str] = {}
+    for member in members:
+        stem = member.path.stem
+        if stem in seen:
+            raise XMemPPError(f"{shown(source.name)} holds two masks for frame {shown(stem)} ({seen[stem]} and "
+                              f"{shown(member.info.filename)}): keep only one of them; nothing was loaded")
+        if stem in target:
+            raise XMemPPError(f"two masks for frame {shown(stem)}: {loaded.mask_names[target[stem]]} and "
+                              f"{shown(member.info.filename)} in {shown(source.name)}; keep only one of them; nothing "
+                              "was loaded")
+        seen[stem] = shown(member.info.filename)
 
 
 # ----- videos -----------------------------------------------------------------------------------------------
@@ -346,8 +370,8 @@ def _member_kind(path: PurePosixPath) -> str | None:
         return USER_MASK_FOLDER
     if suffix == ".png" and MASK_FOLDER.lower() in folders:
         return MASK_FOLDER
-    if _mask_folder(path) is not None:  # another image there is a mask that is no PNG, not a frame
-        return None
+    if suffix in IMAGE_SUFFIXES and {MASK_FOLDER.lower(), USER_MASK_FOLDER.lower()} & set(folders):
+        return NOT_PNG_MASK  # refused by name: taken for a frame, a JPEG mask joined the video
     if suffix in IMAGE_SUFFIXES:
         return "frames"
     if len(path.parts) == 2 and path.parts[0] == SOURCE_FOLDER and suffix in VIDEO_SUFFIXES:
@@ -358,18 +382,7 @@ def _member_kind(path: PurePosixPath) -> str | None:
     return None
 
 
-def _mask_folder(path: PurePosixPath) -> str | None:
-    """The mask folder (Annotations/, UserAnnotations/) `path` is in, or None."""
-    folders = [part.lower() for part in path.parts[:-1]]
-    return next((folder for folder in (USER_MASK_FOLDER, MASK_FOLDER) if folder.lower() in folders), None)
-
-
 def _not_an_image(source: Path, info: zipfile.ZipInfo) -> str:
-    folder = _mask_folder(PurePosixPath(info.filename))
-    if folder is not None and PurePosixPath(info.filename).suffix.lower() in IMAGE_SUFFIXES:
-        return (f"{shown(source.name)} contains {shown(info.filename, quoted=True)}: a mask under {folder}/ must be a "
-                "PNG (a JPEG's compression noise would become objects); save it as a PNG, or move it out of the "
-                "folder if it is a frame")
     return (f"{shown(source.name)} contains {shown(info.filename, quoted=True)}, which is not an image: a zip must "
             f"hold frames ({', '.join(IMAGE_SUFFIXES)}) and optionally {MASK_FOLDER}/ masks")
 

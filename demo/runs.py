@@ -23,6 +23,7 @@ from demo.run_queue import QueuedRun
 from demo.speed import measure_speed
 from demo.state import RunProgress, UserState
 from demo.visitors import Visitors
+from xmempp.errors import XMemPPError, shown
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,18 @@ VIEWER_UPDATE_S = 0.3  # a running propagation refreshes the viewer at most this
 QUEUE_UPDATE_S = 1.0  # a waiting propagation tells its place in the queue this often
 SPEED_CHECK = "the app's speed check"  # the owner of the start-up speed measurement in the run queue
 RUN_OUTPUTS = ("viewer", "progress", "video", "suggestions", "timeline", "size", "status")
+
+
+def whole(value: object, what: str) -> int:
+    """A slider's or radio's whole number; XMemPPError naming `what` for anything else (the page sends numbers, a
+    hand-made request may send NaN, text or None: int() failed inside the handler, 'Something went wrong')."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not number.is_integer():
+        raise XMemPPError(f"{what} must be a whole number, got {shown(value)}")
+    return int(number)
 
 
 def run_text(progress: RunProgress) -> str:
@@ -98,7 +111,7 @@ class Runs(Visitors):
         """The references are encoded again at the new size; the run line says so."""
         if state is None or not state.loaded:
             return {}
-        state.set_size(int(size))
+        state.set_size(whole(size, "the processing size"))
         current = state.editor_frame or 0
         references = set(state.annotated_frames)
         ran = any(state.mask(i) is not None for i in range(state.num_frames) if i not in references)
@@ -148,6 +161,7 @@ class Runs(Visitors):
         """Streamed from the click on: the run first waits for its turn in the app's queue (its place counting
         down on the run line), then runs."""
         state = self._require(state)
+        k = whole(k, "the number of suggestions")  # before the run: it is needed only once the run has ended
         state.check_can_propagate()
         run = self.queue.join(state, state.num_frames, functools.partial(self.estimate, state, state.size))
         last: RunProgress | None = None
@@ -190,7 +204,7 @@ class Runs(Visitors):
         yield {"viewer": views.viewer(state, current), "timeline": views.timeline(state, current),
                "progress": progress_html(last.done, last.total, "Writing the overlay video…")}
         video = state.overlay_video()
-        picks, remark = state.suggest(int(k))
+        picks, remark = state.suggest(k)
         if stopped:
             text = f"Stopped after {last.done} of {last.total} frames; the frames done are kept"
             text += f", {kept} not reached keep the previous run's masks." if kept else "."
@@ -218,7 +232,7 @@ class Runs(Visitors):
     @handler("suggestions", "timeline", "progress", errors_to="progress")
     def suggest(self, state: UserState | None, k: float) -> Outputs:
         state = self._require(state)
-        picks, text = state.suggest(int(k))
+        picks, text = state.suggest(whole(k, "the number of suggestions"))
         timeline = views.timeline(state, state.editor_frame or 0)
         if not picks:
             message = sentence_case(text) + "." if text else "No frame to suggest."

@@ -10,6 +10,7 @@ from typing import Any
 import gradio as gr
 
 from demo.api import ScriptApi, hide_ui_events, name_refused_files
+from demo.brush import BRUSH_UPDATE_JS, STROKE_COLOUR_JS
 from demo.clicks import EDITOR_HEIGHT, HELP_LINE, ClickControls
 from demo.components import frame_slider
 from demo.feedback import progress_html
@@ -167,6 +168,9 @@ SHORTCUTS_JS = """
 }
 """
 
+# Once with the page: the keyboard shortcuts, and each stroke in the colour of the object chosen (demo/brush.py).
+PAGE_JS = f"() => {{ ({SHORTCUTS_JS})(); ({STROKE_COLOUR_JS})(); }}"
+
 
 def app_css(num_objects: int) -> str:
     """The app's CSS (Gradio 6 takes it at launch); each object's choice is marked with its brush colour."""
@@ -179,7 +183,7 @@ def app_css(num_objects: int) -> str:
 
 def launch_options(settings: AppSettings) -> dict:
     """What `Blocks.launch` needs besides the network options: the CSS, the page's head and the keyboard shortcuts."""
-    return {"css": app_css(MAX_OBJECTS), "head": PAGE_HEAD, "js": SHORTCUTS_JS}
+    return {"css": app_css(MAX_OBJECTS), "head": PAGE_HEAD, "js": PAGE_JS}
 
 
 def step_js(step: int) -> str:
@@ -343,11 +347,13 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
             return listener(keyed, inputs, outputs, **options)
 
         def give_brush(event: gr.events.Dependency) -> None:
-            """The editor takes the chosen object's brush. Gradio 6.31's editor applies a brush update only when
-            the next one arrives, and a radio set by a handler fires no change: so twice, after every event
-            that can change the object."""
-            on(on(event.then, handlers.pick_object, [state, obj], **quiet).then, handlers.pick_object,
-               [state, obj], **quiet)
+            """The editor's brush (its swatch and cursor) takes the chosen object's colour, after every event that
+            can change the object. Set in the browser from the picker's value (demo/brush.py): the server's updates
+            came late and out of order. Twice, each reading the picker as it is then, as the server's were (an
+            option was seen to show only when the next one came). The stroke itself takes the picker's colour as
+            it starts (STROKE_COLOUR_JS), whatever this shows."""
+            event.then(None, [obj], [editor], js=BRUSH_UPDATE_JS, **quiet).then(
+                None, [obj], [editor], js=BRUSH_UPDATE_JS, **quiet)
 
         give_brush(on(upload.upload, handlers.load_files, [state, upload], show_progress_on=[status]))
         give_brush(on(example.click, handlers.load_example, [state], show_progress_on=[status]))

@@ -12,11 +12,10 @@ import math
 import gradio as gr
 import numpy as np
 
+from demo.brush import BRUSH_SIZE
 from demo.layers import brush_colour, editor_value, overlay_image, thumbnail
 from demo.state import UserState
 from demo.timeline import TimelineData, render_timeline
-
-BRUSH_SIZE = 12
 
 
 def brush(object_id: int) -> gr.Brush:

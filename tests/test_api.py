@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -225,6 +226,18 @@ def test_a_missing_mask_of_a_frame_named_in_nfd_shows_the_names_code_points(tmp_
     with pytest.raises(FileNotFoundError) as raised:
         run_on_video(frames, tmp_path / "masks", tmp_path / "out", network=network, size=64, print_progress=False)
     assert "'e\\u0301frame_000000'" in str(raised.value) and "NFD" in str(raised.value)
+
+
+@pytest.mark.parametrize(("make", "kind"), [(Path.mkdir, "a folder"), (lambda path: os.mkfifo(path), "not a regular file")])
+def test_an_annotation_name_on_something_that_is_not_a_file_says_what_it_is(tmp_path, network, make, kind):
+    """A folder or a pipe named frame_000000.png was reported as missing: "no mask for annotated frame 0: expected
+    .../frame_000000.png", beside the very entry (fifth hostile round)."""
+    frames = write_frames(tmp_path / "frames", moving_square_frames(3))
+    (tmp_path / "masks").mkdir()
+    make(tmp_path / "masks" / "frame_000000.png")
+    with pytest.raises(XMemPPError, match=f"the mask of annotated frame 0, {tmp_path / 'masks' / 'frame_000000.png'}, "
+                                          f"is not a readable image file \\({kind}\\)"):
+        run_on_video(frames, tmp_path / "masks", tmp_path / "out", network=network, size=64, print_progress=False)
 
 
 def test_run_on_video_frames_yields_the_rows_of_run_on_videos_table_and_writes_the_same_masks(square_clip, tmp_path,

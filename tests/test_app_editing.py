@@ -14,6 +14,7 @@ from tests.app_helpers import FRAMES, HEIGHT, WIDTH, annotated, captions, loaded
 
 def test_saving_an_annotation_adds_a_reference_with_its_object_ids(handlers):
     state = loaded(handlers)
+    state.listed_objects = 3
     ids = square(2, object_id=3)
     outputs = handlers.save(state, 2, painted(ids))
     assert text(outputs["editor_note"]).startswith("Saved the annotation of frame 2 (Object 3); 1 reference(s).")
@@ -109,6 +110,7 @@ def test_grabcut_without_strokes_asks_for_some(handlers):
 # ----- objects -------------------------------------------------------------------------------------------------
 def test_deleting_an_object_asks_first_then_removes_its_pixels_from_every_reference(handlers):
     state = loaded(handlers)
+    handlers.add_object(state)
     both = square(2)
     both[70:90, 100:120] = 2
     handlers.save(state, 2, painted(both))
@@ -142,12 +144,17 @@ def test_the_session_owns_the_objects_names(handlers):
     assert state.session.object_names == {}
 
 
-# A name typed in the name box is the person's until they submit it (issue 18's loop test saw 'Object 2' come back
-# after 'now called square'): only an update that chooses an object says which name the box shows.
-def test_the_brushs_late_updates_leave_the_name_box_alone(handlers):
+def test_a_stroke_of_an_object_the_picker_does_not_list_is_refused_naming_it(handlers):
+    """A brush left in a deleted object's colour must not bring the object back: the save says so, and nothing is
+    saved (the picker lists 1 and 2 here)."""
     state = loaded(handlers)
     handlers.add_object(state)
-    assert list(handlers.pick_object(state, 2)) == ["editor"]
+    ids = square(0, 2)
+    ids[70:90, 100:120] = 3
+    outputs = handlers.save(state, 0, painted(ids))
+    assert list(outputs) == ["editor_note"]
+    assert "colour of object 3, which the picker does not list (objects 1 to 2)" in text(outputs["editor_note"])
+    assert state.annotated_frames == []
 
 
 def test_the_name_box_takes_the_name_of_the_object_a_handler_chooses(handlers):
@@ -167,8 +174,8 @@ def test_a_rename_keeps_the_persons_choice_in_the_picker(handlers):
 
 
 def test_no_chained_update_writes_the_name_box(settings):
-    """The picker's brush arrives in steps chained after the choice, late on a busy server: none may touch the box
-    (in the browser the choice itself puts the name there)."""
+    """The picker's brush arrives in steps chained after the choice: none may touch the box (in the browser the choice
+    itself puts the name there)."""
     from demo.ui import build_demo
 
     blocks = build_demo(settings)
@@ -247,3 +254,27 @@ def test_a_frame_box_without_a_number_gives_a_message_not_a_bare_error(handlers,
     value = frame_slider(0, FRAMES - 1, step=1).preprocess(typed)
     note = text(handlers.show_frame(state, value)["editor_note"])
     assert note == f"⚠ type a frame number from 0 to {FRAMES - 1} in Frame, then press Enter"
+
+
+NOT_A_NUMBER = [float("nan"), float("inf"), "abc", None]
+
+
+@pytest.mark.parametrize("event", [
+    lambda h, s, v: h.show_frame(s, v), lambda h, s, v: h.save(s, v, painted(square(1))),
+    lambda h, s, v: h.remove(s, v), lambda h, s, v: h.clear_mask(s, v),
+    lambda h, s, v: h.grabcut(s, v, painted(square(1)), 1), lambda h, s, v: h.set_visible(s, [1], v),
+    lambda h, s, v: h.delete_object(s, 1, v), lambda h, s, v: h.grabcut(s, 1, painted(square(1)), v),
+    lambda h, s, v: h.rename_object(s, v, "ball"), lambda h, s, v: h.delete_object(s, v, 1),
+    lambda h, s, v: h.ask_delete_object(s, v),
+], ids=["show_frame", "save", "remove", "clear_mask", "grabcut frame", "set_visible", "delete_object frame",
+        "grabcut object", "rename_object", "delete_object object", "ask_delete_object"])
+@pytest.mark.parametrize("value", NOT_A_NUMBER, ids=["nan", "inf", "text", "none"])
+def test_a_frame_or_object_that_is_no_number_is_said_not_something_went_wrong(handlers, event, value):
+    """The page's events take what the browser sends; a hand-made request with NaN, inf or text for a frame or
+    an object ended in 'Something went wrong (ValueError)' and a traceback in the server's log (fifth hostile
+    round). Nothing changes."""
+    state = annotated(handlers)
+    outputs = event(handlers, state, value)
+    message = text(outputs.get("editor_note"))
+    assert message.startswith("⚠") and "Something went wrong" not in message, message
+    assert state.annotated_frames == [0]

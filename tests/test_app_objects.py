@@ -98,3 +98,18 @@ def test_the_api_refuses_33_objects_over_two_annotations_in_the_clis_sentence(tm
     with pytest.raises(gr.Error) as raised:
         ScriptApi(settings, RunQueue(1, 4)).segment(video, annotations, frames=[0, 6], size=64)
     assert f"with this annotation, the video has 33 objects, more than {OBJECT_LIMIT}" in raised.value.message
+
+
+def test_the_browsers_brush_for_each_object_is_the_one_the_server_gives_the_editor():
+    """demo/brush.py sets the brush in the browser from the picker's value: the same colour and see-through
+    opacity as views.brush, for every object the app offers; and the page runs the stroke guard at load."""
+    from demo.brush import BRUSH_UPDATE_JS, BRUSHES, STROKE_COLOUR_JS
+    from demo.ui import launch_options
+    from demo.views import brush
+
+    for object_id in range(1, MAX_OBJECTS + 1):
+        option = brush(object_id)
+        assert BRUSHES[object_id] == list(option.default_color) and option.colors == [option.default_color]
+        assert option.color_mode == "fixed"
+    assert f"default_size: {brush(1).default_size}" in BRUSH_UPDATE_JS
+    assert STROKE_COLOUR_JS in launch_options(None)["js"]

@@ -139,20 +139,28 @@ def test_a_zip_naming_more_objects_than_the_limit_is_refused_and_loads_nothing(h
     assert outputs["state"] is mine and mine.annotated_frames == [] and len(mine.object_names) <= 1
 
 
+def test_a_zip_with_two_masks_for_one_frame_loads_nothing_and_names_both(handlers, tmp_path):
+    """Annotations/00000.png and Annotations/00000.PNG (another object in each): the one unpacked last became the
+    reference without a word (fifth hostile round); `run` refuses two masks of one frame alike."""
+    members = {f"JPEGImages/{i:05d}.png": png_bytes(frame) for i, frame in enumerate(clip_frames())}
+    members["Annotations/00000.png"] = png_bytes(square(0), palette=True)
+    members["Annotations/00000.PNG"] = png_bytes(square(0, object_id=2), palette=True)
+    outputs = handlers.load_files(None, [str(write_zip(tmp_path / "two.zip", members))])
+    assert ("two.zip holds two masks for frame 00000 (Annotations/00000.png and Annotations/00000.PNG): keep only "
+            "one of them; nothing was loaded") in outputs["status"], outputs["status"]
+    assert not outputs["state"].loaded
+
+
 @pytest.mark.parametrize("folder", ["Annotations", "UserAnnotations"])
-def test_a_jpeg_under_a_mask_folder_is_refused_as_a_mask_that_must_be_a_png(handlers, tmp_path, folder):
-    """Annotations/00000.jpg was taken for a frame: "jpgmask.zip holds two frames named 00000" (round five)."""
-    from io import BytesIO
-
-    from PIL import Image
-
-    frames = {f"{i:05d}.png": png_bytes(f) for i, f in enumerate(clip_frames())}
-    jpeg = BytesIO()
-    Image.fromarray(square(0)).save(jpeg, format="JPEG")
-    archive = write_zip(tmp_path / "jpgmask.zip", {**frames, f"{folder}/00000.jpg": jpeg.getvalue()})
-    status = handlers.load_files(None, [str(archive)])["status"]
-    assert status.startswith(f"⚠ jpgmask.zip contains '{folder}/00000.jpg': a mask under {folder}/ must be a PNG"), \
-        status
+def test_a_zip_with_a_jpeg_in_a_mask_folder_loads_nothing_and_names_it(handlers, tmp_path, folder):
+    """Annotations/m0.jpg beside six frames became the video's seventh frame without a word (a mask folder's
+    non-PNG image was taken for a frame) (fifth hostile round)."""
+    members = {f"{i:05d}.png": png_bytes(frame) for i, frame in enumerate(clip_frames(6))}
+    members[f"{folder}/m0.jpg"] = png_bytes(np.stack([square(0) * 255] * 3, axis=-1))  # the content matters not
+    outputs = handlers.load_files(None, [str(write_zip(tmp_path / "jpeg.zip", members))])
+    assert (f"jpeg.zip holds {folder}/m0.jpg in a mask folder: masks must be PNG files (a JPEG's compression "
+            "changes the ids); nothing was loaded") in outputs["status"], outputs["status"]
+    assert not outputs["state"].loaded
 
 
 FORMULA_NAMES = ['=HYPERLINK("http://evil.example","x")', "+1", "-left", "@sum", "'quoted"]

@@ -252,6 +252,7 @@ def test_each_sizes_estimate_and_the_run_line_count_the_videos_objects(handlers)
     assert "with 1 object(s)" in handlers.size_choices(state).info
     ids = square(0)
     ids[:4, :32] = np.arange(1, 33)[None, :]  # 32 objects: a column each (object 1 also keeps its square)
+    state.listed_objects = 32
     outputs = handlers.save(state, 0, painted(ids))
     assert state.object_count == 32 and "with 32 object(s)" in outputs["size"].info
     assert handlers.estimate(state, state.size) == pytest.approx(one * (1 + 31 / 3))
@@ -297,3 +298,16 @@ def test_the_current_frame_line_survives_the_strip_shown_narrower(shown_width):
             dark = (shown[14:50].sum(axis=2) < 150).all(axis=0)  # columns dark from the top band to the bottom's
             assert dark.any(), (num_frames, current)
             assert frame_at(np.flatnonzero(dark).mean() + 0.5, num_frames, shown_width) == current
+
+
+@pytest.mark.parametrize("event", [lambda h, s, v: h.set_size(s, v), lambda h, s, v: h.suggest(s, v),
+                                   lambda h, s, v: list(h.propagate(s, v))[-1]],
+                         ids=["set_size", "suggest", "propagate k"])
+@pytest.mark.parametrize("value", [float("nan"), "abc", None, 2.5], ids=["nan", "text", "none", "fraction"])
+def test_a_size_or_k_that_is_no_whole_number_is_said_not_something_went_wrong(handlers, event, value):
+    """A hand-made request with NaN, text or None for the processing size or k ended in 'Something went wrong
+    (ValueError)' (propagate: after the whole run, in its last line) (fifth hostile round)."""
+    state = annotated(handlers)
+    message = text(event(handlers, state, value)["progress"])
+    assert message.startswith("⚠") and "must be a whole number" in message, message
+    assert not state.has_run

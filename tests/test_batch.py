@@ -209,3 +209,11 @@ def test_a_videos_option_naming_no_video_is_refused(tmp_path, command, capsys):
         main([command, "--dataset", str(tmp_path / "ds"), "--output", str(tmp_path / "out"), "--videos", ","])
     assert stopped.value.code == 2 and "expected comma-separated video names" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_output_folder_that_is_a_symlink_loop_is_named(tmp_path, engine_options, capsys):
+    dataset = write_davis(tmp_path / "davis", {"one": 2})
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    code = main(["batch", "--dataset", str(dataset), "--output", str(tmp_path / "loop"), *engine_options])
+    error = capsys.readouterr().err
+    assert code == 1 and f"{tmp_path / 'loop'} cannot be followed" in error and "internal failure" not in error

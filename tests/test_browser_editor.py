@@ -171,9 +171,8 @@ def test_keys_choose_frames_objects_save_and_propagate_but_not_while_typing(page
         expect(checked).to_have_value(key)
     page.keyboard.press("1")
     expect(checked).to_have_value("1")
-    page.wait_for_timeout(1500)  # the object's brush and name arrive in two updates (see demo/ui.py)
-
     name = page.locator("#object-name :is(input, textarea)")
+    expect(name).to_have_value("Object 1")  # the choice's name, set in the browser as the key chose
     name.fill("")
     name.press_sequentially("ps 3")  # text in a text box: no propagation, no save, no object 3
     expect(name).to_have_value("ps 3")

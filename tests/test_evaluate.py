@@ -137,3 +137,15 @@ def test_a_negative_seed_is_an_argument_error_not_a_failed_video(tmp_path, check
 
     with pytest.raises(XMemPPError, match="--seed must be 0 or more, got -1"):
         run_evaluation(dataset, tmp_path / "out", execution=None, seed=-1)
+
+
+def test_a_ground_truth_mask_of_another_size_than_its_frames_is_named(tmp_path, checkpoint, capsys):
+    """A ground-truth mask of 10x10 beside 128x96 frames failed its video with 'ValueError: operands could not be
+    broadcast together', logged as a bug (fifth hostile round)."""
+    dataset = write_davis(tmp_path / "davis", {"v": 3}, annotated=None)
+    write_palette_mask(dataset / "Annotations" / "v" / "frame_000002.png", np.zeros((10, 10), np.uint8))
+    code = main(["evaluate", "--dataset", str(dataset), "--output", str(tmp_path / "out"), "--rounds", "1",
+                 "--strategies", "uniform", "--weights", str(checkpoint), "--quiet"])
+    error = capsys.readouterr().err
+    assert code == 1 and "ValueError" not in error
+    assert "video v failed: ground-truth mask" in error and "frame_000002.png is 10x10, but the video is 128x96" in error

@@ -482,3 +482,18 @@ def test_mattes_objects_csv_writes_formula_like_names_as_text_and_reads_them_bac
         rows = list(csv.DictReader(file))
     assert [row["name"] for row in rows] == ["'" + name for name in names.values()]
     assert read_object_names(tmp_path / "mattes" / "objects.csv") == names
+
+
+@pytest.mark.parametrize("looping", ["--run", "--to"])
+def test_an_export_folder_that_is_a_symlink_loop_is_named(tmp_path, capsys, looping):
+    from xmempp.cli import main
+
+    masks = three_object_masks()
+    (tmp_path / "masks").mkdir()
+    for name, mask in masks.items():
+        mask_image(mask, davis_palette()).save(tmp_path / "masks" / f"{name}.png")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")  # a link to itself: following it never ends
+    folders = {"--run": tmp_path / "masks", "--to": tmp_path / "export", looping: tmp_path / "loop"}
+    assert main(["export", "--run", str(folders["--run"]), "--to", str(folders["--to"])]) == 1
+    error = capsys.readouterr().err
+    assert f"{tmp_path / 'loop'}" in error and "internal failure" not in error

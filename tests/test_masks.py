@@ -14,7 +14,7 @@ from PIL import Image
 from tests.helpers import write_palette_mask
 from xmempp.errors import XMemPPError
 from xmempp.masks.drawing import davis_palette, overlay
-from xmempp.masks.files import MaskReader, read_id_mask
+from xmempp.masks.files import MaskReader, find_mask_file, read_id_mask
 from xmempp.masks.ids import MAX_OBJECTS, first_argmax
 
 
@@ -148,3 +148,19 @@ def test_distinct_colours_are_numpys_unique_rows_counted_in_linear_time(colours)
     found_colours, found_inverse = distinct_colours(rgb)
     assert np.array_equal(found_colours, expected_colours)
     assert np.array_equal(found_inverse, expected_inverse.ravel())
+
+
+def test_two_masks_for_one_frame_differing_in_the_case_of_their_suffix_are_refused_naming_both(tmp_path):
+    """00000.png and 00000.PNG (another object drawn in each) were both masks of frame 00000, and the .png one
+    was taken without a word (fifth hostile round); two frames of one name are refused alike."""
+    write_palette_mask(tmp_path / "00000.png", np.ones((4, 4), np.uint8))
+    write_palette_mask(tmp_path / "00000.PNG", np.full((4, 4), 2, np.uint8))
+    with pytest.raises(XMemPPError, match=f"00000.png and 00000.PNG in {tmp_path} are two masks for frame 00000"):
+        find_mask_file(tmp_path, "00000")
+
+
+def test_a_mask_whose_suffix_is_in_mixed_case_is_its_frames_mask(tmp_path):
+    """A dataset listed 00000.Png as a mask, then failed the video: 'cannot read mask .../00000.png: the file is not
+    there' (fifth hostile round)."""
+    write_palette_mask(tmp_path / "00000.Png", np.ones((4, 4), np.uint8))
+    assert find_mask_file(tmp_path, "00000") == tmp_path / "00000.Png"

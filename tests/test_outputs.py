@@ -207,6 +207,18 @@ def test_a_manifest_of_format_1_without_input_folders_is_still_read(finished_run
     assert manifest.finished and manifest.input_folders == {}
 
 
+@pytest.mark.parametrize("frame_size", [[0, 0], [-1, 64], [48, 0]])
+def test_a_manifest_whose_frame_size_is_no_size_is_damaged(tmp_path, frame_size):
+    """A frame_size of [0, 0] was trusted: suggest said "the predicted mask ... is 64x48, but the video is 0x0",
+    a damaged manifest read as masks of another video (fifth hostile round)."""
+    from xmempp.outputs import DamagedManifestError, Manifest
+
+    manifest = json.loads(Manifest(["00000"], (48, 64), [0], 64, "w", "s").to_json())
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps({**manifest, "frame_size": frame_size}))
+    with pytest.raises(DamagedManifestError, match=r"its field 'frame_size' is .*, not \[height, width\] in pixels"):
+        read_manifest(tmp_path)
+
+
 def test_a_manifest_nested_past_pythons_recursion_limit_is_damaged(tmp_path):
     """JSON arrays nested 100,000 deep made json.loads raise RecursionError: suggest ended in 'unexpected internal
     failure ... this is a bug' (issue 16, round four)."""
@@ -501,3 +513,12 @@ def test_a_numpy_integer_size_is_recorded_as_a_number(square_clip, tmp_path, net
     frames, masks = square_clip
     run_on_video(frames, masks, tmp_path / "out", network=network, size=np.int64(32), print_progress=False)
     assert json.loads((tmp_path / "out" / MANIFEST_FILE).read_text())["size"] == 32
+
+
+def test_an_output_folder_that_is_a_symlink_loop_is_named_before_loading_weights(square_clip, tmp_path, capsys):
+    frames, masks = square_clip
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")  # a link to itself: following it never ends
+    code = main(["run", "--images", str(frames), "--masks", str(masks), "--output", str(tmp_path / "loop"),
+                 "--weights", str(tmp_path / "no-such-weights.pth"), "--quiet"])
+    error = capsys.readouterr().err
+    assert code == 1 and f"{tmp_path / 'loop'} cannot be followed" in error and "internal failure" not in error

@@ -219,6 +219,17 @@ def test_a_url_of_a_file_this_server_was_not_sent_is_refused(tmp_path, network, 
     assert raised.value.message.startswith("annotations: ") and "not a file uploaded to this server" in raised.value.message
 
 
+
+def test_a_url_of_a_file_with_a_nul_in_its_path_is_refused_as_not_uploaded(tmp_path, network, clip, monkeypatch):
+    """`.../gradio_api/file=/tmp/a%00b.png` ended in an internal ValueError (embedded null byte), logged with a
+    traceback, and the client got Gradio's 'has raised an exception' (fifth hostile round)."""
+    video, _ = clip
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "uploads"))
+    with pytest.raises(gr.Error) as raised:
+        ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(
+            video, ["http://127.0.0.1:7860/gradio_api/file=/tmp/a%00b.png"], frames=[0], size=SIZE)
+    assert raised.value.message.startswith("annotations: ") and "not a file uploaded to this server" in raised.value.message
+
 def corrupt_png(path: Path) -> Path:
     path.write_bytes(b"\x89PNG\r\n\x1a\n but cut short")
     return path

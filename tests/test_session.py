@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -513,3 +514,41 @@ def test_a_numpy_integer_frame_is_listed_as_a_plain_int(session):
     session.restore_annotations({np.int64(2): square_mask(2)})
     assert [type(i) for i in session.annotated_frames] == [int, int]
     assert [type(i) for i in session.remove_object(1)] == [int, int]
+
+
+@pytest.mark.parametrize("object_id", [0, 256])
+def test_removing_an_object_id_that_no_object_can_have_is_refused(session, object_id):
+    """remove_object(0) took the background for an object: every annotation 'changed' and was encoded again
+    (fifth hostile round); name_object refuses these ids alike."""
+    session.annotate(0, square_mask(0))
+    with pytest.raises(XMemPPError, match=f"object ids are 1 to 255, got {object_id}"):
+        session.remove_object(object_id)
+
+
+@pytest.mark.parametrize(("mask", "says"), [(np.ones((10, 10), np.uint8), "is 10x10, but the frame is 128x96"),
+                                            (np.full((96, 128), 300), "got ids from 300 to 300"),
+                                            (np.full((96, 128), 0.5), "got an array of float64")])
+def test_a_restored_prediction_is_checked_as_an_annotation_is(session, mask, says):
+    """restore_predictions took a 10x10 mask for a 128x96 frame, ids of 300 as 44 and 0.5 as 0, without a word
+    (fifth hostile round)."""
+    with pytest.raises(XMemPPError, match=says):
+        session.restore_predictions({1: mask})
+    assert session.prediction(1) is None
+
+
+def test_a_restored_prediction_may_be_empty(session):
+    session.restore_predictions({1: np.zeros((96, 128), np.uint8)})
+    assert not session.prediction(1).any()
+
+
+@pytest.mark.parametrize(("call", "says"), [
+    (lambda s: s.reconfigure(None), "config must be an InferenceConfig, got None"),
+    (lambda s: s.reconfigure({"size": 64}), "config must be an InferenceConfig, got {'size': 64} (dict)"),
+    (lambda s: s.restore_annotations(None), "masks must map frame numbers to masks ({index: mask}), got None"),
+    (lambda s: s.restore_predictions([np.zeros((96, 128), np.uint8)]), "masks must map frame numbers to masks ({index: mask}), got [array("),
+], ids=["reconfigure None", "reconfigure dict", "restore_annotations None", "restore_predictions list"])
+def test_a_wrong_argument_type_is_named_by_the_session(session, call, says):
+    """reconfigure(None) raised AttributeError ('NoneType' object has no attribute 'size'), restore_annotations(None)
+    TypeError (fifth hostile round), unlike every other method's argument check."""
+    with pytest.raises(XMemPPError, match=re.escape(says)):
+        call(session)

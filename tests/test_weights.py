@@ -178,3 +178,12 @@ def test_loading_gives_exactly_the_checkpoint(checkpoint, official_state):
     loaded = model_to_checkpoint_names(load_network(checkpoint, device="cpu").state_dict())
     assert loaded.keys() == official_state.keys()
     assert all(torch.equal(loaded[name], tensor) for name, tensor in official_state.items())
+
+
+@pytest.mark.parametrize(("given", "kind"), [("folder", "a folder"), ("/dev/zero", "not a regular file")])
+def test_weights_named_on_a_folder_or_a_device_say_what_they_are(tmp_path, given, kind):
+    """--weights /dev/zero or a folder was reported as 'weights file not found', the path being there (fifth
+    hostile round)."""
+    path = tmp_path if given == "folder" else Path(given)
+    with pytest.raises(XMemPPError, match=f"the weights {path} are not a checkpoint file \\({kind}\\)"):
+        load_network(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import tempfile
 import unicodedata
 from collections import deque
@@ -20,7 +21,7 @@ from tqdm import tqdm
 
 from xmempp.candidates import Foregrounds, check_options, select_next_candidates
 from xmempp.config import InferenceConfig
-from xmempp.errors import EmptyAnnotationError, InputNotFoundError, XMemPPError, frame_numbers, shown
+from xmempp.errors import EmptyAnnotationError, InputNotFoundError, XMemPPError, frame_numbers, kind_of_entry, shown
 from xmempp.keys_cache import DamagedKeysError, load_keys, save_keys
 from xmempp.masks.drawing import davis_palette, overlay
 from xmempp.masks.files import MaskReader, find_mask_file, mask_image, read_id_mask
@@ -390,6 +391,10 @@ def _annotate(session: VideoSession, reader: MaskReader, masks_in: Path, frames_
         check_frame_index(index, session.num_frames)
         name = session.frame_names[index]
         path = find_mask_file(masks_in, name)
+        expected = masks_in / f"{name}.png"
+        if path is None and os.path.lexists(expected):  # there, but no file: a folder, a pipe, a broken link
+            raise XMemPPError(f"the mask of annotated frame {index}, {shown(expected)}, is not a readable image file "
+                              f"({kind_of_entry(expected)}): replace it with the mask, or remove it")
         if path is None:
             raise InputNotFoundError(f"no mask for annotated frame {index}: expected "
                                      f"{shown(masks_in / (name + '.png'))}{_unicode_form_note(name)}")

@@ -271,11 +271,12 @@ def _suggest(args: argparse.Namespace, progress: bool) -> int:
 
 def _export(args: argparse.Namespace, progress: bool) -> int:
     from xmempp.exports import OBJECTS_FILE, export_masks, read_object_names
+    from xmempp.outputs import followed
 
     names_file = args.names or (args.run / OBJECTS_FILE if (args.run / OBJECTS_FILE).is_file() else None)
     names = read_object_names(names_file) if names_file is not None else None
     exported = export_masks(args.run, args.to, args.formats, names, video_name=args.video_name or
-                            args.run.resolve().name, overwrite=args.overwrite)
+                            followed(args.run).name, overwrite=args.overwrite)
     objects = ", ".join(f"{name!r} (id {i})" for i, name in exported.object_names.items())
     print(f"exported {len(exported.object_names)} object(s), {objects}, to "
           + ", ".join(str(path) for path in exported.paths.values()))

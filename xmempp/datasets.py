@@ -16,7 +16,7 @@ import numpy as np
 from xmempp.errors import InputNotFoundError, XMemPPError, shown
 from xmempp.images import open_image
 from xmempp.masks.files import MaskReader, find_mask_file, read_id_mask
-from xmempp.outputs import enclosing_folder, identity, written_folders
+from xmempp.outputs import enclosing_folder, followed, identity, written_folders
 from xmempp.video import FrameFolder
 
 FRAMES_DIR, MASKS_DIR = "JPEGImages", "Annotations"
@@ -115,10 +115,10 @@ def annotated_frames(video: DatasetVideo, frames: FrameFolder, first_only: bool 
     return used
 
 
-def read_ground_truth(path: Path) -> np.ndarray:
+def read_ground_truth(path: Path, frame_size: tuple[int, int] | None = None) -> np.ndarray:
     """A ground-truth mask as (H, W) uint8 object ids (0 is background); refused, naming it, unless it is a
-    palette or greyscale PNG."""
-    return read_id_mask(path, what="ground-truth mask",
+    palette or greyscale PNG of `frame_size` (H, W) when given."""
+    return read_id_mask(path, frame_size, what="ground-truth mask",
                         expected="a palette or greyscale PNG, as DAVIS and YouTube-VOS ship them")
 
 
@@ -136,9 +136,10 @@ def refuse_output_inside(dataset: Path, output: Path, folders: dict[tuple[int, i
     only when `folders` (from `dataset_folders`) holds that folder.
     """
     folders = folders or {identity(dataset): dataset}
-    inside = enclosing_folder(Path(os.path.abspath(output)).resolve(), folders)
+    followed(Path(output))  # a loop of links is named as given
+    inside = enclosing_folder(followed(Path(os.path.abspath(output))), folders)
     if inside is not None:
-        through = "" if inside[0] == Path(dataset).resolve() else f" (reached as {inside[0]})"
+        through = "" if inside[0] == followed(Path(dataset)) else f" (reached as {inside[0]})"
         raise XMemPPError(f"the output folder {shown(output)} is inside the dataset {shown(dataset)}{through}: the "
                           "dataset is "
                           "never written to, choose a folder outside it")

@@ -10,7 +10,9 @@ import contextlib
 import errno
 import math
 import numbers
+import os
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 
@@ -21,6 +23,17 @@ def shown(name: object, quoted: bool = False) -> str:
     names apart so: "contains 'notes.txt'")."""
     text = str(name)
     return text if text.isprintable() and not quoted else repr(text)
+
+
+def kind_of_entry(path: os.PathLike) -> str:
+    """What a name that is not a regular file is, in words: a folder, a link to nothing (or a loop of links), or
+    something else (a pipe, a device, a socket)."""
+    path = Path(path)
+    if path.is_dir():
+        return "a folder"
+    if path.is_symlink() and not path.exists():
+        return "a broken symbolic link"
+    return "not a regular file"
 
 
 class XMemPPError(Exception):

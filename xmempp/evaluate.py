@@ -131,7 +131,8 @@ def evaluate_video(network: XMem, job: EvaluationJob) -> list[tuple]:
     """Every strategy and round on one video; one row per (strategy, round, frame, object), see PER_FRAME_COLUMNS."""
     frames = job.video.frames()
     check_ground_truth(job.video, frames)
-    truths = [read_ground_truth(job.video.mask_path(name)) for name in frames.names]
+    frame_size = frames.read(0).shape[:2]  # scores compare masks pixel by pixel: another size is refused, named
+    truths = [read_ground_truth(job.video.mask_path(name), frame_size) for name in frames.names]
     objects, round_zero = first_appearances(truths)
     if not objects:
         raise XMemPPError(f"video {shown(job.name)}: the ground truth has no object in any frame")

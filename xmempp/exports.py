@@ -40,10 +40,12 @@ from xmempp.outputs import (
     MANIFEST_FILE,
     MASKS_DIR,
     atomic_path,
+    followed,
     identity,
     output_lock,
     read_manifest,
     reading_lock,
+    refuse_link_to_nothing,
     write_bytes_atomically,
 )
 
@@ -288,7 +290,7 @@ def _refuse_overwriting(source: Path, out: Path, formats: list[str]) -> None:
     symlink or a bind mount (`mount --bind run/masks to/Annotations`) is caught: `--overwrite` would empty it.
     """
     absolute = Path(os.path.abspath(source))
-    holding = {identity(folder): folder for folder in (absolute, *absolute.parents, *absolute.resolve().parents)}
+    holding = {identity(folder): folder for folder in (absolute, *absolute.parents, *followed(absolute).parents)}
     holding.pop(None, None)
     for name in formats:
         entry = out / FORMAT_ENTRIES[name]
@@ -345,6 +347,7 @@ def _mark_exported(out: Path, formats: list[str]) -> None:
 def _create_folder(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise XMemPPError(f"the export folder {shown(out)} is a file: choose a folder")
+    refuse_link_to_nothing(out, "export folder")
     with file_system_problems_as_error(f"create the export folder {out}"):
         out.mkdir(parents=True, exist_ok=True)
 

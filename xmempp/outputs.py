@@ -101,7 +101,7 @@ def _is_list_of(check):
 _OPTIONAL_FIELDS = ("run_id", "finished", "overlay", "mask_digests")  # older manifests may lack them
 _FIELD_CHECKS = {
     "frame_names": _is_list_of(lambda item: isinstance(item, str)),
-    "frame_size": lambda value: _is_list_of(_is_int)(value) and len(value) == 2,
+    "frame_size": lambda value: _is_list_of(_is_int)(value) and len(value) == 2 and min(value) > 0,
     "annotated_frames": _is_list_of(_is_int),
     "size": lambda value: value is None or _is_int(value),
     "weights": lambda value: isinstance(value, str),
@@ -113,7 +113,7 @@ _FIELD_CHECKS = {
     "input_folders": lambda value: isinstance(value, dict) and all(_is_folder_identity(v) for v in value.values()),
 }
 _FIELD_TYPES = {
-    "frame_names": "a list of names", "frame_size": "[height, width]", "annotated_frames": "a list of frame indices",
+    "frame_names": "a list of names", "frame_size": "[height, width] in pixels", "annotated_frames": "a list of frame indices",
     "size": "a number of pixels or null", "weights": "a text", "source_digest": "a text", "run_id": "a text",
     "finished": "true or false", "overlay": "true or false", "mask_digests": "an object of texts",
     "input_folders": "an object of folders ({path, device, inode})",
@@ -184,6 +184,25 @@ def identity(path: Path) -> tuple[int, int] | None:
     return status.st_dev, status.st_ino
 
 
+def followed(path: Path) -> Path:
+    """`path` absolute, with every symbolic link on it followed (`Path.resolve`); a link that leads back to itself
+    (a loop of links) cannot be followed, and is named."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError):  # RuntimeError "Symlink loop" before Python 3.13, OSError (ELOOP) from 3.13
+        raise XMemPPError(f"{shown(path)} cannot be followed: a symbolic link on its way leads back to itself (a "
+                          "loop of links); point it at a folder") from None
+
+
+def refuse_link_to_nothing(folder: Path, what: str) -> None:
+    """A folder to write into given as a symbolic link whose target is missing or a loop of links: it can be
+    neither followed nor created (`mkdir` says only 'File exists')."""
+    if folder.is_symlink() and not folder.exists():
+        followed(folder)  # a loop is named as such
+        raise XMemPPError(f"the {what} {shown(folder)} is a symbolic link to {shown(os.readlink(folder))}, which does "
+                          "not exist: create that folder, or choose another")
+
+
 def same_object(a: Path, b: Path) -> bool:
     """Whether two paths reach one existing file or folder, whatever path, mount or link leads to each."""
     first = identity(a)
@@ -216,6 +235,7 @@ def refuse_overlap(inputs: dict[str, Path], out: Path, never_inside: tuple[str, 
     bind mounts are all caught.
     """
     absolute_out = Path(os.path.abspath(out))
+    followed(Path(out))  # a loop of links is named, as given, before anything else looks at it
     written_files = [out / KEYS_FILE, out / KEYS_INFO_FILE, out / MANIFEST_FILE]
     for label, read in inputs.items():
         for written in [*written_folders(out), *written_files]:
@@ -225,9 +245,9 @@ def refuse_overlap(inputs: dict[str, Path], out: Path, never_inside: tuple[str, 
                                   f"{'folder' if read.is_dir() else 'file'}): choose an output folder apart from "
                                   "the inputs")
         if label in never_inside and read.is_dir():
-            inside = enclosing_folder(absolute_out.resolve(), {identity(read): read})
+            inside = enclosing_folder(followed(absolute_out), {identity(read): read})
             if inside is not None:
-                through = "" if inside[0] == read.resolve() else f" (reached as {inside[0]})"
+                through = "" if inside[0] == followed(read) else f" (reached as {inside[0]})"
                 raise XMemPPError(f"the output folder {shown(out)} is inside the {label} folder "
                                   f"{shown(read)}{through}: inputs are "
                                   "never written to, choose a folder outside it")
@@ -257,6 +277,7 @@ def prepare_output_folder(out: Path) -> None:
     naming the path when it cannot."""
     if out.exists() and not out.is_dir():
         raise XMemPPError(f"the output {shown(out)} is a file, not a folder: choose a folder")
+    refuse_link_to_nothing(out, "output folder")
     folder = out
     try:
         out.mkdir(parents=True, exist_ok=True)

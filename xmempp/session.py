@@ -14,7 +14,7 @@ import dataclasses
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,8 +164,7 @@ class VideoSession:
     # ----- objects and their names ----------------------------------------------------------------------
     def name_object(self, object_id: int, name: str) -> None:
         """Give object `object_id` (1..MAX_OBJECT_ID) a name; an empty name (or None) gives back the default one."""
-        if not 1 <= whole_number(object_id, "object_id") <= MAX_OBJECT_ID:
-            raise XMemPPError(f"object ids are 1 to {MAX_OBJECT_ID}, got {object_id}")
+        check_object_id(object_id)
         if name is not None and not isinstance(name, str):  # bytes would become the name "b'...'"
             raise XMemPPError(f"name must be text (a str) or None, got {type(name).__name__}")
         known = {*self._object_names, *self.objects.ids, int(object_id)}
@@ -220,6 +219,7 @@ class VideoSession:
 
         Raises like `annotate` (an empty mask included); nothing changes then.
         """
+        check_frame_mapping(masks)
         with self._state_lock:
             self._check_can_change_annotations("restoring annotations")
             checked = {}
@@ -254,7 +254,8 @@ class VideoSession:
         are removed. Returns the annotated frames that changed."""
         with self._state_lock:
             self._check_can_change_annotations("deleting an object")
-            self._object_names.pop(whole_number(object_id, "object_id"), None)
+            check_object_id(object_id)  # 0 is the background: every annotation would 'change' and be encoded again
+            self._object_names.pop(object_id, None)
             changed = sorted(i for i, mask in self._annotations.items() if (mask == object_id).any())
             if changed:
                 self._defer_if_asked()
@@ -532,16 +533,22 @@ class VideoSession:
     def restore_predictions(self, masks: dict[int, np.ndarray]) -> None:
         """Take masks from an earlier run (e.g. an exported zip) as predictions of the frames without an
         annotation; they count as from a previous run."""
+        check_frame_mapping(masks)
         with self._state_lock:
             self._check_can_change_annotations("restoring predictions")
-            for index, mask in masks.items():
+            checked = {}
+            for index, mask in masks.items():  # all checked before any is taken, as annotations are
                 self._check_index(index)
+                checked[int(index)] = checked_ids(index, mask, self.frame_size)
+            for index, mask in checked.items():
                 if index not in self._annotations:
-                    self._set_prediction(index, np.asarray(mask, dtype=np.uint8), None, latest=False)
+                    self._set_prediction(index, mask, None, latest=False)
 
     def reconfigure(self, config: InferenceConfig) -> None:
         """Use another configuration (e.g. processing size): annotations are encoded again, keys are
         dropped (they belong to the old size); predictions stay until the next propagation."""
+        if not isinstance(config, InferenceConfig):
+            raise XMemPPError(f"config must be an InferenceConfig, got {config!r:.60} ({type(config).__name__})")
         with self._state_lock:
             self._check_can_change_annotations("changing the processing size")
             self.config = config
@@ -631,8 +638,30 @@ def checked_video_shape(frame_size: tuple[int, int]) -> tuple[int, int]:
     return height, width
 
 
+def check_frame_mapping(masks: object) -> None:
+    """Refuse what is not a mapping of frame numbers to masks (None, a list of masks), naming the parameter."""
+    if not isinstance(masks, Mapping):
+        raise XMemPPError(f"masks must map frame numbers to masks ({{index: mask}}), got {masks!r:.60} "
+                          f"({type(masks).__name__})")
+
+
+def check_object_id(object_id: object) -> None:
+    """Refuse what cannot be an object's id: not a whole number, or outside 1..MAX_OBJECT_ID (0 is the background)."""
+    if not 1 <= whole_number(object_id, "object_id") <= MAX_OBJECT_ID:
+        raise XMemPPError(f"object ids are 1 to {MAX_OBJECT_ID}, got {object_id}")
+
+
 def checked_mask(index: int, mask: object, frame_size: tuple[int, int]) -> np.ndarray:
-    """`mask` as (H, W) uint8 object ids, or an XMemPPError that says what an annotation must be."""
+    """`mask` as (H, W) uint8 object ids, or an XMemPPError that says what an annotation must be (an empty mask
+    raises EmptyAnnotationError)."""
+    ids = checked_ids(index, mask, frame_size)
+    if not ids.any():
+        raise EmptyAnnotationError(f"the annotation of frame {index} is empty (no object pixels)")
+    return ids
+
+
+def checked_ids(index: int, mask: object, frame_size: tuple[int, int]) -> np.ndarray:
+    """`mask` as (H, W) uint8 object ids, empty or not, or an XMemPPError that says what a mask must be."""
     must_be = (f"the mask for frame {index} must be an (H, W) array of integer object ids 0..{MAX_OBJECT_ID} "
                "(0 = background; booleans count as object 1)")
     if mask is None:
@@ -647,6 +676,4 @@ def checked_mask(index: int, mask: object, frame_size: tuple[int, int]) -> np.nd
                           f"but the frame is {frame_size[1]}x{frame_size[0]}")
     if array.size and (array.min() < 0 or array.max() > MAX_OBJECT_ID):
         raise XMemPPError(f"{must_be}, got ids from {array.min()} to {array.max()}")
-    if not array.any():
-        raise EmptyAnnotationError(f"the annotation of frame {index} is empty (no object pixels)")
     return array.astype(np.uint8)

@@ -22,6 +22,7 @@ from xmempp.errors import (
     XMemPPError,
     file_system_problem,
     file_system_problems_as_error,
+    kind_of_entry,
     shown,
     whole_number,
 )
@@ -88,9 +89,8 @@ def _refuse_entries_that_are_no_files(paths: list[Path]) -> None:
     skipped, it would take a frame out of the video and move every later frame's index; read, a pipe blocks."""
     for path in paths:
         if not path.is_file():
-            kind = ("a folder" if path.is_dir() else "a broken symbolic link" if path.is_symlink()
-                    else "not a regular file")
-            raise XMemPPError(f"{shown(path.name)} in {shown(path.parent)} is not a readable image file ({kind}): "
+            raise XMemPPError(f"{shown(path.name)} in {shown(path.parent)} is not a readable image file "
+                              f"({kind_of_entry(path)}): "
                               "replace it with "
                               "the frame, or remove it")
 

@@ -8,6 +8,7 @@ make palette PNGs.
 from __future__ import annotations
 
 import logging
+import os
 import unicodedata
 from pathlib import Path
 
@@ -116,24 +117,33 @@ def _refuse_noise(name: str, values, kind: str) -> None:
 
 
 def find_mask_file(folder: Path, frame_name: str) -> Path | None:
-    """A frame's mask in `folder`: `<frame_name>.png` (or `.PNG`); None when there is none.
+    """A frame's mask in `folder`: `<frame_name>.png` (the suffix in any case, `.PNG` too); None when there is none.
 
     Names that differ only in their Unicode form match when exactly one mask does: `é` is one code point (NFC,
     as Windows and Linux tools write it) or `e` and a combining accent (NFD, as macOS's file systems gave it),
-    and the two look the same in every message.
+    and the two look the same in every message. Two masks for one frame (`00000.png` and `00000.PNG`, or one
+    name in both forms) are refused, naming both, as two frames of one name are: taking either would be a guess.
     """
-    for candidate in (folder / f"{frame_name}.png", folder / f"{frame_name}.PNG"):
-        if candidate.is_file():
-            return candidate
-    if frame_name.isascii():
-        return None  # one form only: nothing more to look for
+    exact = [path for path in (folder / f"{frame_name}.png", folder / f"{frame_name}.PNG") if path.is_file()]
+    if len(exact) == 2 and not os.path.samefile(*exact):  # a case-insensitive file system has one file for both
+        _refuse_two_masks(folder, frame_name, exact)
+    if exact:
+        return exact[0]
     wanted = unicodedata.normalize("NFC", frame_name)
     try:
-        alike = [path for path in folder.iterdir() if path.suffix in (".png", ".PNG") and path.is_file()
-                 and unicodedata.normalize("NFC", path.stem) == wanted]
+        alike = [path for path in folder.iterdir() if path.suffix.lower() == ".png"
+                 and unicodedata.normalize("NFC", path.stem) == wanted and path.is_file()]
     except OSError:
         return None  # as `is_file` above: an unreadable folder holds no mask found; the caller names it missing
-    return alike[0] if len(alike) == 1 else None
+    if len(alike) > 1:
+        _refuse_two_masks(folder, frame_name, sorted(alike))
+    return alike[0] if alike else None
+
+
+def _refuse_two_masks(folder: Path, frame_name: str, paths: list[Path]) -> None:
+    first, second = paths[:2]
+    raise XMemPPError(f"{shown(first.name)} and {shown(second.name)} in {shown(folder)} are two masks for frame "
+                      f"{shown(frame_name)}: keep only one of them")
 
 
 ID_MASK_MODES = ("P", "L", "1")  # palette, greyscale, 1-bit: the pixel values are the ids

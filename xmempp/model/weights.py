@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from xmempp.errors import InputNotFoundError, XMemPPError, file_system_problem, shown
+from xmempp.errors import InputNotFoundError, XMemPPError, file_system_problem, kind_of_entry, shown
 from xmempp.model.network import XMem
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def load_network(path: str | Path, device: torch.device | str | None = None,
     """
     path = Path(path)
     if not path.is_file():
-        raise InputNotFoundError(f"weights file not found: {shown(path)}")
+        raise weights_not_found(path)
     state = read_checkpoint(path)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise XMemPPError(f"{shown(path)} does not hold a state dict of tensors")
@@ -143,12 +143,20 @@ def resolve_device(device: torch.device | str | None) -> torch.device:
     return torch.device(device)
 
 
+def weights_not_found(path: Path) -> XMemPPError:
+    """The error for weights that are not a file: missing, or a folder, a device or a pipe named as the file."""
+    if os.path.lexists(path) and not path.is_file():
+        return XMemPPError(f"the weights {shown(path)} are not a checkpoint file ({kind_of_entry(path)}): give the "
+                           "XMem.pth file")
+    return InputNotFoundError(f"weights file not found: {shown(path)}")
+
+
 def find_weights(weights: str | Path | None = None) -> Path | None:
     """The weights file to use: the argument, then $XMEMPP_WEIGHTS, then DEFAULT_WEIGHTS_DIR/XMem.pth; None if absent."""
     if weights is not None:
         path = Path(weights)
         if not path.is_file():
-            raise InputNotFoundError(f"weights file not found: {shown(path)}")
+            raise weights_not_found(path)
         return path
     from_env = os.environ.get("XMEMPP_WEIGHTS")
     if from_env:
