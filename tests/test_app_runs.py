@@ -161,7 +161,7 @@ def test_editing_during_a_run_is_refused_with_the_sessions_one_message(handlers)
                 text(handlers.delete_object(state, 1, 0)["editor_note"]),
                 text(handlers.set_size(state, 96)["progress"]), handlers.load_example(state)["status"],
                 text(handlers.export(state)["export_note"])]
-    assert all("A propagation of this video is running: press Stop" in r for r in refusals), refusals
+    assert all("a propagation of this video is running: press Stop" in r for r in refusals), refusals
     list(running)
 
 

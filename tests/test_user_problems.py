@@ -200,8 +200,8 @@ def test_an_unfinished_manifest_with_an_unknown_field_is_damaged_not_trusted(fin
 
 def test_a_manifest_of_another_format_is_damaged(finished_run):
     _, _, out = finished_run
-    edit_manifest(out, format=2)
-    with pytest.raises(XMemPPError, match="is damaged \\(it has format 2, and this xmempp reads format 1\\)"):
+    edit_manifest(out, format=3)
+    with pytest.raises(XMemPPError, match="is damaged \\(it has format 3, and this xmempp reads formats 1, 2\\)"):
         read_manifest(out)
 
 

@@ -199,7 +199,9 @@ def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
     by id (ids without a name are called "object <id>"; named objects absent from every frame still get a
     category and an all-black matte). `palette` (flattened RGB of 256 colours) colours the DAVIS PNGs: by default
     the masks' own (for a folder) or DAVIS's. An entry that already exists in `out` is refused, naming it, unless
-    `overwrite`. Another export (or run) into `out` at the same time is refused, naming it; so is a run into the
+    `overwrite`, and even then unless an earlier export wrote it (`out`/EXPORT_MARKER lists it) or it is an empty
+    folder. A run's folder is never exported into the frames or annotations folders that run read (its manifest
+    records them by device and inode), nor into a folder inside them or whose entry holds them. Another export (or run) into `out` at the same time is refused, naming it; so is a run into the
     folder `masks` reads while this export reads it, and this export while a run writes there. Returns what was
     written. Formats are named once each: a repeated one is refused, naming it.
     """
