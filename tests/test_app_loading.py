@@ -352,6 +352,15 @@ def test_an_exported_session_loads_another_video_without_a_recovery_zip(handlers
     assert "unexported" not in handlers.load_files(state, [str(clip)])["status"]
 
 
+def test_an_export_zip_in_other_formats_holds_no_list_of_the_exporters_own(handlers):
+    """export_masks lists what it wrote in xmempp-export.json (for --overwrite); the person's zip holds only results."""
+    state = annotated(handlers)
+    run(handlers, state)
+    with zipfile.ZipFile(handlers.export(state, ["coco", "mattes"])["download"][0]) as opened:
+        names = opened.namelist()
+    assert "coco.json" in names and not [name for name in names if name.endswith("xmempp-export.json")]
+
+
 def test_an_export_zip_with_mattes_of_every_object_still_opens(tmp_path):
     """Mattes add an entry per object and frame, never unpacked: they must not push the zip past its entry cap."""
     from demo.media import load_upload

@@ -126,6 +126,7 @@ def test_segment_gives_the_masks_of_run_on_video_in_every_chosen_format(tmp_path
     # The other formats' round trips are the exporter's tests; here: each chosen one is in the zip, whole.
     assert len(json.loads((tmp_path / "api" / "coco.json").read_text())["images"]) == 12
     assert len(list((tmp_path / "api" / "mattes" / "object 1").glob("*.png"))) == 12
+    assert not (tmp_path / "api" / "xmempp-export.json").exists()  # the exporter's own list stays on the server
     assert summary["frames"] == 12 and summary["annotated_frames"] == [0, 8] and summary["size"] == SIZE
     assert summary["formats"] == ["davis", "coco", "mattes"] and len(summary["unsure"]) == 12
     assert len(summary["suggested_frames"]) <= 2 and not set(summary["suggested_frames"]) & {0, 8}
