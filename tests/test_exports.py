@@ -472,6 +472,35 @@ def test_overwrite_replaces_what_an_earlier_export_wrote_or_an_empty_folder(tmp_
     assert (tmp_path / "to" / "mattes" / "renamed").is_dir()
 
 
+def test_a_marker_nested_past_the_recursion_limit_lists_nothing(tmp_path):
+    """A hand-edited xmempp-export.json of arrays nested 100,000 deep ended in 'unexpected internal failure
+    (RecursionError ...); this is a bug' (sixth hostile round): it lists nothing, so --overwrite refuses the entry."""
+    theirs = tmp_path / "to" / "Annotations"
+    theirs.mkdir(parents=True)
+    (theirs / "00000.png").write_bytes(b"their mask")
+    (tmp_path / "to" / "xmempp-export.json").write_text('{"entries": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(XMemPPError, match=re.escape(f"{theirs} is not an export's")):
+        export_masks(three_object_masks(), tmp_path / "to", ["davis"], overwrite=True)
+    assert [path.read_bytes() for path in theirs.iterdir()] == [b"their mask"]
+
+
+def test_a_marker_that_is_a_pipe_is_not_waited_on(tmp_path):
+    """xmempp-export.json made a FIFO: the export waited for a writer forever (sixth hostile round). A marker that
+    is no regular file lists nothing; the export writes its own marker in its place."""
+    import threading
+
+    (tmp_path / "to").mkdir()
+    os.mkfifo(tmp_path / "to" / "xmempp-export.json")
+    exporting = threading.Thread(target=export_masks, args=(three_object_masks(), tmp_path / "to", ["davis"]),
+                                 daemon=True)
+    exporting.start()
+    exporting.join(timeout=30)
+    if exporting.is_alive():  # let the blocked export go on, rather than leave the thread waiting
+        os.close(os.open(tmp_path / "to" / "xmempp-export.json", os.O_WRONLY | os.O_NONBLOCK))
+    assert not exporting.is_alive(), "the export waited on the FIFO"
+    assert json.loads((tmp_path / "to" / "xmempp-export.json").read_text())["entries"] == ["Annotations"]
+
+
 def test_mattes_objects_csv_writes_formula_like_names_as_text_and_reads_them_back_exactly(tmp_path):
     """`=HYPERLINK(...)` was written as is into mattes/objects.csv, a formula in a spreadsheet (round five)."""
     from xmempp.exports import read_object_names

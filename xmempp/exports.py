@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
@@ -57,6 +58,7 @@ OBJECTS_FILE = "objects.csv"  # id,name: the app's export writes it, and mattes/
 # Which entries exports wrote into a folder: --overwrite replaces only those (or an empty folder), never a folder
 # of someone's files that happens to be named Annotations/. Written by every export; left out of the app's zips.
 EXPORT_MARKER = "xmempp-export.json"
+MAX_MARKER_BYTES = 1 << 20  # far above what exports write: four entry names, about a hundred bytes
 
 MAX_FOLDER_BYTES = 100  # of a matte folder's name in UTF-8: far below every file system's 255
 WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
@@ -332,9 +334,15 @@ def _refuse_writing_into_inputs(input_folders: dict[str, dict], out: Path, forma
 
 def _exported_entries(out: Path) -> set[str]:
     """The entries earlier exports wrote into `out`, as its marker lists them (none without a readable marker)."""
+    marker = out / EXPORT_MARKER
     try:
-        listed = json.loads((out / EXPORT_MARKER).read_text(encoding="utf-8")).get("entries")
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        # Only a regular file of a marker's size is read: a FIFO in its place waited for a writer forever, and a
+        # link to /dev/zero would fill the memory. What cannot be read lists nothing, so --overwrite refuses.
+        status = marker.stat()
+        if not stat.S_ISREG(status.st_mode) or status.st_size > MAX_MARKER_BYTES:
+            return set()
+        listed = json.loads(marker.read_text(encoding="utf-8")).get("entries")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, RecursionError):  # arrays nested 100,000 deep
         return set()
     return {entry for entry in listed if isinstance(entry, str)} if isinstance(listed, list) else set()
 
