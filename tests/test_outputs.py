@@ -207,6 +207,18 @@ def test_a_manifest_of_format_1_without_input_folders_is_still_read(finished_run
     assert manifest.finished and manifest.input_folders == {}
 
 
+
+def test_a_manifest_whose_input_folder_path_holds_a_nul_is_damaged(tmp_path):
+    """An input folder's path edited to hold a NUL (no file system names one so) made export end in 'unexpected
+    internal failure (ValueError: embedded null byte)' (sixth hostile round)."""
+    from xmempp.outputs import DamagedManifestError, Manifest
+
+    manifest = json.loads(Manifest(["00000"], (48, 64), [0], 64, "w", "s").to_json())
+    folder = {"path": "/tmp/a\x00b", "device": 1, "inode": 2}
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps({**manifest, "input_folders": {"annotations": folder}}))
+    with pytest.raises(DamagedManifestError, match="its field 'input_folders' is"):
+        read_manifest(tmp_path)
+
 @pytest.mark.parametrize("frame_size", [[0, 0], [-1, 64], [48, 0]])
 def test_a_manifest_whose_frame_size_is_no_size_is_damaged(tmp_path, frame_size):
     """A frame_size of [0, 0] was trusted: suggest said "the predicted mask ... is 64x48, but the video is 0x0",

@@ -122,6 +122,7 @@ _FIELD_TYPES = {
 
 def _is_folder_identity(value: object) -> bool:
     return (isinstance(value, dict) and set(value) == {"path", "device", "inode"} and isinstance(value["path"], str)
+            and "\0" not in value["path"]  # no file system names a folder so: os.stat raises ValueError
             and _is_int(value["device"]) and _is_int(value["inode"]))
 
 
