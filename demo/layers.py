@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import cv2
@@ -84,6 +85,8 @@ def layers_to_ids(value: dict[str, Any] | None, frame_size: tuple[int, int],
 
     Later layers are drawn over earlier ones. Raises XMemPPError when the editor holds no picture.
     """
+    if not isinstance(value, Mapping):  # None, or what no editor sends (a hand-made request's list or text)
+        value = None
     layers = [] if value is None else [layer for layer in (value.get("layers") or []) if layer is not None]
     if value is None or value.get("background") is None and not layers:
         raise XMemPPError("the editor is empty: load a video and pick a frame first")
@@ -91,7 +94,7 @@ def layers_to_ids(value: dict[str, Any] | None, frame_size: tuple[int, int],
     colours = np.asarray([object_colour(i) for i in range(1, num_objects + 1)], np.float32)
     for layer in layers:
         layer = np.asarray(layer)
-        if layer.ndim != 3 or layer.shape[2] != 4:
+        if layer.ndim != 3 or layer.shape[2] != 4 or 0 in layer.shape[:2]:  # no RGBA pixels to read
             continue
         if layer.shape[:2] != tuple(frame_size):
             layer = cv2.resize(layer, (frame_size[1], frame_size[0]), interpolation=cv2.INTER_NEAREST)

@@ -32,6 +32,18 @@ def test_an_empty_annotation_is_refused_with_a_message_beside_the_editor(handler
     assert state.annotated_frames == [0]
 
 
+
+@pytest.mark.parametrize("value", [[1, 2], "abc", {"background": None, "layers": [np.zeros((0, 0, 4), np.uint8)]}],
+                         ids=["a list", "a text", "a layer of no pixels"])
+def test_an_editor_value_no_editor_sends_is_refused_with_a_message(handlers, value):
+    """A hand-made save request with a list or a text for the editor ended in 'Something went wrong
+    (AttributeError)', a layer of 0x0 pixels in '(error)' from OpenCV's resize (sixth hostile round)."""
+    state = annotated(handlers)
+    outputs = handlers.save(state, 3, value)
+    assert list(outputs) == ["editor_note"] and "went wrong" not in text(outputs["editor_note"])
+    assert "is empty" in text(outputs["editor_note"])  # the editor, or the annotation of frame 3
+    assert state.annotated_frames == [0]
+
 def test_editor_layers_map_to_the_nearest_object_colour():
     layer = np.zeros((4, 4, 4), np.uint8)
     layer[0, 0] = (*object_colour(2), 255)
