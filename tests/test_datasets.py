@@ -99,3 +99,13 @@ def test_an_annotation_with_an_upper_case_suffix_is_used(tmp_path):
     write_palette_mask(tmp_path / "Annotations" / "v" / "frame_000002.PNG", square_mask(2))
     (video,) = find_videos(tmp_path)
     assert annotated_frames(video, video.frames()) == [0, 2]
+
+
+@pytest.mark.parametrize("names", [("Bear", "bear"), ("caf\u00e9", "cafe\u0301")], ids=["case", "accents"])
+def test_videos_named_alike_but_for_case_or_accents_are_refused_naming_both(tmp_path, names):
+    """batch wrote OUTPUT/Bear and OUTPUT/bear (exit 0): on macOS or Windows, where outputs are copied, they are one
+    folder and the second video's masks mix with the first's, as frames named alike (sixth hostile round)."""
+    root = write_davis(tmp_path / "ds", dict.fromkeys(names, 3))
+    with pytest.raises(XMemPPError, match="are named alike but for letter case") as refused:
+        find_videos(root)
+    assert all(f"video {name}" in str(refused.value) or f"and {name} in" in str(refused.value) for name in names)

@@ -8,6 +8,8 @@ DAVIS: `ROOT/JPEGImages/<video>/*.jpg|png` and `ROOT/Annotations/<video>/*.png` 
 from __future__ import annotations
 
 import os
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +68,7 @@ def find_videos(root: str | Path, names: list[str] | None = None) -> list[Datase
                                   f"({shown(videos[folder.name].frames_dir.parent)} "
                                   f"and {shown(frames_root)}): give one split's folder as the dataset")
             videos[folder.name] = DatasetVideo(folder.name, folder, masks_root / folder.name)
+    _refuse_names_one_on_other_file_systems(videos.values())
     if not videos:
         raise XMemPPError(f"no videos in {shown(root)}: expected {shown(root)}/{FRAMES_DIR}/<video>/ (DAVIS) or "
                           f"{shown(root)}/<split>/{FRAMES_DIR}/<video>/ (YouTube-VOS)")
@@ -76,6 +79,20 @@ def find_videos(root: str | Path, names: list[str] | None = None) -> list[Datase
     if unknown:
         raise XMemPPError(f"no video named {', '.join(map(shown, unknown))} in {shown(root)}")
     return [videos[name] for name in names]
+
+
+def _refuse_names_one_on_other_file_systems(videos: Iterable[DatasetVideo]) -> None:
+    """Videos whose names differ only in case (`Bear`, `bear`) or in Unicode normalisation are refused, as frames
+    named so are (xmempp.video): their output folders would be one on macOS or Windows, where outputs are copied."""
+    by_folded: dict[str, DatasetVideo] = {}
+    for video in videos:
+        folded = unicodedata.normalize("NFC", video.name).casefold()
+        if folded in by_folded:
+            raise XMemPPError(f"video {shown(by_folded[folded].name)} and {shown(video.name)} in "
+                              f"{shown(video.frames_dir.parent)} are named alike but for letter case (or accents' "
+                              "encoding): their outputs would be one folder on macOS or Windows (and wherever the "
+                              "outputs are copied there); rename one of them")
+        by_folded[folded] = video
 
 
 def _davis_pair(root: Path) -> tuple[Path, Path]:
