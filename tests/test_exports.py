@@ -388,6 +388,19 @@ def test_object_names_from_a_spreadsheets_csv_are_read_or_named_as_unreadable(tm
             read_object_names(path)
 
 
+
+@pytest.mark.parametrize("data", [b"1,chair\n", b"id;name\n"], ids=["no header", "a header of semicolons"])
+def test_object_names_without_the_id_and_name_header_are_refused_naming_the_file(tmp_path, data):
+    """export --names with a CSV whose first line is not id,name (`1,chair` alone, or a spreadsheet's `id;name`)
+    read no name and exported 'object 1' without a word: csv took the first row for the header (sixth hostile
+    round)."""
+    from xmempp.exports import read_object_names
+
+    path = tmp_path / "names.csv"
+    path.write_bytes(data)
+    with pytest.raises(XMemPPError, match=re.escape(f"{path} line 1: expected the header id,name")):
+        read_object_names(path)
+
 def test_a_second_export_into_a_folder_being_exported_into_is_refused_naming_it(tmp_path, monkeypatch):
     """Six concurrent `export --overwrite` into one folder: one failed with "[Errno 2] No such file or directory:
     'objects.csv'", naming no folder (each replaced the entries another was writing)."""

@@ -130,7 +130,8 @@ def read_object_names(path: str | Path) -> dict[int, str]:
     path = Path(path)
     try:  # utf-8-sig: spreadsheets save "CSV UTF-8" with a byte order mark, which would hide the id column
         with open(path, newline="", encoding="utf-8-sig") as file:
-            rows = list(csv.DictReader(file))
+            reader = csv.DictReader(file)
+            rows = list(reader)
     except OSError as error:
         raise XMemPPError(f"cannot read object names from {shown(path)} ({error.strerror or error})") from None
     except UnicodeDecodeError as error:
@@ -138,6 +139,10 @@ def read_object_names(path: str | Path) -> dict[int, str]:
                           "save it as CSV UTF-8") from None
     except csv.Error as error:
         raise XMemPPError(f"cannot read object names from {shown(path)}: not a readable CSV ({error})") from None
+    if reader.fieldnames is not None and not {"id", "name"} <= set(reader.fieldnames):
+        # csv takes the first line for the header: without one, `1,chair` alone gave no name and no word
+        raise XMemPPError(f"{shown(path)} line 1: expected the header id,name (then one object a line), got "
+                          f"{','.join(reader.fieldnames)[:80]}")
     names = {}
     for line, row in enumerate(rows, start=2):
         try:
