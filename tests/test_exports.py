@@ -401,6 +401,17 @@ def test_object_names_without_the_id_and_name_header_are_refused_naming_the_file
     with pytest.raises(XMemPPError, match=re.escape(f"{path} line 1: expected the header id,name")):
         read_object_names(path)
 
+
+def test_an_object_named_twice_in_the_names_file_is_refused_naming_the_line(tmp_path):
+    """export --names with two lines for one id took the last name without a word (sixth hostile round)."""
+    from xmempp.exports import read_object_names
+
+    path = tmp_path / "names.csv"
+    path.write_text("id,name\n1,chair\n2,table\n1,stool\n", encoding="utf-8")
+    with pytest.raises(XMemPPError, match=re.escape(f"{path} line 4: object id 1 is named a second time")):
+        read_object_names(path)
+
+
 def test_a_second_export_into_a_folder_being_exported_into_is_refused_naming_it(tmp_path, monkeypatch):
     """Six concurrent `export --overwrite` into one folder: one failed with "[Errno 2] No such file or directory:
     'objects.csv'", naming no folder (each replaced the entries another was writing)."""

@@ -151,6 +151,9 @@ def read_object_names(path: str | Path) -> dict[int, str]:
             raise XMemPPError(f"{shown(path)} line {line}: expected columns id,name with a whole-number id") from None
         if not 1 <= object_id <= 255:
             raise XMemPPError(f"{shown(path)} line {line}: object id {object_id} is not in 1..255")
+        if object_id in names:  # which of the two names was meant cannot be guessed
+            raise XMemPPError(f"{shown(path)} line {line}: object id {object_id} is named a second time; give each "
+                              "object one line")
         names[object_id] = read_cell(row.get("name") or "")
     return names
 
