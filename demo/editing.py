@@ -151,6 +151,8 @@ class Editing(Visitors):
         """`object_id` is the object chosen when the name was typed; the picker takes the new name but keeps the
         person's choice (leaving the box for another object renames the first, and must not choose it again)."""
         state, object_id = self._require(state), object_number(object_id)
+        if name is not None and not isinstance(name, str):  # the name box sends text; a hand-made request may not
+            raise XMemPPError(f"an object's name must be text, got {type(name).__name__}")
         name = " ".join((name or "").split())[:MAX_NAME]
         if not name:
             raise XMemPPError("an object's name cannot be empty")

@@ -483,7 +483,8 @@ def read_object_names(text: str, source: Path) -> dict[int, str]:
     try:
         for row in csv.reader(io.StringIO(text)):
             object_id = row[0].strip() if row else ""
-            if len(row) >= 2 and object_id.isascii() and object_id.isdigit() and 0 < int(object_id) < 256:
+            if (len(row) >= 2 and object_id.isascii() and object_id.isdigit() and len(object_id) <= 3
+                    and 0 < int(object_id) < 256):
                 names[int(object_id)] = read_cell(row[1].strip())[:60]  # isdigit() alone takes '²', which int() refuses
     except csv.Error as error:
         raise XMemPPError(f"{OBJECTS_NAME} in {shown(source.name)} is damaged ({error}); nothing was loaded") from None

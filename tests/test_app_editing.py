@@ -147,6 +147,15 @@ def test_objects_can_be_added_named_and_hidden_in_the_viewer(handlers):
     assert list(outputs) == ["viewer"] and np.array_equal(outputs["viewer"]["value"], state.frame(0))
 
 
+def test_a_name_that_is_no_text_is_refused_with_a_message(handlers):
+    """rename_object(state, 1, 5), a hand-made request, showed "Something went wrong (AttributeError)" (seventh
+    hostile round)."""
+    state = loaded(handlers)
+    outputs = handlers.rename_object(state, 1, 5)
+    assert "an object's name must be text, got int" in text(outputs["editor_note"])
+    assert state.object_name(1) == "Object 1"
+
+
 def test_the_session_owns_the_objects_names(handlers):
     state = loaded(handlers)
     handlers.rename_object(state, 1, "ball")

@@ -139,6 +139,21 @@ def test_a_zip_naming_more_objects_than_the_limit_is_refused_and_loads_nothing(h
     assert outputs["state"] is mine and mine.annotated_frames == [] and len(mine.object_names) <= 1
 
 
+def test_an_id_of_thousands_of_digits_in_objects_csv_is_skipped_as_no_object_id(handlers, tmp_path):
+    """An id of 5000 digits passed isdigit() and then int() refused it: "Something went wrong (ValueError)"
+    (seventh hostile round). A row that names no object id is skipped, as others are."""
+    _, archive = exported(handlers)
+    edited = tmp_path / "edited.zip"
+    with zipfile.ZipFile(archive) as source, zipfile.ZipFile(edited, "w") as target:
+        for name in source.namelist():
+            if name != "objects.csv":
+                target.writestr(name, source.read(name))
+        target.writestr("objects.csv", "id,name\n" + "9" * 5000 + ",a\n1,ball\n")
+    outputs = handlers.load_files(None, [str(edited)])
+    assert outputs["status"].startswith("Loaded edited.zip"), outputs["status"]
+    assert outputs["state"].object_name(1) == "ball"
+
+
 def test_a_zip_with_two_masks_for_one_frame_loads_nothing_and_names_both(handlers, tmp_path):
     """Annotations/00000.png and Annotations/00000.PNG (another object in each): the one unpacked last became the
     reference without a word (fifth hostile round); `run` refuses two masks of one frame alike."""

@@ -402,6 +402,29 @@ def test_object_names_without_the_id_and_name_header_are_refused_naming_the_file
         read_object_names(path)
 
 
+def test_an_empty_names_file_names_no_object(tmp_path):
+    """An empty --names file ended in 'unexpected internal failure (ValueError: I/O operation on closed file.)'
+    (seventh hostile round)."""
+    from xmempp.exports import read_object_names
+
+    (tmp_path / "names.csv").write_bytes(b"")
+    assert read_object_names(tmp_path / "names.csv") == {}
+
+
+def test_a_names_file_that_is_a_pipe_or_too_large_is_refused_without_reading_it(tmp_path):
+    """--names given a FIFO waited for a writer forever, and /dev/zero read until memory ran out (13.5 GB in 40 s:
+    seventh hostile round)."""
+    from xmempp.exports import MAX_NAMES_BYTES, read_object_names
+
+    os.mkfifo(tmp_path / "pipe.csv")
+    with pytest.raises(XMemPPError, match=re.escape(f"{tmp_path / 'pipe.csv'}: it is not a regular file")):
+        read_object_names(tmp_path / "pipe.csv")
+    with open(tmp_path / "huge.csv", "wb") as file:
+        file.truncate(MAX_NAMES_BYTES + 1)
+    with pytest.raises(XMemPPError, match="more than the 1,048,576 a names file may have"):
+        read_object_names(tmp_path / "huge.csv")
+
+
 def test_an_object_named_twice_in_the_names_file_is_refused_naming_the_line(tmp_path):
     """export --names with two lines for one id took the last name without a word (sixth hostile round)."""
     from xmempp.exports import read_object_names

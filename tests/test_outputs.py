@@ -208,13 +208,15 @@ def test_a_manifest_of_format_1_without_input_folders_is_still_read(finished_run
 
 
 
-def test_a_manifest_whose_input_folder_path_holds_a_nul_is_damaged(tmp_path):
-    """An input folder's path edited to hold a NUL (no file system names one so) made export end in 'unexpected
-    internal failure (ValueError: embedded null byte)' (sixth hostile round)."""
+@pytest.mark.parametrize("path", ["/tmp/a\x00b", "/tmp/a\ud800b"], ids=["a NUL", "a lone surrogate"])
+def test_a_manifest_whose_input_folder_path_no_file_system_takes_is_damaged(tmp_path, path):
+    """An input folder's path edited to hold a NUL or a lone surrogate (no file system names one so) made export
+    end in 'unexpected internal failure (ValueError: embedded null byte)' or '(UnicodeEncodeError ...)' (sixth and
+    seventh hostile rounds)."""
     from xmempp.outputs import DamagedManifestError, Manifest
 
     manifest = json.loads(Manifest(["00000"], (48, 64), [0], 64, "w", "s").to_json())
-    folder = {"path": "/tmp/a\x00b", "device": 1, "inode": 2}
+    folder = {"path": path, "device": 1, "inode": 2}
     (tmp_path / MANIFEST_FILE).write_text(json.dumps({**manifest, "input_folders": {"annotations": folder}}))
     with pytest.raises(DamagedManifestError, match="its field 'input_folders' is"):
         read_manifest(tmp_path)

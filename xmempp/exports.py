@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from xmempp.csv_cells import read_cell, written_cell
-from xmempp.errors import InputNotFoundError, XMemPPError, file_system_problems_as_error, shown
+from xmempp.errors import InputNotFoundError, XMemPPError, file_system_problems_as_error, kind_of_entry, shown
 from xmempp.masks.drawing import davis_palette
 from xmempp.masks.files import mask_image, read_id_mask
 from xmempp.outputs import (
@@ -59,6 +59,7 @@ OBJECTS_FILE = "objects.csv"  # id,name: the app's export writes it, and mattes/
 # of someone's files that happens to be named Annotations/. Written by every export; left out of the app's zips.
 EXPORT_MARKER = "xmempp-export.json"
 MAX_MARKER_BYTES = 1 << 20  # far above what exports write: four entry names, about a hundred bytes
+MAX_NAMES_BYTES = 1 << 20  # a names file of 255 objects with 100-byte names holds about 26 KB
 
 MAX_FOLDER_BYTES = 100  # of a matte folder's name in UTF-8: far below every file system's 255
 WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
@@ -128,10 +129,20 @@ class MaskFolder(Mapping[str, np.ndarray]):
 def read_object_names(path: str | Path) -> dict[int, str]:
     """Object names from a CSV with `id` and `name` columns (the app's export writes one, objects.csv)."""
     path = Path(path)
-    try:  # utf-8-sig: spreadsheets save "CSV UTF-8" with a byte order mark, which would hide the id column
+    try:
+        # Only a regular file of a names file's size is read: a FIFO waited for a writer forever, /dev/zero filled
+        # the memory.
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):
+            raise XMemPPError(f"cannot read object names from {shown(path)}: it is {kind_of_entry(path)}")
+        if status.st_size > MAX_NAMES_BYTES:
+            raise XMemPPError(f"cannot read object names from {shown(path)}: it has {status.st_size:,} bytes, more "
+                              f"than the {MAX_NAMES_BYTES:,} a names file may have")
+        # utf-8-sig: spreadsheets save "CSV UTF-8" with a byte order mark, which would hide the id column
         with open(path, newline="", encoding="utf-8-sig") as file:
             reader = csv.DictReader(file)
             rows = list(reader)
+            header = reader.fieldnames  # read inside: for an empty file it reads the (closed) file again
     except OSError as error:
         raise XMemPPError(f"cannot read object names from {shown(path)} ({error.strerror or error})") from None
     except UnicodeDecodeError as error:
@@ -139,10 +150,10 @@ def read_object_names(path: str | Path) -> dict[int, str]:
                           "save it as CSV UTF-8") from None
     except csv.Error as error:
         raise XMemPPError(f"cannot read object names from {shown(path)}: not a readable CSV ({error})") from None
-    if reader.fieldnames is not None and not {"id", "name"} <= set(reader.fieldnames):
+    if header is not None and not {"id", "name"} <= set(header):
         # csv takes the first line for the header: without one, `1,chair` alone gave no name and no word
         raise XMemPPError(f"{shown(path)} line 1: expected the header id,name (then one object a line), got "
-                          f"{','.join(reader.fieldnames)[:80]}")
+                          f"{','.join(header)[:80]}")
     names = {}
     for line, row in enumerate(rows, start=2):
         try:

@@ -123,7 +123,17 @@ _FIELD_TYPES = {
 def _is_folder_identity(value: object) -> bool:
     return (isinstance(value, dict) and set(value) == {"path", "device", "inode"} and isinstance(value["path"], str)
             and "\0" not in value["path"]  # no file system names a folder so: os.stat raises ValueError
-            and _is_int(value["device"]) and _is_int(value["inode"]))
+            and _is_path_text(value["path"]) and _is_int(value["device"]) and _is_int(value["inode"]))
+
+
+def _is_path_text(path: str) -> bool:
+    """Whether `path` can name a file here: '\\ud800' cannot (os.stat raises UnicodeEncodeError); the escapes of a
+    name's non-UTF-8 bytes ('\\udcff') can, and a manifest written for such a folder holds them."""
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def folder_identities(folders: dict[str, Path]) -> dict[str, dict]:

@@ -167,6 +167,9 @@ class VideoSession:
         check_object_id(object_id)
         if name is not None and not isinstance(name, str):  # bytes would become the name "b'...'"
             raise XMemPPError(f"name must be text (a str) or None, got {type(name).__name__}")
+        if name and not _writable_text(name):  # every export writes names as UTF-8: it would fail at each one
+            raise XMemPPError(f"the name {name.encode('utf-8', 'backslashreplace').decode()[:60]!r} holds a lone "
+                              "surrogate, which no file can hold as text; use other characters")
         known = {*self._object_names, *self.objects.ids, int(object_id)}
         if name and len(known) > MAX_OBJECTS:  # names alone (a resume zip's objects.csv) count too
             raise too_many_objects(len(known), "with this name, the video")
@@ -677,3 +680,12 @@ def checked_ids(index: int, mask: object, frame_size: tuple[int, int]) -> np.nda
     if array.size and (array.min() < 0 or array.max() > MAX_OBJECT_ID):
         raise XMemPPError(f"{must_be}, got ids from {array.min()} to {array.max()}")
     return array.astype(np.uint8)
+
+
+def _writable_text(text: str) -> bool:
+    """Whether `text` can be written as UTF-8 (a lone surrogate such as '\\ud800', from a hand-made request, cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
