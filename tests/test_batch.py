@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -200,6 +201,15 @@ def test_the_summary_lists_the_annotated_frames_under_a_name_that_says_they_are_
     with open(tmp_path / "summary.csv", newline="") as file:
         assert list(csv.DictReader(file)) == [{"video": "v", "status": "done", "frames": "5",
                                                "annotated_frame_indices": "0 3", "seconds": "1.5", "reason": ""}]
+
+
+def test_a_video_named_in_bytes_that_are_not_utf8_keeps_its_name_in_the_summary(tmp_path):
+    """A dataset's video folder named b"v\\xff" ran, then the summary failed: "unexpected internal failure
+    (UnicodeEncodeError ...)", exit 1 and no summary.csv (seventh hostile round)."""
+    from xmempp.batch import VideoOutcome, write_summary
+
+    write_summary(tmp_path / "summary.csv", [VideoOutcome(os.fsdecode(b"v\xff"), "done", 5, [0], 1.0)])
+    assert b"\nv\xff,done,5,0,1.0," in (tmp_path / "summary.csv").read_bytes()
 
 
 @pytest.mark.parametrize("command", ["batch", "evaluate"])

@@ -108,7 +108,10 @@ def write_summary(path: Path, outcomes: list[VideoOutcome]) -> None:
     rows = [{"video": o.video, "status": o.status, "frames": o.frames,
              "annotated_frame_indices": " ".join(str(i) for i in o.annotated_frames),  # a list: unlike evaluate's mean
              "seconds": o.seconds, "reason": o.reason} for o in outcomes]
-    with atomic_path(path) as temporary, open(temporary, "w", newline="") as file:
+    # UTF-8 whatever the locale; a video folder named in bytes that are not UTF-8 keeps those bytes (surrogateescape):
+    # such a name failed the whole summary after every video had run.
+    with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8",
+                                              errors="surrogateescape") as file:
         writer = csv.DictWriter(file, fieldnames=SUMMARY_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)

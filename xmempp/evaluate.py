@@ -253,10 +253,11 @@ def run_evaluation(dataset: Path, output: Path, execution: Execution, strategies
         rows = [row for job in jobs for row in results.get(job.name, [])]
         per_frame = pd.DataFrame(rows, columns=PER_FRAME_COLUMNS)
         summary = summarise(per_frame)
+        # As batch's summary: a video named in bytes that are not UTF-8 keeps them (see batch.write_summary).
         with atomic_path(output / PER_FRAME_FILE) as temporary:
-            per_frame.to_csv(temporary, index=False)
+            per_frame.to_csv(temporary, index=False, encoding="utf-8", errors="surrogateescape")
         with atomic_path(output / SUMMARY_FILE) as temporary:
-            summary.to_csv(temporary, index=False)
+            summary.to_csv(temporary, index=False, encoding="utf-8", errors="surrogateescape")
         if not summary.empty:
             plot_j_and_f(summary, output / PLOT_FILE)
         return Evaluation(per_frame, summary, failures)
