@@ -402,6 +402,26 @@ def test_object_names_without_the_id_and_name_header_are_refused_naming_the_file
         read_object_names(path)
 
 
+@pytest.mark.parametrize(("mask", "says"), [
+    (np.zeros((4, 6), np.float32), "is an array of float32; expected integer object ids 0..255 (or booleans)"),
+    (np.full((4, 6), 2**40, np.int64), "has ids outside 0..255"),
+    (np.zeros((0, 0), np.uint8), "is empty (0x0 pixels)")], ids=["floats", "an id of 2**40", "0x0"])
+def test_masks_that_are_no_object_ids_are_refused_naming_the_frame(tmp_path, mask, says):
+    """export_masks({frame: float mask}) ended in IndexError from np.unique's values used as indices, a 0x0 mask in
+    "cannot write empty image" (seventh hostile round)."""
+    with pytest.raises(XMemPPError, match=re.escape(f"the mask of frame f0 {says}")):
+        export_masks({"f0": mask}, tmp_path / "out", ["davis"])
+    assert not (tmp_path / "out" / "Annotations").exists()
+
+
+def test_boolean_masks_export_as_object_1(tmp_path):
+    """A boolean mask (a likely input: `frame > 0`) ended in IndexError (seventh hostile round)."""
+    mask = np.zeros((4, 6), bool)
+    mask[1:3, 2:4] = True
+    export_masks({"f0": mask}, tmp_path / "out", ["davis"])
+    assert np.array_equal(np.array(Image.open(tmp_path / "out" / "Annotations" / "f0.png")), mask.astype(np.uint8))
+
+
 def test_an_empty_names_file_names_no_object(tmp_path):
     """An empty --names file ended in 'unexpected internal failure (ValueError: I/O operation on closed file.)'
     (seventh hostile round)."""

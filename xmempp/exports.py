@@ -243,6 +243,8 @@ def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
             folder = MaskFolder(masks)
             palette = palette or folder.palette()
             masks = folder
+        else:  # a caller's arrays, checked before any is counted: np.unique of booleans or floats indexed nothing
+            masks = _checked_masks(masks)
         if len(masks) == 0:
             raise XMemPPError("no masks to export")
         if isinstance(masks, MaskFolder):
@@ -426,6 +428,13 @@ def _checked(name: str, mask: np.ndarray, size: tuple[int, int] | None) -> np.nd
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise XMemPPError(f"the mask of frame {shown(name)} has shape {mask.shape}; expected (H, W) object ids")
+    if mask.dtype == bool:  # as VideoSession.annotate takes them: True is object 1
+        mask = mask.astype(np.uint8)
+    if not np.issubdtype(mask.dtype, np.integer):
+        raise XMemPPError(f"the mask of frame {shown(name)} is an array of {mask.dtype}; expected integer object ids "
+                          "0..255 (or booleans)")
+    if mask.size == 0:
+        raise XMemPPError(f"the mask of frame {shown(name)} is empty ({mask.shape[1]}x{mask.shape[0]} pixels)")
     if size is not None and mask.shape != size:
         raise XMemPPError(f"the mask of frame {shown(name)} is {mask.shape[1]}x{mask.shape[0]}, but the first frame's "
                           "is "
@@ -435,6 +444,11 @@ def _checked(name: str, mask: np.ndarray, size: tuple[int, int] | None) -> np.nd
             raise XMemPPError(f"the mask of frame {shown(name)} has ids outside 0..255")
         mask = mask.astype(np.uint8)
     return mask
+
+
+def _checked_masks(masks: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A caller's masks, each checked (see `_checked`), in order."""
+    return {name: mask for name, mask in _frames(masks)}
 
 
 def _frames(masks: Mapping[str, np.ndarray]) -> Iterator[tuple[str, np.ndarray]]:
