@@ -221,6 +221,18 @@ def test_a_videos_option_naming_no_video_is_refused(tmp_path, command, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_videos_output_folder_that_is_a_file_is_named_as_a_file_and_kept(tmp_path, engine_options, capsys):
+    """OUTPUT/<video> a regular file was refused as "the dataset ... or inside it", which it is not (seventh hostile
+    round)."""
+    dataset = write_davis(tmp_path / "davis", {"one": 2})
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "one").write_text("mine")
+    code = main(["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), *engine_options])
+    error = capsys.readouterr().err
+    assert code == 1 and f"the output folder {tmp_path / 'out' / 'one'} is a file" in error, error
+    assert "inside it" not in error and (tmp_path / "out" / "one").read_text() == "mine"
+
+
 def test_an_output_folder_that_is_a_symlink_loop_is_named(tmp_path, engine_options, capsys):
     dataset = write_davis(tmp_path / "davis", {"one": 2})
     (tmp_path / "loop").symlink_to(tmp_path / "loop")

@@ -145,6 +145,10 @@ def _image_size(path: Path, kind: str) -> tuple[int, int]:
         return image.size
 
 
+class OutputInsideDatasetError(XMemPPError):
+    """An output folder that is the dataset or lies inside it (other problems with it are plain XMemPPErrors)."""
+
+
 def refuse_output_inside(dataset: Path, output: Path, folders: dict[tuple[int, int], Path] | None = None) -> None:
     """The dataset is never written to: an output folder inside it (or equal to it) is refused.
 
@@ -157,7 +161,7 @@ def refuse_output_inside(dataset: Path, output: Path, folders: dict[tuple[int, i
     inside = enclosing_folder(followed(Path(os.path.abspath(output))), folders)
     if inside is not None:
         through = "" if inside[0] == followed(Path(dataset)) else f" (reached as {inside[0]})"
-        raise XMemPPError(f"the output folder {shown(output)} is inside the dataset {shown(dataset)}{through}: the "
+        raise OutputInsideDatasetError(f"the output folder {shown(output)} is inside the dataset {shown(dataset)}{through}: the "
                           "dataset is "
                           "never written to, choose a folder outside it")
     if Path(output).exists() and not Path(output).is_dir():
@@ -184,7 +188,7 @@ def refuse_video_outputs_inside(dataset: Path, folders: dict[str, Path]) -> None
         for written in written_folders(folder):
             try:
                 refuse_output_inside(dataset, written, inside_dataset)
-            except XMemPPError:
+            except OutputInsideDatasetError:  # "is a file" and the like are said as they are
                 raise XMemPPError(f"video {shown(video)} would be written to {shown(written)}, which is the dataset "
                                   f"{shown(dataset)} or inside it: the dataset is never written to, choose an output "
                                   "folder elsewhere") from None
