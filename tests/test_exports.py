@@ -414,6 +414,15 @@ def test_masks_that_are_no_object_ids_are_refused_naming_the_frame(tmp_path, mas
     assert not (tmp_path / "out" / "Annotations").exists()
 
 
+@pytest.mark.parametrize("name", ["../escaped", "", "a\x00b", "a\ud800"], ids=["../", "empty", "NUL", "surrogate"])
+def test_a_frame_name_that_is_no_plain_file_name_is_refused_and_nothing_is_written(tmp_path, name):
+    """export_masks({"../escaped": mask}, out) wrote out/escaped.png outside its Annotations/; '' ended in "unknown file
+    extension", a NUL or a lone surrogate in Python's own errors (seventh hostile round)."""
+    with pytest.raises(XMemPPError, match="frame name"):
+        export_masks({name: np.ones((4, 6), np.uint8)}, tmp_path / "out", ["davis", "mattes"])
+    assert list(tmp_path.iterdir()) == []  # refused before the export folder is made
+
+
 def test_boolean_masks_export_as_object_1(tmp_path):
     """A boolean mask (a likely input: `frame > 0`) ended in IndexError (seventh hostile round)."""
     mask = np.zeros((4, 6), bool)

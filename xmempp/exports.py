@@ -425,6 +425,7 @@ def _object_ids(masks: Mapping[str, np.ndarray]) -> list[int]:
 
 def _checked(name: str, mask: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     """The mask as (H, W) uint8 ids, refused (naming the frame) when its size differs from the first frame's."""
+    _check_frame_name(name)
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise XMemPPError(f"the mask of frame {shown(name)} has shape {mask.shape}; expected (H, W) object ids")
@@ -444,6 +445,21 @@ def _checked(name: str, mask: np.ndarray, size: tuple[int, int] | None) -> np.nd
             raise XMemPPError(f"the mask of frame {shown(name)} has ids outside 0..255")
         mask = mask.astype(np.uint8)
     return mask
+
+
+def _check_frame_name(name: object) -> None:
+    """A frame's name becomes a file name in the export (`Annotations/<name>.png`): '../x' would write outside
+    it, '' or a NUL cannot be one, and a lone surrogate ('\\ud800', not a non-UTF-8 byte's escape) names no file."""
+    if not isinstance(name, str):
+        raise XMemPPError(f"frame names must be text (a str), got {type(name).__name__}")
+    try:
+        os.fsencode(name)
+    except UnicodeEncodeError:
+        raise XMemPPError(f"the frame name {name.encode('utf-8', 'backslashreplace').decode()[:60]!r} holds a lone "
+                          "surrogate, which names no file") from None
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        raise XMemPPError(f"the frame name {name[:60]!r} cannot name a file in the export: give each frame a plain "
+                          "file name, without / or NUL")
 
 
 def _checked_masks(masks: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
