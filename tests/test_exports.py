@@ -423,6 +423,18 @@ def test_a_frame_name_that_is_no_plain_file_name_is_refused_and_nothing_is_writt
     assert list(tmp_path.iterdir()) == []  # refused before the export folder is made
 
 
+@pytest.mark.parametrize(("options", "says"), [
+    ({"palette": [0, 0, 300]}, "palette must be a list of flattened RGB values"),
+    ({"palette": [0, 0]}, "palette must be a list of flattened RGB values"),
+    ({"out": b"out"}, "out must be a folder's path (a str or Path), got bytes")], ids=["300", "two values", "bytes"])
+def test_a_palette_or_folder_of_the_wrong_kind_is_refused_naming_it(tmp_path, options, says):
+    """A palette value of 300 ended in Pillow's ValueError, `out` as bytes in a TypeError (seventh hostile round)."""
+    arguments = {"out": tmp_path / "out", **options}
+    with pytest.raises(XMemPPError, match=re.escape(says)):
+        export_masks({"f0": np.ones((4, 6), np.uint8)}, formats=["davis"], **arguments)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_boolean_masks_export_as_object_1(tmp_path):
     """A boolean mask (a likely input: `frame > 0`) ended in IndexError (seventh hostile round)."""
     mask = np.zeros((4, 6), bool)

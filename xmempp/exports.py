@@ -233,6 +233,11 @@ def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
                           f"{', '.join(FORMATS)}")
     if repeated_format(formats) is not None:  # a caller's slip, refused rather than guessed at
         raise XMemPPError(f"export format {repeated_format(formats)!r} is given twice: give each format once")
+    if not isinstance(out, str | os.PathLike):
+        raise XMemPPError(f"out must be a folder's path (a str or Path), got {type(out).__name__}")
+    if palette is not None and not _is_palette(palette):
+        raise XMemPPError("palette must be a list of flattened RGB values, each a whole number 0..255, at most 256 "
+                          "colours (768 values)")
     out = Path(out)
     with contextlib.ExitStack() as held:
         if not isinstance(masks, Mapping):
@@ -257,6 +262,11 @@ def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
             exported = _export(masks, out, formats, object_names, palette, video_name)
             _mark_exported(out, formats)
             return exported
+
+
+def _is_palette(palette: object) -> bool:
+    return (isinstance(palette, list | tuple) and len(palette) <= 768 and len(palette) % 3 == 0
+            and all(isinstance(v, int | np.integer) and not isinstance(v, bool) and 0 <= v <= 255 for v in palette))
 
 
 def repeated_format(formats: list[str]) -> str | None:
