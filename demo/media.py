@@ -21,11 +21,12 @@ from PIL import Image, UnidentifiedImageError
 from demo.resume import FRAMES_FOLDER, RECORD_NAME, SOURCE_FOLDER, SessionRecord, parse_record
 from demo.unzip import Member, UnpackBudget, ZipPlan, open_zip
 from demo.unzip import safe_member_path as safe_member_path  # where the tests and older callers find it
-from xmempp.csv_cells import read_cell, written_cell
+from xmempp.csv_cells import written_cell
 from xmempp.errors import XMemPPError, shown
 from xmempp.exports import DAVIS, EXPORT_MARKER, FORMAT_ENTRIES, MATTES, export_masks
 from xmempp.masks.files import write_mask
 from xmempp.masks.ids import MAX_OBJECTS
+from xmempp.object_names import parse_object_names
 from xmempp.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, downscaled, gif_screen_size, open_frames
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ OVERLAY_NAME = "overlay.mp4"
 README_NAME = "README.txt"
 MEASURES_NAME = "frames.csv"  # per frame: reference or not, how unsure the propagation was, object areas
 OBJECTS_NAME = "objects.csv"  # object id -> name
+MAX_NAME_CHARACTERS = 60  # of a name read from objects.csv: as many as the editor's name box keeps
 DEFAULT_FPS = 10.0
 EXTRA_FORMATS = tuple(f for f in FORMAT_ENTRIES if f != DAVIS)  # the export may add these to its DAVIS masks
 UNPACK_RATIO = 10  # an upload's zips unpack to at most this many times their size (plus UNPACK_SLACK_MB)...
@@ -100,6 +102,7 @@ class LoadedVideo:
     record: SessionRecord | None = None  # what an exported zip says about its video
     record_source: Path | None = None  # the zip that said it
     masks_zip: Path | None = None  # the zip the masks came from
+    names_zip: Path | None = None  # the zip the object names came from
 
 
 def load_upload(paths: Iterable[str | Path], work_dir: Path, limits: Limits) -> LoadedVideo:
@@ -238,11 +241,22 @@ def _unpack_masks(plan: ZipPlan, out_dir: Path, names: set[str], budget: UnpackB
             loaded.mask_names[path] = f"{shown(member.info.filename)} in {shown(plan.source.name)}"
             loaded.masks_zip = plan.source
     for member in plan.of_kind("extra"):
-        if member.path.name == OBJECTS_NAME:
+        if member.path.parts == (OBJECTS_NAME,):  # mattes/objects.csv maps the mattes' folders: names are here
+            _refuse_a_second_names_file(member, plan.source, loaded)
             loaded.object_names.update(read_object_names(plan.read_text(member, budget), plan.source))
         elif member.path.name == RECORD_NAME:
             loaded.record = parse_record(plan.read_text(member, budget), plan.source)
             loaded.record_source = plan.source
+
+
+def _refuse_a_second_names_file(member: Member, source: Path, loaded: LoadedVideo) -> None:
+    """Two objects.csv (two entries of one name in a zip, or one in each of two zips) are refused, naming both:
+    taking the names of the one read last would be a guess."""
+    if loaded.names_zip is not None:
+        where = (f"{shown(source.name)} holds two {OBJECTS_NAME} entries" if loaded.names_zip == source else
+                 f"both {shown(loaded.names_zip.name)} and {shown(source.name)} hold an {OBJECTS_NAME}")
+        raise XMemPPError(f"{where}: keep only one list of object names; nothing was loaded")
+    loaded.names_zip = source
 
 
 def _refuse_two_masks_of_a_frame(members: list[Member], target: dict[str, Path], source: Path,
@@ -477,18 +491,13 @@ class VideoWriter:
 
 
 def read_object_names(text: str, source: Path) -> dict[int, str]:
-    """objects.csv (id,name) of the zip `source` -> {id: name}; rows that are not an id and a name are skipped,
-    a file the csv module cannot read (a field past its 128 KB) is refused as damaged."""
-    names = {}
+    """objects.csv (id,name) of the zip `source` -> {id: name}, read by the engine's strict reader (as `export
+    --names` reads it): a file it refuses loads nothing. Names are cut to MAX_NAME_CHARACTERS, as the editor's box."""
     try:
-        for row in csv.reader(io.StringIO(text)):
-            object_id = row[0].strip() if row else ""
-            if (len(row) >= 2 and object_id.isascii() and object_id.isdigit() and len(object_id) <= 3
-                    and 0 < int(object_id) < 256):
-                names[int(object_id)] = read_cell(row[1].strip())[:60]  # isdigit() alone takes '²', which int() refuses
-    except csv.Error as error:
-        raise XMemPPError(f"{OBJECTS_NAME} in {shown(source.name)} is damaged ({error}); nothing was loaded") from None
-    return names
+        names = parse_object_names(text, f"{OBJECTS_NAME} in {shown(source.name)}")
+    except XMemPPError as error:
+        raise XMemPPError(f"{error}; nothing was loaded") from None
+    return {object_id: name.strip()[:MAX_NAME_CHARACTERS] for object_id, name in names.items()}
 
 
 def _csv_text(rows: list[dict]) -> str:

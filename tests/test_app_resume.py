@@ -3,6 +3,7 @@ of another size loads nothing; older zips still resume with their video; loading
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -139,19 +140,50 @@ def test_a_zip_naming_more_objects_than_the_limit_is_refused_and_loads_nothing(h
     assert outputs["state"] is mine and mine.annotated_frames == [] and len(mine.object_names) <= 1
 
 
-def test_an_id_of_thousands_of_digits_in_objects_csv_is_skipped_as_no_object_id(handlers, tmp_path):
-    """An id of 5000 digits passed isdigit() and then int() refused it: "Something went wrong (ValueError)"
-    (seventh hostile round). A row that names no object id is skipped, as others are."""
-    _, archive = exported(handlers)
-    edited = tmp_path / "edited.zip"
-    with zipfile.ZipFile(archive) as source, zipfile.ZipFile(edited, "w") as target:
+def with_objects_csv(archive: Path, path: Path, *texts: str) -> Path:
+    """`archive` with its objects.csv replaced by one entry of each text."""
+    with zipfile.ZipFile(archive) as source, zipfile.ZipFile(path, "w") as target:
         for name in source.namelist():
             if name != "objects.csv":
                 target.writestr(name, source.read(name))
-        target.writestr("objects.csv", "id,name\n" + "9" * 5000 + ",a\n1,ball\n")
+        for names in texts:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # zipfile's "Duplicate name": a second entry is what some tests want
+                target.writestr("objects.csv", names)
+    return path
+
+
+@pytest.mark.parametrize(("names", "says"), [
+    ("1,ball\n", "line 1: expected the header id,name"),
+    ("id,name\n1,ball\n1,cup\n", "line 3: object id 1 is named a second time"),
+    ("id,name\n1.5,ball\n", "line 2: expected columns id,name with a whole-number id (ASCII digits), got '1.5'"),
+    ("id,name\n300,ball\n", "line 2: object id 300 is not in 1..255"),
+    ("id,name\n\uff11,ball\n", "line 2: expected columns id,name with a whole-number id (ASCII digits), got '\uff11'"),
+    ("id,name\n" + "9" * 5000 + ",ball\n", "line 2: object id 99999999999999999999... (5,000 digits) is not in 1..255"),
+], ids=["no header", "an id twice", "1.5", "300", "fullwidth 1", "5000 digits"])
+def test_an_objects_csv_the_names_reader_refuses_loads_nothing_and_names_the_zip_and_line(handlers, tmp_path, names,
+                                                                                         says):
+    """The resume zip's objects.csv was read leniently where `export --names` refuses: no header, an id twice (the
+    last won), ids 1.5, 300, a fullwidth 1 or of 5000 digits were skipped or taken without a word (seventh hostile
+    round). One reader now refuses them, and the visitor's session stays as it was."""
+    _, archive = exported(handlers)
+    edited = with_objects_csv(archive, tmp_path / "edited.zip", names)
+    mine = handlers.load_example(None)["state"]
+    outputs = handlers.load_files(mine, [str(edited)])
+    assert f"objects.csv in edited.zip {says}" in outputs["status"], outputs["status"]
+    assert "nothing was loaded" in outputs["status"] and "int_max_str_digits" not in outputs["status"]
+    assert outputs["state"] is mine and mine.annotated_frames == [] and mine.object_names == {}
+
+
+def test_a_zip_with_two_objects_csv_entries_loads_nothing_and_says_so(handlers, tmp_path):
+    """Two objects.csv entries in one zip: the names of the one read last were taken without a word (seventh
+    hostile round)."""
+    _, archive = exported(handlers)
+    edited = with_objects_csv(archive, tmp_path / "two.zip", "id,name\n1,ball\n", "id,name\n1,cup\n")
     outputs = handlers.load_files(None, [str(edited)])
-    assert outputs["status"].startswith("Loaded edited.zip"), outputs["status"]
-    assert outputs["state"].object_name(1) == "ball"
+    assert "two.zip holds two objects.csv entries: keep only one list of object names; nothing was loaded" in \
+        outputs["status"], outputs["status"]
+    assert not outputs["state"].loaded
 
 
 def test_a_zip_with_two_masks_for_one_frame_loads_nothing_and_names_both(handlers, tmp_path):

@@ -118,7 +118,7 @@ def test_a_zip_of_frames_named_past_what_a_file_name_holds_is_refused_naming_the
     ("session.json", '{"frames": Infinity, "width": 1, "height": 1, "fingerprint": "x", "size": 480}',
      "session.json in odd.zip is damaged (OverflowError"),
     ("session.json", "[" * 100_000 + "]" * 100_000, "session.json in odd.zip is damaged (RecursionError"),
-    ("objects.csv", "id,name\n1," + "a" * 200_000 + "\n", "objects.csv in odd.zip is damaged (field larger"),
+    ("objects.csv", "id,name\n1," + "a" * 200_000 + "\n", "cannot read object names from objects.csv in odd.zip: not a readable CSV (field larger"),
 ])
 def test_a_resume_zips_record_or_names_that_python_cannot_parse_are_named_as_damaged(handlers, settings, tmp_path,
                                                                                     member, text, message):
@@ -131,12 +131,14 @@ def test_a_resume_zips_record_or_names_that_python_cannot_parse_are_named_as_dam
     assert leftovers(settings) == []
 
 
-def test_an_object_id_in_digits_other_than_ascii_is_skipped_as_no_id(handlers, tmp_path):
-    """'²' passes str.isdigit() but not int(): the upload ended in 'Something went wrong (ValueError)'."""
+def test_an_object_id_in_digits_other_than_ascii_is_refused_naming_the_line(handlers, tmp_path):
+    """'²' passes str.isdigit() but not int(): the upload ended in 'Something went wrong (ValueError)'; then it was
+    skipped without a word. Object ids are ASCII digits, as `export --names` reads them."""
     archive = write_zip(tmp_path / "names.zip", {"JPEGImages/00000.png": png_bytes(clip_frames(1)[0]),
                                                  "objects.csv": "id,name\n\u00b2,chair\n1,table\n".encode()})
     outputs = handlers.load_files(None, [str(archive)])
-    assert "Something went wrong" not in outputs["status"] and outputs["state"].num_frames == 1
+    assert "objects.csv in names.zip line 2: expected columns id,name with a whole-number id" in outputs["status"]
+    assert "Something went wrong" not in outputs["status"] and not outputs["state"].loaded
 
 
 def test_an_image_over_the_pixel_limit_inside_a_zip_is_named_with_the_limit(handlers, settings, tmp_path):

@@ -466,6 +466,23 @@ def test_a_names_file_that_is_a_pipe_or_too_large_is_refused_without_reading_it(
         read_object_names(tmp_path / "huge.csv")
 
 
+@pytest.mark.parametrize(("cell", "says"), [
+    ("\uff11", "expected columns id,name with a whole-number id (ASCII digits), got '\uff11'"),
+    ("+1", "expected columns id,name with a whole-number id (ASCII digits), got '+1'"),
+    ("1e0", "expected columns id,name with a whole-number id (ASCII digits), got '1e0'"),
+    ("9" * 5000, "object id 99999999999999999999... (5,000 digits) is not in 1..255"),
+], ids=["fullwidth 1", "+1", "1e0", "5000 digits"])
+def test_an_object_id_that_is_not_ascii_digits_of_1_to_255_is_refused_naming_the_line(tmp_path, cell, says):
+    """export --names read a fullwidth '１' and '+1' as id 1 (int() takes them); an id of 5000 digits was refused with
+    no word of its size (seventh hostile round)."""
+    from xmempp.exports import read_object_names
+
+    path = tmp_path / "names.csv"
+    path.write_text(f"id,name\n{cell},chair\n", encoding="utf-8")
+    with pytest.raises(XMemPPError, match=re.escape(f"{path} line 2: {says}")):
+        read_object_names(path)
+
+
 def test_an_object_named_twice_in_the_names_file_is_refused_naming_the_line(tmp_path):
     """export --names with two lines for one id took the last name without a word (sixth hostile round)."""
     from xmempp.exports import read_object_names

@@ -33,10 +33,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from xmempp.csv_cells import read_cell, written_cell
+from xmempp.csv_cells import written_cell
 from xmempp.errors import InputNotFoundError, XMemPPError, file_system_problems_as_error, kind_of_entry, shown
 from xmempp.masks.drawing import davis_palette
 from xmempp.masks.files import mask_image, read_id_mask
+from xmempp.object_names import parse_object_names
 from xmempp.outputs import (
     MANIFEST_FILE,
     MASKS_DIR,
@@ -139,34 +140,13 @@ def read_object_names(path: str | Path) -> dict[int, str]:
             raise XMemPPError(f"cannot read object names from {shown(path)}: it has {status.st_size:,} bytes, more "
                               f"than the {MAX_NAMES_BYTES:,} a names file may have")
         # utf-8-sig: spreadsheets save "CSV UTF-8" with a byte order mark, which would hide the id column
-        with open(path, newline="", encoding="utf-8-sig") as file:
-            reader = csv.DictReader(file)
-            rows = list(reader)
-            header = reader.fieldnames  # read inside: for an empty file it reads the (closed) file again
+        text = path.read_bytes().decode("utf-8-sig")
     except OSError as error:
         raise XMemPPError(f"cannot read object names from {shown(path)} ({error.strerror or error})") from None
     except UnicodeDecodeError as error:
         raise XMemPPError(f"cannot read object names from {shown(path)}: it is not UTF-8 text (byte {error.start}); "
                           "save it as CSV UTF-8") from None
-    except csv.Error as error:
-        raise XMemPPError(f"cannot read object names from {shown(path)}: not a readable CSV ({error})") from None
-    if header is not None and not {"id", "name"} <= set(header):
-        # csv takes the first line for the header: without one, `1,chair` alone gave no name and no word
-        raise XMemPPError(f"{shown(path)} line 1: expected the header id,name (then one object a line), got "
-                          f"{','.join(header)[:80]}")
-    names = {}
-    for line, row in enumerate(rows, start=2):
-        try:
-            object_id = int(row["id"])
-        except (KeyError, TypeError, ValueError):
-            raise XMemPPError(f"{shown(path)} line {line}: expected columns id,name with a whole-number id") from None
-        if not 1 <= object_id <= 255:
-            raise XMemPPError(f"{shown(path)} line {line}: object id {object_id} is not in 1..255")
-        if object_id in names:  # which of the two names was meant cannot be guessed
-            raise XMemPPError(f"{shown(path)} line {line}: object id {object_id} is named a second time; give each "
-                              "object one line")
-        names[object_id] = read_cell(row.get("name") or "")
-    return names
+    return parse_object_names(text, shown(path))
 
 
 # ----- object names as folder names --------------------------------------------------------------------------
