@@ -369,6 +369,28 @@ def test_an_unzipped_app_export_exports_with_its_object_names(tmp_path, capsys):
     assert {p.name for p in (tmp_path / "out" / "mattes").iterdir()} == {"chair", "left hand", "ball", "objects.csv"}
 
 
+def test_the_export_command_leaves_out_names_of_objects_no_mask_holds_and_says_so(tmp_path, capsys):
+    """export --names naming id 7, which no mask holds, added a COCO category 'lost' and an empty matte folder and
+    counted it among the objects exported (seventh hostile round): a names file may cover a whole project."""
+    from xmempp.cli import main
+
+    (tmp_path / "masks").mkdir()
+    for name, mask in three_object_masks().items():
+        mask_image(mask, davis_palette()).save(tmp_path / "masks" / f"{name}.png")
+    names = tmp_path / "names.csv"
+    names.write_text("id,name\n1,chair\n7,lost\n", encoding="utf-8")
+    assert main(["export", "--run", str(tmp_path / "masks"), "--to", str(tmp_path / "out"), "--names", str(names),
+                 "--formats", "coco,youtube-vis,mattes"]) == 0
+    printed = capsys.readouterr()
+    assert printed.out.startswith("exported 3 object(s), 'chair' (id 1), 'object 2' (id 2), 'object 3' (id 3), to")
+    assert f"{names} names object id(s) that no mask holds, left out of the export: 7 ('lost')" in printed.err
+    document = json.loads((tmp_path / "out" / "coco.json").read_text())
+    assert [category["id"] for category in document["categories"]] == [1, 2, 3]
+    tracks = json.loads((tmp_path / "out" / "youtube_vis.json").read_text())["annotations"]
+    assert sorted(track["category_id"] for track in tracks) == [1, 2, 3]
+    assert not (tmp_path / "out" / "mattes" / "lost").exists()
+
+
 @pytest.mark.parametrize(("data", "expected"), [
     ("\ufeffid,name\n1,chair\n".encode(), {1: "chair"}),  # a spreadsheet's "CSV UTF-8" starts with a BOM
     ("id,name\n1,café\n".encode("latin-1"), "names.csv: it is not UTF-8 text (byte 13); save it as CSV UTF-8"),

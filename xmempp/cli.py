@@ -275,8 +275,14 @@ def _export(args: argparse.Namespace, progress: bool) -> int:
 
     names_file = args.names or (args.run / OBJECTS_FILE if (args.run / OBJECTS_FILE).is_file() else None)
     names = read_object_names(names_file) if names_file is not None else None
+    # A names file may cover a whole project, whose objects are not all in this video: a name of no object here
+    # became a COCO category (and counted) for nothing.
     exported = export_masks(args.run, args.to, args.formats, names, video_name=args.video_name or
-                            followed(args.run).name, overwrite=args.overwrite)
+                            followed(args.run).name, overwrite=args.overwrite, names_of_absent_objects=False)
+    if exported.left_out_names:
+        absent = ", ".join(f"{i} ({shown(name, quoted=True)})" for i, name in exported.left_out_names.items())
+        print(f"{shown(names_file)} names object id(s) that no mask holds, left out of the export: {absent}",
+              file=sys.stderr)
     objects = ", ".join(f"{name!r} (id {i})" for i, name in exported.object_names.items())
     print(f"exported {len(exported.object_names)} object(s), {objects}, to "
           + ", ".join(str(path) for path in exported.paths.values()))

@@ -27,7 +27,7 @@ import stat
 import tempfile
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +74,7 @@ class ExportedVideo:
     paths: dict[str, Path]  # format -> Annotations/, coco.json, youtube_vis.json or mattes/
     object_names: dict[int, str]  # object id -> name (the given one, or "object <id>")
     matte_folders: dict[int, str]  # object id -> its folder under mattes/ (empty without the mattes format)
+    left_out_names: dict[int, str] = field(default_factory=dict)  # names of objects no mask holds, not exported
 
 
 # ----- the masks to export -----------------------------------------------------------------------------------
@@ -191,14 +192,17 @@ def _truncate(name: str, max_bytes: int) -> str:
 # ----- the export --------------------------------------------------------------------------------------------
 def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
                  formats: Iterable[str] = (DAVIS,), object_names: Mapping[int, str] | None = None,
-                 palette: list[int] | None = None, video_name: str = "video", overwrite: bool = False) -> ExportedVideo:
+                 palette: list[int] | None = None, video_name: str = "video", overwrite: bool = False, *,
+                 names_of_absent_objects: bool = True) -> ExportedVideo:
     """Write a video's masks into `out` in each of `formats` (see FORMATS and this module's docstring).
 
     `masks` maps each frame name, in frame order, to its (H, W) integer object ids (0 = background), or is a
     folder: one that `run` wrote (its `masks/` are read), an unzipped app export (its `Annotations/`) or a
     folder of id-mask PNGs. `object_names` names objects
     by id (ids without a name are called "object <id>"; named objects absent from every frame still get a
-    category and an all-black matte). `palette` (flattened RGB of 256 colours) colours the DAVIS PNGs: by default
+    category and an all-black matte, unless `names_of_absent_objects` is False: then they are left out of every
+    format and listed in the result's `left_out_names`, as the CLI does with a names file that may cover a whole
+    project). `palette` (flattened RGB of 256 colours) colours the DAVIS PNGs: by default
     the masks' own (for a folder) or DAVIS's. An entry that already exists in `out` is refused, naming it, unless
     `overwrite`, and even then unless an earlier export wrote it (`out`/EXPORT_MARKER lists it) or it is an empty
     folder. A run's folder is never exported into the frames or annotations folders that run read (its manifest
@@ -239,7 +243,7 @@ def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
         # One export at a time into a folder: two replacing the same entries at once removed each other's files.
         with output_lock(out, "export"):
             _refuse_existing(out, formats, overwrite)
-            exported = _export(masks, out, formats, object_names, palette, video_name)
+            exported = _export(masks, out, formats, object_names, palette, video_name, names_of_absent_objects)
             _mark_exported(out, formats)
             return exported
 
@@ -267,10 +271,12 @@ def _folders_a_run_may_write(given: Path, out: Path) -> list[Path]:
 
 
 def _export(masks: Mapping[str, np.ndarray], out: Path, formats: list[str], object_names: Mapping[int, str] | None,
-            palette: list[int] | None, video_name: str) -> ExportedVideo:
+            palette: list[int] | None, video_name: str, names_of_absent_objects: bool) -> ExportedVideo:
     ids = _object_ids(masks)
     names = {object_id: f"object {object_id}" for object_id in ids}
-    names.update({int(i): str(n) for i, n in (object_names or {}).items() if str(n).strip()})
+    given = {int(i): str(n) for i, n in (object_names or {}).items() if str(n).strip()}
+    left_out = {} if names_of_absent_objects else {i: n for i, n in sorted(given.items()) if i not in names}
+    names.update({i: n for i, n in given.items() if i not in left_out})
     names = dict(sorted(names.items()))
     writers = {DAVIS: lambda p: _write_davis(masks, p, palette or davis_palette()),
                COCO: lambda p: _write_json(p, coco_document(masks, names, video_name)),
@@ -282,7 +288,7 @@ def _export(masks: Mapping[str, np.ndarray], out: Path, formats: list[str], obje
         # A full disk or a folder that takes no new file names the export folder, not the hidden staging name.
         with file_system_problems_as_error(f"export {name} into {shown(out)}", name_the_path=False):
             paths[name] = _write_whole(out / FORMAT_ENTRIES[name], writers[name])
-    return ExportedVideo(paths, names, safe_folder_names(names) if MATTES in formats else {})
+    return ExportedVideo(paths, names, safe_folder_names(names) if MATTES in formats else {}, left_out)
 
 
 def _refuse_names_json_cannot_hold(masks: Mapping[str, np.ndarray], formats: list[str]) -> None:
