@@ -232,6 +232,24 @@ def test_an_export_into_a_folder_taking_no_new_file_names_the_destination_not_a_
     assert re.search(r": (permission denied|operation not permitted)$", message), message
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="no /proc here: no folder that takes no new file")
+@pytest.mark.parametrize(("to", "doing"), [("/proc/self", "export davis into"),
+                                           ("/proc/self/new", "create the export folder")])
+def test_the_export_command_names_a_folder_the_system_takes_no_new_file_in_with_the_reason(tmp_path, capsys, to,
+                                                                                         doing):
+    """`export --to /proc/self` printed "[Errno 2] No such file or directory: '/proc/self/.Annotations.<hex>.tmp'"
+    (seventh hostile round): the system refuses a new entry there with an errno the words table did not hold."""
+    from xmempp.cli import main
+
+    (tmp_path / "masks").mkdir()
+    mask_image(three_object_masks(1)["00000"], davis_palette()).save(tmp_path / "masks" / "00000.png")
+    assert main(["export", "--run", str(tmp_path / "masks"), "--to", to, "--formats", "davis"]) == 1
+    err = capsys.readouterr().err
+    assert f"error: cannot {doing} {to}: the system takes no new file or folder there (no such file or " \
+           "directory)" in err, err
+    assert "Errno" not in err and ".tmp" not in err
+
+
 def test_an_unknown_format_is_refused_naming_the_formats(tmp_path):
     with pytest.raises(XMemPPError, match="unknown export format 'png'.*davis, coco, youtube-vis, mattes"):
         export_masks(three_object_masks(), tmp_path, ["png"])

@@ -34,7 +34,14 @@ import numpy as np
 from PIL import Image
 
 from xmempp.csv_cells import written_cell
-from xmempp.errors import InputNotFoundError, XMemPPError, file_system_problems_as_error, kind_of_entry, shown
+from xmempp.errors import (
+    InputNotFoundError,
+    XMemPPError,
+    file_system_problem,
+    file_system_problems_as_error,
+    kind_of_entry,
+    shown,
+)
 from xmempp.masks.drawing import davis_palette
 from xmempp.masks.files import mask_image, read_id_mask
 from xmempp.object_names import parse_object_names
@@ -286,7 +293,7 @@ def _export(masks: Mapping[str, np.ndarray], out: Path, formats: list[str], obje
     paths = {}
     for name in formats:
         # A full disk or a folder that takes no new file names the export folder, not the hidden staging name.
-        with file_system_problems_as_error(f"export {name} into {shown(out)}", name_the_path=False):
+        with _export_folder_problems(f"export {name} into {shown(out)}", out):
             paths[name] = _write_whole(out / FORMAT_ENTRIES[name], writers[name])
     return ExportedVideo(paths, names, safe_folder_names(names) if MATTES in formats else {}, left_out)
 
@@ -375,8 +382,26 @@ def _create_folder(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise XMemPPError(f"the export folder {shown(out)} is a file: choose a folder")
     refuse_link_to_nothing(out, "export folder")
-    with file_system_problems_as_error(f"create the export folder {out}"):
+    with _export_folder_problems(f"create the export folder {shown(out)}", out):
         out.mkdir(parents=True, exist_ok=True)
+
+
+@contextlib.contextmanager
+def _export_folder_problems(doing: str, out: Path) -> Iterator[None]:
+    """A file system problem in words, as `file_system_problems_as_error`, naming `out` (not a hidden staging name);
+    and any other refusal of a new entry in `out` or on the way to it too: /proc/self takes no new file and says
+    "No such file or directory", which came out as a raw errno. A problem with another path (a mask read meanwhile)
+    is left as it is."""
+    with file_system_problems_as_error(doing, name_the_path=False):
+        try:
+            yield
+        except OSError as error:
+            concerned = error.filename is not None and (Path(error.filename) == out or out in Path(error.filename).parents
+                                                        or Path(error.filename) in out.parents)
+            if file_system_problem(error) is not None or not concerned:
+                raise
+            reason = (error.strerror or type(error).__name__).lower()
+            raise XMemPPError(f"cannot {doing}: the system takes no new file or folder there ({reason})") from error
 
 
 def _refuse_existing(out: Path, formats: list[str], overwrite: bool) -> None:
