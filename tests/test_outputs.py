@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -230,6 +231,34 @@ def test_a_manifest_whose_frame_size_is_no_size_is_damaged(tmp_path, frame_size)
     manifest = json.loads(Manifest(["00000"], (48, 64), [0], 64, "w", "s").to_json())
     (tmp_path / MANIFEST_FILE).write_text(json.dumps({**manifest, "frame_size": frame_size}))
     with pytest.raises(DamagedManifestError, match=r"its field 'frame_size' is .*, not \[height, width\] in pixels"):
+        read_manifest(tmp_path)
+
+
+@pytest.mark.parametrize("field", ["size", "format"])
+def test_a_manifest_integer_of_thousands_of_digits_is_damaged_naming_the_field(tmp_path, field):
+    """An integer of 5000 digits was reported with Python's own "Exceeds the limit (4300 digits) ... use
+    sys.set_int_max_str_digits()" (seventh hostile round)."""
+    from xmempp.outputs import DamagedManifestError, Manifest
+
+    manifest = json.loads(Manifest(["00000"], (48, 64), [0], 64, "w", "s").to_json())
+    text = json.dumps({**manifest, field: "DIGITS"}).replace('"DIGITS"', "9" * 5000)
+    (tmp_path / MANIFEST_FILE).write_text(text)
+    says = "its field 'size' is \"a number of 5,000 digits\"" if field == "size" else \
+        "it has format a number of 5,000 digits"
+    with pytest.raises(DamagedManifestError, match=re.escape(f"{tmp_path / MANIFEST_FILE} is damaged ({says}")) as raised:
+        read_manifest(tmp_path)
+    assert "set_int_max_str_digits" not in str(raised.value)
+
+
+@pytest.mark.parametrize("version", [2.0, 1.0, True], ids=["2.0", "1.0", "true"])
+def test_a_manifest_format_that_is_no_whole_number_is_damaged(tmp_path, version):
+    """`"format": 2.0` was read as format 2 (2.0 == 2) (sixth hostile round): only an int is a format."""
+    from xmempp.outputs import DamagedManifestError, Manifest
+
+    manifest = json.loads(Manifest(["00000"], (48, 64), [0], 64, "w", "s").to_json())
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps({**manifest, "format": version}))
+    with pytest.raises(DamagedManifestError, match=re.escape(f"is damaged (it has format {version!r}, and this "
+                                                             "xmempp reads formats 1, 2)")):
         read_manifest(tmp_path)
 
 

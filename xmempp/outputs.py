@@ -71,11 +71,11 @@ class Manifest:
     def from_json(cls, text: str) -> Manifest:
         """The manifest in `text`; a ValueError saying what is wrong when it is not exactly an xmempp manifest of
         this format (a field missing, unknown, or of the wrong type)."""
-        data = json.loads(text)
+        data = json.loads(text, parse_int=_manifest_int)
         if not isinstance(data, dict):
             raise ValueError("it is not a JSON object")
         version = data.pop("format", None)
-        if version not in READABLE_MANIFEST_FORMATS or isinstance(version, bool):
+        if not _is_int(version) or version not in READABLE_MANIFEST_FORMATS:  # 2.0 == 2 and true == 1: no format
             raise ValueError(f"it has format {version!r}, and this xmempp reads formats "
                              f"{', '.join(map(str, READABLE_MANIFEST_FORMATS))}")
         known = {f.name for f in fields(cls)} - ({"input_folders"} if version == 1 else set())
@@ -85,9 +85,29 @@ class Manifest:
             raise ValueError(f"unknown field {unknown[0]!r}" if unknown else f"no field {missing[0]!r}")
         for name, check in _FIELD_CHECKS.items():
             if name in data and not check(data[name]):
-                raise ValueError(f"its field {name!r} is {json.dumps(data[name])[:80]}, not {_FIELD_TYPES[name]}")
+                raise ValueError(f"its field {name!r} is {json.dumps(data[name], default=repr)[:80]}, not "
+                                 f"{_FIELD_TYPES[name]}")
         data["frame_size"] = tuple(data["frame_size"])
         return cls(**data)
+
+
+MAX_MANIFEST_DIGITS = 30  # of an integer in a manifest: far above any size, index, device or inode (20 digits)
+
+
+class _LongNumber:
+    """An integer of more digits than a manifest ever holds, kept as its count of digits: int() of thousands of
+    digits stops at Python's own limit with its "sys.set_int_max_str_digits()" advice, naming no file or field."""
+
+    def __init__(self, digits: int):
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"a number of {self.digits:,} digits"
+
+
+def _manifest_int(text: str) -> int | _LongNumber:
+    digits = len(text.lstrip("-"))
+    return int(text) if digits <= MAX_MANIFEST_DIGITS else _LongNumber(digits)
 
 
 def _is_int(value: object) -> bool:
