@@ -183,6 +183,32 @@ def test_run_on_video_refuses_a_wrong_type_naming_the_parameter(square_clip, tmp
     assert says in str(raised.value) and not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("function", [run_on_video, lambda *paths, **options: list(run_on_video_frames(*paths, **options))],
+                         ids=["run_on_video", "run_on_video_frames"])
+def test_paths_given_as_bytes_are_taken_as_os_functions_take_them(square_clip, tmp_path, network, function):
+    """run_on_video(b"frames", ...) ended in a bare TypeError from Path(bytes) (sixth hostile round)."""
+    frames, masks = square_clip
+    function(os.fsencode(frames), os.fsencode(masks), os.fsencode(tmp_path / "out"), network=network,
+             print_progress=False, size=96)
+    assert len(list((tmp_path / "out" / "masks").iterdir())) == 12
+
+
+def test_candidate_selection_takes_paths_given_as_bytes(square_clip, tmp_path, network):
+    """select_k_next_best_annotation_candidates(b"frames", ...) ended in a bare TypeError (sixth hostile round)."""
+    frames, masks = square_clip
+    run(frames, masks, tmp_path / "out", network)
+    picks = select_k_next_best_annotation_candidates(os.fsencode(frames), os.fsencode(masks),
+                                                     os.fsencode(tmp_path / "out"), k=2, network=network,
+                                                     print_progress=False, min_mask_presence_percent=0)
+    assert len(picks) == 2
+
+
+def test_a_path_of_another_type_is_refused_naming_the_parameter(square_clip, tmp_path, network):
+    frames, masks = square_clip
+    with pytest.raises(XMemPPError, match=r"masks_in_path must be a path \(a str, bytes or Path\), got 5 \(int\)"):
+        run_on_video(frames, 5, tmp_path / "out", network=network, print_progress=False)
+
+
 @pytest.mark.parametrize(("arguments", "says"), [
     ({"k": 1.5}, "k must be a whole number (an int), got 1.5 (float)"),
     ({"previously_chosen_candidates": [0.5]}, "each of previously_chosen_candidates must be a whole number"),

@@ -466,13 +466,25 @@ def test_a_frame_name_that_is_no_plain_file_name_is_refused_and_nothing_is_writt
 @pytest.mark.parametrize(("options", "says"), [
     ({"palette": [0, 0, 300]}, "palette must be a list of flattened RGB values"),
     ({"palette": [0, 0]}, "palette must be a list of flattened RGB values"),
-    ({"out": b"out"}, "out must be a folder's path (a str or Path), got bytes")], ids=["300", "two values", "bytes"])
+    ({"out": 5}, "out must be a path (a str, bytes or Path), got 5 (int)")], ids=["300", "two values", "an int"])
 def test_a_palette_or_folder_of_the_wrong_kind_is_refused_naming_it(tmp_path, options, says):
-    """A palette value of 300 ended in Pillow's ValueError, `out` as bytes in a TypeError (seventh hostile round)."""
+    """A palette value of 300 ended in Pillow's ValueError, `out` of another type in a TypeError (seventh hostile
+    round)."""
     arguments = {"out": tmp_path / "out", **options}
     with pytest.raises(XMemPPError, match=re.escape(says)):
         export_masks({"f0": np.ones((4, 6), np.uint8)}, formats=["davis"], **arguments)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_takes_its_folders_given_as_bytes_as_os_functions_take_them(tmp_path):
+    """export_masks(b"masks", b"out") ended in a TypeError (Path(bytes)); `out` as bytes was then refused where
+    run_on_video and os functions take bytes (seventh hostile round)."""
+    (tmp_path / "masks").mkdir()
+    for name, mask in three_object_masks(2).items():
+        mask_image(mask, davis_palette()).save(tmp_path / "masks" / f"{name}.png")
+    exported = export_masks(os.fsencode(tmp_path / "masks"), os.fsencode(tmp_path / "out"), ["davis"])
+    assert exported.paths["davis"] == tmp_path / "out" / "Annotations"
+    assert sorted(p.name for p in (tmp_path / "out" / "Annotations").iterdir()) == ["00000.png", "00001.png"]
 
 
 def test_boolean_masks_export_as_object_1(tmp_path):

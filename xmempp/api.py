@@ -21,7 +21,16 @@ from tqdm import tqdm
 
 from xmempp.candidates import Foregrounds, check_options, select_next_candidates
 from xmempp.config import InferenceConfig
-from xmempp.errors import EmptyAnnotationError, InputNotFoundError, XMemPPError, frame_numbers, kind_of_entry, shown
+from xmempp.errors import (
+    EmptyAnnotationError,
+    InputNotFoundError,
+    PathArgument,
+    XMemPPError,
+    frame_numbers,
+    kind_of_entry,
+    path_argument,
+    shown,
+)
 from xmempp.keys_cache import DamagedKeysError, load_keys, save_keys
 from xmempp.masks.drawing import davis_palette, overlay
 from xmempp.masks.files import MaskReader, find_mask_file, mask_image, read_id_mask
@@ -67,9 +76,9 @@ UNSET = _Unset()
 TABLE_COLUMNS = ["frame", "mask_provided", "iou", "unsure"]  # run_on_video's table, one row a frame
 
 
-def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_path: str | Path,
+def run_on_video(imgs_in_path: PathArgument, masks_in_path: PathArgument, masks_out_path: PathArgument,
                  frames_with_masks: Iterable[int] = (0,), compute_iou: bool = False, print_progress: bool = True,
-                 weights: str | Path | None = None, device: torch.device | str | None = None,
+                 weights: PathArgument | None = None, device: torch.device | str | None = None,
                  size: int | None | _Unset = UNSET, config: InferenceConfig | None = None, save_overlay: bool = True,
                  network: XMem | None = None, precision: str | _Unset = UNSET) -> pd.DataFrame:
     """Propagate the masks of `frames_with_masks` to the whole video with XMem++.
@@ -91,9 +100,9 @@ def run_on_video(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
-def run_on_video_frames(imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_path: str | Path,
+def run_on_video_frames(imgs_in_path: PathArgument, masks_in_path: PathArgument, masks_out_path: PathArgument,
                         frames_with_masks: Iterable[int] = (0,), compute_iou: bool = False,
-                        print_progress: bool = True, weights: str | Path | None = None,
+                        print_progress: bool = True, weights: PathArgument | None = None,
                         device: torch.device | str | None = None, size: int | None | _Unset = UNSET,
                         config: InferenceConfig | None = None, save_overlay: bool = True, network: XMem | None = None,
                         precision: str | _Unset = UNSET) -> Iterator[dict]:
@@ -106,7 +115,9 @@ def run_on_video_frames(imgs_in_path: str | Path, masks_in_path: str | Path, mas
     masks written so far and a manifest that says the run did not finish (suggestions refuse such masks), and
     the folder's lock is released.
     """
-    source, masks_in, masks_out = Path(imgs_in_path), Path(masks_in_path), Path(masks_out_path)
+    source, masks_in = path_argument(imgs_in_path, "imgs_in_path"), path_argument(masks_in_path, "masks_in_path")
+    masks_out = path_argument(masks_out_path, "masks_out_path")
+    weights = None if weights is None else path_argument(weights, "weights")
     frames_with_masks = frame_numbers(frames_with_masks, "frames_with_masks")
     config = _resolve_config(config, size, precision)
     if not source.exists():
@@ -217,9 +228,9 @@ def _resolve_config(config: InferenceConfig | None, size: int | None | _Unset,
 
 
 def select_k_next_best_annotation_candidates(
-        imgs_in_path: str | Path, masks_in_path: str | Path, masks_out_path: str | Path | None = None, k: int = 5,
+        imgs_in_path: PathArgument, masks_in_path: PathArgument, masks_out_path: PathArgument | None = None, k: int = 5,
         previously_chosen_candidates: Iterable[int] = (0,), use_previously_predicted_masks: bool = True,
-        alpha: float = 0.5, min_mask_presence_percent: float = 0.25, weights: str | Path | None = None,
+        alpha: float = 0.5, min_mask_presence_percent: float = 0.25, weights: PathArgument | None = None,
         device: torch.device | str | None = None, print_progress: bool = True, size: int | None | _Unset = UNSET,
         network: XMem | None = None, precision: str = "fp32") -> list[int]:
     """The k frames to annotate next, as XMem++ selects them.
@@ -233,7 +244,9 @@ def select_k_next_best_annotation_candidates(
     """
     chosen = list(dict.fromkeys(frame_numbers(previously_chosen_candidates, "previously_chosen_candidates")))
     k, alpha, min_mask_presence_percent = check_options(k, alpha, min_mask_presence_percent)
-    source = Path(imgs_in_path)
+    source, masks_in_path = path_argument(imgs_in_path, "imgs_in_path"), path_argument(masks_in_path, "masks_in_path")
+    masks_out_path = None if masks_out_path is None else path_argument(masks_out_path, "masks_out_path")
+    weights = None if weights is None else path_argument(weights, "weights")
     if size is UNSET:
         manifest = read_manifest(masks_out_path) if use_previously_predicted_masks and masks_out_path else None
         size = manifest.size if manifest is not None else InferenceConfig().size

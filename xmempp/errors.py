@@ -150,5 +150,16 @@ def frame_numbers(values: Any, parameter: str) -> list[int]:
     return [whole_number(value, f"each of {parameter}") for value in values]
 
 
+PathArgument = str | bytes | os.PathLike  # a path as `os` functions take it
+
+
+def path_argument(value: Any, parameter: str) -> Path:
+    """`value` as a Path when it names one as `os` functions take them: a str, a Path (any os.PathLike) or bytes
+    (decoded as `os.fsdecode` does); else an XMemPPError naming the parameter. Path(b"...") is a TypeError."""
+    if isinstance(value, str | bytes | os.PathLike):
+        return Path(os.fsdecode(value))
+    raise XMemPPError(f"{parameter} must be a path (a str, bytes or Path), got {_described(value)}")
+
+
 def _described(value: Any) -> str:
     return f"{value!r:.60} ({type(value).__name__})"

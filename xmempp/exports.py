@@ -36,10 +36,12 @@ from PIL import Image
 from xmempp.csv_cells import written_cell
 from xmempp.errors import (
     InputNotFoundError,
+    PathArgument,
     XMemPPError,
     file_system_problem,
     file_system_problems_as_error,
     kind_of_entry,
+    path_argument,
     shown,
 )
 from xmempp.masks.drawing import davis_palette
@@ -197,7 +199,7 @@ def _truncate(name: str, max_bytes: int) -> str:
 
 
 # ----- the export --------------------------------------------------------------------------------------------
-def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
+def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgument,
                  formats: Iterable[str] = (DAVIS,), object_names: Mapping[int, str] | None = None,
                  palette: list[int] | None = None, video_name: str = "video", overwrite: bool = False, *,
                  names_of_absent_objects: bool = True) -> ExportedVideo:
@@ -224,14 +226,13 @@ def export_masks(masks: Mapping[str, np.ndarray] | str | Path, out: str | Path,
                           f"{', '.join(FORMATS)}")
     if repeated_format(formats) is not None:  # a caller's slip, refused rather than guessed at
         raise XMemPPError(f"export format {repeated_format(formats)!r} is given twice: give each format once")
-    if not isinstance(out, str | os.PathLike):
-        raise XMemPPError(f"out must be a folder's path (a str or Path), got {type(out).__name__}")
     if palette is not None and not _is_palette(palette):
         raise XMemPPError("palette must be a list of flattened RGB values, each a whole number 0..255, at most 256 "
                           "colours (768 values)")
-    out = Path(out)
+    out = path_argument(out, "out")
     with contextlib.ExitStack() as held:
         if not isinstance(masks, Mapping):
+            masks = path_argument(masks, "masks")
             # From its manifest to its last mask, a run's folder is read under a shared lock: a run rewriting it
             # meanwhile would have mixed two runs' masks into one export (other exports may read it too).
             for folder in _folders_a_run_may_write(Path(masks), out):

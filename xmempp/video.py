@@ -19,10 +19,12 @@ from PIL import Image, ImageSequence
 
 from xmempp.errors import (
     InputNotFoundError,
+    PathArgument,
     XMemPPError,
     file_system_problem,
     file_system_problems_as_error,
     kind_of_entry,
+    path_argument,
     shown,
     whole_number,
 )
@@ -145,18 +147,19 @@ def read_rgb(path: Path) -> np.ndarray:
         return np.array(image.convert("RGB"))
 
 
-def open_frames(source: str | Path, work_dir: str | Path | None = None, max_frames: int | None = None,
+def open_frames(source: PathArgument, work_dir: PathArgument | None = None, max_frames: int | None = None,
                 max_side: int | None = None) -> FrameFolder:
     """Open a folder of frames, or extract a video file into `work_dir` as frame_%06d.png first (see
     `extract_frames` for `max_frames` and `max_side`)."""
-    source = Path(source)
+    source = path_argument(source, "source")
     if source.is_dir():
         return FrameFolder(source)
     if not source.exists():
         raise InputNotFoundError(f"video or frame folder not found: {shown(source)}")
     if work_dir is None:
         raise ValueError("a work_dir is needed to extract the frames of a video file")
-    return FrameFolder(extract_frames(source, Path(work_dir), max_frames=max_frames, max_side=max_side))
+    work_dir = path_argument(work_dir, "work_dir")
+    return FrameFolder(extract_frames(source, work_dir, max_frames=max_frames, max_side=max_side))
 
 
 def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None, max_side: int | None = None) -> Path:

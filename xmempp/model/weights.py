@@ -13,7 +13,15 @@ from pathlib import Path
 
 import torch
 
-from xmempp.errors import InputNotFoundError, XMemPPError, file_system_problem, kind_of_entry, shown
+from xmempp.errors import (
+    InputNotFoundError,
+    PathArgument,
+    XMemPPError,
+    file_system_problem,
+    kind_of_entry,
+    path_argument,
+    shown,
+)
 from xmempp.model.network import XMem
 
 log = logging.getLogger(__name__)
@@ -61,14 +69,14 @@ def official_name(name: str) -> str:
     return _rename(name, {new: old for old, new in _RENAMES.items()})
 
 
-def load_network(path: str | Path, device: torch.device | str | None = None,
+def load_network(path: PathArgument, device: torch.device | str | None = None,
                  channels_last: bool | None = None) -> XMem:
     """Build XMem from an official-layout checkpoint, refusing missing, unexpected or mis-shaped tensors.
 
     `channels_last` stores the convolution weights channels-last, so that every convolution runs in that
     layout; None: on the CPU, where it is faster (measured in docs/BENCHMARKS.md), not on CUDA (not measured).
     """
-    path = Path(path)
+    path = path_argument(path, "path")
     if not path.is_file():
         raise weights_not_found(path)
     state = read_checkpoint(path)
@@ -151,10 +159,10 @@ def weights_not_found(path: Path) -> XMemPPError:
     return InputNotFoundError(f"weights file not found: {shown(path)}")
 
 
-def find_weights(weights: str | Path | None = None) -> Path | None:
+def find_weights(weights: PathArgument | None = None) -> Path | None:
     """The weights file to use: the argument, then $XMEMPP_WEIGHTS, then DEFAULT_WEIGHTS_DIR/XMem.pth; None if absent."""
     if weights is not None:
-        path = Path(weights)
+        path = path_argument(weights, "weights")
         if not path.is_file():
             raise weights_not_found(path)
         return path
@@ -174,7 +182,7 @@ def missing_weights_message() -> str:
             "--weights) at the file.")
 
 
-def ensure_weights(weights: str | Path | None = None, progress: bool = True) -> Path:
+def ensure_weights(weights: PathArgument | None = None, progress: bool = True) -> Path:
     """Find the weights, downloading the official XMem.pth when none exist and XMEMPP_OFFLINE is not 1."""
     found = find_weights(weights)
     if found is not None:
