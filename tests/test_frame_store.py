@@ -68,7 +68,7 @@ def test_incomplete_keys_are_not_saved(tmp_path):
     assert not (tmp_path / "keys.npy").exists()
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "bad-info", "deep-info"])
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "bad-info", "deep-info", "long-number"])
 def test_damaged_saved_keys_are_named(tmp_path, damage):
     store = KeyStore(2)
     store[0], store[1] = random_keys(0), random_keys(1)
@@ -80,10 +80,13 @@ def test_damaged_saved_keys_are_named(tmp_path, damage):
         keys_file.write_bytes(b"not keys at all")
     elif damage == "bad-info":
         info_file.write_text("[1, 2")
-    else:  # JSON arrays nested past Python's recursion limit: RecursionError, 'a bug' (issue 16, round four)
+    elif damage == "deep-info":  # JSON arrays nested past Python's recursion limit: 'a bug' (issue 16, round four)
         info_file.write_text("[" * 100_000 + "]" * 100_000)
-    with pytest.raises(DamagedKeysError, match=f"the keys in {tmp_path} are damaged"):
+    else:  # Python's own "Exceeds the limit (4300 digits) ... sys.set_int_max_str_digits()" (seventh hostile round)
+        info_file.write_text('{"size": ' + "9" * 5000 + "}")
+    with pytest.raises(DamagedKeysError, match=f"the keys in {tmp_path} are damaged") as raised:
         load_keys(tmp_path, ["a", "b"], 480, "w")
+    assert "set_int_max_str_digits" not in str(raised.value)
 
 
 def test_saved_keys_are_a_plain_npy_array(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from xmempp.errors import XMemPPError, file_system_problem, shown
 from xmempp.frame_store import KeyStore
-from xmempp.outputs import KEYS_FILE, KEYS_INFO_FILE, write_bytes_atomically
+from xmempp.outputs import KEYS_FILE, KEYS_INFO_FILE, MAX_MANIFEST_DIGITS, write_bytes_atomically
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,13 @@ class DamagedKeysError(XMemPPError):
     """Saved keys that are there but cannot be read: corrupt, truncated, or not what keys.json describes."""
 
 
+def _info_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_MANIFEST_DIGITS:  # int() would stop at Python's own limit, with its set_int_max_str_digits advice
+        raise ValueError(f"it holds a number of {digits:,} digits")
+    return int(text)
+
+
 def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprint: str,
               run_id: str | None = None) -> KeyStore | None:
     """The keys saved in `folder` if they belong to these frames, size, weights (and run); None when there are
@@ -41,7 +48,7 @@ def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprin
     if not (info_path.is_file() and keys_path.is_file()):
         return None
     try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
+        info = json.loads(info_path.read_text(encoding="utf-8"), parse_int=_info_int)
     except (OSError, ValueError, RecursionError) as error:  # RecursionError: arrays nested 100,000 deep
         raise DamagedKeysError(f"the keys in {shown(folder)} are damaged ({shown(info_path.name)}: "
                                f"{file_system_problem(error) or error})") from None
