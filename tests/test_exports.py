@@ -579,10 +579,35 @@ def test_a_frame_name_that_is_not_utf8_is_refused_for_json_before_anything_is_wr
     """A frame named b'\\xff00000.png' ended `export` in an internal UnicodeEncodeError writing coco.json, its
     Annotations/ already written."""
     masks = {os.fsdecode(b"\xff") + name: mask for name, mask in three_object_masks().items()}
-    with pytest.raises(XMemPPError, match=r"not UTF-8 text, and coco name frames in JSON"):
+    with pytest.raises(XMemPPError, match=r"not UTF-8 text, and coco names frames in JSON"):
         export_masks(masks, tmp_path / "export", ["davis", "coco"], NAMES)
     assert not (tmp_path / "export" / "Annotations").exists()
     export_masks(masks, tmp_path / "export", ["davis", "mattes"], NAMES)  # these name frames as files: written
+
+
+@pytest.mark.parametrize("video_name", ["\udcff", os.fsdecode(b"clip\xe9")])
+def test_a_video_name_that_is_not_utf8_is_refused_for_json_before_anything_is_written(tmp_path, video_name):
+    """`export --video-name $'\\udcff'`, or a run folder named in Latin-1 bytes (the default name), ended in an
+    internal UnicodeEncodeError writing coco.json (eighth hostile round)."""
+    with pytest.raises(XMemPPError, match=r"the video name .* is not UTF-8 text, and coco and youtube-vis name the "
+                                          r"video in JSON text: give another name \(--video-name\)"):
+        export_masks(three_object_masks(), tmp_path / "export", ["davis", "coco", "youtube-vis"], NAMES,
+                     video_name=video_name)
+    assert not (tmp_path / "export" / "Annotations").exists()
+
+
+def test_a_video_name_that_is_no_text_is_refused_naming_its_type(tmp_path):
+    with pytest.raises(XMemPPError, match="the video name must be text \\(a str\\), got int"):
+        export_masks(three_object_masks(), tmp_path / "export", ["coco"], NAMES, video_name=5)
+
+
+@pytest.mark.parametrize("formats", [["mattes"], ["coco"]])
+def test_an_object_name_holding_a_lone_surrogate_is_refused_before_anything_is_written(tmp_path, formats):
+    """A caller's object name '\\ud800' ended in UnicodeEncodeError making the mattes' folder or writing coco.json
+    (eighth hostile round)."""
+    with pytest.raises(XMemPPError, match="the name of object 1 holds a lone surrogate"):
+        export_masks(three_object_masks(), tmp_path / "export", ["davis", *formats], {1: "chair\ud800"})
+    assert not (tmp_path / "export" / "Annotations").exists()
 
 
 def _cli_run(frames: Path, masks: Path, out: Path, checkpoint: Path) -> Path:

@@ -187,3 +187,22 @@ def test_weights_named_on_a_folder_or_a_device_say_what_they_are(tmp_path, given
     path = tmp_path if given == "folder" else Path(given)
     with pytest.raises(XMemPPError, match=f"the weights {path} are not a checkpoint file \\({kind}\\)"):
         load_network(path)
+
+
+@pytest.mark.parametrize("device, named", [("bogus", "'bogus' is not one torch knows"), ("", "'' is not one torch knows"),
+                                           ("cuda:-1", "'cuda:-1' is not one torch knows"),
+                                           ("meta", "'meta' holds no data")])
+def test_a_device_torch_does_not_know_is_refused_naming_it(device, named):
+    with pytest.raises(XMemPPError, match=named):
+        weights.resolve_device(device)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("device", ["cuda", "cuda:7"])
+def test_a_cuda_device_on_a_machine_without_one_is_refused_naming_it(device):
+    with pytest.raises(XMemPPError, match=f"the device '{device}'"):
+        weights.resolve_device(device)
+
+
+def test_the_cpu_is_a_device():
+    assert weights.resolve_device("cpu") == torch.device("cpu")

@@ -290,7 +290,7 @@ def _export(masks: Mapping[str, np.ndarray], out: Path, formats: list[str], obje
                COCO: lambda p: _write_json(p, coco_document(masks, names, video_name)),
                YOUTUBE_VIS: lambda p: _write_json(p, youtube_vis_document(masks, names, video_name)),
                MATTES: lambda p: _write_mattes(masks, p, names)}
-    _refuse_names_json_cannot_hold(masks, formats)
+    _refuse_names_json_cannot_hold(masks, formats, names, video_name)
     paths = {}
     for name in formats:
         # A full disk or a folder that takes no new file names the export folder, not the hidden staging name.
@@ -299,17 +299,37 @@ def _export(masks: Mapping[str, np.ndarray], out: Path, formats: list[str], obje
     return ExportedVideo(paths, names, safe_folder_names(names) if MATTES in formats else {}, left_out)
 
 
-def _refuse_names_json_cannot_hold(masks: Mapping[str, np.ndarray], formats: list[str]) -> None:
+def _refuse_names_json_cannot_hold(masks: Mapping[str, np.ndarray], formats: list[str], object_names: dict[int, str],
+                                   video_name: str) -> None:
     """Before anything is written: a frame named in bytes that are not UTF-8 (b'\\xff00000.png', from a Latin-1
-    system) cannot be named in JSON text, which coco and youtube-vis name each frame in."""
+    system) cannot be named in JSON text, which coco and youtube-vis name each frame in; nor can such a video name
+    (by default the run folder's). An object name holding a lone surrogate (a caller's '\\ud800') is no text for
+    any format."""
+    for object_id, name in object_names.items():  # JSON text, a matte's folder name, a CSV cell: none can hold it
+        if not _is_utf8(name):
+            raise XMemPPError(f"the name of object {object_id} holds a lone surrogate, which is not text: give it "
+                              "another name")
     json_formats = [name for name in formats if name in (COCO, YOUTUBE_VIS)]
-    for frame in masks if json_formats else ():
-        try:
-            frame.encode("utf-8")
-        except UnicodeEncodeError:
-            raise XMemPPError(f"frame {shown(frame)} is named in bytes that are not UTF-8 text, and "
-                              f"{' and '.join(json_formats)} name frames in JSON text: rename the frames, or export "
-                              "--formats davis,mattes") from None
+    if not json_formats:
+        return
+    in_json = f"{' and '.join(json_formats)} {'name' if len(json_formats) > 1 else 'names'}"
+    for frame in masks:
+        if not _is_utf8(frame):
+            raise XMemPPError(f"frame {shown(frame)} is named in bytes that are not UTF-8 text, and {in_json} frames "
+                              "in JSON text: rename the frames, or export --formats davis,mattes")
+    if not isinstance(video_name, str):
+        raise XMemPPError(f"the video name must be text (a str), got {type(video_name).__name__}")
+    if not _is_utf8(video_name):
+        raise XMemPPError(f"the video name {shown(video_name)} is not UTF-8 text, and {in_json} the video in JSON "
+                          "text: give another name (--video-name)")
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _refuse_overwriting(source: Path, out: Path, formats: list[str]) -> None:

@@ -145,10 +145,26 @@ def read_checkpoint(path: Path, mmap: bool = False) -> object:
 
 
 def resolve_device(device: torch.device | str | None) -> torch.device:
-    """`None` means CUDA when present, else the CPU."""
+    """`None` means CUDA when present, else the CPU. A device this machine cannot compute on is refused naming it:
+    torch's own words for `bogus`, a CUDA device on a machine without one, or `meta` (no data) came out of the run
+    as internal failures."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise XMemPPError(f"the device {device!r} is not one torch knows ({error}); give cpu, cuda or cuda:N") from None
+    if resolved.type == "meta":
+        raise XMemPPError("the device 'meta' holds no data, so nothing can be computed on it; give cpu, cuda or cuda:N")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise XMemPPError(f"the device {str(resolved)!r} is not on this machine, which has "
+                          f"{torch.cuda.device_count()} CUDA device(s)")
+    try:  # the cheapest question that reaches the backend: is it built in, is its driver there
+        torch.empty(0, device=resolved)
+    except (RuntimeError, AssertionError) as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise XMemPPError(f"the device {str(resolved)!r} cannot be used on this machine ({first_line})") from None
+    return resolved
 
 
 def weights_not_found(path: Path) -> XMemPPError:
