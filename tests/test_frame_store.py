@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+import resource
+
 import numpy as np
 import pytest
 import torch
 
+from xmempp.errors import XMemPPError
 from xmempp.frame_store import FrameKeys, KeyStore, MaskStore
 from xmempp.keys_cache import DamagedKeysError, load_keys, save_keys
 
@@ -43,6 +49,32 @@ def test_keys_of_another_shape_are_refused():
     store[0] = random_keys(0)
     with pytest.raises(ValueError, match="shape"):
         store[1] = random_keys(1, h=4)
+
+
+def test_a_file_size_limit_on_the_keys_file_is_named_as_the_machines_problem(tmp_path):
+    """`ulimit -f 20; xmempp run ...` ended in 'unexpected internal failure (OSError: [Errno 27] File too large)'
+    (eighth hostile round)."""
+    store = KeyStore(1000, directory=tmp_path)  # 1000 records of 4x3x5 keys: 180 KB, past a 64 KB limit
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
+    try:
+        with pytest.raises(XMemPPError, match=f"cannot keep the frames' keys in the temporary folder "
+                                              f"{re.escape(str(tmp_path))}: the file would pass the largest file size"):
+            store[0] = random_keys(0)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def test_a_full_disk_under_the_keys_file_is_named_as_the_machines_problem(tmp_path, monkeypatch):
+    store = KeyStore(2, directory=tmp_path)
+    store[0] = random_keys(0)
+
+    def full_disk(data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(store._file, "write", full_disk, raising=False)
+    with pytest.raises(XMemPPError, match="cannot keep the frames' keys in .*: no space left on the device"):
+        store[1] = random_keys(1)
 
 
 def test_saved_keys_load_only_for_the_same_frames_size_and_weights(tmp_path):

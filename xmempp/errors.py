@@ -86,6 +86,7 @@ def out_of_memory_as_error(doing: str, size: int | None) -> Iterator[None]:
 # permissions, the kind of file at a path. Any other OSError may be a bug and is left as it is.
 _FILE_SYSTEM_PROBLEMS = {
     errno.ENOSPC: "no space left on the device",
+    errno.EFBIG: "the file would pass the largest file size allowed (ulimit -f, or the file system's limit)",
     errno.EDQUOT: "the disk quota is exceeded",
     errno.EACCES: "permission denied",
     errno.EPERM: "operation not permitted",

@@ -18,6 +18,7 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
+from xmempp.errors import file_system_problems_as_error, shown
 from xmempp.outputs import atomic_path
 
 
@@ -139,7 +140,11 @@ class KeyStore(Sequence):
         if not self._writable or self._closed:
             raise ValueError(f"this key store is {'closed' if self._closed else 'read-only'}")
         record = torch.cat([keys.key, keys.shrinkage, keys.selection]).detach().float().cpu().contiguous().numpy()
-        with self._lock:
+        # A full disk (or a file size limit) in the temporary folder is the machine's problem, said in words: it
+        # ended a run as an internal failure.
+        with self._lock, file_system_problems_as_error(f"keep the frames' keys in the temporary folder "
+                                                       f"{shown(self._directory or tempfile.gettempdir())}",
+                                                       name_the_path=False):
             if self._file is None:
                 self._create_file(record.shape)
             if record.shape != self._record_shape:
