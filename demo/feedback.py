@@ -12,32 +12,49 @@ becomes a message at the output that handler names for it, every other output le
 
 from __future__ import annotations
 
+import errno
 import functools
 import html
 import inspect
 import logging
 import math
+import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from xmempp.errors import XMemPPError, is_out_of_memory
+from xmempp.errors import XMemPPError, file_system_problem, is_out_of_memory
 
 log = logging.getLogger(__name__)
 
 Outputs = dict[str, Any]
 
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a disk or a quota full, a file size limit
+
 
 def message_for(error: BaseException) -> str:
     """A person's problem in their words (⚠ first); anything else is a bug: logged, and said without a traceback."""
+    if isinstance(error, FileNotFoundError) and not isinstance(error, XMemPPError) and error.filename:
+        # Python's "[Errno 2] No such file or directory: 'x.mp4'", in the app's words
+        return f"⚠ {Path(os.fsdecode(error.filename)).name} was not found"
     if isinstance(error, XMemPPError | FileNotFoundError) or is_out_of_memory(error):
         text = str(error)
         if is_out_of_memory(error):
             text += "; choose a smaller processing size (or start the app with a smaller --max-side)"
         text = without_server_paths(text)  # shown as written: it may start with a name, whose spelling is the person's
         return "⚠ " + (text or type(error).__name__)
+    if file_system_problem(error) is not None:
+        # The server's disk or its set-up (an unwritable work root, an unreadable example), not a bug and not the
+        # visitor's doing: said in words, logged with its traceback for whoever runs the server.
+        log.warning("a file system problem in a handler: %s", error, exc_info=error)
+        if error.errno in _NO_ROOM:
+            return (f"⚠ the server has no room to write your results ({file_system_problem(error)}); nothing you "
+                    "made is lost: try again in a while")
+        name = f" {Path(os.fsdecode(error.filename)).name}" if error.filename else ""
+        return (f"⚠ the server cannot use its file{name} ({file_system_problem(error)}); nothing you made is lost: "
+                "tell whoever runs this app")
     log.exception("unexpected error in a handler", exc_info=error)
     return f"⚠ Something went wrong ({type(error).__name__}); your session is unchanged. Details are in the server log."
 

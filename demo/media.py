@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import logging
 import os
 import shutil
 import warnings
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -457,7 +458,7 @@ def write_video(path: Path, frames: Iterable[np.ndarray], fps: float) -> Path:
 
 class VideoWriter:
     """An H.264 MP4 written one RGB frame at a time (as a run yields them); odd sizes are padded to even.
-    Leaving a `with` block by an error (or a closed generator) deletes the unfinished file."""
+    Leaving a `with` block by an error (or a closed generator), or failing to finish the file, deletes it."""
 
     def __init__(self, path: Path, fps: float):
         self.path, self.fps = Path(path), fps
@@ -468,26 +469,53 @@ class VideoWriter:
 
         height, width = frame.shape[:2]
         padded = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
-        if self._writer is None:
-            self._writer = imageio_ffmpeg.write_frames(
-                str(self.path), (padded.shape[1], padded.shape[0]), fps=self.fps, codec="libx264",
-                pix_fmt_in="rgb24", pix_fmt_out="yuv420p", macro_block_size=2, quality=7, ffmpeg_log_level="error",
-                output_params=["-movflags", "+faststart"])
-            self._writer.send(None)
-        self._writer.send(np.ascontiguousarray(padded))
+        with _ffmpeg_problems(self.path):
+            if self._writer is None:
+                self._writer = imageio_ffmpeg.write_frames(
+                    str(self.path), (padded.shape[1], padded.shape[0]), fps=self.fps, codec="libx264",
+                    pix_fmt_in="rgb24", pix_fmt_out="yuv420p", macro_block_size=2, quality=7,
+                    ffmpeg_log_level="error", output_params=["-movflags", "+faststart"])
+                self._writer.send(None)
+            self._writer.send(np.ascontiguousarray(padded))
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with _ffmpeg_problems(self.path):
+                writer.close()
 
     def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, kind: type | None, *rest: object) -> None:
-        self.close()
+        try:
+            self.close()
+        except BaseException:
+            self.path.unlink(missing_ok=True)
+            raise
         if kind is not None:
             self.path.unlink(missing_ok=True)
+
+
+# ffmpeg says why it stopped only on its own stderr (which imageio_ffmpeg does not keep); its writer then sees a
+# broken pipe. Less free space than this in the video's folder tells that the disk stopped it.
+_FFMPEG_ROOM_BYTES = 1024 * 1024
+
+
+@contextlib.contextmanager
+def _ffmpeg_problems(path: Path) -> Iterator[None]:
+    """ffmpeg's failure to write `path` on a full disk, as the OSError the disk gave it (a broken pipe told
+    nothing and was taken for a bug); any other failure is left as it is."""
+    try:
+        yield
+    except OSError as error:
+        try:
+            full = shutil.disk_usage(path.parent).free < _FFMPEG_ROOM_BYTES
+        except OSError:
+            full = False
+        if not full:
+            raise
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from error
 
 
 def read_object_names(text: str, source: Path) -> dict[int, str]:
@@ -548,7 +576,10 @@ def write_export_zip(path: Path, names: list[str], results: Mapping[int, np.ndar
             archive.writestr(RECORD_NAME, record.to_json())
         # Stored, not deflated: videos and PNG frames are compressed already.
         if source is not None:
-            archive.write(source, f"{SOURCE_FOLDER}/{source.name}", compress_type=zipfile.ZIP_STORED)
+            # A zip names its members in UTF-8: a video named in other bytes (v\xff.mp4, from a Latin-1 system)
+            # is stored as v\ufffd.mp4, which a resume finds as well (any video in the folder).
+            member = os.fsencode(source.name).decode("utf-8", errors="replace")
+            archive.write(source, f"{SOURCE_FOLDER}/{member}", compress_type=zipfile.ZIP_STORED)
         elif frames is not None:
             for frame in sorted(frames.glob("*.png")):
                 archive.write(frame, f"{FRAMES_FOLDER}/{frame.name}", compress_type=zipfile.ZIP_STORED)

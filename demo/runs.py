@@ -165,6 +165,7 @@ class Runs(Visitors):
         state.check_can_propagate()
         run = self.queue.join(state, state.num_frames, functools.partial(self.estimate, state, state.size))
         last: RunProgress | None = None
+        frames = None
         try:
             log.info("propagation of %d frames at %d px asked for, %d run(s) ahead", state.num_frames, state.size,
                      len(self.queue.ahead_of(run)))
@@ -189,6 +190,8 @@ class Runs(Visitors):
                            "progress": progress_html(last.done, last.total, run_text(last)),
                            "timeline": views.timeline(state, state.editor_frame or 0)}
         finally:
+            if frames is not None:  # a failure here ends the video's run now, not when the generator is collected
+                frames.close()
             self.queue.leave(run)
         if not state.loaded:  # the tab closed during the run: nothing is left to show or to write
             return

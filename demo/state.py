@@ -389,23 +389,25 @@ class UserState:
         self.suggested, self.video = [], None
         path = self._new_video_path()
         start, done, finished = time.monotonic(), 0, False
-        writer = VideoWriter(path, self.fps)
         try:
-            for done, frame in enumerate(frames, start=1):
-                self.unexported = True
-                writer.add(overlay_image(frame.image, frame.mask))
-                yield RunProgress(frame.index, done, self.num_frames, time.monotonic() - start, frame.image,
-                                  frame.mask)
-            if self.session is not None and done:  # not closed, and at least one frame done
-                for index in range(done, self.num_frames):
-                    writer.add(overlay_image(self.frame(index), self.mask(index)))
-                finished = True
+            with VideoWriter(path, self.fps) as writer:  # leaving it by an error deletes the unfinished file
+                for done, frame in enumerate(frames, start=1):
+                    self.unexported = True
+                    writer.add(overlay_image(frame.image, frame.mask))
+                    yield RunProgress(frame.index, done, self.num_frames, time.monotonic() - start, frame.image,
+                                      frame.mask)
+                if self.session is not None and done:  # not closed, and at least one frame done
+                    for index in range(done, self.num_frames):
+                        writer.add(overlay_image(self.frame(index), self.mask(index)))
+                    finished = True
         finally:
-            writer.close()
-            if finished:
-                self.video = path
-            else:
-                path.unlink(missing_ok=True)
+            # Ends the session's run now, whatever stopped this loop: left to the garbage collector (a traceback
+            # held it), a failed overlay write left the video "being propagated" for good.
+            frames.close()
+        if finished:
+            self.video = path
+        else:
+            path.unlink(missing_ok=True)
 
     def _new_video_path(self) -> Path:
         self._videos += 1

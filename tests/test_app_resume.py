@@ -3,6 +3,7 @@ of another size loads nothing; older zips still resume with their video; loading
 
 from __future__ import annotations
 
+import os
 import warnings
 import zipfile
 from pathlib import Path
@@ -224,3 +225,19 @@ def test_object_names_a_spreadsheet_would_run_are_written_as_text_and_resume_exa
     assert all(cell.startswith("'") or cell.startswith("\"'") for cell in cells), cells
     resumed = handlers.load_files(None, [str(archive)])["state"]
     assert [resumed.object_name(i) for i in range(1, len(FORMULA_NAMES) + 1)] == FORMULA_NAMES
+
+
+def test_a_video_named_in_bytes_that_are_not_utf8_exports_and_resumes(handlers, tmp_path):
+    """A video named b'v\\xff.mp4' (a Latin-1 system's name, reaching the app by its example path or in-process
+    use) loaded and ran, then every Export ended in 'Something went wrong (UnicodeEncodeError)': a zip names its
+    members in UTF-8 (eighth hostile round)."""
+    video = write_video(tmp_path / "v.mp4", clip_frames()[:3], fps=8)
+    named = Path(os.fsdecode(bytes(tmp_path) + b"/v\xff.mp4"))
+    video.rename(named)
+    state = handlers.load_files(None, [str(named)])["state"]
+    handlers.save(state, 0, painted(square(0)))
+    run(handlers, state)
+    exported = handlers.export(state)
+    assert text(exported["export_note"]).startswith("Exported masks"), exported
+    resumed = handlers.load_files(None, [exported["download"][0]])
+    assert "resumed 1 reference(s)" in text(resumed["status"]) and resumed["state"].num_frames == 3

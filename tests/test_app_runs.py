@@ -4,6 +4,8 @@ estimated wait. The run line beside Propagate says how it goes; Status says what
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -311,3 +313,49 @@ def test_a_size_or_k_that_is_no_whole_number_is_said_not_something_went_wrong(ha
     message = text(event(handlers, state, value)["progress"])
     assert message.startswith("⚠") and "must be a whole number" in message, message
     assert not state.has_run
+
+
+def _ffmpeg_on_a_full_disk(monkeypatch):
+    """ffmpeg as it stops on a full disk: its writer sees a broken pipe at the first frame, and the folder has no
+    room left."""
+    import imageio_ffmpeg
+
+    from demo import media
+
+    def write_frames(*args, **kwargs):
+        yield  # started
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    monkeypatch.setattr(imageio_ffmpeg, "write_frames", write_frames)
+    monkeypatch.setattr(media.shutil, "disk_usage", lambda path: SimpleNamespace(total=1 << 30, used=1 << 30, free=0))
+
+
+def test_a_disk_that_fills_during_a_run_is_said_and_leaves_the_video_free(handlers, monkeypatch):
+    """The overlay writer's broken pipe on a full disk ended the run in 'Something went wrong (OSError)', and the
+    video stayed 'being propagated' for good: Export, Propagate and loading another video were refused until
+    the tab closed, with the visitor's annotations inside (eighth hostile round)."""
+    state = annotated(handlers)
+    with monkeypatch.context() as patched:
+        _ffmpeg_on_a_full_disk(patched)
+        line = text(last(run(handlers, state), "progress"))
+    assert line.startswith("⚠ the server has no room to write your results (no space left on the device)"), line
+    assert not state.running
+    exported = handlers.export(state)
+    assert text(exported["export_note"]).startswith("Exported masks"), exported
+    assert not list(Path(state.frames.folder.parent, "out").rglob("*.mp4.*"))  # no unfinished video kept either
+
+
+def test_an_export_on_a_full_disk_is_said_and_keeps_the_session(handlers, monkeypatch):
+    from demo import media
+
+    state = annotated(handlers)
+    run(handlers, state)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(media, "write_mask", full_disk)
+        note = text(handlers.export(state)["export_note"])
+    assert note.startswith("⚠ the server has no room to write your results (no space left on the device)"), note
+    assert text(handlers.export(state)["export_note"]).startswith("Exported masks")

@@ -49,6 +49,30 @@ def test_the_app_shows_a_bug_as_a_bug_not_as_a_problem_with_the_input():
     assert _message(XMemPPError("frame 3 is past the end")) == "⚠ frame 3 is past the end"
 
 
+def test_the_app_says_a_servers_file_system_problem_in_words_naming_the_file_alone():
+    """An unwritable work root or an unreadable example clip ended in 'Something went wrong (PermissionError)'
+    (eighth hostile round): the server's set-up, not a bug, and not the visitor's doing."""
+    import errno
+
+    from demo.feedback import message_for as _message
+
+    message = _message(PermissionError(errno.EACCES, "Permission denied", "/srv/xmempp/work/session-1/frames"))
+    assert message == ("⚠ the server cannot use its file frames (permission denied); nothing you made is lost: tell "
+                       "whoever runs this app")
+    assert _message(OSError(errno.ENOSPC, "No space left on device")).startswith(
+        "⚠ the server has no room to write your results (no space left on the device)")
+
+
+def test_the_app_says_a_missing_file_by_its_name():
+    """In-process loading of a dangling link showed "[Errno 2] No such file or directory: 'l.mp4'"."""
+    import errno
+
+    from demo.feedback import message_for as _message
+
+    assert _message(FileNotFoundError(errno.ENOENT, "No such file or directory", "/tmp/x/l.mp4")) == \
+        "⚠ l.mp4 was not found"
+
+
 def test_the_app_suggests_a_smaller_size_when_out_of_memory():
     from demo.feedback import message_for as _message
 
