@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from PIL import Image
 
 from tests.helpers import moving_square_frames, write_gif
-from xmempp import FrameFolder, XMemPPError
+from xmempp import FrameFolder, XMemPPError, open_frames
 from xmempp.video import IMAGENET_MEAN, IMAGENET_STD, extract_frames, to_network_input
 
 
@@ -142,3 +143,28 @@ def test_a_gif_whose_header_claims_4_gigapixels_is_refused_naming_it_and_the_lim
     with pytest.raises(XMemPPError, match=r"cannot read video huge\.gif: the image has 4,294,836,225 pixels, more "
                                           r"than the 178,956,970 pixels"):
         extract_frames(gif, tmp_path / "frames")
+
+
+def test_frames_are_extracted_only_into_a_new_or_empty_folder_and_no_file_of_the_callers_is_replaced(tmp_path):
+    """open_frames(video, work_dir=a project folder) replaced the caller's own frame_000000.png with the video's
+    first frame without a word (eighth hostile round)."""
+    gif = write_gif(tmp_path / "clip.gif", moving_square_frames(3))
+    project = tmp_path / "my_project"
+    project.mkdir()
+    (project / "frame_000000.png").write_bytes(b"the caller's own picture")
+    with pytest.raises(XMemPPError, match=r"cannot extract the frames of clip\.gif into .*my_project: it already "
+                                          r"holds frame_000000\.png; frames are extracted only into a new or empty"):
+        open_frames(gif, work_dir=project)
+    assert (project / "frame_000000.png").read_bytes() == b"the caller's own picture"
+    assert [path.name for path in project.iterdir()] == ["frame_000000.png"]
+    assert open_frames(gif, work_dir=tmp_path / "new" / "frames").names == [f"frame_{i:06d}" for i in range(3)]
+
+
+def test_a_video_path_that_is_a_fifo_is_refused_naming_it_instead_of_waiting_for_a_writer(tmp_path):
+    """mkfifo v.mp4; xmempp run --images v.mp4 waited for a writer without end (eighth hostile round)."""
+    fifo = tmp_path / "v.mp4"
+    os.mkfifo(fifo)
+    with pytest.raises(XMemPPError, match=r"the video .*v\.mp4 is not a regular file: give a video file or a "
+                                          r"folder of frames"):
+        open_frames(fifo, work_dir=tmp_path / "frames")
+    assert not (tmp_path / "frames").exists()

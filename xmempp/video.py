@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import struct
 import unicodedata
@@ -150,7 +151,8 @@ def read_rgb(path: Path) -> np.ndarray:
 def open_frames(source: PathArgument, work_dir: PathArgument | None = None, max_frames: int | None = None,
                 max_side: int | None = None) -> FrameFolder:
     """Open a folder of frames, or extract a video file into `work_dir` as frame_%06d.png first (see
-    `extract_frames` for `max_frames` and `max_side`)."""
+    `extract_frames` for `max_frames` and `max_side`). `work_dir` is a new or empty folder that becomes the
+    frames' folder (made when absent): one holding any entry is refused, so no file of the caller's is replaced."""
     source = path_argument(source, "source")
     if source.is_dir():
         return FrameFolder(source)
@@ -167,12 +169,18 @@ def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None, ma
     `max_frames`, each downscaled as it is decoded to at most `max_side` pixels on its long side (`downscaled`).
 
     Downscaling before a frame is written keeps a small video of large frames from filling the disk: a 30 MB mp4
-    of 301 8K frames was written out as about 20 GB of full-size PNGs before the app downscaled them."""
+    of 301 8K frames was written out as about 20 GB of full-size PNGs before the app downscaled them.
+
+    `out_dir` must be new or empty (see `_make_frames_folder`); `video` must be a regular file: a FIFO named
+    v.mp4 made the decoder wait for a writer without end."""
     import imageio.v3 as iio
 
+    if not video.is_file():
+        raise XMemPPError(f"the video {shown(video)} is {kind_of_entry(video)}: give a video file or a folder of "
+                          "frames")
     if video.suffix.lower() not in VIDEO_SUFFIXES:
         raise XMemPPError(f"{shown(video.name)} is not a supported video ({', '.join(VIDEO_SUFFIXES)}) or frame folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _make_frames_folder(out_dir, video)
     count = 0
     try:
         for frame in _gif_frames(video) if video.suffix.lower() == ".gif" else iio.imiter(video, plugin="FFMPEG"):
@@ -180,7 +188,8 @@ def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None, ma
                 break
             with file_system_problems_as_error(f"write the frames of {shown(video.name)} into {shown(out_dir)}"):
                 image = Image.fromarray(np.ascontiguousarray(frame[..., :3]))
-                downscaled(image, max_side).save(out_dir / f"frame_{count:06d}.png", compress_level=1)
+                with open(out_dir / f"frame_{count:06d}.png", "xb") as file:  # "x": never over a file of another
+                    downscaled(image, max_side).save(file, format="PNG", compress_level=1)
             count += 1
     except (OSError, RuntimeError, ValueError) as error:  # what imageio and its ffmpeg reader raise for bad files
         problem = file_system_problem(error)
@@ -191,6 +200,23 @@ def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None, ma
     if count == 0:
         raise XMemPPError(f"{shown(video.name)} contains no frames")
     return out_dir
+
+
+def _make_frames_folder(folder: Path, video: Path) -> None:
+    """Make `folder` for the frames of `video`, or check that it holds nothing: frame_000000.png... written into a
+    caller's own folder replaced the caller's files of those names without a word."""
+    with file_system_problems_as_error(f"make the folder {shown(folder)} for the frames of {shown(video.name)}"):
+        if folder.exists() and not folder.is_dir():
+            what = "a file" if folder.is_file() else kind_of_entry(folder)
+            raise XMemPPError(f"cannot extract the frames of {shown(video.name)} into {shown(folder)}: it is {what}, "
+                              "not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        with os.scandir(folder) as entries:
+            entry = next(entries, None)
+    if entry is not None:
+        raise XMemPPError(f"cannot extract the frames of {shown(video.name)} into {shown(folder)}: it already holds "
+                          f"{shown(entry.name)}; frames are extracted only into a new or empty folder, so that no "
+                          "file there is replaced")
 
 
 def _gif_frames(video: Path) -> Iterator[np.ndarray]:
