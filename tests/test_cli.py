@@ -190,3 +190,18 @@ def test_a_reader_that_goes_away_ends_the_command_quietly():
     stderr = command.stderr.read().decode()
     assert command.wait(60) == 1
     assert "internal failure" not in stderr and "Traceback" not in stderr, stderr
+
+
+@pytest.mark.parametrize("arguments, option", [
+    (["export", "--run", "out", "--to", ""], "--to"),
+    (["run", "--images", "", "--masks", "a", "--output", "o"], "--images"),
+    (["run", "--images", "f", "--masks", "a", "--output", ""], "--output"),
+])
+def test_an_empty_path_is_an_argument_error_naming_the_option(tmp_path, monkeypatch, capsys, arguments, option):
+    """`export --to ''` wrote the export into the current folder: Path('') is '.' (eighth hostile round)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(arguments)
+    assert exit_info.value.code == 2
+    assert f"argument {option}: expected a path, got an empty one ('')" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

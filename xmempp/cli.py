@@ -33,6 +33,16 @@ def _frame_list(text: str) -> list[int]:
     return frames
 
 
+def _path(text: str) -> Path:
+    """A path option's value; '' is refused: Path('') is the current folder, so `export --to ''` wrote there."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got an empty one ('')")
+    return Path(text)
+
+
+_path.__name__ = "path"  # argparse names the type in some messages
+
+
 def _video_list(text: str) -> list[str]:
     videos = [name.strip() for name in text.split(",") if name.strip()]
     if not videos:  # `--videos ,` ran nothing and exited 0
@@ -117,7 +127,7 @@ FROM_RUN = _FromRun()
 
 def add_engine_options(sub: argparse.ArgumentParser, size_default: int | _FromRun = 480) -> None:
     """The options every propagating command shares: weights, device, processing size, progress bars."""
-    sub.add_argument("--weights", type=Path, help="XMem.pth (default: $XMEMPP_WEIGHTS, then weights/XMem.pth in a "
+    sub.add_argument("--weights", type=_path, help="XMem.pth (default: $XMEMPP_WEIGHTS, then weights/XMem.pth in a "
                      "checkout, or torch hub's checkpoints folder for an installed package)")
     sub.add_argument("--device", help="cpu, cuda, cuda:1... (default: CUDA when present)")
     default_text = "480" if size_default is not FROM_RUN else "the run's, from --output's manifest.json, else 480"
@@ -134,9 +144,9 @@ def add_precision_option(sub: argparse.ArgumentParser) -> None:
 
 def add_dataset_options(sub: argparse.ArgumentParser) -> None:
     """The options of the dataset commands: `run`'s engine options, the dataset, and where videos run."""
-    sub.add_argument("--dataset", required=True, type=Path,
+    sub.add_argument("--dataset", required=True, type=_path,
                      help="DAVIS layout (JPEGImages/<video>/, Annotations/<video>/) or YouTube-VOS (<split>/JPEGImages/...)")
-    sub.add_argument("--output", required=True, type=Path, help="folder outside the dataset")
+    sub.add_argument("--output", required=True, type=_path, help="folder outside the dataset")
     sub.add_argument("--videos", type=_video_list,
                      help="comma-separated video names (default: every video)")
     add_engine_options(sub)
@@ -157,14 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def add_common(sub: argparse.ArgumentParser, size_default: int | _FromRun = 480) -> None:
-        sub.add_argument("--images", required=True, type=Path, help="folder of frames, or a video file")
-        sub.add_argument("--masks", required=True, type=Path,
+        sub.add_argument("--images", required=True, type=_path, help="folder of frames, or a video file")
+        sub.add_argument("--masks", required=True, type=_path,
                          help="folder of annotation PNGs named like the frames (frame_%%06d.png for a video file)")
         add_engine_options(sub, size_default)
 
     run = commands.add_parser("run", help="propagate annotations to every frame")
     add_common(run)
-    run.add_argument("--output", required=True, type=Path, help="writes OUTPUT/masks/*.png and OUTPUT/overlay/*.jpg")
+    run.add_argument("--output", required=True, type=_path, help="writes OUTPUT/masks/*.png and OUTPUT/overlay/*.jpg")
     run.add_argument("--frames", type=_frame_list, default=[0], help="annotated frames, 0-based (default: 0)")
     run.add_argument("--iou", action="store_true", help="report IoU against masks in --masks for other frames")
     run.add_argument("--no-overlay", action="store_true", help="skip the overlay previews")
@@ -172,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     suggest = commands.add_parser("suggest", help="the frames to annotate next")
     add_common(suggest, size_default=FROM_RUN)
-    suggest.add_argument("--output", type=Path,
+    suggest.add_argument("--output", type=_path,
                          help="folder written by `run` (masks and keys are reused); without it the video is propagated")
     suggest.add_argument("--frames", type=_frame_list, default=FROM_RUN,
                          help="frames already annotated (default: the run's, from --output's manifest.json, else 0)")
@@ -184,14 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="write a run's masks as DAVIS PNGs, COCO JSON, YouTube-VIS JSON, "
                                  "per-object mattes")
-    export.add_argument("--run", required=True, type=Path, metavar="FOLDER",
+    export.add_argument("--run", required=True, type=_path, metavar="FOLDER",
                         help="the folder `run` wrote (its masks/ are read), an unzipped app export (its Annotations/), "
                              "or a folder of mask PNGs")
-    export.add_argument("--to", required=True, type=Path, metavar="FOLDER", help="folder the formats are written into")
+    export.add_argument("--to", required=True, type=_path, metavar="FOLDER", help="folder the formats are written into")
     export.add_argument("--formats", type=_format_list, default=["davis", "coco", "youtube-vis", "mattes"],
                         help="comma-separated: davis (Annotations/), coco (coco.json), youtube-vis (youtube_vis.json), "
                              "mattes (mattes/<object>/) (default: all four)")
-    export.add_argument("--names", type=Path, metavar="CSV", help="CSV of object names with columns id,name (default: objects.csv "
+    export.add_argument("--names", type=_path, metavar="CSV", help="CSV of object names with columns id,name (default: objects.csv "
                         "in --run when there is one, as the app's export zip holds; else 'object <id>')")
     export.add_argument("--video-name", help="the video's name in the JSON files (default: --run's folder name)")
     export.add_argument("--overwrite", action="store_true", help="replace what an earlier export wrote in --to")
