@@ -708,3 +708,71 @@ def test_an_export_folder_that_is_a_symlink_loop_is_named(tmp_path, capsys, loop
     assert main(["export", "--run", str(folders["--run"]), "--to", str(folders["--to"])]) == 1
     error = capsys.readouterr().err
     assert f"{tmp_path / 'loop'}" in error and "internal failure" not in error
+
+
+def test_a_retry_with_overwrite_replaces_what_an_export_that_failed_half_way_wrote(tmp_path, monkeypatch):
+    """A disk that filled after coco.json left it without xmempp-export.json, and every retry, --overwrite
+    included, was refused as "coco.json is not an export's" (eighth hostile round)."""
+    import errno
+
+    from xmempp import exports
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(exports, "_write_davis", full)
+        with pytest.raises(XMemPPError, match="no space left on the device"):
+            export_masks(three_object_masks(), tmp_path / "to", ["coco", "davis"])
+    assert (tmp_path / "to" / "coco.json").is_file() and not (tmp_path / "to" / "Annotations").exists()
+    export_masks(three_object_masks(), tmp_path / "to", ["coco", "davis"], overwrite=True)
+    assert json.loads((tmp_path / "to" / "xmempp-export.json").read_text())["entries"] == ["Annotations", "coco.json"]
+
+
+def test_export_folders_get_the_mode_the_umask_gives(tmp_path):
+    """Annotations/ and mattes/ were 0700 whatever the umask (tempfile.mkdtemp's staging renamed into place), so a
+    group sharing the folder could not read an export (eighth hostile round)."""
+    previous = os.umask(0o027)
+    try:
+        export_masks(three_object_masks(), tmp_path / "to", ["davis", "mattes"], NAMES)
+    finally:
+        os.umask(previous)
+    assert {name: (tmp_path / "to" / name).stat().st_mode & 0o777 for name in ("Annotations", "mattes")} == \
+        {"Annotations": 0o750, "mattes": 0o750}
+
+
+def _finished_run(folder: Path) -> Path:
+    from xmempp.outputs import Manifest, file_digest, write_manifest
+
+    masks = _masks_folder(folder / "masks")
+    digests = {path.stem: file_digest(path) for path in masks.iterdir()}
+    write_manifest(folder, Manifest(sorted(digests), (40, 56), [0], 480, "w", "s").finish(digests))
+    return folder
+
+
+def test_an_export_of_a_run_refuses_a_mask_deleted_by_hand_naming_its_frame(tmp_path):
+    """A finished run's masks/00003.png deleted by hand: 4 frames of 5 were exported without a word, where
+    suggest refuses the folder (eighth hostile round)."""
+    run = _finished_run(tmp_path / "run")
+    (run / "masks" / "00003.png").unlink()
+    with pytest.raises(XMemPPError, match=r"the mask of frame 00003 is missing from .*masks, though the run that "
+                                          r"wrote .*run made it \(manifest.json lists the frame\)"):
+        export_masks(run, tmp_path / "to", ["davis"])
+    assert not (tmp_path / "to" / "Annotations").exists()
+
+
+def test_an_export_of_a_run_refuses_a_png_that_is_the_mask_of_none_of_its_frames(tmp_path):
+    """An extra.png put into a finished run's masks/ was exported as a frame (eighth hostile round)."""
+    run = _finished_run(tmp_path / "run")
+    (run / "masks" / "extra.png").write_bytes((run / "masks" / "00000.png").read_bytes())
+    with pytest.raises(XMemPPError, match=r"extra\.png is the mask of no frame of the run that wrote .*run \(its "
+                                          r"manifest.json lists 5 frames, not this one\)"):
+        export_masks(run / "masks", tmp_path / "to", ["davis"])
+    assert not (tmp_path / "to" / "Annotations").exists()
+
+
+def test_a_folder_of_masks_without_a_manifest_exports_every_png_in_it(tmp_path):
+    masks = _masks_folder(tmp_path / "masks")
+    (masks / "extra.png").write_bytes((masks / "00000.png").read_bytes())
+    export_masks(masks, tmp_path / "to", ["davis"])
+    assert len(list((tmp_path / "to" / "Annotations").iterdir())) == 6

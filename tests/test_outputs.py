@@ -565,3 +565,18 @@ def test_an_output_folder_that_is_a_symlink_loop_is_named_before_loading_weights
                  "--weights", str(tmp_path / "no-such-weights.pth"), "--quiet"])
     error = capsys.readouterr().err
     assert code == 1 and f"{tmp_path / 'loop'} cannot be followed" in error and "internal failure" not in error
+
+
+def test_a_manifest_this_process_may_not_read_is_named_as_unreadable_not_damaged(tmp_path, monkeypatch):
+    """chmod 000 OUT/manifest.json was reported as "damaged (permission denied): nothing in OUT can be trusted"
+    (eighth hostile round). As root a mode cannot deny a read, so the read is made to fail as it does."""
+    (tmp_path / MANIFEST_FILE).write_text("{}")
+
+    def denied(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    with pytest.raises(XMemPPError, match=re.escape(f"cannot read {tmp_path / MANIFEST_FILE}: permission denied")) \
+            as raised:
+        read_manifest(tmp_path)
+    assert "damaged" not in str(raised.value)

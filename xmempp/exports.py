@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import stat
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -53,6 +52,7 @@ from xmempp.outputs import (
     atomic_path,
     followed,
     identity,
+    new_temporary_folder_beside,
     output_lock,
     read_manifest,
     reading_lock,
@@ -100,15 +100,14 @@ class MaskFolder(Mapping[str, np.ndarray]):
         manifest = None
         if (folder / MASKS_DIR).is_dir():  # the folder that `run` wrote: its masks are in masks/
             manifest = read_manifest(folder)
-            if manifest is not None and not manifest.finished:
-                raise XMemPPError(f"the run that wrote {shown(folder)} did not finish (its {MANIFEST_FILE} says so): "
-                                  "its "
-                                  "masks are incomplete; run `xmempp run` again before exporting")
             folder = folder / MASKS_DIR
         elif folder.name == MASKS_DIR and (folder.parent / MANIFEST_FILE).is_file():  # a run's masks/ given itself
             manifest = read_manifest(folder.parent)
         elif (folder / FORMAT_ENTRIES[DAVIS]).is_dir():  # an unzipped export of the app: Annotations/ holds them
             folder = folder / FORMAT_ENTRIES[DAVIS]
+        if manifest is not None and not manifest.finished:
+            raise XMemPPError(f"the run that wrote {shown(folder.parent)} did not finish (its {MANIFEST_FILE} says "
+                              "so): its masks are incomplete; run `xmempp run` again before exporting")
         if not folder.is_dir():
             raise InputNotFoundError(f"mask folder not found: {shown(folder)}")
         paths = [p for p in folder.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith(".")]
@@ -119,6 +118,8 @@ class MaskFolder(Mapping[str, np.ndarray]):
         # masks no run wrote): an export never writes into them.
         self.input_folders = manifest.input_folders if manifest is not None else {}
         self._paths = {p.stem: p for p in sorted(paths, key=frame_order)}  # the frames' order
+        if manifest is not None:
+            _refuse_masks_the_run_did_not_write(folder, manifest.frame_names, self._paths)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return read_id_mask(self._paths[name], what="mask", expected="a palette or greyscale PNG of object ids, as "
@@ -135,6 +136,25 @@ class MaskFolder(Mapping[str, np.ndarray]):
         with Image.open(next(iter(self._paths.values()))) as image:
             palette = image.getpalette() if image.mode == "P" else None
         return (palette + [0] * 768)[:768] if palette else None
+
+
+def _refuse_masks_the_run_did_not_write(folder: Path, frame_names: list[str], paths: dict[str, Path]) -> None:
+    """A run's masks are one per frame its manifest lists, as `suggest` holds them: a mask deleted by hand was
+    left out of the export (39 frames of 40) and a PNG put beside them was exported as a frame, without a word."""
+    run = shown(folder.parent)
+    missing = [name for name in frame_names if name not in paths]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise XMemPPError(f"the mask of frame {shown(missing[0])}{more} is missing from {shown(folder)}, though the run "
+                          f"that wrote {run} made it ({MANIFEST_FILE} lists the frame): restore it, or run `xmempp "
+                          "run` again")
+    listed = set(frame_names)
+    extra = [path for name, path in paths.items() if name not in listed]
+    if extra:
+        more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
+        raise XMemPPError(f"{shown(extra[0])}{more} is the mask of no frame of the run that wrote {run} (its "
+                          f"{MANIFEST_FILE} lists {len(frame_names)} frames, not this one): move it out of "
+                          f"{shown(folder)}")
 
 
 def read_object_names(path: str | Path) -> dict[int, str]:
@@ -251,9 +271,7 @@ def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgume
         # One export at a time into a folder: two replacing the same entries at once removed each other's files.
         with output_lock(out, "export"):
             _refuse_existing(out, formats, overwrite)
-            exported = _export(masks, out, formats, object_names, palette, video_name, names_of_absent_objects)
-            _mark_exported(out, formats)
-            return exported
+            return _export(masks, out, formats, object_names, palette, video_name, names_of_absent_objects)
 
 
 def _is_palette(palette: object) -> bool:
@@ -293,9 +311,19 @@ def _export(masks: Mapping[str, np.ndarray], out: Path, formats: list[str], obje
     _refuse_names_json_cannot_hold(masks, formats, names, video_name)
     paths = {}
     for name in formats:
+        entry = out / FORMAT_ENTRIES[name]
         # A full disk or a folder that takes no new file names the export folder, not the hidden staging name.
         with _export_folder_problems(f"export {name} into {shown(out)}", out):
-            paths[name] = _write_whole(out / FORMAT_ENTRIES[name], writers[name])
+            # Listed before it is written: an export that failed after it (a full disk) left coco.json that no
+            # marker listed, and every retry, --overwrite included, was refused as "not an export's".
+            _mark_exported(out, [name])
+            try:
+                paths[name] = _write_whole(entry, writers[name])
+            except BaseException:
+                if not os.path.lexists(entry):  # never written: not listed, so that no one's later file is taken
+                    with contextlib.suppress(OSError, XMemPPError):
+                        _unmark_exported(out, name)
+                raise
     return ExportedVideo(paths, names, safe_folder_names(names) if MATTES in formats else {}, left_out)
 
 
@@ -393,10 +421,20 @@ def _exported_entries(out: Path) -> set[str]:
 
 
 def _mark_exported(out: Path, formats: list[str]) -> None:
-    entries = sorted(_exported_entries(out) | {FORMAT_ENTRIES[name] for name in formats})
-    document = {"written_by": "xmempp export", "entries": entries}
+    _write_marker(out, _exported_entries(out) | {FORMAT_ENTRIES[name] for name in formats})
+
+
+def _unmark_exported(out: Path, name: str) -> None:
+    _write_marker(out, _exported_entries(out) - {FORMAT_ENTRIES[name]})
+
+
+def _write_marker(out: Path, entries: set[str]) -> None:
+    document = {"written_by": "xmempp export", "entries": sorted(entries)}
     with file_system_problems_as_error(f"write {shown(out / EXPORT_MARKER)}", name_the_path=False):
-        write_bytes_atomically(out / EXPORT_MARKER, json.dumps(document, indent=1).encode())
+        if entries:
+            write_bytes_atomically(out / EXPORT_MARKER, json.dumps(document, indent=1).encode())
+        else:  # an export that failed before its first entry leaves nothing behind
+            (out / EXPORT_MARKER).unlink(missing_ok=True)
 
 
 def _create_folder(out: Path) -> None:
@@ -446,7 +484,7 @@ def _write_whole(path: Path, write) -> Path:
         with atomic_path(path) as temporary:
             write(temporary)
         return path
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    staging = new_temporary_folder_beside(path)  # the umask's mode: tempfile.mkdtemp's 0700 kept a group out
     try:
         write(staging)
         if path.exists():

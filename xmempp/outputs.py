@@ -8,6 +8,7 @@ weights made the outputs, and whether the run finished; `suggest` trusts nothing
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -170,16 +171,23 @@ class DamagedManifestError(XMemPPError):
     """A manifest.json that is there but cannot be trusted: unreadable, not JSON, or not a manifest of this format."""
 
 
+# What keeps a file from being read without saying anything about its content.
+_NOT_LET_READ = (errno.EACCES, errno.EPERM, errno.EIO, errno.EMFILE, errno.ENFILE)
+
+
 def read_manifest(folder: str | Path) -> Manifest | None:
     """The folder's manifest; None when there is none. A manifest that is there but unreadable, unparseable or
     unknown (another format, a field missing, unknown or of the wrong type) is a DamagedManifestError naming it:
-    nothing it describes is trusted, and it is never taken for "no manifest"."""
+    nothing it describes is trusted, and it is never taken for "no manifest". One the system does not let this
+    process read (permission denied, an I/O error) is an XMemPPError saying so: it is not damaged."""
     path = Path(folder) / MANIFEST_FILE
     if not path.exists():
         return None
     try:
         return Manifest.from_json(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # arrays nested 100,000 deep
+        if isinstance(error, OSError) and error.errno in _NOT_LET_READ:
+            raise XMemPPError(f"cannot read {shown(path)}: {file_system_problem(error)}") from None
         reason = file_system_problem(error) or (f"not JSON: {error}" if isinstance(error, json.JSONDecodeError)
                                                 else str(error))
         raise DamagedManifestError(f"{shown(path)} is damaged ({reason}): nothing in {shown(Path(folder))} can be "
@@ -410,8 +418,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
-def _new_temporary_beside(path: Path) -> Path:
-    """Create an empty hidden file beside `path`, mode 0666 less the umask (`tempfile.mkstemp` makes 0600).
+def _new_temporary_beside(path: Path, folder: bool = False) -> Path:
+    """Create an empty hidden file (or `folder`) beside `path`, mode 0666 (0777) less the umask
+    (`tempfile.mkstemp` makes 0600, `tempfile.mkdtemp` 0700).
 
     Its name holds as much of `path`'s name as fits in a file name: a frame named with 250 bytes has masks named
     with 254, which the file system takes, but no run could write them under a temporary name 18 bytes longer.
@@ -420,10 +429,19 @@ def _new_temporary_beside(path: Path) -> Path:
         suffix = f".{secrets.token_hex(6)}.tmp"
         temporary = path.with_name(f".{_cut_to_bytes(path.name, NAME_MAX_BYTES - 1 - len(suffix))}{suffix}")
         try:
-            os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            if folder:
+                os.mkdir(temporary, 0o777)
+            else:
+                os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:
             continue
         return temporary
+
+
+def new_temporary_folder_beside(path: Path) -> Path:
+    """An empty hidden folder beside `path`, to be built and renamed to `path`: mode 0777 less the umask, so the
+    folder it becomes reads as a folder made with `mkdir` does."""
+    return _new_temporary_beside(path, folder=True)
 
 
 def _cut_to_bytes(name: str, max_bytes: int) -> str:
