@@ -205,3 +205,15 @@ def test_an_empty_path_is_an_argument_error_naming_the_option(tmp_path, monkeypa
     assert exit_info.value.code == 2
     assert f"argument {option}: expected a path, got an empty one ('')" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_run_refuses_a_video_that_is_a_fifo_before_anything_is_written(tmp_path, capsys):
+    """mkfifo v.mp4; xmempp run --images v.mp4 waited for a writer without end (eighth hostile round)."""
+    import os
+
+    os.mkfifo(tmp_path / "v.mp4")
+    (tmp_path / "masks").mkdir()
+    assert main(["run", "--images", str(tmp_path / "v.mp4"), "--masks", str(tmp_path / "masks"), "--output",
+                 str(tmp_path / "out"), "--quiet"]) == 1
+    assert f"the video {tmp_path / 'v.mp4'} is not a regular file" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -55,7 +55,7 @@ from xmempp.outputs import (
     write_manifest,
 )
 from xmempp.session import PropagatedFrame, VideoSession
-from xmempp.video import FrameFolder, check_frame_index, open_frames
+from xmempp.video import FrameFolder, check_frame_index, check_source, open_frames
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -120,8 +120,7 @@ def run_on_video_frames(imgs_in_path: PathArgument, masks_in_path: PathArgument,
     weights = None if weights is None else path_argument(weights, "weights")
     frames_with_masks = frame_numbers(frames_with_masks, "frames_with_masks")
     config = _resolve_config(config, size, precision)
-    if not source.exists():
-        raise InputNotFoundError(f"video or frame folder not found: {shown(source)}")
+    check_source(source)
     if not masks_in.is_dir():
         raise InputNotFoundError(f"mask folder not found: {shown(masks_in)}")
     refuse_overlap({"frames": source, "annotations": masks_in}, masks_out)
@@ -277,8 +276,7 @@ def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: in
                          config: InferenceConfig, print_progress: bool) -> list[int]:
     """XMem++'s selection from the masks and keys a run wrote into `masks_out` (the keys computed again if they
     belong to other weights or another size)."""
-    if not source.exists():
-        raise InputNotFoundError(f"video or frame folder not found: {shown(source)}")
+    check_source(source)
     # From its manifest to its last mask and key, the run's folder is read under a shared lock: a run rewriting it
     # meanwhile would mix two runs' masks and keys.
     with reading_lock(masks_out, "suggest"), tempfile.TemporaryDirectory(prefix="xmempp-frames-") as work_dir:

@@ -156,12 +156,21 @@ def open_frames(source: PathArgument, work_dir: PathArgument | None = None, max_
     source = path_argument(source, "source")
     if source.is_dir():
         return FrameFolder(source)
-    if not source.exists():
-        raise InputNotFoundError(f"video or frame folder not found: {shown(source)}")
+    check_source(source)
     if work_dir is None:
         raise ValueError("a work_dir is needed to extract the frames of a video file")
     work_dir = path_argument(work_dir, "work_dir")
     return FrameFolder(extract_frames(source, work_dir, max_frames=max_frames, max_side=max_side))
+
+
+def check_source(source: Path) -> None:
+    """Refuse a video or frame folder that is not there, or a video that is not a regular file (a FIFO named
+    v.mp4 made the decoder, or a digest of the file, wait for a writer without end), naming it."""
+    if not source.exists():
+        raise InputNotFoundError(f"video or frame folder not found: {shown(source)}")
+    if not source.is_dir() and not source.is_file():
+        raise XMemPPError(f"the video {shown(source)} is {kind_of_entry(source)}: give a video file or a folder of "
+                          "frames")
 
 
 def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None, max_side: int | None = None) -> Path:
