@@ -190,3 +190,15 @@ def test_a_reader_that_goes_away_ends_the_command_quietly():
     stderr = command.stderr.read().decode()
     assert command.wait(60) == 1
     assert "internal failure" not in stderr and "Traceback" not in stderr, stderr
+
+
+@pytest.mark.parametrize("arguments", [["--size", "\u0664\u0668"], ["--frames", "\u0660"], ["-k", "\uff12"],
+                                       ["--alpha", "\u0660.\u0665"], ["--size", "4_8"]],
+                         ids=["Arabic-Indic 48", "Arabic-Indic 0", "fullwidth 2", "Arabic-Indic 0.5", "underscore"])
+def test_number_arguments_take_ascii_digits_only(arguments, tmp_path, capsys):
+    """`--size ٤٨` and `--frames ٠` were taken as 48 and 0, as Python's int() reads any script's digits (eighth
+    hostile round)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["suggest", "--images", str(tmp_path), "--masks", str(tmp_path), "--output", str(tmp_path), *arguments])
+    assert exit_info.value.code == 2
+    assert f"argument {arguments[0]}" in capsys.readouterr().err

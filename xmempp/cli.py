@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,10 +20,21 @@ from xmempp.precision import PRECISIONS
 
 log = logging.getLogger("xmempp")
 
+# Python's int() and float() also read other scripts' digits ('٤٨' is 48, fullwidth '１' is 1) and underscores:
+# a number argument takes ASCII digits only, as every other tool does.
+_ASCII_WHOLE_NUMBER = re.compile(r"\s*[+-]?[0-9]+\s*")
+
+
+def _ascii_int(text: str) -> int:
+    """`text` as an int when it is ASCII digits (with a sign), else a ValueError."""
+    if not _ASCII_WHOLE_NUMBER.fullmatch(text):
+        raise ValueError(f"not ASCII digits: {text!r}")
+    return int(text)
+
 
 def _frame_list(text: str) -> list[int]:
     try:
-        frames = [int(part) for part in text.split(",") if part.strip()]
+        frames = [_ascii_int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated frame indices like 0,20, got {text!r}") from None
     if not frames:
@@ -44,7 +56,7 @@ def _size(text: str) -> int | None:
     if text.lower() in ("none", "original", "0"):
         return None
     try:
-        size = int(text)
+        size = _ascii_int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of pixels or 'original', got {text!r}") from None
     if not MIN_SIZE <= size <= MAX_SIZE:
@@ -56,7 +68,7 @@ def _size(text: str) -> int | None:
 def _whole_number(minimum: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
-            value = int(text)
+            value = _ascii_int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
@@ -73,6 +85,8 @@ _positive_int, _count = _whole_number(1), _whole_number(0)
 def _number_between(low: float, high: float) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
+            if not text.isascii():
+                raise ValueError(f"not ASCII: {text!r}")
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
