@@ -344,9 +344,10 @@ def _evaluate(args: argparse.Namespace, progress: bool) -> int:
     evaluation = run_evaluation(args.dataset, args.output, _execution(args, progress), strategies=args.strategies,
                                 rounds=args.rounds, k=args.k, seed=args.seed, size=args.size, progress=progress,
                                 videos=args.videos, min_mask_presence_percent=args.min_mask_percent)
-    print(evaluation.summary.to_string(index=False, float_format="%.4f"))
-    print(f"scores in {args.output / 'per_frame.csv'} and {args.output / 'summary.csv'}, "
-          f"plot in {args.output / 'j_and_f.png'}")
+    if not evaluation.summary.empty:  # else every video failed: no scores, no plot, only the reasons below
+        print(evaluation.summary.to_string(index=False, float_format="%.4f"))
+        print(f"scores in {args.output / 'per_frame.csv'} and {args.output / 'summary.csv'}, "
+              f"plot in {args.output / 'j_and_f.png'}")
     for video, reason in evaluation.failures.items():
         print(f"video {shown(video)} failed: {reason}", file=sys.stderr)
     return 1 if evaluation.failures else 0
