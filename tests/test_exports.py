@@ -575,6 +575,19 @@ def test_a_second_export_into_a_folder_being_exported_into_is_refused_naming_it(
     assert (out / "mattes" / "objects.csv").is_file() and len(list((out / "mattes" / "chair").glob("*.png"))) == 5
 
 
+@pytest.mark.parametrize(("first", "second", "named"), [
+    ("A", "a", "frames 'A' and 'a'"),
+    ("\u00e9", "e\u0301", "frames '\u00e9' and 'e\\u0301'"),
+], ids=["letter case", "Unicode normalisation"])
+def test_frame_names_alike_but_for_case_or_normalisation_are_refused_naming_both(tmp_path, first, second, named):
+    """export_masks({"A": m, "a": m}) wrote A.png and a.png, one file on macOS or Windows, where `run` refuses such
+    frames (eighth hostile round)."""
+    mask = np.ones((4, 4), np.uint8)
+    with pytest.raises(XMemPPError, match=re.escape(named) + " are named alike but for letter case"):
+        export_masks({first: mask, second: mask}, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_frame_name_that_is_not_utf8_is_refused_for_json_before_anything_is_written(tmp_path):
     """A frame named b'\\xff00000.png' ended `export` in an internal UnicodeEncodeError writing coco.json, its
     Annotations/ already written."""

@@ -505,8 +505,25 @@ def _check_frame_name(name: object) -> None:
 
 
 def _checked_masks(masks: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A caller's masks, each checked (see `_checked`), in order."""
-    return {name: mask for name, mask in _frames(masks)}
+    """A caller's masks, each checked (see `_checked`), in order; two frame names alike but for letter case or
+    Unicode normalisation are refused, as `run` refuses such frames: on macOS or Windows (and wherever the export
+    is copied there) their masks would be one file, the second replacing the first."""
+    checked = {name: mask for name, mask in _frames(masks)}
+    by_folded: dict[str, str] = {}
+    for name in checked:
+        folded = unicodedata.normalize("NFC", name).casefold()
+        if folded in by_folded:
+            raise XMemPPError(f"frames {_spelled(by_folded[folded])} and {_spelled(name)} are "
+                              "named alike but for letter case (or accents' encoding): their masks would be one file "
+                              "on macOS or Windows; rename one of them")
+        by_folded[folded] = name
+    return checked
+
+
+def _spelled(name: str) -> str:
+    """A frame name in quotes, its code points escaped when it is not in Unicode's composed form (NFC): 'é' and
+    'e\u0301' look the same otherwise."""
+    return shown(name, quoted=True) if unicodedata.normalize("NFC", name) == name else ascii(name)
 
 
 def _frames(masks: Mapping[str, np.ndarray]) -> Iterator[tuple[str, np.ndarray]]:

@@ -170,6 +170,9 @@ def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None, ma
     of 301 8K frames was written out as about 20 GB of full-size PNGs before the app downscaled them."""
     import imageio.v3 as iio
 
+    for name, limit in (("max_frames", max_frames), ("max_side", max_side)):  # max_side=0 gave 1x1 frames
+        if limit is not None and whole_number(limit, name) < 1:
+            raise XMemPPError(f"{name} must be at least 1 (or None for no limit), got {limit}")
     if video.suffix.lower() not in VIDEO_SUFFIXES:
         raise XMemPPError(f"{shown(video.name)} is not a supported video ({', '.join(VIDEO_SUFFIXES)}) or frame folder")
     out_dir.mkdir(parents=True, exist_ok=True)
