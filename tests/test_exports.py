@@ -466,13 +466,26 @@ def test_a_frame_name_that_is_no_plain_file_name_is_refused_and_nothing_is_writt
 @pytest.mark.parametrize(("options", "says"), [
     ({"palette": [0, 0, 300]}, "palette must be a list of flattened RGB values"),
     ({"palette": [0, 0]}, "palette must be a list of flattened RGB values"),
-    ({"out": 5}, "out must be a path (a str, bytes or Path), got 5 (int)")], ids=["300", "two values", "an int"])
+    ({"out": 5}, "out must be a path (a str, bytes or Path), got 5 (int)"),
+    ({"formats": None}, "formats must be a list of format names (davis, coco, youtube-vis, mattes), got None"),
+    ({"formats": "davis"}, "formats must be a list of format names (davis, coco, youtube-vis, mattes), got 'davis'"),
+    ({"object_names": ["a"]}, "object_names must be a dict of object ids to names, or None, got ['a'] (list)"),
+], ids=["300", "two values", "an int", "formats None", "formats a str", "object_names a list"])
 def test_a_palette_or_folder_of_the_wrong_kind_is_refused_naming_it(tmp_path, options, says):
     """A palette value of 300 ended in Pillow's ValueError, `out` of another type in a TypeError (seventh hostile
-    round)."""
-    arguments = {"out": tmp_path / "out", **options}
+    round); formats=None and object_names=["a"] in a TypeError and an AttributeError, formats="davis" in 'unknown
+    export format 'd'' (eighth)."""
+    arguments = {"out": tmp_path / "out", "formats": ["davis"], **options}
     with pytest.raises(XMemPPError, match=re.escape(says)):
-        export_masks({"f0": np.ones((4, 6), np.uint8)}, formats=["davis"], **arguments)
+        export_masks({"f0": np.ones((4, 6), np.uint8)}, **arguments)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_masks_of_another_kind_than_a_dict_or_a_folder_are_refused_naming_both_kinds(tmp_path):
+    """export_masks([mask], out) said 'masks must be a path', a list of arrays being no path (eighth hostile round)."""
+    with pytest.raises(XMemPPError, match=re.escape("masks must be a dict of frame names to masks, or a folder's "
+                                                    "path, got [array([[1, 1")):
+        export_masks([np.ones((4, 6), np.uint8)], tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
 
 

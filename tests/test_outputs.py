@@ -486,7 +486,7 @@ def test_an_export_is_refused_while_a_run_writes_into_the_folder_it_reads(finish
     assert not (tmp_path / "exported").exists() or list((tmp_path / "exported").iterdir()) == []
 
 
-def test_a_run_is_refused_while_an_export_reads_its_output(finished_run, tmp_path, monkeypatch):
+def test_a_run_is_refused_while_an_export_reads_its_output(finished_run, tmp_path, monkeypatch, network):
     from xmempp import exports
 
     frames, masks, out = finished_run
@@ -495,7 +495,7 @@ def test_a_run_is_refused_while_an_export_reads_its_output(finished_run, tmp_pat
     def read_while_a_run_starts(*args, **kwargs):
         if not refusals:
             with pytest.raises(XMemPPError) as raised:
-                run_on_video(frames, masks, out, size=96, print_progress=False, network=pytest.fail)
+                run_on_video(frames, masks, out, size=96, print_progress=False, network=network)
             refusals.append(str(raised.value))
         return read_mask(*args, **kwargs)
 

@@ -27,6 +27,7 @@ from xmempp.errors import (
     PathArgument,
     XMemPPError,
     frame_numbers,
+    instance_argument,
     kind_of_entry,
     path_argument,
     shown,
@@ -120,6 +121,7 @@ def run_on_video_frames(imgs_in_path: PathArgument, masks_in_path: PathArgument,
     weights = None if weights is None else path_argument(weights, "weights")
     frames_with_masks = frame_numbers(frames_with_masks, "frames_with_masks")
     config = _resolve_config(config, size, precision)
+    _check_network(network)
     if not source.exists():
         raise InputNotFoundError(f"video or frame folder not found: {shown(source)}")
     if not masks_in.is_dir():
@@ -213,6 +215,11 @@ class _FrameWriter:
             self._pool.shutdown(wait=True)  # after an error too: no write outlives the run
 
 
+def _check_network(network: object) -> None:
+    if network is not None:
+        instance_argument(network, XMem, "network", "an XMem network (from xmempp.load_network) or None")
+
+
 def _resolve_config(config: InferenceConfig | None, size: int | None | _Unset,
                     precision: str | _Unset = UNSET) -> InferenceConfig:
     """One way to say the processing size (`size=` or `config.size`) and the precision (`precision=` or
@@ -247,6 +254,7 @@ def select_k_next_best_annotation_candidates(
     source, masks_in_path = path_argument(imgs_in_path, "imgs_in_path"), path_argument(masks_in_path, "masks_in_path")
     masks_out_path = None if masks_out_path is None else path_argument(masks_out_path, "masks_out_path")
     weights = None if weights is None else path_argument(weights, "weights")
+    _check_network(network)
     if size is UNSET:
         manifest = read_manifest(masks_out_path) if use_previously_predicted_masks and masks_out_path else None
         size = manifest.size if manifest is not None else InferenceConfig().size

@@ -40,6 +40,7 @@ from xmempp.errors import (
     XMemPPError,
     file_system_problem,
     file_system_problems_as_error,
+    instance_argument,
     kind_of_entry,
     path_argument,
     shown,
@@ -219,7 +220,12 @@ def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgume
     folder `masks` reads while this export reads it, and this export while a run writes there. Returns what was
     written. Formats are named once each: a repeated one is refused, naming it.
     """
+    if isinstance(formats, str) or not isinstance(formats, Iterable):  # "davis" was read as formats 'd', 'a'...
+        raise XMemPPError(f"formats must be a list of format names ({', '.join(FORMATS)}), got "
+                          f"{formats!r:.60} ({type(formats).__name__})")
     formats = list(formats)
+    if object_names is not None:
+        instance_argument(object_names, Mapping, "object_names", "a dict of object ids to names, or None")
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise XMemPPError(f"unknown export format {unknown[0] if unknown else '(none given)'!r}: choose from "
@@ -232,6 +238,8 @@ def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgume
     out = path_argument(out, "out")
     with contextlib.ExitStack() as held:
         if not isinstance(masks, Mapping):
+            if not isinstance(masks, str | bytes | os.PathLike):  # a list of arrays was called 'not a path'
+                instance_argument(masks, Mapping, "masks", "a dict of frame names to masks, or a folder's path")
             masks = path_argument(masks, "masks")
             # From its manifest to its last mask, a run's folder is read under a shared lock: a run rewriting it
             # meanwhile would have mixed two runs' masks into one export (other exports may read it too).
