@@ -148,6 +148,7 @@ def _load(videos: list[Path], zips: list[Path], work_dir: Path, limits: Limits) 
         max_entries = 4 * budget.max_files + MAX_OBJECTS * limits.max_frames
         plans = [stack.enter_context(open_zip(z, _member_kind, max_entries, _not_an_image)) for z in zips]
         for plan in plans:
+            _refuse_a_folder_named_like_the_record(plan)
             for member in plan.of_kind(NOT_PNG_MASK)[:1]:
                 raise XMemPPError(f"{shown(plan.source.name)} holds {shown(member.info.filename)} in a mask folder: "
                                   "masks must be PNG files (a JPEG's compression changes the ids); nothing was loaded")
@@ -195,6 +196,15 @@ def _load(videos: list[Path], zips: list[Path], work_dir: Path, limits: Limits) 
         for number, plan in enumerate(plans):
             _unpack_masks(plan, work_dir / f"zip{number}", names, budget, limits, loaded)
     return loaded
+
+
+def _refuse_a_folder_named_like_the_record(plan: ZipPlan) -> None:
+    """A folder named session.json is no record, and taking it for none would be a guess: the zip is refused."""
+    for info in plan.archive.infolist():
+        parts = safe_member_path(info.filename).parts
+        if parts and parts[0] == RECORD_NAME and (len(parts) > 1 or info.is_dir()):
+            raise XMemPPError(f"{shown(plan.source.name)} holds a folder named {RECORD_NAME}, where the app's export "
+                              "keeps its record of the video as a file; nothing was loaded")
 
 
 def _keep_source(video: Path, work_dir: Path) -> Path:

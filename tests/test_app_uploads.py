@@ -115,9 +115,9 @@ def test_a_zip_of_frames_named_past_what_a_file_name_holds_is_refused_naming_the
 
 
 @pytest.mark.parametrize(("member", "text", "message"), [
-    ("session.json", '{"frames": Infinity, "width": 1, "height": 1, "fingerprint": "x", "size": 480}',
-     "session.json in odd.zip is damaged (OverflowError"),
-    ("session.json", "[" * 100_000 + "]" * 100_000, "session.json in odd.zip is damaged (RecursionError"),
+    ("session.json", '{"frames": Infinity, "width": 1, "height": 1, "fingerprint": "x", "size": 480, "version": 1}',
+     "session.json in odd.zip is damaged: its field 'frames' is not a whole number"),
+    ("session.json", "[" * 100_000 + "]" * 100_000, "session.json in odd.zip is damaged: it nests too deep"),
     ("objects.csv", "id,name\n1," + "a" * 200_000 + "\n", "cannot read object names from objects.csv in odd.zip: not a readable CSV (field larger"),
 ])
 def test_a_resume_zips_record_or_names_that_python_cannot_parse_are_named_as_damaged(handlers, settings, tmp_path,
@@ -129,6 +129,23 @@ def test_a_resume_zips_record_or_names_that_python_cannot_parse_are_named_as_dam
     status = handlers.load_files(None, [str(archive)])["status"]
     assert message in status and "nothing was loaded" in status and "Something went wrong" not in status
     assert leftovers(settings) == []
+
+
+@pytest.mark.parametrize(("record", "says"), [
+    ('{"frames": null, "width": 1, "height": 1, "fingerprint": "x", "size": 480, "version": 1}',
+     "its field 'frames' is not a whole number from 1 to 1,000,000,000"),
+    ('{"frames": ', "it is not JSON (line 1 column 12)"),
+    ("[" * 100_000 + "]" * 100_000, "it nests too deep"),
+    ('{"frames": ' + "9" * 5000 + "}", "it holds a number of too many digits"),
+], ids=["null", "cut off", "nested", "5000 digits"])
+def test_a_damaged_record_is_said_in_words_without_pythons_exception(handlers, tmp_path, record, says):
+    """'(TypeError: int() argument must be…)', '(JSONDecodeError…)', '(RecursionError…)', '(ValueError: Exceeds
+    the limit (4300 digits)…)' reached the visitor (eighth hostile round)."""
+    archive = write_zip(tmp_path / "e.zip", {"JPEGImages/00000.png": png_bytes(clip_frames(1)[0]),
+                                             "session.json": record.encode()})
+    status = handlers.load_files(None, [str(archive)])["status"]
+    assert f"session.json in e.zip is damaged: {says}; nothing was loaded" in status, status
+    assert "Error" not in status and "set_int_max_str_digits" not in status
 
 
 def test_an_object_id_in_digits_other_than_ascii_is_refused_naming_the_line(handlers, tmp_path):
