@@ -135,6 +135,23 @@ def test_bad_files_give_a_message_and_keep_the_session(handlers, tmp_path, name,
     assert state.annotated_frames == [0] and state.num_frames == FRAMES
 
 
+@pytest.mark.parametrize(("content", "says"), [
+    (b"this is not a video at all", "not a readable video (no frame of it could be decoded: it is damaged or is not "
+                                    "a video)"),
+    (b"", "the file is empty"),
+    (b"PK\x05\x06" + bytes(18), "not a readable video (no frame of it could be decoded"),
+], ids=["text", "empty", "a zip renamed"])
+def test_a_file_named_like_a_video_that_is_none_is_refused_in_words_without_pythons_exception(handlers, tmp_path,
+                                                                                                content, says):
+    """"cannot decode t.mp4: not a readable video (OSError: Could not load meta information)" (eighth hostile
+    round): the app and /segment showed Python's exception type and imageio's words."""
+    fake = tmp_path / "t.mp4"
+    fake.write_bytes(content)
+    status = handlers.load_files(None, [str(fake)])["status"]
+    assert f"cannot decode t.mp4: {says}" in status, status
+    assert "Error" not in status and "meta information" not in status
+
+
 @pytest.mark.parametrize("name", ["nosuffix", "app", "zero.zip.txt"])
 def test_a_message_that_starts_with_a_file_name_keeps_its_spelling(handlers, tmp_path, name):
     """"nosuffix is not a video" was shown as "Nosuffix is not a video" (round five)."""
