@@ -335,7 +335,8 @@ class ScriptApi:
             rows = []
             with contextlib.closing(run_on_video_frames(
                     frames_dir, work / "annotations", output, frames_with_masks=indices, print_progress=False,
-                    size=size, save_overlay=False, network=self.settings.network, precision=precision)) as frames:
+                    size=size, save_overlay=False, network=self.settings.network, precision=precision,
+                    temporary_root=work)) as frames:  # under the work root, which a restart cleans after a crash
                 while True:
                     with self.queue.computing(run):  # the annotations' encoding, a frame, then keys and manifest
                         row = next(frames, None)
@@ -348,7 +349,8 @@ class ScriptApi:
             with self.queue.computing(run):
                 suggested = select_k_next_best_annotation_candidates(
                     frames_dir, work / "annotations", output, k=k, previously_chosen_candidates=indices,
-                    print_progress=False, size=size, network=self.settings.network, precision=precision) if k else []
+                    print_progress=False, size=size, network=self.settings.network, precision=precision,
+                    temporary_root=work) if k else []
         finally:
             self.queue.leave(run)
         if self.speed is not None:
