@@ -39,7 +39,7 @@ from gradio import FileData
 from gradio.exceptions import InvalidPathError
 
 from demo.feedback import without_server_paths
-from demo.media import UPLOAD_SUFFIXES, Limits, check_image_size, load_upload, video_frame_size
+from demo.media import UPLOAD_SUFFIXES, Limits, check_image_size, load_upload, size_over_limit, video_frame_size
 from demo.run_queue import RunQueue
 from demo.speed import SpeedTable
 from demo.state import AppSettings
@@ -595,8 +595,8 @@ def _decoded(uri: str, parameter: str, work: Path, max_bytes: int) -> Path:
         raise ApiError(f"{parameter}: a data: URI must be base64 of one of {', '.join(DATA_URI_SUFFIXES)}, got "
                        f"{header[:60]!r}")
     if len(payload) // 4 * 3 > max_bytes + 2:  # base64: 4 characters for 3 bytes, and up to 2 bytes of padding
-        raise ApiError(f"{parameter}: the data: URI holds about {len(payload) // 4 * 3 / 2**20:.0f} MB; uploads are "
-                       f"limited to {max_bytes / 2**20:g} MB")
+        shown_size, shown_limit = size_over_limit(len(payload) // 4 * 3, max_bytes)
+        raise ApiError(f"{parameter}: the data: URI holds about {shown_size}; uploads are limited to {shown_limit}")
     try:
         data = base64.b64decode(payload, validate=True)
     except binascii.Error:

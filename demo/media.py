@@ -88,6 +88,14 @@ class Limits:
         return UnpackBudget(max_bytes=int(max_bytes), max_files=3 * self.max_frames + 16)
 
 
+def size_over_limit(size: float, limit: float) -> tuple[str, str]:
+    """A size past a limit and the limit, in words that never read as equal: MB to one decimal, or bytes where
+    that would not tell them apart ("5 MB; uploads are limited to 5 MB" for 5 MB and 1 KB)."""
+    if round(size / 2**20, 1) > limit / 2**20:
+        return f"{size / 2**20:.1f} MB", f"{limit / 2**20:g} MB"
+    return f"{int(size):,} bytes", f"{int(limit):,} bytes"
+
+
 @dataclass
 class LoadedVideo:
     """Frames ready for a session, plus what the upload brought to resume from."""
@@ -120,10 +128,10 @@ def load_upload(paths: Iterable[str | Path], work_dir: Path, limits: Limits) -> 
     for path in paths:
         if path.suffix.lower() not in UPLOAD_SUFFIXES:
             raise XMemPPError(f"{shown(path.name)} is not a video ({', '.join(VIDEO_SUFFIXES)}) or a .zip of frames")
-        size_mb = path.stat().st_size / 2**20
-        if size_mb > limits.max_upload_mb:
-            raise XMemPPError(f"{shown(path.name)} is {size_mb:.0f} MB; uploads are limited to "
-                              f"{limits.max_upload_mb:g} MB")
+        size = path.stat().st_size
+        if size > limits.max_upload_mb * 2**20:
+            shown_size, shown_limit = size_over_limit(size, limits.max_upload_mb * 2**20)
+            raise XMemPPError(f"{shown(path.name)} is {shown_size}; uploads are limited to {shown_limit}")
     videos = [p for p in paths if p.suffix.lower() != ".zip"]
     zips = [p for p in paths if p.suffix.lower() == ".zip"]
     if len(videos) > 1 or len(zips) > 2:

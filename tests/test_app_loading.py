@@ -175,6 +175,17 @@ def test_uploads_over_the_size_limit_are_refused(handlers, tmp_path):
     assert "uploads are limited to 5 MB" in handlers.load_files(None, [str(big)])["status"]
 
 
+@pytest.mark.parametrize(("size", "says"), [
+    (5 * 2**20 + 1024, "is 5,243,904 bytes; uploads are limited to 5,242,880 bytes"),
+    (5 * 2**20 + 2**19, "is 5.5 MB; uploads are limited to 5 MB"),
+], ids=["1 KB over", "half a MB over"])
+def test_an_upload_just_past_the_limit_is_refused_with_sizes_that_differ(handlers, tmp_path, size, says):
+    """'a.zip is 5 MB; uploads are limited to 5 MB' for 5 MB and 1 KB (eighth hostile round)."""
+    big = tmp_path / "a.zip"
+    big.write_bytes(bytes(size))
+    assert f"a.zip {says}" in handlers.load_files(None, [str(big)])["status"]
+
+
 def write_zip(path: Path, members: dict[str, bytes]) -> Path:
     with zipfile.ZipFile(path, "w") as archive:
         for name, data in members.items():
