@@ -3,6 +3,7 @@ file and the limit, within budgets counted on what is written; nothing of a refu
 
 from __future__ import annotations
 
+import os
 import struct
 import threading
 import time
@@ -20,6 +21,7 @@ from demo.media import Limits
 from demo.state import AppSettings
 from tests.app_helpers import annotated, clip_frames, last, painted, square, text
 from tests.test_app_loading import png_bytes, write_zip
+from xmempp.errors import XMemPPError
 from xmempp.session import VideoSession
 
 BOMB_MB = 90  # declared honestly; under the old per-zip limit of 20 uploads (100 MB here), far over the budget
@@ -263,3 +265,18 @@ def test_a_zip_members_name_with_a_newline_stays_one_quoted_line_for_a_visitor(h
     status = handlers.load_files(None, [str(write_zip(tmp_path / "odd.zip", frames))])["status"]
     assert "'f1\\nAll frames loaded.png' in odd.zip is corrupt or not an image" in status, status
     assert "\n" not in status
+
+
+def test_a_zip_cut_off_while_its_member_is_read_says_so_never_an_empty_reason(tmp_path):
+    """A zip truncated or rewritten while loading gave "… cannot be read (); nothing was loaded" (eighth hostile
+    round): the EOFError of a file that ends early has no words."""
+    archive = tmp_path / "t.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zipped:
+        zipped.writestr("00000.png", bytes(200_000))
+    budget = unzip.UnpackBudget(max_bytes=10**9, max_files=10)
+    with unzip.open_zip(archive, lambda path: "frames", 10, lambda *args: "refused") as plan:
+        os.truncate(archive, 1000)  # after its directory was read, as a rewrite or a cut meets a load
+        with pytest.raises(XMemPPError) as raised:
+            plan.extract(plan.members[0], tmp_path / "out.png", budget)
+    assert str(raised.value) == ("t.zip is damaged: its member '00000.png' cannot be read (the zip ended before the "
+                                 "member did: it was cut off, or changed while it was read); nothing was loaded")
