@@ -23,7 +23,7 @@ from demo.resume import FRAMES_FOLDER, RECORD_NAME, SOURCE_FOLDER, SessionRecord
 from demo.unzip import Member, UnpackBudget, ZipPlan, open_zip
 from demo.unzip import safe_member_path as safe_member_path  # where the tests and older callers find it
 from xmempp.csv_cells import written_cell
-from xmempp.errors import XMemPPError, shown
+from xmempp.errors import XMemPPError, kind_of_entry, shown
 from xmempp.exports import DAVIS, EXPORT_MARKER, FORMAT_ENTRIES, MATTES, export_masks
 from xmempp.masks.files import write_mask
 from xmempp.masks.ids import MAX_OBJECTS
@@ -128,6 +128,7 @@ def load_upload(paths: Iterable[str | Path], work_dir: Path, limits: Limits) -> 
     for path in paths:
         if path.suffix.lower() not in UPLOAD_SUFFIXES:
             raise XMemPPError(f"{shown(path.name)} is not a video ({', '.join(VIDEO_SUFFIXES)}) or a .zip of frames")
+        _refuse_what_is_no_regular_file(path)
         size = path.stat().st_size
         if size > limits.max_upload_mb * 2**20:
             shown_size, shown_limit = size_over_limit(size, limits.max_upload_mb * 2**20)
@@ -144,6 +145,16 @@ def load_upload(paths: Iterable[str | Path], work_dir: Path, limits: Limits) -> 
     except BaseException:
         shutil.rmtree(work_dir, ignore_errors=True)  # a refused upload leaves nothing behind, half-unpacked or not
         raise
+
+
+def _refuse_what_is_no_regular_file(path: Path) -> None:
+    """Refuse, before it is opened, an upload that is no regular file: a FIFO blocked the load until a writer came
+    (forever without one), /dev/zero is read without end."""
+    if path.is_file():
+        return
+    if not path.exists() and not path.is_symlink():
+        raise XMemPPError(f"{shown(path.name)} was not found")
+    raise XMemPPError(f"{shown(path.name)} is {kind_of_entry(path)}: upload a video or a .zip of frames")
 
 
 def _load(videos: list[Path], zips: list[Path], work_dir: Path, limits: Limits) -> LoadedVideo:

@@ -5,7 +5,9 @@ Random weights (their masks mean nothing) and tiny generated clips keep this fas
 
 from __future__ import annotations
 
+import os
 import subprocess
+import time
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -401,3 +403,22 @@ def test_an_export_zip_with_mattes_of_every_object_still_opens(tmp_path):
     members.update({f"mattes/object {k}/frame_{i:06d}.png": black for k in range(1, MAX_OBJECTS + 1) for i in range(4)})
     loaded = load_upload([write_zip(tmp_path / "export.zip", members)], tmp_path / "work", Limits(max_frames=4))
     assert len(list(loaded.frames_dir.iterdir())) == 4 and len(loaded.result_masks) == 4
+
+
+@pytest.mark.parametrize(("make", "says"), [
+    (lambda path: os.mkfifo(path), "is not a regular file"),
+    (lambda path: path.symlink_to("/dev/zero"), "is not a regular file"),
+    (lambda path: path.mkdir(), "is a folder"),
+    (lambda path: path.symlink_to(path.parent / "gone.mp4"), "is a broken symbolic link"),
+    (lambda path: None, "was not found"),
+], ids=["fifo", "dev zero", "folder", "broken link", "missing"])
+def test_an_upload_that_is_no_regular_file_is_refused_before_it_is_opened(handlers, tmp_path, make, says):
+    """A FIFO named .mp4 blocked the load until a writer came (24 s here, forever without one), then '(Unsupported
+    Operation: File or stream is not seekable.)'; a missing file read '[Errno 2] No such file or directory'
+    (eighth hostile round; Gradio itself hands only regular files to the app, in-process callers may not)."""
+    path = tmp_path / "l.mp4"
+    make(path)
+    started = time.monotonic()
+    status = handlers.load_files(None, [str(path)])["status"]
+    assert f"l.mp4 {says}" in status and "Errno" not in status, status
+    assert time.monotonic() - started < 5
