@@ -177,3 +177,16 @@ def test_suggest_from_a_folder_without_a_run_names_the_folder(square_clip, tmp_p
                  "--weights", str(checkpoint), "--frames", "0", "--size", "96"])
     assert code == 1
     assert f"error: no run's outputs in {tmp_path / 'empty'}: it holds no masks/ folder" in capsys.readouterr().err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    """`xmempp suggest ... | head -c0` ended in 'unexpected internal failure (BrokenPipeError)', a bug report for
+    a pipe closed by its reader (eighth hostile round)."""
+    script = ("import sys; from xmempp import cli; "
+              "cli.COMMANDS['export'] = lambda args, progress: print('3,36,1,21\\n' * 100000) or 0; "
+              "sys.exit(cli.main(['export', '--run', 'r', '--to', 't']))")
+    command = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    command.stdout.close()  # the reader goes away before the first line
+    stderr = command.stderr.read().decode()
+    assert command.wait(60) == 1
+    assert "internal failure" not in stderr and "Traceback" not in stderr, stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -360,6 +361,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: masks written so far are kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`xmempp suggest ... | head -c0`): nothing is left to say, as other
+        # command-line tools do. Python's own flush at exit would fail again, so stdout goes to /dev/null.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except OSError as error:  # the disk or the permissions where the engine did not name it itself
         problem = file_system_problem(error)
         if problem is None:
