@@ -272,21 +272,22 @@ def _unpack_masks(plan: ZipPlan, out_dir: Path, names: set[str], budget: UnpackB
             loaded.masks_zip = plan.source
     for member in plan.of_kind("extra"):
         if member.path.parts == (OBJECTS_NAME,):  # mattes/objects.csv maps the mattes' folders: names are here
-            _refuse_a_second_names_file(member, plan.source, loaded)
+            _refuse_a_second(OBJECTS_NAME, loaded.names_zip, plan.source, "list of object names")
+            loaded.names_zip = plan.source
             loaded.object_names.update(read_object_names(plan.read_text(member, budget), plan.source))
         elif member.path.name == RECORD_NAME:
+            _refuse_a_second(RECORD_NAME, loaded.record_source, plan.source, "record of the session")
             loaded.record = parse_record(plan.read_text(member, budget), plan.source)
             loaded.record_source = plan.source
 
 
-def _refuse_a_second_names_file(member: Member, source: Path, loaded: LoadedVideo) -> None:
-    """Two objects.csv (two entries of one name in a zip, or one in each of two zips) are refused, naming both:
-    taking the names of the one read last would be a guess."""
-    if loaded.names_zip is not None:
-        where = (f"{shown(source.name)} holds two {OBJECTS_NAME} entries" if loaded.names_zip == source else
-                 f"both {shown(loaded.names_zip.name)} and {shown(source.name)} hold an {OBJECTS_NAME}")
-        raise XMemPPError(f"{where}: keep only one list of object names; nothing was loaded")
-    loaded.names_zip = source
+def _refuse_a_second(entry: str, earlier: Path | None, source: Path, what: str) -> None:
+    """Two objects.csv or session.json (two entries of one name in a zip, or one in each of two zips) are refused,
+    naming both: taking the one read last would be a guess."""
+    if earlier is not None:
+        where = (f"{shown(source.name)} holds two {entry} entries" if earlier == source else
+                 f"both {shown(earlier.name)} and {shown(source.name)} hold a {entry}")
+        raise XMemPPError(f"{where}: keep only one {what}; nothing was loaded")
 
 
 def _refuse_two_masks_of_a_frame(members: list[Member], target: dict[str, Path], source: Path,

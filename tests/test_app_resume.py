@@ -190,6 +190,24 @@ def test_a_zip_with_two_objects_csv_entries_loads_nothing_and_says_so(handlers, 
     assert not outputs["state"].loaded
 
 
+def test_a_zip_with_two_session_records_loads_nothing_and_says_so(handlers, tmp_path):
+    """Two session.json entries in one zip: the record read last was taken without a word (eighth hostile
+    round)."""
+    _, archive = exported(handlers)
+    edited = tmp_path / "two.zip"
+    with zipfile.ZipFile(archive) as source, zipfile.ZipFile(edited, "w") as target:
+        for name in source.namelist():
+            target.writestr(name, source.read(name))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zipfile's "Duplicate name": the second entry is the point
+            target.writestr("session.json", source.read("session.json"))
+    mine = handlers.load_example(None)["state"]
+    outputs = handlers.load_files(mine, [str(edited)])
+    assert "two.zip holds two session.json entries: keep only one record of the session; nothing was loaded" in \
+        outputs["status"], outputs["status"]
+    assert outputs["state"] is mine
+
+
 def test_a_zip_with_two_masks_for_one_frame_loads_nothing_and_names_both(handlers, tmp_path):
     """Annotations/00000.png and Annotations/00000.PNG (another object in each): the one unpacked last became the
     reference without a word (fifth hostile round); `run` refuses two masks of one frame alike."""
