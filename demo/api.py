@@ -39,7 +39,7 @@ from gradio import FileData
 from gradio.exceptions import InvalidPathError
 
 from demo.feedback import without_server_paths
-from demo.media import UPLOAD_SUFFIXES, Limits, check_image_size, load_upload, video_frame_size
+from demo.media import UPLOAD_SUFFIXES, Limits, check_image_size, load_upload, size_over_limit, video_frame_size
 from demo.run_queue import RunQueue
 from demo.speed import SpeedTable
 from demo.state import AppSettings
@@ -335,7 +335,8 @@ class ScriptApi:
             rows = []
             with contextlib.closing(run_on_video_frames(
                     frames_dir, work / "annotations", output, frames_with_masks=indices, print_progress=False,
-                    size=size, save_overlay=False, network=self.settings.network, precision=precision)) as frames:
+                    size=size, save_overlay=False, network=self.settings.network, precision=precision,
+                    temporary_root=work)) as frames:  # under the work root, which a restart cleans after a crash
                 while True:
                     with self.queue.computing(run):  # the annotations' encoding, a frame, then keys and manifest
                         row = next(frames, None)
@@ -348,7 +349,8 @@ class ScriptApi:
             with self.queue.computing(run):
                 suggested = select_k_next_best_annotation_candidates(
                     frames_dir, work / "annotations", output, k=k, previously_chosen_candidates=indices,
-                    print_progress=False, size=size, network=self.settings.network, precision=precision) if k else []
+                    print_progress=False, size=size, network=self.settings.network, precision=precision,
+                    temporary_root=work) if k else []
         finally:
             self.queue.leave(run)
         if self.speed is not None:
@@ -593,8 +595,8 @@ def _decoded(uri: str, parameter: str, work: Path, max_bytes: int) -> Path:
         raise ApiError(f"{parameter}: a data: URI must be base64 of one of {', '.join(DATA_URI_SUFFIXES)}, got "
                        f"{header[:60]!r}")
     if len(payload) // 4 * 3 > max_bytes + 2:  # base64: 4 characters for 3 bytes, and up to 2 bytes of padding
-        raise ApiError(f"{parameter}: the data: URI holds about {len(payload) // 4 * 3 / 2**20:.0f} MB; uploads are "
-                       f"limited to {max_bytes / 2**20:g} MB")
+        shown_size, shown_limit = size_over_limit(len(payload) // 4 * 3, max_bytes)
+        raise ApiError(f"{parameter}: the data: URI holds about {shown_size}; uploads are limited to {shown_limit}")
     try:
         data = base64.b64decode(payload, validate=True)
     except binascii.Error:

@@ -23,7 +23,7 @@ from demo.resume import FRAMES_FOLDER, RECORD_NAME, SOURCE_FOLDER, SessionRecord
 from demo.unzip import Member, UnpackBudget, ZipPlan, open_zip
 from demo.unzip import safe_member_path as safe_member_path  # where the tests and older callers find it
 from xmempp.csv_cells import written_cell
-from xmempp.errors import XMemPPError, shown
+from xmempp.errors import XMemPPError, kind_of_entry, shown
 from xmempp.exports import DAVIS, EXPORT_MARKER, FORMAT_ENTRIES, MATTES, export_masks
 from xmempp.masks.files import write_mask
 from xmempp.masks.ids import MAX_OBJECTS
@@ -88,6 +88,14 @@ class Limits:
         return UnpackBudget(max_bytes=int(max_bytes), max_files=3 * self.max_frames + 16)
 
 
+def size_over_limit(size: float, limit: float) -> tuple[str, str]:
+    """A size past a limit and the limit, in words that never read as equal: MB to one decimal, or bytes where
+    that would not tell them apart ("5 MB; uploads are limited to 5 MB" for 5 MB and 1 KB)."""
+    if round(size / 2**20, 1) > limit / 2**20:
+        return f"{size / 2**20:.1f} MB", f"{limit / 2**20:g} MB"
+    return f"{int(size):,} bytes", f"{int(limit):,} bytes"
+
+
 @dataclass
 class LoadedVideo:
     """Frames ready for a session, plus what the upload brought to resume from."""
@@ -120,10 +128,11 @@ def load_upload(paths: Iterable[str | Path], work_dir: Path, limits: Limits) -> 
     for path in paths:
         if path.suffix.lower() not in UPLOAD_SUFFIXES:
             raise XMemPPError(f"{shown(path.name)} is not a video ({', '.join(VIDEO_SUFFIXES)}) or a .zip of frames")
-        size_mb = path.stat().st_size / 2**20
-        if size_mb > limits.max_upload_mb:
-            raise XMemPPError(f"{shown(path.name)} is {size_mb:.0f} MB; uploads are limited to "
-                              f"{limits.max_upload_mb:g} MB")
+        _refuse_what_is_no_regular_file(path)
+        size = path.stat().st_size
+        if size > limits.max_upload_mb * 2**20:
+            shown_size, shown_limit = size_over_limit(size, limits.max_upload_mb * 2**20)
+            raise XMemPPError(f"{shown(path.name)} is {shown_size}; uploads are limited to {shown_limit}")
     videos = [p for p in paths if p.suffix.lower() != ".zip"]
     zips = [p for p in paths if p.suffix.lower() == ".zip"]
     if len(videos) > 1 or len(zips) > 2:
@@ -138,6 +147,16 @@ def load_upload(paths: Iterable[str | Path], work_dir: Path, limits: Limits) -> 
         raise
 
 
+def _refuse_what_is_no_regular_file(path: Path) -> None:
+    """Refuse, before it is opened, an upload that is no regular file: a FIFO blocked the load until a writer came
+    (forever without one), /dev/zero is read without end."""
+    if path.is_file():
+        return
+    if not path.exists() and not path.is_symlink():
+        raise XMemPPError(f"{shown(path.name)} was not found")
+    raise XMemPPError(f"{shown(path.name)} is {kind_of_entry(path)}: upload a video or a .zip of frames")
+
+
 def _load(videos: list[Path], zips: list[Path], work_dir: Path, limits: Limits) -> LoadedVideo:
     frames_dir = work_dir / "frames"
     frames_dir.mkdir(parents=True)
@@ -148,6 +167,7 @@ def _load(videos: list[Path], zips: list[Path], work_dir: Path, limits: Limits) 
         max_entries = 4 * budget.max_files + MAX_OBJECTS * limits.max_frames
         plans = [stack.enter_context(open_zip(z, _member_kind, max_entries, _not_an_image)) for z in zips]
         for plan in plans:
+            _refuse_a_folder_named_like_the_record(plan)
             for member in plan.of_kind(NOT_PNG_MASK)[:1]:
                 raise XMemPPError(f"{shown(plan.source.name)} holds {shown(member.info.filename)} in a mask folder: "
                                   "masks must be PNG files (a JPEG's compression changes the ids); nothing was loaded")
@@ -197,6 +217,15 @@ def _load(videos: list[Path], zips: list[Path], work_dir: Path, limits: Limits) 
     return loaded
 
 
+def _refuse_a_folder_named_like_the_record(plan: ZipPlan) -> None:
+    """A folder named session.json is no record, and taking it for none would be a guess: the zip is refused."""
+    for info in plan.archive.infolist():
+        parts = safe_member_path(info.filename).parts
+        if parts and parts[0] == RECORD_NAME and (len(parts) > 1 or info.is_dir()):
+            raise XMemPPError(f"{shown(plan.source.name)} holds a folder named {RECORD_NAME}, where the app's export "
+                              "keeps its record of the video as a file; nothing was loaded")
+
+
 def _keep_source(video: Path, work_dir: Path) -> Path:
     """A copy of the uploaded video in the session's folder, for the export zip to carry (Gradio's upload cache
     is emptied on its own schedule)."""
@@ -243,21 +272,22 @@ def _unpack_masks(plan: ZipPlan, out_dir: Path, names: set[str], budget: UnpackB
             loaded.masks_zip = plan.source
     for member in plan.of_kind("extra"):
         if member.path.parts == (OBJECTS_NAME,):  # mattes/objects.csv maps the mattes' folders: names are here
-            _refuse_a_second_names_file(member, plan.source, loaded)
+            _refuse_a_second(OBJECTS_NAME, loaded.names_zip, plan.source, "list of object names")
+            loaded.names_zip = plan.source
             loaded.object_names.update(read_object_names(plan.read_text(member, budget), plan.source))
         elif member.path.name == RECORD_NAME:
+            _refuse_a_second(RECORD_NAME, loaded.record_source, plan.source, "record of the session")
             loaded.record = parse_record(plan.read_text(member, budget), plan.source)
             loaded.record_source = plan.source
 
 
-def _refuse_a_second_names_file(member: Member, source: Path, loaded: LoadedVideo) -> None:
-    """Two objects.csv (two entries of one name in a zip, or one in each of two zips) are refused, naming both:
-    taking the names of the one read last would be a guess."""
-    if loaded.names_zip is not None:
-        where = (f"{shown(source.name)} holds two {OBJECTS_NAME} entries" if loaded.names_zip == source else
-                 f"both {shown(loaded.names_zip.name)} and {shown(source.name)} hold an {OBJECTS_NAME}")
-        raise XMemPPError(f"{where}: keep only one list of object names; nothing was loaded")
-    loaded.names_zip = source
+def _refuse_a_second(entry: str, earlier: Path | None, source: Path, what: str) -> None:
+    """Two objects.csv or session.json (two entries of one name in a zip, or one in each of two zips) are refused,
+    naming both: taking the one read last would be a guess."""
+    if earlier is not None:
+        where = (f"{shown(source.name)} holds two {entry} entries" if earlier == source else
+                 f"both {shown(earlier.name)} and {shown(source.name)} hold a {entry}")
+        raise XMemPPError(f"{where}: keep only one {what}; nothing was loaded")
 
 
 def _refuse_two_masks_of_a_frame(members: list[Member], target: dict[str, Path], source: Path,

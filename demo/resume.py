@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,8 @@ SOURCE_FOLDER = "source"  # the uploaded video, as the export zip carries it
 FRAMES_FOLDER = "JPEGImages"  # the frames, when the session came from a zip of images (DAVIS layout's name)
 FINGERPRINT_FRAMES = 8  # frames hashed for the fingerprint, evenly spaced: enough to tell videos apart, fast
 RECORD_VERSION = 1
+MAX_RECORD_NUMBER = 10**9  # far above any frame count, side or size; a message never shows thousands of digits
+KNOWN_RECORD_VERSIONS = (1,)  # every record version the app has written: each still resumes
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class SessionRecord:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
+
+
+RECORD_FIELDS = tuple(field.name for field in fields(SessionRecord))
 
 
 def fingerprint(frames: FrameFolder) -> str:
@@ -57,20 +62,43 @@ def record_of(frames: FrameFolder, size: int) -> SessionRecord:
 
 
 def parse_record(text: str, source: Path) -> SessionRecord:
-    """session.json -> SessionRecord; a damaged one is named rather than ignored."""
+    """session.json -> SessionRecord, read strictly: a whole number (not a fraction, a text or true) where one is
+    meant and a record version this app knows; anything else is named as damaged, in words, rather than guessed
+    at (size 2.9 was read as 2, "96" and true as sizes, version -1 accepted)."""
     try:
         data = json.loads(text)
-        record = SessionRecord(frames=int(data["frames"]), width=int(data["width"]), height=int(data["height"]),
-                               fingerprint=str(data["fingerprint"]), size=int(data["size"]),
-                               version=int(data.get("version", RECORD_VERSION)))
-    # JSON allows Infinity and 1e400 (int() overflows) and arrays nested past Python's recursion limit.
-    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as error:
-        raise XMemPPError(f"{RECORD_NAME} in {shown(source.name)} is damaged ({type(error).__name__}: {error}); "
-                          "nothing was loaded") from None
-    if record.version > RECORD_VERSION:
+    except json.JSONDecodeError as error:
+        raise _damaged(source, f"it is not JSON (line {error.lineno} column {error.colno})") from None
+    except RecursionError:  # arrays nested past Python's recursion limit
+        raise _damaged(source, "it nests too deep") from None
+    except ValueError:  # an integer past Python's limit of digits (4300) for reading one
+        raise _damaged(source, "it holds a number of too many digits") from None
+    if not isinstance(data, dict):
+        raise _damaged(source, "it is not a JSON object")
+    version = data.get("version")
+    if _is_whole(version) and version > RECORD_VERSION:  # before its fields: a newer record may have others
         raise XMemPPError(f"{shown(source.name)} was exported by a newer version of the app (record version "
-                          f"{record.version}); nothing was loaded")
-    return record
+                          f"{version}); nothing was loaded")
+    missing = [name for name in RECORD_FIELDS if name not in data]
+    if missing:
+        raise _damaged(source, f"its field {missing[0]!r} is missing")
+    for name in ("frames", "width", "height", "size"):
+        if not _is_whole(data[name]) or not 1 <= data[name] <= MAX_RECORD_NUMBER:
+            raise _damaged(source, f"its field {name!r} is not a whole number from 1 to {MAX_RECORD_NUMBER:,}")
+    if not isinstance(data["fingerprint"], str):
+        raise _damaged(source, "its field 'fingerprint' is not text")
+    if not _is_whole(version) or version not in KNOWN_RECORD_VERSIONS:
+        raise _damaged(source, f"its field 'version' is not a record version this app knows "
+                               f"({', '.join(map(str, KNOWN_RECORD_VERSIONS))})")
+    return SessionRecord(**{name: data[name] for name in RECORD_FIELDS})
+
+
+def _is_whole(value: object) -> bool:
+    return type(value) is int  # not bool (an int to Python), not 2.0 or "2"
+
+
+def _damaged(source: Path, what: str) -> XMemPPError:
+    return XMemPPError(f"{RECORD_NAME} in {shown(source.name)} is damaged: {what}; nothing was loaded")
 
 
 def check_resume(loaded: LoadedVideo, frames: FrameFolder) -> None:

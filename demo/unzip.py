@@ -104,7 +104,15 @@ class ZipPlan:
         except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as error:
             raise XMemPPError(f"{shown(self.source.name)} is damaged: its member "
                               f"{shown(member.info.filename, quoted=True)} cannot be read "
-                              f"({shown(error or type(error).__name__)}); nothing was loaded") from None
+                              f"({shown(_why_unreadable(error))}); nothing was loaded") from None
+
+
+def _why_unreadable(error: BaseException) -> str:
+    """Why a member could not be read, never empty: a file cut off (or rewritten) while it is read ends in an
+    EOFError without words, which showed as 'cannot be read ()'."""
+    if isinstance(error, EOFError) or not str(error):
+        return "the zip ended before the member did: it was cut off, or changed while it was read"
+    return str(error)
 
 
 def safe_member_path(name: str) -> PurePosixPath:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -207,6 +208,32 @@ def test_a_path_of_another_type_is_refused_naming_the_parameter(square_clip, tmp
     frames, masks = square_clip
     with pytest.raises(XMemPPError, match=r"masks_in_path must be a path \(a str, bytes or Path\), got 5 \(int\)"):
         run_on_video(frames, 5, tmp_path / "out", network=network, print_progress=False)
+
+
+@pytest.mark.parametrize(("name", "says"), [
+    ("a\x00b", "holds a NUL character"),
+    ("d" * 5000, "(5,0"),  # the path abbreviated, its length given
+    ("d" * 256, "the name is too long"),
+    ("a\ud800", "holds a lone surrogate"),
+], ids=["NUL", "5000 characters", "a 256-byte name", "lone surrogate"])
+def test_an_output_path_that_cannot_name_a_file_is_refused_naming_the_parameter(square_clip, tmp_path, network, name,
+                                                                                   says):
+    """A NUL, a 5000-character path, a lone surrogate ended in a raw ValueError, OSError (Errno 36) or
+    UnicodeEncodeError (eighth hostile round)."""
+    frames, masks = square_clip
+    with pytest.raises(XMemPPError) as raised:
+        run_on_video(frames, masks, str(tmp_path / name), network=network, print_progress=False)
+    assert str(raised.value).startswith("masks_out_path ") and "cannot name a file" in str(raised.value)
+    assert says in str(raised.value)
+
+
+@pytest.mark.parametrize("function", [run_on_video, select_k_next_best_annotation_candidates])
+def test_a_network_of_another_type_is_refused_naming_the_parameter(square_clip, tmp_path, function):
+    """network="x" ended in AttributeError: 'str' object has no attribute 'device' (eighth hostile round)."""
+    frames, masks = square_clip
+    with pytest.raises(XMemPPError, match=re.escape("network must be an XMem network (from xmempp.load_network) or "
+                                                    "None, got 'x' (str)")):
+        function(frames, masks, tmp_path / "out", network="x", print_progress=False)
 
 
 @pytest.mark.parametrize(("arguments", "says"), [

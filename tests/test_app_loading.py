@@ -5,7 +5,9 @@ Random weights (their masks mean nothing) and tiny generated clips keep this fas
 
 from __future__ import annotations
 
+import os
 import subprocess
+import time
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -135,6 +137,23 @@ def test_bad_files_give_a_message_and_keep_the_session(handlers, tmp_path, name,
     assert state.annotated_frames == [0] and state.num_frames == FRAMES
 
 
+@pytest.mark.parametrize(("content", "says"), [
+    (b"this is not a video at all", "not a readable video (no frame of it could be decoded: it is damaged or is not "
+                                    "a video)"),
+    (b"", "the file is empty"),
+    (b"PK\x05\x06" + bytes(18), "not a readable video (no frame of it could be decoded"),
+], ids=["text", "empty", "a zip renamed"])
+def test_a_file_named_like_a_video_that_is_none_is_refused_in_words_without_pythons_exception(handlers, tmp_path,
+                                                                                                content, says):
+    """"cannot decode t.mp4: not a readable video (OSError: Could not load meta information)" (eighth hostile
+    round): the app and /segment showed Python's exception type and imageio's words."""
+    fake = tmp_path / "t.mp4"
+    fake.write_bytes(content)
+    status = handlers.load_files(None, [str(fake)])["status"]
+    assert f"cannot decode t.mp4: {says}" in status, status
+    assert "Error" not in status and "meta information" not in status
+
+
 @pytest.mark.parametrize("name", ["nosuffix", "app", "zero.zip.txt"])
 def test_a_message_that_starts_with_a_file_name_keeps_its_spelling(handlers, tmp_path, name):
     """"nosuffix is not a video" was shown as "Nosuffix is not a video" (round five)."""
@@ -156,6 +175,17 @@ def test_uploads_over_the_size_limit_are_refused(handlers, tmp_path):
     big = tmp_path / "big.mp4"
     big.write_bytes(b"\0" * (6 * 2**20))
     assert "uploads are limited to 5 MB" in handlers.load_files(None, [str(big)])["status"]
+
+
+@pytest.mark.parametrize(("size", "says"), [
+    (5 * 2**20 + 1024, "is 5,243,904 bytes; uploads are limited to 5,242,880 bytes"),
+    (5 * 2**20 + 2**19, "is 5.5 MB; uploads are limited to 5 MB"),
+], ids=["1 KB over", "half a MB over"])
+def test_an_upload_just_past_the_limit_is_refused_with_sizes_that_differ(handlers, tmp_path, size, says):
+    """'a.zip is 5 MB; uploads are limited to 5 MB' for 5 MB and 1 KB (eighth hostile round)."""
+    big = tmp_path / "a.zip"
+    big.write_bytes(bytes(size))
+    assert f"a.zip {says}" in handlers.load_files(None, [str(big)])["status"]
 
 
 def write_zip(path: Path, members: dict[str, bytes]) -> Path:
@@ -373,3 +403,22 @@ def test_an_export_zip_with_mattes_of_every_object_still_opens(tmp_path):
     members.update({f"mattes/object {k}/frame_{i:06d}.png": black for k in range(1, MAX_OBJECTS + 1) for i in range(4)})
     loaded = load_upload([write_zip(tmp_path / "export.zip", members)], tmp_path / "work", Limits(max_frames=4))
     assert len(list(loaded.frames_dir.iterdir())) == 4 and len(loaded.result_masks) == 4
+
+
+@pytest.mark.parametrize(("make", "says"), [
+    (lambda path: os.mkfifo(path), "is not a regular file"),
+    (lambda path: path.symlink_to("/dev/zero"), "is not a regular file"),
+    (lambda path: path.mkdir(), "is a folder"),
+    (lambda path: path.symlink_to(path.parent / "gone.mp4"), "is a broken symbolic link"),
+    (lambda path: None, "was not found"),
+], ids=["fifo", "dev zero", "folder", "broken link", "missing"])
+def test_an_upload_that_is_no_regular_file_is_refused_before_it_is_opened(handlers, tmp_path, make, says):
+    """A FIFO named .mp4 blocked the load until a writer came (24 s here, forever without one), then '(Unsupported
+    Operation: File or stream is not seekable.)'; a missing file read '[Errno 2] No such file or directory'
+    (eighth hostile round; Gradio itself hands only regular files to the app, in-process callers may not)."""
+    path = tmp_path / "l.mp4"
+    make(path)
+    started = time.monotonic()
+    status = handlers.load_files(None, [str(path)])["status"]
+    assert f"l.mp4 {says}" in status and "Errno" not in status, status
+    assert time.monotonic() - started < 5

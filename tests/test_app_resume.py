@@ -3,6 +3,7 @@ of another size loads nothing; older zips still resume with their video; loading
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 import zipfile
@@ -13,9 +14,11 @@ import pytest
 
 from demo.handlers import Handlers
 from demo.media import write_video
+from demo.resume import record_of
 from demo.state import AppSettings, UserState
-from tests.app_helpers import clip_frames, last, painted, run, square, text
+from tests.app_helpers import annotated, clip_frames, last, painted, run, square, text
 from tests.test_app_loading import png_bytes, write_zip
+from xmempp.video import FrameFolder
 
 
 @pytest.fixture
@@ -187,6 +190,24 @@ def test_a_zip_with_two_objects_csv_entries_loads_nothing_and_says_so(handlers, 
     assert not outputs["state"].loaded
 
 
+def test_a_zip_with_two_session_records_loads_nothing_and_says_so(handlers, tmp_path):
+    """Two session.json entries in one zip: the record read last was taken without a word (eighth hostile
+    round)."""
+    _, archive = exported(handlers)
+    edited = tmp_path / "two.zip"
+    with zipfile.ZipFile(archive) as source, zipfile.ZipFile(edited, "w") as target:
+        for name in source.namelist():
+            target.writestr(name, source.read(name))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zipfile's "Duplicate name": the second entry is the point
+            target.writestr("session.json", source.read("session.json"))
+    mine = handlers.load_example(None)["state"]
+    outputs = handlers.load_files(mine, [str(edited)])
+    assert "two.zip holds two session.json entries: keep only one record of the session; nothing was loaded" in \
+        outputs["status"], outputs["status"]
+    assert outputs["state"] is mine
+
+
 def test_a_zip_with_two_masks_for_one_frame_loads_nothing_and_names_both(handlers, tmp_path):
     """Annotations/00000.png and Annotations/00000.PNG (another object in each): the one unpacked last became the
     reference without a word (fifth hostile round); `run` refuses two masks of one frame alike."""
@@ -241,3 +262,51 @@ def test_a_video_named_in_bytes_that_are_not_utf8_exports_and_resumes(handlers, 
     assert text(exported["export_note"]).startswith("Exported masks"), exported
     resumed = handlers.load_files(None, [exported["download"][0]])
     assert "resumed 1 reference(s)" in text(resumed["status"]) and resumed["state"].num_frames == 3
+
+
+def a_resume_zip(path: Path, folder: Path, **record_changes) -> Path:
+    """A zip of frames with the record the app writes for them, its fields changed as given (None: left out)."""
+    frames = clip_frames(3)
+    written = [Path(folder / f"{i:05d}.png") for i in range(len(frames))]
+    folder.mkdir(parents=True, exist_ok=True)
+    for path_, frame in zip(written, frames, strict=True):
+        path_.write_bytes(png_bytes(frame))
+    record = json.loads(record_of(FrameFolder(folder), 64).to_json())
+    record = {key: value for key, value in {**record, **record_changes}.items() if value is not None}
+    return write_zip(path, {**{f"JPEGImages/{p.name}": p.read_bytes() for p in written},
+                            "session.json": json.dumps(record).encode()})
+
+
+def test_a_record_as_the_app_writes_it_resumes(sized, tmp_path):
+    outputs = sized.load_files(None, [str(a_resume_zip(tmp_path / "e.zip", tmp_path / "frames", size=48))])
+    assert outputs["state"].loaded and outputs["state"].size == 48, outputs["status"]
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    ({"size": 2.9}, "its field 'size' is not a whole number"),
+    ({"size": "96"}, "its field 'size' is not a whole number"),
+    ({"size": True}, "its field 'size' is not a whole number"),
+    ({"frames": 0}, "its field 'frames' is not a whole number from 1"),
+    ({"version": -1}, "its field 'version' is not a record version this app knows (1)"),
+    ({"version": 1.5}, "its field 'version' is not a record version this app knows (1)"),
+    ({"version": None}, "its field 'version' is missing"),
+    ({"fingerprint": 7}, "its field 'fingerprint' is not text"),
+], ids=["size 2.9", "size text", "size true", "frames 0", "version -1", "version 1.5", "no version", "fingerprint 7"])
+def test_a_record_field_of_another_kind_is_refused_rather_than_guessed_and_the_session_stays(sized, tmp_path, change,
+                                                                                              says):
+    """size 2.9 was read as 2, "96" and true as sizes, versions -1 and 1.5 accepted (eighth hostile round)."""
+    state = annotated(sized)
+    outputs = sized.load_files(state, [str(a_resume_zip(tmp_path / "e.zip", tmp_path / "frames", **change))])
+    assert f"session.json in e.zip is damaged: {says}" in outputs["status"], outputs["status"]
+    assert "nothing was loaded" in outputs["status"]
+    assert outputs["state"] is state and state.annotated_frames == [0]
+
+
+def test_a_folder_named_like_the_record_is_refused_naming_it(handlers, tmp_path):
+    """A `session.json/` folder counted as no record: the zip loaded, its masks checked by size only."""
+    frame = png_bytes(clip_frames(1)[0])
+    for name, members in (("dir.zip", {"session.json/": b""}), ("in.zip", {"session.json/a.png": frame})):
+        archive = write_zip(tmp_path / name, {"JPEGImages/00000.png": frame, **members})
+        outputs = handlers.load_files(None, [str(archive)])
+        assert f"{name} holds a folder named session.json" in outputs["status"], outputs["status"]
+        assert not outputs["state"].loaded

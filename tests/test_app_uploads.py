@@ -3,6 +3,7 @@ file and the limit, within budgets counted on what is written; nothing of a refu
 
 from __future__ import annotations
 
+import os
 import struct
 import threading
 import time
@@ -20,6 +21,7 @@ from demo.media import Limits
 from demo.state import AppSettings
 from tests.app_helpers import annotated, clip_frames, last, painted, square, text
 from tests.test_app_loading import png_bytes, write_zip
+from xmempp.errors import XMemPPError
 from xmempp.session import VideoSession
 
 BOMB_MB = 90  # declared honestly; under the old per-zip limit of 20 uploads (100 MB here), far over the budget
@@ -115,9 +117,9 @@ def test_a_zip_of_frames_named_past_what_a_file_name_holds_is_refused_naming_the
 
 
 @pytest.mark.parametrize(("member", "text", "message"), [
-    ("session.json", '{"frames": Infinity, "width": 1, "height": 1, "fingerprint": "x", "size": 480}',
-     "session.json in odd.zip is damaged (OverflowError"),
-    ("session.json", "[" * 100_000 + "]" * 100_000, "session.json in odd.zip is damaged (RecursionError"),
+    ("session.json", '{"frames": Infinity, "width": 1, "height": 1, "fingerprint": "x", "size": 480, "version": 1}',
+     "session.json in odd.zip is damaged: its field 'frames' is not a whole number"),
+    ("session.json", "[" * 100_000 + "]" * 100_000, "session.json in odd.zip is damaged: it nests too deep"),
     ("objects.csv", "id,name\n1," + "a" * 200_000 + "\n", "cannot read object names from objects.csv in odd.zip: not a readable CSV (field larger"),
 ])
 def test_a_resume_zips_record_or_names_that_python_cannot_parse_are_named_as_damaged(handlers, settings, tmp_path,
@@ -129,6 +131,23 @@ def test_a_resume_zips_record_or_names_that_python_cannot_parse_are_named_as_dam
     status = handlers.load_files(None, [str(archive)])["status"]
     assert message in status and "nothing was loaded" in status and "Something went wrong" not in status
     assert leftovers(settings) == []
+
+
+@pytest.mark.parametrize(("record", "says"), [
+    ('{"frames": null, "width": 1, "height": 1, "fingerprint": "x", "size": 480, "version": 1}',
+     "its field 'frames' is not a whole number from 1 to 1,000,000,000"),
+    ('{"frames": ', "it is not JSON (line 1 column 12)"),
+    ("[" * 100_000 + "]" * 100_000, "it nests too deep"),
+    ('{"frames": ' + "9" * 5000 + "}", "it holds a number of too many digits"),
+], ids=["null", "cut off", "nested", "5000 digits"])
+def test_a_damaged_record_is_said_in_words_without_pythons_exception(handlers, tmp_path, record, says):
+    """'(TypeError: int() argument must be…)', '(JSONDecodeError…)', '(RecursionError…)', '(ValueError: Exceeds
+    the limit (4300 digits)…)' reached the visitor (eighth hostile round)."""
+    archive = write_zip(tmp_path / "e.zip", {"JPEGImages/00000.png": png_bytes(clip_frames(1)[0]),
+                                             "session.json": record.encode()})
+    status = handlers.load_files(None, [str(archive)])["status"]
+    assert f"session.json in e.zip is damaged: {says}; nothing was loaded" in status, status
+    assert "Error" not in status and "set_int_max_str_digits" not in status
 
 
 def test_an_object_id_in_digits_other_than_ascii_is_refused_naming_the_line(handlers, tmp_path):
@@ -246,3 +265,18 @@ def test_a_zip_members_name_with_a_newline_stays_one_quoted_line_for_a_visitor(h
     status = handlers.load_files(None, [str(write_zip(tmp_path / "odd.zip", frames))])["status"]
     assert "'f1\\nAll frames loaded.png' in odd.zip is corrupt or not an image" in status, status
     assert "\n" not in status
+
+
+def test_a_zip_cut_off_while_its_member_is_read_says_so_never_an_empty_reason(tmp_path):
+    """A zip truncated or rewritten while loading gave "… cannot be read (); nothing was loaded" (eighth hostile
+    round): the EOFError of a file that ends early has no words."""
+    archive = tmp_path / "t.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zipped:
+        zipped.writestr("00000.png", bytes(200_000))
+    budget = unzip.UnpackBudget(max_bytes=10**9, max_files=10)
+    with unzip.open_zip(archive, lambda path: "frames", 10, lambda *args: "refused") as plan:
+        os.truncate(archive, 1000)  # after its directory was read, as a rewrite or a cut meets a load
+        with pytest.raises(XMemPPError) as raised:
+            plan.extract(plan.members[0], tmp_path / "out.png", budget)
+    assert str(raised.value) == ("t.zip is damaged: its member '00000.png' cannot be read (the zip ended before the "
+                                 "member did: it was cut off, or changed while it was read); nothing was loaded")

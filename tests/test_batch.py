@@ -239,3 +239,22 @@ def test_an_output_folder_that_is_a_symlink_loop_is_named(tmp_path, engine_optio
     code = main(["batch", "--dataset", str(dataset), "--output", str(tmp_path / "loop"), *engine_options])
     error = capsys.readouterr().err
     assert code == 1 and f"{tmp_path / 'loop'} cannot be followed" in error and "internal failure" not in error
+
+
+@pytest.mark.parametrize(("first", "then", "holds"), [
+    ("evaluate", "batch", "per_frame.csv, summary.csv, j_and_f.png and a folder per strategy"),
+    ("batch", "evaluate", "summary.csv and a folder per video"),
+])
+def test_batch_and_evaluate_refuse_a_folder_holding_the_others_results(tmp_path, engine_options, capsys, first, then,
+                                                                        holds):
+    """`evaluate --output E` then `batch --output E` (or the reverse) replaced the first's summary.csv without a word,
+    leaving a folder whose files disagree (eighth hostile round)."""
+    dataset = write_davis(tmp_path / "davis", {"v": 3}, annotated=None)
+    command = {"batch": ["batch"], "evaluate": ["evaluate", "--rounds", "1", "--strategies", "uniform"]}
+    out = tmp_path / "results"
+    assert main([*command[first], "--dataset", str(dataset), "--output", str(out), *engine_options]) == 0
+    summary = (out / "summary.csv").read_bytes()
+    capsys.readouterr()
+    assert main([*command[then], "--dataset", str(dataset), "--output", str(out), *engine_options]) == 1
+    assert f"error: {out} holds the results of `xmempp {first}` ({holds}): {then} would mix" in capsys.readouterr().err
+    assert (out / "summary.csv").read_bytes() == summary

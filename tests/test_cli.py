@@ -217,3 +217,15 @@ def test_run_refuses_a_video_that_is_a_fifo_before_anything_is_written(tmp_path,
                  str(tmp_path / "out"), "--quiet"]) == 1
     assert f"the video {tmp_path / 'v.mp4'} is not a regular file" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("arguments", [["--size", "\u0664\u0668"], ["--frames", "\u0660"], ["-k", "\uff12"],
+                                       ["--alpha", "\u0660.\u0665"], ["--size", "4_8"]],
+                         ids=["Arabic-Indic 48", "Arabic-Indic 0", "fullwidth 2", "Arabic-Indic 0.5", "underscore"])
+def test_number_arguments_take_ascii_digits_only(arguments, tmp_path, capsys):
+    """`--size ٤٨` and `--frames ٠` were taken as 48 and 0, as Python's int() reads any script's digits (eighth
+    hostile round)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["suggest", "--images", str(tmp_path), "--masks", str(tmp_path), "--output", str(tmp_path), *arguments])
+    assert exit_info.value.code == 2
+    assert f"argument {arguments[0]}" in capsys.readouterr().err

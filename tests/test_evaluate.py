@@ -149,3 +149,15 @@ def test_a_ground_truth_mask_of_another_size_than_its_frames_is_named(tmp_path, 
     error = capsys.readouterr().err
     assert code == 1 and "ValueError" not in error
     assert "video v failed: ground-truth mask" in error and "frame_000002.png is 10x10, but the video is 128x96" in error
+
+
+def test_an_evaluation_whose_every_video_failed_prints_no_table(tmp_path, checkpoint, capsys):
+    """With its only video failed, evaluate printed pandas' 'Empty DataFrame Columns: [strategy, round, ...]' and
+    named a plot it had not drawn, before the right reason (eighth hostile round)."""
+    dataset = write_davis(tmp_path / "davis", {"v": 3}, annotated=None)
+    write_palette_mask(dataset / "Annotations" / "v" / "frame_000002.png", np.zeros((10, 10), np.uint8))
+    code = main(["evaluate", "--dataset", str(dataset), "--output", str(tmp_path / "out"), "--rounds", "1",
+                 "--strategies", "uniform", "--weights", str(checkpoint), "--quiet"])
+    printed = capsys.readouterr()
+    assert code == 1 and "video v failed" in printed.err
+    assert printed.out == ""

@@ -466,13 +466,26 @@ def test_a_frame_name_that_is_no_plain_file_name_is_refused_and_nothing_is_writt
 @pytest.mark.parametrize(("options", "says"), [
     ({"palette": [0, 0, 300]}, "palette must be a list of flattened RGB values"),
     ({"palette": [0, 0]}, "palette must be a list of flattened RGB values"),
-    ({"out": 5}, "out must be a path (a str, bytes or Path), got 5 (int)")], ids=["300", "two values", "an int"])
+    ({"out": 5}, "out must be a path (a str, bytes or Path), got 5 (int)"),
+    ({"formats": None}, "formats must be a list of format names (davis, coco, youtube-vis, mattes), got None"),
+    ({"formats": "davis"}, "formats must be a list of format names (davis, coco, youtube-vis, mattes), got 'davis'"),
+    ({"object_names": ["a"]}, "object_names must be a dict of object ids to names, or None, got ['a'] (list)"),
+], ids=["300", "two values", "an int", "formats None", "formats a str", "object_names a list"])
 def test_a_palette_or_folder_of_the_wrong_kind_is_refused_naming_it(tmp_path, options, says):
     """A palette value of 300 ended in Pillow's ValueError, `out` of another type in a TypeError (seventh hostile
-    round)."""
-    arguments = {"out": tmp_path / "out", **options}
+    round); formats=None and object_names=["a"] in a TypeError and an AttributeError, formats="davis" in 'unknown
+    export format 'd'' (eighth)."""
+    arguments = {"out": tmp_path / "out", "formats": ["davis"], **options}
     with pytest.raises(XMemPPError, match=re.escape(says)):
-        export_masks({"f0": np.ones((4, 6), np.uint8)}, formats=["davis"], **arguments)
+        export_masks({"f0": np.ones((4, 6), np.uint8)}, **arguments)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_masks_of_another_kind_than_a_dict_or_a_folder_are_refused_naming_both_kinds(tmp_path):
+    """export_masks([mask], out) said 'masks must be a path', a list of arrays being no path (eighth hostile round)."""
+    with pytest.raises(XMemPPError, match=re.escape("masks must be a dict of frame names to masks, or a folder's "
+                                                    "path, got [array([[1, 1")):
+        export_masks([np.ones((4, 6), np.uint8)], tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -573,6 +586,19 @@ def test_a_second_export_into_a_folder_being_exported_into_is_refused_naming_it(
     first.join(30)
     assert len(list((out / "Annotations").glob("*.png"))) == len(masks)
     assert (out / "mattes" / "objects.csv").is_file() and len(list((out / "mattes" / "chair").glob("*.png"))) == 5
+
+
+@pytest.mark.parametrize(("first", "second", "named"), [
+    ("A", "a", "frames 'A' and 'a'"),
+    ("\u00e9", "e\u0301", "frames '\u00e9' and 'e\\u0301'"),
+], ids=["letter case", "Unicode normalisation"])
+def test_frame_names_alike_but_for_case_or_normalisation_are_refused_naming_both(tmp_path, first, second, named):
+    """export_masks({"A": m, "a": m}) wrote A.png and a.png, one file on macOS or Windows, where `run` refuses such
+    frames (eighth hostile round)."""
+    mask = np.ones((4, 4), np.uint8)
+    with pytest.raises(XMemPPError, match=re.escape(named) + " are named alike but for letter case"):
+        export_masks({first: mask, second: mask}, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_frame_name_that_is_not_utf8_is_refused_for_json_before_anything_is_written(tmp_path):

@@ -175,6 +175,20 @@ def test_a_hard_link_to_an_annotation_among_the_output_masks_is_refused(square_c
         run(frames, masks, tmp_path / "out", network)
 
 
+@pytest.mark.parametrize("link", ["hard", "symbolic"])
+def test_a_link_to_an_annotation_among_the_output_masks_is_named_as_the_link_it_is(square_clip, tmp_path, network,
+                                                                                    link):
+    """A symbolic link to an input annotation was refused as '(a hard link)' (eighth hostile round)."""
+    frames, masks = square_clip
+    (tmp_path / "out" / "masks").mkdir(parents=True)
+    output_mask = tmp_path / "out" / "masks" / "frame_000003.png"
+    if link == "hard":
+        os.link(masks / "frame_000003.png", output_mask)
+    else:
+        output_mask.symlink_to(masks / "frame_000003.png")
+    with pytest.raises(XMemPPError, match=f"same file as the input .*frame_000003.png \\(a {link} link\\)"):
+        run(frames, masks, tmp_path / "out", network)
+
 def test_a_symlinked_folder_above_the_output_into_the_frames_is_refused(square_clip, tmp_path, network):
     frames, masks = square_clip
     (tmp_path / "link").symlink_to(frames, target_is_directory=True)
@@ -472,7 +486,7 @@ def test_an_export_is_refused_while_a_run_writes_into_the_folder_it_reads(finish
     assert not (tmp_path / "exported").exists() or list((tmp_path / "exported").iterdir()) == []
 
 
-def test_a_run_is_refused_while_an_export_reads_its_output(finished_run, tmp_path, monkeypatch):
+def test_a_run_is_refused_while_an_export_reads_its_output(finished_run, tmp_path, monkeypatch, network):
     from xmempp import exports
 
     frames, masks, out = finished_run
@@ -481,7 +495,7 @@ def test_a_run_is_refused_while_an_export_reads_its_output(finished_run, tmp_pat
     def read_while_a_run_starts(*args, **kwargs):
         if not refusals:
             with pytest.raises(XMemPPError) as raised:
-                run_on_video(frames, masks, out, size=96, print_progress=False, network=pytest.fail)
+                run_on_video(frames, masks, out, size=96, print_progress=False, network=network)
             refusals.append(str(raised.value))
         return read_mask(*args, **kwargs)
 

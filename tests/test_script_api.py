@@ -207,7 +207,9 @@ def test_a_data_uri_past_the_upload_limit_is_refused_before_it_is_decoded(tmp_pa
     with pytest.raises(gr.Error) as raised:
         ScriptApi(settings(tmp_path, network, max_upload_mb=2), RunQueue(1, 4)).segment(
             uri, [upload(masks / "frame_000000.png")], frames=[0], size=SIZE)
-    assert raised.value.message == "video: the data: URI holds about 2 MB; uploads are limited to 2 MB"
+    # 'about 2 MB; uploads are limited to 2 MB' contradicted itself (eighth hostile round)
+    assert raised.value.message == ("video: the data: URI holds about 2,097,156 bytes; uploads are limited to "
+                                    "2,097,152 bytes")
     assert not decoded
 
 
@@ -460,3 +462,35 @@ def test_a_value_that_is_no_file_is_described_without_any_path(tmp_path, network
         ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(video, [value], frames=[0], size=SIZE)
     message = raised.value.message
     assert message.startswith("annotations: expected an uploaded file") and "/" not in message, message
+
+
+def test_the_frames_folder_of_a_call_lies_under_the_work_root(tmp_path, network, clip, monkeypatch):
+    """A call's temporary frames folder went to $TMPDIR (xmempp-frames-*), outside the work root: a server killed
+    mid-call left it behind, and the restart's clean-up of the work root missed it (eighth hostile round)."""
+    import tempfile
+
+    folders = []
+
+    class Recording(tempfile.TemporaryDirectory):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            folders.append(Path(self.name))
+
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", Recording)
+    video, masks = clip
+    api = ScriptApi(settings(tmp_path, network), RunQueue(1, 4))
+    api.segment(video, [upload(masks / "frame_000000.png")], size=SIZE, k=2)
+    assert any(folder.name.startswith("xmempp-frames-") for folder in folders), folders
+    assert all(folder.is_relative_to(tmp_path / "work") for folder in folders), folders
+
+
+def test_a_file_named_like_a_video_that_is_none_is_refused_without_pythons_exception(tmp_path, network, clip):
+    """"video: cannot decode t.mp4: not a readable video (OSError: Could not load meta information)" (eighth
+    hostile round)."""
+    _, masks = clip
+    (tmp_path / "t.mp4").write_text("not a video")
+    with pytest.raises(gr.Error) as raised:
+        ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(upload(tmp_path / "t.mp4"),
+                                                                       [upload(masks / "frame_000000.png")], size=SIZE)
+    assert raised.value.message.startswith("video: cannot decode t.mp4: not a readable video (no frame of it")
+    assert "Error" not in raised.value.message

@@ -358,6 +358,30 @@ def test_a_numpy_count_in_the_config_is_kept_as_an_int():
     assert type(config.top_k) is int and type(config.key_batch_size) is int
 
 
+@pytest.mark.parametrize(("field", "value"), [("num_prototypes", -5), ("num_prototypes", 0),
+                                             ("max_long_term_elements", -1), ("max_long_term_elements", 0)])
+def test_a_config_without_room_in_long_term_memory_is_refused_naming_the_field(field, value):
+    """num_prototypes=-5 or max_long_term_elements=0 ran, consolidating into nothing (eighth hostile round)."""
+    from xmempp.config import InferenceConfig
+
+    with pytest.raises(XMemPPError, match=f"^{field} must be at least 1, got {value}$"):
+        InferenceConfig(**{field: value})
+
+
+@pytest.mark.parametrize(("limit", "value"), [("max_side", 0), ("max_side", -5), ("max_frames", -1),
+                                             ("max_frames", 0)])
+def test_a_video_extracted_with_no_room_for_a_frame_or_a_pixel_is_refused_naming_the_limit(tmp_path, limit, value):
+    """open_frames(video, work, max_side=0) gave 1x1 frames without a word; max_frames=-1 said the video 'contains
+    no frames' (eighth hostile round)."""
+    from xmempp.video import open_frames
+
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"never decoded: refused before")
+    with pytest.raises(XMemPPError, match=f"^{limit} must be at least 1 \\(or None for no limit\\), got {value}$"):
+        open_frames(video, tmp_path / "work", **{limit: value})
+    assert not (tmp_path / "work").exists()
+
+
 def test_the_cli_refuses_a_huge_size_as_an_argument_error(square_clip, tmp_path, capsys):
     frames, masks = square_clip
     with pytest.raises(SystemExit) as exit_:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -206,3 +209,37 @@ def test_a_cuda_device_on_a_machine_without_one_is_refused_naming_it(device):
 
 def test_the_cpu_is_a_device():
     assert weights.resolve_device("cpu") == torch.device("cpu")
+
+
+def test_environment_weights_on_a_device_say_what_they_are(monkeypatch):
+    """XMEMPP_WEIGHTS=/dev/zero was reported as 'does not exist' (eighth hostile round)."""
+    monkeypatch.setenv("XMEMPP_WEIGHTS", "/dev/zero")
+    with pytest.raises(XMemPPError, match=re.escape("XMEMPP_WEIGHTS points to /dev/zero, which is not a checkpoint "
+                                                    "file (not a regular file)")):
+        weights.find_weights()
+
+
+def test_a_truncated_checkpoint_is_named_as_truncated_without_torchs_words(checkpoint, tmp_path):
+    """The first megabyte of a checkpoint showed torch's 'PytorchStreamReader failed ... This is an internal miniz
+    error ... high likelihood ...' (eighth hostile round)."""
+    truncated = tmp_path / "XMem.pth"
+    truncated.write_bytes(checkpoint.read_bytes()[:1_000_000])
+    with pytest.raises(XMemPPError) as refused:
+        load_network(truncated)
+    assert str(refused.value) == (f"{truncated} is not a readable PyTorch checkpoint: it is truncated or not a "
+                                  "checkpoint (its zip archive cannot be read)")
+
+
+def test_a_refused_pickle_gives_no_torch_warning(tmp_path, recwarn):
+    """A pickle calling os.system printed torch's 'weights_only Unpickler might not support all instructions'
+    before our refusal (eighth hostile round)."""
+    path = tmp_path / "evil.pth"
+    path.write_bytes(pickle.dumps(_SystemCall(), protocol=4))
+    with pytest.raises(XMemPPError, match="never loaded"):
+        load_network(path)
+    assert [str(warning.message) for warning in recwarn] == []
+
+
+class _SystemCall:
+    def __reduce__(self):
+        return (os.system, ("true",))

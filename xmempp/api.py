@@ -27,6 +27,7 @@ from xmempp.errors import (
     PathArgument,
     XMemPPError,
     frame_numbers,
+    instance_argument,
     kind_of_entry,
     path_argument,
     shown,
@@ -105,7 +106,7 @@ def run_on_video_frames(imgs_in_path: PathArgument, masks_in_path: PathArgument,
                         print_progress: bool = True, weights: PathArgument | None = None,
                         device: torch.device | str | None = None, size: int | None | _Unset = UNSET,
                         config: InferenceConfig | None = None, save_overlay: bool = True, network: XMem | None = None,
-                        precision: str | _Unset = UNSET) -> Iterator[dict]:
+                        precision: str | _Unset = UNSET, temporary_root: PathArgument | None = None) -> Iterator[dict]:
     """`run_on_video` one frame at a time, for a caller that may stop it: checks the arguments now, then gives a
     generator of each frame's row of `run_on_video`'s table (a dict), yielded once the frame is segmented.
 
@@ -114,27 +115,33 @@ def run_on_video_frames(imgs_in_path: PathArgument, masks_in_path: PathArgument,
     (`close()`) stops it between two frames: the network does nothing more for it, the output folder keeps the
     masks written so far and a manifest that says the run did not finish (suggestions refuse such masks), and
     the folder's lock is released.
+
+    `temporary_root`: where the run's temporary folder (the frames of a video file, decoded) goes; the system's
+    temporary folder by default. A server gives its own work root, which it cleans after a crash.
     """
     source, masks_in = path_argument(imgs_in_path, "imgs_in_path"), path_argument(masks_in_path, "masks_in_path")
     masks_out = path_argument(masks_out_path, "masks_out_path")
     weights = None if weights is None else path_argument(weights, "weights")
     frames_with_masks = frame_numbers(frames_with_masks, "frames_with_masks")
     config = _resolve_config(config, size, precision)
+    _check_network(network)
     check_source(source)
     if not masks_in.is_dir():
         raise InputNotFoundError(f"mask folder not found: {shown(masks_in)}")
     refuse_overlap({"frames": source, "annotations": masks_in}, masks_out)
+    temporary_root = None if temporary_root is None else path_argument(temporary_root, "temporary_root")
     return _run_frames(source, masks_in, masks_out, frames_with_masks, compute_iou, print_progress, weights, device,
-                       config, save_overlay, network)
+                       config, save_overlay, network, temporary_root)
 
 
 def _run_frames(source: Path, masks_in: Path, masks_out: Path, frames_with_masks: list[int], compute_iou: bool,
                 print_progress: bool, weights: str | Path | None, device: torch.device | str | None,
-                config: InferenceConfig, save_overlay: bool, network: XMem | None) -> Iterator[dict]:
+                config: InferenceConfig, save_overlay: bool, network: XMem | None,
+                temporary_root: Path | None = None) -> Iterator[dict]:
     prepare_output_folder(masks_out)
     with output_lock(masks_out):  # one run at a time into an output folder
         network = network or load_network(ensure_weights(weights, progress=print_progress), device)
-        with tempfile.TemporaryDirectory(prefix="xmempp-frames-") as work_dir:
+        with tempfile.TemporaryDirectory(prefix="xmempp-frames-", dir=temporary_root) as work_dir:
             frames = open_frames(source, work_dir)
             with VideoSession(network, frames, config) as session:  # its key file goes at once
                 reader = MaskReader()
@@ -212,6 +219,11 @@ class _FrameWriter:
             self._pool.shutdown(wait=True)  # after an error too: no write outlives the run
 
 
+def _check_network(network: object) -> None:
+    if network is not None:
+        instance_argument(network, XMem, "network", "an XMem network (from xmempp.load_network) or None")
+
+
 def _resolve_config(config: InferenceConfig | None, size: int | None | _Unset,
                     precision: str | _Unset = UNSET) -> InferenceConfig:
     """One way to say the processing size (`size=` or `config.size`) and the precision (`precision=` or
@@ -231,7 +243,7 @@ def select_k_next_best_annotation_candidates(
         previously_chosen_candidates: Iterable[int] = (0,), use_previously_predicted_masks: bool = True,
         alpha: float = 0.5, min_mask_presence_percent: float = 0.25, weights: PathArgument | None = None,
         device: torch.device | str | None = None, print_progress: bool = True, size: int | None | _Unset = UNSET,
-        network: XMem | None = None, precision: str = "fp32") -> list[int]:
+        network: XMem | None = None, precision: str = "fp32", temporary_root: PathArgument | None = None) -> list[int]:
     """The k frames to annotate next, as XMem++ selects them.
 
     With `use_previously_predicted_masks`, the masks and keys come from `masks_out_path`, as `run_on_video`
@@ -239,25 +251,29 @@ def select_k_next_best_annotation_candidates(
     Without the network: it is built only when the keys must be computed again (other weights, or a `size`
     given that differs from the run's). `size` defaults to the run's processing size, which its manifest
     records (480 without a manifest). Otherwise the video is propagated first from
-    `previously_chosen_candidates`, at `size` (default 480).
+    `previously_chosen_candidates`, at `size` (default 480). `temporary_root`: as `run_on_video_frames`'.
     """
     chosen = list(dict.fromkeys(frame_numbers(previously_chosen_candidates, "previously_chosen_candidates")))
     k, alpha, min_mask_presence_percent = check_options(k, alpha, min_mask_presence_percent)
     source, masks_in_path = path_argument(imgs_in_path, "imgs_in_path"), path_argument(masks_in_path, "masks_in_path")
     masks_out_path = None if masks_out_path is None else path_argument(masks_out_path, "masks_out_path")
     weights = None if weights is None else path_argument(weights, "weights")
+    temporary_root = None if temporary_root is None else path_argument(temporary_root, "temporary_root")
+    _check_network(network)
     if size is UNSET:
         manifest = read_manifest(masks_out_path) if use_previously_predicted_masks and masks_out_path else None
         size = manifest.size if manifest is not None else InferenceConfig().size
     if not use_previously_predicted_masks:
         network = network or load_network(ensure_weights(weights, progress=print_progress), device)
-        with tempfile.TemporaryDirectory(prefix="xmempp-suggest-") as scratch:
+        with tempfile.TemporaryDirectory(prefix="xmempp-suggest-", dir=temporary_root) as scratch:
             out = Path(masks_out_path) if masks_out_path is not None else Path(scratch)
-            run_on_video(source, masks_in_path, out, frames_with_masks=chosen, print_progress=print_progress,
-                         size=size, network=network, save_overlay=False, precision=precision)
+            rows = run_on_video_frames(source, masks_in_path, out, frames_with_masks=chosen,
+                                       print_progress=print_progress, size=size, network=network, save_overlay=False,
+                                       precision=precision, temporary_root=temporary_root)
+            deque(rows, maxlen=0)  # the whole run, its rows not needed
             return _select_from_outputs(source, out, chosen, k, alpha, min_mask_presence_percent, lambda: network,
                                         weights_fingerprint(network), InferenceConfig(size=size, precision=precision),
-                                        print_progress)
+                                        print_progress, temporary_root)
     if masks_out_path is None:
         raise XMemPPError("use_previously_predicted_masks=True needs masks_out_path (the folder run_on_video wrote)")
     _check_run_folder(Path(masks_out_path))  # before the weights: they may be a download
@@ -268,18 +284,19 @@ def select_k_next_best_annotation_candidates(
     fingerprint = weights_fingerprint(network or ensure_weights(weights, print_progress))
     return _select_from_outputs(source, Path(masks_out_path), chosen, k, alpha, min_mask_presence_percent,
                                 get_network, fingerprint, InferenceConfig(size=size, precision=precision),
-                                print_progress)
+                                print_progress, temporary_root)
 
 
 def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: int, alpha: float,
                          min_mask_presence_percent: float, get_network: Callable[[], XMem], fingerprint: str,
-                         config: InferenceConfig, print_progress: bool) -> list[int]:
+                         config: InferenceConfig, print_progress: bool, temporary_root: Path | None = None) -> list[int]:
     """XMem++'s selection from the masks and keys a run wrote into `masks_out` (the keys computed again if they
     belong to other weights or another size)."""
     check_source(source)
     # From its manifest to its last mask and key, the run's folder is read under a shared lock: a run rewriting it
     # meanwhile would mix two runs' masks and keys.
-    with reading_lock(masks_out, "suggest"), tempfile.TemporaryDirectory(prefix="xmempp-frames-") as work_dir:
+    with (reading_lock(masks_out, "suggest"),
+          tempfile.TemporaryDirectory(prefix="xmempp-frames-", dir=temporary_root) as work_dir):
         manifest = read_manifest(masks_out)
         frames = functools.cache(lambda: open_frames(source, work_dir))  # a video file is decoded only if needed
         if manifest is not None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from xmempp.api import run_on_video
+from xmempp.dataset_results import refuse_other_commands_results
 from xmempp.datasets import (
     DatasetVideo,
     annotated_frames,
@@ -88,6 +89,7 @@ def run_batch(dataset: Path, output: Path, execution: Execution, first_only: boo
                           f"folders in {shown(output)}: rename that video's folder, or leave it out with --videos")
     output.mkdir(parents=True, exist_ok=True)
     with output_lock(output):  # one batch at a time into an output folder
+        refuse_other_commands_results(output, "batch")
         jobs = [BatchJob(video, output / video.name, first_only, size, save_overlay,
                          progress=progress and not execution.ray) for video in dataset_videos]
         outcomes: dict[str, VideoOutcome] = {}

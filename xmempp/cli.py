@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,10 +20,21 @@ from xmempp.precision import PRECISIONS
 
 log = logging.getLogger("xmempp")
 
+# Python's int() and float() also read other scripts' digits ('٤٨' is 48, fullwidth '１' is 1) and underscores:
+# a number argument takes ASCII digits only, as every other tool does.
+_ASCII_WHOLE_NUMBER = re.compile(r"\s*[+-]?[0-9]+\s*")
+
+
+def _ascii_int(text: str) -> int:
+    """`text` as an int when it is ASCII digits (with a sign), else a ValueError."""
+    if not _ASCII_WHOLE_NUMBER.fullmatch(text):
+        raise ValueError(f"not ASCII digits: {text!r}")
+    return int(text)
+
 
 def _frame_list(text: str) -> list[int]:
     try:
-        frames = [int(part) for part in text.split(",") if part.strip()]
+        frames = [_ascii_int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated frame indices like 0,20, got {text!r}") from None
     if not frames:
@@ -54,7 +66,7 @@ def _size(text: str) -> int | None:
     if text.lower() in ("none", "original", "0"):
         return None
     try:
-        size = int(text)
+        size = _ascii_int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of pixels or 'original', got {text!r}") from None
     if not MIN_SIZE <= size <= MAX_SIZE:
@@ -66,7 +78,7 @@ def _size(text: str) -> int | None:
 def _whole_number(minimum: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
-            value = int(text)
+            value = _ascii_int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
@@ -83,6 +95,8 @@ _positive_int, _count = _whole_number(1), _whole_number(0)
 def _number_between(low: float, high: float) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
+            if not text.isascii():
+                raise ValueError(f"not ASCII: {text!r}")
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
@@ -340,9 +354,10 @@ def _evaluate(args: argparse.Namespace, progress: bool) -> int:
     evaluation = run_evaluation(args.dataset, args.output, _execution(args, progress), strategies=args.strategies,
                                 rounds=args.rounds, k=args.k, seed=args.seed, size=args.size, progress=progress,
                                 videos=args.videos, min_mask_presence_percent=args.min_mask_percent)
-    print(evaluation.summary.to_string(index=False, float_format="%.4f"))
-    print(f"scores in {args.output / 'per_frame.csv'} and {args.output / 'summary.csv'}, "
-          f"plot in {args.output / 'j_and_f.png'}")
+    if not evaluation.summary.empty:  # else every video failed: no scores, no plot, only the reasons below
+        print(evaluation.summary.to_string(index=False, float_format="%.4f"))
+        print(f"scores in {args.output / 'per_frame.csv'} and {args.output / 'summary.csv'}, "
+              f"plot in {args.output / 'j_and_f.png'}")
     for video, reason in evaluation.failures.items():
         print(f"video {shown(video)} failed: {reason}", file=sys.stderr)
     return 1 if evaluation.failures else 0

@@ -55,6 +55,11 @@ class InferenceConfig:
                               f"got {self.size}")
         if self.mem_every < 1 or self.top_k < 1:
             raise XMemPPError("mem_every and top_k must be positive")
+        # 0 or fewer prototypes, or a long-term memory of 0 or fewer elements, ran without a word into consolidations
+        # that keep nothing
+        for name in ("num_prototypes", "max_long_term_elements"):
+            if getattr(self, name) < 1:
+                raise XMemPPError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.key_batch_size is not None and self.key_batch_size < 1:
             raise XMemPPError(f"key_batch_size must be at least 1 (or None), got {self.key_batch_size}")
         check_precision(self.precision)

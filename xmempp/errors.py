@@ -151,16 +151,53 @@ def frame_numbers(values: Any, parameter: str) -> list[int]:
     return [whole_number(value, f"each of {parameter}") for value in values]
 
 
+def instance_argument(value: Any, kind: type | tuple[type, ...], parameter: str, what: str) -> Any:
+    """`value` itself when it is an instance of `kind`, else an XMemPPError naming the parameter and `what` it
+    takes ("a dict of object ids to names"): network="x" ended in an AttributeError deep inside."""
+    if not isinstance(value, kind):
+        raise XMemPPError(f"{parameter} must be {what}, got {_described(value)}")
+    return value
+
+
 PathArgument = str | bytes | os.PathLike  # a path as `os` functions take it
 
 
 def path_argument(value: Any, parameter: str) -> Path:
     """`value` as a Path when it names one as `os` functions take them: a str, a Path (any os.PathLike) or bytes
     (decoded as `os.fsdecode` does); else an XMemPPError naming the parameter. Path(b"...") is a TypeError."""
-    if isinstance(value, str | bytes | os.PathLike):
-        return Path(os.fsdecode(value))
-    raise XMemPPError(f"{parameter} must be a path (a str, bytes or Path), got {_described(value)}")
+    if not isinstance(value, str | bytes | os.PathLike):
+        raise XMemPPError(f"{parameter} must be a path (a str, bytes or Path), got {_described(value)}")
+    path = Path(os.fsdecode(value))
+    try:
+        encoded = os.fsencode(path)
+    except UnicodeEncodeError:  # '\ud800': a lone surrogate that no byte escapes, so no file system name
+        raise XMemPPError(f"{parameter} {ascii(str(path))} cannot name a file: it holds a lone surrogate, which is "
+                          "no character of any encoding") from None
+    if b"\0" in encoded:
+        raise XMemPPError(f"{parameter} {_abbreviated(path)} cannot name a file: it holds a NUL character")
+    if any(len(part) > _LONGEST_NAME for part in encoded.split(b"/")) or _name_too_long(path):
+        raise XMemPPError(f"{parameter} {_abbreviated(path)} cannot name a file: the name is too long")
+    return path
+
+
+_LONGEST_NAME = 255  # bytes of one name in a folder: ext4, XFS, Btrfs, APFS and NTFS allow no more
+
+
+def _name_too_long(path: Path) -> bool:
+    """Whether the system refuses `path` as too long (past PATH_MAX, 4096 bytes on Linux), where it can say."""
+    try:
+        os.lstat(path)
+    except OSError as error:
+        return error.errno == errno.ENAMETOOLONG
+    return False
+
+
+def _abbreviated(path: Path) -> str:
+    """A path as a message shows it, its first 80 characters only when it is longer (a 5000-character path)."""
+    text = str(path)
+    return shown(text) if len(text) <= 80 else f"{shown(text[:80])}... ({len(text):,} characters)"
 
 
 def _described(value: Any) -> str:
-    return f"{value!r:.60} ({type(value).__name__})"
+    text = " ".join(repr(value).split())  # one line: a numpy array's repr spans several
+    return f"{text:.60} ({type(value).__name__})"

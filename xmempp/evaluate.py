@@ -18,6 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from xmempp.api import read_predicted_mask, run_on_video, select_k_next_best_annotation_candidates
+from xmempp.dataset_results import refuse_other_commands_results
 from xmempp.datasets import (
     DatasetVideo,
     find_videos,
@@ -240,6 +241,7 @@ def run_evaluation(dataset: Path, output: Path, execution: Execution, strategies
                                           for strategy in job.strategies for round_index in range(rounds + 1)})
     output.mkdir(parents=True, exist_ok=True)
     with output_lock(output):  # one evaluation at a time into an output folder
+        refuse_other_commands_results(output, "evaluate")
         results: dict[str, list[tuple]] = {}
         failures: dict[str, str] = {}
         with tqdm(total=len(jobs), disable=not progress, desc="videos", unit="video") as bar:

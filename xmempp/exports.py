@@ -39,6 +39,7 @@ from xmempp.errors import (
     XMemPPError,
     file_system_problem,
     file_system_problems_as_error,
+    instance_argument,
     kind_of_entry,
     path_argument,
     shown,
@@ -239,7 +240,12 @@ def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgume
     folder `masks` reads while this export reads it, and this export while a run writes there. Returns what was
     written. Formats are named once each: a repeated one is refused, naming it.
     """
+    if isinstance(formats, str) or not isinstance(formats, Iterable):  # "davis" was read as formats 'd', 'a'...
+        raise XMemPPError(f"formats must be a list of format names ({', '.join(FORMATS)}), got "
+                          f"{formats!r:.60} ({type(formats).__name__})")
     formats = list(formats)
+    if object_names is not None:
+        instance_argument(object_names, Mapping, "object_names", "a dict of object ids to names, or None")
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise XMemPPError(f"unknown export format {unknown[0] if unknown else '(none given)'!r}: choose from "
@@ -252,6 +258,8 @@ def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgume
     out = path_argument(out, "out")
     with contextlib.ExitStack() as held:
         if not isinstance(masks, Mapping):
+            if not isinstance(masks, str | bytes | os.PathLike):  # a list of arrays was called 'not a path'
+                instance_argument(masks, Mapping, "masks", "a dict of frame names to masks, or a folder's path")
             masks = path_argument(masks, "masks")
             # From its manifest to its last mask, a run's folder is read under a shared lock: a run rewriting it
             # meanwhile would have mixed two runs' masks into one export (other exports may read it too).
@@ -543,8 +551,25 @@ def _check_frame_name(name: object) -> None:
 
 
 def _checked_masks(masks: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A caller's masks, each checked (see `_checked`), in order."""
-    return {name: mask for name, mask in _frames(masks)}
+    """A caller's masks, each checked (see `_checked`), in order; two frame names alike but for letter case or
+    Unicode normalisation are refused, as `run` refuses such frames: on macOS or Windows (and wherever the export
+    is copied there) their masks would be one file, the second replacing the first."""
+    checked = {name: mask for name, mask in _frames(masks)}
+    by_folded: dict[str, str] = {}
+    for name in checked:
+        folded = unicodedata.normalize("NFC", name).casefold()
+        if folded in by_folded:
+            raise XMemPPError(f"frames {_spelled(by_folded[folded])} and {_spelled(name)} are "
+                              "named alike but for letter case (or accents' encoding): their masks would be one file "
+                              "on macOS or Windows; rename one of them")
+        by_folded[folded] = name
+    return checked
+
+
+def _spelled(name: str) -> str:
+    """A frame name in quotes, its code points escaped when it is not in Unicode's composed form (NFC): 'é' and
+    'e\u0301' look the same otherwise."""
+    return shown(name, quoted=True) if unicodedata.normalize("NFC", name) == name else ascii(name)
 
 
 def _frames(masks: Mapping[str, np.ndarray]) -> Iterator[tuple[str, np.ndarray]]:

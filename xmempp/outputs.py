@@ -306,7 +306,8 @@ def _refuse_hard_links_to_inputs(inputs: dict[str, Path], out: Path) -> None:
         for path in (folder.iterdir() if folder.is_dir() else []):
             source = input_files.get(identity(path)) if path.is_file() else None
             if source is not None:
-                raise XMemPPError(f"{shown(path)} is the same file as the input {shown(source)} (a hard link): the run "
+                link = "a symbolic link" if path.is_symlink() else "a hard link"
+                raise XMemPPError(f"{shown(path)} is the same file as the input {shown(source)} ({link}): the run "
                                   "would "
                                   "replace it; choose an output folder apart from the inputs")
 

@@ -187,6 +187,9 @@ def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None, ma
     if not video.is_file():
         raise XMemPPError(f"the video {shown(video)} is {kind_of_entry(video)}: give a video file or a folder of "
                           "frames")
+    for name, limit in (("max_frames", max_frames), ("max_side", max_side)):  # max_side=0 gave 1x1 frames
+        if limit is not None and whole_number(limit, name) < 1:
+            raise XMemPPError(f"{name} must be at least 1 (or None for no limit), got {limit}")
     if video.suffix.lower() not in VIDEO_SUFFIXES:
         raise XMemPPError(f"{shown(video.name)} is not a supported video ({', '.join(VIDEO_SUFFIXES)}) or frame folder")
     _make_frames_folder(out_dir, video)
@@ -204,8 +207,13 @@ def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None, ma
         problem = file_system_problem(error)
         if problem is not None:
             raise XMemPPError(f"cannot read {shown(video)}: {problem}") from None
-        raise XMemPPError(f"cannot decode {shown(video.name)}: not a readable video ({type(error).__name__}: "
-                          f"{str(error).splitlines()[0] if str(error) else 'no details'})") from None
+        # imageio's words ("Could not load meta information", with ffmpeg's log) go to the log, not to a person.
+        log.info("decoding %s failed after %d frame(s): %r", video, count, error)
+        if count == 0 and video.stat().st_size == 0:
+            raise XMemPPError(f"cannot decode {shown(video.name)}: the file is empty") from None
+        where = "no frame of it could be decoded" if count == 0 else f"it could not be decoded past frame {count}"
+        raise XMemPPError(f"cannot decode {shown(video.name)}: not a readable video ({where}: it is damaged or is "
+                          "not a video)") from None
     if count == 0:
         raise XMemPPError(f"{shown(video.name)} contains no frames")
     return out_dir

@@ -8,6 +8,7 @@ import os
 import pickle
 import struct
 import urllib.request
+import warnings
 from http.client import HTTPException
 from pathlib import Path
 
@@ -122,12 +123,16 @@ def read_checkpoint(path: Path, mmap: bool = False) -> object:
     is read whole). A file torch cannot read is an XMemPPError naming it.
     """
     try:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-        except RuntimeError:
-            if not mmap:
-                raise
-            state = torch.load(path, map_location="cpu", weights_only=True)  # legacy format: cannot be mapped
+        with warnings.catch_warnings():
+            # torch warns that its weights-only unpickler "might not support all instructions" of a pickle of a
+            # newer protocol, before refusing it (refused below, in our words) or reading it (then nothing to say)
+            warnings.filterwarnings("ignore", message=r"Detected pickle protocol \d+ in the checkpoint")
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+            except RuntimeError:
+                if not mmap:
+                    raise
+                state = torch.load(path, map_location="cpu", weights_only=True)  # legacy format: cannot be mapped
     except pickle.UnpicklingError:  # torch's long text ("Weights only load failed... Unsupported operand 149")
         raise XMemPPError(f"{shown(path)} is not a readable PyTorch checkpoint: it is damaged, or it holds Python "
                           "objects "
@@ -137,6 +142,9 @@ def read_checkpoint(path: Path, mmap: bool = False) -> object:
     except _MALFORMED_CHECKPOINT_ERRORS as error:  # torch's words for a truncated or foreign file
         if isinstance(error, (IndexError, KeyError, struct.error)):  # the unpickler's stack or memo ran dry
             error = "its data ends early or is not a checkpoint's"
+        elif "PytorchStreamReader" in str(error):  # torch's zip reader: "internal miniz error ... high likelihood"
+            raise XMemPPError(f"{shown(path)} is not a readable PyTorch checkpoint: it is truncated or not a "
+                              "checkpoint (its zip archive cannot be read)") from None
         first_line = (str(error).strip().splitlines() or ["the file ends too early"])[0][:200]
         raise XMemPPError(f"{shown(path)} is not a readable PyTorch checkpoint ({first_line})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
@@ -185,6 +193,9 @@ def find_weights(weights: PathArgument | None = None) -> Path | None:
     from_env = os.environ.get("XMEMPP_WEIGHTS")
     if from_env:
         path = Path(from_env)
+        if os.path.lexists(path) and not path.is_file():  # /dev/zero, a folder: there, but no checkpoint file
+            raise XMemPPError(f"XMEMPP_WEIGHTS points to {shown(path)}, which is not a checkpoint file "
+                              f"({kind_of_entry(path)}): point it at the XMem.pth file")
         if not path.is_file():
             raise InputNotFoundError(f"XMEMPP_WEIGHTS points to {shown(path)}, which does not exist")
         return path
