@@ -207,6 +207,17 @@ def test_an_empty_path_is_an_argument_error_naming_the_option(tmp_path, monkeypa
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_path_no_file_can_have_is_an_argument_error_naming_the_option(tmp_path, capsys):
+    """`run --output <a 300-character name>` was refused naming the Python API's parameter, 'masks_out_path ...
+    cannot name a file', which no command-line user gave (eighth hostile round)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--images", str(tmp_path), "--masks", str(tmp_path), "--output", str(tmp_path / ("x" * 300))])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "argument --output: the path " in error and "cannot name a file: the name is too long" in error, error
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_run_refuses_a_video_that_is_a_fifo_before_anything_is_written(tmp_path, capsys):
     """mkfifo v.mp4; xmempp run --images v.mp4 waited for a writer without end (eighth hostile round)."""
     import os

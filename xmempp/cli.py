@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xmempp.config import MAX_SIZE, MIN_SIZE
-from xmempp.errors import OutOfMemoryError, XMemPPError, file_system_problem, is_out_of_memory, shown
+from xmempp.errors import OutOfMemoryError, XMemPPError, file_system_problem, is_out_of_memory, path_argument, shown
 from xmempp.precision import PRECISIONS
 
 log = logging.getLogger("xmempp")
@@ -46,10 +46,15 @@ def _frame_list(text: str) -> list[int]:
 
 
 def _path(text: str) -> Path:
-    """A path option's value; '' is refused: Path('') is the current folder, so `export --to ''` wrote there."""
+    """A path option's value; '' is refused: Path('') is the current folder, so `export --to ''` wrote there. A
+    path no file can have (too long, a NUL) is refused here, where the message names the option, not the Python
+    API's parameter ("masks_out_path ... cannot name a file")."""
     if not text:
         raise argparse.ArgumentTypeError("expected a path, got an empty one ('')")
-    return Path(text)
+    try:
+        return path_argument(text, "the path")
+    except XMemPPError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 _path.__name__ = "path"  # argparse names the type in some messages
