@@ -25,6 +25,7 @@ from demo.unzip import safe_member_path as safe_member_path  # where the tests a
 from xmempp.csv_cells import written_cell
 from xmempp.errors import XMemPPError, kind_of_entry, shown
 from xmempp.exports import DAVIS, EXPORT_MARKER, FORMAT_ENTRIES, MATTES, export_masks
+from xmempp.images import METADATA_TOO_LARGE, is_metadata_bomb
 from xmempp.masks.files import write_mask
 from xmempp.masks.ids import MAX_OBJECTS
 from xmempp.object_names import parse_object_names
@@ -443,6 +444,10 @@ def check_pixels(path: Path, what: str, limits: Limits) -> None:
                           f"images of at most {limits.max_image_megapixels:g} megapixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError):
         raise XMemPPError(f"{what} is corrupt or not an image") from None
+    except ValueError as error:
+        if not is_metadata_bomb(error):
+            raise
+        raise XMemPPError(f"{what} cannot be read: {METADATA_TOO_LARGE}") from None
     check_image_size((width, height), what, limits)
 
 

@@ -280,3 +280,13 @@ def test_a_zip_cut_off_while_its_member_is_read_says_so_never_an_empty_reason(tm
             plan.extract(plan.members[0], tmp_path / "out.png", budget)
     assert str(raised.value) == ("t.zip is damaged: its member '00000.png' cannot be read (the zip ended before the "
                                  "member did: it was cut off, or changed while it was read); nothing was loaded")
+
+
+def test_a_frame_whose_metadata_unpacks_past_pillows_limit_is_refused_naming_it(handlers, tmp_path):
+    """A 3 KB zip whose first frame's text chunk unpacks to 2 MB: 'Something went wrong (ValueError)' (ninth
+    hostile round)."""
+    from tests.test_video import _png_with_a_text_chunk_of
+
+    members = {"00000.png": _png_with_a_text_chunk_of(2), "00001.png": png_bytes(clip_frames()[1])}
+    outputs = handlers.load_files(None, [str(write_zip(tmp_path / "text.zip", members))])
+    assert "frame 00000.png in text.zip cannot be read: its metadata" in text(outputs["status"]), outputs["status"]

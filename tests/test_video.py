@@ -168,3 +168,25 @@ def test_a_video_path_that_is_a_fifo_is_refused_naming_it_instead_of_waiting_for
                                           r"folder of frames"):
         open_frames(fifo, work_dir=tmp_path / "frames")
     assert not (tmp_path / "frames").exists()
+
+
+def _png_with_a_text_chunk_of(megabytes: int) -> bytes:
+    """A 16x12 PNG whose compressed text chunk unpacks to `megabytes` (a few KB on disk)."""
+    import io
+
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("comment", "x" * (megabytes << 20), zip=True)
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(buffer, "PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def test_a_frame_whose_metadata_unpacks_past_pillows_limit_is_refused_naming_it(tmp_path):
+    """A 3 KB PNG whose text chunk unpacks to 2 MB ended `run` in 'unexpected internal failure (ValueError:
+    Decompressed data too large for PngImagePlugin.MAX_TEXT_CHUNK)' (ninth hostile round)."""
+    (tmp_path / "00000.png").write_bytes(_png_with_a_text_chunk_of(2))
+    with pytest.raises(XMemPPError, match="cannot read frame 00000.png: its metadata .* unpacks to more than Pillow's "
+                                          "limit"):
+        FrameFolder(tmp_path).read(0)

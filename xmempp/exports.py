@@ -44,6 +44,7 @@ from xmempp.errors import (
     path_argument,
     shown,
 )
+from xmempp.images import open_image
 from xmempp.masks.drawing import davis_palette
 from xmempp.masks.files import mask_image, read_id_mask
 from xmempp.object_names import parse_object_names
@@ -134,7 +135,8 @@ class MaskFolder(Mapping[str, np.ndarray]):
 
     def palette(self) -> list[int] | None:
         """The palette of the first mask (run writes the annotations' palette into every mask), if it has one."""
-        with Image.open(next(iter(self._paths.values()))) as image:
+        first = next(iter(self._paths.values()))
+        with open_image(first, f"mask {shown(first.name)}", "a palette or greyscale PNG", load=False) as image:
             palette = image.getpalette() if image.mode == "P" else None
         return (palette + [0] * 768)[:768] if palette else None
 

@@ -15,6 +15,15 @@ from xmempp.errors import XMemPPError, file_system_problem, shown
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # What Pillow raises for a file that is truncated, corrupt or of an unknown format.
 UNREADABLE_IMAGE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError)
+# Why a PNG whose text chunk or colour profile unpacks past Pillow's limit (MAX_TEXT_CHUNK, 1 MB) is refused: a
+# 3 KB file asked for megabytes before its first pixel.
+METADATA_TOO_LARGE = ("its metadata (a text chunk or colour profile) unpacks to more than Pillow's limit against "
+                      "decompression bombs; save it without that metadata")
+
+
+def is_metadata_bomb(error: BaseException) -> bool:
+    """Whether `error` is Pillow's refusal of such a PNG: a plain ValueError, told from a bug's by its words."""
+    return isinstance(error, ValueError) and "Decompressed data too large" in str(error)
 
 
 @contextlib.contextmanager
@@ -32,6 +41,10 @@ def open_image(path: Path, what: str, expected: str = "an image", load: bool = T
             yield image
     except Image.DecompressionBombError as error:
         raise XMemPPError(f"cannot read {what}: {_too_many_pixels(error)}") from None
+    except ValueError as error:
+        if not is_metadata_bomb(error):
+            raise
+        raise XMemPPError(f"cannot read {what}: {METADATA_TOO_LARGE}") from None
     except FileNotFoundError:
         raise XMemPPError(f"cannot read {what}: the file is not there (moved or deleted?)") from None
     except UNREADABLE_IMAGE_ERRORS as error:
