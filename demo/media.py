@@ -178,11 +178,14 @@ def _load(videos: list[Path], zips: list[Path], work_dir: Path, limits: Limits) 
         if videos and with_images:
             raise XMemPPError(f"both {shown(videos[0].name)} and {shown(with_images[0].source.name)} hold frames: "
                               "upload only one of them")
-        if len(with_images) + (0 if videos else len(with_video)) > 1:
-            raise XMemPPError("more than one zip holds frames: upload only one video or zip of frames")
-        if len(with_images) == 1 and with_video and with_video[0] is with_images[0]:
-            raise XMemPPError(f"{shown(with_images[0].source.name)} holds both frames and a video: it is not a zip the "
-                              "app exported")
+        for plan in with_images:  # before the count below, which took such a zip for two ("more than one zip")
+            if plan in with_video:
+                raise XMemPPError(f"{shown(plan.source.name)} holds both frames and a video: it is not a zip the app "
+                                  "exported")
+        holding_frames = with_images + ([] if videos else with_video)
+        if len(holding_frames) > 1:
+            raise XMemPPError(f"both {shown(holding_frames[0].source.name)} and {shown(holding_frames[1].source.name)} "
+                              "hold frames: upload only one video or zip of frames")
         for plan in with_video:
             if len(plan.of_kind("video")) > 1:
                 raise XMemPPError(f"{shown(plan.source.name)} holds more than one video under {SOURCE_FOLDER}/")

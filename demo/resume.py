@@ -61,12 +61,30 @@ def record_of(frames: FrameFolder, size: int) -> SessionRecord:
     return SessionRecord(frames=len(frames), width=width, height=height, fingerprint=fingerprint(frames), size=size)
 
 
+class _RepeatedKey(Exception):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _each_key_once(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object's fields, refused when one is given twice (json keeps the last without a word)."""
+    data = {}
+    for key, value in pairs:
+        if key in data:
+            raise _RepeatedKey(key[:40])
+        data[key] = value
+    return data
+
+
 def parse_record(text: str, source: Path) -> SessionRecord:
     """session.json -> SessionRecord, read strictly: a whole number (not a fraction, a text or true) where one is
     meant and a record version this app knows; anything else is named as damaged, in words, rather than guessed
     at (size 2.9 was read as 2, "96" and true as sizes, version -1 accepted)."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_each_key_once)
+    except _RepeatedKey as repeated:  # which of the two values was meant cannot be guessed
+        raise _damaged(source, f"its field {repeated.key!r} is given twice") from None
     except json.JSONDecodeError as error:
         raise _damaged(source, f"it is not JSON (line {error.lineno} column {error.colno})") from None
     except RecursionError:  # arrays nested past Python's recursion limit

@@ -91,7 +91,11 @@ class ZipPlan:
                               f"than {max_bytes // 1024} "
                               "KB, more than the app reads from it")
         budget.add_bytes(len(data), self.source, member.info.filename)
-        return data.decode("utf-8", "replace")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as error:  # replaced, a name read 'caf\ufffd' without a word
+            raise XMemPPError(f"{shown(member.info.filename, quoted=True)} in {shown(self.source.name)} is not UTF-8 "
+                              f"text (byte {error.start}); nothing was loaded") from None
 
     @contextmanager
     def _reading(self, member: Member) -> Iterator:

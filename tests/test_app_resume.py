@@ -310,3 +310,53 @@ def test_a_folder_named_like_the_record_is_refused_naming_it(handlers, tmp_path)
         outputs = handlers.load_files(None, [str(archive)])
         assert f"{name} holds a folder named session.json" in outputs["status"], outputs["status"]
         assert not outputs["state"].loaded
+
+
+def _with_raw_record(archive: Path, path: Path, text: bytes) -> Path:
+    """`archive` with its session.json replaced by the bytes `text`."""
+    with zipfile.ZipFile(archive) as source, zipfile.ZipFile(path, "w") as target:
+        for name in source.namelist():
+            target.writestr(name, text if name == "session.json" else source.read(name))
+    return path
+
+
+@pytest.mark.parametrize(("edit", "says"), [
+    (lambda record: record.replace(b'"size":', b'"size": 48, "size":', 1), "session.json in e.zip is damaged: its "
+                                                                             "field 'size' is given twice"),
+    (lambda record: record.replace(b"{", b'{"note": "caf\xe9", ', 1), "'session.json' in e.zip is not UTF-8 text"),
+], ids=["a field twice", "not UTF-8"])
+def test_a_record_json_would_read_by_guessing_is_refused(handlers, sized, tmp_path, edit, says):
+    """A size given twice (json keeps the last) and a byte that is not UTF-8 (replaced) were taken without a word
+    (ninth hostile round)."""
+    original = a_resume_zip(tmp_path / "o.zip", tmp_path / "frames")
+    with zipfile.ZipFile(original) as archive:
+        record = archive.read("session.json").replace(b'": ', b'":').replace(b", ", b",")
+    state = annotated(sized)
+    outputs = sized.load_files(state, [str(_with_raw_record(original, tmp_path / "e.zip", edit(record)))])
+    assert says in outputs["status"] and "nothing was loaded" in outputs["status"], outputs["status"]
+    assert outputs["state"] is state
+
+
+@pytest.mark.parametrize(("names", "says"), [
+    (b"id,name\n1,caf\xe9\n", "'objects.csv' in edited.zip is not UTF-8 text (byte 13)"),
+    (b'id,name\n1,"square\n2,lid\n', "cannot read object names from objects.csv in edited.zip: not a readable CSV"),
+], ids=["not UTF-8", "a quote left open"])
+def test_an_objects_csv_read_only_by_guessing_is_refused(handlers, tmp_path, names, says):
+    """A name in Latin-1 bytes became 'caf\\ufffd', and a quote left open made every later line part of one name,
+    without a word (ninth hostile round)."""
+    _, archive = exported(handlers)
+    edited = with_objects_csv(archive, tmp_path / "edited.zip", names)
+    outputs = handlers.load_files(None, [str(edited)])
+    assert says in outputs["status"], outputs["status"]
+    assert not outputs["state"].loaded
+
+
+def test_a_zip_of_frames_and_a_video_is_named_alone(handlers, tmp_path):
+    """One zip holding frames and source/clip.mp4 was refused as 'more than one zip holds frames' (ninth hostile
+    round)."""
+    video = write_video(tmp_path / "clip.mp4", clip_frames()[:3], fps=8)
+    members = {f"{i:05d}.png": png_bytes(frame) for i, frame in enumerate(clip_frames()[:3])}
+    members["source/clip.mp4"] = video.read_bytes()
+    outputs = handlers.load_files(None, [str(write_zip(tmp_path / "both.zip", members))])
+    assert "both.zip holds both frames and a video: it is not a zip the app exported" in outputs["status"], \
+        outputs["status"]

@@ -31,7 +31,8 @@ def parse_object_names(text: str, source: str) -> dict[int, str]:
     `source` and the line for anything else than a header with id and name, then rows of a whole-number id in
     1..MAX_OBJECT_ID, each id once.
     """
-    reader = csv.reader(io.StringIO(text.removeprefix(BYTE_ORDER_MARK), newline=""))
+    # strict: a quote left open to the end of the file took every line after it as one name, without a word
+    reader = csv.reader(io.StringIO(text.removeprefix(BYTE_ORDER_MARK), newline=""), strict=True)
     names: dict[int, str] = {}
     try:
         header = next(reader, None)
