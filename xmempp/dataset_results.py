@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from xmempp.errors import XMemPPError, file_system_problems_as_error, shown
+from xmempp.regular_files import open_regular
 
 SUMMARY_FILE = "summary.csv"  # both commands' (batch.SUMMARY_FILE, evaluate.SUMMARY_FILE)
 EVALUATION_FILE = "per_frame.csv"  # evaluate's alone (evaluate.PER_FRAME_FILE)
@@ -34,6 +35,6 @@ def _holds_results_of(output: Path, command: str) -> bool:
     summary = output / SUMMARY_FILE
     if not summary.is_file():
         return False
-    with file_system_problems_as_error(f"read {shown(summary)}"), open(summary, "rb") as file:
+    with file_system_problems_as_error(f"read {shown(summary)}"), open_regular(summary) as file:
         start = file.read(64).decode("utf-8", errors="replace")
     return start.startswith(SUMMARY_STARTS[command])

@@ -20,6 +20,7 @@ import torch
 
 from xmempp.errors import file_system_problems_as_error, shown
 from xmempp.outputs import atomic_path
+from xmempp.regular_files import open_regular
 
 
 @dataclass
@@ -93,7 +94,7 @@ class KeyStore(Sequence):
     @classmethod
     def open(cls, path: str | Path) -> KeyStore:
         """A read-only store over a file written by `save`. Raises ValueError if it is not such a file."""
-        file = open(path, "rb")  # noqa: SIM115 (the store owns it until close)
+        file = open_regular(path)  # the store owns it until close
         try:
             version = np.lib.format.read_magic(file)
             read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \

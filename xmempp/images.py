@@ -11,6 +11,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from xmempp.errors import XMemPPError, file_system_problem, shown
+from xmempp.regular_files import open_regular
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # What Pillow raises for a file that is truncated, corrupt or of an unknown format.
@@ -35,7 +36,7 @@ def open_image(path: Path, what: str, expected: str = "an image", load: bool = T
     open (permissions, a folder...), says that instead: its content is not at fault.
     """
     try:
-        with Image.open(path) as image:
+        with open_regular(path, what) as file, Image.open(file) as image:
             if load:
                 image.load()
             yield image
@@ -75,7 +76,7 @@ def png_size(path: Path) -> tuple[int, int] | None:
     """The (width, height) a PNG's header (its IHDR chunk, in the first 24 bytes) says, read without Pillow:
     nothing is decoded, and no size is too large to be told. None when the file does not begin as a PNG; a file
     that cannot be opened raises OSError."""
-    with open(path, "rb") as file:
+    with open_regular(path) as file:
         header = file.read(24)
     if len(header) < 24 or not header.startswith(PNG_SIGNATURE) or header[12:16] != b"IHDR":
         return None

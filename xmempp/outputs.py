@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error, shown
+from xmempp.regular_files import open_regular, read_regular_text
 
 try:
     import fcntl
@@ -184,7 +185,7 @@ def read_manifest(folder: str | Path) -> Manifest | None:
     if not path.exists():
         return None
     try:
-        return Manifest.from_json(path.read_text(encoding="utf-8"))
+        return Manifest.from_json(read_regular_text(path, shown(path)))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # arrays nested 100,000 deep
         if isinstance(error, OSError) and error.errno in _NOT_LET_READ:
             raise XMemPPError(f"cannot read {shown(path)}: {file_system_problem(error)}") from None
@@ -473,7 +474,7 @@ def bytes_digest(data: bytes) -> str:
 
 def file_digest(path: Path) -> str:
     digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as file:
+    with open_regular(path) as file:
         while chunk := file.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()

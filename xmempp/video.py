@@ -30,6 +30,7 @@ from xmempp.errors import (
     whole_number,
 )
 from xmempp.images import open_image
+from xmempp.regular_files import open_regular
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +249,7 @@ def _gif_frames(video: Path) -> Iterator[np.ndarray]:
 def gif_screen_size(path: Path) -> tuple[int, int] | None:
     """The (width, height) of a GIF's frames (its logical screen) as its header says, read without decoding;
     None when the file does not begin as a GIF."""
-    with file_system_problems_as_error(f"read {shown(path)}"), open(path, "rb") as file:
+    with file_system_problems_as_error(f"read {shown(path)}"), open_regular(path) as file:
         header = file.read(10)
     if len(header) < 10 or header[:6] not in (b"GIF87a", b"GIF89a"):
         return None

@@ -1,0 +1,88 @@
+"""Every file a user gives is read only when it is a regular file: a FIFO in its place made a command wait for a
+writer without end (ninth hostile round), a device reads without end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from xmempp.errors import XMemPPError
+from xmempp.exports import export_masks
+from xmempp.images import open_image
+from xmempp.keys_cache import load_keys
+from xmempp.outputs import read_manifest
+from xmempp.regular_files import open_regular
+
+
+def within_seconds(call, seconds: float = 20):
+    """What `call()` returns or raises, failing the test if it has not ended within `seconds` (a thread: a read
+    waiting on a FIFO cannot be interrupted)."""
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["value"] = call()
+        except BaseException as error:  # noqa: BLE001 (handed to the test)
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still waiting after {seconds} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def fifo_in_place_of(path: Path) -> Path:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+    os.mkfifo(path)
+    return path
+
+
+def test_a_fifo_is_refused_at_once_naming_it(tmp_path):
+    fifo = fifo_in_place_of(tmp_path / "manifest.json")
+    with pytest.raises(XMemPPError, match="manifest.json is not a regular file"):
+        within_seconds(lambda: open_regular(fifo))
+
+
+def test_a_folder_is_refused_as_open_refuses_it(tmp_path):
+    with pytest.raises(IsADirectoryError):
+        open_regular(tmp_path)
+
+
+def test_a_mask_that_is_a_fifo_is_refused_naming_it(tmp_path):
+    fifo = fifo_in_place_of(tmp_path / "frame_000001.png")
+    with pytest.raises(XMemPPError, match="mask frame_000001.png is not a regular file"):
+        within_seconds(lambda: open_image(fifo, "mask frame_000001.png").__enter__())
+
+
+def test_a_runs_manifest_that_is_a_fifo_is_refused_naming_it(tmp_path):
+    fifo_in_place_of(tmp_path / "manifest.json")
+    with pytest.raises(XMemPPError, match="manifest.json is not a regular file"):
+        within_seconds(lambda: read_manifest(tmp_path))
+
+
+def test_an_export_of_a_folder_holding_a_fifo_mask_is_refused_and_writes_nothing(tmp_path):
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    Image.fromarray(np.ones((8, 8), np.uint8)).save(masks / "frame_000000.png")
+    fifo_in_place_of(masks / "frame_000001.png")
+    with pytest.raises(XMemPPError, match="frame_000001.png is not a regular file"):
+        within_seconds(lambda: export_masks(masks, tmp_path / "out", ["davis"]))
+    assert not (tmp_path / "out" / "Annotations").exists()
+
+
+def test_saved_keys_whose_info_is_a_fifo_are_recomputed_not_waited_for(tmp_path):
+    (tmp_path / "keys.npy").write_bytes(b"")
+    fifo_in_place_of(tmp_path / "keys.json")
+    assert within_seconds(lambda: load_keys(tmp_path, ["a"], 48, "weights")) is None

@@ -1,0 +1,45 @@
+"""Opening a file the user gave only when it is a regular file.
+
+A FIFO in the place of a manifest, a mask or a frame made every command wait for a writer without end, and a
+device (/dev/zero) reads without end. The file is opened without blocking and checked on its descriptor, so that
+nothing can be swapped in between the check and the read.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from typing import BinaryIO
+
+from xmempp.errors import XMemPPError, shown
+
+
+def open_regular(path: str | os.PathLike, what: str = "") -> BinaryIO:
+    """`path` opened for reading in binary. A folder raises IsADirectoryError (as open() does, for the caller's
+    message); a FIFO, a socket or a device raises an XMemPPError naming `what` (or the path) and saying so.
+    Other OSErrors (not found, permission denied) are the system's, as open() raises them."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO without a writer opens at once
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+        if not stat.S_ISREG(mode):
+            raise XMemPPError(f"{what or shown(path)} is not a regular file (a pipe, a device or a socket): give a "
+                              "file")
+        os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def read_regular_bytes(path: str | os.PathLike, what: str = "") -> bytes:
+    with open_regular(path, what) as file:
+        return file.read()
+
+
+def read_regular_text(path: str | os.PathLike, what: str = "", encoding: str = "utf-8") -> str:
+    return read_regular_bytes(path, what).decode(encoding)
+
+
