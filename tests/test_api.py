@@ -236,6 +236,29 @@ def test_a_network_of_another_type_is_refused_naming_the_parameter(square_clip, 
         function(frames, masks, tmp_path / "out", network="x", print_progress=False)
 
 
+@pytest.mark.parametrize("function", [run_on_video_frames, select_k_next_best_annotation_candidates])
+@pytest.mark.parametrize(("make", "kind"), [(lambda path: path.write_bytes(b""), "a file"),
+                                            (lambda path: None, "not there")])
+def test_a_temporary_root_that_is_no_folder_is_refused_naming_it(square_clip, tmp_path, function, make, kind):
+    """temporary_root=<a file> or <a missing folder> ended in NotADirectoryError or FileNotFoundError from tempfile
+    (ninth hostile round)."""
+    frames, masks = square_clip
+    root = tmp_path / "scratch"
+    make(root)
+    with pytest.raises(XMemPPError, match=f"temporary_root {re.escape(str(root))} is {kind}: give a folder"):
+        result = function(frames, masks, tmp_path / "out", temporary_root=root, print_progress=False)
+        list(result) if function is run_on_video_frames else None
+
+
+def test_a_config_of_another_type_is_refused_naming_the_parameter(square_clip, tmp_path):
+    """config={"mem_every": 3} ended in AttributeError: 'dict' object has no attribute 'size' (ninth hostile
+    round)."""
+    frames, masks = square_clip
+    with pytest.raises(XMemPPError, match=re.escape("config must be an InferenceConfig or None, got {'mem_every': 3} "
+                                                    "(dict)")):
+        run_on_video(frames, masks, tmp_path / "out", config={"mem_every": 3}, size=96, print_progress=False)
+
+
 @pytest.mark.parametrize(("arguments", "says"), [
     ({"k": 1.5}, "k must be a whole number (an int), got 1.5 (float)"),
     ({"previously_chosen_candidates": [0.5]}, "each of previously_chosen_candidates must be a whole number"),

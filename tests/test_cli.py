@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from xmempp.cli import main
 from xmempp.errors import OutOfMemoryError, XMemPPError
@@ -240,3 +243,15 @@ def test_number_arguments_take_ascii_digits_only(arguments, tmp_path, capsys):
         main(["suggest", "--images", str(tmp_path), "--masks", str(tmp_path), "--output", str(tmp_path), *arguments])
     assert exit_info.value.code == 2
     assert f"argument {arguments[0]}" in capsys.readouterr().err
+
+
+def test_an_export_of_a_run_folder_named_in_bytes_that_are_not_utf8_names_the_folder(tmp_path, capsys):
+    """export --run $'out\\xfd' without --video-name blamed 'the video name', which the person never gave: it is
+    the folder's name, the default (ninth hostile round)."""
+    run = Path(os.fsdecode(bytes(tmp_path) + b"/out\xfd"))
+    (run / "masks").mkdir(parents=True)
+    Image.fromarray(np.ones((8, 8), np.uint8)).save(run / "masks" / "frame_000000.png")
+    assert main(["export", "--run", str(run), "--to", str(tmp_path / "x"), "--formats", "coco"]) == 1
+    error = capsys.readouterr().err
+    assert "the run folder's name 'out\\udcfd', the video's name in coco and youtube-vis by default, is not UTF-8 " \
+           "text" in error and "give --video-name" in error, error

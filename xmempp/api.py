@@ -129,7 +129,7 @@ def run_on_video_frames(imgs_in_path: PathArgument, masks_in_path: PathArgument,
     if not masks_in.is_dir():
         raise InputNotFoundError(f"mask folder not found: {shown(masks_in)}")
     refuse_overlap({"frames": source, "annotations": masks_in}, masks_out)
-    temporary_root = None if temporary_root is None else path_argument(temporary_root, "temporary_root")
+    temporary_root = _temporary_root(temporary_root)
     return _run_frames(source, masks_in, masks_out, frames_with_masks, compute_iou, print_progress, weights, device,
                        config, save_overlay, network, temporary_root)
 
@@ -224,6 +224,18 @@ def _check_network(network: object) -> None:
         instance_argument(network, XMem, "network", "an XMem network (from xmempp.load_network) or None")
 
 
+def _temporary_root(temporary_root: PathArgument | None) -> Path | None:
+    """The folder a caller gave for temporary folders, which must be one: a file or a missing folder ended in
+    NotADirectoryError or FileNotFoundError from tempfile."""
+    if temporary_root is None:
+        return None
+    folder = path_argument(temporary_root, "temporary_root")
+    if not folder.is_dir():
+        kind = "a file" if folder.is_file() else kind_of_entry(folder) if os.path.lexists(folder) else "not there"
+        raise XMemPPError(f"temporary_root {shown(folder)} is {kind}: give a folder")
+    return folder
+
+
 def _resolve_config(config: InferenceConfig | None, size: int | None | _Unset,
                     precision: str | _Unset = UNSET) -> InferenceConfig:
     """One way to say the processing size (`size=` or `config.size`) and the precision (`precision=` or
@@ -231,6 +243,7 @@ def _resolve_config(config: InferenceConfig | None, size: int | None | _Unset,
     given = {name: value for name, value in (("size", size), ("precision", precision)) if value is not UNSET}
     if config is None:
         return InferenceConfig(**given)
+    instance_argument(config, InferenceConfig, "config", "an InferenceConfig or None")  # a dict: AttributeError
     for name, value in given.items():
         if value != getattr(config, name):
             raise XMemPPError(f"{name}={value!r} disagrees with config.{name}={getattr(config, name)!r}: give the "
@@ -258,7 +271,7 @@ def select_k_next_best_annotation_candidates(
     source, masks_in_path = path_argument(imgs_in_path, "imgs_in_path"), path_argument(masks_in_path, "masks_in_path")
     masks_out_path = None if masks_out_path is None else path_argument(masks_out_path, "masks_out_path")
     weights = None if weights is None else path_argument(weights, "weights")
-    temporary_root = None if temporary_root is None else path_argument(temporary_root, "temporary_root")
+    temporary_root = _temporary_root(temporary_root)
     _check_network(network)
     if size is UNSET:
         manifest = read_manifest(masks_out_path) if use_previously_predicted_masks and masks_out_path else None

@@ -307,8 +307,14 @@ def _export(args: argparse.Namespace, progress: bool) -> int:
     names = read_object_names(names_file) if names_file is not None else None
     # A names file may cover a whole project, whose objects are not all in this video: a name of no object here
     # became a COCO category (and counted) for nothing.
-    exported = export_masks(args.run, args.to, args.formats, names, video_name=args.video_name or
-                            followed(args.run).name, overwrite=args.overwrite, names_of_absent_objects=False)
+    video_name = args.video_name or followed(args.run).name
+    if args.video_name is None and set(args.formats) & {"coco", "youtube-vis"} and \
+            video_name != video_name.encode("utf-8", "replace").decode("utf-8"):
+        # export_masks would blame "the video name", which the person never gave: it is the folder's
+        raise XMemPPError(f"the run folder's name {shown(video_name)}, the video's name in coco and youtube-vis "
+                          "by default, is not UTF-8 text, which JSON holds: give --video-name")
+    exported = export_masks(args.run, args.to, args.formats, names, video_name=video_name,
+                            overwrite=args.overwrite, names_of_absent_objects=False)
     if exported.left_out_names:
         absent = ", ".join(f"{i} ({shown(name, quoted=True)})" for i, name in exported.left_out_names.items())
         print(f"{shown(names_file)} names object id(s) that no mask holds, left out of the export: {absent}",

@@ -169,9 +169,12 @@ def resolve_device(device: torch.device | str | None) -> torch.device:
                           f"{torch.cuda.device_count()} CUDA device(s)")
     try:  # the cheapest question that reaches the backend: is it built in, is its driver there
         torch.empty(0, device=resolved)
-    except (RuntimeError, AssertionError) as error:
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        raise XMemPPError(f"the device {str(resolved)!r} cannot be used on this machine ({first_line})") from None
+    except (RuntimeError, AssertionError, NotImplementedError) as error:
+        # torch's own words name its internals ("Could not run 'aten::empty.memory_format' with arguments from
+        # the 'MPS' backend"): logged for whoever debugs, not shown
+        log.info("device %s cannot be used: %s", resolved, error)
+        raise XMemPPError(f"the device {str(resolved)!r} cannot be used on this machine: this PyTorch was built "
+                          "without it, or its driver or hardware is missing; give cpu or a device this machine has") from None
     return resolved
 
 
