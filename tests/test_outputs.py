@@ -586,10 +586,14 @@ def test_a_manifest_this_process_may_not_read_is_named_as_unreadable_not_damaged
     (eighth hostile round). As root a mode cannot deny a read, so the read is made to fail as it does."""
     (tmp_path / MANIFEST_FILE).write_text("{}")
 
-    def denied(self, *args, **kwargs):
-        raise PermissionError(13, "Permission denied", str(self))
+    real_open = os.open
 
-    monkeypatch.setattr(Path, "read_text", denied)
+    def denied(path, *args, **kwargs):
+        if Path(path).name == MANIFEST_FILE:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", denied)
     with pytest.raises(XMemPPError, match=re.escape(f"cannot read {tmp_path / MANIFEST_FILE}: permission denied")) \
             as raised:
         read_manifest(tmp_path)

@@ -7,6 +7,7 @@ import contextlib
 import errno
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -90,14 +91,14 @@ def test_a_write_that_fails_for_want_of_space_names_the_file(tmp_path, monkeypat
 def test_an_unreadable_frame_is_a_permission_problem_not_a_corrupt_file(square_clip, tmp_path, cli_options, capsys,
                                                                        monkeypatch):
     frames, masks = square_clip
-    real_open = Image.open
+    real_open = os.open
 
-    def open_image(path, *args, **kwargs):  # as root, chmod 000 would not stop the read: the error is simulated
+    def open_file(path, *args, **kwargs):  # as root, chmod 000 would not stop the read: the error is simulated
         if Path(path).name == "frame_000003.jpg":
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(Image, "open", open_image)
+    monkeypatch.setattr(os, "open", open_file)
     assert cli_run(frames, masks, tmp_path / "out", cli_options) == 1
     error = capsys.readouterr().err
     assert "cannot read frame frame_000003.jpg: permission denied" in error and "corrupt" not in error

@@ -483,9 +483,11 @@ def file_digest(path: Path) -> str:
 def source_digest(source: Path, frame_paths: Iterable[Path] | None = None) -> str:
     """The content of a video: its file's bytes, or each frame file's name and bytes, in frame order."""
     if source.is_file():
-        return file_digest(source)
+        with file_system_problems_as_error(f"read the video {shown(source)}"):
+            return file_digest(source)
     digest = hashlib.blake2b(digest_size=16)
     for path in frame_paths or ():
         # os.fsencode: the name's bytes as on disk, also for a name that is not valid UTF-8 (str.encode refuses it)
-        digest.update(os.fsencode(path.name) + b"\0" + file_digest(path).encode())
+        with file_system_problems_as_error(f"read frame {shown(path.name)}", name_the_path=False):
+            digest.update(os.fsencode(path.name) + b"\0" + file_digest(path).encode())
     return digest.hexdigest()
