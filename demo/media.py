@@ -29,6 +29,7 @@ from xmempp.images import METADATA_TOO_LARGE, is_metadata_bomb
 from xmempp.masks.files import write_mask
 from xmempp.masks.ids import MAX_OBJECTS
 from xmempp.object_names import parse_object_names
+from xmempp.outputs import atomic_path, new_temporary_folder_beside
 from xmempp.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, downscaled, gif_screen_size, open_frames
 
 log = logging.getLogger(__name__)
@@ -585,41 +586,45 @@ def write_export_zip(path: Path, names: list[str], results: Mapping[int, np.ndar
     (EXTRA_FORMATS, written by xmempp.exports); for resuming from the zip alone, the session's record and its
     video (`source`, stored as it was uploaded) or else its frames (`frames`, a folder of PNGs, stored under
     JPEGImages/)."""
-    staging = path.with_suffix("")
-    if staging.exists():
-        shutil.rmtree(staging)
-    for folder, masks in ((MASK_FOLDER, results), (USER_MASK_FOLDER, annotations)):
-        (staging / folder).mkdir(parents=True)
-        for index, ids in sorted(masks.items()):
-            write_mask(staging / folder / f"{names[index]}.png", ids, palette)
-    extra = [f for f in dict.fromkeys(formats) if f != DAVIS]
-    if extra and results:
-        by_name = {names[index]: results[index] for index in sorted(results)}
-        export_masks(by_name, staging / "formats", extra, object_names=object_names, palette=palette)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(README_NAME, EXPORT_README)
-        if measures:
-            archive.writestr(MEASURES_NAME, _csv_text(measures))
-        if object_names:
-            archive.writestr(OBJECTS_NAME, _csv_text([{"id": i, "name": n} for i, n in sorted(object_names.items())]))
-        for folder in (MASK_FOLDER, USER_MASK_FOLDER):
-            for file in sorted((staging / folder).glob("*.png")):
-                archive.write(file, file.relative_to(staging).as_posix())
-        for file in sorted((staging / "formats").rglob("*")):
-            if file.is_file() and file.name != EXPORT_MARKER:  # the export's note to itself, not the person's
-                archive.write(file, file.relative_to(staging / "formats").as_posix())
-        if video is not None and video.is_file():
-            archive.write(video, OVERLAY_NAME)
-        if record is not None:
-            archive.writestr(RECORD_NAME, record.to_json())
-        # Stored, not deflated: videos and PNG frames are compressed already.
-        if source is not None:
-            # A zip names its members in UTF-8: a video named in other bytes (v\xff.mp4, from a Latin-1 system)
-            # is stored as v\ufffd.mp4, which a resume finds as well (any video in the folder).
-            member = os.fsencode(source.name).decode("utf-8", errors="replace")
-            archive.write(source, f"{SOURCE_FOLDER}/{member}", compress_type=zipfile.ZIP_STORED)
-        elif frames is not None:
-            for frame in sorted(frames.glob("*.png")):
-                archive.write(frame, f"{FRAMES_FOLDER}/{frame.name}", compress_type=zipfile.ZIP_STORED)
-    shutil.rmtree(staging)
+    # A staging folder of its own and the zip renamed into place whole: two exports at once (a double click)
+    # removed each other's staging folder ("Something went wrong (FileExistsError)") or mixed one zip.
+    staging = new_temporary_folder_beside(path.with_suffix(""))
+    try:
+        for folder, masks in ((MASK_FOLDER, results), (USER_MASK_FOLDER, annotations)):
+            (staging / folder).mkdir(parents=True)
+            for index, ids in sorted(masks.items()):
+                write_mask(staging / folder / f"{names[index]}.png", ids, palette)
+        extra = [f for f in dict.fromkeys(formats) if f != DAVIS]
+        if extra and results:
+            by_name = {names[index]: results[index] for index in sorted(results)}
+            export_masks(by_name, staging / "formats", extra, object_names=object_names, palette=palette)
+        with atomic_path(path) as temporary, \
+                zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(README_NAME, EXPORT_README)
+            if measures:
+                archive.writestr(MEASURES_NAME, _csv_text(measures))
+            if object_names:
+                archive.writestr(OBJECTS_NAME, _csv_text([{"id": i, "name": n}
+                                                          for i, n in sorted(object_names.items())]))
+            for folder in (MASK_FOLDER, USER_MASK_FOLDER):
+                for file in sorted((staging / folder).glob("*.png")):
+                    archive.write(file, file.relative_to(staging).as_posix())
+            for file in sorted((staging / "formats").rglob("*")):
+                if file.is_file() and file.name != EXPORT_MARKER:  # the export's note to itself, not the person's
+                    archive.write(file, file.relative_to(staging / "formats").as_posix())
+            if video is not None and video.is_file():
+                archive.write(video, OVERLAY_NAME)
+            if record is not None:
+                archive.writestr(RECORD_NAME, record.to_json())
+            # Stored, not deflated: videos and PNG frames are compressed already.
+            if source is not None:
+                # A zip names its members in UTF-8: a video named in other bytes (v\xff.mp4, from a Latin-1 system)
+                # is stored as v\ufffd.mp4, which a resume finds as well (any video in the folder).
+                member = os.fsencode(source.name).decode("utf-8", errors="replace")
+                archive.write(source, f"{SOURCE_FOLDER}/{member}", compress_type=zipfile.ZIP_STORED)
+            elif frames is not None:
+                for frame in sorted(frames.glob("*.png")):
+                    archive.write(frame, f"{FRAMES_FOLDER}/{frame.name}", compress_type=zipfile.ZIP_STORED)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return path

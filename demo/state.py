@@ -129,6 +129,7 @@ class UserState:
         self.editor_frame: int | None = None  # the frame the editor was last given, and the mask it came with
         self.editor_prefill: np.ndarray | None = None
         self.cancel = threading.Event()
+        self._exporting = threading.Lock()  # one export of this video at a time: a second waits for the first
         self._dir: Path | None = None
         self._loads = 0
         self._videos = 0
@@ -462,15 +463,16 @@ class UserState:
         if not self.annotated_frames and not self.results:
             raise XMemPPError("nothing to export yet: annotate a frame (and propagate) first")
         self.check_idle("exporting")
-        video = self.overlay_video()
-        folder = folder or self.frames.folder.parent / "out"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / name
-        annotations = {i: self.session.annotation(i) for i in self.annotated_frames}
-        write_export_zip(path, self.frames.names, self.results, annotations, PALETTE, video,
-                         measures=self.frame_measures(), object_names=self._named_objects(), formats=formats,
-                         record=record_of(self.frames, self.size), source=self.source,
-                         frames=None if self.source is not None else self.frames.folder)
+        with self._exporting:  # a double click: the overlay video and the zip are written once at a time
+            video = self.overlay_video()
+            folder = folder or self.frames.folder.parent / "out"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / name
+            annotations = {i: self.session.annotation(i) for i in self.annotated_frames}
+            write_export_zip(path, self.frames.names, self.results, annotations, PALETTE, video,
+                             measures=self.frame_measures(), object_names=self._named_objects(), formats=formats,
+                             record=record_of(self.frames, self.size), source=self.source,
+                             frames=None if self.source is not None else self.frames.folder)
         self.unexported = False
         return path, video
 

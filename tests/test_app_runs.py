@@ -359,3 +359,44 @@ def test_an_export_on_a_full_disk_is_said_and_keeps_the_session(handlers, monkey
         note = text(handlers.export(state)["export_note"])
     assert note.startswith("⚠ the server has no room to write your results (no space left on the device)"), note
     assert text(handlers.export(state)["export_note"]).startswith("Exported masks")
+
+
+def test_two_exports_at_once_both_give_a_whole_zip(handlers, monkeypatch):
+    """Export pressed twice (or two calls at once): the second removed the first's staging folder, which ended in
+    'Something went wrong (FileExistsError)' or 'xmempp-export.json was not found' (tenth hostile round)."""
+    import threading
+    import time
+    import zipfile
+
+    from demo import media
+
+    state = annotated(handlers)
+    run(handlers, state)
+    second_started = threading.Event()
+    real_write_mask = media.write_mask
+
+    def slow_write_mask(*args, **kwargs):  # the first export waits, inside its staging, for the second to begin
+        second_started.wait(10)
+        real_write_mask(*args, **kwargs)
+
+    monkeypatch.setattr(media, "write_mask", slow_write_mask)
+    notes = {}
+
+    def export(name, formats):
+        if name == "second":
+            second_started.set()
+        notes[name] = text(handlers.export(state, formats)["export_note"])
+
+    first = threading.Thread(target=export, args=("first", ["coco"]))
+    first.start()
+    out, deadline = Path(state.frames.folder.parent, "out"), time.monotonic() + 30
+    while not any(p.is_dir() and p.name.lstrip(".").startswith("xmempp-masks") for p in out.iterdir()):
+        assert time.monotonic() < deadline, "the first export never began"  # its staging folder exists
+    second = threading.Thread(target=export, args=("second", ["mattes"]))
+    second.start()
+    first.join(60)
+    second.join(60)
+    assert notes["first"].startswith("Exported masks") and notes["second"].startswith("Exported masks"), notes
+    archive = Path(state.frames.folder.parent, "out", "xmempp-masks.zip")
+    with zipfile.ZipFile(archive) as zipped:
+        assert zipped.testzip() is None and any(n.startswith("mattes/") for n in zipped.namelist())
