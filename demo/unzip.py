@@ -116,6 +116,8 @@ def _why_unreadable(error: BaseException) -> str:
     EOFError without words, which showed as 'cannot be read ()'."""
     if isinstance(error, EOFError) or not str(error):
         return "the zip ended before the member did: it was cut off, or changed while it was read"
+    if isinstance(error, RuntimeError) and "encrypted" in str(error):  # zipfile's words lose the member's name
+        return "it is encrypted: the app reads no password-protected zip; zip it again without a password"
     return str(error)
 
 

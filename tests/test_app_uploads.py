@@ -290,3 +290,20 @@ def test_a_frame_whose_metadata_unpacks_past_pillows_limit_is_refused_naming_it(
     members = {"00000.png": _png_with_a_text_chunk_of(2), "00001.png": png_bytes(clip_frames()[1])}
     outputs = handlers.load_files(None, [str(write_zip(tmp_path / "text.zip", members))])
     assert "frame 00000.png in text.zip cannot be read: its metadata" in text(outputs["status"]), outputs["status"]
+
+
+def test_an_encrypted_zip_member_is_named_as_encrypted_not_damaged(handlers, tmp_path):
+    """A member with the encryption flag read '... is damaged: ... (File  is encrypted, password required for
+    extraction)', zipfile's words without the name (tenth hostile round)."""
+    archive = write_zip(tmp_path / "locked.zip", {f"{i:05d}.png": png_bytes(frame)
+                                                  for i, frame in enumerate(clip_frames()[:2])})
+    data = bytearray(archive.read_bytes())
+    for signature, flag_offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # local and central headers
+        start = 0
+        while (start := data.find(signature, start)) != -1:
+            data[start + flag_offset] |= 1  # "encrypted"
+            start += 4
+    archive.write_bytes(bytes(data))
+    status = handlers.load_files(None, [str(archive)])["status"]
+    assert "its member '00000.png' cannot be read (it is encrypted: the app reads no password-protected zip" in \
+        status, status

@@ -86,3 +86,18 @@ def test_saved_keys_whose_info_is_a_fifo_are_recomputed_not_waited_for(tmp_path)
     (tmp_path / "keys.npy").write_bytes(b"")
     fifo_in_place_of(tmp_path / "keys.json")
     assert within_seconds(lambda: load_keys(tmp_path, ["a"], 48, "weights")) is None
+
+
+def test_a_socket_is_refused_as_not_a_regular_file_not_as_a_corrupt_image(tmp_path):
+    """A unix socket in place of a run's mask read 'the file is corrupt or not a PNG ([Errno 6] No such device or
+    address)' (tenth hostile round): opening a socket fails before any check."""
+    import socket
+
+    path = tmp_path / "frame_000001.png"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        server.bind(str(path))
+        with pytest.raises(XMemPPError, match="mask frame_000001.png is not a regular file"):
+            open_image(path, "mask frame_000001.png").__enter__()
+    finally:
+        server.close()

@@ -19,7 +19,13 @@ def open_regular(path: str | os.PathLike, what: str = "") -> BinaryIO:
     """`path` opened for reading in binary. A folder raises IsADirectoryError (as open() does, for the caller's
     message); a FIFO, a socket or a device raises an XMemPPError naming `what` (or the path) and saying so.
     Other OSErrors (not found, permission denied) are the system's, as open() raises them."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO without a writer opens at once
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO without a writer opens at once
+    except OSError as error:
+        if error.errno != errno.ENXIO:  # a socket, or a device without its driver: no file to open
+            raise
+        raise XMemPPError(f"{what or shown(path)} is not a regular file (a pipe, a device or a socket): give a "
+                          "file") from None
     try:
         mode = os.fstat(descriptor).st_mode
         if stat.S_ISDIR(mode):

@@ -168,7 +168,7 @@ class VideoSession:
         if name is not None and not isinstance(name, str):  # bytes would become the name "b'...'"
             raise XMemPPError(f"name must be text (a str) or None, got {type(name).__name__}")
         if name and not _writable_text(name):  # every export writes names as UTF-8: it would fail at each one
-            raise XMemPPError(f"the name {name.encode('utf-8', 'backslashreplace').decode()[:60]!r} holds a lone "
+            raise XMemPPError(f"the name {ascii(name[:60])} holds a lone "
                               "surrogate, which no file can hold as text; use other characters")
         known = {*self._object_names, *self.objects.ids, int(object_id)}
         if name and len(known) > MAX_OBJECTS:  # names alone (a resume zip's objects.csv) count too
