@@ -255,3 +255,34 @@ def test_an_export_of_a_run_folder_named_in_bytes_that_are_not_utf8_names_the_fo
     error = capsys.readouterr().err
     assert "the run folder's name 'out\\udcfd', the video's name in coco and youtube-vis by default, is not UTF-8 " \
            "text" in error and "give --video-name" in error, error
+
+
+@pytest.mark.parametrize(("error", "says"), [
+    (ImportError("libtorch_cpu.so: failed to map segment from shared object"),
+     "error: cannot load a library (libtorch_cpu.so: failed to map segment from shared object): the process's "
+     "memory limit is too low"),
+    (ModuleNotFoundError("No module named 'pycocotools'", name="pycocotools"),
+     "error: the package 'pycocotools' is not installed: install the requirements"),
+], ids=["ulimit -v", "a missing package"])
+def test_a_library_the_machine_cannot_load_is_said_in_words(monkeypatch, capsys, error, says):
+    """`ulimit -v 1500000; xmempp run ...` ended in 'unexpected internal failure (ImportError: libtorch_cpu.so:
+    failed to map segment from shared object)' (tenth hostile round)."""
+    from xmempp import cli
+
+    def fails(args, progress):
+        raise error
+
+    monkeypatch.setitem(cli.COMMANDS, "export", fails)
+    assert main(["export", "--run", "r", "--to", "t"]) == 1
+    assert says in capsys.readouterr().err
+
+
+def test_an_import_of_xmempp_that_fails_is_a_bug(monkeypatch, capsys):
+    from xmempp import cli
+
+    def fails(args, progress):
+        raise ModuleNotFoundError("No module named 'xmempp.gone'", name="xmempp.gone")
+
+    monkeypatch.setitem(cli.COMMANDS, "export", fails)
+    assert main(["export", "--run", "r", "--to", "t"]) == 1
+    assert "this is a bug" in capsys.readouterr().err

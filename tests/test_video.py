@@ -190,3 +190,20 @@ def test_a_frame_whose_metadata_unpacks_past_pillows_limit_is_refused_naming_it(
     with pytest.raises(XMemPPError, match="cannot read frame 00000.png: its metadata .* unpacks to more than Pillow's "
                                           "limit"):
         FrameFolder(tmp_path).read(0)
+
+
+def test_a_frame_whose_many_text_chunks_pass_pillows_limit_is_refused_naming_it(tmp_path):
+    """80 text chunks of 1 MB each (a few KB compressed) ended in 'unexpected internal failure (ValueError: Too
+    much memory used in text chunks)' (tenth hostile round)."""
+    import io
+
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    for index in range(80):
+        info.add_text(f"c{index}", "x" * (900 << 10), zip=True)
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(buffer, "PNG", pnginfo=info)
+    (tmp_path / "00000.png").write_bytes(buffer.getvalue())
+    with pytest.raises(XMemPPError, match="cannot read frame 00000.png: its metadata"):
+        FrameFolder(tmp_path).read(0)

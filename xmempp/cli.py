@@ -397,6 +397,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: masks written so far are kept", file=sys.stderr)
         return 130
+    except ImportError as error:
+        problem = _import_problem(error)
+        if problem is None:
+            return _report_bug(error)
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # The reader of our output went away (`xmempp suggest ... | head -c0`): nothing is left to say, as other
         # command-line tools do. Python's own flush at exit would fail again, so stdout goes to /dev/null.
@@ -412,6 +418,20 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Exception as error:
         return _report_bug(error)
+
+
+def _import_problem(error: ImportError) -> str | None:
+    """A library that cannot be loaded for the machine's reasons, in words: a memory limit too low to map torch's
+    libraries (`ulimit -v`), or a package of requirements.txt that is not installed; None for anything else (an
+    import of xmempp's own that fails is a bug)."""
+    text = str(error)
+    if "failed to map segment" in text or "cannot allocate memory" in text.lower():
+        return (f"cannot load a library ({text.splitlines()[0][:120]}): the process's memory limit is too low to map "
+                "it (ulimit -v?); allow more memory")
+    if isinstance(error, ModuleNotFoundError) and error.name and not error.name.startswith("xmempp"):
+        return (f"the package {error.name!r} is not installed: install the requirements (pip install -r "
+                "requirements.txt)")
+    return None
 
 
 def _describe(error: BaseException) -> str:

@@ -23,8 +23,10 @@ METADATA_TOO_LARGE = ("its metadata (a text chunk or colour profile) unpacks to 
 
 
 def is_metadata_bomb(error: BaseException) -> bool:
-    """Whether `error` is Pillow's refusal of such a PNG: a plain ValueError, told from a bug's by its words."""
-    return isinstance(error, ValueError) and "Decompressed data too large" in str(error)
+    """Whether `error` is Pillow's refusal of such a PNG (one chunk past MAX_TEXT_CHUNK, or all of them past
+    MAX_TEXT_MEMORY): a plain ValueError, told from a bug's by its words."""
+    return isinstance(error, ValueError) and any(words in str(error) for words in (
+        "Decompressed data too large", "Too much memory used in text chunks"))
 
 
 @contextlib.contextmanager
