@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import moving_square_frames, square_mask, write_frames, write_palette_mask
-from xmempp import XMemPPError, run_on_video, select_k_next_best_annotation_candidates
+from xmempp import FrameFolder, XMemPPError, export_masks, run_on_video, select_k_next_best_annotation_candidates
 from xmempp.api import run_on_video_frames
 from xmempp.masks.drawing import davis_palette
 
@@ -371,3 +371,26 @@ def test_a_missing_input_folder_is_an_xmempp_error_naming_it(square_clip, tmp_pa
     with pytest.raises(XMemPPError, match=f"not found: {tmp_path / 'nowhere'}") as raised:
         run(given["frames"], given["masks"], tmp_path / "out", network)
     assert isinstance(raised.value, FileNotFoundError)
+
+
+@pytest.mark.parametrize(("call", "says"), [
+    (lambda tmp: FrameFolder(None), "folder must be a path (a str, bytes or Path), got None (NoneType)"),
+    (lambda tmp: run_on_video(tmp, tmp, "", print_progress=False), "masks_out_path is empty: give a path"),
+    (lambda tmp: export_masks({"f": np.ones((4, 4), np.uint8)}, tmp / "x", ["coco"], object_names={1: 5}),
+     "the name of object 1 must be text (a str), got 5 (int)"),
+], ids=["FrameFolder(None)", "an empty output path", "a number as a name"])
+def test_a_callers_value_of_no_use_is_an_xmemppError_naming_it(tmp_path, call, says):
+    """FrameFolder(None) raised a TypeError, masks_out_path="" wrote into the current folder, object_names={1: 5}
+    was written as the name "5" (tenth hostile round)."""
+    with pytest.raises(XMemPPError) as raised:
+        call(tmp_path)
+    assert says in str(raised.value)
+
+
+def test_a_video_opened_without_a_work_dir_is_an_xmemppError(tmp_path):
+    from xmempp import open_frames
+
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\0" * 16)
+    with pytest.raises(XMemPPError, match="clip.mp4 is a video file: give a work_dir to extract its frames into"):
+        open_frames(video)

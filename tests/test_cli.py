@@ -286,3 +286,65 @@ def test_an_import_of_xmempp_that_fails_is_a_bug(monkeypatch, capsys):
     monkeypatch.setitem(cli.COMMANDS, "export", fails)
     assert main(["export", "--run", "r", "--to", "t"]) == 1
     assert "this is a bug" in capsys.readouterr().err
+
+
+def _cli_script(command_body: str, *arguments: str) -> str:
+    """A Python program running the CLI's `export` command replaced by `command_body` (a lambda's body)."""
+    return ("import sys; from xmempp import cli; "
+            f"cli.COMMANDS['export'] = lambda args, progress: {command_body}; "
+            f"sys.exit(cli.main(['export', '--run', 'r', '--to', 't', {', '.join(map(repr, arguments))}]))")
+
+
+def test_a_command_whose_stderr_is_closed_still_runs():
+    """`xmempp run ... 2>&-` ended in 'unexpected internal failure (AttributeError: 'NoneType' object has no
+    attribute 'write')': Python gives None for a stream closed at start (tenth hostile round)."""
+    script = _cli_script("sys.stderr.write('progress') and 0")
+    finished = subprocess.run(["sh", "-c", '"$0" -c "$1" 2>&-', sys.executable, script], capture_output=False,
+                              stdout=subprocess.PIPE, timeout=60)
+    assert finished.returncode == 0
+
+
+def test_sigterm_ends_a_command_through_its_clean_up(tmp_path):
+    """SIGTERM (or SIGHUP) during `run` on a video left every decoded frame in $TMPDIR/xmempp-frames-*: their
+    default ended the process at once (tenth hostile round). They now end it as Ctrl-C does."""
+    import signal
+    import time
+
+    body = ("(lambda folder: (open(sys.argv[1] + '/started', 'w').close(), __import__('time').sleep(60)))"
+            "(__import__('tempfile').TemporaryDirectory(dir=sys.argv[1]).__enter__()) and 0")
+    script = _cli_script(body).replace("sys.exit(", "sys.argv[1:] = [sys.argv[1]]; sys.exit(", 1)
+    command = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "started").exists():
+        assert time.monotonic() < deadline and command.poll() is None, command.stderr.read()
+        time.sleep(0.05)
+    command.send_signal(signal.SIGTERM)
+    assert command.wait(60) == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM" in command.stderr.read().decode()
+    assert [p.name for p in tmp_path.iterdir()] == ["started"]  # the temporary folder was removed
+
+
+def test_pillows_warning_about_a_large_image_is_not_printed(monkeypatch):
+    """A PNG of 90 megapixels printed '.../PIL/Image.py:3578: DecompressionBombWarning: ...', a Python warning with
+    a library's path, where the CLI's warnings are one-line messages (tenth hostile round)."""
+    import warnings
+
+    from PIL import Image
+
+    from xmempp import cli
+
+    shown = []
+
+    def warns(args, progress):
+        with warnings.catch_warnings(record=True) as seen:  # what the filters in place let through
+            warnings.warn_explicit("Image size (90000000 pixels) exceeds limit of 89478485 pixels, could be "
+                                   "decompression bomb DOS attack.", Image.DecompressionBombWarning, "Image.py",
+                                   3578, module="PIL.Image")
+        shown.extend(seen)
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "export", warns)
+    with warnings.catch_warnings():  # the filter main adds goes with this test
+        warnings.simplefilter("always")
+        assert main(["export", "--run", "r", "--to", "t"]) == 0
+    assert shown == []

@@ -318,9 +318,9 @@ def test_propagate_checks_the_session_when_called_not_at_the_first_frame(session
 
 def test_propagate_checks_its_arguments_when_called(session):
     session.annotate(0, square_mask(0))
-    with pytest.raises(TypeError, match="progress"):
+    with pytest.raises(XMemPPError, match="progress"):
         session.propagate(progress=5)
-    with pytest.raises(TypeError, match="cancel"):
+    with pytest.raises(XMemPPError, match="cancel"):
         session.propagate(cancel=True)
 
 
@@ -556,3 +556,20 @@ def test_a_wrong_argument_type_is_named_by_the_session(session, call, says):
     TypeError (fifth hostile round), unlike every other method's argument check."""
     with pytest.raises(XMemPPError, match=re.escape(says)):
         call(session)
+
+
+@pytest.mark.parametrize(("arguments", "says"), [
+    (lambda net, frames: (net, "frames/"), "frames must be a video's frames, as xmempp.open_frames(path) gives them, "
+                                           "got frames/ (str)"),
+    (lambda net, frames: (net, frames, {"mem_every": 3}), "config must be an InferenceConfig or None, got "
+                                                          "{'mem_every': 3} (dict)"),
+    (lambda net, frames: ("net", frames), "network must be an XMem network (from xmempp.load_network) or None, got "
+                                          "'net' (str)"),
+], ids=["a path as frames", "a dict as config", "a text as network"])
+def test_a_session_of_the_wrong_kinds_is_refused_when_made(network, tmp_path, arguments, says):
+    """VideoSession(net, "frames/") counted the path's characters as frames; a dict config and a text network were
+    taken, and each ended in an AttributeError at the first annotation (tenth hostile round)."""
+    frames = FrameFolder(write_frames(tmp_path / "frames", moving_square_frames(3)))
+    with pytest.raises(XMemPPError) as raised:
+        VideoSession(*arguments(network, frames))
+    assert str(raised.value) == says

@@ -243,3 +243,14 @@ def test_a_refused_pickle_gives_no_torch_warning(tmp_path, recwarn):
 class _SystemCall:
     def __reduce__(self):
         return (os.system, ("true",))
+
+
+def test_a_file_of_zeros_is_named_as_no_checkpoint_without_torchs_advice(tmp_path):
+    """A 500 MB sparse file as weights showed torch's 'Cannot use weights_only=True with files saved in the legacy
+    .tar format. In PyTorch 2.6, we changed the default ...' (tenth hostile round)."""
+    path = tmp_path / "zeros.pth"
+    path.write_bytes(b"\0" * 4096)
+    with pytest.raises(XMemPPError) as raised:
+        load_network(path, "cpu")
+    assert "it is in PyTorch's old .tar format, or not a checkpoint at all" in str(raised.value)
+    assert "weights_only" not in str(raised.value)

@@ -7,11 +7,15 @@ evaluate, a video that failed; 2 bad arguments (found before anything is loaded)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import re
+import signal
 import sys
-from collections.abc import Callable
+import threading
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from xmempp.config import MAX_SIZE, MIN_SIZE
@@ -385,10 +389,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command in ("batch", "evaluate") and args.ray is None and (args.workers or args.gpus_per_worker):
         parser.error("--workers and --gpus-per-worker need --ray (without it, videos run one after another here)")
+    for stream in ("stdout", "stderr"):  # closed at start (`2>&-`): Python gives None, and progress failed on it
+        if getattr(sys, stream) is None:
+            setattr(sys, stream, open(os.devnull, "w"))  # noqa: SIM115 (for the process's life)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    # Pillow warns past 89 megapixels, with its own file and line; the image is read all the same (it refuses past
+    # 179, which is said in words), and warnings here are one-line messages.
+    warnings.filterwarnings("ignore", message="Image size .* exceeds limit", module="PIL")
     progress = not getattr(args, "quiet", False)  # export has no progress to show
     try:
-        return COMMANDS[args.command](args, progress)
+        with _stopped_by_signals():
+            return COMMANDS[args.command](args, progress)
+    except _Stopped as stopped:
+        print(f"stopped by {stopped.name}: masks written so far are kept", file=sys.stderr)
+        return 128 + stopped.number
     except (XMemPPError, FileNotFoundError, MemoryError, RuntimeError) as error:
         if isinstance(error, RuntimeError) and not is_out_of_memory(error):
             return _report_bug(error)
@@ -418,6 +432,32 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Exception as error:
         return _report_bug(error)
+
+
+class _Stopped(Exception):
+    def __init__(self, number: int):
+        super().__init__(number)
+        self.number, self.name = number, signal.Signals(number).name
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the command as Ctrl-C does, through its clean-up (the frames a video was decoded into
+    are removed, the run's temporary files too): their default ended the process at once and left them in
+    $TMPDIR. Only where signals can be handled (the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(number: int, frame: object) -> None:
+        raise _Stopped(number)
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _import_problem(error: ImportError) -> str | None:

@@ -167,6 +167,8 @@ def path_argument(value: Any, parameter: str) -> Path:
     (decoded as `os.fsdecode` does); else an XMemPPError naming the parameter. Path(b"...") is a TypeError."""
     if not isinstance(value, str | bytes | os.PathLike):
         raise XMemPPError(f"{parameter} must be a path (a str, bytes or Path), got {_described(value)}")
+    if not os.fsdecode(value):  # Path('') is the current folder: masks_out_path="" wrote there
+        raise XMemPPError(f"{parameter} is empty: give a path")
     path = Path(os.fsdecode(value))
     try:
         encoded = os.fsencode(path)

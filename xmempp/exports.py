@@ -43,6 +43,7 @@ from xmempp.errors import (
     kind_of_entry,
     path_argument,
     shown,
+    whole_number,
 )
 from xmempp.images import open_image
 from xmempp.masks.drawing import davis_palette
@@ -248,6 +249,9 @@ def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgume
     formats = list(formats)
     if object_names is not None:
         instance_argument(object_names, Mapping, "object_names", "a dict of object ids to names, or None")
+        for object_id, name in object_names.items():  # {1: 5} was written as the name "5"
+            whole_number(object_id, "each id of object_names")
+            instance_argument(name, str, f"the name of object {object_id}", "text (a str)")
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise XMemPPError(f"unknown export format {unknown[0] if unknown else '(none given)'!r}: choose from "

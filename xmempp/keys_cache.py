@@ -12,7 +12,7 @@ from pathlib import Path
 
 from xmempp.errors import XMemPPError, file_system_problem, shown
 from xmempp.frame_store import KeyStore
-from xmempp.outputs import KEYS_FILE, KEYS_INFO_FILE, MAX_MANIFEST_DIGITS, write_bytes_atomically
+from xmempp.outputs import KEYS_FILE, KEYS_INFO_FILE, MAX_MANIFEST_DIGITS, MAX_RECORD_BYTES, write_bytes_atomically
 from xmempp.regular_files import read_regular_text
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,9 @@ def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprin
     if not (info_path.is_file() and keys_path.is_file()):
         return None
     try:
-        info = json.loads(read_regular_text(info_path, shown(info_path)), parse_int=_info_int)
-    except (OSError, ValueError, RecursionError) as error:  # RecursionError: arrays nested 100,000 deep
+        info = json.loads(read_regular_text(info_path, shown(info_path), max_bytes=MAX_RECORD_BYTES),
+                          parse_int=_info_int)
+    except (OSError, ValueError, RecursionError, XMemPPError) as error:  # RecursionError: nested 100,000 deep
         raise DamagedKeysError(f"the keys in {shown(folder)} are damaged ({shown(info_path.name)}: "
                                f"{file_system_problem(error) or error})") from None
     expected = {"frame_names": frame_names, "size": size, "weights": fingerprint}

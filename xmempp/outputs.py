@@ -24,6 +24,10 @@ from pathlib import Path
 from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error, shown
 from xmempp.regular_files import open_regular, read_regular_text
 
+# A manifest (or keys.json) lists each frame's name and digest: some 100 bytes a frame, a few MB for the longest
+# video. Past this it is no such file, and it is not read into memory.
+MAX_RECORD_BYTES = 64 << 20
+
 try:
     import fcntl
 except ImportError:  # Windows
@@ -185,7 +189,7 @@ def read_manifest(folder: str | Path) -> Manifest | None:
     if not path.exists():
         return None
     try:
-        return Manifest.from_json(read_regular_text(path, shown(path)))
+        return Manifest.from_json(read_regular_text(path, shown(path), max_bytes=MAX_RECORD_BYTES))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # arrays nested 100,000 deep
         if isinstance(error, OSError) and error.errno in _NOT_LET_READ:
             raise XMemPPError(f"cannot read {shown(path)}: {file_system_problem(error)}") from None

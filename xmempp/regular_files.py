@@ -40,12 +40,19 @@ def open_regular(path: str | os.PathLike, what: str = "") -> BinaryIO:
         raise
 
 
-def read_regular_bytes(path: str | os.PathLike, what: str = "") -> bytes:
+def read_regular_bytes(path: str | os.PathLike, what: str = "", max_bytes: int | None = None) -> bytes:
+    """The whole file, or, past `max_bytes`, an XMemPPError saying so (a sparse file of a gigabyte, nothing on
+    disk, in place of a manifest took gigabytes of memory)."""
     with open_regular(path, what) as file:
-        return file.read()
+        data = file.read() if max_bytes is None else file.read(max_bytes + 1)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise XMemPPError(f"{what or shown(path)} is larger than {max_bytes // (1 << 20)} MB, more than such a file "
+                          "holds: it is damaged")
+    return data
 
 
-def read_regular_text(path: str | os.PathLike, what: str = "", encoding: str = "utf-8") -> str:
-    return read_regular_bytes(path, what).decode(encoding)
+def read_regular_text(path: str | os.PathLike, what: str = "", encoding: str = "utf-8",
+                      max_bytes: int | None = None) -> str:
+    return read_regular_bytes(path, what, max_bytes).decode(encoding)
 
 

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import itertools
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -23,7 +24,14 @@ import torch.nn.functional as F
 
 from xmempp.candidates import Foregrounds, check_options, select_next_candidates
 from xmempp.config import MAX_ASPECT_RATIO, InferenceConfig
-from xmempp.errors import EmptyAnnotationError, XMemPPError, out_of_memory_as_error, shown, whole_number
+from xmempp.errors import (
+    EmptyAnnotationError,
+    XMemPPError,
+    instance_argument,
+    out_of_memory_as_error,
+    shown,
+    whole_number,
+)
 from xmempp.frame_store import FrameKeys, KeyStore, MaskStore
 from xmempp.masks.ids import MAX_OBJECT_ID, MAX_OBJECTS, ObjectManager, first_argmax, too_many_objects
 from xmempp.memory.stores import PermanentMemory
@@ -82,6 +90,15 @@ class VideoSession:
         """`defer_encoding`: annotations (and a new configuration) are encoded by the next propagation rather
         than at once, so that a server's model work happens only in a run (its turn in a queue); the masks of
         that run are those of a session annotated in frame order."""
+        # A caller's wrong kind is named now: a path given as frames counted its characters as frames, and each
+        # of these ended in an AttributeError at the first annotation.
+        if network is not None:
+            instance_argument(network, XMem, "network", "an XMem network (from xmempp.load_network) or None")
+        if isinstance(frames, str | bytes | os.PathLike) or not callable(getattr(frames, "read", None)):
+            raise XMemPPError(f"frames must be a video's frames, as xmempp.open_frames(path) gives them, got "
+                              f"{shown(str(frames))[:60]} ({type(frames).__name__})")
+        if config is not None:
+            instance_argument(config, InferenceConfig, "config", "an InferenceConfig or None")
         self.network = network
         self.defer_encoding = defer_encoding
         self.frames = frames
@@ -355,9 +372,9 @@ class VideoSession:
         """
         self._check_open()
         if progress is not None and not callable(progress):
-            raise TypeError(f"progress must be a function (frames done, total frames), got {type(progress).__name__}")
+            raise XMemPPError(f"progress must be a function (frames done, total frames), got {type(progress).__name__}")
         if cancel is not None and not callable(getattr(cancel, "is_set", None)):
-            raise TypeError(f"cancel must be a threading.Event, got {type(cancel).__name__}")
+            raise XMemPPError(f"cancel must be a threading.Event, got {type(cancel).__name__}")
         self._check_annotated("propagating")
         if self.network is None:
             raise XMemPPError("propagation needs the XMem weights, and none are loaded")

@@ -47,8 +47,8 @@ class FrameFolder:
     Hidden files (names starting with a dot, such as macOS's `._frame.jpg`) are not frames.
     """
 
-    def __init__(self, folder: str | Path):
-        self.folder = Path(folder)
+    def __init__(self, folder: PathArgument):
+        self.folder = path_argument(folder, "folder")
         if not self.folder.is_dir():
             raise InputNotFoundError(f"frame folder not found: {shown(self.folder)}")
         with file_system_problems_as_error(f"read the frame folder {shown(self.folder)}"):
@@ -159,7 +159,7 @@ def open_frames(source: PathArgument, work_dir: PathArgument | None = None, max_
         return FrameFolder(source)
     check_source(source)
     if work_dir is None:
-        raise ValueError("a work_dir is needed to extract the frames of a video file")
+        raise XMemPPError(f"{shown(source)} is a video file: give a work_dir to extract its frames into")
     work_dir = path_argument(work_dir, "work_dir")
     return FrameFolder(extract_frames(source, work_dir, max_frames=max_frames, max_side=max_side))
 

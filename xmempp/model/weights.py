@@ -145,6 +145,9 @@ def read_checkpoint(path: Path, mmap: bool = False) -> object:
         elif "PytorchStreamReader" in str(error):  # torch's zip reader: "internal miniz error ... high likelihood"
             raise XMemPPError(f"{shown(path)} is not a readable PyTorch checkpoint: it is truncated or not a "
                               "checkpoint (its zip archive cannot be read)") from None
+        elif "legacy .tar format" in str(error):  # torch's advice about weights_only, of no use for a file
+            raise XMemPPError(f"{shown(path)} is not a readable PyTorch checkpoint: it is in PyTorch's old .tar "
+                              "format, or not a checkpoint at all (XMem.pth is a zip checkpoint)") from None
         first_line = (str(error).strip().splitlines() or ["the file ends too early"])[0][:200]
         raise XMemPPError(f"{shown(path)} is not a readable PyTorch checkpoint ({first_line})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
