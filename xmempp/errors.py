@@ -25,6 +25,16 @@ def shown(name: object, quoted: bool = False) -> str:
     return text if text.isprintable() and not quoted else repr(text)
 
 
+def is_utf8_text(text: str) -> bool:
+    """Whether `text` can be written as UTF-8: a lone surrogate ('\\ud800' from a hand-made request, or a byte of a
+    Latin-1 file name escaped as '\\udcff') cannot, in JSON, CSV or a zip's member names."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def kind_of_entry(path: os.PathLike) -> str:
     """What a name that is not a regular file is, in words: a folder, a link to nothing (or a loop of links), or
     something else (a pipe, a device, a socket)."""

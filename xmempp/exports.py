@@ -40,6 +40,7 @@ from xmempp.errors import (
     file_system_problem,
     file_system_problems_as_error,
     instance_argument,
+    is_utf8_text,
     kind_of_entry,
     path_argument,
     shown,
@@ -348,7 +349,7 @@ def _refuse_names_json_cannot_hold(masks: Mapping[str, np.ndarray], formats: lis
     (by default the run folder's). An object name holding a lone surrogate (a caller's '\\ud800') is no text for
     any format."""
     for object_id, name in object_names.items():  # JSON text, a matte's folder name, a CSV cell: none can hold it
-        if not _is_utf8(name):
+        if not is_utf8_text(name):
             raise XMemPPError(f"the name of object {object_id} holds a lone surrogate, which is not text: give it "
                               "another name")
     json_formats = [name for name in formats if name in (COCO, YOUTUBE_VIS)]
@@ -356,22 +357,14 @@ def _refuse_names_json_cannot_hold(masks: Mapping[str, np.ndarray], formats: lis
         return
     in_json = f"{' and '.join(json_formats)} {'name' if len(json_formats) > 1 else 'names'}"
     for frame in masks:
-        if not _is_utf8(frame):
+        if not is_utf8_text(frame):
             raise XMemPPError(f"frame {shown(frame)} is named in bytes that are not UTF-8 text, and {in_json} frames "
                               "in JSON text: rename the frames, or export --formats davis,mattes")
     if not isinstance(video_name, str):
         raise XMemPPError(f"the video name must be text (a str), got {type(video_name).__name__}")
-    if not _is_utf8(video_name):
+    if not is_utf8_text(video_name):
         raise XMemPPError(f"the video name {shown(video_name)} is not UTF-8 text, and {in_json} the video in JSON "
                           "text: give another name (--video-name)")
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _refuse_overwriting(source: Path, out: Path, formats: list[str]) -> None:

@@ -28,6 +28,7 @@ from xmempp.errors import (
     EmptyAnnotationError,
     XMemPPError,
     instance_argument,
+    is_utf8_text,
     out_of_memory_as_error,
     shown,
     whole_number,
@@ -184,7 +185,7 @@ class VideoSession:
         check_object_id(object_id)
         if name is not None and not isinstance(name, str):  # bytes would become the name "b'...'"
             raise XMemPPError(f"name must be text (a str) or None, got {type(name).__name__}")
-        if name and not _writable_text(name):  # every export writes names as UTF-8: it would fail at each one
+        if name and not is_utf8_text(name):  # every export writes names as UTF-8: it would fail at each one
             raise XMemPPError(f"the name {ascii(name[:60])} holds a lone "
                               "surrogate, which no file can hold as text; use other characters")
         known = {*self._object_names, *self.objects.ids, int(object_id)}
@@ -699,10 +700,3 @@ def checked_ids(index: int, mask: object, frame_size: tuple[int, int]) -> np.nda
     return array.astype(np.uint8)
 
 
-def _writable_text(text: str) -> bool:
-    """Whether `text` can be written as UTF-8 (a lone surrogate such as '\\ud800', from a hand-made request, cannot)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
