@@ -394,3 +394,12 @@ def test_a_video_opened_without_a_work_dir_is_an_xmemppError(tmp_path):
     video.write_bytes(b"\0" * 16)
     with pytest.raises(XMemPPError, match="clip.mp4 is a video file: give a work_dir to extract its frames into"):
         open_frames(video)
+
+
+def test_a_mask_folder_that_is_a_file_is_named_as_a_file(square_clip, tmp_path):
+    """'mask folder not found' was said of a file that exists (tenth hostile round)."""
+    frames, _ = square_clip
+    masks = tmp_path / "masks.png"
+    masks.write_bytes(b"")
+    with pytest.raises(XMemPPError, match=f"the mask folder {re.escape(str(masks))} is a file, not a folder"):
+        run_on_video(frames, masks, tmp_path / "out", print_progress=False)

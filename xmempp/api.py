@@ -26,6 +26,7 @@ from xmempp.errors import (
     InputNotFoundError,
     PathArgument,
     XMemPPError,
+    folder_not_found,
     frame_numbers,
     instance_argument,
     kind_of_entry,
@@ -127,7 +128,7 @@ def run_on_video_frames(imgs_in_path: PathArgument, masks_in_path: PathArgument,
     _check_network(network)
     check_source(source)
     if not masks_in.is_dir():
-        raise InputNotFoundError(f"mask folder not found: {shown(masks_in)}")
+        raise folder_not_found(masks_in, "mask folder")
     refuse_overlap({"frames": source, "annotations": masks_in}, masks_out)
     temporary_root = _temporary_root(temporary_root)
     return _run_frames(source, masks_in, masks_out, frames_with_masks, compute_iou, print_progress, weights, device,

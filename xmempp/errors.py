@@ -56,6 +56,15 @@ class InputNotFoundError(XMemPPError, FileNotFoundError):
     catch that."""
 
 
+def folder_not_found(path: Path, what: str) -> XMemPPError:
+    """The error for `what` (a "mask folder") that is not a folder: not found when nothing is there, else what is
+    there ("mask folder not found" was said of a file that exists)."""
+    if not os.path.lexists(path):
+        return InputNotFoundError(f"{what} not found: {shown(path)}")
+    kind = "a file" if path.is_file() else kind_of_entry(path)
+    return XMemPPError(f"the {what} {shown(path)} is {kind}, not a folder")
+
+
 class EmptyAnnotationError(XMemPPError):
     """An annotation without any object pixel."""
 

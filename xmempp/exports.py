@@ -34,11 +34,11 @@ from PIL import Image
 
 from xmempp.csv_cells import written_cell
 from xmempp.errors import (
-    InputNotFoundError,
     PathArgument,
     XMemPPError,
     file_system_problem,
     file_system_problems_as_error,
+    folder_not_found,
     instance_argument,
     is_utf8_text,
     kind_of_entry,
@@ -113,7 +113,7 @@ class MaskFolder(Mapping[str, np.ndarray]):
             raise XMemPPError(f"the run that wrote {shown(folder.parent)} did not finish (its {MANIFEST_FILE} says "
                               "so): its masks are incomplete; run `xmempp run` again before exporting")
         if not folder.is_dir():
-            raise InputNotFoundError(f"mask folder not found: {shown(folder)}")
+            raise folder_not_found(folder, "mask folder")
         paths = [p for p in folder.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith(".")]
         if not paths:
             raise XMemPPError(f"no mask PNGs in {shown(folder)}")
