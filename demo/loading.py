@@ -58,7 +58,7 @@ class Loading(Visitors):
         if self.settings.network is None:
             message += " " + self.settings.weights_message
         state.load_message = message
-        slider = gr.Slider(minimum=0, maximum=max(state.num_frames - 1, 1), value=0, step=1, interactive=True)
+        slider = gr.update(minimum=0, maximum=max(state.num_frames - 1, 1), value=0, interactive=True)
         listed = max([1, *state.session.objects.ids, *state.object_names])
         state.listed_objects = min(listed, MAX_OBJECTS)
         return {"state": state, "frame": slider, "editor": views.editor(state, 0), "viewer": views.viewer(state, 0),

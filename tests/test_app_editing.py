@@ -277,6 +277,30 @@ def test_a_frame_box_without_a_number_gives_a_message_not_a_bare_error(handlers,
     assert note == f"⚠ type a frame number from 0 to {FRAMES - 1} in Frame, then press Enter"
 
 
+@pytest.mark.parametrize("typed", ["", 40, -1])
+def test_the_frame_box_keeps_the_apps_message_after_a_load_changes_the_slider(handlers, typed):
+    """A load gives the slider a new maximum, and Gradio then keeps a per-visitor copy of it: that copy must hand
+    an empty box or a frame out of range to the handler as well (a bare "Error", or Gradio's toast twice)."""
+    import asyncio
+
+    import gradio as gr
+    from gradio.state_holder import SessionState
+
+    from demo.components import frame_slider
+
+    state = handlers.new_state()
+    with gr.Blocks() as blocks:
+        frame, note = frame_slider(0, 1, value=0, step=1), gr.HTML()
+        load_button = gr.Button()
+        load_button.click(lambda: handlers.load_example(state)["frame"], None, frame)
+        frame.change(lambda typed: handlers.show_frame(state, typed)["editor_note"], frame, note)
+    load, show = blocks.fns.values()
+    session = SessionState(blocks)
+    asyncio.run(blocks.process_api(block_fn=load, inputs=[], state=session))
+    result = asyncio.run(blocks.process_api(block_fn=show, inputs=[typed], state=session))
+    assert "⚠" in text(result["data"][0]) and "Error" not in text(result["data"][0])
+
+
 NOT_A_NUMBER = [float("nan"), float("inf"), "abc", None]
 
 
