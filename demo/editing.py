@@ -27,17 +27,45 @@ MAX_NAME = 60  # characters of an object's name
 
 def frame_index(value: float | None, num_frames: int) -> int:
     """The frame that the slider shows for a value typed in its box: rounded half up, as a range input rounds
-    (2.5 is frame 3); XMemPPError for what is not a frame number (FrameSlider passes it on as None)."""
+    (2.5 is frame 3); XMemPPError for what is not a frame number (FrameSlider passes it on as None) or not one of
+    the video's, before a handler changes anything (a frame past the end failed only after delete_object had
+    deleted)."""
     typed = f"type a frame number from 0 to {num_frames - 1} in Frame, then press Enter"
     if value is None:
         raise XMemPPError(typed)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):  # the page sends numbers; a hand-made request may send anything
+    try:  # an int exactly, however large (float() overflows past 1e308)
+        number = value if isinstance(value, int) else float(value)
+    except (TypeError, ValueError, OverflowError):  # the page sends numbers; a hand-made request may send anything
         number = math.nan
-    if not math.isfinite(number):
+    if not isinstance(number, int) and not math.isfinite(number):
         raise XMemPPError(f"{shown(value)} is not a frame number: {typed}")
-    return math.floor(number + 0.5)
+    index = int(number) if isinstance(number, int) else math.floor(number + 0.5)
+    if not 0 <= index < num_frames:
+        raise XMemPPError(f"frame {index} is past the end of the video ({num_frames} frames): {typed}")
+    return index
+
+
+def clicked_item(index: object, frames: list[int], gallery: str) -> int:
+    """The frame of the item a click chose in `gallery` (its items show `frames` in order); XMemPPError for an
+    index that names none of them (the page sends one; a hand-made request, or a click on an item the gallery
+    no longer holds, may send anything)."""
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(frames):
+        raise XMemPPError(f"that click chose no frame of {gallery} (item {shown(index)} of {len(frames)}): click one "
+                          "of the frames it shows")
+    return frames[index]
+
+
+def clicked_position(index: object) -> float:
+    """The horizontal position of a click on the timeline: the page sends [x, y] in pixels; XMemPPError for
+    anything else."""
+    x = index[0] if isinstance(index, list | tuple) and index else index
+    try:
+        position = math.nan if isinstance(x, bool | str) else float(x)
+    except (TypeError, ValueError, OverflowError):
+        position = math.nan
+    if not math.isfinite(position):
+        raise XMemPPError(f"that click named no place on the timeline ({shown(index)}): click the strip again")
+    return position
 
 
 def object_number(value: object) -> int:
@@ -79,16 +107,15 @@ class Editing(Visitors):
     def open_clicked(self, state: UserState | None, evt: gr.SelectData) -> Outputs:
         """A click on the timeline opens the frame under it."""
         state = self._require(state)
-        x = evt.index[0] if isinstance(evt.index, list | tuple) else evt.index
-        return {"frame": frame_at(float(x), state.num_frames)}
+        return {"frame": frame_at(clicked_position(evt.index), state.num_frames)}
 
     @handler("frame", "editor_note", errors_to="editor_note")
     def select_reference(self, state: UserState | None, evt: gr.SelectData) -> Outputs:
-        return {"frame": self._require(state).annotated_frames[evt.index]}
+        return {"frame": clicked_item(evt.index, self._require(state).annotated_frames, "the references")}
 
     @handler("frame", "editor_note", errors_to="editor_note")
     def select_suggestion(self, state: UserState | None, evt: gr.SelectData) -> Outputs:
-        return {"frame": self._require(state).suggested[evt.index]}
+        return {"frame": clicked_item(evt.index, self._require(state).suggested, "the suggestions")}
 
     # ----- the mask in the editor ---------------------------------------------------------------------------
     @handler("editor", "editor_note", errors_to="editor_note")

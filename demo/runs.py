@@ -36,9 +36,11 @@ RUN_OUTPUTS = ("viewer", "progress", "video", "suggestions", "timeline", "size",
 def whole(value: object, what: str) -> int:
     """A slider's or radio's whole number; XMemPPError naming `what` for anything else (the page sends numbers, a
     hand-made request may send NaN, text or None: int() failed inside the handler, 'Something went wrong')."""
+    if isinstance(value, int) and not isinstance(value, bool):  # exact however large: float() overflows past 1e308
+        return int(value)
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         number = math.nan
     if isinstance(value, bool) or not number.is_integer():
         raise XMemPPError(f"{what} must be a whole number, got {shown(value)}")

@@ -301,6 +301,44 @@ def test_the_frame_box_keeps_the_apps_message_after_a_load_changes_the_slider(ha
     assert "⚠" in text(result["data"][0]) and "Error" not in text(result["data"][0])
 
 
+STALE_CLICKS = [99, -1, "a", None, float("nan"), ["abc", 0], True, 10**400]
+
+
+@pytest.mark.parametrize("event", [lambda h, s, i: h.select_reference(s, SimpleNamespace(index=i)),
+                                   lambda h, s, i: h.select_suggestion(s, SimpleNamespace(index=i))],
+                         ids=["reference", "suggestion"])
+@pytest.mark.parametrize("index", STALE_CLICKS, ids=["past", "negative", "text", "none", "nan", "list", "bool", "huge"])
+def test_a_gallery_click_on_no_item_is_refused_in_words(handlers, event, index):
+    """A hand-made request (or a click on an item the gallery no longer holds) ended in 'Something went wrong
+    (IndexError / TypeError)'; -1 opened the last reference (eleventh hostile round, I1). Nothing changes."""
+    state = annotated(handlers)
+    outputs = event(handlers, state, index)
+    assert "frame" not in outputs and text(outputs["editor_note"]).startswith("⚠ that click chose no frame of the")
+
+
+@pytest.mark.parametrize("index", [None, "abc", ["abc", 0], [float("nan"), 0], [10**400, 0], [], [True, 0]],
+                         ids=["none", "text", "text x", "nan x", "huge x", "empty", "bool x"])
+def test_a_timeline_click_at_no_place_is_refused_in_words(handlers, index):
+    """'Something went wrong (TypeError / ValueError / OverflowError)' before (eleventh hostile round, I1)."""
+    state = annotated(handlers)
+    outputs = handlers.open_clicked(state, SimpleNamespace(index=index))
+    assert "frame" not in outputs and text(outputs["editor_note"]).startswith("⚠ that click named no place on the")
+
+
+@pytest.mark.parametrize("event", [
+    lambda h, s, v: h.show_frame(s, v), lambda h, s, v: h.save(s, v, painted(square(1))),
+    lambda h, s, v: h.remove(s, v), lambda h, s, v: h.delete_object(s, 1, v), lambda h, s, v: h.set_visible(s, [1], v),
+    lambda h, s, v: h.clear_mask(s, v),
+], ids=["show_frame", "save", "remove", "delete_object", "set_visible", "clear_mask"])
+def test_a_number_past_floats_range_gets_the_usual_message(handlers, event):
+    """10**400, a whole number no float holds, ended in 'Something went wrong (OverflowError)' (eleventh hostile
+    round, I1)."""
+    state = annotated(handlers)
+    message = text(event(handlers, state, 10**400).get("editor_note"))
+    assert message.startswith("⚠") and "went wrong" not in message, message
+    assert state.annotated_frames == [0]
+
+
 NOT_A_NUMBER = [float("nan"), float("inf"), "abc", None]
 
 

@@ -315,6 +315,17 @@ def test_a_size_or_k_that_is_no_whole_number_is_said_not_something_went_wrong(ha
     assert not state.has_run
 
 
+@pytest.mark.parametrize("event", [lambda h, s, v: h.set_size(s, v), lambda h, s, v: h.suggest(s, v),
+                                   lambda h, s, v: list(h.propagate(s, v))[-1]],
+                         ids=["set_size", "suggest", "propagate k"])
+def test_a_size_or_k_past_floats_range_gets_the_usual_message(handlers, event):
+    """10**400, a whole number no float holds, ended in 'Something went wrong (OverflowError)' (eleventh hostile
+    round, I1)."""
+    state = annotated(handlers)
+    message = text(event(handlers, state, 10**400)["progress"])
+    assert "went wrong" not in message, message
+
+
 def _ffmpeg_on_a_full_disk(monkeypatch):
     """ffmpeg as it stops on a full disk: its writer sees a broken pipe at the first frame, and the folder has no
     room left."""
