@@ -30,7 +30,7 @@ from xmempp.masks.files import write_mask
 from xmempp.masks.ids import MAX_OBJECTS
 from xmempp.object_names import parse_object_names
 from xmempp.outputs import atomic_path, new_temporary_folder_beside
-from xmempp.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, downscaled, gif_screen_size, open_frames
+from xmempp.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, downscaled, frame_order, gif_screen_size, open_frames
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,8 @@ def _load(videos: list[Path], zips: list[Path], work_dir: Path, limits: Limits) 
             loaded.source = source
         elif with_images:
             plan = with_images[0]
-            kept = sorted(plan.of_kind("frames"), key=lambda m: m.path.stem)
+            # the order the frames play in (natural: 2.png before 10.png), so that a cut keeps the video's start
+            kept = sorted(plan.of_kind("frames"), key=lambda m: frame_order(Path(f"{m.path.stem}.png")))
             _refuse_duplicate_names(kept, plan.source)
             _refuse_long_names(kept, plan.source)
             if len(kept) > limits.max_frames:

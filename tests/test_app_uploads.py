@@ -84,6 +84,16 @@ def test_a_zip_listing_more_entries_than_the_app_opens_is_refused_from_its_end_r
     assert "many.zip lists 200 entries; the app opens zips of at most 152" in status
 
 
+def test_a_zip_of_unpadded_frame_names_past_the_limit_keeps_the_first_frames_in_play_order(settings, tmp_path):
+    """1.png ... 12.png cut to 5 kept 1, 10, 11, 12, 2 (plain name order) and played them as 1, 2, 10, 11, 12:
+    frames 3-9 were gone from the middle of the video (eleventh hostile round, H1)."""
+    small = Handlers(AppSettings(**{**settings.__dict__, "limits": Limits(max_frames=5)}))
+    frames = clip_frames(12)
+    archive = write_zip(tmp_path / "unpadded.zip", {f"{i + 1}.png": png_bytes(frames[i]) for i in range(12)})
+    state = small.load_files(None, [str(archive)])["state"]
+    assert [state.frame_name(i) for i in range(state.num_frames)] == ["1", "2", "3", "4", "5"]
+
+
 def test_a_zip_whose_end_record_understates_its_entries_is_refused_before_its_directory_is_parsed(
         settings, tmp_path, monkeypatch):
     """A 185 MB zip whose end record claimed 1 entry held 2,000,000 in its directory: Python's zipfile parsed
