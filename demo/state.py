@@ -108,6 +108,16 @@ class Predictions(Mapping):
         return sum(1 for _ in self)
 
 
+def _close_replaced(session: VideoSession) -> None:
+    """Close the session a load has just replaced. Only once the new one is in place: its key file's close may
+    fail (a full temporary folder), and a load refused then left the previous video's session closed but shown
+    ('this video session is closed' for Save, the size and Propagate, for good). Its file is released anyway."""
+    try:
+        session.close()
+    except OSError as error:
+        log.warning("the replaced video's session did not close cleanly: %s", error, exc_info=error)
+
+
 class UserState:
     """A person's video (its engine VideoSession, the owner of every fact about it), their files and their view.
 
@@ -200,13 +210,14 @@ class UserState:
         except BaseException:  # a refused zip (too many objects) leaves the session being viewed as it was
             session.close()
             raise
-        if self.session is not None:
-            self.session.close()
+        replaced = self.session
         self.session, self.fps, self.source = session, loaded.fps, loaded.source
         self.suggested, self.video = [], None
         self.editor_frame, self.editor_prefill = None, None
         self.hidden_objects = set()
         self.unexported = False
+        if replaced is not None:
+            _close_replaced(replaced)
         if previous is not None and previous != target:
             shutil.rmtree(previous, ignore_errors=True)
         if user:

@@ -42,7 +42,7 @@ from xmempp.model.weights import missing_weights_message
 def test_example_loads_into_the_editor_and_viewer(handlers):
     outputs = handlers.load_example(None)
     assert outputs["status"].startswith("Loaded the example clip: 8 frames of 128x96")
-    assert outputs["state"].num_frames == FRAMES and outputs["frame"].maximum == FRAMES - 1
+    assert outputs["state"].num_frames == FRAMES and outputs["frame"]["maximum"] == FRAMES - 1
     assert outputs["editor"]["background"].shape == (HEIGHT, WIDTH, 3) and outputs["editor"]["layers"] == []
     assert outputs["viewer"]["value"] is not None and outputs["viewer"]["label"] == "Result · frame 0"
     assert outputs["timeline"].ndim == 3
@@ -422,3 +422,24 @@ def test_an_upload_that_is_no_regular_file_is_refused_before_it_is_opened(handle
     status = handlers.load_files(None, [str(path)])["status"]
     assert f"l.mp4 {says}" in status and "Errno" not in status, status
     assert time.monotonic() - started < 5
+
+
+def test_a_previous_session_whose_close_fails_leaves_the_new_video_loaded_and_usable(handlers, monkeypatch):
+    """With the temporary folder full, the previous video's key file failed to close: the load was refused, and
+    the previous session, closed but still shown, said 'this video session is closed' to Save, the size and
+    Propagate for good (eleventh hostile round, H2)."""
+    import errno
+
+    state = annotated(handlers)
+    previous = state.session
+    close = previous.close
+
+    def close_on_a_full_disk():
+        close()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(previous, "close", close_on_a_full_disk)
+    status = handlers.load_example(state)["status"]
+    assert state.session is not previous and "⚠" not in status, status
+    saved = text(handlers.save(state, 3, painted(square(3)))["editor_note"])
+    assert saved.startswith("Saved the annotation of frame 3"), saved
