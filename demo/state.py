@@ -220,8 +220,9 @@ class UserState:
             _close_replaced(replaced)
         if previous is not None and previous != target:
             shutil.rmtree(previous, ignore_errors=True)
-        if user:
-            notes.append(f"resumed {len(user)} reference(s) from the zip")
+        resumed = len(user) - len(empty)
+        if resumed:
+            notes.append(f"resumed {resumed} reference(s) from the zip")
         return notes
 
     def _resumed_size(self, loaded: LoadedVideo, notes: list[str]) -> int:

@@ -220,6 +220,18 @@ def test_a_zip_with_two_masks_for_one_frame_loads_nothing_and_names_both(handler
     assert not outputs["state"].loaded
 
 
+def test_a_resume_note_counts_the_references_resumed_not_the_empty_ones_skipped(handlers, tmp_path):
+    """Annotations/ alone, empty on 7 of 8 frames: the note said 'resumed 8 reference(s)' with 1 resumed (eleventh
+    hostile round, H3)."""
+    members = {f"JPEGImages/{i:05d}.png": png_bytes(frame) for i, frame in enumerate(clip_frames())}
+    empty = np.zeros_like(square(0))
+    for i in range(8):
+        members[f"Annotations/{i:05d}.png"] = png_bytes(square(0) if i == 0 else empty, palette=True)
+    outputs = handlers.load_files(None, [str(write_zip(tmp_path / "mostly-empty.zip", members))])
+    assert outputs["state"].annotated_frames == [0]
+    assert "7 empty reference(s) were skipped (e.g. 00001); resumed 1 reference(s) from the zip" in outputs["status"]
+
+
 @pytest.mark.parametrize("folder", ["Annotations", "UserAnnotations"])
 def test_a_zip_with_a_jpeg_in_a_mask_folder_loads_nothing_and_names_it(handlers, tmp_path, folder):
     """Annotations/m0.jpg beside six frames became the video's seventh frame without a word (a mask folder's
