@@ -170,6 +170,10 @@ def _load(videos: list[Path], zips: list[Path], work_dir: Path, limits: Limits) 
         plans = [stack.enter_context(open_zip(z, _member_kind, max_entries, _not_an_image)) for z in zips]
         for plan in plans:
             _refuse_a_folder_named_like_the_record(plan)
+            if plan.hidden:
+                loaded.notes.append(f"{len(plan.hidden)} hidden file(s) of {shown(plan.source.name)} were left out "
+                                    f"(e.g. {shown(plan.hidden[0], quoted=True)}): a name starting with a dot is "
+                                    "neither a frame nor a mask; rename it to use it")
             for member in plan.of_kind(NOT_PNG_MASK)[:1]:
                 raise XMemPPError(f"{shown(plan.source.name)} holds {shown(member.info.filename)} in a mask folder: "
                                   "masks must be PNG files (a JPEG's compression changes the ids); nothing was loaded")

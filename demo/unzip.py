@@ -67,6 +67,7 @@ class ZipPlan:
     source: Path
     archive: zipfile.ZipFile
     members: list[Member] = field(default_factory=list)
+    hidden: list[str] = field(default_factory=list)  # members left out for a name starting with a dot (not macOS's)
 
     def of_kind(self, kind: str) -> list[Member]:
         return [member for member in self.members if member.kind == kind]
@@ -166,12 +167,18 @@ def count_entries(source: Path, at_most: int) -> int | None:
     return max(claimed, found)
 
 
+def is_macos_metadata(name: str) -> bool:
+    """A file macOS's Finder adds to what it zips (`._frame.png` beside each file, `.DS_Store`), no one's data."""
+    return name.startswith("._") or name == ".DS_Store"
+
+
 @contextmanager
 def open_zip(source: Path, classify: Callable[[PurePosixPath], str | None], max_entries: int,
              refused: Callable[[Path, zipfile.ZipInfo], str]) -> Iterator[ZipPlan]:
     """Check `source` by its member names alone: links, escaping names, entries past `max_entries`, and members
     that `classify` does not know (kind None; `refused` words the message) are refused before anything is
-    written. Directories and hidden files (macOS's __MACOSX/, ._ files) are skipped."""
+    written. Directories and hidden files are skipped: macOS's own (__MACOSX/, ._ files, .DS_Store) without a
+    word, others listed in the plan's `hidden` for the load's note (a frame named ..dots.png went without one)."""
     entries = count_entries(source, max_entries) if source.is_file() else None
     if entries is not None and entries > max_entries:
         listed = f"more than {max_entries}" if entries == max_entries + 1 else entries  # the walk stops there
@@ -187,7 +194,11 @@ def open_zip(source: Path, classify: Callable[[PurePosixPath], str | None], max_
             if stat.S_ISLNK(info.external_attr >> 16):
                 raise XMemPPError(f"the zip member {shown(info.filename, quoted=True)} is a link; nothing was "
                                   "extracted")
-            if info.is_dir() or not path.parts or path.parts[0] == "__MACOSX" or path.name.startswith("."):
+            if info.is_dir() or not path.parts or path.parts[0] == "__MACOSX":
+                continue
+            if path.name.startswith("."):
+                if not is_macos_metadata(path.name):
+                    plan.hidden.append(info.filename)
                 continue
             kind = classify(path)
             if kind is None:

@@ -317,3 +317,16 @@ def test_an_encrypted_zip_member_is_named_as_encrypted_not_damaged(handlers, tmp
     status = handlers.load_files(None, [str(archive)])["status"]
     assert "its member '00000.png' cannot be read (it is encrypted: the app reads no password-protected zip" in \
         status, status
+
+
+def test_a_hidden_file_in_a_zip_of_frames_is_left_out_with_a_word_and_macos_files_without_one(handlers, tmp_path):
+    """'..dots.png' beside three frames was dropped without a word (eleventh hostile round, H4); macOS's own
+    files (__MACOSX/, ._x, .DS_Store) are no one's data and say nothing."""
+    frames = clip_frames(3)
+    members = {f"{i:05d}.png": png_bytes(frames[i]) for i in range(3)}
+    members |= {"..dots.png": png_bytes(frames[0]), "._00000.png": b"\0", ".DS_Store": b"\0",
+                "__MACOSX/._00001.png": b"\0"}
+    outputs = handlers.load_files(None, [str(write_zip(tmp_path / "dots.zip", members))])
+    assert outputs["state"].num_frames == 3
+    assert ("1 hidden file(s) of dots.zip were left out (e.g. '..dots.png'): a name starting with a dot is neither a "
+            "frame nor a mask") in outputs["status"], outputs["status"]
