@@ -25,13 +25,36 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from xmempp.errors import XMemPPError, file_system_problem, is_out_of_memory
+from xmempp.errors import XMemPPError, file_system_problem, is_out_of_memory, shown
 
 log = logging.getLogger(__name__)
 
 Outputs = dict[str, Any]
 
 _NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a disk or a quota full, a file size limit
+# The hidden name under which xmempp.outputs builds a file or folder before renaming it into place
+# (`.xmempp-masks.e5fa4eeaa827.tmp`): a name the visitor never gave, shown as the one it stands for.
+_TEMPORARY_NAME = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.tmp")
+
+
+def _no_room(error: BaseException) -> OSError | None:
+    """The full disk (or quota, or file size limit) behind `error`: itself, or the cause of an XMemPPError the
+    engine raised for it ('cannot keep the frames' keys in the temporary folder /tmp/...: no space left'), whose
+    words name the server's folders. None for anything else: a bug's OSError stays a bug."""
+    seen = []
+    while error is not None and error not in seen and (not seen or isinstance(seen[-1], XMemPPError)):
+        if isinstance(error, OSError) and error.errno in _NO_ROOM:
+            return error
+        seen.append(error)
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _server_file_name(filename: str | bytes) -> str:
+    """The name of a server's file for a visitor: its last part, and a temporary name as what it stands for."""
+    name = Path(os.fsdecode(filename)).name
+    temporary = _TEMPORARY_NAME.fullmatch(name)
+    return shown(temporary["name"] if temporary else name)
 
 
 def message_for(error: BaseException) -> str:
@@ -39,6 +62,13 @@ def message_for(error: BaseException) -> str:
     if isinstance(error, FileNotFoundError) and not isinstance(error, XMemPPError) and error.filename:
         # Python's "[Errno 2] No such file or directory: 'x.mp4'", in the app's words
         return f"⚠ {Path(os.fsdecode(error.filename)).name} was not found"
+    no_room = _no_room(error)
+    if no_room is not None:
+        # The server's disk, not the visitor's doing: said alike from a load, a run or an export, with no server
+        # folder or staging name in it; logged with its traceback for whoever runs the server.
+        log.warning("no room to write in a handler: %s", error, exc_info=error)
+        return (f"⚠ the server has no room to write your results ({file_system_problem(no_room)}); nothing you made "
+                "is lost: try again in a while")
     if isinstance(error, XMemPPError | FileNotFoundError) or is_out_of_memory(error):
         text = str(error)
         if is_out_of_memory(error):
@@ -49,10 +79,7 @@ def message_for(error: BaseException) -> str:
         # The server's disk or its set-up (an unwritable work root, an unreadable example), not a bug and not the
         # visitor's doing: said in words, logged with its traceback for whoever runs the server.
         log.warning("a file system problem in a handler: %s", error, exc_info=error)
-        if error.errno in _NO_ROOM:
-            return (f"⚠ the server has no room to write your results ({file_system_problem(error)}); nothing you "
-                    "made is lost: try again in a while")
-        name = f" {Path(os.fsdecode(error.filename)).name}" if error.filename else ""
+        name = f" {_server_file_name(error.filename)}" if error.filename else ""
         return (f"⚠ the server cannot use its file{name} ({file_system_problem(error)}); nothing you made is lost: "
                 "tell whoever runs this app")
     log.exception("unexpected error in a handler", exc_info=error)
@@ -64,8 +91,9 @@ def without_server_paths(text: str) -> str:
     shown by its file name: an uploaded file keeps the name it was uploaded with, and nothing of the server's
     layout reaches a visitor or a script (a corrupt mask was named /tmp/xmempp-app-<pid>-*/api/call-*/...)."""
     roots = {tempfile.gettempdir(), str(Path(tempfile.gettempdir()).resolve())}
-    for root in sorted(roots, key=len, reverse=True):
-        text = re.sub(re.escape(root) + r"/[^\s'\":;,()]*", lambda found: Path(found.group(0)).name, text)
+    for root in sorted(roots, key=len, reverse=True):  # the folder itself too (TMPDIR=/srv/scratch/full)
+        text = re.sub(re.escape(root) + r"(?![^/\s'\":;,()])[^\s'\":;,()]*", lambda found: Path(found.group(0)).name,
+                      text)
     return text
 
 

@@ -411,3 +411,58 @@ def test_two_exports_at_once_both_give_a_whole_zip(handlers, monkeypatch):
     archive = Path(state.frames.folder.parent, "out", "xmempp-masks.zip")
     with zipfile.ZipFile(archive) as zipped:
         assert zipped.testzip() is None and any(n.startswith("mattes/") for n in zipped.namelist())
+
+
+NO_ROOM = "⚠ the server has no room to write your results (no space left on the device); nothing you made is lost"
+
+
+def test_a_full_temporary_folder_during_a_run_is_said_without_the_servers_folder(handlers, monkeypatch, tmp_path):
+    """'cannot keep the frames' keys in the temporary folder /tmp/.../full: no space left on the device' named the
+    server's folder (eleventh hostile round, H5); the README's sentence is what a visitor reads."""
+    import tempfile
+
+    state = annotated(handlers)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "full"))
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tempfile, "TemporaryFile", full_disk)
+        line = text(last(run(handlers, state), "progress"))
+    assert line.startswith(NO_ROOM) and "full" not in line, line
+
+
+def test_an_export_whose_formats_find_a_full_disk_is_said_without_a_staging_name(handlers, monkeypatch):
+    """'cannot export mattes into formats: no space left on the device' named the export's staging folder
+    (eleventh hostile round, H5)."""
+    from xmempp import exports
+
+    state = annotated(handlers)
+    run(handlers, state)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(exports, "_write_mattes", full_disk)
+        note = text(handlers.export(state, ["mattes"])["export_note"])
+    assert note.startswith(NO_ROOM) and "formats" not in note, note
+
+
+def test_an_export_the_server_may_not_write_names_the_zip_not_its_staging_name(handlers, monkeypatch):
+    """'the server cannot use its file .xmempp-masks.e5fa4eeaa827.tmp (permission denied)' (eleventh hostile
+    round, H5)."""
+    from demo import media
+
+    state = annotated(handlers)
+    real = media.new_temporary_folder_beside
+
+    def refused(path):
+        staging = real(path)
+        staging.rmdir()
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(staging))
+
+    monkeypatch.setattr(media, "new_temporary_folder_beside", refused)
+    note = text(handlers.export(state)["export_note"])
+    assert note.startswith("⚠ the server cannot use its file xmempp-masks (permission denied)"), note

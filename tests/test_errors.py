@@ -115,3 +115,17 @@ def test_the_app_names_files_under_the_servers_temporary_folder_by_their_name_al
     work = Path(tempfile.gettempdir()) / "xmempp-app-1-abc" / "session-x" / "annotations" / "frame_000000.png"
     message = _message(XMemPPError(f"cannot read mask frame_000000.png: the file is corrupt ('{work}')"))
     assert message == "⚠ cannot read mask frame_000000.png: the file is corrupt ('frame_000000.png')"
+
+
+def test_the_app_names_the_servers_temporary_folder_itself_by_its_name_alone(monkeypatch, tmp_path):
+    """TMPDIR=/srv/scratch/full and its folder named in a message: only paths under it were shortened (eleventh
+    hostile round, H5)."""
+    import tempfile
+
+    from demo.feedback import message_for as _message
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "scratch"))
+    message = _message(XMemPPError(f"cannot keep the frames' keys in the temporary folder {tmp_path}/scratch: "
+                                   "permission denied"))
+    assert message == "⚠ cannot keep the frames' keys in the temporary folder scratch: permission denied"
+    assert _message(XMemPPError(f"{tmp_path}/scratched is not it")) == f"⚠ {tmp_path}/scratched is not it"
