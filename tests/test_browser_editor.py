@@ -104,6 +104,23 @@ def test_a_typed_frame_number_opens_that_frame_and_the_stroke_is_saved_there(pag
     assert rows.min() >= 45 and rows.max() <= 75 and columns.min() >= 165 and columns.max() <= 275
 
 
+def test_the_frame_box_says_what_to_type_after_a_load_for_an_empty_box_or_a_frame_out_of_range(page):
+    """Issue 16's eleventh round (I2): once a video was loaded, an empty box showed a bare "Error" over the note,
+    and one past the last frame or -1 Gradio's toast "Value 16 is greater than maximum value 15." twice (a load's
+    new maximum gave the slider a per-visitor copy without the app's reading of the box)."""
+    from playwright.sync_api import expect
+
+    load_example(page)
+    box = page.locator("#frame input[type=number]")
+    for typed in ["", str(MAX_FRAMES), "-1"]:
+        box.fill(typed)
+        box.press("Enter")
+        note = expect_note(page, rf"^⚠ (frame {typed} is past the end of the video \({MAX_FRAMES} frames\): )?type a "
+                                 rf"frame number from 0 to {MAX_FRAMES - 1} in Frame", timeout=30_000)
+        assert "Error" not in note, note
+    expect(page.locator(".toast-body")).to_have_count(0)
+
+
 def test_grabcut_over_a_shown_mask_gives_the_chosen_object_the_whole_region(page):
     """Problem 3: GrabCut on a frame already showing a mask filled only the drawn outline, and the region kept its
     old label. Frame 0, saved with object 1 scribbled inside the red disc, is reopened from the references (its mask
