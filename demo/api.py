@@ -38,13 +38,13 @@ import httpx
 from gradio import FileData
 from gradio.exceptions import InvalidPathError
 
-from demo.feedback import without_server_paths
+from demo.feedback import message_for, without_server_paths
 from demo.media import UPLOAD_SUFFIXES, Limits, check_image_size, load_upload, size_over_limit, video_frame_size
 from demo.run_queue import RunQueue
 from demo.speed import SpeedTable
 from demo.state import AppSettings
 from xmempp.api import run_on_video_frames, select_k_next_best_annotation_candidates
-from xmempp.errors import XMemPPError, shown
+from xmempp.errors import XMemPPError, file_system_problem, shown
 from xmempp.exports import EXPORT_MARKER, FORMATS, export_masks, repeated_format
 from xmempp.images import open_image, png_size
 from xmempp.masks.files import MaskReader
@@ -77,6 +77,16 @@ class ApiError(gr.Error):
         known, files named as the client sent them (no path of the server's)."""
         text = without_server_paths(str(error).splitlines()[0] if str(error) else type(error).__name__)
         return cls(f"{parameter}: {text}" if parameter else text)
+
+    @classmethod
+    def refusing_any(cls, error: BaseException) -> "ApiError | None":
+        """The refusal for an engine's XMemPPError, or for the server's disk or set-up (a full disk while a call's
+        video was unpacked reached the caller as Gradio's 'has raised an exception'); None for a bug."""
+        if isinstance(error, XMemPPError):
+            return cls.refusing(error)
+        if isinstance(error, OSError) and file_system_problem(error) is not None:
+            return cls(message_for(error).removeprefix("⚠ "))
+        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,12 +156,12 @@ class ScriptApi:
             for folder in work.iterdir():  # only the zip stays, until Gradio has copied it
                 if folder.is_dir():
                     shutil.rmtree(folder, ignore_errors=True)
-        except XMemPPError as error:
+        except BaseException as error:  # a refusal, a bug, or the call stopped (GeneratorExit): nothing of it stays
             shutil.rmtree(work, ignore_errors=True)
-            raise ApiError.refusing(error) from None
-        except BaseException:  # a refusal, a bug, or the call stopped (GeneratorExit): nothing of it stays
-            shutil.rmtree(work, ignore_errors=True)
-            raise
+            refusal = ApiError.refusing_any(error)
+            if refusal is None:
+                raise
+            raise refusal from None
         finally:
             self._call_ended(work)
         return FileData(path=str(archive)), {**summary, "formats": formats}
@@ -182,8 +192,11 @@ class ScriptApi:
         try:
             summary = yield from self._run(work, video, annotations, frames, size, k, precision)
             return summary["suggested_frames"]
-        except XMemPPError as error:
-            raise ApiError.refusing(error) from None
+        except (XMemPPError, OSError) as error:
+            refusal = ApiError.refusing_any(error)
+            if refusal is None:
+                raise
+            raise refusal from None
         finally:
             self._call_ended(work)
             shutil.rmtree(work, ignore_errors=True)

@@ -258,3 +258,20 @@ def test_batch_and_evaluate_refuse_a_folder_holding_the_others_results(tmp_path,
     assert main([*command[then], "--dataset", str(dataset), "--output", str(out), *engine_options]) == 1
     assert f"error: {out} holds the results of `xmempp {first}` ({holds}): {then} would mix" in capsys.readouterr().err
     assert (out / "summary.csv").read_bytes() == summary
+
+
+def test_a_finished_video_whose_mask_was_removed_is_run_again(tmp_path, checkpoint, caplog):
+    """batch skipped a finished video whose mask had been removed or edited since ('2 skipped ... already
+    complete'), leaving the output without it (eleventh hostile round): the manifest's digests are checked."""
+    import logging
+
+    dataset = write_davis(tmp_path / "davis", {"v": 3})
+    options = ["--dataset", str(dataset), "--output", str(tmp_path / "out"), "--weights", str(checkpoint),
+               "--device", "cpu", "--size", "64", "--quiet"]
+    assert main(["batch", *options]) == 0
+    removed = tmp_path / "out" / "v" / "masks" / "frame_000001.png"
+    removed.unlink()
+    with caplog.at_level(logging.WARNING):
+        assert main(["batch", *options]) == 0
+    assert "video v: the mask of frame_000001 changed since its run: running it again" in caplog.text
+    assert removed.is_file()

@@ -304,9 +304,11 @@ def test_a_command_whose_stderr_is_closed_still_runs():
     assert finished.returncode == 0
 
 
-def test_sigterm_ends_a_command_through_its_clean_up(tmp_path):
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGXCPU"])
+def test_sigterm_ends_a_command_through_its_clean_up(tmp_path, signal_name):
     """SIGTERM (or SIGHUP) during `run` on a video left every decoded frame in $TMPDIR/xmempp-frames-*: their
-    default ended the process at once (tenth hostile round). They now end it as Ctrl-C does."""
+    default ended the process at once (tenth hostile round). They now end it as Ctrl-C does; so does SIGXCPU, a
+    soft CPU-time limit (`ulimit -S -t`, eleventh round)."""
     import signal
     import time
 
@@ -318,9 +320,10 @@ def test_sigterm_ends_a_command_through_its_clean_up(tmp_path):
     while not (tmp_path / "started").exists():
         assert time.monotonic() < deadline and command.poll() is None, command.stderr.read()
         time.sleep(0.05)
-    command.send_signal(signal.SIGTERM)
-    assert command.wait(60) == 128 + signal.SIGTERM
-    assert "stopped by SIGTERM" in command.stderr.read().decode()
+    number = getattr(signal, signal_name)
+    command.send_signal(number)
+    assert command.wait(60) == 128 + number
+    assert f"stopped by {signal_name}" in command.stderr.read().decode()
     assert [p.name for p in tmp_path.iterdir()] == ["started"]  # the temporary folder was removed
 
 
@@ -348,3 +351,44 @@ def test_pillows_warning_about_a_large_image_is_not_printed(monkeypatch):
         warnings.simplefilter("always")
         assert main(["export", "--run", "r", "--to", "t"]) == 0
     assert shown == []
+
+
+def test_a_name_stdout_cannot_encode_is_escaped_not_a_bug():
+    """Under LC_ALL=C without Python's UTF-8 mode, stdout is ASCII: the last line of a finished run naming `é`
+    failed with 'unexpected internal failure (UnicodeEncodeError)' after its masks were written (eleventh round)."""
+    script = _cli_script("print('wrote 2 masks to out/\\u00e9') and 0")
+    environment = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, env=environment, timeout=60)
+    assert finished.returncode == 0, finished.stderr.decode()
+    assert finished.stdout.decode().strip() == "wrote 2 masks to out/\\xe9"
+
+
+def test_no_usable_temporary_folder_is_said_in_words(monkeypatch, capsys):
+    """`ulimit -f 0` printed Python's 'error: [Errno 2] No usable temporary directory found in [...]'."""
+    import errno
+
+    from xmempp import cli
+
+    def no_temporary_folder(args, progress):
+        raise FileNotFoundError(errno.ENOENT, "No usable temporary directory found in ['/tmp', '/var/tmp']")
+
+    monkeypatch.setitem(cli.COMMANDS, "export", no_temporary_folder)
+    assert main(["export", "--run", "r", "--to", "t"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: no usable temporary folder: none of TMPDIR, /tmp") and "ulimit -f" in error
+    assert "Errno" not in error
+
+
+def test_a_stop_signal_during_a_batch_video_stops_the_batch_not_the_video():
+    """SIGTERM while batch ran a video was caught as that video's failure ('job a failed with an unexpected error,
+    a bug in xmempp', '_Stopped: 15' in summary.csv) and the batch went on (eleventh hostile round)."""
+    import signal
+
+    from xmempp import cli
+    from xmempp.jobs import run_safely
+
+    def stopped_video(network, job):
+        raise cli._Stopped(signal.SIGTERM)
+
+    with pytest.raises(cli._Stopped):
+        run_safely(stopped_video, None, "a")

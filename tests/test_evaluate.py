@@ -161,3 +161,27 @@ def test_an_evaluation_whose_every_video_failed_prints_no_table(tmp_path, checkp
     printed = capsys.readouterr()
     assert code == 1 and "video v failed" in printed.err
     assert printed.out == ""
+
+
+def test_a_round_with_no_frame_left_to_score_says_why_its_scores_are_empty(tmp_path, checkpoint, caplog):
+    """`evaluate --k 10` on a 3-frame video wrote empty J and F cells for round 1 without a word (eleventh round)."""
+    import logging
+
+    dataset = write_davis(tmp_path / "davis", {"short": 3}, annotated=None)
+    with caplog.at_level(logging.WARNING):
+        assert main(["evaluate", "--dataset", str(dataset), "--output", str(tmp_path / "eval"), "--rounds", "1",
+                     "--k", "10", "--strategies", "uniform", "--weights", str(checkpoint), "--size", "64",
+                     "--quiet"]) == 0
+    assert ("uniform, round 1: no frame is left to score (every frame of every video is annotated by then): its J "
+            "and F are empty") in caplog.text
+
+
+def test_an_evaluation_into_a_folder_with_other_strategies_says_they_are_in_no_summary(tmp_path, checkpoint, caplog):
+    import logging
+
+    dataset = write_davis(tmp_path / "davis", {"v": 3}, annotated=None)
+    (tmp_path / "eval" / "random" / "round_0").mkdir(parents=True)  # an earlier evaluation's
+    with caplog.at_level(logging.WARNING):
+        assert main(["evaluate", "--dataset", str(dataset), "--output", str(tmp_path / "eval"), "--rounds", "0",
+                     "--strategies", "uniform", "--weights", str(checkpoint), "--size", "64", "--quiet"]) == 0
+    assert "holds the masks of random from an earlier evaluation; this one runs uniform only" in caplog.text

@@ -802,3 +802,12 @@ def test_a_folder_of_masks_without_a_manifest_exports_every_png_in_it(tmp_path):
     (masks / "extra.png").write_bytes((masks / "00000.png").read_bytes())
     export_masks(masks, tmp_path / "to", ["davis"])
     assert len(list((tmp_path / "to" / "Annotations").iterdir())) == 6
+
+
+def test_a_name_the_file_system_cannot_encode_becomes_an_ascii_folder(monkeypatch):
+    """Under LC_ALL=C without Python's UTF-8 mode, file names are ASCII: a matte folder for `café 🎬` ended in
+    'unexpected internal failure (UnicodeEncodeError)' (eleventh hostile round)."""
+    import sys
+
+    monkeypatch.setattr(sys, "getfilesystemencoding", lambda: "ascii")
+    assert safe_folder_names({1: "café 🎬", 2: "chair"}) == {1: "caf_ _", 2: "chair"}

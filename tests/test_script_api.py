@@ -494,3 +494,23 @@ def test_a_file_named_like_a_video_that_is_none_is_refused_without_pythons_excep
                                                                        [upload(masks / "frame_000000.png")], size=SIZE)
     assert raised.value.message.startswith("video: cannot decode t.mp4: not a readable video (no frame of it")
     assert "Error" not in raised.value.message
+
+
+@pytest.mark.parametrize("endpoint", ["segment", "suggest_frames"])
+def test_a_full_disk_while_the_video_unpacks_is_said_in_words(tmp_path, network, clip, monkeypatch, endpoint):
+    """A server with a few KB left in TMPDIR answered a call with Gradio's 'The upstream Gradio app has raised an
+    exception' (OSError: [Errno 28] while the frames were unpacked; eleventh hostile round)."""
+    import errno
+
+    import demo.api
+
+    def no_room(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "work" / "frame.png"))
+
+    monkeypatch.setattr(demo.api, "load_upload", no_room)
+    video, masks = clip
+    with pytest.raises(gr.Error) as raised:
+        getattr(ScriptApi(settings(tmp_path, network), RunQueue(1, 4)), endpoint)(
+            video=video, annotations=[upload(masks / "frame_000000.png")], frames=[0], size=SIZE)
+    assert raised.value.message.startswith("the server has no room to write your results")
+    assert str(tmp_path) not in raised.value.message

@@ -573,3 +573,45 @@ def test_a_session_of_the_wrong_kinds_is_refused_when_made(network, tmp_path, ar
     with pytest.raises(XMemPPError) as raised:
         VideoSession(*arguments(network, frames))
     assert str(raised.value) == says
+
+
+# ----- record(): a propagation made elsewhere is checked as an annotation is (round eleven) -----------------------
+def annotated(session: VideoSession) -> VideoSession:
+    session.annotate(0, square_mask(0))
+    return session
+
+
+@pytest.mark.parametrize("frames, message", [
+    (None, "frames must be the frames a propagation of run_request\\(\\) yields, got None"),
+    ([1, 2], "each of frames must be a PropagatedFrame from run_request\\(\\)'s propagation, got 1 \\(int\\)"),
+])
+def test_record_refuses_what_is_no_propagation_in_words(session, frames, message):
+    with pytest.raises(XMemPPError, match=message):
+        list(annotated(session).record(frames))
+
+
+@pytest.mark.parametrize("mask, message", [
+    (np.zeros((10, 10), np.uint8), "the mask for frame 1 is 10x10, but the frame is 128x96"),
+    (np.full((96, 128), 0.5), "must be an \\(H, W\\) array of integer object ids .* got an array of float64"),
+    (np.full((96, 128), 300, np.int32), "got ids from 300 to 300"),
+    (np.full((96, 128), 7, np.uint8), "holds object id\\(s\\) \\[7\\] that no annotation of this video has"),
+])
+def test_record_refuses_a_mask_that_is_not_of_this_video_and_keeps_none(session, mask, message):
+    from xmempp.session import PropagatedFrame
+
+    annotated(session)
+    frame = PropagatedFrame(index=1, mask=mask, is_annotation=False, image=session.frame(1))
+    with pytest.raises(XMemPPError, match=message):
+        list(session.record([frame]))
+    assert session.prediction(1) is None
+
+
+def test_names_count_toward_the_object_limit_when_annotating(session):
+    from xmempp import MAX_OBJECTS
+
+    for object_id in range(2, MAX_OBJECTS + 1):  # 31 names: with object 1 painted, the video is full
+        session.name_object(object_id, f"thing {object_id}")
+    session.annotate(0, square_mask(0))
+    with pytest.raises(XMemPPError, match=f"has {MAX_OBJECTS + 1} objects, more than the {MAX_OBJECTS}"):
+        session.annotate(1, square_mask(1) * 50)
+    assert session.annotated_frames == [0]

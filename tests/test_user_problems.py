@@ -390,3 +390,95 @@ def test_the_cli_refuses_a_huge_size_as_an_argument_error(square_clip, tmp_path,
               "--size", str(2**70)])
     assert exit_.value.code == 2
     assert "the short side must be from 16 to 4320 pixels" in capsys.readouterr().err
+
+
+# ----- round eleven: keys whose records are not a video's keys, caller's flags, leftovers ------------------------
+def rewrite_keys(out: Path, records: np.ndarray) -> None:
+    """keys.npy replaced by `records` (frames, channels, h, w), keys.json left as the run wrote it."""
+    np.save(out / KEYS_FILE, records.astype(np.float32))
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_keys_of_too_few_channels_are_damaged_not_a_bug(finished_run, network, caplog, channels):
+    """A keys.npy of the right length whose records held 1 or 2 channels where 129 are ended in 'unexpected
+    internal failure (RuntimeError: mat1 and mat2 shapes cannot be multiplied)'."""
+    frames, masks, out = finished_run
+    rewrite_keys(out, np.ones((12, channels, 6, 8)))
+    with caplog.at_level(logging.WARNING):
+        assert len(suggest(frames, masks, out, network)) == 2  # computed again
+    assert f"the keys in {out} are damaged (keys.npy holds records of shape ({channels}, 6, 8), where frames of " \
+           "128x96 at size 96 have (129, 6, 8))" in caplog.text
+
+
+def test_keys_holding_nan_are_damaged(finished_run, network, caplog):
+    frames, masks, out = finished_run
+    records = np.load(out / KEYS_FILE)
+    records[3] = np.nan
+    rewrite_keys(out, records)
+    with caplog.at_level(logging.WARNING):
+        assert len(suggest(frames, masks, out, network)) == 2
+    assert "are damaged (the keys of frame 3 hold NaN or infinite values)" in caplog.text
+
+
+@pytest.mark.parametrize("call, parameter", [
+    (lambda f, m, o, net: run(f, m, o, net, compute_iou="no"), "compute_iou"),
+    (lambda f, m, o, net: run(f, m, o, net, save_overlay="yes"), "save_overlay"),
+    (lambda f, m, o, net: select_k_next_best_annotation_candidates(
+        f, m, o, network=net, use_previously_predicted_masks="no"), "use_previously_predicted_masks"),
+])
+def test_a_flag_given_as_text_is_refused_naming_it(square_clip, tmp_path, network, call, parameter):
+    """Any text is true to Python: use_previously_predicted_masks="no" used them."""
+    frames, masks = square_clip
+    with pytest.raises(XMemPPError, match=f"^{parameter} must be True or False, got 'no'|^{parameter} must be True "
+                                          "or False, got 'yes'"):
+        call(frames, masks, tmp_path / "out", network)
+
+
+def test_overwrite_given_as_text_replaces_no_export(finished_run, tmp_path):
+    """export_masks(overwrite="no") replaced the earlier export's files."""
+    from xmempp import export_masks
+
+    _, _, out = finished_run
+    export_masks(out, tmp_path / "export", ["mattes"])
+    before = sorted(p.stat().st_mtime_ns for p in (tmp_path / "export").rglob("*.png"))
+    with pytest.raises(XMemPPError, match="^overwrite must be True or False, got 'no' \\(str\\)"):
+        export_masks(out, tmp_path / "export", ["mattes"], overwrite="no")
+    assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "export").rglob("*.png")) == before
+
+
+def test_inference_flags_given_as_text_are_refused():
+    from xmempp import InferenceConfig
+
+    with pytest.raises(XMemPPError, match="^enable_long_term must be True or False, got 'no' \\(str\\)"):
+        InferenceConfig(enable_long_term="no")
+    assert InferenceConfig(use_amp=np.bool_(False)).use_amp is False
+
+
+def test_a_device_other_than_the_given_networks_is_refused(square_clip, tmp_path, network):
+    """run_on_video(network=net, device=...) ran on the network's device, the device ignored without a word."""
+    frames, masks = square_clip
+    with pytest.raises(XMemPPError, match="^device='meta' holds no data|^the device 'meta' holds no data"):
+        run(frames, masks, tmp_path / "out", network, device="meta")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("limits", [{"max_frames": -1}, {"max_frames": 2.5}, {"max_side": True}])
+def test_frame_limits_are_checked_for_a_folder_too(square_clip, limits):
+    from xmempp import open_frames
+
+    frames, _ = square_clip
+    with pytest.raises(XMemPPError, match="max_frames must|max_side must"):
+        open_frames(frames, **limits)
+
+
+def test_a_run_into_another_videos_run_folder_says_its_masks_stay(square_clip, tmp_path, network, caplog):
+    """A run of another video into a finished run's folder said 'wrote 2 masks' and left the older masks, which
+    export then refused: said at the run now."""
+    frames, masks = square_clip
+    out = tmp_path / "out"
+    run(frames, masks, out, network)
+    (out / "masks" / "other_000000.png").write_bytes((out / "masks" / "frame_000000.png").read_bytes())
+    with caplog.at_level(logging.WARNING):
+        run(frames, masks, out, network)
+    assert "holds other_000000.png, the mask of no frame of this video" in caplog.text
+    assert (out / "masks" / "other_000000.png").is_file()

@@ -32,19 +32,20 @@ from xmempp.errors import (
     kind_of_entry,
     path_argument,
     shown,
+    yes_or_no,
 )
 from xmempp.keys_cache import DamagedKeysError, load_keys, save_keys
 from xmempp.masks.drawing import davis_palette, overlay
 from xmempp.masks.files import MaskReader, find_mask_file, mask_image, read_id_mask
 from xmempp.metrics import mean_iou
 from xmempp.model.network import XMem
-from xmempp.model.weights import ensure_weights, load_network, weights_fingerprint
+from xmempp.model.weights import ensure_weights, load_network, resolve_device, weights_fingerprint
 from xmempp.outputs import (
     MANIFEST_FILE,
     MASKS_DIR,
     OVERLAY_DIR,
     Manifest,
-    file_digest,
+    changed_masks,
     folder_identities,
     output_lock,
     prepare_output_folder,
@@ -124,8 +125,10 @@ def run_on_video_frames(imgs_in_path: PathArgument, masks_in_path: PathArgument,
     masks_out = path_argument(masks_out_path, "masks_out_path")
     weights = None if weights is None else path_argument(weights, "weights")
     frames_with_masks = frame_numbers(frames_with_masks, "frames_with_masks")
+    compute_iou, print_progress = yes_or_no(compute_iou, "compute_iou"), yes_or_no(print_progress, "print_progress")
+    save_overlay = yes_or_no(save_overlay, "save_overlay")
     config = _resolve_config(config, size, precision)
-    _check_network(network)
+    _check_network(network, device)
     check_source(source)
     if not masks_in.is_dir():
         raise folder_not_found(masks_in, "mask folder")
@@ -153,11 +156,25 @@ def _run_frames(source: Path, masks_in: Path, masks_out: Path, frames_with_masks
                                     overlay=save_overlay,
                                     input_folders=folder_identities({"frames": source, "annotations": masks_in}))
                 start_run(masks_out, manifest)
+                _warn_of_other_masks(masks_out, session.frame_names)
                 iou = functools.partial(_iou_with_given_mask, session, reader, masks_in) if compute_iou else None
                 with _FrameWriter(masks_out, reader.palette or davis_palette(), save_overlay) as writer:
                     yield from _propagate_and_write(session, writer, iou, print_progress)
                 save_keys(masks_out, session.frame_keys, session.frame_names, config.size, manifest.weights, manifest.run_id)
                 write_manifest(masks_out, manifest.finish(writer.digests))
+
+
+def _warn_of_other_masks(masks_out: Path, frame_names: list[str]) -> None:
+    """Masks in OUTPUT/masks of no frame of this video (a run of another video into the same folder) stay, as any
+    file of the caller's, but export refuses the folder then: said now, not only there."""
+    names = set(frame_names)
+    others = sorted(p.name for p in (masks_out / MASKS_DIR).glob("*.png") if p.stem not in names) \
+        if (masks_out / MASKS_DIR).is_dir() else []
+    if others:
+        more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+        log.warning("%s holds %s%s, the mask of no frame of this video (left by a run of another one?): they stay, "
+                    "but export refuses a folder with them; remove them, or run into another folder",
+                    shown(masks_out / MASKS_DIR), shown(others[0]), more)
 
 
 def _propagate_and_write(session: VideoSession, writer: _FrameWriter, iou: Callable[[PropagatedFrame], float] | None,
@@ -220,9 +237,16 @@ class _FrameWriter:
             self._pool.shutdown(wait=True)  # after an error too: no write outlives the run
 
 
-def _check_network(network: object) -> None:
-    if network is not None:
-        instance_argument(network, XMem, "network", "an XMem network (from xmempp.load_network) or None")
+def _check_network(network: object, device: torch.device | str | None) -> None:
+    """A network given is used where it is: a device given beside it that is another was ignored without a word."""
+    if network is None:
+        return
+    instance_argument(network, XMem, "network", "an XMem network (from xmempp.load_network) or None")
+    wanted = None if device is None else resolve_device(device)
+    if wanted is not None and (wanted.type != network.device.type or
+                               wanted.index not in (None, network.device.index)):
+        raise XMemPPError(f"device={str(device)!r} but the network given is on {network.device}: give one of them, "
+                          "or load the network on that device")
 
 
 def _temporary_root(temporary_root: PathArgument | None) -> Path | None:
@@ -268,12 +292,14 @@ def select_k_next_best_annotation_candidates(
     `previously_chosen_candidates`, at `size` (default 480). `temporary_root`: as `run_on_video_frames`'.
     """
     chosen = list(dict.fromkeys(frame_numbers(previously_chosen_candidates, "previously_chosen_candidates")))
+    use_previously_predicted_masks = yes_or_no(use_previously_predicted_masks, "use_previously_predicted_masks")
+    print_progress = yes_or_no(print_progress, "print_progress")
     k, alpha, min_mask_presence_percent = check_options(k, alpha, min_mask_presence_percent)
     source, masks_in_path = path_argument(imgs_in_path, "imgs_in_path"), path_argument(masks_in_path, "masks_in_path")
     masks_out_path = None if masks_out_path is None else path_argument(masks_out_path, "masks_out_path")
     weights = None if weights is None else path_argument(weights, "weights")
     temporary_root = _temporary_root(temporary_root)
-    _check_network(network)
+    _check_network(network, device)
     if size is UNSET:
         manifest = read_manifest(masks_out_path) if use_previously_predicted_masks and masks_out_path else None
         size = manifest.size if manifest is not None else InferenceConfig().size
@@ -327,7 +353,9 @@ def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: in
                         manifest.annotated_frames, sorted(chosen))
         mask_paths = _predicted_mask_paths(masks_out, names)
         try:
-            keys = load_keys(masks_out, names, config.size, fingerprint, manifest.run_id if manifest is not None else None)
+            frame_size = manifest.frame_size if manifest is not None else frames().read(0).shape[:2]
+            keys = load_keys(masks_out, names, config.size, fingerprint,
+                             manifest.run_id if manifest is not None else None, frame_size)
             if keys is None and manifest is not None:
                 log.warning("%s: computing every frame's keys again (the network runs on every frame)",
                             _keys_mismatch(manifest, masks_out, config.size, fingerprint))
@@ -391,17 +419,12 @@ def _check_manifest(manifest: Manifest, masks_out: Path, source: Path) -> None:
         raise XMemPPError(f"the masks in {shown(masks_out)} were made from other frames than those in {shown(source)} "
                           "(names or "
                           f"content differ); {again} on this video")
-    changed = [name for name in manifest.frame_names
-               if _digest_if_present(masks_out / MASKS_DIR / f"{name}.png") != manifest.mask_digests.get(name)]
+    changed = changed_masks(masks_out, manifest)
     if changed:
         more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
         raise XMemPPError(f"{shown(masks_out / MASKS_DIR / (changed[0] + '.png'))}{more} changed since the run that "
                           "wrote "
                           f"{shown(masks_out)} (masks of two runs mixed, or edited); {again}")
-
-
-def _digest_if_present(path: Path) -> str | None:
-    return file_digest(path) if path.is_file() else None
 
 
 def read_predicted_mask(path: Path, frame_size: tuple[int, int] | None = None) -> np.ndarray:

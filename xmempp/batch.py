@@ -23,7 +23,7 @@ from xmempp.errors import XMemPPError, shown
 from xmempp.jobs import JobFailure
 from xmempp.model.network import XMem
 from xmempp.model.weights import weights_fingerprint
-from xmempp.outputs import DamagedManifestError, atomic_path, output_lock, read_manifest
+from xmempp.outputs import DamagedManifestError, atomic_path, changed_masks, output_lock, read_manifest
 from xmempp.ray_runner import Execution, run_jobs
 from xmempp.video import FrameFolder
 
@@ -126,6 +126,13 @@ def _is_finished(job: BatchJob, frames: FrameFolder, annotated: list[int], weigh
     except DamagedManifestError as error:  # redone: the run replaces the damaged manifest before any mask
         log.warning("video %s: %s", job.name, error)
         return False
-    return (manifest is not None and manifest.finished and manifest.annotated_frames == annotated
+    if not (manifest is not None and manifest.finished and manifest.annotated_frames == annotated
             and manifest.size == job.size and manifest.weights == weights and (manifest.overlay or not job.save_overlay)
-            and manifest.made_from(job.video.frames_dir, frames.paths))
+            and manifest.made_from(job.video.frames_dir, frames.paths)):
+        return False
+    changed = changed_masks(job.output, manifest)  # a mask removed or edited since: skipped, it stayed so
+    if changed:
+        more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+        log.warning("video %s: the mask of %s%s changed since its run: running it again", job.name,
+                    shown(changed[0]), more)
+    return not changed

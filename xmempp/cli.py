@@ -297,8 +297,9 @@ def _suggest(args: argparse.Namespace, progress: bool) -> int:
         min_mask_presence_percent=args.min_mask_percent, weights=args.weights, device=args.device,
         print_progress=progress, size=size, precision=args.precision)
     if not picks:
-        print(f"no frame to suggest: every frame not yet annotated has a predicted mask covering less than "
-              f"{args.min_mask_percent}% of the frame (see --min-mask-percent)", file=sys.stderr)
+        print(f"no frame to suggest: every frame is annotated already, or every frame not yet annotated has a "
+              f"predicted mask covering less than {args.min_mask_percent}% of the frame (see --min-mask-percent)",
+              file=sys.stderr)
     print(",".join(str(i) for i in picks))
     return 0
 
@@ -392,6 +393,10 @@ def main(argv: list[str] | None = None) -> int:
     for stream in ("stdout", "stderr"):  # closed at start (`2>&-`): Python gives None, and progress failed on it
         if getattr(sys, stream) is None:
             setattr(sys, stream, open(os.devnull, "w"))  # noqa: SIM115 (for the process's life)
+    # A name stdout's encoding cannot hold (LC_ALL=C without UTF-8 mode) failed the last line of a finished run,
+    # after its masks were written: escaped instead, as Python escapes it on stderr.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     # Pillow warns past 89 megapixels, with its own file and line; the image is read all the same (it refuses past
     # 179, which is said in words), and warnings here are one-line messages.
@@ -434,7 +439,10 @@ def main(argv: list[str] | None = None) -> int:
         return _report_bug(error)
 
 
-class _Stopped(Exception):
+class _Stopped(BaseException):
+    """A stop signal, raised where the command is: a BaseException, as KeyboardInterrupt, so that no `except
+    Exception` on the way (batch's one video that fails without stopping the others) takes it for a failure."""
+
     def __init__(self, number: int):
         super().__init__(number)
         self.number, self.name = number, signal.Signals(number).name
@@ -442,7 +450,7 @@ class _Stopped(Exception):
 
 @contextlib.contextmanager
 def _stopped_by_signals() -> Iterator[None]:
-    """SIGTERM and SIGHUP end the command as Ctrl-C does, through its clean-up (the frames a video was decoded into
+    """SIGTERM, SIGHUP and SIGXCPU end the command as Ctrl-C does, through its clean-up (the frames a video was decoded into
     are removed, the run's temporary files too): their default ended the process at once and left them in
     $TMPDIR. Only where signals can be handled (the main thread)."""
     if threading.current_thread() is not threading.main_thread():
@@ -452,7 +460,8 @@ def _stopped_by_signals() -> Iterator[None]:
     def stop(number: int, frame: object) -> None:
         raise _Stopped(number)
 
-    previous = {number: signal.signal(number, stop) for number in (signal.SIGTERM, signal.SIGHUP)}
+    # SIGXCPU: a soft CPU-time limit (ulimit -S -t) ended the run as SIGTERM's default did
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGXCPU)}
     try:
         yield
     finally:
@@ -475,6 +484,10 @@ def _import_problem(error: ImportError) -> str | None:
 
 
 def _describe(error: BaseException) -> str:
+    if isinstance(error, FileNotFoundError) and "No usable temporary directory" in str(error):
+        # tempfile's own words, raised when no candidate folder takes a test file (ulimit -f 0 included)
+        return ("no usable temporary folder: none of TMPDIR, /tmp, /var/tmp, /usr/tmp takes a new file (full, "
+                "read-only, or a file size limit: ulimit -f); set TMPDIR to a folder with room")
     if is_out_of_memory(error) and not isinstance(error, OutOfMemoryError):  # torch's own words, first line only
         details = str(error).strip().splitlines()
         return f"out of memory ({details[0]})" if details else "out of memory"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xmempp.errors import XMemPPError, whole_number
+from xmempp.errors import XMemPPError, whole_number, yes_or_no
 
 MIN_SIZE = 16  # the network downsamples by 16: a smaller short side leaves no feature map
 MAX_SIZE = 4320  # an 8K frame's short side: larger only upsamples every video there is, into memory no machine has
@@ -47,6 +47,8 @@ class InferenceConfig:
             object.__setattr__(self, "size", whole_number(self.size, "size"))
         # Checked and kept as ints: a count that passes the range checks as a float (top_k=2.5) or a Fraction
         # failed later inside torch.
+        for name in ("enable_long_term", "use_amp"):  # enable_long_term="no" kept it on: any text is true
+            object.__setattr__(self, name, yes_or_no(getattr(self, name), name))
         for name in WHOLE_NUMBER_FIELDS:
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, whole_number(getattr(self, name), name))

@@ -152,6 +152,14 @@ def whole_number(value: Any, parameter: str) -> int:
     return int(value)
 
 
+def yes_or_no(value: Any, parameter: str) -> bool:
+    """`value` as a bool when it is one (numpy's too), else an XMemPPError: any text is true to Python, so
+    `overwrite="no"` replaced an export."""
+    if not isinstance(value, bool) and (type(value).__module__, type(value).__name__) != ("numpy", "bool"):
+        raise XMemPPError(f"{parameter} must be True or False, got {_described(value)}")
+    return bool(value)
+
+
 def real_number(value: Any, parameter: str) -> float:
     """`value` as a float when it is a real number (an int or a float; a bool is no number), else an XMemPPError."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

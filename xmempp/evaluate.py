@@ -242,6 +242,7 @@ def run_evaluation(dataset: Path, output: Path, execution: Execution, strategies
     output.mkdir(parents=True, exist_ok=True)
     with output_lock(output):  # one evaluation at a time into an output folder
         refuse_other_commands_results(output, "evaluate")
+        _warn_of_other_strategies(output, strategies)
         results: dict[str, list[tuple]] = {}
         failures: dict[str, str] = {}
         with tqdm(total=len(jobs), disable=not progress, desc="videos", unit="video") as bar:
@@ -262,4 +263,16 @@ def run_evaluation(dataset: Path, output: Path, execution: Execution, strategies
             summary.to_csv(temporary, index=False, encoding="utf-8", errors="surrogateescape")
         if not summary.empty:
             plot_j_and_f(summary, output / PLOT_FILE)
+        for row in summary[summary.J.isna()].itertuples():  # empty cells said once, not left unexplained
+            log.warning("%s, round %d: no frame is left to score (every frame of every video is annotated by then): "
+                        "its J and F are empty", row.strategy, row.round)
         return Evaluation(per_frame, summary, failures)
+
+
+def _warn_of_other_strategies(output: Path, strategies: list[str] | tuple[str, ...]) -> None:
+    """Masks of strategies an earlier evaluation into `output` ran, and this one does not, stay (nothing of the
+    caller's is removed) but are in no summary: said, rather than left beside the new results unexplained."""
+    others = [s for s in STRATEGIES if s not in strategies and (output / s).is_dir()]
+    if others:
+        log.warning("%s holds the masks of %s from an earlier evaluation; this one runs %s only, and its summary "
+                    "lists only those", shown(output), ", ".join(others), ", ".join(strategies))

@@ -17,6 +17,7 @@ Each format is built under a hidden temporary name and renamed into place, so an
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import json
@@ -24,6 +25,7 @@ import os
 import re
 import shutil
 import stat
+import sys
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +47,7 @@ from xmempp.errors import (
     path_argument,
     shown,
     whole_number,
+    yes_or_no,
 )
 from xmempp.images import open_image
 from xmempp.masks.drawing import davis_palette
@@ -208,7 +211,8 @@ def safe_folder_names(object_names: Mapping[int, str]) -> dict[int, str]:
 
 
 def _safe_name(name: str, object_id: int) -> str:
-    name = UNSAFE_CHARACTERS.sub("_", unicodedata.normalize("NFC", name)).strip().rstrip(". ")
+    name = UNSAFE_CHARACTERS.sub("_", unicodedata.normalize("NFC", name))
+    name = _encodable_for_file_system(name).strip().rstrip(". ")
     name = _truncate(name, MAX_FOLDER_BYTES).rstrip(". ")
     if not name.strip("._ "):  # empty, dots or only replaced characters: nothing left that names the object
         name = f"object {object_id}" if not name else f"object {object_id} {name}"
@@ -216,6 +220,15 @@ def _safe_name(name: str, object_id: int) -> str:
     if stem.rstrip().upper() in WINDOWS_RESERVED:  # with any extension: `con.txt` is the console too
         name = f"{stem.rstrip()}_{dot}{rest}"
     return name
+
+
+def _encodable_for_file_system(name: str) -> str:
+    """`name` with each character this process cannot write in a file name as `_`: under `LC_ALL=C` without
+    Python's UTF-8 mode, file names are ASCII, and `café` as a folder ended in UnicodeEncodeError."""
+    encoding = sys.getfilesystemencoding()
+    if codecs.lookup(encoding).name == "utf-8":
+        return name
+    return "".join(c if c.encode(encoding, errors="ignore") else "_" for c in name)
 
 
 def _truncate(name: str, max_bytes: int) -> str:
@@ -248,6 +261,8 @@ def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgume
         raise XMemPPError(f"formats must be a list of format names ({', '.join(FORMATS)}), got "
                           f"{formats!r:.60} ({type(formats).__name__})")
     formats = list(formats)
+    overwrite = yes_or_no(overwrite, "overwrite")
+    names_of_absent_objects = yes_or_no(names_of_absent_objects, "names_of_absent_objects")
     if object_names is not None:
         instance_argument(object_names, Mapping, "object_names", "a dict of object ids to names, or None")
         for object_id, name in object_names.items():  # {1: 5} was written as the name "5"

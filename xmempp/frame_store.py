@@ -117,6 +117,11 @@ class KeyStore(Sequence):
         return store
 
     @property
+    def record_shape(self) -> tuple[int, int, int] | None:
+        """(channels, h, w) of each frame's keys; None until the first is stored."""
+        return self._record_shape
+
+    @property
     def _record_bytes(self) -> int:
         return 4 * math.prod(self._record_shape)
 

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
+
+import torch
 
 from xmempp.errors import XMemPPError, file_system_problem, shown
 from xmempp.frame_store import KeyStore
 from xmempp.outputs import KEYS_FILE, KEYS_INFO_FILE, MAX_MANIFEST_DIGITS, MAX_RECORD_BYTES, write_bytes_atomically
 from xmempp.regular_files import read_regular_text
+from xmempp.video import short_side_resized
+
+KEY_CHANNELS = 64  # XMem's key dimension (its weights fix it)
+NETWORK_STRIDE = 16  # keys are 1/16 of the padded network input
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +48,17 @@ def _info_int(text: str) -> int:
     return int(text)
 
 
+def key_record_shape(frame_size: tuple[int, int], size: int | None) -> tuple[int, int, int]:
+    """(channels, h, w) of one frame's saved keys, for frames of `frame_size` (H, W) processed at `size`."""
+    height, width = frame_size if size is None else short_side_resized(*frame_size, size)
+    return 2 * KEY_CHANNELS + 1, math.ceil(height / NETWORK_STRIDE), math.ceil(width / NETWORK_STRIDE)
+
+
 def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprint: str,
-              run_id: str | None = None) -> KeyStore | None:
+              run_id: str | None = None, frame_size: tuple[int, int] | None = None) -> KeyStore | None:
     """The keys saved in `folder` if they belong to these frames, size, weights (and run); None when there are
-    none or they belong to others. Files that are there but cannot be read are a DamagedKeysError naming them."""
+    none or they belong to others. Files that are there but cannot be read, or whose records are not the keys of
+    frames of `frame_size` (H, W) at `size`, are a DamagedKeysError naming them."""
     info_path, keys_path = folder / KEYS_INFO_FILE, folder / KEYS_FILE
     if not (info_path.is_file() and keys_path.is_file()):
         return None
@@ -65,9 +79,26 @@ def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprin
     except (OSError, ValueError) as error:
         raise DamagedKeysError(f"the keys in {shown(folder)} are damaged ({shown(keys_path.name)}: "
                                f"{file_system_problem(error) or error})") from None
+    problem = None
     if len(keys) != len(frame_names):
+        problem = f"{shown(keys_path.name)} holds {len(keys)} frames, {shown(info_path.name)} names {len(frame_names)}"
+    elif frame_size is not None and keys.record_shape != key_record_shape(frame_size, size):
+        # 2 channels where 129 are ended in a matrix product's internal error; a header claiming huge records
+        # over a sparse file sized memory by it
+        problem = (f"{shown(keys_path.name)} holds records of shape {keys.record_shape}, where frames of "
+                   f"{frame_size[1]}x{frame_size[0]} at size {size} have {key_record_shape(frame_size, size)}")
+    else:
+        problem = _non_finite_record(keys)
+    if problem is not None:
         keys.close()
-        raise DamagedKeysError(f"the keys in {shown(folder)} are damaged ({shown(keys_path.name)} holds {len(keys)} "
-                               "frames, "
-                               f"{shown(info_path.name)} names {len(frame_names)})")
+        raise DamagedKeysError(f"the keys in {shown(folder)} are damaged ({problem})")
     return keys
+
+
+def _non_finite_record(keys: KeyStore) -> str | None:
+    """Which frame's keys hold NaN or infinity (no encoder writes them), read one record at a time."""
+    for index in range(len(keys)):
+        record = keys[index]
+        if not all(torch.isfinite(part).all() for part in (record.key, record.shrinkage, record.selection)):
+            return f"the keys of frame {index} hold NaN or infinite values"
+    return None

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error, shown
-from xmempp.regular_files import open_regular, read_regular_text
+from xmempp.regular_files import FileTooLargeError, open_regular, read_regular_text
 
 # A manifest (or keys.json) lists each frame's name and digest: some 100 bytes a frame, a few MB for the longest
 # video. Past this it is no such file, and it is not read into memory.
@@ -190,11 +190,13 @@ def read_manifest(folder: str | Path) -> Manifest | None:
         return None
     try:
         return Manifest.from_json(read_regular_text(path, shown(path), max_bytes=MAX_RECORD_BYTES))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:  # arrays nested 100,000 deep
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, FileTooLargeError) as error:
+        # RecursionError: arrays nested 100,000 deep
         if isinstance(error, OSError) and error.errno in _NOT_LET_READ:
             raise XMemPPError(f"cannot read {shown(path)}: {file_system_problem(error)}") from None
         reason = file_system_problem(error) or (f"not JSON: {error}" if isinstance(error, json.JSONDecodeError)
-                                                else str(error))
+                                                else f"larger than {MAX_RECORD_BYTES >> 20} MB, more than a manifest "
+                                                     "holds" if isinstance(error, FileTooLargeError) else str(error))
         raise DamagedManifestError(f"{shown(path)} is damaged ({reason}): nothing in {shown(Path(folder))} can be "
                                    "trusted; run "
                                    "`xmempp run` again into it, or remove it") from None
@@ -474,6 +476,15 @@ def save_image_atomically(path: Path, image, **save_options) -> str:
 # ----- fingerprints ------------------------------------------------------------------------------------------
 def bytes_digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def changed_masks(folder: Path, manifest: Manifest) -> list[str]:
+    """The frames whose mask in `folder`/masks is missing or differs from the one the manifest's run wrote."""
+    def digest(path: Path) -> str | None:
+        return file_digest(path) if path.is_file() else None
+
+    return [name for name in manifest.frame_names
+            if digest(folder / MASKS_DIR / f"{name}.png") != manifest.mask_digests.get(name)]
 
 
 def file_digest(path: Path) -> str:

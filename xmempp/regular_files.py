@@ -40,13 +40,17 @@ def open_regular(path: str | os.PathLike, what: str = "") -> BinaryIO:
         raise
 
 
+class FileTooLargeError(XMemPPError):
+    """A file past the size such a file may have: damaged (or not what its name says)."""
+
+
 def read_regular_bytes(path: str | os.PathLike, what: str = "", max_bytes: int | None = None) -> bytes:
     """The whole file, or, past `max_bytes`, an XMemPPError saying so (a sparse file of a gigabyte, nothing on
     disk, in place of a manifest took gigabytes of memory)."""
     with open_regular(path, what) as file:
         data = file.read() if max_bytes is None else file.read(max_bytes + 1)
     if max_bytes is not None and len(data) > max_bytes:
-        raise XMemPPError(f"{what or shown(path)} is larger than {max_bytes // (1 << 20)} MB, more than such a file "
+        raise FileTooLargeError(f"{what or shown(path)} is larger than {max_bytes // (1 << 20)} MB, more than such a file "
                           "holds: it is damaged")
     return data
 

@@ -15,7 +15,7 @@ import itertools
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -225,6 +225,10 @@ class VideoSession:
             index = int(index)  # a numpy integer is kept as the int it is: frame lists hold plain ints
             rgb = self.frame(index)
             mask = checked_mask(index, mask, checked_video_shape(rgb.shape[:2]))
+            # names count as name_object counts them: 31 names and two painted ids made 33 objects
+            known = {*self._object_names, *self.objects.ids, *(int(i) for i in np.unique(mask) if i)}
+            if len(known) > MAX_OBJECTS:
+                raise too_many_objects(len(known), "with this annotation and the names given, the video")
             self.objects.register(mask)
             self._defer_if_asked()
             with out_of_memory_as_error(f"encoding the annotation of frame {index}", self.config.size):
@@ -423,6 +427,7 @@ class VideoSession:
         """Take a propagation made elsewhere from this session's `run_request()` (in another process: ZeroGPU's
         GPU worker), yielding each frame once its mask, unsure measure and keys are kept here as `propagate()`
         keeps its own; setting `cancel` (or closing the session) stops after the current frame."""
+        instance_argument(frames, Iterable, "frames", "the frames a propagation of run_request() yields")
         with self._state_lock:
             self._check_open()
             self._check_annotated("propagating")
@@ -434,12 +439,12 @@ class VideoSession:
             for frame in frames:
                 if (cancel is not None and cancel.is_set()) or self._closed:
                     return
-                self._check_index(frame.index)
+                mask = self._checked_recording(frame)
                 if frame.keys is not None:
                     self._keys[frame.index] = FrameKeys(torch.as_tensor(frame.keys.key),
                                                         torch.as_tensor(frame.keys.shrinkage),
                                                         torch.as_tensor(frame.keys.selection))
-                self._set_prediction(frame.index, frame.mask, frame.uncertainty, latest=True)
+                self._set_prediction(frame.index, mask, frame.uncertainty, latest=True)
                 self._recorded_run = True
                 yield frame
         finally:
@@ -642,6 +647,20 @@ class VideoSession:
 
     def _check_index(self, index: int) -> None:
         check_frame_index(index, self.num_frames)
+
+    def _checked_recording(self, frame: object) -> np.ndarray:
+        """The mask of a frame given to `record`, as uint8 ids, once the frame is known to be one of this video's:
+        a 10x10 or a float mask was kept as a prediction."""
+        instance_argument(frame, PropagatedFrame, "each of frames", "a PropagatedFrame from run_request()'s propagation")
+        self._check_index(frame.index)
+        if frame.keys is not None:
+            instance_argument(frame.keys, FrameKeys, f"the keys of frame {frame.index}", "FrameKeys or None")
+        ids = checked_ids(frame.index, frame.mask, self.frame_size)
+        unknown = sorted({int(i) for i in np.unique(ids) if i} - set(self.objects.ids))
+        if unknown:
+            raise XMemPPError(f"the mask recorded for frame {frame.index} holds object id(s) {unknown} that no "
+                              "annotation of this video has: it is from another video's propagation")
+        return ids
 
 
 def running_message(doing: str) -> str:

@@ -155,6 +155,7 @@ def open_frames(source: PathArgument, work_dir: PathArgument | None = None, max_
     `extract_frames` for `max_frames` and `max_side`). `work_dir` is a new or empty folder that becomes the
     frames' folder (made when absent): one holding any entry is refused, so no file of the caller's is replaced."""
     source = path_argument(source, "source")
+    check_frame_limits(max_frames, max_side)  # for a folder too: max_frames=-1 passed there without a word
     if source.is_dir():
         return FrameFolder(source)
     check_source(source)
@@ -174,6 +175,12 @@ def check_source(source: Path) -> None:
                           "frames")
 
 
+def check_frame_limits(max_frames: int | None, max_side: int | None) -> None:
+    for name, limit in (("max_frames", max_frames), ("max_side", max_side)):  # max_side=0 gave 1x1 frames
+        if limit is not None and whole_number(limit, name) < 1:
+            raise XMemPPError(f"{name} must be at least 1 (or None for no limit), got {limit}")
+
+
 def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None, max_side: int | None = None) -> Path:
     """Decode a video file with imageio-ffmpeg into lossless PNG frames named frame_%06d.png: its first
     `max_frames`, each downscaled as it is decoded to at most `max_side` pixels on its long side (`downscaled`).
@@ -188,9 +195,7 @@ def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None, ma
     if not video.is_file():
         raise XMemPPError(f"the video {shown(video)} is {kind_of_entry(video)}: give a video file or a folder of "
                           "frames")
-    for name, limit in (("max_frames", max_frames), ("max_side", max_side)):  # max_side=0 gave 1x1 frames
-        if limit is not None and whole_number(limit, name) < 1:
-            raise XMemPPError(f"{name} must be at least 1 (or None for no limit), got {limit}")
+    check_frame_limits(max_frames, max_side)
     if video.suffix.lower() not in VIDEO_SUFFIXES:
         raise XMemPPError(f"{shown(video.name)} is not a supported video ({', '.join(VIDEO_SUFFIXES)}) or frame folder")
     _make_frames_folder(out_dir, video)
