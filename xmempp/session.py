@@ -225,9 +225,9 @@ class VideoSession:
             index = int(index)  # a numpy integer is kept as the int it is: frame lists hold plain ints
             rgb = self.frame(index)
             mask = checked_mask(index, mask, checked_video_shape(rgb.shape[:2]))
-            # names count as name_object counts them: 31 names and two painted ids made 33 objects
-            known = {*self._object_names, *self.objects.ids, *(int(i) for i in np.unique(mask) if i)}
-            if len(known) > MAX_OBJECTS:
+            painted = {*self.objects.ids, *(int(i) for i in np.unique(mask) if i)}
+            known = painted | set(self._object_names)  # names count as name_object counts them: 31 names and
+            if len(painted) <= MAX_OBJECTS < len(known):  # two painted ids made 33 objects
                 raise too_many_objects(len(known), "with this annotation and the names given, the video")
             self.objects.register(mask)
             self._defer_if_asked()
