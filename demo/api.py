@@ -38,7 +38,7 @@ import httpx
 from gradio import FileData
 from gradio.exceptions import InvalidPathError
 
-from demo.feedback import message_for, without_server_paths
+from demo.feedback import message_for, no_room_behind, without_server_paths
 from demo.media import UPLOAD_SUFFIXES, Limits, check_image_size, load_upload, size_over_limit, video_frame_size
 from demo.run_queue import RunQueue
 from demo.speed import SpeedTable
@@ -82,10 +82,10 @@ class ApiError(gr.Error):
     def refusing_any(cls, error: BaseException) -> "ApiError | None":
         """The refusal for an engine's XMemPPError, or for the server's disk or set-up (a full disk while a call's
         video was unpacked reached the caller as Gradio's 'has raised an exception'); None for a bug."""
-        if isinstance(error, XMemPPError):
+        if isinstance(error, XMemPPError) and no_room_behind(error) is None:
             return cls.refusing(error)
-        if isinstance(error, OSError) and file_system_problem(error) is not None:
-            return cls(message_for(error).removeprefix("⚠ "))
+        if isinstance(error, XMemPPError | OSError) and (no_room_behind(error) or file_system_problem(error)):
+            return cls(message_for(error).removeprefix("⚠ "))  # a full disk in README's one sentence
         return None
 
 
@@ -385,6 +385,15 @@ class ScriptApi:
         Folders of calls that are over go once older than RESULTS_KEPT_S (a finished call's zip, or whatever a
         call that crashed left); a live call's folder stays, however long it has waited or run.
         """
+        try:
+            return self._new_call_folder()
+        except OSError as error:  # the server's disk full (of bytes or of inodes): said, not Gradio's "exception"
+            refusal = ApiError.refusing_any(error)
+            if refusal is None:
+                raise
+            raise refusal from None
+
+    def _new_call_folder(self) -> Path:
         root = self.settings.work_root / "api"
         root.mkdir(parents=True, exist_ok=True)
         with self._live_lock:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import html
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,9 +20,10 @@ import cv2
 import gradio as gr
 import numpy as np
 
+from demo.editing import event_index
 from demo.layers import editor_value, layers_to_ids, object_colour, overlay_image
 from demo.run_queue import RunQueue
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, shown
 from xmempp.model.weights import resolve_device
 from xmempp.prompts import DEFAULT_SAM_MODEL, Box, Point, PromptModel, PromptSession, frame_digest
 
@@ -69,6 +71,19 @@ WORKING_JS = """(...inputs) => {
   }
   return inputs;
 }"""
+
+
+def clicked_point(index: object) -> tuple[float, float]:
+    """The (x, y) pixel a click on the picture chose: the page sends [x, y]; XMemPPError for anything else (a
+    hand-made request may send anything)."""
+    try:
+        if isinstance(index, list | tuple) and len(index) == 2 and not any(isinstance(v, bool | str) for v in index):
+            x, y = (float(v) for v in index)
+            if math.isfinite(x) and math.isfinite(y):
+                return x, y
+    except (TypeError, ValueError, OverflowError):
+        pass
+    raise XMemPPError(f"that click named no point of the picture ({shown(index)}): click the picture again")
 
 
 # ----- one visitor's prompts ---------------------------------------------------------------------------------
@@ -231,7 +246,10 @@ class ClickControls:
     def click(self, state: ClickState | None, app: Any, index: float, value: dict | None, object_id: int, kind: str,
               evt: gr.SelectData) -> tuple:
         """Outputs: state, editor, picture, message."""
-        x, y = (float(v) for v in evt.index)
+        try:
+            x, y = clicked_point(event_index(evt))
+        except XMemPPError as error:
+            return state, gr.skip(), gr.skip(), f"⚠ {error}"
 
         def add(prompt: ObjectPrompts) -> str:
             if kind != BOX:

@@ -45,6 +45,11 @@ def frame_index(value: float | None, num_frames: int) -> int:
     return index
 
 
+def event_index(event: object) -> object:
+    """What a select event says was clicked; None when it says nothing (a hand-made call may pass no event data)."""
+    return getattr(event, "index", None)
+
+
 def clicked_item(index: object, frames: list[int], gallery: str) -> int:
     """The frame of the item a click chose in `gallery` (its items show `frames` in order); XMemPPError for an
     index that names none of them (the page sends one; a hand-made request, or a click on an item the gallery
@@ -107,15 +112,15 @@ class Editing(Visitors):
     def open_clicked(self, state: UserState | None, evt: gr.SelectData) -> Outputs:
         """A click on the timeline opens the frame under it."""
         state = self._require(state)
-        return {"frame": frame_at(clicked_position(evt.index), state.num_frames)}
+        return {"frame": frame_at(clicked_position(event_index(evt)), state.num_frames)}
 
     @handler("frame", "editor_note", errors_to="editor_note")
     def select_reference(self, state: UserState | None, evt: gr.SelectData) -> Outputs:
-        return {"frame": clicked_item(evt.index, self._require(state).annotated_frames, "the references")}
+        return {"frame": clicked_item(event_index(evt), self._require(state).annotated_frames, "the references")}
 
     @handler("frame", "editor_note", errors_to="editor_note")
     def select_suggestion(self, state: UserState | None, evt: gr.SelectData) -> Outputs:
-        return {"frame": clicked_item(evt.index, self._require(state).suggested, "the suggestions")}
+        return {"frame": clicked_item(event_index(evt), self._require(state).suggested, "the suggestions")}
 
     # ----- the mask in the editor ---------------------------------------------------------------------------
     @handler("editor", "editor_note", errors_to="editor_note")

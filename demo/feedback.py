@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from xmempp.errors import XMemPPError, file_system_problem, is_out_of_memory, shown
+from xmempp.errors import XMemPPError, file_system_problem, is_out_of_memory, shown, unwritable_name_problem
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ _NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a disk or a quota full, 
 _TEMPORARY_NAME = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.tmp")
 
 
-def _no_room(error: BaseException) -> OSError | None:
+def no_room_behind(error: BaseException) -> OSError | None:
     """The full disk (or quota, or file size limit) behind `error`: itself, or the cause of an XMemPPError the
     engine raised for it ('cannot keep the frames' keys in the temporary folder /tmp/...: no space left'), whose
     words name the server's folders. None for anything else: a bug's OSError stays a bug."""
@@ -62,7 +62,10 @@ def message_for(error: BaseException) -> str:
     if isinstance(error, FileNotFoundError) and not isinstance(error, XMemPPError) and error.filename:
         # Python's "[Errno 2] No such file or directory: 'x.mp4'", in the app's words
         return f"⚠ {Path(os.fsdecode(error.filename)).name} was not found"
-    no_room = _no_room(error)
+    if unwritable_name_problem(error) is not None:  # the server's locale: its set-up, not the visitor's file
+        log.warning("a name the server cannot write: %s", error)
+        return f"⚠ the server cannot store a name you gave: {unwritable_name_problem(error)}; tell whoever runs this app"
+    no_room = no_room_behind(error)
     if no_room is not None:
         # The server's disk, not the visitor's doing: said alike from a load, a run or an export, with no server
         # folder or staging name in it; logged with its traceback for whoever runs the server.

@@ -361,3 +361,25 @@ def test_a_frame_or_object_that_is_no_number_is_said_not_something_went_wrong(ha
     message = text(outputs.get("editor_note"))
     assert message.startswith("⚠") and "Something went wrong" not in message, message
     assert state.annotated_frames == [0]
+
+
+@pytest.mark.parametrize("event", [lambda h, s: h.select_reference(s, SimpleNamespace()),
+                                   lambda h, s: h.select_suggestion(s, SimpleNamespace()),
+                                   lambda h, s: h.open_clicked(s, SimpleNamespace()),
+                                   lambda h, s: h.select_reference(s, None)],
+                         ids=["reference", "suggestion", "timeline", "no event"])
+def test_a_click_event_that_says_nothing_is_refused_in_words(handlers, event):
+    """An event without an index (a hand-made call) ended in 'Something went wrong (AttributeError)' (twelfth
+    hostile round)."""
+    outputs = event(handlers, annotated(handlers))
+    assert "frame" not in outputs and text(outputs["editor_note"]).startswith("⚠ that click")
+
+
+@pytest.mark.parametrize("index", [None, [1], ["a", 2], [float("inf"), 2], [True, 2], "12", [10**400, 1]])
+def test_a_click_on_the_picture_that_names_no_point_is_refused_in_words(index):
+    from demo.clicks import clicked_point
+    from xmempp.errors import XMemPPError
+
+    with pytest.raises(XMemPPError, match="^that click named no point of the picture"):
+        clicked_point(index)
+    assert clicked_point([3, 4.5]) == (3.0, 4.5)

@@ -129,3 +129,32 @@ def test_the_app_names_the_servers_temporary_folder_itself_by_its_name_alone(mon
                                    "permission denied"))
     assert message == "⚠ cannot keep the frames' keys in the temporary folder scratch: permission denied"
     assert _message(XMemPPError(f"{tmp_path}/scratched is not it")) == f"⚠ {tmp_path}/scratched is not it"
+
+
+def test_a_name_the_file_system_cannot_write_is_said_with_the_fix(monkeypatch, capsys):
+    """Under LC_ALL=C without Python's UTF-8 mode, a zip's frame `kadr_ş0.png` ended in 'Something went wrong
+    (UnicodeEncodeError)' in the app (twelfth hostile round); the CLI and the app say what to change."""
+    import sys
+
+    from demo.feedback import message_for
+    from xmempp import cli
+    from xmempp.errors import unwritable_name_problem
+
+    monkeypatch.setattr(sys, "getfilesystemencoding", lambda: "ascii")
+    try:
+        "kadr_\u015f0.png".encode("ascii")
+    except UnicodeEncodeError as caught:
+        error = caught
+    assert unwritable_name_problem(error).startswith("the name 'kadr_\\u015f0.png' cannot be written as a file name "
+                                                     "here: this system's file names are ascii only")
+    assert message_for(error).startswith("⚠ the server cannot store a name you gave: the name 'kadr_\\u015f0.png'")
+
+    def fails(args, progress):
+        raise error
+
+    monkeypatch.setitem(cli.COMMANDS, "export", fails)
+    assert cli.main(["export", "--run", "r", "--to", "t"]) == 1
+    said = capsys.readouterr().err
+    assert "LANG=C.UTF-8" in said and "bug" not in said
+    monkeypatch.setattr(sys, "getfilesystemencoding", lambda: "utf-8")
+    assert unwritable_name_problem(error) is None  # an encoding error of another kind stays a bug

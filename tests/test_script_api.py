@@ -514,3 +514,42 @@ def test_a_full_disk_while_the_video_unpacks_is_said_in_words(tmp_path, network,
             video=video, annotations=[upload(masks / "frame_000000.png")], frames=[0], size=SIZE)
     assert raised.value.message.startswith("the server has no room to write your results")
     assert str(tmp_path) not in raised.value.message
+
+
+def test_a_disk_without_room_for_a_calls_folder_is_said_in_words(tmp_path, network, clip, monkeypatch):
+    """A work root with no inode left answered with Gradio's 'The upstream Gradio app has raised an exception'
+    (OSError: [Errno 28] making the call's folder; twelfth hostile round)."""
+    import errno
+    import tempfile
+
+    def no_room(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "work" / "api" / "call-x"))
+
+    api = ScriptApi(settings(tmp_path, network), RunQueue(1, 4))
+    monkeypatch.setattr(tempfile, "mkdtemp", no_room)
+    video, masks = clip
+    with pytest.raises(gr.Error) as raised:
+        api.segment(video=video, annotations=[upload(masks / "frame_000000.png")], frames=[0], size=SIZE)
+    assert raised.value.message.startswith("the server has no room to write your results")
+
+
+def test_an_engine_refusal_for_a_full_disk_reaches_a_script_in_the_one_sentence(tmp_path, network, clip, monkeypatch):
+    """'cannot write keys.npy: no space left on the device' reached a script where README promises 'the server has
+    no room to write your results' (twelfth hostile round)."""
+    import errno
+
+    import demo.api
+    from xmempp.errors import XMemPPError
+
+    def full_at_the_keys(*args, **kwargs):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as error:
+            raise XMemPPError("cannot write keys.npy: no space left on the device") from error
+
+    monkeypatch.setattr(demo.api, "run_on_video_frames", full_at_the_keys)
+    video, masks = clip
+    with pytest.raises(gr.Error) as raised:
+        ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(
+            video=video, annotations=[upload(masks / "frame_000000.png")], frames=[0], size=SIZE)
+    assert raised.value.message.startswith("the server has no room to write your results")

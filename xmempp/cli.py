@@ -19,7 +19,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from xmempp.config import MAX_SIZE, MIN_SIZE
-from xmempp.errors import OutOfMemoryError, XMemPPError, file_system_problem, is_out_of_memory, path_argument, shown
+from xmempp.errors import (
+    OutOfMemoryError,
+    XMemPPError,
+    file_system_problem,
+    is_out_of_memory,
+    path_argument,
+    shown,
+    unwritable_name_problem,
+)
 from xmempp.precision import PRECISIONS
 
 log = logging.getLogger("xmempp")
@@ -434,6 +442,12 @@ def main(argv: list[str] | None = None) -> int:
             return _report_bug(error)
         where = f" ({shown(error.filename)})" if error.filename is not None else ""
         print(f"error: {problem}{where}", file=sys.stderr)
+        return 1
+    except UnicodeEncodeError as error:
+        problem = unwritable_name_problem(error)
+        if problem is None:
+            return _report_bug(error)
+        print(f"error: {problem}", file=sys.stderr)
         return 1
     except Exception as error:
         return _report_bug(error)

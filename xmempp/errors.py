@@ -6,11 +6,13 @@ callers that show `XMemPPError` messages to people must never show a bug as a pr
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import math
 import numbers
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -123,6 +125,19 @@ def file_system_problem(error: BaseException) -> str | None:
     """What went wrong in words, when `error` is a file system problem a person can fix (disk full,
     permissions...); None for anything else."""
     return _FILE_SYSTEM_PROBLEMS.get(error.errno) if isinstance(error, OSError) else None
+
+
+def unwritable_name_problem(error: BaseException) -> str | None:
+    """In words, a name this process cannot write as a file name: under `LC_ALL=C` without Python's UTF-8 mode,
+    file names are ASCII, and a frame named `kadr_ş0.png` ended in UnicodeEncodeError. None for anything else."""
+    encoding = sys.getfilesystemencoding()
+    if not isinstance(error, UnicodeEncodeError) or codecs.lookup(encoding).name == "utf-8" \
+            or codecs.lookup(error.encoding).name != codecs.lookup(encoding).name:
+        return None
+    name = error.object[max(0, error.start - 30):error.end + 30] if isinstance(error.object, str) else error.object
+    return (f"the name {ascii(name)} cannot be written as a file name here: this system's file names are "
+            f"{encoding} only (a C or POSIX locale without Python's UTF-8 mode); run with a UTF-8 locale "
+            "(LANG=C.UTF-8) or PYTHONUTF8=1")
 
 
 @contextlib.contextmanager
