@@ -615,3 +615,51 @@ def test_names_count_toward_the_object_limit_when_annotating(session):
     with pytest.raises(XMemPPError, match=f"has {MAX_OBJECTS + 1} objects, more than the {MAX_OBJECTS}"):
         session.annotate(1, square_mask(1) * 50)
     assert session.annotated_frames == [0]
+
+
+def recorded_frame(session: VideoSession, **changes):
+    from xmempp.session import PropagatedFrame
+
+    frame = PropagatedFrame(index=1, mask=square_mask(1), is_annotation=False, image=session.frame(1))
+    return replace(frame, **changes)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"keys": "keys"}, "the keys of frame 1 must be FrameKeys or None, got 'keys'"),
+    ({"uncertainty": float("nan")}, "the uncertainty of frame 1 must be a FrameUncertainty, got nan"),
+])
+def test_record_refuses_keys_or_uncertainty_of_another_kind(session, changes, message):
+    """Keys of 2 channels, of strings, or an uncertainty of NaN reached the key store or the views as raw
+    ValueError, TypeError or a NaN (twelfth hostile round)."""
+    with pytest.raises(XMemPPError, match=message):
+        list(annotated(session).record([recorded_frame(session, **changes)]))
+
+
+@pytest.mark.parametrize("key", [np.zeros((5, 3, 4), np.float32), np.array([["a"]])])
+def test_record_refuses_keys_of_another_shape_naming_both(session, key):
+    from xmempp.frame_store import FrameKeys
+
+    annotated(session)
+    keys = FrameKeys(key, np.zeros((1, 6, 8), np.float32), np.zeros((64, 6, 8), np.float32))
+    with pytest.raises(XMemPPError, match="the key of frame 1's keys has .* where this video's frames at size 96 have "
+                                          "\\(64, 6, 8\\)"):
+        list(session.record([recorded_frame(session, keys=keys)]))
+    assert session.prediction(1) is None
+
+
+def test_record_and_from_request_refuse_arguments_of_another_kind(session, network):
+    with pytest.raises(XMemPPError, match="^cancel must be a threading.Event or None, got 'yes'"):
+        list(annotated(session).record([], cancel="yes"))
+    with pytest.raises(XMemPPError, match="^request must be a RunRequest from VideoSession.run_request\\(\\), got None"):
+        VideoSession.from_request(network, None)
+
+
+def test_names_count_toward_the_object_limit_when_restoring(session):
+    from xmempp import MAX_OBJECTS
+
+    for object_id in range(2, MAX_OBJECTS + 1):
+        session.name_object(object_id, f"thing {object_id}")
+    session.annotate(0, square_mask(0))
+    with pytest.raises(XMemPPError, match=f"has {MAX_OBJECTS + 1} objects, more than the {MAX_OBJECTS}"):
+        session.restore_annotations({1: square_mask(1) * 50})
+    assert session.annotated_frames == [0]

@@ -482,3 +482,10 @@ def test_a_run_into_another_videos_run_folder_says_its_masks_stay(square_clip, t
         run(frames, masks, out, network)
     assert "holds other_000000.png, the mask of no frame of this video" in caplog.text
     assert (out / "masks" / "other_000000.png").is_file()
+
+
+@pytest.mark.parametrize("device", ["cpu:0", "cpu"])
+def test_the_networks_own_device_in_another_spelling_is_accepted(square_clip, tmp_path, network, device):
+    """device='cpu:0' beside a network on the CPU was refused as another device (twelfth hostile round)."""
+    frames, masks = square_clip
+    assert len(run(frames, masks, tmp_path / "out", network, device=device)) == 12

@@ -243,8 +243,8 @@ def _check_network(network: object, device: torch.device | str | None) -> None:
         return
     instance_argument(network, XMem, "network", "an XMem network (from xmempp.load_network) or None")
     wanted = None if device is None else resolve_device(device)
-    if wanted is not None and (wanted.type != network.device.type or
-                               wanted.index not in (None, network.device.index)):
+    if wanted is not None and (wanted.type != network.device.type or  # cpu:0 is the CPU a network is on
+                               (wanted.type != "cpu" and wanted.index not in (None, network.device.index))):
         raise XMemPPError(f"device={str(device)!r} but the network given is on {network.device}: give one of them, "
                           "or load the network on that device")
 

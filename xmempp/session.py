@@ -34,6 +34,7 @@ from xmempp.errors import (
     whole_number,
 )
 from xmempp.frame_store import FrameKeys, KeyStore, MaskStore
+from xmempp.keys_cache import key_record_shape
 from xmempp.masks.ids import MAX_OBJECT_ID, MAX_OBJECTS, ObjectManager, first_argmax, too_many_objects
 from xmempp.memory.stores import PermanentMemory
 from xmempp.model.network import XMem
@@ -126,6 +127,7 @@ class VideoSession:
     @classmethod
     def from_request(cls, network: XMem, request: RunRequest) -> VideoSession:
         """A session holding `request`'s frames and annotations (encoded in their order) on `network`."""
+        instance_argument(request, RunRequest, "request", "a RunRequest from VideoSession.run_request()")
         session = cls(network, FrameFolder(request.frames_folder), request.config)
         for index, mask in request.annotations:
             session.annotate(index, mask)
@@ -255,6 +257,9 @@ class VideoSession:
             objects = ObjectManager()
             for mask in [*self._annotations.values(), *checked.values()]:
                 objects.register(mask)  # refuses too many objects before anything changes
+            if len({*objects.ids, *self._object_names}) > MAX_OBJECTS:  # names count, as at annotate
+                raise too_many_objects(len({*objects.ids, *self._object_names}),
+                                       "with these annotations and the names given, the video")
             self._annotations.update(checked)
             self._memory_pending = self.network is not None
             self._rebuild_memory(sorted(self._annotations))  # the objects now; their memory at the next run
@@ -428,6 +433,8 @@ class VideoSession:
         GPU worker), yielding each frame once its mask, unsure measure and keys are kept here as `propagate()`
         keeps its own; setting `cancel` (or closing the session) stops after the current frame."""
         instance_argument(frames, Iterable, "frames", "the frames a propagation of run_request() yields")
+        if cancel is not None:
+            instance_argument(cancel, threading.Event, "cancel", "a threading.Event or None")
         with self._state_lock:
             self._check_open()
             self._check_annotated("propagating")
@@ -439,11 +446,9 @@ class VideoSession:
             for frame in frames:
                 if (cancel is not None and cancel.is_set()) or self._closed:
                     return
-                mask = self._checked_recording(frame)
-                if frame.keys is not None:
-                    self._keys[frame.index] = FrameKeys(torch.as_tensor(frame.keys.key),
-                                                        torch.as_tensor(frame.keys.shrinkage),
-                                                        torch.as_tensor(frame.keys.selection))
+                mask, keys = self._checked_recording(frame)
+                if keys is not None:
+                    self._keys[frame.index] = keys
                 self._set_prediction(frame.index, mask, frame.uncertainty, latest=True)
                 self._recorded_run = True
                 yield frame
@@ -648,19 +653,41 @@ class VideoSession:
     def _check_index(self, index: int) -> None:
         check_frame_index(index, self.num_frames)
 
-    def _checked_recording(self, frame: object) -> np.ndarray:
-        """The mask of a frame given to `record`, as uint8 ids, once the frame is known to be one of this video's:
-        a 10x10 or a float mask was kept as a prediction."""
+    def _checked_recording(self, frame: object) -> tuple[np.ndarray, FrameKeys | None]:
+        """The mask (uint8 ids) and keys (tensors) of a frame given to `record`, once the frame is known to be one
+        of this video's: a 10x10 or a float mask was kept as a prediction, keys of another shape failed in the
+        key store."""
         instance_argument(frame, PropagatedFrame, "each of frames", "a PropagatedFrame from run_request()'s propagation")
         self._check_index(frame.index)
-        if frame.keys is not None:
-            instance_argument(frame.keys, FrameKeys, f"the keys of frame {frame.index}", "FrameKeys or None")
+        instance_argument(frame.uncertainty, FrameUncertainty, f"the uncertainty of frame {frame.index}",
+                          "a FrameUncertainty")
+        keys = None if frame.keys is None else self._checked_keys(frame.index, frame.keys)
         ids = checked_ids(frame.index, frame.mask, self.frame_size)
         unknown = sorted({int(i) for i in np.unique(ids) if i} - set(self.objects.ids))
         if unknown:
             raise XMemPPError(f"the mask recorded for frame {frame.index} holds object id(s) {unknown} that no "
                               "annotation of this video has: it is from another video's propagation")
-        return ids
+        return ids, keys
+
+    def _checked_keys(self, index: int, keys: object) -> FrameKeys:
+        """`keys` as float tensors of the shapes this video's frames have at this size, or an XMemPPError."""
+        instance_argument(keys, FrameKeys, f"the keys of frame {index}", "FrameKeys or None")
+        channels, height, width = key_record_shape(self.frame_size, self.config.size)
+        key_channels = (channels - 1) // 2
+        expected = {"key": (key_channels, height, width), "shrinkage": (1, height, width),
+                    "selection": (key_channels, height, width)}
+        parts = {}
+        for name, shape in expected.items():
+            try:
+                part = torch.as_tensor(getattr(keys, name), dtype=torch.float32)
+            except (TypeError, ValueError, RuntimeError):
+                part = None
+            if part is None or tuple(part.shape) != shape:
+                got = "no numbers" if part is None else f"shape {tuple(part.shape)}"
+                raise XMemPPError(f"the {name} of frame {index}'s keys has {got}, where this video's frames at size "
+                                  f"{self.config.size} have {shape}: it is from another propagation")
+            parts[name] = part
+        return FrameKeys(**parts)
 
 
 def running_message(doing: str) -> str:
