@@ -42,8 +42,9 @@ class Loading(Visitors):
             notes = state.load(files)
         except Exception as error:
             message = message_for(error)
-            if recovered is not None:
-                message += f" Your work so far is also saved in {recovered.name} (Exported files)."
+            if recovered is not None:  # after the refusal's own sentence, which may end without a stop
+                message += f"{'' if message.endswith(('.', '!', '?')) else '.'} Your work so far is also saved in " \
+                           f"{recovered.name} (Exported files)."
             if state.loaded:
                 message += "\n" + views.status(state)
             return {"state": state, "status": message,

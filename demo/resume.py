@@ -121,7 +121,8 @@ def _damaged(source: Path, what: str) -> XMemPPError:
 
 def check_resume(loaded: LoadedVideo, frames: FrameFolder) -> None:
     """Refuse the upload when its zip was exported from another video or at another frame size: its masks would
-    be stretched over frames they were never drawn on. Zips without a record are checked by their masks' size."""
+    be stretched over frames they were never drawn on. Every mask is checked against the frames' size too, record
+    or not: a record that matches says nothing of masks replaced in the zip since."""
     height, width = frames.read(0).shape[:2]
     record, zip_name = loaded.record, loaded.record_source.name if loaded.record_source else "the zip"
     if record is not None:
@@ -135,7 +136,6 @@ def check_resume(loaded: LoadedVideo, frames: FrameFolder) -> None:
         if record.fingerprint != fingerprint(frames):
             raise XMemPPError(f"{shown(zip_name)} was exported from another video: its frames differ from these; "
                               "nothing was loaded")
-        return
     for path in [*loaded.user_masks.values(), *loaded.result_masks.values()]:
         with Image.open(path) as image:
             if image.size != (width, height):

@@ -372,3 +372,38 @@ def test_a_zip_of_frames_and_a_video_is_named_alone(handlers, tmp_path):
     outputs = handlers.load_files(None, [str(write_zip(tmp_path / "both.zip", members))])
     assert "both.zip holds both frames and a video: it is not a zip the app exported" in outputs["status"], \
         outputs["status"]
+
+
+def test_a_mask_of_another_size_in_a_zip_whose_record_matches_is_refused(handlers, tmp_path):
+    """A genuine export whose UserAnnotations/frame_000000.png was replaced by a 64x48 mask resumed, the mask
+    stretched over the 128x96 frames: only zips without session.json had their masks' size checked (twelfth
+    hostile round)."""
+    import io
+
+    from PIL import Image
+
+    _, archive = exported(handlers)
+    small = io.BytesIO()
+    Image.fromarray(np.ones((48, 64), np.uint8), mode="P").save(small, format="PNG")
+    edited = tmp_path / "edited.zip"
+    with zipfile.ZipFile(archive) as source, zipfile.ZipFile(edited, "w") as target:
+        for name in source.namelist():
+            replaced = name.endswith("UserAnnotations/frame_000000.png")
+            target.writestr(name, small.getvalue() if replaced else source.read(name))
+    outputs = handlers.load_files(None, [str(edited)])
+    assert "mask UserAnnotations/frame_000000.png in edited.zip is 64x48, but the frames are 128x96" in outputs["status"]
+    assert "nothing was loaded" in outputs["status"]
+
+
+def test_a_refusal_and_the_saved_work_read_as_two_sentences(handlers, tmp_path, monkeypatch):
+    """'...a palette PNG Your work so far is also saved...': the refusal had no full stop (twelfth round)."""
+    from xmempp.errors import XMemPPError
+
+    state = annotated(handlers)
+
+    def refused(files):
+        raise XMemPPError("mask a.png is not a palette PNG")
+
+    monkeypatch.setattr(state, "load", refused)
+    status = handlers.load_files(state, [str(tmp_path / "x.zip")])["status"]
+    assert "is not a palette PNG. Your work so far is also saved in" in status
