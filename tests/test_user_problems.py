@@ -489,3 +489,58 @@ def test_the_networks_own_device_in_another_spelling_is_accepted(square_clip, tm
     """device='cpu:0' beside a network on the CPU was refused as another device (twelfth hostile round)."""
     frames, masks = square_clip
     assert len(run(frames, masks, tmp_path / "out", network, device=device)) == 12
+
+
+def test_a_mask_batch_may_not_read_is_said_in_words(tmp_path, cli_options, capsys):
+    """A finished video whose mask was made unreadable (chmod 000, without root's override) failed with Python's
+    "[Errno 13] Permission denied: '...'" in summary.csv (twelfth hostile round)."""
+    from xmempp import outputs
+
+    dataset = write_davis(tmp_path / "davis", {"v": 3})
+    command = ["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), *cli_options]
+    assert main(command) == 0
+    unreadable = tmp_path / "out" / "v" / "masks" / "frame_000001.png"
+    real_digest = outputs.file_digest
+
+    def denied(path):
+        if Path(path) == unreadable:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_digest(path)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(outputs, "file_digest", denied)
+        assert main(command) == 1
+    said = capsys.readouterr().err
+    assert f"video v failed: cannot read the mask {unreadable}: permission denied" in said and "Errno" not in said
+
+
+def test_no_annotated_frame_is_refused_before_any_work(square_clip, tmp_path, network):
+    """frames_with_masks=[] said 'every given mask is empty' of no mask at all (twelfth hostile round)."""
+    frames, masks = square_clip
+    with pytest.raises(XMemPPError, match="^frames_with_masks is empty: give the annotated frames"):
+        run(frames, masks, tmp_path / "out", network, frames_with_masks=[])
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_download_says_why_in_words_without_a_class_name(tmp_path, monkeypatch):
+    """Offline, 'could not download the XMem weights (URLError: <urlopen error [Errno -2] Name or service not
+    known>)' showed urllib's class name (twelfth hostile round)."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(XMemPPError) as refused:
+        weights.download_weights(tmp_path / "XMem.pth", url="https://example.invalid/XMem.pth", progress=False)
+    message = str(refused.value)
+    assert message.startswith("could not download the XMem weights from https://example.invalid/XMem.pth (no "
+                              "connection: Name or service not known)")
+    assert "URLError" not in message and not (tmp_path / "XMem.pth.part").exists()
+
+
+def test_channels_last_given_as_text_is_refused(checkpoint):
+    with pytest.raises(XMemPPError, match="^channels_last must be True or False, got 'yes'"):
+        weights.load_network(checkpoint, channels_last="yes")

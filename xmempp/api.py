@@ -125,6 +125,8 @@ def run_on_video_frames(imgs_in_path: PathArgument, masks_in_path: PathArgument,
     masks_out = path_argument(masks_out_path, "masks_out_path")
     weights = None if weights is None else path_argument(weights, "weights")
     frames_with_masks = frame_numbers(frames_with_masks, "frames_with_masks")
+    if not frames_with_masks:  # it said "every given mask is empty" of no mask at all, after loading the weights
+        raise XMemPPError("frames_with_masks is empty: give the annotated frames (at least one)")
     compute_iou, print_progress = yes_or_no(compute_iou, "compute_iou"), yes_or_no(print_progress, "print_progress")
     save_overlay = yes_or_no(save_overlay, "save_overlay")
     config = _resolve_config(config, size, precision)

@@ -481,7 +481,10 @@ def bytes_digest(data: bytes) -> str:
 def changed_masks(folder: Path, manifest: Manifest) -> list[str]:
     """The frames whose mask in `folder`/masks is missing or differs from the one the manifest's run wrote."""
     def digest(path: Path) -> str | None:
-        return file_digest(path) if path.is_file() else None
+        if not path.is_file():
+            return None
+        with file_system_problems_as_error(f"read the mask {shown(path)}"):  # chmod 000: Python's words before
+            return file_digest(path)
 
     return [name for name in manifest.frame_names
             if digest(folder / MASKS_DIR / f"{name}.png") != manifest.mask_digests.get(name)]

@@ -7,6 +7,7 @@ import logging
 import os
 import pickle
 import struct
+import urllib.error
 import urllib.request
 import warnings
 from http.client import HTTPException
@@ -22,6 +23,7 @@ from xmempp.errors import (
     kind_of_entry,
     path_argument,
     shown,
+    yes_or_no,
 )
 from xmempp.model.network import XMem
 
@@ -78,6 +80,8 @@ def load_network(path: PathArgument, device: torch.device | str | None = None,
     layout; None: on the CPU, where it is faster (measured in docs/BENCHMARKS.md), not on CUDA (not measured).
     """
     path = path_argument(path, "path")
+    if channels_last is not None:
+        channels_last = yes_or_no(channels_last, "channels_last")
     if not path.is_file():
         raise weights_not_found(path)
     state = read_checkpoint(path)
@@ -242,10 +246,25 @@ def download_weights(destination: Path, url: str = WEIGHTS_URL, progress: bool =
         load_network(partial, device="cpu")
     except (OSError, HTTPException, XMemPPError) as error:  # the network, the disk, or what was downloaded
         partial.unlink(missing_ok=True)
-        raise XMemPPError(f"could not download the XMem weights ({type(error).__name__}: {error}). "
+        raise XMemPPError(f"could not download the XMem weights from {url} ({_download_problem(error)}). "
                           + missing_weights_message()) from None
     partial.replace(destination)
     return destination
+
+
+def _download_problem(error: BaseException) -> str:
+    """Why a download failed, in words: urllib's URLError wraps the network's reason ('<urlopen error [Errno -2]
+    Name or service not known>'), which was shown with its class name."""
+    reason = getattr(error, "reason", None)  # URLError and HTTPError
+    if isinstance(error, urllib.error.HTTPError):
+        return f"the server answered {error.code} {error.reason}"
+    if isinstance(reason, OSError):
+        return f"no connection: {reason.strerror or reason}"
+    if reason is not None:
+        return f"no connection: {reason}"
+    if isinstance(error, OSError):
+        return file_system_problem(error) or error.strerror or str(error)
+    return str(error) or "the connection ended early"
 
 
 def save_random_checkpoint(path: str | Path, seed: int = 0, pred_bias: float = 1.0) -> Path:
