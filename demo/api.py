@@ -279,8 +279,8 @@ class ScriptApi:
             loaded = load_upload([video_file.path], work / "video", self.settings.limits)
         except XMemPPError as error:
             raise ApiError.refusing(error, "video") from None
-        if loaded.notes:  # cut or downscaled: the masks would not fit the video the caller has
-            raise ApiError(f"video: too large for this server ({'; '.join(loaded.notes)}); send at most "
+        if loaded.frames_changed:  # cut or downscaled: the masks would not fit the video the caller has
+            raise ApiError(f"video: too large for this server ({'; '.join(loaded.frames_changed)}); send at most "
                            f"{self.settings.limits.max_frames} frames of at most {self.settings.limits.max_side} px "
                            "on the long side")
         names = FrameFolder(loaded.frames_dir).names

@@ -105,6 +105,9 @@ class LoadedVideo:
     frames_dir: Path
     fps: float
     notes: list[str] = field(default_factory=list)
+    # The notes that say the frames are not the upload's own (cut to the frame limit, downscaled): masks made for
+    # the upload would not fit them. A note of files left out (hidden ones) changes no frame.
+    frames_changed: list[str] = field(default_factory=list)
     user_masks: dict[str, Path] = field(default_factory=dict)  # frame name -> palette PNG
     result_masks: dict[str, Path] = field(default_factory=dict)
     object_names: dict[int, str] = field(default_factory=dict)
@@ -114,6 +117,10 @@ class LoadedVideo:
     record_source: Path | None = None  # the zip that said it
     masks_zip: Path | None = None  # the zip the masks came from
     names_zip: Path | None = None  # the zip the object names came from
+
+    def note_frames_changed(self, note: str) -> None:
+        self.notes.append(note)
+        self.frames_changed.append(note)
 
 
 def load_upload(paths: Iterable[str | Path], work_dir: Path, limits: Limits) -> LoadedVideo:
@@ -210,7 +217,7 @@ def _load(videos: list[Path], zips: list[Path], work_dir: Path, limits: Limits) 
             _refuse_duplicate_names(kept, plan.source)
             _refuse_long_names(kept, plan.source)
             if len(kept) > limits.max_frames:
-                loaded.notes.append(f"the zip's {len(kept)} frames were cut to the first {limits.max_frames} "
+                loaded.note_frames_changed(f"the zip's {len(kept)} frames were cut to the first {limits.max_frames} "
                                     "(the limit)")
                 kept = kept[:limits.max_frames]
             images = [(m.path.stem, plan.extract(m, work_dir / "zip-frames" / f"{i:06d}{m.path.suffix.lower()}",
@@ -326,16 +333,16 @@ def _extract_video(video: Path, frames_dir: Path, limits: Limits, loaded: Loaded
     if len(folder) > limits.max_frames:
         for extra in folder.paths[limits.max_frames:]:
             extra.unlink()
-        loaded.notes.append(f"the video was cut to its first {limits.max_frames} frames (the limit)")
+        loaded.note_frames_changed(f"the video was cut to its first {limits.max_frames} frames (the limit)")
     loaded.fps = video_fps(video, meta)
     height, width = _image_size(folder.paths[0])
     if max(height, width) == limits.max_side:
         original = meta.get("size")  # the header's (width, height); the frames no longer say it
         if original and max(original) > limits.max_side:
-            loaded.notes.append(f"frames were downscaled from {original[0]}x{original[1]} to {width}x{height} "
+            loaded.note_frames_changed(f"frames were downscaled from {original[0]}x{original[1]} to {width}x{height} "
                                 f"(limit {limits.max_side} px)")
         elif not original:
-            loaded.notes.append(f"frames were downscaled to {width}x{height} (limit {limits.max_side} px)")
+            loaded.note_frames_changed(f"frames were downscaled to {width}x{height} (limit {limits.max_side} px)")
 
 
 def video_frame_size(video: Path) -> tuple[int, int] | None:
@@ -488,7 +495,7 @@ def _frames_from_images(images: list[tuple[str, Path, str]], frames_dir: Path, l
             raise XMemPPError(f"frame {shown(name)} is {original[1]}x{original[0]}, but the first frame is "
                               f"{first_size[1]}x{first_size[0]}: all frames must have the same size")
     if first_size and max(first_size) > limits.max_side:
-        loaded.notes.append(f"frames were downscaled to {limits.max_side} px on the long side (the limit)")
+        loaded.note_frames_changed(f"frames were downscaled to {limits.max_side} px on the long side (the limit)")
 
 
 # ----- out --------------------------------------------------------------------------------------------------

@@ -275,3 +275,21 @@ def test_a_finished_video_whose_mask_was_removed_is_run_again(tmp_path, checkpoi
         assert main(["batch", *options]) == 0
     assert "video v: the mask of frame_000001 changed since its run: running it again" in caplog.text
     assert removed.is_file()
+
+
+def test_a_finished_video_whose_mask_went_with_its_manifest_entry_is_run_again(tmp_path, checkpoint):
+    """A mask removed together with its entry in the manifest's digests was skipped as 'already complete'
+    (twelfth hostile round): a frame without a digest counts as changed."""
+    import json
+
+    dataset = write_davis(tmp_path / "davis", {"v": 3})
+    options = ["--dataset", str(dataset), "--output", str(tmp_path / "out"), "--weights", str(checkpoint),
+               "--device", "cpu", "--size", "64", "--quiet"]
+    assert main(["batch", *options]) == 0
+    folder = tmp_path / "out" / "v"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["mask_digests"]["frame_000001"]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    (folder / "masks" / "frame_000001.png").unlink()
+    assert main(["batch", *options]) == 0
+    assert (folder / "masks" / "frame_000001.png").is_file()

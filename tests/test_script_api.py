@@ -553,3 +553,15 @@ def test_an_engine_refusal_for_a_full_disk_reaches_a_script_in_the_one_sentence(
         ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(
             video=video, annotations=[upload(masks / "frame_000000.png")], frames=[0], size=SIZE)
     assert raised.value.message.startswith("the server has no room to write your results")
+
+
+def test_a_zip_of_frames_with_a_hidden_file_is_segmented_not_refused_as_too_large(tmp_path, network, square_clip):
+    """A zip of frames plus '.hidden.png' was refused as 'video: too large for this server (1 hidden file(s) ...
+    were left out)': every load note was taken for a cut or a downscale (twelfth hostile round)."""
+    frames, masks = square_clip
+    archive = zip_frames(frames, tmp_path / "clip.zip")
+    with zipfile.ZipFile(archive, "a") as zipped:
+        zipped.write(frames / "frame_000000.jpg", ".hidden.jpg")
+    result, summary = ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(
+        video=upload(archive), annotations=[upload(masks / "frame_000000.png")], frames=[0], size=SIZE, k=0)
+    assert summary["frames"] == 12

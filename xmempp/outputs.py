@@ -486,8 +486,9 @@ def changed_masks(folder: Path, manifest: Manifest) -> list[str]:
         with file_system_problems_as_error(f"read the mask {shown(path)}"):  # chmod 000: Python's words before
             return file_digest(path)
 
-    return [name for name in manifest.frame_names
-            if digest(folder / MASKS_DIR / f"{name}.png") != manifest.mask_digests.get(name)]
+    # A frame the manifest has no digest for counts as changed: a mask removed with its entry was taken as whole.
+    return [name for name in manifest.frame_names if name not in manifest.mask_digests
+            or digest(folder / MASKS_DIR / f"{name}.png") != manifest.mask_digests[name]]
 
 
 def file_digest(path: Path) -> str:
