@@ -20,7 +20,7 @@ import cv2
 import gradio as gr
 import numpy as np
 
-from demo.editing import event_index
+from demo.editing import event_index, object_number
 from demo.layers import editor_value, layers_to_ids, object_colour, overlay_image
 from demo.run_queue import RunQueue
 from xmempp.errors import XMemPPError, shown
@@ -227,9 +227,10 @@ class ClickControls:
         state = state or ClickState(self.model)
         try:
             rgb, ids = self._editor_frame(app, index, value)
+            object_id = object_number(object_id or 1)
         except XMemPPError as error:
             return *shown, f"⚠ {error}", state, None
-        name = html.escape(app.object_name(int(object_id or 1)))  # the person's text, never markup
+        name = html.escape(app.object_name(object_id))  # the person's text, never markup
         return (*shown, f"Click on {name}: its mask shows on the picture and in the editor.", state,
                 click_picture(rgb, ids, state.prompts(rgb)))
 
@@ -252,6 +253,10 @@ class ClickControls:
             return state, gr.skip(), gr.skip(), f"⚠ {error}"
 
         def add(prompt: ObjectPrompts) -> str:
+            height, width = prompt.before.shape
+            if not (0 <= x < width and 0 <= y < height):  # a hand-made request: OpenCV failed drawing it
+                raise XMemPPError(f"that click ({x:g}, {y:g}) is outside the picture ({width}x{height}): click "
+                                  "the picture again")
             if kind != BOX:
                 prompt.items.append(Point(x, y, positive=kind == POSITIVE))
                 return ""
@@ -262,7 +267,7 @@ class ClickControls:
             prompt.corner = None
             return ""
 
-        return self._update(state, app, index, value, int(object_id), add)
+        return self._update(state, app, index, value, object_id, add)
 
     def undo_last(self, state: ClickState | None, app: Any, index: float, value: dict | None, object_id: int) -> tuple:
         """Outputs: state, editor, picture, message. Drops the chosen object's last point, box or first corner."""
@@ -276,7 +281,7 @@ class ClickControls:
                 return "Nothing to undo for this object on this frame."
             return ""
 
-        return self._update(state, app, index, value, int(object_id), undo)
+        return self._update(state, app, index, value, object_id, undo)
 
     def clear_object(self, state: ClickState | None, app: Any, index: float, value: dict | None,
                      object_id: int) -> tuple:
@@ -287,16 +292,17 @@ class ClickControls:
             prompt.corner = None
             return ""
 
-        return self._update(state, app, index, value, int(object_id), clear)
+        return self._update(state, app, index, value, object_id, clear)
 
     # ----- shared steps ------------------------------------------------------------------------------------
-    def _update(self, state: ClickState | None, app: Any, index: float, value: dict | None, object_id: int,
+    def _update(self, state: ClickState | None, app: Any, index: float, value: dict | None, object_id: object,
                 change) -> tuple:
         """Apply `change` to the object's prompts, segment, and put the result in the editor and the picture."""
         if self.model is None:
             return state, gr.skip(), gr.skip(), NO_WEIGHTS
         state = state or ClickState(self.model)
         try:
+            object_id = object_number(object_id)  # the picker's choice; -1 ended in OverflowError
             rgb, ids = self._editor_frame(app, index, value)
             frame_prompts = state.prompts(rgb)
             prompt = frame_prompts.get(object_id) or ObjectPrompts(before=ids == object_id)

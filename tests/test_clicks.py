@@ -274,3 +274,22 @@ def test_a_click_takes_its_turn_with_the_models_in_the_apps_run_queue(prompt_mod
     assert results and results[0][3].startswith("Object 3: 1 point(s)")
     following = queue.join("the next run", 10, lambda: 5.0)
     assert queue.wait_turn(following, 0)  # the click gave its place back
+
+
+
+@pytest.mark.parametrize("kind, where", [(BOX, at(1e300, 1e300)), (POSITIVE, at(WIDTH, 5)), (NEGATIVE, at(-1, 5))])
+def test_a_click_outside_the_picture_is_refused_in_words(controls, prompt_model, kind, where):
+    """A hand-made click at (1e300, 1e300) as a box's corner ended in OpenCV's 'Bad argument' when the picture was
+    drawn (thirteenth hostile round)."""
+    state, calls = ClickState(prompt_model), []
+    fixed_mask(state, np.zeros((HEIGHT, WIDTH), bool), calls)
+    state, value, picture, message = controls.click(state, APP, 0, editor(), 1, kind, where)
+    assert message.startswith("⚠ that click (") and "is outside the picture" in message and calls == []
+    assert not state.prompts(frame())  # nothing kept for the next click to draw
+
+
+@pytest.mark.parametrize("object_id", [-1, 0, 10**400, float("nan"), "x"])
+def test_a_click_for_no_object_is_refused_in_words(controls, object_id):
+    """Object -1 ended in 'Something went wrong (OverflowError)' (thirteenth hostile round)."""
+    _, _, _, message = controls.click(None, APP, 0, editor(), object_id, POSITIVE, at(40, 30))
+    assert message.startswith("⚠ ") and "is not an object here" in message

@@ -663,3 +663,16 @@ def test_names_count_toward_the_object_limit_when_restoring(session):
     with pytest.raises(XMemPPError, match=f"has {MAX_OBJECTS + 1} objects, more than the {MAX_OBJECTS}"):
         session.restore_annotations({1: square_mask(1) * 50})
     assert session.annotated_frames == [0]
+
+
+@pytest.mark.parametrize("device, fill, says", [("meta", 0.0, "no numbers"), ("cpu", float("nan"),
+                                                                            "NaN or infinite values")])
+def test_record_refuses_keys_that_hold_no_numbers(session, device, fill, says):
+    """Keys on the `meta` device (shapes, no data) ended in NotImplementedError 'Cannot copy out of meta tensor'
+    from record (thirteenth hostile round); NaN keys would make every suggestion meaningless."""
+    from xmempp.frame_store import FrameKeys
+
+    annotated(session)
+    keys = FrameKeys(*(torch.full(shape, fill, device=device) for shape in ((64, 6, 8), (1, 6, 8), (64, 6, 8))))
+    with pytest.raises(XMemPPError, match=f"the key of frame 1's keys has {says}"):
+        list(session.record([recorded_frame(session, keys=keys)]))

@@ -678,12 +678,13 @@ class VideoSession:
                     "selection": (key_channels, height, width)}
         parts = {}
         for name, shape in expected.items():
-            try:
-                part = torch.as_tensor(getattr(keys, name), dtype=torch.float32)
-            except (TypeError, ValueError, RuntimeError):
+            try:  # on the CPU, as the key store keeps them: a tensor on `meta` holds no data to copy
+                part = torch.as_tensor(getattr(keys, name), dtype=torch.float32).detach().cpu()
+            except (TypeError, ValueError, RuntimeError, NotImplementedError):
                 part = None
-            if part is None or tuple(part.shape) != shape:
-                got = "no numbers" if part is None else f"shape {tuple(part.shape)}"
+            if part is None or tuple(part.shape) != shape or not torch.isfinite(part).all():
+                got = "no numbers" if part is None else f"shape {tuple(part.shape)}" if tuple(part.shape) != shape \
+                    else "NaN or infinite values"
                 raise XMemPPError(f"the {name} of frame {index}'s keys has {got}, where this video's frames at size "
                                   f"{self.config.size} have {shape}: it is from another propagation")
             parts[name] = part
