@@ -48,7 +48,7 @@ class Loading(Visitors):
             if state.loaded:
                 message += "\n" + views.status(state)
             return {"state": state, "status": message,
-                    **({"download": [str(recovered)]} if recovered is not None else {})}
+                    **({"download": [str(p) for p in state.recovered_work()]} if recovered is not None else {})}
         height, width = state.frame_size
         message = f"Loaded {label}: {state.num_frames} frames of {width}x{height}."
         if notes:
@@ -56,6 +56,9 @@ class Loading(Visitors):
         if recovered is not None:
             message += (f" Your unexported work on the previous video is kept in {recovered.name} (Exported files):"
                         " upload it to resume.")
+        earlier = [p.name for p in state.recovered_work() if p != recovered]
+        if earlier:
+            message += f" Earlier work stays in {', '.join(earlier)} (Exported files)."
         if self.settings.network is None:
             message += " " + self.settings.weights_message
         state.load_message = message
@@ -65,7 +68,7 @@ class Loading(Visitors):
         return {"state": state, "frame": slider, "editor": views.editor(state, 0), "viewer": views.viewer(state, 0),
                 "timeline": views.timeline(state, 0), "references": views.references(state),
                 "suggestions": views.suggestions(state), "video": None,
-                "download": [str(recovered)] if recovered is not None else None, "progress": progress_html(),
+                "download": [str(p) for p in state.recovered_work()] or None, "progress": progress_html(),
                 "object": views.objects(state, 1), "object_name": state.object_name(1), "visible": views.visible(state),
                 "size": self.size_choices(state), "editor_note": note(views.describe(state, 0)),
                 "status": views.status(state)}
@@ -76,7 +79,8 @@ class Loading(Visitors):
         state = self._require(state)
         formats = [f for f in formats or [] if f in EXTRA_FORMATS]
         archive, video = state.export(formats=formats)
-        files = [str(archive)] + ([str(video)] if video else [])
+        # the earlier videos' recovered work stays listed beside this export
+        files = [str(archive)] + ([str(video)] if video else []) + [str(p) for p in state.recovered_work()]
         kept = sum(1 for i in state.results if state.is_from_previous_run(i))
         source = f" ({len(state.results) - kept} from the latest run, {kept} kept from the previous run)" if kept else ""
         message = (f"Exported masks of {len(state.results)} of {state.num_frames} frames{source} and "

@@ -509,10 +509,18 @@ class UserState:
         return rows
 
     def recover_previous_work(self) -> Path | None:
-        """Before another video replaces this one: its unexported work as a zip kept outside the video's folder."""
-        if self.frames is None or not self.unexported or not self.annotated_frames:
+        """Before another video replaces this one: its unexported work (references, or a run's masks alone once
+        every reference is removed) as a zip kept outside the video's folder."""
+        if self.frames is None or not self.unexported or not (self.annotated_frames or len(self.results)):
             return None
         folder = self.work_dir / "recovered"
         count = len(list(folder.glob("*.zip"))) if folder.exists() else 0
         path, _ = self.export(folder, f"previous-work-{count + 1}.zip")
         return path
+
+    def recovered_work(self) -> list[Path]:
+        """Every zip of earlier videos' unexported work, oldest first: offered in Exported files for as long as this
+        visitor's session lasts, not only until the next load replaces the list."""
+        folder = self.work_dir / "recovered"
+        zips = folder.glob("previous-work-*.zip") if folder.is_dir() else []
+        return sorted(zips, key=lambda path: int(path.stem.rsplit("-", 1)[1]))

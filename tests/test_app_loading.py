@@ -376,6 +376,35 @@ def test_loading_another_video_keeps_unexported_work_as_a_zip(handlers, clip):
     assert state.annotated_frames == []
 
 
+def test_a_runs_masks_are_kept_as_a_zip_even_once_every_reference_is_removed(handlers, clip):
+    """After a run and the removal of its only reference, a load dropped the run's masks without a zip or a word
+    (thirteenth hostile round)."""
+    state = annotated(handlers)
+    run(handlers, state)
+    handlers.remove(state, 0)
+    outputs = handlers.load_files(state, [str(clip)])
+    assert "Your unexported work on the previous video is kept in previous-work-1.zip" in outputs["status"]
+    with zipfile.ZipFile(outputs["download"][0]) as archive:
+        assert any(name.startswith("Annotations/") for name in archive.namelist())
+
+
+def test_earlier_recovered_work_stays_in_exported_files_through_later_loads_and_exports(handlers, clip, tmp_path):
+    """The zip of a previous video's work was listed until the next load, which emptied Exported files without a
+    word; a second one replaced the first in the list (thirteenth hostile round)."""
+    state = annotated(handlers)
+    refused = handlers.load_files(state, [str(write_zip(tmp_path / "bad.zip", {"00000.png": b"not a png"}))])
+    assert [Path(p).name for p in refused["download"]] == ["previous-work-1.zip"]
+    loaded = handlers.load_files(state, [str(clip)])
+    assert [Path(p).name for p in loaded["download"]] == ["previous-work-1.zip"]
+    assert "Earlier work stays in previous-work-1.zip (Exported files)" in loaded["status"]
+    handlers.save(state, 0, painted(square(0)))
+    again = handlers.load_files(state, [str(clip)])
+    assert [Path(p).name for p in again["download"]] == ["previous-work-1.zip", "previous-work-2.zip"]
+    handlers.save(state, 0, painted(square(0)))
+    exported = handlers.export(state)["download"]
+    assert [Path(p).name for p in exported[-2:]] == ["previous-work-1.zip", "previous-work-2.zip"]
+
+
 def test_an_exported_session_loads_another_video_without_a_recovery_zip(handlers, clip):
     state = annotated(handlers)
     handlers.export(state)
