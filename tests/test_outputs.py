@@ -598,3 +598,41 @@ def test_a_manifest_this_process_may_not_read_is_named_as_unreadable_not_damaged
             as raised:
         read_manifest(tmp_path)
     assert "damaged" not in str(raised.value)
+
+
+C_LOCALE = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+
+
+def test_a_manifest_names_the_same_files_under_a_c_locale_and_under_utf8(tmp_path):
+    """A run made under LC_ALL=C without UTF-8 mode on frames named `kadr_ş` was taken for other frames under
+    UTF-8 (its manifest spelled the name `kadr_\\udcc5\\udc9f`), and a UTF-8 run's manifest was 'damaged' under
+    the C locale (thirteenth hostile round). Manifests hold the names' bytes as UTF-8, read back as this process
+    spells them."""
+    import subprocess
+    import sys
+
+    from xmempp.outputs import Manifest
+
+    (tmp_path / "kadr_ş.jpg").write_bytes(b"")
+    write_in_c = ("import os, sys; from xmempp.outputs import Manifest; "
+                  "name = os.path.splitext(os.listdir(sys.argv[1])[0])[0]; "
+                  "print(Manifest([name], (4, 4), [0], 64, 'w', 'd', input_folders={'frames': {'path': sys.argv[1] "
+                  "+ '/' + name, 'device': 1, 'inode': 2}}).to_json())")
+    written = subprocess.run([sys.executable, "-c", write_in_c, str(tmp_path)], capture_output=True, check=True,
+                             env={**os.environ, **C_LOCALE}).stdout.decode()
+    read_here = Manifest.from_json(written)
+    assert read_here.frame_names == ["kadr_ş"] and read_here.input_folders["frames"]["path"].endswith("/kadr_ş")
+    read_in_c = ("import os, sys; from xmempp.outputs import Manifest; "
+                 "m = Manifest.from_json(sys.stdin.read()); print(os.path.isfile(os.path.join(sys.argv[1], "
+                 "m.frame_names[0] + '.jpg')))")
+    found = subprocess.run([sys.executable, "-c", read_in_c, str(tmp_path)], capture_output=True, check=True,
+                           input=read_here.to_json().encode(), env={**os.environ, **C_LOCALE})
+    assert found.stdout.decode().strip() == "True", found.stderr.decode()
+
+
+def test_a_name_no_file_system_holds_is_still_a_damaged_manifest():
+    from xmempp.outputs import Manifest
+
+    with pytest.raises(ValueError, match="frame_names"):
+        Manifest.from_json('{"format": 2, "frame_names": ["\\ud800"], "frame_size": [4, 4], "annotated_frames": [0], '
+                           '"size": 64, "weights": "w", "source_digest": "d", "input_folders": {}}')

@@ -544,3 +544,13 @@ def test_a_failed_download_says_why_in_words_without_a_class_name(tmp_path, monk
 def test_channels_last_given_as_text_is_refused(checkpoint):
     with pytest.raises(XMemPPError, match="^channels_last must be True or False, got 'yes'"):
         weights.load_network(checkpoint, channels_last="yes")
+
+
+def test_as_many_prototypes_as_the_long_term_cap_is_refused():
+    """num_prototypes=5 with max_long_term_elements=5 failed at the first consolidation with a raw TypeError
+    inside the long-term memory (thirteenth hostile round)."""
+    from xmempp import InferenceConfig
+
+    with pytest.raises(XMemPPError, match="^num_prototypes \\(5\\) must be less than max_long_term_elements \\(5\\)"):
+        InferenceConfig(num_prototypes=5, max_long_term_elements=5)
+    assert InferenceConfig(num_prototypes=4, max_long_term_elements=5).num_prototypes == 4

@@ -62,6 +62,11 @@ class InferenceConfig:
         for name in ("num_prototypes", "max_long_term_elements"):
             if getattr(self, name) < 1:
                 raise XMemPPError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.num_prototypes >= self.max_long_term_elements:
+            # each consolidation makes room for num_prototypes below the cap: with none left, the first one failed
+            # inside the long-term memory (a raw TypeError); the reference has the same arithmetic
+            raise XMemPPError(f"num_prototypes ({self.num_prototypes}) must be less than max_long_term_elements "
+                              f"({self.max_long_term_elements})")
         if self.key_batch_size is not None and self.key_batch_size < 1:
             raise XMemPPError(f"key_batch_size must be at least 1 (or None), got {self.key_batch_size}")
         check_precision(self.precision)

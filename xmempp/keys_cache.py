@@ -15,7 +15,14 @@ import torch
 
 from xmempp.errors import XMemPPError, file_system_problem, shown
 from xmempp.frame_store import KeyStore
-from xmempp.outputs import KEYS_FILE, KEYS_INFO_FILE, MAX_MANIFEST_DIGITS, MAX_RECORD_BYTES, write_bytes_atomically
+from xmempp.outputs import (
+    KEYS_FILE,
+    KEYS_INFO_FILE,
+    MAX_MANIFEST_DIGITS,
+    MAX_RECORD_BYTES,
+    portable_name,
+    write_bytes_atomically,
+)
 from xmempp.regular_files import read_regular_text
 from xmempp.video import short_side_resized
 
@@ -32,7 +39,7 @@ def save_keys(folder: Path, keys: KeyStore, frame_names: list[str], size: int | 
         return False
     (folder / KEYS_INFO_FILE).unlink(missing_ok=True)  # never leave old metadata beside new keys
     keys.save(folder / KEYS_FILE)
-    info = {"frame_names": frame_names, "size": size, "weights": fingerprint, "run_id": run_id}
+    info = {"frame_names": [portable_name(name) for name in frame_names], "size": size, "weights": fingerprint, "run_id": run_id}
     write_bytes_atomically(folder / KEYS_INFO_FILE, json.dumps(info).encode())
     return True
 
@@ -68,7 +75,7 @@ def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprin
     except (OSError, ValueError, RecursionError, XMemPPError) as error:  # RecursionError: nested 100,000 deep
         raise DamagedKeysError(f"the keys in {shown(folder)} are damaged ({shown(info_path.name)}: "
                                f"{file_system_problem(error) or error})") from None
-    expected = {"frame_names": frame_names, "size": size, "weights": fingerprint}
+    expected = {"frame_names": [portable_name(name) for name in frame_names], "size": size, "weights": fingerprint}
     if run_id is not None:
         expected["run_id"] = run_id
     if not isinstance(info, dict) or any(info.get(name) != value for name, value in expected.items()):

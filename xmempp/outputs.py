@@ -71,7 +71,14 @@ class Manifest:
         return same_names and source_digest(source, frame_paths) == self.source_digest
 
     def to_json(self) -> str:
-        return json.dumps({"format": MANIFEST_FORMAT, **asdict(self)}, indent=1)
+        return json.dumps({"format": MANIFEST_FORMAT, **asdict(self._with_names(portable_name))}, indent=1)
+
+    def _with_names(self, spelled: Callable[[str], str]) -> Manifest:
+        """This manifest with its frame names and folder paths spelled by `spelled` (see `portable_name`)."""
+        return replace(self, frame_names=[spelled(n) for n in self.frame_names],
+                       mask_digests={spelled(n): d for n, d in self.mask_digests.items()},
+                       input_folders={label: {**folder, "path": spelled(folder["path"])}
+                                      for label, folder in self.input_folders.items()})
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
@@ -94,7 +101,7 @@ class Manifest:
                 raise ValueError(f"its field {name!r} is {json.dumps(data[name], default=repr)[:80]}, not "
                                  f"{_FIELD_TYPES[name]}")
         data["frame_size"] = tuple(data["frame_size"])
-        return cls(**data)
+        return cls(**data)._with_names(local_name)
 
 
 MAX_MANIFEST_DIGITS = 30  # of an integer in a manifest: far above any size, index, device or inode (20 digits)
@@ -126,7 +133,7 @@ def _is_list_of(check):
 
 _OPTIONAL_FIELDS = ("run_id", "finished", "overlay", "mask_digests")  # older manifests may lack them
 _FIELD_CHECKS = {
-    "frame_names": _is_list_of(lambda item: isinstance(item, str)),
+    "frame_names": _is_list_of(lambda item: isinstance(item, str) and _is_path_text(item)),
     "frame_size": lambda value: _is_list_of(_is_int)(value) and len(value) == 2 and min(value) > 0,
     "annotated_frames": _is_list_of(_is_int),
     "size": lambda value: value is None or _is_int(value),
@@ -135,7 +142,8 @@ _FIELD_CHECKS = {
     "run_id": lambda value: isinstance(value, str),
     "finished": lambda value: isinstance(value, bool),
     "overlay": lambda value: isinstance(value, bool),
-    "mask_digests": lambda value: isinstance(value, dict) and all(isinstance(v, str) for v in value.values()),
+    "mask_digests": lambda value: isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    and all(_is_path_text(name) for name in value),
     "input_folders": lambda value: isinstance(value, dict) and all(_is_folder_identity(v) for v in value.values()),
 }
 _FIELD_TYPES = {
@@ -153,13 +161,25 @@ def _is_folder_identity(value: object) -> bool:
 
 
 def _is_path_text(path: str) -> bool:
-    """Whether `path` can name a file here: '\\ud800' cannot (os.stat raises UnicodeEncodeError); the escapes of a
-    name's non-UTF-8 bytes ('\\udcff') can, and a manifest written for such a folder holds them."""
+    """Whether `path` is a name as manifests hold them (see `portable_name`): '\\ud800' is not; the escapes of a
+    name's non-UTF-8 bytes ('\\udcff') are."""
     try:
-        os.fsencode(path)
+        path.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
         return False
     return True
+
+
+def portable_name(name: str) -> str:
+    """A file name as files written here hold it: its bytes on disk read as UTF-8 (bytes that are not UTF-8 as
+    surrogate escapes), whatever this process's locale. A run made under `LC_ALL=C` without Python's UTF-8 mode
+    named `kadr_ş.jpg` `kadr_\\udcc5\\udc9f`, and was then taken for other frames (or damaged) under UTF-8."""
+    return os.fsencode(name).decode("utf-8", "surrogateescape")
+
+
+def local_name(text: str) -> str:
+    """The name `portable_name` gave, as this process spells that file."""
+    return os.fsdecode(text.encode("utf-8", "surrogateescape"))
 
 
 def folder_identities(folders: dict[str, Path]) -> dict[str, dict]:
