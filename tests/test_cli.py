@@ -392,3 +392,25 @@ def test_a_stop_signal_during_a_batch_video_stops_the_batch_not_the_video():
 
     with pytest.raises(cli._Stopped):
         run_safely(stopped_video, None, "a")
+
+
+def test_a_stopped_export_says_nothing_was_written_not_that_masks_are_kept(monkeypatch, capsys):
+    """SIGTERM during export said 'masks written so far are kept' of a command that keeps none (thirteenth round)."""
+    import signal
+
+    from xmempp import cli
+
+    def stopped(args, progress):
+        raise cli._Stopped(signal.SIGTERM)
+
+    monkeypatch.setitem(cli.COMMANDS, "export", stopped)
+    assert main(["export", "--run", "r", "--to", "t"]) == 128 + signal.SIGTERM
+    assert capsys.readouterr().err.strip() == "stopped by SIGTERM: nothing was written (an earlier export stays whole)"
+
+
+def test_an_objects_csv_in_the_run_folder_that_is_no_file_is_refused_not_passed_over(tmp_path, capsys):
+    """A folder (or a FIFO) named objects.csv in --run was skipped without a word (thirteenth round)."""
+    run_folder = tmp_path / "run"
+    (run_folder / "objects.csv").mkdir(parents=True)
+    assert main(["export", "--run", str(run_folder), "--to", str(tmp_path / "out")]) == 1
+    assert f"cannot read object names from {run_folder / 'objects.csv'}: it is a folder" in capsys.readouterr().err

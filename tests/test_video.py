@@ -207,3 +207,10 @@ def test_a_frame_whose_many_text_chunks_pass_pillows_limit_is_refused_naming_it(
     (tmp_path / "00000.png").write_bytes(buffer.getvalue())
     with pytest.raises(XMemPPError, match="cannot read frame 00000.png: its metadata"):
         FrameFolder(tmp_path).read(0)
+
+
+def test_a_negative_frame_is_no_frame_rather_than_past_the_end():
+    from xmempp.video import check_frame_index
+
+    with pytest.raises(XMemPPError, match="^frame -1 is no frame of the video: frames are numbered from 0 to 11$"):
+        check_frame_index(-1, 12)

@@ -316,7 +316,8 @@ def _export(args: argparse.Namespace, progress: bool) -> int:
     from xmempp.exports import OBJECTS_FILE, export_masks, read_object_names
     from xmempp.outputs import followed
 
-    names_file = args.names or (args.run / OBJECTS_FILE if (args.run / OBJECTS_FILE).is_file() else None)
+    # a names file that is there but no file (a folder, a FIFO) is refused by the reader, not passed over
+    names_file = args.names or (args.run / OBJECTS_FILE if os.path.lexists(args.run / OBJECTS_FILE) else None)
     names = read_object_names(names_file) if names_file is not None else None
     # A names file may cover a whole project, whose objects are not all in this video: a name of no object here
     # became a COCO category (and counted) for nothing.
@@ -414,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         with _stopped_by_signals():
             return COMMANDS[args.command](args, progress)
     except _Stopped as stopped:
-        print(f"stopped by {stopped.name}: masks written so far are kept", file=sys.stderr)
+        print(f"stopped by {stopped.name}: {_what_stays(args.command)}", file=sys.stderr)
         return 128 + stopped.number
     except (XMemPPError, FileNotFoundError, MemoryError, RuntimeError) as error:
         if isinstance(error, RuntimeError) and not is_out_of_memory(error):
@@ -422,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {_describe(error)}{_out_of_memory_hint(error, args)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted: masks written so far are kept", file=sys.stderr)
+        print(f"interrupted: {_what_stays(args.command)}", file=sys.stderr)
         return 130
     except ImportError as error:
         problem = _import_problem(error)
@@ -451,6 +452,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Exception as error:
         return _report_bug(error)
+
+
+def _what_stays(command: str) -> str:
+    """What a command stopped midway leaves: export and suggest write nothing until they are done."""
+    if command in ("run", "batch", "evaluate"):
+        return "masks written so far are kept"
+    return "nothing was written (an earlier export stays whole)" if command == "export" else "nothing was written"
 
 
 class _Stopped(BaseException):

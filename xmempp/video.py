@@ -79,7 +79,9 @@ def check_frame_index(index: int, count: int) -> None:
     """Refuse an index that is not one of the `count` frames of a video, saying how many there are (or that is not
     a whole number: the public methods call their frame parameter `index`)."""
     whole_number(index, "index")
-    if not 0 <= index < count:
+    if index < 0:  # "frame -1 is past the end" read oddly
+        raise XMemPPError(f"frame {index} is no frame of the video: frames are numbered from 0 to {count - 1}")
+    if index >= count:
         raise XMemPPError(f"frame {index} is past the end of the video ({count} frames, 0-based)")
 
 
