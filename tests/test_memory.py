@@ -110,3 +110,16 @@ def test_replacing_an_annotation_keeps_its_place_in_memory():
         permanent.put(index, entry(objects=1, seed=index))
     permanent.put(1, entry(objects=1, seed=42))
     assert permanent.frame_indices == [3, 1, 7]
+
+
+def test_a_long_term_memory_exactly_at_its_cap_drops_nothing():
+    """num_prototypes=1 with max_long_term_elements=2 ended in IndexError ('index -1 is out of bounds') at the
+    first consolidation once long-term memory held exactly the cap: topk of none (fourteenth hostile round; the
+    reference fails the same way there, so nothing it computes changes)."""
+    from xmempp.memory.stores import LongTermMemory
+
+    memory = LongTermMemory(count_usage=True)
+    memory.add(torch.zeros(1, 2, 3), torch.ones(1, 1, 3), torch.zeros(1, 4, 3))
+    memory.update_usage(torch.ones(1, 3))
+    memory.remove_least_used(3)
+    assert memory.size == 3

@@ -676,3 +676,28 @@ def test_record_refuses_keys_that_hold_no_numbers(session, device, fill, says):
     keys = FrameKeys(*(torch.full(shape, fill, device=device) for shape in ((64, 6, 8), (1, 6, 8), (64, 6, 8))))
     with pytest.raises(XMemPPError, match=f"the key of frame 1's keys has {says}"):
         list(session.record([recorded_frame(session, keys=keys)]))
+
+
+def test_the_smallest_long_term_memory_propagates(network, tmp_path):
+    """num_prototypes=1, max_long_term_elements=2 and consolidations every second frame ended in IndexError in
+    long-term memory (fourteenth hostile round); num_prototypes=None in a TypeError."""
+    config = InferenceConfig(size=48, mem_every=1, min_working_frames=1, max_working_frames=2, num_prototypes=1,
+                             max_long_term_elements=2)
+    session = VideoSession(network, FrameFolder(write_frames(tmp_path / "frames", moving_square_frames(12))), config)
+    session.annotate(0, square_mask(0))
+    assert len(list(session.propagate())) == 12
+    with pytest.raises(XMemPPError, match="^num_prototypes must be a whole number"):
+        InferenceConfig(num_prototypes=None)
+
+
+@pytest.mark.parametrize("make", [lambda: torch.zeros(64, 6, 8).to_sparse(),
+                                  lambda: torch.nested.nested_tensor([torch.zeros(64, 6, 8)])])
+def test_record_refuses_keys_that_are_sparse_or_nested(session, make):
+    """A sparse or nested tensor as keys ended in NotImplementedError or 'Internal error: NestedTensorImpl doesn't
+    support sizes' (fourteenth hostile round)."""
+    from xmempp.frame_store import FrameKeys
+
+    annotated(session)
+    keys = FrameKeys(make(), torch.zeros(1, 6, 8), torch.zeros(64, 6, 8))
+    with pytest.raises(XMemPPError, match="the key of frame 1's keys has no numbers"):
+        list(session.record([recorded_frame(session, keys=keys)]))

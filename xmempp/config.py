@@ -50,7 +50,7 @@ class InferenceConfig:
         for name in ("enable_long_term", "use_amp"):  # enable_long_term="no" kept it on: any text is true
             object.__setattr__(self, name, yes_or_no(getattr(self, name), name))
         for name in WHOLE_NUMBER_FIELDS:
-            if getattr(self, name) is not None:
+            if getattr(self, name) is not None or name != "key_batch_size":  # only key_batch_size may be None
                 object.__setattr__(self, name, whole_number(getattr(self, name), name))
         if self.size is not None and not MIN_SIZE <= self.size <= MAX_SIZE:
             raise XMemPPError(f"size must be from {MIN_SIZE} to {MAX_SIZE} pixels (or None for the original size), "

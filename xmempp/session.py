@@ -680,9 +680,12 @@ class VideoSession:
         for name, shape in expected.items():
             try:  # on the CPU, as the key store keeps them: a tensor on `meta` holds no data to copy
                 part = torch.as_tensor(getattr(keys, name), dtype=torch.float32).detach().cpu()
+                if part.layout != torch.strided or part.is_nested:  # sparse or nested: not a record's numbers
+                    part = None
+                finite = part is not None and bool(torch.isfinite(part).all())
             except (TypeError, ValueError, RuntimeError, NotImplementedError):
-                part = None
-            if part is None or tuple(part.shape) != shape or not torch.isfinite(part).all():
+                part, finite = None, False
+            if part is None or tuple(part.shape) != shape or not finite:
                 got = "no numbers" if part is None else f"shape {tuple(part.shape)}" if tuple(part.shape) != shape \
                     else "NaN or infinite values"
                 raise XMemPPError(f"the {name} of frame {index}'s keys has {got}, where this video's frames at size "

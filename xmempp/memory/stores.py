@@ -165,6 +165,8 @@ class LongTermMemory(_GrowingStore):
         """Shrink to at most `max_size` elements, dropping every element tied with the cut-off."""
         if not self.count_usage:
             raise RuntimeError("long-term memory is full but usage was not counted")
+        if self.size <= max_size:  # exactly at the cap: nothing to drop (the reference's topk of k=0 fails here)
+            return
         usage = (self.use_count / self.life_count).flatten()
         cutoff = torch.topk(usage, k=self.size - max_size, largest=False, sorted=True)[0][-1]
         self._keep(usage > cutoff)
