@@ -554,3 +554,33 @@ def test_as_many_prototypes_as_the_long_term_cap_is_refused():
     with pytest.raises(XMemPPError, match="^num_prototypes \\(5\\) must be less than max_long_term_elements \\(5\\)"):
         InferenceConfig(num_prototypes=5, max_long_term_elements=5)
     assert InferenceConfig(num_prototypes=4, max_long_term_elements=5).num_prototypes == 4
+
+
+def test_an_output_masks_folder_the_run_may_not_read_is_said_in_words(square_clip, tmp_path, network, monkeypatch):
+    """OUTPUT/masks of mode 000 (without root's override) ended batch's video in Python's "[Errno 13] Permission
+    denied: '.../masks/00000.png'" and the API in a bare PermissionError (thirteenth hostile round)."""
+    frames, masks = square_clip
+    out = tmp_path / "out"
+    run(frames, masks, out, network)
+    real_iterdir = Path.iterdir
+
+    def denied(self):
+        if self == out / "masks":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", denied)
+    with pytest.raises(XMemPPError, match=f"^cannot read the output folder {out / 'masks'}: permission denied"):
+        run(frames, masks, out, network)
+
+
+def test_a_mask_larger_than_any_mask_counts_as_changed_without_being_read(finished_run, monkeypatch):
+    """A sparse 8 GB file in place of a finished mask took a minute to hash at batch's resume (thirteenth round)."""
+    from xmempp import outputs
+
+    _, _, out = finished_run
+    with open(out / "masks" / "frame_000003.png", "r+b") as mask:
+        mask.truncate(outputs.MAX_RECORD_BYTES + 1)
+    monkeypatch.setattr(outputs, "file_digest", lambda path: pytest.fail(f"{path} was read") if path.name ==
+                        "frame_000003.png" else "x")
+    assert "frame_000003" in outputs.changed_masks(out, read_manifest(out))

@@ -330,7 +330,9 @@ def _refuse_hard_links_to_inputs(inputs: dict[str, Path], out: Path) -> None:
                 if path.is_file():
                     input_files.setdefault(identity(path), path)
     for folder in written_folders(out)[1:]:
-        for path in (folder.iterdir() if folder.is_dir() else []):
+        with file_system_problems_as_error(f"read the output folder {shown(folder)}"):  # mode 000: Python's words
+            entries = list(folder.iterdir()) if folder.is_dir() else []
+        for path in entries:
             source = input_files.get(identity(path)) if path.is_file() else None
             if source is not None:
                 link = "a symbolic link" if path.is_symlink() else "a hard link"
@@ -504,6 +506,8 @@ def changed_masks(folder: Path, manifest: Manifest) -> list[str]:
         if not path.is_file():
             return None
         with file_system_problems_as_error(f"read the mask {shown(path)}"):  # chmod 000: Python's words before
+            if path.stat().st_size > MAX_RECORD_BYTES:  # no mask is: a sparse 8 GB file took a minute to hash
+                return "larger than any mask"
             return file_digest(path)
 
     # A frame the manifest has no digest for counts as changed: a mask removed with its entry was taken as whole.
