@@ -217,8 +217,8 @@ def _load(videos: list[Path], zips: list[Path], work_dir: Path, limits: Limits) 
             _refuse_duplicate_names(kept, plan.source)
             _refuse_long_names(kept, plan.source)
             if len(kept) > limits.max_frames:
-                loaded.note_frames_changed(f"the zip's {len(kept)} frames were cut to the first {limits.max_frames} "
-                                    "(the limit)")
+                loaded.note_frames_changed(f"the zip's {len(kept)} frames were cut to the first "
+                                           f"{limits.max_frames} (the limit)")
                 kept = kept[:limits.max_frames]
             images = [(m.path.stem, plan.extract(m, work_dir / "zip-frames" / f"{i:06d}{m.path.suffix.lower()}",
                                                   budget), f"{shown(m.info.filename)} in {shown(plan.source.name)}")
@@ -226,6 +226,11 @@ def _load(videos: list[Path], zips: list[Path], work_dir: Path, limits: Limits) 
             _frames_from_images(images, frames_dir, limits, loaded)
             loaded.fps = DEFAULT_FPS
         else:
+            hidden = next((plan for plan in plans if plan.hidden), None)
+            if hidden is not None:  # its only frames were hidden ones: the advice about old exports misled
+                raise XMemPPError(f"{shown(hidden.source.name)} holds no frames but hidden files, left out (e.g. "
+                                  f"{shown(hidden.hidden[0], quoted=True)}): a name starting with a dot is neither a "
+                                  "frame nor a mask; rename them to use them")
             raise XMemPPError(f"{shown(zips[0].name)} holds no frames and no video (zips exported before the app kept "
                               "the video in them): upload the video together with it")
         names = {p.stem for p in frames_dir.iterdir()}

@@ -330,3 +330,12 @@ def test_a_hidden_file_in_a_zip_of_frames_is_left_out_with_a_word_and_macos_file
     assert outputs["state"].num_frames == 3
     assert ("1 hidden file(s) of dots.zip were left out (e.g. '..dots.png'): a name starting with a dot is neither a "
             "frame nor a mask") in outputs["status"], outputs["status"]
+
+
+def test_a_zip_whose_only_frames_are_hidden_says_so(handlers, tmp_path):
+    """A zip holding only '.frame_000000.jpg' was refused with advice about old exports (thirteenth round)."""
+    from tests.test_app_loading import png_bytes, write_zip
+
+    archive = write_zip(tmp_path / "onlyhid.zip", {".frame_000000.png": png_bytes(clip_frames(1)[0])})
+    status = handlers.load_files(None, [str(archive)])["status"]
+    assert "onlyhid.zip holds no frames but hidden files, left out (e.g. '.frame_000000.png')" in status
