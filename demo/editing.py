@@ -241,5 +241,8 @@ class Editing(Visitors):
         state = self._require(state)
         index = frame_index(index, state.num_frames)
         listed = range(1, state.listed_objects + 1)
-        state.hidden_objects = {i for i in listed if i not in set(visible or [])}
+        # the page sends the ticked objects' numbers; anything else (a hand-made [[1]]) ticks nothing
+        items = visible if isinstance(visible, list | tuple) else []
+        ticked = {v for v in items if isinstance(v, int | float) and not isinstance(v, bool)}
+        state.hidden_objects = {i for i in listed if i not in ticked}
         return {"viewer": views.viewer(state, index)}

@@ -57,8 +57,9 @@ class Loading(Visitors):
             message += (f" Your unexported work on the previous video is kept in {recovered.name} (Exported files):"
                         " upload it to resume.")
         earlier = [p.name for p in state.recovered_work() if p != recovered]
-        if earlier:
-            message += f" Earlier work stays in {', '.join(earlier)} (Exported files)."
+        if earlier:  # named by its ends once there are many: the line stays one line
+            named = ", ".join(earlier) if len(earlier) <= 3 else f"{earlier[0]} to {earlier[-1]}"
+            message += f" Earlier work stays in {named} (Exported files)."
         if self.settings.network is None:
             message += " " + self.settings.weights_message
         state.load_message = message

@@ -513,14 +513,15 @@ class UserState:
         every reference is removed) as a zip kept outside the video's folder."""
         if self.frames is None or not self.unexported or not (self.annotated_frames or len(self.results)):
             return None
-        folder = self.work_dir / "recovered"
-        count = len(list(folder.glob("*.zip"))) if folder.exists() else 0
-        path, _ = self.export(folder, f"previous-work-{count + 1}.zip")
+        path, _ = self.export(self.work_dir / "recovered", f"previous-work-{len(self.recovered_work()) + 1}.zip")
         return path
 
     def recovered_work(self) -> list[Path]:
         """Every zip of earlier videos' unexported work, oldest first: offered in Exported files for as long as this
-        visitor's session lasts, not only until the next load replaces the list."""
-        folder = self.work_dir / "recovered"
-        zips = folder.glob("previous-work-*.zip") if folder.is_dir() else []
-        return sorted(zips, key=lambda path: int(path.stem.rsplit("-", 1)[1]))
+        visitor's session lasts, not only until the next load replaces the list. Found by name, one number after
+        another, not by listing the folder: a folder that could not be listed numbered the next zip 1, and it
+        replaced the first."""
+        zips = []
+        while (path := self.work_dir / "recovered" / f"previous-work-{len(zips) + 1}.zip").is_file():
+            zips.append(path)
+        return zips

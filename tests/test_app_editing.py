@@ -383,3 +383,11 @@ def test_a_click_on_the_picture_that_names_no_point_is_refused_in_words(index):
     with pytest.raises(XMemPPError, match="^that click named no point of the picture"):
         clicked_point(index)
     assert clicked_point([3, 4.5]) == (3.0, 4.5)
+
+
+@pytest.mark.parametrize("visible", [[[1]], "1", None, [True], [{"a": 1}]])
+def test_visible_objects_that_name_no_object_tick_none(handlers, visible):
+    """set_visible([[1]]) ended in 'Something went wrong (TypeError)' (fourteenth hostile round, in-process)."""
+    state = annotated(handlers)
+    outputs = handlers.set_visible(state, visible, 0)
+    assert "viewer" in outputs and state.hidden_objects == {1}

@@ -472,3 +472,17 @@ def test_a_previous_session_whose_close_fails_leaves_the_new_video_loaded_and_us
     assert state.session is not previous and "⚠" not in status, status
     saved = text(handlers.save(state, 3, painted(square(3)))["editor_note"])
     assert saved.startswith("Saved the annotation of frame 3"), saved
+
+
+def test_a_recovery_folder_that_cannot_be_listed_never_replaces_an_earlier_zip(handlers, clip, monkeypatch):
+    """With the session's recovered/ folder writable but not listable (mode 0311), the second video's work
+    replaced previous-work-1.zip, the first video's (fourteenth hostile round): zips are found by name."""
+    state = annotated(handlers)
+    first = Path(handlers.load_files(state, [str(clip)])["download"][0])
+    before = first.read_bytes()
+    monkeypatch.setattr(Path, "glob", lambda self, pattern: iter(()))  # what an unlistable folder gives
+    monkeypatch.setattr(Path, "iterdir", lambda self: iter(()))
+    handlers.save(state, 0, painted(square(0)))
+    second = handlers.load_files(state, [str(clip)])
+    assert [Path(p).name for p in second["download"]] == ["previous-work-1.zip", "previous-work-2.zip"]
+    assert first.read_bytes() == before
