@@ -701,3 +701,12 @@ def test_record_refuses_keys_that_are_sparse_or_nested(session, make):
     keys = FrameKeys(make(), torch.zeros(1, 6, 8), torch.zeros(64, 6, 8))
     with pytest.raises(XMemPPError, match="the key of frame 1's keys has no numbers"):
         list(session.record([recorded_frame(session, keys=keys)]))
+
+
+@pytest.mark.parametrize("annotations", [None, ((0,),), {0: "mask"}])
+def test_from_request_refuses_annotations_that_are_no_pairs(session, network, annotations):
+    """A hand-built request whose annotations were no (frame, mask) pairs ended in TypeError or ValueError inside
+    from_request (fourteenth hostile round)."""
+    request = replace(annotated(session).run_request(), annotations=annotations)
+    with pytest.raises(XMemPPError, match="^request.annotations must be \\(frame, mask\\) pairs"):
+        VideoSession.from_request(network, request)

@@ -584,3 +584,14 @@ def test_a_mask_larger_than_any_mask_counts_as_changed_without_being_read(finish
     monkeypatch.setattr(outputs, "file_digest", lambda path: pytest.fail(f"{path} was read") if path.name ==
                         "frame_000003.png" else "x")
     assert "frame_000003" in outputs.changed_masks(out, read_manifest(out))
+
+
+def test_a_keys_file_whose_header_numpy_refuses_is_damaged_in_our_words(finished_run, network, caplog):
+    """A keys.npy with a header of kilobytes passed numpy's text through: the header echoed and its advice to
+    'fully trust ... using allow_pickle=True' (fourteenth hostile round)."""
+    frames, masks, out = finished_run
+    (out / KEYS_FILE).write_bytes(b"\x93NUMPY\x01\x00" + (30000).to_bytes(2, "little") + b"{" * 30000)
+    with caplog.at_level(logging.WARNING):
+        suggest(frames, masks, out, network)
+    assert "keys.npy: " in caplog.text and "has no .npy header of keys as xmempp writes them" in caplog.text
+    assert "allow_pickle" not in caplog.text

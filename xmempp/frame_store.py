@@ -96,10 +96,13 @@ class KeyStore(Sequence):
         """A read-only store over a file written by `save`. Raises ValueError if it is not such a file."""
         file = open_regular(path)  # the store owns it until close
         try:
-            version = np.lib.format.read_magic(file)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                np.lib.format.read_array_header_2_0
-            shape, fortran_order, dtype = read_header(file)
+            try:  # numpy's words (a 6 KB header echoed, its allow_pickle advice) say nothing to the person
+                version = np.lib.format.read_magic(file)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, fortran_order, dtype = read_header(file)
+            except ValueError:
+                raise ValueError(f"{path} has no .npy header of keys as xmempp writes them") from None
             if dtype != np.float32 or fortran_order or len(shape) != 4 or min(shape) < 1:
                 raise ValueError(f"{path} does not hold float32 keys of shape (frames, channels, h, w)")
             data_offset, record_bytes = file.tell(), 4 * math.prod(shape[1:])

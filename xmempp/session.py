@@ -128,6 +128,10 @@ class VideoSession:
     def from_request(cls, network: XMem, request: RunRequest) -> VideoSession:
         """A session holding `request`'s frames and annotations (encoded in their order) on `network`."""
         instance_argument(request, RunRequest, "request", "a RunRequest from VideoSession.run_request()")
+        pairs = request.annotations
+        if not isinstance(pairs, list | tuple) or not all(isinstance(p, list | tuple) and len(p) == 2 for p in pairs):
+            raise XMemPPError(f"request.annotations must be (frame, mask) pairs, as run_request() gives them, got "
+                              f"{type(pairs).__name__}")
         session = cls(network, FrameFolder(request.frames_folder), request.config)
         for index, mask in request.annotations:
             session.annotate(index, mask)
