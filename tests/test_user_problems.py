@@ -595,3 +595,30 @@ def test_a_keys_file_whose_header_numpy_refuses_is_damaged_in_our_words(finished
         suggest(frames, masks, out, network)
     assert "keys.npy: " in caplog.text and "has no .npy header of keys as xmempp writes them" in caplog.text
     assert "allow_pickle" not in caplog.text
+
+
+@pytest.mark.parametrize("where", ["a finished run's masks folder", "the dataset's annotations folder"])
+def test_a_folder_batch_may_not_read_is_said_in_words(tmp_path, cli_options, capsys, monkeypatch, where):
+    """chmod 000 on a finished video's masks/ (is_file raises there) or on Annotations/<video> ended the video in
+    Python's "[Errno 13] Permission denied: '...'" in batch's summary (fourteenth hostile round)."""
+    dataset = write_davis(tmp_path / "davis", {"v": 3})
+    command = ["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), *cli_options]
+    assert main(command) == 0
+    capsys.readouterr()
+    denied_folder = tmp_path / "out" / "v" / "masks" if where.startswith("a finished") else dataset / "Annotations" / "v"
+    real_is_file, real_is_dir, real_iterdir = Path.is_file, Path.is_dir, Path.iterdir
+
+    def check(real, denied):  # as mode 000 does: the folder itself can be seen, not listed nor looked into
+        def guarded(self):
+            if denied(self):
+                raise PermissionError(13, "Permission denied", str(self))
+            return real(self)
+        return guarded
+
+    inside = lambda path: path.parent == denied_folder  # noqa: E731
+    monkeypatch.setattr(Path, "is_file", check(real_is_file, inside))
+    monkeypatch.setattr(Path, "is_dir", check(real_is_dir, inside))
+    monkeypatch.setattr(Path, "iterdir", check(real_iterdir, lambda path: path == denied_folder))
+    assert main(command) == 1
+    said = capsys.readouterr().err
+    assert "video v failed: cannot read the " in said and ": permission denied" in said and "Errno" not in said, said

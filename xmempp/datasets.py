@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xmempp.errors import InputNotFoundError, XMemPPError, shown
+from xmempp.errors import InputNotFoundError, XMemPPError, file_system_problems_as_error, shown
 from xmempp.images import open_image
 from xmempp.masks.files import MaskReader, find_mask_file, read_id_mask
 from xmempp.outputs import enclosing_folder, followed, identity, written_folders
@@ -38,10 +38,12 @@ class DatasetVideo:
 
     def mask_names(self) -> list[str]:
         """Stems of the annotation PNGs present, sorted as the frames are."""
-        if not self.masks_dir.is_dir():
-            return []
-        return sorted(p.stem for p in self.masks_dir.iterdir() if p.suffix.lower() == ".png"
-                      and not p.name.startswith("."))
+        # mode 000: Python's "[Errno 13] Permission denied" reached summary.csv
+        with file_system_problems_as_error(f"read the annotations folder {shown(self.masks_dir)}"):
+            if not self.masks_dir.is_dir():
+                return []
+            return sorted(p.stem for p in self.masks_dir.iterdir() if p.suffix.lower() == ".png"
+                          and not p.name.startswith("."))
 
     def mask_path(self, frame_name: str) -> Path:
         """The frame's annotation file: `<frame_name>.png`, or `.PNG` when only that exists (as `run` reads it)."""

@@ -503,9 +503,10 @@ def bytes_digest(data: bytes) -> str:
 def changed_masks(folder: Path, manifest: Manifest) -> list[str]:
     """The frames whose mask in `folder`/masks is missing or differs from the one the manifest's run wrote."""
     def digest(path: Path) -> str | None:
-        if not path.is_file():
-            return None
-        with file_system_problems_as_error(f"read the mask {shown(path)}"):  # chmod 000: Python's words before
+        # chmod 000 on the mask or its folder: Python's "[Errno 13]" words before (is_file raises for a folder)
+        with file_system_problems_as_error(f"read the mask {shown(path)}"):
+            if not path.is_file():
+                return None
             if path.stat().st_size > MAX_RECORD_BYTES:  # no mask is: a sparse 8 GB file took a minute to hash
                 return "larger than any mask"
             return file_digest(path)
