@@ -356,9 +356,8 @@ def test_a_disk_that_fills_during_a_run_is_said_and_leaves_the_video_free(handle
     assert not list(Path(state.frames.folder.parent, "out").rglob("*.mp4.*"))  # no unfinished video kept either
 
 
-def test_an_export_on_a_full_disk_is_said_and_keeps_the_session(handlers, monkeypatch):
-    from demo import media
-
+def export_on_a_full_disk(handlers, monkeypatch, module, writer: str, formats=None) -> tuple:
+    """(the state after a run, the export note) when `module.writer` finds the disk full."""
     state = annotated(handlers)
     run(handlers, state)
 
@@ -366,8 +365,14 @@ def test_an_export_on_a_full_disk_is_said_and_keeps_the_session(handlers, monkey
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     with monkeypatch.context() as patched:
-        patched.setattr(media, "write_mask", full_disk)
-        note = text(handlers.export(state)["export_note"])
+        patched.setattr(module, writer, full_disk)
+        return state, text(handlers.export(state, formats)["export_note"])
+
+
+def test_an_export_on_a_full_disk_is_said_and_keeps_the_session(handlers, monkeypatch):
+    from demo import media
+
+    state, note = export_on_a_full_disk(handlers, monkeypatch, media, "write_mask")
     assert note.startswith("⚠ the server has no room to write your results (no space left on the device)"), note
     assert text(handlers.export(state)["export_note"]).startswith("Exported masks")
 
@@ -438,15 +443,7 @@ def test_an_export_whose_formats_find_a_full_disk_is_said_without_a_staging_name
     (eleventh hostile round, H5)."""
     from xmempp import exports
 
-    state = annotated(handlers)
-    run(handlers, state)
-
-    def full_disk(*args, **kwargs):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    with monkeypatch.context() as patched:
-        patched.setattr(exports, "_write_mattes", full_disk)
-        note = text(handlers.export(state, ["mattes"])["export_note"])
+    _, note = export_on_a_full_disk(handlers, monkeypatch, exports, "_write_mattes", ["mattes"])
     assert note.startswith(NO_ROOM) and "formats" not in note, note
 
 

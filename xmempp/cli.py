@@ -425,8 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"interrupted: {_what_stays(args.command)}", file=sys.stderr)
         return 130
-    except ImportError as error:
-        problem = _import_problem(error)
+    except (ImportError, UnicodeEncodeError) as error:  # the machine's libraries, or its locale's file names
+        problem = _import_problem(error) if isinstance(error, ImportError) else unwritable_name_problem(error)
         if problem is None:
             return _report_bug(error)
         print(f"error: {problem}", file=sys.stderr)
@@ -443,12 +443,6 @@ def main(argv: list[str] | None = None) -> int:
             return _report_bug(error)
         where = f" ({shown(error.filename)})" if error.filename is not None else ""
         print(f"error: {problem}{where}", file=sys.stderr)
-        return 1
-    except UnicodeEncodeError as error:
-        problem = unwritable_name_problem(error)
-        if problem is None:
-            return _report_bug(error)
-        print(f"error: {problem}", file=sys.stderr)
         return 1
     except Exception as error:
         return _report_bug(error)
