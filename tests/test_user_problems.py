@@ -622,3 +622,17 @@ def test_a_folder_batch_may_not_read_is_said_in_words(tmp_path, cli_options, cap
     assert main(command) == 1
     said = capsys.readouterr().err
     assert "video v failed: cannot read the " in said and ": permission denied" in said and "Errno" not in said, said
+
+
+@pytest.mark.parametrize("header", [b"{'descr': '<f4', 'fortran_order': False, 'shape': (12, 129, 6, 8), ",
+                                    b"{'descr': '<f4', 'fortran_order': False, 'shape': (12, 129, 6, 8)) }"])
+def test_a_keys_header_numpy_cannot_parse_is_damaged_not_a_bug(finished_run, network, caplog, header):
+    """An unclosed `{` in keys.npy's header raised tokenize.TokenError past the reader (fifteenth hostile round)."""
+    import struct
+
+    frames, masks, out = finished_run
+    padded = header.ljust(117) + b"\n"
+    (out / KEYS_FILE).write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(padded)) + padded + b"\0" * 32)
+    with caplog.at_level(logging.WARNING):
+        assert len(suggest(frames, masks, out, network)) == 2
+    assert "has no .npy header of keys as xmempp writes them" in caplog.text

@@ -10,6 +10,7 @@ import math
 import shutil
 import tempfile
 import threading
+import tokenize
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +102,8 @@ class KeyStore(Sequence):
                 read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
                     np.lib.format.read_array_header_2_0
                 shape, fortran_order, dtype = read_header(file)
-            except ValueError:
+            except (ValueError, SyntaxError, TypeError, RecursionError, tokenize.TokenError):
+                # numpy reads the header as a Python literal: an unclosed `{` ends in tokenize's TokenError
                 raise ValueError(f"{path} has no .npy header of keys as xmempp writes them") from None
             if dtype != np.float32 or fortran_order or len(shape) != 4 or min(shape) < 1:
                 raise ValueError(f"{path} does not hold float32 keys of shape (frames, channels, h, w)")
