@@ -636,3 +636,16 @@ def test_a_keys_header_numpy_cannot_parse_is_damaged_not_a_bug(finished_run, net
     with caplog.at_level(logging.WARNING):
         assert len(suggest(frames, masks, out, network)) == 2
     assert "has no .npy header of keys as xmempp writes them" in caplog.text
+
+
+def test_a_keys_header_whose_shape_holds_booleans_is_damaged_not_a_bug(finished_run, network, caplog):
+    """'shape': (True, 129, 3, 4) passed the reader's checks and ended suggest in 'unexpected internal failure
+    (TypeError ...)' (sixteenth hostile round)."""
+    import struct
+
+    frames, masks, out = finished_run
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (True, 129, 6, 8), }".ljust(117) + b"\n"
+    (out / KEYS_FILE).write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + b"\0" * 24768)
+    with caplog.at_level(logging.WARNING):
+        assert len(suggest(frames, masks, out, network)) == 2
+    assert "does not hold float32 keys of shape" in caplog.text

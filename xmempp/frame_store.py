@@ -105,7 +105,9 @@ class KeyStore(Sequence):
             except (ValueError, SyntaxError, TypeError, RecursionError, tokenize.TokenError):
                 # numpy reads the header as a Python literal: an unclosed `{` ends in tokenize's TokenError
                 raise ValueError(f"{path} has no .npy header of keys as xmempp writes them") from None
-            if dtype != np.float32 or fortran_order or len(shape) != 4 or min(shape) < 1:
+            # numpy takes True for a whole number (shape (True, 129, 3, 4)): np.zeros(True) then raised TypeError
+            if dtype != np.float32 or fortran_order is not False or len(shape) != 4 \
+                    or any(type(n) is not int for n in shape) or min(shape) < 1:
                 raise ValueError(f"{path} does not hold float32 keys of shape (frames, channels, h, w)")
             data_offset, record_bytes = file.tell(), 4 * math.prod(shape[1:])
             # The header's frame count is checked against the file's length before anything is sized by it: a
