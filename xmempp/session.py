@@ -194,13 +194,17 @@ class VideoSession:
         if name and not is_utf8_text(name):  # every export writes names as UTF-8: it would fail at each one
             raise XMemPPError(f"the name {ascii(name[:60])} holds a lone "
                               "surrogate, which no file can hold as text; use other characters")
-        known = {*self._object_names, *self.objects.ids, int(object_id)}
-        if name and len(known) > MAX_OBJECTS:  # names alone (a resume zip's objects.csv) count too
-            raise too_many_objects(len(known), "with this name, the video")
+        known = self._counted_with_names({*self.objects.ids, int(object_id)})
+        if name and known > MAX_OBJECTS:  # names alone (a resume zip's objects.csv) count too
+            raise too_many_objects(known, "with this name, the video")
         if name:
             self._object_names[int(object_id)] = str(name)
         else:
             self._object_names.pop(int(object_id), None)
+
+    def _counted_with_names(self, ids: set[int]) -> int:
+        """How many objects the video holds with `ids` and every named object: names count toward MAX_OBJECTS."""
+        return len(ids | set(self._object_names))
 
     def object_name(self, object_id: int) -> str:
         return self._object_names.get(whole_number(object_id, "object_id")) or f"Object {object_id}"
@@ -232,9 +236,9 @@ class VideoSession:
             rgb = self.frame(index)
             mask = checked_mask(index, mask, checked_video_shape(rgb.shape[:2]))
             painted = {*self.objects.ids, *(int(i) for i in np.unique(mask) if i)}
-            known = painted | set(self._object_names)  # names count as name_object counts them: 31 names and
-            if len(painted) <= MAX_OBJECTS < len(known):  # two painted ids made 33 objects
-                raise too_many_objects(len(known), "with this annotation and the names given, the video")
+            known = self._counted_with_names(painted)  # 31 names and two painted ids made 33 objects
+            if len(painted) <= MAX_OBJECTS < known:  # (past the limit by paint alone: register's sentence)
+                raise too_many_objects(known, "with this annotation and the names given, the video")
             self.objects.register(mask)
             self._defer_if_asked()
             with out_of_memory_as_error(f"encoding the annotation of frame {index}", self.config.size):
@@ -261,9 +265,9 @@ class VideoSession:
             objects = ObjectManager()
             for mask in [*self._annotations.values(), *checked.values()]:
                 objects.register(mask)  # refuses too many objects before anything changes
-            if len({*objects.ids, *self._object_names}) > MAX_OBJECTS:  # names count, as at annotate
-                raise too_many_objects(len({*objects.ids, *self._object_names}),
-                                       "with these annotations and the names given, the video")
+            known = self._counted_with_names(set(objects.ids))
+            if known > MAX_OBJECTS:  # names count, as at annotate
+                raise too_many_objects(known, "with these annotations and the names given, the video")
             self._annotations.update(checked)
             self._memory_pending = self.network is not None
             self._rebuild_memory(sorted(self._annotations))  # the objects now; their memory at the next run
