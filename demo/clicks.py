@@ -20,7 +20,7 @@ import cv2
 import gradio as gr
 import numpy as np
 
-from demo.editing import event_index, object_number
+from demo.editing import event_index, frame_index, object_number
 from demo.layers import editor_value, layers_to_ids, object_colour, overlay_image
 from demo.run_queue import RunQueue
 from xmempp.errors import XMemPPError, shown
@@ -338,11 +338,14 @@ class ClickControls:
         """
         if app is None or not getattr(app, "loaded", False):
             raise XMemPPError("load a video and pick a frame first")
-        rgb = app.frame(int(index))
+        # The frame the slider shows, as every other handler reads it: int() cut 7.5 to frame 7 where the slider
+        # shows 8, and an emptied Frame box (None) or NaN ended in an internal error
+        index = frame_index(index, app.num_frames)
+        rgb = app.frame(index)
         background = None if value is None else value.get("background")
         if background is not None and np.asarray(background).shape[:2] == rgb.shape[:2]:
             return rgb, layers_to_ids(value, rgb.shape[:2], self.num_objects)
-        shown = app.mask(int(index))
+        shown = app.mask(index)
         return rgb, np.zeros(rgb.shape[:2], np.uint8) if shown is None else shown.astype(np.uint8)
 
     @staticmethod

@@ -62,11 +62,14 @@ class ShownFrame:
     """The app's side: the frame being annotated and what the editor was given for it."""
 
     loaded = True
+    num_frames = 10
 
     def __init__(self, shown: np.ndarray | None = None):
         self.shown = shown
+        self.frames_read: list[int] = []
 
     def frame(self, index: int) -> np.ndarray:
+        self.frames_read.append(index)
         return frame()
 
     def mask(self, index: int) -> np.ndarray | None:
@@ -293,3 +296,19 @@ def test_a_click_for_no_object_is_refused_in_words(controls, object_id):
     """Object -1 ended in 'Something went wrong (OverflowError)' (thirteenth hostile round)."""
     _, _, _, message = controls.click(None, APP, 0, editor(), object_id, POSITIVE, at(40, 30))
     assert message.startswith("⚠ ") and "is not an object here" in message
+
+
+@pytest.mark.parametrize("typed", [None, float("nan"), float("inf"), -float("inf")])
+def test_a_click_with_no_frame_number_in_the_frame_box_says_to_type_one(controls, typed):
+    """An emptied Frame box (FrameSlider passes None) or NaN ended a click in 'Something went wrong (TypeError)'
+    (seventeenth hostile round)."""
+    _, _, _, message = controls.click(None, ShownFrame(), typed, editor(), 1, POSITIVE, at(40, 30))
+    assert message.startswith("⚠ ") and "type a frame number from 0 to 9 in Frame" in message
+
+
+def test_a_click_goes_to_the_frame_the_slider_shows(controls, prompt_model):
+    """A typed 7.5 shows frame 8 (a range input rounds half up); clicks went to frame 7 (int() cut it)."""
+    app, state = ShownFrame(), ClickState(prompt_model)
+    fixed_mask(state, np.zeros((HEIGHT, WIDTH), bool))
+    controls.click(state, app, 7.5, editor(), 1, POSITIVE, at(40, 30))
+    assert app.frames_read == [8]
