@@ -7,10 +7,10 @@ frame) live in a temporary file, deleted with the store.
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import tempfile
 import threading
-import tokenize
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +73,36 @@ class MaskStore:
         return self._encoded[index] is not None
 
 
+# The .npy header `KeyStore` writes (numpy's, for native float32 in C order), matched by a grammar of our own. numpy's
+# reader evaluates a header as a Python literal and each hostile round found another exception it lets through (an
+# unclosed '{', a shape of booleans, a descr tuple of one item): a cache is either exactly this or damaged.
+_FLOAT32_DESCR = np.lib.format.dtype_to_descr(np.dtype(np.float32))  # '<f4' on this machine's byte order
+_DIMENSION = r"(\d{1,18})"
+_KEYS_HEADER = re.compile(r"\{'descr': '" + re.escape(_FLOAT32_DESCR) + r"', 'fortran_order': False, 'shape': \("
+                          + ", ".join([_DIMENSION] * 4) + r"\), \} *\n", re.ASCII)
+_NPY_MAGIC = b"\x93NUMPY"
+_MAX_HEADER_BYTES = 10_000  # numpy's own limit on a header it reads; ours are 128 bytes
+
+
+def _read_keys_header(file: BinaryIO, path: str | Path) -> tuple[int, int, int, int]:
+    """The shape (frames, channels, h, w) that the header of a keys file at `file`'s start gives, leaving `file`
+    at the first record; ValueError naming `path` for anything else."""
+    refused = ValueError(f"{path} has no .npy header of keys as xmempp writes them (float32 in C order, shape "
+                         "(frames, channels, h, w))")
+    magic = file.read(len(_NPY_MAGIC) + 2)  # then the format's version: major, minor
+    if len(magic) != len(_NPY_MAGIC) + 2 or magic[:len(_NPY_MAGIC)] != _NPY_MAGIC or magic[-2] not in (1, 2, 3):
+        raise refused
+    length_bytes = 2 if magic[-2] == 1 else 4  # version 1 gives the header's length in 2 bytes, 2 and 3 in 4
+    length_field = file.read(length_bytes)
+    length = int.from_bytes(length_field, "little")
+    if len(length_field) != length_bytes or length > _MAX_HEADER_BYTES:
+        raise refused
+    match = _KEYS_HEADER.fullmatch(file.read(length).decode("latin-1"))
+    if match is None or min(shape := tuple(int(n) for n in match.groups())) < 1:
+        raise refused
+    return shape
+
+
 class KeyStore(Sequence):
     """Each frame's key, shrinkage and selection (float32, on the CPU), one record per frame in a .npy file.
 
@@ -97,18 +127,7 @@ class KeyStore(Sequence):
         """A read-only store over a file written by `save`. Raises ValueError if it is not such a file."""
         file = open_regular(path)  # the store owns it until close
         try:
-            try:  # numpy's words (a 6 KB header echoed, its allow_pickle advice) say nothing to the person
-                version = np.lib.format.read_magic(file)
-                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                    np.lib.format.read_array_header_2_0
-                shape, fortran_order, dtype = read_header(file)
-            except (ValueError, SyntaxError, TypeError, RecursionError, tokenize.TokenError):
-                # numpy reads the header as a Python literal: an unclosed `{` ends in tokenize's TokenError
-                raise ValueError(f"{path} has no .npy header of keys as xmempp writes them") from None
-            # numpy takes True for a whole number (shape (True, 129, 3, 4)): np.zeros(True) then raised TypeError
-            if dtype != np.float32 or fortran_order is not False or len(shape) != 4 \
-                    or any(type(n) is not int for n in shape) or min(shape) < 1:
-                raise ValueError(f"{path} does not hold float32 keys of shape (frames, channels, h, w)")
+            shape = _read_keys_header(file, path)
             data_offset, record_bytes = file.tell(), 4 * math.prod(shape[1:])
             # The header's frame count is checked against the file's length before anything is sized by it: a
             # damaged header must not make the store allocate for 10^15 frames.
