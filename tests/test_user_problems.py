@@ -664,3 +664,26 @@ def test_a_keys_header_whose_descr_is_a_tuple_is_damaged_not_a_bug(finished_run,
     with caplog.at_level(logging.WARNING):
         assert len(suggest(frames, masks, out, network)) == 2
     assert "has no .npy header of keys as xmempp writes them" in caplog.text
+
+
+def test_a_manifest_whose_frame_size_the_masks_deny_is_damaged_before_keys_are_sized_by_it(square_clip, tmp_path,
+                                                                                            network):
+    """A manifest.json saying frames of 250000x250000, beside a keys header of records that size over a sparse file,
+    ended select_k_next_best_annotation_candidates in a raw 'MemoryError: Unable to allocate 117. GiB'
+    (seventeenth hostile round): the run's own masks say the frames' size."""
+    import struct
+
+    frames, masks = square_clip
+    out = tmp_path / "out"
+    run_on_video(frames, masks, out, print_progress=False, network=network, size=None, frames_with_masks=[0, 6])
+    edit_manifest(out, frame_size=[250000, 250000])
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (12, 129, 15625, 15625), }".ljust(117) + b"\n"
+    with open(out / KEYS_FILE, "wb") as keys:
+        keys.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header)
+        try:
+            keys.truncate(keys.tell() + 12 * 129 * 15625 * 15625 * 4)  # sparse: nothing is written
+        except OSError:
+            pytest.skip("this file system has no sparse files of 1.5 TB")
+    with pytest.raises(XMemPPError, match=f"^{out / MANIFEST_FILE} is damaged: it says the frames are 250000x250000, "
+                                          "and the run's masks are 128x96"):
+        select_k_next_best_annotation_candidates(frames, masks, out, k=2, network=network, print_progress=False)

@@ -34,6 +34,7 @@ from xmempp.errors import (
     shown,
     yes_or_no,
 )
+from xmempp.images import png_size
 from xmempp.keys_cache import DamagedKeysError, load_keys, save_keys
 from xmempp.masks.drawing import davis_palette, overlay
 from xmempp.masks.files import MaskReader, find_mask_file, mask_image, read_id_mask
@@ -427,6 +428,13 @@ def _check_manifest(manifest: Manifest, masks_out: Path, source: Path) -> None:
         raise XMemPPError(f"{shown(masks_out / MASKS_DIR / (changed[0] + '.png'))}{more} changed since the run that "
                           "wrote "
                           f"{shown(masks_out)} (masks of two runs mixed, or edited); {again}")
+    # The masks are the run's own (their digests match), so their size is the frames'; the manifest's frame size
+    # sizes the saved keys' records, and a damaged one (250000x250000) made suggest allocate 117 GiB for a record.
+    width_height = png_size(masks_out / MASKS_DIR / f"{manifest.frame_names[0]}.png")
+    if width_height is not None and tuple(reversed(width_height)) != tuple(manifest.frame_size):
+        height, width = manifest.frame_size
+        raise XMemPPError(f"{shown(masks_out / MANIFEST_FILE)} is damaged: it says the frames are {width}x{height}, "
+                          f"and the run's masks are {width_height[0]}x{width_height[1]}; {again}")
 
 
 def read_predicted_mask(path: Path, frame_size: tuple[int, int] | None = None) -> np.ndarray:
