@@ -56,6 +56,27 @@ def test_suggest_takes_the_size_and_frames_from_the_run_and_says_so(square_clip,
     assert not {0, 6} & {int(i) for i in printed.out.strip().split(",")}
 
 
+def test_suggest_answers_on_stdout_when_its_notes_cannot_be_written(square_clip, tmp_path, checkpoint, capsys,
+                                                                    monkeypatch):
+    """`suggest ... 2>/dev/full` exited 1 with nothing anywhere: its note about the run's size could not be written,
+    and the suggestions were lost with it (seventeenth hostile round)."""
+    frames, masks = square_clip
+    common = ["--images", str(frames), "--masks", str(masks), "--weights", str(checkpoint), "--quiet"]
+    assert main(["run", *common, "--output", str(tmp_path / "out"), "--frames", "0,6", "--size", "96"]) == 0
+    capsys.readouterr()
+
+    class FullDisk:
+        def write(self, text):
+            raise OSError(28, "No space left on device")
+
+        def flush(self):
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sys, "stderr", FullDisk())
+    assert main(["suggest", *common, "--output", str(tmp_path / "out"), "-k", "2", "--min-mask-percent", "0"]) == 0
+    assert not {0, 6} & {int(i) for i in capsys.readouterr().out.strip().split(",")}
+
+
 def test_suggest_says_why_it_recomputes_keys_as_a_message_not_a_python_warning(square_clip, tmp_path, checkpoint):
     frames, masks = square_clip
     common = ["--images", str(frames), "--masks", str(masks), "--weights", str(checkpoint), "--quiet"]

@@ -395,6 +395,37 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, bool], int]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Notes, warnings and progress go to stderr; one that cannot be written (`2>/dev/full`) is dropped, not the
+    # command with it: suggest's answer on stdout was lost to a note about the run's size.
+    stderr = sys.stderr
+    sys.stderr = _NotesStream(stderr) if stderr is not None else None
+    try:
+        return _main(argv)
+    finally:
+        sys.stderr = stderr
+
+
+class _NotesStream:
+    """A text stream whose writes that the file system refuses (a full disk, an I/O error) are dropped."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError:
+            return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError):
+            self._stream.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command in ("batch", "evaluate") and args.ray is None and (args.workers or args.gpus_per_worker):
