@@ -687,3 +687,15 @@ def test_a_manifest_whose_frame_size_the_masks_deny_is_damaged_before_keys_are_s
     with pytest.raises(XMemPPError, match=f"^{out / MANIFEST_FILE} is damaged: it says the frames are 250000x250000, "
                                           "and the run's masks are 128x96"):
         select_k_next_best_annotation_candidates(frames, masks, out, k=2, network=network, print_progress=False)
+
+
+def test_a_loop_of_links_given_as_frames_or_a_run_is_named_as_one_not_as_missing(square_clip, tmp_path, network):
+    """`run --images LOOP` said "not found" and `suggest --output LOOP` "the folder does not exist" where `export
+    --run LOOP` says it is a loop of links (seventeenth hostile round)."""
+    frames, masks = square_clip
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(XMemPPError, match=f"^video or frame folder not found: {loop} \\(it is a loop of symbolic links"):
+        run(loop, masks, tmp_path / "out", network)
+    with pytest.raises(XMemPPError, match=f"^no run's outputs in {loop}: it is a loop of symbolic links"):
+        suggest(frames, masks, loop, network)

@@ -394,9 +394,9 @@ def _check_run_folder(masks_out: Path) -> None:
     """Refuse, naming it, a folder that holds no run's outputs: not there, or without masks/."""
     run_first = "run run_on_video (or `xmempp run`) into it first, or give the folder a run wrote"
     if not masks_out.is_dir():
-        raise InputNotFoundError(f"no run's outputs in {shown(masks_out)}: "
-                                 f"{'it is not a folder' if masks_out.exists() else 'the folder does not exist'}; "
-                                 f"{run_first}")
+        problem = "it is not a folder" if masks_out.exists() else \
+            f"it is {kind_of_entry(masks_out)}" if os.path.lexists(masks_out) else "the folder does not exist"
+        raise InputNotFoundError(f"no run's outputs in {shown(masks_out)}: {problem}; {run_first}")
     if not (masks_out / MASKS_DIR).is_dir():
         raise InputNotFoundError(f"no run's outputs in {shown(masks_out)}: it holds no {MASKS_DIR}/ folder of "
                                  f"predicted masks; {run_first}")

@@ -44,6 +44,11 @@ def kind_of_entry(path: os.PathLike) -> str:
     if path.is_dir():
         return "a folder"
     if path.is_symlink() and not path.exists():
+        try:
+            os.stat(path)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                return "a loop of symbolic links (one on its way leads back to itself)"
         return "a broken symbolic link"
     return "not a regular file"
 

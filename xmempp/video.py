@@ -171,7 +171,9 @@ def check_source(source: Path) -> None:
     """Refuse a video or frame folder that is not there, or a video that is not a regular file (a FIFO named
     v.mp4 made the decoder, or a digest of the file, wait for a writer without end), naming it."""
     if not source.exists():
-        raise InputNotFoundError(f"video or frame folder not found: {shown(source)}")
+        # a link that leads nowhere is there all the same: "not found" hid a loop of links
+        there = f" (it is {kind_of_entry(source)})" if os.path.lexists(source) else ""
+        raise InputNotFoundError(f"video or frame folder not found: {shown(source)}{there}")
     if not source.is_dir() and not source.is_file():
         raise XMemPPError(f"the video {shown(source)} is {kind_of_entry(source)}: give a video file or a folder of "
                           "frames")
