@@ -396,6 +396,16 @@ def test_a_video_opened_without_a_work_dir_is_an_xmemppError(tmp_path):
         open_frames(video)
 
 
+def test_an_image_given_to_open_frames_is_not_called_a_video(tmp_path):
+    """open_frames(a .png) said it "is a video file: give a work_dir" (seventeenth hostile round)."""
+    from xmempp import open_frames
+
+    image = tmp_path / "frame_000000.png"
+    Image.new("RGB", (8, 8)).save(image)
+    with pytest.raises(XMemPPError, match="^frame_000000.png is not a supported video \\(.mp4, "):
+        open_frames(image)
+
+
 def test_a_mask_folder_that_is_a_file_is_named_as_a_file(square_clip, tmp_path):
     """'mask folder not found' was said of a file that exists (tenth hostile round)."""
     frames, _ = square_clip

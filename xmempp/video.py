@@ -161,6 +161,7 @@ def open_frames(source: PathArgument, work_dir: PathArgument | None = None, max_
     if source.is_dir():
         return FrameFolder(source)
     check_source(source)
+    check_video_suffix(source)  # before asking for a work_dir: a PNG was called "a video file"
     if work_dir is None:
         raise XMemPPError(f"{shown(source)} is a video file: give a work_dir to extract its frames into")
     work_dir = path_argument(work_dir, "work_dir")
@@ -177,6 +178,12 @@ def check_source(source: Path) -> None:
     if not source.is_dir() and not source.is_file():
         raise XMemPPError(f"the video {shown(source)} is {kind_of_entry(source)}: give a video file or a folder of "
                           "frames")
+
+
+def check_video_suffix(video: Path) -> None:
+    """Refuse, naming it, a file whose name is not one of a video this decoder reads (an image, a zip)."""
+    if video.suffix.lower() not in VIDEO_SUFFIXES:
+        raise XMemPPError(f"{shown(video.name)} is not a supported video ({', '.join(VIDEO_SUFFIXES)}) or frame folder")
 
 
 def check_frame_limits(max_frames: int | None, max_side: int | None) -> None:
@@ -200,8 +207,7 @@ def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None, ma
         raise XMemPPError(f"the video {shown(video)} is {kind_of_entry(video)}: give a video file or a folder of "
                           "frames")
     check_frame_limits(max_frames, max_side)
-    if video.suffix.lower() not in VIDEO_SUFFIXES:
-        raise XMemPPError(f"{shown(video.name)} is not a supported video ({', '.join(VIDEO_SUFFIXES)}) or frame folder")
+    check_video_suffix(video)
     _make_frames_folder(out_dir, video)
     count = 0
     try:
