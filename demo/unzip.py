@@ -107,7 +107,9 @@ class ZipPlan:
             with self.archive.open(member.info) as src:
                 yield src
         except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as error:
-            raise XMemPPError(f"{shown(self.source.name)} is damaged: its member "
+            # encrypted, or a method Python's zip reader lacks (Deflate64): not damage, what the app cannot read
+            damaged = not isinstance(error, RuntimeError | NotImplementedError)
+            raise XMemPPError(f"{shown(self.source.name)}{' is damaged' if damaged else ''}: its member "
                               f"{shown(member.info.filename, quoted=True)} cannot be read "
                               f"({shown(_why_unreadable(error))}); nothing was loaded") from None
 
@@ -119,6 +121,9 @@ def _why_unreadable(error: BaseException) -> str:
         return "the zip ended before the member did: it was cut off, or changed while it was read"
     if isinstance(error, RuntimeError) and "encrypted" in str(error):  # zipfile's words lose the member's name
         return "it is encrypted: the app reads no password-protected zip; zip it again without a password"
+    if isinstance(error, NotImplementedError):  # zipfile says "That compression method is not supported"
+        return ("it is compressed with a method the app cannot read, such as Deflate64 (Windows' Explorer uses it for "
+                "large zips); zip it again with the usual Deflate")
     return str(error)
 
 

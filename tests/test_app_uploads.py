@@ -319,6 +319,23 @@ def test_an_encrypted_zip_member_is_named_as_encrypted_not_damaged(handlers, tmp
         status, status
 
 
+def test_a_zip_member_in_a_method_the_app_cannot_read_is_named_so_not_damaged(handlers, tmp_path):
+    """Deflate64 (method 9, Windows' Explorer for large folders) read '... is damaged: ... (That compression method
+    is not supported)' (seventeenth hostile round)."""
+    archive = write_zip(tmp_path / "windows.zip", {f"{i:05d}.png": png_bytes(frame)
+                                                   for i, frame in enumerate(clip_frames()[:2])})
+    data = bytearray(archive.read_bytes())
+    for signature, method_offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):  # local and central headers
+        start = 0
+        while (start := data.find(signature, start)) != -1:
+            data[start + method_offset:start + method_offset + 2] = (9).to_bytes(2, "little")
+            start += 4
+    archive.write_bytes(bytes(data))
+    status = handlers.load_files(None, [str(archive)])["status"]
+    assert "windows.zip: its member '00000.png' cannot be read (it is compressed with a method the app cannot " \
+           "read, such as Deflate64" in status, status
+
+
 def test_a_hidden_file_in_a_zip_of_frames_is_left_out_with_a_word_and_macos_files_without_one(handlers, tmp_path):
     """'..dots.png' beside three frames was dropped without a word (eleventh hostile round, H4); macOS's own
     files (__MACOSX/, ._x, .DS_Store) are no one's data and say nothing."""
