@@ -220,7 +220,7 @@ def test_corrupt_keys_are_said_to_be_corrupt_not_mismatched(finished_run, networ
     (out / KEYS_FILE).write_bytes((out / KEYS_FILE).read_bytes()[:200])
     with caplog.at_level(logging.WARNING):
         suggest(frames, masks, out, network)
-    assert f"the keys in {out} are damaged (keys.npy: " in caplog.text and "truncated" in caplog.text
+    assert f"the keys in {out} are damaged (keys.npy is truncated)" in caplog.text
     assert "belong to another run" not in caplog.text and "do not match" not in caplog.text
 
 
@@ -593,7 +593,8 @@ def test_a_keys_file_whose_header_numpy_refuses_is_damaged_in_our_words(finished
     (out / KEYS_FILE).write_bytes(b"\x93NUMPY\x01\x00" + (30000).to_bytes(2, "little") + b"{" * 30000)
     with caplog.at_level(logging.WARNING):
         suggest(frames, masks, out, network)
-    assert "keys.npy: " in caplog.text and "has no .npy header of keys as xmempp writes them" in caplog.text
+    # the file named once (it was "damaged (keys.npy: /path/keys.npy has no ...)", seventeenth hostile round)
+    assert f"the keys in {out} are damaged (keys.npy has no .npy header of keys as xmempp writes them" in caplog.text
     assert "allow_pickle" not in caplog.text
 
 
@@ -699,3 +700,18 @@ def test_a_loop_of_links_given_as_frames_or_a_run_is_named_as_one_not_as_missing
         run(loop, masks, tmp_path / "out", network)
     with pytest.raises(XMemPPError, match=f"^no run's outputs in {loop}: it is a loop of symbolic links"):
         suggest(frames, masks, loop, network)
+
+
+def test_keys_the_process_may_not_read_are_said_unreadable_not_damaged(finished_run, network, caplog, monkeypatch):
+    """keys.npy of mode 000 was called 'damaged (keys.npy: permission denied)' (seventeenth hostile round)."""
+    from xmempp import keys_cache
+
+    frames, masks, out = finished_run
+
+    def denied(path):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(keys_cache.KeyStore, "open", denied)
+    with caplog.at_level(logging.WARNING):
+        assert len(suggest(frames, masks, out, network)) == 2  # computed again
+    assert f"the keys in {out} cannot be read (keys.npy: permission denied)" in caplog.text

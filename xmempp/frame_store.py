@@ -87,7 +87,7 @@ _MAX_HEADER_BYTES = 10_000  # numpy's own limit on a header it reads; ours are 1
 def _read_keys_header(file: BinaryIO, path: str | Path) -> tuple[int, int, int, int]:
     """The shape (frames, channels, h, w) that the header of a keys file at `file`'s start gives, leaving `file`
     at the first record; ValueError naming `path` for anything else."""
-    refused = ValueError(f"{path} has no .npy header of keys as xmempp writes them (float32 in C order, shape "
+    refused = ValueError(f"{shown(Path(path).name)} has no .npy header of keys as xmempp writes them (float32 in C order, shape "
                          "(frames, channels, h, w))")
     magic = file.read(len(_NPY_MAGIC) + 2)  # then the format's version: major, minor
     if len(magic) != len(_NPY_MAGIC) + 2 or magic[:len(_NPY_MAGIC)] != _NPY_MAGIC or magic[-2] not in (1, 2, 3):
@@ -124,7 +124,7 @@ class KeyStore(Sequence):
 
     @classmethod
     def open(cls, path: str | Path) -> KeyStore:
-        """A read-only store over a file written by `save`. Raises ValueError if it is not such a file."""
+        """A read-only store over a file written by `save`. Raises ValueError, naming the file, if it is not one."""
         file = open_regular(path)  # the store owns it until close
         try:
             shape = _read_keys_header(file, path)
@@ -132,7 +132,7 @@ class KeyStore(Sequence):
             # The header's frame count is checked against the file's length before anything is sized by it: a
             # damaged header must not make the store allocate for 10^15 frames.
             if Path(path).stat().st_size < data_offset + shape[0] * record_bytes:
-                raise ValueError(f"{path} is truncated")
+                raise ValueError(f"{shown(Path(path).name)} is truncated")
             store = cls(shape[0])
             store._file, store._record_shape, store._data_offset = file, tuple(shape[1:]), data_offset
         except Exception:

@@ -72,9 +72,10 @@ def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprin
     try:
         info = json.loads(read_regular_text(info_path, shown(info_path), max_bytes=MAX_RECORD_BYTES),
                           parse_int=_info_int)
-    except (OSError, ValueError, RecursionError, XMemPPError) as error:  # RecursionError: nested 100,000 deep
-        raise DamagedKeysError(f"the keys in {shown(folder)} are damaged ({shown(info_path.name)}: "
-                               f"{file_system_problem(error) or error})") from None
+    except OSError as error:
+        raise _unreadable(folder, info_path, error) from None
+    except (ValueError, RecursionError, XMemPPError) as error:  # RecursionError: nested 100,000 deep
+        raise DamagedKeysError(f"the keys in {shown(folder)} are damaged ({shown(info_path.name)}: {error})") from None
     expected = {"frame_names": [portable_name(name) for name in frame_names], "size": size, "weights": fingerprint}
     if run_id is not None:
         expected["run_id"] = run_id
@@ -83,9 +84,10 @@ def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprin
         return None
     try:
         keys = KeyStore.open(keys_path)
-    except (OSError, ValueError) as error:
-        raise DamagedKeysError(f"the keys in {shown(folder)} are damaged ({shown(keys_path.name)}: "
-                               f"{file_system_problem(error) or error})") from None
+    except OSError as error:
+        raise _unreadable(folder, keys_path, error) from None
+    except ValueError as error:  # it names the file
+        raise DamagedKeysError(f"the keys in {shown(folder)} are damaged ({error})") from None
     problem = None
     if len(keys) != len(frame_names):
         problem = f"{shown(keys_path.name)} holds {len(keys)} frames, {shown(info_path.name)} names {len(frame_names)}"
@@ -100,6 +102,12 @@ def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprin
         keys.close()
         raise DamagedKeysError(f"the keys in {shown(folder)} are damaged ({problem})")
     return keys
+
+
+def _unreadable(folder: Path, path: Path, error: OSError) -> DamagedKeysError:
+    """Keys this process may not read (permission denied, an I/O error): computed again too, but not damaged."""
+    return DamagedKeysError(f"the keys in {shown(folder)} cannot be read ({shown(path.name)}: "
+                            f"{file_system_problem(error) or error})")
 
 
 def _non_finite_record(keys: KeyStore) -> str | None:
