@@ -302,18 +302,24 @@ def test_a_frame_whose_metadata_unpacks_past_pillows_limit_is_refused_naming_it(
     assert "frame 00000.png in text.zip cannot be read: its metadata" in text(outputs["status"]), outputs["status"]
 
 
+def zip_of_two_frames_whose_headers_say(path: Path, local_offset: int, central_offset: int, field: bytes) -> Path:
+    """A zip of two frames with `field` written at these offsets of every local and central header (a flag, a
+    compression method), as another tool would have written it."""
+    archive = write_zip(path, {f"{i:05d}.png": png_bytes(frame) for i, frame in enumerate(clip_frames()[:2])})
+    data = bytearray(archive.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", local_offset), (b"PK\x01\x02", central_offset)):
+        start = 0
+        while (start := data.find(signature, start)) != -1:
+            data[start + offset:start + offset + len(field)] = field
+            start += 4
+    archive.write_bytes(bytes(data))
+    return archive
+
+
 def test_an_encrypted_zip_member_is_named_as_encrypted_not_damaged(handlers, tmp_path):
     """A member with the encryption flag read '... is damaged: ... (File  is encrypted, password required for
     extraction)', zipfile's words without the name (tenth hostile round)."""
-    archive = write_zip(tmp_path / "locked.zip", {f"{i:05d}.png": png_bytes(frame)
-                                                  for i, frame in enumerate(clip_frames()[:2])})
-    data = bytearray(archive.read_bytes())
-    for signature, flag_offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # local and central headers
-        start = 0
-        while (start := data.find(signature, start)) != -1:
-            data[start + flag_offset] |= 1  # "encrypted"
-            start += 4
-    archive.write_bytes(bytes(data))
+    archive = zip_of_two_frames_whose_headers_say(tmp_path / "locked.zip", 6, 8, b"\x01")  # flag bit 0: encrypted
     status = handlers.load_files(None, [str(archive)])["status"]
     assert "its member '00000.png' cannot be read (it is encrypted: the app reads no password-protected zip" in \
         status, status
@@ -322,15 +328,7 @@ def test_an_encrypted_zip_member_is_named_as_encrypted_not_damaged(handlers, tmp
 def test_a_zip_member_in_a_method_the_app_cannot_read_is_named_so_not_damaged(handlers, tmp_path):
     """Deflate64 (method 9, Windows' Explorer for large folders) read '... is damaged: ... (That compression method
     is not supported)' (seventeenth hostile round)."""
-    archive = write_zip(tmp_path / "windows.zip", {f"{i:05d}.png": png_bytes(frame)
-                                                   for i, frame in enumerate(clip_frames()[:2])})
-    data = bytearray(archive.read_bytes())
-    for signature, method_offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):  # local and central headers
-        start = 0
-        while (start := data.find(signature, start)) != -1:
-            data[start + method_offset:start + method_offset + 2] = (9).to_bytes(2, "little")
-            start += 4
-    archive.write_bytes(bytes(data))
+    archive = zip_of_two_frames_whose_headers_say(tmp_path / "windows.zip", 8, 10, (9).to_bytes(2, "little"))
     status = handlers.load_files(None, [str(archive)])["status"]
     assert "windows.zip: its member '00000.png' cannot be read (it is compressed with a method the app cannot " \
            "read, such as Deflate64" in status, status
