@@ -10,6 +10,7 @@ copy with a message naming the zip, the member and the limit.
 from __future__ import annotations
 
 import io
+import lzma
 import stat
 import struct
 import zipfile
@@ -105,7 +106,7 @@ class ZipPlan:
         # NotImplementedError.
         try:
             with self.archive.open(member.info) as src:
-                yield src
+                yield _MemberData(src)
         except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as error:
             # encrypted, or a method Python's zip reader lacks (Deflate64): not damage, what the app cannot read
             damaged = not isinstance(error, RuntimeError | NotImplementedError)
@@ -114,12 +115,29 @@ class ZipPlan:
                               f"({shown(_why_unreadable(error))}); nothing was loaded") from None
 
 
+class _MemberData:
+    """A member's uncompressed bytes, whose decompressor's own errors are the member's damage: bz2 says a broken
+    stream with a bare OSError and lzma with LZMAError, which went past `_reading` as "Something went wrong". Only
+    the read is wrapped: an OSError from writing what was read (a full disk) must stay the disk's."""
+
+    def __init__(self, stream: io.BufferedIOBase):
+        self._stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._stream.read(size)
+        except (OSError, lzma.LZMAError) as error:
+            raise zipfile.BadZipFile(f"its compressed data is corrupt: {error}") from error
+
+
 def _why_unreadable(error: BaseException) -> str:
     """Why a member could not be read, never empty: a file cut off (or rewritten) while it is read ends in an
     EOFError without words, which showed as 'cannot be read ()'."""
     if isinstance(error, EOFError) or not str(error):
         return "the zip ended before the member did: it was cut off, or changed while it was read"
-    if isinstance(error, RuntimeError) and "encrypted" in str(error):  # zipfile's words lose the member's name
+    # zipfile's words lose the member's name: "File x is encrypted, password required" (RuntimeError), or
+    # NotImplementedError "strong encryption (flag bit 6)"
+    if isinstance(error, RuntimeError | NotImplementedError) and "encrypt" in str(error):
         return "it is encrypted: the app reads no password-protected zip; zip it again without a password"
     if isinstance(error, NotImplementedError):  # zipfile says "That compression method is not supported"
         return ("it is compressed with a method the app cannot read, such as Deflate64 (Windows' Explorer uses it for "

@@ -292,6 +292,51 @@ def test_a_zip_cut_off_while_its_member_is_read_says_so_never_an_empty_reason(tm
                                  "member did: it was cut off, or changed while it was read); nothing was loaded")
 
 
+def _zip_whose_data_is_corrupt(path: Path, method: int) -> Path:
+    with zipfile.ZipFile(path, "w", method) as zipped:
+        zipped.writestr("00000.png", bytes(range(256)) * 400)
+    data = bytearray(path.read_bytes())
+    data[40:60] = bytes(20)  # inside the member's compressed stream, past its 30-byte local header and name
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_a_member_whose_bzip2_or_lzma_data_is_corrupt_is_damaged_in_words(tmp_path, method):
+    """bz2's bare OSError ('Invalid data stream') and lzma's LZMAError went past the reader: "Something went wrong"
+    on the page, a raw OSError from the script API (eighteenth hostile round)."""
+    archive = _zip_whose_data_is_corrupt(tmp_path / "c.zip", method)
+    budget = unzip.UnpackBudget(max_bytes=10**9, max_files=10)
+    with unzip.open_zip(archive, lambda path: "frames", 10, lambda *args: "refused") as plan, \
+            pytest.raises(XMemPPError) as raised:
+        plan.extract(plan.members[0], tmp_path / "out.png", budget)
+    assert str(raised.value).startswith("c.zip is damaged: its member '00000.png' cannot be read (its compressed "
+                                        "data is corrupt: "), raised.value
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_while_a_bzip2_member_is_unpacked_stays_the_disks_problem_not_the_zips(tmp_path):
+    """The reader's errors are the zip's damage; the writer's OSError (no space left) must not be taken for it."""
+    import errno
+
+    archive = tmp_path / "b.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_BZIP2) as zipped:
+        zipped.writestr("00000.png", bytes(300_000))
+    budget = unzip.UnpackBudget(max_bytes=10**9, max_files=10)
+    with unzip.open_zip(archive, lambda path: "frames", 10, lambda *args: "refused") as plan, \
+            pytest.raises(OSError) as raised:
+        plan.extract(plan.members[0], Path("/dev/full"), budget)
+    assert raised.value.errno == errno.ENOSPC and not isinstance(raised.value, XMemPPError)
+
+
+def test_a_member_with_strong_encryption_is_named_as_encrypted(handlers, tmp_path):
+    """Flag bit 6 (strong encryption) was described as a compression method such as Deflate64 (eighteenth round)."""
+    archive = zip_of_two_frames_whose_headers_say(tmp_path / "strong.zip", 6, 8, b"\x40")
+    status = handlers.load_files(None, [str(archive)])["status"]
+    assert "its member '00000.png' cannot be read (it is encrypted: the app reads no password-protected zip" in \
+        status, status
+
+
 def test_a_frame_whose_metadata_unpacks_past_pillows_limit_is_refused_naming_it(handlers, tmp_path):
     """A 3 KB zip whose first frame's text chunk unpacks to 2 MB: 'Something went wrong (ValueError)' (ninth
     hostile round)."""
