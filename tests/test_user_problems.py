@@ -7,6 +7,7 @@ import contextlib
 import errno
 import json
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -667,26 +668,70 @@ def test_a_keys_header_whose_descr_is_a_tuple_is_damaged_not_a_bug(finished_run,
     assert "has no .npy header of keys as xmempp writes them" in caplog.text
 
 
-def test_a_manifest_whose_frame_size_the_masks_deny_is_damaged_before_keys_are_sized_by_it(square_clip, tmp_path,
+def write_sparse_keys(out: Path, shape: tuple[int, int, int, int]) -> None:
+    """keys.npy with a header of `shape`, its records a hole in the file (nothing written): terabytes that cost
+    nothing, as a damaged or forged run folder may hold."""
+    import struct
+
+    header = f"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}".encode().ljust(117) + b"\n"
+    with open(out / KEYS_FILE, "wb") as keys:
+        keys.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header)
+        try:
+            keys.truncate(keys.tell() + 4 * math.prod(shape))
+        except OSError:
+            pytest.skip("this file system has no sparse files of terabytes")
+
+
+def test_a_manifest_whose_frame_size_the_frames_deny_is_damaged_before_keys_are_sized_by_it(square_clip, tmp_path,
                                                                                             network):
     """A manifest.json saying frames of 250000x250000, beside a keys header of records that size over a sparse file,
     ended select_k_next_best_annotation_candidates in a raw 'MemoryError: Unable to allocate 117. GiB'
-    (seventeenth hostile round): the run's own masks say the frames' size."""
-    import struct
+    (seventeenth hostile round): the frames say their size."""
 
     frames, masks = square_clip
     out = tmp_path / "out"
     run_on_video(frames, masks, out, print_progress=False, network=network, size=None, frames_with_masks=[0, 6])
     edit_manifest(out, frame_size=[250000, 250000])
-    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (12, 129, 15625, 15625), }".ljust(117) + b"\n"
-    with open(out / KEYS_FILE, "wb") as keys:
-        keys.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header)
-        try:
-            keys.truncate(keys.tell() + 12 * 129 * 15625 * 15625 * 4)  # sparse: nothing is written
-        except OSError:
-            pytest.skip("this file system has no sparse files of 1.5 TB")
+    write_sparse_keys(out, (12, 129, 15625, 15625))
     with pytest.raises(XMemPPError, match=f"^{out / MANIFEST_FILE} is damaged: it says the frames are 250000x250000, "
-                                          "and the run's masks are 128x96"):
+                                          f"and the frames in {frames} are 128x96"):
+        select_k_next_best_annotation_candidates(frames, masks, out, k=2, network=network, print_progress=False)
+
+
+def test_a_video_runs_frame_size_past_any_frames_pixels_is_damaged_though_its_first_mask_is_forged(tmp_path,
+                                                                                                  network):
+    """With the first mask replaced by a file that is no PNG and its digest rewritten to match, the check against
+    the masks skipped itself, and the 117 GiB record was allocated all the same (eighteenth hostile round)."""
+    import imageio.v3 as iio
+
+    from tests.helpers import moving_square_frames
+    from xmempp.outputs import file_digest
+
+    clip = tmp_path / "clip.mp4"
+    iio.imwrite(clip, np.stack(moving_square_frames(4)), fps=10, plugin="FFMPEG", codec="libx264", macro_block_size=1)
+    write_palette_mask(tmp_path / "masks" / "frame_000000.png", square_mask(0))
+    out = tmp_path / "out"
+    run_on_video(clip, tmp_path / "masks", out, print_progress=False, network=network, size=None)
+    forged = out / "masks" / "frame_000000.png"
+    forged.write_bytes(b"GIF89a" + bytes(64))
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    manifest["mask_digests"]["frame_000000"] = file_digest(forged)
+    (out / MANIFEST_FILE).write_text(json.dumps({**manifest, "frame_size": [250000, 250000]}))
+    write_sparse_keys(out, (4, 129, 15625, 15625))
+    with pytest.raises(XMemPPError, match=f"^{out / MANIFEST_FILE} is damaged: it says the frames are 250000x250000, "
+                                          "more than the 178,956,970 pixels any frame may have"):
+        select_k_next_best_annotation_candidates(clip, tmp_path / "masks", out, k=2, network=network,
+                                                 print_progress=False)
+
+
+@pytest.mark.parametrize("size", [0, -1, 15, 4321])
+def test_a_manifests_size_no_run_takes_is_damaged_not_a_bad_argument(finished_run, network, size):
+    """A manifest saying size 0 gave 'size must be from 16 to 4320 pixels ... got 0', as if the caller had given it
+    (eighteenth hostile round)."""
+    frames, masks, out = finished_run
+    edit_manifest(out, size=size)
+    with pytest.raises(XMemPPError, match=f"^{out / MANIFEST_FILE} is damaged \\(its field 'size' is {size}, not a "
+                                          "number of pixels from 16 to 4320, or null"):
         select_k_next_best_annotation_candidates(frames, masks, out, k=2, network=network, print_progress=False)
 
 

@@ -418,7 +418,8 @@ def _check_manifest(manifest: Manifest, masks_out: Path, source: Path) -> None:
         raise XMemPPError(f"the run that wrote {shown(masks_out)} did not finish (its {MANIFEST_FILE} says so): its "
                           "masks "
                           f"are incomplete; {again}")
-    if not manifest.made_from(source, None if source.is_file() else FrameFolder(source).paths):
+    frame_paths = None if source.is_file() else FrameFolder(source).paths
+    if not manifest.made_from(source, frame_paths):
         raise XMemPPError(f"the masks in {shown(masks_out)} were made from other frames than those in {shown(source)} "
                           "(names or "
                           f"content differ); {again} on this video")
@@ -428,13 +429,28 @@ def _check_manifest(manifest: Manifest, masks_out: Path, source: Path) -> None:
         raise XMemPPError(f"{shown(masks_out / MASKS_DIR / (changed[0] + '.png'))}{more} changed since the run that "
                           "wrote "
                           f"{shown(masks_out)} (masks of two runs mixed, or edited); {again}")
-    # The masks are the run's own (their digests match), so their size is the frames'; the manifest's frame size
-    # sizes the saved keys' records, and a damaged one (250000x250000) made suggest allocate 117 GiB for a record.
-    width_height = png_size(masks_out / MASKS_DIR / f"{manifest.frame_names[0]}.png")
-    if width_height is not None and tuple(reversed(width_height)) != tuple(manifest.frame_size):
-        height, width = manifest.frame_size
-        raise XMemPPError(f"{shown(masks_out / MANIFEST_FILE)} is damaged: it says the frames are {width}x{height}, "
-                          f"and the run's masks are {width_height[0]}x{width_height[1]}; {again}")
+    _check_frame_size(manifest, masks_out, frame_paths, again)
+
+
+def _check_frame_size(manifest: Manifest, masks_out: Path, frame_paths: list[Path] | None, again: str) -> None:
+    """Refuse a manifest whose frame size is not the frames': it sizes the saved keys' records, and a damaged one
+    (250000x250000) made suggest allocate 117 GiB for one record.
+
+    A frame folder's first frame says its size from its header (the digest above vouches for its content); a
+    video file's size is the run's first mask's, and never more pixels than any frame xmempp reads (Pillow's
+    limit), as a mask and its digest can both be rewritten."""
+    height, width = manifest.frame_size
+    damaged = f"{shown(masks_out / MANIFEST_FILE)} is damaged: it says the frames are {width}x{height}"
+    if frame_paths is not None:
+        with Image.open(frame_paths[0]) as frame:
+            real, whose = frame.size, f"the frames in {shown(frame_paths[0].parent)}"
+    else:
+        real, whose = png_size(masks_out / MASKS_DIR / f"{manifest.frame_names[0]}.png"), "the run's masks"
+    if real is not None and tuple(real) != (width, height):
+        raise XMemPPError(f"{damaged}, and {whose} are {real[0]}x{real[1]}; {again}")
+    most = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else None  # Pillow refuses past twice its limit
+    if most is not None and width * height > most:
+        raise XMemPPError(f"{damaged}, more than the {most:,} pixels any frame may have; {again}")
 
 
 def read_predicted_mask(path: Path, frame_size: tuple[int, int] | None = None) -> np.ndarray:

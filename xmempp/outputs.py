@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from xmempp.config import MAX_SIZE, MIN_SIZE
 from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error, shown
 from xmempp.regular_files import FileTooLargeError, open_regular, read_regular_text
 
@@ -136,7 +137,7 @@ _FIELD_CHECKS = {
     "frame_names": _is_list_of(lambda item: isinstance(item, str) and _is_path_text(item)),
     "frame_size": lambda value: _is_list_of(_is_int)(value) and len(value) == 2 and min(value) > 0,
     "annotated_frames": _is_list_of(_is_int),
-    "size": lambda value: value is None or _is_int(value),
+    "size": lambda value: value is None or (_is_int(value) and MIN_SIZE <= value <= MAX_SIZE),  # as a run takes it
     "weights": lambda value: isinstance(value, str),
     "source_digest": lambda value: isinstance(value, str),
     "run_id": lambda value: isinstance(value, str),
@@ -148,7 +149,7 @@ _FIELD_CHECKS = {
 }
 _FIELD_TYPES = {
     "frame_names": "a list of names", "frame_size": "[height, width] in pixels", "annotated_frames": "a list of frame indices",
-    "size": "a number of pixels or null", "weights": "a text", "source_digest": "a text", "run_id": "a text",
+    "size": f"a number of pixels from {MIN_SIZE} to {MAX_SIZE}, or null", "weights": "a text", "source_digest": "a text", "run_id": "a text",
     "finished": "true or false", "overlay": "true or false", "mask_digests": "an object of texts",
     "input_folders": "an object of folders ({path, device, inode})",
 }
