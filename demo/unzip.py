@@ -112,7 +112,7 @@ class ZipPlan:
             damaged = not isinstance(error, RuntimeError | NotImplementedError)
             raise XMemPPError(f"{shown(self.source.name)}{' is damaged' if damaged else ''}: its member "
                               f"{shown(member.info.filename, quoted=True)} cannot be read "
-                              f"({shown(_why_unreadable(error))}); nothing was loaded") from None
+                              f"({shown(_why_unreadable(error, member.info))}); nothing was loaded") from None
 
 
 class _MemberData:
@@ -130,14 +130,18 @@ class _MemberData:
             raise zipfile.BadZipFile(f"its compressed data is corrupt: {error}") from error
 
 
-def _why_unreadable(error: BaseException) -> str:
+WINZIP_AES = 99  # the compression method field of a member WinZip encrypted with AES
+
+
+def _why_unreadable(error: BaseException, info: zipfile.ZipInfo) -> str:
     """Why a member could not be read, never empty: a file cut off (or rewritten) while it is read ends in an
     EOFError without words, which showed as 'cannot be read ()'."""
     if isinstance(error, EOFError) or not str(error):
         return "the zip ended before the member did: it was cut off, or changed while it was read"
     # zipfile's words lose the member's name: "File x is encrypted, password required" (RuntimeError), or
     # NotImplementedError "strong encryption (flag bit 6)"
-    if isinstance(error, RuntimeError | NotImplementedError) and "encrypt" in str(error):
+    if isinstance(error, RuntimeError | NotImplementedError) and ("encrypt" in str(error)
+                                                                  or info.compress_type == WINZIP_AES):
         return "it is encrypted: the app reads no password-protected zip; zip it again without a password"
     if isinstance(error, NotImplementedError):  # zipfile says "That compression method is not supported"
         return ("it is compressed with a method the app cannot read, such as Deflate64 (Windows' Explorer uses it for "

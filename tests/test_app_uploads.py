@@ -329,9 +329,12 @@ def test_a_full_disk_while_a_bzip2_member_is_unpacked_stays_the_disks_problem_no
     assert raised.value.errno == errno.ENOSPC and not isinstance(raised.value, XMemPPError)
 
 
-def test_a_member_with_strong_encryption_is_named_as_encrypted(handlers, tmp_path):
-    """Flag bit 6 (strong encryption) was described as a compression method such as Deflate64 (eighteenth round)."""
-    archive = zip_of_two_frames_whose_headers_say(tmp_path / "strong.zip", 6, 8, b"\x40")
+@pytest.mark.parametrize("what, offsets, field", [("flag bit 6, strong encryption", (6, 8), b"\x40"),
+                                                  ("WinZip's AES, method 99", (8, 10), (99).to_bytes(2, "little"))])
+def test_a_member_with_strong_encryption_is_named_as_encrypted(handlers, tmp_path, what, offsets, field):
+    """Strong encryption and WinZip's AES were described as a compression method such as Deflate64, with the advice
+    to zip again with the usual Deflate (eighteenth hostile round)."""
+    archive = zip_of_two_frames_whose_headers_say(tmp_path / "strong.zip", *offsets, field)
     status = handlers.load_files(None, [str(archive)])["status"]
     assert "its member '00000.png' cannot be read (it is encrypted: the app reads no password-protected zip" in \
         status, status
