@@ -760,3 +760,57 @@ def test_keys_the_process_may_not_read_are_said_unreadable_not_damaged(finished_
     with caplog.at_level(logging.WARNING):
         assert len(suggest(frames, masks, out, network)) == 2  # computed again
     assert f"the keys in {out} cannot be read (keys.npy: permission denied)" in caplog.text
+
+
+def test_a_forged_runs_first_frame_that_is_no_image_is_named_not_a_bug(finished_run, network):
+    """A first frame of 140 bytes of garbage beside a manifest whose source digest was rewritten to match ended the
+    frame-size check in a raw UnidentifiedImageError (nineteenth hostile round)."""
+    from xmempp.outputs import source_digest
+    from xmempp.video import FrameFolder
+
+    frames, masks, out = finished_run
+    (frames / "frame_000000.jpg").write_bytes(bytes(range(140)))
+    edit_manifest(out, source_digest=source_digest(frames, FrameFolder(frames).paths))
+    with pytest.raises(XMemPPError, match="^cannot read frame frame_000000.jpg: the file is corrupt or not an image"):
+        suggest(frames, masks, out, network)
+
+
+def test_a_manifest_naming_no_frame_is_damaged_not_a_bug(finished_run, network):
+    """'frame_names': [] ended the frame-size check in a raw IndexError (nineteenth hostile round)."""
+    frames, masks, out = finished_run
+    edit_manifest(out, frame_names=[], mask_digests={})
+    with pytest.raises(XMemPPError, match=f"^{out / MANIFEST_FILE} is damaged \\(its field 'frame_names' is \\[\\], "
+                                          "not a list of one file name or more"):
+        suggest(frames, masks, out, network)
+
+
+def test_a_video_runs_manifest_naming_fewer_frames_than_the_video_has_is_damaged(tmp_path, network):
+    """A video's manifest with its frame names and mask digests cut to 2 of 4 ended suggest in a raw 'IndexError:
+    frame 2 is out of range (2 frames)' (nineteenth hostile round): a video's frames are counted only when decoded."""
+    import imageio.v3 as iio
+
+    from tests.helpers import moving_square_frames
+
+    clip = tmp_path / "clip.mp4"
+    iio.imwrite(clip, np.stack(moving_square_frames(4)), fps=10, plugin="FFMPEG", codec="libx264", macro_block_size=1)
+    write_palette_mask(tmp_path / "masks" / "frame_000000.png", square_mask(0))
+    out = tmp_path / "out"
+    run_on_video(clip, tmp_path / "masks", out, print_progress=False, network=network, size=96)
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    kept = manifest["frame_names"][:2]
+    manifest.update(frame_names=kept, mask_digests={name: manifest["mask_digests"][name] for name in kept})
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(XMemPPError, match=f"^{out / MANIFEST_FILE} is damaged: it names 2 frames, and {clip} has 4"):
+        select_k_next_best_annotation_candidates(clip, tmp_path / "masks", out, k=1, network=network,
+                                                 print_progress=False, min_mask_presence_percent=0)
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "..", ""])
+def test_a_manifests_frame_name_that_reaches_outside_a_folder_is_damaged(finished_run, network, name):
+    """A forged frame name '../x' made suggest read ../x.png beside masks/ (nineteenth hostile round); an export
+    names its files by the frames' names."""
+    frames, masks, out = finished_run
+    names = json.loads((out / MANIFEST_FILE).read_text())["frame_names"]
+    edit_manifest(out, frame_names=[name, *names[1:]])
+    with pytest.raises(XMemPPError, match=f"^{out / MANIFEST_FILE} is damaged \\(its field 'frame_names' is "):
+        suggest(frames, masks, out, network)

@@ -34,7 +34,7 @@ from xmempp.errors import (
     shown,
     yes_or_no,
 )
-from xmempp.images import png_size
+from xmempp.images import open_image, png_size
 from xmempp.keys_cache import DamagedKeysError, load_keys, save_keys
 from xmempp.masks.drawing import davis_palette, overlay
 from xmempp.masks.files import MaskReader, find_mask_file, mask_image, read_id_mask
@@ -367,6 +367,10 @@ def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: in
             keys = None
         if keys is None:
             keys = VideoSession(get_network(), frames(), config).encode_keys(progress=print_progress)
+        if len(keys) != len(names):  # a video file's frames are counted only now: its manifest names them
+            keys.close()
+            raise XMemPPError(f"{shown(masks_out / MANIFEST_FILE)} is damaged: it names {len(names)} frames, and "
+                              f"{shown(source)} has {len(keys)}; run `xmempp run` (run_on_video) again")
         frame_size = manifest.frame_size if manifest is not None else None
         try:
             foregrounds = Foregrounds(len(mask_paths), lambda i: read_predicted_mask(mask_paths[i], frame_size))
@@ -442,8 +446,9 @@ def _check_frame_size(manifest: Manifest, masks_out: Path, frame_paths: list[Pat
     height, width = manifest.frame_size
     damaged = f"{shown(masks_out / MANIFEST_FILE)} is damaged: it says the frames are {width}x{height}"
     if frame_paths is not None:
-        with Image.open(frame_paths[0]) as frame:
-            real, whose = frame.size, f"the frames in {shown(frame_paths[0].parent)}"
+        first = frame_paths[0]
+        with open_image(first, f"frame {shown(first.name)}", load=False) as frame:  # its header only
+            real, whose = frame.size, f"the frames in {shown(first.parent)}"
     else:
         real, whose = png_size(masks_out / MASKS_DIR / f"{manifest.frame_names[0]}.png"), "the run's masks"
     if real is not None and tuple(real) != (width, height):

@@ -134,7 +134,8 @@ def _is_list_of(check):
 
 _OPTIONAL_FIELDS = ("run_id", "finished", "overlay", "mask_digests")  # older manifests may lack them
 _FIELD_CHECKS = {
-    "frame_names": _is_list_of(lambda item: isinstance(item, str) and _is_path_text(item)),
+    "frame_names": lambda value: _is_list_of(lambda item: isinstance(item, str) and _is_frame_name(item))(value)
+    and len(value) > 0,  # a run has a frame at least
     "frame_size": lambda value: _is_list_of(_is_int)(value) and len(value) == 2 and min(value) > 0,
     "annotated_frames": _is_list_of(_is_int),
     "size": lambda value: value is None or (_is_int(value) and MIN_SIZE <= value <= MAX_SIZE),  # as a run takes it
@@ -148,7 +149,7 @@ _FIELD_CHECKS = {
     "input_folders": lambda value: isinstance(value, dict) and all(_is_folder_identity(v) for v in value.values()),
 }
 _FIELD_TYPES = {
-    "frame_names": "a list of names", "frame_size": "[height, width] in pixels", "annotated_frames": "a list of frame indices",
+    "frame_names": "a list of one file name or more", "frame_size": "[height, width] in pixels", "annotated_frames": "a list of frame indices",
     "size": f"a number of pixels from {MIN_SIZE} to {MAX_SIZE}, or null", "weights": "a text", "source_digest": "a text", "run_id": "a text",
     "finished": "true or false", "overlay": "true or false", "mask_digests": "an object of texts",
     "input_folders": "an object of folders ({path, device, inode})",
@@ -159,6 +160,12 @@ def _is_folder_identity(value: object) -> bool:
     return (isinstance(value, dict) and set(value) == {"path", "device", "inode"} and isinstance(value["path"], str)
             and "\0" not in value["path"]  # no file system names a folder so: os.stat raises ValueError
             and _is_path_text(value["path"]) and _is_int(value["device"]) and _is_int(value["inode"]))
+
+
+def _is_frame_name(name: str) -> bool:
+    """Whether `name` can be a frame's name (a file's stem): masks/<name>.png is read and an export's files are
+    named by it, so a name such as '../x' would reach outside the folder."""
+    return _is_path_text(name) and name not in ("", ".", "..") and "/" not in name and "\0" not in name
 
 
 def _is_path_text(path: str) -> bool:
