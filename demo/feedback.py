@@ -72,7 +72,12 @@ def message_for(error: BaseException) -> str:
         log.warning("no room to write in a handler: %s", error, exc_info=error)
         return (f"⚠ the server has no room to write your results ({file_system_problem(no_room)}); nothing you made "
                 "is lost: try again in a while")
-    if isinstance(error, XMemPPError | FileNotFoundError) or is_out_of_memory(error):
+    if is_out_of_memory(error) and not isinstance(error, XMemPPError):
+        # Python's bare MemoryError has no words ("⚠ ; choose..." was shown), numpy's and a loader's are no one's
+        log.warning("out of memory in a handler: %s", error, exc_info=error)
+        return ("⚠ the server ran out of memory; nothing you made is lost: choose a smaller processing size (or "
+                "start the app with a smaller --max-side), or try again in a while")
+    if isinstance(error, XMemPPError | FileNotFoundError):
         text = str(error)
         if is_out_of_memory(error):
             text += "; choose a smaller processing size (or start the app with a smaller --max-side)"

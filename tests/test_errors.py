@@ -13,9 +13,16 @@ from xmempp.errors import OutOfMemoryError, XMemPPError, is_out_of_memory, out_o
                  "allocate 9663676416 bytes."),
     torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
     MemoryError(),
+    ImportError(".../pycocotools/_mask.cpython-311-x86_64-linux-gnu.so: failed to map segment from shared object"),
 ])
 def test_allocation_failures_are_recognised(error):
+    """A library imported at its first use under `ulimit -v` counts too: a COCO export said 'Something went wrong
+    (ImportError)' (twentieth hostile round)."""
     assert is_out_of_memory(error)
+
+
+def test_a_missing_library_is_not_out_of_memory():
+    assert not is_out_of_memory(ImportError("No module named 'pycocotools'"))
 
 
 def test_a_tensor_too_large_to_count_is_out_of_memory_not_a_bug():
@@ -78,6 +85,15 @@ def test_the_app_suggests_a_smaller_size_when_out_of_memory():
 
     message = _message(OutOfMemoryError("out of memory while propagating frame 3 at processing size 480"))
     assert "out of memory" in message.lower() and "--max-side" in message
+
+
+@pytest.mark.parametrize("error", [MemoryError(), ImportError("x.so: failed to map segment from shared object")])
+def test_the_app_says_a_bare_out_of_memory_in_words(error):
+    """A bare MemoryError (zipfile's LZMA reader under ulimit -v) was shown as '⚠ ; choose a smaller processing
+    size ...' (twentieth hostile round)."""
+    from demo.feedback import message_for as _message
+
+    assert _message(error).startswith("⚠ the server ran out of memory; nothing you made is lost: choose a smaller ")
 
 
 @pytest.mark.parametrize(("name", "expected"), [

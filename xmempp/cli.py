@@ -520,10 +520,9 @@ def _import_problem(error: ImportError) -> str | None:
     """A library that cannot be loaded for the machine's reasons, in words: a memory limit too low to map torch's
     libraries (`ulimit -v`), or a package of requirements.txt that is not installed; None for anything else (an
     import of xmempp's own that fails is a bug)."""
-    text = str(error)
-    if "failed to map segment" in text or "cannot allocate memory" in text.lower():
-        return (f"cannot load a library ({text.splitlines()[0][:120]}): the process's memory limit is too low to map "
-                "it (ulimit -v?); allow more memory")
+    if is_out_of_memory(error):  # the loader could not map it
+        return (f"cannot load a library ({str(error).splitlines()[0][:120]}): the process's memory limit is too low "
+                "to map it (ulimit -v?); allow more memory")
     if isinstance(error, ModuleNotFoundError) and error.name and not error.name.startswith("xmempp"):
         return (f"the package {error.name!r} is not installed: install the requirements (pip install -r "
                 "requirements.txt)")

@@ -90,6 +90,10 @@ def is_out_of_memory(error: BaseException) -> bool:
     """Whether `error` says an allocation failed (torch's CUDA and CPU allocators, numpy, Python)."""
     if isinstance(error, MemoryError | OutOfMemoryError):
         return True
+    # A library imported at its first use (pycocotools at the first COCO export) whose code cannot be mapped into
+    # a full address space (ulimit -v): the loader says "failed to map segment" or "cannot allocate memory"
+    if isinstance(error, ImportError):
+        return any(marker in str(error).lower() for marker in ("failed to map segment", "cannot allocate memory"))
     # torch.cuda.OutOfMemoryError is a RuntimeError saying "CUDA out of memory"; the CPU allocator says
     # "DefaultCPUAllocator: not enough memory". Matching the text keeps torch out of this module's imports.
     return isinstance(error, RuntimeError) and any(marker in str(error).lower() for marker in _OUT_OF_MEMORY_MARKERS)
