@@ -814,3 +814,23 @@ def test_a_manifests_frame_name_that_reaches_outside_a_folder_is_damaged(finishe
     edit_manifest(out, frame_names=[name, *names[1:]])
     with pytest.raises(XMemPPError, match=f"^{out / MANIFEST_FILE} is damaged \\(its field 'frame_names' is "):
         suggest(frames, masks, out, network)
+
+
+def test_a_run_whose_masks_folder_is_a_loop_of_links_says_so(finished_run, network):
+    """A masks/ that is a symbolic link to itself read 'it holds no masks/ folder' (twentieth hostile round)."""
+    frames, masks, out = finished_run
+    shutil.rmtree(out / "masks")
+    (out / "masks").symlink_to(out / "masks")
+    with pytest.raises(XMemPPError, match="its masks is a loop of symbolic links .*, not a folder"):
+        suggest(frames, masks, out, network)
+
+
+@pytest.mark.parametrize("kind", ["a pipe", "a link to /dev/zero"])
+def test_saved_keys_that_are_no_file_are_said_damaged_not_missing(finished_run, network, caplog, kind):
+    """keys.npy as a FIFO or a link to /dev/zero was 'missing or belong to another run' (twentieth hostile round)."""
+    frames, masks, out = finished_run
+    (out / KEYS_FILE).unlink()
+    os.mkfifo(out / KEYS_FILE) if kind == "a pipe" else (out / KEYS_FILE).symlink_to("/dev/zero")
+    with caplog.at_level(logging.WARNING):
+        assert len(suggest(frames, masks, out, network)) == 2
+    assert f"the keys in {out} are damaged (keys.npy is not a regular file)" in caplog.text

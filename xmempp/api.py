@@ -401,9 +401,11 @@ def _check_run_folder(masks_out: Path) -> None:
         problem = "it is not a folder" if masks_out.exists() else \
             f"it is {kind_of_entry(masks_out)}" if os.path.lexists(masks_out) else "the folder does not exist"
         raise InputNotFoundError(f"no run's outputs in {shown(masks_out)}: {problem}; {run_first}")
-    if not (masks_out / MASKS_DIR).is_dir():
-        raise InputNotFoundError(f"no run's outputs in {shown(masks_out)}: it holds no {MASKS_DIR}/ folder of "
-                                 f"predicted masks; {run_first}")
+    masks = masks_out / MASKS_DIR
+    if not masks.is_dir():
+        held = f"its {MASKS_DIR} is {'a file' if masks.is_file() else kind_of_entry(masks)}, not a folder" \
+            if os.path.lexists(masks) else f"it holds no {MASKS_DIR}/ folder of predicted masks"
+        raise InputNotFoundError(f"no run's outputs in {shown(masks_out)}: {held}; {run_first}")
 
 
 def _predicted_mask_paths(masks_out: Path, names: list[str]) -> list[Path]:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from pathlib import Path
 
 import torch
 
-from xmempp.errors import XMemPPError, file_system_problem, shown
+from xmempp.errors import XMemPPError, file_system_problem, kind_of_entry, shown
 from xmempp.frame_store import KeyStore
 from xmempp.outputs import (
     KEYS_FILE,
@@ -67,6 +68,10 @@ def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprin
     none or they belong to others. Files that are there but cannot be read, or whose records are not the keys of
     frames of `frame_size` (H, W) at `size`, are a DamagedKeysError naming them."""
     info_path, keys_path = folder / KEYS_INFO_FILE, folder / KEYS_FILE
+    for path in (info_path, keys_path):  # a pipe or a device in a file's place is not "missing"
+        if os.path.lexists(path) and not path.is_file():
+            raise DamagedKeysError(f"the keys in {shown(folder)} are damaged ({shown(path.name)} is "
+                                   f"{kind_of_entry(path)})")
     if not (info_path.is_file() and keys_path.is_file()):
         return None
     try:
