@@ -298,6 +298,20 @@ def test_a_library_the_machine_cannot_load_is_said_in_words(monkeypatch, capsys,
     assert says in capsys.readouterr().err
 
 
+def test_export_out_of_memory_advises_no_size_it_does_not_take(monkeypatch, capsys):
+    """Export under ulimit -v said 'try a smaller --size (for example --size 480)': export has no --size (twentieth
+    hostile round)."""
+    from xmempp import cli
+
+    def fails(args, progress):
+        raise MemoryError()
+
+    monkeypatch.setitem(cli.COMMANDS, "export", fails)
+    assert main(["export", "--run", "r", "--to", "t"]) == 1
+    said = capsys.readouterr().err
+    assert said.startswith("error: out of memory; ") and "--size" not in said, said
+
+
 def test_an_import_of_xmempp_that_fails_is_a_bug(monkeypatch, capsys):
     from xmempp import cli
 

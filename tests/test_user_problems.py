@@ -805,10 +805,11 @@ def test_a_video_runs_manifest_naming_fewer_frames_than_the_video_has_is_damaged
                                                  print_progress=False, min_mask_presence_percent=0)
 
 
-@pytest.mark.parametrize("name", ["../x", "a/b", "..", ""])
-def test_a_manifests_frame_name_that_reaches_outside_a_folder_is_damaged(finished_run, network, name):
+@pytest.mark.parametrize("name", ["../x", "a/b", "..", "", "..a"])
+def test_a_manifests_frame_name_that_reaches_outside_a_folder_or_is_hidden_is_damaged(finished_run, network, name):
     """A forged frame name '../x' made suggest read ../x.png beside masks/ (nineteenth hostile round); an export
-    names its files by the frames' names."""
+    names its files by the frames' names. '..a' (hidden: no run writes it) made export say its mask was missing
+    (twentieth round)."""
     frames, masks, out = finished_run
     names = json.loads((out / MANIFEST_FILE).read_text())["frame_names"]
     edit_manifest(out, frame_names=[name, *names[1:]])

@@ -543,6 +543,8 @@ def _describe(error: BaseException) -> str:
 def _out_of_memory_hint(error: BaseException, args: argparse.Namespace) -> str:
     if not is_out_of_memory(error):
         return ""
+    if not hasattr(args, "size"):  # export has no processing size: it advised a --size it does not take
+        return "; close other programs or allow this process more memory (ulimit -v), then try again"
     size = getattr(args, "size", None)
     size = 480 if size is FROM_RUN else size
     smaller = 480 if size is None else max(MIN_SIZE, 360 if size > 360 else size // 2)

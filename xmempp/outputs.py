@@ -165,7 +165,8 @@ def _is_folder_identity(value: object) -> bool:
 def _is_frame_name(name: str) -> bool:
     """Whether `name` can be a frame's name (a file's stem): masks/<name>.png is read and an export's files are
     named by it, so a name such as '../x' would reach outside the folder."""
-    return _is_path_text(name) and name not in ("", ".", "..") and "/" not in name and "\0" not in name
+    # a leading dot too: a run skips such files as hidden, and export's listing did not see masks/..a.png
+    return _is_path_text(name) and not name.startswith(".") and name != "" and "/" not in name and "\0" not in name
 
 
 def _is_path_text(path: str) -> bool:
