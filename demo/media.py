@@ -492,6 +492,10 @@ def _frames_from_images(images: list[tuple[str, Path, str]], frames_dir: Path, l
             image.load()
         except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError):
             raise XMemPPError(f"frame {what} is corrupt or not an image") from None
+        except ValueError as error:  # a text chunk after the pixels unpacks only now, past the header's check
+            if not is_metadata_bomb(error):
+                raise
+            raise XMemPPError(f"frame {what} cannot be read: {METADATA_TOO_LARGE}") from None
         original = _save_frame(image, frames_dir / f"{name}.png", limits.max_side)
         path.unlink()
         first_size = first_size or original

@@ -364,6 +364,29 @@ def zip_of_two_frames_whose_headers_say(path: Path, local_offset: int, central_o
     return archive
 
 
+def _with_the_text_after_the_pixels(png: bytes) -> bytes:
+    """The PNG with its text chunks moved after its image data (before IEND): Pillow unpacks them only at load."""
+    chunks, position = [], 8
+    while position < len(png):
+        length = struct.unpack(">I", png[position:position + 4])[0]
+        chunks.append((png[position + 4:position + 8], png[position:position + 12 + length]))
+        position += 12 + length
+    text = [chunk for kind, chunk in chunks if kind in (b"tEXt", b"zTXt", b"iTXt")]
+    others = [chunk for kind, chunk in chunks if kind not in (b"tEXt", b"zTXt", b"iTXt")]
+    return png[:8] + b"".join(others[:-1]) + b"".join(text) + others[-1]
+
+
+def test_a_frame_whose_text_after_the_pixels_unpacks_past_pillows_limit_is_refused_naming_it(handlers, tmp_path):
+    """The same text chunk after the image data passed the header's check and ended in Gradio's 'has raised an
+    exception' from /segment (twenty-first hostile round)."""
+    from tests.test_video import _png_with_a_text_chunk_of
+
+    members = {"00000.png": _with_the_text_after_the_pixels(_png_with_a_text_chunk_of(2)),
+               "00001.png": png_bytes(clip_frames()[1])}
+    outputs = handlers.load_files(None, [str(write_zip(tmp_path / "late.zip", members))])
+    assert "frame 00000.png in late.zip cannot be read: its metadata" in text(outputs["status"]), outputs["status"]
+
+
 def test_an_encrypted_zip_member_is_named_as_encrypted_not_damaged(handlers, tmp_path):
     """A member with the encryption flag read '... is damaged: ... (File  is encrypted, password required for
     extraction)', zipfile's words without the name (tenth hostile round)."""
