@@ -44,7 +44,7 @@ from demo.run_queue import RunQueue
 from demo.speed import SpeedTable
 from demo.state import AppSettings
 from xmempp.api import run_on_video_frames, select_k_next_best_annotation_candidates
-from xmempp.errors import XMemPPError, file_system_problem, shown
+from xmempp.errors import XMemPPError, file_system_problem, is_out_of_memory, shown
 from xmempp.exports import EXPORT_MARKER, FORMATS, export_masks, repeated_format
 from xmempp.images import open_image, png_size
 from xmempp.masks.files import MaskReader
@@ -86,6 +86,8 @@ class ApiError(gr.Error):
             return cls.refusing(error)
         if isinstance(error, XMemPPError | OSError) and (no_room_behind(error) or file_system_problem(error)):
             return cls(message_for(error).removeprefix("⚠ "))  # a full disk in README's one sentence
+        if is_out_of_memory(error):  # outside a model run (a bare MemoryError reading a manifest): the app's words
+            return cls(message_for(error).removeprefix("⚠ "))
         return None
 
 

@@ -174,3 +174,12 @@ def test_a_name_the_file_system_cannot_write_is_said_with_the_fix(monkeypatch, c
     assert "LANG=C.UTF-8" in said and "bug" not in said
     monkeypatch.setattr(sys, "getfilesystemencoding", lambda: "utf-8")
     assert unwritable_name_problem(error) is None  # an encoding error of another kind stays a bug
+
+
+def test_the_script_api_refuses_a_bare_out_of_memory_in_words():
+    """A bare MemoryError outside a model run (reading a manifest) reached a script as Gradio's 'has raised an
+    exception' (twenty-first hostile round)."""
+    from demo.api import ApiError
+
+    refusal = ApiError.refusing_any(MemoryError())
+    assert refusal is not None and refusal.message.startswith("the server ran out of memory; nothing you made is lost")

@@ -82,10 +82,14 @@ def test_an_export_of_a_folder_holding_a_fifo_mask_is_refused_and_writes_nothing
     assert not (tmp_path / "out" / "Annotations").exists()
 
 
-def test_saved_keys_whose_info_is_a_fifo_are_recomputed_not_waited_for(tmp_path):
+def test_saved_keys_whose_info_is_a_fifo_are_damaged_not_waited_for(tmp_path):
+    """Damaged (suggest then computes them again, saying so), never read: a FIFO waits for a writer."""
+    from xmempp.keys_cache import DamagedKeysError
+
     (tmp_path / "keys.npy").write_bytes(b"")
     fifo_in_place_of(tmp_path / "keys.json")
-    assert within_seconds(lambda: load_keys(tmp_path, ["a"], 48, "weights")) is None
+    with pytest.raises(DamagedKeysError, match="keys.json is not a regular file"):
+        within_seconds(lambda: load_keys(tmp_path, ["a"], 48, "weights"))
 
 
 def test_a_socket_is_refused_as_not_a_regular_file_not_as_a_corrupt_image(tmp_path):
@@ -113,3 +117,21 @@ def test_a_manifest_larger_than_any_manifest_is_damaged_and_not_read_into_memory
     with pytest.raises(DamagedManifestError, match="manifest.json is damaged \\(larger than 64 MB, more than a "
                                                    "manifest holds\\)"):
         read_manifest(tmp_path)  # damaged, as a small one would be: batch redoes the video (eleventh round)
+
+
+def test_a_small_file_read_under_a_large_limit_takes_memory_for_what_it_holds(tmp_path):
+    """read(max_bytes + 1) reserved the whole 64 MB limit for an 8-byte manifest: a server near its memory limit
+    failed there with a bare MemoryError (twenty-first hostile round)."""
+    import tracemalloc
+
+    from xmempp.regular_files import read_regular_bytes
+
+    small = tmp_path / "manifest.json"
+    small.write_bytes(b"{}" * 4)
+    tracemalloc.start()
+    try:
+        assert read_regular_bytes(small, max_bytes=64 << 20) == b"{}" * 4
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, f"{peak:,} bytes"

@@ -48,11 +48,21 @@ def read_regular_bytes(path: str | os.PathLike, what: str = "", max_bytes: int |
     """The whole file, or, past `max_bytes`, an XMemPPError saying so (a sparse file of a gigabyte, nothing on
     disk, in place of a manifest took gigabytes of memory)."""
     with open_regular(path, what) as file:
-        data = file.read() if max_bytes is None else file.read(max_bytes + 1)
+        data = file.read() if max_bytes is None else _read_at_most(file, max_bytes + 1)
     if max_bytes is not None and len(data) > max_bytes:
         raise FileTooLargeError(f"{what or shown(path)} is larger than {max_bytes // (1 << 20)} MB, more than such a file "
                           "holds: it is damaged")
     return data
+
+
+def _read_at_most(file: BinaryIO, limit: int) -> bytes:
+    """Up to `limit` bytes, read a megabyte at a time: read(limit) reserved the whole limit (64 MB for every
+    8-byte manifest), which a server near its memory limit could not spare."""
+    chunks, count = [], 0
+    while count < limit and (chunk := file.read(min(1 << 20, limit - count))):
+        chunks.append(chunk)
+        count += len(chunk)
+    return b"".join(chunks)
 
 
 def read_regular_text(path: str | os.PathLike, what: str = "", encoding: str = "utf-8",
