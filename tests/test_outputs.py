@@ -636,3 +636,23 @@ def test_a_name_no_file_system_holds_is_still_a_damaged_manifest():
     with pytest.raises(ValueError, match="frame_names"):
         Manifest.from_json('{"format": 2, "frame_names": ["\\ud800"], "frame_size": [4, 4], "annotated_frames": [0], '
                            '"size": 64, "weights": "w", "source_digest": "d", "input_folders": {}}')
+
+
+@pytest.mark.parametrize("link", ["to a user's folder", "to nothing", "to itself"])
+@pytest.mark.parametrize("sub", ["masks", "overlay"])
+def test_a_masks_or_overlay_folder_that_is_a_link_is_refused_before_anything_is_written(square_clip, tmp_path,
+                                                                                         network, sub, link):
+    """OUTPUT/masks linked to a user's folder had its 00000.png replaced by a run; a link to nothing or to itself
+    ended run in 'unexpected internal failure (FileExistsError)' (twenty-first hostile round)."""
+    frames, masks = square_clip
+    out = tmp_path / "out"
+    out.mkdir()
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "frame_000000.png").write_bytes(b"the user's own file")
+    target = {"to a user's folder": users, "to nothing": tmp_path / "nothing", "to itself": out / sub}[link]
+    (out / sub).symlink_to(target, target_is_directory=True)
+    with pytest.raises(XMemPPError, match=f"^{out / sub} is a symbolic link \\(to .*\\): a run writes its {sub} only "):
+        run(frames, masks, out, network)
+    assert (users / "frame_000000.png").read_bytes() == b"the user's own file"
+    assert not (out / "manifest.json").exists()

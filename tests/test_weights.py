@@ -254,3 +254,20 @@ def test_a_file_of_zeros_is_named_as_no_checkpoint_without_torchs_advice(tmp_pat
         load_network(path, "cpu")
     assert "it is in PyTorch's old .tar format, or not a checkpoint at all" in str(raised.value)
     assert "weights_only" not in str(raised.value)
+
+
+def test_out_of_memory_while_reading_the_weights_is_not_a_damaged_file(tmp_path, monkeypatch):
+    """Under ulimit -v, torch's "[enforce fail ...] can't allocate memory" read '... is not a readable PyTorch
+    checkpoint' of a sound file (twenty-first hostile round)."""
+    from xmempp.errors import OutOfMemoryError
+    from xmempp.model import weights as weights_module
+
+    path = tmp_path / "XMem.pth"
+    torch.save({"w": torch.zeros(2)}, path)
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(weights_module.torch, "load", no_memory)
+    with pytest.raises(OutOfMemoryError, match=f"^out of memory while reading the weights {path}"):
+        weights_module.read_checkpoint(path)

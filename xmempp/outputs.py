@@ -360,6 +360,9 @@ def prepare_output_folder(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
         for sub in (MASKS_DIR, OVERLAY_DIR):
+            if (out / sub).is_symlink():  # its target may hold anyone's files: a run replaced a user's 00000.png
+                raise XMemPPError(f"{shown(out / sub)} is a symbolic link (to {shown(os.readlink(out / sub))}): a run "
+                                  f"writes its {sub} only into a folder of its own there; remove the link")
             if (out / sub).exists() and not (out / sub).is_dir():
                 raise XMemPPError(f"{shown(out / sub)} is a file, but the output needs a folder there")
         for folder in [out, *(out / sub for sub in (MASKS_DIR, OVERLAY_DIR) if (out / sub).is_dir())]:

@@ -17,9 +17,11 @@ import torch
 
 from xmempp.errors import (
     InputNotFoundError,
+    OutOfMemoryError,
     PathArgument,
     XMemPPError,
     file_system_problem,
+    is_out_of_memory,
     kind_of_entry,
     path_argument,
     shown,
@@ -144,6 +146,9 @@ def read_checkpoint(path: Path, mmap: bool = False) -> object:
     except OSError as error:  # the disk or the permissions, or (mmap, reading) a file too short to be one
         raise XMemPPError(f"cannot read the weights {shown(path)}: {file_system_problem(error) or error}") from None
     except _MALFORMED_CHECKPOINT_ERRORS as error:  # torch's words for a truncated or foreign file
+        if is_out_of_memory(error):  # "can't allocate memory" under ulimit -v: the machine's, not the file's
+            raise OutOfMemoryError(f"out of memory while reading the weights {shown(path)}: allow this process "
+                                   "more memory") from None
         if isinstance(error, (IndexError, KeyError, struct.error)):  # the unpickler's stack or memo ran dry
             error = "its data ends early or is not a checkpoint's"
         elif "PytorchStreamReader" in str(error):  # torch's zip reader: "internal miniz error ... high likelihood"
