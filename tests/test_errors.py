@@ -14,10 +14,12 @@ from xmempp.errors import OutOfMemoryError, XMemPPError, is_out_of_memory, out_o
     torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
     MemoryError(),
     ImportError(".../pycocotools/_mask.cpython-311-x86_64-linux-gnu.so: failed to map segment from shared object"),
+    RuntimeError("could not create a primitive"),
+    RuntimeError("can't start new thread"),
 ])
 def test_allocation_failures_are_recognised(error):
     """A library imported at its first use under `ulimit -v` counts too: a COCO export said 'Something went wrong
-    (ImportError)' (twentieth hostile round)."""
+    (ImportError)' (twentieth hostile round); so do oneDNN's and the thread's words there (twenty-first round)."""
     assert is_out_of_memory(error)
 
 

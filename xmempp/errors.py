@@ -82,8 +82,11 @@ class OutOfMemoryError(XMemPPError):
 
 # torch says "Storage size calculation overflowed" for a tensor of more bytes than a 64-bit count holds: a
 # processing size of 10^12 (a --size typed with extra zeros, a manifest's) asks for more memory than exists.
+# Under an address-space limit (ulimit -v) oneDNN cannot build a convolution ("could not create a primitive") and
+# Python cannot give a new thread its stack ("can't start new thread").
 _OUT_OF_MEMORY_MARKERS = ("out of memory", "not enough memory", "defaultcpuallocator", "can't allocate memory",
-                          "storage size calculation overflowed")
+                          "storage size calculation overflowed", "could not create a primitive",
+                          "can't start new thread")
 
 
 def is_out_of_memory(error: BaseException) -> bool:
