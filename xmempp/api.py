@@ -259,7 +259,7 @@ def _temporary_root(temporary_root: PathArgument | None) -> Path | None:
         return None
     folder = path_argument(temporary_root, "temporary_root")
     if not folder.is_dir():
-        kind = "a file" if folder.is_file() else kind_of_entry(folder) if os.path.lexists(folder) else "not there"
+        kind = kind_of_entry(folder) if os.path.lexists(folder) else "not there"
         raise XMemPPError(f"temporary_root {shown(folder)} is {kind}: give a folder")
     return folder
 
@@ -403,7 +403,7 @@ def _check_run_folder(masks_out: Path) -> None:
         raise InputNotFoundError(f"no run's outputs in {shown(masks_out)}: {problem}; {run_first}")
     masks = masks_out / MASKS_DIR
     if not masks.is_dir():
-        held = f"its {MASKS_DIR} is {'a file' if masks.is_file() else kind_of_entry(masks)}, not a folder" \
+        held = f"its {MASKS_DIR} is {kind_of_entry(masks)}, not a folder" \
             if os.path.lexists(masks) else f"it holds no {MASKS_DIR}/ folder of predicted masks"
         raise InputNotFoundError(f"no run's outputs in {shown(masks_out)}: {held}; {run_first}")
 

@@ -545,8 +545,7 @@ def _out_of_memory_hint(error: BaseException, args: argparse.Namespace) -> str:
         return ""
     if not hasattr(args, "size"):  # export has no processing size: it advised a --size it does not take
         return "; close other programs or allow this process more memory (ulimit -v), then try again"
-    size = getattr(args, "size", None)
-    size = 480 if size is FROM_RUN else size
+    size = 480 if args.size is FROM_RUN else args.size
     smaller = 480 if size is None else max(MIN_SIZE, 360 if size > 360 else size // 2)
     return f"; try a smaller --size (for example --size {smaller})"
 

@@ -38,9 +38,11 @@ def is_utf8_text(text: str) -> bool:
 
 
 def kind_of_entry(path: os.PathLike) -> str:
-    """What a name that is not a regular file is, in words: a folder, a link to nothing (or a loop of links), or
-    something else (a pipe, a device, a socket)."""
+    """What is at a name, in words: a file, a folder, a link to nothing (or a loop of links), or something else (a
+    pipe, a device, a socket)."""
     path = Path(path)
+    if path.is_file():
+        return "a file"
     if path.is_dir():
         return "a folder"
     if path.is_symlink() and not path.exists():
@@ -68,8 +70,7 @@ def folder_not_found(path: Path, what: str) -> XMemPPError:
     there ("mask folder not found" was said of a file that exists)."""
     if not os.path.lexists(path):
         return InputNotFoundError(f"{what} not found: {shown(path)}")
-    kind = "a file" if path.is_file() else kind_of_entry(path)
-    return XMemPPError(f"the {what} {shown(path)} is {kind}, not a folder")
+    return XMemPPError(f"the {what} {shown(path)} is {kind_of_entry(path)}, not a folder")
 
 
 class EmptyAnnotationError(XMemPPError):

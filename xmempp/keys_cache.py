@@ -70,8 +70,7 @@ def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprin
     info_path, keys_path = folder / KEYS_INFO_FILE, folder / KEYS_FILE
     for path in (info_path, keys_path):  # a pipe or a device in a file's place is not "missing"
         if os.path.lexists(path) and not path.is_file():
-            raise DamagedKeysError(f"the keys in {shown(folder)} are damaged ({shown(path.name)} is "
-                                   f"{kind_of_entry(path)})")
+            raise _damaged(folder, f"{shown(path.name)} is {kind_of_entry(path)}")
     if not (info_path.is_file() and keys_path.is_file()):
         return None
     try:
@@ -80,7 +79,7 @@ def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprin
     except OSError as error:
         raise _unreadable(folder, info_path, error) from None
     except (ValueError, RecursionError, XMemPPError) as error:  # RecursionError: nested 100,000 deep
-        raise DamagedKeysError(f"the keys in {shown(folder)} are damaged ({shown(info_path.name)}: {error})") from None
+        raise _damaged(folder, f"{shown(info_path.name)}: {error}") from None
     expected = {"frame_names": [portable_name(name) for name in frame_names], "size": size, "weights": fingerprint}
     if run_id is not None:
         expected["run_id"] = run_id
@@ -92,7 +91,7 @@ def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprin
     except OSError as error:
         raise _unreadable(folder, keys_path, error) from None
     except ValueError as error:  # it names the file
-        raise DamagedKeysError(f"the keys in {shown(folder)} are damaged ({error})") from None
+        raise _damaged(folder, str(error)) from None
     problem = None
     if len(keys) != len(frame_names):
         problem = f"{shown(keys_path.name)} holds {len(keys)} frames, {shown(info_path.name)} names {len(frame_names)}"
@@ -105,8 +104,12 @@ def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprin
         problem = _non_finite_record(keys)
     if problem is not None:
         keys.close()
-        raise DamagedKeysError(f"the keys in {shown(folder)} are damaged ({problem})")
+        raise _damaged(folder, problem)
     return keys
+
+
+def _damaged(folder: Path, problem: str) -> DamagedKeysError:
+    return DamagedKeysError(f"the keys in {shown(folder)} are damaged ({problem})")
 
 
 def _unreadable(folder: Path, path: Path, error: OSError) -> DamagedKeysError:

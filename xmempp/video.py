@@ -240,8 +240,8 @@ def _make_frames_folder(folder: Path, video: Path) -> None:
     caller's own folder replaced the caller's files of those names without a word."""
     with file_system_problems_as_error(f"make the folder {shown(folder)} for the frames of {shown(video.name)}"):
         if folder.exists() and not folder.is_dir():
-            what = "a file" if folder.is_file() else kind_of_entry(folder)
-            raise XMemPPError(f"cannot extract the frames of {shown(video.name)} into {shown(folder)}: it is {what}, "
+            raise XMemPPError(f"cannot extract the frames of {shown(video.name)} into {shown(folder)}: it is "
+                              f"{kind_of_entry(folder)}, "
                               "not a folder")
         folder.mkdir(parents=True, exist_ok=True)
         with os.scandir(folder) as entries:
