@@ -10,15 +10,15 @@ import tempfile
 import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
 
+from xmempp.background import BackgroundThread
 from xmempp.candidates import Foregrounds, check_options, select_next_candidates
 from xmempp.config import InferenceConfig
 from xmempp.errors import (
@@ -58,6 +58,7 @@ from xmempp.outputs import (
     start_run,
     write_manifest,
 )
+from xmempp.progress import ProgressBar
 from xmempp.session import PropagatedFrame, VideoSession
 from xmempp.video import FrameFolder, check_frame_index, check_source, open_frames
 
@@ -183,7 +184,7 @@ def _warn_of_other_masks(masks_out: Path, frame_names: list[str]) -> None:
 def _propagate_and_write(session: VideoSession, writer: _FrameWriter, iou: Callable[[PropagatedFrame], float] | None,
                          progress: bool) -> Iterator[dict]:
     """Propagate the whole video, handing each frame to `writer`; yields each frame's row of `run_on_video`'s table."""
-    with tqdm(total=session.num_frames, disable=not progress, desc=f"propagating ({session.precision})",
+    with ProgressBar(total=session.num_frames, disable=not progress, desc=f"propagating ({session.precision})",
               unit="frame") as bar, contextlib.closing(session.propagate()) as frames:
         for frame in frames:
             name = session.frame_names[frame.index]
@@ -215,10 +216,10 @@ class _FrameWriter:
         self.out, self.palette, self.save_overlay = out, palette, save_overlay
         self.digests: dict[str, str] = {}
         self._pending: deque[tuple[str, Future[str]]] = deque()
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: BackgroundThread | None = None
 
     def __enter__(self) -> _FrameWriter:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xmempp-writer")
+        self._pool = BackgroundThread("xmempp-writer")
         return self
 
     def write(self, frame: PropagatedFrame, name: str) -> None:
@@ -237,7 +238,7 @@ class _FrameWriter:
             while exc_type is None and self._pending:
                 self._finish_oldest()
         finally:
-            self._pool.shutdown(wait=True)  # after an error too: no write outlives the run
+            self._pool.close()  # after an error too: no write outlives the run
 
 
 def _check_network(network: object, device: torch.device | str | None) -> None:

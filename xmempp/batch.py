@@ -8,8 +8,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
 from xmempp.api import run_on_video
 from xmempp.dataset_results import refuse_other_commands_results
 from xmempp.datasets import (
@@ -24,6 +22,7 @@ from xmempp.jobs import JobFailure
 from xmempp.model.network import XMem
 from xmempp.model.weights import weights_fingerprint
 from xmempp.outputs import DamagedManifestError, atomic_path, changed_masks, output_lock, read_manifest
+from xmempp.progress import ProgressBar
 from xmempp.ray_runner import Execution, run_jobs
 from xmempp.video import FrameFolder
 
@@ -93,7 +92,7 @@ def run_batch(dataset: Path, output: Path, execution: Execution, first_only: boo
         jobs = [BatchJob(video, output / video.name, first_only, size, save_overlay,
                          progress=progress and not execution.ray) for video in dataset_videos]
         outcomes: dict[str, VideoOutcome] = {}
-        with tqdm(total=len(jobs), disable=not progress, desc="videos", unit="video") as bar:
+        with ProgressBar(total=len(jobs), disable=not progress, desc="videos", unit="video") as bar:
             for job, result in run_jobs(jobs, propagate_video, execution):
                 if isinstance(result, JobFailure):
                     result = VideoOutcome(job.name, FAILED, reason=result.reason)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from xmempp.api import read_predicted_mask, run_on_video, select_k_next_best_annotation_candidates
 from xmempp.dataset_results import refuse_other_commands_results
@@ -32,6 +31,7 @@ from xmempp.metrics import frame_scores
 from xmempp.model.network import XMem
 from xmempp.outputs import MASKS_DIR, atomic_path, output_lock
 from xmempp.plots import ANNOTATED_COLUMN, plot_j_and_f  # matplotlib itself loads only to draw
+from xmempp.progress import ProgressBar
 from xmempp.ray_runner import Execution, run_jobs
 from xmempp.video import FrameFolder
 
@@ -245,7 +245,7 @@ def run_evaluation(dataset: Path, output: Path, execution: Execution, strategies
         _warn_of_other_strategies(output, strategies)
         results: dict[str, list[tuple]] = {}
         failures: dict[str, str] = {}
-        with tqdm(total=len(jobs), disable=not progress, desc="videos", unit="video") as bar:
+        with ProgressBar(total=len(jobs), disable=not progress, desc="videos", unit="video") as bar:
             for job, result in run_jobs(jobs, evaluate_video, execution):
                 if isinstance(result, JobFailure):
                     failures[job.name] = result.reason

@@ -614,10 +614,10 @@ class VideoSession:
 
     def encode_keys(self, progress: bool = False) -> KeyStore:
         """Compute every frame's keys with the key encoder alone (when no propagation provided them)."""
-        from tqdm import tqdm
+        from xmempp.progress import ProgressBar
 
         self._check_open()
-        for index in tqdm(range(self.num_frames), disable=not progress, desc="encoding keys", unit="frame"):
+        for index in ProgressBar(range(self.num_frames), disable=not progress, desc="encoding keys", unit="frame"):
             if self._keys[index] is None:
                 image, _ = self._network_image(self.frame(index))
                 with torch.inference_mode(), self._autocast(), \

@@ -9,7 +9,6 @@ import struct
 import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageSequence
 
+from xmempp.background import BackgroundThread
 from xmempp.errors import (
     InputNotFoundError,
     PathArgument,
@@ -324,7 +324,7 @@ def prefetched(load: Callable[[int], T], count: int, lookahead: int = 3) -> Iter
 
     Decoding and resizing frames then overlaps with the network's work on the current frame.
     """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="xmempp-prefetch") as pool:
+    with BackgroundThread("xmempp-prefetch") as pool:
         pending = deque(pool.submit(load, i) for i in range(min(lookahead, count)))
         for index in range(count):
             result = pending.popleft().result()
