@@ -236,7 +236,7 @@ def ensure_weights(weights: PathArgument | None = None, progress: bool = True) -
 
 def download_weights(destination: Path, url: str = WEIGHTS_URL, progress: bool = True) -> Path:
     """Download to a temporary file beside `destination`; rename it only once complete and loadable."""
-    from xmempp.progress import ProgressBar
+    from tqdm import tqdm
 
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(destination.name + ".part")
@@ -244,7 +244,7 @@ def download_weights(destination: Path, url: str = WEIGHTS_URL, progress: bool =
     try:
         with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with ProgressBar(total=total, unit="B", unit_scale=True, desc="XMem.pth", disable=not progress) as bar:
+            with tqdm(total=total, unit="B", unit_scale=True, desc="XMem.pth", disable=not progress) as bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     bar.update(len(chunk))
