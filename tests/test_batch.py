@@ -293,3 +293,26 @@ def test_a_finished_video_whose_mask_went_with_its_manifest_entry_is_run_again(t
     (folder / "masks" / "frame_000001.png").unlink()
     assert main(["batch", *options]) == 0
     assert (folder / "masks" / "frame_000001.png").is_file()
+
+
+@pytest.mark.parametrize(("command", "linked"), [
+    (["batch"], "v"),
+    (["evaluate", "--rounds", "1", "--strategies", "uniform"], "uniform/round_1/v"),
+    (["evaluate", "--rounds", "1", "--strategies", "uniform"], "uniform"),
+])
+def test_a_video_folder_under_the_output_that_is_a_link_to_a_users_folder_is_refused(tmp_path, engine_options, capsys,
+                                                                                     command, linked):
+    """OUTPUT/<video> (or an evaluation's OUTPUT/<strategy>/round_<r>/<video>) linked to a user's folder: batch
+    replaced the user's masks/00000.png through it (twenty-second hostile round)."""
+    dataset = write_davis(tmp_path / "davis", {"v": 3}, annotated=None)
+    users = tmp_path / "users"
+    write_palette_mask(users / "masks" / "00000.png", np.ones((8, 8), np.uint8))
+    before = {path: path.read_bytes() for path in users.rglob("*") if path.is_file()}
+    out = tmp_path / "results"
+    (out / linked).parent.mkdir(parents=True)
+    (out / linked).symlink_to(users, target_is_directory=True)
+    assert main([*command, "--dataset", str(dataset), "--output", str(out), *engine_options]) == 1
+    error = capsys.readouterr().err
+    assert f"error: {out / linked} is a symbolic link (to {users}): {command[0]} writes each video only into a " \
+           f"folder of its own under {out}; remove the link" in error, error
+    assert {path: path.read_bytes() for path in users.rglob("*") if path.is_file()} == before

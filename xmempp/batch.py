@@ -21,7 +21,14 @@ from xmempp.errors import XMemPPError, shown
 from xmempp.jobs import JobFailure
 from xmempp.model.network import XMem
 from xmempp.model.weights import weights_fingerprint
-from xmempp.outputs import DamagedManifestError, atomic_path, changed_masks, output_lock, read_manifest
+from xmempp.outputs import (
+    DamagedManifestError,
+    atomic_path,
+    changed_masks,
+    output_lock,
+    read_manifest,
+    refuse_linked_video_folders,
+)
 from xmempp.progress import ProgressBar
 from xmempp.ray_runner import Execution, run_jobs
 from xmempp.video import FrameFolder
@@ -81,7 +88,7 @@ def run_batch(dataset: Path, output: Path, execution: Execution, first_only: boo
     """Propagate every video of `dataset` into `output/<video>/`; writes `output/summary.csv`, one row per video."""
     dataset_videos = find_videos(dataset, videos)
     refuse_output_inside(dataset, output)
-    refuse_video_outputs_inside(dataset, {video.name: output / video.name for video in dataset_videos})
+    refuse_video_outputs_inside(dataset, [(video.name, output / video.name) for video in dataset_videos])
     if any(video.name == SUMMARY_FILE for video in dataset_videos):
         raise XMemPPError(f"a video of {shown(dataset)} is named {SUMMARY_FILE}, the file batch writes beside the "
                           "videos' "
@@ -91,6 +98,7 @@ def run_batch(dataset: Path, output: Path, execution: Execution, first_only: boo
         refuse_other_commands_results(output, "batch")
         jobs = [BatchJob(video, output / video.name, first_only, size, save_overlay,
                          progress=progress and not execution.ray) for video in dataset_videos]
+        refuse_linked_video_folders(output, [job.output for job in jobs], "batch")
         outcomes: dict[str, VideoOutcome] = {}
         with ProgressBar(total=len(jobs), disable=not progress, desc="videos", unit="video") as bar:
             for job, result in run_jobs(jobs, propagate_video, execution):

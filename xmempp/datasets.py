@@ -180,13 +180,13 @@ def dataset_folders(dataset: Path) -> dict[tuple[int, int], Path]:
     return folders
 
 
-def refuse_video_outputs_inside(dataset: Path, folders: dict[str, Path]) -> None:
-    """Each video's output folder (by video name), and the masks and overlay folders a run writes in it, must lie
+def refuse_video_outputs_inside(dataset: Path, folders: Iterable[tuple[str, Path]]) -> None:
+    """Each video's output folder (video name, folder), and the masks and overlay folders a run writes in it, must lie
     outside the dataset too: with `--output b12` and the dataset `b12/ds`, a video named `ds` would write into
     the dataset's own folder, and `OUTPUT/<video>/masks` linked or mounted onto another video's annotations
     would have them replaced by this video's masks."""
     inside_dataset = dataset_folders(dataset)
-    for video, folder in folders.items():
+    for video, folder in folders:
         for written in written_folders(folder):
             try:
                 refuse_output_inside(dataset, written, inside_dataset)

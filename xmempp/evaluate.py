@@ -29,7 +29,7 @@ from xmempp.errors import XMemPPError, shown
 from xmempp.jobs import JobFailure
 from xmempp.metrics import frame_scores
 from xmempp.model.network import XMem
-from xmempp.outputs import MASKS_DIR, atomic_path, output_lock
+from xmempp.outputs import MASKS_DIR, atomic_path, output_lock, refuse_linked_video_folders
 from xmempp.plots import ANNOTATED_COLUMN, plot_j_and_f  # matplotlib itself loads only to draw
 from xmempp.progress import ProgressBar
 from xmempp.ray_runner import Execution, run_jobs
@@ -237,11 +237,14 @@ def run_evaluation(dataset: Path, output: Path, execution: Execution, strategies
                           f"{lengths[longest] - 1} rounds at the latest, and each round writes a folder of masks")
     jobs = [EvaluationJob(video, output, tuple(strategies), rounds, k, seed, size, min_mask_presence_percent,
                           progress=progress and not execution.ray) for video in dataset_videos]
-    refuse_video_outputs_inside(dataset, {job.name: job.folder(strategy, round_index) for job in jobs
-                                          for strategy in job.strategies for round_index in range(rounds + 1)})
+    # every round's folder of every strategy (a dict by video kept only the last)
+    video_folders = [(job.name, job.folder(strategy, round_index)) for job in jobs
+                     for strategy in job.strategies for round_index in range(rounds + 1)]
+    refuse_video_outputs_inside(dataset, video_folders)
     output.mkdir(parents=True, exist_ok=True)
     with output_lock(output):  # one evaluation at a time into an output folder
         refuse_other_commands_results(output, "evaluate")
+        refuse_linked_video_folders(output, [folder for _, folder in video_folders], "evaluate")
         _warn_of_other_strategies(output, strategies)
         results: dict[str, list[tuple]] = {}
         failures: dict[str, str] = {}

@@ -350,6 +350,20 @@ def _refuse_hard_links_to_inputs(inputs: dict[str, Path], out: Path) -> None:
                                   "replace it; choose an output folder apart from the inputs")
 
 
+def refuse_linked_video_folders(output: Path, folders: Iterable[Path], command: str) -> None:
+    """The folders a command makes for each video below its OUTPUT (OUTPUT/<video>, or
+    OUTPUT/<strategy>/round_<r>/<video>) must be its own: a symbolic link there may lead to anyone's folder, and a
+    batch replaced a user's masks/00000.png through one. OUTPUT itself is the caller's to choose."""
+    for folder in folders:
+        below = output
+        for name in folder.relative_to(output).parts:
+            below = below / name
+            if below.is_symlink():
+                raise XMemPPError(f"{shown(below)} is a symbolic link (to {shown(os.readlink(below))}): {command} "
+                                  f"writes each video only into a folder of its own under {shown(output)}; remove "
+                                  "the link")
+
+
 def prepare_output_folder(out: Path) -> None:
     """Create `out` and check that it (and its masks and overlay folders, where they exist) can be written,
     naming the path when it cannot."""
