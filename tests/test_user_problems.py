@@ -306,6 +306,22 @@ def test_a_users_problem_in_a_job_logs_no_traceback(caplog):
     assert not any(record.exc_info for record in caplog.records)
 
 
+@pytest.mark.parametrize(("error", "reason"), [
+    (ImportError("libarrow.so: failed to map segment from shared object"),
+     "out of memory (libarrow.so: failed to map segment from shared object)"),
+    (MemoryError(), "out of memory"),
+])
+def test_a_job_out_of_memory_says_so_whatever_words_the_library_used(error, reason):
+    """Under `ulimit -v`, batch reported "video a failed: .../parsers.so: failed to map segment from shared object",
+    the loader's words alone (twenty-second hostile round)."""
+    from xmempp.jobs import run_safely
+
+    def starved(network, job):
+        raise error
+
+    assert run_safely(starved, None, "a").reason == reason
+
+
 def test_the_job_runners_do_not_import_each_other():
     """jobs.py runs jobs here; ray_runner.py on Ray, and chooses between them. jobs.py does not import ray_runner.py."""
     import ast

@@ -80,6 +80,8 @@ def is_users_problem(error: BaseException) -> bool:
 
 def one_line_reason(error: BaseException) -> str:
     message = " ".join(str(error).split())
+    if is_out_of_memory(error) and not isinstance(error, XMemPPError):  # the loader's or numpy's words alone
+        return f"out of memory ({message})" if message else "out of memory"  # never said what ran short
     if is_users_problem(error) and message:
         return message
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
