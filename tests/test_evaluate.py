@@ -185,3 +185,33 @@ def test_an_evaluation_into_a_folder_with_other_strategies_says_they_are_in_no_s
         assert main(["evaluate", "--dataset", str(dataset), "--output", str(tmp_path / "eval"), "--rounds", "0",
                      "--strategies", "uniform", "--weights", str(checkpoint), "--size", "64", "--quiet"]) == 0
     assert "holds the masks of random from an earlier evaluation; this one runs uniform only" in caplog.text
+
+
+@pytest.mark.parametrize(("planted", "how"), [
+    ("random/round_0/v/masks", "symlink"),  # round 0 is computed once and copied to the other strategies
+    ("random/round_0/v/manifest.json", "hard link"),
+    ("uniform/round_2/v/masks/frame_000002.png", "symlink"),  # a round with no new frame is a copy of the one before
+])
+def test_a_copied_round_replaces_what_it_finds_and_never_writes_through_a_link(tmp_path, checkpoint, planted, how):
+    """Copying a round into a folder holding a link to a user's file or folder (from an earlier evaluation's
+    folder, edited) replaced the user's file through it (twenty-third hostile round)."""
+    dataset = write_davis(tmp_path / "davis", {"v": 3}, annotated=None)
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "frame_000000.png").write_bytes(b"USER MASK")
+    (users / "notes.txt").write_text("mine")
+    out = tmp_path / "eval"
+    link = out / planted
+    link.parent.mkdir(parents=True)
+    if how == "hard link":
+        link.hardlink_to(users / "notes.txt")
+    else:
+        link.symlink_to(users if planted.endswith("masks") else users / "notes.txt")
+    assert main(["evaluate", "--dataset", str(dataset), "--output", str(out), "--rounds", "2", "--k", "10",
+                 "--strategies", "uniform,random", "--weights", str(checkpoint), "--size", "64", "--quiet"]) == 0
+    assert (users / "frame_000000.png").read_bytes() == b"USER MASK" and (users / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in users.iterdir()) == ["frame_000000.png", "notes.txt"]
+    for strategy in ("uniform", "random"):
+        for round_index in (0, 1, 2):
+            masks = out / strategy / f"round_{round_index}" / "v" / "masks"
+            assert not masks.is_symlink() and len([p for p in masks.iterdir() if not p.is_symlink()]) == 3

@@ -8,7 +8,6 @@ with J and F for every object of the video's ground truth.
 from __future__ import annotations
 
 import logging
-import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from xmempp.errors import XMemPPError, shown
 from xmempp.jobs import JobFailure
 from xmempp.metrics import frame_scores
 from xmempp.model.network import XMem
-from xmempp.outputs import MASKS_DIR, atomic_path, output_lock, refuse_linked_video_folders
+from xmempp.outputs import MASKS_DIR, atomic_path, output_lock, refuse_linked_video_folders, replace_with_copy
 from xmempp.plots import ANNOTATED_COLUMN, plot_j_and_f  # matplotlib itself loads only to draw
 from xmempp.progress import ProgressBar
 from xmempp.ray_runner import Execution, run_jobs
@@ -149,7 +148,7 @@ def evaluate_video(network: XMem, job: EvaluationJob) -> list[tuple]:
     for strategy in job.strategies:
         chosen = list(round_zero)
         if strategy != job.strategies[0]:  # round 0 does not depend on the strategy: computed once, copied
-            shutil.copytree(first_folder, job.folder(strategy, 0), dirs_exist_ok=True)
+            replace_with_copy(first_folder, job.folder(strategy, 0))
         rows += [(job.name, strategy, 0, *row) for row in round_zero_rows]
         for round_index in range(1, job.rounds + 1):
             previous, folder = job.folder(strategy, round_index - 1), job.folder(strategy, round_index)
@@ -158,7 +157,7 @@ def evaluate_video(network: XMem, job: EvaluationJob) -> list[tuple]:
             if picks:
                 propagate(folder, chosen)
             else:  # no new frame (all are annotated, or none qualifies): the masks cannot change
-                shutil.copytree(previous, folder, dirs_exist_ok=True)
+                replace_with_copy(previous, folder)
             rows += [(job.name, strategy, round_index, *row)
                      for row in _score(folder, frames.names, truths, objects, chosen)]
     return rows

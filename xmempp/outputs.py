@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -362,6 +363,29 @@ def refuse_linked_video_folders(output: Path, folders: Iterable[Path], command: 
                 raise XMemPPError(f"{shown(below)} is a symbolic link (to {shown(os.readlink(below))}): {command} "
                                   f"writes each video only into a folder of its own under {shown(output)}; remove "
                                   "the link")
+
+
+def replace_with_copy(source: Path, destination: Path) -> None:
+    """`destination` becomes a copy of the run folder `source`. The copy is made in a new folder beside it and
+    renamed into place; what was at `destination` is removed, never written into: a file there may be a link to
+    anyone's file (copying into it replaced a user's masks/00000.png through a link)."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent))
+    try:
+        shutil.copytree(source, fresh, dirs_exist_ok=True)  # the folder's mode too: the source's, not mkdtemp's
+        if not os.path.lexists(destination):
+            os.rename(fresh, destination)
+            return
+        old = fresh.with_suffix(".old")
+        os.rename(destination, old)
+        os.rename(fresh, destination)
+        if old.is_symlink():
+            old.unlink()
+        else:
+            shutil.rmtree(old)  # removes the links in it, never what they lead to
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
 
 
 def prepare_output_folder(out: Path) -> None:
