@@ -135,7 +135,19 @@ def test_offline_without_weights_says_where_to_put_the_file(tmp_path, monkeypatc
 def test_a_download_is_renamed_only_when_complete_and_loadable(checkpoint, tmp_path):
     target = tmp_path / "XMem.pth"
     weights.download_weights(target, url=checkpoint.as_uri(), progress=False)
-    assert target.is_file() and not (tmp_path / "XMem.pth.part").exists()
+    assert target.is_file() and list(tmp_path.glob("*.part")) == []
+
+
+def test_a_download_never_writes_through_a_link_left_where_it_writes(checkpoint, tmp_path):
+    """weights/XMem.pth.part, a link to a user's file, had the download written into it (twenty-third hostile
+    round)."""
+    users = tmp_path / "notes.txt"
+    users.write_text("mine")
+    target = tmp_path / "weights" / "XMem.pth"
+    target.parent.mkdir()
+    (target.parent / "XMem.pth.part").symlink_to(users)
+    weights.download_weights(target, url=checkpoint.as_uri(), progress=False)
+    assert users.read_text() == "mine" and target.read_bytes() == checkpoint.read_bytes()
 
 
 def test_a_broken_download_leaves_nothing_behind(tmp_path):

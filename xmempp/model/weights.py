@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import pickle
+import secrets
 import struct
 import urllib.error
 import urllib.request
@@ -239,10 +240,13 @@ def download_weights(destination: Path, url: str = WEIGHTS_URL, progress: bool =
     from tqdm import tqdm
 
     destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".part")
+    # A new file of a name of its own, created here (O_EXCL): a fixed XMem.pth.part could be a link to anyone's
+    # file, and the download was written through it. Its mode is the umask's, as the weights' will be.
+    partial = destination.with_name(f"{destination.name}.{secrets.token_hex(4)}.part")
     log.info("downloading %s to %s", url, destination)
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
+        with urllib.request.urlopen(url, timeout=60) as response, \
+                open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc="XMem.pth", disable=not progress) as bar:
                 while chunk := response.read(1 << 20):
