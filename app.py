@@ -120,7 +120,7 @@ def load_shared_network(weights: str | None, device: str | None, online: bool = 
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # past what a pid can be: a folder named so by no server alive
         return False
     except PermissionError:  # someone else's process
         return True
@@ -135,7 +135,7 @@ def remove_stale_work_roots(parent: Path) -> list[Path]:
     removed = []
     for folder in parent.glob(f"{WORK_ROOT_PREFIX}*-*"):
         pid = folder.name[len(WORK_ROOT_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+        if pid.isascii() and pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed

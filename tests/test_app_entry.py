@@ -136,6 +136,17 @@ def test_work_roots_of_servers_no_longer_running_are_removed(tmp_path):
     assert not dead.exists() and ours.is_dir() and living.is_dir() and unnamed.is_dir()
 
 
+def test_a_work_root_named_with_a_number_no_process_can_have_is_stale_and_other_digits_are_no_pid(tmp_path):
+    """A folder xmempp-app-<30 digits>-x in TMPDIR stopped the server from starting (OverflowError from os.kill,
+    twenty-third hostile round); superscript digits pass str.isdigit but are no number."""
+    huge = tmp_path / f"xmempp-app-{'9' * 30}-x"
+    superscript = tmp_path / "xmempp-app-\u00b2-x"
+    huge.mkdir()
+    superscript.mkdir()
+    assert app.remove_stale_work_roots(tmp_path) == [huge]
+    assert superscript.is_dir()
+
+
 @pytest.mark.slow
 def test_a_stopped_server_deletes_its_work_root(tmp_path, checkpoint):
     with socket.socket() as sock:
