@@ -298,6 +298,21 @@ def test_a_library_the_machine_cannot_load_is_said_in_words(monkeypatch, capsys,
     assert says in capsys.readouterr().err
 
 
+def test_a_library_that_cannot_be_loaded_while_the_arguments_are_read_is_said_in_words(monkeypatch, capsys):
+    """`ulimit -v 2000000; xmempp export ... --formats coco` showed a traceback: --formats imports the exporters
+    (and torch) while argparse reads it (twenty-third hostile round)."""
+    from xmempp import cli
+
+    def starved(text):
+        raise ImportError("libtorch_cpu.so: failed to map segment from shared object")
+
+    monkeypatch.setattr(cli, "_format_list", starved)
+    assert main(["export", "--run", "r", "--to", "t", "--formats", "coco"]) == 1
+    assert capsys.readouterr().err == (
+        "error: cannot load a library (libtorch_cpu.so: failed to map segment from shared object): the process's "
+        "memory limit is too low to map it (ulimit -v?); allow more memory\n")
+
+
 def test_export_out_of_memory_advises_no_size_it_does_not_take(monkeypatch, capsys):
     """Export under ulimit -v said 'try a smaller --size (for example --size 480)': export has no --size (twentieth
     hostile round)."""

@@ -427,7 +427,10 @@ class _NotesStream:
 
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except ImportError as error:  # --formats is checked against the exporters, whose import loads torch
+        return _say_problem(_import_problem(error), error)
     if args.command in ("batch", "evaluate") and args.ray is None and (args.workers or args.gpus_per_worker):
         parser.error("--workers and --gpus-per-worker need --ray (without it, videos run one after another here)")
     for stream in ("stdout", "stderr"):  # closed at start (`2>&-`): Python gives None, and progress failed on it
@@ -458,10 +461,7 @@ def _main(argv: list[str] | None) -> int:
         return 130
     except (ImportError, UnicodeEncodeError) as error:  # the machine's libraries, or its locale's file names
         problem = _import_problem(error) if isinstance(error, ImportError) else unwritable_name_problem(error)
-        if problem is None:
-            return _report_bug(error)
-        print(f"error: {problem}", file=sys.stderr)
-        return 1
+        return _say_problem(problem, error)
     except BrokenPipeError:
         # The reader of our output went away (`xmempp suggest ... | head -c0`): nothing is left to say, as other
         # command-line tools do. Python's own flush at exit would fail again, so stdout goes to /dev/null.
@@ -548,6 +548,14 @@ def _out_of_memory_hint(error: BaseException, args: argparse.Namespace) -> str:
     size = 480 if args.size is FROM_RUN else args.size
     smaller = 480 if size is None else max(MIN_SIZE, 360 if size > 360 else size // 2)
     return f"; try a smaller --size (for example --size {smaller})"
+
+
+def _say_problem(problem: str | None, error: BaseException) -> int:
+    """Exit status 1 with the machine's problem in words, or the bug report when no problem explains `error`."""
+    if problem is None:
+        return _report_bug(error)
+    print(f"error: {problem}", file=sys.stderr)
+    return 1
 
 
 def _report_bug(error: BaseException) -> int:
