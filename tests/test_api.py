@@ -250,6 +250,16 @@ def test_a_temporary_root_that_is_no_folder_is_refused_naming_it(square_clip, tm
         list(result) if function is run_on_video_frames else None
 
 
+@pytest.mark.parametrize("function", [run_on_video_frames, select_k_next_best_annotation_candidates])
+def test_a_temporary_root_that_takes_no_new_folder_is_refused_naming_it(square_clip, tmp_path, function):
+    """temporary_root=/proc (or a read-only folder) ended in FileNotFoundError or PermissionError from tempfile
+    (twenty-third hostile round)."""
+    frames, masks = square_clip
+    with pytest.raises(XMemPPError, match=re.escape("temporary_root /proc takes no new folder (")):
+        result = function(frames, masks, tmp_path / "out", temporary_root="/proc", print_progress=False)
+        list(result) if function is run_on_video_frames else None
+
+
 def test_a_config_of_another_type_is_refused_naming_the_parameter(square_clip, tmp_path):
     """config={"mem_every": 3} ended in AttributeError: 'dict' object has no attribute 'size' (ninth hostile
     round)."""

@@ -26,6 +26,7 @@ from xmempp.errors import (
     InputNotFoundError,
     PathArgument,
     XMemPPError,
+    file_system_problem,
     folder_not_found,
     frame_numbers,
     instance_argument,
@@ -262,6 +263,12 @@ def _temporary_root(temporary_root: PathArgument | None) -> Path | None:
     if not folder.is_dir():
         kind = kind_of_entry(folder) if os.path.lexists(folder) else "not there"
         raise XMemPPError(f"temporary_root {shown(folder)} is {kind}: give a folder")
+    try:  # one that takes no new folder (read-only, /proc) ended in PermissionError or FileNotFoundError
+        os.rmdir(tempfile.mkdtemp(prefix="xmempp-check-", dir=folder))
+    except OSError as error:
+        raise XMemPPError(f"temporary_root {shown(folder)} takes no new folder "
+                          f"({file_system_problem(error) or error.strerror or error}): give a folder this process "
+                          "can write in") from None
     return folder
 
 
