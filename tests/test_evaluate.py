@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -215,3 +217,24 @@ def test_a_copied_round_replaces_what_it_finds_and_never_writes_through_a_link(t
         for round_index in (0, 1, 2):
             masks = out / strategy / f"round_{round_index}" / "v" / "masks"
             assert not masks.is_symlink() and len([p for p in masks.iterdir() if not p.is_symlink()]) == 3
+
+
+def test_a_copied_round_copies_only_the_runs_files_never_what_links_lead_to(tmp_path, checkpoint):
+    """Entries planted in a round that is copied (a link to a folder, a pipe) were followed: the folder copied whole,
+    the pipe a raw shutil.Error, and a link to /dev/zero filled the disk (twenty-third hostile round)."""
+    dataset = write_davis(tmp_path / "davis", {"v": 3}, annotated=None)
+    out = tmp_path / "eval"
+    arguments = ["evaluate", "--dataset", str(dataset), "--output", str(out), "--rounds", "0",
+                 "--strategies", "uniform,random", "--weights", str(checkpoint), "--size", "64", "--quiet"]
+    assert main(arguments) == 0
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "photo.jpg").write_bytes(b"x" * 1000)
+    source = out / "uniform" / "round_0" / "v"
+    (source / "linked").symlink_to(big, target_is_directory=True)
+    os.mkfifo(source / "pipe")
+    assert main(arguments) == 0
+    copied = out / "random" / "round_0" / "v"
+    assert sorted(p.name for p in copied.iterdir()) == sorted(p.name for p in source.iterdir()
+                                                               if p.name not in ("linked", "pipe"))
+    assert len(list((copied / "masks").iterdir())) == 3

@@ -372,7 +372,9 @@ def replace_with_copy(source: Path, destination: Path) -> None:
     destination.parent.mkdir(parents=True, exist_ok=True)
     fresh = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent))
     try:
-        shutil.copytree(source, fresh, dirs_exist_ok=True)  # the folder's mode too: the source's, not mkdtemp's
+        with file_system_problems_as_error(f"copy the run in {shown(source)} to {shown(destination)}",
+                                           name_the_path=False):
+            _copy_files_and_folders(source, fresh)
         if not os.path.lexists(destination):
             os.rename(fresh, destination)
             return
@@ -386,6 +388,20 @@ def replace_with_copy(source: Path, destination: Path) -> None:
     except BaseException:
         shutil.rmtree(fresh, ignore_errors=True)
         raise
+
+
+def _copy_files_and_folders(source: Path, destination: Path) -> None:
+    """The regular files and folders of `source` into the folder `destination`, with their modes (the folder's
+    too, not mkdtemp's). Links, pipes and devices are no run's and are left out: followed, a link to /dev/zero
+    filled the disk and one to a folder copied all of it."""
+    with os.scandir(source) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                os.mkdir(destination / entry.name)
+                _copy_files_and_folders(Path(entry.path), destination / entry.name)
+            elif entry.is_file(follow_symlinks=False):
+                shutil.copy2(entry.path, destination / entry.name)
+    shutil.copystat(source, destination)
 
 
 def prepare_output_folder(out: Path) -> None:
