@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import errno
 import importlib.util
 import logging
 import os
@@ -20,7 +21,7 @@ from demo.media import Limits
 from demo.speed import PrecisionChoice
 from demo.state import AppSettings
 from demo.ui import build_demo, launch_options
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, file_system_problem
 from xmempp.model.weights import WEIGHTS_URL, ensure_weights, find_weights, load_network, missing_weights_message
 from xmempp.online import reachable
 from xmempp.precision import PRECISIONS
@@ -192,8 +193,15 @@ def main(argv: list[str] | None = None) -> None:
                            device_work=DeviceWork(network) if network is not None else None)
     blocks = build_demo(settings)
     blocks.queue(default_concurrency_limit=4)
-    blocks.launch(share=args.share, max_file_size=upload_limit_bytes(args.max_upload_mb), mcp_server=args.mcp,
-                  **launch_options(settings))
+    try:
+        blocks.launch(share=args.share, max_file_size=upload_limit_bytes(args.max_upload_mb), mcp_server=args.mcp,
+                      **launch_options(settings))
+    except OSError as error:  # the machine's limits (ulimit -n 20) ended in Gradio's traceback
+        problem = file_system_problem(error)
+        if problem is None:
+            raise
+        hint = "; raise the limit (ulimit -n)" if error.errno in (errno.EMFILE, errno.ENFILE) else ""
+        raise SystemExit(f"error: the web server stopped: {problem}{hint}") from None
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -211,3 +212,22 @@ def test_a_killed_servers_uploads_are_removed_with_its_work_root_at_the_next_sta
     assert work_roots and uploaded.is_relative_to(work_roots[0])
     assert app.remove_stale_work_roots(tmp_path) == work_roots  # what the next server does first
     assert not uploaded.exists()
+
+
+def test_a_web_server_that_runs_out_of_open_files_says_so_in_words(tmp_path, monkeypatch):
+    """Under `ulimit -n 20` Gradio's launch failed after "Running on local URL" with a traceback ending in
+    OSError: [Errno 24] Too many open files (twenty-third hostile round)."""
+    class Blocks:
+        def queue(self, **options):
+            pass
+
+        def launch(self, **options):
+            raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(app, "load_models", lambda args: (None, "no weights", None, ""))
+    monkeypatch.setattr(app, "make_work_root", lambda: tmp_path)
+    monkeypatch.setattr(app, "use_upload_folder", lambda work_root: tmp_path)
+    monkeypatch.setattr(app, "build_demo", lambda settings: Blocks())
+    with pytest.raises(SystemExit, match=r"^error: the web server stopped: too many open files; raise the limit "
+                                         r"\(ulimit -n\)$"):
+        app.main(["--no-speed-check", "--sam-model", "none"])
