@@ -248,6 +248,13 @@ def _refuse_a_folder_named_like_the_record(plan: ZipPlan) -> None:
                               "keeps its record of the video as a file; nothing was loaded")
 
 
+def _visible(name: str) -> str:
+    """A video's name as a zip member a resume reads: without leading dots (`.clip.mp4` is clip.mp4), which made it
+    a hidden file that a resume leaves out, and the app's own export could not be resumed."""
+    shown_name = name.lstrip(".")
+    return shown_name if Path(shown_name).stem and Path(shown_name).suffix else f"video{Path(name).suffix}"
+
+
 def _keep_source(video: Path, work_dir: Path) -> Path:
     """A copy of the uploaded video in the session's folder, for the export zip to carry (Gradio's upload cache
     is emptied on its own schedule)."""
@@ -641,7 +648,7 @@ def write_export_zip(path: Path, names: list[str], results: Mapping[int, np.ndar
             if source is not None:
                 # A zip names its members in UTF-8: a video named in other bytes (v\xff.mp4, from a Latin-1 system)
                 # is stored as v\ufffd.mp4, which a resume finds as well (any video in the folder).
-                member = os.fsencode(source.name).decode("utf-8", errors="replace")
+                member = _visible(os.fsencode(source.name).decode("utf-8", errors="replace"))
                 archive.write(source, f"{SOURCE_FOLDER}/{member}", compress_type=zipfile.ZIP_STORED)
             elif frames is not None:
                 for frame in sorted(frames.glob("*.png")):

@@ -276,6 +276,18 @@ def test_a_video_named_in_bytes_that_are_not_utf8_exports_and_resumes(handlers, 
     assert "resumed 1 reference(s)" in text(resumed["status"]) and resumed["state"].num_frames == 3
 
 
+@pytest.mark.parametrize("name", [".clip.mp4", "...mp4"])
+def test_a_video_whose_name_starts_with_a_dot_exports_a_zip_that_resumes(handlers, tmp_path, name):
+    """A video uploaded as `.clip.mp4` (or `...mp4`) exported source/.clip.mp4, a hidden file that a resume leaves
+    out: "holds no frames but hidden files" (twenty-third hostile round)."""
+    video = write_video(tmp_path / "v.mp4", clip_frames()[:3], fps=8).rename(tmp_path / name)
+    state = handlers.load_files(None, [str(video)])["state"]
+    handlers.save(state, 0, painted(square(0)))
+    run(handlers, state)
+    resumed = handlers.load_files(None, [handlers.export(state)["download"][0]])
+    assert "resumed 1 reference(s)" in text(resumed["status"]) and resumed["state"].num_frames == 3, resumed
+
+
 def a_resume_zip(path: Path, folder: Path, **record_changes) -> Path:
     """A zip of frames with the record the app writes for them, its fields changed as given (None: left out)."""
     frames = clip_frames(3)
