@@ -11,6 +11,7 @@ from demo.feedback import Outputs, handler, message_for, note, progress_html
 from demo.media import EXTRA_FORMATS
 from demo.state import UserState
 from demo.visitors import Visitors
+from xmempp.errors import XMemPPError
 from xmempp.masks.ids import MAX_OBJECTS
 
 LOAD_OUTPUTS = ("state", "frame", "editor", "viewer", "timeline", "references", "suggestions", "video", "download",
@@ -38,7 +39,12 @@ class Loading(Visitors):
         recovered = None
         try:
             state.check_idle("loading another video")
-            recovered = state.recover_previous_work()
+            try:
+                recovered = state.recover_previous_work()
+            except XMemPPError as error:  # the video open now, not the upload: its frames gone (a /tmp cleaner)
+                raise XMemPPError(f"the unexported work on the video open now could not be saved before another "
+                                  f"replaces it ({error}); nothing was loaded: export what you need, or reload the "
+                                  "page to start afresh without that work") from error
             notes = state.load(files)
         except Exception as error:
             message = message_for(error)

@@ -405,6 +405,19 @@ def test_earlier_recovered_work_stays_in_exported_files_through_later_loads_and_
     assert [Path(p).name for p in exported[-2:]] == ["previous-work-1.zip", "previous-work-2.zip"]
 
 
+def test_work_that_cannot_be_saved_before_another_load_is_named_as_the_open_videos_not_the_uploads(handlers, clip):
+    """With the open video's frames removed under it (a /tmp cleaner), every load in the tab was refused with
+    "cannot read frame 00000.png: the file is not there", as if the new upload were at fault (twenty-third hostile
+    round)."""
+    import shutil
+
+    state = annotated(handlers)
+    shutil.rmtree(state.frames.folder)
+    status = handlers.load_files(state, [str(clip)])["status"]
+    assert "the unexported work on the video open now could not be saved before another replaces it (" in status
+    assert "nothing was loaded: export what you need, or reload the page to start afresh without that work" in status
+
+
 def test_an_exported_session_loads_another_video_without_a_recovery_zip(handlers, clip):
     state = annotated(handlers)
     handlers.export(state)
