@@ -286,6 +286,18 @@ def test_a_manifest_nested_past_pythons_recursion_limit_is_damaged(tmp_path):
         read_manifest(tmp_path)
 
 
+@pytest.mark.parametrize(("target", "kind"), [(MANIFEST_FILE, "a loop of symbolic links"),
+                                            ("/nonexistent/manifest.json", "a broken symbolic link")])
+def test_a_manifest_that_is_a_link_to_nothing_is_damaged_not_missing(tmp_path, target, kind):
+    """A manifest.json that is a loop of links was taken for no manifest, and the run folder then used without its
+    checks (twenty-third hostile round)."""
+    from xmempp.outputs import DamagedManifestError
+
+    (tmp_path / MANIFEST_FILE).symlink_to(target)
+    with pytest.raises(DamagedManifestError, match=f"manifest.json is damaged \\(it is {kind}"):
+        read_manifest(tmp_path)
+
+
 # ----- whole files or nothing -----------------------------------------------------------------------------------
 def test_a_failed_write_keeps_the_previous_file_whole(tmp_path):
     target = tmp_path / "mask.png"

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from xmempp.config import MAX_SIZE, MIN_SIZE
-from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error, shown
+from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error, kind_of_entry, shown
 from xmempp.regular_files import FileTooLargeError, open_regular, read_regular_text
 
 # A manifest (or keys.json) lists each frame's name and digest: some 100 bytes a frame, a few MB for the longest
@@ -216,8 +216,11 @@ def read_manifest(folder: str | Path) -> Manifest | None:
     nothing it describes is trusted, and it is never taken for "no manifest". One the system does not let this
     process read (permission denied, an I/O error) is an XMemPPError saying so: it is not damaged."""
     path = Path(folder) / MANIFEST_FILE
-    if not path.exists():
+    if not os.path.lexists(path):
         return None
+    if path.is_symlink() and not path.exists():  # was taken for no manifest, and the run folder used unchecked
+        raise DamagedManifestError(f"{shown(path)} is damaged (it is {kind_of_entry(path)}): nothing in "
+                                   f"{shown(Path(folder))} can be trusted; run `xmempp run` again into it, or remove it")
     try:
         return Manifest.from_json(read_regular_text(path, shown(path), max_bytes=MAX_RECORD_BYTES))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError, FileTooLargeError) as error:
