@@ -194,7 +194,7 @@ class ScriptApi:
         try:
             summary = yield from self._run(work, video, annotations, frames, size, k, precision)
             return summary["suggested_frames"]
-        except (XMemPPError, OSError) as error:
+        except Exception as error:  # out of memory outside a model step too, as /segment says it
             refusal = ApiError.refusing_any(error)
             if refusal is None:
                 raise

@@ -565,3 +565,27 @@ def test_a_zip_of_frames_with_a_hidden_file_is_segmented_not_refused_as_too_larg
     result, summary = ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(
         video=upload(archive), annotations=[upload(masks / "frame_000000.png")], frames=[0], size=SIZE, k=0)
     assert summary["frames"] == 12
+
+
+@pytest.mark.parametrize("endpoint", ["segment", "suggest_frames"])
+def test_out_of_memory_while_frames_are_prepared_is_said_in_words_by_every_endpoint(tmp_path, network, clip,
+                                                                                   monkeypatch, endpoint):
+    """Torch's allocator failing while frames were read ahead reached /suggest_frames' caller as Gradio's "has
+    raised an exception" (a raw RuntimeError in-process), where /segment said it in words (twenty-third round)."""
+    import xmempp.session
+
+    prepare, prepared = xmempp.session.to_network_input, []
+
+    def starved(*arguments, **options):  # the annotated frame is encoded; the frames read ahead then fail
+        if not prepared:
+            prepared.append(True)
+            return prepare(*arguments, **options)
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(xmempp.session, "to_network_input", starved)
+    video, masks = clip
+    api = ScriptApi(settings(tmp_path, network), RunQueue(1, 4))
+    with pytest.raises(gr.Error) as raised:
+        getattr(api, endpoint)(video, [upload(masks / "frame_000000.png")], frames=[0], size=SIZE, k=1)
+    assert raised.value.message.startswith("the server ran out of memory; nothing you made is lost"), \
+        raised.value.message
