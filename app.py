@@ -135,6 +135,8 @@ def remove_stale_work_roots(parent: Path) -> list[Path]:
     """
     removed = []
     for folder in parent.glob(f"{WORK_ROOT_PREFIX}*-*"):
+        if folder.is_symlink() or not folder.is_dir():  # not a work root, whatever its name: left, and not said removed
+            continue
         pid = folder.name[len(WORK_ROOT_PREFIX):].split("-", 1)[0]
         if pid.isascii() and pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)

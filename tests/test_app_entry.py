@@ -148,6 +148,18 @@ def test_a_work_root_named_with_a_number_no_process_can_have_is_stale_and_other_
     assert superscript.is_dir()
 
 
+def test_a_link_or_file_named_like_a_dead_servers_work_root_is_left_and_not_said_removed(tmp_path):
+    """Such a link was logged as "removed ..., left by a server that is no longer running" though nothing was
+    removed (twenty-third hostile round)."""
+    users = tmp_path / "users"
+    users.mkdir()
+    link, file = tmp_path / f"xmempp-app-{_dead_pid()}-link", tmp_path / f"xmempp-app-{_dead_pid()}-file"
+    link.symlink_to(users, target_is_directory=True)
+    file.write_text("mine")
+    assert app.remove_stale_work_roots(tmp_path) == []
+    assert link.is_symlink() and users.is_dir() and file.read_text() == "mine"
+
+
 @pytest.mark.slow
 def test_a_stopped_server_deletes_its_work_root(tmp_path, checkpoint):
     with socket.socket() as sock:
