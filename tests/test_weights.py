@@ -150,6 +150,29 @@ def test_a_download_never_writes_through_a_link_left_where_it_writes(checkpoint,
     assert users.read_text() == "mine" and target.read_bytes() == checkpoint.read_bytes()
 
 
+def test_a_stopped_download_leaves_nothing_behind(checkpoint, tmp_path, monkeypatch):
+    """Each Ctrl-C or SIGTERM during `download-weights` left its XMem.pth.<hex>.part, up to 250 MB, behind
+    (twenty-fourth hostile round)."""
+    def stopped(path, device):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(weights, "load_network", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        weights.download_weights(tmp_path / "XMem.pth", url=checkpoint.as_uri(), progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["weights", "weights/sub"])
+def test_a_weights_folder_that_is_a_file_is_said_in_words(tmp_path, where):
+    """`weights` a regular file: download-weights and run ended in 'unexpected internal failure (FileExistsError)'
+    (twenty-fourth hostile round)."""
+    (tmp_path / "weights").write_text("mine")
+    with pytest.raises(XMemPPError, match="cannot download the XMem weights into .*: it is a file, not a folder|"
+                                          "cannot make the weights folder .*: a part of the path is a file"):
+        weights.download_weights(tmp_path / where / "XMem.pth", url="file:///nonexistent", progress=False)
+    assert (tmp_path / "weights").read_text() == "mine"
+
+
 def test_a_broken_download_leaves_nothing_behind(tmp_path):
     broken = tmp_path / "broken.pth"
     broken.write_bytes(b"truncated")

@@ -22,6 +22,7 @@ from xmempp.errors import (
     PathArgument,
     XMemPPError,
     file_system_problem,
+    file_system_problems_as_error,
     is_out_of_memory,
     kind_of_entry,
     path_argument,
@@ -239,7 +240,12 @@ def download_weights(destination: Path, url: str = WEIGHTS_URL, progress: bool =
     """Download to a temporary file beside `destination`; rename it only once complete and loadable."""
     from tqdm import tqdm
 
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    folder = destination.parent
+    if os.path.lexists(folder) and not folder.is_dir():  # mkdir's FileExistsError was reported as a bug
+        raise XMemPPError(f"cannot download the XMem weights into {shown(folder)}: it is {kind_of_entry(folder)}, not a "
+                          "folder; move it, or give the weights with --weights (XMEMPP_WEIGHTS)")
+    with file_system_problems_as_error(f"make the weights folder {shown(folder)}"):
+        folder.mkdir(parents=True, exist_ok=True)
     # A new file of a name of its own, created here (O_EXCL): a fixed XMem.pth.part could be a link to anyone's
     # file, and the download was written through it. Its mode is the umask's, as the weights' will be.
     partial = destination.with_name(f"{destination.name}.{secrets.token_hex(4)}.part")
@@ -257,6 +263,9 @@ def download_weights(destination: Path, url: str = WEIGHTS_URL, progress: bool =
         partial.unlink(missing_ok=True)
         raise XMemPPError(f"could not download the XMem weights from {url} ({_download_problem(error)}). "
                           + missing_weights_message()) from None
+    except BaseException:  # stopped (Ctrl-C, SIGTERM): each stop left its partial file of up to 250 MB behind
+        partial.unlink(missing_ok=True)
+        raise
     partial.replace(destination)
     return destination
 
