@@ -8,6 +8,7 @@ import errno
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -128,19 +129,37 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def mount_points(table: Path = Path("/proc/self/mountinfo")) -> set[str]:
+    """Every mount point of this system, bind mounts included (which stat cannot tell from a folder on the same
+    file system); empty where the table cannot be read."""
+    try:
+        lines = table.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+    except OSError:
+        return set()
+    # the fifth field; the kernel writes a space, a tab, a newline and a backslash in names as \040 \011 \012 \134
+    return {re.sub(r"\\([0-7]{3})", lambda code: chr(int(code.group(1), 8)), line.split(" ")[4])
+            for line in lines if line.count(" ") >= 4}
+
+
 def remove_stale_work_roots(parent: Path) -> list[Path]:
     """Delete the work roots of app servers that died without cleaning up (killed, crashed); returns them.
 
     A server removes its own work root when it exits; a killed one cannot, and every visitor's frames stay behind.
+    One that is or holds a mount point is left: rmtree would empty the folder mounted there, anyone's.
     """
-    removed = []
+    removed, mounts = [], mount_points()
     for folder in parent.glob(f"{WORK_ROOT_PREFIX}*-*"):
         if folder.is_symlink() or not folder.is_dir():  # not a work root, whatever its name: left, and not said removed
             continue
         pid = folder.name[len(WORK_ROOT_PREFIX):].split("-", 1)[0]
-        if pid.isascii() and pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
+        if not (pid.isascii() and pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid))):
+            continue
+        real = os.path.realpath(folder)
+        if os.path.ismount(folder) or any(m == real or m.startswith(real + os.sep) for m in mounts):
+            log.warning("left %s: a file system is mounted in it", folder)
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
     return removed
 
 

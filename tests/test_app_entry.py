@@ -148,6 +148,26 @@ def test_a_work_root_named_with_a_number_no_process_can_have_is_stale_and_other_
     assert superscript.is_dir()
 
 
+@pytest.mark.parametrize("mounted", ["", "session-x"])
+def test_a_dead_servers_work_root_that_is_or_holds_a_mount_point_is_left_whole(tmp_path, monkeypatch, mounted):
+    """A user's folder bind-mounted at xmempp-app-<dead pid>-x was emptied by the start-up clean-up (rmtree crosses
+    mounts), and the log said it was removed (twenty-fourth hostile round)."""
+    root = tmp_path / f"xmempp-app-{_dead_pid()}-x"
+    (root / "session-x").mkdir(parents=True)
+    (root / "session-x" / "keep.txt").write_text("mine")
+    monkeypatch.setattr(app, "mount_points", lambda: {os.path.realpath(root / mounted).rstrip(os.sep)})
+    assert app.remove_stale_work_roots(tmp_path) == []
+    assert (root / "session-x" / "keep.txt").read_text() == "mine"
+
+
+def test_mount_points_are_read_with_the_kernels_escapes(tmp_path):
+    table = tmp_path / "mountinfo"
+    table.write_text("22 1 0:21 / / rw - ext4 /dev/root rw\n"
+                     "95 22 0:21 /home/u/x /tmp/xmempp-app-9-a\\040b rw,relatime shared:1 - ext4 /dev/root rw\n")
+    assert app.mount_points(table) == {"/", "/tmp/xmempp-app-9-a b"}
+    assert app.mount_points(tmp_path / "missing") == set()
+
+
 def test_a_link_or_file_named_like_a_dead_servers_work_root_is_left_and_not_said_removed(tmp_path):
     """Such a link was logged as "removed ..., left by a server that is no longer running" though nothing was
     removed (twenty-third hostile round)."""
