@@ -158,7 +158,11 @@ def remove_stale_work_roots(parent: Path) -> list[Path]:
         if os.path.ismount(folder) or any(m == real or m.startswith(real + os.sep) for m in mounts):
             log.warning("left %s: a file system is mounted in it", folder)
             continue
-        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+        except RecursionError:  # Python 3.11's rmtree recurses: a tree 1,000 folders deep stopped every start
+            log.warning("left %s: its folders are nested too deep to remove", folder)
+            continue
         removed.append(folder)
     return removed
 
@@ -212,12 +216,12 @@ def main(argv: list[str] | None = None) -> None:
                            prompt_model=prompt_model, prompt_message=prompt_message,
                            precision=PrecisionChoice(args.precision),
                            device_work=DeviceWork(network) if network is not None else None)
-    blocks = build_demo(settings)
-    blocks.queue(default_concurrency_limit=4)
     try:
+        blocks = build_demo(settings)
+        blocks.queue(default_concurrency_limit=4)
         blocks.launch(share=args.share, max_file_size=upload_limit_bytes(args.max_upload_mb), mcp_server=args.mcp,
                       **launch_options(settings))
-    except OSError as error:  # the machine's limits (ulimit -n 20) ended in Gradio's traceback
+    except OSError as error:  # the machine's limits (ulimit -n 20 at launch, 16 while building) in Gradio's traceback
         problem = file_system_problem(error)
         if problem is None:
             raise

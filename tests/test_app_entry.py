@@ -263,3 +263,33 @@ def test_a_web_server_that_runs_out_of_open_files_says_so_in_words(tmp_path, mon
     with pytest.raises(SystemExit, match=r"^error: the web server stopped: too many open files; raise the limit "
                                          r"\(ulimit -n\)$"):
         app.main(["--no-speed-check", "--sam-model", "none"])
+
+
+def test_an_app_that_runs_out_of_open_files_while_it_is_built_says_so_in_words(tmp_path, monkeypatch):
+    """Under `ulimit -n 16` Gradio failed earlier, while the page was built, with the same traceback (twenty-fourth
+    hostile round)."""
+    def build(settings):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(app, "load_models", lambda args: (None, "no weights", None, ""))
+    monkeypatch.setattr(app, "make_work_root", lambda: tmp_path)
+    monkeypatch.setattr(app, "use_upload_folder", lambda work_root: tmp_path)
+    monkeypatch.setattr(app, "build_demo", build)
+    with pytest.raises(SystemExit, match=r"^error: the web server stopped: too many open files"):
+        app.main(["--no-speed-check", "--sam-model", "none"])
+
+
+def test_a_dead_servers_work_root_nested_too_deep_to_remove_is_left_and_the_app_starts(tmp_path):
+    """A tree 1,000 folders deep in xmempp-app-<dead pid>-d made rmtree raise RecursionError: every start of the app
+    stopped with a traceback (twenty-fourth hostile round)."""
+    levels = [tmp_path / f"xmempp-app-{_dead_pid()}-d"]
+    for _ in range(sys.getrecursionlimit() + 50):
+        levels.append(levels[-1] / "a")
+    for level in levels:  # one by one: os.makedirs and pytest's own clean-up recurse as well
+        level.mkdir()
+    try:
+        assert app.remove_stale_work_roots(tmp_path) == []
+        assert levels[-1].is_dir()
+    finally:
+        for level in reversed(levels):
+            level.rmdir()
