@@ -233,8 +233,10 @@ def test_a_copied_round_copies_only_the_runs_files_never_what_links_lead_to(tmp_
     source = out / "uniform" / "round_0" / "v"
     (source / "linked").symlink_to(big, target_is_directory=True)
     os.mkfifo(source / "pipe")
+    (source / "masks" / "nested").mkdir()  # a run has no folder in masks/: a tree planted there is not copied
+    (source / "masks" / "nested" / "x.png").write_bytes(b"x")
     assert main(arguments) == 0
     copied = out / "random" / "round_0" / "v"
     assert sorted(p.name for p in copied.iterdir()) == sorted(p.name for p in source.iterdir()
                                                                if p.name not in ("linked", "pipe"))
-    assert len(list((copied / "masks").iterdir())) == 3
+    assert sorted(p.name for p in (copied / "masks").iterdir()) == [f"frame_{i:06d}.png" for i in range(3)]

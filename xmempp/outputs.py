@@ -387,21 +387,25 @@ def replace_with_copy(source: Path, destination: Path) -> None:
         if old.is_symlink():
             old.unlink()
         else:
-            shutil.rmtree(old)  # removes the links in it, never what they lead to
+            try:
+                shutil.rmtree(old)  # removes the links in it, never what they lead to
+            except RecursionError:  # Python 3.11's rmtree recurses: folders planted 1,000 deep stay, hidden
+                log.warning("left %s: its folders are nested too deep to remove", old)
     except BaseException:
         shutil.rmtree(fresh, ignore_errors=True)
         raise
 
 
-def _copy_files_and_folders(source: Path, destination: Path) -> None:
-    """The regular files and folders of `source` into the folder `destination`, with their modes (the folder's
-    too, not mkdtemp's). Links, pipes and devices are no run's and are left out: followed, a link to /dev/zero
-    filled the disk and one to a folder copied all of it."""
+def _copy_files_and_folders(source: Path, destination: Path, depth: int = 1) -> None:
+    """The regular files of `source`, and of its folders down to `depth` (a run's masks/ and overlay/), into the
+    folder `destination`, with their modes (the folder's too, not mkdtemp's). Links, pipes, devices and deeper
+    folders are no run's and are left out: followed, a link to /dev/zero filled the disk and one to a folder
+    copied all of it."""
     with os.scandir(source) as entries:
         for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
+            if entry.is_dir(follow_symlinks=False) and depth > 0:
                 os.mkdir(destination / entry.name)
-                _copy_files_and_folders(Path(entry.path), destination / entry.name)
+                _copy_files_and_folders(Path(entry.path), destination / entry.name, depth - 1)
             elif entry.is_file(follow_symlinks=False):
                 shutil.copy2(entry.path, destination / entry.name)
     shutil.copystat(source, destination)
