@@ -680,6 +680,27 @@ def test_overwrite_replaces_what_an_earlier_export_wrote_or_an_empty_folder(tmp_
     assert (tmp_path / "to" / "mattes" / "renamed").is_dir()
 
 
+def test_overwrite_of_an_earlier_export_holding_folders_nested_too_deep_to_remove_says_so(tmp_path):
+    """Folders nested a thousand deep in an earlier export's mattes/: Python 3.11's rmtree raised RecursionError,
+    reported as a bug (twenty-fourth hostile round)."""
+    import sys
+
+    export_masks(three_object_masks(), tmp_path / "to", ["davis", "mattes"])
+    levels = [tmp_path / "to" / "mattes" / "deep"]
+    for _ in range(sys.getrecursionlimit() + 50):
+        levels.append(levels[-1] / "a")
+    for level in levels:  # one by one: os.makedirs and pytest's own clean-up recurse as well
+        level.mkdir()
+    try:
+        with pytest.raises(XMemPPError, match=re.escape(f"cannot replace {tmp_path / 'to' / 'mattes'}: folders are "
+                                                        "nested in it too deep to remove")):
+            export_masks(three_object_masks(), tmp_path / "to", ["davis", "mattes"], overwrite=True)
+    finally:
+        for level in reversed(levels):
+            if level.is_dir():
+                level.rmdir()
+
+
 def test_a_marker_nested_past_the_recursion_limit_lists_nothing(tmp_path):
     """A hand-edited xmempp-export.json of arrays nested 100,000 deep ended in 'unexpected internal failure
     (RecursionError ...); this is a bug' (sixth hostile round): it lists nothing, so --overwrite refuses the entry."""

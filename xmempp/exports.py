@@ -510,7 +510,11 @@ def _write_whole(path: Path, write) -> Path:
     try:
         write(staging)
         if path.exists():
-            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            try:
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            except RecursionError:  # Python 3.11's rmtree recurses: a reported bug before
+                raise XMemPPError(f"cannot replace {shown(path)}: folders are nested in it too deep to remove (over "
+                                  "a thousand levels); remove it yourself, or export into another folder") from None
         os.replace(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
