@@ -313,6 +313,22 @@ def test_a_library_that_cannot_be_loaded_while_the_arguments_are_read_is_said_in
         "memory limit is too low to map it (ulimit -v?); allow more memory\n")
 
 
+def test_export_overwrite_refuses_a_names_file_inside_an_entry_it_replaces(tmp_path, capsys):
+    """`export --overwrite --names to/Annotations/names.csv` applied the names, then deleted the file with the
+    Annotations/ it replaced (twenty-fourth hostile round)."""
+    run = tmp_path / "run"
+    (run / "masks").mkdir(parents=True)
+    Image.fromarray(np.ones((8, 8), np.uint8)).save(run / "masks" / "frame_000000.png")
+    assert main(["export", "--run", str(run), "--to", str(tmp_path / "to")]) == 0
+    names = tmp_path / "to" / "Annotations" / "names.csv"
+    names.write_text("id,name\n1,chair\n")
+    capsys.readouterr()
+    assert main(["export", "--run", str(run), "--to", str(tmp_path / "to"), "--names", str(names), "--overwrite"]) == 1
+    assert f"the names file {names} is in {tmp_path / 'to' / 'Annotations'}, which export --overwrite replaces whole" \
+        in capsys.readouterr().err
+    assert names.read_text() == "id,name\n1,chair\n"
+
+
 def test_export_out_of_memory_advises_no_size_it_does_not_take(monkeypatch, capsys):
     """Export under ulimit -v said 'try a smaller --size (for example --size 480)': export has no --size (twentieth
     hostile round)."""

@@ -240,3 +240,14 @@ def test_a_copied_round_copies_only_the_runs_files_never_what_links_lead_to(tmp_
     assert sorted(p.name for p in copied.iterdir()) == sorted(p.name for p in source.iterdir()
                                                                if p.name not in ("linked", "pipe"))
     assert sorted(p.name for p in (copied / "masks").iterdir()) == [f"frame_{i:06d}.png" for i in range(3)]
+
+
+def test_a_video_named_near_the_longest_name_a_file_may_have_is_copied_between_rounds(tmp_path, checkpoint):
+    """A 240-byte video name failed a two-strategy evaluation with "[Errno 36] File name too long": the copied
+    round's temporary folder added 18 bytes to the video's name (twenty-fourth hostile round)."""
+    name = "v" * 240
+    dataset = write_davis(tmp_path / "davis", {name: 3}, annotated=None)
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--dataset", str(dataset), "--output", str(out), "--rounds", "0",
+                 "--strategies", "uniform,random", "--weights", str(checkpoint), "--size", "64", "--quiet"]) == 0
+    assert len(list((out / "random" / "round_0" / name / "masks").iterdir())) == 3

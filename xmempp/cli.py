@@ -318,6 +318,8 @@ def _export(args: argparse.Namespace, progress: bool) -> int:
 
     # a names file that is there but no file (a folder, a FIFO) is refused by the reader, not passed over
     names_file = args.names or (args.run / OBJECTS_FILE if os.path.lexists(args.run / OBJECTS_FILE) else None)
+    if args.overwrite and args.names is not None:
+        _refuse_names_in_replaced_entries(args.names, args.to, args.formats)
     names = read_object_names(names_file) if names_file is not None else None
     # A names file may cover a whole project, whose objects are not all in this video: a name of no object here
     # became a COCO category (and counted) for nothing.
@@ -423,6 +425,21 @@ class _NotesStream:
 
     def __getattr__(self, name: str):
         return getattr(self._stream, name)
+
+
+def _refuse_names_in_replaced_entries(names: Path, out: Path, formats: list[str]) -> None:
+    """--overwrite replaces an earlier export's entries whole: a names file inside one (to/Annotations/names.csv)
+    was read, then deleted with the entry. Compared as file system objects, as the masks an export reads are."""
+    from xmempp.exports import FORMAT_ENTRIES
+    from xmempp.outputs import followed, identity
+
+    absolute = Path(os.path.abspath(names))
+    holding = {identity(folder) for folder in (absolute, *absolute.parents, *followed(absolute).parents)} - {None}
+    for name in formats:
+        entry = out / FORMAT_ENTRIES[name]
+        if identity(entry) in holding:
+            raise XMemPPError(f"the names file {shown(names)} is in {shown(entry)}, which export --overwrite replaces "
+                              "whole: move the names file out of it first")
 
 
 def _main(argv: list[str] | None) -> int:

@@ -373,7 +373,8 @@ def replace_with_copy(source: Path, destination: Path) -> None:
     renamed into place; what was at `destination` is removed, never written into: a file there may be a link to
     anyone's file (copying into it replaced a user's masks/00000.png through a link)."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    fresh = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent))
+    # a name of its own, not the video's plus a suffix: a 240-byte video name went past the 255 a name may have
+    fresh = Path(tempfile.mkdtemp(prefix=".xmempp-copy-", suffix=".partial", dir=destination.parent))
     try:
         with file_system_problems_as_error(f"copy the run in {shown(source)} to {shown(destination)}",
                                            name_the_path=False):
