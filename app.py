@@ -8,7 +8,6 @@ import errno
 import importlib.util
 import logging
 import os
-import re
 import shutil
 import signal
 import tempfile
@@ -24,6 +23,7 @@ from demo.state import AppSettings
 from demo.ui import build_demo, launch_options
 from xmempp.errors import XMemPPError, file_system_problem
 from xmempp.model.weights import WEIGHTS_URL, ensure_weights, find_weights, load_network, missing_weights_message
+from xmempp.mounts import mount_points, mounted_in
 from xmempp.online import reachable
 from xmempp.precision import PRECISIONS
 from xmempp.prompts import DEFAULT_SAM_MODEL
@@ -129,18 +129,6 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def mount_points(table: Path = Path("/proc/self/mountinfo")) -> set[str]:
-    """Every mount point of this system, bind mounts included (which stat cannot tell from a folder on the same
-    file system); empty where the table cannot be read."""
-    try:
-        lines = table.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
-    except OSError:
-        return set()
-    # the fifth field; the kernel writes a space, a tab, a newline and a backslash in names as \040 \011 \012 \134
-    return {re.sub(r"\\([0-7]{3})", lambda code: chr(int(code.group(1), 8)), line.split(" ")[4])
-            for line in lines if line.count(" ") >= 4}
-
-
 def remove_stale_work_roots(parent: Path) -> list[Path]:
     """Delete the work roots of app servers that died without cleaning up (killed, crashed); returns them.
 
@@ -154,14 +142,16 @@ def remove_stale_work_roots(parent: Path) -> list[Path]:
         pid = folder.name[len(WORK_ROOT_PREFIX):].split("-", 1)[0]
         if not (pid.isascii() and pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid))):
             continue
-        real = os.path.realpath(folder)
-        if os.path.ismount(folder) or any(m == real or m.startswith(real + os.sep) for m in mounts):
+        if mounted_in(folder, mounts) is not None:
             log.warning("left %s: a file system is mounted in it", folder)
             continue
         try:
             shutil.rmtree(folder, ignore_errors=True)
         except RecursionError:  # Python 3.11's rmtree recurses: a tree 1,000 folders deep stopped every start
             log.warning("left %s: its folders are nested too deep to remove", folder)
+            continue
+        if os.path.lexists(folder):  # made immutable, or anyone's: it was said removed all the same
+            log.warning("could not remove %s, left by a server that is no longer running", folder)
             continue
         removed.append(folder)
     return removed

@@ -160,14 +160,6 @@ def test_a_dead_servers_work_root_that_is_or_holds_a_mount_point_is_left_whole(t
     assert (root / "session-x" / "keep.txt").read_text() == "mine"
 
 
-def test_mount_points_are_read_with_the_kernels_escapes(tmp_path):
-    table = tmp_path / "mountinfo"
-    table.write_text("22 1 0:21 / / rw - ext4 /dev/root rw\n"
-                     "95 22 0:21 /home/u/x /tmp/xmempp-app-9-a\\040b rw,relatime shared:1 - ext4 /dev/root rw\n")
-    assert app.mount_points(table) == {"/", "/tmp/xmempp-app-9-a b"}
-    assert app.mount_points(tmp_path / "missing") == set()
-
-
 def test_a_link_or_file_named_like_a_dead_servers_work_root_is_left_and_not_said_removed(tmp_path):
     """Such a link was logged as "removed ..., left by a server that is no longer running" though nothing was
     removed (twenty-third hostile round)."""

@@ -251,3 +251,29 @@ def test_a_video_named_near_the_longest_name_a_file_may_have_is_copied_between_r
     assert main(["evaluate", "--dataset", str(dataset), "--output", str(out), "--rounds", "0",
                  "--strategies", "uniform,random", "--weights", str(checkpoint), "--size", "64", "--quiet"]) == 0
     assert len(list((out / "random" / "round_0" / name / "masks").iterdir())) == 3
+
+
+def test_a_copied_round_whose_folder_is_a_file_or_holds_a_mount_point_is_refused_in_words(tmp_path, checkpoint,
+                                                                                         capsys, monkeypatch):
+    """OUTPUT/random/round_0 a file ended in FileExistsError; a user's folder bind-mounted at its masks/ was emptied
+    by the removal of the round it replaced, then EBUSY, both reported as bugs (twenty-fourth hostile round)."""
+    import xmempp.outputs
+
+    dataset = write_davis(tmp_path / "davis", {"v": 3}, annotated=None)
+    out = tmp_path / "eval"
+    arguments = ["evaluate", "--dataset", str(dataset), "--output", str(out), "--rounds", "0",
+                 "--strategies", "uniform,random", "--weights", str(checkpoint), "--size", "64", "--quiet"]
+    (out / "random").mkdir(parents=True)
+    (out / "random" / "round_0").write_text("mine")
+    assert main(arguments) == 1
+    assert f"{out / 'random' / 'round_0'} is a file, but {out / 'random' / 'round_0' / 'v'} needs a folder there" \
+        in capsys.readouterr().err
+    (out / "random" / "round_0").unlink()
+    assert main(arguments) == 0
+    users = out / "random" / "round_0" / "v" / "masks"
+    (users / "keep.txt").write_text("mine")
+    monkeypatch.setattr(xmempp.outputs, "mounted_in", lambda folder: str(users))  # as a bind mount reads
+    assert main(arguments) == 1
+    assert f"is or holds a mount point ({users}): replacing it would empty the folder mounted there" \
+        in capsys.readouterr().err
+    assert (users / "keep.txt").read_text() == "mine"

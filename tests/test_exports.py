@@ -701,6 +701,22 @@ def test_overwrite_of_an_earlier_export_holding_folders_nested_too_deep_to_remov
                 level.rmdir()
 
 
+def test_overwrite_of_an_earlier_export_holding_a_mount_point_is_refused_and_empties_nothing(tmp_path, monkeypatch):
+    """A user's folder bind-mounted inside an earlier export's mattes/ would be emptied by the removal of the entry
+    it replaces (twenty-fourth hostile round, as evaluate's copied rounds)."""
+    import xmempp.exports
+
+    export_masks(three_object_masks(), tmp_path / "to", ["davis", "mattes"])
+    users = tmp_path / "to" / "mattes" / "theirs"
+    users.mkdir()
+    (users / "keep.txt").write_text("mine")
+    monkeypatch.setattr(xmempp.exports, "mounted_in", lambda folder: str(users) if folder.name == "mattes" else None)
+    with pytest.raises(XMemPPError, match=re.escape(f"cannot replace {tmp_path / 'to' / 'mattes'}: it is or holds a "
+                                                    f"mount point ({users})")):
+        export_masks(three_object_masks(), tmp_path / "to", ["davis", "mattes"], overwrite=True)
+    assert (users / "keep.txt").read_text() == "mine"
+
+
 def test_a_marker_nested_past_the_recursion_limit_lists_nothing(tmp_path):
     """A hand-edited xmempp-export.json of arrays nested 100,000 deep ended in 'unexpected internal failure
     (RecursionError ...); this is a bug' (sixth hostile round): it lists nothing, so --overwrite refuses the entry."""
