@@ -329,6 +329,23 @@ def test_export_overwrite_refuses_a_names_file_inside_an_entry_it_replaces(tmp_p
     assert names.read_text() == "id,name\n1,chair\n"
 
 
+def test_export_overwrite_refuses_the_runs_names_file_when_it_leads_into_an_entry_it_replaces(tmp_path, capsys):
+    """The run's objects.csv, a link to to/Annotations/names.csv, was read, then deleted with Annotations/
+    (twenty-fifth hostile round: the default names file, as --names in the round before)."""
+    run = tmp_path / "run"
+    (run / "masks").mkdir(parents=True)
+    Image.fromarray(np.ones((8, 8), np.uint8)).save(run / "masks" / "frame_000000.png")
+    assert main(["export", "--run", str(run), "--to", str(tmp_path / "to")]) == 0
+    names = tmp_path / "to" / "Annotations" / "names.csv"
+    names.write_text("id,name\n1,chair\n")
+    (run / "objects.csv").symlink_to(names)
+    capsys.readouterr()
+    assert main(["export", "--run", str(run), "--to", str(tmp_path / "to"), "--overwrite"]) == 1
+    assert f"is in {tmp_path / 'to' / 'Annotations'}, which export --overwrite replaces whole" \
+        in capsys.readouterr().err
+    assert names.read_text() == "id,name\n1,chair\n"
+
+
 def test_export_out_of_memory_advises_no_size_it_does_not_take(monkeypatch, capsys):
     """Export under ulimit -v said 'try a smaller --size (for example --size 480)': export has no --size (twentieth
     hostile round)."""

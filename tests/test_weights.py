@@ -173,6 +173,16 @@ def test_a_weights_folder_that_is_a_file_is_said_in_words(tmp_path, where):
     assert (tmp_path / "weights").read_text() == "mine"
 
 
+def test_a_download_onto_a_folder_is_refused_before_it_starts_naming_it(checkpoint, tmp_path):
+    """weights/XMem.pth a folder: the refusal came after the whole download, named the partial file as the folder,
+    and left that file behind (twenty-fifth hostile round)."""
+    (tmp_path / "XMem.pth").mkdir()
+    with pytest.raises(XMemPPError, match=re.escape(f"cannot download the XMem weights to {tmp_path / 'XMem.pth'}: "
+                                                    "it is a folder")):
+        weights.download_weights(tmp_path / "XMem.pth", url=checkpoint.as_uri(), progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["XMem.pth"]
+
+
 def test_a_broken_download_leaves_nothing_behind(tmp_path):
     broken = tmp_path / "broken.pth"
     broken.write_bytes(b"truncated")

@@ -318,8 +318,8 @@ def _export(args: argparse.Namespace, progress: bool) -> int:
 
     # a names file that is there but no file (a folder, a FIFO) is refused by the reader, not passed over
     names_file = args.names or (args.run / OBJECTS_FILE if os.path.lexists(args.run / OBJECTS_FILE) else None)
-    if args.overwrite and args.names is not None:
-        _refuse_names_in_replaced_entries(args.names, args.to, args.formats)
+    if args.overwrite and names_file is not None:  # the run's objects.csv too, which may be a link into one
+        _refuse_names_in_replaced_entries(names_file, args.to, args.formats)
     names = read_object_names(names_file) if names_file is not None else None
     # A names file may cover a whole project, whose objects are not all in this video: a name of no object here
     # became a COCO category (and counted) for nothing.

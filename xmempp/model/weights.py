@@ -246,6 +246,9 @@ def download_weights(destination: Path, url: str = WEIGHTS_URL, progress: bool =
                           "folder; move it, or give the weights with --weights (XMEMPP_WEIGHTS)")
     with file_system_problems_as_error(f"make the weights folder {shown(folder)}"):
         folder.mkdir(parents=True, exist_ok=True)
+    if os.path.lexists(destination) and not destination.is_file():  # found only after the whole download before
+        raise XMemPPError(f"cannot download the XMem weights to {shown(destination)}: it is "
+                          f"{kind_of_entry(destination)}; move it away, or give the weights with --weights")
     # A new file of a name of its own, created here (O_EXCL): a fixed XMem.pth.part could be a link to anyone's
     # file, and the download was written through it. Its mode is the umask's, as the weights' will be.
     partial = destination.with_name(f"{destination.name}.{secrets.token_hex(4)}.part")
@@ -259,6 +262,7 @@ def download_weights(destination: Path, url: str = WEIGHTS_URL, progress: bool =
                     out.write(chunk)
                     bar.update(len(chunk))
         load_network(partial, device="cpu")
+        partial.replace(destination)
     except (OSError, HTTPException, XMemPPError) as error:  # the network, the disk, or what was downloaded
         partial.unlink(missing_ok=True)
         raise XMemPPError(f"could not download the XMem weights from {url} ({_download_problem(error)}). "
@@ -266,7 +270,6 @@ def download_weights(destination: Path, url: str = WEIGHTS_URL, progress: bool =
     except BaseException:  # stopped (Ctrl-C, SIGTERM): each stop left its partial file of up to 250 MB behind
         partial.unlink(missing_ok=True)
         raise
-    partial.replace(destination)
     return destination
 
 
