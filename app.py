@@ -23,7 +23,7 @@ from demo.state import AppSettings
 from demo.ui import build_demo, launch_options
 from xmempp.errors import XMemPPError, file_system_problem
 from xmempp.model.weights import WEIGHTS_URL, ensure_weights, find_weights, load_network, missing_weights_message
-from xmempp.mounts import mount_points, mounted_in
+from xmempp.mounts import mount_points, mount_risk
 from xmempp.online import reachable
 from xmempp.precision import PRECISIONS
 from xmempp.prompts import DEFAULT_SAM_MODEL
@@ -142,8 +142,9 @@ def remove_stale_work_roots(parent: Path) -> list[Path]:
         pid = folder.name[len(WORK_ROOT_PREFIX):].split("-", 1)[0]
         if not (pid.isascii() and pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid))):
             continue
-        if mounted_in(folder, mounts) is not None:
-            log.warning("left %s: a file system is mounted in it", folder)
+        risk = mount_risk(folder, mounts)
+        if risk is not None:
+            log.warning("left %s: %s", folder, risk)
             continue
         try:
             shutil.rmtree(folder, ignore_errors=True)

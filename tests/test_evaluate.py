@@ -272,8 +272,7 @@ def test_a_copied_round_whose_folder_is_a_file_or_holds_a_mount_point_is_refused
     assert main(arguments) == 0
     users = out / "random" / "round_0" / "v" / "masks"
     (users / "keep.txt").write_text("mine")
-    monkeypatch.setattr(xmempp.outputs, "mounted_in", lambda folder: str(users))  # as a bind mount reads
+    monkeypatch.setattr(xmempp.outputs, "mount_risk", lambda folder: f"it holds a mount point ({users})")
     assert main(arguments) == 1
-    assert f"is or holds a mount point ({users}): replacing it would empty the folder mounted there" \
-        in capsys.readouterr().err
+    assert f"cannot be replaced: it holds a mount point ({users}); unmount it" in capsys.readouterr().err
     assert (users / "keep.txt").read_text() == "mine"

@@ -710,8 +710,9 @@ def test_overwrite_of_an_earlier_export_holding_a_mount_point_is_refused_and_emp
     users = tmp_path / "to" / "mattes" / "theirs"
     users.mkdir()
     (users / "keep.txt").write_text("mine")
-    monkeypatch.setattr(xmempp.exports, "mounted_in", lambda folder: str(users) if folder.name == "mattes" else None)
-    with pytest.raises(XMemPPError, match=re.escape(f"cannot replace {tmp_path / 'to' / 'mattes'}: it is or holds a "
+    monkeypatch.setattr(xmempp.exports, "mount_risk",
+                        lambda folder: f"it holds a mount point ({users})" if folder.name == "mattes" else None)
+    with pytest.raises(XMemPPError, match=re.escape(f"cannot replace {tmp_path / 'to' / 'mattes'}: it holds a "
                                                     f"mount point ({users})")):
         export_masks(three_object_masks(), tmp_path / "to", ["davis", "mattes"], overwrite=True)
     assert (users / "keep.txt").read_text() == "mine"

@@ -52,7 +52,7 @@ from xmempp.errors import (
 from xmempp.images import open_image
 from xmempp.masks.drawing import davis_palette
 from xmempp.masks.files import mask_image, read_id_mask
-from xmempp.mounts import mounted_in
+from xmempp.mounts import mount_risk
 from xmempp.object_names import parse_object_names
 from xmempp.outputs import (
     MANIFEST_FILE,
@@ -511,10 +511,9 @@ def _write_whole(path: Path, write) -> Path:
     try:
         write(staging)
         if path.exists():
-            mount = mounted_in(path) if path.is_dir() and not path.is_symlink() else None
-            if mount is not None:  # rmtree would empty the folder mounted there, anyone's
-                raise XMemPPError(f"cannot replace {shown(path)}: it is or holds a mount point ({shown(mount)}); "
-                                  "unmount it, or export into another folder")
+            risk = mount_risk(path) if path.is_dir() and not path.is_symlink() else None
+            if risk is not None:  # rmtree would empty the folder mounted there, anyone's
+                raise XMemPPError(f"cannot replace {shown(path)}: {risk}; unmount it, or export into another folder")
             try:
                 shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
             except RecursionError:  # Python 3.11's rmtree recurses: a reported bug before

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from xmempp.config import MAX_SIZE, MIN_SIZE
 from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error, kind_of_entry, shown
-from xmempp.mounts import mounted_in
+from xmempp.mounts import mount_risk
 from xmempp.regular_files import FileTooLargeError, open_regular, read_regular_text
 
 # A manifest (or keys.json) lists each frame's name and digest: some 100 bytes a frame, a few MB for the longest
@@ -378,10 +378,10 @@ def replace_with_copy(source: Path, destination: Path) -> None:
         if os.path.lexists(folder) and not folder.is_dir():
             raise XMemPPError(f"{shown(folder)} is {kind_of_entry(folder)}, but {shown(destination)} needs a folder "
                               "there: move it away")
-    mount = mounted_in(destination) if os.path.lexists(destination) else None
-    if mount is not None:
-        raise XMemPPError(f"{shown(destination)} is or holds a mount point ({shown(mount)}): replacing it would empty the "
-                          "folder mounted there; unmount it, or choose another output folder")
+    risk = mount_risk(destination) if os.path.lexists(destination) else None
+    if risk is not None:  # removing it whole would empty the folder mounted there, anyone's
+        raise XMemPPError(f"{shown(destination)} cannot be replaced: {risk}; unmount it, or choose another output "
+                          "folder")
     with file_system_problems_as_error(f"make the folder {shown(destination.parent)}"):
         destination.parent.mkdir(parents=True, exist_ok=True)
     # a name of its own, not the video's plus a suffix: a 240-byte video name went past the 255 a name may have
