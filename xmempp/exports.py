@@ -21,6 +21,7 @@ import codecs
 import contextlib
 import csv
 import json
+import logging
 import os
 import re
 import shutil
@@ -67,6 +68,8 @@ from xmempp.outputs import (
     refuse_link_to_nothing,
     write_bytes_atomically,
 )
+
+log = logging.getLogger(__name__)
 
 DAVIS, COCO, YOUTUBE_VIS, MATTES = "davis", "coco", "youtube-vis", "mattes"
 FORMATS = (DAVIS, COCO, YOUTUBE_VIS, MATTES)
@@ -502,7 +505,11 @@ def _refuse_existing(out: Path, formats: list[str], overwrite: bool) -> None:
 
 
 def _write_whole(path: Path, write) -> Path:
-    """Build `path` (a folder or a file) under a hidden temporary name beside it, then rename it into place."""
+    """Build `path` (a folder or a file) under a hidden temporary name beside it, then rename it into place.
+
+    An earlier folder there is moved aside first and removed after the rename: removed first, an interrupt or a
+    file it could not remove left neither the earlier entry nor the new one whole.
+    """
     if path.suffix:  # a file
         with atomic_path(path) as temporary:
             write(temporary)
@@ -510,19 +517,33 @@ def _write_whole(path: Path, write) -> Path:
     staging = new_temporary_folder_beside(path)  # the umask's mode: tempfile.mkdtemp's 0700 kept a group out
     try:
         write(staging)
-        if path.exists():
-            risk = mount_risk(path) if path.is_dir() and not path.is_symlink() else None
+        if path.is_dir() and not path.is_symlink():
+            risk = mount_risk(path)
             if risk is not None:  # rmtree would empty the folder mounted there, anyone's
                 raise XMemPPError(f"cannot replace {shown(path)}: {risk}; unmount it, or export into another folder")
-            try:
-                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-            except RecursionError:  # Python 3.11's rmtree recurses: a reported bug before
-                raise XMemPPError(f"cannot replace {shown(path)}: folders are nested in it too deep to remove (over "
-                                  "a thousand levels); remove it yourself, or export into another folder") from None
-        os.replace(staging, path)
+            earlier = new_temporary_folder_beside(path)
+            os.replace(path, earlier)  # onto an empty folder, as rename allows
+            os.replace(staging, path)
+            _remove_earlier(earlier, path)
+        else:
+            if path.exists():
+                path.unlink()
+            os.replace(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def _remove_earlier(earlier: Path, replaced_by: Path) -> None:
+    """Remove an earlier export's entry, moved aside; what cannot be removed stays there, hidden, with a warning:
+    the new entry is in place already."""
+    try:
+        shutil.rmtree(earlier)
+    except (OSError, RecursionError) as error:  # a folder it may not change; Python 3.11's rmtree recursing too deep
+        reason = "folders nested too deep" if isinstance(error, RecursionError) else \
+            file_system_problem(error) or error.strerror or str(error)
+        log.warning("the earlier %s, moved aside to %s, could not be removed whole (%s): remove it yourself",
+                    shown(replaced_by), shown(earlier), reason)
 
 
 def _object_ids(masks: Mapping[str, np.ndarray]) -> list[int]:
