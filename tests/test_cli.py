@@ -313,34 +313,30 @@ def test_a_library_that_cannot_be_loaded_while_the_arguments_are_read_is_said_in
         "memory limit is too low to map it (ulimit -v?); allow more memory\n")
 
 
-def test_export_overwrite_refuses_a_names_file_inside_an_entry_it_replaces(tmp_path, capsys):
+def exported_with_names_inside(tmp_path) -> tuple[Path, Path]:
+    """(a run folder of one mask, exported to tmp_path/to; a names file put into the export's Annotations/)."""
+    run = tmp_path / "run"
+    (run / "masks").mkdir(parents=True)
+    Image.fromarray(np.ones((8, 8), np.uint8)).save(run / "masks" / "frame_000000.png")
+    assert main(["export", "--run", str(run), "--to", str(tmp_path / "to")]) == 0
+    names = tmp_path / "to" / "Annotations" / "names.csv"
+    names.write_text("id,name\n1,chair\n")
+    return run, names
+
+
+@pytest.mark.parametrize("given", ["--names", "the run's objects.csv"])
+def test_export_overwrite_refuses_a_names_file_inside_an_entry_it_replaces(tmp_path, capsys, given):
     """`export --overwrite --names to/Annotations/names.csv` applied the names, then deleted the file with the
-    Annotations/ it replaced (twenty-fourth hostile round)."""
-    run = tmp_path / "run"
-    (run / "masks").mkdir(parents=True)
-    Image.fromarray(np.ones((8, 8), np.uint8)).save(run / "masks" / "frame_000000.png")
-    assert main(["export", "--run", str(run), "--to", str(tmp_path / "to")]) == 0
-    names = tmp_path / "to" / "Annotations" / "names.csv"
-    names.write_text("id,name\n1,chair\n")
+    Annotations/ it replaced (twenty-fourth hostile round); so did the run's objects.csv as a link to it
+    (twenty-fifth)."""
+    run, names = exported_with_names_inside(tmp_path)
+    if given == "--names":
+        options = ["--names", str(names)]
+    else:
+        (run / "objects.csv").symlink_to(names)
+        options = []
     capsys.readouterr()
-    assert main(["export", "--run", str(run), "--to", str(tmp_path / "to"), "--names", str(names), "--overwrite"]) == 1
-    assert f"the names file {names} is in {tmp_path / 'to' / 'Annotations'}, which export --overwrite replaces whole" \
-        in capsys.readouterr().err
-    assert names.read_text() == "id,name\n1,chair\n"
-
-
-def test_export_overwrite_refuses_the_runs_names_file_when_it_leads_into_an_entry_it_replaces(tmp_path, capsys):
-    """The run's objects.csv, a link to to/Annotations/names.csv, was read, then deleted with Annotations/
-    (twenty-fifth hostile round: the default names file, as --names in the round before)."""
-    run = tmp_path / "run"
-    (run / "masks").mkdir(parents=True)
-    Image.fromarray(np.ones((8, 8), np.uint8)).save(run / "masks" / "frame_000000.png")
-    assert main(["export", "--run", str(run), "--to", str(tmp_path / "to")]) == 0
-    names = tmp_path / "to" / "Annotations" / "names.csv"
-    names.write_text("id,name\n1,chair\n")
-    (run / "objects.csv").symlink_to(names)
-    capsys.readouterr()
-    assert main(["export", "--run", str(run), "--to", str(tmp_path / "to"), "--overwrite"]) == 1
+    assert main(["export", "--run", str(run), "--to", str(tmp_path / "to"), *options, "--overwrite"]) == 1
     assert f"is in {tmp_path / 'to' / 'Annotations'}, which export --overwrite replaces whole" \
         in capsys.readouterr().err
     assert names.read_text() == "id,name\n1,chair\n"
