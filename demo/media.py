@@ -23,7 +23,7 @@ from demo.resume import FRAMES_FOLDER, RECORD_NAME, SOURCE_FOLDER, SessionRecord
 from demo.unzip import Member, UnpackBudget, ZipPlan, open_zip
 from demo.unzip import safe_member_path as safe_member_path  # where the tests and older callers find it
 from xmempp.csv_cells import written_cell
-from xmempp.errors import XMemPPError, kind_of_entry, shown
+from xmempp.errors import XMemPPError, file_system_problem, kind_of_entry, shown
 from xmempp.exports import DAVIS, EXPORT_MARKER, FORMAT_ENTRIES, MATTES, export_masks
 from xmempp.images import METADATA_TOO_LARGE, is_metadata_bomb
 from xmempp.masks.files import write_mask
@@ -470,7 +470,9 @@ def check_pixels(path: Path, what: str, limits: Limits) -> None:
     except Image.DecompressionBombError:  # over twice Pillow's own limit: it keeps the size to itself
         raise XMemPPError(f"{what} has over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; the app reads "
                           f"images of at most {limits.max_image_megapixels:g} megapixels") from None
-    except (UnidentifiedImageError, OSError, SyntaxError):
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        if file_system_problem(error) is not None:  # the server's (too many open files), not the upload's
+            raise
         raise XMemPPError(f"{what} is corrupt or not an image") from None
     except ValueError as error:
         if not is_metadata_bomb(error):
@@ -497,7 +499,9 @@ def _frames_from_images(images: list[tuple[str, Path, str]], frames_dir: Path, l
         try:
             image = Image.open(path)
             image.load()
-        except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError):
+        except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
+            if file_system_problem(error) is not None:  # the server's (too many open files), not the upload's
+                raise
             raise XMemPPError(f"frame {what} is corrupt or not an image") from None
         except ValueError as error:  # a text chunk after the pixels unpacks only now, past the header's check
             if not is_metadata_bomb(error):

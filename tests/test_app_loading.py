@@ -418,6 +418,23 @@ def test_work_that_cannot_be_saved_before_another_load_is_named_as_the_open_vide
     assert "nothing was loaded: export what you need, or reload the page to start afresh without that work" in status
 
 
+def test_a_frame_the_server_cannot_open_for_its_own_limits_is_not_blamed_on_the_upload(handlers, tmp_path,
+                                                                                       monkeypatch):
+    """With the server out of open files, a good frame of a zip was called "corrupt or not an image" (twenty-fifth
+    hostile round): the upload was blamed for the server's limit."""
+    import errno
+
+    frames = {f"{i:05d}.png": png_bytes(np.full((16, 16, 3), 40 * i, np.uint8)) for i in range(3)}
+    upload = write_zip(tmp_path / "good.zip", frames)
+
+    def no_file_left(path, *arguments, **options):
+        raise OSError(errno.EMFILE, "Too many open files", str(path))
+
+    monkeypatch.setattr(Image, "open", no_file_left)
+    status = handlers.load_files(None, [str(upload)])["status"]
+    assert "too many open files" in status and "corrupt" not in status, status
+
+
 def test_an_exported_session_loads_another_video_without_a_recovery_zip(handlers, clip):
     state = annotated(handlers)
     handlers.export(state)
