@@ -473,8 +473,9 @@ def test_a_stop_signal_during_a_batch_video_stops_the_batch_not_the_video():
         run_safely(stopped_video, None, "a")
 
 
-def test_a_stopped_export_says_nothing_was_written_not_that_masks_are_kept(monkeypatch, capsys):
-    """SIGTERM during export said 'masks written so far are kept' of a command that keeps none (thirteenth round)."""
+def test_a_stopped_export_says_what_it_leaves_not_that_masks_are_kept(monkeypatch, capsys):
+    """SIGTERM during export said 'masks written so far are kept' of a command that keeps none (thirteenth round),
+    then that an earlier export "stays whole", though --overwrite replaces its entries one by one (twenty-sixth)."""
     import signal
 
     from xmempp import cli
@@ -484,7 +485,9 @@ def test_a_stopped_export_says_nothing_was_written_not_that_masks_are_kept(monke
 
     monkeypatch.setitem(cli.COMMANDS, "export", stopped)
     assert main(["export", "--run", "r", "--to", "t"]) == 128 + signal.SIGTERM
-    assert capsys.readouterr().err.strip() == "stopped by SIGTERM: nothing was written (an earlier export stays whole)"
+    assert capsys.readouterr().err.strip() == ("stopped by SIGTERM: each entry is whole, this export's or an earlier "
+                                               "one's (entries are replaced one by one); export again with "
+                                               "--overwrite to finish")
 
 
 def test_an_objects_csv_in_the_run_folder_that_is_no_file_is_refused_not_passed_over(tmp_path, capsys):

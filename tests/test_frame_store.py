@@ -141,3 +141,19 @@ def test_a_keys_file_whose_header_claims_more_frames_than_it_holds_is_damaged_no
         file.write(bytes(64))
     with pytest.raises(ValueError, match=problem):
         KeyStore.open(path)
+
+
+def test_a_keys_file_whose_header_claims_more_frames_over_a_sparse_file_is_damaged_before_any_memory_is_sized(
+        tmp_path):
+    """A header of 10^10 frames over a sparse file of that length passed the length check, and the store sized
+    9.3 GiB by it before the count was compared with keys.json (twenty-sixth hostile round)."""
+    store = KeyStore(2)
+    store[0], store[1] = random_keys(0), random_keys(1)
+    save_keys(tmp_path, store, ["a", "b"], 480, "w")
+    with open(tmp_path / "keys.npy", "wb") as file:
+        np.lib.format.write_array_header_1_0(file, {"descr": "<f4", "fortran_order": False,
+                                                    "shape": (10**10, 9, 3, 5)})
+        data_offset = file.tell()
+    os.truncate(tmp_path / "keys.npy", data_offset + 10**10 * 4 * 9 * 3 * 5)  # sparse: no disk used
+    with pytest.raises(XMemPPError, match=r"keys.npy holds 10000000000 frames, not 2"):
+        load_keys(tmp_path, ["a", "b"], 480, "w")

@@ -35,3 +35,13 @@ def test_without_the_table_on_linux_no_folder_may_be_removed_whole(tmp_path, mon
     monkeypatch.setattr(xmempp.mounts, "mount_points", lambda: None)
     assert mount_risk(tmp_path) == ("whether a file system is mounted in it cannot be told "
                                           "(/proc/self/mountinfo cannot be read)")
+
+
+def test_a_table_that_lacks_the_root_is_no_table(tmp_path):
+    """An empty mountinfo planted in a sandbox was read as "nothing is mounted", and a bind-mounted folder inside a
+    copied round was emptied (twenty-sixth hostile round)."""
+    table = tmp_path / "mountinfo"
+    table.write_text("")
+    assert mount_points(table) is None
+    table.write_text("95 22 0:21 /home/u/x /tmp/a rw - ext4 /dev/root rw\n")
+    assert mount_points(table) is None

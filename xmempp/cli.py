@@ -497,10 +497,14 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _what_stays(command: str) -> str:
-    """What a command stopped midway leaves: export and suggest write nothing until they are done."""
+    """What a command stopped midway leaves: suggest writes nothing until it is done; export replaces each entry
+    whole, one after another (--overwrite over an earlier export may leave some of each)."""
     if command in ("run", "batch", "evaluate"):
         return "masks written so far are kept"
-    return "nothing was written (an earlier export stays whole)" if command == "export" else "nothing was written"
+    if command == "export":
+        return ("each entry is whole, this export's or an earlier one's (entries are replaced one by one); export "
+                "again with --overwrite to finish")
+    return "nothing was written"
 
 
 class _Stopped(BaseException):

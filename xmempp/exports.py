@@ -544,6 +544,10 @@ def _remove_earlier(earlier: Path, replaced_by: Path) -> None:
             file_system_problem(error) or error.strerror or str(error)
         log.warning("the earlier %s, moved aside to %s, could not be removed whole (%s): remove it yourself",
                     shown(replaced_by), shown(earlier), reason)
+    except BaseException:  # stopped meanwhile (Ctrl-C): the new entry is in place, the rest of the earlier aside
+        log.warning("the earlier %s, moved aside to %s, is partly removed: remove it yourself", shown(replaced_by),
+                    shown(earlier))
+        raise
 
 
 def _object_ids(masks: Mapping[str, np.ndarray]) -> list[int]:

@@ -123,11 +123,14 @@ class KeyStore(Sequence):
         self._lock = threading.Lock()  # a seek and its read or write must not interleave with another's
 
     @classmethod
-    def open(cls, path: str | Path) -> KeyStore:
-        """A read-only store over a file written by `save`. Raises ValueError, naming the file, if it is not one."""
+    def open(cls, path: str | Path, frames: int | None = None) -> KeyStore:
+        """A read-only store over a file written by `save`. Raises ValueError, naming the file, if it is not one,
+        or if it holds another number of frames than `frames` (when given)."""
         file = open_regular(path)  # the store owns it until close
         try:
             shape = _read_keys_header(file, path)
+            if frames is not None and shape[0] != frames:  # before the count sizes anything: a sparse file
+                raise ValueError(f"{shown(Path(path).name)} holds {shape[0]} frames, not {frames}")  # passes st_size
             data_offset, record_bytes = file.tell(), 4 * math.prod(shape[1:])
             # The header's frame count is checked against the file's length before anything is sized by it: a
             # damaged header must not make the store allocate for 10^15 frames.

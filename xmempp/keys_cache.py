@@ -87,7 +87,7 @@ def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprin
         log.info("keys in %s belong to other frames, size, weights or run: recomputing", folder)
         return None
     try:
-        keys = KeyStore.open(keys_path)
+        keys = KeyStore.open(keys_path, frames=len(frame_names))
     except OSError as error:
         raise _unreadable(folder, keys_path, error) from None
     except ValueError as error:  # it names the file

@@ -23,8 +23,9 @@ def mount_points(table: Path = MOUNT_TABLE) -> set[str] | None:
     except OSError:
         return None if sys.platform.startswith("linux") else set()
     # the fifth field; the kernel writes a space, a tab, a newline and a backslash in names as \040 \011 \012 \134
-    return {re.sub(r"\\([0-7]{3})", lambda code: chr(int(code.group(1), 8)), line.split(" ")[4])
-            for line in lines if line.count(" ") >= 4}
+    mounts = {re.sub(r"\\([0-7]{3})", lambda code: chr(int(code.group(1), 8)), line.split(" ")[4])
+              for line in lines if line.count(" ") >= 4}
+    return mounts if "/" in mounts else None  # no real table lacks the root: an empty one said "no mounts"
 
 
 def mount_risk(folder: Path, mounts: set[str] | None = None) -> str | None:
