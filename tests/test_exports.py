@@ -718,6 +718,17 @@ def test_overwrite_of_an_earlier_export_holding_a_mount_point_is_refused_and_emp
     assert (users / "keep.txt").read_text() == "mine"
 
 
+def test_relative_paths_from_a_current_folder_that_was_removed_are_refused_in_words(tmp_path, monkeypatch):
+    """With the process's current folder removed, export_masks("rel", ...) raised a bare FileNotFoundError from
+    os.path.abspath (twenty-sixth hostile round)."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    with pytest.raises(XMemPPError, match="the current folder no longer exists"):
+        export_masks("run/masks", tmp_path / "to", ["davis"])
+
+
 def test_a_marker_nested_past_the_recursion_limit_lists_nothing(tmp_path):
     """A hand-edited xmempp-export.json of arrays nested 100,000 deep ended in 'unexpected internal failure
     (RecursionError ...); this is a bug' (sixth hostile round): it lists nothing, so --overwrite refuses the entry."""

@@ -282,6 +282,7 @@ def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgume
         raise XMemPPError("palette must be a list of flattened RGB values, each a whole number 0..255, at most 256 "
                           "colours (768 values)")
     out = path_argument(out, "out")
+    _refuse_relative_paths_from_a_removed_folder(out, masks)
     with contextlib.ExitStack() as held:
         if not isinstance(masks, Mapping):
             if not isinstance(masks, str | bytes | os.PathLike):  # a list of arrays was called 'not a path'
@@ -306,6 +307,19 @@ def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgume
         with output_lock(out, "export"):
             _refuse_existing(out, formats, overwrite)
             return _export(masks, out, formats, object_names, palette, video_name, names_of_absent_objects)
+
+
+def _refuse_relative_paths_from_a_removed_folder(out: Path, masks: object) -> None:
+    """os.path.abspath of a relative path raised a bare FileNotFoundError, naming nothing, once the process's
+    current folder was removed (an export --overwrite can remove it: the entry it replaces)."""
+    paths = [out, *([Path(os.fsdecode(masks))] if isinstance(masks, str | bytes | os.PathLike) else [])]
+    if all(path.is_absolute() for path in paths):
+        return
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise XMemPPError("the current folder no longer exists (removed while this process was in it), so relative "
+                          "paths lead nowhere: change to an existing folder, or give absolute paths") from None
 
 
 def _is_palette(palette: object) -> bool:
