@@ -21,7 +21,6 @@ import codecs
 import contextlib
 import csv
 import json
-import logging
 import os
 import re
 import shutil
@@ -66,10 +65,9 @@ from xmempp.outputs import (
     read_manifest,
     reading_lock,
     refuse_link_to_nothing,
+    replace_folder,
     write_bytes_atomically,
 )
-
-log = logging.getLogger(__name__)
 
 DAVIS, COCO, YOUTUBE_VIS, MATTES = "davis", "coco", "youtube-vis", "mattes"
 FORMATS = (DAVIS, COCO, YOUTUBE_VIS, MATTES)
@@ -519,11 +517,8 @@ def _refuse_existing(out: Path, formats: list[str], overwrite: bool) -> None:
 
 
 def _write_whole(path: Path, write) -> Path:
-    """Build `path` (a folder or a file) under a hidden temporary name beside it, then rename it into place.
-
-    An earlier folder there is moved aside first and removed after the rename: removed first, an interrupt or a
-    file it could not remove left neither the earlier entry nor the new one whole.
-    """
+    """Build `path` (a folder or a file) under a hidden temporary name beside it, then rename it into place (an
+    earlier folder there goes aside first: `replace_folder`)."""
     if path.suffix:  # a file
         with atomic_path(path) as temporary:
             write(temporary)
@@ -535,33 +530,10 @@ def _write_whole(path: Path, write) -> Path:
             risk = mount_risk(path)
             if risk is not None:  # rmtree would empty the folder mounted there, anyone's
                 raise XMemPPError(f"cannot replace {shown(path)}: {risk}; unmount it, or export into another folder")
-            earlier = new_temporary_folder_beside(path)
-            os.replace(path, earlier)  # onto an empty folder, as rename allows
-            os.replace(staging, path)
-            _remove_earlier(earlier, path)
-        else:
-            if path.exists():
-                path.unlink()
-            os.replace(staging, path)
+        replace_folder(path, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
-
-
-def _remove_earlier(earlier: Path, replaced_by: Path) -> None:
-    """Remove an earlier export's entry, moved aside; what cannot be removed stays there, hidden, with a warning:
-    the new entry is in place already."""
-    try:
-        shutil.rmtree(earlier)
-    except (OSError, RecursionError) as error:  # a folder it may not change; Python 3.11's rmtree recursing too deep
-        reason = "folders nested too deep" if isinstance(error, RecursionError) else \
-            file_system_problem(error) or error.strerror or str(error)
-        log.warning("the earlier %s, moved aside to %s, could not be removed whole (%s): remove it yourself",
-                    shown(replaced_by), shown(earlier), reason)
-    except BaseException:  # stopped meanwhile (Ctrl-C): the new entry is in place, the rest of the earlier aside
-        log.warning("the earlier %s, moved aside to %s, is partly removed: remove it yourself", shown(replaced_by),
-                    shown(earlier))
-        raise
 
 
 def _object_ids(masks: Mapping[str, np.ndarray]) -> list[int]:

@@ -390,21 +390,38 @@ def replace_with_copy(source: Path, destination: Path) -> None:
         with file_system_problems_as_error(f"copy the run in {shown(source)} to {shown(destination)}",
                                            name_the_path=False):
             _copy_files_and_folders(source, fresh)
-        if not os.path.lexists(destination):
-            os.rename(fresh, destination)
-            return
-        old = fresh.with_suffix(".old")
-        os.rename(destination, old)
-        os.rename(fresh, destination)
-        if old.is_symlink():
-            old.unlink()
-        else:
-            try:
-                shutil.rmtree(old)  # removes the links in it, never what they lead to
-            except RecursionError:  # Python 3.11's rmtree recurses: folders planted 1,000 deep stay, hidden
-                log.warning("left %s: its folders are nested too deep to remove", old)
+        replace_folder(destination, fresh)
     except BaseException:
         shutil.rmtree(fresh, ignore_errors=True)
+        raise
+
+
+def replace_folder(path: Path, fresh: Path) -> None:
+    """Rename the folder `fresh` to `path`. An earlier folder there is moved aside first and removed after the
+    rename: removed first, an interrupt or a file it could not remove left neither the earlier folder nor the new
+    one whole. What cannot be removed stays aside, hidden, with a warning; a file or link there is unlinked."""
+    if path.is_dir() and not path.is_symlink():
+        earlier = new_temporary_folder_beside(path)
+        os.replace(path, earlier)  # onto an empty folder, as rename allows
+        os.replace(fresh, path)
+        _remove_earlier(earlier, path)
+        return
+    if os.path.lexists(path):
+        path.unlink()
+    os.replace(fresh, path)
+
+
+def _remove_earlier(earlier: Path, replaced_by: Path) -> None:
+    try:
+        shutil.rmtree(earlier)  # removes the links in it, never what they lead to
+    except (OSError, RecursionError) as error:  # a folder it may not change; Python 3.11's rmtree recursing too deep
+        reason = "folders nested too deep" if isinstance(error, RecursionError) else \
+            file_system_problem(error) or error.strerror or str(error)
+        log.warning("the earlier %s, moved aside to %s, could not be removed whole (%s): remove it yourself",
+                    shown(replaced_by), shown(earlier), reason)
+    except BaseException:  # stopped meanwhile (Ctrl-C): the new folder is in place, the rest of the earlier aside
+        log.warning("the earlier %s, moved aside to %s, is partly removed: remove it yourself", shown(replaced_by),
+                    shown(earlier))
         raise
 
 
