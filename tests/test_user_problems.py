@@ -769,7 +769,7 @@ def test_keys_the_process_may_not_read_are_said_unreadable_not_damaged(finished_
 
     frames, masks, out = finished_run
 
-    def denied(path):
+    def denied(path, frames=None):
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
     monkeypatch.setattr(keys_cache.KeyStore, "open", denied)
