@@ -238,7 +238,7 @@ def ensure_weights(weights: PathArgument | None = None, progress: bool = True) -
 
 def download_weights(destination: Path, url: str = WEIGHTS_URL, progress: bool = True) -> Path:
     """Download to a temporary file beside `destination`; rename it only once complete and loadable."""
-    from tqdm import tqdm
+    from xmempp.progress import ProgressBar
 
     folder = destination.parent
     if os.path.lexists(folder) and not folder.is_dir():  # mkdir's FileExistsError was reported as a bug
@@ -257,7 +257,7 @@ def download_weights(destination: Path, url: str = WEIGHTS_URL, progress: bool =
         with urllib.request.urlopen(url, timeout=60) as response, \
                 open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc="XMem.pth", disable=not progress) as bar:
+            with ProgressBar(total=total, unit="B", unit_scale=True, desc="XMem.pth", disable=not progress) as bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     bar.update(len(chunk))
