@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 
-from tests.browser_helpers import DESKTOP, PHONE, shot
+from tests.browser_helpers import DESKTOP, PHONE, editor_ready, paint, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -34,16 +34,8 @@ def said(page, text: str, timeout: float = 120_000) -> None:
 def paint_and_save_frame_0(page) -> None:
     from playwright.sync_api import expect
 
-    expect(page.locator("#editor > [data-testid=status-tracker]")).to_have_class(re.compile("hide"))
-    canvas = page.locator("#editor .pixi-target canvas")
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    page.mouse.move(box["x"] + 4, box["y"] + box["height"] / 2)  # the margin first, then the picture
-    page.mouse.move(box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.4)
-    page.mouse.down()
-    for step in range(1, 4):
-        page.mouse.move(box["x"] + box["width"] * (0.35 + 0.05 * step), box["y"] + box["height"] * (0.4 + 0.04 * step))
-    page.mouse.up()
+    editor_ready(page)  # its own stroke code lacked the settling pause and lost the stroke once in CI
+    paint(page, (0.35, 0.4), (0.5, 0.52))
     page.click("#save-annotation")
     expect(page.locator("#editor-message")).to_contain_text("Saved the annotation of frame 0")
 
