@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import logging
 import os
 from dataclasses import replace
 
@@ -45,7 +46,7 @@ def test_youtube_vos_layout_writes_one_folder_per_video(tmp_path, engine_options
     assert len(list((tmp_path / "out" / "clip" / "masks").iterdir())) == 3
 
 
-def test_a_complete_video_is_skipped_and_an_interrupted_one_redone(tmp_path, engine_options, capsys):
+def test_a_complete_video_is_skipped_and_an_interrupted_one_redone(tmp_path, engine_options, capsys, caplog):
     dataset = write_davis(tmp_path / "davis", {"v": 3})
     command = ["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), *engine_options]
     assert main(command) == 0
@@ -56,27 +57,38 @@ def test_a_complete_video_is_skipped_and_an_interrupted_one_redone(tmp_path, eng
     assert mask.stat().st_mtime_ns == written
     manifest = read_manifest(tmp_path / "out" / "v")
     write_manifest(tmp_path / "out" / "v", replace(manifest, finished=False))  # as if killed before the end
-    assert main(command) == 0
+    with caplog.at_level(logging.WARNING):
+        assert main(command) == 0
     assert read_summary(tmp_path / "out")["v"]["status"] == "done"
     assert mask.stat().st_mtime_ns > written
+    assert "video v: its earlier run did not finish: running it again" in caplog.text  # round 28: without a word
 
 
-def test_other_options_redo_a_complete_video(tmp_path, engine_options):
-    dataset = write_davis(tmp_path / "davis", {"v": 3})
+@pytest.mark.parametrize(("then", "why"), [
+    (["--size", "64"], "its earlier run was at size 96, this one at 64"),
+    (["--frames", "first"], "its earlier run used annotated frames 0,2, this one 0"),
+], ids=["size", "frames"])
+def test_other_options_redo_a_complete_video_saying_why(tmp_path, engine_options, caplog, then, why):
+    """A video made with other options was run again, its outputs replaced, without a word (round 28)."""
+    dataset = write_davis(tmp_path / "davis", {"v": 3}, annotated=(0, 2))
     command = ["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), *engine_options]
     assert main(command) == 0
-    assert main([*command, "--size", "64"]) == 0
+    with caplog.at_level(logging.WARNING):
+        assert main([*command, *then]) == 0
     assert read_summary(tmp_path / "out")["v"]["status"] == "done"
+    assert f"video v: {why}: running it again" in caplog.text
 
 
-def test_a_complete_video_whose_frames_changed_is_redone(tmp_path, engine_options):
+def test_a_complete_video_whose_frames_changed_is_redone(tmp_path, engine_options, caplog):
     dataset = write_davis(tmp_path / "davis", {"v": 3})
     command = ["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), *engine_options]
     assert main(command) == 0
     frame = dataset / "JPEGImages" / "v" / "frame_000001.jpg"
     frame.write_bytes((dataset / "JPEGImages" / "v" / "frame_000002.jpg").read_bytes())
-    assert main(command) == 0
+    with caplog.at_level(logging.WARNING):
+        assert main(command) == 0
     assert read_summary(tmp_path / "out")["v"]["status"] == "done"
+    assert "video v: its frames changed since its earlier run: running it again" in caplog.text
 
 
 def test_broken_videos_are_named_in_the_summary_and_the_exit_code(tmp_path, engine_options, capsys):
@@ -263,8 +275,6 @@ def test_batch_and_evaluate_refuse_a_folder_holding_the_others_results(tmp_path,
 def test_a_finished_video_whose_mask_was_removed_is_run_again(tmp_path, checkpoint, caplog):
     """batch skipped a finished video whose mask had been removed or edited since ('2 skipped ... already
     complete'), leaving the output without it (eleventh hostile round): the manifest's digests are checked."""
-    import logging
-
     dataset = write_davis(tmp_path / "davis", {"v": 3})
     options = ["--dataset", str(dataset), "--output", str(tmp_path / "out"), "--weights", str(checkpoint),
                "--device", "cpu", "--size", "64", "--quiet"]

@@ -23,6 +23,7 @@ from xmempp.model.network import XMem
 from xmempp.model.weights import weights_fingerprint
 from xmempp.outputs import (
     DamagedManifestError,
+    Manifest,
     atomic_path,
     changed_masks,
     output_lock,
@@ -126,16 +127,42 @@ def write_summary(path: Path, outcomes: list[VideoOutcome]) -> None:
         writer.writerows(rows)
 
 
+def _why_not_reusable(manifest: Manifest, job: BatchJob, frames: FrameFolder, annotated: list[int],
+                      weights: str) -> str | None:
+    """Why an earlier run of this video cannot stand for this one, in words; None when it can."""
+    if not manifest.finished:
+        return "its earlier run did not finish"
+    if manifest.annotated_frames != annotated:
+        return (f"its earlier run used annotated frames {_indices(manifest.annotated_frames)}, this one "
+                f"{_indices(annotated)}")
+    if manifest.size != job.size:
+        return f"its earlier run was at size {manifest.size}, this one at {job.size}"
+    if manifest.weights != weights:
+        return "its earlier run used other weights"
+    if job.save_overlay and not manifest.overlay:
+        return "its earlier run wrote no overlays"
+    if not manifest.made_from(job.video.frames_dir, frames.paths):
+        return "its frames changed since its earlier run"
+    return None
+
+
+def _indices(frames: list[int]) -> str:
+    return ",".join(map(str, frames)) or "none"
+
+
 def _is_finished(job: BatchJob, frames: FrameFolder, annotated: list[int], weights: str) -> bool:
-    """Whether OUTPUT/<video> holds a finished run of these frames (same content), annotations, size and weights."""
+    """Whether OUTPUT/<video> holds a finished run of these frames (same content), annotations, size and weights.
+    A video run again is said so, with why, as its earlier outputs are replaced."""
     try:
         manifest = read_manifest(job.output)
     except DamagedManifestError as error:  # redone: the run replaces the damaged manifest before any mask
         log.warning("video %s: %s", job.name, error)
         return False
-    if not (manifest is not None and manifest.finished and manifest.annotated_frames == annotated
-            and manifest.size == job.size and manifest.weights == weights and (manifest.overlay or not job.save_overlay)
-            and manifest.made_from(job.video.frames_dir, frames.paths)):
+    if manifest is None:  # not run yet (or by something else than xmempp): nothing of a run to replace
+        return False
+    reason = _why_not_reusable(manifest, job, frames, annotated, weights)
+    if reason is not None:
+        log.warning("video %s: %s: running it again", job.name, reason)
         return False
     changed = changed_masks(job.output, manifest)  # a mask removed or edited since: skipped, it stayed so
     if changed:
