@@ -160,6 +160,23 @@ def test_frames_are_extracted_only_into_a_new_or_empty_folder_and_no_file_of_the
     assert open_frames(gif, work_dir=tmp_path / "new" / "frames").names == [f"frame_{i:06d}" for i in range(3)]
 
 
+@pytest.mark.parametrize(("target", "said"), [
+    ("loop", r"cannot be followed: a symbolic link on its way leads back to itself"),
+    ("nowhere/frames", r"is a symbolic link to nowhere/frames, which does not exist"),
+], ids=["a loop", "a link to nothing"])
+def test_a_work_dir_that_is_a_link_leading_nowhere_is_named_not_a_bug(tmp_path, target, said):
+    """open_frames(video, work_dir=a link loop or a link to nothing) raised mkdir's bare FileExistsError
+    (twenty-eighth hostile round)."""
+    gif = write_gif(tmp_path / "clip.gif", moving_square_frames(2))
+    (tmp_path / "loop").symlink_to(target)
+    with pytest.raises(XMemPPError, match=said):
+        open_frames(gif, work_dir=tmp_path / "loop")
+    if target == "loop":  # a folder to make inside the loop: OSError ELOOP from mkdir, raw
+        with pytest.raises(XMemPPError, match=r"cannot make the folder .*loop/frames .*: a symbolic link on the path "
+                                              r"leads back to itself \(a loop of links\)"):
+            open_frames(gif, work_dir=tmp_path / "loop" / "frames")
+
+
 def test_a_video_path_that_is_a_fifo_is_refused_naming_it_instead_of_waiting_for_a_writer(tmp_path):
     """mkfifo v.mp4; xmempp run --images v.mp4 waited for a writer without end (eighth hostile round)."""
     fifo = tmp_path / "v.mp4"

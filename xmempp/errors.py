@@ -131,6 +131,7 @@ _FILE_SYSTEM_PROBLEMS = {
     errno.ENAMETOOLONG: "the name is too long",
     errno.EMFILE: "too many open files",
     errno.ENFILE: "too many open files in the system",
+    errno.ELOOP: "a symbolic link on the path leads back to itself (a loop of links)",
 }
 
 

@@ -30,6 +30,7 @@ from xmempp.errors import (
     whole_number,
 )
 from xmempp.images import open_image
+from xmempp.outputs import refuse_link_to_nothing
 from xmempp.regular_files import open_regular
 
 log = logging.getLogger(__name__)
@@ -238,6 +239,7 @@ def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None, ma
 def _make_frames_folder(folder: Path, video: Path) -> None:
     """Make `folder` for the frames of `video`, or check that it holds nothing: frame_000000.png... written into a
     caller's own folder replaced the caller's files of those names without a word."""
+    refuse_link_to_nothing(folder, "work_dir")  # mkdir said only 'File exists' of a link loop or a link to nothing
     with file_system_problems_as_error(f"make the folder {shown(folder)} for the frames of {shown(video.name)}"):
         if folder.exists() and not folder.is_dir():
             raise XMemPPError(f"cannot extract the frames of {shown(video.name)} into {shown(folder)}: it is "
