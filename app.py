@@ -28,6 +28,11 @@ from xmempp.online import reachable
 from xmempp.precision import PRECISIONS
 from xmempp.prompts import DEFAULT_SAM_MODEL
 
+try:
+    import fcntl
+except ImportError:  # Windows: a work root's server is told by its pid alone
+    fcntl = None
+
 log = logging.getLogger("xmempp.app")
 ROOT = Path(__file__).resolve().parent
 EXAMPLE = ROOT / "examples" / "shapes.mp4"
@@ -129,6 +134,35 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def hold_for_life(folder: Path) -> None:
+    """Lock `folder` (flock) until this process ends, when the kernel lets go of it, killed or not: the proof that
+    a work root's server still runs. Its pid alone proved nothing across PID namespaces (a container sharing
+    TMPDIR): a second server there removed a running server's work root, its visitors' frames and masks with it."""
+    if fcntl is None:
+        return
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)  # never closed; not passed on to child processes
+    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _server_gone(folder: Path, pid: int) -> bool:
+    """Whether the server of a work root has ended: no process of its pid here, and no process holds its lock."""
+    if pid == os.getpid() or _process_alive(pid):
+        return False
+    if fcntl is None:
+        return True
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:  # cannot be looked at: left
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # held: its server runs, in another PID namespace
+        return False
+    finally:
+        os.close(descriptor)
+    return True
+
+
 def remove_stale_work_roots(parent: Path) -> list[Path]:
     """Delete the work roots of app servers that died without cleaning up (killed, crashed); returns them.
 
@@ -140,7 +174,7 @@ def remove_stale_work_roots(parent: Path) -> list[Path]:
         if folder.is_symlink() or not folder.is_dir():  # not a work root, whatever its name: left, and not said removed
             continue
         pid = folder.name[len(WORK_ROOT_PREFIX):].split("-", 1)[0]
-        if not (pid.isascii() and pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid))):
+        if not (pid.isascii() and pid.isdigit() and _server_gone(folder, int(pid))):
             continue
         risk = mount_risk(folder, mounts)
         if risk is not None:
@@ -163,7 +197,11 @@ def make_work_root() -> Path:
     parent = Path(tempfile.gettempdir())
     for folder in remove_stale_work_roots(parent):
         log.info("removed %s, left by a server that is no longer running", folder)
-    work_root = Path(tempfile.mkdtemp(prefix=f"{WORK_ROOT_PREFIX}{os.getpid()}-", dir=parent))
+    # Made under a hidden name, locked, then named as a work root: no other server's clean-up sees it unlocked.
+    starting = Path(tempfile.mkdtemp(prefix=f".{WORK_ROOT_PREFIX}starting-", dir=parent))
+    hold_for_life(starting)
+    work_root = parent / f"{WORK_ROOT_PREFIX}{os.getpid()}-{starting.name.rsplit('-', 1)[1]}"
+    os.rename(starting, work_root)
     atexit.register(shutil.rmtree, work_root, ignore_errors=True)
     # A stopped server (SIGTERM, as a Space restart sends) would otherwise die without running atexit.
     signal.signal(signal.SIGTERM, _interrupt)

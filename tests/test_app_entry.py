@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -135,6 +136,43 @@ def test_work_roots_of_servers_no_longer_running_are_removed(tmp_path):
         folder.mkdir()
     assert app.remove_stale_work_roots(tmp_path) == [dead]
     assert not dead.exists() and ours.is_dir() and living.is_dir() and unnamed.is_dir()
+
+
+def test_a_work_root_whose_server_holds_its_lock_is_kept_whatever_its_pid(tmp_path):
+    """A server in another PID namespace (a container sharing TMPDIR) has a pid this one cannot see: its running
+    work root was removed as a dead server's, its visitors' frames and masks with it (twenty-eighth hostile round).
+    A running server holds its work root's lock; the kernel lets go of it when the server ends, killed or not."""
+    root = tmp_path / f"xmempp-app-{_dead_pid()}-elsewhere"
+    (root / "session-x").mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys; held = os.open(sys.argv[1], os.O_RDONLY); "
+                               "fcntl.flock(held, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
+                               str(root)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        assert app.remove_stale_work_roots(tmp_path) == []
+        assert (root / "session-x").is_dir()
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert app.remove_stale_work_roots(tmp_path) == [root]  # its server gone: removed at the next start
+
+
+def test_a_new_work_root_is_held_by_its_server(tmp_path, monkeypatch):
+    import atexit
+    import fcntl
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
+    monkeypatch.setattr(signal, "signal", lambda *arguments: None)
+    work_root = app.make_work_root()
+    assert work_root.parent == tmp_path and work_root.name.startswith(f"xmempp-app-{os.getpid()}-")
+    assert [path.name for path in tmp_path.iterdir()] == [work_root.name]  # no hidden folder it was made under
+    other = os.open(work_root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(other)
 
 
 def test_a_work_root_named_with_a_number_no_process_can_have_is_stale_and_other_digits_are_no_pid(tmp_path):
