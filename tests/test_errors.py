@@ -185,3 +185,20 @@ def test_the_script_api_refuses_a_bare_out_of_memory_in_words():
 
     refusal = ApiError.refusing_any(MemoryError())
     assert refusal is not None and refusal.message.startswith("the server ran out of memory; nothing you made is lost")
+
+
+@pytest.mark.parametrize(("code", "words"), [
+    ("EBUSY", "it is busy (a mount point, or in use)"),
+    ("ELOOP", "a symbolic link on the path leads back to itself"),
+], ids=["busy", "loop"])
+def test_a_mount_point_or_a_loop_of_links_met_while_writing_is_said_in_words_not_as_a_bug(code, words):
+    """A rename onto a file bind-mounted at OUTPUT/manifest.json (EBUSY) and a folder made inside a loop of links
+    (ELOOP) were reported as bugs with a traceback (twenty-eighth hostile round)."""
+    import errno
+    import re
+
+    from xmempp.errors import file_system_problems_as_error
+
+    with pytest.raises(XMemPPError, match=f"^cannot write out/manifest.json: {re.escape(words)}"), \
+            file_system_problems_as_error("write out/manifest.json"):
+        raise OSError(getattr(errno, code), "from the system", "out/manifest.json")

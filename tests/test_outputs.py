@@ -19,7 +19,7 @@ from tests.conftest import moving_square_frames, square_mask, write_frames, writ
 from xmempp import InferenceConfig, XMemPPError, run_on_video, select_k_next_best_annotation_candidates
 from xmempp.cli import main
 from xmempp.model.weights import weights_fingerprint
-from xmempp.outputs import MANIFEST_FILE, atomic_path, read_manifest
+from xmempp.outputs import KEYS_FILE, MANIFEST_FILE, atomic_path, read_manifest, refuse_overlap
 
 
 def run(frames, masks, out, network, **kwargs):
@@ -115,7 +115,8 @@ def test_an_output_folder_that_cannot_be_written_is_named(square_clip, tmp_path,
 @contextlib.contextmanager
 def bind_mounted(source, target):
     """`mount --bind source target` for the block; skips the test where this machine does not allow it."""
-    target.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        target.mkdir(parents=True)
     if sys.platform != "linux" or shutil.which("mount") is None:
         pytest.skip("bind mounts need Linux's mount")
     done = subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True)
@@ -188,6 +189,47 @@ def test_a_link_to_an_annotation_among_the_output_masks_is_named_as_the_link_it_
         output_mask.symlink_to(masks / "frame_000003.png")
     with pytest.raises(XMemPPError, match=f"same file as the input .*frame_000003.png \\(a {link} link\\)"):
         run(frames, masks, tmp_path / "out", network)
+
+@pytest.mark.parametrize("written", [KEYS_FILE, MANIFEST_FILE])
+def test_a_frame_hard_linked_as_the_keys_or_manifest_is_refused_before_the_run(square_clip, tmp_path, network,
+                                                                                 written):
+    """A frame bind-mounted as OUTPUT/keys.npy was caught only when the finished run renamed its keys onto it, as
+    "a bug" (EBUSY; twenty-eighth hostile round): out/keys.npy, keys.json and manifest.json are compared with every
+    input file, as out/masks/* are."""
+    frames, masks = square_clip
+    (tmp_path / "out").mkdir()
+    os.link(frames / "frame_000000.jpg", tmp_path / "out" / written)
+    with pytest.raises(XMemPPError, match=f"{written} is the same file as the input .*frame_000000.jpg \\(a hard "
+                                          "link\\)"):
+        refuse_overlap({"frames": frames, "annotations": masks}, tmp_path / "out")
+
+
+@pytest.mark.parametrize("written", [MANIFEST_FILE, "masks/frame_000001.png"])
+def test_a_file_mounted_where_the_run_writes_is_refused_before_the_run(square_clip, tmp_path, monkeypatch, written):
+    """A file bind-mounted at OUTPUT/manifest.json (or a mask's name) ended the whole run in "a bug" (EBUSY from the
+    rename onto it; twenty-eighth hostile round): it is refused first, naming it."""
+    import xmempp.outputs as outputs
+
+    frames, masks = square_clip
+    (tmp_path / "out" / "masks").mkdir(parents=True)
+    (tmp_path / "out" / written).write_text("{}")
+    monkeypatch.setattr(outputs, "mount_points", lambda: {"/", os.path.realpath(tmp_path / "out" / written)})
+    with pytest.raises(XMemPPError, match=f"{written} is a mount point \\(a file mounted there\\): the run replaces "
+                                          "it"):
+        refuse_overlap({"frames": frames, "annotations": masks}, tmp_path / "out")
+
+
+def test_a_file_bind_mounted_where_the_run_writes_is_refused_before_the_weights_load(square_clip, tmp_path, capsys):
+    frames, masks = square_clip
+    (tmp_path / "out").mkdir()
+    (tmp_path / "users.json").write_text("mine")
+    (tmp_path / "out" / MANIFEST_FILE).write_text("")
+    with bind_mounted(tmp_path / "users.json", tmp_path / "out" / MANIFEST_FILE):
+        assert main(["run", "--images", str(frames), "--masks", str(masks), "--output", str(tmp_path / "out"),
+                     "--weights", str(tmp_path / "no-such-weights.pth"), "--quiet"]) == 1
+    assert "manifest.json is a mount point (a file mounted there)" in capsys.readouterr().err
+    assert (tmp_path / "users.json").read_text() == "mine"
+
 
 def test_a_symlinked_folder_above_the_output_into_the_frames_is_refused(square_clip, tmp_path, network):
     frames, masks = square_clip

@@ -132,6 +132,7 @@ _FILE_SYSTEM_PROBLEMS = {
     errno.EMFILE: "too many open files",
     errno.ENFILE: "too many open files in the system",
     errno.ELOOP: "a symbolic link on the path leads back to itself (a loop of links)",
+    errno.EBUSY: "it is busy (a mount point, or in use), and the system refuses to replace it",
 }
 
 

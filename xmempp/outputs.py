@@ -24,7 +24,7 @@ from pathlib import Path
 
 from xmempp.config import MAX_SIZE, MIN_SIZE
 from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error, kind_of_entry, shown
-from xmempp.mounts import mount_risk
+from xmempp.mounts import mount_points, mount_risk
 from xmempp.regular_files import FileTooLargeError, open_regular, read_regular_text
 
 # A manifest (or keys.json) lists each frame's name and digest: some 100 bytes a frame, a few MB for the longest
@@ -335,24 +335,31 @@ def refuse_overlap(inputs: dict[str, Path], out: Path, never_inside: tuple[str, 
 
 
 def _refuse_hard_links_to_inputs(inputs: dict[str, Path], out: Path) -> None:
-    """A file already in out/masks or out/overlay that is an input file under another name (a hard link) is
-    refused: the run would replace it."""
+    """A file already in `out` that the run replaces (in out/masks, out/overlay, or its keys and manifest) and that
+    is an input file under another name (a hard link, a file bind-mounted there) is refused; so is one that is a
+    mount point: the run renames its new file onto it, which the system refuses (EBUSY) after the whole run."""
     input_files: dict[tuple[int, int], Path] = {}
     for label, read in inputs.items():
         with file_system_problems_as_error(f"read the {label} folder {read}"):
             for path in (read.iterdir() if read.is_dir() else [read]):
                 if path.is_file():
                     input_files.setdefault(identity(path), path)
+    replaced = [out / KEYS_FILE, out / KEYS_INFO_FILE, out / MANIFEST_FILE]
     for folder in written_folders(out)[1:]:
         with file_system_problems_as_error(f"read the output folder {shown(folder)}"):  # mode 000: Python's words
-            entries = list(folder.iterdir()) if folder.is_dir() else []
-        for path in entries:
-            source = input_files.get(identity(path)) if path.is_file() else None
-            if source is not None:
-                link = "a symbolic link" if path.is_symlink() else "a hard link"
-                raise XMemPPError(f"{shown(path)} is the same file as the input {shown(source)} ({link}): the run "
-                                  "would "
-                                  "replace it; choose an output folder apart from the inputs")
+            replaced += list(folder.iterdir()) if folder.is_dir() else []
+    mounts = mount_points() or set()
+    for path in replaced:
+        mounted = not path.is_symlink() and os.path.realpath(path) in mounts
+        source = input_files.get(identity(path)) if path.is_file() else None
+        if source is not None:
+            link = "a symbolic link" if path.is_symlink() else "a bind mount" if mounted else "a hard link"
+            raise XMemPPError(f"{shown(path)} is the same file as the input {shown(source)} ({link}): the run "
+                              "would "
+                              "replace it; choose an output folder apart from the inputs")
+        if mounted:
+            raise XMemPPError(f"{shown(path)} is a mount point (a file mounted there): the run replaces it with a "
+                              "new file, which the system refuses; unmount it, or choose another output folder")
 
 
 def refuse_linked_video_folders(output: Path, folders: Iterable[Path], command: str) -> None:
