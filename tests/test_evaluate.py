@@ -276,3 +276,22 @@ def test_a_copied_round_whose_folder_is_a_file_or_holds_a_mount_point_is_refused
     assert main(arguments) == 1
     assert f"cannot be replaced: it holds a mount point ({users}); unmount it" in capsys.readouterr().err
     assert (users / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("planted", ["uniform/round_0/v/notes.txt", "random/round_2/v/masks/frame_000001.png.bak"])
+def test_a_copied_round_holding_a_users_file_is_refused_and_the_file_kept(tmp_path, checkpoint, capsys, planted):
+    """A user's notes.txt (or a mask's backup) in a round that evaluate copies rather than computes went without a
+    word, while a computed round keeps such files (twenty-eighth hostile round)."""
+    dataset = write_davis(tmp_path / "davis", {"v": 3}, annotated=None)
+    out = tmp_path / "eval"
+    arguments = ["evaluate", "--dataset", str(dataset), "--output", str(out), "--rounds", "2", "--k", "10",
+                 "--strategies", "random,uniform", "--weights", str(checkpoint), "--size", "64", "--quiet"]
+    assert main(arguments) == 0
+    mine = out / planted
+    mine.write_text("mine")
+    assert main(arguments) == 1
+    assert f"it holds {mine}, which the copy would remove (a copied round replaces its whole folder); move it away" \
+        in capsys.readouterr().err
+    assert mine.read_text() == "mine"
+    mine.unlink()
+    assert main(arguments) == 0  # an earlier evaluation's own files are replaced as before

@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -389,6 +390,12 @@ def replace_with_copy(source: Path, destination: Path) -> None:
     if risk is not None:  # removing it whole would empty the folder mounted there, anyone's
         raise XMemPPError(f"{shown(destination)} cannot be replaced: {risk}; unmount it, or choose another output "
                           "folder")
+    removed = _entries_a_copy_removes(source, destination) if destination.is_dir() else []
+    if removed:  # a user's notes or backup there went without a word, where a computed round keeps them
+        more = f" and {len(removed) - 1} more" if len(removed) > 1 else ""
+        raise XMemPPError(f"cannot replace {shown(destination)} with a copy of {shown(source)}: it holds "
+                          f"{shown(removed[0])}{more}, which the copy would remove (a copied round replaces its whole "
+                          "folder); move it away")
     with file_system_problems_as_error(f"make the folder {shown(destination.parent)}"):
         destination.parent.mkdir(parents=True, exist_ok=True)
     # a name of its own, not the video's plus a suffix: a 240-byte video name went past the 255 a name may have
@@ -401,6 +408,27 @@ def replace_with_copy(source: Path, destination: Path) -> None:
     except BaseException:
         shutil.rmtree(fresh, ignore_errors=True)
         raise
+
+
+_TEMPORARY_NAME = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")  # what _new_temporary_beside names, left by a kill
+
+
+def _entries_a_copy_removes(source: Path, destination: Path) -> list[Path]:
+    """What in the folder `destination` its copy of the run folder `source` would not hold, and so remove: names
+    that are not the run's (at its top, and in its masks/ and overlay/), xmempp's own temporaries aside."""
+    removed = []
+    with os.scandir(destination) as entries:
+        for entry in entries:
+            theirs = source / entry.name
+            if _TEMPORARY_NAME.match(entry.name):
+                continue
+            if not os.path.lexists(theirs):
+                removed.append(Path(entry.path))
+            elif entry.is_dir(follow_symlinks=False) and theirs.is_dir() and not theirs.is_symlink():
+                with os.scandir(entry.path) as inner:
+                    removed += [Path(found.path) for found in inner if not _TEMPORARY_NAME.match(found.name)
+                                and not os.path.lexists(theirs / found.name)]
+    return sorted(removed)
 
 
 def replace_folder(path: Path, fresh: Path) -> None:
