@@ -20,10 +20,14 @@ import logging
 import math
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from PIL import Image
 
 from xmempp.errors import XMemPPError, file_system_problem, is_out_of_memory, shown, unwritable_name_problem
 
@@ -94,6 +98,26 @@ def message_for(error: BaseException) -> str:
     return f"⚠ Something went wrong ({type(error).__name__}); your session is unchanged. Details are in the server log."
 
 
+def upload_problem_response(request: Any, error: OSError) -> Any:
+    """What Gradio's upload route answers for the server's disk (full, read-only, not its to write): it answered
+    500 "Internal Server Error" with a traceback in the log, which the page showed as a toast and a script as a bare
+    HTTPStatusError. The page shows "HTTP 507: <these words>". Anything else stays a bug, as before."""
+    from starlette.responses import PlainTextResponse
+
+    if not request.url.path.endswith("/upload"):  # another route's OSError: what it was before
+        raise error
+    no_room = no_room_behind(error)
+    if no_room is not None:
+        log.warning("no room for an upload: %s", error)
+        return PlainTextResponse(f"the server has no room to store your upload ({file_system_problem(no_room)}); "
+                                 "nothing you made is lost: try again in a while", status_code=507)
+    if file_system_problem(error) is None:
+        raise error
+    log.warning("a file system problem in an upload: %s", error, exc_info=error)
+    return PlainTextResponse(f"the server cannot store your upload ({file_system_problem(error)}); nothing you made "
+                             "is lost: tell whoever runs this app", status_code=500)
+
+
 def without_server_paths(text: str) -> str:
     """`text` with every path under the server's temporary folder (the app's work root, Gradio's upload cache)
     shown by its file name: an uploaded file keeps the name it was uploaded with, and nothing of the server's
@@ -145,6 +169,39 @@ def shown_at(output: str, message: str) -> Any:
     return message
 
 
+def no_room_for_pictures(update: Outputs) -> OSError | None:
+    """A full disk where Gradio will write the pictures of `update`, or None. Gradio writes each picture a handler
+    returns into its upload cache once the handler has returned: on a full disk that failed outside every handler,
+    as Gradio's bare "Error" or no word at all. So the room is checked first, each picture counted at its raw size
+    (its PNG is smaller), and a full disk is said as any other."""
+    needed = sum(_raw_bytes(value) for value in update.values()) if isinstance(update, dict) else 0
+    if not needed:
+        return None
+    folder = os.environ.get("GRADIO_TEMP_DIR") or os.path.join(tempfile.gettempdir(), "gradio")
+    try:
+        free = shutil.disk_usage(folder if os.path.isdir(folder) else tempfile.gettempdir()).free
+    except OSError:  # cannot be told: Gradio's own write says what it finds
+        return None
+    return None if free >= needed + _PICTURE_ROOM_MARGIN else OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+_PICTURE_ROOM_MARGIN = 1 << 20  # a PNG's header and chunks, and Gradio's folder for it
+
+
+def _raw_bytes(value: Any) -> int:
+    """The bytes of the pictures in an output's value: arrays and Pillow images, in dicts (the editor's value),
+    lists and tuples (a gallery's items)."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, Image.Image):
+        return value.width * value.height * len(value.getbands())
+    if isinstance(value, dict):
+        return sum(_raw_bytes(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return sum(_raw_bytes(item) for item in value)
+    return 0
+
+
 def handler(*outputs: str, errors_to: str) -> Callable:
     """Declare the outputs (by component name) a handler may update and where a person's problem is said.
 
@@ -158,17 +215,28 @@ def handler(*outputs: str, errors_to: str) -> Callable:
         if inspect.isgeneratorfunction(function):
             @functools.wraps(function)
             def streamed(*args: Any, **kwargs: Any) -> Iterator[Outputs]:
+                updates = function(*args, **kwargs)
                 try:
-                    yield from function(*args, **kwargs)
+                    for update in updates:
+                        no_room = no_room_for_pictures(update)
+                        if no_room is not None:
+                            raise no_room  # ends the run there, as a full disk inside it does
+                        yield update
                 except Exception as error:
                     yield {errors_to: shown_at(errors_to, message_for(error))}
+                finally:
+                    updates.close()  # a run stops at once: at a full disk, or when Gradio closes this stream
 
             wrapper = streamed
         else:
             @functools.wraps(function)
             def once(*args: Any, **kwargs: Any) -> Outputs:
                 try:
-                    return function(*args, **kwargs)
+                    update = function(*args, **kwargs)
+                    no_room = no_room_for_pictures(update)
+                    if no_room is not None:
+                        raise no_room
+                    return update
                 except Exception as error:
                     return {errors_to: shown_at(errors_to, message_for(error))}
 

@@ -13,7 +13,7 @@ from demo.api import ScriptApi, hide_ui_events, name_refused_files
 from demo.brush import BRUSH_UPDATE_JS, STROKE_COLOUR_JS
 from demo.clicks import EDITOR_HEIGHT, HELP_LINE, ClickControls
 from demo.components import frame_slider
-from demo.feedback import progress_html
+from demo.feedback import progress_html, upload_problem_response
 from demo.handlers import Handlers
 from demo.layers import hex_colour
 from demo.media import UPLOAD_SUFFIXES
@@ -182,8 +182,10 @@ def app_css(num_objects: int) -> str:
 
 
 def launch_options(settings: AppSettings) -> dict:
-    """What `Blocks.launch` needs besides the network options: the CSS, the page's head and the keyboard shortcuts."""
-    return {"css": app_css(MAX_OBJECTS), "head": PAGE_HEAD, "js": PAGE_JS}
+    """What `Blocks.launch` needs besides the network options: the CSS, the page's head, the keyboard shortcuts,
+    and the words for an upload the server's disk cannot take."""
+    return {"css": app_css(MAX_OBJECTS), "head": PAGE_HEAD, "js": PAGE_JS,
+            "app_kwargs": {"exception_handlers": {OSError: upload_problem_response}}}
 
 
 def step_js(step: int) -> str:

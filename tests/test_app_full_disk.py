@@ -1,0 +1,100 @@
+"""The app on a server whose disk fills: every step says so in the app's words, never Gradio's bare "Error", a
+silent page or an HTTP 500 (twenty-eighth hostile round)."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections import namedtuple
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from demo.feedback import handler, no_room_for_pictures, upload_problem_response
+from tests.conftest import start_app
+from tests.test_user_problems import tiny_file_system
+
+NO_ROOM = "the server has no room to write your results (no space left on the device)"
+Usage = namedtuple("Usage", "total used free")
+
+
+@pytest.fixture
+def free_bytes(monkeypatch):
+    """The free bytes the disk of Gradio's upload cache reports, set by the test."""
+    free = {"bytes": 10 << 30}
+    monkeypatch.setattr("demo.feedback.shutil.disk_usage", lambda folder: Usage(0, 0, free["bytes"]))
+    return free
+
+
+def test_a_picture_gradio_has_no_room_to_write_is_said_where_the_handler_says_its_problems(free_bytes):
+    """▶ on a full disk put Gradio's bare "Error" in the editor's note: Gradio writes the returned frame after the
+    handler, outside it."""
+    @handler("viewer", "editor_note", errors_to="editor_note")
+    def show_frame():
+        return {"viewer": np.zeros((720, 1280, 3), np.uint8), "editor_note": ""}
+
+    assert show_frame()["viewer"].shape == (720, 1280, 3)
+    free_bytes["bytes"] = 720 * 1280 * 3  # the raw picture, without room for its file
+    shown = show_frame()
+    assert list(shown) == ["editor_note"] and NO_ROOM in shown["editor_note"]
+
+
+def test_a_run_whose_pictures_find_no_room_ends_there_and_says_so(free_bytes):
+    stopped = []
+
+    @handler("progress", "viewer", errors_to="progress")
+    def propagate():
+        try:
+            for frame in range(10):
+                yield {"progress": f"{frame} / 10", "viewer": {"background": np.zeros((480, 640, 4), np.uint8)}}
+        finally:
+            stopped.append(frame)
+
+    run = propagate()
+    assert next(run)["progress"] == "0 / 10"
+    free_bytes["bytes"] = 1000
+    last = list(run)
+    assert len(last) == 1 and NO_ROOM in last[0]["progress"]
+    assert stopped == [1]  # the run itself stopped at the frame it could not show
+
+
+def test_updates_without_pictures_need_no_room():
+    assert no_room_for_pictures({"editor_note": "Saved", "status": "Loaded"}) is None
+
+
+@pytest.mark.parametrize(("code", "status", "words"), [
+    (errno.ENOSPC, 507, "the server has no room to store your upload (no space left on the device); nothing you made "
+                        "is lost: try again in a while"),
+    (errno.EROFS, 500, "the server cannot store your upload (the file system is read-only); nothing you made is lost: "
+                       "tell whoever runs this app"),
+], ids=["full", "read-only"])
+def test_an_upload_the_servers_disk_cannot_take_is_answered_in_words(code, status, words):
+    request = SimpleNamespace(url=SimpleNamespace(path="/gradio_api/upload"))
+    answer = upload_problem_response(request, OSError(code, os.strerror(code), "/tmp/gradio/x.zip"))
+    assert (answer.status_code, answer.body.decode()) == (status, words)
+
+
+def test_another_routes_os_error_stays_what_it_was():
+    request = SimpleNamespace(url=SimpleNamespace(path="/gradio_api/file=/tmp/x.png"))
+    with pytest.raises(PermissionError):
+        upload_problem_response(request, PermissionError(errno.EACCES, "Permission denied", "/tmp/x.png"))
+
+
+@pytest.mark.slow
+def test_an_upload_to_a_server_whose_disk_is_full_gets_the_words_not_a_500(tmp_path, checkpoint):
+    import httpx
+
+    with tiny_file_system(tmp_path / "small", "16m") as small, \
+            start_app(tmp_path / "app.log", ["--weights", str(checkpoint), "--sam-model", "none", "--no-speed-check"],
+                      env={"TMPDIR": str(small)}) as url:
+        with open(small / "filler", "wb") as filler:  # the rest of the disk, as another program would fill it
+            try:
+                while True:
+                    filler.write(b"\0" * (1 << 20))
+            except OSError:
+                pass
+        reply = httpx.post(f"{url}gradio_api/upload", files={"files": ("clip.zip", b"x" * (2 << 20))}, timeout=30)
+        assert reply.status_code == 507, reply.text
+        assert reply.text.startswith("the server has no room to store your upload (no space left on the device)")
+    assert "Traceback" not in (tmp_path / "app.log").read_text()
