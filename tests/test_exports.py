@@ -860,3 +860,22 @@ def test_a_name_the_file_system_cannot_encode_becomes_an_ascii_folder(monkeypatc
 
     monkeypatch.setattr(sys, "getfilesystemencoding", lambda: "ascii")
     assert safe_folder_names({1: "café 🎬", 2: "chair"}) == {1: "caf_ _", 2: "chair"}
+
+
+@pytest.mark.parametrize("object_id", [-1, 0, 256, 10**30])
+def test_object_names_for_ids_no_mask_can_hold_are_refused(tmp_path, object_id):
+    """{-1: "x"}, {256: "x"} and {10**30: "x"} each wrote a category, an empty matte folder and an objects.csv row
+    (twenty-eighth hostile round); the CLI's --names refused them already."""
+    with pytest.raises(XMemPPError, match=f"object_names: {object_id} is no object id; ids are 1 to 255"):
+        export_masks({"f0": np.ones((4, 4), np.uint8)}, tmp_path / "out", formats=["mattes"],
+                     object_names={object_id: "x"})
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_object_named_like_the_mattes_map_file_gets_a_folder_of_its_own(tmp_path):
+    """An object named "objects.csv" had its matte folder take the map file's name: the export failed with "it is a
+    folder, not a file" (twenty-eighth hostile round)."""
+    export_masks({"f0": np.ones((4, 4), np.uint8)}, tmp_path / "out", formats=["mattes"],
+                 object_names={1: "objects.csv"})
+    assert (tmp_path / "out" / "mattes" / "objects.csv").is_file()
+    assert (tmp_path / "out" / "mattes" / "objects.csv-1" / "f0.png").is_file()

@@ -199,7 +199,7 @@ def safe_folder_names(object_names: Mapping[int, str]) -> dict[int, str]:
     Windows ignore it), get `-<id>` after the first (in id order).
     """
     folders: dict[int, str] = {}
-    taken: set[str] = set()
+    taken: set[str] = {OBJECTS_FILE.casefold()}  # the map file beside the folders: an object named so took its name
     for object_id in sorted(object_names):
         base = _safe_name(object_names[object_id], object_id)
         name, attempt = base, 1
@@ -268,7 +268,9 @@ def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgume
     if object_names is not None:
         instance_argument(object_names, Mapping, "object_names", "a dict of object ids to names, or None")
         for object_id, name in object_names.items():  # {1: 5} was written as the name "5"
-            whole_number(object_id, "each id of object_names")
+            if not 1 <= whole_number(object_id, "each id of object_names") <= 255:  # -1 and 256 were exported
+                raise XMemPPError(f"object_names: {object_id} is no object id; ids are 1 to 255 (0 is the "
+                                  "background)")
             instance_argument(name, str, f"the name of object {object_id}", "text (a str)")
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
