@@ -231,3 +231,22 @@ def test_a_negative_frame_is_no_frame_rather_than_past_the_end():
 
     with pytest.raises(XMemPPError, match="^frame -1 is no frame of the video: frames are numbered from 0 to 11$"):
         check_frame_index(-1, 12)
+
+
+@pytest.mark.parametrize(("kind", "said"), [
+    ("file", "is a file, not a folder"),
+    ("fifo", "is not a regular file, not a folder"),
+    ("loop", "is a loop of symbolic links"),
+])
+def test_a_frame_folder_that_is_something_else_is_named_as_what_it_is(tmp_path, kind, said):
+    """FrameFolder said "frame folder not found" of a video file, a FIFO and a loop of links, all there
+    (twenty-eighth hostile round)."""
+    path = tmp_path / "v.mp4"
+    if kind == "file":
+        path.write_bytes(b"a video")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(path)
+    with pytest.raises(XMemPPError, match=f"^the frame folder .*v.mp4 {said}"):
+        FrameFolder(path)

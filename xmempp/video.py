@@ -24,6 +24,7 @@ from xmempp.errors import (
     XMemPPError,
     file_system_problem,
     file_system_problems_as_error,
+    folder_not_found,
     kind_of_entry,
     path_argument,
     shown,
@@ -50,8 +51,8 @@ class FrameFolder:
 
     def __init__(self, folder: PathArgument):
         self.folder = path_argument(folder, "folder")
-        if not self.folder.is_dir():
-            raise InputNotFoundError(f"frame folder not found: {shown(self.folder)}")
+        if not self.folder.is_dir():  # a video file, a FIFO or a loop of links was said "not found"
+            raise folder_not_found(self.folder, "frame folder")
         with file_system_problems_as_error(f"read the frame folder {shown(self.folder)}"):
             self.paths = sorted((p for p in self.folder.iterdir() if is_frame_name(p)), key=frame_order)
         _refuse_entries_that_are_no_files(self.paths)
