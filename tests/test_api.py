@@ -143,7 +143,9 @@ def test_annotations_that_together_hold_too_many_objects_are_refused_by_the_cli(
         write_palette_mask(masks / f"frame_{index:06d}.png", stripes)
     code = main(["run", "--images", str(frames), "--masks", str(masks), "--output", str(tmp_path / "out"),
                  "--frames", "0,6", "--weights", str(checkpoint), "--device", "cpu", "--size", "96", "--quiet"])
-    assert code == 1 and "the video has 40 objects, more than the 32 one video may hold" in capsys.readouterr().err
+    # naming the frame whose annotation passed the limit: "with this annotation" named none (twenty-eighth round)
+    assert code == 1 and "with the annotation of frame 6, the video has 40 objects, more than the 32 one video may " \
+        "hold" in capsys.readouterr().err
 
 
 def test_empty_masks_are_skipped_with_a_warning(square_clip, tmp_path, network, caplog):

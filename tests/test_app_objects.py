@@ -97,7 +97,7 @@ def test_the_api_refuses_33_objects_over_two_annotations_in_the_clis_sentence(tm
     annotations = [upload(masks / "frame_000000.png"), upload(masks / "frame_000006.png")]
     with pytest.raises(gr.Error) as raised:
         ScriptApi(settings, RunQueue(1, 4)).segment(video, annotations, frames=[0, 6], size=64)
-    assert f"with this annotation, the video has 33 objects, more than {OBJECT_LIMIT}" in raised.value.message
+    assert f"with the annotation of frame 6, the video has 33 objects, more than {OBJECT_LIMIT}" in raised.value.message
 
 
 def test_the_browsers_brush_for_each_object_is_the_one_the_server_gives_the_editor():

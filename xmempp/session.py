@@ -239,7 +239,7 @@ class VideoSession:
             known = self._counted_with_names(painted)  # 31 names and two painted ids made 33 objects
             if len(painted) <= MAX_OBJECTS < known:  # (past the limit by paint alone: register's sentence)
                 raise too_many_objects(known, "with this annotation and the names given, the video")
-            self.objects.register(mask)
+            self.objects.register(mask, f"with the annotation of frame {index}, the video")
             self._defer_if_asked()
             with out_of_memory_as_error(f"encoding the annotation of frame {index}", self.config.size):
                 self._encode(index, rgb, mask)
@@ -263,8 +263,8 @@ class VideoSession:
             for index in sorted(masks):
                 checked[int(index)] = checked_mask(index, masks[index], self.frame_size).copy()
             objects = ObjectManager()
-            for mask in [*self._annotations.values(), *checked.values()]:
-                objects.register(mask)  # refuses too many objects before anything changes
+            for frame_index, mask in [*self._annotations.items(), *checked.items()]:  # refused before any change
+                objects.register(mask, f"with the annotation of frame {frame_index}, the video")
             known = self._counted_with_names(set(objects.ids))
             if known > MAX_OBJECTS:  # names count, as at annotate
                 raise too_many_objects(known, "with these annotations and the names given, the video")

@@ -36,12 +36,13 @@ class ObjectManager:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def register(self, mask_ids: np.ndarray) -> list[int]:
-        """Add the mask's objects that are new; returns them. New objects get the next channels."""
+    def register(self, mask_ids: np.ndarray, where: str = "with this annotation, the video") -> list[int]:
+        """Add the mask's objects that are new; returns them. New objects get the next channels. Past MAX_OBJECTS
+        the error says `where` the objects came to be too many (the frame whose annotation passed the limit)."""
         present = [int(i) for i in np.unique(mask_ids) if i != 0]
         new = [i for i in present if i not in self.ids]
         if len(self.ids) + len(new) > MAX_OBJECTS:
-            raise too_many_objects(len(self.ids) + len(new), "with this annotation, the video")
+            raise too_many_objects(len(self.ids) + len(new), where)
         self.ids.extend(new)
         return new
 
