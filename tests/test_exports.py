@@ -365,6 +365,12 @@ def test_the_export_command_refuses_an_unfinished_run(tmp_path, capsys):
     write_manifest(tmp_path / "run", Manifest(list(masks), (40, 56), [0], 480, "w", "s"))
     assert main(["export", "--run", str(tmp_path / "run"), "--to", str(tmp_path / "export"), "--formats", "davis"]) == 1
     assert "did not finish" in capsys.readouterr().err
+    # its masks/ by another name, a symbolic link: the manifest was skipped and the unfinished masks exported
+    # (twenty-eighth hostile round)
+    (tmp_path / "mine").symlink_to(tmp_path / "run" / "masks", target_is_directory=True)
+    assert main(["export", "--run", str(tmp_path / "mine"), "--to", str(tmp_path / "export"), "--formats", "davis"]) == 1
+    assert "did not finish" in capsys.readouterr().err
+    assert not (tmp_path / "export").exists()
 
 
 def test_the_export_command_refuses_an_unknown_format_before_reading(tmp_path, capsys):

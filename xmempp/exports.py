@@ -110,7 +110,8 @@ class MaskFolder(Mapping[str, np.ndarray]):
         if (folder / MASKS_DIR).is_dir():  # the folder that `run` wrote: its masks are in masks/
             manifest = read_manifest(folder)
             folder = folder / MASKS_DIR
-        elif folder.name == MASKS_DIR and (folder.parent / MANIFEST_FILE).is_file():  # a run's masks/ given itself
+        elif _run_holding(folder) is not None:  # a run's masks/ given itself, by any name a link gives it
+            folder = _run_holding(folder) / MASKS_DIR
             manifest = read_manifest(folder.parent)
         elif (folder / FORMAT_ENTRIES[DAVIS]).is_dir():  # an unzipped export of the app: Annotations/ holds them
             folder = folder / FORMAT_ENTRIES[DAVIS]
@@ -146,6 +147,17 @@ class MaskFolder(Mapping[str, np.ndarray]):
         with open_image(first, f"mask {shown(first.name)}", "a palette or greyscale PNG", load=False) as image:
             palette = image.getpalette() if image.mode == "P" else None
         return (palette + [0] * 768)[:768] if palette else None
+
+
+def _run_holding(folder: Path) -> Path | None:
+    """The run folder whose masks/ `folder` is, by its own name or through symbolic links (a link named `mine` to
+    run/masks skipped the run's manifest, its unfinished masks exported, and its lock); None for any other folder."""
+    if not folder.is_dir():
+        return None
+    for spelled in (Path(os.path.abspath(folder)), followed(folder)):
+        if spelled.name == MASKS_DIR and (spelled.parent / MANIFEST_FILE).is_file():
+            return spelled.parent
+    return None
 
 
 def _refuse_masks_the_run_did_not_write(folder: Path, frame_names: list[str], paths: dict[str, Path]) -> None:
@@ -337,7 +349,8 @@ def _folders_a_run_may_write(given: Path, out: Path) -> list[Path]:
     `masks/` folder given itself, the folder holding it (a run's OUTPUT). The export folder `out` is left out:
     the export holds it whole, exclusively."""
     absolute = Path(os.path.abspath(given))
-    candidates = [absolute, *([absolute.parent] if absolute.name == MASKS_DIR else [])]
+    run = _run_holding(absolute)
+    candidates = [absolute, *([run] if run is not None else [])]
     folders = {identity(folder): folder for folder in reversed(candidates) if folder.is_dir()}
     folders.pop(identity(out), None)
     folders.pop(None, None)
