@@ -77,6 +77,22 @@ def test_suggest_answers_on_stdout_when_its_notes_cannot_be_written(square_clip,
     assert not {0, 6} & {int(i) for i in capsys.readouterr().out.strip().split(",")}
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_an_answer_stdout_cannot_take_is_named_and_the_export_is_done(tmp_path):
+    """`export ... >/dev/full` said only "error: no space left on the device", naming no file, though every entry
+    was written (twenty-eighth hostile round)."""
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    Image.fromarray(np.ones((8, 8), np.uint8), "L").save(masks / "f0.png")
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "xmempp", "export", "--run", str(masks), "--to",
+                               str(tmp_path / "out"), "--formats", "coco"], stdout=full, stderr=subprocess.PIPE,
+                              text=True, cwd=Path(__file__).parents[1], timeout=300)
+    assert (done.returncode, done.stderr) == (1, "error: the work is done, but its answer could not be written to "
+                                                 "standard output (no space left on the device)\n")
+    assert (tmp_path / "out" / "coco.json").is_file()
+
+
 def test_suggest_says_why_it_recomputes_keys_as_a_message_not_a_python_warning(square_clip, tmp_path, checkpoint):
     frames, masks = square_clip
     common = ["--images", str(frames), "--masks", str(masks), "--weights", str(checkpoint), "--quiet"]

@@ -273,7 +273,7 @@ def _execution(args: argparse.Namespace, progress: bool):
 def _download_weights(args: argparse.Namespace, progress: bool) -> int:
     from xmempp.model.weights import ensure_weights
 
-    print(ensure_weights(progress=progress))
+    _say_answer(ensure_weights(progress=progress))
     return 0
 
 
@@ -284,14 +284,14 @@ def _run(args: argparse.Namespace, progress: bool) -> int:
     stats = run_on_video(args.images, args.masks, args.output, frames_with_masks=args.frames, compute_iou=args.iou,
                          print_progress=progress, weights=args.weights, device=args.device, size=args.size,
                          save_overlay=not args.no_overlay, precision=args.precision)
-    print(f"wrote {len(stats)} masks to {args.output / 'masks'}")
+    _say_answer(f"wrote {len(stats)} masks to {args.output / 'masks'}")
     unsure = stats[~stats.mask_provided].nlargest(3, "unsure")
     if len(unsure):
-        print(f"most unsure frames (share of an object's pixels below {UNSURE_BELOW:.0%} confidence): "
+        _say_answer(f"most unsure frames (share of an object's pixels below {UNSURE_BELOW:.0%} confidence): "
               + ", ".join(f"{row.frame} {row.unsure:.2f}" for row in unsure.itertuples()))
     scored = stats[stats.iou >= 0]
     if args.iou and len(scored):
-        print(f"mean IoU over {len(scored)} frames: {scored.iou.mean():.4f}")
+        _say_answer(f"mean IoU over {len(scored)} frames: {scored.iou.mean():.4f}")
     return 0
 
 
@@ -305,10 +305,10 @@ def _suggest(args: argparse.Namespace, progress: bool) -> int:
         min_mask_presence_percent=args.min_mask_percent, weights=args.weights, device=args.device,
         print_progress=progress, size=size, precision=args.precision)
     if not picks:
-        print(f"no frame to suggest: every frame is annotated already, or every frame not yet annotated has a "
+        _say_answer(f"no frame to suggest: every frame is annotated already, or every frame not yet annotated has a "
               f"predicted mask covering less than {args.min_mask_percent}% of the frame (see --min-mask-percent)",
               file=sys.stderr)
-    print(",".join(str(i) for i in picks))
+    _say_answer(",".join(str(i) for i in picks))
     return 0
 
 
@@ -336,7 +336,7 @@ def _export(args: argparse.Namespace, progress: bool) -> int:
         print(f"{shown(names_file)} names object id(s) that no mask holds, left out of the export: {absent}",
               file=sys.stderr)
     objects = ", ".join(f"{name!r} (id {i})" for i, name in exported.object_names.items())
-    print(f"exported {len(exported.object_names)} object(s), {objects}, to "
+    _say_answer(f"exported {len(exported.object_names)} object(s), {objects}, to "
           + ", ".join(str(path) for path in exported.paths.values()))
     return 0
 
@@ -370,7 +370,7 @@ def _batch(args: argparse.Namespace, progress: bool) -> int:
     for outcome in failed:
         print(f"video {shown(outcome.video)} failed: {outcome.reason}", file=sys.stderr)
     counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "skipped", "failed")}
-    print(f"{len(outcomes)} videos: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed;"
+    _say_answer(f"{len(outcomes)} videos: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed;"
           f" summary in {args.output / 'summary.csv'}")
     return 1 if failed else 0
 
@@ -382,8 +382,8 @@ def _evaluate(args: argparse.Namespace, progress: bool) -> int:
                                 rounds=args.rounds, k=args.k, seed=args.seed, size=args.size, progress=progress,
                                 videos=args.videos, min_mask_presence_percent=args.min_mask_percent)
     if not evaluation.summary.empty:  # else every video failed: no scores, no plot, only the reasons below
-        print(evaluation.summary.to_string(index=False, float_format="%.4f"))
-        print(f"scores in {args.output / 'per_frame.csv'} and {args.output / 'summary.csv'}, "
+        _say_answer(evaluation.summary.to_string(index=False, float_format="%.4f"))
+        _say_answer(f"scores in {args.output / 'per_frame.csv'} and {args.output / 'summary.csv'}, "
               f"plot in {args.output / 'j_and_f.png'}")
     for video, reason in evaluation.failures.items():
         print(f"video {shown(video)} failed: {reason}", file=sys.stderr)
@@ -464,7 +464,10 @@ def _main(argv: list[str] | None) -> int:
     progress = not getattr(args, "quiet", False)  # export has no progress to show
     try:
         with _stopped_by_signals():
-            return COMMANDS[args.command](args, progress)
+            code = COMMANDS[args.command](args, progress)
+        with _answer_to_stdout():
+            sys.stdout.flush()
+        return code
     except _Stopped as stopped:
         print(f"stopped by {stopped.name}: {_what_stays(args.command)}", file=sys.stderr)
         return 128 + stopped.number
@@ -494,6 +497,28 @@ def _main(argv: list[str] | None) -> int:
         return 1
     except Exception as error:
         return _report_bug(error)
+
+
+def _say_answer(*parts: object, sep: str = " ") -> None:
+    """Print the command's answer on stdout (suggest's frames, where export wrote): one that takes no more
+    (`>/dev/full`) is named, where the bare "no space left on the device" named no file and made an export that had
+    written every entry seem failed."""
+    with _answer_to_stdout():
+        print(*parts, sep=sep)
+
+
+@contextlib.contextmanager
+def _answer_to_stdout() -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError:  # the reader went away: said nothing of, as other tools do (see main)
+        raise
+    except OSError as error:
+        devnull = os.open(os.devnull, os.O_WRONLY)  # Python's own flush at exit would fail again
+        os.dup2(devnull, sys.stdout.fileno())
+        problem = file_system_problem(error) or error.strerror or str(error)
+        raise XMemPPError(f"the work is done, but its answer could not be written to standard output ({problem})"
+                          ) from None
 
 
 def _what_stays(command: str) -> str:
