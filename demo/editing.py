@@ -13,7 +13,7 @@ import gradio as gr
 import numpy as np
 
 from demo import views
-from demo.feedback import Outputs, handler, note
+from demo.feedback import Outputs, handler, note, object_name_as_kept
 from demo.grabcut import grabcut_mask
 from demo.layers import editor_value, layers_to_ids, new_strokes
 from demo.state import UserState
@@ -21,8 +21,6 @@ from demo.timeline import frame_at
 from demo.visitors import Visitors
 from xmempp.errors import XMemPPError, shown
 from xmempp.masks.ids import MAX_OBJECTS, too_many_objects
-
-MAX_NAME = 60  # characters of an object's name
 
 
 def frame_index(value: float | None, num_frames: int) -> int:
@@ -185,7 +183,7 @@ class Editing(Visitors):
         state, object_id = self._require(state), object_number(object_id)
         if name is not None and not isinstance(name, str):  # the name box sends text; a hand-made request may not
             raise XMemPPError(f"an object's name must be text, got {type(name).__name__}")
-        name = " ".join((name or "").split())[:MAX_NAME]
+        name = object_name_as_kept(name or "")
         if not name:
             raise XMemPPError("an object's name cannot be empty")
         if name == state.object_name(object_id):

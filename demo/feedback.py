@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import tempfile
+import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,19 @@ _NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a disk or a quota full, 
 # The hidden name under which xmempp.outputs builds a file or folder before renaming it into place
 # (`.xmempp-masks.e5fa4eeaa827.tmp`): a name the visitor never gave, shown as the one it stands for.
 _TEMPORARY_NAME = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.tmp")
+
+
+MAX_NAME = 60  # characters of an object's name, typed in the editor's box or read from a resume zip's objects.csv
+_JOINERS = {"\u200c", "\u200d"}  # format characters that emoji and some scripts need inside a name
+
+
+def object_name_as_kept(text: str) -> str:
+    """A person's object name as the app keeps and shows it: line breaks, tabs and other control characters as
+    spaces, format characters gone but the joiners (U+202E, right-to-left override, reversed the rest of a note's
+    line; NUL and ESC showed in the picker), runs of spaces as one, at most MAX_NAME characters."""
+    kept = "".join(" " if unicodedata.category(c) == "Cc" else "" if unicodedata.category(c) == "Cf"
+                   and c not in _JOINERS else c for c in text)
+    return " ".join(kept.split())[:MAX_NAME]
 
 
 def no_room_behind(error: BaseException) -> OSError | None:

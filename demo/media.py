@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from demo.feedback import object_name_as_kept
 from demo.resume import FRAMES_FOLDER, RECORD_NAME, SOURCE_FOLDER, SessionRecord, parse_record
 from demo.unzip import Member, UnpackBudget, ZipPlan, open_zip
 from demo.unzip import safe_member_path as safe_member_path  # where the tests and older callers find it
@@ -42,7 +43,6 @@ OVERLAY_NAME = "overlay.mp4"
 README_NAME = "README.txt"
 MEASURES_NAME = "frames.csv"  # per frame: reference or not, how unsure the propagation was, object areas
 OBJECTS_NAME = "objects.csv"  # object id -> name
-MAX_NAME_CHARACTERS = 60  # of a name read from objects.csv: as many as the editor's name box keeps
 DEFAULT_FPS = 10.0
 EXTRA_FORMATS = tuple(f for f in FORMAT_ENTRIES if f != DAVIS)  # the export may add these to its DAVIS masks
 UNPACK_RATIO = 10  # an upload's zips unpack to at most this many times their size (plus UNPACK_SLACK_MB)...
@@ -591,12 +591,12 @@ def _ffmpeg_problems(path: Path) -> Iterator[None]:
 
 def read_object_names(text: str, source: Path) -> dict[int, str]:
     """objects.csv (id,name) of the zip `source` -> {id: name}, read by the engine's strict reader (as `export
-    --names` reads it): a file it refuses loads nothing. Names are cut to MAX_NAME_CHARACTERS, as the editor's box."""
+    --names` reads it): a file it refuses loads nothing. Names are kept as the editor's box keeps them (demo.feedback.object_name_as_kept)."""
     try:
         names = parse_object_names(text, f"{OBJECTS_NAME} in {shown(source.name)}")
     except XMemPPError as error:
         raise XMemPPError(f"{error}; nothing was loaded") from None
-    return {object_id: name.strip()[:MAX_NAME_CHARACTERS] for object_id, name in names.items()}
+    return {object_id: object_name_as_kept(name) for object_id, name in names.items()}
 
 
 def _csv_text(rows: list[dict]) -> str:

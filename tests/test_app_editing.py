@@ -147,6 +147,19 @@ def test_objects_can_be_added_named_and_hidden_in_the_viewer(handlers):
     assert list(outputs) == ["viewer"] and np.array_equal(outputs["viewer"]["value"], state.frame(0))
 
 
+@pytest.mark.parametrize(("typed", "kept"), [
+    ("ball\u202e llab", "ball llab"),  # right-to-left override: reversed the rest of the note's line
+    ("a\x00b\x1b[31mc", "a b [31mc"),  # NUL and ESC showed in the picker
+    ("fam\u200dily \U0001f468\u200d\U0001f469", "fam\u200dily \U0001f468\u200d\U0001f469"),  # joiners stay
+])
+def test_a_name_keeps_no_control_or_format_characters_in_the_picker_or_the_notes(handlers, typed, kept):
+    """Twenty-eighth hostile round: control and format characters of a typed name reached the picker and notes."""
+    state = loaded(handlers)
+    outputs = handlers.rename_object(state, 1, typed)
+    assert outputs["object"].choices[0] == (kept, 1) and f"now called {kept};" in text(outputs["editor_note"])
+    assert state.object_name(1) == kept
+
+
 def test_a_name_that_is_no_text_is_refused_with_a_message(handlers):
     """rename_object(state, 1, 5), a hand-made request, showed "Something went wrong (AttributeError)" (seventh
     hostile round)."""

@@ -60,6 +60,16 @@ def test_a_resume_zip_with_12_objects_loads_all_12_with_their_names(handlers, tm
     assert outputs["object"].choices == [(f"thing {i}", i) for i in range(1, 13)]
 
 
+def test_names_read_from_a_resume_zip_keep_no_control_or_format_characters(handlers, tmp_path):
+    """NUL, ESC and U+202E in objects.csv showed raw in the object picker (twenty-eighth hostile round)."""
+    members = {f"JPEGImages/{i:05d}.png": png_bytes(frame) for i, frame in enumerate(clip_frames())}
+    members["Annotations/00000.png"] = png_bytes(stripes(2), palette=True)
+    members["objects.csv"] = 'id,name\n1,"ball\u202e llab"\n2,"a\x1bb\x00c"\n'
+    outputs = handlers.load_files(None, [str(write_zip(tmp_path / "names.zip", members))])
+    assert outputs["state"] is not None, outputs["status"]
+    assert outputs["object"].choices == [("ball llab", 1), ("a b c", 2)]
+
+
 def test_a_resume_zip_with_33_objects_loads_nothing_and_names_the_limit(handlers, tmp_path):
     mine = handlers.load_example(None)["state"]
     outputs = handlers.load_files(mine, [str(zip_with_objects(tmp_path / "flood.zip", 33))])
