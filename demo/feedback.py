@@ -216,6 +216,9 @@ def _raw_bytes(value: Any) -> int:
     return 0
 
 
+_ENDED = object()  # what next() gives for a stream that has ended
+
+
 def handler(*outputs: str, errors_to: str) -> Callable:
     """Declare the outputs (by component name) a handler may update and where a person's problem is said.
 
@@ -231,11 +234,14 @@ def handler(*outputs: str, errors_to: str) -> Callable:
             def streamed(*args: Any, **kwargs: Any) -> Iterator[Outputs]:
                 updates = function(*args, **kwargs)
                 try:
-                    for update in updates:
+                    update = next(updates, _ENDED)
+                    while update is not _ENDED:
                         no_room = no_room_for_pictures(update)
-                        if no_room is not None:
-                            raise no_room  # ends the run there, as a full disk inside it does
-                        yield update
+                        if no_room is None:
+                            yield update
+                            update = next(updates, _ENDED)
+                        else:  # the handler meets the full disk where it stands, and ends its run its own way
+                            update = updates.throw(no_room)
                 except Exception as error:
                     yield {errors_to: shown_at(errors_to, message_for(error))}
                 finally:

@@ -161,8 +161,17 @@ class Runs(Visitors):
     @handler(*RUN_OUTPUTS, errors_to="progress")
     def propagate(self, state: UserState | None, k: float) -> Iterator[Outputs]:
         """Streamed from the click on: the run first waits for its turn in the app's queue (its place counting
-        down on the run line), then runs."""
+        down on the run line), then runs. A run that fails (a full disk) is said on the run line by the handler,
+        once Status no longer says the video is being propagated: it said so after the failure."""
         state = self._require(state)
+        try:
+            yield from self._propagated(state, k)
+        except Exception:
+            if state.loaded and not state.running:  # the run has let go of the video (see _propagated's finally)
+                yield {"status": views.status(state)}
+            raise
+
+    def _propagated(self, state: UserState, k: float) -> Iterator[Outputs]:
         k = whole(k, "the number of suggestions")  # before the run: it is needed only once the run has ended
         state.check_can_propagate()
         run = self.queue.join(state, state.num_frames, functools.partial(self.estimate, state, state.size))

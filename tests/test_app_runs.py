@@ -348,9 +348,12 @@ def test_a_disk_that_fills_during_a_run_is_said_and_leaves_the_video_free(handle
     state = annotated(handlers)
     with monkeypatch.context() as patched:
         _ffmpeg_on_a_full_disk(patched)
-        line = text(last(run(handlers, state), "progress"))
+        outputs = run(handlers, state)
+    line = text(last(outputs, "progress"))
     assert line.startswith("⚠ the server has no room to write your results (no space left on the device)"), line
     assert not state.running
+    # Status said "Propagating at ... px" for good after the failed run (twenty-eighth hostile round)
+    assert "Propagating" not in last(outputs, "status") and "Next: Propagate" in last(outputs, "status")
     exported = handlers.export(state)
     assert text(exported["export_note"]).startswith("Exported masks"), exported
     assert not list(Path(state.frames.folder.parent, "out").rglob("*.mp4.*"))  # no unfinished video kept either
