@@ -369,18 +369,16 @@ def test_a_run_stopped_midway_leaves_only_whole_masks_and_an_unfinished_manifest
 
     frames, masks = square_clip
     masks_written = []
-    real = outputs.write_bytes_atomically
+    real = os.replace
 
-    def dies_halfway_through_the_sixth_mask(path, data):
-        if path.suffix == ".png" and len(masks_written) == 5:
-            with atomic_path(path) as temporary:
-                temporary.write_bytes(data[:len(data) // 2])
-                raise KeyboardInterrupt
-        real(path, data)
-        if path.suffix == ".png":
-            masks_written.append(path)
+    def stopped_as_the_sixth_mask_is_put_in_place(source, destination, **folders):
+        if str(destination).endswith(".png") and len(masks_written) == 5:
+            raise KeyboardInterrupt  # its whole file written under a temporary name, never under the frame's
+        real(source, destination, **folders)
+        if str(destination).endswith(".png"):
+            masks_written.append(destination)
 
-    monkeypatch.setattr(outputs, "write_bytes_atomically", dies_halfway_through_the_sixth_mask)
+    monkeypatch.setattr(outputs.os, "replace", stopped_as_the_sixth_mask_is_put_in_place)
     with pytest.raises(KeyboardInterrupt):
         run(frames, masks, tmp_path / "out", network, save_overlay=False)
     files = sorted((tmp_path / "out" / "masks").iterdir())
@@ -710,3 +708,26 @@ def test_a_masks_or_overlay_folder_that_is_a_link_is_refused_before_anything_is_
         run(frames, masks, out, network)
     assert (users / "frame_000000.png").read_bytes() == b"the user's own file"
     assert not (out / "manifest.json").exists()
+
+
+def test_output_folders_swapped_for_links_to_the_inputs_during_a_run_are_never_written_through(square_clip, tmp_path,
+                                                                                              network):
+    """masks/ and overlay/ renamed away mid-run and replaced by symbolic links to the annotations and the frames: the
+    run wrote through them, replacing the frames with overlays and the annotations with masks, and said it had
+    finished (twenty-ninth hostile round). Each is held open from the start, and written relative to it."""
+    from xmempp import run_on_video_frames
+
+    frames, masks = square_clip
+    before = {path: path.read_bytes() for folder in (frames, masks) for path in sorted(folder.iterdir())}
+    out = tmp_path / "out"
+    rows = run_on_video_frames(frames, masks, out, frames_with_masks=[0], print_progress=False, network=network,
+                               size=96)
+    next(rows)
+    for sub, target in (("masks", masks), ("overlay", frames)):
+        (out / sub).rename(out / f"{sub}.moved")
+        (out / sub).symlink_to(target, target_is_directory=True)
+    for _ in rows:
+        pass
+    assert {path: path.read_bytes() for folder in (frames, masks) for path in sorted(folder.iterdir())} == before
+    assert len(list((out / "masks.moved").glob("*.png"))) == 12
+    assert len(list((out / "overlay.moved").glob("*.jpg"))) == 12

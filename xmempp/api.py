@@ -27,6 +27,7 @@ from xmempp.errors import (
     PathArgument,
     XMemPPError,
     file_system_problem,
+    file_system_problems_as_error,
     folder_not_found,
     frame_numbers,
     instance_argument,
@@ -46,6 +47,7 @@ from xmempp.outputs import (
     MANIFEST_FILE,
     MASKS_DIR,
     OVERLAY_DIR,
+    HeldFolder,
     Manifest,
     changed_masks,
     folder_identities,
@@ -218,15 +220,19 @@ class _FrameWriter:
         self.digests: dict[str, str] = {}
         self._pending: deque[tuple[str, Future[str]]] = deque()
         self._pool: BackgroundThread | None = None
+        self._folders: dict[str, HeldFolder] = {}
 
     def __enter__(self) -> _FrameWriter:
+        for sub in (MASKS_DIR, *([OVERLAY_DIR] if self.save_overlay else [])):
+            with file_system_problems_as_error(f"make the output folder {shown(self.out / sub)}"):
+                (self.out / sub).mkdir(exist_ok=True)
+            self._folders[sub] = HeldFolder(self.out / sub)
         self._pool = BackgroundThread("xmempp-writer")
         return self
 
     def write(self, frame: PropagatedFrame, name: str) -> None:
         """Queue masks/<name>.png and, if asked, overlay/<name>.jpg; waits while too many frames are queued."""
-        self._pending.append((name, self._pool.submit(_write_outputs, frame, self.out, name, self.palette,
-                                                      self.save_overlay)))
+        self._pending.append((name, self._pool.submit(_write_outputs, frame, self._folders, name, self.palette)))
         while len(self._pending) > self.MAX_PENDING:
             self._finish_oldest()
 
@@ -240,6 +246,8 @@ class _FrameWriter:
                 self._finish_oldest()
         finally:
             self._pool.close()  # after an error too: no write outlives the run
+            for folder in self._folders.values():
+                folder.close()
 
 
 def _check_network(network: object, device: torch.device | str | None) -> None:
@@ -482,12 +490,15 @@ def _unicode_form_note(name: str) -> str:
     return f" (the frame's name, {ascii(name)}, has decomposed accents: Unicode NFD)"
 
 
-def _write_outputs(frame: PropagatedFrame, out: Path, name: str, palette: list[int], save_overlay: bool) -> str:
-    """Write masks/<name>.png and, if asked, overlay/<name>.jpg, each atomically; returns the mask's digest."""
-    if save_overlay:
-        save_image_atomically(out / OVERLAY_DIR / f"{name}.jpg",
-                              Image.fromarray(overlay(frame.image, frame.mask, palette)), quality=90)
-    return save_image_atomically(out / MASKS_DIR / f"{name}.png", mask_image(frame.mask, palette),
+def _write_outputs(frame: PropagatedFrame, folders: dict[str, HeldFolder], name: str, palette: list[int]) -> str:
+    """Write masks/<name>.png and, where overlay/ is held, overlay/<name>.jpg, each atomically; returns the mask's
+    digest."""
+    if OVERLAY_DIR in folders:
+        held = folders[OVERLAY_DIR]
+        save_image_atomically(held.path / f"{name}.jpg", Image.fromarray(overlay(frame.image, frame.mask, palette)),
+                              into=held, quality=90)
+    held = folders[MASKS_DIR]
+    return save_image_atomically(held.path / f"{name}.png", mask_image(frame.mask, palette), into=held,
                                  optimize=False, compress_level=1)
 
 

@@ -623,13 +623,47 @@ def write_bytes_atomically(path: Path, data: bytes) -> None:
         temporary.write_bytes(data)
 
 
-def save_image_atomically(path: Path, image, **save_options) -> str:
-    """Encode a PIL image in the format `path`'s suffix names, write it atomically; returns its digest."""
+def save_image_atomically(path: Path, image, into: HeldFolder | None = None, **save_options) -> str:
+    """Encode a PIL image in the format `path`'s suffix names, write it atomically (`into` the held folder that
+    `path` names, when given); returns its digest."""
     buffer = io.BytesIO()
     image.save(buffer, format="PNG" if path.suffix.lower() == ".png" else "JPEG", **save_options)
     data = buffer.getvalue()
-    write_bytes_atomically(path, data)
+    if into is None:
+        write_bytes_atomically(path, data)
+    else:
+        into.write_atomically(path.name, data)
     return bytes_digest(data)
+
+
+class HeldFolder:
+    """A folder a run writes many files into, opened once at the start: each file is written relative to it
+    (openat), never through its path again. A masks/ or overlay/ swapped during the run for a symbolic link or a
+    bind mount to the inputs was written through: the run replaced the frames with overlays and the annotations
+    with masks, and said it had finished. Now the files go to the folder the run made, wherever it was moved."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        with file_system_problems_as_error(f"open the output folder {shown(path)}"):
+            self._descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0))
+
+    def write_atomically(self, name: str, data: bytes) -> None:
+        """`data` as the file `name` in the folder, under a temporary name first (see `atomic_path`)."""
+        suffix = f".{secrets.token_hex(6)}.tmp"
+        temporary = f".{_cut_to_bytes(name, NAME_MAX_BYTES - 1 - len(suffix))}{suffix}"
+        with file_system_problems_as_error(f"write {shown(self.path / name)}", name_the_path=False):
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666, dir_fd=self._descriptor)
+            try:
+                with open(descriptor, "wb") as file:
+                    file.write(data)
+                os.replace(temporary, name, src_dir_fd=self._descriptor, dst_dir_fd=self._descriptor)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary, dir_fd=self._descriptor)
+                raise
+
+    def close(self) -> None:
+        os.close(self._descriptor)
 
 
 # ----- fingerprints ------------------------------------------------------------------------------------------
