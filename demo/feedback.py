@@ -20,7 +20,6 @@ import logging
 import math
 import os
 import re
-import shutil
 import tempfile
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -184,35 +183,46 @@ def shown_at(output: str, message: str) -> Any:
 
 
 def no_room_for_pictures(update: Outputs) -> OSError | None:
-    """A full disk where Gradio will write the pictures of `update`, or None. Gradio writes each picture a handler
-    returns into its upload cache once the handler has returned: on a full disk that failed outside every handler,
-    as Gradio's bare "Error" or no word at all. So the room is checked first, each picture counted at its raw size
-    (its PNG is smaller), and a full disk is said as any other."""
-    needed = sum(_raw_bytes(value) for value in update.values()) if isinstance(update, dict) else 0
+    """Why Gradio cannot write what `update` returns into its upload cache, as the OSError it would meet, or None.
+    Gradio writes each picture a handler returns, and copies each file (an export's zip, a run's video), once the
+    handler has returned: a full disk (of bytes or of inodes) or a read-only one failed outside every handler, as
+    Gradio's bare "Error" or no word at all. So the room is checked first, each picture counted at its raw size
+    (its PNG is smaller), and the problem said as any other."""
+    needed = sum(_bytes_written_for(value) for value in update.values()) if isinstance(update, dict) else 0
     if not needed:
         return None
     folder = os.environ.get("GRADIO_TEMP_DIR") or os.path.join(tempfile.gettempdir(), "gradio")
     try:
-        free = shutil.disk_usage(folder if os.path.isdir(folder) else tempfile.gettempdir()).free
-    except OSError:  # cannot be told: Gradio's own write says what it finds
+        disk = os.statvfs(folder if os.path.isdir(folder) else tempfile.gettempdir())
+    except (OSError, AttributeError):  # cannot be told (or no statvfs, Windows): Gradio's own write says what it finds
         return None
-    return None if free >= needed + _PICTURE_ROOM_MARGIN else OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    if disk.f_flag & os.ST_RDONLY:
+        return OSError(errno.EROFS, os.strerror(errno.EROFS))
+    no_inodes = disk.f_files and disk.f_favail < 16  # a folder and a file for each output, with some to spare
+    if no_inodes or disk.f_bavail * disk.f_frsize < needed + _PICTURE_ROOM_MARGIN:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return None
 
 
 _PICTURE_ROOM_MARGIN = 1 << 20  # a PNG's header and chunks, and Gradio's folder for it
 
 
-def _raw_bytes(value: Any) -> int:
-    """The bytes of the pictures in an output's value: arrays and Pillow images, in dicts (the editor's value),
-    lists and tuples (a gallery's items)."""
+def _bytes_written_for(value: Any) -> int:
+    """The bytes Gradio writes for an output's value: its pictures (arrays and Pillow images) and its files (a path
+    to one), in dicts (the editor's value, an update), lists and tuples (a gallery's items)."""
     if isinstance(value, np.ndarray):
         return value.nbytes
     if isinstance(value, Image.Image):
         return value.width * value.height * len(value.getbands())
+    if isinstance(value, Path | str) and len(str(value)) < 4096 and not str(value).lstrip().startswith("<"):
+        try:
+            return os.path.getsize(value) if os.path.isfile(value) else 0
+        except (OSError, ValueError):  # a text that is no path (a NUL in it)
+            return 0
     if isinstance(value, dict):
-        return sum(_raw_bytes(item) for item in value.values())
+        return sum(_bytes_written_for(item) for item in value.values())
     if isinstance(value, list | tuple):
-        return sum(_raw_bytes(item) for item in value)
+        return sum(_bytes_written_for(item) for item in value)
     return 0
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import os
-from collections import namedtuple
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,14 +15,16 @@ from tests.conftest import start_app
 from tests.test_user_problems import tiny_file_system
 
 NO_ROOM = "the server has no room to write your results (no space left on the device)"
-Usage = namedtuple("Usage", "total used free")
 
 
 @pytest.fixture
 def free_bytes(monkeypatch):
-    """The free bytes the disk of Gradio's upload cache reports, set by the test."""
-    free = {"bytes": 10 << 30}
-    monkeypatch.setattr("demo.feedback.shutil.disk_usage", lambda folder: Usage(0, 0, free["bytes"]))
+    """The disk of Gradio's upload cache as the test sets it: its free bytes and inodes, and whether it is
+    read-only."""
+    free = {"bytes": 10 << 30, "inodes": 100_000, "read-only": False}
+    monkeypatch.setattr("demo.feedback.os.statvfs", lambda folder: SimpleNamespace(
+        f_bavail=free["bytes"], f_frsize=1, f_files=200_000, f_favail=free["inodes"],
+        f_flag=os.ST_RDONLY if free["read-only"] else 0))
     return free
 
 
@@ -57,6 +58,36 @@ def test_a_run_whose_pictures_find_no_room_ends_there_and_says_so(free_bytes):
     last = list(run)
     assert len(last) == 1 and NO_ROOM in last[0]["progress"]
     assert stopped == [1]  # the run itself stopped at the frame it could not show
+
+
+@pytest.mark.parametrize(("disk", "said"), [
+    ({"inodes": 3}, NO_ROOM),  # bytes free, no inode left: ▶ showed Gradio's bare "Error" (twenty-ninth round)
+    ({"read-only": True}, "the server cannot use its file (the file system is read-only)"),
+], ids=["no inodes", "read-only"])
+def test_a_disk_without_inodes_or_read_only_is_said_before_gradio_writes_the_picture(free_bytes, disk, said):
+    @handler("viewer", "editor_note", errors_to="editor_note")
+    def show_frame():
+        return {"viewer": np.zeros((72, 128, 3), np.uint8), "editor_note": ""}
+
+    free_bytes.update(disk)
+    shown = show_frame()
+    assert list(shown) == ["editor_note"] and said in shown["editor_note"]
+
+
+def test_a_file_gradio_has_no_room_to_copy_is_said_too(free_bytes, tmp_path):
+    """Export's zip, copied by Gradio into its upload cache after the handler, met a full disk there: "Error"
+    (twenty-ninth hostile round)."""
+    archive = tmp_path / "xmempp-masks.zip"
+    archive.write_bytes(b"z" * (3 << 20))
+
+    @handler("download", "export_note", errors_to="export_note")
+    def export():
+        return {"download": str(archive), "export_note": "<div>Exported masks</div>"}
+
+    assert export()["download"] == str(archive)
+    free_bytes["bytes"] = 3 << 20  # the zip, without room for Gradio's folder
+    shown = export()
+    assert list(shown) == ["export_note"] and NO_ROOM in shown["export_note"]
 
 
 def test_updates_without_pictures_need_no_room():
