@@ -295,3 +295,40 @@ def test_a_copied_round_holding_a_users_file_is_refused_and_the_file_kept(tmp_pa
     assert mine.read_text() == "mine"
     mine.unlink()
     assert main(arguments) == 0  # an earlier evaluation's own files are replaced as before
+
+
+@pytest.mark.parametrize("planted", ["keys.json/notes.txt", "masks/frame_000001.png/notes.txt"])
+def test_a_copied_round_with_a_users_folder_where_the_run_has_a_file_is_refused(tmp_path, checkpoint, capsys, planted):
+    """keys.json/notes.txt went with the folder, without a word (twenty-ninth hostile round)."""
+    dataset = write_davis(tmp_path / "davis", {"v": 3}, annotated=None)
+    out = tmp_path / "eval"
+    arguments = ["evaluate", "--dataset", str(dataset), "--output", str(out), "--rounds", "0",
+                 "--strategies", "random,uniform", "--weights", str(checkpoint), "--size", "64", "--quiet"]
+    assert main(arguments) == 0
+    mine = out / "uniform" / "round_0" / "v" / planted
+    mine.parent.unlink()
+    mine.parent.mkdir()
+    mine.write_text("mine")
+    assert main(arguments) == 1
+    assert f"it holds {mine.parent}, which the copy would remove" in capsys.readouterr().err
+    assert mine.read_text() == "mine"
+
+
+def test_the_copy_check_reads_a_folder_it_may_not_read_in_words(tmp_path, monkeypatch):
+    """A copied round or its masks/ at mode 000 failed its video with Python's '[Errno 13] Permission denied'
+    (twenty-ninth hostile round; the check behind it is the twenty-eighth's). Root reads every folder, so the
+    refusal is played by os.scandir."""
+    import errno
+
+    from xmempp import outputs
+
+    source, destination = tmp_path / "source", tmp_path / "destination"
+    for folder in (source, destination):
+        folder.mkdir()
+
+    def refused(path):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(outputs.os, "scandir", refused)
+    with pytest.raises(XMemPPError, match=f"^cannot read {destination}: permission denied"):
+        outputs._entries_a_copy_removes(source, destination)

@@ -171,9 +171,12 @@ def test_a_work_dir_that_is_a_link_leading_nowhere_is_named_not_a_bug(tmp_path, 
     (tmp_path / "loop").symlink_to(target)
     with pytest.raises(XMemPPError, match=said):
         open_frames(gif, work_dir=tmp_path / "loop")
+    if target == "nowhere/frames":  # a folder to make below a link to nothing: FileExistsError from mkdir, raw
+        with pytest.raises(XMemPPError, match=r"is a symbolic link to nowhere/frames, which does not exist"):
+            open_frames(gif, work_dir=tmp_path / "loop" / "frames")
     if target == "loop":  # a folder to make inside the loop: OSError ELOOP from mkdir, raw
-        with pytest.raises(XMemPPError, match=r"cannot make the folder .*loop/frames .*: a symbolic link on the path "
-                                              r"leads back to itself \(a loop of links\)"):
+        with pytest.raises(XMemPPError, match=r"loop cannot be followed: a symbolic link on its way leads back to "
+                                              r"itself"):
             open_frames(gif, work_dir=tmp_path / "loop" / "frames")
 
 
@@ -231,6 +234,15 @@ def test_a_negative_frame_is_no_frame_rather_than_past_the_end():
 
     with pytest.raises(XMemPPError, match="^frame -1 is no frame of the video: frames are numbered from 0 to 11$"):
         check_frame_index(-1, 12)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_a_work_dir_the_system_takes_no_folder_in_is_named(tmp_path):
+    """open_frames(video, "/proc/self/frames") raised mkdir's bare FileNotFoundError (twenty-ninth hostile round)."""
+    gif = write_gif(tmp_path / "clip.gif", moving_square_frames(2))
+    with pytest.raises(XMemPPError, match=r"^cannot make the folder /proc/self/frames for the frames of clip.gif: the "
+                                          r"system takes no new folder there"):
+        open_frames(gif, work_dir="/proc/self/frames")
 
 
 @pytest.mark.parametrize(("kind", "said"), [

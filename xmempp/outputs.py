@@ -413,21 +413,22 @@ def replace_with_copy(source: Path, destination: Path) -> None:
 _TEMPORARY_NAME = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")  # what _new_temporary_beside names, left by a kill
 
 
-def _entries_a_copy_removes(source: Path, destination: Path) -> list[Path]:
+def _entries_a_copy_removes(source: Path, destination: Path, depth: int = 1) -> list[Path]:
     """What in the folder `destination` its copy of the run folder `source` would not hold, and so remove: names
-    that are not the run's (at its top, and in its masks/ and overlay/), xmempp's own temporaries aside."""
+    that are not the run's (at its top, and in its masks/ and overlay/), and folders where the run has a file
+    (keys.json/notes.txt went with the folder), xmempp's own temporaries aside."""
     removed = []
-    with os.scandir(destination) as entries:
+    with file_system_problems_as_error(f"read {shown(destination)}", name_the_path=False), \
+            os.scandir(destination) as entries:
         for entry in entries:
-            theirs = source / entry.name
             if _TEMPORARY_NAME.match(entry.name):
                 continue
-            if not os.path.lexists(theirs):
+            theirs = source / entry.name
+            folder_for_folder = theirs.is_dir() and not theirs.is_symlink() and depth > 0
+            if not os.path.lexists(theirs) or (entry.is_dir(follow_symlinks=False) and not folder_for_folder):
                 removed.append(Path(entry.path))
-            elif entry.is_dir(follow_symlinks=False) and theirs.is_dir() and not theirs.is_symlink():
-                with os.scandir(entry.path) as inner:
-                    removed += [Path(found.path) for found in inner if not _TEMPORARY_NAME.match(found.name)
-                                and not os.path.lexists(theirs / found.name)]
+            elif entry.is_dir(follow_symlinks=False):
+                removed += _entries_a_copy_removes(theirs, Path(entry.path), depth - 1)
     return sorted(removed)
 
 

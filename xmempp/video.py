@@ -241,12 +241,18 @@ def _make_frames_folder(folder: Path, video: Path) -> None:
     """Make `folder` for the frames of `video`, or check that it holds nothing: frame_000000.png... written into a
     caller's own folder replaced the caller's files of those names without a word."""
     refuse_link_to_nothing(folder, "work_dir")  # mkdir said only 'File exists' of a link loop or a link to nothing
-    with file_system_problems_as_error(f"make the folder {shown(folder)} for the frames of {shown(video.name)}"):
+    for above in folder.parents:  # and of one on the way to it
+        refuse_link_to_nothing(above, f"folder {shown(above)} on the way to the work_dir")
+    making = f"make the folder {shown(folder)} for the frames of {shown(video.name)}"
+    with file_system_problems_as_error(making):
         if folder.exists() and not folder.is_dir():
             raise XMemPPError(f"cannot extract the frames of {shown(video.name)} into {shown(folder)}: it is "
                               f"{kind_of_entry(folder)}, "
                               "not a folder")
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except FileNotFoundError:  # /proc/self/frames: a folder the system takes no new folder in
+            raise XMemPPError(f"cannot {making}: the system takes no new folder there") from None
         with os.scandir(folder) as entries:
             entry = next(entries, None)
     if entry is not None:
