@@ -13,7 +13,7 @@ import gradio as gr
 import numpy as np
 
 from demo import views
-from demo.feedback import Outputs, handler, note, object_name_as_kept
+from demo.feedback import Outputs, disk_problem, handler, note, object_name_as_kept
 from demo.grabcut import grabcut_mask
 from demo.layers import editor_value, layers_to_ids, new_strokes
 from demo.state import UserState
@@ -129,6 +129,17 @@ class Editing(Visitors):
         state.editor_frame, state.editor_prefill = index, None
         message = f"Cleared the mask of frame {index} in the editor (nothing is saved until you press Save)."
         return {"editor": editor_value(state.frame(index), None), "editor_note": note(message)}
+
+    @handler("editor_note", errors_to="editor_note")
+    def check_room_to_save(self, state: UserState | None) -> Outputs:
+        """Runs beside Save: the page uploads the editor's picture before Save's handler is called, and on a full
+        or read-only disk that upload failed with no word on the page (Save never ran). Nothing when there is
+        room: Save says what it did."""
+        height, width = state.frame_size if state is not None and state.loaded else (0, 0)
+        problem = disk_problem(2 * height * width * 4)  # the picture and its layer, as RGBA at most
+        if problem is not None:
+            raise problem
+        return {}
 
     @handler("references", "viewer", "timeline", "editor_note", "status", "size", errors_to="editor_note")
     def save(self, state: UserState | None, index: float, value: dict | None) -> Outputs:

@@ -189,8 +189,12 @@ def no_room_for_pictures(update: Outputs) -> OSError | None:
     Gradio's bare "Error" or no word at all. So the room is checked first, each picture counted at its raw size
     (its PNG is smaller), and the problem said as any other."""
     needed = sum(_bytes_written_for(value) for value in update.values()) if isinstance(update, dict) else 0
-    if not needed:
-        return None
+    return disk_problem(needed) if needed else None
+
+
+def disk_problem(needed: int) -> OSError | None:
+    """Why Gradio's upload cache cannot take `needed` bytes in new files, as the OSError a write would meet (a full
+    disk, of bytes or of inodes, or a read-only one), or None."""
     folder = os.environ.get("GRADIO_TEMP_DIR") or os.path.join(tempfile.gettempdir(), "gradio")
     try:
         disk = os.statvfs(folder if os.path.isdir(folder) else tempfile.gettempdir())

@@ -382,6 +382,7 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
         on(visible.input, handlers.set_visible, [state, visible, frame], **quiet)  # not the app's own updates
 
         on(save.click, handlers.save, [state, frame, editor], **quiet)
+        on(save.click, handlers.check_room_to_save, [state], **quiet)  # says why Save's upload may not arrive
         on(clear.click, handlers.clear_mask, [state, frame], **quiet)
         on(remove.click, handlers.remove, [state, frame], **quiet)
         on(grabcut.click, handlers.grabcut, [state, frame, editor, obj], **quiet)

@@ -129,3 +129,17 @@ def test_an_upload_to_a_server_whose_disk_is_full_gets_the_words_not_a_500(tmp_p
         assert reply.status_code == 507, reply.text
         assert reply.text.startswith("the server has no room to store your upload (no space left on the device)")
     assert "Traceback" not in (tmp_path / "app.log").read_text()
+
+
+def test_save_says_when_the_disk_cannot_take_the_editors_picture(handlers, free_bytes):
+    """The page uploads the editor's picture before Save's handler runs: on a full disk that upload failed, Save
+    never ran, and the page said nothing (twenty-eighth and twenty-ninth hostile rounds). A check beside Save
+    says why."""
+    from tests.app_helpers import loaded, text
+
+    state = loaded(handlers)
+    assert handlers.check_room_to_save(state) == {}  # room: Save itself says what it did
+    free_bytes["bytes"] = 1000
+    assert NO_ROOM in text(handlers.check_room_to_save(state)["editor_note"])
+    free_bytes.update({"bytes": 10 << 30, "read-only": True})
+    assert "the file system is read-only" in text(handlers.check_room_to_save(state)["editor_note"])
