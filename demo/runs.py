@@ -164,14 +164,15 @@ class Runs(Visitors):
         down on the run line), then runs. A run that fails (a full disk) is said on the run line by the handler,
         once Status no longer says the video is being propagated: it said so after the failure."""
         state = self._require(state)
+        status_says_running: list[bool] = []  # set once Status says "Propagating at ... px"
         try:
-            yield from self._propagated(state, k)
+            yield from self._propagated(state, k, status_says_running)
         except Exception:
-            if state.loaded and not state.running:  # the run has let go of the video (see _propagated's finally)
+            if status_says_running and state.loaded and not state.running:  # the run has let go of the video
                 yield {"status": views.status(state)}
             raise
 
-    def _propagated(self, state: UserState, k: float) -> Iterator[Outputs]:
+    def _propagated(self, state: UserState, k: float, status_says_running: list[bool]) -> Iterator[Outputs]:
         k = whole(k, "the number of suggestions")  # before the run: it is needed only once the run has ended
         state.check_can_propagate()
         run = self.queue.join(state, state.num_frames, functools.partial(self.estimate, state, state.size))
@@ -190,6 +191,7 @@ class Runs(Visitors):
             frames = state.propagate()
             # An annotated first frame needs no network: show it at once, while the model works on it.
             first = {"viewer": views.viewer(state, 0, running=True)} if 0 in state.annotated_frames else {}
+            status_says_running.append(True)
             yield {**first, "progress": progress_html(0, state.num_frames, self._starting_text(state)), "video": None,
                    "suggestions": [], "status": views.status(state, starting_run=True)}
             shown = 0.0
