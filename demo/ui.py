@@ -381,8 +381,9 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
         give_brush(on(confirm_delete.click, handlers.delete_object, [state, obj, frame], **quiet))
         on(visible.input, handlers.set_visible, [state, visible, frame], **quiet)  # not the app's own updates
 
-        on(save.click, handlers.save, [state, frame, editor], **quiet)
+        # First: the page dispatches a click's events in this order, and stops at Save's upload when it fails.
         on(save.click, handlers.check_room_to_save, [state], **quiet)  # says why Save's upload may not arrive
+        on(save.click, handlers.save, [state, frame, editor], **quiet)
         on(clear.click, handlers.clear_mask, [state, frame], **quiet)
         on(remove.click, handlers.remove, [state, frame], **quiet)
         on(grabcut.click, handlers.grabcut, [state, frame, editor, obj], **quiet)
