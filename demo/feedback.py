@@ -30,15 +30,13 @@ import numpy as np
 from PIL import Image
 
 from xmempp.errors import XMemPPError, file_system_problem, is_out_of_memory, shown, unwritable_name_problem
+from xmempp.outputs import TEMPORARY_NAME
 
 log = logging.getLogger(__name__)
 
 Outputs = dict[str, Any]
 
 _NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a disk or a quota full, a file size limit
-# The hidden name under which xmempp.outputs builds a file or folder before renaming it into place
-# (`.xmempp-masks.e5fa4eeaa827.tmp`): a name the visitor never gave, shown as the one it stands for.
-_TEMPORARY_NAME = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.tmp")
 
 
 MAX_NAME = 60  # characters of an object's name, typed in the editor's box or read from a resume zip's objects.csv
@@ -70,7 +68,7 @@ def no_room_behind(error: BaseException) -> OSError | None:
 def _server_file_name(filename: str | bytes) -> str:
     """The name of a server's file for a visitor: its last part, and a temporary name as what it stands for."""
     name = Path(os.fsdecode(filename)).name
-    temporary = _TEMPORARY_NAME.fullmatch(name)
+    temporary = TEMPORARY_NAME.fullmatch(name)  # a name the visitor never gave: shown as the one it stands for
     return shown(temporary["name"] if temporary else name)
 
 

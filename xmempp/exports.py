@@ -52,6 +52,7 @@ from xmempp.errors import (
 from xmempp.images import open_image
 from xmempp.masks.drawing import davis_palette
 from xmempp.masks.files import mask_image, read_id_mask
+from xmempp.masks.ids import MAX_OBJECT_ID
 from xmempp.mounts import mount_risk
 from xmempp.object_names import parse_object_names
 from xmempp.outputs import (
@@ -110,9 +111,9 @@ class MaskFolder(Mapping[str, np.ndarray]):
         if (folder / MASKS_DIR).is_dir():  # the folder that `run` wrote: its masks are in masks/
             manifest = read_manifest(folder)
             folder = folder / MASKS_DIR
-        elif _run_holding(folder) is not None:  # a run's masks/ given itself, by any name a link gives it
-            folder = _run_holding(folder) / MASKS_DIR
-            manifest = read_manifest(folder.parent)
+        elif (run := _run_holding(folder)) is not None:  # a run's masks/ given itself, by any name a link gives it
+            folder = run / MASKS_DIR
+            manifest = read_manifest(run)
         elif (folder / FORMAT_ENTRIES[DAVIS]).is_dir():  # an unzipped export of the app: Annotations/ holds them
             folder = folder / FORMAT_ENTRIES[DAVIS]
         if manifest is not None and not manifest.finished:
@@ -280,8 +281,8 @@ def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgume
     if object_names is not None:
         instance_argument(object_names, Mapping, "object_names", "a dict of object ids to names, or None")
         for object_id, name in object_names.items():  # {1: 5} was written as the name "5"
-            if not 1 <= whole_number(object_id, "each id of object_names") <= 255:  # -1 and 256 were exported
-                raise XMemPPError(f"object_names: {object_id} is no object id; ids are 1 to 255 (0 is the "
+            if not 1 <= whole_number(object_id, "each id of object_names") <= MAX_OBJECT_ID:  # -1, 256 were exported
+                raise XMemPPError(f"object_names: {object_id} is no object id; ids are 1 to {MAX_OBJECT_ID} (0 is the "
                                   "background)")
             instance_argument(name, str, f"the name of object {object_id}", "text (a str)")
     unknown = [f for f in formats if f not in FORMATS]

@@ -410,9 +410,6 @@ def replace_with_copy(source: Path, destination: Path) -> None:
         raise
 
 
-_TEMPORARY_NAME = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")  # what _new_temporary_beside names, left by a kill
-
-
 def _entries_a_copy_removes(source: Path, destination: Path, depth: int = 1) -> list[Path]:
     """What in the folder `destination` its copy of the run folder `source` would not hold, and so remove: names
     that are not the run's (at its top, and in its masks/ and overlay/), and folders where the run has a file
@@ -421,7 +418,7 @@ def _entries_a_copy_removes(source: Path, destination: Path, depth: int = 1) -> 
     with file_system_problems_as_error(f"read {shown(destination)}", name_the_path=False), \
             os.scandir(destination) as entries:
         for entry in entries:
-            if _TEMPORARY_NAME.match(entry.name):
+            if TEMPORARY_NAME.fullmatch(entry.name):  # xmempp's own, left by a kill
                 continue
             theirs = source / entry.name
             folder_for_folder = theirs.is_dir() and not theirs.is_symlink() and depth > 0
@@ -586,6 +583,16 @@ def atomic_path(path: Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
+# The hidden name a file or folder is built under before it is renamed into place (`.frame_000001.png.e5fa4eeaa827.tmp`).
+TEMPORARY_NAME = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.tmp")
+
+
+def temporary_name(name: str) -> str:
+    """A new hidden name for building `name` (see TEMPORARY_NAME), as much of `name` as fits in a file name."""
+    suffix = f".{secrets.token_hex(6)}.tmp"
+    return f".{_cut_to_bytes(name, NAME_MAX_BYTES - 1 - len(suffix))}{suffix}"
+
+
 def _new_temporary_beside(path: Path, folder: bool = False) -> Path:
     """Create an empty hidden file (or `folder`) beside `path`, mode 0666 (0777) less the umask
     (`tempfile.mkstemp` makes 0600, `tempfile.mkdtemp` 0700).
@@ -594,8 +601,7 @@ def _new_temporary_beside(path: Path, folder: bool = False) -> Path:
     with 254, which the file system takes, but no run could write them under a temporary name 18 bytes longer.
     """
     while True:
-        suffix = f".{secrets.token_hex(6)}.tmp"
-        temporary = path.with_name(f".{_cut_to_bytes(path.name, NAME_MAX_BYTES - 1 - len(suffix))}{suffix}")
+        temporary = path.with_name(temporary_name(path.name))
         try:
             if folder:
                 os.mkdir(temporary, 0o777)
@@ -650,8 +656,7 @@ class HeldFolder:
 
     def write_atomically(self, name: str, data: bytes) -> None:
         """`data` as the file `name` in the folder, under a temporary name first (see `atomic_path`)."""
-        suffix = f".{secrets.token_hex(6)}.tmp"
-        temporary = f".{_cut_to_bytes(name, NAME_MAX_BYTES - 1 - len(suffix))}{suffix}"
+        temporary = temporary_name(name)
         with file_system_problems_as_error(f"write {shown(self.path / name)}", name_the_path=False):
             descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666, dir_fd=self._descriptor)
             try:
