@@ -65,3 +65,30 @@ def test_a_dying_worker_takes_only_its_video_and_is_retried_once(tmp_path, check
     assert results["dies once"] == "dies once: done"
     assert isinstance(results["always dies"], JobFailure) and "died twice" in results["always dies"].reason
     assert Path(died_once).exists()
+
+
+def test_more_workers_than_the_cluster_holds_run_on_those_it_holds(checkpoint, caplog):
+    """`--workers 3` on a cluster of 2 CPUs: the third worker could never start, and the video handed to it waited
+    forever without a word (thirtieth hostile round). As many start as the cluster holds, and that is said."""
+    import threading
+
+    from xmempp.ray_runner import run_on_ray
+
+    results = {}
+    finished = threading.Thread(target=lambda: results.update(
+        run_on_ray(["a", "b", "c"], lambda network, job: f"{job}: done", NetworkSpec(checkpoint), workers=3)),
+        daemon=True)
+    finished.start()
+    finished.join(timeout=120)
+    assert results == {"a": "a: done", "b": "b: done", "c": "c: done"}
+    assert "--workers 3 asks for more workers than the Ray cluster holds (2 of 1 CPU each): running 2" in caplog.text
+
+
+def test_a_worker_no_node_can_hold_is_refused_naming_the_option(checkpoint):
+    """`--cpus-per-worker 3` on nodes of 2 CPUs: no worker could ever start, and batch waited forever."""
+    from xmempp.errors import XMemPPError
+    from xmempp.ray_runner import run_on_ray
+
+    with pytest.raises(XMemPPError, match=r"no node of the Ray cluster can hold one worker of 3 CPUs \(--cpus-per-worker\)"
+                                          r": its largest has 2 CPUs"):
+        list(run_on_ray(["a"], lambda network, job: job, NetworkSpec(checkpoint), cpus_per_worker=3))

@@ -77,9 +77,7 @@ def run_on_ray(jobs: Sequence[Job], function: VideoFunction, spec: NetworkSpec, 
         if gpus_per_worker is None:
             wants_gpu = spec.device.startswith("cuda") if spec.device else resources.get("GPU", 0) > 0
             gpus_per_worker = 1.0 if wants_gpu else 0.0
-        if workers is None:
-            fit = resources.get("GPU", 0) / gpus_per_worker if gpus_per_worker else resources.get("CPU", 1) / cpus_per_worker
-            workers = max(1, int(fit))
+        workers = _workers_to_start(ray, workers, cpus_per_worker, gpus_per_worker)
         actor_class = ray.remote(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=0)(VideoWorker)
         yield from _dispatch(ray, actor_class, spec, function, list(jobs), max(1, min(workers, len(jobs))))
     finally:
@@ -88,6 +86,34 @@ def run_on_ray(jobs: Sequence[Job], function: VideoFunction, spec: NetworkSpec, 
         if reaper is not None:
             reaper.stdin.close()  # the reaper finds nothing left, and ends
             reaper.wait(timeout=REAPER_EXIT_SECONDS)
+
+
+def _workers_to_start(ray, asked: int | None, cpus_per_worker: float, gpus_per_worker: float) -> int:
+    """How many workers of `cpus_per_worker` CPUs and `gpus_per_worker` GPUs the cluster's live nodes hold: all
+    of them by default, and never more (a worker Ray cannot place never starts, and the video handed to it waited
+    forever without a word). None at all is an XMemPPError naming the option."""
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+
+    def held_by(node: dict) -> int:
+        fits = [int(node.get("CPU", 0) / cpus_per_worker + 1e-9)]
+        if gpus_per_worker:
+            fits.append(int(node.get("GPU", 0) / gpus_per_worker + 1e-9))
+        return min(fits)
+
+    held = sum(held_by(node) for node in nodes)
+    if held == 0:
+        largest_cpus = max((node.get("CPU", 0) for node in nodes), default=0)
+        if gpus_per_worker and largest_cpus >= cpus_per_worker:
+            largest_gpus = max((node.get("GPU", 0) for node in nodes), default=0)
+            raise XMemPPError(f"no node of the Ray cluster can hold one worker of {gpus_per_worker:g} GPUs "
+                              f"(--gpus-per-worker): its largest has {largest_gpus:g} GPUs; ask for fewer, or run "
+                              "on the CPU (--device cpu)")
+        raise XMemPPError(f"no node of the Ray cluster can hold one worker of {cpus_per_worker:g} CPUs "
+                          f"(--cpus-per-worker): its largest has {largest_cpus:g} CPUs; ask for fewer")
+    if asked is not None and asked > held:
+        log.warning("--workers %d asks for more workers than the Ray cluster holds (%d of %g CPU%s each): running %d",
+                    asked, held, cpus_per_worker, "" if cpus_per_worker == 1 else "s", held)
+    return held if asked is None else min(asked, held)
 
 
 REACH_SECONDS = 10  # for a TCP connection to a cluster's address: Ray alone waited minutes for an unreachable one
