@@ -885,3 +885,34 @@ def test_an_object_named_like_the_mattes_map_file_gets_a_folder_of_its_own(tmp_p
                  object_names={1: "objects.csv"})
     assert (tmp_path / "out" / "mattes" / "objects.csv").is_file()
     assert (tmp_path / "out" / "mattes" / "objects.csv-1" / "f0.png").is_file()
+
+
+@pytest.mark.parametrize("order", [["davis", "coco"], ["coco", "davis"]])
+def test_an_export_folder_swapped_mid_export_for_a_link_to_a_users_folder_is_never_written_through(tmp_path,
+                                                                                                 monkeypatch, order):
+    """The export folder renamed away after its first entry and replaced by a symbolic link to a user's folder: the
+    export replaced the user's coco.json there, or moved the user's Annotations/ aside and removed it, and said it
+    had exported (thirtieth hostile round). It writes into the folder it held and checked, or stops saying why."""
+    import xmempp.exports
+
+    users = tmp_path / "users"
+    (users / "Annotations").mkdir(parents=True)
+    (users / "Annotations" / "00000.png").write_bytes(b"the user's own mask")
+    (users / "coco.json").write_text("the user's own coco")
+    out = tmp_path / "to"
+    first_writer = {"davis": "_write_davis", "coco": "coco_document"}[order[0]]
+    written_first = getattr(xmempp.exports, first_writer)
+
+    def write_then_swap(*args, **kwargs):
+        result = written_first(*args, **kwargs)
+        out.rename(tmp_path / "to.moved")
+        out.symlink_to(users, target_is_directory=True)
+        return result
+
+    monkeypatch.setattr(xmempp.exports, first_writer, write_then_swap)
+    with pytest.raises(XMemPPError, match=f"the export folder {out} was replaced or moved while xmempp was using it"):
+        export_masks(three_object_masks(), out, order)
+    assert sorted(p.name for p in users.rglob("*")) == ["00000.png", "Annotations", "coco.json"]
+    assert (users / "Annotations" / "00000.png").read_bytes() == b"the user's own mask"
+    assert (users / "coco.json").read_text() == "the user's own coco"
+    assert not [p.name for p in (tmp_path / "to.moved").iterdir() if p.name.startswith(".")]  # no staging left

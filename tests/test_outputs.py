@@ -731,3 +731,79 @@ def test_output_folders_swapped_for_links_to_the_inputs_during_a_run_are_never_w
     assert {path: path.read_bytes() for folder in (frames, masks) for path in sorted(folder.iterdir())} == before
     assert len(list((out / "masks.moved").glob("*.png"))) == 12
     assert len(list((out / "overlay.moved").glob("*.jpg"))) == 12
+
+
+def every_file(*folders):
+    return {path: path.read_bytes() for folder in folders for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_an_output_folder_swapped_mid_run_for_a_link_to_the_annotations_is_never_written_through(square_clip, tmp_path,
+                                                                                                 network, caplog):
+    """OUTPUT itself renamed away mid-run and replaced by a symbolic link to the annotations: the run wrote its
+    manifest and keys through it, replacing a user's manifest.json there, and said it had finished (thirtieth
+    hostile round). The run writes into the folder it held from the start, wherever it went, and says where."""
+    from xmempp import run_on_video_frames
+
+    frames, masks = square_clip
+    (masks / "manifest.json").write_text("the user's own notes")
+    before = every_file(frames, masks)
+    out = tmp_path / "out"
+    rows = run_on_video_frames(frames, masks, out, frames_with_masks=[0], print_progress=False, network=network,
+                               size=96)
+    next(rows)
+    out.rename(tmp_path / "out.moved")
+    out.symlink_to(masks, target_is_directory=True)
+    for _ in rows:
+        pass
+    assert every_file(frames, masks) == before
+    assert read_manifest(tmp_path / "out.moved").finished
+    assert (tmp_path / "out.moved" / KEYS_FILE).is_file()
+    assert f"the output folder {out} was moved during the run: its outputs are in {tmp_path / 'out.moved'}" in caplog.text
+
+
+@pytest.mark.parametrize("how", ["symbolic links", "bind mounts"])
+def test_folders_swapped_while_a_run_starts_are_never_written_through(square_clip, tmp_path, network, monkeypatch,
+                                                                      how):
+    """masks/ and overlay/ replaced by links (or bind mounts) to the annotations and the frames while the run was
+    loading the weights, after the checks: every annotation was replaced by a mask and every frame by an overlay
+    (thirtieth hostile round; round 29 held the folders only from the first frame). They are held, and checked,
+    before the weights load."""
+    import xmempp.api
+
+    frames, masks = square_clip
+    before = every_file(frames, masks)
+    out = tmp_path / "out"
+    opened = xmempp.api.open_frames
+    swaps = contextlib.ExitStack()
+
+    def open_frames_after_a_swap(*args, **kwargs):
+        for sub, target in (("masks", masks), ("overlay", frames)):
+            (out / sub).rename(out / f"{sub}.moved")
+            if how == "symbolic links":
+                (out / sub).symlink_to(target, target_is_directory=True)
+            else:
+                swaps.enter_context(bind_mounted(target, out / sub))
+        return opened(*args, **kwargs)
+
+    monkeypatch.setattr(xmempp.api, "open_frames", open_frames_after_a_swap)
+    with swaps:
+        run(frames, masks, out, network, frames_with_masks=[0])
+        assert every_file(frames, masks) == before
+    assert len(list((out / "masks.moved").glob("*.png"))) == 12
+    assert len(list((out / "overlay.moved").glob("*.jpg"))) == 12
+
+
+@pytest.mark.parametrize("removed", ["out", "out/masks", "out/overlay"])
+def test_an_output_folder_removed_mid_run_is_named(square_clip, tmp_path, network, removed):
+    """OUTPUT (or its masks/ or overlay/) removed mid-run ended in a raw FileNotFoundError naming a hidden temporary
+    file the user never made (thirtieth hostile round)."""
+    from xmempp import run_on_video_frames
+
+    frames, masks = square_clip
+    rows = run_on_video_frames(frames, masks, tmp_path / "out", frames_with_masks=[0], print_progress=False,
+                               network=network, size=96)
+    next(rows)
+    shutil.rmtree(tmp_path / removed)
+    with pytest.raises(XMemPPError, match=f"the output folder {tmp_path / removed} was removed meanwhile"):
+        for _ in rows:
+            pass

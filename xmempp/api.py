@@ -27,7 +27,6 @@ from xmempp.errors import (
     PathArgument,
     XMemPPError,
     file_system_problem,
-    file_system_problems_as_error,
     folder_not_found,
     frame_numbers,
     instance_argument,
@@ -49,10 +48,10 @@ from xmempp.outputs import (
     OVERLAY_DIR,
     HeldFolder,
     Manifest,
+    RunOutput,
     changed_masks,
     folder_identities,
-    output_lock,
-    prepare_output_folder,
+    held_run_output,
     read_manifest,
     reading_lock,
     refuse_overlap,
@@ -149,8 +148,8 @@ def _run_frames(source: Path, masks_in: Path, masks_out: Path, frames_with_masks
                 print_progress: bool, weights: str | Path | None, device: torch.device | str | None,
                 config: InferenceConfig, save_overlay: bool, network: XMem | None,
                 temporary_root: Path | None = None) -> Iterator[dict]:
-    prepare_output_folder(masks_out)
-    with output_lock(masks_out):  # one run at a time into an output folder
+    inputs = {"frames": source, "annotations": masks_in}
+    with held_run_output(masks_out, inputs, save_overlay) as output:
         network = network or load_network(ensure_weights(weights, progress=print_progress), device)
         with tempfile.TemporaryDirectory(prefix="xmempp-frames-", dir=temporary_root) as work_dir:
             frames = open_frames(source, work_dir)
@@ -160,28 +159,27 @@ def _run_frames(source: Path, masks_in: Path, masks_out: Path, frames_with_masks
                 manifest = Manifest(frame_names=session.frame_names, frame_size=tuple(session.frame_size),
                                     annotated_frames=sorted(annotated), size=config.size,
                                     weights=weights_fingerprint(network), source_digest=source_digest(source, frames.paths),
-                                    overlay=save_overlay,
-                                    input_folders=folder_identities({"frames": source, "annotations": masks_in}))
-                start_run(masks_out, manifest)
-                _warn_of_other_masks(masks_out, session.frame_names)
+                                    overlay=save_overlay, input_folders=folder_identities(inputs))
+                start_run(output, manifest)
+                _warn_of_other_masks(output.masks, session.frame_names)
                 iou = functools.partial(_iou_with_given_mask, session, reader, masks_in) if compute_iou else None
-                with _FrameWriter(masks_out, reader.palette or davis_palette(), save_overlay) as writer:
+                with _FrameWriter(output, reader.palette or davis_palette()) as writer:
                     yield from _propagate_and_write(session, writer, iou, print_progress)
-                save_keys(masks_out, session.frame_keys, session.frame_names, config.size, manifest.weights, manifest.run_id)
-                write_manifest(masks_out, manifest.finish(writer.digests))
+                save_keys(output.folder, session.frame_keys, session.frame_names, config.size, manifest.weights,
+                          manifest.run_id)
+                write_manifest(output.folder, manifest.finish(writer.digests))
 
 
-def _warn_of_other_masks(masks_out: Path, frame_names: list[str]) -> None:
+def _warn_of_other_masks(masks_out: HeldFolder, frame_names: list[str]) -> None:
     """Masks in OUTPUT/masks of no frame of this video (a run of another video into the same folder) stay, as any
     file of the caller's, but export refuses the folder then: said now, not only there."""
     names = set(frame_names)
-    others = sorted(p.name for p in (masks_out / MASKS_DIR).glob("*.png") if p.stem not in names) \
-        if (masks_out / MASKS_DIR).is_dir() else []
+    others = sorted(name for name in masks_out.names() if name.endswith(".png") and name[:-4] not in names)
     if others:
         more = f" and {len(others) - 1} more" if len(others) > 1 else ""
         log.warning("%s holds %s%s, the mask of no frame of this video (left by a run of another one?): they stay, "
                     "but export refuses a folder with them; remove them, or run into another folder",
-                    shown(masks_out / MASKS_DIR), shown(others[0]), more)
+                    shown(masks_out.path), shown(others[0]), more)
 
 
 def _propagate_and_write(session: VideoSession, writer: _FrameWriter, iou: Callable[[PropagatedFrame], float] | None,
@@ -215,18 +213,14 @@ class _FrameWriter:
 
     MAX_PENDING = 4
 
-    def __init__(self, out: Path, palette: list[int], save_overlay: bool):
-        self.out, self.palette, self.save_overlay = out, palette, save_overlay
+    def __init__(self, output: RunOutput, palette: list[int]):
+        self.palette = palette
         self.digests: dict[str, str] = {}
         self._pending: deque[tuple[str, Future[str]]] = deque()
         self._pool: BackgroundThread | None = None
-        self._folders: dict[str, HeldFolder] = {}
+        self._folders = {MASKS_DIR: output.masks, **({OVERLAY_DIR: output.overlay} if output.overlay else {})}
 
     def __enter__(self) -> _FrameWriter:
-        for sub in (MASKS_DIR, *([OVERLAY_DIR] if self.save_overlay else [])):
-            with file_system_problems_as_error(f"make the output folder {shown(self.out / sub)}"):
-                (self.out / sub).mkdir(exist_ok=True)
-            self._folders[sub] = HeldFolder(self.out / sub)
         self._pool = BackgroundThread("xmempp-writer")
         return self
 
@@ -246,8 +240,6 @@ class _FrameWriter:
                 self._finish_oldest()
         finally:
             self._pool.close()  # after an error too: no write outlives the run
-            for folder in self._folders.values():
-                folder.close()
 
 
 def _check_network(network: object, device: torch.device | str | None) -> None:

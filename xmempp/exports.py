@@ -23,13 +23,13 @@ import csv
 import json
 import os
 import re
-import shutil
 import stat
 import sys
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -58,16 +58,14 @@ from xmempp.object_names import parse_object_names
 from xmempp.outputs import (
     MANIFEST_FILE,
     MASKS_DIR,
-    atomic_path,
+    HeldFolder,
     followed,
     identity,
-    new_temporary_folder_beside,
     output_lock,
     read_manifest,
     reading_lock,
     refuse_link_to_nothing,
-    replace_folder,
-    write_bytes_atomically,
+    temporary_name,
 )
 
 DAVIS, COCO, YOUTUBE_VIS, MATTES = "davis", "coco", "youtube-vis", "mattes"
@@ -316,10 +314,17 @@ def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgume
             _refuse_overwriting(masks.folder, out, formats)
             _refuse_writing_into_inputs(masks.input_folders, out, formats)
         _create_folder(out)
+        # Held open and written relative to, as a run's folders are (HeldFolder): an export folder swapped
+        # mid-export for a link to a user's folder had the user's coco.json replaced and Annotations/ removed.
         # One export at a time into a folder: two replacing the same entries at once removed each other's files.
-        with output_lock(out, "export"):
-            _refuse_existing(out, formats, overwrite)
-            return _export(masks, out, formats, object_names, palette, video_name, names_of_absent_objects)
+        export_folder = held.enter_context(HeldFolder(out, what="export folder"))
+        held.enter_context(output_lock(export_folder, "export"))
+        if isinstance(masks, MaskFolder):  # once more, on the folder now held
+            _refuse_overwriting(masks.folder, out, formats)
+            _refuse_writing_into_inputs(masks.input_folders, out, formats)
+        _refuse_existing(out, formats, overwrite)
+        export_folder.refuse_unless_at_its_path()
+        return _export(masks, export_folder, formats, object_names, palette, video_name, names_of_absent_objects)
 
 
 def _refuse_relative_paths_from_a_removed_folder(out: Path, masks: object) -> None:
@@ -358,8 +363,9 @@ def _folders_a_run_may_write(given: Path, out: Path) -> list[Path]:
     return list(folders.values())
 
 
-def _export(masks: Mapping[str, np.ndarray], out: Path, formats: list[str], object_names: Mapping[int, str] | None,
-            palette: list[int] | None, video_name: str, names_of_absent_objects: bool) -> ExportedVideo:
+def _export(masks: Mapping[str, np.ndarray], folder: HeldFolder, formats: list[str],
+            object_names: Mapping[int, str] | None, palette: list[int] | None, video_name: str,
+            names_of_absent_objects: bool) -> ExportedVideo:
     ids = _object_ids(masks)
     names = {object_id: f"object {object_id}" for object_id in ids}
     given = {int(i): str(n) for i, n in (object_names or {}).items() if str(n).strip()}
@@ -367,24 +373,24 @@ def _export(masks: Mapping[str, np.ndarray], out: Path, formats: list[str], obje
     names.update({i: n for i, n in given.items() if i not in left_out})
     names = dict(sorted(names.items()))
     writers = {DAVIS: lambda p: _write_davis(masks, p, palette or davis_palette()),
-               COCO: lambda p: _write_json(p, coco_document(masks, names, video_name)),
-               YOUTUBE_VIS: lambda p: _write_json(p, youtube_vis_document(masks, names, video_name)),
+               COCO: lambda file: _write_json(file, coco_document(masks, names, video_name)),
+               YOUTUBE_VIS: lambda file: _write_json(file, youtube_vis_document(masks, names, video_name)),
                MATTES: lambda p: _write_mattes(masks, p, names)}
     _refuse_names_json_cannot_hold(masks, formats, names, video_name)
-    paths = {}
+    out, paths = folder.path, {}
     for name in formats:
-        entry = out / FORMAT_ENTRIES[name]
+        entry = FORMAT_ENTRIES[name]
         # A full disk or a folder that takes no new file names the export folder, not the hidden staging name.
         with _export_folder_problems(f"export {name} into {shown(out)}", out):
             # Listed before it is written: an export that failed after it (a full disk) left coco.json that no
             # marker listed, and every retry, --overwrite included, was refused as "not an export's".
-            _mark_exported(out, [name])
+            _mark_exported(folder, [name])
             try:
-                paths[name] = _write_whole(entry, writers[name])
+                paths[name] = _write_whole(folder, entry, writers[name])
             except BaseException:
-                if not os.path.lexists(entry):  # never written: not listed, so that no one's later file is taken
+                if not folder.exists(entry):  # never written: not listed, so that no one's later file is taken
                     with contextlib.suppress(OSError, XMemPPError):
-                        _unmark_exported(out, name)
+                        _unmark_exported(folder, name)
                 raise
     return ExportedVideo(paths, names, safe_folder_names(names) if MATTES in formats else {}, left_out)
 
@@ -474,21 +480,20 @@ def _exported_entries(out: Path) -> set[str]:
     return {entry for entry in listed if isinstance(entry, str)} if isinstance(listed, list) else set()
 
 
-def _mark_exported(out: Path, formats: list[str]) -> None:
-    _write_marker(out, _exported_entries(out) | {FORMAT_ENTRIES[name] for name in formats})
+def _mark_exported(folder: HeldFolder, formats: list[str]) -> None:
+    _write_marker(folder, _exported_entries(folder.path) | {FORMAT_ENTRIES[name] for name in formats})
 
 
-def _unmark_exported(out: Path, name: str) -> None:
-    _write_marker(out, _exported_entries(out) - {FORMAT_ENTRIES[name]})
+def _unmark_exported(folder: HeldFolder, name: str) -> None:
+    _write_marker(folder, _exported_entries(folder.path) - {FORMAT_ENTRIES[name]})
 
 
-def _write_marker(out: Path, entries: set[str]) -> None:
+def _write_marker(folder: HeldFolder, entries: set[str]) -> None:
     document = {"written_by": "xmempp export", "entries": sorted(entries)}
-    with file_system_problems_as_error(f"write {shown(out / EXPORT_MARKER)}", name_the_path=False):
-        if entries:
-            write_bytes_atomically(out / EXPORT_MARKER, json.dumps(document, indent=1).encode())
-        else:  # an export that failed before its first entry leaves nothing behind
-            (out / EXPORT_MARKER).unlink(missing_ok=True)
+    if entries:
+        folder.write_atomically(EXPORT_MARKER, json.dumps(document, indent=1).encode())
+    else:  # an export that failed before its first entry leaves nothing behind
+        folder.unlink(EXPORT_MARKER)
 
 
 def _create_folder(out: Path) -> None:
@@ -509,8 +514,9 @@ def _export_folder_problems(doing: str, out: Path) -> Iterator[None]:
         try:
             yield
         except OSError as error:
-            concerned = error.filename is not None and (Path(error.filename) == out or out in Path(error.filename).parents
-                                                        or Path(error.filename) in out.parents)
+            named = None if error.filename is None else Path(os.fsdecode(error.filename))
+            concerned = named is not None and (not named.is_absolute()  # a name in the held export folder
+                                               or named == out or out in named.parents or named in out.parents)
             if file_system_problem(error) is not None or not concerned:
                 raise
             reason = (error.strerror or type(error).__name__).lower()
@@ -532,23 +538,28 @@ def _refuse_existing(out: Path, formats: list[str], overwrite: bool) -> None:
                           "(--overwrite)")
 
 
-def _write_whole(path: Path, write) -> Path:
-    """Build `path` (a folder or a file) under a hidden temporary name beside it, then rename it into place (an
-    earlier folder there goes aside first: `replace_folder`)."""
+def _write_whole(folder: HeldFolder, entry: str, write) -> Path:
+    """Build the entry `entry` of the held export folder (a folder, or a file) under a hidden temporary name in
+    it, then rename it into place (an earlier folder there goes aside first: `HeldFolder.replace_with_folder`).
+    `write` takes the open file, or the path of the folder to fill."""
+    path = folder.path / entry
     if path.suffix:  # a file
-        with atomic_path(path) as temporary:
-            write(temporary)
+        with folder.atomic_file(entry) as file:
+            write(file)
         return path
-    staging = new_temporary_folder_beside(path)  # the umask's mode: tempfile.mkdtemp's 0700 kept a group out
-    try:
-        write(staging)
-        if path.is_dir() and not path.is_symlink():
-            risk = mount_risk(path)
-            if risk is not None:  # rmtree would empty the folder mounted there, anyone's
-                raise XMemPPError(f"cannot replace {shown(path)}: {risk}; unmount it, or export into another folder")
-        replace_folder(path, staging)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with folder.subfolder(temporary_name(entry)) as staging:  # the umask's mode, as mkdir gives
+        try:
+            folder.refuse_unless_at_its_path()  # the entry is written by path (a swapped folder has no such name)
+            write(staging.path)
+            folder.refuse_unless_at_its_path()  # the mount check below looks at the held folder's entry
+            if folder.exists(entry) and path.is_dir() and not path.is_symlink():
+                risk = mount_risk(path)
+                if risk is not None:  # rmtree would empty the folder mounted there, anyone's
+                    raise XMemPPError(f"cannot replace {shown(path)}: {risk}; unmount it, or export into another "
+                                      "folder")
+            folder.replace_with_folder(entry, staging.path.name)
+        finally:
+            folder.remove_tree(staging.path.name)
     return path
 
 
@@ -650,8 +661,8 @@ def _write_mattes(masks: Mapping[str, np.ndarray], folder: Path, names: dict[int
                          for object_id in names)
 
 
-def _write_json(path: Path, document: dict) -> None:
-    path.write_text(json.dumps(document, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
+def _write_json(file: BinaryIO, document: dict) -> None:
+    file.write(json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
 
 
 # ----- COCO and YouTube-VIS documents -----------------------------------------------------------------------

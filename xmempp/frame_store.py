@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from xmempp.errors import file_system_problems_as_error, shown
-from xmempp.outputs import atomic_path
 from xmempp.regular_files import open_regular
 
 
@@ -202,11 +201,11 @@ class KeyStore(Sequence):
         key_dim = (keys.shape[0] - 1) // 2
         return FrameKeys(keys[:key_dim], keys[key_dim:key_dim + 1], keys[key_dim + 1:])
 
-    def save(self, path: str | Path) -> None:
-        """Copy the keys of every frame to `path` (a .npy file, written whole or not at all)."""
+    def save_into(self, target: BinaryIO) -> None:
+        """Copy the keys of every frame, as a .npy file, into the open file `target`."""
         if not self.is_complete:
             raise ValueError("only a store with the keys of every frame can be saved")
-        with self._lock, atomic_path(Path(path)) as temporary, open(temporary, "wb") as target:
+        with self._lock:
             self._file.seek(0)
             shutil.copyfileobj(self._file, target)
 

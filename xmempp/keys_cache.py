@@ -21,8 +21,8 @@ from xmempp.outputs import (
     KEYS_INFO_FILE,
     MAX_MANIFEST_DIGITS,
     MAX_RECORD_BYTES,
+    HeldFolder,
     portable_name,
-    write_bytes_atomically,
 )
 from xmempp.regular_files import read_regular_text
 from xmempp.video import short_side_resized
@@ -33,15 +33,19 @@ NETWORK_STRIDE = 16  # keys are 1/16 of the padded network input
 log = logging.getLogger(__name__)
 
 
-def save_keys(folder: Path, keys: KeyStore, frame_names: list[str], size: int | None, fingerprint: str,
+def save_keys(folder: Path | HeldFolder, keys: KeyStore, frame_names: list[str], size: int | None, fingerprint: str,
               run_id: str | None = None) -> bool:
     """Write the keys into `folder` (only when every frame has them); returns whether they were written."""
     if not keys.is_complete:
         return False
-    (folder / KEYS_INFO_FILE).unlink(missing_ok=True)  # never leave old metadata beside new keys
-    keys.save(folder / KEYS_FILE)
+    if not isinstance(folder, HeldFolder):
+        with HeldFolder(Path(folder), what="keys folder") as held:
+            return save_keys(held, keys, frame_names, size, fingerprint, run_id)
+    folder.unlink(KEYS_INFO_FILE)  # never leave old metadata beside new keys
+    with folder.atomic_file(KEYS_FILE) as target:
+        keys.save_into(target)
     info = {"frame_names": [portable_name(name) for name in frame_names], "size": size, "weights": fingerprint, "run_id": run_id}
-    write_bytes_atomically(folder / KEYS_INFO_FILE, json.dumps(info).encode())
+    folder.write_atomically(KEYS_INFO_FILE, json.dumps(info).encode())
     return True
 
 

@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -237,20 +238,65 @@ def read_manifest(folder: str | Path) -> Manifest | None:
                                    "`xmempp run` again into it, or remove it") from None
 
 
-def write_manifest(folder: Path, manifest: Manifest) -> None:
-    write_bytes_atomically(folder / MANIFEST_FILE, manifest.to_json().encode())
+def write_manifest(folder: Path | HeldFolder, manifest: Manifest) -> None:
+    if not isinstance(folder, HeldFolder):
+        with HeldFolder(Path(folder)) as held:
+            return write_manifest(held, manifest)
+    folder.write_atomically(MANIFEST_FILE, manifest.to_json().encode())
 
 
-def start_run(folder: Path, manifest: Manifest) -> None:
-    """Mark `folder` as holding an unfinished run before any mask is written, and make its subfolders.
+def start_run(output: RunOutput, manifest: Manifest) -> None:
+    """Mark the run's folder as holding an unfinished run before any mask is written.
 
     The old keys and an unfinished manifest go first: a run killed from here on is never taken for whole.
     """
-    (folder / KEYS_INFO_FILE).unlink(missing_ok=True)
-    write_manifest(folder, manifest)
-    (folder / MASKS_DIR).mkdir(exist_ok=True)
-    if manifest.overlay:
-        (folder / OVERLAY_DIR).mkdir(exist_ok=True)
+    output.folder.unlink(KEYS_INFO_FILE)
+    write_manifest(output.folder, manifest)
+
+
+@dataclass
+class RunOutput:
+    """The folders a run writes into, held open (see `HeldFolder`): its output folder, masks/ and overlay/."""
+
+    folder: HeldFolder
+    masks: HeldFolder
+    overlay: HeldFolder | None
+
+
+@contextlib.contextmanager
+def held_run_output(out: Path, inputs: dict[str, Path], overlay: bool) -> Iterator[RunOutput]:
+    """`out` and its masks/ (and overlay/) made, opened and locked for one run, and checked against the inputs
+    once held: what the checks saw is what the run writes into. Checked by path and opened later, a folder
+    swapped in between (while the weights loaded, or mid-run for `out` itself) was written through, replacing
+    annotations with masks, frames with overlays, or an earlier run's manifest and keys.
+
+    `inputs` as `refuse_overlap` takes them. A folder moved during the run keeps the run's files, and is named.
+    """
+    prepare_output_folder(out)
+    with contextlib.ExitStack() as held:
+        folder = held.enter_context(HeldFolder(out))
+        held.enter_context(output_lock(folder))  # one run at a time into an output folder
+        masks = held.enter_context(folder.subfolder(MASKS_DIR))
+        overlay_folder = held.enter_context(folder.subfolder(OVERLAY_DIR)) if overlay else None
+        refuse_overlap(inputs, out)  # once more, on the folders now held
+        for checked in (folder, masks, overlay_folder):
+            if checked is not None:
+                checked.refuse_unless_at_its_path()
+        yield RunOutput(folder, masks, overlay_folder)
+        if not folder.is_still_at_its_path():
+            _say_where_the_outputs_went(folder)
+
+
+def _say_where_the_outputs_went(folder: HeldFolder) -> None:
+    now = folder.where_now()
+    if now is None:
+        log.warning("the output folder %s was removed at the end of the run, with its outputs", shown(folder.path))
+    elif now == Path(os.path.abspath(folder.path)):  # a folder mounted on it hides it
+        log.warning("a folder was mounted on the output folder %s during the run: the run's outputs are in the folder "
+                    "beneath it; unmount it to see them", shown(folder.path))
+    else:
+        log.warning("the output folder %s was moved during the run: its outputs are in %s", shown(folder.path),
+                    shown(now))
 
 
 # ----- never write into what is read -------------------------------------------------------------------------
@@ -444,9 +490,10 @@ def replace_folder(path: Path, fresh: Path) -> None:
     os.replace(fresh, path)
 
 
-def _remove_earlier(earlier: Path, replaced_by: Path) -> None:
+def _remove_earlier(earlier: Path, replaced_by: Path, dir_fd: int | None = None) -> None:
+    """Remove the folder `earlier` (its name in the folder `dir_fd` is open on, when given)."""
     try:
-        shutil.rmtree(earlier)  # removes the links in it, never what they lead to
+        shutil.rmtree(earlier if dir_fd is None else earlier.name, dir_fd=dir_fd)  # the links in it, not their targets
     except (OSError, RecursionError) as error:  # a folder it may not change; Python 3.11's rmtree recursing too deep
         reason = "folders nested too deep" if isinstance(error, RecursionError) else \
             file_system_problem(error) or error.strerror or str(error)
@@ -502,7 +549,7 @@ def prepare_output_folder(out: Path) -> None:
 # Every writer (run, batch, evaluate, export) holds its output folder with an exclusive `flock`, every reader of a
 # run's outputs (export, suggest) with a shared one: readers together are fine, a writer and anyone else are not.
 @contextlib.contextmanager
-def output_lock(folder: Path, writer: str = "run") -> Iterator[None]:
+def output_lock(folder: Path | HeldFolder, writer: str = "run") -> Iterator[None]:
     """Hold `folder` for one run at a time: while the block runs, another run into it (another process, or a
     thread of this one), or an export reading it, is refused, naming the folder; `writer` says what holds it in
     that message.
@@ -511,10 +558,11 @@ def output_lock(folder: Path, writer: str = "run") -> Iterator[None]:
     it (a symlink, a bind mount) takes the same lock; the system releases it when the process ends, even killed.
     Where folders cannot be locked (some network file systems) the run goes on unlocked, with a warning.
     """
+    path = folder.path if isinstance(folder, HeldFolder) else folder
     with _folder_lock(folder, exclusive=True, busy=lambda readers_only: (
-            f"an xmempp export (or suggest) is reading the outputs in {shown(folder)}: wait for it to end, or "
+            f"an xmempp export (or suggest) is reading the outputs in {shown(path)}: wait for it to end, or "
             "choose another output folder" if readers_only else
-            f"another xmempp {writer} is writing into {shown(folder)}: wait for it to end, or choose another "
+            f"another xmempp {writer} is writing into {shown(path)}: wait for it to end, or choose another "
             "output folder")):
         yield
 
@@ -531,26 +579,34 @@ def reading_lock(folder: Path, reader: str = "export") -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _folder_lock(folder: Path, exclusive: bool, busy: Callable[[bool], str]) -> Iterator[None]:
+def _folder_lock(folder: Path | HeldFolder, exclusive: bool, busy: Callable[[bool], str]) -> Iterator[None]:
     """A `flock` on `folder`, exclusive or shared, held while the block runs; when another process holds it in a
     way that excludes this one, an XMemPPError of `busy(readers_only)`, `readers_only` saying whether only
-    readers (shared locks) hold it."""
+    readers (shared locks) hold it. A held folder is locked as it was opened, whatever its path leads to now."""
     if fcntl is None:  # Windows: no flock
         yield
         return
-    with file_system_problems_as_error(f"open the output folder {folder}" if exclusive else f"read {folder}"):
-        descriptor = os.open(folder, os.O_RDONLY)
+    if isinstance(folder, HeldFolder):
+        descriptor, owned = folder.descriptor(), False
+    else:
+        with file_system_problems_as_error(f"open the output folder {folder}" if exclusive else f"read {folder}"):
+            descriptor, owned = os.open(folder, os.O_RDONLY), True
+    path = folder.path if isinstance(folder, HeldFolder) else folder
     try:
         try:
             fcntl.flock(descriptor, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
             raise XMemPPError(busy(exclusive and _only_readers_hold(descriptor))) from None
         except OSError as error:
-            log.warning("cannot lock %s (%s): runs into it at the same time would mix their files", folder,
+            log.warning("cannot lock %s (%s): runs into it at the same time would mix their files", path,
                         error.strerror or error)
         yield
     finally:
-        os.close(descriptor)  # releases the lock
+        if owned:
+            os.close(descriptor)  # releases the lock
+        else:
+            with contextlib.suppress(OSError):
+                fcntl.flock(descriptor, fcntl.LOCK_UN)
 
 
 def _only_readers_hold(descriptor: int) -> bool:
@@ -644,32 +700,166 @@ def save_image_atomically(path: Path, image, into: HeldFolder | None = None, **s
 
 
 class HeldFolder:
-    """A folder a run writes many files into, opened once at the start: each file is written relative to it
-    (openat), never through its path again. A masks/ or overlay/ swapped during the run for a symbolic link or a
-    bind mount to the inputs was written through: the run replaced the frames with overlays and the annotations
-    with masks, and said it had finished. Now the files go to the folder the run made, wherever it was moved."""
+    """A folder xmempp writes many files into, opened once and then written relative to (openat), never through
+    its path again: a folder swapped meanwhile for a symbolic link or a bind mount to the inputs was written
+    through (a run replaced the frames with overlays and the annotations with masks, and an export removed a
+    user's Annotations/, each saying it had finished). The files go to the folder that was opened and checked,
+    wherever it is moved.
 
-    def __init__(self, path: Path):
-        self.path = path
-        with file_system_problems_as_error(f"open the output folder {shown(path)}"):
-            self._descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0))
+    `within`: the held folder `path` is a subfolder of; it is then opened without following a link, so that the
+    subfolder is the one inside it, not what a link there leads to. `what` names the folder in messages.
+    """
+
+    def __init__(self, path: Path, within: HeldFolder | None = None, what: str = "output folder"):
+        self.path, self.what, self._within = path, what, within
+        self._descriptor: int | None = None
+        with self._problems(f"open the {what} {shown(path)}", name_the_path=True):
+            try:
+                if within is None:  # the folder the caller gave: a link they made to it is theirs to use
+                    self._descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+                else:
+                    self._descriptor = os.open(path.name, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0),
+                                               dir_fd=within._descriptor)
+            except OSError as error:
+                if within is not None and error.errno in (errno.ELOOP, errno.ENOTDIR):
+                    entry = os.lstat(path.name, dir_fd=within._descriptor)
+                    if stat.S_ISLNK(entry.st_mode):  # O_NOFOLLOW's ELOOP is no loop of links
+                        raise XMemPPError(f"{shown(path)} is a symbolic link: xmempp writes only into a folder of its "
+                                          "own there; remove the link") from None
+                    raise XMemPPError(f"{shown(path)} is {kind_of_entry(path)}, but xmempp needs a folder there: "
+                                      "move it away") from None
+                raise
+
+    def subfolder(self, name: str, what: str | None = None) -> HeldFolder:
+        """The folder `name` inside this one, made when missing, held in turn."""
+        with self._problems(f"make the {what or self.what} {shown(self.path / name)}"), \
+                contextlib.suppress(FileExistsError):
+            os.mkdir(name, 0o777, dir_fd=self._descriptor)
+        return HeldFolder(self.path / name, within=self, what=what or self.what)
+
+    @property
+    def identity(self) -> tuple[int, int]:
+        status = os.fstat(self._descriptor)
+        return status.st_dev, status.st_ino
+
+    def is_still_at_its_path(self) -> bool:
+        return identity(self.path) == self.identity
+
+    def refuse_unless_at_its_path(self) -> None:
+        """Refused when `path` now leads elsewhere: what is checked, or written, by path is this folder."""
+        if not self.is_still_at_its_path():
+            raise XMemPPError(f"the {self.what} {shown(self.path)} was replaced or moved while xmempp was using "
+                              "it: leave it in place while xmempp writes into it, and try again")
+
+    def where_now(self) -> Path | None:
+        """The folder's path now, when the system can tell (it may have been moved); None when it was removed."""
+        if os.fstat(self._descriptor).st_nlink == 0:
+            return None
+        try:
+            return Path(os.readlink(f"/proc/self/fd/{self._descriptor}"))
+        except OSError:  # no /proc
+            return self.path
+
+    def names(self) -> list[str]:
+        with self._problems(f"read the {self.what} {shown(self.path)}"):
+            return os.listdir(self._descriptor)
+
+    def exists(self, name: str) -> bool:
+        try:
+            os.lstat(name, dir_fd=self._descriptor)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def unlink(self, name: str) -> None:
+        """Remove the file `name` when it is there."""
+        with self._problems(f"remove {shown(self.path / name)}"), contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=self._descriptor)
 
     def write_atomically(self, name: str, data: bytes) -> None:
         """`data` as the file `name` in the folder, under a temporary name first (see `atomic_path`)."""
+        with self.atomic_file(name) as file:
+            file.write(data)
+
+    @contextlib.contextmanager
+    def atomic_file(self, name: str) -> Iterator[io.BufferedWriter]:
+        """A new file opened for writing, renamed to `name` in the folder when the block succeeds (see
+        `atomic_path`)."""
         temporary = temporary_name(name)
-        with file_system_problems_as_error(f"write {shown(self.path / name)}", name_the_path=False):
+        with self._problems(f"write {shown(self.path / name)}"):
             descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666, dir_fd=self._descriptor)
             try:
                 with open(descriptor, "wb") as file:
-                    file.write(data)
+                    yield file
                 os.replace(temporary, name, src_dir_fd=self._descriptor, dst_dir_fd=self._descriptor)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(temporary, dir_fd=self._descriptor)
                 raise
 
+    def rename(self, source: str, destination: str) -> None:
+        """Rename the entry `source` to `destination`, both in this folder (replacing a file there)."""
+        with self._problems(f"rename {shown(self.path / source)}"):
+            os.replace(source, destination, src_dir_fd=self._descriptor, dst_dir_fd=self._descriptor)
+
+    def replace_with_folder(self, name: str, fresh: str) -> None:
+        """Rename the folder `fresh` to `name`, both in this folder. An earlier folder there goes aside first and
+        is removed after the rename (as `replace_folder` does by path); a file or link there is unlinked."""
+        with self._problems(f"replace {shown(self.path / name)}"):
+            try:
+                earlier = os.lstat(name, dir_fd=self._descriptor)
+            except FileNotFoundError:
+                earlier = None
+            if earlier is not None and stat.S_ISDIR(earlier.st_mode):
+                aside = temporary_name(name)
+                self.rename(name, aside)
+                self.rename(fresh, name)
+                _remove_earlier(self.path / aside, self.path / name, dir_fd=self._descriptor)
+                return
+            if earlier is not None:
+                os.unlink(name, dir_fd=self._descriptor)
+            self.rename(fresh, name)
+
+    def remove_tree(self, name: str) -> None:
+        """Remove the entry `name` and all in it, when it is there; what cannot be removed stays."""
+        with contextlib.suppress(OSError):
+            shutil.rmtree(name, dir_fd=self._descriptor)
+
+    @contextlib.contextmanager
+    def _problems(self, doing: str, name_the_path: bool = False) -> Iterator[None]:
+        """A file system problem in words (`file_system_problems_as_error`); a folder removed meanwhile is named,
+        where the system says only that a hidden temporary file does not exist."""
+        with file_system_problems_as_error(doing, name_the_path=name_the_path):
+            try:
+                yield
+            except FileNotFoundError:
+                removed = self._outermost_removed()
+                if removed is None:
+                    raise
+                raise XMemPPError(f"cannot {doing}: the {removed.what} {shown(removed.path)} was removed meanwhile; "
+                                  "leave it in place while xmempp writes into it") from None
+
+    def _outermost_removed(self) -> HeldFolder | None:
+        """This folder, or the held folder it is in, whichever is outermost, when it has been removed."""
+        removed, folder = None, self
+        while folder is not None and folder._descriptor is not None and os.fstat(folder._descriptor).st_nlink == 0:
+            removed, folder = folder, folder._within
+        return removed
+
+    def descriptor(self) -> int:
+        """The open folder, for a lock on it."""
+        return self._descriptor
+
     def close(self) -> None:
-        os.close(self._descriptor)
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+            self._descriptor = None
+
+    def __enter__(self) -> HeldFolder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 # ----- fingerprints ------------------------------------------------------------------------------------------
