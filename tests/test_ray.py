@@ -67,19 +67,34 @@ def test_a_dying_worker_takes_only_its_video_and_is_retried_once(tmp_path, check
     assert Path(died_once).exists()
 
 
+def within(seconds, work):
+    """What `work()` returns or raises, or a failure when it has not ended in `seconds` (a hang, as before)."""
+    import threading
+
+    ended = {}
+
+    def call():
+        try:
+            ended["result"] = work()
+        except Exception as error:  # handed to the test
+            ended["error"] = error
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(timeout=seconds)
+    assert ended, f"still waiting after {seconds} s"
+    if "error" in ended:
+        raise ended["error"]
+    return ended["result"]
+
+
 def test_more_workers_than_the_cluster_holds_run_on_those_it_holds(checkpoint, caplog):
     """`--workers 3` on a cluster of 2 CPUs: the third worker could never start, and the video handed to it waited
     forever without a word (thirtieth hostile round). As many start as the cluster holds, and that is said."""
-    import threading
-
     from xmempp.ray_runner import run_on_ray
 
-    results = {}
-    finished = threading.Thread(target=lambda: results.update(
-        run_on_ray(["a", "b", "c"], lambda network, job: f"{job}: done", NetworkSpec(checkpoint), workers=3)),
-        daemon=True)
-    finished.start()
-    finished.join(timeout=120)
+    results = within(120, lambda: dict(run_on_ray(["a", "b", "c"], lambda network, job: f"{job}: done",
+                                                  NetworkSpec(checkpoint), workers=3)))
     assert results == {"a": "a: done", "b": "b: done", "c": "c: done"}
     assert "--workers 3 asks for more workers than the Ray cluster holds (2 of 1 CPU each): running 2" in caplog.text
 
@@ -91,4 +106,4 @@ def test_a_worker_no_node_can_hold_is_refused_naming_the_option(checkpoint):
 
     with pytest.raises(XMemPPError, match=r"no node of the Ray cluster can hold one worker of 3 CPUs \(--cpus-per-worker\)"
                                           r": its largest has 2 CPUs"):
-        list(run_on_ray(["a"], lambda network, job: job, NetworkSpec(checkpoint), cpus_per_worker=3))
+        within(60, lambda: list(run_on_ray(["a"], lambda network, job: job, NetworkSpec(checkpoint), cpus_per_worker=3)))
