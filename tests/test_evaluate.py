@@ -297,6 +297,43 @@ def test_a_copied_round_holding_a_users_file_is_refused_and_the_file_kept(tmp_pa
     assert main(arguments) == 0  # an earlier evaluation's own files are replaced as before
 
 
+@pytest.mark.parametrize("mine", ["notes.txt", "masks/frame_000000.png.bak"])
+@pytest.mark.parametrize(("source", "destination"), [
+    ("uniform/round_0/v", "random/round_0/v"),  # round 0 is computed once and copied to the other strategies
+    ("uniform/round_1/v", "uniform/round_2/v"),  # a round with no new frame is a copy of the one before
+])
+def test_a_copied_round_holding_a_users_file_is_refused_when_the_round_copied_has_one_of_that_name_too(
+        tmp_path, checkpoint, capsys, source, destination, mine):
+    """The check asked only whether the copied round held the name: it held the user's file of that name there,
+    which then replaced the one in the round copied into, without a word (thirtieth hostile round)."""
+    dataset = write_davis(tmp_path / "davis", {"v": 3}, annotated=None)
+    out = tmp_path / "eval"
+    arguments = ["evaluate", "--dataset", str(dataset), "--output", str(out), "--rounds", "2", "--k", "10",
+                 "--strategies", "uniform,random", "--weights", str(checkpoint), "--size", "64", "--quiet"]
+    assert main(arguments) == 0
+    (out / source / mine).write_text("the notes of the round copied")
+    (out / destination / mine).write_text("mine")
+    assert main(arguments) == 1
+    assert f"it holds {out / destination / mine}, which the copy would remove" in capsys.readouterr().err
+    assert (out / destination / mine).read_text() == "mine"
+    assert (out / source / mine).read_text() == "the notes of the round copied"
+
+
+@pytest.mark.parametrize("theirs", ["notes.txt", "masks/frame_000000.png.bak", "masks/mine.png"])
+def test_a_copied_round_holds_the_runs_files_only_not_a_users_file_beside_them(tmp_path, checkpoint, theirs):
+    """A user's file in the round copied was copied with the run's, a file no run makes (thirtieth hostile round)."""
+    dataset = write_davis(tmp_path / "davis", {"v": 3}, annotated=None)
+    out = tmp_path / "eval"
+    arguments = ["evaluate", "--dataset", str(dataset), "--output", str(out), "--rounds", "0",
+                 "--strategies", "uniform,random", "--weights", str(checkpoint), "--size", "64", "--quiet"]
+    assert main(arguments) == 0
+    source, copied = out / "uniform" / "round_0" / "v", out / "random" / "round_0" / "v"
+    (source / theirs).write_text("the user's")
+    assert main(arguments) == 0
+    assert not os.path.lexists(copied / theirs) and (source / theirs).read_text() == "the user's"
+    assert sorted(p.name for p in copied.iterdir()) == ["keys.json", "keys.npy", "manifest.json", "masks"]
+
+
 @pytest.mark.parametrize("planted", ["keys.json/notes.txt", "masks/frame_000001.png/notes.txt"])
 def test_a_copied_round_with_a_users_folder_where_the_run_has_a_file_is_refused(tmp_path, checkpoint, capsys, planted):
     """keys.json/notes.txt went with the folder, without a word (twenty-ninth hostile round)."""
@@ -332,3 +369,19 @@ def test_the_copy_check_reads_a_folder_it_may_not_read_in_words(tmp_path, monkey
     monkeypatch.setattr(outputs.os, "scandir", refused)
     with pytest.raises(XMemPPError, match=f"^cannot read {destination}: permission denied"):
         outputs._entries_a_copy_removes(source, destination)
+
+
+def test_a_round_is_copied_only_from_a_finished_run_and_says_so_in_words(tmp_path):
+    """What a copy holds is read from the run's manifest (a mask per frame it lists): without one, or with one of an
+    unfinished run, nothing says which files are the run's."""
+    from xmempp.outputs import Manifest, replace_with_copy, write_manifest
+
+    source, destination = tmp_path / "source", tmp_path / "destination"
+    source.mkdir()
+    with pytest.raises(XMemPPError, match=f"^cannot copy the run in {source}: it holds no finished run \\(its "
+                                          "manifest.json is not there\\)$"):
+        replace_with_copy(source, destination)
+    write_manifest(source, Manifest(["frame_000000"], (4, 4), [0], 64, "weights", "digest"))
+    with pytest.raises(XMemPPError, match="its manifest.json says it did not finish"):
+        replace_with_copy(source, destination)
+    assert not os.path.lexists(destination) and sorted(os.listdir(tmp_path)) == ["source"]

@@ -424,10 +424,11 @@ def refuse_linked_video_folders(output: Path, folders: Iterable[Path], command: 
 
 
 def replace_with_copy(source: Path, destination: Path) -> None:
-    """`destination` becomes a copy of the run folder `source`. The copy is made in a new folder beside it and
-    renamed into place; what was at `destination` is removed, never written into: a file there may be a link to
-    anyone's file (copying into it replaced a user's masks/00000.png through a link). A destination that is or holds
-    a mount point is refused: removing it would empty the folder mounted there, anyone's."""
+    """`destination` becomes a copy of the run folder `source`: of the files the run made there, nothing else. The
+    copy is made in a new folder beside it and renamed into place; what was at `destination` is removed, never
+    written into: a file there may be a link to anyone's file (copying into it replaced a user's masks/00000.png
+    through a link). A destination that is or holds a mount point, or anything the copy does not hold, is refused:
+    removing it would empty the folder mounted there, anyone's, or remove a user's file."""
     for folder in reversed(destination.parents):  # mkdir's FileExistsError for a round_<r> that is a file
         if os.path.lexists(folder) and not folder.is_dir():
             raise XMemPPError(f"{shown(folder)} is {kind_of_entry(folder)}, but {shown(destination)} needs a folder "
@@ -436,12 +437,7 @@ def replace_with_copy(source: Path, destination: Path) -> None:
     if risk is not None:  # removing it whole would empty the folder mounted there, anyone's
         raise XMemPPError(f"{shown(destination)} cannot be replaced: {risk}; unmount it, or choose another output "
                           "folder")
-    removed = _entries_a_copy_removes(source, destination) if destination.is_dir() else []
-    if removed:  # a user's notes or backup there went without a word, where a computed round keeps them
-        more = f" and {len(removed) - 1} more" if len(removed) > 1 else ""
-        raise XMemPPError(f"cannot replace {shown(destination)} with a copy of {shown(source)}: it holds "
-                          f"{shown(removed[0])}{more}, which the copy would remove (a copied round replaces its whole "
-                          "folder); move it away")
+    runs_files = _files_of_the_run(source)
     with file_system_problems_as_error(f"make the folder {shown(destination.parent)}"):
         destination.parent.mkdir(parents=True, exist_ok=True)
     # a name of its own, not the video's plus a suffix: a 240-byte video name went past the 255 a name may have
@@ -449,7 +445,15 @@ def replace_with_copy(source: Path, destination: Path) -> None:
     try:
         with file_system_problems_as_error(f"copy the run in {shown(source)} to {shown(destination)}",
                                            name_the_path=False):
-            _copy_files_and_folders(source, fresh)
+            _copy_files_and_folders(source, fresh, runs_files)
+        # checked against the copy itself: checked against `source`, a user's notes.txt there passed for the run's
+        # and replaced the user's notes.txt here
+        removed = _entries_a_copy_removes(fresh, destination) if destination.is_dir() else []
+        if removed:  # a user's notes or backup there went without a word, where a computed round keeps them
+            more = f" and {len(removed) - 1} more" if len(removed) > 1 else ""
+            raise XMemPPError(f"cannot replace {shown(destination)} with a copy of {shown(source)}: it holds "
+                              f"{shown(removed[0])}{more}, which the copy would remove (a copied round replaces its "
+                              "whole folder); move it away")
         replace_folder(destination, fresh)
     except BaseException:
         shutil.rmtree(fresh, ignore_errors=True)
@@ -457,9 +461,9 @@ def replace_with_copy(source: Path, destination: Path) -> None:
 
 
 def _entries_a_copy_removes(source: Path, destination: Path, depth: int = 1) -> list[Path]:
-    """What in the folder `destination` its copy of the run folder `source` would not hold, and so remove: names
-    that are not the run's (at its top, and in its masks/ and overlay/), and folders where the run has a file
-    (keys.json/notes.txt went with the folder), xmempp's own temporaries aside."""
+    """What in the folder `destination` the copy `source` of a run does not hold, and so would remove: names it
+    does not hold (at its top, and in its masks/ and overlay/), and folders where it has a file (keys.json/notes.txt
+    went with the folder), xmempp's own temporaries aside."""
     removed = []
     with file_system_problems_as_error(f"read {shown(destination)}", name_the_path=False), \
             os.scandir(destination) as entries:
@@ -505,17 +509,38 @@ def _remove_earlier(earlier: Path, replaced_by: Path, dir_fd: int | None = None)
         raise
 
 
-def _copy_files_and_folders(source: Path, destination: Path, depth: int = 1) -> None:
-    """The regular files of `source`, and of its folders down to `depth` (a run's masks/ and overlay/), into the
-    folder `destination`, with their modes (the folder's too, not mkdtemp's). Links, pipes, devices and deeper
-    folders are no run's and are left out: followed, a link to /dev/zero filled the disk and one to a folder
-    copied all of it."""
+# What a run makes, by name: a file (None) or a folder with what it makes in it.
+_RunsFiles = dict[str, "_RunsFiles | None"]
+
+
+def _files_of_the_run(folder: Path) -> _RunsFiles:
+    """What the finished run in `folder` made there, as its writers name it: the manifest, the keys, and in masks/
+    (and overlay/, when it saved overlays) a file for each frame its manifest lists."""
+    manifest = read_manifest(folder)
+    if manifest is None or not manifest.finished:
+        raise XMemPPError(f"cannot copy the run in {shown(folder)}: it holds no finished run (its {MANIFEST_FILE} "
+                          f"{'is not there' if manifest is None else 'says it did not finish'})")
+    files: _RunsFiles = {MANIFEST_FILE: None, KEYS_FILE: None, KEYS_INFO_FILE: None,
+                        MASKS_DIR: dict.fromkeys(f"{name}.png" for name in manifest.frame_names)}
+    if manifest.overlay:
+        files[OVERLAY_DIR] = dict.fromkeys(f"{name}.jpg" for name in manifest.frame_names)
+    return files
+
+
+def _copy_files_and_folders(source: Path, destination: Path, runs_files: _RunsFiles) -> None:
+    """The run's files of `source` (see `_files_of_the_run`) that are regular files, and its folders, into the
+    folder `destination`, with their modes (the folder's too, not mkdtemp's). Anything else is no run's and is left
+    out: a user's notes or a mask's backup, which then replaced a user's file of that name in `destination`; links,
+    pipes and devices, of which a link to /dev/zero filled the disk and one to a folder copied all of it."""
     with os.scandir(source) as entries:
         for entry in entries:
-            if entry.is_dir(follow_symlinks=False) and depth > 0:
+            if entry.name not in runs_files:
+                continue
+            inside = runs_files[entry.name]
+            if inside is not None and entry.is_dir(follow_symlinks=False):
                 os.mkdir(destination / entry.name)
-                _copy_files_and_folders(Path(entry.path), destination / entry.name, depth - 1)
-            elif entry.is_file(follow_symlinks=False):
+                _copy_files_and_folders(Path(entry.path), destination / entry.name, inside)
+            elif inside is None and entry.is_file(follow_symlinks=False):
                 shutil.copy2(entry.path, destination / entry.name)
     shutil.copystat(source, destination)
 
