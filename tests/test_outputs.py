@@ -807,3 +807,18 @@ def test_an_output_folder_removed_mid_run_is_named(square_clip, tmp_path, networ
     with pytest.raises(XMemPPError, match=f"the output folder {tmp_path / removed} was removed meanwhile"):
         for _ in rows:
             pass
+
+
+@pytest.mark.parametrize("entry", ["a symbolic link", "a file"])
+def test_a_held_folders_subfolder_that_is_no_folder_is_named_for_what_it_is(tmp_path, entry):
+    """masks/ made a symbolic link just before the run opened it was refused as "a part of the path is a file, not
+    a folder" (thirtieth hostile round)."""
+    from xmempp.outputs import HeldFolder
+
+    (tmp_path / "users").mkdir()
+    if entry == "a symbolic link":
+        (tmp_path / "masks").symlink_to(tmp_path / "users", target_is_directory=True)
+    else:
+        (tmp_path / "masks").write_text("a user's file")
+    with HeldFolder(tmp_path) as folder, pytest.raises(XMemPPError, match=f"^{tmp_path / 'masks'} is {entry}"):
+        folder.subfolder("masks")
