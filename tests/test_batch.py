@@ -91,6 +91,23 @@ def test_a_complete_video_whose_frames_changed_is_redone(tmp_path, engine_option
     assert "video v: its frames changed since its earlier run: running it again" in caplog.text
 
 
+def test_a_complete_video_whose_manifest_says_another_frame_size_is_redone(tmp_path, engine_options, caplog):
+    """A manifest whose frame_size alone was altered was skipped as 'already complete', while suggest called it
+    damaged (thirtieth hostile round): batch compares it with the frames too."""
+    dataset = write_davis(tmp_path / "davis", {"v": 3})
+    command = ["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), *engine_options]
+    assert main(command) == 0
+    height, width = read_manifest(tmp_path / "out" / "v").frame_size
+    write_manifest(tmp_path / "out" / "v", replace(read_manifest(tmp_path / "out" / "v"), frame_size=(width + 1,
+                                                                                                        height)))
+    with caplog.at_level(logging.WARNING):
+        assert main(command) == 0
+    assert read_summary(tmp_path / "out")["v"]["status"] == "done"
+    assert (f"video v: its manifest says the frames are {height}x{width + 1}, and they are {width}x{height}: "
+            "running it again") in caplog.text
+    assert read_manifest(tmp_path / "out" / "v").frame_size == (height, width)
+
+
 def test_broken_videos_are_named_in_the_summary_and_the_exit_code(tmp_path, engine_options, capsys):
     dataset = write_davis(tmp_path / "davis", {"good": 3, "corrupt": 3, "unannotated": 2})
     (dataset / "JPEGImages" / "corrupt" / "frame_000001.jpg").write_bytes(b"not a jpeg")
