@@ -159,6 +159,12 @@ def _frame_size_mismatch(manifest: Manifest, frames: FrameFolder) -> str | None:
     return f"its manifest says the frames are {width}x{height}, and they are {real_width}x{real_height}"
 
 
+def _without_advice(error: DamagedManifestError) -> str:
+    """The damage a DamagedManifestError names, without its closing advice (after its last "; ": run `xmempp run`
+    again, or remove the folder), which batch follows itself: it warned so, then ran the video again."""
+    return str(error).rpartition("; ")[0] or str(error)
+
+
 def _indices(frames: list[int]) -> str:
     return ",".join(map(str, frames)) or "none"
 
@@ -169,7 +175,7 @@ def _is_finished(job: BatchJob, frames: FrameFolder, annotated: list[int], weigh
     try:
         manifest = read_manifest(job.output)
     except DamagedManifestError as error:  # redone: the run replaces the damaged manifest before any mask
-        log.warning("video %s: %s", job.name, error)
+        log.warning("video %s: %s: running it again", job.name, _without_advice(error))
         return False
     if manifest is None:  # not run yet (or by something else than xmempp): nothing of a run to replace
         return False
