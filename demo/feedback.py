@@ -31,6 +31,7 @@ from PIL import Image
 
 from xmempp.errors import XMemPPError, file_system_problem, is_out_of_memory, shown, unwritable_name_problem
 from xmempp.outputs import TEMPORARY_NAME
+from xmempp.session import PropagationRunningError
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ def _server_file_name(filename: str | bytes) -> str:
 
 def message_for(error: BaseException) -> str:
     """A person's problem in their words (⚠ first); anything else is a bug: logged, and said without a traceback."""
+    if isinstance(error, PropagationRunningError):  # the engine words it for a script; here there is a button
+        return f"⚠ a propagation of this video is running: press Stop (or wait for it to end) before {error.doing}"
     if isinstance(error, FileNotFoundError) and not isinstance(error, XMemPPError) and error.filename:
         # Python's "[Errno 2] No such file or directory: 'x.mp4'", in the app's words
         return f"⚠ {Path(os.fsdecode(error.filename)).name} was not found"

@@ -91,6 +91,39 @@ def test_a_complete_video_whose_frames_changed_is_redone(tmp_path, engine_option
     assert "video v: its frames changed since its earlier run: running it again" in caplog.text
 
 
+def test_a_complete_video_whose_manifest_says_another_frame_size_is_redone(tmp_path, engine_options, caplog):
+    """A manifest whose frame_size alone was altered was skipped as 'already complete', while suggest called it
+    damaged (thirtieth hostile round): batch compares it with the frames too."""
+    dataset = write_davis(tmp_path / "davis", {"v": 3})
+    command = ["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), *engine_options]
+    assert main(command) == 0
+    height, width = read_manifest(tmp_path / "out" / "v").frame_size
+    write_manifest(tmp_path / "out" / "v", replace(read_manifest(tmp_path / "out" / "v"), frame_size=(width + 1,
+                                                                                                        height)))
+    with caplog.at_level(logging.WARNING):
+        assert main(command) == 0
+    assert read_summary(tmp_path / "out")["v"]["status"] == "done"
+    assert (f"video v: its manifest says the frames are {height}x{width + 1}, and they are {width}x{height}: "
+            "running it again") in caplog.text
+    assert read_manifest(tmp_path / "out" / "v").frame_size == (height, width)
+
+
+def test_a_damaged_manifest_is_said_to_be_run_again_by_batch(tmp_path, engine_options, caplog):
+    """batch warned "run `xmempp run` again into it, or remove it" of a damaged manifest, then ran the video again
+    itself (thirtieth hostile round): the warning says what batch does."""
+    dataset = write_davis(tmp_path / "davis", {"v": 3})
+    command = ["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), *engine_options]
+    assert main(command) == 0
+    manifest = tmp_path / "out" / "v" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"size": 96', '"size": "96"'))
+    with caplog.at_level(logging.WARNING):
+        assert main(command) == 0
+    assert read_summary(tmp_path / "out")["v"]["status"] == "done"
+    assert f"video v: {manifest} is damaged (its field 'size' is \"96\"" in caplog.text
+    assert f"nothing in {manifest.parent} can be trusted: running it again" in caplog.text
+    assert "xmempp run" not in caplog.text and "remove it" not in caplog.text
+
+
 def test_broken_videos_are_named_in_the_summary_and_the_exit_code(tmp_path, engine_options, capsys):
     dataset = write_davis(tmp_path / "davis", {"good": 3, "corrupt": 3, "unannotated": 2})
     (dataset / "JPEGImages" / "corrupt" / "frame_000001.jpg").write_bytes(b"not a jpeg")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -91,6 +92,20 @@ def test_an_answer_stdout_cannot_take_is_named_and_the_export_is_done(tmp_path):
     assert (done.returncode, done.stderr) == (1, "error: the work is done, but its answer could not be written to "
                                                  "standard output (no space left on the device)\n")
     assert (tmp_path / "out" / "coco.json").is_file()
+
+
+def test_an_answer_to_a_stdout_closed_at_start_is_named_and_the_export_is_done(tmp_path):
+    """`suggest ... >&-` exited 0 with nothing printed: its answer was lost without a word (thirtieth hostile
+    round). It fails as `>/dev/full` does."""
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    Image.fromarray(np.ones((8, 8), np.uint8), "L").save(masks / "f0.png")
+    done = subprocess.run(["sh", "-c", '"$0" -m xmempp export --run "$1" --to "$2" --formats coco >&-', sys.executable,
+                           str(masks), str(tmp_path / "out")], stderr=subprocess.PIPE, text=True,
+                          cwd=Path(__file__).parents[1], timeout=300)
+    assert (done.returncode, done.stderr) == (1, "error: the work is done, but its answer could not be written to "
+                                                 "standard output (it was closed when the command started)\n")
+    assert json.loads((tmp_path / "out" / "coco.json").read_text())["images"]
 
 
 def test_suggest_says_why_it_recomputes_keys_as_a_message_not_a_python_warning(square_clip, tmp_path, checkpoint):

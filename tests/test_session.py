@@ -337,6 +337,19 @@ def test_annotating_while_a_propagation_runs_is_refused(session):
     assert session.annotated_frames == [0, 5]
 
 
+def test_a_change_during_a_propagation_is_refused_in_a_scripts_words(session):
+    """A script was told to "press Stop" (the app's button) while its own propagation ran (thirtieth hostile
+    round): the session's refusal says how a script stops a run."""
+    session.annotate(0, square_mask(0))
+    running = session.propagate()
+    next(running)
+    with pytest.raises(XMemPPError) as refused:
+        session.annotate(5, square_mask(5))
+    assert str(refused.value) == ("a propagation of this video is running: stop it (close its generator, or set its "
+                                  "cancel event) or let it finish before saving an annotation")
+    running.close()
+
+
 def test_an_annotation_in_progress_when_a_propagation_starts_never_breaks_it(session, monkeypatch):
     """Another thread annotates a new object; the propagation starts while its encoding is under way."""
     session.annotate(0, square_mask(0))

@@ -225,6 +225,17 @@ def test_corrupt_keys_are_said_to_be_corrupt_not_mismatched(finished_run, networ
     assert "belong to another run" not in caplog.text and "do not match" not in caplog.text
 
 
+def test_keys_info_nested_too_deep_is_damaged_in_words(finished_run, network, caplog):
+    """A keys.json of arrays nested 100,000 deep was said damaged in Python's words: "maximum recursion depth
+    exceeded while decoding a JSON array from a unicode string" (thirtieth hostile round)."""
+    frames, masks, out = finished_run
+    (out / "keys.json").write_text('{"frame_names":' + "[" * 100_000 + "]" * 100_000 + "}")
+    with caplog.at_level(logging.WARNING):
+        suggest(frames, masks, out, network)
+    assert f"the keys in {out} are damaged (keys.json is nested too deep to be a record of keys)" in caplog.text
+    assert "recursion" not in caplog.text
+
+
 def test_a_refused_pickle_in_a_checkpoint_is_said_plainly(tmp_path):
     class Payload:
         def __reduce__(self):

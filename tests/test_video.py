@@ -262,3 +262,59 @@ def test_a_frame_folder_that_is_something_else_is_named_as_what_it_is(tmp_path, 
         path.symlink_to(path)
     with pytest.raises(XMemPPError, match=f"^the frame folder .*v.mp4 {said}"):
         FrameFolder(path)
+
+
+def _gif_frames_then(action):
+    """A stand-in for video._gif_frames: the GIF's frames, `action` done once two of them are yielded."""
+    from PIL import ImageSequence
+
+    def frames(video):
+        with Image.open(video) as image:
+            for index, frame in enumerate(ImageSequence.Iterator(image)):
+                if index == 2:
+                    action()
+                yield np.asarray(frame.convert("RGB"))
+    return frames
+
+
+def test_a_work_dir_swapped_mid_extraction_is_named_and_never_written_through(tmp_path, monkeypatch):
+    """A work_dir swapped mid-extraction for a link to a folder holding a file named like a later frame was said
+    to be a damaged video, and the frames before it were written into that folder (thirtieth hostile round). The
+    extraction writes into the folder it made, wherever it goes, and says the work_dir was replaced."""
+    import xmempp.video
+
+    gif = write_gif(tmp_path / "clip.gif", moving_square_frames(4))
+    work_dir, user = tmp_path / "frames", tmp_path / "user"
+    user.mkdir()
+    (user / "frame_000002.png").write_text("my own file")
+
+    def swap():
+        work_dir.rename(tmp_path / "frames.moved")
+        work_dir.symlink_to(user)
+
+    monkeypatch.setattr(xmempp.video, "_gif_frames", _gif_frames_then(swap))
+    with pytest.raises(XMemPPError) as refused:
+        open_frames(gif, work_dir=work_dir)
+    assert str(refused.value) == (f"cannot extract the frames of clip.gif into {work_dir}: the folder was moved or "
+                                  "replaced while they were extracted (it is now a symbolic link); extract them "
+                                  "again into a new folder")
+    assert [p.name for p in user.iterdir()] == ["frame_000002.png"]
+    assert (user / "frame_000002.png").read_text() == "my own file"
+    assert len(list((tmp_path / "frames.moved").iterdir())) == 4
+
+
+def test_a_file_put_into_the_work_dir_mid_extraction_is_named_not_the_video(tmp_path, monkeypatch):
+    """A file named like a later frame, put into the work_dir during the extraction, was kept ("x": never written
+    over), and the video was said to be damaged (thirtieth hostile round)."""
+    import xmempp.video
+
+    gif = write_gif(tmp_path / "clip.gif", moving_square_frames(4))
+    work_dir = tmp_path / "frames"
+    monkeypatch.setattr(xmempp.video, "_gif_frames",
+                        _gif_frames_then(lambda: (work_dir / "frame_000003.png").write_text("not a frame")))
+    with pytest.raises(XMemPPError) as refused:
+        open_frames(gif, work_dir=work_dir)
+    assert str(refused.value) == (f"cannot extract the frames of clip.gif into {work_dir}: frame_000003.png was put "
+                                  "there while they were extracted, and is kept; extract them again into a new "
+                                  "folder")
+    assert (work_dir / "frame_000003.png").read_text() == "not a frame"

@@ -275,6 +275,21 @@ def test_a_truncated_checkpoint_is_named_as_truncated_without_torchs_words(check
                                   "checkpoint (its zip archive cannot be read)")
 
 
+@pytest.mark.parametrize("member", ["notes.txt", "folder/notes.txt"], ids=["at-its-top", "in-a-folder"])
+def test_a_zip_that_is_no_checkpoint_is_named_without_torchs_words(tmp_path, member):
+    """A zip of a text file as weights showed torch's "[enforce fail at inline_container.cc:180] . file in archive
+    is not in a subdirectory" (thirtieth hostile round), or its 'Expected hasRecord("version") to be true'."""
+    import zipfile
+
+    path = tmp_path / "XMem.pth"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(member, "my notes")
+    with pytest.raises(XMemPPError) as refused:
+        load_network(path)
+    assert str(refused.value) == (f"{path} is not a readable PyTorch checkpoint: it is a zip archive, but it holds "
+                                  "no checkpoint (a checkpoint's zip holds one folder with its data.pkl and version)")
+
+
 def test_a_refused_pickle_gives_no_torch_warning(tmp_path, recwarn):
     """A pickle calling os.system printed torch's 'weights_only Unpickler might not support all instructions'
     before our refusal (eighth hostile round)."""

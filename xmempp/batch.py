@@ -18,6 +18,7 @@ from xmempp.datasets import (
     refuse_video_outputs_inside,
 )
 from xmempp.errors import XMemPPError, shown
+from xmempp.images import open_image
 from xmempp.jobs import JobFailure
 from xmempp.model.network import XMem
 from xmempp.model.weights import weights_fingerprint
@@ -143,7 +144,25 @@ def _why_not_reusable(manifest: Manifest, job: BatchJob, frames: FrameFolder, an
         return "its earlier run wrote no overlays"
     if not manifest.made_from(job.video.frames_dir, frames.paths):
         return "its frames changed since its earlier run"
-    return None
+    return _frame_size_mismatch(manifest, frames)
+
+
+def _frame_size_mismatch(manifest: Manifest, frames: FrameFolder) -> str | None:
+    """The manifest's frame size against the frames' (their first frame's header; the digest vouches for the
+    rest), in words; None when they agree. `suggest` refuses a manifest that disagrees: batch skipped it as
+    complete."""
+    height, width = manifest.frame_size
+    with open_image(frames.paths[0], f"frame {shown(frames.paths[0].name)}", load=False) as first:
+        real_width, real_height = first.size
+    if (real_height, real_width) == (height, width):
+        return None
+    return f"its manifest says the frames are {width}x{height}, and they are {real_width}x{real_height}"
+
+
+def _without_advice(error: DamagedManifestError) -> str:
+    """The damage a DamagedManifestError names, without its closing advice (after its last "; ": run `xmempp run`
+    again, or remove the folder), which batch follows itself: it warned so, then ran the video again."""
+    return str(error).rpartition("; ")[0] or str(error)
 
 
 def _indices(frames: list[int]) -> str:
@@ -156,7 +175,7 @@ def _is_finished(job: BatchJob, frames: FrameFolder, annotated: list[int], weigh
     try:
         manifest = read_manifest(job.output)
     except DamagedManifestError as error:  # redone: the run replaces the damaged manifest before any mask
-        log.warning("video %s: %s", job.name, error)
+        log.warning("video %s: %s: running it again", job.name, _without_advice(error))
         return False
     if manifest is None:  # not run yet (or by something else than xmempp): nothing of a run to replace
         return False

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import io
 import logging
 import os
 import re
@@ -450,9 +452,12 @@ def _main(argv: list[str] | None) -> int:
         return _say_problem(_import_problem(error), error)
     if args.command in ("batch", "evaluate") and args.ray is None and (args.workers or args.gpus_per_worker):
         parser.error("--workers and --gpus-per-worker need --ray (without it, videos run one after another here)")
-    for stream in ("stdout", "stderr"):  # closed at start (`2>&-`): Python gives None, and progress failed on it
-        if getattr(sys, stream) is None:
-            setattr(sys, stream, open(os.devnull, "w"))  # noqa: SIM115 (for the process's life)
+    # Closed at start (`2>&-`): Python gives None, and progress failed on it. Its number is given to /dev/null, so
+    # that no file opened later takes it; an answer for a closed stdout (`>&-`) fails as for a full one.
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (for the process's life)
+    if sys.stdout is None:
+        sys.stdout = _ClosedAtStart()
     # A name stdout's encoding cannot hold (LC_ALL=C without UTF-8 mode) failed the last line of a finished run,
     # after its masks were written: escaped instead, as Python escapes it on stderr.
     if hasattr(sys.stdout, "reconfigure"):
@@ -519,6 +524,20 @@ def _answer_to_stdout() -> Iterator[None]:
         problem = file_system_problem(error) or error.strerror or str(error)
         raise XMemPPError(f"the work is done, but its answer could not be written to standard output ({problem})"
                           ) from None
+
+
+class _ClosedAtStart(io.TextIOBase):
+    """A stdout closed when the command started: writing to it is an OSError saying so (the command's answer
+    vanished into /dev/null, and the command exited 0); it holds /dev/null at stdout's number."""
+
+    def __init__(self):
+        self._devnull = open(os.devnull, "w")  # noqa: SIM115 (for the process's life)
+
+    def fileno(self) -> int:
+        return self._devnull.fileno()
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "it was closed when the command started")
 
 
 def _what_stays(command: str) -> str:

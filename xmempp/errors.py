@@ -142,6 +142,13 @@ def file_system_problem(error: BaseException) -> str | None:
     return _FILE_SYSTEM_PROBLEMS.get(error.errno) if isinstance(error, OSError) else None
 
 
+def nested_too_deep(error: BaseException, what: str) -> str | None:
+    """In words, JSON nested deeper than Python's parser follows (`[[[...` 100,000 deep), which it says as
+    "maximum recursion depth exceeded while decoding a JSON array from a unicode string": "nested too deep to be
+    <what>" ("a manifest"). None for any other error."""
+    return f"nested too deep to be {what}" if isinstance(error, RecursionError) else None
+
+
 def unwritable_name_problem(error: BaseException) -> str | None:
     """In words, a name this process cannot write as a file name: under `LC_ALL=C` without Python's UTF-8 mode,
     file names are ASCII, and a frame named `kadr_ş0.png` ended in UnicodeEncodeError. None for anything else."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from xmempp.errors import XMemPPError, file_system_problem, kind_of_entry, shown
+from xmempp.errors import XMemPPError, file_system_problem, kind_of_entry, nested_too_deep, shown
 from xmempp.frame_store import KeyStore
 from xmempp.outputs import (
     KEYS_FILE,
@@ -83,7 +83,9 @@ def load_keys(folder: Path, frame_names: list[str], size: int | None, fingerprin
     except OSError as error:
         raise _unreadable(folder, info_path, error) from None
     except (ValueError, RecursionError, XMemPPError) as error:  # RecursionError: nested 100,000 deep
-        raise _damaged(folder, f"{shown(info_path.name)}: {error}") from None
+        problem = nested_too_deep(error, "a record of keys")
+        raise _damaged(folder, f"{shown(info_path.name)} is {problem}" if problem else
+                       f"{shown(info_path.name)}: {error}") from None
     expected = {"frame_names": [portable_name(name) for name in frame_names], "size": size, "weights": fingerprint}
     if run_id is not None:
         expected["run_id"] = run_id

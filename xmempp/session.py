@@ -404,7 +404,7 @@ class VideoSession:
             self._check_open()
             self._check_annotated("propagating")
             if self._propagating:
-                raise XMemPPError(running_message("propagating again"))
+                raise PropagationRunningError("propagating again")
             if self._memory_pending:  # restored annotations: encoded now, in the run's turn with the model
                 self._memory_pending = False
                 try:
@@ -646,7 +646,7 @@ class VideoSession:
     def check_idle(self, doing: str) -> None:
         """Raise the one message for any change asked for while this video is being propagated."""
         if self._propagating:
-            raise XMemPPError(running_message(doing))
+            raise PropagationRunningError(doing)
 
     @property
     def running(self) -> bool:
@@ -702,9 +702,14 @@ class VideoSession:
         return FrameKeys(**parts)
 
 
-def running_message(doing: str) -> str:
-    """What a person hears when they change a video while it is being propagated."""
-    return f"a propagation of this video is running: press Stop (or wait for it to end) before {doing}"
+class PropagationRunningError(XMemPPError):
+    """A change (`doing`: "saving an annotation") asked for while this video is being propagated, in a script's
+    words; the app says it in its own (its Stop button)."""
+
+    def __init__(self, doing: str):
+        super().__init__(f"a propagation of this video is running: stop it (close its generator, or set its cancel "
+                         f"event) or let it finish before {doing}")
+        self.doing = doing
 
 
 def checked_video_shape(frame_size: tuple[int, int]) -> tuple[int, int]:

@@ -203,14 +203,26 @@ def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None, ma
 
     `out_dir` must be new or empty (see `_make_frames_folder`); `video` must be a regular file: a FIFO named
     v.mp4 made the decoder wait for a writer without end."""
-    import imageio.v3 as iio
-
     if not video.is_file():
         raise XMemPPError(f"the video {shown(video)} is {kind_of_entry(video)}: give a video file or a folder of "
                           "frames")
     check_frame_limits(max_frames, max_side)
     check_video_suffix(video)
-    _make_frames_folder(out_dir, video)
+    # Held open from now on, each frame written relative to it (openat): a work_dir swapped mid-extraction for a
+    # link to a user's folder had the frames written into that folder.
+    held = _make_frames_folder(out_dir, video)
+    try:
+        _write_frames(video, out_dir, held, max_frames, max_side)
+        _refuse_replaced_folder(out_dir, held, video)
+    finally:
+        os.close(held)
+    return out_dir
+
+
+def _write_frames(video: Path, out_dir: Path, held: int, max_frames: int | None, max_side: int | None) -> None:
+    """Decode `video` into frame_%06d.png in the folder `held` (a descriptor of `out_dir`)."""
+    import imageio.v3 as iio
+
     count = 0
     try:
         for frame in _gif_frames(video) if video.suffix.lower() == ".gif" else iio.imiter(video, plugin="FFMPEG"):
@@ -218,7 +230,7 @@ def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None, ma
                 break
             with file_system_problems_as_error(f"write the frames of {shown(video.name)} into {shown(out_dir)}"):
                 image = Image.fromarray(np.ascontiguousarray(frame[..., :3]))
-                with open(out_dir / f"frame_{count:06d}.png", "xb") as file:  # "x": never over a file of another
+                with open(_new_frame_file(video, out_dir, held, f"frame_{count:06d}.png"), "wb") as file:
                     downscaled(image, max_side).save(file, format="PNG", compress_level=1)
             count += 1
     except (OSError, RuntimeError, ValueError) as error:  # what imageio and its ffmpeg reader raise for bad files
@@ -234,12 +246,41 @@ def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None, ma
                           "not a video)") from None
     if count == 0:
         raise XMemPPError(f"{shown(video.name)} contains no frames")
-    return out_dir
 
 
-def _make_frames_folder(folder: Path, video: Path) -> None:
+def _new_frame_file(video: Path, out_dir: Path, held: int, name: str) -> int:
+    """A descriptor of the new file `name` in the folder `held`; never over a file already there (one put there
+    meanwhile is kept, and named: it was blamed on the video)."""
+    try:
+        return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666, dir_fd=held)
+    except FileExistsError:
+        raise XMemPPError(f"cannot extract the frames of {shown(video.name)} into {shown(out_dir)}: {shown(name)} was "
+                          "put there while they were extracted, and is kept; extract them again into a new folder"
+                          ) from None
+
+
+def _refuse_replaced_folder(out_dir: Path, held: int, video: Path) -> None:
+    """Refuse, naming it, an `out_dir` that is no longer the folder `held` the frames went into: the frames read
+    through its path would be another folder's."""
+    held_status = os.fstat(held)
+    try:
+        status = os.stat(out_dir)
+    except OSError:
+        status = None
+    if status is not None and (status.st_dev, status.st_ino) == (held_status.st_dev, held_status.st_ino):
+        return
+    now = "it is now a symbolic link" if out_dir.is_symlink() else \
+        f"it is now {kind_of_entry(out_dir)}" if os.path.lexists(out_dir) else "it is gone"
+    if now == "it is now a folder":
+        now = "it is now another folder"
+    raise XMemPPError(f"cannot extract the frames of {shown(video.name)} into {shown(out_dir)}: the folder was moved "
+                      f"or replaced while they were extracted ({now}); extract them again into a new folder")
+
+
+def _make_frames_folder(folder: Path, video: Path) -> int:
     """Make `folder` for the frames of `video`, or check that it holds nothing: frame_000000.png... written into a
-    caller's own folder replaced the caller's files of those names without a word."""
+    caller's own folder replaced the caller's files of those names without a word. A descriptor of the folder,
+    held open for the frames to be written relative to it."""
     refuse_link_to_nothing(folder, "work_dir")  # mkdir said only 'File exists' of a link loop or a link to nothing
     for above in folder.parents:  # and of one on the way to it
         refuse_link_to_nothing(above, f"folder {shown(above)} on the way to the work_dir")
@@ -253,12 +294,19 @@ def _make_frames_folder(folder: Path, video: Path) -> None:
             folder.mkdir(parents=True, exist_ok=True)
         except FileNotFoundError:  # /proc/self/frames: a folder the system takes no new folder in
             raise XMemPPError(f"cannot {making}: the system takes no new folder there") from None
-        with os.scandir(folder) as entries:
-            entry = next(entries, None)
+        held = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            with os.scandir(held) as entries:
+                entry = next(entries, None)
+        except BaseException:
+            os.close(held)
+            raise
     if entry is not None:
+        os.close(held)
         raise XMemPPError(f"cannot extract the frames of {shown(video.name)} into {shown(folder)}: it already holds "
                           f"{shown(entry.name)}; frames are extracted only into a new or empty folder, so that no "
                           "file there is replaced")
+    return held
 
 
 def _gif_frames(video: Path) -> Iterator[np.ndarray]:

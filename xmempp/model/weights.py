@@ -156,6 +156,12 @@ def read_checkpoint(path: Path, mmap: bool = False) -> object:
         elif "PytorchStreamReader" in str(error):  # torch's zip reader: "internal miniz error ... high likelihood"
             raise XMemPPError(f"{shown(path)} is not a readable PyTorch checkpoint: it is truncated or not a "
                               "checkpoint (its zip archive cannot be read)") from None
+        elif "inline_container.cc" in str(error) or 'hasRecord("' in str(error):
+            # torch's archive reader on a zip laid out unlike a checkpoint: a file at its top ("[enforce fail at
+            # inline_container.cc:180] . file in archive is not in a subdirectory"), or no record "version"
+            raise XMemPPError(f"{shown(path)} is not a readable PyTorch checkpoint: it is a zip archive, but it holds "
+                              "no checkpoint (a checkpoint's zip holds one folder with its data.pkl and version)"
+                              ) from None
         elif "legacy .tar format" in str(error):  # torch's advice about weights_only, of no use for a file
             raise XMemPPError(f"{shown(path)} is not a readable PyTorch checkpoint: it is in PyTorch's old .tar "
                               "format, or not a checkpoint at all (XMem.pth is a zip checkpoint)") from None
