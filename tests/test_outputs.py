@@ -762,12 +762,12 @@ def test_an_output_folder_swapped_mid_run_for_a_link_to_the_annotations_is_never
 
 
 @pytest.mark.parametrize("how", ["symbolic links", "bind mounts"])
-def test_folders_swapped_while_a_run_starts_are_never_written_through(square_clip, tmp_path, network, monkeypatch,
-                                                                      how):
-    """masks/ and overlay/ replaced by links (or bind mounts) to the annotations and the frames while the run was
-    loading the weights, after the checks: every annotation was replaced by a mask and every frame by an overlay
-    (thirtieth hostile round; round 29 held the folders only from the first frame). They are held, and checked,
-    before the weights load."""
+def test_folders_swapped_in_while_a_run_starts_are_refused_never_written_through(square_clip, tmp_path, network,
+                                                                                 monkeypatch, how):
+    """masks/ and overlay/ made links (or bind mounts) to the annotations and the frames while the run loaded the
+    weights, after its checks: every annotation was replaced by a mask and every frame by an overlay (thirtieth
+    hostile round; round 29 held the folders from the first frame, but checked them only before the weights
+    loaded). They are checked again once held, and refused."""
     import xmempp.api
 
     frames, masks = square_clip
@@ -778,7 +778,6 @@ def test_folders_swapped_while_a_run_starts_are_never_written_through(square_cli
 
     def open_frames_after_a_swap(*args, **kwargs):
         for sub, target in (("masks", masks), ("overlay", frames)):
-            (out / sub).rename(out / f"{sub}.moved")
             if how == "symbolic links":
                 (out / sub).symlink_to(target, target_is_directory=True)
             else:
@@ -786,11 +785,11 @@ def test_folders_swapped_while_a_run_starts_are_never_written_through(square_cli
         return opened(*args, **kwargs)
 
     monkeypatch.setattr(xmempp.api, "open_frames", open_frames_after_a_swap)
-    with swaps:
+    expected = (f"{out / 'masks'} is a symbolic link" if how == "symbolic links" else
+                f"writing into {out}/(masks|overlay) would overwrite the (annotations|frames)")
+    with swaps, pytest.raises(XMemPPError, match=expected):
         run(frames, masks, out, network, frames_with_masks=[0])
-        assert every_file(frames, masks) == before
-    assert len(list((out / "masks.moved").glob("*.png"))) == 12
-    assert len(list((out / "overlay.moved").glob("*.jpg"))) == 12
+    assert every_file(frames, masks) == before
 
 
 @pytest.mark.parametrize("removed", ["out", "out/masks", "out/overlay"])

@@ -862,3 +862,11 @@ def test_saved_keys_that_are_no_file_are_said_damaged_not_missing(finished_run, 
     with caplog.at_level(logging.WARNING):
         assert len(suggest(frames, masks, out, network)) == 2
     assert f"the keys in {out} are damaged (keys.npy is not a regular file)" in caplog.text
+
+
+def test_a_manifest_nested_too_deep_is_damaged_in_words(finished_run, network):
+    """A manifest.json of arrays nested 100,000 deep was said damaged in Python's words (thirtieth hostile round)."""
+    frames, masks, out = finished_run
+    (out / "manifest.json").write_text('{"frame_names":' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(XMemPPError, match=r"manifest.json is damaged \(nested too deep to be a manifest\)"):
+        suggest(frames, masks, out, network)

@@ -25,7 +25,14 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from xmempp.config import MAX_SIZE, MIN_SIZE
-from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error, kind_of_entry, shown
+from xmempp.errors import (
+    XMemPPError,
+    file_system_problem,
+    file_system_problems_as_error,
+    kind_of_entry,
+    nested_too_deep,
+    shown,
+)
 from xmempp.mounts import mount_points, mount_risk
 from xmempp.regular_files import FileTooLargeError, open_regular, read_regular_text
 
@@ -230,9 +237,10 @@ def read_manifest(folder: str | Path) -> Manifest | None:
         # RecursionError: arrays nested 100,000 deep
         if isinstance(error, OSError) and error.errno in _NOT_LET_READ:
             raise XMemPPError(f"cannot read {shown(path)}: {file_system_problem(error)}") from None
-        reason = file_system_problem(error) or (f"not JSON: {error}" if isinstance(error, json.JSONDecodeError)
-                                                else f"larger than {MAX_RECORD_BYTES >> 20} MB, more than a manifest "
-                                                     "holds" if isinstance(error, FileTooLargeError) else str(error))
+        reason = file_system_problem(error) or nested_too_deep(error, "a manifest") or (
+            f"not JSON: {error}" if isinstance(error, json.JSONDecodeError) else
+            f"larger than {MAX_RECORD_BYTES >> 20} MB, more than a manifest holds"
+            if isinstance(error, FileTooLargeError) else str(error))
         raise DamagedManifestError(f"{shown(path)} is damaged ({reason}): nothing in {shown(Path(folder))} can be "
                                    "trusted; run "
                                    "`xmempp run` again into it, or remove it") from None
@@ -246,43 +254,62 @@ def write_manifest(folder: Path | HeldFolder, manifest: Manifest) -> None:
 
 
 def start_run(output: RunOutput, manifest: Manifest) -> None:
-    """Mark the run's folder as holding an unfinished run before any mask is written.
+    """Mark the run's folder as holding an unfinished run before any mask is written, and make and hold its
+    masks/ (and overlay/).
 
     The old keys and an unfinished manifest go first: a run killed from here on is never taken for whole.
     """
     output.folder.unlink(KEYS_INFO_FILE)
     write_manifest(output.folder, manifest)
+    output.hold_written_folders()
 
 
 @dataclass
 class RunOutput:
-    """The folders a run writes into, held open (see `HeldFolder`): its output folder, masks/ and overlay/."""
+    """The folders a run writes into, held open (see `HeldFolder`): its output folder, and from `start_run` on its
+    masks/ and overlay/ (when `overlay_wanted`). `inputs` as `refuse_overlap` takes them."""
 
     folder: HeldFolder
-    masks: HeldFolder
-    overlay: HeldFolder | None
+    inputs: dict[str, Path]
+    overlay_wanted: bool
+    masks: HeldFolder | None = None
+    overlay: HeldFolder | None = None
+
+    def hold_written_folders(self) -> None:
+        """Make and hold masks/ (and overlay/), then check them against the inputs: what the checks see is what
+        the run writes into (a folder swapped for a link or a bind mount to the inputs before this is refused,
+        one swapped after it is never written through)."""
+        self.masks = self.folder.subfolder(MASKS_DIR)
+        if self.overlay_wanted:
+            self.overlay = self.folder.subfolder(OVERLAY_DIR)
+        refuse_overlap(self.inputs, self.folder.path)
+        for held in (self.folder, self.masks, self.overlay):
+            if held is not None:
+                held.refuse_unless_at_its_path()
+
+    def close(self) -> None:
+        for held in (self.masks, self.overlay):
+            if held is not None:
+                held.close()
 
 
 @contextlib.contextmanager
 def held_run_output(out: Path, inputs: dict[str, Path], overlay: bool) -> Iterator[RunOutput]:
-    """`out` and its masks/ (and overlay/) made, opened and locked for one run, and checked against the inputs
-    once held: what the checks saw is what the run writes into. Checked by path and opened later, a folder
-    swapped in between (while the weights loaded, or mid-run for `out` itself) was written through, replacing
-    annotations with masks, frames with overlays, or an earlier run's manifest and keys.
-
-    `inputs` as `refuse_overlap` takes them. A folder moved during the run keeps the run's files, and is named.
+    """`out` made, opened and locked for one run, and checked against the inputs once held; its masks/ and
+    overlay/ are held from `start_run` on. Checked by path and written by path, a folder swapped in between (while
+    the weights loaded, or mid-run for `out` itself) was written through, replacing annotations with masks,
+    frames with overlays, or an earlier run's manifest and keys. From here on every file the run writes is
+    written relative to the folders it holds. A folder moved during the run keeps the run's files, and is named.
     """
     prepare_output_folder(out)
-    with contextlib.ExitStack() as held:
-        folder = held.enter_context(HeldFolder(out))
-        held.enter_context(output_lock(folder))  # one run at a time into an output folder
-        masks = held.enter_context(folder.subfolder(MASKS_DIR))
-        overlay_folder = held.enter_context(folder.subfolder(OVERLAY_DIR)) if overlay else None
-        refuse_overlap(inputs, out)  # once more, on the folders now held
-        for checked in (folder, masks, overlay_folder):
-            if checked is not None:
-                checked.refuse_unless_at_its_path()
-        yield RunOutput(folder, masks, overlay_folder)
+    with HeldFolder(out) as folder, output_lock(folder):  # one run at a time into an output folder
+        refuse_overlap(inputs, out)  # once more, on the folder now held
+        folder.refuse_unless_at_its_path()
+        output = RunOutput(folder, inputs, overlay)
+        try:
+            yield output
+        finally:
+            output.close()
         if not folder.is_still_at_its_path():
             _say_where_the_outputs_went(folder)
 
@@ -795,6 +822,10 @@ class HeldFolder:
         except FileNotFoundError:
             return False
         return True
+
+    def new_file(self, name: str) -> int:
+        """A descriptor of the new file `name`, opened for writing; FileExistsError when anything is there."""
+        return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666, dir_fd=self._descriptor)
 
     def unlink(self, name: str) -> None:
         """Remove the file `name` when it is there."""

@@ -31,7 +31,7 @@ from xmempp.errors import (
     whole_number,
 )
 from xmempp.images import open_image
-from xmempp.outputs import refuse_link_to_nothing
+from xmempp.outputs import HeldFolder, refuse_link_to_nothing
 from xmempp.regular_files import open_regular
 
 log = logging.getLogger(__name__)
@@ -210,17 +210,15 @@ def extract_frames(video: Path, out_dir: Path, max_frames: int | None = None, ma
     check_video_suffix(video)
     # Held open from now on, each frame written relative to it (openat): a work_dir swapped mid-extraction for a
     # link to a user's folder had the frames written into that folder.
-    held = _make_frames_folder(out_dir, video)
-    try:
-        _write_frames(video, out_dir, held, max_frames, max_side)
-        _refuse_replaced_folder(out_dir, held, video)
-    finally:
-        os.close(held)
+    with _make_frames_folder(out_dir, video) as held:
+        _write_frames(video, held, max_frames, max_side)
+        _refuse_replaced_folder(held, video)
     return out_dir
 
 
-def _write_frames(video: Path, out_dir: Path, held: int, max_frames: int | None, max_side: int | None) -> None:
-    """Decode `video` into frame_%06d.png in the folder `held` (a descriptor of `out_dir`)."""
+def _write_frames(video: Path, held: HeldFolder, max_frames: int | None, max_side: int | None) -> None:
+    """Decode `video` into frame_%06d.png in the held folder."""
+    out_dir = held.path
     import imageio.v3 as iio
 
     count = 0
@@ -230,7 +228,7 @@ def _write_frames(video: Path, out_dir: Path, held: int, max_frames: int | None,
                 break
             with file_system_problems_as_error(f"write the frames of {shown(video.name)} into {shown(out_dir)}"):
                 image = Image.fromarray(np.ascontiguousarray(frame[..., :3]))
-                with open(_new_frame_file(video, out_dir, held, f"frame_{count:06d}.png"), "wb") as file:
+                with open(_new_frame_file(video, held, f"frame_{count:06d}.png"), "wb") as file:
                     downscaled(image, max_side).save(file, format="PNG", compress_level=1)
             count += 1
     except (OSError, RuntimeError, ValueError) as error:  # what imageio and its ffmpeg reader raise for bad files
@@ -248,27 +246,23 @@ def _write_frames(video: Path, out_dir: Path, held: int, max_frames: int | None,
         raise XMemPPError(f"{shown(video.name)} contains no frames")
 
 
-def _new_frame_file(video: Path, out_dir: Path, held: int, name: str) -> int:
-    """A descriptor of the new file `name` in the folder `held`; never over a file already there (one put there
+def _new_frame_file(video: Path, held: HeldFolder, name: str) -> int:
+    """A descriptor of the new file `name` in the held folder; never over a file already there (one put there
     meanwhile is kept, and named: it was blamed on the video)."""
     try:
-        return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666, dir_fd=held)
+        return held.new_file(name)
     except FileExistsError:
-        raise XMemPPError(f"cannot extract the frames of {shown(video.name)} into {shown(out_dir)}: {shown(name)} was "
-                          "put there while they were extracted, and is kept; extract them again into a new folder"
-                          ) from None
+        raise XMemPPError(f"cannot extract the frames of {shown(video.name)} into {shown(held.path)}: {shown(name)} "
+                          "was put there while they were extracted, and is kept; extract them again into a new "
+                          "folder") from None
 
 
-def _refuse_replaced_folder(out_dir: Path, held: int, video: Path) -> None:
-    """Refuse, naming it, an `out_dir` that is no longer the folder `held` the frames went into: the frames read
-    through its path would be another folder's."""
-    held_status = os.fstat(held)
-    try:
-        status = os.stat(out_dir)
-    except OSError:
-        status = None
-    if status is not None and (status.st_dev, status.st_ino) == (held_status.st_dev, held_status.st_ino):
+def _refuse_replaced_folder(held: HeldFolder, video: Path) -> None:
+    """Refuse, naming it, a work_dir that is no longer the folder the frames went into: the frames read through
+    its path would be another folder's."""
+    if held.is_still_at_its_path():
         return
+    out_dir = held.path
     now = "it is now a symbolic link" if out_dir.is_symlink() else \
         f"it is now {kind_of_entry(out_dir)}" if os.path.lexists(out_dir) else "it is gone"
     if now == "it is now a folder":
@@ -277,10 +271,10 @@ def _refuse_replaced_folder(out_dir: Path, held: int, video: Path) -> None:
                       f"or replaced while they were extracted ({now}); extract them again into a new folder")
 
 
-def _make_frames_folder(folder: Path, video: Path) -> int:
+def _make_frames_folder(folder: Path, video: Path) -> HeldFolder:
     """Make `folder` for the frames of `video`, or check that it holds nothing: frame_000000.png... written into a
-    caller's own folder replaced the caller's files of those names without a word. A descriptor of the folder,
-    held open for the frames to be written relative to it."""
+    caller's own folder replaced the caller's files of those names without a word. The folder is returned held
+    open, for the frames to be written relative to it."""
     refuse_link_to_nothing(folder, "work_dir")  # mkdir said only 'File exists' of a link loop or a link to nothing
     for above in folder.parents:  # and of one on the way to it
         refuse_link_to_nothing(above, f"folder {shown(above)} on the way to the work_dir")
@@ -294,18 +288,13 @@ def _make_frames_folder(folder: Path, video: Path) -> int:
             folder.mkdir(parents=True, exist_ok=True)
         except FileNotFoundError:  # /proc/self/frames: a folder the system takes no new folder in
             raise XMemPPError(f"cannot {making}: the system takes no new folder there") from None
-        held = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            with os.scandir(held) as entries:
-                entry = next(entries, None)
-        except BaseException:
-            os.close(held)
-            raise
-    if entry is not None:
-        os.close(held)
+    held = HeldFolder(folder, what=f"folder for the frames of {shown(video.name)}")
+    entries = held.names()
+    if entries:
+        held.close()
         raise XMemPPError(f"cannot extract the frames of {shown(video.name)} into {shown(folder)}: it already holds "
-                          f"{shown(entry.name)}; frames are extracted only into a new or empty folder, so that no "
-                          "file there is replaced")
+                          f"{shown(sorted(entries)[0])}; frames are extracted only into a new or empty folder, so that "
+                          "no file there is replaced")
     return held
 
 
