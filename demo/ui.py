@@ -168,8 +168,26 @@ SHORTCUTS_JS = """
 }
 """
 
-# Once with the page: the keyboard shortcuts, and each stroke in the colour of the object chosen (demo/brush.py).
-PAGE_JS = f"() => {{ ({SHORTCUTS_JS})(); ({STROKE_COLOUR_JS})(); }}"
+# Gradio's slider puts what its box holds back inside the slider's range when the box loses focus: a frame typed
+# past either end (refused, with the editor keeping its frame and strokes) became the last or first frame as the
+# person pressed Save, and that change opened it, dropping the strokes. The box keeps what was typed; the handlers
+# say what to type, and Save stores the strokes on the frame the editor shows.
+FRAME_BOX_JS = """
+() => {
+  window.addEventListener('blur', (event) => {
+    const box = event.target;
+    if (!(box instanceof HTMLInputElement) || box.type !== 'number' || !box.closest('#frame')) return;
+    const range = box.closest('#frame').querySelector('input[type=range]');
+    const typed = box.value.trim() === '' ? NaN : Number(box.value);
+    const inside = Number.isFinite(typed) && (!range || (typed >= Number(range.min) && typed <= Number(range.max)));
+    if (!inside) event.stopImmediatePropagation();  // seen before the box's own listener: no clamp, no change
+  }, true);
+}
+"""
+
+# Once with the page: the keyboard shortcuts, each stroke in the colour of the object chosen (demo/brush.py), and
+# the Frame box kept as typed.
+PAGE_JS = f"() => {{ ({SHORTCUTS_JS})(); ({STROKE_COLOUR_JS})(); ({FRAME_BOX_JS})(); }}"
 
 
 def app_css(num_objects: int) -> str:

@@ -143,3 +143,20 @@ def test_save_says_when_the_disk_cannot_take_the_editors_picture(handlers, free_
     assert NO_ROOM in text(handlers.check_room_to_save(state)["editor_note"])
     free_bytes.update({"bytes": 10 << 30, "read-only": True})
     assert "the file system is read-only" in text(handlers.check_room_to_save(state)["editor_note"])
+
+
+def test_save_after_a_frame_change_the_disk_refused_stores_the_stroke_under_the_frame_the_editor_shows(
+        handlers, free_bytes):
+    """▶ on a full disk moved the slider to frame 1, but the editor kept frame 0's picture and its stroke; Save,
+    once room was back, stored that stroke as frame 1's annotation (thirtieth hostile round)."""
+    from tests.app_helpers import loaded, painted, square, text
+
+    state = loaded(handlers)  # the editor shows frame 0
+    free_bytes["bytes"] = 1000
+    assert NO_ROOM in text(handlers.show_frame(state, 1)["editor_note"])  # the slider says 1; the picture stays 0's
+    free_bytes["bytes"] = 10 << 30
+    outputs = handlers.save(state, 1, painted(square(0)))
+    assert state.annotated_frames == [0] and np.array_equal(state.annotation(0), square(0))
+    assert text(outputs["editor_note"]).startswith("Saved the annotation of frame 0 (Object 1), the frame the "
+                                                   "editor shows (Frame said 1)")
+    assert outputs["frame"] == 0  # the slider names the editor's frame again
