@@ -8,12 +8,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
+from starlette.requests import ClientDisconnect
 
 from demo.api import ScriptApi, hide_ui_events, name_refused_files
 from demo.brush import BRUSH_UPDATE_JS, STROKE_COLOUR_JS
 from demo.clicks import EDITOR_HEIGHT, HELP_LINE, ClickControls
 from demo.components import frame_slider
-from demo.feedback import progress_html, upload_problem_response
+from demo.feedback import progress_html, upload_cut_off_response, upload_problem_response
 from demo.handlers import Handlers
 from demo.layers import hex_colour
 from demo.media import UPLOAD_SUFFIXES
@@ -201,9 +202,10 @@ def app_css(num_objects: int) -> str:
 
 def launch_options(settings: AppSettings) -> dict:
     """What `Blocks.launch` needs besides the network options: the CSS, the page's head, the keyboard shortcuts,
-    and the words for an upload the server's disk cannot take."""
+    and the answers to an upload the server's disk cannot take or whose client went away."""
     return {"css": app_css(MAX_OBJECTS), "head": PAGE_HEAD, "js": PAGE_JS,
-            "app_kwargs": {"exception_handlers": {OSError: upload_problem_response}}}
+            "app_kwargs": {"exception_handlers": {OSError: upload_problem_response,
+                                                  ClientDisconnect: upload_cut_off_response}}}
 
 
 def step_js(step: int) -> str:
