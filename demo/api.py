@@ -19,6 +19,7 @@ No `from __future__ import annotations` here: Gradio reads the return types from
 import base64
 import binascii
 import contextlib
+import copy
 import dataclasses
 import functools
 import inspect
@@ -474,6 +475,8 @@ def name_refused_files(blocks: gr.Blocks, public: list) -> None:
     take_files = blocks.preprocess_data
 
     async def take_files_naming_the_refused(block_fn, inputs, state, explicit_call=False):
+        if block_fn.fn in parameters:
+            inputs = with_defaults(block_fn.fn, inputs)
         try:
             return await take_files(block_fn, inputs, state, explicit_call)
         except REFUSED_FILE_ERRORS:
@@ -484,6 +487,21 @@ def name_refused_files(blocks: gr.Blocks, public: list) -> None:
             raise ApiError(refusal) from None
 
     blocks.preprocess_data = take_files_naming_the_refused
+
+
+def with_defaults(endpoint: Callable, values: list) -> list:
+    """`values` of a call to `endpoint`, with the documented default of each parameter left out at the end: a call
+    over plain HTTP may leave them out (gradio_client fills them in), and Gradio answered it {"error": null} with
+    "didn't receive enough input values" in the log. ApiError naming the parameters left out that have no
+    default."""
+    signature = list(inspect.signature(endpoint).parameters.values())
+    given = list(values)
+    missing = [parameter.name for parameter in signature[len(given):] if parameter.default is inspect.Parameter.empty]
+    if len(missing) == 1:
+        raise ApiError(f"{endpoint.__name__}: {missing[0]} is missing (it has no default)")
+    if missing:
+        raise ApiError(f"{endpoint.__name__}: {' and '.join(missing)} are missing (they have no default)")
+    return given + [copy.deepcopy(parameter.default) for parameter in signature[len(given):]]
 
 
 # What Gradio raises for a file it will not take: a path not uploaded (InvalidPathError is a ValueError), a URL
