@@ -75,7 +75,11 @@ class ApiError(gr.Error):
     @classmethod
     def refusing(cls, error: XMemPPError, parameter: str | None = None) -> "ApiError":
         """The engine's or the upload's refusal as the client gets it: one line, the parameter first when it is
-        known, files named as the client sent them (no path of the server's)."""
+        known, files named as the client sent them (no path of the server's). A full disk is the server's, not the
+        parameter's: said in README's one sentence ('video: cannot write the frames of c8.mp4 into frames: no
+        space left' blamed the video and named a server folder)."""
+        if no_room_behind(error) is not None:
+            return cls(message_for(error).removeprefix("⚠ "))
         text = without_server_paths(str(error).splitlines()[0] if str(error) else type(error).__name__)
         return cls(f"{parameter}: {text}" if parameter else text)
 
