@@ -480,7 +480,7 @@ def name_refused_files(blocks: gr.Blocks, public: list) -> None:
 
     async def take_files_naming_the_refused(block_fn, inputs, state, explicit_call=False):
         if block_fn.fn in parameters:
-            inputs = with_defaults(block_fn.fn, inputs)
+            inputs = [data_uri_files_as_uris(value) for value in with_defaults(block_fn.fn, inputs)]
         try:
             return await take_files(block_fn, inputs, state, explicit_call)
         except REFUSED_FILE_ERRORS:
@@ -506,6 +506,19 @@ def with_defaults(endpoint: Callable, values: list) -> list:
     if missing:
         raise ApiError(f"{endpoint.__name__}: {' and '.join(missing)} are missing (they have no default)")
     return given + [copy.deepcopy(parameter.default) for parameter in signature[len(given):]]
+
+
+def data_uri_files_as_uris(value: Any) -> Any:
+    """`value` (a parameter's), with each file object whose url is a data: URI given as that URI, which the
+    endpoints decode. Gradio takes a file object's path, not its url, for a file sent: such a file was refused as
+    "not a file uploaded to this server ... or send a data: URI", the whole URI echoed in the words."""
+    from gradio_client.utils import is_file_obj_with_meta
+
+    if is_file_obj_with_meta(value) and isinstance(value.get("url"), str) and value["url"].startswith("data:"):
+        return value["url"]
+    if isinstance(value, list):
+        return [data_uri_files_as_uris(item) for item in value]
+    return value
 
 
 # What Gradio raises for a file it will not take: a path not uploaded (InvalidPathError is a ValueError), a URL

@@ -178,3 +178,19 @@ def test_a_plain_http_call_without_the_optional_parameters_gets_their_defaults(a
     assert event == "error" and payload["error"] == "suggest_frames: annotations is missing (it has no default)"
     time.sleep(0.5)
     assert "Traceback" not in log_path.read_text()
+
+
+def test_a_data_uri_sent_as_a_files_url_is_taken_as_the_same_uri_sent_alone(app, tmp_path):
+    """{"url": "data:image/png;base64,...", "path": "m.png", "meta": {"_type": "gradio.FileData"}} was refused with
+    advice to send a data: URI, the whole base64 echoed in the error (thirtieth hostile round)."""
+    url, log_path = app
+    video, mask = tiny_clip(tmp_path)
+
+    def file(uri: str, name: str) -> dict:
+        return {"url": uri, "path": name, "meta": {"_type": "gradio.FileData"}}
+
+    event, payload = raw_call(url, "segment", [file(video, "clip.zip"), [file(mask, "m.png")], [0], 64])
+    assert event == "complete", payload
+    assert payload[1]["annotated_frames"] == [0]
+    time.sleep(0.5)
+    assert "Traceback" not in log_path.read_text()
