@@ -40,7 +40,9 @@ def frame_index(value: float | None, num_frames: int) -> int:
     if not isinstance(number, int) and not math.isfinite(number):
         raise XMemPPError(f"{shown(value)} is not a frame number: {typed}")
     index = int(number) if isinstance(number, int) else math.floor(number + 0.5)
-    if not 0 <= index < num_frames:
+    if index < 0:
+        raise XMemPPError(f"{index} is not a frame (they are numbered from 0): {typed}")
+    if index >= num_frames:
         raise XMemPPError(f"frame {index} is past the end of the video ({num_frames} frames): {typed}")
     return index
 

@@ -286,6 +286,17 @@ def test_a_frame_typed_between_two_opens_the_one_the_slider_shows(handlers):
     assert "Frame 3 of" in text(outputs["editor_note"]) and state.editor_frame == 3
 
 
+@pytest.mark.parametrize(("typed", "said"), [
+    (-1, "-1 is not a frame (they are numbered from 0)"),
+    (FRAMES, f"frame {FRAMES} is past the end of the video ({FRAMES} frames)"),
+])
+def test_a_frame_typed_before_the_first_or_past_the_last_is_said_so(handlers, typed, said):
+    """-1 was said to be 'past the end of the video' (thirtieth hostile round)."""
+    state = loaded(handlers)
+    assert text(handlers.show_frame(state, typed)["editor_note"]) == (
+        f"⚠ {said}: type a frame number from 0 to {FRAMES - 1} in Frame, then press Enter")
+
+
 @pytest.mark.parametrize("typed", [FRAMES, -1])
 def test_save_after_a_refused_typed_frame_stores_the_stroke_on_the_frame_the_editor_shows(handlers, typed):
     """A frame typed past either end is refused and the editor keeps frame 5 with its stroke: Save stores that

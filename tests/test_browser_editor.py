@@ -115,7 +115,8 @@ def test_the_frame_box_says_what_to_type_after_a_load_for_an_empty_box_or_a_fram
     for typed in ["", str(MAX_FRAMES), "-1"]:
         box.fill(typed)
         box.press("Enter")
-        note = expect_note(page, rf"^⚠ (frame {typed} is past the end of the video \({MAX_FRAMES} frames\): )?type a "
+        note = expect_note(page, rf"^⚠ (frame {typed} is past the end of the video \({MAX_FRAMES} frames\): |-1 is not a "
+                                 r"frame \(they are numbered from 0\): )?type a "
                                  rf"frame number from 0 to {MAX_FRAMES - 1} in Frame", timeout=30_000)
         assert "Error" not in note, note
     expect(page.locator(".toast-body")).to_have_count(0)
@@ -133,7 +134,7 @@ def test_save_after_a_frame_typed_past_either_end_saves_the_stroke_on_the_frame_
     box = page.locator("#frame input[type=number]")
     box.fill(typed)
     box.press("Enter")
-    expect_note(page, rf"^⚠ (frame )?{typed} ", timeout=30_000)
+    expect_note(page, rf"^⚠ (frame )?{typed} is ", timeout=30_000)
     page.click("#save-annotation")
     expect_note(page, r"^Saved the annotation of frame 5 \(Object 1\)", timeout=30_000)
     expect_editor_shows_frame(page, 5)
