@@ -268,7 +268,10 @@ class ScriptApi:
             raise ApiError(f"video: {shown(video_file.name)} is not a video or a .zip of frames "
                            f"({', '.join(UPLOAD_SUFFIXES)})")
         self._check_video_header(video_file)
-        if not isinstance(annotations, list) or not annotations:
+        if not isinstance(annotations, list | tuple):
+            got = "one file: send it in a list, [file]" if _is_file(annotations) else _described(annotations)
+            raise ApiError(f"annotations: expected a list of mask PNGs, got {got}")
+        if not annotations:
             raise ApiError("annotations: give at least one mask PNG")
         if len(annotations) > self.settings.limits.max_frames:  # counted before any is decoded or written
             raise ApiError(f"annotations: {len(annotations)} masks, more than the {self.settings.limits.max_frames} "
@@ -579,6 +582,14 @@ def _uploaded_file(value: Any, parameter: str, work: Path, max_bytes: int, index
         raise ApiError(f"{parameter}: expected an uploaded file (gradio_client's handle_file) or a data: URI, got "
                        f"{_described(value)}")
     return Upload(Path(path), Path(path).name)
+
+
+def _is_file(value: Any) -> bool:
+    """Whether `value` is one file as a call sends it: a file object (a dict, or Gradio's FileData) or a data: URI."""
+    from gradio_client.utils import is_file_obj_with_meta
+
+    return (isinstance(value, FileData) or is_file_obj_with_meta(value)
+            or (isinstance(value, str) and value.startswith("data:")))
 
 
 def _described(value: Any) -> str:

@@ -613,3 +613,20 @@ def test_out_of_memory_while_frames_are_prepared_is_said_in_words_by_every_endpo
         getattr(api, endpoint)(video, [upload(masks / "frame_000000.png")], frames=[0], size=SIZE, k=1)
     assert raised.value.message.startswith("the server ran out of memory; nothing you made is lost"), \
         raised.value.message
+
+
+@pytest.mark.parametrize(("annotations", "said"), [
+    ("one file", "annotations: expected a list of mask PNGs, got one file: send it in a list, [file]"),
+    ([], "annotations: give at least one mask PNG"),
+    ("a text", "annotations: expected a list of mask PNGs, got a text of 7 characters, neither a data: URI nor a "
+               "URL of a file on this server"),
+])
+def test_annotations_that_are_no_list_are_said_to_be_no_list(tmp_path, network, clip, annotations, said):
+    """One file object given as the annotations (not in a list) was refused as 'give at least one mask PNG', though
+    one was given (thirtieth hostile round)."""
+    video, masks = clip
+    value = {"one file": upload(masks / "frame_000000.png"), "a text": "m.png ."}.get(str(annotations), annotations)
+    with pytest.raises(gr.Error) as raised:
+        ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(video=video, annotations=value, frames=[0],
+                                                                      size=SIZE)
+    assert raised.value.message == said
