@@ -145,11 +145,12 @@ def hold_for_life(folder: Path) -> None:
 
 
 def _server_gone(folder: Path, pid: int) -> bool:
-    """Whether the server of a work root has ended: no process of its pid here, and no process holds its lock."""
-    if pid == os.getpid() or _process_alive(pid):
-        return False
+    """Whether the server of a work root has ended: no process holds its lock (`hold_for_life`). The lock decides,
+    not the pid in the root's name: a pid names a process only in its own PID namespace. A server that ran as pid 1
+    of a container and was killed left its root for good: a start in another namespace is pid 1 itself, and a start
+    on the host sees init alive. Where there are no locks (Windows), no process of that pid here."""
     if fcntl is None:
-        return True
+        return pid != os.getpid() and not _process_alive(pid)
     try:
         descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:  # cannot be looked at: left

@@ -19,6 +19,7 @@ No `from __future__ import annotations` here: Gradio reads the return types from
 import base64
 import binascii
 import contextlib
+import copy
 import dataclasses
 import functools
 import inspect
@@ -74,7 +75,11 @@ class ApiError(gr.Error):
     @classmethod
     def refusing(cls, error: XMemPPError, parameter: str | None = None) -> "ApiError":
         """The engine's or the upload's refusal as the client gets it: one line, the parameter first when it is
-        known, files named as the client sent them (no path of the server's)."""
+        known, files named as the client sent them (no path of the server's). A full disk is the server's, not the
+        parameter's: said in README's one sentence ('video: cannot write the frames of c8.mp4 into frames: no
+        space left' blamed the video and named a server folder)."""
+        if no_room_behind(error) is not None:
+            return cls(message_for(error).removeprefix("⚠ "))
         text = without_server_paths(str(error).splitlines()[0] if str(error) else type(error).__name__)
         return cls(f"{parameter}: {text}" if parameter else text)
 
@@ -263,7 +268,10 @@ class ScriptApi:
             raise ApiError(f"video: {shown(video_file.name)} is not a video or a .zip of frames "
                            f"({', '.join(UPLOAD_SUFFIXES)})")
         self._check_video_header(video_file)
-        if not isinstance(annotations, list) or not annotations:
+        if not isinstance(annotations, list | tuple):
+            got = "one file: send it in a list, [file]" if _is_file(annotations) else _described(annotations)
+            raise ApiError(f"annotations: expected a list of mask PNGs, got {got}")
+        if not annotations:
             raise ApiError("annotations: give at least one mask PNG")
         if len(annotations) > self.settings.limits.max_frames:  # counted before any is decoded or written
             raise ApiError(f"annotations: {len(annotations)} masks, more than the {self.settings.limits.max_frames} "
@@ -474,6 +482,8 @@ def name_refused_files(blocks: gr.Blocks, public: list) -> None:
     take_files = blocks.preprocess_data
 
     async def take_files_naming_the_refused(block_fn, inputs, state, explicit_call=False):
+        if block_fn.fn in parameters:
+            inputs = [data_uri_files_as_uris(value) for value in with_defaults(block_fn.fn, inputs)]
         try:
             return await take_files(block_fn, inputs, state, explicit_call)
         except REFUSED_FILE_ERRORS:
@@ -484,6 +494,34 @@ def name_refused_files(blocks: gr.Blocks, public: list) -> None:
             raise ApiError(refusal) from None
 
     blocks.preprocess_data = take_files_naming_the_refused
+
+
+def with_defaults(endpoint: Callable, values: list) -> list:
+    """`values` of a call to `endpoint`, with the documented default of each parameter left out at the end: a call
+    over plain HTTP may leave them out (gradio_client fills them in), and Gradio answered it {"error": null} with
+    "didn't receive enough input values" in the log. ApiError naming the parameters left out that have no
+    default."""
+    signature = list(inspect.signature(endpoint).parameters.values())
+    given = list(values)
+    missing = [parameter.name for parameter in signature[len(given):] if parameter.default is inspect.Parameter.empty]
+    if len(missing) == 1:
+        raise ApiError(f"{endpoint.__name__}: {missing[0]} is missing (it has no default)")
+    if missing:
+        raise ApiError(f"{endpoint.__name__}: {' and '.join(missing)} are missing (they have no default)")
+    return given + [copy.deepcopy(parameter.default) for parameter in signature[len(given):]]
+
+
+def data_uri_files_as_uris(value: Any) -> Any:
+    """`value` (a parameter's), with each file object whose url is a data: URI given as that URI, which the
+    endpoints decode. Gradio takes a file object's path, not its url, for a file sent: such a file was refused as
+    "not a file uploaded to this server ... or send a data: URI", the whole URI echoed in the words."""
+    from gradio_client.utils import is_file_obj_with_meta
+
+    if is_file_obj_with_meta(value) and isinstance(value.get("url"), str) and value["url"].startswith("data:"):
+        return value["url"]
+    if isinstance(value, list):
+        return [data_uri_files_as_uris(item) for item in value]
+    return value
 
 
 # What Gradio raises for a file it will not take: a path not uploaded (InvalidPathError is a ValueError), a URL
@@ -544,6 +582,14 @@ def _uploaded_file(value: Any, parameter: str, work: Path, max_bytes: int, index
         raise ApiError(f"{parameter}: expected an uploaded file (gradio_client's handle_file) or a data: URI, got "
                        f"{_described(value)}")
     return Upload(Path(path), Path(path).name)
+
+
+def _is_file(value: Any) -> bool:
+    """Whether `value` is one file as a call sends it: a file object (a dict, or Gradio's FileData) or a data: URI."""
+    from gradio_client.utils import is_file_obj_with_meta
+
+    return (isinstance(value, FileData) or is_file_obj_with_meta(value)
+            or (isinstance(value, str) and value.startswith("data:")))
 
 
 def _described(value: Any) -> str:

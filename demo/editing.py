@@ -8,12 +8,14 @@ Each result shows in the note under the editor's buttons; Status changes only wi
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import gradio as gr
 import numpy as np
 
 from demo import views
-from demo.feedback import Outputs, disk_problem, handler, note, object_name_as_kept
+from demo.feedback import Outputs, disk_problem, handler, no_room_for_pictures, note, object_name_as_kept
 from demo.grabcut import grabcut_mask
 from demo.layers import editor_value, layers_to_ids, new_strokes
 from demo.state import UserState
@@ -38,9 +40,24 @@ def frame_index(value: float | None, num_frames: int) -> int:
     if not isinstance(number, int) and not math.isfinite(number):
         raise XMemPPError(f"{shown(value)} is not a frame number: {typed}")
     index = int(number) if isinstance(number, int) else math.floor(number + 0.5)
-    if not 0 <= index < num_frames:
+    if index < 0:
+        raise XMemPPError(f"{index} is not a frame (they are numbered from 0): {typed}")
+    if index >= num_frames:
         raise XMemPPError(f"frame {index} is past the end of the video ({num_frames} frames): {typed}")
     return index
+
+
+def named_frame(value: float | None, num_frames: int) -> int | None:
+    """The frame the slider names with `value`, or None where it names none (`frame_index` refuses it)."""
+    try:
+        return frame_index(value, num_frames)
+    except XMemPPError:
+        return None
+
+
+def shown_number(value: object) -> str:
+    """A value of the Frame box as the person typed it: 48, not the 48.0 the slider hands on."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else shown(value)
 
 
 def event_index(event: object) -> object:
@@ -95,6 +112,28 @@ def refuse_unlisted_objects(ids: np.ndarray, listed: int) -> None:
                           f"the picker does not list (objects 1 to {listed}): erase them, then save")
 
 
+@contextmanager
+def editor_kept_on_failure(state: UserState) -> Iterator[None]:
+    """Inside, a handler gives the editor a frame (views.editor records which); when the handler fails the page
+    keeps the editor's picture, so the record goes back to the frame that picture is (Save stored a stroke drawn
+    on frame 0 as frame 1's after ▶ met a full disk)."""
+    shown_before = state.editor_frame, state.editor_prefill
+    try:
+        yield
+    except BaseException:
+        state.editor_frame, state.editor_prefill = shown_before
+        raise
+
+
+def room_checked(update: Outputs) -> Outputs:
+    """`update`, once Gradio has room to write its pictures (the check `handler` makes after the handler
+    returns, made here where the editor's record can still be put back)."""
+    no_room = no_room_for_pictures(update)
+    if no_room is not None:
+        raise no_room
+    return update
+
+
 class Editing(Visitors):
     # ----- choosing a frame ----------------------------------------------------------------------------------
     @handler("editor", "viewer", "timeline", "editor_note", errors_to="editor_note")
@@ -103,8 +142,10 @@ class Editing(Visitors):
         state = self._require(state)
         index = frame_index(index, state.num_frames)
         state.frame(index)
-        return {"editor": views.editor(state, index), "viewer": views.viewer(state, index),
-                "timeline": views.timeline(state, index), "editor_note": note(views.describe(state, index))}
+        with editor_kept_on_failure(state):
+            return room_checked({"editor": views.editor(state, index), "viewer": views.viewer(state, index),
+                                 "timeline": views.timeline(state, index),
+                                 "editor_note": note(views.describe(state, index))})
 
     @handler("frame", "editor_note", errors_to="editor_note")
     def open_clicked(self, state: UserState | None, evt: gr.SelectData) -> Outputs:
@@ -141,22 +182,28 @@ class Editing(Visitors):
             raise problem
         return {}
 
-    @handler("references", "viewer", "timeline", "editor_note", "status", "size", errors_to="editor_note")
+    @handler("frame", "references", "viewer", "timeline", "editor_note", "status", "size", errors_to="editor_note")
     def save(self, state: UserState | None, index: float, value: dict | None) -> Outputs:
-        """Saves exactly the mask the editor shows; each size's estimated time follows the objects' count."""
+        """Saves exactly the mask the editor shows, as the annotation of the frame whose picture it shows; each
+        size's estimated time follows the objects' count. A frame change the server refused (a full disk, a
+        frame past the end) leaves the slider on another frame than the editor's picture, and the stroke belongs
+        to the picture: the slider is set back to it."""
         state = self._require(state)
-        index = frame_index(index, state.num_frames)
+        named = index
+        index = state.editor_frame if state.editor_frame is not None else frame_index(index, state.num_frames)
+        elsewhere = "" if named_frame(named, state.num_frames) == index else \
+            f", the frame the editor shows (Frame said {shown_number(named)})"
         ids = layers_to_ids(value, state.frame_size)
         refuse_unlisted_objects(ids, state.listed_objects)
         replaced = state.annotation(index) is not None
         state.annotate(index, ids)
         state.editor_frame, state.editor_prefill = index, ids
         names = ", ".join(state.object_name(int(i)) for i in np.unique(ids) if i)
-        message = (f"{'Replaced' if replaced else 'Saved'} the annotation of frame {index} ({names}); "
+        message = (f"{'Replaced' if replaced else 'Saved'} the annotation of frame {index} ({names}){elsewhere}; "
                    f"{len(state.annotated_frames)} reference(s).")
         if self.settings.network is None:
             message += " " + self.settings.weights_message
-        return {"references": views.references(state), "viewer": views.viewer(state, index),
+        return {"frame": index, "references": views.references(state), "viewer": views.viewer(state, index),
                 "timeline": views.timeline(state, index), "editor_note": note(message), "status": views.status(state),
                 "size": self.size_choices(state)}
 
@@ -166,9 +213,10 @@ class Editing(Visitors):
         index = frame_index(index, state.num_frames)
         state.remove(index)
         message = f"Removed frame {index} from the references; {len(state.annotated_frames)} left."
-        return {"references": views.references(state), "editor": views.editor(state, index),
-                "viewer": views.viewer(state, index), "timeline": views.timeline(state, index),
-                "editor_note": note(message), "status": views.status(state)}
+        with editor_kept_on_failure(state):
+            return room_checked({"references": views.references(state), "editor": views.editor(state, index),
+                                 "viewer": views.viewer(state, index), "timeline": views.timeline(state, index),
+                                 "editor_note": note(message), "status": views.status(state)})
 
     @handler("editor", "editor_note", errors_to="editor_note")
     def grabcut(self, state: UserState | None, index: float, value: dict | None, object_id: int) -> Outputs:
@@ -238,11 +286,13 @@ class Editing(Visitors):
         if object_id == listed and listed > 1:
             state.listed_objects = listed - 1
         message = f"Deleted {name} from {len(changed)} reference(s) and the results."
-        return {"confirm_delete": gr.Button(visible=False), "object": views.objects(state, 1),
-                "object_name": state.object_name(1), "visible": views.visible(state), "references": views.references(state),
-                "editor": views.editor(state, index), "viewer": views.viewer(state, index),
-                "timeline": views.timeline(state, index), "editor_note": note(message),
-                "status": views.status(state)}
+        with editor_kept_on_failure(state):
+            return room_checked({
+                "confirm_delete": gr.Button(visible=False), "object": views.objects(state, 1),
+                "object_name": state.object_name(1), "visible": views.visible(state),
+                "references": views.references(state), "editor": views.editor(state, index),
+                "viewer": views.viewer(state, index), "timeline": views.timeline(state, index),
+                "editor_note": note(message), "status": views.status(state)})
 
     @handler("viewer", "editor_note", errors_to="editor_note")
     def set_visible(self, state: UserState | None, visible: list[int], index: float) -> Outputs:

@@ -12,6 +12,7 @@ becomes a message at the output that handler names for it, every other output le
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import html
@@ -112,14 +113,47 @@ def message_for(error: BaseException) -> str:
     return f"⚠ Something went wrong ({type(error).__name__}); your session is unchanged. Details are in the server log."
 
 
+def remove_partial_upload(error: BaseException) -> None:
+    """Remove the files a failed upload wrote into Gradio's uploads folder. Gradio's parser writes each file of an
+    upload to a temporary file it keeps (delete=False) and removes them only for its own refusals (a file over
+    the size limit): a full disk, or a client gone mid-body, left them until the server stopped, and a refused
+    upload kept the disk full. The parser that wrote them is a local of the frames `error` went through."""
+    from gradio.route_utils import GradioMultiPartParser
+
+    trace = error.__traceback__
+    while trace is not None:
+        for value in list(trace.tb_frame.f_locals.values()):
+            if isinstance(value, GradioMultiPartParser):
+                for file in getattr(value, "_files_to_close_on_error", ()):
+                    with contextlib.suppress(OSError):  # flushing onto a full disk fails; the file closes anyway
+                        file.close()
+                    Path(file.name).unlink(missing_ok=True)
+        trace = trace.tb_next
+
+
+def upload_cut_off_response(request: Any, error: Exception) -> Any:
+    """What Gradio's upload route answers when its client went away mid-body (a closed tab, a killed script): the
+    partial file goes, and the log says it in one line; it said "ERROR: Exception in ASGI application" with a
+    traceback. No one reads the answer."""
+    from starlette.responses import PlainTextResponse
+
+    if not request.url.path.endswith("/upload"):  # another route's: what it was before
+        raise error
+    remove_partial_upload(error)
+    log.info("an upload ended before its last byte (its client went away); its partial file is removed")
+    return PlainTextResponse("the upload ended before its last byte", status_code=400)
+
+
 def upload_problem_response(request: Any, error: OSError) -> Any:
     """What Gradio's upload route answers for the server's disk (full, read-only, not its to write): it answered
     500 "Internal Server Error" with a traceback in the log, which the page showed as a toast and a script as a bare
-    HTTPStatusError. The page shows "HTTP 507: <these words>". Anything else stays a bug, as before."""
+    HTTPStatusError. The page shows "HTTP 507: <these words>". Anything else stays a bug, as before. What the
+    upload wrote goes: the words promise the room back."""
     from starlette.responses import PlainTextResponse
 
     if not request.url.path.endswith("/upload"):  # another route's OSError: what it was before
         raise error
+    remove_partial_upload(error)
     no_room = no_room_behind(error)
     if no_room is not None:
         log.warning("no room for an upload: %s", error)

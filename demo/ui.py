@@ -8,12 +8,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
+from starlette.requests import ClientDisconnect
 
 from demo.api import ScriptApi, hide_ui_events, name_refused_files
 from demo.brush import BRUSH_UPDATE_JS, STROKE_COLOUR_JS
 from demo.clicks import EDITOR_HEIGHT, HELP_LINE, ClickControls
 from demo.components import frame_slider
-from demo.feedback import progress_html, upload_problem_response
+from demo.feedback import progress_html, upload_cut_off_response, upload_problem_response
 from demo.handlers import Handlers
 from demo.layers import hex_colour
 from demo.media import UPLOAD_SUFFIXES
@@ -168,8 +169,26 @@ SHORTCUTS_JS = """
 }
 """
 
-# Once with the page: the keyboard shortcuts, and each stroke in the colour of the object chosen (demo/brush.py).
-PAGE_JS = f"() => {{ ({SHORTCUTS_JS})(); ({STROKE_COLOUR_JS})(); }}"
+# Gradio's slider puts what its box holds back inside the slider's range when the box loses focus: a frame typed
+# past either end (refused, with the editor keeping its frame and strokes) became the last or first frame as the
+# person pressed Save, and that change opened it, dropping the strokes. The box keeps what was typed; the handlers
+# say what to type, and Save stores the strokes on the frame the editor shows.
+FRAME_BOX_JS = """
+() => {
+  window.addEventListener('blur', (event) => {
+    const box = event.target;
+    if (!(box instanceof HTMLInputElement) || box.type !== 'number' || !box.closest('#frame')) return;
+    const range = box.closest('#frame').querySelector('input[type=range]');
+    const typed = box.value.trim() === '' ? NaN : Number(box.value);
+    const inside = Number.isFinite(typed) && (!range || (typed >= Number(range.min) && typed <= Number(range.max)));
+    if (!inside) event.stopImmediatePropagation();  // seen before the box's own listener: no clamp, no change
+  }, true);
+}
+"""
+
+# Once with the page: the keyboard shortcuts, each stroke in the colour of the object chosen (demo/brush.py), and
+# the Frame box kept as typed.
+PAGE_JS = f"() => {{ ({SHORTCUTS_JS})(); ({STROKE_COLOUR_JS})(); ({FRAME_BOX_JS})(); }}"
 
 
 def app_css(num_objects: int) -> str:
@@ -183,9 +202,10 @@ def app_css(num_objects: int) -> str:
 
 def launch_options(settings: AppSettings) -> dict:
     """What `Blocks.launch` needs besides the network options: the CSS, the page's head, the keyboard shortcuts,
-    and the words for an upload the server's disk cannot take."""
+    and the answers to an upload the server's disk cannot take or whose client went away."""
     return {"css": app_css(MAX_OBJECTS), "head": PAGE_HEAD, "js": PAGE_JS,
-            "app_kwargs": {"exception_handlers": {OSError: upload_problem_response}}}
+            "app_kwargs": {"exception_handlers": {OSError: upload_problem_response,
+                                                  ClientDisconnect: upload_cut_off_response}}}
 
 
 def step_js(step: int) -> str:

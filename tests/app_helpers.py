@@ -52,6 +52,7 @@ def loaded(handlers, files: list | None = None):
 def annotated(handlers, frames: tuple[int, ...] = (0,)):
     state = loaded(handlers)
     for index in frames:
+        handlers.show_frame(state, index)  # the page opens the frame the slider names before anything is painted
         message = text(handlers.save(state, index, painted(square(index)))["editor_note"])
         assert message.startswith("Saved"), message
     return state

@@ -162,3 +162,35 @@ def test_a_file_the_server_refuses_to_take_gets_one_line_naming_the_parameter(ap
     assert message and message.startswith("video: ") and refused in message and "\n" not in message
     time.sleep(0.5)
     assert "Traceback" not in log_path.read_text()
+
+
+def test_a_plain_http_call_without_the_optional_parameters_gets_their_defaults(app, tmp_path):
+    """A call over plain HTTP that left out the parameters README gives defaults for got {"error": null} and
+    Gradio's "didn't receive enough input values" traceback in the log (thirtieth hostile round)."""
+    url, log_path = app
+    video, mask = tiny_clip(tmp_path)
+    event, payload = raw_call(url, "segment", [video, [mask], [0], 64])
+    assert event == "complete", payload
+    assert payload[1]["formats"] == ["davis"] and payload[1]["precision"] == "fp32"
+    event, payload = raw_call(url, "suggest_frames", [video, [mask], [0], 64])
+    assert event == "complete" and isinstance(payload[0], list), payload
+    event, payload = raw_call(url, "suggest_frames", [video])
+    assert event == "error" and payload["error"] == "suggest_frames: annotations is missing (it has no default)"
+    time.sleep(0.5)
+    assert "Traceback" not in log_path.read_text()
+
+
+def test_a_data_uri_sent_as_a_files_url_is_taken_as_the_same_uri_sent_alone(app, tmp_path):
+    """{"url": "data:image/png;base64,...", "path": "m.png", "meta": {"_type": "gradio.FileData"}} was refused with
+    advice to send a data: URI, the whole base64 echoed in the error (thirtieth hostile round)."""
+    url, log_path = app
+    video, mask = tiny_clip(tmp_path)
+
+    def file(uri: str, name: str) -> dict:
+        return {"url": uri, "path": name, "meta": {"_type": "gradio.FileData"}}
+
+    event, payload = raw_call(url, "segment", [file(video, "clip.zip"), [file(mask, "m.png")], [0], 64])
+    assert event == "complete", payload
+    assert payload[1]["annotated_frames"] == [0]
+    time.sleep(0.5)
+    assert "Traceback" not in log_path.read_text()

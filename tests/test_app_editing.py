@@ -16,6 +16,7 @@ def test_saving_an_annotation_adds_a_reference_with_its_object_ids(handlers):
     state = loaded(handlers)
     state.listed_objects = 3
     ids = square(2, object_id=3)
+    handlers.show_frame(state, 2)
     outputs = handlers.save(state, 2, painted(ids))
     assert text(outputs["editor_note"]).startswith("Saved the annotation of frame 2 (Object 3); 1 reference(s).")
     assert "1 reference(s) (frame 2). Next: Propagate." in outputs["status"]
@@ -27,6 +28,7 @@ def test_saving_an_annotation_adds_a_reference_with_its_object_ids(handlers):
 def test_an_empty_annotation_is_refused_with_a_message_beside_the_editor(handlers):
     state = annotated(handlers)
     empty = {"background": np.zeros((HEIGHT, WIDTH, 4), np.uint8), "layers": [np.zeros((HEIGHT, WIDTH, 4), np.uint8)]}
+    handlers.show_frame(state, 3)
     outputs = handlers.save(state, 3, empty)
     assert list(outputs) == ["editor_note"] and "annotation of frame 3 is empty" in text(outputs["editor_note"])
     assert state.annotated_frames == [0]
@@ -39,6 +41,7 @@ def test_an_editor_value_no_editor_sends_is_refused_with_a_message(handlers, val
     """A hand-made save request with a list or a text for the editor ended in 'Something went wrong
     (AttributeError)', a layer of 0x0 pixels in '(error)' from OpenCV's resize (sixth hostile round)."""
     state = annotated(handlers)
+    handlers.show_frame(state, 3)
     outputs = handlers.save(state, 3, value)
     assert list(outputs) == ["editor_note"] and "went wrong" not in text(outputs["editor_note"])
     assert "is empty" in text(outputs["editor_note"])  # the editor, or the annotation of frame 3
@@ -70,6 +73,7 @@ def test_the_editor_opens_the_frame_the_slider_names_with_the_mask_that_save_wou
     assert np.array_equal(outputs["editor"]["background"], state.frame(5))
     assert outputs["viewer"]["label"] == "Result · frame 5"
     assert "Frame 5 of 7: a reference" in text(outputs["editor_note"])
+    handlers.show_frame(state, 5)
     handlers.save(state, 5, outputs["editor"])  # the prefilled layer saved unchanged is the same mask
     assert np.array_equal(state.annotation(5), square(5))
 
@@ -125,7 +129,9 @@ def test_deleting_an_object_asks_first_then_removes_its_pixels_from_every_refere
     handlers.add_object(state)
     both = square(2)
     both[70:90, 100:120] = 2
+    handlers.show_frame(state, 2)
     handlers.save(state, 2, painted(both))
+    handlers.show_frame(state, 5)
     handlers.save(state, 5, painted(square(5, 2)))
     outputs = handlers.ask_delete_object(state, 2)
     assert outputs["confirm_delete"].visible and "frames 2, 5" in text(outputs["editor_note"])
@@ -280,6 +286,30 @@ def test_a_frame_typed_between_two_opens_the_one_the_slider_shows(handlers):
     assert "Frame 3 of" in text(outputs["editor_note"]) and state.editor_frame == 3
 
 
+@pytest.mark.parametrize(("typed", "said"), [
+    (-1, "-1 is not a frame (they are numbered from 0)"),
+    (FRAMES, f"frame {FRAMES} is past the end of the video ({FRAMES} frames)"),
+])
+def test_a_frame_typed_before_the_first_or_past_the_last_is_said_so(handlers, typed, said):
+    """-1 was said to be 'past the end of the video' (thirtieth hostile round)."""
+    state = loaded(handlers)
+    assert text(handlers.show_frame(state, typed)["editor_note"]) == (
+        f"⚠ {said}: type a frame number from 0 to {FRAMES - 1} in Frame, then press Enter")
+
+
+@pytest.mark.parametrize("typed", [FRAMES, -1])
+def test_save_after_a_refused_typed_frame_stores_the_stroke_on_the_frame_the_editor_shows(handlers, typed):
+    """A frame typed past either end is refused and the editor keeps frame 5 with its stroke: Save stores that
+    stroke as frame 5's, and the slider names frame 5 again (it clamped to the last or first frame, which opened
+    that frame and dropped the stroke; thirtieth hostile round)."""
+    state = loaded(handlers)
+    handlers.show_frame(state, 5)
+    assert text(handlers.show_frame(state, typed)["editor_note"]).startswith("⚠")
+    outputs = handlers.save(state, typed, painted(square(5)))
+    assert state.annotated_frames == [5] and np.array_equal(state.annotation(5), square(5))
+    assert outputs["frame"] == 5
+
+
 @pytest.mark.parametrize("typed", ["abc", "", None])
 def test_a_frame_box_without_a_number_gives_a_message_not_a_bare_error(handlers, typed):
     from demo.components import frame_slider
@@ -339,10 +369,9 @@ def test_a_timeline_click_at_no_place_is_refused_in_words(handlers, index):
 
 
 @pytest.mark.parametrize("event", [
-    lambda h, s, v: h.show_frame(s, v), lambda h, s, v: h.save(s, v, painted(square(1))),
-    lambda h, s, v: h.remove(s, v), lambda h, s, v: h.delete_object(s, 1, v), lambda h, s, v: h.set_visible(s, [1], v),
-    lambda h, s, v: h.clear_mask(s, v),
-], ids=["show_frame", "save", "remove", "delete_object", "set_visible", "clear_mask"])
+    lambda h, s, v: h.show_frame(s, v), lambda h, s, v: h.remove(s, v), lambda h, s, v: h.delete_object(s, 1, v),
+    lambda h, s, v: h.set_visible(s, [1], v), lambda h, s, v: h.clear_mask(s, v),
+], ids=["show_frame", "remove", "delete_object", "set_visible", "clear_mask"])
 def test_a_number_past_floats_range_gets_the_usual_message(handlers, event):
     """10**400, a whole number no float holds, ended in 'Something went wrong (OverflowError)' (eleventh hostile
     round, I1)."""
@@ -356,13 +385,12 @@ NOT_A_NUMBER = [float("nan"), float("inf"), "abc", None]
 
 
 @pytest.mark.parametrize("event", [
-    lambda h, s, v: h.show_frame(s, v), lambda h, s, v: h.save(s, v, painted(square(1))),
-    lambda h, s, v: h.remove(s, v), lambda h, s, v: h.clear_mask(s, v),
+    lambda h, s, v: h.show_frame(s, v), lambda h, s, v: h.remove(s, v), lambda h, s, v: h.clear_mask(s, v),
     lambda h, s, v: h.grabcut(s, v, painted(square(1)), 1), lambda h, s, v: h.set_visible(s, [1], v),
     lambda h, s, v: h.delete_object(s, 1, v), lambda h, s, v: h.grabcut(s, 1, painted(square(1)), v),
     lambda h, s, v: h.rename_object(s, v, "ball"), lambda h, s, v: h.delete_object(s, v, 1),
     lambda h, s, v: h.ask_delete_object(s, v),
-], ids=["show_frame", "save", "remove", "clear_mask", "grabcut frame", "set_visible", "delete_object frame",
+], ids=["show_frame", "remove", "clear_mask", "grabcut frame", "set_visible", "delete_object frame",
         "grabcut object", "rename_object", "delete_object object", "ask_delete_object"])
 @pytest.mark.parametrize("value", NOT_A_NUMBER, ids=["nan", "inf", "text", "none"])
 def test_a_frame_or_object_that_is_no_number_is_said_not_something_went_wrong(handlers, event, value):

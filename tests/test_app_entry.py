@@ -130,12 +130,29 @@ def test_work_roots_of_servers_no_longer_running_are_removed(tmp_path):
     dead = tmp_path / f"xmempp-app-{_dead_pid()}-abc"
     (dead / "session-x").mkdir(parents=True)
     ours = tmp_path / f"xmempp-app-{os.getpid()}-def"
-    living = tmp_path / f"xmempp-app-{os.getppid()}-ghi"
     unnamed = tmp_path / "xmempp-app-old"
-    for folder in (ours, living, unnamed):
+    for folder in (ours, unnamed):
         folder.mkdir()
-    assert app.remove_stale_work_roots(tmp_path) == [dead]
-    assert not dead.exists() and ours.is_dir() and living.is_dir() and unnamed.is_dir()
+    import fcntl
+
+    held = os.open(ours, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(held, fcntl.LOCK_EX)  # as this server holds its own
+    try:
+        assert app.remove_stale_work_roots(tmp_path) == [dead]
+    finally:
+        os.close(held)
+    assert not dead.exists() and ours.is_dir() and unnamed.is_dir()
+
+
+@pytest.mark.parametrize("pid", [1, os.getpid(), os.getppid()], ids=["pid 1", "this process", "a living process"])
+def test_a_killed_servers_work_root_is_removed_whatever_process_has_its_pid_here(tmp_path, pid):
+    """A server that ran as pid 1 of a PID namespace (a container's usual layout) and was killed left its work root
+    for good: a start in another namespace is pid 1 itself and took the root for its own, and a start on the host
+    saw init alive (thirtieth hostile round). Its free lock proves its server gone: the kernel let go of it."""
+    root = tmp_path / f"xmempp-app-{pid}-killed"
+    (root / "session-x").mkdir(parents=True)
+    assert app.remove_stale_work_roots(tmp_path) == [root]
+    assert not root.exists()
 
 
 def test_a_work_root_whose_server_holds_its_lock_is_kept_whatever_its_pid(tmp_path):

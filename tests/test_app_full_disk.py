@@ -3,6 +3,7 @@ silent page or an HTTP 500 (twenty-eighth hostile round)."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 from types import SimpleNamespace
@@ -128,6 +129,9 @@ def test_an_upload_to_a_server_whose_disk_is_full_gets_the_words_not_a_500(tmp_p
         reply = httpx.post(f"{url}gradio_api/upload", files={"files": ("clip.zip", b"x" * (2 << 20))}, timeout=30)
         assert reply.status_code == 507, reply.text
         assert reply.text.startswith("the server has no room to store your upload (no space left on the device)")
+        # what the refused upload wrote goes at once: it kept the disk full until the server stopped (thirtieth
+        # hostile round), so "try again in a while" never came true
+        assert [path.name for path in small.glob("xmempp-app-*/uploads/*") if path.is_file()] == []
     assert "Traceback" not in (tmp_path / "app.log").read_text()
 
 
@@ -143,3 +147,88 @@ def test_save_says_when_the_disk_cannot_take_the_editors_picture(handlers, free_
     assert NO_ROOM in text(handlers.check_room_to_save(state)["editor_note"])
     free_bytes.update({"bytes": 10 << 30, "read-only": True})
     assert "the file system is read-only" in text(handlers.check_room_to_save(state)["editor_note"])
+
+
+def test_save_after_a_frame_change_the_disk_refused_stores_the_stroke_under_the_frame_the_editor_shows(
+        handlers, free_bytes):
+    """▶ on a full disk moved the slider to frame 1, but the editor kept frame 0's picture and its stroke; Save,
+    once room was back, stored that stroke as frame 1's annotation (thirtieth hostile round)."""
+    from tests.app_helpers import loaded, painted, square, text
+
+    state = loaded(handlers)  # the editor shows frame 0
+    free_bytes["bytes"] = 1000
+    assert NO_ROOM in text(handlers.show_frame(state, 1)["editor_note"])  # the slider says 1; the picture stays 0's
+    free_bytes["bytes"] = 10 << 30
+    outputs = handlers.save(state, 1, painted(square(0)))
+    assert state.annotated_frames == [0] and np.array_equal(state.annotation(0), square(0))
+    assert text(outputs["editor_note"]).startswith("Saved the annotation of frame 0 (Object 1), the frame the "
+                                                   "editor shows (Frame said 1)")
+    assert outputs["frame"] == 0  # the slider names the editor's frame again
+
+
+def cut_off_upload(folder, *, after: int):
+    """Gradio's parser of an upload, whose client goes away after `after` bytes of a 1 MB file, and what it raised."""
+    from gradio.route_utils import GradioMultiPartParser
+    from starlette.datastructures import Headers
+    from starlette.requests import ClientDisconnect
+
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"clip.mp4\"\r\n"
+            b"Content-Type: video/mp4\r\n\r\n" + b"x" * (1 << 20) + b"\r\n--b--\r\n")
+
+    async def stream():
+        yield body[:after]
+        raise ClientDisconnect()
+
+    parser = GradioMultiPartParser(Headers({"content-type": "multipart/form-data; boundary=b"}), stream(),
+                                   upload_dir=folder, max_file_size=1 << 30)
+    try:
+        asyncio.run(parser.parse())
+    except ClientDisconnect as error:
+        return error
+    raise AssertionError("the upload was not cut off")
+
+
+def test_an_upload_whose_client_goes_away_leaves_nothing_and_no_traceback(tmp_path, caplog):
+    """A client that went away mid-upload (a closed tab, a killed curl) left Gradio's partial file in the uploads
+    folder until the server stopped (a few filled the disk for every visitor), and an ERROR traceback in the log
+    (thirtieth hostile round)."""
+    from demo.feedback import upload_cut_off_response
+
+    error = cut_off_upload(tmp_path, after=300_000)
+    assert [path.stat().st_size > 200_000 for path in tmp_path.iterdir()] == [True]  # Gradio's partial file
+    request = SimpleNamespace(url=SimpleNamespace(path="/gradio_api/upload"))
+    with caplog.at_level("INFO"):
+        answer = upload_cut_off_response(request, error)
+    assert list(tmp_path.iterdir()) == [] and answer.status_code == 400
+    assert "Traceback" not in caplog.text and all(record.levelname == "INFO" for record in caplog.records)
+
+
+def test_the_server_answers_a_client_gone_mid_upload_with_the_apps_handler(settings):
+    from starlette.requests import ClientDisconnect
+
+    from demo.feedback import upload_cut_off_response
+    from demo.ui import launch_options
+
+    assert launch_options(settings)["app_kwargs"]["exception_handlers"][ClientDisconnect] is upload_cut_off_response
+
+
+def test_an_upload_refused_for_the_disk_removes_what_it_wrote(tmp_path):
+    """The 507 answer left the refused upload's partial file behind, keeping the disk full (thirtieth round)."""
+    from gradio.route_utils import GradioMultiPartParser
+    from starlette.datastructures import Headers
+
+    written = []
+
+    async def stream():
+        yield (b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"clip.mp4\"\r\n\r\n"
+               + b"x" * 1000)
+        written.extend(tmp_path.iterdir())
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as the next write would on a full disk
+
+    parser = GradioMultiPartParser(Headers({"content-type": "multipart/form-data; boundary=b"}), stream(),
+                                   upload_dir=tmp_path, max_file_size=1 << 30)
+    with pytest.raises(OSError) as raised:
+        asyncio.run(parser.parse())
+    request = SimpleNamespace(url=SimpleNamespace(path="/gradio_api/upload"))
+    assert len(written) == 1 and upload_problem_response(request, raised.value).status_code == 507
+    assert list(tmp_path.iterdir()) == []

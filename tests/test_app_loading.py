@@ -261,6 +261,7 @@ def test_export_holds_davis_masks_the_users_annotations_and_an_h264_video(handle
 def test_export_says_how_many_masks_are_kept_from_the_previous_run(handlers):
     state = annotated(handlers)
     run(handlers, state)
+    handlers.show_frame(state, 4)
     handlers.save(state, 4, painted(square(4)))
     for progress in state.propagate():
         if progress.index == 1:
@@ -500,6 +501,7 @@ def test_a_previous_session_whose_close_fails_leaves_the_new_video_loaded_and_us
     monkeypatch.setattr(previous, "close", close_on_a_full_disk)
     status = handlers.load_example(state)["status"]
     assert state.session is not previous and "⚠" not in status, status
+    handlers.show_frame(state, 3)
     saved = text(handlers.save(state, 3, painted(square(3)))["editor_note"])
     assert saved.startswith("Saved the annotation of frame 3"), saved
 

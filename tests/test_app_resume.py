@@ -30,6 +30,7 @@ def sized(settings) -> Handlers:
 def exported(handlers: Handlers, files: list[str] | None = None, size: int | None = None) -> tuple[UserState, Path]:
     state = (handlers.load_example(None) if files is None else handlers.load_files(None, files))["state"]
     for index in (0, 5):
+        handlers.show_frame(state, index)
         handlers.save(state, index, painted(square(index)))
     if size is not None:
         handlers.set_size(state, size)

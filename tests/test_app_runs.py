@@ -143,6 +143,7 @@ def test_stop_ends_the_run_after_the_current_frame_and_keeps_the_frames_done(han
 def test_stopping_a_rerun_keeps_the_previous_runs_masks_and_says_so(handlers):
     state = annotated(handlers)
     run(handlers, state)
+    handlers.show_frame(state, 4)
     handlers.save(state, 4, painted(square(4)))
     for progress in state.propagate():
         if progress.index == 1:

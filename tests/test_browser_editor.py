@@ -115,10 +115,34 @@ def test_the_frame_box_says_what_to_type_after_a_load_for_an_empty_box_or_a_fram
     for typed in ["", str(MAX_FRAMES), "-1"]:
         box.fill(typed)
         box.press("Enter")
-        note = expect_note(page, rf"^⚠ (frame {typed} is past the end of the video \({MAX_FRAMES} frames\): )?type a "
+        note = expect_note(page, rf"^⚠ (frame {typed} is past the end of the video \({MAX_FRAMES} frames\): |-1 is not a "
+                                 r"frame \(they are numbered from 0\): )?type a "
                                  rf"frame number from 0 to {MAX_FRAMES - 1} in Frame", timeout=30_000)
         assert "Error" not in note, note
     expect(page.locator(".toast-body")).to_have_count(0)
+
+
+@pytest.mark.parametrize("typed", [str(MAX_FRAMES), "-1"])
+def test_save_after_a_frame_typed_past_either_end_saves_the_stroke_on_the_frame_the_editor_shows(page, typed):
+    """Thirtieth hostile round (F2): a frame typed past the end (or -1) was refused and the editor kept frame 5 with
+    its stroke; pressing Save took the focus from the box, Gradio put the number back inside the range, and that
+    opened the last (or first) frame: the stroke was lost and the note said that frame's annotation was empty."""
+    load_example(page)
+    open_frame_by_typing(page, 5)
+    picture = picture_box(page)
+    stroke(page, picture, [(180, 60), (220, 60), (260, 60)], FRAME_SIZE)
+    box = page.locator("#frame input[type=number]")
+    box.fill(typed)
+    box.press("Enter")
+    expect_note(page, rf"^⚠ (frame )?{typed} is ", timeout=30_000)
+    page.click("#save-annotation")
+    expect_note(page, r"^Saved the annotation of frame 5 \(Object 1\)", timeout=30_000)
+    expect_editor_shows_frame(page, 5)
+    with export(page) as archive:
+        five = exported_mask(archive, "UserAnnotations/frame_000005.png")
+        names = archive.namelist()
+    assert (five[60, 185:256] == 1).all(), five[60, 175:265]  # the stroke, where it was drawn
+    assert [name for name in names if name.startswith("UserAnnotations/")] == ["UserAnnotations/frame_000005.png"]
 
 
 def test_grabcut_over_a_shown_mask_gives_the_chosen_object_the_whole_region(page):

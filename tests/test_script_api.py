@@ -516,6 +516,30 @@ def test_a_full_disk_while_the_video_unpacks_is_said_in_words(tmp_path, network,
     assert str(tmp_path) not in raised.value.message
 
 
+@pytest.mark.parametrize("endpoint", ["segment", "suggest_frames"])
+def test_a_full_disk_while_the_frames_are_written_is_the_servers_not_the_videos(tmp_path, network, clip, monkeypatch,
+                                                                                endpoint):
+    """With a few hundred KB free, a call got 'video: cannot write the frames of c8.mp4 into frames: no space left
+    on the device', blaming its video and naming a server folder, where README promises one sentence for a full
+    disk at any step of a call (thirtieth hostile round)."""
+    import errno
+
+    import demo.api
+    from xmempp.errors import file_system_problems_as_error
+
+    def no_room(*args, **kwargs):
+        with file_system_problems_as_error("write the frames of c8.mp4 into frames"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "work" / "frame.png"))
+
+    monkeypatch.setattr(demo.api, "load_upload", no_room)
+    video, masks = clip
+    with pytest.raises(gr.Error) as raised:
+        getattr(ScriptApi(settings(tmp_path, network), RunQueue(1, 4)), endpoint)(
+            video=video, annotations=[upload(masks / "frame_000000.png")], frames=[0], size=SIZE)
+    assert raised.value.message == ("the server has no room to write your results (no space left on the device); "
+                                    "nothing you made is lost: try again in a while")
+
+
 def test_a_disk_without_room_for_a_calls_folder_is_said_in_words(tmp_path, network, clip, monkeypatch):
     """A work root with no inode left answered with Gradio's 'The upstream Gradio app has raised an exception'
     (OSError: [Errno 28] making the call's folder; twelfth hostile round)."""
@@ -589,3 +613,20 @@ def test_out_of_memory_while_frames_are_prepared_is_said_in_words_by_every_endpo
         getattr(api, endpoint)(video, [upload(masks / "frame_000000.png")], frames=[0], size=SIZE, k=1)
     assert raised.value.message.startswith("the server ran out of memory; nothing you made is lost"), \
         raised.value.message
+
+
+@pytest.mark.parametrize(("annotations", "said"), [
+    ("one file", "annotations: expected a list of mask PNGs, got one file: send it in a list, [file]"),
+    ([], "annotations: give at least one mask PNG"),
+    ("a text", "annotations: expected a list of mask PNGs, got a text of 7 characters, neither a data: URI nor a "
+               "URL of a file on this server"),
+])
+def test_annotations_that_are_no_list_are_said_to_be_no_list(tmp_path, network, clip, annotations, said):
+    """One file object given as the annotations (not in a list) was refused as 'give at least one mask PNG', though
+    one was given (thirtieth hostile round)."""
+    video, masks = clip
+    value = {"one file": upload(masks / "frame_000000.png"), "a text": "m.png ."}.get(str(annotations), annotations)
+    with pytest.raises(gr.Error) as raised:
+        ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(video=video, annotations=value, frames=[0],
+                                                                      size=SIZE)
+    assert raised.value.message == said
