@@ -134,6 +134,29 @@ def room_checked(update: Outputs) -> Outputs:
     return update
 
 
+def shown_frame(state: UserState, named: float | None, refuse_no_frame: bool = False) -> tuple[int, str]:
+    """The frame whose picture the editor shows, which its strokes belong to, and words for when the slider names
+    another: a frame change the server refused (a full disk, a frame past the end) leaves the slider on another
+    frame than the picture (Save, Remove and GrabCut acted on the slider's frame, not the one on screen).
+    `refuse_no_frame`: a Frame value that names no frame is refused first, as a change that loses something
+    (Remove, Delete object) does rather than guess."""
+    if refuse_no_frame:
+        frame_index(named, state.num_frames)
+    index = state.editor_frame if state.editor_frame is not None else frame_index(named, state.num_frames)
+    elsewhere = "" if named_frame(named, state.num_frames) == index else \
+        f", the frame the editor shows (Frame said {shown_number(named)})"
+    return index, elsewhere
+
+
+def refuse_without_room(state: UserState, pictures: int) -> None:
+    """Before a change to the session whose answer returns up to `pictures` frame-sized pictures: room for them.
+    Checked after the change, a full disk said "nothing you made is lost" of an annotation already removed."""
+    height, width = state.frame_size
+    problem = disk_problem(pictures * height * width * 4)  # as RGBA at most
+    if problem is not None:
+        raise problem
+
+
 class Editing(Visitors):
     # ----- choosing a frame ----------------------------------------------------------------------------------
     @handler("editor", "viewer", "timeline", "editor_note", errors_to="editor_note")
@@ -189,10 +212,7 @@ class Editing(Visitors):
         frame past the end) leaves the slider on another frame than the editor's picture, and the stroke belongs
         to the picture: the slider is set back to it."""
         state = self._require(state)
-        named = index
-        index = state.editor_frame if state.editor_frame is not None else frame_index(index, state.num_frames)
-        elsewhere = "" if named_frame(named, state.num_frames) == index else \
-            f", the frame the editor shows (Frame said {shown_number(named)})"
+        index, elsewhere = shown_frame(state, index)
         ids = layers_to_ids(value, state.frame_size)
         refuse_unlisted_objects(ids, state.listed_objects)
         replaced = state.annotation(index) is not None
@@ -207,14 +227,17 @@ class Editing(Visitors):
                 "timeline": views.timeline(state, index), "editor_note": note(message), "status": views.status(state),
                 "size": self.size_choices(state)}
 
-    @handler("references", "editor", "viewer", "timeline", "editor_note", "status", errors_to="editor_note")
+    @handler("frame", "references", "editor", "viewer", "timeline", "editor_note", "status", errors_to="editor_note")
     def remove(self, state: UserState | None, index: float) -> Outputs:
+        """Removes the reference of the frame the editor shows."""
         state = self._require(state)
-        index = frame_index(index, state.num_frames)
+        index, elsewhere = shown_frame(state, index, refuse_no_frame=True)
+        refuse_without_room(state, 3 + len(state.annotated_frames))  # the editor, viewer, timeline, references
         state.remove(index)
-        message = f"Removed frame {index} from the references; {len(state.annotated_frames)} left."
+        message = f"Removed frame {index} from the references{elsewhere}; {len(state.annotated_frames)} left."
         with editor_kept_on_failure(state):
-            return room_checked({"references": views.references(state), "editor": views.editor(state, index),
+            return room_checked({"frame": index, "references": views.references(state),
+                                 "editor": views.editor(state, index),
                                  "viewer": views.viewer(state, index), "timeline": views.timeline(state, index),
                                  "editor_note": note(message), "status": views.status(state)})
 
@@ -223,15 +246,16 @@ class Editing(Visitors):
         """The object's new strokes bound a region that GrabCut segments; the object gets that region, replacing
         other labels there, and keeps no pixel outside it."""
         state = self._require(state)
-        index, object_id = frame_index(index, state.num_frames), object_number(object_id)
+        (index, elsewhere), object_id = shown_frame(state, index, refuse_no_frame=True), object_number(object_id)
         ids = layers_to_ids(value, state.frame_size)
         prefill = state.editor_prefill if state.editor_frame == index else None
         found = grabcut_mask(state.frame(index), new_strokes(ids, prefill, object_id))
         ids[ids == object_id] = 0
         ids[found] = object_id
         state.editor_frame, state.editor_prefill = index, ids
-        message = (f"GrabCut gave {state.object_name(object_id)} {int(found.sum())} pixels on frame {index}: "
-                   "correct it with the brush or eraser, then save.")
+        message = (f"GrabCut gave {state.object_name(object_id)} {int(found.sum())} pixels on frame {index}"
+                   f"{elsewhere}: correct it with the brush or eraser, then save.")
+        # the slider is left as it is: moving it would open the frame anew, over the region found
         return {"editor": editor_value(state.frame(index), ids), "editor_note": note(message)}
 
     # ----- objects ------------------------------------------------------------------------------------------
@@ -279,8 +303,9 @@ class Editing(Visitors):
              "editor_note", "status", errors_to="editor_note")
     def delete_object(self, state: UserState | None, object_id: int, index: float) -> Outputs:
         state = self._require(state)
-        object_id, index = object_number(object_id), frame_index(index, state.num_frames)
+        (index, _), object_id = shown_frame(state, index, refuse_no_frame=True), object_number(object_id)
         name = state.object_name(object_id)
+        refuse_without_room(state, 3 + len(state.annotated_frames))  # the editor, viewer, timeline, references
         changed = state.delete_object(object_id)
         listed = state.listed_objects
         if object_id == listed and listed > 1:

@@ -166,6 +166,57 @@ def test_save_after_a_frame_change_the_disk_refused_stores_the_stroke_under_the_
     assert outputs["frame"] == 0  # the slider names the editor's frame again
 
 
+def test_remove_after_a_frame_change_the_disk_refused_removes_the_frame_the_editor_shows(handlers, free_bytes):
+    """▶ on a full disk moved the slider to frame 1 while the editor kept frame 0; Remove annotation then removed
+    frame 1's reference, one the editor was not showing (thirty-first hostile round)."""
+    from tests.app_helpers import loaded, painted, square, text
+
+    state = loaded(handlers)
+    handlers.show_frame(state, 1)
+    handlers.save(state, 1, painted(square(1)))
+    handlers.show_frame(state, 0)
+    handlers.save(state, 0, painted(square(0)))
+    free_bytes["bytes"] = 1000
+    assert NO_ROOM in text(handlers.show_frame(state, 1)["editor_note"])
+    free_bytes["bytes"] = 10 << 30
+    outputs = handlers.remove(state, 1)
+    assert state.annotated_frames == [1]
+    assert text(outputs["editor_note"]).startswith("Removed frame 0 from the references, the frame the editor shows "
+                                                   "(Frame said 1)")
+    assert outputs["frame"] == 0
+
+
+def test_grabcut_after_a_frame_change_the_disk_refused_segments_the_frame_the_editor_shows(handlers, free_bytes):
+    """GrabCut took strokes drawn on frame 0's picture and segmented frame 5 with them (thirty-first round)."""
+    from tests.app_helpers import loaded, painted, square, text
+
+    state = loaded(handlers)
+    free_bytes["bytes"] = 1000
+    assert NO_ROOM in text(handlers.show_frame(state, 5)["editor_note"])
+    free_bytes["bytes"] = 10 << 30
+    outputs = handlers.grabcut(state, 5, painted(square(0)), 1)
+    assert text(outputs["editor_note"]).startswith("GrabCut gave Object 1 ")
+    assert " pixels on frame 0" in text(outputs["editor_note"])
+    assert state.editor_frame == 0
+
+
+@pytest.mark.parametrize("action", ["remove", "delete object"])
+def test_remove_and_delete_object_on_a_full_disk_change_nothing(handlers, free_bytes, action):
+    """On a full disk, Remove annotation and Delete object changed the session first and then said "nothing you
+    made is lost: try again": the annotation, or the object's pixels, were gone (thirty-first hostile round)."""
+    from tests.app_helpers import loaded, painted, square, text
+
+    state = loaded(handlers)
+    handlers.save(state, 0, painted(square(0)))
+    handlers.show_frame(state, 1)
+    handlers.save(state, 1, painted(square(1)))
+    free_bytes["bytes"] = 1000
+    outputs = handlers.remove(state, 1) if action == "remove" else handlers.delete_object(state, 1, 1)
+    assert NO_ROOM in text(outputs["editor_note"])
+    assert state.annotated_frames == [0, 1]
+    assert np.array_equal(state.annotation(1), square(1)) and np.array_equal(state.annotation(0), square(0))
+
+
 def cut_off_upload(folder, *, after: int):
     """Gradio's parser of an upload, whose client goes away after `after` bytes of a 1 MB file, and what it raised."""
     from gradio.route_utils import GradioMultiPartParser
