@@ -165,10 +165,11 @@ class Editing(Visitors):
         state = self._require(state)
         index = frame_index(index, state.num_frames)
         state.frame(index)
+        carried, state.note_for_reopening = state.note_for_reopening, None
+        message = carried[1] if carried is not None and carried[0] == index else views.describe(state, index)
         with editor_kept_on_failure(state):
             return room_checked({"editor": views.editor(state, index), "viewer": views.viewer(state, index),
-                                 "timeline": views.timeline(state, index),
-                                 "editor_note": note(views.describe(state, index))})
+                                 "timeline": views.timeline(state, index), "editor_note": note(message)})
 
     @handler("frame", "editor_note", errors_to="editor_note")
     def open_clicked(self, state: UserState | None, evt: gr.SelectData) -> Outputs:
@@ -223,6 +224,7 @@ class Editing(Visitors):
                    f"{len(state.annotated_frames)} reference(s).")
         if self.settings.network is None:
             message += " " + self.settings.weights_message
+        state.note_for_reopening = (index, message) if elsewhere else None
         return {"frame": index, "references": views.references(state), "viewer": views.viewer(state, index),
                 "timeline": views.timeline(state, index), "editor_note": note(message), "status": views.status(state),
                 "size": self.size_choices(state)}
@@ -235,6 +237,7 @@ class Editing(Visitors):
         refuse_without_room(state, 3 + len(state.annotated_frames))  # the editor, viewer, timeline, references
         state.remove(index)
         message = f"Removed frame {index} from the references{elsewhere}; {len(state.annotated_frames)} left."
+        state.note_for_reopening = (index, message) if elsewhere else None
         with editor_kept_on_failure(state):
             return room_checked({"frame": index, "references": views.references(state),
                                  "editor": views.editor(state, index),

@@ -138,6 +138,9 @@ class UserState:
         self.unexported = False  # annotations changed since the last export
         self.editor_frame: int | None = None  # the frame the editor was last given, and the mask it came with
         self.editor_prefill: np.ndarray | None = None
+        # What Save or Remove said, when it moves the slider back to the editor's frame: that move opens the frame
+        # anew, and its description replaced the note within a moment (the person never read what was saved).
+        self.note_for_reopening: tuple[int, str] | None = None
         self.cancel = threading.Event()
         self._exporting = threading.Lock()  # one export of this video at a time: a second waits for the first
         self._dir: Path | None = None
@@ -214,6 +217,7 @@ class UserState:
         self.session, self.fps, self.source = session, loaded.fps, loaded.source
         self.suggested, self.video = [], None
         self.editor_frame, self.editor_prefill = None, None
+        self.note_for_reopening = None
         self.hidden_objects = set()
         self.unexported = False
         if replaced is not None:

@@ -166,6 +166,30 @@ def test_save_after_a_frame_change_the_disk_refused_stores_the_stroke_under_the_
     assert outputs["frame"] == 0  # the slider names the editor's frame again
 
 
+def test_the_frame_opened_as_save_or_remove_moves_the_slider_back_keeps_what_they_said(handlers, free_bytes):
+    """Save and Remove set the slider back to the editor's frame; that change opens the frame anew, and its
+    description replaced their note at once: the person never read what was saved (CI, stop 27). Another frame
+    opened later says what it holds."""
+    from tests.app_helpers import loaded, painted, square, text
+
+    state = loaded(handlers)
+    free_bytes["bytes"] = 1000
+    handlers.show_frame(state, 1)
+    free_bytes["bytes"] = 10 << 30
+    saved = text(handlers.save(state, 1, painted(square(0)))["editor_note"])
+    assert text(handlers.show_frame(state, 0)["editor_note"]) == saved  # the slider's move back
+    assert text(handlers.show_frame(state, 0)["editor_note"]) != saved  # opened again: its description
+
+    free_bytes["bytes"] = 1000
+    handlers.show_frame(state, 1)
+    free_bytes["bytes"] = 10 << 30
+    removed = text(handlers.remove(state, 1)["editor_note"])
+    assert removed.startswith("Removed frame 0")
+    assert text(handlers.show_frame(state, 0)["editor_note"]) == removed
+    handlers.save(state, 0, painted(square(0)))  # the slider already names frame 0: nothing is carried
+    assert not text(handlers.show_frame(state, 0)["editor_note"]).startswith("Saved")
+
+
 def test_remove_after_a_frame_change_the_disk_refused_removes_the_frame_the_editor_shows(handlers, free_bytes):
     """▶ on a full disk moved the slider to frame 1 while the editor kept frame 0; Remove annotation then removed
     frame 1's reference, one the editor was not showing (thirty-first hostile round)."""

@@ -126,7 +126,8 @@ def test_the_frame_box_says_what_to_type_after_a_load_for_an_empty_box_or_a_fram
 def test_save_after_a_frame_typed_past_either_end_saves_the_stroke_on_the_frame_the_editor_shows(page, typed):
     """Thirtieth hostile round (F2): a frame typed past the end (or -1) was refused and the editor kept frame 5 with
     its stroke; pressing Save took the focus from the box, Gradio put the number back inside the range, and that
-    opened the last (or first) frame: the stroke was lost and the note said that frame's annotation was empty."""
+    opened the last (or first) frame: the stroke was lost and the note said that frame's annotation was empty.
+    Save's note then stays: the slider's move back to 5 no longer replaces it with frame 5's description."""
     load_example(page)
     open_frame_by_typing(page, 5)
     picture = picture_box(page)
@@ -138,6 +139,9 @@ def test_save_after_a_frame_typed_past_either_end_saves_the_stroke_on_the_frame_
     page.click("#save-annotation")
     expect_note(page, r"^Saved the annotation of frame 5 \(Object 1\)", timeout=30_000)
     expect_editor_shows_frame(page, 5)
+    # Save sets the slider back to 5, which opens frame 5 anew: its description replaced Save's note at once (CI)
+    page.wait_for_timeout(2_000)
+    expect_note(page, r"^Saved the annotation of frame 5 \(Object 1\), the frame the editor shows", timeout=1_000)
     with export(page) as archive:
         five = exported_mask(archive, "UserAnnotations/frame_000005.png")
         names = archive.namelist()

@@ -385,3 +385,78 @@ def test_a_round_is_copied_only_from_a_finished_run_and_says_so_in_words(tmp_pat
     with pytest.raises(XMemPPError, match="its manifest.json says it did not finish"):
         replace_with_copy(source, destination)
     assert not os.path.lexists(destination) and sorted(os.listdir(tmp_path)) == ["source"]
+
+
+# ----- a copied round's destination, changed while evaluate works (thirty-first hostile round) -------------------
+@pytest.fixture
+def two_strategies(tmp_path, checkpoint):
+    """An evaluation with two strategies: round 0 of `random` is a copy of `uniform`'s. Returns the run copied and
+    where its copy goes."""
+    dataset = write_davis(tmp_path / "davis", {"v": 3}, annotated=None)
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--dataset", str(dataset), "--output", str(out), "--rounds", "0",
+                 "--strategies", "uniform,random", "--weights", str(checkpoint), "--size", "64", "--quiet"]) == 0
+    return out / "uniform" / "round_0" / "v", out / "random" / "round_0" / "v"
+
+
+def test_a_file_where_a_copied_round_goes_is_refused_and_kept_whenever_it_came(two_strategies, monkeypatch):
+    """A regular file put at OUTPUT/<strategy>/round_0/<video> during the evaluation was unlinked by the copy."""
+    from xmempp import outputs
+
+    source, destination = two_strategies
+    outputs.remove_own_folder(destination)
+    destination.write_text("mine")
+    with pytest.raises(XMemPPError, match=f"^{destination} is a file, but the copy of the run in {source} needs a "
+                                          "folder there: move it away$"):
+        outputs.replace_with_copy(source, destination)
+    destination.unlink()
+    copy = outputs._copy_files_and_folders
+
+    def file_put_meanwhile(*arguments):
+        copy(*arguments)
+        destination.write_text("mine")
+
+    monkeypatch.setattr(outputs, "_copy_files_and_folders", file_put_meanwhile)
+    with pytest.raises(XMemPPError, match=f"^{destination} is a file now, put there while xmempp worked: xmempp "
+                                          "replaces only a folder there; move it away and try again$"):
+        outputs.replace_with_copy(source, destination)
+    assert destination.read_text() == "mine"
+    assert sorted(os.listdir(destination.parent)) == ["v"]  # the copy made meanwhile is gone
+
+
+def test_a_folder_mounted_in_a_replaced_round_after_the_check_stays_whole(two_strategies, monkeypatch, caplog):
+    """A user's folder bind-mounted in the round a copy replaces, after it was checked, was emptied with it."""
+    import logging
+    import subprocess
+
+    from tests.test_outputs import bind_mount
+    from xmempp import outputs
+
+    source, destination = two_strategies
+    users = destination.parents[3] / "users"
+    users.mkdir()
+    (users / "keep.txt").write_text("mine")
+    check = outputs._entries_a_copy_removes
+    mounted = []
+
+    def mounted_after_the_check(*arguments):
+        found = check(*arguments)
+        if not mounted:  # the check calls itself for masks/
+            bind_mount(users, destination / "masks" / "theirs")
+            mounted.append(destination / "masks" / "theirs")
+        return found
+
+    monkeypatch.setattr(outputs, "_entries_a_copy_removes", mounted_after_the_check)
+    try:
+        with caplog.at_level(logging.WARNING):
+            outputs.replace_with_copy(source, destination)
+        aside = [name for name in os.listdir(destination.parent) if name != "v"]
+        assert len(aside) == 1, aside
+        mounted = [destination.parent / aside[0] / "masks" / "theirs"]
+        assert sorted(os.listdir(users)) == ["keep.txt"]
+        assert "where a file system is mounted: that stays" in caplog.text
+    finally:
+        for path in mounted:
+            subprocess.run(["umount", str(path)], check=True)
+    assert (users / "keep.txt").read_text() == "mine"
+    assert sorted(os.listdir(destination / "masks")) == sorted(os.listdir(source / "masks"))

@@ -690,17 +690,18 @@ def test_overwrite_puts_the_new_entry_in_place_before_it_removes_the_earlier_one
     """--overwrite removed the earlier Annotations/ first: a file it could not remove (or Ctrl-C meanwhile) left 51
     of 60 masks and no new entry (twenty-fifth hostile round). What cannot be removed now stays aside, hidden."""
     import logging
-    import shutil
+
+    from xmempp import outputs
 
     export_masks(three_object_masks(), tmp_path / "to", ["davis"])
-    real_rmtree = shutil.rmtree
+    real_remove_tree = outputs.remove_tree
 
-    def stuck(path, *arguments, **options):
-        if not options.get("ignore_errors"):
-            raise PermissionError(13, "Permission denied", str(path))
-        return real_rmtree(path, *arguments, **options)
+    def stuck(name, dir_fd):
+        if name.startswith(".Annotations"):  # the earlier entry, moved aside (the staging folder is in place)
+            raise PermissionError(13, "Permission denied", name)
+        return real_remove_tree(name, dir_fd)
 
-    monkeypatch.setattr(shutil, "rmtree", stuck)
+    monkeypatch.setattr(outputs, "remove_tree", stuck)
     with caplog.at_level(logging.WARNING):
         export_masks(three_object_masks(count=7), tmp_path / "to", ["davis"], overwrite=True)
     assert len(list((tmp_path / "to" / "Annotations").iterdir())) == 7
@@ -916,3 +917,90 @@ def test_an_export_folder_swapped_mid_export_for_a_link_to_a_users_folder_is_nev
     assert (users / "Annotations" / "00000.png").read_bytes() == b"the user's own mask"
     assert (users / "coco.json").read_text() == "the user's own coco"
     assert not [p.name for p in (tmp_path / "to.moved").iterdir() if p.name.startswith(".")]  # no staging left
+
+
+# ----- the staging folder and the earlier entry, changed mid-export (thirty-first hostile round) -----------------
+def users_folder(tmp_path: Path) -> Path:
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "keep.txt").write_text("mine")
+    return users
+
+
+def test_a_folder_bind_mounted_on_the_staging_folder_mid_export_is_never_emptied(tmp_path, monkeypatch):
+    """The rename of a staging folder with a mount on it failed (EBUSY), and the clean-up's rmtree then emptied the
+    user's folder mounted there."""
+    import subprocess
+
+    from tests.test_outputs import bind_mount
+    from xmempp import exports
+
+    users, mounted = users_folder(tmp_path), []
+    write_davis = exports._write_davis
+
+    def mounting(masks, staging, palette):
+        write_davis(masks, staging, palette)
+        bind_mount(users, getattr(staging, "path", staging))
+        mounted.append(getattr(staging, "path", staging))
+
+    monkeypatch.setattr(exports, "_write_davis", mounting)
+    try:
+        with pytest.raises(XMemPPError):
+            export_masks(three_object_masks(), tmp_path / "to", ["davis"])
+        assert (users / "keep.txt").read_text() == "mine"
+    finally:
+        for path in mounted:
+            subprocess.run(["umount", str(path)], check=True)
+    assert sorted(os.listdir(users)) == ["keep.txt"]
+    assert not (tmp_path / "to" / "Annotations").exists()
+
+
+def test_a_staging_folder_swapped_for_a_link_mid_export_is_never_written_through_nor_put_in_place(tmp_path,
+                                                                                                  monkeypatch):
+    """The staging folder, swapped for a link to a user's folder while the masks were written, got the masks
+    written through it, and the link was renamed into place as Annotations/; the export said it had finished."""
+    from xmempp import exports
+
+    users = users_folder(tmp_path)
+    write_davis = exports._write_davis
+
+    def swapping(masks, staging, palette):
+        where = getattr(staging, "path", staging)
+        where.rename(tmp_path / "moved-away")
+        where.symlink_to(users)
+        write_davis(masks, staging, palette)
+
+    monkeypatch.setattr(exports, "_write_davis", swapping)
+    with pytest.raises(XMemPPError, match="staging folder .* was replaced or moved while xmempp wrote into it"):
+        export_masks(three_object_masks(), tmp_path / "to", ["davis"])
+    assert sorted(os.listdir(users)) == ["keep.txt"]
+    assert not os.path.lexists(tmp_path / "to" / "Annotations")
+
+
+def test_a_folder_mounted_in_the_earlier_entry_after_the_check_stays_whole_on_overwrite(tmp_path, monkeypatch,
+                                                                                       caplog):
+    """export --overwrite: a user's folder bind-mounted inside the earlier Annotations/ after the mount check (seen
+    here as a check that found nothing) was emptied with the earlier entry."""
+    import logging
+    import subprocess
+
+    from tests.test_outputs import bind_mount
+    from xmempp import exports
+
+    users = users_folder(tmp_path)
+    export_masks(three_object_masks(), tmp_path / "to", ["davis"])
+    monkeypatch.setattr(exports, "mount_risk", lambda folder: None)
+    bind_mount(users, tmp_path / "to" / "Annotations" / "theirs")
+    mounted = tmp_path / "to" / "Annotations" / "theirs"
+    try:
+        with caplog.at_level(logging.WARNING):
+            export_masks(three_object_masks(count=7), tmp_path / "to", ["davis"], overwrite=True)
+        aside = [name for name in os.listdir(tmp_path / "to") if name.startswith(".Annotations")]
+        assert len(aside) == 1 and os.listdir(tmp_path / "to" / aside[0]) == ["theirs"]
+        mounted = tmp_path / "to" / aside[0] / "theirs"
+        assert sorted(os.listdir(users)) == ["keep.txt"]
+        assert "where a file system is mounted: that stays" in caplog.text
+    finally:
+        subprocess.run(["umount", str(mounted)], check=True)
+    assert len(list((tmp_path / "to" / "Annotations").glob("*.png"))) == 7
+    assert (users / "keep.txt").read_text() == "mine"

@@ -45,3 +45,70 @@ def test_a_table_that_lacks_the_root_is_no_table(tmp_path):
     assert mount_points(table) is None
     table.write_text("95 22 0:21 /home/u/x /tmp/a rw - ext4 /dev/root rw\n")
     assert mount_points(table) is None
+
+
+# ----- removing xmempp's own folders ----------------------------------------------------------------------------
+def test_removing_a_tree_leaves_a_folder_mounted_in_it_whole_and_removes_the_rest(tmp_path):
+    """A user's folder bind-mounted in an export's staging folder, a run's frames or a round moved aside, after every
+    check, was emptied by rmtree (thirty-first hostile round)."""
+    from tests.test_outputs import bind_mounted
+    from xmempp.mounts import remove_tree
+
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "keep.txt").write_text("mine")
+    tree = tmp_path / "tree"
+    (tree / "a" / "b").mkdir(parents=True)
+    (tree / "a" / "mask.png").write_bytes(b"png")
+    (tree / "a" / "to-users").symlink_to(users)
+    with bind_mounted(users, tree / "a" / "b" / "mounted"):
+        parent = os.open(tmp_path, os.O_RDONLY)
+        try:
+            assert remove_tree("tree", parent) == ["tree/a/b/mounted"]
+        finally:
+            os.close(parent)
+        assert (tree / "a" / "b" / "mounted" / "keep.txt").read_text() == "mine"
+        assert sorted(os.listdir(tree)) == ["a"] and sorted(os.listdir(tree / "a")) == ["b"]
+    assert (users / "keep.txt").read_text() == "mine"
+
+
+def test_removing_a_tree_nested_past_the_recursion_limit_removes_it_all(tmp_path):
+    from xmempp.mounts import remove_tree
+
+    deepest = str(tmp_path / "tree")
+    os.mkdir(deepest)
+    for _ in range(sys.getrecursionlimit() + 50):  # made one by one: os.makedirs recurses too
+        deepest += "/x"
+        os.mkdir(deepest)
+    with open(deepest + "/file", "w") as file:
+        file.write("last")
+    parent = os.open(tmp_path, os.O_RDONLY)
+    try:
+        assert remove_tree("tree", parent) == []
+        assert remove_tree("tree", parent) == []  # gone already: nothing to do
+    finally:
+        os.close(parent)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_folder_of_xmempps_own_with_a_mount_on_it_is_left_with_a_warning(tmp_path, caplog):
+    """`run` made its frames in tempfile.TemporaryDirectory: a user's folder bind-mounted on it mid-run was emptied
+    at the end, and the finished run exited 1 (thirty-first hostile round)."""
+    import logging
+
+    from tests.test_outputs import bind_mounted
+    from xmempp.outputs import own_temporary_folder
+
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "keep.txt").write_text("mine")
+    with caplog.at_level(logging.WARNING), own_temporary_folder("xmempp-frames-", tmp_path) as folder:
+        (folder / "frame_000000.jpg").write_bytes(b"jpg")
+        mount = bind_mounted(users, folder)
+        mount.__enter__()
+    try:
+        assert (folder / "keep.txt").read_text() == "mine"
+        assert f"xmempp's folder {folder} holds {folder}, where a file system is mounted" in caplog.text
+    finally:
+        mount.__exit__(None, None, None)
+    assert (users / "keep.txt").read_text() == "mine"

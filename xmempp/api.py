@@ -52,6 +52,7 @@ from xmempp.outputs import (
     changed_masks,
     folder_identities,
     held_run_output,
+    own_temporary_folder,
     read_manifest,
     reading_lock,
     refuse_overlap,
@@ -151,7 +152,7 @@ def _run_frames(source: Path, masks_in: Path, masks_out: Path, frames_with_masks
     inputs = {"frames": source, "annotations": masks_in}
     with held_run_output(masks_out, inputs, save_overlay) as output:
         network = network or load_network(ensure_weights(weights, progress=print_progress), device)
-        with tempfile.TemporaryDirectory(prefix="xmempp-frames-", dir=temporary_root) as work_dir:
+        with own_temporary_folder("xmempp-frames-", temporary_root) as work_dir:
             frames = open_frames(source, work_dir)
             with VideoSession(network, frames, config) as session:  # its key file goes at once
                 reader = MaskReader()
@@ -316,7 +317,7 @@ def select_k_next_best_annotation_candidates(
         size = manifest.size if manifest is not None else InferenceConfig().size
     if not use_previously_predicted_masks:
         network = network or load_network(ensure_weights(weights, progress=print_progress), device)
-        with tempfile.TemporaryDirectory(prefix="xmempp-suggest-", dir=temporary_root) as scratch:
+        with own_temporary_folder("xmempp-suggest-", temporary_root) as scratch:
             out = Path(masks_out_path) if masks_out_path is not None else Path(scratch)
             rows = run_on_video_frames(source, masks_in_path, out, frames_with_masks=chosen,
                                        print_progress=print_progress, size=size, network=network, save_overlay=False,
@@ -347,7 +348,7 @@ def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: in
     # From its manifest to its last mask and key, the run's folder is read under a shared lock: a run rewriting it
     # meanwhile would mix two runs' masks and keys.
     with (reading_lock(masks_out, "suggest"),
-          tempfile.TemporaryDirectory(prefix="xmempp-frames-", dir=temporary_root) as work_dir):
+          own_temporary_folder("xmempp-frames-", temporary_root) as work_dir):
         manifest = read_manifest(masks_out)
         frames = functools.cache(lambda: open_frames(source, work_dir))  # a video file is decoded only if needed
         if manifest is not None:

@@ -541,26 +541,42 @@ def _refuse_existing(out: Path, formats: list[str], overwrite: bool) -> None:
 def _write_whole(folder: HeldFolder, entry: str, write) -> Path:
     """Build the entry `entry` of the held export folder (a folder, or a file) under a hidden temporary name in
     it, then rename it into place (an earlier folder there goes aside first: `HeldFolder.replace_with_folder`).
-    `write` takes the open file, or the path of the folder to fill."""
+    `write` takes the open file, or the held folder to fill: a staging folder swapped for a link meanwhile was
+    written through when its path was given, and the link renamed into place."""
     path = folder.path / entry
     if path.suffix:  # a file
         with folder.atomic_file(entry) as file:
             write(file)
         return path
     with folder.subfolder(temporary_name(entry)) as staging:  # the umask's mode, as mkdir gives
+        name = staging.path.name
         try:
-            folder.refuse_unless_at_its_path()  # the entry is written by path (a swapped folder has no such name)
-            write(staging.path)
+            write(staging)
             folder.refuse_unless_at_its_path()  # the mount check below looks at the held folder's entry
             if folder.exists(entry) and path.is_dir() and not path.is_symlink():
                 risk = mount_risk(path)
-                if risk is not None:  # rmtree would empty the folder mounted there, anyone's
+                if risk is not None:  # removing it would empty the folder mounted there, anyone's
                     raise XMemPPError(f"cannot replace {shown(path)}: {risk}; unmount it, or export into another "
                                       "folder")
-            folder.replace_with_folder(entry, staging.path.name)
+            _refuse_unless_held(folder, name, staging)
+            folder.replace_with_folder(entry, name)
+            _refuse_unless_held(folder, entry, staging)  # swapped between the check and the rename
         finally:
-            folder.remove_tree(staging.path.name)
+            folder.remove_tree(name, only=staging.identity)
     return path
+
+
+def _refuse_unless_held(folder: HeldFolder, name: str, staging: HeldFolder) -> None:
+    """The entry `name` of `folder` must be the staging folder written into, not what was put there meanwhile."""
+    try:
+        status = os.lstat(name, dir_fd=folder.descriptor())
+        found = (status.st_dev, status.st_ino)
+    except FileNotFoundError:
+        found = None
+    if found != staging.identity:
+        raise XMemPPError(f"the export's staging folder {shown(staging.path)} was replaced or moved while xmempp "
+                          f"wrote into it; {shown(folder.path / name)} is not what xmempp wrote: leave the export "
+                          "folder alone while xmempp writes into it, and try again")
 
 
 def _object_ids(masks: Mapping[str, np.ndarray]) -> list[int]:
@@ -641,20 +657,25 @@ def _frames(masks: Mapping[str, np.ndarray]) -> Iterator[tuple[str, np.ndarray]]
         yield name, mask
 
 
-def _write_davis(masks: Mapping[str, np.ndarray], folder: Path, palette: list[int]) -> None:
+def _write_davis(masks: Mapping[str, np.ndarray], folder: HeldFolder, palette: list[int]) -> None:
     for name, mask in _frames(masks):
-        mask_image(mask, palette).save(folder / f"{name}.png", optimize=False, compress_level=1)
+        with open(folder.new_file(f"{name}.png"), "wb") as file:
+            mask_image(mask, palette).save(file, format="PNG", optimize=False, compress_level=1)
 
 
-def _write_mattes(masks: Mapping[str, np.ndarray], folder: Path, names: dict[int, str]) -> None:
+def _write_mattes(masks: Mapping[str, np.ndarray], folder: HeldFolder, names: dict[int, str]) -> None:
     folders = safe_folder_names(names)
-    for object_id in names:
-        (folder / folders[object_id]).mkdir()
-    for name, mask in _frames(masks):
-        for object_id in names:
-            matte = np.where(mask == object_id, np.uint8(255), np.uint8(0))
-            Image.fromarray(matte, mode="L").save(folder / folders[object_id] / f"{name}.png", compress_level=1)
-    with open(folder / OBJECTS_FILE, "w", newline="", encoding="utf-8") as file:
+    object_folders = {object_id: folder.subfolder(folders[object_id]) for object_id in names}
+    try:
+        for name, mask in _frames(masks):
+            for object_id, object_folder in object_folders.items():
+                matte = np.where(mask == object_id, np.uint8(255), np.uint8(0))
+                with open(object_folder.new_file(f"{name}.png"), "wb") as file:
+                    Image.fromarray(matte, mode="L").save(file, format="PNG", compress_level=1)
+    finally:
+        for object_folder in object_folders.values():
+            object_folder.close()
+    with open(folder.new_file(OBJECTS_FILE), "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(["id", "name", "folder"])
         writer.writerows([object_id, written_cell(names[object_id]), written_cell(folders[object_id])]

@@ -2,13 +2,18 @@
 
 Removing a tree (shutil.rmtree) enters every folder mounted in it and empties it: a user's folder bind-mounted
 there is deleted. stat cannot tell a bind mount of a folder on the same file system from a plain folder, so the
-kernel's table of mounts is read.
+kernel's table of mounts is read before; and `remove_tree`, which removes xmempp's own folders, never enters a
+folder whose mount differs from its parent's, whenever it was mounted (a check made before is not enough: a
+mount made after it, inside an export's staging folder or a run's frames, was emptied).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
+import stat
 import sys
 from pathlib import Path
 
@@ -39,3 +44,103 @@ def mount_risk(folder: Path, mounts: set[str] | None = None) -> str | None:
         return f"whether a file system is mounted in it cannot be told ({MOUNT_TABLE} cannot be read)"
     inside = next((m for m in sorted(mounts) if m.startswith(real.rstrip(os.sep) + os.sep)), None)
     return None if inside is None else f"it holds a mount point ({inside})"
+
+
+def remove_tree(name: str, dir_fd: int) -> list[str]:
+    """Remove the entry `name` of the open folder `dir_fd`, and all in it: links, not what they lead to; never a
+    folder (or file) mounted there, nor what is in it. Returns the mount points left, as paths below `dir_fd`'s
+    folder (`name/...`); the folders holding them stay too. Walks with open folders, without recursion (Python
+    3.11's rmtree recursed too deep on nested folders); other file system problems raise OSError."""
+    left: list[str] = []
+    try:
+        status = os.lstat(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return left
+    if not stat.S_ISDIR(status.st_mode):
+        _unlink(name, dir_fd, name, left)
+        return left
+    top = _enter(name, dir_fd, name, left)
+    if top is None:
+        return left
+    stack = [top]  # each: the open folder, its parent, its name there, its path below `dir_fd`, names left to do
+    try:
+        while stack:
+            folder, parent, entry, path, names = stack[-1]
+            if names:
+                child = names.pop()
+                if not _is_folder(child, folder):
+                    _unlink(child, folder, f"{path}/{child}", left)
+                elif (inner := _enter(child, folder, f"{path}/{child}", left)) is not None:
+                    stack.append(inner)
+                continue
+            stack.pop()
+            os.close(folder)
+            if not any(kept.startswith(path + "/") for kept in left):
+                with contextlib.suppress(FileNotFoundError):
+                    os.rmdir(entry, dir_fd=parent)
+    finally:
+        for folder, *_ in stack:
+            os.close(folder)
+    return left
+
+
+def _is_folder(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(name, dir_fd=dir_fd).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _enter(name: str, parent: int, path: str, left: list[str]) -> list | None:
+    """The folder `name` of `parent`, opened, with its names; None when it is not entered: it is gone, a mount
+    (noted in `left`), or no longer a folder (then unlinked: a link put there)."""
+    try:
+        folder = os.open(name, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0), dir_fd=parent)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        if error.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        _unlink(name, parent, path, left)
+        return None
+    if _mounted_apart(folder, parent):
+        os.close(folder)
+        left.append(path)
+        return None
+    try:
+        return [folder, parent, name, path, os.listdir(folder)]
+    except BaseException:
+        os.close(folder)
+        raise
+
+
+def _unlink(name: str, dir_fd: int, path: str, left: list[str]) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        if error.errno != errno.EBUSY:  # a file bind-mounted there: the system keeps it, and so do we
+            raise
+        left.append(path)
+
+
+def _mounted_apart(folder: int, parent: int) -> bool:
+    """Whether the open folder `folder` is on another mount than the open folder `parent`: another device, or
+    (a bind mount of a folder on the same file system) another mount id, which only /proc tells."""
+    if os.fstat(folder).st_dev != os.fstat(parent).st_dev:
+        return True
+    mounts = _mount_id(folder), _mount_id(parent)
+    return None not in mounts and mounts[0] != mounts[1]
+
+
+def _mount_id(descriptor: int) -> int | None:
+    """The id of the mount the open file is on, from /proc/self/fdinfo (Linux 3.15 and later); None elsewhere."""
+    try:
+        with open(f"/proc/self/fdinfo/{descriptor}", encoding="ascii") as info:
+            for line in info:
+                if line.startswith("mnt_id:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None

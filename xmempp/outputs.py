@@ -33,7 +33,7 @@ from xmempp.errors import (
     nested_too_deep,
     shown,
 )
-from xmempp.mounts import mount_points, mount_risk
+from xmempp.mounts import mount_points, mount_risk, remove_tree
 from xmempp.regular_files import FileTooLargeError, open_regular, read_regular_text
 
 # A manifest (or keys.json) lists each frame's name and digest: some 100 bytes a frame, a few MB for the longest
@@ -460,6 +460,9 @@ def replace_with_copy(source: Path, destination: Path) -> None:
         if os.path.lexists(folder) and not folder.is_dir():
             raise XMemPPError(f"{shown(folder)} is {kind_of_entry(folder)}, but {shown(destination)} needs a folder "
                               "there: move it away")
+    if os.path.lexists(destination) and not destination.is_dir() and not destination.is_symlink():
+        raise XMemPPError(f"{shown(destination)} is {kind_of_entry(destination)}, but the copy of the run in "
+                          f"{shown(source)} needs a folder there: move it away")
     risk = mount_risk(destination) if os.path.lexists(destination) else None
     if risk is not None:  # removing it whole would empty the folder mounted there, anyone's
         raise XMemPPError(f"{shown(destination)} cannot be replaced: {risk}; unmount it, or choose another output "
@@ -481,9 +484,10 @@ def replace_with_copy(source: Path, destination: Path) -> None:
             raise XMemPPError(f"cannot replace {shown(destination)} with a copy of {shown(source)}: it holds "
                               f"{shown(removed[0])}{more}, which the copy would remove (a copied round replaces its "
                               "whole folder); move it away")
-        replace_folder(destination, fresh)
+        with HeldFolder(destination.parent, what="folder") as parent:
+            parent.replace_with_folder(destination.name, fresh.name)
     except BaseException:
-        shutil.rmtree(fresh, ignore_errors=True)
+        remove_own_folder(fresh)
         raise
 
 
@@ -506,34 +510,60 @@ def _entries_a_copy_removes(source: Path, destination: Path, depth: int = 1) -> 
     return sorted(removed)
 
 
-def replace_folder(path: Path, fresh: Path) -> None:
-    """Rename the folder `fresh` to `path`. An earlier folder there is moved aside first and removed after the
-    rename: removed first, an interrupt or a file it could not remove left neither the earlier folder nor the new
-    one whole. What cannot be removed stays aside, hidden, with a warning; a file or link there is unlinked."""
-    if path.is_dir() and not path.is_symlink():
-        earlier = new_temporary_folder_beside(path)
-        os.replace(path, earlier)  # onto an empty folder, as rename allows
-        os.replace(fresh, path)
-        _remove_earlier(earlier, path)
-        return
-    if os.path.lexists(path):
-        path.unlink()
-    os.replace(fresh, path)
-
-
-def _remove_earlier(earlier: Path, replaced_by: Path, dir_fd: int | None = None) -> None:
-    """Remove the folder `earlier` (its name in the folder `dir_fd` is open on, when given)."""
+def _remove_earlier(earlier: Path, replaced_by: Path, dir_fd: int) -> None:
+    """Remove the folder `earlier` (its name in the folder `dir_fd` is open on), moved aside for `replaced_by`."""
     try:
-        shutil.rmtree(earlier if dir_fd is None else earlier.name, dir_fd=dir_fd)  # the links in it, not their targets
-    except (OSError, RecursionError) as error:  # a folder it may not change; Python 3.11's rmtree recursing too deep
-        reason = "folders nested too deep" if isinstance(error, RecursionError) else \
-            file_system_problem(error) or error.strerror or str(error)
+        left = remove_tree(earlier.name, dir_fd)
+    except OSError as error:  # a folder it may not change
+        reason = file_system_problem(error) or error.strerror or str(error)
         log.warning("the earlier %s, moved aside to %s, could not be removed whole (%s): remove it yourself",
                     shown(replaced_by), shown(earlier), reason)
     except BaseException:  # stopped meanwhile (Ctrl-C): the new folder is in place, the rest of the earlier aside
         log.warning("the earlier %s, moved aside to %s, is partly removed: remove it yourself", shown(replaced_by),
                     shown(earlier))
         raise
+    else:
+        if left:
+            _warn_of_mounts_left(left, earlier.parent, f"the earlier {shown(replaced_by)}, moved aside to "
+                                                       f"{shown(earlier)},")
+
+
+def _warn_of_mounts_left(left: list[str], parent: Path, what: str) -> None:
+    """A folder xmempp removes held a mount point (mounted there after every check): what is mounted there is
+    anyone's, and removing the folder whole would have emptied it."""
+    more = f" and {len(left) - 1} more" if len(left) > 1 else ""
+    log.warning("%s holds %s%s, where a file system is mounted: that stays, with the folders holding it; unmount "
+                "it, then remove them yourself", what, shown(parent / left[0]), more)
+
+
+def remove_own_folder(path: Path) -> None:
+    """Remove xmempp's own folder `path` (a staging copy, a run's frames), never what is mounted in it; what cannot
+    be removed stays, with a warning: the work it was made for is done."""
+    try:
+        parent = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return  # its folder is gone, and it with it
+    try:
+        left = remove_tree(path.name, parent)
+    except OSError as error:
+        log.warning("could not remove xmempp's folder %s (%s): remove it yourself", shown(path),
+                    file_system_problem(error) or error.strerror or str(error))
+    else:
+        if left:
+            _warn_of_mounts_left(left, path.parent, f"xmempp's folder {shown(path)}")
+    finally:
+        os.close(parent)
+
+
+@contextlib.contextmanager
+def own_temporary_folder(prefix: str, root: str | None = None) -> Iterator[Path]:
+    """A new folder under `root` (the system's temporary folder when None), removed after the block as
+    `remove_own_folder` removes (tempfile.TemporaryDirectory emptied a folder bind-mounted on it meanwhile)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+    try:
+        yield folder
+    finally:
+        remove_own_folder(folder)
 
 
 # What a run makes, by name: a file (None) or a folder with what it makes in it.
@@ -860,7 +890,10 @@ class HeldFolder:
 
     def replace_with_folder(self, name: str, fresh: str) -> None:
         """Rename the folder `fresh` to `name`, both in this folder. An earlier folder there goes aside first and
-        is removed after the rename (as `replace_folder` does by path); a file or link there is unlinked."""
+        is removed after the rename: removed first, an interrupt or a file it could not remove left neither the
+        earlier folder nor the new one whole. What cannot be removed stays aside, hidden, with a warning. A link
+        there is unlinked (what it leads to stays); any other file is refused: it came after the caller's checks
+        (put there during a run), and is someone's."""
         with self._problems(f"replace {shown(self.path / name)}"):
             try:
                 earlier = os.lstat(name, dir_fd=self._descriptor)
@@ -870,16 +903,36 @@ class HeldFolder:
                 aside = temporary_name(name)
                 self.rename(name, aside)
                 self.rename(fresh, name)
-                _remove_earlier(self.path / aside, self.path / name, dir_fd=self._descriptor)
+                _remove_earlier(self.path / aside, self.path / name, self._descriptor)
                 return
+            if earlier is not None and not stat.S_ISLNK(earlier.st_mode):
+                raise XMemPPError(f"{shown(self.path / name)} is {kind_of_entry(self.path / name)} now, put there "
+                                  "while xmempp worked: xmempp replaces only a folder there; move it away and try "
+                                  "again")
             if earlier is not None:
                 os.unlink(name, dir_fd=self._descriptor)
             self.rename(fresh, name)
 
-    def remove_tree(self, name: str) -> None:
-        """Remove the entry `name` and all in it, when it is there; what cannot be removed stays."""
-        with contextlib.suppress(OSError):
-            shutil.rmtree(name, dir_fd=self._descriptor)
+    def remove_tree(self, name: str, only: tuple[int, int] | None = None) -> None:
+        """Remove the entry `name` and all in it, when it is there, never what is mounted in it (see
+        `mounts.remove_tree`); what cannot be removed stays, with a warning. `only`: the identity the entry must
+        have; another entry there (a folder swapped in) is left as it is."""
+        if only is not None:
+            try:
+                status = os.lstat(name, dir_fd=self._descriptor)
+            except OSError:
+                return
+            if (status.st_dev, status.st_ino) != only:
+                log.warning("%s was replaced while xmempp wrote into it: what is there now stays", shown(self.path / name))
+                return
+        try:
+            left = remove_tree(name, self._descriptor)
+        except OSError as error:
+            log.warning("could not remove %s (%s): remove it yourself", shown(self.path / name),
+                        file_system_problem(error) or error.strerror or str(error))
+        else:
+            if left:
+                _warn_of_mounts_left(left, self.path, f"{shown(self.path / name)}")
 
     @contextlib.contextmanager
     def _problems(self, doing: str, name_the_path: bool = False) -> Iterator[None]:
