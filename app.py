@@ -8,7 +8,6 @@ import errno
 import importlib.util
 import logging
 import os
-import shutil
 import signal
 import tempfile
 from pathlib import Path
@@ -25,6 +24,7 @@ from xmempp.errors import XMemPPError, file_system_problem
 from xmempp.model.weights import WEIGHTS_URL, ensure_weights, find_weights, load_network, missing_weights_message
 from xmempp.mounts import mount_points, mount_risk
 from xmempp.online import reachable
+from xmempp.outputs import identity, remove_own_folder
 from xmempp.precision import PRECISIONS
 from xmempp.prompts import DEFAULT_SAM_MODEL
 
@@ -168,7 +168,8 @@ def remove_stale_work_roots(parent: Path) -> list[Path]:
     """Delete the work roots of app servers that died without cleaning up (killed, crashed); returns them.
 
     A server removes its own work root when it exits; a killed one cannot, and every visitor's frames stay behind.
-    One that is or holds a mount point is left: rmtree would empty the folder mounted there, anyone's.
+    One that is or holds a mount point is left: removing it would only leave the folder mounted there, anyone's,
+    and the folders holding it.
     """
     removed, mounts = [], mount_points()
     for folder in parent.glob(f"{WORK_ROOT_PREFIX}*-*"):
@@ -181,15 +182,9 @@ def remove_stale_work_roots(parent: Path) -> list[Path]:
         if risk is not None:
             log.warning("left %s: %s", folder, risk)
             continue
-        try:
-            shutil.rmtree(folder, ignore_errors=True)
-        except RecursionError:  # Python 3.11's rmtree recurses: a tree 1,000 folders deep stopped every start
-            log.warning("left %s: its folders are nested too deep to remove", folder)
-            continue
-        if os.path.lexists(folder):  # made immutable, or anyone's: it was said removed all the same
-            log.warning("could not remove %s, left by a server that is no longer running", folder)
-            continue
-        removed.append(folder)
+        remove_own_folder(folder)  # never what was mounted in it since; a warning says what stays
+        if not os.path.lexists(folder):  # made immutable, or anyone's: not said removed
+            removed.append(folder)
     return removed
 
 
@@ -203,7 +198,7 @@ def make_work_root() -> Path:
     hold_for_life(starting)
     work_root = parent / f"{WORK_ROOT_PREFIX}{os.getpid()}-{starting.name.rsplit('-', 1)[1]}"
     os.rename(starting, work_root)
-    atexit.register(shutil.rmtree, work_root, ignore_errors=True)
+    atexit.register(remove_own_folder, work_root, identity(work_root))
     # A stopped server (SIGTERM, as a Space restart sends) would otherwise die without running atexit.
     signal.signal(signal.SIGTERM, _interrupt)
     log.info("session files go to %s", work_root)

@@ -49,6 +49,7 @@ from xmempp.errors import XMemPPError, file_system_problem, is_out_of_memory, sh
 from xmempp.exports import EXPORT_MARKER, FORMATS, export_masks, repeated_format
 from xmempp.images import open_image, png_size
 from xmempp.masks.files import MaskReader
+from xmempp.outputs import remove_own_folder
 from xmempp.precision import PRECISIONS
 from xmempp.video import VIDEO_SUFFIXES, FrameFolder
 
@@ -162,9 +163,9 @@ class ScriptApi:
             archive = _zip_folder(staging, work / "masks.zip")
             for folder in work.iterdir():  # only the zip stays, until Gradio has copied it
                 if folder.is_dir():
-                    shutil.rmtree(folder, ignore_errors=True)
+                    remove_own_folder(folder)
         except BaseException as error:  # a refusal, a bug, or the call stopped (GeneratorExit): nothing of it stays
-            shutil.rmtree(work, ignore_errors=True)
+            remove_own_folder(work)
             refusal = ApiError.refusing_any(error)
             if refusal is None:
                 raise
@@ -206,7 +207,7 @@ class ScriptApi:
             raise refusal from None
         finally:
             self._call_ended(work)
-            shutil.rmtree(work, ignore_errors=True)
+            remove_own_folder(work)
 
     def server_limits(self) -> dict:
         """What this server accepts and offers: processing sizes, frame and upload limits, export formats, queue.
@@ -412,7 +413,7 @@ class ScriptApi:
                     continue
                 try:
                     if time.time() - old.stat().st_mtime > RESULTS_KEPT_S:
-                        shutil.rmtree(old, ignore_errors=True)
+                        remove_own_folder(old)
                 except FileNotFoundError:  # another call removed it first
                     pass
             work = Path(tempfile.mkdtemp(prefix="call-", dir=root))

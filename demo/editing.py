@@ -143,9 +143,15 @@ def shown_frame(state: UserState, named: float | None, refuse_no_frame: bool = F
     if refuse_no_frame:
         frame_index(named, state.num_frames)
     index = state.editor_frame if state.editor_frame is not None else frame_index(named, state.num_frames)
-    elsewhere = "" if named_frame(named, state.num_frames) == index else \
-        f", the frame the editor shows (Frame said {shown_number(named)})"
+    said = "Frame was empty" if named is None else f"Frame said {shown_number(named)}"
+    elsewhere = "" if named_frame(named, state.num_frames) == index else f", the frame the editor shows ({said})"
     return index, elsewhere
+
+
+def slider_moves(index: int, named: float | None) -> bool:
+    """Whether setting the slider to `index` changes its value (from another frame, 2.5, or an empty box): the
+    change then opens the frame anew, and its description replaced the note of what was just done."""
+    return named is None or named != index
 
 
 def refuse_without_room(state: UserState, pictures: int) -> None:
@@ -191,15 +197,16 @@ class Editing(Visitors):
         """Every mask pixel goes; the picture stays."""
         state = self._require(state)
         index = frame_index(index, state.num_frames)
-        state.editor_frame, state.editor_prefill = index, None
         message = f"Cleared the mask of frame {index} in the editor (nothing is saved until you press Save)."
-        return {"editor": editor_value(state.frame(index), None), "editor_note": note(message)}
+        with editor_kept_on_failure(state):  # refused (a full disk), the editor keeps its picture and its record
+            state.editor_frame, state.editor_prefill = index, None
+            return room_checked({"editor": editor_value(state.frame(index), None), "editor_note": note(message)})
 
     @handler("editor_note", errors_to="editor_note")
     def check_room_to_save(self, state: UserState | None) -> Outputs:
-        """Runs beside Save: the page uploads the editor's picture before Save's handler is called, and on a full
-        or read-only disk that upload failed with no word on the page (Save never ran). Nothing when there is
-        room: Save says what it did."""
+        """Runs beside Save and GrabCut: the page uploads the editor's picture before their handler is called, and
+        on a full or read-only disk that upload failed with no word on the page (Save or GrabCut never ran, and the
+        page sent it again every second). Nothing when there is room: Save or GrabCut says what it did."""
         height, width = state.frame_size if state is not None and state.loaded else (0, 0)
         problem = disk_problem(2 * height * width * 4)  # the picture and its layer, as RGBA at most
         if problem is not None:
@@ -213,9 +220,11 @@ class Editing(Visitors):
         frame past the end) leaves the slider on another frame than the editor's picture, and the stroke belongs
         to the picture: the slider is set back to it."""
         state = self._require(state)
-        index, elsewhere = shown_frame(state, index)
+        named = index
+        index, elsewhere = shown_frame(state, named)
         ids = layers_to_ids(value, state.frame_size)
         refuse_unlisted_objects(ids, state.listed_objects)
+        refuse_without_room(state, 3 + len(state.annotated_frames))  # the viewer, timeline, references, with this
         replaced = state.annotation(index) is not None
         state.annotate(index, ids)
         state.editor_frame, state.editor_prefill = index, ids
@@ -224,7 +233,7 @@ class Editing(Visitors):
                    f"{len(state.annotated_frames)} reference(s).")
         if self.settings.network is None:
             message += " " + self.settings.weights_message
-        state.note_for_reopening = (index, message) if elsewhere else None
+        state.note_for_reopening = (index, message) if slider_moves(index, named) else None
         return {"frame": index, "references": views.references(state), "viewer": views.viewer(state, index),
                 "timeline": views.timeline(state, index), "editor_note": note(message), "status": views.status(state),
                 "size": self.size_choices(state)}
@@ -233,11 +242,12 @@ class Editing(Visitors):
     def remove(self, state: UserState | None, index: float) -> Outputs:
         """Removes the reference of the frame the editor shows."""
         state = self._require(state)
-        index, elsewhere = shown_frame(state, index, refuse_no_frame=True)
+        named = index
+        index, elsewhere = shown_frame(state, named, refuse_no_frame=True)
         refuse_without_room(state, 3 + len(state.annotated_frames))  # the editor, viewer, timeline, references
         state.remove(index)
         message = f"Removed frame {index} from the references{elsewhere}; {len(state.annotated_frames)} left."
-        state.note_for_reopening = (index, message) if elsewhere else None
+        state.note_for_reopening = (index, message) if slider_moves(index, named) else None
         with editor_kept_on_failure(state):
             return room_checked({"frame": index, "references": views.references(state),
                                  "editor": views.editor(state, index),

@@ -74,6 +74,13 @@ def _server_file_name(filename: str | bytes) -> str:
     return shown(temporary["name"] if temporary else name)
 
 
+def _is_folder(filename: str | bytes) -> bool:
+    try:
+        return os.path.isdir(filename)
+    except (OSError, ValueError):
+        return False
+
+
 def message_for(error: BaseException) -> str:
     """A person's problem in their words (⚠ first); anything else is a bug: logged, and said without a traceback."""
     if isinstance(error, PropagationRunningError):  # the engine words it for a script; here there is a button
@@ -106,7 +113,8 @@ def message_for(error: BaseException) -> str:
         # The server's disk or its set-up (an unwritable work root, an unreadable example), not a bug and not the
         # visitor's doing: said in words, logged with its traceback for whoever runs the server.
         log.warning("a file system problem in a handler: %s", error, exc_info=error)
-        name = f" {_server_file_name(error.filename)}" if error.filename else ""
+        # a folder of the server's is not named ("its file out" was shown): its files are the server's business
+        name = f" {_server_file_name(error.filename)}" if error.filename and not _is_folder(error.filename) else "s"
         return (f"⚠ the server cannot use its file{name} ({file_system_problem(error)}); nothing you made is lost: "
                 "tell whoever runs this app")
     log.exception("unexpected error in a handler", exc_info=error)

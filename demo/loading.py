@@ -7,7 +7,7 @@ from pathlib import Path
 import gradio as gr
 
 from demo import views
-from demo.feedback import Outputs, handler, message_for, note, progress_html
+from demo.feedback import Outputs, handler, message_for, no_room_for_pictures, note, progress_html
 from demo.media import EXTRA_FORMATS
 from demo.state import UserState
 from demo.visitors import Visitors
@@ -85,6 +85,7 @@ class Loading(Visitors):
         """`formats`: demo.media.EXTRA_FORMATS to add to the DAVIS masks."""
         state = self._require(state)
         formats = [f for f in formats or [] if f in EXTRA_FORMATS]
+        unexported = state.unexported
         archive, video = state.export(formats=formats)
         # the earlier videos' recovered work stays listed beside this export
         files = [str(archive)] + ([str(video)] if video else []) + [str(p) for p in state.recovered_work()]
@@ -95,4 +96,8 @@ class Loading(Visitors):
                    "carries the video.")
         if formats and not state.results:
             message += f" No propagated masks yet, so no {', '.join(formats)}: propagate, then export again."
+        no_room = no_room_for_pictures({"download": files})
+        if no_room is not None:  # Gradio copies the zip after this: without it, the work is not exported
+            state.unexported = unexported  # the next load keeps it as previous work, as the message promises
+            raise no_room
         return {"download": files, "export_note": note(message)}

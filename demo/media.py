@@ -30,7 +30,7 @@ from xmempp.images import METADATA_TOO_LARGE, is_metadata_bomb
 from xmempp.masks.files import write_mask
 from xmempp.masks.ids import MAX_OBJECTS
 from xmempp.object_names import parse_object_names
-from xmempp.outputs import atomic_path, new_temporary_folder_beside
+from xmempp.outputs import atomic_path, new_temporary_folder_beside, remove_own_folder
 from xmempp.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, downscaled, frame_order, gif_screen_size, open_frames
 
 log = logging.getLogger(__name__)
@@ -148,11 +148,11 @@ def load_upload(paths: Iterable[str | Path], work_dir: Path, limits: Limits) -> 
         raise XMemPPError("upload one video (or one zip of frames), optionally with one exported zip of masks")
 
     if work_dir.exists():
-        shutil.rmtree(work_dir)
+        remove_own_folder(work_dir)
     try:
         return _load(videos, zips, work_dir, limits)
     except BaseException:
-        shutil.rmtree(work_dir, ignore_errors=True)  # a refused upload leaves nothing behind, half-unpacked or not
+        remove_own_folder(work_dir)  # a refused upload leaves nothing behind, half-unpacked or not
         raise
 
 
@@ -658,5 +658,5 @@ def write_export_zip(path: Path, names: list[str], results: Mapping[int, np.ndar
                 for frame in sorted(frames.glob("*.png")):
                     archive.write(frame, f"{FRAMES_FOLDER}/{frame.name}", compress_type=zipfile.ZIP_STORED)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_own_folder(staging)
     return path

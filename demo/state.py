@@ -12,7 +12,6 @@ import contextlib
 import ctypes
 import dataclasses
 import logging
-import shutil
 import tempfile
 import threading
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from demo.feedback import disk_problem
 from demo.gpu import DeviceWork
 from demo.layers import PALETTE, overlay_image
 from demo.media import Limits, LoadedVideo, VideoWriter, load_upload, write_export_zip, write_video
@@ -31,6 +31,7 @@ from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.masks.files import MaskReader
 from xmempp.model.network import XMem
+from xmempp.outputs import remove_own_folder
 from xmempp.prompts import PromptModel
 from xmempp.session import EmptyAnnotationError, VideoSession
 from xmempp.uncertainty import FrameUncertainty
@@ -166,7 +167,7 @@ class UserState:
             self.session.close()
         self.session, self.video, self.suggested = None, None, []
         if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
+            remove_own_folder(self._dir)
             self._dir = None
         _return_freed_memory()
 
@@ -190,7 +191,7 @@ class UserState:
             results = self._read_masks(loaded, loaded.result_masks, frames)
             check_object_ids(loaded, [*user.values(), *results.values()])
         except BaseException:
-            shutil.rmtree(target, ignore_errors=True)
+            remove_own_folder(target)
             raise
         notes = list(loaded.notes)
         if not user and 0 < len(results) <= MAX_RESUMED_REFERENCES:
@@ -210,8 +211,10 @@ class UserState:
             session.restore_predictions(results)
             for object_id, name in loaded.object_names.items():
                 session.name_object(object_id, name)
-        except BaseException:  # a refused zip (too many objects) leaves the session being viewed as it was
+            self._refuse_without_room_to_show(session.frame_size, len(user))
+        except BaseException:  # a refused zip (too many objects, no room) leaves the session being viewed as it was
             session.close()
+            remove_own_folder(target)
             raise
         replaced = self.session
         self.session, self.fps, self.source = session, loaded.fps, loaded.source
@@ -223,11 +226,21 @@ class UserState:
         if replaced is not None:
             _close_replaced(replaced)
         if previous is not None and previous != target:
-            shutil.rmtree(previous, ignore_errors=True)
+            remove_own_folder(previous)
         resumed = len(user) - len(empty)
         if resumed:
             notes.append(f"resumed {resumed} reference(s) from the zip")
         return notes
+
+    def _refuse_without_room_to_show(self, frame_size: tuple[int, int], references: int) -> None:
+        """Before a load replaces the video: room for what its answer shows (the editor, viewer and timeline, the
+        references, and the earlier work's zips Gradio copies). Checked after, on a nearly full disk the new video
+        was loaded while the page kept the old one, and the old one's strokes were saved on the new one."""
+        height, width = frame_size
+        pictures = (4 + references) * height * width * 4  # as RGBA at most
+        problem = disk_problem(pictures + sum(zip_file.stat().st_size for zip_file in self.recovered_work()))
+        if problem is not None:
+            raise problem
 
     def _resumed_size(self, loaded: LoadedVideo, notes: list[str]) -> int:
         """The processing size an exported session was at, when this app offers it; else the current one."""

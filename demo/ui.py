@@ -406,6 +406,7 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
         on(save.click, handlers.save, [state, frame, editor], **quiet)
         on(clear.click, handlers.clear_mask, [state, frame], **quiet)
         on(remove.click, handlers.remove, [state, frame], **quiet)
+        on(grabcut.click, handlers.check_room_to_save, [state], **quiet)  # as Save's: the editor's upload first
         on(grabcut.click, handlers.grabcut, [state, frame, editor, obj], **quiet)
         on(size.input, handlers.set_size, [state, size], **quiet)
         if settings.speed_check:  # a page opened while the app times itself gets the times when they come

@@ -425,3 +425,18 @@ def test_a_mask_folder_that_is_a_file_is_named_as_a_file(square_clip, tmp_path):
     masks.write_bytes(b"")
     with pytest.raises(XMemPPError, match=f"the mask folder {re.escape(str(masks))} is a file, not a folder"):
         run_on_video(frames, masks, tmp_path / "out", print_progress=False)
+
+
+def test_suggest_without_an_output_refuses_a_temporary_folder_inside_the_frames_naming_tmpdir(square_clip, tmp_path,
+                                                                                              monkeypatch):
+    """With TMPDIR inside the frames folder and no output folder, suggest loaded the weights, then blamed an "output
+    folder" the person never gave (thirty-second hostile round)."""
+    import tempfile
+
+    frames, masks = square_clip
+    monkeypatch.setattr(tempfile, "tempdir", str(frames))
+    with pytest.raises(XMemPPError, match=rf"^the temporary folder {re.escape(str(frames))} \(\$TMPDIR, or "
+                                          r"temporary_root\) is inside the frames folder .*set TMPDIR to a folder "
+                                          "outside the frames"):
+        select_k_next_best_annotation_candidates(frames, masks, None, k=2, weights=tmp_path / "never-loaded.pth",
+                                                 print_progress=False)

@@ -326,17 +326,29 @@ def test_an_app_that_runs_out_of_open_files_while_it_is_built_says_so_in_words(t
         app.main(["--no-speed-check", "--sam-model", "none"])
 
 
-def test_a_dead_servers_work_root_nested_too_deep_to_remove_is_left_and_the_app_starts(tmp_path):
+def test_a_dead_servers_work_root_nested_past_the_recursion_limit_is_removed_and_the_app_starts(tmp_path):
     """A tree 1,000 folders deep in xmempp-app-<dead pid>-d made rmtree raise RecursionError: every start of the app
-    stopped with a traceback (twenty-fourth hostile round)."""
+    stopped with a traceback (twenty-fourth hostile round). It is left no more: the removal does not recurse."""
     levels = [tmp_path / f"xmempp-app-{_dead_pid()}-d"]
     for _ in range(sys.getrecursionlimit() + 50):
         levels.append(levels[-1] / "a")
     for level in levels:  # one by one: os.makedirs and pytest's own clean-up recurse as well
         level.mkdir()
-    try:
-        assert app.remove_stale_work_roots(tmp_path) == []
-        assert levels[-1].is_dir()
-    finally:
-        for level in reversed(levels):
-            level.rmdir()
+    assert app.remove_stale_work_roots(tmp_path) == [levels[0]]
+    assert not os.path.lexists(levels[0])
+
+
+def test_a_read_only_server_folder_is_not_named_to_a_visitor(tmp_path):
+    """On a read-only work root Export and Propagate said "the server cannot use its file out": the name of a
+    folder of the server's, as if a file (thirty-second hostile round)."""
+    import errno
+
+    from demo.feedback import message_for
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    message = message_for(OSError(errno.EROFS, "Read-only file system", str(folder)))
+    assert message.startswith("⚠ the server cannot use its files (the file system is read-only)"), message
+    assert "out" not in message.split(";")[0].replace("cannot", "")
+    message = message_for(OSError(errno.EROFS, "Read-only file system", str(folder / "masks.zip")))
+    assert message.startswith("⚠ the server cannot use its file masks.zip (the file system is read-only)"), message

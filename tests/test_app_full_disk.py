@@ -307,3 +307,87 @@ def test_an_upload_refused_for_the_disk_removes_what_it_wrote(tmp_path):
     request = SimpleNamespace(url=SimpleNamespace(path="/gradio_api/upload"))
     assert len(written) == 1 and upload_problem_response(request, raised.value).status_code == 507
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_whose_zip_finds_no_room_leaves_the_work_unexported(handlers, free_bytes):
+    """Export on a nearly full disk wrote the zip, marked the work exported, then said there was no room and that
+    nothing was lost: the next load kept no zip of the previous work, and its annotations were gone (thirty-second
+    hostile round)."""
+    from tests.app_helpers import annotated, text
+
+    state = annotated(handlers)
+    free_bytes["bytes"] = 1000
+    assert NO_ROOM in text(handlers.export(state, [])["export_note"])
+    assert state.unexported
+    free_bytes["bytes"] = 10 << 30
+    outputs = handlers.load_example(state)
+    assert "Your unexported work on the previous video is kept in previous-work-1.zip" in outputs["status"]
+
+
+def test_a_load_whose_answer_finds_no_room_keeps_the_video_open_now(handlers, free_bytes, clip):
+    """An upload on a nearly full disk said there was no room and nothing was lost, but the new video was loaded
+    while the page still showed the old one: Save then stored the old video's strokes on the new one's frame 0."""
+    from tests.app_helpers import annotated, text
+
+    state = annotated(handlers)
+    session, frames = state.session, state.num_frames
+    free_bytes["bytes"] = 1000
+    outputs = handlers.load_files(state, [str(clip)])
+    assert NO_ROOM in text(outputs["status"])
+    assert state.session is session and state.num_frames == frames and state.annotated_frames == [0]
+    assert sorted(p.name for p in state.work_dir.iterdir() if p.name.startswith("video-")) == ["video-1"]
+
+
+def test_every_button_that_uploads_the_editors_picture_has_the_room_check_beside_it(settings):
+    """GrabCut on a full or read-only disk said nothing for as long as the problem lasted: the page re-sent the
+    editor's upload every second and GrabCut's handler never ran (thirty-second hostile round)."""
+    from demo.ui import build_demo
+
+    blocks = build_demo(settings)
+    editor = next(block for block in blocks.blocks.values() if block.elem_id == "editor")
+    for button_id in ("save-annotation", "grabcut"):
+        button = next(block for block in blocks.blocks.values() if block.elem_id == button_id)
+        clicked = [fn for fn in blocks.fns.values() if any(target[0] == button._id for target in fn.targets)]
+        assert any(editor in fn.inputs for fn in clicked), button_id
+        assert "check_room_to_save" in [fn.name for fn in clicked], (button_id, [fn.name for fn in clicked])
+
+
+def test_clear_mask_refused_on_a_full_disk_leaves_the_editors_frame_as_it_was(handlers, free_bytes):
+    """After ▶ met a full disk, Clear mask (refused too) moved the record of the editor's frame to the slider's:
+    Save then stored the strokes drawn on frame 0's picture as frame 9's (thirty-second hostile round)."""
+    from tests.app_helpers import loaded, painted, square, text
+
+    state = loaded(handlers)
+    free_bytes["bytes"] = 1000
+    assert NO_ROOM in text(handlers.show_frame(state, 5)["editor_note"])
+    assert NO_ROOM in text(handlers.clear_mask(state, 5)["editor_note"])
+    free_bytes["bytes"] = 10 << 30
+    handlers.save(state, 5, painted(square(0)))
+    assert state.annotated_frames == [0]
+
+
+def test_save_on_a_disk_without_room_for_its_answer_stores_nothing(handlers, free_bytes):
+    """Save on a nearly full disk stored the reference, then said there was no room and to try again; the status
+    kept the old count (thirty-second hostile round)."""
+    from tests.app_helpers import annotated, painted, square, text
+
+    state = annotated(handlers, (0,))
+    handlers.show_frame(state, 2)
+    height, width = state.frame_size
+    free_bytes["bytes"] = 3 * height * width * 4  # room for the editor's upload, not for Save's answer
+    assert NO_ROOM in text(handlers.save(state, 2, painted(square(2)))["editor_note"])
+    assert state.annotated_frames == [0]
+
+
+@pytest.mark.parametrize(("typed", "opened"), [(2.5, 3), (0.4, 0), (None, 1)])
+def test_saves_note_stays_when_the_slider_moves_to_the_frame_from_a_value_between_frames(handlers, typed, opened):
+    """Frame 2.5 names frame 3, which the editor shows: Save set the slider to 3, which opened frame 3 anew, and its
+    description replaced Save's note (thirty-second hostile round). An empty box is said as such, not as None."""
+    from tests.app_helpers import loaded, painted, square, text
+
+    state = loaded(handlers)
+    handlers.show_frame(state, opened)
+    saved = text(handlers.save(state, typed, painted(square(opened)))["editor_note"])
+    assert saved.startswith(f"Saved the annotation of frame {opened} (Object 1)")
+    assert ("(Frame was empty)" in saved) == (typed is None) and "None" not in saved
+    assert text(handlers.show_frame(state, opened)["editor_note"]) == saved

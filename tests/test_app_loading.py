@@ -358,6 +358,26 @@ def test_a_closed_session_lets_go_of_its_video_masks_and_engine_session(handlers
     assert not work_dir.exists()
 
 
+def test_a_closed_sessions_files_go_but_never_a_folder_mounted_among_them(handlers, tmp_path):
+    """The app's own removals (a closed tab's folder, the work root at exit) used rmtree, which empties a folder
+    bind-mounted among them (thirty-second hostile round)."""
+    from tests.test_outputs import bind_mount
+
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "keep.txt").write_text("mine")
+    state = loaded(handlers)
+    work_dir = state.work_dir
+    bind_mount(users, work_dir / "theirs")
+    try:
+        Handlers.close_state(state)
+        assert sorted(os.listdir(users)) == ["keep.txt"]
+        assert os.listdir(work_dir) == ["theirs"]
+    finally:
+        subprocess.run(["umount", str(work_dir / "theirs")], check=True)
+    assert (users / "keep.txt").read_text() == "mine"
+
+
 def test_closing_the_tab_deletes_that_sessions_files_at_once(handlers, clip):
     mine, theirs = SimpleNamespace(session_hash="mine"), SimpleNamespace(session_hash="theirs")
     my_state = handlers.load_files(None, [str(clip)], mine)["state"]

@@ -359,3 +359,29 @@ def test_a_video_folder_under_the_output_that_is_a_link_to_a_users_folder_is_ref
     assert f"error: {out / linked} is a symbolic link (to {users}): {command[0]} writes each video only into a " \
            f"folder of its own under {out}; remove the link" in error, error
     assert {path: path.read_bytes() for path in users.rglob("*") if path.is_file()} == before
+
+
+def test_a_link_put_at_a_later_videos_folder_mid_batch_is_refused_and_never_written_through(tmp_path, engine_options,
+                                                                                            monkeypatch):
+    """batch checked the videos' folders once, at the start: a symbolic link put at OUTPUT/<video> while an earlier
+    video ran was followed, and the user's masks behind it replaced (thirty-second hostile round)."""
+    import xmempp.batch
+
+    dataset = write_davis(tmp_path / "davis", {"a": 3, "b": 3})
+    users = tmp_path / "users"
+    (users / "masks").mkdir(parents=True)
+    (users / "masks" / "frame_000001.png").write_text("mine")
+    out = tmp_path / "out"
+    real_run = xmempp.batch.run_on_video
+
+    def link_put_meanwhile(frames, masks, output, **options):
+        if output.name == "a":
+            (out / "b").symlink_to(users, target_is_directory=True)
+        return real_run(frames, masks, output, **options)
+
+    monkeypatch.setattr(xmempp.batch, "run_on_video", link_put_meanwhile)
+    main(["batch", "--dataset", str(dataset), "--output", str(out), *engine_options, "--quiet"])
+    assert (users / "masks" / "frame_000001.png").read_text() == "mine"
+    assert sorted(os.listdir(users)) == ["masks"] and os.listdir(users / "masks") == ["frame_000001.png"]
+    summary = (out / "summary.csv").read_text()
+    assert "is a symbolic link" in summary, summary

@@ -355,21 +355,35 @@ def exported_with_names_inside(tmp_path) -> tuple[Path, Path]:
     return run, names
 
 
-@pytest.mark.parametrize("given", ["--names", "the run's objects.csv"])
+@pytest.mark.parametrize("given", ["--names", "the run's objects.csv", "--names, bind-mounted from inside"])
 def test_export_overwrite_refuses_a_names_file_inside_an_entry_it_replaces(tmp_path, capsys, given):
     """`export --overwrite --names to/Annotations/names.csv` applied the names, then deleted the file with the
     Annotations/ it replaced (twenty-fourth hostile round); so did the run's objects.csv as a link to it
-    (twenty-fifth)."""
+    (twenty-fifth), and a names file elsewhere bind-mounted from inside the entry (thirty-second)."""
+    import subprocess
+
+    from tests.test_outputs import bind_mount
+
     run, names = exported_with_names_inside(tmp_path)
+    mounted = None
     if given == "--names":
         options = ["--names", str(names)]
-    else:
+    elif given == "the run's objects.csv":
         (run / "objects.csv").symlink_to(names)
         options = []
+    else:
+        mounted = tmp_path / "names.csv"
+        mounted.write_text("")
+        bind_mount(names, mounted)
+        options = ["--names", str(mounted)]
     capsys.readouterr()
-    assert main(["export", "--run", str(run), "--to", str(tmp_path / "to"), *options, "--overwrite"]) == 1
-    assert f"is in {tmp_path / 'to' / 'Annotations'}, which export --overwrite replaces whole" \
-        in capsys.readouterr().err
+    try:
+        assert main(["export", "--run", str(run), "--to", str(tmp_path / "to"), *options, "--overwrite"]) == 1
+        assert f"is in {tmp_path / 'to' / 'Annotations'}, which export --overwrite replaces whole" \
+            in capsys.readouterr().err
+    finally:
+        if mounted is not None:
+            subprocess.run(["umount", str(mounted)], check=True)
     assert names.read_text() == "id,name\n1,chair\n"
 
 

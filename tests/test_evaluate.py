@@ -460,3 +460,53 @@ def test_a_folder_mounted_in_a_replaced_round_after_the_check_stays_whole(two_st
             subprocess.run(["umount", str(path)], check=True)
     assert (users / "keep.txt").read_text() == "mine"
     assert sorted(os.listdir(destination / "masks")) == sorted(os.listdir(source / "masks"))
+
+
+def test_a_link_put_on_the_way_to_a_copied_round_after_the_start_is_refused_and_written_through_never(
+        two_strategies, tmp_path):
+    """A symbolic link put at OUTPUT/<strategy> after evaluate's start-up check was followed: the user's earlier run
+    behind it was moved aside and removed, replaced by the copy (thirty-second hostile round)."""
+    from xmempp import outputs
+
+    source, destination = two_strategies
+    root = destination.parents[2]
+    users = tmp_path / "users"
+    (users / "round_0" / "v" / "masks").mkdir(parents=True)
+    (users / "round_0" / "v" / "masks" / "frame_000000.png").write_text("mine")
+    outputs.remove_own_folder(root / "random")
+    (root / "random").symlink_to(users, target_is_directory=True)
+    with pytest.raises(XMemPPError, match=f"^{root / 'random'} is a symbolic link"):
+        outputs.replace_with_copy(source, destination, within=root)
+    assert (users / "round_0" / "v" / "masks" / "frame_000000.png").read_text() == "mine"
+
+
+def test_a_round_another_xmempp_command_holds_is_not_replaced_by_a_copy(two_strategies):
+    """evaluate's copied round took no lock: a run writing into the round had its masks removed mid-run, and then
+    blamed the person ("was removed meanwhile"), while evaluate said nothing (thirty-second hostile round)."""
+    import fcntl
+
+    from xmempp import outputs
+
+    source, destination = two_strategies
+    before = os.stat(destination).st_ino
+    holder = os.open(destination, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # as a run into it holds it
+        with pytest.raises(XMemPPError, match=f"another xmempp run is writing into {destination}"):
+            outputs.replace_with_copy(source, destination, within=destination.parents[2])
+    finally:
+        os.close(holder)
+    assert os.stat(destination).st_ino == before
+
+
+def test_an_entry_named_like_a_temporary_of_xmempps_in_a_copied_round_is_refused_and_kept(two_strategies):
+    """A user's `.mywork.0123456789ab.tmp/notes.txt` in a copied round was taken for xmempp's leftover and removed
+    without a word (thirty-second hostile round)."""
+    from xmempp import outputs
+
+    source, destination = two_strategies
+    (destination / ".mywork.0123456789ab.tmp").mkdir()
+    (destination / ".mywork.0123456789ab.tmp" / "notes.txt").write_text("important")
+    with pytest.raises(XMemPPError, match="which the copy would remove"):
+        outputs.replace_with_copy(source, destination)
+    assert (destination / ".mywork.0123456789ab.tmp" / "notes.txt").read_text() == "important"

@@ -1004,3 +1004,16 @@ def test_a_folder_mounted_in_the_earlier_entry_after_the_check_stays_whole_on_ov
         subprocess.run(["umount", str(mounted)], check=True)
     assert len(list((tmp_path / "to" / "Annotations").glob("*.png"))) == 7
     assert (users / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("theirs", ['{"written_by": "my tool", "notes": "keep me"}', "my notes, not JSON\n"])
+def test_someone_elses_file_named_like_the_export_list_is_refused_and_kept(tmp_path, theirs):
+    """A person's (or another tool's) xmempp-export.json in the export folder was replaced by the export's list
+    of entries without a word (thirty-second hostile round)."""
+    (tmp_path / "to").mkdir()
+    (tmp_path / "to" / "xmempp-export.json").write_text(theirs)
+    with pytest.raises(XMemPPError, match=re.escape(f"{tmp_path / 'to' / 'xmempp-export.json'} is not an xmempp "
+                                                    "export's list of entries")):
+        export_masks(three_object_masks(), tmp_path / "to", ["coco"])
+    assert (tmp_path / "to" / "xmempp-export.json").read_text() == theirs
+    assert os.listdir(tmp_path / "to") == ["xmempp-export.json"]

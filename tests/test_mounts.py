@@ -108,7 +108,42 @@ def test_a_folder_of_xmempps_own_with_a_mount_on_it_is_left_with_a_warning(tmp_p
         mount.__enter__()
     try:
         assert (folder / "keep.txt").read_text() == "mine"
-        assert f"xmempp's folder {folder} holds {folder}, where a file system is mounted" in caplog.text
+        assert f"xmempp's folder {folder} was replaced while xmempp used it: what is there now stays" in caplog.text
     finally:
         mount.__exit__(None, None, None)
     assert (users / "keep.txt").read_text() == "mine"
+
+
+def test_a_users_folder_renamed_to_the_name_of_one_of_xmempps_own_is_left_whole(tmp_path, caplog):
+    """A user's folder renamed onto $TMPDIR/xmempp-frames-* (xmempp's moved away first) during a run was removed
+    with all in it at the end, without a word (thirty-second hostile round)."""
+    import logging
+
+    from xmempp.outputs import own_temporary_folder
+
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "keep.txt").write_text("mine")
+    with caplog.at_level(logging.WARNING), own_temporary_folder("xmempp-frames-", tmp_path) as folder:
+        folder.rename(tmp_path / "xmempps-moved-away")
+        users.rename(folder)
+    assert (folder / "keep.txt").read_text() == "mine"
+    assert f"xmempp's folder {folder} was replaced while xmempp used it: what is there now stays" in caplog.text
+
+
+def test_without_proc_on_linux_removing_a_tree_enters_no_folder(tmp_path, monkeypatch):
+    """Without /proc the mount id cannot be read, and a bind mount on the same file system looked like a folder:
+    it was entered and emptied (thirty-second hostile round). Nothing is entered then; the folder stays."""
+    import xmempp.mounts
+    from xmempp.mounts import remove_tree
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(xmempp.mounts, "_mount_id", lambda descriptor: None)
+    (tmp_path / "tree" / "maybe-mounted").mkdir(parents=True)
+    (tmp_path / "tree" / "maybe-mounted" / "keep.txt").write_text("mine")
+    parent = os.open(tmp_path, os.O_RDONLY)
+    try:
+        assert remove_tree("tree", parent) == ["tree"]
+    finally:
+        os.close(parent)
+    assert (tmp_path / "tree" / "maybe-mounted" / "keep.txt").read_text() == "mine"

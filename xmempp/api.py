@@ -50,8 +50,11 @@ from xmempp.outputs import (
     Manifest,
     RunOutput,
     changed_masks,
+    enclosing_folder,
     folder_identities,
+    followed,
     held_run_output,
+    identity,
     own_temporary_folder,
     read_manifest,
     reading_lock,
@@ -88,7 +91,8 @@ def run_on_video(imgs_in_path: PathArgument, masks_in_path: PathArgument, masks_
                  frames_with_masks: Iterable[int] = (0,), compute_iou: bool = False, print_progress: bool = True,
                  weights: PathArgument | None = None, device: torch.device | str | None = None,
                  size: int | None | _Unset = UNSET, config: InferenceConfig | None = None, save_overlay: bool = True,
-                 network: XMem | None = None, precision: str | _Unset = UNSET) -> pd.DataFrame:
+                 network: XMem | None = None, precision: str | _Unset = UNSET, *,
+                 output_root: PathArgument | None = None) -> pd.DataFrame:
     """Propagate the masks of `frames_with_masks` to the whole video with XMem++.
 
     `imgs_in_path` is a folder of frames (in natural name order) or a video file; `masks_in_path` holds PNG masks
@@ -100,9 +104,12 @@ def run_on_video(imgs_in_path: PathArgument, masks_in_path: PathArgument, masks_
     `config.precision`.
     Returns one row per frame: `frame`, `mask_provided`, `iou` (-1 where the model saw the mask or none exists),
     `unsure` (0..1, see xmempp.uncertainty: how unsure the propagation was; 0 on annotated frames).
+    `output_root`: a folder above `masks_out_path` (a dataset command's OUTPUT) from which the folders down to it
+    are made and opened one by one, never through a symbolic link or into a mount.
     """
     rows = list(run_on_video_frames(imgs_in_path, masks_in_path, masks_out_path, frames_with_masks, compute_iou,
-                                    print_progress, weights, device, size, config, save_overlay, network, precision))
+                                    print_progress, weights, device, size, config, save_overlay, network, precision,
+                                    output_root=output_root))
     import pandas as pd  # only here: importing pandas costs a second that suggestions need not pay
 
     return pd.DataFrame(rows, columns=TABLE_COLUMNS)
@@ -113,7 +120,8 @@ def run_on_video_frames(imgs_in_path: PathArgument, masks_in_path: PathArgument,
                         print_progress: bool = True, weights: PathArgument | None = None,
                         device: torch.device | str | None = None, size: int | None | _Unset = UNSET,
                         config: InferenceConfig | None = None, save_overlay: bool = True, network: XMem | None = None,
-                        precision: str | _Unset = UNSET, temporary_root: PathArgument | None = None) -> Iterator[dict]:
+                        precision: str | _Unset = UNSET, temporary_root: PathArgument | None = None, *,
+                        output_root: PathArgument | None = None) -> Iterator[dict]:
     """`run_on_video` one frame at a time, for a caller that may stop it: checks the arguments now, then gives a
     generator of each frame's row of `run_on_video`'s table (a dict), yielded once the frame is segmented.
 
@@ -124,10 +132,14 @@ def run_on_video_frames(imgs_in_path: PathArgument, masks_in_path: PathArgument,
     the folder's lock is released.
 
     `temporary_root`: where the run's temporary folder (the frames of a video file, decoded) goes; the system's
-    temporary folder by default. A server gives its own work root, which it cleans after a crash.
+    temporary folder by default. A server gives its own work root, which it cleans after a crash. `output_root`: see
+    `run_on_video`.
     """
     source, masks_in = path_argument(imgs_in_path, "imgs_in_path"), path_argument(masks_in_path, "masks_in_path")
     masks_out = path_argument(masks_out_path, "masks_out_path")
+    output_root = None if output_root is None else path_argument(output_root, "output_root")
+    if output_root is not None and output_root not in masks_out.parents:
+        raise XMemPPError(f"output_root {shown(output_root)} is not a folder above masks_out_path {shown(masks_out)}")
     weights = None if weights is None else path_argument(weights, "weights")
     frames_with_masks = frame_numbers(frames_with_masks, "frames_with_masks")
     if not frames_with_masks:  # it said "every given mask is empty" of no mask at all, after loading the weights
@@ -142,15 +154,15 @@ def run_on_video_frames(imgs_in_path: PathArgument, masks_in_path: PathArgument,
     refuse_overlap({"frames": source, "annotations": masks_in}, masks_out)
     temporary_root = _temporary_root(temporary_root)
     return _run_frames(source, masks_in, masks_out, frames_with_masks, compute_iou, print_progress, weights, device,
-                       config, save_overlay, network, temporary_root)
+                       config, save_overlay, network, temporary_root, output_root)
 
 
 def _run_frames(source: Path, masks_in: Path, masks_out: Path, frames_with_masks: list[int], compute_iou: bool,
                 print_progress: bool, weights: str | Path | None, device: torch.device | str | None,
                 config: InferenceConfig, save_overlay: bool, network: XMem | None,
-                temporary_root: Path | None = None) -> Iterator[dict]:
+                temporary_root: Path | None = None, output_root: Path | None = None) -> Iterator[dict]:
     inputs = {"frames": source, "annotations": masks_in}
-    with held_run_output(masks_out, inputs, save_overlay) as output:
+    with held_run_output(masks_out, inputs, save_overlay, within=output_root) as output:
         network = network or load_network(ensure_weights(weights, progress=print_progress), device)
         with own_temporary_folder("xmempp-frames-", temporary_root) as work_dir:
             frames = open_frames(source, work_dir)
@@ -312,6 +324,8 @@ def select_k_next_best_annotation_candidates(
     weights = None if weights is None else path_argument(weights, "weights")
     temporary_root = _temporary_root(temporary_root)
     _check_network(network, device)
+    if masks_out_path is None:
+        _refuse_scratch_inside_the_frames(temporary_root, source)
     if size is UNSET:
         manifest = read_manifest(masks_out_path) if use_previously_predicted_masks and masks_out_path else None
         size = manifest.size if manifest is not None else InferenceConfig().size
@@ -337,6 +351,16 @@ def select_k_next_best_annotation_candidates(
     return _select_from_outputs(source, Path(masks_out_path), chosen, k, alpha, min_mask_presence_percent,
                                 get_network, fingerprint, InferenceConfig(size=size, precision=precision),
                                 print_progress, temporary_root)
+
+
+def _refuse_scratch_inside_the_frames(temporary_root: Path | None, source: Path) -> None:
+    """Without masks_out_path the run goes to a folder under temporary_root ($TMPDIR): inside the frames folder it
+    was refused, after the weights loaded, as an "output folder" the person never gave."""
+    root = Path(temporary_root or tempfile.gettempdir())
+    if Path(source).is_dir() and enclosing_folder(followed(root), {identity(Path(source)): Path(source)}) is not None:
+        raise XMemPPError(f"the temporary folder {shown(root)} ($TMPDIR, or temporary_root) is inside the frames "
+                          f"folder {shown(source)}: suggest runs there when it is given no output folder; set TMPDIR "
+                          "to a folder outside the frames, or give one (--output, masks_out_path)")
 
 
 def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: int, alpha: float,

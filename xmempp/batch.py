@@ -81,7 +81,8 @@ def propagate_video(network: XMem, job: BatchJob) -> VideoOutcome:
     if _is_finished(job, frames, annotated, weights_fingerprint(network)):
         return VideoOutcome(job.name, SKIPPED, len(frames), annotated, reason="already complete")
     run_on_video(job.video.frames_dir, job.video.masks_dir, job.output, frames_with_masks=annotated,
-                 print_progress=job.progress, size=job.size, network=network, save_overlay=job.save_overlay)
+                 print_progress=job.progress, size=job.size, network=network, save_overlay=job.save_overlay,
+                 output_root=job.output.parent)
     return VideoOutcome(job.name, DONE, len(frames), annotated, round(time.perf_counter() - started, 2))
 
 

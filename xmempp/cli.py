@@ -439,9 +439,23 @@ def _refuse_names_in_replaced_entries(names: Path, out: Path, formats: list[str]
     holding = {identity(folder) for folder in (absolute, *absolute.parents, *followed(absolute).parents)} - {None}
     for name in formats:
         entry = out / FORMAT_ENTRIES[name]
-        if identity(entry) in holding:
+        if identity(entry) in holding or _holds_file(entry, identity(absolute)):
             raise XMemPPError(f"the names file {shown(names)} is in {shown(entry)}, which export --overwrite replaces "
                               "whole: move the names file out of it first")
+
+
+def _holds_file(folder: Path, file: tuple[int, int] | None) -> bool:
+    """Whether the file `file` (device, inode) is in `folder` or below, whatever path named it: a names file
+    bind-mounted from inside an entry was deleted with it."""
+    if file is None or not folder.is_dir() or folder.is_symlink():
+        return False
+    for root, _, names in os.walk(folder):
+        for name in names:
+            with contextlib.suppress(OSError):
+                status = os.lstat(os.path.join(root, name))
+                if (status.st_dev, status.st_ino) == file:
+                    return True
+    return False
 
 
 def _main(argv: list[str] | None) -> int:

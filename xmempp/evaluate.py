@@ -139,7 +139,8 @@ def evaluate_video(network: XMem, job: EvaluationJob) -> list[tuple]:
 
     def propagate(folder: Path, annotated: list[int]) -> None:
         run_on_video(job.video.frames_dir, job.video.masks_dir, folder, frames_with_masks=annotated,
-                     print_progress=job.progress, size=job.size, network=network, save_overlay=False)
+                     print_progress=job.progress, size=job.size, network=network, save_overlay=False,
+                     output_root=job.output)
 
     first_folder = job.folder(job.strategies[0], 0)
     propagate(first_folder, round_zero)
@@ -148,7 +149,7 @@ def evaluate_video(network: XMem, job: EvaluationJob) -> list[tuple]:
     for strategy in job.strategies:
         chosen = list(round_zero)
         if strategy != job.strategies[0]:  # round 0 does not depend on the strategy: computed once, copied
-            replace_with_copy(first_folder, job.folder(strategy, 0))
+            replace_with_copy(first_folder, job.folder(strategy, 0), within=job.output)
         rows += [(job.name, strategy, 0, *row) for row in round_zero_rows]
         for round_index in range(1, job.rounds + 1):
             previous, folder = job.folder(strategy, round_index - 1), job.folder(strategy, round_index)
@@ -157,7 +158,7 @@ def evaluate_video(network: XMem, job: EvaluationJob) -> list[tuple]:
             if picks:
                 propagate(folder, chosen)
             else:  # no new frame (all are annotated, or none qualifies): the masks cannot change
-                replace_with_copy(previous, folder)
+                replace_with_copy(previous, folder, within=job.output)
             rows += [(job.name, strategy, round_index, *row)
                      for row in _score(folder, frames.names, truths, objects, chosen)]
     return rows

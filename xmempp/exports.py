@@ -536,6 +536,27 @@ def _refuse_existing(out: Path, formats: list[str], overwrite: bool) -> None:
     if existing and not overwrite:
         raise XMemPPError(f"{shown(existing[0])} already exists: export into another folder, or replace it "
                           "(--overwrite)")
+    if _is_someone_elses_file(out / EXPORT_MARKER):
+        raise XMemPPError(f"{shown(out / EXPORT_MARKER)} is not an xmempp export's list of entries, and every export "
+                          "writes one of that name: export into another folder, or move it away first")
+
+
+def _is_someone_elses_file(marker: Path) -> bool:
+    """Whether `marker` is a regular file that no export wrote (another tool's JSON, a person's notes): the export's
+    own list replaced it without a word. A marker too large or nested too deep to be xmempp's is someone's too;
+    anything else there (a FIFO, a link) is replaced, as it loses nothing."""
+    try:
+        status = os.lstat(marker)
+        if not stat.S_ISREG(status.st_mode):
+            return False
+        if status.st_size > MAX_MARKER_BYTES:
+            return True
+        document = json.loads(marker.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return False
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return True
+    return not (isinstance(document, dict) and document.get("written_by") == "xmempp export")
 
 
 def _write_whole(folder: HeldFolder, entry: str, write) -> Path:

@@ -103,7 +103,7 @@ def _enter(name: str, parent: int, path: str, left: list[str]) -> list | None:
             raise
         _unlink(name, parent, path, left)
         return None
-    if _mounted_apart(folder, parent):
+    if mounted_apart(folder, parent):
         os.close(folder)
         left.append(path)
         return None
@@ -125,13 +125,16 @@ def _unlink(name: str, dir_fd: int, path: str, left: list[str]) -> None:
         left.append(path)
 
 
-def _mounted_apart(folder: int, parent: int) -> bool:
+def mounted_apart(folder: int, parent: int) -> bool:
     """Whether the open folder `folder` is on another mount than the open folder `parent`: another device, or
-    (a bind mount of a folder on the same file system) another mount id, which only /proc tells."""
+    (a bind mount of a folder on the same file system) another mount id, which only /proc tells. On Linux without
+    /proc every folder counts as apart: nothing is removed, as `mount_risk` refuses then."""
     if os.fstat(folder).st_dev != os.fstat(parent).st_dev:
         return True
     mounts = _mount_id(folder), _mount_id(parent)
-    return None not in mounts and mounts[0] != mounts[1]
+    if None in mounts:  # Linux without /proc (a sandbox) cannot tell a bind mount: none is entered
+        return sys.platform.startswith("linux")
+    return mounts[0] != mounts[1]
 
 
 def _mount_id(descriptor: int) -> int | None:

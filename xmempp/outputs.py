@@ -33,7 +33,7 @@ from xmempp.errors import (
     nested_too_deep,
     shown,
 )
-from xmempp.mounts import mount_points, mount_risk, remove_tree
+from xmempp.mounts import mount_points, mount_risk, mounted_apart, remove_tree
 from xmempp.regular_files import FileTooLargeError, open_regular, read_regular_text
 
 # A manifest (or keys.json) lists each frame's name and digest: some 100 bytes a frame, a few MB for the longest
@@ -294,15 +294,20 @@ class RunOutput:
 
 
 @contextlib.contextmanager
-def held_run_output(out: Path, inputs: dict[str, Path], overlay: bool) -> Iterator[RunOutput]:
+def held_run_output(out: Path, inputs: dict[str, Path], overlay: bool,
+                    within: Path | None = None) -> Iterator[RunOutput]:
     """`out` made, opened and locked for one run, and checked against the inputs once held; its masks/ and
     overlay/ are held from `start_run` on. Checked by path and written by path, a folder swapped in between (while
     the weights loaded, or mid-run for `out` itself) was written through, replacing annotations with masks,
     frames with overlays, or an earlier run's manifest and keys. From here on every file the run writes is
     written relative to the folders it holds. A folder moved during the run keeps the run's files, and is named.
+    `within`: a folder above `out` that `out` is reached from without a link or a mount (see `held_below`).
     """
+    if within is not None:
+        held_below(within, out).close()  # made without following a link, before the checks by path look at it
     prepare_output_folder(out)
-    with HeldFolder(out) as folder, output_lock(folder):  # one run at a time into an output folder
+    held = HeldFolder(out) if within is None else held_below(within, out)
+    with held as folder, output_lock(folder):  # one run at a time into an output folder
         refuse_overlap(inputs, out)  # once more, on the folder now held
         folder.refuse_unless_at_its_path()
         output = RunOutput(folder, inputs, overlay)
@@ -312,6 +317,23 @@ def held_run_output(out: Path, inputs: dict[str, Path], overlay: bool) -> Iterat
             output.close()
         if not folder.is_still_at_its_path():
             _say_where_the_outputs_went(folder)
+
+
+def held_below(root: Path, folder: Path, what: str = "output folder") -> HeldFolder:
+    """`folder`, below the folder `root`, made where missing and opened one name after another from `root`, never
+    through a link or into a mount: a command's folders for each video (OUTPUT/<strategy>/round_<r>/<video>) are
+    checked when it starts, and a link put at one of them later, while earlier videos ran, was written through (a
+    user's masks replaced, their folder removed)."""
+    held = HeldFolder(root, what=what)
+    try:
+        for name in folder.relative_to(root).parts:
+            inner = held.subfolder(name, refuse_mounts=True)
+            held.close()
+            held = inner
+    except BaseException:
+        held.close()
+        raise
+    return held
 
 
 def _say_where_the_outputs_went(folder: HeldFolder) -> None:
@@ -450,12 +472,14 @@ def refuse_linked_video_folders(output: Path, folders: Iterable[Path], command: 
                                   "the link")
 
 
-def replace_with_copy(source: Path, destination: Path) -> None:
+def replace_with_copy(source: Path, destination: Path, within: Path | None = None) -> None:
     """`destination` becomes a copy of the run folder `source`: of the files the run made there, nothing else. The
     copy is made in a new folder beside it and renamed into place; what was at `destination` is removed, never
     written into: a file there may be a link to anyone's file (copying into it replaced a user's masks/00000.png
     through a link). A destination that is or holds a mount point, or anything the copy does not hold, is refused:
-    removing it would empty the folder mounted there, anyone's, or remove a user's file."""
+    removing it would empty the folder mounted there, anyone's, or remove a user's file. `within`: a folder above
+    `destination` that it is reached from without a link or a mount (see `held_below`). A `destination` that
+    another xmempp command holds (a run writing into it, an export reading it) is refused, as a run into it is."""
     for folder in reversed(destination.parents):  # mkdir's FileExistsError for a round_<r> that is a file
         if os.path.lexists(folder) and not folder.is_dir():
             raise XMemPPError(f"{shown(folder)} is {kind_of_entry(folder)}, but {shown(destination)} needs a folder "
@@ -468,10 +492,13 @@ def replace_with_copy(source: Path, destination: Path) -> None:
         raise XMemPPError(f"{shown(destination)} cannot be replaced: {risk}; unmount it, or choose another output "
                           "folder")
     runs_files = _files_of_the_run(source)
+    if within is not None:
+        held_below(within, destination.parent, "folder").close()  # made without following a link
     with file_system_problems_as_error(f"make the folder {shown(destination.parent)}"):
         destination.parent.mkdir(parents=True, exist_ok=True)
     # a name of its own, not the video's plus a suffix: a 240-byte video name went past the 255 a name may have
     fresh = Path(tempfile.mkdtemp(prefix=".xmempp-copy-", suffix=".partial", dir=destination.parent))
+    made = identity(fresh)
     try:
         with file_system_problems_as_error(f"copy the run in {shown(source)} to {shown(destination)}",
                                            name_the_path=False):
@@ -484,23 +511,35 @@ def replace_with_copy(source: Path, destination: Path) -> None:
             raise XMemPPError(f"cannot replace {shown(destination)} with a copy of {shown(source)}: it holds "
                               f"{shown(removed[0])}{more}, which the copy would remove (a copied round replaces its "
                               "whole folder); move it away")
-        with HeldFolder(destination.parent, what="folder") as parent:
+        parent = HeldFolder(destination.parent, what="folder") if within is None else \
+            held_below(within, destination.parent, "folder")
+        with parent, _held_for_replacing(parent, destination.name):
             parent.replace_with_folder(destination.name, fresh.name)
     except BaseException:
-        remove_own_folder(fresh)
+        remove_own_folder(fresh, made)
         raise
+
+
+@contextlib.contextmanager
+def _held_for_replacing(parent: HeldFolder, name: str) -> Iterator[None]:
+    """The folder `name` of `parent`, when there, locked as a run locks its output while the block replaces it: a
+    run writing into it (or an export reading it) had its outputs removed mid-run."""
+    if not parent.exists(name) or not stat.S_ISDIR(os.lstat(name, dir_fd=parent.descriptor()).st_mode):
+        yield
+        return
+    with parent.subfolder(name) as earlier, output_lock(earlier):
+        yield
 
 
 def _entries_a_copy_removes(source: Path, destination: Path, depth: int = 1) -> list[Path]:
     """What in the folder `destination` the copy `source` of a run does not hold, and so would remove: names it
     does not hold (at its top, and in its masks/ and overlay/), and folders where it has a file (keys.json/notes.txt
-    went with the folder), xmempp's own temporaries aside."""
+    went with the folder). Hidden temporaries count too: whose they are cannot be told by their names (a user's
+    `.notes.0123456789ab.tmp` went without a word as if xmempp's own)."""
     removed = []
     with file_system_problems_as_error(f"read {shown(destination)}", name_the_path=False), \
             os.scandir(destination) as entries:
         for entry in entries:
-            if TEMPORARY_NAME.fullmatch(entry.name):  # xmempp's own, left by a kill
-                continue
             theirs = source / entry.name
             folder_for_folder = theirs.is_dir() and not theirs.is_symlink() and depth > 0
             if not os.path.lexists(theirs) or (entry.is_dir(follow_symlinks=False) and not folder_for_folder):
@@ -536,14 +575,26 @@ def _warn_of_mounts_left(left: list[str], parent: Path, what: str) -> None:
                 "it, then remove them yourself", what, shown(parent / left[0]), more)
 
 
-def remove_own_folder(path: Path) -> None:
+def remove_own_folder(path: Path, made: tuple[int, int] | None = None) -> None:
     """Remove xmempp's own folder `path` (a staging copy, a run's frames), never what is mounted in it; what cannot
-    be removed stays, with a warning: the work it was made for is done."""
+    be removed stays, with a warning: the work it was made for is done. `made`: the identity the folder had when
+    xmempp made it; another folder put at its name meanwhile (a user's, renamed there) is left as it is."""
     try:
         parent = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return  # its folder is gone, and it with it
     try:
+        _remove_own_entry(parent, path, made)
+    finally:
+        os.close(parent)
+
+
+def _remove_own_entry(parent: int, path: Path, made: tuple[int, int] | None) -> None:
+    """Remove `path`, xmempp's own, as its name in the open folder `parent` (see `remove_own_folder`)."""
+    try:
+        if made is not None and _identity_in(parent, path.name) not in (made, None):
+            log.warning("xmempp's folder %s was replaced while xmempp used it: what is there now stays", shown(path))
+            return
         left = remove_tree(path.name, parent)
     except OSError as error:
         log.warning("could not remove xmempp's folder %s (%s): remove it yourself", shown(path),
@@ -551,19 +602,28 @@ def remove_own_folder(path: Path) -> None:
     else:
         if left:
             _warn_of_mounts_left(left, path.parent, f"xmempp's folder {shown(path)}")
-    finally:
-        os.close(parent)
+
+
+def _identity_in(folder: int, name: str) -> tuple[int, int] | None:
+    """(device, inode) of the entry `name` of the open folder, not following a link; None when nothing is there."""
+    try:
+        status = os.lstat(name, dir_fd=folder)
+    except FileNotFoundError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 @contextlib.contextmanager
-def own_temporary_folder(prefix: str, root: str | None = None) -> Iterator[Path]:
+def own_temporary_folder(prefix: str, root: str | Path | None = None) -> Iterator[Path]:
     """A new folder under `root` (the system's temporary folder when None), removed after the block as
-    `remove_own_folder` removes (tempfile.TemporaryDirectory emptied a folder bind-mounted on it meanwhile)."""
+    `remove_own_folder` removes: that folder only, never what is mounted in it (tempfile.TemporaryDirectory
+    emptied a folder bind-mounted on it meanwhile, and removed a user's folder renamed to its name)."""
     folder = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+    made = identity(folder)
     try:
         yield folder
     finally:
-        remove_own_folder(folder)
+        remove_own_folder(folder, made)
 
 
 # What a run makes, by name: a file (None) or a folder with what it makes in it.
@@ -812,12 +872,18 @@ class HeldFolder:
                                       "move it away") from None
                 raise
 
-    def subfolder(self, name: str, what: str | None = None) -> HeldFolder:
-        """The folder `name` inside this one, made when missing, held in turn."""
+    def subfolder(self, name: str, what: str | None = None, refuse_mounts: bool = False) -> HeldFolder:
+        """The folder `name` inside this one, made when missing, held in turn. `refuse_mounts`: a folder mounted
+        there (a bind mount of anyone's folder) is refused, as a link is."""
         with self._problems(f"make the {what or self.what} {shown(self.path / name)}"), \
                 contextlib.suppress(FileExistsError):
             os.mkdir(name, 0o777, dir_fd=self._descriptor)
-        return HeldFolder(self.path / name, within=self, what=what or self.what)
+        held = HeldFolder(self.path / name, within=self, what=what or self.what)
+        if refuse_mounts and mounted_apart(held._descriptor, self._descriptor):
+            held.close()
+            raise XMemPPError(f"{shown(self.path / name)} is a mount point: xmempp writes only into a folder of its "
+                              "own there; unmount it")
+        return held
 
     @property
     def identity(self) -> tuple[int, int]:
@@ -914,25 +980,10 @@ class HeldFolder:
             self.rename(fresh, name)
 
     def remove_tree(self, name: str, only: tuple[int, int] | None = None) -> None:
-        """Remove the entry `name` and all in it, when it is there, never what is mounted in it (see
-        `mounts.remove_tree`); what cannot be removed stays, with a warning. `only`: the identity the entry must
-        have; another entry there (a folder swapped in) is left as it is."""
-        if only is not None:
-            try:
-                status = os.lstat(name, dir_fd=self._descriptor)
-            except OSError:
-                return
-            if (status.st_dev, status.st_ino) != only:
-                log.warning("%s was replaced while xmempp wrote into it: what is there now stays", shown(self.path / name))
-                return
-        try:
-            left = remove_tree(name, self._descriptor)
-        except OSError as error:
-            log.warning("could not remove %s (%s): remove it yourself", shown(self.path / name),
-                        file_system_problem(error) or error.strerror or str(error))
-        else:
-            if left:
-                _warn_of_mounts_left(left, self.path, f"{shown(self.path / name)}")
+        """Remove xmempp's own entry `name` and all in it, when it is there, never what is mounted in it (see
+        `remove_own_folder`). `only`: the identity the entry must have; another entry there (a folder swapped in)
+        is left as it is."""
+        _remove_own_entry(self._descriptor, self.path / name, only)
 
     @contextlib.contextmanager
     def _problems(self, doing: str, name_the_path: bool = False) -> Iterator[None]:
