@@ -222,6 +222,9 @@ def upload_limit_bytes(max_upload_mb: float) -> int:
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    # Once: a second SIGTERM while the server closed (a supervisor, or `timeout`, passing on a stop) interrupted the
+    # closing itself, and the log ended in a traceback.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt  # Gradio's launch ends on it, closing its server; then atexit cleans up
 
 

@@ -49,7 +49,7 @@ from xmempp.errors import XMemPPError, file_system_problem, is_out_of_memory, sh
 from xmempp.exports import EXPORT_MARKER, FORMATS, export_masks, repeated_format
 from xmempp.images import open_image, png_size
 from xmempp.masks.files import MaskReader
-from xmempp.outputs import remove_own_folder
+from xmempp.outputs import identity, remove_own_folder
 from xmempp.precision import PRECISIONS
 from xmempp.video import VIDEO_SUFFIXES, FrameFolder
 
@@ -94,6 +94,9 @@ class ApiError(gr.Error):
             return cls(message_for(error).removeprefix("⚠ "))  # a full disk in README's one sentence
         if is_out_of_memory(error):  # outside a model run (a bare MemoryError reading a manifest): the app's words
             return cls(message_for(error).removeprefix("⚠ "))
+        if isinstance(error, FileNotFoundError) and error.filename:  # a file of the call's, removed meanwhile
+            return cls(f"{message_for(error).removeprefix('⚠ ')} on the server (removed while the call ran): send the "
+                       "call again")
         return None
 
 
@@ -156,16 +159,18 @@ class ScriptApi:
         self._check_k(k)
         self._check_precision(precision)
         work = self._call_folder()
+        made = identity(work)  # a folder put at its name meanwhile is left as it is
         try:
             summary = yield from self._run(work, video, annotations, frames, size, k, precision)
             staging = work / "export"
             export_masks(work / "output", staging, formats)
             archive = _zip_folder(staging, work / "masks.zip")
-            for folder in work.iterdir():  # only the zip stays, until Gradio has copied it
-                if folder.is_dir():
-                    remove_own_folder(folder)
+            if identity(work) == made:
+                for folder in work.iterdir():  # only the zip stays, until Gradio has copied it
+                    if folder.is_dir():
+                        remove_own_folder(folder)
         except BaseException as error:  # a refusal, a bug, or the call stopped (GeneratorExit): nothing of it stays
-            remove_own_folder(work)
+            remove_own_folder(work, made)
             refusal = ApiError.refusing_any(error)
             if refusal is None:
                 raise
@@ -197,6 +202,7 @@ class ScriptApi:
         self._check_k(k, at_least=1)
         self._check_precision(precision)
         work = self._call_folder()
+        made = identity(work)
         try:
             summary = yield from self._run(work, video, annotations, frames, size, k, precision)
             return summary["suggested_frames"]
@@ -207,7 +213,7 @@ class ScriptApi:
             raise refusal from None
         finally:
             self._call_ended(work)
-            remove_own_folder(work)
+            remove_own_folder(work, made)
 
     def server_limits(self) -> dict:
         """What this server accepts and offers: processing sizes, frame and upload limits, export formats, queue.

@@ -31,7 +31,7 @@ from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.masks.files import MaskReader
 from xmempp.model.network import XMem
-from xmempp.outputs import remove_own_folder
+from xmempp.outputs import identity, remove_own_folder
 from xmempp.prompts import PromptModel
 from xmempp.session import EmptyAnnotationError, VideoSession
 from xmempp.uncertainty import FrameUncertainty
@@ -145,6 +145,7 @@ class UserState:
         self.cancel = threading.Event()
         self._exporting = threading.Lock()  # one export of this video at a time: a second waits for the first
         self._dir: Path | None = None
+        self._dir_made: tuple[int, int] | None = None
         self._loads = 0
         self._videos = 0
 
@@ -157,6 +158,7 @@ class UserState:
         if self._dir is None:
             self.settings.work_root.mkdir(parents=True, exist_ok=True)
             self._dir = Path(tempfile.mkdtemp(prefix="session-", dir=self.settings.work_root))
+            self._dir_made = identity(self._dir)  # a folder put at its name meanwhile is not this session's
         return self._dir
 
     def close(self) -> None:
@@ -167,7 +169,7 @@ class UserState:
             self.session.close()
         self.session, self.video, self.suggested = None, None, []
         if self._dir is not None:
-            remove_own_folder(self._dir)
+            remove_own_folder(self._dir, self._dir_made)
             self._dir = None
         _return_freed_memory()
 

@@ -440,3 +440,12 @@ def test_suggest_without_an_output_refuses_a_temporary_folder_inside_the_frames_
                                           "outside the frames"):
         select_k_next_best_annotation_candidates(frames, masks, None, k=2, weights=tmp_path / "never-loaded.pth",
                                                  print_progress=False)
+
+
+def test_an_output_root_not_made_yet_is_made_as_the_output_folders_are(square_clip, tmp_path, network):
+    """run_on_video(output_root=<a folder not made yet>) ended in a raw FileNotFoundError (thirty-third hostile
+    round)."""
+    frames, masks = square_clip
+    rows = run_on_video(frames, masks, tmp_path / "new" / "out", network=network, size=96, print_progress=False,
+                        output_root=tmp_path / "new")
+    assert len(rows) == len(os.listdir(frames)) and (tmp_path / "new" / "out" / "masks").is_dir()

@@ -352,3 +352,15 @@ def test_a_read_only_server_folder_is_not_named_to_a_visitor(tmp_path):
     assert "out" not in message.split(";")[0].replace("cannot", "")
     message = message_for(OSError(errno.EROFS, "Read-only file system", str(folder / "masks.zip")))
     assert message.startswith("⚠ the server cannot use its file masks.zip (the file system is read-only)"), message
+
+
+def test_a_second_stop_while_the_server_closes_is_not_an_error(monkeypatch):
+    """A second SIGTERM while the server closed (`timeout` passing one on) raised in the middle of the closing, and
+    the log ended in a traceback."""
+    import signal
+
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: handlers.update({signum: handler}))
+    handlers = {}
+    with pytest.raises(KeyboardInterrupt):
+        app._interrupt(signal.SIGTERM, None)
+    assert handlers == {signal.SIGTERM: signal.SIG_IGN}

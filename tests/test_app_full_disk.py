@@ -63,7 +63,7 @@ def test_a_run_whose_pictures_find_no_room_ends_there_and_says_so(free_bytes):
 
 @pytest.mark.parametrize(("disk", "said"), [
     ({"inodes": 3}, NO_ROOM),  # bytes free, no inode left: ▶ showed Gradio's bare "Error" (twenty-ninth round)
-    ({"read-only": True}, "the server cannot use its file (the file system is read-only)"),
+    ({"read-only": True}, "the server cannot use its files (the file system is read-only)"),
 ], ids=["no inodes", "read-only"])
 def test_a_disk_without_inodes_or_read_only_is_said_before_gradio_writes_the_picture(free_bytes, disk, said):
     @handler("viewer", "editor_note", errors_to="editor_note")

@@ -378,6 +378,18 @@ def test_a_closed_sessions_files_go_but_never_a_folder_mounted_among_them(handle
     assert (users / "keep.txt").read_text() == "mine"
 
 
+def test_a_folder_put_in_place_of_a_sessions_folder_is_left_when_the_tab_closes(handlers, tmp_path):
+    """The session's folder renamed away and another folder, with a file in it, put at its name: closing the tab
+    removed that folder and its file (thirty-third hostile round)."""
+    state = loaded(handlers)
+    work_dir = state.work_dir
+    work_dir.rename(tmp_path / "moved-away")
+    work_dir.mkdir()
+    (work_dir / "keep.txt").write_text("mine")
+    Handlers.close_state(state)
+    assert (work_dir / "keep.txt").read_text() == "mine"
+
+
 def test_closing_the_tab_deletes_that_sessions_files_at_once(handlers, clip):
     mine, theirs = SimpleNamespace(session_hash="mine"), SimpleNamespace(session_hash="theirs")
     my_state = handlers.load_files(None, [str(clip)], mine)["state"]

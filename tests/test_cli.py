@@ -218,6 +218,16 @@ def test_a_bug_is_reported_as_a_bug_with_its_traceback(tmp_path, monkeypatch, ca
     assert any(record.exc_info and record.exc_info[0] is ValueError for record in caplog.records)
 
 
+def test_a_machine_without_proc_is_said_as_such_not_as_a_bug(tmp_path, monkeypatch, capsys):
+    """Without /proc, torch failed in a model step with "Failed to initialize cpuinfo!", reported as a bug in xmempp
+    (thirty-third hostile round)."""
+    _failing_run(monkeypatch, RuntimeError("Failed to initialize cpuinfo!"))
+    assert _run(tmp_path) == 1
+    message = capsys.readouterr().err
+    assert message.startswith("error: torch cannot read this machine's processor description (/proc/cpuinfo)")
+    assert "bug" not in message
+
+
 def test_an_input_error_is_not_reported_as_a_bug(tmp_path, monkeypatch, capsys):
     _failing_run(monkeypatch, XMemPPError("mask frame_000003.png is truncated"))
     assert _run(tmp_path) == 1

@@ -187,6 +187,20 @@ def test_the_script_api_refuses_a_bare_out_of_memory_in_words():
     assert refusal is not None and refusal.message.startswith("the server ran out of memory; nothing you made is lost")
 
 
+def test_the_script_api_says_a_file_of_the_call_removed_meanwhile_in_words():
+    """A call's folder swapped while it ran ended in Gradio's 'The upstream Gradio app has raised an exception',
+    a raw FileNotFoundError in the log (thirty-third hostile round)."""
+    import errno
+
+    from demo.api import ApiError
+
+    refusal = ApiError.refusing_any(FileNotFoundError(errno.ENOENT, "No such file or directory",
+                                                      "/srv/work/api/call-x/video/zip-frames/000005.jpg"))
+    assert refusal is not None
+    assert refusal.message == ("000005.jpg was not found on the server (removed while the call ran): send the call "
+                               "again")
+
+
 @pytest.mark.parametrize(("code", "words"), [
     ("EBUSY", "it is busy (a mount point, or in use)"),
     ("ELOOP", "a symbolic link on the path leads back to itself"),

@@ -1017,3 +1017,16 @@ def test_someone_elses_file_named_like_the_export_list_is_refused_and_kept(tmp_p
         export_masks(three_object_masks(), tmp_path / "to", ["coco"])
     assert (tmp_path / "to" / "xmempp-export.json").read_text() == theirs
     assert os.listdir(tmp_path / "to") == ["xmempp-export.json"]
+
+
+def test_a_marker_linked_to_another_folders_marker_lists_nothing_here(tmp_path):
+    """xmempp-export.json made a link to another export's marker listed that export's entries as this folder's:
+    --overwrite then replaced a person's own Annotations/ here, which no export wrote (thirty-third hostile round)."""
+    export_masks(three_object_masks(), tmp_path / "earlier", ["davis"])
+    theirs = tmp_path / "to" / "Annotations"
+    theirs.mkdir(parents=True)
+    (theirs / "hand.png").write_text("precious")
+    (tmp_path / "to" / "xmempp-export.json").symlink_to(tmp_path / "earlier" / "xmempp-export.json")
+    with pytest.raises(XMemPPError, match=re.escape(f"{theirs} is not an export's")):
+        export_masks(three_object_masks(), tmp_path / "to", ["davis"], overwrite=True)
+    assert os.listdir(theirs) == ["hand.png"] and (theirs / "hand.png").read_text() == "precious"

@@ -147,3 +147,21 @@ def test_without_proc_on_linux_removing_a_tree_enters_no_folder(tmp_path, monkey
     finally:
         os.close(parent)
     assert (tmp_path / "tree" / "maybe-mounted" / "keep.txt").read_text() == "mine"
+
+
+def test_without_proc_the_folder_left_is_said_as_left_for_that_not_as_a_mount(tmp_path, monkeypatch, caplog):
+    """Without /proc every run left its temporary folder with a warning that a file system was mounted there, which
+    nothing was (thirty-third hostile round)."""
+    import logging
+
+    import xmempp.mounts
+    import xmempp.outputs
+    from xmempp.outputs import own_temporary_folder
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(xmempp.mounts, "_mount_id", lambda descriptor: None)
+    monkeypatch.setattr(xmempp.outputs, "mount_points", lambda: None)
+    with caplog.at_level(logging.WARNING), own_temporary_folder("xmempp-frames-", tmp_path) as folder:
+        (folder / "frame_000000.jpg").write_bytes(b"jpg")
+    assert f"xmempp's folder {folder} stays: whether a file system is mounted in it cannot be told" in caplog.text
+    assert "where a file system is mounted" not in caplog.text

@@ -491,6 +491,9 @@ def _main(argv: list[str] | None) -> int:
         print(f"stopped by {stopped.name}: {_what_stays(args.command)}", file=sys.stderr)
         return 128 + stopped.number
     except (XMemPPError, FileNotFoundError, MemoryError, RuntimeError) as error:
+        if isinstance(error, RuntimeError) and "Failed to initialize cpuinfo" in str(error):
+            return _say_problem("torch cannot read this machine's processor description (/proc/cpuinfo): run xmempp "
+                                "where the system's /proc is mounted", error)
         if isinstance(error, RuntimeError) and not is_out_of_memory(error):
             return _report_bug(error)
         print(f"error: {_describe(error)}{_out_of_memory_hint(error, args)}", file=sys.stderr)

@@ -469,9 +469,10 @@ def _exported_entries(out: Path) -> set[str]:
     """The entries earlier exports wrote into `out`, as its marker lists them (none without a readable marker)."""
     marker = out / EXPORT_MARKER
     try:
-        # Only a regular file of a marker's size is read: a FIFO in its place waited for a writer forever, and a
-        # link to /dev/zero would fill the memory. What cannot be read lists nothing, so --overwrite refuses.
-        status = marker.stat()
+        # Only a regular file of a marker's size is read, not a link: a FIFO in its place waited for a writer
+        # forever, and a link to /dev/zero would fill the memory. What is not read lists nothing, so --overwrite
+        # refuses.
+        status = marker.lstat()  # a link to another folder's marker listed that folder's entries as this one's
         if not stat.S_ISREG(status.st_mode) or status.st_size > MAX_MARKER_BYTES:
             return set()
         listed = json.loads(marker.read_text(encoding="utf-8")).get("entries")

@@ -324,6 +324,8 @@ def held_below(root: Path, folder: Path, what: str = "output folder") -> HeldFol
     through a link or into a mount: a command's folders for each video (OUTPUT/<strategy>/round_<r>/<video>) are
     checked when it starts, and a link put at one of them later, while earlier videos ran, was written through (a
     user's masks replaced, their folder removed)."""
+    with file_system_problems_as_error(f"make the {what} {shown(root)}"):
+        root.mkdir(parents=True, exist_ok=True)  # as the folders below it are
     held = HeldFolder(root, what=what)
     try:
         for name in folder.relative_to(root).parts:
@@ -571,6 +573,10 @@ def _warn_of_mounts_left(left: list[str], parent: Path, what: str) -> None:
     """A folder xmempp removes held a mount point (mounted there after every check): what is mounted there is
     anyone's, and removing the folder whole would have emptied it."""
     more = f" and {len(left) - 1} more" if len(left) > 1 else ""
+    if mount_points() is None:  # Linux without /proc: nothing is entered, for nothing can be told
+        log.warning("%s stays: whether a file system is mounted in it cannot be told (the system's /proc cannot be "
+                    "read), so xmempp removes nothing there; remove it yourself", what)
+        return
     log.warning("%s holds %s%s, where a file system is mounted: that stays, with the folders holding it; unmount "
                 "it, then remove them yourself", what, shown(parent / left[0]), more)
 
