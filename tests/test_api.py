@@ -427,7 +427,7 @@ def test_a_mask_folder_that_is_a_file_is_named_as_a_file(square_clip, tmp_path):
         run_on_video(frames, masks, tmp_path / "out", print_progress=False)
 
 
-def test_suggest_without_an_output_refuses_a_temporary_folder_inside_the_frames_naming_tmpdir(square_clip, tmp_path,
+def test_a_temporary_folder_inside_the_frames_is_refused_naming_tmpdir_before_the_weights_load(square_clip, tmp_path,
                                                                                               monkeypatch):
     """With TMPDIR inside the frames folder and no output folder, suggest loaded the weights, then blamed an "output
     folder" the person never gave (thirty-second hostile round)."""
@@ -435,11 +435,13 @@ def test_suggest_without_an_output_refuses_a_temporary_folder_inside_the_frames_
 
     frames, masks = square_clip
     monkeypatch.setattr(tempfile, "tempdir", str(frames))
-    with pytest.raises(XMemPPError, match=rf"^the temporary folder {re.escape(str(frames))} \(\$TMPDIR, or "
-                                          r"temporary_root\) is inside the frames folder .*set TMPDIR to a folder "
-                                          "outside the frames"):
+    refused = rf"^the temporary folder {re.escape(str(frames))} \(\$TMPDIR, or temporary_root\) is inside the " \
+              r"frames folder .*set TMPDIR to a folder outside them"
+    with pytest.raises(XMemPPError, match=refused):
         select_k_next_best_annotation_candidates(frames, masks, None, k=2, weights=tmp_path / "never-loaded.pth",
                                                  print_progress=False)
+    with pytest.raises(XMemPPError, match=refused):  # a run too: it wrote its temporary folder into the frames
+        run_on_video(frames, masks, tmp_path / "out", weights=tmp_path / "never-loaded.pth", print_progress=False)
 
 
 def test_an_output_root_not_made_yet_is_made_as_the_output_folders_are(square_clip, tmp_path, network):
@@ -449,3 +451,16 @@ def test_an_output_root_not_made_yet_is_made_as_the_output_folders_are(square_cl
     rows = run_on_video(frames, masks, tmp_path / "new" / "out", network=network, size=96, print_progress=False,
                         output_root=tmp_path / "new")
     assert len(rows) == len(os.listdir(frames)) and (tmp_path / "new" / "out" / "masks").is_dir()
+
+
+def test_an_output_root_is_compared_with_the_output_where_they_lead_not_as_spelled(square_clip, tmp_path, network,
+                                                                                    monkeypatch):
+    """A relative output_root with an absolute masks_out_path was refused as "not a folder above" it (thirty-third
+    hostile round)."""
+    frames, masks = square_clip
+    monkeypatch.chdir(tmp_path)
+    rows = run_on_video(frames, masks, tmp_path / "r1" / "out", network=network, size=96, print_progress=False,
+                        output_root="r1")
+    assert len(rows) == len(os.listdir(frames))
+    with pytest.raises(XMemPPError, match="output_root elsewhere is not a folder above masks_out_path"):
+        run_on_video(frames, masks, tmp_path / "r1" / "out", network=network, output_root="elsewhere")

@@ -510,3 +510,16 @@ def test_an_entry_named_like_a_temporary_of_xmempps_in_a_copied_round_is_refused
     with pytest.raises(XMemPPError, match="which the copy would remove"):
         outputs.replace_with_copy(source, destination)
     assert (destination / ".mywork.0123456789ab.tmp" / "notes.txt").read_text() == "important"
+
+
+def test_a_file_named_like_a_folder_of_the_copy_in_a_copied_round_is_refused_and_kept(two_strategies):
+    """A user's file named `masks` in a round the copy replaced went without a word: the copy's check listed names
+    it did not hold and folders where it had a file, not a file where it had a folder (thirty-third hostile round)."""
+    from xmempp import outputs
+
+    source, destination = two_strategies
+    outputs.remove_own_folder(destination / "masks")
+    (destination / "masks").write_text("precious")
+    with pytest.raises(XMemPPError, match=f"it holds {destination / 'masks'}, which the copy would remove"):
+        outputs.replace_with_copy(source, destination)
+    assert (destination / "masks").read_text() == "precious"

@@ -470,14 +470,13 @@ def test_the_frames_folder_of_a_call_lies_under_the_work_root(tmp_path, network,
     mid-call left it behind, and the restart's clean-up of the work root missed it (eighth hostile round)."""
     import tempfile
 
-    folders = []
+    folders, make_folder = [], tempfile.mkdtemp
 
-    class Recording(tempfile.TemporaryDirectory):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            folders.append(Path(self.name))
+    def recording(*args, **kwargs):
+        folders.append(Path(make_folder(*args, **kwargs)))
+        return str(folders[-1])
 
-    monkeypatch.setattr(tempfile, "TemporaryDirectory", Recording)
+    monkeypatch.setattr(tempfile, "mkdtemp", recording)
     video, masks = clip
     api = ScriptApi(settings(tmp_path, network), RunQueue(1, 4))
     api.segment(video, [upload(masks / "frame_000000.png")], size=SIZE, k=2)

@@ -138,7 +138,8 @@ def run_on_video_frames(imgs_in_path: PathArgument, masks_in_path: PathArgument,
     source, masks_in = path_argument(imgs_in_path, "imgs_in_path"), path_argument(masks_in_path, "masks_in_path")
     masks_out = path_argument(masks_out_path, "masks_out_path")
     output_root = None if output_root is None else path_argument(output_root, "output_root")
-    if output_root is not None and output_root not in masks_out.parents:
+    if output_root is not None and \
+            Path(os.path.abspath(output_root)) not in Path(os.path.abspath(masks_out)).parents:
         raise XMemPPError(f"output_root {shown(output_root)} is not a folder above masks_out_path {shown(masks_out)}")
     weights = None if weights is None else path_argument(weights, "weights")
     frames_with_masks = frame_numbers(frames_with_masks, "frames_with_masks")
@@ -153,6 +154,7 @@ def run_on_video_frames(imgs_in_path: PathArgument, masks_in_path: PathArgument,
         raise folder_not_found(masks_in, "mask folder")
     refuse_overlap({"frames": source, "annotations": masks_in}, masks_out)
     temporary_root = _temporary_root(temporary_root)
+    _refuse_scratch_inside_the_frames(temporary_root, source)
     return _run_frames(source, masks_in, masks_out, frames_with_masks, compute_iou, print_progress, weights, device,
                        config, save_overlay, network, temporary_root, output_root)
 
@@ -354,13 +356,14 @@ def select_k_next_best_annotation_candidates(
 
 
 def _refuse_scratch_inside_the_frames(temporary_root: Path | None, source: Path) -> None:
-    """Without masks_out_path the run goes to a folder under temporary_root ($TMPDIR): inside the frames folder it
-    was refused, after the weights loaded, as an "output folder" the person never gave."""
+    """xmempp's temporary folders go under temporary_root ($TMPDIR): inside the frames folder a run wrote into
+    what it reads, and suggest without masks_out_path was refused, after the weights loaded, as if the person had
+    given an "output folder" there."""
     root = Path(temporary_root or tempfile.gettempdir())
     if Path(source).is_dir() and enclosing_folder(followed(root), {identity(Path(source)): Path(source)}) is not None:
         raise XMemPPError(f"the temporary folder {shown(root)} ($TMPDIR, or temporary_root) is inside the frames "
-                          f"folder {shown(source)}: suggest runs there when it is given no output folder; set TMPDIR "
-                          "to a folder outside the frames, or give one (--output, masks_out_path)")
+                          f"folder {shown(source)}: xmempp makes its temporary folders there, and never writes into "
+                          "the frames; set TMPDIR to a folder outside them")
 
 
 def _select_from_outputs(source: Path, masks_out: Path, chosen: list[int], k: int, alpha: float,

@@ -328,7 +328,7 @@ def held_below(root: Path, folder: Path, what: str = "output folder") -> HeldFol
         root.mkdir(parents=True, exist_ok=True)  # as the folders below it are
     held = HeldFolder(root, what=what)
     try:
-        for name in folder.relative_to(root).parts:
+        for name in Path(os.path.abspath(folder)).relative_to(os.path.abspath(root)).parts:
             inner = held.subfolder(name, refuse_mounts=True)
             held.close()
             held = inner
@@ -535,16 +535,18 @@ def _held_for_replacing(parent: HeldFolder, name: str) -> Iterator[None]:
 
 def _entries_a_copy_removes(source: Path, destination: Path, depth: int = 1) -> list[Path]:
     """What in the folder `destination` the copy `source` of a run does not hold, and so would remove: names it
-    does not hold (at its top, and in its masks/ and overlay/), and folders where it has a file (keys.json/notes.txt
-    went with the folder). Hidden temporaries count too: whose they are cannot be told by their names (a user's
+    does not hold (at its top, and in its masks/ and overlay/), folders where it has a file (keys.json/notes.txt
+    went with the folder), and anything but a folder where it has one (a file named masks went without a word). Hidden temporaries count too: whose they are cannot be told by their names (a user's
     `.notes.0123456789ab.tmp` went without a word as if xmempp's own)."""
     removed = []
     with file_system_problems_as_error(f"read {shown(destination)}", name_the_path=False), \
             os.scandir(destination) as entries:
         for entry in entries:
             theirs = source / entry.name
-            folder_for_folder = theirs.is_dir() and not theirs.is_symlink() and depth > 0
-            if not os.path.lexists(theirs) or (entry.is_dir(follow_symlinks=False) and not folder_for_folder):
+            copys_folder = theirs.is_dir() and not theirs.is_symlink()
+            folder_for_folder = copys_folder and depth > 0
+            if not os.path.lexists(theirs) or (entry.is_dir(follow_symlinks=False) and not folder_for_folder) or \
+                    (copys_folder and not entry.is_dir(follow_symlinks=False)):  # a user's file named masks
                 removed.append(Path(entry.path))
             elif entry.is_dir(follow_symlinks=False):
                 removed += _entries_a_copy_removes(theirs, Path(entry.path), depth - 1)
