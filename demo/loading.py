@@ -48,13 +48,17 @@ class Loading(Visitors):
             notes = state.load(files)
         except Exception as error:
             message = message_for(error)
+            files = [str(p) for p in state.recovered_work()] if recovered is not None else []
+            # Without room for the zip Gradio copies, the whole answer was replaced by the no-room sentence: the
+            # video's lines went from Status, and the zip was named nowhere.
+            offered = bool(files) and no_room_for_pictures({"download": files}) is None
             if recovered is not None:  # after the refusal's own sentence, which may end without a stop
+                where = "(Exported files)" if offered else "on the server (offered in Exported files once it has room)"
                 message += f"{'' if message.endswith(('.', '!', '?')) else '.'} Your work so far is also saved in " \
-                           f"{recovered.name} (Exported files)."
+                           f"{recovered.name} {where}."
             if state.loaded:
                 message += "\n" + views.status(state)
-            return {"state": state, "status": message,
-                    **({"download": [str(p) for p in state.recovered_work()]} if recovered is not None else {})}
+            return {"state": state, "status": message, **({"download": files} if offered else {})}
         height, width = state.frame_size
         message = f"Loaded {label}: {state.num_frames} frames of {width}x{height}."
         if notes:

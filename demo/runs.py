@@ -18,12 +18,12 @@ from collections.abc import Iterator
 import gradio as gr
 
 from demo import views
-from demo.feedback import Outputs, duration, handler, progress_html, sentence_case
+from demo.feedback import Outputs, duration, handler, no_room_behind, progress_html, sentence_case
 from demo.run_queue import QueuedRun
 from demo.speed import measure_speed
 from demo.state import RunProgress, UserState
 from demo.visitors import Visitors
-from xmempp.errors import XMemPPError, shown
+from xmempp.errors import XMemPPError, file_system_problem, shown
 
 log = logging.getLogger(__name__)
 
@@ -165,14 +165,24 @@ class Runs(Visitors):
         once Status no longer says the video is being propagated: it said so after the failure."""
         state = self._require(state)
         status_says_running: list[bool] = []  # set once Status says "Propagating at ... px"
+        reached: dict[str, int] = {}  # the frames done of how many, as the run goes
         try:
-            yield from self._propagated(state, k, status_says_running)
-        except Exception:
+            yield from self._propagated(state, k, status_says_running, reached)
+        except Exception as error:
             if status_says_running and state.loaded and not state.running:  # the run has let go of the video
                 yield {"status": views.status(state)}
-            raise
+            no_room = no_room_behind(error)
+            if no_room is None or not reached.get("done"):
+                raise
+            # "nothing you made is lost" was said of a run whose frames done had replaced the previous run's masks
+            log.warning("no room to write in a run: %s", no_room, exc_info=error)
+            yield {"progress": progress_html(0, 0, (
+                f"⚠ Stopped after {reached['done']} of {reached['total']} frames: the server has no room to write "
+                f"your results ({file_system_problem(no_room)}). The frames done keep their new masks, the others "
+                "the previous run's; your references are kept: propagate again in a while"))}
 
-    def _propagated(self, state: UserState, k: float, status_says_running: list[bool]) -> Iterator[Outputs]:
+    def _propagated(self, state: UserState, k: float, status_says_running: list[bool],
+                    reached: dict[str, int]) -> Iterator[Outputs]:
         k = whole(k, "the number of suggestions")  # before the run: it is needed only once the run has ended
         state.check_can_propagate()
         run = self.queue.join(state, state.num_frames, functools.partial(self.estimate, state, state.size))
@@ -196,7 +206,8 @@ class Runs(Visitors):
                    "suggestions": [], "status": views.status(state, starting_run=True)}
             shown = 0.0
             for last in self._computed(run, frames):
-                run.done = last.done
+                run.done = reached["done"] = last.done
+                reached["total"] = last.total
                 if time.monotonic() - shown >= VIEWER_UPDATE_S or last.done == last.total:
                     shown = time.monotonic()
                     yield {"viewer": views.viewer(state, last.index, running=True, picture=last.image, mask=last.mask),

@@ -146,6 +146,7 @@ class UserState:
         self._exporting = threading.Lock()  # one export of this video at a time: a second waits for the first
         self._dir: Path | None = None
         self._dir_made: tuple[int, int] | None = None
+        self._video_made: tuple[int, int] | None = None  # the identity of the video's folder when it was loaded
         self._loads = 0
         self._videos = 0
 
@@ -201,6 +202,7 @@ class UserState:
         elif not user and results:
             notes.append(f"{len(results)} masks without UserAnnotations/ were loaded as results, not references")
         previous = self.frames.folder.parent if self.frames is not None else None
+        made = identity(target)
         # Every encoding of the video's references waits for its next run, which holds a place in the run queue.
         session = VideoSession(self.settings.network, frames, self._config(self._resumed_size(loaded, notes)),
                                defer_encoding=True)
@@ -218,8 +220,8 @@ class UserState:
             session.close()
             remove_own_folder(target)
             raise
-        replaced = self.session
-        self.session, self.fps, self.source = session, loaded.fps, loaded.source
+        replaced, previous_made = self.session, self._video_made
+        self.session, self.fps, self.source, self._video_made = session, loaded.fps, loaded.source, made
         self.suggested, self.video = [], None
         self.editor_frame, self.editor_prefill = None, None
         self.note_for_reopening = None
@@ -228,7 +230,7 @@ class UserState:
         if replaced is not None:
             _close_replaced(replaced)
         if previous is not None and previous != target:
-            remove_own_folder(previous)
+            remove_own_folder(previous, previous_made)  # a folder put in its place meanwhile is left
         resumed = len(user) - len(empty)
         if resumed:
             notes.append(f"resumed {resumed} reference(s) from the zip")

@@ -336,6 +336,11 @@ def test_a_load_whose_answer_finds_no_room_keeps_the_video_open_now(handlers, fr
     assert NO_ROOM in text(outputs["status"])
     assert state.session is session and state.num_frames == frames and state.annotated_frames == [0]
     assert sorted(p.name for p in state.work_dir.iterdir() if p.name.startswith("video-")) == ["video-1"]
+    # the refusal keeps the video's lines in Status, and names the zip of the work the server keeps for later
+    # (the answer offering it found no room, and the whole of it was replaced by the no-room sentence)
+    said = text(outputs["status"])
+    assert "previous-work-1.zip on the server (offered in Exported files once it has room)" in said, said
+    assert "1 reference(s)" in said and "download" not in outputs
 
 
 def test_every_button_that_uploads_the_editors_picture_has_the_room_check_beside_it(settings):
@@ -391,3 +396,20 @@ def test_saves_note_stays_when_the_slider_moves_to_the_frame_from_a_value_betwee
     assert saved.startswith(f"Saved the annotation of frame {opened} (Object 1)")
     assert ("(Frame was empty)" in saved) == (typed is None) and "None" not in saved
     assert text(handlers.show_frame(state, opened)["editor_note"]) == saved
+
+
+def test_a_run_stopped_by_a_full_disk_says_which_masks_are_new(handlers, free_bytes, monkeypatch):
+    """Propagate on a nearly full disk stopped after a few frames and said only "no room ... nothing you made is
+    lost", though the frames done had replaced the previous run's masks (thirty-third hostile round)."""
+    from demo import runs
+    from tests.app_helpers import annotated, run, text
+
+    state = annotated(handlers)
+    run(handlers, state)
+    monkeypatch.setattr(runs, "VIEWER_UPDATE_S", 0)  # every frame shows: the disk fills between two of them
+    for update in handlers.propagate(state, 3):
+        if "timeline" in update and "status" not in update:  # a frame done: the disk fills before the next one
+            free_bytes["bytes"] = 1000
+    said = text(update["progress"])
+    assert said.startswith("⚠ Stopped after ") and " frames: the server has no room to write your results" in said
+    assert "The frames done keep their new masks, the others the previous run's" in said

@@ -390,6 +390,19 @@ def test_a_folder_put_in_place_of_a_sessions_folder_is_left_when_the_tab_closes(
     assert (work_dir / "keep.txt").read_text() == "mine"
 
 
+def test_a_folder_put_in_place_of_the_previous_videos_folder_is_left_when_another_loads(handlers, clip, tmp_path):
+    """The video's folder renamed away and another folder put at its name: loading another video removed that
+    folder and its file (thirty-third hostile round)."""
+    state = loaded(handlers)
+    video_dir = state.frames.folder.parent
+    video_dir.rename(tmp_path / "moved-away")
+    video_dir.mkdir()
+    (video_dir / "keep.txt").write_text("mine")
+    handlers.load_files(state, [str(clip)])
+    assert state.frames.folder.parent != video_dir
+    assert (video_dir / "keep.txt").read_text() == "mine"
+
+
 def test_closing_the_tab_deletes_that_sessions_files_at_once(handlers, clip):
     mine, theirs = SimpleNamespace(session_hash="mine"), SimpleNamespace(session_hash="theirs")
     my_state = handlers.load_files(None, [str(clip)], mine)["state"]
