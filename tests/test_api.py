@@ -464,3 +464,17 @@ def test_an_output_root_is_compared_with_the_output_where_they_lead_not_as_spell
     assert len(rows) == len(os.listdir(frames))
     with pytest.raises(XMemPPError, match="output_root elsewhere is not a folder above masks_out_path"):
         run_on_video(frames, masks, tmp_path / "r1" / "out", network=network, output_root="elsewhere")
+
+
+@pytest.mark.parametrize(("entry", "said"), [("a file", "a file"), ("a FIFO", "not a regular file")])
+def test_an_output_root_that_is_no_folder_is_named_for_what_it_is(square_clip, tmp_path, network, entry, said):
+    """An output_root (or a batch's OUTPUT) that had become a file or a FIFO when a video was reached ended in a raw
+    FileExistsError, "a bug in xmempp" (thirty-fourth hostile round)."""
+    frames, masks = square_clip
+    root = tmp_path / "root"
+    if entry == "a file":
+        root.write_text("mine")
+    else:
+        os.mkfifo(root)
+    with pytest.raises(XMemPPError, match=f"^{root} is {said}, but xmempp needs a folder there: move it away$"):
+        run_on_video(frames, masks, root / "out", network=network, size=96, print_progress=False, output_root=root)

@@ -324,6 +324,8 @@ def held_below(root: Path, folder: Path, what: str = "output folder") -> HeldFol
     through a link or into a mount: a command's folders for each video (OUTPUT/<strategy>/round_<r>/<video>) are
     checked when it starts, and a link put at one of them later, while earlier videos ran, was written through (a
     user's masks replaced, their folder removed)."""
+    if os.path.lexists(root) and not root.is_dir():  # mkdir's FileExistsError named no one's problem
+        raise XMemPPError(f"{shown(root)} is {kind_of_entry(root)}, but xmempp needs a folder there: move it away")
     with file_system_problems_as_error(f"make the {what} {shown(root)}"):
         root.mkdir(parents=True, exist_ok=True)  # as the folders below it are
     held = HeldFolder(root, what=what)
