@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -478,3 +479,31 @@ def test_an_output_root_that_is_no_folder_is_named_for_what_it_is(square_clip, t
         os.mkfifo(root)
     with pytest.raises(XMemPPError, match=f"^{root} is {said}, but xmempp needs a folder there: move it away$"):
         run_on_video(frames, masks, root / "out", network=network, size=96, print_progress=False, output_root=root)
+
+
+def test_an_output_spelled_through_a_link_and_dotdot_is_checked_where_the_system_puts_it(square_clip, tmp_path,
+                                                                                         network):
+    """`ROOT/lnk/../an` made absolute became `ROOT/an`, the annotations, which the run opened from output_root while
+    the checks looked where the system resolves it: a user's keys.json there was removed (thirty-fourth hostile
+    round); and `run --output LINK/../out`, LINK a link into the frames folder, wrote inside the frames."""
+    frames, masks = square_clip
+    root = tmp_path / "root"
+    root.mkdir()
+    annotations = root / "an"
+    shutil.copytree(masks, annotations)
+    (annotations / "keys.json").write_text("my notes")
+    before = sorted(os.listdir(annotations))
+    (tmp_path / "elsewhere" / "sub").mkdir(parents=True)
+    (root / "lnk").symlink_to(tmp_path / "elsewhere" / "sub", target_is_directory=True)
+    with pytest.raises(XMemPPError, match=r"goes through '\.\.' below"):
+        run_on_video(frames, annotations, root / "lnk" / ".." / "an", network=network, size=96,
+                     print_progress=False, output_root=root)
+    assert sorted(os.listdir(annotations)) == before and (annotations / "keys.json").read_text() == "my notes"
+
+    (frames / "sub").mkdir()
+    (tmp_path / "z").mkdir()
+    (tmp_path / "z" / "lnk").symlink_to(frames / "sub", target_is_directory=True)
+    with pytest.raises(XMemPPError, match="is inside the frames folder"):
+        run_on_video(frames, masks, tmp_path / "z" / "lnk" / ".." / "out", network=network, size=96,
+                     print_progress=False)
+    assert sorted(os.listdir(frames / "sub")) == [] and not (frames / "out").exists()

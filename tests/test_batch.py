@@ -385,3 +385,18 @@ def test_a_link_put_at_a_later_videos_folder_mid_batch_is_refused_and_never_writ
     assert sorted(os.listdir(users)) == ["masks"] and os.listdir(users / "masks") == ["frame_000001.png"]
     summary = (out / "summary.csv").read_text()
     assert "is a symbolic link" in summary, summary
+
+
+def test_an_output_spelled_through_a_link_and_dotdot_into_the_dataset_is_refused(tmp_path, engine_options, capsys):
+    """`--output z/lnk/..`, lnk a link to the dataset's JPEGImages/: made absolute first, the spelling lost the link
+    and the check passed; the system put the output in the dataset root, replacing a user's summary.csv there
+    (thirty-fourth hostile round)."""
+    dataset = write_davis(tmp_path / "davis", {"a": 3})
+    (dataset / "summary.csv").write_text("my own notes")
+    (tmp_path / "z").mkdir()
+    (tmp_path / "z" / "lnk").symlink_to(dataset / "JPEGImages", target_is_directory=True)
+    assert main(["batch", "--dataset", str(dataset), "--output", str(tmp_path / "z" / "lnk" / ".."),
+                 *engine_options, "--quiet"]) == 1
+    assert "is inside the dataset" in capsys.readouterr().err
+    assert (dataset / "summary.csv").read_text() == "my own notes"
+    assert sorted(os.listdir(dataset)) == ["Annotations", "JPEGImages", "summary.csv"]

@@ -138,8 +138,7 @@ def run_on_video_frames(imgs_in_path: PathArgument, masks_in_path: PathArgument,
     source, masks_in = path_argument(imgs_in_path, "imgs_in_path"), path_argument(masks_in_path, "masks_in_path")
     masks_out = path_argument(masks_out_path, "masks_out_path")
     output_root = None if output_root is None else path_argument(output_root, "output_root")
-    if output_root is not None and \
-            Path(os.path.abspath(output_root)) not in Path(os.path.abspath(masks_out)).parents:
+    if output_root is not None and (Path.cwd() / output_root) not in (Path.cwd() / masks_out).parents:
         raise XMemPPError(f"output_root {shown(output_root)} is not a folder above masks_out_path {shown(masks_out)}")
     weights = None if weights is None else path_argument(weights, "weights")
     frames_with_masks = frame_numbers(frames_with_masks, "frames_with_masks")

@@ -159,8 +159,9 @@ def refuse_output_inside(dataset: Path, output: Path, folders: dict[tuple[int, i
     only when `folders` (from `dataset_folders`) holds that folder.
     """
     folders = folders or {identity(dataset): dataset}
-    followed(Path(output))  # a loop of links is named as given
-    inside = enclosing_folder(followed(Path(os.path.abspath(output))), folders)
+    # followed as the system follows it: `LINK/..` made absolute first lost LINK, and the check passed an output that
+    # the system put in the dataset (a user's summary.csv there was replaced)
+    inside = enclosing_folder(followed(Path(output)), folders)
     if inside is not None:
         through = "" if inside[0] == followed(Path(dataset)) else f" (reached as {inside[0]})"
         raise OutputInsideDatasetError(f"the output folder {shown(output)} is inside the dataset {shown(dataset)}{through}: the "

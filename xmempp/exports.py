@@ -354,9 +354,10 @@ def _folders_a_run_may_write(given: Path, out: Path) -> list[Path]:
     """The folders that a run writing the masks at `given` holds: `given` (the folder `run` wrote) and, for a
     `masks/` folder given itself, the folder holding it (a run's OUTPUT). The export folder `out` is left out:
     the export holds it whole, exclusively."""
-    absolute = Path(os.path.abspath(given))
-    run = _run_holding(absolute)
-    candidates = [absolute, *([run] if run is not None else [])]
+    candidates = []
+    for absolute in (Path(os.path.abspath(given)), followed(Path(given))):  # as spelled, and as reached
+        run = _run_holding(absolute)
+        candidates += [absolute, *([run] if run is not None else [])]
     folders = {identity(folder): folder for folder in reversed(candidates) if folder.is_dir()}
     folders.pop(identity(out), None)
     folders.pop(None, None)
@@ -426,8 +427,9 @@ def _refuse_overwriting(source: Path, out: Path, formats: list[str]) -> None:
     Folders are compared as file system objects (device and inode), so an entry that reaches the masks through a
     symlink or a bind mount (`mount --bind run/masks to/Annotations`) is caught: `--overwrite` would empty it.
     """
-    absolute = Path(os.path.abspath(source))
-    holding = {identity(folder): folder for folder in (absolute, *absolute.parents, *followed(absolute).parents)}
+    absolute, reached = Path(os.path.abspath(source)), followed(Path(source))  # `LINK/..` as spelled, as reached
+    holding = {identity(folder): folder for folder in (absolute, *absolute.parents, reached, *reached.parents,
+                                                        *followed(absolute).parents)}
     holding.pop(None, None)
     for name in formats:
         entry = out / FORMAT_ENTRIES[name]
@@ -451,8 +453,10 @@ def _refuse_writing_into_inputs(input_folders: dict[str, dict], out: Path, forma
             for folder in (*Path(path).parents, *Path(path).resolve().parents):
                 holding.setdefault(identity(folder), (label, path))
     holding.pop(None, None)
-    absolute = Path(os.path.abspath(out))
-    for target in (absolute, *(absolute / FORMAT_ENTRIES[name] for name in formats)):
+    targets = []
+    for absolute in {Path(os.path.abspath(out)), followed(Path(out))}:  # as spelled, and as the system reaches it
+        targets += [absolute, *(absolute / FORMAT_ENTRIES[name] for name in formats)]
+    for target in targets:
         for folder in (target, *target.parents):
             found = recorded.get(identity(folder)) if folder.exists() else None
             if found is not None:

@@ -328,9 +328,12 @@ def held_below(root: Path, folder: Path, what: str = "output folder") -> HeldFol
         raise XMemPPError(f"{shown(root)} is {kind_of_entry(root)}, but xmempp needs a folder there: move it away")
     with file_system_problems_as_error(f"make the {what} {shown(root)}"):
         root.mkdir(parents=True, exist_ok=True)  # as the folders below it are
+    names = (Path.cwd() / folder).relative_to(Path.cwd() / root).parts  # as spelled: pathlib keeps ".."
+    if ".." in names:  # made absolute, `LINK/../an` became `an`, the annotations, while the checks saw LINK's parent
+        raise XMemPPError(f"{shown(folder)} goes through '..' below {shown(root)}: give it without '..'")
     held = HeldFolder(root, what=what)
     try:
-        for name in Path(os.path.abspath(folder)).relative_to(os.path.abspath(root)).parts:
+        for name in names:
             inner = held.subfolder(name, refuse_mounts=True)
             held.close()
             held = inner
@@ -414,8 +417,7 @@ def refuse_overlap(inputs: dict[str, Path], out: Path, never_inside: tuple[str, 
     and inode, so `d/x/../overlay`, `d/overlay` given as `--images` with `--output d`, symlinks, hard links and
     bind mounts are all caught.
     """
-    absolute_out = Path(os.path.abspath(out))
-    followed(Path(out))  # a loop of links is named, as given, before anything else looks at it
+    reached_out = followed(Path(out))  # as the system follows it (`LINK/..` is LINK's parent); a loop is named
     written_files = [out / KEYS_FILE, out / KEYS_INFO_FILE, out / MANIFEST_FILE]
     for label, read in inputs.items():
         for written in [*written_folders(out), *written_files]:
@@ -425,7 +427,7 @@ def refuse_overlap(inputs: dict[str, Path], out: Path, never_inside: tuple[str, 
                                   f"{'folder' if read.is_dir() else 'file'}): choose an output folder apart from "
                                   "the inputs")
         if label in never_inside and read.is_dir():
-            inside = enclosing_folder(followed(absolute_out), {identity(read): read})
+            inside = enclosing_folder(reached_out, {identity(read): read})
             if inside is not None:
                 through = "" if inside[0] == followed(read) else f" (reached as {inside[0]})"
                 raise XMemPPError(f"the output folder {shown(out)} is inside the {label} folder "
