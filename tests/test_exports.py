@@ -1030,3 +1030,20 @@ def test_a_marker_linked_to_another_folders_marker_lists_nothing_here(tmp_path):
     with pytest.raises(XMemPPError, match=re.escape(f"{theirs} is not an export's")):
         export_masks(three_object_masks(), tmp_path / "to", ["davis"], overwrite=True)
     assert os.listdir(theirs) == ["hand.png"] and (theirs / "hand.png").read_text() == "precious"
+
+
+def test_an_earlier_entry_that_cannot_be_checked_for_mounts_is_refused_before_the_work(tmp_path, monkeypatch):
+    """Without /proc, export --overwrite built the whole new entry in a staging folder, then refused the earlier one
+    (whether a mount is in it cannot be told), and the staging copy stayed (thirty-fourth hostile round)."""
+    import sys
+
+    import xmempp.mounts
+    from xmempp import exports
+
+    export_masks(three_object_masks(), tmp_path / "to", ["davis"])
+    monkeypatch.setattr(exports, "mount_risk", lambda folder: "whether a file system is mounted in it cannot be told")
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(xmempp.mounts, "_mount_id", lambda descriptor: None)  # no /proc
+    with pytest.raises(XMemPPError, match="cannot be told"):
+        export_masks(three_object_masks(), tmp_path / "to", ["davis"], overwrite=True)
+    assert sorted(os.listdir(tmp_path / "to")) == ["Annotations", "xmempp-export.json"]

@@ -165,3 +165,19 @@ def test_without_proc_the_folder_left_is_said_as_left_for_that_not_as_a_mount(tm
         (folder / "frame_000000.jpg").write_bytes(b"jpg")
     assert f"xmempp's folder {folder} stays: whether a file system is mounted in it cannot be told" in caplog.text
     assert "where a file system is mounted" not in caplog.text
+
+
+def test_without_proc_an_empty_folder_is_removed_all_the_same(tmp_path, monkeypatch):
+    """The system refuses to remove a mount point, so an empty folder may go even where mounts cannot be told."""
+    import xmempp.mounts
+    from xmempp.mounts import remove_tree
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(xmempp.mounts, "_mount_id", lambda descriptor: None)
+    (tmp_path / "tree").mkdir()  # an export's staging folder, refused before anything was written into it
+    parent = os.open(tmp_path, os.O_RDONLY)
+    try:
+        assert remove_tree("tree", parent) == []
+    finally:
+        os.close(parent)
+    assert os.listdir(tmp_path) == []

@@ -574,22 +574,29 @@ def _write_whole(folder: HeldFolder, entry: str, write) -> Path:
         with folder.atomic_file(entry) as file:
             write(file)
         return path
+    _refuse_mounts_in_earlier(folder, entry)  # before the work, and again before the replacing
     with folder.subfolder(temporary_name(entry)) as staging:  # the umask's mode, as mkdir gives
         name = staging.path.name
         try:
             write(staging)
-            folder.refuse_unless_at_its_path()  # the mount check below looks at the held folder's entry
-            if folder.exists(entry) and path.is_dir() and not path.is_symlink():
-                risk = mount_risk(path)
-                if risk is not None:  # removing it would empty the folder mounted there, anyone's
-                    raise XMemPPError(f"cannot replace {shown(path)}: {risk}; unmount it, or export into another "
-                                      "folder")
+            _refuse_mounts_in_earlier(folder, entry)
             _refuse_unless_held(folder, name, staging)
             folder.replace_with_folder(entry, name)
             _refuse_unless_held(folder, entry, staging)  # swapped between the check and the rename
         finally:
             folder.remove_tree(name, only=staging.identity)
     return path
+
+
+def _refuse_mounts_in_earlier(folder: HeldFolder, entry: str) -> None:
+    """An earlier entry that is or holds a mount point is refused: replacing it would leave what is mounted there,
+    anyone's, in a folder moved aside."""
+    folder.refuse_unless_at_its_path()  # the check looks at the held folder's entry, by path
+    path = folder.path / entry
+    if folder.exists(entry) and path.is_dir() and not path.is_symlink():
+        risk = mount_risk(path)
+        if risk is not None:
+            raise XMemPPError(f"cannot replace {shown(path)}: {risk}; unmount it, or export into another folder")
 
 
 def _refuse_unless_held(folder: HeldFolder, name: str, staging: HeldFolder) -> None:

@@ -105,7 +105,10 @@ def _enter(name: str, parent: int, path: str, left: list[str]) -> list | None:
         return None
     if mounted_apart(folder, parent):
         os.close(folder)
-        left.append(path)
+        try:  # an empty one may go: the system refuses to remove a mount point (EBUSY), whatever can be told
+            os.rmdir(name, dir_fd=parent)
+        except OSError:
+            left.append(path)
         return None
     try:
         return [folder, parent, name, path, os.listdir(folder)]
