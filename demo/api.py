@@ -100,6 +100,15 @@ class ApiError(gr.Error):
         return None
 
 
+def _moved_meanwhile(work: Path, made: tuple[int, int] | None, error: BaseException) -> ApiError | None:
+    """The refusal of a call whose folder on the server was moved or removed while it ran: the engine's words for
+    what it then met blamed parameters the caller never gave (temporary_root, an output folder)."""
+    if isinstance(error, GeneratorExit) or identity(work) == made:
+        return None
+    return ApiError("the server's files for this call were moved or removed while it ran; nothing of yours is "
+                    "changed: send the call again")
+
+
 @dataclasses.dataclass(frozen=True)
 class Upload:
     """A file a call sent: where the server holds it, and the name messages call it by (the client's)."""
@@ -170,8 +179,9 @@ class ScriptApi:
                     if folder.is_dir():
                         remove_own_folder(folder)
         except BaseException as error:  # a refusal, a bug, or the call stopped (GeneratorExit): nothing of it stays
+            moved = _moved_meanwhile(work, made, error)  # before this removal of what is there
             remove_own_folder(work, made)
-            refusal = ApiError.refusing_any(error)
+            refusal = moved or ApiError.refusing_any(error)
             if refusal is None:
                 raise
             raise refusal from None
@@ -207,7 +217,7 @@ class ScriptApi:
             summary = yield from self._run(work, video, annotations, frames, size, k, precision)
             return summary["suggested_frames"]
         except Exception as error:  # out of memory outside a model step too, as /segment says it
-            refusal = ApiError.refusing_any(error)
+            refusal = _moved_meanwhile(work, made, error) or ApiError.refusing_any(error)
             if refusal is None:
                 raise
             raise refusal from None

@@ -114,7 +114,8 @@ def message_for(error: BaseException) -> str:
         # visitor's doing: said in words, logged with its traceback for whoever runs the server.
         log.warning("a file system problem in a handler: %s", error, exc_info=error)
         # a folder of the server's is not named ("its file out" was shown): its files are the server's business
-        name = f" {_server_file_name(error.filename)}" if error.filename and not _is_folder(error.filename) else "s"
+        named = error.filename and not _is_folder(error.filename) and Path(os.fsdecode(error.filename)).suffix
+        name = f" {_server_file_name(error.filename)}" if named else "s"  # a folder, made or not, is not named
         return (f"⚠ the server cannot use its file{name} ({file_system_problem(error)}); nothing you made is lost: "
                 "tell whoever runs this app")
     log.exception("unexpected error in a handler", exc_info=error)

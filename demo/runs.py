@@ -179,7 +179,7 @@ class Runs(Visitors):
             yield {"progress": progress_html(0, 0, (
                 f"⚠ Stopped after {reached['done']} of {reached['total']} frames: the server has no room to write "
                 f"your results ({file_system_problem(no_room)}). The frames done keep their new masks, the others "
-                "the previous run's; your references are kept: propagate again in a while"))}
+                "what they had; your references are kept: propagate again in a while"))}
 
     def _propagated(self, state: UserState, k: float, status_says_running: list[bool],
                     reached: dict[str, int]) -> Iterator[Outputs]:

@@ -412,4 +412,4 @@ def test_a_run_stopped_by_a_full_disk_says_which_masks_are_new(handlers, free_by
             free_bytes["bytes"] = 1000
     said = text(update["progress"])
     assert said.startswith("⚠ Stopped after ") and " frames: the server has no room to write your results" in said
-    assert "The frames done keep their new masks, the others the previous run's" in said
+    assert "The frames done keep their new masks, the others what they had" in said
