@@ -550,7 +550,8 @@ def _entries_a_copy_removes(source: Path, destination: Path, depth: int = 1) -> 
             copys_folder = theirs.is_dir() and not theirs.is_symlink()
             folder_for_folder = copys_folder and depth > 0
             if not os.path.lexists(theirs) or (entry.is_dir(follow_symlinks=False) and not folder_for_folder) or \
-                    (copys_folder and not entry.is_dir(follow_symlinks=False)):  # a user's file named masks
+                    (copys_folder and not entry.is_dir(follow_symlinks=False) and not entry.is_symlink()):
+                # a user's file named masks; a link there is replaced, what it leads to kept
                 removed.append(Path(entry.path))
             elif entry.is_dir(follow_symlinks=False):
                 removed += _entries_a_copy_removes(theirs, Path(entry.path), depth - 1)
