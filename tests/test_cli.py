@@ -551,3 +551,17 @@ def test_an_objects_csv_in_the_run_folder_that_is_no_file_is_refused_not_passed_
     (run_folder / "objects.csv").mkdir(parents=True)
     assert main(["export", "--run", str(run_folder), "--to", str(tmp_path / "out")]) == 1
     assert f"cannot read object names from {run_folder / 'objects.csv'}: it is a folder" in capsys.readouterr().err
+
+
+def test_export_overwrite_refuses_a_names_file_in_a_replaced_entry_spelled_through_a_link_and_dotdot(tmp_path,
+                                                                                                    capsys):
+    """`--names L/../names.csv`, L a link to a folder inside the entry replaced, passed the check (its spelling made
+    absolute lost L) and the names file was deleted with the entry (thirty-fifth hostile round)."""
+    run, names = exported_with_names_inside(tmp_path)
+    (names.parent / "sub").mkdir()
+    (tmp_path / "L").symlink_to(names.parent / "sub", target_is_directory=True)
+    capsys.readouterr()
+    assert main(["export", "--run", str(run), "--to", str(tmp_path / "to"), "--names",
+                 str(tmp_path / "L" / ".." / "names.csv"), "--overwrite"]) == 1
+    assert "which export --overwrite replaces whole" in capsys.readouterr().err
+    assert names.read_text() == "id,name\n1,chair\n"

@@ -1047,3 +1047,36 @@ def test_an_earlier_entry_that_cannot_be_checked_for_mounts_is_refused_before_th
     with pytest.raises(XMemPPError, match="cannot be told"):
         export_masks(three_object_masks(), tmp_path / "to", ["davis"], overwrite=True)
     assert sorted(os.listdir(tmp_path / "to")) == ["Annotations", "xmempp-export.json"]
+
+
+def test_an_entry_holding_an_input_the_run_read_is_refused_wherever_it_was_moved_or_spelled(tmp_path):
+    """The manifest recorded `LINK/../va` made absolute (a folder that does not exist), and the check started from
+    the recorded path: export --overwrite then removed the dataset's Annotations/ holding the run's annotations, as
+    it did after the dataset was renamed (thirty-fifth hostile round)."""
+    from xmempp.exports import _refuse_writing_into_inputs
+    from xmempp.outputs import folder_identities
+
+    annotations = tmp_path / "D" / "Annotations" / "va"
+    annotations.mkdir(parents=True)
+    (tmp_path / "D" / "Annotations" / "vb").mkdir()
+    (tmp_path / "LZ").symlink_to(tmp_path / "D" / "Annotations" / "vb", target_is_directory=True)
+    recorded = folder_identities({"annotations": tmp_path / "LZ" / ".." / "va"})
+    assert recorded["annotations"]["path"] == str(annotations)
+    (tmp_path / "D").rename(tmp_path / "D2")
+    with pytest.raises(XMemPPError, match="would replace the folder that holds the annotations the run read"):
+        _refuse_writing_into_inputs(recorded, tmp_path / "D2", ["davis"])
+
+
+def test_an_export_folder_spelled_through_a_link_and_dotdot_is_judged_the_same_every_time(tmp_path):
+    """`--to LINK/..` was refused or not depending on the order of a set of its two spellings (the hash seed), with a
+    message naming a folder the export never writes into (thirty-fifth hostile round)."""
+    from xmempp.exports import _refuse_writing_into_inputs
+
+    frames = tmp_path / "ds" / "JPEGImages" / "va"
+    frames.mkdir(parents=True)
+    run = tmp_path / "run"
+    (run / "overlay").mkdir(parents=True)
+    (tmp_path / "LO").symlink_to(run / "overlay", target_is_directory=True)
+    recorded = {"frames": {"path": str(frames), "device": os.stat(frames).st_dev, "inode": os.stat(frames).st_ino}}
+    for _ in range(3):
+        _refuse_writing_into_inputs(recorded, tmp_path / "LO" / "..", ["davis"])  # the run's folder: refused never

@@ -435,11 +435,12 @@ def _refuse_names_in_replaced_entries(names: Path, out: Path, formats: list[str]
     from xmempp.exports import FORMAT_ENTRIES
     from xmempp.outputs import followed, identity
 
-    absolute = Path(os.path.abspath(names))
-    holding = {identity(folder) for folder in (absolute, *absolute.parents, *followed(absolute).parents)} - {None}
+    absolute, reached = Path(os.path.abspath(names)), followed(Path(names))  # `L/../x` as spelled, as reached
+    holding = {identity(folder) for folder in (absolute, *absolute.parents, reached, *reached.parents,
+                                               *followed(absolute).parents)} - {None}
     for name in formats:
         entry = out / FORMAT_ENTRIES[name]
-        if identity(entry) in holding or _holds_file(entry, identity(absolute)):
+        if identity(entry) in holding or _holds_file(entry, identity(Path(names))):
             raise XMemPPError(f"the names file {shown(names)} is in {shown(entry)}, which export --overwrite replaces "
                               "whole: move the names file out of it first")
 

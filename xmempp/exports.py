@@ -453,20 +453,34 @@ def _refuse_writing_into_inputs(input_folders: dict[str, dict], out: Path, forma
             for folder in (*Path(path).parents, *Path(path).resolve().parents):
                 holding.setdefault(identity(folder), (label, path))
     holding.pop(None, None)
-    targets = []
-    for absolute in {Path(os.path.abspath(out)), followed(Path(out))}:  # as spelled, and as the system reaches it
-        targets += [absolute, *(absolute / FORMAT_ENTRIES[name] for name in formats)]
-    for target in targets:
-        for folder in (target, *target.parents):
-            found = recorded.get(identity(folder)) if folder.exists() else None
+    spellings = [Path(os.path.abspath(out)), followed(Path(out))]  # as spelled, and as the system reaches it
+    targets = {absolute: [absolute, *(absolute / FORMAT_ENTRIES[name] for name in formats)] for absolute in spellings}
+    for absolute, its_targets in targets.items():
+        for target in its_targets:
+            for folder in (target, *target.parents):
+                found = recorded.get(identity(folder)) if folder.exists() else None
+                if found is not None:
+                    raise XMemPPError(f"exporting into {shown(target)} would write into the {found[0]} the run read, "
+                                      f"{shown(found[1])}{'' if folder == target else ' (it lies inside it)'}: "
+                                      "choose an export folder apart from the run's inputs")
+            if target == absolute or not target.is_dir() or target.is_symlink():
+                continue
+            # an entry replaced whole must hold no input, wherever the run found it (a dataset renamed since)
+            held = holding.get(identity(target)) or _input_inside(target, recorded)
+            if held is not None:
+                label, path = held
+                raise XMemPPError(f"exporting into {shown(target)} would replace the folder that holds the {label} "
+                                  f"the run read, {shown(path)}: choose an export folder apart from the run's inputs")
+
+
+def _input_inside(folder: Path, recorded: dict[tuple[int, int], tuple[str, str]]) -> tuple[str, str] | None:
+    """The input (label, recorded path) that is a folder below `folder`, by device and inode; None when none is."""
+    for root, names, _ in os.walk(folder):
+        for name in names:
+            found = recorded.get(identity(Path(root) / name))
             if found is not None:
-                raise XMemPPError(f"exporting into {shown(target)} would write into the {found[0]} the run read, "
-                                  f"{shown(found[1])}{'' if folder == target else ' (it lies inside it)'}: "
-                                  "choose an export folder apart from the run's inputs")
-        if target != absolute and target.exists() and identity(target) in holding:
-            label, path = holding[identity(target)]
-            raise XMemPPError(f"exporting into {shown(target)} would replace the folder that holds the {label} the "
-                              f"run read, {shown(path)}: choose an export folder apart from the run's inputs")
+                return found
+    return None
 
 
 def _exported_entries(out: Path) -> set[str]:

@@ -208,7 +208,8 @@ def folder_identities(folders: dict[str, Path]) -> dict[str, dict]:
     for label, folder in folders.items():
         status = identity(folder) if folder.is_dir() else None
         if status is not None:
-            found[label] = {"path": os.path.abspath(folder), "device": status[0], "inode": status[1]}
+            # where the system put it: `LINK/../va` made absolute named a folder that does not exist
+            found[label] = {"path": str(followed(folder)), "device": status[0], "inode": status[1]}
     return found
 
 
