@@ -615,12 +615,7 @@ def _refuse_mounts_in_earlier(folder: HeldFolder, entry: str) -> None:
 
 def _refuse_unless_held(folder: HeldFolder, name: str, staging: HeldFolder) -> None:
     """The entry `name` of `folder` must be the staging folder written into, not what was put there meanwhile."""
-    try:
-        status = os.lstat(name, dir_fd=folder.descriptor())
-        found = (status.st_dev, status.st_ino)
-    except FileNotFoundError:
-        found = None
-    if found != staging.identity:
+    if folder.entry_identity(name) != staging.identity:
         raise XMemPPError(f"the export's staging folder {shown(staging.path)} was replaced or moved while xmempp "
                           f"wrote into it; {shown(folder.path / name)} is not what xmempp wrote: leave the export "
                           "folder alone while xmempp writes into it, and try again")

@@ -904,6 +904,10 @@ class HeldFolder:
         status = os.fstat(self._descriptor)
         return status.st_dev, status.st_ino
 
+    def entry_identity(self, name: str) -> tuple[int, int] | None:
+        """(device, inode) of the entry `name` in this folder, not following a link; None when nothing is there."""
+        return _identity_in(self._descriptor, name)
+
     def is_still_at_its_path(self) -> bool:
         return identity(self.path) == self.identity
 
