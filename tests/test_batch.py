@@ -14,7 +14,7 @@ import pytest
 from tests.helpers import write_palette_mask
 from tests.tiny_datasets import write_davis, write_video
 from xmempp.cli import main
-from xmempp.outputs import read_manifest, write_manifest
+from xmempp.outputs import HeldFolder, read_manifest, write_manifest
 
 
 def read_summary(output) -> dict[str, dict[str, str]]:
@@ -242,7 +242,8 @@ def test_a_video_named_twice_in_videos_runs_once_and_is_reported_done(tmp_path, 
 def test_the_summary_lists_the_annotated_frames_under_a_name_that_says_they_are_indices(tmp_path):
     from xmempp.batch import VideoOutcome, write_summary
 
-    write_summary(tmp_path / "summary.csv", [VideoOutcome("v", "done", 5, [0, 3], 1.5)])
+    with HeldFolder(tmp_path) as folder:
+        write_summary(folder, [VideoOutcome("v", "done", 5, [0, 3], 1.5)])
     with open(tmp_path / "summary.csv", newline="") as file:
         assert list(csv.DictReader(file)) == [{"video": "v", "status": "done", "frames": "5",
                                                "annotated_frame_indices": "0 3", "seconds": "1.5", "reason": ""}]
@@ -253,7 +254,8 @@ def test_a_video_named_in_bytes_that_are_not_utf8_keeps_its_name_in_the_summary(
     (UnicodeEncodeError ...)", exit 1 and no summary.csv (seventh hostile round)."""
     from xmempp.batch import VideoOutcome, write_summary
 
-    write_summary(tmp_path / "summary.csv", [VideoOutcome(os.fsdecode(b"v\xff"), "done", 5, [0], 1.0)])
+    with HeldFolder(tmp_path) as folder:
+        write_summary(folder, [VideoOutcome(os.fsdecode(b"v\xff"), "done", 5, [0], 1.0)])
     assert b"\nv\xff,done,5,0,1.0," in (tmp_path / "summary.csv").read_bytes()
 
 
@@ -400,3 +402,49 @@ def test_an_output_spelled_through_a_link_and_dotdot_into_the_dataset_is_refused
     assert "is inside the dataset" in capsys.readouterr().err
     assert (dataset / "summary.csv").read_text() == "my own notes"
     assert sorted(os.listdir(dataset)) == ["Annotations", "JPEGImages", "summary.csv"]
+
+
+@pytest.mark.parametrize("command", [["batch"], ["evaluate", "--rounds", "1", "--strategies", "uniform"]])
+@pytest.mark.parametrize("swap", ["a link repointed", "moved, a link to the dataset put in its place"])
+def test_an_output_swapped_mid_command_is_never_written_through(tmp_path, engine_options, monkeypatch, caplog,
+                                                                command, swap):
+    """OUTPUT is reopened by its path for each video, and the results written by path at the end: an OUTPUT given as
+    a "latest" link repointed to the next experiment while batch ran got the later videos and a summary.csv that
+    replaced the user's there; moved and replaced by a link to the dataset, the dataset was written into
+    (thirty-sixth hostile round)."""
+    import importlib
+
+    module = importlib.import_module(f"xmempp.{command[0]}")
+    dataset = write_davis(tmp_path / "davis", {"a": 3, "b": 3}, annotated=None)
+    (dataset / "summary.csv").write_text("dataset notes")
+    first, second = tmp_path / "exp1", tmp_path / "exp2"
+    first.mkdir()
+    second.mkdir()
+    (second / "summary.csv").write_text("exp2 results, keep")
+    output = tmp_path / "latest"
+    output.symlink_to("exp1")
+    real_run, swapped = module.run_on_video, []
+
+    def swapped_after_the_first_run(frames, masks, out, **options):
+        result = real_run(frames, masks, out, **options)
+        if not swapped:
+            swapped.append(True)
+            output.unlink()
+            if swap == "a link repointed":
+                output.symlink_to("exp2")
+            else:
+                first.rename(tmp_path / "moved")
+                output.symlink_to(dataset)
+        return result
+
+    monkeypatch.setattr(module, "run_on_video", swapped_after_the_first_run)
+    dataset_before = sorted(path for path in dataset.rglob("*"))
+    with caplog.at_level(logging.WARNING):
+        assert main([*command, "--dataset", str(dataset), "--output", str(output), *engine_options]) == 1
+    assert sorted(os.listdir(second)) == ["summary.csv"] and (second / "summary.csv").read_text() == "exp2 results, keep"
+    assert sorted(path for path in dataset.rglob("*")) == dataset_before
+    assert (dataset / "summary.csv").read_text() == "dataset notes"
+    held = first if swap == "a link repointed" else tmp_path / "moved"
+    assert (held / "summary.csv").read_text().startswith("video" if command[0] == "batch" else "strategy")
+    assert "leads to another folder since the command began" in caplog.text, caplog.text
+    assert f"the run's outputs are in {held}" in caplog.text, caplog.text

@@ -48,6 +48,7 @@ from xmempp.outputs import (
     OVERLAY_DIR,
     HeldFolder,
     Manifest,
+    OutputRoot,
     RunOutput,
     changed_masks,
     enclosing_folder,
@@ -92,7 +93,7 @@ def run_on_video(imgs_in_path: PathArgument, masks_in_path: PathArgument, masks_
                  weights: PathArgument | None = None, device: torch.device | str | None = None,
                  size: int | None | _Unset = UNSET, config: InferenceConfig | None = None, save_overlay: bool = True,
                  network: XMem | None = None, precision: str | _Unset = UNSET, *,
-                 output_root: PathArgument | None = None) -> pd.DataFrame:
+                 output_root: PathArgument | OutputRoot | None = None) -> pd.DataFrame:
     """Propagate the masks of `frames_with_masks` to the whole video with XMem++.
 
     `imgs_in_path` is a folder of frames (in natural name order) or a video file; `masks_in_path` holds PNG masks
@@ -105,7 +106,8 @@ def run_on_video(imgs_in_path: PathArgument, masks_in_path: PathArgument, masks_
     Returns one row per frame: `frame`, `mask_provided`, `iou` (-1 where the model saw the mask or none exists),
     `unsure` (0..1, see xmempp.uncertainty: how unsure the propagation was; 0 on annotated frames).
     `output_root`: a folder above `masks_out_path` (a dataset command's OUTPUT) from which the folders down to it
-    are made and opened one by one, never through a symbolic link or into a mount.
+    are made and opened one by one, never through a symbolic link or into a mount; an `OutputRoot` (a folder
+    a command locked) is opened only while its path still leads to that folder.
     """
     rows = list(run_on_video_frames(imgs_in_path, masks_in_path, masks_out_path, frames_with_masks, compute_iou,
                                     print_progress, weights, device, size, config, save_overlay, network, precision,
@@ -121,7 +123,7 @@ def run_on_video_frames(imgs_in_path: PathArgument, masks_in_path: PathArgument,
                         device: torch.device | str | None = None, size: int | None | _Unset = UNSET,
                         config: InferenceConfig | None = None, save_overlay: bool = True, network: XMem | None = None,
                         precision: str | _Unset = UNSET, temporary_root: PathArgument | None = None, *,
-                        output_root: PathArgument | None = None) -> Iterator[dict]:
+                        output_root: PathArgument | OutputRoot | None = None) -> Iterator[dict]:
     """`run_on_video` one frame at a time, for a caller that may stop it: checks the arguments now, then gives a
     generator of each frame's row of `run_on_video`'s table (a dict), yielded once the frame is segmented.
 
@@ -137,9 +139,11 @@ def run_on_video_frames(imgs_in_path: PathArgument, masks_in_path: PathArgument,
     """
     source, masks_in = path_argument(imgs_in_path, "imgs_in_path"), path_argument(masks_in_path, "masks_in_path")
     masks_out = path_argument(masks_out_path, "masks_out_path")
-    output_root = None if output_root is None else path_argument(output_root, "output_root")
-    if output_root is not None and (Path.cwd() / output_root) not in (Path.cwd() / masks_out).parents:
-        raise XMemPPError(f"output_root {shown(output_root)} is not a folder above masks_out_path {shown(masks_out)}")
+    if output_root is not None and not isinstance(output_root, OutputRoot):
+        output_root = path_argument(output_root, "output_root")
+    root_path = output_root.path if isinstance(output_root, OutputRoot) else output_root
+    if root_path is not None and (Path.cwd() / root_path) not in (Path.cwd() / masks_out).parents:
+        raise XMemPPError(f"output_root {shown(root_path)} is not a folder above masks_out_path {shown(masks_out)}")
     weights = None if weights is None else path_argument(weights, "weights")
     frames_with_masks = frame_numbers(frames_with_masks, "frames_with_masks")
     if not frames_with_masks:  # it said "every given mask is empty" of no mask at all, after loading the weights
@@ -161,7 +165,7 @@ def run_on_video_frames(imgs_in_path: PathArgument, masks_in_path: PathArgument,
 def _run_frames(source: Path, masks_in: Path, masks_out: Path, frames_with_masks: list[int], compute_iou: bool,
                 print_progress: bool, weights: str | Path | None, device: torch.device | str | None,
                 config: InferenceConfig, save_overlay: bool, network: XMem | None,
-                temporary_root: Path | None = None, output_root: Path | None = None) -> Iterator[dict]:
+                temporary_root: Path | None = None, output_root: Path | OutputRoot | None = None) -> Iterator[dict]:
     inputs = {"frames": source, "annotations": masks_in}
     with held_run_output(masks_out, inputs, save_overlay, within=output_root) as output:
         network = network or load_network(ensure_weights(weights, progress=print_progress), device)

@@ -24,12 +24,14 @@ from xmempp.model.network import XMem
 from xmempp.model.weights import weights_fingerprint
 from xmempp.outputs import (
     DamagedManifestError,
+    HeldFolder,
     Manifest,
-    atomic_path,
+    OutputRoot,
     changed_masks,
     output_lock,
     read_manifest,
     refuse_linked_video_folders,
+    say_where_the_outputs_went,
 )
 from xmempp.progress import ProgressBar
 from xmempp.ray_runner import Execution, run_jobs
@@ -52,6 +54,7 @@ class BatchJob:
     size: int | None = 480
     save_overlay: bool = True
     progress: bool = False
+    root: OutputRoot | None = None  # OUTPUT as batch locked it (None: OUTPUT's path, whatever it leads to)
 
     @property
     def name(self) -> str:
@@ -82,7 +85,7 @@ def propagate_video(network: XMem, job: BatchJob) -> VideoOutcome:
         return VideoOutcome(job.name, SKIPPED, len(frames), annotated, reason="already complete")
     run_on_video(job.video.frames_dir, job.video.masks_dir, job.output, frames_with_masks=annotated,
                  print_progress=job.progress, size=job.size, network=network, save_overlay=job.save_overlay,
-                 output_root=job.output.parent)
+                 output_root=job.root or job.output.parent)
     return VideoOutcome(job.name, DONE, len(frames), annotated, round(time.perf_counter() - started, 2))
 
 
@@ -97,10 +100,12 @@ def run_batch(dataset: Path, output: Path, execution: Execution, first_only: boo
                           "videos' "
                           f"folders in {shown(output)}: rename that video's folder, or leave it out with --videos")
     output.mkdir(parents=True, exist_ok=True)
-    with output_lock(output):  # one batch at a time into an output folder
+    # Held, so that the summary goes into the folder locked, and each video's folders are opened from it only
+    # while OUTPUT still leads there (see OutputRoot).
+    with HeldFolder(output) as held, output_lock(held):  # one batch at a time into an output folder
         refuse_other_commands_results(output, "batch")
         jobs = [BatchJob(video, output / video.name, first_only, size, save_overlay,
-                         progress=progress and not execution.ray) for video in dataset_videos]
+                         progress=progress and not execution.ray, root=OutputRoot.of(held)) for video in dataset_videos]
         refuse_linked_video_folders(output, [job.output for job in jobs], "batch")
         outcomes: dict[str, VideoOutcome] = {}
         with ProgressBar(total=len(jobs), disable=not progress, desc="videos", unit="video") as bar:
@@ -111,19 +116,19 @@ def run_batch(dataset: Path, output: Path, execution: Execution, first_only: boo
                 outcomes[job.name] = result
                 bar.update()
         ordered = [outcomes[job.name] for job in jobs]
-        write_summary(output / SUMMARY_FILE, ordered)
+        write_summary(held, ordered)
+        say_where_the_outputs_went(held)
         return ordered
 
 
-def write_summary(path: Path, outcomes: list[VideoOutcome]) -> None:
-    """summary.csv: video, status, frames, annotated_frame_indices (space-separated, 0-based), seconds, reason."""
+def write_summary(folder: HeldFolder, outcomes: list[VideoOutcome]) -> None:
+    """`folder`/summary.csv: video, status, frames, annotated_frame_indices (space-separated, 0-based), seconds,
+    reason."""
     rows = [{"video": o.video, "status": o.status, "frames": o.frames,
              "annotated_frame_indices": " ".join(str(i) for i in o.annotated_frames),  # a list: unlike evaluate's mean
              "seconds": o.seconds, "reason": o.reason} for o in outcomes]
-    # UTF-8 whatever the locale; a video folder named in bytes that are not UTF-8 keeps those bytes (surrogateescape):
-    # such a name failed the whole summary after every video had run.
-    with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8",
-                                              errors="surrogateescape") as file:
+    # A video folder named in bytes that are not UTF-8 failed the whole summary after every video had run.
+    with folder.atomic_text_file(SUMMARY_FILE) as file:
         writer = csv.DictWriter(file, fieldnames=SUMMARY_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)

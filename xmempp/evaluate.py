@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,15 @@ from xmempp.errors import XMemPPError, shown
 from xmempp.jobs import JobFailure
 from xmempp.metrics import frame_scores
 from xmempp.model.network import XMem
-from xmempp.outputs import MASKS_DIR, atomic_path, output_lock, refuse_linked_video_folders, replace_with_copy
+from xmempp.outputs import (
+    MASKS_DIR,
+    HeldFolder,
+    OutputRoot,
+    output_lock,
+    refuse_linked_video_folders,
+    replace_with_copy,
+    say_where_the_outputs_went,
+)
 from xmempp.plots import ANNOTATED_COLUMN, plot_j_and_f  # matplotlib itself loads only to draw
 from xmempp.progress import ProgressBar
 from xmempp.ray_runner import Execution, run_jobs
@@ -54,6 +62,7 @@ class EvaluationJob:
     size: int | None = 480
     min_mask_presence_percent: float = 0.25  # the xmempp strategy's, as `suggest`'s
     progress: bool = False
+    root: OutputRoot | None = None  # `output` as evaluate locked it (None: its path, whatever it leads to)
 
     @property
     def name(self) -> str:
@@ -140,7 +149,7 @@ def evaluate_video(network: XMem, job: EvaluationJob) -> list[tuple]:
     def propagate(folder: Path, annotated: list[int]) -> None:
         run_on_video(job.video.frames_dir, job.video.masks_dir, folder, frames_with_masks=annotated,
                      print_progress=job.progress, size=job.size, network=network, save_overlay=False,
-                     output_root=job.output)
+                     output_root=job.root or job.output)
 
     first_folder = job.folder(job.strategies[0], 0)
     propagate(first_folder, round_zero)
@@ -149,7 +158,7 @@ def evaluate_video(network: XMem, job: EvaluationJob) -> list[tuple]:
     for strategy in job.strategies:
         chosen = list(round_zero)
         if strategy != job.strategies[0]:  # round 0 does not depend on the strategy: computed once, copied
-            replace_with_copy(first_folder, job.folder(strategy, 0), within=job.output)
+            replace_with_copy(first_folder, job.folder(strategy, 0), within=job.root or job.output)
         rows += [(job.name, strategy, 0, *row) for row in round_zero_rows]
         for round_index in range(1, job.rounds + 1):
             previous, folder = job.folder(strategy, round_index - 1), job.folder(strategy, round_index)
@@ -158,7 +167,7 @@ def evaluate_video(network: XMem, job: EvaluationJob) -> list[tuple]:
             if picks:
                 propagate(folder, chosen)
             else:  # no new frame (all are annotated, or none qualifies): the masks cannot change
-                replace_with_copy(previous, folder, within=job.output)
+                replace_with_copy(previous, folder, within=job.root or job.output)
             rows += [(job.name, strategy, round_index, *row)
                      for row in _score(folder, frames.names, truths, objects, chosen)]
     return rows
@@ -242,9 +251,12 @@ def run_evaluation(dataset: Path, output: Path, execution: Execution, strategies
                      for strategy in job.strategies for round_index in range(rounds + 1)]
     refuse_video_outputs_inside(dataset, video_folders)
     output.mkdir(parents=True, exist_ok=True)
-    with output_lock(output):  # one evaluation at a time into an output folder
+    # Held, so that the results go into the folder locked, and each video's folders are opened from it only while
+    # OUTPUT still leads there (see OutputRoot).
+    with HeldFolder(output) as held, output_lock(held):  # one evaluation at a time into an output folder
         refuse_other_commands_results(output, "evaluate")
         refuse_linked_video_folders(output, [folder for _, folder in video_folders], "evaluate")
+        jobs = [replace(job, root=OutputRoot.of(held)) for job in jobs]
         _warn_of_other_strategies(output, strategies)
         results: dict[str, list[tuple]] = {}
         failures: dict[str, str] = {}
@@ -259,13 +271,14 @@ def run_evaluation(dataset: Path, output: Path, execution: Execution, strategies
         rows = [row for job in jobs for row in results.get(job.name, [])]
         per_frame = pd.DataFrame(rows, columns=PER_FRAME_COLUMNS)
         summary = summarise(per_frame)
-        # As batch's summary: a video named in bytes that are not UTF-8 keeps them (see batch.write_summary).
-        with atomic_path(output / PER_FRAME_FILE) as temporary:
-            per_frame.to_csv(temporary, index=False, encoding="utf-8", errors="surrogateescape")
-        with atomic_path(output / SUMMARY_FILE) as temporary:
-            summary.to_csv(temporary, index=False, encoding="utf-8", errors="surrogateescape")
+        with held.atomic_text_file(PER_FRAME_FILE) as file:
+            per_frame.to_csv(file, index=False)
+        with held.atomic_text_file(SUMMARY_FILE) as file:
+            summary.to_csv(file, index=False)
         if not summary.empty:
-            plot_j_and_f(summary, output / PLOT_FILE)
+            with held.atomic_file(PLOT_FILE) as file:
+                plot_j_and_f(summary, file)
+        say_where_the_outputs_went(held)
         for row in summary[summary.J.isna()].itertuples():  # empty cells said once, not left unexplained
             log.warning("%s, round %d: no frame is left to score (every frame of every video is annotated by then): "
                         "its J and F are empty", row.strategy, row.round)

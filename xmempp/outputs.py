@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import stat
 import tempfile
 import uuid
@@ -296,7 +297,7 @@ class RunOutput:
 
 @contextlib.contextmanager
 def held_run_output(out: Path, inputs: dict[str, Path], overlay: bool,
-                    within: Path | None = None) -> Iterator[RunOutput]:
+                    within: Path | OutputRoot | None = None) -> Iterator[RunOutput]:
     """`out` made, opened and locked for one run, and checked against the inputs once held; its masks/ and
     overlay/ are held from `start_run` on. Checked by path and written by path, a folder swapped in between (while
     the weights loaded, or mid-run for `out` itself) was written through, replacing annotations with masks,
@@ -316,23 +317,51 @@ def held_run_output(out: Path, inputs: dict[str, Path], overlay: bool,
             yield output
         finally:
             output.close()
-        if not folder.is_still_at_its_path():
-            _say_where_the_outputs_went(folder)
+        say_where_the_outputs_went(folder)
 
 
-def held_below(root: Path, folder: Path, what: str = "output folder") -> HeldFolder:
+@dataclass(frozen=True)
+class OutputRoot:
+    """A dataset command's OUTPUT as it was when the command locked it. Each video's folders are opened from it
+    later, by its path, in this process or a Ray worker: a link, a mount or another folder put at that path
+    meanwhile (a "latest" link repointed to the next experiment) was written through, a user's summary.csv
+    replaced, the dataset written into. So each video's folders are opened only while the path still leads to
+    the folder locked. On another machine (a Ray node) that cannot be told, and the path is trusted."""
+
+    path: Path
+    identity: tuple[int, int]
+    host: str
+
+    @classmethod
+    def of(cls, folder: HeldFolder) -> OutputRoot:
+        return cls(folder.path, folder.identity, socket.gethostname())
+
+    def open(self, what: str = "output folder") -> HeldFolder:
+        """The folder at `path`, held, when it is still the one locked; refused, naming it, when it is not."""
+        held = HeldFolder(self.path, what=what)
+        if self.host == socket.gethostname() and held.identity != self.identity:
+            held.close()
+            raise XMemPPError(f"the output folder {shown(self.path)} leads to another folder since the command "
+                              "began (moved, replaced, or a link repointed): nothing more is written through it; "
+                              "put it back, and run the command again")
+        return held
+
+
+def held_below(root: Path | OutputRoot, folder: Path, what: str = "output folder") -> HeldFolder:
     """`folder`, below the folder `root`, made where missing and opened one name after another from `root`, never
     through a link or into a mount: a command's folders for each video (OUTPUT/<strategy>/round_<r>/<video>) are
     checked when it starts, and a link put at one of them later, while earlier videos ran, was written through (a
-    user's masks replaced, their folder removed)."""
-    if os.path.lexists(root) and not root.is_dir():  # mkdir's FileExistsError named no one's problem
-        raise XMemPPError(f"{shown(root)} is {kind_of_entry(root)}, but xmempp needs a folder there: move it away")
-    with file_system_problems_as_error(f"make the {what} {shown(root)}"):
-        root.mkdir(parents=True, exist_ok=True)  # as the folders below it are
-    names = (Path.cwd() / folder).relative_to(Path.cwd() / root).parts  # as spelled: pathlib keeps ".."
+    user's masks replaced, their folder removed). An OutputRoot is opened only while it is the folder locked."""
+    root_path = root.path if isinstance(root, OutputRoot) else root
+    if not isinstance(root, OutputRoot):
+        if os.path.lexists(root) and not root.is_dir():  # mkdir's FileExistsError named no one's problem
+            raise XMemPPError(f"{shown(root)} is {kind_of_entry(root)}, but xmempp needs a folder there: move it away")
+        with file_system_problems_as_error(f"make the {what} {shown(root)}"):
+            root.mkdir(parents=True, exist_ok=True)  # as the folders below it are
+    names = (Path.cwd() / folder).relative_to(Path.cwd() / root_path).parts  # as spelled: pathlib keeps ".."
     if ".." in names:  # made absolute, `LINK/../an` became `an`, the annotations, while the checks saw LINK's parent
-        raise XMemPPError(f"{shown(folder)} goes through '..' below {shown(root)}: give it without '..'")
-    held = HeldFolder(root, what=what)
+        raise XMemPPError(f"{shown(folder)} goes through '..' below {shown(root_path)}: give it without '..'")
+    held = root.open(what) if isinstance(root, OutputRoot) else HeldFolder(root, what=what)
     try:
         for name in names:
             inner = held.subfolder(name, refuse_mounts=True)
@@ -344,13 +373,19 @@ def held_below(root: Path, folder: Path, what: str = "output folder") -> HeldFol
     return held
 
 
-def _say_where_the_outputs_went(folder: HeldFolder) -> None:
+def say_where_the_outputs_went(folder: HeldFolder) -> None:
+    """A warning, when the held `folder` is no longer at its path, of where its outputs are now."""
+    if folder.is_still_at_its_path():
+        return
     now = folder.where_now()
     if now is None:
         log.warning("the output folder %s was removed at the end of the run, with its outputs", shown(folder.path))
     elif now == Path(os.path.abspath(folder.path)):  # a folder mounted on it hides it
         log.warning("a folder was mounted on the output folder %s during the run: the run's outputs are in the folder "
                     "beneath it; unmount it to see them", shown(folder.path))
+    elif os.path.lexists(folder.path):  # moved and another put there, or a link repointed
+        log.warning("the output folder %s leads to another folder since the run began: the run's outputs are in %s",
+                    shown(folder.path), shown(now))
     else:
         log.warning("the output folder %s was moved during the run: its outputs are in %s", shown(folder.path),
                     shown(now))
@@ -479,7 +514,7 @@ def refuse_linked_video_folders(output: Path, folders: Iterable[Path], command: 
                                   "the link")
 
 
-def replace_with_copy(source: Path, destination: Path, within: Path | None = None) -> None:
+def replace_with_copy(source: Path, destination: Path, within: Path | OutputRoot | None = None) -> None:
     """`destination` becomes a copy of the run folder `source`: of the files the run made there, nothing else. The
     copy is made in a new folder beside it and renamed into place; what was at `destination` is removed, never
     written into: a file there may be a link to anyone's file (copying into it replaced a user's masks/00000.png
@@ -966,6 +1001,15 @@ class HeldFolder:
                 with contextlib.suppress(OSError):
                     os.unlink(temporary, dir_fd=self._descriptor)
                 raise
+
+    @contextlib.contextmanager
+    def atomic_text_file(self, name: str) -> Iterator[io.TextIOWrapper]:
+        """`atomic_file` for text: UTF-8 whatever the locale, and a name in bytes that are not UTF-8 (a video folder
+        b"v\\xff") keeps those bytes (surrogateescape)."""
+        with self.atomic_file(name) as file:
+            text = io.TextIOWrapper(file, encoding="utf-8", errors="surrogateescape", newline="")
+            yield text
+            text.detach()  # flushed into `file`, which atomic_file closes and renames into place
 
     def rename(self, source: str, destination: str) -> None:
         """Rename the entry `source` to `destination`, both in this folder (replacing a file there)."""

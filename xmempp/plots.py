@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import pandas as pd
 
@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 ANNOTATED_COLUMN = "mean_annotated_frames_per_video"  # the summary's x: evaluate.py writes it, the plot reads it
 
 
-def plot_j_and_f(summary: pd.DataFrame, path: Path) -> Figure:
-    """Write a PNG of summary's J&F against annotated frames per video, one line per strategy; returns the figure.
+def plot_j_and_f(summary: pd.DataFrame, into: Path | BinaryIO) -> Figure:
+    """Write a PNG of summary's J&F against annotated frames per video, one line per strategy, to the path or the
+    open file `into`; returns the figure.
 
     The y-axis always runs from 0 to 1, the whole range of J&F: an automatic range would zoom into differences of
     0.00004 and make noise look like a win.
@@ -36,6 +37,9 @@ def plot_j_and_f(summary: pd.DataFrame, path: Path) -> Figure:
     axes.grid(alpha=0.3)
     axes.legend(title="strategy")
     figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png")
+    if isinstance(into, Path):
+        with atomic_path(into) as temporary:
+            figure.savefig(temporary, format="png")
+    else:
+        figure.savefig(into, format="png")
     return figure
