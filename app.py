@@ -10,6 +10,8 @@ import logging
 import os
 import signal
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import spaces  # noqa: F401  (first: on a ZeroGPU Space it must patch torch before torch touches CUDA)
@@ -164,6 +166,71 @@ def _server_gone(folder: Path, pid: int) -> bool:
     return True
 
 
+def keep_work_root_held(work_root: Path, every_s: float = 1.0) -> threading.Thread:
+    """Watch the work root's path for as long as the server runs, and hold whatever folder is made there again.
+
+    A work root removed while its server ran (a cleaner of temporary files, an operator) was made again at its path
+    by the next session or upload (Gradio's own too), but unlocked: the next server started on the same TMPDIR
+    took it for a dead server's and removed it, with every visitor's frames and annotations made since. A folder at
+    the path that is not the one held is locked in turn (within `every_s`), and goes when the server exits."""
+    held = identity(work_root)
+
+    def watch() -> None:
+        nonlocal held
+        while True:
+            time.sleep(every_s)
+            now = None if work_root.is_symlink() else identity(work_root)
+            if now is None or now == held:
+                continue
+            try:
+                hold_for_life(work_root)
+            except OSError as error:  # another process holds it: not this server's to take
+                log.warning("the work root %s was replaced while the server ran, and cannot be held (%s)", work_root,
+                            error.strerror or error)
+                held = now
+                continue
+            log.warning("the work root %s was removed or moved while the server ran (a cleaner of temporary files?): "
+                        "the visitors' files in it then are gone from there; the folder made there since is held as "
+                        "the work root", work_root)
+            held = now
+            atexit.register(remove_own_folder, work_root, now)
+
+    thread = threading.Thread(target=watch, name="work-root-held", daemon=True)
+    thread.start()
+    return thread
+
+
+def _holds_a_locked_folder(folder: Path) -> bool:
+    """Whether a folder in `folder` (itself left out) is locked by a process: a running server's work root moved
+    into another root's place, or a run's output folder. Looked at without following links; what cannot be opened
+    is no lock that can be seen."""
+    if fcntl is None:
+        return False
+    pending = [folder]
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                descriptor = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)  # refused while anyone holds it, even shared
+            except BlockingIOError:
+                return True
+            except OSError:
+                pass
+            finally:
+                os.close(descriptor)
+            pending.append(Path(entry.path))
+    return False
+
+
 def remove_stale_work_roots(parent: Path) -> list[Path]:
     """Delete the work roots of app servers that died without cleaning up (killed, crashed); returns them.
 
@@ -177,6 +244,9 @@ def remove_stale_work_roots(parent: Path) -> list[Path]:
             continue
         pid = folder.name[len(WORK_ROOT_PREFIX):].split("-", 1)[0]
         if not (pid.isascii() and pid.isdigit() and _server_gone(folder, int(pid))):
+            continue
+        if _holds_a_locked_folder(folder):  # a running server's root (or a run) moved into it: in use
+            log.warning("left %s: a folder in it is in use by a running process", folder)
             continue
         risk = mount_risk(folder, mounts)
         if risk is not None:
@@ -236,6 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     except (XMemPPError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
     work_root = make_work_root()
+    keep_work_root_held(work_root)
     use_upload_folder(work_root)
     settings = AppSettings(network=network, weights_message=message, work_root=work_root, example=EXAMPLE,
                            limits=Limits(args.max_frames, args.max_side, args.max_upload_mb), size=args.size,

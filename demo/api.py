@@ -49,7 +49,7 @@ from xmempp.errors import XMemPPError, file_system_problem, is_out_of_memory, sh
 from xmempp.exports import EXPORT_MARKER, FORMATS, export_masks, repeated_format
 from xmempp.images import open_image, png_size
 from xmempp.masks.files import MaskReader
-from xmempp.outputs import identity, remove_own_folder
+from xmempp.outputs import held_below, identity, remove_own_folder
 from xmempp.precision import PRECISIONS
 from xmempp.video import VIDEO_SUFFIXES, FrameFolder
 
@@ -414,7 +414,11 @@ class ScriptApi:
         """
         try:
             return self._new_call_folder()
-        except OSError as error:  # the server's disk full (of bytes or of inodes): said, not Gradio's "exception"
+        except (OSError, XMemPPError) as error:  # the server's disk full, or its api/ not its own: said in words
+            if isinstance(error, XMemPPError) and no_room_behind(error) is None:
+                log.warning("API calls refused: %s", error)  # the operator's to mend, with the path named
+                raise ApiError("the server's folder for API calls is not its own now (a link or a mount was put "
+                               "there): nothing is written there; tell the server's operator") from None
             refusal = ApiError.refusing_any(error)
             if refusal is None:
                 raise
@@ -422,11 +426,13 @@ class ScriptApi:
 
     def _new_call_folder(self) -> Path:
         root = self.settings.work_root / "api"
-        root.mkdir(parents=True, exist_ok=True)
+        # Made where missing, and refused when a link or a mount is there: a user's folder linked or mounted at
+        # api/ had its files removed as old calls' (and the call's zip written among them).
+        held_below(self.settings.work_root, root, "folder").close()
         with self._live_lock:
             for old in root.iterdir():
-                if old in self._live_calls:
-                    continue
+                if old in self._live_calls or not old.name.startswith("call-") or old.is_symlink():
+                    continue  # only the call folders this server makes (mkdtemp's "call-"), never through a link
                 try:
                     if time.time() - old.stat().st_mtime > RESULTS_KEPT_S:
                         remove_own_folder(old)

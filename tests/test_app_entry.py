@@ -364,3 +364,58 @@ def test_a_second_stop_while_the_server_closes_is_not_an_error(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         app._interrupt(signal.SIGTERM, None)
     assert handlers == {signal.SIGTERM: signal.SIG_IGN}
+
+
+def test_a_work_root_made_again_after_it_was_removed_is_held_and_so_kept_by_the_next_server(tmp_path, monkeypatch):
+    """A work root removed while its server ran (a cleaner of temporary files) was made again by the next session
+    or upload, unlocked: the next server started on the same TMPDIR removed it as a dead server's, with the
+    visitors' files made since, and logged that a running server was "no longer running" (thirty-sixth hostile
+    round)."""
+    import atexit
+    import shutil
+
+    monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
+    root = tmp_path / f"xmempp-app-{os.getpid()}-running"
+    root.mkdir()
+    app.hold_for_life(root)
+    app.keep_work_root_held(root, every_s=0.05)
+    shutil.rmtree(root)
+    (root / "session-x").mkdir(parents=True)  # a new visitor's folder, made as state.work_dir makes it
+    (root / "session-x" / "mask.png").write_bytes(b"a visitor's annotation")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not _is_locked(root):
+        time.sleep(0.05)
+    assert app.remove_stale_work_roots(tmp_path) == []
+    assert (root / "session-x" / "mask.png").read_bytes() == b"a visitor's annotation"
+
+
+def _is_locked(folder: Path) -> bool:
+    import fcntl
+
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)
+    return False
+
+
+def test_a_dead_servers_root_holding_a_running_servers_root_is_left(tmp_path):
+    """A running server's work root moved into a folder another start took for a dead server's root was removed
+    with it: only the candidate's own lock was looked at (thirty-sixth hostile round)."""
+    dead = tmp_path / f"xmempp-app-{_dead_pid()}-made-again"
+    running = dead / "moved-root"
+    (running / "session-x").mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys; held = os.open(sys.argv[1], os.O_RDONLY); "
+                               "fcntl.flock(held, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
+                               str(running)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        assert app.remove_stale_work_roots(tmp_path) == []
+        assert (running / "session-x").is_dir()
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert app.remove_stale_work_roots(tmp_path) == [dead]

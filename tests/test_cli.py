@@ -565,3 +565,100 @@ def test_export_overwrite_refuses_a_names_file_in_a_replaced_entry_spelled_throu
                  str(tmp_path / "L" / ".." / "names.csv"), "--overwrite"]) == 1
     assert "which export --overwrite replaces whole" in capsys.readouterr().err
     assert names.read_text() == "id,name\n1,chair\n"
+
+
+def test_export_overwrite_accepts_a_names_file_with_another_name_outside_the_replaced_entry(tmp_path, capsys):
+    """A hard link outside the entry to a names file inside it was refused as "in" the entry, with advice that could
+    not be followed: the file keeps its outside name when the entry goes (thirty-sixth hostile round)."""
+    run, names = exported_with_names_inside(tmp_path)
+    outside = tmp_path / "names.csv"
+    os.link(names, outside)
+    assert main(["export", "--run", str(run), "--to", str(tmp_path / "to"), "--names", str(outside),
+                 "--overwrite"]) == 0, capsys.readouterr().err
+    assert outside.read_text() == "id,name\n1,chair\n"
+
+
+def _deep_folder(top: Path, levels: int, name: str) -> Path:
+    """`top`/`name`/`name`/... `levels` deep, made through open folders (its path may pass PATH_MAX); returns the
+    path of its deepest folder, as spelled."""
+    top.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(top, os.O_RDONLY)
+    for _ in range(levels):
+        os.mkdir(name, dir_fd=descriptor)
+        inner = os.open(name, os.O_RDONLY, dir_fd=descriptor)
+        os.close(descriptor)
+        descriptor = inner
+    os.close(descriptor)
+    return top.joinpath(*[name] * levels)
+
+
+def _spelled_through_links(path: Path, top: Path, links_in: Path) -> Path:
+    """`path` (below `top`) spelled through links of ten folders each, so that no spelling passes PATH_MAX."""
+    parts, spelled = path.relative_to(top).parts, top
+    for start in range(0, len(parts), 10):
+        hop = links_in / f"hop{start}"
+        hop.symlink_to(spelled.joinpath(*parts[start:start + 10]), target_is_directory=True)
+        spelled = hop
+    return spelled
+
+
+def test_export_overwrite_finds_a_names_file_past_path_max_in_a_replaced_entry(tmp_path, capsys):
+    """A names file past PATH_MAX inside the replaced entry, given through a link that lies past PATH_MAX too, was
+    read, then deleted with the entry: its path could not be followed to the end, and os.walk skipped the folders
+    it could not list (thirty-sixth hostile round)."""
+
+    run, _ = exported_with_names_inside(tmp_path)
+    inside = _deep_folder(tmp_path / "to" / "Annotations", 25, "d" * 200)
+    (tmp_path / "inside").mkdir()
+    inside = _spelled_through_links(inside, tmp_path / "to", tmp_path / "inside")
+    (inside / "names.csv").write_text("id,name\n1,chair\n")
+    (tmp_path / "outside").mkdir()
+    outside = _spelled_through_links(_deep_folder(tmp_path / "R", 22, "r" * 200), tmp_path, tmp_path / "outside")
+    (outside / "Lz").symlink_to(inside, target_is_directory=True)
+    capsys.readouterr()
+    try:
+        assert main(["export", "--run", str(run), "--to", str(tmp_path / "to"), "--names",
+                     str(outside / "Lz" / "names.csv"), "--overwrite"]) == 1
+        error = capsys.readouterr().err
+        assert "which export --overwrite replaces whole" in error, error
+        assert (inside / "names.csv").read_text() == "id,name\n1,chair\n"
+    finally:
+        _remove_deep(tmp_path, "to")
+
+
+def test_export_overwrite_replaces_an_entry_a_thousand_folders_deep(tmp_path, capsys):
+    """Any export --overwrite whose entry held folders 1000 levels deep gave "unexpected internal failure
+    (RecursionError) ... this is a bug": os.walk recursed (thirty-sixth hostile round)."""
+    run, names = exported_with_names_inside(tmp_path)
+    names.unlink()
+    _deep_folder(tmp_path / "to" / "Annotations", 1100, "d")
+    try:
+        assert main(["export", "--run", str(run), "--to", str(tmp_path / "to"), "--overwrite"]) == 0, \
+            capsys.readouterr().err
+        assert sorted(os.listdir(tmp_path / "to" / "Annotations")) == ["frame_000000.png"]
+    finally:
+        _remove_deep(tmp_path, "to")
+
+
+def _remove_deep(folder: Path, name: str) -> None:
+    """Python 3.11's rmtree, which pytest cleans with, recurses too deep and cannot name paths past PATH_MAX."""
+    from xmempp.mounts import remove_tree
+
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        remove_tree(name, descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def test_ctrl_c_while_the_arguments_are_read_says_nothing_was_done(monkeypatch, capsys):
+    """Ctrl-C in the first second of `export --formats ...` (its check imports the exporters, and torch) printed a
+    traceback of fifty lines (thirty-sixth hostile round)."""
+    from xmempp import cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert main(["export", "--run", "r", "--to", "t", "--formats", "davis"]) == 130
+    assert capsys.readouterr().err == "interrupted: nothing was done\n"

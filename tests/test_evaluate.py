@@ -492,7 +492,7 @@ def test_a_round_another_xmempp_command_holds_is_not_replaced_by_a_copy(two_stra
     holder = os.open(destination, os.O_RDONLY)
     try:
         fcntl.flock(holder, fcntl.LOCK_EX)  # as a run into it holds it
-        with pytest.raises(XMemPPError, match=f"another xmempp run is writing into {destination}"):
+        with pytest.raises(XMemPPError, match=f"another xmempp command \\(a run, batch, evaluate or export\\) is writing into {destination}"):
             outputs.replace_with_copy(source, destination, within=destination.parents[2])
     finally:
         os.close(holder)

@@ -586,7 +586,7 @@ def test_a_second_export_into_a_folder_being_exported_into_is_refused_naming_it(
     first.start()
     assert writing.wait(30)
     monkeypatch.setattr(exports, "_write_mattes", write_mattes)
-    with pytest.raises(XMemPPError, match=f"another xmempp export is writing into {re.escape(str(out))}"):
+    with pytest.raises(XMemPPError, match=f"another xmempp command \\(a run, batch, evaluate or export\\) is writing into {re.escape(str(out))}"):
         export_masks(masks, out, ["davis", "mattes"], NAMES, overwrite=True)
     release.set()
     first.join(30)
@@ -1054,13 +1054,13 @@ def test_an_entry_holding_an_input_the_run_read_is_refused_wherever_it_was_moved
     the recorded path: export --overwrite then removed the dataset's Annotations/ holding the run's annotations, as
     it did after the dataset was renamed (thirty-fifth hostile round)."""
     from xmempp.exports import _refuse_writing_into_inputs
-    from xmempp.outputs import folder_identities
+    from xmempp.outputs import input_identities
 
     annotations = tmp_path / "D" / "Annotations" / "va"
     annotations.mkdir(parents=True)
     (tmp_path / "D" / "Annotations" / "vb").mkdir()
     (tmp_path / "LZ").symlink_to(tmp_path / "D" / "Annotations" / "vb", target_is_directory=True)
-    recorded = folder_identities({"annotations": tmp_path / "LZ" / ".." / "va"})
+    recorded = input_identities({"annotations": tmp_path / "LZ" / ".." / "va"})
     assert recorded["annotations"]["path"] == str(annotations)
     (tmp_path / "D").rename(tmp_path / "D2")
     with pytest.raises(XMemPPError, match="would replace the folder that holds the annotations the run read"):
@@ -1080,3 +1080,66 @@ def test_an_export_folder_spelled_through_a_link_and_dotdot_is_judged_the_same_e
     recorded = {"frames": {"path": str(frames), "device": os.stat(frames).st_dev, "inode": os.stat(frames).st_ino}}
     for _ in range(3):
         _refuse_writing_into_inputs(recorded, tmp_path / "LO" / "..", ["davis"])  # the run's folder: refused never
+
+
+@pytest.mark.parametrize("read", ["a video file", "an annotation through a link"])
+def test_an_entry_holding_a_file_the_run_read_is_refused_wherever_it_was_moved(tmp_path, read):
+    """Only the input folders were recorded and looked for: export --overwrite removed the video file a run read
+    from inside the entry it replaced, and an annotation the annotations folder linked to there, where the same
+    frames as a folder were refused (thirty-sixth hostile round)."""
+    from xmempp.exports import _refuse_writing_into_inputs
+    from xmempp.outputs import input_identities
+
+    entry = tmp_path / "D" / "mattes"
+    entry.mkdir(parents=True)
+    annotations = tmp_path / "A"
+    annotations.mkdir()
+    if read == "a video file":
+        (entry / "clip.mp4").write_bytes(b"the user's video")
+        recorded = input_identities({"frames": entry / "clip.mp4", "annotations": annotations})
+        expected = "holds the frames the run read"
+    else:
+        (entry / "mine.png").write_bytes(b"the user's mask")
+        (annotations / "frame_000000.png").symlink_to(entry / "mine.png")
+        recorded = input_identities({"frames": tmp_path / "clip.mp4", "annotations": annotations})
+        expected = "holds the annotation frame_000000.png the run read"
+    (tmp_path / "D").rename(tmp_path / "D2")  # found by device and inode, not by the path recorded
+    with pytest.raises(XMemPPError, match=expected):
+        _refuse_writing_into_inputs(recorded, tmp_path / "D2", ["mattes"])
+
+
+def test_an_input_moved_into_an_entry_while_the_export_is_written_is_never_removed(square_clip, tmp_path, network,
+                                                                                   monkeypatch):
+    """The inputs were looked for in the earlier entry only before the new one was built: a folder of the run's
+    frames moved into it meanwhile (about a second) was removed with it (thirty-sixth hostile round)."""
+    from xmempp import exports, run_on_video
+
+    frames, masks = square_clip
+    run_on_video(frames, masks, tmp_path / "run", print_progress=False, network=network, size=64)
+    export_masks(tmp_path / "run", tmp_path / "to", ["davis"])
+    moved = tmp_path / "to" / "Annotations" / "frames"
+    real_write = exports._write_davis
+
+    def frames_moved_in_meanwhile(*args):
+        frames.rename(moved)
+        return real_write(*args)
+
+    monkeypatch.setattr(exports, "_write_davis", frames_moved_in_meanwhile)
+    with pytest.raises(XMemPPError, match="holds the frames the run read.*put there while the export was written"):
+        export_masks(tmp_path / "run", tmp_path / "to", ["davis"], overwrite=True)
+    assert sorted(os.listdir(moved)) == [f"frame_{i:06d}.jpg" for i in range(12)]
+
+
+def test_a_folder_replaced_aside_that_holds_what_must_be_kept_stays_whole(tmp_path):
+    """The last guard, should an input be moved into the earlier folder after every check: it stays aside, whole,
+    and the caller is told where."""
+    from xmempp.outputs import HeldFolder, identity
+
+    (tmp_path / "entry" / "theirs").mkdir(parents=True)
+    (tmp_path / "entry" / "theirs" / "frame.jpg").write_bytes(b"precious")
+    (tmp_path / "fresh").mkdir()
+    with HeldFolder(tmp_path) as folder, pytest.raises(XMemPPError, match="is kept there whole") as refused:
+        folder.replace_with_folder("entry", "fresh", keep={identity(tmp_path / "entry" / "theirs")})
+    aside = [name for name in os.listdir(tmp_path) if name.startswith(".entry.")]
+    assert str(tmp_path / aside[0]) in str(refused.value)
+    assert (tmp_path / aside[0] / "theirs" / "frame.jpg").read_bytes() == b"precious"

@@ -517,7 +517,7 @@ def test_a_second_run_into_an_output_in_use_is_refused_naming_it(square_clip, tm
         code = main(["run", "--images", str(frames), "--masks", str(masks), "--output", str(tmp_path / "out"),
                      "--weights", str(checkpoint), "--device", "cpu", "--size", "96", "--quiet"])
     assert code == 1
-    assert f"another xmempp run is writing into {tmp_path / 'out'}" in capsys.readouterr().err
+    assert f"another xmempp command (a run, batch, evaluate or export) is writing into {tmp_path / 'out'}" in capsys.readouterr().err
     assert list((tmp_path / "out").iterdir()) == []
 
 
@@ -528,7 +528,7 @@ def test_a_second_batch_into_an_output_in_use_is_refused(tmp_path, checkpoint, c
     with held_by_another_process(tmp_path / "out"):
         code = main(["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), "--weights",
                      str(checkpoint), "--device", "cpu", "--size", "96", "--quiet"])
-    assert code == 1 and "another xmempp run is writing into" in capsys.readouterr().err
+    assert code == 1 and "another xmempp command (a run, batch, evaluate or export) is writing into" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("given", [".", "masks"])
@@ -764,7 +764,8 @@ def test_an_output_folder_swapped_mid_run_for_a_link_to_the_annotations_is_never
     assert every_file(frames, masks) == before
     assert read_manifest(tmp_path / "out.moved").finished
     assert (tmp_path / "out.moved" / KEYS_FILE).is_file()
-    assert f"the output folder {out} was moved during the run: its outputs are in {tmp_path / 'out.moved'}" in caplog.text
+    assert (f"the output folder {out} leads to another folder since the run began: the run's outputs are in "
+            f"{tmp_path / 'out.moved'}") in caplog.text
 
 
 @pytest.mark.parametrize("how", ["symbolic links", "bind mounts"])
@@ -866,3 +867,35 @@ def test_a_folder_bind_mounted_on_the_runs_frames_folder_stays_whole_and_the_run
         for path in mounted:
             subprocess.run(["umount", str(path)], check=True)
     assert (users / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("at", ["keys.npy", "manifest.json", "masks/frame_000003.png"])
+@pytest.mark.parametrize("given", ["--weights", "XMEMPP_WEIGHTS"])
+def test_a_run_never_replaces_the_weights_it_reads(square_clip, tmp_path, checkpoint, monkeypatch, capsys, at, given):
+    """`run --weights OUTPUT/keys.npy` (or the manifest, or a mask the run writes; or XMEMPP_WEIGHTS there) replaced
+    the checkpoint it had just read with the run's own file (thirty-sixth hostile round)."""
+    frames, masks = square_clip
+    out = tmp_path / "out"
+    weights = out / at
+    weights.parent.mkdir(parents=True)
+    shutil.copyfile(checkpoint, weights)
+    before = weights.read_bytes()
+    options = ["--weights", str(weights)] if given == "--weights" else []
+    if given == "XMEMPP_WEIGHTS":
+        monkeypatch.setenv("XMEMPP_WEIGHTS", str(weights))
+    assert main(["run", "--images", str(frames), "--masks", str(masks), "--output", str(out), "--size", "64",
+                 "--quiet", *options]) == 1
+    assert "the weights" in capsys.readouterr().err
+    assert weights.read_bytes() == before
+
+
+def test_suggest_never_replaces_the_weights_it_reads(square_clip, tmp_path, checkpoint):
+    frames, masks = square_clip
+    out = tmp_path / "out"
+    out.mkdir()
+    weights = Path(shutil.copyfile(checkpoint, out / KEYS_FILE))
+    before = weights.read_bytes()
+    with pytest.raises(XMemPPError, match="the weights"):
+        select_k_next_best_annotation_candidates(frames, masks, out, k=2, weights=weights, print_progress=False,
+                                                 size=64, use_previously_predicted_masks=False)
+    assert weights.read_bytes() == before

@@ -613,3 +613,28 @@ def test_annotations_that_are_no_list_are_said_to_be_no_list(tmp_path, network, 
         ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(video=video, annotations=value, frames=[0],
                                                                       size=SIZE)
     assert raised.value.message == said
+
+
+@pytest.mark.parametrize("put", ["a link", "a user's file named like nothing of the server's"])
+def test_the_clean_up_of_old_calls_never_removes_what_is_not_a_call_folder(tmp_path, network, clip, put, caplog):
+    """A user's folder linked at the work root's api/ had every entry older than ten minutes removed as an old
+    call's, and the call's zip written among them (thirty-sixth hostile round)."""
+    video, masks = clip
+    users = tmp_path / "users"
+    (users / "mydata").mkdir(parents=True)
+    (users / "notes.txt").write_text("mine")
+    for path in (users / "mydata", users / "notes.txt"):
+        os.utime(path, (time.time() - 7200, time.time() - 7200))
+    (tmp_path / "work").mkdir()
+    api = ScriptApi(settings(tmp_path, network), RunQueue(1, 4))
+    if put == "a link":
+        (tmp_path / "work" / "api").symlink_to(users, target_is_directory=True)
+        with pytest.raises(gr.Error, match="the server's folder for API calls is not its own now"):
+            api.segment(video, [upload(masks / "frame_000000.png")], frames=[0], size=SIZE, k=0)
+        assert "is a symbolic link" in caplog.text
+        assert sorted(os.listdir(users)) == ["mydata", "notes.txt"]
+    else:
+        (tmp_path / "work" / "api").mkdir()
+        os.rename(users / "notes.txt", tmp_path / "work" / "api" / "notes.txt")
+        api.segment(video, [upload(masks / "frame_000000.png")], frames=[0], size=SIZE, k=0)
+        assert (tmp_path / "work" / "api" / "notes.txt").read_text() == "mine"

@@ -41,7 +41,7 @@ from xmempp.masks.drawing import davis_palette, overlay
 from xmempp.masks.files import MaskReader, find_mask_file, mask_image, read_id_mask
 from xmempp.metrics import mean_iou
 from xmempp.model.network import XMem
-from xmempp.model.weights import ensure_weights, load_network, resolve_device, weights_fingerprint
+from xmempp.model.weights import ensure_weights, find_weights, load_network, resolve_device, weights_fingerprint
 from xmempp.outputs import (
     MANIFEST_FILE,
     MASKS_DIR,
@@ -52,10 +52,10 @@ from xmempp.outputs import (
     RunOutput,
     changed_masks,
     enclosing_folder,
-    folder_identities,
     followed,
     held_run_output,
     identity,
+    input_identities,
     own_temporary_folder,
     read_manifest,
     reading_lock,
@@ -155,18 +155,28 @@ def run_on_video_frames(imgs_in_path: PathArgument, masks_in_path: PathArgument,
     check_source(source)
     if not masks_in.is_dir():
         raise folder_not_found(masks_in, "mask folder")
-    refuse_overlap({"frames": source, "annotations": masks_in}, masks_out)
+    refuse_overlap(_inputs_read(source, masks_in, weights), masks_out)
     temporary_root = _temporary_root(temporary_root)
     _refuse_scratch_inside_the_frames(temporary_root, source)
     return _run_frames(source, masks_in, masks_out, frames_with_masks, compute_iou, print_progress, weights, device,
                        config, save_overlay, network, temporary_root, output_root)
 
 
+def _inputs_read(source: Path, masks_in: Path, weights: str | Path | None) -> dict[str, Path]:
+    """What a run reads, for the checks that it writes over none of it: the frames, the annotations, and the
+    weights file when one is found (`--weights OUTPUT/keys.npy` was replaced by the run's keys)."""
+    with contextlib.suppress(XMemPPError):  # weights not found: said where they are loaded, as ever
+        found = find_weights(weights)
+        if found is not None:
+            return {"frames": source, "annotations": masks_in, "weights": found}
+    return {"frames": source, "annotations": masks_in}
+
+
 def _run_frames(source: Path, masks_in: Path, masks_out: Path, frames_with_masks: list[int], compute_iou: bool,
                 print_progress: bool, weights: str | Path | None, device: torch.device | str | None,
                 config: InferenceConfig, save_overlay: bool, network: XMem | None,
                 temporary_root: Path | None = None, output_root: Path | OutputRoot | None = None) -> Iterator[dict]:
-    inputs = {"frames": source, "annotations": masks_in}
+    inputs = _inputs_read(source, masks_in, weights)
     with held_run_output(masks_out, inputs, save_overlay, within=output_root) as output:
         network = network or load_network(ensure_weights(weights, progress=print_progress), device)
         with own_temporary_folder("xmempp-frames-", temporary_root) as work_dir:
@@ -177,7 +187,7 @@ def _run_frames(source: Path, masks_in: Path, masks_out: Path, frames_with_masks
                 manifest = Manifest(frame_names=session.frame_names, frame_size=tuple(session.frame_size),
                                     annotated_frames=sorted(annotated), size=config.size,
                                     weights=weights_fingerprint(network), source_digest=source_digest(source, frames.paths),
-                                    overlay=save_overlay, input_folders=folder_identities(inputs))
+                                    overlay=save_overlay, input_folders=input_identities(inputs))
                 start_run(output, manifest)
                 _warn_of_other_masks(output.masks, session.frame_names)
                 iou = functools.partial(_iou_with_given_mask, session, reader, masks_in) if compute_iou else None
@@ -339,8 +349,8 @@ def select_k_next_best_annotation_candidates(
         with own_temporary_folder("xmempp-suggest-", temporary_root) as scratch:
             out = Path(masks_out_path) if masks_out_path is not None else Path(scratch)
             rows = run_on_video_frames(source, masks_in_path, out, frames_with_masks=chosen,
-                                       print_progress=print_progress, size=size, network=network, save_overlay=False,
-                                       precision=precision, temporary_root=temporary_root)
+                                       print_progress=print_progress, weights=weights, size=size, network=network,
+                                       save_overlay=False, precision=precision, temporary_root=temporary_root)
             deque(rows, maxlen=0)  # the whole run, its rows not needed
             return _select_from_outputs(source, out, chosen, k, alpha, min_mask_presence_percent, lambda: network,
                                         weights_fingerprint(network), InferenceConfig(size=size, precision=precision),

@@ -431,40 +431,40 @@ class _NotesStream:
 
 def _refuse_names_in_replaced_entries(names: Path, out: Path, formats: list[str]) -> None:
     """--overwrite replaces an earlier export's entries whole: a names file inside one (to/Annotations/names.csv)
-    was read, then deleted with the entry. Compared as file system objects, as the masks an export reads are."""
+    was read, then deleted with the entry. Compared as file system objects, as the masks an export reads are; a
+    names file with a name (a hard link) outside the entry keeps it, and is not refused."""
     from xmempp.exports import FORMAT_ENTRIES
+    from xmempp.mounts import first_removed_with
     from xmempp.outputs import followed, identity
 
     absolute, reached = Path(os.path.abspath(names)), followed(Path(names))  # `L/../x` as spelled, as reached
     holding = {identity(folder) for folder in (absolute, *absolute.parents, reached, *reached.parents,
                                                *followed(absolute).parents)} - {None}
+    file = identity(Path(names))
     for name in formats:
         entry = out / FORMAT_ENTRIES[name]
-        if identity(entry) in holding or _holds_file(entry, identity(Path(names))):
+        if entry.is_symlink() or not entry.is_dir():  # a link is replaced, not what it leads to
+            continue
+        try:
+            inside = identity(entry) in holding or (file is not None and first_removed_with(entry, None, {file}))
+        except OSError as error:
+            raise XMemPPError(f"cannot tell whether {shown(entry)}, which export --overwrite replaces whole, holds "
+                              f"the names file {shown(names)} (xmempp cannot look through it: "
+                              f"{file_system_problem(error) or error.strerror or error})") from None
+        if inside:
             raise XMemPPError(f"the names file {shown(names)} is in {shown(entry)}, which export --overwrite replaces "
                               "whole: move the names file out of it first")
 
 
-def _holds_file(folder: Path, file: tuple[int, int] | None) -> bool:
-    """Whether the file `file` (device, inode) is in `folder` or below, whatever path named it: a names file
-    bind-mounted from inside an entry was deleted with it."""
-    if file is None or not folder.is_dir() or folder.is_symlink():
-        return False
-    for root, _, names in os.walk(folder):
-        for name in names:
-            with contextlib.suppress(OSError):
-                status = os.lstat(os.path.join(root, name))
-                if (status.st_dev, status.st_ino) == file:
-                    return True
-    return False
-
-
 def _main(argv: list[str] | None) -> int:
-    parser = build_parser()
     try:
+        parser = build_parser()
         args = parser.parse_args(argv)
     except ImportError as error:  # --formats is checked against the exporters, whose import loads torch
         return _say_problem(_import_problem(error), error)
+    except KeyboardInterrupt:  # Ctrl-C during that import gave a traceback of fifty lines
+        print("interrupted: nothing was done", file=sys.stderr)
+        return 130
     if args.command in ("batch", "evaluate") and args.ray is None and (args.workers or args.gpus_per_worker):
         parser.error("--workers and --gpus-per-worker need --ray (without it, videos run one after another here)")
     # Closed at start (`2>&-`): Python gives None, and progress failed on it. Its number is given to /dev/null, so

@@ -53,7 +53,7 @@ from xmempp.images import open_image
 from xmempp.masks.drawing import davis_palette
 from xmempp.masks.files import mask_image, read_id_mask
 from xmempp.masks.ids import MAX_OBJECT_ID
-from xmempp.mounts import mount_risk
+from xmempp.mounts import first_removed_with, mount_risk
 from xmempp.object_names import parse_object_names
 from xmempp.outputs import (
     MANIFEST_FILE,
@@ -318,13 +318,15 @@ def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgume
         # mid-export for a link to a user's folder had the user's coco.json replaced and Annotations/ removed.
         # One export at a time into a folder: two replacing the same entries at once removed each other's files.
         export_folder = held.enter_context(HeldFolder(out, what="export folder"))
-        held.enter_context(output_lock(export_folder, "export"))
+        held.enter_context(output_lock(export_folder))
         if isinstance(masks, MaskFolder):  # once more, on the folder now held
             _refuse_overwriting(masks.folder, out, formats)
             _refuse_writing_into_inputs(masks.input_folders, out, formats)
         _refuse_existing(out, formats, overwrite)
         export_folder.refuse_unless_at_its_path()
-        return _export(masks, export_folder, formats, object_names, palette, video_name, names_of_absent_objects)
+        inputs = _recorded_inputs(masks.input_folders) if isinstance(masks, MaskFolder) else {}
+        return _export(masks, export_folder, formats, object_names, palette, video_name, names_of_absent_objects,
+                       inputs)
 
 
 def _refuse_relative_paths_from_a_removed_folder(out: Path, masks: object) -> None:
@@ -366,7 +368,7 @@ def _folders_a_run_may_write(given: Path, out: Path) -> list[Path]:
 
 def _export(masks: Mapping[str, np.ndarray], folder: HeldFolder, formats: list[str],
             object_names: Mapping[int, str] | None, palette: list[int] | None, video_name: str,
-            names_of_absent_objects: bool) -> ExportedVideo:
+            names_of_absent_objects: bool, inputs: dict[tuple[int, int], tuple[str, str]]) -> ExportedVideo:
     ids = _object_ids(masks)
     names = {object_id: f"object {object_id}" for object_id in ids}
     given = {int(i): str(n) for i, n in (object_names or {}).items() if str(n).strip()}
@@ -387,7 +389,7 @@ def _export(masks: Mapping[str, np.ndarray], folder: HeldFolder, formats: list[s
             # marker listed, and every retry, --overwrite included, was refused as "not an export's".
             _mark_exported(folder, [name])
             try:
-                paths[name] = _write_whole(folder, entry, writers[name])
+                paths[name] = _write_whole(folder, entry, writers[name], inputs)
             except BaseException:
                 if not folder.exists(entry):  # never written: not listed, so that no one's later file is taken
                     with contextlib.suppress(OSError, XMemPPError):
@@ -446,7 +448,7 @@ def _refuse_writing_into_inputs(input_folders: dict[str, dict], out: Path, forma
     device and inode), into a folder inside one, or whose entry would replace a folder holding one: `--to` the
     DAVIS folder that holds the run's Annotations/ replaced the person's hand-made annotations with the run's masks.
     """
-    recorded = {(folder["device"], folder["inode"]): (label, folder["path"]) for label, folder in input_folders.items()}
+    recorded = _recorded_inputs(input_folders)
     holding = {}  # the folders that hold an input still there: replacing one would remove the input
     for key, (label, path) in recorded.items():
         if identity(Path(path)) == key:
@@ -473,14 +475,24 @@ def _refuse_writing_into_inputs(input_folders: dict[str, dict], out: Path, forma
                                   f"the run read, {shown(path)}: choose an export folder apart from the run's inputs")
 
 
-def _input_inside(folder: Path, recorded: dict[tuple[int, int], tuple[str, str]]) -> tuple[str, str] | None:
-    """The input (label, recorded path) that is a folder below `folder`, by device and inode; None when none is."""
-    for root, names, _ in os.walk(folder):
-        for name in names:
-            found = recorded.get(identity(Path(root) / name))
-            if found is not None:
-                return found
-    return None
+def _input_inside(folder: Path, recorded: dict[tuple[int, int], tuple[str, str]], dir_fd: int | None = None
+                  ) -> tuple[str, str] | None:
+    """The input (label, recorded path) that replacing `folder` whole would remove (a folder below it, or a file
+    with no name outside it), by device and inode; None when none would go. `dir_fd`: `folder` is a name in it."""
+    if not recorded:  # a run of an older xmempp, or a caller's masks: nothing to look for
+        return None
+    try:
+        found = first_removed_with(folder.name if dir_fd is not None else folder, dir_fd, recorded)
+    except OSError as error:
+        raise XMemPPError(f"cannot tell whether {shown(folder)} holds the frames or annotations the run read (xmempp "
+                          f"cannot look through it: {file_system_problem(error) or error.strerror or error}), and "
+                          "exporting would replace it whole: choose another export folder") from None
+    return None if found is None else recorded[found]
+
+
+def _recorded_inputs(input_folders: dict[str, dict]) -> dict[tuple[int, int], tuple[str, str]]:
+    """A run manifest's `input_folders` by (device, inode): each input's label and recorded path."""
+    return {(folder["device"], folder["inode"]): (label, folder["path"]) for label, folder in input_folders.items()}
 
 
 def _exported_entries(out: Path) -> set[str]:
@@ -578,11 +590,13 @@ def _is_someone_elses_file(marker: Path) -> bool:
     return not (isinstance(document, dict) and document.get("written_by") == "xmempp export")
 
 
-def _write_whole(folder: HeldFolder, entry: str, write) -> Path:
+def _write_whole(folder: HeldFolder, entry: str, write, inputs: dict[tuple[int, int], tuple[str, str]]) -> Path:
     """Build the entry `entry` of the held export folder (a folder, or a file) under a hidden temporary name in
     it, then rename it into place (an earlier folder there goes aside first: `HeldFolder.replace_with_folder`).
     `write` takes the open file, or the held folder to fill: a staging folder swapped for a link meanwhile was
-    written through when its path was given, and the link renamed into place."""
+    written through when its path was given, and the link renamed into place. `inputs`: what the run read, which
+    the earlier folder must not hold: checked before, and again once the new one is built (a folder of the run's
+    frames moved into it meanwhile was removed with it)."""
     path = folder.path / entry
     if path.suffix:  # a file
         with folder.atomic_file(entry) as file:
@@ -594,12 +608,22 @@ def _write_whole(folder: HeldFolder, entry: str, write) -> Path:
         try:
             write(staging)
             _refuse_mounts_in_earlier(folder, entry)
+            _refuse_inputs_in_earlier(folder, entry, inputs)
             _refuse_unless_held(folder, name, staging)
-            folder.replace_with_folder(entry, name)
+            folder.replace_with_folder(entry, name, keep=inputs)
             _refuse_unless_held(folder, entry, staging)  # swapped between the check and the rename
         finally:
             folder.remove_tree(name, only=staging.identity)
     return path
+
+
+def _refuse_inputs_in_earlier(folder: HeldFolder, entry: str, inputs: dict[tuple[int, int], tuple[str, str]]) -> None:
+    held = _input_inside(folder.path / entry, inputs, folder.descriptor()) if inputs else None
+    if held is not None:
+        label, path = held
+        raise XMemPPError(f"exporting into {shown(folder.path / entry)} would replace the folder that holds the "
+                          f"{label} the run read, {shown(path)} (put there while the export was written): choose an "
+                          "export folder apart from the run's inputs")
 
 
 def _refuse_mounts_in_earlier(folder: HeldFolder, entry: str) -> None:

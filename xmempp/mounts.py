@@ -15,6 +15,8 @@ import os
 import re
 import stat
 import sys
+from collections import Counter
+from collections.abc import Collection
 from pathlib import Path
 
 MOUNT_TABLE = Path("/proc/self/mountinfo")
@@ -82,6 +84,68 @@ def remove_tree(name: str, dir_fd: int) -> list[str]:
         for folder, *_ in stack:
             os.close(folder)
     return left
+
+
+def first_removed_with(name: str | Path, dir_fd: int | None, wanted: Collection[tuple[int, int]]
+                       ) -> tuple[int, int] | None:
+    """The first of `wanted` ((device, inode) pairs) that `remove_tree(name, dir_fd)` would take: a folder below
+    `name`, or a file every name (hard link) of which is below it; None when none would go. Walked as remove_tree
+    walks: through open folders, without recursion, following no link and entering no mount, so that a folder
+    past PATH_MAX or a thousand levels deep is looked through too (os.walk skipped the first, silently, and
+    recursed too deep on the second). `dir_fd` None: `name` is a path. OSError when a folder in it cannot be
+    read: what it holds cannot be told."""
+    try:
+        top = os.open(name, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0), dir_fd=dir_fd)
+    except OSError as error:
+        if error.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):  # nothing there, or a link: nothing goes
+            return None
+        raise
+    stack = [(top, _names_in(top))]
+    names_below: Counter = Counter()
+    try:
+        while stack:
+            folder, names = stack[-1]
+            if not names:
+                os.close(stack.pop()[0])
+                continue
+            child = names.pop()
+            try:
+                status = os.lstat(child, dir_fd=folder)
+            except FileNotFoundError:
+                continue
+            key = (status.st_dev, status.st_ino)
+            if key in wanted:
+                names_below[key] += 1
+                if stat.S_ISDIR(status.st_mode) or names_below[key] >= status.st_nlink:
+                    return key
+            if stat.S_ISDIR(status.st_mode) and (inner := _opened_unless_mounted(child, folder)) is not None:
+                stack.append((inner, _names_in(inner)))
+    finally:
+        for folder, _ in stack:
+            os.close(folder)
+    return None
+
+
+def _names_in(folder: int) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except BaseException:
+        os.close(folder)
+        raise
+
+
+def _opened_unless_mounted(name: str, parent: int) -> int | None:
+    """The folder `name` of `parent`, opened; None when it is gone, a link by now, or a mount (never entered)."""
+    try:
+        folder = os.open(name, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0), dir_fd=parent)
+    except OSError as error:
+        if error.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
+            return None
+        raise
+    if mounted_apart(folder, parent):
+        os.close(folder)
+        return None
+    return folder
 
 
 def _is_folder(name: str, dir_fd: int) -> bool:

@@ -21,7 +21,7 @@ import socket
 import stat
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from xmempp.errors import (
     nested_too_deep,
     shown,
 )
-from xmempp.mounts import mount_points, mount_risk, mounted_apart, remove_tree
+from xmempp.mounts import first_removed_with, mount_points, mount_risk, mounted_apart, remove_tree
 from xmempp.regular_files import FileTooLargeError, open_regular, read_regular_text
 
 # A manifest (or keys.json) lists each frame's name and digest: some 100 bytes a frame, a few MB for the longest
@@ -203,14 +203,34 @@ def local_name(text: str) -> str:
     return os.fsdecode(text.encode("utf-8", "surrogateescape"))
 
 
-def folder_identities(folders: dict[str, Path]) -> dict[str, dict]:
-    """The manifest's `input_folders`: each of `folders` that is a folder, as its path and (device, inode)."""
+def input_identities(inputs: dict[str, Path]) -> dict[str, dict]:
+    """The manifest's `input_folders`: what a run read, as paths and (device, inode), so that an export never
+    replaces a folder holding any of it, wherever it was moved since. Each input (a folder, or a video file),
+    and each file a link in an input folder leads to (`annotation frame_000000.png`): an export --overwrite
+    removed a video file, or an annotation linked from the annotations folder, kept in the entry it replaced."""
     found = {}
-    for label, folder in folders.items():
-        status = identity(folder) if folder.is_dir() else None
-        if status is not None:
-            # where the system put it: `LINK/../va` made absolute named a folder that does not exist
-            found[label] = {"path": str(followed(folder)), "device": status[0], "inode": status[1]}
+    for label, path in inputs.items():
+        status = identity(path)
+        if status is None:
+            continue
+        # where the system put it: `LINK/../va` made absolute named a folder that does not exist
+        found[label] = {"path": str(followed(path)), "device": status[0], "inode": status[1]}
+        if path.is_dir():
+            found.update(_linked_files(path, _ONE_OF.get(label, label)))
+    return found
+
+
+_ONE_OF = {"frames": "frame", "annotations": "annotation"}
+
+
+def _linked_files(folder: Path, one: str) -> dict[str, dict]:
+    """The files that links at the top of `folder` lead to, each labelled `one` and the link's name."""
+    found = {}
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_symlink() and (status := identity(Path(entry.path))) is not None and entry.is_file():
+                found[f"{one} {entry.name}"] = {"path": str(followed(Path(entry.path))), "device": status[0],
+                                                "inode": status[1]}
     return found
 
 
@@ -476,12 +496,12 @@ def _refuse_hard_links_to_inputs(inputs: dict[str, Path], out: Path) -> None:
     """A file already in `out` that the run replaces (in out/masks, out/overlay, or its keys and manifest) and that
     is an input file under another name (a hard link, a file bind-mounted there) is refused; so is one that is a
     mount point: the run renames its new file onto it, which the system refuses (EBUSY) after the whole run."""
-    input_files: dict[tuple[int, int], Path] = {}
+    input_files: dict[tuple[int, int], tuple[str, Path]] = {}
     for label, read in inputs.items():
         with file_system_problems_as_error(f"read the {label} folder {read}"):
             for path in (read.iterdir() if read.is_dir() else [read]):
                 if path.is_file():
-                    input_files.setdefault(identity(path), path)
+                    input_files.setdefault(identity(path), (label, path))
     replaced = [out / KEYS_FILE, out / KEYS_INFO_FILE, out / MANIFEST_FILE]
     for folder in written_folders(out)[1:]:
         with file_system_problems_as_error(f"read the output folder {shown(folder)}"):  # mode 000: Python's words
@@ -489,7 +509,10 @@ def _refuse_hard_links_to_inputs(inputs: dict[str, Path], out: Path) -> None:
     mounts = mount_points() or set()
     for path in replaced:
         mounted = not path.is_symlink() and os.path.realpath(path) in mounts
-        source = input_files.get(identity(path)) if path.is_file() else None
+        label, source = input_files.get(identity(path), (None, None)) if path.is_file() else (None, None)
+        if source is not None and os.path.abspath(source) == os.path.abspath(path):  # the weights in OUTPUT/masks
+            raise XMemPPError(f"{shown(path)} is the {label} the run reads, and the run would replace it: keep the "
+                              f"{label} apart from the output folder")
         if source is not None:
             link = "a symbolic link" if path.is_symlink() else "a bind mount" if mounted else "a hard link"
             raise XMemPPError(f"{shown(path)} is the same file as the input {shown(source)} ({link}): the run "
@@ -740,10 +763,11 @@ def prepare_output_folder(out: Path) -> None:
 # Every writer (run, batch, evaluate, export) holds its output folder with an exclusive `flock`, every reader of a
 # run's outputs (export, suggest) with a shared one: readers together are fine, a writer and anyone else are not.
 @contextlib.contextmanager
-def output_lock(folder: Path | HeldFolder, writer: str = "run") -> Iterator[None]:
+def output_lock(folder: Path | HeldFolder) -> Iterator[None]:
     """Hold `folder` for one run at a time: while the block runs, another run into it (another process, or a
-    thread of this one), or an export reading it, is refused, naming the folder; `writer` says what holds it in
-    that message.
+    thread of this one), or an export reading it, is refused, naming the folder. The lock does not tell which
+    command holds it, so the message names every writer (it named the refused one's kind, "another xmempp
+    export", for a run that held the folder).
 
     The lock is an exclusive `flock` on the folder itself, so nothing is left in it, and every path that reaches
     it (a symlink, a bind mount) takes the same lock; the system releases it when the process ends, even killed.
@@ -753,8 +777,8 @@ def output_lock(folder: Path | HeldFolder, writer: str = "run") -> Iterator[None
     with _folder_lock(folder, exclusive=True, busy=lambda readers_only: (
             f"an xmempp export (or suggest) is reading the outputs in {shown(path)}: wait for it to end, or "
             "choose another output folder" if readers_only else
-            f"another xmempp {writer} is writing into {shown(path)}: wait for it to end, or choose another "
-            "output folder")):
+            f"another xmempp command (a run, batch, evaluate or export) is writing into {shown(path)}: wait for it "
+            "to end, or choose another output folder")):
         yield
 
 
@@ -1016,12 +1040,14 @@ class HeldFolder:
         with self._problems(f"rename {shown(self.path / source)}"):
             os.replace(source, destination, src_dir_fd=self._descriptor, dst_dir_fd=self._descriptor)
 
-    def replace_with_folder(self, name: str, fresh: str) -> None:
+    def replace_with_folder(self, name: str, fresh: str, keep: Collection[tuple[int, int]] = ()) -> None:
         """Rename the folder `fresh` to `name`, both in this folder. An earlier folder there goes aside first and
         is removed after the rename: removed first, an interrupt or a file it could not remove left neither the
         earlier folder nor the new one whole. What cannot be removed stays aside, hidden, with a warning. A link
         there is unlinked (what it leads to stays); any other file is refused: it came after the caller's checks
-        (put there during a run), and is someone's."""
+        (put there during a run), and is someone's. `keep`: folders and files ((device, inode) pairs: a run's
+        inputs) the earlier folder must not take with it; one moved into it after the caller's checks keeps the
+        earlier folder aside, whole, and is said as an XMemPPError."""
         with self._problems(f"replace {shown(self.path / name)}"):
             try:
                 earlier = os.lstat(name, dir_fd=self._descriptor)
@@ -1031,6 +1057,7 @@ class HeldFolder:
                 aside = temporary_name(name)
                 self.rename(name, aside)
                 self.rename(fresh, name)
+                self._refuse_removing_what_is_kept(aside, name, keep)
                 _remove_earlier(self.path / aside, self.path / name, self._descriptor)
                 return
             if earlier is not None and not stat.S_ISLNK(earlier.st_mode):
@@ -1040,6 +1067,20 @@ class HeldFolder:
             if earlier is not None:
                 os.unlink(name, dir_fd=self._descriptor)
             self.rename(fresh, name)
+
+    def _refuse_removing_what_is_kept(self, aside: str, name: str, keep: Collection[tuple[int, int]]) -> None:
+        if not keep:
+            return
+        try:
+            kept = first_removed_with(aside, self._descriptor, keep)
+        except OSError as error:
+            reason = f"xmempp cannot look through it ({file_system_problem(error) or error.strerror or error})"
+        else:
+            reason = None if kept is None else "it holds a folder or file the run read, moved there while xmempp worked"
+        if reason is not None:
+            raise XMemPPError(f"the earlier {shown(self.path / name)}, moved aside to {shown(self.path / aside)} for "
+                              f"the new one, is kept there whole: {reason}; move what is yours out of it, then "
+                              "remove it yourself")
 
     def remove_tree(self, name: str, only: tuple[int, int] | None = None) -> None:
         """Remove xmempp's own entry `name` and all in it, when it is there, never what is mounted in it (see
