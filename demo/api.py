@@ -595,6 +595,8 @@ def _uploaded_file(value: Any, parameter: str, work: Path, max_bytes: int, index
     (`.../gradio_api/file=<path>`, as its uploads are named) is that file. Nothing is fetched from elsewhere.
     Messages name an upload by its file name (Gradio keeps the client's), a data: URI by its parameter.
     """
+    if isinstance(value, dict) and not value.get("path") and isinstance(value.get("url"), str):
+        value = value["url"]  # a file object with only its URL (a data: URI, this server's file URL): as the text
     if isinstance(value, str) and value.startswith("data:"):
         return Upload(_decoded(value, parameter, work, max_bytes), parameter + ("" if index is None else f"[{index}]"))
     if isinstance(value, str) and "/gradio_api/file=" in value:

@@ -193,6 +193,13 @@ def test_annotations_may_be_data_uris_or_urls_of_this_servers_uploads(tmp_path, 
     _, summary = api.segment(video, [uri, f"http://127.0.0.1:7860/gradio_api/file={uploaded}"], frames=[0, 4],
                              size=SIZE, k=0)
     assert summary["annotated_frames"] == [0, 4]
+    # The same as file objects that carry only their URL (plain HTTP clients send them so): they were refused as
+    # "not a data: URI ... nor a file this server holds" (thirty-fourth and thirty-sixth hostile rounds).
+    meta = {"_type": "gradio.FileData"}
+    _, summary = api.segment(video, [{"url": uri, "meta": meta},
+                                     {"url": f"http://127.0.0.1:7860/gradio_api/file={uploaded}", "meta": meta}],
+                             frames=[0, 4], size=SIZE, k=0)
+    assert summary["annotated_frames"] == [0, 4]
 
 
 def test_a_data_uri_past_the_upload_limit_is_refused_before_it_is_decoded(tmp_path, network, clip, monkeypatch):

@@ -143,7 +143,8 @@ def run_on_video_frames(imgs_in_path: PathArgument, masks_in_path: PathArgument,
         output_root = path_argument(output_root, "output_root")
     root_path = output_root.path if isinstance(output_root, OutputRoot) else output_root
     if root_path is not None and (Path.cwd() / root_path) not in (Path.cwd() / masks_out).parents:
-        raise XMemPPError(f"output_root {shown(root_path)} is not a folder above masks_out_path {shown(masks_out)}")
+        raise XMemPPError(f"output_root {shown(root_path)} is not a folder above masks_out_path {shown(masks_out)} "
+                          "as they are spelled: give both relative, or both absolute through the same folders")
     weights = None if weights is None else path_argument(weights, "weights")
     frames_with_masks = frame_numbers(frames_with_masks, "frames_with_masks")
     if not frames_with_masks:  # it said "every given mask is empty" of no mask at all, after loading the weights
