@@ -44,6 +44,7 @@ from demo.media import UPLOAD_SUFFIXES, Limits, check_image_size, load_upload, s
 from demo.run_queue import RunQueue
 from demo.speed import SpeedTable
 from demo.state import AppSettings
+from demo.work_root import API_CALLS
 from xmempp.api import run_on_video_frames, select_k_next_best_annotation_candidates
 from xmempp.errors import XMemPPError, file_system_problem, is_out_of_memory, shown
 from xmempp.exports import EXPORT_MARKER, FORMATS, export_masks, repeated_format
@@ -425,10 +426,11 @@ class ScriptApi:
             raise refusal from None
 
     def _new_call_folder(self) -> Path:
-        root = self.settings.work_root / "api"
+        work_root = self.settings.work_folder()
+        root = work_root / API_CALLS
         # Made where missing, and refused when a link or a mount is there: a user's folder linked or mounted at
         # api/ had its files removed as old calls' (and the call's zip written among them).
-        held_below(self.settings.work_root, root, "folder").close()
+        held_below(work_root, root, "folder").close()
         with self._live_lock:
             for old in root.iterdir():
                 if old in self._live_calls or not old.name.startswith("call-") or old.is_symlink():

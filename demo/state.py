@@ -27,6 +27,7 @@ from demo.layers import PALETTE, overlay_image
 from demo.media import Limits, LoadedVideo, VideoWriter, load_upload, write_export_zip, write_video
 from demo.resume import check_object_ids, check_resume, record_of
 from demo.speed import PrecisionChoice
+from demo.work_root import SESSION_PREFIX, WorkRoot
 from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.masks.files import MaskReader
@@ -67,6 +68,14 @@ class AppSettings:
     weights_message: str = ""  # why there is no network
     prompt_model: PromptModel | None = None  # SAM 2.1 for click to segment, shared and read-only
     prompt_message: str = ""  # why there are no clicks
+    work_root_held: WorkRoot | None = None  # the server's hold on work_root (tests give a plain folder)
+
+    def work_folder(self) -> Path:
+        """The work root, checked (see WorkRoot.folder) where the server holds it; made where missing."""
+        if self.work_root_held is not None:
+            return self.work_root_held.folder()
+        self.work_root.mkdir(parents=True, exist_ok=True)
+        return self.work_root
 
 
 @dataclass(frozen=True)
@@ -157,8 +166,7 @@ class UserState:
     @property
     def work_dir(self) -> Path:
         if self._dir is None:
-            self.settings.work_root.mkdir(parents=True, exist_ok=True)
-            self._dir = Path(tempfile.mkdtemp(prefix="session-", dir=self.settings.work_root))
+            self._dir = Path(tempfile.mkdtemp(prefix=SESSION_PREFIX, dir=self.settings.work_folder()))
             self._dir_made = identity(self._dir)  # a folder put at its name meanwhile is not this session's
         return self._dir
 

@@ -210,7 +210,9 @@ def test_a_dead_servers_work_root_that_is_or_holds_a_mount_point_is_left_whole(t
     root = tmp_path / f"xmempp-app-{_dead_pid()}-x"
     (root / "session-x").mkdir(parents=True)
     (root / "session-x" / "keep.txt").write_text("mine")
-    monkeypatch.setattr(app, "mount_points", lambda: {os.path.realpath(root / mounted).rstrip(os.sep)})
+    import demo.work_root
+
+    monkeypatch.setattr(demo.work_root, "mount_points", lambda: {os.path.realpath(root / mounted).rstrip(os.sep)})
     assert app.remove_stale_work_roots(tmp_path) == []
     assert (root / "session-x" / "keep.txt").read_text() == "mine"
 
@@ -329,7 +331,8 @@ def test_an_app_that_runs_out_of_open_files_while_it_is_built_says_so_in_words(t
 def test_a_dead_servers_work_root_nested_past_the_recursion_limit_is_removed_and_the_app_starts(tmp_path):
     """A tree 1,000 folders deep in xmempp-app-<dead pid>-d made rmtree raise RecursionError: every start of the app
     stopped with a traceback (twenty-fourth hostile round). It is left no more: the removal does not recurse."""
-    levels = [tmp_path / f"xmempp-app-{_dead_pid()}-d"]
+    root = tmp_path / f"xmempp-app-{_dead_pid()}-d"
+    levels = [root, root / "session-x"]
     for _ in range(sys.getrecursionlimit() + 50):
         levels.append(levels[-1] / "a")
     for level in levels:  # one by one: os.makedirs and pytest's own clean-up recurse as well
@@ -366,7 +369,9 @@ def test_a_second_stop_while_the_server_closes_is_not_an_error(monkeypatch):
     assert handlers == {signal.SIGTERM: signal.SIG_IGN}
 
 
-def test_a_work_root_made_again_after_it_was_removed_is_held_and_so_kept_by_the_next_server(tmp_path, monkeypatch):
+@pytest.mark.parametrize("made_again_by", ["the server", "Gradio's upload cache"])
+def test_a_work_root_made_again_after_it_was_removed_is_held_and_so_kept_by_the_next_server(tmp_path, monkeypatch,
+                                                                                           made_again_by):
     """A work root removed while its server ran (a cleaner of temporary files) was made again by the next session
     or upload, unlocked: the next server started on the same TMPDIR removed it as a dead server's, with the
     visitors' files made since, and logged that a running server was "no longer running" (thirty-sixth hostile
@@ -374,19 +379,60 @@ def test_a_work_root_made_again_after_it_was_removed_is_held_and_so_kept_by_the_
     import atexit
     import shutil
 
+    from demo.work_root import WorkRoot
+
     monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
     root = tmp_path / f"xmempp-app-{os.getpid()}-running"
     root.mkdir()
     app.hold_for_life(root)
-    app.keep_work_root_held(root, every_s=0.05)
+    held = WorkRoot(root)
     shutil.rmtree(root)
-    (root / "session-x").mkdir(parents=True)  # a new visitor's folder, made as state.work_dir makes it
-    (root / "session-x" / "mask.png").write_bytes(b"a visitor's annotation")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not _is_locked(root):
-        time.sleep(0.05)
+    if made_again_by == "Gradio's upload cache":
+        (root / "uploads").mkdir(parents=True)
+        held.watch(every_s=0.05)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not _is_locked(root):
+            time.sleep(0.05)
+    (Path(tempfile.mkdtemp(prefix="session-", dir=held.folder())) / "mask.png").write_bytes(b"an annotation")
+    assert _is_locked(root)
     assert app.remove_stale_work_roots(tmp_path) == []
-    assert (root / "session-x" / "mask.png").read_bytes() == b"a visitor's annotation"
+    (session,) = root.glob("session-*")
+    assert (session / "mask.png").read_bytes() == b"an annotation"
+
+
+@pytest.mark.parametrize("put", ["a link to a user's folder", "a user's folder renamed there"])
+def test_a_work_root_replaced_by_what_is_not_the_servers_takes_no_work_and_is_never_removed(tmp_path, monkeypatch,
+                                                                                            caplog, put):
+    """The folder the server held replaced by a link to a user's folder: API calls wrote through it and the clean-up
+    of old calls removed the user's folders; a user's folder renamed onto a removed root's path was held as the
+    root and removed whole when the server exited (thirty-seventh hostile round)."""
+    import atexit
+    import shutil
+
+    from demo.work_root import WorkRoot
+    from xmempp.errors import XMemPPError
+
+    registered = []
+    monkeypatch.setattr(atexit, "register", lambda *arguments, **options: registered.append(arguments))
+    root = tmp_path / f"xmempp-app-{os.getpid()}-running"
+    root.mkdir()
+    app.hold_for_life(root)
+    held = WorkRoot(root)
+    shutil.rmtree(root)
+    users = tmp_path / "users"
+    (users / "api" / "call-old").mkdir(parents=True)
+    (users / "thesis.txt").write_text("mine")
+    if put == "a link to a user's folder":
+        root.symlink_to(users, target_is_directory=True)
+    else:
+        users.rename(root)
+    with pytest.raises(XMemPPError, match="the server's work folder was replaced while it ran"):
+        held.folder()
+    assert "nothing is written there" in caplog.text and not registered
+    mine = users if put == "a link to a user's folder" else root
+    assert (mine / "thesis.txt").read_text() == "mine" and (mine / "api" / "call-old").is_dir()
+    assert app.remove_stale_work_roots(tmp_path) == []
+    assert (mine / "thesis.txt").read_text() == "mine"
 
 
 def _is_locked(folder: Path) -> bool:
@@ -406,7 +452,7 @@ def test_a_dead_servers_root_holding_a_running_servers_root_is_left(tmp_path):
     """A running server's work root moved into a folder another start took for a dead server's root was removed
     with it: only the candidate's own lock was looked at (thirty-sixth hostile round)."""
     dead = tmp_path / f"xmempp-app-{_dead_pid()}-made-again"
-    running = dead / "moved-root"
+    running = dead / "session-moved-root"
     (running / "session-x").mkdir(parents=True)
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys; held = os.open(sys.argv[1], os.O_RDONLY); "
                                "fcntl.flock(held, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",

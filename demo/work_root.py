@@ -1,0 +1,268 @@
+"""The app server's work root: one folder (`$TMPDIR/xmempp-app-<pid>-<random>`) for every session's and API call's
+files, held with a lock (`flock`) for as long as the server runs, removed when it exits, and by the next start when
+it was killed.
+
+Only this server writes into its root, and only while the root is the folder it holds: one removed while the server
+runs (a cleaner of temporary files) is made again, held; whatever else is found at its path (a link, a mount,
+someone's folder renamed there) is never written into, nor removed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import stat
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from xmempp.errors import XMemPPError
+from xmempp.mounts import mount_points, mount_risk, mounted_apart
+from xmempp.outputs import identity, remove_own_folder
+
+try:
+    import fcntl
+except ImportError:  # Windows: a work root's server is told by its pid alone
+    fcntl = None
+
+log = logging.getLogger("xmempp.app")
+WORK_ROOT_PREFIX = "xmempp-app-"  # then the server's process id: xmempp-app-<pid>-<random>
+UPLOADS, API_CALLS, SESSION_PREFIX = "uploads", "api", "session-"  # all a work root holds
+
+
+def is_work_roots_own(name: str) -> bool:
+    """Whether `name`, in a work root, is one this server or Gradio makes there."""
+    return name in (UPLOADS, API_CALLS) or name.startswith(SESSION_PREFIX)
+
+
+class WorkRoot:
+    """The work root at `path`, held by this server: `folder()` is where sessions and API calls write.
+
+    A work root removed while the server ran was made again at its path by the next session or upload (Gradio's
+    too), unlocked: the next server started on the same TMPDIR took it for a dead server's and removed it, with
+    the visitors' files made since. Now the server makes it again itself, held, or holds the folder Gradio made
+    there (it holds nothing but uploads); a link, a mount or someone's folder found there is refused, never
+    written into or removed. A watcher (`watch`) does the same every second, so that a folder Gradio makes there
+    is held before another server can see it unheld."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._held = identity(path)
+        self._lock = threading.Lock()
+        self._refused: tuple[int, int] | None = None  # said once in the log, not at every check
+
+    def folder(self) -> Path:
+        """The work root's path, once it is the folder this server holds (made again and held when it was
+        removed); an XMemPPError when something else is there."""
+        with self._lock:
+            try:
+                status = os.lstat(self.path)
+            except FileNotFoundError:
+                self._make_again()
+                return self.path
+            if stat.S_ISDIR(status.st_mode) and (status.st_dev, status.st_ino) == self._held:
+                return self.path
+            if self._adopted(status):
+                return self.path
+            if self._refused != (status.st_dev, status.st_ino):
+                self._refused = (status.st_dev, status.st_ino)
+                log.warning("the work root %s was replaced while the server ran, by something not the server's (a "
+                            "link, a mount, or a folder holding other files): nothing is written there; new sessions "
+                            "and API calls are refused until it is moved away, or the server restarted", self.path)
+            raise XMemPPError("the server's work folder was replaced while it ran: it takes no new work now; tell "
+                              "the server's operator (the reason is in the server's log)")
+
+    def watch(self, every_s: float = 1.0) -> threading.Thread:
+        def keep_held() -> None:
+            while True:
+                time.sleep(every_s)
+                try:
+                    if os.path.lexists(self.path):  # a removed root is made again when it is next needed
+                        self.folder()
+                except (XMemPPError, OSError):
+                    pass
+
+        thread = threading.Thread(target=keep_held, name="work-root-held", daemon=True)
+        thread.start()
+        return thread
+
+    def _make_again(self) -> None:
+        """Made under a hidden name, held, then renamed into place: never seen unheld at its path."""
+        starting = Path(tempfile.mkdtemp(prefix=f".{WORK_ROOT_PREFIX}starting-", dir=self.path.parent))
+        hold_for_life(starting)
+        os.rename(starting, self.path)
+        self._now_held("was removed while the server ran (a cleaner of temporary files?); the visitors' files in "
+                       "it are gone; it is made again")
+
+    def _adopted(self, status: os.stat_result) -> bool:
+        """Whether the folder at the path, made again by Gradio's upload cache, is now held: a folder of its own
+        (no link, no mount) that holds nothing but what the server and Gradio make in a work root."""
+        if not stat.S_ISDIR(status.st_mode):
+            return False
+        try:
+            descriptor = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            return False
+        try:
+            parent = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                mounted = mounted_apart(descriptor, parent)
+            finally:
+                os.close(parent)
+            if mounted or not all(is_work_roots_own(name) for name in os.listdir(descriptor)):
+                os.close(descriptor)
+                return False
+            if fcntl is not None:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # cannot be looked at, or another process holds it: not this server's
+            os.close(descriptor)
+            return False
+        # the descriptor stays open, holding the lock, for the server's life
+        self._now_held("was removed while the server ran (a cleaner of temporary files?); the visitors' files in it "
+                       "are gone; the folder made there since is held as the work root")
+        return True
+
+    def _now_held(self, what_happened: str) -> None:
+        self._held = identity(self.path)
+        atexit.register(remove_own_folder, self.path, self._held)
+        log.warning("the work root %s %s", self.path, what_happened)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # past what a pid can be: a folder named so by no server alive
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def hold_for_life(folder: Path) -> None:
+    """Lock `folder` (flock) until this process ends, when the kernel lets go of it, killed or not: the proof that
+    a work root's server still runs. Its pid alone proved nothing across PID namespaces (a container sharing
+    TMPDIR): a second server there removed a running server's work root, its visitors' frames and masks with it."""
+    if fcntl is None:
+        return
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)  # never closed; not passed on to child processes
+    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _server_gone(folder: Path, pid: int) -> bool:
+    """Whether the server of a work root has ended: no process holds its lock (`hold_for_life`). The lock decides,
+    not the pid in the root's name: a pid names a process only in its own PID namespace. A server that ran as pid 1
+    of a container and was killed left its root for good: a start in another namespace is pid 1 itself, and a start
+    on the host sees init alive. Where there are no locks (Windows), no process of that pid here."""
+    if fcntl is None:
+        return pid != os.getpid() and not _process_alive(pid)
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:  # cannot be looked at: left
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # held: its server runs, in another PID namespace
+        return False
+    finally:
+        os.close(descriptor)
+    return True
+
+
+def _holds_a_locked_folder(folder: Path) -> bool:
+    """Whether a folder in `folder` (itself left out) is locked by a process: a running server's work root moved
+    into another root's place, or a run's output folder. Looked at without following links; what cannot be opened
+    is no lock that can be seen."""
+    if fcntl is None:
+        return False
+    pending = [folder]
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                descriptor = os.open(entry.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)  # refused while anyone holds it, even shared
+            except BlockingIOError:
+                return True
+            except OSError:
+                pass
+            finally:
+                os.close(descriptor)
+            pending.append(Path(entry.path))
+    return False
+
+
+def _names_no_server_makes(folder: Path) -> str:
+    """The names in `folder` that no server makes in a work root, said briefly; empty when there are none (or
+    when it cannot be read: its removal then says what stops it)."""
+    try:
+        foreign = sorted(name for name in os.listdir(folder) if not is_work_roots_own(name))
+    except OSError:
+        return ""
+    more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+    return f"{foreign[0]!r}{more}" if foreign else ""
+
+
+def remove_stale_work_roots(parent: Path) -> list[Path]:
+    """Delete the work roots of app servers that died without cleaning up (killed, crashed); returns them.
+
+    A server removes its own work root when it exits; a killed one cannot, and every visitor's frames stay behind.
+    One that is or holds a mount point is left: removing it would only leave the folder mounted there, anyone's,
+    and the folders holding it.
+    """
+    removed, mounts = [], mount_points()
+    for folder in parent.glob(f"{WORK_ROOT_PREFIX}*-*"):
+        if folder.is_symlink() or not folder.is_dir():  # not a work root, whatever its name: left, and not said removed
+            continue
+        pid = folder.name[len(WORK_ROOT_PREFIX):].split("-", 1)[0]
+        if not (pid.isascii() and pid.isdigit() and _server_gone(folder, int(pid))):
+            continue
+        if _holds_a_locked_folder(folder):  # a running server's root (or a run) moved into it: in use
+            log.warning("left %s: a folder in it is in use by a running process", folder)
+            continue
+        foreign = _names_no_server_makes(folder)
+        if foreign:  # someone's folder named like a work root (renamed onto a removed one's path)
+            log.warning("left %s: it holds %s, which no xmempp server makes there", folder, foreign)
+            continue
+        risk = mount_risk(folder, mounts)
+        if risk is not None:
+            log.warning("left %s: %s", folder, risk)
+            continue
+        remove_own_folder(folder)  # never what was mounted in it since; a warning says what stays
+        if not os.path.lexists(folder):  # made immutable, or anyone's: not said removed
+            removed.append(folder)
+    return removed
+
+
+def make_work_root() -> Path:
+    """This server's folder for every session's files (under $TMPDIR), deleted when the server exits."""
+    parent = Path(tempfile.gettempdir())
+    for folder in remove_stale_work_roots(parent):
+        log.info("removed %s, left by a server that is no longer running", folder)
+    # Made under a hidden name, locked, then named as a work root: no other server's clean-up sees it unlocked.
+    starting = Path(tempfile.mkdtemp(prefix=f".{WORK_ROOT_PREFIX}starting-", dir=parent))
+    hold_for_life(starting)
+    work_root = parent / f"{WORK_ROOT_PREFIX}{os.getpid()}-{starting.name.rsplit('-', 1)[1]}"
+    os.rename(starting, work_root)
+    atexit.register(remove_own_folder, work_root, identity(work_root))
+    log.info("session files go to %s", work_root)
+    return work_root
+
+
+def use_upload_folder(work_root: Path) -> Path:
+    """Gradio's upload cache inside this server's work root (Gradio reads GRADIO_TEMP_DIR when the app is built):
+    visitors' uploads then go with the work root, at exit and, after a kill, at the next start. Left in Gradio's
+    shared /tmp/gradio, a killed server's uploads stayed there for good."""
+    folder = work_root / "uploads"
+    folder.mkdir(exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    return folder
