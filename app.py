@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     # A stopped server (SIGTERM, as a Space restart sends) would otherwise die without running atexit.
     signal.signal(signal.SIGTERM, _interrupt)
     held = WorkRoot(work_root)
-    held.watch()
+    held.watch(every_s=0.2)
     use_upload_folder(work_root)
     settings = AppSettings(network=network, weights_message=message, work_root=work_root, example=EXAMPLE,
                            work_root_held=held,
@@ -166,6 +166,8 @@ def main(argv: list[str] | None = None) -> None:
         blocks.queue(default_concurrency_limit=4)
         blocks.launch(share=args.share, max_file_size=upload_limit_bytes(args.max_upload_mb), mcp_server=args.mcp,
                       **launch_options(settings))
+    except KeyboardInterrupt:  # stopped (SIGTERM, Ctrl-C) while it started, before it served: a traceback said no more
+        log.info("stopped while starting")
     except OSError as error:  # the machine's limits (ulimit -n 20 at launch, 16 while building) in Gradio's traceback
         problem = file_system_problem(error)
         if problem is None:

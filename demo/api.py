@@ -25,6 +25,7 @@ import functools
 import inspect
 import logging
 import math
+import os
 import shutil
 import tempfile
 import threading
@@ -605,6 +606,10 @@ def _uploaded_file(value: Any, parameter: str, work: Path, max_bytes: int, index
         path = _uploaded(value, parameter)
         return Upload(path, path.name)
     path = value.get("path") if isinstance(value, dict) else getattr(value, "path", None)
+    if path and not os.path.lexists(path) and _is_file(value):  # uploaded, then removed (a cleaner) before the call
+        name = value.get("orig_name") if isinstance(value, dict) else getattr(value, "orig_name", None)
+        raise ApiError(f"{parameter}: the uploaded file {shown(name or Path(path).name)} is no longer on the server "
+                       "(removed before the call ran): upload it again")
     if not path or not Path(path).is_file():
         raise ApiError(f"{parameter}: expected an uploaded file (gradio_client's handle_file) or a data: URI, got "
                        f"{_described(value)}")

@@ -305,9 +305,7 @@ def test_a_web_server_that_runs_out_of_open_files_says_so_in_words(tmp_path, mon
         def launch(self, **options):
             raise OSError(errno.EMFILE, "Too many open files")
 
-    monkeypatch.setattr(app, "load_models", lambda args: (None, "no weights", None, ""))
-    monkeypatch.setattr(app, "make_work_root", lambda: tmp_path)
-    monkeypatch.setattr(app, "use_upload_folder", lambda work_root: tmp_path)
+    _started_quietly(monkeypatch, tmp_path)
     monkeypatch.setattr(app, "build_demo", lambda settings: Blocks())
     with pytest.raises(SystemExit, match=r"^error: the web server stopped: too many open files; raise the limit "
                                          r"\(ulimit -n\)$"):
@@ -320,12 +318,37 @@ def test_an_app_that_runs_out_of_open_files_while_it_is_built_says_so_in_words(t
     def build(settings):
         raise OSError(errno.EMFILE, "Too many open files")
 
-    monkeypatch.setattr(app, "load_models", lambda args: (None, "no weights", None, ""))
-    monkeypatch.setattr(app, "make_work_root", lambda: tmp_path)
-    monkeypatch.setattr(app, "use_upload_folder", lambda work_root: tmp_path)
+    _started_quietly(monkeypatch, tmp_path)
     monkeypatch.setattr(app, "build_demo", build)
     with pytest.raises(SystemExit, match=r"^error: the web server stopped: too many open files"):
         app.main(["--no-speed-check", "--sam-model", "none"])
+
+
+def _started_quietly(monkeypatch, work_root: Path) -> None:
+    """app.main without weights, with `work_root` as its work root, and none of its hold on this process: no
+    SIGTERM handler, no watcher."""
+    monkeypatch.setattr(app, "load_models", lambda args: (None, "no weights", None, ""))
+    monkeypatch.setattr(app, "make_work_root", lambda: work_root)
+    monkeypatch.setattr(app, "use_upload_folder", lambda folder: folder)
+    monkeypatch.setattr(signal, "signal", lambda *arguments: None)
+    monkeypatch.setattr(app.WorkRoot, "watch", lambda self, every_s=1.0: None)
+
+
+def test_a_server_stopped_while_it_starts_says_so_without_a_traceback(tmp_path, monkeypatch, caplog):
+    """SIGTERM while Gradio's launch ran its start-up check ended in a KeyboardInterrupt traceback in the log
+    (thirty-seventh hostile round)."""
+    class Blocks:
+        def queue(self, **options):
+            pass
+
+        def launch(self, **options):
+            raise KeyboardInterrupt  # what the SIGTERM handler raises
+
+    _started_quietly(monkeypatch, tmp_path)
+    monkeypatch.setattr(app, "build_demo", lambda settings: Blocks())
+    caplog.set_level("INFO", logger="xmempp.app")
+    app.main(["--no-speed-check", "--sam-model", "none"])
+    assert "stopped while starting" in caplog.text
 
 
 def test_a_dead_servers_work_root_nested_past_the_recursion_limit_is_removed_and_the_app_starts(tmp_path):

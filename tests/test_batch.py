@@ -448,3 +448,69 @@ def test_an_output_swapped_mid_command_is_never_written_through(tmp_path, engine
     assert (held / "summary.csv").read_text().startswith("video" if command[0] == "batch" else "strategy")
     assert "leads to another folder since the command began" in caplog.text, caplog.text
     assert f"the run's outputs are in {held}" in caplog.text, caplog.text
+
+
+@pytest.mark.parametrize(("command", "at"), [
+    (["batch"], "a/keys.npy"),
+    (["batch"], "summary.csv"),
+    (["evaluate", "--rounds", "0", "--strategies", "uniform,random"], "random/round_0/a/keys.npy"),
+    (["evaluate", "--rounds", "0", "--strategies", "uniform"], "j_and_f.png"),
+])
+@pytest.mark.parametrize("given", ["--weights", "XMEMPP_WEIGHTS"])
+def test_the_weights_inside_the_output_are_refused_never_replaced(tmp_path, checkpoint, monkeypatch, capsys, command,
+                                                                   at, given):
+    """batch and evaluate built the network themselves and ran each video without its weights' path: weights at
+    OUTPUT/<video>/keys.npy, a copied round's keys, summary.csv or the plot were replaced (thirty-seventh hostile
+    round), where `run` refuses them."""
+    import shutil
+
+    dataset = write_davis(tmp_path / "davis", {"a": 3}, annotated=None)
+    output = tmp_path / "out"
+    weights = output / at
+    weights.parent.mkdir(parents=True)
+    shutil.copyfile(checkpoint, weights)
+    before = weights.read_bytes()
+    options = ["--weights", str(weights)] if given == "--weights" else []
+    if given == "XMEMPP_WEIGHTS":
+        monkeypatch.setenv("XMEMPP_WEIGHTS", str(weights))
+    assert main([*command, "--dataset", str(dataset), "--output", str(output), "--size", "96", "--quiet",
+                 *options]) == 1
+    assert f"the weights {weights} lie inside the output folder {output}" in capsys.readouterr().err
+    assert weights.read_bytes() == before
+
+
+def test_a_batch_videos_manifest_records_the_weights_so_that_an_export_never_removes_them(tmp_path, checkpoint):
+    """Weights kept in an earlier export's entry, used by batch, were deleted by the export --overwrite of a batch
+    video: its manifest did not record them (thirty-seventh hostile round)."""
+    import shutil
+
+    dataset = write_davis(tmp_path / "davis", {"a": 3})
+    weights = tmp_path / "D" / "mattes" / "w.pth"
+    weights.parent.mkdir(parents=True)
+    shutil.copyfile(checkpoint, weights)
+    assert main(["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), "--weights", str(weights),
+                 "--size", "96", "--quiet"]) == 0
+    recorded = read_manifest(tmp_path / "out" / "a").input_folders
+    assert recorded["weights"]["path"] == str(weights.resolve())
+
+
+def test_an_output_moved_away_mid_batch_fails_the_later_videos_in_words(tmp_path, engine_options, monkeypatch):
+    """OUTPUT moved away (or removed) while batch ran: each later video failed with the bare "[Errno 2] No such
+    file or directory: 'bo'" (thirty-seventh hostile round)."""
+    import xmempp.batch
+
+    dataset = write_davis(tmp_path / "davis", {"a": 3, "b": 3})
+    output = tmp_path / "out"
+    real_run, moved = xmempp.batch.run_on_video, []
+
+    def moved_after_the_first(frames, masks, out, **options):
+        result = real_run(frames, masks, out, **options)
+        if not moved:
+            moved.append(output.rename(tmp_path / "moved"))
+        return result
+
+    monkeypatch.setattr(xmempp.batch, "run_on_video", moved_after_the_first)
+    assert main(["batch", "--dataset", str(dataset), "--output", str(output), *engine_options]) == 1
+    summary = (tmp_path / "moved" / "summary.csv").read_text()
+    assert f"the output folder {output} is gone since the command began (moved or removed)" in summary, summary
+    assert not output.exists()

@@ -662,3 +662,46 @@ def test_ctrl_c_while_the_arguments_are_read_says_nothing_was_done(monkeypatch, 
     monkeypatch.setattr(cli, "build_parser", interrupted)
     assert main(["export", "--run", "r", "--to", "t", "--formats", "davis"]) == 130
     assert capsys.readouterr().err == "interrupted: nothing was done\n"
+
+
+def test_export_overwrite_refuses_a_names_file_whose_names_are_spread_over_the_replaced_entries(tmp_path, capsys):
+    """A names file with one name in Annotations/ and one in mattes/ (hard links), given through a file bind-mounted
+    outside: each entry alone kept a name of it, so it was read, then deleted with the two (thirty-seventh hostile
+    round)."""
+    from tests.test_outputs import bind_mounted
+
+    run, names = exported_with_names_inside(tmp_path)
+    assert main(["export", "--run", str(run), "--to", str(tmp_path / "to"), "--formats", "davis,mattes",
+                 "--overwrite"]) == 0
+    names.write_text("id,name\n1,chair\n")
+    os.link(names, tmp_path / "to" / "mattes" / "names.csv")
+    given = tmp_path / "names.csv"
+    given.write_text("")
+    with bind_mounted(names, given):
+        capsys.readouterr()
+        assert main(["export", "--run", str(run), "--to", str(tmp_path / "to"), "--formats", "davis,mattes",
+                     "--names", str(given), "--overwrite"]) == 1
+        assert "which export --overwrite replaces whole" in capsys.readouterr().err
+    assert names.read_text() == "id,name\n1,chair\n"
+
+
+def test_ctrl_c_while_the_command_line_loads_says_nothing_was_done(monkeypatch, capsys):
+    """Ctrl-C in the first 50 ms of `python -m xmempp` (while xmempp.cli is imported) printed a traceback
+    (thirty-seventh hostile round)."""
+    import builtins
+    import runpy
+    import sys
+
+    real_import = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):
+        if name == "xmempp.cli":
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    monkeypatch.delitem(sys.modules, "xmempp.__main__", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_module("xmempp", run_name="__main__")
+    assert exited.value.code == 130
+    assert capsys.readouterr().err == "interrupted: nothing was done\n"

@@ -1101,7 +1101,8 @@ def test_an_entry_holding_a_file_the_run_read_is_refused_wherever_it_was_moved(t
     else:
         (entry / "mine.png").write_bytes(b"the user's mask")
         (annotations / "frame_000000.png").symlink_to(entry / "mine.png")
-        recorded = input_identities({"frames": tmp_path / "clip.mp4", "annotations": annotations})
+        recorded = input_identities({"frames": tmp_path / "clip.mp4", "annotations": annotations},
+                                    {"annotations": [annotations / "frame_000000.png"]})
         expected = "holds the annotation frame_000000.png the run read"
     (tmp_path / "D").rename(tmp_path / "D2")  # found by device and inode, not by the path recorded
     with pytest.raises(XMemPPError, match=expected):
@@ -1143,3 +1144,86 @@ def test_a_folder_replaced_aside_that_holds_what_must_be_kept_stays_whole(tmp_pa
     aside = [name for name in os.listdir(tmp_path) if name.startswith(".entry.")]
     assert str(tmp_path / aside[0]) in str(refused.value)
     assert (tmp_path / aside[0] / "theirs" / "frame.jpg").read_bytes() == b"precious"
+
+
+def test_an_annotation_bind_mounted_from_an_entry_is_never_removed_with_it(tmp_path):
+    """An annotation the run read through a FILE bind mount from inside the entry replaced (`mount --bind
+    D/mattes/mine.png A/frame_000000.png`) was deleted by export --overwrite: only links were recorded
+    (thirty-seventh hostile round)."""
+    from tests.test_outputs import bind_mounted
+    from xmempp.exports import _refuse_writing_into_inputs
+    from xmempp.outputs import input_identities
+
+    entry = tmp_path / "D" / "mattes"
+    entry.mkdir(parents=True)
+    (entry / "mine.png").write_bytes(b"the user's mask")
+    (tmp_path / "A").mkdir()
+    read = tmp_path / "A" / "frame_000000.png"
+    read.write_bytes(b"")
+    with bind_mounted(entry / "mine.png", read):
+        recorded = input_identities({"annotations": tmp_path / "A"}, {"annotations": [read]})
+    assert "annotation frame_000000.png" in recorded
+    with pytest.raises(XMemPPError, match="holds the annotation frame_000000.png the run read"):
+        _refuse_writing_into_inputs(recorded, tmp_path / "D", ["mattes"])
+
+
+def test_an_input_whose_names_are_spread_over_two_replaced_entries_is_refused_before_either_goes(tmp_path):
+    """An annotation with one name in Annotations/ and one in mattes/ (hard links): export replaced the first
+    entry, then refused the second saying the file was "put there while the export was written"; neither entry
+    alone held every name (thirty-seventh hostile round)."""
+    from xmempp.exports import _refuse_writing_into_inputs
+    from xmempp.outputs import input_identities
+
+    (tmp_path / "D" / "mattes").mkdir(parents=True)
+    (tmp_path / "D" / "Annotations").mkdir()
+    (tmp_path / "D" / "mattes" / "mine.png").write_bytes(b"the user's mask")
+    os.link(tmp_path / "D" / "mattes" / "mine.png", tmp_path / "D" / "Annotations" / "mine.png")
+    (tmp_path / "A").mkdir()
+    (tmp_path / "A" / "frame_000000.png").symlink_to(tmp_path / "D" / "mattes" / "mine.png")
+    recorded = input_identities({"annotations": tmp_path / "A"}, {"annotations": [tmp_path / "A" / "frame_000000.png"]})
+    (tmp_path / "D").rename(tmp_path / "D2")
+    with pytest.raises(XMemPPError, match="holds the annotation frame_000000.png the run read"):
+        _refuse_writing_into_inputs(recorded, tmp_path / "D2", ["davis", "mattes"])
+    _refuse_writing_into_inputs(recorded, tmp_path / "D2", ["mattes"])  # its name in Annotations/ stays: no loss
+
+
+def test_the_runs_folder_an_export_reads_through_a_bind_mount_from_inside_an_entry_is_never_removed(tmp_path):
+    """`--run` a folder bind-mounted from inside the entry replaced: the entry's walk looked only for what the run
+    read, never for the masks being read, and the masks were removed with the entry (thirty-seventh hostile
+    round)."""
+    from tests.test_outputs import bind_mounted
+
+    export_masks(three_object_masks(), tmp_path / "to", ["davis", "mattes"])
+    inside = tmp_path / "to" / "mattes" / "hand"
+    export_masks(three_object_masks(), tmp_path / "made", ["davis"])
+    inside.mkdir()
+    for mask in (tmp_path / "made" / "Annotations").iterdir():
+        (inside / mask.name).write_bytes(mask.read_bytes())
+    before = sorted(os.listdir(inside))
+    with bind_mounted(inside, tmp_path / "reached") as reached, \
+            pytest.raises(XMemPPError, match="would replace the folder that holds the run's folder this export reads"):
+        export_masks(reached, tmp_path / "to", ["mattes"], overwrite=True)
+    assert sorted(os.listdir(inside)) == before
+
+
+def test_the_run_folder_moved_into_an_entry_while_the_export_is_written_is_never_removed(square_clip, tmp_path,
+                                                                                        network, monkeypatch):
+    """The run folder being exported, moved into the earlier entry while the new one was built, was removed with
+    it: only what the run read was kept (thirty-seventh hostile round)."""
+    from xmempp import exports, run_on_video
+
+    frames, masks = square_clip
+    run_on_video(frames, masks, tmp_path / "run", print_progress=False, network=network, size=64)
+    export_masks(tmp_path / "run", tmp_path / "to", ["davis"])
+    moved = tmp_path / "to" / "Annotations" / "run"
+    real_write = exports._write_davis
+
+    def run_moved_in_meanwhile(*args):
+        result = real_write(*args)
+        (tmp_path / "run").rename(moved)
+        return result
+
+    monkeypatch.setattr(exports, "_write_davis", run_moved_in_meanwhile)
+    with pytest.raises(XMemPPError, match="holds the run's folder this export reads.*put there while the export"):
+        export_masks(tmp_path / "run", tmp_path / "to", ["davis"], overwrite=True)
+    assert len(os.listdir(moved / "masks")) == 12

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import sys
 
+import pytest
+
 from xmempp.mounts import mount_points, mount_risk
 
 
@@ -181,3 +183,27 @@ def test_without_proc_an_empty_folder_is_removed_all_the_same(tmp_path, monkeypa
     finally:
         os.close(parent)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_walk_that_runs_out_of_open_files_says_so_rather_than_take_a_folder_for_a_mount(tmp_path, monkeypatch):
+    """Under `ulimit -n 1024`, past about 1000 levels /proc/self/fdinfo could not be opened: each deeper folder was
+    taken for a mount, not looked through (an input there went unchecked), and the removal warned of a mounted
+    file system where none was (thirty-seventh hostile round)."""
+    import builtins
+    import errno
+
+    from xmempp.mounts import first_removed_with
+
+    (tmp_path / "entry" / "a" / "b").mkdir(parents=True)
+    real_open = builtins.open
+
+    def no_file_left(file, *args, **kwargs):
+        if str(file).startswith("/proc/self/fdinfo/"):
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_file_left)
+    with pytest.raises(OSError) as raised:
+        first_removed_with([tmp_path / "entry"], None, {(0, 0)})
+    assert raised.value.errno == errno.EMFILE
+

@@ -193,7 +193,7 @@ def test_a_link_to_an_annotation_among_the_output_masks_is_named_as_the_link_it_
         os.link(masks / "frame_000003.png", output_mask)
     else:
         output_mask.symlink_to(masks / "frame_000003.png")
-    with pytest.raises(XMemPPError, match=f"same file as the input .*frame_000003.png \\(a {link} link\\)"):
+    with pytest.raises(XMemPPError, match=f"same file as the annotations .*frame_000003.png \\(a {link} link\\)"):
         run(frames, masks, tmp_path / "out", network)
 
 @pytest.mark.parametrize("written", [KEYS_FILE, MANIFEST_FILE])
@@ -205,7 +205,7 @@ def test_a_frame_hard_linked_as_the_keys_or_manifest_is_refused_before_the_run(s
     frames, masks = square_clip
     (tmp_path / "out").mkdir()
     os.link(frames / "frame_000000.jpg", tmp_path / "out" / written)
-    with pytest.raises(XMemPPError, match=f"{written} is the same file as the input .*frame_000000.jpg \\(a hard "
+    with pytest.raises(XMemPPError, match=f"{written} is the same file as the frames .*frame_000000.jpg \\(a hard "
                                           "link\\)"):
         refuse_overlap({"frames": frames, "annotations": masks}, tmp_path / "out")
 

@@ -645,3 +645,15 @@ def test_the_clean_up_of_old_calls_never_removes_what_is_not_a_call_folder(tmp_p
         os.rename(users / "notes.txt", tmp_path / "work" / "api" / "notes.txt")
         api.segment(video, [upload(masks / "frame_000000.png")], frames=[0], size=SIZE, k=0)
         assert (tmp_path / "work" / "api" / "notes.txt").read_text() == "mine"
+
+
+def test_an_upload_removed_before_the_call_ran_is_said_so(tmp_path, network, clip):
+    """An uploaded file removed from the server before the call (a cleaner) was refused as "expected an uploaded
+    file (gradio_client's handle_file) ... not a file this server holds" (thirty-seventh hostile round)."""
+    video, masks = clip
+    gone = {"path": str(tmp_path / "uploads" / "abc" / "mask.png"), "orig_name": "mask.png",
+            "meta": {"_type": "gradio.FileData"}}
+    api = ScriptApi(settings(tmp_path, network), RunQueue(1, 4))
+    with pytest.raises(gr.Error, match=r"annotations: the uploaded file mask.png is no longer on the server "
+                                       r"\(removed before the call ran\): upload it again"):
+        api.segment(video, [gone], frames=[0], size=SIZE, k=0)

@@ -16,6 +16,7 @@ from xmempp.datasets import (
     find_videos,
     refuse_output_inside,
     refuse_video_outputs_inside,
+    refuse_weights_inside,
 )
 from xmempp.errors import XMemPPError, shown
 from xmempp.images import open_image
@@ -55,6 +56,7 @@ class BatchJob:
     save_overlay: bool = True
     progress: bool = False
     root: OutputRoot | None = None  # OUTPUT as batch locked it (None: OUTPUT's path, whatever it leads to)
+    weights: Path | None = None  # the weights file the network was built from: a run never writes over it
 
     @property
     def name(self) -> str:
@@ -85,7 +87,7 @@ def propagate_video(network: XMem, job: BatchJob) -> VideoOutcome:
         return VideoOutcome(job.name, SKIPPED, len(frames), annotated, reason="already complete")
     run_on_video(job.video.frames_dir, job.video.masks_dir, job.output, frames_with_masks=annotated,
                  print_progress=job.progress, size=job.size, network=network, save_overlay=job.save_overlay,
-                 output_root=job.root or job.output.parent)
+                 output_root=job.root or job.output.parent, weights=job.weights)
     return VideoOutcome(job.name, DONE, len(frames), annotated, round(time.perf_counter() - started, 2))
 
 
@@ -104,8 +106,11 @@ def run_batch(dataset: Path, output: Path, execution: Execution, first_only: boo
     # while OUTPUT still leads there (see OutputRoot).
     with HeldFolder(output) as held, output_lock(held):  # one batch at a time into an output folder
         refuse_other_commands_results(output, "batch")
+        weights = execution.network.weights_here()
+        refuse_weights_inside(output, weights, "batch")
         jobs = [BatchJob(video, output / video.name, first_only, size, save_overlay,
-                         progress=progress and not execution.ray, root=OutputRoot.of(held)) for video in dataset_videos]
+                         progress=progress and not execution.ray, root=OutputRoot.of(held), weights=weights)
+                for video in dataset_videos]
         refuse_linked_video_folders(output, [job.output for job in jobs], "batch")
         outcomes: dict[str, VideoOutcome] = {}
         with ProgressBar(total=len(jobs), disable=not progress, desc="videos", unit="video") as bar:

@@ -441,19 +441,19 @@ def _refuse_names_in_replaced_entries(names: Path, out: Path, formats: list[str]
     holding = {identity(folder) for folder in (absolute, *absolute.parents, reached, *reached.parents,
                                                *followed(absolute).parents)} - {None}
     file = identity(Path(names))
-    for name in formats:
-        entry = out / FORMAT_ENTRIES[name]
-        if entry.is_symlink() or not entry.is_dir():  # a link is replaced, not what it leads to
-            continue
-        try:
-            inside = identity(entry) in holding or (file is not None and first_removed_with(entry, None, {file}))
-        except OSError as error:
-            raise XMemPPError(f"cannot tell whether {shown(entry)}, which export --overwrite replaces whole, holds "
-                              f"the names file {shown(names)} (xmempp cannot look through it: "
-                              f"{file_system_problem(error) or error.strerror or error})") from None
-        if inside:
-            raise XMemPPError(f"the names file {shown(names)} is in {shown(entry)}, which export --overwrite replaces "
-                              "whole: move the names file out of it first")
+    entries = [out / FORMAT_ENTRIES[name] for name in formats]
+    entries = [entry for entry in entries if entry.is_dir() and not entry.is_symlink()]  # a link goes, not its target
+    inside = next((entry for entry in entries if identity(entry) in holding), None)
+    try:  # together: a names file whose every name lies in them, one in each of two, goes with them
+        found = first_removed_with(entries, None, {file}) if inside is None and file is not None else None
+    except OSError as error:
+        raise XMemPPError(f"cannot tell whether the entries export --overwrite replaces whole hold the names file "
+                          f"{shown(names)} (xmempp cannot look through them: "
+                          f"{file_system_problem(error) or error.strerror or error})") from None
+    inside = inside or (found[1] if found is not None else None)
+    if inside is not None:
+        raise XMemPPError(f"the names file {shown(names)} is in {shown(inside)}, which export --overwrite replaces "
+                          "whole: move the names file out of it first")
 
 
 def _main(argv: list[str] | None) -> int:

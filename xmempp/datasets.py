@@ -195,3 +195,16 @@ def refuse_video_outputs_inside(dataset: Path, folders: Iterable[tuple[str, Path
                 raise XMemPPError(f"video {shown(video)} would be written to {shown(written)}, which is the dataset "
                                   f"{shown(dataset)} or inside it: the dataset is never written to, choose an output "
                                   "folder elsewhere") from None
+
+
+def refuse_weights_inside(output: Path, weights: Path | None, command: str) -> None:
+    """The weights a command reads must not lie inside the OUTPUT it writes (where it reaches them, links
+    followed): `batch --weights OUTPUT/va/keys.npy` replaced them with a video's keys, and evaluate with a mask, a
+    copied round's keys, summary.csv or the plot."""
+    if weights is None or not output.is_dir():
+        return
+    inside = enclosing_folder(followed(weights).parent, {identity(output): output})
+    if inside is not None:
+        raise XMemPPError(f"the weights {shown(weights)} lie inside the output folder {shown(output)}, which "
+                          f"{command} writes into: keep the weights apart from it")
+

@@ -23,6 +23,7 @@ from xmempp.datasets import (
     read_ground_truth,
     refuse_output_inside,
     refuse_video_outputs_inside,
+    refuse_weights_inside,
 )
 from xmempp.errors import XMemPPError, shown
 from xmempp.jobs import JobFailure
@@ -63,6 +64,7 @@ class EvaluationJob:
     min_mask_presence_percent: float = 0.25  # the xmempp strategy's, as `suggest`'s
     progress: bool = False
     root: OutputRoot | None = None  # `output` as evaluate locked it (None: its path, whatever it leads to)
+    weights: Path | None = None  # the weights file the network was built from: a run never writes over it
 
     @property
     def name(self) -> str:
@@ -149,7 +151,7 @@ def evaluate_video(network: XMem, job: EvaluationJob) -> list[tuple]:
     def propagate(folder: Path, annotated: list[int]) -> None:
         run_on_video(job.video.frames_dir, job.video.masks_dir, folder, frames_with_masks=annotated,
                      print_progress=job.progress, size=job.size, network=network, save_overlay=False,
-                     output_root=job.root or job.output)
+                     output_root=job.root or job.output, weights=job.weights)
 
     first_folder = job.folder(job.strategies[0], 0)
     propagate(first_folder, round_zero)
@@ -256,7 +258,9 @@ def run_evaluation(dataset: Path, output: Path, execution: Execution, strategies
     with HeldFolder(output) as held, output_lock(held):  # one evaluation at a time into an output folder
         refuse_other_commands_results(output, "evaluate")
         refuse_linked_video_folders(output, [folder for _, folder in video_folders], "evaluate")
-        jobs = [replace(job, root=OutputRoot.of(held)) for job in jobs]
+        weights = execution.network.weights_here()
+        refuse_weights_inside(output, weights, "evaluate")
+        jobs = [replace(job, root=OutputRoot.of(held), weights=weights) for job in jobs]
         _warn_of_other_strategies(output, strategies)
         results: dict[str, list[tuple]] = {}
         failures: dict[str, str] = {}

@@ -301,7 +301,8 @@ def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgume
             masks = path_argument(masks, "masks")
             # From its manifest to its last mask, a run's folder is read under a shared lock: a run rewriting it
             # meanwhile would have mixed two runs' masks into one export (other exports may read it too).
-            for folder in _folders_a_run_may_write(Path(masks), out):
+            being_read = _folders_a_run_may_write(Path(masks), out)
+            for folder in being_read:
                 held.enter_context(reading_lock(folder, "this export"))
             folder = MaskFolder(masks)
             palette = palette or folder.palette()
@@ -310,9 +311,15 @@ def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgume
             masks = _checked_masks(masks)
         if len(masks) == 0:
             raise XMemPPError("no masks to export")
+        # what no entry replaced may take with it: what the run read, and the folders this export reads (a bind
+        # mount reached them from inside an entry, and its walk was not asked about them)
+        must_stay = {} if not isinstance(masks, MaskFolder) else {
+            **{identity(folder): ("the run's folder this export reads", str(folder)) for folder in being_read},
+            **_recorded_inputs(masks.input_folders)}
+        must_stay.pop(None, None)
         if isinstance(masks, MaskFolder):
             _refuse_overwriting(masks.folder, out, formats)
-            _refuse_writing_into_inputs(masks.input_folders, out, formats)
+            _refuse_writing_into_inputs(masks.input_folders, out, formats, must_stay)
         _create_folder(out)
         # Held open and written relative to, as a run's folders are (HeldFolder): an export folder swapped
         # mid-export for a link to a user's folder had the user's coco.json replaced and Annotations/ removed.
@@ -321,12 +328,11 @@ def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgume
         held.enter_context(output_lock(export_folder))
         if isinstance(masks, MaskFolder):  # once more, on the folder now held
             _refuse_overwriting(masks.folder, out, formats)
-            _refuse_writing_into_inputs(masks.input_folders, out, formats)
+            _refuse_writing_into_inputs(masks.input_folders, out, formats, must_stay)
         _refuse_existing(out, formats, overwrite)
         export_folder.refuse_unless_at_its_path()
-        inputs = _recorded_inputs(masks.input_folders) if isinstance(masks, MaskFolder) else {}
         return _export(masks, export_folder, formats, object_names, palette, video_name, names_of_absent_objects,
-                       inputs)
+                       must_stay)
 
 
 def _refuse_relative_paths_from_a_removed_folder(out: Path, masks: object) -> None:
@@ -443,10 +449,13 @@ def _refuse_overwriting(source: Path, out: Path, formats: list[str]) -> None:
                               "choose another export folder")
 
 
-def _refuse_writing_into_inputs(input_folders: dict[str, dict], out: Path, formats: list[str]) -> None:
+def _refuse_writing_into_inputs(input_folders: dict[str, dict], out: Path, formats: list[str],
+                                must_stay: dict[tuple[int, int], tuple[str, str]] | None = None) -> None:
     """Refuse an export into a folder the run read (its frames or annotations, as its manifest records them by
     device and inode), into a folder inside one, or whose entry would replace a folder holding one: `--to` the
     DAVIS folder that holds the run's Annotations/ replaced the person's hand-made annotations with the run's masks.
+    `must_stay`: what no replaced entry may hold, by identity (the recorded inputs by default; an export adds the
+    run's folder it reads).
     """
     recorded = _recorded_inputs(input_folders)
     holding = {}  # the folders that hold an input still there: replacing one would remove the input
@@ -457,42 +466,58 @@ def _refuse_writing_into_inputs(input_folders: dict[str, dict], out: Path, forma
     holding.pop(None, None)
     spellings = [Path(os.path.abspath(out)), followed(Path(out))]  # as spelled, and as the system reaches it
     targets = {absolute: [absolute, *(absolute / FORMAT_ENTRIES[name] for name in formats)] for absolute in spellings}
+    replaced = {}  # the entries replaced whole, each once, whatever spelling reached it
     for absolute, its_targets in targets.items():
         for target in its_targets:
             for folder in (target, *target.parents):
                 found = recorded.get(identity(folder)) if folder.exists() else None
                 if found is not None:
-                    raise XMemPPError(f"exporting into {shown(target)} would write into the {found[0]} the run read, "
+                    raise XMemPPError(f"exporting into {shown(target)} would write into {found[0]}, "
                                       f"{shown(found[1])}{'' if folder == target else ' (it lies inside it)'}: "
                                       "choose an export folder apart from the run's inputs")
-            if target == absolute or not target.is_dir() or target.is_symlink():
-                continue
-            # an entry replaced whole must hold no input, wherever the run found it (a dataset renamed since)
-            held = holding.get(identity(target)) or _input_inside(target, recorded)
-            if held is not None:
-                label, path = held
-                raise XMemPPError(f"exporting into {shown(target)} would replace the folder that holds the {label} "
-                                  f"the run read, {shown(path)}: choose an export folder apart from the run's inputs")
+            if target != absolute and target.is_dir() and not target.is_symlink():
+                replaced.setdefault(identity(target), target)
+    for target in replaced.values():
+        held = holding.get(identity(target))
+        if held is not None:
+            _refuse_replacing(target, held)
+    # what the entries hold, together: an input file whose every name lies in them, one in each of two, goes too
+    found = _input_inside(list(replaced.values()), must_stay if must_stay is not None else recorded)
+    if found is not None:
+        _refuse_replacing(*found)
 
 
-def _input_inside(folder: Path, recorded: dict[tuple[int, int], tuple[str, str]], dir_fd: int | None = None
-                  ) -> tuple[str, str] | None:
-    """The input (label, recorded path) that replacing `folder` whole would remove (a folder below it, or a file
-    with no name outside it), by device and inode; None when none would go. `dir_fd`: `folder` is a name in it."""
-    if not recorded:  # a run of an older xmempp, or a caller's masks: nothing to look for
+def _refuse_replacing(entry: Path, held: tuple[str, str], meanwhile: str = "") -> None:
+    what, path = held
+    raise XMemPPError(f"exporting into {shown(entry)} would replace the folder that holds {what}, "
+                      f"{shown(path)}{meanwhile}: choose an export folder apart from the run's inputs")
+
+
+def _input_inside(entries: list[Path], recorded: dict[tuple[int, int], tuple[str, str]], dir_fd: int | None = None
+                  ) -> tuple[Path, tuple[str, str]] | None:
+    """The entry, and the input (label, recorded path) in it, that replacing `entries` whole would remove (a
+    folder below one, or a file with no name outside them), by device and inode; None when none would go.
+    `dir_fd`: the entries are names in it."""
+    if not recorded or not entries:  # a run of an older xmempp, or a caller's masks: nothing to look for
         return None
+    names = [entry.name if dir_fd is not None else entry for entry in entries]
     try:
-        found = first_removed_with(folder.name if dir_fd is not None else folder, dir_fd, recorded)
+        found = first_removed_with(names, dir_fd, recorded)
     except OSError as error:
-        raise XMemPPError(f"cannot tell whether {shown(folder)} holds the frames or annotations the run read (xmempp "
-                          f"cannot look through it: {file_system_problem(error) or error.strerror or error}), and "
-                          "exporting would replace it whole: choose another export folder") from None
-    return None if found is None else recorded[found]
+        raise XMemPPError(f"cannot tell whether {' or '.join(shown(entry) for entry in entries)} holds what the run "
+                          f"read (xmempp cannot look through it: {file_system_problem(error) or error.strerror or error}"
+                          "), and exporting would replace it whole: choose another export folder") from None
+    if found is None:
+        return None
+    key, name = found
+    return entries[names.index(name)], recorded[key]
 
 
 def _recorded_inputs(input_folders: dict[str, dict]) -> dict[tuple[int, int], tuple[str, str]]:
-    """A run manifest's `input_folders` by (device, inode): each input's label and recorded path."""
-    return {(folder["device"], folder["inode"]): (label, folder["path"]) for label, folder in input_folders.items()}
+    """A run manifest's `input_folders` by (device, inode): what each input is ("the frames the run read"), and
+    its recorded path."""
+    return {(folder["device"], folder["inode"]): (f"the {label} the run read", folder["path"])
+            for label, folder in input_folders.items()}
 
 
 def _exported_entries(out: Path) -> set[str]:
@@ -618,12 +643,9 @@ def _write_whole(folder: HeldFolder, entry: str, write, inputs: dict[tuple[int, 
 
 
 def _refuse_inputs_in_earlier(folder: HeldFolder, entry: str, inputs: dict[tuple[int, int], tuple[str, str]]) -> None:
-    held = _input_inside(folder.path / entry, inputs, folder.descriptor()) if inputs else None
-    if held is not None:
-        label, path = held
-        raise XMemPPError(f"exporting into {shown(folder.path / entry)} would replace the folder that holds the "
-                          f"{label} the run read, {shown(path)} (put there while the export was written): choose an "
-                          "export folder apart from the run's inputs")
+    found = _input_inside([folder.path / entry], inputs, folder.descriptor())
+    if found is not None:
+        _refuse_replacing(*found, meanwhile=" (put there while the export was written)")
 
 
 def _refuse_mounts_in_earlier(folder: HeldFolder, entry: str) -> None:

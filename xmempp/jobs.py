@@ -42,6 +42,16 @@ class NetworkSpec:
 
         return replace(self, weights=ensure_weights(self.weights, progress=progress).resolve())
 
+    def weights_here(self) -> Path | None:
+        """The weights file these weights are, found without a download; None when not found (said when the
+        network is built)."""
+        from xmempp.model.weights import find_weights
+
+        try:
+            return find_weights(self.weights)
+        except XMemPPError:
+            return None
+
     def build(self) -> XMem:
         import torch
 

@@ -16,7 +16,7 @@ import re
 import stat
 import sys
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 MOUNT_TABLE = Path("/proc/self/mountinfo")
@@ -86,43 +86,45 @@ def remove_tree(name: str, dir_fd: int) -> list[str]:
     return left
 
 
-def first_removed_with(name: str | Path, dir_fd: int | None, wanted: Collection[tuple[int, int]]
-                       ) -> tuple[int, int] | None:
-    """The first of `wanted` ((device, inode) pairs) that `remove_tree(name, dir_fd)` would take: a folder below
-    `name`, or a file every name (hard link) of which is below it; None when none would go. Walked as remove_tree
-    walks: through open folders, without recursion, following no link and entering no mount, so that a folder
-    past PATH_MAX or a thousand levels deep is looked through too (os.walk skipped the first, silently, and
-    recursed too deep on the second). `dir_fd` None: `name` is a path. OSError when a folder in it cannot be
-    read: what it holds cannot be told."""
-    try:
-        top = os.open(name, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0), dir_fd=dir_fd)
-    except OSError as error:
-        if error.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):  # nothing there, or a link: nothing goes
-            return None
-        raise
-    stack = [(top, _names_in(top))]
+def first_removed_with(names: Sequence[str | Path], dir_fd: int | None, wanted: Collection[tuple[int, int]]
+                       ) -> tuple[tuple[int, int], str | Path] | None:
+    """The first of `wanted` ((device, inode) pairs) that `remove_tree` of every one of `names` (entries of the
+    folder `dir_fd`; paths when it is None) would take, with the name it lies in: a folder below one, or a file
+    every name (hard link) of which lies below them, in one or spread over several; None when none would go.
+    Walked as remove_tree walks: through open folders, without recursion, following no link and entering no
+    mount, so that a folder past PATH_MAX or a thousand levels deep is looked through too (os.walk skipped the
+    first, silently, and recursed too deep on the second). OSError when a folder in them cannot be read: what
+    it holds cannot be told."""
     names_below: Counter = Counter()
-    try:
-        while stack:
-            folder, names = stack[-1]
-            if not names:
-                os.close(stack.pop()[0])
+    for name in names:
+        try:
+            top = os.open(name, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0), dir_fd=dir_fd)
+        except OSError as error:
+            if error.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):  # nothing there, or a link: nothing goes
                 continue
-            child = names.pop()
-            try:
-                status = os.lstat(child, dir_fd=folder)
-            except FileNotFoundError:
-                continue
-            key = (status.st_dev, status.st_ino)
-            if key in wanted:
-                names_below[key] += 1
-                if stat.S_ISDIR(status.st_mode) or names_below[key] >= status.st_nlink:
-                    return key
-            if stat.S_ISDIR(status.st_mode) and (inner := _opened_unless_mounted(child, folder)) is not None:
-                stack.append((inner, _names_in(inner)))
-    finally:
-        for folder, _ in stack:
-            os.close(folder)
+            raise
+        stack = [(top, _names_in(top))]
+        try:
+            while stack:
+                folder, children = stack[-1]
+                if not children:
+                    os.close(stack.pop()[0])
+                    continue
+                child = children.pop()
+                try:
+                    status = os.lstat(child, dir_fd=folder)
+                except FileNotFoundError:
+                    continue
+                key = (status.st_dev, status.st_ino)
+                if key in wanted:
+                    names_below[key] += 1
+                    if stat.S_ISDIR(status.st_mode) or names_below[key] >= status.st_nlink:
+                        return key, name
+                if stat.S_ISDIR(status.st_mode) and (inner := _opened_unless_mounted(child, folder)) is not None:
+                    stack.append((inner, _names_in(inner)))
+        finally:
+            for folder, _ in stack:
+                os.close(folder)
     return None
 
 
@@ -211,6 +213,9 @@ def _mount_id(descriptor: int) -> int | None:
             for line in info:
                 if line.startswith("mnt_id:"):
                     return int(line.split()[1])
-    except (OSError, ValueError):
+    except OSError as error:
+        if error.errno in (errno.EMFILE, errno.ENFILE):  # /proc is there, but no file can be opened: not "no /proc"
+            raise
+    except ValueError:
         pass
     return None

@@ -203,34 +203,43 @@ def local_name(text: str) -> str:
     return os.fsdecode(text.encode("utf-8", "surrogateescape"))
 
 
-def input_identities(inputs: dict[str, Path]) -> dict[str, dict]:
+def input_identities(inputs: dict[str, Path], files_read: dict[str, list[Path]] | None = None) -> dict[str, dict]:
     """The manifest's `input_folders`: what a run read, as paths and (device, inode), so that an export never
-    replaces a folder holding any of it, wherever it was moved since. Each input (a folder, or a video file),
-    and each file a link in an input folder leads to (`annotation frame_000000.png`): an export --overwrite
-    removed a video file, or an annotation linked from the annotations folder, kept in the entry it replaced."""
+    replaces a folder holding any of it, wherever it was moved since. Each input (a folder, or a file: a video,
+    the weights), and each file of `files_read` (by input) that its folder only points to: a symbolic link, or a
+    file bind-mounted there (`annotation frame_000000.png`). An export --overwrite removed a video file, or an
+    annotation linked or bind-mounted from the annotations folder, kept in the entry it replaced."""
     found = {}
     for label, path in inputs.items():
         status = identity(path)
-        if status is None:
-            continue
-        # where the system put it: `LINK/../va` made absolute named a folder that does not exist
-        found[label] = {"path": str(followed(path)), "device": status[0], "inode": status[1]}
-        if path.is_dir():
-            found.update(_linked_files(path, _ONE_OF.get(label, label)))
+        if status is not None:
+            # where the system put it: `LINK/../va` made absolute named a folder that does not exist
+            found[label] = {"path": str(followed(path)), "device": status[0], "inode": status[1]}
+    mounts = mount_points() or set()
+    for label, files in (files_read or {}).items():
+        found.update(_files_pointed_to(files, _ONE_OF.get(label, label), mounts))
     return found
 
 
 _ONE_OF = {"frames": "frame", "annotations": "annotation"}
+MAX_FILES_POINTED_TO = 1000  # recorded of each input: a manifest stays far below MAX_RECORD_BYTES
 
 
-def _linked_files(folder: Path, one: str) -> dict[str, dict]:
-    """The files that links at the top of `folder` lead to, each labelled `one` and the link's name."""
-    found = {}
-    with contextlib.suppress(OSError), os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.is_symlink() and (status := identity(Path(entry.path))) is not None and entry.is_file():
-                found[f"{one} {entry.name}"] = {"path": str(followed(Path(entry.path))), "device": status[0],
-                                                "inode": status[1]}
+def _files_pointed_to(files: list[Path], one: str, mounts: set[str]) -> dict[str, dict]:
+    """The files of `files` that are links or mount points, each labelled `one` and its name there."""
+    found: dict[str, dict] = {}
+    for path in files:
+        with contextlib.suppress(OSError):
+            if not (path.is_symlink() or os.path.realpath(path) in mounts) or (status := identity(path)) is None:
+                continue
+            if len(found) == MAX_FILES_POINTED_TO:
+                log.warning("more than %d %ss the run read are links or mounts: an export --overwrite checks the "
+                            "first %d only, not to replace a folder holding them", MAX_FILES_POINTED_TO, one,
+                            MAX_FILES_POINTED_TO)
+                break
+            # shown: a name with a line break (or a terminal's escape) would forge a line of export's refusal
+            found[f"{one} {shown(path.name)}"] = {"path": str(followed(path)), "device": status[0],
+                                                   "inode": status[1]}
     return found
 
 
@@ -358,7 +367,11 @@ class OutputRoot:
 
     def open(self, what: str = "output folder") -> HeldFolder:
         """The folder at `path`, held, when it is still the one locked; refused, naming it, when it is not."""
-        held = HeldFolder(self.path, what=what)
+        try:
+            held = HeldFolder(self.path, what=what)
+        except FileNotFoundError:  # moved away, removed, or a link to nothing put there
+            raise XMemPPError(f"the output folder {shown(self.path)} is gone since the command began (moved or "
+                              "removed): nothing more is written; put it back, and run the command again") from None
         if self.host == socket.gethostname() and held.identity != self.identity:
             held.close()
             raise XMemPPError(f"the output folder {shown(self.path)} leads to another folder since the command "
@@ -514,10 +527,10 @@ def _refuse_hard_links_to_inputs(inputs: dict[str, Path], out: Path) -> None:
             raise XMemPPError(f"{shown(path)} is the {label} the run reads, and the run would replace it: keep the "
                               f"{label} apart from the output folder")
         if source is not None:
-            link = "a symbolic link" if path.is_symlink() else "a bind mount" if mounted else "a hard link"
-            raise XMemPPError(f"{shown(path)} is the same file as the input {shown(source)} ({link}): the run "
-                              "would "
-                              "replace it; choose an output folder apart from the inputs")
+            link = ("a symbolic link" if path.is_symlink() or source.is_symlink() else "a bind mount" if mounted
+                    else "a hard link")
+            raise XMemPPError(f"{shown(path)} is the same file as the {label} {shown(source)} ({link}): the run "
+                              "would replace it; choose an output folder apart from the inputs")
         if mounted:
             raise XMemPPError(f"{shown(path)} is a mount point (a file mounted there): the run replaces it with a "
                               "new file, which the system refuses; unmount it, or choose another output folder")
@@ -1072,15 +1085,15 @@ class HeldFolder:
         if not keep:
             return
         try:
-            kept = first_removed_with(aside, self._descriptor, keep)
+            kept = first_removed_with([aside], self._descriptor, keep)
         except OSError as error:
             reason = f"xmempp cannot look through it ({file_system_problem(error) or error.strerror or error})"
         else:
             reason = None if kept is None else "it holds a folder or file the run read, moved there while xmempp worked"
         if reason is not None:
-            raise XMemPPError(f"the earlier {shown(self.path / name)}, moved aside to {shown(self.path / aside)} for "
-                              f"the new one, is kept there whole: {reason}; move what is yours out of it, then "
-                              "remove it yourself")
+            raise XMemPPError(f"{shown(self.path / name)} is the new one now, but the earlier one, moved aside to "
+                              f"{shown(self.path / aside)}, is kept there whole: {reason}; move what is yours out of "
+                              "it, then remove it yourself")
 
     def remove_tree(self, name: str, only: tuple[int, int] | None = None) -> None:
         """Remove xmempp's own entry `name` and all in it, when it is there, never what is mounted in it (see
