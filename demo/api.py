@@ -419,8 +419,8 @@ class ScriptApi:
         except (OSError, XMemPPError) as error:  # the server's disk full, or its api/ not its own: said in words
             if isinstance(error, XMemPPError) and no_room_behind(error) is None:
                 log.warning("API calls refused: %s", error)  # the operator's to mend, with the path named
-                raise ApiError("the server's folder for API calls is not its own now (a link or a mount was put "
-                               "there): nothing is written there; tell the server's operator") from None
+                raise ApiError("the server's folder for API calls is not its own now (a link, a mount or a file "
+                               "was put there): nothing is written there; tell the server's operator") from None
             refusal = ApiError.refusing_any(error)
             if refusal is None:
                 raise

@@ -168,6 +168,10 @@ def upload_problem_response(request: Any, error: OSError) -> Any:
         log.warning("no room for an upload: %s", error)
         return PlainTextResponse(f"the server has no room to store your upload ({file_system_problem(no_room)}); "
                                  "nothing you made is lost: try again in a while", status_code=507)
+    if isinstance(error, FileExistsError | NotADirectoryError):  # its upload folder (or a folder above) a file now
+        log.warning("an upload refused: Gradio's upload folder is no folder now: %s", error)
+        return PlainTextResponse("the server cannot store your upload (its folder for uploads is not a folder now); "
+                                 "nothing you made is lost: tell whoever runs this app", status_code=500)
     if file_system_problem(error) is None:
         raise error
     log.warning("a file system problem in an upload: %s", error, exc_info=error)
@@ -240,6 +244,9 @@ def disk_problem(needed: int) -> OSError | None:
     """Why Gradio's upload cache cannot take `needed` bytes in new files, as the OSError a write would meet (a full
     disk, of bytes or of inodes, or a read-only one), or None."""
     folder = os.environ.get("GRADIO_TEMP_DIR") or os.path.join(tempfile.gettempdir(), "gradio")
+    nearest = next((path for path in (folder, *map(str, Path(folder).parents)) if os.path.lexists(path)), None)
+    if nearest is not None and not os.path.isdir(nearest):  # a file put in place of the upload cache, or above it
+        return OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), nearest)
     try:
         disk = os.statvfs(folder if os.path.isdir(folder) else tempfile.gettempdir())
     except (OSError, AttributeError):  # cannot be told (or no statvfs, Windows): Gradio's own write says what it finds

@@ -201,6 +201,22 @@ def _holds_a_locked_folder(folder: Path) -> bool:
     return False
 
 
+RECENT_S = 2.0  # a root changed this lately may be a running server's, made again and not yet held
+
+
+def _changed_lately(folder: Path) -> bool:
+    """Whether `folder` or an entry at its top changed in the last RECENT_S: a running server's root removed and
+    made again by a visitor's upload is held within a moment (`WorkRoot.watch`), and a start in that moment took
+    it for a dead server's. A killed server's root changes no more."""
+    now = time.time()
+    try:
+        with os.scandir(folder) as entries:
+            times = [folder.lstat().st_mtime, *(entry.stat(follow_symlinks=False).st_mtime for entry in entries)]
+    except OSError:
+        return False
+    return any(now - changed < RECENT_S for changed in times)
+
+
 def _names_no_server_makes(folder: Path) -> str:
     """The names in `folder` that no server makes in a work root, said briefly; empty when there are none (or
     when it cannot be read: its removal then says what stops it)."""
@@ -225,6 +241,9 @@ def remove_stale_work_roots(parent: Path) -> list[Path]:
             continue
         pid = folder.name[len(WORK_ROOT_PREFIX):].split("-", 1)[0]
         if not (pid.isascii() and pid.isdigit() and _server_gone(folder, int(pid))):
+            continue
+        if _changed_lately(folder):  # a running server's root made again, in the moment before it holds it
+            log.warning("left %s: it changed in the last %g s, so a server may be using it", folder, RECENT_S)
             continue
         if _holds_a_locked_folder(folder):  # a running server's root (or a run) moved into it: in use
             log.warning("left %s: a folder in it is in use by a running process", folder)

@@ -19,6 +19,14 @@ from xmempp.errors import XMemPPError
 from xmempp.model.weights import missing_weights_message
 
 
+@pytest.fixture(autouse=True)
+def roots_never_changed_lately(monkeypatch):
+    """The roots these tests make have just changed: the start-up clean-up leaves such a root (a running server's,
+    made again), so here every root counts as old but in the test of that rule."""
+    import demo.work_root
+
+    monkeypatch.setattr(demo.work_root, "RECENT_S", 0.0)
+
 def test_flags_default_to_the_documented_limits():
     args = app.parse_args([])
     assert (args.max_frames, args.max_side, args.max_upload_mb, args.size) == (300, 1280, 200, 480)
@@ -488,3 +496,38 @@ def test_a_dead_servers_root_holding_a_running_servers_root_is_left(tmp_path):
         holder.kill()
         holder.wait(timeout=30)
     assert app.remove_stale_work_roots(tmp_path) == [dead]
+
+
+def test_a_root_changed_in_the_last_moments_is_left_for_a_server_may_be_using_it(tmp_path, monkeypatch):
+    """A running server's root removed, made again by a visitor's upload, and seen by a second start in the moment
+    before the server held it again, was removed as a dead server's (thirty-seventh hostile round)."""
+    import demo.work_root
+
+    monkeypatch.setattr(demo.work_root, "RECENT_S", 60.0)
+    root = tmp_path / f"xmempp-app-{_dead_pid()}-made-again"
+    (root / "uploads").mkdir(parents=True)
+    assert app.remove_stale_work_roots(tmp_path) == []
+    old = time.time() - 120
+    for path in (root / "uploads", root):
+        os.utime(path, (old, old))
+    assert app.remove_stale_work_roots(tmp_path) == [root]
+
+
+
+@pytest.mark.parametrize("put", ["file", "fifo", "dangling link"])
+def test_a_work_root_replaced_by_a_file_refuses_new_work_in_words(tmp_path, put):
+    """The root replaced by a file, a FIFO or a link to nothing: a new visitor's Example ended in "Something went
+    wrong (FileExistsError)" (thirty-seventh hostile round)."""
+    import shutil
+
+    from demo.work_root import WorkRoot
+    from xmempp.errors import XMemPPError
+
+    root = tmp_path / f"xmempp-app-{os.getpid()}-running"
+    root.mkdir()
+    held = WorkRoot(root)
+    shutil.rmtree(root)
+    {"file": lambda: root.write_text("x"), "fifo": lambda: os.mkfifo(root),
+     "dangling link": lambda: root.symlink_to(tmp_path / "nowhere")}[put]()
+    with pytest.raises(XMemPPError, match="the server's work folder was replaced while it ran"):
+        held.folder()

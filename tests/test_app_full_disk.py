@@ -413,3 +413,31 @@ def test_a_run_stopped_by_a_full_disk_says_which_masks_are_new(handlers, free_by
     said = text(update["progress"])
     assert said.startswith("⚠ Stopped after ") and " frames: the server has no room to write your results" in said
     assert "The frames done keep their new masks, the others what they had" in said
+
+
+@pytest.mark.parametrize("replaced", ["uploads", "work root"])
+def test_an_upload_folder_replaced_by_a_file_is_said_in_words_by_the_upload_and_by_save(tmp_path, monkeypatch,
+                                                                                        handlers, replaced):
+    """`<work root>/uploads` (or the root) replaced by a file: every upload got a bare 500 "Internal Server Error"
+    (FileExistsError in Gradio's route), and Save then showed a running timer for minutes without a word
+    (thirty-seventh hostile round)."""
+    from demo.feedback import disk_problem
+    from tests.app_helpers import loaded, text
+
+    state = loaded(handlers)
+    uploads = tmp_path / "root" / "uploads"
+    if replaced == "work root":
+        (tmp_path / "root").write_text("not a folder")
+    else:
+        uploads.parent.mkdir()
+        uploads.write_text("not a folder")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(uploads))
+    assert disk_problem(1000).errno == errno.ENOTDIR
+    assert "a part of the path is a file, not a folder" in text(handlers.check_room_to_save(state)["editor_note"])
+    request = SimpleNamespace(url=SimpleNamespace(path="/gradio_api/upload"))
+    error = FileExistsError(errno.EEXIST, "File exists", str(uploads)) if replaced == "uploads" else \
+        NotADirectoryError(errno.ENOTDIR, "Not a directory", str(uploads))
+    answer = upload_problem_response(request, error)
+    assert (answer.status_code, answer.body.decode()) == (500, "the server cannot store your upload (its folder for "
+                                                               "uploads is not a folder now); nothing you made is "
+                                                               "lost: tell whoever runs this app")
