@@ -7,6 +7,7 @@ import csv
 import logging
 import os
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -514,3 +515,31 @@ def test_an_output_moved_away_mid_batch_fails_the_later_videos_in_words(tmp_path
     summary = (tmp_path / "moved" / "summary.csv").read_text()
     assert f"the output folder {output} is gone since the command began (moved or removed)" in summary, summary
     assert not output.exists()
+
+
+@pytest.mark.parametrize("command", ["batch", "evaluate"])
+def test_jobs_sent_to_ray_name_their_folders_absolutely(tmp_path, monkeypatch, command):
+    """`batch --ray auto` with a relative --dataset and --output, joining a head started from another folder: every
+    video failed "frame folder not found", its workers reading the paths from the head's folder (thirty-seventh
+    hostile round)."""
+    import importlib
+
+    from xmempp.jobs import JobFailure, NetworkSpec
+    from xmempp.ray_runner import Execution
+
+    module = importlib.import_module(f"xmempp.{command}")
+    write_davis(tmp_path / "davis", {"a": 3}, annotated=None)
+    monkeypatch.chdir(tmp_path)
+    sent = []
+
+    def on_ray(jobs, function, execution):
+        sent.extend(jobs)
+        return ((job, JobFailure("not run")) for job in jobs)
+
+    monkeypatch.setattr(module, "run_jobs", on_ray)
+    execution = Execution(NetworkSpec(None), ray=True)
+    if command == "batch":
+        module.run_batch(Path("davis"), Path("out"), execution, progress=False)
+    else:
+        module.run_evaluation(Path("davis"), Path("out"), execution, rounds=1, progress=False)
+    assert sent and all(job.video.frames_dir.is_absolute() and job.output.is_absolute() for job in sent)

@@ -94,6 +94,8 @@ def propagate_video(network: XMem, job: BatchJob) -> VideoOutcome:
 def run_batch(dataset: Path, output: Path, execution: Execution, first_only: bool = False, size: int | None = 480,
               save_overlay: bool = True, progress: bool = True, videos: list[str] | None = None) -> list[VideoOutcome]:
     """Propagate every video of `dataset` into `output/<video>/`; writes `output/summary.csv`, one row per video."""
+    if execution.ray:  # Ray's workers start in the folder their head was started from: relative paths led there
+        dataset, output = Path.cwd() / dataset, Path.cwd() / output
     dataset_videos = find_videos(dataset, videos)
     refuse_output_inside(dataset, output)
     refuse_video_outputs_inside(dataset, [(video.name, output / video.name) for video in dataset_videos])

@@ -234,6 +234,8 @@ def run_evaluation(dataset: Path, output: Path, execution: Execution, strategies
         raise XMemPPError(f"--rounds must be 0 or more and --k at least 1 (got {rounds} and {k})")
     if seed < 0:  # numpy's generators take non-negative seeds: each video would fail in its random rounds
         raise XMemPPError(f"--seed must be 0 or more, got {seed}")
+    if execution.ray:  # Ray's workers start in the folder their head was started from: relative paths led there
+        dataset, output = Path.cwd() / dataset, Path.cwd() / output
     dataset_videos = find_videos(dataset, videos)
     refuse_output_inside(dataset, output)
     lengths = {}
