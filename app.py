@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     # A stopped server (SIGTERM, as a Space restart sends) would otherwise die without running atexit.
     signal.signal(signal.SIGTERM, _interrupt)
     held = WorkRoot(work_root)
-    held.watch(every_s=0.2)
+    held.watch()
     use_upload_folder(work_root)
     settings = AppSettings(network=network, weights_message=message, work_root=work_root, example=EXAMPLE,
                            work_root_held=held,

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from xmempp.errors import XMemPPError
-from xmempp.mounts import mount_points, mount_risk, mounted_apart
+from xmempp.mounts import mount_points, mount_risk
 from xmempp.outputs import identity, remove_own_folder
 
 try:
@@ -42,16 +42,25 @@ class WorkRoot:
 
     A work root removed while the server ran was made again at its path by the next session or upload (Gradio's
     too), unlocked: the next server started on the same TMPDIR took it for a dead server's and removed it, with
-    the visitors' files made since. Now the server makes it again itself, held, or holds the folder Gradio made
-    there (it holds nothing but uploads); a link, a mount or someone's folder found there is refused, never
-    written into or removed. A watcher (`watch`) does the same every second, so that a folder Gradio makes there
-    is held before another server can see it unheld."""
+    the visitors' files made since. Now the server makes it again itself, held, as soon as it is missed (`watch`
+    looks five times a second, before Gradio's next upload makes it); anything else found at its path (a link, a
+    mount, a file, a folder the server did not make: someone's, renamed there, or Gradio's, made in the moment
+    before) is refused, never written into or removed. Holding a folder it did not make, by its names, took a
+    user's folder renamed there for the root, and removed it at exit."""
 
     def __init__(self, path: Path):
         self.path = path
         self._held = identity(path)
         self._lock = threading.Lock()
         self._refused: tuple[int, int] | None = None  # said once in the log, not at every check
+        self._stopping = False
+        # Before the work root's removal at exit (atexit runs the last registered first): made again meanwhile, by
+        # the watcher seeing it go, it was left behind.
+        atexit.register(self._stop)
+
+    def _stop(self) -> None:
+        with self._lock:
+            self._stopping = True
 
     def folder(self) -> Path:
         """The work root's path, once it is the folder this server holds (made again and held when it was
@@ -60,26 +69,28 @@ class WorkRoot:
             try:
                 status = os.lstat(self.path)
             except FileNotFoundError:
+                if self._stopping:
+                    raise XMemPPError("the server is stopping: it takes no new work") from None
                 self._make_again()
                 return self.path
             if stat.S_ISDIR(status.st_mode) and (status.st_dev, status.st_ino) == self._held:
                 return self.path
-            if self._adopted(status):
-                return self.path
             if self._refused != (status.st_dev, status.st_ino):
                 self._refused = (status.st_dev, status.st_ino)
                 log.warning("the work root %s was replaced while the server ran, by something not the server's (a "
-                            "link, a mount, or a folder holding other files): nothing is written there; new sessions "
-                            "and API calls are refused until it is moved away, or the server restarted", self.path)
+                            "link, a mount, a file, or a folder it did not make): nothing is written there, nor "
+                            "removed; new sessions and API calls are refused until it is moved away, or the server "
+                            "restarted", self.path)
             raise XMemPPError("the server's work folder was replaced while it ran: it takes no new work now; tell "
                               "the server's operator (the reason is in the server's log)")
 
-    def watch(self, every_s: float = 1.0) -> threading.Thread:
+    def watch(self, every_s: float = 0.2) -> threading.Thread:
+        """Make the work root again, held, as soon as it is missed (see the class)."""
         def keep_held() -> None:
             while True:
                 time.sleep(every_s)
                 try:
-                    if os.path.lexists(self.path):  # a removed root is made again when it is next needed
+                    if not os.path.lexists(self.path):
                         self.folder()
                 except (XMemPPError, OSError):
                     pass
@@ -92,42 +103,15 @@ class WorkRoot:
         """Made under a hidden name, held, then renamed into place: never seen unheld at its path."""
         starting = Path(tempfile.mkdtemp(prefix=f".{WORK_ROOT_PREFIX}starting-", dir=self.path.parent))
         hold_for_life(starting)
-        os.rename(starting, self.path)
-        self._now_held("was removed while the server ran (a cleaner of temporary files?); the visitors' files in "
-                       "it are gone; it is made again")
-
-    def _adopted(self, status: os.stat_result) -> bool:
-        """Whether the folder at the path, made again by Gradio's upload cache, is now held: a folder of its own
-        (no link, no mount) that holds nothing but what the server and Gradio make in a work root."""
-        if not stat.S_ISDIR(status.st_mode):
-            return False
         try:
-            descriptor = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        except OSError:
-            return False
-        try:
-            parent = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                mounted = mounted_apart(descriptor, parent)
-            finally:
-                os.close(parent)
-            if mounted or not all(is_work_roots_own(name) for name in os.listdir(descriptor)):
-                os.close(descriptor)
-                return False
-            if fcntl is not None:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # cannot be looked at, or another process holds it: not this server's
-            os.close(descriptor)
-            return False
-        # the descriptor stays open, holding the lock, for the server's life
-        self._now_held("was removed while the server ran (a cleaner of temporary files?); the visitors' files in it "
-                       "are gone; the folder made there since is held as the work root")
-        return True
-
-    def _now_held(self, what_happened: str) -> None:
+            os.rename(starting, self.path)
+        except OSError:  # something was put there meanwhile: not ours; said by the next check
+            os.rmdir(starting)
+            raise
         self._held = identity(self.path)
         atexit.register(remove_own_folder, self.path, self._held)
-        log.warning("the work root %s %s", self.path, what_happened)
+        log.warning("the work root %s was removed while the server ran (a cleaner of temporary files?); the "
+                    "visitors' files in it are gone; it is made again", self.path)
 
 
 def _process_alive(pid: int) -> bool:

@@ -543,3 +543,35 @@ def test_jobs_sent_to_ray_name_their_folders_absolutely(tmp_path, monkeypatch, c
     else:
         module.run_evaluation(Path("davis"), Path("out"), execution, rounds=1, progress=False)
     assert sent and all(job.video.frames_dir.is_absolute() and job.output.is_absolute() for job in sent)
+
+
+def test_weights_given_as_a_file_bind_mounted_from_the_output_are_refused(tmp_path, checkpoint, capsys):
+    """`--weights wfile`, wfile a bind mount of OUTPUT/summary.csv: the summary replaced the weights (thirty-eighth
+    hostile round): they are compared with OUTPUT's files by device and inode too."""
+    import shutil
+
+    from tests.test_outputs import bind_mounted
+
+    dataset = write_davis(tmp_path / "davis", {"a": 3})
+    output = tmp_path / "out"
+    output.mkdir()
+    shutil.copyfile(checkpoint, output / "summary.csv")
+    before = (output / "summary.csv").read_bytes()
+    (tmp_path / "wfile").write_bytes(b"")
+    with bind_mounted(output / "summary.csv", tmp_path / "wfile") as weights:
+        assert main(["batch", "--dataset", str(dataset), "--output", str(output), "--weights", str(weights),
+                     "--size", "96", "--quiet"]) == 1
+        assert "lie inside the output folder" in capsys.readouterr().err
+    assert (output / "summary.csv").read_bytes() == before
+
+
+def test_weights_found_for_ray_are_named_absolutely(tmp_path, checkpoint, monkeypatch):
+    """A relative --weights reached Ray's workers as it was spelled, from their head's folder: no manifest recorded
+    them, and an export --overwrite later removed them (thirty-eighth hostile round)."""
+    import shutil
+
+    from xmempp.jobs import NetworkSpec
+
+    shutil.copyfile(checkpoint, tmp_path / "w.pth")
+    monkeypatch.chdir(tmp_path)
+    assert NetworkSpec(Path("w.pth")).weights_here() == tmp_path / "w.pth"

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from xmempp.errors import InputNotFoundError, XMemPPError, file_system_problems_as_error, shown
+from xmempp.errors import InputNotFoundError, XMemPPError, file_system_problem, file_system_problems_as_error, shown
 from xmempp.images import open_image
 from xmempp.masks.files import MaskReader, find_mask_file, read_id_mask
+from xmempp.mounts import first_removed_with
 from xmempp.outputs import enclosing_folder, followed, identity, written_folders
 from xmempp.video import FrameFolder
 
@@ -198,13 +199,19 @@ def refuse_video_outputs_inside(dataset: Path, folders: Iterable[tuple[str, Path
 
 
 def refuse_weights_inside(output: Path, weights: Path | None, command: str) -> None:
-    """The weights a command reads must not lie inside the OUTPUT it writes (where it reaches them, links
-    followed): `batch --weights OUTPUT/va/keys.npy` replaced them with a video's keys, and evaluate with a mask, a
-    copied round's keys, summary.csv or the plot."""
+    """The weights a command reads must not lie inside the OUTPUT it writes, wherever it reaches them: `batch
+    --weights OUTPUT/va/keys.npy` replaced them with a video's keys, and evaluate with a mask, a copied round's keys,
+    summary.csv or the plot; so did weights given as a file bind-mounted from OUTPUT/summary.csv. A hard link kept
+    outside OUTPUT keeps them: not refused."""
     if weights is None or not output.is_dir():
         return
-    inside = enclosing_folder(followed(weights).parent, {identity(output): output})
-    if inside is not None:
+    try:
+        inside = enclosing_folder(followed(weights).parent, {identity(output): output}) is not None or \
+            first_removed_with([output], None, {identity(weights)} - {None}) is not None
+    except OSError as error:
+        raise XMemPPError(f"cannot tell whether the output folder {shown(output)} holds the weights {shown(weights)} "
+                          f"(xmempp cannot look through it: {file_system_problem(error) or error.strerror or error})"
+                          ) from None
+    if inside:
         raise XMemPPError(f"the weights {shown(weights)} lie inside the output folder {shown(output)}, which "
                           f"{command} writes into: keep the weights apart from it")
-

@@ -48,9 +48,10 @@ class NetworkSpec:
         from xmempp.model.weights import find_weights
 
         try:
-            return find_weights(self.weights)
+            found = find_weights(self.weights)
         except XMemPPError:
             return None
+        return None if found is None else Path.cwd() / found  # absolute: Ray's workers start in their head's folder
 
     def build(self) -> XMem:
         import torch
