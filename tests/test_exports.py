@@ -1227,3 +1227,49 @@ def test_the_run_folder_moved_into_an_entry_while_the_export_is_written_is_never
     with pytest.raises(XMemPPError, match="holds the run's folder this export reads.*put there while the export"):
         export_masks(tmp_path / "run", tmp_path / "to", ["davis"], overwrite=True)
     assert len(os.listdir(moved / "masks")) == 12
+
+
+@pytest.mark.parametrize("reached", ["a mask linked to a copy in the entry", "masks/ bind-mounted from the entry"])
+def test_the_masks_an_export_reads_are_never_removed_with_an_entry_whatever_reaches_them(tmp_path, reached):
+    """A run's mask replaced by a link to an identical copy kept in the entry replaced, or its masks/ a bind mount
+    of a folder in that entry: export --overwrite read them, then removed them (thirty-eighth hostile round)."""
+    from tests.test_outputs import bind_mounted
+
+    export_masks(three_object_masks(), tmp_path / "to", ["davis", "mattes"])
+    export_masks(three_object_masks(), tmp_path / "run", ["davis"])
+    masks = tmp_path / "run" / "Annotations"
+    kept = tmp_path / "to" / "mattes" / "keep"
+    kept.mkdir()
+    for mask in masks.iterdir():
+        (kept / mask.name).write_bytes(mask.read_bytes())
+    before = sorted(os.listdir(kept))
+    if reached == "a mask linked to a copy in the entry":
+        (masks / before[1]).unlink()
+        (masks / before[1]).symlink_to(kept / before[1])
+        with pytest.raises(XMemPPError, match="holds a mask this export reads"):
+            export_masks(tmp_path / "run", tmp_path / "to", ["mattes"], overwrite=True)
+    else:
+        with bind_mounted(kept, masks), pytest.raises(XMemPPError, match="holds the masks this export reads"):
+            export_masks(tmp_path / "run", tmp_path / "to", ["mattes"], overwrite=True)
+    assert sorted(os.listdir(kept)) == before
+
+
+def test_a_file_to_keep_moved_into_an_entry_while_the_export_is_written_is_never_removed(tmp_path, monkeypatch):
+    """A names file moved into the earlier entry while export --overwrite worked was read, then removed with the
+    entry (thirty-eighth hostile round): the CLI gives it as a file to keep."""
+    from xmempp import exports
+
+    export_masks(three_object_masks(), tmp_path / "to", ["davis"])
+    names = tmp_path / "names.csv"
+    names.write_text("id,name\n1,chair\n")
+    real_write = exports._write_davis
+
+    def names_moved_in_meanwhile(*args):
+        result = real_write(*args)
+        names.rename(tmp_path / "to" / "Annotations" / "names.csv")
+        return result
+
+    monkeypatch.setattr(exports, "_write_davis", names_moved_in_meanwhile)
+    with pytest.raises(XMemPPError, match="holds a file this export reads"):
+        export_masks(three_object_masks(), tmp_path / "to", ["davis"], overwrite=True, keep_files=[names])
+    assert (tmp_path / "to" / "Annotations" / "names.csv").read_text() == "id,name\n1,chair\n"

@@ -332,7 +332,8 @@ def _export(args: argparse.Namespace, progress: bool) -> int:
         raise XMemPPError(f"the run folder's name {shown(video_name)}, the video's name in coco and youtube-vis "
                           "by default, is not UTF-8 text, which JSON holds: give --video-name")
     exported = export_masks(args.run, args.to, args.formats, names, video_name=video_name,
-                            overwrite=args.overwrite, names_of_absent_objects=False)
+                            overwrite=args.overwrite, names_of_absent_objects=False,
+                            keep_files=[names_file] if names_file is not None else [])
     if exported.left_out_names:
         absent = ", ".join(f"{i} ({shown(name, quoted=True)})" for i, name in exported.left_out_names.items())
         print(f"{shown(names_file)} names object id(s) that no mask holds, left out of the export: {absent}",

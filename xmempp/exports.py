@@ -140,6 +140,15 @@ class MaskFolder(Mapping[str, np.ndarray]):
     def __len__(self) -> int:
         return len(self._paths)
 
+    def read_from(self) -> dict[tuple[int, int], tuple[str, str]]:
+        """What this export reads, by identity: the masks' folder and each mask (where a link there leads): no
+        entry replaced may take any of it with it (`masks/` bind-mounted from inside one, or a mask linked to a
+        copy kept in one, were removed)."""
+        read = {identity(path): ("a mask this export reads", str(path)) for path in self._paths.values()}
+        read[identity(self.folder)] = ("the masks this export reads", str(self.folder))
+        read.pop(None, None)
+        return read
+
     def palette(self) -> list[int] | None:
         """The palette of the first mask (run writes the annotations' palette into every mask), if it has one."""
         first = next(iter(self._paths.values()))
@@ -253,7 +262,7 @@ def _truncate(name: str, max_bytes: int) -> str:
 def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgument,
                  formats: Iterable[str] = (DAVIS,), object_names: Mapping[int, str] | None = None,
                  palette: list[int] | None = None, video_name: str = "video", overwrite: bool = False, *,
-                 names_of_absent_objects: bool = True) -> ExportedVideo:
+                 names_of_absent_objects: bool = True, keep_files: Iterable[PathArgument] = ()) -> ExportedVideo:
     """Write a video's masks into `out` in each of `formats` (see FORMATS and this module's docstring).
 
     `masks` maps each frame name, in frame order, to its (H, W) integer object ids (0 = background), or is a
@@ -268,7 +277,9 @@ def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgume
     folder. A run's folder is never exported into the frames or annotations folders that run read (its manifest
     records them by device and inode), nor into a folder inside them or whose entry holds them. Another export (or run) into `out` at the same time is refused, naming it; so is a run into the
     folder `masks` reads while this export reads it, and this export while a run writes there. Returns what was
-    written. Formats are named once each: a repeated one is refused, naming it.
+    written. Formats are named once each: a repeated one is refused, naming it. `keep_files`: files of the
+    caller's the export must never remove with an entry it replaces, even moved into one meanwhile (the CLI's
+    names file).
     """
     if isinstance(formats, str) or not isinstance(formats, Iterable):  # "davis" was read as formats 'd', 'a'...
         raise XMemPPError(f"formats must be a list of format names ({', '.join(FORMATS)}), got "
@@ -314,8 +325,11 @@ def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgume
         # what no entry replaced may take with it: what the run read, and the folders this export reads (a bind
         # mount reached them from inside an entry, and its walk was not asked about them)
         must_stay = {} if not isinstance(masks, MaskFolder) else {
+            **masks.read_from(),
             **{identity(folder): ("the run's folder this export reads", str(folder)) for folder in being_read},
             **_recorded_inputs(masks.input_folders)}
+        for kept in keep_files:
+            must_stay[identity(path_argument(kept, "keep_files"))] = ("a file this export reads", str(kept))
         must_stay.pop(None, None)
         if isinstance(masks, MaskFolder):
             _refuse_overwriting(masks.folder, out, formats)
