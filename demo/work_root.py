@@ -10,6 +10,7 @@ someone's folder renamed there) is never written into, nor removed.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import stat
@@ -92,12 +93,28 @@ class WorkRoot:
                 try:
                     if not os.path.lexists(self.path):
                         self.folder()
+                    self._unlink_a_link_at_uploads()
                 except (XMemPPError, OSError):
                     pass
 
         thread = threading.Thread(target=keep_held, name="work-root-held", daemon=True)
         thread.start()
         return thread
+
+    def _unlink_a_link_at_uploads(self) -> None:
+        """A symbolic link put at the held root's uploads/ (Gradio's upload cache) is unlinked, what it leads to
+        kept, and the folder made again: Gradio wrote every upload through it into someone's folder, and served
+        that folder's files to anyone asking for `/gradio_api/file=<root>/uploads/...`."""
+        with self._lock:
+            if identity(self.path) != self._held or self._stopping:
+                return
+            uploads = self.path / UPLOADS
+            if uploads.is_symlink():
+                os.unlink(uploads)
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(uploads)
+                log.warning("a symbolic link put at %s was removed (what it led to is kept): uploads go only into "
+                            "the server's own folder", uploads)
 
     def _make_again(self) -> None:
         """Made under a hidden name, held, then renamed into place: never seen unheld at its path."""

@@ -539,3 +539,25 @@ def test_a_work_root_replaced_by_a_file_refuses_new_work_in_words(tmp_path, put)
      "dangling link": lambda: root.symlink_to(tmp_path / "nowhere")}[put]()
     with pytest.raises(XMemPPError, match="the server's work folder was replaced while it ran"):
         held.folder()
+
+
+def test_a_link_put_at_the_work_roots_uploads_is_removed_and_what_it_leads_to_kept(tmp_path, monkeypatch):
+    """`<root>/uploads` made a link to a user's folder: Gradio wrote every upload into it and served the user's
+    files under /gradio_api/file= (thirty-eighth hostile round)."""
+    import atexit
+
+    from demo.work_root import WorkRoot
+
+    monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
+    root = tmp_path / f"xmempp-app-{os.getpid()}-running"
+    root.mkdir()
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "secret.txt").write_text("mine")
+    (root / "uploads").symlink_to(users, target_is_directory=True)
+    WorkRoot(root).watch(every_s=0.05)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (root / "uploads").is_symlink():
+        time.sleep(0.05)
+    assert (root / "uploads").is_dir() and not (root / "uploads").is_symlink()
+    assert (users / "secret.txt").read_text() == "mine"

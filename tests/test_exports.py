@@ -1103,7 +1103,7 @@ def test_an_entry_holding_a_file_the_run_read_is_refused_wherever_it_was_moved(t
         (annotations / "frame_000000.png").symlink_to(entry / "mine.png")
         recorded = input_identities({"frames": tmp_path / "clip.mp4", "annotations": annotations},
                                     {"annotations": [annotations / "frame_000000.png"]})
-        expected = "holds the annotation frame_000000.png the run read"
+        expected = r"the annotations behind links \(frame_000000.png\) the run read"
     (tmp_path / "D").rename(tmp_path / "D2")  # found by device and inode, not by the path recorded
     with pytest.raises(XMemPPError, match=expected):
         _refuse_writing_into_inputs(recorded, tmp_path / "D2", ["mattes"])
@@ -1168,23 +1168,24 @@ def test_an_annotation_bind_mounted_from_an_entry_is_never_removed_with_it(tmp_p
 
 
 def test_an_input_whose_names_are_spread_over_two_replaced_entries_is_refused_before_either_goes(tmp_path):
-    """An annotation with one name in Annotations/ and one in mattes/ (hard links): export replaced the first
-    entry, then refused the second saying the file was "put there while the export was written"; neither entry
-    alone held every name (thirty-seventh hostile round)."""
+    """The run's video with one name in Annotations/ and one in mattes/ (hard links, its own name removed): export
+    replaced the first entry, then refused the second saying the file was "put there while the export was
+    written"; neither entry alone held every name (thirty-seventh hostile round)."""
     from xmempp.exports import _refuse_writing_into_inputs
     from xmempp.outputs import input_identities
 
     (tmp_path / "D" / "mattes").mkdir(parents=True)
     (tmp_path / "D" / "Annotations").mkdir()
-    (tmp_path / "D" / "mattes" / "mine.png").write_bytes(b"the user's mask")
-    os.link(tmp_path / "D" / "mattes" / "mine.png", tmp_path / "D" / "Annotations" / "mine.png")
-    (tmp_path / "A").mkdir()
-    (tmp_path / "A" / "frame_000000.png").symlink_to(tmp_path / "D" / "mattes" / "mine.png")
-    recorded = input_identities({"annotations": tmp_path / "A"}, {"annotations": [tmp_path / "A" / "frame_000000.png"]})
-    (tmp_path / "D").rename(tmp_path / "D2")
-    with pytest.raises(XMemPPError, match="holds the annotation frame_000000.png the run read"):
-        _refuse_writing_into_inputs(recorded, tmp_path / "D2", ["davis", "mattes"])
-    _refuse_writing_into_inputs(recorded, tmp_path / "D2", ["mattes"])  # its name in Annotations/ stays: no loss
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"the user's video")
+    recorded = input_identities({"frames": video})
+    os.link(video, tmp_path / "D" / "mattes" / "a.mp4")
+    os.link(video, tmp_path / "D" / "Annotations" / "b.mp4")
+    video.unlink()
+    with pytest.raises(XMemPPError, match="holds the frames the run read") as refused:
+        _refuse_writing_into_inputs(recorded, tmp_path / "D", ["davis", "mattes"])
+    assert "put there while" not in str(refused.value)
+    _refuse_writing_into_inputs(recorded, tmp_path / "D", ["mattes"])  # its name in Annotations/ stays: no loss
 
 
 def test_the_runs_folder_an_export_reads_through_a_bind_mount_from_inside_an_entry_is_never_removed(tmp_path):
@@ -1273,3 +1274,39 @@ def test_a_file_to_keep_moved_into_an_entry_while_the_export_is_written_is_never
     with pytest.raises(XMemPPError, match="holds a file this export reads"):
         export_masks(three_object_masks(), tmp_path / "to", ["davis"], overwrite=True, keep_files=[names])
     assert (tmp_path / "to" / "Annotations" / "names.csv").read_text() == "id,name\n1,chair\n"
+
+
+def test_annotations_linked_into_an_entry_are_kept_whether_or_not_the_run_read_them(tmp_path):
+    """Annotations linked from an earlier export's Annotations/ (the person's masks reused), of frames the run did
+    not read (`--frames 0`), went with that entry: only the files read were recorded (thirty-eighth hostile round).
+    A folder of many links into one folder is recorded once."""
+    from xmempp.exports import _refuse_writing_into_inputs
+    from xmempp.outputs import input_identities
+
+    export_masks(three_object_masks(), tmp_path / "D", ["davis"])
+    annotations = tmp_path / "A"
+    annotations.mkdir()
+    for mask in (tmp_path / "D" / "Annotations").iterdir():
+        (annotations / mask.name).symlink_to(mask)
+    recorded = input_identities({"annotations": annotations}, {"annotations": []})
+    assert len(recorded) == 2  # the folder, and the one folder its links lead into
+    with pytest.raises(XMemPPError, match=r"the annotations behind links \(.*\) the run read"):
+        _refuse_writing_into_inputs(recorded, tmp_path / "D", ["davis"])
+
+
+def test_a_runs_overlays_bind_mounted_from_an_entry_are_never_removed_with_it(square_clip, tmp_path, network):
+    """A run's overlay/ a bind mount of a folder in the entry replaced: the overlays were removed with it
+    (thirty-eighth hostile round)."""
+    from tests.test_outputs import bind_mounted
+    from xmempp import run_on_video
+
+    frames, masks = square_clip
+    export_masks(three_object_masks(), tmp_path / "to", ["davis", "mattes"])
+    kept = tmp_path / "to" / "mattes" / "overlays"
+    kept.mkdir()
+    with bind_mounted(kept, tmp_path / "run" / "overlay"):
+        run_on_video(frames, masks, tmp_path / "run", print_progress=False, network=network, size=64)
+        before = sorted(os.listdir(kept))
+        with pytest.raises(XMemPPError, match="holds the run's outputs this export reads"):
+            export_masks(tmp_path / "run", tmp_path / "to", ["mattes"], overwrite=True)
+    assert sorted(os.listdir(kept)) == before and len(before) == 12

@@ -146,6 +146,10 @@ class MaskFolder(Mapping[str, np.ndarray]):
         copy kept in one, were removed)."""
         read = {identity(path): ("a mask this export reads", str(path)) for path in self._paths.values()}
         read[identity(self.folder)] = ("the masks this export reads", str(self.folder))
+        if (self.folder.parent / MANIFEST_FILE).is_file():  # a run's folder: its overlays and keys are the run's too
+            with contextlib.suppress(OSError):
+                for entry in self.folder.parent.iterdir():
+                    read.setdefault(identity(entry), ("the run's outputs this export reads", str(entry)))
         read.pop(None, None)
         return read
 

@@ -206,40 +206,66 @@ def local_name(text: str) -> str:
 def input_identities(inputs: dict[str, Path], files_read: dict[str, list[Path]] | None = None) -> dict[str, dict]:
     """The manifest's `input_folders`: what a run read, as paths and (device, inode), so that an export never
     replaces a folder holding any of it, wherever it was moved since. Each input (a folder, or a file: a video,
-    the weights), and each file of `files_read` (by input) that its folder only points to: a symbolic link, or a
-    file bind-mounted there (`annotation frame_000000.png`). An export --overwrite removed a video file, or an
-    annotation linked or bind-mounted from the annotations folder, kept in the entry it replaced."""
+    the weights); for each input folder, the folders its links lead into (`annotations behind links
+    (frame_000000.png)`: annotations linked from an earlier export's folder went with it, read or not); and each
+    file of `files_read` (by input) bind-mounted there, whose folder cannot be told."""
     found = {}
     for label, path in inputs.items():
         status = identity(path)
         if status is not None:
             # where the system put it: `LINK/../va` made absolute named a folder that does not exist
             found[label] = {"path": str(followed(path)), "device": status[0], "inode": status[1]}
+        if path.is_dir():
+            found.update(_folders_behind_links(path, label))
     mounts = mount_points() or set()
     for label, files in (files_read or {}).items():
-        found.update(_files_pointed_to(files, _ONE_OF.get(label, label), mounts))
+        found.update(_files_mounted(files, _ONE_OF.get(label, label), mounts))
     return found
 
 
 _ONE_OF = {"frames": "frame", "annotations": "annotation"}
-MAX_FILES_POINTED_TO = 1000  # recorded of each input: a manifest stays far below MAX_RECORD_BYTES
+MAX_FOLDERS_BEHIND_LINKS = 1000  # recorded of each input: a manifest stays far below MAX_RECORD_BYTES
 
 
-def _files_pointed_to(files: list[Path], one: str, mounts: set[str]) -> dict[str, dict]:
-    """The files of `files` that are links or mount points, each labelled `one` and its name there."""
+def _folders_behind_links(folder: Path, label: str) -> dict[str, dict]:
+    """The folders that links at the top of `folder` lead to files in, each once (a folder of 17,000 links into
+    one folder is one entry), labelled by the first link into it."""
+    found: dict[str, dict] = {}
+    seen: set[tuple[int, int]] = set()
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if not entry.is_symlink() or not entry.is_file():
+                continue
+            behind = followed(Path(entry.path)).parent
+            status = identity(behind)
+            if status is None or status in seen:
+                continue
+            if len(found) == MAX_FOLDERS_BEHIND_LINKS:
+                log.warning("the links in %s lead into more than %d folders: an export --overwrite checks the first "
+                            "%d only, not to replace a folder holding them", shown(folder), MAX_FOLDERS_BEHIND_LINKS,
+                            MAX_FOLDERS_BEHIND_LINKS)
+                break
+            seen.add(status)
+            # shown: a name with a line break (or a terminal's escape) would forge a line of export's refusal; a
+            # number after two names shown alike ('a\nb.jpg' and a\nb.jpg), whose records replaced each other
+            key = f"{label} behind links ({shown(entry.name)})"
+            found[key if key not in found else f"{key} #{len(found)}"] = {"path": str(behind), "device": status[0],
+                                                                          "inode": status[1]}
+    return found
+
+
+def _files_mounted(files: list[Path], one: str, mounts: set[str]) -> dict[str, dict]:
+    """The files of `files` bind-mounted where the run read them, each labelled `one` and its name there."""
     found: dict[str, dict] = {}
     for path in files:
         with contextlib.suppress(OSError):
-            if not (path.is_symlink() or os.path.realpath(path) in mounts) or (status := identity(path)) is None:
+            if path.is_symlink() or os.path.realpath(path) not in mounts or (status := identity(path)) is None:
                 continue
-            if len(found) == MAX_FILES_POINTED_TO:
-                log.warning("more than %d %ss the run read are links or mounts: an export --overwrite checks the "
-                            "first %d only, not to replace a folder holding them", MAX_FILES_POINTED_TO, one,
-                            MAX_FILES_POINTED_TO)
+            key = f"{one} {shown(path.name)}"
+            found[key if key not in found else f"{key} #{len(found)}"] = {"path": str(path), "device": status[0],
+                                                                          "inode": status[1]}
+            if len(found) == MAX_FOLDERS_BEHIND_LINKS:
                 break
-            # shown: a name with a line break (or a terminal's escape) would forge a line of export's refusal
-            found[f"{one} {shown(path.name)}"] = {"path": str(followed(path)), "device": status[0],
-                                                   "inode": status[1]}
     return found
 
 
