@@ -606,6 +606,8 @@ def _uploaded_file(value: Any, parameter: str, work: Path, max_bytes: int, index
         path = _uploaded(value, parameter)
         return Upload(path, path.name)
     path = value.get("path") if isinstance(value, dict) else getattr(value, "path", None)
+    if path is not None and not isinstance(path, str):  # a number or a list as `path` reached os.path: TypeError
+        raise ApiError(f"{parameter}: a file object's path must be text, got {_described(path)}")
     if path and not os.path.lexists(path) and _is_file(value):  # uploaded, then removed (a cleaner) before the call
         name = value.get("orig_name") if isinstance(value, dict) else getattr(value, "orig_name", None)
         raise ApiError(f"{parameter}: the uploaded file {shown(name or Path(path).name)} is no longer on the server "

@@ -1310,3 +1310,52 @@ def test_a_runs_overlays_bind_mounted_from_an_entry_are_never_removed_with_it(sq
         with pytest.raises(XMemPPError, match="holds the run's outputs this export reads"):
             export_masks(tmp_path / "run", tmp_path / "to", ["mattes"], overwrite=True)
     assert sorted(os.listdir(kept)) == before and len(before) == 12
+
+
+@pytest.mark.parametrize("reached", ["a link to a folder", "a folder bind-mounted there"])
+def test_a_folder_reached_from_the_top_of_the_annotations_folder_is_never_removed_with_an_entry(tmp_path, reached):
+    """A link to a folder, or a folder bind-mounted, in the annotations folder was not recorded: only links to
+    files were, and export --overwrite removed the folder they reached (thirty-ninth hostile round)."""
+    from tests.test_outputs import bind_mounted
+    from xmempp.exports import _refuse_writing_into_inputs
+    from xmempp.outputs import input_identities
+
+    export_masks(three_object_masks(), tmp_path / "D", ["davis", "mattes"])
+    mine = tmp_path / "D" / "mattes" / "mine"
+    mine.mkdir()
+    (mine / "old.png").write_bytes(b"the user's mask")
+    annotations = tmp_path / "A"
+    annotations.mkdir()
+    if reached == "a link to a folder":
+        (annotations / "older").symlink_to(mine, target_is_directory=True)
+        recorded = input_identities({"annotations": annotations})
+    else:
+        with bind_mounted(mine, annotations / "older"):
+            recorded = input_identities({"annotations": annotations})
+    with pytest.raises(XMemPPError, match=r"the annotations behind links \(older\) the run read"):
+        _refuse_writing_into_inputs(recorded, tmp_path / "D", ["mattes"])
+
+
+def test_a_link_to_a_file_in_a_folder_above_the_input_is_not_recorded_so_exports_are_not_all_refused(tmp_path):
+    """A link in the annotations folder to /.dockerenv recorded /, and every export anywhere was refused (thirty-
+    ninth hostile round)."""
+    from xmempp.outputs import input_identities
+
+    (tmp_path / "notes.txt").write_text("x")
+    annotations = tmp_path / "A"
+    annotations.mkdir()
+    (annotations / "notes.txt").symlink_to(tmp_path / "notes.txt")
+    assert list(input_identities({"annotations": annotations})) == ["annotations"]
+
+
+def test_keep_files_takes_one_path_or_several_and_refuses_anything_else(tmp_path):
+    """keep_files="D/names.csv" was kept as the files 'D', '/', ...: the names file was removed; None or a number
+    gave a raw TypeError (thirty-ninth hostile round)."""
+    export_masks(three_object_masks(), tmp_path / "to", ["davis"])
+    names = tmp_path / "to" / "Annotations" / "names.csv"
+    names.write_text("id,name\n1,chair\n")
+    with pytest.raises(XMemPPError, match="holds a file this export reads"):
+        export_masks(three_object_masks(), tmp_path / "to", ["davis"], overwrite=True, keep_files=str(names))
+    with pytest.raises(XMemPPError, match="keep_files must be a path, or a list of paths"):
+        export_masks(three_object_masks(), tmp_path / "to", ["davis"], overwrite=True, keep_files=None)
+    assert names.read_text() == "id,name\n1,chair\n"

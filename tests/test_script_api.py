@@ -469,7 +469,9 @@ def test_a_value_that_is_no_file_is_described_without_any_path(tmp_path, network
     with pytest.raises(gr.Error) as raised:
         ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(video, [value], frames=[0], size=SIZE)
     message = raised.value.message
-    assert message.startswith("annotations: expected an uploaded file") and "/" not in message, message
+    # a file object whose file is gone is said as an upload removed before the call (thirty-seventh round)
+    assert message.startswith(("annotations: expected an uploaded file", "annotations: the uploaded file gone.png "
+                               "is no longer on the server")) and "/" not in message, message
 
 
 def test_the_frames_folder_of_a_call_lies_under_the_work_root(tmp_path, network, clip, monkeypatch):
@@ -657,3 +659,13 @@ def test_an_upload_removed_before_the_call_ran_is_said_so(tmp_path, network, cli
     with pytest.raises(gr.Error, match=r"annotations: the uploaded file mask.png is no longer on the server "
                                        r"\(removed before the call ran\): upload it again"):
         api.segment(video, [gone], frames=[0], size=SIZE, k=0)
+
+
+@pytest.mark.parametrize("path", [5, True, ["a"], {"a": 1}])
+def test_a_file_object_whose_path_is_no_text_is_refused_in_words(tmp_path, network, clip, path):
+    """A FileData whose `path` was a number, a list or an object got Gradio's bare "Error" and a TypeError in the
+    log (thirty-ninth hostile round)."""
+    video, _ = clip
+    value = {"path": path, "meta": {"_type": "gradio.FileData"}}
+    with pytest.raises(gr.Error, match="annotations: a file object's path must be text"):
+        ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(video, [value], frames=[0], size=SIZE)

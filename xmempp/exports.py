@@ -266,7 +266,8 @@ def _truncate(name: str, max_bytes: int) -> str:
 def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgument,
                  formats: Iterable[str] = (DAVIS,), object_names: Mapping[int, str] | None = None,
                  palette: list[int] | None = None, video_name: str = "video", overwrite: bool = False, *,
-                 names_of_absent_objects: bool = True, keep_files: Iterable[PathArgument] = ()) -> ExportedVideo:
+                 names_of_absent_objects: bool = True, keep_files: PathArgument | Iterable[PathArgument] = ()
+                 ) -> ExportedVideo:
     """Write a video's masks into `out` in each of `formats` (see FORMATS and this module's docstring).
 
     `masks` maps each frame name, in frame order, to its (H, W) integer object ids (0 = background), or is a
@@ -289,6 +290,10 @@ def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgume
         raise XMemPPError(f"formats must be a list of format names ({', '.join(FORMATS)}), got "
                           f"{formats!r:.60} ({type(formats).__name__})")
     formats = list(formats)
+    # one path, or several: "D/names.csv" was kept as the files 'D', '/', 'n'..., and the names file removed
+    keep_files = [keep_files] if isinstance(keep_files, str | bytes | os.PathLike) else keep_files
+    instance_argument(keep_files, Iterable, "keep_files", "a path, or a list of paths")
+    keep_files = [path_argument(path, "each of keep_files") for path in keep_files]
     overwrite = yes_or_no(overwrite, "overwrite")
     names_of_absent_objects = yes_or_no(names_of_absent_objects, "names_of_absent_objects")
     if object_names is not None:
@@ -333,7 +338,7 @@ def export_masks(masks: Mapping[str, np.ndarray] | PathArgument, out: PathArgume
             **{identity(folder): ("the run's folder this export reads", str(folder)) for folder in being_read},
             **_recorded_inputs(masks.input_folders)}
         for kept in keep_files:
-            must_stay[identity(path_argument(kept, "keep_files"))] = ("a file this export reads", str(kept))
+            must_stay[identity(kept)] = ("a file this export reads", str(kept))
         must_stay.pop(None, None)
         if isinstance(masks, MaskFolder):
             _refuse_overwriting(masks.folder, out, formats)

@@ -228,17 +228,25 @@ MAX_FOLDERS_BEHIND_LINKS = 1000  # recorded of each input: a manifest stays far 
 
 
 def _folders_behind_links(folder: Path, label: str) -> dict[str, dict]:
-    """The folders that links at the top of `folder` lead to files in, each once (a folder of 17,000 links into
-    one folder is one entry), labelled by the first link into it."""
+    """The folders that the entries at the top of `folder` reach elsewhere: where its links lead (a link to a
+    folder, that folder; to a file, the file's folder), and folders bind-mounted there; each once (a folder of
+    17,000 links into one folder is one entry), labelled by the first entry into it. A folder holding `folder`
+    itself (a link to /.dockerenv reaches /) is left out: recorded, it made every export below it refused."""
     found: dict[str, dict] = {}
-    seen: set[tuple[int, int]] = set()
+    holding = {identity(above) for above in (followed(folder), *followed(folder).parents)}
+    seen: set[tuple[int, int] | None] = set(holding)
+    mounts = mount_points() or set()
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
-            if not entry.is_symlink() or not entry.is_file():
+            if entry.is_symlink():
+                reached = followed(Path(entry.path))
+                behind = reached if reached.is_dir() else reached.parent
+            elif entry.is_dir(follow_symlinks=False) and os.path.realpath(entry.path) in mounts:
+                behind = Path(entry.path)  # a folder bind-mounted there: its files are elsewhere too
+            else:
                 continue
-            behind = followed(Path(entry.path)).parent
             status = identity(behind)
-            if status is None or status in seen:
+            if status in seen:
                 continue
             if len(found) == MAX_FOLDERS_BEHIND_LINKS:
                 log.warning("the links in %s lead into more than %d folders: an export --overwrite checks the first "
