@@ -51,10 +51,13 @@ class WorkRoot:
 
     def __init__(self, path: Path):
         self.path = path
-        self._held = identity(path)
+        # an open descriptor, not only (device, inode): a folder made again at the path may get the removed one's
+        # inode number, and was taken for the root held
+        self._descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         self._lock = threading.Lock()
         self._refused: tuple[int, int] | None = None  # said once in the log, not at every check
         self._stopping = False
+        self._seen_at = time.time()  # when the held root was last seen at its path
         # Before the work root's removal at exit (atexit runs the last registered first): made again meanwhile, by
         # the watcher seeing it go, it was left behind.
         atexit.register(self._stop)
@@ -74,7 +77,10 @@ class WorkRoot:
                     raise XMemPPError("the server is stopping: it takes no new work") from None
                 self._make_again()
                 return self.path
-            if stat.S_ISDIR(status.st_mode) and (status.st_dev, status.st_ino) == self._held:
+            if self._is_held(status):
+                self._seen_at = time.time()
+                return self.path
+            if self._made_by_an_upload_since(status) and self._hold_again():
                 return self.path
             if self._refused != (status.st_dev, status.st_ino):
                 self._refused = (status.st_dev, status.st_ino)
@@ -91,8 +97,7 @@ class WorkRoot:
             while True:
                 time.sleep(every_s)
                 try:
-                    if not os.path.lexists(self.path):
-                        self.folder()
+                    self.folder()  # made again when missing; held when an upload made it again
                     self._unlink_a_link_at_uploads()
                 except (XMemPPError, OSError):
                     pass
@@ -106,15 +111,69 @@ class WorkRoot:
         kept, and the folder made again: Gradio wrote every upload through it into someone's folder, and served
         that folder's files to anyone asking for `/gradio_api/file=<root>/uploads/...`."""
         with self._lock:
-            if identity(self.path) != self._held or self._stopping:
+            try:
+                if self._stopping or not self._is_held(os.lstat(self.path)):
+                    return
+            except FileNotFoundError:
                 return
             uploads = self.path / UPLOADS
-            if uploads.is_symlink():
-                os.unlink(uploads)
+            links = [uploads] if uploads.is_symlink() else \
+                [Path(entry.path) for entry in os.scandir(uploads) if entry.is_symlink()] if uploads.is_dir() else []
+            for link in links:  # Gradio makes folders there, never links: a link at uploads/<sha> took an upload too
+                os.unlink(link)
+                log.warning("a symbolic link put at %s was removed (what it led to is kept): uploads go only into "
+                            "the server's own folder", link)
+            if links and links[0] == uploads:
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(uploads)
-                log.warning("a symbolic link put at %s was removed (what it led to is kept): uploads go only into "
-                            "the server's own folder", uploads)
+
+    def _is_held(self, status: os.stat_result) -> bool:
+        held = os.fstat(self._descriptor)
+        return held.st_nlink > 0 and stat.S_ISDIR(status.st_mode) and \
+            (status.st_dev, status.st_ino) == (held.st_dev, held.st_ino)
+
+    def _now_held(self) -> tuple[int, int]:
+        """Hold the folder now at the path as the root, for the server's life; its identity."""
+        os.close(self._descriptor)
+        self._descriptor = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        held = os.fstat(self._descriptor)
+        return held.st_dev, held.st_ino
+
+    def _made_by_an_upload_since(self, status: os.stat_result) -> bool:
+        """Whether the folder at the path is the one Gradio's upload cache made again after the held root went: a
+        folder of this process's user (no link, no mount) holding only uploads/, everything in it changed since
+        the held root was last seen. Refused, it stopped the server taking any work; held by its names alone, a
+        user's folder renamed there was taken for the root (and removed at exit)."""
+        if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.getuid() or \
+                os.path.realpath(self.path) in (mount_points() or set()):
+            return False
+        since = self._seen_at - 1.0  # a second for file systems that keep times coarsely
+        pending, seen = [self.path], 0
+        while pending:
+            folder = pending.pop()
+            try:
+                with os.scandir(folder) as entries:
+                    for entry in entries:
+                        seen += 1
+                        if folder == self.path and entry.name != UPLOADS or seen > 10_000 or \
+                                entry.stat(follow_symlinks=False).st_mtime < since:
+                            return False
+                        if entry.is_dir(follow_symlinks=False):
+                            pending.append(Path(entry.path))
+            except OSError:
+                return False
+        return True
+
+    def _hold_again(self) -> bool:
+        try:
+            hold_for_life(self.path)
+        except OSError:  # another process holds it: not this server's
+            return False
+        atexit.register(remove_own_folder, self.path, self._now_held())
+        log.warning("the work root %s was removed while the server ran (a cleaner of temporary files?); the "
+                    "visitors' files in it are gone; the folder a visitor's upload made there since is held",
+                    self.path)
+        return True
 
     def _make_again(self) -> None:
         """Made under a hidden name, held, then renamed into place: never seen unheld at its path."""
@@ -125,8 +184,7 @@ class WorkRoot:
         except OSError:  # something was put there meanwhile: not ours; said by the next check
             os.rmdir(starting)
             raise
-        self._held = identity(self.path)
-        atexit.register(remove_own_folder, self.path, self._held)
+        atexit.register(remove_own_folder, self.path, self._now_held())
         log.warning("the work root %s was removed while the server ran (a cleaner of temporary files?); the "
                     "visitors' files in it are gone; it is made again", self.path)
 

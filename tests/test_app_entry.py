@@ -561,3 +561,53 @@ def test_a_link_put_at_the_work_roots_uploads_is_removed_and_what_it_leads_to_ke
         time.sleep(0.05)
     assert (root / "uploads").is_dir() and not (root / "uploads").is_symlink()
     assert (users / "secret.txt").read_text() == "mine"
+
+
+def test_a_link_put_in_the_work_roots_uploads_is_removed_and_what_it_leads_to_kept(tmp_path, monkeypatch):
+    """A link at uploads/<sha256 of an upload> to a user's folder: the next upload of that content replaced the
+    user's file of that name there (thirty-ninth hostile round). Gradio makes folders there, never links."""
+    import atexit
+
+    from demo.work_root import WorkRoot
+
+    monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
+    root = tmp_path / f"xmempp-app-{os.getpid()}-running"
+    (root / "uploads").mkdir(parents=True)
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "clip.mp4").write_text("mine")
+    (root / "uploads" / "0123abcd").symlink_to(users, target_is_directory=True)
+    WorkRoot(root).watch(every_s=0.05)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and os.path.lexists(root / "uploads" / "0123abcd"):
+        time.sleep(0.05)
+    assert not os.path.lexists(root / "uploads" / "0123abcd") and (users / "clip.mp4").read_text() == "mine"
+
+
+@pytest.mark.parametrize("made_by", ["a visitor's upload, since", "a user, long before"])
+def test_a_root_made_again_by_an_upload_is_held_and_a_users_old_folder_is_not(tmp_path, monkeypatch, made_by):
+    """Gradio's upload made the removed root again before the watcher looked: the server refused every session and
+    API call until restarted (thirty-ninth hostile round). A user's folder of the same names, older than the
+    removal, stays refused."""
+    import atexit
+    import shutil
+
+    from demo.work_root import WorkRoot
+    from xmempp.errors import XMemPPError
+
+    monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
+    root = tmp_path / f"xmempp-app-{os.getpid()}-running"
+    root.mkdir()
+    held = WorkRoot(root)
+    shutil.rmtree(root)
+    (root / "uploads" / "0123abcd").mkdir(parents=True)
+    (root / "uploads" / "0123abcd" / "clip.mp4").write_text("an upload")
+    if made_by == "a user, long before":
+        old = time.time() - 3600
+        for path in (root / "uploads" / "0123abcd" / "clip.mp4", root / "uploads" / "0123abcd", root / "uploads"):
+            os.utime(path, (old, old))
+        with pytest.raises(XMemPPError, match="the server's work folder was replaced"):
+            held.folder()
+        assert not _is_locked(root)
+    else:
+        assert held.folder() == root and _is_locked(root)

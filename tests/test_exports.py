@@ -1359,3 +1359,53 @@ def test_keep_files_takes_one_path_or_several_and_refuses_anything_else(tmp_path
     with pytest.raises(XMemPPError, match="keep_files must be a path, or a list of paths"):
         export_masks(three_object_masks(), tmp_path / "to", ["davis"], overwrite=True, keep_files=None)
     assert names.read_text() == "id,name\n1,chair\n"
+
+
+def test_an_overlay_of_the_run_linked_into_an_entry_is_never_removed_with_it(square_clip, tmp_path, network):
+    """One overlay of the run moved into the entry replaced and reached back through a link was removed
+    (thirty-ninth hostile round)."""
+    from xmempp import run_on_video
+
+    frames, masks = square_clip
+    run_on_video(frames, masks, tmp_path / "run", print_progress=False, network=network, size=64)
+    export_masks(three_object_masks(), tmp_path / "to", ["davis", "mattes"])
+    overlay = tmp_path / "run" / "overlay" / "frame_000003.jpg"
+    moved = tmp_path / "to" / "mattes" / "frame_000003.jpg"
+    overlay.rename(moved)
+    overlay.symlink_to(moved)
+    with pytest.raises(XMemPPError, match="holds the run's outputs this export reads"):
+        export_masks(tmp_path / "run", tmp_path / "to", ["mattes"], overwrite=True)
+    assert moved.is_file()
+
+
+def test_an_annotation_bind_mounted_in_the_annotations_folder_is_recorded_read_or_not(tmp_path):
+    """An annotation of a frame the run did not read, a file bind-mounted from an export's entry, was not recorded:
+    export --overwrite removed its source (thirty-ninth hostile round)."""
+    from tests.test_outputs import bind_mounted
+    from xmempp.exports import _refuse_writing_into_inputs
+    from xmempp.outputs import input_identities
+
+    export_masks(three_object_masks(), tmp_path / "D", ["mattes"])
+    (tmp_path / "D" / "mattes" / "mine.png").write_bytes(b"the user's mask")
+    annotations = tmp_path / "A"
+    annotations.mkdir()
+    (annotations / "frame_000003.png").write_bytes(b"")
+    with bind_mounted(tmp_path / "D" / "mattes" / "mine.png", annotations / "frame_000003.png"):
+        recorded = input_identities({"annotations": annotations}, {"annotations": []})
+    with pytest.raises(XMemPPError, match=r"the annotations behind links \(frame_000003.png\) the run read"):
+        _refuse_writing_into_inputs(recorded, tmp_path / "D", ["mattes"])
+
+
+def test_a_loop_of_links_in_the_annotations_folder_does_not_stop_the_look_at_the_others(tmp_path):
+    """`ln -s l1 l1` among the annotations stopped the look at every link after it, silently: a later link's
+    target was removed by export --overwrite (thirty-ninth hostile round)."""
+    from xmempp.outputs import input_identities
+
+    (tmp_path / "D" / "mattes").mkdir(parents=True)
+    (tmp_path / "D" / "mattes" / "mine.png").write_bytes(b"x")
+    annotations = tmp_path / "A"
+    annotations.mkdir()
+    for name in ("a", "c", "e", "g"):  # loops, whatever order the folder lists them in
+        (annotations / name).symlink_to(annotations / name)
+    (annotations / "d.png").symlink_to(tmp_path / "D" / "mattes" / "mine.png")
+    assert "annotations behind links (d.png)" in input_identities({"annotations": annotations})

@@ -58,6 +58,7 @@ from xmempp.object_names import parse_object_names
 from xmempp.outputs import (
     MANIFEST_FILE,
     MASKS_DIR,
+    OVERLAY_DIR,
     HeldFolder,
     followed,
     identity,
@@ -146,9 +147,10 @@ class MaskFolder(Mapping[str, np.ndarray]):
         copy kept in one, were removed)."""
         read = {identity(path): ("a mask this export reads", str(path)) for path in self._paths.values()}
         read[identity(self.folder)] = ("the masks this export reads", str(self.folder))
-        if (self.folder.parent / MANIFEST_FILE).is_file():  # a run's folder: its overlays and keys are the run's too
+        run = self.folder.parent
+        if (run / MANIFEST_FILE).is_file():  # a run's folder: its overlays and keys are the run's too, however reached
             with contextlib.suppress(OSError):
-                for entry in self.folder.parent.iterdir():
+                for entry in [*run.iterdir(), *((run / OVERLAY_DIR).iterdir() if (run / OVERLAY_DIR).is_dir() else [])]:
                     read.setdefault(identity(entry), ("the run's outputs this export reads", str(entry)))
         read.pop(None, None)
         return read

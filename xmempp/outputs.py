@@ -238,12 +238,15 @@ def _folders_behind_links(folder: Path, label: str) -> dict[str, dict]:
     mounts = mount_points() or set()
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
-            if entry.is_symlink():
-                reached = followed(Path(entry.path))
-                behind = reached if reached.is_dir() else reached.parent
-            elif entry.is_dir(follow_symlinks=False) and os.path.realpath(entry.path) in mounts:
-                behind = Path(entry.path)  # a folder bind-mounted there: its files are elsewhere too
-            else:
+            try:  # each on its own: one link in a loop (`ln -s l1 l1`) stopped the look at every later one
+                if entry.is_symlink():
+                    reached = followed(Path(entry.path))
+                    behind = reached if reached.is_dir() else reached.parent
+                elif os.path.realpath(entry.path) in mounts:
+                    behind = Path(entry.path)  # a folder or file bind-mounted there, read or not: elsewhere too
+                else:
+                    continue
+            except (OSError, XMemPPError):  # a loop of links, or what cannot be followed: it leads nowhere
                 continue
             status = identity(behind)
             if status in seen:
@@ -1144,8 +1147,12 @@ class HeldFolder:
                 yield
             except FileNotFoundError:
                 removed = self._outermost_removed()
-                if removed is None:
+                if removed is None and self._descriptor is None:  # not opened yet: the caller's to say
                     raise
+                if removed is None:  # met half done: the file xmempp had just made there went, the folder not yet
+                    raise XMemPPError(f"cannot {doing}: the {self.what} {shown(self.path)} was removed meanwhile, or "
+                                      "a file xmempp wrote in it; leave it in place while xmempp writes into it"
+                                      ) from None
                 raise XMemPPError(f"cannot {doing}: the {removed.what} {shown(removed.path)} was removed meanwhile; "
                                   "leave it in place while xmempp writes into it") from None
 
