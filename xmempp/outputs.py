@@ -1070,7 +1070,14 @@ class HeldFolder:
             try:
                 with open(descriptor, "wb") as file:
                     yield file
-                os.replace(temporary, name, src_dir_fd=self._descriptor, dst_dir_fd=self._descriptor)
+                try:
+                    os.replace(temporary, name, src_dir_fd=self._descriptor, dst_dir_fd=self._descriptor)
+                except FileNotFoundError:  # the file just made went: a removal of the folder met half done
+                    if self._outermost_removed() is not None:
+                        raise
+                    raise XMemPPError(f"cannot write {shown(self.path / name)}: the {self.what} {shown(self.path)} "
+                                      "was removed meanwhile, or the file xmempp wrote in it; leave it in place "
+                                      "while xmempp writes into it") from None
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(temporary, dir_fd=self._descriptor)
@@ -1147,12 +1154,8 @@ class HeldFolder:
                 yield
             except FileNotFoundError:
                 removed = self._outermost_removed()
-                if removed is None and self._descriptor is None:  # not opened yet: the caller's to say
+                if removed is None:
                     raise
-                if removed is None:  # met half done: the file xmempp had just made there went, the folder not yet
-                    raise XMemPPError(f"cannot {doing}: the {self.what} {shown(self.path)} was removed meanwhile, or "
-                                      "a file xmempp wrote in it; leave it in place while xmempp writes into it"
-                                      ) from None
                 raise XMemPPError(f"cannot {doing}: the {removed.what} {shown(removed.path)} was removed meanwhile; "
                                   "leave it in place while xmempp writes into it") from None
 
