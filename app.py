@@ -150,9 +150,9 @@ def main(argv: list[str] | None = None) -> None:
     work_root = make_work_root()
     # A stopped server (SIGTERM, as a Space restart sends) would otherwise die without running atexit.
     signal.signal(signal.SIGTERM, _interrupt)
-    held = WorkRoot(work_root)
+    held = WorkRoot(work_root)  # removes what the server made in it at exit
+    held.own(use_upload_folder(work_root))
     held.watch()
-    use_upload_folder(work_root)
     settings = AppSettings(network=network, weights_message=message, work_root=work_root, example=EXAMPLE,
                            work_root_held=held,
                            limits=Limits(args.max_frames, args.max_side, args.max_upload_mb), size=args.size,

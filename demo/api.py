@@ -47,7 +47,7 @@ from demo.speed import SpeedTable
 from demo.state import AppSettings
 from demo.work_root import API_CALLS
 from xmempp.api import run_on_video_frames, select_k_next_best_annotation_candidates
-from xmempp.errors import XMemPPError, file_system_problem, is_out_of_memory, shown
+from xmempp.errors import XMemPPError, file_system_problem, is_out_of_memory, kind_of_entry, shown
 from xmempp.exports import EXPORT_MARKER, FORMATS, export_masks, repeated_format
 from xmempp.images import open_image, png_size
 from xmempp.masks.files import MaskReader
@@ -419,8 +419,9 @@ class ScriptApi:
         except (OSError, XMemPPError) as error:  # the server's disk full, or its api/ not its own: said in words
             if isinstance(error, XMemPPError) and no_room_behind(error) is None:
                 log.warning("API calls refused: %s", error)  # the operator's to mend, with the path named
-                raise ApiError("the server's folder for API calls is not its own now (a link, a mount or a file "
-                               "was put there): nothing is written there; tell the server's operator") from None
+                raise ApiError("the server's folder for API calls is not its own now (a link, a mount, a file or "
+                               "another folder was put there): nothing is written there; tell the server's "
+                               "operator") from None
             refusal = ApiError.refusing_any(error)
             if refusal is None:
                 raise
@@ -430,9 +431,15 @@ class ScriptApi:
         work_root = self.settings.work_folder()
         root = work_root / API_CALLS
         # Made where missing, and refused when a link or a mount is there: a user's folder linked or mounted at
-        # api/ had its files removed as old calls' (and the call's zip written among them).
-        held_below(work_root, root, "folder").close()
+        # api/ had its files removed as old calls' (and the call's zip written among them). A folder the server did
+        # not make (a user's, renamed there) is refused as well: it would go at exit.
         with self._live_lock:
+            missing = not os.path.lexists(root)
+            held_below(work_root, root, "folder").close()
+            if missing:
+                self.settings.made_in_work_root(root)
+            elif not self.settings.is_made_in_work_root(root):
+                raise XMemPPError(f"{root} is a folder this server did not make")
             for old in root.iterdir():
                 if old in self._live_calls or not old.name.startswith("call-") or old.is_symlink():
                     continue  # only the call folders this server makes (mkdtemp's "call-"), never through a link
@@ -608,10 +615,14 @@ def _uploaded_file(value: Any, parameter: str, work: Path, max_bytes: int, index
     path = value.get("path") if isinstance(value, dict) else getattr(value, "path", None)
     if path is not None and not isinstance(path, str):  # a number or a list as `path` reached os.path: TypeError
         raise ApiError(f"{parameter}: a file object's path must be text, got {_described(path)}")
-    if path and not os.path.lexists(path) and _is_file(value):  # uploaded, then removed (a cleaner) before the call
+    if path and _is_file(value) and not Path(path).is_file():
         name = value.get("orig_name") if isinstance(value, dict) else getattr(value, "orig_name", None)
-        raise ApiError(f"{parameter}: the uploaded file {shown(name or Path(path).name)} is no longer on the server "
-                       "(removed before the call ran): upload it again")
+        if not os.path.lexists(path):  # uploaded, then removed (a cleaner) before the call
+            raise ApiError(f"{parameter}: the uploaded file {shown(name or Path(path).name)} is no longer on the "
+                           "server (removed before the call ran): upload it again")
+        kind = kind_of_entry(path)  # a FIFO: "not a regular file"
+        kind = kind if kind.startswith("not ") else f"{kind}, not a regular file"
+        raise ApiError(f"{parameter}: {shown(name or Path(path).name)} on the server is {kind}: send the file itself")
     if not path or not Path(path).is_file():
         raise ApiError(f"{parameter}: expected an uploaded file (gradio_client's handle_file) or a data: URI, got "
                        f"{_described(value)}")

@@ -12,6 +12,8 @@ import contextlib
 import ctypes
 import dataclasses
 import logging
+import os
+import stat
 import tempfile
 import threading
 import time
@@ -32,7 +34,8 @@ from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.masks.files import MaskReader
 from xmempp.model.network import XMem
-from xmempp.outputs import identity, remove_own_folder
+from xmempp.mounts import mounted_apart
+from xmempp.outputs import HeldFolder, identity, remove_own_folder
 from xmempp.prompts import PromptModel
 from xmempp.session import EmptyAnnotationError, VideoSession
 from xmempp.uncertainty import FrameUncertainty
@@ -40,6 +43,9 @@ from xmempp.video import FrameFolder
 
 log = logging.getLogger(__name__)
 
+SESSION_FOLDER_REPLACED = ("this session's folder on the server was removed or replaced while you worked (the server's "
+                           "log says how): nothing is written there now; reload the page to start again, and tell the "
+                           "server's operator if it happens again")
 MAX_RESUMED_REFERENCES = 10  # a zip's Annotations/ without UserAnnotations/ become references up to this many
 
 
@@ -76,6 +82,19 @@ class AppSettings:
             return self.work_root_held.folder()
         self.work_root.mkdir(parents=True, exist_ok=True)
         return self.work_root
+
+    def made_in_work_root(self, folder: Path) -> None:
+        """`folder`, at the top of the work root, was just made by this server: it goes at exit (WorkRoot.own)."""
+        if self.work_root_held is not None:
+            self.work_root_held.own(folder)
+
+    def removed_from_work_root(self, folder: Path) -> None:
+        if self.work_root_held is not None:
+            self.work_root_held.let_go(folder)
+
+    def is_made_in_work_root(self, folder: Path) -> bool:
+        """Whether `folder`, at the top of the work root, is one this server made there (always so in tests)."""
+        return self.work_root_held is None or self.work_root_held.is_own(folder)
 
 
 @dataclass(frozen=True)
@@ -118,6 +137,22 @@ class Predictions(Mapping):
         return sum(1 for _ in self)
 
 
+def _entry_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the entry at `path`, not following a link; None when nothing is there."""
+    try:
+        status = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def _entry_status(folder: HeldFolder, name: str) -> os.stat_result | None:
+    try:
+        return os.lstat(name, dir_fd=folder.descriptor())
+    except FileNotFoundError:
+        return None
+
+
 def _close_replaced(session: VideoSession) -> None:
     """Close the session a load has just replaced. Only once the new one is in place: its key file's close may
     fail (a full temporary folder), and a load refused then left the previous video's session closed but shown
@@ -155,6 +190,7 @@ class UserState:
         self._exporting = threading.Lock()  # one export of this video at a time: a second waits for the first
         self._dir: Path | None = None
         self._dir_made: tuple[int, int] | None = None
+        self._dir_held: HeldFolder | None = None  # the session's folder, open: what `_own_folder` writes below
         self._video_made: tuple[int, int] | None = None  # the identity of the video's folder when it was loaded
         self._loads = 0
         self._videos = 0
@@ -168,7 +204,42 @@ class UserState:
         if self._dir is None:
             self._dir = Path(tempfile.mkdtemp(prefix=SESSION_PREFIX, dir=self.settings.work_folder()))
             self._dir_made = identity(self._dir)  # a folder put at its name meanwhile is not this session's
+            self.settings.made_in_work_root(self._dir)
+            self._dir_held = HeldFolder(self._dir, what="session folder")
         return self._dir
+
+    def _own_folder(self, *names: str) -> Path:
+        """`work_dir/names...`, made where missing, once the session's folder is the one it made and each folder
+        below it on the way is a plain folder of its own. A link put at the session's folder (or at a folder in it)
+        while the visitor worked had the run's overlay, the export and the next video's frames written through it,
+        into whoever's folder it led to; Gradio then refused to serve them, with a bare "Error"."""
+        session = self.work_dir
+        self.settings.work_folder()  # the work root replaced is said in its own words
+        held = self._dir_held
+        try:
+            if _entry_identity(session) != held.identity:
+                self._refuse_replaced(session, "the session's folder is no longer the one it made")
+            for name in names:
+                status = _entry_status(held, name)
+                if status is not None and not stat.S_ISDIR(status.st_mode):
+                    self._refuse_replaced(held.path / name, "a link or another kind of file is there")
+                inner = held.subfolder(name)
+                apart = mounted_apart(inner.descriptor(), held.descriptor())
+                if held is not self._dir_held:
+                    held.close()
+                held = inner
+                if apart:
+                    self._refuse_replaced(held.path, "a folder is mounted there")
+        finally:
+            if held is not self._dir_held:
+                held.close()
+        return session.joinpath(*names)
+
+    @staticmethod
+    def _refuse_replaced(path: Path, why: str) -> None:
+        log.warning("a session's folder %s was replaced while a visitor worked (%s): nothing is written there",
+                    path, why)
+        raise XMemPPError(SESSION_FOLDER_REPLACED)
 
     def close(self) -> None:
         """Stop any run, delete this session's files and let go of its video, masks and engine session."""
@@ -178,8 +249,10 @@ class UserState:
             self.session.close()
         self.session, self.video, self.suggested = None, None, []
         if self._dir is not None:
+            self._dir_held.close()
             remove_own_folder(self._dir, self._dir_made)
-            self._dir = None
+            self.settings.removed_from_work_root(self._dir)
+            self._dir, self._dir_held = None, None
         _return_freed_memory()
 
     def check_idle(self, doing: str) -> None:
@@ -193,7 +266,7 @@ class UserState:
         session's references are encoded by its next propagation, in that run's turn with the model."""
         self.check_idle("loading another video")
         self._loads += 1
-        target = self.work_dir / f"video-{self._loads}"
+        target = self._own_folder() / f"video-{self._loads}"
         try:
             loaded = load_upload(paths, target, self.settings.limits)
             frames = FrameFolder(loaded.frames_dir)
@@ -453,9 +526,10 @@ class UserState:
 
     def _new_video_path(self) -> Path:
         self._videos += 1
-        folder = self.frames.folder.parent / "out" / f"video-{self._videos}"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder / "xmempp-overlay.mp4"
+        return self._own_folder(self._video_folder_name(), "out", f"video-{self._videos}") / "xmempp-overlay.mp4"
+
+    def _video_folder_name(self) -> str:
+        return self.frames.folder.parent.name  # video-<n>, in the session's folder
 
     def stop(self) -> None:
         self.cancel.set()
@@ -506,9 +580,7 @@ class UserState:
         self.check_idle("exporting")
         with self._exporting:  # a double click: the overlay video and the zip are written once at a time
             video = self.overlay_video()
-            folder = folder or self.frames.folder.parent / "out"
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / name
+            path = (folder or self._own_folder(self._video_folder_name(), "out")) / name
             annotations = {i: self.session.annotation(i) for i in self.annotated_frames}
             write_export_zip(path, self.frames.names, self.results, annotations, PALETTE, video,
                              measures=self.frame_measures(), object_names=self._named_objects(), formats=formats,
@@ -542,7 +614,7 @@ class UserState:
         every reference is removed) as a zip kept outside the video's folder."""
         if self.frames is None or not self.unexported or not (self.annotated_frames or len(self.results)):
             return None
-        path, _ = self.export(self.work_dir / "recovered", f"previous-work-{len(self.recovered_work()) + 1}.zip")
+        path, _ = self.export(self._own_folder("recovered"), f"previous-work-{len(self.recovered_work()) + 1}.zip")
         return path
 
     def recovered_work(self) -> list[Path]:

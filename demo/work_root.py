@@ -21,7 +21,7 @@ from pathlib import Path
 
 from xmempp.errors import XMemPPError
 from xmempp.mounts import mount_points, mount_risk
-from xmempp.outputs import identity, remove_own_folder
+from xmempp.outputs import remove_own_folder
 
 try:
     import fcntl
@@ -58,13 +58,63 @@ class WorkRoot:
         self._refused: tuple[int, int] | None = None  # said once in the log, not at every check
         self._stopping = False
         self._seen_at = time.time()  # when the held root was last seen at its path
-        # Before the work root's removal at exit (atexit runs the last registered first): made again meanwhile, by
-        # the watcher seeing it go, it was left behind.
-        atexit.register(self._stop)
+        # What the server made at the top of the held root, by name: (device, inode). Only these go at exit.
+        self._own: dict[str, tuple[int, int]] = {}
+        self._uploads_seen_at = time.time()  # when the uploads/ the server made was last seen there
+        atexit.register(self.remove)
 
-    def _stop(self) -> None:
+    # ----- what the server made in it -----------------------------------------------------------------------
+    def own(self, folder: Path) -> None:
+        """`folder`, just made by the server at the top of the held root (a session's, uploads/, api/), is its own:
+        removed at exit. Whatever else is found there at exit is left: a user's folder moved into the root (`mv
+        mine ROOT` once the watcher had made ROOT again) or renamed onto uploads/ went with it, unsaid."""
+        status = os.lstat(folder)
+        with self._lock:
+            if folder.parent == self.path and stat.S_ISDIR(status.st_mode):
+                self._own[folder.name] = (status.st_dev, status.st_ino)
+
+    def let_go(self, folder: Path) -> None:
+        """`folder` is no longer the server's to remove (a closed tab's, removed by its session)."""
+        with self._lock:
+            if folder.parent == self.path:
+                self._own.pop(folder.name, None)
+
+    def is_own(self, folder: Path) -> bool:
+        """Whether `folder`, at the top of the held root, is the one the server made there (see `own`)."""
+        try:
+            status = os.lstat(folder)
+        except FileNotFoundError:
+            return False
+        with self._lock:
+            return folder.parent == self.path and self._own.get(folder.name) == (status.st_dev, status.st_ino)
+
+    def remove(self) -> None:
+        """At exit: what the server made in the root, then the root itself, once it is empty; anything else is
+        left, and said. The watcher stops first: a root made again after this, by the watcher seeing it go, was
+        left behind."""
         with self._lock:
             self._stopping = True
+            try:
+                if not self._is_held(os.lstat(self.path)):
+                    log.warning("the work root %s was replaced while the server ran: what is there now stays",
+                                self.path)
+                    return
+            except FileNotFoundError:
+                return
+            own, foreign = dict(self._own), []
+            for name in sorted(os.listdir(self._descriptor)):
+                if name in own:
+                    remove_own_folder(self.path / name, own[name])  # a folder put at its name meanwhile is left
+                else:
+                    foreign.append(name)
+            try:
+                os.rmdir(self.path)
+            except OSError:
+                left = sorted(os.listdir(self._descriptor))
+                shown_left = ", ".join(repr(name) for name in left[:3]) + (f" and {len(left) - 3} more"
+                                                                           if len(left) > 3 else "")
+                log.warning("left the work root %s: it holds %s, which this server did not make there (or could "
+                            "not remove); remove it once that is moved away", self.path, shown_left or "nothing now")
 
     def folder(self) -> Path:
         """The work root's path, once it is the folder this server holds (made again and held when it was
@@ -98,7 +148,7 @@ class WorkRoot:
                 time.sleep(every_s)
                 try:
                     self.folder()  # made again when missing; held when an upload made it again
-                    self._unlink_a_link_at_uploads()
+                    self._keep_uploads()
                 except (XMemPPError, OSError):
                     pass
 
@@ -106,10 +156,14 @@ class WorkRoot:
         thread.start()
         return thread
 
-    def _unlink_a_link_at_uploads(self) -> None:
-        """A symbolic link put at the held root's uploads/ (Gradio's upload cache) is unlinked, what it leads to
-        kept, and the folder made again: Gradio wrote every upload through it into someone's folder, and served
-        that folder's files to anyone asking for `/gradio_api/file=<root>/uploads/...`."""
+    def _keep_uploads(self) -> None:
+        """Keep the held root's uploads/ (Gradio's upload cache) the server's own folder.
+
+        A symbolic link put there is unlinked, what it leads to kept: Gradio wrote every upload through it into
+        someone's folder, and served that folder's files to anyone asking for `/gradio_api/file=<root>/uploads/...`
+        (a link at uploads/<sha> took an upload too). A missing uploads/ is made again, the server's own; one Gradio's
+        upload made again in the moment before is taken as the server's own as well. A user's folder renamed there
+        stays theirs: it is left at exit."""
         with self._lock:
             try:
                 if self._stopping or not self._is_held(os.lstat(self.path)):
@@ -119,13 +173,22 @@ class WorkRoot:
             uploads = self.path / UPLOADS
             links = [uploads] if uploads.is_symlink() else \
                 [Path(entry.path) for entry in os.scandir(uploads) if entry.is_symlink()] if uploads.is_dir() else []
-            for link in links:  # Gradio makes folders there, never links: a link at uploads/<sha> took an upload too
+            for link in links:  # Gradio makes folders there, never links
                 os.unlink(link)
                 log.warning("a symbolic link put at %s was removed (what it led to is kept): uploads go only into "
                             "the server's own folder", link)
-            if links and links[0] == uploads:
+            try:
+                status = os.lstat(uploads)
+            except FileNotFoundError:
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(uploads)
+                    status = os.lstat(uploads)
+                    self._own[UPLOADS] = (status.st_dev, status.st_ino)
+                return
+            if self._own.get(UPLOADS) == (status.st_dev, status.st_ino):
+                self._uploads_seen_at = time.time()
+            elif _all_made_since(uploads, self._uploads_seen_at):  # Gradio's, made again
+                self._own[UPLOADS] = (status.st_dev, status.st_ino)
 
     def _is_held(self, status: os.stat_result) -> bool:
         held = os.fstat(self._descriptor)
@@ -144,32 +207,23 @@ class WorkRoot:
         folder of this process's user (no link, no mount) holding only uploads/, everything in it changed since
         the held root was last seen. Refused, it stopped the server taking any work; held by its names alone, a
         user's folder renamed there was taken for the root (and removed at exit)."""
-        if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.getuid() or \
-                os.path.realpath(self.path) in (mount_points() or set()):
-            return False
-        since = self._seen_at - 1.0  # a second for file systems that keep times coarsely
-        pending, seen = [self.path], 0
-        while pending:
-            folder = pending.pop()
-            try:
-                with os.scandir(folder) as entries:
-                    for entry in entries:
-                        seen += 1
-                        if folder == self.path and entry.name != UPLOADS or seen > 10_000 or \
-                                entry.stat(follow_symlinks=False).st_mtime < since:
-                            return False
-                        if entry.is_dir(follow_symlinks=False):
-                            pending.append(Path(entry.path))
-            except OSError:
+        try:
+            if not stat.S_ISDIR(status.st_mode) or os.listdir(self.path) not in ([], [UPLOADS]):
                 return False
-        return True
+        except OSError:
+            return False
+        return _all_made_since(self.path, self._seen_at)
 
     def _hold_again(self) -> bool:
         try:
             hold_for_life(self.path)
         except OSError:  # another process holds it: not this server's
             return False
-        atexit.register(remove_own_folder, self.path, self._now_held())
+        self._now_held()
+        self._own = {}
+        with contextlib.suppress(OSError):  # Gradio's, made since with the root (see _made_by_an_upload_since)
+            uploads = os.lstat(self.path / UPLOADS)
+            self._own[UPLOADS] = (uploads.st_dev, uploads.st_ino)
         log.warning("the work root %s was removed while the server ran (a cleaner of temporary files?); the "
                     "visitors' files in it are gone; the folder a visitor's upload made there since is held",
                     self.path)
@@ -184,9 +238,38 @@ class WorkRoot:
         except OSError:  # something was put there meanwhile: not ours; said by the next check
             os.rmdir(starting)
             raise
-        atexit.register(remove_own_folder, self.path, self._now_held())
+        self._now_held()
+        self._own = {}  # what the server made in the removed root went with it
         log.warning("the work root %s was removed while the server ran (a cleaner of temporary files?); the "
                     "visitors' files in it are gone; it is made again", self.path)
+
+
+def _all_made_since(folder: Path, since: float) -> bool:
+    """Whether `folder` (no link, no mount, of this process's user) and everything in it changed after `since`,
+    less a second for file systems that keep times coarsely: what Gradio's upload made there since, not a user's
+    older folder renamed there (a rename keeps the times of what is inside). At most 10,000 entries are looked at."""
+    since -= 1.0
+    try:
+        status = os.lstat(folder)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.getuid() or status.st_mtime < since or \
+            os.path.realpath(folder) in (mount_points() or set()):
+        return False
+    pending, seen = [folder], 0
+    while pending:
+        inside = pending.pop()
+        try:
+            with os.scandir(inside) as entries:
+                for entry in entries:
+                    seen += 1
+                    if seen > 10_000 or entry.stat(follow_symlinks=False).st_mtime < since:
+                        return False
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(Path(entry.path))
+        except OSError:
+            return False
+    return True
 
 
 def _process_alive(pid: int) -> bool:
@@ -330,8 +413,7 @@ def make_work_root() -> Path:
     starting = Path(tempfile.mkdtemp(prefix=f".{WORK_ROOT_PREFIX}starting-", dir=parent))
     hold_for_life(starting)
     work_root = parent / f"{WORK_ROOT_PREFIX}{os.getpid()}-{starting.name.rsplit('-', 1)[1]}"
-    os.rename(starting, work_root)
-    atexit.register(remove_own_folder, work_root, identity(work_root))
+    os.rename(starting, work_root)  # removed at exit by its WorkRoot
     log.info("session files go to %s", work_root)
     return work_root
 

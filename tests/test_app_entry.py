@@ -423,7 +423,7 @@ def test_a_work_root_removed_while_its_server_runs_is_made_again_held_and_so_kep
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not (root.is_dir() and _is_locked(root)):
             time.sleep(0.05)
-        (root / "uploads").mkdir()
+        (root / "uploads").mkdir(exist_ok=True)  # Gradio's next upload (the watcher may have made it first)
     (Path(tempfile.mkdtemp(prefix="session-", dir=held.folder())) / "mask.png").write_bytes(b"an annotation")
     assert _is_locked(root)
     assert app.remove_stale_work_roots(tmp_path) == []
@@ -465,13 +465,80 @@ def test_a_work_root_replaced_by_what_is_not_the_servers_takes_no_work_and_is_ne
     with pytest.raises(XMemPPError, match="the server's work folder was replaced while it ran"):
         held.folder()
     assert "nothing is written there" in caplog.text
-    assert [arguments for arguments in registered if arguments[0] != held._stop] == []  # no removal at exit
+    held.remove()  # at exit
     mine = users if put == "a link to a user's folder" else root
     kept = mine / ("session-notes.txt" if put == "a user's folder of names the server makes" else "thesis.txt")
     assert kept.read_text() == "mine" and (mine / "api" / "call-old").is_dir()
     if put != "a user's folder of names the server makes":  # named like a root, holding only a root's names: a
         assert app.remove_stale_work_roots(tmp_path) == []  # start takes it for a dead server's, by design
     assert kept.read_text() == "mine"
+
+
+@pytest.mark.parametrize("put", ["moved into the root", "renamed onto uploads/", "none"])
+def test_at_exit_the_server_removes_what_it_made_in_its_root_and_leaves_a_users_folder_put_there(
+        tmp_path, monkeypatch, caplog, put):
+    """A user's folder moved into the running server's root (`mv mine ROOT` once the watcher had made ROOT again)
+    or renamed onto its uploads/ was removed with the root at exit, unsaid (thirty-ninth hostile round)."""
+    import atexit
+
+    from demo.work_root import WorkRoot
+
+    monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
+    root = tmp_path / f"xmempp-app-{os.getpid()}-running"
+    root.mkdir()
+    held = WorkRoot(root)
+    for name in ("uploads", "session-abc", "api"):
+        (root / name).mkdir()
+        (root / name / "made.txt").write_text("the server's")
+        held.own(root / name)
+    users = tmp_path / "users"
+    (users / "photos").mkdir(parents=True)
+    (users / "photos" / "a.txt").write_text("mine")
+    mine = {"moved into the root": root / "mine", "renamed onto uploads/": root / "uploads", "none": None}[put]
+    if put == "renamed onto uploads/":
+        (root / "uploads").rename(tmp_path / "servers-uploads")
+    if mine is not None:
+        users.rename(mine)
+    held.remove()
+    if mine is None:
+        assert not root.exists()
+    else:
+        assert os.listdir(root) == [mine.name] and (mine / "photos" / "a.txt").read_text() == "mine"
+        assert f"left the work root {root}: it holds {mine.name!r}, which this server did not make" in caplog.text
+
+
+@pytest.mark.parametrize("made_by", ["the watcher", "a visitor's upload, since", "a user, long before"])
+def test_an_uploads_folder_made_again_is_the_servers_own_unless_a_user_made_it_before(tmp_path, monkeypatch,
+                                                                                      made_by):
+    """uploads/ removed while the server ran: made again by the watcher, or by Gradio's next upload in the moment
+    before, it is the server's, and goes at exit; a user's older folder renamed there is left."""
+    import atexit
+    import shutil
+
+    from demo.work_root import WorkRoot
+
+    monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
+    root = tmp_path / f"xmempp-app-{os.getpid()}-running"
+    (root / "uploads").mkdir(parents=True)
+    held = WorkRoot(root)
+    held.own(root / "uploads")
+    held._keep_uploads()
+    users = tmp_path / "users"
+    (users / "0123abcd").mkdir(parents=True)  # made while the server's uploads/ was there: another folder
+    (users / "0123abcd" / "clip.mp4").write_text("mine")
+    old = time.time() - 3600
+    for path in (users / "0123abcd" / "clip.mp4", users / "0123abcd", users):
+        os.utime(path, (old, old))
+    shutil.rmtree(root / "uploads")
+    if made_by == "a visitor's upload, since":
+        (root / "uploads" / "0123abcd").mkdir(parents=True)
+        (root / "uploads" / "0123abcd" / "clip.mp4").write_text("an upload")
+    elif made_by == "a user, long before":
+        users.rename(root / "uploads")
+    held._keep_uploads()
+    assert (root / "uploads").is_dir()
+    held.remove()
+    assert os.path.exists(root) == (made_by == "a user, long before")
 
 
 def _is_locked(folder: Path) -> bool:
@@ -523,14 +590,16 @@ def test_a_root_changed_in_the_last_moments_is_left_for_a_server_may_be_using_it
 
 
 @pytest.mark.parametrize("put", ["file", "fifo", "dangling link"])
-def test_a_work_root_replaced_by_a_file_refuses_new_work_in_words(tmp_path, put):
+def test_a_work_root_replaced_by_a_file_refuses_new_work_in_words(tmp_path, monkeypatch, put):
     """The root replaced by a file, a FIFO or a link to nothing: a new visitor's Example ended in "Something went
     wrong (FileExistsError)" (thirty-seventh hostile round)."""
+    import atexit
     import shutil
 
     from demo.work_root import WorkRoot
     from xmempp.errors import XMemPPError
 
+    monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
     root = tmp_path / f"xmempp-app-{os.getpid()}-running"
     root.mkdir()
     held = WorkRoot(root)

@@ -6,6 +6,7 @@ Random weights (their masks mean nothing) and tiny generated clips keep this fas
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 import zipfile
@@ -401,6 +402,34 @@ def test_a_folder_put_in_place_of_the_previous_videos_folder_is_left_when_anothe
     handlers.load_files(state, [str(clip)])
     assert state.frames.folder.parent != video_dir
     assert (video_dir / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("replaced", ["session", "video", "out"])
+def test_nothing_is_written_through_a_link_put_at_a_sessions_folder_and_the_visitor_is_told(handlers, clip, tmp_path,
+                                                                                            replaced):
+    """A visitor's session folder (or a folder in it) replaced mid-session by a link to a copy in a user's folder:
+    the run's overlay, the export and the next video's frames were written through the link, and Propagate and
+    Export ended in Gradio's bare "Error" (thirty-ninth hostile round)."""
+    state = annotated(handlers)
+    session = state.work_dir
+    folder = {"session": session, "video": state.frames.folder.parent,
+              "out": state.frames.folder.parent / "out"}[replaced]
+    folder.mkdir(exist_ok=True)
+    users = tmp_path / "users-copy"
+    shutil.copytree(folder, users, symlinks=True)
+    folder.rename(tmp_path / "moved-away")
+    folder.symlink_to(users)
+    before = sorted(str(p.relative_to(users)) for p in users.rglob("*"))
+
+    said = text(last(run(handlers, state), "progress"))
+    assert "removed or replaced while you worked" in said and "nothing is written there" in said
+    said = text(handlers.export(state)["export_note"])
+    assert "removed or replaced while you worked" in said
+    if replaced == "session":
+        said = handlers.load_files(state, [str(clip)])["status"]
+        assert "removed or replaced while you worked" in said
+    assert sorted(str(p.relative_to(users)) for p in users.rglob("*")) == before
+    assert state.annotated_frames == [0]  # the visitor's annotation stays, to export once the folder is back
 
 
 def test_closing_the_tab_deletes_that_sessions_files_at_once(handlers, clip):

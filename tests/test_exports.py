@@ -1101,8 +1101,7 @@ def test_an_entry_holding_a_file_the_run_read_is_refused_wherever_it_was_moved(t
     else:
         (entry / "mine.png").write_bytes(b"the user's mask")
         (annotations / "frame_000000.png").symlink_to(entry / "mine.png")
-        recorded = input_identities({"frames": tmp_path / "clip.mp4", "annotations": annotations},
-                                    {"annotations": [annotations / "frame_000000.png"]})
+        recorded = input_identities({"frames": tmp_path / "clip.mp4", "annotations": annotations})
         expected = r"the annotations behind links \(frame_000000.png\) the run read"
     (tmp_path / "D").rename(tmp_path / "D2")  # found by device and inode, not by the path recorded
     with pytest.raises(XMemPPError, match=expected):
@@ -1161,9 +1160,9 @@ def test_an_annotation_bind_mounted_from_an_entry_is_never_removed_with_it(tmp_p
     read = tmp_path / "A" / "frame_000000.png"
     read.write_bytes(b"")
     with bind_mounted(entry / "mine.png", read):
-        recorded = input_identities({"annotations": tmp_path / "A"}, {"annotations": [read]})
-    assert "annotation frame_000000.png" in recorded
-    with pytest.raises(XMemPPError, match="holds the annotation frame_000000.png the run read"):
+        recorded = input_identities({"annotations": tmp_path / "A"})
+    assert "annotations behind links (frame_000000.png)" in recorded
+    with pytest.raises(XMemPPError, match=r"holds the annotations behind links \(frame_000000.png\) the run read"):
         _refuse_writing_into_inputs(recorded, tmp_path / "D", ["mattes"])
 
 
@@ -1288,7 +1287,7 @@ def test_annotations_linked_into_an_entry_are_kept_whether_or_not_the_run_read_t
     annotations.mkdir()
     for mask in (tmp_path / "D" / "Annotations").iterdir():
         (annotations / mask.name).symlink_to(mask)
-    recorded = input_identities({"annotations": annotations}, {"annotations": []})
+    recorded = input_identities({"annotations": annotations})
     assert len(recorded) == 2  # the folder, and the one folder its links lead into
     with pytest.raises(XMemPPError, match=r"the annotations behind links \(.*\) the run read"):
         _refuse_writing_into_inputs(recorded, tmp_path / "D", ["davis"])
@@ -1391,7 +1390,7 @@ def test_an_annotation_bind_mounted_in_the_annotations_folder_is_recorded_read_o
     annotations.mkdir()
     (annotations / "frame_000003.png").write_bytes(b"")
     with bind_mounted(tmp_path / "D" / "mattes" / "mine.png", annotations / "frame_000003.png"):
-        recorded = input_identities({"annotations": annotations}, {"annotations": []})
+        recorded = input_identities({"annotations": annotations})
     with pytest.raises(XMemPPError, match=r"the annotations behind links \(frame_000003.png\) the run read"):
         _refuse_writing_into_inputs(recorded, tmp_path / "D", ["mattes"])
 

@@ -649,6 +649,33 @@ def test_the_clean_up_of_old_calls_never_removes_what_is_not_a_call_folder(tmp_p
         assert (tmp_path / "work" / "api" / "notes.txt").read_text() == "mine"
 
 
+def test_a_users_folder_renamed_onto_the_work_roots_api_takes_no_call_and_is_kept(tmp_path, network, clip,
+                                                                                  monkeypatch):
+    """The server's api/ moved away and a user's folder renamed there: calls wrote into it, and the server removed
+    it with the work root at exit (thirty-ninth hostile round, as for uploads/)."""
+    import atexit
+    import dataclasses
+
+    from demo.work_root import WorkRoot
+
+    monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
+    video, masks = clip
+    (tmp_path / "work").mkdir()
+    held = WorkRoot(tmp_path / "work")
+    api = ScriptApi(dataclasses.replace(settings(tmp_path, network), work_root_held=held), RunQueue(1, 4))
+    api.segment(video, [upload(masks / "frame_000000.png")], frames=[0], size=SIZE, k=0)  # makes api/, its own
+    (tmp_path / "work" / "api").rename(tmp_path / "servers-api")
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
+    users.rename(tmp_path / "work" / "api")
+    with pytest.raises(gr.Error, match="the server's folder for API calls is not its own now"):
+        api.segment(video, [upload(masks / "frame_000000.png")], frames=[0], size=SIZE, k=0)
+    assert os.listdir(tmp_path / "work" / "api") == ["notes.txt"]
+    held.remove()
+    assert (tmp_path / "work" / "api" / "notes.txt").read_text() == "mine"
+
+
 def test_an_upload_removed_before_the_call_ran_is_said_so(tmp_path, network, clip):
     """An uploaded file removed from the server before the call (a cleaner) was refused as "expected an uploaded
     file (gradio_client's handle_file) ... not a file this server holds" (thirty-seventh hostile round)."""
@@ -659,6 +686,19 @@ def test_an_upload_removed_before_the_call_ran_is_said_so(tmp_path, network, cli
     with pytest.raises(gr.Error, match=r"annotations: the uploaded file mask.png is no longer on the server "
                                        r"\(removed before the call ran\): upload it again"):
         api.segment(video, [gone], frames=[0], size=SIZE, k=0)
+
+
+@pytest.mark.parametrize("kind", ["a pipe", "a folder"])
+def test_a_file_object_whose_path_is_no_regular_file_is_said_so(tmp_path, network, clip, kind):
+    """A FileData whose path is a FIFO (or a folder) in the uploads was refused as "a dict with keys ..., not a
+    file this server holds", though it is a file object of the right form (thirty-ninth hostile round)."""
+    video, _ = clip
+    odd = tmp_path / "uploads" / "abc" / "mask.png"
+    odd.parent.mkdir(parents=True)
+    os.mkfifo(odd) if kind == "a pipe" else odd.mkdir()
+    with pytest.raises(gr.Error, match=r"annotations: mask.png on the server is (a folder, )?not a regular "
+                                       r"file: send the file itself"):
+        ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(video, [upload(odd)], frames=[0], size=SIZE)
 
 
 @pytest.mark.parametrize("path", [5, True, ["a"], {"a": 1}])

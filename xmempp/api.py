@@ -185,14 +185,10 @@ def _run_frames(source: Path, masks_in: Path, masks_out: Path, frames_with_masks
             with VideoSession(network, frames, config) as session:  # its key file goes at once
                 reader = MaskReader()
                 annotated = _annotate(session, reader, masks_in, frames_with_masks)
-                read_masks = range(len(session.frame_names)) if compute_iou else annotated  # --iou reads them all
-                files_read = {"frames": frames.paths if source.is_dir() else [],
-                              "annotations": [path for i in read_masks
-                                              if (path := find_mask_file(masks_in, session.frame_names[i]))]}
                 manifest = Manifest(frame_names=session.frame_names, frame_size=tuple(session.frame_size),
                                     annotated_frames=sorted(annotated), size=config.size,
                                     weights=weights_fingerprint(network), source_digest=source_digest(source, frames.paths),
-                                    overlay=save_overlay, input_folders=input_identities(inputs, files_read))
+                                    overlay=save_overlay, input_folders=input_identities(inputs))
                 start_run(output, manifest)
                 _warn_of_other_masks(output.masks, session.frame_names)
                 iou = functools.partial(_iou_with_given_mask, session, reader, masks_in) if compute_iou else None

@@ -203,12 +203,12 @@ def local_name(text: str) -> str:
     return os.fsdecode(text.encode("utf-8", "surrogateescape"))
 
 
-def input_identities(inputs: dict[str, Path], files_read: dict[str, list[Path]] | None = None) -> dict[str, dict]:
+def input_identities(inputs: dict[str, Path]) -> dict[str, dict]:
     """The manifest's `input_folders`: what a run read, as paths and (device, inode), so that an export never
     replaces a folder holding any of it, wherever it was moved since. Each input (a folder, or a file: a video,
-    the weights); for each input folder, the folders its links lead into (`annotations behind links
-    (frame_000000.png)`: annotations linked from an earlier export's folder went with it, read or not); and each
-    file of `files_read` (by input) bind-mounted there, whose folder cannot be told."""
+    the weights); and for each input folder, the folders its links lead into (`annotations behind links
+    (frame_000000.png)`: annotations linked from an earlier export's folder went with it, read or not), and what is
+    bind-mounted at its top, labelled alike."""
     found = {}
     for label, path in inputs.items():
         status = identity(path)
@@ -217,13 +217,9 @@ def input_identities(inputs: dict[str, Path], files_read: dict[str, list[Path]] 
             found[label] = {"path": str(followed(path)), "device": status[0], "inode": status[1]}
         if path.is_dir():
             found.update(_folders_behind_links(path, label))
-    mounts = mount_points() or set()
-    for label, files in (files_read or {}).items():
-        found.update(_files_mounted(files, _ONE_OF.get(label, label), mounts))
     return found
 
 
-_ONE_OF = {"frames": "frame", "annotations": "annotation"}
 MAX_FOLDERS_BEHIND_LINKS = 1000  # recorded of each input: a manifest stays far below MAX_RECORD_BYTES
 
 
@@ -262,21 +258,6 @@ def _folders_behind_links(folder: Path, label: str) -> dict[str, dict]:
             key = f"{label} behind links ({shown(entry.name)})"
             found[key if key not in found else f"{key} #{len(found)}"] = {"path": str(behind), "device": status[0],
                                                                           "inode": status[1]}
-    return found
-
-
-def _files_mounted(files: list[Path], one: str, mounts: set[str]) -> dict[str, dict]:
-    """The files of `files` bind-mounted where the run read them, each labelled `one` and its name there."""
-    found: dict[str, dict] = {}
-    for path in files:
-        with contextlib.suppress(OSError):
-            if path.is_symlink() or os.path.realpath(path) not in mounts or (status := identity(path)) is None:
-                continue
-            key = f"{one} {shown(path.name)}"
-            found[key if key not in found else f"{key} #{len(found)}"] = {"path": str(path), "device": status[0],
-                                                                          "inode": status[1]}
-            if len(found) == MAX_FOLDERS_BEHIND_LINKS:
-                break
     return found
 
 
