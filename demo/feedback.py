@@ -70,8 +70,9 @@ def no_room_behind(error: BaseException) -> OSError | None:
 def _server_file_name(filename: str | bytes) -> str:
     """The name of a server's file for a visitor: its last part, and a temporary name as what it stands for."""
     name = Path(os.fsdecode(filename)).name
-    temporary = TEMPORARY_NAME.fullmatch(name)  # a name the visitor never gave: shown as the one it stands for
-    return shown(temporary["name"] if temporary else name)
+    while temporary := TEMPORARY_NAME.fullmatch(name):  # a name the visitor never gave: shown as what it stands for
+        name = temporary["name"]  # (one built beside another's: the zip's staging folder)
+    return shown(name)
 
 
 def _is_folder(filename: str | bytes) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import errno
 import io
 import logging
@@ -24,13 +25,13 @@ from demo.resume import FRAMES_FOLDER, RECORD_NAME, SOURCE_FOLDER, SessionRecord
 from demo.unzip import Member, UnpackBudget, ZipPlan, open_zip
 from demo.unzip import safe_member_path as safe_member_path  # where the tests and older callers find it
 from xmempp.csv_cells import written_cell
-from xmempp.errors import XMemPPError, file_system_problem, kind_of_entry, shown
+from xmempp.errors import XMemPPError, file_system_problem, file_system_problems_as_error, kind_of_entry, shown
 from xmempp.exports import DAVIS, EXPORT_MARKER, FORMAT_ENTRIES, MATTES, export_masks
 from xmempp.images import METADATA_TOO_LARGE, is_metadata_bomb
 from xmempp.masks.files import write_mask
 from xmempp.masks.ids import MAX_OBJECTS
 from xmempp.object_names import parse_object_names
-from xmempp.outputs import atomic_path, new_temporary_folder_beside, remove_own_folder
+from xmempp.outputs import atomic_path, identity, new_temporary_folder_beside, remove_own_folder
 from xmempp.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, downscaled, frame_order, gif_screen_size, open_frames
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,18 @@ class LoadedVideo:
         self.notes.append(note)
         self.frames_changed.append(note)
 
+    def moved(self, old: Path, new: Path) -> LoadedVideo:
+        """The same, its folder `old` (frames, masks, the kept video) renamed to `new`."""
+        def at(path: Path | None) -> Path | None:
+            return new / path.relative_to(old) if path is not None and path.is_relative_to(old) else path
+
+        return dataclasses.replace(
+            self, frames_dir=at(self.frames_dir), source=at(self.source), record_source=at(self.record_source),
+            masks_zip=at(self.masks_zip), names_zip=at(self.names_zip),
+            user_masks={name: at(path) for name, path in self.user_masks.items()},
+            result_masks={name: at(path) for name, path in self.result_masks.items()},
+            mask_names={at(path): name for path, name in self.mask_names.items()})
+
 
 def load_upload(paths: Iterable[str | Path], work_dir: Path, limits: Limits) -> LoadedVideo:
     """Turn uploaded files (one video or one zip of frames, optionally with an exported zip of masks; or an
@@ -147,12 +160,13 @@ def load_upload(paths: Iterable[str | Path], work_dir: Path, limits: Limits) -> 
     if len(videos) > 1 or len(zips) > 2:
         raise XMemPPError("upload one video (or one zip of frames), optionally with one exported zip of masks")
 
-    if work_dir.exists():
-        remove_own_folder(work_dir)
+    with file_system_problems_as_error(f"make the folder {shown(work_dir.name)}"):
+        work_dir.mkdir(exist_ok=True)  # new, or an empty one made for it: never another's, removed below
+    made = identity(work_dir)
     try:
         return _load(videos, zips, work_dir, limits)
     except BaseException:
-        remove_own_folder(work_dir)  # a refused upload leaves nothing behind, half-unpacked or not
+        remove_own_folder(work_dir, made)  # a refused upload leaves nothing behind, half-unpacked or not
         raise
 
 
@@ -554,6 +568,13 @@ class VideoWriter:
         if writer is not None:
             with _ffmpeg_problems(self.path):
                 writer.close()
+
+    def discard(self) -> None:
+        """Stop, and delete what was written (a run stopped before its video was whole)."""
+        try:
+            self.close()
+        finally:
+            self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> VideoWriter:
         return self

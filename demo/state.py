@@ -35,7 +35,7 @@ from xmempp.errors import XMemPPError
 from xmempp.masks.files import MaskReader
 from xmempp.model.network import XMem
 from xmempp.mounts import mounted_apart
-from xmempp.outputs import HeldFolder, identity, remove_own_folder
+from xmempp.outputs import HeldFolder, identity, remove_own_folder, temporary_name
 from xmempp.prompts import PromptModel
 from xmempp.session import EmptyAnnotationError, VideoSession
 from xmempp.uncertainty import FrameUncertainty
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 SESSION_FOLDER_REPLACED = ("this session's folder on the server was removed or replaced while you worked (the server's "
                            "log says how): nothing is written there now; reload the page to start again, and tell the "
                            "server's operator if it happens again")
+OVERLAY_VIDEO = "xmempp-overlay.mp4"  # each run's, in the session's folder <video>/out/video-<n>/
 MAX_RESUMED_REFERENCES = 10  # a zip's Annotations/ without UserAnnotations/ become references up to this many
 
 
@@ -209,15 +210,21 @@ class UserState:
         return self._dir
 
     def _own_folder(self, *names: str) -> Path:
-        """`work_dir/names...`, made where missing, once the session's folder is the one it made and each folder
-        below it on the way is a plain folder of its own. A link put at the session's folder (or at a folder in it)
-        while the visitor worked had the run's overlay, the export and the next video's frames written through it,
-        into whoever's folder it led to; Gradio then refused to serve them, with a bare "Error"."""
+        """`work_dir/names...`, made where missing, once it is this session's own (`_held_folder`)."""
+        with self._held_folder(*names):
+            return self.work_dir.joinpath(*names)
+
+    def _held_folder(self, *names: str) -> HeldFolder:
+        """`work_dir/names...`, made where missing and held open, once the session's folder is the one it made and
+        each folder below it on the way is a plain folder of its own (the caller closes it). A link put at the
+        session's folder (or at a folder in it) while the visitor worked had the run's overlay, the export and the
+        next video's frames written through it, into whoever's folder it led to; Gradio then refused to serve them,
+        with a bare "Error"."""
         session = self.work_dir
         self.settings.work_folder()  # the work root replaced is said in its own words
-        held = self._dir_held
+        held = HeldFolder(session, what="session folder")
         try:
-            if _entry_identity(session) != held.identity:
+            if _entry_identity(session) != self._dir_held.identity or held.identity != self._dir_held.identity:
                 self._refuse_replaced(session, "the session's folder is no longer the one it made")
             for name in names:
                 status = _entry_status(held, name)
@@ -225,15 +232,38 @@ class UserState:
                     self._refuse_replaced(held.path / name, "a link or another kind of file is there")
                 inner = held.subfolder(name)
                 apart = mounted_apart(inner.descriptor(), held.descriptor())
-                if held is not self._dir_held:
-                    held.close()
+                held.close()
                 held = inner
                 if apart:
                     self._refuse_replaced(held.path, "a folder is mounted there")
-        finally:
-            if held is not self._dir_held:
-                held.close()
-        return session.joinpath(*names)
+        except BaseException:
+            held.close()
+            raise
+        return held
+
+    @contextlib.contextmanager
+    def _built_in_session(self, *names: str, name: str) -> Iterator[Path]:
+        """A new hidden path in the session's folder `names...`, where a file or folder is built by path (ffmpeg's
+        video, a zip, a load's frames), then renamed to `name` in the folder held open; its path is then
+        `work_dir/names.../name`. A link put at the session's folder while it was built took the work by its path,
+        replacing (or removing) whatever had that name where the link led (a user's files): now only the fresh
+        hidden name is reached that way, and the session's folder is found replaced. Nothing built (a run stopped
+        before its video): nothing is renamed."""
+        with self._held_folder(*names) as held:
+            hidden = temporary_name(name) + Path(name).suffix  # ffmpeg tells the format by the suffix
+            try:
+                yield held.path / hidden
+                if _entry_status(held, hidden) is not None:
+                    os.rename(hidden, name, src_dir_fd=held.descriptor(), dst_dir_fd=held.descriptor())
+            finally:
+                held.remove_tree(hidden)
+        self._own_folder(*names)  # replaced meanwhile (what was built went elsewhere): said, not served
+
+    def _remove_in_session(self, name: str, made: tuple[int, int] | None = None) -> None:
+        """Remove the session's own `name` from its folder held open, never through a link put at the folder's
+        path (which led a failed load's clean-up into a user's folder)."""
+        if self._dir_held is not None:
+            self._dir_held.remove_tree(name, only=made)
 
     @staticmethod
     def _refuse_replaced(path: Path, why: str) -> None:
@@ -266,16 +296,19 @@ class UserState:
         session's references are encoded by its next propagation, in that run's turn with the model."""
         self.check_idle("loading another video")
         self._loads += 1
-        target = self._own_folder() / f"video-{self._loads}"
+        name = f"video-{self._loads}"
         try:
-            loaded = load_upload(paths, target, self.settings.limits)
+            with self._built_in_session(name=name) as building:  # unpacked under a hidden name, then renamed
+                loaded = load_upload(paths, building, self.settings.limits)
+            target = self._own_folder(name)
+            loaded = loaded.moved(building, target)
             frames = FrameFolder(loaded.frames_dir)
             check_resume(loaded, frames)
             user = self._read_masks(loaded, loaded.user_masks, frames)
             results = self._read_masks(loaded, loaded.result_masks, frames)
             check_object_ids(loaded, [*user.values(), *results.values()])
         except BaseException:
-            remove_own_folder(target)
+            self._remove_in_session(name)
             raise
         notes = list(loaded.notes)
         if not user and 0 < len(results) <= MAX_RESUMED_REFERENCES:
@@ -283,7 +316,7 @@ class UserState:
         elif not user and results:
             notes.append(f"{len(results)} masks without UserAnnotations/ were loaded as results, not references")
         previous = self.frames.folder.parent if self.frames is not None else None
-        made = identity(target)
+        made = _entry_identity(target)
         # Every encoding of the video's references waits for its next run, which holds a place in the run queue.
         session = VideoSession(self.settings.network, frames, self._config(self._resumed_size(loaded, notes)),
                                defer_encoding=True)
@@ -299,7 +332,7 @@ class UserState:
             self._refuse_without_room_to_show(session.frame_size, len(user))
         except BaseException:  # a refused zip (too many objects, no room) leaves the session being viewed as it was
             session.close()
-            remove_own_folder(target)
+            self._remove_in_session(name, made)
             raise
         replaced, previous_made = self.session, self._video_made
         self.session, self.fps, self.source, self._video_made = session, loaded.fps, loaded.source, made
@@ -311,7 +344,7 @@ class UserState:
         if replaced is not None:
             _close_replaced(replaced)
         if previous is not None and previous != target:
-            remove_own_folder(previous, previous_made)  # a folder put in its place meanwhile is left
+            self._remove_in_session(previous.name, previous_made)  # a folder put in its place meanwhile is left
         resumed = len(user) - len(empty)
         if resumed:
             notes.append(f"resumed {resumed} reference(s) from the zip")
@@ -502,10 +535,11 @@ class UserState:
         frames = (self.settings.device_work.run(self.session, self.cancel) if self.settings.device_work
                   else self.session.propagate(cancel=self.cancel))
         self.suggested, self.video = [], None
-        path = self._new_video_path()
+        where = self._new_video_folder()
         start, done, finished = time.monotonic(), 0, False
         try:
-            with VideoWriter(path, self.fps) as writer:  # leaving it by an error deletes the unfinished file
+            with self._built_in_session(*where, name=OVERLAY_VIDEO) as building, \
+                    VideoWriter(building, self.fps) as writer:  # leaving it by an error deletes the unfinished file
                 for done, frame in enumerate(frames, start=1):
                     self.unexported = True
                     writer.add(overlay_image(frame.image, frame.mask))
@@ -515,18 +549,19 @@ class UserState:
                     for index in range(done, self.num_frames):
                         writer.add(overlay_image(self.frame(index), self.mask(index)))
                     finished = True
+                else:
+                    writer.discard()
         finally:
             # Ends the session's run now, whatever stopped this loop: left to the garbage collector (a traceback
             # held it), a failed overlay write left the video "being propagated" for good.
             frames.close()
         if finished:
-            self.video = path
-        else:
-            path.unlink(missing_ok=True)
+            self.video = self.work_dir.joinpath(*where, OVERLAY_VIDEO)
 
-    def _new_video_path(self) -> Path:
+    def _new_video_folder(self) -> tuple[str, ...]:
+        """The session's folder (names) for the next overlay video of the current video's results."""
         self._videos += 1
-        return self._own_folder(self._video_folder_name(), "out", f"video-{self._videos}") / "xmempp-overlay.mp4"
+        return self._video_folder_name(), "out", f"video-{self._videos}"
 
     def _video_folder_name(self) -> str:
         return self.frames.folder.parent.name  # video-<n>, in the session's folder
@@ -548,9 +583,11 @@ class UserState:
         if self.frames is None or not any(self.mask(i) is not None for i in range(self.num_frames)):
             return None
         if self.video is None or not self.video.is_file():
-            path = self._new_video_path()
-            write_video(path, (overlay_image(self.frame(i), self.mask(i)) for i in range(self.num_frames)), self.fps)
-            self.video = path
+            where = self._new_video_folder()
+            with self._built_in_session(*where, name=OVERLAY_VIDEO) as building:
+                write_video(building, (overlay_image(self.frame(i), self.mask(i)) for i in range(self.num_frames)),
+                            self.fps)
+            self.video = self.work_dir.joinpath(*where, OVERLAY_VIDEO)
         return self.video
 
     # ----- suggestions ------------------------------------------------------------------------------------
@@ -569,10 +606,11 @@ class UserState:
         return picks, note
 
     # ----- export -----------------------------------------------------------------------------------------
-    def export(self, folder: Path | None = None, name: str = "xmempp-masks.zip",
+    def export(self, where: tuple[str, ...] = (), name: str = "xmempp-masks.zip",
                formats: Iterable[str] = ()) -> tuple[Path, Path | None]:
         """Write the export zip (DAVIS-layout masks, references, overlay video, per-frame measures, object
-        names, and the results in the other `formats` of demo.media.EXTRA_FORMATS); returns (zip, video)."""
+        names, and the results in the other `formats` of demo.media.EXTRA_FORMATS) into the session's folder
+        `where` (the video's out/ when not given); returns (zip, video)."""
         if self.frames is None:
             raise XMemPPError("load a video first (upload one or press the example button)")
         if not self.annotated_frames and not self.results:
@@ -580,12 +618,14 @@ class UserState:
         self.check_idle("exporting")
         with self._exporting:  # a double click: the overlay video and the zip are written once at a time
             video = self.overlay_video()
-            path = (folder or self._own_folder(self._video_folder_name(), "out")) / name
+            where = where or (self._video_folder_name(), "out")
             annotations = {i: self.session.annotation(i) for i in self.annotated_frames}
-            write_export_zip(path, self.frames.names, self.results, annotations, PALETTE, video,
-                             measures=self.frame_measures(), object_names=self._named_objects(), formats=formats,
-                             record=record_of(self.frames, self.size), source=self.source,
-                             frames=None if self.source is not None else self.frames.folder)
+            with self._built_in_session(*where, name=name) as building:
+                write_export_zip(building, self.frames.names, self.results, annotations, PALETTE, video,
+                                 measures=self.frame_measures(), object_names=self._named_objects(), formats=formats,
+                                 record=record_of(self.frames, self.size), source=self.source,
+                                 frames=None if self.source is not None else self.frames.folder)
+            path = self.work_dir.joinpath(*where, name)
         self.unexported = False
         return path, video
 
@@ -614,7 +654,7 @@ class UserState:
         every reference is removed) as a zip kept outside the video's folder."""
         if self.frames is None or not self.unexported or not (self.annotated_frames or len(self.results)):
             return None
-        path, _ = self.export(self._own_folder("recovered"), f"previous-work-{len(self.recovered_work()) + 1}.zip")
+        path, _ = self.export(("recovered",), f"previous-work-{len(self.recovered_work()) + 1}.zip")
         return path
 
     def recovered_work(self) -> list[Path]:

@@ -432,6 +432,64 @@ def test_nothing_is_written_through_a_link_put_at_a_sessions_folder_and_the_visi
     assert state.annotated_frames == [0]  # the visitor's annotation stays, to export once the folder is back
 
 
+def _swap_for_a_link_to_a_copy(folder: Path, tmp_path: Path) -> Path:
+    """A user's copy of `folder` (same names, same files), and the folder moved away and replaced by a link to it."""
+    users = tmp_path / "users-copy"
+    shutil.copytree(folder, users, symlinks=True)
+    folder.rename(tmp_path / "moved-away")
+    folder.symlink_to(users)
+    return users
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("during", ["load", "propagate", "export"])
+def test_a_link_put_at_a_sessions_folder_during_a_step_takes_nothing_of_where_it_leads(handlers, clip, tmp_path,
+                                                                                      monkeypatch, during):
+    """The session's folder replaced by a link to a user's copy of it while a load, a run or an export was under
+    way: the load's clean-up removed the copy's video folder, the run's overlay and the export's zip replaced the
+    copy's files of the same names (fortieth hostile round). What is built now goes under a fresh hidden name, and
+    only the session's own folder, held open, is renamed into or removed from."""
+    import demo.state
+
+    state = annotated(handlers)
+    run(handlers, state)
+    handlers.export(state)  # video-1/out/xmempp-masks.zip
+    session, users = state.work_dir, None
+    theirs = {"load": "video-2/frames/frame_000000.png", "propagate": "video-1/out/video-2/xmempp-overlay.mp4",
+              "export": "video-1/out/xmempp-masks.zip"}[during]  # what the step would build, by name
+
+    def swap() -> None:
+        nonlocal users
+        users = _swap_for_a_link_to_a_copy(session, tmp_path)
+        (users / theirs).parent.mkdir(parents=True, exist_ok=True)
+        (users / theirs).write_bytes(b"the user's own")
+
+    real_load, real_zip = demo.state.load_upload, demo.state.write_export_zip
+    monkeypatch.setattr(demo.state, "load_upload", lambda *arguments: swap() or real_load(*arguments))
+    monkeypatch.setattr(demo.state, "write_export_zip", lambda *arguments, **options: swap() or real_zip(*arguments,
+                                                                                                          **options))
+    if during == "load":
+        said = handlers.load_files(state, [str(clip)])["status"]
+    elif during == "propagate":
+        real_add = demo.state.VideoWriter.add
+        monkeypatch.setattr(demo.state.VideoWriter, "add",  # the run's first frame: its video not opened yet
+                            lambda writer, frame: (users is None and swap()) or real_add(writer, frame))
+        said = text(last(list(handlers.propagate(state, 1)), "progress"))
+    else:
+        said = text(handlers.export(state)["export_note"])
+    assert users is not None
+    assert "removed or replaced while you worked" in said, said
+    assert (users / theirs).read_bytes() == b"the user's own"
+    before = {name: data for name, data in _files(tmp_path / "moved-away").items() if name != theirs}
+    after = _files(users)
+    assert {name: data for name, data in after.items() if name in before} == before  # nothing replaced or removed
+    strays = set(after) - set(before) - {theirs}  # what was built through the link, under a hidden name
+    assert all(any(part.startswith(".") for part in Path(name).parts) for name in strays), strays
+
+
 def test_closing_the_tab_deletes_that_sessions_files_at_once(handlers, clip):
     mine, theirs = SimpleNamespace(session_hash="mine"), SimpleNamespace(session_hash="theirs")
     my_state = handlers.load_files(None, [str(clip)], mine)["state"]

@@ -466,4 +466,4 @@ def test_an_export_the_server_may_not_write_names_the_zip_not_its_staging_name(h
 
     monkeypatch.setattr(media, "new_temporary_folder_beside", refused)
     note = text(handlers.export(state)["export_note"])
-    assert note.startswith("⚠ the server cannot use its file xmempp-masks (permission denied)"), note
+    assert note.startswith("⚠ the server cannot use its file xmempp-masks.zip (permission denied)"), note

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -1347,6 +1348,20 @@ def test_a_link_to_a_file_in_a_folder_above_the_input_is_not_recorded_so_exports
     assert list(input_identities({"annotations": annotations})) == ["annotations"]
 
 
+@pytest.mark.parametrize("entry", ["coco.json", "youtube_vis.json"])
+def test_a_names_file_at_a_file_entrys_path_is_never_replaced_by_the_export(tmp_path, entry):
+    """`export --names D/coco.json --formats coco --overwrite` read the names file, then replaced it with the COCO
+    JSON: only folder entries were checked for what the export reads (fortieth hostile round)."""
+    fmt = {"coco.json": "coco", "youtube_vis.json": "youtube-vis"}[entry]
+    export_masks(three_object_masks(), tmp_path / "D", [fmt])
+    names = tmp_path / "D" / entry
+    names.write_text("id,name\n1,chair\n")
+    with pytest.raises(XMemPPError, match=f"would replace a file this export reads, .*{entry}"):
+        export_masks(three_object_masks(), tmp_path / "D", [fmt], overwrite=True, keep_files=names)
+    assert names.read_text() == "id,name\n1,chair\n"
+    export_masks(three_object_masks(), tmp_path / "D", [fmt], overwrite=True)  # not kept: replaced, as asked
+
+
 def test_keep_files_takes_one_path_or_several_and_refuses_anything_else(tmp_path):
     """keep_files="D/names.csv" was kept as the files 'D', '/', ...: the names file was removed; None or a number
     gave a raw TypeError (thirty-ninth hostile round)."""
@@ -1358,6 +1373,35 @@ def test_keep_files_takes_one_path_or_several_and_refuses_anything_else(tmp_path
     with pytest.raises(XMemPPError, match="keep_files must be a path, or a list of paths"):
         export_masks(three_object_masks(), tmp_path / "to", ["davis"], overwrite=True, keep_files=None)
     assert names.read_text() == "id,name\n1,chair\n"
+
+
+def test_the_runs_keys_linked_into_an_entry_are_kept_though_its_overlay_folder_cannot_be_listed(square_clip, tmp_path,
+                                                                                                network, monkeypatch):
+    """overlay/ a link to a folder that cannot be listed: not even the run's manifest or keys were kept, and the
+    keys moved into the entry replaced and reached back through a link were removed (fortieth hostile round)."""
+    from xmempp import run_on_video
+
+    frames, masks = square_clip
+    run_on_video(frames, masks, tmp_path / "run", print_progress=False, network=network, size=64)
+    export_masks(three_object_masks(), tmp_path / "to", ["davis", "mattes"])
+    shutil.rmtree(tmp_path / "run" / "overlay")
+    unlistable = tmp_path / "unlistable"
+    unlistable.mkdir()
+    (tmp_path / "run" / "overlay").symlink_to(unlistable)
+    moved = tmp_path / "to" / "mattes" / "kept.bin"
+    (tmp_path / "run" / "keys.npy").rename(moved)
+    (tmp_path / "run" / "keys.npy").symlink_to(moved)
+    listing = Path.iterdir
+
+    def refused_for_the_overlay(folder):
+        if folder == tmp_path / "run" / "overlay":
+            raise PermissionError(13, "Permission denied", str(folder))
+        return listing(folder)
+
+    monkeypatch.setattr(Path, "iterdir", refused_for_the_overlay)
+    with pytest.raises(XMemPPError, match="holds the run's outputs this export reads"):
+        export_masks(tmp_path / "run", tmp_path / "to", ["mattes"], overwrite=True)
+    assert moved.is_file()
 
 
 def test_an_overlay_of_the_run_linked_into_an_entry_is_never_removed_with_it(square_clip, tmp_path, network):
@@ -1393,6 +1437,79 @@ def test_an_annotation_bind_mounted_in_the_annotations_folder_is_recorded_read_o
         recorded = input_identities({"annotations": annotations})
     with pytest.raises(XMemPPError, match=r"the annotations behind links \(frame_000003.png\) the run read"):
         _refuse_writing_into_inputs(recorded, tmp_path / "D", ["mattes"])
+
+
+def test_a_link_into_a_folder_that_is_gone_is_passed_over_as_a_loop_is(tmp_path):
+    """A stale link (`Thumbs.db -> /mnt/old-disk/x`, its folder gone) among the annotations made run, batch and
+    evaluate fail as "a bug" (TypeError; fortieth hostile round)."""
+    from xmempp.outputs import input_identities
+
+    annotations = tmp_path / "A"
+    annotations.mkdir()
+    (annotations / "Thumbs.db").symlink_to(tmp_path / "old-disk" / "gone" / "x")
+    assert list(input_identities({"annotations": annotations})) == ["annotations"]
+
+
+def test_an_annotation_linked_to_a_file_bind_mount_is_recorded_itself(tmp_path):
+    """`A/frame_000000.png -> elsewhere/f.png`, with an export entry's file bind-mounted at elsewhere/f.png: only
+    the folder `elsewhere` was recorded, and export --overwrite removed the entry's file (fortieth hostile round)."""
+    from tests.test_outputs import bind_mounted
+    from xmempp.exports import _refuse_writing_into_inputs
+    from xmempp.outputs import input_identities
+
+    export_masks(three_object_masks(), tmp_path / "D", ["mattes"])
+    (tmp_path / "D" / "mattes" / "keep.png").write_bytes(b"the user's mask")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "f.png").write_bytes(b"")
+    annotations = tmp_path / "A"
+    annotations.mkdir()
+    (annotations / "frame_000000.png").symlink_to(tmp_path / "elsewhere" / "f.png")
+    with bind_mounted(tmp_path / "D" / "mattes" / "keep.png", tmp_path / "elsewhere" / "f.png"):
+        recorded = input_identities({"annotations": annotations})
+    with pytest.raises(XMemPPError, match=r"the annotations behind links \(frame_000000.png\) #\d+ the run read"):
+        _refuse_writing_into_inputs(recorded, tmp_path / "D", ["mattes"])
+
+
+def test_an_annotation_linked_past_path_max_is_recorded_by_itself(tmp_path):
+    """A link (through a second link) to a file whose whole path is past PATH_MAX: the system follows it and the
+    run reads it, but its folder could not be told, and it was not recorded at all (fortieth hostile round)."""
+    from xmempp.outputs import input_identities
+
+    deep = tmp_path / "D" / "mattes"
+    deep.mkdir(parents=True)
+    descriptor = os.open(deep, os.O_RDONLY)
+    try:
+        for _ in range(25):  # 25 levels of 200-character names: past PATH_MAX, made one level at a time
+            os.mkdir("d" * 200, dir_fd=descriptor)
+            inner = os.open("d" * 200, os.O_RDONLY, dir_fd=descriptor)
+            os.close(descriptor)
+            descriptor = inner
+        with open(os.open("keep.png", os.O_WRONLY | os.O_CREAT, dir_fd=descriptor), "wb") as kept:
+            kept.write(b"the user's mask")
+        kept_identity = os.stat("keep.png", dir_fd=descriptor)
+    finally:
+        os.close(descriptor)
+    hop = tmp_path / "hop"
+    hop.symlink_to(deep.joinpath(*["d" * 200] * 12))
+    annotations = tmp_path / "A"
+    annotations.mkdir()
+    (annotations / "frame_000000.png").symlink_to(hop.joinpath(*["d" * 200] * 13, "keep.png"))
+    recorded = input_identities({"annotations": annotations})
+    assert (kept_identity.st_dev, kept_identity.st_ino) in {(r["device"], r["inode"]) for r in recorded.values()}
+
+
+def test_what_is_bind_mounted_in_an_input_folder_is_recorded_by_its_absolute_path(tmp_path, monkeypatch):
+    """A mount at the top of an input folder given relative was recorded as the run spelled it, and an export
+    from another folder named a path relative to the run's (fortieth hostile round)."""
+    from tests.test_outputs import bind_mounted
+    from xmempp.outputs import input_identities
+
+    (tmp_path / "extras").mkdir()
+    (tmp_path / "A" / "extras").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    with bind_mounted(tmp_path / "extras", tmp_path / "A" / "extras"):
+        recorded = input_identities({"annotations": Path("A")})
+    assert recorded["annotations behind links (extras)"]["path"] == str(tmp_path / "A" / "extras")
 
 
 def test_a_loop_of_links_in_the_annotations_folder_does_not_stop_the_look_at_the_others(tmp_path):

@@ -889,6 +889,26 @@ def test_a_run_never_replaces_the_weights_it_reads(square_clip, tmp_path, checkp
     assert weights.read_bytes() == before
 
 
+def test_a_run_never_replaces_the_weights_its_given_network_was_loaded_from(square_clip, tmp_path, checkpoint):
+    """`run_on_video(..., network=load_network(OUTPUT/keys.npy))` without `weights=` replaced the checkpoint with
+    the run's keys; from elsewhere, the weights went unrecorded, and an export could remove them (fortieth hostile
+    round)."""
+    from xmempp.model.weights import load_network
+
+    frames, masks = square_clip
+    out = tmp_path / "out"
+    out.mkdir()
+    weights = Path(shutil.copyfile(checkpoint, out / KEYS_FILE))
+    before = weights.read_bytes()
+    with pytest.raises(XMemPPError, match="the weights"):
+        run_on_video(frames, masks, out, network=load_network(weights, "cpu"), size=64, print_progress=False)
+    assert weights.read_bytes() == before
+    elsewhere = Path(shutil.copyfile(checkpoint, tmp_path / "w.pth"))
+    run_on_video(frames, masks, tmp_path / "run", network=load_network(elsewhere, "cpu"), size=64,
+                 print_progress=False)
+    assert read_manifest(tmp_path / "run").input_folders["weights"]["path"] == str(elsewhere)
+
+
 def test_suggest_never_replaces_the_weights_it_reads(square_clip, tmp_path, checkpoint):
     frames, masks = square_clip
     out = tmp_path / "out"

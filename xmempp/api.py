@@ -156,28 +156,34 @@ def run_on_video_frames(imgs_in_path: PathArgument, masks_in_path: PathArgument,
     check_source(source)
     if not masks_in.is_dir():
         raise folder_not_found(masks_in, "mask folder")
-    refuse_overlap(_inputs_read(source, masks_in, weights), masks_out)
+    refuse_overlap(_inputs_read(source, masks_in, weights, network), masks_out)
     temporary_root = _temporary_root(temporary_root)
     _refuse_scratch_inside_the_frames(temporary_root, source)
     return _run_frames(source, masks_in, masks_out, frames_with_masks, compute_iou, print_progress, weights, device,
                        config, save_overlay, network, temporary_root, output_root)
 
 
-def _inputs_read(source: Path, masks_in: Path, weights: str | Path | None) -> dict[str, Path]:
+def _inputs_read(source: Path, masks_in: Path, weights: str | Path | None, network: XMem | None) -> dict[str, Path]:
     """What a run reads, for the checks that it writes over none of it: the frames, the annotations, and the
-    weights file when one is found (`--weights OUTPUT/keys.npy` was replaced by the run's keys)."""
-    with contextlib.suppress(XMemPPError):  # weights not found: said where they are loaded, as ever
-        found = find_weights(weights)
-        if found is not None:
-            return {"frames": source, "annotations": masks_in, "weights": found}
-    return {"frames": source, "annotations": masks_in}
+    weights file when one is found (`--weights OUTPUT/keys.npy` was replaced by the run's keys): the one a given
+    network was loaded from (`network=load_network(OUTPUT/keys.npy)` without `weights=` was replaced too)."""
+    inputs = {"frames": source, "annotations": masks_in}
+    found = None
+    if network is not None:
+        found = getattr(network, "loaded_from", None)
+    else:
+        with contextlib.suppress(XMemPPError):  # weights not found: said where they are loaded, as ever
+            found = find_weights(weights)
+    if found is not None:
+        inputs["weights"] = Path(found)
+    return inputs
 
 
 def _run_frames(source: Path, masks_in: Path, masks_out: Path, frames_with_masks: list[int], compute_iou: bool,
                 print_progress: bool, weights: str | Path | None, device: torch.device | str | None,
                 config: InferenceConfig, save_overlay: bool, network: XMem | None,
                 temporary_root: Path | None = None, output_root: Path | OutputRoot | None = None) -> Iterator[dict]:
-    inputs = _inputs_read(source, masks_in, weights)
+    inputs = _inputs_read(source, masks_in, weights, network)
     with held_run_output(masks_out, inputs, save_overlay, within=output_root) as output:
         network = network or load_network(ensure_weights(weights, progress=print_progress), device)
         with own_temporary_folder("xmempp-frames-", temporary_root) as work_dir:

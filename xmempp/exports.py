@@ -149,9 +149,10 @@ class MaskFolder(Mapping[str, np.ndarray]):
         read[identity(self.folder)] = ("the masks this export reads", str(self.folder))
         run = self.folder.parent
         if (run / MANIFEST_FILE).is_file():  # a run's folder: its overlays and keys are the run's too, however reached
-            with contextlib.suppress(OSError):
-                for entry in [*run.iterdir(), *((run / OVERLAY_DIR).iterdir() if (run / OVERLAY_DIR).is_dir() else [])]:
-                    read.setdefault(identity(entry), ("the run's outputs this export reads", str(entry)))
+            for listed in (run, run / OVERLAY_DIR):  # each on its own: an overlay/ that cannot be listed kept
+                with contextlib.suppress(OSError):   # none of the run's files, its manifest and keys included
+                    for entry in listed.iterdir():
+                        read.setdefault(identity(entry), ("the run's outputs this export reads", str(entry)))
         read.pop(None, None)
         return read
 
@@ -648,9 +649,11 @@ def _write_whole(folder: HeldFolder, entry: str, write, inputs: dict[tuple[int, 
     the earlier folder must not hold: checked before, and again once the new one is built (a folder of the run's
     frames moved into it meanwhile was removed with it)."""
     path = folder.path / entry
-    if path.suffix:  # a file
+    if path.suffix:  # a file: the earlier one may be what the export reads (a names file given as D/coco.json)
+        _refuse_replacing_a_file_read(folder, entry, inputs)
         with folder.atomic_file(entry) as file:
             write(file)
+            _refuse_replacing_a_file_read(folder, entry, inputs)  # moved there meanwhile
         return path
     _refuse_mounts_in_earlier(folder, entry)  # before the work, and again before the replacing
     with folder.subfolder(temporary_name(entry)) as staging:  # the umask's mode, as mkdir gives
@@ -665,6 +668,17 @@ def _write_whole(folder: HeldFolder, entry: str, write, inputs: dict[tuple[int, 
         finally:
             folder.remove_tree(name, only=staging.identity)
     return path
+
+
+def _refuse_replacing_a_file_read(folder: HeldFolder, entry: str, inputs: dict[tuple[int, int], tuple[str, str]]
+                                  ) -> None:
+    """The earlier file entry (coco.json, youtube_vis.json) is refused when it is what the run or the export reads,
+    by device and inode (a link there is replaced, never what it leads to)."""
+    found = inputs.get(folder.entry_identity(entry))
+    if found is not None:
+        what, path = found
+        raise XMemPPError(f"exporting into {shown(folder.path / entry)} would replace {what}, {shown(path)}: choose "
+                          "an export folder apart from it, or give that file from elsewhere")
 
 
 def _refuse_inputs_in_earlier(folder: HeldFolder, entry: str, inputs: dict[tuple[int, int], tuple[str, str]]) -> None:

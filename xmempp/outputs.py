@@ -224,41 +224,60 @@ MAX_FOLDERS_BEHIND_LINKS = 1000  # recorded of each input: a manifest stays far 
 
 
 def _folders_behind_links(folder: Path, label: str) -> dict[str, dict]:
-    """The folders that the entries at the top of `folder` reach elsewhere: where its links lead (a link to a
-    folder, that folder; to a file, the file's folder), and folders bind-mounted there; each once (a folder of
-    17,000 links into one folder is one entry), labelled by the first entry into it. A folder holding `folder`
-    itself (a link to /.dockerenv reaches /) is left out: recorded, it made every export below it refused."""
+    """What the entries at the top of `folder` reach elsewhere (`_reached_elsewhere`), each folder or file once (a
+    folder of 17,000 links into one folder is one entry), labelled by the first entry into it. A folder holding
+    `folder` itself (a link to /.dockerenv reaches /) is left out: recorded, it made every export below it
+    refused."""
     found: dict[str, dict] = {}
     holding = {identity(above) for above in (followed(folder), *followed(folder).parents)}
     seen: set[tuple[int, int] | None] = set(holding)
     mounts = mount_points() or set()
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
-            try:  # each on its own: one link in a loop (`ln -s l1 l1`) stopped the look at every later one
-                if entry.is_symlink():
-                    reached = followed(Path(entry.path))
-                    behind = reached if reached.is_dir() else reached.parent
-                elif os.path.realpath(entry.path) in mounts:
-                    behind = Path(entry.path)  # a folder or file bind-mounted there, read or not: elsewhere too
-                else:
+            for behind, status in _reached_elsewhere(entry, mounts):  # each entry on its own: see there
+                if status in seen:
                     continue
-            except (OSError, XMemPPError):  # a loop of links, or what cannot be followed: it leads nowhere
-                continue
-            status = identity(behind)
-            if status in seen:
-                continue
-            if len(found) == MAX_FOLDERS_BEHIND_LINKS:
-                log.warning("the links in %s lead into more than %d folders: an export --overwrite checks the first "
-                            "%d only, not to replace a folder holding them", shown(folder), MAX_FOLDERS_BEHIND_LINKS,
-                            MAX_FOLDERS_BEHIND_LINKS)
-                break
-            seen.add(status)
-            # shown: a name with a line break (or a terminal's escape) would forge a line of export's refusal; a
-            # number after two names shown alike ('a\nb.jpg' and a\nb.jpg), whose records replaced each other
-            key = f"{label} behind links ({shown(entry.name)})"
-            found[key if key not in found else f"{key} #{len(found)}"] = {"path": str(behind), "device": status[0],
-                                                                          "inode": status[1]}
+                if len(found) == MAX_FOLDERS_BEHIND_LINKS:
+                    log.warning("the links in %s lead into more than %d folders: an export --overwrite checks the "
+                                "first %d only, not to replace a folder holding them", shown(folder),
+                                MAX_FOLDERS_BEHIND_LINKS, MAX_FOLDERS_BEHIND_LINKS)
+                    return found
+                seen.add(status)
+                # shown: a name with a line break (or a terminal's escape) would forge a line of export's refusal; a
+                # number after two names shown alike ('a\nb.jpg' and a\nb.jpg), whose records replaced each other
+                key = f"{label} behind links ({shown(entry.name)})"
+                found[key if key not in found else f"{key} #{len(found)}"] = {"path": str(behind), "device": status[0],
+                                                                              "inode": status[1]}
     return found
+
+
+def _reached_elsewhere(entry: os.DirEntry, mounts: set[str]) -> list[tuple[Path, tuple[int, int]]]:
+    """What one entry at the top of an input folder reaches outside it, as (path, (device, inode)): for a link, the
+    folder it leads into (a link to a folder, that folder; to a file, the file's folder), and the file itself when
+    it is bind-mounted where the link leads or its folder cannot be told (a path past PATH_MAX, which the system
+    still follows); for a file or folder bind-mounted there, itself. Nothing for a plain entry, or a link that leads
+    nowhere (to nothing, or a loop of links): one such entry never stops the look at the others."""
+    path = Path(os.path.abspath(entry.path))  # as the system put it, whatever the run's folder was spelled
+    try:
+        link = entry.is_symlink()
+        if not link and os.path.realpath(path) not in mounts:
+            return []
+        target = os.stat(path)  # a link followed by the system, past PATH_MAX too
+    except OSError:
+        return []
+    itself = (target.st_dev, target.st_ino)
+    if not link:
+        return [(path, itself)]
+    try:
+        reached = followed(path)
+        if stat.S_ISDIR(target.st_mode):
+            return [(reached, itself)]
+        folder = identity(reached.parent)
+    except (OSError, XMemPPError):
+        return [(path, itself)]
+    if folder is None:
+        return [(reached, itself)]
+    return [(reached.parent, folder)] + ([(reached, itself)] if os.path.realpath(path) in mounts else [])
 
 
 class DamagedManifestError(XMemPPError):
@@ -461,7 +480,7 @@ def followed(path: Path) -> Path:
         return Path(path).resolve()
     except (RuntimeError, OSError):  # RuntimeError "Symlink loop" before Python 3.13, OSError (ELOOP) from 3.13
         raise XMemPPError(f"{shown(path)} cannot be followed: a symbolic link on its way leads back to itself (a "
-                          "loop of links); point it at a folder") from None
+                          "loop of links); point it at what you meant") from None
 
 
 def refuse_link_to_nothing(folder: Path, what: str) -> None:
@@ -885,8 +904,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
-# The hidden name a file or folder is built under before it is renamed into place (`.frame_000001.png.e5fa4eeaa827.tmp`).
-TEMPORARY_NAME = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.tmp")
+# The hidden name a file or folder is built under before it is renamed into place (`.frame_000001.png.e5fa4eeaa827.tmp`;
+# `.overlay.mp4.e5fa4eeaa827.tmp.mp4` where a tool tells a file's format by its suffix).
+TEMPORARY_NAME = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.tmp(?:\.\w+)?")
 
 
 def temporary_name(name: str) -> str:

@@ -123,6 +123,8 @@ class XMem(nn.Module):
         self.value_encoder = ValueEncoder(value_dim, hidden_dim)
         self.key_proj = KeyProjection(1024, key_dim)
         self.decoder = Decoder(value_dim, hidden_dim)
+        # The checkpoint `load_network` read (absolute): an input of every run with this network, never written over.
+        self.loaded_from: str | None = None
 
     @property
     def device(self) -> torch.device:
