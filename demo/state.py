@@ -255,6 +255,9 @@ class UserState:
                 yield held.path / hidden
                 if _entry_status(held, hidden) is not None:
                     os.rename(hidden, name, src_dir_fd=held.descriptor(), dst_dir_fd=held.descriptor())
+            except Exception:  # a frame "corrupt" or "not there" because the folder was replaced: said as that
+                self._own_folder(*names)
+                raise
             finally:
                 held.remove_tree(hidden)
         self._own_folder(*names)  # replaced meanwhile (what was built went elsewhere): said, not served

@@ -13,6 +13,7 @@ import atexit
 import contextlib
 import logging
 import os
+import re
 import stat
 import tempfile
 import threading
@@ -187,8 +188,8 @@ class WorkRoot:
                 return
             if self._own.get(UPLOADS) == (status.st_dev, status.st_ino):
                 self._uploads_seen_at = time.time()
-            elif _all_made_since(uploads, self._uploads_seen_at):  # Gradio's, made again
-                self._own[UPLOADS] = (status.st_dev, status.st_ino)
+            elif _is_gradios_upload_cache(uploads) and _all_made_since(uploads, self._uploads_seen_at):
+                self._own[UPLOADS] = (status.st_dev, status.st_ino)  # Gradio's, made again
 
     def _is_held(self, status: os.stat_result) -> bool:
         held = os.fstat(self._descriptor)
@@ -212,7 +213,8 @@ class WorkRoot:
                 return False
         except OSError:
             return False
-        return _all_made_since(self.path, self._seen_at)
+        uploads = self.path / UPLOADS
+        return (not uploads.exists() or _is_gradios_upload_cache(uploads)) and _all_made_since(self.path, self._seen_at)
 
     def _hold_again(self) -> bool:
         try:
@@ -242,6 +244,29 @@ class WorkRoot:
         self._own = {}  # what the server made in the removed root went with it
         log.warning("the work root %s was removed while the server ran (a cleaner of temporary files?); the "
                     "visitors' files in it are gone; it is made again", self.path)
+
+
+# Gradio files each upload under the SHA-256 of its content, and receives it first as a tempfile beside them.
+GRADIO_CACHE_FOLDER, GRADIO_RECEIVING_FILE = re.compile(r"[0-9a-f]{64}"), re.compile(r"tmp[a-z0-9_]+")
+
+
+def _is_gradios_upload_cache(folder: Path) -> bool:
+    """Whether `folder` holds only what Gradio's upload cache holds: folders named by a SHA-256, each of plain
+    files, and files being received. A user's folder renamed onto uploads/, its files written in the moment before,
+    was taken for the cache Gradio made again (by its times alone), and removed at exit."""
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if GRADIO_RECEIVING_FILE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                    continue
+                if not (GRADIO_CACHE_FOLDER.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False)):
+                    return False
+                with os.scandir(entry.path) as files:
+                    if not all(file.is_file(follow_symlinks=False) for file in files):
+                        return False
+    except OSError:
+        return False
+    return True
 
 
 def _all_made_since(folder: Path, since: float) -> bool:
@@ -361,9 +386,15 @@ def _changed_lately(folder: Path) -> bool:
 
 def _names_no_server_makes(folder: Path) -> str:
     """The names in `folder` that no server makes in a work root, said briefly; empty when there are none (or
-    when it cannot be read: its removal then says what stops it)."""
+    when it cannot be read: its removal then says what stops it). An uploads/ that is no upload cache Gradio makes,
+    or an api/ holding more than call folders, is such a name too: a user's folder renamed there, then the server
+    killed, went with the root at the next start."""
     try:
         foreign = sorted(name for name in os.listdir(folder) if not is_work_roots_own(name))
+        if (folder / UPLOADS).is_dir() and not _is_gradios_upload_cache(folder / UPLOADS):
+            foreign.append(UPLOADS)
+        if (folder / API_CALLS).is_dir() and not all(name.startswith("call-") for name in os.listdir(folder / API_CALLS)):
+            foreign.append(API_CALLS)
     except OSError:
         return ""
     more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -507,11 +508,15 @@ def test_at_exit_the_server_removes_what_it_made_in_its_root_and_leaves_a_users_
         assert f"left the work root {root}: it holds {mine.name!r}, which this server did not make" in caplog.text
 
 
-@pytest.mark.parametrize("made_by", ["the watcher", "a visitor's upload, since", "a user, long before"])
-def test_an_uploads_folder_made_again_is_the_servers_own_unless_a_user_made_it_before(tmp_path, monkeypatch,
-                                                                                      made_by):
+SHA = "0123abcd" * 8  # a folder name of Gradio's upload cache: the SHA-256 of an upload
+
+
+@pytest.mark.parametrize("made_by", ["the watcher", "a visitor's upload, since", "a user, long before",
+                                     "a user, just now"])
+def test_an_uploads_folder_made_again_is_the_servers_own_unless_a_user_made_it(tmp_path, monkeypatch, made_by):
     """uploads/ removed while the server ran: made again by the watcher, or by Gradio's next upload in the moment
-    before, it is the server's, and goes at exit; a user's older folder renamed there is left."""
+    before, it is the server's, and goes at exit; a user's folder renamed there is left, its files old or written
+    in the moment before (taken for Gradio's by their times alone, it went at exit: fortieth hostile round)."""
     import atexit
     import shutil
 
@@ -524,21 +529,45 @@ def test_an_uploads_folder_made_again_is_the_servers_own_unless_a_user_made_it_b
     held.own(root / "uploads")
     held._keep_uploads()
     users = tmp_path / "users"
-    (users / "0123abcd").mkdir(parents=True)  # made while the server's uploads/ was there: another folder
-    (users / "0123abcd" / "clip.mp4").write_text("mine")
-    old = time.time() - 3600
-    for path in (users / "0123abcd" / "clip.mp4", users / "0123abcd", users):
-        os.utime(path, (old, old))
+    (users / "photos").mkdir(parents=True)  # made while the server's uploads/ was there: another folder
+    (users / "photos" / "a.jpg").write_text("mine")
+    if made_by == "a user, long before":
+        old = time.time() - 3600
+        for path in (users / "photos" / "a.jpg", users / "photos", users):
+            os.utime(path, (old, old))
     shutil.rmtree(root / "uploads")
     if made_by == "a visitor's upload, since":
-        (root / "uploads" / "0123abcd").mkdir(parents=True)
-        (root / "uploads" / "0123abcd" / "clip.mp4").write_text("an upload")
-    elif made_by == "a user, long before":
+        (root / "uploads" / SHA).mkdir(parents=True)
+        (root / "uploads" / SHA / "clip.mp4").write_text("an upload")
+        (root / "uploads" / "tmpa1b2c3d4").write_text("an upload being received")
+    elif made_by.startswith("a user"):
         users.rename(root / "uploads")
     held._keep_uploads()
     assert (root / "uploads").is_dir()
     held.remove()
-    assert os.path.exists(root) == (made_by == "a user, long before")
+    assert os.path.exists(root) == made_by.startswith("a user")
+
+
+@pytest.mark.parametrize("renamed_onto", ["uploads", "api"])
+def test_a_killed_servers_root_holding_a_users_folder_at_uploads_or_api_is_left_at_the_next_start(tmp_path,
+                                                                                                 renamed_onto):
+    """A user's folder renamed onto a running server's uploads/, then the server killed: the next start removed
+    the root with it, its names being a server's (fortieth hostile round)."""
+    root = tmp_path / f"xmempp-app-{_dead_pid()}-killed"
+    (root / "uploads" / SHA).mkdir(parents=True)
+    (root / "api" / "call-x").mkdir(parents=True)
+    shutil.rmtree(root / renamed_onto)
+    (root / renamed_onto / "photos").mkdir(parents=True)
+    (root / renamed_onto / "photos" / "a.jpg").write_text("mine")
+    old = time.time() - 120
+    for path in (*root.rglob("*"), root):
+        os.utime(path, (old, old))
+    assert app.remove_stale_work_roots(tmp_path) == []
+    assert (root / renamed_onto / "photos" / "a.jpg").read_text() == "mine"
+    shutil.rmtree(root / renamed_onto / "photos")
+    for path in (root / renamed_onto, root):
+        os.utime(path, (old, old))
+    assert app.remove_stale_work_roots(tmp_path) == [root]  # a root of only a server's own: removed
 
 
 def _is_locked(folder: Path) -> bool:
@@ -669,11 +698,11 @@ def test_a_root_made_again_by_an_upload_is_held_and_a_users_old_folder_is_not(tm
     root.mkdir()
     held = WorkRoot(root)
     shutil.rmtree(root)
-    (root / "uploads" / "0123abcd").mkdir(parents=True)
-    (root / "uploads" / "0123abcd" / "clip.mp4").write_text("an upload")
+    (root / "uploads" / SHA).mkdir(parents=True)
+    (root / "uploads" / SHA / "clip.mp4").write_text("an upload")
     if made_by == "a user, long before":
         old = time.time() - 3600
-        for path in (root / "uploads" / "0123abcd" / "clip.mp4", root / "uploads" / "0123abcd", root / "uploads"):
+        for path in (root / "uploads" / SHA / "clip.mp4", root / "uploads" / SHA, root / "uploads"):
             os.utime(path, (old, old))
         with pytest.raises(XMemPPError, match="the server's work folder was replaced"):
             held.folder()

@@ -701,6 +701,22 @@ def test_a_file_object_whose_path_is_no_regular_file_is_said_so(tmp_path, networ
         ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(video, [upload(odd)], frames=[0], size=SIZE)
 
 
+@pytest.mark.parametrize("explicit_call", [True, False])
+def test_a_file_object_with_an_empty_path_is_said_so_before_gradio_looks(explicit_call):
+    """`path: ""` was said as "video:  is not a file uploaded to this server", or named the server's own folder,
+    which Gradio took it for (fortieth hostile round)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from demo.api import _refused_file
+
+    with gr.Blocks():
+        video = gr.File()
+    said = asyncio.run(_refused_file(SimpleNamespace(inputs=[video]), [{"path": "", "meta": {"_type": "gradio.FileData"}}],
+                                     ["video"], explicit_call))
+    assert said == "video: a file object with an empty path: send the file itself (gradio_client's handle_file)"
+
+
 @pytest.mark.parametrize("path", [5, True, ["a"], {"a": 1}])
 def test_a_file_object_whose_path_is_no_text_is_refused_in_words(tmp_path, network, clip, path):
     """A FileData whose `path` was a number, a list or an object got Gradio's bare "Error" and a TypeError in the
