@@ -138,15 +138,6 @@ class Predictions(Mapping):
         return sum(1 for _ in self)
 
 
-def _entry_identity(path: Path) -> tuple[int, int] | None:
-    """(device, inode) of the entry at `path`, not following a link; None when nothing is there."""
-    try:
-        status = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    return status.st_dev, status.st_ino
-
-
 def _entry_status(folder: HeldFolder, name: str) -> os.stat_result | None:
     try:
         return os.lstat(name, dir_fd=folder.descriptor())
@@ -224,7 +215,7 @@ class UserState:
         self.settings.work_folder()  # the work root replaced is said in its own words
         held = HeldFolder(session, what="session folder")
         try:
-            if _entry_identity(session) != self._dir_held.identity or held.identity != self._dir_held.identity:
+            if identity(session, follow_links=False) != self._dir_held.identity or held.identity != self._dir_held.identity:
                 self._refuse_replaced(session, "the session's folder is no longer the one it made")
             for name in names:
                 status = _entry_status(held, name)
@@ -319,7 +310,7 @@ class UserState:
         elif not user and results:
             notes.append(f"{len(results)} masks without UserAnnotations/ were loaded as results, not references")
         previous = self.frames.folder.parent if self.frames is not None else None
-        made = _entry_identity(target)
+        made = identity(target, follow_links=False)
         # Every encoding of the video's references waits for its next run, which holds a place in the run queue.
         session = VideoSession(self.settings.network, frames, self._config(self._resumed_size(loaded, notes)),
                                defer_encoding=True)

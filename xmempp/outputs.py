@@ -464,10 +464,11 @@ def say_where_the_outputs_went(folder: HeldFolder) -> None:
 # ----- never write into what is read -------------------------------------------------------------------------
 # Paths are compared as file system objects (device and inode), not as spellings: a bind mount, a hard link
 # or a symlink reaches one folder or file by several paths, and `Path.resolve()` sees through symlinks only.
-def identity(path: Path) -> tuple[int, int] | None:
-    """(device, inode) of what `path` reaches, following links; None when nothing is there (or it cannot be seen)."""
+def identity(path: Path, follow_links: bool = True) -> tuple[int, int] | None:
+    """(device, inode) of what `path` reaches, following links (or of the entry itself, a link too, without);
+    None when nothing is there (or it cannot be seen)."""
     try:
-        status = os.stat(path)
+        status = os.stat(path, follow_symlinks=follow_links)
     except OSError:
         return None
     return status.st_dev, status.st_ino
