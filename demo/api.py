@@ -569,7 +569,7 @@ async def _refused_file(block_fn, inputs: list, names: list[str], explicit_call:
 
     for name, value, block in zip(names, inputs, block_fn.inputs, strict=False):
         for file in _files_in(value, is_file_obj_with_meta):
-            if not file.get("url") and not file.get("path"):  # Gradio took "" for its current folder
+            if not str(file.get("url") or "").strip() and not str(file.get("path") or "").strip():  # "" is Gradio's cwd
                 return f"{name}: a file object with an empty path: send the file itself (gradio_client's handle_file)"
             try:
                 await async_move_files_to_cache(file, block, check_in_upload_folder=not explicit_call)

@@ -230,8 +230,8 @@ class Runs(Visitors):
         kept = sum(1 for i in range(state.num_frames) if state.is_from_previous_run(i))
         yield {"viewer": views.viewer(state, current), "timeline": views.timeline(state, current),
                "progress": progress_html(last.done, last.total, "Writing the overlay video…")}
-        video = state.overlay_video()
         picks, remark = state.suggest(k)
+        video = state.overlay_video()  # checked last, just before it is served: its folder may be replaced meanwhile
         if stopped:
             text = f"Stopped after {last.done} of {last.total} frames; the frames done are kept"
             text += f", {kept} not reached keep the previous run's masks." if kept else "."

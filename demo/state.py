@@ -576,6 +576,8 @@ class UserState:
         """The overlay video of the current results (written once per change); None without results."""
         if self.frames is None or not any(self.mask(i) is not None for i in range(self.num_frames)):
             return None
+        if self.video is not None:  # its folder replaced since (a link, a mount): said, never served
+            self._own_folder(*self.video.parent.relative_to(self.work_dir).parts)
         if self.video is None or not self.video.is_file():
             where = self._new_video_folder()
             with self._built_in_session(*where, name=OVERLAY_VIDEO) as building:
@@ -611,6 +613,10 @@ class UserState:
             raise XMemPPError("nothing to export yet: annotate a frame (and propagate) first")
         self.check_idle("exporting")
         with self._exporting:  # a double click: the overlay video and the zip are written once at a time
+            # what the zip takes from the session's folder, its own: a link put at frames/ packed someone's pictures
+            for read in (self.frames.folder, self.source):
+                if read is not None and read.is_relative_to(self.work_dir):
+                    self._own_folder(*(read if read.is_dir() else read.parent).relative_to(self.work_dir).parts)
             video = self.overlay_video()
             where = where or (self._video_folder_name(), "out")
             annotations = {i: self.session.annotation(i) for i in self.annotated_frames}
@@ -620,6 +626,8 @@ class UserState:
                                  record=record_of(self.frames, self.size), source=self.source,
                                  frames=None if self.source is not None else self.frames.folder)
             path = self.work_dir.joinpath(*where, name)
+            if video is not None:  # its folder replaced while the zip was built: said, never served
+                self._own_folder(*video.parent.relative_to(self.work_dir).parts)
         self.unexported = False
         return path, video
 
@@ -657,6 +665,8 @@ class UserState:
         another, not by listing the folder: a folder that could not be listed numbered the next zip 1, and it
         replaced the first."""
         zips = []
+        if os.path.lexists(self.work_dir / "recovered"):  # a link or a mount put there: said, never served
+            self._own_folder("recovered")
         while (path := self.work_dir / "recovered" / f"previous-work-{len(zips) + 1}.zip").is_file():
             zips.append(path)
         return zips

@@ -34,11 +34,6 @@ WORK_ROOT_PREFIX = "xmempp-app-"  # then the server's process id: xmempp-app-<pi
 UPLOADS, API_CALLS, SESSION_PREFIX = "uploads", "api", "session-"  # all a work root holds
 
 
-def is_work_roots_own(name: str) -> bool:
-    """Whether `name`, in a work root, is one this server or Gradio makes there."""
-    return name in (UPLOADS, API_CALLS) or name.startswith(SESSION_PREFIX)
-
-
 class WorkRoot:
     """The work root at `path`, held by this server: `folder()` is where sessions and API calls write.
 
@@ -214,7 +209,8 @@ class WorkRoot:
         except OSError:
             return False
         uploads = self.path / UPLOADS
-        return (not uploads.exists() or _is_gradios_upload_cache(uploads)) and _all_made_since(self.path, self._seen_at)
+        return (not uploads.exists() or _is_gradios_upload_cache(uploads)) and \
+            _all_made_since(self.path, self._seen_at)
 
     def _hold_again(self) -> bool:
         try:
@@ -246,19 +242,19 @@ class WorkRoot:
                     "visitors' files in it are gone; it is made again", self.path)
 
 
-# Gradio files each upload under the SHA-256 of its content, and receives it first as a tempfile beside them.
-GRADIO_CACHE_FOLDER, GRADIO_RECEIVING_FILE = re.compile(r"[0-9a-f]{64}"), re.compile(r"tmp[a-z0-9_]+")
+GRADIO_CACHE_FOLDER = re.compile(r"[0-9a-f]{64}")  # Gradio files each upload under the SHA-256 of its content
+# A session's folder (mkdtemp's name) holds its videos, its recovered work and what is being built (hidden names).
+SESSION_FOLDER, SESSION_ENTRY = re.compile(r"session-[a-z0-9_]{8}"), re.compile(r"video-\d+|recovered|\..+\.tmp(\.\w+)?")
 
 
 def _is_gradios_upload_cache(folder: Path) -> bool:
-    """Whether `folder` holds only what Gradio's upload cache holds: folders named by a SHA-256, each of plain
-    files, and files being received. A user's folder renamed onto uploads/, its files written in the moment before,
-    was taken for the cache Gradio made again (by its times alone), and removed at exit."""
+    """Whether `folder` holds only what Gradio's upload cache keeps: folders named by a SHA-256, each of plain
+    files (a file Gradio is still receiving, `tmp<8>` beside them, is not counted in: it looks like a user's). A
+    user's folder renamed onto uploads/, its files written in the moment before, was taken for the cache Gradio
+    made again (by its times alone), and removed at exit."""
     try:
         with os.scandir(folder) as entries:
             for entry in entries:
-                if GRADIO_RECEIVING_FILE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-                    continue
                 if not (GRADIO_CACHE_FOLDER.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False)):
                     return False
                 with os.scandir(entry.path) as files:
@@ -390,15 +386,28 @@ def _names_no_server_makes(folder: Path) -> str:
     or an api/ holding more than call folders, is such a name too: a user's folder renamed there, then the server
     killed, went with the root at the next start."""
     try:
-        foreign = sorted(name for name in os.listdir(folder) if not is_work_roots_own(name))
-        if (folder / UPLOADS).is_dir() and not _is_gradios_upload_cache(folder / UPLOADS):
-            foreign.append(UPLOADS)
-        if (folder / API_CALLS).is_dir() and not all(name.startswith("call-") for name in os.listdir(folder / API_CALLS)):
-            foreign.append(API_CALLS)
+        foreign = sorted(name for name in os.listdir(folder) if not _is_a_servers_own(folder / name))
     except OSError:
         return ""
     more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
     return f"{foreign[0]!r}{more}" if foreign else ""
+
+
+def _is_a_servers_own(entry: Path) -> bool:
+    """Whether `entry`, at the top of a dead server's root, is what a server makes there, by its name and what it
+    holds: a user's folder renamed onto uploads/, api/ or a session's name (or a file put there) went with the root
+    at the next start."""
+    try:
+        if not entry.is_dir() or entry.is_symlink():
+            return False
+        if entry.name == UPLOADS:
+            return _is_gradios_upload_cache(entry)
+        if entry.name == API_CALLS:
+            return all(name.startswith("call-") for name in os.listdir(entry))
+        return bool(SESSION_FOLDER.fullmatch(entry.name)) and all(SESSION_ENTRY.fullmatch(name)
+                                                                  for name in os.listdir(entry))
+    except OSError:
+        return False
 
 
 def remove_stale_work_roots(parent: Path) -> list[Path]:

@@ -19,6 +19,8 @@ import app
 from xmempp.errors import XMemPPError
 from xmempp.model.weights import missing_weights_message
 
+SESSION = "session-abcd1234"  # a session's folder, as mkdtemp names it
+
 
 @pytest.fixture(autouse=True)
 def roots_never_changed_lately(monkeypatch):
@@ -137,7 +139,7 @@ def _dead_pid() -> int:
 
 def test_work_roots_of_servers_no_longer_running_are_removed(tmp_path):
     dead = tmp_path / f"xmempp-app-{_dead_pid()}-abc"
-    (dead / "session-x").mkdir(parents=True)
+    (dead / SESSION).mkdir(parents=True)
     ours = tmp_path / f"xmempp-app-{os.getpid()}-def"
     unnamed = tmp_path / "xmempp-app-old"
     for folder in (ours, unnamed):
@@ -159,7 +161,7 @@ def test_a_killed_servers_work_root_is_removed_whatever_process_has_its_pid_here
     for good: a start in another namespace is pid 1 itself and took the root for its own, and a start on the host
     saw init alive (thirtieth hostile round). Its free lock proves its server gone: the kernel let go of it."""
     root = tmp_path / f"xmempp-app-{pid}-killed"
-    (root / "session-x").mkdir(parents=True)
+    (root / SESSION).mkdir(parents=True)
     assert app.remove_stale_work_roots(tmp_path) == [root]
     assert not root.exists()
 
@@ -169,14 +171,14 @@ def test_a_work_root_whose_server_holds_its_lock_is_kept_whatever_its_pid(tmp_pa
     work root was removed as a dead server's, its visitors' frames and masks with it (twenty-eighth hostile round).
     A running server holds its work root's lock; the kernel lets go of it when the server ends, killed or not."""
     root = tmp_path / f"xmempp-app-{_dead_pid()}-elsewhere"
-    (root / "session-x").mkdir(parents=True)
+    (root / SESSION).mkdir(parents=True)
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys; held = os.open(sys.argv[1], os.O_RDONLY); "
                                "fcntl.flock(held, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
                                str(root)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "held\n"
         assert app.remove_stale_work_roots(tmp_path) == []
-        assert (root / "session-x").is_dir()
+        assert (root / SESSION).is_dir()
     finally:
         holder.kill()
         holder.wait(timeout=30)
@@ -212,18 +214,18 @@ def test_a_work_root_named_with_a_number_no_process_can_have_is_stale_and_other_
     assert superscript.is_dir()
 
 
-@pytest.mark.parametrize("mounted", ["", "session-x"])
+@pytest.mark.parametrize("mounted", ["", "session-abcd1234"])
 def test_a_dead_servers_work_root_that_is_or_holds_a_mount_point_is_left_whole(tmp_path, monkeypatch, mounted):
     """A user's folder bind-mounted at xmempp-app-<dead pid>-x was emptied by the start-up clean-up (rmtree crosses
     mounts), and the log said it was removed (twenty-fourth hostile round)."""
     root = tmp_path / f"xmempp-app-{_dead_pid()}-x"
-    (root / "session-x").mkdir(parents=True)
-    (root / "session-x" / "keep.txt").write_text("mine")
+    (root / SESSION).mkdir(parents=True)
+    (root / SESSION / "keep.txt").write_text("mine")
     import demo.work_root
 
     monkeypatch.setattr(demo.work_root, "mount_points", lambda: {os.path.realpath(root / mounted).rstrip(os.sep)})
     assert app.remove_stale_work_roots(tmp_path) == []
-    assert (root / "session-x" / "keep.txt").read_text() == "mine"
+    assert (root / SESSION / "keep.txt").read_text() == "mine"
 
 
 def test_a_link_or_file_named_like_a_dead_servers_work_root_is_left_and_not_said_removed(tmp_path):
@@ -364,7 +366,7 @@ def test_a_dead_servers_work_root_nested_past_the_recursion_limit_is_removed_and
     """A tree 1,000 folders deep in xmempp-app-<dead pid>-d made rmtree raise RecursionError: every start of the app
     stopped with a traceback (twenty-fourth hostile round). It is left no more: the removal does not recurse."""
     root = tmp_path / f"xmempp-app-{_dead_pid()}-d"
-    levels = [root, root / "session-x"]
+    levels = [root, root / SESSION, root / SESSION / "video-1"]
     for _ in range(sys.getrecursionlimit() + 50):
         levels.append(levels[-1] / "a")
     for level in levels:  # one by one: os.makedirs and pytest's own clean-up recurse as well
@@ -512,7 +514,7 @@ SHA = "0123abcd" * 8  # a folder name of Gradio's upload cache: the SHA-256 of a
 
 
 @pytest.mark.parametrize("made_by", ["the watcher", "a visitor's upload, since", "a user, long before",
-                                     "a user, just now"])
+                                     "a user, just now", "a user, just now, a file named like Gradio's"])
 def test_an_uploads_folder_made_again_is_the_servers_own_unless_a_user_made_it(tmp_path, monkeypatch, made_by):
     """uploads/ removed while the server ran: made again by the watcher, or by Gradio's next upload in the moment
     before, it is the server's, and goes at exit; a user's folder renamed there is left, its files old or written
@@ -539,8 +541,10 @@ def test_an_uploads_folder_made_again_is_the_servers_own_unless_a_user_made_it(t
     if made_by == "a visitor's upload, since":
         (root / "uploads" / SHA).mkdir(parents=True)
         (root / "uploads" / SHA / "clip.mp4").write_text("an upload")
-        (root / "uploads" / "tmpa1b2c3d4").write_text("an upload being received")
     elif made_by.startswith("a user"):
+        if made_by.endswith("named like Gradio's"):  # tmp + 8: a file Gradio receives an upload into
+            shutil.rmtree(users / "photos")
+            (users / "tmp_results").write_text("mine")
         users.rename(root / "uploads")
     held._keep_uploads()
     assert (root / "uploads").is_dir()
@@ -548,14 +552,16 @@ def test_an_uploads_folder_made_again_is_the_servers_own_unless_a_user_made_it(t
     assert os.path.exists(root) == made_by.startswith("a user")
 
 
-@pytest.mark.parametrize("renamed_onto", ["uploads", "api"])
+@pytest.mark.parametrize("renamed_onto", ["uploads", "api", SESSION])
 def test_a_killed_servers_root_holding_a_users_folder_at_uploads_or_api_is_left_at_the_next_start(tmp_path,
                                                                                                  renamed_onto):
-    """A user's folder renamed onto a running server's uploads/, then the server killed: the next start removed
-    the root with it, its names being a server's (fortieth hostile round)."""
+    """A user's folder renamed onto a running server's uploads/ (or api/, or named as a session's), then the server
+    killed, or left at exit for it: the next start removed the root with it, its name being a server's (fortieth
+    and forty-first hostile rounds)."""
     root = tmp_path / f"xmempp-app-{_dead_pid()}-killed"
     (root / "uploads" / SHA).mkdir(parents=True)
     (root / "api" / "call-x").mkdir(parents=True)
+    (root / SESSION / "video-1").mkdir(parents=True)
     shutil.rmtree(root / renamed_onto)
     (root / renamed_onto / "photos").mkdir(parents=True)
     (root / renamed_onto / "photos" / "a.jpg").write_text("mine")
@@ -568,6 +574,17 @@ def test_a_killed_servers_root_holding_a_users_folder_at_uploads_or_api_is_left_
     for path in (root / renamed_onto, root):
         os.utime(path, (old, old))
     assert app.remove_stale_work_roots(tmp_path) == [root]  # a root of only a server's own: removed
+
+
+def test_a_killed_servers_root_with_a_file_at_uploads_is_left_at_the_next_start(tmp_path):
+    root = tmp_path / f"xmempp-app-{_dead_pid()}-killed"
+    root.mkdir()
+    (root / "uploads").write_text("a user's file")
+    old = time.time() - 120
+    for path in (root / "uploads", root):
+        os.utime(path, (old, old))
+    assert app.remove_stale_work_roots(tmp_path) == []
+    assert (root / "uploads").read_text() == "a user's file"
 
 
 def _is_locked(folder: Path) -> bool:
@@ -587,15 +604,15 @@ def test_a_dead_servers_root_holding_a_running_servers_root_is_left(tmp_path):
     """A running server's work root moved into a folder another start took for a dead server's root was removed
     with it: only the candidate's own lock was looked at (thirty-sixth hostile round)."""
     dead = tmp_path / f"xmempp-app-{_dead_pid()}-made-again"
-    running = dead / "session-moved-root"
-    (running / "session-x").mkdir(parents=True)
+    running = dead / "session-movedrot"
+    (running / "video-1").mkdir(parents=True)
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys; held = os.open(sys.argv[1], os.O_RDONLY); "
                                "fcntl.flock(held, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
                                str(running)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "held\n"
         assert app.remove_stale_work_roots(tmp_path) == []
-        assert (running / "session-x").is_dir()
+        assert (running / "video-1").is_dir()
     finally:
         holder.kill()
         holder.wait(timeout=30)

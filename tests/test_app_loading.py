@@ -490,6 +490,30 @@ def test_a_link_put_at_a_sessions_folder_during_a_step_takes_nothing_of_where_it
     assert all(any(part.startswith(".") for part in Path(name).parts) for name in strays), strays
 
 
+@pytest.mark.parametrize("replaced", ["the overlay's folder", "the recovered work's folder", "the frames' folder"])
+def test_a_folder_of_what_the_page_is_given_replaced_by_a_link_is_said_never_served(handlers, clip, tmp_path,
+                                                                                  replaced):
+    """The run's overlay folder (or recovered/) replaced at idle by a link to a user's folder holding files of the
+    same names: Export answered Gradio's bare "Error", or served the user's file as this visitor's (forty-first
+    hostile round)."""
+    state = annotated(handlers)
+    run(handlers, state)
+    if replaced == "the recovered work's folder":
+        handlers.load_files(state, [str(clip)])  # the previous video's work kept in recovered/previous-work-1.zip
+        state.session.restore_annotations({0: square(0)})
+        folder = state.work_dir / "recovered"
+    elif replaced == "the frames' folder":
+        folder = state.frames.folder
+    else:
+        folder = state.video.parent
+    users = _swap_for_a_link_to_a_copy(folder, tmp_path)
+    for file in users.iterdir():
+        file.write_bytes(b"the user's own")
+    said = text(handlers.export(state)["export_note"])
+    assert "removed or replaced while you worked" in said, said
+    assert all(file.read_bytes() == b"the user's own" for file in users.iterdir())
+
+
 def test_closing_the_tab_deletes_that_sessions_files_at_once(handlers, clip):
     mine, theirs = SimpleNamespace(session_hash="mine"), SimpleNamespace(session_hash="theirs")
     my_state = handlers.load_files(None, [str(clip)], mine)["state"]

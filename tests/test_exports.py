@@ -1336,16 +1336,55 @@ def test_a_folder_reached_from_the_top_of_the_annotations_folder_is_never_remove
         _refuse_writing_into_inputs(recorded, tmp_path / "D", ["mattes"])
 
 
-def test_a_link_to_a_file_in_a_folder_above_the_input_is_not_recorded_so_exports_are_not_all_refused(tmp_path):
-    """A link in the annotations folder to /.dockerenv recorded /, and every export anywhere was refused (thirty-
-    ninth hostile round)."""
+def test_links_in_an_input_folder_spelled_through_a_link_and_dotdot_are_recorded(tmp_path, monkeypatch):
+    """`--masks L/../A`, L a link elsewhere: the links at the top of A were looked up as `./A/...` (the `..` taken
+    away as text), found nowhere, and none was recorded (forty-first hostile round)."""
     from xmempp.outputs import input_identities
 
-    (tmp_path / "notes.txt").write_text("x")
-    annotations = tmp_path / "A"
+    (tmp_path / "D" / "mattes").mkdir(parents=True)
+    (tmp_path / "D" / "mattes" / "keep.png").write_bytes(b"the user's mask")
+    (tmp_path / "deep" / "sub").mkdir(parents=True)
+    (tmp_path / "deep" / "A").mkdir()
+    (tmp_path / "deep" / "A" / "frame_000000.png").symlink_to(tmp_path / "D" / "mattes" / "keep.png")
+    (tmp_path / "cwd").mkdir()
+    (tmp_path / "cwd" / "L").symlink_to(tmp_path / "deep" / "sub")
+    monkeypatch.chdir(tmp_path / "cwd")
+    recorded = input_identities({"annotations": Path("L/../A")})
+    assert recorded["annotations behind links (frame_000000.png)"]["path"] == str(tmp_path / "D" / "mattes")
+
+
+def test_a_run_that_cannot_read_the_mount_table_says_that_mounts_in_its_inputs_cannot_be_told(tmp_path, monkeypatch,
+                                                                                             caplog):
+    """Where /proc/self/mountinfo cannot be read, a file bind-mounted in the annotations folder was recorded
+    nowhere, unsaid, and a later export removed its source (forty-first hostile round)."""
+    import xmempp.outputs
+    from xmempp.outputs import input_identities
+
+    monkeypatch.setattr(xmempp.outputs, "mount_points", lambda: None)
+    (tmp_path / "A").mkdir()
+    input_identities({"annotations": tmp_path / "A"})
+    assert "mount table (/proc/self/mountinfo) cannot be read" in caplog.text
+
+
+def test_a_link_to_a_file_in_a_folder_above_the_input_records_the_file_so_exports_are_not_all_refused(tmp_path):
+    """A link in the annotations folder to /.dockerenv recorded /, and every export anywhere was refused (thirty-
+    ninth hostile round); left out, the file went with an export once the annotations folder was moved out
+    (forty-first)."""
+    from xmempp.exports import _refuse_writing_into_inputs
+    from xmempp.outputs import input_identities
+
+    (tmp_path / "D" / "mattes").mkdir(parents=True)
+    (tmp_path / "D" / "mattes" / "notes.txt").write_text("the user's")
+    annotations = tmp_path / "D" / "mattes" / "A"
     annotations.mkdir()
-    (annotations / "notes.txt").symlink_to(tmp_path / "notes.txt")
-    assert list(input_identities({"annotations": annotations})) == ["annotations"]
+    (annotations / "notes.txt").symlink_to(tmp_path / "D" / "mattes" / "notes.txt")
+    recorded = input_identities({"annotations": annotations})
+    assert [record["path"] for record in recorded.values()] == [str(annotations),
+                                                                str(tmp_path / "D" / "mattes" / "notes.txt")]
+    _refuse_writing_into_inputs(recorded, tmp_path / "elsewhere", ["mattes"])  # no folder above it is refused
+    annotations.rename(tmp_path / "A")  # moved out: the entry now holds only the file the run read
+    with pytest.raises(XMemPPError, match=r"the annotations behind links \(notes.txt\) the run read"):
+        _refuse_writing_into_inputs(recorded, tmp_path / "D", ["mattes"])
 
 
 @pytest.mark.parametrize("entry", ["coco.json", "youtube_vis.json"])

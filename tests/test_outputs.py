@@ -906,6 +906,12 @@ def test_a_run_never_replaces_the_weights_its_given_network_was_loaded_from(squa
     with pytest.raises(XMemPPError, match="the weights"):
         run_on_video(frames, masks, out, network=load_network(weights, "cpu"), size=64, print_progress=False)
     assert weights.read_bytes() == before
+    (tmp_path / "L").symlink_to(out / "masks", target_is_directory=True)  # L/../keys.npy is OUTPUT/keys.npy
+    (out / "masks").mkdir()
+    with pytest.raises(XMemPPError, match="the weights"):
+        run_on_video(frames, masks, out, network=load_network(tmp_path / "L" / ".." / KEYS_FILE, "cpu"), size=64,
+                     print_progress=False)
+    assert weights.read_bytes() == before
     elsewhere = Path(shutil.copyfile(checkpoint, tmp_path / "w.pth"))
     run_on_video(frames, masks, tmp_path / "run", network=load_network(elsewhere, "cpu"), size=64,
                  print_progress=False)

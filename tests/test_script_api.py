@@ -712,9 +712,10 @@ def test_a_file_object_with_an_empty_path_is_said_so_before_gradio_looks(explici
 
     with gr.Blocks():
         video = gr.File()
-    said = asyncio.run(_refused_file(SimpleNamespace(inputs=[video]), [{"path": "", "meta": {"_type": "gradio.FileData"}}],
-                                     ["video"], explicit_call))
-    assert said == "video: a file object with an empty path: send the file itself (gradio_client's handle_file)"
+    for blank in ("", " "):
+        value = [{"path": blank, "meta": {"_type": "gradio.FileData"}}]
+        said = asyncio.run(_refused_file(SimpleNamespace(inputs=[video]), value, ["video"], explicit_call))
+        assert said == "video: a file object with an empty path: send the file itself (gradio_client's handle_file)"
 
 
 @pytest.mark.parametrize("path", [5, True, ["a"], {"a": 1}])

@@ -34,7 +34,7 @@ from xmempp.errors import (
     nested_too_deep,
     shown,
 )
-from xmempp.mounts import first_removed_with, mount_points, mount_risk, mounted_apart, remove_tree
+from xmempp.mounts import MOUNT_TABLE, first_removed_with, mount_points, mount_risk, mounted_apart, remove_tree
 from xmempp.regular_files import FileTooLargeError, open_regular, read_regular_text
 
 # A manifest (or keys.json) lists each frame's name and digest: some 100 bytes a frame, a few MB for the longest
@@ -231,10 +231,13 @@ def _folders_behind_links(folder: Path, label: str) -> dict[str, dict]:
     found: dict[str, dict] = {}
     holding = {identity(above) for above in (followed(folder), *followed(folder).parents)}
     seen: set[tuple[int, int] | None] = set(holding)
-    mounts = mount_points() or set()
+    mounts = mount_points()
+    if mounts is None:
+        log.warning("the system's mount table (%s) cannot be read: a file or folder bind-mounted in %s cannot be "
+                    "told, and an export --overwrite will not know to keep it", MOUNT_TABLE, shown(folder))
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
-            for behind, status in _reached_elsewhere(entry, mounts):  # each entry on its own: see there
+            for behind, status in _reached_elsewhere(entry, mounts or set(), holding):  # each entry on its own
                 if status in seen:
                     continue
                 if len(found) == MAX_FOLDERS_BEHIND_LINKS:
@@ -251,13 +254,16 @@ def _folders_behind_links(folder: Path, label: str) -> dict[str, dict]:
     return found
 
 
-def _reached_elsewhere(entry: os.DirEntry, mounts: set[str]) -> list[tuple[Path, tuple[int, int]]]:
+def _reached_elsewhere(entry: os.DirEntry, mounts: set[str], holding: set[tuple[int, int] | None]
+                      ) -> list[tuple[Path, tuple[int, int]]]:
     """What one entry at the top of an input folder reaches outside it, as (path, (device, inode)): for a link, the
     folder it leads into (a link to a folder, that folder; to a file, the file's folder), and the file itself when
-    it is bind-mounted where the link leads or its folder cannot be told (a path past PATH_MAX, which the system
-    still follows); for a file or folder bind-mounted there, itself. Nothing for a plain entry, or a link that leads
-    nowhere (to nothing, or a loop of links): one such entry never stops the look at the others."""
-    path = Path(os.path.abspath(entry.path))  # as the system put it, whatever the run's folder was spelled
+    it is bind-mounted where the link leads, or its folder cannot be told (a path past PATH_MAX, which the system
+    still follows) or holds the input folder (`holding`: recorded, that folder made every export below it refused;
+    left out, the file went with an export once the input folder was moved out); for a file or folder bind-mounted
+    there, itself. Nothing for a plain entry, or a link that leads nowhere (to nothing, or a loop of links): one
+    such entry never stops the look at the others."""
+    path = Path(entry.path)  # as spelled: `LINK/../A` made absolute by its text named a folder that is not there
     try:
         link = entry.is_symlink()
         if not link and os.path.realpath(path) not in mounts:
@@ -267,15 +273,15 @@ def _reached_elsewhere(entry: os.DirEntry, mounts: set[str]) -> list[tuple[Path,
         return []
     itself = (target.st_dev, target.st_ino)
     if not link:
-        return [(path, itself)]
+        return [(Path(os.path.realpath(path)), itself)]  # where the system put it, absolute
     try:
         reached = followed(path)
         if stat.S_ISDIR(target.st_mode):
             return [(reached, itself)]
         folder = identity(reached.parent)
     except (OSError, XMemPPError):
-        return [(path, itself)]
-    if folder is None:
+        return [(Path(os.path.abspath(path)), itself)]  # the link's own path: what it leads to cannot be spelled
+    if folder is None or folder in holding:
         return [(reached, itself)]
     return [(reached.parent, folder)] + ([(reached, itself)] if os.path.realpath(path) in mounts else [])
 
@@ -630,7 +636,7 @@ def replace_with_copy(source: Path, destination: Path, within: Path | OutputRoot
         parent = HeldFolder(destination.parent, what="folder") if within is None else \
             held_below(within, destination.parent, "folder")
         with parent, _held_for_replacing(parent, destination.name):
-            parent.replace_with_folder(destination.name, fresh.name)
+            parent.replace_with_folder(destination.name, fresh.name, lacks=_entries_a_copy_removes)
     except BaseException:
         remove_own_folder(fresh, made)
         raise
@@ -1099,14 +1105,17 @@ class HeldFolder:
         with self._problems(f"rename {shown(self.path / source)}"):
             os.replace(source, destination, src_dir_fd=self._descriptor, dst_dir_fd=self._descriptor)
 
-    def replace_with_folder(self, name: str, fresh: str, keep: Collection[tuple[int, int]] = ()) -> None:
+    def replace_with_folder(self, name: str, fresh: str, keep: Collection[tuple[int, int]] = (),
+                            lacks: Callable[[Path, Path], list[Path]] | None = None) -> None:
         """Rename the folder `fresh` to `name`, both in this folder. An earlier folder there goes aside first and
         is removed after the rename: removed first, an interrupt or a file it could not remove left neither the
         earlier folder nor the new one whole. What cannot be removed stays aside, hidden, with a warning. A link
         there is unlinked (what it leads to stays); any other file is refused: it came after the caller's checks
         (put there during a run), and is someone's. `keep`: folders and files ((device, inode) pairs: a run's
         inputs) the earlier folder must not take with it; one moved into it after the caller's checks keeps the
-        earlier folder aside, whole, and is said as an XMemPPError."""
+        earlier folder aside, whole, and is said as an XMemPPError. `lacks(new, earlier)`: what the earlier folder
+        holds that the new one does not, looked at again once it is aside (a user's file written into it after the
+        caller's look went with it); anything there keeps it aside, whole, said likewise."""
         with self._problems(f"replace {shown(self.path / name)}"):
             try:
                 earlier = os.lstat(name, dir_fd=self._descriptor)
@@ -1117,6 +1126,11 @@ class HeldFolder:
                 self.rename(name, aside)
                 self.rename(fresh, name)
                 self._refuse_removing_what_is_kept(aside, name, keep)
+                if lacks is not None and (found := lacks(self.path / name, self.path / aside)):
+                    raise XMemPPError(f"{shown(self.path / name)} is the new one now, but the earlier one, moved aside "
+                                      f"to {shown(self.path / aside)}, is kept there whole: it holds "
+                                      f"{shown(found[0].name)}, put there while xmempp worked; move what is yours out "
+                                      "of it, then remove it yourself")
                 _remove_earlier(self.path / aside, self.path / name, self._descriptor)
                 return
             if earlier is not None and not stat.S_ISLNK(earlier.st_mode):

@@ -111,7 +111,7 @@ def load_network(path: PathArgument, device: torch.device | str | None = None,
     state = {name: state[name].to(reference.dtype) if name in state else torch.zeros_like(reference, device="cpu")
              for name, reference in expected.items()}
     network.load_state_dict(state, strict=True, assign=True)
-    network.loaded_from = os.path.abspath(path)
+    network.loaded_from = os.path.realpath(path)  # as the system reached it: `LINK/../keys.npy` is not ./keys.npy
     device = resolve_device(device)
     network = network.to(device).eval().requires_grad_(False)
     if channels_last if channels_last is not None else device.type == "cpu":
