@@ -259,6 +259,13 @@ class UserState:
         if self._dir_held is not None:
             self._dir_held.remove_tree(name, only=made)
 
+    def _refuse_unless_own_file(self, path: Path) -> None:
+        """A file the session made, about to be served, refused when something else is at its name now (a link to
+        anyone's file: Gradio refused to serve it, with a bare "Error")."""
+        status = os.lstat(path) if os.path.lexists(path) else None
+        if status is not None and not stat.S_ISREG(status.st_mode):
+            self._refuse_replaced(path, "a link or another kind of file is at a file's name")
+
     @staticmethod
     def _refuse_replaced(path: Path, why: str) -> None:
         log.warning("a session's folder %s was replaced while a visitor worked (%s): nothing is written there",
@@ -576,8 +583,9 @@ class UserState:
         """The overlay video of the current results (written once per change); None without results."""
         if self.frames is None or not any(self.mask(i) is not None for i in range(self.num_frames)):
             return None
-        if self.video is not None:  # its folder replaced since (a link, a mount): said, never served
+        if self.video is not None:  # its folder, or itself, replaced since (a link, a mount): said, never served
             self._own_folder(*self.video.parent.relative_to(self.work_dir).parts)
+            self._refuse_unless_own_file(self.video)
         if self.video is None or not self.video.is_file():
             where = self._new_video_folder()
             with self._built_in_session(*where, name=OVERLAY_VIDEO) as building:
@@ -668,5 +676,6 @@ class UserState:
         if os.path.lexists(self.work_dir / "recovered"):  # a link or a mount put there: said, never served
             self._own_folder("recovered")
         while (path := self.work_dir / "recovered" / f"previous-work-{len(zips) + 1}.zip").is_file():
+            self._refuse_unless_own_file(path)
             zips.append(path)
         return zips

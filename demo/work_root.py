@@ -242,19 +242,23 @@ class WorkRoot:
                     "visitors' files in it are gone; it is made again", self.path)
 
 
-GRADIO_CACHE_FOLDER = re.compile(r"[0-9a-f]{64}")  # Gradio files each upload under the SHA-256 of its content
+# Gradio files each upload under the SHA-256 of its content, received first as a tempfile beside them (an empty one
+# of those is left behind after a browser's upload).
+GRADIO_CACHE_FOLDER, GRADIO_RECEIVING_FILE = re.compile(r"[0-9a-f]{64}"), re.compile(r"tmp[a-z0-9_]{8}")
 # A session's folder (mkdtemp's name) holds its videos, its recovered work and what is being built (hidden names).
 SESSION_FOLDER, SESSION_ENTRY = re.compile(r"session-[a-z0-9_]{8}"), re.compile(r"video-\d+|recovered|\..+\.tmp(\.\w+)?")
 
 
-def _is_gradios_upload_cache(folder: Path) -> bool:
+def _is_gradios_upload_cache(folder: Path, receiving: bool = False) -> bool:
     """Whether `folder` holds only what Gradio's upload cache keeps: folders named by a SHA-256, each of plain
-    files (a file Gradio is still receiving, `tmp<8>` beside them, is not counted in: it looks like a user's). A
-    user's folder renamed onto uploads/, its files written in the moment before, was taken for the cache Gradio
-    made again (by its times alone), and removed at exit."""
+    files, and (`receiving`: a dead server's) the `tmp<8>` files Gradio receives uploads into beside them. A user's
+    folder renamed onto uploads/, its files written in the moment before, was taken for the cache Gradio made again
+    (by its times alone), and removed at exit; a killed server's root kept its empty tmp file, and stayed for good."""
     try:
         with os.scandir(folder) as entries:
             for entry in entries:
+                if receiving and GRADIO_RECEIVING_FILE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                    continue
                 if not (GRADIO_CACHE_FOLDER.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False)):
                     return False
                 with os.scandir(entry.path) as files:
@@ -401,7 +405,7 @@ def _is_a_servers_own(entry: Path) -> bool:
         if not entry.is_dir() or entry.is_symlink():
             return False
         if entry.name == UPLOADS:
-            return _is_gradios_upload_cache(entry)
+            return _is_gradios_upload_cache(entry, receiving=True)
         if entry.name == API_CALLS:
             return all(name.startswith("call-") for name in os.listdir(entry))
         return bool(SESSION_FOLDER.fullmatch(entry.name)) and all(SESSION_ENTRY.fullmatch(name)

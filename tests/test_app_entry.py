@@ -576,6 +576,19 @@ def test_a_killed_servers_root_holding_a_users_folder_at_uploads_or_api_is_left_
     assert app.remove_stale_work_roots(tmp_path) == [root]  # a root of only a server's own: removed
 
 
+def test_a_killed_servers_root_is_removed_though_gradio_left_a_file_it_received_an_upload_into(tmp_path):
+    """Gradio leaves an empty tmp<8> file at the top of its upload cache after a browser's upload: a killed
+    server's root was then left for good, its uploads/ taken for a user's (forty-second hostile round)."""
+    root = tmp_path / f"xmempp-app-{_dead_pid()}-killed"
+    (root / "uploads" / SHA).mkdir(parents=True)
+    (root / "uploads" / SHA / "clip.mp4").write_text("an upload")
+    (root / "uploads" / "tmpp8xycvhn").write_bytes(b"")
+    old = time.time() - 120
+    for path in (*root.rglob("*"), root):
+        os.utime(path, (old, old))
+    assert app.remove_stale_work_roots(tmp_path) == [root]
+
+
 def test_a_killed_servers_root_with_a_file_at_uploads_is_left_at_the_next_start(tmp_path):
     root = tmp_path / f"xmempp-app-{_dead_pid()}-killed"
     root.mkdir()

@@ -514,6 +514,28 @@ def test_a_folder_of_what_the_page_is_given_replaced_by_a_link_is_said_never_ser
     assert all(file.read_bytes() == b"the user's own" for file in users.iterdir())
 
 
+@pytest.mark.parametrize("replaced", ["the overlay video", "a recovered zip"])
+def test_a_file_the_page_is_given_replaced_by_a_link_is_said_never_served(handlers, clip, tmp_path, replaced):
+    """The run's overlay (or a recovered zip) itself replaced at idle by a link to a user's file outside the work
+    root: Export (or the next load) answered Gradio's bare "Error" (forty-second hostile round)."""
+    state = annotated(handlers)
+    run(handlers, state)
+    if replaced == "a recovered zip":
+        handlers.load_files(state, [str(clip)])
+        file = state.work_dir / "recovered" / "previous-work-1.zip"
+    else:
+        file = state.video
+    (tmp_path / "theirs.bin").write_bytes(b"the user's own")
+    file.unlink()
+    file.symlink_to(tmp_path / "theirs.bin")
+    if replaced == "a recovered zip":
+        said = handlers.load_files(state, [str(clip)])["status"]
+    else:
+        said = text(handlers.export(state)["export_note"])
+    assert "removed or replaced while you worked" in said, said
+    assert (tmp_path / "theirs.bin").read_bytes() == b"the user's own"
+
+
 def test_closing_the_tab_deletes_that_sessions_files_at_once(handlers, clip):
     mine, theirs = SimpleNamespace(session_hash="mine"), SimpleNamespace(session_hash="theirs")
     my_state = handlers.load_files(None, [str(clip)], mine)["state"]
