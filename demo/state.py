@@ -260,11 +260,12 @@ class UserState:
             self._dir_held.remove_tree(name, only=made)
 
     def _refuse_unless_own_file(self, path: Path) -> None:
-        """A file the session made, about to be served, refused when something else is at its name now (a link to
-        anyone's file: Gradio refused to serve it, with a bare "Error")."""
+        """A file the session made, about to be served or packed, refused when something else is at its name now:
+        a link to anyone's file (Gradio refused to serve it, with a bare "Error"), a FIFO (the export waited for
+        ever), or a hard link of someone's file (packed into the visitor's zip)."""
         status = os.lstat(path) if os.path.lexists(path) else None
-        if status is not None and not stat.S_ISREG(status.st_mode):
-            self._refuse_replaced(path, "a link or another kind of file is at a file's name")
+        if status is not None and (not stat.S_ISREG(status.st_mode) or status.st_nlink != 1):
+            self._refuse_replaced(path, "a link, a hard link or another kind of file is at a file's name")
 
     @staticmethod
     def _refuse_replaced(path: Path, why: str) -> None:
@@ -625,6 +626,9 @@ class UserState:
             for read in (self.frames.folder, self.source):
                 if read is not None and read.is_relative_to(self.work_dir):
                     self._own_folder(*(read if read.is_dir() else read.parent).relative_to(self.work_dir).parts)
+            for file in [self.source] if self.source is not None else self.frames.paths:
+                if file.is_relative_to(self.work_dir):
+                    self._refuse_unless_own_file(file)
             video = self.overlay_video()
             where = where or (self._video_folder_name(), "out")
             annotations = {i: self.session.annotation(i) for i in self.annotated_frames}

@@ -514,20 +514,35 @@ def test_a_folder_of_what_the_page_is_given_replaced_by_a_link_is_said_never_ser
     assert all(file.read_bytes() == b"the user's own" for file in users.iterdir())
 
 
-@pytest.mark.parametrize("replaced", ["the overlay video", "a recovered zip"])
-def test_a_file_the_page_is_given_replaced_by_a_link_is_said_never_served(handlers, clip, tmp_path, replaced):
-    """The run's overlay (or a recovered zip) itself replaced at idle by a link to a user's file outside the work
-    root: Export (or the next load) answered Gradio's bare "Error" (forty-second hostile round)."""
+@pytest.mark.parametrize("put", ["a link", "a hard link", "a FIFO"])
+@pytest.mark.parametrize("replaced", ["the overlay video", "a recovered zip", "the kept upload"])
+def test_a_file_the_page_is_given_replaced_by_a_link_is_said_never_served(handlers, clip, tmp_path, replaced, put):
+    """The run's overlay (a recovered zip, the upload a zip packs) itself replaced at idle by a link to a user's
+    file outside the work root: Export (or the next load) answered Gradio's bare "Error"; a hard link was packed
+    into the visitor's zip; a FIFO kept the export waiting for ever (forty-second hostile round)."""
     state = annotated(handlers)
     run(handlers, state)
     if replaced == "a recovered zip":
         handlers.load_files(state, [str(clip)])
+        state.session.restore_annotations({0: square(0)})
         file = state.work_dir / "recovered" / "previous-work-1.zip"
+    elif replaced == "the kept upload":
+        handlers.load_files(state, [str(clip)])
+        state.session.restore_annotations({0: square(0)})
+        file = state.source
     else:
         file = state.video
     (tmp_path / "theirs.bin").write_bytes(b"the user's own")
     file.unlink()
-    file.symlink_to(tmp_path / "theirs.bin")
+    if put == "a link":
+        file.symlink_to(tmp_path / "theirs.bin")
+    elif put == "a hard link":
+        os.link(tmp_path / "theirs.bin", file)
+    else:
+        os.mkfifo(file)
+    if replaced == "a recovered zip" and put == "a FIFO":  # no zip there: not offered, nothing waits on it
+        assert str(file) not in handlers.export(state)["download"]
+        return
     if replaced == "a recovered zip":
         said = handlers.load_files(state, [str(clip)])["status"]
     else:
