@@ -181,7 +181,6 @@ class UserState:
         self.cancel = threading.Event()
         self._exporting = threading.Lock()  # one export of this video at a time: a second waits for the first
         self._dir: Path | None = None
-        self._dir_made: tuple[int, int] | None = None
         self._dir_held: HeldFolder | None = None  # the session's folder, open: what `_own_folder` writes below
         self._video_made: tuple[int, int] | None = None  # the identity of the video's folder when it was loaded
         self._loads = 0
@@ -195,7 +194,6 @@ class UserState:
     def work_dir(self) -> Path:
         if self._dir is None:
             self._dir = Path(tempfile.mkdtemp(prefix=SESSION_PREFIX, dir=self.settings.work_folder()))
-            self._dir_made = identity(self._dir)  # a folder put at its name meanwhile is not this session's
             self.settings.made_in_work_root(self._dir)
             self._dir_held = HeldFolder(self._dir, what="session folder")
         return self._dir
@@ -259,6 +257,17 @@ class UserState:
         if self._dir_held is not None:
             self._dir_held.remove_tree(name, only=made)
 
+    def _refuse_unless_own(self, path: Path | None) -> None:
+        """`path`, a folder or file of the session's folder about to be served or packed, refused unless the
+        session's own (`_held_folder`, `_refuse_unless_own_file`); nothing to check for None or a path elsewhere."""
+        if path is None or not path.is_relative_to(self.work_dir):
+            return
+        if path.is_dir() and not path.is_symlink():
+            self._own_folder(*path.relative_to(self.work_dir).parts)
+            return
+        self._own_folder(*path.parent.relative_to(self.work_dir).parts)
+        self._refuse_unless_own_file(path)
+
     def _refuse_unless_own_file(self, path: Path) -> None:
         """A file the session made, about to be served or packed, refused when something else is at its name now:
         a link to anyone's file (Gradio refused to serve it, with a bare "Error"), a FIFO (the export waited for
@@ -281,8 +290,9 @@ class UserState:
             self.session.close()
         self.session, self.video, self.suggested = None, None, []
         if self._dir is not None:
+            made = self._dir_held.identity  # a folder put at its name meanwhile is not this session's
             self._dir_held.close()
-            remove_own_folder(self._dir, self._dir_made)
+            remove_own_folder(self._dir, made)
             self.settings.removed_from_work_root(self._dir)
             self._dir, self._dir_held = None, None
         _return_freed_memory()
@@ -584,9 +594,7 @@ class UserState:
         """The overlay video of the current results (written once per change); None without results."""
         if self.frames is None or not any(self.mask(i) is not None for i in range(self.num_frames)):
             return None
-        if self.video is not None:  # its folder, or itself, replaced since (a link, a mount): said, never served
-            self._own_folder(*self.video.parent.relative_to(self.work_dir).parts)
-            self._refuse_unless_own_file(self.video)
+        self._refuse_unless_own(self.video)  # its folder, or itself, replaced since: said, never served
         if self.video is None or not self.video.is_file():
             where = self._new_video_folder()
             with self._built_in_session(*where, name=OVERLAY_VIDEO) as building:
@@ -624,11 +632,9 @@ class UserState:
         with self._exporting:  # a double click: the overlay video and the zip are written once at a time
             # what the zip takes from the session's folder, its own: a link put at frames/ packed someone's pictures
             for read in (self.frames.folder, self.source):
-                if read is not None and read.is_relative_to(self.work_dir):
-                    self._own_folder(*(read if read.is_dir() else read.parent).relative_to(self.work_dir).parts)
-            for file in [self.source] if self.source is not None else self.frames.paths:
-                if file.is_relative_to(self.work_dir):
-                    self._refuse_unless_own_file(file)
+                self._refuse_unless_own(read)
+            for frame in self.frames.paths if self.source is None else ():  # their folder checked just above
+                self._refuse_unless_own_file(frame)
             video = self.overlay_video()
             where = where or (self._video_folder_name(), "out")
             annotations = {i: self.session.annotation(i) for i in self.annotated_frames}
@@ -638,8 +644,7 @@ class UserState:
                                  record=record_of(self.frames, self.size), source=self.source,
                                  frames=None if self.source is not None else self.frames.folder)
             path = self.work_dir.joinpath(*where, name)
-            if video is not None:  # its folder replaced while the zip was built: said, never served
-                self._own_folder(*video.parent.relative_to(self.work_dir).parts)
+            self._refuse_unless_own(video)  # replaced while the zip was built: said, never served
         self.unexported = False
         return path, video
 
