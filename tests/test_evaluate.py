@@ -422,6 +422,33 @@ def test_a_file_written_into_a_copied_round_after_its_look_keeps_the_earlier_rou
     assert (aside / "notes.txt").read_text() == "mine"
 
 
+def test_a_file_written_into_a_copied_round_once_aside_stays_with_it_and_is_named(two_strategies, monkeypatch,
+                                                                                   caplog):
+    """A user's notes written into the earlier round's folder after its second look (through a shell whose current
+    folder is in it), before the removal listed it, were removed with it, unsaid (forty-second hostile round: won
+    4 times in 14). The removal takes only what the new copy holds."""
+    from xmempp import outputs
+
+    source, destination = two_strategies
+    remove_tree = outputs.remove_tree
+
+    def notes_written_meanwhile(name, dir_fd, spare=None):
+        aside = destination.parent / name
+        (aside / "notes.txt").write_text("mine")
+        (aside / "masks" / "backup.png").write_text("my backup")
+        return remove_tree(name, dir_fd, spare=spare)
+
+    monkeypatch.setattr(outputs, "remove_tree", notes_written_meanwhile)
+    outputs.replace_with_copy(source, destination)
+    (aside,) = [entry for entry in destination.parent.iterdir() if entry.name.startswith(".v.")]
+    assert (aside / "notes.txt").read_text() == "mine"
+    assert (aside / "masks" / "backup.png").read_text() == "my backup"
+    assert sorted(path.name for path in aside.rglob("*")) == ["backup.png", "masks", "notes.txt"]
+    assert f"moved aside to {aside}, stays: it holds {aside / 'masks' / 'backup.png'} and 1 more" in caplog.text
+    assert sorted(path.name for path in (destination / "masks").iterdir()) == \
+        sorted(path.name for path in (source / "masks").iterdir())
+
+
 def test_a_file_where_a_copied_round_goes_is_refused_and_kept_whenever_it_came(two_strategies, monkeypatch):
     """A regular file put at OUTPUT/<strategy>/round_0/<video> during the evaluation was unlinked by the copy."""
     from xmempp import outputs

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import re
+import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -1564,3 +1568,60 @@ def test_a_loop_of_links_in_the_annotations_folder_does_not_stop_the_look_at_the
         (annotations / name).symlink_to(annotations / name)
     (annotations / "d.png").symlink_to(tmp_path / "D" / "mattes" / "mine.png")
     assert "annotations behind links (d.png)" in input_identities({"annotations": annotations})
+
+
+@contextlib.contextmanager
+def another_mount_namespace(*binds: tuple[Path, Path]):
+    """A process in a mount namespace of its own (a container, seen from the host) holding each `mount --bind
+    source target` of `binds`; yields its PID, whose /proc/PID/root shows that namespace's files. Skips the test
+    where this machine does not allow it."""
+    if sys.platform != "linux" or shutil.which("unshare") is None:
+        pytest.skip("mount namespaces need Linux's unshare")
+    mounts = " && ".join(f"mount --bind {shlex.quote(str(source))} {shlex.quote(str(target))}"
+                         for source, target in binds)
+    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                               f"{mounts} && echo ready && exec sleep 120"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        if holder.stdout.readline().strip() != "ready":
+            pytest.skip(f"a mount namespace of its own is not allowed here ({holder.stderr.read().strip()})")
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.parametrize("mounted", ["a file", "a folder", "a folder a link leads into"])
+def test_what_another_mount_namespace_mounts_in_an_input_folder_read_through_its_proc_root_is_recorded(tmp_path,
+                                                                                                     mounted):
+    """Annotations read through /proc/PID/root of a process in another mount namespace: what is bind-mounted there
+    is not in this process's table of mounts, and the real path of /proc/PID/root is this namespace's /. A file or
+    folder mounted at the top of the annotations folder there was not recorded, and a link into a folder mounted
+    there was recorded as the folder of that name here; export --overwrite then removed what the run read
+    (forty-second hostile round)."""
+    from xmempp.exports import _refuse_writing_into_inputs
+    from xmempp.outputs import input_identities
+
+    mattes = tmp_path / "D" / "mattes"
+    (mattes / "keepdir").mkdir(parents=True)
+    (mattes / "keep.png").write_bytes(b"the user's mask")
+    (mattes / "keepdir" / "notes.txt").write_text("the user's notes")
+    annotations = tmp_path / "A"
+    annotations.mkdir()
+    (annotations / "frame_000000.png").write_bytes(b"a mask")
+    if mounted == "a file":
+        (annotations / "frame_000001.png").write_bytes(b"")
+        binds = [(mattes / "keep.png", annotations / "frame_000001.png")]
+    elif mounted == "a folder":
+        (annotations / "extra").mkdir()
+        binds = [(mattes / "keepdir", annotations / "extra")]
+    else:
+        (tmp_path / "elsewhere").mkdir()  # here an empty folder; there, the user's mattes
+        (annotations / "frame_000001.png").unlink(missing_ok=True)
+        binds = [(mattes, tmp_path / "elsewhere")]
+    with another_mount_namespace(*binds) as pid:
+        if mounted == "a folder a link leads into":
+            (annotations / "frame_000001.png").symlink_to(f"/proc/{pid}/root{tmp_path}/elsewhere/keep.png")
+        recorded = input_identities({"annotations": Path(f"/proc/{pid}/root{annotations}")})
+    with pytest.raises(XMemPPError, match=r"the annotations behind links \(.*\) the run read"):
+        _refuse_writing_into_inputs(recorded, tmp_path / "D", ["mattes"])

@@ -16,7 +16,7 @@ import re
 import stat
 import sys
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 MOUNT_TABLE = Path("/proc/self/mountinfo")
@@ -48,12 +48,15 @@ def mount_risk(folder: Path, mounts: set[str] | None = None) -> str | None:
     return None if inside is None else f"it holds a mount point ({inside})"
 
 
-def remove_tree(name: str, dir_fd: int) -> list[str]:
+def remove_tree(name: str, dir_fd: int, spare: Callable[[str, bool], bool] | None = None) -> list[str]:
     """Remove the entry `name` of the open folder `dir_fd`, and all in it: links, not what they lead to; never a
     folder (or file) mounted there, nor what is in it. Returns the mount points left, as paths below `dir_fd`'s
-    folder (`name/...`); the folders holding them stay too. Walks with open folders, without recursion (Python
-    3.11's rmtree recursed too deep on nested folders); other file system problems raise OSError."""
+    folder (`name/...`); the folders holding them stay too. `spare(path, is_folder)`: whether an entry in it (its
+    path as returned) stays, with the folders holding it, asked as the walk meets it. Walks with open folders,
+    without recursion (Python 3.11's rmtree recursed too deep on nested folders); other file system problems raise
+    OSError."""
     left: list[str] = []
+    spared: list[str] = []
     try:
         status = os.lstat(name, dir_fd=dir_fd)
     except FileNotFoundError:
@@ -70,14 +73,17 @@ def remove_tree(name: str, dir_fd: int) -> list[str]:
             folder, parent, entry, path, names = stack[-1]
             if names:
                 child = names.pop()
-                if not _is_folder(child, folder):
+                is_folder = _is_folder(child, folder)
+                if spare is not None and spare(f"{path}/{child}", is_folder):
+                    spared.append(f"{path}/{child}")
+                elif not is_folder:
                     _unlink(child, folder, f"{path}/{child}", left)
                 elif (inner := _enter(child, folder, f"{path}/{child}", left)) is not None:
                     stack.append(inner)
                 continue
             stack.pop()
             os.close(folder)
-            if not any(kept.startswith(path + "/") for kept in left):
+            if not any(kept.startswith(path + "/") for kept in (*left, *spared)):
                 with contextlib.suppress(FileNotFoundError):
                     os.rmdir(entry, dir_fd=parent)
     finally:
@@ -192,6 +198,26 @@ def _unlink(name: str, dir_fd: int, path: str, left: list[str]) -> None:
         if error.errno != errno.EBUSY:  # a file bind-mounted there: the system keeps it, and so do we
             raise
         left.append(path)
+
+
+def mounted_at(name: str, folder: int) -> bool | None:
+    """Whether the entry `name` of the open folder `folder` is a mount point (a file or folder mounted there, bind
+    mounts included), told by the kernel's mount ids, which hold in any mount namespace: a path compared with this
+    process's table of mounts missed a mount made in another namespace and read through its /proc/PID/root. None
+    where the ids cannot be read (not Linux, no /proc). A link is not followed: it is no mount point."""
+    if not hasattr(os, "O_PATH"):  # O_RDONLY would open a FIFO there, and wait for a writer
+        return None
+    try:
+        entry = os.open(name, os.O_PATH | os.O_NOFOLLOW, dir_fd=folder)
+    except FileNotFoundError:
+        return False
+    try:
+        if os.fstat(entry).st_dev != os.fstat(folder).st_dev:
+            return True
+        mounts = _mount_id(entry), _mount_id(folder)
+        return None if None in mounts else mounts[0] != mounts[1]
+    finally:
+        os.close(entry)
 
 
 def mounted_apart(folder: int, parent: int) -> bool:

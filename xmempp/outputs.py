@@ -34,7 +34,15 @@ from xmempp.errors import (
     nested_too_deep,
     shown,
 )
-from xmempp.mounts import MOUNT_TABLE, first_removed_with, mount_points, mount_risk, mounted_apart, remove_tree
+from xmempp.mounts import (
+    MOUNT_TABLE,
+    first_removed_with,
+    mount_points,
+    mount_risk,
+    mounted_apart,
+    mounted_at,
+    remove_tree,
+)
 from xmempp.regular_files import FileTooLargeError, open_regular, read_regular_text
 
 # A manifest (or keys.json) lists each frame's name and digest: some 100 bytes a frame, a few MB for the longest
@@ -235,9 +243,9 @@ def _folders_behind_links(folder: Path, label: str) -> dict[str, dict]:
     if mounts is None:
         log.warning("the system's mount table (%s) cannot be read: a file or folder bind-mounted in %s cannot be "
                     "told, and an export --overwrite will not know to keep it", MOUNT_TABLE, shown(folder))
-    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+    with contextlib.suppress(OSError), _opened_folder(folder) as folder_fd, os.scandir(folder) as entries:
         for entry in entries:
-            for behind, status in _reached_elsewhere(entry, mounts or set(), holding):  # each entry on its own
+            for behind, status in _reached_elsewhere(entry, folder_fd, mounts or set(), holding):  # each on its own
                 if status in seen:
                     continue
                 if len(found) == MAX_FOLDERS_BEHIND_LINKS:
@@ -254,19 +262,33 @@ def _folders_behind_links(folder: Path, label: str) -> dict[str, dict]:
     return found
 
 
-def _reached_elsewhere(entry: os.DirEntry, mounts: set[str], holding: set[tuple[int, int] | None]
+@contextlib.contextmanager
+def _opened_folder(folder: Path) -> Iterator[int]:
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield descriptor
+    finally:
+        os.close(descriptor)
+
+
+def _reached_elsewhere(entry: os.DirEntry, folder: int, mounts: set[str], holding: set[tuple[int, int] | None]
                       ) -> list[tuple[Path, tuple[int, int]]]:
-    """What one entry at the top of an input folder reaches outside it, as (path, (device, inode)): for a link, the
-    folder it leads into (a link to a folder, that folder; to a file, the file's folder), and the file itself when
-    it is bind-mounted where the link leads, or its folder cannot be told (a path past PATH_MAX, which the system
-    still follows) or holds the input folder (`holding`: recorded, that folder made every export below it refused;
-    left out, the file went with an export once the input folder was moved out); for a file or folder bind-mounted
-    there, itself. Nothing for a plain entry, or a link that leads nowhere (to nothing, or a loop of links): one
-    such entry never stops the look at the others."""
+    """What one entry at the top of an input folder (open as `folder`) reaches outside it, as (path, (device,
+    inode)): for a link, the folder it leads into (a link to a folder, that folder; to a file, the file's folder),
+    and the file itself when it is mounted where the link leads, or its folder has no plain path (past PATH_MAX,
+    which the system still follows; through another mount namespace's /proc/PID/root) or holds the input folder (`holding`: recorded, that folder made every
+    export below it refused; left out, the file went with an export once the input folder was moved out); for a
+    file or folder mounted there, itself. Nothing for a plain entry, or a link that leads nowhere (to nothing, or a
+    loop of links): one such entry never stops the look at the others.
+
+    What is mounted is told by the kernel's mount ids (`mounted_at`), and a link to a file is followed a link at a
+    time, as the system follows it: a path compared with this process's table of mounts, or resolved to text
+    (`realpath`), took another mount namespace's /proc/PID/root for this one's root, and recorded a folder the run
+    never read (forty-second hostile round)."""
     path = Path(entry.path)  # as spelled: `LINK/../A` made absolute by its text named a folder that is not there
     try:
         link = entry.is_symlink()
-        if not link and os.path.realpath(path) not in mounts:
+        if not link and not _is_mount_point(entry.name, folder, path, mounts):
             return []
         target = os.stat(path)  # a link followed by the system, past PATH_MAX too
     except OSError:
@@ -274,16 +296,52 @@ def _reached_elsewhere(entry: os.DirEntry, mounts: set[str], holding: set[tuple[
     itself = (target.st_dev, target.st_ino)
     if not link:
         return [(Path(os.path.realpath(path)), itself)]  # where the system put it, absolute
+    if stat.S_ISDIR(target.st_mode):
+        with contextlib.suppress(XMemPPError):
+            return [(followed(path), itself)]
+        return [(Path(os.path.abspath(path)), itself)]
     try:
-        reached = followed(path)
-        if stat.S_ISDIR(target.st_mode):
-            return [(reached, itself)]
-        folder = identity(reached.parent)
-    except (OSError, XMemPPError):
-        return [(Path(os.path.abspath(path)), itself)]  # the link's own path: what it leads to cannot be spelled
-    if folder is None or folder in holding:
-        return [(reached, itself)]
-    return [(reached.parent, folder)] + ([(reached, itself)] if os.path.realpath(path) in mounts else [])
+        file = _last_link_followed(path)
+        with _opened_folder(Path(os.path.dirname(file))) as files_folder:
+            status = os.fstat(files_folder)
+            mounted = _is_mount_point(os.path.basename(file), files_folder, Path(file), mounts)
+    except OSError:
+        return [(Path(os.path.abspath(path)), itself)]  # the link's own path: what it leads to cannot be reached
+    where = (status.st_dev, status.st_ino)
+    reached = _spelled_plainly(path, where)
+    if where in holding:
+        return [(reached or Path(file), itself)]
+    if reached is None:  # the folder has no plain path (past PATH_MAX, or in another mount namespace): the file too
+        return [(Path(os.path.dirname(file)), where), (Path(file), itself)]
+    return [(reached.parent, where)] + ([(reached, itself)] if mounted else [])
+
+
+def _is_mount_point(name: str, folder: int, path: Path, mounts: set[str]) -> bool:
+    """`mounted_at`, or where mount ids cannot be read, the table of mounts (`mounts`) by `path`'s real path."""
+    told = mounted_at(name, folder)
+    return told if told is not None else os.path.realpath(path) in mounts
+
+
+def _last_link_followed(link: Path) -> str:
+    """The path of what the link `link` leads to, each link on the way followed by its own text, not made plain:
+    the system follows each name of it (/proc/PID/root of another mount namespace too)."""
+    spelled = os.path.join(os.getcwd(), link)
+    for _ in range(40):  # Linux's own limit of links followed for one path
+        if not os.path.islink(spelled):
+            return spelled
+        spelled = os.path.join(os.path.dirname(spelled), os.readlink(spelled))
+    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(link))
+
+
+def _spelled_plainly(link: Path, folder: tuple[int, int]) -> Path | None:
+    """What `link` leads to, spelled without links (the manifest's path is for people), where that spelling names
+    the folder the system reached it in (`folder`); None where it does not: a path past PATH_MAX, or one through
+    another mount namespace's /proc/PID/root."""
+    with contextlib.suppress(XMemPPError):
+        plain = followed(link)
+        if identity(plain.parent) == folder:
+            return plain
+    return None
 
 
 class DamagedManifestError(XMemPPError):
@@ -674,10 +732,30 @@ def _entries_a_copy_removes(source: Path, destination: Path, depth: int = 1) -> 
     return sorted(removed)
 
 
-def _remove_earlier(earlier: Path, replaced_by: Path, dir_fd: int) -> None:
-    """Remove the folder `earlier` (its name in the folder `dir_fd` is open on), moved aside for `replaced_by`."""
+def _entries_below(folder: Path) -> set[tuple[str, bool]]:
+    """Each entry in `folder` (xmempp's own, made for a copy), as its path below it and whether it is a folder."""
+    entries = set()
+    for top, folders, files in os.walk(folder):
+        below = os.path.relpath(top, folder)
+        entries |= {(os.path.normpath(os.path.join(below, name)), name in folders) for name in (*folders, *files)}
+    return entries
+
+
+def _remove_earlier(earlier: Path, replaced_by: Path, dir_fd: int, only: set[tuple[str, bool]] | None = None
+                    ) -> None:
+    """Remove the folder `earlier` (its name in the folder `dir_fd` is open on), moved aside for `replaced_by`.
+    `only`: what may go of it (`_entries_below` the new folder); anything else, written into it after every look
+    (through a shell or editor whose current folder is in it), stays, with the folder, and is named."""
+    spared: list[str] = []
+
+    def spare(path: str, is_folder: bool) -> bool:
+        if only is None or (path.split("/", 1)[1], is_folder) in only:
+            return False
+        spared.append(path)
+        return True
+
     try:
-        left = remove_tree(earlier.name, dir_fd)
+        left = remove_tree(earlier.name, dir_fd, spare=spare)
     except OSError as error:  # a folder it may not change
         reason = file_system_problem(error) or error.strerror or str(error)
         log.warning("the earlier %s, moved aside to %s, could not be removed whole (%s): remove it yourself",
@@ -690,6 +768,11 @@ def _remove_earlier(earlier: Path, replaced_by: Path, dir_fd: int) -> None:
         if left:
             _warn_of_mounts_left(left, earlier.parent, f"the earlier {shown(replaced_by)}, moved aside to "
                                                        f"{shown(earlier)},")
+        if spared:
+            more = f" and {len(spared) - 1} more" if len(spared) > 1 else ""
+            log.warning("the earlier %s, moved aside to %s, stays: it holds %s%s, put there while xmempp removed it; "
+                        "move what is yours out of it, then remove it yourself", shown(replaced_by), shown(earlier),
+                        shown(earlier.parent / min(spared)), more)
 
 
 def _warn_of_mounts_left(left: list[str], parent: Path, what: str) -> None:
@@ -1115,13 +1198,15 @@ class HeldFolder:
         inputs) the earlier folder must not take with it; one moved into it after the caller's checks keeps the
         earlier folder aside, whole, and is said as an XMemPPError. `lacks(new, earlier)`: what the earlier folder
         holds that the new one does not, looked at again once it is aside (a user's file written into it after the
-        caller's look went with it); anything there keeps it aside, whole, said likewise."""
+        caller's look went with it); anything there keeps it aside, whole, said likewise, and the removal then takes
+        only what the new folder holds (one written there after this second look stays)."""
         with self._problems(f"replace {shown(self.path / name)}"):
             try:
                 earlier = os.lstat(name, dir_fd=self._descriptor)
             except FileNotFoundError:
                 earlier = None
             if earlier is not None and stat.S_ISDIR(earlier.st_mode):
+                held = _entries_below(self.path / fresh) if lacks is not None else None
                 aside = temporary_name(name)
                 self.rename(name, aside)
                 self.rename(fresh, name)
@@ -1131,7 +1216,7 @@ class HeldFolder:
                                       f"to {shown(self.path / aside)}, is kept there whole: it holds "
                                       f"{shown(found[0].name)}, put there while xmempp worked; move what is yours out "
                                       "of it, then remove it yourself")
-                _remove_earlier(self.path / aside, self.path / name, self._descriptor)
+                _remove_earlier(self.path / aside, self.path / name, self._descriptor, only=held)
                 return
             if earlier is not None and not stat.S_ISLNK(earlier.st_mode):
                 raise XMemPPError(f"{shown(self.path / name)} is {kind_of_entry(self.path / name)} now, put there "
