@@ -249,9 +249,9 @@ def _folders_behind_links(folder: Path, label: str) -> dict[str, dict]:
                 if status in seen:
                     continue
                 if len(found) == MAX_FOLDERS_BEHIND_LINKS:
-                    log.warning("the links in %s lead into more than %d folders: an export --overwrite checks the "
-                                "first %d only, not to replace a folder holding them", shown(folder),
-                                MAX_FOLDERS_BEHIND_LINKS, MAX_FOLDERS_BEHIND_LINKS)
+                    log.warning("the links and mounts in %s reach more than %d folders and files: an export "
+                                "--overwrite checks the first %d only, not to replace a folder holding them",
+                                shown(folder), MAX_FOLDERS_BEHIND_LINKS, MAX_FOLDERS_BEHIND_LINKS)
                     return found
                 seen.add(status)
                 # shown: a name with a line break (or a terminal's escape) would forge a line of export's refusal; a
