@@ -456,10 +456,14 @@ def test_object_names_without_the_id_and_name_header_are_refused_naming_the_file
 @pytest.mark.parametrize(("mask", "says"), [
     (np.zeros((4, 6), np.float32), "is an array of float32; expected integer object ids 0..255 (or booleans)"),
     (np.full((4, 6), 2**40, np.int64), "has ids outside 0..255"),
-    (np.zeros((0, 0), np.uint8), "is empty (0x0 pixels)")], ids=["floats", "an id of 2**40", "0x0"])
+    (np.zeros((0, 0), np.uint8), "is empty (0x0 pixels)"),
+    ("img", "is str, not an array: expected (H, W) object ids"),
+    (None, "is NoneType, not an array: expected (H, W) object ids")],
+    ids=["floats", "an id of 2**40", "0x0", "a str", "None"])
 def test_masks_that_are_no_object_ids_are_refused_naming_the_frame(tmp_path, mask, says):
     """export_masks({frame: float mask}) ended in IndexError from np.unique's values used as indices, a 0x0 mask in
-    "cannot write empty image" (seventh hostile round)."""
+    "cannot write empty image" (seventh hostile round); a str or None as a mask was said to have "shape ()"
+    (fortieth)."""
     with pytest.raises(XMemPPError, match=re.escape(f"the mask of frame f0 {says}")):
         export_masks({"f0": mask}, tmp_path / "out", ["davis"])
     assert not (tmp_path / "out" / "Annotations").exists()
@@ -472,6 +476,15 @@ def test_a_frame_name_that_is_no_plain_file_name_is_refused_and_nothing_is_writt
     with pytest.raises(XMemPPError, match="frame name"):
         export_masks({name: np.ones((4, 6), np.uint8)}, tmp_path / "out", ["davis", "mattes"])
     assert list(tmp_path.iterdir()) == []  # refused before the export folder is made
+
+
+def test_a_frame_name_too_long_for_a_file_name_is_refused_naming_the_frame_and_the_limit(tmp_path):
+    """A 300-character frame name ended in "cannot export davis into out: the name is too long", naming neither the
+    frame nor the limit (fortieth hostile round)."""
+    with pytest.raises(XMemPPError, match=re.escape(f"the frame name {'x' * 40!r}... is 300 bytes long: its mask's "
+                                                    "file name would pass the 255 bytes a file name may have")):
+        export_masks({"x" * 300: np.ones((4, 6), np.uint8)}, tmp_path / "out", ["davis"])
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(("options", "says"), [

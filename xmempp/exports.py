@@ -58,6 +58,7 @@ from xmempp.object_names import parse_object_names
 from xmempp.outputs import (
     MANIFEST_FILE,
     MASKS_DIR,
+    NAME_MAX_BYTES,
     OVERLAY_DIR,
     HeldFolder,
     followed,
@@ -717,6 +718,9 @@ def _object_ids(masks: Mapping[str, np.ndarray]) -> list[int]:
 def _checked(name: str, mask: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     """The mask as (H, W) uint8 ids, refused (naming the frame) when its size differs from the first frame's."""
     _check_frame_name(name)
+    if not isinstance(mask, np.ndarray | list | tuple) and not hasattr(mask, "__array__"):
+        raise XMemPPError(f"the mask of frame {shown(name)} is {type(mask).__name__}, not an array: expected (H, W) "
+                          "object ids")
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise XMemPPError(f"the mask of frame {shown(name)} has shape {mask.shape}; expected (H, W) object ids")
@@ -751,6 +755,10 @@ def _check_frame_name(name: object) -> None:
     if name in ("", ".", "..") or "/" in name or "\0" in name:
         raise XMemPPError(f"the frame name {name[:60]!r} cannot name a file in the export: give each frame a plain "
                           "file name, without / or NUL")
+    if len(os.fsencode(f"{name}.png")) > NAME_MAX_BYTES:  # the system's words named neither the frame nor the limit
+        raise XMemPPError(f"the frame name {name[:40]!r}... is {len(os.fsencode(name))} bytes long: its mask's file "
+                          f"name would pass the {NAME_MAX_BYTES} bytes a file name may have; give each frame a "
+                          "shorter name")
 
 
 def _checked_masks(masks: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
