@@ -768,6 +768,28 @@ def test_an_output_folder_swapped_mid_run_for_a_link_to_the_annotations_is_never
             f"{tmp_path / 'out.moved'}") in caplog.text
 
 
+def test_an_output_folder_lazily_unmounted_mid_run_is_said_unmounted_not_moved_to_the_root(square_clip, tmp_path,
+                                                                                            network, caplog):
+    """OUTPUT a bind mount, `umount -l` mid-run: the run said its outputs were in "/", the path the system gives a
+    folder no path reaches (forty-first hostile round). They are in the folder that was mounted there."""
+    from xmempp import run_on_video_frames
+
+    frames, masks = square_clip
+    out = tmp_path / "out"
+    (tmp_path / "mounted").mkdir()
+    bind_mount(tmp_path / "mounted", out)
+    rows = run_on_video_frames(frames, masks, out, frames_with_masks=[0], print_progress=False, network=network,
+                               size=96)
+    next(rows)
+    subprocess.run(["umount", "-l", str(out)], check=True)
+    for _ in rows:
+        pass
+    assert read_manifest(tmp_path / "mounted").finished
+    assert (f"the output folder {out} was unmounted during the run (the system gives it no path now): the run's "
+            "outputs are in the folder or file system that was mounted there") in caplog.text
+    assert "outputs are in /" not in caplog.text
+
+
 @pytest.mark.parametrize("how", ["symbolic links", "bind mounts"])
 def test_folders_swapped_in_while_a_run_starts_are_refused_never_written_through(square_clip, tmp_path, network,
                                                                                  monkeypatch, how):

@@ -517,6 +517,9 @@ def say_where_the_outputs_went(folder: HeldFolder) -> None:
     elif now == Path(os.path.abspath(folder.path)):  # a folder mounted on it hides it
         log.warning("a folder was mounted on the output folder %s during the run: the run's outputs are in the folder "
                     "beneath it; unmount it to see them", shown(folder.path))
+    elif identity(now) != folder.identity:  # a lazy unmount (`umount -l`): the system names it "/", not reached
+        log.warning("the output folder %s was unmounted during the run (the system gives it no path now): the run's "
+                    "outputs are in the folder or file system that was mounted there", shown(folder.path))
     elif os.path.lexists(folder.path):  # moved and another put there, or a link repointed
         log.warning("the output folder %s leads to another folder since the run began: the run's outputs are in %s",
                     shown(folder.path), shown(now))
