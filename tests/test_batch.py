@@ -140,6 +140,22 @@ def test_broken_videos_are_named_in_the_summary_and_the_exit_code(tmp_path, engi
     assert len(list((tmp_path / "out" / "good" / "masks").iterdir())) == 3
 
 
+@pytest.mark.parametrize(("made", "says"), [("a file", "a file"), ("a FIFO", "a pipe, a device or a socket")])
+def test_an_annotations_entry_that_is_no_folder_is_named_for_what_it_is(tmp_path, engine_options, made, says):
+    """A video whose Annotations/<video> is a file or a FIFO was skipped as holding "no annotations (masks with an
+    object)" (forty-first hostile round)."""
+    dataset = write_davis(tmp_path / "davis", {"good": 2, "odd": 2})
+    masks = dataset / "Annotations" / "odd"
+    for mask in masks.iterdir():
+        mask.unlink()
+    masks.rmdir()
+    masks.write_bytes(b"") if made == "a file" else os.mkfifo(masks)
+    assert main(["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), *engine_options]) == 0
+    summary = read_summary(tmp_path / "out")
+    assert summary["odd"]["status"] == "skipped"
+    assert summary["odd"]["reason"] == f"{masks} is {says}, not a folder of annotations"
+
+
 def test_a_mask_of_the_wrong_size_fails_its_video(tmp_path, engine_options):
     dataset = write_davis(tmp_path / "davis", {"v": 2})
     write_palette_mask(dataset / "Annotations" / "v" / "frame_000000.png", np.ones((48, 64), np.uint8))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from xmempp.datasets import (
     refuse_video_outputs_inside,
     refuse_weights_inside,
 )
-from xmempp.errors import XMemPPError, shown
+from xmempp.errors import XMemPPError, kind_of_entry, shown
 from xmempp.images import open_image
 from xmempp.jobs import JobFailure
 from xmempp.model.network import XMem
@@ -81,14 +82,23 @@ def propagate_video(network: XMem, job: BatchJob) -> VideoOutcome:
     frames = job.video.frames()
     annotated = annotated_frames(job.video, frames, first_only=job.first_only)
     if not annotated:
-        return VideoOutcome(job.name, SKIPPED, len(frames), reason=f"no annotations (masks with an object) in "
-                            f"{job.video.masks_dir}")
+        return VideoOutcome(job.name, SKIPPED, len(frames), reason=_why_no_annotations(job.video.masks_dir))
     if _is_finished(job, frames, annotated, weights_fingerprint(network)):
         return VideoOutcome(job.name, SKIPPED, len(frames), annotated, reason="already complete")
     run_on_video(job.video.frames_dir, job.video.masks_dir, job.output, frames_with_masks=annotated,
                  print_progress=job.progress, size=job.size, network=network, save_overlay=job.save_overlay,
                  output_root=job.root or job.output.parent, weights=job.weights)
     return VideoOutcome(job.name, DONE, len(frames), annotated, round(time.perf_counter() - started, 2))
+
+
+def _why_no_annotations(masks: Path) -> str:
+    """Why a video has no annotated frame, naming its annotations folder, or what is there instead (a file or a
+    FIFO there was said to hold no masks)."""
+    if masks.is_dir() or not os.path.lexists(masks):
+        return f"no annotations (masks with an object) in {masks}"
+    kind = kind_of_entry(masks)
+    return f"{masks} is {'a pipe, a device or a socket' if kind == 'not a regular file' else kind}, not a folder of " \
+           "annotations"
 
 
 def run_batch(dataset: Path, output: Path, execution: Execution, first_only: bool = False, size: int | None = 480,
