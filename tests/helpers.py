@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import shlex
+import shutil
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from xmempp.masks.drawing import davis_palette
@@ -60,3 +66,24 @@ def write_gif(path: Path, frames: list[np.ndarray], claimed_size: tuple[int, int
         data[6:10] = struct.pack("<HH", *claimed_size)  # the logical screen, right after "GIF89a"
         path.write_bytes(bytes(data))
     return path
+
+
+@contextlib.contextmanager
+def another_mount_namespace(*binds: tuple[Path, Path]):
+    """A process in a mount namespace of its own (a container, seen from the host) holding each `mount --bind
+    source target` of `binds`; yields its PID, whose /proc/PID/root shows that namespace's files. Skips the test
+    where this machine does not allow it."""
+    if sys.platform != "linux" or shutil.which("unshare") is None:
+        pytest.skip("mount namespaces need Linux's unshare")
+    mounts = " && ".join(f"mount --bind {shlex.quote(str(source))} {shlex.quote(str(target))}"
+                         for source, target in binds)
+    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                               f"{mounts} && echo ready && exec sleep 120"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        if holder.stdout.readline().strip() != "ready":
+            pytest.skip(f"a mount namespace of its own is not allowed here ({holder.stderr.read().strip()})")
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()

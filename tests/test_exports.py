@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
+import errno
 import json
 import os
 import re
-import shlex
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers import another_mount_namespace
 from xmempp.errors import XMemPPError
 from xmempp.exports import FORMATS, export_masks, safe_folder_names
 from xmempp.masks.drawing import davis_palette
@@ -714,10 +712,10 @@ def test_overwrite_puts_the_new_entry_in_place_before_it_removes_the_earlier_one
     export_masks(three_object_masks(), tmp_path / "to", ["davis"])
     real_remove_tree = outputs.remove_tree
 
-    def stuck(name, dir_fd):
+    def stuck(name, dir_fd, spare=None):
         if name.startswith(".Annotations"):  # the earlier entry, moved aside (the staging folder is in place)
             raise PermissionError(13, "Permission denied", name)
-        return real_remove_tree(name, dir_fd)
+        return real_remove_tree(name, dir_fd, spare=spare)
 
     monkeypatch.setattr(outputs, "remove_tree", stuck)
     with caplog.at_level(logging.WARNING):
@@ -1146,6 +1144,78 @@ def test_an_input_moved_into_an_entry_while_the_export_is_written_is_never_remov
     with pytest.raises(XMemPPError, match="holds the frames the run read.*put there while the export was written"):
         export_masks(tmp_path / "run", tmp_path / "to", ["davis"], overwrite=True)
     assert sorted(os.listdir(moved)) == [f"frame_{i:06d}.jpg" for i in range(12)]
+
+
+def test_an_input_moved_into_the_earlier_folder_once_it_was_looked_through_aside_stays(tmp_path, monkeypatch,
+                                                                                       caplog):
+    """An input moved into the earlier entry after its last look, aside, before the removal met it, was removed
+    with it (forty-third hostile round: 3 times in 3). The removal leaves what must be kept, and says so."""
+    from xmempp import outputs
+    from xmempp.outputs import HeldFolder, identity
+
+    (tmp_path / "entry" / "masks").mkdir(parents=True)
+    (tmp_path / "entry" / "masks" / "0.png").write_bytes(b"an earlier export's")
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "frame.jpg").write_bytes(b"precious")
+    (tmp_path / "fresh").mkdir()
+    kept = identity(tmp_path / "theirs")
+    remove_tree = outputs.remove_tree
+
+    def input_moved_in_meanwhile(name, dir_fd, spare=None):
+        (tmp_path / "theirs").rename(tmp_path / name / "masks" / "theirs")
+        return remove_tree(name, dir_fd, spare=spare)
+
+    monkeypatch.setattr(outputs, "remove_tree", input_moved_in_meanwhile)
+    with HeldFolder(tmp_path) as folder:
+        folder.replace_with_folder("entry", "fresh", keep={kept})
+    (aside,) = [name for name in os.listdir(tmp_path) if name.startswith(".entry.")]
+    assert (tmp_path / aside / "masks" / "theirs" / "frame.jpg").read_bytes() == b"precious"
+    assert not (tmp_path / aside / "masks" / "0.png").exists()
+    assert f"stays: it holds {tmp_path / aside / 'masks' / 'theirs'}" in caplog.text
+
+
+def test_a_link_to_proc_fd_at_the_top_of_an_input_folder_records_the_file_the_system_reached(tmp_path):
+    """A link to /proc/PID/fd/N of a file whose name there was removed (it lives on under another name, elsewhere):
+    the link's text was followed to the removed name's folder, and export --overwrite removed the file the run read
+    (forty-third hostile round)."""
+    from xmempp.exports import _refuse_writing_into_inputs
+    from xmempp.outputs import input_identities
+
+    (tmp_path / "D" / "mattes").mkdir(parents=True)
+    (tmp_path / "X").mkdir()
+    (tmp_path / "X" / "keep.png").write_bytes(b"the user's mask")
+    os.link(tmp_path / "X" / "keep.png", tmp_path / "D" / "mattes" / "keep.png")
+    annotations = tmp_path / "A"
+    annotations.mkdir()
+    with open(tmp_path / "X" / "keep.png", "rb") as held:
+        (tmp_path / "X" / "keep.png").unlink()  # /proc/self/fd/N now reads ".../X/keep.png (deleted)"
+        (annotations / "frame_000000.png").symlink_to(f"/proc/{os.getpid()}/fd/{held.fileno()}")
+        recorded = input_identities({"annotations": annotations})
+    with pytest.raises(XMemPPError, match=r"the annotations behind links \(frame_000000.png\)"):
+        _refuse_writing_into_inputs(recorded, tmp_path / "D", ["mattes"])
+
+
+def test_a_bind_mount_in_an_input_folder_is_recorded_when_no_descriptor_is_left_to_tell_its_mount(tmp_path,
+                                                                                                  monkeypatch):
+    """Under `ulimit -n 8` the mount-id look ran out of descriptors and a file bind-mounted at the top of the
+    annotations folder was recorded nowhere (forty-third hostile round): the table of mounts tells then."""
+    from tests.test_outputs import bind_mounted
+    from xmempp import outputs
+    from xmempp.exports import _refuse_writing_into_inputs
+
+    def no_descriptor_left(*args, **kwargs):
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+    (tmp_path / "D" / "mattes").mkdir(parents=True)
+    (tmp_path / "D" / "mattes" / "keep.png").write_bytes(b"the user's mask")
+    annotations = tmp_path / "A"
+    annotations.mkdir()
+    (annotations / "frame_000001.png").write_bytes(b"")
+    monkeypatch.setattr(outputs, "mounted_at", no_descriptor_left)
+    with bind_mounted(tmp_path / "D" / "mattes" / "keep.png", annotations / "frame_000001.png"):
+        recorded = outputs.input_identities({"annotations": annotations})
+    with pytest.raises(XMemPPError, match=r"the annotations behind links \(frame_000001.png\)"):
+        _refuse_writing_into_inputs(recorded, tmp_path / "D", ["mattes"])
 
 
 def test_a_folder_replaced_aside_that_holds_what_must_be_kept_stays_whole(tmp_path):
@@ -1581,27 +1651,6 @@ def test_a_loop_of_links_in_the_annotations_folder_does_not_stop_the_look_at_the
         (annotations / name).symlink_to(annotations / name)
     (annotations / "d.png").symlink_to(tmp_path / "D" / "mattes" / "mine.png")
     assert "annotations behind links (d.png)" in input_identities({"annotations": annotations})
-
-
-@contextlib.contextmanager
-def another_mount_namespace(*binds: tuple[Path, Path]):
-    """A process in a mount namespace of its own (a container, seen from the host) holding each `mount --bind
-    source target` of `binds`; yields its PID, whose /proc/PID/root shows that namespace's files. Skips the test
-    where this machine does not allow it."""
-    if sys.platform != "linux" or shutil.which("unshare") is None:
-        pytest.skip("mount namespaces need Linux's unshare")
-    mounts = " && ".join(f"mount --bind {shlex.quote(str(source))} {shlex.quote(str(target))}"
-                         for source, target in binds)
-    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                               f"{mounts} && echo ready && exec sleep 120"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        if holder.stdout.readline().strip() != "ready":
-            pytest.skip(f"a mount namespace of its own is not allowed here ({holder.stderr.read().strip()})")
-        yield holder.pid
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 @pytest.mark.parametrize("mounted", ["a file", "a folder", "a folder a link leads into"])

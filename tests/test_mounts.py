@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -207,3 +208,32 @@ def test_a_walk_that_runs_out_of_open_files_says_so_rather_than_take_a_folder_fo
         first_removed_with([tmp_path / "entry"], None, {(0, 0)})
     assert raised.value.errno == errno.EMFILE
 
+
+
+@pytest.mark.parametrize("mounted", ["a folder", "a file"])
+def test_a_mount_of_another_namespace_reached_through_its_proc_root_is_found_and_never_removed(tmp_path, mounted):
+    """An export folder reached through /proc/PID/root of another mount namespace, with a file system mounted there
+    inside the earlier entry: this process's table does not list it, and the system lets this process remove a
+    mount point of another namespace (it detaches the mount, with all it holds): export --overwrite removed it,
+    unsaid (forty-third hostile round)."""
+    from tests.helpers import another_mount_namespace
+    from xmempp.mounts import remove_tree
+
+    entry = tmp_path / "E" / "mattes"
+    entry.mkdir(parents=True)
+    (entry / "0.png").write_bytes(b"an earlier export's mask")
+    users = tmp_path / ("theirs" if mounted == "a folder" else "theirs.png")
+    users.mkdir() if mounted == "a folder" else users.write_bytes(b"theirs")
+    target = entry / ("keepdir" if mounted == "a folder" else "keep.png")
+    target.mkdir() if mounted == "a folder" else target.write_bytes(b"")
+    with another_mount_namespace((users, target)) as pid:
+        seen = Path(f"/proc/{pid}/root{entry}")
+        assert mount_risk(seen) == f"it holds a mount point ({seen / target.name}, mounted in another mount namespace)"
+        assert mount_risk(entry) is None  # here nothing is mounted there
+        parent = os.open(seen.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            assert remove_tree("mattes", parent) == [f"mattes/{target.name}"]
+        finally:
+            os.close(parent)
+        assert str(target) in Path(f"/proc/{pid}/mountinfo").read_text()  # still mounted there
+        assert sorted(os.listdir(seen)) == [target.name]

@@ -45,14 +45,55 @@ def mount_risk(folder: Path, mounts: set[str] | None = None) -> str | None:
     if mounts is None:
         return f"whether a file system is mounted in it cannot be told ({MOUNT_TABLE} cannot be read)"
     inside = next((m for m in sorted(mounts) if m.startswith(real.rstrip(os.sep) + os.sep)), None)
-    return None if inside is None else f"it holds a mount point ({inside})"
+    if inside is not None:
+        return f"it holds a mount point ({inside})"
+    inside = _mount_point_of_another_namespace(folder)
+    return None if inside is None else f"it holds a mount point ({inside}, mounted in another mount namespace)"
 
 
-def remove_tree(name: str, dir_fd: int, spare: Callable[[str, bool], bool] | None = None) -> list[str]:
+def _mount_point_of_another_namespace(folder: Path) -> str | None:
+    """The first mount point in `folder` when it lies on a mount of another mount namespace (reached through
+    /proc/PID/root): its mounts are not in this process's table, and the system lets this process remove them
+    (it detaches them, with all they hold). None when there is none, or `folder` is on a mount of this one."""
+    here = _mount_ids_here()
+    try:
+        top = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        stack = [(top, os.fspath(folder), _names_in(top))]
+    except OSError:  # nothing that cannot be read is removed: the removal leaves it, as it leaves a mount
+        return None
+    try:
+        if here is None or _mount_id(top) in here:
+            return None
+        while stack:
+            parent, path, names = stack[-1]
+            if not names:
+                os.close(stack.pop()[0])
+                continue
+            name = names.pop()
+            if mounted_at(name, parent) is not False:
+                return os.path.join(path, name)
+            if (inner := _opened_unless_mounted(name, parent)) is not None:
+                stack.append((inner, os.path.join(path, name), _names_in(inner)))
+        return None
+    finally:
+        for parent, *_ in stack:
+            os.close(parent)
+
+
+def _mount_ids_here(table: Path = MOUNT_TABLE) -> set[int] | None:
+    """The ids of this mount namespace's mounts (the table's first field); None where it cannot be read."""
+    try:
+        lines = table.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+    except OSError:
+        return None
+    return {int(line.split(" ", 1)[0]) for line in lines if line.split(" ", 1)[0].isdigit()}
+
+
+def remove_tree(name: str, dir_fd: int, spare: Callable[[str, os.stat_result], bool] | None = None) -> list[str]:
     """Remove the entry `name` of the open folder `dir_fd`, and all in it: links, not what they lead to; never a
     folder (or file) mounted there, nor what is in it. Returns the mount points left, as paths below `dir_fd`'s
     folder (`name/...`); the folders holding them stay too. `spare(path, is_folder)`: whether an entry in it (its
-    path as returned) stays, with the folders holding it, asked as the walk meets it. Walks with open folders,
+    path as returned, and its `os.lstat`) stays, with the folders holding it, asked as the walk meets it. Walks with open folders,
     without recursion (Python 3.11's rmtree recursed too deep on nested folders); other file system problems raise
     OSError."""
     left: list[str] = []
@@ -73,10 +114,13 @@ def remove_tree(name: str, dir_fd: int, spare: Callable[[str, bool], bool] | Non
             folder, parent, entry, path, names = stack[-1]
             if names:
                 child = names.pop()
-                is_folder = _is_folder(child, folder)
-                if spare is not None and spare(f"{path}/{child}", is_folder):
+                try:
+                    status = os.lstat(child, dir_fd=folder)
+                except FileNotFoundError:
+                    continue
+                if spare is not None and spare(f"{path}/{child}", status):
                     spared.append(f"{path}/{child}")
-                elif not is_folder:
+                elif not stat.S_ISDIR(status.st_mode):
                     _unlink(child, folder, f"{path}/{child}", left)
                 elif (inner := _enter(child, folder, f"{path}/{child}", left)) is not None:
                     stack.append(inner)
@@ -156,13 +200,6 @@ def _opened_unless_mounted(name: str, parent: int) -> int | None:
     return folder
 
 
-def _is_folder(name: str, dir_fd: int) -> bool:
-    try:
-        return stat.S_ISDIR(os.lstat(name, dir_fd=dir_fd).st_mode)
-    except FileNotFoundError:
-        return False
-
-
 def _enter(name: str, parent: int, path: str, left: list[str]) -> list | None:
     """The folder `name` of `parent`, opened, with its names; None when it is not entered: it is gone, a mount
     (noted in `left`), or no longer a folder (then unlinked: a link put there)."""
@@ -175,9 +212,14 @@ def _enter(name: str, parent: int, path: str, left: list[str]) -> list | None:
             raise
         _unlink(name, parent, path, left)
         return None
-    if mounted_apart(folder, parent):
+    apart = _mounts_differ(folder, parent)
+    if apart is not False:
         os.close(folder)
-        try:  # an empty one may go: the system refuses to remove a mount point (EBUSY), whatever can be told
+        try:  # a mount known is left: the system removes one of another mount namespace (reached through
+            # /proc/PID/root), with all it holds; where none can be told, an empty folder may go, as the system
+            # refuses to remove a mount point of this namespace (EBUSY)
+            if apart:
+                raise IsADirectoryError
             os.rmdir(name, dir_fd=parent)
         except OSError:
             left.append(path)
@@ -190,6 +232,11 @@ def _enter(name: str, parent: int, path: str, left: list[str]) -> list | None:
 
 
 def _unlink(name: str, dir_fd: int, path: str, left: list[str]) -> None:
+    """Unlink the entry `name`, unless a file is mounted there (noted in `left`): the system refuses that here
+    (EBUSY), but detaches a mount of another mount namespace, with what it holds."""
+    if mounted_at(name, dir_fd):
+        left.append(path)
+        return
     try:
         os.unlink(name, dir_fd=dir_fd)
     except FileNotFoundError:
@@ -224,12 +271,17 @@ def mounted_apart(folder: int, parent: int) -> bool:
     """Whether the open folder `folder` is on another mount than the open folder `parent`: another device, or
     (a bind mount of a folder on the same file system) another mount id, which only /proc tells. On Linux without
     /proc every folder counts as apart: nothing is removed, as `mount_risk` refuses then."""
+    apart = _mounts_differ(folder, parent)
+    # Linux without /proc (a sandbox) cannot tell a bind mount: none is entered
+    return apart if apart is not None else sys.platform.startswith("linux")
+
+
+def _mounts_differ(folder: int, parent: int) -> bool | None:
+    """`mounted_apart`, None where it cannot be told."""
     if os.fstat(folder).st_dev != os.fstat(parent).st_dev:
         return True
     mounts = _mount_id(folder), _mount_id(parent)
-    if None in mounts:  # Linux without /proc (a sandbox) cannot tell a bind mount: none is entered
-        return sys.platform.startswith("linux")
-    return mounts[0] != mounts[1]
+    return None if None in mounts else mounts[0] != mounts[1]
 
 
 def _mount_id(descriptor: int) -> int | None:

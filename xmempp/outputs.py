@@ -243,7 +243,8 @@ def _folders_behind_links(folder: Path, label: str) -> dict[str, dict]:
     if mounts is None:
         log.warning("the system's mount table (%s) cannot be read: a file or folder bind-mounted in %s cannot be "
                     "told, and an export --overwrite will not know to keep it", MOUNT_TABLE, shown(folder))
-    with contextlib.suppress(OSError), _opened_folder(folder) as folder_fd, os.scandir(folder) as entries:
+    with contextlib.suppress(OSError), _opened_folder(folder, needed=False) as folder_fd, \
+            os.scandir(folder) as entries:
         for entry in entries:
             for behind, status in _reached_elsewhere(entry, folder_fd, mounts or set(), holding):  # each on its own
                 if status in seen:
@@ -263,15 +264,22 @@ def _folders_behind_links(folder: Path, label: str) -> dict[str, dict]:
 
 
 @contextlib.contextmanager
-def _opened_folder(folder: Path) -> Iterator[int]:
-    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+def _opened_folder(folder: Path, needed: bool = True) -> Iterator[int | None]:
+    """`folder` open; None when it cannot be and it is not `needed` (no descriptor left: `ulimit -n`)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        if needed:
+            raise
+        yield None
+        return
     try:
         yield descriptor
     finally:
         os.close(descriptor)
 
 
-def _reached_elsewhere(entry: os.DirEntry, folder: int, mounts: set[str], holding: set[tuple[int, int] | None]
+def _reached_elsewhere(entry: os.DirEntry, folder: int | None, mounts: set[str], holding: set[tuple[int, int] | None]
                       ) -> list[tuple[Path, tuple[int, int]]]:
     """What one entry at the top of an input folder (open as `folder`) reaches outside it, as (path, (device,
     inode)): for a link, the folder it leads into (a link to a folder, that folder; to a file, the file's folder),
@@ -305,6 +313,8 @@ def _reached_elsewhere(entry: os.DirEntry, folder: int, mounts: set[str], holdin
         with _opened_folder(Path(os.path.dirname(file))) as files_folder:
             status = os.fstat(files_folder)
             mounted = _is_mount_point(os.path.basename(file), files_folder, Path(file), mounts)
+            if identity(Path(file)) != itself:  # a magic link on the way (/proc/PID/fd/N) names a path, not the file
+                raise FileNotFoundError(errno.ENOENT, "not the file the link leads to", file)
     except OSError:
         return [(Path(os.path.abspath(path)), itself)]  # the link's own path: what it leads to cannot be reached
     where = (status.st_dev, status.st_ino)
@@ -316,9 +326,13 @@ def _reached_elsewhere(entry: os.DirEntry, folder: int, mounts: set[str], holdin
     return [(reached.parent, where)] + ([(reached, itself)] if mounted else [])
 
 
-def _is_mount_point(name: str, folder: int, path: Path, mounts: set[str]) -> bool:
-    """`mounted_at`, or where mount ids cannot be read, the table of mounts (`mounts`) by `path`'s real path."""
-    told = mounted_at(name, folder)
+def _is_mount_point(name: str, folder: int | None, path: Path, mounts: set[str]) -> bool:
+    """`mounted_at`, or where mount ids cannot be read (no /proc, no descriptor left: `ulimit -n`), the table of
+    mounts (`mounts`) by `path`'s real path."""
+    told = None
+    if folder is not None:
+        with contextlib.suppress(OSError):
+            told = mounted_at(name, folder)
     return told if told is not None else os.path.realpath(path) in mounts
 
 
@@ -744,15 +758,17 @@ def _entries_below(folder: Path) -> set[tuple[str, bool]]:
     return entries
 
 
-def _remove_earlier(earlier: Path, replaced_by: Path, dir_fd: int, only: set[tuple[str, bool]] | None = None
-                    ) -> None:
+def _remove_earlier(earlier: Path, replaced_by: Path, dir_fd: int, only: set[tuple[str, bool]] | None = None,
+                    keep: Collection[tuple[int, int]] = ()) -> None:
     """Remove the folder `earlier` (its name in the folder `dir_fd` is open on), moved aside for `replaced_by`.
-    `only`: what may go of it (`_entries_below` the new folder); anything else, written into it after every look
-    (through a shell or editor whose current folder is in it), stays, with the folder, and is named."""
+    `only`: what may go of it (`_entries_below` the new folder); `keep`: what may not ((device, inode) pairs: a
+    run's inputs). Anything else, or kept, put into it after every look (a user's file written through a shell
+    whose current folder is in it, an input moved there) stays, with the folder, and is named."""
     spared: list[str] = []
 
-    def spare(path: str, is_folder: bool) -> bool:
-        if only is None or (path.split("/", 1)[1], is_folder) in only:
+    def spare(path: str, status: os.stat_result) -> bool:
+        if (status.st_dev, status.st_ino) not in keep and \
+                (only is None or (path.split("/", 1)[1], stat.S_ISDIR(status.st_mode)) in only):
             return False
         spared.append(path)
         return True
@@ -1219,7 +1235,7 @@ class HeldFolder:
                                       f"to {shown(self.path / aside)}, is kept there whole: it holds "
                                       f"{shown(found[0].name)}, put there while xmempp worked; move what is yours out "
                                       "of it, then remove it yourself")
-                _remove_earlier(self.path / aside, self.path / name, self._descriptor, only=held)
+                _remove_earlier(self.path / aside, self.path / name, self._descriptor, only=held, keep=keep)
                 return
             if earlier is not None and not stat.S_ISLNK(earlier.st_mode):
                 raise XMemPPError(f"{shown(self.path / name)} is {kind_of_entry(self.path / name)} now, put there "
