@@ -198,6 +198,16 @@ def test_bad_worker_arguments_exit_2(tmp_path, arguments):
     assert exit_info.value.code == 2
 
 
+@pytest.mark.parametrize("command", ["batch", "evaluate"])
+def test_more_threads_than_any_machine_has_are_refused_naming_the_bound(tmp_path, capsys, command):
+    """`--threads 99999` ended in a segmentation fault in PyTorch's thread pool, without a word (forty-third
+    hostile round)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--dataset", str(tmp_path), "--output", str(tmp_path / "out"), "--threads", "99999"])
+    assert exit_info.value.code == 2
+    assert "--threads: must be at most 1024, got 99999" in capsys.readouterr().err
+
+
 def test_a_video_named_like_the_dataset_is_never_written_into_the_dataset(tmp_path, engine_options, capsys):
     """`--dataset b12/ds --output b12` with a video named ds: OUTPUT/ds would be the dataset's own folder."""
     dataset = write_davis(tmp_path / "b12" / "ds", {"ds": 2})

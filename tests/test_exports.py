@@ -1687,3 +1687,20 @@ def test_what_another_mount_namespace_mounts_in_an_input_folder_read_through_its
         recorded = input_identities({"annotations": Path(f"/proc/{pid}/root{annotations}")})
     with pytest.raises(XMemPPError, match=r"the annotations behind links \(.*\) the run read"):
         _refuse_writing_into_inputs(recorded, tmp_path / "D", ["mattes"])
+
+
+def test_a_link_to_a_folder_through_another_namespaces_proc_root_is_recorded_by_the_path_the_system_took(tmp_path):
+    """A link at the top of the annotations folder to a folder through /proc/PID/root of another mount namespace
+    was recorded under this namespace's path of the same spelling, an empty folder here, and export's refusal
+    named it (forty-third hostile round)."""
+    from xmempp.outputs import input_identities
+
+    (tmp_path / "D" / "mattes").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()  # here empty; there, the user's mattes
+    annotations = tmp_path / "A"
+    annotations.mkdir()
+    with another_mount_namespace((tmp_path / "D" / "mattes", tmp_path / "elsewhere")) as pid:
+        (annotations / "extra").symlink_to(f"/proc/{pid}/root{tmp_path}/elsewhere", target_is_directory=True)
+        recorded = input_identities({"annotations": annotations})
+    assert recorded["annotations behind links (extra)"]["path"] == f"/proc/{pid}/root{tmp_path}/elsewhere"
+    assert (recorded["annotations behind links (extra)"]["inode"] == os.stat(tmp_path / "D" / "mattes").st_ino)

@@ -237,3 +237,16 @@ def test_a_mount_of_another_namespace_reached_through_its_proc_root_is_found_and
             os.close(parent)
         assert str(target) in Path(f"/proc/{pid}/mountinfo").read_text()  # still mounted there
         assert sorted(os.listdir(seen)) == [target.name]
+
+
+def test_a_folder_that_is_itself_a_mount_point_of_another_namespace_is_found(tmp_path):
+    """An export entry (or a copied round) that is itself a bind mount in another mount namespace, reached through
+    its /proc/PID/root, was replaced, the mount left aside with a warning, where here it is refused (forty-third
+    hostile round)."""
+    from tests.helpers import another_mount_namespace
+
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "E" / "mattes").mkdir(parents=True)
+    with another_mount_namespace((tmp_path / "theirs", tmp_path / "E" / "mattes")) as pid:
+        seen = Path(f"/proc/{pid}/root{tmp_path}/E/mattes")
+        assert mount_risk(seen) == f"it is a mount point ({seen}, mounted in another mount namespace)"

@@ -4,6 +4,7 @@ joined fails soon, naming it, as a problem with the input (not a bug)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -43,6 +44,59 @@ def test_a_cluster_that_refuses_the_connection_is_a_users_problem(monkeypatch, c
     with pytest.raises(XMemPPError, match="cannot join the Ray cluster at auto \\(Failed to connect to Ray cluster at "
                                           "10.1.2.3:6390\\); .* --ray auto finds it"):
         list(run_on_ray(["v"], lambda network, job: job, NetworkSpec(checkpoint), address="auto"))
+
+
+def test_a_local_ray_is_started_whatever_ray_address_says(monkeypatch, checkpoint):
+    """With RAY_ADDRESS left in the environment (a cluster long gone), `--ray` joined it rather than start a local
+    Ray, and waited minutes with only Ray's log lines (forty-third hostile round)."""
+    from xmempp import ray_runner
+
+    asked = []
+
+    def init(address=None, **options):
+        asked.append(address)
+        raise ConnectionError("stop here")
+
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray_runner, "_start_reaper", lambda: None)
+    with pytest.raises(XMemPPError):
+        list(ray_runner.run_on_ray(["v"], lambda network, job: job, NetworkSpec(checkpoint)))
+    assert asked == ["local"]
+
+
+def test_ray_auto_with_an_unreachable_ray_address_fails_soon_naming_it(monkeypatch, checkpoint):
+    """`--ray auto` joins the cluster RAY_ADDRESS names: one gone was waited for minutes, unsaid (forty-third
+    hostile round)."""
+    from xmempp.ray_runner import run_on_ray
+
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    started = time.monotonic()
+    with pytest.raises(XMemPPError, match=re.escape("cannot reach the Ray cluster at 127.0.0.1:1 (RAY_ADDRESS, "
+                                                    "which --ray auto joins)")):
+        list(run_on_ray(["v"], lambda network, job: job, NetworkSpec(checkpoint), address="auto"))
+    assert time.monotonic() - started < 30
+
+
+def test_a_local_ray_that_cannot_start_in_the_temporary_folder_names_it(monkeypatch, tmp_path, checkpoint):
+    """A TMPDIR too long for Ray's sockets, or full, ended in "unexpected internal failure (OSError:
+    validate_socket_filename failed ...); this is a bug" (forty-third hostile round)."""
+    from xmempp import ray_runner
+
+    def init(address=None, **options):
+        raise OSError("validate_socket_filename failed: AF_UNIX path length cannot exceed 107 bytes: /t/ray/x")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray_runner, "_start_reaper", lambda: None)
+    monkeypatch.setattr(ray_runner.tempfile, "gettempdir", lambda: str(tmp_path))
+    with pytest.raises(XMemPPError, match=re.escape("a local Ray could not start (validate_socket_filename failed: "
+                                                    "AF_UNIX path length cannot exceed 107 bytes: /t/ray/x): Ray "
+                                                    f"keeps its sockets, logs and objects in the temporary folder "
+                                                    f"{tmp_path}")):
+        list(ray_runner.run_on_ray(["v"], lambda network, job: job, NetworkSpec(checkpoint)))
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the reaper reads /proc")

@@ -94,7 +94,7 @@ def _size(text: str) -> int | None:
     return size
 
 
-def _whole_number(minimum: int) -> Callable[[str], int]:
+def _whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = _ascii_int(text)
@@ -102,6 +102,8 @@ def _whole_number(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
         return value
 
     parse.__name__ = "whole number"  # argparse names the type in some messages
@@ -109,6 +111,7 @@ def _whole_number(minimum: int) -> Callable[[str], int]:
 
 
 _positive_int, _count = _whole_number(1), _whole_number(0)
+MAX_THREADS = 1024  # PyTorch's thread pool crashed (a segmentation fault, no word) when asked for 99,999
 
 
 def _number_between(low: float, high: float) -> Callable[[str], float]:
@@ -189,7 +192,7 @@ def add_dataset_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--gpus-per-worker", type=_number_between(0, 64),
                      help="GPUs each Ray worker asks for, fractions allowed (default 1 on CUDA, else 0)")
     sub.add_argument("--cpus-per-worker", type=_number_between(0.01, 1024), default=1, help="CPUs each Ray worker asks for (default 1)")
-    sub.add_argument("--threads", type=_positive_int,
+    sub.add_argument("--threads", type=_whole_number(1, MAX_THREADS),
                      help="PyTorch CPU threads per worker (default: all cores here, --cpus-per-worker on Ray); "
                           "CPU masks are byte-identical between runs with the same count")
 

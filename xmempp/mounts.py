@@ -48,36 +48,47 @@ def mount_risk(folder: Path, mounts: set[str] | None = None) -> str | None:
     if inside is not None:
         return f"it holds a mount point ({inside})"
     inside = _mount_point_of_another_namespace(folder)
+    if inside == os.fspath(folder):
+        return f"it is a mount point ({inside}, mounted in another mount namespace)"
     return None if inside is None else f"it holds a mount point ({inside}, mounted in another mount namespace)"
 
 
 def _mount_point_of_another_namespace(folder: Path) -> str | None:
-    """The first mount point in `folder` when it lies on a mount of another mount namespace (reached through
-    /proc/PID/root): its mounts are not in this process's table, and the system lets this process remove them
-    (it detaches them, with all they hold). None when there is none, or `folder` is on a mount of this one."""
+    """`folder` when it is a mount point, or else the first mount point in it, where it lies on a mount of another
+    mount namespace (reached through /proc/PID/root): those mounts are not in this process's table, and the system
+    lets this process remove them (it detaches them, with all they hold). None when there is none, or `folder` is
+    on a mount of this namespace."""
     here = _mount_ids_here()
     try:
-        top = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        parent = os.open(Path(folder).parent, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        if here is None or _mount_id(parent) in here:
+            return None
+        if mounted_at(Path(folder).name, parent) is not False:
+            return os.fspath(folder)
+        top = os.open(Path(folder).name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
         stack = [(top, os.fspath(folder), _names_in(top))]
     except OSError:  # nothing that cannot be read is removed: the removal leaves it, as it leaves a mount
         return None
+    finally:
+        os.close(parent)
     try:
-        if here is None or _mount_id(top) in here:
-            return None
         while stack:
-            parent, path, names = stack[-1]
+            current, path, names = stack[-1]
             if not names:
                 os.close(stack.pop()[0])
                 continue
             name = names.pop()
-            if mounted_at(name, parent) is not False:
+            if mounted_at(name, current) is not False:
                 return os.path.join(path, name)
-            if (inner := _opened_unless_mounted(name, parent)) is not None:
+            if (inner := _opened_unless_mounted(name, current)) is not None:
                 stack.append((inner, os.path.join(path, name), _names_in(inner)))
         return None
     finally:
-        for parent, *_ in stack:
-            os.close(parent)
+        for current, *_ in stack:
+            os.close(current)
 
 
 def _mount_ids_here(table: Path = MOUNT_TABLE) -> set[int] | None:

@@ -305,8 +305,11 @@ def _reached_elsewhere(entry: os.DirEntry, folder: int | None, mounts: set[str],
     if not link:
         return [(Path(os.path.realpath(path)), itself)]  # where the system put it, absolute
     if stat.S_ISDIR(target.st_mode):
-        with contextlib.suppress(XMemPPError):
-            return [(followed(path), itself)]
+        with contextlib.suppress(XMemPPError, OSError):
+            plain = followed(path)
+            if identity(plain) == itself:
+                return [(plain, itself)]
+            return [(Path(_last_link_followed(path)), itself)]  # through another mount namespace's /proc/PID/root
         return [(Path(os.path.abspath(path)), itself)]
     try:
         file = _last_link_followed(path)
@@ -776,6 +779,10 @@ def _remove_earlier(earlier: Path, replaced_by: Path, dir_fd: int, only: set[tup
     try:
         left = remove_tree(earlier.name, dir_fd, spare=spare)
     except OSError as error:  # a folder it may not change
+        if error.errno == errno.ENOTEMPTY:  # written into after the removal listed it
+            log.warning("the earlier %s, moved aside to %s, stays: something was put in it while xmempp removed it; "
+                        "move what is yours out of it, then remove it yourself", shown(replaced_by), shown(earlier))
+            return
         reason = file_system_problem(error) or error.strerror or str(error)
         log.warning("the earlier %s, moved aside to %s, could not be removed whole (%s): remove it yourself",
                     shown(replaced_by), shown(earlier), reason)

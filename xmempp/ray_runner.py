@@ -13,11 +13,13 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, shown
 from xmempp.jobs import Job, JobFailure, NetworkSpec, Result, VideoFunction, run_locally, run_safely
 
 log = logging.getLogger(__name__)
@@ -123,32 +125,52 @@ DEFAULT_GCS_PORT = 6379
 
 def _connect(ray, address: str | None) -> None:
     """Start a local Ray (`address` None) or join the cluster at `address`; an XMemPPError naming the address when
-    it cannot be reached (within REACH_SECONDS for a HOST:PORT) or refuses the connection."""
+    it cannot be reached (within REACH_SECONDS for a HOST:PORT) or refuses the connection, and naming the
+    temporary folder when a local Ray cannot start there. A local Ray is started whatever RAY_ADDRESS says (Ray
+    alone joined a cluster it names, and waited minutes for one gone); `auto` joins the one it names, checked."""
+    from_environment = os.environ.get("RAY_ADDRESS", "")
     if address is not None and address != "auto":
         _check_reachable(address)
+    elif address == "auto" and from_environment not in ("", "auto", "local"):
+        _check_reachable(from_environment, " (RAY_ADDRESS, which --ray auto joins)")
     try:
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+        ray.init(address="local" if address is None else address, include_dashboard=False,
+                 logging_level=logging.WARNING)
     except ConnectionError as error:  # Ray's word for a cluster it could not join, or no cluster for "auto"
-        details = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        details = _first_line(error)
         where = "a local Ray could not start" if address is None else f"cannot join the Ray cluster at {address}"
         raise XMemPPError(f"{where} ({details}); a head may advertise another address than the one given: on "
                           "one of its nodes, --ray auto finds it") from None
+    except Exception as error:  # Ray's own startup: a socket path too long, no room, a node timed out
+        if address is not None:
+            raise
+        log.debug("a local Ray could not start", exc_info=True)
+        raise XMemPPError(f"a local Ray could not start ({_first_line(error)}): Ray keeps its sockets, logs and "
+                          f"objects in the temporary folder {shown(Path(tempfile.gettempdir()))}, which needs a short "
+                          "path (a socket's whole path has at most 107 bytes) and free room; set TMPDIR to such a "
+                          "folder") from None
 
 
-def _check_reachable(address: str) -> None:
-    """Refuse, naming it, an address whose host and port take no TCP connection within REACH_SECONDS."""
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+
+
+def _check_reachable(address: str, given_as: str = "") -> None:
+    """Refuse, naming it (and `given_as`, where it came from when not --ray), an address whose host and port take
+    no TCP connection within REACH_SECONDS."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host:
         host, port = port, str(DEFAULT_GCS_PORT)
     if not port.isdigit():
-        raise XMemPPError(f"--ray {address}: expected HOST:PORT (as `ray start --head` prints it), ray://HOST:PORT "
+        raise XMemPPError(f"--ray {address}{given_as}: expected HOST:PORT (as `ray start --head` prints it), ray://HOST:PORT "
                           "or auto")
     try:
         socket.create_connection((host, int(port)), timeout=REACH_SECONDS).close()
     except OSError as error:
         reason = "no answer" if isinstance(error, TimeoutError) else (error.strerror or str(error))
-        raise XMemPPError(f"cannot reach the Ray cluster at {address} ({reason} within {REACH_SECONDS} s): is a "
-                          "Ray head running there? `ray start --head` prints its address") from None
+        raise XMemPPError(f"cannot reach the Ray cluster at {address}{given_as} ({reason} within "
+                          f"{REACH_SECONDS} s): is a Ray head running there? `ray start --head` prints its address"
+                          ) from None
 
 
 def _start_reaper() -> subprocess.Popen | None:
