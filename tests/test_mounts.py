@@ -250,3 +250,37 @@ def test_a_folder_that_is_itself_a_mount_point_of_another_namespace_is_found(tmp
     with another_mount_namespace((tmp_path / "theirs", tmp_path / "E" / "mattes")) as pid:
         seen = Path(f"/proc/{pid}/root{tmp_path}/E/mattes")
         assert mount_risk(seen) == f"it is a mount point ({seen}, mounted in another mount namespace)"
+
+
+def test_files_of_an_overlay_whose_layers_lie_on_other_file_systems_are_no_mount_points(tmp_path):
+    """On overlayfs a file's device is its layer's, not its folder's: every file of an input folder there was taken
+    for a mount point, recorded, and the 1000 records were spent on them (forty-third hostile round)."""
+    import shutil
+    import subprocess
+
+    from xmempp.mounts import mounted_at
+
+    lower = Path("/dev/shm") / f"xmempp-test-{os.getpid()}"
+    if sys.platform != "linux" or not Path("/dev/shm").is_dir() or shutil.which("mount") is None:
+        pytest.skip("an overlay over /dev/shm needs Linux")
+    lower.mkdir()
+    try:
+        (lower / "frame_000000.png").write_bytes(b"a mask")
+        for name in ("upper", "work", "merged"):
+            (tmp_path / name).mkdir()
+        done = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir="
+                               f"{tmp_path / 'upper'},workdir={tmp_path / 'work'}", str(tmp_path / "merged")],
+                              capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"an overlay mount is not allowed here ({done.stderr.decode().strip()})")
+        try:
+            merged = os.open(tmp_path / "merged", os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                assert os.stat(tmp_path / "merged" / "frame_000000.png").st_dev != os.fstat(merged).st_dev
+                assert mounted_at("frame_000000.png", merged) is False
+            finally:
+                os.close(merged)
+        finally:
+            subprocess.run(["umount", str(tmp_path / "merged")], check=True)
+    finally:
+        shutil.rmtree(lower)

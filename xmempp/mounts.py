@@ -270,10 +270,7 @@ def mounted_at(name: str, folder: int) -> bool | None:
     except FileNotFoundError:
         return False
     try:
-        if os.fstat(entry).st_dev != os.fstat(folder).st_dev:
-            return True
-        mounts = _mount_id(entry), _mount_id(folder)
-        return None if None in mounts else mounts[0] != mounts[1]
+        return _mounts_differ(entry, folder)
     finally:
         os.close(entry)
 
@@ -288,11 +285,12 @@ def mounted_apart(folder: int, parent: int) -> bool:
 
 
 def _mounts_differ(folder: int, parent: int) -> bool | None:
-    """`mounted_apart`, None where it cannot be told."""
-    if os.fstat(folder).st_dev != os.fstat(parent).st_dev:
-        return True
+    """`mounted_apart`, None where it cannot be told. The mount ids decide where they can be read: on overlayfs a
+    file's device is its layer's, not its folder's, and every file was taken for a mount point."""
     mounts = _mount_id(folder), _mount_id(parent)
-    return None if None in mounts else mounts[0] != mounts[1]
+    if None not in mounts:
+        return mounts[0] != mounts[1]
+    return True if os.fstat(folder).st_dev != os.fstat(parent).st_dev else None
 
 
 def _mount_id(descriptor: int) -> int | None:
