@@ -34,7 +34,7 @@ from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.masks.files import MaskReader
 from xmempp.model.network import XMem
-from xmempp.mounts import mounted_apart
+from xmempp.mounts import mounted_apart, mounted_at
 from xmempp.outputs import HeldFolder, identity, remove_own_folder, temporary_name
 from xmempp.prompts import PromptModel
 from xmempp.session import EmptyAnnotationError, VideoSession
@@ -145,6 +145,17 @@ def _entry_status(folder: HeldFolder, name: str) -> os.stat_result | None:
         return None
 
 
+def _is_mounted_file(path: Path) -> bool:
+    try:
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        return bool(mounted_at(path.name, folder))
+    finally:
+        os.close(folder)
+
+
 def _close_replaced(session: VideoSession) -> None:
     """Close the session a load has just replaced. Only once the new one is in place: its key file's close may
     fail (a full temporary folder), and a load refused then left the previous video's session closed but shown
@@ -242,14 +253,27 @@ class UserState:
             hidden = temporary_name(name) + Path(name).suffix  # ffmpeg tells the format by the suffix
             try:
                 yield held.path / hidden
-                if _entry_status(held, hidden) is not None:
-                    os.rename(hidden, name, src_dir_fd=held.descriptor(), dst_dir_fd=held.descriptor())
+                built = _entry_status(held, hidden)
+                if built is not None:
+                    self._rename_built(held, hidden, name, built)
             except Exception:  # a frame "corrupt" or "not there" because the folder was replaced: said as that
                 self._own_folder(*names)
                 raise
             finally:
                 held.remove_tree(hidden)
         self._own_folder(*names)  # replaced meanwhile (what was built went elsewhere): said, not served
+
+    def _rename_built(self, held: HeldFolder, hidden: str, name: str, built: os.stat_result) -> None:
+        """`hidden`, just built, renamed to `name`. A folder never replaces what is there (a load's video-<n>: one put
+        there ended in "Something went wrong (OSError)", then went with the failed load), and a file replaces only a
+        file (the previous run's overlay); anything else at `name` is said as the session's folder replaced."""
+        there = _entry_status(held, name)
+        if there is not None and (stat.S_ISDIR(built.st_mode) or not stat.S_ISREG(there.st_mode)):
+            self._refuse_replaced(held.path / name, "something else is at the name of what was built")
+        try:
+            os.rename(hidden, name, src_dir_fd=held.descriptor(), dst_dir_fd=held.descriptor())
+        except OSError as error:  # put there in the moment since
+            self._refuse_replaced(held.path / name, error.strerror or type(error).__name__)
 
     def _remove_in_session(self, name: str, made: tuple[int, int] | None = None) -> None:
         """Remove the session's own `name` from its folder held open, never through a link put at the folder's
@@ -275,6 +299,8 @@ class UserState:
         status = os.lstat(path) if os.path.lexists(path) else None
         if status is not None and (not stat.S_ISREG(status.st_mode) or status.st_nlink != 1):
             self._refuse_replaced(path, "a link, a hard link or another kind of file is at a file's name")
+        if status is not None and _is_mounted_file(path):  # someone's file bind-mounted there was served
+            self._refuse_replaced(path, "a file is mounted at a file's name")
 
     @staticmethod
     def _refuse_replaced(path: Path, why: str) -> None:
@@ -308,11 +334,12 @@ class UserState:
         session's references are encoded by its next propagation, in that run's turn with the model."""
         self.check_idle("loading another video")
         self._loads += 1
-        name = f"video-{self._loads}"
+        name, made = f"video-{self._loads}", None
         try:
             with self._built_in_session(name=name) as building:  # unpacked under a hidden name, then renamed
                 loaded = load_upload(paths, building, self.settings.limits)
             target = self._own_folder(name)
+            made = identity(target, follow_links=False)
             loaded = loaded.moved(building, target)
             frames = FrameFolder(loaded.frames_dir)
             check_resume(loaded, frames)
@@ -320,7 +347,8 @@ class UserState:
             results = self._read_masks(loaded, loaded.result_masks, frames)
             check_object_ids(loaded, [*user.values(), *results.values()])
         except BaseException:
-            self._remove_in_session(name)
+            if made is not None:  # only the load's own folder: one put at its name before is someone's
+                self._remove_in_session(name, made)
             raise
         notes = list(loaded.notes)
         if not user and 0 < len(results) <= MAX_RESUMED_REFERENCES:
@@ -328,7 +356,6 @@ class UserState:
         elif not user and results:
             notes.append(f"{len(results)} masks without UserAnnotations/ were loaded as results, not references")
         previous = self.frames.folder.parent if self.frames is not None else None
-        made = identity(target, follow_links=False)
         # Every encoding of the video's references waits for its next run, which holds a place in the run queue.
         session = VideoSession(self.settings.network, frames, self._config(self._resumed_size(loaded, notes)),
                                defer_encoding=True)

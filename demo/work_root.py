@@ -253,11 +253,14 @@ def _is_gradios_upload_cache(folder: Path, receiving: bool = False) -> bool:
     """Whether `folder` holds only what Gradio's upload cache keeps: folders named by a SHA-256, each of plain
     files, and (`receiving`: a dead server's) the `tmp<8>` files Gradio receives uploads into beside them. A user's
     folder renamed onto uploads/, its files written in the moment before, was taken for the cache Gradio made again
-    (by its times alone), and removed at exit; a killed server's root kept its empty tmp file, and stayed for good."""
+    (by its times alone), and removed at exit; a killed server's root kept its empty tmp file, and stayed for good.
+    Only an empty one is taken: a user's file of that shape of name went with the root (forty-third hostile round);
+    one a killed upload filled in part leaves the root, named in the log."""
     try:
         with os.scandir(folder) as entries:
             for entry in entries:
-                if receiving and GRADIO_RECEIVING_FILE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                if receiving and GRADIO_RECEIVING_FILE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False) \
+                        and entry.stat(follow_symlinks=False).st_size == 0:  # a user's tmpnotes_01 holds something
                     continue
                 if not (GRADIO_CACHE_FOLDER.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False)):
                     return False

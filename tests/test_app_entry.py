@@ -589,6 +589,20 @@ def test_a_killed_servers_root_is_removed_though_gradio_left_a_file_it_received_
     assert app.remove_stale_work_roots(tmp_path) == [root]
 
 
+def test_a_killed_servers_root_with_a_users_file_named_like_gradios_receiving_file_is_left(tmp_path):
+    """A file of a user's at uploads/, named like Python's tempfile (`tmpnotes_01`), went with a killed server's
+    root at the next start, taken for the empty one Gradio leaves (forty-third hostile round)."""
+    root = tmp_path / f"xmempp-app-{_dead_pid()}-killed"
+    (root / "uploads" / SHA).mkdir(parents=True)
+    (root / "uploads" / SHA / "clip.mp4").write_text("an upload")
+    (root / "uploads" / "tmpnotes_01").write_text("the user's notes")
+    old = time.time() - 120
+    for path in (*root.rglob("*"), root):
+        os.utime(path, (old, old))
+    assert app.remove_stale_work_roots(tmp_path) == []
+    assert (root / "uploads" / "tmpnotes_01").read_text() == "the user's notes"
+
+
 def test_a_killed_servers_root_with_a_file_at_uploads_is_left_at_the_next_start(tmp_path):
     root = tmp_path / f"xmempp-app-{_dead_pid()}-killed"
     root.mkdir()

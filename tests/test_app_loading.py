@@ -490,6 +490,24 @@ def test_a_link_put_at_a_sessions_folder_during_a_step_takes_nothing_of_where_it
     assert all(any(part.startswith(".") for part in Path(name).parts) for name in strays), strays
 
 
+@pytest.mark.parametrize("put", ["a folder", "an empty folder", "a file"])
+def test_something_put_at_the_next_videos_name_in_a_session_is_said_and_kept(handlers, clip, put):
+    """A folder put at the session's `video-<n>`, the next load's name: the load ended in "Something went wrong
+    (OSError)", and the folder went with the failed load (forty-third hostile round)."""
+    state = annotated(handlers)
+    there = state.work_dir / "video-2"
+    if put == "a file":
+        there.write_bytes(b"theirs")
+    else:
+        there.mkdir()
+        if put == "a folder":
+            (there / "notes.txt").write_text("theirs")
+    said = handlers.load_files(state, [str(clip)])["status"]
+    assert "removed or replaced while you worked" in said, said
+    assert (there / "notes.txt").read_text() == "theirs" if put == "a folder" else there.exists()
+    assert state.annotated_frames == [0]  # the video being viewed stays
+
+
 @pytest.mark.parametrize("replaced", ["the overlay's folder", "the recovered work's folder", "the frames' folder"])
 def test_a_folder_of_what_the_page_is_given_replaced_by_a_link_is_said_never_served(handlers, clip, tmp_path,
                                                                                   replaced):
@@ -514,12 +532,14 @@ def test_a_folder_of_what_the_page_is_given_replaced_by_a_link_is_said_never_ser
     assert all(file.read_bytes() == b"the user's own" for file in users.iterdir())
 
 
-@pytest.mark.parametrize("put", ["a link", "a hard link", "a FIFO"])
+@pytest.mark.parametrize("put", ["a link", "a hard link", "a FIFO", "a bind mount"])
 @pytest.mark.parametrize("replaced", ["the overlay video", "a recovered zip", "the kept upload"])
-def test_a_file_the_page_is_given_replaced_by_a_link_is_said_never_served(handlers, clip, tmp_path, replaced, put):
+def test_a_file_the_page_is_given_replaced_by_a_link_is_said_never_served(handlers, clip, tmp_path, request, replaced,
+                                                                          put):
     """The run's overlay (a recovered zip, the upload a zip packs) itself replaced at idle by a link to a user's
     file outside the work root: Export (or the next load) answered Gradio's bare "Error"; a hard link was packed
-    into the visitor's zip; a FIFO kept the export waiting for ever (forty-second hostile round)."""
+    into the visitor's zip; a FIFO kept the export waiting for ever (forty-second hostile round); a file
+    bind-mounted there was served and packed (forty-third)."""
     state = annotated(handlers)
     run(handlers, state)
     if replaced == "a recovered zip":
@@ -538,6 +558,12 @@ def test_a_file_the_page_is_given_replaced_by_a_link_is_said_never_served(handle
         file.symlink_to(tmp_path / "theirs.bin")
     elif put == "a hard link":
         os.link(tmp_path / "theirs.bin", file)
+    elif put == "a bind mount":
+        from tests.test_outputs import bind_mount
+
+        file.write_bytes(b"")
+        bind_mount(tmp_path / "theirs.bin", file)
+        request.addfinalizer(lambda: subprocess.run(["umount", str(file)], check=True))
     else:
         os.mkfifo(file)
     if replaced == "a recovered zip" and put == "a FIFO":  # no zip there: not offered, nothing waits on it
