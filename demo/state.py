@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 SESSION_FOLDER_REPLACED = ("this session's folder on the server was removed or replaced while you worked (the server's "
                            "log says how): nothing is written there now; reload the page to start again, and tell the "
                            "server's operator if it happens again")
+TAB_CLOSED = "this tab was closed: what it was doing stopped, and its files are deleted"
 OVERLAY_VIDEO = "xmempp-overlay.mp4"  # each run's, in the session's folder <video>/out/video-<n>/
 MAX_RESUMED_REFERENCES = 10  # a zip's Annotations/ without UserAnnotations/ become references up to this many
 
@@ -193,6 +194,7 @@ class UserState:
         self._exporting = threading.Lock()  # one export of this video at a time: a second waits for the first
         self._dir: Path | None = None
         self._dir_held: HeldFolder | None = None  # the session's folder, open: what `_own_folder` writes below
+        self._closed = False  # the tab is gone: nothing is made for it again
         self._video_made: tuple[int, int] | None = None  # the identity of the video's folder when it was loaded
         self._loads = 0
         self._videos = 0
@@ -203,6 +205,8 @@ class UserState:
     # ----- files ----------------------------------------------------------------------------------------
     @property
     def work_dir(self) -> Path:
+        if self._closed:  # a step the closed tab left running: a fresh folder made now was left until exit
+            raise XMemPPError(TAB_CLOSED)
         if self._dir is None:
             self._dir = Path(tempfile.mkdtemp(prefix=SESSION_PREFIX, dir=self.settings.work_folder()))
             self.settings.made_in_work_root(self._dir)
@@ -281,12 +285,13 @@ class UserState:
         if self._dir_held is not None:
             self._dir_held.remove_tree(name, only=made)
 
-    def _refuse_unless_own(self, path: Path | None) -> None:
-        """`path`, a folder or file of the session's folder about to be served or packed, refused unless the
-        session's own (`_held_folder`, `_refuse_unless_own_file`); nothing to check for None or a path elsewhere."""
+    def _refuse_unless_own(self, path: Path | None, folder: bool = False) -> None:
+        """`path`, a file (or `folder`) of the session's folder about to be served or packed, refused unless the
+        session's own (`_held_folder`, `_refuse_unless_own_file`); nothing to check for None or a path elsewhere. A
+        folder at a file's name is refused too: one at the kept upload's name was packed as an empty entry."""
         if path is None or not path.is_relative_to(self.work_dir):
             return
-        if path.is_dir() and not path.is_symlink():
+        if folder:
             self._own_folder(*path.relative_to(self.work_dir).parts)
             return
         self._own_folder(*path.parent.relative_to(self.work_dir).parts)
@@ -310,6 +315,7 @@ class UserState:
 
     def close(self) -> None:
         """Stop any run, delete this session's files and let go of its video, masks and engine session."""
+        self._closed = True
         self.cancel.set()
         # Gradio keeps a closed tab's state object for up to an hour: drop what is large in it now.
         if self.session is not None:
@@ -603,6 +609,8 @@ class UserState:
         return self._video_folder_name(), "out", f"video-{self._videos}"
 
     def _video_folder_name(self) -> str:
+        if self.frames is None:  # the tab closed while its export went on
+            raise XMemPPError(TAB_CLOSED)
         return self.frames.folder.parent.name  # video-<n>, in the session's folder
 
     def stop(self) -> None:
@@ -658,8 +666,8 @@ class UserState:
         self.check_idle("exporting")
         with self._exporting:  # a double click: the overlay video and the zip are written once at a time
             # what the zip takes from the session's folder, its own: a link put at frames/ packed someone's pictures
-            for read in (self.frames.folder, self.source):
-                self._refuse_unless_own(read)
+            self._refuse_unless_own(self.frames.folder, folder=True)
+            self._refuse_unless_own(self.source)
             for frame in self.frames.paths if self.source is None else ():  # their folder checked just above
                 self._refuse_unless_own_file(frame)
             video = self.overlay_video()

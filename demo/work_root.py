@@ -246,6 +246,7 @@ class WorkRoot:
 # of those is left behind after a browser's upload).
 GRADIO_CACHE_FOLDER, GRADIO_RECEIVING_FILE = re.compile(r"[0-9a-f]{64}"), re.compile(r"tmp[a-z0-9_]{8}")
 # A session's folder (mkdtemp's name) holds its videos, its recovered work and what is being built (hidden names).
+API_CALL_FOLDER = re.compile(r"call-[a-z0-9_]{8}")  # each API call's folder, mkdtemp's name
 SESSION_FOLDER, SESSION_ENTRY = re.compile(r"session-[a-z0-9_]{8}"), re.compile(r"video-\d+|recovered|\..+\.tmp(\.\w+)?")
 
 
@@ -409,8 +410,10 @@ def _is_a_servers_own(entry: Path) -> bool:
             return False
         if entry.name == UPLOADS:
             return _is_gradios_upload_cache(entry, receiving=True)
-        if entry.name == API_CALLS:
-            return all(name.startswith("call-") for name in os.listdir(entry))
+        if entry.name == API_CALLS:  # mkdtemp's folders: a user's call-notes.txt went with the root
+            with os.scandir(entry) as calls:
+                return all(API_CALL_FOLDER.fullmatch(call.name) and call.is_dir(follow_symlinks=False)
+                           for call in calls)
         return bool(SESSION_FOLDER.fullmatch(entry.name)) and all(SESSION_ENTRY.fullmatch(name)
                                                                   for name in os.listdir(entry))
     except OSError:

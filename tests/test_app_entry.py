@@ -560,7 +560,7 @@ def test_a_killed_servers_root_holding_a_users_folder_at_uploads_or_api_is_left_
     and forty-first hostile rounds)."""
     root = tmp_path / f"xmempp-app-{_dead_pid()}-killed"
     (root / "uploads" / SHA).mkdir(parents=True)
-    (root / "api" / "call-x").mkdir(parents=True)
+    (root / "api" / "call-ab_12cde").mkdir(parents=True)
     (root / SESSION / "video-1").mkdir(parents=True)
     shutil.rmtree(root / renamed_onto)
     (root / renamed_onto / "photos").mkdir(parents=True)
@@ -574,6 +574,20 @@ def test_a_killed_servers_root_holding_a_users_folder_at_uploads_or_api_is_left_
     for path in (root / renamed_onto, root):
         os.utime(path, (old, old))
     assert app.remove_stale_work_roots(tmp_path) == [root]  # a root of only a server's own: removed
+
+
+@pytest.mark.parametrize("name", ["call-notes.txt", "call-2026-12-01.m4a"])
+def test_a_killed_servers_root_whose_api_holds_a_users_file_named_like_a_call_is_left(tmp_path, name):
+    """A user's folder renamed onto api/, holding files whose names begin with "call-": left at exit, then removed
+    whole at the next start, taken for the server's call folders (forty-third hostile round)."""
+    root = tmp_path / f"xmempp-app-{_dead_pid()}-killed"
+    (root / "api").mkdir(parents=True)
+    (root / "api" / name).write_text("the user's")
+    old = time.time() - 120
+    for path in (*root.rglob("*"), root):
+        os.utime(path, (old, old))
+    assert app.remove_stale_work_roots(tmp_path) == []
+    assert (root / "api" / name).read_text() == "the user's"
 
 
 def test_a_killed_servers_root_is_removed_though_gradio_left_a_file_it_received_an_upload_into(tmp_path):
