@@ -59,6 +59,14 @@ def test_random_picks_are_seeded_per_video_and_round():
     assert picks == random_frames([0], 50, 3, seed=7, video="a", round_index=1)
     assert 0 not in picks and len(set(picks)) == 3
     assert picks != random_frames([0], 50, 3, seed=8, video="a", round_index=1)
+    assert picks == [8, 15, 35]  # a name's choice never changes between versions
+
+
+def test_random_picks_for_a_video_named_with_bytes_that_are_not_utf8_are_made():
+    """`v\xff` failed as "a bug in xmempp" (UnicodeEncodeError) in evaluate's random strategy (forty-fourth hostile
+    round)."""
+    picks = random_frames([0], 50, 3, seed=7, video="v\udcff", round_index=1)
+    assert len(set(picks)) == 3 and 0 not in picks
 
 
 def test_means_leave_out_annotated_frames_and_average_objects_as_davis():

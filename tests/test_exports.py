@@ -456,8 +456,9 @@ def test_object_names_without_the_id_and_name_header_are_refused_naming_the_file
     (np.full((4, 6), 2**40, np.int64), "has ids outside 0..255"),
     (np.zeros((0, 0), np.uint8), "is empty (0x0 pixels)"),
     ("img", "is str, not an array: expected (H, W) object ids"),
-    (None, "is NoneType, not an array: expected (H, W) object ids")],
-    ids=["floats", "an id of 2**40", "0x0", "a str", "None"])
+    (None, "is NoneType, not an array: expected (H, W) object ids"),
+    ([[1, 2], [3]], "has rows of different lengths: expected (H, W) object ids")],
+    ids=["floats", "an id of 2**40", "0x0", "a str", "None", "ragged rows"])
 def test_masks_that_are_no_object_ids_are_refused_naming_the_frame(tmp_path, mask, says):
     """export_masks({frame: float mask}) ended in IndexError from np.unique's values used as indices, a 0x0 mask in
     "cannot write empty image" (seventh hostile round); a str or None as a mask was said to have "shape ()"

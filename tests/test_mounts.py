@@ -4,6 +4,7 @@ removed whole."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -229,7 +230,7 @@ def test_a_mount_of_another_namespace_reached_through_its_proc_root_is_found_and
     with another_mount_namespace((users, target)) as pid:
         seen = Path(f"/proc/{pid}/root{entry}")
         assert mount_risk(seen) == f"it holds a mount point ({seen / target.name}, mounted in another mount namespace)"
-        assert mount_risk(entry) is None  # here nothing is mounted there
+        assert mount_risk(entry) == f"it holds a mount point ({target}, mounted in another mount namespace)"
         parent = os.open(seen.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
             assert remove_tree("mattes", parent) == [f"mattes/{target.name}"]
@@ -284,3 +285,50 @@ def test_files_of_an_overlay_whose_layers_lie_on_other_file_systems_are_no_mount
             subprocess.run(["umount", str(tmp_path / "merged")], check=True)
     finally:
         shutil.rmtree(lower)
+
+
+@pytest.mark.parametrize("mounted", ["a folder", "a file"])
+def test_a_containers_mount_in_a_folder_shared_with_it_is_found_and_never_removed_by_its_plain_path(tmp_path,
+                                                                                                  mounted):
+    """A folder shared with a container, which mounts something in it: by its plain path here, no table of this
+    namespace lists that mount, and export --overwrite's removal of the earlier entry detached it, a tmpfs's files
+    with it (forty-fourth hostile round)."""
+    from tests.helpers import another_mount_namespace
+    from xmempp.mounts import mounts_elsewhere, remove_tree
+
+    entry = tmp_path / "E" / "mattes"
+    entry.mkdir(parents=True)
+    users = tmp_path / ("theirs" if mounted == "a folder" else "theirs.png")
+    users.mkdir() if mounted == "a folder" else users.write_bytes(b"theirs")
+    target = entry / ("sub" if mounted == "a folder" else "keep.png")
+    target.mkdir() if mounted == "a folder" else target.write_bytes(b"")
+    with another_mount_namespace((users, target)) as pid:
+        folder = os.stat(entry)
+        assert (folder.st_dev, folder.st_ino, target.name) in mounts_elsewhere()
+        assert mount_risk(entry) == f"it holds a mount point ({target}, mounted in another mount namespace)"
+        parent = os.open(entry.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            assert remove_tree("mattes", parent) == [f"mattes/{target.name}"]
+        finally:
+            os.close(parent)
+        assert str(target) in Path(f"/proc/{pid}/mountinfo").read_text()  # still mounted there
+
+
+def test_a_file_a_container_mounts_at_an_output_files_name_is_never_replaced(tmp_path):
+    """A file bind-mounted at OUTPUT/keys.npy (or a mask's, or coco.json's name) in another mount namespace: the
+    rename that puts the new file in place detached the mount without a word (forty-fourth hostile round)."""
+    from tests.helpers import another_mount_namespace
+    from xmempp.errors import XMemPPError
+    from xmempp.outputs import HeldFolder
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keys.npy").write_bytes(b"")
+    (tmp_path / "theirs.npy").write_bytes(b"theirs")
+    with another_mount_namespace((tmp_path / "theirs.npy", tmp_path / "out" / "keys.npy")) as pid:
+        for spelled in (tmp_path / "out", Path(f"/proc/{pid}/root{tmp_path}/out")):
+            refused = re.escape(f"{spelled / 'keys.npy'} is a mount point of another mount namespace")
+            with HeldFolder(spelled) as folder, pytest.raises(XMemPPError, match=refused), \
+                    folder.atomic_file("keys.npy") as file:
+                file.write(b"new keys")
+        assert f"{tmp_path}/out/keys.npy" in Path(f"/proc/{pid}/mountinfo").read_text()
+    assert sorted(os.listdir(tmp_path / "out")) == ["keys.npy"]

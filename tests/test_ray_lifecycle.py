@@ -99,6 +99,39 @@ def test_a_local_ray_that_cannot_start_in_the_temporary_folder_names_it(monkeypa
         list(ray_runner.run_on_ray(["v"], lambda network, job: job, NetworkSpec(checkpoint)))
 
 
+def test_a_port_that_takes_connections_but_is_no_ray_head_fails_soon_naming_it(monkeypatch, checkpoint):
+    """Something listening on the port, but no Ray head: xmempp's reachability check passed, and Ray retried for
+    minutes with only its own log lines (forty-fourth hostile round)."""
+    import socket
+
+    from xmempp import ray_runner
+
+    monkeypatch.setattr(ray_runner, "REACH_SECONDS", 1)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # takes connections, answers nothing
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
+        with pytest.raises(XMemPPError, match=re.escape(f"cannot join the Ray cluster at {address}: something takes "
+                                                        "connections there, but no Ray head answers")):
+            list(ray_runner.run_on_ray(["v"], lambda network, job: job, NetworkSpec(checkpoint), address=address))
+
+
+def test_a_ray_client_address_ray_cannot_join_is_said_naming_it(monkeypatch, checkpoint):
+    """`--ray ray://HOST:PORT` without ray[client] installed ended in "unexpected internal failure (ValueError: Ray
+    Client requires pip package `ray[client]` ...); this is a bug" (forty-fourth hostile round)."""
+    from xmempp import ray_runner
+
+    def init(address=None, **options):
+        raise ValueError("Ray Client requires pip package `ray[client]`. If you installed the minimal Ray ...")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray_runner, "_check_reachable", lambda *arguments: None)
+    with pytest.raises(XMemPPError, match=re.escape("cannot join the Ray cluster at ray://10.1.2.3:10001 (Ray Client "
+                                                    "requires pip package `ray[client]`.")):
+        list(ray_runner.run_on_ray(["v"], lambda network, job: job, NetworkSpec(checkpoint),
+                                   address="ray://10.1.2.3:10001"))
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the reaper reads /proc")
 def test_a_killed_driver_leaves_none_of_rays_processes_running(tmp_path, checkpoint):
     from xmempp.ray_reaper import descendants, process_start, reap

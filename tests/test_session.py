@@ -293,6 +293,7 @@ def test_the_key_encoder_may_run_over_several_frames_at_once(network, tmp_path):
     (square_mask(1).astype(np.int32) * 300, "ids from 0 to 300"),
     (None, "got None"),
     (np.stack([square_mask(1)] * 3, axis=-1), r"shape \(96, 128, 3\)"),
+    ([[1, 2], [3]], "got rows of different lengths"),  # numpy's raw ValueError (forty-fourth hostile round)
 ])
 def test_a_mask_that_is_not_integer_ids_says_what_a_mask_must_be(session, mask, says):
     with pytest.raises(XMemPPError, match=rf"\(H, W\) array of integer object ids 0\.\.255 \(0 = background.*{says}"):

@@ -134,7 +134,8 @@ def uniform_frames(chosen: list[int], count: int, k: int) -> list[int]:
 def random_frames(chosen: list[int], count: int, k: int, seed: int, video: str, round_index: int) -> list[int]:
     """k frames not chosen yet, drawn with a generator seeded by (seed, video, round): the same on any worker."""
     free = [i for i in range(count) if i not in set(chosen)]
-    rng = np.random.default_rng([seed, zlib.crc32(video.encode()), round_index])
+    # the name's bytes on disk: one that is not UTF-8 (v\xff) failed as "a bug" (surrogates cannot be encoded)
+    rng = np.random.default_rng([seed, zlib.crc32(video.encode("utf-8", "surrogateescape")), round_index])
     return sorted(int(i) for i in rng.choice(free, size=min(k, len(free)), replace=False))
 
 

@@ -721,7 +721,11 @@ def _checked(name: str, mask: np.ndarray, size: tuple[int, int] | None) -> np.nd
     if not isinstance(mask, np.ndarray | list | tuple) and not hasattr(mask, "__array__"):
         raise XMemPPError(f"the mask of frame {shown(name)} is {type(mask).__name__}, not an array: expected (H, W) "
                           "object ids")
-    mask = np.asarray(mask)
+    try:
+        mask = np.asarray(mask)
+    except ValueError:  # rows of different lengths
+        raise XMemPPError(f"the mask of frame {shown(name)} has rows of different lengths: expected (H, W) object "
+                          "ids") from None
     if mask.ndim != 2:
         raise XMemPPError(f"the mask of frame {shown(name)} has shape {mask.shape}; expected (H, W) object ids")
     if mask.dtype == bool:  # as VideoSession.annotate takes them: True is object 1

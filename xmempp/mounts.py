@@ -35,6 +35,37 @@ def mount_points(table: Path = MOUNT_TABLE) -> set[str] | None:
     return mounts if "/" in mounts else None  # no real table lacks the root: an empty one said "no mounts"
 
 
+def mounts_elsewhere(proc: Path = Path("/proc")) -> frozenset[tuple[int, int, str]]:
+    """Where the other mount namespaces this process can look into (containers, `unshare -m`) mount something, as
+    (device, inode, name): the folder each mount point lies in, as this process reaches that folder, and the mount
+    point's name in it. The system lets this process remove or replace a mount point of another namespace, and
+    detaches the mount with all it holds; no table of this namespace lists them, and a folder shared with a
+    container (a volume) holds them under its plain path here. Each namespace's table is read through a process
+    in it, and each folder is reached through that process's root, so that the folder is told as this process
+    sees it whatever that namespace's root is. Empty where /proc cannot be read."""
+    try:
+        own = os.stat(proc / "self" / "ns" / "mnt").st_ino
+        processes = [name for name in os.listdir(proc) if name.isdigit()]
+    except OSError:
+        return frozenset()
+    seen, found = {own}, set()
+    for pid in processes:
+        try:
+            namespace = os.stat(proc / pid / "ns" / "mnt").st_ino
+            if namespace in seen:
+                continue
+            seen.add(namespace)
+            table = mount_points(proc / pid / "mountinfo") or set()
+        except OSError:  # gone meanwhile, or not this user's to look into
+            continue
+        for point in table - {"/"}:
+            folder, name = os.path.split(point)
+            with contextlib.suppress(OSError, ValueError):
+                status = os.stat(f"{proc / pid / 'root'}{folder}")
+                found.add((status.st_dev, status.st_ino, name))
+    return frozenset(found)
+
+
 def mount_risk(folder: Path, mounts: set[str] | None = None) -> str | None:
     """Why `folder` may not be removed whole, in words: it is or holds a mount point, or that cannot be told;
     None when it may. `mounts`: `mount_points()`, read once for many folders (read here when None)."""
@@ -54,19 +85,21 @@ def mount_risk(folder: Path, mounts: set[str] | None = None) -> str | None:
 
 
 def _mount_point_of_another_namespace(folder: Path) -> str | None:
-    """`folder` when it is a mount point, or else the first mount point in it, where it lies on a mount of another
-    mount namespace (reached through /proc/PID/root): those mounts are not in this process's table, and the system
-    lets this process remove them (it detaches them, with all they hold). None when there is none, or `folder` is
-    on a mount of this namespace."""
-    here = _mount_ids_here()
+    """`folder` when it is a mount point of another mount namespace, or else the first such mount point in it: one
+    `mounts_elsewhere` lists (a container's mount in a folder shared with it), or, where `folder` lies on a mount of
+    another namespace (reached through /proc/PID/root), one its mount ids tell. Those mounts are not in this
+    process's table, and the system lets this process remove them (it detaches them, with all they hold). None
+    when there is none."""
+    here, elsewhere = _mount_ids_here(), mounts_elsewhere()
     try:
         parent = os.open(Path(folder).parent, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return None
     try:
-        if here is None or _mount_id(parent) in here:
+        foreign = here is not None and _mount_id(parent) not in here
+        if not foreign and not elsewhere:
             return None
-        if mounted_at(Path(folder).name, parent) is not False:
+        if _is_mount_point_elsewhere(Path(folder).name, parent, foreign, elsewhere):
             return os.fspath(folder)
         top = os.open(Path(folder).name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
         stack = [(top, os.fspath(folder), _names_in(top))]
@@ -81,7 +114,7 @@ def _mount_point_of_another_namespace(folder: Path) -> str | None:
                 os.close(stack.pop()[0])
                 continue
             name = names.pop()
-            if mounted_at(name, current) is not False:
+            if _is_mount_point_elsewhere(name, current, foreign, elsewhere):
                 return os.path.join(path, name)
             if (inner := _opened_unless_mounted(name, current)) is not None:
                 stack.append((inner, os.path.join(path, name), _names_in(inner)))
@@ -89,6 +122,13 @@ def _mount_point_of_another_namespace(folder: Path) -> str | None:
     finally:
         for current, *_ in stack:
             os.close(current)
+
+
+def _is_mount_point_elsewhere(name: str, folder: int, foreign: bool, elsewhere: frozenset[tuple[int, int, str]]
+                              ) -> bool:
+    """Whether the entry `name` of the open `folder` is a mount point of another namespace: listed in `elsewhere`,
+    or (`foreign`: the folder is on another namespace's mount) told by its mount id, or not told at all."""
+    return _listed_elsewhere(name, folder, elsewhere) or (foreign and mounted_at(name, folder) is not False)
 
 
 def _mount_ids_here(table: Path = MOUNT_TABLE) -> set[int] | None:
@@ -109,14 +149,15 @@ def remove_tree(name: str, dir_fd: int, spare: Callable[[str, os.stat_result], b
     OSError."""
     left: list[str] = []
     spared: list[str] = []
+    elsewhere = mounts_elsewhere()
     try:
         status = os.lstat(name, dir_fd=dir_fd)
     except FileNotFoundError:
         return left
     if not stat.S_ISDIR(status.st_mode):
-        _unlink(name, dir_fd, name, left)
+        _unlink(name, dir_fd, name, left, elsewhere)
         return left
-    top = _enter(name, dir_fd, name, left)
+    top = _enter(name, dir_fd, name, left, elsewhere)
     if top is None:
         return left
     stack = [top]  # each: the open folder, its parent, its name there, its path below `dir_fd`, names left to do
@@ -132,8 +173,8 @@ def remove_tree(name: str, dir_fd: int, spare: Callable[[str, os.stat_result], b
                 if spare is not None and spare(f"{path}/{child}", status):
                     spared.append(f"{path}/{child}")
                 elif not stat.S_ISDIR(status.st_mode):
-                    _unlink(child, folder, f"{path}/{child}", left)
-                elif (inner := _enter(child, folder, f"{path}/{child}", left)) is not None:
+                    _unlink(child, folder, f"{path}/{child}", left, elsewhere)
+                elif (inner := _enter(child, folder, f"{path}/{child}", left, elsewhere)) is not None:
                     stack.append(inner)
                 continue
             stack.pop()
@@ -211,9 +252,14 @@ def _opened_unless_mounted(name: str, parent: int) -> int | None:
     return folder
 
 
-def _enter(name: str, parent: int, path: str, left: list[str]) -> list | None:
+def _enter(name: str, parent: int, path: str, left: list[str], elsewhere: frozenset[tuple[int, int, str]] = frozenset()
+           ) -> list | None:
     """The folder `name` of `parent`, opened, with its names; None when it is not entered: it is gone, a mount
-    (noted in `left`), or no longer a folder (then unlinked: a link put there)."""
+    (noted in `left`; `elsewhere`: other namespaces' mount points, `mounts_elsewhere`), or no longer a folder (then
+    unlinked: a link put there)."""
+    if _listed_elsewhere(name, parent, elsewhere):
+        left.append(path)
+        return None
     try:
         folder = os.open(name, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0), dir_fd=parent)
     except FileNotFoundError:
@@ -221,7 +267,7 @@ def _enter(name: str, parent: int, path: str, left: list[str]) -> list | None:
     except OSError as error:
         if error.errno not in (errno.ELOOP, errno.ENOTDIR):
             raise
-        _unlink(name, parent, path, left)
+        _unlink(name, parent, path, left, elsewhere)
         return None
     apart = _mounts_differ(folder, parent)
     if apart is not False:
@@ -242,10 +288,11 @@ def _enter(name: str, parent: int, path: str, left: list[str]) -> list | None:
         raise
 
 
-def _unlink(name: str, dir_fd: int, path: str, left: list[str]) -> None:
+def _unlink(name: str, dir_fd: int, path: str, left: list[str], elsewhere: frozenset[tuple[int, int, str]] = frozenset()
+            ) -> None:
     """Unlink the entry `name`, unless a file is mounted there (noted in `left`): the system refuses that here
     (EBUSY), but detaches a mount of another mount namespace, with what it holds."""
-    if mounted_at(name, dir_fd):
+    if mounted_at(name, dir_fd) or _listed_elsewhere(name, dir_fd, elsewhere):
         left.append(path)
         return
     try:
@@ -273,6 +320,30 @@ def mounted_at(name: str, folder: int) -> bool | None:
         return _mounts_differ(entry, folder)
     finally:
         os.close(entry)
+
+
+def mounted_in_another_namespace(name: str, folder: int, elsewhere: frozenset[tuple[int, int, str]]) -> bool:
+    """Whether the entry `name` of the open `folder` is a mount point of another mount namespace: listed in
+    `elsewhere` (`mounts_elsewhere`), or mounted there by a mount this namespace's table does not hold (reached
+    through that namespace's /proc/PID/root). Replacing it (a rename onto it) detaches that mount, with all it
+    holds, where a mount point of this namespace is refused by the system (EBUSY)."""
+    if _listed_elsewhere(name, folder, elsewhere):
+        return True
+    if not hasattr(os, "O_PATH") or not mounted_at(name, folder):
+        return False
+    entry = os.open(name, os.O_PATH | os.O_NOFOLLOW, dir_fd=folder)
+    try:
+        here = _mount_ids_here()
+        return here is not None and _mount_id(entry) not in here
+    finally:
+        os.close(entry)
+
+
+def _listed_elsewhere(name: str, folder: int, elsewhere: frozenset[tuple[int, int, str]]) -> bool:
+    if not elsewhere:
+        return False
+    status = os.fstat(folder)
+    return (status.st_dev, status.st_ino, name) in elsewhere
 
 
 def mounted_apart(folder: int, parent: int) -> bool:

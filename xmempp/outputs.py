@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -20,6 +21,7 @@ import shutil
 import socket
 import stat
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -41,6 +43,8 @@ from xmempp.mounts import (
     mount_risk,
     mounted_apart,
     mounted_at,
+    mounted_in_another_namespace,
+    mounts_elsewhere,
     remove_tree,
 )
 from xmempp.regular_files import FileTooLargeError, open_regular, read_regular_text
@@ -61,6 +65,7 @@ MASKS_DIR, OVERLAY_DIR = "masks", "overlay"
 KEYS_FILE, KEYS_INFO_FILE = "keys.npy", "keys.json"
 MANIFEST_FORMAT = 2  # 2 added `input_folders`; format 1 (without it) is still read
 READABLE_MANIFEST_FORMATS = (1, 2)
+ELSEWHERE_READ_SECONDS = 1.0  # how old the other mount namespaces' mount points may be when a file is replaced
 NAME_MAX_BYTES = 255  # the longest file name ext4, XFS, btrfs, APFS and NTFS take
 
 
@@ -1094,6 +1099,7 @@ class HeldFolder:
 
     def __init__(self, path: Path, within: HeldFolder | None = None, what: str = "output folder"):
         self.path, self.what, self._within = path, what, within
+        self._elsewhere, self._elsewhere_read = frozenset(), -math.inf  # other namespaces' mount points, when read
         self._descriptor: int | None = None
         with self._problems(f"open the {what} {shown(path)}", name_the_path=True):
             try:
@@ -1187,6 +1193,7 @@ class HeldFolder:
             try:
                 with open(descriptor, "wb") as file:
                     yield file
+                self._refuse_replacing_a_mount_elsewhere(name)
                 try:
                     os.replace(temporary, name, src_dir_fd=self._descriptor, dst_dir_fd=self._descriptor)
                 except FileNotFoundError:  # the file just made went: a removal of the folder met half done
@@ -1199,6 +1206,18 @@ class HeldFolder:
                 with contextlib.suppress(OSError):
                     os.unlink(temporary, dir_fd=self._descriptor)
                 raise
+
+    def _refuse_replacing_a_mount_elsewhere(self, name: str) -> None:
+        """A file mounted at `name` by another mount namespace (a container's, in a folder shared with it) is
+        refused: replaced by the rename, its mount was detached without a word, its file lost where it had no other
+        name. One of this namespace the system refuses to replace (EBUSY)."""
+        if time.monotonic() - self._elsewhere_read > ELSEWHERE_READ_SECONDS:  # read again at most once a second
+            self._elsewhere, self._elsewhere_read = mounts_elsewhere(), time.monotonic()
+        if mounted_in_another_namespace(name, self._descriptor, self._elsewhere):
+            raise XMemPPError(f"{shown(self.path / name)} is a mount point of another mount namespace (a file "
+                              "mounted there, by a container or `unshare`): xmempp would replace it with a new file, "
+                              "and the system would take what is mounted there away; unmount it there, or choose "
+                              "another folder")
 
     @contextlib.contextmanager
     def atomic_text_file(self, name: str) -> Iterator[io.TextIOWrapper]:

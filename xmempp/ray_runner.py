@@ -142,9 +142,14 @@ def _connect(ray, address: str | None) -> None:
         raise XMemPPError(f"{where} ({details}); a head may advertise another address than the one given: on "
                           "one of its nodes, --ray auto finds it") from None
     except Exception as error:  # Ray's own startup: a socket path too long, no room, a node timed out
-        if address is not None:
-            raise
-        log.debug("a local Ray could not start", exc_info=True)
+        log.debug("Ray could not start or join", exc_info=True)
+        if address is not None:  # ray:// without ray[client] installed, among others
+            raise XMemPPError(f"cannot join the Ray cluster at {address} ({_first_line(error)})") from None
+        home = os.path.expanduser("~")
+        if home in str(error):  # its token in ~/.ray
+            raise XMemPPError(f"a local Ray could not start ({_first_line(error)}): Ray keeps a file in the .ray "
+                              f"folder of the home folder {shown(Path(home))}; set HOME to a folder it may write "
+                              "into") from None
         raise XMemPPError(f"a local Ray could not start ({_first_line(error)}): Ray keeps its sockets, logs and "
                           f"objects in the temporary folder {shown(Path(tempfile.gettempdir()))}, which needs a short "
                           "path (a socket's whole path has at most 107 bytes) and free room; set TMPDIR to such a "
@@ -157,7 +162,8 @@ def _first_line(error: BaseException) -> str:
 
 def _check_reachable(address: str, given_as: str = "") -> None:
     """Refuse, naming it (and `given_as`, where it came from when not --ray), an address whose host and port take
-    no TCP connection within REACH_SECONDS."""
+    no TCP connection within REACH_SECONDS, or take one but answer no gRPC there, as Ray's head does (Ray alone
+    retried such a port for minutes, unsaid)."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host:
         host, port = port, str(DEFAULT_GCS_PORT)
@@ -165,12 +171,39 @@ def _check_reachable(address: str, given_as: str = "") -> None:
         raise XMemPPError(f"--ray {address}{given_as}: expected HOST:PORT (as `ray start --head` prints it), ray://HOST:PORT "
                           "or auto")
     try:
-        socket.create_connection((host, int(port)), timeout=REACH_SECONDS).close()
+        with socket.create_connection((host, int(port)), timeout=REACH_SECONDS) as connection:
+            speaks_grpc = _answers_http2(connection)
     except OSError as error:
         reason = "no answer" if isinstance(error, TimeoutError) else (error.strerror or str(error))
         raise XMemPPError(f"cannot reach the Ray cluster at {address}{given_as} ({reason} within "
                           f"{REACH_SECONDS} s): is a Ray head running there? `ray start --head` prints its address"
                           ) from None
+    if not speaks_grpc:
+        raise XMemPPError(f"cannot join the Ray cluster at {address}{given_as}: something takes connections there, "
+                          f"but no Ray head answers (no gRPC within {REACH_SECONDS} s); `ray start --head` prints "
+                          "the address of its head")
+
+
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # and an empty SETTINGS frame
+
+
+def _answers_http2(connection: socket.socket) -> bool:
+    """Whether the server on `connection` answers HTTP/2's preface with a SETTINGS frame, as every gRPC server
+    (Ray's head, and its client server at ray://) does at once. True where Ray speaks TLS (RAY_USE_TLS), whose
+    handshake comes first."""
+    if os.environ.get("RAY_USE_TLS", "").lower() in ("1", "true"):
+        return True
+    connection.sendall(HTTP2_PREFACE)
+    frame = b""
+    while len(frame) < 9:  # a frame's header: length (3 bytes), type (4 is SETTINGS), flags, stream
+        try:
+            part = connection.recv(9 - len(frame))
+        except TimeoutError:
+            return False
+        if not part:
+            return False
+        frame += part
+    return frame[3] == 4
 
 
 def _start_reaper() -> subprocess.Popen | None:

@@ -750,7 +750,10 @@ def checked_ids(index: int, mask: object, frame_size: tuple[int, int]) -> np.nda
                "(0 = background; booleans count as object 1)")
     if mask is None:
         raise XMemPPError(f"{must_be}, got None")
-    array = np.asarray(mask)
+    try:
+        array = np.asarray(mask)
+    except ValueError:  # rows of different lengths: numpy's own words named neither the frame nor a mask
+        raise XMemPPError(f"{must_be}, got rows of different lengths") from None
     if array.dtype != bool and not np.issubdtype(array.dtype, np.integer):
         raise XMemPPError(f"{must_be}, got an array of {array.dtype}")
     if array.ndim != 2:
