@@ -31,6 +31,7 @@ except ImportError:  # Windows: a work root's server is told by its pid alone
 
 log = logging.getLogger("xmempp.app")
 WORK_ROOT_PREFIX = "xmempp-app-"  # then the server's process id: xmempp-app-<pid>-<random>
+WORK_ROOT_NAME = re.compile(r"xmempp-app-([0-9]+)-[a-z0-9_]{8}")  # the random part is mkdtemp's
 UPLOADS, API_CALLS, SESSION_PREFIX = "uploads", "api", "session-"  # all a work root holds
 
 
@@ -431,8 +432,8 @@ def remove_stale_work_roots(parent: Path) -> list[Path]:
     for folder in parent.glob(f"{WORK_ROOT_PREFIX}*-*"):
         if folder.is_symlink() or not folder.is_dir():  # not a work root, whatever its name: left, and not said removed
             continue
-        pid = folder.name[len(WORK_ROOT_PREFIX):].split("-", 1)[0]
-        if not (pid.isascii() and pid.isdigit() and _server_gone(folder, int(pid))):
+        named = WORK_ROOT_NAME.fullmatch(folder.name)  # a copy of a root kept as `xmempp-app-<pid>-saved` went whole
+        if named is None or not _server_gone(folder, int(named.group(1))):
             continue
         if _changed_lately(folder):  # a running server's root made again, in the moment before it holds it
             log.warning("left %s: it changed in the last %g s, so a server may be using it", folder, RECENT_S)

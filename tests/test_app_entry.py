@@ -138,9 +138,9 @@ def _dead_pid() -> int:
 
 
 def test_work_roots_of_servers_no_longer_running_are_removed(tmp_path):
-    dead = tmp_path / f"xmempp-app-{_dead_pid()}-abc"
+    dead = tmp_path / f"xmempp-app-{_dead_pid()}-abc12345"
     (dead / SESSION).mkdir(parents=True)
-    ours = tmp_path / f"xmempp-app-{os.getpid()}-def"
+    ours = tmp_path / f"xmempp-app-{os.getpid()}-def12345"
     unnamed = tmp_path / "xmempp-app-old"
     for folder in (ours, unnamed):
         folder.mkdir()
@@ -160,7 +160,7 @@ def test_a_killed_servers_work_root_is_removed_whatever_process_has_its_pid_here
     """A server that ran as pid 1 of a PID namespace (a container's usual layout) and was killed left its work root
     for good: a start in another namespace is pid 1 itself and took the root for its own, and a start on the host
     saw init alive (thirtieth hostile round). Its free lock proves its server gone: the kernel let go of it."""
-    root = tmp_path / f"xmempp-app-{pid}-killed"
+    root = tmp_path / f"xmempp-app-{pid}-killed_1"
     (root / SESSION).mkdir(parents=True)
     assert app.remove_stale_work_roots(tmp_path) == [root]
     assert not root.exists()
@@ -170,7 +170,7 @@ def test_a_work_root_whose_server_holds_its_lock_is_kept_whatever_its_pid(tmp_pa
     """A server in another PID namespace (a container sharing TMPDIR) has a pid this one cannot see: its running
     work root was removed as a dead server's, its visitors' frames and masks with it (twenty-eighth hostile round).
     A running server holds its work root's lock; the kernel lets go of it when the server ends, killed or not."""
-    root = tmp_path / f"xmempp-app-{_dead_pid()}-elsewhere"
+    root = tmp_path / f"xmempp-app-{_dead_pid()}-elsewher"
     (root / SESSION).mkdir(parents=True)
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys; held = os.open(sys.argv[1], os.O_RDONLY); "
                                "fcntl.flock(held, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
@@ -206,7 +206,7 @@ def test_a_new_work_root_is_held_by_its_server(tmp_path, monkeypatch):
 def test_a_work_root_named_with_a_number_no_process_can_have_is_stale_and_other_digits_are_no_pid(tmp_path):
     """A folder xmempp-app-<30 digits>-x in TMPDIR stopped the server from starting (OverflowError from os.kill,
     twenty-third hostile round); superscript digits pass str.isdigit but are no number."""
-    huge = tmp_path / f"xmempp-app-{'9' * 30}-x"
+    huge = tmp_path / f"xmempp-app-{'9' * 30}-x1234567"
     superscript = tmp_path / "xmempp-app-\u00b2-x"
     huge.mkdir()
     superscript.mkdir()
@@ -218,7 +218,7 @@ def test_a_work_root_named_with_a_number_no_process_can_have_is_stale_and_other_
 def test_a_dead_servers_work_root_that_is_or_holds_a_mount_point_is_left_whole(tmp_path, monkeypatch, mounted):
     """A user's folder bind-mounted at xmempp-app-<dead pid>-x was emptied by the start-up clean-up (rmtree crosses
     mounts), and the log said it was removed (twenty-fourth hostile round)."""
-    root = tmp_path / f"xmempp-app-{_dead_pid()}-x"
+    root = tmp_path / f"xmempp-app-{_dead_pid()}-x1234567"
     (root / SESSION).mkdir(parents=True)
     (root / SESSION / "keep.txt").write_text("mine")
     import demo.work_root
@@ -233,7 +233,7 @@ def test_a_link_or_file_named_like_a_dead_servers_work_root_is_left_and_not_said
     removed (twenty-third hostile round)."""
     users = tmp_path / "users"
     users.mkdir()
-    link, file = tmp_path / f"xmempp-app-{_dead_pid()}-link", tmp_path / f"xmempp-app-{_dead_pid()}-file"
+    link, file = tmp_path / f"xmempp-app-{_dead_pid()}-link", tmp_path / f"xmempp-app-{_dead_pid()}-file1234"
     link.symlink_to(users, target_is_directory=True)
     file.write_text("mine")
     assert app.remove_stale_work_roots(tmp_path) == []
@@ -365,7 +365,7 @@ def test_a_server_stopped_while_it_starts_says_so_without_a_traceback(tmp_path, 
 def test_a_dead_servers_work_root_nested_past_the_recursion_limit_is_removed_and_the_app_starts(tmp_path):
     """A tree 1,000 folders deep in xmempp-app-<dead pid>-d made rmtree raise RecursionError: every start of the app
     stopped with a traceback (twenty-fourth hostile round). It is left no more: the removal does not recurse."""
-    root = tmp_path / f"xmempp-app-{_dead_pid()}-d"
+    root = tmp_path / f"xmempp-app-{_dead_pid()}-d1234567"
     levels = [root, root / SESSION, root / SESSION / "video-1"]
     for _ in range(sys.getrecursionlimit() + 50):
         levels.append(levels[-1] / "a")
@@ -416,7 +416,7 @@ def test_a_work_root_removed_while_its_server_runs_is_made_again_held_and_so_kep
     from demo.work_root import WorkRoot
 
     monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
-    root = tmp_path / f"xmempp-app-{os.getpid()}-running"
+    root = tmp_path / f"xmempp-app-{os.getpid()}-running1"
     root.mkdir()
     app.hold_for_life(root)
     held = WorkRoot(root)
@@ -449,7 +449,7 @@ def test_a_work_root_replaced_by_what_is_not_the_servers_takes_no_work_and_is_ne
 
     registered = []
     monkeypatch.setattr(atexit, "register", lambda *arguments, **options: registered.append(arguments))
-    root = tmp_path / f"xmempp-app-{os.getpid()}-running"
+    root = tmp_path / f"xmempp-app-{os.getpid()}-running1"
     root.mkdir()
     app.hold_for_life(root)
     held = WorkRoot(root)
@@ -487,7 +487,7 @@ def test_at_exit_the_server_removes_what_it_made_in_its_root_and_leaves_a_users_
     from demo.work_root import WorkRoot
 
     monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
-    root = tmp_path / f"xmempp-app-{os.getpid()}-running"
+    root = tmp_path / f"xmempp-app-{os.getpid()}-running1"
     root.mkdir()
     held = WorkRoot(root)
     for name in ("uploads", "session-abc", "api"):
@@ -525,7 +525,7 @@ def test_an_uploads_folder_made_again_is_the_servers_own_unless_a_user_made_it(t
     from demo.work_root import WorkRoot
 
     monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
-    root = tmp_path / f"xmempp-app-{os.getpid()}-running"
+    root = tmp_path / f"xmempp-app-{os.getpid()}-running1"
     (root / "uploads").mkdir(parents=True)
     held = WorkRoot(root)
     held.own(root / "uploads")
@@ -558,7 +558,7 @@ def test_a_killed_servers_root_holding_a_users_folder_at_uploads_or_api_is_left_
     """A user's folder renamed onto a running server's uploads/ (or api/, or named as a session's), then the server
     killed, or left at exit for it: the next start removed the root with it, its name being a server's (fortieth
     and forty-first hostile rounds)."""
-    root = tmp_path / f"xmempp-app-{_dead_pid()}-killed"
+    root = tmp_path / f"xmempp-app-{_dead_pid()}-killed_1"
     (root / "uploads" / SHA).mkdir(parents=True)
     (root / "api" / "call-ab_12cde").mkdir(parents=True)
     (root / SESSION / "video-1").mkdir(parents=True)
@@ -580,7 +580,7 @@ def test_a_killed_servers_root_holding_a_users_folder_at_uploads_or_api_is_left_
 def test_a_killed_servers_root_whose_api_holds_a_users_file_named_like_a_call_is_left(tmp_path, name):
     """A user's folder renamed onto api/, holding files whose names begin with "call-": left at exit, then removed
     whole at the next start, taken for the server's call folders (forty-third hostile round)."""
-    root = tmp_path / f"xmempp-app-{_dead_pid()}-killed"
+    root = tmp_path / f"xmempp-app-{_dead_pid()}-killed_1"
     (root / "api").mkdir(parents=True)
     (root / "api" / name).write_text("the user's")
     old = time.time() - 120
@@ -593,7 +593,7 @@ def test_a_killed_servers_root_whose_api_holds_a_users_file_named_like_a_call_is
 def test_a_killed_servers_root_is_removed_though_gradio_left_a_file_it_received_an_upload_into(tmp_path):
     """Gradio leaves an empty tmp<8> file at the top of its upload cache after a browser's upload: a killed
     server's root was then left for good, its uploads/ taken for a user's (forty-second hostile round)."""
-    root = tmp_path / f"xmempp-app-{_dead_pid()}-killed"
+    root = tmp_path / f"xmempp-app-{_dead_pid()}-killed_1"
     (root / "uploads" / SHA).mkdir(parents=True)
     (root / "uploads" / SHA / "clip.mp4").write_text("an upload")
     (root / "uploads" / "tmpp8xycvhn").write_bytes(b"")
@@ -603,10 +603,25 @@ def test_a_killed_servers_root_is_removed_though_gradio_left_a_file_it_received_
     assert app.remove_stale_work_roots(tmp_path) == [root]
 
 
+@pytest.mark.parametrize("suffix", ["saved", "backup-for-bugreport", "keep.d", "ABCDEFGH"])
+def test_a_copy_of_a_work_root_under_another_name_is_left_at_the_next_start(tmp_path, suffix):
+    """An operator's copy of a root (`cp -a ROOT $TMPDIR/xmempp-app-<pid>-saved`, kept for a bug report) was removed
+    whole by the next start, "left by a server that is no longer running" (forty-fourth hostile round). Only the
+    names a server gives its root (mkdtemp's eight characters) are a server's."""
+    copy = tmp_path / f"xmempp-app-{_dead_pid()}-{suffix}"
+    (copy / "uploads" / SHA).mkdir(parents=True)
+    (copy / "uploads" / SHA / "clip.mp4").write_text("an upload")
+    old = time.time() - 120
+    for path in (*copy.rglob("*"), copy):
+        os.utime(path, (old, old))
+    assert app.remove_stale_work_roots(tmp_path) == []
+    assert (copy / "uploads" / SHA / "clip.mp4").read_text() == "an upload"
+
+
 def test_a_killed_servers_root_with_a_users_file_named_like_gradios_receiving_file_is_left(tmp_path):
     """A file of a user's at uploads/, named like Python's tempfile (`tmpnotes_01`), went with a killed server's
     root at the next start, taken for the empty one Gradio leaves (forty-third hostile round)."""
-    root = tmp_path / f"xmempp-app-{_dead_pid()}-killed"
+    root = tmp_path / f"xmempp-app-{_dead_pid()}-killed_1"
     (root / "uploads" / SHA).mkdir(parents=True)
     (root / "uploads" / SHA / "clip.mp4").write_text("an upload")
     (root / "uploads" / "tmpnotes_01").write_text("the user's notes")
@@ -618,7 +633,7 @@ def test_a_killed_servers_root_with_a_users_file_named_like_gradios_receiving_fi
 
 
 def test_a_killed_servers_root_with_a_file_at_uploads_is_left_at_the_next_start(tmp_path):
-    root = tmp_path / f"xmempp-app-{_dead_pid()}-killed"
+    root = tmp_path / f"xmempp-app-{_dead_pid()}-killed_1"
     root.mkdir()
     (root / "uploads").write_text("a user's file")
     old = time.time() - 120
@@ -644,7 +659,7 @@ def _is_locked(folder: Path) -> bool:
 def test_a_dead_servers_root_holding_a_running_servers_root_is_left(tmp_path):
     """A running server's work root moved into a folder another start took for a dead server's root was removed
     with it: only the candidate's own lock was looked at (thirty-sixth hostile round)."""
-    dead = tmp_path / f"xmempp-app-{_dead_pid()}-made-again"
+    dead = tmp_path / f"xmempp-app-{_dead_pid()}-madeagai"
     running = dead / "session-movedrot"
     (running / "video-1").mkdir(parents=True)
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys; held = os.open(sys.argv[1], os.O_RDONLY); "
@@ -666,7 +681,7 @@ def test_a_root_changed_in_the_last_moments_is_left_for_a_server_may_be_using_it
     import demo.work_root
 
     monkeypatch.setattr(demo.work_root, "RECENT_S", 60.0)
-    root = tmp_path / f"xmempp-app-{_dead_pid()}-made-again"
+    root = tmp_path / f"xmempp-app-{_dead_pid()}-madeagai"
     (root / "uploads").mkdir(parents=True)
     assert app.remove_stale_work_roots(tmp_path) == []
     old = time.time() - 120
@@ -687,7 +702,7 @@ def test_a_work_root_replaced_by_a_file_refuses_new_work_in_words(tmp_path, monk
     from xmempp.errors import XMemPPError
 
     monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
-    root = tmp_path / f"xmempp-app-{os.getpid()}-running"
+    root = tmp_path / f"xmempp-app-{os.getpid()}-running1"
     root.mkdir()
     held = WorkRoot(root)
     shutil.rmtree(root)
@@ -705,7 +720,7 @@ def test_a_link_put_at_the_work_roots_uploads_is_removed_and_what_it_leads_to_ke
     from demo.work_root import WorkRoot
 
     monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
-    root = tmp_path / f"xmempp-app-{os.getpid()}-running"
+    root = tmp_path / f"xmempp-app-{os.getpid()}-running1"
     root.mkdir()
     users = tmp_path / "users"
     users.mkdir()
@@ -727,7 +742,7 @@ def test_a_link_put_in_the_work_roots_uploads_is_removed_and_what_it_leads_to_ke
     from demo.work_root import WorkRoot
 
     monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
-    root = tmp_path / f"xmempp-app-{os.getpid()}-running"
+    root = tmp_path / f"xmempp-app-{os.getpid()}-running1"
     (root / "uploads").mkdir(parents=True)
     users = tmp_path / "users"
     users.mkdir()
@@ -752,7 +767,7 @@ def test_a_root_made_again_by_an_upload_is_held_and_a_users_old_folder_is_not(tm
     from xmempp.errors import XMemPPError
 
     monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
-    root = tmp_path / f"xmempp-app-{os.getpid()}-running"
+    root = tmp_path / f"xmempp-app-{os.getpid()}-running1"
     root.mkdir()
     held = WorkRoot(root)
     shutil.rmtree(root)
