@@ -604,9 +604,14 @@ class UserState:
             self.video = self.work_dir.joinpath(*where, OVERLAY_VIDEO)
 
     def _new_video_folder(self) -> tuple[str, ...]:
-        """The session's folder (names) for the next overlay video of the current video's results."""
+        """The session's folder (names) for the next overlay video of the current video's results: a new one, never
+        a folder put at its name (a user's was written into, and its overlay served)."""
         self._videos += 1
-        return self._video_folder_name(), "out", f"video-{self._videos}"
+        name = f"video-{self._videos}"
+        with self._held_folder(self._video_folder_name(), "out") as out:
+            if _entry_status(out, name) is not None:
+                self._refuse_replaced(out.path / name, "something is at the name of a new run's folder")
+        return self._video_folder_name(), "out", name
 
     def _video_folder_name(self) -> str:
         if self.frames is None:  # the tab closed while its export went on

@@ -532,6 +532,19 @@ def test_a_folder_of_what_the_page_is_given_replaced_by_a_link_is_said_never_ser
     assert all(file.read_bytes() == b"the user's own" for file in users.iterdir())
 
 
+def test_a_folder_put_at_the_next_runs_folder_name_is_said_and_never_written_into(handlers):
+    """A user's folder put at <session>/video-1/out/video-2, the name the next run's overlay takes: Propagate wrote
+    the overlay into it, beside the user's file, and the page was given it (forty-fourth hostile round)."""
+    state = annotated(handlers)
+    run(handlers, state)
+    theirs = state.frames.folder.parent / "out" / "video-2"
+    theirs.mkdir(parents=True)
+    (theirs / "keep.txt").write_text("theirs")
+    said = text(last(run(handlers, state), "progress"))
+    assert "removed or replaced while you worked" in said, said
+    assert sorted(os.listdir(theirs)) == ["keep.txt"]
+
+
 @pytest.mark.parametrize("put", ["a link", "a hard link", "a FIFO", "a bind mount", "a folder"])
 @pytest.mark.parametrize("replaced", ["the overlay video", "a recovered zip", "the kept upload"])
 def test_a_file_the_page_is_given_replaced_by_a_link_is_said_never_served(handlers, clip, tmp_path, request, replaced,
