@@ -1174,8 +1174,10 @@ class HeldFolder:
         return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666, dir_fd=self._descriptor)
 
     def unlink(self, name: str) -> None:
-        """Remove the file `name` when it is there."""
+        """Remove the file `name` when it is there, never a file another mount namespace mounts there (the system
+        would take the mount away: OUTPUT/keys.json went so at a run's start)."""
         with self._problems(f"remove {shown(self.path / name)}"), contextlib.suppress(FileNotFoundError):
+            self._refuse_replacing_a_mount_elsewhere(name)
             os.unlink(name, dir_fd=self._descriptor)
 
     def write_atomically(self, name: str, data: bytes) -> None:
@@ -1215,9 +1217,9 @@ class HeldFolder:
             self._elsewhere, self._elsewhere_read = mounts_elsewhere(), time.monotonic()
         if mounted_in_another_namespace(name, self._descriptor, self._elsewhere):
             raise XMemPPError(f"{shown(self.path / name)} is a mount point of another mount namespace (a file "
-                              "mounted there, by a container or `unshare`): xmempp would replace it with a new file, "
-                              "and the system would take what is mounted there away; unmount it there, or choose "
-                              "another folder")
+                              "mounted there, by a container or `unshare`): xmempp would replace or remove it, and "
+                              "the system would take what is mounted there away; unmount it there, or choose another "
+                              "folder")
 
     @contextlib.contextmanager
     def atomic_text_file(self, name: str) -> Iterator[io.TextIOWrapper]:
