@@ -35,14 +35,16 @@ def mount_points(table: Path = MOUNT_TABLE) -> set[str] | None:
     return mounts if "/" in mounts else None  # no real table lacks the root: an empty one said "no mounts"
 
 
-def mounts_elsewhere(proc: Path = Path("/proc")) -> frozenset[tuple[int, int, str]]:
-    """Where the other mount namespaces this process can look into (containers, `unshare -m`) mount something, as
-    (device, inode, name): the folder each mount point lies in, as this process reaches that folder, and the mount
-    point's name in it. The system lets this process remove or replace a mount point of another namespace, and
-    detaches the mount with all it holds; no table of this namespace lists them, and a folder shared with a
-    container (a volume) holds them under its plain path here. Each namespace's table is read through a process
-    in it, and each folder is reached through that process's root, so that the folder is told as this process
-    sees it whatever that namespace's root is. Empty where /proc cannot be read."""
+def mounts_elsewhere(devices: Collection[int], proc: Path = Path("/proc")) -> frozenset[tuple[int, int, str]]:
+    """Where the other mount namespaces this process can look into (containers, `unshare -m`) mount something on a
+    file system of `devices` (st_dev), as (device, inode, name): the folder each mount point lies in, as this
+    process reaches that folder, and the mount point's name in it. The system lets this process remove or replace
+    a mount point of another namespace, and detaches the mount with all it holds; no table of this namespace lists
+    them, and a folder shared with a container (a volume) holds them under its plain path here. Each namespace's
+    table is read through a process in it, and each folder is reached through that process's root, so that the
+    folder is told as this process sees it whatever that namespace's root is. Only folders on `devices` are looked
+    at (the table tells each mount's device): a look into a hung network or FUSE mount of a container hung every
+    run. Empty where /proc cannot be read."""
     try:
         own = os.stat(proc / "self" / "ns" / "mnt").st_ino
         processes = [name for name in os.listdir(proc) if name.isdigit()]
@@ -55,15 +57,32 @@ def mounts_elsewhere(proc: Path = Path("/proc")) -> frozenset[tuple[int, int, st
             if namespace in seen:
                 continue
             seen.add(namespace)
-            table = mount_points(proc / pid / "mountinfo") or set()
+            table = _mount_table(proc / pid / "mountinfo")
         except OSError:  # gone meanwhile, or not this user's to look into
             continue
-        for point in table - {"/"}:
+        device_of = {mount_id: device for mount_id, _, device, _ in table}
+        for _, parent, _, point in table:
+            if point == "/" or device_of.get(parent) not in devices:
+                continue
             folder, name = os.path.split(point)
             with contextlib.suppress(OSError, ValueError):
                 status = os.stat(f"{proc / pid / 'root'}{folder}")
                 found.add((status.st_dev, status.st_ino, name))
     return frozenset(found)
+
+
+def _mount_table(table: Path) -> list[tuple[int, int, int, str]]:
+    """Each mount of a table like /proc/self/mountinfo as (its id, its parent's id, its device, its mount point)."""
+    mounts = []
+    for line in table.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
+        fields = line.split(" ")
+        if len(fields) < 5 or not fields[0].isdigit() or not fields[1].isdigit() or fields[2].count(":") != 1:
+            continue
+        major, minor = fields[2].split(":")
+        point = re.sub(r"\\([0-7]{3})", lambda code: chr(int(code.group(1), 8)), fields[4])
+        with contextlib.suppress(ValueError):
+            mounts.append((int(fields[0]), int(fields[1]), os.makedev(int(major), int(minor)), point))
+    return mounts
 
 
 def mount_risk(folder: Path, mounts: set[str] | None = None) -> str | None:
@@ -90,12 +109,13 @@ def _mount_point_of_another_namespace(folder: Path) -> str | None:
     another namespace (reached through /proc/PID/root), one its mount ids tell. Those mounts are not in this
     process's table, and the system lets this process remove them (it detaches them, with all they hold). None
     when there is none."""
-    here, elsewhere = _mount_ids_here(), mounts_elsewhere()
+    here = _mount_ids_here()
     try:
         parent = os.open(Path(folder).parent, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return None
     try:
+        elsewhere = mounts_elsewhere({os.fstat(parent).st_dev})
         foreign = here is not None and _mount_id(parent) not in here
         if not foreign and not elsewhere:
             return None
@@ -149,7 +169,7 @@ def remove_tree(name: str, dir_fd: int, spare: Callable[[str, os.stat_result], b
     OSError."""
     left: list[str] = []
     spared: list[str] = []
-    elsewhere = mounts_elsewhere()
+    elsewhere = mounts_elsewhere({os.fstat(dir_fd).st_dev})
     try:
         status = os.lstat(name, dir_fd=dir_fd)
     except FileNotFoundError:

@@ -1214,7 +1214,8 @@ class HeldFolder:
         refused: replaced by the rename, its mount was detached without a word, its file lost where it had no other
         name. One of this namespace the system refuses to replace (EBUSY)."""
         if time.monotonic() - self._elsewhere_read > ELSEWHERE_READ_SECONDS:  # read again at most once a second
-            self._elsewhere, self._elsewhere_read = mounts_elsewhere(), time.monotonic()
+            self._elsewhere = mounts_elsewhere({os.fstat(self._descriptor).st_dev})
+            self._elsewhere_read = time.monotonic()
         if mounted_in_another_namespace(name, self._descriptor, self._elsewhere):
             raise XMemPPError(f"{shown(self.path / name)} is a mount point of another mount namespace (a file "
                               "mounted there, by a container or `unshare`): xmempp would replace or remove it, and "
