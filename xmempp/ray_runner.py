@@ -146,7 +146,7 @@ def _connect(ray, address: str | None) -> None:
         if address is not None:  # ray:// without ray[client] installed, among others
             raise XMemPPError(f"cannot join the Ray cluster at {address} ({_first_line(error)})") from None
         home = os.path.expanduser("~")
-        if home in str(error):  # its token in ~/.ray
+        if os.path.join(home, ".ray") in str(error):  # its token in ~/.ray (HOME=/ is in every path)
             raise XMemPPError(f"a local Ray could not start ({_first_line(error)}): Ray keeps a file in the .ray "
                               f"folder of the home folder {shown(Path(home))}; set HOME to a folder it may write "
                               "into") from None
