@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from xmempp.errors import XMemPPError
-from xmempp.mounts import mount_points, mount_risk
+from xmempp.mounts import mount_points, mount_risk, mounted_in_another_namespace, mounts_elsewhere
 from xmempp.outputs import remove_own_folder
 
 try:
@@ -97,6 +97,10 @@ class WorkRoot:
                                 self.path)
                     return
             except FileNotFoundError:
+                return
+            if _mounted_elsewhere(self.path):  # removing it would take another namespace's mount away, all it holds
+                log.warning("the work root %s is a mount point of another mount namespace: it stays, with what is "
+                            "in it", self.path)
                 return
             own, foreign = dict(self._own), []
             for name in sorted(os.listdir(self._descriptor)):
@@ -400,6 +404,19 @@ def _names_no_server_makes(folder: Path) -> str:
         return ""
     more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
     return f"{foreign[0]!r}{more}" if foreign else ""
+
+
+def _mounted_elsewhere(path: Path) -> bool:
+    """Whether `path` is a mount point of another mount namespace (`mounted_in_another_namespace`)."""
+    try:
+        parent = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        elsewhere = mounts_elsewhere({os.fstat(parent).st_dev})
+        return mounted_in_another_namespace(path.name, parent, elsewhere)
+    finally:
+        os.close(parent)
 
 
 def _is_a_servers_own(entry: Path) -> bool:

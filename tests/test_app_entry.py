@@ -782,3 +782,25 @@ def test_a_root_made_again_by_an_upload_is_held_and_a_users_old_folder_is_not(tm
         assert not _is_locked(root)
     else:
         assert held.folder() == root and _is_locked(root)
+
+
+def test_a_work_root_another_namespace_mounts_something_on_stays_at_exit(tmp_path, monkeypatch, caplog):
+    """A tmpfs (or a bind mount) put at the work root's path by another mount namespace: the server's exit removed
+    the root, and the system took that mount away with all it held (forty-fifth hostile round)."""
+    import atexit
+
+    from demo.work_root import WorkRoot
+    from tests.helpers import another_mount_namespace
+
+    monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
+    root = tmp_path / f"xmempp-app-{os.getpid()}-running1"
+    root.mkdir()
+    app.hold_for_life(root)
+    held = WorkRoot(root)
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "only.txt").write_text("theirs")
+    with another_mount_namespace((tmp_path / "theirs", root)) as pid:
+        held.remove()  # at exit
+        assert f"{root}" in Path(f"/proc/{pid}/mountinfo").read_text()  # still mounted there
+    assert "is a mount point of another mount namespace: it stays" in caplog.text
+    assert root.is_dir()

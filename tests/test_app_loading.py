@@ -532,6 +532,22 @@ def test_a_folder_of_what_the_page_is_given_replaced_by_a_link_is_said_never_ser
     assert all(file.read_bytes() == b"the user's own" for file in users.iterdir())
 
 
+def test_an_export_zip_another_namespace_mounts_a_file_on_is_said_and_never_replaced(handlers, tmp_path):
+    """A file bind-mounted by another mount namespace at <session>/video-1/out/xmempp-masks.zip: the next Export
+    renamed its zip over it, and the system took the mount away, the user's file with it where it had no other
+    name (forty-fifth hostile round)."""
+    from tests.helpers import another_mount_namespace
+
+    state = annotated(handlers)
+    handlers.export(state)
+    zip_path = state.frames.folder.parent / "out" / "xmempp-masks.zip"
+    (tmp_path / "theirs.bin").write_bytes(b"the user's own")
+    with another_mount_namespace((tmp_path / "theirs.bin", zip_path)) as pid:
+        said = text(handlers.export(state)["export_note"])
+        assert f"{zip_path}" in Path(f"/proc/{pid}/mountinfo").read_text()  # still mounted there
+    assert "removed or replaced while you worked" in said, said
+
+
 def test_a_folder_put_at_the_next_runs_folder_name_is_said_and_never_written_into(handlers):
     """A user's folder put at <session>/video-1/out/video-2, the name the next run's overlay takes: Propagate wrote
     the overlay into it, beside the user's file, and the page was given it (forty-fourth hostile round)."""
