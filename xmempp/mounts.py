@@ -26,12 +26,9 @@ def mount_points(table: Path = MOUNT_TABLE) -> set[str] | None:
     """Every mount point of this system; None where Linux's table cannot be read (no /proc in a sandbox), and
     empty on systems without one, which have no bind mounts of that kind."""
     try:
-        lines = table.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+        mounts = {point for _, _, _, point in _mount_table(table)}
     except OSError:
         return None if sys.platform.startswith("linux") else set()
-    # the fifth field; the kernel writes a space, a tab, a newline and a backslash in names as \040 \011 \012 \134
-    mounts = {re.sub(r"\\([0-7]{3})", lambda code: chr(int(code.group(1), 8)), line.split(" ")[4])
-              for line in lines if line.count(" ") >= 4}
     return mounts if "/" in mounts else None  # no real table lacks the root: an empty one said "no mounts"
 
 
@@ -79,6 +76,7 @@ def _mount_table(table: Path) -> list[tuple[int, int, int, str]]:
         if len(fields) < 5 or not fields[0].isdigit() or not fields[1].isdigit() or fields[2].count(":") != 1:
             continue
         major, minor = fields[2].split(":")
+        # the kernel writes a space, a tab, a newline and a backslash in names as \040 \011 \012 \134
         point = re.sub(r"\\([0-7]{3})", lambda code: chr(int(code.group(1), 8)), fields[4])
         with contextlib.suppress(ValueError):
             mounts.append((int(fields[0]), int(fields[1]), os.makedev(int(major), int(minor)), point))
@@ -152,12 +150,11 @@ def _is_mount_point_elsewhere(name: str, folder: int, foreign: bool, elsewhere: 
 
 
 def _mount_ids_here(table: Path = MOUNT_TABLE) -> set[int] | None:
-    """The ids of this mount namespace's mounts (the table's first field); None where it cannot be read."""
+    """The ids of this mount namespace's mounts; None where its table cannot be read."""
     try:
-        lines = table.read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+        return {mount_id for mount_id, _, _, _ in _mount_table(table)}
     except OSError:
         return None
-    return {int(line.split(" ", 1)[0]) for line in lines if line.split(" ", 1)[0].isdigit()}
 
 
 def remove_tree(name: str, dir_fd: int, spare: Callable[[str, os.stat_result], bool] | None = None) -> list[str]:
