@@ -14,6 +14,7 @@ import spaces  # noqa: F401  (first: on a ZeroGPU Space it must patch torch befo
 
 from demo.clicks import load_prompt_model
 from demo.gpu import DeviceWork, on_zero_gpu
+from demo.mcp import serve_mcp_tools
 from demo.media import Limits
 from demo.speed import PrecisionChoice
 from demo.state import AppSettings
@@ -151,7 +152,10 @@ def main(argv: list[str] | None = None) -> None:
     # A stopped server (SIGTERM, as a Space restart sends) would otherwise die without running atexit.
     signal.signal(signal.SIGTERM, _interrupt)
     held = WorkRoot(work_root)  # removes what the server made in it at exit
-    held.own(use_upload_folder(work_root))
+    upload_folder = use_upload_folder(work_root)
+    held.own(upload_folder)
+    if args.mcp:
+        serve_mcp_tools(upload_folder)
     held.watch()
     settings = AppSettings(network=network, weights_message=message, work_root=work_root, example=EXAMPLE,
                            work_root_held=held,

@@ -164,20 +164,33 @@ def upload_problem_response(request: Any, error: OSError) -> Any:
     if not request.url.path.endswith("/upload"):  # another route's OSError: what it was before
         raise error
     remove_partial_upload(error)
+    said = upload_problem_words(error)
+    if said is None:
+        raise error
+    status, words = said
+    if status == 507:
+        log.warning("no room for an upload: %s", error)
+    elif isinstance(error, FileExistsError | NotADirectoryError):
+        log.warning("an upload refused: Gradio's upload folder is no folder now: %s", error)
+    else:
+        log.warning("a file system problem in an upload: %s", error)
+    return PlainTextResponse(words, status_code=status)
+
+
+def upload_problem_words(error: OSError) -> tuple[int, str] | None:
+    """(HTTP status, words) for an upload the server's disk cannot store: 507 for no room, 500 for a disk the
+    server may not write or an upload folder that is no folder now. None for anything else: a bug stays a bug."""
     no_room = no_room_behind(error)
     if no_room is not None:
-        log.warning("no room for an upload: %s", error)
-        return PlainTextResponse(f"the server has no room to store your upload ({file_system_problem(no_room)}); "
-                                 "nothing you made is lost: try again in a while", status_code=507)
+        return 507, (f"the server has no room to store your upload ({file_system_problem(no_room)}); nothing you "
+                     "made is lost: try again in a while")
     if isinstance(error, FileExistsError | NotADirectoryError):  # its upload folder (or a folder above) a file now
-        log.warning("an upload refused: Gradio's upload folder is no folder now: %s", error)
-        return PlainTextResponse("the server cannot store your upload (its folder for uploads is not a folder now); "
-                                 "nothing you made is lost: tell whoever runs this app", status_code=500)
+        return 500, ("the server cannot store your upload (its folder for uploads is not a folder now); nothing you "
+                     "made is lost: tell whoever runs this app")
     if file_system_problem(error) is None:
-        raise error
-    log.warning("a file system problem in an upload: %s", error, exc_info=error)
-    return PlainTextResponse(f"the server cannot store your upload ({file_system_problem(error)}); nothing you made "
-                             "is lost: tell whoever runs this app", status_code=500)
+        return None
+    return 500, (f"the server cannot store your upload ({file_system_problem(error)}); nothing you made is lost: "
+                 "tell whoever runs this app")
 
 
 def without_server_paths(text: str) -> str:

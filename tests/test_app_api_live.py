@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import base64
+import contextlib
 import importlib.util
 import io
 import re
@@ -194,3 +195,52 @@ def test_a_data_uri_sent_as_a_files_url_is_taken_as_the_same_uri_sent_alone(app,
     assert payload[1]["annotated_frames"] == [0]
     time.sleep(0.5)
     assert "Traceback" not in log_path.read_text()
+
+
+def mcp_segment(url: str, video: str, mask: str):
+    """One MCP `segment` call on the 12-frame clip, as an agent makes it; the tool's result."""
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def call():
+        async with streamable_http_client(url + "gradio_api/mcp/") as (read, write, _), \
+                ClientSession(read, write) as session:
+            await session.initialize()
+            return await session.call_tool("segment", {"video": video, "annotations": [mask], "frames": [0],
+                                                       "size": 64, "formats": ["davis"], "k": 1})
+
+    return asyncio.run(asyncio.wait_for(call(), timeout=600))
+
+
+@pytest.mark.skipif(not HAS_MCP, reason="needs the MCP extra: pip install 'gradio[mcp]==6.31.0'")
+@pytest.mark.parametrize(("disk", "words"), [
+    ("full", "the server has no room to store your upload (no space left on the device); nothing you made is lost"),
+    ("read-only", "the server cannot store your upload (the file system is read-only); nothing you made is lost"),
+])
+def test_an_mcp_call_the_servers_disk_cannot_take_gets_the_servers_words_and_its_files_go_at_exit(
+        tmp_path, checkpoint, disk, words):
+    """Gradio's MCP server saves a data: URI, then uploads it to the app: on a full or read-only disk the agent got
+    httpx's status line ("Server error '507 Insufficient Storage' for url ...", hostile rounds 44 and 45), and the
+    saved files stayed in TMPDIR/gradio after the server stopped."""
+    from tests.test_user_problems import tiny_file_system
+
+    video, mask = tiny_clip(tmp_path)
+    with tiny_file_system(tmp_path / "small", "64m") as small:
+        with start_app(tmp_path / "app.log", ["--weights", str(checkpoint), "--device", "cpu", "--sam-model", "none",
+                                              "--no-speed-check", "--mcp"], env={"TMPDIR": str(small)}) as url:
+            assert not mcp_segment(url, video, mask).isError  # with room: the call works
+            if disk == "full":
+                with open(small / "filler", "wb") as filler, contextlib.suppress(OSError):
+                    while True:
+                        filler.write(b"\0" * (1 << 20))
+            else:
+                subprocess.run(["mount", "-o", "remount,ro", str(small)], check=True)
+            result = mcp_segment(url, video, mask)
+            subprocess.run(["mount", "-o", "remount,rw", str(small)], check=True)
+            (small / "filler").unlink(missing_ok=True)
+        text = " ".join(item.text for item in result.content if item.type == "text")
+        assert result.isError and words in text, text
+        assert "Server error" not in text and str(small) not in text
+        # the MCP server's files went with the work root (Gradio's own empty TMPDIR/gradio/vibe_edit_history stays)
+        assert [path.name for path in small.rglob("*") if not path.is_dir()] == []
+    assert "Traceback" not in (tmp_path / "app.log").read_text()
