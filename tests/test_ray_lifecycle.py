@@ -116,6 +116,51 @@ def test_a_port_that_takes_connections_but_is_no_ray_head_fails_soon_naming_it(m
             list(ray_runner.run_on_ray(["v"], lambda network, job: job, NetworkSpec(checkpoint), address=address))
 
 
+def silent_grpc_server(listener) -> None:
+    """Serve `listener` as a gRPC server that opens each connection (HTTP/2's SETTINGS) and then answers no call."""
+    import threading
+
+    held = []
+
+    def serve():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            connection.recv(1 << 16)
+            connection.sendall(bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))  # an empty SETTINGS frame, then silence
+            held.append(connection)
+
+    threading.Thread(target=serve, daemon=True).start()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "RAY_USE_TLS"])
+def test_an_address_that_opens_connections_but_answers_no_call_fails_within_a_minute_naming_it(
+        monkeypatch, tmp_path, checkpoint, tls):
+    """A port that answers HTTP/2's preface but no call (and with RAY_USE_TLS, which skips that check, anything at
+    all): Ray retried for minutes, saying only its own log lines (forty-fifth hostile round)."""
+    import socket
+
+    from xmempp import ray_runner
+
+    if tls:  # Ray reads its certificates only when it connects; any files do for a peer that never answers
+        for name in ("RAY_TLS_SERVER_CERT", "RAY_TLS_SERVER_KEY", "RAY_TLS_CA_CERT"):
+            (tmp_path / name).write_text("not a certificate")
+            monkeypatch.setenv(name, str(tmp_path / name))
+        monkeypatch.setenv("RAY_USE_TLS", "1")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        silent_grpc_server(listener)
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(XMemPPError, match=re.escape(f"cannot join the Ray cluster at {address}: ")) as refused:
+            list(ray_runner.run_on_ray(["v"], lambda network, job: job, NetworkSpec(checkpoint), address=address))
+    assert time.monotonic() - started < 60
+    assert f"within {ray_runner.JOIN_SECONDS} s" in str(refused.value)
+
+
 def test_a_ray_client_address_ray_cannot_join_is_said_naming_it(monkeypatch, checkpoint):
     """`--ray ray://HOST:PORT` without ray[client] installed ended in "unexpected internal failure (ValueError: Ray
     Client requires pip package `ray[client]` ...); this is a bug" (forty-fourth hostile round)."""

@@ -131,8 +131,10 @@ def _connect(ray, address: str | None) -> None:
     from_environment = os.environ.get("RAY_ADDRESS", "")
     if address is not None and address != "auto":
         _check_reachable(address)
+        _check_joinable(address)
     elif address == "auto" and from_environment not in ("", "auto", "local"):
         _check_reachable(from_environment, " (RAY_ADDRESS, which --ray auto joins)")
+        _check_joinable(address, f" (RAY_ADDRESS: {from_environment})")
     try:
         ray.init(address="local" if address is None else address, include_dashboard=False,
                  logging_level=logging.WARNING)
@@ -182,6 +184,30 @@ def _check_reachable(address: str, given_as: str = "") -> None:
         raise XMemPPError(f"cannot join the Ray cluster at {address}{given_as}: something takes connections there, "
                           f"but no Ray head answers (no gRPC within {REACH_SECONDS} s); `ray start --head` prints "
                           "the address of its head")
+
+
+# A driver joining in a child process: a peer that opens gRPC connections but answers no call (or, under
+# RAY_USE_TLS, no handshake) held Ray's own join for many minutes, retrying unsaid; a child can be stopped.
+JOIN_SECONDS = 30
+_JOIN_PROBE = """
+import logging, sys
+import ray
+ray.init(address=sys.argv[1], include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+ray.shutdown()
+"""
+
+
+def _check_joinable(address: str, given_as: str = "") -> None:
+    """Refuse, naming it, a cluster address a driver cannot join within JOIN_SECONDS; a join that fails sooner is
+    for this process's own join to say, in Ray's words."""
+    try:
+        subprocess.run([sys.executable, "-c", _JOIN_PROBE, address], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=JOIN_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise XMemPPError(f"cannot join the Ray cluster at {address}{given_as}: something answers there, but joining "
+                          f"it did not finish within {JOIN_SECONDS} s; is a Ray head running there, and does it "
+                          "advertise an address this machine reaches? On one of its nodes, --ray auto finds it"
+                          ) from None
 
 
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # and an empty SETTINGS frame
