@@ -26,12 +26,16 @@ import inspect
 import logging
 import math
 import os
+import re
 import shutil
+import socket
+import ssl
 import tempfile
 import threading
 import time
 import zipfile
 from collections.abc import Callable, Generator
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -519,7 +523,9 @@ def name_refused_files(blocks: gr.Blocks, public: list) -> None:
             inputs = [data_uri_files_as_uris(value) for value in with_defaults(block_fn.fn, inputs)]
         try:
             return await take_files(block_fn, inputs, state, explicit_call)
-        except REFUSED_FILE_ERRORS:
+        except Exception as error:
+            if not _is_refused_file_error(error):
+                raise
             names = parameters.get(block_fn.fn)
             refusal = names and await _refused_file(block_fn, inputs, names, explicit_call)
             if not refusal:
@@ -558,8 +564,48 @@ def data_uri_files_as_uris(value: Any) -> Any:
 
 
 # What Gradio raises for a file it will not take: a path not uploaded (InvalidPathError is a ValueError), a URL
-# refused or not fetched (ValueError, httpx's errors), a file that is not there (OSError).
+# refused or not fetched (ValueError, httpx's errors), a file that is not there (OSError); and, as a bare
+# Exception, a URL that answered an HTTP error or redirected too often (`_gradios_fetch_failure`).
 REFUSED_FILE_ERRORS = (ValueError, OSError, httpx.HTTPError)
+GRADIOS_FETCH_FAILURES = re.compile(r"Failed to download file\. Status code: (\d+)|Exceeded maximum of \d+ redirects\.")
+
+
+def _is_refused_file_error(error: BaseException) -> bool:
+    return isinstance(error, REFUSED_FILE_ERRORS) or _gradios_fetch_failure(error) is not None
+
+
+def _gradios_fetch_failure(error: BaseException) -> str | None:
+    """In words, Gradio's bare Exception for a URL it could not fetch ("Failed to download file. Status code:
+    404"): it escaped as {"error": null} with a traceback in the log. None for any other error: a bug stays one."""
+    found = GRADIOS_FETCH_FAILURES.fullmatch(str(error)) if type(error) is Exception else None
+    if found is None:
+        return None
+    if found.group(1) is None:
+        return "it redirects too many times"
+    status = int(found.group(1))
+    try:
+        return f"it answered {status} {HTTPStatus(status).phrase}"
+    except ValueError:  # a status no standard names
+        return f"it answered HTTP status {status}"
+
+
+def _why_not_fetched(error: BaseException) -> str | None:
+    """Why a URL could not be fetched, in words (the resolver's and the TLS library's own words, with their errno
+    and C file names, reached the client); None when `error` is no failure to fetch."""
+    text = str(error)
+    if _gradios_fetch_failure(error) is not None:
+        return _gradios_fetch_failure(error)
+    if isinstance(error, socket.gaierror) or text.startswith("Unable to resolve hostname"):
+        return "its host name does not resolve"
+    if isinstance(error, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
+        return "its TLS certificate is not valid for it"
+    if isinstance(error, ssl.SSLError):
+        return "its TLS connection failed"
+    if isinstance(error, httpx.TimeoutException):
+        return "it did not answer in time"
+    if isinstance(error, httpx.ConnectError):
+        return "it takes no connection"
+    return None
 
 
 async def _refused_file(block_fn, inputs: list, names: list[str], explicit_call: bool) -> str | None:
@@ -573,11 +619,16 @@ async def _refused_file(block_fn, inputs: list, names: list[str], explicit_call:
                 return f"{name}: a file object with an empty path: send the file itself (gradio_client's handle_file)"
             try:
                 await async_move_files_to_cache(file, block, check_in_upload_folder=not explicit_call)
-            except REFUSED_FILE_ERRORS as error:
+            except Exception as error:
+                if not _is_refused_file_error(error):
+                    raise
                 where = shown(file.get("url") or file["path"])
                 if isinstance(error, InvalidPathError):
                     return (f"{name}: {where} is not a file uploaded to this server: upload it first (gradio_client's "
                             "handle_file does) or send a data: URI")
+                not_fetched = _why_not_fetched(error)
+                if not_fetched is not None:
+                    return f"{name}: this server could not fetch {where} ({not_fetched})"
                 reason = shown(str(error).splitlines()[0] if str(error) else type(error).__name__)
                 return f"{name}: this server does not take {where} ({reason})"
     return None
@@ -706,6 +757,7 @@ def _decoded(uri: str, parameter: str, work: Path, max_bytes: int) -> Path:
     """The file a data: URI holds, written into `work`; one larger than the upload limit is refused from the
     URI's length, before it is decoded or written (a 40 MB URI went to disk before the limit was checked)."""
     header, _, payload = uri.partition(",")
+    payload = "".join(payload.split())  # base64 wrapped in lines (MIME's 76 characters), as Gradio takes a video's
     mime = header[len("data:"):].split(";")[0].strip().lower()
     suffix = DATA_URI_SUFFIXES.get(mime)
     if suffix is None or not header.endswith(";base64"):

@@ -202,6 +202,20 @@ def test_annotations_may_be_data_uris_or_urls_of_this_servers_uploads(tmp_path, 
     assert summary["annotated_frames"] == [0, 4]
 
 
+def test_a_data_uri_in_lines_of_base64_is_taken_as_gradio_takes_a_videos(tmp_path, network, clip):
+    """MIME's base64, in lines of 76 characters, was refused for annotations ("not valid base64") and taken for
+    the video (forty-sixth hostile round)."""
+    import base64
+    import textwrap
+
+    video, masks = clip
+    payload = base64.b64encode((masks / "frame_000000.png").read_bytes()).decode()
+    uri = "data:image/png;base64," + "\r\n".join(textwrap.wrap(payload, 76))
+    _, summary = ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(video, [uri], frames=[0], size=SIZE,
+                                                                                k=0)
+    assert summary["annotated_frames"] == [0]
+
+
 def test_a_data_uri_past_the_upload_limit_is_refused_before_it_is_decoded(tmp_path, network, clip, monkeypatch):
     """A 40 MB data: URI was decoded and written into the work root before the 5 MB upload limit refused it."""
     import base64
@@ -726,3 +740,54 @@ def test_a_file_object_whose_path_is_no_text_is_refused_in_words(tmp_path, netwo
     value = {"path": path, "meta": {"_type": "gradio.FileData"}}
     with pytest.raises(gr.Error, match="annotations: a file object's path must be text"):
         ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(video, [value], frames=[0], size=SIZE)
+
+
+@pytest.mark.parametrize(("raised", "said"), [
+    (Exception("Failed to download file. Status code: 404"), "(it answered 404 Not Found)"),
+    (Exception("Exceeded maximum of 20 redirects."), "(it redirects too many times)"),
+    (ValueError("Unable to resolve hostname no-such-host.invalid: [Errno -2] Name or service not known"),
+     "(its host name does not resolve)"),
+    (__import__("ssl").SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+                                                   "IP address mismatch (_ssl.c:1006)"),
+     "(its TLS certificate is not valid for it)"),
+], ids=["404", "redirects", "no-such-host", "certificate"])
+def test_a_url_the_server_cannot_fetch_is_said_in_words_naming_the_parameter(monkeypatch, raised, said):
+    """A video URL that answered 404 got {"error": null} (Gradio raises a bare Exception), an unknown host or a bad
+    certificate the resolver's and OpenSSL's own words (forty-sixth hostile round)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    import gradio.processing_utils
+
+    from demo import api
+
+    async def fails(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(gradio.processing_utils, "async_move_files_to_cache", fails)
+    with gr.Blocks():
+        video = gr.File()
+    url = "http://example.com/clip.mp4"
+    value = [{"path": url, "url": url, "meta": {"_type": "gradio.FileData"}}]
+    assert asyncio.run(api._refused_file(SimpleNamespace(inputs=[video]), value, ["video"], False)) == \
+        f"video: this server could not fetch {url} {said}"
+
+
+def test_a_bare_exception_that_is_no_fetch_failure_stays_a_bug(monkeypatch):
+    import asyncio
+    from types import SimpleNamespace
+
+    import gradio.processing_utils
+
+    from demo import api
+
+    async def fails(*args, **kwargs):
+        raise Exception("something else went wrong")
+
+    monkeypatch.setattr(gradio.processing_utils, "async_move_files_to_cache", fails)
+    with gr.Blocks():
+        video = gr.File()
+    value = [{"path": "http://example.com/clip.mp4", "url": "http://example.com/clip.mp4",
+              "meta": {"_type": "gradio.FileData"}}]
+    with pytest.raises(Exception, match="something else went wrong"):
+        asyncio.run(api._refused_file(SimpleNamespace(inputs=[video]), value, ["video"], False))
