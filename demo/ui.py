@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
 
 from demo.api import ScriptApi, hide_ui_events, name_refused_files
@@ -21,6 +22,7 @@ from demo.media import UPLOAD_SUFFIXES
 from demo.state import AppSettings
 from demo.timeline import LEGEND
 from demo.views import brush
+from demo.work_root import WorkRootGuard
 from xmempp.masks.ids import MAX_OBJECTS
 
 SPEED_CHECK_POLL_S = 3.0
@@ -203,9 +205,10 @@ def app_css(num_objects: int) -> str:
 def launch_options(settings: AppSettings) -> dict:
     """What `Blocks.launch` needs besides the network options: the CSS, the page's head, the keyboard shortcuts,
     and the answers to an upload the server's disk cannot take or whose client went away."""
-    return {"css": app_css(MAX_OBJECTS), "head": PAGE_HEAD, "js": PAGE_JS,
-            "app_kwargs": {"exception_handlers": {OSError: upload_problem_response,
-                                                  ClientDisconnect: upload_cut_off_response}}}
+    app_kwargs = {"exception_handlers": {OSError: upload_problem_response, ClientDisconnect: upload_cut_off_response}}
+    if settings.work_root_held is not None:  # nothing written or served through a work root replaced
+        app_kwargs["middleware"] = [Middleware(WorkRootGuard, work_root=settings.work_root_held)]
+    return {"css": app_css(MAX_OBJECTS), "head": PAGE_HEAD, "js": PAGE_JS, "app_kwargs": app_kwargs}
 
 
 def step_js(step: int) -> str:

@@ -33,6 +33,8 @@ log = logging.getLogger("xmempp.app")
 WORK_ROOT_PREFIX = "xmempp-app-"  # then the server's process id: xmempp-app-<pid>-<random>
 WORK_ROOT_NAME = re.compile(r"xmempp-app-([0-9]+)-[a-z0-9_]{8}")  # the random part is mkdtemp's
 UPLOADS, API_CALLS, SESSION_PREFIX = "uploads", "api", "session-"  # all a work root holds
+UPLOADS_REPLACED = ("the server's folder for uploads was replaced while it ran: it takes no new work now; tell the "
+                    "server's operator (the reason is in the server's log)")
 
 
 class WorkRoot:
@@ -53,6 +55,7 @@ class WorkRoot:
         self._descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         self._lock = threading.Lock()
         self._refused: tuple[int, int] | None = None  # said once in the log, not at every check
+        self._refused_uploads: tuple[int, int] | None = None  # the same, for uploads/
         self._stopping = False
         self._seen_at = time.time()  # when the held root was last seen at its path
         # What the server made at the top of the held root, by name: (device, inode). Only these go at exit.
@@ -141,6 +144,27 @@ class WorkRoot:
                             "restarted", self.path)
             raise XMemPPError("the server's work folder was replaced while it ran: it takes no new work now; tell "
                               "the server's operator (the reason is in the server's log)")
+
+    def check_uploads(self) -> None:
+        """Refuse (XMemPPError) unless the root at its path is the one this server holds and its uploads/ (Gradio's
+        upload cache) the server's own folder, or not made yet. Gradio writes uploads and the files it serves by
+        path: the watcher's look, five times a second, let through everything in between, and a folder put at
+        uploads/ (someone's, renamed there) took every upload and had its files served (forty-sixth round)."""
+        self.folder()
+        self._keep_uploads()  # a link there goes, a missing uploads/ is made again
+        with self._lock:
+            try:
+                status = os.lstat(self.path / UPLOADS)
+            except FileNotFoundError:
+                return
+            if self._own.get(UPLOADS) == (status.st_dev, status.st_ino):
+                return
+            if self._refused_uploads != (status.st_dev, status.st_ino):
+                self._refused_uploads = (status.st_dev, status.st_ino)
+                log.warning("the work root's uploads folder %s was replaced while the server ran, by a folder it did "
+                            "not make: nothing is uploaded there nor served from it until it is moved away, or the "
+                            "server restarted", self.path / UPLOADS)
+        raise XMemPPError(UPLOADS_REPLACED)
 
     def watch(self, every_s: float = 0.2) -> threading.Thread:
         """Make the work root again, held, as soon as it is missed (see the class)."""
@@ -245,6 +269,30 @@ class WorkRoot:
         self._own = {}  # what the server made in the removed root went with it
         log.warning("the work root %s was removed while the server ran (a cleaner of temporary files?); the "
                     "visitors' files in it are gone; it is made again", self.path)
+
+
+class WorkRootGuard:
+    """An ASGI middleware: every request that may make Gradio write or serve a file (an upload, a file, an event
+    of the page or the API, an MCP message) is answered 503, in words, while the work root or its uploads/ is not
+    the server's own (`WorkRoot.check_uploads`). Gradio writes them by path, and wrote through a link or into a
+    folder put at the root's path, long after the server had said it took no new work there."""
+
+    GUARDED = ("/upload", "/file=", "/queue/join", "/call/", "/run/", "/mcp")
+
+    def __init__(self, app, work_root: WorkRoot):
+        self.app, self.work_root = app, work_root
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and any(part in scope["path"] for part in self.GUARDED):
+            try:
+                self.work_root.check_uploads()
+            except (XMemPPError, OSError) as error:
+                from starlette.responses import PlainTextResponse
+
+                words = str(error) if isinstance(error, XMemPPError) else UPLOADS_REPLACED
+                await PlainTextResponse(words, status_code=503)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 # Gradio files each upload under the SHA-256 of its content, received first as a tempfile beside them (an empty one

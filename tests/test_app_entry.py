@@ -804,3 +804,37 @@ def test_a_work_root_another_namespace_mounts_something_on_stays_at_exit(tmp_pat
         assert f"{root}" in Path(f"/proc/{pid}/mountinfo").read_text()  # still mounted there
     assert "is a mount point of another mount namespace: it stays" in caplog.text
     assert root.is_dir()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("put", ["a link to a user's folder at the root", "a user's folder renamed onto uploads/"])
+def test_nothing_is_uploaded_into_nor_served_from_what_is_put_at_the_work_root(tmp_path, checkpoint, put):
+    """The root swapped for a link to a user's folder: the server said "nothing is written there", and Gradio's
+    upload route went on writing each upload into that folder, and served its files to anyone; a user's folder
+    renamed onto uploads/ took the uploads too (forty-sixth hostile round)."""
+    import httpx
+
+    from tests.conftest import start_app
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    users = tmp_path / "users"
+    (users / "uploads").mkdir(parents=True)
+    (users / "uploads" / "secret.txt").write_text("mine")
+    with start_app(tmp_path / "app.log", ["--weights", str(checkpoint), "--sam-model", "none", "--no-speed-check"],
+                   env={"TMPDIR": str(temp)}) as url:
+        (root,) = temp.glob("xmempp-app-*")
+        if put == "a link to a user's folder at the root":
+            (temp / "link").symlink_to(users, target_is_directory=True)
+            os.rename(root, temp / "moved-root")
+            os.rename(temp / "link", root)  # no moment without something at the root's path
+        else:
+            os.rename(root / "uploads", temp / "moved-uploads")
+            os.rename(users / "uploads", root / "uploads")
+        reply = httpx.post(f"{url}gradio_api/upload", files={"files": ("clip.mp4", b"a visitor's video")}, timeout=30)
+        assert reply.status_code == 503 and "was replaced while it ran: it takes no new work now" in reply.text
+        served = httpx.get(f"{url}gradio_api/file={root}/uploads/secret.txt", timeout=30)
+        assert served.status_code == 503 and "mine" not in served.text
+        mine = users if put == "a link to a user's folder at the root" else root
+        assert sorted(path.name for path in (mine / "uploads").iterdir()) == ["secret.txt"]
+    assert "Traceback" not in (tmp_path / "app.log").read_text()
