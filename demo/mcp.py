@@ -1,21 +1,30 @@
-"""The app's endpoints as MCP tools (`--mcp`): where Gradio's MCP server keeps what an agent sends, and what the
-agent reads when the server cannot take it.
+"""The app's endpoints as MCP tools (`--mcp`): where Gradio's MCP server keeps what an agent sends, what the agent
+reads when the server cannot take it, and what happens to its run when it goes away.
 
 Gradio's MCP server saves each data: URI of a tool call as a file in a folder of its own, then sends that file to
-the app's upload route over HTTP, as a script would. Two things on that path are the app's:
+the app's upload route over HTTP and runs the endpoint as a script would, through a client of its own. On that
+path, the app's part:
 - the folder: Gradio reads it once, when gradio is imported, from GRADIO_TEMP_DIR, before the app points that at
   its work root, so an agent's files stayed in TMPDIR/gradio for good. They go to the work root's upload folder
   (named by SHA-256, as Gradio's uploads are), and with it at exit or at the next start after a kill;
 - the words: the upload route answers a full or read-only disk in words (`feedback.upload_problem_words`), but the
-  agent got httpx's status line ("Server error '507 Insufficient Storage' for url ..."); it gets the route's words,
-  and a file the MCP server could not save itself is said the same way, without the server's paths.
-Gradio has no hook for either, so two steps of its MCP server class are wrapped, once per process.
+  agent got httpx's status line ("Server error '507 Insufficient Storage' for url ..."); it gets the route's words.
+  A file the MCP server could not save is said the same way, without the server's paths, and what it wrote of it
+  goes: Gradio takes a file already at its name for the whole one, so every retry met the cut-off copy. A data:
+  URI that is no base64 is named by its parameter, as the annotations' are;
+- the run: an agent that goes away cancels its tool call; the call's job is cancelled then, so the run stops after
+  the frame being computed (the MCP server's own client never went away, and the run held the model to its end).
+Gradio has no hook for these, so three steps of its MCP server class are wrapped, once per process.
 """
 
 from __future__ import annotations
 
+import asyncio
+import binascii
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,48 +36,101 @@ MAX_WORDS = 500  # characters of the upload route's answer passed on: its own se
 
 
 class ToolCallRefused(Exception):
-    """What the agent reads as the tool's error: the server's problem in one line."""
+    """What the agent reads as the tool's error: the problem in one line."""
 
 
 def serve_mcp_tools(upload_folder: Path) -> None:
-    """Keep the MCP server's files in `upload_folder` and give its agents the app's words for a disk that cannot
-    take them."""
+    """Keep the MCP server's files in `upload_folder`, give its agents the app's words for what it cannot take, and
+    stop the run of an agent that goes away."""
     import gradio.mcp as gradio_mcp
 
     gradio_mcp.DEFAULT_TEMP_DIR = str(upload_folder)  # read by its file saving at each call
     server = gradio_mcp.GradioMCPServer
-    if getattr(server, "_refusals_in_words", False):
+    if getattr(server, "_xmempp_wrapped", False):
         return
     server._prepare_tool_call_args = _saving_in_words(server._prepare_tool_call_args)
-    server._execute_tool_without_progress = _uploading_in_words(server._execute_tool_without_progress)
-    server._execute_tool_with_progress = _uploading_in_words(server._execute_tool_with_progress)
-    server._refusals_in_words = True
+    server._execute_tool_without_progress = _executing_in_words(_result_when_done)
+    server._execute_tool_with_progress = _executing_in_words(server._execute_tool_with_progress)
+    server._xmempp_wrapped = True
 
 
 def _saving_in_words(prepare: Callable[..., Any]) -> Callable[..., Any]:
-    """`prepare` (which saves the call's data: URIs), a disk's refusal said as the upload route says it."""
+    """`prepare` (which saves the call's data: URIs), its refusals in words and its partial files removed."""
 
     @functools.wraps(prepare)
-    def prepare_in_words(self, *args, **kwargs):
-        try:
-            return prepare(self, *args, **kwargs)
-        except OSError as error:
-            said = upload_problem_words(error)
-            if said is None:
-                raise
-            raise ToolCallRefused(said[1]) from None
+    def prepare_in_words(self, name: str, arguments: dict[str, Any]):
+        import gradio.mcp as gradio_mcp
+
+        with _removed_on_failure(_saved_files(arguments, Path(gradio_mcp.DEFAULT_TEMP_DIR))):
+            try:
+                return prepare(self, name, arguments)
+            except binascii.Error:
+                raise ToolCallRefused(f"{_undecodable(arguments)}: the data: URI is not valid base64") from None
+            except OSError as error:
+                said = upload_problem_words(error)
+                if said is None:
+                    raise
+                raise ToolCallRefused(said[1]) from None
 
     return prepare_in_words
 
 
-def _uploading_in_words(execute: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+def _saved_files(arguments: dict[str, Any], folder: Path) -> list[Path]:
+    """The folders Gradio will save this call's data: URIs in that are not there yet (its own names for them)."""
+    from gradio.processing_utils import hash_base64
+
+    uris = [value for value in arguments.values() if isinstance(value, str) and value.startswith("data:")]
+    return [path for path in (folder / hash_base64(uri) for uri in uris) if not os.path.lexists(path)]
+
+
+@contextlib.contextmanager
+def _removed_on_failure(made: list[Path]) -> Iterator[None]:
+    """What is found in `made` (folders not there before) goes when the block fails: a file cut off by a full disk,
+    an empty folder left by a URI that would not decode."""
+    try:
+        yield
+    except BaseException:
+        for folder in made:
+            with contextlib.suppress(OSError):
+                for entry in os.scandir(folder):
+                    if entry.is_file(follow_symlinks=False):
+                        os.unlink(entry.path)
+                os.rmdir(folder)
+        raise
+
+
+def _undecodable(arguments: dict[str, Any]) -> str:
+    """The name of the first parameter whose data: URI Gradio cannot decode."""
+    from gradio_client.utils import decode_base64_to_binary
+
+    for name, value in arguments.items():
+        if isinstance(value, str) and value.startswith("data:"):
+            try:
+                decode_base64_to_binary(value)
+            except binascii.Error:
+                return name
+    return "a file"
+
+
+async def _result_when_done(self, job) -> list[Any]:
+    """Gradio's wait for a job's result (its `_execute_tool_without_progress`), in a thread that the agent's going
+    away does not wait for: anyio's default held the cancellation, and so the job, until the run had ended."""
+    import anyio
+
+    return [await anyio.to_thread.run_sync(job.result, abandon_on_cancel=True)]
+
+
+def _executing_in_words(execute: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     """`execute` (which uploads the saved files, then waits for the endpoint), an upload the route refused said in
-    the route's words rather than as httpx's status line."""
+    the route's words rather than as httpx's status line, and the job cancelled when the agent goes away."""
 
     @functools.wraps(execute)
-    async def execute_in_words(self, *args, **kwargs):
+    async def execute_in_words(self, job, *args, **kwargs):
         try:
-            return await execute(self, *args, **kwargs)
+            return await execute(self, job, *args, **kwargs)
+        except asyncio.CancelledError:  # the agent went away or cancelled: its run stops after this frame
+            job.cancel()
+            raise
         except httpx.HTTPStatusError as error:
             words = " ".join(error.response.text.split())[:MAX_WORDS]
             if not error.request.url.path.endswith("/upload") or not words:

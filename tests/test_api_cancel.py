@@ -7,6 +7,7 @@ model at once would show as overlapping stages.
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ from tests.helpers import moving_square_frames, square_mask, write_frames, write
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
+HAS_MCP = importlib.util.find_spec("mcp") is not None
 DELAY_S = 0.3  # added to each frame's model work
 LONG_FRAMES = 40  # a run of about 40 * DELAY_S = 12 s at least
 SHORT_FRAMES = 6
@@ -81,7 +83,7 @@ def server(tmp_path_factory, checkpoint):
     temp.mkdir()
     env = {"XMEMPP_MODEL_LOG": str(folder / "model.log"), "XMEMPP_MODEL_DELAY": str(DELAY_S), "TMPDIR": str(temp)}
     arguments = ["--weights", str(checkpoint), "--device", "cpu", "--sam-model", "none", "--no-speed-check",
-                 "--max-runs", "1"]
+                 "--max-runs", "1", *(["--mcp"] if HAS_MCP else [])]
     with start_app(folder / "app.log", arguments, program=ROOT / "tests" / "timed_model_app.py", env=env) as url:
         yield Server(url, folder / "model.log", temp)
 
@@ -197,3 +199,44 @@ def test_the_next_call_gets_the_model_only_after_the_cancelled_calls_frame(serve
     next_started = min(start for _, start, _, shape in calls if shape == SHORT_SHAPE)
     assert next_started >= dead_ended  # never two runs at once with --max-runs 1
     assert next_started - cancelled < STOPPED_WITHIN_S + 2  # not after the dead call's whole run
+
+
+MCP_AGENT = """
+import asyncio, base64, sys
+from pathlib import Path
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+def uri(path, mime):
+    return f"data:{mime};base64," + base64.b64encode(Path(path).read_bytes()).decode()
+
+async def call():
+    async with streamable_http_client(sys.argv[1] + "gradio_api/mcp/") as (read, write, _), \\
+            ClientSession(read, write) as session:
+        await session.initialize()
+        await session.call_tool("segment", {"video": uri(sys.argv[2], "application/zip"),
+                                            "annotations": [uri(sys.argv[3], "image/png")], "frames": [0],
+                                            "size": 64, "k": 0})
+
+asyncio.run(call())
+"""
+
+
+@pytest.mark.skipif(not HAS_MCP, reason="needs the MCP extra: pip install 'gradio[mcp]==6.31.0'")
+def test_an_mcp_agent_that_goes_away_stops_its_run(server, long_clip):
+    """The MCP server runs a tool through a client of its own, which never goes away: an agent killed 10 s into a
+    call left its run going for 5.5 minutes more, holding the model (forty-sixth hostile round)."""
+    server.wait_until_idle()
+    began = time.time()
+    before = server.call_folders()
+    agent = subprocess.Popen([sys.executable, "-c", MCP_AGENT, server.url, *map(str, long_clip)])
+    try:
+        server.wait_for_frames(LONG_SHAPE, 3, began)
+    finally:
+        agent.kill()
+        agent.wait()
+    gone = time.time()
+    assert wait_for(lambda: not server.call_folders() - before, timeout=30), "the call's folder stayed"
+    assert last_model_work(server, LONG_SHAPE, began) - gone < 30
+    assert server.frames_encoded(LONG_SHAPE, began) < LONG_FRAMES
+    print(f"stopped {last_model_work(server, LONG_SHAPE, began) - gone:.1f} s after the agent went")

@@ -87,10 +87,12 @@ def data_uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
-def tiny_clip(folder: Path) -> tuple[str, str]:
-    """(12 frames of the moving square as a zip, the first frame's mask as a PNG), as data: URIs."""
+def tiny_clip(folder: Path, comment: bytes = b"") -> tuple[str, str]:
+    """(12 frames of the moving square as a zip, the first frame's mask as a PNG), as data: URIs; another `comment`
+    makes another zip of the same frames."""
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.comment = comment
         for i, frame in enumerate(moving_square_frames(12)):
             png = io.BytesIO()
             Image.fromarray(frame).save(png, format="PNG")
@@ -128,6 +130,18 @@ def test_an_mcp_client_lists_the_endpoints_as_tools_and_segments_with_one(app, t
     with urllib.request.urlopen(zip_url, timeout=30) as response:
         names = zipfile.ZipFile(io.BytesIO(response.read())).namelist()
     assert sorted(names) == [f"Annotations/frame_{i:06d}.png" for i in range(12)]
+
+
+@pytest.mark.skipif(not HAS_MCP, reason="needs the MCP extra: pip install 'gradio[mcp]==6.31.0'")
+@pytest.mark.parametrize("video", ["data:video/mp4;base64,a", "data:video/mp4;base64,aGVsbG8", "data:video/mp4,hello"],
+                         ids=["one character", "no padding", "not base64"])
+def test_an_mcp_video_that_is_no_base64_is_refused_naming_the_parameter(app, tmp_path, video):
+    """Gradio's decoder's words ("Incorrect padding") reached the agent, without the parameter (forty-sixth round)."""
+    url, _ = app
+    _, mask = tiny_clip(tmp_path)
+    result = mcp_segment(url, video, mask)
+    assert result.isError
+    assert [item.text for item in result.content] == ["video: the data: URI is not valid base64"]
 
 
 def raw_call(url: str, endpoint: str, data: list) -> tuple[str, dict]:
@@ -235,9 +249,14 @@ def test_an_mcp_call_the_servers_disk_cannot_take_gets_the_servers_words_and_its
                         filler.write(b"\0" * (1 << 20))
             else:
                 subprocess.run(["mount", "-o", "remount,ro", str(small)], check=True)
-            result = mcp_segment(url, video, mask)
+            another_video, _ = tiny_clip(tmp_path, comment=b"another zip, never saved before")
+            result = mcp_segment(url, another_video, mask)
             subprocess.run(["mount", "-o", "remount,rw", str(small)], check=True)
             (small / "filler").unlink(missing_ok=True)
+            # what the refused call saved of the video went: the retry the words advise works (a cut-off copy
+            # stayed, and every retry was refused as "the file is empty", forty-sixth hostile round)
+            retried = mcp_segment(url, another_video, mask)
+            assert not retried.isError, retried.content
         text = " ".join(item.text for item in result.content if item.type == "text")
         assert result.isError and words in text, text
         assert "Server error" not in text and str(small) not in text
