@@ -336,3 +336,29 @@ def test_a_file_a_container_mounts_at_an_output_files_name_is_never_replaced(tmp
                 folder.unlink("keys.npy")  # as a run's start removes keys.json (forty-fifth hostile round)
         assert f"{tmp_path}/out/keys.npy" in Path(f"/proc/{pid}/mountinfo").read_text()
     assert sorted(os.listdir(tmp_path / "out")) == ["keys.npy"]
+
+
+@pytest.mark.parametrize("name", ["overlay/frame_000004.jpg", "masks/frame_000004.png"])
+def test_a_rerun_onto_a_file_a_container_mounts_is_refused_before_it_changes_the_earlier_run(
+        tmp_path, square_clip, checkpoint, capsys, name):
+    """Met only when its frame came, a file another namespace mounts at an overlay's or a mask's name stopped a
+    rerun that had already taken the earlier run's keys away, marked its manifest unfinished and rewritten most of
+    its masks: neither run could be exported any more (forty-sixth hostile round)."""
+    import json
+
+    from tests.helpers import another_mount_namespace
+    from tests.test_user_problems import cli_run
+
+    frames, masks = square_clip
+    cli_options = ["--weights", str(checkpoint), "--device", "cpu", "--size", "96", "--quiet"]
+    out = tmp_path / "out"
+    assert cli_run(frames, masks, out, [*cli_options, "--frames", "0"]) == 0
+    earlier = {path.name: path.read_bytes() for path in sorted((out / "masks").iterdir())}
+    (tmp_path / "theirs").write_bytes(b"theirs")
+    capsys.readouterr()
+    with another_mount_namespace((tmp_path / "theirs", out / name)):
+        assert cli_run(frames, masks, out, [*cli_options, "--frames", "0,6"]) == 1
+    error = capsys.readouterr().err
+    assert f"{out / name} is a mount point of another mount namespace" in error and "bug" not in error
+    assert (out / "keys.json").is_file() and json.loads((out / "manifest.json").read_text())["finished"] is True
+    assert {path.name: path.read_bytes() for path in sorted((out / "masks").iterdir())} == earlier

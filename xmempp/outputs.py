@@ -661,6 +661,32 @@ def _refuse_hard_links_to_inputs(inputs: dict[str, Path], out: Path) -> None:
         if mounted:
             raise XMemPPError(f"{shown(path)} is a mount point (a file mounted there): the run replaces it with a "
                               "new file, which the system refuses; unmount it, or choose another output folder")
+    _refuse_mounts_elsewhere([path for path in replaced if not path.is_symlink()])
+
+
+def _refuse_mounts_elsewhere(replaced: list[Path]) -> None:
+    """A file the run will replace that another mount namespace mounts (a container's) is refused before the run
+    starts, as one of this namespace is: met only when its frame came, it stopped a run that had already taken the
+    earlier run's keys away and rewritten most of its masks (forty-sixth hostile round)."""
+    by_folder: dict[Path, list[str]] = {}
+    for path in replaced:
+        by_folder.setdefault(path.parent, []).append(path.name)
+    opened = {}
+    try:
+        for folder in by_folder:
+            with contextlib.suppress(OSError):  # a folder not made yet holds nothing mounted
+                opened[folder] = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        elsewhere = mounts_elsewhere({os.fstat(descriptor).st_dev for descriptor in opened.values()})
+        for folder, descriptor in opened.items():
+            for name in by_folder[folder]:
+                if mounted_in_another_namespace(name, descriptor, elsewhere):
+                    raise XMemPPError(f"{shown(folder / name)} is a mount point of another mount namespace (a file "
+                                      "mounted there, by a container or `unshare`): the run would replace it, and the "
+                                      "system would take what is mounted there away; unmount it there, or choose "
+                                      "another output folder")
+    finally:
+        for descriptor in opened.values():
+            os.close(descriptor)
 
 
 def refuse_linked_video_folders(output: Path, folders: Iterable[Path], command: str) -> None:
