@@ -318,3 +318,22 @@ def test_a_file_put_into_the_work_dir_mid_extraction_is_named_not_the_video(tmp_
                                   "there while they were extracted, and is kept; extract them again into a new "
                                   "folder")
     assert (work_dir / "frame_000003.png").read_text() == "not a frame"
+
+
+def test_a_video_cut_short_is_refused_not_segmented_as_a_shorter_one(tmp_path):
+    """An MP4 with its index at the front (as web videos are), cut at half its size as an interrupted download
+    leaves it: ffmpeg's reader stopped at the cut as at the end, and a run segmented the first frames as the whole
+    video, exit 0 (forty-sixth hostile round). The whole file still decodes, every frame."""
+    import imageio.v3 as iio
+
+    whole = tmp_path / "whole.mp4"
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(30)]  # noise: no frame is tiny
+    iio.imwrite(whole, np.stack(frames), fps=10, plugin="FFMPEG", codec="libx264", macro_block_size=1,
+                output_params=["-movflags", "+faststart"])
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
+    assert len(list(extract_frames(whole, tmp_path / "whole").iterdir())) == 30
+    with pytest.raises(XMemPPError, match=r"^cannot decode cut\.mp4: it is cut short or damaged \(its header "
+                                          r"announces 30 frames, \d+ could be decoded; an interrupted download"):
+        extract_frames(cut, tmp_path / "cut")

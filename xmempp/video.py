@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import struct
+import subprocess
 import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -244,6 +245,42 @@ def _write_frames(video: Path, held: HeldFolder, max_frames: int | None, max_sid
                           "not a video)") from None
     if count == 0:
         raise XMemPPError(f"{shown(video.name)} contains no frames")
+    if video.suffix.lower() != ".gif" and (max_frames is None or count < max_frames):
+        _refuse_cut_short(video, count)
+
+
+# Fewer frames than this share of those a video's header announces (its duration times its frame rate) have
+# ffmpeg look for damage: a variable frame rate's estimate errs by a few frames, a cut-off download by half.
+ANNOUNCED_SHARE = 0.9
+
+
+def _refuse_cut_short(video: Path, decoded: int) -> None:
+    """Refuse a video cut short (an interrupted download or copy, its index at the front): ffmpeg's reader ends at
+    the cut as at the end, and 21 frames of 60 were segmented as the whole video, exit 0. Refused only when both
+    signs agree: fewer frames than its header announces, and ffmpeg's own errors reading it all again."""
+    import imageio.v3 as iio
+    import imageio_ffmpeg
+
+    try:
+        meta = iio.immeta(video, plugin="FFMPEG")
+        announced = round(float(meta["duration"]) * float(meta["fps"]))
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError, OverflowError):  # no duration or rate: no sign
+        return
+    if decoded >= announced * ANNOUNCED_SHARE:
+        return
+    try:
+        checked = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-nostdin", "-i",
+                                  f"file:{os.path.abspath(video)}", "-f", "null", "-"],
+                                 capture_output=True, text=True, errors="replace", timeout=FFMPEG_CHECK_SECONDS)
+    except (OSError, subprocess.TimeoutExpired):
+        return
+    if checked.returncode != 0 or checked.stderr.strip():
+        log.info("ffmpeg on %s: %s", video, checked.stderr.strip()[-2000:])
+        raise XMemPPError(f"cannot decode {shown(video.name)}: it is cut short or damaged (its header announces "
+                          f"{announced} frames, {decoded} could be decoded; an interrupted download or copy?)")
+
+
+FFMPEG_CHECK_SECONDS = 600
 
 
 def _new_frame_file(video: Path, held: HeldFolder, name: str) -> int:
