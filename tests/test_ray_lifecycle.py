@@ -220,3 +220,70 @@ def _title(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+@pytest.mark.slow
+def test_ray_auto_finding_a_dead_heads_address_fails_within_a_minute_naming_where_it_found_it(monkeypatch, tmp_path,
+                                                                                               checkpoint):
+    """`--ray auto` without RAY_ADDRESS joins the cluster Ray's file says was last started here; a head killed left
+    that file, and the run waited minutes with only Ray's log lines (forty-sixth hostile round)."""
+    from xmempp import ray_runner
+
+    (tmp_path / "ray").mkdir()
+    (tmp_path / "ray" / "ray_current_cluster").write_text("127.0.0.1:1")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(ray_runner.tempfile, "tempdir", None)  # read TMPDIR again
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    started = time.monotonic()
+    with pytest.raises(XMemPPError, match=re.escape(f"{tmp_path / 'ray' / 'ray_current_cluster'}")):
+        list(ray_runner.run_on_ray(["v"], lambda network, job: job, NetworkSpec(checkpoint), address="auto"))
+    assert time.monotonic() - started < 60
+
+
+def test_a_head_asking_for_a_token_is_said_with_what_to_set(monkeypatch):
+    """A head started by `ray start --head` (Ray 2.60) asks for a token: the join said "InvalidAuthToken" once a
+    second, then xmempp blamed the address (forty-sixth hostile round)."""
+    from xmempp import ray_runner
+
+    def times_out(command, **options):
+        raise subprocess.TimeoutExpired(command, 30, stderr=b"gcs_client.cc:210: Failed to get cluster ID from GCS "
+                                                            b"server: Unauthenticated: RPC error: InvalidAuthToken")
+
+    monkeypatch.setattr(ray_runner.subprocess, "run", times_out)
+    with pytest.raises(XMemPPError, match=re.escape("cannot join the Ray cluster at 10.1.2.3:6379: its head asks for "
+                                                    "a token (`ray start --head` turns token authentication on): set "
+                                                    "RAY_AUTH_MODE=token here")):
+        ray_runner._check_joinable("10.1.2.3:6379")
+    monkeypatch.setattr(ray_runner.subprocess, "run", lambda command, **options: (_ for _ in ()).throw(
+        subprocess.TimeoutExpired(command, 30, stderr=b"")))
+    monkeypatch.setenv("RAY_USE_TLS", "1")
+    with pytest.raises(XMemPPError, match="RAY_USE_TLS is set here: does the head use TLS"):
+        ray_runner._check_joinable("10.1.2.3:6379")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's parent-death signal")
+def test_the_join_check_goes_with_a_driver_killed_with_sigkill(tmp_path):
+    """The driver killed with SIGKILL during the join check left its child retrying the address for 14 minutes
+    (forty-sixth hostile round)."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        silent_grpc_server(listener)
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
+        driver = subprocess.Popen([sys.executable, "-c", "import sys; from xmempp import ray_runner; "
+                                   "ray_runner._check_joinable(sys.argv[1])", address], cwd=ROOT)
+        deadline = time.monotonic() + 20
+        children = []
+        while not children and time.monotonic() < deadline:
+            children = subprocess.run(["pgrep", "-P", str(driver.pid)], capture_output=True, text=True).stdout.split()
+            time.sleep(0.2)
+        assert children, "the join check never started"
+        time.sleep(2)  # the check is under way
+        driver.kill()
+        driver.wait()
+        deadline = time.monotonic() + 10
+        while os.path.exists(f"/proc/{children[0]}") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not os.path.exists(f"/proc/{children[0]}") or \
+            Path(f"/proc/{children[0]}/stat").read_text().split()[2] == "Z"

@@ -135,6 +135,9 @@ def _connect(ray, address: str | None) -> None:
     elif address == "auto" and from_environment not in ("", "auto", "local"):
         _check_reachable(from_environment, " (RAY_ADDRESS, which --ray auto joins)")
         _check_joinable(address, f" (RAY_ADDRESS: {from_environment})")
+    elif address == "auto":  # Ray finds the cluster last started here, whose file outlives a killed head
+        _check_joinable(address, " (the cluster last started on this machine, which Ray finds for --ray auto from "
+                                 f"{shown(Path(tempfile.gettempdir()) / 'ray' / 'ray_current_cluster')})")
     try:
         ray.init(address="local" if address is None else address, include_dashboard=False,
                  logging_level=logging.WARNING)
@@ -189,25 +192,43 @@ def _check_reachable(address: str, given_as: str = "") -> None:
 # A driver joining in a child process: a peer that opens gRPC connections but answers no call (or, under
 # RAY_USE_TLS, no handshake) held Ray's own join for many minutes, retrying unsaid; a child can be stopped.
 JOIN_SECONDS = 30
+# The child dies with the driver (Linux's parent-death signal): a driver killed with SIGKILL left it retrying the
+# address for minutes.
 _JOIN_PROBE = """
-import logging, sys
+import ctypes, logging, os, signal, sys
+if sys.platform.startswith("linux"):
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != int(sys.argv[2]):
+        sys.exit(1)
 import ray
 ray.init(address=sys.argv[1], include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
 ray.shutdown()
 """
+AUTHENTICATION_REFUSED = ("InvalidAuthToken", "Unauthenticated")  # Ray's words for a token missing or wrong
 
 
 def _check_joinable(address: str, given_as: str = "") -> None:
-    """Refuse, naming it, a cluster address a driver cannot join within JOIN_SECONDS; a join that fails sooner is
-    for this process's own join to say, in Ray's words."""
+    """Refuse, naming it, a cluster address a driver cannot join within JOIN_SECONDS, with the cause where Ray's
+    log tells it (a head asking for a token); a join that fails sooner is for this process's own join to say."""
     try:
-        subprocess.run([sys.executable, "-c", _JOIN_PROBE, address], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=JOIN_SECONDS)
-    except subprocess.TimeoutExpired:
+        subprocess.run([sys.executable, "-c", _JOIN_PROBE, address, str(os.getpid())], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=JOIN_SECONDS)
+    except subprocess.TimeoutExpired as stopped:
+        said = (stopped.stderr or b"").decode(errors="replace")
+        if any(words in said for words in AUTHENTICATION_REFUSED):
+            raise XMemPPError(f"cannot join the Ray cluster at {address}{given_as}: its head asks for a token "
+                              "(`ray start --head` turns token authentication on): set RAY_AUTH_MODE=token here, with "
+                              "the head's token in ~/.ray/auth_token or RAY_AUTH_TOKEN") from None
+        tls = (" RAY_USE_TLS is set here: does the head use TLS, and do RAY_TLS_SERVER_CERT, RAY_TLS_SERVER_KEY and "
+               "RAY_TLS_CA_CERT name its certificates?" if _uses_tls() else "")
         raise XMemPPError(f"cannot join the Ray cluster at {address}{given_as}: something answers there, but joining "
                           f"it did not finish within {JOIN_SECONDS} s; is a Ray head running there, and does it "
-                          "advertise an address this machine reaches? On one of its nodes, --ray auto finds it"
+                          f"advertise an address this machine reaches? On one of its nodes, --ray auto finds it.{tls}"
                           ) from None
+
+
+def _uses_tls() -> bool:
+    return os.environ.get("RAY_USE_TLS", "").lower() in ("1", "true")
 
 
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # and an empty SETTINGS frame
@@ -217,7 +238,7 @@ def _answers_http2(connection: socket.socket) -> bool:
     """Whether the server on `connection` answers HTTP/2's preface with a SETTINGS frame, as every gRPC server
     (Ray's head, and its client server at ray://) does at once. True where Ray speaks TLS (RAY_USE_TLS), whose
     handshake comes first."""
-    if os.environ.get("RAY_USE_TLS", "").lower() in ("1", "true"):
+    if _uses_tls():
         return True
     connection.sendall(HTTP2_PREFACE)
     frame = b""
