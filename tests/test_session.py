@@ -110,6 +110,30 @@ def test_a_mask_of_the_wrong_size_is_refused_with_both_sizes(session):
         session.annotate(0, np.ones((32, 64), np.uint8))
 
 
+@pytest.mark.parametrize("made", ["requiring grad", "sparse", "int64"])
+def test_a_torch_mask_is_taken_as_its_values(session, made):
+    """A model's output (requiring grad, sparse) raised torch's own words in numpy's conversion (forty-sixth
+    hostile round)."""
+    ids = torch.from_numpy(square_mask(0).astype(np.int64))
+    mask = {"requiring grad": ids.float().requires_grad_() * 1, "sparse": ids.to_sparse(), "int64": ids}[made]
+    if made == "requiring grad":  # a float tensor is refused by its dtype, as a float array is
+        with pytest.raises(XMemPPError, match="must be an \\(H, W\\) array of integer object ids .* got a tensor of "
+                                              "torch.float32"):
+            session.annotate(0, mask)
+        mask = ids.clone().requires_grad_(False)
+    session.annotate(0, mask)
+    assert session.annotated_frames == [0]
+
+
+@pytest.mark.parametrize(("mask", "said"), [
+    (torch.zeros((96, 128), dtype=torch.bfloat16), "got a tensor of torch.bfloat16"),
+    (torch.zeros((96, 128), dtype=torch.uint8, device="meta"), "got a tensor on the meta device, which holds no values"),
+], ids=["bfloat16", "meta"])
+def test_a_torch_mask_numpy_cannot_read_is_refused_in_words(session, mask, said):
+    with pytest.raises(XMemPPError, match=said):
+        session.annotate(0, mask)
+
+
 def test_a_frame_past_the_end_is_named(session):
     with pytest.raises(XMemPPError, match="frame 12 is past the end"):
         session.annotate(12, square_mask(0))

@@ -744,12 +744,26 @@ def checked_mask(index: int, mask: object, frame_size: tuple[int, int]) -> np.nd
     return ids
 
 
+def _tensor_values(mask: torch.Tensor, must_be: str) -> np.ndarray:
+    """A torch mask's values as numpy holds them: a model's output (requiring grad, sparse, on a GPU) raised torch's
+    own words in numpy's conversion (forty-sixth hostile round); a tensor of no integer type is refused by its
+    dtype, as an array is."""
+    if mask.dtype != torch.bool and (mask.is_floating_point() or mask.is_complex()):
+        raise XMemPPError(f"{must_be}, got a tensor of {mask.dtype}")
+    if mask.device.type == "meta":
+        raise XMemPPError(f"{must_be}, got a tensor on the meta device, which holds no values")
+    mask = mask.detach()
+    return (mask.to_dense() if mask.layout != torch.strided else mask).cpu().numpy()
+
+
 def checked_ids(index: int, mask: object, frame_size: tuple[int, int]) -> np.ndarray:
     """`mask` as (H, W) uint8 object ids, empty or not, or an XMemPPError that says what a mask must be."""
     must_be = (f"the mask for frame {index} must be an (H, W) array of integer object ids 0..{MAX_OBJECT_ID} "
                "(0 = background; booleans count as object 1)")
     if mask is None:
         raise XMemPPError(f"{must_be}, got None")
+    if isinstance(mask, torch.Tensor):
+        mask = _tensor_values(mask, must_be)
     try:
         array = np.asarray(mask)
     except ValueError:  # rows of different lengths: numpy's own words named neither the frame nor a mask
