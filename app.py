@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     upload_folder = use_upload_folder(work_root)
     held.own(upload_folder)
     if args.mcp:
-        serve_mcp_tools(upload_folder)
+        serve_mcp_tools(upload_folder, upload_limit_bytes(args.max_upload_mb))
     held.watch()
     settings = AppSettings(network=network, weights_message=message, work_root=work_root, example=EXAMPLE,
                            work_root_held=held,

@@ -23,6 +23,7 @@ import asyncio
 import binascii
 import contextlib
 import functools
+import math
 import os
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -33,19 +34,26 @@ import httpx
 from demo.feedback import upload_problem_words
 
 MAX_WORDS = 500  # characters of the upload route's answer passed on: its own sentences are shorter
+MCP_BODY_ROOM = 1 << 20  # bytes of a tool call's body besides its largest file
 
 
 class ToolCallRefused(Exception):
     """What the agent reads as the tool's error: the problem in one line."""
 
 
-def serve_mcp_tools(upload_folder: Path) -> None:
-    """Keep the MCP server's files in `upload_folder`, give its agents the app's words for what it cannot take, and
-    stop the run of an agent that goes away."""
+def serve_mcp_tools(upload_folder: Path, max_upload_bytes: int) -> None:
+    """Keep the MCP server's files in `upload_folder`, take a call's body as large as a file of `max_upload_bytes`
+    sent as a data: URI, give its agents the app's words for what it cannot take, and stop the run of an agent that
+    goes away."""
     import gradio.mcp as gradio_mcp
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
     gradio_mcp.DEFAULT_TEMP_DIR = str(upload_folder)  # read by its file saving at each call
     server = gradio_mcp.GradioMCPServer
+    # The MCP SDK's 4 MiB for a request's body refused a 3 MB video (HTTP 413) on a server that takes 200 MB:
+    # base64 makes 4 characters of 3 bytes; the annotations and the call's other values get a MiB more.
+    server.StreamableHTTPSessionManager = functools.partial(
+        StreamableHTTPSessionManager, max_request_body_size=math.ceil(max_upload_bytes * 4 / 3) + MCP_BODY_ROOM)
     if getattr(server, "_xmempp_wrapped", False):
         return
     server._prepare_tool_call_args = _saving_in_words(server._prepare_tool_call_args)

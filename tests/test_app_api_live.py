@@ -144,6 +144,19 @@ def test_an_mcp_video_that_is_no_base64_is_refused_naming_the_parameter(app, tmp
     assert [item.text for item in result.content] == ["video: the data: URI is not valid base64"]
 
 
+@pytest.mark.skipif(not HAS_MCP, reason="needs the MCP extra: pip install 'gradio[mcp]==6.31.0'")
+def test_an_mcp_call_carrying_a_video_of_a_few_megabytes_reaches_the_tool(app, tmp_path):
+    """The MCP SDK refuses a request's body past 4 MiB: a 3.3 MB video as a data: URI got HTTP 413, which the agent
+    saw as httpx's status line, on a server that takes 200 MB uploads (forty-sixth hostile round)."""
+    import os
+
+    url, _ = app
+    _, mask = tiny_clip(tmp_path)
+    result = mcp_segment(url, data_uri(os.urandom(3_300_000), "video/mp4"), mask)  # no video: the tool says so
+    text = " ".join(item.text for item in result.content)
+    assert result.isError and text.startswith("video: ") and "413" not in text, text
+
+
 def raw_call(url: str, endpoint: str, data: list) -> tuple[str, dict]:
     """Call an endpoint over Gradio's HTTP API with `data` as sent, not as gradio_client would upload it first;
     returns the last event's name and data."""
