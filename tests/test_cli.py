@@ -37,6 +37,24 @@ def test_run_then_suggest(square_clip, tmp_path, checkpoint, capsys):
     assert len(picks) == 2 and not {0, 6} & set(picks)
 
 
+def test_frame_names_on_stdout_cannot_forge_a_line_or_a_terminals_control_sequence(tmp_path, checkpoint, capsys):
+    """A frame named with a line break or an escape sequence split the "most unsure frames" line in two and coloured
+    the terminal; messages showed names escaped, the answer did not (forty-sixth hostile round)."""
+    from tests.helpers import moving_square_frames, square_mask, write_palette_mask
+
+    frames, masks = tmp_path / "frames", tmp_path / "masks"
+    frames.mkdir()
+    names = ["a\nb", "\x1b[31mred", "c\rd", "plain"]
+    for name, frame in zip(names, moving_square_frames(4), strict=True):
+        Image.fromarray(frame).save(frames / f"{name}.png")
+    write_palette_mask(masks / "plain.png", square_mask(3))
+    assert main(["run", "--images", str(frames), "--masks", str(masks), "--output", str(tmp_path / "out"),
+                 "--frames", "3", "--weights", str(checkpoint), "--size", "96", "--quiet"]) == 0  # "plain", last
+    printed = capsys.readouterr().out
+    assert len(printed.splitlines()) == 2 and "\x1b" not in printed and "\r" not in printed, printed
+    assert "'a\\nb' " in printed
+
+
 def test_suggest_takes_the_size_and_frames_from_the_run_and_says_so(square_clip, tmp_path, checkpoint, capsys,
                                                                     monkeypatch):
     import xmempp.api

@@ -289,11 +289,11 @@ def _run(args: argparse.Namespace, progress: bool) -> int:
     stats = run_on_video(args.images, args.masks, args.output, frames_with_masks=args.frames, compute_iou=args.iou,
                          print_progress=progress, weights=args.weights, device=args.device, size=args.size,
                          save_overlay=not args.no_overlay, precision=args.precision)
-    _say_answer(f"wrote {len(stats)} masks to {args.output / 'masks'}")
+    _say_answer(f"wrote {len(stats)} masks to {shown(args.output / 'masks')}")
     unsure = stats[~stats.mask_provided].nlargest(3, "unsure")
     if len(unsure):
         _say_answer(f"most unsure frames (share of an object's pixels below {UNSURE_BELOW:.0%} confidence): "
-              + ", ".join(f"{row.frame} {row.unsure:.2f}" for row in unsure.itertuples()))
+              + ", ".join(f"{shown(row.frame)} {row.unsure:.2f}" for row in unsure.itertuples()))
     scored = stats[stats.iou >= 0]
     if args.iou and len(scored):
         _say_answer(f"mean IoU over {len(scored)} frames: {scored.iou.mean():.4f}")
