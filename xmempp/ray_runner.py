@@ -136,8 +136,8 @@ def _connect(ray, address: str | None) -> None:
         _check_reachable(from_environment, " (RAY_ADDRESS, which --ray auto joins)")
         _check_joinable(address, f" (RAY_ADDRESS: {from_environment})")
     elif address == "auto":  # Ray finds the cluster last started here, whose file outlives a killed head
-        _check_joinable(address, " (the cluster last started on this machine, which Ray finds for --ray auto from "
-                                 f"{shown(Path(tempfile.gettempdir()) / 'ray' / 'ray_current_cluster')})")
+        _check_joinable(address, " (a cluster running on this machine, or the one last started here, which Ray finds "
+                                 f"for --ray auto in {shown(_current_cluster_file())})")
     try:
         ray.init(address="local" if address is None else address, include_dashboard=False,
                  logging_level=logging.WARNING)
@@ -207,24 +207,49 @@ ray.shutdown()
 AUTHENTICATION_REFUSED = ("InvalidAuthToken", "Unauthenticated")  # Ray's words for a token missing or wrong
 
 
+def _current_cluster_file() -> Path:
+    """The file where Ray notes the address of the cluster last started on this machine, found as Ray finds it."""
+    if "RAY_TMPDIR" in os.environ:
+        base = os.environ["RAY_TMPDIR"]
+    elif sys.platform.startswith("linux") and "TMPDIR" in os.environ:
+        base = os.environ["TMPDIR"]
+    else:
+        base = "/tmp" if sys.platform.startswith(("linux", "darwin")) else tempfile.gettempdir()
+    return Path(base) / "ray" / "ray_current_cluster"
+
+
 def _check_joinable(address: str, given_as: str = "") -> None:
-    """Refuse, naming it, a cluster address a driver cannot join within JOIN_SECONDS, with the cause where Ray's
-    log tells it (a head asking for a token); a join that fails sooner is for this process's own join to say."""
+    """Refuse, naming it, a cluster address a driver cannot join, within JOIN_SECONDS, with the cause where Ray's
+    log tells it (a head asking for a token): a failed join is said here, and this process never tries it again
+    (which printed Ray's log lines for as long again)."""
     try:
-        subprocess.run([sys.executable, "-c", _JOIN_PROBE, address, str(os.getpid())], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=JOIN_SECONDS)
+        tried = subprocess.run([sys.executable, "-c", _JOIN_PROBE, address, str(os.getpid())],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               timeout=JOIN_SECONDS)
     except subprocess.TimeoutExpired as stopped:
-        said = (stopped.stderr or b"").decode(errors="replace")
-        if any(words in said for words in AUTHENTICATION_REFUSED):
-            raise XMemPPError(f"cannot join the Ray cluster at {address}{given_as}: its head asks for a token "
-                              "(`ray start --head` turns token authentication on): set RAY_AUTH_MODE=token here, with "
-                              "the head's token in ~/.ray/auth_token or RAY_AUTH_TOKEN") from None
+        _refuse_for_a_token(address, given_as, stopped.stderr)
         tls = (" RAY_USE_TLS is set here: does the head use TLS, and do RAY_TLS_SERVER_CERT, RAY_TLS_SERVER_KEY and "
                "RAY_TLS_CA_CERT name its certificates?" if _uses_tls() else "")
-        raise XMemPPError(f"cannot join the Ray cluster at {address}{given_as}: something answers there, but joining "
-                          f"it did not finish within {JOIN_SECONDS} s; is a Ray head running there, and does it "
-                          f"advertise an address this machine reaches? On one of its nodes, --ray auto finds it.{tls}"
-                          ) from None
+        raise XMemPPError(f"cannot join the Ray cluster at {address}{given_as}: joining it did not finish within "
+                          f"{JOIN_SECONDS} s; is a Ray head running there, and does it advertise an address this "
+                          f"machine reaches? On one of its nodes, --ray auto finds it.{tls}") from None
+    if tried.returncode == 0:
+        return
+    _refuse_for_a_token(address, given_as, tried.stderr)
+    lines = (tried.stderr or b"").decode(errors="replace").strip().splitlines()
+    last = lines[-1] if lines else f"exit status {tried.returncode}"
+    error_name, _, words = last.partition(": ")
+    reason = words if words and error_name.isidentifier() else last  # "ConnectionError: Failed to connect ..."
+    hint = ("; a head may advertise another address than the one given: on one of its nodes, --ray auto finds it"
+            if error_name == "ConnectionError" else "")
+    raise XMemPPError(f"cannot join the Ray cluster at {address}{given_as} ({reason[:300]}){hint}")
+
+
+def _refuse_for_a_token(address: str, given_as: str, said: bytes | None) -> None:
+    if any(words in (said or b"").decode(errors="replace") for words in AUTHENTICATION_REFUSED):
+        raise XMemPPError(f"cannot join the Ray cluster at {address}{given_as}: its head asks for a token "
+                          "(`ray start --head` turns token authentication on): set RAY_AUTH_MODE=token here, with "
+                          "the head's token in ~/.ray/auth_token or RAY_AUTH_TOKEN")
 
 
 def _uses_tls() -> bool:
