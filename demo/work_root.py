@@ -185,10 +185,11 @@ class WorkRoot:
         """Keep the held root's uploads/ (Gradio's upload cache) the server's own folder.
 
         A symbolic link put there is unlinked, what it leads to kept: Gradio wrote every upload through it into
-        someone's folder, and served that folder's files to anyone asking for `/gradio_api/file=<root>/uploads/...`
-        (a link at uploads/<sha> took an upload too). A missing uploads/ is made again, the server's own; one Gradio's
-        upload made again in the moment before is taken as the server's own as well. A user's folder renamed there
-        stays theirs: it is left at exit."""
+        someone's folder, and served that folder's files to anyone asking for `/gradio_api/file=<root>/uploads/...`;
+        so is a link in the server's own uploads/ (a link at uploads/<sha> took an upload too). A missing uploads/ is
+        made again, the server's own; one Gradio's upload made again in the moment before is taken as the server's
+        own as well. A user's folder renamed there stays theirs, exactly as it is (its own links were removed, round
+        47): it is refused (`check_uploads`) and left at exit."""
         with self._lock:
             try:
                 if self._stopping or not self._is_held(os.lstat(self.path)):
@@ -196,12 +197,10 @@ class WorkRoot:
             except FileNotFoundError:
                 return
             uploads = self.path / UPLOADS
-            links = [uploads] if uploads.is_symlink() else \
-                [Path(entry.path) for entry in os.scandir(uploads) if entry.is_symlink()] if uploads.is_dir() else []
-            for link in links:  # Gradio makes folders there, never links
-                os.unlink(link)
+            if uploads.is_symlink():  # Gradio makes a folder there, never a link
+                os.unlink(uploads)
                 log.warning("a symbolic link put at %s was removed (what it led to is kept): uploads go only into "
-                            "the server's own folder", link)
+                            "the server's own folder", uploads)
             try:
                 status = os.lstat(uploads)
             except FileNotFoundError:
@@ -214,6 +213,13 @@ class WorkRoot:
                 self._uploads_seen_at = time.time()
             elif _is_gradios_upload_cache(uploads) and _all_made_since(uploads, self._uploads_seen_at):
                 self._own[UPLOADS] = (status.st_dev, status.st_ino)  # Gradio's, made again
+            else:
+                return  # not the server's: nothing in it is touched
+            for entry in os.scandir(uploads):  # the server's own: Gradio makes folders there, never links
+                if entry.is_symlink():
+                    os.unlink(entry.path)
+                    log.warning("a symbolic link put at %s was removed (what it led to is kept): uploads go only "
+                                "into the server's own folder", entry.path)
 
     def _is_held(self, status: os.stat_result) -> bool:
         held = os.fstat(self._descriptor)

@@ -748,7 +748,9 @@ def test_a_link_put_in_the_work_roots_uploads_is_removed_and_what_it_leads_to_ke
     users.mkdir()
     (users / "clip.mp4").write_text("mine")
     (root / "uploads" / "0123abcd").symlink_to(users, target_is_directory=True)
-    WorkRoot(root).watch(every_s=0.05)
+    held = WorkRoot(root)
+    held.own(root / "uploads")  # as the app does when it makes uploads/
+    held.watch(every_s=0.05)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and os.path.lexists(root / "uploads" / "0123abcd"):
         time.sleep(0.05)
@@ -838,3 +840,29 @@ def test_nothing_is_uploaded_into_nor_served_from_what_is_put_at_the_work_root(t
         mine = users if put == "a link to a user's folder at the root" else root
         assert sorted(path.name for path in (mine / "uploads").iterdir()) == ["secret.txt"]
     assert "Traceback" not in (tmp_path / "app.log").read_text()
+
+
+def test_a_users_folder_renamed_onto_uploads_is_left_exactly_as_it_is_links_included(tmp_path, monkeypatch):
+    """The watcher refused a user's folder renamed onto uploads/, and yet removed every symbolic link at its top,
+    five times a second (forty-seventh hostile round)."""
+    import atexit
+
+    from demo.work_root import WorkRoot
+
+    monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
+    root = tmp_path / f"xmempp-app-{os.getpid()}-running1"
+    root.mkdir()
+    held = WorkRoot(root)
+    held.own(app.use_upload_folder(root))
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "precious.txt").write_text("mine")
+    (users / "latest").symlink_to("precious.txt")
+    os.rename(root / "uploads", tmp_path / "moved-uploads")
+    os.rename(users, root / "uploads")
+    held.watch(every_s=0.05)
+    time.sleep(1)
+    assert sorted(os.listdir(root / "uploads")) == ["latest", "precious.txt"]
+    assert os.readlink(root / "uploads" / "latest") == "precious.txt"
+    with pytest.raises(XMemPPError, match="folder for uploads was replaced"):
+        held.check_uploads()
