@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 
 from demo.feedback import upload_problem_words
+from demo.media import size_over_limit
 
 MAX_WORDS = 500  # characters of the upload route's answer passed on: its own sentences are shorter
 MCP_BODY_ROOM = 1 << 20  # bytes of a tool call's body besides its largest file
@@ -56,19 +57,21 @@ def serve_mcp_tools(upload_folder: Path, max_upload_bytes: int) -> None:
         StreamableHTTPSessionManager, max_request_body_size=math.ceil(max_upload_bytes * 4 / 3) + MCP_BODY_ROOM)
     if getattr(server, "_xmempp_wrapped", False):
         return
-    server._prepare_tool_call_args = _saving_in_words(server._prepare_tool_call_args)
+    server._prepare_tool_call_args = _saving_in_words(server._prepare_tool_call_args, max_upload_bytes)
     server._execute_tool_without_progress = _executing_in_words(_result_when_done)
     server._execute_tool_with_progress = _executing_in_words(server._execute_tool_with_progress)
     server._xmempp_wrapped = True
 
 
-def _saving_in_words(prepare: Callable[..., Any]) -> Callable[..., Any]:
-    """`prepare` (which saves the call's data: URIs), its refusals in words and its partial files removed."""
+def _saving_in_words(prepare: Callable[..., Any], max_upload_bytes: int) -> Callable[..., Any]:
+    """`prepare` (which saves the call's data: URIs), a file past the upload limit refused before it is saved, its
+    refusals in words and its partial files removed."""
 
     @functools.wraps(prepare)
     def prepare_in_words(self, name: str, arguments: dict[str, Any]):
         import gradio.mcp as gradio_mcp
 
+        _refuse_past_the_upload_limit(arguments, max_upload_bytes)
         with _removed_on_failure(_saved_files(arguments, Path(gradio_mcp.DEFAULT_TEMP_DIR))):
             try:
                 return prepare(self, name, arguments)
@@ -81,6 +84,18 @@ def _saving_in_words(prepare: Callable[..., Any]) -> Callable[..., Any]:
                 raise ToolCallRefused(said[1]) from None
 
     return prepare_in_words
+
+
+def _refuse_past_the_upload_limit(arguments: dict[str, Any], max_upload_bytes: int) -> None:
+    """A data: URI whose file is larger than uploads may be is refused from its length, before Gradio saves it: the
+    upload refused it afterwards in Gradio's words, naming the server's folder, and the file stayed there."""
+    for name, value in arguments.items():
+        if isinstance(value, str) and value.startswith("data:"):
+            size = len("".join(value.partition(",")[2].split())) // 4 * 3  # base64: 3 bytes in 4 characters
+            if size > max_upload_bytes:
+                shown_size, shown_limit = size_over_limit(size, max_upload_bytes)
+                raise ToolCallRefused(f"{name}: the data: URI holds about {shown_size}; uploads are limited to "
+                                      f"{shown_limit}")
 
 
 def _saved_files(arguments: dict[str, Any], folder: Path) -> list[Path]:
