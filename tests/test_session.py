@@ -134,6 +134,27 @@ def test_a_torch_mask_numpy_cannot_read_is_refused_in_words(session, mask, said)
         session.annotate(0, mask)
 
 
+def test_a_sparse_mask_of_another_size_is_refused_before_it_is_made_dense(session):
+    """A sparse 10^6 x 10^6 mask asked torch for a terabyte before its size was checked (forty-seventh round)."""
+    mask = torch.sparse_coo_tensor(torch.tensor([[0], [0]]), torch.tensor([1], dtype=torch.uint8), (10**6, 10**6))
+    with pytest.raises(XMemPPError, match="the mask for frame 0 is 1000000x1000000, but the frame is 128x96"):
+        session.annotate(0, mask)
+
+
+@pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor")
+def test_more_torch_masks_numpy_cannot_read_are_refused_in_words(session):
+    """A quantized model's output, rows of tensors requiring grad or of bfloat16, a nested tensor: torch's words
+    (forty-seventh hostile round)."""
+    ids = torch.from_numpy(square_mask(0))
+    masks = {"a tensor of torch.quint8": torch.quantize_per_tensor(ids.float(), 1.0, 0, torch.quint8),
+             "got a list numpy cannot read as one": [row.float().requires_grad_() for row in ids.float()],
+             "got a nested tensor": torch.nested.nested_tensor([ids[0].float(), ids[1].float()])}
+    for said, mask in masks.items():
+        with pytest.raises(XMemPPError, match=said):
+            session.annotate(0, mask)
+    assert session.annotated_frames == []
+
+
 def test_a_frame_past_the_end_is_named(session):
     with pytest.raises(XMemPPError, match="frame 12 is past the end"):
         session.annotate(12, square_mask(0))

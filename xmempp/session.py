@@ -744,16 +744,32 @@ def checked_mask(index: int, mask: object, frame_size: tuple[int, int]) -> np.nd
     return ids
 
 
-def _tensor_values(mask: torch.Tensor, must_be: str) -> np.ndarray:
+def _tensor_values(mask: torch.Tensor, must_be: str, index: int, frame_size: tuple[int, int]) -> np.ndarray:
     """A torch mask's values as numpy holds them: a model's output (requiring grad, sparse, on a GPU) raised torch's
-    own words in numpy's conversion (forty-sixth hostile round); a tensor of no integer type is refused by its
-    dtype, as an array is."""
-    if mask.dtype != torch.bool and (mask.is_floating_point() or mask.is_complex()):
+    own words in numpy's conversion (forty-sixth hostile round). A tensor of no integer type (quantized, bfloat16),
+    nested or on the meta device is refused in words; its size is checked before a sparse one is made dense (one
+    of 10^6 x 10^6 asked for a terabyte, round 47)."""
+    if mask.is_nested:
+        raise XMemPPError(f"{must_be}, got a nested tensor")
+    if mask.is_quantized or not (mask.dtype == torch.bool or _is_integer_dtype(mask.dtype)):
         raise XMemPPError(f"{must_be}, got a tensor of {mask.dtype}")
     if mask.device.type == "meta":
         raise XMemPPError(f"{must_be}, got a tensor on the meta device, which holds no values")
+    if mask.dim() != 2:
+        raise XMemPPError(f"{must_be}, got a tensor of shape {tuple(mask.shape)}")
+    if tuple(mask.shape) != tuple(frame_size):
+        raise XMemPPError(f"the mask for frame {index} is {mask.shape[1]}x{mask.shape[0]}, "
+                          f"but the frame is {frame_size[1]}x{frame_size[0]}")
     mask = mask.detach()
     return (mask.to_dense() if mask.layout != torch.strided else mask).cpu().numpy()
+
+
+def _is_integer_dtype(dtype: torch.dtype) -> bool:
+    try:
+        torch.iinfo(dtype)  # bits types, bool and the floating ones have none
+    except TypeError:
+        return False
+    return True
 
 
 def checked_ids(index: int, mask: object, frame_size: tuple[int, int]) -> np.ndarray:
@@ -763,11 +779,14 @@ def checked_ids(index: int, mask: object, frame_size: tuple[int, int]) -> np.nda
     if mask is None:
         raise XMemPPError(f"{must_be}, got None")
     if isinstance(mask, torch.Tensor):
-        mask = _tensor_values(mask, must_be)
+        mask = _tensor_values(mask, must_be, index, frame_size)
     try:
         array = np.asarray(mask)
     except ValueError:  # rows of different lengths: numpy's own words named neither the frame nor a mask
         raise XMemPPError(f"{must_be}, got rows of different lengths") from None
+    except (TypeError, RuntimeError) as error:  # rows numpy cannot read (tensors requiring grad, of bfloat16)
+        raise XMemPPError(f"{must_be}, got a {type(mask).__name__} numpy cannot read as one "
+                          f"({str(error).splitlines()[0][:120] if str(error) else type(error).__name__})") from None
     if array.dtype != bool and not np.issubdtype(array.dtype, np.integer):
         raise XMemPPError(f"{must_be}, got an array of {array.dtype}")
     if array.ndim != 2:
