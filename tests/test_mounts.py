@@ -362,3 +362,50 @@ def test_a_rerun_onto_a_file_a_container_mounts_is_refused_before_it_changes_the
     assert f"{out / name} is a mount point of another mount namespace" in error and "bug" not in error
     assert (out / "keys.json").is_file() and json.loads((out / "manifest.json").read_text())["finished"] is True
     assert {path.name: path.read_bytes() for path in sorted((out / "masks").iterdir())} == earlier
+
+
+ZOMBIE_LEADER = """
+import ctypes, sys, threading, time
+threading.Thread(target=lambda: time.sleep(120)).start()
+print("ready", flush=True)
+ctypes.CDLL(None).pthread_exit(None)  # the first thread exits; the other, and the namespace, live on
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mount namespaces need Linux's unshare")
+def test_a_mount_of_a_namespace_whose_first_thread_has_exited_is_seen(tmp_path):
+    """A namespace held by a process whose first thread had exited (the others running on) was missed: the kernel
+    gives no ns/mnt nor mountinfo for that thread, and a run replaced the file mounted at keys.npy there, exit 0
+    (forty-seventh hostile round)."""
+    import shlex
+    import shutil
+    import subprocess
+    import time
+
+    from xmempp.errors import XMemPPError
+    from xmempp.outputs import HeldFolder
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keys.npy").write_bytes(b"")
+    (tmp_path / "theirs.npy").write_bytes(b"theirs")
+    mount = f"mount --bind {shlex.quote(str(tmp_path / 'theirs.npy'))} {shlex.quote(str(tmp_path / 'out' / 'keys.npy'))}"
+    holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                               f"{mount} && exec {shlex.quote(sys.executable)} -c {shlex.quote(ZOMBIE_LEADER)}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        if holder.stdout.readline().strip() != "ready":
+            pytest.skip(f"a mount namespace of its own is not allowed here ({holder.stderr.read().strip()})")
+        deadline = time.monotonic() + 10
+        while "Z" not in Path(f"/proc/{holder.pid}/status").read_text().split("State:")[1][:4]:
+            assert time.monotonic() < deadline, "the first thread did not exit"
+            time.sleep(0.05)
+        with HeldFolder(tmp_path / "out") as folder, pytest.raises(XMemPPError, match="mount point of another mount "
+                                                                                      "namespace"), \
+                folder.atomic_file("keys.npy") as file:
+            file.write(b"new keys")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sorted(os.listdir(tmp_path / "out")) == ["keys.npy"]

@@ -49,12 +49,15 @@ def mounts_elsewhere(devices: Collection[int], proc: Path = Path("/proc")) -> fr
         return frozenset()
     seen, found = {own}, set()
     for pid in processes:
+        through = _live_thread(proc / pid)
+        if through is None:
+            continue
         try:
-            namespace = os.stat(proc / pid / "ns" / "mnt").st_ino
+            namespace = os.stat(through / "ns" / "mnt").st_ino
             if namespace in seen:
                 continue
             seen.add(namespace)
-            table = _mount_table(proc / pid / "mountinfo")
+            table = _mount_table(through / "mountinfo")
         except OSError:  # gone meanwhile, or not this user's to look into
             continue
         device_of = {mount_id: device for mount_id, _, device, _ in table}
@@ -63,9 +66,30 @@ def mounts_elsewhere(devices: Collection[int], proc: Path = Path("/proc")) -> fr
                 continue
             folder, name = os.path.split(point)
             with contextlib.suppress(OSError, ValueError):
-                status = os.stat(f"{proc / pid / 'root'}{folder}")
+                status = os.stat(f"{through / 'root'}{folder}")
                 found.add((status.st_dev, status.st_ino, name))
     return frozenset(found)
+
+
+def _live_thread(process: Path) -> Path | None:
+    """Where a process's namespace and table can be read: /proc/PID itself, or, where its first thread has exited
+    and the others run on (a zombie leader, whose ns and mountinfo the kernel no longer gives), one of theirs,
+    /proc/PID/task/TID: a namespace held by such a process alone was missed, and its mount replaced (forty-seventh
+    hostile round). None when no thread of it can be read."""
+    try:
+        os.stat(process / "ns" / "mnt")
+        return process
+    except OSError:
+        pass
+    try:
+        threads = sorted(os.listdir(process / "task"))
+    except OSError:
+        return None
+    for thread in threads:
+        with contextlib.suppress(OSError):
+            os.stat(process / "task" / thread / "ns" / "mnt")
+            return process / "task" / thread
+    return None
 
 
 def _mount_table(table: Path) -> list[tuple[int, int, int, str]]:
