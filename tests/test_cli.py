@@ -53,6 +53,16 @@ def test_frame_names_on_stdout_cannot_forge_a_line_or_a_terminals_control_sequen
     printed = capsys.readouterr().out
     assert len(printed.splitlines()) == 2 and "\x1b" not in printed and "\r" not in printed, printed
     assert "'a\\nb' " in printed
+    # export's answer and suggest's note, with a line break in the folder's name (forty-seventh hostile round)
+    run = tmp_path / "run\nx"
+    assert main(["run", "--images", str(frames), "--masks", str(masks), "--output", str(run), "--frames", "3",
+                 "--weights", str(checkpoint), "--size", "96", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["export", "--run", str(run), "--to", str(tmp_path / "exported\nx")]) == 0
+    assert main(["suggest", "--images", str(frames), "--masks", str(masks), "--output", str(run), "-k", "1",
+                 "--min-mask-percent", "0", "--weights", str(checkpoint)]) == 0
+    said = capsys.readouterr()
+    assert len(said.out.splitlines()) == 2 and len(said.err.splitlines()) == 1, said
 
 
 def test_suggest_takes_the_size_and_frames_from_the_run_and_says_so(square_clip, tmp_path, checkpoint, capsys,

@@ -343,7 +343,7 @@ def _export(args: argparse.Namespace, progress: bool) -> int:
               file=sys.stderr)
     objects = ", ".join(f"{name!r} (id {i})" for i, name in exported.object_names.items())
     _say_answer(f"exported {len(exported.object_names)} object(s), {objects}, to "
-          + ", ".join(str(path) for path in exported.paths.values()))
+          + ", ".join(shown(path) for path in exported.paths.values()))
     return 0
 
 
@@ -362,7 +362,7 @@ def _run_options(args: argparse.Namespace) -> tuple[int | None, list[int]]:
         if frames is FROM_RUN:
             frames = manifest.annotated_frames
             taken.append(f"annotated frames {','.join(map(str, frames))}")
-        print(f"using the run's {' and '.join(taken)}, from {args.output / MANIFEST_FILE} (give --size or --frames "
+        print(f"using the run's {' and '.join(taken)}, from {shown(args.output / MANIFEST_FILE)} (give --size or --frames "
               "for others)", file=sys.stderr)
     return (480 if size is FROM_RUN else size), ([0] if frames is FROM_RUN else frames)
 
