@@ -337,3 +337,24 @@ def test_a_video_cut_short_is_refused_not_segmented_as_a_shorter_one(tmp_path):
     with pytest.raises(XMemPPError, match=r"^cannot decode cut\.mp4: it is cut short or damaged \(its header "
                                           r"announces 30 frames, \d+ could be decoded; an interrupted download"):
         extract_frames(cut, tmp_path / "cut")
+
+
+def test_a_video_whose_long_sound_track_is_damaged_keeps_its_frames(tmp_path):
+    """A 6-frame video with a minute of sound, damaged: its header announces the minute's frames and ffmpeg's
+    errors were the sound's, so the whole video was refused as cut short (forty-seventh hostile round)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=128x96:rate=10", "-f", "lavfi",
+                    "-i", "sine=frequency=440:duration=60", "-t", "0.6", "-map", "0:v", "-c:v", "libx264", "-pix_fmt",
+                    "yuv420p", str(tmp_path / "v.mp4")], check=True)
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(tmp_path / "v.mp4"), "-f", "lavfi", "-i",
+                    "sine=frequency=440:duration=60", "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac",
+                    str(tmp_path / "sound.mp4")], check=True)
+    damaged = bytearray((tmp_path / "sound.mp4").read_bytes())
+    middle = len(damaged) // 2
+    damaged[middle:middle + 2000] = bytes(2000)  # the sound's packets (the 6 frames lie at the front)
+    (tmp_path / "damaged.mp4").write_bytes(damaged)
+    assert len(list(extract_frames(tmp_path / "damaged.mp4", tmp_path / "frames").iterdir())) == 6
