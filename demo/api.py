@@ -626,6 +626,9 @@ async def _refused_file(block_fn, inputs: list, names: list[str], explicit_call:
                 if isinstance(error, InvalidPathError):
                     return (f"{name}: {where} is not a file uploaded to this server: upload it first (gradio_client's "
                             "handle_file does) or send a data: URI")
+                if "failed validation" in str(error) and str(file.get("url") or file["path"]).startswith("http"):
+                    return (f"{name}: this server fetches only public http(s) addresses, and {where} is not one: "
+                            "upload the file (gradio_client's handle_file does) or send a data: URI")
                 not_fetched = _why_not_fetched(error)
                 if not_fetched is not None:
                     return f"{name}: this server could not fetch {where} ({not_fetched})"

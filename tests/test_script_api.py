@@ -747,10 +747,12 @@ def test_a_file_object_whose_path_is_no_text_is_refused_in_words(tmp_path, netwo
     (Exception("Exceeded maximum of 20 redirects."), "(it redirects too many times)"),
     (ValueError("Unable to resolve hostname no-such-host.invalid: [Errno -2] Name or service not known"),
      "(its host name does not resolve)"),
+    (ValueError("Hostname 192.168.1.5 failed validation"),
+     "is not one: upload the file (gradio_client's handle_file does) or send a data: URI"),
     (__import__("ssl").SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
                                                    "IP address mismatch (_ssl.c:1006)"),
      "(its TLS certificate is not valid for it)"),
-], ids=["404", "redirects", "no-such-host", "certificate"])
+], ids=["404", "redirects", "no-such-host", "private address", "certificate"])
 def test_a_url_the_server_cannot_fetch_is_said_in_words_naming_the_parameter(monkeypatch, raised, said):
     """A video URL that answered 404 got {"error": null} (Gradio raises a bare Exception), an unknown host or a bad
     certificate the resolver's and OpenSSL's own words (forty-sixth hostile round)."""
@@ -769,8 +771,9 @@ def test_a_url_the_server_cannot_fetch_is_said_in_words_naming_the_parameter(mon
         video = gr.File()
     url = "http://example.com/clip.mp4"
     value = [{"path": url, "url": url, "meta": {"_type": "gradio.FileData"}}]
-    assert asyncio.run(api._refused_file(SimpleNamespace(inputs=[video]), value, ["video"], False)) == \
-        f"video: this server could not fetch {url} {said}"
+    refusal = asyncio.run(api._refused_file(SimpleNamespace(inputs=[video]), value, ["video"], False))
+    assert refusal == f"video: this server could not fetch {url} {said}" or \
+        refusal == f"video: this server fetches only public http(s) addresses, and {url} {said}"
 
 
 def test_a_bare_exception_that_is_no_fetch_failure_stays_a_bug(monkeypatch):
