@@ -358,3 +358,28 @@ def test_a_video_whose_long_sound_track_is_damaged_keeps_its_frames(tmp_path):
     damaged[middle:middle + 2000] = bytes(2000)  # the sound's packets (the 6 frames lie at the front)
     (tmp_path / "damaged.mp4").write_bytes(damaged)
     assert len(list(extract_frames(tmp_path / "damaged.mp4", tmp_path / "frames").iterdir())) == 6
+
+
+def test_a_cut_in_the_video_stream_read_is_found_though_another_stream_comes_first(tmp_path):
+    """A small one-frame stream first, the video itself second (the one ffmpeg picks and the frames came from), cut
+    short: the check read the first stream and let the cut video through, exit 0 (forty-eighth hostile round)."""
+    import subprocess
+
+    import imageio.v3 as iio
+    import imageio_ffmpeg
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    rng = np.random.default_rng(0)
+    iio.imwrite(tmp_path / "video.mp4", np.stack([rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+                                                  for _ in range(30)]),
+                fps=10, plugin="FFMPEG", codec="libx264", macro_block_size=1)
+    iio.imwrite(tmp_path / "cover.mp4", np.zeros((1, 32, 48, 3), np.uint8), fps=10, plugin="FFMPEG", codec="libx264",
+                macro_block_size=1)
+    whole = tmp_path / "two.mp4"
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(tmp_path / "cover.mp4"), "-i", str(tmp_path / "video.mp4"),
+                    "-map", "0", "-map", "1", "-c", "copy", "-movflags", "+faststart", str(whole)], check=True)
+    assert len(list(extract_frames(whole, tmp_path / "whole").iterdir())) == 30
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
+    with pytest.raises(XMemPPError, match=r"^cannot decode cut\.mp4: "):
+        extract_frames(cut, tmp_path / "cut")

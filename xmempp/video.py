@@ -257,8 +257,9 @@ ANNOUNCED_SHARE = 0.9
 def _refuse_cut_short(video: Path, decoded: int) -> None:
     """Refuse a video cut short (an interrupted download or copy, its index at the front): ffmpeg's reader ends at
     the cut as at the end, and 21 frames of 60 were segmented as the whole video, exit 0. Refused only when both
-    signs agree: fewer frames than its header announces, and ffmpeg's own errors reading its frames all again (its
-    first video stream only: a damaged or long sound track refused a whole video, round 47)."""
+    signs agree: fewer frames than its header announces, and ffmpeg's own errors reading its frames all again (the
+    video stream ffmpeg picks, as the frames were read, and no sound: a damaged sound track refused a whole video,
+    round 47; the first video stream of two missed a cut in the second, the one read, round 48)."""
     import imageio.v3 as iio
     import imageio_ffmpeg
 
@@ -271,7 +272,7 @@ def _refuse_cut_short(video: Path, decoded: int) -> None:
         return
     try:
         checked = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-nostdin", "-i",
-                                  f"file:{os.path.abspath(video)}", "-map", "0:v:0", "-an", "-f", "null", "-"],
+                                  f"file:{os.path.abspath(video)}", "-an", "-sn", "-dn", "-f", "null", "-"],
                                  capture_output=True, text=True, errors="replace", timeout=FFMPEG_CHECK_SECONDS)
     except (OSError, subprocess.TimeoutExpired):
         return
