@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from xmempp.errors import XMemPPError
-from xmempp.mounts import mount_points, mount_risk, mounted_in_another_namespace, mounts_elsewhere
+from xmempp.mounts import mount_points, mount_risk, mounted_at, mounted_in_another_namespace, mounts_elsewhere
 from xmempp.outputs import remove_own_folder
 
 try:
@@ -35,6 +35,8 @@ WORK_ROOT_NAME = re.compile(r"xmempp-app-([0-9]+)-[a-z0-9_]{8}")  # the random p
 UPLOADS, API_CALLS, SESSION_PREFIX = "uploads", "api", "session-"  # all a work root holds
 UPLOADS_REPLACED = ("the server's folder for uploads was replaced while it ran: it takes no new work now; tell the "
                     "server's operator (the reason is in the server's log)")
+UPLOADS_MOUNTED_IN = ("something is mounted in the server's folder for uploads: it takes no new work now; tell the "
+                      "server's operator (the reason is in the server's log)")
 
 
 class WorkRoot:
@@ -61,6 +63,8 @@ class WorkRoot:
         # What the server made at the top of the held root, by name: (device, inode). Only these go at exit.
         self._own: dict[str, tuple[int, int]] = {}
         self._uploads_seen_at = time.time()  # when the uploads/ the server made was last seen there
+        self._mounted_in_uploads: Path | None = None  # something mounted in uploads/: nothing goes there meanwhile
+        self._elsewhere, self._elsewhere_read = frozenset(), -float("inf")  # other namespaces' mount points
         atexit.register(self.remove)
 
     # ----- what the server made in it -----------------------------------------------------------------------
@@ -158,6 +162,8 @@ class WorkRoot:
             except FileNotFoundError:
                 return
             if self._own.get(UPLOADS) == (status.st_dev, status.st_ino):
+                if self._mounted_in_uploads is not None:
+                    raise XMemPPError(UPLOADS_MOUNTED_IN)
                 return
             if self._refused_uploads != (status.st_dev, status.st_ino):
                 self._refused_uploads = (status.st_dev, status.st_ino)
@@ -215,11 +221,34 @@ class WorkRoot:
                 self._own[UPLOADS] = (status.st_dev, status.st_ino)  # Gradio's, made again
             else:
                 return  # not the server's: nothing in it is touched
-            for entry in os.scandir(uploads):  # the server's own: Gradio makes folders there, never links
-                if entry.is_symlink():
-                    os.unlink(entry.path)
-                    log.warning("a symbolic link put at %s was removed (what it led to is kept): uploads go only "
-                                "into the server's own folder", entry.path)
+            mounted = None
+            with os.scandir(uploads) as entries:  # the server's own: Gradio makes folders there, never links
+                for entry in entries:
+                    if entry.is_symlink():
+                        os.unlink(entry.path)
+                        log.warning("a symbolic link put at %s was removed (what it led to is kept): uploads go "
+                                    "only into the server's own folder", entry.path)
+                    elif mounted is None and self._is_mount_point(uploads, entry.name):
+                        mounted = Path(entry.path)
+            if mounted is not None and mounted != self._mounted_in_uploads:
+                log.warning("something is mounted at %s, in the server's uploads folder: nothing is uploaded nor "
+                            "served there until it is unmounted (it is left as it is)", mounted)
+            self._mounted_in_uploads = mounted
+
+    def _is_mount_point(self, uploads: Path, name: str) -> bool:
+        """Whether `name` in uploads/ is a mount point, of this mount namespace or another (read at most once a
+        second): Gradio wrote an upload into a folder bind-mounted at uploads/<sha>, over a user's file of that
+        name, and served the folder's other files (forty-eighth hostile round)."""
+        folder = os.open(uploads, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if mounted_at(name, folder):
+                return True
+            if time.monotonic() - self._elsewhere_read > 1.0:
+                self._elsewhere = mounts_elsewhere({os.fstat(folder).st_dev})
+                self._elsewhere_read = time.monotonic()
+            return mounted_in_another_namespace(name, folder, self._elsewhere)
+        finally:
+            os.close(folder)
 
     def _is_held(self, status: os.stat_result) -> bool:
         held = os.fstat(self._descriptor)

@@ -866,3 +866,42 @@ def test_a_users_folder_renamed_onto_uploads_is_left_exactly_as_it_is_links_incl
     assert os.readlink(root / "uploads" / "latest") == "precious.txt"
     with pytest.raises(XMemPPError, match="folder for uploads was replaced"):
         held.check_uploads()
+
+
+@pytest.mark.parametrize("namespace", ["this one", "another"])
+def test_nothing_goes_into_a_folder_mounted_in_the_servers_uploads(tmp_path, monkeypatch, namespace):
+    """A user's folder bind-mounted at uploads/<sha of an upload>: the next upload of that content replaced the
+    user's file of that name, and the folder's other files were served to anyone (forty-eighth hostile round)."""
+    import atexit
+    import subprocess
+
+    from demo.work_root import WorkRoot
+    from tests.helpers import another_mount_namespace
+
+    monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
+    root = tmp_path / f"xmempp-app-{os.getpid()}-running1"
+    root.mkdir()
+    held = WorkRoot(root)
+    held.own(app.use_upload_folder(root))
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "clip.mp4").write_text("mine")
+    cached = root / "uploads" / ("c3" * 32)
+    cached.mkdir()
+    held.check_uploads()  # a folder of the server's cache: fine
+    if namespace == "this one":
+        if subprocess.run(["mount", "--bind", str(users), str(cached)], capture_output=True).returncode != 0:
+            pytest.skip("bind mounts are not allowed here")
+        try:
+            with pytest.raises(XMemPPError, match="something is mounted in the server's folder for uploads"):
+                held.check_uploads()
+        finally:
+            subprocess.run(["umount", str(cached)], check=True)
+    else:
+        with another_mount_namespace((users, cached)), \
+                pytest.raises(XMemPPError, match="something is mounted in the server's folder for uploads"):
+            time.sleep(1.1)  # other namespaces' mounts are read again at most once a second (README)
+            held.check_uploads()
+    time.sleep(1.1)
+    held.check_uploads()  # unmounted: uploads go on
+    assert (users / "clip.mp4").read_text() == "mine"
