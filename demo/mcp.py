@@ -91,7 +91,8 @@ def _refuse_past_the_upload_limit(arguments: dict[str, Any], max_upload_bytes: i
     upload refused it afterwards in Gradio's words, naming the server's folder, and the file stayed there."""
     for name, value in arguments.items():
         if isinstance(value, str) and value.startswith("data:"):
-            size = len("".join(value.partition(",")[2].split())) // 4 * 3  # base64: 3 bytes in 4 characters
+            payload = "".join(value.partition(",")[2].split())
+            size = len(payload) // 4 * 3 - (len(payload) - len(payload.rstrip("=")))  # 3 bytes in 4, less padding
             if size > max_upload_bytes:
                 shown_size, shown_limit = size_over_limit(size, max_upload_bytes)
                 raise ToolCallRefused(f"{name}: the data: URI holds about {shown_size}; uploads are limited to "

@@ -296,3 +296,20 @@ def test_the_join_check_goes_with_a_driver_killed_with_sigkill(tmp_path):
             time.sleep(0.2)
         assert not os.path.exists(f"/proc/{children[0]}") or \
             Path(f"/proc/{children[0]}/stat").read_text().split()[2] == "Z"
+
+
+def test_the_join_check_runs_whatever_the_folder_it_starts_from_holds(monkeypatch, tmp_path):
+    """Started from a folder holding a random.py, the join check's child imported it (`python -c` puts the folder
+    first on its path) and blamed the cluster: "cannot join ... (cannot import name 'Random' from 'random')"
+    (forty-eighth hostile round)."""
+    import socket
+
+    from xmempp import ray_runner
+
+    (tmp_path / "random.py").write_text("raise ImportError('the user\\'s own random.py')\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(ray_runner, "JOIN_SECONDS", 5)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        silent_grpc_server(listener)
+        with pytest.raises(XMemPPError, match="did not finish within 5 s"):
+            ray_runner._check_joinable(f"127.0.0.1:{listener.getsockname()[1]}")

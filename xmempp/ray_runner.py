@@ -223,7 +223,8 @@ def _check_joinable(address: str, given_as: str = "") -> None:
     log tells it (a head asking for a token): a failed join is said here, and this process never tries it again
     (which printed Ray's log lines for as long again)."""
     try:
-        tried = subprocess.run([sys.executable, "-c", _JOIN_PROBE, address, str(os.getpid())],
+        # -P: the folder this runs from is not put first on the child's path (a random.py there was imported)
+        tried = subprocess.run([sys.executable, "-P", "-c", _JOIN_PROBE, address, str(os.getpid())],
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                timeout=JOIN_SECONDS)
     except subprocess.TimeoutExpired as stopped:
