@@ -202,11 +202,11 @@ def app_css(num_objects: int) -> str:
     return CSS + "\n".join(rules)
 
 
-def launch_options(settings: AppSettings) -> dict:
+def launch_options(settings: AppSettings | None) -> dict:
     """What `Blocks.launch` needs besides the network options: the CSS, the page's head, the keyboard shortcuts,
     and the answers to an upload the server's disk cannot take or whose client went away."""
     app_kwargs = {"exception_handlers": {OSError: upload_problem_response, ClientDisconnect: upload_cut_off_response}}
-    if settings.work_root_held is not None:  # nothing written or served through a work root replaced
+    if settings is not None and settings.work_root_held is not None:  # nothing goes through a root replaced
         app_kwargs["middleware"] = [Middleware(WorkRootGuard, work_root=settings.work_root_held)]
     return {"css": app_css(MAX_OBJECTS), "head": PAGE_HEAD, "js": PAGE_JS, "app_kwargs": app_kwargs}
 
