@@ -222,33 +222,33 @@ class WorkRoot:
             else:
                 return  # not the server's: nothing in it is touched
             mounted = None
-            with os.scandir(uploads) as entries:  # the server's own: Gradio makes folders there, never links
-                for entry in entries:
-                    if entry.is_symlink():
-                        os.unlink(entry.path)
-                        log.warning("a symbolic link put at %s was removed (what it led to is kept): uploads go "
-                                    "only into the server's own folder", entry.path)
-                    elif mounted is None and self._is_mount_point(uploads, entry.name):
-                        mounted = Path(entry.path)
+            folder = os.open(uploads, os.O_RDONLY | os.O_DIRECTORY)  # once a look, not once an entry
+            try:
+                with os.scandir(uploads) as entries:  # the server's own: Gradio makes folders there, never links
+                    for entry in entries:
+                        if entry.is_symlink():
+                            os.unlink(entry.path)
+                            log.warning("a symbolic link put at %s was removed (what it led to is kept): uploads "
+                                        "go only into the server's own folder", entry.path)
+                        elif mounted is None and self._is_mount_point(folder, entry.name):
+                            mounted = Path(entry.path)
+            finally:
+                os.close(folder)
             if mounted is not None and mounted != self._mounted_in_uploads:
                 log.warning("something is mounted at %s, in the server's uploads folder: nothing is uploaded nor "
                             "served there until it is unmounted (it is left as it is)", mounted)
             self._mounted_in_uploads = mounted
 
-    def _is_mount_point(self, uploads: Path, name: str) -> bool:
-        """Whether `name` in uploads/ is a mount point, of this mount namespace or another (read at most once a
-        second): Gradio wrote an upload into a folder bind-mounted at uploads/<sha>, over a user's file of that
-        name, and served the folder's other files (forty-eighth hostile round)."""
-        folder = os.open(uploads, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            if mounted_at(name, folder):
-                return True
-            if time.monotonic() - self._elsewhere_read > 1.0:
-                self._elsewhere = mounts_elsewhere({os.fstat(folder).st_dev})
-                self._elsewhere_read = time.monotonic()
-            return mounted_in_another_namespace(name, folder, self._elsewhere)
-        finally:
-            os.close(folder)
+    def _is_mount_point(self, uploads: int, name: str) -> bool:
+        """Whether `name` in the open uploads/ is a mount point, of this mount namespace or another (read at most
+        once a second): Gradio wrote an upload into a folder bind-mounted at uploads/<sha>, over a user's file of
+        that name, and served the folder's other files (forty-eighth hostile round)."""
+        if mounted_at(name, uploads):
+            return True
+        if time.monotonic() - self._elsewhere_read > 1.0:
+            self._elsewhere = mounts_elsewhere({os.fstat(uploads).st_dev})
+            self._elsewhere_read = time.monotonic()
+        return mounted_in_another_namespace(name, uploads, self._elsewhere)
 
     def _is_held(self, status: os.stat_result) -> bool:
         held = os.fstat(self._descriptor)
