@@ -416,6 +416,11 @@ def _server_gone(folder: Path, pid: int) -> bool:
     on the host sees init alive. Where there are no locks (Windows), no process of that pid here."""
     if fcntl is None:
         return pid != os.getpid() and not _process_alive(pid)
+    return _held_by_nobody(folder)
+
+
+def _held_by_nobody(folder: Path) -> bool:
+    """Whether no process holds `folder`'s lock (`hold_for_life`); a folder that cannot be opened counts as held."""
     try:
         descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:  # cannot be looked at: left
@@ -555,11 +560,36 @@ def remove_stale_work_roots(parent: Path) -> list[Path]:
     return removed
 
 
+STARTING_NAME = re.compile(rf"\.{WORK_ROOT_PREFIX}starting-[a-z0-9_]{{8}}")  # mkdtemp's, before its rename
+
+
+def remove_unfinished_starts(parent: Path) -> list[Path]:
+    """Delete the hidden folders of starts killed between making their work root and naming it; returns them.
+
+    Such a folder is empty, held by nobody and changes no more: a start in progress holds its own within a moment
+    of making it (so one that changed lately is left), and `rmdir` never takes a folder holding anything, nor a
+    mount point."""
+    removed = []
+    if fcntl is None:  # no locks (Windows): a start in progress cannot be told from a killed one
+        return removed
+    for folder in parent.glob(f".{WORK_ROOT_PREFIX}starting-*"):
+        if not STARTING_NAME.fullmatch(folder.name) or folder.is_symlink() or not folder.is_dir():
+            continue
+        if not _held_by_nobody(folder) or _changed_lately(folder):
+            continue
+        with contextlib.suppress(OSError):  # not empty, a mount point, or gone meanwhile: left as it is
+            os.rmdir(folder)
+            removed.append(folder)
+    return removed
+
+
 def make_work_root() -> Path:
     """This server's folder for every session's files (under $TMPDIR), deleted when the server exits."""
     parent = Path(tempfile.gettempdir())
     for folder in remove_stale_work_roots(parent):
         log.info("removed %s, left by a server that is no longer running", folder)
+    for folder in remove_unfinished_starts(parent):
+        log.info("removed %s, left by a server killed while it started", folder)
     # Made under a hidden name, locked, then named as a work root: no other server's clean-up sees it unlocked.
     starting = Path(tempfile.mkdtemp(prefix=f".{WORK_ROOT_PREFIX}starting-", dir=parent))
     hold_for_life(starting)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import app
+from demo.work_root import remove_unfinished_starts
 from xmempp.errors import XMemPPError
 from xmempp.model.weights import missing_weights_message
 
@@ -905,3 +906,48 @@ def test_nothing_goes_into_a_folder_mounted_in_the_servers_uploads(tmp_path, mon
     time.sleep(1.1)
     held.check_uploads()  # unmounted: uploads go on
     assert (users / "clip.mp4").read_text() == "mine"
+
+
+def test_a_start_removes_the_hidden_folder_of_a_start_killed_before_it_named_its_root(tmp_path):
+    """A server killed between making its work root (under a hidden name) and renaming it left an empty
+    `.xmempp-app-starting-*` in TMPDIR for good: no later start looked at that name (forty-eighth hostile round)."""
+    killed_while_starting = (
+        "import os, signal\n"
+        "import demo.work_root as work_root\n"
+        "os.rename = lambda *names: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "work_root.make_work_root()\n"
+    )
+    environment = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(Path(app.__file__).parent)}
+    killed = subprocess.run([sys.executable, "-c", killed_while_starting], env=environment, timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    (left,) = tmp_path.glob(".xmempp-app-starting-*")
+    users = tmp_path / ".xmempp-app-starting-notes"  # not mkdtemp's name: someone's
+    users.mkdir()
+    holding = tmp_path / ".xmempp-app-starting-abcd1234"  # something in it: never removed
+    (holding / "keep").mkdir(parents=True)
+
+    assert remove_unfinished_starts(tmp_path) == [left]
+    assert not left.exists() and users.is_dir() and (holding / "keep").is_dir()
+
+
+def test_a_start_in_progress_keeps_its_hidden_folder(tmp_path, monkeypatch):
+    """Another server's start holds its hidden folder from a moment after making it; in that moment the folder is
+    new. Neither is taken for a killed start's."""
+    import fcntl
+
+    import demo.work_root
+
+    held = tmp_path / ".xmempp-app-starting-held1234"
+    held.mkdir()
+    holding = os.open(held, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(holding, fcntl.LOCK_EX)  # as a start in progress does (hold_for_life)
+    try:
+        assert remove_unfinished_starts(tmp_path) == []
+    finally:
+        os.close(holding)
+    held.rmdir()
+    monkeypatch.setattr(demo.work_root, "RECENT_S", 60.0)
+    new = tmp_path / ".xmempp-app-starting-new12345"
+    new.mkdir()
+    assert remove_unfinished_starts(tmp_path) == []
+    assert new.is_dir()
