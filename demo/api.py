@@ -520,7 +520,7 @@ def name_refused_files(blocks: gr.Blocks, public: list) -> None:
 
     async def take_files_naming_the_refused(block_fn, inputs, state, explicit_call=False):
         if block_fn.fn in parameters:
-            inputs = [data_uri_files_as_uris(value) for value in with_defaults(block_fn.fn, inputs)]
+            inputs = [files_sent_as_text(value) for value in with_defaults(block_fn.fn, inputs)]
         try:
             return await take_files(block_fn, inputs, state, explicit_call)
         except Exception as error:
@@ -550,16 +550,22 @@ def with_defaults(endpoint: Callable, values: list) -> list:
     return given + [copy.deepcopy(parameter.default) for parameter in signature[len(given):]]
 
 
-def data_uri_files_as_uris(value: Any) -> Any:
-    """`value` (a parameter's), with each file object whose url is a data: URI given as that URI, which the
-    endpoints decode. Gradio takes a file object's path, not its url, for a file sent: such a file was refused as
-    "not a file uploaded to this server ... or send a data: URI", the whole URI echoed in the words."""
+def files_sent_as_text(value: Any) -> Any:
+    """`value` (a parameter's), with each file object that names its file by text the endpoints read given as that
+    text: a data: URI in its url, or a URL of a file this server holds (`.../gradio_api/file=<path>`) in its url or
+    path. Gradio takes a file object's path for a file sent, and fetches a URL there: a data: URI was refused as
+    "not a file uploaded to this server ... or send a data: URI", the whole URI echoed in the words, and this
+    server's own file URL as "not a public address: upload the file", though it was uploaded."""
     from gradio_client.utils import is_file_obj_with_meta
 
-    if is_file_obj_with_meta(value) and isinstance(value.get("url"), str) and value["url"].startswith("data:"):
-        return value["url"]
+    if is_file_obj_with_meta(value):
+        url, path = value.get("url"), value.get("path")
+        if isinstance(url, str) and (url.startswith("data:") or "/gradio_api/file=" in url):
+            return url
+        if isinstance(path, str) and "/gradio_api/file=" in path:
+            return path
     if isinstance(value, list):
-        return [data_uri_files_as_uris(item) for item in value]
+        return [files_sent_as_text(item) for item in value]
     return value
 
 

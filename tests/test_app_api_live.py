@@ -224,6 +224,36 @@ def test_a_data_uri_sent_as_a_files_url_is_taken_as_the_same_uri_sent_alone(app,
     assert "Traceback" not in log_path.read_text()
 
 
+def test_a_file_object_naming_a_file_by_this_servers_file_url_is_that_upload(app, tmp_path):
+    """{"path": U, "url": U} with U this server's `.../gradio_api/file=<an upload>` was refused as "not a public
+    address: upload the file", though it was uploaded; the same U sent as text was taken (forty-eighth hostile
+    round). A file URL naming no upload is still refused, in words."""
+    import base64
+    import json
+
+    import httpx
+
+    url, log_path = app
+    video, mask = tiny_clip(tmp_path)
+
+    def uploaded(uri: str, name: str) -> str:
+        data = base64.b64decode(uri.split(",", 1)[1])
+        reply = httpx.post(f"{url}gradio_api/upload", files={"files": (name, data)}, timeout=30)
+        return f"{url}gradio_api/file={json.loads(reply.text)[0]}"
+
+    def file(address: str) -> dict:
+        return {"path": address, "url": address, "meta": {"_type": "gradio.FileData"}}
+
+    clip, first_mask = uploaded(video, "clip.zip"), uploaded(mask, "m.png")
+    event, payload = raw_call(url, "suggest_frames", [file(clip), [file(first_mask)], [0], 64, 1])
+    assert event == "complete", payload
+    event, payload = raw_call(url, "suggest_frames", [file(f"{url}gradio_api/file=/etc/hostname"), [file(first_mask)]])
+    assert event == "error" and payload["error"].startswith("video: ")
+    assert "is not a file uploaded to this server" in payload["error"]
+    time.sleep(0.5)
+    assert "Traceback" not in log_path.read_text()
+
+
 def mcp_segment(url: str, video: str, mask: str):
     """One MCP `segment` call on the 12-frame clip, as an agent makes it; the tool's result."""
     from mcp import ClientSession
