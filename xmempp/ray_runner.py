@@ -194,8 +194,14 @@ def _check_reachable(address: str, given_as: str = "") -> None:
 JOIN_SECONDS = 30
 # The child dies with the driver (Linux's parent-death signal): a driver killed with SIGKILL left it retrying the
 # address for minutes.
+# `python -c` puts the folder it starts in first on the path: a random.py (or logging.py) there was imported and the
+# cluster blamed. Python 3.11's -P leaves it out, but 3.10 refuses that option ("Unknown option: -P"), so the probe
+# drops it itself, before any import that folder could shadow.
 _JOIN_PROBE = """
-import ctypes, logging, os, signal, sys
+import sys
+if not getattr(sys.flags, "safe_path", False):
+    del sys.path[0]
+import ctypes, logging, os, signal
 if sys.platform.startswith("linux"):
     ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != int(sys.argv[2]):
@@ -223,8 +229,7 @@ def _check_joinable(address: str, given_as: str = "") -> None:
     log tells it (a head asking for a token): a failed join is said here, and this process never tries it again
     (which printed Ray's log lines for as long again)."""
     try:
-        # -P: the folder this runs from is not put first on the child's path (a random.py there was imported)
-        tried = subprocess.run([sys.executable, "-P", "-c", _JOIN_PROBE, address, str(os.getpid())],
+        tried = subprocess.run([sys.executable, "-c", _JOIN_PROBE, address, str(os.getpid())],
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                timeout=JOIN_SECONDS)
     except subprocess.TimeoutExpired as stopped:
