@@ -570,9 +570,9 @@ def files_sent_as_text(value: Any) -> Any:
 
 
 # What Gradio raises for a file it will not take: a path not uploaded (InvalidPathError is a ValueError), a URL
-# refused or not fetched (ValueError, httpx's errors), a file that is not there (OSError); and, as a bare
+# refused, unreadable or not fetched (ValueError, httpx's errors), a file that is not there (OSError); and, as a bare
 # Exception, a URL that answered an HTTP error or redirected too often (`_gradios_fetch_failure`).
-REFUSED_FILE_ERRORS = (ValueError, OSError, httpx.HTTPError)
+REFUSED_FILE_ERRORS = (ValueError, OSError, httpx.HTTPError, httpx.InvalidURL)
 GRADIOS_FETCH_FAILURES = re.compile(r"Failed to download file\. Status code: (\d+)|Exceeded maximum of \d+ redirects\.")
 
 
@@ -614,6 +614,21 @@ def _why_not_fetched(error: BaseException) -> str | None:
     return None
 
 
+def _why_not_a_url(error: BaseException) -> str | None:
+    """Why a URL cannot be read as one, in words (httpx's InvalidURL escaped as {"error": null}, the idna codec's own
+    words reached the client); None when `error` says no such thing."""
+    text = str(error)
+    if isinstance(error, httpx.InvalidURL):
+        for part, words in (("IPv4", "its host is no valid IPv4 address"), ("IPv6", "its host is no valid IPv6 address"),
+                            ("port", "its port is no valid port number")):
+            if part in text:
+                return words
+        return "it cannot be read as a URL"
+    if isinstance(error, UnicodeError) and "idna" in text:
+        return "its host name is not valid: a part between its dots is empty or longer than 63 characters"
+    return None
+
+
 async def _refused_file(block_fn, inputs: list, names: list[str], explicit_call: bool) -> str | None:
     """"<parameter>: <the file> <why>" for the first file of the call that Gradio refuses alone; None if none is."""
     from gradio.processing_utils import async_move_files_to_cache
@@ -635,6 +650,9 @@ async def _refused_file(block_fn, inputs: list, names: list[str], explicit_call:
                 if "failed validation" in str(error) and str(file.get("url") or file["path"]).startswith("http"):
                     return (f"{name}: this server fetches only public http(s) addresses, and {where} is not one: "
                             "upload the file (gradio_client's handle_file does) or send a data: URI")
+                not_a_url = _why_not_a_url(error)
+                if not_a_url is not None:
+                    return f"{name}: {where} is not a valid URL ({not_a_url})"
                 not_fetched = _why_not_fetched(error)
                 if not_fetched is not None:
                     return f"{name}: this server could not fetch {where} ({not_fetched})"

@@ -776,6 +776,30 @@ def test_a_url_the_server_cannot_fetch_is_said_in_words_naming_the_parameter(mon
         refusal == f"video: this server fetches only public http(s) addresses, and {url} {said}"
 
 
+@pytest.mark.parametrize(("url", "said"), [
+    ("http://256.0.0.1/clip.zip", "its host is no valid IPv4 address"),
+    ("http://0177.0.0.1:17896/clip.zip", "its host is no valid IPv4 address"),
+    ("https://example..com/clip.zip", "its host name is not valid: a part between its dots is empty or longer than "
+                                      "63 characters"),
+    ("http://" + "a" * 70 + ".com/clip.zip", "its host name is not valid: a part between its dots is empty or longer "
+                                            "than 63 characters"),
+], ids=["octet past 255", "octal-looking octet", "empty label", "label past 63"])
+def test_a_url_that_is_no_valid_url_is_said_so_naming_the_parameter(url, said):
+    """httpx's InvalidURL (a host such as 256.0.0.1) escaped as {"error": null} with a traceback in the log, and an
+    empty label showed the idna codec's own words (forty-ninth hostile round). Nothing is fetched to tell."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from demo import api
+
+    with gr.Blocks():
+        video = gr.File()
+    value = [{"path": url, "url": url, "meta": {"_type": "gradio.FileData"}}]
+    refusal = asyncio.run(api._refused_file(SimpleNamespace(inputs=[video]), value, ["video"], False))
+    assert refusal == f"video: {url} is not a valid URL ({said})"
+    assert api._is_refused_file_error(__import__("httpx").InvalidURL("Invalid IPv4 address: '256.0.0.1'"))
+
+
 def test_a_bare_exception_that_is_no_fetch_failure_stays_a_bug(monkeypatch):
     import asyncio
     from types import SimpleNamespace
