@@ -21,6 +21,7 @@ from demo.state import AppSettings
 from demo.ui import build_demo, launch_options
 from demo.work_root import (  # noqa: F401 (hold_for_life and remove_stale_work_roots: the app's, for its tests)
     WorkRoot,
+    guard_gradios_uploads,
     hold_for_life,
     make_work_root,
     remove_stale_work_roots,
@@ -152,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     # A stopped server (SIGTERM, as a Space restart sends) would otherwise die without running atexit.
     signal.signal(signal.SIGTERM, _interrupt)
     held = WorkRoot(work_root)  # removes what the server made in it at exit
+    guard_gradios_uploads(held)
     upload_folder = use_upload_folder(work_root)
     held.own(upload_folder)
     if args.mcp:

@@ -22,7 +22,7 @@ from demo.media import UPLOAD_SUFFIXES
 from demo.state import AppSettings
 from demo.timeline import LEGEND
 from demo.views import brush
-from demo.work_root import WorkRootGuard
+from demo.work_root import UploadRefused, WorkRootGuard, upload_refused_response
 from xmempp.masks.ids import MAX_OBJECTS
 
 SPEED_CHECK_POLL_S = 3.0
@@ -205,7 +205,8 @@ def app_css(num_objects: int) -> str:
 def launch_options(settings: AppSettings | None) -> dict:
     """What `Blocks.launch` needs besides the network options: the CSS, the page's head, the keyboard shortcuts,
     and the answers to an upload the server's disk cannot take or whose client went away."""
-    app_kwargs = {"exception_handlers": {OSError: upload_problem_response, ClientDisconnect: upload_cut_off_response}}
+    app_kwargs = {"exception_handlers": {OSError: upload_problem_response, ClientDisconnect: upload_cut_off_response,
+                                         UploadRefused: upload_refused_response}}
     if settings is not None and settings.work_root_held is not None:  # nothing goes through a root replaced
         app_kwargs["middleware"] = [Middleware(WorkRootGuard, work_root=settings.work_root_held)]
     return {"css": app_css(MAX_OBJECTS), "head": PAGE_HEAD, "js": PAGE_JS, "app_kwargs": app_kwargs}

@@ -21,7 +21,14 @@ import time
 from pathlib import Path
 
 from xmempp.errors import XMemPPError
-from xmempp.mounts import mount_points, mount_risk, mounted_at, mounted_in_another_namespace, mounts_elsewhere
+from xmempp.mounts import (
+    mount_points,
+    mount_risk,
+    mount_within,
+    mounted_in_another_namespace,
+    mounts_elsewhere,
+    other_namespaces_tables,
+)
 from xmempp.outputs import remove_own_folder
 
 try:
@@ -33,6 +40,7 @@ log = logging.getLogger("xmempp.app")
 WORK_ROOT_PREFIX = "xmempp-app-"  # then the server's process id: xmempp-app-<pid>-<random>
 WORK_ROOT_NAME = re.compile(r"xmempp-app-([0-9]+)-[a-z0-9_]{8}")  # the random part is mkdtemp's
 UPLOADS, API_CALLS, SESSION_PREFIX = "uploads", "api", "session-"  # all a work root holds
+LOOK_MARGIN_NS = 50_000_000  # file times lag the clock by a tick or so: a change this close to a look is looked at again
 UPLOADS_REPLACED = ("the server's folder for uploads was replaced while it ran: it takes no new work now; tell the "
                     "server's operator (the reason is in the server's log)")
 UPLOADS_MOUNTED_IN = ("something is mounted in the server's folder for uploads: it takes no new work now; tell the "
@@ -63,8 +71,9 @@ class WorkRoot:
         # What the server made at the top of the held root, by name: (device, inode). Only these go at exit.
         self._own: dict[str, tuple[int, int]] = {}
         self._uploads_seen_at = time.time()  # when the uploads/ the server made was last seen there
-        self._mounted_in_uploads: Path | None = None  # something mounted in uploads/: nothing goes there meanwhile
-        self._elsewhere, self._elsewhere_read = frozenset(), -float("inf")  # other namespaces' mount points
+        self._mounted_in_uploads: str | None = None  # something mounted in uploads/: nothing goes there meanwhile
+        self._elsewhere, self._elsewhere_read = [], -float("inf")  # other namespaces' tables of mounts
+        self._uploads_looked_at: tuple[int, int, int] | None = None  # uploads/ as its links were last looked for
         atexit.register(self.remove)
 
     # ----- what the server made in it -----------------------------------------------------------------------
@@ -221,34 +230,49 @@ class WorkRoot:
                 self._own[UPLOADS] = (status.st_dev, status.st_ino)  # Gradio's, made again
             else:
                 return  # not the server's: nothing in it is touched
-            mounted = None
-            folder = os.open(uploads, os.O_RDONLY | os.O_DIRECTORY)  # once a look, not once an entry
-            try:
-                with os.scandir(uploads) as entries:  # the server's own: Gradio makes folders there, never links
-                    for entry in entries:
-                        if entry.is_symlink():
-                            os.unlink(entry.path)
-                            log.warning("a symbolic link put at %s was removed (what it led to is kept): uploads "
-                                        "go only into the server's own folder", entry.path)
-                        elif mounted is None and self._is_mount_point(folder, entry.name):
-                            mounted = Path(entry.path)
-            finally:
-                os.close(folder)
+            self._remove_links_in_uploads(uploads)
+            mounted = self._mount_within_uploads(uploads)
             if mounted is not None and mounted != self._mounted_in_uploads:
                 log.warning("something is mounted at %s, in the server's uploads folder: nothing is uploaded nor "
                             "served there until it is unmounted (it is left as it is)", mounted)
             self._mounted_in_uploads = mounted
 
-    def _is_mount_point(self, uploads: int, name: str) -> bool:
-        """Whether `name` in the open uploads/ is a mount point, of this mount namespace or another (read at most
-        once a second): Gradio wrote an upload into a folder bind-mounted at uploads/<sha>, over a user's file of
-        that name, and served the folder's other files (forty-eighth hostile round)."""
-        if mounted_at(name, uploads):
-            return True
+    def mount_in_uploads(self) -> str | None:
+        """A mount point inside this server's uploads/, at any depth and in any namespace; None when there is none or
+        uploads/ is not there."""
+        with self._lock:
+            try:
+                return self._mount_within_uploads(self.path / UPLOADS)
+            except OSError:
+                return None
+
+    def _remove_links_in_uploads(self, uploads: Path) -> None:
+        """Unlink the symbolic links at the top of the server's own uploads/ (Gradio makes folders there, never
+        links: a link at uploads/<sha> took an upload). Looked at again only once uploads/ has changed: a look at
+        each of ten thousand entries, five times a second and at every request, held the server (forty-ninth
+        hostile round). A change made while a look runs is seen by the next: its time is not before the look's."""
+        status = os.lstat(uploads)
+        seen = (status.st_ino, status.st_mtime_ns, status.st_ctime_ns)
+        if seen == self._uploads_looked_at:
+            return
+        started = time.time_ns() - LOOK_MARGIN_NS
+        with os.scandir(uploads) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    os.unlink(entry.path)
+                    log.warning("a symbolic link put at %s was removed (what it led to is kept): uploads go only "
+                                "into the server's own folder", entry.path)
+        # trusted next time only if nothing changed since the look began (the clock of file times is coarse)
+        self._uploads_looked_at = seen if status.st_mtime_ns < started and status.st_ctime_ns < started else None
+
+    def _mount_within_uploads(self, uploads: Path) -> str | None:
+        """A mount point inside uploads/, at any depth, of this mount namespace or another (their tables read at
+        most once a second): Gradio wrote an upload into a folder bind-mounted at uploads/<sha> (forty-eighth
+        hostile round), or a file mounted at uploads/<sha>/<name>, and served their other files (forty-ninth)."""
         if time.monotonic() - self._elsewhere_read > 1.0:
-            self._elsewhere = mounts_elsewhere({os.fstat(uploads).st_dev})
+            self._elsewhere = other_namespaces_tables()
             self._elsewhere_read = time.monotonic()
-        return mounted_in_another_namespace(name, uploads, self._elsewhere)
+        return mount_within(uploads, self._elsewhere)
 
     def _is_held(self, status: os.stat_result) -> bool:
         held = os.fstat(self._descriptor)
@@ -312,7 +336,7 @@ class WorkRootGuard:
     the server's own (`WorkRoot.check_uploads`). Gradio writes them by path, and wrote through a link or into a
     folder put at the root's path, long after the server had said it took no new work there."""
 
-    GUARDED = ("/upload", "/file=", "/queue/join", "/call/", "/run/", "/mcp")
+    GUARDED = ("/upload", "/file=", "/queue/join", "/call/", "/run/", "/api/", "/mcp")
 
     def __init__(self, app, work_root: WorkRoot):
         self.app, self.work_root = app, work_root
@@ -328,6 +352,79 @@ class WorkRootGuard:
                 await PlainTextResponse(words, status_code=503)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class UploadRefused(XMemPPError):
+    """An upload received whole while the work root or its uploads/ stopped being the server's own (answered 503)."""
+
+
+def guard_gradios_uploads(work_root: WorkRoot) -> None:
+    """Keep Gradio's own file moves and removals in uploads/ out of what is not the server's, once per process.
+
+    `WorkRootGuard` looks when a request begins; an upload's body may take minutes, and a folder mounted meanwhile
+    at uploads/<sha> took the file (forty-ninth hostile round). So:
+    - an upload is looked at again once its body is in, just before Gradio puts its files in place, and refused
+      (UploadRefused, 503) with its received files removed;
+    - Gradio's fallback when putting a file in place fails, a copy, goes: the rename fails only where the place is
+      on another mount (a file or folder mounted there), and the copy wrote into that mount, over a user's file;
+    - Gradio's clean-up of its cache (every half hour, and at exit) leaves everything while something is mounted in
+      uploads/: it removed files by path, and took another namespace's mount point at such a path away."""
+    import gradio.route_utils as route_utils
+    import gradio.routes as routes
+
+    if getattr(route_utils, "_xmempp_guarded", False):
+        route_utils._xmempp_work_root = work_root
+        return
+    route_utils._xmempp_work_root = work_root
+    parser = route_utils.GradioMultiPartParser
+
+    class CheckedMultiPartParser(parser):
+        async def parse(self):
+            form = await super().parse()
+            try:
+                route_utils._xmempp_work_root.check_uploads()
+            except (XMemPPError, OSError) as error:
+                for received in form.getlist("files"):
+                    with contextlib.suppress(AttributeError, OSError):
+                        received.file.close()
+                        os.unlink(received.file.name)
+                raise UploadRefused(str(error) if isinstance(error, XMemPPError) else UPLOADS_REPLACED) from None
+            return form
+
+    route_utils.GradioMultiPartParser = CheckedMultiPartParser
+    routes.move_uploaded_files_to_cache = _put_in_place_or_drop
+    cleanup = route_utils.delete_files_created_by_app
+
+    def delete_unless_mounted_in(blocks, age):
+        mounted = route_utils._xmempp_work_root.mount_in_uploads()
+        if mounted is not None:
+            log.warning("Gradio's clean-up of its cached files is skipped: something is mounted at %s in the "
+                        "uploads folder (the server removes its own files at exit, around it)", mounted)
+            return
+        cleanup(blocks, age)
+
+    route_utils.delete_files_created_by_app = delete_unless_mounted_in
+    route_utils._xmempp_guarded = True
+
+
+def upload_refused_response(request, error: UploadRefused):
+    """The upload route's answer for an upload refused once its body was in: 503 in words, as `WorkRootGuard`'s."""
+    from starlette.responses import PlainTextResponse
+
+    return PlainTextResponse(str(error), status_code=503)
+
+
+def _put_in_place_or_drop(received: list[str], places: list[str]) -> None:
+    """Gradio's move of the files whose rename into uploads/<sha>/ failed, without its copy: such a place is on
+    another mount (something mounted there since the upload was checked), and the copy wrote into it."""
+    for file, place in zip(received, places, strict=True):
+        try:
+            os.rename(file, place)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                os.unlink(file)
+            log.warning("an upload was not put at %s (%s): something is mounted there; nothing was written into it",
+                        place, error.strerror or error)
 
 
 # Gradio files each upload under the SHA-256 of its content, received first as a tempfile beside them (an empty one

@@ -843,6 +843,135 @@ def test_nothing_is_uploaded_into_nor_served_from_what_is_put_at_the_work_root(t
     assert "Traceback" not in (tmp_path / "app.log").read_text()
 
 
+def test_an_upload_under_way_when_a_folder_is_mounted_at_its_place_is_refused_and_writes_nothing(tmp_path,
+                                                                                                   checkpoint):
+    """The guard looked when a request began: an upload whose body was still arriving when a user's folder was
+    mounted at uploads/<sha> got 200, and its file replaced the user's of that name; `/gradio_api/api/<name>` went
+    unguarded (forty-ninth hostile round). Its received file goes too."""
+    import socket
+    import subprocess
+
+    import httpx
+
+    from tests.conftest import start_app
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "clip.mp4").write_text("mine")
+    content = b"a visitor's video"
+    with start_app(tmp_path / "app.log", ["--weights", str(checkpoint), "--sam-model", "none", "--no-speed-check"],
+                   env={"TMPDIR": str(temp)}) as url:
+        (root,) = temp.glob("xmempp-app-*")
+        first = httpx.post(f"{url}gradio_api/upload", files={"files": ("clip.mp4", content)}, timeout=30)
+        cached = Path(first.json()[0]).parent  # uploads/<sha>: the same content goes there again
+        boundary = "xmempp-test-boundary"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"clip.mp4\"\r\n"
+                "Content-Type: video/mp4\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as connection:
+            connection.sendall((f"POST /gradio_api/upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+                                f"boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n").encode())
+            connection.sendall(body[:-5])  # the request has begun, and passed the guard
+            time.sleep(1)
+            if subprocess.run(["mount", "--bind", str(users), str(cached)], capture_output=True).returncode != 0:
+                pytest.skip("bind mounts are not allowed here")
+            try:
+                connection.sendall(body[-5:])
+                answer = connection.recv(65536).decode()
+                api = httpx.post(f"{url}gradio_api/api/server_limits", json={"data": []}, timeout=30)
+            finally:
+                subprocess.run(["umount", str(cached)], check=True)
+        assert answer.startswith("HTTP/1.1 503") and "something is mounted in the server's folder for uploads" in answer
+        assert api.status_code == 503
+        assert (users / "clip.mp4").read_text() == "mine" and sorted(os.listdir(users)) == ["clip.mp4"]
+        assert sorted(os.listdir(root / "uploads")) == [cached.name]  # the refused upload's received file went
+    assert "Traceback" not in (tmp_path / "app.log").read_text()
+
+
+def test_gradios_cache_clean_up_never_takes_another_namespaces_mount_at_an_uploads_name(tmp_path, checkpoint):
+    """At exit (and every half hour) Gradio removes the files it received, by path: a user's file another mount
+    namespace mounted at an upload's name was taken away from it (forty-ninth hostile round)."""
+    import contextlib
+
+    import httpx
+
+    from tests.conftest import start_app
+    from tests.helpers import another_mount_namespace
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    users = tmp_path / "users.txt"
+    users.write_text("mine")
+    with start_app(tmp_path / "app.log", ["--weights", str(checkpoint), "--sam-model", "none", "--no-speed-check"],
+                   env={"TMPDIR": str(temp)}) as url:
+        uploaded = Path(httpx.post(f"{url}gradio_api/upload", files={"files": ("clip.mp4", b"a visitor's video")},
+                                   timeout=30).json()[0])
+        namespace = contextlib.ExitStack()
+        pid = namespace.enter_context(another_mount_namespace((users, uploaded)))
+        time.sleep(1.1)  # other namespaces' mounts are read again at most once a second (README)
+    try:  # the server has stopped (SIGTERM): the mount is still there, in its namespace
+        assert str(uploaded) in Path(f"/proc/{pid}/mountinfo").read_text()
+        assert Path(f"/proc/{pid}/root{uploaded}").read_text() == "mine"
+    finally:
+        namespace.close()
+    assert users.read_text() == "mine"
+    assert "Gradio's clean-up of its cached files is skipped" in (tmp_path / "app.log").read_text()
+
+
+def test_an_upload_gradio_cannot_rename_into_place_is_dropped_never_copied_into_what_is_there(tmp_path):
+    """Gradio copies a received file whose rename fails (its place is a mount point, or on another mount): the
+    copy wrote into a user's file mounted at that place (forty-ninth hostile round)."""
+    import subprocess
+
+    from demo.work_root import _put_in_place_or_drop
+
+    received, place = tmp_path / "tmpabcd1234", tmp_path / "clip.mp4"
+    received.write_text("a visitor's video")
+    users = tmp_path / "users.txt"
+    users.write_text("mine")
+    place.touch()
+    if subprocess.run(["mount", "--bind", str(users), str(place)], capture_output=True).returncode != 0:
+        pytest.skip("bind mounts are not allowed here")
+    try:
+        _put_in_place_or_drop([str(received)], [str(place)])
+        assert place.read_text() == "mine"
+    finally:
+        subprocess.run(["umount", str(place)], check=True)
+    assert users.read_text() == "mine" and not received.exists()
+
+
+def test_the_uploads_folder_is_looked_through_again_only_once_it_has_changed(tmp_path, monkeypatch):
+    """Every guarded request and the watcher's five looks a second went through each entry of uploads/: ten thousand
+    tiny uploads made each look take a second, and held every visitor's page (forty-ninth hostile round)."""
+    import atexit
+
+    import demo.work_root
+    from demo.work_root import WorkRoot
+
+    monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
+    root = tmp_path / f"xmempp-app-{os.getpid()}-running1"
+    root.mkdir()
+    held = WorkRoot(root)
+    held.own(app.use_upload_folder(root))
+    for index in range(3):
+        (root / "uploads" / f"{index:064x}").mkdir()
+    time.sleep(0.2)  # past the clock's ticks: a change this recent is looked at again
+    looks = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(demo.work_root.os, "scandir",
+                        lambda path: looks.append(path) or real_scandir(path))
+    held.check_uploads()
+    held.check_uploads()
+    held.check_uploads()
+    assert looks.count(root / "uploads") <= 2  # the first look; a second where the clock's tick could hide a change
+    looks.clear()
+    (root / "uploads" / "link").symlink_to(tmp_path)  # a change: looked at, and the link goes
+    held.check_uploads()
+    assert looks and not (root / "uploads" / "link").is_symlink()
+
+
 def test_a_users_folder_renamed_onto_uploads_is_left_exactly_as_it_is_links_included(tmp_path, monkeypatch):
     """The watcher refused a user's folder renamed onto uploads/, and yet removed every symbolic link at its top,
     five times a second (forty-seventh hostile round)."""
@@ -870,9 +999,13 @@ def test_a_users_folder_renamed_onto_uploads_is_left_exactly_as_it_is_links_incl
 
 
 @pytest.mark.parametrize("namespace", ["this one", "another"])
-def test_nothing_goes_into_a_folder_mounted_in_the_servers_uploads(tmp_path, monkeypatch, namespace):
+@pytest.mark.parametrize("where", ["uploads/<sha>", "uploads/<sha>/<file>", "uploads/<sha>/<folder>"])
+def test_nothing_goes_into_nor_comes_from_what_is_mounted_in_the_servers_uploads(tmp_path, monkeypatch, namespace,
+                                                                                   where):
     """A user's folder bind-mounted at uploads/<sha of an upload>: the next upload of that content replaced the
-    user's file of that name, and the folder's other files were served to anyone (forty-eighth hostile round)."""
+    user's file of that name, and the folder's other files were served to anyone (forty-eighth hostile round). One
+    level down, a file mounted at an upload's name or a folder under uploads/<sha>/, went unseen: the file was
+    served, then written over by the next upload (forty-ninth)."""
     import atexit
     import subprocess
 
@@ -889,22 +1022,29 @@ def test_nothing_goes_into_a_folder_mounted_in_the_servers_uploads(tmp_path, mon
     (users / "clip.mp4").write_text("mine")
     cached = root / "uploads" / ("c3" * 32)
     cached.mkdir()
-    held.check_uploads()  # a folder of the server's cache: fine
+    (cached / "clip.mp4").write_text("an upload")
+    source, target = {"uploads/<sha>": (users, cached), "uploads/<sha>/<file>": (users / "clip.mp4",
+                                                                                    cached / "clip.mp4"),
+                      "uploads/<sha>/<folder>": (users, cached / "sub")}[where]
+    target.mkdir(exist_ok=True) if source.is_dir() else None
+    held.check_uploads()  # the server's cache: fine
     if namespace == "this one":
-        if subprocess.run(["mount", "--bind", str(users), str(cached)], capture_output=True).returncode != 0:
+        if subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True).returncode != 0:
             pytest.skip("bind mounts are not allowed here")
         try:
             with pytest.raises(XMemPPError, match="something is mounted in the server's folder for uploads"):
                 held.check_uploads()
+            assert held.mount_in_uploads() == str(target)
         finally:
-            subprocess.run(["umount", str(cached)], check=True)
+            subprocess.run(["umount", str(target)], check=True)
     else:
-        with another_mount_namespace((users, cached)), \
+        with another_mount_namespace((source, target)), \
                 pytest.raises(XMemPPError, match="something is mounted in the server's folder for uploads"):
             time.sleep(1.1)  # other namespaces' mounts are read again at most once a second (README)
             held.check_uploads()
     time.sleep(1.1)
     held.check_uploads()  # unmounted: uploads go on
+    assert held.mount_in_uploads() is None
     assert (users / "clip.mp4").read_text() == "mine"
 
 

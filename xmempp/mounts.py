@@ -42,24 +42,8 @@ def mounts_elsewhere(devices: Collection[int], proc: Path = Path("/proc")) -> fr
     folder is told as this process sees it whatever that namespace's root is. Only folders on `devices` are looked
     at (the table tells each mount's device): a look into a hung network or FUSE mount of a container hung every
     run. Empty where /proc cannot be read."""
-    try:
-        own = os.stat(proc / "self" / "ns" / "mnt").st_ino
-        processes = [name for name in os.listdir(proc) if name.isdigit()]
-    except OSError:
-        return frozenset()
-    seen, found = {own}, set()
-    for pid in processes:
-        through = _live_thread(proc / pid)
-        if through is None:
-            continue
-        try:
-            namespace = os.stat(through / "ns" / "mnt").st_ino
-            if namespace in seen:
-                continue
-            seen.add(namespace)
-            table = _mount_table(through / "mountinfo")
-        except OSError:  # gone meanwhile, or not this user's to look into
-            continue
+    found = set()
+    for through, table in other_namespaces_tables(proc):
         device_of = {mount_id: device for mount_id, _, device, _ in table}
         for _, parent, _, point in table:
             if point == "/" or device_of.get(parent) not in devices:
@@ -69,6 +53,62 @@ def mounts_elsewhere(devices: Collection[int], proc: Path = Path("/proc")) -> fr
                 status = os.stat(f"{through / 'root'}{folder}")
                 found.add((status.st_dev, status.st_ino, name))
     return frozenset(found)
+
+
+def other_namespaces_tables(proc: Path = Path("/proc")) -> list[tuple[Path, list[tuple[int, int, int, str]]]]:
+    """The mount table of each other mount namespace this process can look into, with the /proc entry of a process
+    in it (through which that namespace's paths are reached, `mount_within`). Empty where /proc cannot be read."""
+    try:
+        seen = {os.stat(proc / "self" / "ns" / "mnt").st_ino}
+        processes = [name for name in os.listdir(proc) if name.isdigit()]
+    except OSError:
+        return []
+    tables = []
+    for pid in processes:
+        through = _live_thread(proc / pid)
+        if through is None:
+            continue
+        try:
+            namespace = os.stat(through / "ns" / "mnt").st_ino
+            if namespace in seen:
+                continue
+            seen.add(namespace)
+            tables.append((through, _mount_table(through / "mountinfo")))
+        except OSError:  # gone meanwhile, or not this user's to look into
+            continue
+    return tables
+
+
+def mount_within(folder: Path, elsewhere: Sequence[tuple[Path, list[tuple[int, int, int, str]]]] = ()) -> str | None:
+    """A mount point inside `folder`, at any depth, as its namespace spells it: of this mount namespace, or of one
+    of `elsewhere` (`other_namespaces_tables`); None when there is none. Told from the tables of mounts, never by
+    walking the folder: a look into each entry of a folder of ten thousand took a second (forty-ninth hostile
+    round), and a mount two levels down was never looked at. Each mount point's folders are reached as this
+    process reaches them, through that namespace's root, and compared with `folder` as file system objects. Only
+    mounts on `folder`'s file system are looked at: a look into a hung network or FUSE mount would hang."""
+    status = os.stat(folder)
+    wanted = (status.st_dev, status.st_ino)
+    try:
+        here = _mount_table(MOUNT_TABLE)
+    except OSError:  # no /proc (not Linux, a sandbox): no mount to be told
+        here = []
+    for through, table in [(Path("/proc/self"), here), *elsewhere]:
+        device_of = {mount_id: device for mount_id, _, device, _ in table}
+        for _, parent, _, point in table:
+            if point == "/" or device_of.get(parent) != status.st_dev:
+                continue
+            holder = os.path.dirname(point)
+            while True:
+                try:
+                    found = os.stat(f"{through / 'root'}{holder}")
+                except (OSError, ValueError):
+                    break
+                if (found.st_dev, found.st_ino) == wanted:
+                    return point
+                if holder == "/":
+                    break
+                holder = os.path.dirname(holder)
+    return None
 
 
 def _live_thread(process: Path) -> Path | None:
