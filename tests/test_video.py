@@ -334,9 +334,48 @@ def test_a_video_cut_short_is_refused_not_segmented_as_a_shorter_one(tmp_path):
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
     assert len(list(extract_frames(whole, tmp_path / "whole").iterdir())) == 30
-    with pytest.raises(XMemPPError, match=r"^cannot decode cut\.mp4: it is cut short or damaged \(its header "
-                                          r"announces 30 frames, \d+ could be decoded; an interrupted download"):
+    with pytest.raises(XMemPPError, match=r"^cannot decode cut\.mp4: it is cut short \(its container announces "
+                                          r"[\d,]+ bytes, the file holds [\d,]+; an interrupted download"):
         extract_frames(cut, tmp_path / "cut")
+
+
+@pytest.mark.parametrize(("suffix", "codec"), [(".mkv", "libx264"), (".webm", "libvpx"), (".avi", "mjpeg"),
+                                               (".mp4", "libx264"), (".mov", "libx264")])
+def test_a_video_missing_only_its_last_part_is_refused_as_cut_short(tmp_path, suffix, codec):
+    """An AVI cut at three quarters (ffmpeg estimates its length from its size, so the frames missing were never
+    missed) and an MKV, WebM or MP4 missing less than a tenth of its frames were segmented as the whole video, exit
+    0 (forty-ninth hostile round). Each container states its size: a file holding less is refused, whatever ffmpeg
+    estimates; the whole file is read, every frame."""
+    import imageio.v3 as iio
+
+    rng = np.random.default_rng(0)
+    frames = np.stack([rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(20)])
+    whole = tmp_path / f"whole{suffix}"
+    iio.imwrite(whole, frames, fps=10, plugin="FFMPEG", codec=codec, macro_block_size=1,
+                output_params=["-movflags", "+faststart"] if suffix in (".mp4", ".mov") else [])
+    assert len(list(extract_frames(whole, tmp_path / "whole").iterdir())) == 20
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(whole.read_bytes()[:whole.stat().st_size * 95 // 100])
+    with pytest.raises(XMemPPError, match=rf"^cannot decode cut\{suffix}: it is cut short \(its container announces "
+                                          rf"{whole.stat().st_size:,} bytes, the file holds [\d,]+; an interrupted"):
+        extract_frames(cut, tmp_path / "cut")
+
+
+def test_a_container_whose_size_is_not_stated_tells_nothing(tmp_path):
+    """Junk after a video's last box, an MKV of unknown size (a live recording's), and files of other kinds: no
+    size is read from them, and ffmpeg's reading decides, as before."""
+    from xmempp.containers import declared_size
+
+    for junk_after in (b"\xff\xfe\x00\x01garbage", b"\xff\xfe\x00\x01\x00\x01\x02\x03"):
+        junk = tmp_path / "junk.mp4"
+        junk.write_bytes((16).to_bytes(4, "big") + b"ftyp" + bytes(8) + junk_after)
+        assert declared_size(junk) is None
+    live = tmp_path / "live.mkv"
+    live.write_bytes(bytes.fromhex("1a45dfa3 84 42868101") + bytes.fromhex("18538067 01ffffffffffffff") + b"clusters")
+    assert declared_size(live) is None
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    assert declared_size(text) is None
 
 
 def test_a_video_whose_long_sound_track_is_damaged_keeps_its_frames(tmp_path):

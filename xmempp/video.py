@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageSequence
 
 from xmempp.background import BackgroundThread
+from xmempp.containers import declared_size
 from xmempp.errors import (
     InputNotFoundError,
     PathArgument,
@@ -263,6 +264,13 @@ def _refuse_cut_short(video: Path, decoded: int) -> None:
     import imageio.v3 as iio
     import imageio_ffmpeg
 
+    try:
+        declared, size = declared_size(video), video.stat().st_size
+    except OSError:  # read whole a moment ago: gone or changed since, which the run's checks tell
+        declared = size = None
+    if declared is not None and declared > size:  # exact where the container states its parts' sizes
+        raise XMemPPError(f"cannot decode {shown(video.name)}: it is cut short (its container announces "
+                          f"{declared:,} bytes, the file holds {size:,}; an interrupted download or copy?)")
     try:
         meta = iio.immeta(video, plugin="FFMPEG")
         announced = round(float(meta["duration"]) * float(meta["fps"]))

@@ -1,0 +1,116 @@
+"""How many bytes a video's container says the file holds: a file that holds fewer was cut short.
+
+ffmpeg reads a cut-off file up to the cut as if it ended there, and where a container gives no frame count (an
+AVI's length is estimated from its size) the frames missing cannot be told from the frames decoded: an AVI cut at
+three quarters of its size was segmented as a video of 451 frames, exit 0 (forty-ninth hostile round). The
+containers xmempp takes each state the length of their top-level parts, so a cut is told exactly, without decoding:
+- MP4 and QuickTime (ISO base media): a sequence of boxes, each starting with its size;
+- AVI (RIFF): one RIFF chunk, and more (AVIX) past 1 GB, each starting with its size;
+- Matroska and WebM (EBML): the header, then one Segment element of a stated size (or of a size left unknown, as a
+  live recording writes it: then nothing is told).
+Anything else, or a structure that is not what these formats write (junk in place of a box's name), tells nothing:
+ffmpeg's reading decides then, as before.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+from typing import BinaryIO
+
+ISO_FIRST_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"}  # what MP4s and MOVs begin with
+# The boxes found at the top of MP4s and MOVs (ISO/IEC 14496-12, QuickTime): a size is believed only from one of
+# these; anything else there is junk after the last box (a camera's padding), which tells nothing.
+ISO_TOP_LEVEL_BOXES = ISO_FIRST_BOXES | {b"moof", b"mfra", b"sidx", b"ssix", b"styp", b"uuid", b"meta", b"pdin",
+                                         b"prft", b"emsg", b"udta"}
+MAX_TOP_LEVEL_PARTS = 1_000_000  # a fragmented MP4 holds two boxes a fragment: far below this
+EBML_HEADER, MATROSKA_SEGMENT = 0x1A45DFA3, 0x18538067
+
+
+def declared_size(video: Path) -> int | None:
+    """The bytes `video`'s container says it holds, or None where it says nothing this reads."""
+    with open(video, "rb") as file:
+        start = file.read(12)
+        size = os.fstat(file.fileno()).st_size
+        if len(start) == 12 and start[4:8] in ISO_FIRST_BOXES:
+            return _iso_boxes_end(file, size)
+        if start[:4] == b"RIFF" and start[8:12] == b"AVI ":
+            return _riff_chunks_end(file, size)
+        if start[:4] == EBML_HEADER.to_bytes(4, "big"):
+            return _matroska_end(file)
+    return None
+
+
+def _iso_boxes_end(file: BinaryIO, size: int) -> int | None:
+    """Where the last of the top-level boxes ends, as their sizes say."""
+    offset = 0
+    for _ in range(MAX_TOP_LEVEL_PARTS):
+        if offset >= size:
+            return offset
+        file.seek(offset)
+        header = file.read(16)
+        if len(header) < 8:
+            return offset + 8  # a box's header itself cut
+        box_size, name = struct.unpack(">I4s", header[:8])
+        if name not in ISO_TOP_LEVEL_BOXES:  # junk after the last box
+            return None
+        if box_size == 1:  # its size is the 64-bit number after its name
+            if len(header) < 16:
+                return offset + 16
+            box_size = struct.unpack(">Q", header[8:16])[0]
+            if box_size < 16:
+                return None
+        elif box_size < 8:  # 0: it runs to the end of the file, whatever it holds; less: no box
+            return None
+        offset += box_size
+    return None
+
+
+def _riff_chunks_end(file: BinaryIO, size: int) -> int | None:
+    """Where the last of the top-level RIFF chunks ends (an AVI of more than 1 GB continues in AVIX chunks)."""
+    offset = 0
+    for _ in range(MAX_TOP_LEVEL_PARTS):
+        if offset >= size:
+            return offset
+        file.seek(offset)
+        header = file.read(8)
+        if len(header) < 8:
+            return offset + 8
+        name, chunk_size = struct.unpack("<4sI", header)
+        if name != b"RIFF":  # something after the last chunk: not the AVI's
+            return offset
+        offset += 8 + chunk_size + (chunk_size & 1)  # chunks are padded to an even length
+    return None
+
+
+def _matroska_end(file: BinaryIO) -> int | None:
+    """Where the Segment (everything after the EBML header) ends; None where its size is left unknown."""
+    file.seek(0)
+    for _ in range(2):
+        element = _ebml_number(file, keep_marker=True)
+        length = _ebml_number(file, keep_marker=False)
+        if element is None or length is None:
+            return None
+        value, unknown = length
+        if element[0] == MATROSKA_SEGMENT:
+            return None if unknown else file.tell() + value
+        if element[0] != EBML_HEADER or unknown:
+            return None
+        file.seek(value, os.SEEK_CUR)
+    return None
+
+
+def _ebml_number(file: BinaryIO, keep_marker: bool) -> tuple[int, bool] | None:
+    """An EBML variable-length number at the file's position (an element's id, with its marker bit, or a size,
+    without), and whether it is the reserved "unknown" value; None where the bytes are no such number."""
+    first = file.read(1)
+    if not first or first[0] == 0:
+        return None
+    length = 8 - first[0].bit_length() + 1
+    rest = file.read(length - 1)
+    if len(rest) < length - 1:
+        return None
+    raw = int.from_bytes(first + rest, "big")
+    value = raw if keep_marker else raw & ((1 << (7 * length)) - 1)
+    return value, value == (1 << (7 * length)) - 1
