@@ -356,3 +356,20 @@ def test_the_join_check_starts_on_the_oldest_python_the_project_supports(monkeyp
         assert "No module named 'ray'" in str(refused.value), refused.value
     else:
         assert "did not finish within 5 s" in str(refused.value)
+
+
+def test_a_cluster_whose_nodes_cannot_import_xmempp_is_refused_naming_them_before_any_worker_starts():
+    """A node without xmempp: Ray's worker tracebacks on the user's terminal, a retry that could not help, and
+    "its worker died twice (ActorDiedError)" for every video (forty-ninth hostile round). Each node is asked first,
+    by a probe that needs nothing of xmempp there."""
+    ray = pytest.importorskip("ray")
+    from xmempp import ray_runner
+
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        ray_runner._refuse_nodes_without_xmempp(ray)  # this machine's node has it
+        with pytest.raises(XMemPPError, match=r"^xmempp cannot be imported on the Ray node [\d.]+: every node of "
+                                              r"the cluster needs it installed"):
+            ray_runner._refuse_nodes_without_xmempp(ray, module="xmempp_as_a_node_without_it")
+    finally:
+        ray.shutdown()

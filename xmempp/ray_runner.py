@@ -75,6 +75,8 @@ def run_on_ray(jobs: Sequence[Job], function: VideoFunction, spec: NetworkSpec, 
             reaper = _start_reaper()
         _connect(ray, address)
     try:
+        if address is not None:  # a local Ray shares this process's environment
+            _refuse_nodes_without_xmempp(ray)
         resources = ray.cluster_resources()
         if gpus_per_worker is None:
             wants_gpu = spec.device.startswith("cuda") if spec.device else resources.get("GPU", 0) > 0
@@ -88,6 +90,37 @@ def run_on_ray(jobs: Sequence[Job], function: VideoFunction, spec: NetworkSpec, 
         if reaper is not None:
             reaper.stdin.close()  # the reaper finds nothing left, and ends
             reaper.wait(timeout=REAPER_EXIT_SECONDS)
+
+
+PROBE_SECONDS = 60  # for every node to answer whether it imports xmempp; past it, the workers tell
+
+
+def _refuse_nodes_without_xmempp(ray, module: str = "xmempp") -> None:
+    """Refuse, naming them, a cluster whose nodes cannot import xmempp (README: every node needs it installed),
+    asking each live node before any worker starts there whether it finds `module`."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from xmempp import ray_probe
+
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    ray.cloudpickle.register_pickle_by_value(ray_probe)
+    try:
+        probe = ray.remote(num_cpus=0, max_retries=0)(ray_probe.importable)
+        asked = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(
+            module) for node in nodes]
+    finally:
+        ray.cloudpickle.unregister_pickle_by_value(ray_probe)
+    try:
+        answers = ray.get(asked, timeout=PROBE_SECONDS)
+    except (ray.exceptions.GetTimeoutError, ray.exceptions.RayError) as error:  # a node busy or lost: the workers tell
+        log.debug("not every Ray node said whether it imports xmempp: %s", error)
+        return
+    lacking = [node.get("NodeManagerAddress") or node["NodeID"] for node, found in zip(nodes, answers) if not found]
+    if lacking:
+        more = f" and {len(lacking) - 1} more" if len(lacking) > 1 else ""
+        raise XMemPPError(f"xmempp cannot be imported on the Ray node {lacking[0]}{more}: every node of the cluster "
+                          "needs it installed, with the same Python packages as here (pip install '.[ray]' from "
+                          "xmempp's folder on each node), before the nodes start")
 
 
 def _workers_to_start(ray, asked: int | None, cpus_per_worker: float, gpus_per_worker: float) -> int:
