@@ -601,3 +601,12 @@ def test_weights_found_for_ray_are_named_absolutely(tmp_path, checkpoint, monkey
     shutil.copyfile(checkpoint, tmp_path / "w.pth")
     monkeypatch.chdir(tmp_path)
     assert NetworkSpec(Path("w.pth")).weights_here() == tmp_path / "w.pth"
+
+
+def test_a_video_named_like_a_formula_is_written_to_the_summary_as_text(tmp_path, engine_options):
+    """A dataset's video folder named `=1+2` reached summary.csv as is, and a spreadsheet ran it as a formula, as
+    object names once did in objects.csv (forty-ninth hostile round)."""
+    dataset = write_davis(tmp_path / "davis", {"=1+2": 2})
+    assert main(["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), *engine_options]) == 0
+    rows = read_summary(tmp_path / "out")
+    assert list(rows) == ["'=1+2"] and rows["'=1+2"]["status"] == "done"

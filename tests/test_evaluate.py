@@ -580,3 +580,13 @@ def test_a_file_named_like_a_folder_of_the_copy_in_a_copied_round_is_refused_and
     with pytest.raises(XMemPPError, match=f"it holds {destination / 'masks'}, which the copy would remove"):
         outputs.replace_with_copy(source, destination)
     assert (destination / "masks").read_text() == "precious"
+
+
+def test_a_video_named_like_a_formula_is_written_to_evaluates_tables_as_text(tmp_path, checkpoint):
+    """per_frame.csv held a video folder named `=1+2` as is: a formula to a spreadsheet (forty-ninth hostile
+    round)."""
+    dataset = write_davis(tmp_path / "davis", {"=1+2": 3}, annotated=None)
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--dataset", str(dataset), "--output", str(out), "--rounds", "0", "--strategies",
+                 "uniform", "--weights", str(checkpoint), "--size", "64", "--quiet"]) == 0
+    assert set(pd.read_csv(out / "per_frame.csv").video) == {"'=1+2"}

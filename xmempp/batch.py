@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xmempp.api import run_on_video
+from xmempp.csv_cells import written_cell
 from xmempp.dataset_results import refuse_other_commands_results
 from xmempp.datasets import (
     DatasetVideo,
@@ -148,7 +149,7 @@ def write_summary(folder: HeldFolder, outcomes: list[VideoOutcome]) -> None:
     with folder.atomic_text_file(SUMMARY_FILE) as file:
         writer = csv.DictWriter(file, fieldnames=SUMMARY_COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({key: written_cell(value) for key, value in row.items()} for row in rows)
 
 
 def _why_not_reusable(manifest: Manifest, job: BatchJob, frames: FrameFolder, annotated: list[int],

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from xmempp.api import read_predicted_mask, run_on_video, select_k_next_best_annotation_candidates
+from xmempp.csv_cells import written_cell
 from xmempp.dataset_results import refuse_other_commands_results
 from xmempp.datasets import (
     DatasetVideo,
@@ -278,10 +279,11 @@ def run_evaluation(dataset: Path, output: Path, execution: Execution, strategies
         rows = [row for job in jobs for row in results.get(job.name, [])]
         per_frame = pd.DataFrame(rows, columns=PER_FRAME_COLUMNS)
         summary = summarise(per_frame)
+        # a video or frame named like a formula (`=1+2`) is written as text (see csv_cells)
         with held.atomic_text_file(PER_FRAME_FILE) as file:
-            per_frame.to_csv(file, index=False)
+            per_frame.map(written_cell).to_csv(file, index=False)
         with held.atomic_text_file(SUMMARY_FILE) as file:
-            summary.to_csv(file, index=False)
+            summary.map(written_cell).to_csv(file, index=False)
         if not summary.empty:
             with held.atomic_file(PLOT_FILE) as file:
                 plot_j_and_f(summary, file)
