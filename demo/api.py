@@ -67,8 +67,12 @@ DEFAULT_FORMATS: list[ExportFormat] = ["davis"]
 MIN_SIZE = 16  # as the CLI: smaller processing sizes leave the network nothing to see
 MAX_K = 50  # suggestions one call may ask for
 TURN_POLL_S = 1.0  # a waiting call tells the run queue it is still there this often
-DATA_URI_SUFFIXES = {"image/png": ".png", "application/zip": ".zip", "application/x-zip-compressed": ".zip",
-                     "video/mp4": ".mp4", "video/quicktime": ".mov", "video/webm": ".webm", "image/gif": ".gif"}
+# The files a data: URI may hold, by the MIME types browsers and systems give them (Windows names a zip
+# x-zip-compressed, an AVI has three names), and the suffix each is saved under.
+VIDEO_DATA_URI_SUFFIXES = {"application/zip": ".zip", "application/x-zip-compressed": ".zip", "video/mp4": ".mp4",
+                           "video/quicktime": ".mov", "video/webm": ".webm", "video/x-matroska": ".mkv",
+                           "video/x-msvideo": ".avi", "video/avi": ".avi", "video/msvideo": ".avi", "image/gif": ".gif"}
+MASK_DATA_URI_SUFFIXES = {"image/png": ".png"}
 RESULTS_KEPT_S = 600.0  # Gradio copies a returned zip into its own cache at once; ours goes at a later call
 Result = TypeVar("Result")
 
@@ -786,9 +790,10 @@ def _decoded(uri: str, parameter: str, work: Path, max_bytes: int) -> Path:
     header, _, payload = uri.partition(",")
     payload = "".join(payload.split())  # base64 wrapped in lines (MIME's 76 characters), as Gradio takes a video's
     mime = header[len("data:"):].split(";")[0].strip().lower()
-    suffix = DATA_URI_SUFFIXES.get(mime)
-    if suffix is None or not header.endswith(";base64"):
-        raise ApiError(f"{parameter}: a data: URI must be base64 of one of {', '.join(DATA_URI_SUFFIXES)}, got "
+    suffixes = MASK_DATA_URI_SUFFIXES if parameter == "annotations" else VIDEO_DATA_URI_SUFFIXES
+    suffix = suffixes.get(mime)
+    if suffix is None or not header.lower().endswith(";base64"):  # `;BASE64` is the same, as for Gradio
+        raise ApiError(f"{parameter}: a data: URI must be base64 of one of {', '.join(suffixes)}, got "
                        f"{header[:60]!r}")
     if len(payload) // 4 * 3 > max_bytes + 2:  # base64: 4 characters for 3 bytes, and up to 2 bytes of padding
         shown_size, shown_limit = size_over_limit(len(payload) // 4 * 3, max_bytes)

@@ -72,6 +72,7 @@ def _saving_in_words(prepare: Callable[..., Any], max_upload_bytes: int) -> Call
         import gradio.mcp as gradio_mcp
 
         _refuse_past_the_upload_limit(arguments, max_upload_bytes)
+        arguments = {name: _typed_as_gradio_names_it(value) for name, value in arguments.items()}
         with _removed_on_failure(_saved_files(arguments, Path(gradio_mcp.DEFAULT_TEMP_DIR))):
             try:
                 return prepare(self, name, arguments)
@@ -84,6 +85,23 @@ def _saving_in_words(prepare: Callable[..., Any], max_upload_bytes: int) -> Call
                 raise ToolCallRefused(said[1]) from None
 
     return prepare_in_words
+
+
+# Gradio names a data: URI's file by Python's mimetypes: `file.mpv` for video/x-matroska, `file` for Windows' zip
+# type, which the app then refused as no video (forty-ninth hostile round). Each is given a type Gradio names with
+# a suffix the app reads (a WebM is a Matroska file; ffmpeg reads the content, whatever the name).
+GRADIO_NAMEABLE_TYPES = {"application/x-zip-compressed": "application/zip", "video/avi": "video/x-msvideo",
+                         "video/msvideo": "video/x-msvideo", "video/x-matroska": "video/webm"}
+
+
+def _typed_as_gradio_names_it(value: Any) -> Any:
+    """`value`, a data: URI's type replaced by the one Gradio names its file after (GRADIO_NAMEABLE_TYPES)."""
+    if not isinstance(value, str) or not value.startswith("data:"):
+        return value
+    header, comma, payload = value.partition(",")
+    mime, semicolon, rest = header[len("data:"):].partition(";")
+    named = GRADIO_NAMEABLE_TYPES.get(mime.strip().lower())
+    return value if named is None else f"data:{named}{semicolon}{rest}{comma}{payload}"
 
 
 def _refuse_past_the_upload_limit(arguments: dict[str, Any], max_upload_bytes: int) -> None:

@@ -24,3 +24,20 @@ def test_a_data_uri_past_the_upload_limit_is_refused_before_gradio_saves_it():
     within = "data:video/mp4;base64," + base64.b64encode(bytes(1000)).decode()  # the limit itself, padding and all
     prepare(None, "segment", {"video": within})
     assert saved == [{"video": within}]
+
+
+@pytest.mark.parametrize(("mime", "named"), [("application/x-zip-compressed", "file.zip"), ("video/avi", "file.avi"),
+                                             ("video/x-matroska", "file.webm"), ("video/mp4", "file.mp4")])
+def test_a_video_sent_under_any_of_its_types_is_saved_under_a_name_the_app_reads(tmp_path, mime, named):
+    """Gradio names a data: URI's file by Python's mimetypes: an MKV became `file.mpv` and a Windows zip `file`,
+    both refused as "not a video or a .zip of frames" (forty-ninth hostile round)."""
+    from gradio.processing_utils import save_base64_to_cache
+
+    from demo.mcp import _saving_in_words
+
+    sent = []
+    prepare = _saving_in_words(lambda server, name, arguments: sent.append(arguments), max_upload_bytes=1000)
+    prepare(None, "segment", {"video": f"data:{mime};BASE64," + base64.b64encode(b"frames").decode(), "size": 64})
+    (arguments,) = sent
+    assert arguments["size"] == 64
+    assert save_base64_to_cache(arguments["video"], str(tmp_path)).endswith("/" + named)

@@ -216,6 +216,39 @@ def test_a_data_uri_in_lines_of_base64_is_taken_as_gradio_takes_a_videos(tmp_pat
     assert summary["annotated_frames"] == [0]
 
 
+@pytest.mark.parametrize(("mime", "codec", "suffix"), [("video/x-matroska", "libx264", ".mkv"),
+                                                      ("video/x-msvideo", "mjpeg", ".avi"),
+                                                      ("video/avi", "mjpeg", ".avi")])
+def test_a_video_data_uri_of_any_type_the_upload_takes_is_taken_base64_in_any_case(tmp_path, network, square_clip,
+                                                                                   mime, codec, suffix):
+    """An MKV or AVI sent as a data: URI under its registered type was refused ("must be base64 of one of ..."),
+    though the upload route takes those files, and so was `;BASE64` (forty-ninth hostile round)."""
+    import base64
+
+    import imageio.v3 as iio
+
+    from tests.helpers import moving_square_frames
+
+    _, masks = square_clip
+    frames = moving_square_frames(12)
+    video = tmp_path / f"clip{suffix}"
+    iio.imwrite(video, np.stack(frames), fps=10, plugin="FFMPEG", codec=codec, macro_block_size=1)
+    uri = f"data:{mime};BASE64," + base64.b64encode(video.read_bytes()).decode()
+    mask = "data:image/png;Base64," + base64.b64encode((masks / "frame_000000.png").read_bytes()).decode()
+    _, summary = ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(uri, [mask], frames=[0], size=SIZE,
+                                                                                k=0)
+    assert summary["frames"] == len(frames) and summary["annotated_frames"] == [0]
+
+
+def test_an_annotation_data_uri_of_a_video_type_is_told_the_type_annotations_take(tmp_path, network, clip):
+    """The refusal listed zip and video types as what an annotation may be (forty-ninth hostile round)."""
+    video, _ = clip
+    with pytest.raises(gr.Error, match=r"annotations: a data: URI must be base64 of one of image/png, got "
+                                       r"'data:video/mp4;base64'"):
+        ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(video, ["data:video/mp4;base64,AAAA"],
+                                                                       frames=[0], size=SIZE)
+
+
 def test_a_data_uri_past_the_upload_limit_is_refused_before_it_is_decoded(tmp_path, network, clip, monkeypatch):
     """A 40 MB data: URI was decoded and written into the work root before the 5 MB upload limit refused it."""
     import base64
