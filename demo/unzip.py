@@ -199,6 +199,28 @@ def is_macos_metadata(name: str) -> bool:
     return name.startswith("._") or name == ".DS_Store"
 
 
+UTF8_NAMES_FLAG = 0x800  # a member whose name is UTF-8 says so by this bit; without it the format says CP437
+
+
+def _names_as_written(archive: zipfile.ZipFile) -> None:
+    """Read each member name whose bytes are UTF-8 as UTF-8, as unzip, 7-Zip and macOS do: Linux's and macOS's
+    `zip` write UTF-8 names without the flag that says so, and Python reads them as CP437, the format's default, so
+    frames named `é(0).jpg` came back as `├⌐(0).jpg` and their annotations matched no frame (forty-ninth hostile
+    round). A name that is not UTF-8 stays CP437. The zip still checks each member's own header against the bytes
+    (ZipInfo.orig_filename)."""
+    for info in archive.infolist():
+        if info.flag_bits & UTF8_NAMES_FLAG:
+            continue
+        try:
+            written = info.filename.encode("cp437").decode("utf-8")
+        except UnicodeError:  # not UTF-8 bytes (or not read as CP437): as the format says
+            continue
+        if written != info.filename:
+            archive.NameToInfo.pop(info.filename, None)
+            info.filename = written
+            archive.NameToInfo[written] = info
+
+
 @contextmanager
 def open_zip(source: Path, classify: Callable[[PurePosixPath], str | None], max_entries: int,
              refused: Callable[[Path, zipfile.ZipInfo], str]) -> Iterator[ZipPlan]:
@@ -215,6 +237,7 @@ def open_zip(source: Path, classify: Callable[[PurePosixPath], str | None], max_
     except (zipfile.BadZipFile, OSError, ValueError) as error:
         raise XMemPPError(f"{shown(source.name)} is not a readable zip file ({error})") from None
     with archive:
+        _names_as_written(archive)
         plan = ZipPlan(source, archive)
         for info in archive.infolist():
             path = safe_member_path(info.filename)

@@ -277,6 +277,38 @@ def test_a_zip_members_name_with_a_newline_stays_one_quoted_line_for_a_visitor(h
     assert "\n" not in status
 
 
+def _without_the_utf8_flag(path: Path) -> Path:
+    """The zip at `path` as Linux's and macOS's `zip` write it: UTF-8 names, their flag (bit 11) cleared in every
+    local header and central directory entry."""
+    data = bytearray(path.read_bytes())
+    for signature, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        start = data.find(signature)
+        while start != -1:
+            flags = struct.unpack_from("<H", data, start + flags_at)[0]
+            struct.pack_into("<H", data, start + flags_at, flags & ~unzip.UTF8_NAMES_FLAG)
+            start = data.find(signature, start + 4)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_frame_names_a_zip_holds_in_utf8_without_its_flag_come_back_as_written(tmp_path):
+    """Frames named `é(0).jpg` in a zip made by Info-ZIP's `zip` were read as CP437 (`├⌐(0).jpg`): annotations named
+    after them matched no frame, and the masks came back under the garbled names (forty-ninth hostile round). A
+    name that is no UTF-8 stays as CP437 reads it."""
+    archive = tmp_path / "odd.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("é(0)&;x.jpg", b"frame 0")
+        zipped.writestr("日本(1).jpg", b"frame 1")
+    with unzip.open_zip(_without_the_utf8_flag(archive), lambda path: "frames", 10, lambda *args: "refused") as plan:
+        assert [member.path.name for member in plan.members] == ["é(0)&;x.jpg", "日本(1).jpg"]
+        plan.extract(plan.members[0], tmp_path / "0.jpg", unzip.UnpackBudget(10**6, 10))
+    assert (tmp_path / "0.jpg").read_bytes() == b"frame 0"
+    dos = write_zip(tmp_path / "dos.zip", {"ab.jpg": b"frame"})
+    dos.write_bytes(dos.read_bytes().replace(b"ab.jpg", b"\xbf\x82.jpg"))  # a DOS name: no UTF-8
+    with unzip.open_zip(dos, lambda path: "frames", 10, lambda *args: "refused") as plan:
+        assert [member.path.name for member in plan.members] == ["┐é.jpg"]
+
+
 def test_a_zip_cut_off_while_its_member_is_read_says_so_never_an_empty_reason(tmp_path):
     """A zip truncated or rewritten while loading gave "… cannot be read (); nothing was loaded" (eighth hostile
     round): the EOFError of a file that ends early has no words."""
