@@ -11,7 +11,7 @@ from demo.feedback import Outputs, handler, message_for, no_room_for_pictures, n
 from demo.media import EXTRA_FORMATS
 from demo.state import UserState
 from demo.visitors import Visitors
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, shown
 from xmempp.masks.ids import MAX_OBJECTS
 
 LOAD_OUTPUTS = ("state", "frame", "editor", "viewer", "timeline", "references", "suggestions", "video", "download",
@@ -26,7 +26,7 @@ class Loading(Visitors):
                    request: gr.Request | None = None) -> Outputs:
         if isinstance(files, str | Path):
             files = [files]
-        names = ", ".join(Path(f).name for f in files or [])
+        names = ", ".join(shown(Path(f).name) for f in files or [])  # as messages show names: U+202E escaped
         return self._load(state, list(files or []), names, request)
 
     @handler(*LOAD_OUTPUTS, errors_to="status")

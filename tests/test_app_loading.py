@@ -40,6 +40,17 @@ from xmempp.model.weights import missing_weights_message
 
 
 # ----- loading -----------------------------------------------------------------------------------------------
+def test_a_loaded_files_name_is_shown_as_every_message_shows_names(handlers, clip, tmp_path):
+    """A name holding a right-to-left override (U+202E) was shown raw in the status after a load, the text after it
+    reversed on screen, where every refusal writes it escaped (forty-ninth hostile round)."""
+    import shutil
+
+    odd = tmp_path / "clip\u202egpm.mp4"
+    shutil.copy(clip, odd)
+    status = handlers.load_files(None, [str(odd)])["status"]
+    assert status.startswith("Loaded 'clip\\u202egpm.mp4': 8 frames") and "\u202e" not in status
+
+
 def test_example_loads_into_the_editor_and_viewer(handlers):
     outputs = handlers.load_example(None)
     assert outputs["status"].startswith("Loaded the example clip: 8 frames of 128x96")
