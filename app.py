@@ -144,6 +144,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs each request's URL, a visitor's user:password@ in a video URL included, and every MCP call twice
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     args = parse_args(argv)
     try:
         network, message, prompt_model, prompt_message = load_models(args)
