@@ -358,18 +358,24 @@ def test_the_join_check_starts_on_the_oldest_python_the_project_supports(monkeyp
         assert "did not finish within 5 s" in str(refused.value)
 
 
-def test_a_cluster_whose_nodes_cannot_import_xmempp_is_refused_naming_them_before_any_worker_starts():
-    """A node without xmempp: Ray's worker tracebacks on the user's terminal, a retry that could not help, and
-    "its worker died twice (ActorDiedError)" for every video (forty-ninth hostile round). Each node is asked first,
-    by a probe that needs nothing of xmempp there."""
+def test_a_cluster_whose_nodes_cannot_import_xmempp_is_refused_naming_them_before_any_worker_starts(monkeypatch):
+    """A node without xmempp, or with xmempp but not its packages (torch): Ray's worker tracebacks on the user's
+    terminal, a retry that could not help, and "its worker died twice (ActorDiedError)" for every video (forty-ninth
+    and fiftieth hostile rounds). Each node is asked first, by a probe that needs nothing of xmempp there, to import
+    what a worker imports; a node that runs no task at all is named too, not waited for without end."""
     ray = pytest.importorskip("ray")
     from xmempp import ray_runner
 
     ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
-        ray_runner._refuse_nodes_without_xmempp(ray)  # this machine's node has it
-        with pytest.raises(XMemPPError, match=r"^xmempp cannot be imported on the Ray node [\d.]+: every node of "
-                                              r"the cluster needs it installed"):
-            ray_runner._refuse_nodes_without_xmempp(ray, module="xmempp_as_a_node_without_it")
+        ray_runner._refuse_nodes_without_xmempp(ray, ["xmempp.ray_runner", "xmempp.batch"])  # this node has them
+        with pytest.raises(XMemPPError, match=r"^xmempp cannot be imported on the Ray node [\d.]+ \(No module named "
+                                              r"'torch_as_on_a_node_without_it'\): every node of the cluster needs it"):
+            ray_runner._refuse_nodes_without_xmempp(ray, ["xmempp.ray_runner", "torch_as_on_a_node_without_it"])
+        monkeypatch.setattr(ray_runner, "PROBE_SECONDS", 0.5)
+        monkeypatch.setattr(ray, "wait", lambda references, **options: ([], references))  # its workers never start
+        with pytest.raises(XMemPPError, match=r"^the Ray node [\d.]+ did not run a task within 0.5 s: its worker "
+                                              r"processes do not start"):
+            ray_runner._refuse_nodes_without_xmempp(ray, ["xmempp.ray_runner"])
     finally:
         ray.shutdown()

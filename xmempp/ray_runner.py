@@ -76,7 +76,7 @@ def run_on_ray(jobs: Sequence[Job], function: VideoFunction, spec: NetworkSpec, 
         _connect(ray, address)
     try:
         if address is not None:  # a local Ray shares this process's environment
-            _refuse_nodes_without_xmempp(ray)
+            _refuse_nodes_without_xmempp(ray, [VideoWorker.__module__, function.__module__])
         resources = ray.cluster_resources()
         if gpus_per_worker is None:
             wants_gpu = spec.device.startswith("cuda") if spec.device else resources.get("GPU", 0) > 0
@@ -92,12 +92,12 @@ def run_on_ray(jobs: Sequence[Job], function: VideoFunction, spec: NetworkSpec, 
             reaper.wait(timeout=REAPER_EXIT_SECONDS)
 
 
-PROBE_SECONDS = 60  # for every node to answer whether it imports xmempp; past it, the workers tell
+PROBE_SECONDS = 60  # for every node to run one small task: a node whose workers cannot start never does
 
 
-def _refuse_nodes_without_xmempp(ray, module: str = "xmempp") -> None:
-    """Refuse, naming them, a cluster whose nodes cannot import xmempp (README: every node needs it installed),
-    asking each live node before any worker starts there whether it finds `module`."""
+def _refuse_nodes_without_xmempp(ray, modules: list[str]) -> None:
+    """Refuse, naming them, a cluster whose nodes cannot import `modules` (what a worker imports: README says every
+    node needs xmempp installed), or cannot run a task at all, asking each live node before any worker starts."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from xmempp import ray_probe
@@ -105,22 +105,35 @@ def _refuse_nodes_without_xmempp(ray, module: str = "xmempp") -> None:
     nodes = [node for node in ray.nodes() if node.get("Alive")]
     ray.cloudpickle.register_pickle_by_value(ray_probe)
     try:
-        probe = ray.remote(num_cpus=0, max_retries=0)(ray_probe.importable)
-        asked = [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(
-            module) for node in nodes]
+        probe = ray.remote(num_cpus=0, max_retries=0)(ray_probe.import_problem)
+        asked = {probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(
+            modules): node.get("NodeManagerAddress") or node["NodeID"] for node in nodes}
     finally:
         ray.cloudpickle.unregister_pickle_by_value(ray_probe)
-    try:
-        answers = ray.get(asked, timeout=PROBE_SECONDS)
-    except (ray.exceptions.GetTimeoutError, ray.exceptions.RayError) as error:  # a node busy or lost: the workers tell
-        log.debug("not every Ray node said whether it imports xmempp: %s", error)
-        return
-    lacking = [node.get("NodeManagerAddress") or node["NodeID"] for node, found in zip(nodes, answers) if not found]
-    if lacking:
-        more = f" and {len(lacking) - 1} more" if len(lacking) > 1 else ""
-        raise XMemPPError(f"xmempp cannot be imported on the Ray node {lacking[0]}{more}: every node of the cluster "
-                          "needs it installed, with the same Python packages as here (pip install '.[ray]' from "
-                          "xmempp's folder on each node), before the nodes start")
+    answered, silent = ray.wait(list(asked), num_returns=len(asked), timeout=PROBE_SECONDS)
+    if silent:
+        for reference in silent:
+            ray.cancel(reference, force=True)
+        raise XMemPPError(f"the Ray node {_nodes_said([asked[reference] for reference in silent])} did not run a task "
+                          f"within {PROBE_SECONDS} s: its worker processes do not start (its Python environment? see "
+                          "the raylet log in its Ray session folder, logs/); nothing was run")
+    problems = {}
+    for reference in answered:
+        try:
+            problem = ray.get(reference)
+        except ray.exceptions.RayError as error:  # the node died meanwhile: Ray's words, in brief
+            problem = _first_line(error)
+        if problem is not None:
+            problems[asked[reference]] = problem
+    if problems:
+        problem = next(iter(problems.values()))
+        raise XMemPPError(f"xmempp cannot be imported on the Ray node {_nodes_said(list(problems))} ({problem}): "
+                          "every node of the cluster needs it installed, with the same Python packages as here (pip "
+                          "install '.[ray]' from xmempp's folder on each node), before the nodes start")
+
+
+def _nodes_said(nodes: list[str]) -> str:
+    return nodes[0] + (f" and {len(nodes) - 1} more" if len(nodes) > 1 else "")
 
 
 def _workers_to_start(ray, asked: int | None, cpus_per_worker: float, gpus_per_worker: float) -> int:
