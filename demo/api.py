@@ -38,6 +38,7 @@ from collections.abc import Callable, Generator
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import unquote
 
 import gradio as gr
 import httpx
@@ -72,7 +73,7 @@ TURN_POLL_S = 1.0  # a waiting call tells the run queue it is still there this o
 VIDEO_DATA_URI_SUFFIXES = {"application/zip": ".zip", "application/x-zip-compressed": ".zip", "video/mp4": ".mp4",
                            "video/quicktime": ".mov", "video/webm": ".webm", "video/x-matroska": ".mkv",
                            "video/x-msvideo": ".avi", "video/avi": ".avi", "video/msvideo": ".avi", "image/gif": ".gif"}
-MASK_DATA_URI_SUFFIXES = {"image/png": ".png"}
+MASK_DATA_URI_SUFFIXES = {"image/png": ".png", "image/x-png": ".png"}
 RESULTS_KEPT_S = 600.0  # Gradio copies a returned zip into its own cache at once; ours goes at a later call
 Result = TypeVar("Result")
 
@@ -564,9 +565,9 @@ def files_sent_as_text(value: Any) -> Any:
 
     if is_file_obj_with_meta(value):
         url, path = value.get("url"), value.get("path")
-        if isinstance(url, str) and (url.startswith("data:") or "/gradio_api/file=" in url):
+        if isinstance(url, str) and (url.startswith("data:") or _is_an_upload_here(url)):
             return url
-        if isinstance(path, str) and "/gradio_api/file=" in path:
+        if isinstance(path, str) and _is_an_upload_here(path):
             return path
     if isinstance(value, list):
         return [files_sent_as_text(item) for item in value]
@@ -769,9 +770,20 @@ def _read_annotations(masks: list[Upload], frame_size: tuple[int, int]) -> None:
                            f"are {width}x{height}: draw each annotation on its frame, at the frame's size")
 
 
-def _uploaded(url: str, parameter: str) -> Path:
-    from urllib.parse import unquote
+def _is_an_upload_here(url: str) -> bool:
+    """Whether `url` is a file URL naming a file this server holds in its uploads (`.../gradio_api/file=<path>`).
+    Another Gradio server's file URL (a Space's output, to chain two apps) is fetched as any URL is: taken by its
+    path alone, it was refused as "not a file uploaded to this server" (fiftieth hostile round)."""
+    if "/gradio_api/file=" not in url:
+        return False
+    try:
+        _uploaded(url, "")
+    except ApiError:
+        return False
+    return True
 
+
+def _uploaded(url: str, parameter: str) -> Path:
     from gradio.utils import get_upload_folder
 
     refused = ApiError(f"{parameter}: {shown(url[:80])} is not a file uploaded to this server")
@@ -798,8 +810,9 @@ def _decoded(uri: str, parameter: str, work: Path, max_bytes: int) -> Path:
     if len(payload) // 4 * 3 > max_bytes + 2:  # base64: 4 characters for 3 bytes, and up to 2 bytes of padding
         shown_size, shown_limit = size_over_limit(len(payload) // 4 * 3, max_bytes)
         raise ApiError(f"{parameter}: the data: URI holds about {shown_size}; uploads are limited to {shown_limit}")
+    payload = unquote(payload)  # a data: URL's body may be percent-encoded (%2B for +)
     try:
-        data = base64.b64decode(payload, validate=True)
+        data = base64.b64decode(payload + "=" * (-len(payload) % 4), validate=True)  # padding may be left out
     except binascii.Error:
         raise ApiError(f"{parameter}: the data: URI is not valid base64") from None
     folder = work / "uploads"

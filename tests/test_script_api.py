@@ -240,6 +240,23 @@ def test_a_video_data_uri_of_any_type_the_upload_takes_is_taken_base64_in_any_ca
     assert summary["frames"] == len(frames) and summary["annotated_frames"] == [0]
 
 
+def test_a_data_uri_without_padding_percent_encoded_or_of_the_old_png_type_is_taken(tmp_path, network, clip):
+    """Base64 without its `=` padding, a percent-encoded body and `image/x-png` (as browsers take data: URLs) were
+    refused as "not valid base64" or as another type (fiftieth hostile round)."""
+    import base64
+    from urllib.parse import quote
+
+    video, masks = clip
+    png = (masks / "frame_000000.png").read_bytes()
+    payload = base64.b64encode(png + bytes((1 - len(png)) % 3)).decode()  # bytes after the PNG's end: padded "=="
+    assert payload.endswith("==")
+    for uri in ("data:image/png;base64," + payload.rstrip("="), "data:image/png;base64," + quote(payload, safe=""),
+                "data:image/x-png;base64," + payload):
+        _, summary = ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(video, [uri], frames=[0],
+                                                                                    size=SIZE, k=0)
+        assert summary["annotated_frames"] == [0], uri[:40]
+
+
 def test_an_annotation_data_uri_of_a_video_type_is_told_the_type_annotations_take(tmp_path, network, clip):
     """The refusal listed zip and video types as what an annotation may be (forty-ninth hostile round)."""
     video, _ = clip
@@ -851,3 +868,21 @@ def test_a_bare_exception_that_is_no_fetch_failure_stays_a_bug(monkeypatch):
               "meta": {"_type": "gradio.FileData"}}]
     with pytest.raises(Exception, match="something else went wrong"):
         asyncio.run(api._refused_file(SimpleNamespace(inputs=[video]), value, ["video"], False))
+
+
+def test_another_gradio_servers_file_url_is_left_to_be_fetched_as_any_url(tmp_path, monkeypatch):
+    """Any URL holding /gradio_api/file= was taken for this server's upload by its path alone: another app's output
+    (a Space's, to chain two apps) was refused as "not a file uploaded to this server" and never fetched (fiftieth
+    hostile round). This server's own upload is still that file."""
+    from demo.api import files_sent_as_text
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "uploads"))
+    uploaded = tmp_path / "uploads" / ("ab" * 32) / "clip.mp4"
+    uploaded.parent.mkdir(parents=True)
+    uploaded.write_bytes(b"a visitor's video")
+    meta = {"_type": "gradio.FileData"}
+    own = f"http://127.0.0.1:7860/gradio_api/file={uploaded}"
+    elsewhere = "https://abc-x.hf.space/gradio_api/file=/tmp/gradio/0123abcd/chair.mp4"
+    assert files_sent_as_text({"path": own, "url": own, "meta": meta}) == own
+    assert files_sent_as_text([{"path": elsewhere, "url": elsewhere, "meta": meta}]) == \
+        [{"path": elsewhere, "url": elsewhere, "meta": meta}]
