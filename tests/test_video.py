@@ -422,3 +422,13 @@ def test_a_cut_in_the_video_stream_read_is_found_though_another_stream_comes_fir
     cut.write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
     with pytest.raises(XMemPPError, match=r"^cannot decode cut\.mp4: "):
         extract_frames(cut, tmp_path / "cut")
+
+
+def test_a_url_given_as_the_video_is_said_to_be_one_as_it_was_written():
+    """run_on_video(imgs_in_path="https://example.com/x.mp4") said "video or frame folder not found:
+    https:/example.com/x.mp4", one slash gone (fiftieth hostile round)."""
+    from xmempp.video import check_source
+
+    with pytest.raises(XMemPPError, match=r"^the video is given as a URL \(https://example\.com/x\.mp4\): give a "
+                                          r"local video file or frame folder \(download it first\)$"):
+        check_source(__import__("pathlib").Path("https://example.com/x.mp4"))
