@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -431,4 +432,4 @@ def test_a_url_given_as_the_video_is_said_to_be_one_as_it_was_written():
 
     with pytest.raises(XMemPPError, match=r"^the video is given as a URL \(https://example\.com/x\.mp4\): give a "
                                           r"local video file or frame folder \(download it first\)$"):
-        check_source(__import__("pathlib").Path("https://example.com/x.mp4"))
+        check_source(Path("https://example.com/x.mp4"))
