@@ -669,10 +669,17 @@ def remove_unfinished_starts(parent: Path) -> list[Path]:
     removed = []
     if fcntl is None:  # no locks (Windows): a start in progress cannot be told from a killed one
         return removed
+    mounts = mount_points()
     for folder in parent.glob(f".{WORK_ROOT_PREFIX}starting-*"):
         if not STARTING_NAME.fullmatch(folder.name) or folder.is_symlink() or not folder.is_dir():
             continue
+        status = folder.lstat()
+        if status.st_uid != os.getuid() or stat.S_IMODE(status.st_mode) != 0o700:  # not as mkdtemp made it here
+            continue
         if not _held_by_nobody(folder) or _changed_lately(folder):
+            continue
+        # a mount point, of any namespace: rmdir detached another namespace's mount (fiftieth hostile round)
+        if mount_risk(folder, mounts) is not None or _mounted_elsewhere(folder):
             continue
         with contextlib.suppress(OSError):  # not empty, a mount point, or gone meanwhile: left as it is
             os.rmdir(folder)

@@ -1070,6 +1070,27 @@ def test_a_start_removes_the_hidden_folder_of_a_start_killed_before_it_named_its
     assert not left.exists() and users.is_dir() and (holding / "keep").is_dir()
 
 
+def test_a_start_leaves_a_hidden_start_folder_another_namespace_mounts_on_or_made_otherwise(tmp_path):
+    """The clean-up of killed starts rmdir-ed such a folder that another mount namespace had mounted a user's
+    folder on: the system took that mount away (fiftieth hostile round). One not made as mkdtemp makes it (another
+    owner or mode) is someone's, and stays too."""
+    from tests.helpers import another_mount_namespace
+
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "keep.txt").write_text("mine")
+    mounted = tmp_path / ".xmempp-app-starting-abcdefgh"
+    mounted.mkdir(mode=0o700)
+    open_to_all = tmp_path / ".xmempp-app-starting-opentoal"
+    open_to_all.mkdir()
+    open_to_all.chmod(0o755)
+    with another_mount_namespace((users, mounted)) as pid:
+        time.sleep(0.1)
+        assert remove_unfinished_starts(tmp_path) == []
+        assert f"{mounted}" in Path(f"/proc/{pid}/mountinfo").read_text()
+    assert mounted.is_dir() and open_to_all.is_dir() and (users / "keep.txt").read_text() == "mine"
+
+
 def test_a_start_in_progress_keeps_its_hidden_folder(tmp_path, monkeypatch):
     """Another server's start holds its hidden folder from a moment after making it; in that moment the folder is
     new. Neither is taken for a killed start's."""
