@@ -433,3 +433,28 @@ def test_a_url_given_as_the_video_is_said_to_be_one_as_it_was_written():
     with pytest.raises(XMemPPError, match=r"^the video is given as a URL \(https://example\.com/x\.mp4\): give a "
                                           r"local video file or frame folder \(download it first\)$"):
         check_source(Path("https://example.com/x.mp4"))
+
+
+def test_good_videos_whose_containers_state_no_size_or_carry_stray_bytes_are_read_whole(tmp_path):
+    """An AVI written to a pipe (its sizes left at 0xFFFFFFFF) and an MP4 with a newline or a few zero bytes after
+    its last box were refused as cut short since round 49's size check (fiftieth hostile round). A streamed AVI whose
+    last chunk runs past its end is still refused."""
+    import subprocess
+
+    import imageio.v3 as iio
+    import imageio_ffmpeg
+
+    rng = np.random.default_rng(0)
+    frames = np.stack([rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(10)])
+    iio.imwrite(tmp_path / "clip.mp4", frames, fps=10, plugin="FFMPEG", codec="libx264", macro_block_size=1)
+    streamed = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(tmp_path / "clip.mp4"),
+                               "-c:v", "mjpeg", "-f", "avi", "pipe:1"], capture_output=True, check=True).stdout
+    (tmp_path / "streamed.avi").write_bytes(streamed)
+    clip = (tmp_path / "clip.mp4").read_bytes()
+    (tmp_path / "newline.mp4").write_bytes(clip + b"\n")
+    (tmp_path / "padded.mp4").write_bytes(clip + bytes(7))
+    for name in ("streamed.avi", "newline.mp4", "padded.mp4"):
+        assert len(list(extract_frames(tmp_path / name, tmp_path / f"{name}-frames").iterdir())) == 10, name
+    (tmp_path / "cut.avi").write_bytes(streamed[:len(streamed) * 9 // 10])
+    with pytest.raises(XMemPPError, match=r"^cannot decode cut\.avi: it is cut short"):
+        extract_frames(tmp_path / "cut.avi", tmp_path / "cut-frames")

@@ -50,14 +50,14 @@ def _iso_boxes_end(file: BinaryIO, size: int) -> int | None:
             return offset
         file.seek(offset)
         header = file.read(16)
-        if len(header) < 8:
-            return offset + 8  # a box's header itself cut
+        if len(header) < 8:  # a few stray bytes after the last box (a newline, padding), or its header cut: untold
+            return None
         box_size, name = struct.unpack(">I4s", header[:8])
         if name not in ISO_TOP_LEVEL_BOXES:  # junk after the last box
             return None
         if box_size == 1:  # its size is the 64-bit number after its name
             if len(header) < 16:
-                return offset + 16
+                return None
             box_size = struct.unpack(">Q", header[8:16])[0]
             if box_size < 16:
                 return None
@@ -73,15 +73,51 @@ def _riff_chunks_end(file: BinaryIO, size: int) -> int | None:
     for _ in range(MAX_TOP_LEVEL_PARTS):
         if offset >= size:
             return offset
-        file.seek(offset)
-        header = file.read(8)
-        if len(header) < 8:
-            return offset + 8
-        name, chunk_size = struct.unpack("<4sI", header)
+        chunk = _riff_chunk_at(file, offset, size)
+        if chunk is None:  # a few stray bytes after the last chunk, or its header cut: untold
+            return None
+        name, length = chunk
         if name != b"RIFF":  # something after the last chunk: not the AVI's
             return offset
-        offset += 8 + chunk_size + (chunk_size & 1)  # chunks are padded to an even length
+        if length == RIFF_UNKNOWN_SIZE:  # written to a stream: where its parts end tells
+            return _riff_stream_end(file, offset + 12, size)
+        end = offset + 8 + length
+        if end >= size:  # the last: its padding byte may be left out at the file's end
+            return end
+        offset = end + (length & 1)  # chunks are padded to an even length
     return None
+
+
+RIFF_UNKNOWN_SIZE = 0xFFFFFFFF  # what ffmpeg leaves in a chunk's size when it writes to a pipe
+
+
+def _riff_stream_end(file: BinaryIO, offset: int, size: int) -> int | None:
+    """Where the chunks of a RIFF written to a stream end, from `offset` to the file's end: each chunk in turn, and
+    the children of a list of unknown size (its `movi` frames). A file ending exactly after a chunk is whole; one
+    whose last chunk runs past it was cut (a writer never closed, a copy cut short)."""
+    for _ in range(100 * MAX_TOP_LEVEL_PARTS):
+        if offset >= size:
+            return offset
+        chunk = _riff_chunk_at(file, offset, size)
+        if chunk is None:
+            return None
+        name, length = chunk
+        if length == RIFF_UNKNOWN_SIZE and name in (b"RIFF", b"LIST"):
+            offset += 12  # its name, its size and its type; its children follow
+            continue
+        end = offset + 8 + length
+        if end >= size:
+            return end
+        offset = end + (length & 1)
+    return None
+
+
+def _riff_chunk_at(file: BinaryIO, offset: int, size: int) -> tuple[bytes, int] | None:
+    """The name and size of the RIFF chunk at `offset`; None where fewer than its 8 bytes of header are left."""
+    if size - offset < 8:
+        return None
+    file.seek(offset)
+    return struct.unpack("<4sI", file.read(8))
 
 
 def _matroska_end(file: BinaryIO) -> int | None:
