@@ -22,7 +22,7 @@ from demo.media import UPLOAD_SUFFIXES
 from demo.state import AppSettings
 from demo.timeline import LEGEND
 from demo.views import brush
-from demo.work_root import UploadRefused, WorkRootGuard, upload_refused_response
+from demo.work_root import UploadRefused, WorkRootGuard, guard_event_files, upload_refused_response
 from xmempp.masks.ids import MAX_OBJECTS
 
 SPEED_CHECK_POLL_S = 3.0
@@ -429,4 +429,6 @@ def build_demo(settings: AppSettings) -> gr.Blocks:
         public = api.register("propagation", settings.max_runs + settings.max_waiting)
     hide_ui_events(demo, public)
     name_refused_files(demo, public)
+    if settings.work_root_held is not None:  # nothing an event writes goes into what is mounted in uploads/
+        guard_event_files(demo, settings.work_root_held)
     return demo

@@ -407,6 +407,27 @@ def guard_gradios_uploads(work_root: WorkRoot) -> None:
     route_utils._xmempp_guarded = True
 
 
+def guard_event_files(blocks, work_root: WorkRoot) -> None:
+    """Have each event of `blocks` look at uploads/ before Gradio writes its files there: a call's files, copied in
+    before it runs (a queued call runs long after its request passed `WorkRootGuard`), and each step's output
+    images, written by their content's hash as the step ends. A user's file mounted at such a name while a
+    visitor's run went on was written over by the run's next frame (fiftieth hostile round); now the event stops
+    there, in words (gr.Error), and writes nothing."""
+    import gradio as gr
+
+    for step in ("preprocess_data", "postprocess_data"):
+        original = getattr(blocks, step)
+
+        async def checked(*args, _original=original, **kwargs):
+            try:
+                work_root.check_uploads()
+            except (XMemPPError, OSError) as error:
+                raise gr.Error(str(error) if isinstance(error, XMemPPError) else UPLOADS_REPLACED) from None
+            return await _original(*args, **kwargs)
+
+        setattr(blocks, step, checked)
+
+
 def upload_refused_response(request, error: UploadRefused):
     """The upload route's answer for an upload refused once its body was in: 503 in words, as `WorkRootGuard`'s."""
     from starlette.responses import PlainTextResponse

@@ -1112,3 +1112,42 @@ def test_a_start_in_progress_keeps_its_hidden_folder(tmp_path, monkeypatch):
     new.mkdir()
     assert remove_unfinished_starts(tmp_path) == []
     assert new.is_dir()
+
+
+def test_an_events_output_is_never_written_into_a_file_mounted_in_uploads_meanwhile(tmp_path, monkeypatch):
+    """Gradio writes each output image of an event into uploads/<sha of its bytes>/image.png as the event's step
+    ends, long after its request passed the guard: a user's file mounted at that name while a visitor's run went on
+    was written over, 18 of 19 (fiftieth hostile round). The event now stops in words and writes nothing."""
+    import asyncio
+    import atexit
+    import subprocess
+
+    import gradio as gr
+    import numpy as np
+
+    from demo.work_root import WorkRoot, guard_event_files
+
+    monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
+    root = tmp_path / f"xmempp-app-{os.getpid()}-running1"
+    root.mkdir()
+    held = WorkRoot(root)
+    uploads = app.use_upload_folder(root)
+    held.own(uploads)
+    frame = np.full((8, 8, 3), 200, np.uint8)
+    with gr.Blocks() as blocks:
+        gr.Image().change(lambda: frame, None, gr.Image(format="png"))
+    guard_event_files(blocks, held)
+    block_fn = next(iter(blocks.fns.values()))
+    first = asyncio.run(blocks.postprocess_data(block_fn, frame, None))  # the run's first step: written, fine
+    written = Path(first[0]["path"]) if isinstance(first[0], dict) else Path(first[0].path)
+    assert written.is_relative_to(uploads)
+    users = tmp_path / "users.png"
+    users.write_bytes(b"mine")
+    if subprocess.run(["mount", "--bind", str(users), str(written)], capture_output=True).returncode != 0:
+        pytest.skip("bind mounts are not allowed here")
+    try:
+        with pytest.raises(gr.Error, match="something is mounted in the server's folder for uploads"):
+            asyncio.run(blocks.postprocess_data(block_fn, frame, None))  # the next step, the same image
+    finally:
+        subprocess.run(["umount", str(written)], check=True)
+    assert users.read_bytes() == b"mine"

@@ -18,6 +18,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 MOUNT_TABLE = Path("/proc/self/mountinfo")
 
@@ -26,7 +27,7 @@ def mount_points(table: Path = MOUNT_TABLE) -> set[str] | None:
     """Every mount point of this system; None where Linux's table cannot be read (no /proc in a sandbox), and
     empty on systems without one, which have no bind mounts of that kind."""
     try:
-        mounts = {point for _, _, _, point in _mount_table(table)}
+        mounts = {mount.point for mount in _mount_table(table)}
     except OSError:
         return None if sys.platform.startswith("linux") else set()
     return mounts if "/" in mounts else None  # no real table lacks the root: an empty one said "no mounts"
@@ -44,18 +45,18 @@ def mounts_elsewhere(devices: Collection[int], proc: Path = Path("/proc")) -> fr
     run. Empty where /proc cannot be read."""
     found = set()
     for through, table in other_namespaces_tables(proc):
-        device_of = {mount_id: device for mount_id, _, device, _ in table}
-        for _, parent, _, point in table:
-            if point == "/" or device_of.get(parent) not in devices:
+        device_of = {mount.id: mount.device for mount in table}
+        for mount in table:
+            if mount.point == "/" or device_of.get(mount.parent) not in devices:
                 continue
-            folder, name = os.path.split(point)
+            folder, name = os.path.split(mount.point)
             with contextlib.suppress(OSError, ValueError):
                 status = os.stat(f"{through / 'root'}{folder}")
                 found.add((status.st_dev, status.st_ino, name))
     return frozenset(found)
 
 
-def other_namespaces_tables(proc: Path = Path("/proc")) -> list[tuple[Path, list[tuple[int, int, int, str]]]]:
+def other_namespaces_tables(proc: Path = Path("/proc")) -> list[tuple[Path, list[Mount]]]:
     """The mount table of each other mount namespace this process can look into, with the /proc entry of a process
     in it (through which that namespace's paths are reached, `mount_within`). Empty where /proc cannot be read."""
     try:
@@ -79,36 +80,48 @@ def other_namespaces_tables(proc: Path = Path("/proc")) -> list[tuple[Path, list
     return tables
 
 
-def mount_within(folder: Path, elsewhere: Sequence[tuple[Path, list[tuple[int, int, int, str]]]] = ()) -> str | None:
+def mount_within(folder: Path, elsewhere: Sequence[tuple[Path, list[Mount]]] = ()) -> str | None:
     """A mount point inside `folder`, at any depth, as its namespace spells it: of this mount namespace, or of one
-    of `elsewhere` (`other_namespaces_tables`); None when there is none. Told from the tables of mounts, never by
-    walking the folder: a look into each entry of a folder of ten thousand took a second (forty-ninth hostile
-    round), and a mount two levels down was never looked at. Each mount point's folders are reached as this
-    process reaches them, through that namespace's root, and compared with `folder` as file system objects. Only
-    mounts on `folder`'s file system are looked at: a look into a hung network or FUSE mount would hang."""
-    status = os.stat(folder)
-    wanted = (status.st_dev, status.st_ino)
+    of `elsewhere` (`other_namespaces_tables`); None when there is none, or where the tables cannot be read.
+
+    Told from the tables alone, by where each mount point lies within its file system: the folder it lies on (its
+    parent mount's root) and its path below that mount. `folder` is placed in its file system the same way, from
+    the mount holding it here. Nothing is walked or looked up: a look into each entry of a folder of ten thousand
+    took a second, and a look above each of thousands of mount points held every request for seconds (forty-ninth
+    and fiftieth hostile rounds), and a path through a hung network mount would hang."""
     try:
         here = _mount_table(MOUNT_TABLE)
-    except OSError:  # no /proc (not Linux, a sandbox): no mount to be told
-        here = []
-    for through, table in [(Path("/proc/self"), here), *elsewhere]:
-        device_of = {mount_id: device for mount_id, _, device, _ in table}
-        for _, parent, _, point in table:
-            if point == "/" or device_of.get(parent) != status.st_dev:
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:  # no /proc (not Linux, a sandbox), or no folder: no mount to be told
+        return None
+    try:
+        device, holder_id = os.fstat(descriptor).st_dev, _mount_id(descriptor)
+    finally:
+        os.close(descriptor)
+    holder = next((mount for mount in here if mount.id == holder_id), None)
+    real = os.path.realpath(folder)
+    if holder is None or not _is_below(real, holder.point, or_at=True):
+        return None
+    inside = _within_file_system(holder, real)
+    for table in (here, *(table for _, table in elsewhere)):
+        by_id = {mount.id: mount for mount in table}
+        for mount in table:
+            parent = by_id.get(mount.parent)
+            if parent is None or parent.device != device or not _is_below(mount.point, parent.point):
                 continue
-            holder = os.path.dirname(point)
-            while True:
-                try:
-                    found = os.stat(f"{through / 'root'}{holder}")
-                except (OSError, ValueError):
-                    break
-                if (found.st_dev, found.st_ino) == wanted:
-                    return point
-                if holder == "/":
-                    break
-                holder = os.path.dirname(holder)
+            if _is_below(_within_file_system(parent, mount.point), inside):
+                return mount.point
     return None
+
+
+def _within_file_system(mount: Mount, path: str) -> str:
+    """Where `path`, below the mount point of `mount`, lies in the file system mounted there."""
+    return mount.root.rstrip("/") + "/" + path[len(mount.point):].strip("/")
+
+
+def _is_below(path: str, folder: str, or_at: bool = False) -> bool:
+    folder = folder.rstrip("/")
+    return path.startswith(folder + "/") or (or_at and path == (folder or "/"))
 
 
 def _live_thread(process: Path) -> Path | None:
@@ -132,18 +145,33 @@ def _live_thread(process: Path) -> Path | None:
     return None
 
 
-def _mount_table(table: Path) -> list[tuple[int, int, int, str]]:
-    """Each mount of a table like /proc/self/mountinfo as (its id, its parent's id, its device, its mount point)."""
+class Mount(NamedTuple):
+    """One line of a table like /proc/self/mountinfo."""
+
+    id: int
+    parent: int  # the id of the mount its point lies on
+    device: int  # st_dev of what is mounted
+    root: str  # the folder of that file system mounted here (a bind mount's source, within its file system)
+    point: str  # where it is mounted, as its namespace spells it
+
+
+def _unescaped(field: str) -> str:
+    """A name as the kernel writes it in a table of mounts, where a space, a tab, a newline and a backslash are
+    \\040 \\011 \\012 \\134."""
+    return re.sub(r"\\([0-7]{3})", lambda code: chr(int(code.group(1), 8)), field) if "\\" in field else field
+
+
+def _mount_table(table: Path) -> list[Mount]:
+    """Each mount of a table like /proc/self/mountinfo."""
     mounts = []
     for line in table.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
         fields = line.split(" ")
         if len(fields) < 5 or not fields[0].isdigit() or not fields[1].isdigit() or fields[2].count(":") != 1:
             continue
         major, minor = fields[2].split(":")
-        # the kernel writes a space, a tab, a newline and a backslash in names as \040 \011 \012 \134
-        point = re.sub(r"\\([0-7]{3})", lambda code: chr(int(code.group(1), 8)), fields[4])
+        root, point = (_unescaped(field) for field in fields[3:5])
         with contextlib.suppress(ValueError):
-            mounts.append((int(fields[0]), int(fields[1]), os.makedev(int(major), int(minor)), point))
+            mounts.append(Mount(int(fields[0]), int(fields[1]), os.makedev(int(major), int(minor)), root, point))
     return mounts
 
 
@@ -216,7 +244,7 @@ def _is_mount_point_elsewhere(name: str, folder: int, foreign: bool, elsewhere: 
 def _mount_ids_here(table: Path = MOUNT_TABLE) -> set[int] | None:
     """The ids of this mount namespace's mounts; None where its table cannot be read."""
     try:
-        return {mount_id for mount_id, _, _, _ in _mount_table(table)}
+        return {mount.id for mount in _mount_table(table)}
     except OSError:
         return None
 
