@@ -227,7 +227,7 @@ def test_a_data_uri_sent_as_a_files_url_is_taken_as_the_same_uri_sent_alone(app,
 def test_a_file_object_naming_a_file_by_this_servers_file_url_is_that_upload(app, tmp_path):
     """{"path": U, "url": U} with U this server's `.../gradio_api/file=<an upload>` was refused as "not a public
     address: upload the file", though it was uploaded; the same U sent as text was taken (forty-eighth hostile
-    round). A file URL naming no upload is still refused, in words."""
+    round). A file URL naming no upload is a URL as any other: this server's own address is not fetched."""
     import base64
     import json
 
@@ -248,8 +248,8 @@ def test_a_file_object_naming_a_file_by_this_servers_file_url_is_that_upload(app
     event, payload = raw_call(url, "suggest_frames", [file(clip), [file(first_mask)], [0], 64, 1])
     assert event == "complete", payload
     event, payload = raw_call(url, "suggest_frames", [file(f"{url}gradio_api/file=/etc/hostname"), [file(first_mask)]])
-    assert event == "error" and payload["error"].startswith("video: ")
-    assert "is not a file uploaded to this server" in payload["error"]
+    assert event == "error" and payload["error"].startswith("video: ")  # no upload: a URL as any other, not fetched
+    assert "this server fetches only public http(s) addresses" in payload["error"]
     time.sleep(0.5)
     assert "Traceback" not in log_path.read_text()
 
