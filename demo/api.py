@@ -17,7 +17,6 @@ No `from __future__ import annotations` here: Gradio reads the return types from
 """
 
 import base64
-import binascii
 import contextlib
 import copy
 import dataclasses
@@ -791,8 +790,11 @@ def _uploaded(url: str, parameter: str) -> Path:
         path = Path(unquote(url.split("/gradio_api/file=", 1)[1].split("?")[0])).resolve()
     except (ValueError, OSError, RuntimeError):  # a NUL in the path (%00), a loop of links: no upload's path
         raise refused from None
-    if not path.is_relative_to(Path(get_upload_folder()).resolve()) or not path.is_file():
-        raise refused
+    try:
+        if not path.is_relative_to(Path(get_upload_folder()).resolve()) or not path.is_file():
+            raise refused
+    except OSError:  # a name too long for the file system: no upload's either
+        raise refused from None
     return path
 
 
@@ -801,6 +803,7 @@ def _decoded(uri: str, parameter: str, work: Path, max_bytes: int) -> Path:
     URI's length, before it is decoded or written (a 40 MB URI went to disk before the limit was checked)."""
     header, _, payload = uri.partition(",")
     payload = "".join(payload.split())  # base64 wrapped in lines (MIME's 76 characters), as Gradio takes a video's
+    payload = unquote(payload)  # a data: URL's body may be percent-encoded (%2B for +): its size is the decoded one's
     mime = header[len("data:"):].split(";")[0].strip().lower()
     suffixes = MASK_DATA_URI_SUFFIXES if parameter == "annotations" else VIDEO_DATA_URI_SUFFIXES
     suffix = suffixes.get(mime)
@@ -810,10 +813,9 @@ def _decoded(uri: str, parameter: str, work: Path, max_bytes: int) -> Path:
     if len(payload) // 4 * 3 > max_bytes + 2:  # base64: 4 characters for 3 bytes, and up to 2 bytes of padding
         shown_size, shown_limit = size_over_limit(len(payload) // 4 * 3, max_bytes)
         raise ApiError(f"{parameter}: the data: URI holds about {shown_size}; uploads are limited to {shown_limit}")
-    payload = unquote(payload)  # a data: URL's body may be percent-encoded (%2B for +)
     try:
         data = base64.b64decode(payload + "=" * (-len(payload) % 4), validate=True)  # padding may be left out
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a character past ASCII (é), which base64 never holds
         raise ApiError(f"{parameter}: the data: URI is not valid base64") from None
     folder = work / "uploads"
     folder.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@ joined fails soon, naming it, as a problem with the input (not a bug)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -358,7 +359,8 @@ def test_the_join_check_starts_on_the_oldest_python_the_project_supports(monkeyp
         assert "did not finish within 5 s" in str(refused.value)
 
 
-def test_a_cluster_whose_nodes_cannot_import_xmempp_is_refused_naming_them_before_any_worker_starts(monkeypatch):
+def test_a_cluster_whose_nodes_cannot_import_xmempp_is_refused_naming_them_before_any_worker_starts(monkeypatch,
+                                                                                                    caplog):
     """A node without xmempp, or with xmempp but not its packages (torch): Ray's worker tracebacks on the user's
     terminal, a retry that could not help, and "its worker died twice (ActorDiedError)" for every video (forty-ninth
     and fiftieth hostile rounds). Each node is asked first, by a probe that needs nothing of xmempp there, to import
@@ -372,6 +374,16 @@ def test_a_cluster_whose_nodes_cannot_import_xmempp_is_refused_naming_them_befor
         with pytest.raises(XMemPPError, match=r"^xmempp cannot be imported on the Ray node [\d.]+ \(No module named "
                                               r"'torch_as_on_a_node_without_it'\): every node of the cluster needs it"):
             ray_runner._refuse_nodes_without_xmempp(ray, ["xmempp.ray_runner", "torch_as_on_a_node_without_it"])
+        real_get = ray.get
+
+        def node_gone(reference, **options):  # a node listed alive whose raylet has just died
+            raise ray.exceptions.RayError("the node is not schedulable (lease_id=abc)")
+
+        monkeypatch.setattr(ray, "get", node_gone)
+        with caplog.at_level(logging.WARNING, logger="xmempp.ray_runner"):
+            ray_runner._refuse_nodes_without_xmempp(ray, ["xmempp.ray_runner"])  # left out, not blamed on xmempp
+        assert "could not run a task (the node is not schedulable" in caplog.text
+        monkeypatch.setattr(ray, "get", real_get)
         monkeypatch.setattr(ray_runner, "PROBE_SECONDS", 0.5)
         monkeypatch.setattr(ray, "wait", lambda references, **options: ([], references))  # its workers never start
         with pytest.raises(XMemPPError, match=r"^the Ray node [\d.]+ did not run a task within 0.5 s: its worker "

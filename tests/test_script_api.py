@@ -886,3 +886,42 @@ def test_another_gradio_servers_file_url_is_left_to_be_fetched_as_any_url(tmp_pa
     assert files_sent_as_text({"path": own, "url": own, "meta": meta}) == own
     assert files_sent_as_text([{"path": elsewhere, "url": elsewhere, "meta": meta}]) == \
         [{"path": elsewhere, "url": elsewhere, "meta": meta}]
+
+
+def test_a_data_uri_with_a_character_base64_never_holds_is_said_not_valid(tmp_path, network, clip):
+    """A data: URI holding `é` (or `%C3%A9`, percent-decoded) ended in an internal error ({"error": null}): base64
+    refuses characters past ASCII with a plain ValueError (fifty-first hostile round)."""
+    video, _ = clip
+    api = ScriptApi(settings(tmp_path, network), RunQueue(1, 4))
+    for payload in ("iVBORw0KGgé=", "iVBORw0KGg%C3%A9"):
+        with pytest.raises(gr.Error, match="annotations: the data: URI is not valid base64"):
+            api.segment(video, [f"data:image/png;base64,{payload}"], frames=[0], size=SIZE)
+
+
+def test_a_percent_encoded_data_uri_is_measured_as_the_file_it_holds(tmp_path, clip):
+    """A percent-encoded data: URI of a file under the upload limit was refused as over it: its size was counted
+    before the text was decoded (fifty-first hostile round)."""
+    import base64
+    from urllib.parse import quote
+
+    from demo import api as api_module
+
+    video, masks = clip
+    png = (masks / "frame_000000.png").read_bytes()
+    limit = len(png)  # the file is exactly as large as uploads may be
+    quoted = quote(base64.b64encode(png).decode(), safe="")
+    assert len(quoted) // 4 * 3 > limit + 2  # its text, counted as base64, is past the limit; the file is not
+    uri = "data:image/png;base64," + quoted
+    path = api_module._decoded(uri, "annotations", tmp_path, limit)
+    assert path.read_bytes() == png
+
+
+def test_a_file_url_naming_a_path_too_long_for_the_file_system_is_no_upload(tmp_path, monkeypatch):
+    """`.../gradio_api/file=<uploads>/<300 characters>.png` was blamed on the server ("the server cannot use its
+    file ... tell whoever runs this app"): the name's length is the caller's (fifty-first hostile round)."""
+    from demo.api import ApiError, _uploaded
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "uploads"))
+    (tmp_path / "uploads").mkdir()
+    with pytest.raises(ApiError, match="is not a file uploaded to this server"):
+        _uploaded(f"http://127.0.0.1:7860/gradio_api/file={tmp_path / 'uploads' / ('x' * 300)}.png", "annotations")

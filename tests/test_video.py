@@ -433,6 +433,8 @@ def test_a_url_given_as_the_video_is_said_to_be_one_as_it_was_written():
     with pytest.raises(XMemPPError, match=r"^the video is given as a URL \(https://example\.com/x\.mp4\): give a "
                                           r"local video file or frame folder \(download it first\)$"):
         check_source(Path("https://example.com/x.mp4"))
+    with pytest.raises(XMemPPError, match=r"^the video is given as a URL \(file:///tmp/x\.mp4\)"):
+        check_source(Path("file:///tmp/x.mp4"))
 
 
 def test_good_videos_whose_containers_state_no_size_or_carry_stray_bytes_are_read_whole(tmp_path):
@@ -458,3 +460,46 @@ def test_good_videos_whose_containers_state_no_size_or_carry_stray_bytes_are_rea
     (tmp_path / "cut.avi").write_bytes(streamed[:len(streamed) * 9 // 10])
     with pytest.raises(XMemPPError, match=r"^cannot decode cut\.avi: it is cut short"):
         extract_frames(tmp_path / "cut.avi", tmp_path / "cut-frames")
+
+
+def _avi(index_ends_at: int | None = None) -> bytes:
+    """A minimal AVI: a header list (with OpenDML's index of indexes, one entry ending at `index_ends_at`, when
+    given) and one frame chunk."""
+    import struct
+
+    indx = b""
+    if index_ends_at is not None:
+        indx = (b"indx" + struct.pack("<IHBBI", 40, 4, 0, 0, 1) + b"00dc" + bytes(12)
+                + struct.pack("<QII", index_ends_at - 10, 10, 1))
+    hdrl = b"hdrl" + indx
+    movi = b"movi" + b"00dc" + struct.pack("<I", 4) + b"abcd"
+    body = b"AVI " + b"LIST" + struct.pack("<I", len(hdrl)) + hdrl + b"LIST" + struct.pack("<I", len(movi)) + movi
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def test_an_avi_whose_header_lists_an_index_past_its_end_is_cut_and_junk_after_a_stream_tells_nothing(tmp_path):
+    """An AVI of more than 1 GB cut exactly where its second part began ends on a whole chunk: only its header's
+    index of indexes tells that more followed. A streamed AVI followed by zeros (a gigabyte of them walked chunk by
+    chunk for minutes) or by a few line ends was refused or walked as chunks; a FIFO put at the video's name was
+    waited on for ever (fifty-first hostile round)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from xmempp.containers import declared_size
+
+    whole = tmp_path / "whole.avi"
+    whole.write_bytes(_avi(index_ends_at=60))
+    assert declared_size(whole) == whole.stat().st_size
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(_avi(index_ends_at=1 << 30))
+    assert declared_size(cut) == 1 << 30
+    streamed = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                               "testsrc=size=64x48:rate=10", "-t", "0.5", "-c:v", "mjpeg", "-f", "avi", "pipe:1"],
+                              capture_output=True, check=True).stdout
+    for after in (bytes(1 << 20), b"\r\n" * 8, b"\xff" * 64):
+        (tmp_path / "padded.avi").write_bytes(streamed + after)
+        assert declared_size(tmp_path / "padded.avi") is None
+    os.mkfifo(tmp_path / "fifo.mp4")
+    with pytest.raises(XMemPPError, match="is not a regular file"):
+        declared_size(tmp_path / "fifo.mp4")

@@ -19,6 +19,8 @@ import struct
 from pathlib import Path
 from typing import BinaryIO
 
+from xmempp.regular_files import open_regular
+
 ISO_FIRST_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"}  # what MP4s and MOVs begin with
 # The boxes found at the top of MP4s and MOVs (ISO/IEC 14496-12, QuickTime): a size is believed only from one of
 # these; anything else there is junk after the last box (a camera's padding), which tells nothing.
@@ -29,14 +31,16 @@ EBML_HEADER, MATROSKA_SEGMENT = 0x1A45DFA3, 0x18538067
 
 
 def declared_size(video: Path) -> int | None:
-    """The bytes `video`'s container says it holds, or None where it says nothing this reads."""
-    with open(video, "rb") as file:
+    """The bytes `video`'s container says it holds, or None where it says nothing this reads. Opened as every input
+    is (`open_regular`): a FIFO put at its name meanwhile is refused, not waited on for ever."""
+    with open_regular(video, f"the video {video.name}") as file:
         start = file.read(12)
         size = os.fstat(file.fileno()).st_size
         if len(start) == 12 and start[4:8] in ISO_FIRST_BOXES:
             return _iso_boxes_end(file, size)
         if start[:4] == b"RIFF" and start[8:12] == b"AVI ":
-            return _riff_chunks_end(file, size)
+            ends = [_riff_chunks_end(file, size), _avi_index_end(file, size)]
+            return max((end for end in ends if end is not None), default=None)
         if start[:4] == EBML_HEADER.to_bytes(4, "big"):
             return _matroska_end(file)
     return None
@@ -89,13 +93,14 @@ def _riff_chunks_end(file: BinaryIO, size: int) -> int | None:
 
 
 RIFF_UNKNOWN_SIZE = 0xFFFFFFFF  # what ffmpeg leaves in a chunk's size when it writes to a pipe
+MAX_STREAM_CHUNKS = 10_000_000  # a day of 30 fps video with its sound: far below this
 
 
 def _riff_stream_end(file: BinaryIO, offset: int, size: int) -> int | None:
     """Where the chunks of a RIFF written to a stream end, from `offset` to the file's end: each chunk in turn, and
     the children of a list of unknown size (its `movi` frames). A file ending exactly after a chunk is whole; one
     whose last chunk runs past it was cut (a writer never closed, a copy cut short)."""
-    for _ in range(100 * MAX_TOP_LEVEL_PARTS):
+    for _ in range(MAX_STREAM_CHUNKS):
         if offset >= size:
             return offset
         chunk = _riff_chunk_at(file, offset, size)
@@ -113,11 +118,42 @@ def _riff_stream_end(file: BinaryIO, offset: int, size: int) -> int | None:
 
 
 def _riff_chunk_at(file: BinaryIO, offset: int, size: int) -> tuple[bytes, int] | None:
-    """The name and size of the RIFF chunk at `offset`; None where fewer than its 8 bytes of header are left."""
+    """The name and size of the RIFF chunk at `offset`; None where fewer than its 8 bytes of header are left (the
+    file shrank meanwhile included), or where its name is no chunk's (four letters, digits or spaces): zeros or
+    other bytes after the last chunk, which tell nothing."""
     if size - offset < 8:
         return None
     file.seek(offset)
-    return struct.unpack("<4sI", file.read(8))
+    header = file.read(8)
+    if len(header) < 8 or not all(byte == 32 or 48 <= byte <= 57 or 65 <= byte <= 90 or 97 <= byte <= 122
+                                  for byte in header[:4]):
+        return None
+    return struct.unpack("<4sI", header)
+
+
+AVI_HEADER_BYTES = 1 << 20  # where an AVI's header list, and its index of indexes, lie
+
+
+def _avi_index_end(file: BinaryIO, size: int) -> int | None:
+    """Where the farthest of the indexes an AVI of more than 1 GB lists in its header (OpenDML's `indx`, one per
+    stream) ends: a file cut exactly where one of its later parts began ends on a whole chunk, and only its header
+    tells that more followed (fifty-first hostile round). None for an AVI without such an index."""
+    file.seek(12)
+    header = file.read(AVI_HEADER_BYTES)
+    if header[:4] != b"LIST" or header[8:12] != b"hdrl":
+        return None
+    hdrl = header[:8 + struct.unpack_from("<I", header, 4)[0]]
+    farthest, at = None, hdrl.find(b"indx")
+    while at != -1 and at + 32 <= len(hdrl):
+        # AVISUPERINDEX: its size, longs per entry, subtype, type, entries in use, chunk id, 3 reserved longs
+        longs_per_entry, _, index_type, entries = struct.unpack_from("<HBBI", hdrl, at + 8)
+        if index_type == 0 and longs_per_entry == 4:  # AVI_INDEX_OF_INDEXES: (offset, size, duration) each
+            for entry in range(min(entries, (len(hdrl) - at - 32) // 16)):
+                offset, length = struct.unpack_from("<QI", hdrl, at + 32 + 16 * entry)
+                if offset and length:
+                    farthest = max(farthest or 0, offset + length)
+        at = hdrl.find(b"indx", at + 4)
+    return farthest
 
 
 def _matroska_end(file: BinaryIO) -> int | None:

@@ -121,8 +121,10 @@ def _refuse_nodes_without_xmempp(ray, modules: list[str]) -> None:
     for reference in answered:
         try:
             problem = ray.get(reference)
-        except ray.exceptions.RayError as error:  # the node died meanwhile: Ray's words, in brief
-            problem = _first_line(error)
+        except ray.exceptions.RayError as error:  # the node died meanwhile: Ray places no worker there
+            log.warning("the Ray node %s could not run a task (%s); the other nodes run the videos", asked[reference],
+                        " ".join(_first_line(error).split())[:200])
+            continue
         if problem is not None:
             problems[asked[reference]] = problem
     if problems:

@@ -178,9 +178,13 @@ def check_source(source: Path) -> None:
     if not source.exists():
         # a link that leads nowhere is there all the same: "not found" hid a loop of links
         there = f" (it is {kind_of_entry(source)})" if os.path.lexists(source) else ""
-        if re.match(r"(?i)(https?|ftp):/", str(source)):  # a path folds its "//": say what was given
-            raise InputNotFoundError(f"the video is given as a URL ({shown(re.sub(':/', '://', str(source), count=1))}):"
-                                     " give a local video file or frame folder (download it first)")
+        url = re.fullmatch(r"(?i)(https?|ftp|file):/(.*)", str(source))  # a path folds its "//"
+        if url is not None:
+            scheme, rest = url.groups()
+            given = f"{scheme}:///{rest}" if scheme.lower() == "file" else f"{scheme}://{rest}"
+            advice = f"give its path, /{rest}" if scheme.lower() == "file" else \
+                "give a local video file or frame folder (download it first)"
+            raise InputNotFoundError(f"the video is given as a URL ({shown(given)}): {advice}")
         raise InputNotFoundError(f"video or frame folder not found: {shown(source)}{there}")
     if not source.is_dir() and not source.is_file():
         raise XMemPPError(f"the video {shown(source)} is {kind_of_entry(source)}: give a video file or a folder of "
