@@ -40,6 +40,7 @@ log = logging.getLogger("xmempp.app")
 WORK_ROOT_PREFIX = "xmempp-app-"  # then the server's process id: xmempp-app-<pid>-<random>
 WORK_ROOT_NAME = re.compile(r"xmempp-app-([0-9]+)-[a-z0-9_]{8}")  # the random part is mkdtemp's
 UPLOADS, API_CALLS, SESSION_PREFIX = "uploads", "api", "session-"  # all a work root holds
+ELSEWHERE_EVERY_S = 1.0  # other mount namespaces' tables are read again at most this often
 LOOK_MARGIN_NS = 50_000_000  # file times lag the clock by a tick or so: a change this close to a look is looked at again
 UPLOADS_REPLACED = ("the server's folder for uploads was replaced while it ran: it takes no new work now; tell the "
                     "server's operator (the reason is in the server's log)")
@@ -72,7 +73,8 @@ class WorkRoot:
         self._own: dict[str, tuple[int, int]] = {}
         self._uploads_seen_at = time.time()  # when the uploads/ the server made was last seen there
         self._mounted_in_uploads: str | None = None  # something mounted in uploads/: nothing goes there meanwhile
-        self._elsewhere, self._elsewhere_read = [], -float("inf")  # other namespaces' tables of mounts
+        self._looking_elsewhere: threading.Thread | None = None  # `_look_elsewhere`, started at the first look
+        self._mount_found_elsewhere: str | None = None  # what it last found mounted in uploads/ by another namespace
         self._uploads_looked_at: tuple[int, int, int] | None = None  # uploads/ as its links were last looked for
         atexit.register(self.remove)
 
@@ -266,13 +268,27 @@ class WorkRoot:
         self._uploads_looked_at = seen if status.st_mtime_ns < started and status.st_ctime_ns < started else None
 
     def _mount_within_uploads(self, uploads: Path) -> str | None:
-        """A mount point inside uploads/, at any depth, of this mount namespace or another (their tables read at
-        most once a second): Gradio wrote an upload into a folder bind-mounted at uploads/<sha> (forty-eighth
-        hostile round), or a file mounted at uploads/<sha>/<name>, and served their other files (forty-ninth)."""
-        if time.monotonic() - self._elsewhere_read > 1.0:
-            self._elsewhere = other_namespaces_tables()
-            self._elsewhere_read = time.monotonic()
-        return mount_within(uploads, self._elsewhere)
+        """A mount point inside uploads/, at any depth, of this mount namespace (looked at now) or another (as
+        `_look_elsewhere` last found): Gradio wrote an upload into a folder bind-mounted at uploads/<sha>
+        (forty-eighth hostile round), or a file mounted at uploads/<sha>/<name>, and served their other files
+        (forty-ninth)."""
+        if self._looking_elsewhere is None:
+            self._looking_elsewhere = threading.Thread(target=self._look_elsewhere, name="work-root-mounts",
+                                                       daemon=True)
+            self._looking_elsewhere.start()
+        return mount_within(uploads) or self._mount_found_elsewhere
+
+    def _look_elsewhere(self) -> None:
+        """Find what other mount namespaces mount inside uploads/, again and again, in a thread of its own: their
+        tables of a hundred thousand mounts took seconds to read, and every request waited (fifty-first hostile
+        round). Read at most once a second, and less often as reading takes longer (a tenth of the time at most)."""
+        while not self._stopping:
+            started = time.monotonic()
+            try:
+                self._mount_found_elsewhere = mount_within(self.path / UPLOADS, other_namespaces_tables(), here=False)
+            except OSError:  # uploads/ gone meanwhile: made again, and looked at next time
+                self._mount_found_elsewhere = None
+            time.sleep(max(ELSEWHERE_EVERY_S, 10 * (time.monotonic() - started)))
 
     def _is_held(self, status: os.stat_result) -> bool:
         held = os.fstat(self._descriptor)

@@ -80,9 +80,10 @@ def other_namespaces_tables(proc: Path = Path("/proc")) -> list[tuple[Path, list
     return tables
 
 
-def mount_within(folder: Path, elsewhere: Sequence[tuple[Path, list[Mount]]] = ()) -> str | None:
+def mount_within(folder: Path, elsewhere: Sequence[tuple[Path, list[Mount]]] = (), here: bool = True) -> str | None:
     """A mount point inside `folder`, at any depth, as its namespace spells it: of this mount namespace, or of one
     of `elsewhere` (`other_namespaces_tables`); None when there is none, or where the tables cannot be read.
+    `here=False` looks at `elsewhere` alone.
 
     Told from the tables alone, by where each mount point lies within its file system: the folder it lies on (its
     parent mount's root) and its path below that mount. `folder` is placed in its file system the same way, from
@@ -90,24 +91,26 @@ def mount_within(folder: Path, elsewhere: Sequence[tuple[Path, list[Mount]]] = (
     took a second, and a look above each of thousands of mount points held every request for seconds (forty-ninth
     and fiftieth hostile rounds), and a path through a hung network mount would hang."""
     try:
-        here = _mount_table(MOUNT_TABLE)
+        this_table = _mount_table(MOUNT_TABLE)
         descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:  # no /proc (not Linux, a sandbox), or no folder: no mount to be told
         return None
     try:
-        device, holder_id = os.fstat(descriptor).st_dev, _mount_id(descriptor)
+        holder_id = _mount_id(descriptor)
     finally:
         os.close(descriptor)
-    holder = next((mount for mount in here if mount.id == holder_id), None)
+    holder = next((mount for mount in this_table if mount.id == holder_id), None)
     real = os.path.realpath(folder)
     if holder is None or not _is_below(real, holder.point, or_at=True):
         return None
     inside = _within_file_system(holder, real)
-    for table in (here, *(table for _, table in elsewhere)):
+    # The tables' own device numbers are compared: on btrfs a folder's st_dev is its subvolume's, never the one its
+    # mounts are listed under, and nothing mounted in it was seen (fifty-first hostile round).
+    for table in ([this_table] if here else []) + [table for _, table in elsewhere]:
         by_id = {mount.id: mount for mount in table}
         for mount in table:
             parent = by_id.get(mount.parent)
-            if parent is None or parent.device != device or not _is_below(mount.point, parent.point):
+            if parent is None or parent.device != holder.device or not _is_below(mount.point, parent.point):
                 continue
             if _is_below(_within_file_system(parent, mount.point), inside):
                 return mount.point
