@@ -503,3 +503,30 @@ def test_an_avi_whose_header_lists_an_index_past_its_end_is_cut_and_junk_after_a
     os.mkfifo(tmp_path / "fifo.mp4")
     with pytest.raises(XMemPPError, match="is not a regular file"):
         declared_size(tmp_path / "fifo.mp4")
+
+
+def test_a_fragment_cut_inside_its_header_is_cut_and_text_after_a_streamed_avi_tells_nothing(tmp_path):
+    """A fragmented MP4 cut a few bytes into a fragment's `moof` header was taken whole (its leftover bytes read as
+    stray ones), and text after an AVI written to a pipe was read as a chunk running past the end (fifty-second
+    hostile round)."""
+    import struct
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from xmempp.containers import declared_size
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-t", "3", "-c:v",
+                    "libx264", "-g", "10", "-movflags", "frag_keyframe+empty_moov", str(tmp_path / "frag.mp4")],
+                   check=True)
+    fragmented = (tmp_path / "frag.mp4").read_bytes()
+    second_fragment = fragmented.index(b"moof", fragmented.index(b"moof") + 4) - 4
+    (tmp_path / "cut.mp4").write_bytes(fragmented[:second_fragment + 6])
+    assert declared_size(tmp_path / "cut.mp4") > (tmp_path / "cut.mp4").stat().st_size
+    streamed = subprocess.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-t", "0.5",
+                               "-c:v", "mjpeg", "-f", "avi", "pipe:1"], capture_output=True, check=True).stdout
+    (tmp_path / "text.avi").write_bytes(streamed + b"uploaded with a note after it")
+    assert declared_size(tmp_path / "text.avi") is None
+    (tmp_path / "frame_cut.avi").write_bytes(streamed + b"00dc" + struct.pack("<I", 1000) + bytes(10))
+    assert declared_size(tmp_path / "frame_cut.avi") > (tmp_path / "frame_cut.avi").stat().st_size

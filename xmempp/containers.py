@@ -15,6 +15,7 @@ ffmpeg's reading decides then, as before.
 from __future__ import annotations
 
 import os
+import re
 import struct
 from pathlib import Path
 from typing import BinaryIO
@@ -54,8 +55,8 @@ def _iso_boxes_end(file: BinaryIO, size: int) -> int | None:
             return offset
         file.seek(offset)
         header = file.read(16)
-        if len(header) < 8:  # a few stray bytes after the last box (a newline, padding), or its header cut: untold
-            return None
+        if len(header) < 8:  # a few stray bytes after the last box (a newline, padding), or a box's header cut
+            return _cut_box_header_end(offset, header)
         box_size, name = struct.unpack(">I4s", header[:8])
         if name not in ISO_TOP_LEVEL_BOXES:  # junk after the last box
             return None
@@ -68,6 +69,18 @@ def _iso_boxes_end(file: BinaryIO, size: int) -> int | None:
         elif box_size < 8:  # 0: it runs to the end of the file, whatever it holds; less: no box
             return None
         offset += box_size
+    return None
+
+
+def _cut_box_header_end(offset: int, left: bytes) -> int | None:
+    """Where a box ends whose header the file's end cut (its size, and the start of a top-level box's name: a
+    fragmented MP4 cut inside a fragment's `moof` header was taken whole, fifty-second hostile round); None for
+    bytes that begin no box (a newline, zeros), which tell nothing."""
+    if len(left) < 5:
+        return None
+    box_size, started = struct.unpack(">I", left[:4])[0], left[4:]
+    if box_size >= 8 and any(name.startswith(started) for name in ISO_TOP_LEVEL_BOXES):
+        return offset + box_size
     return None
 
 
@@ -111,10 +124,14 @@ def _riff_stream_end(file: BinaryIO, offset: int, size: int) -> int | None:
             offset += 12  # its name, its size and its type; its children follow
             continue
         end = offset + 8 + length
-        if end >= size:
-            return end
+        if end >= size:  # a part of the stream past the file's end was cut; text after the stream is no part
+            return end if end == size or AVI_STREAM_CHUNK.fullmatch(name) else None
         offset = end + (length & 1)
     return None
+
+
+# What a stream written to a pipe holds: frames and sound (00dc, 01wb), indexes, lists, filler.
+AVI_STREAM_CHUNK = re.compile(rb"\d\d(dc|db|wb|tx|pc)|ix\d\d|idx1|indx|JUNK|LIST|RIFF")
 
 
 def _riff_chunk_at(file: BinaryIO, offset: int, size: int) -> tuple[bytes, int] | None:
