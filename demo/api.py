@@ -20,6 +20,7 @@ import base64
 import contextlib
 import copy
 import dataclasses
+import errno
 import functools
 import inspect
 import logging
@@ -566,8 +567,15 @@ def files_sent_as_text(value: Any) -> Any:
         url, path = value.get("url"), value.get("path")
         if isinstance(url, str) and (url.startswith("data:") or _is_an_upload_here(url)):
             return url
-        if isinstance(path, str) and _is_an_upload_here(path):
+        if isinstance(path, str) and (path.startswith("data:") or _is_an_upload_here(path)):
             return path
+    if isinstance(value, dict) and not value.get("path") and isinstance(value.get("url"), str) and \
+            isinstance(value.get("meta"), dict) and value["meta"].get("_type") == "gradio.FileData":
+        url = value["url"]  # a file object with its url alone (plain HTTP clients send them so)
+        if url.startswith("data:") or _is_an_upload_here(url):
+            return url
+        if url.lower().startswith(("http://", "https://")):
+            return {**value, "path": url}  # Gradio fetches a file object's path: this URL too
     if isinstance(value, list):
         return [files_sent_as_text(item) for item in value]
     return value
@@ -647,7 +655,10 @@ async def _refused_file(block_fn, inputs: list, names: list[str], explicit_call:
             except Exception as error:
                 if not _is_refused_file_error(error):
                     raise
-                where = shown(file.get("url") or file["path"])
+                sent = str(file.get("url") or file["path"])
+                where = shown(sent if len(sent) <= 120 else sent[:100] + "…")  # a data: URI put there: not echoed
+                if isinstance(error, OSError) and error.errno == errno.ENAMETOOLONG:
+                    return f"{name}: {where} is not a file uploaded to this server (its name is too long)"
                 if isinstance(error, InvalidPathError):
                     return (f"{name}: {where} is not a file uploaded to this server: upload it first (gradio_client's "
                             "handle_file does) or send a data: URI")
@@ -802,8 +813,8 @@ def _decoded(uri: str, parameter: str, work: Path, max_bytes: int) -> Path:
     """The file a data: URI holds, written into `work`; one larger than the upload limit is refused from the
     URI's length, before it is decoded or written (a 40 MB URI went to disk before the limit was checked)."""
     header, _, payload = uri.partition(",")
-    payload = "".join(payload.split())  # base64 wrapped in lines (MIME's 76 characters), as Gradio takes a video's
     payload = unquote(payload)  # a data: URL's body may be percent-encoded (%2B for +): its size is the decoded one's
+    payload = "".join(payload.split())  # base64 wrapped in lines (MIME's 76 characters), as Gradio takes a video's
     mime = header[len("data:"):].split(";")[0].strip().lower()
     suffixes = MASK_DATA_URI_SUFFIXES if parameter == "annotations" else VIDEO_DATA_URI_SUFFIXES
     suffix = suffixes.get(mime)

@@ -380,9 +380,20 @@ def test_a_cluster_whose_nodes_cannot_import_xmempp_is_refused_naming_them_befor
             raise ray.exceptions.RayError("the node is not schedulable (lease_id=abc)")
 
         monkeypatch.setattr(ray, "get", node_gone)
+        with pytest.raises(XMemPPError, match=r"^xmempp cannot be imported on the Ray node [\d.]+ \(a worker there "
+                                              r"died importing it: the node is not schedulable"):
+            ray_runner._refuse_nodes_without_xmempp(ray, ["xmempp.ray_runner"])  # alive: its import crashes workers
+        real_nodes, listed = ray.nodes, []
+
+        def alive_then_dead():  # alive when asked, listed dead once its task failed
+            listed.append(True)
+            return real_nodes() if len(listed) == 1 else [{**node, "Alive": False} for node in real_nodes()]
+
+        monkeypatch.setattr(ray, "nodes", alive_then_dead)
         with caplog.at_level(logging.WARNING, logger="xmempp.ray_runner"):
-            ray_runner._refuse_nodes_without_xmempp(ray, ["xmempp.ray_runner"])  # left out, not blamed on xmempp
+            ray_runner._refuse_nodes_without_xmempp(ray, ["xmempp.ray_runner"])  # gone: left out, not blamed
         assert "could not run a task (the node is not schedulable" in caplog.text
+        monkeypatch.setattr(ray, "nodes", real_nodes)
         monkeypatch.setattr(ray, "get", real_get)
         monkeypatch.setattr(ray_runner, "PROBE_SECONDS", 0.5)
         monkeypatch.setattr(ray, "wait", lambda references, **options: ([], references))  # its workers never start

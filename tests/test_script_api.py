@@ -260,7 +260,7 @@ def test_a_data_uri_without_padding_percent_encoded_or_of_the_old_png_type_is_ta
 def test_an_annotation_data_uri_of_a_video_type_is_told_the_type_annotations_take(tmp_path, network, clip):
     """The refusal listed zip and video types as what an annotation may be (forty-ninth hostile round)."""
     video, _ = clip
-    with pytest.raises(gr.Error, match=r"annotations: a data: URI must be base64 of one of image/png, got "
+    with pytest.raises(gr.Error, match=r"annotations: a data: URI must be base64 of one of image/png, image/x-png, got "
                                        r"'data:video/mp4;base64'"):
         ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(video, ["data:video/mp4;base64,AAAA"],
                                                                        frames=[0], size=SIZE)
@@ -925,3 +925,54 @@ def test_a_file_url_naming_a_path_too_long_for_the_file_system_is_no_upload(tmp_
     (tmp_path / "uploads").mkdir()
     with pytest.raises(ApiError, match="is not a file uploaded to this server"):
         _uploaded(f"http://127.0.0.1:7860/gradio_api/file={tmp_path / 'uploads' / ('x' * 300)}.png", "annotations")
+
+
+def test_file_objects_naming_their_file_by_a_data_uri_path_or_a_url_alone_are_taken_as_sent(tmp_path):
+    """A data: URI in a file object's path was told to "send a data: URI", repeating it whole; a file object with
+    only its url holding an http(s) address was "a text of N characters", never fetched (fifty-second hostile
+    round)."""
+    from demo.api import files_sent_as_text
+
+    meta = {"_type": "gradio.FileData"}
+    uri = "data:image/png;base64,iVBORw0KGgo="
+    assert files_sent_as_text([{"path": uri, "meta": meta}]) == [uri]
+    elsewhere = "https://example.com/clip.mp4"
+    assert files_sent_as_text({"url": elsewhere, "meta": meta}) == {"url": elsewhere, "path": elsewhere, "meta": meta}
+
+
+def test_a_percent_encoded_data_uri_in_lines_is_taken(tmp_path, clip):
+    """`%0D%0A` between the lines of a percent-encoded body was left in after the line ends were taken out: "not
+    valid base64" (fifty-second hostile round)."""
+    import base64
+    import textwrap
+    from urllib.parse import quote
+
+    from demo.api import _decoded
+
+    _, masks = clip
+    png = (masks / "frame_000000.png").read_bytes()
+    lines = "\r\n".join(textwrap.wrap(base64.b64encode(png).decode(), 76))
+    assert _decoded("data:image/png;base64," + quote(lines, safe=""), "annotations", tmp_path, 10**6).read_bytes() == png
+
+
+def test_a_file_whose_name_is_too_long_is_said_so_without_the_systems_words_or_its_whole_text(monkeypatch):
+    """A file object whose path held a name past 255 bytes got "[Errno 36] File name too long" back, and a data:
+    URI put there was echoed whole, twice: a 1.4 MB error (fifty-second hostile round)."""
+    import asyncio
+    import errno
+    from types import SimpleNamespace
+
+    import gradio.processing_utils
+
+    from demo import api
+
+    async def too_long(*args, **kwargs):
+        raise OSError(errno.ENAMETOOLONG, "File name too long")
+
+    monkeypatch.setattr(gradio.processing_utils, "async_move_files_to_cache", too_long)
+    with gr.Blocks():
+        video = gr.File()
+    path = "/tmp/" + "x" * 300 + ".mp4"
+    refusal = asyncio.run(api._refused_file(SimpleNamespace(inputs=[video]), [{"path": path, "meta": {
+        "_type": "gradio.FileData"}}], ["video"], False))
+    assert refusal == f"video: {path[:100]}… is not a file uploaded to this server (its name is too long)"

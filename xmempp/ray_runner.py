@@ -106,8 +106,10 @@ def _refuse_nodes_without_xmempp(ray, modules: list[str]) -> None:
     ray.cloudpickle.register_pickle_by_value(ray_probe)
     try:
         probe = ray.remote(num_cpus=0, max_retries=0)(ray_probe.import_problem)
-        asked = {probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(
-            modules): node.get("NodeManagerAddress") or node["NodeID"] for node in nodes}
+        sent = {probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(
+            modules): node for node in nodes}
+        asked = {reference: node.get("NodeManagerAddress") or node["NodeID"] for reference, node in sent.items()}
+        node_of = {reference: node["NodeID"] for reference, node in sent.items()}
     finally:
         ray.cloudpickle.unregister_pickle_by_value(ray_probe)
     answered, silent = ray.wait(list(asked), num_returns=len(asked), timeout=PROBE_SECONDS)
@@ -117,16 +119,22 @@ def _refuse_nodes_without_xmempp(ray, modules: list[str]) -> None:
         raise XMemPPError(f"the Ray node {_nodes_said([asked[reference] for reference in silent])} did not run a task "
                           f"within {PROBE_SECONDS} s: its worker processes do not start (its Python environment? see "
                           "the raylet log in its Ray session folder, logs/); nothing was run")
-    problems = {}
+    problems, failed = {}, {}
     for reference in answered:
         try:
             problem = ray.get(reference)
-        except ray.exceptions.RayError as error:  # the node died meanwhile: Ray places no worker there
-            log.warning("the Ray node %s could not run a task (%s); the other nodes run the videos", asked[reference],
-                        " ".join(_first_line(error).split())[:200])
+        except ray.exceptions.RayError as error:  # its worker died: the node with it, or an import that crashes
+            failed[reference] = " ".join(_first_line(error).split())[:200]
             continue
         if problem is not None:
             problems[asked[reference]] = problem
+    alive = {node["NodeID"] for node in ray.nodes() if node.get("Alive")}
+    for reference, words in failed.items():
+        if node_of[reference] in alive:  # Ray still places workers there, and each would die the same way
+            problems[asked[reference]] = f"a worker there died importing it: {words}"
+        else:  # the node died meanwhile: Ray places no worker there
+            log.warning("the Ray node %s could not run a task (%s); the other nodes run the videos", asked[reference],
+                        words)
     if problems:
         problem = next(iter(problems.values()))
         raise XMemPPError(f"xmempp cannot be imported on the Ray node {_nodes_said(list(problems))} ({problem}): "
