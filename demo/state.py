@@ -34,7 +34,7 @@ from xmempp.config import InferenceConfig
 from xmempp.errors import XMemPPError
 from xmempp.masks.files import MaskReader
 from xmempp.model.network import XMem
-from xmempp.mounts import mounted_apart, mounted_at, mounted_in_another_namespace, mounts_elsewhere
+from xmempp.mounts import devices_of, mounted_apart, mounted_at, mounted_in_another_namespace, mounts_elsewhere
 from xmempp.outputs import HeldFolder, identity, remove_own_folder, temporary_name
 from xmempp.prompts import PromptModel
 from xmempp.session import EmptyAnnotationError, VideoSession
@@ -274,7 +274,7 @@ class UserState:
         there = _entry_status(held, name)
         if there is not None and (stat.S_ISDIR(built.st_mode) or not stat.S_ISREG(there.st_mode)):
             self._refuse_replaced(held.path / name, "something else is at the name of what was built")
-        elsewhere = mounts_elsewhere({os.fstat(held.descriptor()).st_dev})
+        elsewhere = mounts_elsewhere(devices_of(held.descriptor()))
         if there is not None and mounted_in_another_namespace(name, held.descriptor(), elsewhere):
             self._refuse_replaced(held.path / name, "a file is mounted there by another mount namespace")
         try:

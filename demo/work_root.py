@@ -22,6 +22,7 @@ from pathlib import Path
 
 from xmempp.errors import XMemPPError
 from xmempp.mounts import (
+    devices_of,
     mount_points,
     mount_risk,
     mount_within,
@@ -635,7 +636,7 @@ def _mounted_elsewhere(path: Path) -> bool:
     except OSError:
         return False
     try:
-        elsewhere = mounts_elsewhere({os.fstat(parent).st_dev})
+        elsewhere = mounts_elsewhere(devices_of(parent))
         return mounted_in_another_namespace(path.name, parent, elsewhere)
     finally:
         os.close(parent)

@@ -409,3 +409,21 @@ def test_a_mount_of_a_namespace_whose_first_thread_has_exited_is_seen(tmp_path):
         holder.kill()
         holder.wait()
     assert sorted(os.listdir(tmp_path / "out")) == ["keys.npy"]
+
+
+def test_a_folder_goes_by_the_device_its_mount_table_lists_as_well_as_its_own(tmp_path, monkeypatch):
+    """btrfs gives each subvolume a device number no table of mounts lists: another namespace's mounts there were
+    filtered out as on another file system, and a session's removal took one away (fifty-second hostile round)."""
+    import os
+
+    from xmempp import mounts
+
+    descriptor = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        listed = mounts.devices_of(descriptor)
+        real_fstat = os.fstat
+        monkeypatch.setattr(mounts.os, "fstat", lambda fd: os.stat_result((*real_fstat(fd)[:2], 424242,
+                                                                           *real_fstat(fd)[3:])))
+        assert mounts.devices_of(descriptor) == {424242} | listed  # its own, and the table's
+    finally:
+        os.close(descriptor)

@@ -56,6 +56,17 @@ def mounts_elsewhere(devices: Collection[int], proc: Path = Path("/proc")) -> fr
     return frozenset(found)
 
 
+def devices_of(descriptor: int) -> set[int]:
+    """The device numbers the folder open at `descriptor` goes by, for `mounts_elsewhere`: its own (st_dev) and the
+    one the tables of mounts list its file system under, where they differ: btrfs gives each subvolume a number of
+    its own, which no table lists, and another namespace's mount point there was removed (fifty-second round)."""
+    devices = {os.fstat(descriptor).st_dev}
+    with contextlib.suppress(OSError):
+        mount_id = _mount_id(descriptor)
+        devices |= {mount.device for mount in _mount_table(MOUNT_TABLE) if mount.id == mount_id}
+    return devices
+
+
 def other_namespaces_tables(proc: Path = Path("/proc")) -> list[tuple[Path, list[Mount]]]:
     """The mount table of each other mount namespace this process can look into, with the /proc entry of a process
     in it (through which that namespace's paths are reached, `mount_within`). Empty where /proc cannot be read."""
@@ -208,7 +219,7 @@ def _mount_point_of_another_namespace(folder: Path) -> str | None:
     except OSError:
         return None
     try:
-        elsewhere = mounts_elsewhere({os.fstat(parent).st_dev})
+        elsewhere = mounts_elsewhere(devices_of(parent))
         foreign = here is not None and _mount_id(parent) not in here
         if not foreign and not elsewhere:
             return None
@@ -261,7 +272,7 @@ def remove_tree(name: str, dir_fd: int, spare: Callable[[str, os.stat_result], b
     OSError."""
     left: list[str] = []
     spared: list[str] = []
-    elsewhere = mounts_elsewhere({os.fstat(dir_fd).st_dev})
+    elsewhere = mounts_elsewhere(devices_of(dir_fd))
     try:
         status = os.lstat(name, dir_fd=dir_fd)
     except FileNotFoundError:

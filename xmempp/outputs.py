@@ -38,6 +38,7 @@ from xmempp.errors import (
 )
 from xmempp.mounts import (
     MOUNT_TABLE,
+    devices_of,
     first_removed_with,
     mount_points,
     mount_risk,
@@ -676,7 +677,7 @@ def _refuse_mounts_elsewhere(replaced: list[Path]) -> None:
         for folder in by_folder:
             with contextlib.suppress(OSError):  # a folder not made yet holds nothing mounted
                 opened[folder] = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        elsewhere = mounts_elsewhere({os.fstat(descriptor).st_dev for descriptor in opened.values()})
+        elsewhere = mounts_elsewhere(set().union(*(devices_of(descriptor) for descriptor in opened.values())))
         for folder, descriptor in opened.items():
             for name in by_folder[folder]:
                 if mounted_in_another_namespace(name, descriptor, elsewhere):
@@ -1240,7 +1241,7 @@ class HeldFolder:
         refused: replaced by the rename, its mount was detached without a word, its file lost where it had no other
         name. One of this namespace the system refuses to replace (EBUSY)."""
         if time.monotonic() - self._elsewhere_read > ELSEWHERE_READ_SECONDS:  # read again at most once a second
-            self._elsewhere = mounts_elsewhere({os.fstat(self._descriptor).st_dev})
+            self._elsewhere = mounts_elsewhere(devices_of(self._descriptor))
             self._elsewhere_read = time.monotonic()
         if mounted_in_another_namespace(name, self._descriptor, self._elsewhere):
             raise XMemPPError(f"{shown(self.path / name)} is a mount point of another mount namespace (a file "
