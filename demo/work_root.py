@@ -28,6 +28,7 @@ from xmempp.mounts import (
     mount_within,
     mounted_in_another_namespace,
     mounts_elsewhere,
+    names_in,
     other_namespaces_tables,
 )
 from xmempp.outputs import remove_own_folder
@@ -122,7 +123,7 @@ class WorkRoot:
                             "in it", self.path)
                 return
             own, foreign = dict(self._own), []
-            for name in sorted(os.listdir(self._descriptor)):
+            for name in sorted(names_in(self._descriptor)):
                 if name in own:
                     remove_own_folder(self.path / name, own[name])  # a folder put at its name meanwhile is left
                 else:
@@ -130,7 +131,7 @@ class WorkRoot:
             try:
                 os.rmdir(self.path)
             except OSError:
-                left = sorted(os.listdir(self._descriptor))
+                left = sorted(names_in(self._descriptor))
                 shown_left = ", ".join(repr(name) for name in left[:3]) + (f" and {len(left) - 3} more"
                                                                            if len(left) > 3 else "")
                 log.warning("left the work root %s: it holds %s, which this server did not make there (or could "

@@ -1164,3 +1164,25 @@ def _soon(condition, seconds: float = 30.0) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def test_a_stopped_server_removes_its_root_where_its_held_folder_lists_no_name_made_since(tmp_path, monkeypatch):
+    """On btrfs a folder opened before names were made in it lists none of them through that opening: the server,
+    which holds its root open from its start, found it empty at exit and left it, uploads and all, saying 'uploads'
+    was not its own (fifty-second hostile round). Here listing through the held descriptor is made to behave so."""
+    import atexit
+
+    from demo.work_root import WorkRoot
+
+    monkeypatch.setattr(atexit, "register", lambda *arguments, **options: None)
+    root = tmp_path / f"xmempp-app-{os.getpid()}-running1"
+    root.mkdir()
+    held = WorkRoot(root)
+    uploads = app.use_upload_folder(root)
+    held.own(uploads)
+    (uploads / ("ab" * 32)).mkdir()
+    (uploads / ("ab" * 32) / "clip.mp4").write_text("a visitor's video")
+    real_listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path=".": [] if path == held._descriptor else real_listdir(path))
+    held.remove()
+    assert not root.exists()

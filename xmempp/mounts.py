@@ -56,6 +56,18 @@ def mounts_elsewhere(devices: Collection[int], proc: Path = Path("/proc")) -> fr
     return frozenset(found)
 
 
+def names_in(folder: int) -> list[str]:
+    """The names in the open folder `folder`, read through a fresh opening of it ("." from it, so the same folder
+    whatever its path now leads to): on btrfs a folder opened before names were made in it lists none of them (its
+    last index is read when it is opened), and a server's work root, held open from its start, was left at exit
+    with all its uploads (fifty-second hostile round)."""
+    fresh = os.open(".", os.O_RDONLY | os.O_DIRECTORY, dir_fd=folder)
+    try:
+        return os.listdir(fresh)
+    finally:
+        os.close(fresh)
+
+
 def devices_of(descriptor: int) -> set[int]:
     """The device numbers the folder open at `descriptor` goes by, for `mounts_elsewhere`: its own (st_dev) and the
     one the tables of mounts list its file system under, where they differ: btrfs gives each subvolume a number of

@@ -46,6 +46,7 @@ from xmempp.mounts import (
     mounted_at,
     mounted_in_another_namespace,
     mounts_elsewhere,
+    names_in,
     remove_tree,
 )
 from xmempp.regular_files import FileTooLargeError, open_regular, read_regular_text
@@ -1187,7 +1188,7 @@ class HeldFolder:
 
     def names(self) -> list[str]:
         with self._problems(f"read the {self.what} {shown(self.path)}"):
-            return os.listdir(self._descriptor)
+            return names_in(self._descriptor)  # not through the descriptor held: on btrfs it lists no name made since
 
     def exists(self, name: str) -> bool:
         try:
