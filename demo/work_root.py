@@ -234,7 +234,7 @@ class WorkRoot:
                 self._own[UPLOADS] = (status.st_dev, status.st_ino)  # Gradio's, made again
             else:
                 return  # not the server's: nothing in it is touched
-            self._remove_links_in_uploads(uploads)
+            self._remove_links_in_uploads(uploads, status)
             mounted = self._mount_within_uploads(uploads)
             if mounted is not None and mounted != self._mounted_in_uploads:
                 log.warning("something is mounted at %s, in the server's uploads folder: nothing is uploaded nor "
@@ -250,12 +250,12 @@ class WorkRoot:
             except OSError:
                 return None
 
-    def _remove_links_in_uploads(self, uploads: Path) -> None:
+    def _remove_links_in_uploads(self, uploads: Path, status: os.stat_result) -> None:
         """Unlink the symbolic links at the top of the server's own uploads/ (Gradio makes folders there, never
         links: a link at uploads/<sha> took an upload). Looked at again only once uploads/ has changed: a look at
         each of ten thousand entries, five times a second and at every request, held the server (forty-ninth
-        hostile round). A change made while a look runs is seen by the next: its time is not before the look's."""
-        status = os.lstat(uploads)
+        hostile round). A change made while a look runs is seen by the next: its time is not before the look's.
+        `status`: uploads/ as `_keep_uploads` has just seen it."""
         seen = (status.st_ino, status.st_mtime_ns, status.st_ctime_ns)
         if seen == self._uploads_looked_at:
             return
