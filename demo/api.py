@@ -560,24 +560,36 @@ def files_sent_as_text(value: Any) -> Any:
     text: a data: URI in its url, or a URL of a file this server holds (`.../gradio_api/file=<path>`) in its url or
     path. Gradio takes a file object's path for a file sent, and fetches a URL there: a data: URI was refused as
     "not a file uploaded to this server ... or send a data: URI", the whole URI echoed in the words, and this
-    server's own file URL as "not a public address: upload the file", though it was uploaded."""
+    server's own file URL as "not a public address: upload the file", though it was uploaded. A data: URI's scheme
+    is written in lower case (`lower_case_data_scheme`)."""
     from gradio_client.utils import is_file_obj_with_meta
 
+    if isinstance(value, str):
+        return lower_case_data_scheme(value)
     if is_file_obj_with_meta(value):
-        url, path = value.get("url"), value.get("path")
+        url, path = lower_case_data_scheme(value.get("url")), lower_case_data_scheme(value.get("path"))
         if isinstance(url, str) and (url.startswith("data:") or _is_an_upload_here(url)):
             return url
         if isinstance(path, str) and (path.startswith("data:") or _is_an_upload_here(path)):
             return path
     if isinstance(value, dict) and not value.get("path") and isinstance(value.get("url"), str) and \
             isinstance(value.get("meta"), dict) and value["meta"].get("_type") == "gradio.FileData":
-        url = value["url"]  # a file object with its url alone (plain HTTP clients send them so)
+        url = lower_case_data_scheme(value["url"])  # a file object with its url alone (plain HTTP clients send them so)
         if url.startswith("data:") or _is_an_upload_here(url):
             return url
         if url.lower().startswith(("http://", "https://")):
             return {**value, "path": url}  # Gradio fetches a file object's path: this URL too
     if isinstance(value, list):
         return [files_sent_as_text(item) for item in value]
+    return value
+
+
+def lower_case_data_scheme(value: Any) -> Any:
+    """`value`, written `data:...` when it is a data: URI whose scheme has capitals: a URL's scheme means the same
+    in any letter case (RFC 3986), and `DATA:video/mp4;base64,...` was "neither a data: URI nor a URL" (round 52,
+    F6). Anything else as it is."""
+    if isinstance(value, str) and value[:5].lower() == "data:":
+        return "data:" + value[5:]
     return value
 
 
@@ -702,6 +714,7 @@ def _uploaded_file(value: Any, parameter: str, work: Path, max_bytes: int, index
     """
     if isinstance(value, dict) and not value.get("path") and isinstance(value.get("url"), str):
         value = value["url"]  # a file object with only its URL (a data: URI, this server's file URL): as the text
+    value = lower_case_data_scheme(value)
     if isinstance(value, str) and value.startswith("data:"):
         return Upload(_decoded(value, parameter, work, max_bytes), parameter + ("" if index is None else f"[{index}]"))
     if isinstance(value, str) and "/gradio_api/file=" in value:
@@ -729,7 +742,7 @@ def _is_file(value: Any) -> bool:
     from gradio_client.utils import is_file_obj_with_meta
 
     return (isinstance(value, FileData) or is_file_obj_with_meta(value)
-            or (isinstance(value, str) and value.startswith("data:")))
+            or (isinstance(value, str) and lower_case_data_scheme(value).startswith("data:")))
 
 
 def _described(value: Any) -> str:

@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from demo.api import lower_case_data_scheme
 from demo.feedback import upload_problem_words
 from demo.media import size_over_limit
 
@@ -71,8 +72,9 @@ def _saving_in_words(prepare: Callable[..., Any], max_upload_bytes: int) -> Call
     def prepare_in_words(self, name: str, arguments: dict[str, Any]):
         import gradio.mcp as gradio_mcp
 
+        arguments = {name: _typed_as_gradio_names_it(_lower_case_data_schemes(value))
+                     for name, value in arguments.items()}
         _refuse_past_the_upload_limit(arguments, max_upload_bytes)
-        arguments = {name: _typed_as_gradio_names_it(value) for name, value in arguments.items()}
         with _removed_on_failure(_saved_files(arguments, Path(gradio_mcp.DEFAULT_TEMP_DIR))):
             try:
                 return prepare(self, name, arguments)
@@ -92,6 +94,14 @@ def _saving_in_words(prepare: Callable[..., Any], max_upload_bytes: int) -> Call
 # a suffix the app reads (a WebM is a Matroska file; ffmpeg reads the content, whatever the name).
 GRADIO_NAMEABLE_TYPES = {"application/x-zip-compressed": "application/zip", "video/avi": "video/x-msvideo",
                          "video/msvideo": "video/x-msvideo", "video/x-matroska": "video/webm"}
+
+
+def _lower_case_data_schemes(value: Any) -> Any:
+    """`value` (an argument, or a list of them: the annotations) with each data: URI's scheme in lower case, as
+    Gradio and the endpoints look for it (`DATA:` is the same scheme)."""
+    if isinstance(value, list):
+        return [lower_case_data_scheme(item) for item in value]
+    return lower_case_data_scheme(value)
 
 
 def _typed_as_gradio_names_it(value: Any) -> Any:

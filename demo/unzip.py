@@ -194,9 +194,16 @@ def count_entries(source: Path, at_most: int) -> int | None:
     return max(claimed, found)
 
 
-def is_macos_metadata(name: str) -> bool:
-    """A file macOS's Finder adds to what it zips (`._frame.png` beside each file, `.DS_Store`), no one's data."""
-    return name.startswith("._") or name == ".DS_Store"
+# Files a desktop adds beside pictures on its own: Windows' Explorer caches thumbnails in Thumbs.db (a zip made
+# of a frames folder holds it: the zip was refused as "contains 'Thumbs.db', which is not an image") and keeps a
+# folder's view in desktop.ini; Windows' names in any letter case, as its file systems take them.
+WINDOWS_FOLDER_FILES = frozenset({"thumbs.db", "ehthumbs.db", "ehthumbs_vista.db", "desktop.ini"})
+
+
+def is_system_metadata(name: str) -> bool:
+    """A file a desktop adds to what it zips, no one's data: macOS's Finder (`._frame.png` beside each file,
+    `.DS_Store`) and Windows' Explorer (`Thumbs.db`, `desktop.ini`)."""
+    return name.startswith("._") or name == ".DS_Store" or name.lower() in WINDOWS_FOLDER_FILES
 
 
 UTF8_NAMES_FLAG = 0x800  # a member whose name is UTF-8 says so by this bit; without it the format says CP437
@@ -226,8 +233,9 @@ def open_zip(source: Path, classify: Callable[[PurePosixPath], str | None], max_
              refused: Callable[[Path, zipfile.ZipInfo], str]) -> Iterator[ZipPlan]:
     """Check `source` by its member names alone: links, escaping names, entries past `max_entries`, and members
     that `classify` does not know (kind None; `refused` words the message) are refused before anything is
-    written. Directories and hidden files are skipped: macOS's own (__MACOSX/, ._ files, .DS_Store) without a
-    word, others listed in the plan's `hidden` for the load's note (a frame named ..dots.png went without one)."""
+    written. Directories, desktops' own files (macOS's __MACOSX/, ._ files, .DS_Store; Windows' Thumbs.db,
+    desktop.ini) and hidden files are skipped: desktops' own without a word, other hidden files listed in the
+    plan's `hidden` for the load's note (a frame named ..dots.png went without one)."""
     entries = count_entries(source, max_entries) if source.is_file() else None
     if entries is not None and entries > max_entries:
         listed = f"more than {max_entries}" if entries == max_entries + 1 else entries  # the walk stops there
@@ -246,9 +254,10 @@ def open_zip(source: Path, classify: Callable[[PurePosixPath], str | None], max_
                                   "extracted")
             if info.is_dir() or not path.parts or path.parts[0] == "__MACOSX":
                 continue
+            if is_system_metadata(path.name):
+                continue
             if path.name.startswith("."):
-                if not is_macos_metadata(path.name):
-                    plan.hidden.append(info.filename)
+                plan.hidden.append(info.filename)
                 continue
             kind = classify(path)
             if kind is None:

@@ -450,6 +450,17 @@ def test_a_hidden_file_in_a_zip_of_frames_is_left_out_with_a_word_and_macos_file
             "frame nor a mask") in outputs["status"], outputs["status"]
 
 
+def test_a_zip_made_on_windows_leaves_out_explorers_own_files_without_a_word(handlers, tmp_path):
+    """A zip of a frames folder from Windows holds Explorer's thumbnail cache and view settings: it was refused
+    ("contains 'sub/Thumbs.db', which is not an image") though they are no one's data (round 52, F7)."""
+    frames = clip_frames(3)
+    members = {f"sub/{i:05d}.png": png_bytes(frames[i]) for i in range(3)}
+    members |= {"sub/Thumbs.db": b"\xd0\xcf\x11\xe0", "sub/desktop.ini": b"[.ShellClassInfo]", "THUMBS.DB": b"\0"}
+    outputs = handlers.load_files(None, [str(write_zip(tmp_path / "windows.zip", members))])
+    assert outputs["state"].num_frames == 3, outputs["status"]
+    assert "left out" not in outputs["status"] and "Thumbs" not in outputs["status"], outputs["status"]
+
+
 def test_a_zip_whose_only_frames_are_hidden_says_so(handlers, tmp_path):
     """A zip holding only '.frame_000000.jpg' was refused with advice about old exports (thirteenth round)."""
     from tests.test_app_loading import png_bytes, write_zip

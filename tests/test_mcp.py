@@ -41,3 +41,15 @@ def test_a_video_sent_under_any_of_its_types_is_saved_under_a_name_the_app_reads
     (arguments,) = sent
     assert arguments["size"] == 64
     assert save_base64_to_cache(arguments["video"], str(tmp_path)).endswith("/" + named)
+
+
+def test_a_data_uri_whose_scheme_has_capitals_is_taken_as_gradio_takes_one_in_lower_case():
+    """`DATA:video/mp4;base64,...` was neither saved by Gradio's MCP server nor read by the tool (fifty-second
+    hostile round, F6): a URL's scheme means the same in any letter case."""
+    from demo.mcp import _saving_in_words
+
+    sent = []
+    prepare = _saving_in_words(lambda server, name, arguments: sent.append(arguments), max_upload_bytes=1000)
+    payload = base64.b64encode(b"frames").decode()
+    prepare(None, "segment", {"video": "DATA:video/mp4;base64," + payload, "annotations": ["Data:image/png;base64,AA"]})
+    assert sent == [{"video": "data:video/mp4;base64," + payload, "annotations": ["data:image/png;base64,AA"]}]

@@ -940,6 +940,24 @@ def test_file_objects_naming_their_file_by_a_data_uri_path_or_a_url_alone_are_ta
     assert files_sent_as_text({"url": elsewhere, "meta": meta}) == {"url": elsewhere, "path": elsewhere, "meta": meta}
 
 
+def test_a_data_uri_is_taken_whatever_the_letter_case_of_its_scheme(tmp_path, network, clip):
+    """A URL's scheme means the same in any letter case: `DATA:image/png;base64,...` was "a text of N characters,
+    neither a data: URI nor a URL of a file on this server" (fifty-second hostile round, F6)."""
+    import base64
+
+    from demo.api import files_sent_as_text
+
+    video, masks = clip
+    png = base64.b64encode((masks / "frame_000000.png").read_bytes()).decode()
+    for scheme in ("DATA:", "Data:"):
+        _, summary = ScriptApi(settings(tmp_path, network), RunQueue(1, 4)).segment(
+            video, [f"{scheme}image/png;base64,{png}"], frames=[0], size=SIZE, k=0)
+        assert summary["annotated_frames"] == [0], scheme
+    meta = {"_type": "gradio.FileData"}
+    assert files_sent_as_text({"url": "DATA:image/png;base64,AAAA", "meta": meta}) == "data:image/png;base64,AAAA"
+    assert files_sent_as_text(["Data:video/mp4;base64,AAAA"]) == ["data:video/mp4;base64,AAAA"]
+
+
 def test_a_percent_encoded_data_uri_in_lines_is_taken(tmp_path, clip):
     """`%0D%0A` between the lines of a percent-encoded body was left in after the line ends were taken out: "not
     valid base64" (fifty-second hostile round)."""
