@@ -1705,3 +1705,16 @@ def test_a_link_to_a_folder_through_another_namespaces_proc_root_is_recorded_by_
         recorded = input_identities({"annotations": annotations})
     assert recorded["annotations behind links (extra)"]["path"] == f"/proc/{pid}/root{tmp_path}/elsewhere"
     assert (recorded["annotations behind links (extra)"]["inode"] == os.stat(tmp_path / "D" / "mattes").st_ino)
+
+
+def test_an_export_folder_that_is_a_pipe_or_a_device_is_named_as_no_folder_not_as_a_file(tmp_path):
+    """`export --to` a FIFO or /dev/null said "is a file" (fifty-third hostile round, F4); neither is waited on."""
+    masks = {"00000": np.zeros((4, 4), np.uint8)}
+    os.mkfifo(tmp_path / "fifo")
+    for out in (tmp_path / "fifo", Path("/dev/null")):
+        with pytest.raises(XMemPPError, match=r"is no folder \(a pipe, a device or a socket\): choose a folder"):
+            export_masks(masks, out)
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(XMemPPError, match=r"notes\.txt is a file: choose a folder"):
+        export_masks(masks, tmp_path / "notes.txt")
+    assert (tmp_path / "notes.txt").read_text() == "mine"

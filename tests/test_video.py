@@ -530,3 +530,38 @@ def test_a_fragment_cut_inside_its_header_is_cut_and_text_after_a_streamed_avi_t
     assert declared_size(tmp_path / "text.avi") is None
     (tmp_path / "frame_cut.avi").write_bytes(streamed + b"00dc" + struct.pack("<I", 1000) + bytes(10))
     assert declared_size(tmp_path / "frame_cut.avi") > (tmp_path / "frame_cut.avi").stat().st_size
+
+
+def test_a_cut_4_to_7_bytes_into_a_fragments_or_a_streamed_frames_header_is_a_cut_and_text_after_a_video_is_not(
+        tmp_path):
+    """Cuts that left only a fragment's `moof` size, or a streamed AVI frame's `00dc` and part of its size, were
+    segmented as a shorter video (exit 0); and 5 to 7 bytes of text after a good MP4 or MOV (`\\nDone`) were read
+    as a box's header cut, the video refused as cut short (fifty-third hostile round, F1 to F3)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from xmempp.containers import declared_size
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    source = ["-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-t", "3"]
+    layouts = {"frag.mp4": ["-c:v", "libx264", "-g", "10", "-movflags", "frag_keyframe+empty_moov"],
+               "base.mp4": ["-c:v", "libx264", "-g", "10", "-movflags", "frag_keyframe+empty_moov+default_base_moof"],
+               "fast.mp4": ["-c:v", "libx264", "-movflags", "faststart"], "plain.mov": ["-c:v", "mjpeg"]}
+    for name, options in layouts.items():
+        subprocess.run([ffmpeg, *source, *options, str(tmp_path / name)], check=True)
+        video = (tmp_path / name).read_bytes()
+        for text in (b"\nDone", b"\nsave", b"  \n\nmoo", b"\xff\xff\xff\xffm", b"\r\n\r\n", b"\n", bytes(7)):
+            (tmp_path / "tail").write_bytes(video + text)
+            assert declared_size(tmp_path / "tail") in (None, len(video)), (name, text)
+    fragmented = (tmp_path / "frag.mp4").read_bytes()
+    second_fragment = fragmented.index(b"moof", fragmented.index(b"moof") + 4) - 4
+    for cut_into_header in range(4, 8):
+        (tmp_path / "cut.mp4").write_bytes(fragmented[:second_fragment + cut_into_header])
+        assert declared_size(tmp_path / "cut.mp4") > second_fragment + cut_into_header, cut_into_header
+    streamed = subprocess.run([ffmpeg, *source[:-1], "1", "-c:v", "mjpeg", "-f", "avi", "pipe:1"],
+                              capture_output=True, check=True).stdout
+    last_frame = streamed.rindex(b"00dc")
+    for cut_into_header in range(4, 8):
+        (tmp_path / "cut.avi").write_bytes(streamed[:last_frame + cut_into_header])
+        assert declared_size(tmp_path / "cut.avi") > last_frame + cut_into_header, cut_into_header

@@ -49,14 +49,14 @@ def declared_size(video: Path) -> int | None:
 
 def _iso_boxes_end(file: BinaryIO, size: int) -> int | None:
     """Where the last of the top-level boxes ends, as their sizes say."""
-    offset = 0
+    offset, largest, fragmented = 0, 0, False
     for _ in range(MAX_TOP_LEVEL_PARTS):
         if offset >= size:
             return offset
         file.seek(offset)
         header = file.read(16)
         if len(header) < 8:  # a few stray bytes after the last box (a newline, padding), or a box's header cut
-            return _cut_box_header_end(offset, header)
+            return _cut_fragment_header_end(offset, header, largest) if fragmented else None
         box_size, name = struct.unpack(">I4s", header[:8])
         if name not in ISO_TOP_LEVEL_BOXES:  # junk after the last box
             return None
@@ -68,20 +68,28 @@ def _iso_boxes_end(file: BinaryIO, size: int) -> int | None:
                 return None
         elif box_size < 8:  # 0: it runs to the end of the file, whatever it holds; less: no box
             return None
+        fragmented |= name == b"moof"
+        largest = max(largest, box_size)
         offset += box_size
     return None
 
 
-def _cut_box_header_end(offset: int, left: bytes) -> int | None:
-    """Where a box ends whose header the file's end cut (its size, and the start of a top-level box's name: a
-    fragmented MP4 cut inside a fragment's `moof` header was taken whole, fifty-second hostile round); None for
-    bytes that begin no box (a newline, zeros), which tell nothing."""
-    if len(left) < 5:
+def _cut_fragment_header_end(offset: int, left: bytes, largest: int) -> int | None:
+    """Where the box ends whose header the file's end cut, in a fragmented MP4 (every fragment adds frames: one cut
+    4 to 7 bytes into a fragment's `moof` header was taken whole, fifty-second and fifty-third hostile rounds);
+    None for bytes that tell nothing. An MP4 that is not fragmented has its frames in boxes read whole by then.
+
+    The leftover bytes are a cut header when their size is one a box of this file may have (8 bytes or more, at most
+    twice its largest box so far) and what is left of a name starts a top-level box's: text after the last box
+    (`\\nDone` reads as a box of 172 MB starting `e`, as `emsg`) is stray bytes, as are zeros."""
+    if len(left) < 4:
         return None
     box_size, started = struct.unpack(">I", left[:4])[0], left[4:]
-    if box_size >= 8 and any(name.startswith(started) for name in ISO_TOP_LEVEL_BOXES):
-        return offset + box_size
-    return None
+    if not 8 <= box_size <= 2 * largest:
+        return None
+    if started and not any(name.startswith(started) for name in ISO_TOP_LEVEL_BOXES):
+        return None
+    return offset + box_size
 
 
 def _riff_chunks_end(file: BinaryIO, size: int) -> int | None:
@@ -117,8 +125,9 @@ def _riff_stream_end(file: BinaryIO, offset: int, size: int) -> int | None:
         if offset >= size:
             return offset
         chunk = _riff_chunk_at(file, offset, size)
-        if chunk is None:
-            return None
+        if chunk is None:  # stray bytes after the stream tell nothing; a frame's header cut after its name is a cut
+            file.seek(offset)
+            return offset + 8 if AVI_STREAM_CHUNK.fullmatch(file.read(8)[:4]) else None
         name, length = chunk
         if length == RIFF_UNKNOWN_SIZE and name in (b"RIFF", b"LIST"):
             offset += 12  # its name, its size and its type; its children follow

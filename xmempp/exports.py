@@ -581,7 +581,9 @@ def _write_marker(folder: HeldFolder, entries: set[str]) -> None:
 
 def _create_folder(out: Path) -> None:
     if out.exists() and not out.is_dir():
-        raise XMemPPError(f"the export folder {shown(out)} is a file: choose a folder")
+        kind = kind_of_entry(out)  # a FIFO or /dev/null was said to be "a file"
+        kind = kind if kind == "a file" else "no folder (a pipe, a device or a socket)"
+        raise XMemPPError(f"the export folder {shown(out)} is {kind}: choose a folder")
     refuse_link_to_nothing(out, "export folder")
     with _export_folder_problems(f"create the export folder {shown(out)}", out):
         out.mkdir(parents=True, exist_ok=True)
