@@ -427,3 +427,45 @@ def test_a_folder_goes_by_the_device_its_mount_table_lists_as_well_as_its_own(tm
         assert mounts.devices_of(descriptor) == {424242} | listed  # its own, and the table's
     finally:
         os.close(descriptor)
+
+
+def test_a_mount_another_namespace_makes_on_an_overlays_upper_folder_is_found_and_never_removed(tmp_path):
+    """A container's root is an overlay: its files are written to an upper folder on another file system, and a
+    folder removed through the overlay is removed there, where the system detaches every mount another namespace
+    made on it. A tmpfs mounted on the upper folder of a session's frames was lost with its only file when the tab
+    closed, and uploads/ was not refused (fifty-third hostile round)."""
+    import shutil
+    import subprocess
+
+    from tests.helpers import another_mount_namespace
+    from xmempp.mounts import mount_within, other_namespaces_tables, remove_tree
+
+    if sys.platform != "linux" or shutil.which("mount") is None:
+        pytest.skip("overlays need Linux")
+    lower, upper, work, merged = (tmp_path / name for name in ("lower", "upper", "work", "merged"))
+    for folder in (lower, upper, work, merged):
+        folder.mkdir()
+    done = subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                           f"lowerdir={lower},upperdir={upper},workdir={work}", str(merged)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"an overlay mount is not allowed here ({done.stderr.decode().strip()})")
+    try:
+        (merged / "session" / "frames").mkdir(parents=True)
+        (merged / "session" / "frames" / "00000.jpg").write_bytes(b"a frame")
+        (merged / "neighbour").mkdir()
+        theirs = tmp_path / "theirs"
+        theirs.mkdir()
+        with another_mount_namespace((theirs, upper / "session" / "frames")) as pid:
+            elsewhere = other_namespaces_tables()
+            assert mount_within(merged / "session", elsewhere, here=False) == str(upper / "session" / "frames")
+            assert mount_within(merged / "neighbour", elsewhere, here=False) is None
+            root = os.open(merged, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                assert remove_tree("session", root) == ["session/frames"]
+                assert remove_tree("neighbour", root) == []
+            finally:
+                os.close(root)
+            assert str(upper / "session" / "frames") in Path(f"/proc/{pid}/mountinfo").read_text()  # still there
+        assert not (merged / "neighbour").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(merged)], check=True)
