@@ -38,7 +38,7 @@ from collections.abc import Callable, Generator
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Literal, TypeVar
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import gradio as gr
 import httpx
@@ -52,7 +52,7 @@ from demo.speed import SpeedTable
 from demo.state import AppSettings
 from demo.work_root import API_CALLS
 from xmempp.api import run_on_video_frames, select_k_next_best_annotation_candidates
-from xmempp.errors import XMemPPError, file_system_problem, is_out_of_memory, kind_of_entry, shown
+from xmempp.errors import XMemPPError, file_system_problem, is_out_of_memory, is_utf8_text, kind_of_entry, shown
 from xmempp.exports import EXPORT_MARKER, FORMATS, export_masks, repeated_format
 from xmempp.images import open_image, png_size
 from xmempp.masks.files import MaskReader
@@ -256,18 +256,18 @@ class ScriptApi:
     def _check_size(self, size: Any) -> None:
         largest = max(self._sizes)
         if not _is_int(size) or not MIN_SIZE <= size <= largest:
-            raise ApiError(f"size: {size!r} is not a whole number from {MIN_SIZE} to {largest} (this server's "
+            raise ApiError(f"size: {_value_said(size)} is not a whole number from {MIN_SIZE} to {largest} (this server's "
                            f"sizes: {', '.join(map(str, self._sizes))})")
 
     @staticmethod
     def _check_k(k: Any, at_least: int = 0) -> None:
         if not _is_int(k) or not at_least <= k <= MAX_K:
-            raise ApiError(f"k: {k!r} is not a whole number from {at_least} to {MAX_K}")
+            raise ApiError(f"k: {_value_said(k)} is not a whole number from {at_least} to {MAX_K}")
 
     @staticmethod
     def _check_precision(precision: Any) -> None:
         if precision not in PRECISIONS:
-            raise ApiError(f"precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+            raise ApiError(f"precision: {_value_said(precision)} is not one of {', '.join(PRECISIONS)}")
 
     @staticmethod
     def _check_formats(formats: Any) -> list[str]:
@@ -277,7 +277,7 @@ class ScriptApi:
             raise ApiError(f"formats: give a list of one or more of {', '.join(FORMATS)}")
         unknown = [f for f in formats if f not in FORMATS]
         if unknown:
-            raise ApiError(f"formats: {unknown[0]!r} is not one of {', '.join(FORMATS)}")
+            raise ApiError(f"formats: {_value_said(unknown[0])} is not one of {', '.join(FORMATS)}")
         if repeated_format(list(formats)) is not None:  # a caller's slip, refused rather than guessed at
             raise ApiError(f"formats: {repeated_format(list(formats))!r} is given twice; give each format once")
         return list(formats)
@@ -310,7 +310,7 @@ class ScriptApi:
                 raise ApiError(f"annotations: {shown(mask.name)} is not a PNG mask")
         _check_annotation_pixels(masks, self.settings.limits)
         if frames is not None and (not isinstance(frames, list) or not all(_is_int(i) for i in frames)):
-            raise ApiError(f"frames: {frames!r} is not a list of frame numbers")
+            raise ApiError(f"frames: {_value_said(frames)} is not a list of frame numbers")
         if frames and len(frames) != len(masks):
             raise ApiError(f"frames: {len(frames)} frame number(s) for {len(masks)} annotation(s); give one each")
         try:
@@ -526,6 +526,7 @@ def name_refused_files(blocks: gr.Blocks, public: list) -> None:
     async def take_files_naming_the_refused(block_fn, inputs, state, explicit_call=False):
         if block_fn.fn in parameters:
             inputs = [files_sent_as_text(value) for value in with_defaults(block_fn.fn, inputs)]
+            _refuse_unreadable_names(inputs, parameters[block_fn.fn])
         try:
             return await take_files(block_fn, inputs, state, explicit_call)
         except Exception as error:
@@ -561,35 +562,43 @@ def files_sent_as_text(value: Any) -> Any:
     path. Gradio takes a file object's path for a file sent, and fetches a URL there: a data: URI was refused as
     "not a file uploaded to this server ... or send a data: URI", the whole URI echoed in the words, and this
     server's own file URL as "not a public address: upload the file", though it was uploaded. A data: URI's scheme
-    is written in lower case (`lower_case_data_scheme`)."""
+    is written in lower case (`lower_case_scheme`), as is an http(s) URL's."""
     from gradio_client.utils import is_file_obj_with_meta
 
     if isinstance(value, str):
-        return lower_case_data_scheme(value)
+        return lower_case_scheme(value)
     if is_file_obj_with_meta(value):
-        url, path = lower_case_data_scheme(value.get("url")), lower_case_data_scheme(value.get("path"))
+        url, path = lower_case_scheme(value.get("url")), lower_case_scheme(value.get("path"))
         if isinstance(url, str) and (url.startswith("data:") or _is_an_upload_here(url)):
             return url
         if isinstance(path, str) and (path.startswith("data:") or _is_an_upload_here(path)):
             return path
+        if (url, path) != (value.get("url"), value.get("path")):
+            value = {**value, "url": url, "path": path}  # `HTTP://`: Gradio fetches only what starts `http`
     if isinstance(value, dict) and not value.get("path") and isinstance(value.get("url"), str) and \
             isinstance(value.get("meta"), dict) and value["meta"].get("_type") == "gradio.FileData":
-        url = lower_case_data_scheme(value["url"])  # a file object with its url alone (plain HTTP clients send them so)
+        url = lower_case_scheme(value["url"])  # a file object with its url alone (plain HTTP clients send them so)
         if url.startswith("data:") or _is_an_upload_here(url):
             return url
         if url.lower().startswith(("http://", "https://")):
-            return {**value, "path": url}  # Gradio fetches a file object's path: this URL too
+            return {**value, "url": url, "path": url}  # Gradio fetches a file object's path: this URL too
     if isinstance(value, list):
         return [files_sent_as_text(item) for item in value]
     return value
 
 
-def lower_case_data_scheme(value: Any) -> Any:
-    """`value`, written `data:...` when it is a data: URI whose scheme has capitals: a URL's scheme means the same
-    in any letter case (RFC 3986), and `DATA:video/mp4;base64,...` was "neither a data: URI nor a URL" (round 52,
-    F6). Anything else as it is."""
-    if isinstance(value, str) and value[:5].lower() == "data:":
-        return "data:" + value[5:]
+LOWER_CASE_SCHEMES = ("data:", "http://", "https://")
+
+
+def lower_case_scheme(value: Any) -> Any:
+    """`value`, its scheme written in lower case when it is a data: URI or an http(s) URL whose scheme has capitals:
+    a URL's scheme means the same in any letter case (RFC 3986), and `DATA:video/mp4;base64,...` was "neither a
+    data: URI nor a URL", `HTTP://host/clip.mp4` "not a file uploaded to this server" (fifty-second and fifty-third
+    hostile rounds). Anything else as it is."""
+    if isinstance(value, str):
+        for scheme in LOWER_CASE_SCHEMES:
+            if value[:len(scheme)].lower() == scheme:
+                return scheme + value[len(scheme):]
     return value
 
 
@@ -653,6 +662,37 @@ def _why_not_a_url(error: BaseException) -> str | None:
     return None
 
 
+def _refuse_unreadable_names(inputs: list, names: list[str]) -> None:
+    """ApiError for a file object whose URL or path no system call can take, before Gradio tries: a port past
+    65535 (or below 0) failed deep in the connection, as {"error": null} with a traceback in the log, and a lone
+    surrogate (JSON's `\\ud800`, no character) reached the caller as the codec's own words (fifty-third hostile
+    round)."""
+    from gradio_client.utils import is_file_obj_with_meta
+
+    for name, value in zip(names, inputs, strict=False):
+        for file in _files_in(value, is_file_obj_with_meta):
+            sent = file.get("url") or file.get("path")
+            if not isinstance(sent, str):
+                continue
+            where = shown(sent if len(sent) <= 120 else sent[:100] + "…")
+            is_url = sent.startswith(("http://", "https://"))
+            if not is_utf8_text(sent):
+                raise ApiError(f"{name}: {where} is not a valid URL (it holds a character that is no text)" if is_url
+                               else f"{name}: {where} is not a file uploaded to this server (its name holds a "
+                                    "character that is no text)")
+            if is_url and not _has_a_valid_port(sent):
+                raise ApiError(f"{name}: {where} is not a valid URL (its port is no valid port number)")
+
+
+def _has_a_valid_port(url: str) -> bool:
+    """Whether `url`'s port, if it names one, is a number from 0 to 65535."""
+    try:
+        port = urlsplit(url).port
+    except ValueError:  # "Port out of range 0-65535", or no number
+        return False
+    return port is None or 0 <= port <= 65535
+
+
 async def _refused_file(block_fn, inputs: list, names: list[str], explicit_call: bool) -> str | None:
     """"<parameter>: <the file> <why>" for the first file of the call that Gradio refuses alone; None if none is."""
     from gradio.processing_utils import async_move_files_to_cache
@@ -714,7 +754,7 @@ def _uploaded_file(value: Any, parameter: str, work: Path, max_bytes: int, index
     """
     if isinstance(value, dict) and not value.get("path") and isinstance(value.get("url"), str):
         value = value["url"]  # a file object with only its URL (a data: URI, this server's file URL): as the text
-    value = lower_case_data_scheme(value)
+    value = lower_case_scheme(value)
     if isinstance(value, str) and value.startswith("data:"):
         return Upload(_decoded(value, parameter, work, max_bytes), parameter + ("" if index is None else f"[{index}]"))
     if isinstance(value, str) and "/gradio_api/file=" in value:
@@ -742,7 +782,30 @@ def _is_file(value: Any) -> bool:
     from gradio_client.utils import is_file_obj_with_meta
 
     return (isinstance(value, FileData) or is_file_obj_with_meta(value)
-            or (isinstance(value, str) and lower_case_data_scheme(value).startswith("data:")))
+            or (isinstance(value, str) and lower_case_scheme(value).startswith("data:")))
+
+
+def _value_said(value: Any) -> str:
+    """A value sent where a number, a name or a list of numbers belongs, as a message says it: a number or a short
+    text itself, a short list item by item; anything else by its type and size. A file object sent there was
+    echoed whole, the server's upload path with it, and a data: URI in `frames` made a 24 KB message (fifty-third
+    hostile round)."""
+    if value is None or isinstance(value, bool | float):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if abs(value) < 10**30 else f"a whole number of {len(str(abs(value)))} digits"
+    if isinstance(value, str):
+        looks_like_a_file = value.startswith(("data:", "/", "http://", "https://")) or "gradio_api" in value
+        return shown(value, quoted=True) if len(value) <= 40 and not looks_like_a_file else \
+            f"a text of {len(value)} characters"
+    if isinstance(value, list | tuple) and len(value) <= 10 and \
+            all(item is None or isinstance(item, bool | int | float | str) for item in value):
+        return "[" + ", ".join(_value_said(item) for item in value) + "]"
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value)} item(s)"
+    if _is_file(value):
+        return "a file"
+    return "a dict" if isinstance(value, dict) else f"a value of type {type(value).__name__}"
 
 
 def _described(value: Any) -> str:

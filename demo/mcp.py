@@ -20,6 +20,7 @@ Gradio has no hook for these, so three steps of its MCP server class are wrapped
 from __future__ import annotations
 
 import asyncio
+import base64
 import binascii
 import contextlib
 import functools
@@ -28,10 +29,11 @@ import os
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 
-from demo.api import lower_case_data_scheme
+from demo.api import lower_case_scheme
 from demo.feedback import upload_problem_words
 from demo.media import size_over_limit
 
@@ -72,9 +74,10 @@ def _saving_in_words(prepare: Callable[..., Any], max_upload_bytes: int) -> Call
     def prepare_in_words(self, name: str, arguments: dict[str, Any]):
         import gradio.mcp as gradio_mcp
 
-        arguments = {name: _typed_as_gradio_names_it(_lower_case_data_schemes(value))
+        arguments = {name: _typed_as_gradio_names_it(_in_plain_base64(_lower_case_schemes(value)))
                      for name, value in arguments.items()}
         _refuse_past_the_upload_limit(arguments, max_upload_bytes)
+        _refuse_what_is_no_base64(arguments)
         with _removed_on_failure(_saved_files(arguments, Path(gradio_mcp.DEFAULT_TEMP_DIR))):
             try:
                 return prepare(self, name, arguments)
@@ -96,12 +99,12 @@ GRADIO_NAMEABLE_TYPES = {"application/x-zip-compressed": "application/zip", "vid
                          "video/msvideo": "video/x-msvideo", "video/x-matroska": "video/webm"}
 
 
-def _lower_case_data_schemes(value: Any) -> Any:
+def _lower_case_schemes(value: Any) -> Any:
     """`value` (an argument, or a list of them: the annotations) with each data: URI's scheme in lower case, as
     Gradio and the endpoints look for it (`DATA:` is the same scheme)."""
     if isinstance(value, list):
-        return [lower_case_data_scheme(item) for item in value]
-    return lower_case_data_scheme(value)
+        return [lower_case_scheme(item) for item in value]
+    return lower_case_scheme(value)
 
 
 def _typed_as_gradio_names_it(value: Any) -> Any:
@@ -112,6 +115,30 @@ def _typed_as_gradio_names_it(value: Any) -> Any:
     mime, semicolon, rest = header[len("data:"):].partition(";")
     named = GRADIO_NAMEABLE_TYPES.get(mime.strip().lower())
     return value if named is None else f"data:{named}{semicolon}{rest}{comma}{payload}"
+
+
+def _in_plain_base64(value: Any) -> Any:
+    """`value`, a data: URI's body written as plain base64 when it was percent-encoded, wrapped in lines or left
+    without its padding, as the HTTP API takes it: Gradio decodes what it is given, and a percent-encoded video was
+    "damaged" over MCP though the HTTP API took it (fifty-third hostile round)."""
+    if not isinstance(value, str) or not value.startswith("data:"):
+        return value
+    header, comma, payload = value.partition(",")
+    if not header.lower().endswith(";base64"):
+        return value
+    payload = "".join(unquote(payload).split()).rstrip("=")
+    return f"{header}{comma}{payload}{'=' * (-len(payload) % 4)}"
+
+
+def _refuse_what_is_no_base64(arguments: dict[str, Any]) -> None:
+    """A data: URI whose body is no base64 is refused in words: Gradio's decoder drops what it cannot read, and
+    `@@@@` was "the file is empty"."""
+    for name, value in arguments.items():
+        if isinstance(value, str) and value.startswith("data:"):
+            try:
+                base64.b64decode(value.partition(",")[2], validate=True)
+            except ValueError:  # binascii.Error, or a character past ASCII
+                raise ToolCallRefused(f"{name}: the data: URI is not valid base64") from None
 
 
 def _refuse_past_the_upload_limit(arguments: dict[str, Any], max_upload_bytes: int) -> None:

@@ -133,10 +133,11 @@ def test_an_mcp_client_lists_the_endpoints_as_tools_and_segments_with_one(app, t
 
 
 @pytest.mark.skipif(not HAS_MCP, reason="needs the MCP extra: pip install 'gradio[mcp]==6.31.0'")
-@pytest.mark.parametrize("video", ["data:video/mp4;base64,a", "data:video/mp4;base64,aGVsbG8", "data:video/mp4,hello"],
-                         ids=["one character", "no padding", "not base64"])
+@pytest.mark.parametrize("video", ["data:video/mp4;base64,a", "data:video/mp4;base64,@@@@", "data:video/mp4,hello"],
+                         ids=["one character", "no base64 character", "not base64"])
 def test_an_mcp_video_that_is_no_base64_is_refused_naming_the_parameter(app, tmp_path, video):
-    """Gradio's decoder's words ("Incorrect padding") reached the agent, without the parameter (forty-sixth round)."""
+    """Gradio's decoder's words ("Incorrect padding") reached the agent, without the parameter (forty-sixth round);
+    `@@@@`, which Gradio's decoder reads as nothing, was "the file is empty" (fifty-third round)."""
     url, _ = app
     _, mask = tiny_clip(tmp_path)
     result = mcp_segment(url, video, mask)
@@ -190,6 +191,55 @@ def test_a_file_the_server_refuses_to_take_gets_one_line_naming_the_parameter(ap
     assert message and message.startswith("video: ") and refused in message and "\n" not in message
     time.sleep(0.5)
     assert "Traceback" not in log_path.read_text()
+
+
+@pytest.mark.parametrize(("sent", "words"), [
+    ({"url": "http://93.184.215.14:65536/x.mp4"}, "is not a valid URL (its port is no valid port number)"),
+    ({"url": "http://93.184.215.14:-1/x.mp4"}, "is not a valid URL (its port is no valid port number)"),
+    ({"url": "http://93.184.215.14/\ud800.mp4"}, "is not a valid URL (it holds a character that is no text)"),
+    ({"path": "/tmp/\ud800.mp4"}, "is not a file uploaded to this server (its name holds a character that is no "
+                                   "text)"),
+    ({"url": "HTTP://127.0.0.1:1/clip.mp4"}, "this server fetches only public http(s) addresses"),
+], ids=["port past 65535", "port below 0", "surrogate in a URL", "surrogate in a path", "scheme in capitals"])
+def test_a_file_objects_url_or_path_that_no_system_call_takes_is_named_in_words(app, sent, words):
+    """A port out of range failed deep in the connection ({"error": null}, a traceback in the log); a lone
+    surrogate reached the caller as the codec's words; `HTTP://` was "not a file uploaded to this server"
+    (fifty-third hostile round)."""
+    url, log_path = app
+    event, payload = raw_call(url, "segment", [{**sent, "meta": {"_type": "gradio.FileData"}}, [], None, 64])
+    assert event == "error" and payload["error"].startswith("video: ") and words in payload["error"], payload
+    assert "codec" not in payload["error"] and "\n" not in payload["error"]
+    time.sleep(0.5)
+    assert "Traceback" not in log_path.read_text()
+
+
+def test_a_value_that_is_no_number_is_described_never_echoed(app, tmp_path):
+    """A file object sent as `size` was echoed whole, the server's upload path in it; a data: URI in `frames` made
+    a 24 KB message (fifty-third hostile round)."""
+    import json
+
+    url, _ = app
+    video, mask = tiny_clip(tmp_path)
+    body, boundary = _multipart_png(base64.b64decode(mask.split(",", 1)[1]))
+    request = urllib.request.Request(f"{url}gradio_api/upload", data=body,
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        uploaded = json.load(response)[0]
+    event, payload = raw_call(url, "segment", [video, [mask], [0], {"path": uploaded,
+                                                                    "meta": {"_type": "gradio.FileData"}}])
+    assert event == "error" and payload["error"].startswith("size: a file is not a whole number"), payload
+    assert "uploads" not in payload["error"]
+    event, payload = raw_call(url, "segment", [video, [mask], [mask], 64])
+    assert event == "error", payload
+    assert payload["error"] == f"frames: [a text of {len(mask)} characters] is not a list of frame numbers", payload
+
+
+def _multipart_png(png: bytes) -> tuple[bytes, str]:
+    """A form with one file, `m.png`, as Gradio's upload route takes it; and its boundary."""
+    boundary = "xmempp-test-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"m.png\"\r\n"
+            "Content-Type: image/png\r\n\r\n").encode() + png + f"\r\n--{boundary}--\r\n".encode()
+    return body, boundary
 
 
 def test_a_plain_http_call_without_the_optional_parameters_gets_their_defaults(app, tmp_path):
@@ -267,6 +317,28 @@ def mcp_segment(url: str, video: str, mask: str):
                                                        "size": 64, "formats": ["davis"], "k": 1})
 
     return asyncio.run(asyncio.wait_for(call(), timeout=600))
+
+
+@pytest.mark.skipif(not HAS_MCP, reason="needs the MCP extra: pip install 'gradio[mcp]==6.31.0'")
+def test_an_mcp_video_percent_encoded_in_lines_without_padding_is_taken_as_the_http_api_takes_it(app, tmp_path):
+    """Gradio decodes an MCP video's data: URI as it is: a good video percent-encoded was called damaged, though
+    README and the HTTP API take it (fifty-third hostile round); `DATA:` and `HTTP://` are the schemes they are."""
+    import textwrap
+    from urllib.parse import quote
+
+    url, log_path = app
+    video, mask = tiny_clip(tmp_path)
+    header, payload = video.split(",", 1)
+    wrapped = "\r\n".join(textwrap.wrap(payload.rstrip("="), 76))
+    result = mcp_segment(url, "DATA" + header[4:] + "," + quote(wrapped, safe=""), mask)
+    assert not result.isError, result.content
+    _, summary = ast.literal_eval(next(item.text for item in result.content if item.type == "text"))
+    assert summary["frames"] == 12
+    result = mcp_segment(url, "HTTP://127.0.0.1:1/clip.mp4", mask)
+    text = " ".join(item.text for item in result.content)
+    assert result.isError and text.startswith("video: ") and "public" in text, text
+    time.sleep(0.5)
+    assert "Traceback" not in log_path.read_text()
 
 
 @pytest.mark.skipif(not HAS_MCP, reason="needs the MCP extra: pip install 'gradio[mcp]==6.31.0'")

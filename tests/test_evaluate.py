@@ -590,3 +590,19 @@ def test_a_video_named_like_a_formula_is_written_to_evaluates_tables_as_text(tmp
     assert main(["evaluate", "--dataset", str(dataset), "--output", str(out), "--rounds", "0", "--strategies",
                  "uniform", "--weights", str(checkpoint), "--size", "64", "--quiet"]) == 0
     assert set(pd.read_csv(out / "per_frame.csv").video) == {"'=1+2"}
+
+
+def test_a_video_named_with_a_carriage_return_reads_back_whole_and_starts_no_line_with_a_formula(tmp_path,
+                                                                                                checkpoint):
+    """per_frame.csv ended its rows in "\\n" and left a name holding "\\r" unquoted: every reader split the row
+    there, and the next line began with a live `=1` (fifty-third hostile round, F4)."""
+    import csv
+
+    dataset = write_davis(tmp_path / "davis", {"\r=1": 3}, annotated=None)
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--dataset", str(dataset), "--output", str(out), "--rounds", "0", "--strategies",
+                 "uniform", "--weights", str(checkpoint), "--size", "64", "--quiet"]) == 0
+    with open(out / "per_frame.csv", newline="") as file:
+        rows = list(csv.reader(file))
+    assert {row[0] for row in rows[1:]} == {"'\r=1"}, rows  # behind the apostrophe, as a name like a formula
+    assert set(pd.read_csv(out / "per_frame.csv").video) == {"'\r=1"}

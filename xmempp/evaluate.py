@@ -279,11 +279,13 @@ def run_evaluation(dataset: Path, output: Path, execution: Execution, strategies
         rows = [row for job in jobs for row in results.get(job.name, [])]
         per_frame = pd.DataFrame(rows, columns=PER_FRAME_COLUMNS)
         summary = summarise(per_frame)
-        # a video or frame named like a formula (`=1+2`) is written as text (see csv_cells)
+        # A video or frame named like a formula (`=1+2`) is written as text (see csv_cells). Rows end in CRLF, as
+        # batch's summary.csv and RFC 4180's do: with pandas' "\n" a name holding "\r" was left unquoted, and every
+        # reader split its row there, the next line starting with a live formula (fifty-third hostile round).
         with held.atomic_text_file(PER_FRAME_FILE) as file:
-            per_frame.map(written_cell).to_csv(file, index=False)
+            per_frame.map(written_cell).to_csv(file, index=False, lineterminator="\r\n")
         with held.atomic_text_file(SUMMARY_FILE) as file:
-            summary.map(written_cell).to_csv(file, index=False)
+            summary.map(written_cell).to_csv(file, index=False, lineterminator="\r\n")
         if not summary.empty:
             with held.atomic_file(PLOT_FILE) as file:
                 plot_j_and_f(summary, file)
