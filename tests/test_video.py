@@ -554,6 +554,11 @@ def test_a_cut_4_to_7_bytes_into_a_fragments_or_a_streamed_frames_header_is_a_cu
         for text in (b"\nDone", b"\nsave", b"  \n\nmoo", b"\xff\xff\xff\xffm", b"\r\n\r\n", b"\n", bytes(7)):
             (tmp_path / "tail").write_bytes(video + text)
             assert declared_size(tmp_path / "tail") in (None, len(video)), (name, text)
+    for name in layouts:  # a line of text whose bytes 4 to 7 spell a box's name (fifty-fourth round, F1)
+        video = (tmp_path / name).read_bytes()
+        for text in (b"    meta: recorded\n", b"tag=free\n", b"<!--skip-->\n", b"abcdudta and more\n"):
+            (tmp_path / "tail").write_bytes(video + text)
+            assert declared_size(tmp_path / "tail") is None, (name, text)
     fragmented = (tmp_path / "frag.mp4").read_bytes()
     second_fragment = fragmented.index(b"moof", fragmented.index(b"moof") + 4) - 4
     for cut_into_header in range(4, 8):
@@ -565,3 +570,29 @@ def test_a_cut_4_to_7_bytes_into_a_fragments_or_a_streamed_frames_header_is_a_cu
     for cut_into_header in range(4, 8):
         (tmp_path / "cut.avi").write_bytes(streamed[:last_frame + cut_into_header])
         assert declared_size(tmp_path / "cut.avi") > last_frame + cut_into_header, cut_into_header
+
+
+def test_stray_bytes_after_a_fragmented_mp4_with_a_large_fragment_tell_nothing(tmp_path):
+    """Four bytes of text after a good fragmented MP4 whose largest box (an mdat) was 84 MB or more read as a cut
+    header of a box no larger than twice it: a good 124 MB video refused as cut short (fifty-fourth hostile round,
+    F2). A fragment's next box after an mdat is a moof, no larger than a few times the moofs before it."""
+    import struct
+
+    from xmempp.containers import declared_size
+
+    def box(name: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", 8 + len(body)) + name + body
+
+    video = tmp_path / "large.mp4"
+    mdat_size = 100 << 20
+    with open(video, "wb") as file:  # sparse: the frames' bytes are never written
+        file.write(box(b"ftyp", b"isom\0\0\0\0") + box(b"moov", bytes(32)) + box(b"moof", bytes(200)))
+        file.write(struct.pack(">I", mdat_size) + b"mdat")
+        file.seek(mdat_size - 8, 1)
+        end = file.tell()
+        file.write(b"\n\n\n\n")
+    assert declared_size(video) is None
+    with open(video, "r+b") as file:  # the next fragment's moof header cut after its size: a cut
+        file.seek(end)
+        file.write(struct.pack(">I", 208))
+    assert declared_size(video) == end + 208

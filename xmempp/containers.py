@@ -47,16 +47,21 @@ def declared_size(video: Path) -> int | None:
     return None
 
 
+# Where an MP4's frames, and the table of them, lie: a box of another kind cut short loses no frame.
+FRAME_BOXES = {b"moov", b"mdat", b"moof"}
+NEXT_IN_A_FRAGMENT = {b"moof": b"mdat", b"mdat": b"moof"}  # a fragment is a moof, then the mdat of its frames
+
+
 def _iso_boxes_end(file: BinaryIO, size: int) -> int | None:
     """Where the last of the top-level boxes ends, as their sizes say."""
-    offset, largest, fragmented = 0, 0, False
+    offset, last, largest = 0, None, {}
     for _ in range(MAX_TOP_LEVEL_PARTS):
         if offset >= size:
             return offset
         file.seek(offset)
         header = file.read(16)
         if len(header) < 8:  # a few stray bytes after the last box (a newline, padding), or a box's header cut
-            return _cut_fragment_header_end(offset, header, largest) if fragmented else None
+            return _cut_fragment_header_end(offset, header, last, largest)
         box_size, name = struct.unpack(">I4s", header[:8])
         if name not in ISO_TOP_LEVEL_BOXES:  # junk after the last box
             return None
@@ -68,28 +73,27 @@ def _iso_boxes_end(file: BinaryIO, size: int) -> int | None:
                 return None
         elif box_size < 8:  # 0: it runs to the end of the file, whatever it holds; less: no box
             return None
-        fragmented |= name == b"moof"
-        largest = max(largest, box_size)
+        if offset + box_size > size and name not in FRAME_BOXES:  # no frame is lost: and a line of text after
+            return None  # the last box (`    meta: ...`) reads as such a box, of 539 MB (fifty-fourth round)
+        last, largest[name] = name, max(largest.get(name, 0), box_size)
         offset += box_size
     return None
 
 
-def _cut_fragment_header_end(offset: int, left: bytes, largest: int) -> int | None:
+def _cut_fragment_header_end(offset: int, left: bytes, last: bytes | None, largest: dict[bytes, int]) -> int | None:
     """Where the box ends whose header the file's end cut, in a fragmented MP4 (every fragment adds frames: one cut
     4 to 7 bytes into a fragment's `moof` header was taken whole, fifty-second and fifty-third hostile rounds);
     None for bytes that tell nothing. An MP4 that is not fragmented has its frames in boxes read whole by then.
 
-    The leftover bytes are a cut header when their size is one a box of this file may have (8 bytes or more, at most
-    twice its largest box so far) and what is left of a name starts a top-level box's: text after the last box
-    (`\\nDone` reads as a box of 172 MB starting `e`, as `emsg`) is stray bytes, as are zeros."""
-    if len(left) < 4:
+    The leftover bytes are a cut header only of the box a fragment has next (an `mdat` after a `moof`, a `moof`
+    after an `mdat`), when what is left of a name starts that box's, and its size is one such a box of this file may
+    have: at most four times the largest seen. Text or zeros after the last box (`\\n\\n\\n\\n` reads as a box of
+    168 MB; a fragmented MP4 often ends with its index, `mfra`) are stray bytes."""
+    expected = NEXT_IN_A_FRAGMENT.get(last)
+    if len(left) < 4 or expected is None or b"moof" not in largest or not expected.startswith(left[4:]):
         return None
-    box_size, started = struct.unpack(">I", left[:4])[0], left[4:]
-    if not 8 <= box_size <= 2 * largest:
-        return None
-    if started and not any(name.startswith(started) for name in ISO_TOP_LEVEL_BOXES):
-        return None
-    return offset + box_size
+    box_size = struct.unpack(">I", left[:4])[0]
+    return offset + box_size if 8 <= box_size <= 4 * largest.get(expected, 0) else None
 
 
 def _riff_chunks_end(file: BinaryIO, size: int) -> int | None:
