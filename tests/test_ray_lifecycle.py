@@ -402,3 +402,47 @@ def test_a_cluster_whose_nodes_cannot_import_xmempp_is_refused_naming_them_befor
             ray_runner._refuse_nodes_without_xmempp(ray, ["xmempp.ray_runner"])
     finally:
         ray.shutdown()
+
+
+def test_videos_left_when_the_cluster_loses_every_node_fail_saying_so_rather_than_wait(monkeypatch, caplog):
+    """The cluster's only node died mid-batch (its raylet killed, the head's GCS alive): the retried workers had no
+    node to start on, and the batch waited, silent, until killed (fifty-third hostile round). A wait that finds no
+    live node able to run a worker for NODES_LOST_SECONDS fails the videos left, naming why; a node that comes
+    back within it lets them run."""
+    from xmempp import ray_runner
+    from xmempp.jobs import JobFailure
+
+    class Actor:
+        def __init__(self, spec):
+            self.run = self
+
+        def remote(self, function, job):
+            return ("task", job)
+
+    class Cluster:
+        def __init__(self, alive_after: int | None):
+            self.looks, self.alive_after = 0, alive_after
+
+        def wait(self, pending, num_returns, timeout):
+            self.looks += 1
+            coming_back = self.alive_after is not None and self.looks > self.alive_after
+            return ([pending[0]], pending[1:]) if coming_back else ([], pending)
+
+        def get(self, task):
+            return f"done {task[1]}"
+
+        def kill(self, actor):
+            pass
+
+    actor_class = type("ActorClass", (), {"remote": staticmethod(Actor)})
+    monkeypatch.setattr(ray_runner, "LOOK_SECONDS", 0)
+    monkeypatch.setattr(ray_runner, "NODES_LOST_SECONDS", 0.2)
+    with caplog.at_level(logging.WARNING, logger="xmempp"):
+        results = dict(ray_runner._dispatch(Cluster(alive_after=None), actor_class, None, print, ["a", "b", "c"], 2,
+                                            can_run_a_worker=lambda: False))
+    assert set(results) == {"a", "b", "c"}
+    assert all(isinstance(result, JobFailure) and result.reason == ray_runner.NODES_LOST for result in results.values())
+    assert "no live node of the Ray cluster can run a worker now: the 3 video(s) left fail in" in caplog.text
+    results = dict(ray_runner._dispatch(Cluster(alive_after=3), actor_class, None, print, ["a", "b"], 2,
+                                        can_run_a_worker=lambda: True))
+    assert results == {"a": "done a", "b": "done b"}

@@ -14,8 +14,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +84,11 @@ def run_on_ray(jobs: Sequence[Job], function: VideoFunction, spec: NetworkSpec, 
             gpus_per_worker = 1.0 if wants_gpu else 0.0
         workers = _workers_to_start(ray, workers, cpus_per_worker, gpus_per_worker)
         actor_class = ray.remote(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=0)(VideoWorker)
-        yield from _dispatch(ray, actor_class, spec, function, list(jobs), max(1, min(workers, len(jobs))))
+        def can_run_a_worker() -> bool:
+            return _workers_held(_live_nodes(ray), cpus_per_worker, gpus_per_worker) > 0
+
+        yield from _dispatch(ray, actor_class, spec, function, list(jobs), max(1, min(workers, len(jobs))),
+                             can_run_a_worker)
     finally:
         if started_here:
             ray.shutdown()
@@ -146,11 +151,13 @@ def _nodes_said(nodes: list[str]) -> str:
     return nodes[0] + (f" and {len(nodes) - 1} more" if len(nodes) > 1 else "")
 
 
-def _workers_to_start(ray, asked: int | None, cpus_per_worker: float, gpus_per_worker: float) -> int:
-    """How many workers of `cpus_per_worker` CPUs and `gpus_per_worker` GPUs the cluster's live nodes hold: all
-    of them by default, and never more (a worker Ray cannot place never starts, and the video handed to it waited
-    forever without a word). None at all is an XMemPPError naming the option."""
-    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+def _live_nodes(ray) -> list[dict]:
+    """The resources of each live node of the cluster."""
+    return [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+
+
+def _workers_held(nodes: list[dict], cpus_per_worker: float, gpus_per_worker: float) -> int:
+    """How many workers of `cpus_per_worker` CPUs and `gpus_per_worker` GPUs the `nodes` (`_live_nodes`) hold."""
 
     def held_by(node: dict) -> int:
         fits = [int(node.get("CPU", 0) / cpus_per_worker + 1e-9)]
@@ -158,7 +165,15 @@ def _workers_to_start(ray, asked: int | None, cpus_per_worker: float, gpus_per_w
             fits.append(int(node.get("GPU", 0) / gpus_per_worker + 1e-9))
         return min(fits)
 
-    held = sum(held_by(node) for node in nodes)
+    return sum(held_by(node) for node in nodes)
+
+
+def _workers_to_start(ray, asked: int | None, cpus_per_worker: float, gpus_per_worker: float) -> int:
+    """How many workers of `cpus_per_worker` CPUs and `gpus_per_worker` GPUs the cluster's live nodes hold: all
+    of them by default, and never more (a worker Ray cannot place never starts, and the video handed to it waited
+    forever without a word). None at all is an XMemPPError naming the option."""
+    nodes = _live_nodes(ray)
+    held = _workers_held(nodes, cpus_per_worker, gpus_per_worker)
     if held == 0:
         largest_cpus = max((node.get("CPU", 0) for node in nodes), default=0)
         if gpus_per_worker and largest_cpus >= cpus_per_worker:
@@ -349,17 +364,43 @@ def _start_reaper() -> subprocess.Popen | None:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
-def _dispatch(ray, actor_class, spec: NetworkSpec, function: VideoFunction, jobs: list, workers: int) -> Iterator:
+LOOK_SECONDS = 10  # how often a wait for a video looks whether a live node can still run a worker
+NODES_LOST_SECONDS = 60  # how long no live node may hold a worker before the videos left fail: Ray's own wait
+NODES_LOST = "no node of the Ray cluster that can run a worker is alive any more (the cluster lost its nodes)"
+
+
+def _dispatch(ray, actor_class, spec: NetworkSpec, function: VideoFunction, jobs: list, workers: int,
+              can_run_a_worker: Callable[[], bool]) -> Iterator:
+    """Each job's (job, result) as workers finish them; a worker that dies is replaced and its job retried once.
+    Where no live node can run a worker for NODES_LOST_SECONDS (the cluster's only node died), the jobs left fail,
+    saying so: a retried worker Ray cannot place never starts, and the batch waited without a word (fifty-third
+    hostile round)."""
     idle = [actor_class.remote(spec) for _ in range(workers)]
     queue = deque((job, 0) for job in jobs)  # (job, how many times its worker died)
     running = {}
+    nodes_lost_since = None
     try:
         while queue or running:
             while queue and idle:
                 actor = idle.pop()
                 job, deaths = queue.popleft()
                 running[actor.run.remote(function, job)] = (actor, job, deaths)
-            (done,), _ = ray.wait(list(running), num_returns=1)
+            finished, _ = ray.wait(list(running), num_returns=1, timeout=LOOK_SECONDS)
+            if not finished:
+                if can_run_a_worker():
+                    nodes_lost_since = None
+                elif nodes_lost_since is None:
+                    nodes_lost_since = time.monotonic()
+                    log.warning("no live node of the Ray cluster can run a worker now: the %d video(s) left fail in "
+                                "%d s unless one joins", len(running) + len(queue), NODES_LOST_SECONDS)
+                elif time.monotonic() - nodes_lost_since >= NODES_LOST_SECONDS:
+                    for _, job, _ in running.values():
+                        yield job, JobFailure(NODES_LOST)
+                    for job, _ in queue:
+                        yield job, JobFailure(NODES_LOST)
+                    return
+                continue
+            (done,) = finished
             actor, job, deaths = running.pop(done)
             try:
                 result = ray.get(done)
