@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from xmempp.errors import XMemPPError
+from xmempp.errors import XMemPPError, file_system_problem
 from xmempp.mounts import (
     devices_of,
     mount_points,
@@ -48,6 +48,11 @@ UPLOADS_REPLACED = ("the server's folder for uploads was replaced while it ran: 
                     "server's operator (the reason is in the server's log)")
 UPLOADS_MOUNTED_IN = ("something is mounted in the server's folder for uploads: it takes no new work now; tell the "
                       "server's operator (the reason is in the server's log)")
+
+
+def _names_said(names: list[str]) -> str:
+    """Up to three names, quoted, and how many more."""
+    return ", ".join(repr(name) for name in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 class WorkRoot:
@@ -132,10 +137,12 @@ class WorkRoot:
                 os.rmdir(self.path)
             except OSError:
                 left = sorted(names_in(self._descriptor))
-                shown_left = ", ".join(repr(name) for name in left[:3]) + (f" and {len(left) - 3} more"
-                                                                           if len(left) > 3 else "")
-                log.warning("left the work root %s: it holds %s, which this server did not make there (or could "
-                            "not remove); remove it once that is moved away", self.path, shown_left or "nothing now")
+                theirs = [name for name in left if name not in own]
+                ours = [name for name in left if name in own]
+                said = [f"{_names_said(theirs)}, which this server did not make there"] if theirs else []
+                said += [f"{_names_said(ours)}, which it made there but could not remove, or which replaced its own (said above)"] if ours else []
+                log.warning("left the work root %s: it holds %s; remove it once that is moved away", self.path,
+                            "; ".join(said) or "nothing now")
 
     def folder(self) -> Path:
         """The work root's path, once it is the folder this server holds (made again and held when it was
@@ -419,7 +426,12 @@ def guard_gradios_uploads(work_root: WorkRoot) -> None:
             log.warning("Gradio's clean-up of its cached files is skipped: something is mounted at %s in the "
                         "uploads folder (the server removes its own files at exit, around it)", mounted)
             return
-        cleanup(blocks, age)
+        try:
+            cleanup(blocks, age)
+        except OSError as error:  # a read-only or failing disk: Gradio's traceback and "Application shutdown
+            # failed" were printed at exit, though the server goes on to remove (or name) its own files
+            log.warning("Gradio's clean-up of its cached files stopped: %s (the server removes its own files at "
+                        "exit, and says what it cannot)", file_system_problem(error) or error.strerror or type(error).__name__)
 
     route_utils.delete_files_created_by_app = delete_unless_mounted_in
     route_utils._xmempp_guarded = True

@@ -924,6 +924,35 @@ def test_gradios_cache_clean_up_never_takes_another_namespaces_mount_at_an_uploa
     assert "Gradio's clean-up of its cached files is skipped" in (tmp_path / "app.log").read_text()
 
 
+def test_a_server_stopped_on_a_read_only_disk_says_what_it_left_in_words_without_gradios_traceback(tmp_path,
+                                                                                                 checkpoint):
+    """SIGTERM with TMPDIR remounted read-only: Gradio's clean-up raised, and its traceback with "Application shutdown
+    failed" reached the log; the root left was said as holding 'uploads', "which this server did not make there"
+    (fifty-third hostile round)."""
+    import subprocess
+
+    import httpx
+
+    from tests.conftest import start_app
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "xmempp-test", str(temp)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("a tmpfs mount is not allowed here")
+    try:
+        with start_app(tmp_path / "app.log", ["--weights", str(checkpoint), "--sam-model", "none",
+                                               "--no-speed-check"], env={"TMPDIR": str(temp)}) as url:
+            httpx.post(f"{url}gradio_api/upload", files={"files": ("clip.mp4", b"a visitor's video")}, timeout=30)
+            subprocess.run(["mount", "-o", "remount,ro", str(temp)], check=True)
+    finally:
+        subprocess.run(["umount", "-l", str(temp)], check=True)
+    log = (tmp_path / "app.log").read_text()
+    assert "Traceback" not in log and "Application shutdown failed" not in log, log[-3000:]
+    assert "Gradio's clean-up of its cached files stopped: the file system is read-only" in log, log[-3000:]
+    assert "'uploads', which it made there but could not remove" in log, log[-3000:]
+
+
 def test_an_upload_gradio_cannot_rename_into_place_is_dropped_never_copied_into_what_is_there(tmp_path):
     """Gradio copies a received file whose rename fails (its place is a mount point, or on another mount): the
     copy wrote into a user's file mounted at that place (forty-ninth hostile round)."""
