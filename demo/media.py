@@ -245,6 +245,9 @@ def _load(videos: list[Path], zips: list[Path], work_dir: Path, limits: Limits) 
                 raise XMemPPError(f"{shown(hidden.source.name)} holds no frames but hidden files, left out (e.g. "
                                   f"{shown(hidden.hidden[0], quoted=True)}): a name starting with a dot is neither a "
                                   "frame nor a mask; rename them to use them")
+            if not any(plan.members for plan in plans):  # an empty folder zipped on Windows: no old export
+                raise XMemPPError(f"{shown(zips[0].name)} holds no frames and no video: nothing in it is an image "
+                                  "(only folders, or files a desktop adds, such as Thumbs.db or .DS_Store)")
             raise XMemPPError(f"{shown(zips[0].name)} holds no frames and no video (zips exported before the app kept "
                               "the video in them): upload the video together with it")
         names = {p.stem for p in frames_dir.iterdir()}

@@ -461,6 +461,15 @@ def test_a_zip_made_on_windows_leaves_out_explorers_own_files_without_a_word(han
     assert "left out" not in outputs["status"] and "Thumbs" not in outputs["status"], outputs["status"]
 
 
+def test_a_zip_of_nothing_but_desktop_files_says_so_not_that_it_is_an_old_export(handlers, tmp_path):
+    """A zip holding only Thumbs.db, desktop.ini and .DS_Store was told it was an export from before the app kept
+    the video in its zips (fifty-third hostile round, F4)."""
+    archive = write_zip(tmp_path / "onlymeta.zip", {"Thumbs.db": b"x", "desktop.ini": b"x", ".DS_Store": b"x"})
+    status = handlers.load_files(None, [str(archive)])["status"]
+    assert "onlymeta.zip holds no frames and no video: nothing in it is an image (only folders, or files a desktop " \
+           "adds, such as Thumbs.db or .DS_Store)" in status, status
+
+
 def test_a_zip_whose_only_frames_are_hidden_says_so(handlers, tmp_path):
     """A zip holding only '.frame_000000.jpg' was refused with advice about old exports (thirteenth round)."""
     from tests.test_app_loading import png_bytes, write_zip
