@@ -429,7 +429,8 @@ def test_a_folder_goes_by_the_device_its_mount_table_lists_as_well_as_its_own(tm
         os.close(descriptor)
 
 
-def test_a_mount_another_namespace_makes_on_an_overlays_upper_folder_is_found_and_never_removed(tmp_path):
+@pytest.mark.parametrize("spelled", ["absolute", "relative", "through a link"])
+def test_a_mount_another_namespace_makes_on_an_overlays_upper_folder_is_found_and_never_removed(tmp_path, spelled):
     """A container's root is an overlay: its files are written to an upper folder on another file system, and a
     folder removed through the overlay is removed there, where the system detaches every mount another namespace
     made on it. A tmpfs mounted on the upper folder of a session's frames was lost with its only file when the tab
@@ -445,8 +446,12 @@ def test_a_mount_another_namespace_makes_on_an_overlays_upper_folder_is_found_an
     lower, upper, work, merged = (tmp_path / name for name in ("lower", "upper", "work", "merged"))
     for folder in (lower, upper, work, merged):
         folder.mkdir()
-    done = subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
-                           f"lowerdir={lower},upperdir={upper},workdir={work}", str(merged)], capture_output=True)
+    (tmp_path / "link").symlink_to(tmp_path)
+    options = {"absolute": f"lowerdir={lower},upperdir={upper},workdir={work}",  # the tables keep the mounter's
+               "relative": "lowerdir=lower,upperdir=upper,workdir=work",  # spelling (fifty-fifth round)
+               "through a link": f"lowerdir={lower},upperdir={tmp_path / 'link' / 'upper'},workdir={work}"}[spelled]
+    done = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(merged)], capture_output=True,
+                          cwd=tmp_path)
     if done.returncode != 0:
         pytest.skip(f"an overlay mount is not allowed here ({done.stderr.decode().strip()})")
     try:

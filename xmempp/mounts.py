@@ -45,9 +45,11 @@ def mounts_elsewhere(devices: Collection[int], proc: Path = Path("/proc")) -> fr
     run. Empty where /proc cannot be read."""
     found = set()
     try:
-        layers = upper_layers(devices, _mount_table(MOUNT_TABLE))
+        this_table = _mount_table(MOUNT_TABLE)
     except OSError:
-        layers = []
+        this_table = []
+    overlays = [mount for mount in this_table if mount.kind == "overlay" and mount.device in devices]
+    reach = OverlayReach(overlays, this_table) if overlays else None
     for through, table in other_namespaces_tables(proc):
         by_id = {mount.id: mount for mount in table}
         for mount in table:
@@ -56,16 +58,15 @@ def mounts_elsewhere(devices: Collection[int], proc: Path = Path("/proc")) -> fr
                 continue
             folder, name = os.path.split(mount.point)
             if parent.device in devices:
-                reached = f"{through / 'root'}{folder}"
-            else:  # on an overlay's upper folder: that folder as the overlay shows it here
-                place = _within_file_system(parent, folder) if _is_below(mount.point, parent.point) else None
-                reached = next((path for layer in layers if layer.device == parent.device and place is not None
-                                and (path := _through_overlay(layer, place)) is not None), None)
-                if reached is None:
-                    continue
-            with contextlib.suppress(OSError, ValueError):
-                status = os.stat(reached)
-                found.add((status.st_dev, status.st_ino, name))
+                reached = [f"{through / 'root'}{folder}"]
+            elif reach is not None:  # perhaps on an overlay's upper folder: that folder as the overlay shows it
+                reached = reach.folders_ending_as(folder)
+            else:
+                continue
+            for path in reached:
+                with contextlib.suppress(OSError, ValueError):
+                    status = os.stat(path)
+                    found.add((status.st_dev, status.st_ino, name))
     return frozenset(found)
 
 
@@ -142,59 +143,65 @@ def mount_within(folder: Path, elsewhere: Sequence[tuple[Path, list[Mount]]] = (
     inside = _within_file_system(holder, real)
     # The tables' own device numbers are compared: on btrfs a folder's st_dev is its subvolume's, never the one its
     # mounts are listed under, and nothing mounted in it was seen (fifty-first hostile round). On an overlay the
-    # folder is also where its upper layer holds it (`upper_layers`).
-    places = [(holder.device, inside)] + [(layer.device, layer.place.rstrip("/") + "/" + inside.strip("/"))
-                                          for layer in upper_layers({holder.device}, this_table)]
+    # folder is also in its upper folder, told by its path's end (`OverlayReach`).
+    overlay = holder.kind == "overlay"
     for table in ([this_table] if here else []) + [table for _, table in elsewhere]:
         by_id = {mount.id: mount for mount in table}
         for mount in table:
             parent = by_id.get(mount.parent)
             if parent is None or not _is_below(mount.point, parent.point):
                 continue
-            place = _within_file_system(parent, mount.point)
-            if any(parent.device == device and _is_below(place, folder_place) for device, folder_place in places):
+            if parent.device == holder.device and _is_below(_within_file_system(parent, mount.point), inside):
+                return mount.point
+            if overlay and parent.device != holder.device and _ends_below(mount.point, inside):
                 return mount.point
     return None
 
 
-class Layer(NamedTuple):
-    """Where an overlay's files are written: its upper folder, as a place in the file system holding it."""
+class OverlayReach:
+    """The folders of this namespace's overlays (of some devices) that another namespace's mount point may lie in
+    as it reaches them through the overlays' upper folders.
 
-    overlay: Mount
-    device: int  # the device the tables list the upper folder's file system under
-    place: str  # the upper folder's path within that file system
+    A folder removed through an overlay is removed from its upper folder, and the system detaches every mount another
+    namespace made on that folder there (a container's root is an overlay: a tmpfs mounted on the upper folder of a
+    session's frames was lost with its files, fifty-third hostile round). Where that upper folder lies cannot be told
+    from the tables: they keep its path as the mounter spelled it (relative, through a link, with escapes, or moved
+    since: fifty-fifth round). So a folder there is told by its path's end: a mount point whose folder's path ends
+    as the path of a folder of the overlay does (from one of its names at the overlay's top on), as the app's own
+    folders' random names make sure. Only folders reached without crossing a mount of this namespace are looked at,
+    so no look enters a hung network mount."""
+
+    def __init__(self, overlays: list[Mount], table: Sequence[Mount]):
+        self.overlays = []
+        for overlay in overlays:
+            try:
+                tops = set(os.listdir(overlay.point))
+            except OSError:
+                continue
+            below = {mount.point for mount in table if _is_below(mount.point, overlay.point)}
+            self.overlays.append((overlay.point.rstrip("/"), tops, below))
+
+    def folders_ending_as(self, folder: str) -> list[str]:
+        """The paths here, through the overlays, of the folders whose path ends as `folder`'s does."""
+        parts = folder.strip("/").split("/")
+        found = []
+        for point, tops, below in self.overlays:
+            for start, name in enumerate(parts):
+                if name not in tops:
+                    continue
+                steps = [point + "/" + "/".join(parts[start:end]) for end in range(start + 1, len(parts) + 1)]
+                if not any(step in below for step in steps):
+                    found.append(steps[-1])
+        return found
 
 
-def upper_layers(devices: Collection[int], table: Sequence[Mount]) -> list[Layer]:
-    """The upper folders of the overlays of `devices` in `table` (this namespace's), on the file systems holding
-    them. A folder removed through an overlay is removed from its upper folder, and the system detaches every mount
-    another namespace made on that folder there (a container's root is an overlay: a tmpfs mounted on the upper
-    folder of a session's frames was lost with its files, fifty-third hostile round). An upper folder not reached
-    here (the overlay mounted from another namespace, its paths not ours) tells nothing."""
-    layers = []
-    for overlay in table:
-        if overlay.kind != "overlay" or overlay.device not in devices:
-            continue
-        upper = next((_unescaped(option[len("upperdir="):]) for option in overlay.options.split(",")
-                      if option.startswith("upperdir=")), None)
-        if upper is None or not upper.startswith("/"):
-            continue
-        holder = max((mount for mount in table if _is_below(upper, mount.point, or_at=True)),
-                     key=lambda mount: len(mount.point.rstrip("/")), default=None)
-        if holder is not None and holder.device != overlay.device:
-            layers.append(Layer(overlay, holder.device, _within_file_system(holder, upper)))
-    return layers
-
-
-def _through_overlay(layer: Layer, place: str) -> str | None:
-    """The path, through `layer`'s overlay, of the folder at `place` in its upper layer's file system; None where
-    that folder is not in the upper folder, or not below the overlay's mounted root."""
-    if not _is_below(place, layer.place, or_at=True):
-        return None
-    inside = "/" + place[len(layer.place.rstrip("/")):].strip("/")
-    if not _is_below(inside, layer.overlay.root, or_at=True):
-        return None
-    return layer.overlay.point.rstrip("/") + "/" + inside[len(layer.overlay.root.rstrip("/")):].strip("/")
+def _ends_below(point: str, inside: str) -> bool:
+    """Whether the mount point `point` lies below a folder whose path ends as `inside` does (`OverlayReach`)."""
+    wanted = inside.strip("/").split("/")
+    parts = point.strip("/").split("/")
+    if not wanted or wanted == [""]:
+        return False
+    return any(parts[start:start + len(wanted)] == wanted for start in range(len(parts) - len(wanted)))
 
 
 def _within_file_system(mount: Mount, path: str) -> str:
@@ -237,7 +244,6 @@ class Mount(NamedTuple):
     root: str  # the folder of that file system mounted here (a bind mount's source, within its file system)
     point: str  # where it is mounted, as its namespace spells it
     kind: str = ""  # the file system's type (ext4, overlay, ...)
-    options: str = ""  # the file system's own options (an overlay's upperdir=...), as the table writes them
 
 
 def _unescaped(field: str) -> str:
@@ -255,11 +261,10 @@ def _mount_table(table: Path) -> list[Mount]:
             continue
         major, minor = fields[2].split(":")
         root, point = (_unescaped(field) for field in fields[3:5])
-        described = fields[fields.index("-", 5) + 1:] if "-" in fields[5:] else []  # type, source, options
-        kind, options = (described[0], described[2]) if len(described) >= 3 else ("", "")
+        kind = fields[fields.index("-", 5) + 1] if "-" in fields[5:-1] else ""  # after the optional fields
         with contextlib.suppress(ValueError):
             mounts.append(Mount(int(fields[0]), int(fields[1]), os.makedev(int(major), int(minor)), root, point,
-                                kind, options))
+                                kind))
     return mounts
 
 
