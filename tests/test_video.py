@@ -596,3 +596,36 @@ def test_stray_bytes_after_a_fragmented_mp4_with_a_large_fragment_tell_nothing(t
         file.seek(end)
         file.write(struct.pack(">I", 208))
     assert declared_size(video) == end + 208
+
+
+@pytest.mark.parametrize("movflags", ["+dash+frag_keyframe", "+frag_keyframe+empty_moov"])
+def test_a_fragments_moof_header_cut_after_its_index_or_times_is_a_cut(tmp_path, movflags):
+    """With a sidx (`-movflags +dash`) or a prft (`-write_prft`) before each moof, a moof header cut after its size
+    was taken for stray bytes, and 5 of 60 frames segmented, exit 0 (fifty-fifth hostile round, F1). Four bytes
+    after a fragmented MP4's index (mfra) are stray bytes."""
+    import struct
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from xmempp.containers import declared_size
+
+    extra = ["-write_prft", "wallclock"] if "empty_moov" in movflags else []
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=64x48:rate=10", "-t", "3", "-c:v", "libx264", "-g", "5", "-movflags", movflags,
+                    *extra, str(tmp_path / "frag.mp4")], check=True)
+    video = (tmp_path / "frag.mp4").read_bytes()
+    boxes, offset = [], 0
+    while offset < len(video):
+        size, name = struct.unpack(">I4s", video[offset:offset + 8])
+        boxes.append((offset, name))
+        offset += size
+    names = [name for _, name in boxes]
+    assert b"sidx" in names or b"prft" in names, names
+    second_moof = [offset for offset, name in boxes if name == b"moof"][1]
+    for cut_into_header in range(4, 8):
+        (tmp_path / "cut.mp4").write_bytes(video[:second_moof + cut_into_header])
+        assert declared_size(tmp_path / "cut.mp4") > second_moof + cut_into_header, cut_into_header
+    if names[-1] == b"mfra":
+        (tmp_path / "tail.mp4").write_bytes(video + struct.pack(">I", 16))
+        assert declared_size(tmp_path / "tail.mp4") is None

@@ -49,7 +49,9 @@ def declared_size(video: Path) -> int | None:
 
 # Where an MP4's frames, and the table of them, lie: a box of another kind cut short loses no frame.
 FRAME_BOXES = {b"moov", b"mdat", b"moof"}
-NEXT_IN_A_FRAGMENT = {b"moof": b"mdat", b"mdat": b"moof"}  # a fragment is a moof, then the mdat of its frames
+# A fragment is a moof, then the mdat of its frames; before the next moof may come its index, type or times
+# (`-movflags +dash`, `-write_prft`: a sidx or prft before each moof hid a cut moof header, fifty-fifth round).
+NEXT_IN_A_FRAGMENT = {b"moof": (b"mdat",), b"mdat": (b"moof", b"sidx", b"styp", b"prft", b"emsg")}
 
 
 def _iso_boxes_end(file: BinaryIO, size: int) -> int | None:
@@ -75,7 +77,9 @@ def _iso_boxes_end(file: BinaryIO, size: int) -> int | None:
             return None
         if offset + box_size > size and name not in FRAME_BOXES:  # no frame is lost: and a line of text after
             return None  # the last box (`    meta: ...`) reads as such a box, of 539 MB (fifty-fourth round)
-        last, largest[name] = name, max(largest.get(name, 0), box_size)
+        if name in FRAME_BOXES or name == b"mfra":  # the last part of frames (what comes between tells nothing),
+            last = name  # or the index of the fragments, after which none comes
+        largest[name] = max(largest.get(name, 0), box_size)
         offset += box_size
     return None
 
@@ -85,15 +89,17 @@ def _cut_fragment_header_end(offset: int, left: bytes, last: bytes | None, large
     4 to 7 bytes into a fragment's `moof` header was taken whole, fifty-second and fifty-third hostile rounds);
     None for bytes that tell nothing. An MP4 that is not fragmented has its frames in boxes read whole by then.
 
-    The leftover bytes are a cut header only of the box a fragment has next (an `mdat` after a `moof`, a `moof`
-    after an `mdat`), when what is left of a name starts that box's, and its size is one such a box of this file may
-    have: at most four times the largest seen. Text or zeros after the last box (`\\n\\n\\n\\n` reads as a box of
-    168 MB; a fragmented MP4 often ends with its index, `mfra`) are stray bytes."""
-    expected = NEXT_IN_A_FRAGMENT.get(last)
-    if len(left) < 4 or expected is None or b"moof" not in largest or not expected.startswith(left[4:]):
+    The leftover bytes are a cut header only of a box a fragment has next (an `mdat` after a `moof`; a `moof`, or
+    the index or times before it, after an `mdat`), when what is left of a name starts that box's, and its size is
+    one such a box of this file may have: at most four times the largest seen. Text or zeros after the last box
+    (`\\n\\n\\n\\n` reads as a box of 168 MB; a fragmented MP4 often ends with its index, `mfra`) are stray
+    bytes; four bytes alone that read as such a size cannot be told from a cut, and are taken for one."""
+    if len(left) < 4 or b"moof" not in largest:
         return None
+    expected = [name for name in NEXT_IN_A_FRAGMENT.get(last, ()) if name.startswith(left[4:])]
     box_size = struct.unpack(">I", left[:4])[0]
-    return offset + box_size if 8 <= box_size <= 4 * largest.get(expected, 0) else None
+    return offset + box_size if 8 <= box_size <= 4 * max((largest.get(name, 0) for name in expected), default=0) \
+        else None
 
 
 def _riff_chunks_end(file: BinaryIO, size: int) -> int | None:
