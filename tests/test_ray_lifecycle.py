@@ -404,45 +404,80 @@ def test_a_cluster_whose_nodes_cannot_import_xmempp_is_refused_naming_them_befor
         ray.shutdown()
 
 
+class _FakeCluster:
+    """What `_dispatch` asks of Ray, for a cluster whose nodes come and go as a test says: the first `placed`
+    workers start (later ones are never placed: no node has room), and the worker named in `dies` dies running its
+    first video."""
+
+    class exceptions:  # noqa: N801 (as Ray names its module)
+        class RayError(Exception):
+            pass
+
+    def __init__(self, placed: int, dies: int | None = None):
+        self.placed, self.dies, self.made, self.killed = placed, dies, 0, []
+
+    def actor_class(self):
+        cluster = self
+
+        class Method:
+            def __init__(self, actor, name):
+                self.actor, self.name = actor, name
+
+            def remote(self, *args):
+                return (self.name, self.actor.number, args[-1] if args else None)
+
+        class Actor:
+            def __init__(self, spec):
+                cluster.made += 1
+                self.number = cluster.made
+                self.ready, self.run = Method(self, "ready"), Method(self, "run")
+
+        return type("ActorClass", (), {"remote": staticmethod(Actor)})
+
+    def wait(self, pending, num_returns, timeout):
+        ready = sorted((ref for ref in pending if ref[0] == "run" or ref[1] <= self.placed),
+                       key=lambda ref: ref[0] != "ready")  # workers start before any video is done
+        return (ready[:1], [ref for ref in pending if ref not in ready[:1]])
+
+    def get(self, ref):
+        kind, number, job = ref
+        if kind == "run" and number == self.dies:
+            self.dies = None
+            raise self.exceptions.RayError(f"the actor {number} died: its node was lost")
+        return True if kind == "ready" else f"{job} done by worker {number}"
+
+    def kill(self, actor):
+        self.killed.append(actor.number)
+
+
 def test_videos_left_when_the_cluster_loses_every_node_fail_saying_so_rather_than_wait(monkeypatch, caplog):
     """The cluster's only node died mid-batch (its raylet killed, the head's GCS alive): the retried workers had no
     node to start on, and the batch waited, silent, until killed (fifty-third hostile round). A wait that finds no
-    live node able to run a worker for NODES_LOST_SECONDS fails the videos left, naming why; a node that comes
-    back within it lets them run."""
+    live node able to hold a worker for NODES_LOST_SECONDS fails the videos left, naming why."""
     from xmempp import ray_runner
     from xmempp.jobs import JobFailure
 
-    class Actor:
-        def __init__(self, spec):
-            self.run = self
-
-        def remote(self, function, job):
-            return ("task", job)
-
-    class Cluster:
-        def __init__(self, alive_after: int | None):
-            self.looks, self.alive_after = 0, alive_after
-
-        def wait(self, pending, num_returns, timeout):
-            self.looks += 1
-            coming_back = self.alive_after is not None and self.looks > self.alive_after
-            return ([pending[0]], pending[1:]) if coming_back else ([], pending)
-
-        def get(self, task):
-            return f"done {task[1]}"
-
-        def kill(self, actor):
-            pass
-
-    actor_class = type("ActorClass", (), {"remote": staticmethod(Actor)})
     monkeypatch.setattr(ray_runner, "LOOK_SECONDS", 0)
     monkeypatch.setattr(ray_runner, "NODES_LOST_SECONDS", 0.2)
+    cluster = _FakeCluster(placed=0)
     with caplog.at_level(logging.WARNING, logger="xmempp"):
-        results = dict(ray_runner._dispatch(Cluster(alive_after=None), actor_class, None, print, ["a", "b", "c"], 2,
-                                            can_run_a_worker=lambda: False))
+        results = dict(ray_runner._dispatch(cluster, cluster.actor_class(), None, print, ["a", "b", "c"], 2,
+                                            workers_held=lambda: 0))
     assert set(results) == {"a", "b", "c"}
     assert all(isinstance(result, JobFailure) and result.reason == ray_runner.NODES_LOST for result in results.values())
     assert "no live node of the Ray cluster can run a worker now: the 3 video(s) left fail in" in caplog.text
-    results = dict(ray_runner._dispatch(Cluster(alive_after=3), actor_class, None, print, ["a", "b"], 2,
-                                        can_run_a_worker=lambda: True))
-    assert results == {"a": "done a", "b": "done b"}
+
+
+def test_a_video_whose_node_was_lost_is_retried_on_a_worker_that_runs_not_one_no_node_can_hold(monkeypatch):
+    """Two nodes of one CPU, one lost while its worker ran video a: a's retry went to the replacement worker, which
+    no node could hold, and the batch never ended (fifty-fifth hostile round). Videos go only to workers that have
+    started, and a replacement that cannot start is let go."""
+    from xmempp import ray_runner
+
+    monkeypatch.setattr(ray_runner, "LOOK_SECONDS", 0)
+    for held in (1, 2):  # the lost node already known, or not yet (a replacement is made, and never placed)
+        cluster = _FakeCluster(placed=2, dies=2)
+        results = dict(ray_runner._dispatch(cluster, cluster.actor_class(), None, print, ["a", "b", "c"], 2,
+                                            workers_held=lambda held=held: held))
+        assert results == {"a": "a done by worker 1", "b": "b done by worker 1", "c": "c done by worker 1"}
+        assert cluster.made == held + 1 and sorted(cluster.killed) == list(range(1, held + 2))

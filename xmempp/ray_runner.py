@@ -54,6 +54,10 @@ class VideoWorker:
     def __init__(self, spec: NetworkSpec):
         self.network = spec.build()
 
+    def ready(self) -> bool:
+        """Answers once the worker has started, its network built: only then is it given a video."""
+        return True
+
     def run(self, function: VideoFunction, job: Job) -> Result | JobFailure:
         return run_safely(function, self.network, job)
 
@@ -84,11 +88,11 @@ def run_on_ray(jobs: Sequence[Job], function: VideoFunction, spec: NetworkSpec, 
             gpus_per_worker = 1.0 if wants_gpu else 0.0
         workers = _workers_to_start(ray, workers, cpus_per_worker, gpus_per_worker)
         actor_class = ray.remote(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=0)(VideoWorker)
-        def can_run_a_worker() -> bool:
-            return _workers_held(_live_nodes(ray), cpus_per_worker, gpus_per_worker) > 0
+        def workers_held() -> int:
+            return _workers_held(_live_nodes(ray), cpus_per_worker, gpus_per_worker)
 
         yield from _dispatch(ray, actor_class, spec, function, list(jobs), max(1, min(workers, len(jobs))),
-                             can_run_a_worker)
+                             workers_held)
     finally:
         if started_here:
             ray.shutdown()
@@ -364,49 +368,102 @@ def _start_reaper() -> subprocess.Popen | None:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
-LOOK_SECONDS = 10  # how often a wait for a video looks whether a live node can still run a worker
+LOOK_SECONDS = 10  # how often a wait for a video looks at what the cluster's live nodes can run
 NODES_LOST_SECONDS = 60  # how long no live node may hold a worker before the videos left fail: Ray's own wait
 NODES_LOST = "no node of the Ray cluster that can run a worker is alive any more (the cluster lost its nodes)"
+START_TRIES = 3  # workers that fail to start in a row before no other is started
+
+
+class _Workers:
+    """The actors of a batch: starting (building their network, or waiting for a node), idle, or running a job."""
+
+    def __init__(self, ray, actor_class, spec: NetworkSpec):
+        self.ray, self.actor_class, self.spec = ray, actor_class, spec
+        self.starting: dict = {}  # the ref of its `ready` call -> the actor
+        self.idle: list = []
+        self.running: dict = {}  # the ref of its `run` call -> (the actor, the job, how many times its worker died)
+
+    def count(self) -> int:
+        return len(self.starting) + len(self.idle) + len(self.running)
+
+    def start(self) -> None:
+        actor = self.actor_class.remote(self.spec)
+        self.starting[actor.ready.remote()] = actor
+
+    def stop_starting_past(self, held: int) -> None:
+        """Let go of starting workers past the `held` the live nodes hold: one that Ray cannot place never starts."""
+        for ref in list(self.starting)[:max(0, self.count() - held)]:
+            self.ray.kill(self.starting.pop(ref))
+
+    def stop_all(self) -> None:
+        for actor in [*self.starting.values(), *self.idle, *(actor for actor, _, _ in self.running.values())]:
+            self.ray.kill(actor)
 
 
 def _dispatch(ray, actor_class, spec: NetworkSpec, function: VideoFunction, jobs: list, workers: int,
-              can_run_a_worker: Callable[[], bool]) -> Iterator:
-    """Each job's (job, result) as workers finish them; a worker that dies is replaced and its job retried once.
-    Where no live node can run a worker for NODES_LOST_SECONDS (the cluster's only node died), the jobs left fail,
-    saying so: a retried worker Ray cannot place never starts, and the batch waited without a word (fifty-third
-    hostile round)."""
-    idle = [actor_class.remote(spec) for _ in range(workers)]
+              workers_held: Callable[[], int]) -> Iterator:
+    """Each job's (job, result) as workers finish them. A job goes only to a worker that has started; a worker that
+    dies is replaced while the live nodes (`workers_held`) hold one more, and its job retried once. The cluster
+    lost one of two nodes: the replacement, which no node could hold, got the retried video, and the batch waited
+    for ever; it lost its only node: the videos left waited without a word (fifty-third and fifty-fifth hostile
+    rounds). Where no live node can hold a worker for NODES_LOST_SECONDS, the videos left fail, saying so."""
+    actors = _Workers(ray, actor_class, spec)
+    for _ in range(workers):
+        actors.start()
     queue = deque((job, 0) for job in jobs)  # (job, how many times its worker died)
-    running = {}
-    nodes_lost_since = None
+    nodes_lost_since, failed_starts = None, 0
     try:
-        while queue or running:
-            while queue and idle:
-                actor = idle.pop()
+        while queue or actors.running:
+            while queue and actors.idle:
+                actor = actors.idle.pop()
                 job, deaths = queue.popleft()
-                running[actor.run.remote(function, job)] = (actor, job, deaths)
-            finished, _ = ray.wait(list(running), num_returns=1, timeout=LOOK_SECONDS)
+                actors.running[actor.run.remote(function, job)] = (actor, job, deaths)
+            pending = [*actors.running, *actors.starting]
+            finished = ray.wait(pending, num_returns=1, timeout=LOOK_SECONDS)[0] if pending else []
             if not finished:
-                if can_run_a_worker():
+                if not pending:
+                    time.sleep(LOOK_SECONDS)
+                held = workers_held()
+                actors.stop_starting_past(held)
+                if queue and not actors.starting and not actors.idle and actors.count() < min(workers, held):
+                    actors.start()
+                if held > 0:
                     nodes_lost_since = None
                 elif nodes_lost_since is None:
                     nodes_lost_since = time.monotonic()
                     log.warning("no live node of the Ray cluster can run a worker now: the %d video(s) left fail in "
-                                "%d s unless one joins", len(running) + len(queue), NODES_LOST_SECONDS)
+                                "%d s unless one joins", len(actors.running) + len(queue), NODES_LOST_SECONDS)
                 elif time.monotonic() - nodes_lost_since >= NODES_LOST_SECONDS:
-                    for _, job, _ in running.values():
-                        yield job, JobFailure(NODES_LOST)
-                    for job, _ in queue:
+                    for job in [job for _, job, _ in actors.running.values()] + [job for job, _ in queue]:
                         yield job, JobFailure(NODES_LOST)
                     return
                 continue
             (done,) = finished
-            actor, job, deaths = running.pop(done)
+            if done in actors.starting:
+                actor = actors.starting.pop(done)
+                try:
+                    ray.get(done)
+                except ray.exceptions.RayError as error:  # its network could not be built, or its node was lost
+                    ray.kill(actor)
+                    failed_starts += 1
+                    if failed_starts < START_TRIES and actors.count() < min(workers, workers_held()):
+                        actors.start()
+                    elif not actors.count():
+                        reason = f"no worker could start on the Ray cluster ({_first_line(error)})"
+                        for job, _ in queue:
+                            yield job, JobFailure(reason)
+                        return
+                    continue
+                failed_starts = 0
+                actors.idle.append(actor)
+                continue
+            actor, job, deaths = actors.running.pop(done)
             try:
                 result = ray.get(done)
             except ray.exceptions.RayError as error:  # the worker process died (crash, OOM kill, node lost)
                 ray.kill(actor)
-                idle.append(actor_class.remote(spec))
+                if actors.count() < min(workers, workers_held()):
+                    actors.start()
                 if deaths == 0:
                     log.warning("the worker running %s died; retrying it once (%s)", getattr(job, "name", job),
                                 " ".join(str(error).split())[:200])
@@ -414,8 +471,7 @@ def _dispatch(ray, actor_class, spec: NetworkSpec, function: VideoFunction, jobs
                 else:
                     yield job, JobFailure(f"its worker died twice ({type(error).__name__})")
                 continue
-            idle.append(actor)
+            actors.idle.append(actor)
             yield job, result
     finally:
-        for actor in idle + [actor for actor, _, _ in running.values()]:
-            ray.kill(actor)
+        actors.stop_all()
