@@ -137,12 +137,20 @@ class WorkRoot:
                 os.rmdir(self.path)
             except OSError:
                 left = sorted(names_in(self._descriptor))
-                theirs = [name for name in left if name not in own]
-                ours = [name for name in left if name in own]
+                ours = [name for name in left if self._is_its_own(name, own)]
+                theirs = [name for name in left if name not in ours]
                 said = [f"{_names_said(theirs)}, which this server did not make there"] if theirs else []
-                said += [f"{_names_said(ours)}, which it made there but could not remove, or which replaced its own (said above)"] if ours else []
+                said += [f"{_names_said(ours)}, which it made there but could not remove (said above)"] if ours else []
                 log.warning("left the work root %s: it holds %s; remove it once that is moved away", self.path,
                             "; ".join(said) or "nothing now")
+
+    def _is_its_own(self, name: str, own: dict[str, tuple[int, int]]) -> bool:
+        """Whether the entry `name` of the root is the folder the server made there (not one put at its name)."""
+        try:
+            status = os.lstat(name, dir_fd=self._descriptor)
+        except OSError:
+            return False
+        return own.get(name) == (status.st_dev, status.st_ino)
 
     def folder(self) -> Path:
         """The work root's path, once it is the folder this server holds (made again and held when it was

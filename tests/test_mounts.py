@@ -464,6 +464,9 @@ def test_a_mount_another_namespace_makes_on_an_overlays_upper_folder_is_found_an
             elsewhere = other_namespaces_tables()
             assert mount_within(merged / "session", elsewhere, here=False) == str(upper / "session" / "frames")
             assert mount_within(merged / "neighbour", elsewhere, here=False) is None
+            # the upper folder of `session/frames` itself is the mount point (fifty-fifth round, F2)
+            assert mount_within(merged / "session" / "frames", elsewhere, here=False) == str(upper / "session" /
+                                                                                             "frames")
             root = os.open(merged, os.O_RDONLY | os.O_DIRECTORY)
             try:
                 assert remove_tree("session", root) == ["session/frames"]
@@ -474,3 +477,16 @@ def test_a_mount_another_namespace_makes_on_an_overlays_upper_folder_is_found_an
         assert not (merged / "neighbour").exists()
     finally:
         subprocess.run(["umount", "-l", str(merged)], check=True)
+
+
+def test_a_folder_another_namespace_mounts_something_at_is_told_as_holding_a_mount(tmp_path):
+    """A file system another namespace mounted at uploads/ itself (not inside it) took the uploads meant for it,
+    each answered 200 (fifty-fifth hostile round, F2)."""
+    from tests.helpers import another_mount_namespace
+    from xmempp.mounts import mount_within, other_namespaces_tables
+
+    (tmp_path / "uploads").mkdir()
+    (tmp_path / "theirs").mkdir()
+    with another_mount_namespace((tmp_path / "theirs", tmp_path / "uploads")):
+        assert mount_within(tmp_path / "uploads", other_namespaces_tables(), here=False) == str(tmp_path / "uploads")
+        assert mount_within(tmp_path / "theirs", other_namespaces_tables(), here=False) is None

@@ -118,8 +118,8 @@ def other_namespaces_tables(proc: Path = Path("/proc")) -> list[tuple[Path, list
 
 
 def mount_within(folder: Path, elsewhere: Sequence[tuple[Path, list[Mount]]] = (), here: bool = True) -> str | None:
-    """A mount point inside `folder`, at any depth, as its namespace spells it: of this mount namespace, or of one
-    of `elsewhere` (`other_namespaces_tables`); None when there is none, or where the tables cannot be read.
+    """A mount point at `folder` or inside it, at any depth, as its namespace spells it: of this mount namespace, or
+    of one of `elsewhere` (`other_namespaces_tables`); None when there is none, or where the tables cannot be read.
     `here=False` looks at `elsewhere` alone.
 
     Told from the tables alone, by where each mount point lies within its file system: the folder it lies on (its
@@ -151,7 +151,9 @@ def mount_within(folder: Path, elsewhere: Sequence[tuple[Path, list[Mount]]] = (
             parent = by_id.get(mount.parent)
             if parent is None or not _is_below(mount.point, parent.point):
                 continue
-            if parent.device == holder.device and _is_below(_within_file_system(parent, mount.point), inside):
+            # at `folder` itself too: another namespace's mount there took the uploads meant for it (fifty-fifth round)
+            if parent.device == holder.device and _is_below(_within_file_system(parent, mount.point), inside,
+                                                            or_at=True):
                 return mount.point
             if overlay and parent.device != holder.device and _ends_below(mount.point, inside):
                 return mount.point
@@ -196,12 +198,13 @@ class OverlayReach:
 
 
 def _ends_below(point: str, inside: str) -> bool:
-    """Whether the mount point `point` lies below a folder whose path ends as `inside` does (`OverlayReach`)."""
+    """Whether the mount point `point` lies at or below a folder whose path ends as `inside` does
+    (`OverlayReach`)."""
     wanted = inside.strip("/").split("/")
     parts = point.strip("/").split("/")
     if not wanted or wanted == [""]:
         return False
-    return any(parts[start:start + len(wanted)] == wanted for start in range(len(parts) - len(wanted)))
+    return any(parts[start:start + len(wanted)] == wanted for start in range(len(parts) - len(wanted) + 1))
 
 
 def _within_file_system(mount: Mount, path: str) -> str:
