@@ -680,17 +680,22 @@ def _refuse_unreadable_names(inputs: list, names: list[str]) -> None:
                 raise ApiError(f"{name}: {where} is not a valid URL (it holds a character that is no text)" if is_url
                                else f"{name}: {where} is not a file uploaded to this server (its name holds a "
                                     "character that is no text)")
-            if is_url and not _has_a_valid_port(sent):
-                raise ApiError(f"{name}: {where} is not a valid URL (its port is no valid port number)")
+            problem = _url_problem(sent) if is_url else None
+            if problem is not None:
+                raise ApiError(f"{name}: {where} is not a valid URL ({problem})")
 
 
-def _has_a_valid_port(url: str) -> bool:
-    """Whether `url`'s port, if it names one, is a number from 0 to 65535."""
+def _url_problem(url: str) -> str | None:
+    """Why `url` cannot be a URL to fetch, in words; None when it can be read as one."""
     try:
-        port = urlsplit(url).port
+        parts = urlsplit(url)
+    except ValueError:  # "Invalid IPv6 URL": a bracket left open (`http://[bad/x.zip` was said to have a bad port)
+        return "it cannot be read as a URL"
+    try:
+        port = parts.port
     except ValueError:  # "Port out of range 0-65535", or no number
-        return False
-    return port is None or 0 <= port <= 65535
+        return "its port is no valid port number"
+    return None if port is None or 0 <= port <= 65535 else "its port is no valid port number"
 
 
 async def _refused_file(block_fn, inputs: list, names: list[str], explicit_call: bool) -> str | None:

@@ -200,7 +200,9 @@ def test_a_file_the_server_refuses_to_take_gets_one_line_naming_the_parameter(ap
     ({"path": "/tmp/\ud800.mp4"}, "is not a file uploaded to this server (its name holds a character that is no "
                                    "text)"),
     ({"url": "HTTP://127.0.0.1:1/clip.mp4"}, "this server fetches only public http(s) addresses"),
-], ids=["port past 65535", "port below 0", "surrogate in a URL", "surrogate in a path", "scheme in capitals"])
+    ({"url": "http://[bad/x.zip"}, "is not a valid URL (it cannot be read as a URL)"),
+], ids=["port past 65535", "port below 0", "surrogate in a URL", "surrogate in a path", "scheme in capitals",
+        "bracket left open"])
 def test_a_file_objects_url_or_path_that_no_system_call_takes_is_named_in_words(app, sent, words):
     """A port out of range failed deep in the connection ({"error": null}, a traceback in the log); a lone
     surrogate reached the caller as the codec's words; `HTTP://` was "not a file uploaded to this server"

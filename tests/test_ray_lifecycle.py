@@ -218,6 +218,30 @@ def test_a_killed_driver_leaves_none_of_rays_processes_running(tmp_path, checkpo
         reap(seen)  # never leave this test's processes to the machine
 
 
+def test_a_sigterm_to_a_batch_on_ray_stops_it_in_the_commands_words_not_rays_crash_dump(tmp_path, checkpoint):
+    """ray.init set its own SIGTERM handlers: `kill` of `batch --ray` printed Ray's stack dump ("*** SIGTERM
+    received at time=...") and exited 1, never through the command's clean-up and words (fifty-fifth round)."""
+    from xmempp.ray_reaper import descendants, reap
+
+    dataset = write_davis(tmp_path / "davis", {"a": 40, "b": 40})
+    driver = subprocess.Popen([sys.executable, "-m", "xmempp", "batch", "--dataset", str(dataset), "--output",
+                               str(tmp_path / "out"), "--weights", str(checkpoint), "--size", "64", "--quiet",
+                               "--ray"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: dict[int, int] = {}
+    try:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and not any(_title(pid).startswith("ray::VideoWorker") for pid in seen):
+            time.sleep(1)
+            seen.update(descendants(driver.pid))
+        os.kill(driver.pid, signal.SIGTERM)
+        _, stderr = driver.communicate(timeout=120)
+    finally:
+        driver.kill()
+        reap(seen)
+    assert driver.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert "stopped by SIGTERM" in stderr and "SIGTERM received at time" not in stderr, stderr[-2000:]
+
+
 def _title(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")

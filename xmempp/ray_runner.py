@@ -8,12 +8,15 @@ weights, dataset and output folder (a shared file system).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -214,8 +217,9 @@ def _connect(ray, address: str | None) -> None:
         _check_joinable(address, " (a cluster running on this machine, or the one last started here, which Ray finds "
                                  f"for --ray auto in {shown(_current_cluster_file())})")
     try:
-        ray.init(address="local" if address is None else address, include_dashboard=False,
-                 logging_level=logging.WARNING)
+        with _signal_handlers_kept():
+            ray.init(address="local" if address is None else address, include_dashboard=False,
+                     logging_level=logging.WARNING)
     except ConnectionError as error:  # Ray's word for a cluster it could not join, or no cluster for "auto"
         details = _first_line(error)
         where = "a local Ray could not start" if address is None else f"cannot join the Ray cluster at {address}"
@@ -234,6 +238,27 @@ def _connect(ray, address: str | None) -> None:
                           f"objects in the temporary folder {shown(Path(tempfile.gettempdir()))}, which needs a short "
                           "path (a socket's whole path has at most 107 bytes) and free room; set TMPDIR to such a "
                           "folder") from None
+
+
+KEPT_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGXCPU") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def _signal_handlers_kept() -> Iterator[None]:
+    """The block, after which the command's own signal handlers are put back: ray.init sets its own for SIGTERM
+    (and its core a C handler that dumps a stack), and a SIGTERM to `batch --ray` printed Ray's crash dump and exited
+    1, never through the command's clean-up and words (fifty-fifth hostile round). Only in the main thread, where
+    handlers can be set."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handlers = {number: signal.getsignal(number) for number in KEPT_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in handlers.items():
+            if handler is not None:  # one set outside Python is left as it is
+                signal.signal(number, handler)
 
 
 def _first_line(error: BaseException) -> str:
@@ -400,6 +425,18 @@ class _Workers:
             self.ray.kill(actor)
 
 
+def _waited(ray, pending: list) -> list:
+    """The first of `pending` to finish within LOOK_SECONDS (or none), by ray.wait. A signal handler's exception
+    raised while Ray's core waits (SIGTERM's stop, Ctrl-C) comes out as itself: Ray returns with it set, and Python
+    wrapped it in a SystemError, an "internal failure" (fifty-fifth hostile round)."""
+    try:
+        return ray.wait(pending, num_returns=1, timeout=LOOK_SECONDS)[0]
+    except SystemError as error:
+        if error.__cause__ is not None and not isinstance(error.__cause__, Exception):
+            raise error.__cause__ from None
+        raise
+
+
 def _dispatch(ray, actor_class, spec: NetworkSpec, function: VideoFunction, jobs: list, workers: int,
               workers_held: Callable[[], int]) -> Iterator:
     """Each job's (job, result) as workers finish them. A job goes only to a worker that has started; a worker that
@@ -419,7 +456,7 @@ def _dispatch(ray, actor_class, spec: NetworkSpec, function: VideoFunction, jobs
                 job, deaths = queue.popleft()
                 actors.running[actor.run.remote(function, job)] = (actor, job, deaths)
             pending = [*actors.running, *actors.starting]
-            finished = ray.wait(pending, num_returns=1, timeout=LOOK_SECONDS)[0] if pending else []
+            finished = _waited(ray, pending) if pending else []
             if not finished:
                 if not pending:
                     time.sleep(LOOK_SECONDS)
