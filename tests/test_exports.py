@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -767,19 +768,33 @@ def test_a_marker_nested_past_the_recursion_limit_lists_nothing(tmp_path):
 
 def test_a_marker_that_is_a_pipe_is_not_waited_on(tmp_path):
     """xmempp-export.json made a FIFO: the export waited for a writer forever (sixth hostile round). A marker that
-    is no regular file lists nothing; the export writes its own marker in its place."""
+    is no regular file is no export's: refused and kept, as a person's link at that name (fifty-sixth round)."""
     import threading
 
     (tmp_path / "to").mkdir()
     os.mkfifo(tmp_path / "to" / "xmempp-export.json")
-    exporting = threading.Thread(target=export_masks, args=(three_object_masks(), tmp_path / "to", ["davis"]),
-                                 daemon=True)
+    refused = []
+
+    def export() -> None:
+        try:
+            export_masks(three_object_masks(), tmp_path / "to", ["davis"])
+        except XMemPPError as error:
+            refused.append(str(error))
+
+    exporting = threading.Thread(target=export, daemon=True)
     exporting.start()
     exporting.join(timeout=30)
     if exporting.is_alive():  # let the blocked export go on, rather than leave the thread waiting
         os.close(os.open(tmp_path / "to" / "xmempp-export.json", os.O_WRONLY | os.O_NONBLOCK))
     assert not exporting.is_alive(), "the export waited on the FIFO"
-    assert json.loads((tmp_path / "to" / "xmempp-export.json").read_text())["entries"] == ["Annotations"]
+    assert refused and "xmempp-export.json is not an xmempp export's list of entries" in refused[0], refused
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "to" / "xmempp-export.json").st_mode)
+    (tmp_path / "link").mkdir()
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "link" / "xmempp-export.json").symlink_to(tmp_path / "notes.txt")
+    with pytest.raises(XMemPPError, match="is not an xmempp export's list of entries"):
+        export_masks(three_object_masks(), tmp_path / "link", ["davis"])
+    assert (tmp_path / "link" / "xmempp-export.json").is_symlink() and (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_mattes_objects_csv_writes_formula_like_names_as_text_and_reads_them_back_exactly(tmp_path):

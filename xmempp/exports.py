@@ -627,13 +627,14 @@ def _refuse_existing(out: Path, formats: list[str], overwrite: bool) -> None:
 
 
 def _is_someone_elses_file(marker: Path) -> bool:
-    """Whether `marker` is a regular file that no export wrote (another tool's JSON, a person's notes): the export's
-    own list replaced it without a word. A marker too large or nested too deep to be xmempp's is someone's too;
-    anything else there (a FIFO, a link) is replaced, as it loses nothing."""
+    """Whether `marker` is something no export wrote (another tool's JSON, a person's notes): the export's own list
+    replaced it without a word. A marker too large or nested too deep to be xmempp's is someone's too, and so is
+    anything there that is no regular file (a link, a FIFO, a device): an export writes none, and a person's link
+    to their notes went without a word (fifty-sixth hostile round)."""
     try:
         status = os.lstat(marker)
         if not stat.S_ISREG(status.st_mode):
-            return False
+            return True
         if status.st_size > MAX_MARKER_BYTES:
             return True
         document = json.loads(marker.read_text(encoding="utf-8"))
