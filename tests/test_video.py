@@ -629,3 +629,36 @@ def test_a_fragments_moof_header_cut_after_its_index_or_times_is_a_cut(tmp_path,
     if names[-1] == b"mfra":
         (tmp_path / "tail.mp4").write_bytes(video + struct.pack(">I", 16))
         assert declared_size(tmp_path / "tail.mp4") is None
+
+
+@pytest.mark.parametrize("movflags", ["+frag_keyframe", "+frag_keyframe+faststart", "+dash+frag_keyframe"])
+def test_a_fragmented_mp4_cut_in_its_first_moof_right_after_a_moof_or_in_an_index_is_a_cut(tmp_path, movflags):
+    """With `+frag_keyframe` the first frames lie in the moov's plain mdat: a cut 4 to 7 bytes into the first moof
+    was taken (5 of 60 frames, exit 0); so were a cut right after a later moof (its mdat missing: 45 of 60), and one
+    8 to 12 bytes into the sidx before a moof (fifty-sixth hostile round, F1 and F2)."""
+    import struct
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from xmempp.containers import declared_size
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=64x48:rate=10", "-t", "6", "-c:v", "libx264", "-g", "5", "-movflags", movflags,
+                    str(tmp_path / "frag.mp4")], check=True)
+    video = (tmp_path / "frag.mp4").read_bytes()
+    boxes, offset = [], 0
+    while offset < len(video):
+        size, name = struct.unpack(">I4s", video[offset:offset + 8])
+        boxes.append((offset, size, name))
+        offset += size
+    assert declared_size(tmp_path / "frag.mp4") == len(video)
+    moofs = [(offset, size) for offset, size, name in boxes if name == b"moof"]
+    cuts = [moofs[0][0] + into for into in range(4, 8)] + [offset + size for offset, size in moofs[1:4]]
+    cuts += [offset + into for offset, _, name in boxes if name == b"sidx" for into in (8, 12)][:4]
+    for cut in cuts:
+        (tmp_path / "cut.mp4").write_bytes(video[:cut])
+        assert (declared_size(tmp_path / "cut.mp4") or 0) > cut, (cut, [(o, n) for o, _, n in boxes][:8])
+    for text in (b"\nDone", b"  \n\nmoo", b"\n\n\n\n"):
+        (tmp_path / "tail.mp4").write_bytes(video + text)
+        assert declared_size(tmp_path / "tail.mp4") in (None, len(video)), text

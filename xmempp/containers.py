@@ -51,19 +51,25 @@ def declared_size(video: Path) -> int | None:
 FRAME_BOXES = {b"moov", b"mdat", b"moof"}
 # A fragment is a moof, then the mdat of its frames; before the next moof may come its index, type or times
 # (`-movflags +dash`, `-write_prft`: a sidx or prft before each moof hid a cut moof header, fifty-fifth round).
-NEXT_IN_A_FRAGMENT = {b"moof": (b"mdat",), b"mdat": (b"moof", b"sidx", b"styp", b"prft", b"emsg")}
+NEXT_FRAGMENT_STARTS = (b"moof", b"sidx", b"styp", b"prft", b"emsg")
+
+
+UNSEEN_BOX_BYTES = 1 << 24  # at most what a fragment's moof, sidx or prft of a kind not met yet may hold (kilobytes)
 
 
 def _iso_boxes_end(file: BinaryIO, size: int) -> int | None:
     """Where the last of the top-level boxes ends, as their sizes say."""
-    offset, last, largest = 0, None, {}
+    offset, last, largest, fragmented = 0, None, {}, False
     for _ in range(MAX_TOP_LEVEL_PARTS):
-        if offset >= size:
-            return offset
+        if offset >= size or size - offset < 8:
+            if last == b"moof":  # a fragment's table of frames with none of its frames: a moof's mdat follows it
+                return offset + 8
+            if offset >= size:
+                return offset
+            file.seek(offset)  # a few stray bytes after the last box (a newline, padding), or a box's header cut
+            return _cut_fragment_header_end(offset, file.read(8), last, largest) if fragmented else None
         file.seek(offset)
         header = file.read(16)
-        if len(header) < 8:  # a few stray bytes after the last box (a newline, padding), or a box's header cut
-            return _cut_fragment_header_end(offset, header, last, largest)
         box_size, name = struct.unpack(">I4s", header[:8])
         if name not in ISO_TOP_LEVEL_BOXES:  # junk after the last box
             return None
@@ -75,8 +81,12 @@ def _iso_boxes_end(file: BinaryIO, size: int) -> int | None:
                 return None
         elif box_size < 8:  # 0: it runs to the end of the file, whatever it holds; less: no box
             return None
-        if offset + box_size > size and name not in FRAME_BOXES:  # no frame is lost: and a line of text after
-            return None  # the last box (`    meta: ...`) reads as such a box, of 539 MB (fifty-fourth round)
+        if offset + box_size > size and name not in FRAME_BOXES:
+            # no frame is lost (a line of text after the last box, `    meta: ...`, reads as such a box of 539 MB:
+            # fifty-fourth round), unless it is the index or times a fragment's moof comes after
+            after_frames = fragmented and last in (b"moov", b"mdat") and name in NEXT_FRAGMENT_STARTS
+            return offset + box_size if after_frames else None
+        fragmented |= name == b"moof" or (name == b"moov" and _holds_box(file, offset, box_size, b"mvex"))
         if name in FRAME_BOXES or name == b"mfra":  # the last part of frames (what comes between tells nothing),
             last = name  # or the index of the fragments, after which none comes
         largest[name] = max(largest.get(name, 0), box_size)
@@ -84,22 +94,42 @@ def _iso_boxes_end(file: BinaryIO, size: int) -> int | None:
     return None
 
 
+def _holds_box(file: BinaryIO, start: int, size: int, wanted: bytes) -> bool:
+    """Whether the box at `start`, of `size` bytes, holds a box named `wanted` at its top (a moov's mvex: the
+    movie goes on in fragments, the first of which may follow its first frames in a plain mdat)."""
+    offset = start + 8
+    for _ in range(MAX_TOP_LEVEL_PARTS):
+        if offset + 8 > start + size:
+            return False
+        file.seek(offset)
+        child_size, name = struct.unpack(">I4s", file.read(8))
+        if name == wanted:
+            return True
+        if child_size < 8:  # 0 (to the end), 1 (64-bit: never inside a moov), or no box
+            return False
+        offset += child_size
+    return False
+
+
 def _cut_fragment_header_end(offset: int, left: bytes, last: bytes | None, largest: dict[bytes, int]) -> int | None:
     """Where the box ends whose header the file's end cut, in a fragmented MP4 (every fragment adds frames: one cut
-    4 to 7 bytes into a fragment's `moof` header was taken whole, fifty-second and fifty-third hostile rounds);
+    4 to 7 bytes into a fragment's `moof` header was taken whole, fifty-second to fifty-sixth hostile rounds);
     None for bytes that tell nothing. An MP4 that is not fragmented has its frames in boxes read whole by then.
 
-    The leftover bytes are a cut header only of a box a fragment has next (an `mdat` after a `moof`; a `moof`, or
-    the index or times before it, after an `mdat`), when what is left of a name starts that box's, and its size is
-    one such a box of this file may have: at most four times the largest seen. Text or zeros after the last box
-    (`\\n\\n\\n\\n` reads as a box of 168 MB; a fragmented MP4 often ends with its index, `mfra`) are stray
-    bytes; four bytes alone that read as such a size cannot be told from a cut, and are taken for one."""
-    if len(left) < 4 or b"moof" not in largest:
+    The leftover bytes are a cut header only of a box the next fragment starts with (a `moof`, or the index or
+    times before it, after the moov or an `mdat`), when what is left of a name starts that box's, and its size is one such a box of this
+    file may have: at most four times the largest seen (UNSEEN_BOX_BYTES for a kind not met yet: the first moof,
+    after a moov and a plain mdat). Text or zeros after the last box (`\\n\\n\\n\\n` reads as a box of 168 MB; a
+    fragmented MP4 often ends with its index, `mfra`) are stray bytes; four bytes alone that read as such a size
+    cannot be told from a cut, and are taken for one."""
+    if len(left) < 4 or last not in (b"moov", b"mdat"):  # a fragment comes after the movie's header or frames
         return None
-    expected = [name for name in NEXT_IN_A_FRAGMENT.get(last, ()) if name.startswith(left[4:])]
+    expected = [name for name in NEXT_FRAGMENT_STARTS if name.startswith(left[4:])]
+    if not expected:
+        return None
+    seen = [largest[name] for name in expected if name in largest]
     box_size = struct.unpack(">I", left[:4])[0]
-    return offset + box_size if 8 <= box_size <= 4 * max((largest.get(name, 0) for name in expected), default=0) \
-        else None
+    return offset + box_size if 8 <= box_size <= (4 * max(seen) if seen else UNSEEN_BOX_BYTES) else None
 
 
 def _riff_chunks_end(file: BinaryIO, size: int) -> int | None:
