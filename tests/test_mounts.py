@@ -429,7 +429,7 @@ def test_a_folder_goes_by_the_device_its_mount_table_lists_as_well_as_its_own(tm
         os.close(descriptor)
 
 
-@pytest.mark.parametrize("spelled", ["absolute", "relative", "through a link"])
+@pytest.mark.parametrize("spelled", ["absolute", "relative", "through a link", "bound below the upper folder"])
 def test_a_mount_another_namespace_makes_on_an_overlays_upper_folder_is_found_and_never_removed(tmp_path, spelled):
     """A container's root is an overlay: its files are written to an upper folder on another file system, and a
     folder removed through the overlay is removed there, where the system detaches every mount another namespace
@@ -449,7 +449,8 @@ def test_a_mount_another_namespace_makes_on_an_overlays_upper_folder_is_found_an
     (tmp_path / "link").symlink_to(tmp_path)
     options = {"absolute": f"lowerdir={lower},upperdir={upper},workdir={work}",  # the tables keep the mounter's
                "relative": "lowerdir=lower,upperdir=upper,workdir=work",  # spelling (fifty-fifth round)
-               "through a link": f"lowerdir={lower},upperdir={tmp_path / 'link' / 'upper'},workdir={work}"}[spelled]
+               "through a link": f"lowerdir={lower},upperdir={tmp_path / 'link' / 'upper'},workdir={work}",
+               "bound below the upper folder": f"lowerdir={lower},upperdir={upper},workdir={work}"}[spelled]
     done = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(merged)], capture_output=True,
                           cwd=tmp_path)
     if done.returncode != 0:
@@ -460,20 +461,26 @@ def test_a_mount_another_namespace_makes_on_an_overlays_upper_folder_is_found_an
         (merged / "neighbour").mkdir()
         theirs = tmp_path / "theirs"
         theirs.mkdir()
-        with another_mount_namespace((theirs, upper / "session" / "frames")) as pid:
+        # that namespace reaches the upper folder's `session` through a bind mount of it elsewhere: the mount
+        # point's path does not end as the folder's, its place in the file system does (fifty-sixth round)
+        bound = tmp_path / "elsewhere"
+        bound.mkdir()
+        binds = ([(upper / "session", bound), (theirs, bound / "frames")] if spelled == "bound below the upper folder"
+                 else [(theirs, upper / "session" / "frames")])
+        point = str(binds[-1][1])
+        with another_mount_namespace(*binds) as pid:
             elsewhere = other_namespaces_tables()
-            assert mount_within(merged / "session", elsewhere, here=False) == str(upper / "session" / "frames")
+            assert mount_within(merged / "session", elsewhere, here=False) == point
             assert mount_within(merged / "neighbour", elsewhere, here=False) is None
             # the upper folder of `session/frames` itself is the mount point (fifty-fifth round, F2)
-            assert mount_within(merged / "session" / "frames", elsewhere, here=False) == str(upper / "session" /
-                                                                                             "frames")
+            assert mount_within(merged / "session" / "frames", elsewhere, here=False) == point
             root = os.open(merged, os.O_RDONLY | os.O_DIRECTORY)
             try:
                 assert remove_tree("session", root) == ["session/frames"]
                 assert remove_tree("neighbour", root) == []
             finally:
                 os.close(root)
-            assert str(upper / "session" / "frames") in Path(f"/proc/{pid}/mountinfo").read_text()  # still there
+            assert point in Path(f"/proc/{pid}/mountinfo").read_text()  # still there
         assert not (merged / "neighbour").exists()
     finally:
         subprocess.run(["umount", "-l", str(merged)], check=True)

@@ -59,8 +59,13 @@ def mounts_elsewhere(devices: Collection[int], proc: Path = Path("/proc")) -> fr
             folder, name = os.path.split(mount.point)
             if parent.device in devices:
                 reached = [f"{through / 'root'}{folder}"]
-            elif reach is not None:  # perhaps on an overlay's upper folder: that folder as the overlay shows it
-                reached = reach.folders_ending_as(folder)
+            elif reach is not None:  # perhaps on an overlay's upper folder: that folder as the overlay shows it,
+                # by the mount point's path, or by its place in its file system (reached through a bind mount of a
+                # folder inside the upper folder, the part above is in its parent's root: fifty-sixth round)
+                places = {folder}
+                if _is_below(mount.point, parent.point):
+                    places.add(os.path.dirname(_within_file_system(parent, mount.point)))
+                reached = sorted({path for place in places for path in reach.folders_ending_as(place)})
             else:
                 continue
             for path in reached:
@@ -155,7 +160,8 @@ def mount_within(folder: Path, elsewhere: Sequence[tuple[Path, list[Mount]]] = (
             if parent.device == holder.device and _is_below(_within_file_system(parent, mount.point), inside,
                                                             or_at=True):
                 return mount.point
-            if overlay and parent.device != holder.device and _ends_below(mount.point, inside):
+            if overlay and parent.device != holder.device and (
+                    _ends_below(mount.point, inside) or _ends_below(_within_file_system(parent, mount.point), inside)):
                 return mount.point
     return None
 
