@@ -657,7 +657,8 @@ def _why_not_a_url(error: BaseException) -> str | None:
             if part in text:
                 return words
         return "it cannot be read as a URL"
-    if isinstance(error, UnicodeError) and "idna" in text:
+    # the codec's errors, and the idna package's (IDNAError: "Invalid A-label" for bad punycode, `xn--zz.com`)
+    if isinstance(error, UnicodeError) and ("idna" in text or type(error).__module__.startswith("idna")):
         return "its host name is not valid: a part between its dots is empty or longer than 63 characters"
     return None
 

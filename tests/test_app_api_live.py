@@ -201,8 +201,9 @@ def test_a_file_the_server_refuses_to_take_gets_one_line_naming_the_parameter(ap
                                    "text)"),
     ({"url": "HTTP://127.0.0.1:1/clip.mp4"}, "this server fetches only public http(s) addresses"),
     ({"url": "http://[bad/x.zip"}, "is not a valid URL (it cannot be read as a URL)"),
+    ({"url": "http://xn--zz.com/x.mp4"}, "is not a valid URL (its host name is not valid"),
 ], ids=["port past 65535", "port below 0", "surrogate in a URL", "surrogate in a path", "scheme in capitals",
-        "bracket left open"])
+        "bracket left open", "bad punycode"])
 def test_a_file_objects_url_or_path_that_no_system_call_takes_is_named_in_words(app, sent, words):
     """A port out of range failed deep in the connection ({"error": null}, a traceback in the log); a lone
     surrogate reached the caller as the codec's words; `HTTP://` was "not a file uploaded to this server"

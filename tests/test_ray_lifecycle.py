@@ -505,3 +505,42 @@ def test_a_video_whose_node_was_lost_is_retried_on_a_worker_that_runs_not_one_no
                                             workers_held=lambda held=held: held))
         assert results == {"a": "a done by worker 1", "b": "b done by worker 1", "c": "c done by worker 1"}
         assert cluster.made == held + 1 and sorted(cluster.killed) == list(range(1, held + 2))
+
+
+def test_a_signal_while_ray_starts_reaches_the_commands_handler_once_it_has_started():
+    """ray.init sets its own SIGTERM handler, and a signal that came while it forked was raised in logging's fork
+    hook, "ignored": the batch ran on to exit 0, or ended 15 without a word (fifty-sixth hostile round). During the
+    block a signal is noted and Ray's handlers are not set; after it, the command's handler gets the signal."""
+    from xmempp.ray_runner import _signal_handlers_kept
+
+    class Stopped(BaseException):
+        pass
+
+    def stop(number, frame):
+        raise Stopped(number)
+
+    previous = signal.signal(signal.SIGHUP, stop)
+    reached_the_end = False
+    try:
+        with pytest.raises(Stopped), _signal_handlers_kept():
+            signal.signal(signal.SIGHUP, lambda number, frame: sys.exit(number))  # as ray.init does for SIGTERM
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.2)  # noted, not raised in the middle of Ray's start
+            reached_the_end = True
+        assert reached_the_end and signal.getsignal(signal.SIGHUP) is stop
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def test_a_worker_that_cannot_start_is_said_in_xmempps_words_without_rays_colours():
+    """Weights only the driver has: each video failed "no worker could start on the Ray cluster (The actor died
+    because of an error raised in its creation task, \\x1b[36mray::VideoWorker...", colour codes in summary.csv,
+    the cause only in the worker's traceback (fifty-sixth hostile round)."""
+    from xmempp.ray_runner import _why_no_worker_started
+
+    error = RuntimeError("The actor died because of an error raised in its creation task, \x1b[36mray::VideoWorker."
+                         "__init__()\x1b[39m (pid=1, ip=192.0.2.2)\nTraceback (most recent call last):\n  File "
+                         "\"x.py\", line 1\nxmempp.errors.InputNotFoundError: weights file not found: /w/x.pth")
+    assert _why_no_worker_started(error) == "weights file not found: /w/x.pth"
+    assert _why_no_worker_started(RuntimeError("The actor died \x1b[36munexpectedly\x1b[39m\nmore")) == \
+        "The actor died unexpectedly"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -78,11 +79,11 @@ def run_on_ray(jobs: Sequence[Job], function: VideoFunction, spec: NetworkSpec, 
 
     started_here = not ray.is_initialized()
     reaper = None
-    if started_here:
-        if address is None:  # a local Ray, started here: its agents must not outlive this process
-            reaper = _start_reaper()
-        _connect(ray, address)
+    if started_here and address is None:  # a local Ray, started here: its agents must not outlive this process
+        reaper = _start_reaper()
     try:
+        if started_here:  # within the clean-up below: a stop right after ray.init shuts down what it started
+            _connect(ray, address)
         if address is not None:  # a local Ray shares this process's environment
             _refuse_nodes_without_xmempp(ray, [VideoWorker.__module__, function.__module__])
         resources = ray.cluster_resources()
@@ -245,20 +246,51 @@ KEPT_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SI
 
 @contextlib.contextmanager
 def _signal_handlers_kept() -> Iterator[None]:
-    """The block, after which the command's own signal handlers are put back: ray.init sets its own for SIGTERM
-    (and its core a C handler that dumps a stack), and a SIGTERM to `batch --ray` printed Ray's crash dump and exited
-    1, never through the command's clean-up and words (fifty-fifth hostile round). Only in the main thread, where
-    handlers can be set."""
+    """The block (ray.init) with the command's signals held back, then delivered to the command's own handlers.
+
+    ray.init sets its own handler for SIGTERM (and its core a C handler that dumps a stack): a SIGTERM to `batch
+    --ray` printed Ray's crash dump and exited 1, or 15, never through the command's clean-up; and one that came
+    while ray.init forked was raised inside logging's fork hook, "ignored", and the batch ran on to exit 0
+    (fifty-fifth and fifty-sixth hostile rounds). So during the block a signal is only noted, Ray's calls to
+    signal.signal for these signals are left unanswered, and afterwards the command's handlers are put back and a
+    signal noted is sent again, to be handled where the command can. Only in the main thread, where handlers can be
+    set."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     handlers = {number: signal.getsignal(number) for number in KEPT_SIGNALS}
+    noted: list[int] = []
+    set_handler = signal.signal
+
+    def kept_unless_other(number, handler):
+        return signal.getsignal(number) if number in handlers else set_handler(number, handler)
+
+    for number, handler in handlers.items():
+        if handler is not None:  # one set outside Python is left as it is
+            set_handler(number, lambda number, frame: noted.append(number))
+    signal.signal = kept_unless_other
     try:
         yield
     finally:
+        signal.signal = set_handler
         for number, handler in handlers.items():
-            if handler is not None:  # one set outside Python is left as it is
-                signal.signal(number, handler)
+            if handler is not None:
+                set_handler(number, handler)
+        if noted:
+            os.kill(os.getpid(), noted[0])  # handled by the command's own handler, as it returns from here
+
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the names in its errors
+XMEMPP_ERROR_LINE = re.compile(r"^xmempp\.errors\.\w+: (.+)$", re.M)
+
+
+def _why_no_worker_started(error: BaseException) -> str:
+    """Why a worker could not start, in words: xmempp's own message when building its network failed there (weights
+    that only the driver has), which Ray carries only inside the worker's traceback; else Ray's first line, without
+    its colour codes (they reached summary.csv: fifty-sixth hostile round)."""
+    text = ANSI_ESCAPE.sub("", str(error))
+    found = XMEMPP_ERROR_LINE.findall(text)
+    return found[-1] if found else _first_line(ValueError(text))
 
 
 def _first_line(error: BaseException) -> str:
@@ -486,7 +518,7 @@ def _dispatch(ray, actor_class, spec: NetworkSpec, function: VideoFunction, jobs
                     if failed_starts < START_TRIES and actors.count() < min(workers, workers_held()):
                         actors.start()
                     elif not actors.count():
-                        reason = f"no worker could start on the Ray cluster ({_first_line(error)})"
+                        reason = f"no worker could start on the Ray cluster: {_why_no_worker_started(error)}"
                         for job, _ in queue:
                             yield job, JobFailure(reason)
                         return
