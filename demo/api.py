@@ -675,7 +675,7 @@ def _refuse_unreadable_names(inputs: list, names: list[str]) -> None:
             sent = file.get("url") or file.get("path")
             if not isinstance(sent, str):
                 continue
-            where = shown(sent if len(sent) <= 120 else sent[:100] + "…")
+            where = _sent_shown(sent)
             is_url = sent.startswith(("http://", "https://"))
             if not is_utf8_text(sent):
                 raise ApiError(f"{name}: {where} is not a valid URL (it holds a character that is no text)" if is_url
@@ -684,6 +684,12 @@ def _refuse_unreadable_names(inputs: list, names: list[str]) -> None:
             problem = _url_problem(sent) if is_url else None
             if problem is not None:
                 raise ApiError(f"{name}: {where} is not a valid URL ({problem})")
+
+
+def _sent_shown(sent: str) -> str:
+    """A file object's url or path as a message shows it: cut after 100 characters (a data: URI put there is not
+    echoed whole)."""
+    return shown(sent if len(sent) <= 120 else sent[:100] + "…")
 
 
 def _url_problem(url: str) -> str | None:
@@ -714,7 +720,7 @@ async def _refused_file(block_fn, inputs: list, names: list[str], explicit_call:
                 if not _is_refused_file_error(error):
                     raise
                 sent = str(file.get("url") or file["path"])
-                where = shown(sent if len(sent) <= 120 else sent[:100] + "…")  # a data: URI put there: not echoed
+                where = _sent_shown(sent)
                 if isinstance(error, OSError) and error.errno == errno.ENAMETOOLONG:
                     return f"{name}: {where} is not a file uploaded to this server (its name is too long)"
                 if isinstance(error, InvalidPathError):

@@ -290,7 +290,7 @@ def _why_no_worker_started(error: BaseException) -> str:
     its colour codes (they reached summary.csv: fifty-sixth hostile round)."""
     text = ANSI_ESCAPE.sub("", str(error))
     found = XMEMPP_ERROR_LINE.findall(text)
-    return found[-1] if found else _first_line(ValueError(text))
+    return found[-1] if found else (text.strip().splitlines() or [type(error).__name__])[0][:300]
 
 
 def _first_line(error: BaseException) -> str:
