@@ -761,7 +761,7 @@ def test_a_marker_nested_past_the_recursion_limit_lists_nothing(tmp_path):
     theirs.mkdir(parents=True)
     (theirs / "00000.png").write_bytes(b"their mask")
     (tmp_path / "to" / "xmempp-export.json").write_text('{"entries": ' + "[" * 100_000 + "]" * 100_000 + "}")
-    with pytest.raises(XMemPPError, match=re.escape(f"{theirs} is not an export's")):
+    with pytest.raises(XMemPPError, match=re.escape("xmempp-export.json is not an xmempp export's list")):
         export_masks(three_object_masks(), tmp_path / "to", ["davis"], overwrite=True)
     assert [path.read_bytes() for path in theirs.iterdir()] == [b"their mask"]
 
@@ -789,10 +789,18 @@ def test_a_marker_that_is_a_pipe_is_not_waited_on(tmp_path):
     assert not exporting.is_alive(), "the export waited on the FIFO"
     assert refused and "xmempp-export.json is not an xmempp export's list of entries" in refused[0], refused
     assert stat.S_ISFIFO(os.lstat(tmp_path / "to" / "xmempp-export.json").st_mode)
+    # beside an earlier export's entry, with --overwrite: the pipe is named, not the entry it "does not list"
+    # (fifty-seventh round, F3)
+    (tmp_path / "to" / "Annotations").mkdir()
+    (tmp_path / "to" / "Annotations" / "00000.png").write_bytes(b"a mask")
+    with pytest.raises(XMemPPError, match=re.escape("xmempp-export.json is not an xmempp export's list of entries "
+                                                    "(no regular file: a pipe, a device or a socket)")):
+        export_masks(three_object_masks(), tmp_path / "to", ["davis"], overwrite=True)
+    assert (tmp_path / "to" / "Annotations" / "00000.png").read_bytes() == b"a mask"
     (tmp_path / "link").mkdir()
     (tmp_path / "notes.txt").write_text("mine")
     (tmp_path / "link" / "xmempp-export.json").symlink_to(tmp_path / "notes.txt")
-    with pytest.raises(XMemPPError, match="is not an xmempp export's list of entries"):
+    with pytest.raises(XMemPPError, match=re.escape("is not an xmempp export's list of entries (a link)")):
         export_masks(three_object_masks(), tmp_path / "link", ["davis"])
     assert (tmp_path / "link" / "xmempp-export.json").is_symlink() and (tmp_path / "notes.txt").read_text() == "mine"
 
@@ -1059,7 +1067,8 @@ def test_a_marker_linked_to_another_folders_marker_lists_nothing_here(tmp_path):
     theirs.mkdir(parents=True)
     (theirs / "hand.png").write_text("precious")
     (tmp_path / "to" / "xmempp-export.json").symlink_to(tmp_path / "earlier" / "xmempp-export.json")
-    with pytest.raises(XMemPPError, match=re.escape(f"{theirs} is not an export's")):
+    with pytest.raises(XMemPPError, match=re.escape("xmempp-export.json is not an xmempp export's list of entries "
+                                                    "(a link)")):
         export_masks(three_object_masks(), tmp_path / "to", ["davis"], overwrite=True)
     assert os.listdir(theirs) == ["hand.png"] and (theirs / "hand.png").read_text() == "precious"
 

@@ -429,7 +429,8 @@ def test_a_folder_goes_by_the_device_its_mount_table_lists_as_well_as_its_own(tm
         os.close(descriptor)
 
 
-@pytest.mark.parametrize("spelled", ["absolute", "relative", "through a link", "bound below the upper folder"])
+@pytest.mark.parametrize("spelled", ["absolute", "relative", "through a link", "bound below the upper folder",
+                                     "at the overlay's top"])
 def test_a_mount_another_namespace_makes_on_an_overlays_upper_folder_is_found_and_never_removed(tmp_path, spelled):
     """A container's root is an overlay: its files are written to an upper folder on another file system, and a
     folder removed through the overlay is removed there, where the system detaches every mount another namespace
@@ -450,7 +451,8 @@ def test_a_mount_another_namespace_makes_on_an_overlays_upper_folder_is_found_an
     options = {"absolute": f"lowerdir={lower},upperdir={upper},workdir={work}",  # the tables keep the mounter's
                "relative": "lowerdir=lower,upperdir=upper,workdir=work",  # spelling (fifty-fifth round)
                "through a link": f"lowerdir={lower},upperdir={tmp_path / 'link' / 'upper'},workdir={work}",
-               "bound below the upper folder": f"lowerdir={lower},upperdir={upper},workdir={work}"}[spelled]
+               "bound below the upper folder": f"lowerdir={lower},upperdir={upper},workdir={work}",
+               "at the overlay's top": f"lowerdir={lower},upperdir={upper},workdir={work}"}[spelled]
     done = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(merged)], capture_output=True,
                           cwd=tmp_path)
     if done.returncode != 0:
@@ -465,18 +467,22 @@ def test_a_mount_another_namespace_makes_on_an_overlays_upper_folder_is_found_an
         # point's path does not end as the folder's, its place in the file system does (fifty-sixth round)
         bound = tmp_path / "elsewhere"
         bound.mkdir()
-        binds = ([(upper / "session", bound), (theirs, bound / "frames")] if spelled == "bound below the upper folder"
-                 else [(theirs, upper / "session" / "frames")])
+        binds = {"bound below the upper folder": [(upper / "session", bound), (theirs, bound / "frames")],
+                 # a work root made at the overlay's top: the folder holding the mount point is the upper folder
+                 # itself, whose path ends as no folder of the overlay (fifty-seventh round, F1)
+                 "at the overlay's top": [(theirs, upper / "session")]}.get(spelled,
+                                                                         [(theirs, upper / "session" / "frames")])
         point = str(binds[-1][1])
+        kept = "session" if spelled == "at the overlay's top" else "session/frames"
         with another_mount_namespace(*binds) as pid:
             elsewhere = other_namespaces_tables()
             assert mount_within(merged / "session", elsewhere, here=False) == point
             assert mount_within(merged / "neighbour", elsewhere, here=False) is None
             # the upper folder of `session/frames` itself is the mount point (fifty-fifth round, F2)
-            assert mount_within(merged / "session" / "frames", elsewhere, here=False) == point
+            assert mount_within(merged / kept, elsewhere, here=False) == point
             root = os.open(merged, os.O_RDONLY | os.O_DIRECTORY)
             try:
-                assert remove_tree("session", root) == ["session/frames"]
+                assert remove_tree("session", root) == [kept]
                 assert remove_tree("neighbour", root) == []
             finally:
                 os.close(root)
@@ -497,3 +503,24 @@ def test_a_folder_another_namespace_mounts_something_at_is_told_as_holding_a_mou
     with another_mount_namespace((tmp_path / "theirs", tmp_path / "uploads")):
         assert mount_within(tmp_path / "uploads", other_namespaces_tables(), here=False) == str(tmp_path / "uploads")
         assert mount_within(tmp_path / "theirs", other_namespaces_tables(), here=False) is None
+
+
+def test_a_mount_point_deep_in_names_at_an_overlays_top_is_looked_for_along_folders_that_are_there(tmp_path,
+                                                                                                  monkeypatch):
+    """Each start of a path whose names are all at the overlay's top (t/t/t/...) was spelled out to its end: one
+    mount point 1400 folders deep took minutes to place and held every run of the app (fifty-seventh round, F2).
+    A start is given up at its first folder that is not there, and a folder is looked for once."""
+    from xmempp import mounts
+
+    merged = tmp_path / "merged"
+    (merged / "t" / "t").mkdir(parents=True)
+    reach = mounts.OverlayReach([mounts.Mount(1, 0, 0, "/", str(merged), "overlay")], [])
+    looks = []
+    real_lstat = os.lstat
+    monkeypatch.setattr(mounts.os, "lstat", lambda path, *args, **kwargs: looks.append(path) or real_lstat(
+        path, *args, **kwargs))
+    deep = "/elsewhere" + "/t" * 1400
+    assert sorted(reach.folders_ending_as(deep)) == [f"{merged}/t", f"{merged}/t/t"]
+    assert len(looks) <= 3 * 1400
+    reach.folders_ending_as(deep)
+    assert len(looks) <= 3 * 1400  # the second time, from what was found the first

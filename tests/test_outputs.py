@@ -284,6 +284,19 @@ def test_a_manifest_whose_input_folder_path_no_file_system_takes_is_damaged(tmp_
     with pytest.raises(DamagedManifestError, match="its field 'input_folders' is"):
         read_manifest(tmp_path)
 
+@pytest.mark.parametrize("annotated", [[99], [-1], [0, 1]])
+def test_a_manifest_naming_an_annotated_frame_the_run_does_not_have_is_damaged(tmp_path, annotated):
+    """Frame 99 of a run of one frame was told as "past the end of the video", as if the video were at fault
+    (fifty-seventh hostile round, F4)."""
+    from xmempp.outputs import DamagedManifestError, Manifest
+
+    manifest = json.loads(Manifest(["00000"], (48, 64), [0], 64, "w", "s").to_json())
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps({**manifest, "annotated_frames": annotated}))
+    with pytest.raises(DamagedManifestError, match=r"its field 'annotated_frames' holds frame (99|-1|1), and the "
+                                                   r"run has 1 frames"):
+        read_manifest(tmp_path)
+
+
 @pytest.mark.parametrize("frame_size", [[0, 0], [-1, 64], [48, 0]])
 def test_a_manifest_whose_frame_size_is_no_size_is_damaged(tmp_path, frame_size):
     """A frame_size of [0, 0] was trusted: suggest said "the predicted mask ... is 64x48, but the video is 0x0",

@@ -631,11 +631,13 @@ def test_a_fragments_moof_header_cut_after_its_index_or_times_is_a_cut(tmp_path,
         assert declared_size(tmp_path / "tail.mp4") is None
 
 
-@pytest.mark.parametrize("movflags", ["+frag_keyframe", "+frag_keyframe+faststart", "+dash+frag_keyframe"])
+@pytest.mark.parametrize("movflags", ["+frag_keyframe", "+frag_keyframe+faststart", "+dash+frag_keyframe",
+                                      "+frag_keyframe -write_prft wallclock"])
 def test_a_fragmented_mp4_cut_in_its_first_moof_right_after_a_moof_or_in_an_index_is_a_cut(tmp_path, movflags):
     """With `+frag_keyframe` the first frames lie in the moov's plain mdat: a cut 4 to 7 bytes into the first moof
     was taken (5 of 60 frames, exit 0); so were a cut right after a later moof (its mdat missing: 45 of 60), and one
-    8 to 12 bytes into the sidx before a moof (fifty-sixth hostile round, F1 and F2)."""
+    8 to 12 bytes into the sidx before a moof (fifty-sixth hostile round, F1 and F2). With a 32-byte prft before
+    the first moof, its size 4 bytes in was held to four times the prft's (9 of 60 frames: fifty-seventh, F2)."""
     import struct
     import subprocess
 
@@ -644,8 +646,8 @@ def test_a_fragmented_mp4_cut_in_its_first_moof_right_after_a_moof_or_in_an_inde
     from xmempp.containers import declared_size
 
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
-                    "testsrc=size=64x48:rate=10", "-t", "6", "-c:v", "libx264", "-g", "5", "-movflags", movflags,
-                    str(tmp_path / "frag.mp4")], check=True)
+                    "testsrc=size=64x48:rate=10", "-t", "6", "-c:v", "libx264", "-g", "5", "-movflags",
+                    *movflags.split(), str(tmp_path / "frag.mp4")], check=True)
     video = (tmp_path / "frag.mp4").read_bytes()
     boxes, offset = [], 0
     while offset < len(video):
@@ -662,3 +664,21 @@ def test_a_fragmented_mp4_cut_in_its_first_moof_right_after_a_moof_or_in_an_inde
     for text in (b"\nDone", b"  \n\nmoo", b"\n\n\n\n"):
         (tmp_path / "tail.mp4").write_bytes(video + text)
         assert declared_size(tmp_path / "tail.mp4") in (None, len(video)), text
+
+
+def test_a_whole_mp4_with_the_start_of_another_after_it_is_cut_short_not_a_crash(tmp_path):
+    """A download appended to a whole video, cut inside its moov: the look for a fragment table in that moov read
+    past the file's end and stopped the run with a struct.error traceback, "this is a bug" (fifty-seventh hostile
+    round, F1). The moov's size says the file was cut."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from xmempp.containers import declared_size
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=64x48:rate=10", "-t", "2", "-c:v", "libx264", "-movflags", "+faststart",
+                    str(tmp_path / "whole.mp4")], check=True)
+    whole = (tmp_path / "whole.mp4").read_bytes()
+    (tmp_path / "appended.mp4").write_bytes(whole + whole[:500])
+    assert declared_size(tmp_path / "appended.mp4") > len(whole) + 500

@@ -70,6 +70,8 @@ def _iso_boxes_end(file: BinaryIO, size: int) -> int | None:
             return _cut_fragment_header_end(offset, file.read(8), last, largest) if fragmented else None
         file.seek(offset)
         header = file.read(16)
+        if len(header) < 8:  # the file shrank meanwhile: the run's own checks tell that
+            return None
         box_size, name = struct.unpack(">I4s", header[:8])
         if name not in ISO_TOP_LEVEL_BOXES:  # junk after the last box
             return None
@@ -102,7 +104,10 @@ def _holds_box(file: BinaryIO, start: int, size: int, wanted: bytes) -> bool:
         if offset + 8 > start + size:
             return False
         file.seek(offset)
-        child_size, name = struct.unpack(">I4s", file.read(8))
+        header = file.read(8)
+        if len(header) < 8:  # the box runs past the file's end (a cut moov after a whole video: fifty-seventh
+            return False  # round), which its size tells
+        child_size, name = struct.unpack(">I4s", header)
         if name == wanted:
             return True
         if child_size < 8:  # 0 (to the end), 1 (64-bit: never inside a moov), or no box
@@ -117,19 +122,24 @@ def _cut_fragment_header_end(offset: int, left: bytes, last: bytes | None, large
     None for bytes that tell nothing. An MP4 that is not fragmented has its frames in boxes read whole by then.
 
     The leftover bytes are a cut header only of a box the next fragment starts with (a `moof`, or the index or
-    times before it, after the moov or an `mdat`), when what is left of a name starts that box's, and its size is one such a box of this
-    file may have: at most four times the largest seen (UNSEEN_BOX_BYTES for a kind not met yet: the first moof,
-    after a moov and a plain mdat). Text or zeros after the last box (`\\n\\n\\n\\n` reads as a box of 168 MB; a
-    fragmented MP4 often ends with its index, `mfra`) are stray bytes; four bytes alone that read as such a size
-    cannot be told from a cut, and are taken for one."""
+    times before it, after the moov or an `mdat`), when what is left of a name starts that box's, and its size is
+    one such a box of this file may have: at most four times the largest of its kind seen; before the first moof,
+    when which kinds start a fragment is not known yet, UNSEEN_BOX_BYTES for a kind not met (the first moof after
+    a moov, a plain mdat and a 32-byte prft was held to four times the prft's size: fifty-seventh round). Text or
+    zeros after the last box (`\\n\\n\\n\\n` reads as a box of 168 MB; a fragmented MP4 often ends with its
+    index, `mfra`) are stray bytes; four bytes alone that read as such a size cannot be told from a cut, and are
+    taken for one."""
     if len(left) < 4 or last not in (b"moov", b"mdat"):  # a fragment comes after the movie's header or frames
         return None
     expected = [name for name in NEXT_FRAGMENT_STARTS if name.startswith(left[4:])]
     if not expected:
         return None
-    seen = [largest[name] for name in expected if name in largest]
+    seen = [4 * largest[name] for name in expected if name in largest]
+    # which kinds may come is known once a moof was met, or when every kind the name may start was met
+    kinds_known = seen and (b"moof" in largest or len(seen) == len(expected))
+    bound = max(seen) if kinds_known else UNSEEN_BOX_BYTES
     box_size = struct.unpack(">I", left[:4])[0]
-    return offset + box_size if 8 <= box_size <= (4 * max(seen) if seen else UNSEEN_BOX_BYTES) else None
+    return offset + box_size if 8 <= box_size <= bound else None
 
 
 def _riff_chunks_end(file: BinaryIO, size: int) -> int | None:

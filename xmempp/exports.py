@@ -611,6 +611,11 @@ def _export_folder_problems(doing: str, out: Path) -> Iterator[None]:
 def _refuse_existing(out: Path, formats: list[str], overwrite: bool) -> None:
     """Refuse to replace an existing entry unless `overwrite`, and even then one no export wrote (not listed in
     `out`'s marker, and not an empty folder): --overwrite is for an earlier export, not for someone's files."""
+    if _is_someone_elses_file(out / EXPORT_MARKER):  # first: what it lists tells nothing then (a FIFO there was
+        # told as an entry it "does not list", fifty-seventh round)
+        raise XMemPPError(f"{shown(out / EXPORT_MARKER)} is not an xmempp export's list of entries"
+                          f"{_kind_said(out / EXPORT_MARKER)}, and every export writes one of that name: export into "
+                          "another folder, or move it away first")
     existing = [out / FORMAT_ENTRIES[f] for f in formats if os.path.lexists(out / FORMAT_ENTRIES[f])]
     exported = _exported_entries(out)
     for entry in existing:
@@ -621,9 +626,19 @@ def _refuse_existing(out: Path, formats: list[str], overwrite: bool) -> None:
     if existing and not overwrite:
         raise XMemPPError(f"{shown(existing[0])} already exists: export into another folder, or replace it "
                           "(--overwrite)")
-    if _is_someone_elses_file(out / EXPORT_MARKER):
-        raise XMemPPError(f"{shown(out / EXPORT_MARKER)} is not an xmempp export's list of entries, and every export "
-                          "writes one of that name: export into another folder, or move it away first")
+
+
+def _kind_said(path: Path) -> str:
+    """What `path` is, in words, where it is no regular file (which an export's list always is)."""
+    with contextlib.suppress(OSError):
+        mode = os.lstat(path).st_mode
+        if stat.S_ISLNK(mode):
+            return " (a link)"
+        if stat.S_ISDIR(mode):
+            return " (a folder)"
+        if not stat.S_ISREG(mode):
+            return " (no regular file: a pipe, a device or a socket)"
+    return ""
 
 
 def _is_someone_elses_file(marker: Path) -> bool:

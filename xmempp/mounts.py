@@ -65,7 +65,7 @@ def mounts_elsewhere(devices: Collection[int], proc: Path = Path("/proc")) -> fr
                 places = {folder}
                 if _is_below(mount.point, parent.point):
                     places.add(os.path.dirname(_within_file_system(parent, mount.point)))
-                reached = sorted({path for place in places for path in reach.folders_ending_as(place)})
+                reached = sorted({path for place in places for path in reach.folders_holding(place, name)})
             else:
                 continue
             for path in reached:
@@ -176,8 +176,9 @@ class OverlayReach:
     from the tables: they keep its path as the mounter spelled it (relative, through a link, with escapes, or moved
     since: fifty-fifth round). So a folder there is told by its path's end: a mount point whose folder's path ends
     as the path of a folder of the overlay does (from one of its names at the overlay's top on), as the app's own
-    folders' random names make sure. Only folders reached without crossing a mount of this namespace are looked at,
-    so no look enters a hung network mount."""
+    folders' random names make sure; and a mount point named as an entry at the overlay's top may lie in the upper
+    folder itself (a work root made at an overlay's top, fifty-seventh round). Only folders reached without crossing
+    a mount of this namespace are looked at, so no look enters a hung network mount."""
 
     def __init__(self, overlays: list[Mount], table: Sequence[Mount]):
         self.overlays = []
@@ -188,19 +189,42 @@ class OverlayReach:
                 continue
             below = {mount.point for mount in table if _is_below(mount.point, overlay.point)}
             self.overlays.append((overlay.point.rstrip("/"), tops, below))
+        self._found: dict[str, list[str]] = {}
+
+    def folders_holding(self, folder: str, name: str) -> list[str]:
+        """The paths here, through the overlays, of the folders that may be `folder` holding the mount point `name`:
+        those whose path ends as `folder`'s does, and the overlay's top where `name` is an entry of it."""
+        found = list(self.folders_ending_as(folder))
+        for point, tops, _ in self.overlays:
+            if name in tops:
+                found.append(point or "/")
+        return found
 
     def folders_ending_as(self, folder: str) -> list[str]:
-        """The paths here, through the overlays, of the folders whose path ends as `folder`'s does."""
-        parts = folder.strip("/").split("/")
-        found = []
-        for point, tops, below in self.overlays:
-            for start, name in enumerate(parts):
-                if name not in tops:
-                    continue
-                steps = [point + "/" + "/".join(parts[start:end]) for end in range(start + 1, len(parts) + 1)]
-                if not any(step in below for step in steps):
-                    found.append(steps[-1])
-        return found
+        """The paths here, through the overlays, of the folders whose path ends as `folder`'s does. Each start is
+        walked down one folder at a time and given up at the first that is not there: a path of a thousand names
+        that are each at the overlay's top (t/t/t/...) cost minutes when every start's every step was spelled out
+        (fifty-seventh round); and the same folder is looked for once."""
+        if folder not in self._found:
+            parts = folder.strip("/").split("/")
+            self._found[folder] = [reached for point, tops, below in self.overlays
+                                   for start, name in enumerate(parts) if name in tops
+                                   if (reached := _walked(point, parts[start:], below)) is not None]
+        return self._found[folder]
+
+
+def _walked(point: str, names: list[str], below: set[str]) -> str | None:
+    """`point`/`names...` when each folder on the way is there (a folder, not a link) and none is a mount point of
+    `below`."""
+    path = point
+    for name in names:
+        path = f"{path}/{name}"
+        try:
+            if path in below or not stat.S_ISDIR(os.lstat(path).st_mode):
+                return None
+        except OSError:
+            return None
+    return path
 
 
 def _ends_below(point: str, inside: str) -> bool:

@@ -128,6 +128,12 @@ class Manifest:
             if name in data and not check(data[name]):
                 raise ValueError(f"its field {name!r} is {json.dumps(data[name], default=repr)[:80]}, not "
                                  f"{_FIELD_TYPES[name]}")
+        # a frame past the run's frames was told as past the video's end, as if the video were at fault (fifty-
+        # seventh round)
+        outside = [index for index in data["annotated_frames"] if not 0 <= index < len(data["frame_names"])]
+        if outside:
+            raise ValueError(f"its field 'annotated_frames' holds frame {outside[0]}, and the run has "
+                             f"{len(data['frame_names'])} frames (0-based)")
         data["frame_size"] = tuple(data["frame_size"])
         return cls(**data)._with_names(local_name)
 
