@@ -220,26 +220,38 @@ def test_a_killed_driver_leaves_none_of_rays_processes_running(tmp_path, checkpo
 
 def test_a_sigterm_to_a_batch_on_ray_stops_it_in_the_commands_words_not_rays_crash_dump(tmp_path, checkpoint):
     """ray.init set its own SIGTERM handlers: `kill` of `batch --ray` printed Ray's stack dump ("*** SIGTERM
-    received at time=...") and exited 1, never through the command's clean-up and words (fifty-fifth round)."""
+    received at time=...") and exited 1, never through the command's clean-up and words (fifty-fifth round). The
+    workers running videos were killed at once, and each left its frames folder in the temporary folder
+    (fifty-seventh round, F2)."""
+    import shutil
+    import tempfile
+
     from xmempp.ray_reaper import descendants, reap
 
-    dataset = write_davis(tmp_path / "davis", {"a": 40, "b": 40})
+    dataset = write_davis(tmp_path / "davis", {"a": 200, "b": 200})
+    temporary = Path(tempfile.mkdtemp(prefix="xr", dir="/tmp"))  # short: Ray's socket paths go in it
     driver = subprocess.Popen([sys.executable, "-m", "xmempp", "batch", "--dataset", str(dataset), "--output",
                                str(tmp_path / "out"), "--weights", str(checkpoint), "--size", "64", "--quiet",
-                               "--ray"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               "--ray"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "TMPDIR": str(temporary)})
     seen: dict[int, int] = {}
     try:
         deadline = time.monotonic() + 150
-        while time.monotonic() < deadline and not any(_title(pid).startswith("ray::VideoWorker") for pid in seen):
-            time.sleep(1)
+        while time.monotonic() < deadline and not list(temporary.glob("xmempp-frames-*")):
+            time.sleep(0.5)
             seen.update(descendants(driver.pid))
+        assert list(temporary.glob("xmempp-frames-*")), "no worker started a video"
+        time.sleep(2)  # into the video
         os.kill(driver.pid, signal.SIGTERM)
         _, stderr = driver.communicate(timeout=120)
+        left = list(temporary.glob("xmempp-frames-*"))
     finally:
         driver.kill()
         reap(seen)
+        shutil.rmtree(temporary, ignore_errors=True)
     assert driver.returncode == 128 + signal.SIGTERM, stderr[-2000:]
     assert "stopped by SIGTERM" in stderr and "SIGTERM received at time" not in stderr, stderr[-2000:]
+    assert left == []
 
 
 def _title(pid: int) -> str:
@@ -511,7 +523,7 @@ def test_a_signal_while_ray_starts_reaches_the_commands_handler_once_it_has_star
     """ray.init sets its own SIGTERM handler, and a signal that came while it forked was raised in logging's fork
     hook, "ignored": the batch ran on to exit 0, or ended 15 without a word (fifty-sixth hostile round). During the
     block a signal is noted and Ray's handlers are not set; after it, the command's handler gets the signal."""
-    from xmempp.ray_runner import _signal_handlers_kept
+    from xmempp.ray_runner import _HeldSignals
 
     class Stopped(BaseException):
         pass
@@ -522,12 +534,72 @@ def test_a_signal_while_ray_starts_reaches_the_commands_handler_once_it_has_star
     previous = signal.signal(signal.SIGHUP, stop)
     reached_the_end = False
     try:
-        with pytest.raises(Stopped), _signal_handlers_kept():
+        with pytest.raises(Stopped), _HeldSignals():
             signal.signal(signal.SIGHUP, lambda number, frame: sys.exit(number))  # as ray.init does for SIGTERM
             os.kill(os.getpid(), signal.SIGHUP)
             time.sleep(0.2)  # noted, not raised in the middle of Ray's start
             reached_the_end = True
         assert reached_the_end and signal.getsignal(signal.SIGHUP) is stop
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def test_a_worker_that_cannot_start_beside_ones_that_can_is_warned_of_once(monkeypatch, caplog):
+    """A node without the weights beside one with them: the batch finished, and only Ray's tracebacks showed that
+    workers could not start there (fifty-seventh hostile round, F3). Each reason is warned of once, in xmempp's
+    words."""
+    from xmempp import ray_runner
+
+    class Mixed(_FakeCluster):
+        def get(self, ref):
+            kind, number, _ = ref
+            if kind == "ready" and number % 2 == 1 and number < 4:
+                raise self.exceptions.RayError("\x1b[36mray::VideoWorker\x1b[0m\nxmempp.errors.InputNotFoundError: "
+                                               "weights file not found: /w/x.pth")
+            return super().get(ref)
+
+    monkeypatch.setattr(ray_runner, "LOOK_SECONDS", 0)
+    cluster = Mixed(placed=10)
+    with caplog.at_level(logging.WARNING, logger="xmempp"):
+        results = dict(ray_runner._dispatch(cluster, cluster.actor_class(), None, print, ["a", "b", "c"], 2,
+                                            workers_held=lambda: 2))
+    assert sorted(results) == ["a", "b", "c"] and all("done by worker" in result for result in results.values())
+    warned = [record.getMessage() for record in caplog.records]
+    assert warned == ["a worker could not start on the Ray cluster: weights file not found: /w/x.pth"], warned
+
+
+@pytest.mark.parametrize("ray_core", ["wraps the stop", "loses the stop"])
+def test_a_signal_while_ray_waits_stops_the_batch_between_rays_calls(monkeypatch, ray_core):
+    """A SIGTERM while the driver waited on Ray (the nodes' probe, a video) was raised inside Ray's core, which
+    returned it wrapped in a SystemError ("unexpected internal failure ... this is a bug", exit 1) or lost it: the
+    batch ran on to exit 0 (fifty-seventh hostile round, F1). It is noted, and the command's handler gets it once
+    Ray's wait returns, within STOP_LOOK_SECONDS."""
+    from xmempp import ray_runner
+
+    class Stopped(BaseException):
+        pass
+
+    def stop(number, frame):
+        raise Stopped(number)
+
+    class Core(_FakeCluster):
+        def wait(self, pending, num_returns, timeout):
+            try:  # as Ray's check_signals runs the handler while its core waits
+                os.kill(os.getpid(), signal.SIGHUP)
+                time.sleep(0.05)
+            except BaseException as error:
+                if ray_core == "wraps the stop":
+                    raise SystemError("<cyfunction CoreWorker.wait> returned a result with an exception set") from error
+            return [], list(pending)
+
+    monkeypatch.setattr(ray_runner, "LOOK_SECONDS", 0)
+    previous = signal.signal(signal.SIGHUP, stop)
+    try:
+        cluster = Core(placed=1)
+        with pytest.raises(Stopped), ray_runner._HeldSignals() as signals:
+            list(ray_runner._dispatch(cluster, cluster.actor_class(), None, print, ["a", "b"], 1,
+                                      workers_held=lambda: 1, deliver=signals.deliver))
+        assert signal.getsignal(signal.SIGHUP) is stop
     finally:
         signal.signal(signal.SIGHUP, previous)
 

@@ -58,9 +58,12 @@ class VideoWorker:
     def __init__(self, spec: NetworkSpec):
         self.network = spec.build()
 
-    def ready(self) -> bool:
-        """Answers once the worker has started, its network built: only then is it given a video."""
-        return True
+    def ready(self) -> tuple[str, int]:
+        """Answers once the worker has started, its network built: only then is it given a video. Says where it
+        runs (its node, and its process there), so that a stop can reach it gently (`_Workers.stop_all`)."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id(), os.getpid()
 
     def run(self, function: VideoFunction, job: Job) -> Result | JobFailure:
         return run_safely(function, self.network, job)
@@ -82,21 +85,27 @@ def run_on_ray(jobs: Sequence[Job], function: VideoFunction, spec: NetworkSpec, 
     if started_here and address is None:  # a local Ray, started here: its agents must not outlive this process
         reaper = _start_reaper()
     try:
-        if started_here:  # within the clean-up below: a stop right after ray.init shuts down what it started
-            _connect(ray, address)
-        if address is not None:  # a local Ray shares this process's environment
-            _refuse_nodes_without_xmempp(ray, [VideoWorker.__module__, function.__module__])
-        resources = ray.cluster_resources()
-        if gpus_per_worker is None:
-            wants_gpu = spec.device.startswith("cuda") if spec.device else resources.get("GPU", 0) > 0
-            gpus_per_worker = 1.0 if wants_gpu else 0.0
-        workers = _workers_to_start(ray, workers, cpus_per_worker, gpus_per_worker)
-        actor_class = ray.remote(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=0)(VideoWorker)
-        def workers_held() -> int:
-            return _workers_held(_live_nodes(ray), cpus_per_worker, gpus_per_worker)
+        if started_here:
+            _check_address(address)
+        with _HeldSignals() as signals:  # from ray.init on, a stop is handled between Ray's calls, not in one
+            if started_here:  # within the clean-up below: a stop right after ray.init shuts down what it started
+                _connect(ray, address)
+                signals.take_back()
+            signals.deliver()
+            if address is not None:  # a local Ray shares this process's environment
+                _refuse_nodes_without_xmempp(ray, [VideoWorker.__module__, function.__module__], signals.deliver)
+            resources = ray.cluster_resources()
+            if gpus_per_worker is None:
+                wants_gpu = spec.device.startswith("cuda") if spec.device else resources.get("GPU", 0) > 0
+                gpus_per_worker = 1.0 if wants_gpu else 0.0
+            workers = _workers_to_start(ray, workers, cpus_per_worker, gpus_per_worker)
+            actor_class = ray.remote(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=0)(VideoWorker)
 
-        yield from _dispatch(ray, actor_class, spec, function, list(jobs), max(1, min(workers, len(jobs))),
-                             workers_held)
+            def workers_held() -> int:
+                return _workers_held(_live_nodes(ray), cpus_per_worker, gpus_per_worker)
+
+            yield from _dispatch(ray, actor_class, spec, function, list(jobs), max(1, min(workers, len(jobs))),
+                                 workers_held, signals.deliver)
     finally:
         if started_here:
             ray.shutdown()
@@ -108,9 +117,10 @@ def run_on_ray(jobs: Sequence[Job], function: VideoFunction, spec: NetworkSpec, 
 PROBE_SECONDS = 60  # for every node to run one small task: a node whose workers cannot start never does
 
 
-def _refuse_nodes_without_xmempp(ray, modules: list[str]) -> None:
+def _refuse_nodes_without_xmempp(ray, modules: list[str], deliver: Callable[[], None] = lambda: None) -> None:
     """Refuse, naming them, a cluster whose nodes cannot import `modules` (what a worker imports: README says every
-    node needs xmempp installed), or cannot run a task at all, asking each live node before any worker starts."""
+    node needs xmempp installed), or cannot run a task at all, asking each live node before any worker starts.
+    `deliver`: hands a signal noted while waiting to the command (`_HeldSignals`)."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from xmempp import ray_probe
@@ -125,7 +135,7 @@ def _refuse_nodes_without_xmempp(ray, modules: list[str]) -> None:
         node_of = {reference: node["NodeID"] for reference, node in sent.items()}
     finally:
         ray.cloudpickle.unregister_pickle_by_value(ray_probe)
-    answered, silent = ray.wait(list(asked), num_returns=len(asked), timeout=PROBE_SECONDS)
+    answered, silent = _wait(ray, list(asked), len(asked), PROBE_SECONDS, deliver)
     if silent:
         for reference in silent:
             ray.cancel(reference, force=True)
@@ -202,11 +212,10 @@ REAPER_EXIT_SECONDS = 10
 DEFAULT_GCS_PORT = 6379
 
 
-def _connect(ray, address: str | None) -> None:
-    """Start a local Ray (`address` None) or join the cluster at `address`; an XMemPPError naming the address when
-    it cannot be reached (within REACH_SECONDS for a HOST:PORT) or refuses the connection, and naming the
-    temporary folder when a local Ray cannot start there. A local Ray is started whatever RAY_ADDRESS says (Ray
-    alone joined a cluster it names, and waited minutes for one gone); `auto` joins the one it names, checked."""
+def _check_address(address: str | None) -> None:
+    """An XMemPPError naming the cluster's address when it cannot be reached (within REACH_SECONDS for a
+    HOST:PORT) or joined; `auto` is checked as the address it stands for (RAY_ADDRESS, or the cluster last
+    started here). Nothing for a local Ray."""
     from_environment = os.environ.get("RAY_ADDRESS", "")
     if address is not None and address != "auto":
         _check_reachable(address)
@@ -217,10 +226,16 @@ def _connect(ray, address: str | None) -> None:
     elif address == "auto":  # Ray finds the cluster last started here, whose file outlives a killed head
         _check_joinable(address, " (a cluster running on this machine, or the one last started here, which Ray finds "
                                  f"for --ray auto in {shown(_current_cluster_file())})")
+
+
+def _connect(ray, address: str | None) -> None:
+    """Start a local Ray (`address` None) or join the cluster at `address` (checked: `_check_address`); an
+    XMemPPError naming the address when Ray refuses the connection, and naming the temporary folder when a local
+    Ray cannot start there. A local Ray is started whatever RAY_ADDRESS says (Ray alone joined a cluster it names,
+    and waited minutes for one gone)."""
     try:
-        with _signal_handlers_kept():
-            ray.init(address="local" if address is None else address, include_dashboard=False,
-                     logging_level=logging.WARNING)
+        ray.init(address="local" if address is None else address, include_dashboard=False,
+                 logging_level=logging.WARNING)
     except ConnectionError as error:  # Ray's word for a cluster it could not join, or no cluster for "auto"
         details = _first_line(error)
         where = "a local Ray could not start" if address is None else f"cannot join the Ray cluster at {address}"
@@ -244,40 +259,66 @@ def _connect(ray, address: str | None) -> None:
 KEPT_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGXCPU") if hasattr(signal, name))
 
 
-@contextlib.contextmanager
-def _signal_handlers_kept() -> Iterator[None]:
-    """The block (ray.init) with the command's signals held back, then delivered to the command's own handlers.
+class _HeldSignals:
+    """The command's signals (SIGINT, SIGTERM, SIGHUP, SIGXCPU) noted while Ray runs, and handed to the command's
+    own handlers between Ray's calls (`deliver`), never inside one.
 
     ray.init sets its own handler for SIGTERM (and its core a C handler that dumps a stack): a SIGTERM to `batch
-    --ray` printed Ray's crash dump and exited 1, or 15, never through the command's clean-up; and one that came
-    while ray.init forked was raised inside logging's fork hook, "ignored", and the batch ran on to exit 0
-    (fifty-fifth and fifty-sixth hostile rounds). So during the block a signal is only noted, Ray's calls to
-    signal.signal for these signals are left unanswered, and afterwards the command's handlers are put back and a
-    signal noted is sent again, to be handled where the command can. Only in the main thread, where handlers can be
-    set."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    handlers = {number: signal.getsignal(number) for number in KEPT_SIGNALS}
-    noted: list[int] = []
-    set_handler = signal.signal
+    --ray` printed Ray's crash dump and exited 1, or 15; one that came while ray.init forked was raised inside
+    logging's fork hook, "ignored", and the batch ran on to exit 0 (fifty-fifth and fifty-sixth hostile rounds).
+    And a handler's exception raised while Ray's core waits came out wrapped in a SystemError, "a bug", or was lost
+    and the batch ran on to exit 0 (fifty-seventh round). So within the block a signal is only noted, Ray's calls to
+    signal.signal for these signals are left unanswered, and a signal noted goes to the command's handler where
+    `deliver` is called (after each of Ray's waits, at most STOP_LOOK_SECONDS apart) or as the block ends. Only in
+    the main thread, where handlers can be set."""
 
-    def kept_unless_other(number, handler):
-        return signal.getsignal(number) if number in handlers else set_handler(number, handler)
+    def __init__(self):
+        self.handlers: dict = {}  # the command's, by signal
+        self.noted: list[int] = []
 
-    for number, handler in handlers.items():
-        if handler is not None:  # one set outside Python is left as it is
-            set_handler(number, lambda number, frame: noted.append(number))
-    signal.signal = kept_unless_other
-    try:
-        yield
-    finally:
-        signal.signal = set_handler
-        for number, handler in handlers.items():
-            if handler is not None:
-                set_handler(number, handler)
-        if noted:
-            os.kill(os.getpid(), noted[0])  # handled by the command's own handler, as it returns from here
+    def __enter__(self) -> _HeldSignals:
+        if threading.current_thread() is threading.main_thread():
+            self.handlers = {number: handler for number in KEPT_SIGNALS
+                             if (handler := signal.getsignal(number)) is not None}  # None: set outside Python
+            self._set_handler = signal.signal
+            for number in self.handlers:
+                self._set_handler(number, self._note)
+            signal.signal = self._kept_unless_other
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if not self.handlers:
+            return
+        signal.signal = self._set_handler
+        for number, handler in self.handlers.items():
+            self._set_handler(number, handler)
+        if kind is None:  # a stop that came at the end is the command's still
+            self.deliver()
+
+    def take_back(self) -> None:
+        """Handle the signals here again, after ray.init: its core set C handlers of its own, which print a crash
+        dump ("*** SIGTERM received at time=...") before anything of the command's runs."""
+        for number in self.handlers:
+            self._set_handler(number, self._note)
+
+    def deliver(self) -> None:
+        """Hand the first signal noted to the command's handler, here: its stop raises from this call."""
+        if not self.noted:
+            return
+        number = self.noted[0]
+        self.noted.clear()
+        handler = self.handlers[number]
+        if callable(handler):
+            handler(number, None)
+        elif handler == signal.SIG_DFL:  # the system's own action: the process ends
+            self._set_handler(number, signal.SIG_DFL)
+            signal.raise_signal(number)
+
+    def _note(self, number: int, frame: object) -> None:
+        self.noted.append(number)
+
+    def _kept_unless_other(self, number, handler):
+        return signal.getsignal(number) if number in self.handlers else self._set_handler(number, handler)
 
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the names in its errors
@@ -429,6 +470,7 @@ LOOK_SECONDS = 10  # how often a wait for a video looks at what the cluster's li
 NODES_LOST_SECONDS = 60  # how long no live node may hold a worker before the videos left fail: Ray's own wait
 NODES_LOST = "no node of the Ray cluster that can run a worker is alive any more (the cluster lost its nodes)"
 START_TRIES = 3  # workers that fail to start in a row before no other is started
+STOP_SECONDS = 10  # for the workers running videos on this machine to clean up when the batch stops
 
 
 class _Workers:
@@ -439,6 +481,11 @@ class _Workers:
         self.starting: dict = {}  # the ref of its `ready` call -> the actor
         self.idle: list = []
         self.running: dict = {}  # the ref of its `run` call -> (the actor, the job, how many times its worker died)
+        self.where: dict[int, object] = {}  # id of a started actor -> what its `ready` said: (node, process)
+
+    def started(self, actor, where: object) -> None:
+        self.where[id(actor)] = where
+        self.idle.append(actor)
 
     def count(self) -> int:
         return len(self.starting) + len(self.idle) + len(self.running)
@@ -453,45 +500,79 @@ class _Workers:
             self.ray.kill(self.starting.pop(ref))
 
     def stop_all(self) -> None:
+        """Stop every worker. Those running a video on this machine get a SIGTERM first, and STOP_SECONDS to clean
+        up: Ray's kill ends a process at once, and each left its frames folder, `xmempp-frames-*`, in the temporary
+        folder (fifty-seventh hostile round). A worker on another machine is killed at once."""
+        self._stop_gently_here()
         for actor in [*self.starting.values(), *self.idle, *(actor for actor, _, _ in self.running.values())]:
             self.ray.kill(actor)
 
+    def _stop_gently_here(self) -> None:
+        if not self.running:
+            return
+        try:
+            here = self.ray.get_runtime_context().get_node_id()
+        except Exception:  # no runtime to ask: none of them is reached gently
+            return
+        stopping = []
+        for ref, (actor, _, _) in self.running.items():
+            where = self.where.get(id(actor))
+            if isinstance(where, tuple) and where[0] == here:
+                with contextlib.suppress(OSError):  # Ray's worker ends its task with SystemExit on a SIGTERM
+                    os.kill(where[1], signal.SIGTERM)
+                    stopping.append(ref)
+        if stopping:
+            with contextlib.suppress(Exception):  # the cluster gone meanwhile: the kill below is all there is
+                self.ray.wait(stopping, num_returns=len(stopping), timeout=STOP_SECONDS)
 
-def _waited(ray, pending: list) -> list:
-    """The first of `pending` to finish within LOOK_SECONDS (or none), by ray.wait. A signal handler's exception
-    raised while Ray's core waits (SIGTERM's stop, Ctrl-C) comes out as itself: Ray returns with it set, and Python
-    wrapped it in a SystemError, an "internal failure" (fifty-fifth hostile round)."""
-    try:
-        return ray.wait(pending, num_returns=1, timeout=LOOK_SECONDS)[0]
-    except SystemError as error:
-        if error.__cause__ is not None and not isinstance(error.__cause__, Exception):
-            raise error.__cause__ from None
-        raise
+
+STOP_LOOK_SECONDS = 0.5  # how long a stop waits while Ray is waited on (`_HeldSignals`)
+
+
+def _wait(ray, pending: list, wanted: int, seconds: float, deliver: Callable[[], None]) -> tuple[list, list]:
+    """ray.wait for `wanted` of `pending` within `seconds`, in steps of STOP_LOOK_SECONDS with a signal noted
+    meanwhile delivered between them."""
+    deadline = time.monotonic() + seconds
+    while True:
+        step = max(0.0, min(STOP_LOOK_SECONDS, deadline - time.monotonic()))
+        done, left = ray.wait(pending, num_returns=wanted, timeout=step)
+        deliver()
+        if len(done) >= wanted or time.monotonic() >= deadline:
+            return done, left
+
+
+def _pause(seconds: float, deliver: Callable[[], None]) -> None:
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(STOP_LOOK_SECONDS, left))
+        deliver()
 
 
 def _dispatch(ray, actor_class, spec: NetworkSpec, function: VideoFunction, jobs: list, workers: int,
-              workers_held: Callable[[], int]) -> Iterator:
+              workers_held: Callable[[], int], deliver: Callable[[], None] = lambda: None) -> Iterator:
     """Each job's (job, result) as workers finish them. A job goes only to a worker that has started; a worker that
     dies is replaced while the live nodes (`workers_held`) hold one more, and its job retried once. The cluster
     lost one of two nodes: the replacement, which no node could hold, got the retried video, and the batch waited
     for ever; it lost its only node: the videos left waited without a word (fifty-third and fifty-fifth hostile
-    rounds). Where no live node can hold a worker for NODES_LOST_SECONDS, the videos left fail, saying so."""
+    rounds). Where no live node can hold a worker for NODES_LOST_SECONDS, the videos left fail, saying so.
+    `deliver`: hands a signal noted meanwhile to the command (`_HeldSignals`)."""
     actors = _Workers(ray, actor_class, spec)
     for _ in range(workers):
         actors.start()
     queue = deque((job, 0) for job in jobs)  # (job, how many times its worker died)
-    nodes_lost_since, failed_starts = None, 0
+    nodes_lost_since, failed_starts, start_problems = None, 0, set()
     try:
         while queue or actors.running:
+            deliver()  # one noted while the command took the last result
             while queue and actors.idle:
                 actor = actors.idle.pop()
                 job, deaths = queue.popleft()
                 actors.running[actor.run.remote(function, job)] = (actor, job, deaths)
             pending = [*actors.running, *actors.starting]
-            finished = _waited(ray, pending) if pending else []
+            finished = _wait(ray, pending, 1, LOOK_SECONDS, deliver)[0] if pending else []
             if not finished:
                 if not pending:
-                    time.sleep(LOOK_SECONDS)
+                    _pause(LOOK_SECONDS, deliver)
                 held = workers_held()
                 actors.stop_starting_past(held)
                 if queue and not actors.starting and not actors.idle and actors.count() < min(workers, held):
@@ -511,20 +592,24 @@ def _dispatch(ray, actor_class, spec: NetworkSpec, function: VideoFunction, jobs
             if done in actors.starting:
                 actor = actors.starting.pop(done)
                 try:
-                    ray.get(done)
+                    where = ray.get(done)
                 except ray.exceptions.RayError as error:  # its network could not be built, or its node was lost
                     ray.kill(actor)
                     failed_starts += 1
+                    why = _why_no_worker_started(error)
+                    if why not in start_problems:  # said once: a node without the weights, beside nodes with them,
+                        start_problems.add(why)  # showed only in Ray's tracebacks (fifty-seventh round)
+                        log.warning("a worker could not start on the Ray cluster: %s", why)
                     if failed_starts < START_TRIES and actors.count() < min(workers, workers_held()):
                         actors.start()
                     elif not actors.count():
-                        reason = f"no worker could start on the Ray cluster: {_why_no_worker_started(error)}"
+                        reason = f"no worker could start on the Ray cluster: {why}"
                         for job, _ in queue:
                             yield job, JobFailure(reason)
                         return
                     continue
                 failed_starts = 0
-                actors.idle.append(actor)
+                actors.started(actor, where)
                 continue
             actor, job, deaths = actors.running.pop(done)
             try:
