@@ -1742,3 +1742,44 @@ def test_an_export_folder_that_is_a_pipe_or_a_device_is_named_as_no_folder_not_a
     with pytest.raises(XMemPPError, match=r"notes\.txt is a file: choose a folder"):
         export_masks(masks, tmp_path / "notes.txt")
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("left_by", ["an export killed while it built the entry", "a person's own folder made since"])
+def test_overwrite_replaces_only_the_very_entry_an_export_put_in_place(tmp_path, left_by):
+    """An export killed with SIGKILL while it built Annotations/ left the marker listing it, never put in place; a
+    folder a person later made there was taken for the export's, and `--overwrite` deleted it, exit 0 (fifty-eighth
+    hostile round, F1). The marker records the device and inode of what each export put in place: anything else at
+    that name is someone's."""
+    out = tmp_path / "to"
+    if left_by == "an export killed while it built the entry":
+        staging = out / ".Annotations.1a2b.tmp"  # what the killed export was building, and left
+        staging.mkdir(parents=True)
+        built = os.stat(staging)
+        (out / "xmempp-export.json").write_text(json.dumps({
+            "written_by": "xmempp export", "entries": ["Annotations"],
+            "identities": {"Annotations": [[built.st_dev, built.st_ino, ""]]}}))
+    else:
+        export_masks(three_object_masks(), out, ["davis"])
+        shutil.rmtree(out / "Annotations")
+    (out / "Annotations").mkdir()
+    (out / "Annotations" / "gt.png").write_bytes(b"my ground truth")
+    with pytest.raises(XMemPPError, match=re.escape(f"{out / 'Annotations'} is not an export's")):
+        export_masks(three_object_masks(), out, ["davis"], overwrite=True)
+    assert (out / "Annotations" / "gt.png").read_bytes() == b"my ground truth"
+
+
+def test_an_entry_an_export_put_in_place_is_replaced_by_the_next_and_the_marker_follows_it(tmp_path):
+    """The marker lists each entry with what is there now: a retry, and a marker of an xmempp before the identities
+    (names alone), replace what the export wrote."""
+    out = tmp_path / "to"
+    export_masks(three_object_masks(), out, ["davis", "coco"])
+    export_masks(three_object_masks(), out, ["davis", "coco"], overwrite=True)
+    marker = json.loads((out / "xmempp-export.json").read_text())
+    assert marker["entries"] == ["Annotations", "coco.json"]
+    for name in marker["entries"]:
+        status = os.lstat(out / name)
+        assert [record[:2] for record in marker["identities"][name]] == [[status.st_dev, status.st_ino]]
+    (out / "xmempp-export.json").write_text(json.dumps({"written_by": "xmempp export",
+                                                        "entries": ["Annotations", "coco.json"]}))
+    export_masks(three_object_masks(), out, ["davis", "coco"], overwrite=True)
+    assert sorted(json.loads((out / "xmempp-export.json").read_text())["identities"]) == ["Annotations", "coco.json"]

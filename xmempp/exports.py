@@ -23,10 +23,11 @@ import csv
 import json
 import os
 import re
+import secrets
 import stat
 import sys
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -418,16 +419,15 @@ def _export(masks: Mapping[str, np.ndarray], folder: HeldFolder, formats: list[s
         entry = FORMAT_ENTRIES[name]
         # A full disk or a folder that takes no new file names the export folder, not the hidden staging name.
         with _export_folder_problems(f"export {name} into {shown(out)}", out):
-            # Listed before it is written: an export that failed after it (a full disk) left coco.json that no
-            # marker listed, and every retry, --overwrite included, was refused as "not an export's".
-            _mark_exported(folder, [name])
+            # Listed, with what is about to be put in place, before it is: an export that failed after it (a full
+            # disk) left coco.json that no marker listed, and every retry, --overwrite included, was refused as
+            # "not an export's" (eighth hostile round).
             try:
-                paths[name] = _write_whole(folder, entry, writers[name], inputs)
-            except BaseException:
-                if not folder.exists(entry):  # never written: not listed, so that no one's later file is taken
-                    with contextlib.suppress(OSError, XMemPPError):
-                        _unmark_exported(folder, name)
-                raise
+                paths[name] = _write_whole(folder, entry, writers[name], inputs,
+                                           lambda made, entry=entry: _mark_exported(folder, entry, made))
+            finally:  # what it lists of what is no longer there goes (a kill -9 leaves it: see `_marked`)
+                with contextlib.suppress(OSError, XMemPPError):
+                    _write_marker(folder, _marked(folder.path))
     return ExportedVideo(paths, names, safe_folder_names(names) if MATTES in formats else {}, left_out)
 
 
@@ -548,7 +548,68 @@ def _recorded_inputs(input_folders: dict[str, dict]) -> dict[tuple[int, int], tu
 
 
 def _exported_entries(out: Path) -> set[str]:
-    """The entries earlier exports wrote into `out`, as its marker lists them (none without a readable marker)."""
+    """The entries of `out` that earlier exports put there and that are still what they put there (`_marked`)."""
+    return set(_marked(out))
+
+
+EXPORT_STAMP = "user.xmempp.export"  # an extended attribute: a random stamp of each entry an export puts in place
+
+
+def _marked(out: Path) -> dict[str, list[list]]:
+    """The entries `out`'s marker lists whose file or folder is the very one an export put in place, each with how
+    it is told: its device, inode and stamp (`_stamped`). The marker records them before the entry is put in place:
+    it listed names alone, and an export killed (kill -9, the out-of-memory killer) while it built an entry left that
+    name listed, so a folder a person later made there was taken for the export's and replaced by --overwrite
+    (fifty-eighth hostile round). The stamp tells a folder removed and made again, which often gets the same inode;
+    on a file system without extended attributes the inode alone tells. A marker of an older xmempp (names alone)
+    is taken at its word for what is there now."""
+    document = _marker_document(out)
+    listed = document.get("entries")
+    if not isinstance(listed, list):
+        return {}
+    recorded = document.get("identities")
+    found = {}
+    for name in listed:
+        if not isinstance(name, str) or name not in FORMAT_ENTRIES.values():
+            continue
+        try:
+            status = os.lstat(out / name)
+        except OSError:
+            continue
+        records = recorded.get(name) if isinstance(recorded, dict) else None
+        if recorded is None:
+            found[name] = [[status.st_dev, status.st_ino, _stamp_of(out / name)]]
+        elif isinstance(records, list):
+            found[name] = [record for record in records if _is_record_of(record, out / name, status)][:1]
+            if not found[name]:
+                del found[name]
+    return found
+
+
+def _is_record_of(record: object, path: Path, status: os.stat_result) -> bool:
+    return (isinstance(record, list) and len(record) == 3 and record[:2] == [status.st_dev, status.st_ino]
+            and isinstance(record[2], str) and (record[2] == "" or _stamp_of(path) == record[2]))
+
+
+def _stamp_of(path: Path) -> str:
+    try:
+        return os.getxattr(path, EXPORT_STAMP, follow_symlinks=False).decode("ascii", "replace")
+    except OSError:
+        return ""
+
+
+def _stamped(descriptor: int) -> list:
+    """The record of the file or folder open at `descriptor`, stamped now where its file system keeps stamps."""
+    status = os.fstat(descriptor)
+    stamp = secrets.token_hex(8)
+    try:
+        os.setxattr(descriptor, EXPORT_STAMP, stamp.encode())
+    except OSError:  # no extended attributes there (FAT, some network file systems): the inode alone tells
+        stamp = ""
+    return [status.st_dev, status.st_ino, stamp]
+
+
+def _marker_document(out: Path) -> dict:
     marker = out / EXPORT_MARKER
     try:
         # Only a regular file of a marker's size is read, not a link: a FIFO in its place waited for a writer
@@ -556,23 +617,23 @@ def _exported_entries(out: Path) -> set[str]:
         # refuses.
         status = marker.lstat()  # a link to another folder's marker listed that folder's entries as this one's
         if not stat.S_ISREG(status.st_mode) or status.st_size > MAX_MARKER_BYTES:
-            return set()
-        listed = json.loads(marker.read_text(encoding="utf-8")).get("entries")
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError, RecursionError):  # arrays nested 100,000 deep
-        return set()
-    return {entry for entry in listed if isinstance(entry, str)} if isinstance(listed, list) else set()
+            return {}
+        document = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):  # arrays nested 100,000 deep
+        return {}
+    return document if isinstance(document, dict) else {}
 
 
-def _mark_exported(folder: HeldFolder, formats: list[str]) -> None:
-    _write_marker(folder, _exported_entries(folder.path) | {FORMAT_ENTRIES[name] for name in formats})
+def _mark_exported(folder: HeldFolder, entry: str, made: int) -> None:
+    """List `entry` as the export's: what is open at `made`, about to be put in place, besides what is there now."""
+    marked = _marked(folder.path)
+    marked[entry] = [*marked.get(entry, []), _stamped(made)]
+    _write_marker(folder, marked)
 
 
-def _unmark_exported(folder: HeldFolder, name: str) -> None:
-    _write_marker(folder, _exported_entries(folder.path) - {FORMAT_ENTRIES[name]})
-
-
-def _write_marker(folder: HeldFolder, entries: set[str]) -> None:
-    document = {"written_by": "xmempp export", "entries": sorted(entries)}
+def _write_marker(folder: HeldFolder, entries: dict[str, list[list]]) -> None:
+    document = {"written_by": "xmempp export", "entries": sorted(entries),
+                "identities": {name: entries[name] for name in sorted(entries)}}
     if entries:
         folder.write_atomically(EXPORT_MARKER, json.dumps(document, indent=1).encode())
     else:  # an export that failed before its first entry leaves nothing behind
@@ -660,28 +721,33 @@ def _is_someone_elses_file(marker: Path) -> bool:
     return not (isinstance(document, dict) and document.get("written_by") == "xmempp export")
 
 
-def _write_whole(folder: HeldFolder, entry: str, write, inputs: dict[tuple[int, int], tuple[str, str]]) -> Path:
+def _write_whole(folder: HeldFolder, entry: str, write, inputs: dict[tuple[int, int], tuple[str, str]],
+                 before_in_place: Callable[[int], None] = lambda made: None) -> Path:
     """Build the entry `entry` of the held export folder (a folder, or a file) under a hidden temporary name in
     it, then rename it into place (an earlier folder there goes aside first: `HeldFolder.replace_with_folder`).
     `write` takes the open file, or the held folder to fill: a staging folder swapped for a link meanwhile was
     written through when its path was given, and the link renamed into place. `inputs`: what the run read, which
     the earlier folder must not hold: checked before, and again once the new one is built (a folder of the run's
-    frames moved into it meanwhile was removed with it)."""
+    frames moved into it meanwhile was removed with it). `before_in_place(made)`: given a descriptor of what is
+    built, just before it is put in place."""
     path = folder.path / entry
     if path.suffix:  # a file: the earlier one may be what the export reads (a names file given as D/coco.json)
         _refuse_replacing_a_file_read(folder, entry, inputs)
         with folder.atomic_file(entry) as file:
             write(file)
             _refuse_replacing_a_file_read(folder, entry, inputs)  # moved there meanwhile
+            file.flush()
+            before_in_place(file.fileno())
         return path
     _refuse_mounts_in_earlier(folder, entry)  # before the work, and again before the replacing
-    with folder.subfolder(temporary_name(entry)) as staging:  # the umask's mode, as mkdir gives
+    with folder.subfolder(temporary_name(entry), doing=f"write {shown(path)}") as staging:  # the umask's mode
         name = staging.path.name
         try:
             write(staging)
             _refuse_mounts_in_earlier(folder, entry)
             _refuse_inputs_in_earlier(folder, entry, inputs)
             _refuse_unless_held(folder, name, staging)
+            before_in_place(staging.descriptor())
             folder.replace_with_folder(entry, name, keep=inputs)
             _refuse_unless_held(folder, entry, staging)  # swapped between the check and the rename
         finally:

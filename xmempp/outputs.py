@@ -1152,10 +1152,12 @@ class HeldFolder:
                                       "move it away") from None
                 raise
 
-    def subfolder(self, name: str, what: str | None = None, refuse_mounts: bool = False) -> HeldFolder:
+    def subfolder(self, name: str, what: str | None = None, refuse_mounts: bool = False, doing: str | None = None
+                  ) -> HeldFolder:
         """The folder `name` inside this one, made when missing, held in turn. `refuse_mounts`: a folder mounted
-        there (a bind mount of anyone's folder) is refused, as a link is."""
-        with self._problems(f"make the {what or self.what} {shown(self.path / name)}"), \
+        there (a bind mount of anyone's folder) is refused, as a link is. `doing`: what a problem making it is said
+        to stop (a hidden staging folder's own name tells a person nothing)."""
+        with self._problems(doing or f"make the {what or self.what} {shown(self.path / name)}"), \
                 contextlib.suppress(FileExistsError):
             os.mkdir(name, 0o777, dir_fd=self._descriptor)
         held = HeldFolder(self.path / name, within=self, what=what or self.what)
