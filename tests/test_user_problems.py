@@ -870,3 +870,28 @@ def test_a_manifest_nested_too_deep_is_damaged_in_words(finished_run, network):
     (out / "manifest.json").write_text('{"frame_names":' + "[" * 100_000 + "]" * 100_000 + "}")
     with pytest.raises(XMemPPError, match=r"manifest.json is damaged \(nested too deep to be a manifest\)"):
         suggest(frames, masks, out, network)
+
+
+@pytest.mark.parametrize("name", ["masks/frame_000004.png", "overlay/frame_000004.jpg", "keys.npy"])
+def test_a_rerun_onto_a_folder_at_a_name_it_writes_is_refused_before_it_changes_the_earlier_run(
+        tmp_path, square_clip, checkpoint, capsys, name):
+    """A folder at a mask's name (or keys.npy) was refused only when its frame came (keys.npy: after the whole
+    propagation), when the earlier finished run was already marked unfinished and its first masks rewritten
+    (fifty-eighth hostile round, F2)."""
+    import json
+
+    frames, masks = square_clip
+    cli_options = ["--weights", str(checkpoint), "--device", "cpu", "--size", "96", "--quiet"]
+    out = tmp_path / "out"
+    assert cli_run(frames, masks, out, [*cli_options, "--frames", "0"]) == 0
+    (out / name).unlink()
+    (out / name).mkdir()
+    (out / name / "mine.txt").write_text("mine")
+    earlier = {path.name: path.read_bytes() for path in sorted((out / "masks").iterdir()) if path.is_file()}
+    capsys.readouterr()
+    assert cli_run(frames, masks, out, [*cli_options, "--frames", "0,6"]) == 1
+    error = capsys.readouterr().err
+    assert f"{out / name} is a folder, and the run writes a file of that name" in error and "bug" not in error
+    assert json.loads((out / "manifest.json").read_text())["finished"] is True and (out / "keys.json").is_file()
+    assert {path.name: path.read_bytes() for path in sorted((out / "masks").iterdir()) if path.is_file()} == earlier
+    assert (out / name / "mine.txt").read_text() == "mine"

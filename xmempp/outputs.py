@@ -408,6 +408,22 @@ def read_manifest(folder: str | Path) -> Manifest | None:
                                    "`xmempp run` again into it, or remove it") from None
 
 
+def _refuse_folders_at_written_names(output: RunOutput, frame_names: list[str]) -> None:
+    """A folder at a name the run writes a file to is refused before the run changes anything: met when its frame
+    came (or at the end, for keys.npy), it stopped a run that had already marked the earlier one unfinished and
+    rewritten its first masks (fifty-eighth hostile round)."""
+    folder = output.folder.path
+    written = [folder / KEYS_FILE, folder / KEYS_INFO_FILE, folder / MANIFEST_FILE]
+    written += [folder / MASKS_DIR / f"{name}.png" for name in frame_names]
+    if output.overlay_wanted:
+        written += [folder / OVERLAY_DIR / f"{name}.jpg" for name in frame_names]
+    for path in written:
+        with contextlib.suppress(OSError):
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                raise XMemPPError(f"{shown(path)} is a folder, and the run writes a file of that name: move it "
+                                  "away, or choose another output folder")
+
+
 def write_manifest(folder: Path | HeldFolder, manifest: Manifest) -> None:
     if not isinstance(folder, HeldFolder):
         with HeldFolder(Path(folder)) as held:
@@ -421,6 +437,7 @@ def start_run(output: RunOutput, manifest: Manifest) -> None:
 
     The old keys and an unfinished manifest go first: a run killed from here on is never taken for whole.
     """
+    _refuse_folders_at_written_names(output, manifest.frame_names)
     output.folder.unlink(KEYS_INFO_FILE)
     write_manifest(output.folder, manifest)
     output.hold_written_folders()
