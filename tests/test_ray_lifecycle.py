@@ -568,6 +568,43 @@ def test_a_worker_that_cannot_start_beside_ones_that_can_is_warned_of_once(monke
     assert warned == ["a worker could not start on the Ray cluster: weights file not found: /w/x.pth"], warned
 
 
+SIGTERM_HANDLER_AFTER_RAY_STARTS = """
+import ctypes, signal
+import ray
+from xmempp import ray_runner
+
+class Sigaction(ctypes.Structure):
+    _fields_ = [("handler", ctypes.c_void_p), ("mask", ctypes.c_ulong * 16), ("flags", ctypes.c_int),
+                ("restorer", ctypes.c_void_p)]
+
+def handler():
+    action = Sigaction()
+    ctypes.CDLL(None).sigaction(signal.SIGTERM, None, ctypes.byref(action))
+    return action.handler
+
+signal.signal(signal.SIGTERM, lambda number, frame: None)
+before = handler()
+ray_runner._connect(ray, None)
+print("kept" if handler() == before else "replaced", flush=True)
+ray.shutdown()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the C handler with Linux's sigaction")
+def test_ray_starting_leaves_this_processes_sigterm_handler_as_it_was(tmp_path):
+    """Ray's core set its crash handler for SIGTERM in the last moments of ray.init: a SIGTERM then printed Ray's
+    crash dump and aborted the batch, exit 134 (fifty-eighth hostile round, F1)."""
+    import tempfile
+
+    temporary = tempfile.mkdtemp(prefix="xr", dir="/tmp")  # short: Ray's socket paths go in it
+    try:
+        done = subprocess.run([sys.executable, "-c", SIGTERM_HANDLER_AFTER_RAY_STARTS], cwd=ROOT, capture_output=True,
+                              text=True, timeout=180, env={**os.environ, "TMPDIR": temporary})
+    finally:
+        subprocess.run(["rm", "-rf", temporary])
+    assert done.stdout.strip() == "kept", done.stderr[-2000:]
+
+
 @pytest.mark.parametrize("ray_core", ["wraps the stop", "loses the stop"])
 def test_a_signal_while_ray_waits_stops_the_batch_between_rays_calls(monkeypatch, ray_core):
     """A SIGTERM while the driver waited on Ray (the nodes' probe, a video) was raised inside Ray's core, which

@@ -233,6 +233,7 @@ def _connect(ray, address: str | None) -> None:
     XMemPPError naming the address when Ray refuses the connection, and naming the temporary folder when a local
     Ray cannot start there. A local Ray is started whatever RAY_ADDRESS says (Ray alone joined a cluster it names,
     and waited minutes for one gone)."""
+    _without_rays_crash_handler()
     try:
         ray.init(address="local" if address is None else address, include_dashboard=False,
                  logging_level=logging.WARNING)
@@ -254,6 +255,16 @@ def _connect(ray, address: str | None) -> None:
                           f"objects in the temporary folder {shown(Path(tempfile.gettempdir()))}, which needs a short "
                           "path (a socket's whole path has at most 107 bytes) and free room; set TMPDIR to such a "
                           "folder") from None
+
+
+def _without_rays_crash_handler() -> None:
+    """Keep Ray's core from setting its crash handler (absl's) in this process: set for SIGTERM too, it took a
+    signal that came in the last moments of ray.init, printed a crash dump and aborted the batch, exit 134
+    (fifty-eighth hostile round). Ray reads this setting as ray.init starts its core; its workers keep theirs."""
+    with contextlib.suppress(ImportError, AttributeError):
+        from ray._private import ray_constants
+
+        ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
 
 
 KEPT_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGXCPU") if hasattr(signal, name))
