@@ -379,12 +379,24 @@ class WorkRootGuard:
             try:
                 self.work_root.check_uploads()
             except (XMemPPError, OSError) as error:
-                from starlette.responses import PlainTextResponse
-
                 words = str(error) if isinstance(error, XMemPPError) else UPLOADS_REPLACED
-                await PlainTextResponse(words, status_code=503)(scope, receive, send)
+                await _refusal(scope, words)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _refusal(scope, words: str):
+    """The guard's answer: 503 in words. The page's events (/queue/join) get their words as JSON, and a status
+    other than 503 from a page: the page reads a 503 as "This application is currently busy", and a body that is no
+    JSON as "Could not parse server response: SyntaxError ..." (fifty-eighth hostile round). gradio_client keeps its
+    503, its QueueError, rather than httpx's status line."""
+    from starlette.responses import JSONResponse, PlainTextResponse
+
+    if not scope["path"].endswith("/queue/join"):
+        return PlainTextResponse(words, status_code=503)
+    agent = dict(scope.get("headers") or []).get(b"user-agent", b"")
+    status = 503 if agent.startswith(b"gradio_client") else 507  # 507: the server cannot store what the work needs
+    return JSONResponse({"detail": words, "error": words}, status_code=status)
 
 
 class UploadRefused(XMemPPError):
