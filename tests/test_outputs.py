@@ -284,6 +284,18 @@ def test_a_manifest_whose_input_folder_path_no_file_system_takes_is_damaged(tmp_
     with pytest.raises(DamagedManifestError, match="its field 'input_folders' is"):
         read_manifest(tmp_path)
 
+@pytest.mark.parametrize("annotated", [[], [0, 0]])
+def test_a_manifest_whose_annotated_frames_no_run_started_from_is_damaged(tmp_path, annotated):
+    """`annotated_frames: []` was told as "at least one frame must be annotated", and [0, 0] warned of oddly, as if
+    the user were at fault (fifty-eighth hostile round, F4 and F5)."""
+    from xmempp.outputs import DamagedManifestError, Manifest
+
+    manifest = json.loads(Manifest(["00000"], (48, 64), [0], 64, "w", "s").to_json())
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps({**manifest, "annotated_frames": annotated}))
+    with pytest.raises(DamagedManifestError, match=r"its field 'annotated_frames' is .*, not the frames a run "):
+        read_manifest(tmp_path)
+
+
 @pytest.mark.parametrize("annotated", [[99], [-1], [0, 1]])
 def test_a_manifest_naming_an_annotated_frame_the_run_does_not_have_is_damaged(tmp_path, annotated):
     """Frame 99 of a run of one frame was told as "past the end of the video", as if the video were at fault

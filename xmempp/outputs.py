@@ -130,10 +130,14 @@ class Manifest:
                                  f"{_FIELD_TYPES[name]}")
         # a frame past the run's frames was told as past the video's end, as if the video were at fault (fifty-
         # seventh round)
-        outside = [index for index in data["annotated_frames"] if not 0 <= index < len(data["frame_names"])]
+        annotated = data["annotated_frames"]
+        outside = [index for index in annotated if not 0 <= index < len(data["frame_names"])]
         if outside:
             raise ValueError(f"its field 'annotated_frames' holds frame {outside[0]}, and the run has "
                              f"{len(data['frame_names'])} frames (0-based)")
+        if not annotated or len(set(annotated)) < len(annotated):  # every run starts from one annotation at least
+            raise ValueError(f"its field 'annotated_frames' is {json.dumps(annotated)[:80]}, not the frames a run "
+                             "started from (one at least, each once)")
         data["frame_size"] = tuple(data["frame_size"])
         return cls(**data)._with_names(local_name)
 
