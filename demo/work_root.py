@@ -386,16 +386,17 @@ class WorkRootGuard:
 
 
 def _refusal(scope, words: str):
-    """The guard's answer: 503 in words. The page's events (/queue/join) get their words as JSON, and a status
-    other than 503 from a page: the page reads a 503 as "This application is currently busy", and a body that is no
-    JSON as "Could not parse server response: SyntaxError ..." (fifty-eighth hostile round). gradio_client keeps its
-    503, its QueueError, rather than httpx's status line."""
+    """The guard's answer: 503 in words. An event (/queue/join) gets its words as JSON, and from a browser's page
+    a status other than 503: the page reads a 503 as "This application is currently busy", and a body that is no
+    JSON as "Could not parse server response: SyntaxError ..." (fifty-eighth hostile round). A page's request is told
+    by the Sec-Fetch-Mode header every browser sends; a script's (gradio_client, whatever user agent it gives: fifty-
+    ninth round) keeps its 503."""
     from starlette.responses import JSONResponse, PlainTextResponse
 
     if not scope["path"].endswith("/queue/join"):
         return PlainTextResponse(words, status_code=503)
-    agent = dict(scope.get("headers") or []).get(b"user-agent", b"")
-    status = 503 if agent.startswith(b"gradio_client") else 507  # 507: the server cannot store what the work needs
+    from_a_page = b"sec-fetch-mode" in dict(scope.get("headers") or [])
+    status = 507 if from_a_page else 503  # 507: the server cannot store what the work needs
     return JSONResponse({"detail": words, "error": words}, status_code=status)
 
 

@@ -842,12 +842,12 @@ def test_nothing_is_uploaded_into_nor_served_from_what_is_put_at_the_work_root(t
         # a page's event gets its words as JSON, in a status the page shows them for: it read the plain text as
         # "Could not parse server response: SyntaxError ..." (fifty-eighth hostile round, F2)
         event = {"data": [], "fn_index": 0, "session_hash": "visitor"}
-        joined = httpx.post(f"{url}gradio_api/queue/join", json=event, headers={"user-agent": "Mozilla/5.0"},
-                            timeout=30)
+        joined = httpx.post(f"{url}gradio_api/queue/join", json=event, timeout=30,
+                            headers={"user-agent": "Mozilla/5.0", "sec-fetch-mode": "cors"})
         assert joined.status_code == 507 and "it takes no new work now" in joined.json()["detail"]
-        by_client = httpx.post(f"{url}gradio_api/queue/join", json=event, timeout=30,
-                               headers={"user-agent": "gradio_client/2.7.2; python/3.11"})
-        assert by_client.status_code == 503
+        by_script = httpx.post(f"{url}gradio_api/queue/join", json=event, timeout=30,
+                               headers={"user-agent": "Mozilla/5.0 (a script's own)"})
+        assert by_script.status_code == 503 and "it takes no new work now" in by_script.json()["detail"]
         mine = users if put == "a link to a user's folder at the root" else root
         assert sorted(path.name for path in (mine / "uploads").iterdir()) == ["secret.txt"]
     assert "Traceback" not in (tmp_path / "app.log").read_text()
