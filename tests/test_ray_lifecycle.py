@@ -605,6 +605,19 @@ def test_ray_starting_leaves_this_processes_sigterm_handler_as_it_was(tmp_path):
     assert done.stdout.strip() == "kept", done.stderr[-2000:]
 
 
+@pytest.mark.parametrize(("address", "said"), [("127.0.0.1:\u00b2", "a port from 1 to 65535"),
+                                               ("127.0.0.1:70000", "a port from 1 to 65535"),
+                                               ("a..b:6379", "its host name is not valid"),
+                                               ("x" * 64 + ".example:6379", "its host name is not valid")])
+def test_an_address_no_system_can_connect_to_is_said_in_words(address, said):
+    """A port of Unicode digits (`²`) and a host name with an empty or over-long part ended in "unexpected internal
+    failure (ValueError / UnicodeError ...); this is a bug" (fifty-ninth hostile round, F1 and F2)."""
+    from xmempp.ray_runner import _check_reachable
+
+    with pytest.raises(XMemPPError, match=re.escape(said)):
+        _check_reachable(address)
+
+
 @pytest.mark.parametrize("ray_core", ["wraps the stop", "loses the stop"])
 def test_a_signal_while_ray_waits_stops_the_batch_between_rays_calls(monkeypatch, ray_core):
     """A SIGTERM while the driver waited on Ray (the nodes' probe, a video) was raised inside Ray's core, which

@@ -587,8 +587,13 @@ def _marked(out: Path) -> dict[str, list[list]]:
 
 
 def _is_record_of(record: object, path: Path, status: os.stat_result) -> bool:
-    return (isinstance(record, list) and len(record) == 3 and record[:2] == [status.st_dev, status.st_ino]
-            and isinstance(record[2], str) and (record[2] == "" or _stamp_of(path) == record[2]))
+    """Whether `record` ([device, inode, stamp]) is of the entry at `path`: its inode, and its stamp, or where the
+    file system keeps none its device. A stamp outlives a device number given anew (a disk image or an overlay
+    mounted again: a retry of an export was refused, fifty-ninth round)."""
+    if not (isinstance(record, list) and len(record) == 3 and isinstance(record[2], str)):
+        return False
+    device, inode, stamp = record
+    return inode == status.st_ino and (_stamp_of(path) == stamp if stamp else device == status.st_dev)
 
 
 def _stamp_of(path: Path) -> str:
@@ -679,10 +684,13 @@ def _refuse_existing(out: Path, formats: list[str], overwrite: bool) -> None:
                           "another folder, or move it away first")
     existing = [out / FORMAT_ENTRIES[f] for f in formats if os.path.lexists(out / FORMAT_ENTRIES[f])]
     exported = _exported_entries(out)
+    listed = _marker_document(out).get("entries")
     for entry in existing:
         if entry.name not in exported and not (entry.is_dir() and not entry.is_symlink() and not any(entry.iterdir())):
+            said = ("lists that name, but what is there is not what an export put there (made or replaced since)"
+                    if isinstance(listed, list) and entry.name in listed else "does not list it")
             raise XMemPPError(f"{shown(entry)} is not an export's: {shown(out / EXPORT_MARKER)}, which every export "
-                              "writes, does not list it, and an export replaces only what an export wrote (or an "
+                              f"writes, {said}, and an export replaces only what an export wrote (or an "
                               "empty folder): export into another folder, or move it away first")
     if existing and not overwrite:
         raise XMemPPError(f"{shown(existing[0])} already exists: export into another folder, or replace it "

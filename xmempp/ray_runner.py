@@ -356,12 +356,16 @@ def _check_reachable(address: str, given_as: str = "") -> None:
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host:
         host, port = port, str(DEFAULT_GCS_PORT)
-    if not port.isdigit():
+    # ASCII digits alone: `²` is a digit to str.isdigit, and int() refused it, "a bug" (fifty-ninth round)
+    if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise XMemPPError(f"--ray {address}{given_as}: expected HOST:PORT (as `ray start --head` prints it), ray://HOST:PORT "
-                          "or auto")
+                          "or auto, a port from 1 to 65535")
     try:
         with socket.create_connection((host, int(port)), timeout=REACH_SECONDS) as connection:
             speaks_grpc = _answers_http2(connection)
+    except UnicodeError:  # a host name with an empty or over-long part (`a..b`): the system's look-up never began
+        raise XMemPPError(f"--ray {address}{given_as}: its host name is not valid (a part of it empty, or longer than "
+                          "63 letters)") from None
     except OSError as error:
         reason = "no answer" if isinstance(error, TimeoutError) else (error.strerror or str(error))
         raise XMemPPError(f"cannot reach the Ray cluster at {address}{given_as} ({reason} within "
