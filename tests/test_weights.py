@@ -331,3 +331,14 @@ def test_out_of_memory_while_reading_the_weights_is_not_a_damaged_file(tmp_path,
     monkeypatch.setattr(weights_module.torch, "load", no_memory)
     with pytest.raises(OutOfMemoryError, match=f"^out of memory while reading the weights {path}"):
         weights_module.read_checkpoint(path)
+
+
+def test_a_url_given_as_the_weights_is_said_to_be_one():
+    """`--weights https://example.com/XMem.pth` was "weights file not found: https:/example.com/XMem.pth", one slash
+    dropped, as if a file were missing (fifty-ninth hostile round, F4)."""
+    from xmempp.errors import InputNotFoundError
+    from xmempp.model.weights import find_weights
+
+    with pytest.raises(InputNotFoundError, match=r"^the weights https://example\.com/XMem\.pth are a URL: xmempp "
+                                                 r"reads the weights from a file"):
+        find_weights("https://example.com/XMem.pth")

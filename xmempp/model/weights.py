@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import pickle
+import re
 import secrets
 import struct
 import urllib.error
@@ -212,6 +213,10 @@ def find_weights(weights: PathArgument | None = None) -> Path | None:
     if weights is not None:
         path = path_argument(weights, "weights")
         if not path.is_file():
+            if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", os.fspath(weights)) and not os.path.lexists(path):
+                # a URL was said as the path it makes, one slash dropped (fifty-ninth hostile round)
+                raise InputNotFoundError(f"the weights {os.fspath(weights)[:200]} are a URL: xmempp reads the weights "
+                                         "from a file; download it first, and give its path")
             raise weights_not_found(path)
         return path
     from_env = os.environ.get("XMEMPP_WEIGHTS")
