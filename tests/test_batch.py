@@ -610,3 +610,18 @@ def test_a_video_named_like_a_formula_is_written_to_the_summary_as_text(tmp_path
     assert main(["batch", "--dataset", str(dataset), "--output", str(tmp_path / "out"), *engine_options]) == 0
     rows = read_summary(tmp_path / "out")
     assert list(rows) == ["'=1+2"] and rows["'=1+2"]["status"] == "done"
+
+
+def test_a_folder_at_summary_csv_is_refused_before_any_video_is_run(tmp_path):
+    """A folder at OUTPUT/summary.csv was met only once every video was done (fifty-ninth hostile round, F2)."""
+    from tests.tiny_datasets import write_davis
+    from xmempp.batch import run_batch
+    from xmempp.errors import XMemPPError
+    from xmempp.jobs import NetworkSpec
+    from xmempp.ray_runner import Execution
+
+    dataset = write_davis(tmp_path / "davis", {"a": 3})
+    (tmp_path / "out" / "summary.csv").mkdir(parents=True)
+    with pytest.raises(XMemPPError, match=r"summary\.csv is a folder, and batch writes a file of that name"):
+        run_batch(dataset, tmp_path / "out", Execution(NetworkSpec(weights=Path("/nonexistent.pth"))), progress=False)
+    assert sorted(os.listdir(tmp_path / "out")) == ["summary.csv"]

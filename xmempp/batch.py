@@ -33,6 +33,7 @@ from xmempp.outputs import (
     changed_masks,
     output_lock,
     read_manifest,
+    refuse_folders_at,
     refuse_linked_video_folders,
     say_where_the_outputs_went,
 )
@@ -119,6 +120,7 @@ def run_batch(dataset: Path, output: Path, execution: Execution, first_only: boo
     # while OUTPUT still leads there (see OutputRoot).
     with HeldFolder(output) as held, output_lock(held):  # one batch at a time into an output folder
         refuse_other_commands_results(output, "batch")
+        refuse_folders_at(output, [SUMMARY_FILE], "batch")  # found only once every video was done (59th round)
         weights = execution.network.weights_here()
         refuse_weights_inside(output, weights, "batch")
         jobs = [BatchJob(video, output / video.name, first_only, size, save_overlay,

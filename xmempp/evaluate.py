@@ -35,6 +35,7 @@ from xmempp.outputs import (
     HeldFolder,
     OutputRoot,
     output_lock,
+    refuse_folders_at,
     refuse_linked_video_folders,
     replace_with_copy,
     say_where_the_outputs_went,
@@ -261,6 +262,7 @@ def run_evaluation(dataset: Path, output: Path, execution: Execution, strategies
     # OUTPUT still leads there (see OutputRoot).
     with HeldFolder(output) as held, output_lock(held):  # one evaluation at a time into an output folder
         refuse_other_commands_results(output, "evaluate")
+        refuse_folders_at(output, [PER_FRAME_FILE, SUMMARY_FILE, PLOT_FILE], "evaluate")  # found at the end (59th)
         refuse_linked_video_folders(output, [folder for _, folder in video_folders], "evaluate")
         weights = execution.network.weights_here()
         refuse_weights_inside(output, weights, "evaluate")

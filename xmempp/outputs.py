@@ -416,15 +416,20 @@ def _refuse_folders_at_written_names(output: RunOutput, frame_names: list[str]) 
     """A folder at a name the run writes a file to is refused before the run changes anything: met when its frame
     came (or at the end, for keys.npy), it stopped a run that had already marked the earlier one unfinished and
     rewritten its first masks (fifty-eighth hostile round)."""
-    folder = output.folder.path
-    written = [folder / KEYS_FILE, folder / KEYS_INFO_FILE, folder / MANIFEST_FILE]
-    written += [folder / MASKS_DIR / f"{name}.png" for name in frame_names]
+    written = [KEYS_FILE, KEYS_INFO_FILE, MANIFEST_FILE, *(f"{MASKS_DIR}/{name}.png" for name in frame_names)]
     if output.overlay_wanted:
-        written += [folder / OVERLAY_DIR / f"{name}.jpg" for name in frame_names]
-    for path in written:
+        written += [f"{OVERLAY_DIR}/{name}.jpg" for name in frame_names]
+    refuse_folders_at(output.folder.path, written, "the run")
+
+
+def refuse_folders_at(folder: Path, names: Iterable[str], writer: str) -> None:
+    """Refuse, naming it, a folder at one of `names` in `folder`, where `writer` ("the run", "batch") writes a file
+    of that name: found only when the file was written, it stopped the work at its end."""
+    for name in names:
+        path = folder / name
         with contextlib.suppress(OSError):
             if stat.S_ISDIR(os.lstat(path).st_mode):
-                raise XMemPPError(f"{shown(path)} is a folder, and the run writes a file of that name: move it "
+                raise XMemPPError(f"{shown(path)} is a folder, and {writer} writes a file of that name: move it "
                                   "away, or choose another output folder")
 
 
