@@ -389,13 +389,15 @@ def _refusal(scope, words: str):
     """The guard's answer: 503 in words. An event (/queue/join) gets its words as JSON, and from a browser's page
     a status other than 503: the page reads a 503 as "This application is currently busy", and a body that is no
     JSON as "Could not parse server response: SyntaxError ..." (fifty-eighth hostile round). A page's request is told
-    by the Sec-Fetch-Mode header every browser sends; a script's (gradio_client, whatever user agent it gives: fifty-
-    ninth round) keeps its 503."""
+    by the headers browsers send with a page's POST: Origin always, Sec-Fetch-Mode on HTTPS and localhost (sixtieth
+    round: a page at the machine's address over HTTP sends no Sec-Fetch-Mode); a script's (gradio_client, whatever
+    user agent it gives: fifty-ninth round) sends neither, and keeps its 503."""
     from starlette.responses import JSONResponse, PlainTextResponse
 
     if not scope["path"].endswith("/queue/join"):
         return PlainTextResponse(words, status_code=503)
-    from_a_page = b"sec-fetch-mode" in dict(scope.get("headers") or [])
+    headers = dict(scope.get("headers") or [])
+    from_a_page = b"sec-fetch-mode" in headers or b"origin" in headers
     status = 507 if from_a_page else 503  # 507: the server cannot store what the work needs
     return JSONResponse({"detail": words, "error": words}, status_code=status)
 
@@ -447,6 +449,9 @@ def guard_gradios_uploads(work_root: WorkRoot) -> None:
             log.warning("Gradio's clean-up of its cached files is skipped: something is mounted at %s in the "
                         "uploads folder (the server removes its own files at exit, around it)", mounted)
             return
+        for files in blocks.temp_file_sets:  # a folder there (a call's file object naming one in uploads/) is no
+            # file Gradio made, and stopped its every clean-up from then on (sixtieth hostile round); it stays
+            files -= {path for path in files if os.path.isdir(path) and not os.path.islink(path)}
         try:
             cleanup(blocks, age)
         except OSError as error:  # a read-only or failing disk: Gradio's traceback and "Application shutdown

@@ -845,6 +845,9 @@ def test_nothing_is_uploaded_into_nor_served_from_what_is_put_at_the_work_root(t
         joined = httpx.post(f"{url}gradio_api/queue/join", json=event, timeout=30,
                             headers={"user-agent": "Mozilla/5.0", "sec-fetch-mode": "cors"})
         assert joined.status_code == 507 and "it takes no new work now" in joined.json()["detail"]
+        over_http = httpx.post(f"{url}gradio_api/queue/join", json=event, timeout=30,  # no Sec-Fetch-Mode there
+                               headers={"user-agent": "Mozilla/5.0", "origin": url.rstrip("/")})
+        assert over_http.status_code == 507
         by_script = httpx.post(f"{url}gradio_api/queue/join", json=event, timeout=30,
                                headers={"user-agent": "Mozilla/5.0 (a script's own)"})
         assert by_script.status_code == 503 and "it takes no new work now" in by_script.json()["detail"]
@@ -1224,3 +1227,25 @@ def test_a_stopped_server_removes_its_root_where_its_held_folder_lists_no_name_m
     monkeypatch.setattr(os, "listdir", lambda path=".": [] if path == held._descriptor else real_listdir(path))
     held.remove()
     assert not root.exists()
+
+
+def test_gradios_clean_up_goes_on_past_a_folder_a_call_named(tmp_path, caplog):
+    """A call whose file object named a folder in uploads/ left that folder in Gradio's list of its files, and every
+    clean-up after stopped at it ("it is a folder, not a file"), the other visitors' uploads left (sixtieth hostile
+    round, F5). The folder stays; the files go."""
+    import logging
+    import types
+
+    import gradio.route_utils as route_utils
+
+    from demo.work_root import guard_gradios_uploads
+
+    folder, upload = tmp_path / "uploads" / "abc", tmp_path / "uploads" / "def" / "clip.mp4"
+    folder.mkdir(parents=True)
+    upload.parent.mkdir()
+    upload.write_bytes(b"a visitor's video")
+    guard_gradios_uploads(types.SimpleNamespace(mount_in_uploads=lambda: None))
+    blocks = types.SimpleNamespace(blocks={}, temp_file_sets=[{str(folder), str(upload)}])
+    with caplog.at_level(logging.WARNING):
+        route_utils.delete_files_created_by_app(blocks, None)
+    assert folder.is_dir() and not upload.exists() and "clean-up of its cached files stopped" not in caplog.text
