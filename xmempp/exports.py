@@ -587,13 +587,14 @@ def _marked(out: Path) -> dict[str, list[list]]:
 
 
 def _is_record_of(record: object, path: Path, status: os.stat_result) -> bool:
-    """Whether `record` ([device, inode, stamp]) is of the entry at `path`: its inode, and its stamp, or where the
-    file system keeps none its device. A stamp outlives a device number given anew (a disk image or an overlay
-    mounted again: a retry of an export was refused, fifty-ninth round)."""
+    """Whether `record` ([device, inode, stamp]) is of the entry at `path`: its device, its inode, and its stamp
+    where the file system keeps one. The device counts even with a stamp: a `cp -a` of a whole export onto another
+    tmpfs kept both the stamps and the inode numbers (sixtieth round); a disk mounted again as another device is
+    refused then, in words (fifty-ninth round), which loses nothing."""
     if not (isinstance(record, list) and len(record) == 3 and isinstance(record[2], str)):
         return False
     device, inode, stamp = record
-    return inode == status.st_ino and (_stamp_of(path) == stamp if stamp else device == status.st_dev)
+    return [device, inode] == [status.st_dev, status.st_ino] and (not stamp or _stamp_of(path) == stamp)
 
 
 def _stamp_of(path: Path) -> str:
