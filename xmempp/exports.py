@@ -561,7 +561,7 @@ def _marked(out: Path) -> dict[str, list[list]]:
     it listed names alone, and an export killed (kill -9, the out-of-memory killer) while it built an entry left that
     name listed, so a folder a person later made there was taken for the export's and replaced by --overwrite
     (fifty-eighth hostile round). The stamp tells a folder removed and made again, which often gets the same inode;
-    on a file system without extended attributes the inode alone tells. A marker of an older xmempp (names alone)
+    on a file system without extended attributes the device and inode alone tell. A marker of an older xmempp (names alone)
     is taken at its word for what is there now."""
     document = _marker_document(out)
     listed = document.get("entries")
@@ -610,7 +610,7 @@ def _stamped(descriptor: int) -> list:
     stamp = secrets.token_hex(8)
     try:
         os.setxattr(descriptor, EXPORT_STAMP, stamp.encode())
-    except OSError:  # no extended attributes there (FAT, some network file systems): the inode alone tells
+    except OSError:  # no extended attributes there (FAT, some network file systems): device and inode alone tell
         stamp = ""
     return [status.st_dev, status.st_ino, stamp]
 
