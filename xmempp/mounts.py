@@ -207,22 +207,26 @@ class OverlayReach:
         (fifty-seventh round); and the same folder is looked for once."""
         if folder not in self._found:
             parts = folder.strip("/").split("/")
+            is_folder: dict[str, bool] = {}
             self._found[folder] = [reached for point, tops, below in self.overlays
                                    for start, name in enumerate(parts) if name in tops
-                                   if (reached := _walked(point, parts[start:], below)) is not None]
+                                   if (reached := _walked(point, parts[start:], below, is_folder)) is not None]
         return self._found[folder]
 
 
-def _walked(point: str, names: list[str], below: set[str]) -> str | None:
+def _walked(point: str, names: list[str], below: set[str], is_folder: dict[str, bool]) -> str | None:
     """`point`/`names...` when each folder on the way is there (a folder, not a link) and none is a mount point of
-    `below`."""
+    `below`. `is_folder` keeps what each path was found to be, so that starts which share their first folders
+    (t/t/t/...) look each one up once."""
     path = point
     for name in names:
         path = f"{path}/{name}"
-        try:
-            if path in below or not stat.S_ISDIR(os.lstat(path).st_mode):
-                return None
-        except OSError:
+        if path not in is_folder:
+            try:
+                is_folder[path] = path not in below and stat.S_ISDIR(os.lstat(path).st_mode)
+            except OSError:
+                is_folder[path] = False
+        if not is_folder[path]:
             return None
     return path
 
