@@ -1243,6 +1243,36 @@ def test_a_bind_mount_in_an_input_folder_is_recorded_when_no_descriptor_is_left_
         _refuse_writing_into_inputs(recorded, tmp_path / "D", ["mattes"])
 
 
+@pytest.mark.parametrize("stopped_at", ["moving the earlier folder aside", "putting the new one in place"])
+def test_a_stop_between_the_two_renames_puts_the_earlier_folder_back(tmp_path, monkeypatch, stopped_at):
+    """A SIGTERM after the earlier entry went aside and before the new one took its name left no entry at all, and
+    the earlier export (with a file a person had put in it) in a hidden folder nothing named (sixtieth hostile
+    round, F4): the command said "each entry is whole". The earlier folder goes back to its name."""
+    from xmempp import outputs
+    from xmempp.outputs import HeldFolder
+
+    (tmp_path / "entry").mkdir()
+    (tmp_path / "entry" / "my_note.txt").write_text("mine")
+    (tmp_path / "fresh").mkdir()
+    renames = []
+    real_replace = outputs.os.replace
+
+    def stopped(source, destination, **kwargs):
+        renames.append(source)
+        if stopped_at == "putting the new one in place" and source == "fresh":
+            raise KeyboardInterrupt  # as the command's SIGTERM handler raises, before the rename
+        real_replace(source, destination, **kwargs)
+        if stopped_at == "moving the earlier folder aside":
+            raise KeyboardInterrupt  # just after it
+
+    monkeypatch.setattr(outputs.os, "replace", stopped)
+    with HeldFolder(tmp_path) as folder, pytest.raises(KeyboardInterrupt):
+        folder.replace_with_folder("entry", "fresh")
+    assert renames[0] == "entry"
+    assert (tmp_path / "entry" / "my_note.txt").read_text() == "mine"
+    assert sorted(os.listdir(tmp_path)) == ["entry", "fresh"]  # the staging folder is the caller's to remove
+
+
 def test_a_folder_replaced_aside_that_holds_what_must_be_kept_stays_whole(tmp_path):
     """The last guard, should an input be moved into the earlier folder after every check: it stays aside, whole,
     and the caller is told where."""

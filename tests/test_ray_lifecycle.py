@@ -618,6 +618,57 @@ def test_an_address_no_system_can_connect_to_is_said_in_words(address, said):
         _check_reachable(address)
 
 
+@pytest.mark.parametrize(("address", "said"), [
+    ("::1:6379", "write an IPv6 address in brackets, as [::1]:6379"),
+    ("http://127.0.0.1:6379", "ray://HOST:PORT or auto, a port from 1 to 65535; http:// is not one of them"),
+    ("name.invalid:6379", "its host name 'name.invalid' cannot be looked up (")])
+def test_an_address_ray_cannot_take_or_no_name_service_knows_is_said_as_such(address, said):
+    """An unbracketed IPv6 address, another scheme than ray://, and a host name that does not resolve were each
+    "cannot reach ... (Name or service not known within 10 s)": a time-out where the look-up answered at once
+    (sixtieth hostile round, api F2, F3)."""
+    from xmempp.ray_runner import _check_reachable
+
+    with pytest.raises(XMemPPError, match=re.escape(said)) as refused:
+        _check_reachable(address)
+    assert "within" not in str(refused.value)
+
+
+def test_an_ipv6_head_is_reached_at_the_address_ray_writes_for_it():
+    """`[::1]:PORT`, as Ray itself writes an IPv6 head's address, was looked up with its brackets and refused as
+    unreachable (sixtieth hostile round, api F2): here it reaches the port, which answers no gRPC."""
+    import socket
+
+    from xmempp.ray_runner import _check_reachable
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        listener = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    with listener:
+        address = f"[::1]:{listener.getsockname()[1]}"
+        with pytest.raises(XMemPPError, match=re.escape(f"cannot join the Ray cluster at {address}: something "
+                                                        "takes connections there")):
+            _check_reachable(address)
+
+
+@pytest.mark.parametrize(("given", "said"), [(["--ray", ""], "the address is empty"),
+                                             (["--ray", " "], "the address is empty"),
+                                             (["--ray", "local"], None), (["--ray"], None)])
+def test_an_empty_ray_address_is_refused_and_ray_s_word_local_is_a_local_ray(given, said, capsys):
+    """`--ray "$HEAD"` with HEAD unset started a local Ray unsaid, and `--ray local` (Ray's own word for one) was
+    looked up as a host (sixtieth hostile round, api F3, F4)."""
+    from xmempp.cli import build_parser
+
+    if said is None:
+        assert build_parser().parse_args(["batch", "--dataset", "d", "--output", "o", *given]).ray == ""
+        return
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["batch", "--dataset", "d", "--output", "o", *given])
+    assert said in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("ray_core", ["wraps the stop", "loses the stop"])
 def test_a_signal_while_ray_waits_stops_the_batch_between_rays_calls(monkeypatch, ray_core):
     """A SIGTERM while the driver waited on Ray (the nodes' probe, a video) was raised inside Ray's core, which

@@ -339,6 +339,31 @@ def test_a_url_given_as_the_weights_is_said_to_be_one():
     from xmempp.errors import InputNotFoundError
     from xmempp.model.weights import find_weights
 
-    with pytest.raises(InputNotFoundError, match=r"^the weights https://example\.com/XMem\.pth are a URL: xmempp "
-                                                 r"reads the weights from a file"):
+    with pytest.raises(InputNotFoundError, match=r"^the weights file https://example\.com/XMem\.pth is a URL: "
+                                                 r"xmempp reads the weights from a file"):
         find_weights("https://example.com/XMem.pth")
+
+
+def test_a_url_is_said_to_be_one_by_the_command_line_the_python_api_and_xmempp_weights(tmp_path, monkeypatch,
+                                                                                       capsys):
+    """The fifty-ninth round's words never reached a user: the command line and the Python API made a Path of the
+    URL first, which drops one of its slashes, and XMEMPP_WEIGHTS was not looked at (sixtieth hostile round, F1)."""
+    from xmempp import api
+    from xmempp.cli import main
+    from xmempp.errors import InputNotFoundError
+    from xmempp.model.weights import find_weights
+
+    url = "https://example.com/XMem.pth"
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "masks").mkdir()
+    with pytest.raises(SystemExit):
+        main(["run", "--images", str(tmp_path / "frames"), "--masks", str(tmp_path / "masks"), "--output",
+              str(tmp_path / "out"), "--weights", url])
+    assert f"the weights file {url} is a URL" in capsys.readouterr().err
+    with pytest.raises(InputNotFoundError, match=f"^the weights file {url} is a URL"):
+        api.run_on_video(tmp_path / "frames", tmp_path / "masks", tmp_path / "out", weights=url)
+    with pytest.raises(InputNotFoundError, match=f"^the weights file {url} is a URL"):
+        api.select_k_next_best_annotation_candidates(tmp_path / "frames", tmp_path / "masks", weights=url)
+    monkeypatch.setenv("XMEMPP_WEIGHTS", "file:///nowhere/XMem.pth")
+    with pytest.raises(InputNotFoundError, match="^XMEMPP_WEIGHTS file:///nowhere/XMem.pth is a URL"):
+        find_weights()

@@ -27,6 +27,7 @@ from xmempp.errors import (
     file_system_problem,
     is_out_of_memory,
     path_argument,
+    refuse_a_url,
     shown,
     unwritable_name_problem,
 )
@@ -72,6 +73,31 @@ def _path(text: str) -> Path:
 
 
 _path.__name__ = "path"  # argparse names the type in some messages
+
+
+def _weights_path(text: str) -> Path:
+    """--weights: a URL is said to be one here, while its text is whole (a Path drops one of its slashes)."""
+    try:
+        refuse_a_url(text, "the weights file")
+    except XMemPPError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return _path(text)
+
+
+_weights_path.__name__ = "path"
+
+
+def _ray_address(text: str) -> str:
+    """--ray's address; '' for a local Ray: the option alone (argparse gives its const, "local", to this too) or
+    `local`, Ray's own word for one, which was looked up as a host. An empty one given (`--ray "$HEAD"`, HEAD unset)
+    started a local Ray unsaid (sixtieth hostile round)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the address is empty: give HOST:PORT, ray://HOST:PORT or auto, or --ray "
+                                         "alone for a local Ray")
+    return "" if text == "local" else text
+
+
+_ray_address.__name__ = "address"
 
 
 def _video_list(text: str) -> list[str]:
@@ -163,7 +189,7 @@ FROM_RUN = _FromRun()
 
 def add_engine_options(sub: argparse.ArgumentParser, size_default: int | _FromRun = 480) -> None:
     """The options every propagating command shares: weights, device, processing size, progress bars."""
-    sub.add_argument("--weights", type=_path, help="XMem.pth (default: $XMEMPP_WEIGHTS, then weights/XMem.pth in a "
+    sub.add_argument("--weights", type=_weights_path, help="XMem.pth (default: $XMEMPP_WEIGHTS, then weights/XMem.pth in a "
                      "checkout, or torch hub's checkpoints folder for an installed package)")
     sub.add_argument("--device", help="cpu, cuda, cuda:1... (default: CUDA when present)")
     default_text = "480" if size_default is not FROM_RUN else "the run's, from --output's manifest.json, else 480"
@@ -186,7 +212,7 @@ def add_dataset_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--videos", type=_video_list,
                      help="comma-separated video names (default: every video)")
     add_engine_options(sub)
-    sub.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+    sub.add_argument("--ray", nargs="?", const="local", type=_ray_address, metavar="ADDRESS",
                      help="run videos as Ray workers: alone, a local Ray; with an address, that cluster")
     sub.add_argument("--workers", type=_positive_int, help="Ray workers (default: as many as the cluster's CPUs or GPUs hold)")
     sub.add_argument("--gpus-per-worker", type=_number_between(0, 64),

@@ -12,6 +12,7 @@ import errno
 import math
 import numbers
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -224,6 +225,16 @@ def instance_argument(value: Any, kind: type | tuple[type, ...], parameter: str,
 
 
 PathArgument = str | bytes | os.PathLike  # a path as `os` functions take it
+
+
+def refuse_a_url(weights: object, named: str) -> None:
+    """A URL given as the weights, said to be one: as a path it was "not found", one slash dropped (fifty-ninth and
+    sixtieth hostile rounds). Called on the text as given, before it becomes a Path (which drops that slash); a
+    file that is there under such a name is taken."""
+    text = os.fsdecode(weights) if isinstance(weights, str | bytes) else None
+    if text and re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", text) and not os.path.lexists(text):
+        raise InputNotFoundError(f"{named} {text[:200]} is a URL: xmempp reads the weights from a file; download it "
+                                 "first, and give its path")
 
 
 def path_argument(value: Any, parameter: str) -> Path:

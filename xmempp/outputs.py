@@ -1318,8 +1318,12 @@ class HeldFolder:
             if earlier is not None and stat.S_ISDIR(earlier.st_mode):
                 held = _entries_below(self.path / fresh) if lacks is not None else None
                 aside = temporary_name(name)
-                self.rename(name, aside)
-                self.rename(fresh, name)
+                try:
+                    self.rename(name, aside)
+                    self.rename(fresh, name)
+                except BaseException:
+                    self._put_back(aside, name)
+                    raise
                 self._refuse_removing_what_is_kept(aside, name, keep)
                 if lacks is not None and (found := lacks(self.path / name, self.path / aside)):
                     raise XMemPPError(f"{shown(self.path / name)} is the new one now, but the earlier one, moved aside "
@@ -1335,6 +1339,14 @@ class HeldFolder:
             if earlier is not None:
                 os.unlink(name, dir_fd=self._descriptor)
             self.rename(fresh, name)
+
+    def _put_back(self, aside: str, name: str) -> None:
+        """The earlier folder, moved aside, goes back to `name` when the new one did not take its place: a stop
+        signal (or a failed rename) between the two renames left no entry, and the earlier one hidden. Told by what
+        is there, not by where the interrupt came."""
+        with contextlib.suppress(OSError):
+            if self.exists(aside) and not self.exists(name):
+                os.rename(aside, name, src_dir_fd=self._descriptor, dst_dir_fd=self._descriptor)
 
     def _refuse_removing_what_is_kept(self, aside: str, name: str, keep: Collection[tuple[int, int]]) -> None:
         if not keep:

@@ -353,19 +353,35 @@ def _check_reachable(address: str, given_as: str = "") -> None:
     """Refuse, naming it (and `given_as`, where it came from when not --ray), an address whose host and port take
     no TCP connection within REACH_SECONDS, or take one but answer no gRPC there, as Ray's head does (Ray alone
     retried such a port for minutes, unsaid)."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host:
-        host, port = port, str(DEFAULT_GCS_PORT)
+    expected = (f"--ray {address}{given_as}: expected HOST:PORT (as `ray start --head` prints it), ray://HOST:PORT "
+                "or auto, a port from 1 to 65535")
+    scheme = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", address)
+    if scheme and scheme.group(1) != "ray":  # http://, RAY://: looked up as a host named "http"
+        raise XMemPPError(f"{expected}; {scheme.group(1)}:// is not one of them")
+    rest = address.removeprefix("ray://")
+    if rest.startswith("[") and "]" in rest:  # an IPv6 address, written as Ray writes it: [::1]:6379
+        host, _, after = rest[1:].partition("]")
+        if after and not after.startswith(":"):
+            raise XMemPPError(expected)
+        port = after[1:] if after else str(DEFAULT_GCS_PORT)
+    else:
+        host, _, port = rest.rpartition(":")
+        if not host:
+            host, port = port, str(DEFAULT_GCS_PORT)
+        if ":" in host:  # ::1:6379, which Ray cannot split either
+            raise XMemPPError(f"--ray {address}{given_as}: write an IPv6 address in brackets, as [::1]:6379")
     # ASCII digits alone: `²` is a digit to str.isdigit, and int() refused it, "a bug" (fifty-ninth round)
     if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
-        raise XMemPPError(f"--ray {address}{given_as}: expected HOST:PORT (as `ray start --head` prints it), ray://HOST:PORT "
-                          "or auto, a port from 1 to 65535")
+        raise XMemPPError(expected)
     try:
         with socket.create_connection((host, int(port)), timeout=REACH_SECONDS) as connection:
             speaks_grpc = _answers_http2(connection)
     except UnicodeError:  # a host name with an empty or over-long part (`a..b`): the system's look-up never began
         raise XMemPPError(f"--ray {address}{given_as}: its host name is not valid (a part of it empty, or longer than "
                           "63 letters)") from None
+    except socket.gaierror as error:  # answered at once: no time-out to speak of
+        raise XMemPPError(f"cannot reach the Ray cluster at {address}{given_as}: its host name {host!r} cannot be "
+                          f"looked up ({error.strerror or error})") from None
     except OSError as error:
         reason = "no answer" if isinstance(error, TimeoutError) else (error.strerror or str(error))
         raise XMemPPError(f"cannot reach the Ray cluster at {address}{given_as} ({reason} within "

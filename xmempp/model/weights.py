@@ -6,7 +6,6 @@ import hashlib
 import logging
 import os
 import pickle
-import re
 import secrets
 import struct
 import urllib.error
@@ -27,6 +26,7 @@ from xmempp.errors import (
     is_out_of_memory,
     kind_of_entry,
     path_argument,
+    refuse_a_url,
     shown,
     yes_or_no,
 )
@@ -211,16 +211,14 @@ def weights_not_found(path: Path) -> XMemPPError:
 def find_weights(weights: PathArgument | None = None) -> Path | None:
     """The weights file to use: the argument, then $XMEMPP_WEIGHTS, then DEFAULT_WEIGHTS_DIR/XMem.pth; None if absent."""
     if weights is not None:
+        refuse_a_url(weights, "the weights file")
         path = path_argument(weights, "weights")
         if not path.is_file():
-            if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", os.fspath(weights)) and not os.path.lexists(path):
-                # a URL was said as the path it makes, one slash dropped (fifty-ninth hostile round)
-                raise InputNotFoundError(f"the weights {os.fspath(weights)[:200]} are a URL: xmempp reads the weights "
-                                         "from a file; download it first, and give its path")
             raise weights_not_found(path)
         return path
     from_env = os.environ.get("XMEMPP_WEIGHTS")
     if from_env:
+        refuse_a_url(from_env, "XMEMPP_WEIGHTS")
         path = Path(from_env)
         if os.path.lexists(path) and not path.is_file():  # /dev/zero, a folder: there, but no checkpoint file
             raise XMemPPError(f"XMEMPP_WEIGHTS points to {shown(path)}, which is not a checkpoint file "
