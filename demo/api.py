@@ -777,9 +777,15 @@ def _uploaded_file(value: Any, parameter: str, work: Path, max_bytes: int, index
         raise ApiError(f"{parameter}: a file object's path must be text, got {_described(path)}")
     if path and _is_file(value) and not Path(path).is_file():
         name = value.get("orig_name") if isinstance(value, dict) else getattr(value, "orig_name", None)
-        if not os.path.lexists(path):  # uploaded, then removed (a cleaner) before the call
+        try:
+            os.lstat(path)
+        except FileNotFoundError:  # uploaded, then removed (a cleaner) before the call
             raise ApiError(f"{parameter}: the uploaded file {shown(name or Path(path).name)} is no longer on the "
-                           "server (removed before the call ran): upload it again")
+                           "server (removed before the call ran): upload it again") from None
+        except (OSError, ValueError) as error:  # `<an upload>/x`: no such file was ever there
+            reason = file_system_problem(error) if isinstance(error, OSError) else None
+            raise ApiError(f"{parameter}: {shown(name or Path(path).name)} is no file on the server "
+                           f"({reason or 'its path cannot be looked up'}): send the file itself") from None
         kind = kind_of_entry(path)  # a FIFO: "not a regular file"
         kind = kind if kind.startswith("not ") else f"{kind}, not a regular file"
         raise ApiError(f"{parameter}: {shown(name or Path(path).name)} on the server is {kind}: send the file itself")

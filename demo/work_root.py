@@ -449,9 +449,10 @@ def guard_gradios_uploads(work_root: WorkRoot) -> None:
             log.warning("Gradio's clean-up of its cached files is skipped: something is mounted at %s in the "
                         "uploads folder (the server removes its own files at exit, around it)", mounted)
             return
-        for files in blocks.temp_file_sets:  # a folder there (a call's file object naming one in uploads/) is no
-            # file Gradio made, and stopped its every clean-up from then on (sixtieth hostile round); it stays
-            files -= {path for path in files if os.path.isdir(path) and not os.path.islink(path)}
+        for files in blocks.temp_file_sets:  # what a call's file object names in uploads/ and is no file there (a
+            # folder; a path through a file, `v.zip/x`) stopped Gradio's every clean-up from then on (sixtieth and
+            # sixty-first hostile rounds): Gradio skips only a file that is gone. It stays where it is.
+            files -= {path for path in files if _stops_gradios_clean_up(path)}
         try:
             cleanup(blocks, age)
         except OSError as error:  # a read-only or failing disk: Gradio's traceback and "Application shutdown
@@ -461,6 +462,17 @@ def guard_gradios_uploads(work_root: WorkRoot) -> None:
 
     route_utils.delete_files_created_by_app = delete_unless_mounted_in
     route_utils._xmempp_guarded = True
+
+
+def _stops_gradios_clean_up(path: str) -> bool:
+    """Whether Gradio's clean-up would stop at `path`: a folder (os.remove refuses it), or a path whose look-up
+    fails otherwise than "not there" (a part of it a file, a permission, a loop)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        return True
 
 
 def guard_event_files(blocks, work_root: WorkRoot) -> None:

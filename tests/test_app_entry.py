@@ -1229,10 +1229,12 @@ def test_a_stopped_server_removes_its_root_where_its_held_folder_lists_no_name_m
     assert not root.exists()
 
 
-def test_gradios_clean_up_goes_on_past_a_folder_a_call_named(tmp_path, caplog):
-    """A call whose file object named a folder in uploads/ left that folder in Gradio's list of its files, and every
-    clean-up after stopped at it ("it is a folder, not a file"), the other visitors' uploads left (sixtieth hostile
-    round, F5). The folder stays; the files go."""
+@pytest.mark.parametrize("named", ["a folder", "a path through a file"])
+def test_gradios_clean_up_goes_on_past_what_a_call_named_that_is_no_file(tmp_path, caplog, named):
+    """A call whose file object named a folder in uploads/ (or `<an upload>/x`, through a file) left that path in
+    Gradio's list of its files, and every clean-up after stopped at it ("it is a folder, not a file"; "a part of the
+    path is a file"), the other visitors' uploads left (sixtieth hostile round, F5; sixty-first, F1). What was named
+    stays; the files go."""
     import logging
     import types
 
@@ -1244,8 +1246,13 @@ def test_gradios_clean_up_goes_on_past_a_folder_a_call_named(tmp_path, caplog):
     folder.mkdir(parents=True)
     upload.parent.mkdir()
     upload.write_bytes(b"a visitor's video")
+    other = tmp_path / "uploads" / "ghi" / "v.zip"
+    other.parent.mkdir()
+    other.write_bytes(b"another visitor's frames")
+    stopping = folder if named == "a folder" else other / "x"
     guard_gradios_uploads(types.SimpleNamespace(mount_in_uploads=lambda: None))
-    blocks = types.SimpleNamespace(blocks={}, temp_file_sets=[{str(folder), str(upload)}])
+    blocks = types.SimpleNamespace(blocks={}, temp_file_sets=[{str(stopping)}, {str(upload)}])
     with caplog.at_level(logging.WARNING):
         route_utils.delete_files_created_by_app(blocks, None)
-    assert folder.is_dir() and not upload.exists() and "clean-up of its cached files stopped" not in caplog.text
+    assert folder.is_dir() and other.exists() and not upload.exists()
+    assert "clean-up of its cached files stopped" not in caplog.text

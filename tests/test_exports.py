@@ -1273,6 +1273,80 @@ def test_a_stop_between_the_two_renames_puts_the_earlier_folder_back(tmp_path, m
     assert sorted(os.listdir(tmp_path)) == ["entry", "fresh"]  # the staging folder is the caller's to remove
 
 
+def test_a_second_stop_while_the_earlier_folder_goes_back_waits_for_it(tmp_path, monkeypatch):
+    """Ctrl-C twice: the second came while the earlier folder was being put back, which it stopped; the entry was
+    missing and the command said each entry is whole (sixty-first hostile round, F2)."""
+    from xmempp import outputs
+    from xmempp.outputs import HeldFolder
+
+    (tmp_path / "entry").mkdir()
+    (tmp_path / "entry" / "my_note.txt").write_text("mine")
+    (tmp_path / "fresh").mkdir()
+    real_rename, stops = outputs.os.rename, []
+
+    def second_stop(*args, **kwargs):
+        if not stops:
+            stops.append("second")
+            raise KeyboardInterrupt  # before the put-back's rename
+        return real_rename(*args, **kwargs)
+
+    def first_stop(source, destination, **kwargs):
+        if source == "fresh":
+            monkeypatch.setattr(outputs.os, "rename", second_stop)
+            raise KeyboardInterrupt
+        os.rename(source, destination, **kwargs)
+
+    monkeypatch.setattr(outputs.os, "replace", first_stop)
+    with HeldFolder(tmp_path) as folder, pytest.raises(KeyboardInterrupt):
+        folder.replace_with_folder("entry", "fresh")
+    assert stops == ["second"]
+    assert (tmp_path / "entry" / "my_note.txt").read_text() == "mine"
+
+
+def test_an_earlier_folder_that_cannot_go_back_is_named(tmp_path, monkeypatch, caplog):
+    """A folder made at the entry's name between the two renames kept the earlier one from going back, hidden and
+    unnamed (sixty-first hostile round, F2)."""
+    from xmempp import outputs
+    from xmempp.outputs import HeldFolder
+
+    (tmp_path / "entry").mkdir()
+    (tmp_path / "fresh").mkdir()
+    real_replace = outputs.os.replace
+
+    def someone_makes_the_name(source, destination, **kwargs):
+        if source == "fresh":
+            (tmp_path / "entry").mkdir()
+            raise KeyboardInterrupt
+        real_replace(source, destination, **kwargs)
+
+    monkeypatch.setattr(outputs.os, "replace", someone_makes_the_name)
+    with HeldFolder(tmp_path) as folder, pytest.raises(KeyboardInterrupt):
+        folder.replace_with_folder("entry", "fresh")
+    (aside,) = [name for name in os.listdir(tmp_path) if name.startswith(".entry.")]
+    assert f"stays whole, moved aside to {tmp_path / aside}: something was put at its name" in caplog.text
+
+
+def test_a_stop_while_the_replaced_folder_is_looked_through_names_where_it_stays(tmp_path, monkeypatch, caplog):
+    """A stop after the new folder took the name, while the earlier one was looked through for the run's inputs,
+    left it hidden and unnamed; retries never said it was there (sixty-first hostile round, F1)."""
+    from xmempp import outputs
+    from xmempp.outputs import HeldFolder, identity
+
+    (tmp_path / "entry" / "notes").mkdir(parents=True)
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "frames").mkdir()
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(outputs, "first_removed_with", stopped)
+    with HeldFolder(tmp_path) as folder, pytest.raises(KeyboardInterrupt):
+        folder.replace_with_folder("entry", "fresh", keep={identity(tmp_path / "frames")})
+    (aside,) = [name for name in os.listdir(tmp_path) if name.startswith(".entry.")]
+    assert (tmp_path / aside / "notes").is_dir()
+    assert f"the earlier {tmp_path / 'entry'}, moved aside to {tmp_path / aside}, stays whole" in caplog.text
+
+
 def test_a_folder_replaced_aside_that_holds_what_must_be_kept_stays_whole(tmp_path):
     """The last guard, should an input be moved into the earlier folder after every check: it stays aside, whole,
     and the caller is told where."""

@@ -296,6 +296,18 @@ def test_a_manifest_whose_annotated_frames_no_run_started_from_is_damaged(tmp_pa
         read_manifest(tmp_path)
 
 
+def test_a_manifest_naming_a_frame_twice_is_damaged(tmp_path):
+    """A repeat in frame_names had export tell the user to move one of the run's own masks out of masks/ (sixty-first
+    hostile round, cli F3)."""
+    from xmempp.outputs import DamagedManifestError, Manifest
+
+    manifest = json.loads(Manifest(["00000", "00001"], (48, 64), [0], 64, "w", "s").to_json())
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps({**manifest, "frame_names": ["00000", "00000"]}))
+    with pytest.raises(DamagedManifestError, match=r"its field 'frame_names' repeats '00000': a run names each frame "
+                                                   "once"):
+        read_manifest(tmp_path)
+
+
 @pytest.mark.parametrize("annotated", [[99], [-1], [0, 1]])
 def test_a_manifest_naming_an_annotated_frame_the_run_does_not_have_is_damaged(tmp_path, annotated):
     """Frame 99 of a run of one frame was told as "past the end of the video", as if the video were at fault

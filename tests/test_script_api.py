@@ -752,6 +752,19 @@ def test_an_upload_removed_before_the_call_ran_is_said_so(tmp_path, network, cli
         api.segment(video, [gone], frames=[0], size=SIZE, k=0)
 
 
+def test_a_path_through_an_uploaded_file_is_said_to_be_no_file(tmp_path, network, clip):
+    """`<an uploaded file>/x` was "the uploaded file x is no longer on the server (removed before the call ran)",
+    though no such file was ever there (sixty-first hostile round, F1)."""
+    video, masks = clip
+    (tmp_path / "uploads" / "abc").mkdir(parents=True)
+    (tmp_path / "uploads" / "abc" / "v.zip").write_bytes(b"an upload")
+    through = {"path": str(tmp_path / "uploads" / "abc" / "v.zip" / "x"), "meta": {"_type": "gradio.FileData"}}
+    api = ScriptApi(settings(tmp_path, network), RunQueue(1, 4))
+    with pytest.raises(gr.Error, match=r"annotations: x is no file on the server \(a part of the path is a file, "
+                                       r"not a folder\): send the file itself"):
+        api.segment(video, [through], frames=[0], size=SIZE, k=0)
+
+
 @pytest.mark.parametrize("kind", ["a pipe", "a folder"])
 def test_a_file_object_whose_path_is_no_regular_file_is_said_so(tmp_path, network, clip, kind):
     """A FileData whose path is a FIFO (or a folder) in the uploads was refused as "a dict with keys ..., not a

@@ -130,6 +130,10 @@ class Manifest:
                                  f"{_FIELD_TYPES[name]}")
         # a frame past the run's frames was told as past the video's end, as if the video were at fault (fifty-
         # seventh round)
+        names = data["frame_names"]
+        if len(set(names)) < len(names):  # a repeat was told as a mask of no frame of the run (sixty-first round)
+            repeated = next(name for index, name in enumerate(names) if name in names[:index])
+            raise ValueError(f"its field 'frame_names' repeats {repeated!r}: a run names each frame once")
         annotated = data["annotated_frames"]
         outside = [index for index in annotated if not 0 <= index < len(data["frame_names"])]
         if outside:
@@ -1324,12 +1328,19 @@ class HeldFolder:
                 except BaseException:
                     self._put_back(aside, name)
                     raise
-                self._refuse_removing_what_is_kept(aside, name, keep)
-                if lacks is not None and (found := lacks(self.path / name, self.path / aside)):
-                    raise XMemPPError(f"{shown(self.path / name)} is the new one now, but the earlier one, moved aside "
-                                      f"to {shown(self.path / aside)}, is kept there whole: it holds "
-                                      f"{shown(found[0].name)}, put there while xmempp worked; move what is yours out "
-                                      "of it, then remove it yourself")
+                try:
+                    self._refuse_removing_what_is_kept(aside, name, keep)
+                    if lacks is not None and (found := lacks(self.path / name, self.path / aside)):
+                        raise XMemPPError(f"{shown(self.path / name)} is the new one now, but the earlier one, moved "
+                                          f"aside to {shown(self.path / aside)}, is kept there whole: it holds "
+                                          f"{shown(found[0].name)}, put there while xmempp worked; move what is yours "
+                                          "out of it, then remove it yourself")
+                except (XMemPPError, OSError):
+                    raise
+                except BaseException:  # stopped while the earlier folder was looked through: it stays, whole, named
+                    log.warning("the earlier %s, moved aside to %s, stays whole: stopped before it was removed; "
+                                "remove it yourself", shown(self.path / name), shown(self.path / aside))
+                    raise
                 _remove_earlier(self.path / aside, self.path / name, self._descriptor, only=held, keep=keep)
                 return
             if earlier is not None and not stat.S_ISLNK(earlier.st_mode):
@@ -1343,10 +1354,28 @@ class HeldFolder:
     def _put_back(self, aside: str, name: str) -> None:
         """The earlier folder, moved aside, goes back to `name` when the new one did not take its place: a stop
         signal (or a failed rename) between the two renames left no entry, and the earlier one hidden. Told by what
-        is there, not by where the interrupt came."""
-        with contextlib.suppress(OSError):
-            if self.exists(aside) and not self.exists(name):
+        is there, not by where the interrupt came. A second stop signal meanwhile (Ctrl-C twice) is let through
+        only once it is back: the first is on its way already."""
+        for _ in range(3):
+            try:
+                self._put_back_once(aside, name)
+                return
+            except BaseException:  # a second stop signal: the first ends the command anyway, once this is done
+                continue
+
+    def _put_back_once(self, aside: str, name: str) -> None:
+        try:
+            if not self.exists(aside):
+                return
+            if not self.exists(name):
                 os.rename(aside, name, src_dir_fd=self._descriptor, dst_dir_fd=self._descriptor)
+                return
+        except OSError as error:
+            reason = f" ({file_system_problem(error) or error.strerror or error})"
+        else:
+            reason = ": something was put at its name meanwhile"
+        log.warning("the earlier %s stays whole, moved aside to %s%s; move it back yourself",
+                    shown(self.path / name), shown(self.path / aside), reason)
 
     def _refuse_removing_what_is_kept(self, aside: str, name: str, keep: Collection[tuple[int, int]]) -> None:
         if not keep:
