@@ -358,7 +358,12 @@ def _check_reachable(address: str, given_as: str = "") -> None:
     scheme = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", address)
     if scheme and scheme.group(1) != "ray":  # http://, RAY://: looked up as a host named "http"
         raise XMemPPError(f"{expected}; {scheme.group(1)}:// is not one of them")
+    if address.lower().startswith("ray:") and not scheme:  # ray:/host:port, ray:host:port
+        raise XMemPPError(f"{expected}; ray:// takes two slashes")
     rest = address.removeprefix("ray://")
+    # `:6379` was looked up as a host named 6379
+    if not rest or (rest.startswith(":") and ":" not in rest[1:]) or rest.startswith("[]"):
+        raise XMemPPError(f"{expected}; it names no host")
     if rest.startswith("[") and "]" in rest:  # an IPv6 address, written as Ray writes it: [::1]:6379
         host, _, after = rest[1:].partition("]")
         if after and not after.startswith(":"):
@@ -368,6 +373,8 @@ def _check_reachable(address: str, given_as: str = "") -> None:
         host, _, port = rest.rpartition(":")
         if not host:
             host, port = port, str(DEFAULT_GCS_PORT)
+        if ":" in host and (host.count(":") < 2 or not re.fullmatch(r"[0-9a-fA-F:.]+(%\w+)?", host)):  # h:6379:1
+            raise XMemPPError(expected)
         if ":" in host:  # ::1:6379, which Ray cannot split either
             raise XMemPPError(f"--ray {address}{given_as}: write an IPv6 address in brackets, as [::1]:6379")
     # ASCII digits alone: `²` is a digit to str.isdigit, and int() refused it, "a bug" (fifty-ninth round)
