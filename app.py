@@ -16,6 +16,7 @@ from demo.clicks import load_prompt_model
 from demo.gpu import DeviceWork, on_zero_gpu
 from demo.mcp import serve_mcp_tools
 from demo.media import Limits
+from demo.run_queue import RunQueue
 from demo.speed import PrecisionChoice
 from demo.state import AppSettings
 from demo.ui import build_demo, launch_options
@@ -129,6 +130,9 @@ def load_shared_network(weights: str | None, device: str | None, online: bool = 
     return load_network(path, device), ""
 
 
+STOP_WAIT_S = 30  # for the frames under way when the server stops: seconds on a CPU at the largest size
+
+
 def upload_limit_bytes(max_upload_mb: float) -> int:
     """--max-upload-mb as the bytes Gradio's launch takes: a text such as "5.0mb" (argparse gives a float) is
     refused by Gradio's parser at launch, "Invalid file size unit: .0MB"."""
@@ -140,6 +144,22 @@ def _interrupt(signum: int, frame: object) -> None:
     # closing itself, and the log ended in a traceback.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt  # Gradio's launch ends on it, closing its server; then atexit cleans up
+
+
+def _stop_runs(runs: RunQueue) -> None:
+    """The server has stopped serving: the runs under way stop at the end of the frame being computed. Ended under
+    it, the process aborted in torch's threads (exit 134) and the work root went from under the run; an agent's call
+    held the server until its run's end (sixty-first hostile round)."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C meanwhile: they end all the same
+    try:
+        busy = runs.close(0)
+        if busy:
+            log.info("stopping: waiting for %d run(s) to end the frame under way (at most %d s)", busy, STOP_WAIT_S)
+            busy = runs.close(STOP_WAIT_S)
+        if busy:
+            log.warning("stopping with %d run(s) still computing after %d s", busy, STOP_WAIT_S)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -169,8 +189,9 @@ def main(argv: list[str] | None = None) -> None:
                            prompt_model=prompt_model, prompt_message=prompt_message,
                            precision=PrecisionChoice(args.precision),
                            device_work=DeviceWork(network) if network is not None else None)
+    runs = RunQueue(args.max_runs, args.max_waiting)
     try:
-        blocks = build_demo(settings)
+        blocks = build_demo(settings, runs)
         blocks.queue(default_concurrency_limit=4)
         blocks.launch(share=args.share, max_file_size=upload_limit_bytes(args.max_upload_mb), mcp_server=args.mcp,
                       **launch_options(settings))
@@ -182,6 +203,8 @@ def main(argv: list[str] | None = None) -> None:
             raise
         hint = "; raise the limit (ulimit -n)" if error.errno in (errno.EMFILE, errno.ENFILE) else ""
         raise SystemExit(f"error: the web server stopped: {problem}{hint}") from None
+    finally:  # before atexit removes the work root the runs write into
+        _stop_runs(runs)
 
 
 if __name__ == "__main__":

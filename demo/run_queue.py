@@ -21,6 +21,13 @@ from dataclasses import dataclass, field
 
 from xmempp.errors import XMemPPError
 
+SERVER_STOPPING = "the server is stopping: your run stopped here; try again once it is back"
+
+
+class ServerStopping(XMemPPError):
+    """No model work starts once the server is stopping (`RunQueue.close`)."""
+
+
 ABANDONED_AFTER_S = 30.0  # a waiting run whose handler stopped asking for its turn this long ago is dropped
 
 
@@ -63,10 +70,13 @@ class RunQueue:
         self.max_waiting = max_waiting
         self._runs: list[QueuedRun] = []  # in the order asked
         self._changed = threading.Condition()
+        self._closed = False  # the server is stopping: no model work starts any more
 
     def join(self, owner: object, frames: int, seconds_expected: Callable[[], float]) -> QueuedRun:
         """Put a run of `owner` at the end of the queue; refuse a second run of one owner, or a full queue."""
         with self._changed:
+            if self._closed:
+                raise ServerStopping(SERVER_STOPPING)
             self._drop_abandoned()
             if any(run.owner is owner for run in self._runs):
                 raise XMemPPError("your propagation is already queued or running: wait for it, or press Stop")
@@ -153,8 +163,11 @@ class RunQueue:
 
     @contextmanager
     def computing(self, run: QueuedRun) -> Iterator[None]:
-        """Around each piece of model work of a running `run`: a `leave` meanwhile takes effect at its end."""
+        """Around each piece of model work of a running `run`: a `leave` meanwhile takes effect at its end. Once
+        the queue is closed, no piece starts: ServerStopping."""
         with self._changed:
+            if self._closed:
+                raise ServerStopping(SERVER_STOPPING)
             run.computing = True
         try:
             yield
@@ -164,6 +177,24 @@ class RunQueue:
                 if run.left and run in self._runs:
                     self._runs.remove(run)
                 self._changed.notify_all()
+
+    def close(self, wait_seconds: float) -> int:
+        """The server is stopping: waiting runs never start, running ones stop before their next piece of model
+        work (ServerStopping), and this waits up to `wait_seconds` for them to leave the queue. The count of those
+        still running then. A SIGTERM let the process end under a frame being computed: torch's threads
+        aborted it ("terminate called without an active exception", exit 134), and its work root went from under
+        the run; an agent's call ran on to its end, the server held (sixty-first hostile round)."""
+        deadline = time.monotonic() + wait_seconds
+        with self._changed:
+            self._closed = True
+            for run in self._runs:
+                if not run.running:
+                    run.cancelled = True
+            self._changed.notify_all()
+            # until each running run has left: its handler, told at its next frame, ends its video's run first
+            while (busy := sum(1 for run in self._runs if run.running)) and time.monotonic() < deadline:
+                self._changed.wait(deadline - time.monotonic())
+            return busy
 
     def __len__(self) -> int:
         with self._changed:

@@ -19,6 +19,7 @@ from demo.feedback import progress_html, upload_cut_off_response, upload_problem
 from demo.handlers import Handlers
 from demo.layers import hex_colour
 from demo.media import UPLOAD_SUFFIXES
+from demo.run_queue import RunQueue
 from demo.state import AppSettings
 from demo.timeline import LEGEND
 from demo.views import brush
@@ -262,8 +263,9 @@ def keyed_outputs(function: Callable, components: dict[str, gr.components.Compon
     return once, outputs
 
 
-def build_demo(settings: AppSettings) -> gr.Blocks:
-    handlers = Handlers(settings)
+def build_demo(settings: AppSettings, queue: RunQueue | None = None) -> gr.Blocks:
+    """The app's page and endpoints; `queue`: the runs' queue, which the server closes as it stops."""
+    handlers = Handlers(settings, queue)
     if settings.speed_check:
         handlers.start_speed_check()
     limits = settings.limits

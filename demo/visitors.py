@@ -20,12 +20,12 @@ class Visitors:
     """`settings` (network, limits), the run queue and the speed table are shared by every visitor; each
     handler gets one visitor's `UserState`."""
 
-    def __init__(self, settings: AppSettings):
+    def __init__(self, settings: AppSettings, queue: RunQueue | None = None):
         self.settings = settings
         # Browser session -> its state, only so that `unload` can free it at once (Gradio's own
         # State deletion comes an hour after the tab closes).
         self._states_by_session: dict[str, UserState] = {}
-        self.queue = RunQueue(settings.max_runs, settings.max_waiting)
+        self.queue = queue if queue is not None else RunQueue(settings.max_runs, settings.max_waiting)
         self.speed = SpeedTable()  # measured on this machine: at start-up, then by every run
         self._speed_check: threading.Thread | None = None
 

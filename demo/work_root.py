@@ -30,6 +30,7 @@ from xmempp.mounts import (
     mounts_elsewhere,
     names_in,
     other_namespaces_tables,
+    remove_tree,
 )
 from xmempp.outputs import remove_own_folder
 
@@ -129,7 +130,9 @@ class WorkRoot:
                 return
             own, foreign = dict(self._own), []
             for name in sorted(names_in(self._descriptor)):
-                if name in own:
+                if name == UPLOADS and name in own:
+                    self._remove_uploads(own[name])
+                elif name in own:
                     remove_own_folder(self.path / name, own[name])  # a folder put at its name meanwhile is left
                 else:
                     foreign.append(name)
@@ -143,6 +146,29 @@ class WorkRoot:
                 said += [f"{_names_said(ours)}, which it made there but could not remove (said above)"] if ours else []
                 log.warning("left the work root %s: it holds %s; remove it once that is moved away", self.path,
                             "; ".join(said) or "nothing now")
+
+    def _remove_uploads(self, made: tuple[int, int]) -> None:
+        """uploads/ at exit: Gradio's cache in it (`_is_gradios_cache_entry`), then the folder once empty. Anything
+        else put into it while the server ran (a user's folder or file moved in) stays, with the folder and the
+        root, and is named: it went with uploads/ unsaid, where a restart after a kill kept it (sixty-first hostile
+        round)."""
+        try:
+            uploads = os.open(UPLOADS, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=self._descriptor)
+        except OSError:
+            return  # gone, or no folder now: said with the root
+        try:
+            status = os.fstat(uploads)
+            if (status.st_dev, status.st_ino) != made:
+                return  # a folder put at its name meanwhile: not the server's
+            theirs = [name for name in sorted(names_in(uploads)) if not _removed_if_gradios(uploads, name)]
+        finally:
+            os.close(uploads)
+        if theirs:
+            log.warning("left the uploads folder %s: it holds %s, which no upload made there (or a mount keeps)",
+                        self.path / UPLOADS, _names_said(theirs))
+            return
+        with contextlib.suppress(OSError):
+            os.rmdir(UPLOADS, dir_fd=self._descriptor)
 
     def _is_its_own(self, name: str, own: dict[str, tuple[int, int]]) -> bool:
         """Whether the entry `name` of the root is the folder the server made there (not one put at its name)."""
@@ -489,8 +515,9 @@ def guard_event_files(blocks, work_root: WorkRoot) -> None:
         async def checked(*args, _original=original, **kwargs):
             try:
                 work_root.check_uploads()
-            except (XMemPPError, OSError) as error:
-                raise gr.Error(str(error) if isinstance(error, XMemPPError) else UPLOADS_REPLACED) from None
+            except (XMemPPError, OSError) as error:  # said to the caller; the log has the reason (no traceback)
+                raise gr.Error(str(error) if isinstance(error, XMemPPError) else UPLOADS_REPLACED,
+                               print_exception=False) from None
             return await _original(*args, **kwargs)
 
         setattr(blocks, step, checked)
@@ -522,6 +549,28 @@ GRADIO_CACHE_FOLDER, GRADIO_RECEIVING_FILE = re.compile(r"[0-9a-f]{64}"), re.com
 # A session's folder (mkdtemp's name) holds its videos, its recovered work and what is being built (hidden names).
 API_CALL_FOLDER = re.compile(r"call-[a-z0-9_]{8}")  # each API call's folder, mkdtemp's name
 SESSION_FOLDER, SESSION_ENTRY = re.compile(r"session-[a-z0-9_]{8}"), re.compile(r"video-\d+|recovered|\..+\.tmp(\.\w+)?")
+
+
+def _removed_if_gradios(uploads: int, name: str) -> bool:
+    """Remove the entry `name` of the open uploads folder when it is what Gradio's upload cache keeps there (as
+    `_is_gradios_upload_cache` tells): a folder named by a SHA-256 holding plain files only, or an empty file
+    Gradio received an upload into. False, and left, for anything else, and for what a mount keeps (another mount
+    namespace's, spared as in every folder the server removes)."""
+    try:
+        status = os.lstat(name, dir_fd=uploads)
+        if GRADIO_RECEIVING_FILE.fullmatch(name) and stat.S_ISREG(status.st_mode) and status.st_size == 0:
+            return not remove_tree(name, uploads)
+        if not (GRADIO_CACHE_FOLDER.fullmatch(name) and stat.S_ISDIR(status.st_mode)):
+            return False
+        cached = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=uploads)
+        try:
+            if not all(stat.S_ISREG(os.lstat(file, dir_fd=cached).st_mode) for file in os.listdir(cached)):
+                return False
+        finally:
+            os.close(cached)
+        return not remove_tree(name, uploads)
+    except OSError:
+        return False
 
 
 def _is_gradios_upload_cache(folder: Path, receiving: bool = False) -> bool:

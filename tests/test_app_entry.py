@@ -319,7 +319,7 @@ def test_a_web_server_that_runs_out_of_open_files_says_so_in_words(tmp_path, mon
             raise OSError(errno.EMFILE, "Too many open files")
 
     _started_quietly(monkeypatch, tmp_path)
-    monkeypatch.setattr(app, "build_demo", lambda settings: Blocks())
+    monkeypatch.setattr(app, "build_demo", lambda settings, runs: Blocks())
     with pytest.raises(SystemExit, match=r"^error: the web server stopped: too many open files; raise the limit "
                                          r"\(ulimit -n\)$"):
         app.main(["--no-speed-check", "--sam-model", "none"])
@@ -328,7 +328,7 @@ def test_a_web_server_that_runs_out_of_open_files_says_so_in_words(tmp_path, mon
 def test_an_app_that_runs_out_of_open_files_while_it_is_built_says_so_in_words(tmp_path, monkeypatch):
     """Under `ulimit -n 16` Gradio failed earlier, while the page was built, with the same traceback (twenty-fourth
     hostile round)."""
-    def build(settings):
+    def build(settings, runs):
         raise OSError(errno.EMFILE, "Too many open files")
 
     _started_quietly(monkeypatch, tmp_path)
@@ -358,7 +358,7 @@ def test_a_server_stopped_while_it_starts_says_so_without_a_traceback(tmp_path, 
             raise KeyboardInterrupt  # what the SIGTERM handler raises
 
     _started_quietly(monkeypatch, tmp_path)
-    monkeypatch.setattr(app, "build_demo", lambda settings: Blocks())
+    monkeypatch.setattr(app, "build_demo", lambda settings, runs: Blocks())
     caplog.set_level("INFO", logger="xmempp.app")
     app.main(["--no-speed-check", "--sam-model", "none"])
     assert "stopped while starting" in caplog.text
@@ -479,7 +479,7 @@ def test_a_work_root_replaced_by_what_is_not_the_servers_takes_no_work_and_is_ne
     assert kept.read_text() == "mine"
 
 
-@pytest.mark.parametrize("put", ["moved into the root", "renamed onto uploads/", "none"])
+@pytest.mark.parametrize("put", ["moved into the root", "renamed onto uploads/", "moved into uploads/", "none"])
 def test_at_exit_the_server_removes_what_it_made_in_its_root_and_leaves_a_users_folder_put_there(
         tmp_path, monkeypatch, caplog, put):
     """A user's folder moved into the running server's root (`mv mine ROOT` once the watcher had made ROOT again)
@@ -496,10 +496,15 @@ def test_at_exit_the_server_removes_what_it_made_in_its_root_and_leaves_a_users_
         (root / name).mkdir()
         (root / name / "made.txt").write_text("the server's")
         held.own(root / name)
+    (root / "uploads" / "made.txt").unlink()  # Gradio's upload cache: folders named by a SHA-256, of files
+    (root / "uploads" / ("5" * 64)).mkdir()
+    (root / "uploads" / ("5" * 64) / "clip.mp4").write_text("a visitor's upload")
+    (root / "uploads" / "tmpab12cd34").write_text("")  # a file Gradio received an upload into
     users = tmp_path / "users"
     (users / "photos").mkdir(parents=True)
     (users / "photos" / "a.txt").write_text("mine")
-    mine = {"moved into the root": root / "mine", "renamed onto uploads/": root / "uploads", "none": None}[put]
+    mine = {"moved into the root": root / "mine", "renamed onto uploads/": root / "uploads",
+            "moved into uploads/": root / "uploads" / "mine", "none": None}[put]
     if put == "renamed onto uploads/":
         (root / "uploads").rename(tmp_path / "servers-uploads")
     if mine is not None:
@@ -507,6 +512,10 @@ def test_at_exit_the_server_removes_what_it_made_in_its_root_and_leaves_a_users_
     held.remove()
     if mine is None:
         assert not root.exists()
+    elif put == "moved into uploads/":  # it went with uploads/, unsaid (sixty-first hostile round, F1)
+        assert os.listdir(root) == ["uploads"] and os.listdir(root / "uploads") == ["mine"]
+        assert (mine / "photos" / "a.txt").read_text() == "mine"
+        assert f"left the uploads folder {root / 'uploads'}: it holds 'mine', which no upload made there" in caplog.text
     else:
         assert os.listdir(root) == [mine.name] and (mine / "photos" / "a.txt").read_text() == "mine"
         assert f"left the work root {root}: it holds {mine.name!r}, which this server did not make" in caplog.text

@@ -65,3 +65,57 @@ def test_one_visitor_has_one_run_and_a_full_queue_says_so():
     queue.join("b", 10, unknown)
     with pytest.raises(XMemPPError, match="1 propagations are already waiting, the most this app queues"):
         queue.join("c", 10, unknown)
+
+
+def test_a_stopping_server_starts_no_model_work_and_waits_for_the_frame_under_way():
+    """A SIGTERM ended the process under a frame being computed: torch's threads aborted it (exit 134), and an
+    agent's call held the server until its run's end (sixty-first hostile round, app F2, F4). Closed, the queue
+    starts nothing more, and waits for the piece of work under way."""
+    import threading
+    import time
+
+    from demo.run_queue import ServerStopping
+
+    queue = RunQueue(slots=1, max_waiting=4)
+    running, waiting = queue.join("a", 10, unknown), queue.join("b", 10, unknown)
+    assert queue.wait_turn(running, 0)
+    computing, closed = threading.Event(), []
+
+    def a_frame() -> None:
+        with queue.computing(running):
+            computing.set()
+            time.sleep(0.5)
+        queue.leave(running)  # as the run's handler does once told
+
+    frame = threading.Thread(target=a_frame)
+    frame.start()
+    computing.wait()
+    closed.append(queue.close(10))
+    assert closed == [0] and not frame.is_alive()  # it waited for the frame
+    assert not queue.wait_turn(waiting, 0) and waiting.cancelled
+    with pytest.raises(ServerStopping, match="the server is stopping"), queue.computing(running):
+        pass
+    with pytest.raises(ServerStopping):
+        queue.join("c", 10, unknown)
+
+
+def test_a_frame_that_outlasts_the_stop_is_counted():
+    import threading
+
+    queue = RunQueue(slots=1, max_waiting=4)
+    run = queue.join("a", 10, unknown)
+    assert queue.wait_turn(run, 0)
+    release = threading.Event()
+
+    def a_long_frame() -> None:
+        with queue.computing(run):
+            release.wait()
+
+    frame = threading.Thread(target=a_long_frame)
+    frame.start()
+    while not run.computing:
+        pass
+    assert queue.close(0.2) == 1
+    release.set()
+    frame.join()
+    assert queue.close(0.2) == 1  # running still: its handler has not left
