@@ -130,6 +130,7 @@ def load_shared_network(weights: str | None, device: str | None, online: bool = 
     return load_network(path, device), ""
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # besides Ctrl-C (SIGINT), which Python raises already
 STOP_WAIT_S = 30  # for the frames under way when the server stops: seconds on a CPU at the largest size
 
 
@@ -142,7 +143,8 @@ def upload_limit_bytes(max_upload_mb: float) -> int:
 def _interrupt(signum: int, frame: object) -> None:
     # Once: a second SIGTERM while the server closed (a supervisor, or `timeout`, passing on a stop) interrupted the
     # closing itself, and the log ended in a traceback.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
     raise KeyboardInterrupt  # Gradio's launch ends on it, closing its server; then atexit cleans up
 
 
@@ -172,8 +174,12 @@ def main(argv: list[str] | None = None) -> None:
     except (XMemPPError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
     work_root = make_work_root()
-    # A stopped server (SIGTERM, as a Space restart sends) would otherwise die without running atexit.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # A stopped server (SIGTERM, as a Space restart sends; SIGHUP, its terminal closed) would otherwise die without
+    # running atexit, leaving its work root, visitors' files included, until a later start. One started with SIGHUP
+    # ignored (nohup) keeps it so.
+    for number in STOP_SIGNALS:
+        if signal.getsignal(number) is not signal.SIG_IGN:
+            signal.signal(number, _interrupt)
     held = WorkRoot(work_root)  # removes what the server made in it at exit
     guard_gradios_uploads(held)
     upload_folder = use_upload_folder(work_root)

@@ -47,7 +47,7 @@ from gradio.exceptions import InvalidPathError
 
 from demo.feedback import message_for, no_room_behind, without_server_paths
 from demo.media import UPLOAD_SUFFIXES, Limits, check_image_size, load_upload, size_over_limit, video_frame_size
-from demo.run_queue import RunQueue
+from demo.run_queue import SERVER_STOPPING, RunQueue, ServerStopping
 from demo.speed import SpeedTable
 from demo.state import AppSettings
 from demo.work_root import API_CALLS
@@ -378,6 +378,8 @@ class ScriptApi:
             raise ApiError.refusing(error) from None
         try:
             while not self.queue.wait_turn(run, TURN_POLL_S):
+                if self.queue.closed:
+                    raise ApiError(SERVER_STOPPING)
                 if run.cancelled or not self.queue.holds(run):
                     raise ApiError("the run was dropped from the queue before it started; please try again")
                 yield
@@ -424,6 +426,17 @@ class ScriptApi:
         call that crashed left); a live call's folder stays, however long it has waited or run.
         """
         try:
+            self.queue.call_started()  # a stopping server waits for it, and starts none
+        except ServerStopping as error:
+            raise ApiError(str(error)) from None
+        try:
+            return self._new_call_folder_or_words()
+        except BaseException:
+            self.queue.call_ended()
+            raise
+
+    def _new_call_folder_or_words(self) -> Path:
+        try:
             return self._new_call_folder()
         except (OSError, XMemPPError) as error:  # the server's disk full, or its api/ not its own: said in words
             if isinstance(error, XMemPPError) and no_room_behind(error) is None:
@@ -464,6 +477,7 @@ class ScriptApi:
     def _call_ended(self, work: Path) -> None:
         with self._live_lock:
             self._live_calls.discard(work)
+        self.queue.call_ended()
 
 
 def _stoppable(documented: Callable, steps: Callable[..., Generator[None, None, Result]], waiting: Any) -> Callable:

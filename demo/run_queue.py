@@ -71,6 +71,7 @@ class RunQueue:
         self._runs: list[QueuedRun] = []  # in the order asked
         self._changed = threading.Condition()
         self._closed = False  # the server is stopping: no model work starts any more
+        self._calls = 0  # API calls under way, from their unpacking to their zip (`call_started`)
 
     def join(self, owner: object, frames: int, seconds_expected: Callable[[], float]) -> QueuedRun:
         """Put a run of `owner` at the end of the queue; refuse a second run of one owner, or a full queue."""
@@ -178,10 +179,28 @@ class RunQueue:
                     self._runs.remove(run)
                 self._changed.notify_all()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def call_started(self) -> None:
+        """An API call begins (its video unpacked, then its run, then its zip): a stopping server waits for it as
+        for a run, and starts none. Stopped while it unpacked, its files went from under it and the caller was told
+        a frame of its own zip was missing (sixty-second hostile round)."""
+        with self._changed:
+            if self._closed:
+                raise ServerStopping(SERVER_STOPPING)
+            self._calls += 1
+
+    def call_ended(self) -> None:
+        with self._changed:
+            self._calls -= 1
+            self._changed.notify_all()
+
     def close(self, wait_seconds: float) -> int:
         """The server is stopping: waiting runs never start, running ones stop before their next piece of model
-        work (ServerStopping), and this waits up to `wait_seconds` for them to leave the queue. The count of those
-        still running then. A SIGTERM let the process end under a frame being computed: torch's threads
+        work (ServerStopping), and this waits up to `wait_seconds` for them to leave the queue, and for the API calls
+        under way (`call_started`) to end. How many of those are still going then (a call's run counts twice). A SIGTERM let the process end under a frame being computed: torch's threads
         aborted it ("terminate called without an active exception", exit 134), and its work root went from under
         the run; an agent's call ran on to its end, the server held (sixty-first hostile round)."""
         deadline = time.monotonic() + wait_seconds
@@ -192,7 +211,7 @@ class RunQueue:
                     run.cancelled = True
             self._changed.notify_all()
             # until each running run has left: its handler, told at its next frame, ends its video's run first
-            while (busy := sum(1 for run in self._runs if run.running)) and time.monotonic() < deadline:
+            while (busy := self._calls + sum(1 for run in self._runs if run.running)) and time.monotonic() < deadline:
                 self._changed.wait(deadline - time.monotonic())
             return busy
 

@@ -1303,6 +1303,41 @@ def test_a_second_stop_while_the_earlier_folder_goes_back_waits_for_it(tmp_path,
     assert (tmp_path / "entry" / "my_note.txt").read_text() == "mine"
 
 
+def test_a_stop_just_after_the_new_folder_took_the_name_says_where_the_earlier_one_stays(tmp_path, monkeypatch,
+                                                                                           caplog):
+    """A stop that landed right after the new folder was renamed into place was said as "something was put at its
+    name meanwhile; move it back yourself", which would have put the earlier one over the new export (sixty-second
+    hostile round, F1); and four stops in a row ended the put-back unsaid (F2)."""
+    from xmempp import outputs
+    from xmempp.outputs import HeldFolder
+
+    (tmp_path / "entry").mkdir()
+    (tmp_path / "fresh").mkdir()
+    real_replace, real_lstat, stops = outputs.os.replace, outputs.os.lstat, [0]
+
+    def stopped_again(*args, **kwargs):  # three more stops, as the put-back looks
+        if stops[0] < 3:
+            stops[0] += 1
+            raise KeyboardInterrupt
+        return real_lstat(*args, **kwargs)
+
+    def stopped_just_after(source, destination, **kwargs):
+        real_replace(source, destination, **kwargs)
+        if source == "fresh":
+            monkeypatch.setattr(outputs.os, "lstat", stopped_again)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(outputs.os, "replace", stopped_just_after)
+    with HeldFolder(tmp_path) as folder, pytest.raises(KeyboardInterrupt):
+        folder.replace_with_folder("entry", "fresh")
+    monkeypatch.setattr(outputs.os, "lstat", real_lstat)
+    (aside,) = [name for name in os.listdir(tmp_path) if name.startswith(".entry.")]
+    assert stops == [3]
+    assert (f"the earlier {tmp_path / 'entry'}, moved aside to {tmp_path / aside}, stays whole: stopped before it "
+            "was removed") in caplog.text
+    assert "move it back" not in caplog.text
+
+
 def test_an_earlier_folder_that_cannot_go_back_is_named(tmp_path, monkeypatch, caplog):
     """A folder made at the entry's name between the two renames kept the earlier one from going back, hidden and
     unnamed (sixty-first hostile round, F2)."""

@@ -623,7 +623,8 @@ def test_an_address_no_system_can_connect_to_is_said_in_words(address, said):
     ("http://127.0.0.1:6379", "ray://HOST:PORT or auto, a port from 1 to 65535; http:// is not one of them"),
     ("name.invalid:6379", "its host name 'name.invalid' cannot be looked up ("),
     ("ray:/127.0.0.1:10001", "ray:// takes two slashes"), ("127.0.0.1:6379:1", "a port from 1 to 65535"),
-    (":6379", "it names no host"), ("ray://", "it names no host"), ("[]:6379", "it names no host")])
+    (":6379", "it names no host"), ("ray://", "it names no host"), ("[]:6379", "it names no host"),
+    ("ray.invalid:6379", "its host name 'ray.invalid' cannot be looked up")])
 def test_an_address_ray_cannot_take_or_no_name_service_knows_is_said_as_such(address, said):
     """An unbracketed IPv6 address, another scheme than ray://, and a host name that does not resolve were each
     "cannot reach ... (Name or service not known within 10 s)": a time-out where the look-up answered at once

@@ -119,3 +119,17 @@ def test_a_frame_that_outlasts_the_stop_is_counted():
     release.set()
     frame.join()
     assert queue.close(0.2) == 1  # running still: its handler has not left
+
+
+def test_a_stopping_server_waits_for_the_api_calls_under_way_and_starts_none():
+    """A call still unpacking its video when the server stopped had its files removed from under it, and was told a
+    frame of its own zip was missing (sixty-second hostile round, api F2)."""
+    from demo.run_queue import ServerStopping
+
+    queue = RunQueue(slots=1, max_waiting=4)
+    queue.call_started()
+    assert queue.close(0.1) == 1
+    queue.call_ended()
+    assert queue.close(0.1) == 0
+    with pytest.raises(ServerStopping, match="the server is stopping"):
+        queue.call_started()

@@ -752,6 +752,17 @@ def test_an_upload_removed_before_the_call_ran_is_said_so(tmp_path, network, cli
         api.segment(video, [gone], frames=[0], size=SIZE, k=0)
 
 
+def test_a_call_to_a_stopping_server_is_told_so(tmp_path, network, clip):
+    """A call that came, or waited in the queue, while the server stopped was told its files were removed, or that
+    it had been dropped from the queue (sixty-second hostile round, api F2, F3)."""
+    video, masks = clip
+    queue = RunQueue(1, 4)
+    queue.close(0)
+    api = ScriptApi(settings(tmp_path, network), queue)
+    with pytest.raises(gr.Error, match="the server is stopping: your run stopped here; try again once it is back"):
+        api.segment(video, masks, frames=[0], size=SIZE, k=0)
+
+
 def test_a_path_through_an_uploaded_file_is_said_to_be_no_file(tmp_path, network, clip):
     """`<an uploaded file>/x` was "the uploaded file x is no longer on the server (removed before the call ran)",
     though no such file was ever there (sixty-first hostile round, F1)."""

@@ -1150,6 +1150,9 @@ def save_image_atomically(path: Path, image, into: HeldFolder | None = None, **s
     return bytes_digest(data)
 
 
+PUT_BACK_TRIES = 100  # stop signals that keep coming while an earlier entry goes back to its name
+
+
 class HeldFolder:
     """A folder xmempp writes many files into, opened once and then written relative to (openat), never through
     its path again: a folder swapped meanwhile for a symbolic link or a bind mount to the inputs was written
@@ -1326,7 +1329,7 @@ class HeldFolder:
                     self.rename(name, aside)
                     self.rename(fresh, name)
                 except BaseException:
-                    self._put_back(aside, name)
+                    self._put_back(aside, name, fresh)
                     raise
                 try:
                     self._refuse_removing_what_is_kept(aside, name, keep)
@@ -1351,31 +1354,37 @@ class HeldFolder:
                 os.unlink(name, dir_fd=self._descriptor)
             self.rename(fresh, name)
 
-    def _put_back(self, aside: str, name: str) -> None:
-        """The earlier folder, moved aside, goes back to `name` when the new one did not take its place: a stop
-        signal (or a failed rename) between the two renames left no entry, and the earlier one hidden. Told by what
-        is there, not by where the interrupt came. A second stop signal meanwhile (Ctrl-C twice) is let through
-        only once it is back: the first is on its way already."""
-        for _ in range(3):
+    def _put_back(self, aside: str, name: str, fresh: str) -> None:
+        """The earlier folder, moved aside, goes back to `name` when the new one (`fresh`) did not take its place: a
+        stop signal (or a failed rename) between the two renames left no entry, and the earlier one hidden. Told by
+        what is there, not by where the interrupt came. Further stop signals meanwhile (Ctrl-C pressed again) are
+        let through only once it is back: the first is on its way already."""
+        for _ in range(PUT_BACK_TRIES):
             try:
-                self._put_back_once(aside, name)
+                self._put_back_once(aside, name, fresh)
                 return
-            except BaseException:  # a second stop signal: the first ends the command anyway, once this is done
+            except BaseException:  # another stop signal: the first ends the command anyway, once this is done
                 continue
 
-    def _put_back_once(self, aside: str, name: str) -> None:
+    def _put_back_once(self, aside: str, name: str, fresh: str) -> None:
         try:
             if not self.exists(aside):
                 return
             if not self.exists(name):
                 os.rename(aside, name, src_dir_fd=self._descriptor, dst_dir_fd=self._descriptor)
                 return
+            in_place = not self.exists(fresh)  # the new one took the name just before the stop
         except OSError as error:
-            reason = f" ({file_system_problem(error) or error.strerror or error})"
+            log.warning("the earlier %s stays whole, moved aside to %s (%s); move it back yourself",
+                        shown(self.path / name), shown(self.path / aside),
+                        file_system_problem(error) or error.strerror or error)
+            return
+        if in_place:
+            log.warning("the earlier %s, moved aside to %s, stays whole: stopped before it was removed; remove it "
+                        "yourself", shown(self.path / name), shown(self.path / aside))
         else:
-            reason = ": something was put at its name meanwhile"
-        log.warning("the earlier %s stays whole, moved aside to %s%s; move it back yourself",
-                    shown(self.path / name), shown(self.path / aside), reason)
+            log.warning("the earlier %s stays whole, moved aside to %s: something was put at its name meanwhile; "
+                        "move it back yourself", shown(self.path / name), shown(self.path / aside))
 
     def _refuse_removing_what_is_kept(self, aside: str, name: str, keep: Collection[tuple[int, int]]) -> None:
         if not keep:

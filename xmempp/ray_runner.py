@@ -358,7 +358,7 @@ def _check_reachable(address: str, given_as: str = "") -> None:
     scheme = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", address)
     if scheme and scheme.group(1) != "ray":  # http://, RAY://: looked up as a host named "http"
         raise XMemPPError(f"{expected}; {scheme.group(1)}:// is not one of them")
-    if address.lower().startswith("ray:") and not scheme:  # ray:/host:port, ray:host:port
+    if address.lower().startswith("ray:/") and not scheme:  # ray:/host:port (ray:6379 is a host named ray)
         raise XMemPPError(f"{expected}; ray:// takes two slashes")
     rest = address.removeprefix("ray://")
     # `:6379` was looked up as a host named 6379
