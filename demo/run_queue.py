@@ -199,10 +199,11 @@ class RunQueue:
 
     def close(self, wait_seconds: float) -> int:
         """The server is stopping: waiting runs never start, running ones stop before their next piece of model
-        work (ServerStopping), and this waits up to `wait_seconds` for them to leave the queue, and for the API calls
-        under way (`call_started`) to end. How many of those are still going then (a call's run counts twice). A SIGTERM let the process end under a frame being computed: torch's threads
-        aborted it ("terminate called without an active exception", exit 134), and its work root went from under
-        the run; an agent's call ran on to its end, the server held (sixty-first hostile round)."""
+        work (ServerStopping), and this waits up to `wait_seconds` for them to leave the queue, and for the API
+        calls under way (`call_started`) to end. Returns how many of those are still going then (a call's run
+        counts twice). A SIGTERM let the process end under a frame being computed: torch's threads aborted it
+        ("terminate called without an active exception", exit 134), and its work root went from under the run; an
+        agent's call ran on to its end, the server held (sixty-first hostile round)."""
         deadline = time.monotonic() + wait_seconds
         with self._changed:
             self._closed = True

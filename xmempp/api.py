@@ -32,8 +32,8 @@ from xmempp.errors import (
     instance_argument,
     kind_of_entry,
     path_argument,
-    refuse_a_url,
     shown,
+    weights_argument,
     yes_or_no,
 )
 from xmempp.images import open_image, png_size
@@ -146,7 +146,7 @@ def run_on_video_frames(imgs_in_path: PathArgument, masks_in_path: PathArgument,
     if root_path is not None and (Path.cwd() / root_path) not in (Path.cwd() / masks_out).parents:
         raise XMemPPError(f"output_root {shown(root_path)} is not a folder above masks_out_path {shown(masks_out)} "
                           "as they are spelled: give both relative, or both absolute through the same folders")
-    weights = None if weights is None else _weights_argument(weights)
+    weights = None if weights is None else weights_argument(weights)
     frames_with_masks = frame_numbers(frames_with_masks, "frames_with_masks")
     if not frames_with_masks:  # it said "every given mask is empty" of no mask at all, after loading the weights
         raise XMemPPError("frames_with_masks is empty: give the annotated frames (at least one)")
@@ -344,7 +344,7 @@ def select_k_next_best_annotation_candidates(
     k, alpha, min_mask_presence_percent = check_options(k, alpha, min_mask_presence_percent)
     source, masks_in_path = path_argument(imgs_in_path, "imgs_in_path"), path_argument(masks_in_path, "masks_in_path")
     masks_out_path = None if masks_out_path is None else path_argument(masks_out_path, "masks_out_path")
-    weights = None if weights is None else _weights_argument(weights)
+    weights = None if weights is None else weights_argument(weights)
     temporary_root = _temporary_root(temporary_root)
     _check_network(network, device)
     if masks_out_path is None:
@@ -565,8 +565,3 @@ def _annotate(session: VideoSession, reader: MaskReader, masks_in: Path, frames_
     if not annotated:
         raise XMemPPError("no usable annotation: every given mask is empty")
     return annotated
-
-
-def _weights_argument(weights: PathArgument) -> Path:
-    refuse_a_url(weights, "the weights file")  # before Path() drops a slash of it
-    return path_argument(weights, "weights")

@@ -237,6 +237,12 @@ def refuse_a_url(weights: object, named: str) -> None:
                                  "first, and give its path")
 
 
+def weights_argument(value: Any) -> Path:
+    """The weights as given to the Python API or `find_weights`: a URL said to be one, then `path_argument`."""
+    refuse_a_url(value, "the weights file")
+    return path_argument(value, "weights")
+
+
 def path_argument(value: Any, parameter: str) -> Path:
     """`value` as a Path when it names one as `os` functions take them: a str, a Path (any os.PathLike) or bytes
     (decoded as `os.fsdecode` does); else an XMemPPError naming the parameter. Path(b"...") is a TypeError."""

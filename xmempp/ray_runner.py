@@ -9,6 +9,7 @@ weights, dataset and output folder (a shared file system).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import re
@@ -349,10 +350,9 @@ def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
 
 
-def _check_reachable(address: str, given_as: str = "") -> None:
-    """Refuse, naming it (and `given_as`, where it came from when not --ray), an address whose host and port take
-    no TCP connection within REACH_SECONDS, or take one but answer no gRPC there, as Ray's head does (Ray alone
-    retried such a port for minutes, unsaid)."""
+def _host_and_port(address: str, given_as: str) -> tuple[str, int]:
+    """The host and port of a --ray address (HOST:PORT, [IPv6]:PORT, ray://..., the port 6379 when left out), or
+    an XMemPPError saying what is wrong with it: each such spelling was looked up as a host name, or worse."""
     expected = (f"--ray {address}{given_as}: expected HOST:PORT (as `ray start --head` prints it), ray://HOST:PORT "
                 "or auto, a port from 1 to 65535")
     scheme = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", address)
@@ -361,8 +361,7 @@ def _check_reachable(address: str, given_as: str = "") -> None:
     if address.lower().startswith("ray:/") and not scheme:  # ray:/host:port (ray:6379 is a host named ray)
         raise XMemPPError(f"{expected}; ray:// takes two slashes")
     rest = address.removeprefix("ray://")
-    # `:6379` was looked up as a host named 6379
-    if not rest or (rest.startswith(":") and ":" not in rest[1:]) or rest.startswith("[]"):
+    if not rest or (rest.startswith(":") and ":" not in rest[1:]) or rest.startswith("[]"):  # `:6379`: host "6379"
         raise XMemPPError(f"{expected}; it names no host")
     if rest.startswith("[") and "]" in rest:  # an IPv6 address, written as Ray writes it: [::1]:6379
         host, _, after = rest[1:].partition("]")
@@ -373,15 +372,30 @@ def _check_reachable(address: str, given_as: str = "") -> None:
         host, _, port = rest.rpartition(":")
         if not host:
             host, port = port, str(DEFAULT_GCS_PORT)
-        if ":" in host and (host.count(":") < 2 or not re.fullmatch(r"[0-9a-fA-F:.]+(%\w+)?", host)):  # h:6379:1
-            raise XMemPPError(expected)
-        if ":" in host:  # ::1:6379, which Ray cannot split either
+        if ":" in host:  # ::1:6379, which Ray cannot split either; or host:6379:1
+            if not _is_ipv6(host):
+                raise XMemPPError(expected)
             raise XMemPPError(f"--ray {address}{given_as}: write an IPv6 address in brackets, as [::1]:6379")
     # ASCII digits alone: `²` is a digit to str.isdigit, and int() refused it, "a bug" (fifty-ninth round)
     if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise XMemPPError(expected)
+    return host, int(port)
+
+
+def _is_ipv6(host: str) -> bool:
     try:
-        with socket.create_connection((host, int(port)), timeout=REACH_SECONDS) as connection:
+        return ipaddress.ip_address(host).version == 6  # a zone (fe80::1%lo) included
+    except ValueError:
+        return False
+
+
+def _check_reachable(address: str, given_as: str = "") -> None:
+    """Refuse, naming it (and `given_as`, where it came from when not --ray), an address whose host and port take
+    no TCP connection within REACH_SECONDS, or take one but answer no gRPC there, as Ray's head does (Ray alone
+    retried such a port for minutes, unsaid)."""
+    host, port = _host_and_port(address, given_as)
+    try:
+        with socket.create_connection((host, port), timeout=REACH_SECONDS) as connection:
             speaks_grpc = _answers_http2(connection)
     except UnicodeError:  # a host name with an empty or over-long part (`a..b`): the system's look-up never began
         raise XMemPPError(f"--ray {address}{given_as}: its host name is not valid (a part of it empty, or longer than "

@@ -28,6 +28,7 @@ from xmempp.errors import (
     path_argument,
     refuse_a_url,
     shown,
+    weights_argument,
     yes_or_no,
 )
 from xmempp.model.network import XMem
@@ -211,8 +212,7 @@ def weights_not_found(path: Path) -> XMemPPError:
 def find_weights(weights: PathArgument | None = None) -> Path | None:
     """The weights file to use: the argument, then $XMEMPP_WEIGHTS, then DEFAULT_WEIGHTS_DIR/XMem.pth; None if absent."""
     if weights is not None:
-        refuse_a_url(weights, "the weights file")
-        path = path_argument(weights, "weights")
+        path = weights_argument(weights)
         if not path.is_file():
             raise weights_not_found(path)
         return path
